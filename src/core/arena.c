@@ -1,0 +1,111 @@
+/*
+ * arena.c - chunked bump allocator (see arena.h).
+ *
+ * Chunks double in size up to 1 MiB; a request larger than a chunk gets a chunk of
+ * its own. The most recent allocation can grow in place, which keeps arrays built
+ * by repeated pc_arena_realloc (JSON arrays, attribute lists) cheap.
+ */
+#include "arena.h"
+#include "mem.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 16
+#define MAX_CHUNK (1u << 20)
+
+typedef struct chunk {
+    struct chunk *prev;
+    size_t size;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+} chunk;
+
+struct pc_arena {
+    chunk *cur;
+    size_t next_size;
+    size_t total;
+    void *last; /* latest allocation, which may grow in place */
+};
+
+static chunk *chunk_new(size_t size, chunk *prev)
+{
+    chunk *c = pc_xmalloc(sizeof(chunk) + size);
+    c->prev = prev;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+pc_arena *pc_arena_create(size_t hint)
+{
+    pc_arena *a = pc_xcalloc(1, sizeof(*a));
+    a->next_size = hint < 1024 ? 1024 : hint;
+    return a;
+}
+
+void pc_arena_destroy(pc_arena *a)
+{
+    if (!a) return;
+    chunk *c = a->cur;
+    while (c) {
+        chunk *p = c->prev;
+        free(c);
+        c = p;
+    }
+    free(a);
+}
+
+void *pc_arena_alloc(pc_arena *a, size_t n)
+{
+    n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    if (!a->cur || a->cur->size - a->cur->used < n) {
+        size_t size = a->next_size;
+        if (size < n) size = n;
+        a->cur = chunk_new(size, a->cur);
+        if (a->next_size < MAX_CHUNK) a->next_size *= 2;
+    }
+    void *p = a->cur->data + a->cur->used;
+    a->cur->used += n;
+    a->total += n;
+    a->last = p;
+    return p;
+}
+
+void *pc_arena_calloc(pc_arena *a, size_t n)
+{
+    void *p = pc_arena_alloc(a, n);
+    memset(p, 0, n);
+    return p;
+}
+
+char *pc_arena_strndup(pc_arena *a, const char *s, size_t n)
+{
+    char *p = pc_arena_alloc(a, n + 1);
+    if (n) memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void *pc_arena_realloc(pc_arena *a, void *p, size_t old, size_t n)
+{
+    if (!p) return pc_arena_alloc(a, n);
+    if (n <= old) return p;
+    size_t old_al = (old + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    size_t new_al = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    if (p == a->last && (unsigned char *)p + old_al == a->cur->data + a->cur->used &&
+        a->cur->size - a->cur->used >= new_al - old_al) {
+        a->cur->used += new_al - old_al;
+        a->total += new_al - old_al;
+        return p;
+    }
+    void *q = pc_arena_alloc(a, n);
+    memcpy(q, p, old);
+    return q;
+}
+
+size_t pc_arena_used(const pc_arena *a)
+{
+    return a->total;
+}

@@ -1,0 +1,73 @@
+/*
+ * component.h - the contract between the pipeline core and every component.
+ *
+ * A component (receiver, processor, exporter) is one .c file exporting one
+ * pc_component_ops table; registry.c lists them all. Lifecycle, driven by
+ * pipeline.c:
+ *
+ *   create(id, cfg, next)  build state; no threads, no sockets yet
+ *   start(ctx, host)       open sockets, start threads; exporters first, receivers last
+ *   consume(ctx, batch)    processors and exporters only; see below
+ *   shutdown(ctx)          stop accepting, drain, flush downstream; receivers first.
+ *                          Safe without start and safe twice.
+ *   destroy(ctx)           free everything; accepts NULL and half-built state
+ *
+ * Data path: consume takes ownership of one reference to |batch| (span.h) and
+ * returns once the batch is handled: PC_OK when it is durable downstream (an
+ * exporter returns OK only after its store committed or its broker acknowledged),
+ * PC_RETRY when it could not be made durable in time and the sender should try
+ * again later (receivers answer 503 / 429 with Retry-After), PC_DROP when it can
+ * never be handled (receivers answer 500). A consumer may be called from many
+ * threads at once.
+ */
+#ifndef PC_COMPONENT_H
+#define PC_COMPONENT_H
+
+#include "config.h"
+#include "span.h"
+
+typedef enum pc_result { PC_OK = 0, PC_RETRY = 1, PC_DROP = 2 } pc_result;
+
+typedef enum pc_kind { PC_RECEIVER = 0, PC_PROCESSOR, PC_EXPORTER } pc_kind;
+
+/* The next step of a pipeline as seen by a receiver or processor. */
+typedef struct pc_consumer {
+    pc_result (*consume)(void *ctx, pc_batch *batch);
+    void *ctx;
+} pc_consumer;
+
+static inline pc_result pc_consume(const pc_consumer *c, pc_batch *batch)
+{
+    return c->consume(c->ctx, batch);
+}
+
+typedef struct pc_store pc_store;
+typedef struct pc_host pc_host;
+
+struct pc_component_ops {
+    const char *type;
+    pc_kind kind;
+    const pc_option *options; /* settings table, NULL-key terminated */
+    size_t config_size;       /* size of the struct the options fill */
+    /* Checks relations between settings; writes a message naming the key. Optional. */
+    int (*validate)(const void *cfg, char *err, size_t errlen);
+    /*
+     * Creates the component |id|. |next| is where a receiver or processor sends
+     * batches (NULL for exporters); it stays valid until destroy. Returns NULL
+     * after logging why.
+     */
+    void *(*create)(const char *id, const void *cfg, const pc_consumer *next);
+    /* Starts work. Returns 0, or -1 after logging why (startup then fails). */
+    int (*start)(void *ctx, pc_host *host);
+    void (*shutdown)(void *ctx);
+    void (*destroy)(void *ctx);
+    /* Processors and exporters: see the data path above. */
+    pc_result (*consume)(void *ctx, pc_batch *batch);
+    /* Exporters that can serve the query API return their store; others NULL. */
+    const pc_store *(*store)(void *ctx);
+};
+
+/* Returns the store of the exporter |id|, or NULL when there is none. */
+const pc_store *pc_host_store(pc_host *host, const char *id);
+
+#endif

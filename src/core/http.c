@@ -1,0 +1,347 @@
+/*
+ * http.c - the HTTP/1.1 server under every HTTP receiver (see http.h).
+ *
+ * libmicrohttpd calls access_cb several times per request: first with no body
+ * (we route, check the method and Content-Length, and set up a request arena),
+ * then once per body chunk (appended to one growing arena block, capped at
+ * max_body on the wire), then once with no more data (we decompress under the
+ * same cap, call the handler, queue its response). Per-request state is freed
+ * in completed_cb, which also runs when the client goes away mid-request.
+ * Early errors (404, 405, 413 from Content-Length) are answered on the first
+ * call, so an oversized or misrouted body is never read.
+ */
+#include "http.h"
+#include "decompress.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct pc_http_server {
+    struct MHD_Daemon *daemon;
+    pc_http_config cfg;
+    char *cors;
+    const pc_http_route *routes;
+    size_t n_routes;
+    void *ctx;
+    int port;
+};
+
+typedef struct request {
+    pc_http_req req;
+    const pc_http_route *route;
+    size_t cap;
+    int early_status; /* answered on the first call */
+    char early_msg[160];
+    int too_big;
+} request;
+
+const char *pc_http_header(const pc_http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *pc_http_query(const pc_http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void pc_http_error_detail(pc_http_resp *resp, int status, const char *msg)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    pc_buf_reset(&resp->body);
+    pc_buf_puts(&resp->body, "{\"detail\":");
+    pc_json_write_cstr(&resp->body, msg);
+    pc_buf_putc(&resp->body, '}');
+}
+
+static void error(pc_http_server *s, const pc_http_req *req, pc_http_resp *resp, int status,
+                  const char *msg)
+{
+    if (s->cfg.error) s->cfg.error(s->ctx, req, resp, status, msg);
+    else pc_http_error_detail(resp, status, msg);
+}
+
+/* Finds the route for |path|; sets |*path_known| when some route has that path. */
+static const pc_http_route *route_find(pc_http_server *s, const char *method, const char *path,
+                                       int *path_known, pc_buf *allow)
+{
+    const pc_http_route *hit = NULL;
+    *path_known = 0;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const pc_http_route *r = &s->routes[i];
+        size_t pl = strlen(r->path);
+        int match = r->prefix ? strncmp(path, r->path, pl) == 0 && path[pl] != '\0'
+                              : strcmp(path, r->path) == 0;
+        if (!match) continue;
+        *path_known = 1;
+        if (allow->len) pc_buf_puts(allow, ", ");
+        pc_buf_puts(allow, r->method);
+        if (!hit && strcmp(method, r->method) == 0) hit = r;
+    }
+    return hit;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, pc_http_server *s, pc_http_resp *resp)
+{
+    size_t len;
+    char *body = pc_buf_steal(&resp->body, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type",
+                            resp->content_type ? resp->content_type : "application/json");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    if (resp->retry_after > 0) {
+        char tmp[16];
+        snprintf(tmp, sizeof(tmp), "%d", resp->retry_after);
+        MHD_add_response_header(r, "Retry-After", tmp);
+    }
+    if (resp->allow) MHD_add_response_header(r, "Allow", resp->allow);
+    if (s->cors) {
+        const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+        int ok = 0;
+        if (origin && strcmp(s->cors, "*") == 0) ok = 1;
+        else if (origin) {
+            size_t ol = strlen(origin);
+            for (const char *p = s->cors; *p;) {
+                const char *e = strchr(p, ',');
+                size_t l = e ? (size_t)(e - p) : strlen(p);
+                while (l && *p == ' ') p++, l--;
+                while (l && p[l - 1] == ' ') l--;
+                if (l == ol && strncmp(p, origin, l) == 0) ok = 1;
+                p = e ? e + 1 : p + strlen(p);
+            }
+        }
+        if (ok) {
+            MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+            MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+            MHD_add_response_header(r, "Vary", "Origin");
+        }
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result answer_error(struct MHD_Connection *conn, pc_http_server *s, request *rq,
+                                    int status, const char *msg, const char *allow)
+{
+    pc_http_resp resp = {.status = status, .allow = allow, .body = PC_BUF_INIT};
+    error(s, &rq->req, &resp, status, msg);
+    resp.allow = allow;
+    return send_resp(conn, s, &resp);
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    pc_http_server *s = cls;
+    request *rq = *con_cls;
+    if (!rq) {
+        rq = pc_xcalloc(1, sizeof(*rq));
+        *con_cls = rq;
+        rq->req.conn = conn;
+        rq->req.method = method;
+        rq->req.path = url;
+        pc_buf allow = PC_BUF_INIT;
+        int known;
+        if (strcmp(method, "OPTIONS") == 0 && s->cors) {
+            pc_http_resp resp = {.status = 204, .body = PC_BUF_INIT};
+            enum MHD_Result r = send_resp(conn, s, &resp);
+            pc_buf_free(&allow);
+            return r;
+        }
+        rq->route = route_find(s, method, url, &known, &allow);
+        if (!rq->route) {
+            enum MHD_Result r;
+            if (known) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "method %s not allowed on %s (allowed: %s)", method,
+                         url, allow.data);
+                r = answer_error(conn, s, rq, 405, msg, allow.data);
+            } else {
+                char msg[200];
+                snprintf(msg, sizeof(msg), "no such path: %.150s", url);
+                r = answer_error(conn, s, rq, 404, msg, NULL);
+            }
+            pc_buf_free(&allow);
+            return r;
+        }
+        pc_buf_free(&allow);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        long long clen = cl ? atoll(cl) : 0;
+        if (clen > s->cfg.max_body) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "request body of %lld bytes exceeds the limit of %lld bytes",
+                     clen, (long long)s->cfg.max_body);
+            return answer_error(conn, s, rq, 413, msg, NULL);
+        }
+        rq->req.arena = pc_arena_create(clen > 0 ? (size_t)clen + 4096 : 16384);
+        if (clen > 0) {
+            rq->cap = (size_t)clen;
+            rq->req.body = pc_arena_alloc(rq->req.arena, rq->cap + 1);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (rq->too_big) return MHD_YES;
+        if ((int64_t)(rq->req.body_len + n) > s->cfg.max_body) {
+            rq->too_big = 1;
+            return MHD_YES;
+        }
+        if (rq->req.body_len + n > rq->cap) {
+            size_t cap = rq->cap ? rq->cap * 2 : 16384;
+            while (cap < rq->req.body_len + n) cap *= 2;
+            rq->req.body =
+                pc_arena_realloc(rq->req.arena, rq->req.body, rq->req.body_len, cap + 1);
+            rq->cap = cap;
+        }
+        memcpy(rq->req.body + rq->req.body_len, upload_data, n);
+        rq->req.body_len += n;
+        return MHD_YES;
+    }
+
+    /* The whole body is here. */
+    if (rq->too_big) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "request body exceeds the limit of %lld bytes",
+                 (long long)s->cfg.max_body);
+        return answer_error(conn, s, rq, 413, msg, NULL);
+    }
+    if (!rq->req.body) rq->req.body = pc_arena_alloc(rq->req.arena, 1);
+    rq->req.body[rq->req.body_len] = '\0';
+    const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+    pc_encoding enc = pc_encoding_parse(ce);
+    if (enc == PC_ENC_UNKNOWN) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "Content-Encoding '%.60s' is not supported (use gzip, zstd, deflate or identity)",
+                 ce);
+        return answer_error(conn, s, rq, 415, msg, NULL);
+    }
+    if (enc != PC_ENC_IDENTITY) {
+        char why[120], *out;
+        size_t out_len;
+        int rc = pc_decompress(rq->req.arena, enc, rq->req.body, rq->req.body_len,
+                               s->cfg.max_body, &out, &out_len, why, sizeof(why));
+        if (rc == PC_DECOMP_TOO_BIG) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "decompressed request body exceeds the limit of %lld bytes",
+                     (long long)s->cfg.max_body);
+            return answer_error(conn, s, rq, 413, msg, NULL);
+        }
+        if (rc != PC_DECOMP_OK) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "invalid %s body: %s", ce, why);
+            return answer_error(conn, s, rq, 400, msg, NULL);
+        }
+        rq->req.body = out;
+        rq->req.body_len = out_len;
+    }
+    pc_http_resp resp = {.status = 200, .content_type = "application/json", .body = PC_BUF_INIT};
+    rq->route->fn(s->ctx, &rq->req, &resp);
+    return send_resp(conn, s, &resp);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    request *rq = *con_cls;
+    if (!rq) return;
+    pc_arena_destroy(rq->req.arena);
+    free(rq);
+    *con_cls = NULL;
+}
+
+int pc_http_parse_endpoint(const char *endpoint, char *hostbuf, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(endpoint, ':');
+    if (!colon || colon == endpoint) return -1;
+    size_t hl = (size_t)(colon - endpoint);
+    if (endpoint[0] == '[' && hl >= 2 && endpoint[hl - 1] == ']') {
+        endpoint++;
+        hl -= 2;
+    }
+    if (hl >= hostlen) return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || p < 0 || p > 65535) return -1;
+    memcpy(hostbuf, endpoint, hl);
+    hostbuf[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *routes, size_t n,
+                              void *ctx)
+{
+    char host[256];
+    int port;
+    if (pc_http_parse_endpoint(cfg->endpoint, host, sizeof(host), &port)) {
+        pc_log(PC_LOG_ERROR, cfg->name, "endpoint '%s' is not host:port", cfg->endpoint);
+        return NULL;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    if (getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai) != 0 || !ai) {
+        pc_log(PC_LOG_ERROR, cfg->name, "endpoint '%s': cannot resolve host '%s'", cfg->endpoint,
+               host);
+        return NULL;
+    }
+    pc_http_server *s = pc_xcalloc(1, sizeof(*s));
+    s->cfg = *cfg;
+    s->cors = cfg->cors_origins && *cfg->cors_origins ? pc_xstrdup(cfg->cors_origins) : NULL;
+    s->routes = routes;
+    s->n_routes = n;
+    s->ctx = ctx;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ITC | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 1024),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : 60),
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon) {
+        pc_log(PC_LOG_ERROR, cfg->name, "cannot listen on %s (address in use or not permitted)",
+               cfg->endpoint);
+        free(s->cors);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : port;
+    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d)", cfg->endpoint, s->port);
+    return s;
+}
+
+int pc_http_port(const pc_http_server *s)
+{
+    return s->port;
+}
+
+void pc_http_stop(pc_http_server *s)
+{
+    if (!s) return;
+    MHD_stop_daemon(s->daemon);
+    free(s->cors);
+    free(s);
+}

@@ -1,0 +1,22 @@
+/*
+ * mem.h - the one out-of-memory policy of the collector.
+ *
+ * Every heap allocation outside SQLite, librdkafka and friends goes through these
+ * wrappers. They abort the process with a message when the allocator fails, so no
+ * call site checks for NULL and none forgets to. Memory that outsiders control
+ * (request bodies, span counts) is bounded before it is allocated, so reaching
+ * the abort means the machine itself is out of memory.
+ */
+#ifndef PC_MEM_H
+#define PC_MEM_H
+
+#include <stddef.h>
+
+void *pc_xmalloc(size_t n);
+void *pc_xcalloc(size_t count, size_t n);
+void *pc_xrealloc(void *p, size_t n);
+/* Returns a NUL-terminated heap copy of |s|; the caller frees it. */
+char *pc_xstrdup(const char *s);
+char *pc_xstrndup(const char *s, size_t n);
+
+#endif

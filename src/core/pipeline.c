@@ -1,0 +1,217 @@
+/*
+ * pipeline.c - the component graph (see pipeline.h).
+ *
+ * Nodes are component instances: one per exporter id and per receiver id, one
+ * per processor id *per pipeline* (processors may keep per-pipeline state). The
+ * edges are pc_consumer values: a processor's consumer calls its ops->consume,
+ * a fan-out consumer hands the batch to several consumers, taking one extra
+ * reference per additional target and returning the worst result
+ * (DROP > RETRY > OK) so a receiver acknowledges only what every exporter took.
+ *
+ * All arrays are sized before any component is created, so the pc_consumer
+ * pointers handed to create() never move.
+ */
+#include "pipeline.h"
+#include "component.h"
+#include "log.h"
+#include "mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct node {
+    const pc_config_component *cc;
+    void *ctx;
+    int started;
+} node;
+
+typedef struct fanout {
+    pc_consumer *targets;
+    size_t n;
+} fanout;
+
+struct pc_host {
+    pc_pipeline *p;
+};
+
+struct pc_pipeline {
+    const pc_config *cfg;
+    pc_host host;
+    node *nodes; /* exporters, then processors, then receivers: the start order */
+    size_t n_nodes;
+    pc_consumer *consumers; /* processor consumers and fan-out targets */
+    size_t n_consumers;
+    fanout *fanouts; /* per pipeline: exporters; per receiver: pipeline heads */
+    size_t n_fanouts;
+    pc_consumer *fanout_consumers; /* the consumer of each fanout */
+    int shut;
+};
+
+static pc_result fanout_consume(void *ctx, pc_batch *b)
+{
+    fanout *f = ctx;
+    pc_result worst = PC_OK;
+    for (size_t i = 0; i < f->n; i++) {
+        if (i + 1 < f->n) pc_batch_ref(b);
+        pc_result r = pc_consume(&f->targets[i], b);
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+static node *find_node(pc_pipeline *p, pc_kind kind, const char *id)
+{
+    for (size_t i = 0; i < p->n_nodes; i++)
+        if (p->nodes[i].cc->ops->kind == kind && !strcmp(p->nodes[i].cc->id, id))
+            return &p->nodes[i];
+    return NULL;
+}
+
+const pc_store *pc_host_store(pc_host *host, const char *id)
+{
+    node *n = find_node(host->p, PC_EXPORTER, id);
+    if (!n || !n->ctx || !n->cc->ops->store) return NULL;
+    return n->cc->ops->store(n->ctx);
+}
+
+static node *add_node(pc_pipeline *p, const pc_config_component *cc)
+{
+    node *n = &p->nodes[p->n_nodes++];
+    n->cc = cc;
+    return n;
+}
+
+static int in_list(const pc_strlist *l, const char *id)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], id)) return 1;
+    return 0;
+}
+
+pc_pipeline *pc_pipeline_create(const pc_config *cfg)
+{
+    pc_pipeline *p = pc_xcalloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->host.p = p;
+    size_t n_proc = 0, n_exp_refs = 0;
+    for (size_t i = 0; i < cfg->n_pipelines; i++) {
+        n_proc += cfg->pipelines[i].processors.n;
+        n_exp_refs += cfg->pipelines[i].exporters.n;
+    }
+    p->nodes = pc_xcalloc(cfg->n_components + n_proc + 1, sizeof(node));
+    p->consumers = pc_xcalloc(n_proc + n_exp_refs + 2 * cfg->n_pipelines * cfg->n_components + 1,
+                              sizeof(pc_consumer));
+    p->fanouts = pc_xcalloc(cfg->n_pipelines + cfg->n_components + 1, sizeof(fanout));
+    p->fanout_consumers = pc_xcalloc(cfg->n_pipelines + cfg->n_components + 1, sizeof(pc_consumer));
+
+    /* Exporters used by some pipeline. */
+    for (size_t i = 0; i < cfg->n_components; i++) {
+        const pc_config_component *cc = &cfg->components[i];
+        if (cc->ops->kind != PC_EXPORTER) continue;
+        int used = 0;
+        for (size_t k = 0; k < cfg->n_pipelines; k++) used |= in_list(&cfg->pipelines[k].exporters, cc->id);
+        if (!used) {
+            pc_log(PC_LOG_WARN, cc->id, "configured but not used by any pipeline; not started");
+            continue;
+        }
+        node *n = add_node(p, cc);
+        if (!(n->ctx = cc->ops->create(cc->id, cc->cfg, NULL))) goto fail;
+    }
+
+    /* Per pipeline: exporter fan-out, then processors from last to first. */
+    pc_consumer *heads = pc_xcalloc(cfg->n_pipelines + 1, sizeof(pc_consumer));
+    for (size_t k = 0; k < cfg->n_pipelines; k++) {
+        const pc_config_pipeline *pl = &cfg->pipelines[k];
+        fanout *f = &p->fanouts[p->n_fanouts];
+        f->targets = &p->consumers[p->n_consumers];
+        for (size_t e = 0; e < pl->exporters.n; e++) {
+            node *n = find_node(p, PC_EXPORTER, pl->exporters.v[e]);
+            p->consumers[p->n_consumers++] = (pc_consumer){n->cc->ops->consume, n->ctx};
+            f->n++;
+        }
+        pc_consumer *next = &p->fanout_consumers[p->n_fanouts];
+        *next = f->n == 1 ? f->targets[0] : (pc_consumer){fanout_consume, f};
+        p->n_fanouts++;
+        for (size_t j = pl->processors.n; j-- > 0;) {
+            const pc_config_component *cc = pc_config_find(cfg, PC_PROCESSOR, pl->processors.v[j]);
+            node *n = add_node(p, cc);
+            if (!(n->ctx = cc->ops->create(cc->id, cc->cfg, next))) {
+                free(heads);
+                goto fail;
+            }
+            pc_consumer *c = &p->consumers[p->n_consumers++];
+            *c = (pc_consumer){cc->ops->consume, n->ctx};
+            next = c;
+        }
+        heads[k] = *next;
+    }
+
+    /* Receivers: in pipelines first, then the ones outside any (query). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < cfg->n_components; i++) {
+            const pc_config_component *cc = &cfg->components[i];
+            if (cc->ops->kind != PC_RECEIVER) continue;
+            fanout *f = &p->fanouts[p->n_fanouts];
+            f->targets = &p->consumers[p->n_consumers];
+            f->n = 0;
+            for (size_t k = 0; k < cfg->n_pipelines; k++) {
+                if (!in_list(&cfg->pipelines[k].receivers, cc->id)) continue;
+                p->consumers[p->n_consumers++] = heads[k];
+                f->n++;
+            }
+            if ((pass == 0) != (f->n > 0)) continue;
+            pc_consumer *next = NULL;
+            if (f->n) {
+                next = &p->fanout_consumers[p->n_fanouts++];
+                *next = f->n == 1 ? f->targets[0] : (pc_consumer){fanout_consume, f};
+            }
+            node *n = add_node(p, cc);
+            if (!(n->ctx = cc->ops->create(cc->id, cc->cfg, next))) {
+                free(heads);
+                goto fail;
+            }
+        }
+    }
+    free(heads);
+    return p;
+fail:
+    pc_pipeline_destroy(p);
+    return NULL;
+}
+
+int pc_pipeline_start(pc_pipeline *p)
+{
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        node *n = &p->nodes[i];
+        if (n->cc->ops->start && n->cc->ops->start(n->ctx, &p->host)) {
+            pc_log(PC_LOG_ERROR, n->cc->id, "failed to start");
+            pc_pipeline_shutdown(p);
+            return -1;
+        }
+        n->started = 1;
+    }
+    return 0;
+}
+
+void pc_pipeline_shutdown(pc_pipeline *p)
+{
+    if (!p || p->shut) return;
+    p->shut = 1;
+    for (size_t i = p->n_nodes; i-- > 0;) {
+        node *n = &p->nodes[i];
+        if (n->ctx && n->cc->ops->shutdown) n->cc->ops->shutdown(n->ctx);
+    }
+}
+
+void pc_pipeline_destroy(pc_pipeline *p)
+{
+    if (!p) return;
+    pc_pipeline_shutdown(p);
+    for (size_t i = p->n_nodes; i-- > 0;)
+        if (p->nodes[i].ctx) p->nodes[i].cc->ops->destroy(p->nodes[i].ctx);
+    free(p->nodes);
+    free(p->consumers);
+    free(p->fanouts);
+    free(p->fanout_consumers);
+    free(p);
+}

@@ -1,0 +1,29 @@
+/*
+ * pipeline.h - builds the component graph from a config and runs its lifecycle.
+ *
+ *   receiver ──▶ (fan-in per pipeline) processor ▶ processor ▶ fan-out ─┬▶ exporter
+ *                                                                        └▶ exporter
+ *
+ * A receiver in several pipelines sends each batch to all of them; an exporter
+ * shared by pipelines is one instance. Start order: exporters, processors,
+ * receivers (and components outside pipelines, such as the query receiver,
+ * last). Shutdown runs in reverse so in-flight data drains into the exporters
+ * before they flush and close.
+ */
+#ifndef PC_PIPELINE_H
+#define PC_PIPELINE_H
+
+#include "config.h"
+
+typedef struct pc_pipeline pc_pipeline;
+
+/* Builds every component of |cfg| (which must outlive the pipeline). NULL on failure. */
+pc_pipeline *pc_pipeline_create(const pc_config *cfg);
+/* Starts everything; on failure stops what was started and returns -1. */
+int pc_pipeline_start(pc_pipeline *p);
+/* Shuts everything down in reverse order. Idempotent. */
+void pc_pipeline_shutdown(pc_pipeline *p);
+/* Frees the graph. Accepts NULL. */
+void pc_pipeline_destroy(pc_pipeline *p);
+
+#endif

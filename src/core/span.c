@@ -1,0 +1,188 @@
+/*
+ * span.c - batches, attribute lookup, enum names and the JSON encodings of the
+ * span model (see span.h). The encodings here are the only ones: the embedded
+ * store writes them and the query API serves them, so they cannot drift apart.
+ */
+#include "span.h"
+#include "json.h"
+#include "mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const pc_attrs pc_empty_attrs = {NULL, 0};
+const pc_scope pc_empty_scope = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
+
+pc_batch *pc_batch_create(pc_arena *arena)
+{
+    pc_batch *b = pc_xcalloc(1, sizeof(*b));
+    b->arena = arena ? arena : pc_arena_create(16384);
+    b->refs = 1;
+    return b;
+}
+
+pc_span *pc_batch_add(pc_batch *b)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        b->spans = pc_arena_realloc(b->arena, b->spans, b->cap * sizeof(pc_span),
+                                    cap * sizeof(pc_span));
+        b->cap = cap;
+    }
+    pc_span *s = &b->spans[b->n++];
+    memset(s, 0, sizeof(*s));
+    s->resource = &pc_empty_attrs;
+    s->scope = &pc_empty_scope;
+    s->input_tokens = -1;
+    s->output_tokens = -1;
+    return s;
+}
+
+pc_batch *pc_batch_ref(pc_batch *b)
+{
+    __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+    return b;
+}
+
+void pc_batch_unref(pc_batch *b)
+{
+    if (!b) return;
+    if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    pc_arena_destroy(b->arena);
+    free(b);
+}
+
+bool pc_str_eq(pc_str s, const char *c)
+{
+    size_t n = strlen(c);
+    return s.n == n && (n == 0 || memcmp(s.p, c, n) == 0);
+}
+
+char *pc_str_dup(pc_arena *a, pc_str s)
+{
+    return pc_arena_strndup(a, s.p ? s.p : "", s.n);
+}
+
+const pc_value *pc_attrs_get(const pc_attrs *a, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < a->n; i++)
+        if (a->kv[i].key.n == kl && memcmp(a->kv[i].key.p, key, kl) == 0) return &a->kv[i].value;
+    return NULL;
+}
+
+static const char *const type_names[PC_TYPE_COUNT] = {"custom", "agent",     "llm",
+                                                      "tool",   "retrieval", "embedding"};
+
+const char *pc_span_type_name(pc_span_type t)
+{
+    return (unsigned)t < PC_TYPE_COUNT ? type_names[t] : "custom";
+}
+
+int pc_span_type_parse(pc_str s)
+{
+    for (int t = 0; t < PC_TYPE_COUNT; t++)
+        if (s.n == strlen(type_names[t]) && strncasecmp(s.p, type_names[t], s.n) == 0) return t;
+    return -1;
+}
+
+const char *pc_status_name(pc_status s)
+{
+    switch (s) {
+    case PC_STATUS_SUCCESS: return "success";
+    case PC_STATUS_ERROR: return "error";
+    default: return "pending";
+    }
+}
+
+const char *pc_source_name(pc_source s)
+{
+    return s == PC_SOURCE_OTLP ? "otlp" : "prela";
+}
+
+/* ------------------------------------------------------------ JSON encodings */
+
+void pc_value_write_json(pc_buf *out, const pc_value *v)
+{
+    switch (v->type) {
+    case PC_V_STR: pc_json_write_str(out, v->s.p, v->s.n); break;
+    case PC_V_BOOL: pc_buf_puts(out, v->b ? "true" : "false"); break;
+    case PC_V_INT: pc_json_write_int(out, v->i); break;
+    case PC_V_DOUBLE: pc_json_write_double(out, v->d); break;
+    case PC_V_BYTES: pc_json_write_base64(out, (const unsigned char *)v->s.p, v->s.n); break;
+    case PC_V_ARRAY:
+        pc_buf_putc(out, '[');
+        for (size_t i = 0; i < v->arr.n; i++) {
+            if (i) pc_buf_putc(out, ',');
+            pc_value_write_json(out, &v->arr.v[i]);
+        }
+        pc_buf_putc(out, ']');
+        break;
+    case PC_V_MAP: {
+        pc_attrs a = {v->map.kv, v->map.n};
+        pc_attrs_write_json(out, &a);
+        break;
+    }
+    default: pc_buf_puts(out, "null");
+    }
+}
+
+void pc_attrs_write_json(pc_buf *out, const pc_attrs *a)
+{
+    pc_buf_putc(out, '{');
+    for (size_t i = 0; i < a->n; i++) {
+        if (i) pc_buf_putc(out, ',');
+        pc_json_write_str(out, a->kv[i].key.p, a->kv[i].key.n);
+        pc_buf_putc(out, ':');
+        pc_value_write_json(out, &a->kv[i].value);
+    }
+    pc_buf_putc(out, '}');
+}
+
+void pc_events_write_json(pc_buf *out, const pc_event *ev, size_t n)
+{
+    pc_buf_putc(out, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i) pc_buf_putc(out, ',');
+        pc_buf_puts(out, "{\"name\":");
+        pc_json_write_str(out, ev[i].name.p, ev[i].name.n);
+        pc_buf_puts(out, ",\"timestamp\":");
+        pc_json_write_time(out, ev[i].time_ns);
+        pc_buf_puts(out, ",\"time_unix_nano\":");
+        pc_json_write_int(out, ev[i].time_ns);
+        pc_buf_puts(out, ",\"attributes\":");
+        pc_attrs_write_json(out, &ev[i].attrs);
+        pc_buf_putc(out, '}');
+    }
+    pc_buf_putc(out, ']');
+}
+
+void pc_links_write_json(pc_buf *out, const pc_link *l, size_t n)
+{
+    pc_buf_putc(out, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i) pc_buf_putc(out, ',');
+        pc_buf_puts(out, "{\"trace_id\":");
+        pc_json_write_str(out, l[i].trace_id.p, l[i].trace_id.n);
+        pc_buf_puts(out, ",\"span_id\":");
+        pc_json_write_str(out, l[i].span_id.p, l[i].span_id.n);
+        pc_buf_puts(out, ",\"trace_state\":");
+        pc_json_write_str(out, l[i].trace_state.p, l[i].trace_state.n);
+        pc_buf_puts(out, ",\"attributes\":");
+        pc_attrs_write_json(out, &l[i].attrs);
+        pc_buf_putc(out, '}');
+    }
+    pc_buf_putc(out, ']');
+}
+
+void pc_scope_write_json(pc_buf *out, const pc_scope *s)
+{
+    pc_buf_puts(out, "{\"name\":");
+    pc_json_write_str(out, s->name.p, s->name.n);
+    pc_buf_puts(out, ",\"version\":");
+    pc_json_write_str(out, s->version.p, s->version.n);
+    pc_buf_puts(out, ",\"attributes\":");
+    pc_attrs_write_json(out, &s->attrs);
+    pc_buf_putc(out, '}');
+}

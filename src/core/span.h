@@ -1,0 +1,208 @@
+/*
+ * span.h - the one span model every component speaks, and the batch that carries it.
+ *
+ * Data flow: a receiver decodes a request into a pc_batch (raw fields below), the
+ * normalize processor fills the derived fields, exporters store or encode it.
+ *
+ * Memory: every string, array and span of a batch lives in the batch's arena
+ * (arena.h); nothing inside a batch is freed on its own. Strings are pc_str
+ * (pointer + length) and are NOT NUL-terminated in general: the JSON decoder
+ * points straight into the request body where it can. Ids are opaque strings,
+ * preserved exactly as received (OTLP ids as lowercase hex).
+ *
+ * Ownership: a batch is reference-counted. pc_batch_create returns one reference;
+ * passing a batch to a consumer (component.h) hands over one reference; whoever
+ * keeps using a batch after passing it takes an extra reference first.
+ * Processors may change a batch in place; after the exporter fan-out it is
+ * read-only.
+ */
+#ifndef PC_SPAN_H
+#define PC_SPAN_H
+
+#include "arena.h"
+#include "buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pc_str {
+    const char *p;
+    size_t n;
+} pc_str;
+
+#define PC_STR_LIT(lit) ((pc_str){(lit), sizeof(lit) - 1})
+#define PC_STR_NULL ((pc_str){NULL, 0})
+
+/* Typed values: OTLP AnyValue and JSON values share this representation. */
+typedef enum pc_value_type {
+    PC_V_NULL = 0, /* JSON null, OTLP empty AnyValue */
+    PC_V_STR,
+    PC_V_BOOL,
+    PC_V_INT,
+    PC_V_DOUBLE,
+    PC_V_BYTES, /* raw bytes in s; written to JSON as base64 */
+    PC_V_ARRAY,
+    PC_V_MAP, /* ordered key/value list (JSON object, OTLP kvlist) */
+} pc_value_type;
+
+typedef struct pc_value pc_value;
+typedef struct pc_kv pc_kv;
+
+struct pc_value {
+    pc_value_type type;
+    union {
+        pc_str s;
+        bool b;
+        int64_t i;
+        double d;
+        struct {
+            pc_value *v;
+            size_t n;
+        } arr;
+        struct {
+            pc_kv *kv;
+            size_t n;
+        } map;
+    };
+};
+
+struct pc_kv {
+    pc_str key;
+    pc_value value;
+};
+
+typedef struct pc_attrs {
+    pc_kv *kv;
+    size_t n;
+} pc_attrs;
+
+typedef struct pc_event {
+    pc_str name;
+    int64_t time_ns;
+    pc_attrs attrs;
+} pc_event;
+
+typedef struct pc_link {
+    pc_str trace_id;
+    pc_str span_id;
+    pc_str trace_state;
+    pc_attrs attrs;
+} pc_link;
+
+typedef struct pc_scope {
+    pc_str name;
+    pc_str version;
+    pc_attrs attrs;
+} pc_scope;
+
+typedef enum pc_span_type {
+    PC_TYPE_CUSTOM = 0,
+    PC_TYPE_AGENT,
+    PC_TYPE_LLM,
+    PC_TYPE_TOOL,
+    PC_TYPE_RETRIEVAL,
+    PC_TYPE_EMBEDDING,
+    PC_TYPE_COUNT
+} pc_span_type;
+
+typedef enum pc_status {
+    PC_STATUS_PENDING = 0,
+    PC_STATUS_SUCCESS,
+    PC_STATUS_ERROR,
+} pc_status;
+
+typedef enum pc_source {
+    PC_SOURCE_PRELA = 0,
+    PC_SOURCE_OTLP,
+} pc_source;
+
+/* OTLP Status.code values, which Prela statuses are also mapped onto. */
+enum { PC_OTLP_STATUS_UNSET = 0, PC_OTLP_STATUS_OK = 1, PC_OTLP_STATUS_ERROR = 2 };
+
+typedef struct pc_span {
+    /* --- raw fields, set by receivers --- */
+    pc_str trace_id;
+    pc_str span_id;
+    pc_str parent_id;  /* empty for a root */
+    pc_str trace_state;
+    pc_str name;
+    int kind;          /* OTLP SpanKind 0..5 (0 unspecified, 1 internal, 2 server, 3 client, ...) */
+    int64_t start_ns;  /* Unix ns */
+    int64_t end_ns;    /* Unix ns; 0 = not ended */
+    int status_code;   /* PC_OTLP_STATUS_* (OTLP) */
+    pc_str status_text;    /* Prela: status as sent ("SUCCESS", "error", ...); empty for OTLP */
+    pc_str status_message;
+    pc_str span_type_text; /* Prela: span_type as sent ("LLM", "tool", ...); empty for OTLP */
+    pc_str service_hint;   /* Prela: envelope service_name; used when no service.name */
+    pc_str project_id;     /* tenant; the receiver fills it (header, resource or default) */
+    pc_source source;
+    uint32_t flags;
+    pc_attrs attrs;
+    const pc_attrs *resource; /* shared by the spans of one resource; never NULL after decode */
+    const pc_scope *scope;    /* shared by the spans of one scope; never NULL after decode */
+    pc_event *events;
+    size_t n_events;
+    pc_link *links;
+    size_t n_links;
+
+    /* --- derived fields, set by the normalize processor --- */
+    pc_span_type span_type;
+    pc_status status;
+    pc_str service_name;
+    pc_str llm_provider;
+    pc_str llm_model;
+    int64_t input_tokens;  /* -1 = not an LLM span or unknown */
+    int64_t output_tokens; /* -1 = unknown */
+} pc_span;
+
+typedef struct pc_batch {
+    pc_arena *arena;
+    pc_span *spans;
+    size_t n;
+    size_t cap;
+    int64_t received_ns; /* when the receiver accepted the request */
+    int refs;            /* atomic; see pc_batch_ref */
+} pc_batch;
+
+/* Creates an empty batch owning |arena| (a new one when NULL). One reference. */
+pc_batch *pc_batch_create(pc_arena *arena);
+/* Appends a zero-filled span (tokens -1, empty attrs/resource/scope) and returns it. */
+pc_span *pc_batch_add(pc_batch *b);
+/* Takes one more reference. Returns |b|. */
+pc_batch *pc_batch_ref(pc_batch *b);
+/* Drops one reference; the last one frees the batch and its arena. Accepts NULL. */
+void pc_batch_unref(pc_batch *b);
+
+/* Returns the value of attribute |key| (the first match), or NULL. */
+const pc_value *pc_attrs_get(const pc_attrs *a, const char *key);
+/* True when |s| equals the C string |c|. */
+bool pc_str_eq(pc_str s, const char *c);
+/* Returns an arena copy of |s| with a terminating NUL. */
+char *pc_str_dup(pc_arena *a, pc_str s);
+
+/* Names of the enums, as stored and served ("llm", "error", "otlp"). */
+const char *pc_span_type_name(pc_span_type t);
+const char *pc_status_name(pc_status s);
+const char *pc_source_name(pc_source s);
+/* Parses a span type name, any case; returns -1 when it is none of them. */
+int pc_span_type_parse(pc_str s);
+
+/*
+ * JSON encodings of the model, used both for storage and by the query API so the
+ * two never disagree. Attributes become an object keeping value types (ints stay
+ * ints, doubles keep a fraction, bytes become base64, maps and arrays nest);
+ * events [{"name","timestamp","attributes"}]; links [{"trace_id","span_id",
+ * "trace_state","attributes"}]; a scope {"name","version","attributes"}.
+ */
+void pc_value_write_json(pc_buf *out, const pc_value *v);
+void pc_attrs_write_json(pc_buf *out, const pc_attrs *a);
+void pc_events_write_json(pc_buf *out, const pc_event *ev, size_t n);
+void pc_links_write_json(pc_buf *out, const pc_link *l, size_t n);
+void pc_scope_write_json(pc_buf *out, const pc_scope *s);
+
+/* An empty attribute set and scope, for spans that have none. */
+extern const pc_attrs pc_empty_attrs;
+extern const pc_scope pc_empty_scope;
+
+#endif

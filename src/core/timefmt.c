@@ -1,0 +1,129 @@
+/*
+ * timefmt.c - lenient ISO-8601 parsing and fixed-format printing (see timefmt.h).
+ *
+ * Grammar accepted (after optional surrounding spaces):
+ *   YYYY-MM-DD[(T|t| )HH:MM[:SS[(.|,)f{1,9}]]][Z|z|(+|-)HH[:]MM|(+|-)HH][Z]
+ * A trailing 'Z' after an explicit offset is the Prela SDK's "+00:00Z" and is
+ * ignored. A date alone is midnight UTC. Calendar fields are range-checked.
+ */
+#include "timefmt.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int digits(const char *s, size_t n, size_t *i, int count, int *out)
+{
+    int v = 0;
+    for (int k = 0; k < count; k++) {
+        if (*i >= n || s[*i] < '0' || s[*i] > '9') return -1;
+        v = v * 10 + (s[*i] - '0');
+        (*i)++;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+    return dm[m - 1];
+}
+
+int pc_time_parse(const char *s, size_t n, int64_t *ns)
+{
+    size_t i = 0;
+    while (n > 0 && s[n - 1] == ' ') n--;
+    while (i < n && s[i] == ' ') i++;
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    int64_t frac = 0;
+    if (digits(s, n, &i, 4, &y) || i >= n || s[i++] != '-' || digits(s, n, &i, 2, &mo) ||
+        i >= n || s[i++] != '-' || digits(s, n, &i, 2, &d))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) return -1;
+    if (i < n && (s[i] == 'T' || s[i] == 't' || s[i] == ' ')) {
+        i++;
+        if (digits(s, n, &i, 2, &h) || i >= n || s[i++] != ':' || digits(s, n, &i, 2, &mi))
+            return -1;
+        if (i < n && s[i] == ':') {
+            i++;
+            if (digits(s, n, &i, 2, &sec)) return -1;
+            if (i < n && (s[i] == '.' || s[i] == ',')) {
+                i++;
+                int nd = 0;
+                while (i < n && s[i] >= '0' && s[i] <= '9') {
+                    if (nd < 9) {
+                        frac = frac * 10 + (s[i] - '0');
+                        nd++;
+                    }
+                    i++;
+                }
+                if (nd == 0) return -1;
+                for (; nd < 9; nd++) frac *= 10;
+            }
+        }
+        if (h > 23 || mi > 59 || sec > 60) return -1;
+    }
+    int64_t offset_s = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+        int sign = s[i++] == '-' ? -1 : 1, oh, om = 0;
+        if (digits(s, n, &i, 2, &oh)) return -1;
+        if (i < n && s[i] == ':') i++;
+        if (i < n && s[i] >= '0' && s[i] <= '9' && digits(s, n, &i, 2, &om)) return -1;
+        if (oh > 23 || om > 59) return -1;
+        offset_s = sign * (oh * 3600 + om * 60);
+        if (i < n && (s[i] == 'Z' || s[i] == 'z')) i++; /* the SDK's "+00:00Z" */
+    }
+    if (i != n) return -1;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    if (secs < -9223372036LL || secs > 9223372035LL) return -1;
+    *ns = secs * 1000000000LL + frac;
+    return 0;
+}
+
+void pc_time_format(int64_t ns, char out[32])
+{
+    int64_t secs = ns / 1000000000LL, rem = ns % 1000000000LL;
+    if (rem < 0) {
+        rem += 1000000000LL;
+        secs--;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int year = tm.tm_year + 1900;
+    if (year < 0) year = 0;
+    if (year > 9999) year = 9999;
+    char tmp[96];
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", year, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000));
+    memcpy(out, tmp, 28); /* 27 characters and the NUL */
+}
+
+int64_t pc_time_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t pc_time_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}

@@ -1,0 +1,594 @@
+/*
+ * local.c - the `local` exporter: the embedded store's component and writer.
+ *
+ * Data flow: normalize → consume() → queue → writer thread → SQLite (WAL) file
+ * <directory>/prela.db, read back by the query receiver through store().
+ *
+ * Group commit: consume() appends its batch to a queue and blocks on a condvar.
+ * One writer thread takes everything queued, writes it in ONE transaction with
+ * prepared statements (local_store.c has the schema and SQL), commits, then
+ * wakes every waiter of that transaction: PC_OK means committed. A waiter that
+ * gives up after `timeout` answers PC_RETRY but its batch is still written
+ * (harmless: spans are deduplicated by (trace_id, span_id)). A failed
+ * transaction is rolled back and all its waiters answer PC_RETRY.
+ *
+ * Bounds: the queue holds at most queue_size spans (or one batch when it is
+ * empty); beyond that consume answers PC_RETRY at once.
+ *
+ * Ownership: consume owns the batch reference it is given; the writer drops it
+ * once the transaction holding it ended. A job (one queued batch) is freed by
+ * its waiter, or by the writer when the waiter timed out (job->abandoned); both
+ * decide under ctx->mu.
+ *
+ * Retention: traces first ingested (created_ns, not event time, so old example
+ * timestamps stay readable) longer ago than `retention` are deleted with their
+ * spans at start and hourly, on the writer thread.
+ */
+#include "local.h"
+
+#include "local_store.h"
+#include "log.h"
+#include "mem.h"
+#include "timefmt.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define NS_PER_MS 1000000LL
+#define PURGE_EVERY_NS (3600LL * 1000 * NS_PER_MS)
+#define LOG_EVERY_NS (10LL * 1000 * NS_PER_MS) /* rate limit of repeated warnings */
+
+/* ------------------------------------------------------------- settings -- */
+
+typedef struct local_cfg {
+    char *directory;
+    int64_t retention_ms;
+    char *synchronous;
+    int64_t queue_size;
+    int64_t timeout_ms;
+} local_cfg;
+
+static const pc_option options[] = {
+    {"directory", PC_OPT_STRING, "./prela-data", offsetof(local_cfg, directory), 0, 0,
+     "data directory, created if missing; the store is <directory>/prela.db"},
+    {"retention", PC_OPT_DURATION, "90d", offsetof(local_cfg, retention_ms), 0, 0,
+     "delete traces first ingested longer ago than this (checked hourly); 0 keeps forever"},
+    {"synchronous", PC_OPT_STRING, "full", offsetof(local_cfg, synchronous), 0, 0,
+     "SQLite synchronous mode: full (survives power loss) or normal (survives crashes)"},
+    {"queue_size", PC_OPT_INT, "100000", offsetof(local_cfg, queue_size), 1, 100000000,
+     "most spans waiting for the writer; past it consume answers retry"},
+    {"timeout", PC_OPT_DURATION, "10s", offsetof(local_cfg, timeout_ms), 1, 3600000,
+     "how long consume waits for the commit before answering retry"},
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+
+/* Parses the synchronous setting: 1 full, 0 normal, -1 neither. */
+static int sync_parse(const char *s)
+{
+    if (s && strcasecmp(s, "full") == 0) return 1;
+    if (s && strcasecmp(s, "normal") == 0) return 0;
+    return -1;
+}
+
+static int local_validate(const void *cfgp, char *err, size_t errlen)
+{
+    const local_cfg *c = cfgp;
+    if (!c->directory || !*c->directory) {
+        snprintf(err, errlen, "directory: must not be empty");
+        return -1;
+    }
+    if (sync_parse(c->synchronous) < 0) {
+        snprintf(err, errlen, "synchronous: must be \"full\" or \"normal\", not \"%s\"",
+                 c->synchronous ? c->synchronous : "");
+        return -1;
+    }
+    if (c->retention_ms < 0) {
+        snprintf(err, errlen, "retention: must not be negative");
+        return -1;
+    }
+    if (c->queue_size < 1) {
+        snprintf(err, errlen, "queue_size: must be at least 1");
+        return -1;
+    }
+    if (c->timeout_ms < 1) {
+        snprintf(err, errlen, "timeout: must be greater than 0");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- state -- */
+
+enum { JOB_QUEUED = 0, JOB_OK, JOB_FAILED };
+
+typedef struct job {
+    struct job *next;
+    pc_batch *batch; /* owned until the writer drops it */
+    int state;       /* JOB_* */
+    bool abandoned;  /* the waiter timed out; the writer frees the job */
+} job;
+
+typedef struct pc_local {
+    char *id;
+    const local_cfg *cfg;
+    char *path;
+    int64_t retention_ns; /* 0 = keep forever */
+    int64_t timeout_ns;
+    size_t queue_size;
+
+    sqlite3 *db; /* writer connection: start(), then the writer thread only */
+    pc_local_writer w;
+    pc_local_reader *reader;
+    pc_store store;
+
+    pthread_mutex_t mu; /* everything below */
+    pthread_cond_t work_cv; /* writer waits: jobs, stop, purge request */
+    pthread_cond_t done_cv; /* waiters: their job or purge request ended */
+    bool sync_ready;
+    job *head, *tail;
+    size_t queued_spans;
+    bool accepting;
+    bool stopping;
+    bool thread_running;
+    pthread_t thread;
+    bool purge_req;
+    int64_t purge_now_ns;
+    int64_t purge_result;
+    int64_t next_purge_mono; /* writer thread only */
+    bool failing;            /* writer thread only: the last transaction failed */
+    int64_t last_full_log, last_timeout_log;
+} pc_local;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct timespec mono_ts(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+    return ts;
+}
+
+/* ------------------------------------------------------------- writing -- */
+
+static void bind_str(sqlite3_stmt *st, int i, pc_str s)
+{
+    sqlite3_bind_text64(st, i, s.p ? s.p : "", s.p ? s.n : 0, SQLITE_STATIC, SQLITE_UTF8);
+}
+
+static void bind_cstr(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static void bind_buf(sqlite3_stmt *st, int i, const pc_buf *b)
+{
+    sqlite3_bind_text64(st, i, b->data ? b->data : "", b->len, SQLITE_STATIC, SQLITE_UTF8);
+}
+
+/* Scratch buffers for a span's JSON columns, reused across spans. */
+typedef struct json_cols {
+    pc_buf attrs, events, links, resource, scope;
+} json_cols;
+
+/*
+ * Inserts |s| (ingested at |created_ns|) and, when it was new, folds it into its
+ * trace row. Returns an SQLite result code.
+ */
+static int write_span(pc_local_writer *w, json_cols *j, const pc_span *s, int64_t created_ns)
+{
+    pc_buf_reset(&j->attrs);
+    pc_buf_reset(&j->events);
+    pc_buf_reset(&j->links);
+    pc_buf_reset(&j->resource);
+    pc_buf_reset(&j->scope);
+    pc_attrs_write_json(&j->attrs, &s->attrs);
+    pc_events_write_json(&j->events, s->events, s->n_events);
+    pc_links_write_json(&j->links, s->links, s->n_links);
+    pc_attrs_write_json(&j->resource, s->resource ? s->resource : &pc_empty_attrs);
+    pc_scope_write_json(&j->scope, s->scope ? s->scope : &pc_empty_scope);
+
+    const char *status = pc_status_name(s->status);
+    const char *source = pc_source_name(s->source);
+    sqlite3_stmt *st = w->ins_span;
+    bind_str(st, 1, s->trace_id);
+    bind_str(st, 2, s->span_id);
+    bind_str(st, 3, s->parent_id);
+    bind_str(st, 4, s->project_id);
+    bind_str(st, 5, s->name);
+    sqlite3_bind_int(st, 6, s->kind);
+    bind_cstr(st, 7, pc_span_type_name(s->span_type));
+    bind_str(st, 8, s->service_name);
+    bind_cstr(st, 9, status);
+    bind_str(st, 10, s->status_message);
+    bind_cstr(st, 11, source);
+    bind_str(st, 12, s->trace_state);
+    sqlite3_bind_int64(st, 13, s->start_ns);
+    sqlite3_bind_int64(st, 14, s->end_ns);
+    sqlite3_bind_int64(st, 15, created_ns);
+    bind_str(st, 16, s->llm_provider);
+    bind_str(st, 17, s->llm_model);
+    sqlite3_bind_int64(st, 18, s->input_tokens);
+    sqlite3_bind_int64(st, 19, s->output_tokens);
+    bind_buf(st, 20, &j->attrs);
+    bind_buf(st, 21, &j->events);
+    bind_buf(st, 22, &j->links);
+    bind_buf(st, 23, &j->resource);
+    bind_buf(st, 24, &j->scope);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return rc;
+    if (sqlite3_changes(w->db) != 1) return SQLITE_OK; /* a duplicate: first write wins */
+
+    bool root = s->parent_id.n == 0;
+    st = w->upsert_trace;
+    bind_str(st, 1, s->trace_id);
+    bind_str(st, 2, s->project_id);
+    bind_str(st, 3, s->service_name);
+    if (root) {
+        bind_str(st, 4, s->span_id);
+        bind_str(st, 5, s->name);
+    } else {
+        bind_cstr(st, 4, "");
+        bind_cstr(st, 5, "");
+    }
+    sqlite3_bind_int(st, 6, root ? 1 : 0);
+    bind_cstr(st, 7, s->status == PC_STATUS_ERROR ? "error" : "success");
+    bind_cstr(st, 8, source);
+    sqlite3_bind_int64(st, 9, s->start_ns);
+    sqlite3_bind_int64(st, 10, s->end_ns > 0 ? s->end_ns : s->start_ns);
+    sqlite3_bind_int64(st, 11, created_ns);
+    sqlite3_bind_int64(st, 12, s->input_tokens > 0 ? s->input_tokens : 0);
+    sqlite3_bind_int64(st, 13, s->output_tokens > 0 ? s->output_tokens : 0);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int step_once(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Writes every batch of |jobs| in one transaction. True when it committed. */
+static bool write_jobs(pc_local *L, job *jobs)
+{
+    pc_local_writer *w = &L->w;
+    json_cols j = {PC_BUF_INIT, PC_BUF_INIT, PC_BUF_INIT, PC_BUF_INIT, PC_BUF_INIT};
+    size_t spans = 0;
+    int rc = step_once(w->begin);
+    for (job *jb = jobs; jb && rc == SQLITE_OK; jb = jb->next) {
+        const pc_batch *b = jb->batch;
+        for (size_t i = 0; i < b->n && rc == SQLITE_OK; i++)
+            rc = write_span(w, &j, &b->spans[i], b->received_ns);
+        spans += b->n;
+    }
+    if (rc == SQLITE_OK) rc = step_once(w->commit);
+    pc_buf_free(&j.attrs);
+    pc_buf_free(&j.events);
+    pc_buf_free(&j.links);
+    pc_buf_free(&j.resource);
+    pc_buf_free(&j.scope);
+
+    if (rc != SQLITE_OK) {
+        if (!L->failing)
+            pc_log(PC_LOG_ERROR, L->id, "cannot commit %zu spans to %s: %s (answering retry)",
+                   spans, L->path, sqlite3_errmsg(L->db));
+        L->failing = true;
+        if (!sqlite3_get_autocommit(L->db)) step_once(w->rollback);
+        return false;
+    }
+    if (L->failing) pc_log(PC_LOG_INFO, L->id, "commits succeed again");
+    L->failing = false;
+    return true;
+}
+
+/* Runs retention as of wall-clock |now_ns|. Writer thread (or start()) only. */
+static int64_t purge(pc_local *L, int64_t now_ns)
+{
+    if (L->retention_ns <= 0) return -1;
+    int64_t n = pc_local_writer_purge(&L->w, now_ns - L->retention_ns);
+    if (n > 0) pc_log(PC_LOG_INFO, L->id, "retention: deleted %lld traces", (long long)n);
+    return n;
+}
+
+static void *writer_main(void *arg)
+{
+    pc_local *L = arg;
+    pthread_mutex_lock(&L->mu);
+    for (;;) {
+        while (!L->head && !L->stopping && !L->purge_req) {
+            if (L->retention_ns <= 0) {
+                pthread_cond_wait(&L->work_cv, &L->mu);
+                continue;
+            }
+            if (mono_ns() >= L->next_purge_mono) break;
+            struct timespec ts = mono_ts(L->next_purge_mono);
+            pthread_cond_timedwait(&L->work_cv, &L->mu, &ts);
+        }
+        job *jobs = L->head;
+        L->head = L->tail = NULL;
+        L->queued_spans = 0;
+        bool purge_req = L->purge_req;
+        int64_t purge_now = L->purge_now_ns;
+        pthread_mutex_unlock(&L->mu);
+
+        bool ok = true;
+        if (jobs) {
+            ok = write_jobs(L, jobs);
+            for (job *jb = jobs; jb; jb = jb->next) {
+                pc_batch_unref(jb->batch);
+                jb->batch = NULL;
+            }
+        }
+
+        pthread_mutex_lock(&L->mu);
+        for (job *jb = jobs, *next; jb; jb = next) {
+            next = jb->next;
+            if (jb->abandoned)
+                free(jb);
+            else
+                jb->state = ok ? JOB_OK : JOB_FAILED;
+        }
+        if (jobs) pthread_cond_broadcast(&L->done_cv);
+
+        bool due = L->retention_ns > 0 && mono_ns() >= L->next_purge_mono;
+        if (purge_req || due) {
+            pthread_mutex_unlock(&L->mu);
+            int64_t n = purge(L, purge_req ? purge_now : pc_time_now_ns());
+            if (due) L->next_purge_mono = mono_ns() + PURGE_EVERY_NS;
+            pthread_mutex_lock(&L->mu);
+            if (purge_req) {
+                L->purge_result = n;
+                L->purge_req = false;
+                pthread_cond_broadcast(&L->done_cv);
+            }
+        }
+        if (L->stopping && !L->head && !L->purge_req) break;
+    }
+    pthread_mutex_unlock(&L->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle -- */
+
+static void local_destroy(void *ctx);
+static void local_shutdown(void *ctx);
+
+static void *local_create(const char *id, const void *cfgp, const pc_consumer *next)
+{
+    (void)next;
+    const local_cfg *cfg = cfgp;
+    pc_local *L = pc_xcalloc(1, sizeof(*L));
+    L->id = pc_xstrdup(id);
+    L->cfg = cfg;
+
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->work_cv, &ca);
+    pthread_cond_init(&L->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    L->sync_ready = true;
+
+    char err[256];
+    if (local_validate(cfg, err, sizeof(err)) < 0) {
+        pc_log(PC_LOG_ERROR, id, "%s", err);
+        local_destroy(L);
+        return NULL;
+    }
+    /* 0 keeps forever; so does a retention too long to express in ns. */
+    L->retention_ns = cfg->retention_ms <= INT64_MAX / NS_PER_MS ? cfg->retention_ms * NS_PER_MS : 0;
+    L->timeout_ns = cfg->timeout_ms * NS_PER_MS;
+    L->queue_size = (size_t)cfg->queue_size;
+
+    size_t dl = strlen(cfg->directory);
+    while (dl > 1 && cfg->directory[dl - 1] == '/') dl--;
+    L->path = pc_xmalloc(dl + sizeof("/prela.db"));
+    memcpy(L->path, cfg->directory, dl);
+    memcpy(L->path + dl, "/prela.db", sizeof("/prela.db"));
+
+    L->reader = pc_local_reader_create(L->id, L->path);
+    L->store.ops = &pc_local_store_ops;
+    L->store.ctx = L->reader;
+    return L;
+}
+
+/* mkdir -p |dir|. Returns 0, or -1 after logging. */
+static int make_dirs(const char *id, const char *dir)
+{
+    char *p = pc_xstrdup(dir);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0750) < 0 && errno != EEXIST) {
+            pc_log(PC_LOG_ERROR, id, "directory: cannot create %s: %s", p, strerror(errno));
+            rc = -1;
+            break;
+        }
+        *s = c;
+        if (c == '\0') break;
+    }
+    struct stat sb;
+    if (rc == 0 && (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
+        pc_log(PC_LOG_ERROR, id, "directory: %s is not a directory", dir);
+        rc = -1;
+    }
+    free(p);
+    return rc;
+}
+
+static int local_start(void *ctx, pc_host *host)
+{
+    (void)host;
+    pc_local *L = ctx;
+    if (L->thread_running || L->stopping) return 0;
+    if (make_dirs(L->id, L->cfg->directory) < 0) return -1;
+    L->db = pc_local_db_open_writer(L->id, L->path, sync_parse(L->cfg->synchronous) == 1);
+    if (!L->db) return -1;
+    if (pc_local_writer_init(&L->w, L->id, L->db) < 0) return -1;
+    if (L->retention_ns > 0) {
+        if (purge(L, pc_time_now_ns()) < 0) return -1;
+        L->next_purge_mono = mono_ns() + PURGE_EVERY_NS;
+    }
+    pthread_mutex_lock(&L->mu);
+    int rc = pthread_create(&L->thread, NULL, writer_main, L);
+    if (rc == 0) {
+        L->thread_running = true;
+        L->accepting = true;
+    }
+    pthread_mutex_unlock(&L->mu);
+    if (rc != 0) {
+        pc_log(PC_LOG_ERROR, L->id, "cannot start the writer thread: %s", strerror(rc));
+        return -1;
+    }
+    pc_log(PC_LOG_INFO, L->id, "embedded store at %s", L->path);
+    return 0;
+}
+
+static void local_shutdown(void *ctx)
+{
+    pc_local *L = ctx;
+    if (!L || !L->sync_ready) return;
+    pthread_mutex_lock(&L->mu);
+    L->accepting = false;
+    bool join = L->thread_running && !L->stopping;
+    L->stopping = true;
+    pthread_cond_signal(&L->work_cv);
+    pthread_mutex_unlock(&L->mu);
+    if (join) {
+        pthread_join(L->thread, NULL);
+        pthread_mutex_lock(&L->mu);
+        L->thread_running = false;
+        pthread_mutex_unlock(&L->mu);
+    }
+}
+
+static void local_destroy(void *ctx)
+{
+    pc_local *L = ctx;
+    if (!L) return;
+    local_shutdown(L);
+    pc_local_writer_fini(&L->w);
+    sqlite3_close(L->db);
+    pc_local_reader_destroy(L->reader);
+    if (L->sync_ready) {
+        pthread_cond_destroy(&L->work_cv);
+        pthread_cond_destroy(&L->done_cv);
+        pthread_mutex_destroy(&L->mu);
+    }
+    free(L->path);
+    free(L->id);
+    free(L);
+}
+
+/* ------------------------------------------------------------ data path -- */
+
+/* Logs |msg| at most every LOG_EVERY_NS per |*last|. Call with L->mu held. */
+static void warn_limited(pc_local *L, int64_t *last, const char *msg)
+{
+    int64_t now = mono_ns();
+    if (*last && now - *last < LOG_EVERY_NS) return;
+    *last = now;
+    pc_log(PC_LOG_WARN, L->id, "%s", msg);
+}
+
+static pc_result local_consume(void *ctx, pc_batch *b)
+{
+    pc_local *L = ctx;
+    if (!b) return PC_OK;
+    if (b->n == 0) {
+        pc_batch_unref(b);
+        return PC_OK;
+    }
+    pthread_mutex_lock(&L->mu);
+    if (!L->accepting) {
+        pthread_mutex_unlock(&L->mu);
+        pc_batch_unref(b);
+        return PC_RETRY;
+    }
+    if (L->queued_spans > 0 && L->queued_spans + b->n > L->queue_size) {
+        warn_limited(L, &L->last_full_log, "queue full (queue_size spans waiting); answering retry");
+        pthread_mutex_unlock(&L->mu);
+        pc_batch_unref(b);
+        return PC_RETRY;
+    }
+    job *j = pc_xcalloc(1, sizeof(*j));
+    j->batch = b;
+    if (L->tail)
+        L->tail->next = j;
+    else
+        L->head = j;
+    L->tail = j;
+    L->queued_spans += b->n;
+    pthread_cond_signal(&L->work_cv);
+
+    struct timespec deadline = mono_ts(mono_ns() + L->timeout_ns);
+    while (j->state == JOB_QUEUED) {
+        int rc = pthread_cond_timedwait(&L->done_cv, &L->mu, &deadline);
+        if (rc == ETIMEDOUT && j->state == JOB_QUEUED) {
+            j->abandoned = true; /* the writer frees it */
+            warn_limited(L, &L->last_timeout_log,
+                         "commit slower than timeout; answering retry (the batch is still written)");
+            pthread_mutex_unlock(&L->mu);
+            return PC_RETRY;
+        }
+    }
+    pc_result res = j->state == JOB_OK ? PC_OK : PC_RETRY;
+    free(j);
+    pthread_mutex_unlock(&L->mu);
+    return res;
+}
+
+static const pc_store *local_store(void *ctx)
+{
+    pc_local *L = ctx;
+    return &L->store;
+}
+
+int64_t pc_local_purge(void *ctx, int64_t now_ns)
+{
+    pc_local *L = ctx;
+    pthread_mutex_lock(&L->mu);
+    while (L->purge_req) pthread_cond_wait(&L->done_cv, &L->mu);
+    if (!L->thread_running || L->stopping || L->retention_ns <= 0) {
+        pthread_mutex_unlock(&L->mu);
+        return -1;
+    }
+    L->purge_req = true;
+    L->purge_now_ns = now_ns;
+    pthread_cond_signal(&L->work_cv);
+    while (L->purge_req) pthread_cond_wait(&L->done_cv, &L->mu);
+    int64_t n = L->purge_result;
+    pthread_mutex_unlock(&L->mu);
+    return n;
+}
+
+const pc_component_ops pc_local_exporter_ops = {
+    .type = "local",
+    .kind = PC_EXPORTER,
+    .options = options,
+    .config_size = sizeof(local_cfg),
+    .validate = local_validate,
+    .create = local_create,
+    .start = local_start,
+    .shutdown = local_shutdown,
+    .destroy = local_destroy,
+    .consume = local_consume,
+    .store = local_store,
+};

@@ -1,0 +1,551 @@
+/*
+ * local_store.c - SQL of the embedded store: schema, writer statements,
+ * retention, and the read side (store.h) over a pool of read-only connections.
+ *
+ * Schema (one file <directory>/prela.db, WAL mode):
+ *
+ *   spans   one row per (trace_id, span_id), UNIQUE; written with INSERT OR
+ *           IGNORE, so a re-sent span is dropped and the first write wins.
+ *           Every pc_span_row field is a column; attributes, events, links,
+ *           resource and scope hold JSON text from span.h's encoders.
+ *           created_ns = when the receiver accepted the request (ingest time).
+ *   traces  one row per trace_id, maintained incrementally by an UPSERT in the
+ *           same transaction, from the spans that were really inserted:
+ *           started_ns = min start, completed_ns = max(end, or start when not
+ *           ended), span_count += 1, status 'error' once any span failed,
+ *           tokens summed over spans with tokens > 0; project_id, source and
+ *           created_ns from the first write; root_span_id / root_span_name /
+ *           service_name from the first span without a parent (has_root), and
+ *           service_name from the first span until a root arrives. Order of
+ *           arrival therefore does not matter (children before the root,
+ *           several requests).
+ *
+ * Indexes: traces by started_ns (newest first), by (project_id | service_name |
+ * status, started_ns) for the filters, by created_ns for retention; spans by
+ * (trace_id, span_id) (the dedup key, also "spans of a trace") and by
+ * (trace_id, span_type) for the span_type filter's EXISTS.
+ *
+ * Why no WITHOUT ROWID: span rows carry prompt text (KBs); SQLite advises rowid
+ * tables when rows are large.
+ *
+ * Reads: every piece of caller text is bound as a parameter; dynamic SQL is
+ * assembled only from the fixed fragments below.
+ */
+#include "local_store.h"
+
+#include "buf.h"
+#include "log.h"
+#include "mem.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUSY_TIMEOUT_MS 5000
+#define POOL_MAX 8            /* idle read connections kept open */
+#define PURGE_CHUNK "1000"    /* traces deleted per retention transaction */
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS spans ("
+    " trace_id TEXT NOT NULL,"
+    " span_id TEXT NOT NULL,"
+    " parent_span_id TEXT NOT NULL,"
+    " project_id TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " span_type TEXT NOT NULL,"
+    " service_name TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " status_message TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " trace_state TEXT NOT NULL,"
+    " start_ns INTEGER NOT NULL,"
+    " end_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL,"
+    " llm_provider TEXT NOT NULL,"
+    " llm_model TEXT NOT NULL,"
+    " input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL,"
+    " attributes TEXT NOT NULL,"
+    " events TEXT NOT NULL,"
+    " links TEXT NOT NULL,"
+    " resource TEXT NOT NULL,"
+    " scope TEXT NOT NULL,"
+    " UNIQUE (trace_id, span_id));"
+    "CREATE INDEX IF NOT EXISTS spans_trace_type ON spans (trace_id, span_type);"
+    "CREATE TABLE IF NOT EXISTS traces ("
+    " trace_id TEXT NOT NULL PRIMARY KEY,"
+    " project_id TEXT NOT NULL,"
+    " service_name TEXT NOT NULL,"
+    " root_span_id TEXT NOT NULL,"
+    " root_span_name TEXT NOT NULL,"
+    " has_root INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " started_ns INTEGER NOT NULL,"
+    " completed_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL,"
+    " span_count INTEGER NOT NULL,"
+    " input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns);";
+
+/* Parameters ?1..?24 in this order; local.c binds them. */
+static const char INS_SPAN[] =
+    "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, project_id, name, kind,"
+    " span_type, service_name, status, status_message, source, trace_state, start_ns, end_ns,"
+    " created_ns, llm_provider, llm_model, input_tokens, output_tokens, attributes, events,"
+    " links, resource, scope)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+    " ?19, ?20, ?21, ?22, ?23, ?24)";
+
+/*
+ * ?1 trace_id ?2 project_id ?3 service_name ?4 root_span_id ?5 root_span_name
+ * ?6 has_root ?7 status ?8 source ?9 started_ns ?10 completed_ns ?11 created_ns
+ * ?12 input_tokens ?13 output_tokens. In DO UPDATE, bare column names are the
+ * stored row before the update, so every SET sees the old has_root.
+ */
+static const char UPSERT_TRACE[] =
+    "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
+    " has_root, status, source, started_ns, completed_ns, created_ns, span_count, input_tokens,"
+    " output_tokens)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13)"
+    " ON CONFLICT (trace_id) DO UPDATE SET"
+    " started_ns = min(started_ns, excluded.started_ns),"
+    " completed_ns = max(completed_ns, excluded.completed_ns),"
+    " span_count = span_count + 1,"
+    " status = CASE WHEN excluded.status = 'error' THEN 'error' ELSE status END,"
+    " input_tokens = input_tokens + excluded.input_tokens,"
+    " output_tokens = output_tokens + excluded.output_tokens,"
+    " root_span_id = CASE WHEN has_root = 0 AND excluded.has_root = 1"
+    "   THEN excluded.root_span_id ELSE root_span_id END,"
+    " root_span_name = CASE WHEN has_root = 0 AND excluded.has_root = 1"
+    "   THEN excluded.root_span_name ELSE root_span_name END,"
+    " service_name = CASE WHEN has_root = 0 AND excluded.has_root = 1"
+    "   THEN excluded.service_name ELSE service_name END,"
+    " has_root = max(has_root, excluded.has_root)";
+
+/* Both select the same traces (same order, same limit) inside one transaction. */
+static const char PURGE_SPANS[] =
+    "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM traces WHERE created_ns < ?1"
+    " ORDER BY created_ns, trace_id LIMIT " PURGE_CHUNK ")";
+static const char PURGE_TRACES[] =
+    "DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM traces WHERE created_ns < ?1"
+    " ORDER BY created_ns, trace_id LIMIT " PURGE_CHUNK ")";
+
+#define TRACE_COLS                                                                          \
+    "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status," \
+    " t.source, t.started_ns, t.completed_ns, t.created_ns, t.span_count, t.input_tokens,"  \
+    " t.output_tokens"
+
+#define SPAN_COLS                                                                           \
+    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"   \
+    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"           \
+    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"     \
+    " resource, scope"
+
+/* ---------------------------------------------------------------- writer -- */
+
+sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, id, "cannot open %s: %s", path,
+               db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(db, 1);
+
+    /* journal_mode answers with the mode in effect; anything but "wal" is a failure. */
+    sqlite3_stmt *st = NULL;
+    bool wal = false;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        wal = mode && strcmp(mode, "wal") == 0;
+    }
+    sqlite3_finalize(st);
+    if (!wal) {
+        pc_log(PC_LOG_ERROR, id, "cannot switch %s to WAL mode: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+
+    char *err = NULL;
+    const char *sync = sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+    if (sqlite3_exec(db, sync, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db, SCHEMA, NULL, NULL, &err) != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, id, "cannot create the schema in %s: %s", path,
+               err ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
+        return 0;
+    pc_log(PC_LOG_ERROR, id, "cannot prepare statement: %s", sqlite3_errmsg(db));
+    return -1;
+}
+
+int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db)
+{
+    memset(w, 0, sizeof(*w));
+    w->db = db;
+    w->id = id;
+    if (prepare(id, db, "BEGIN IMMEDIATE", &w->begin) < 0 ||
+        prepare(id, db, "COMMIT", &w->commit) < 0 ||
+        prepare(id, db, "ROLLBACK", &w->rollback) < 0 ||
+        prepare(id, db, INS_SPAN, &w->ins_span) < 0 ||
+        prepare(id, db, UPSERT_TRACE, &w->upsert_trace) < 0 ||
+        prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
+        prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0)
+        return -1;
+    return 0;
+}
+
+void pc_local_writer_fini(pc_local_writer *w)
+{
+    sqlite3_finalize(w->begin);
+    sqlite3_finalize(w->commit);
+    sqlite3_finalize(w->rollback);
+    sqlite3_finalize(w->ins_span);
+    sqlite3_finalize(w->upsert_trace);
+    sqlite3_finalize(w->purge_spans);
+    sqlite3_finalize(w->purge_traces);
+    memset(w, 0, sizeof(*w));
+}
+
+/* Runs a statement without result rows. Returns the SQLite result code. */
+static int run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
+{
+    int64_t total = 0;
+    for (;;) {
+        int rc = run(w->begin);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(w->purge_spans, 1, cutoff_ns);
+            sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
+            rc = run(w->purge_spans);
+            if (rc == SQLITE_OK) rc = run(w->purge_traces);
+        }
+        int deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
+        if (rc == SQLITE_OK) rc = run(w->commit);
+        if (rc != SQLITE_OK) {
+            pc_log(PC_LOG_ERROR, w->id, "retention: cannot delete expired traces: %s",
+                   sqlite3_errmsg(w->db));
+            if (!sqlite3_get_autocommit(w->db)) run(w->rollback);
+            return -1;
+        }
+        total += deleted;
+        if (deleted == 0) break;
+    }
+    return total;
+}
+
+/* ---------------------------------------------------------- reader pool -- */
+
+struct pc_local_reader {
+    const char *id;
+    char *path;
+    pthread_mutex_t mu;
+    sqlite3 *idle[POOL_MAX];
+    int n_idle;
+};
+
+pc_local_reader *pc_local_reader_create(const char *id, const char *path)
+{
+    pc_local_reader *r = pc_xcalloc(1, sizeof(*r));
+    r->id = id;
+    r->path = pc_xstrdup(path);
+    pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+void pc_local_reader_destroy(pc_local_reader *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->n_idle; i++) sqlite3_close(r->idle[i]);
+    pthread_mutex_destroy(&r->mu);
+    free(r->path);
+    free(r);
+}
+
+/* Lends a read-only connection (an idle one or a new one), or NULL after logging. */
+static sqlite3 *acquire(pc_local_reader *r)
+{
+    sqlite3 *db = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->n_idle > 0) db = r->idle[--r->n_idle];
+    pthread_mutex_unlock(&r->mu);
+    if (db) return db;
+
+    int rc = sqlite3_open_v2(r->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, r->id, "cannot open %s for reading: %s", r->path,
+               db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    return db;
+}
+
+/* Gives |db| back; |ok| false closes it (it failed, so do not keep it around). */
+static void release(pc_local_reader *r, sqlite3 *db, bool ok)
+{
+    if (!db) return;
+    if (ok) {
+        pthread_mutex_lock(&r->mu);
+        if (r->n_idle < POOL_MAX) {
+            r->idle[r->n_idle++] = db;
+            db = NULL;
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    sqlite3_close(db);
+}
+
+/* ----------------------------------------------------------------- reads -- */
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return s ? s : "";
+}
+
+static void read_trace(sqlite3_stmt *st, pc_trace_row *r)
+{
+    r->trace_id = col_text(st, 0);
+    r->project_id = col_text(st, 1);
+    r->service_name = col_text(st, 2);
+    r->root_span_id = col_text(st, 3);
+    r->root_span_name = col_text(st, 4);
+    r->status = col_text(st, 5);
+    r->source = col_text(st, 6);
+    r->started_ns = sqlite3_column_int64(st, 7);
+    r->completed_ns = sqlite3_column_int64(st, 8);
+    r->created_ns = sqlite3_column_int64(st, 9);
+    r->span_count = sqlite3_column_int64(st, 10);
+    r->input_tokens = sqlite3_column_int64(st, 11);
+    r->output_tokens = sqlite3_column_int64(st, 12);
+}
+
+static void read_span(sqlite3_stmt *st, pc_span_row *r)
+{
+    r->trace_id = col_text(st, 0);
+    r->span_id = col_text(st, 1);
+    r->parent_span_id = col_text(st, 2);
+    r->project_id = col_text(st, 3);
+    r->name = col_text(st, 4);
+    r->kind = sqlite3_column_int(st, 5);
+    r->span_type = col_text(st, 6);
+    r->service_name = col_text(st, 7);
+    r->status = col_text(st, 8);
+    r->status_message = col_text(st, 9);
+    r->source = col_text(st, 10);
+    r->trace_state = col_text(st, 11);
+    r->start_ns = sqlite3_column_int64(st, 12);
+    r->end_ns = sqlite3_column_int64(st, 13);
+    r->created_ns = sqlite3_column_int64(st, 14);
+    r->llm_provider = col_text(st, 15);
+    r->llm_model = col_text(st, 16);
+    r->input_tokens = sqlite3_column_int64(st, 17);
+    r->output_tokens = sqlite3_column_int64(st, 18);
+    r->attributes = col_text(st, 19);
+    r->events = col_text(st, 20);
+    r->links = col_text(st, 21);
+    r->resource = col_text(st, 22);
+    r->scope = col_text(st, 23);
+}
+
+/* One query: its connection and statement. */
+typedef struct query {
+    pc_local_reader *r;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    const char *what; /* for the log line */
+} query;
+
+static int query_open(query *q, pc_local_reader *r, const char *sql, const char *what)
+{
+    q->r = r;
+    q->st = NULL;
+    q->what = what;
+    q->db = acquire(r);
+    if (!q->db) return -1;
+    if (sqlite3_prepare_v2(q->db, sql, -1, &q->st, NULL) != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, r->id, "%s: %s", what, sqlite3_errmsg(q->db));
+        release(r, q->db, false);
+        q->db = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Ends |q|; |rc| is the last sqlite3_step result. Returns 0, or -1 after logging. */
+static int query_close(query *q, int rc)
+{
+    bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+    if (!ok) pc_log(PC_LOG_ERROR, q->r->id, "%s: %s", q->what, sqlite3_errmsg(q->db));
+    sqlite3_finalize(q->st);
+    release(q->r, q->db, ok);
+    return ok ? 0 : -1;
+}
+
+static void bind_cstr(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+/* Steps |q| and hands every row to |cb| as a trace, until done or cb asks to stop. */
+static int each_trace(query *q, pc_trace_cb cb, void *ud)
+{
+    int rc;
+    while ((rc = sqlite3_step(q->st)) == SQLITE_ROW) {
+        pc_trace_row row;
+        read_trace(q->st, &row);
+        if (cb(ud, &row) != 0) break;
+    }
+    return query_close(q, rc);
+}
+
+static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE 1");
+    if (f->project_id) pc_buf_puts(&sql, " AND t.project_id = ?1");
+    if (f->service_name) pc_buf_puts(&sql, " AND t.service_name = ?2");
+    if (f->status) pc_buf_puts(&sql, " AND t.status = ?3");
+    if (f->start_ns) pc_buf_puts(&sql, " AND t.started_ns >= ?4");
+    if (f->end_ns) pc_buf_puts(&sql, " AND t.started_ns <= ?5");
+    if (f->span_type)
+        pc_buf_puts(&sql, " AND EXISTS (SELECT 1 FROM spans s"
+                          " WHERE s.trace_id = t.trace_id AND s.span_type = ?6)");
+    pc_buf_puts(&sql, " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?7 OFFSET ?8");
+
+    query q;
+    int rc = query_open(&q, ctx, sql.data, "list traces");
+    pc_buf_free(&sql);
+    if (rc < 0) return -1;
+    if (f->project_id) bind_cstr(q.st, 1, f->project_id);
+    if (f->service_name) bind_cstr(q.st, 2, f->service_name);
+    if (f->status) bind_cstr(q.st, 3, f->status);
+    if (f->start_ns) sqlite3_bind_int64(q.st, 4, f->start_ns);
+    if (f->end_ns) sqlite3_bind_int64(q.st, 5, f->end_ns);
+    if (f->span_type) bind_cstr(q.st, 6, f->span_type);
+    sqlite3_bind_int(q.st, 7, f->limit);
+    sqlite3_bind_int(q.st, 8, f->offset > 0 ? f->offset : 0);
+    return each_trace(&q, cb, ud);
+}
+
+static int get_trace(void *ctx, const char *trace_id, pc_trace_cb cb, void *ud)
+{
+    query q;
+    if (query_open(&q, ctx, "SELECT " TRACE_COLS " FROM traces t WHERE t.trace_id = ?1",
+                   "get trace") < 0)
+        return -1;
+    bind_cstr(q.st, 1, trace_id);
+    return each_trace(&q, cb, ud);
+}
+
+static int get_spans(void *ctx, const char *trace_id, pc_span_cb cb, void *ud)
+{
+    query q;
+    if (query_open(&q, ctx,
+                   "SELECT " SPAN_COLS " FROM spans WHERE trace_id = ?1"
+                   " ORDER BY start_ns, span_id",
+                   "get spans") < 0)
+        return -1;
+    bind_cstr(q.st, 1, trace_id);
+    int rc;
+    while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
+        pc_span_row row;
+        read_span(q.st, &row);
+        if (cb(ud, &row) != 0) break;
+    }
+    return query_close(&q, rc);
+}
+
+/* "%<query with \ % _ escaped by \>%" for LIKE ... ESCAPE '\'. Caller frees. */
+static char *like_pattern(const char *s)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_buf_putc(&b, '%');
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '%' || *s == '_') pc_buf_putc(&b, '\\');
+        pc_buf_putc(&b, *s);
+    }
+    pc_buf_putc(&b, '%');
+    return pc_buf_steal(&b, NULL);
+}
+
+static int search(void *ctx, const char *project_id, const char *text, int limit,
+                  pc_trace_cb cb, void *ud)
+{
+    query q;
+    const char *sql =
+        project_id
+            ? "SELECT " TRACE_COLS " FROM traces t WHERE t.project_id = ?3 AND EXISTS"
+              " (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
+              "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
+              " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?2"
+            : "SELECT " TRACE_COLS " FROM traces t WHERE EXISTS"
+              " (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
+              "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
+              " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?2";
+    if (query_open(&q, ctx, sql, "search") < 0) return -1;
+    sqlite3_bind_text(q.st, 1, like_pattern(text), -1, free);
+    sqlite3_bind_int(q.st, 2, limit);
+    if (project_id) bind_cstr(q.st, 3, project_id);
+    return each_trace(&q, cb, ud);
+}
+
+static int health(void *ctx, char *msg, int msglen)
+{
+    pc_local_reader *r = ctx;
+    sqlite3 *db = acquire(r);
+    if (!db) {
+        snprintf(msg, (size_t)msglen, "embedded store: cannot open the database");
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM traces LIMIT 1", -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+    if (!ok) {
+        snprintf(msg, (size_t)msglen, "embedded store: %s", sqlite3_errmsg(db));
+        pc_log(PC_LOG_WARN, r->id, "health: %s", msg);
+    }
+    sqlite3_finalize(st);
+    release(r, db, ok);
+    return ok ? 0 : -1;
+}
+
+const pc_store_ops pc_local_store_ops = {
+    .list_traces = list_traces,
+    .get_trace = get_trace,
+    .get_spans = get_spans,
+    .search = search,
+    .health = health,
+};

@@ -1,0 +1,65 @@
+/*
+ * local_store.h - the SQLite side of the embedded store: schema, the writer
+ * connection, and the read-only connection pool behind store.h.
+ *
+ * Used only by local.c (the `local` exporter). local.c owns the writer thread and
+ * the batches; this module owns SQL. The schema is documented in local_store.c.
+ *
+ * Threads: the writer connection is used by one thread at a time (start(), then
+ * the writer thread). The reader pool lends each read-only connection to one
+ * thread at a time, so reads run concurrently with each other and with the
+ * writer (WAL mode).
+ */
+#ifndef PC_LOCAL_STORE_H
+#define PC_LOCAL_STORE_H
+
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Opens (creating it if needed) the database file |path| for writing, switches
+ * it to WAL, sets synchronous to FULL or NORMAL (|sync_full|) and creates the
+ * schema. Returns the connection, or NULL after logging why as |id|.
+ */
+sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full);
+
+/*
+ * The writer's prepared statements over one connection. pc_local_writer_init
+ * prepares them (0 / -1 after logging); pc_local_writer_fini finalizes them and
+ * accepts a half-prepared writer.
+ */
+typedef struct pc_local_writer {
+    sqlite3 *db;
+    const char *id;
+    sqlite3_stmt *begin, *commit, *rollback;
+    sqlite3_stmt *ins_span;     /* INSERT OR IGNORE into spans */
+    sqlite3_stmt *upsert_trace; /* INSERT ... ON CONFLICT(trace_id) DO UPDATE */
+    sqlite3_stmt *purge_spans;  /* spans of the oldest expired traces */
+    sqlite3_stmt *purge_traces; /* the oldest expired traces */
+} pc_local_writer;
+
+int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db);
+void pc_local_writer_fini(pc_local_writer *w);
+
+/*
+ * Deletes the traces first ingested before |cutoff_ns| (created_ns, ingest time)
+ * and all their spans, in transactions of a bounded number of traces. Returns
+ * the number of traces deleted, or -1 after logging.
+ */
+int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns);
+
+/* The pool of read-only connections to one database file. */
+typedef struct pc_local_reader pc_local_reader;
+
+/* Creates an empty pool for |path|; connections open on first use. |id| is borrowed. */
+pc_local_reader *pc_local_reader_create(const char *id, const char *path);
+/* Closes every idle connection and frees the pool. Accepts NULL. */
+void pc_local_reader_destroy(pc_local_reader *r);
+
+/* store.h's interface over a pc_local_reader (the ctx). */
+extern const pc_store_ops pc_local_store_ops;
+
+#endif

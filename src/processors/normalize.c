@@ -1,0 +1,251 @@
+/*
+ * normalize.c - the normalize processor (see normalize.h).
+ *
+ * Position: receivers → normalize → exporters. It fills the derived fields of
+ * every span (span.h) in place, then passes the batch on. It allocates nothing:
+ * derived strings point at attribute values already in the batch's arena.
+ *
+ * span_type: the first rule that matches wins.
+ *   1. Prela span_type field (agent, llm, tool, retrieval, embedding, custom; any case)
+ *   2. attribute prela.span_type (same values; survives OTLP round trips)
+ *   3. openinference.span.kind: LLM→llm, EMBEDDING→embedding, RETRIEVER|RERANKER→retrieval,
+ *      TOOL→tool, AGENT|CHAIN→agent, anything else→custom
+ *   4. traceloop.span.kind (OpenLLMetry): workflow|agent→agent, tool→tool, task→custom
+ *   5. gen_ai.operation.name: chat|text_completion|generate_content|completion→llm,
+ *      embeddings→embedding, execute_tool→tool, invoke_agent|create_agent→agent
+ *   6. an attribute key starting gen_ai. or llm.→llm; embedding.→embedding;
+ *      retrieval.|retriever.|db.→retrieval; tool.→tool (prefix rules in this order,
+ *      as the original backend did)
+ *   7. otherwise custom
+ *
+ * status: Prela text success|ok|completed|succeeded→success, error|failed|failure→
+ * error, anything else→pending. OTLP ERROR→error, OK→success, UNSET→success
+ * when the span ended (OTel's "no error reported"), pending when it did not.
+ *
+ * service_name: resource service.name, else span attribute service.name, else
+ * the Prela envelope's service_name, else the processor's default_service_name.
+ *
+ * LLM fields, first present key wins:
+ *   provider: gen_ai.provider.name, gen_ai.system, llm.vendor, llm.provider, llm.system
+ *   model:    gen_ai.request.model, gen_ai.response.model, llm.model, llm.request.model,
+ *             llm.model_name, llm.response.model; on llm spans also a bare "model"
+ *             (the seed README's example)
+ *   input:    gen_ai.usage.input_tokens, gen_ai.usage.prompt_tokens, llm.input_tokens,
+ *             llm.prompt_tokens, llm.usage.prompt_tokens, llm.token_count.prompt
+ *   output:   gen_ai.usage.output_tokens, gen_ai.usage.completion_tokens, llm.output_tokens,
+ *             llm.completion_tokens, llm.usage.completion_tokens, llm.token_count.completion
+ * Token values may be ints, doubles or numeric strings.
+ */
+#include "normalize.h"
+#include "log.h"
+#include "mem.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct normalize_cfg {
+    char *default_service_name;
+} normalize_cfg;
+
+static const pc_option options[] = {
+    {"default_service_name", PC_OPT_STRING, "unknown", offsetof(normalize_cfg, default_service_name),
+     0, 0, "service name of spans that carry none"},
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+
+typedef struct normalize {
+    pc_consumer next;
+    pc_str default_service;
+} normalize;
+
+/* Returns the string value of |key| in |a|, or an empty pc_str. */
+static pc_str attr_str(const pc_attrs *a, const char *key)
+{
+    const pc_value *v = pc_attrs_get(a, key);
+    return v && v->type == PC_V_STR ? v->s : PC_STR_NULL;
+}
+
+static bool str_ieq(pc_str s, const char *c)
+{
+    return s.n == strlen(c) && strncasecmp(s.p, c, s.n) == 0;
+}
+
+typedef struct word_type {
+    const char *word;
+    pc_span_type type;
+} word_type;
+
+static const word_type openinference_kinds[] = {
+    {"llm", PC_TYPE_LLM},       {"embedding", PC_TYPE_EMBEDDING}, {"retriever", PC_TYPE_RETRIEVAL},
+    {"reranker", PC_TYPE_RETRIEVAL}, {"tool", PC_TYPE_TOOL},      {"agent", PC_TYPE_AGENT},
+    {"chain", PC_TYPE_AGENT},   {NULL, PC_TYPE_CUSTOM}};
+static const word_type traceloop_kinds[] = {
+    {"workflow", PC_TYPE_AGENT}, {"agent", PC_TYPE_AGENT}, {"tool", PC_TYPE_TOOL},
+    {"task", PC_TYPE_CUSTOM},    {NULL, PC_TYPE_CUSTOM}};
+static const word_type genai_operations[] = {
+    {"chat", PC_TYPE_LLM},          {"text_completion", PC_TYPE_LLM},
+    {"generate_content", PC_TYPE_LLM}, {"completion", PC_TYPE_LLM},
+    {"embeddings", PC_TYPE_EMBEDDING}, {"execute_tool", PC_TYPE_TOOL},
+    {"invoke_agent", PC_TYPE_AGENT}, {"create_agent", PC_TYPE_AGENT},
+    {NULL, PC_TYPE_CUSTOM}};
+
+/* Looks |v| up in |table|; returns 1 with |*out| set, 0 when |v| is empty.
+ * A present value not in the table maps to |fallback| (or no match when < 0). */
+static int lookup(pc_str v, const word_type *table, int fallback, pc_span_type *out)
+{
+    if (!v.n) return 0;
+    for (const word_type *w = table; w->word; w++)
+        if (str_ieq(v, w->word)) {
+            *out = w->type;
+            return 1;
+        }
+    if (fallback < 0) return 0;
+    *out = (pc_span_type)fallback;
+    return 1;
+}
+
+typedef struct prefix_type {
+    const char *prefix;
+    pc_span_type type;
+} prefix_type;
+
+static const prefix_type prefix_rules[] = {
+    {"gen_ai.", PC_TYPE_LLM},       {"llm.", PC_TYPE_LLM},         {"embedding.", PC_TYPE_EMBEDDING},
+    {"retrieval.", PC_TYPE_RETRIEVAL}, {"retriever.", PC_TYPE_RETRIEVAL}, {"db.", PC_TYPE_RETRIEVAL},
+    {"tool.", PC_TYPE_TOOL},        {NULL, PC_TYPE_CUSTOM}};
+
+static pc_span_type infer_type(const pc_span *s)
+{
+    int t = pc_span_type_parse(s->span_type_text);
+    if (t >= 0) return (pc_span_type)t;
+    if ((t = pc_span_type_parse(attr_str(&s->attrs, "prela.span_type"))) >= 0) return (pc_span_type)t;
+    pc_span_type out;
+    if (lookup(attr_str(&s->attrs, "openinference.span.kind"), openinference_kinds, PC_TYPE_CUSTOM,
+               &out) ||
+        lookup(attr_str(&s->attrs, "traceloop.span.kind"), traceloop_kinds, PC_TYPE_CUSTOM, &out) ||
+        lookup(attr_str(&s->attrs, "gen_ai.operation.name"), genai_operations, -1, &out))
+        return out;
+    for (const prefix_type *r = prefix_rules; r->prefix; r++) {
+        size_t pl = strlen(r->prefix);
+        for (size_t i = 0; i < s->attrs.n; i++)
+            if (s->attrs.kv[i].key.n > pl && memcmp(s->attrs.kv[i].key.p, r->prefix, pl) == 0)
+                return r->type;
+    }
+    return PC_TYPE_CUSTOM;
+}
+
+static pc_status map_status(const pc_span *s)
+{
+    if (s->status_text.n) {
+        static const char *const ok[] = {"success", "ok", "completed", "succeeded", NULL};
+        static const char *const bad[] = {"error", "failed", "failure", NULL};
+        for (const char *const *w = ok; *w; w++)
+            if (str_ieq(s->status_text, *w)) return PC_STATUS_SUCCESS;
+        for (const char *const *w = bad; *w; w++)
+            if (str_ieq(s->status_text, *w)) return PC_STATUS_ERROR;
+        return PC_STATUS_PENDING;
+    }
+    if (s->status_code == PC_OTLP_STATUS_ERROR) return PC_STATUS_ERROR;
+    if (s->status_code == PC_OTLP_STATUS_OK) return PC_STATUS_SUCCESS;
+    return s->end_ns > 0 ? PC_STATUS_SUCCESS : PC_STATUS_PENDING;
+}
+
+static pc_str first_str(const pc_attrs *a, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        pc_str v = attr_str(a, *keys);
+        if (v.n) return v;
+    }
+    return PC_STR_NULL;
+}
+
+/* A token count from an int, a double or a numeric string; -1 when absent or bad. */
+static int64_t token_value(const pc_value *v)
+{
+    if (!v) return -1;
+    if (v->type == PC_V_INT) return v->i >= 0 ? v->i : -1;
+    if (v->type == PC_V_DOUBLE) return isfinite(v->d) && v->d >= 0 && v->d < 9e18 ? (int64_t)v->d : -1;
+    if (v->type == PC_V_STR && v->s.n > 0 && v->s.n < 20) {
+        char tmp[24];
+        memcpy(tmp, v->s.p, v->s.n);
+        tmp[v->s.n] = '\0';
+        char *end;
+        long long x = strtoll(tmp, &end, 10);
+        return *end || x < 0 ? -1 : x;
+    }
+    return -1;
+}
+
+static int64_t first_tokens(const pc_attrs *a, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        int64_t t = token_value(pc_attrs_get(a, *keys));
+        if (t >= 0) return t;
+    }
+    return -1;
+}
+
+static const char *const provider_keys[] = {"gen_ai.provider.name", "gen_ai.system", "llm.vendor",
+                                            "llm.provider", "llm.system", NULL};
+static const char *const model_keys[] = {"gen_ai.request.model", "gen_ai.response.model",
+                                         "llm.model",            "llm.request.model",
+                                         "llm.model_name",       "llm.response.model", NULL};
+static const char *const input_keys[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                                         "llm.input_tokens",          "llm.prompt_tokens",
+                                         "llm.usage.prompt_tokens",   "llm.token_count.prompt", NULL};
+static const char *const output_keys[] = {
+    "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.output_tokens",
+    "llm.completion_tokens",      "llm.usage.completion_tokens",    "llm.token_count.completion",
+    NULL};
+
+void pc_normalize_span(pc_span *s, pc_str default_service)
+{
+    s->span_type = infer_type(s);
+    s->status = map_status(s);
+    s->service_name = attr_str(s->resource, "service.name");
+    if (!s->service_name.n) s->service_name = attr_str(&s->attrs, "service.name");
+    if (!s->service_name.n) s->service_name = s->service_hint;
+    if (!s->service_name.n) s->service_name = default_service;
+    s->llm_provider = first_str(&s->attrs, provider_keys);
+    s->llm_model = first_str(&s->attrs, model_keys);
+    if (!s->llm_model.n && s->span_type == PC_TYPE_LLM) s->llm_model = attr_str(&s->attrs, "model");
+    s->input_tokens = first_tokens(&s->attrs, input_keys);
+    s->output_tokens = first_tokens(&s->attrs, output_keys);
+}
+
+static void *create(const char *id, const void *cfgp, const pc_consumer *next)
+{
+    const normalize_cfg *cfg = cfgp;
+    if (!next) {
+        pc_log(PC_LOG_ERROR, id, "processor has no next consumer");
+        return NULL;
+    }
+    normalize *n = pc_xcalloc(1, sizeof(*n));
+    n->next = *next;
+    n->default_service = (pc_str){cfg->default_service_name, strlen(cfg->default_service_name)};
+    return n;
+}
+
+static pc_result consume(void *ctx, pc_batch *b)
+{
+    normalize *n = ctx;
+    for (size_t i = 0; i < b->n; i++) pc_normalize_span(&b->spans[i], n->default_service);
+    return pc_consume(&n->next, b);
+}
+
+static void destroy(void *ctx)
+{
+    free(ctx);
+}
+
+const pc_component_ops pc_normalize_processor_ops = {
+    .type = "normalize",
+    .kind = PC_PROCESSOR,
+    .options = options,
+    .config_size = sizeof(normalize_cfg),
+    .create = create,
+    .destroy = destroy,
+    .consume = consume,
+};

@@ -1,0 +1,167 @@
+/*
+ * otlp_decode.h - OTLP trace requests (protobuf and OTLP/JSON) into a pc_batch,
+ * and the bodies the OTLP receiver answers with.
+ *
+ * Data flow: the otlp receiver (otlp.c) takes over the request arena into a
+ * batch, calls pc_otlp_decode_proto or pc_otlp_decode_json on the body, passes
+ * the batch down the pipeline and answers with pc_otlp_write_response or, on
+ * errors, pc_otlp_write_status. The decoders know nothing about HTTP, so tests
+ * and a later gRPC transport call them directly.
+ *
+ * Files: otlp_proto.c (protobuf), otlp_json.c (OTLP/JSON), otlp_decode.c (what
+ * both share: error paths, ids, project ids, and the response encoders).
+ *
+ * Memory: everything decoded lives in the batch's arena; the JSON decoder points
+ * into the request text, so that text must live in the same arena (it does when
+ * it is the request body). Nothing here mallocs per span or per attribute.
+ *
+ * Errors have two levels, as OTLP defines them. A request that cannot be read
+ * (bad protobuf, bad JSON, a field of the wrong type, invalid UTF-8) fails as a
+ * whole: -1 and a message naming the field ("resource_spans[0].scope_spans[0].
+ * spans[3].name: invalid UTF-8"), answered 400. A span with unusable ids (wrong
+ * length or all zero) is only left out and counted: partial success.
+ */
+#ifndef PC_OTLP_DECODE_H
+#define PC_OTLP_DECODE_H
+
+#include "buf.h"
+#include "span.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a decode did. */
+typedef struct pc_otlp_result {
+    size_t accepted;  /* spans added to the batch */
+    int64_t rejected; /* spans left out (partial success) */
+    /* On -1: why the request is invalid (the 400 message). On 0 with
+     * rejected > 0: the first rejected span's problem. Empty otherwise. */
+    char error[512];
+} pc_otlp_result;
+
+/*
+ * Decodes an ExportTraceServiceRequest of |len| bytes at |buf| (protobuf) and
+ * appends its valid spans to |b|. Each span gets source PC_SOURCE_OTLP, ids as
+ * lowercase hex, resource and scope pointers shared by the spans of one
+ * ResourceSpans / ScopeSpans, and a project id: |project| when it is non-empty
+ * (the X-Prela-Project-Id header), else the resource attribute
+ * "prela.project_id" when it is a non-empty string, else |default_project|.
+ * Strings are copied into b's arena, so |buf| may be freed afterwards.
+ * Returns 0 (see |res| for partial success) or -1 with |res->error| set; after
+ * -1 the batch may hold some spans and should be dropped.
+ */
+int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *project,
+                         const char *default_project, pc_otlp_result *res);
+
+/*
+ * Same for OTLP/JSON (the OTLP spec's JSON mapping) in |len| bytes of |text|,
+ * which must live as long as |b| (strings point into it). Accepts lowerCamelCase
+ * and proto snake_case field names, ids as hex (any case) or, when a client
+ * base64-encoded them by mistake, as base64 of the right length, 64-bit integers
+ * as strings or numbers, enums as integers or names. Unknown fields are ignored.
+ * Error paths name the fields with the keys the request used.
+ */
+int pc_otlp_decode_json(pc_batch *b, const char *text, size_t len, const char *project,
+                        const char *default_project, pc_otlp_result *res);
+
+/*
+ * Appends the ExportTraceServiceResponse for |res| to |out|: JSON ("{}" or
+ * {"partialSuccess":{"rejectedSpans":"2","errorMessage":"..."}}) when |json|,
+ * else protobuf (empty when nothing was rejected).
+ */
+void pc_otlp_write_response(pc_buf *out, bool json, const pc_otlp_result *res);
+
+/* gRPC status codes the HTTP statuses map onto (google.rpc.Code). */
+enum {
+    PC_GRPC_UNKNOWN = 2,
+    PC_GRPC_INVALID_ARGUMENT = 3,
+    PC_GRPC_RESOURCE_EXHAUSTED = 8,
+    PC_GRPC_UNIMPLEMENTED = 12,
+    PC_GRPC_INTERNAL = 13,
+    PC_GRPC_UNAVAILABLE = 14,
+};
+
+/* Returns the gRPC code for an HTTP error status (400 -> 3, 503 -> 14, ...). */
+int pc_otlp_grpc_code(int http_status);
+
+/*
+ * Appends a google.rpc.Status {int32 code = 1; string message = 2;} to |out|:
+ * {"code":3,"message":"..."} when |json|, else protobuf. |msg| is a C string;
+ * invalid UTF-8 in it is replaced so the body is always well-formed.
+ */
+void pc_otlp_write_status(pc_buf *out, bool json, int code, const char *msg);
+
+/* ------------------------------------------------------------------------ */
+/* Shared by otlp_proto.c and otlp_json.c; not for other modules.            */
+/* ------------------------------------------------------------------------ */
+
+#define PC_OTLP_PATH_MAX 48
+
+/* One decode in progress: where the batch is, and where in the request we are. */
+typedef struct pc_otlp_dec {
+    pc_batch *b;
+    pc_arena *a;
+    pc_otlp_result *res;
+    pc_str project;         /* forced project (header), or empty */
+    pc_str default_project; /* arena copy of the configured default */
+    int depth;              /* path depth; only the first PC_OTLP_PATH_MAX are kept */
+    struct {
+        const char *name;
+        size_t n;
+        long idx; /* -1: no index */
+    } path[PC_OTLP_PATH_MAX];
+} pc_otlp_dec;
+
+void pc_otlp_dec_init(pc_otlp_dec *d, pc_batch *b, const char *project,
+                      const char *default_project, pc_otlp_result *res);
+
+/* Enters field |name| (|n| bytes, not NUL-terminated), element |idx| or -1. */
+static inline void pc_otlp_push(pc_otlp_dec *d, const char *name, size_t n, long idx)
+{
+    if (d->depth < PC_OTLP_PATH_MAX) {
+        d->path[d->depth].name = name;
+        d->path[d->depth].n = n;
+        d->path[d->depth].idx = idx;
+    }
+    d->depth++;
+}
+
+static inline void pc_otlp_pop(pc_otlp_dec *d)
+{
+    d->depth--;
+}
+
+/* Fails the request: "<path>.<leaf>: <message>" into res->error. |leaf| may be
+ * NULL. Returns -1 so callers can `return pc_otlp_fail(...)`. */
+int pc_otlp_fail(pc_otlp_dec *d, const char *leaf, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Counts one rejected span and keeps the first message, formatted as above. */
+void pc_otlp_reject(pc_otlp_dec *d, const char *leaf, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Turns an id of |n| raw bytes into lowercase hex in the arena. |want| is 16
+ * (trace) or 8 (span). An |optional| id (a parent) may be empty or all zero and
+ * then becomes the empty string. Anything else of the wrong length or all zero
+ * rejects the current span (pc_otlp_reject naming |leaf|) and returns -1.
+ */
+int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t want,
+               bool optional, const char *leaf);
+
+/* The project id of the spans under a resource with attributes |resource|. */
+pc_str pc_otlp_project(const pc_otlp_dec *d, const pc_attrs *resource);
+
+/* Adds a span to the batch with the fields every OTLP span shares. */
+pc_span *pc_otlp_add_span(pc_otlp_dec *d, const pc_attrs *resource, const pc_scope *scope,
+                          pc_str project);
+/* Takes back the span just added (it turned out to be rejected). */
+void pc_otlp_drop_last_span(pc_otlp_dec *d);
+
+/* Maps out-of-range enum values onto "unspecified" so downstream tables stay in range. */
+int pc_otlp_clamp_kind(int64_t kind);
+int pc_otlp_clamp_status(int64_t code);
+
+#endif

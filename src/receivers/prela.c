@@ -1,0 +1,462 @@
+/*
+ * prela.c - the Prela receiver (see prela.h): what the Prela SDK's HTTP exporter
+ * and the original ingest gateway's clients send, answered as that gateway did.
+ *
+ * Position: HTTP (http.c) → decode into a pc_batch → pipeline → 200 only after
+ * the exporters made the batch durable (503 + Retry-After when they could not).
+ *
+ * Accepted, per prela-wire-format.md: UUID or free-form ids ("test-trace-123"),
+ * every ISO-8601 timestamp form including the SDK's "+00:00Z" (timefmt.h) or
+ * epoch seconds as a number, null parent ids, nested attribute values kept with
+ * their types, NaN/Infinity, gzip/zstd/deflate bodies (http.c), and the API key
+ * as X-API-Key or Authorization: Bearer. /v1/traces and /v1/spans reject the
+ * whole request when a span is unusable (400 naming the field); /v1/batch skips
+ * such spans, counts them and keeps the rest.
+ *
+ * Memory: the batch takes over the request arena, so decoded strings point into
+ * the body and nothing is copied or freed per span.
+ */
+#include "prela.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "timefmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_ID_LEN 256
+
+typedef struct prela_cfg {
+    char *endpoint;
+    int64_t max_body;
+    char *project_id;
+    pc_strlist api_keys;
+    char *cors_origins;
+    int64_t retry_after_ms;
+} prela_cfg;
+
+static const pc_option options[] = {
+    {"endpoint", PC_OPT_STRING, "0.0.0.0:8001", offsetof(prela_cfg, endpoint), 0, 0,
+     "host:port to listen on"},
+    {"max_request_body_size", PC_OPT_SIZE, "20MiB", offsetof(prela_cfg, max_body), 1024,
+     1073741824, "largest body accepted, before and after decompression"},
+    {"project_id", PC_OPT_STRING, "default", offsetof(prela_cfg, project_id), 0, 0,
+     "project of spans whose request has no X-Prela-Project-Id header"},
+    {"api_keys", PC_OPT_STRLIST, NULL, offsetof(prela_cfg, api_keys), 0, 0,
+     "accepted API keys (X-API-Key or Bearer); empty = no authentication"},
+    {"cors_origins", PC_OPT_STRING, NULL, offsetof(prela_cfg, cors_origins), 0, 0,
+     "comma-separated origins allowed by CORS, or *"},
+    {"retry_after", PC_OPT_DURATION, "1s", offsetof(prela_cfg, retry_after_ms), 0, 3600000,
+     "Retry-After sent with 503 when the pipeline is busy"},
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+
+typedef struct prela {
+    char *id;
+    const prela_cfg *cfg;
+    pc_consumer next;
+    pc_http_server *http;
+} prela;
+
+/* ----------------------------------------------------------------- decoding */
+
+static int field_err(char *err, size_t errlen, const char *where, const char *field,
+                     const char *msg)
+{
+    snprintf(err, errlen, "%s%s%s: %s", where, *where ? "." : "", field, msg);
+    return -1;
+}
+
+/* Reads an optional string (or integer id) field; null and absence give empty. */
+static int get_str(const pc_value *obj, const char *field, pc_batch *b, pc_str *out,
+                   const char *where, char *err, size_t errlen)
+{
+    const pc_value *v = pc_json_get(obj, field);
+    *out = PC_STR_NULL;
+    if (!v || v->type == PC_V_NULL) return 0;
+    if (v->type == PC_V_STR) {
+        *out = v->s;
+        return 0;
+    }
+    if (v->type == PC_V_INT) {
+        char tmp[24];
+        int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v->i);
+        out->p = pc_arena_strndup(b->arena, tmp, (size_t)n);
+        out->n = (size_t)n;
+        return 0;
+    }
+    return field_err(err, errlen, where, field, "expected a string");
+}
+
+static int get_id(const pc_value *obj, const char *field, pc_batch *b, pc_str *out,
+                  const char *where, int required, char *err, size_t errlen)
+{
+    if (get_str(obj, field, b, out, where, err, errlen)) return -1;
+    if (required && !out->n) return field_err(err, errlen, where, field, "required");
+    if (out->n > MAX_ID_LEN)
+        return field_err(err, errlen, where, field, "longer than 256 bytes");
+    return 0;
+}
+
+/* Reads a timestamp: ISO-8601 text or epoch seconds. Absent/null leaves |*ns|. */
+static int get_time(const pc_value *obj, const char *field, int64_t *ns, const char *where,
+                    char *err, size_t errlen)
+{
+    const pc_value *v = pc_json_get(obj, field);
+    if (!v || v->type == PC_V_NULL) return 0;
+    if (v->type == PC_V_STR) {
+        if (pc_time_parse(v->s.p, v->s.n, ns) == 0) return 0;
+        char msg[160];
+        snprintf(msg, sizeof(msg), "\"%.*s\" is not an ISO-8601 timestamp",
+                 (int)(v->s.n < 60 ? v->s.n : 60), v->s.p);
+        for (char *c = msg; *c; c++)
+            if ((unsigned char)*c < 0x20) *c = '?';
+        return field_err(err, errlen, where, field, msg);
+    }
+    if (v->type == PC_V_INT && v->i >= 0 && v->i < 32503680000LL) {
+        *ns = v->i * 1000000000LL;
+        return 0;
+    }
+    if (v->type == PC_V_DOUBLE && v->d >= 0 && v->d < 32503680000.0) {
+        *ns = (int64_t)(v->d * 1e9);
+        return 0;
+    }
+    return field_err(err, errlen, where, field, "expected an ISO-8601 timestamp");
+}
+
+static int get_attrs(const pc_value *obj, const char *field, pc_attrs *out, const char *where,
+                     char *err, size_t errlen)
+{
+    const pc_value *v = pc_json_get(obj, field);
+    *out = pc_empty_attrs;
+    if (!v || v->type == PC_V_NULL) return 0;
+    if (v->type != PC_V_MAP) return field_err(err, errlen, where, field, "expected an object");
+    out->kv = v->map.kv;
+    out->n = v->map.n;
+    return 0;
+}
+
+static int get_events(pc_batch *b, const pc_value *obj, pc_span *s, int64_t dflt_ns,
+                      const char *where, char *err, size_t errlen)
+{
+    const pc_value *v = pc_json_get(obj, "events");
+    if (!v || v->type == PC_V_NULL) return 0;
+    if (v->type != PC_V_ARRAY) return field_err(err, errlen, where, "events", "expected a list");
+    s->events = v->arr.n ? pc_arena_alloc(b->arena, v->arr.n * sizeof(pc_event)) : NULL;
+    s->n_events = v->arr.n;
+    for (size_t i = 0; i < v->arr.n; i++) {
+        const pc_value *e = &v->arr.v[i];
+        char w[96];
+        snprintf(w, sizeof(w), "%s%sevents[%zu]", where, *where ? "." : "", i);
+        if (e->type != PC_V_MAP) return field_err(err, errlen, w, "", "expected an object");
+        pc_event *ev = &s->events[i];
+        ev->time_ns = dflt_ns;
+        if (get_str(e, "name", b, &ev->name, w, err, errlen) ||
+            get_time(e, "timestamp", &ev->time_ns, w, err, errlen) ||
+            get_attrs(e, "attributes", &ev->attrs, w, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+int pc_prela_decode_span(pc_batch *b, const pc_value *obj, const char *where, pc_str trace_id,
+                         pc_str service, pc_str project, char *err, size_t errlen)
+{
+    if (obj->type != PC_V_MAP) {
+        snprintf(err, errlen, "%s: expected a span object", *where ? where : "body");
+        return -1;
+    }
+    pc_span tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    pc_span *s = &tmp;
+    if (get_id(obj, "span_id", b, &s->span_id, where, 1, err, errlen)) return -1;
+    if (trace_id.n) s->trace_id = trace_id;
+    else if (get_id(obj, "trace_id", b, &s->trace_id, where, 1, err, errlen)) return -1;
+    s->start_ns = b->received_ns;
+    if (get_id(obj, "parent_span_id", b, &s->parent_id, where, 0, err, errlen) ||
+        get_str(obj, "name", b, &s->name, where, err, errlen) ||
+        get_str(obj, "span_type", b, &s->span_type_text, where, err, errlen) ||
+        get_str(obj, "status", b, &s->status_text, where, err, errlen) ||
+        get_str(obj, "status_message", b, &s->status_message, where, err, errlen) ||
+        get_str(obj, "service_name", b, &s->service_hint, where, err, errlen) ||
+        get_time(obj, "started_at", &s->start_ns, where, err, errlen) ||
+        get_time(obj, "ended_at", &s->end_ns, where, err, errlen) ||
+        get_attrs(obj, "attributes", &s->attrs, where, err, errlen) ||
+        get_events(b, obj, s, s->start_ns, where, err, errlen))
+        return -1;
+    if (!s->end_ns) {
+        const pc_value *d = pc_json_get(obj, "duration_ms");
+        if (d && d->type == PC_V_INT && d->i > 0) s->end_ns = s->start_ns + d->i * 1000000;
+        if (d && d->type == PC_V_DOUBLE && d->d > 0 && d->d < 1e12)
+            s->end_ns = s->start_ns + (int64_t)(d->d * 1e6);
+    }
+    if (!s->service_hint.n) s->service_hint = service;
+    s->project_id = project;
+    s->source = PC_SOURCE_PRELA;
+    pc_span *dst = pc_batch_add(b);
+    tmp.resource = dst->resource;
+    tmp.scope = dst->scope;
+    tmp.input_tokens = tmp.output_tokens = -1;
+    *dst = tmp;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ handlers */
+
+static void write_detail(pc_http_resp *resp, int status, const char *msg)
+{
+    pc_http_error_detail(resp, status, msg);
+}
+
+/* Checks the API key when keys are configured. Returns 0 or answers 401. */
+static int authorize(prela *p, pc_http_req *req, pc_http_resp *resp)
+{
+    if (!p->cfg->api_keys.n) return 0;
+    const char *key = pc_http_header(req, "X-API-Key");
+    const char *auth = pc_http_header(req, "Authorization");
+    if (!key && auth && strncasecmp(auth, "Bearer ", 7) == 0) key = auth + 7;
+    if (!key || !*key) {
+        write_detail(resp, 401, "Missing API key. Send X-API-Key: <key> or Authorization: Bearer <key>");
+        return -1;
+    }
+    for (size_t i = 0; i < p->cfg->api_keys.n; i++)
+        if (!strcmp(key, p->cfg->api_keys.v[i])) return 0;
+    write_detail(resp, 401, "Invalid API key");
+    return -1;
+}
+
+/*
+ * Common start of every POST: auth, content type, JSON parse. Returns the batch
+ * (which owns the request arena from now on) and the parsed body in |root|, or
+ * NULL after answering.
+ */
+static pc_batch *begin(prela *p, pc_http_req *req, pc_http_resp *resp, pc_value *root,
+                       pc_str *project)
+{
+    if (authorize(p, req, resp)) return NULL;
+    const char *ct = pc_http_header(req, "Content-Type");
+    if (ct) {
+        size_t l = strcspn(ct, ";");
+        while (l && ct[l - 1] == ' ') l--;
+        int json = (l == 16 && !strncasecmp(ct, "application/json", 16)) ||
+                   (l > 5 && !strncasecmp(ct + l - 5, "+json", 5)) || (l == 3 && !strncmp(ct, "*/*", 3));
+        if (!json) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "Content-Type '%.80s' is not supported; send application/json",
+                     ct);
+            write_detail(resp, 415, msg);
+            return NULL;
+        }
+    }
+    pc_json_error jerr;
+    if (pc_json_parse(req->arena, req->body, req->body_len, root, &jerr)) {
+        char msg[220];
+        snprintf(msg, sizeof(msg), "Invalid JSON: %s", jerr.msg);
+        write_detail(resp, 400, msg);
+        return NULL;
+    }
+    if (root->type != PC_V_MAP) {
+        write_detail(resp, 400, "body: expected a JSON object");
+        return NULL;
+    }
+    pc_batch *b = pc_batch_create(req->arena);
+    req->arena = NULL;
+    b->received_ns = pc_time_now_ns();
+    const char *hp = pc_http_header(req, "X-Prela-Project-Id");
+    const char *proj = hp && *hp ? hp : p->cfg->project_id;
+    *project = (pc_str){proj, strlen(proj)};
+    if (hp && *hp) project->p = pc_arena_strndup(b->arena, hp, project->n);
+    return b;
+}
+
+/* Sends |b| down the pipeline. Returns 1 when it is durable, else answers and returns 0. */
+static int deliver(prela *p, pc_batch *b, pc_http_resp *resp)
+{
+    if (b->n == 0) return 1;
+    pc_batch_ref(b);
+    pc_result r = pc_consume(&p->next, b);
+    if (r == PC_OK) return 1;
+    if (r == PC_RETRY) {
+        write_detail(resp, 503, "the collector could not store the data in time; retry later");
+        resp->retry_after = (int)((p->cfg->retry_after_ms + 999) / 1000);
+        if (resp->retry_after < 1) resp->retry_after = 1;
+    } else {
+        write_detail(resp, 500, "the collector failed to store the data");
+    }
+    return 0;
+}
+
+static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    prela *p = ctx;
+    pc_value root;
+    pc_str project;
+    pc_batch *b = begin(p, req, resp, &root, &project);
+    if (!b) return;
+    char err[256];
+    pc_str trace_id, service;
+    if (get_id(&root, "trace_id", b, &trace_id, "", 1, err, sizeof(err)) ||
+        get_str(&root, "service_name", b, &service, "", err, sizeof(err))) {
+        write_detail(resp, 400, err);
+        goto out;
+    }
+    const pc_value *spans = pc_json_get(&root, "spans");
+    if (spans && spans->type != PC_V_ARRAY && spans->type != PC_V_NULL) {
+        write_detail(resp, 400, "spans: expected a list");
+        goto out;
+    }
+    for (size_t i = 0; spans && spans->type == PC_V_ARRAY && i < spans->arr.n; i++) {
+        char where[32];
+        snprintf(where, sizeof(where), "spans[%zu]", i);
+        if (pc_prela_decode_span(b, &spans->arr.v[i], where, trace_id, service, project, err,
+                                 sizeof(err))) {
+            write_detail(resp, 400, err);
+            goto out;
+        }
+    }
+    if (deliver(p, b, resp)) {
+        pc_buf_puts(&resp->body, "{\"status\":\"accepted\",\"trace_id\":");
+        pc_json_write_str(&resp->body, trace_id.p, trace_id.n);
+        pc_buf_printf(&resp->body, ",\"spans_ingested\":%zu}", b->n);
+    }
+out:
+    pc_batch_unref(b);
+}
+
+static void handle_spans(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    prela *p = ctx;
+    pc_value root;
+    pc_str project;
+    pc_batch *b = begin(p, req, resp, &root, &project);
+    if (!b) return;
+    char err[256];
+    if (pc_prela_decode_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, project, err, sizeof(err))) {
+        write_detail(resp, 400, err);
+    } else if (deliver(p, b, resp)) {
+        pc_buf_puts(&resp->body, "{\"status\":\"accepted\",\"span_id\":");
+        pc_json_write_str(&resp->body, b->spans[0].span_id.p, b->spans[0].span_id.n);
+        pc_buf_puts(&resp->body, ",\"trace_id\":");
+        pc_json_write_str(&resp->body, b->spans[0].trace_id.p, b->spans[0].trace_id.n);
+        pc_buf_putc(&resp->body, '}');
+    }
+    pc_batch_unref(b);
+}
+
+static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    prela *p = ctx;
+    pc_value root;
+    pc_str project;
+    pc_batch *b = begin(p, req, resp, &root, &project);
+    if (!b) return;
+    const pc_value *spans = pc_json_get(&root, "spans");
+    if (!spans || spans->type != PC_V_ARRAY) {
+        write_detail(resp, 400, "spans: required, and must be a list (Invalid batch format)");
+        pc_batch_unref(b);
+        return;
+    }
+    pc_buf errors = PC_BUF_INIT;
+    size_t rejected = 0;
+    for (size_t i = 0; i < spans->arr.n; i++) {
+        char where[32], err[256];
+        snprintf(where, sizeof(where), "spans[%zu]", i);
+        if (pc_prela_decode_span(b, &spans->arr.v[i], where, PC_STR_NULL, PC_STR_NULL, project,
+                                 err, sizeof(err))) {
+            if (rejected++ < 10) {
+                pc_buf_putc(&errors, errors.len ? ',' : '[');
+                pc_json_write_cstr(&errors, err);
+            }
+        }
+    }
+    if (deliver(p, b, resp)) {
+        pc_buf_printf(&resp->body,
+                      "{\"status\":\"accepted\",\"ingested\":%zu,\"total\":%zu,\"rejected\":%zu",
+                      b->n, spans->arr.n, rejected);
+        if (rejected) {
+            pc_buf_puts(&resp->body, ",\"errors\":");
+            pc_buf_append(&resp->body, errors.data, errors.len);
+            pc_buf_putc(&resp->body, ']');
+        }
+        pc_buf_putc(&resp->body, '}');
+    }
+    pc_buf_free(&errors);
+    pc_batch_unref(b);
+}
+
+static void handle_health(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    (void)ctx, (void)req;
+    pc_buf_puts(&resp->body, "{\"status\":\"healthy\"}");
+}
+
+static void handle_root(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    (void)ctx, (void)req;
+    pc_buf_puts(&resp->body, "{\"service\":\"prela-collector\",\"version\":\"" PC_VERSION
+                             "\",\"status\":\"running\"}");
+}
+
+static const pc_http_route routes[] = {
+    {"POST", "/v1/traces", 0, handle_traces}, {"POST", "/v1/spans", 0, handle_spans},
+    {"POST", "/v1/batch", 0, handle_batch},   {"GET", "/health", 0, handle_health},
+    {"GET", "/", 0, handle_root},
+};
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void *create(const char *id, const void *cfg, const pc_consumer *next)
+{
+    if (!next) {
+        pc_log(PC_LOG_ERROR, id, "receiver is not in any pipeline");
+        return NULL;
+    }
+    prela *p = pc_xcalloc(1, sizeof(*p));
+    p->id = pc_xstrdup(id);
+    p->cfg = cfg;
+    p->next = *next;
+    return p;
+}
+
+static int start(void *ctx, pc_host *host)
+{
+    (void)host;
+    prela *p = ctx;
+    pc_http_config hc = {.name = p->id,
+                         .endpoint = p->cfg->endpoint,
+                         .max_body = p->cfg->max_body,
+                         .cors_origins = p->cfg->cors_origins};
+    p->http = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), p);
+    return p->http ? 0 : -1;
+}
+
+static void shutdown_(void *ctx)
+{
+    prela *p = ctx;
+    pc_http_stop(p->http);
+    p->http = NULL;
+}
+
+static void destroy(void *ctx)
+{
+    prela *p = ctx;
+    if (!p) return;
+    shutdown_(p);
+    free(p->id);
+    free(p);
+}
+
+const pc_component_ops pc_prela_receiver_ops = {
+    .type = "prela",
+    .kind = PC_RECEIVER,
+    .options = options,
+    .config_size = sizeof(prela_cfg),
+    .create = create,
+    .start = start,
+    .shutdown = shutdown_,
+    .destroy = destroy,
+};

@@ -1,0 +1,549 @@
+/*
+ * query.c - the `query` receiver: the read API (:8002) over a trace store.
+ *
+ * Data flow: HTTP GET (http.c) → handler here → store.h ops of the exporter named
+ * by `store` (the embedded SQLite store, later ClickHouse) → JSON response. It
+ * sends nothing down a pipeline; create gets next == NULL.
+ *
+ *   GET /api/v1/traces              filters, newest first, limit/offset
+ *   GET /api/v1/traces/{id}         the trace and its spans
+ *   GET /api/v1/traces/{id}/spans   its spans
+ *   GET /api/v1/search?query=       traces whose span names / attributes contain it
+ *   GET /api/v1/health              200 healthy / 503 unhealthy
+ *
+ * One serializer per object (write_trace, write_span) is used by every endpoint.
+ * JSON columns come from the store as JSON text and are spliced in verbatim, so
+ * attributes and events are objects and arrays, never JSON-in-strings. Errors
+ * are {"detail": "..."}; a bad parameter gets 400 naming it. Query parameters
+ * reach the store as values only; the store binds them.
+ *
+ * Memory: temporary strings live in the request arena; the response body is
+ * the pc_buf http.c hands us.
+ */
+#include "query.h"
+
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "span.h"
+#include "timefmt.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRACES_PREFIX "/api/v1/traces/"
+#define MAX_SEARCH_QUERY 1000 /* bytes; LIKE patterns are bounded too */
+
+/* ------------------------------------------------------------- settings -- */
+
+typedef struct query_cfg {
+    char *endpoint;
+    char *store;
+    char *cors_origins;
+} query_cfg;
+
+static const pc_option options[] = {
+    {"endpoint", PC_OPT_STRING, "0.0.0.0:8002", offsetof(query_cfg, endpoint), 0, 0,
+     "host:port the query API listens on"},
+    {"store", PC_OPT_STRING, "local", offsetof(query_cfg, store), 0, 0,
+     "id of the exporter whose store is served (local, clickhouse, ...)"},
+    {"cors_origins", PC_OPT_STRING, NULL, offsetof(query_cfg, cors_origins), 0, 0,
+     "comma-separated allowed CORS origins, or *; empty = no CORS headers"},
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+
+static int query_validate(const void *cfgp, char *err, size_t errlen)
+{
+    const query_cfg *c = cfgp;
+    char host[256];
+    int port;
+    if (!c->endpoint || pc_http_parse_endpoint(c->endpoint, host, sizeof(host), &port) < 0) {
+        snprintf(err, errlen, "endpoint: \"%s\" is not host:port",
+                 c->endpoint ? c->endpoint : "");
+        return -1;
+    }
+    if (!c->store || !*c->store) {
+        snprintf(err, errlen, "store: must name an exporter");
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct pc_query {
+    char *id;
+    const query_cfg *cfg;
+    const pc_store *store;
+    pc_http_server *srv;
+} pc_query;
+
+/* ---------------------------------------------------------- serializers -- */
+
+static void write_key(pc_buf *b, const char *key)
+{
+    pc_buf_putc(b, ',');
+    pc_json_write_cstr(b, key);
+    pc_buf_putc(b, ':');
+}
+
+/* A string, or null when it is empty. */
+static void write_str_or_null(pc_buf *b, const char *s)
+{
+    if (s && *s)
+        pc_json_write_cstr(b, s);
+    else
+        pc_buf_puts(b, "null");
+}
+
+/* Stored JSON text verbatim, or |fallback| when the column is empty. */
+static void splice(pc_buf *b, const char *json, const char *fallback)
+{
+    pc_buf_puts(b, json && *json ? json : fallback);
+}
+
+static void write_trace(pc_buf *b, const pc_trace_row *t)
+{
+    pc_buf_puts(b, "{\"trace_id\":");
+    pc_json_write_cstr(b, t->trace_id);
+    write_key(b, "project_id");
+    pc_json_write_cstr(b, t->project_id);
+    write_key(b, "service_name");
+    pc_json_write_cstr(b, t->service_name);
+    write_key(b, "started_at");
+    pc_json_write_time(b, t->started_ns);
+    write_key(b, "completed_at");
+    pc_json_write_time(b, t->completed_ns);
+    write_key(b, "duration_ms");
+    pc_json_write_double(b, (double)(t->completed_ns - t->started_ns) / 1e6);
+    write_key(b, "status");
+    pc_json_write_cstr(b, t->status);
+    write_key(b, "root_span_id");
+    pc_json_write_cstr(b, t->root_span_id);
+    write_key(b, "root_span_name");
+    pc_json_write_cstr(b, t->root_span_name);
+    write_key(b, "span_count");
+    pc_json_write_int(b, t->span_count);
+    write_key(b, "input_tokens");
+    pc_json_write_int(b, t->input_tokens);
+    write_key(b, "output_tokens");
+    pc_json_write_int(b, t->output_tokens);
+    pc_buf_puts(b, ",\"attributes\":{}");
+    write_key(b, "source");
+    pc_json_write_cstr(b, t->source);
+    write_key(b, "created_at");
+    pc_json_write_time(b, t->created_ns);
+    pc_buf_putc(b, '}');
+}
+
+static const char *const kind_names[] = {"unspecified", "internal", "server",
+                                         "client",      "producer", "consumer"};
+
+static void write_span(pc_buf *b, const pc_span_row *s)
+{
+    pc_buf_puts(b, "{\"span_id\":");
+    pc_json_write_cstr(b, s->span_id);
+    write_key(b, "trace_id");
+    pc_json_write_cstr(b, s->trace_id);
+    write_key(b, "parent_span_id");
+    pc_json_write_cstr(b, s->parent_span_id);
+    write_key(b, "project_id");
+    pc_json_write_cstr(b, s->project_id);
+    write_key(b, "name");
+    pc_json_write_cstr(b, s->name);
+    write_key(b, "kind");
+    pc_json_write_cstr(b, s->kind >= 0 && s->kind <= 5 ? kind_names[s->kind] : "unspecified");
+    write_key(b, "span_type");
+    pc_json_write_cstr(b, s->span_type);
+    write_key(b, "service_name");
+    pc_json_write_cstr(b, s->service_name);
+    write_key(b, "started_at");
+    pc_json_write_time(b, s->start_ns);
+    write_key(b, "ended_at");
+    if (s->end_ns > 0)
+        pc_json_write_time(b, s->end_ns);
+    else
+        pc_buf_puts(b, "null");
+    write_key(b, "start_time_unix_nano");
+    pc_json_write_int(b, s->start_ns);
+    write_key(b, "end_time_unix_nano");
+    pc_json_write_int(b, s->end_ns);
+    write_key(b, "duration_ms");
+    pc_json_write_double(b, s->end_ns > 0 ? (double)(s->end_ns - s->start_ns) / 1e6 : 0.0);
+    write_key(b, "status");
+    pc_json_write_cstr(b, s->status);
+    write_key(b, "status_message");
+    write_str_or_null(b, s->status_message);
+    write_key(b, "llm_provider");
+    write_str_or_null(b, s->llm_provider);
+    write_key(b, "llm_model");
+    write_str_or_null(b, s->llm_model);
+    write_key(b, "input_tokens");
+    if (s->input_tokens >= 0)
+        pc_json_write_int(b, s->input_tokens);
+    else
+        pc_buf_puts(b, "null");
+    write_key(b, "output_tokens");
+    if (s->output_tokens >= 0)
+        pc_json_write_int(b, s->output_tokens);
+    else
+        pc_buf_puts(b, "null");
+    write_key(b, "attributes");
+    splice(b, s->attributes, "{}");
+    write_key(b, "events");
+    splice(b, s->events, "[]");
+    write_key(b, "links");
+    splice(b, s->links, "[]");
+    write_key(b, "resource");
+    splice(b, s->resource, "{}");
+    write_key(b, "scope");
+    splice(b, s->scope, "{}");
+    write_key(b, "trace_state");
+    pc_json_write_cstr(b, s->trace_state);
+    write_key(b, "source");
+    pc_json_write_cstr(b, s->source);
+    write_key(b, "created_at");
+    pc_json_write_time(b, s->created_ns);
+    pc_buf_putc(b, '}');
+}
+
+/* Row callbacks: append objects to |b|, comma-separated, counting them. */
+typedef struct rows {
+    pc_buf *b;
+    int n;
+} rows;
+
+static int trace_row_cb(void *ud, const pc_trace_row *row)
+{
+    rows *r = ud;
+    if (r->n++) pc_buf_putc(r->b, ',');
+    write_trace(r->b, row);
+    return 0;
+}
+
+static int span_row_cb(void *ud, const pc_span_row *row)
+{
+    rows *r = ud;
+    if (r->n++) pc_buf_putc(r->b, ',');
+    write_span(r->b, row);
+    return 0;
+}
+
+/* ------------------------------------------------------------ parameters -- */
+
+/* A query parameter, NULL when absent or empty. */
+static const char *param(const pc_http_req *req, const char *name)
+{
+    const char *v = pc_http_query(req, name);
+    return v && *v ? v : NULL;
+}
+
+/* Parses |name| as a decimal integer in lo..hi (|def| when absent). 0 / -1. */
+static int int_param(const pc_http_req *req, const char *name, long long lo, long long hi,
+                     int def, int *out)
+{
+    const char *s = pc_http_query(req, name);
+    if (!s) {
+        *out = def;
+        return 0;
+    }
+    if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* An arena copy of |s| in lowercase (ASCII). */
+static const char *lowercase(pc_arena *a, const char *s)
+{
+    char *c = pc_arena_strndup(a, s, strlen(s));
+    for (char *p = c; *p; p++) *p = (char)tolower((unsigned char)*p);
+    return c;
+}
+
+static void bad_request(pc_http_resp *resp, const char *msg)
+{
+    pc_buf_reset(&resp->body);
+    pc_http_error_detail(resp, 400, msg);
+}
+
+static void server_error(pc_http_resp *resp, const char *msg)
+{
+    pc_buf_reset(&resp->body);
+    pc_http_error_detail(resp, 500, msg);
+}
+
+/* -------------------------------------------------------------- handlers -- */
+
+static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
+{
+    pc_trace_filter f = {0};
+    char msg[160];
+    f.project_id = param(req, "project_id");
+    f.service_name = param(req, "service_name");
+    const char *status = param(req, "status");
+    if (status) f.status = lowercase(req->arena, status);
+
+    const char *span_type = param(req, "span_type");
+    if (span_type) {
+        int t = pc_span_type_parse((pc_str){span_type, strlen(span_type)});
+        if (t < 0) {
+            bad_request(resp, "span_type: must be one of agent, llm, tool, retrieval, "
+                              "embedding, custom");
+            return;
+        }
+        f.span_type = pc_span_type_name((pc_span_type)t);
+    }
+    static const char *const time_params[] = {"start_time", "end_time"};
+    int64_t *time_out[] = {&f.start_ns, &f.end_ns};
+    for (int i = 0; i < 2; i++) {
+        const char *s = param(req, time_params[i]);
+        if (s && pc_time_parse(s, strlen(s), time_out[i]) < 0) {
+            snprintf(msg, sizeof(msg), "%s: not an ISO-8601 timestamp", time_params[i]);
+            bad_request(resp, msg);
+            return;
+        }
+    }
+    if (int_param(req, "limit", 1, 1000, 100, &f.limit) < 0) {
+        bad_request(resp, "limit: must be an integer from 1 to 1000");
+        return;
+    }
+    if (int_param(req, "offset", 0, 1000000000, 0, &f.offset) < 0) {
+        bad_request(resp, "offset: must be an integer >= 0");
+        return;
+    }
+
+    pc_buf *b = &resp->body;
+    rows r = {b, 0};
+    pc_buf_puts(b, "{\"traces\":[");
+    if (Q->store->ops->list_traces(Q->store->ctx, &f, trace_row_cb, &r) < 0) {
+        server_error(resp, "Failed to query traces");
+        return;
+    }
+    pc_buf_printf(b, "],\"count\":%d,\"limit\":%d,\"offset\":%d}", r.n, f.limit, f.offset);
+    resp->status = 200;
+}
+
+/*
+ * Looks up trace |id| and writes its object to |out|. Returns 1 found, 0 not
+ * found (404 written to |resp|), -1 store failure (500 written).
+ */
+static int find_trace(pc_query *Q, const char *id, pc_buf *out, pc_http_resp *resp,
+                      const char *fail_msg)
+{
+    rows r = {out, 0};
+    if (Q->store->ops->get_trace(Q->store->ctx, id, trace_row_cb, &r) < 0) {
+        server_error(resp, fail_msg);
+        return -1;
+    }
+    if (r.n == 0) {
+        pc_buf m = PC_BUF_INIT;
+        pc_buf_printf(&m, "Trace %s not found", id);
+        pc_buf_reset(&resp->body);
+        pc_http_error_detail(resp, 404, m.data);
+        pc_buf_free(&m);
+        return 0;
+    }
+    return 1;
+}
+
+static void handle_trace(pc_query *Q, const char *id, pc_http_resp *resp)
+{
+    pc_buf *b = &resp->body;
+    pc_buf_puts(b, "{\"trace\":");
+    if (find_trace(Q, id, b, resp, "Failed to retrieve trace") <= 0) return;
+    pc_buf_puts(b, ",\"spans\":[");
+    rows r = {b, 0};
+    if (Q->store->ops->get_spans(Q->store->ctx, id, span_row_cb, &r) < 0) {
+        server_error(resp, "Failed to retrieve trace");
+        return;
+    }
+    pc_buf_printf(b, "],\"span_count\":%d}", r.n);
+    resp->status = 200;
+}
+
+static void handle_spans(pc_query *Q, const char *id, pc_http_resp *resp)
+{
+    pc_buf trace = PC_BUF_INIT; /* only its existence matters */
+    int found = find_trace(Q, id, &trace, resp, "Failed to query spans");
+    pc_buf_free(&trace);
+    if (found <= 0) return;
+    pc_buf *b = &resp->body;
+    pc_buf_puts(b, "{\"spans\":[");
+    rows r = {b, 0};
+    if (Q->store->ops->get_spans(Q->store->ctx, id, span_row_cb, &r) < 0) {
+        server_error(resp, "Failed to query spans");
+        return;
+    }
+    pc_buf_printf(b, "],\"count\":%d}", r.n);
+    resp->status = 200;
+}
+
+static void on_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    handle_list(ctx, req, resp);
+}
+
+/* /api/v1/traces/{id} and /api/v1/traces/{id}/spans; req->path is decoded. */
+static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    const char *rest = req->path + strlen(TRACES_PREFIX);
+    size_t n = strlen(rest);
+    if (n == 0) {
+        handle_list(ctx, req, resp);
+        return;
+    }
+    static const char spans_suffix[] = "/spans";
+    size_t sl = sizeof(spans_suffix) - 1;
+    if (n > sl && memcmp(rest + n - sl, spans_suffix, sl) == 0) {
+        handle_spans(ctx, pc_arena_strndup(req->arena, rest, n - sl), resp);
+        return;
+    }
+    handle_trace(ctx, rest, resp);
+}
+
+static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    pc_query *Q = ctx;
+    const char *q = param(req, "query");
+    if (!q) {
+        bad_request(resp, "query: required");
+        return;
+    }
+    if (strlen(q) > MAX_SEARCH_QUERY) {
+        bad_request(resp, "query: longer than 1000 bytes");
+        return;
+    }
+    int limit;
+    if (int_param(req, "limit", 1, 500, 50, &limit) < 0) {
+        bad_request(resp, "limit: must be an integer from 1 to 500");
+        return;
+    }
+    const char *project = param(req, "project_id");
+
+    pc_buf *b = &resp->body;
+    rows r = {b, 0};
+    pc_buf_puts(b, "{\"results\":[");
+    if (Q->store->ops->search(Q->store->ctx, project, q, limit, trace_row_cb, &r) < 0) {
+        server_error(resp, "Failed to search traces");
+        return;
+    }
+    pc_buf_printf(b, "],\"count\":%d,\"query\":", r.n);
+    pc_json_write_cstr(b, q);
+    pc_buf_printf(b, ",\"limit\":%d}", limit);
+    resp->status = 200;
+}
+
+static void on_health(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    (void)req;
+    pc_query *Q = ctx;
+    char msg[256] = "";
+    pc_buf *b = &resp->body;
+    if (Q->store->ops->health(Q->store->ctx, msg, sizeof(msg)) == 0) {
+        pc_buf_puts(b, "{\"status\":\"healthy\"}");
+        resp->status = 200;
+        return;
+    }
+    pc_buf_puts(b, "{\"status\":\"unhealthy\",\"detail\":");
+    pc_json_write_cstr(b, msg[0] ? msg : "store unavailable");
+    pc_buf_putc(b, '}');
+    resp->status = 503;
+}
+
+static const pc_http_route routes[] = {
+    {"GET", "/api/v1/traces", 0, on_traces},
+    {"GET", TRACES_PREFIX, 1, on_trace_prefix},
+    {"GET", "/api/v1/search", 0, on_search},
+    {"GET", "/api/v1/health", 0, on_health},
+};
+
+/* ------------------------------------------------------------ lifecycle -- */
+
+static void *query_create(const char *id, const void *cfgp, const pc_consumer *next)
+{
+    (void)next; /* not in a pipeline */
+    pc_query *Q = pc_xcalloc(1, sizeof(*Q));
+    Q->id = pc_xstrdup(id);
+    Q->cfg = cfgp;
+    return Q;
+}
+
+int pc_query_serve(void *ctx, const pc_store *store)
+{
+    pc_query *Q = ctx;
+    if (Q->srv) return 0;
+    Q->store = store;
+    const query_cfg *c = Q->cfg;
+    pc_http_config hc = {
+        .name = Q->id,
+        .endpoint = c->endpoint,
+        .max_body = 64 * 1024, /* GET only: no bodies to speak of */
+        .max_connections = 256,
+        .timeout_s = 60,
+        .cors_origins = c->cors_origins,
+        .error = NULL,
+    };
+    Q->srv = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), Q);
+    if (!Q->srv) return -1;
+    pc_log(PC_LOG_INFO, Q->id, "query API on %s (store %s)", c->endpoint, c->store);
+    return 0;
+}
+
+int pc_query_port(void *ctx)
+{
+    pc_query *Q = ctx;
+    return Q->srv ? pc_http_port(Q->srv) : -1;
+}
+
+static int query_start(void *ctx, pc_host *host)
+{
+    pc_query *Q = ctx;
+    const pc_store *store = pc_host_store(host, Q->cfg->store);
+    if (!store) {
+        pc_log(PC_LOG_ERROR, Q->id,
+               "store: \"%s\" is not a configured exporter with a query store "
+               "(use the id of a local or clickhouse exporter)",
+               Q->cfg->store);
+        return -1;
+    }
+    return pc_query_serve(Q, store);
+}
+
+static void query_shutdown(void *ctx)
+{
+    pc_query *Q = ctx;
+    if (!Q) return;
+    pc_http_stop(Q->srv);
+    Q->srv = NULL;
+}
+
+static void query_destroy(void *ctx)
+{
+    pc_query *Q = ctx;
+    if (!Q) return;
+    query_shutdown(Q);
+    free(Q->id);
+    free(Q);
+}
+
+const pc_component_ops pc_query_receiver_ops = {
+    .type = "query",
+    .kind = PC_RECEIVER,
+    .options = options,
+    .config_size = sizeof(query_cfg),
+    .validate = query_validate,
+    .create = query_create,
+    .start = query_start,
+    .shutdown = query_shutdown,
+    .destroy = query_destroy,
+    .consume = NULL,
+    .store = NULL,
+};

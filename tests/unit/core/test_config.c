@@ -1,0 +1,118 @@
+/*
+ * test_config.c - configuration loading (src/core/config.c): defaults, env
+ * substitution, and errors that name the key.
+ */
+#include "check.h"
+#include "component.h"
+#include "config.h"
+
+#include <stdlib.h>
+
+static pc_config *load(const char *yaml, char *err, size_t errlen)
+{
+    return pc_config_load(yaml, strlen(yaml), "test.yaml", err, errlen);
+}
+
+static void test_default(void)
+{
+    char err[512] = "";
+    pc_config *c = pc_config_load_default(err, sizeof(err));
+    CHECK(c != NULL);
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    CHECK_EQ_INT(c->n_pipelines, 1);
+    CHECK_EQ_INT(c->pipelines[0].receivers.n, 2);
+    CHECK_EQ_STR(c->pipelines[0].exporters.v[0], "local");
+    CHECK(pc_config_find(c, PC_RECEIVER, "query") != NULL);
+    CHECK(pc_config_find(c, PC_EXPORTER, "local") != NULL);
+    pc_config_free(c);
+}
+
+static const char *base_pipeline = "service:\n  pipelines:\n    traces:\n      receivers: [prela]\n"
+                                   "      exporters: [local]\n";
+
+static pc_config *load_with(const char *components, char *err, size_t errlen)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml), "%s%s", components, base_pipeline);
+    return load(yaml, err, errlen);
+}
+
+static void test_errors_name_the_key(void)
+{
+    char err[512];
+    struct {
+        const char *yaml;
+        const char *expect;
+    } cases[] = {
+        {"receivers:\n  prela:\n    endpont: x\nexporters:\n  local:\n", "receivers.prela.endpont: unknown key"},
+        {"receivers:\n  prela:\nexporters:\n  local:\n    retention: ninety\n",
+         "exporters.local.retention: \"ninety\" is not a duration"},
+        {"receivers:\n  prela:\n    max_request_body_size: 12\nexporters:\n  local:\n",
+         "receivers.prela.max_request_body_size: 12 is out of range"},
+        {"receivers:\n  nosuch:\nexporters:\n  local:\n", "receivers.nosuch: unknown receiver type 'nosuch'"},
+        {"receivers:\n  prela:\n    endpoint: ${env:PC_TEST_UNSET_VAR}\nexporters:\n  local:\n",
+         "receivers.prela.endpoint: environment variable PC_TEST_UNSET_VAR is not set"},
+        {"receivers:\n  prela:\nexporters:\n  local:\nextensions:\n", "extensions: unknown key (known keys: receivers"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        err[0] = '\0';
+        pc_config *c = load_with(cases[i].yaml, err, sizeof(err));
+        CHECK(c == NULL);
+        if (!strstr(err, cases[i].expect))
+            fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err, cases[i].expect);
+        CHECK(strstr(err, cases[i].expect) != NULL);
+        pc_config_free(c);
+    }
+    CHECK(load("service:\n  pipelines:\n    traces:\n      receivers: [prela]\n"
+               "      exporters: [local]\n", err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "service.pipelines.traces.receivers: 'prela' is not configured") != NULL);
+    CHECK(load("receivers: [\n", err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "test.yaml:") != NULL);
+}
+
+static void test_env(void)
+{
+    char err[512] = "";
+    setenv("PC_TEST_DIR", "/tmp/pc-test-dir", 1);
+    unsetenv("PC_TEST_PORT");
+    pc_config *c = load_with("receivers:\n  prela:\n    endpoint: 127.0.0.1:${env:PC_TEST_PORT:-9999}\n"
+                             "exporters:\n  local:\n    directory: ${env:PC_TEST_DIR}\n",
+                             err, sizeof(err));
+    CHECK(c != NULL);
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    /* The prela receiver's config struct starts with its endpoint string. */
+    CHECK_EQ_STR(*(char **)pc_config_find(c, PC_RECEIVER, "prela")->cfg, "127.0.0.1:9999");
+    pc_config_free(c);
+}
+
+static void test_parsers(void)
+{
+    int64_t v;
+    CHECK_EQ_INT(pc_parse_duration_ms("250ms", &v), 0);
+    CHECK_EQ_INT(v, 250);
+    CHECK_EQ_INT(pc_parse_duration_ms("90d", &v), 0);
+    CHECK_EQ_INT(v, 90LL * 86400000);
+    CHECK_EQ_INT(pc_parse_duration_ms("1.5s", &v), 0);
+    CHECK_EQ_INT(v, 1500);
+    CHECK_EQ_INT(pc_parse_duration_ms("5 parsecs", &v), -1);
+    CHECK_EQ_INT(pc_parse_size("20MiB", &v), 0);
+    CHECK_EQ_INT(v, 20LL << 20);
+    CHECK_EQ_INT(pc_parse_size("10MB", &v), 0);
+    CHECK_EQ_INT(v, 10000000);
+    CHECK_EQ_INT(pc_parse_size("lots", &v), -1);
+}
+
+int main(void)
+{
+    RUN(test_default);
+    RUN(test_errors_name_the_key);
+    RUN(test_env);
+    RUN(test_parsers);
+    return CHECK_DONE();
+}

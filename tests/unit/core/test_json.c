@@ -1,0 +1,147 @@
+/*
+ * test_json.c - the JSON reader and writer (src/core/json.c).
+ */
+#include "check.h"
+#include "json.h"
+
+#include <math.h>
+
+static pc_arena *A;
+
+static int parse(const char *text, pc_value *v, pc_json_error *e)
+{
+    return pc_json_parse(A, text, strlen(text), v, e);
+}
+
+static void test_types(void)
+{
+    pc_value v;
+    pc_json_error e;
+    CHECK_EQ_INT(parse("{\"s\": \"x\", \"i\": 42, \"neg\": -7, \"d\": 1.5, \"e\": 1e3, \"t\": true, "
+                       "\"f\": false, \"n\": null, \"a\": [1, [2]], \"o\": {\"k\": \"v\"}, "
+                       "\"big\": 123456789012345678901234}",
+                       &v, &e),
+                 0);
+    CHECK_EQ_INT(v.type, PC_V_MAP);
+    CHECK_EQ_INT(v.map.n, 11);
+    CHECK_EQ_PSTR(pc_json_get(&v, "s")->s, "x");
+    CHECK_EQ_INT(pc_json_get(&v, "i")->type, PC_V_INT);
+    CHECK_EQ_INT(pc_json_get(&v, "i")->i, 42);
+    CHECK_EQ_INT(pc_json_get(&v, "neg")->i, -7);
+    CHECK_EQ_INT(pc_json_get(&v, "d")->type, PC_V_DOUBLE);
+    CHECK(pc_json_get(&v, "d")->d == 1.5);
+    CHECK_EQ_INT(pc_json_get(&v, "e")->type, PC_V_DOUBLE);
+    CHECK_EQ_INT(pc_json_get(&v, "t")->b, 1);
+    CHECK_EQ_INT(pc_json_get(&v, "f")->type, PC_V_BOOL);
+    CHECK_EQ_INT(pc_json_get(&v, "n")->type, PC_V_NULL);
+    CHECK_EQ_INT(pc_json_get(&v, "a")->arr.n, 2);
+    CHECK_EQ_INT(pc_json_get(&v, "a")->arr.v[1].arr.v[0].i, 2);
+    CHECK_EQ_PSTR(pc_json_get(pc_json_get(&v, "o"), "k")->s, "v");
+    CHECK_EQ_INT(pc_json_get(&v, "big")->type, PC_V_DOUBLE);
+    CHECK(pc_json_get(&v, "missing") == NULL);
+}
+
+static void test_python_tokens(void)
+{
+    pc_value v;
+    pc_json_error e;
+    CHECK_EQ_INT(parse("[NaN, Infinity, -Infinity]", &v, &e), 0);
+    CHECK(isnan(v.arr.v[0].d));
+    CHECK(isinf(v.arr.v[1].d) && v.arr.v[1].d > 0);
+    CHECK(isinf(v.arr.v[2].d) && v.arr.v[2].d < 0);
+}
+
+static void test_escapes(void)
+{
+    pc_value v;
+    pc_json_error e;
+    CHECK_EQ_INT(parse("\"a\\n\\\"b\\u00e9\\ud83d\\ude00\\/\"", &v, &e), 0);
+    CHECK_EQ_PSTR(v.s, "a\n\"b\xc3\xa9\xf0\x9f\x98\x80/");
+    CHECK_EQ_INT(parse("\"lone \\ud800 x\"", &v, &e), 0); /* replaced, never stored raw */
+    CHECK_EQ_PSTR(v.s, "lone \xef\xbf\xbd x");
+}
+
+static void test_errors(void)
+{
+    pc_value v;
+    pc_json_error e;
+    const char *bad[] = {"{",         "[1,]",       "{\"a\" 1}",    "\"abc",   "tru",
+                         "01",        "1.",         "{} x",         "\"\\x\"", "\"\x01\"",
+                         "\"\xff\"",  "\"\xc3\"",   "\"\xed\xa0\x80\"", "",    "[1 2]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse(bad[i], &v, &e);
+        if (rc != -1) fprintf(stderr, "accepted bad input #%zu\n", i);
+        CHECK_EQ_INT(rc, -1);
+    }
+    CHECK_EQ_INT(parse("\"ok\xff\"", &v, &e), -1);
+    CHECK(strstr(e.msg, "invalid UTF-8") != NULL);
+}
+
+static void test_depth(void)
+{
+    char deep[20001];
+    memset(deep, '[', 10000);
+    memset(deep + 10000, ']', 10000);
+    deep[20000] = '\0';
+    pc_value v;
+    pc_json_error e;
+    CHECK_EQ_INT(parse(deep, &v, &e), -1);
+    CHECK(strstr(e.msg, "nesting") != NULL);
+    char ok[129];
+    memset(ok, '[', 64);
+    memset(ok + 64, ']', 64);
+    ok[128] = '\0';
+    CHECK_EQ_INT(parse(ok, &v, &e), 0);
+}
+
+static void test_writer(void)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_json_write_str(&b, "a\"\\\n\x01\xff\xc3\xa9", 8);
+    CHECK_EQ_STR(b.data, "\"a\\\"\\\\\\n\\u0001\xef\xbf\xbd\xc3\xa9\"");
+    pc_buf_reset(&b);
+    pc_json_write_double(&b, 1.0);
+    pc_buf_putc(&b, ' ');
+    pc_json_write_double(&b, 0.1);
+    pc_buf_putc(&b, ' ');
+    pc_json_write_double(&b, NAN);
+    pc_buf_putc(&b, ' ');
+    pc_json_write_double(&b, -INFINITY);
+    pc_buf_putc(&b, ' ');
+    pc_json_write_double(&b, 1e300);
+    CHECK_EQ_STR(b.data, "1.0 0.1 \"NaN\" \"-Infinity\" 1e+300");
+    pc_buf_reset(&b);
+    pc_json_write_base64(&b, (const unsigned char *)"hello", 5);
+    CHECK_EQ_STR(b.data, "\"aGVsbG8=\"");
+    pc_buf_reset(&b);
+    pc_json_write_time(&b, 1737972000123456000LL);
+    CHECK_EQ_STR(b.data, "\"2025-01-27T10:00:00.123456Z\"");
+    pc_buf_free(&b);
+}
+
+static void test_roundtrip_attrs(void)
+{
+    pc_value v;
+    pc_json_error e;
+    const char *in = "{\"s\":\"x\",\"i\":3,\"d\":2.0,\"b\":false,\"a\":[1,\"two\"],\"m\":{\"k\":null}}";
+    CHECK_EQ_INT(parse(in, &v, &e), 0);
+    pc_buf b = PC_BUF_INIT;
+    pc_attrs a = {v.map.kv, v.map.n};
+    pc_attrs_write_json(&b, &a);
+    CHECK_EQ_STR(b.data, in);
+    pc_buf_free(&b);
+}
+
+int main(void)
+{
+    A = pc_arena_create(1024);
+    RUN(test_types);
+    RUN(test_python_tokens);
+    RUN(test_escapes);
+    RUN(test_errors);
+    RUN(test_depth);
+    RUN(test_writer);
+    RUN(test_roundtrip_attrs);
+    pc_arena_destroy(A);
+    return CHECK_DONE();
+}

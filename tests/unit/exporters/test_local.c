@@ -1,0 +1,764 @@
+/*
+ * test_local.c - the `local` exporter (embedded SQLite store), driven through its
+ * ops exactly as the pipeline drives it: options table → validate → create →
+ * start → consume(batch) → store() reads → shutdown → destroy.
+ *
+ * Batches are built by hand with the derived fields set as normalize would set
+ * them. Each test uses its own temporary directory, removed at the end.
+ * Covers: every stored field and JSON column, dedup of re-sent spans, the trace
+ * summary across batches arriving children-first, list filters and paging,
+ * search (LIKE metacharacters and quotes taken literally), retention by ingest
+ * time, concurrent consumers, shutdown semantics and reopening a store.
+ */
+#include "check.h"
+
+#include "config.h"
+#include "exporters/local.h"
+#include "span.h"
+#include "store.h"
+#include "timefmt.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NS 1000000000LL
+#define T0 1737972000000000000LL /* 2025-01-27T10:00:00Z */
+
+/* ------------------------------------------------------------- harness -- */
+
+typedef struct store_h {
+    char dir[64];
+    void *cfg;
+    void *ctx;
+    const pc_store *st;
+} store_h;
+
+/* Fills the config through the real option table with |n| key/value pairs. */
+static void *make_cfg(const char *const *kv, size_t n)
+{
+    const pc_component_ops *ops = &pc_local_exporter_ops;
+    void *cfg = calloc(1, ops->config_size);
+    pc_config_entry e[8];
+    memset(e, 0, sizeof(e));
+    for (size_t i = 0; i < n; i++) {
+        e[i].key = kv[2 * i];
+        e[i].value = kv[2 * i + 1];
+    }
+    char err[256] = "";
+    int rc = pc_config_apply_options(ops->options, cfg, e, n, "exporters.local", err, sizeof(err));
+    if (rc != 0) fprintf(stderr, "apply_options: %s\n", err);
+    CHECK_EQ_INT(rc, 0);
+    return cfg;
+}
+
+/* Creates and starts a local exporter in a fresh temp dir (or |dir| when given). */
+static void open_store(store_h *h, const char *dir, const char *retention)
+{
+    if (dir) {
+        snprintf(h->dir, sizeof(h->dir), "%s", dir);
+    } else {
+        snprintf(h->dir, sizeof(h->dir), "/tmp/pc_local_XXXXXX");
+        CHECK(mkdtemp(h->dir) != NULL);
+    }
+    char sub[128];
+    snprintf(sub, sizeof(sub), "%s/data/store", h->dir); /* mkdir -p of two levels */
+    const char *kv[] = {"directory", sub, "retention", retention ? retention : "0",
+                        "synchronous", "normal", "timeout", "30s"};
+    h->cfg = make_cfg(kv, 4);
+    char err[256] = "";
+    CHECK_EQ_INT(pc_local_exporter_ops.validate(h->cfg, err, sizeof(err)), 0);
+    h->ctx = pc_local_exporter_ops.create("local", h->cfg, NULL);
+    CHECK(h->ctx != NULL);
+    CHECK_EQ_INT(pc_local_exporter_ops.start(h->ctx, NULL), 0);
+    h->st = pc_local_exporter_ops.store(h->ctx);
+    CHECK(h->st != NULL);
+}
+
+static void close_store(store_h *h, bool remove_dir)
+{
+    pc_local_exporter_ops.shutdown(h->ctx);
+    pc_local_exporter_ops.shutdown(h->ctx); /* idempotent */
+    pc_local_exporter_ops.destroy(h->ctx);
+    pc_config_free_options(pc_local_exporter_ops.options, h->cfg);
+    free(h->cfg);
+    if (!remove_dir) return;
+    char p[256];
+    static const char *const files[] = {"prela.db", "prela.db-wal", "prela.db-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/data/store/%s", h->dir, files[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof(p), "%s/data/store", h->dir);
+    rmdir(p);
+    snprintf(p, sizeof(p), "%s/data", h->dir);
+    rmdir(p);
+    CHECK_EQ_INT(rmdir(h->dir), 0);
+}
+
+static pc_str S(pc_batch *b, const char *s)
+{
+    return (pc_str){pc_arena_strndup(b->arena, s, strlen(s)), strlen(s)};
+}
+
+/* One span with the derived fields set as normalize would. */
+typedef struct span_spec {
+    const char *trace, *span, *parent, *name, *service, *project;
+    pc_span_type type;
+    pc_status status;
+    int64_t start, end;
+    int64_t in_tok, out_tok;
+} span_spec;
+
+static pc_span *add_span(pc_batch *b, span_spec sp)
+{
+    pc_span *s = pc_batch_add(b);
+    s->trace_id = S(b, sp.trace);
+    s->span_id = S(b, sp.span);
+    s->parent_id = S(b, sp.parent ? sp.parent : "");
+    s->name = S(b, sp.name ? sp.name : "op");
+    s->kind = 1;
+    s->start_ns = sp.start;
+    s->end_ns = sp.end;
+    s->project_id = S(b, sp.project ? sp.project : "proj-1");
+    s->source = PC_SOURCE_PRELA;
+    s->span_type = sp.type;
+    s->status = sp.status;
+    s->service_name = S(b, sp.service ? sp.service : "svc");
+    s->input_tokens = sp.in_tok;
+    s->output_tokens = sp.out_tok;
+    return s;
+}
+
+static pc_kv kv_str(pc_batch *b, const char *k, const char *v)
+{
+    pc_kv kv = {S(b, k), {.type = PC_V_STR}};
+    kv.value.s = S(b, v);
+    return kv;
+}
+
+static pc_batch *new_batch(int64_t received_ns)
+{
+    pc_batch *b = pc_batch_create(NULL);
+    b->received_ns = received_ns;
+    return b;
+}
+
+static pc_result consume(store_h *h, pc_batch *b)
+{
+    return pc_local_exporter_ops.consume(h->ctx, b);
+}
+
+/* Row copies, so they outlive the callbacks. */
+typedef struct trace_copy {
+    char trace_id[64], project_id[64], service_name[64], root_span_id[64], root_span_name[64];
+    char status[16], source[16];
+    int64_t started_ns, completed_ns, created_ns, span_count, input_tokens, output_tokens;
+} trace_copy;
+
+typedef struct traces {
+    trace_copy v[128];
+    int n;
+} traces;
+
+static int collect_trace(void *ud, const pc_trace_row *r)
+{
+    traces *t = ud;
+    if (t->n >= 128) return 1;
+    trace_copy *c = &t->v[t->n++];
+    snprintf(c->trace_id, sizeof(c->trace_id), "%s", r->trace_id);
+    snprintf(c->project_id, sizeof(c->project_id), "%s", r->project_id);
+    snprintf(c->service_name, sizeof(c->service_name), "%s", r->service_name);
+    snprintf(c->root_span_id, sizeof(c->root_span_id), "%s", r->root_span_id);
+    snprintf(c->root_span_name, sizeof(c->root_span_name), "%s", r->root_span_name);
+    snprintf(c->status, sizeof(c->status), "%s", r->status);
+    snprintf(c->source, sizeof(c->source), "%s", r->source);
+    c->started_ns = r->started_ns;
+    c->completed_ns = r->completed_ns;
+    c->created_ns = r->created_ns;
+    c->span_count = r->span_count;
+    c->input_tokens = r->input_tokens;
+    c->output_tokens = r->output_tokens;
+    return 0;
+}
+
+typedef struct span_copy {
+    char trace_id[64], span_id[64], parent_span_id[64], project_id[64], name[64];
+    char span_type[16], service_name[64], status[16], status_message[64], source[16];
+    char trace_state[64], llm_provider[32], llm_model[32];
+    char attributes[512], events[512], links[512], resource[256], scope[256];
+    int kind;
+    int64_t start_ns, end_ns, created_ns, input_tokens, output_tokens;
+} span_copy;
+
+typedef struct spans {
+    span_copy v[32];
+    int n;
+} spans;
+
+#define CP(f) snprintf(c->f, sizeof(c->f), "%s", r->f)
+static int collect_span(void *ud, const pc_span_row *r)
+{
+    spans *s = ud;
+    if (s->n >= 32) return 1;
+    span_copy *c = &s->v[s->n++];
+    CP(trace_id);
+    CP(span_id);
+    CP(parent_span_id);
+    CP(project_id);
+    CP(name);
+    CP(span_type);
+    CP(service_name);
+    CP(status);
+    CP(status_message);
+    CP(source);
+    CP(trace_state);
+    CP(llm_provider);
+    CP(llm_model);
+    CP(attributes);
+    CP(events);
+    CP(links);
+    CP(resource);
+    CP(scope);
+    c->kind = r->kind;
+    c->start_ns = r->start_ns;
+    c->end_ns = r->end_ns;
+    c->created_ns = r->created_ns;
+    c->input_tokens = r->input_tokens;
+    c->output_tokens = r->output_tokens;
+    return 0;
+}
+#undef CP
+
+static traces *get_trace(store_h *h, const char *id)
+{
+    static traces t;
+    t.n = 0;
+    CHECK_EQ_INT(h->st->ops->get_trace(h->st->ctx, id, collect_trace, &t), 0);
+    return &t;
+}
+
+static spans *get_spans(store_h *h, const char *id)
+{
+    static spans s;
+    s.n = 0;
+    CHECK_EQ_INT(h->st->ops->get_spans(h->st->ctx, id, collect_span, &s), 0);
+    return &s;
+}
+
+static traces *list(store_h *h, pc_trace_filter f)
+{
+    static traces t;
+    t.n = 0;
+    if (!f.limit) f.limit = 100;
+    CHECK_EQ_INT(h->st->ops->list_traces(h->st->ctx, &f, collect_trace, &t), 0);
+    return &t;
+}
+
+static traces *search(store_h *h, const char *project, const char *q, int limit)
+{
+    static traces t;
+    t.n = 0;
+    CHECK_EQ_INT(h->st->ops->search(h->st->ctx, project, q, limit, collect_trace, &t), 0);
+    return &t;
+}
+
+/* --------------------------------------------------------------- tests -- */
+
+static void test_options(void)
+{
+    const char *kv[] = {"synchronous", "fast"};
+    void *cfg = make_cfg(kv, 1);
+    char err[256] = "";
+    CHECK(pc_local_exporter_ops.validate(cfg, err, sizeof(err)) != 0);
+    CHECK(strncmp(err, "synchronous:", 12) == 0);
+    pc_config_free_options(pc_local_exporter_ops.options, cfg);
+    free(cfg);
+
+    const char *kv2[] = {"synchronous", "NORMAL", "retention", "0"};
+    cfg = make_cfg(kv2, 2);
+    CHECK_EQ_INT(pc_local_exporter_ops.validate(cfg, err, sizeof(err)), 0);
+    pc_config_free_options(pc_local_exporter_ops.options, cfg);
+    free(cfg);
+
+    CHECK_EQ_STR(pc_local_exporter_ops.type, "local");
+    CHECK_EQ_INT(pc_local_exporter_ops.kind, PC_EXPORTER);
+}
+
+static void test_fields(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    int64_t recv = pc_time_now_ns();
+    pc_batch *b = new_batch(recv);
+    pc_span *s = add_span(b, (span_spec){.trace = "test-trace-123", .span = "span-1",
+                                         .name = "anthropic.messages.create",
+                                         .service = "my-agent", .type = PC_TYPE_LLM,
+                                         .status = PC_STATUS_ERROR, .start = T0,
+                                         .end = T0 + NS / 2, .in_tok = 12, .out_tok = 34});
+    s->kind = 3;
+    s->source = PC_SOURCE_OTLP;
+    s->trace_state = S(b, "k=v");
+    s->status_message = S(b, "boom: it's 100%");
+    s->llm_provider = S(b, "anthropic");
+    s->llm_model = S(b, "claude-3");
+    pc_kv *kv = pc_arena_calloc(b->arena, 3 * sizeof(pc_kv));
+    kv[0] = kv_str(b, "llm.model", "claude-3");
+    kv[1] = (pc_kv){S(b, "n"), {.type = PC_V_INT, .i = 42}};
+    kv[2] = (pc_kv){S(b, "ok"), {.type = PC_V_BOOL, .b = true}};
+    s->attrs = (pc_attrs){kv, 3};
+    pc_event *ev = pc_arena_calloc(b->arena, sizeof(pc_event));
+    ev->name = S(b, "llm.request");
+    ev->time_ns = T0 + 1000;
+    s->events = ev;
+    s->n_events = 1;
+    pc_link *ln = pc_arena_calloc(b->arena, sizeof(pc_link));
+    ln->trace_id = S(b, "t2");
+    ln->span_id = S(b, "s2");
+    s->links = ln;
+    s->n_links = 1;
+    pc_kv *rkv = pc_arena_calloc(b->arena, sizeof(pc_kv));
+    rkv[0] = kv_str(b, "service.name", "my-agent");
+    pc_attrs *res = pc_arena_calloc(b->arena, sizeof(pc_attrs));
+    *res = (pc_attrs){rkv, 1};
+    s->resource = res;
+    pc_scope *sc = pc_arena_calloc(b->arena, sizeof(pc_scope));
+    sc->name = S(b, "prela");
+    sc->version = S(b, "0.1");
+    s->scope = sc;
+    /* pc_str are not NUL-terminated: a name followed by junk must be stored by length. */
+    char *junk = pc_arena_alloc(b->arena, 16);
+    memcpy(junk, "namexxxx", 8);
+    s->name = (pc_str){junk, 4};
+
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+
+    spans *sp = get_spans(&h, "test-trace-123");
+    CHECK_EQ_INT(sp->n, 1);
+    span_copy *c = &sp->v[0];
+    CHECK_EQ_STR(c->trace_id, "test-trace-123");
+    CHECK_EQ_STR(c->span_id, "span-1");
+    CHECK_EQ_STR(c->parent_span_id, "");
+    CHECK_EQ_STR(c->project_id, "proj-1");
+    CHECK_EQ_STR(c->name, "name");
+    CHECK_EQ_INT(c->kind, 3);
+    CHECK_EQ_STR(c->span_type, "llm");
+    CHECK_EQ_STR(c->service_name, "my-agent");
+    CHECK_EQ_STR(c->status, "error");
+    CHECK_EQ_STR(c->status_message, "boom: it's 100%");
+    CHECK_EQ_STR(c->source, "otlp");
+    CHECK_EQ_STR(c->trace_state, "k=v");
+    CHECK_EQ_INT(c->start_ns, T0);
+    CHECK_EQ_INT(c->end_ns, T0 + NS / 2);
+    CHECK_EQ_INT(c->created_ns, recv);
+    CHECK_EQ_STR(c->llm_provider, "anthropic");
+    CHECK_EQ_STR(c->llm_model, "claude-3");
+    CHECK_EQ_INT(c->input_tokens, 12);
+    CHECK_EQ_INT(c->output_tokens, 34);
+    CHECK_EQ_STR(c->attributes, "{\"llm.model\":\"claude-3\",\"n\":42,\"ok\":true}");
+    CHECK_EQ_STR(c->events, "[{\"name\":\"llm.request\",\"timestamp\":\"2025-01-27T10:00:00.000001Z\","
+                            "\"time_unix_nano\":1737972000000001000,\"attributes\":{}}]");
+    CHECK_EQ_STR(c->links,
+                 "[{\"trace_id\":\"t2\",\"span_id\":\"s2\",\"trace_state\":\"\",\"attributes\":{}}]");
+    CHECK_EQ_STR(c->resource, "{\"service.name\":\"my-agent\"}");
+    CHECK_EQ_STR(c->scope, "{\"name\":\"prela\",\"version\":\"0.1\",\"attributes\":{}}");
+
+    traces *t = get_trace(&h, "test-trace-123");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].trace_id, "test-trace-123");
+    CHECK_EQ_STR(t->v[0].project_id, "proj-1");
+    CHECK_EQ_STR(t->v[0].service_name, "my-agent");
+    CHECK_EQ_STR(t->v[0].root_span_id, "span-1");
+    CHECK_EQ_STR(t->v[0].root_span_name, "name");
+    CHECK_EQ_STR(t->v[0].status, "error");
+    CHECK_EQ_STR(t->v[0].source, "otlp");
+    CHECK_EQ_INT(t->v[0].started_ns, T0);
+    CHECK_EQ_INT(t->v[0].completed_ns, T0 + NS / 2);
+    CHECK_EQ_INT(t->v[0].created_ns, recv);
+    CHECK_EQ_INT(t->v[0].span_count, 1);
+    CHECK_EQ_INT(t->v[0].input_tokens, 12);
+    CHECK_EQ_INT(t->v[0].output_tokens, 34);
+
+    /* Unknown trace: no callback, no error. */
+    CHECK_EQ_INT(get_trace(&h, "nope")->n, 0);
+    CHECK_EQ_INT(get_spans(&h, "nope")->n, 0);
+
+    char msg[128] = "";
+    CHECK_EQ_INT(h.st->ops->health(h.st->ctx, msg, sizeof(msg)), 0);
+    /* An empty batch is trivially durable. */
+    CHECK_EQ_INT(consume(&h, new_batch(recv)), PC_OK);
+    close_store(&h, true);
+}
+
+static void test_dedup(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    for (int round = 0; round < 3; round++) {
+        pc_batch *b = new_batch(pc_time_now_ns());
+        add_span(b, (span_spec){.trace = "t-dup", .span = "root", .name = "first",
+                                .start = T0, .end = T0 + NS, .in_tok = 5, .out_tok = 6,
+                                .status = round ? PC_STATUS_ERROR : PC_STATUS_SUCCESS});
+        /* The same span twice in one batch, too. */
+        add_span(b, (span_spec){.trace = "t-dup", .span = "child", .parent = "root",
+                                .start = T0 + 1, .end = T0 + 2});
+        add_span(b, (span_spec){.trace = "t-dup", .span = "child", .parent = "root",
+                                .start = T0 + 1, .end = T0 + 2, .name = "second"});
+        CHECK_EQ_INT(consume(&h, b), PC_OK);
+    }
+    traces *t = get_trace(&h, "t-dup");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_INT(t->v[0].span_count, 2);
+    CHECK_EQ_INT(t->v[0].input_tokens, 5);
+    CHECK_EQ_INT(t->v[0].output_tokens, 6);
+    CHECK_EQ_STR(t->v[0].status, "success"); /* first write wins: the error re-sends are dropped */
+    spans *s = get_spans(&h, "t-dup");
+    CHECK_EQ_INT(s->n, 2);
+    CHECK_EQ_STR(s->v[1].name, "op"); /* the first "child", not "second" */
+    close_store(&h, true);
+}
+
+static void test_summary_out_of_order(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    int64_t r1 = pc_time_now_ns();
+    pc_batch *b = new_batch(r1);
+    add_span(b, (span_spec){.trace = "t-ooo", .span = "c1", .parent = "root", .name = "llm call",
+                            .service = "child-svc", .type = PC_TYPE_LLM, .start = T0 + 2 * NS,
+                            .end = T0 + 3 * NS, .in_tok = 10, .out_tok = 5,
+                            .status = PC_STATUS_ERROR});
+    add_span(b, (span_spec){.trace = "t-ooo", .span = "c2", .parent = "c1", .name = "tool",
+                            .service = "other-svc", .type = PC_TYPE_TOOL, .start = T0 + 4 * NS,
+                            .end = 0 /* not ended */, .in_tok = -1, .out_tok = -1,
+                            .status = PC_STATUS_PENDING, .project = "proj-other"});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+
+    traces *t = get_trace(&h, "t-ooo");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].root_span_id, "");
+    CHECK_EQ_STR(t->v[0].service_name, "child-svc"); /* the first span's until a root arrives */
+    CHECK_EQ_INT(t->v[0].started_ns, T0 + 2 * NS);
+    CHECK_EQ_INT(t->v[0].completed_ns, T0 + 4 * NS); /* unended span counts with its start */
+    CHECK_EQ_STR(t->v[0].status, "error");
+
+    b = new_batch(r1 + NS);
+    add_span(b, (span_spec){.trace = "t-ooo", .span = "root", .name = "agent run",
+                            .service = "root-svc", .type = PC_TYPE_AGENT, .start = T0,
+                            .end = T0 + 10 * NS, .in_tok = 20, .out_tok = 7,
+                            .status = PC_STATUS_SUCCESS, .project = "proj-late"});
+    add_span(b, (span_spec){.trace = "t-ooo", .span = "c3", .parent = "root", .name = "llm 2",
+                            .service = "child-svc", .type = PC_TYPE_LLM, .start = T0 + NS,
+                            .end = T0 + 2 * NS, .in_tok = 0, .out_tok = 3});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    /* A second parentless span later does not replace the root. */
+    b = new_batch(r1 + 2 * NS);
+    add_span(b, (span_spec){.trace = "t-ooo", .span = "root2", .name = "stray root",
+                            .service = "stray-svc", .start = T0 + NS, .end = T0 + NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+
+    t = get_trace(&h, "t-ooo");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].root_span_id, "root");
+    CHECK_EQ_STR(t->v[0].root_span_name, "agent run");
+    CHECK_EQ_STR(t->v[0].service_name, "root-svc");
+    CHECK_EQ_STR(t->v[0].project_id, "proj-1"); /* first write */
+    CHECK_EQ_INT(t->v[0].created_ns, r1);       /* first write */
+    CHECK_EQ_INT(t->v[0].started_ns, T0);
+    CHECK_EQ_INT(t->v[0].completed_ns, T0 + 10 * NS);
+    CHECK_EQ_STR(t->v[0].status, "error");
+    CHECK_EQ_INT(t->v[0].span_count, 5);
+    CHECK_EQ_INT(t->v[0].input_tokens, 30);
+    CHECK_EQ_INT(t->v[0].output_tokens, 15);
+
+    spans *s = get_spans(&h, "t-ooo");
+    CHECK_EQ_INT(s->n, 5);
+    CHECK_EQ_STR(s->v[0].span_id, "root"); /* by start time */
+    CHECK_EQ_STR(s->v[1].span_id, "c3");   /* start T0+NS, before root2 by span id */
+    CHECK_EQ_STR(s->v[2].span_id, "root2");
+    CHECK_EQ_STR(s->v[3].span_id, "c1");
+    CHECK_EQ_STR(s->v[4].span_id, "c2");
+    CHECK_EQ_INT(s->v[4].end_ns, 0);
+    CHECK_EQ_INT(s->v[4].input_tokens, -1);
+    CHECK_EQ_STR(s->v[4].status, "pending");
+    close_store(&h, true);
+}
+
+static void test_filters(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    /* 20 traces, trace i starts at T0 + i s: even ones in proj-a, every third in
+     * error, services svc-0..svc-3, and trace i%5==0 has a retrieval span. */
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (int i = 0; i < 20; i++) {
+        char tid[32], sid[32];
+        snprintf(tid, sizeof(tid), "trace-%02d", i);
+        snprintf(sid, sizeof(sid), "span-%02d", i);
+        char svc[16];
+        snprintf(svc, sizeof(svc), "svc-%d", i % 4);
+        add_span(b, (span_spec){.trace = tid, .span = sid, .service = svc,
+                                .project = i % 2 ? "proj-b" : "proj-a", .type = PC_TYPE_AGENT,
+                                .status = i % 3 == 0 ? PC_STATUS_ERROR : PC_STATUS_SUCCESS,
+                                .start = T0 + i * NS, .end = T0 + i * NS + 1});
+        if (i % 5 == 0) {
+            snprintf(sid, sizeof(sid), "ret-%02d", i);
+            add_span(b, (span_spec){.trace = tid, .span = sid, .parent = "x", .service = svc,
+                                    .type = PC_TYPE_RETRIEVAL, .start = T0 + i * NS + 1,
+                                    .end = T0 + i * NS + 2,
+                                    .project = i % 2 ? "proj-b" : "proj-a"});
+        }
+    }
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+
+    traces *t = list(&h, (pc_trace_filter){0});
+    CHECK_EQ_INT(t->n, 20);
+    CHECK_EQ_STR(t->v[0].trace_id, "trace-19"); /* newest first */
+    CHECK_EQ_STR(t->v[19].trace_id, "trace-00");
+
+    t = list(&h, (pc_trace_filter){.project_id = "proj-a"});
+    CHECK_EQ_INT(t->n, 10);
+    CHECK_EQ_STR(t->v[0].trace_id, "trace-18");
+
+    t = list(&h, (pc_trace_filter){.status = "error"}); /* 0,3,6,9,12,15,18 */
+    CHECK_EQ_INT(t->n, 7);
+    CHECK_EQ_STR(t->v[0].trace_id, "trace-18");
+
+    t = list(&h, (pc_trace_filter){.service_name = "svc-1"}); /* 1,5,9,13,17 */
+    CHECK_EQ_INT(t->n, 5);
+    CHECK_EQ_STR(t->v[4].trace_id, "trace-01");
+
+    t = list(&h, (pc_trace_filter){.span_type = "retrieval"}); /* 0,5,10,15 */
+    CHECK_EQ_INT(t->n, 4);
+    CHECK_EQ_STR(t->v[0].trace_id, "trace-15");
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.span_type = "embedding"})->n, 0);
+
+    t = list(&h, (pc_trace_filter){.start_ns = T0 + 5 * NS, .end_ns = T0 + 9 * NS});
+    CHECK_EQ_INT(t->n, 5); /* inclusive both ends */
+    CHECK_EQ_STR(t->v[0].trace_id, "trace-09");
+    CHECK_EQ_STR(t->v[4].trace_id, "trace-05");
+
+    t = list(&h, (pc_trace_filter){.limit = 3, .offset = 4});
+    CHECK_EQ_INT(t->n, 3);
+    CHECK_EQ_STR(t->v[0].trace_id, "trace-15");
+    CHECK_EQ_STR(t->v[2].trace_id, "trace-13");
+
+    t = list(&h, (pc_trace_filter){.project_id = "proj-a", .status = "error",
+                                   .span_type = "retrieval", .service_name = "svc-0"});
+    CHECK_EQ_INT(t->n, 1); /* 0 only (and 12 has no retrieval span) */
+    CHECK_EQ_STR(t->v[0].trace_id, "trace-00");
+
+    /* Hostile filter text is a value, never SQL. */
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.project_id = "x' OR '1'='1"})->n, 0);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.offset = 100})->n, 0);
+    close_store(&h, true);
+}
+
+static void test_search(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    pc_span *s = add_span(b, (span_spec){.trace = "t-s1", .span = "a", .name = "OpenAI.Chat",
+                                         .start = T0 + 1, .project = "p1"});
+    pc_kv *kv = pc_arena_calloc(b->arena, sizeof(pc_kv));
+    kv[0] = kv_str(b, "prompt", "it's 100% done_ok");
+    s->attrs = (pc_attrs){kv, 1};
+    add_span(b, (span_spec){.trace = "t-s2", .span = "b", .name = "100x donex", .start = T0 + 2,
+                            .project = "p2"});
+    s = add_span(b, (span_spec){.trace = "t-s3", .span = "c", .name = "retrieve", .start = T0 + 3,
+                                .project = "p1"});
+    kv = pc_arena_calloc(b->arena, sizeof(pc_kv));
+    kv[0] = kv_str(b, "query", "Weather In Paris");
+    s->attrs = (pc_attrs){kv, 1};
+    /* Two matching spans in one trace: the trace appears once. */
+    add_span(b, (span_spec){.trace = "t-s3", .span = "d", .name = "paris lookup",
+                            .start = T0 + 4, .project = "p1"});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+
+    traces *t = search(&h, NULL, "openai.chat", 50); /* name, case-insensitive */
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].trace_id, "t-s1");
+    t = search(&h, NULL, "PARIS", 50); /* attribute text and name, one row per trace */
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].trace_id, "t-s3");
+    t = search(&h, NULL, "100%", 50); /* % is literal: "100x" does not match */
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].trace_id, "t-s1");
+    CHECK_EQ_INT(search(&h, NULL, "done_", 50)->n, 1); /* _ is literal */
+    CHECK_EQ_INT(search(&h, NULL, "it's", 50)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "'; DROP TABLE spans; --", 50)->n, 0);
+    t = search(&h, NULL, "o", 50); /* everything, newest first */
+    CHECK_EQ_INT(t->n, 3);
+    CHECK_EQ_STR(t->v[0].trace_id, "t-s3");
+    CHECK_EQ_STR(t->v[2].trace_id, "t-s1");
+    CHECK_EQ_INT(search(&h, NULL, "o", 2)->n, 2);
+    t = search(&h, "p1", "o", 50);
+    CHECK_EQ_INT(t->n, 2);
+    CHECK_EQ_INT(search(&h, "p2", "paris", 50)->n, 0);
+    close_store(&h, true);
+}
+
+static void test_retention(void)
+{
+    store_h h;
+    open_store(&h, NULL, "1d");
+    int64_t now = pc_time_now_ns();
+    /* Old event times (2025 examples) but ingested now: kept. */
+    pc_batch *b = new_batch(now);
+    add_span(b, (span_spec){.trace = "t-new", .span = "a", .start = T0, .end = T0 + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    /* Ingested two days ago: deleted, with all its spans. */
+    b = new_batch(now - 2 * 86400 * NS);
+    add_span(b, (span_spec){.trace = "t-old", .span = "a", .start = now, .end = now + 1});
+    add_span(b, (span_spec){.trace = "t-old", .span = "b", .start = now, .end = now + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){0})->n, 2);
+
+    CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
+    CHECK_EQ_INT(get_trace(&h, "t-old")->n, 0);
+    CHECK_EQ_INT(get_spans(&h, "t-old")->n, 0);
+    CHECK_EQ_INT(get_trace(&h, "t-new")->n, 1);
+    CHECK_EQ_INT(get_spans(&h, "t-new")->n, 1);
+    CHECK_EQ_INT(pc_local_purge(h.ctx, now), 0);
+    /* A day and a half later the new one expires too. */
+    CHECK_EQ_INT(pc_local_purge(h.ctx, now + 3 * 86400 * NS / 2), 1);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){0})->n, 0);
+    close_store(&h, true);
+
+    /* retention 0 keeps forever: the hook refuses. */
+    open_store(&h, NULL, "0");
+    CHECK_EQ_INT(pc_local_purge(h.ctx, pc_time_now_ns()), -1);
+    close_store(&h, true);
+}
+
+#define THREADS 8
+#define BATCHES 40
+#define SPANS 10
+
+static void *consumer_main(void *arg)
+{
+    store_h *h = ((void **)arg)[0];
+    int id = (int)(intptr_t)((void **)arg)[1];
+    intptr_t failures = 0;
+    for (int i = 0; i < BATCHES; i++) {
+        pc_batch *b = new_batch(pc_time_now_ns());
+        char tid[32];
+        snprintf(tid, sizeof(tid), "th%d-%d", id, i);
+        for (int k = 0; k < SPANS; k++) {
+            char sid[16];
+            snprintf(sid, sizeof(sid), "s%d", k);
+            add_span(b, (span_spec){.trace = tid, .span = sid, .parent = k ? "s0" : NULL,
+                                    .start = T0 + k, .end = T0 + k + 1, .in_tok = 1,
+                                    .out_tok = 2});
+        }
+        if (consume(h, b) != PC_OK) failures++;
+    }
+    return (void *)failures;
+}
+
+static void test_concurrent(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    pthread_t th[THREADS];
+    void *args[THREADS][2];
+    for (int i = 0; i < THREADS; i++) {
+        args[i][0] = &h;
+        args[i][1] = (void *)(intptr_t)i;
+        pthread_create(&th[i], NULL, consumer_main, args[i]);
+    }
+    /* Reads run alongside the writes. */
+    for (int i = 0; i < 20; i++) list(&h, (pc_trace_filter){.limit = 10});
+    intptr_t failures = 0;
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        failures += (intptr_t)r;
+    }
+    CHECK_EQ_INT(failures, 0);
+    traces *t = list(&h, (pc_trace_filter){.limit = 1000});
+    CHECK_EQ_INT(t->n, 128); /* the collector's cap; there are more */
+    int64_t total = 0;
+    for (int i = 0; i < THREADS; i++)
+        for (int k = 0; k < BATCHES; k++) {
+            char tid[32];
+            snprintf(tid, sizeof(tid), "th%d-%d", i, k);
+            traces *one = get_trace(&h, tid);
+            if (one->n == 1) {
+                total += one->v[0].span_count;
+                if (one->v[0].input_tokens != SPANS || strcmp(one->v[0].root_span_id, "s0"))
+                    total = -1000000;
+            }
+        }
+    CHECK_EQ_INT(total, THREADS * BATCHES * SPANS);
+    close_store(&h, true);
+}
+
+static void test_lifecycle(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "t-keep", .span = "a", .start = T0, .end = T0 + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+
+    /* After shutdown nothing is accepted, and reads still work until destroy. */
+    pc_local_exporter_ops.shutdown(h.ctx);
+    b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "t-late", .span = "a", .start = T0, .end = T0 + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_RETRY);
+    CHECK_EQ_INT(get_trace(&h, "t-keep")->n, 1);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "%s", h.dir);
+    close_store(&h, false);
+
+    /* Reopening the same directory finds the data. */
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(get_trace(&h, "t-keep")->n, 1);
+    CHECK_EQ_INT(get_trace(&h, "t-late")->n, 0);
+    close_store(&h, true);
+
+    /* Created but never started: consume refuses, shutdown/destroy are fine. */
+    const char *kv[] = {"directory", "/tmp/pc_local_never_started"};
+    void *cfg = make_cfg(kv, 1);
+    void *ctx = pc_local_exporter_ops.create("local", cfg, NULL);
+    CHECK(ctx != NULL);
+    b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "t", .span = "a", .start = T0, .end = T0 + 1});
+    CHECK_EQ_INT(pc_local_exporter_ops.consume(ctx, b), PC_RETRY);
+    pc_local_exporter_ops.shutdown(ctx);
+    pc_local_exporter_ops.destroy(ctx);
+    pc_local_exporter_ops.destroy(NULL);
+    pc_config_free_options(pc_local_exporter_ops.options, cfg);
+    free(cfg);
+    CHECK(access("/tmp/pc_local_never_started", F_OK) != 0); /* nothing touched before start */
+
+    /* A directory that cannot be created fails start with a message. */
+    const char *kv2[] = {"directory", "/proc/pc_local_cannot/x"};
+    cfg = make_cfg(kv2, 1);
+    ctx = pc_local_exporter_ops.create("local", cfg, NULL);
+    CHECK(ctx != NULL);
+    CHECK_EQ_INT(pc_local_exporter_ops.start(ctx, NULL), -1);
+    pc_local_exporter_ops.destroy(ctx);
+    pc_config_free_options(pc_local_exporter_ops.options, cfg);
+    free(cfg);
+}
+
+int main(void)
+{
+    RUN(test_options);
+    RUN(test_fields);
+    RUN(test_dedup);
+    RUN(test_summary_out_of_order);
+    RUN(test_filters);
+    RUN(test_search);
+    RUN(test_retention);
+    RUN(test_concurrent);
+    RUN(test_lifecycle);
+    return CHECK_DONE();
+}

@@ -1,0 +1,119 @@
+/*
+ * test_prela.c - decoding Prela span objects (src/receivers/prela.c): what the
+ * real SDK sends, the seed README's example, and field errors that name the field.
+ */
+#include "check.h"
+#include "json.h"
+#include "receivers/prela.h"
+
+static pc_batch *B;
+
+static int decode(const char *json, pc_str trace_id, char *err)
+{
+    pc_value v;
+    pc_json_error e;
+    if (pc_json_parse(B->arena, json, strlen(json), &v, &e)) {
+        snprintf(err, 256, "json: %s", e.msg);
+        return -2;
+    }
+    return pc_prela_decode_span(B, &v, "spans[0]", trace_id, PC_STR_LIT("env-svc"),
+                                PC_STR_LIT("proj"), err, 256);
+}
+
+static void test_sdk_span(void)
+{
+    char err[256] = "";
+    const char *sdk =
+        "{\"span_id\": \"6fa459ea-ee8a-4ca4-894e-db77e160355e\", \"trace_id\": "
+        "\"1b4e28ba-2fa1-41d2-883f-0016d3cca427\", \"parent_span_id\": null, \"name\": "
+        "\"anthropic.messages.create\", \"span_type\": \"llm\", \"started_at\": "
+        "\"2025-01-27T10:00:00.100000+00:00Z\", \"ended_at\": \"2025-01-27T10:00:00.900000+00:00Z\", "
+        "\"duration_ms\": 800.0, \"status\": \"success\", \"status_message\": null, \"attributes\": "
+        "{\"service.name\": \"my-agent\", \"llm.input_tokens\": 12, \"score\": NaN, \"nested\": "
+        "{\"a\": [1, 2]}}, \"events\": [{\"name\": \"llm.request\", \"timestamp\": "
+        "\"2025-01-27T10:00:00.100050+00:00Z\", \"attributes\": {\"messages\": []}}]}";
+    CHECK_EQ_INT(decode(sdk, PC_STR_NULL, err), 0);
+    pc_span *s = &B->spans[B->n - 1];
+    CHECK_EQ_PSTR(s->span_id, "6fa459ea-ee8a-4ca4-894e-db77e160355e");
+    CHECK_EQ_PSTR(s->trace_id, "1b4e28ba-2fa1-41d2-883f-0016d3cca427");
+    CHECK_EQ_INT(s->parent_id.n, 0);
+    CHECK_EQ_PSTR(s->span_type_text, "llm");
+    CHECK_EQ_INT(s->start_ns, 1737972000100000000LL);
+    CHECK_EQ_INT(s->end_ns, 1737972000900000000LL);
+    CHECK_EQ_INT(s->attrs.n, 4);
+    CHECK_EQ_INT(s->n_events, 1);
+    CHECK_EQ_INT(s->events[0].time_ns, 1737972000100050000LL);
+    CHECK_EQ_PSTR(s->events[0].name, "llm.request");
+    CHECK_EQ_PSTR(s->project_id, "proj");
+    CHECK_EQ_PSTR(s->service_hint, "env-svc");
+    CHECK_EQ_INT(s->source, PC_SOURCE_PRELA);
+    CHECK_EQ_INT(s->input_tokens, -1); /* derived fields are normalize's job */
+}
+
+static void test_seed_example(void)
+{
+    char err[256] = "";
+    const char *seed = "{\"span_id\": \"span-1\", \"trace_id\": \"test-trace-123\", \"name\": "
+                       "\"test-operation\", \"span_type\": \"LLM\", \"started_at\": "
+                       "\"2025-01-27T10:00:00Z\", \"ended_at\": \"2025-01-27T10:00:01Z\", "
+                       "\"duration_ms\": 1000, \"status\": \"SUCCESS\", \"attributes\": {\"model\": "
+                       "\"gpt-4\"}, \"events\": []}";
+    CHECK_EQ_INT(decode(seed, PC_STR_LIT("test-trace-123"), err), 0);
+    pc_span *s = &B->spans[B->n - 1];
+    CHECK_EQ_PSTR(s->span_id, "span-1");
+    CHECK_EQ_PSTR(s->status_text, "SUCCESS");
+    CHECK_EQ_INT(s->end_ns - s->start_ns, 1000000000LL);
+}
+
+static void test_duration_without_end(void)
+{
+    char err[256] = "";
+    CHECK_EQ_INT(decode("{\"span_id\":\"a\",\"trace_id\":\"t\",\"started_at\":\"2025-01-27T10:00:00\","
+                        "\"duration_ms\":250.5}",
+                        PC_STR_NULL, err),
+                 0);
+    pc_span *s = &B->spans[B->n - 1];
+    CHECK_EQ_INT(s->end_ns - s->start_ns, 250500000LL);
+}
+
+static void test_field_errors(void)
+{
+    struct {
+        const char *json;
+        const char *expect;
+    } cases[] = {
+        {"{\"trace_id\":\"t\"}", "spans[0].span_id: required"},
+        {"{\"span_id\":\"s\"}", "spans[0].trace_id: required"},
+        {"{\"span_id\":\"\",\"trace_id\":\"t\"}", "spans[0].span_id: required"},
+        {"{\"span_id\":\"s\",\"trace_id\":\"t\",\"started_at\":\"soon\"}",
+         "spans[0].started_at: \"soon\" is not an ISO-8601 timestamp"},
+        {"{\"span_id\":\"s\",\"trace_id\":\"t\",\"attributes\":[1]}",
+         "spans[0].attributes: expected an object"},
+        {"{\"span_id\":\"s\",\"trace_id\":\"t\",\"events\":{}}", "spans[0].events: expected a list"},
+        {"{\"span_id\":\"s\",\"trace_id\":\"t\",\"events\":[{\"timestamp\":\"x\"}]}",
+         "spans[0].events[0].timestamp"},
+        {"{\"span_id\":{\"x\":1},\"trace_id\":\"t\"}", "spans[0].span_id: expected a string"},
+        {"[1]", "spans[0]: expected a span object"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[256] = "";
+        size_t before = B->n;
+        CHECK_EQ_INT(decode(cases[i].json, PC_STR_NULL, err), -1);
+        CHECK_EQ_INT(B->n, before); /* nothing half-added */
+        if (!strstr(err, cases[i].expect))
+            fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err, cases[i].expect);
+        CHECK(strstr(err, cases[i].expect) != NULL);
+    }
+}
+
+int main(void)
+{
+    B = pc_batch_create(NULL);
+    B->received_ns = 1;
+    RUN(test_sdk_span);
+    RUN(test_seed_example);
+    RUN(test_duration_without_end);
+    RUN(test_field_errors);
+    pc_batch_unref(B);
+    return CHECK_DONE();
+}
