@@ -317,7 +317,7 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
         flags, (uint16_t)port, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 1024),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : 60),
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {

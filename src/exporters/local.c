@@ -128,7 +128,7 @@ typedef struct pc_local {
     pc_local_reader *reader;
     pc_store store;
 
-    pthread_mutex_t mu; /* everything below */
+    pthread_mutex_t mu;     /* everything below */
     pthread_cond_t work_cv; /* writer waits: jobs, stop, purge request */
     pthread_cond_t done_cv; /* waiters: their job or purge request ended */
     bool sync_ready;
@@ -391,12 +391,14 @@ static void *local_create(const char *id, const void *cfgp, const pc_consumer *n
         return NULL;
     }
     /* 0 keeps forever; so does a retention too long to express in ns. */
-    L->retention_ns = cfg->retention_ms <= INT64_MAX / NS_PER_MS ? cfg->retention_ms * NS_PER_MS : 0;
+    L->retention_ns =
+        cfg->retention_ms <= INT64_MAX / NS_PER_MS ? cfg->retention_ms * NS_PER_MS : 0;
     L->timeout_ns = cfg->timeout_ms * NS_PER_MS;
     L->queue_size = (size_t)cfg->queue_size;
 
     size_t dl = strlen(cfg->directory);
-    while (dl > 1 && cfg->directory[dl - 1] == '/') dl--;
+    while (dl > 1 && cfg->directory[dl - 1] == '/')
+        dl--;
     L->path = pc_xmalloc(dl + sizeof("/prela.db"));
     memcpy(L->path, cfg->directory, dl);
     memcpy(L->path + dl, "/prela.db", sizeof("/prela.db"));
@@ -484,9 +486,11 @@ static void local_destroy(void *ctx)
     pc_local *L = ctx;
     if (!L) return;
     local_shutdown(L);
+    /* Readers first: the last connection to close checkpoints the WAL and
+     * removes it, which a read-only one cannot do. */
+    pc_local_reader_destroy(L->reader);
     pc_local_writer_fini(&L->w);
     sqlite3_close(L->db);
-    pc_local_reader_destroy(L->reader);
     if (L->sync_ready) {
         pthread_cond_destroy(&L->work_cv);
         pthread_cond_destroy(&L->done_cv);
@@ -523,7 +527,8 @@ static pc_result local_consume(void *ctx, pc_batch *b)
         return PC_RETRY;
     }
     if (L->queued_spans > 0 && L->queued_spans + b->n > L->queue_size) {
-        warn_limited(L, &L->last_full_log, "queue full (queue_size spans waiting); answering retry");
+        warn_limited(L, &L->last_full_log,
+                     "queue full (queue_size spans waiting); answering retry");
         pthread_mutex_unlock(&L->mu);
         pc_batch_unref(b);
         return PC_RETRY;
@@ -543,8 +548,9 @@ static pc_result local_consume(void *ctx, pc_batch *b)
         int rc = pthread_cond_timedwait(&L->done_cv, &L->mu, &deadline);
         if (rc == ETIMEDOUT && j->state == JOB_QUEUED) {
             j->abandoned = true; /* the writer frees it */
-            warn_limited(L, &L->last_timeout_log,
-                         "commit slower than timeout; answering retry (the batch is still written)");
+            warn_limited(
+                L, &L->last_timeout_log,
+                "commit slower than timeout; answering retry (the batch is still written)");
             pthread_mutex_unlock(&L->mu);
             return PC_RETRY;
         }
@@ -565,7 +571,8 @@ int64_t pc_local_purge(void *ctx, int64_t now_ns)
 {
     pc_local *L = ctx;
     pthread_mutex_lock(&L->mu);
-    while (L->purge_req) pthread_cond_wait(&L->done_cv, &L->mu);
+    while (L->purge_req)
+        pthread_cond_wait(&L->done_cv, &L->mu);
     if (!L->thread_running || L->stopping || L->retention_ns <= 0) {
         pthread_mutex_unlock(&L->mu);
         return -1;
@@ -573,7 +580,8 @@ int64_t pc_local_purge(void *ctx, int64_t now_ns)
     L->purge_req = true;
     L->purge_now_ns = now_ns;
     pthread_cond_signal(&L->work_cv);
-    while (L->purge_req) pthread_cond_wait(&L->done_cv, &L->mu);
+    while (L->purge_req)
+        pthread_cond_wait(&L->done_cv, &L->mu);
     int64_t n = L->purge_result;
     pthread_mutex_unlock(&L->mu);
     return n;

@@ -43,8 +43,8 @@
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 5000
-#define POOL_MAX 8            /* idle read connections kept open */
-#define PURGE_CHUNK "1000"    /* traces deleted per retention transaction */
+#define POOL_MAX 8         /* idle read connections kept open */
+#define PURGE_CHUNK "1000" /* traces deleted per retention transaction */
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS spans ("
@@ -138,15 +138,15 @@ static const char PURGE_TRACES[] =
     "DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM traces WHERE created_ns < ?1"
     " ORDER BY created_ns, trace_id LIMIT " PURGE_CHUNK ")";
 
-#define TRACE_COLS                                                                          \
-    "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status," \
-    " t.source, t.started_ns, t.completed_ns, t.created_ns, t.span_count, t.input_tokens,"  \
+#define TRACE_COLS                                                                                 \
+    "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status,"        \
+    " t.source, t.started_ns, t.completed_ns, t.created_ns, t.span_count, t.input_tokens,"         \
     " t.output_tokens"
 
-#define SPAN_COLS                                                                           \
-    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"   \
-    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"           \
-    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"     \
+#define SPAN_COLS                                                                                  \
+    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"          \
+    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"                  \
+    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"            \
     " resource, scope"
 
 /* ---------------------------------------------------------------- writer -- */
@@ -154,9 +154,8 @@ static const char PURGE_TRACES[] =
 sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, id, "cannot open %s: %s", path,
                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -196,8 +195,7 @@ sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_ful
 
 static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
-        return 0;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
     pc_log(PC_LOG_ERROR, id, "cannot prepare statement: %s", sqlite3_errmsg(db));
     return -1;
 }
@@ -285,7 +283,8 @@ pc_local_reader *pc_local_reader_create(const char *id, const char *path)
 void pc_local_reader_destroy(pc_local_reader *r)
 {
     if (!r) return;
-    for (int i = 0; i < r->n_idle; i++) sqlite3_close(r->idle[i]);
+    for (int i = 0; i < r->n_idle; i++)
+        sqlite3_close(r->idle[i]);
     pthread_mutex_destroy(&r->mu);
     free(r->path);
     free(r);
@@ -500,20 +499,19 @@ static char *like_pattern(const char *s)
     return pc_buf_steal(&b, NULL);
 }
 
-static int search(void *ctx, const char *project_id, const char *text, int limit,
-                  pc_trace_cb cb, void *ud)
+static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
+                  void *ud)
 {
     query q;
     const char *sql =
-        project_id
-            ? "SELECT " TRACE_COLS " FROM traces t WHERE t.project_id = ?3 AND EXISTS"
-              " (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
-              "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
-              " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?2"
-            : "SELECT " TRACE_COLS " FROM traces t WHERE EXISTS"
-              " (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
-              "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
-              " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?2";
+        project_id ? "SELECT " TRACE_COLS " FROM traces t WHERE t.project_id = ?3 AND EXISTS"
+                     " (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
+                     "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
+                     " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?2"
+                   : "SELECT " TRACE_COLS " FROM traces t WHERE EXISTS"
+                     " (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
+                     "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
+                     " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?2";
     if (query_open(&q, ctx, sql, "search") < 0) return -1;
     sqlite3_bind_text(q.st, 1, like_pattern(text), -1, free);
     sqlite3_bind_int(q.st, 2, limit);

@@ -63,8 +63,7 @@ static int query_validate(const void *cfgp, char *err, size_t errlen)
     char host[256];
     int port;
     if (!c->endpoint || pc_http_parse_endpoint(c->endpoint, host, sizeof(host), &port) < 0) {
-        snprintf(err, errlen, "endpoint: \"%s\" is not host:port",
-                 c->endpoint ? c->endpoint : "");
+        snprintf(err, errlen, "endpoint: \"%s\" is not host:port", c->endpoint ? c->endpoint : "");
         return -1;
     }
     if (!c->store || !*c->store) {
@@ -242,16 +241,15 @@ static const char *param(const pc_http_req *req, const char *name)
 }
 
 /* Parses |name| as a decimal integer in lo..hi (|def| when absent). 0 / -1. */
-static int int_param(const pc_http_req *req, const char *name, long long lo, long long hi,
-                     int def, int *out)
+static int int_param(const pc_http_req *req, const char *name, long long lo, long long hi, int def,
+                     int *out)
 {
     const char *s = pc_http_query(req, name);
     if (!s) {
         *out = def;
         return 0;
     }
-    if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
-        return -1;
+    if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1])))) return -1;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -264,7 +262,8 @@ static int int_param(const pc_http_req *req, const char *name, long long lo, lon
 static const char *lowercase(pc_arena *a, const char *s)
 {
     char *c = pc_arena_strndup(a, s, strlen(s));
-    for (char *p = c; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (char *p = c; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     return c;
 }
 
@@ -493,7 +492,7 @@ int pc_query_serve(void *ctx, const pc_store *store)
     };
     Q->srv = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), Q);
     if (!Q->srv) return -1;
-    pc_log(PC_LOG_INFO, Q->id, "query API on %s (store %s)", c->endpoint, c->store);
+    pc_log(PC_LOG_INFO, Q->id, "serving the store of exporter \"%s\"", c->store);
     return 0;
 }
 

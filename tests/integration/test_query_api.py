@@ -1,0 +1,89 @@
+"""The query API (:8002): filters, paging, search, errors, over the embedded store."""
+import requests
+
+import workload
+
+
+def seed(collector):
+    """Three services, mixed statuses and span types, distinct start times."""
+    docs = [
+        ("svc-a", "p1", "t-a1", "2025-01-27T10:00:00Z", "success", "llm"),
+        ("svc-a", "p1", "t-a2", "2025-01-27T11:00:00Z", "error", "tool"),
+        ("svc-b", "p1", "t-b1", "2025-01-27T12:00:00Z", "success", "retrieval"),
+        ("svc-c", "p2", "t-c1", "2025-01-27T13:00:00Z", "success", "agent"),
+    ]
+    for svc, proj, tid, start, status, stype in docs:
+        r = requests.post(collector.ingest + "/v1/traces", headers={"X-Prela-Project-Id": proj}, json={
+            "trace_id": tid, "service_name": svc, "spans": [{
+                "span_id": tid + "-root", "trace_id": tid, "name": f"{stype} step 100%_done",
+                "span_type": stype, "started_at": start, "ended_at": start.replace(":00Z", ":01Z"),
+                "status": status, "attributes": {"query": f"O'Reilly {tid}"}}]})
+        assert r.status_code == 200, r.text
+
+
+def ids(resp):
+    assert resp.status_code == 200, resp.text
+    return [t["trace_id"] for t in resp.json()["traces"]]
+
+
+def test_filters_and_paging(collector):
+    seed(collector)
+    get = collector.get
+    assert ids(get("/api/v1/traces")) == ["t-c1", "t-b1", "t-a2", "t-a1"]  # newest first
+    assert ids(get("/api/v1/traces", service_name="svc-a")) == ["t-a2", "t-a1"]
+    assert ids(get("/api/v1/traces", project_id="p2")) == ["t-c1"]
+    assert ids(get("/api/v1/traces", status="ERROR")) == ["t-a2"]   # case-insensitive
+    assert ids(get("/api/v1/traces", status="success", project_id="p1")) == ["t-b1", "t-a1"]
+    assert ids(get("/api/v1/traces", span_type="retrieval")) == ["t-b1"]
+    assert ids(get("/api/v1/traces", span_type="LLM")) == ["t-a1"]
+    assert ids(get("/api/v1/traces", start_time="2025-01-27T11:00:00Z",
+                   end_time="2025-01-27T12:00:00+00:00")) == ["t-b1", "t-a2"]
+    r = get("/api/v1/traces", limit=2, offset=1)
+    assert ids(r) == ["t-b1", "t-a2"] and r.json()["limit"] == 2 and r.json()["offset"] == 1
+    assert r.json()["count"] == 2
+
+
+def test_parameter_errors(collector):
+    for params, name in (({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"limit": "x"}, "limit"),
+                         ({"offset": -1}, "offset"), ({"start_time": "yesterday"}, "start_time"),
+                         ({"span_type": "banana"}, "span_type")):
+        r = collector.get("/api/v1/traces", **params)
+        assert r.status_code == 400, (params, r.text)
+        assert name in r.json()["detail"]
+    r = collector.get("/api/v1/search")
+    assert r.status_code == 400 and "query" in r.json()["detail"]
+
+
+def test_not_found(collector):
+    r = collector.get("/api/v1/traces/nope")
+    assert r.status_code == 404 and r.json() == {"detail": "Trace nope not found"}
+    assert collector.get("/api/v1/traces/nope/spans").status_code == 404
+    assert collector.get("/api/v1/nothing").status_code == 404
+    r = requests.post(collector.query + "/api/v1/traces")
+    assert r.status_code == 405
+
+
+def test_search_is_literal_and_safe(collector):
+    seed(collector)
+    def found(q, **kw):
+        r = collector.get("/api/v1/search", query=q, **kw)
+        assert r.status_code == 200, r.text
+        return sorted(t["trace_id"] for t in r.json()["results"])
+    assert found("O'Reilly t-b1") == ["t-b1"]            # quote in user input
+    assert found("100%_done") == ["t-a1", "t-a2", "t-b1", "t-c1"]  # % and _ are literal
+    assert found("100%x") == []
+    assert found("RETRIEVAL STEP") == ["t-b1"]          # case-insensitive
+    assert found("'; DROP TABLE spans; --") == []
+    assert found("step", limit=2, project_id="p1") and len(found("step", limit=2)) == 2
+    assert collector.get("/api/v1/traces").json()["count"] == 4  # still there
+
+
+def test_spans_endpoint_and_ordering(collector):
+    traces = workload.make_traces(1)
+    r = requests.post(collector.otlp + "/v1/traces", data=workload.to_proto(traces),
+                      headers={"Content-Type": "application/x-protobuf"})
+    assert r.status_code == 200
+    body = collector.get(f"/api/v1/traces/{traces[0]['trace_id']}/spans").json()
+    assert body["count"] == 10
+    starts = [s["start_time_unix_nano"] for s in body["spans"]]
+    assert starts == sorted(starts)
