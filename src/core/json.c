@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,12 @@ bool pc_utf8_valid(const char *p, size_t n)
 {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0;
+    /* Fast path: prompts and completions are long and mostly ASCII. */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull) break;
+    }
     while (i < n) {
         if (s[i] < 0x80) {
             i++;

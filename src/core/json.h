@@ -26,7 +26,7 @@
 #define PC_JSON_MAX_DEPTH 64
 
 typedef struct pc_json_error {
-    char msg[160];
+    char msg[160]; /* already ends with "at byte N" */
     size_t offset;
 } pc_json_error;
 

@@ -39,6 +39,11 @@ pc_span *pc_batch_add(pc_batch *b)
     return s;
 }
 
+void pc_batch_pop(pc_batch *b)
+{
+    if (b->n) b->n--;
+}
+
 pc_batch *pc_batch_ref(pc_batch *b)
 {
     __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);

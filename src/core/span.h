@@ -169,6 +169,9 @@ typedef struct pc_batch {
 pc_batch *pc_batch_create(pc_arena *arena);
 /* Appends a zero-filled span (tokens -1, empty attrs/resource/scope) and returns it. */
 pc_span *pc_batch_add(pc_batch *b);
+/* Removes the span added last (a decoder abandoning a span it could not finish;
+ * nothing may have been added after it). */
+void pc_batch_pop(pc_batch *b);
 /* Takes one more reference. Returns |b|. */
 pc_batch *pc_batch_ref(pc_batch *b);
 /* Drops one reference; the last one frees the batch and its arena. Accepts NULL. */

@@ -22,7 +22,8 @@
  *
  * Retention: traces first ingested (created_ns, not event time, so old example
  * timestamps stay readable) longer ago than `retention` are deleted with their
- * spans at start and hourly, on the writer thread.
+ * spans at start and hourly, on the writer thread, a chunk of traces per
+ * transaction with queued batches written in between.
  */
 #include "local.h"
 
@@ -141,7 +142,10 @@ typedef struct pc_local {
     bool purge_req;
     int64_t purge_now_ns;
     int64_t purge_result;
-    int64_t next_purge_mono; /* writer thread only */
+    int64_t next_purge_mono; /* writer thread only: next retention run (0 = now) */
+    bool purge_more;         /* writer thread only: a run is deleting chunk by chunk */
+    int64_t purge_cutoff;    /* writer thread only: that run's cutoff */
+    int64_t purge_total;     /* writer thread only: traces that run deleted so far */
     bool failing;            /* writer thread only: the last transaction failed */
     int64_t last_full_log, last_timeout_log;
 } pc_local;
@@ -176,30 +180,82 @@ static void bind_buf(sqlite3_stmt *st, int i, const pc_buf *b)
     sqlite3_bind_text64(st, i, b->data ? b->data : "", b->len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
-/* Scratch buffers for a span's JSON columns, reused across spans. */
-typedef struct json_cols {
-    pc_buf attrs, events, links, resource, scope;
-} json_cols;
-
 /*
- * Inserts |s| (ingested at |created_ns|) and, when it was new, folds it into its
- * trace row. Returns an SQLite result code.
+ * One trace's summary of the spans one transaction really inserted. The trace
+ * row is upserted once per transaction from it instead of once per span (a
+ * trace's spans usually arrive together), with the same result: min/max, sums,
+ * the first span's project/source/service, the first parentless span as root.
  */
-static int write_span(pc_local_writer *w, json_cols *j, const pc_span *s, int64_t created_ns)
-{
-    pc_buf_reset(&j->attrs);
-    pc_buf_reset(&j->events);
-    pc_buf_reset(&j->links);
-    pc_buf_reset(&j->resource);
-    pc_buf_reset(&j->scope);
-    pc_attrs_write_json(&j->attrs, &s->attrs);
-    pc_events_write_json(&j->events, s->events, s->n_events);
-    pc_links_write_json(&j->links, s->links, s->n_links);
-    pc_attrs_write_json(&j->resource, s->resource ? s->resource : &pc_empty_attrs);
-    pc_scope_write_json(&j->scope, s->scope ? s->scope : &pc_empty_scope);
+typedef struct trace_acc {
+    const pc_span *first; /* first inserted span */
+    const pc_span *root;  /* first inserted span without a parent, or NULL */
+    int64_t created_ns;   /* ingest time of |first| */
+    int64_t started, completed, count, in_tokens, out_tokens;
+    bool error;
+} trace_acc;
 
-    const char *status = pc_status_name(s->status);
-    const char *source = pc_source_name(s->source);
+/* Per-transaction state: JSON scratch buffers and the trace_acc hash table. */
+typedef struct txn {
+    pc_buf attrs, events, links, resource, scope;
+    trace_acc *accs; /* in order of first insert */
+    size_t n_accs;
+    uint32_t *slots; /* open addressing: index + 1 into accs, 0 = empty */
+    size_t n_slots;  /* power of two, >= 2 * spans in the transaction */
+} txn;
+
+static uint32_t hash_str(pc_str s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < s.n; i++)
+        h = (h ^ (unsigned char)s.p[i]) * 16777619u;
+    return h;
+}
+
+static bool str_equal(pc_str a, pc_str b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+/* Folds the newly inserted span |s| into its trace's summary. */
+static void acc_add(txn *t, const pc_span *s, int64_t created_ns)
+{
+    size_t mask = t->n_slots - 1;
+    size_t i = hash_str(s->trace_id) & mask;
+    while (t->slots[i] && !str_equal(t->accs[t->slots[i] - 1].first->trace_id, s->trace_id))
+        i = (i + 1) & mask;
+    trace_acc *a;
+    if (!t->slots[i]) {
+        a = &t->accs[t->n_accs++];
+        t->slots[i] = (uint32_t)t->n_accs;
+        *a = (trace_acc){
+            .first = s, .created_ns = created_ns, .started = s->start_ns, .completed = INT64_MIN};
+    } else {
+        a = &t->accs[t->slots[i] - 1];
+    }
+    int64_t end = s->end_ns > 0 ? s->end_ns : s->start_ns;
+    if (s->start_ns < a->started) a->started = s->start_ns;
+    if (end > a->completed) a->completed = end;
+    if (!a->root && s->parent_id.n == 0) a->root = s;
+    if (s->status == PC_STATUS_ERROR) a->error = true;
+    if (s->input_tokens > 0) a->in_tokens += s->input_tokens;
+    if (s->output_tokens > 0) a->out_tokens += s->output_tokens;
+    a->count++;
+}
+
+/* Inserts |s| (ingested at |created_ns|); a new span is folded into |t|. SQLite code. */
+static int write_span(pc_local_writer *w, txn *t, const pc_span *s, int64_t created_ns)
+{
+    pc_buf_reset(&t->attrs);
+    pc_buf_reset(&t->events);
+    pc_buf_reset(&t->links);
+    pc_buf_reset(&t->resource);
+    pc_buf_reset(&t->scope);
+    pc_attrs_write_json(&t->attrs, &s->attrs);
+    pc_events_write_json(&t->events, s->events, s->n_events);
+    pc_links_write_json(&t->links, s->links, s->n_links);
+    pc_attrs_write_json(&t->resource, s->resource ? s->resource : &pc_empty_attrs);
+    pc_scope_write_json(&t->scope, s->scope ? s->scope : &pc_empty_scope);
+
     sqlite3_stmt *st = w->ins_span;
     bind_str(st, 1, s->trace_id);
     bind_str(st, 2, s->span_id);
@@ -209,9 +265,9 @@ static int write_span(pc_local_writer *w, json_cols *j, const pc_span *s, int64_
     sqlite3_bind_int(st, 6, s->kind);
     bind_cstr(st, 7, pc_span_type_name(s->span_type));
     bind_str(st, 8, s->service_name);
-    bind_cstr(st, 9, status);
+    bind_cstr(st, 9, pc_status_name(s->status));
     bind_str(st, 10, s->status_message);
-    bind_cstr(st, 11, source);
+    bind_cstr(st, 11, pc_source_name(s->source));
     bind_str(st, 12, s->trace_state);
     sqlite3_bind_int64(st, 13, s->start_ns);
     sqlite3_bind_int64(st, 14, s->end_ns);
@@ -220,37 +276,43 @@ static int write_span(pc_local_writer *w, json_cols *j, const pc_span *s, int64_
     bind_str(st, 17, s->llm_model);
     sqlite3_bind_int64(st, 18, s->input_tokens);
     sqlite3_bind_int64(st, 19, s->output_tokens);
-    bind_buf(st, 20, &j->attrs);
-    bind_buf(st, 21, &j->events);
-    bind_buf(st, 22, &j->links);
-    bind_buf(st, 23, &j->resource);
-    bind_buf(st, 24, &j->scope);
+    bind_buf(st, 20, &t->attrs);
+    bind_buf(st, 21, &t->events);
+    bind_buf(st, 22, &t->links);
+    bind_buf(st, 23, &t->resource);
+    bind_buf(st, 24, &t->scope);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return rc;
-    if (sqlite3_changes(w->db) != 1) return SQLITE_OK; /* a duplicate: first write wins */
+    if (sqlite3_changes(w->db) == 1) acc_add(t, s, created_ns); /* else a duplicate */
+    return SQLITE_OK;
+}
 
-    bool root = s->parent_id.n == 0;
-    st = w->upsert_trace;
-    bind_str(st, 1, s->trace_id);
-    bind_str(st, 2, s->project_id);
-    bind_str(st, 3, s->service_name);
-    if (root) {
-        bind_str(st, 4, s->span_id);
-        bind_str(st, 5, s->name);
+/* Upserts the trace row of |a|. SQLite code. */
+static int write_trace(pc_local_writer *w, const trace_acc *a)
+{
+    const pc_span *f = a->first, *r = a->root;
+    sqlite3_stmt *st = w->upsert_trace;
+    bind_str(st, 1, f->trace_id);
+    bind_str(st, 2, f->project_id);
+    bind_str(st, 3, r ? r->service_name : f->service_name);
+    if (r) {
+        bind_str(st, 4, r->span_id);
+        bind_str(st, 5, r->name);
     } else {
         bind_cstr(st, 4, "");
         bind_cstr(st, 5, "");
     }
-    sqlite3_bind_int(st, 6, root ? 1 : 0);
-    bind_cstr(st, 7, s->status == PC_STATUS_ERROR ? "error" : "success");
-    bind_cstr(st, 8, source);
-    sqlite3_bind_int64(st, 9, s->start_ns);
-    sqlite3_bind_int64(st, 10, s->end_ns > 0 ? s->end_ns : s->start_ns);
-    sqlite3_bind_int64(st, 11, created_ns);
-    sqlite3_bind_int64(st, 12, s->input_tokens > 0 ? s->input_tokens : 0);
-    sqlite3_bind_int64(st, 13, s->output_tokens > 0 ? s->output_tokens : 0);
-    rc = sqlite3_step(st);
+    sqlite3_bind_int(st, 6, r ? 1 : 0);
+    bind_cstr(st, 7, a->error ? "error" : "success");
+    bind_cstr(st, 8, pc_source_name(f->source));
+    sqlite3_bind_int64(st, 9, a->started);
+    sqlite3_bind_int64(st, 10, a->completed);
+    sqlite3_bind_int64(st, 11, a->created_ns);
+    sqlite3_bind_int64(st, 12, a->in_tokens);
+    sqlite3_bind_int64(st, 13, a->out_tokens);
+    sqlite3_bind_int64(st, 14, a->count);
+    int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
@@ -266,21 +328,33 @@ static int step_once(sqlite3_stmt *st)
 static bool write_jobs(pc_local *L, job *jobs)
 {
     pc_local_writer *w = &L->w;
-    json_cols j = {PC_BUF_INIT, PC_BUF_INIT, PC_BUF_INIT, PC_BUF_INIT, PC_BUF_INIT};
     size_t spans = 0;
+    for (job *jb = jobs; jb; jb = jb->next)
+        spans += jb->batch->n;
+    txn t;
+    memset(&t, 0, sizeof(t)); /* empty pc_bufs are all-zero */
+    t.n_slots = 16;
+    while (t.n_slots < 2 * spans)
+        t.n_slots *= 2;
+    t.slots = pc_xcalloc(t.n_slots, sizeof(*t.slots));
+    t.accs = pc_xmalloc(spans * sizeof(*t.accs));
+
     int rc = step_once(w->begin);
     for (job *jb = jobs; jb && rc == SQLITE_OK; jb = jb->next) {
         const pc_batch *b = jb->batch;
         for (size_t i = 0; i < b->n && rc == SQLITE_OK; i++)
-            rc = write_span(w, &j, &b->spans[i], b->received_ns);
-        spans += b->n;
+            rc = write_span(w, &t, &b->spans[i], b->received_ns);
     }
+    for (size_t i = 0; i < t.n_accs && rc == SQLITE_OK; i++)
+        rc = write_trace(w, &t.accs[i]);
     if (rc == SQLITE_OK) rc = step_once(w->commit);
-    pc_buf_free(&j.attrs);
-    pc_buf_free(&j.events);
-    pc_buf_free(&j.links);
-    pc_buf_free(&j.resource);
-    pc_buf_free(&j.scope);
+    pc_buf_free(&t.attrs);
+    pc_buf_free(&t.events);
+    pc_buf_free(&t.links);
+    pc_buf_free(&t.resource);
+    pc_buf_free(&t.scope);
+    free(t.slots);
+    free(t.accs);
 
     if (rc != SQLITE_OK) {
         if (!L->failing)
@@ -295,66 +369,95 @@ static bool write_jobs(pc_local *L, job *jobs)
     return true;
 }
 
-/* Runs retention as of wall-clock |now_ns|. Writer thread (or start()) only. */
-static int64_t purge(pc_local *L, int64_t now_ns)
+/* Deletes everything expired as of wall-clock |now_ns| (test hook). Writer thread. */
+static int64_t purge_all(pc_local *L, int64_t now_ns)
 {
-    if (L->retention_ns <= 0) return -1;
-    int64_t n = pc_local_writer_purge(&L->w, now_ns - L->retention_ns);
-    if (n > 0) pc_log(PC_LOG_INFO, L->id, "retention: deleted %lld traces", (long long)n);
-    return n;
+    int64_t total = 0, n;
+    do {
+        n = pc_local_writer_purge(&L->w, now_ns - L->retention_ns);
+        if (n < 0) return -1;
+        total += n;
+    } while (n == PC_LOCAL_PURGE_CHUNK);
+    return total;
 }
 
+/* True when retention should run a step now. Writer thread. */
+static bool purge_due(const pc_local *L)
+{
+    return L->retention_ns > 0 && (L->purge_more || mono_ns() >= L->next_purge_mono);
+}
+
+/*
+ * One step of the scheduled retention run: one chunk, so queued batches are
+ * written between chunks and a large backlog never stalls consumers.
+ */
+static void purge_step(pc_local *L)
+{
+    if (!L->purge_more) {
+        L->purge_cutoff = pc_time_now_ns() - L->retention_ns;
+        L->purge_total = 0;
+    }
+    int64_t n = pc_local_writer_purge(&L->w, L->purge_cutoff);
+    if (n > 0) L->purge_total += n;
+    L->purge_more = n == PC_LOCAL_PURGE_CHUNK;
+    if (L->purge_more) return;
+    if (L->purge_total > 0)
+        pc_log(PC_LOG_INFO, L->id, "retention: deleted %lld expired traces",
+               (long long)L->purge_total);
+    L->next_purge_mono = mono_ns() + PURGE_EVERY_NS;
+}
+
+/*
+ * The writer: retention first (so the run at start precedes every write of
+ * this process), then everything queued in one transaction, then wake the
+ * waiters. Exits once stopping and the queue is empty.
+ */
 static void *writer_main(void *arg)
 {
     pc_local *L = arg;
     pthread_mutex_lock(&L->mu);
     for (;;) {
-        while (!L->head && !L->stopping && !L->purge_req) {
+        while (!L->head && !L->stopping && !L->purge_req && !purge_due(L)) {
             if (L->retention_ns <= 0) {
                 pthread_cond_wait(&L->work_cv, &L->mu);
-                continue;
+            } else {
+                struct timespec ts = mono_ts(L->next_purge_mono);
+                pthread_cond_timedwait(&L->work_cv, &L->mu, &ts);
             }
-            if (mono_ns() >= L->next_purge_mono) break;
-            struct timespec ts = mono_ts(L->next_purge_mono);
-            pthread_cond_timedwait(&L->work_cv, &L->mu, &ts);
         }
+        if (L->purge_req) {
+            int64_t now = L->purge_now_ns;
+            pthread_mutex_unlock(&L->mu);
+            int64_t n = purge_all(L, now);
+            pthread_mutex_lock(&L->mu);
+            L->purge_result = n;
+            L->purge_req = false;
+            pthread_cond_broadcast(&L->done_cv);
+        } else if (purge_due(L)) {
+            pthread_mutex_unlock(&L->mu);
+            purge_step(L);
+            pthread_mutex_lock(&L->mu);
+        }
+
         job *jobs = L->head;
         L->head = L->tail = NULL;
         L->queued_spans = 0;
-        bool purge_req = L->purge_req;
-        int64_t purge_now = L->purge_now_ns;
-        pthread_mutex_unlock(&L->mu);
-
-        bool ok = true;
         if (jobs) {
-            ok = write_jobs(L, jobs);
+            pthread_mutex_unlock(&L->mu);
+            bool ok = write_jobs(L, jobs);
             for (job *jb = jobs; jb; jb = jb->next) {
                 pc_batch_unref(jb->batch);
                 jb->batch = NULL;
             }
-        }
-
-        pthread_mutex_lock(&L->mu);
-        for (job *jb = jobs, *next; jb; jb = next) {
-            next = jb->next;
-            if (jb->abandoned)
-                free(jb);
-            else
-                jb->state = ok ? JOB_OK : JOB_FAILED;
-        }
-        if (jobs) pthread_cond_broadcast(&L->done_cv);
-
-        bool due = L->retention_ns > 0 && mono_ns() >= L->next_purge_mono;
-        if (purge_req || due) {
-            pthread_mutex_unlock(&L->mu);
-            int64_t n = purge(L, purge_req ? purge_now : pc_time_now_ns());
-            if (due) L->next_purge_mono = mono_ns() + PURGE_EVERY_NS;
             pthread_mutex_lock(&L->mu);
-            if (purge_req) {
-                L->purge_result = n;
-                L->purge_req = false;
-                pthread_cond_broadcast(&L->done_cv);
+            for (job *jb = jobs, *next; jb; jb = next) {
+                next = jb->next;
+                if (jb->abandoned)
+                    free(jb);
+                else
+                    jb->state = ok ? JOB_OK : JOB_FAILED;
             }
+            pthread_cond_broadcast(&L->done_cv);
         }
         if (L->stopping && !L->head && !L->purge_req) break;
     }
@@ -444,10 +547,7 @@ static int local_start(void *ctx, pc_host *host)
     L->db = pc_local_db_open_writer(L->id, L->path, sync_parse(L->cfg->synchronous) == 1);
     if (!L->db) return -1;
     if (pc_local_writer_init(&L->w, L->id, L->db) < 0) return -1;
-    if (L->retention_ns > 0) {
-        if (purge(L, pc_time_now_ns()) < 0) return -1;
-        L->next_purge_mono = mono_ns() + PURGE_EVERY_NS;
-    }
+    L->next_purge_mono = 0; /* the writer runs retention first thing */
     pthread_mutex_lock(&L->mu);
     int rc = pthread_create(&L->thread, NULL, writer_main, L);
     if (rc == 0) {

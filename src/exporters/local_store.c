@@ -10,9 +10,10 @@
  *           resource and scope hold JSON text from span.h's encoders.
  *           created_ns = when the receiver accepted the request (ingest time).
  *   traces  one row per trace_id, maintained incrementally by an UPSERT in the
- *           same transaction, from the spans that were really inserted:
+ *           same transaction (one per trace and transaction, local.c folds
+ *           the spans first), from the spans that were really inserted:
  *           started_ns = min start, completed_ns = max(end, or start when not
- *           ended), span_count += 1, status 'error' once any span failed,
+ *           ended), span_count += inserted, status 'error' once any span failed,
  *           tokens summed over spans with tokens > 0; project_id, source and
  *           created_ns from the first write; root_span_id / root_span_name /
  *           service_name from the first span without a parent (has_root), and
@@ -43,8 +44,10 @@
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 5000
-#define POOL_MAX 8         /* idle read connections kept open */
-#define PURGE_CHUNK "1000" /* traces deleted per retention transaction */
+#define POOL_MAX 8 /* idle read connections kept open */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define PURGE_CHUNK STR(PC_LOCAL_PURGE_CHUNK)
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS spans ("
@@ -93,7 +96,7 @@ static const char SCHEMA[] =
     "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
-    "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns);";
+    "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns, trace_id);";
 
 /* Parameters ?1..?24 in this order; local.c binds them. */
 static const char INS_SPAN[] =
@@ -105,20 +108,21 @@ static const char INS_SPAN[] =
     " ?19, ?20, ?21, ?22, ?23, ?24)";
 
 /*
- * ?1 trace_id ?2 project_id ?3 service_name ?4 root_span_id ?5 root_span_name
- * ?6 has_root ?7 status ?8 source ?9 started_ns ?10 completed_ns ?11 created_ns
- * ?12 input_tokens ?13 output_tokens. In DO UPDATE, bare column names are the
- * stored row before the update, so every SET sees the old has_root.
+ * One trace's summary of the spans a transaction inserted: ?1 trace_id
+ * ?2 project_id ?3 service_name ?4 root_span_id ?5 root_span_name ?6 has_root
+ * ?7 status ?8 source ?9 started_ns ?10 completed_ns ?11 created_ns
+ * ?12 input_tokens ?13 output_tokens ?14 span_count. In DO UPDATE, bare column
+ * names are the stored row before the update, so every SET sees the old has_root.
  */
 static const char UPSERT_TRACE[] =
     "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
     " has_root, status, source, started_ns, completed_ns, created_ns, span_count, input_tokens,"
     " output_tokens)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13)"
     " ON CONFLICT (trace_id) DO UPDATE SET"
     " started_ns = min(started_ns, excluded.started_ns),"
     " completed_ns = max(completed_ns, excluded.completed_ns),"
-    " span_count = span_count + 1,"
+    " span_count = span_count + excluded.span_count,"
     " status = CASE WHEN excluded.status = 'error' THEN 'error' ELSE status END,"
     " input_tokens = input_tokens + excluded.input_tokens,"
     " output_tokens = output_tokens + excluded.output_tokens,"
@@ -238,27 +242,22 @@ static int run(sqlite3_stmt *st)
 
 int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
 {
-    int64_t total = 0;
-    for (;;) {
-        int rc = run(w->begin);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(w->purge_spans, 1, cutoff_ns);
-            sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
-            rc = run(w->purge_spans);
-            if (rc == SQLITE_OK) rc = run(w->purge_traces);
-        }
-        int deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
-        if (rc == SQLITE_OK) rc = run(w->commit);
-        if (rc != SQLITE_OK) {
-            pc_log(PC_LOG_ERROR, w->id, "retention: cannot delete expired traces: %s",
-                   sqlite3_errmsg(w->db));
-            if (!sqlite3_get_autocommit(w->db)) run(w->rollback);
-            return -1;
-        }
-        total += deleted;
-        if (deleted == 0) break;
+    int rc = run(w->begin);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(w->purge_spans, 1, cutoff_ns);
+        sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
+        rc = run(w->purge_spans);
+        if (rc == SQLITE_OK) rc = run(w->purge_traces);
     }
-    return total;
+    int64_t deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
+    if (rc == SQLITE_OK) rc = run(w->commit);
+    if (rc != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, w->id, "retention: cannot delete expired traces: %s",
+               sqlite3_errmsg(w->db));
+        if (!sqlite3_get_autocommit(w->db)) run(w->rollback);
+        return -1;
+    }
+    return deleted;
 }
 
 /* ---------------------------------------------------------- reader pool -- */

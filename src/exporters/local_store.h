@@ -44,10 +44,14 @@ typedef struct pc_local_writer {
 int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db);
 void pc_local_writer_fini(pc_local_writer *w);
 
+/* Traces deleted per retention transaction, so writes never wait long behind one. */
+#define PC_LOCAL_PURGE_CHUNK 1000
+
 /*
- * Deletes the traces first ingested before |cutoff_ns| (created_ns, ingest time)
- * and all their spans, in transactions of a bounded number of traces. Returns
- * the number of traces deleted, or -1 after logging.
+ * Deletes up to PC_LOCAL_PURGE_CHUNK of the traces first ingested before
+ * |cutoff_ns| (created_ns, ingest time), oldest first, with all their spans, in
+ * one transaction. Returns the number of traces deleted (fewer than the chunk:
+ * nothing expired is left), or -1 after logging.
  */
 int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns);
 

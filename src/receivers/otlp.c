@@ -46,13 +46,13 @@ typedef struct otlp_cfg {
 static const pc_option options[] = {
     {"protocols.http", PC_OPT_SECTION, NULL, offsetof(otlp_cfg, http), 0, 0,
      "serve OTLP/HTTP (POST /v1/traces)"},
-    {"protocols.http.endpoint", PC_OPT_STRING, "0.0.0.0:4318", offsetof(otlp_cfg, http_endpoint),
-     0, 0, "host:port to listen on"},
+    {"protocols.http.endpoint", PC_OPT_STRING, "0.0.0.0:4318", offsetof(otlp_cfg, http_endpoint), 0,
+     0, "host:port to listen on"},
     {"protocols.http.max_request_body_size", PC_OPT_SIZE, "20MiB",
      offsetof(otlp_cfg, http_max_body), 1024, 1073741824,
      "largest body accepted, before and after decompression"},
-    {"protocols.http.cors_origins", PC_OPT_STRING, NULL, offsetof(otlp_cfg, http_cors_origins),
-     0, 0, "comma-separated origins allowed by CORS, or *"},
+    {"protocols.http.cors_origins", PC_OPT_STRING, NULL, offsetof(otlp_cfg, http_cors_origins), 0,
+     0, "comma-separated origins allowed by CORS, or *"},
     {"project_id", PC_OPT_STRING, "default", offsetof(otlp_cfg, project_id), 0, 0,
      "project of spans with neither X-Prela-Project-Id nor a prela.project_id resource attribute"},
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(otlp_cfg, retry_after_ms), 1, 3600000,
@@ -75,9 +75,11 @@ typedef enum body_format { FMT_UNKNOWN = 0, FMT_PROTO, FMT_JSON } body_format;
 static body_format content_format(const char *ct)
 {
     if (!ct) return FMT_UNKNOWN;
-    while (*ct == ' ' || *ct == '\t') ct++;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
     size_t n = strcspn(ct, ";");
-    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
     if (n == strlen(CT_PROTO) && !strncasecmp(ct, CT_PROTO, n)) return FMT_PROTO;
     if (n == strlen(CT_JSON) && !strncasecmp(ct, CT_JSON, n)) return FMT_JSON;
     return FMT_UNKNOWN;
@@ -130,10 +132,9 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
     b->received_ns = pc_time_now_ns();
     const char *project = pc_http_header(req, "X-Prela-Project-Id");
     pc_otlp_result res;
-    int rc = json ? pc_otlp_decode_json(b, req->body, req->body_len, project, o->cfg->project_id,
-                                        &res)
-                  : pc_otlp_decode_proto(b, req->body, req->body_len, project,
-                                         o->cfg->project_id, &res);
+    int rc =
+        json ? pc_otlp_decode_json(b, req->body, req->body_len, project, o->cfg->project_id, &res)
+             : pc_otlp_decode_proto(b, req->body, req->body_len, project, o->cfg->project_id, &res);
     if (rc) {
         write_error(o, req, resp, 400, res.error);
         pc_batch_unref(b);

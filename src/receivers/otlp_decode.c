@@ -22,8 +22,8 @@
 
 /* ---------------------------------------------------------------- context */
 
-void pc_otlp_dec_init(pc_otlp_dec *d, pc_batch *b, const char *project,
-                      const char *default_project, pc_otlp_result *res)
+void pc_otlp_dec_init(pc_otlp_dec *d, pc_batch *b, const char *project, const char *default_project,
+                      pc_otlp_result *res)
 {
     memset(res, 0, sizeof(*res));
     d->b = b;
@@ -101,12 +101,13 @@ void pc_otlp_reject(pc_otlp_dec *d, const char *leaf, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- ids */
 
-int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t want,
-               bool optional, const char *leaf)
+int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t want, bool optional,
+               const char *leaf)
 {
     static const char hex[] = "0123456789abcdef";
     bool zero = true;
-    for (size_t i = 0; i < n && zero; i++) zero = p[i] == 0;
+    for (size_t i = 0; i < n && zero; i++)
+        zero = p[i] == 0;
     if (optional && zero && (n == 0 || n == want)) {
         *out = PC_STR_LIT("");
         return 0;
@@ -153,11 +154,9 @@ pc_span *pc_otlp_add_span(pc_otlp_dec *d, const pc_attrs *resource, const pc_sco
     return s;
 }
 
-/* Why this is safe: pc_batch_add appends to one array, and a span is only
- * taken back before anything else was added after it. */
 void pc_otlp_drop_last_span(pc_otlp_dec *d)
 {
-    d->b->n--;
+    pc_batch_pop(d->b);
 }
 
 int pc_otlp_clamp_kind(int64_t kind)
@@ -168,7 +167,7 @@ int pc_otlp_clamp_kind(int64_t kind)
 int pc_otlp_clamp_status(int64_t code)
 {
     return code >= PC_OTLP_STATUS_UNSET && code <= PC_OTLP_STATUS_ERROR ? (int)code
-                                                                         : PC_OTLP_STATUS_UNSET;
+                                                                        : PC_OTLP_STATUS_UNSET;
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -185,7 +184,8 @@ static size_t utf8_prefix(const char *msg, size_t max)
         if (len == 0 || i + len > n) break;
         uint32_t cp = len == 1 ? c : c & (0x7f >> len);
         size_t k = 1;
-        for (; k < len && (s[i + k] & 0xc0) == 0x80; k++) cp = cp << 6 | (s[i + k] & 0x3f);
+        for (; k < len && (s[i + k] & 0xc0) == 0x80; k++)
+            cp = cp << 6 | (s[i + k] & 0x3f);
         if (k < len) break;
         static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
         if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) break;
@@ -232,7 +232,9 @@ void pc_otlp_write_response(pc_buf *out, bool json, const pc_otlp_result *res)
     Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse r =
         OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
     r.partial_success = &ps;
-    size_t size = opentelemetry__proto__collector__trace__v1__export_trace_service_response__get_packed_size(&r);
+    size_t size =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_response__get_packed_size(
+            &r);
     pc_buf_reserve(out, size);
     opentelemetry__proto__collector__trace__v1__export_trace_service_response__pack(
         &r, (uint8_t *)out->data + out->len);
@@ -243,17 +245,23 @@ void pc_otlp_write_response(pc_buf *out, bool json, const pc_otlp_result *res)
 int pc_otlp_grpc_code(int http_status)
 {
     switch (http_status) {
-    case 400: return PC_GRPC_INVALID_ARGUMENT;
+    case 400:
+        return PC_GRPC_INVALID_ARGUMENT;
     case 404:
     case 405:
-    case 415: return PC_GRPC_UNIMPLEMENTED;
+    case 415:
+        return PC_GRPC_UNIMPLEMENTED;
     case 413:
-    case 429: return PC_GRPC_RESOURCE_EXHAUSTED;
-    case 500: return PC_GRPC_INTERNAL;
+    case 429:
+        return PC_GRPC_RESOURCE_EXHAUSTED;
+    case 500:
+        return PC_GRPC_INTERNAL;
     case 502:
     case 503:
-    case 504: return PC_GRPC_UNAVAILABLE;
-    default: return PC_GRPC_UNKNOWN;
+    case 504:
+        return PC_GRPC_UNAVAILABLE;
+    default:
+        return PC_GRPC_UNKNOWN;
     }
 }
 
@@ -267,7 +275,7 @@ void pc_otlp_write_status(pc_buf *out, bool json, int code, const char *msg)
         return;
     }
     if (code) {
-        pc_buf_putc(out, 0x08); /* field 1, varint */
+        pc_buf_putc(out, 0x08);                   /* field 1, varint */
         put_varint(out, (uint64_t)(int64_t)code); /* int32: negatives sign-extend */
     }
     size_t n = utf8_prefix(msg, 4096);

@@ -114,8 +114,8 @@ typedef struct pc_otlp_dec {
     } path[PC_OTLP_PATH_MAX];
 } pc_otlp_dec;
 
-void pc_otlp_dec_init(pc_otlp_dec *d, pc_batch *b, const char *project,
-                      const char *default_project, pc_otlp_result *res);
+void pc_otlp_dec_init(pc_otlp_dec *d, pc_batch *b, const char *project, const char *default_project,
+                      pc_otlp_result *res);
 
 /* Enters field |name| (|n| bytes, not NUL-terminated), element |idx| or -1. */
 static inline void pc_otlp_push(pc_otlp_dec *d, const char *name, size_t n, long idx)
@@ -148,8 +148,8 @@ void pc_otlp_reject(pc_otlp_dec *d, const char *leaf, const char *fmt, ...)
  * then becomes the empty string. Anything else of the wrong length or all zero
  * rejects the current span (pc_otlp_reject naming |leaf|) and returns -1.
  */
-int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t want,
-               bool optional, const char *leaf);
+int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t want, bool optional,
+               const char *leaf);
 
 /* The project id of the spans under a resource with attributes |resource|. */
 pc_str pc_otlp_project(const pc_otlp_dec *d, const pc_attrs *resource);

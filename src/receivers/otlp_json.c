@@ -107,7 +107,8 @@ static int get_int(pc_otlp_dec *d, const pc_kv *kv, int64_t min, uint64_t max, i
     case PC_V_STR:
         if (parse_int(v->s, min, max, out) == 0) return 0;
         break;
-    default: return kv_fail(d, kv, "expected an integer (number or decimal string)");
+    default:
+        return kv_fail(d, kv, "expected an integer (number or decimal string)");
     }
     return kv_fail(d, kv, "integer out of range");
 }
@@ -134,9 +135,12 @@ static int get_double(pc_otlp_dec *d, const pc_kv *kv, double *out)
         return 0;
     }
     if (v->type == PC_V_STR) { /* proto3 JSON: "NaN", "Infinity", "1.5" */
-        if (pc_str_eq(v->s, "NaN")) *out = NAN;
-        else if (pc_str_eq(v->s, "Infinity")) *out = INFINITY;
-        else if (pc_str_eq(v->s, "-Infinity")) *out = -INFINITY;
+        if (pc_str_eq(v->s, "NaN"))
+            *out = NAN;
+        else if (pc_str_eq(v->s, "Infinity"))
+            *out = INFINITY;
+        else if (pc_str_eq(v->s, "-Infinity"))
+            *out = -INFINITY;
         else {
             char *s = pc_str_dup(d->a, v->s), *end;
             *out = strtod(s, &end);
@@ -196,7 +200,8 @@ static int b64_digit(char c)
 static long b64_decode(pc_str s, uint8_t *out, size_t cap)
 {
     size_t n = s.n;
-    while (n > 0 && s.p[n - 1] == '=' && s.n - n < 2) n--;
+    while (n > 0 && s.p[n - 1] == '=' && s.n - n < 2)
+        n--;
     if (n % 4 == 1 || (n < s.n && (s.n % 4) != 0)) return -1;
     size_t len = 0;
     uint32_t acc = 0;
@@ -241,8 +246,10 @@ static int get_id(pc_otlp_dec *d, const pc_kv *kv, size_t want, bool optional, p
             n = (long)want;
             for (size_t i = 0; i < want && n; i++) {
                 int hi = hex_digit(s.p[2 * i]), lo = hex_digit(s.p[2 * i + 1]);
-                if (hi < 0 || lo < 0) n = 0;
-                else raw[i] = (uint8_t)(hi << 4 | lo);
+                if (hi < 0 || lo < 0)
+                    n = 0;
+                else
+                    raw[i] = (uint8_t)(hi << 4 | lo);
             }
         }
         if (n == 0 && s.n > 0) n = b64_decode(s, raw, sizeof(raw));
@@ -462,8 +469,10 @@ static int span_in(pc_otlp_dec *d, const pc_value *o, const pc_attrs *resource,
         pc_str k = kv->key;
         int64_t v;
         r = 0;
-        if (key_is(k, "name", "name")) r = get_str(d, kv, &s->name);
-        else if (key_is(k, "traceState", "trace_state")) r = get_str(d, kv, &s->trace_state);
+        if (key_is(k, "name", "name"))
+            r = get_str(d, kv, &s->name);
+        else if (key_is(k, "traceState", "trace_state"))
+            r = get_str(d, kv, &s->trace_state);
         else if (key_is(k, "startTimeUnixNano", "start_time_unix_nano"))
             r = get_time(d, kv, &s->start_ns);
         else if (key_is(k, "endTimeUnixNano", "end_time_unix_nano"))
@@ -474,12 +483,12 @@ static int span_in(pc_otlp_dec *d, const pc_value *o, const pc_attrs *resource,
         } else if (key_is(k, "flags", "flags") && !is_null(kv)) {
             r = get_int(d, kv, 0, UINT32_MAX, &v);
             s->flags = (uint32_t)v;
-        } else if (key_is(k, "status", "status")) r = status_in(d, s, kv);
+        } else if (key_is(k, "status", "status"))
+            r = status_in(d, s, kv);
         else if (key_is(k, "attributes", "attributes"))
             r = kvs_in(d, &s->attrs.kv, &s->attrs.n, kv);
         else if (key_is(k, "events", "events"))
-            r = span_list_in(d, kv, (void **)&s->events, &s->n_events, sizeof(pc_event),
-                             event_fn);
+            r = span_list_in(d, kv, (void **)&s->events, &s->n_events, sizeof(pc_event), event_fn);
         else if (key_is(k, "links", "links")) {
             r = span_list_in(d, kv, (void **)&s->links, &s->n_links, sizeof(pc_link), link_fn);
             if (r > 0) { /* a link's ids rejected the span */
@@ -564,7 +573,7 @@ int pc_otlp_decode_json(pc_batch *b, const char *text, size_t len, const char *p
     pc_value root;
     pc_json_error err;
     if (pc_json_parse(b->arena, text, len, &root, &err))
-        return pc_otlp_fail(&d, NULL, "invalid JSON at byte %zu: %s", err.offset, err.msg);
+        return pc_otlp_fail(&d, NULL, "invalid JSON: %s", err.msg);
     if (root.type != PC_V_MAP)
         return pc_otlp_fail(&d, NULL, "expected a JSON object (ExportTraceServiceRequest)");
 

@@ -83,16 +83,32 @@ static bool wire_type_fits(const ProtobufCFieldDescriptor *f, unsigned wt)
     switch (f->type) {
     case PROTOBUF_C_TYPE_SFIXED32:
     case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT: want = 5; break;
+    case PROTOBUF_C_TYPE_FLOAT:
+        want = 5;
+        break;
     case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE: want = 1; break;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        want = 1;
+        break;
     case PROTOBUF_C_TYPE_STRING:
     case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_MESSAGE: return wt == 2;
-    default: want = 0; break; /* varints: ints, bool, enum */
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return wt == 2;
+    default:
+        want = 0;
+        break; /* varints: ints, bool, enum */
     }
     return wt == want || (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED);
+}
+
+/* The field numbered |num| of |desc|, or NULL. protobuf-c lists fields by
+ * number, and OTLP numbers them densely, so the index is usually the answer. */
+static const ProtobufCFieldDescriptor *field_of(const ProtobufCMessageDescriptor *desc,
+                                                unsigned num)
+{
+    if (num - 1 < desc->n_fields && desc->fields[num - 1].id == num) return &desc->fields[num - 1];
+    return protobuf_c_message_descriptor_get_field(desc, num);
 }
 
 /* Walks one message of type |desc| in |n| bytes at |p|, |depth| levels deep. */
@@ -107,8 +123,7 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
         unsigned wt = key & 7;
         if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
             return wire_fail(w, field_at, "invalid field number");
-        const ProtobufCFieldDescriptor *f =
-            protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
+        const ProtobufCFieldDescriptor *f = field_of(desc, (unsigned)(key >> 3));
         if (f && !wire_type_fits(f, wt))
             return wire_fail(w, field_at, "wrong wire type for a known field");
         switch (wt) {
@@ -132,7 +147,8 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
             }
             i += (size_t)len;
             break;
-        default: return wire_fail(w, field_at, "unsupported wire type (groups)");
+        default:
+            return wire_fail(w, field_at, "unsupported wire type (groups)");
         }
     }
     return 0;
@@ -228,7 +244,8 @@ static int value_in(pc_otlp_dec *d, pc_value *out, const pb_any *v)
         return attrs_in(d, &out->map.kv, &out->map.n, v->kvlist_value->values,
                         v->kvlist_value->n_values, "kvlist_value.values",
                         sizeof("kvlist_value.values") - 1);
-    default: return 0; /* empty AnyValue: null */
+    default:
+        return 0; /* empty AnyValue: null */
     }
 }
 
@@ -376,16 +393,17 @@ int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *p
     size_t first = b->n;
 
     wire w = {.base = buf};
-    if (wire_check(&w, buf, len,
-                   &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
-                   1))
+    if (wire_check(
+            &w, buf, len,
+            &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+            1))
         return pc_otlp_fail(&d, NULL, "invalid protobuf at byte %zu: %s", w.at, w.why);
 
     budget bu = {b->arena, UNPACK_BUDGET_FACTOR * len + UNPACK_BUDGET_SLACK, false};
     ProtobufCAllocator alloc = {budget_alloc, budget_free, &bu};
     pb_request *req =
         opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(&alloc,
-                                                                                          len, buf);
+                                                                                         len, buf);
     if (!req && bu.over)
         return pc_otlp_fail(&d, NULL, "request has too many small messages to decode");
     if (!req) return pc_otlp_fail(&d, NULL, "invalid protobuf ExportTraceServiceRequest");

@@ -539,6 +539,60 @@ static void test_summary_out_of_order(void)
     CHECK_EQ_INT(t->v[0].input_tokens, 30);
     CHECK_EQ_INT(t->v[0].output_tokens, 15);
 
+    /* Children then root inside one batch (one transaction), interleaved with
+     * another trace: the root's service wins on the new row as well. */
+    b = new_batch(r1 + 3 * NS);
+    add_span(b, (span_spec){.trace = "t-same",
+                            .span = "k1",
+                            .parent = "r",
+                            .service = "kid-svc",
+                            .start = T0 + 5,
+                            .end = T0 + 6,
+                            .in_tok = 2,
+                            .out_tok = 1});
+    add_span(b, (span_spec){.trace = "t-other",
+                            .span = "x",
+                            .parent = "y",
+                            .service = "o-svc",
+                            .start = T0,
+                            .end = T0 + 1,
+                            .project = "proj-o"});
+    add_span(b, (span_spec){.trace = "t-same",
+                            .span = "r",
+                            .name = "the root",
+                            .service = "root-svc",
+                            .start = T0 + 1,
+                            .end = T0 + 9,
+                            .status = PC_STATUS_ERROR,
+                            .in_tok = 3,
+                            .out_tok = -1});
+    add_span(b, (span_spec){.trace = "t-same",
+                            .span = "k2",
+                            .parent = "r",
+                            .service = "kid-svc",
+                            .start = T0 + 2,
+                            .end = 0});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    t = get_trace(&h, "t-same");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].root_span_id, "r");
+    CHECK_EQ_STR(t->v[0].root_span_name, "the root");
+    CHECK_EQ_STR(t->v[0].service_name, "root-svc");
+    CHECK_EQ_STR(t->v[0].status, "error");
+    CHECK_EQ_INT(t->v[0].span_count, 3);
+    CHECK_EQ_INT(t->v[0].started_ns, T0 + 1);
+    CHECK_EQ_INT(t->v[0].completed_ns, T0 + 9);
+    CHECK_EQ_INT(t->v[0].input_tokens, 5);
+    CHECK_EQ_INT(t->v[0].output_tokens, 1);
+    CHECK_EQ_INT(t->v[0].created_ns, r1 + 3 * NS);
+    t = get_trace(&h, "t-other");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].root_span_id, "");
+    CHECK_EQ_STR(t->v[0].service_name, "o-svc");
+    CHECK_EQ_STR(t->v[0].project_id, "proj-o");
+    CHECK_EQ_STR(t->v[0].status, "success");
+    CHECK_EQ_INT(t->v[0].span_count, 1);
+
     spans *s = get_spans(&h, "t-ooo");
     CHECK_EQ_INT(s->n, 5);
     CHECK_EQ_STR(s->v[0].span_id, "root"); /* by start time */
@@ -710,6 +764,32 @@ static void test_retention(void)
     /* A day and a half later the new one expires too. */
     CHECK_EQ_INT(pc_local_purge(h.ctx, now + 3 * 86400 * NS / 2), 1);
     CHECK_EQ_INT(list(&h, (pc_trace_filter){0})->n, 0);
+    close_store(&h, true);
+
+    /* A backlog larger than one retention chunk (1000 traces): written now with
+     * an ingest time of two days ago, then the store is reopened. The run at
+     * start deletes its first chunk before any write of the new process, then
+     * goes on chunk by chunk between writes; the hook finishes the rest. */
+    open_store(&h, NULL, "1d");
+    b = new_batch(now - 2 * 86400 * NS);
+    for (int i = 0; i < 2500; i++) {
+        char tid[32];
+        snprintf(tid, sizeof(tid), "old-%04d", i);
+        add_span(b, (span_spec){.trace = tid, .span = "a", .start = now, .end = now + 1});
+    }
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.limit = 100000})->n, 128); /* collector cap */
+    char dir[64];
+    snprintf(dir, sizeof(dir), "%s", h.dir);
+    close_store(&h, false);
+    open_store(&h, dir, "1d");
+    b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "t-fresh", .span = "a", .start = T0, .end = T0 + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    int64_t rest = pc_local_purge(h.ctx, pc_time_now_ns());
+    CHECK(rest >= 0 && rest <= 1500);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.limit = 100000})->n, 1);
+    CHECK_EQ_INT(get_trace(&h, "t-fresh")->n, 1);
     close_store(&h, true);
 
     /* retention 0 keeps forever: the hook refuses. */
