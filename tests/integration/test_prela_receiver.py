@@ -202,3 +202,25 @@ def test_api_keys_x_api_key_and_bearer(make_collector):
     assert requests.post(c.ingest + "/v1/spans", json=dict(payload, span_id="a-2"),
                          headers={"Authorization": "Bearer prela_sk_good"}).status_code == 200
     assert c.trace("t-auth")["span_count"] == 2
+
+
+def test_prela_sdk_otlp_exporter(collector):
+    """The SDK's own OTLP/JSON exporter (default path /v1/traces on 4318)."""
+    from prela.core.span import SpanType
+    from prela.core.tracer import Tracer
+    from prela.exporters.otlp import OTLPExporter
+
+    tracer = Tracer(service_name="sdk-otlp", exporter=OTLPExporter(endpoint=collector.otlp + "/v1/traces"))
+    with tracer.span("agent.run", span_type=SpanType.AGENT) as root:
+        with tracer.span("openai.chat.completions.create", span_type=SpanType.LLM) as llm:
+            llm.set_attribute("llm.vendor", "openai")
+            llm.set_attribute("llm.model", "gpt-4o")
+            llm.set_attribute("llm.prompt_tokens", 9)
+            llm.set_attribute("llm.completion_tokens", 4)
+    trace_id = root.trace_id.replace("-", "")[:32]
+    body = collector.trace(trace_id)
+    assert body["span_count"] == 2 and body["trace"]["service_name"] == "sdk-otlp"
+    llm = next(s for s in body["spans"] if s["name"] == "openai.chat.completions.create")
+    assert llm["span_type"] == "llm" and llm["source"] == "otlp"
+    assert llm["input_tokens"] == 9 and llm["output_tokens"] == 4 and llm["llm_model"] == "gpt-4o"
+    assert len(llm["span_id"]) == 16 and int(llm["span_id"], 16) >= 0  # UUID cut to 16 hex chars
