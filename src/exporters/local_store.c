@@ -22,9 +22,14 @@
  *           several requests).
  *
  * Indexes: traces by started_ns (newest first), by (project_id | service_name |
- * status, started_ns) for the filters, by created_ns for retention; spans by
- * (trace_id, span_id) (the dedup key, also "spans of a trace") and by
- * (trace_id, span_type) for the span_type filter's EXISTS.
+ * status, started_ns) for the filters, by (created_ns, trace_id) for retention
+ * (chunks in one stable order); spans by (trace_id, span_id) (the dedup key)
+ * and by (trace_id, span_type) ("spans of a trace", and the span_type filter's
+ * EXISTS without touching the rows).
+ *
+ * Retention removes whole traces: a trace expires with its first ingest
+ * (traces.created_ns), together with every span it has, so no trace is ever
+ * left half-deleted.
  *
  * Why no WITHOUT ROWID: span rows carry prompt text (KBs); SQLite advises rowid
  * tables when rows are large.

@@ -133,3 +133,27 @@ def test_base64_ids_accepted_in_json(collector):
     r = post(collector, json.dumps(doc), {"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
     assert collector.trace(traces[0]["trace_id"])["span_count"] == 10
+
+
+def test_store_unavailable_answers_503_with_retry_after(make_collector):
+    """While another process holds the store's write lock, nothing can be made durable:
+    both receivers answer 503 + Retry-After (never 200), stay healthy, and accept the
+    retry once the lock is gone, storing each span exactly once."""
+    import sqlite3
+    c = make_collector(local_extra="timeout: 300ms")
+    lock = sqlite3.connect(c.data_dir + "/prela.db", timeout=5, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    traces = workload.make_traces(1)
+    r = post(c, workload.to_proto(traces), PROTO)
+    assert r.status_code == 503, r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    r2 = requests.post(c.ingest + "/v1/spans", json={"span_id": "busy-1", "trace_id": "t-busy"})
+    assert r2.status_code == 503 and int(r2.headers["Retry-After"]) >= 1
+    assert "retry" in r2.json()["detail"]
+    assert requests.get(c.ingest + "/health").status_code == 200
+    lock.execute("COMMIT")
+    lock.close()
+    assert post(c, workload.to_proto(traces), PROTO).status_code == 200   # the SDK's retry
+    assert requests.post(c.ingest + "/v1/spans", json={"span_id": "busy-1", "trace_id": "t-busy"}).status_code == 200
+    workload.check_trace(c, traces[0])
+    assert c.trace("t-busy")["span_count"] == 1
