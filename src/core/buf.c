@@ -30,13 +30,6 @@ void pc_buf_puts(pc_buf *b, const char *s)
     pc_buf_append(b, s, strlen(s));
 }
 
-void pc_buf_putc(pc_buf *b, char c)
-{
-    pc_buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
-}
-
 void pc_buf_vprintf(pc_buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;

@@ -23,7 +23,13 @@ typedef struct pc_buf {
 void pc_buf_reserve(pc_buf *b, size_t extra);
 void pc_buf_append(pc_buf *b, const void *p, size_t n);
 void pc_buf_puts(pc_buf *b, const char *s);
-void pc_buf_putc(pc_buf *b, char c);
+/* Appends one byte; inline because JSON encoding calls it per punctuation mark. */
+static inline void pc_buf_putc(pc_buf *b, char c)
+{
+    if (b->len + 2 > b->cap) pc_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
 void pc_buf_printf(pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pc_buf_vprintf(pc_buf *b, const char *fmt, va_list ap);
 /* Empties the buffer, keeping its block. */
