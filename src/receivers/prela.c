@@ -207,11 +207,6 @@ int pc_prela_decode_span(pc_batch *b, const pc_value *obj, const char *where, pc
 
 /* ------------------------------------------------------------------ handlers */
 
-static void write_detail(pc_http_resp *resp, int status, const char *msg)
-{
-    pc_http_error_detail(resp, status, msg);
-}
-
 /* Checks the API key when keys are configured. Returns 0 or answers 401. */
 static int authorize(prela *p, pc_http_req *req, pc_http_resp *resp)
 {
@@ -220,12 +215,12 @@ static int authorize(prela *p, pc_http_req *req, pc_http_resp *resp)
     const char *auth = pc_http_header(req, "Authorization");
     if (!key && auth && strncasecmp(auth, "Bearer ", 7) == 0) key = auth + 7;
     if (!key || !*key) {
-        write_detail(resp, 401, "Missing API key. Send X-API-Key: <key> or Authorization: Bearer <key>");
+        pc_http_error_detail(resp, 401, "Missing API key. Send X-API-Key: <key> or Authorization: Bearer <key>");
         return -1;
     }
     for (size_t i = 0; i < p->cfg->api_keys.n; i++)
         if (!strcmp(key, p->cfg->api_keys.v[i])) return 0;
-    write_detail(resp, 401, "Invalid API key");
+    pc_http_error_detail(resp, 401, "Invalid API key");
     return -1;
 }
 
@@ -248,7 +243,7 @@ static pc_batch *begin(prela *p, pc_http_req *req, pc_http_resp *resp, pc_value 
             char msg[200];
             snprintf(msg, sizeof(msg), "Content-Type '%.80s' is not supported; send application/json",
                      ct);
-            write_detail(resp, 415, msg);
+            pc_http_error_detail(resp, 415, msg);
             return NULL;
         }
     }
@@ -256,11 +251,11 @@ static pc_batch *begin(prela *p, pc_http_req *req, pc_http_resp *resp, pc_value 
     if (pc_json_parse(req->arena, req->body, req->body_len, root, &jerr)) {
         char msg[220];
         snprintf(msg, sizeof(msg), "Invalid JSON: %s", jerr.msg);
-        write_detail(resp, 400, msg);
+        pc_http_error_detail(resp, 400, msg);
         return NULL;
     }
     if (root->type != PC_V_MAP) {
-        write_detail(resp, 400, "body: expected a JSON object");
+        pc_http_error_detail(resp, 400, "body: expected a JSON object");
         return NULL;
     }
     pc_batch *b = pc_batch_create(req->arena);
@@ -281,11 +276,11 @@ static int deliver(prela *p, pc_batch *b, pc_http_resp *resp)
     pc_result r = pc_consume(&p->next, b);
     if (r == PC_OK) return 1;
     if (r == PC_RETRY) {
-        write_detail(resp, 503, "the collector could not store the data in time; retry later");
+        pc_http_error_detail(resp, 503, "the collector could not store the data in time; retry later");
         resp->retry_after = (int)((p->cfg->retry_after_ms + 999) / 1000);
         if (resp->retry_after < 1) resp->retry_after = 1;
     } else {
-        write_detail(resp, 500, "the collector failed to store the data");
+        pc_http_error_detail(resp, 500, "the collector failed to store the data");
     }
     return 0;
 }
@@ -301,12 +296,12 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
     pc_str trace_id, service;
     if (get_id(&root, "trace_id", b, &trace_id, "", 1, err, sizeof(err)) ||
         get_str(&root, "service_name", b, &service, "", err, sizeof(err))) {
-        write_detail(resp, 400, err);
+        pc_http_error_detail(resp, 400, err);
         goto out;
     }
     const pc_value *spans = pc_json_get(&root, "spans");
     if (spans && spans->type != PC_V_ARRAY && spans->type != PC_V_NULL) {
-        write_detail(resp, 400, "spans: expected a list");
+        pc_http_error_detail(resp, 400, "spans: expected a list");
         goto out;
     }
     for (size_t i = 0; spans && spans->type == PC_V_ARRAY && i < spans->arr.n; i++) {
@@ -314,7 +309,7 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
         snprintf(where, sizeof(where), "spans[%zu]", i);
         if (pc_prela_decode_span(b, &spans->arr.v[i], where, trace_id, service, project, err,
                                  sizeof(err))) {
-            write_detail(resp, 400, err);
+            pc_http_error_detail(resp, 400, err);
             goto out;
         }
     }
@@ -336,7 +331,7 @@ static void handle_spans(void *ctx, pc_http_req *req, pc_http_resp *resp)
     if (!b) return;
     char err[256];
     if (pc_prela_decode_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, project, err, sizeof(err))) {
-        write_detail(resp, 400, err);
+        pc_http_error_detail(resp, 400, err);
     } else if (deliver(p, b, resp)) {
         pc_buf_puts(&resp->body, "{\"status\":\"accepted\",\"span_id\":");
         pc_json_write_str(&resp->body, b->spans[0].span_id.p, b->spans[0].span_id.n);
@@ -356,7 +351,7 @@ static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
     if (!b) return;
     const pc_value *spans = pc_json_get(&root, "spans");
     if (!spans || spans->type != PC_V_ARRAY) {
-        write_detail(resp, 400, "spans: required, and must be a list (Invalid batch format)");
+        pc_http_error_detail(resp, 400, "spans: required, and must be a list (Invalid batch format)");
         pc_batch_unref(b);
         return;
     }
