@@ -70,24 +70,24 @@ static void error(pc_http_server *s, const pc_http_req *req, pc_http_resp *resp,
     else pc_http_error_detail(resp, status, msg);
 }
 
-/* Finds the route for |path|; sets |*path_known| when some route has that path. */
+/* Finds the route for |method| |path|. When none matches, |allow| (if not NULL)
+ * receives the methods that |path| does accept; empty means an unknown path. */
 static const pc_http_route *route_find(pc_http_server *s, const char *method, const char *path,
-                                       int *path_known, pc_buf *allow)
+                                       pc_buf *allow)
 {
-    const pc_http_route *hit = NULL;
-    *path_known = 0;
     for (size_t i = 0; i < s->n_routes; i++) {
         const pc_http_route *r = &s->routes[i];
         size_t pl = strlen(r->path);
         int match = r->prefix ? strncmp(path, r->path, pl) == 0 && path[pl] != '\0'
                               : strcmp(path, r->path) == 0;
         if (!match) continue;
-        *path_known = 1;
-        if (allow->len) pc_buf_puts(allow, ", ");
-        pc_buf_puts(allow, r->method);
-        if (!hit && strcmp(method, r->method) == 0) hit = r;
+        if (method && strcmp(method, r->method) == 0) return r;
+        if (allow) {
+            if (allow->len) pc_buf_puts(allow, ", ");
+            pc_buf_puts(allow, r->method);
+        }
     }
-    return hit;
+    return NULL;
 }
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, pc_http_server *s, pc_http_resp *resp)
@@ -153,18 +153,16 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         rq->req.conn = conn;
         rq->req.method = method;
         rq->req.path = url;
-        pc_buf allow = PC_BUF_INIT;
-        int known;
         if (strcmp(method, "OPTIONS") == 0 && s->cors) {
             pc_http_resp resp = {.status = 204, .body = PC_BUF_INIT};
-            enum MHD_Result r = send_resp(conn, s, &resp);
-            pc_buf_free(&allow);
-            return r;
+            return send_resp(conn, s, &resp);
         }
-        rq->route = route_find(s, method, url, &known, &allow);
+        rq->route = route_find(s, method, url, NULL);
         if (!rq->route) {
+            pc_buf allow = PC_BUF_INIT;
+            route_find(s, NULL, url, &allow);
             enum MHD_Result r;
-            if (known) {
+            if (allow.len) {
                 char msg[160];
                 snprintf(msg, sizeof(msg), "method %s not allowed on %s (allowed: %s)", method,
                          url, allow.data);
@@ -177,7 +175,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             pc_buf_free(&allow);
             return r;
         }
-        pc_buf_free(&allow);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         long long clen = cl ? atoll(cl) : 0;
         if (clen > s->cfg.max_body) {

@@ -4,9 +4,10 @@
  * Reader: parses text into pc_value trees (span.h) allocated in an arena. Objects
  * keep their key order; integers without fraction or exponent that fit int64
  * become PC_V_INT, other numbers PC_V_DOUBLE. It accepts what Python's json.dumps
- * emits: bare NaN, Infinity and -Infinity. It rejects, with a message and byte
- * offset: invalid UTF-8 (also inside strings), unpaired surrogate escapes, nesting
- * deeper than PC_JSON_MAX_DEPTH (no recursion beyond that, so no stack overflow),
+ * emits: bare NaN, Infinity and -Infinity. An unpaired surrogate escape
+ * (\ud800 alone, which json.dumps can emit) becomes U+FFFD. It rejects, with a
+ * message and byte offset: invalid UTF-8 (also inside strings), nesting deeper
+ * than PC_JSON_MAX_DEPTH (no recursion beyond that, so no stack overflow),
  * trailing garbage. Strings without escapes point into |text|, so |text| must
  * live as long as the tree (put it in the same arena).
  *

@@ -50,7 +50,7 @@ static const pc_option options[] = {
      "accepted API keys (X-API-Key or Bearer); empty = no authentication"},
     {"cors_origins", PC_OPT_STRING, NULL, offsetof(prela_cfg, cors_origins), 0, 0,
      "comma-separated origins allowed by CORS, or *"},
-    {"retry_after", PC_OPT_DURATION, "1s", offsetof(prela_cfg, retry_after_ms), 0, 3600000,
+    {"retry_after", PC_OPT_DURATION, "1s", offsetof(prela_cfg, retry_after_ms), 1, 3600000,
      "Retry-After sent with 503 when the pipeline is busy"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
@@ -278,7 +278,6 @@ static int deliver(prela *p, pc_batch *b, pc_http_resp *resp)
     if (r == PC_RETRY) {
         pc_http_error_detail(resp, 503, "the collector could not store the data in time; retry later");
         resp->retry_after = (int)((p->cfg->retry_after_ms + 999) / 1000);
-        if (resp->retry_after < 1) resp->retry_after = 1;
     } else {
         pc_http_error_detail(resp, 500, "the collector failed to store the data");
     }
