@@ -30,10 +30,16 @@ typedef enum pc_result { PC_OK = 0, PC_RETRY = 1, PC_DROP = 2 } pc_result;
 
 typedef enum pc_kind { PC_RECEIVER = 0, PC_PROCESSOR, PC_EXPORTER } pc_kind;
 
-/* The next step of a pipeline as seen by a receiver or processor. */
+/*
+ * The next step of a pipeline as seen by a receiver or processor. |signals| is
+ * the mask (PC_SIG_BIT) of the signals some pipeline behind it takes; a
+ * receiver drops (and counts) batches of any other signal instead of passing
+ * them on, and answers success for them.
+ */
 typedef struct pc_consumer {
     pc_result (*consume)(void *ctx, pc_batch *batch);
     void *ctx;
+    unsigned signals;
 } pc_consumer;
 
 static inline pc_result pc_consume(const pc_consumer *c, pc_batch *batch)
@@ -47,6 +53,8 @@ typedef struct pc_host pc_host;
 struct pc_component_ops {
     const char *type;
     pc_kind kind;
+    /* The pipelines it may be in: a PC_SIG_BIT mask; 0 means traces only. */
+    unsigned signals;
     const pc_option *options; /* settings table, NULL-key terminated */
     size_t config_size;       /* size of the struct the options fill */
     /* Checks relations between settings; writes a message naming the key. Optional. */

@@ -488,15 +488,32 @@ static int load_list(loader *L, yaml_node_t *n, const char *where, pc_strlist *o
     return 0;
 }
 
+/* Every id of |ids| must be a configured component of |kind| that takes |signal|. */
 static int check_refs(loader *L, pc_config *c, const pc_strlist *ids, pc_kind kind,
-                      const char *where)
+                      pc_signal signal, const char *where)
 {
     for (size_t i = 0; i < ids->n; i++) {
-        if (!pc_config_find(c, (int)kind, ids->v[i]))
+        const pc_config_component *cc = pc_config_find(c, (int)kind, ids->v[i]);
+        if (!cc)
             return errf(L->err, L->errlen, "%s: '%s' is not configured under %s", where, ids->v[i],
                         kind_section[kind]);
+        unsigned takes = cc->ops->signals ? cc->ops->signals : PC_SIG_BIT(PC_SIGNAL_TRACES);
+        if (!(takes & PC_SIG_BIT(signal)))
+            return errf(L->err, L->errlen, "%s: '%s' does not handle %s", where, ids->v[i],
+                        pc_signal_name(signal));
     }
     return 0;
+}
+
+/* The signal of pipeline id "traces", "metrics/x", ...; -1 when it names none. */
+static int pipeline_signal(const char *id)
+{
+    for (int s = 0; s < PC_SIGNALS; s++) {
+        const char *name = pc_signal_name((pc_signal)s);
+        size_t n = strlen(name);
+        if (!strncmp(id, name, n) && (id[n] == '\0' || id[n] == '/')) return s;
+    }
+    return -1;
 }
 
 static int load_service(loader *L, pc_config *c, yaml_node_t *root)
@@ -534,27 +551,32 @@ static int load_service(loader *L, pc_config *c, yaml_node_t *root)
         const char *id = (const char *)k->data.scalar.value;
         char where[300];
         snprintf(where, sizeof(where), "service.pipelines.%s", id);
-        if (strncmp(id, "traces", 6) != 0 || (id[6] && id[6] != '/'))
-            return errf(L->err, L->errlen, "%s: unsupported signal (only traces pipelines)", where);
+        int signal = pipeline_signal(id);
+        if (signal < 0)
+            return errf(L->err, L->errlen,
+                        "%s: unknown signal; a pipeline id is traces, metrics or logs, optionally "
+                        "followed by /name",
+                        where);
         static const char *const pl_keys[] = {"receivers", "processors", "exporters", NULL};
         if (only_keys(L, v, where, pl_keys)) return -1;
         c->pipelines = pc_xrealloc(c->pipelines, (c->n_pipelines + 1) * sizeof(*c->pipelines));
         pc_config_pipeline *p = &c->pipelines[c->n_pipelines++];
         memset(p, 0, sizeof(*p));
         p->id = pc_xstrdup(id);
+        p->signal = (pc_signal)signal;
         char w[340];
         snprintf(w, sizeof(w), "%s.receivers", where);
         if (load_list(L, map_get(L, v, "receivers"), w, &p->receivers) ||
-            check_refs(L, c, &p->receivers, PC_RECEIVER, w))
+            check_refs(L, c, &p->receivers, PC_RECEIVER, p->signal, w))
             return -1;
         if (!p->receivers.n) return errf(L->err, L->errlen, "%s: at least one receiver is required", w);
         snprintf(w, sizeof(w), "%s.processors", where);
         if (load_list(L, map_get(L, v, "processors"), w, &p->processors) ||
-            check_refs(L, c, &p->processors, PC_PROCESSOR, w))
+            check_refs(L, c, &p->processors, PC_PROCESSOR, p->signal, w))
             return -1;
         snprintf(w, sizeof(w), "%s.exporters", where);
         if (load_list(L, map_get(L, v, "exporters"), w, &p->exporters) ||
-            check_refs(L, c, &p->exporters, PC_EXPORTER, w))
+            check_refs(L, c, &p->exporters, PC_EXPORTER, p->signal, w))
             return -1;
         if (!p->exporters.n) return errf(L->err, L->errlen, "%s: at least one exporter is required", w);
     }

@@ -21,6 +21,8 @@
 #ifndef PC_CONFIG_H
 #define PC_CONFIG_H
 
+#include "span.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,7 +68,8 @@ typedef struct pc_config_component {
 } pc_config_component;
 
 typedef struct pc_config_pipeline {
-    char *id;
+    char *id;         /* "traces", "metrics/kafka", ... */
+    pc_signal signal; /* from the id */
     pc_strlist receivers;
     pc_strlist processors;
     pc_strlist exporters;

@@ -47,16 +47,36 @@ struct pc_pipeline {
     int shut;
 };
 
+/* Hands |b| to every target that takes its signal (exporters of one pipeline
+ * all do; a receiver's pipelines may be of several signals). */
 static pc_result fanout_consume(void *ctx, pc_batch *b)
 {
     fanout *f = ctx;
+    unsigned bit = PC_SIG_BIT(b->signal);
+    size_t last = f->n;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->targets[i].signals & bit) last = i;
+    if (last == f->n) { /* receivers check pc_consumer.signals first; be safe anyway */
+        pc_batch_unref(b);
+        return PC_OK;
+    }
     pc_result worst = PC_OK;
-    for (size_t i = 0; i < f->n; i++) {
-        if (i + 1 < f->n) pc_batch_ref(b);
+    for (size_t i = 0; i <= last; i++) {
+        if (!(f->targets[i].signals & bit)) continue;
+        if (i < last) pc_batch_ref(b);
         pc_result r = pc_consume(&f->targets[i], b);
         if (r > worst) worst = r;
     }
     return worst;
+}
+
+/* The consumer of fan-out |f|: its only target, or the fan-out itself. */
+static pc_consumer fanout_consumer(fanout *f)
+{
+    if (f->n == 1) return f->targets[0];
+    unsigned signals = 0;
+    for (size_t i = 0; i < f->n; i++) signals |= f->targets[i].signals;
+    return (pc_consumer){fanout_consume, f, signals};
 }
 
 static node *find_node(pc_pipeline *p, pc_kind kind, const char *id)
@@ -124,13 +144,14 @@ pc_pipeline *pc_pipeline_create(const pc_config *cfg)
         const pc_config_pipeline *pl = &cfg->pipelines[k];
         fanout *f = &p->fanouts[p->n_fanouts];
         f->targets = &p->consumers[p->n_consumers];
+        unsigned bit = PC_SIG_BIT(pl->signal);
         for (size_t e = 0; e < pl->exporters.n; e++) {
             node *n = find_node(p, PC_EXPORTER, pl->exporters.v[e]);
-            p->consumers[p->n_consumers++] = (pc_consumer){n->cc->ops->consume, n->ctx};
+            p->consumers[p->n_consumers++] = (pc_consumer){n->cc->ops->consume, n->ctx, bit};
             f->n++;
         }
         pc_consumer *next = &p->fanout_consumers[p->n_fanouts];
-        *next = f->n == 1 ? f->targets[0] : (pc_consumer){fanout_consume, f};
+        *next = fanout_consumer(f);
         p->n_fanouts++;
         for (size_t j = pl->processors.n; j-- > 0;) {
             const pc_config_component *cc = pc_config_find(cfg, PC_PROCESSOR, pl->processors.v[j]);
@@ -140,7 +161,7 @@ pc_pipeline *pc_pipeline_create(const pc_config *cfg)
                 goto fail;
             }
             pc_consumer *c = &p->consumers[p->n_consumers++];
-            *c = (pc_consumer){cc->ops->consume, n->ctx};
+            *c = (pc_consumer){cc->ops->consume, n->ctx, bit};
             next = c;
         }
         heads[k] = *next;
@@ -163,7 +184,7 @@ pc_pipeline *pc_pipeline_create(const pc_config *cfg)
             pc_consumer *next = NULL;
             if (f->n) {
                 next = &p->fanout_consumers[p->n_fanouts++];
-                *next = f->n == 1 ? f->targets[0] : (pc_consumer){fanout_consume, f};
+                *next = fanout_consumer(f);
             }
             node *n = add_node(p, cc);
             if (!(n->ctx = cc->ops->create(cc->id, cc->cfg, next))) {

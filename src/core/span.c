@@ -106,6 +106,12 @@ const char *pc_source_name(pc_source s)
     return s == PC_SOURCE_OTLP ? "otlp" : "prela";
 }
 
+const char *pc_signal_name(pc_signal s)
+{
+    static const char *const names[PC_SIGNALS] = {"traces", "metrics", "logs"};
+    return (unsigned)s < PC_SIGNALS ? names[s] : "unknown";
+}
+
 /* ------------------------------------------------------------ JSON encodings */
 
 void pc_value_write_json(pc_buf *out, const pc_value *v)

@@ -156,11 +156,27 @@ typedef struct pc_span {
     int64_t output_tokens; /* -1 = unknown */
 } pc_span;
 
+/* The OTLP signals. Traces are decoded into spans; metrics and logs are carried
+ * as their protobuf ExportMetricsServiceRequest / ExportLogsServiceRequest. */
+typedef enum pc_signal { PC_SIGNAL_TRACES = 0, PC_SIGNAL_METRICS, PC_SIGNAL_LOGS } pc_signal;
+#define PC_SIGNALS 3
+/* Bit of a signal in a signal mask. */
+#define PC_SIG_BIT(s) (1u << (s))
+
+/* "traces", "metrics", "logs". */
+const char *pc_signal_name(pc_signal s);
+
 typedef struct pc_batch {
     pc_arena *arena;
+    pc_signal signal; /* PC_SIGNAL_TRACES unless a receiver set another */
+    /* traces */
     pc_span *spans;
     size_t n;
     size_t cap;
+    /* metrics and logs: the request in protobuf (in the arena or its body), and
+     * how many data points / log records it holds */
+    pc_str raw;
+    int64_t items;
     int64_t received_ns; /* when the receiver accepted the request */
     int refs;            /* atomic; see pc_batch_ref */
 } pc_batch;

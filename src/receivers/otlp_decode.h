@@ -25,6 +25,7 @@
 #define PC_OTLP_DECODE_H
 
 #include "buf.h"
+#include "grpc.h"
 #include "span.h"
 
 #include <stdarg.h>
@@ -72,16 +73,6 @@ int pc_otlp_decode_json(pc_batch *b, const char *text, size_t len, const char *p
  * else protobuf (empty when nothing was rejected).
  */
 void pc_otlp_write_response(pc_buf *out, bool json, const pc_otlp_result *res);
-
-/* gRPC status codes the HTTP statuses map onto (google.rpc.Code). */
-enum {
-    PC_GRPC_UNKNOWN = 2,
-    PC_GRPC_INVALID_ARGUMENT = 3,
-    PC_GRPC_RESOURCE_EXHAUSTED = 8,
-    PC_GRPC_UNIMPLEMENTED = 12,
-    PC_GRPC_INTERNAL = 13,
-    PC_GRPC_UNAVAILABLE = 14,
-};
 
 /* Returns the gRPC code for an HTTP error status (400 -> 3, 503 -> 14, ...). */
 int pc_otlp_grpc_code(int http_status);

@@ -173,7 +173,7 @@ static void test_processor_ops(void)
     pc_config *c = pc_config_load(yaml, strlen(yaml), "t", err, sizeof(err));
     CHECK(c != NULL);
     if (!c) return;
-    pc_consumer next = {sink, NULL};
+    pc_consumer next = {sink, NULL, PC_SIG_BIT(PC_SIGNAL_TRACES)};
     const pc_config_component *cc = pc_config_find(c, PC_PROCESSOR, "normalize");
     void *ctx = pc_normalize_processor_ops.create("normalize", cc->cfg, &next);
     pc_batch *b = pc_batch_create(NULL);
