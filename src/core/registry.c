@@ -7,6 +7,7 @@
  * components, so `grep pc_registry` finds them all.
  */
 #include "registry.h"
+#include "exporters/debug.h"
 #include "exporters/local.h"
 #include "processors/normalize.h"
 #include "receivers/otlp.h"
@@ -24,6 +25,7 @@ static const pc_component_ops *const all[] = {
     &pc_normalize_processor_ops,
     /* exporters */
     &pc_local_exporter_ops,
+    &pc_debug_exporter_ops,
 };
 
 const pc_component_ops *pc_registry_find(pc_kind kind, const char *type)

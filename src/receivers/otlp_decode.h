@@ -8,8 +8,10 @@
  * errors, pc_otlp_write_status. The decoders know nothing about HTTP, so tests
  * and a later gRPC transport call them directly.
  *
- * Files: otlp_proto.c (protobuf), otlp_json.c (OTLP/JSON), otlp_decode.c (what
- * both share: error paths, ids, project ids, and the response encoders).
+ * Files: otlp_proto.c (protobuf), otlp_json.c (OTLP/JSON), otlp_signal.c
+ * (metrics and logs, which are checked and passed on as protobuf, not decoded
+ * into the span model), otlp_decode.c (what they share: error paths, ids,
+ * project ids, and the response encoders).
  *
  * Memory: everything decoded lives in the batch's arena; the JSON decoder points
  * into the request text, so that text must live in the same arena (it does when
@@ -66,6 +68,20 @@ int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *p
  */
 int pc_otlp_decode_json(pc_batch *b, const char *text, size_t len, const char *project,
                         const char *default_project, pc_otlp_result *res);
+
+/*
+ * Checks an ExportMetricsServiceRequest or ExportLogsServiceRequest (|b->signal|
+ * is PC_SIGNAL_METRICS or PC_SIGNAL_LOGS) of |len| bytes at |buf|, protobuf or
+ * (when |json|) OTLP/JSON, and sets |b->raw| to its protobuf encoding and
+ * |b->items| to the number of data points (metrics) or log records (logs) in it.
+ * For protobuf, raw is |buf| itself, so |buf| must live as long as |b| (it does
+ * when it is the request body in b's arena); for JSON, raw is a re-encoding in
+ * b's arena, with the same liberal rules as pc_otlp_decode_json (names in either
+ * case, hex or base64 ids, 64-bit integers as strings or numbers, enum names).
+ * Returns 0, or -1 with |res->error| naming the field ("resource_metrics[0].
+ * scope_metrics[0].metrics[2].gauge: ..."); res->accepted is set to items.
+ */
+int pc_otlp_decode_signal(pc_batch *b, const void *buf, size_t len, bool json, pc_otlp_result *res);
 
 /*
  * Appends the ExportTraceServiceResponse for |res| to |out|: JSON ("{}" or
