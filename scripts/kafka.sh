@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Installs, starts and stops a single-node Apache Kafka broker (KRaft, combined
+# broker + controller, node.id=1) on loopback, for the tests and for local use.
+#   scripts/kafka.sh install                 # jars and kcat only
+#   scripts/kafka.sh start  [DIR]            # install if needed, format DIR once, start, wait
+#   scripts/kafka.sh stop   [DIR]            # SIGTERM, SIGKILL after $KAFKA_STOP_TIMEOUT s; keeps data
+#   scripts/kafka.sh status [DIR]            # running / paused / stopped; exit 0 only if running
+#   scripts/kafka.sh pause|resume [DIR]      # SIGSTOP / SIGCONT the broker (a hung broker)
+#   scripts/kafka.sh restart [DIR]           # stop + start, same data
+#   scripts/kafka.sh wipe   [DIR]            # stop and delete DIR (next start formats afresh)
+# DIR defaults to $KAFKA_DIR or .tools/run/kafka; it holds server.properties, data/,
+# logs/server.log (broker log), kafka.out (JVM stdout/stderr) and kafka.pid.
+# Ports (127.0.0.1): PLAINTEXT $KAFKA_PORT (9092); SASL_PLAINTEXT $KAFKA_SASL_PORT (9093)
+# with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN for user $KAFKA_SASL_USER / password
+# $KAFKA_SASL_PASSWORD (prela / prela; the SCRAM credentials are written when DIR is
+# formatted, so changing them later needs `wipe`); KRaft controller $KAFKA_CONTROLLER_PORT (9094).
+#   kcat -b 127.0.0.1:9093 -X security.protocol=SASL_PLAINTEXT \
+#        -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=prela -X sasl.password=prela -L
+# Topics are auto-created with $KAFKA_NUM_PARTITIONS (3) partitions, replication 1.
+# Taking Kafka away under load and bringing it back with the same data: `stop` then
+# `start` (start never reformats a formatted DIR; producers see connection refused
+# meanwhile); `pause`/`resume` instead freeze the JVM, so connections stay open and
+# requests time out. Heap: $KAFKA_HEAP_OPTS (-Xms256m -Xmx512m).
+# Install: the jars of Kafka 3.9.2 (scripts/kafka/pom.xml) from Maven Central into
+# .tools/kafka/libs via .tools/kafka/m2 (a project-local Maven repository), and kcat from
+# apt. Idempotent: a stamp records the pom the jars came from; nothing is fetched when it
+# matches. `rm -rf .tools/kafka` forces a fresh install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
+POM=$ROOT/scripts/kafka/pom.xml
+TOOLS=$ROOT/.tools/kafka
+LIBS=$TOOLS/libs
+
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_SASL_PORT=${KAFKA_SASL_PORT:-9093}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9094}
+KAFKA_SASL_USER=${KAFKA_SASL_USER:-prela}
+KAFKA_SASL_PASSWORD=${KAFKA_SASL_PASSWORD:-prela}
+KAFKA_NUM_PARTITIONS=${KAFKA_NUM_PARTITIONS:-3}
+KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
+KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
+
+CMD=${1:-}
+DIR=${2:-${KAFKA_DIR:-$ROOT/.tools/run/kafka}}
+DIR=$(realpath -m "$DIR")
+PIDFILE=$DIR/kafka.pid
+
+die() { echo "kafka: $*" >&2; exit 1; }
+
+apt_install() {
+  local SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "kafka: installing $* (apt)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$@" >/dev/null
+}
+
+# --- install ------------------------------------------------------------------------
+install() {
+  local missing=()
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v kcat >/dev/null || missing+=(kcat)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+
+  local want; want=$(sha256sum "$POM" | cut -d' ' -f1)
+  [ "$(cat "$LIBS/.installed" 2>/dev/null)" = "$want" ] && return 0
+  mkdir -p "$TOOLS"
+  exec 8>"$TOOLS/.install.lock"   # two test runs installing at once: the second waits
+  flock 8
+  if [ "$(cat "$LIBS/.installed" 2>/dev/null)" != "$want" ]; then
+    echo "kafka: fetching Kafka $KAFKA_VERSION jars from Maven Central into $LIBS"
+    rm -rf "$LIBS"
+    if ! mvn -B -q -Dstyle.color=never -f "$POM" -Dmaven.repo.local="$TOOLS/m2" \
+         -Dkafka.libs="$LIBS" dependency:copy-dependencies >"$TOOLS/mvn.log" 2>&1; then
+      tail -30 "$TOOLS/mvn.log" >&2
+      die "mvn dependency:copy-dependencies failed (log: $TOOLS/mvn.log)"
+    fi
+    [ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || die "kafka_2.13-$KAFKA_VERSION.jar not in $LIBS"
+    echo "$want" >"$LIBS/.installed"
+  fi
+  exec 8>&-
+}
+
+# --- process helpers ----------------------------------------------------------------
+pid_of() {  # prints the broker's pid if the pidfile names a live broker of this DIR
+  local pid; pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+    grep -qF "kafka.Kafka $DIR/server.properties" && echo "$pid"
+}
+is_paused() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ]; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+java_cmd() {  # java_cmd LOG4J_CONFIG: sets JAVA to the JVM command line up to the main class
+  local heap; read -r -a heap <<<"$KAFKA_HEAP_OPTS"
+  JAVA=(java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+        -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
+        -Djava.awt.headless=true "-Dlog4j.configuration=file:$1" "-Dkafka.logs.dir=$DIR/logs"
+        -cp "$LIBS/*")
+}
+sasl() {  # kcat options for the SASL listener with mechanism $1
+  echo -X security.protocol=SASL_PLAINTEXT -X "sasl.mechanisms=$1" \
+    -X "sasl.username=$KAFKA_SASL_USER" -X "sasl.password=$KAFKA_SASL_PASSWORD"
+}
+log_tail() {
+  echo "--- $DIR/logs/server.log (tail)" >&2; tail -25 "$DIR/logs/server.log" 2>/dev/null >&2 || true
+  echo "--- $DIR/kafka.out (tail)" >&2; tail -10 "$DIR/kafka.out" 2>/dev/null >&2 || true
+}
+
+# --- configuration ------------------------------------------------------------------
+write_config() {
+  mkdir -p "$DIR/data" "$DIR/logs"
+  cat >"$DIR/server.properties" <<EOF
+# Written by scripts/kafka.sh on every start; edits are lost.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+
+# SASL on the SASL_PLAINTEXT listener: SCRAM users live in the metadata log (added by
+# kafka-storage format --add-scram), PLAIN users in the JAAS line below.
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+
+log.dirs=$DIR/data
+auto.create.topics.enable=true
+num.partitions=$KAFKA_NUM_PARTITIONS
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+group.initial.rebalance.delay.ms=0
+
+# Small and short-lived: a test broker on a 2-core machine.
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+background.threads=4
+log.segment.bytes=16777216
+log.retention.ms=3600000
+log.retention.bytes=134217728
+log.retention.check.interval.ms=60000
+log.cleaner.threads=1
+log.cleaner.dedupe.buffer.size=8388608
+EOF
+  cat >"$DIR/log4j.properties" <<'EOF'
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.RollingFileAppender
+log4j.appender.file.File=${kafka.logs.dir}/server.log
+log4j.appender.file.MaxFileSize=20MB
+log4j.appender.file.MaxBackupIndex=2
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.org.apache.kafka.controller=INFO
+log4j.logger.kafka.log.LogCleaner=WARN
+EOF
+  cat >"$DIR/tools-log4j.properties" <<'EOF'
+log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+}
+
+format_once() {
+  [ -f "$DIR/data/meta.properties" ] && return 0
+  local id
+  # A KRaft cluster id: 16 random bytes, base64url without padding (not starting with '-').
+  until id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); [ "${id:0:1}" != - ]; do :; done
+  echo "kafka: formatting $DIR/data (cluster id $id, SCRAM user $KAFKA_SASL_USER)"
+  java_cmd "$DIR/tools-log4j.properties"
+  "${JAVA[@]}" kafka.tools.StorageTool format \
+    -t "$id" -c "$DIR/server.properties" \
+    --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
+    >"$DIR/format.log" 2>&1 || { cat "$DIR/format.log" >&2; die "formatting $DIR/data failed"; }
+}
+
+ready() {  # both listeners answer metadata requests, SASL one with a SCRAM login
+  kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null | grep -q '1 brokers:' &&
+  # shellcheck disable=SC2046
+  kcat -b "127.0.0.1:$KAFKA_SASL_PORT" $(sasl SCRAM-SHA-256) -L -m 2 2>/dev/null | grep -q '1 brokers:'
+}
+
+# --- commands -----------------------------------------------------------------------
+start() {
+  install
+  mkdir -p "$DIR"
+  exec 9>"$DIR/.lock"   # concurrent `start`s of one DIR: the second finds it running
+  flock 9
+  local pid t0=$SECONDS
+  if pid=$(pid_of); then
+    if is_paused "$pid"; then kill -CONT "$pid"; echo "kafka: resumed paused broker (pid $pid)"; fi
+    echo "kafka: already running (pid $pid, 127.0.0.1:$KAFKA_PORT)"
+    return 0
+  fi
+  for p in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    port_busy "$p" && die "port $p on 127.0.0.1 is in use (another broker? scripts/kafka.sh status DIR)"
+  done
+  write_config
+  format_once
+  echo "kafka: starting Kafka $KAFKA_VERSION in $DIR (127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT)"
+  # setsid: the broker outlives this script and its process group (setsid may fork, so
+  # the shell it runs writes its own pid, then becomes the JVM); 9>&-: no inherited lock.
+  java_cmd "$DIR/log4j.properties"
+  rm -f "$PIDFILE"
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" "${JAVA[@]}" kafka.Kafka \
+    "$DIR/server.properties" </dev/null >"$DIR/kafka.out" 2>&1 9>&- &
+  for _ in $(seq 50); do [ -s "$PIDFILE" ] && break; sleep 0.1; done
+  pid=$(cat "$PIDFILE" 2>/dev/null) || die "broker did not start (see $DIR/kafka.out)"
+  until ready; do
+    kill -0 "$pid" 2>/dev/null || { log_tail; rm -f "$PIDFILE"; die "broker exited during start-up"; }
+    if [ $((SECONDS - t0)) -ge "$KAFKA_START_TIMEOUT" ]; then
+      log_tail
+      die "broker (pid $pid) not answering on 127.0.0.1:$KAFKA_PORT after ${KAFKA_START_TIMEOUT}s; still running, stop it with: scripts/kafka.sh stop $DIR"
+    fi
+    sleep 0.5
+  done
+  echo "kafka: ready in $((SECONDS - t0))s (pid $pid; log $DIR/logs/server.log)"
+}
+
+stop() {
+  local pid t0=$SECONDS
+  if ! pid=$(pid_of); then echo "kafka: not running ($DIR)"; rm -f "$PIDFILE"; return 0; fi
+  kill -TERM "$pid"
+  kill -CONT "$pid" 2>/dev/null || true   # a paused broker must run to see the SIGTERM
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $((SECONDS - t0)) -ge "$KAFKA_STOP_TIMEOUT" ]; then
+      echo "kafka: pid $pid still running ${KAFKA_STOP_TIMEOUT}s after SIGTERM; SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$PIDFILE"
+  echo "kafka: stopped in $((SECONDS - t0))s (data kept in $DIR/data)"
+}
+
+status() {
+  local pid
+  if pid=$(pid_of); then
+    if is_paused "$pid"; then
+      echo "kafka: paused (pid $pid, $DIR)"; return 3
+    fi
+    echo "kafka: running (pid $pid, 127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT, $DIR)"
+  else
+    echo "kafka: stopped ($DIR)"; return 3
+  fi
+}
+
+signal() {  # signal STOP|CONT
+  local pid; pid=$(pid_of) || die "not running ($DIR)"
+  kill -"$1" "$pid"
+  echo "kafka: $([ "$1" = STOP ] && echo paused || echo resumed) (pid $pid)"
+}
+
+case "$CMD" in
+  install) install; echo "kafka: Kafka $KAFKA_VERSION jars in $LIBS; $(kcat -V | head -1)" ;;
+  start) start ;;
+  stop) stop ;;
+  restart) stop; start ;;
+  status) status ;;
+  pause) signal STOP ;;
+  resume) signal CONT ;;
+  wipe) stop; rm -rf "$DIR"; echo "kafka: removed $DIR" ;;
+  -h|--help|help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) echo "usage: scripts/kafka.sh install|start|stop|status|pause|resume|restart|wipe [DIR] (see --help)" >&2; exit 2 ;;
+esac
