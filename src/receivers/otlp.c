@@ -1,18 +1,27 @@
 /*
- * otlp.c - the OTLP receiver (see otlp.h): OTLP/HTTP trace export on :4318.
+ * otlp.c - the OTLP receiver (see otlp.h): traces, metrics and logs over
+ * OTLP/gRPC (:4317) and OTLP/HTTP (:4318).
  *
- * Position: HTTP (http.c: sockets, decompression, size limits) → this handler
- * → otlp_decode.h (protobuf or OTLP/JSON into a pc_batch) → the pipeline → an
- * ExportTraceServiceResponse once the exporters made the batch durable.
+ * Position: a transport (grpc.c or http.c: sockets, decompression, size limits)
+ * → one handler per transport → export() → otlp_decode.h (traces into a
+ * pc_batch of spans; metrics and logs checked and carried as protobuf) → the
+ * pipeline → an Export*ServiceResponse once the exporters made the batch durable.
  *
- * Answers, as the OTLP/HTTP spec defines them: 200 with a response in the
- * request's encoding (and partial_success when spans were rejected, even all
- * of them); 400 for an unreadable request; 415 for a content type other than
- * application/x-protobuf or application/json; 503 + Retry-After when the
- * pipeline could not make the data durable in time (clients retry); 500 when
- * it never can. Every error body is a google.rpc.Status in the request's
- * encoding (JSON when the content type is unknown), also for the 404, 405 and
- * 413 answers of http.c, through the error hook.
+ * One outcome, two spellings (export() decides, the transports only translate):
+ *   accepted (maybe partially)   HTTP 200 + response body  gRPC OK + response
+ *   unreadable request           400 + Status              INVALID_ARGUMENT
+ *   not durable in time          503 + Retry-After         UNAVAILABLE + RetryInfo
+ *   never storable               500                       INTERNAL
+ * HTTP also answers 415 for a content type other than application/x-protobuf
+ * or application/json, and every HTTP error body is a google.rpc.Status in the
+ * request's encoding (JSON when the content type is unknown), also for the
+ * 404, 405 and 413 answers of http.c, through the error hook. gRPC framing
+ * errors, unknown methods and size limits are grpc.c's (see grpc.h).
+ *
+ * A signal no pipeline of this receiver takes (e.g. metrics in the standalone
+ * config) is still checked, then dropped and counted; the sender gets success,
+ * so SDKs that export every signal to one endpoint stay quiet. The counts are
+ * logged when the first one is dropped and at shutdown.
  *
  * Memory: the batch takes over the request arena, so the body, the protobuf-c
  * structures and every decoded span die together when the last reference goes.
@@ -20,6 +29,7 @@
 #include "otlp.h"
 #include "otlp_decode.h"
 
+#include "grpc.h"
 #include "http.h"
 #include "log.h"
 #include "mem.h"
@@ -34,18 +44,29 @@
 #define CT_JSON "application/json"
 
 typedef struct otlp_cfg {
+    bool grpc;
+    char *grpc_endpoint;
+    int64_t grpc_max_msg;
+    int64_t grpc_max_streams;
     bool http;
     char *http_endpoint;
     int64_t http_max_body;
     char *http_cors_origins;
-    /* protocols.grpc.* goes here when the gRPC transport lands. */
     char *project_id;
     int64_t retry_after_ms;
 } otlp_cfg;
 
 static const pc_option options[] = {
+    {"protocols.grpc", PC_OPT_SECTION, NULL, offsetof(otlp_cfg, grpc), 0, 0,
+     "serve OTLP/gRPC (TraceService, MetricsService, LogsService Export)"},
+    {"protocols.grpc.endpoint", PC_OPT_STRING, "0.0.0.0:4317", offsetof(otlp_cfg, grpc_endpoint), 0,
+     0, "host:port to listen on (HTTP/2 cleartext)"},
+    {"protocols.grpc.max_recv_msg_size", PC_OPT_SIZE, "4MiB", offsetof(otlp_cfg, grpc_max_msg),
+     1024, 1073741824, "largest request message, before and after decompression"},
+    {"protocols.grpc.max_concurrent_streams", PC_OPT_INT, "100",
+     offsetof(otlp_cfg, grpc_max_streams), 1, 100000, "concurrent calls per connection"},
     {"protocols.http", PC_OPT_SECTION, NULL, offsetof(otlp_cfg, http), 0, 0,
-     "serve OTLP/HTTP (POST /v1/traces)"},
+     "serve OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs)"},
     {"protocols.http.endpoint", PC_OPT_STRING, "0.0.0.0:4318", offsetof(otlp_cfg, http_endpoint), 0,
      0, "host:port to listen on"},
     {"protocols.http.max_request_body_size", PC_OPT_SIZE, "20MiB",
@@ -56,7 +77,8 @@ static const pc_option options[] = {
     {"project_id", PC_OPT_STRING, "default", offsetof(otlp_cfg, project_id), 0, 0,
      "project of spans with neither X-Prela-Project-Id nor a prela.project_id resource attribute"},
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(otlp_cfg, retry_after_ms), 1, 3600000,
-     "Retry-After sent with 503 when the pipeline could not store the data in time"},
+     "delay clients are told to wait (Retry-After, RetryInfo) when the pipeline could not store "
+     "the data in time"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -64,8 +86,67 @@ typedef struct otlp {
     char *id;
     const otlp_cfg *cfg;
     pc_consumer next;
+    pc_grpc_server *grpc;
     pc_http_server *http;
+    int64_t dropped[PC_SIGNALS]; /* atomic: items of signals no pipeline takes */
 } otlp;
+
+/* ------------------------------------------------------------------- export */
+
+/* What export() made of one request. */
+typedef enum outcome {
+    OUT_OK = 0, /* accepted; res tells about partial success */
+    OUT_BAD,    /* unreadable; res.error says why */
+    OUT_RETRY,  /* not durable in time */
+    OUT_FAIL,   /* never storable */
+} outcome;
+
+static const char *const item_names[PC_SIGNALS] = {"spans", "metric data points", "log records"};
+
+/* Counts |items| of |sig| that no pipeline takes; logs the first time. */
+static void count_dropped(otlp *o, pc_signal sig, int64_t items)
+{
+    if (__atomic_fetch_add(&o->dropped[sig], items, __ATOMIC_RELAXED) == 0 && items)
+        pc_log(PC_LOG_INFO, o->id,
+               "received %s but no %s pipeline includes this receiver: they are accepted and "
+               "dropped (counted; totals at shutdown)",
+               pc_signal_name(sig), pc_signal_name(sig));
+}
+
+/*
+ * Decodes one Export request of |sig| (|len| bytes at |body|, JSON or protobuf,
+ * living in |*arena|) and passes it down the pipeline. Takes over *arena (sets
+ * it to NULL). |project| is the X-Prela-Project-Id header/metadata or NULL.
+ */
+static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body, size_t len,
+                      bool json, const char *project, pc_otlp_result *res)
+{
+    pc_batch *b = pc_batch_create(*arena); /* owns the body from here on */
+    *arena = NULL;
+    b->signal = sig;
+    b->received_ns = pc_time_now_ns();
+    int rc;
+    if (sig != PC_SIGNAL_TRACES) rc = pc_otlp_decode_signal(b, body, len, json, res);
+    else if (json) rc = pc_otlp_decode_json(b, body, len, project, o->cfg->project_id, res);
+    else rc = pc_otlp_decode_proto(b, body, len, project, o->cfg->project_id, res);
+    if (rc) {
+        pc_batch_unref(b);
+        return OUT_BAD;
+    }
+    int64_t items = sig == PC_SIGNAL_TRACES ? (int64_t)b->n : b->items;
+    pc_result r = PC_OK;
+    if (!(o->next.signals & PC_SIG_BIT(sig))) {
+        count_dropped(o, sig, items);
+    } else if (items) {
+        pc_batch_ref(b); /* the body stays ours until we answered */
+        r = pc_consume(&o->next, b);
+    }
+    pc_batch_unref(b);
+    return r == PC_OK ? OUT_OK : r == PC_RETRY ? OUT_RETRY : OUT_FAIL;
+}
+
+#define MSG_RETRY "the collector could not store the data in time; retry later"
+#define MSG_FAIL "the collector failed to store the data"
 
 /* ----------------------------------------------------------------- helpers */
 
@@ -114,11 +195,10 @@ static void unsupported_type(const pc_http_req *req, pc_http_resp *resp, const c
     write_error(NULL, req, resp, 415, msg);
 }
 
-/* ----------------------------------------------------------------- handler */
+/* -------------------------------------------------------------- OTLP/HTTP */
 
-static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
+static void handle_http(otlp *o, pc_signal sig, pc_http_req *req, pc_http_resp *resp)
 {
-    otlp *o = ctx;
     const char *ct = pc_http_header(req, "Content-Type");
     body_format fmt = content_format(ct);
     if (fmt == FMT_UNKNOWN) {
@@ -126,60 +206,121 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
         return;
     }
     bool json = fmt == FMT_JSON;
-
-    pc_batch *b = pc_batch_create(req->arena); /* owns the body from here on */
-    req->arena = NULL;
-    b->received_ns = pc_time_now_ns();
-    const char *project = pc_http_header(req, "X-Prela-Project-Id");
     pc_otlp_result res;
-    int rc =
-        json ? pc_otlp_decode_json(b, req->body, req->body_len, project, o->cfg->project_id, &res)
-             : pc_otlp_decode_proto(b, req->body, req->body_len, project, o->cfg->project_id, &res);
-    if (rc) {
-        write_error(o, req, resp, 400, res.error);
-        pc_batch_unref(b);
-        return;
-    }
-
-    pc_result r = PC_OK;
-    if (b->n) {
-        pc_batch_ref(b); /* the body stays ours until we answered */
-        r = pc_consume(&o->next, b);
-    }
-    if (r == PC_OK) {
+    /* export() takes the arena, and with it the body; the answer needs only res. */
+    switch (export(o, sig, &req->arena, req->body, req->body_len, json,
+                   pc_http_header(req, "X-Prela-Project-Id"), &res)) {
+    case OUT_OK:
         resp->status = 200;
         resp->content_type = json ? CT_JSON : CT_PROTO;
         pc_otlp_write_response(&resp->body, json, &res);
-    } else if (r == PC_RETRY) {
-        write_error(o, req, resp, 503,
-                    "the collector could not store the data in time; retry later");
+        break;
+    case OUT_BAD:
+        write_error(o, req, resp, 400, res.error);
+        break;
+    case OUT_RETRY:
+        write_error(o, req, resp, 503, MSG_RETRY);
         resp->retry_after = (int)((o->cfg->retry_after_ms + 999) / 1000);
-    } else {
-        write_error(o, req, resp, 500, "the collector failed to store the data");
+        break;
+    case OUT_FAIL:
+        write_error(o, req, resp, 500, MSG_FAIL);
+        break;
     }
-    pc_batch_unref(b);
 }
 
-static const pc_http_route routes[] = {
-    {"POST", "/v1/traces", 0, handle_traces},
+static void http_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    handle_http(ctx, PC_SIGNAL_TRACES, req, resp);
+}
+
+static void http_metrics(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    handle_http(ctx, PC_SIGNAL_METRICS, req, resp);
+}
+
+static void http_logs(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    handle_http(ctx, PC_SIGNAL_LOGS, req, resp);
+}
+
+static const pc_http_route http_routes[] = {
+    {"POST", "/v1/traces", 0, http_traces},
+    {"POST", "/v1/metrics", 0, http_metrics},
+    {"POST", "/v1/logs", 0, http_logs},
+};
+
+/* -------------------------------------------------------------- OTLP/gRPC */
+
+static void handle_grpc(otlp *o, pc_signal sig, pc_grpc_call *call, pc_grpc_reply *reply)
+{
+    pc_otlp_result res;
+    switch (export(o, sig, &call->arena, call->msg, call->msg_len, false,
+                   pc_grpc_metadata(call, "x-prela-project-id"), &res)) {
+    case OUT_OK:
+        reply->code = PC_GRPC_OK;
+        pc_otlp_write_response(&reply->body, false, &res);
+        break;
+    case OUT_BAD:
+        reply->code = PC_GRPC_INVALID_ARGUMENT;
+        pc_buf_append(&reply->message, res.error, strlen(res.error));
+        break;
+    case OUT_RETRY:
+        reply->code = PC_GRPC_UNAVAILABLE;
+        pc_buf_append(&reply->message, MSG_RETRY, strlen(MSG_RETRY));
+        reply->retry_after_ms = (int)o->cfg->retry_after_ms;
+        break;
+    case OUT_FAIL:
+        reply->code = PC_GRPC_INTERNAL;
+        pc_buf_append(&reply->message, MSG_FAIL, strlen(MSG_FAIL));
+        break;
+    }
+}
+
+static void grpc_traces(void *ctx, pc_grpc_call *call, pc_grpc_reply *reply)
+{
+    handle_grpc(ctx, PC_SIGNAL_TRACES, call, reply);
+}
+
+static void grpc_metrics(void *ctx, pc_grpc_call *call, pc_grpc_reply *reply)
+{
+    handle_grpc(ctx, PC_SIGNAL_METRICS, call, reply);
+}
+
+static void grpc_logs(void *ctx, pc_grpc_call *call, pc_grpc_reply *reply)
+{
+    handle_grpc(ctx, PC_SIGNAL_LOGS, call, reply);
+}
+
+static const pc_grpc_method grpc_methods[] = {
+    {"/opentelemetry.proto.collector.trace.v1.TraceService/Export", grpc_traces},
+    {"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", grpc_metrics},
+    {"/opentelemetry.proto.collector.logs.v1.LogsService/Export", grpc_logs},
 };
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static int check_endpoint(const char *key, const char *endpoint, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (!pc_http_parse_endpoint(endpoint, host, sizeof(host), &port)) return 0;
+    snprintf(err, errlen, "%s: '%s' is not host:port", key, endpoint ? endpoint : "");
+    return -1;
+}
+
 static int validate(const void *cfg_, char *err, size_t errlen)
 {
     const otlp_cfg *cfg = cfg_;
-    char host[256];
-    int port;
-    if (!cfg->http) {
-        snprintf(err, errlen, "protocols: no protocol enabled; add protocols: http: {}");
+    if (!cfg->grpc && !cfg->http) {
+        snprintf(err, errlen, "protocols: no protocol enabled; add grpc: {} and/or http: {}");
         return -1;
     }
-    if (pc_http_parse_endpoint(cfg->http_endpoint, host, sizeof(host), &port)) {
-        snprintf(err, errlen, "protocols.http.endpoint: '%s' is not host:port",
-                 cfg->http_endpoint ? cfg->http_endpoint : "");
+    if (cfg->grpc &&
+        check_endpoint("protocols.grpc.endpoint", cfg->grpc_endpoint, err, errlen))
         return -1;
-    }
+    if (cfg->http &&
+        check_endpoint("protocols.http.endpoint", cfg->http_endpoint, err, errlen))
+        return -1;
     if (!cfg->project_id || !*cfg->project_id) {
         snprintf(err, errlen, "project_id: must not be empty");
         return -1;
@@ -204,22 +345,47 @@ static int start(void *ctx, pc_host *host)
 {
     (void)host;
     otlp *o = ctx;
-    pc_http_config hc = {
-        .name = o->id,
-        .endpoint = o->cfg->http_endpoint,
-        .max_body = o->cfg->http_max_body,
-        .cors_origins = o->cfg->http_cors_origins,
-        .error = write_error,
-    };
-    o->http = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), o);
-    return o->http ? 0 : -1; /* http.c logged where it listens, or why it cannot */
+    if (o->cfg->grpc) {
+        pc_grpc_config gc = {
+            .name = o->id,
+            .endpoint = o->cfg->grpc_endpoint,
+            .max_msg = o->cfg->grpc_max_msg,
+            .max_concurrent_streams = (int)o->cfg->grpc_max_streams,
+            .max_inflight = 1024,
+            .max_connections = 1024,
+            .idle_timeout_s = 300,
+            .drain_timeout_ms = 30000,
+            .retry_after_ms = (int)o->cfg->retry_after_ms,
+        };
+        o->grpc = pc_grpc_start(&gc, grpc_methods, sizeof(grpc_methods) / sizeof(grpc_methods[0]), o);
+        if (!o->grpc) return -1; /* grpc.c logged why */
+    }
+    if (o->cfg->http) {
+        pc_http_config hc = {
+            .name = o->id,
+            .endpoint = o->cfg->http_endpoint,
+            .max_body = o->cfg->http_max_body,
+            .cors_origins = o->cfg->http_cors_origins,
+            .error = write_error,
+        };
+        o->http = pc_http_start(&hc, http_routes, sizeof(http_routes) / sizeof(http_routes[0]), o);
+        if (!o->http) return -1; /* http.c logged why */
+    }
+    return 0;
 }
 
 static void shutdown_(void *ctx)
 {
     otlp *o = ctx;
+    if (!o->grpc && !o->http) return;
+    pc_grpc_stop(o->grpc);
+    o->grpc = NULL;
     pc_http_stop(o->http);
     o->http = NULL;
+    for (int s = 0; s < PC_SIGNALS; s++)
+        if (o->dropped[s])
+            pc_log(PC_LOG_INFO, o->id, "dropped %lld %s (no %s pipeline)",
+                   (long long)o->dropped[s], item_names[s], pc_signal_name((pc_signal)s));
 }
 
 static void destroy(void *ctx)
@@ -234,6 +400,8 @@ static void destroy(void *ctx)
 const pc_component_ops pc_otlp_receiver_ops = {
     .type = "otlp",
     .kind = PC_RECEIVER,
+    .signals = PC_SIG_BIT(PC_SIGNAL_TRACES) | PC_SIG_BIT(PC_SIGNAL_METRICS) |
+               PC_SIG_BIT(PC_SIGNAL_LOGS),
     .options = options,
     .config_size = sizeof(otlp_cfg),
     .validate = validate,

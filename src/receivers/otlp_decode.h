@@ -167,6 +167,20 @@ pc_span *pc_otlp_add_span(pc_otlp_dec *d, const pc_attrs *resource, const pc_sco
 /* Takes back the span just added (it turned out to be rejected). */
 void pc_otlp_drop_last_span(pc_otlp_dec *d);
 
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+
+/*
+ * Checks |len| bytes at |buf| as a protobuf message of type |desc| (wire format
+ * well-formed, nesting bounded) and unpacks it into d's arena within a budget
+ * proportional to |len|. Returns the message, which lives as long as the arena,
+ * or NULL after pc_otlp_fail ("invalid protobuf at byte 12: ..."). Strings are
+ * not checked for UTF-8. In otlp_proto.c; otlp_signal.c uses it too.
+ */
+struct ProtobufCMessage *pc_otlp_unpack(pc_otlp_dec *d,
+                                        const struct ProtobufCMessageDescriptor *desc,
+                                        const void *buf, size_t len);
+
 /* Maps out-of-range enum values onto "unspecified" so downstream tables stay in range. */
 int pc_otlp_clamp_kind(int64_t kind);
 int pc_otlp_clamp_status(int64_t code);

@@ -179,6 +179,24 @@ static void budget_free(void *data, void *p)
     (void)p;
 }
 
+ProtobufCMessage *pc_otlp_unpack(pc_otlp_dec *d, const ProtobufCMessageDescriptor *desc,
+                                 const void *buf, size_t len)
+{
+    wire w = {.base = buf};
+    if (wire_check(&w, buf, len, desc, 1)) {
+        pc_otlp_fail(d, NULL, "invalid protobuf at byte %zu: %s", w.at, w.why);
+        return NULL;
+    }
+    budget bu = {d->a, UNPACK_BUDGET_FACTOR * len + UNPACK_BUDGET_SLACK, false};
+    ProtobufCAllocator alloc = {budget_alloc, budget_free, &bu};
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, len, buf);
+    if (!m && bu.over)
+        pc_otlp_fail(d, NULL, "request has too many small messages to decode");
+    else if (!m)
+        pc_otlp_fail(d, NULL, "invalid protobuf %s", desc->short_name);
+    return m;
+}
+
 /* ---------------------------------------------------------------- conversion */
 
 static int str_in(pc_otlp_dec *d, pc_str *out, const char *s, const char *leaf)
@@ -392,21 +410,10 @@ int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *p
     pc_otlp_dec_init(&d, b, project, default_project, res);
     size_t first = b->n;
 
-    wire w = {.base = buf};
-    if (wire_check(
-            &w, buf, len,
-            &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
-            1))
-        return pc_otlp_fail(&d, NULL, "invalid protobuf at byte %zu: %s", w.at, w.why);
-
-    budget bu = {b->arena, UNPACK_BUDGET_FACTOR * len + UNPACK_BUDGET_SLACK, false};
-    ProtobufCAllocator alloc = {budget_alloc, budget_free, &bu};
-    pb_request *req =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(&alloc,
-                                                                                         len, buf);
-    if (!req && bu.over)
-        return pc_otlp_fail(&d, NULL, "request has too many small messages to decode");
-    if (!req) return pc_otlp_fail(&d, NULL, "invalid protobuf ExportTraceServiceRequest");
+    pb_request *req = (pb_request *)pc_otlp_unpack(
+        &d, &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+        buf, len);
+    if (!req) return -1;
 
     for (size_t i = 0; i < req->n_resource_spans; i++) {
         PUSH(&d, "resource_spans", (long)i);

@@ -30,6 +30,9 @@ receivers:
 {prela_extra}
   otlp:
     protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc_port}
+{grpc_extra}
       http:
         endpoint: 127.0.0.1:{otlp_port}
 {otlp_extra}
@@ -42,6 +45,7 @@ exporters:
   local:
     directory: {data_dir}
 {local_extra}
+{exporters_extra}
 service:
   telemetry:
     logs:
@@ -51,24 +55,30 @@ service:
       receivers: [prela, otlp]
       processors: [normalize]
       exporters: [local]
+{pipelines_extra}
 """
 
 
 class Collector:
     """One running collector process and the URLs of its receivers."""
 
-    def __init__(self, tmp_path, prela_extra="", otlp_extra="", local_extra="", data_dir=None):
+    def __init__(self, tmp_path, prela_extra="", otlp_extra="", local_extra="", data_dir=None,
+                 grpc_extra="", exporters_extra="", pipelines_extra=""):
         if not BIN or not os.path.exists(BIN):
             raise RuntimeError("PRELA_COLLECTOR_BIN is not set to the built binary (run under ctest)")
         self.tmp_path = tmp_path
         self.data_dir = data_dir or str(tmp_path / "data")
-        self.ports = dict(ingest_port=free_port(), otlp_port=free_port(), query_port=free_port())
+        self.ports = dict(ingest_port=free_port(), otlp_port=free_port(), query_port=free_port(),
+                          grpc_port=free_port())
         self.config_path = tmp_path / f"config-{self.ports['ingest_port']}.yaml"
         self.config_path.write_text(CONFIG.format(
             prela_extra=_indent(prela_extra, 4), otlp_extra=_indent(otlp_extra, 8),
-            local_extra=_indent(local_extra, 4), data_dir=self.data_dir, **self.ports))
+            grpc_extra=_indent(grpc_extra, 8), local_extra=_indent(local_extra, 4),
+            exporters_extra=_indent(exporters_extra, 2),
+            pipelines_extra=_indent(pipelines_extra, 4), data_dir=self.data_dir, **self.ports))
         self.ingest = f"http://127.0.0.1:{self.ports['ingest_port']}"
         self.otlp = f"http://127.0.0.1:{self.ports['otlp_port']}"
+        self.grpc = f"127.0.0.1:{self.ports['grpc_port']}"  # OTLP/gRPC, host:port
         self.query = f"http://127.0.0.1:{self.ports['query_port']}"
         self.log_path = tmp_path / f"collector-{self.ports['ingest_port']}.log"
         self.proc = None
@@ -84,7 +94,8 @@ class Collector:
             try:
                 if (requests.get(self.ingest + "/health", timeout=1).ok and
                         requests.get(self.query + "/api/v1/health", timeout=1).ok and
-                        requests.post(self.otlp + "/v1/traces", timeout=1).status_code == 415):
+                        requests.post(self.otlp + "/v1/traces", timeout=1).status_code == 415 and
+                        _accepts(self.ports["grpc_port"])):
                     return self
             except requests.RequestException:
                 pass
@@ -122,6 +133,15 @@ class Collector:
         r = self.get(f"/api/v1/traces/{trace_id}")
         assert r.status_code == 200, r.text
         return r.json()
+
+
+def _accepts(port):
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def _indent(text, n):

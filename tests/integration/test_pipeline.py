@@ -9,11 +9,14 @@ import workload
 def test_fan_out_to_two_stores(tmp_path):
     ports = dict(i=conftest.free_port(), o=conftest.free_port(), q=conftest.free_port(),
                  q2=conftest.free_port())
+    c = conftest.Collector(tmp_path)
     cfg = tmp_path / "fanout.yaml"
     cfg.write_text(f"""
 receivers:
   otlp:
     protocols:
+      grpc:
+        endpoint: {c.grpc}
       http:
         endpoint: 127.0.0.1:{ports['o']}
   prela:
@@ -41,7 +44,6 @@ service:
       receivers: [prela]
       exporters: [local/mirror]
 """)
-    c = conftest.Collector(tmp_path)
     c.config_path = cfg
     c.ingest, c.otlp = f"http://127.0.0.1:{ports['i']}", f"http://127.0.0.1:{ports['o']}"
     c.query = f"http://127.0.0.1:{ports['q']}"

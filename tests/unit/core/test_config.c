@@ -91,6 +91,51 @@ static void test_env(void)
     pc_config_free(c);
 }
 
+/* Pipelines are named by signal; every component in one must handle that signal. */
+static void test_signals(void)
+{
+    char err[512];
+    static const char *const comps = "receivers:\n  prela:\n  otlp:\n    protocols:\n      http:\n"
+                                     "exporters:\n  local:\n  debug:\n";
+    struct {
+        const char *pipelines;
+        const char *expect; /* NULL: loads */
+    } cases[] = {
+        {"    metrics:\n      receivers: [otlp]\n      exporters: [debug]\n"
+         "    logs/x:\n      receivers: [otlp]\n      exporters: [debug]\n",
+         NULL},
+        {"    metrics:\n      receivers: [otlp]\n      exporters: [local]\n",
+         "service.pipelines.metrics.exporters: 'local' does not handle metrics"},
+        {"    logs:\n      receivers: [prela]\n      exporters: [debug]\n",
+         "service.pipelines.logs.receivers: 'prela' does not handle logs"},
+        {"    profiles:\n      receivers: [otlp]\n      exporters: [debug]\n",
+         "service.pipelines.profiles: unknown signal"},
+        {"    tracesx:\n      receivers: [otlp]\n      exporters: [debug]\n",
+         "service.pipelines.tracesx: unknown signal"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[2048];
+        snprintf(yaml, sizeof(yaml), "%sservice:\n  pipelines:\n    traces:\n      receivers: "
+                 "[prela, otlp]\n      exporters: [local]\n%s", comps, cases[i].pipelines);
+        err[0] = '\0';
+        pc_config *c = load(yaml, err, sizeof(err));
+        if (!cases[i].expect) {
+            CHECK(c != NULL);
+            if (c) {
+                CHECK_EQ_INT(c->n_pipelines, 3);
+                CHECK_EQ_INT(c->pipelines[1].signal, PC_SIGNAL_METRICS);
+                CHECK_EQ_INT(c->pipelines[2].signal, PC_SIGNAL_LOGS);
+            }
+        } else {
+            CHECK(c == NULL);
+            if (!strstr(err, cases[i].expect))
+                fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err, cases[i].expect);
+            CHECK(strstr(err, cases[i].expect) != NULL);
+        }
+        pc_config_free(c);
+    }
+}
+
 static void test_parsers(void)
 {
     int64_t v;
@@ -113,6 +158,7 @@ int main(void)
     RUN(test_default);
     RUN(test_errors_name_the_key);
     RUN(test_env);
+    RUN(test_signals);
     RUN(test_parsers);
     return CHECK_DONE();
 }
