@@ -87,7 +87,7 @@ typedef struct gcall {
     int remote_ended; /* END_STREAM received */
     const char *http_method, *content_type, *encoding_name;
     pc_encoding enc;
-    header *headers; /* metadata, in the arena */
+    header *headers, **tail; /* metadata in arrival order, in the arena */
     size_t header_bytes;
     uint8_t prefix[5];
     size_t prefix_len;
@@ -284,10 +284,11 @@ const char *pc_grpc_metadata(const pc_grpc_call *call, const char *name)
 
 /* ---- answers (I/O thread) ----------------------------------------------- */
 
-#define NV(n, v)                                                                                   \
-    {                                                                                              \
-        (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE                 \
-    }
+/* A header for nghttp2, which copies it on submit. */
+static nghttp2_nv hdr(const char *name, const char *value)
+{
+    return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value), 0};
+}
 
 static void submit(gcall *c, const nghttp2_nv *nv, size_t n, const nghttp2_data_provider *dp)
 {
@@ -303,7 +304,7 @@ static void submit(gcall *c, const nghttp2_nv *nv, size_t n, const nghttp2_data_
 /* Answers with a bare HTTP status (405, 415): not a gRPC response at all. */
 static void answer_http(gcall *c, const char *status)
 {
-    nghttp2_nv nv[] = {NV(":status", status)};
+    nghttp2_nv nv[] = {hdr(":status", status)};
     submit(c, nv, 1, NULL);
 }
 
@@ -322,16 +323,16 @@ static void answer(gcall *c, int code, int retry_ms, int accept, const char *fmt
     pc_buf_vprintf(&msg, fmt, ap);
     va_end(ap);
     size_t msg_len = message_len(msg.data);
-    nghttp2_nv nv[6] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                        NV("grpc-status", num)};
+    nghttp2_nv nv[6] = {hdr(":status", "200"), hdr("content-type", "application/grpc"),
+                        hdr("grpc-status", num)};
     size_t n = 3;
     percent_encode(&text, msg.data, msg_len);
-    if (text.len) nv[n++] = (nghttp2_nv)NV("grpc-message", text.data);
+    if (text.len) nv[n++] = hdr("grpc-message", text.data);
     if (retry_ms > 0) {
         status_details(&details, code, msg.data, msg_len, retry_ms);
-        nv[n++] = (nghttp2_nv)NV("grpc-status-details-bin", details.data);
+        nv[n++] = hdr("grpc-status-details-bin", details.data);
     }
-    if (accept) nv[n++] = (nghttp2_nv)NV("grpc-accept-encoding", ACCEPT_ENCODING);
+    if (accept) nv[n++] = hdr("grpc-accept-encoding", ACCEPT_ENCODING);
     submit(c, nv, n, NULL);
     pc_buf_free(&msg), pc_buf_free(&text), pc_buf_free(&details);
 }
@@ -355,7 +356,7 @@ static ssize_t read_reply(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, 
     }
     if (c->out_off == total) {
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        nghttp2_nv trailers[] = {NV("grpc-status", "0")};
+        nghttp2_nv trailers[] = {hdr("grpc-status", "0")};
         if (nghttp2_submit_trailer(h2, stream_id, trailers, 1))
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
@@ -380,8 +381,8 @@ static void submit_reply(gcall *c)
     c->out_prefix[0] = 0;
     c->out_prefix[1] = (uint8_t)(len >> 24), c->out_prefix[2] = (uint8_t)(len >> 16);
     c->out_prefix[3] = (uint8_t)(len >> 8), c->out_prefix[4] = (uint8_t)len;
-    nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                       NV("grpc-accept-encoding", ACCEPT_ENCODING)};
+    nghttp2_nv nv[] = {hdr(":status", "200"), hdr("content-type", "application/grpc"),
+                       hdr("grpc-accept-encoding", ACCEPT_ENCODING)};
     nghttp2_data_provider dp = {.source.ptr = c, .read_callback = read_reply};
     submit(c, nv, 3, &dp);
 }
@@ -392,32 +393,6 @@ static int content_type_ok(const char *ct)
 {
     if (!ct || strncasecmp(ct, "application/grpc", 16) != 0) return 0;
     return ct[16] == '\0' || ct[16] == '+' || ct[16] == ';';
-}
-
-/* Records one request header in the call's arena. Returns -1 past
- * MAX_HEADER_BYTES (nghttp2 then resets the stream). */
-static int on_header(gcall *c, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
-{
-    c->header_bytes += nlen + vlen + 32;
-    if (c->header_bytes > MAX_HEADER_BYTES) return -1;
-    const char *n = pc_arena_strndup(c->pub.arena, (const char *)name, nlen);
-    const char *v = pc_arena_strndup(c->pub.arena, (const char *)value, vlen);
-    if (strcmp(n, ":method") == 0)
-        c->http_method = v;
-    else if (strcmp(n, ":path") == 0)
-        c->pub.path = v;
-    else if (n[0] == ':')
-        return 0;
-    else {
-        if (strcmp(n, "content-type") == 0)
-            c->content_type = v;
-        else if (strcmp(n, "grpc-encoding") == 0)
-            c->encoding_name = v;
-        header *h = pc_arena_alloc(c->pub.arena, sizeof(*h));
-        h->name = n, h->value = v, h->next = c->headers;
-        c->headers = h;
-    }
-    return 0;
 }
 
 /* The request headers are complete: answers at once what no handler may see. */
@@ -626,13 +601,28 @@ static int cb_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     return 0;
 }
 
+/* Records one request header in the call's arena; past MAX_HEADER_BYTES
+ * nghttp2 resets the stream. Trailers from the client are ignored. */
 static int cb_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
                      const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
     (void)flags, (void)user;
     gcall *c = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
     if (!c || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    return on_header(c, name, nlen, value, vlen) ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+    c->header_bytes += nlen + vlen + 32;
+    if (c->header_bytes > MAX_HEADER_BYTES) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    const char *n = pc_arena_strndup(c->pub.arena, (const char *)name, nlen);
+    const char *v = pc_arena_strndup(c->pub.arena, (const char *)value, vlen);
+    if (strcmp(n, ":method") == 0) c->http_method = v;
+    if (strcmp(n, ":path") == 0) c->pub.path = v;
+    if (strcmp(n, "content-type") == 0) c->content_type = v;
+    if (strcmp(n, "grpc-encoding") == 0) c->encoding_name = v;
+    if (n[0] == ':') return 0;
+    header *h = pc_arena_alloc(c->pub.arena, sizeof(*h));
+    h->name = n, h->value = v, h->next = NULL;
+    *(c->tail ? c->tail : &c->headers) = h;
+    c->tail = &h->next;
+    return 0;
 }
 
 static void final_goaway(conn *cn);
