@@ -57,6 +57,7 @@
 #define ACCEPT_ENCODING "gzip, deflate, zstd, identity"
 #define RETRY_INFO_URL "type.googleapis.com/google.rpc.RetryInfo"
 #define DRAIN_PING "pcdrain!" /* 8 bytes of PING opaque data */
+#define ACCEPT_PAUSE_MS 100 /* out of descriptors: how long accepting pauses */
 
 enum call_state {
     RECEIVING, /* collecting headers and the message */
@@ -130,6 +131,8 @@ struct pc_grpc_server {
     conn *conns;
     int nconns, inflight, draining;
     int64_t deadline;
+    int64_t accept_resume; /* > 0: accepting paused (out of descriptors) until then */
+    int64_t accept_warned; /* when that was last logged (at most every 10 s) */
     uint8_t rbuf[READ_CHUNK];
 };
 
@@ -817,6 +820,18 @@ static void accept_all(pc_grpc_server *s)
         socklen_t sl = sizeof(ss);
         int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && errno == EINTR) continue;
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+            /* Pending connections would wake epoll forever: stop listening for
+             * a moment; sweep() resumes. */
+            int64_t now = now_ms();
+            if (!s->accept_warned || now - s->accept_warned >= 10000) {
+                pc_log(PC_LOG_WARN, s->cfg.name, "accept: %s; new connections wait", strerror(errno));
+                s->accept_warned = now;
+            }
+            epoll_ctl(s->ep, EPOLL_CTL_DEL, s->lfd, NULL);
+            s->accept_resume = now + ACCEPT_PAUSE_MS;
+            return;
+        }
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 pc_log(PC_LOG_DEBUG, s->cfg.name, "accept: %s", strerror(errno));
@@ -872,6 +887,11 @@ static void sweep(pc_grpc_server *s)
     int64_t now = now_ms();
     int64_t idle_ms = (int64_t)s->cfg.idle_timeout_s * 1000;
     int past_deadline = s->draining && now >= s->deadline;
+    if (s->accept_resume && now >= s->accept_resume && s->lfd >= 0) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->lfd};
+        epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &ev);
+        s->accept_resume = 0;
+    }
     for (conn *cn = s->conns, *next; cn; cn = next) {
         next = cn->next;
         if (!cn->dead && past_deadline) conn_kill(cn, "drain timeout");
@@ -889,7 +909,7 @@ static void sweep(pc_grpc_server *s)
  * forever once only handler threads are left to wait for. */
 static int loop_timeout(pc_grpc_server *s)
 {
-    if (!s->draining) return 1000;
+    if (!s->draining) return s->accept_resume ? ACCEPT_PAUSE_MS : 1000;
     int64_t left = s->deadline - now_ms();
     if (left <= 0) return s->conns ? 0 : -1;
     return left < 1000 ? (int)left : 1000;
