@@ -1,32 +1,46 @@
 #!/usr/bin/env bash
 # Benchmarks the standalone collector with the reference workload (design.md) and
 # prints the figures; it never passes or fails on them (bench/README.md).
-#   scripts/bench.sh [--duration 10s] [--warmup 2s] [--connections 16]
-#                    [--build-dir build-bench] [--no-build] [--perf] [--keep]
-# Steps: build (Release, in build-bench/ unless told otherwise); start
-# prela-collector alone in a temp dir (compiled-in standalone config; endpoints on
-# free loopback ports and the data dir set through PRELA_* variables); idle RSS;
-# loadgen otlp, then loadgen prela, both with --pid; check through the query API
-# that the last acknowledged trace of each run is stored whole (span_count 10);
-# SIGTERM; count the stored spans in SQLite against what was acknowledged.
+#   scripts/bench.sh [--duration 10s] [--warmup 2s] [--connections 16] [--streams 1]
+#                    [--formats otlp-grpc,otlp,prela] [--build-dir build-bench]
+#                    [--no-build] [--perf] [--keep]
+# Steps: build (Release, in build-bench/ unless told otherwise). Then for each
+# format (OTLP/gRPC, OTLP/HTTP, Prela JSON) a fresh collector: prela-collector
+# alone in its own temp dir (compiled-in standalone config; endpoints on free
+# loopback ports and the data dir set through PRELA_* variables); its idle RSS;
+# one loadgen run with --pid (--streams: gRPC calls in flight per connection);
+# a check through the query API that the last acknowledged trace is stored
+# whole (span_count 10); SIGTERM; the stored spans counted in SQLite against
+# what was acknowledged. One collector per format, so idle RSS, RSS under load
+# and peak RSS (VmHWM) belong to that format alone. A summary table ends.
 # --perf also records the collector with `perf record -g` during each run and
-# prints the hottest symbols. --keep leaves the temp dir (logs, DB, perf data).
+# prints the hottest symbols. --keep leaves the temp dir (logs, DBs, perf data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-DURATION=10s WARMUP=2s CONNECTIONS=16 BUILD_DIR=build-bench BUILD=1 PERF=0 KEEP=0
+DURATION=10s WARMUP=2s CONNECTIONS=16 STREAMS=1 FORMATS=otlp-grpc,otlp,prela
+BUILD_DIR=build-bench BUILD=1 PERF=0 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
+    --streams) STREAMS=$2; shift 2 ;;
+    --formats) FORMATS=$2; shift 2 ;;
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --perf) PERF=1; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+IFS=, read -r -a FMTS <<<"$FORMATS"
+for fmt in "${FMTS[@]}"; do
+  case "$fmt" in
+    otlp-grpc|otlp|prela) ;;
+    *) echo "bench: unknown format $fmt (otlp-grpc, otlp, prela)" >&2; exit 2 ;;
   esac
 done
 
@@ -49,16 +63,24 @@ LOADGEN=$ROOT/$BUILD_DIR/loadgen
 for f in "$BIN" "$LOADGEN"; do
   [ -x "$f" ] || { echo "bench: $f missing (build first, or drop --no-build)" >&2; exit 1; }
 done
+PERF_SECS=$(( $(seconds "$WARMUP") + $(seconds "$DURATION") ))
+if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then
+  echo "bench: perf not installed; running without --perf" >&2
+  PERF=0
+fi
 
-# --- start the collector --------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/prela-bench.XXXXXX")
 PID=""
-cleanup() {
+stop_collector() { # SIGTERM, then SIGKILL after 5 s; quiet
   if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
     kill -TERM "$PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$PID" 2>/dev/null || true
   fi
+  PID=""
+}
+cleanup() {
+  stop_collector
   if [ "$KEEP" = 1 ]; then echo "bench: kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -67,126 +89,129 @@ trap 'exit 130' INT TERM
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-P_PRELA=$(free_port) P_OTLP=$(free_port) P_QUERY=$(free_port)
-QUERY=http://127.0.0.1:$P_QUERY
-
-echo "== starting $BIN in $TMP (prela :$P_PRELA, otlp :$P_OTLP, query :$P_QUERY)"
-(cd "$TMP" && exec env PRELA_DATA_DIR="$TMP/data" \
-   PRELA_INGEST_ENDPOINT=127.0.0.1:$P_PRELA PRELA_OTLP_HTTP_ENDPOINT=127.0.0.1:$P_OTLP \
-   PRELA_QUERY_ENDPOINT=127.0.0.1:$P_QUERY PRELA_LOG_LEVEL=warn \
-   "$BIN" >"$TMP/collector.log" 2>&1) &
-PID=$!
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "$QUERY/api/v1/health" 2>/dev/null && break
-  kill -0 "$PID" 2>/dev/null || { echo "bench: collector exited:" >&2; cat "$TMP/collector.log" >&2; exit 1; }
-  sleep 0.1
-done
-curl -fsS -o /dev/null "$QUERY/api/v1/health" || { echo "bench: collector not healthy" >&2; exit 1; }
-sleep 1
-IDLE_RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
-echo "idle RSS after start-up: $((IDLE_RSS)) kB"
-
-# --- the runs -------------------------------------------------------------------
-PERF_SECS=$(( $(seconds "$WARMUP") + $(seconds "$DURATION") ))
-if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then
-  echo "bench: perf not installed; running without --perf" >&2
-  PERF=0
-fi
-run() { # format port
-  local fmt=$1 port=$2 perf_pid=""
-  echo
-  echo "== loadgen $fmt"
-  local cmd=("$LOADGEN" --target "127.0.0.1:$port" --format "$fmt" --connections "$CONNECTIONS"
-             --duration "$DURATION" --warmup "$WARMUP" --pid "$PID")
-  echo "\$ ${cmd[*]}"
-  if [ "$PERF" = 1 ]; then
-    perf record -q -F 499 -g -p "$PID" -o "$TMP/perf-$fmt.data" -- sleep "$PERF_SECS" \
-      >/dev/null 2>&1 &
-    perf_pid=$!
-  fi
-  "${cmd[@]}" | tee "$TMP/loadgen-$fmt.txt"
-  if [ -n "$perf_pid" ]; then
-    wait "$perf_pid" || true
-    echo "-- perf: collector CPU by thread name during the $fmt run"
-    echo "   (MHD-connection = HTTP receive, decode, normalize; prela-collector = main and"
-    echo "    unnamed threads such as the embedded store's writer)"
-    perf report -i "$TMP/perf-$fmt.data" --stdio --no-children --sort comm 2>/dev/null |
-      grep -E '^ +[0-9.]+%' | head -5 || true
-    echo "-- perf: hottest symbols (self time, all threads)"
-    perf report -i "$TMP/perf-$fmt.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
-      grep -E '^ +[0-9.]+%' | sed 's/ *- *- *$//' | head -25 || true
-  fi
-}
-run otlp "$P_OTLP"
-run prela "$P_PRELA"
-
 field() { # file key -> value from the loadgen "result" line
   grep '^result ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
-# --- did the data land? ---------------------------------------------------------
-echo
-echo "== query API"
-echo "\$ curl $QUERY/api/v1/traces?limit=1"
-curl -fsS "$QUERY/api/v1/traces?limit=1" | head -c 600; echo
-CHECKS=""
-for fmt in otlp prela; do
-  id=$(field "$TMP/loadgen-$fmt.txt" last_trace_id)
-  count=$(curl -fsS "$QUERY/api/v1/traces/$id" 2>/dev/null |
+# --- one format: fresh collector, idle RSS, loadgen, checks, stop, count ----------
+# Leaves $TMP/$fmt/loadgen.txt and $TMP/$fmt/summary (key=value lines).
+run_format() {
+  local fmt=$1 dir=$TMP/$1 perf_pid=""
+  local p_prela p_http p_grpc p_query query port
+  p_prela=$(free_port) p_http=$(free_port) p_grpc=$(free_port) p_query=$(free_port)
+  query=http://127.0.0.1:$p_query
+  case "$fmt" in otlp-grpc) port=$p_grpc ;; otlp) port=$p_http ;; prela) port=$p_prela ;; esac
+  mkdir -p "$dir"
+  echo
+  echo "== $fmt: starting $BIN in $dir (prela :$p_prela, otlp grpc :$p_grpc, otlp http" \
+       ":$p_http, query :$p_query)"
+  (cd "$dir" && exec env PRELA_DATA_DIR="$dir/data" PRELA_INGEST_ENDPOINT=127.0.0.1:$p_prela \
+     PRELA_OTLP_GRPC_ENDPOINT=127.0.0.1:$p_grpc PRELA_OTLP_HTTP_ENDPOINT=127.0.0.1:$p_http \
+     PRELA_QUERY_ENDPOINT=127.0.0.1:$p_query PRELA_LOG_LEVEL=warn \
+     "$BIN" >"$dir/collector.log" 2>&1) &
+  PID=$!
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null "$query/api/v1/health" 2>/dev/null && break
+    if ! kill -0 "$PID" 2>/dev/null; then
+      echo "bench: collector exited:" >&2; cat "$dir/collector.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  curl -fsS -o /dev/null "$query/api/v1/health" || { echo "bench: collector not healthy" >&2; exit 1; }
+  sleep 1
+  local idle_rss
+  idle_rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
+  echo "idle RSS after start-up: $idle_rss kB"
+
+  local cmd=("$LOADGEN" --target "127.0.0.1:$port" --format "$fmt" --connections "$CONNECTIONS"
+             --duration "$DURATION" --warmup "$WARMUP" --pid "$PID")
+  [ "$fmt" = otlp-grpc ] && cmd+=(--streams "$STREAMS")
+  echo "\$ ${cmd[*]}"
+  if [ "$PERF" = 1 ]; then
+    perf record -q -F 499 -g -p "$PID" -o "$dir/perf.data" -- sleep "$PERF_SECS" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  "${cmd[@]}" | tee "$dir/loadgen.txt"
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || true
+    echo "-- perf: collector CPU by thread name during the $fmt run"
+    echo "   (MHD-connection = HTTP receive, decode, normalize; prela-collector = main and"
+    echo "    unnamed threads such as the embedded store's writer and the gRPC threads)"
+    perf report -i "$dir/perf.data" --stdio --no-children --sort comm 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | head -6 || true
+    echo "-- perf: hottest symbols (self time, all threads)"
+    perf report -i "$dir/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | sed 's/ *- *- *$//' | head -25 || true
+  fi
+
+  # did the data land?
+  local id count check
+  id=$(field "$dir/loadgen.txt" last_trace_id)
+  count=$(curl -fsS "$query/api/v1/traces/$id" 2>/dev/null |
           grep -o '"span_count":[0-9]*' | head -1 | cut -d: -f2 || true)
-  CHECKS+="  last acknowledged $fmt trace $id: span_count ${count:-missing} (expected 10)"$'\n'
-done
-printf '%s' "$CHECKS"
+  check="last acknowledged $fmt trace $id: span_count ${count:-missing} (expected 10)"
+  echo "$check"
 
-# --- stop, then count what the store holds ----------------------------------------
-echo
-echo "== SIGTERM"
-T0=$(date +%s.%N)
-kill -TERM "$PID"
-for _ in $(seq 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$PID" 2>/dev/null; then
-  echo "bench: collector still running 30 s after SIGTERM" >&2
-  STOP="did not stop within 30 s"
-else
-  wait "$PID" && rc=0 || rc=$?
-  STOP="exited with status $rc after $(awk -v a="$T0" -v b="$(date +%s.%N)" \
-    'BEGIN { printf "%.1f", b - a }') s"
-fi
-PID=""
-echo "collector $STOP"
-if [ -s "$TMP/collector.log" ]; then
-  echo "-- collector log (warnings and errors):"; tail -20 "$TMP/collector.log"
-fi
+  # stop, then count what the store holds
+  local t0 stop rc
+  t0=$(date +%s.%N)
+  kill -TERM "$PID"
+  for _ in $(seq 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$PID" 2>/dev/null; then
+    echo "bench: collector still running 30 s after SIGTERM" >&2
+    stop="did not stop within 30 s"
+    stop_collector
+  else
+    wait "$PID" && rc=0 || rc=$?
+    stop="exited with status $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" \
+      'BEGIN { printf "%.1f", b - a }') s"
+  fi
+  PID=""
+  echo "collector $stop"
+  if [ -s "$dir/collector.log" ]; then
+    echo "-- collector log (warnings and errors):"; tail -20 "$dir/collector.log"
+  fi
+  local acked sent store stored traces bytes
+  acked=$(field "$dir/loadgen.txt" acked_spans) sent=$(field "$dir/loadgen.txt" sent_spans)
+  if command -v sqlite3 >/dev/null && [ -f "$dir/data/prela.db" ]; then
+    stored=$(sqlite3 "$dir/data/prela.db" "SELECT count(*) FROM spans")
+    traces=$(sqlite3 "$dir/data/prela.db" "SELECT count(*) FROM traces")
+    bytes=$(du -sb "$dir/data" | cut -f1)
+    store="spans stored $stored (acknowledged $acked, sent $sent); traces stored $traces; $(
+      awk -v b="$bytes" -v n="$stored" \
+        'BEGIN { printf "%.1f MB on disk, %.0f bytes per span", b / 1e6, (n > 0 ? b / n : 0) }')"
+    [ "$stored" -lt "$acked" ] && store+="  <-- FEWER THAN ACKNOWLEDGED"
+  else
+    store="stored spans not counted (no sqlite3 or no store; acknowledged $acked, sent $sent)"
+  fi
+  echo "$store"
+  [ "$KEEP" = 1 ] || rm -rf "$dir/data"
+  printf 'idle_rss_kb=%s\ncheck=%s\nstore=%s\nstop=%s\n' "$idle_rss" "$check" "$store" "$stop" \
+    >"$dir/summary"
+}
 
-ACKED=$(( $(field "$TMP/loadgen-otlp.txt" acked_spans) + $(field "$TMP/loadgen-prela.txt" acked_spans) ))
-SENT=$(( $(field "$TMP/loadgen-otlp.txt" sent_spans) + $(field "$TMP/loadgen-prela.txt" sent_spans) ))
-if command -v sqlite3 >/dev/null; then
-  STORED=$(sqlite3 "$TMP/data/prela.db" "SELECT count(*) FROM spans")
-  TRACES=$(sqlite3 "$TMP/data/prela.db" "SELECT count(*) FROM traces")
-  STORE="spans stored $STORED (acknowledged $ACKED, sent $SENT); traces stored $TRACES"
-  DB_BYTES=$(du -sb "$TMP/data" | cut -f1)
-  STORE+=$'\n'"  store on disk: $(awk -v b="$DB_BYTES" -v n="$STORED" \
-    'BEGIN { printf "%.1f MB, %.0f bytes per span", b / 1e6, (n > 0 ? b / n : 0) }')"
-  if [ "$STORED" -lt "$ACKED" ]; then STORE+="  <-- FEWER THAN ACKNOWLEDGED"; fi
-else
-  STORE="sqlite3 not installed: stored span count not checked (acknowledged $ACKED)"
-fi
+for fmt in "${FMTS[@]}"; do run_format "$fmt"; done
 
 # --- summary ----------------------------------------------------------------------
+sum() { sed -n "s/^$2=//p" "$TMP/$1/summary"; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo
-echo "== summary ($(nproc) cores; $CONNECTIONS connections; window $DURATION after $WARMUP warmup)"
-printf '%-7s %10s %12s %10s %9s %9s %9s %8s %8s %8s\n' format "spans/s" "spans/CPU-s" \
-  "CPU-s/Mspan" "p50 ms" "p99 ms" "max ms" errors "RSS MB" "peak MB"
-for fmt in otlp prela; do
-  f=$TMP/loadgen-$fmt.txt
+echo "== summary ($(nproc) cores; $CONNECTIONS connections, gRPC $STREAMS stream(s) each;" \
+  "window $DURATION after $WARMUP warmup; a fresh collector per format)"
+printf '%-10s %9s %11s %11s %8s %8s %8s %7s %8s %8s %8s\n' format "spans/s" "spans/CPU-s" \
+  "CPU-s/Mspan" "p50 ms" "p99 ms" "max ms" errors "idle MB" "load MB" "peak MB"
+for fmt in "${FMTS[@]}"; do
+  f=$TMP/$fmt/loadgen.txt
   sps=$(field "$f" spans_per_cpu_s)
-  printf '%-7s %10s %12s %10s %9s %9s %9s %8s %8.1f %8.1f\n' "$fmt" "$(field "$f" spans_per_s)" \
+  printf '%-10s %9s %11s %11s %8s %8s %8s %7s %8s %8s %8s\n' "$fmt" "$(field "$f" spans_per_s)" \
     "$sps" "$(awk -v s="$sps" 'BEGIN { printf "%.2f", (s > 0 ? 1e6 / s : 0) }')" \
     "$(field "$f" p50_ms)" "$(field "$f" p99_ms)" "$(field "$f" max_ms)" "$(field "$f" errors)" \
-    "$(awk -v k="$(field "$f" rss_kb)" 'BEGIN { print k / 1024 }')" \
-    "$(awk -v k="$(field "$f" hwm_kb)" 'BEGIN { print k / 1024 }')"
+    "$(mb "$(sum "$fmt" idle_rss_kb)")" "$(mb "$(field "$f" rss_kb)")" \
+    "$(mb "$(field "$f" hwm_kb)")"
 done
-echo "idle RSS: $(awk -v k="$IDLE_RSS" 'BEGIN { printf "%.1f", k / 1024 }') MB; request bodies: otlp $(field "$TMP/loadgen-otlp.txt" body_bytes) B, prela $(field "$TMP/loadgen-prela.txt" body_bytes) B"
-printf '%s' "$CHECKS"
-echo "  $STORE"
-echo "  collector $STOP"
+echo "(idle: after start-up; load: at the end of the window; peak: VmHWM of that collector)"
+for fmt in "${FMTS[@]}"; do
+  echo "$fmt: body $(field "$TMP/$fmt/loadgen.txt" body_bytes) B; $(sum "$fmt" store)"
+  echo "  $(sum "$fmt" check); collector $(sum "$fmt" stop)"
+done

@@ -1,0 +1,117 @@
+/*
+ * lg_run.h - what the load generator's driver (loadgen.c) shares with its
+ * transports (lg_http.c, lg_grpc.c): the run, the per-connection worker with
+ * its statistics, and the transport contract.
+ *
+ * Flow: the driver fills one lg_run, then starts one thread per connection,
+ * each running transport->worker on its own lg_worker. A worker keeps one
+ * connection to the target and up to run->streams calls in flight on it
+ * (HTTP/1.1: always 1), takes a fresh request number for every call
+ * (lg_next_request), and reports every outcome through lg_record. It stops
+ * starting calls at run->win_end, finishes the calls in flight, and returns.
+ * The driver then joins the threads and merges their lg_stats.
+ *
+ * Outcome codes: a transport reports the code the server answered with (HTTP
+ * status, or gRPC status 0..16 with HTTP statuses >= 100 standing for answers
+ * without grpc-status) or LG_IO for connect/send/receive failures and answers
+ * it cannot parse. transport->ok_code is an acknowledgement; the codes in
+ * transport->retry are refusals the client should retry (429/503, 8/14).
+ *
+ * Ownership: the run and everything it points to belong to the driver and are
+ * read-only while workers run (next_req aside, which is atomic). A worker's
+ * stats belong to the worker until the driver joins it.
+ */
+#ifndef LG_RUN_H
+#define LG_RUN_H
+
+#include "workload.h"
+
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#define LG_MAX_CODE 600 /* outcome codes are 0..599 */
+#define LG_IO (-1)      /* connect/send/receive failure, or an answer we cannot parse */
+
+typedef struct lg_run {
+    const char *host, *port;     /* the target, as given */
+    const struct addrinfo *addr; /* the target, resolved */
+    const char *path;            /* HTTP path or gRPC method path */
+    const char *content_type;
+    const lg_workload *body;
+    int streams;                /* calls in flight per connection (gRPC; HTTP: 1) */
+    int64_t win_start, win_end; /* the measurement window, CLOCK_MONOTONIC ns */
+    _Atomic uint64_t next_req;  /* request numbers, from 1, shared by all workers */
+} lg_run;
+
+/* One worker's figures. Window figures count calls that completed inside
+ * [win_start, win_end]; whole-run figures count every call. */
+typedef struct lg_stats {
+    int64_t *lat; /* ns from send to complete answer, every call completed in the window */
+    size_t n_lat, cap_lat;
+    uint64_t ok;                 /* window: acknowledged calls */
+    uint64_t io;                 /* window: LG_IO outcomes, connect failures included */
+    uint64_t codes[LG_MAX_CODE]; /* window: other answers, by code */
+    uint64_t sent_all, ok_all;   /* whole run: calls sent and acknowledged */
+    uint64_t last_ok_req;        /* whole run: highest acknowledged request number */
+} lg_stats;
+
+typedef struct lg_transport lg_transport;
+
+typedef struct lg_worker {
+    pthread_t th;
+    int index;   /* 0 .. connections-1 */
+    lg_run *run; /* read-only but for run->next_req */
+    const lg_transport *tr;
+    lg_stats st;
+} lg_worker;
+
+/*
+ * A transport: how calls travel. Each implementation fills one constant
+ * instance in its own file; loadgen.c's mode table lists them.
+ */
+struct lg_transport {
+    const char *name; /* "HTTP/1.1", "gRPC" */
+    int ok_code;      /* the outcome code that acknowledges a call */
+    int retry[4];     /* codes that mean "refused, retry later"; -1 ends the list */
+    /* Thread body: |arg| is an lg_worker; runs until the window ends (see above). */
+    void *(*worker)(void *arg);
+    /* Writes a short name of outcome code |code| (not LG_IO) into |out|. */
+    void (*code_name)(int code, char *out, size_t n);
+};
+
+/* The transports (lg_http.c, lg_grpc.c). */
+extern const lg_transport lg_http, lg_grpc;
+
+/* Whether |code| is in tr->retry. */
+int lg_is_retry(const lg_transport *tr, int code);
+
+/* The time of |clk| in ns. */
+int64_t lg_now_ns(clockid_t clk);
+
+/* Takes the next request number and writes it into |body| (a copy of run->body's data). */
+uint64_t lg_next_request(lg_worker *w, uint8_t *body);
+
+/*
+ * Connects a TCP socket to run->addr with TCP_NODELAY. Blocking sockets get
+ * 30 s send and receive timeouts; with |nonblocking| the socket is switched
+ * to O_NONBLOCK once connected. Returns the fd, or -1 with errno set.
+ */
+int lg_connect(const lg_run *run, int nonblocking);
+
+/*
+ * Records one outcome: |code| (transport code or LG_IO) of call |req|, which
+ * completed at |done| (CLOCK_MONOTONIC ns) after |lat| ns. |lat| < 0 means
+ * nothing was sent (a failed connect): counted, no latency. |req| 0: none.
+ */
+void lg_record(lg_worker *w, int code, int64_t done, int64_t lat, uint64_t req);
+
+/* Adds |from|'s counters and latencies to |to|. */
+void lg_stats_merge(lg_stats *to, const lg_stats *from);
+
+/* Frees the latencies. */
+void lg_stats_free(lg_stats *s);
+
+#endif
