@@ -8,6 +8,7 @@
  */
 #include "registry.h"
 #include "exporters/debug.h"
+#include "exporters/kafka.h"
 #include "exporters/local.h"
 #include "processors/normalize.h"
 #include "receivers/otlp.h"
@@ -26,6 +27,7 @@ static const pc_component_ops *const all[] = {
     /* exporters */
     &pc_local_exporter_ops,
     &pc_debug_exporter_ops,
+    &pc_kafka_exporter_ops,
 };
 
 const pc_component_ops *pc_registry_find(pc_kind kind, const char *type)

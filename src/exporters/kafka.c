@@ -1,0 +1,698 @@
+/*
+ * kafka.c - the `kafka` exporter (see kafka.h): settings, librdkafka producer,
+ * durable acknowledgement.
+ *
+ * Data flow: normalize → consume() → kafka_encode.c (one message per span and
+ * trace summary, or one OTLP request per trace) → rd_kafka_producev → brokers
+ * → delivery reports served by the poll thread → the batch's waiter → consume
+ * returns.
+ *
+ * Durable acknowledgement: each consume() call owns a waiter (outstanding
+ * message count, first error, mutex + condvar) that is the opaque of every
+ * message it produces. The poll thread's delivery callback counts each report
+ * down; consume returns PC_OK once every message was acknowledged, PC_RETRY as
+ * soon as one failed or at the deadline (`timeout` after consume began).
+ * Ownership: the waiter is reference counted, one reference for consume and
+ * one per message in flight, so a waiter whose consume gave up stays valid
+ * until its last delivery report arrived; whoever drops the last reference
+ * frees it. librdkafka copies keys and values (RD_KAFKA_MSG_F_COPY), so the
+ * batch is released when consume returns.
+ *
+ * Why message.timeout.ms = timeout: a message that cannot be delivered within
+ * the deadline has been answered with retry already; letting librdkafka keep
+ * it longer would only hold memory and produce a duplicate later.
+ *
+ * Logging: connection trouble and delivery failures are logged once when the
+ * exporter enters the failing state and once when deliveries succeed again,
+ * never per message. librdkafka's own log lines go to debug level.
+ */
+#include "kafka.h"
+
+#include "kafka_encode.h"
+#include "log.h"
+#include "mem.h"
+#include "timefmt.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NS_PER_MS 1000000LL
+/* Bytes librdkafka adds to key + value when it checks message.max.bytes
+ * (record v2 framing, generously rounded up). */
+#define MSG_OVERHEAD 64
+#define SHUTDOWN_FLUSH_MAX_MS 10000
+
+/* ------------------------------------------------------------- settings -- */
+
+typedef struct kafka_cfg {
+    char *brokers;
+    char *client_id;
+    char *topic_traces, *topic_spans, *topic_metrics, *topic_logs;
+    char *encoding;
+    char *compression;
+    int64_t timeout_ms;
+    int64_t max_message_bytes;
+    int64_t linger_ms;
+    int64_t max_buffered_bytes;
+    char *security_protocol;
+    char *sasl_mechanism, *sasl_username, *sasl_password;
+    char *tls_ca_file, *tls_cert_file, *tls_key_file;
+    bool tls_insecure_skip_verify;
+} kafka_cfg;
+
+#define OPT(k, t, d, f, lo, hi, doc)                                                               \
+    {                                                                                              \
+        k, t, d, offsetof(kafka_cfg, f), lo, hi, doc                                               \
+    }
+static const pc_option options[] = {
+    OPT("brokers", PC_OPT_STRING, NULL, brokers, 0, 0,
+        "bootstrap servers, comma-separated host:port (required)"),
+    OPT("client_id", PC_OPT_STRING, "prela-collector", client_id, 0, 0, "Kafka client.id"),
+    OPT("topics.traces", PC_OPT_STRING, "traces", topic_traces, 0, 0,
+        "topic of trace summaries (prela_json)"),
+    OPT("topics.spans", PC_OPT_STRING, "spans", topic_spans, 0, 0,
+        "topic of spans (prela_json) or trace requests (otlp_proto, otlp_json)"),
+    OPT("topics.metrics", PC_OPT_STRING, "otlp_metrics", topic_metrics, 0, 0,
+        "topic of metrics requests (OTLP protobuf)"),
+    OPT("topics.logs", PC_OPT_STRING, "otlp_logs", topic_logs, 0, 0,
+        "topic of logs requests (OTLP protobuf)"),
+    OPT("encoding", PC_OPT_STRING, "prela_json", encoding, 0, 0,
+        "traces encoding: prela_json, otlp_proto or otlp_json"),
+    OPT("compression", PC_OPT_STRING, "zstd", compression, 0, 0, "none, gzip, snappy, lz4 or zstd"),
+    OPT("timeout", PC_OPT_DURATION, "10s", timeout_ms, 1, 3600000,
+        "deadline for the brokers to acknowledge every message of a batch; then retry"),
+    OPT("max_message_bytes", PC_OPT_SIZE, "1000000", max_message_bytes, 1024, 1000000000,
+        "largest message (key + value + framing); larger ones are split or dropped"),
+    OPT("linger", PC_OPT_DURATION, "5ms", linger_ms, 0, 900000,
+        "how long the producer waits to fill a batch (linger.ms)"),
+    OPT("max_buffered_bytes", PC_OPT_SIZE, "64MiB", max_buffered_bytes, 1024, 2147483647LL * 1024,
+        "most bytes waiting in the producer; past it consume waits"),
+    OPT("security.protocol", PC_OPT_STRING, "PLAINTEXT", security_protocol, 0, 0,
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+    OPT("sasl.mechanism", PC_OPT_STRING, "SCRAM-SHA-256", sasl_mechanism, 0, 0,
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)"),
+    OPT("sasl.username", PC_OPT_STRING, NULL, sasl_username, 0, 0, "SASL user name"),
+    OPT("sasl.password", PC_OPT_STRING, NULL, sasl_password, 0, 0, "SASL password"),
+    OPT("tls.ca_file", PC_OPT_STRING, NULL, tls_ca_file, 0, 0,
+        "CA certificates (PEM) to verify brokers; empty = the system's"),
+    OPT("tls.cert_file", PC_OPT_STRING, NULL, tls_cert_file, 0, 0,
+        "client certificate (PEM) for mutual TLS"),
+    OPT("tls.key_file", PC_OPT_STRING, NULL, tls_key_file, 0, 0, "client private key (PEM)"),
+    OPT("tls.insecure_skip_verify", PC_OPT_BOOL, "false", tls_insecure_skip_verify, 0, 0,
+        "do not verify the brokers' certificates and host names (testing only)"),
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+#undef OPT
+
+enum { ENC_PRELA_JSON = 0, ENC_OTLP_PROTO, ENC_OTLP_JSON };
+static const char *const encodings[] = {"prela_json", "otlp_proto", "otlp_json", NULL};
+static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
+static const char *const protocols[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", NULL};
+static const char *const mechanisms[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL};
+
+/* Index of |s| in the NULL-terminated |names|, any case, or -1. */
+static int find_name(const char *const *names, const char *s)
+{
+    for (int i = 0; names[i]; i++)
+        if (s && !strcasecmp(names[i], s)) return i;
+    return -1;
+}
+
+static bool empty(const char *s)
+{
+    return !s || !*s;
+}
+
+static int bad(char *err, size_t errlen, const char *key, const char *what)
+{
+    snprintf(err, errlen, "%s: %s", key, what);
+    return -1;
+}
+
+static int check_file(const char *key, const char *path, char *err, size_t errlen)
+{
+    if (empty(path) || access(path, R_OK) == 0) return 0;
+    snprintf(err, errlen, "%s: cannot read %s: %s", key, path, strerror(errno));
+    return -1;
+}
+
+static int kafka_validate(const void *cfgp, char *err, size_t errlen)
+{
+    const kafka_cfg *c = cfgp;
+    if (empty(c->brokers)) return bad(err, errlen, "brokers", "required (host:port,...)");
+    const char *const topic_keys[] = {"topics.traces", "topics.spans", "topics.metrics",
+                                      "topics.logs"};
+    const char *const topic_names[] = {c->topic_traces, c->topic_spans, c->topic_metrics,
+                                       c->topic_logs};
+    for (int i = 0; i < 4; i++)
+        if (empty(topic_names[i])) return bad(err, errlen, topic_keys[i], "must not be empty");
+    if (find_name(encodings, c->encoding) < 0)
+        return bad(err, errlen, "encoding", "must be prela_json, otlp_proto or otlp_json");
+    if (find_name(compressions, c->compression) < 0)
+        return bad(err, errlen, "compression", "must be none, gzip, snappy, lz4 or zstd");
+    if (c->linger_ms >= c->timeout_ms)
+        return bad(err, errlen, "linger", "must be shorter than timeout");
+    int proto = find_name(protocols, c->security_protocol);
+    if (proto < 0)
+        return bad(err, errlen, "security.protocol",
+                   "must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL");
+    bool sasl = proto >= 2, tls = proto == 1 || proto == 3;
+    if (sasl && find_name(mechanisms, c->sasl_mechanism) < 0)
+        return bad(err, errlen, "sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+    if (sasl && empty(c->sasl_username))
+        return bad(err, errlen, "sasl.username", "required with security.protocol SASL_*");
+    if (sasl && empty(c->sasl_password))
+        return bad(err, errlen, "sasl.password", "required with security.protocol SASL_*");
+    if (!sasl && (!empty(c->sasl_username) || !empty(c->sasl_password)))
+        return bad(err, errlen, "sasl.username",
+                   "set, but security.protocol is not SASL_SSL or SASL_PLAINTEXT");
+    const char *tls_key = !empty(c->tls_ca_file)        ? "tls.ca_file"
+                          : !empty(c->tls_cert_file)    ? "tls.cert_file"
+                          : !empty(c->tls_key_file)     ? "tls.key_file"
+                          : c->tls_insecure_skip_verify ? "tls.insecure_skip_verify"
+                                                        : NULL;
+    if (!tls && tls_key)
+        return bad(err, errlen, tls_key, "set, but security.protocol is not SSL or SASL_SSL");
+    if (empty(c->tls_cert_file) != empty(c->tls_key_file))
+        return bad(err, errlen, empty(c->tls_cert_file) ? "tls.cert_file" : "tls.key_file",
+                   "tls.cert_file and tls.key_file go together");
+    if (check_file("tls.ca_file", c->tls_ca_file, err, errlen) ||
+        check_file("tls.cert_file", c->tls_cert_file, err, errlen) ||
+        check_file("tls.key_file", c->tls_key_file, err, errlen))
+        return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- state -- */
+
+enum { T_TRACES = 0, T_SPANS, T_METRICS, T_LOGS, T_COUNT };
+
+/* One consume call's outstanding messages; see "Durable acknowledgement". */
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;    /* consume's + one per message in flight */
+    int pending; /* messages produced and not yet reported */
+    int acked;   /* messages acknowledged */
+    int dropped; /* messages dropped as too large */
+    bool failed; /* a message failed: the batch answers retry */
+} waiter;
+
+typedef struct kafka {
+    char *id;
+    const kafka_cfg *cfg;
+    int encoding;
+    int64_t timeout_ns;
+    size_t max_bytes;
+    rd_kafka_conf_t *conf; /* until start hands it to rd_kafka_new */
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *topics[T_COUNT];
+
+    pthread_t poller;
+    bool poller_running;
+    int stop;             /* atomic: the poll thread exits */
+    int accepting;        /* atomic: between start and shutdown */
+    int failing;          /* atomic: in the failing state (logged once per change) */
+    int fatal;            /* atomic: the producer hit a fatal error */
+    pc_kafka_stats stats; /* atomic counters */
+} kafka;
+
+static void count(int64_t *c, int64_t n)
+{
+    __atomic_add_fetch(c, n, __ATOMIC_RELAXED);
+}
+
+/* Enters the failing state; logs |why| only on the change. */
+static void set_failing(kafka *K, const char *why)
+{
+    if (__atomic_exchange_n(&K->failing, 1, __ATOMIC_ACQ_REL) == 0)
+        pc_log(PC_LOG_WARN, K->id, "%s (answering retry until deliveries succeed)", why);
+}
+
+static void set_healthy(kafka *K)
+{
+    if (__atomic_exchange_n(&K->failing, 0, __ATOMIC_ACQ_REL) == 1)
+        pc_log(PC_LOG_INFO, K->id, "brokers acknowledge deliveries again");
+}
+
+static waiter *waiter_new(void)
+{
+    waiter *w = pc_xcalloc(1, sizeof(*w));
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    w->refs = 1;
+    return w;
+}
+
+/* Drops one reference; call with w->mu held. The last one frees |w|. */
+static void waiter_unref_locked(waiter *w)
+{
+    bool last = --w->refs == 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!last) return;
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+static bool size_error(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; /* from the broker or librdkafka */
+}
+
+/* ------------------------------------------------------------ callbacks -- */
+
+/* Delivery report, on the poll thread: counts the message down on its waiter. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    kafka *K = opaque;
+    waiter *w = m->_private;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        count(&K->stats.acked, 1);
+        set_healthy(K);
+    } else if (size_error(m->err)) {
+        count(&K->stats.dropped_messages, 1);
+        pc_log(PC_LOG_WARN, K->id, "dropped a %zu-byte message of key \"%.*s\" on %s: %s", m->len,
+               (int)(m->key_len < 128 ? m->key_len : 128), m->key ? (const char *)m->key : "",
+               rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+    } else {
+        count(&K->stats.failed, 1);
+        char why[256];
+        snprintf(why, sizeof(why), "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+                 rd_kafka_err2str(m->err));
+        set_failing(K, why);
+    }
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->pending--;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        w->acked++;
+    else if (size_error(m->err))
+        w->dropped++;
+    else
+        w->failed = true;
+    pthread_cond_signal(&w->cv);
+    waiter_unref_locked(w);
+}
+
+/* Client-level errors, on librdkafka's threads. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka *K = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        if (__atomic_exchange_n(&K->fatal, 1, __ATOMIC_ACQ_REL) == 0)
+            pc_log(PC_LOG_ERROR, K->id, "fatal producer error, restart needed: %s", buf);
+        return;
+    }
+    char why[320];
+    snprintf(why, sizeof(why), "%s: %s", rd_kafka_err2name(err), reason);
+    set_failing(K, why);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    kafka *K = rd_kafka_opaque(rk);
+    (void)level;
+    pc_log(PC_LOG_DEBUG, K ? K->id : "kafka", "librdkafka %s: %s", fac, buf);
+}
+
+static void *poll_main(void *arg)
+{
+    kafka *K = arg;
+    while (!__atomic_load_n(&K->stop, __ATOMIC_ACQUIRE))
+        rd_kafka_poll(K->rk, 100);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle -- */
+
+/* Sets librdkafka property |name|; on failure logs naming our |key|. 0 / -1. */
+static int set(kafka *K, const char *key, const char *name, const char *value)
+{
+    char err[256];
+    if (rd_kafka_conf_set(K->conf, name, value, err, sizeof(err)) == RD_KAFKA_CONF_OK) return 0;
+    pc_log(PC_LOG_ERROR, K->id, "%s: %s", key, err);
+    return -1;
+}
+
+static int set_int(kafka *K, const char *key, const char *name, int64_t v)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+    return set(K, key, name, tmp);
+}
+
+/* Builds the producer configuration from the settings. 0 / -1 after logging. */
+static int build_conf(kafka *K)
+{
+    const kafka_cfg *c = K->cfg;
+    int proto = find_name(protocols, c->security_protocol); /* validated */
+    K->conf = rd_kafka_conf_new();
+    int64_t batch = c->max_message_bytes < 1000000 ? c->max_message_bytes : 1000000;
+    if (set(K, "brokers", "bootstrap.servers", c->brokers) ||
+        set(K, "client_id", "client.id", c->client_id) || set(K, "kafka", "acks", "all") ||
+        set(K, "kafka", "enable.idempotence", "true") ||
+        set(K, "kafka", "partitioner", "murmur2_random") || /* as the Java producer */
+        set(K, "kafka", "log.connection.close", "false") ||
+        set(K, "compression", "compression.codec",
+            compressions[find_name(compressions, c->compression)]) ||
+        set_int(K, "max_message_bytes", "message.max.bytes", c->max_message_bytes) ||
+        set_int(K, "max_message_bytes", "batch.size", batch) ||
+        set_int(K, "linger", "linger.ms", c->linger_ms) ||
+        set_int(K, "timeout", "message.timeout.ms", c->timeout_ms) ||
+        set_int(K, "max_buffered_bytes", "queue.buffering.max.kbytes",
+                c->max_buffered_bytes / 1024) ||
+        set(K, "kafka", "queue.buffering.max.messages", "0") || /* bytes bound it */
+        set(K, "security.protocol", "security.protocol", protocols[proto]))
+        return -1;
+    if (proto >= 2 && /* SASL_* */
+        (set(K, "sasl.mechanism", "sasl.mechanisms",
+             mechanisms[find_name(mechanisms, c->sasl_mechanism)]) ||
+         set(K, "sasl.username", "sasl.username", c->sasl_username) ||
+         set(K, "sasl.password", "sasl.password", c->sasl_password)))
+        return -1;
+    if ((!empty(c->tls_ca_file) && set(K, "tls.ca_file", "ssl.ca.location", c->tls_ca_file)) ||
+        (!empty(c->tls_cert_file) &&
+         set(K, "tls.cert_file", "ssl.certificate.location", c->tls_cert_file)) ||
+        (!empty(c->tls_key_file) && set(K, "tls.key_file", "ssl.key.location", c->tls_key_file)))
+        return -1;
+    if (c->tls_insecure_skip_verify &&
+        (set(K, "tls.insecure_skip_verify", "enable.ssl.certificate.verification", "false") ||
+         set(K, "tls.insecure_skip_verify", "ssl.endpoint.identification.algorithm", "none")))
+        return -1;
+    rd_kafka_conf_set_opaque(K->conf, K);
+    rd_kafka_conf_set_dr_msg_cb(K->conf, on_delivery);
+    rd_kafka_conf_set_error_cb(K->conf, on_error);
+    rd_kafka_conf_set_log_cb(K->conf, on_log);
+    return 0;
+}
+
+static void kafka_destroy(void *ctx);
+
+static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *next)
+{
+    (void)next;
+    const kafka_cfg *cfg = cfgp;
+    kafka *K = pc_xcalloc(1, sizeof(*K));
+    K->id = pc_xstrdup(id);
+    K->cfg = cfg;
+    char err[256];
+    if (kafka_validate(cfg, err, sizeof(err)) < 0) {
+        pc_log(PC_LOG_ERROR, id, "%s", err);
+        kafka_destroy(K);
+        return NULL;
+    }
+    K->encoding = find_name(encodings, cfg->encoding);
+    K->timeout_ns = cfg->timeout_ms * NS_PER_MS;
+    K->max_bytes = (size_t)cfg->max_message_bytes;
+    if (build_conf(K) < 0) {
+        kafka_destroy(K);
+        return NULL;
+    }
+    return K;
+}
+
+static int kafka_start(void *ctx, pc_host *host)
+{
+    (void)host;
+    kafka *K = ctx;
+    if (K->rk) return 0;
+    char err[512];
+    K->rk = rd_kafka_new(RD_KAFKA_PRODUCER, K->conf, err, sizeof(err));
+    if (!K->rk) {
+        pc_log(PC_LOG_ERROR, K->id, "cannot create the producer: %s", err);
+        return -1;
+    }
+    K->conf = NULL; /* rd_kafka_new took it */
+    const kafka_cfg *c = K->cfg;
+    const char *names[T_COUNT] = {c->topic_traces, c->topic_spans, c->topic_metrics, c->topic_logs};
+    for (int t = 0; t < T_COUNT; t++) {
+        K->topics[t] = rd_kafka_topic_new(K->rk, names[t], NULL);
+        if (!K->topics[t]) {
+            pc_log(PC_LOG_ERROR, K->id, "topics: cannot use topic \"%s\": %s", names[t],
+                   rd_kafka_err2str(rd_kafka_last_error()));
+            return -1;
+        }
+    }
+    int rc = pthread_create(&K->poller, NULL, poll_main, K);
+    if (rc != 0) {
+        pc_log(PC_LOG_ERROR, K->id, "cannot start the poll thread: %s", strerror(rc));
+        return -1;
+    }
+    K->poller_running = true;
+    __atomic_store_n(&K->accepting, 1, __ATOMIC_RELEASE);
+    pc_log(PC_LOG_INFO, K->id, "producing to %s (encoding %s, compression %s, acks=all)",
+           c->brokers, c->encoding, c->compression);
+    return 0;
+}
+
+/*
+ * Stops accepting, waits up to `timeout` (at most 10 s) for in-flight messages,
+ * purges what is left (their delivery reports free the waiters), stops the poll
+ * thread. Safe without start and safe twice.
+ */
+static void kafka_shutdown(void *ctx)
+{
+    kafka *K = ctx;
+    if (!K || !K->rk) return;
+    __atomic_store_n(&K->accepting, 0, __ATOMIC_RELEASE);
+    int ms = K->cfg->timeout_ms < SHUTDOWN_FLUSH_MAX_MS ? (int)K->cfg->timeout_ms
+                                                        : SHUTDOWN_FLUSH_MAX_MS;
+    if (rd_kafka_flush(K->rk, ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        pc_log(PC_LOG_WARN, K->id, "%d messages not acknowledged at shutdown; purged",
+               rd_kafka_outq_len(K->rk));
+        rd_kafka_purge(K->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(K->rk, 1000);
+    }
+    if (K->poller_running) {
+        __atomic_store_n(&K->stop, 1, __ATOMIC_RELEASE);
+        pthread_join(K->poller, NULL);
+        K->poller_running = false;
+    }
+    rd_kafka_poll(K->rk, 0); /* reports that arrived while the thread stopped */
+}
+
+static void kafka_destroy(void *ctx)
+{
+    kafka *K = ctx;
+    if (!K) return;
+    kafka_shutdown(K);
+    for (int t = 0; t < T_COUNT; t++)
+        if (K->topics[t]) rd_kafka_topic_destroy(K->topics[t]);
+    if (K->rk) rd_kafka_destroy(K->rk);
+    if (K->conf) rd_kafka_conf_destroy(K->conf);
+    free(K->id);
+    free(K);
+}
+
+/* ------------------------------------------------------------ data path -- */
+
+/* One consume call: its waiter, deadline and scratch buffer. */
+typedef struct job {
+    kafka *K;
+    waiter *w;
+    int64_t deadline; /* monotonic ns */
+    pc_buf buf;
+} job;
+
+enum { PRODUCED = 0, DROPPED = 1, FAILED = -1 };
+
+/* Counts and logs j->buf, a message of |spans| spans, as dropped. Returns DROPPED. */
+static int drop(job *j, int t, pc_str key, size_t spans)
+{
+    kafka *K = j->K;
+    size_t size = j->buf.len;
+    pthread_mutex_lock(&j->w->mu);
+    j->w->dropped++;
+    pthread_mutex_unlock(&j->w->mu);
+    count(&K->stats.dropped_messages, 1);
+    count(&K->stats.dropped_spans, (int64_t)spans);
+    pc_log(PC_LOG_WARN, K->id,
+           "dropped a %zu-byte message for %s (trace \"%.*s\", %zu spans): over "
+           "max_message_bytes %zu",
+           size, rd_kafka_topic_name(K->topics[t]), (int)(key.n < 128 ? key.n : 128),
+           key.p ? key.p : "", spans, K->max_bytes);
+    return DROPPED;
+}
+
+static bool too_big(const kafka *K, size_t value, size_t key)
+{
+    return value + key + MSG_OVERHEAD > K->max_bytes;
+}
+
+/*
+ * Produces j->buf to topic |t| with |key| (none when empty), counted on the
+ * waiter; |spans| is how many spans it carries (for drop accounting). Waits
+ * for queue room until the deadline. PRODUCED, DROPPED (too large) or FAILED.
+ */
+static int produce(job *j, int t, pc_str key, size_t spans)
+{
+    kafka *K = j->K;
+    if (too_big(K, j->buf.len, key.n)) return drop(j, t, key, spans);
+    pthread_mutex_lock(&j->w->mu);
+    j->w->refs++;
+    j->w->pending++;
+    pthread_mutex_unlock(&j->w->mu);
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        err = rd_kafka_producev(
+            K->rk, RD_KAFKA_V_RKT(K->topics[t]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(j->buf.data, j->buf.len), RD_KAFKA_V_KEY(key.n ? key.p : NULL, key.n),
+            RD_KAFKA_V_OPAQUE(j->w), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || pc_time_mono_ns() >= j->deadline) break;
+        struct timespec ts = {0, 1000000}; /* the poll thread drains the queue */
+        nanosleep(&ts, NULL);
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return PRODUCED;
+    pthread_mutex_lock(&j->w->mu);
+    j->w->refs--; /* consume still holds one: never the last */
+    j->w->pending--;
+    pthread_mutex_unlock(&j->w->mu);
+    if (size_error(err)) return drop(j, t, key, spans);
+    char why[256];
+    snprintf(why, sizeof(why), "cannot produce to %s: %s", rd_kafka_topic_name(K->topics[t]),
+             rd_kafka_err2str(err));
+    set_failing(K, why);
+    return FAILED;
+}
+
+/* prela_json: one message per span, then the summary of the spans produced. */
+static int produce_prela(job *j, const pc_kafka_trace *tr, int64_t received_ns)
+{
+    const pc_span **kept = pc_xmalloc(tr->n * sizeof(*kept));
+    size_t n_kept = 0;
+    int rc = PRODUCED;
+    for (size_t i = 0; i < tr->n && rc != FAILED; i++) {
+        pc_buf_reset(&j->buf);
+        pc_kafka_span_json(&j->buf, tr->spans[i], received_ns);
+        rc = produce(j, T_SPANS, tr->trace_id, 1);
+        if (rc == PRODUCED) kept[n_kept++] = tr->spans[i];
+    }
+    if (rc != FAILED && n_kept) {
+        pc_buf_reset(&j->buf);
+        pc_kafka_trace_json(&j->buf, kept, n_kept, received_ns);
+        rc = produce(j, T_TRACES, tr->trace_id, 0);
+    }
+    free(kept);
+    return rc == FAILED ? FAILED : PRODUCED;
+}
+
+/* otlp_*: one request for the |n| spans, halved until each fits. */
+static int produce_otlp(job *j, const pc_span *const *spans, size_t n, pc_str trace_id)
+{
+    pc_buf_reset(&j->buf);
+    if (j->K->encoding == ENC_OTLP_PROTO)
+        pc_kafka_otlp_proto(&j->buf, spans, n);
+    else
+        pc_kafka_otlp_json(&j->buf, spans, n);
+    if (n > 1 && too_big(j->K, j->buf.len, trace_id.n)) {
+        size_t half = n / 2;
+        if (produce_otlp(j, spans, half, trace_id) == FAILED) return FAILED;
+        return produce_otlp(j, spans + half, n - half, trace_id);
+    }
+    return produce(j, T_SPANS, trace_id, n) == FAILED ? FAILED : PRODUCED;
+}
+
+static int produce_traces(job *j, const pc_batch *b)
+{
+    pc_kafka_trace *tr;
+    size_t nt = pc_kafka_group_traces(b, &tr);
+    int rc = PRODUCED;
+    for (size_t i = 0; i < nt && rc != FAILED; i++)
+        rc = j->K->encoding == ENC_PRELA_JSON
+                 ? produce_prela(j, &tr[i], b->received_ns)
+                 : produce_otlp(j, (const pc_span *const *)tr[i].spans, tr[i].n, tr[i].trace_id);
+    free(tr);
+    return rc;
+}
+
+/*
+ * Waits for the delivery reports of everything |j| produced, or the deadline,
+ * or the first failure; then drops consume's reference. |failed| is true when
+ * producing already failed. PC_OK when all were acknowledged (or dropped as
+ * too large while something else was acknowledged), PC_DROP when every message
+ * was dropped as too large, else PC_RETRY.
+ */
+static pc_result finish(job *j, bool failed)
+{
+    waiter *w = j->w;
+    struct timespec ts = {.tv_sec = j->deadline / 1000000000LL,
+                          .tv_nsec = j->deadline % 1000000000LL};
+    pthread_mutex_lock(&w->mu);
+    while (!failed && w->pending > 0 && !w->failed)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) break;
+    bool timed_out = !failed && w->pending > 0 && !w->failed;
+    pc_result res = PC_RETRY;
+    if (!failed && w->pending == 0 && !w->failed)
+        res = w->acked == 0 && w->dropped > 0 ? PC_DROP : PC_OK;
+    waiter_unref_locked(w);
+    if (timed_out) set_failing(j->K, "brokers did not acknowledge a batch within timeout");
+    return res;
+}
+
+static pc_result kafka_consume(void *ctx, pc_batch *b)
+{
+    kafka *K = ctx;
+    if (!b) return PC_OK;
+    bool traces = b->signal == PC_SIGNAL_TRACES;
+    if ((traces && b->n == 0) || (!traces && b->raw.n == 0)) {
+        pc_batch_unref(b);
+        return PC_OK;
+    }
+    if (!__atomic_load_n(&K->accepting, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE)) {
+        pc_batch_unref(b);
+        return PC_RETRY;
+    }
+    job j = {.K = K, .w = waiter_new(), .deadline = pc_time_mono_ns() + K->timeout_ns};
+    int rc;
+    if (traces) {
+        rc = produce_traces(&j, b);
+    } else {
+        int t = b->signal == PC_SIGNAL_METRICS ? T_METRICS : T_LOGS;
+        pc_buf_append(&j.buf, b->raw.p, b->raw.n);
+        rc = produce(&j, t, PC_STR_NULL, 0);
+    }
+    pc_buf_free(&j.buf);
+    pc_batch_unref(b);
+    return finish(&j, rc == FAILED);
+}
+
+void pc_kafka_get_stats(void *ctx, pc_kafka_stats *out)
+{
+    kafka *K = ctx;
+    out->acked = __atomic_load_n(&K->stats.acked, __ATOMIC_RELAXED);
+    out->failed = __atomic_load_n(&K->stats.failed, __ATOMIC_RELAXED);
+    out->dropped_messages = __atomic_load_n(&K->stats.dropped_messages, __ATOMIC_RELAXED);
+    out->dropped_spans = __atomic_load_n(&K->stats.dropped_spans, __ATOMIC_RELAXED);
+}
+
+const pc_component_ops pc_kafka_exporter_ops = {
+    .type = "kafka",
+    .kind = PC_EXPORTER,
+    .signals =
+        PC_SIG_BIT(PC_SIGNAL_TRACES) | PC_SIG_BIT(PC_SIGNAL_METRICS) | PC_SIG_BIT(PC_SIGNAL_LOGS),
+    .options = options,
+    .config_size = sizeof(kafka_cfg),
+    .validate = kafka_validate,
+    .create = kafka_create,
+    .start = kafka_start,
+    .shutdown = kafka_shutdown,
+    .destroy = kafka_destroy,
+    .consume = kafka_consume,
+};
