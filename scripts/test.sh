@@ -19,6 +19,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import prela" 2>/dev/null
   cp tests/requirements.txt .venv/requirements.txt
 fi
 
+scripts/clients.sh  # the JS SDK (npm) and telemetrygen (Go module proxy), project-local
+
 for dir in build build-asan; do
   echo "== tests in $dir"
   cmake -S . -B "$dir" -DPC_PYTHON="$ROOT/.venv/bin/python" >/dev/null

@@ -57,6 +57,7 @@
 #define ACCEPT_ENCODING "gzip, deflate, zstd, identity"
 #define RETRY_INFO_URL "type.googleapis.com/google.rpc.RetryInfo"
 #define DRAIN_PING "pcdrain!" /* 8 bytes of PING opaque data */
+#define DRAIN_PING_WAIT_MS 1000 /* final GOAWAY at the PING's ack or after this */
 #define ACCEPT_PAUSE_MS 100 /* out of descriptors: how long accepting pauses */
 
 enum call_state {
@@ -131,6 +132,7 @@ struct pc_grpc_server {
     conn *conns;
     int nconns, inflight, draining;
     int64_t deadline;
+    int64_t drain_started;
     int64_t accept_resume; /* > 0: accepting paused (out of descriptors) until then */
     int64_t accept_warned; /* when that was last logged (at most every 10 s) */
     uint8_t rbuf[READ_CHUNK];
@@ -866,7 +868,8 @@ static void final_goaway(conn *cn)
 static void begin_drain(pc_grpc_server *s)
 {
     s->draining = 1;
-    s->deadline = now_ms() + s->cfg.drain_timeout_ms;
+    s->drain_started = now_ms();
+    s->deadline = s->drain_started + s->cfg.drain_timeout_ms;
     if (s->lfd >= 0) {
         epoll_ctl(s->ep, EPOLL_CTL_DEL, s->lfd, NULL);
         close(s->lfd);
@@ -895,6 +898,8 @@ static void sweep(pc_grpc_server *s)
     for (conn *cn = s->conns, *next; cn; cn = next) {
         next = cn->next;
         if (!cn->dead && past_deadline) conn_kill(cn, "drain timeout");
+        /* A client that never acknowledges the drain PING gets the final GOAWAY anyway. */
+        if (s->draining && now - s->drain_started >= DRAIN_PING_WAIT_MS) final_goaway(cn);
         if (!cn->dead && !cn->goaway && cn->nstreams == 0 && now - cn->idle_since >= idle_ms) {
             pc_log(PC_LOG_DEBUG, s->cfg.name, "%s: idle for %ds, GOAWAY", cn->peer,
                    s->cfg.idle_timeout_s);
