@@ -6,6 +6,7 @@ answers, and on teardown stops it with SIGTERM and requires a clean exit (status
 which under the sanitizer build also means no leak or UB report).
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,10 +18,24 @@ import requests
 BIN = os.environ.get("PRELA_COLLECTOR_BIN", "")
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free now, below the kernel's ephemeral range (32768+): a port the
+    kernel picked would soon be picked again for some other process's connection
+    (unit tests run beside these), and the collector's bind would then fail."""
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 CONFIG = """
