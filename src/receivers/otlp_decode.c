@@ -285,3 +285,57 @@ void pc_otlp_write_status(pc_buf *out, bool json, int code, const char *msg)
         pc_buf_append(out, msg, n);
     }
 }
+
+/* ------------------------------------------------------- ids in OTLP/JSON */
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+bool pc_otlp_hex_decode(pc_str s, uint8_t *out, size_t want)
+{
+    if (s.n != 2 * want) return false;
+    for (size_t i = 0; i < want; i++) {
+        int hi = hex_digit(s.p[2 * i]), lo = hex_digit(s.p[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static int b64_digit(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62; /* standard and URL-safe alphabets */
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+long pc_otlp_b64_decode(pc_str s, uint8_t *out, size_t cap)
+{
+    size_t n = s.n;
+    while (n > 0 && s.p[n - 1] == '=' && s.n - n < 2)
+        n--;
+    if (n % 4 == 1 || (n < s.n && (s.n % 4) != 0)) return -1;
+    size_t len = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_digit(s.p[i]);
+        if (v < 0) return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (len == cap) return -1;
+            out[len++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (long)len;
+}

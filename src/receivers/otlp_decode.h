@@ -101,7 +101,7 @@ int pc_otlp_grpc_code(int http_status);
 void pc_otlp_write_status(pc_buf *out, bool json, int code, const char *msg);
 
 /* ------------------------------------------------------------------------ */
-/* Shared by otlp_proto.c and otlp_json.c; not for other modules.            */
+/* Shared by otlp_proto.c, otlp_json.c and otlp_signal.c; not for other modules. */
 /* ------------------------------------------------------------------------ */
 
 #define PC_OTLP_PATH_MAX 48
@@ -180,6 +180,32 @@ struct ProtobufCMessageDescriptor;
 struct ProtobufCMessage *pc_otlp_unpack(pc_otlp_dec *d,
                                         const struct ProtobufCMessageDescriptor *desc,
                                         const void *buf, size_t len);
+
+/* Reads the protobuf varint at p[*i] (n bytes in all) into |out| and advances *i.
+ * Returns 0, or -1 when it is truncated or longer than 10 bytes. Inline: the
+ * wire pre-scans call it for every field. */
+static inline int pc_otlp_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64 && *i < n; shift += 7) {
+        uint8_t c = p[(*i)++];
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Decodes exactly |want| bytes of hex (any case) from |s| into |out|; false when
+ * |s| is not 2 * want hex digits. */
+bool pc_otlp_hex_decode(pc_str s, uint8_t *out, size_t want);
+
+/* Decodes base64 (standard or URL-safe alphabet, padding optional) into |out| of
+ * |cap| bytes. Returns the decoded length, or -1 when |s| is not base64 or does
+ * not fit. */
+long pc_otlp_b64_decode(pc_str s, uint8_t *out, size_t cap);
 
 /* Maps out-of-range enum values onto "unspecified" so downstream tables stay in range. */
 int pc_otlp_clamp_kind(int64_t kind);

@@ -183,51 +183,6 @@ static const char *const status_names[] = {
 
 /* ---------------------------------------------------------------- bytes and ids */
 
-static int b64_digit(char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62; /* standard and URL-safe alphabets */
-    if (c == '/' || c == '_') return 63;
-    return -1;
-}
-
-/*
- * Decodes base64 (either alphabet, padding optional) into |out| of |cap| bytes.
- * Returns the decoded length, or -1 when |s| is not base64 or does not fit.
- */
-static long b64_decode(pc_str s, uint8_t *out, size_t cap)
-{
-    size_t n = s.n;
-    while (n > 0 && s.p[n - 1] == '=' && s.n - n < 2)
-        n--;
-    if (n % 4 == 1 || (n < s.n && (s.n % 4) != 0)) return -1;
-    size_t len = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_digit(s.p[i]);
-        if (v < 0) return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (len == cap) return -1;
-            out[len++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (long)len;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Reads the id member |kv| (NULL when absent: empty) of |want| bytes into |out|
  * as lowercase hex. Returns 0, 1 when the id rejects the span (counted), or -1
@@ -242,17 +197,8 @@ static int get_id(pc_otlp_dec *d, const pc_kv *kv, size_t want, bool optional, p
     if (!is_null(kv)) {
         if (kv->value.type != PC_V_STR) return kv_fail(d, kv, "expected a hex string");
         pc_str s = kv->value.s;
-        if (s.n == 2 * want) {
-            n = (long)want;
-            for (size_t i = 0; i < want && n; i++) {
-                int hi = hex_digit(s.p[2 * i]), lo = hex_digit(s.p[2 * i + 1]);
-                if (hi < 0 || lo < 0)
-                    n = 0;
-                else
-                    raw[i] = (uint8_t)(hi << 4 | lo);
-            }
-        }
-        if (n == 0 && s.n > 0) n = b64_decode(s, raw, sizeof(raw));
+        if (pc_otlp_hex_decode(s, raw, want)) n = (long)want;
+        else if (s.n > 0) n = pc_otlp_b64_decode(s, raw, sizeof(raw));
         if (n != (long)want && s.n > 0) {
             pc_otlp_push(d, key.p, key.n, -1);
             pc_otlp_reject(d, NULL, "must be %zu hex digits", 2 * want);
@@ -319,7 +265,7 @@ static int value_in(pc_otlp_dec *d, pc_value *out, const pc_value *v)
             if (kv->value.type != PC_V_STR) return kv_fail(d, kv, "expected a base64 string");
             size_t cap = kv->value.s.n / 4 * 3 + 3;
             uint8_t *buf = pc_arena_alloc(d->a, cap);
-            long n = b64_decode(kv->value.s, buf, cap);
+            long n = pc_otlp_b64_decode(kv->value.s, buf, cap);
             if (n < 0) return kv_fail(d, kv, "invalid base64");
             out->type = PC_V_BYTES;
             out->s = (pc_str){(const char *)buf, (size_t)n};

@@ -54,20 +54,6 @@ typedef struct wire {
     size_t at;       /* byte offset of the failure */
 } wire;
 
-static int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64 && *i < n; shift += 7) {
-        uint8_t c = p[(*i)++];
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static int wire_fail(wire *w, const uint8_t *at, const char *why)
 {
     w->why = why;
@@ -119,7 +105,7 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
     while (i < n) {
         const uint8_t *field_at = p + i;
         uint64_t key, len;
-        if (varint(p, n, &i, &key)) return wire_fail(w, field_at, "truncated field tag");
+        if (pc_otlp_varint(p, n, &i, &key)) return wire_fail(w, field_at, "truncated field tag");
         unsigned wt = key & 7;
         if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
             return wire_fail(w, field_at, "invalid field number");
@@ -128,7 +114,7 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
             return wire_fail(w, field_at, "wrong wire type for a known field");
         switch (wt) {
         case 0:
-            if (varint(p, n, &i, &len)) return wire_fail(w, field_at, "truncated varint");
+            if (pc_otlp_varint(p, n, &i, &len)) return wire_fail(w, field_at, "truncated varint");
             break;
         case 1:
         case 5: {
@@ -138,7 +124,7 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
             break;
         }
         case 2:
-            if (varint(p, n, &i, &len) || len > n - i)
+            if (pc_otlp_varint(p, n, &i, &len) || len > n - i)
                 return wire_fail(w, field_at, "truncated length-delimited field");
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (depth >= MAX_NESTING)

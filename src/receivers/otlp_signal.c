@@ -131,20 +131,6 @@ static size_t id_len(const ProtobufCFieldDescriptor *f)
 
 /* ---------------------------------------------------------------- wire walk */
 
-static int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64 && *i < n; shift += 7) {
-        uint8_t c = p[(*i)++];
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static int wire_check_strings(pc_otlp_dec *d, const uint8_t *p, size_t n,
                               const ProtobufCMessageDescriptor *desc);
 
@@ -174,10 +160,10 @@ static int wire_check_strings(pc_otlp_dec *d, const uint8_t *p, size_t n,
     size_t i = 0;
     while (i < n) {
         uint64_t key, len = 0;
-        if (varint(p, n, &i, &key)) return pc_otlp_fail(d, NULL, "invalid protobuf");
+        if (pc_otlp_varint(p, n, &i, &key)) return pc_otlp_fail(d, NULL, "invalid protobuf");
         switch (key & 7) {
         case 0:
-            if (varint(p, n, &i, &len)) return pc_otlp_fail(d, NULL, "invalid protobuf");
+            if (pc_otlp_varint(p, n, &i, &len)) return pc_otlp_fail(d, NULL, "invalid protobuf");
             continue; /* the varint was the value */
         case 1:
             len = 8;
@@ -186,7 +172,7 @@ static int wire_check_strings(pc_otlp_dec *d, const uint8_t *p, size_t n,
             len = 4;
             break;
         case 2:
-            if (varint(p, n, &i, &len)) return pc_otlp_fail(d, NULL, "invalid protobuf");
+            if (pc_otlp_varint(p, n, &i, &len)) return pc_otlp_fail(d, NULL, "invalid protobuf");
             break;
         default:
             return pc_otlp_fail(d, NULL, "invalid protobuf");
@@ -357,60 +343,6 @@ static int get_string(conv *c, const pc_value *v, char **out)
 
 /* ---------------------------------------------------------------- JSON bytes */
 
-static int b64_digit(char ch)
-{
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '+' || ch == '-') return 62; /* standard and URL-safe alphabets */
-    if (ch == '/' || ch == '_') return 63;
-    return -1;
-}
-
-/* Decodes base64 (either alphabet, padding optional) into |out|, which has room
- * for s.n / 4 * 3 + 3 bytes. Returns the decoded length, or -1. */
-static long b64_decode(pc_str s, uint8_t *out)
-{
-    size_t n = s.n;
-    while (n > 0 && s.p[n - 1] == '=' && s.n - n < 2)
-        n--;
-    if (n % 4 == 1 || (n < s.n && (s.n % 4) != 0)) return -1;
-    size_t len = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_digit(s.p[i]);
-        if (v < 0) return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[len++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (long)len;
-}
-
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-/* Decodes exactly |want| bytes of hex (any case) from |s| into |out|. */
-static bool hex_decode(pc_str s, uint8_t *out, size_t want)
-{
-    if (s.n != 2 * want) return false;
-    for (size_t i = 0; i < want; i++) {
-        int hi = hex_digit(s.p[2 * i]), lo = hex_digit(s.p[2 * i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
 /* A bytes field: an id of |f| as hex, or base64 of the right length; any other
  * bytes field as base64. Empty is empty. */
 static int get_bytes(conv *c, const ProtobufCFieldDescriptor *f, const pc_value *v,
@@ -422,10 +354,10 @@ static int get_bytes(conv *c, const ProtobufCFieldDescriptor *f, const pc_value 
                             want ? "expected a hex string" : "expected a base64 string");
     uint8_t *buf = pc_arena_alloc(c->d->a, v->s.n / 4 * 3 + 3 + want);
     long n = 0;
-    if (want && hex_decode(v->s, buf, want))
+    if (want && pc_otlp_hex_decode(v->s, buf, want))
         n = (long)want;
     else if (v->s.n)
-        n = b64_decode(v->s, buf);
+        n = pc_otlp_b64_decode(v->s, buf, v->s.n / 4 * 3 + 3);
     if (want && n != 0 && n != (long)want)
         return pc_otlp_fail(c->d, NULL, "must be %zu hex digits", 2 * want);
     if (n < 0) return pc_otlp_fail(c->d, NULL, "invalid base64");
