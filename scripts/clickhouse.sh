@@ -36,9 +36,12 @@ CMD=${1:-}
 DIR=${2:-${CLICKHOUSE_DIR:-$ROOT/.tools/run/clickhouse}}
 DIR=$(realpath -m "$DIR")
 PIDFILE=$DIR/clickhouse.pid
+SVC=clickhouse
+STOP_TIMEOUT=$CLICKHOUSE_STOP_TIMEOUT
+HELP_LINES=24
+# shellcheck source=lib/daemon.sh
+. "$ROOT/scripts/lib/daemon.sh"
 URL=http://127.0.0.1:$CLICKHOUSE_HTTP_PORT
-
-die() { echo "clickhouse: $*" >&2; exit 1; }
 
 # --- install ------------------------------------------------------------------------
 install() {
@@ -47,16 +50,12 @@ install() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  local SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "clickhouse: installing ${missing[*]} (apt)"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
-    "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
   # The package enables a system service on /etc/clickhouse-server (ports 8123/9000).
   # Where it could start (systemd; containers usually forbid it via policy-rc.d), turn
   # it off: the tests run their own instance and need those ports.
   if [[ " ${missing[*]} " == *" clickhouse-server "* ]] && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now clickhouse-server >/dev/null 2>&1 || true
+    $([ "$(id -u)" -ne 0 ] && echo sudo) systemctl disable --now clickhouse-server >/dev/null 2>&1 || true
   fi
 }
 
@@ -66,8 +65,6 @@ pid_of() {  # prints the server's pid if the pidfile names a live server of this
   [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
     grep -qF -- "--config-file=$DIR/config.xml" && echo "$pid"
 }
-is_paused() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ]; }
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 log_tail() {
   echo "--- $DIR/log/server.err.log (tail)" >&2; tail -25 "$DIR/log/server.err.log" 2>/dev/null >&2 || true
   echo "--- $DIR/clickhouse.out (tail)" >&2; tail -10 "$DIR/clickhouse.out" 2>/dev/null >&2 || true
@@ -182,51 +179,7 @@ start() {
   echo "clickhouse: ClickHouse $version ready in $((SECONDS - t0))s (pid $pid; log $DIR/log/server.log)"
 }
 
-stop() {
-  local pid t0=$SECONDS
-  if ! pid=$(pid_of); then echo "clickhouse: not running ($DIR)"; rm -f "$PIDFILE"; return 0; fi
-  kill -TERM "$pid"
-  kill -CONT "$pid" 2>/dev/null || true   # a paused server must run to see the SIGTERM
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ $((SECONDS - t0)) -ge "$CLICKHOUSE_STOP_TIMEOUT" ]; then
-      echo "clickhouse: pid $pid still running ${CLICKHOUSE_STOP_TIMEOUT}s after SIGTERM; SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PIDFILE"
-  echo "clickhouse: stopped in $((SECONDS - t0))s (data kept in $DIR/data)"
-}
+describe() { echo "$URL, native :$CLICKHOUSE_TCP_PORT"; }
+installed() { dpkg-query -W -f='${Package} ${Version}' clickhouse-server; }
 
-status() {
-  local pid
-  if pid=$(pid_of); then
-    if is_paused "$pid"; then
-      echo "clickhouse: paused (pid $pid, $DIR)"; return 3
-    fi
-    echo "clickhouse: running (pid $pid, $URL, native :$CLICKHOUSE_TCP_PORT, $DIR)"
-  else
-    echo "clickhouse: stopped ($DIR)"; return 3
-  fi
-}
-
-signal() {  # signal STOP|CONT
-  local pid; pid=$(pid_of) || die "not running ($DIR)"
-  kill -"$1" "$pid"
-  echo "clickhouse: $([ "$1" = STOP ] && echo paused || echo resumed) (pid $pid)"
-}
-
-case "$CMD" in
-  install) install; echo "clickhouse: $(dpkg-query -W -f='${Package} ${Version}' clickhouse-server)" ;;
-  start) start ;;
-  stop) stop ;;
-  restart) stop; start ;;
-  status) status ;;
-  pause) signal STOP ;;
-  resume) signal CONT ;;
-  wipe) stop; rm -rf "$DIR"; echo "clickhouse: removed $DIR" ;;
-  -h|--help|help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "usage: scripts/clickhouse.sh install|start|stop|status|pause|resume|restart|wipe [DIR] (see --help)" >&2; exit 2 ;;
-esac
+daemon_main "$CMD"

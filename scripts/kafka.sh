@@ -48,15 +48,11 @@ CMD=${1:-}
 DIR=${2:-${KAFKA_DIR:-$ROOT/.tools/run/kafka}}
 DIR=$(realpath -m "$DIR")
 PIDFILE=$DIR/kafka.pid
-
-die() { echo "kafka: $*" >&2; exit 1; }
-
-apt_install() {
-  local SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "kafka: installing $* (apt)"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$@" >/dev/null
-}
+SVC=kafka
+STOP_TIMEOUT=$KAFKA_STOP_TIMEOUT
+HELP_LINES=27
+# shellcheck source=lib/daemon.sh
+. "$ROOT/scripts/lib/daemon.sh"
 
 # --- install ------------------------------------------------------------------------
 install() {
@@ -91,8 +87,6 @@ pid_of() {  # prints the broker's pid if the pidfile names a live broker of this
   [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
     grep -qF "kafka.Kafka $DIR/server.properties" && echo "$pid"
 }
-is_paused() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ]; }
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 java_cmd() {  # java_cmd LOG4J_CONFIG: sets JAVA to the JVM command line up to the main class
   local heap; read -r -a heap <<<"$KAFKA_HEAP_OPTS"
   JAVA=(java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
@@ -233,51 +227,7 @@ start() {
   echo "kafka: ready in $((SECONDS - t0))s (pid $pid; log $DIR/logs/server.log)"
 }
 
-stop() {
-  local pid t0=$SECONDS
-  if ! pid=$(pid_of); then echo "kafka: not running ($DIR)"; rm -f "$PIDFILE"; return 0; fi
-  kill -TERM "$pid"
-  kill -CONT "$pid" 2>/dev/null || true   # a paused broker must run to see the SIGTERM
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ $((SECONDS - t0)) -ge "$KAFKA_STOP_TIMEOUT" ]; then
-      echo "kafka: pid $pid still running ${KAFKA_STOP_TIMEOUT}s after SIGTERM; SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PIDFILE"
-  echo "kafka: stopped in $((SECONDS - t0))s (data kept in $DIR/data)"
-}
+describe() { echo "127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT"; }
+installed() { echo "Kafka $KAFKA_VERSION jars in $LIBS; $(kcat -V | head -1)"; }
 
-status() {
-  local pid
-  if pid=$(pid_of); then
-    if is_paused "$pid"; then
-      echo "kafka: paused (pid $pid, $DIR)"; return 3
-    fi
-    echo "kafka: running (pid $pid, 127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT, $DIR)"
-  else
-    echo "kafka: stopped ($DIR)"; return 3
-  fi
-}
-
-signal() {  # signal STOP|CONT
-  local pid; pid=$(pid_of) || die "not running ($DIR)"
-  kill -"$1" "$pid"
-  echo "kafka: $([ "$1" = STOP ] && echo paused || echo resumed) (pid $pid)"
-}
-
-case "$CMD" in
-  install) install; echo "kafka: Kafka $KAFKA_VERSION jars in $LIBS; $(kcat -V | head -1)" ;;
-  start) start ;;
-  stop) stop ;;
-  restart) stop; start ;;
-  status) status ;;
-  pause) signal STOP ;;
-  resume) signal CONT ;;
-  wipe) stop; rm -rf "$DIR"; echo "kafka: removed $DIR" ;;
-  -h|--help|help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "usage: scripts/kafka.sh install|start|stop|status|pause|resume|restart|wipe [DIR] (see --help)" >&2; exit 2 ;;
-esac
+daemon_main "$CMD"
