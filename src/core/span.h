@@ -137,6 +137,8 @@ typedef struct pc_span {
     pc_str service_hint;   /* Prela: envelope service_name; used when no service.name */
     pc_str project_id;     /* tenant; the receiver fills it (header, resource or default) */
     pc_source source;
+    int64_t received_ns;   /* when a collector first accepted it (the Kafka receiver keeps
+                            * the gateway's); 0 = the batch's received_ns, see pc_span_received */
     uint32_t flags;
     pc_attrs attrs;
     const pc_attrs *resource; /* shared by the spans of one resource; never NULL after decode */
@@ -180,6 +182,12 @@ typedef struct pc_batch {
     int64_t received_ns; /* when the receiver accepted the request */
     int refs;            /* atomic; see pc_batch_ref */
 } pc_batch;
+
+/* When |s| was first accepted: its own received_ns, else its batch's. */
+static inline int64_t pc_span_received(const pc_batch *b, const pc_span *s)
+{
+    return s->received_ns ? s->received_ns : b->received_ns;
+}
 
 /* Creates an empty batch owning |arena| (a new one when NULL). One reference. */
 pc_batch *pc_batch_create(pc_arena *arena);

@@ -572,20 +572,20 @@ static int produce(job *j, int t, pc_str key, size_t spans)
 }
 
 /* prela_json: one message per span, then the summary of the spans produced. */
-static int produce_prela(job *j, const pc_kafka_trace *tr, int64_t received_ns)
+static int produce_prela(job *j, const pc_kafka_trace *tr, const pc_batch *b)
 {
     const pc_span **kept = pc_xmalloc(tr->n * sizeof(*kept));
     size_t n_kept = 0;
     int rc = PRODUCED;
     for (size_t i = 0; i < tr->n && rc != FAILED; i++) {
         pc_buf_reset(&j->buf);
-        pc_kafka_span_json(&j->buf, tr->spans[i], received_ns);
+        pc_kafka_span_json(&j->buf, tr->spans[i], pc_span_received(b, tr->spans[i]));
         rc = produce(j, T_SPANS, tr->trace_id, 1);
         if (rc == PRODUCED) kept[n_kept++] = tr->spans[i];
     }
     if (rc != FAILED && n_kept) {
         pc_buf_reset(&j->buf);
-        pc_kafka_trace_json(&j->buf, kept, n_kept, received_ns);
+        pc_kafka_trace_json(&j->buf, kept, n_kept, b->received_ns);
         rc = produce(j, T_TRACES, tr->trace_id, 0);
     }
     free(kept);
@@ -615,7 +615,7 @@ static int produce_traces(job *j, const pc_batch *b)
     int rc = PRODUCED;
     for (size_t i = 0; i < nt && rc != FAILED; i++)
         rc = j->K->encoding == ENC_PRELA_JSON
-                 ? produce_prela(j, &tr[i], b->received_ns)
+                 ? produce_prela(j, &tr[i], b)
                  : produce_otlp(j, (const pc_span *const *)tr[i].spans, tr[i].n, tr[i].trace_id);
     free(tr);
     return rc;

@@ -116,7 +116,7 @@ typedef struct pc_kafka_trace {
  */
 size_t pc_kafka_group_traces(const pc_batch *b, pc_kafka_trace **out);
 
-/* Appends the prela_json span message of |s|; |received_ns| is the batch's. */
+/* Appends the prela_json span message of |s|; |received_ns| is pc_span_received's. */
 void pc_kafka_span_json(pc_buf *out, const pc_span *s, int64_t received_ns);
 
 /* Appends the prela_json trace summary of the |n| spans (one trace, n >= 1). */

@@ -343,7 +343,7 @@ static bool write_jobs(pc_local *L, job *jobs)
     for (job *jb = jobs; jb && rc == SQLITE_OK; jb = jb->next) {
         const pc_batch *b = jb->batch;
         for (size_t i = 0; i < b->n && rc == SQLITE_OK; i++)
-            rc = write_span(w, &t, &b->spans[i], b->received_ns);
+            rc = write_span(w, &t, &b->spans[i], pc_span_received(b, &b->spans[i]));
     }
     for (size_t i = 0; i < t.n_accs && rc == SQLITE_OK; i++)
         rc = write_trace(w, &t.accs[i]);
