@@ -3,6 +3,9 @@
 `kafka` (session fixture): one Apache Kafka broker (KRaft) from scripts/kafka.sh, on free
 ports in a temporary directory, stopped when the session ends. A broker that cannot
 start fails the tests that need it; nothing is skipped.
+
+`clickhouse` (session fixture): one ClickHouse server (Debian's package, 18.16) from
+scripts/clickhouse.sh, on free ports in a temporary directory, stopped at the end.
 """
 import os
 import subprocess
@@ -14,6 +17,7 @@ import conftest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KAFKA_SH = os.path.join(ROOT, "scripts", "kafka.sh")
+CLICKHOUSE_SH = os.path.join(ROOT, "scripts", "clickhouse.sh")
 
 
 class Kafka:
@@ -50,6 +54,41 @@ class Kafka:
             c.close()
         assert len(out) >= count, f"{topic}: {len(out)} of {count} messages after {timeout}s"
         return out
+
+
+class ClickHouse:
+    """A running server: `url` is its HTTP interface; user `default`, no password."""
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+        self.env = dict(os.environ, CLICKHOUSE_HTTP_PORT=str(conftest.free_port()),
+                        CLICKHOUSE_TCP_PORT=str(conftest.free_port()))
+        self.port = int(self.env["CLICKHOUSE_HTTP_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def run(self, action):
+        r = subprocess.run([CLICKHOUSE_SH, action, self.dir], env=self.env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, f"scripts/clickhouse.sh {action} failed:\n{r.stdout}\n{r.stderr}"
+
+    def query(self, sql):
+        """Runs |sql| and returns the response text; a server error fails the test."""
+        import requests
+        r = requests.post(self.url + "/", data=sql.encode(), timeout=30)
+        assert r.status_code == 200, f"clickhouse: {r.status_code} {r.text}\n{sql}"
+        return r.text
+
+    def database(self):
+        """A fresh database name, so tests sharing the server never see each other's rows."""
+        return "prela_t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def clickhouse(tmp_path_factory):
+    c = ClickHouse(tmp_path_factory.mktemp("clickhouse"))
+    c.run("start")
+    yield c
+    c.run("stop")
 
 
 @pytest.fixture(scope="session")
