@@ -150,7 +150,7 @@ typedef struct gen {
 typedef struct ch {
     char *id;
     const ch_cfg *cfg;
-    char *base_url; /* "http(s)://host:port/?database=db" */
+    char *base_url; /* "http(s)://host:port/"; every statement names its database */
     struct curl_slist *headers;
     pc_ch_dialect dialect;
     int64_t timeout_ns, max_wait_ns;
@@ -220,10 +220,10 @@ static void post(ch *C, CURL *h, const char *query, const char *settings, const 
 {
     pc_buf url = PC_BUF_INIT, zbody = PC_BUF_INIT;
     pc_buf_puts(&url, C->base_url);
-    if (settings) pc_buf_printf(&url, "&%s", settings);
+    if (settings) pc_buf_printf(&url, "?%s", settings);
     if (query) {
         char *q = curl_easy_escape(h, query, 0);
-        pc_buf_printf(&url, "&query=%s", q);
+        pc_buf_printf(&url, "%cquery=%s", settings ? '&' : '?', q);
         curl_free(q);
     }
     struct curl_slist *hdrs = C->headers, *gz = NULL;
@@ -651,8 +651,7 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     }
     bool tls = is(c->secure, "true") || (is(c->secure, "auto") && c->port == 8443);
     pc_buf url = PC_BUF_INIT;
-    pc_buf_printf(&url, "%s://%s:%lld/?database=%s", tls ? "https" : "http", c->host,
-                  (long long)c->port, c->database);
+    pc_buf_printf(&url, "%s://%s:%lld/", tls ? "https" : "http", c->host, (long long)c->port);
     C->base_url = pc_buf_steal(&url, NULL);
     pc_buf hdr = PC_BUF_INIT;
     pc_buf_printf(&hdr, "X-ClickHouse-User: %s", c->user ? c->user : "default");
