@@ -318,3 +318,18 @@ def test_server_down_answers_retry_then_recovers(make_collector, tmp_path, click
     assert sorted(x["trace_id"] for x in body["traces"]) == sorted([first["trace_id"],
                                                                     second["trace_id"]])
     assert all(x["span_count"] == 10 for x in body["traces"])
+
+
+def test_concurrent_requests_group_commit(make_collector, tmp_path, engine):
+    """16 clients at once: every request acknowledged, every span stored once."""
+    from concurrent.futures import ThreadPoolExecutor
+    srv, _ = engine
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    batches = [recent_traces(2) for _ in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda t: post_otlp(c, t).status_code, batches))
+    assert codes == [200] * 16
+    body = c.get("/api/v1/traces", limit=1000).json()
+    assert body["count"] == 32 and all(t["span_count"] == 10 for t in body["traces"])
+    assert srv.query(f"SELECT count() FROM {db}.spans").strip() == "320"
