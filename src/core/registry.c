@@ -8,6 +8,7 @@
  */
 #include "registry.h"
 #include "exporters/debug.h"
+#include "exporters/clickhouse.h"
 #include "exporters/kafka.h"
 #include "exporters/local.h"
 #include "processors/normalize.h"
@@ -28,6 +29,7 @@ static const pc_component_ops *const all[] = {
     &pc_local_exporter_ops,
     &pc_debug_exporter_ops,
     &pc_kafka_exporter_ops,
+    &pc_clickhouse_exporter_ops,
 };
 
 const pc_component_ops *pc_registry_find(pc_kind kind, const char *type)

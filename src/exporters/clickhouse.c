@@ -1,0 +1,795 @@
+/*
+ * clickhouse.c - the `clickhouse` exporter (see clickhouse.h): settings,
+ * HTTP over libcurl, schema on start, group commit, retries, store ops.
+ *
+ * Data flow: normalize → consume() → rows appended to the pending insert →
+ * flusher thread → POST /?query=INSERT ... FORMAT JSONEachRow (spans, then
+ * the partial trace rows) → HTTP 200 → the insert's waiters return PC_OK.
+ * Reads (store.h) are SELECTs built by clickhouse_sql.c, answered as
+ * TabSeparated and handed to the row callbacks.
+ *
+ * Group commit: consume() encodes its batch outside the lock, then appends
+ * the rows to the pending insert (one `gen`) and waits on it. The single
+ * flusher thread takes the pending insert once it holds batch.max_rows rows
+ * or its first rows waited batch.max_wait, and sends it while the next one
+ * fills up; so under load the next insert gathers everything that arrived
+ * during the previous one, and at low load a request waits at most max_wait.
+ * Why 20000 rows / 50 ms: ClickHouse wants few, large inserts (each creates
+ * parts that must be merged), while an SDK's request is held until its
+ * insert is acknowledged, so the added latency must stay small; 20000 rows
+ * (a few MB compressed) keeps a part per insert cheap and 50 ms is invisible
+ * next to an HTTP round trip of an exporting SDK.
+ *
+ * Failures: connection errors, timeouts and HTTP 5xx are retried with
+ * exponential backoff (100 ms doubling to 2 s) until the insert's deadline
+ * (`timeout` after its first rows arrived); then its waiters answer
+ * PC_RETRY. A server rejecting the data itself (HTTP 400/413, or a parse
+ * error code) is not retried: PC_DROP with one log line. A waiter that timed
+ * out leaves; the insert (gen) is reference counted and freed by whoever
+ * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
+ * summaries are computed from distinct spans.
+ *
+ * Ownership: consume owns its batch reference and drops it after encoding;
+ * the pending insert owns its encoded rows. The curl handles for reads come
+ * from a small pool; the flusher has its own.
+ */
+#include "clickhouse.h"
+
+#include "clickhouse_sql.h"
+#include "log.h"
+#include "mem.h"
+#include "timefmt.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define NS_PER_MS 1000000LL
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define POOL_MAX 8
+#define PENDING_FACTOR 8 /* most rows pending: PENDING_FACTOR * batch.max_rows */
+
+/* ------------------------------------------------------------- settings -- */
+
+typedef struct ch_cfg {
+    char *host;
+    int64_t port;
+    char *secure;
+    char *user, *password, *database, *dialect, *compression;
+    int64_t timeout_ms, max_rows, max_wait_ms;
+    char *tls_ca_file;
+    bool tls_insecure_skip_verify;
+} ch_cfg;
+
+#define OPT(k, t, d, f, lo, hi, doc)                                                               \
+    {                                                                                              \
+        k, t, d, offsetof(ch_cfg, f), lo, hi, doc                                                  \
+    }
+static const pc_option options[] = {
+    OPT("host", PC_OPT_STRING, "localhost", host, 0, 0, "ClickHouse host (HTTP interface)"),
+    OPT("port", PC_OPT_INT, "8123", port, 1, 65535, "HTTP port: 8123, or 8443 with TLS"),
+    OPT("secure", PC_OPT_STRING, "auto", secure, 0, 0,
+        "auto (https when port is 8443), true (https) or false (http)"),
+    OPT("user", PC_OPT_STRING, "default", user, 0, 0, "user name"),
+    OPT("password", PC_OPT_STRING, NULL, password, 0, 0, "password"),
+    OPT("database", PC_OPT_STRING, "prela", database, 0, 0,
+        "database of the traces and spans tables, created on start"),
+    OPT("dialect", PC_OPT_STRING, "auto", dialect, 0, 0,
+        "auto (by SELECT version(): < 20 legacy), modern or legacy"),
+    OPT("timeout", PC_OPT_DURATION, "10s", timeout_ms, 1, 3600000,
+        "how long consume may take (retries included) before answering retry"),
+    OPT("batch.max_rows", PC_OPT_INT, "20000", max_rows, 1, 10000000,
+        "an insert is sent once it holds this many span rows"),
+    OPT("batch.max_wait", PC_OPT_DURATION, "50ms", max_wait_ms, 0, 60000,
+        "... or once its first rows waited this long"),
+    OPT("compression", PC_OPT_STRING, "gzip", compression, 0, 0,
+        "request body compression: gzip or none"),
+    OPT("tls.ca_file", PC_OPT_STRING, NULL, tls_ca_file, 0, 0,
+        "CA certificates (PEM) to verify the server; empty = the system's"),
+    OPT("tls.insecure_skip_verify", PC_OPT_BOOL, "false", tls_insecure_skip_verify, 0, 0,
+        "do not verify the server's certificate and host name (testing only)"),
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+#undef OPT
+
+static int bad(char *err, size_t errlen, const char *key, const char *what)
+{
+    snprintf(err, errlen, "%s: %s", key, what);
+    return -1;
+}
+
+static bool is(const char *s, const char *v)
+{
+    return s && strcasecmp(s, v) == 0;
+}
+
+static int ch_validate(const void *cfgp, char *err, size_t errlen)
+{
+    const ch_cfg *c = cfgp;
+    if (!c->host || !*c->host) return bad(err, errlen, "host", "must not be empty");
+    if (!is(c->secure, "auto") && !is(c->secure, "true") && !is(c->secure, "false"))
+        return bad(err, errlen, "secure", "must be auto, true or false");
+    if (!pc_ch_valid_database(c->database))
+        return bad(err, errlen, "database", "must be 1..64 characters of A-Z a-z 0-9 _");
+    if (!is(c->dialect, "auto") && !is(c->dialect, "modern") && !is(c->dialect, "legacy"))
+        return bad(err, errlen, "dialect", "must be auto, modern or legacy");
+    if (!is(c->compression, "gzip") && !is(c->compression, "none"))
+        return bad(err, errlen, "compression", "must be gzip or none");
+    if (c->max_wait_ms >= c->timeout_ms)
+        return bad(err, errlen, "batch.max_wait", "must be shorter than timeout");
+    if (c->tls_ca_file && *c->tls_ca_file && access(c->tls_ca_file, R_OK) != 0) {
+        snprintf(err, errlen, "tls.ca_file: cannot read %s: %s", c->tls_ca_file, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- state -- */
+
+enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DROP };
+
+/* One insert: the rows of every consume that joined it. */
+typedef struct gen {
+    pc_buf spans, traces;
+    size_t rows;
+    int64_t first_mono; /* when its first rows arrived */
+    int64_t deadline;   /* first_mono + timeout */
+    int state;          /* GEN_* */
+    int refs;           /* waiters + the flusher; under ch->mu */
+} gen;
+
+typedef struct ch {
+    char *id;
+    const ch_cfg *cfg;
+    char *base_url; /* "http(s)://host:port/"; every statement names its database */
+    struct curl_slist *headers;
+    pc_ch_dialect dialect;
+    int64_t timeout_ns, max_wait_ns;
+    size_t max_rows;
+    bool gzip;
+    pc_store store;
+
+    pthread_mutex_t mu; /* everything below */
+    pthread_cond_t work_cv, done_cv;
+    bool sync_ready;
+    gen *pending;
+    bool accepting, stopping, thread_running;
+    pthread_t thread;
+    CURL *pool[POOL_MAX]; /* idle read handles */
+    int n_pool;
+    bool failing; /* flusher only: logged once per change */
+} ch;
+
+static void gen_unref_locked(gen *g)
+{
+    if (--g->refs > 0) return;
+    pc_buf_free(&g->spans);
+    pc_buf_free(&g->traces);
+    free(g);
+}
+
+/* ----------------------------------------------------------------- HTTP -- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    pc_buf_append(ud, p, size * n);
+    return size * n;
+}
+
+/* gzip of |n| bytes at |p| into |out|. */
+static void gzip_into(pc_buf *out, const char *p, size_t n)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    deflateInit2(&zs, 3, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    size_t bound = deflateBound(&zs, n);
+    pc_buf_reset(out);
+    pc_buf_reserve(out, bound);
+    zs.next_in = (Bytef *)p;
+    zs.avail_in = (uInt)n;
+    zs.next_out = (Bytef *)out->data;
+    zs.avail_out = (uInt)bound;
+    deflate(&zs, Z_FINISH);
+    out->len = zs.total_out;
+    deflateEnd(&zs);
+}
+
+/* The result of one request. */
+typedef struct reply {
+    CURLcode curl;
+    long status; /* HTTP status, 0 when none */
+    pc_buf body;
+} reply;
+
+/*
+ * POSTs |body| (|n| bytes) to the server; |query| (URL-encoded here) goes in
+ * the URL when not NULL, |settings| ("a=1&b=2") too. Waits at most
+ * |timeout_ms|. The answer lands in |r| (the caller frees r->body).
+ */
+static void post(ch *C, CURL *h, const char *query, const char *settings, const char *body,
+                 size_t n, bool gzip, long timeout_ms, reply *r)
+{
+    pc_buf url = PC_BUF_INIT, zbody = PC_BUF_INIT;
+    pc_buf_puts(&url, C->base_url);
+    if (settings) pc_buf_printf(&url, "?%s", settings);
+    if (query) {
+        char *q = curl_easy_escape(h, query, 0);
+        pc_buf_printf(&url, "%cquery=%s", settings ? '&' : '?', q);
+        curl_free(q);
+    }
+    struct curl_slist *hdrs = C->headers, *gz = NULL;
+    if (gzip) {
+        gzip_into(&zbody, body, n);
+        body = zbody.data;
+        n = zbody.len;
+        gz = curl_slist_append(NULL, "Content-Encoding: gzip");
+        gz->next = C->headers; /* borrowed tail; unlinked before freeing */
+        hdrs = gz;
+    }
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url.data);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 50 ? timeout_ms : 50L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
+    const ch_cfg *c = C->cfg;
+    if (c->tls_ca_file && *c->tls_ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->tls_ca_file);
+    if (c->tls_insecure_skip_verify) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    r->status = 0;
+    r->curl = curl_easy_perform(h);
+    if (r->curl == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    if (gz) {
+        gz->next = NULL;
+        curl_slist_free_all(gz);
+    }
+    pc_buf_free(&zbody);
+    pc_buf_free(&url);
+}
+
+/* The ClickHouse error code at the start of an error body ("Code: 27, ..."), or 0. */
+static int error_code(const pc_buf *b)
+{
+    const char *p = b->data ? strstr(b->data, "Code: ") : NULL;
+    return p ? atoi(p + 6) : 0;
+}
+
+/* True when the server rejected the data itself, so sending it again cannot help. */
+static bool permanent(const reply *r)
+{
+    if (r->curl != CURLE_OK) return false;
+    if (r->status == 400 || r->status == 413) return true;
+    switch (error_code(&r->body)) {
+    case 6:   /* CANNOT_PARSE_TEXT */
+    case 26:  /* CANNOT_PARSE_QUOTED_STRING */
+    case 27:  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
+    case 38:  /* CANNOT_PARSE_DATE */
+    case 41:  /* CANNOT_PARSE_DATETIME */
+    case 62:  /* SYNTAX_ERROR */
+    case 72:  /* CANNOT_PARSE_NUMBER */
+    case 117: /* INCORRECT_DATA */
+    case 131: /* TOO_LARGE_STRING_SIZE */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* One line describing a failed reply, into |out|. */
+static void describe(const reply *r, char *out, size_t len)
+{
+    if (r->curl != CURLE_OK) {
+        snprintf(out, len, "%s", curl_easy_strerror(r->curl));
+        return;
+    }
+    const char *b = r->body.data ? r->body.data : "";
+    int n = (int)strcspn(b, "\n");
+    snprintf(out, len, "HTTP %ld: %.*s", r->status, n < 300 ? n : 300, b);
+}
+
+static bool ok(const reply *r)
+{
+    return r->curl == CURLE_OK && r->status == 200;
+}
+
+/* Lends a read handle (idle or new); give it back with release(). */
+static CURL *acquire(ch *C)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&C->mu);
+    if (C->n_pool > 0) h = C->pool[--C->n_pool];
+    pthread_mutex_unlock(&C->mu);
+    return h ? h : curl_easy_init();
+}
+
+static void release(ch *C, CURL *h)
+{
+    pthread_mutex_lock(&C->mu);
+    if (C->n_pool < POOL_MAX) {
+        C->pool[C->n_pool++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&C->mu);
+    if (h) curl_easy_cleanup(h);
+}
+
+/*
+ * Runs the statement |sql| (in the body) with a fresh read handle, within
+ * `timeout`. 0 with the answer in |out|, or -1 after logging |what| failed.
+ */
+static int run_sql(ch *C, const char *sql, const char *what, pc_buf *out)
+{
+    CURL *h = acquire(C);
+    reply r = {0};
+    post(C, h, NULL, "log_queries=1&wait_end_of_query=1", sql, strlen(sql), false,
+         (long)(C->timeout_ns / NS_PER_MS), &r);
+    release(C, h);
+    if (!ok(&r)) {
+        char why[400];
+        describe(&r, why, sizeof(why));
+        pc_log(PC_LOG_ERROR, C->id, "%s: %s", what, why);
+        pc_buf_free(&r.body);
+        return -1;
+    }
+    *out = r.body;
+    return 0;
+}
+
+/* -------------------------------------------------------------- flusher -- */
+
+/* Sends one INSERT of |rows| with retries until |deadline|. GEN_OK/RETRY/DROP. */
+static int insert(ch *C, CURL *h, const char *query, const pc_buf *rows, int64_t deadline)
+{
+    int backoff = BACKOFF_MIN_MS;
+    for (;;) {
+        int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
+        reply r = {0};
+        post(C, h, query, NULL, rows->data, rows->len, C->gzip, (long)(left > 1 ? left : 1), &r);
+        if (ok(&r)) {
+            pc_buf_free(&r.body);
+            if (C->failing) pc_log(PC_LOG_INFO, C->id, "inserts succeed again");
+            C->failing = false;
+            return GEN_OK;
+        }
+        char why[400];
+        describe(&r, why, sizeof(why));
+        bool perm = permanent(&r);
+        pc_buf_free(&r.body);
+        if (perm) {
+            pc_log(PC_LOG_ERROR, C->id, "server rejected %zu bytes of rows, dropping them: %s",
+                   rows->len, why);
+            return GEN_DROP;
+        }
+        if (!C->failing)
+            pc_log(PC_LOG_WARN, C->id, "insert failed: %s (retrying until timeout)", why);
+        C->failing = true;
+        int64_t now = pc_time_mono_ns();
+        if (now + (int64_t)backoff * NS_PER_MS >= deadline) return GEN_RETRY;
+        pthread_mutex_lock(&C->mu);
+        bool stop = C->stopping;
+        if (!stop) {
+            int64_t wake = now + (int64_t)backoff * NS_PER_MS;
+            struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
+            pthread_cond_timedwait(&C->work_cv, &C->mu, &ts);
+        }
+        pthread_mutex_unlock(&C->mu);
+        if (stop) return GEN_RETRY;
+        backoff = backoff * 2 < BACKOFF_MAX_MS ? backoff * 2 : BACKOFF_MAX_MS;
+    }
+}
+
+/* True when |g| should be sent now. Call with C->mu held. */
+static bool due(const ch *C, const gen *g)
+{
+    return C->stopping || g->rows >= C->max_rows ||
+           pc_time_mono_ns() >= g->first_mono + C->max_wait_ns;
+}
+
+static void *flusher_main(void *arg)
+{
+    ch *C = arg;
+    CURL *h = curl_easy_init();
+    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT;
+    pc_ch_insert_spans(&q_spans, C->cfg->database);
+    pc_ch_insert_traces(&q_traces, C->cfg->database);
+    pthread_mutex_lock(&C->mu);
+    for (;;) {
+        while (!(C->pending && due(C, C->pending)) && !(C->stopping && !C->pending)) {
+            if (!C->pending) {
+                pthread_cond_wait(&C->work_cv, &C->mu);
+            } else {
+                int64_t wake = C->pending->first_mono + C->max_wait_ns;
+                struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
+                pthread_cond_timedwait(&C->work_cv, &C->mu, &ts);
+            }
+        }
+        gen *g = C->pending;
+        if (!g) break; /* stopping, nothing left */
+        C->pending = NULL;
+        pthread_mutex_unlock(&C->mu);
+        /* Spans first: a trace row never points at spans that are not there. */
+        int st = insert(C, h, q_spans.data, &g->spans, g->deadline);
+        if (st == GEN_OK) st = insert(C, h, q_traces.data, &g->traces, g->deadline);
+        pthread_mutex_lock(&C->mu);
+        g->state = st;
+        pthread_cond_broadcast(&C->done_cv);
+        gen_unref_locked(g);
+    }
+    pthread_mutex_unlock(&C->mu);
+    curl_easy_cleanup(h);
+    pc_buf_free(&q_spans);
+    pc_buf_free(&q_traces);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ data path -- */
+
+/* Encodes |b|: span rows into |spans|, one partial row per trace into |traces|. */
+static void encode(ch *C, const pc_batch *b, pc_buf *spans, pc_buf *traces)
+{
+    pc_buf scratch = PC_BUF_INIT;
+    pc_ch_trace_part *parts = pc_xmalloc(b->n * sizeof(*parts));
+    size_t n_parts = 0, n_slots = 16;
+    while (n_slots < 2 * b->n)
+        n_slots *= 2;
+    uint32_t *slots = pc_xcalloc(n_slots, sizeof(*slots)); /* index + 1 into parts */
+    for (size_t i = 0; i < b->n; i++) {
+        const pc_span *s = &b->spans[i];
+        int64_t created = pc_span_received(b, s);
+        pc_ch_span_row(spans, C->dialect, s, created, &scratch);
+        uint32_t hsh = 2166136261u; /* FNV-1a of the trace id */
+        for (size_t k = 0; k < s->trace_id.n; k++)
+            hsh = (hsh ^ (unsigned char)s->trace_id.p[k]) * 16777619u;
+        size_t j = hsh & (n_slots - 1);
+        while (slots[j]) {
+            pc_str t = parts[slots[j] - 1].first->trace_id;
+            if (t.n == s->trace_id.n && (t.n == 0 || !memcmp(t.p, s->trace_id.p, t.n))) break;
+            j = (j + 1) & (n_slots - 1);
+        }
+        if (slots[j]) {
+            pc_ch_part_add(&parts[slots[j] - 1], s, created);
+        } else {
+            pc_ch_part_init(&parts[n_parts++], s, created);
+            slots[j] = (uint32_t)n_parts;
+        }
+    }
+    for (size_t i = 0; i < n_parts; i++)
+        pc_ch_trace_row(traces, C->dialect, &parts[i]);
+    free(slots);
+    free(parts);
+    pc_buf_free(&scratch);
+}
+
+static pc_result ch_consume(void *ctx, pc_batch *b)
+{
+    ch *C = ctx;
+    if (!b) return PC_OK;
+    if (b->n == 0) {
+        pc_batch_unref(b);
+        return PC_OK;
+    }
+    int64_t start = pc_time_mono_ns();
+    pc_buf spans = PC_BUF_INIT, traces = PC_BUF_INIT;
+    size_t n = b->n;
+    encode(C, b, &spans, &traces);
+    pc_batch_unref(b);
+
+    pthread_mutex_lock(&C->mu);
+    gen *g = C->pending;
+    if (!C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
+        pthread_mutex_unlock(&C->mu);
+        pc_buf_free(&spans);
+        pc_buf_free(&traces);
+        return PC_RETRY;
+    }
+    if (!g) {
+        g = pc_xcalloc(1, sizeof(*g));
+        g->first_mono = start;
+        g->deadline = start + C->timeout_ns;
+        g->refs = 1; /* the flusher's */
+        C->pending = g;
+    }
+    pc_buf_append(&g->spans, spans.data, spans.len);
+    pc_buf_append(&g->traces, traces.data, traces.len);
+    g->rows += n;
+    g->refs++;
+    pc_buf_free(&spans);
+    pc_buf_free(&traces);
+    pthread_cond_signal(&C->work_cv);
+
+    int64_t deadline = start + C->timeout_ns;
+    struct timespec ts = {deadline / 1000000000LL, deadline % 1000000000LL};
+    while (g->state == GEN_PENDING)
+        if (pthread_cond_timedwait(&C->done_cv, &C->mu, &ts) == ETIMEDOUT) break;
+    pc_result res = g->state == GEN_OK ? PC_OK : g->state == GEN_DROP ? PC_DROP : PC_RETRY;
+    gen_unref_locked(g);
+    pthread_mutex_unlock(&C->mu);
+    return res;
+}
+
+/* ---------------------------------------------------------------- reads -- */
+
+/* Runs |sql| and hands each TabSeparated row of |ncols| columns to |row|. */
+static int each_row(ch *C, pc_buf *sql, const char *what, int ncols,
+                    int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
+{
+    pc_buf out;
+    int rc = run_sql(C, sql->data, what, &out);
+    pc_buf_free(sql);
+    if (rc < 0) return -1;
+    char *cur = out.data, *end = out.data + out.len, *cols[PC_CH_SPAN_COLS];
+    int n;
+    while ((n = pc_ch_tsv_row(&cur, end, cols, ncols)) > 0) {
+        if (n != ncols) {
+            pc_log(PC_LOG_ERROR, C->id, "%s: expected %d columns, got %d", what, ncols, n);
+            rc = -1;
+            break;
+        }
+        if (row(cols, cb, ud) != 0) break;
+    }
+    pc_buf_free(&out);
+    return rc;
+}
+
+static int trace_row(char **cols, void *cb, void *ud)
+{
+    pc_trace_row r;
+    pc_ch_read_trace(cols, &r);
+    return ((pc_trace_cb)cb)(ud, &r);
+}
+
+static int span_row(char **cols, void *cb, void *ud)
+{
+    pc_span_row r;
+    pc_ch_read_span(cols, &r);
+    return ((pc_span_cb)cb)(ud, &r);
+}
+
+static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
+{
+    ch *C = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_list_traces(&sql, C->cfg->database, f);
+    return each_row(C, &sql, "list traces", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+}
+
+static int st_get_trace(void *ctx, const char *trace_id, pc_trace_cb cb, void *ud)
+{
+    ch *C = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_get_trace(&sql, C->cfg->database, trace_id);
+    return each_row(C, &sql, "get trace", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+}
+
+static int st_get_spans(void *ctx, const char *trace_id, pc_span_cb cb, void *ud)
+{
+    ch *C = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_get_spans(&sql, C->cfg->database, trace_id);
+    return each_row(C, &sql, "get spans", PC_CH_SPAN_COLS, span_row, (void *)cb, ud);
+}
+
+static int st_search(void *ctx, const char *project_id, const char *query, int limit,
+                     pc_trace_cb cb, void *ud)
+{
+    ch *C = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_search(&sql, C->cfg->database, project_id, query, limit);
+    return each_row(C, &sql, "search", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+}
+
+static int st_health(void *ctx, char *msg, int msglen)
+{
+    ch *C = ctx;
+    pc_buf out;
+    if (run_sql(C, "SELECT 1", "health", &out) < 0) {
+        snprintf(msg, (size_t)msglen, "clickhouse: not reachable");
+        return -1;
+    }
+    bool good = out.data && strncmp(out.data, "1", 1) == 0;
+    pc_buf_free(&out);
+    if (!good) snprintf(msg, (size_t)msglen, "clickhouse: unexpected answer to SELECT 1");
+    return good ? 0 : -1;
+}
+
+static const pc_store_ops store_ops = {
+    .list_traces = st_list_traces,
+    .get_trace = st_get_trace,
+    .get_spans = st_get_spans,
+    .search = st_search,
+    .health = st_health,
+};
+
+/* ------------------------------------------------------------ lifecycle -- */
+
+static void ch_destroy(void *ctx);
+
+/* libcurl's global state, once per process, before any thread uses it. */
+static void global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next)
+{
+    (void)next;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, global_init);
+    const ch_cfg *c = cfgp;
+    ch *C = pc_xcalloc(1, sizeof(*C));
+    C->id = pc_xstrdup(id);
+    C->cfg = c;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&C->mu, NULL);
+    pthread_cond_init(&C->work_cv, &ca);
+    pthread_cond_init(&C->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    C->sync_ready = true;
+    char err[256];
+    if (ch_validate(c, err, sizeof(err)) < 0) {
+        pc_log(PC_LOG_ERROR, id, "%s", err);
+        ch_destroy(C);
+        return NULL;
+    }
+    bool tls = is(c->secure, "true") || (is(c->secure, "auto") && c->port == 8443);
+    pc_buf url = PC_BUF_INIT;
+    pc_buf_printf(&url, "%s://%s:%lld/", tls ? "https" : "http", c->host, (long long)c->port);
+    C->base_url = pc_buf_steal(&url, NULL);
+    pc_buf hdr = PC_BUF_INIT;
+    pc_buf_printf(&hdr, "X-ClickHouse-User: %s", c->user ? c->user : "default");
+    C->headers = curl_slist_append(NULL, hdr.data);
+    pc_buf_reset(&hdr);
+    pc_buf_printf(&hdr, "X-ClickHouse-Key: %s", c->password ? c->password : "");
+    C->headers = curl_slist_append(C->headers, hdr.data);
+    pc_buf_free(&hdr);
+    C->timeout_ns = c->timeout_ms * NS_PER_MS;
+    C->max_wait_ns = c->max_wait_ms * NS_PER_MS;
+    C->max_rows = (size_t)c->max_rows;
+    C->gzip = is(c->compression, "gzip");
+    C->store.ops = &store_ops;
+    C->store.ctx = C;
+    return C;
+}
+
+/* Runs |sql| until it succeeds or `timeout` passed (the server may be starting). */
+static int setup_sql(ch *C, const char *sql, const char *what, pc_buf *out)
+{
+    int64_t deadline = pc_time_mono_ns() + C->timeout_ns;
+    CURL *h = curl_easy_init();
+    reply r = {0};
+    for (;;) {
+        pc_buf_free(&r.body);
+        int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
+        post(C, h, NULL, NULL, sql, strlen(sql), false, (long)(left > 1 ? left : 1), &r);
+        if (ok(&r) || permanent(&r) || pc_time_mono_ns() + 200 * NS_PER_MS >= deadline) break;
+        struct timespec ts = {0, 200 * NS_PER_MS};
+        nanosleep(&ts, NULL);
+    }
+    curl_easy_cleanup(h);
+    if (!ok(&r)) {
+        char why[400];
+        describe(&r, why, sizeof(why));
+        pc_log(PC_LOG_ERROR, C->id, "%s: %s", what, why);
+        pc_buf_free(&r.body);
+        return -1;
+    }
+    if (out)
+        *out = r.body;
+    else
+        pc_buf_free(&r.body);
+    return 0;
+}
+
+static int ch_start(void *ctx, pc_host *host)
+{
+    (void)host;
+    ch *C = ctx;
+    if (C->thread_running || C->stopping) return 0;
+    const ch_cfg *c = C->cfg;
+    pc_buf version = PC_BUF_INIT, sql = PC_BUF_INIT;
+    if (setup_sql(C, "SELECT version()", "cannot reach ClickHouse", &version) < 0) return -1;
+    version.len = strcspn(version.data ? version.data : "", "\n");
+    if (version.data) version.data[version.len] = '\0';
+    C->dialect = is(c->dialect, "modern")   ? PC_CH_MODERN
+                 : is(c->dialect, "legacy") ? PC_CH_LEGACY
+                                            : pc_ch_dialect_of(version.data);
+    pc_ch_ddl_database(&sql, c->database);
+    int rc = setup_sql(C, sql.data, "cannot create the database", NULL);
+    pc_buf_reset(&sql);
+    pc_ch_ddl_spans(&sql, C->dialect, c->database);
+    if (rc == 0) rc = setup_sql(C, sql.data, "cannot create the spans table", NULL);
+    pc_buf_reset(&sql);
+    pc_ch_ddl_traces(&sql, C->dialect, c->database);
+    if (rc == 0) rc = setup_sql(C, sql.data, "cannot create the traces table", NULL);
+    pc_buf_free(&sql);
+    if (rc == 0) {
+        pthread_mutex_lock(&C->mu);
+        int prc = pthread_create(&C->thread, NULL, flusher_main, C);
+        if (prc == 0) C->thread_running = C->accepting = true;
+        pthread_mutex_unlock(&C->mu);
+        if (prc != 0) {
+            pc_log(PC_LOG_ERROR, C->id, "cannot start the flusher thread: %s", strerror(prc));
+            rc = -1;
+        }
+    }
+    if (rc == 0)
+        pc_log(PC_LOG_INFO, C->id, "ClickHouse %s at %s (%s dialect, database %s)", version.data,
+               c->host, C->dialect == PC_CH_LEGACY ? "legacy" : "modern", c->database);
+    pc_buf_free(&version);
+    return rc;
+}
+
+/* Stops accepting, lets the flusher send what is pending, joins it. Idempotent. */
+static void ch_shutdown(void *ctx)
+{
+    ch *C = ctx;
+    if (!C || !C->sync_ready) return;
+    pthread_mutex_lock(&C->mu);
+    C->accepting = false;
+    bool join = C->thread_running && !C->stopping;
+    C->stopping = true;
+    pthread_cond_broadcast(&C->work_cv);
+    pthread_mutex_unlock(&C->mu);
+    if (join) {
+        pthread_join(C->thread, NULL);
+        pthread_mutex_lock(&C->mu);
+        C->thread_running = false;
+        pthread_mutex_unlock(&C->mu);
+    }
+}
+
+static void ch_destroy(void *ctx)
+{
+    ch *C = ctx;
+    if (!C) return;
+    ch_shutdown(C);
+    for (int i = 0; i < C->n_pool; i++)
+        curl_easy_cleanup(C->pool[i]);
+    curl_slist_free_all(C->headers);
+    if (C->sync_ready) {
+        pthread_cond_destroy(&C->work_cv);
+        pthread_cond_destroy(&C->done_cv);
+        pthread_mutex_destroy(&C->mu);
+    }
+    free(C->base_url);
+    free(C->id);
+    free(C);
+}
+
+static const pc_store *ch_store(void *ctx)
+{
+    ch *C = ctx;
+    return &C->store;
+}
+
+const pc_component_ops pc_clickhouse_exporter_ops = {
+    .type = "clickhouse",
+    .kind = PC_EXPORTER,
+    .options = options,
+    .config_size = sizeof(ch_cfg),
+    .validate = ch_validate,
+    .create = ch_create,
+    .start = ch_start,
+    .shutdown = ch_shutdown,
+    .destroy = ch_destroy,
+    .consume = ch_consume,
+    .store = ch_store,
+};

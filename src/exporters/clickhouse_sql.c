@@ -1,0 +1,590 @@
+/*
+ * clickhouse_sql.c - DDL, row encoding and query SQL of the `clickhouse`
+ * exporter (see clickhouse_sql.h). Pure functions: text in, text out.
+ *
+ * Table contract (database `database`, default prela):
+ *
+ *   spans   the seed README's columns and types (span_id ... events,
+ *           created_at DEFAULT now64(6)), then every pc_span_row field the
+ *           seed lacks: project_id, kind, status_message, source, trace_state,
+ *           exact start_ns / end_ns / created_ns (Int64 ns: the DateTime
+ *           columns are for humans, partitions and TTL; queries read the ns),
+ *           llm_provider, llm_model, input/output_tokens (-1 unknown), links,
+ *           resource, scope (JSON text from span.h's encoders), and
+ *           first_write_rank = INT64_MAX - created_ns.
+ *           ENGINE ReplacingMergeTree(first_write_rank) ORDER BY (trace_id,
+ *           started_at, span_id): a lookup by trace id uses the primary key;
+ *           merges keep the highest rank, i.e. the first write, as the local
+ *           store's INSERT OR IGNORE does. Merges are eventual, so every read
+ *           also deduplicates: ORDER BY trace_id, span_id, created_ns
+ *           LIMIT 1 BY trace_id, span_id (first write wins).
+ *   traces  the seed's columns (span_count = spans of that INSERT, metadata
+ *           '{}') plus project_id, root_span_name, has_root, source and exact
+ *           ns columns: ONE PARTIAL ROW PER TRACE PER INSERT, plain MergeTree
+ *           with the seed's ORDER BY. It is the index list_traces and search
+ *           filter and sort on, merging a trace's rows with GROUP BY: min
+ *           start, error sticky, project from the earliest row, service from
+ *           the earliest row having the root (else the earliest row).
+ *   Every trace summary served (get_trace, list_traces, search) is computed
+ *   from the trace's deduplicated spans, read by primary key: started = min
+ *   start, completed = max(end, or start when not ended), span_count and
+ *   token sums (tokens > 0) over distinct spans, error if any span failed,
+ *   project / source / created from the first span, root = the first
+ *   parentless span, service from the root, else from the first span; "first"
+ *   orders by (created_ns, start_ns, span_id). A re-sent batch therefore
+ *   never double-counts, and a trace split over several inserts is whole.
+ *
+ * Dialects: modern = DateTime64(6), now64(6), TTL started_at + INTERVAL 90
+ * DAY, DateTime64 values sent as "seconds.micro" numbers; legacy (18.16) =
+ * DateTime, now(), no TTL (18.16 has none: rows are kept until someone drops
+ * old partitions, e.g. ALTER TABLE ... DROP PARTITION 202501), DateTime sent
+ * as integer Unix seconds. Both are numbers, so no server time zone applies.
+ */
+#include "clickhouse_sql.h"
+
+#include "json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------- basics -- */
+
+pc_ch_dialect pc_ch_dialect_of(const char *version)
+{
+    long major = version ? strtol(version, NULL, 10) : 0;
+    return major > 0 && major < 20 ? PC_CH_LEGACY : PC_CH_MODERN;
+}
+
+bool pc_ch_valid_database(const char *db)
+{
+    size_t n = db ? strlen(db) : 0;
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = db[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return false;
+    }
+    return true;
+}
+
+void pc_ch_quote(pc_buf *out, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    pc_buf_reserve(out, n + 2);
+    pc_buf_putc(out, '\'');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '\\' || c == '\'') {
+            pc_buf_putc(out, '\\');
+            pc_buf_putc(out, (char)c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            pc_buf_append(out, esc, 4);
+        } else {
+            pc_buf_putc(out, (char)c);
+        }
+    }
+    pc_buf_putc(out, '\'');
+}
+
+void pc_ch_quote_cstr(pc_buf *out, const char *s)
+{
+    pc_ch_quote(out, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* ---------------------------------------------------------------- DDL -- */
+
+void pc_ch_ddl_database(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out, "CREATE DATABASE IF NOT EXISTS `%s`", db);
+}
+
+/* The DateTime type, its default and the TTL clause of dialect |d|. */
+static const char *dt(pc_ch_dialect d)
+{
+    return d == PC_CH_LEGACY ? "DateTime" : "DateTime64(6)";
+}
+
+static const char *dt_now(pc_ch_dialect d)
+{
+    return d == PC_CH_LEGACY ? "now()" : "now64(6)";
+}
+
+static const char *ttl(pc_ch_dialect d)
+{
+    return d == PC_CH_LEGACY ? "" : " TTL started_at + INTERVAL 90 DAY";
+}
+
+void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db)
+{
+    const char *t = dt(d);
+    pc_buf_printf(out,
+                  "CREATE TABLE IF NOT EXISTS `%s`.spans ("
+                  "span_id String, trace_id String, parent_span_id String, name String,"
+                  " span_type String, service_name String, started_at %s, ended_at %s,"
+                  " duration_ms Float64, status String, attributes String, events String,"
+                  " created_at %s DEFAULT %s,"
+                  " project_id String, kind Int32, status_message String, source String,"
+                  " trace_state String, start_ns Int64, end_ns Int64, created_ns Int64,"
+                  " llm_provider String, llm_model String, input_tokens Int64,"
+                  " output_tokens Int64, links String, resource String, scope String,"
+                  " first_write_rank UInt64)"
+                  " ENGINE = ReplacingMergeTree(first_write_rank)"
+                  " PARTITION BY toYYYYMM(started_at) ORDER BY (trace_id, started_at, span_id)%s",
+                  db, t, t, t, dt_now(d), ttl(d));
+}
+
+void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db)
+{
+    const char *t = dt(d);
+    pc_buf_printf(out,
+                  "CREATE TABLE IF NOT EXISTS `%s`.traces ("
+                  "trace_id String, service_name String, started_at %s, completed_at %s,"
+                  " duration_ms Float64, status String, root_span_id String, span_count UInt32,"
+                  " metadata String, created_at %s DEFAULT %s,"
+                  " project_id String, root_span_name String, has_root UInt8, source String,"
+                  " started_ns Int64, completed_ns Int64, created_ns Int64, input_tokens Int64,"
+                  " output_tokens Int64)"
+                  " ENGINE = MergeTree()"
+                  " PARTITION BY toYYYYMM(started_at) ORDER BY (service_name, started_at, trace_id)%s",
+                  db, t, t, t, dt_now(d), ttl(d));
+}
+
+#define SPAN_INSERT_COLS                                                                           \
+    "span_id, trace_id, parent_span_id, name, span_type, service_name, started_at, ended_at,"      \
+    " duration_ms, status, attributes, events, created_at, project_id, kind, status_message,"      \
+    " source, trace_state, start_ns, end_ns, created_ns, llm_provider, llm_model, input_tokens,"   \
+    " output_tokens, links, resource, scope, first_write_rank"
+
+#define TRACE_INSERT_COLS                                                                          \
+    "trace_id, service_name, started_at, completed_at, duration_ms, status, root_span_id,"         \
+    " span_count, metadata, created_at, project_id, root_span_name, has_root, source,"             \
+    " started_ns, completed_ns, created_ns, input_tokens, output_tokens"
+
+void pc_ch_insert_spans(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out, "INSERT INTO `%s`.spans (" SPAN_INSERT_COLS ") FORMAT JSONEachRow", db);
+}
+
+void pc_ch_insert_traces(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out, "INSERT INTO `%s`.traces (" TRACE_INSERT_COLS ") FORMAT JSONEachRow", db);
+}
+
+/* -------------------------------------------------------------- rows -- */
+
+static void key(pc_buf *b, const char *k, bool first)
+{
+    if (!first) pc_buf_putc(b, ',');
+    pc_buf_putc(b, '"');
+    pc_buf_puts(b, k);
+    pc_buf_puts(b, "\":");
+}
+
+static void kv_str(pc_buf *b, const char *k, pc_str s)
+{
+    key(b, k, false);
+    pc_json_write_str(b, s.p ? s.p : "", s.p ? s.n : 0);
+}
+
+static void kv_cstr(pc_buf *b, const char *k, const char *s)
+{
+    key(b, k, false);
+    pc_json_write_cstr(b, s);
+}
+
+static void kv_int(pc_buf *b, const char *k, int64_t v)
+{
+    key(b, k, false);
+    pc_buf_printf(b, "%lld", (long long)v);
+}
+
+/* A JSON column: the encoder's text as a JSON string. */
+static void kv_json(pc_buf *b, const char *k, const pc_buf *json)
+{
+    key(b, k, false);
+    pc_json_write_str(b, json->data ? json->data : "", json->len);
+}
+
+/*
+ * A DateTime value as a number of Unix seconds: "s.uuuuuu" (modern) or "s"
+ * (legacy), clamped to 1970..2106 (the range both types share).
+ */
+static void kv_time(pc_buf *b, const char *k, pc_ch_dialect d, int64_t ns)
+{
+    if (ns < 0) ns = 0;
+    int64_t s = ns / 1000000000LL, us = ns % 1000000000LL / 1000;
+    if (s > 4294967295LL) s = 4294967295LL, us = 0;
+    key(b, k, false);
+    if (d == PC_CH_LEGACY)
+        pc_buf_printf(b, "%lld", (long long)s);
+    else
+        pc_buf_printf(b, "%lld.%06lld", (long long)s, (long long)us);
+}
+
+static void kv_double(pc_buf *b, const char *k, double v)
+{
+    key(b, k, false);
+    pc_json_write_double(b, v);
+}
+
+void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t created_ns,
+                    pc_buf *scratch)
+{
+    pc_buf_puts(out, "{\"span_id\":");
+    pc_json_write_str(out, s->span_id.p ? s->span_id.p : "", s->span_id.n);
+    kv_str(out, "trace_id", s->trace_id);
+    kv_str(out, "parent_span_id", s->parent_id);
+    kv_str(out, "name", s->name);
+    kv_cstr(out, "span_type", pc_span_type_name(s->span_type));
+    kv_str(out, "service_name", s->service_name);
+    kv_time(out, "started_at", d, s->start_ns);
+    kv_time(out, "ended_at", d, s->end_ns);
+    kv_double(out, "duration_ms", s->end_ns > 0 ? (double)(s->end_ns - s->start_ns) / 1e6 : 0.0);
+    kv_cstr(out, "status", pc_status_name(s->status));
+    pc_buf_reset(scratch);
+    pc_attrs_write_json(scratch, &s->attrs);
+    kv_json(out, "attributes", scratch);
+    pc_buf_reset(scratch);
+    pc_events_write_json(scratch, s->events, s->n_events);
+    kv_json(out, "events", scratch);
+    kv_time(out, "created_at", d, created_ns);
+    kv_str(out, "project_id", s->project_id);
+    kv_int(out, "kind", s->kind);
+    kv_str(out, "status_message", s->status_message);
+    kv_cstr(out, "source", pc_source_name(s->source));
+    kv_str(out, "trace_state", s->trace_state);
+    kv_int(out, "start_ns", s->start_ns);
+    kv_int(out, "end_ns", s->end_ns);
+    kv_int(out, "created_ns", created_ns);
+    kv_str(out, "llm_provider", s->llm_provider);
+    kv_str(out, "llm_model", s->llm_model);
+    kv_int(out, "input_tokens", s->input_tokens);
+    kv_int(out, "output_tokens", s->output_tokens);
+    pc_buf_reset(scratch);
+    pc_links_write_json(scratch, s->links, s->n_links);
+    kv_json(out, "links", scratch);
+    pc_buf_reset(scratch);
+    pc_attrs_write_json(scratch, s->resource ? s->resource : &pc_empty_attrs);
+    kv_json(out, "resource", scratch);
+    pc_buf_reset(scratch);
+    pc_scope_write_json(scratch, s->scope ? s->scope : &pc_empty_scope);
+    kv_json(out, "scope", scratch);
+    key(out, "first_write_rank", false);
+    pc_buf_printf(out, "%llu",
+                  (unsigned long long)(INT64_MAX - (created_ns > 0 ? created_ns : 0)));
+    pc_buf_puts(out, "}\n");
+}
+
+/* True when (c1, a) orders before (c2, b): created, then start, then span id. */
+static bool before(int64_t c1, const pc_span *a, int64_t c2, const pc_span *b)
+{
+    if (c1 != c2) return c1 < c2;
+    if (a->start_ns != b->start_ns) return a->start_ns < b->start_ns;
+    size_t n = a->span_id.n < b->span_id.n ? a->span_id.n : b->span_id.n;
+    int c = n ? memcmp(a->span_id.p, b->span_id.p, n) : 0;
+    return c ? c < 0 : a->span_id.n < b->span_id.n;
+}
+
+void pc_ch_part_init(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
+{
+    memset(p, 0, sizeof(*p));
+    p->first = s;
+    p->first_created = created_ns;
+    p->created_ns = created_ns;
+    p->started_ns = s->start_ns;
+    p->completed_ns = INT64_MIN;
+    pc_ch_part_add(p, s, created_ns);
+    p->span_count = 1;
+}
+
+void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
+{
+    if (s != p->first) {
+        p->span_count++;
+        if (before(created_ns, s, p->first_created, p->first)) {
+            p->first = s;
+            p->first_created = created_ns;
+        }
+    }
+    int64_t end = s->end_ns > 0 ? s->end_ns : s->start_ns;
+    if (s->start_ns < p->started_ns) p->started_ns = s->start_ns;
+    if (end > p->completed_ns) p->completed_ns = end;
+    if (created_ns < p->created_ns) p->created_ns = created_ns;
+    if (s->parent_id.n == 0 && (!p->root || before(created_ns, s, p->root_created, p->root))) {
+        p->root = s;
+        p->root_created = created_ns;
+    }
+    if (s->status == PC_STATUS_ERROR) p->error = true;
+    if (s->input_tokens > 0) p->input_tokens += s->input_tokens;
+    if (s->output_tokens > 0) p->output_tokens += s->output_tokens;
+}
+
+void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
+{
+    const pc_span *f = p->first, *r = p->root;
+    pc_buf_puts(out, "{\"trace_id\":");
+    pc_json_write_str(out, f->trace_id.p ? f->trace_id.p : "", f->trace_id.n);
+    kv_str(out, "service_name", r ? r->service_name : f->service_name);
+    kv_time(out, "started_at", d, p->started_ns);
+    kv_time(out, "completed_at", d, p->completed_ns);
+    kv_double(out, "duration_ms", (double)(p->completed_ns - p->started_ns) / 1e6);
+    kv_cstr(out, "status", p->error ? "error" : "success");
+    kv_str(out, "root_span_id", r ? r->span_id : PC_STR_NULL);
+    kv_int(out, "span_count", p->span_count);
+    kv_cstr(out, "metadata", "{}");
+    kv_time(out, "created_at", d, p->created_ns);
+    kv_str(out, "project_id", f->project_id);
+    kv_str(out, "root_span_name", r ? r->name : PC_STR_NULL);
+    kv_int(out, "has_root", r ? 1 : 0);
+    kv_cstr(out, "source", pc_source_name(f->source));
+    kv_int(out, "started_ns", p->started_ns);
+    kv_int(out, "completed_ns", p->completed_ns);
+    kv_int(out, "created_ns", p->created_ns);
+    kv_int(out, "input_tokens", p->input_tokens);
+    kv_int(out, "output_tokens", p->output_tokens);
+    pc_buf_puts(out, "}\n");
+}
+
+/* ------------------------------------------------------------ queries -- */
+
+#define SPAN_COLS                                                                                  \
+    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"          \
+    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"                  \
+    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"            \
+    " resource, scope"
+
+/* "First" among a trace's distinct spans; see the contract above. */
+#define FIRST "(created_ns, start_ns, span_id)"
+#define ROOT "parent_span_id = ''"
+
+/* The summary of a trace's deduplicated spans, PC_CH_TRACE_COLS columns. */
+#define TRACE_AGG                                                                                  \
+    "trace_id, argMin(project_id, " FIRST "),"                                                     \
+    " if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT "),"                      \
+    " argMin(service_name, " FIRST ")),"                                                           \
+    " argMinIf(span_id, " FIRST ", " ROOT "), argMinIf(name, " FIRST ", " ROOT "),"                \
+    " if(countIf(status = 'error') > 0, 'error', 'success'), argMin(source, " FIRST "),"           \
+    " min(start_ns) AS t_started, max(if(end_ns > 0, end_ns, start_ns)), min(created_ns),"         \
+    " count(), sum(if(input_tokens > 0, input_tokens, 0)),"                                        \
+    " sum(if(output_tokens > 0, output_tokens, 0))"
+
+/* Appends the deduplicated spans (first write wins) matching |where|. */
+static void dedup_spans(pc_buf *out, const char *db, const char *cols, const char *where)
+{
+    pc_buf_printf(out,
+                  "(SELECT %s FROM `%s`.spans WHERE %s"
+                  " ORDER BY trace_id, span_id, created_ns LIMIT 1 BY trace_id, span_id)",
+                  cols, db, where);
+}
+
+static char *where_trace(const char *trace_id)
+{
+    pc_buf w = PC_BUF_INIT;
+    pc_buf_puts(&w, "trace_id = ");
+    pc_ch_quote_cstr(&w, trace_id);
+    return pc_buf_steal(&w, NULL);
+}
+
+void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *trace_id)
+{
+    char *w = where_trace(trace_id);
+    pc_buf_puts(out, "SELECT " SPAN_COLS " FROM ");
+    dedup_spans(out, db, SPAN_COLS, w);
+    pc_buf_puts(out, " ORDER BY start_ns, span_id FORMAT TabSeparated");
+    free(w);
+}
+
+/* Summaries of the traces whose spans match |where|, newest first. */
+static void summaries(pc_buf *out, const char *db, const char *where)
+{
+    pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
+    dedup_spans(out, db,
+                "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"
+                " source, start_ns, end_ns, created_ns, input_tokens, output_tokens",
+                where);
+    pc_buf_puts(out, " GROUP BY trace_id ORDER BY t_started DESC, trace_id DESC"
+                     " FORMAT TabSeparated");
+}
+
+void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *trace_id)
+{
+    char *w = where_trace(trace_id);
+    summaries(out, db, w);
+    free(w);
+}
+
+/* Merged partial trace rows: the service of the earliest row with the root. */
+#define MERGED_SERVICE                                                                             \
+    "if(max(has_root) = 1, argMinIf(service_name, created_ns, has_root = 1),"                      \
+    " argMin(service_name, created_ns))"
+
+/*
+ * Appends "trace_id IN (<page>)": the ids of the merged traces rows that are
+ * members (|member|: a condition on trace_id, or NULL), pass the HAVING
+ * conditions of |f| (project_id, service, status, time range), newest first,
+ * |limit| from |offset|.
+ */
+static void page(pc_buf *out, const char *db, const char *member, const pc_trace_filter *f,
+                 int limit, int offset)
+{
+    pc_buf_printf(out, "trace_id IN (SELECT trace_id FROM `%s`.traces", db);
+    if (member) pc_buf_printf(out, " WHERE %s", member);
+    pc_buf_puts(out, " GROUP BY trace_id");
+    const char *sep = " HAVING ";
+    if (f->project_id) {
+        pc_buf_printf(out, "%sargMin(project_id, created_ns) = ", sep);
+        pc_ch_quote_cstr(out, f->project_id);
+        sep = " AND ";
+    }
+    if (f->service_name) {
+        pc_buf_printf(out, "%s" MERGED_SERVICE " = ", sep);
+        pc_ch_quote_cstr(out, f->service_name);
+        sep = " AND ";
+    }
+    if (f->status) {
+        pc_buf_printf(out, "%sif(max(status = 'error') = 1, 'error', 'success') = ", sep);
+        pc_ch_quote_cstr(out, f->status);
+        sep = " AND ";
+    }
+    if (f->start_ns) {
+        pc_buf_printf(out, "%smin(started_ns) >= %lld", sep, (long long)f->start_ns);
+        sep = " AND ";
+    }
+    if (f->end_ns) pc_buf_printf(out, "%smin(started_ns) <= %lld", sep, (long long)f->end_ns);
+    pc_buf_printf(out, " ORDER BY min(started_ns) DESC, trace_id DESC LIMIT %d, %d)",
+                  offset > 0 ? offset : 0, limit > 0 ? limit : 0);
+}
+
+void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f)
+{
+    pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT;
+    if (f->span_type) {
+        pc_buf_printf(&member, "trace_id IN (SELECT trace_id FROM `%s`.spans WHERE span_type = ",
+                      db);
+        pc_ch_quote_cstr(&member, f->span_type);
+        pc_buf_putc(&member, ')');
+    }
+    page(&where, db, f->span_type ? member.data : NULL, f, f->limit, f->offset);
+    summaries(out, db, where.data);
+    pc_buf_free(&member);
+    pc_buf_free(&where);
+}
+
+void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
+                      int limit)
+{
+    pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT;
+    pc_buf_printf(&member, "trace_id IN (SELECT trace_id FROM `%s`.spans WHERE"
+                  " positionCaseInsensitive(name, ", db);
+    pc_ch_quote_cstr(&member, text);
+    pc_buf_puts(&member, ") > 0 OR positionCaseInsensitive(attributes, ");
+    pc_ch_quote_cstr(&member, text);
+    pc_buf_puts(&member, ") > 0)");
+    pc_trace_filter f = {.project_id = project_id};
+    page(&where, db, member.data, &f, limit, 0);
+    summaries(out, db, where.data);
+    pc_buf_free(&member);
+    pc_buf_free(&where);
+}
+
+/* ---------------------------------------------------------- responses -- */
+
+/* Unescapes one TabSeparated field in place: \t \n \\ \' \0 ... Returns its end. */
+static char *unescape(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r != '\\' || !r[1]) {
+            *w++ = *r;
+            continue;
+        }
+        r++;
+        switch (*r) {
+        case 'b': *w++ = '\b'; break;
+        case 'f': *w++ = '\f'; break;
+        case 'n': *w++ = '\n'; break;
+        case 'r': *w++ = '\r'; break;
+        case 't': *w++ = '\t'; break;
+        case 'a': *w++ = '\a'; break;
+        case 'v': *w++ = '\v'; break;
+        case '0': *w++ = '\0'; break;
+        default: *w++ = *r; break;
+        }
+    }
+    *w = '\0';
+    return w;
+}
+
+int pc_ch_tsv_row(char **cur, char *end, char **cols, int max)
+{
+    char *p = *cur;
+    if (p >= end) return 0;
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    char *line_end = nl ? nl : end;
+    *cur = nl ? nl + 1 : end;
+    *line_end = '\0';
+    int n = 0;
+    while (n < max) {
+        char *tab = strchr(p, '\t');
+        if (tab) *tab = '\0';
+        cols[n++] = p;
+        if (!tab) break;
+        p = tab + 1;
+    }
+    for (int i = 0; i < n; i++)
+        unescape(cols[i]);
+    return n;
+}
+
+static int64_t num(const char *s)
+{
+    return strtoll(s, NULL, 10);
+}
+
+void pc_ch_read_trace(char **c, pc_trace_row *r)
+{
+    r->trace_id = c[0];
+    r->project_id = c[1];
+    r->service_name = c[2];
+    r->root_span_id = c[3];
+    r->root_span_name = c[4];
+    r->status = c[5];
+    r->source = c[6];
+    r->started_ns = num(c[7]);
+    r->completed_ns = num(c[8]);
+    r->created_ns = num(c[9]);
+    r->span_count = num(c[10]);
+    r->input_tokens = num(c[11]);
+    r->output_tokens = num(c[12]);
+}
+
+void pc_ch_read_span(char **c, pc_span_row *r)
+{
+    r->trace_id = c[0];
+    r->span_id = c[1];
+    r->parent_span_id = c[2];
+    r->project_id = c[3];
+    r->name = c[4];
+    r->kind = (int)num(c[5]);
+    r->span_type = c[6];
+    r->service_name = c[7];
+    r->status = c[8];
+    r->status_message = c[9];
+    r->source = c[10];
+    r->trace_state = c[11];
+    r->start_ns = num(c[12]);
+    r->end_ns = num(c[13]);
+    r->created_ns = num(c[14]);
+    r->llm_provider = c[15];
+    r->llm_model = c[16];
+    r->input_tokens = num(c[17]);
+    r->output_tokens = num(c[18]);
+    r->attributes = c[19];
+    r->events = c[20];
+    r->links = c[21];
+    r->resource = c[22];
+    r->scope = c[23];
+}

@@ -1,0 +1,101 @@
+/*
+ * clickhouse_sql.h - the text the `clickhouse` exporter sends and reads: DDL
+ * of both dialects, JSONEachRow rows for INSERT bodies, the SQL of the store
+ * queries, string-literal escaping, and the TabSeparated reader.
+ *
+ * Data flow: clickhouse.c builds every request body with these functions and
+ * parses every SELECT answer with pc_ch_tsv_row; nothing here does I/O, so the
+ * unit tests cover all of it without a server. The table contract (columns,
+ * engines, how a trace summary is merged) is documented in clickhouse_sql.c.
+ *
+ * Safety: caller text reaches SQL only through pc_ch_quote (one escaping
+ * function); integers are formatted here; the database name is checked by
+ * pc_ch_valid_database before any builder sees it.
+ */
+#ifndef PC_CLICKHOUSE_SQL_H
+#define PC_CLICKHOUSE_SQL_H
+
+#include "buf.h"
+#include "span.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* modern: DateTime64(6), now64(6), TTL (ClickHouse >= 20, Cloud); legacy: 18.16. */
+typedef enum pc_ch_dialect { PC_CH_MODERN = 0, PC_CH_LEGACY = 1 } pc_ch_dialect;
+
+/* The dialect of a server answering |version| to SELECT version() ("18.16.1"). */
+pc_ch_dialect pc_ch_dialect_of(const char *version);
+
+/* True when |db| is a usable database name: 1..64 of [A-Za-z0-9_]. */
+bool pc_ch_valid_database(const char *db);
+
+/*
+ * Appends |n| bytes of |p| as a single-quoted ClickHouse string literal:
+ * backslash and quote are backslash-escaped, every byte outside printable
+ * ASCII (control bytes, DEL, UTF-8 bytes) is written as \xHH, so the literal
+ * is pure printable ASCII and means exactly the input bytes.
+ */
+void pc_ch_quote(pc_buf *out, const char *p, size_t n);
+void pc_ch_quote_cstr(pc_buf *out, const char *s);
+
+/* DDL: CREATE DATABASE / TABLE ... IF NOT EXISTS for |db| in |d|. */
+void pc_ch_ddl_database(pc_buf *out, const char *db);
+void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db);
+void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db);
+
+/* "INSERT INTO `db`.spans (<every column>) FORMAT JSONEachRow" (traces alike). */
+void pc_ch_insert_spans(pc_buf *out, const char *db);
+void pc_ch_insert_traces(pc_buf *out, const char *db);
+
+/*
+ * Appends the JSONEachRow line (ending in '\n') of span |s|, first accepted at
+ * |created_ns|. |scratch| is a caller buffer for the JSON columns (reset here).
+ */
+void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t created_ns,
+                    pc_buf *scratch);
+
+/* One trace's partial summary over the spans of one INSERT. */
+typedef struct pc_ch_trace_part {
+    const pc_span *first; /* least (created, start, span_id) */
+    const pc_span *root;  /* least parentless span by the same order, or NULL */
+    int64_t first_created;
+    int64_t root_created;
+    int64_t created_ns; /* min ingest time */
+    int64_t started_ns, completed_ns, span_count, input_tokens, output_tokens;
+    bool error;
+} pc_ch_trace_part;
+
+/* Starts |p| with span |s| ingested at |created_ns|; pc_ch_part_add folds more in. */
+void pc_ch_part_init(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns);
+void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns);
+
+/* Appends the JSONEachRow line of the partial trace row |p|. */
+void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p);
+
+/*
+ * Store queries. Each appends one SELECT ending in FORMAT TabSeparated whose
+ * columns are what pc_ch_read_trace / pc_ch_read_span expect.
+ */
+void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *trace_id);
+void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *trace_id);
+void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f);
+void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
+                      int limit);
+
+#define PC_CH_TRACE_COLS 13
+#define PC_CH_SPAN_COLS 24
+
+/*
+ * Splits the next TabSeparated line at |*cur| (up to |end|) into at most |max|
+ * columns, unescaping them in place (NUL-terminated). Advances |*cur| past the
+ * line. Returns the number of columns, 0 at the end of the text.
+ */
+int pc_ch_tsv_row(char **cur, char *end, char **cols, int max);
+
+/* Fill rows from parsed columns (strings point into the columns). */
+void pc_ch_read_trace(char **cols, pc_trace_row *r);
+void pc_ch_read_span(char **cols, pc_span_row *r);
+
+#endif

@@ -1,0 +1,131 @@
+"""A small ClickHouse HTTP interface in front of chDB (ClickHouse 26.x in-process), so the
+exporter's modern dialect runs on a real modern engine in the tests.
+
+It speaks what the `clickhouse` exporter and the tests use: the statement in `?query=`
+and/or the POST body (for INSERT ... FORMAT X, the query names the format and the body
+carries the rows, as with a real server), gzip/deflate request bodies (Content-Encoding),
+`GET /ping` and `GET /`, URL settings and the `database` parameter (a statement runs after
+`USE <database>` when given; the exporter names its database in every statement), user
+and password from X-ClickHouse-User/-Key or ?user=&password= (accepted, not checked: one
+user). Every statement runs in ONE chDB session, serialized by a lock (a session is not
+thread-safe). Results come back as the statement's FORMAT, TabSeparated by default.
+Errors: the engine's message with HTTP 400 for syntax/parse errors, 404 for unknown
+tables/databases, 500 otherwise, like ClickHouse's own status mapping.
+
+`chdb` (session fixture) starts one server on a free loopback port; `.query(sql)` and
+`.database()` work as on services.ClickHouse.
+"""
+import gzip
+import re
+import threading
+import urllib.parse
+import uuid
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+import conftest
+
+_BAD_REQUEST = {6, 26, 27, 36, 38, 41, 43, 44, 46, 47, 62, 69, 72, 117, 131}
+_NOT_FOUND = {60, 81}
+
+
+class ChdbServer:
+    def __init__(self, path):
+        from chdb import session
+        self.session = session.Session(str(path))
+        self.lock = threading.Lock()
+        self.port = conftest.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                if url.path in ("/ping", "/"):
+                    params = urllib.parse.parse_qs(url.query)
+                    if "query" not in params:
+                        return self._send(200, b"Ok.\n")
+                self._handle(b"")
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                enc = (self.headers.get("Content-Encoding") or "").lower()
+                try:
+                    if enc == "gzip":
+                        body = gzip.decompress(body)
+                    elif enc == "deflate":
+                        body = zlib.decompress(body)
+                except Exception as e:  # a broken body is the client's fault
+                    return self._send(400, f"Code: 353. Cannot decompress: {e}\n".encode())
+                self._handle(body)
+
+            def _handle(self, body):
+                params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                query = params.get("query", [""])[0]
+                sql = (query + "\n" + body.decode("utf-8", "replace")) if query else \
+                    body.decode("utf-8", "replace")
+                status, out = server.execute(sql, params.get("database", [None])[0])
+                self._send(status, out)
+
+            def _send(self, status, data):
+                self.send_response(status)
+                self.send_header("Content-Type", "text/tab-separated-values; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                if status != 200:
+                    m = re.match(rb"Code: (\d+)", data)
+                    if m:
+                        self.send_header("X-ClickHouse-Exception-Code", m.group(1).decode())
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def execute(self, sql, database=None):
+        """Runs one statement: (HTTP status, response bytes)."""
+        with self.lock:
+            try:
+                if database:
+                    self.session.query(f"USE `{database}`")
+                res = self.session.query(sql, "TabSeparated")
+                return 200, res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
+            except Exception as e:
+                msg = str(e)
+                m = re.search(r"Code: (\d+)", msg)
+                code = int(m.group(1)) if m else 0
+                status = 400 if code in _BAD_REQUEST else 404 if code in _NOT_FOUND else 500
+                return status, (msg if msg.startswith("Code:") else f"Code: {code}. {msg}").encode() + b"\n"
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.session.close()
+
+    # the services.ClickHouse interface the tests use
+    def query(self, sql):
+        status, out = self.execute(sql)
+        assert status == 200, f"chdb: {status} {out!r}\n{sql}"
+        return out.decode()
+
+    def database(self):
+        return "prela_t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def chdb(tmp_path_factory):
+    s = ChdbServer(tmp_path_factory.mktemp("chdb") / "db").start()
+    yield s
+    s.stop()

@@ -1,0 +1,350 @@
+/*
+ * test_clickhouse.c - the pure side of the `clickhouse` exporter
+ * (clickhouse_sql.c), no server: string-literal escaping with hostile input,
+ * both dialects' DDL against the seed README's columns and types, the
+ * JSONEachRow row of a span (every field, weird strings, NaN attributes,
+ * parsed back with the project's JSON reader), partial trace rows, the store
+ * query builders quoting every user value, the TabSeparated reader, and the
+ * exporter's option validation (messages name the key). The engines
+ * themselves are exercised by tests/integration/test_clickhouse.py.
+ */
+#include "check.h"
+
+#include "config.h"
+#include "exporters/clickhouse.h"
+#include "exporters/clickhouse_sql.h"
+#include "json.h"
+#include "span.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T0 1737972000123456789LL /* 2025-01-27T10:00:00.123456789Z */
+
+static char *quoted(const char *s, size_t n)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_ch_quote(&b, s, n);
+    return pc_buf_steal(&b, NULL);
+}
+
+static void test_quote(void)
+{
+    char *q = quoted("plain", 5);
+    CHECK_EQ_STR(q, "'plain'");
+    free(q);
+    q = quoted("O'Reilly \\ '; DROP TABLE spans; --", 34);
+    CHECK_EQ_STR(q, "'O\\'Reilly \\\\ \\'; DROP TABLE spans; --'");
+    free(q);
+    q = quoted("\\'", 2); /* an escaped quote in the input stays two literal bytes */
+    CHECK_EQ_STR(q, "'\\\\\\''");
+    free(q);
+    q = quoted("a\0b\n\t\x1b\x7f", 7);
+    CHECK_EQ_STR(q, "'a\\x00b\\x0A\\x09\\x1B\\x7F'");
+    free(q);
+    q = quoted("\xc3\xbc", 2); /* UTF-8 bytes: \xHH, still the same bytes to ClickHouse */
+    CHECK_EQ_STR(q, "'\\xC3\\xBC'");
+    free(q);
+    /* Every byte value: the literal is printable ASCII and its only unescaped
+     * quote characters are the two delimiters. */
+    char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (char)i;
+    q = quoted(all, 256);
+    size_t n = strlen(q);
+    CHECK(q[0] == '\'' && q[n - 1] == '\'');
+    for (size_t i = 1; i + 1 < n; i++) {
+        CHECK(q[i] >= 0x20 && q[i] < 0x7f);
+        if (q[i] == '\\') {
+            i++; /* the escaped byte */
+            continue;
+        }
+        CHECK(q[i] != '\'');
+    }
+    free(q);
+}
+
+static void test_database_names(void)
+{
+    CHECK(pc_ch_valid_database("prela"));
+    CHECK(pc_ch_valid_database("prela_t0123abc"));
+    CHECK(!pc_ch_valid_database(""));
+    CHECK(!pc_ch_valid_database("a`b"));
+    CHECK(!pc_ch_valid_database("a.b"));
+    CHECK(!pc_ch_valid_database("x; DROP"));
+    CHECK(pc_ch_dialect_of("18.16.1") == PC_CH_LEGACY);
+    CHECK(pc_ch_dialect_of("19.17.4.11") == PC_CH_LEGACY);
+    CHECK(pc_ch_dialect_of("20.3.1") == PC_CH_MODERN);
+    CHECK(pc_ch_dialect_of("26.9.2.1") == PC_CH_MODERN);
+}
+
+static bool has(const pc_buf *b, const char *s)
+{
+    bool ok = b->data && strstr(b->data, s) != NULL;
+    if (!ok) fprintf(stderr, "missing \"%s\" in: %s\n", s, b->data ? b->data : "(null)");
+    return ok;
+}
+
+static void test_ddl(void)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_ch_ddl_spans(&b, PC_CH_MODERN, "prela");
+    CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `prela`.spans ("));
+    CHECK(has(&b, "span_id String, trace_id String, parent_span_id String, name String,"
+                  " span_type String, service_name String, started_at DateTime64(6),"
+                  " ended_at DateTime64(6), duration_ms Float64, status String,"
+                  " attributes String, events String, created_at DateTime64(6) DEFAULT now64(6)"));
+    CHECK(has(&b, "ENGINE = ReplacingMergeTree(first_write_rank)"));
+    CHECK(has(&b, "PARTITION BY toYYYYMM(started_at) ORDER BY (trace_id, started_at, span_id)"));
+    CHECK(has(&b, "TTL started_at + INTERVAL 90 DAY"));
+    const char *extra[] = {"project_id String", "kind Int32", "status_message String",
+                           "source String", "trace_state String", "start_ns Int64",
+                           "end_ns Int64", "created_ns Int64", "llm_provider String",
+                           "llm_model String", "input_tokens Int64", "output_tokens Int64",
+                           "links String", "resource String", "scope String"};
+    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+        CHECK(has(&b, extra[i]));
+    pc_buf_reset(&b);
+    pc_ch_ddl_spans(&b, PC_CH_LEGACY, "prela");
+    CHECK(has(&b, "started_at DateTime, ended_at DateTime,"));
+    CHECK(has(&b, "created_at DateTime DEFAULT now(),"));
+    CHECK(!strstr(b.data, "DateTime64") && !strstr(b.data, "TTL"));
+    pc_buf_reset(&b);
+    pc_ch_ddl_traces(&b, PC_CH_MODERN, "prela");
+    CHECK(has(&b, "trace_id String, service_name String, started_at DateTime64(6),"
+                  " completed_at DateTime64(6), duration_ms Float64, status String,"
+                  " root_span_id String, span_count UInt32, metadata String,"
+                  " created_at DateTime64(6) DEFAULT now64(6)"));
+    CHECK(has(&b, "ENGINE = MergeTree() PARTITION BY toYYYYMM(started_at)"
+                  " ORDER BY (service_name, started_at, trace_id) TTL started_at + INTERVAL 90 DAY"));
+    CHECK(has(&b, "root_span_name String, has_root UInt8"));
+    pc_buf_reset(&b);
+    pc_ch_ddl_traces(&b, PC_CH_LEGACY, "prela");
+    CHECK(has(&b, "started_at DateTime, completed_at DateTime,"));
+    CHECK(!strstr(b.data, "TTL"));
+    pc_buf_free(&b);
+}
+
+static pc_str S(const char *s)
+{
+    return (pc_str){s, strlen(s)};
+}
+
+static void test_span_row(void)
+{
+    pc_arena *a = pc_arena_create(4096);
+    pc_batch *batch = pc_batch_create(a);
+    pc_span *s = pc_batch_add(batch);
+    s->trace_id = S("t'1\\");
+    s->span_id = S("s\"1");
+    s->parent_id = S("p\n1");
+    s->trace_state = S("k=v");
+    s->name = (pc_str){"n\0ul\x01\xff", 6}; /* NUL, control byte, invalid UTF-8 */
+    s->kind = 3;
+    s->start_ns = T0;
+    s->end_ns = T0 + 1500000;
+    s->status = PC_STATUS_ERROR;
+    s->status_message = S("boom 'x'");
+    s->project_id = S("proj");
+    s->source = PC_SOURCE_OTLP;
+    s->span_type = PC_TYPE_LLM;
+    s->service_name = S("svc");
+    s->llm_provider = S("openai");
+    s->llm_model = S("gpt-4o");
+    s->input_tokens = 12;
+    s->output_tokens = -1;
+    pc_kv *kv = pc_arena_calloc(a, 2 * sizeof(pc_kv));
+    kv[0] = (pc_kv){S("nan"), {.type = PC_V_DOUBLE, .d = NAN}};
+    kv[1] = (pc_kv){S("q'\\"), {.type = PC_V_STR, .s = S("v\t")}};
+    s->attrs = (pc_attrs){kv, 2};
+
+    pc_buf row = PC_BUF_INIT, scratch = PC_BUF_INIT;
+    pc_ch_span_row(&row, PC_CH_MODERN, s, T0 + 7000, &scratch);
+    CHECK(row.len > 0 && row.data[row.len - 1] == '\n');
+    pc_value v;
+    pc_json_error err;
+    pc_arena *pa = pc_arena_create(4096);
+    CHECK(pc_json_parse(pa, row.data, row.len - 1, &v, &err) == 0);
+    CHECK_EQ_PSTR(pc_json_get(&v, "trace_id")->s, "t'1\\");
+    CHECK_EQ_PSTR(pc_json_get(&v, "span_id")->s, "s\"1");
+    CHECK_EQ_PSTR(pc_json_get(&v, "parent_span_id")->s, "p\n1");
+    CHECK_EQ_INT(pc_json_get(&v, "name")->s.n, 8); /* \xff became U+FFFD (3 bytes) */
+    CHECK(memcmp(pc_json_get(&v, "name")->s.p, "n\0ul\x01", 5) == 0);
+    CHECK_EQ_INT(pc_json_get(&v, "kind")->i, 3);
+    CHECK_EQ_PSTR(pc_json_get(&v, "span_type")->s, "llm");
+    CHECK_EQ_PSTR(pc_json_get(&v, "status")->s, "error");
+    CHECK_EQ_PSTR(pc_json_get(&v, "status_message")->s, "boom 'x'");
+    CHECK_EQ_PSTR(pc_json_get(&v, "source")->s, "otlp");
+    CHECK_EQ_PSTR(pc_json_get(&v, "project_id")->s, "proj");
+    CHECK_EQ_PSTR(pc_json_get(&v, "trace_state")->s, "k=v");
+    CHECK_EQ_PSTR(pc_json_get(&v, "llm_provider")->s, "openai");
+    CHECK_EQ_PSTR(pc_json_get(&v, "llm_model")->s, "gpt-4o");
+    CHECK_EQ_INT(pc_json_get(&v, "input_tokens")->i, 12);
+    CHECK_EQ_INT(pc_json_get(&v, "output_tokens")->i, -1);
+    CHECK_EQ_INT(pc_json_get(&v, "start_ns")->i, T0);
+    CHECK_EQ_INT(pc_json_get(&v, "end_ns")->i, T0 + 1500000);
+    CHECK_EQ_INT(pc_json_get(&v, "created_ns")->i, T0 + 7000);
+    CHECK(pc_json_get(&v, "first_write_rank") != NULL);
+    CHECK(fabs(pc_json_get(&v, "duration_ms")->d - 1.5) < 1e-9);
+    /* DateTime64(6) as Unix seconds with microseconds: no time zone involved. */
+    CHECK(has(&row, "\"started_at\":1737972000.123456,"));
+    CHECK(has(&row, "\"ended_at\":1737972000.124956,"));
+    CHECK(has(&row, "\"created_at\":1737972000.123463,"));
+    /* JSON columns are strings holding span.h's encodings. */
+    const pc_value *attrs = pc_json_get(&v, "attributes");
+    CHECK(attrs && attrs->type == PC_V_STR);
+    pc_value av;
+    CHECK(pc_json_parse(pa, attrs->s.p, attrs->s.n, &av, &err) == 0);
+    CHECK_EQ_PSTR(pc_json_get(&av, "nan")->s, "NaN");
+    CHECK_EQ_PSTR(pc_json_get(&av, "q'\\")->s, "v\t");
+    CHECK_EQ_PSTR(pc_json_get(&v, "events")->s, "[]");
+    CHECK_EQ_PSTR(pc_json_get(&v, "links")->s, "[]");
+    CHECK_EQ_PSTR(pc_json_get(&v, "resource")->s, "{}");
+    CHECK(pc_json_get(&v, "scope")->s.n > 2);
+
+    pc_buf_reset(&row);
+    pc_ch_span_row(&row, PC_CH_LEGACY, s, T0 + 7000, &scratch);
+    CHECK(has(&row, "\"started_at\":1737972000,"));
+    CHECK(has(&row, "\"created_at\":1737972000,"));
+
+    pc_buf_free(&row);
+    pc_buf_free(&scratch);
+    pc_arena_destroy(pa);
+    pc_batch_unref(batch);
+}
+
+static void test_trace_part(void)
+{
+    pc_batch *b = pc_batch_create(NULL);
+    const char *ids[] = {"c1", "r", "c2"};
+    const char *parents[] = {"r", "", "r"};
+    int64_t starts[] = {T0 + 2, T0 + 5, T0 + 1};
+    for (int i = 0; i < 3; i++) {
+        pc_span *s = pc_batch_add(b);
+        s->trace_id = S("tr");
+        s->span_id = S(ids[i]);
+        s->parent_id = S(parents[i]);
+        s->name = S(ids[i]);
+        s->service_name = S(i == 1 ? "root-svc" : "child-svc");
+        s->project_id = S("p");
+        s->start_ns = starts[i];
+        s->end_ns = i == 2 ? 0 : starts[i] + 100;
+        s->status = i == 0 ? PC_STATUS_ERROR : PC_STATUS_SUCCESS;
+        s->input_tokens = i == 0 ? 5 : -1;
+        s->output_tokens = -1;
+    }
+    pc_ch_trace_part p;
+    pc_ch_part_init(&p, &b->spans[0], 50);
+    pc_ch_part_add(&p, &b->spans[1], 50);
+    pc_ch_part_add(&p, &b->spans[2], 40);
+    CHECK_EQ_INT(p.span_count, 3);
+    CHECK_EQ_INT(p.started_ns, T0 + 1);
+    CHECK_EQ_INT(p.completed_ns, T0 + 105);
+    CHECK_EQ_INT(p.created_ns, 40);
+    CHECK(p.error);
+    CHECK(p.root == &b->spans[1]);
+    CHECK(p.first == &b->spans[2]); /* earliest ingest */
+    CHECK_EQ_INT(p.input_tokens, 5);
+    pc_buf row = PC_BUF_INIT;
+    pc_ch_trace_row(&row, PC_CH_LEGACY, &p);
+    CHECK(has(&row, "\"service_name\":\"root-svc\""));
+    CHECK(has(&row, "\"root_span_id\":\"r\""));
+    CHECK(has(&row, "\"span_count\":3"));
+    CHECK(has(&row, "\"status\":\"error\""));
+    CHECK(has(&row, "\"has_root\":1"));
+    CHECK(has(&row, "\"metadata\":\"{}\""));
+    pc_buf_free(&row);
+    pc_batch_unref(b);
+}
+
+static void test_query_builders(void)
+{
+    const char *evil = "x' OR 1=1 --\\";
+    const char *esc = "'x\\' OR 1=1 --\\\\'";
+    pc_buf b = PC_BUF_INIT;
+    pc_ch_sql_get_spans(&b, "db", evil);
+    CHECK(has(&b, "FROM `db`.spans WHERE trace_id = 'x\\' OR 1=1 --\\\\'"));
+    CHECK(has(&b, "LIMIT 1 BY trace_id, span_id"));
+    CHECK(has(&b, "ORDER BY start_ns, span_id FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    pc_ch_sql_get_trace(&b, "db", evil);
+    CHECK(has(&b, esc));
+    CHECK(!strstr(b.data, "`db`.traces")); /* a trace by id reads spans by primary key only */
+    pc_buf_reset(&b);
+    pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
+                         .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
+    pc_ch_sql_list_traces(&b, "db", &f);
+    CHECK(has(&b, "argMin(project_id, created_ns) = 'x\\' OR 1=1 --\\\\'"));
+    CHECK(has(&b, " = 's\\''"));
+    CHECK(has(&b, " = 'error\\''"));
+    CHECK(has(&b, "span_type = 'llm\\''"));
+    CHECK(has(&b, "min(started_ns) >= 5 AND min(started_ns) <= 9"));
+    CHECK(has(&b, "LIMIT 3, 7)"));
+    pc_buf_reset(&b);
+    pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01", 11);
+    CHECK(has(&b, "positionCaseInsensitive(name, '%_\\\\\\'\\x01') > 0"));
+    CHECK(has(&b, "= 'p\\''"));
+    CHECK(has(&b, "LIMIT 0, 11)"));
+    pc_buf_free(&b);
+}
+
+static void test_tsv(void)
+{
+    char text[] = "a\\tb\tc\\\\d\\'\t\\n\n1\t2\n";
+    char *cur = text, *end = text + strlen(text), *cols[4];
+    CHECK_EQ_INT(pc_ch_tsv_row(&cur, end, cols, 4), 3);
+    CHECK_EQ_STR(cols[0], "a\tb");
+    CHECK_EQ_STR(cols[1], "c\\d'");
+    CHECK_EQ_STR(cols[2], "\n");
+    CHECK_EQ_INT(pc_ch_tsv_row(&cur, end, cols, 4), 2);
+    CHECK_EQ_STR(cols[1], "2");
+    CHECK_EQ_INT(pc_ch_tsv_row(&cur, end, cols, 4), 0);
+}
+
+/* Applies |n| key/value settings to the exporter's options; returns validate's result. */
+static int configure(const char *const *kv, size_t n, char *err, size_t errlen)
+{
+    const pc_component_ops *ops = &pc_clickhouse_exporter_ops;
+    pc_config_entry e[8];
+    for (size_t i = 0; i < n; i++)
+        e[i] = (pc_config_entry){.key = kv[2 * i], .value = kv[2 * i + 1]};
+    void *cfg = calloc(1, ops->config_size);
+    int rc = pc_config_apply_options(ops->options, cfg, e, n, "exporters.clickhouse", err, errlen);
+    if (rc == 0) rc = ops->validate(cfg, err, errlen);
+    pc_config_free_options(ops->options, cfg);
+    free(cfg);
+    return rc;
+}
+
+static void test_validate(void)
+{
+    char err[256];
+    CHECK(configure(NULL, 0, err, sizeof(err)) == 0);
+    const char *good[] = {"port", "8443", "secure", "auto", "dialect", "legacy",
+                          "compression", "none"};
+    CHECK(configure(good, 4, err, sizeof(err)) == 0);
+    const char *db[] = {"database", "x`; DROP"};
+    CHECK(configure(db, 1, err, sizeof(err)) < 0 && strstr(err, "database"));
+    const char *dia[] = {"dialect", "ancient"};
+    CHECK(configure(dia, 1, err, sizeof(err)) < 0 && strstr(err, "dialect"));
+    const char *comp[] = {"compression", "zstd"};
+    CHECK(configure(comp, 1, err, sizeof(err)) < 0 && strstr(err, "compression"));
+    const char *sec[] = {"secure", "maybe"};
+    CHECK(configure(sec, 1, err, sizeof(err)) < 0 && strstr(err, "secure"));
+    const char *wait[] = {"batch.max_wait", "20s", "timeout", "10s"};
+    CHECK(configure(wait, 2, err, sizeof(err)) < 0 && strstr(err, "batch.max_wait"));
+}
+
+int main(void)
+{
+    RUN(test_quote);
+    RUN(test_database_names);
+    RUN(test_ddl);
+    RUN(test_span_row);
+    RUN(test_trace_part);
+    RUN(test_query_builders);
+    RUN(test_tsv);
+    RUN(test_validate);
+    return CHECK_DONE();
+}
