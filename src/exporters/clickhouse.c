@@ -10,15 +10,16 @@
  *
  * Group commit: consume() encodes its batch outside the lock, then appends
  * the rows to the pending insert (one `gen`) and waits on it. The single
- * flusher thread takes the pending insert once it holds batch.max_rows rows
- * or its first rows waited batch.max_wait, and sends it while the next one
- * fills up; so under load the next insert gathers everything that arrived
- * during the previous one, and at low load a request waits at most max_wait.
+ * flusher thread sends the pending insert once it holds batch.max_rows rows
+ * or batch.max_wait has passed since the previous insert began, and the next
+ * one fills up meanwhile. So an idle exporter inserts at once (no added
+ * latency), and under load inserts start at most every max_wait, each
+ * gathering everything that arrived since the one before.
  * Why 20000 rows / 50 ms: ClickHouse wants few, large inserts (each creates
- * parts that must be merged), while an SDK's request is held until its
- * insert is acknowledged, so the added latency must stay small; 20000 rows
- * (a few MB compressed) keeps a part per insert cheap and 50 ms is invisible
- * next to an HTTP round trip of an exporting SDK.
+ * parts that must be merged; at most 20 inserts a second keeps merges far
+ * ahead), while an SDK's request is held until its insert is acknowledged,
+ * so the added latency must stay small; 20000 rows (a few MB compressed)
+ * keeps a part per insert cheap.
  *
  * Failures: connection errors, timeouts and HTTP 5xx are retried with
  * exponential backoff (100 ms doubling to 2 s) until the insert's deadline
@@ -162,6 +163,7 @@ typedef struct ch {
     pthread_cond_t work_cv, done_cv;
     bool sync_ready;
     gen *pending;
+    int64_t last_send_mono; /* when the flusher began the previous insert */
     bool accepting, stopping, thread_running;
     pthread_t thread;
     CURL *pool[POOL_MAX]; /* idle read handles */
@@ -394,11 +396,11 @@ static int insert(ch *C, CURL *h, const char *query, const pc_buf *rows, int64_t
     }
 }
 
-/* True when |g| should be sent now. Call with C->mu held. */
-static bool due(const ch *C, const gen *g)
+/* When the pending insert |g| is due; see "Group commit". Call with C->mu held. */
+static int64_t due_at(const ch *C, const gen *g)
 {
-    return C->stopping || g->rows >= C->max_rows ||
-           pc_time_mono_ns() >= g->first_mono + C->max_wait_ns;
+    if (C->stopping || g->rows >= C->max_rows) return 0;
+    return C->last_send_mono + C->max_wait_ns;
 }
 
 static void *flusher_main(void *arg)
@@ -410,11 +412,12 @@ static void *flusher_main(void *arg)
     pc_ch_insert_traces(&q_traces, C->cfg->database);
     pthread_mutex_lock(&C->mu);
     for (;;) {
-        while (!(C->pending && due(C, C->pending)) && !(C->stopping && !C->pending)) {
+        while (!(C->pending && pc_time_mono_ns() >= due_at(C, C->pending)) &&
+               !(C->stopping && !C->pending)) {
             if (!C->pending) {
                 pthread_cond_wait(&C->work_cv, &C->mu);
             } else {
-                int64_t wake = C->pending->first_mono + C->max_wait_ns;
+                int64_t wake = due_at(C, C->pending);
                 struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
                 pthread_cond_timedwait(&C->work_cv, &C->mu, &ts);
             }
@@ -422,6 +425,7 @@ static void *flusher_main(void *arg)
         gen *g = C->pending;
         if (!g) break; /* stopping, nothing left */
         C->pending = NULL;
+        C->last_send_mono = pc_time_mono_ns();
         pthread_mutex_unlock(&C->mu);
         /* Spans first: a trace row never points at spans that are not there. */
         int st = insert(C, h, q_spans.data, &g->spans, g->deadline);

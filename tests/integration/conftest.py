@@ -166,12 +166,45 @@ def _indent(text, n):
     return "\n".join(" " * n + line for line in text.strip("\n").splitlines())
 
 
+CLICKHOUSE_STORE = """
+clickhouse:
+  host: 127.0.0.1
+  port: {port}
+  database: {database}
+"""
+CLICKHOUSE_PIPELINE = """
+traces/clickhouse:
+  receivers: [prela, otlp]
+  processors: [normalize]
+  exporters: [clickhouse]
+"""
+
+
+@pytest.fixture(params=["local", "clickhouse"])
+def store(request):
+    """The trace store a test's collectors serve the query API from, once per store: a
+    module opts in with `pytestmark = pytest.mark.usefixtures("store")` and imports the
+    `clickhouse` fixture (services.py). "local" is the embedded store alone; with
+    "clickhouse" the receivers' spans also go to a fresh database of the ClickHouse
+    server, and the query API reads them from there."""
+    if request.param == "local":
+        return None
+    server = request.getfixturevalue("clickhouse")
+    return CLICKHOUSE_STORE.format(port=server.port, database=server.database())
+
+
 @pytest.fixture
-def make_collector(tmp_path):
-    """Factory: make_collector(**options) starts a collector; all are stopped at teardown."""
+def make_collector(request, tmp_path):
+    """Factory: make_collector(**options) starts a collector; all are stopped at teardown.
+    In a test run per store (`store` above) the collectors use that store."""
     started = []
+    store = request.getfixturevalue("store") if "store" in request.fixturenames else None
 
     def make(**kw):
+        if store:
+            kw["exporters_extra"] = store + kw.get("exporters_extra", "")
+            kw["pipelines_extra"] = CLICKHOUSE_PIPELINE + kw.get("pipelines_extra", "")
+            kw.setdefault("query_store", "clickhouse")
         c = Collector(tmp_path, **kw).start()
         started.append(c)
         return c

@@ -16,6 +16,9 @@ import pytest
 import requests
 
 import clients
+from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
+
+pytestmark = pytest.mark.usefixtures("store")  # every test runs on both stores
 
 
 def tag():

@@ -4,11 +4,15 @@ import gzip
 import json
 import zlib
 
+import pytest
 import requests
 import zstandard
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 import workload
+from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
+
+pytestmark = pytest.mark.usefixtures("store")  # every test runs on both stores
 
 PROTO = {"Content-Type": "application/x-protobuf"}
 

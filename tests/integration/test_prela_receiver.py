@@ -5,8 +5,12 @@ import json
 import subprocess
 import zlib
 
+import pytest
 import requests
 import zstandard
+from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
+
+pytestmark = pytest.mark.usefixtures("store")  # every test runs on both stores
 
 SEED_TRACE = """{
     "trace_id": "test-trace-123",

@@ -1,7 +1,11 @@
 """The query API (:8002): filters, paging, search, errors, over the embedded store."""
+import pytest
 import requests
 
 import workload
+from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
+
+pytestmark = pytest.mark.usefixtures("store")  # every test runs on both stores
 
 
 def seed(collector):
