@@ -1,4 +1,4 @@
-"""The query API (:8002): filters, paging, search, errors, over the embedded store."""
+"""The query API (:8002): filters, paging, search, errors, on every store (conftest `store`)."""
 import pytest
 import requests
 
