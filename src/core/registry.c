@@ -12,6 +12,7 @@
 #include "exporters/kafka.h"
 #include "exporters/local.h"
 #include "processors/normalize.h"
+#include "receivers/kafka.h"
 #include "receivers/otlp.h"
 #include "receivers/prela.h"
 #include "receivers/query.h"
@@ -23,6 +24,7 @@ static const pc_component_ops *const all[] = {
     &pc_prela_receiver_ops,
     &pc_otlp_receiver_ops,
     &pc_query_receiver_ops,
+    &pc_kafka_receiver_ops,
     /* processors */
     &pc_normalize_processor_ops,
     /* exporters */

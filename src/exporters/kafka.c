@@ -28,6 +28,7 @@
  */
 #include "kafka.h"
 
+#include "kafka_conf.h"
 #include "kafka_encode.h"
 #include "log.h"
 #include "mem.h"
@@ -40,9 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #define NS_PER_MS 1000000LL
 /* Bytes librdkafka adds to key + value when it checks message.max.bytes
@@ -53,8 +52,7 @@
 /* ------------------------------------------------------------- settings -- */
 
 typedef struct kafka_cfg {
-    char *brokers;
-    char *client_id;
+    pc_kafka_conn_cfg conn; /* brokers, client_id, security.protocol, sasl.*, tls.* */
     char *topic_traces, *topic_spans, *topic_metrics, *topic_logs;
     char *encoding;
     char *compression;
@@ -62,10 +60,6 @@ typedef struct kafka_cfg {
     int64_t max_message_bytes;
     int64_t linger_ms;
     int64_t max_buffered_bytes;
-    char *security_protocol;
-    char *sasl_mechanism, *sasl_username, *sasl_password;
-    char *tls_ca_file, *tls_cert_file, *tls_key_file;
-    bool tls_insecure_skip_verify;
 } kafka_cfg;
 
 #define OPT(k, t, d, f, lo, hi, doc)                                                               \
@@ -73,9 +67,7 @@ typedef struct kafka_cfg {
         k, t, d, offsetof(kafka_cfg, f), lo, hi, doc                                               \
     }
 static const pc_option options[] = {
-    OPT("brokers", PC_OPT_STRING, NULL, brokers, 0, 0,
-        "bootstrap servers, comma-separated host:port (required)"),
-    OPT("client_id", PC_OPT_STRING, "prela-collector", client_id, 0, 0, "Kafka client.id"),
+    PC_KAFKA_CONN_OPTIONS(kafka_cfg, conn),
     OPT("topics.traces", PC_OPT_STRING, "traces", topic_traces, 0, 0,
         "topic of trace summaries (prela_json)"),
     OPT("topics.spans", PC_OPT_STRING, "spans", topic_spans, 0, 0,
@@ -95,19 +87,6 @@ static const pc_option options[] = {
         "how long the producer waits to fill a batch (linger.ms)"),
     OPT("max_buffered_bytes", PC_OPT_SIZE, "64MiB", max_buffered_bytes, 1024, 2147483647LL * 1024,
         "most bytes waiting in the producer; past it consume waits"),
-    OPT("security.protocol", PC_OPT_STRING, "PLAINTEXT", security_protocol, 0, 0,
-        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
-    OPT("sasl.mechanism", PC_OPT_STRING, "SCRAM-SHA-256", sasl_mechanism, 0, 0,
-        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)"),
-    OPT("sasl.username", PC_OPT_STRING, NULL, sasl_username, 0, 0, "SASL user name"),
-    OPT("sasl.password", PC_OPT_STRING, NULL, sasl_password, 0, 0, "SASL password"),
-    OPT("tls.ca_file", PC_OPT_STRING, NULL, tls_ca_file, 0, 0,
-        "CA certificates (PEM) to verify brokers; empty = the system's"),
-    OPT("tls.cert_file", PC_OPT_STRING, NULL, tls_cert_file, 0, 0,
-        "client certificate (PEM) for mutual TLS"),
-    OPT("tls.key_file", PC_OPT_STRING, NULL, tls_key_file, 0, 0, "client private key (PEM)"),
-    OPT("tls.insecure_skip_verify", PC_OPT_BOOL, "false", tls_insecure_skip_verify, 0, 0,
-        "do not verify the brokers' certificates and host names (testing only)"),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 #undef OPT
@@ -115,16 +94,7 @@ static const pc_option options[] = {
 enum { ENC_PRELA_JSON = 0, ENC_OTLP_PROTO, ENC_OTLP_JSON };
 static const char *const encodings[] = {"prela_json", "otlp_proto", "otlp_json", NULL};
 static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
-static const char *const protocols[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", NULL};
-static const char *const mechanisms[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL};
-
-/* Index of |s| in the NULL-terminated |names|, any case, or -1. */
-static int find_name(const char *const *names, const char *s)
-{
-    for (int i = 0; names[i]; i++)
-        if (s && !strcasecmp(names[i], s)) return i;
-    return -1;
-}
+#define find_name pc_kafka_find_name
 
 static bool empty(const char *s)
 {
@@ -137,17 +107,10 @@ static int bad(char *err, size_t errlen, const char *key, const char *what)
     return -1;
 }
 
-static int check_file(const char *key, const char *path, char *err, size_t errlen)
-{
-    if (empty(path) || access(path, R_OK) == 0) return 0;
-    snprintf(err, errlen, "%s: cannot read %s: %s", key, path, strerror(errno));
-    return -1;
-}
-
 static int kafka_validate(const void *cfgp, char *err, size_t errlen)
 {
     const kafka_cfg *c = cfgp;
-    if (empty(c->brokers)) return bad(err, errlen, "brokers", "required (host:port,...)");
+    if (pc_kafka_conn_validate(&c->conn, err, errlen)) return -1;
     const char *const topic_keys[] = {"topics.traces", "topics.spans", "topics.metrics",
                                       "topics.logs"};
     const char *const topic_names[] = {c->topic_traces, c->topic_spans, c->topic_metrics,
@@ -160,34 +123,6 @@ static int kafka_validate(const void *cfgp, char *err, size_t errlen)
         return bad(err, errlen, "compression", "must be none, gzip, snappy, lz4 or zstd");
     if (c->linger_ms >= c->timeout_ms)
         return bad(err, errlen, "linger", "must be shorter than timeout");
-    int proto = find_name(protocols, c->security_protocol);
-    if (proto < 0)
-        return bad(err, errlen, "security.protocol",
-                   "must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL");
-    bool sasl = proto >= 2, tls = proto == 1 || proto == 3;
-    if (sasl && find_name(mechanisms, c->sasl_mechanism) < 0)
-        return bad(err, errlen, "sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
-    if (sasl && empty(c->sasl_username))
-        return bad(err, errlen, "sasl.username", "required with security.protocol SASL_*");
-    if (sasl && empty(c->sasl_password))
-        return bad(err, errlen, "sasl.password", "required with security.protocol SASL_*");
-    if (!sasl && (!empty(c->sasl_username) || !empty(c->sasl_password)))
-        return bad(err, errlen, "sasl.username",
-                   "set, but security.protocol is not SASL_SSL or SASL_PLAINTEXT");
-    const char *tls_key = !empty(c->tls_ca_file)        ? "tls.ca_file"
-                          : !empty(c->tls_cert_file)    ? "tls.cert_file"
-                          : !empty(c->tls_key_file)     ? "tls.key_file"
-                          : c->tls_insecure_skip_verify ? "tls.insecure_skip_verify"
-                                                        : NULL;
-    if (!tls && tls_key)
-        return bad(err, errlen, tls_key, "set, but security.protocol is not SSL or SASL_SSL");
-    if (empty(c->tls_cert_file) != empty(c->tls_key_file))
-        return bad(err, errlen, empty(c->tls_cert_file) ? "tls.cert_file" : "tls.key_file",
-                   "tls.cert_file and tls.key_file go together");
-    if (check_file("tls.ca_file", c->tls_ca_file, err, errlen) ||
-        check_file("tls.cert_file", c->tls_cert_file, err, errlen) ||
-        check_file("tls.key_file", c->tls_key_file, err, errlen))
-        return -1;
     return 0;
 }
 
@@ -341,34 +276,25 @@ static void *poll_main(void *arg)
 
 /* ------------------------------------------------------------ lifecycle -- */
 
-/* Sets librdkafka property |name|; on failure logs naming our |key|. 0 / -1. */
 static int set(kafka *K, const char *key, const char *name, const char *value)
 {
-    char err[256];
-    if (rd_kafka_conf_set(K->conf, name, value, err, sizeof(err)) == RD_KAFKA_CONF_OK) return 0;
-    pc_log(PC_LOG_ERROR, K->id, "%s: %s", key, err);
-    return -1;
+    return pc_kafka_conf_set(K->conf, K->id, key, name, value);
 }
 
 static int set_int(kafka *K, const char *key, const char *name, int64_t v)
 {
-    char tmp[32];
-    snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-    return set(K, key, name, tmp);
+    return pc_kafka_conf_set_int(K->conf, K->id, key, name, v);
 }
 
 /* Builds the producer configuration from the settings. 0 / -1 after logging. */
 static int build_conf(kafka *K)
 {
     const kafka_cfg *c = K->cfg;
-    int proto = find_name(protocols, c->security_protocol); /* validated */
     K->conf = rd_kafka_conf_new();
     int64_t batch = c->max_message_bytes < 1000000 ? c->max_message_bytes : 1000000;
-    if (set(K, "brokers", "bootstrap.servers", c->brokers) ||
-        set(K, "client_id", "client.id", c->client_id) || set(K, "kafka", "acks", "all") ||
+    if (pc_kafka_conn_apply(K->conf, &c->conn, K->id) || set(K, "kafka", "acks", "all") ||
         set(K, "kafka", "enable.idempotence", "true") ||
         set(K, "kafka", "partitioner", "murmur2_random") || /* as the Java producer */
-        set(K, "kafka", "log.connection.close", "false") ||
         set(K, "compression", "compression.codec",
             compressions[find_name(compressions, c->compression)]) ||
         set_int(K, "max_message_bytes", "message.max.bytes", c->max_message_bytes) ||
@@ -377,23 +303,7 @@ static int build_conf(kafka *K)
         set_int(K, "timeout", "message.timeout.ms", c->timeout_ms) ||
         set_int(K, "max_buffered_bytes", "queue.buffering.max.kbytes",
                 c->max_buffered_bytes / 1024) ||
-        set(K, "kafka", "queue.buffering.max.messages", "0") || /* bytes bound it */
-        set(K, "security.protocol", "security.protocol", protocols[proto]))
-        return -1;
-    if (proto >= 2 && /* SASL_* */
-        (set(K, "sasl.mechanism", "sasl.mechanisms",
-             mechanisms[find_name(mechanisms, c->sasl_mechanism)]) ||
-         set(K, "sasl.username", "sasl.username", c->sasl_username) ||
-         set(K, "sasl.password", "sasl.password", c->sasl_password)))
-        return -1;
-    if ((!empty(c->tls_ca_file) && set(K, "tls.ca_file", "ssl.ca.location", c->tls_ca_file)) ||
-        (!empty(c->tls_cert_file) &&
-         set(K, "tls.cert_file", "ssl.certificate.location", c->tls_cert_file)) ||
-        (!empty(c->tls_key_file) && set(K, "tls.key_file", "ssl.key.location", c->tls_key_file)))
-        return -1;
-    if (c->tls_insecure_skip_verify &&
-        (set(K, "tls.insecure_skip_verify", "enable.ssl.certificate.verification", "false") ||
-         set(K, "tls.insecure_skip_verify", "ssl.endpoint.identification.algorithm", "none")))
+        set(K, "kafka", "queue.buffering.max.messages", "0")) /* bytes bound it */
         return -1;
     rd_kafka_conf_set_opaque(K->conf, K);
     rd_kafka_conf_set_dr_msg_cb(K->conf, on_delivery);
@@ -457,7 +367,7 @@ static int kafka_start(void *ctx, pc_host *host)
     K->poller_running = true;
     __atomic_store_n(&K->accepting, 1, __ATOMIC_RELEASE);
     pc_log(PC_LOG_INFO, K->id, "producing to %s (encoding %s, compression %s, acks=all)",
-           c->brokers, c->encoding, c->compression);
+           c->conn.brokers, c->encoding, c->compression);
     return 0;
 }
 

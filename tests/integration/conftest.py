@@ -54,6 +54,7 @@ receivers:
   query:
     endpoint: 127.0.0.1:{query_port}
     store: {query_store}
+{receivers_extra}
 processors:
   normalize:
 exporters:
@@ -78,7 +79,8 @@ class Collector:
     """One running collector process and the URLs of its receivers."""
 
     def __init__(self, tmp_path, prela_extra="", otlp_extra="", local_extra="", data_dir=None,
-                 grpc_extra="", exporters_extra="", pipelines_extra="", query_store="local"):
+                 grpc_extra="", exporters_extra="", pipelines_extra="", receivers_extra="",
+                 query_store="local"):
         if not BIN or not os.path.exists(BIN):
             raise RuntimeError("PRELA_COLLECTOR_BIN is not set to the built binary (run under ctest)")
         self.tmp_path = tmp_path
@@ -89,7 +91,7 @@ class Collector:
         self.config_path.write_text(CONFIG.format(
             prela_extra=_indent(prela_extra, 4), otlp_extra=_indent(otlp_extra, 8),
             grpc_extra=_indent(grpc_extra, 8), local_extra=_indent(local_extra, 4),
-            exporters_extra=_indent(exporters_extra, 2),
+            exporters_extra=_indent(exporters_extra, 2), receivers_extra=_indent(receivers_extra, 2),
             pipelines_extra=_indent(pipelines_extra, 4), data_dir=self.data_dir,
             query_store=query_store, **self.ports))
         self.ingest = f"http://127.0.0.1:{self.ports['ingest_port']}"

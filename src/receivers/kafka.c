@@ -1,0 +1,545 @@
+/*
+ * kafka.c - the `kafka` receiver (see kafka.h): settings, librdkafka consumer,
+ * at-least-once delivery into the pipeline.
+ *
+ * Data flow: brokers → rd_kafka_consumer_poll on one consumer thread →
+ * kafka_decode.c appends each message's spans to the batch being filled
+ * (the batch's arena owns copies; messages are destroyed right after) →
+ * pc_consume(next) → commit → next batch.
+ *
+ * At least once: the thread remembers, per partition, the last offset + 1 of
+ * every message it put into (or skipped for) the current batch, and commits
+ * exactly those offsets, synchronously, only after next answered PC_OK (or
+ * PC_DROP, see deliver()). PC_RETRY keeps the batch: the assigned partitions
+ * are paused, the thread keeps polling for the backoff (so heartbeats,
+ * rebalances and callbacks are served and the group does not evict us), and
+ * the same batch is offered again until it is accepted; then it commits and
+ * resumes. A failed commit keeps the offsets and retries with the next one.
+ *
+ * Rebalances (cooperative-sticky, incremental): on revoke the remembered
+ * offsets of the revoked partitions are forgotten, not committed: their new
+ * owner re-reads from the last commit, and the spans of the in-flight batch
+ * that came from them may be stored twice, which the stores' dedup by
+ * (trace_id, span_id) absorbs. Partitions assigned while paused are paused too.
+ *
+ * Why max_batch_spans 10000 / max_batch_wait 100ms: the exporters behind this
+ * receiver (ClickHouse, the embedded store) want large inserts, and 10000
+ * decoded spans stay within a few tens of MB of arena; 100 ms bounds the
+ * latency a quiet topic adds, well inside the 1 s ingest-to-queryable target.
+ *
+ * Shutdown: the thread stops polling, offers the batch in hand once more (the
+ * bound is next's own deadline, e.g. the exporter's timeout), commits it only
+ * when accepted, else abandons it uncommitted (it is redelivered), then the
+ * consumer is closed, which leaves the group.
+ */
+#include "kafka.h"
+
+#include "kafka_conf.h"
+#include "kafka_decode.h"
+#include "log.h"
+#include "mem.h"
+#include "timefmt.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_PER_MS 1000000LL
+#define POLL_MS 100
+
+/* ------------------------------------------------------------- settings -- */
+
+typedef struct krecv_cfg {
+    pc_kafka_conn_cfg conn; /* brokers, client_id, security.protocol, sasl.*, tls.* */
+    char *group_id;
+    pc_strlist topics;
+    char *encoding;
+    int64_t max_batch_spans;
+    int64_t max_batch_wait_ms;
+    char *initial_offset;
+    int64_t retry_backoff_ms;
+    int64_t max_retry_backoff_ms;
+} krecv_cfg;
+
+#define OPT(k, t, d, f, lo, hi, doc) {k, t, d, offsetof(krecv_cfg, f), lo, hi, doc}
+static const pc_option options[] = {
+    PC_KAFKA_CONN_OPTIONS(krecv_cfg, conn),
+    OPT("group_id", PC_OPT_STRING, "prela-collector-storage", group_id, 0, 0,
+        "consumer group; storage collectors sharing it split the partitions"),
+    OPT("topics", PC_OPT_STRLIST, "spans", topics, 0, 0,
+        "topics to read: the exporter's topics.spans (one name or a list)"),
+    OPT("encoding", PC_OPT_STRING, "prela_json", encoding, 0, 0,
+        "what the exporter wrote: prela_json, otlp_proto or otlp_json"),
+    OPT("max_batch_spans", PC_OPT_INT, "10000", max_batch_spans, 1, 1000000,
+        "spans per batch passed on (a message is never split, so one may exceed it)"),
+    OPT("max_batch_wait", PC_OPT_DURATION, "100ms", max_batch_wait_ms, 1, 600000,
+        "longest a batch waits for more messages after its first one"),
+    OPT("initial_offset", PC_OPT_STRING, "earliest", initial_offset, 0, 0,
+        "where a group without committed offsets starts: earliest or latest"),
+    OPT("retry_backoff", PC_OPT_DURATION, "100ms", retry_backoff_ms, 1, 600000,
+        "first wait before offering a refused (retry) batch again; doubles per attempt"),
+    OPT("max_retry_backoff", PC_OPT_DURATION, "5s", max_retry_backoff_ms, 1, 3600000,
+        "cap of the doubling retry wait"),
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+#undef OPT
+
+static const char *const initial_offsets[] = {"earliest", "latest", NULL};
+
+static int bad(char *err, size_t errlen, const char *key, const char *what)
+{
+    snprintf(err, errlen, "%s: %s", key, what);
+    return -1;
+}
+
+static int krecv_validate(const void *cfgp, char *err, size_t errlen)
+{
+    const krecv_cfg *c = cfgp;
+    if (pc_kafka_conn_validate(&c->conn, err, errlen)) return -1;
+    if (!c->group_id || !*c->group_id) return bad(err, errlen, "group_id", "must not be empty");
+    if (!c->topics.n) return bad(err, errlen, "topics", "must name at least one topic");
+    for (size_t i = 0; i < c->topics.n; i++)
+        if (!c->topics.v[i] || !*c->topics.v[i])
+            return bad(err, errlen, "topics", "a topic name is empty");
+    if (pc_kafka_encoding_parse(c->encoding) < 0)
+        return bad(err, errlen, "encoding", "must be prela_json, otlp_proto or otlp_json");
+    if (pc_kafka_find_name(initial_offsets, c->initial_offset) < 0)
+        return bad(err, errlen, "initial_offset", "must be earliest or latest");
+    if (c->max_retry_backoff_ms < c->retry_backoff_ms)
+        return bad(err, errlen, "max_retry_backoff", "must not be shorter than retry_backoff");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- state -- */
+
+typedef struct krecv {
+    char *id;
+    const krecv_cfg *cfg;
+    pc_consumer next;
+    pc_kafka_encoding encoding;
+    rd_kafka_conf_t *conf; /* until start hands it to rd_kafka_new */
+    rd_kafka_t *rk;
+    pthread_t thread;
+    bool thread_running;
+    bool closed;
+    int stop; /* atomic: the consumer thread winds down */
+
+    /* consumer thread only (the rebalance callback runs on it, inside poll) */
+    rd_kafka_topic_partition_list_t *offsets; /* to commit: last offset + 1 per partition */
+    bool paused;
+    int last_err; /* last consumer error logged, so a failing state logs once */
+    pc_kafka_receiver_stats stats; /* atomic counters */
+} krecv;
+
+static void count(int64_t *c, int64_t n)
+{
+    __atomic_add_fetch(c, n, __ATOMIC_RELAXED);
+}
+
+static bool stopping(krecv *R)
+{
+    return __atomic_load_n(&R->stop, __ATOMIC_ACQUIRE);
+}
+
+/* ------------------------------------------------------------ callbacks -- */
+
+/* Pauses or resumes |parts|; logs a failure (the next attempt repeats it). */
+static void set_paused(krecv *R, rd_kafka_topic_partition_list_t *parts, bool pause)
+{
+    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(R->rk, parts)
+                                    : rd_kafka_resume_partitions(R->rk, parts);
+    if (err)
+        pc_log(PC_LOG_WARN, R->id, "cannot %s partitions: %s", pause ? "pause" : "resume",
+               rd_kafka_err2str(err));
+}
+
+/* Runs on the consumer thread inside rd_kafka_consumer_poll / close. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    krecv *R = opaque;
+    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *e = NULL;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (R->paused) set_paused(R, parts, true);
+        pc_log(PC_LOG_INFO, R->id, "assigned %d partitions", parts->cnt);
+    } else {
+        /* revoked or lost: forget their offsets (see "Rebalances") */
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_del(R->offsets, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            pc_log(PC_LOG_WARN, R->id, "rebalance error: %s", rd_kafka_err2str(err));
+        if (cooperative)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+        pc_log(PC_LOG_INFO, R->id, "revoked %d partitions%s", parts->cnt,
+               rd_kafka_assignment_lost(rk) ? " (lost)" : "");
+    }
+    if (e) {
+        pc_log(PC_LOG_WARN, R->id, "rebalance: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    krecv *R = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        pc_log(PC_LOG_ERROR, R->id, "fatal consumer error, restart needed: %s", buf);
+        return;
+    }
+    if (__atomic_exchange_n(&R->last_err, err, __ATOMIC_ACQ_REL) != err)
+        pc_log(PC_LOG_WARN, R->id, "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    krecv *R = rd_kafka_opaque(rk);
+    (void)level;
+    pc_log(PC_LOG_DEBUG, R ? R->id : "kafka", "librdkafka %s: %s", fac, buf);
+}
+
+/* --------------------------------------------------------------- commit -- */
+
+/* Remembers that |m| is handled once the current batch is: offset + 1. */
+static void remember(krecv *R, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_find(R->offsets, topic, m->partition);
+    if (!p) p = rd_kafka_topic_partition_list_add(R->offsets, topic, m->partition);
+    if (m->offset + 1 > p->offset) p->offset = m->offset + 1;
+}
+
+/* Commits the remembered offsets synchronously; on failure keeps them. */
+static void commit(krecv *R)
+{
+    if (!R->offsets->cnt) return;
+    rd_kafka_resp_err_t err = rd_kafka_commit(R->rk, R->offsets, 0);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < R->offsets->cnt && !err; i++) err = R->offsets->elems[i].err;
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        count(&R->stats.commits, 1);
+        rd_kafka_topic_partition_list_destroy(R->offsets);
+        R->offsets = rd_kafka_topic_partition_list_new(8);
+        return;
+    }
+    count(&R->stats.commit_failures, 1);
+    pc_log(PC_LOG_WARN, R->id, "offset commit failed (kept for the next commit): %s",
+           rd_kafka_err2str(err));
+}
+
+/* ------------------------------------------------------------- messages -- */
+
+/* Decodes one polled message into |b| (or logs its error). */
+static void handle(krecv *R, pc_batch *b, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+        if (__atomic_exchange_n(&R->last_err, m->err, __ATOMIC_ACQ_REL) != (int)m->err)
+            pc_log(PC_LOG_WARN, R->id, "consumer: %s", rd_kafka_message_errstr(m));
+        return;
+    }
+    __atomic_store_n(&R->last_err, 0, __ATOMIC_RELEASE);
+    count(&R->stats.messages, 1);
+    remember(R, m);
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts = rd_kafka_message_timestamp(m, &tst);
+    int64_t ts_ns = tst != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts > 0 ? ts * NS_PER_MS : 0;
+    pc_kafka_decode_result r;
+    switch (pc_kafka_decode(b, R->encoding, m->payload, m->len, ts_ns, &r)) {
+    case PC_KAFKA_SPANS:
+        count(&R->stats.spans, (int64_t)r.spans);
+        if (r.rejected) {
+            count(&R->stats.rejected_spans, r.rejected);
+            pc_log(PC_LOG_WARN, R->id, "%s [%d] offset %lld: %lld spans left out: %s",
+                   rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                   (long long)r.rejected, r.error);
+        }
+        break;
+    case PC_KAFKA_SUMMARY: count(&R->stats.summaries, 1); break;
+    case PC_KAFKA_POISON:
+        count(&R->stats.poison, 1);
+        pc_log(PC_LOG_WARN, R->id, "skipping undecodable message %s [%d] offset %lld (%zu bytes): %s",
+               rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, m->len,
+               r.error);
+        break;
+    }
+}
+
+/* Polls messages into |b| until max_batch_spans, max_batch_wait after the
+ * first message, or stop. */
+static void fill(krecv *R, pc_batch *b)
+{
+    int64_t deadline = 0;
+    while (!stopping(R) && b->n < (size_t)R->cfg->max_batch_spans) {
+        int timeout = POLL_MS;
+        if (deadline) {
+            int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
+            if (left <= 0) break;
+            if (left < timeout) timeout = (int)left;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(R->rk, timeout);
+        if (!m) continue;
+        if (!deadline && !m->err) deadline = pc_time_mono_ns() + R->cfg->max_batch_wait_ms * NS_PER_MS;
+        handle(R, b, m);
+        rd_kafka_message_destroy(m);
+    }
+}
+
+/* Serves the consumer for |ms| while the partitions are paused. A message that
+ * still arrives (fetched before the pause) is not ours to take now: seek its
+ * partition back so it is read again after the resume. */
+static void wait_serving(krecv *R, int64_t ms)
+{
+    int64_t until = pc_time_mono_ns() + ms * NS_PER_MS;
+    while (!stopping(R)) {
+        int64_t left = (until - pc_time_mono_ns()) / NS_PER_MS;
+        if (left <= 0) return;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(R->rk, left < POLL_MS ? (int)left : POLL_MS);
+        if (!m) continue;
+        if (!m->err) {
+            rd_kafka_topic_partition_list_t *p = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(p, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+                m->offset;
+            rd_kafka_error_t *e = rd_kafka_seek_partitions(R->rk, p, 5000);
+            if (e) {
+                pc_log(PC_LOG_WARN, R->id, "seek back: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+            rd_kafka_topic_partition_list_destroy(p);
+        } else {
+            handle(R, NULL, m); /* errors only: logs */
+        }
+        rd_kafka_message_destroy(m);
+    }
+}
+
+static void pause_all(krecv *R, bool pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(R->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+        if (parts->cnt) set_paused(R, parts, pause);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    R->paused = pause;
+}
+
+/*
+ * Offers |b| (taking it over) to next until it is accepted, then commits.
+ * PC_RETRY: pause, back off (doubling up to max_retry_backoff) while serving
+ * the consumer, offer again. PC_DROP: next can never store these spans (e.g.
+ * rejected as invalid for good), so retrying would stall the partitions
+ * forever; they are logged, counted and committed. On stop, one more offer,
+ * then the batch is abandoned without a commit (it is redelivered).
+ */
+static void deliver(krecv *R, pc_batch *b)
+{
+    int64_t backoff = R->cfg->retry_backoff_ms;
+    bool last = stopping(R);
+    for (;;) {
+        pc_result r = pc_consume(&R->next, pc_batch_ref(b));
+        if (r == PC_OK) {
+            count(&R->stats.delivered_spans, (int64_t)b->n);
+            commit(R);
+            break;
+        }
+        if (r == PC_DROP) {
+            count(&R->stats.dropped_spans, (int64_t)b->n);
+            pc_log(PC_LOG_ERROR, R->id, "pipeline refused %zu spans for good; dropped, offsets committed",
+                   b->n);
+            commit(R);
+            break;
+        }
+        count(&R->stats.retries, 1);
+        if (last) {
+            pc_log(PC_LOG_WARN, R->id,
+                   "stopping: %zu spans not accepted; left uncommitted for redelivery", b->n);
+            break;
+        }
+        if (!R->paused) {
+            pc_log(PC_LOG_INFO, R->id, "pipeline busy: pausing partitions, retrying %zu spans",
+                   b->n);
+            pause_all(R, true);
+        }
+        wait_serving(R, backoff);
+        backoff = backoff * 2 < R->cfg->max_retry_backoff_ms ? backoff * 2
+                                                             : R->cfg->max_retry_backoff_ms;
+        last = stopping(R);
+    }
+    if (R->paused) {
+        pause_all(R, false);
+        pc_log(PC_LOG_INFO, R->id, "pipeline accepts again: partitions resumed");
+    }
+    pc_batch_unref(b);
+}
+
+static void *consumer_main(void *arg)
+{
+    krecv *R = arg;
+    for (;;) {
+        pc_batch *b = pc_batch_create(NULL);
+        b->received_ns = pc_time_now_ns();
+        fill(R, b);
+        if (b->n) {
+            deliver(R, b);
+        } else {
+            pc_batch_unref(b);
+            commit(R); /* only poison or summaries: nothing to wait for */
+        }
+        if (stopping(R)) break;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle -- */
+
+static int set(krecv *R, const char *key, const char *name, const char *value)
+{
+    return pc_kafka_conf_set(R->conf, R->id, key, name, value);
+}
+
+/* Builds the consumer configuration from the settings. 0 / -1 after logging. */
+static int build_conf(krecv *R)
+{
+    const krecv_cfg *c = R->cfg;
+    R->conf = rd_kafka_conf_new();
+    if (pc_kafka_conn_apply(R->conf, &c->conn, R->id) || set(R, "group_id", "group.id", c->group_id) ||
+        set(R, "kafka", "enable.auto.commit", "false") ||
+        set(R, "kafka", "enable.auto.offset.store", "false") ||
+        set(R, "kafka", "partition.assignment.strategy", "cooperative-sticky") ||
+        set(R, "initial_offset", "auto.offset.reset",
+            initial_offsets[pc_kafka_find_name(initial_offsets, c->initial_offset)]))
+        return -1;
+    rd_kafka_conf_set_opaque(R->conf, R);
+    rd_kafka_conf_set_rebalance_cb(R->conf, on_rebalance);
+    rd_kafka_conf_set_error_cb(R->conf, on_error);
+    rd_kafka_conf_set_log_cb(R->conf, on_log);
+    return 0;
+}
+
+static void krecv_destroy(void *ctx);
+
+static void *krecv_create(const char *id, const void *cfgp, const pc_consumer *next)
+{
+    const krecv_cfg *cfg = cfgp;
+    if (!next) {
+        pc_log(PC_LOG_ERROR, id, "receiver is not in any pipeline");
+        return NULL;
+    }
+    krecv *R = pc_xcalloc(1, sizeof(*R));
+    R->id = pc_xstrdup(id);
+    R->cfg = cfg;
+    R->next = *next;
+    R->offsets = rd_kafka_topic_partition_list_new(8);
+    char err[256];
+    if (krecv_validate(cfg, err, sizeof(err)) < 0) {
+        pc_log(PC_LOG_ERROR, id, "%s", err);
+        krecv_destroy(R);
+        return NULL;
+    }
+    R->encoding = (pc_kafka_encoding)pc_kafka_encoding_parse(cfg->encoding);
+    if (build_conf(R) < 0) {
+        krecv_destroy(R);
+        return NULL;
+    }
+    return R;
+}
+
+static int krecv_start(void *ctx, pc_host *host)
+{
+    (void)host;
+    krecv *R = ctx;
+    if (R->rk) return 0;
+    char err[512];
+    R->rk = rd_kafka_new(RD_KAFKA_CONSUMER, R->conf, err, sizeof(err));
+    if (!R->rk) {
+        pc_log(PC_LOG_ERROR, R->id, "cannot create the consumer: %s", err);
+        return -1;
+    }
+    R->conf = NULL; /* rd_kafka_new took it */
+    rd_kafka_poll_set_consumer(R->rk); /* callbacks are served by the consumer thread's polls */
+    const krecv_cfg *c = R->cfg;
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)c->topics.n);
+    for (size_t i = 0; i < c->topics.n; i++)
+        rd_kafka_topic_partition_list_add(topics, c->topics.v[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(R->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        pc_log(PC_LOG_ERROR, R->id, "topics: cannot subscribe: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    int rc = pthread_create(&R->thread, NULL, consumer_main, R);
+    if (rc != 0) {
+        pc_log(PC_LOG_ERROR, R->id, "cannot start the consumer thread: %s", strerror(rc));
+        return -1;
+    }
+    R->thread_running = true;
+    pc_log(PC_LOG_INFO, R->id, "consuming %s%s from %s as group %s (encoding %s)", c->topics.v[0],
+           c->topics.n > 1 ? " and more" : "", c->conn.brokers, c->group_id, c->encoding);
+    return 0;
+}
+
+/*
+ * Stops the consumer thread (it offers its batch once more, see deliver),
+ * then closes the consumer, leaving the group. Safe without start and twice.
+ */
+static void krecv_shutdown(void *ctx)
+{
+    krecv *R = ctx;
+    if (!R) return;
+    __atomic_store_n(&R->stop, 1, __ATOMIC_RELEASE);
+    if (R->thread_running) {
+        pthread_join(R->thread, NULL);
+        R->thread_running = false;
+    }
+    if (R->rk && !R->closed) {
+        rd_kafka_resp_err_t e = rd_kafka_consumer_close(R->rk);
+        if (e) pc_log(PC_LOG_WARN, R->id, "closing the consumer: %s", rd_kafka_err2str(e));
+        R->closed = true;
+    }
+}
+
+static void krecv_destroy(void *ctx)
+{
+    krecv *R = ctx;
+    if (!R) return;
+    krecv_shutdown(R);
+    if (R->rk) rd_kafka_destroy(R->rk);
+    if (R->conf) rd_kafka_conf_destroy(R->conf);
+    if (R->offsets) rd_kafka_topic_partition_list_destroy(R->offsets);
+    free(R->id);
+    free(R);
+}
+
+void pc_kafka_receiver_get_stats(void *ctx, pc_kafka_receiver_stats *out)
+{
+    krecv *R = ctx;
+    int64_t *src = (int64_t *)&R->stats, *dst = (int64_t *)out;
+    for (size_t i = 0; i < sizeof(*out) / sizeof(int64_t); i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+const pc_component_ops pc_kafka_receiver_ops = {
+    .type = "kafka",
+    .kind = PC_RECEIVER,
+    .options = options,
+    .config_size = sizeof(krecv_cfg),
+    .validate = krecv_validate,
+    .create = krecv_create,
+    .start = krecv_start,
+    .shutdown = krecv_shutdown,
+    .destroy = krecv_destroy,
+};

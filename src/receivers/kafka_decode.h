@@ -1,0 +1,83 @@
+/*
+ * kafka_decode.h - Kafka messages back into spans: the decoders of the formats
+ * the `kafka` exporter writes (kafka_encode.h is the spec).
+ *
+ * Data flow: brokers → kafka receiver (kafka.c) polls a message →
+ * pc_kafka_decode appends its spans to the batch being filled → normalize →
+ * exporters. Pure: no I/O, no globals, so tests drive it directly.
+ *
+ * prela_json: a span message becomes one span with every field restored, raw
+ * and derived: ids exactly as strings, kind, times in ns, status_code,
+ * status_message, flags, typed attributes, events (time_unix_nano), links,
+ * resource, scope, project_id, source, received_time_unix_nano (→ received_ns),
+ * and the derived span_type, status, service_name, llm_provider, llm_model and
+ * tokens. So that normalize (idempotent) derives the same again, the derived
+ * values are also written back as the raw hints normalize reads first:
+ * span_type → span_type_text, service_name → service_hint, and for Prela spans
+ * status → status_text (OTLP spans keep their status_code, from which
+ * normalize derives the same status).
+ * Lossy by the format, documented: bytes values arrive as their base64 string
+ * and non-finite doubles as the strings "NaN" / "Infinity" / "-Infinity"
+ * (json.h's writer convention), i.e. as PC_V_STR. Both are stored identically
+ * (the stores write attributes with pc_attrs_write_json, which emits exactly
+ * those strings), and a genuine string "NaN" could not be told apart, so the
+ * decoder does not guess.
+ * A trace summary (topics.traces: has span_count, no span_id) is recognized
+ * and skipped: stores recompute summaries from spans.
+ *
+ * otlp_proto / otlp_json: an ExportTraceServiceRequest, decoded with the OTLP
+ * receiver's decoders (otlp_decode.h), then the Prela conventions undone: the
+ * attributes prela.trace_id / prela.span_id / prela.parent_span_id replace the
+ * hex ids and are removed; prela.span_type marks a Prela span: it becomes
+ * span_type_text, source becomes prela, the Status.code becomes status_text
+ * (OK success, ERROR error, UNSET pending) and status_code 0, and the attribute
+ * is removed. The resource keeps its attributes as sent, including
+ * prela.project_id (the spans' project) and the service.name the exporter may
+ * have added. received_ns is the message's timestamp (the gateway's produce
+ * time), as these formats carry no ingest time. Link ids that were not hex are
+ * hashes (the format keeps no original for them).
+ *
+ * Memory: the decoder copies the message into the batch's arena first, so the
+ * caller may destroy the message afterwards; every span points into that arena.
+ */
+#ifndef PC_KAFKA_DECODE_H
+#define PC_KAFKA_DECODE_H
+
+#include "span.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum pc_kafka_encoding {
+    PC_KAFKA_PRELA_JSON = 0,
+    PC_KAFKA_OTLP_PROTO,
+    PC_KAFKA_OTLP_JSON,
+} pc_kafka_encoding;
+
+/* Parses "prela_json", "otlp_proto", "otlp_json" (any case); -1 for anything else. */
+int pc_kafka_encoding_parse(const char *s);
+
+/* What one message turned out to be. */
+typedef enum pc_kafka_decoded {
+    PC_KAFKA_SPANS = 0, /* spans appended to the batch */
+    PC_KAFKA_SUMMARY,   /* a prela_json trace summary, skipped */
+    PC_KAFKA_POISON,    /* undecodable; nothing appended; see error */
+} pc_kafka_decoded;
+
+typedef struct pc_kafka_decode_result {
+    size_t spans;     /* spans appended */
+    int64_t rejected; /* otlp_*: spans left out for unusable ids (partial success) */
+    char error[512];  /* POISON: why ("attributes: expected an object"); else the
+                       * first rejected span's problem, or empty */
+} pc_kafka_decode_result;
+
+/*
+ * Decodes the message of |len| bytes at |buf| in |encoding| and appends its
+ * spans to |b|. |msg_time_ns| is the message timestamp (0 when unknown), used
+ * as received_ns where the format carries none. On POISON the batch is left
+ * with exactly the spans it had before (some arena bytes may stay used).
+ */
+pc_kafka_decoded pc_kafka_decode(pc_batch *b, pc_kafka_encoding encoding, const void *buf,
+                                 size_t len, int64_t msg_time_ns, pc_kafka_decode_result *res);
+
+#endif
