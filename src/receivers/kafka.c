@@ -62,6 +62,7 @@ typedef struct krecv_cfg {
     char *initial_offset;
     int64_t retry_backoff_ms;
     int64_t max_retry_backoff_ms;
+    int64_t session_timeout_ms;
 } krecv_cfg;
 
 #define OPT(k, t, d, f, lo, hi, doc) {k, t, d, offsetof(krecv_cfg, f), lo, hi, doc}
@@ -83,6 +84,9 @@ static const pc_option options[] = {
         "first wait before offering a refused (retry) batch again; doubles per attempt"),
     OPT("max_retry_backoff", PC_OPT_DURATION, "5s", max_retry_backoff_ms, 1, 3600000,
         "cap of the doubling retry wait"),
+    OPT("session_timeout", PC_OPT_DURATION, "10s", session_timeout_ms, 6000, 300000,
+        "how long the group waits for a collector that stopped heartbeating (crashed) before "
+        "giving its partitions to the others; 6s..5m (the broker's limits)"),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 #undef OPT
@@ -415,11 +419,14 @@ static int set(krecv *R, const char *key, const char *name, const char *value)
 static int build_conf(krecv *R)
 {
     const krecv_cfg *c = R->cfg;
+    char session_ms[32];
+    snprintf(session_ms, sizeof(session_ms), "%lld", (long long)c->session_timeout_ms);
     R->conf = rd_kafka_conf_new();
     if (pc_kafka_conn_apply(R->conf, &c->conn, R->id) || set(R, "group_id", "group.id", c->group_id) ||
         set(R, "kafka", "enable.auto.commit", "false") ||
         set(R, "kafka", "enable.auto.offset.store", "false") ||
         set(R, "kafka", "partition.assignment.strategy", "cooperative-sticky") ||
+        set(R, "session_timeout", "session.timeout.ms", session_ms) ||
         set(R, "initial_offset", "auto.offset.reset",
             initial_offsets[pc_kafka_find_name(initial_offsets, c->initial_offset)]))
         return -1;
