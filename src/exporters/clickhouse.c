@@ -91,7 +91,8 @@ static const pc_option options[] = {
     OPT("batch.max_rows", PC_OPT_INT, "20000", max_rows, 1, 10000000,
         "an insert is sent once it holds this many span rows"),
     OPT("batch.max_wait", PC_OPT_DURATION, "50ms", max_wait_ms, 0, 60000,
-        "... or once its first rows waited this long"),
+        "... or once this long has passed since the previous insert began (an idle exporter "
+        "inserts at once)"),
     OPT("compression", PC_OPT_STRING, "gzip", compression, 0, 0,
         "request body compression: gzip or none"),
     OPT("tls.ca_file", PC_OPT_STRING, NULL, tls_ca_file, 0, 0,

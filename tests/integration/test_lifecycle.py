@@ -26,9 +26,20 @@ def test_version_help_validate():
     assert "max_request_body_size" in r.stdout
     r = run("--validate")
     assert r.returncode == 0 and "valid" in r.stdout
+    # cloud.yaml takes its connection settings from required variables (the seed's names)
+    cloud = dict(KAFKA_BOOTSTRAP_SERVERS="example.upstash.io:9092", KAFKA_USERNAME="u",
+                 KAFKA_PASSWORD="p", CLICKHOUSE_HOST="example.clickhouse.cloud",
+                 CLICKHOUSE_PASSWORD="p")
     for name in sorted(os.listdir(os.path.join(REPO, "configs"))):
-        r = run("--validate", "--config", os.path.join(REPO, "configs", name))
+        r = run("--validate", "--config", os.path.join(REPO, "configs", name),
+                env=cloud if name == "cloud.yaml" else None)
         assert r.returncode == 0, (name, r.stderr)
+    for missing in cloud:
+        env = {k: v for k, v in cloud.items() if k != missing}
+        r = subprocess.run([BIN, "--validate", "--config", os.path.join(REPO, "configs", "cloud.yaml")],
+                           capture_output=True, text=True, timeout=30,
+                           env={k: v for k, v in os.environ.items() if k not in cloud} | env)
+        assert r.returncode == 1 and f"environment variable {missing} is not set" in r.stderr, r.stderr
     r = run("--bogus")
     assert r.returncode == 2
 
