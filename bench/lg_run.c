@@ -32,6 +32,12 @@ int64_t lg_now_ns(clockid_t clk)
 uint64_t lg_next_request(lg_worker *w, uint8_t *body)
 {
     uint64_t req = atomic_fetch_add(&w->run->next_req, 1);
+    if (w->run->interval_ns) {
+        int64_t due = w->run->t_start + (int64_t)(req - 1) * w->run->interval_ns;
+        struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+    }
     lg_workload_patch(w->run->body, body, req);
     return req;
 }

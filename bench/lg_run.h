@@ -44,6 +44,9 @@ typedef struct lg_run {
     int streams;                /* calls in flight per connection (gRPC; HTTP: 1) */
     int64_t win_start, win_end; /* the measurement window, CLOCK_MONOTONIC ns */
     _Atomic uint64_t next_req;  /* request numbers, from 1, shared by all workers */
+    /* --rate: 0 = closed loop (each worker sends as fast as answers come); else
+     * request n starts no earlier than t_start + (n - 1) * interval_ns */
+    int64_t t_start, interval_ns;
 } lg_run;
 
 /* One worker's figures. Window figures count calls that completed inside
@@ -91,7 +94,8 @@ int lg_is_retry(const lg_transport *tr, int code);
 /* The time of |clk| in ns. */
 int64_t lg_now_ns(clockid_t clk);
 
-/* Takes the next request number and writes it into |body| (a copy of run->body's data). */
+/* Takes the next request number and writes it into |body| (a copy of run->body's data);
+ * with a rate, first sleeps until that request's start time. */
 uint64_t lg_next_request(lg_worker *w, uint8_t *body);
 
 /*

@@ -5,7 +5,7 @@
  *
  *   loadgen --target HOST:PORT --format otlp|otlp-grpc|prela [--connections 16]
  *           [--streams 1] [--duration 10s] [--warmup 2s] [--spans-per-request 100]
- *           [--pid PID]
+ *           [--rate REQ_PER_S] [--pid PID]
  *   loadgen --format otlp|otlp-grpc|prela [--spans-per-request 100] --dump FILE
  *
  * The workload is design.md's reference workload (workload.h). A mode (the
@@ -16,7 +16,9 @@
  * an OTLP one; /v1/traces would take one trace per request).
  *
  * Measuring: one thread per connection, each with one call in flight (gRPC:
- * --streams calls per connection). Calls that complete in the window
+ * --streams calls per connection), sent as soon as the previous one was
+ * answered, or with --rate on a fixed schedule (request n at start + n/rate;
+ * latency is then still measured from the actual send). Calls that complete in the window
  * [start+warmup, start+warmup+duration] count for rates, latency and errors.
  * With --pid: the collector's VmRSS before the first request (idle), its
  * utime+stime (/proc/PID/stat) at both window edges, VmRSS at both edges and
@@ -78,6 +80,7 @@ typedef struct options {
     int64_t duration_ns;
     int64_t warmup_ns;
     int spans_per_request;
+    double rate; /* requests per second over all connections; 0 = as fast as answered */
     int pid;          /* 0 = no collector figures */
     const char *dump; /* write one body to this file and exit */
 } options;
@@ -86,7 +89,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: loadgen --target HOST:PORT --format otlp|otlp-grpc|prela\n"
                "               [--connections 16] [--streams 1] [--duration 10s] [--warmup 2s]\n"
-               "               [--spans-per-request 100] [--pid PID]\n"
+               "               [--spans-per-request 100] [--rate REQ_PER_S] [--pid PID]\n"
                "       loadgen --format otlp|otlp-grpc|prela [--spans-per-request 100]"
                " --dump FILE\n"
                "Durations take ms, s or m suffixes (plain numbers are seconds).\n"
@@ -166,6 +169,10 @@ static int parse_options(int argc, char **argv, options *o)
             bad = parse_duration(v, &o->duration_ns) || o->duration_ns <= 0;
         } else if (!strcmp(k, "--warmup")) {
             bad = parse_duration(v, &o->warmup_ns);
+        } else if (!strcmp(k, "--rate")) {
+            char *end;
+            o->rate = strtod(v, &end);
+            bad = end == v || *end || !(o->rate > 0 && o->rate <= 1e6);
         } else if (!strcmp(k, "--spans-per-request")) {
             bad = parse_int(v, 10, 10000, &o->spans_per_request) || o->spans_per_request % 10;
         } else if (!strcmp(k, "--dump")) {
@@ -458,6 +465,8 @@ int main(int argc, char **argv)
 
     probes pr = {.idle_rss = o.pid ? proc_status_kb(o.pid, "VmRSS") : -1};
     int64_t t_start = lg_now_ns(CLOCK_MONOTONIC);
+    run.t_start = t_start;
+    run.interval_ns = o.rate > 0 ? (int64_t)(1e9 / o.rate) : 0;
     run.win_start = t_start + o.warmup_ns;
     run.win_end = run.win_start + o.duration_ns;
     lg_worker *ws = pc_xcalloc((size_t)o.connections, sizeof(*ws));

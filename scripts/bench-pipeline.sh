@@ -16,7 +16,7 @@
 #     CPU-second of the storage pipeline (ClickHouse's own CPU is shown apart);
 #  4. freshness: the gateway again beside the storage collector; bench/freshness
 #     times ingest answer → trace visible in the storage collector's query API,
-#     first alone, then with loadgen (4 connections) loading the gateway.
+#     first alone, then with loadgen sending half the storage rate of step 3.
 # Every acknowledged span must be in ClickHouse at the end; a shortfall is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -125,7 +125,7 @@ CH_CPU0=$(cpu_s "$CH_PID")
 T0=$(date +%s.%N)
 start storage; ST=$PID
 stored=0
-for _ in $(seq 1200); do
+for _ in $(seq 6000); do
   stored=$(ch "SELECT count() FROM prela_bench.spans" 2>/dev/null || echo 0)
   [ "$stored" -ge "$ACKED" ] && break
   sleep 0.1
@@ -144,14 +144,17 @@ echo; echo "== freshness: gateway → Kafka → storage → ClickHouse → query
 start gateway; GW=$PID
 FRESH_ARGS=(--ingest "127.0.0.1:$P_HTTP" --query "127.0.0.1:$P_QUERY" --traces "$PROBES")
 "$FRESHNESS" "${FRESH_ARGS[@]}" | tee "$TMP/fresh-idle.txt"
-echo "-- again with loadgen (4 connections, $FORMAT) loading the gateway"
-"$LOADGEN" --target "$TARGET" --format "$FORMAT" --connections 4 --duration 600s --warmup 0 \
-  >"$TMP/fresh-load-loadgen.txt" 2>&1 &
+# Loaded: half of what the storage collector drained per second, so it keeps up
+# (at or past its capacity the lag, and with it freshness, would only grow).
+LOAD_RATE=$(awk -v w="$STORAGE_WALL" 'BEGIN { printf "%.0f", w / 2 / 100 }')
+echo "-- again with loadgen loading the gateway at $LOAD_RATE requests/s ($((LOAD_RATE * 100)) spans/s)"
+"$LOADGEN" --target "$TARGET" --format "$FORMAT" --connections 4 --rate "$LOAD_RATE" \
+  --duration 600s --warmup 0 >"$TMP/fresh-load-loadgen.txt" 2>&1 &
 LG=$!
 PIDS+=("$LG")
 sleep 1
 "$FRESHNESS" "${FRESH_ARGS[@]}" | tee "$TMP/fresh-load.txt"
-kill -INT "$LG" 2>/dev/null || true; wait "$LG" 2>/dev/null || true
+kill -TERM "$LG" 2>/dev/null || true; wait "$LG" 2>/dev/null || true
 stop "$GW"
 sleep 2
 stop "$ST"
@@ -173,6 +176,6 @@ echo "storage Kafka into ClickHouse: $STORAGE_SPS spans per CPU-second of the co
 echo "freshness, idle:     p50 $(field "$TMP/fresh-idle.txt" p50_ms) ms," \
      "p99 $(field "$TMP/fresh-idle.txt" p99_ms) ms, max $(field "$TMP/fresh-idle.txt" max_ms) ms" \
      "($(field "$TMP/fresh-idle.txt" visible)/$PROBES visible)"
-echo "freshness, loaded:   p50 $(field "$TMP/fresh-load.txt" p50_ms) ms," \
+echo "freshness, $((LOAD_RATE * 100)) spans/s: p50 $(field "$TMP/fresh-load.txt" p50_ms) ms," \
      "p99 $(field "$TMP/fresh-load.txt" p99_ms) ms, max $(field "$TMP/fresh-load.txt" max_ms) ms" \
      "($(field "$TMP/fresh-load.txt" visible)/$PROBES visible)"
