@@ -22,10 +22,14 @@
  * that came from them may be stored twice, which the stores' dedup by
  * (trace_id, span_id) absorbs. Partitions assigned while paused are paused too.
  *
- * Why max_batch_spans 10000 / max_batch_wait 100ms: the exporters behind this
- * receiver (ClickHouse, the embedded store) want large inserts, and 10000
- * decoded spans stay within a few tens of MB of arena; 100 ms bounds the
- * latency a quiet topic adds, well inside the 1 s ingest-to-queryable target.
+ * Batches: a batch takes the messages that are ready (fetched by librdkafka)
+ * and is passed on as soon as none is, or at max_batch_spans, or
+ * max_batch_wait after its first message. So a quiet topic adds no latency,
+ * and under load the messages that arrive while next is busy (an insert in
+ * flight) form the next, larger batch. Why 10000 / 100ms: the exporters
+ * behind this receiver (ClickHouse, the embedded store) want large inserts,
+ * and 10000 decoded spans stay within a few tens of MB of arena; 100 ms
+ * bounds how long a steady stream is gathered before it is passed on.
  *
  * Shutdown: the thread stops polling, offers the batch in hand once more (the
  * bound is next's own deadline, e.g. the exporter's timeout), commits it only
@@ -77,7 +81,8 @@ static const pc_option options[] = {
     OPT("max_batch_spans", PC_OPT_INT, "10000", max_batch_spans, 1, 1000000,
         "spans per batch passed on (a message is never split, so one may exceed it)"),
     OPT("max_batch_wait", PC_OPT_DURATION, "100ms", max_batch_wait_ms, 1, 600000,
-        "longest a batch waits for more messages after its first one"),
+        "longest a batch gathers a steady stream after its first message (it is passed on "
+        "at once when no message is ready)"),
     OPT("initial_offset", PC_OPT_STRING, "earliest", initial_offset, 0, 0,
         "where a group without committed offsets starts: earliest or latest"),
     OPT("retry_backoff", PC_OPT_DURATION, "100ms", retry_backoff_ms, 1, 600000,
@@ -284,19 +289,17 @@ static void handle(krecv *R, pc_batch *b, rd_kafka_message_t *m)
 }
 
 /* Polls messages into |b| until max_batch_spans, max_batch_wait after the
- * first message, or stop. */
+ * first message, no message ready (once there is one), or stop. */
 static void fill(krecv *R, pc_batch *b)
 {
     int64_t deadline = 0;
     while (!stopping(R) && b->n < (size_t)R->cfg->max_batch_spans) {
-        int timeout = POLL_MS;
-        if (deadline) {
-            int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
-            if (left <= 0) break;
-            if (left < timeout) timeout = (int)left;
+        if (deadline && pc_time_mono_ns() >= deadline) break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(R->rk, deadline ? 0 : POLL_MS);
+        if (!m) {
+            if (deadline) break; /* caught up: pass on what we have */
+            continue;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(R->rk, timeout);
-        if (!m) continue;
         if (!deadline && !m->err) deadline = pc_time_mono_ns() + R->cfg->max_batch_wait_ms * NS_PER_MS;
         handle(R, b, m);
         rd_kafka_message_destroy(m);
