@@ -332,6 +332,16 @@ static void release(ch *C, CURL *h)
     if (h) curl_easy_cleanup(h);
 }
 
+/* Logs why request |what| failed, frees the answer; returns -1. */
+static int log_failure(ch *C, reply *r, const char *what)
+{
+    char why[400];
+    describe(r, why, sizeof(why));
+    pc_log(PC_LOG_ERROR, C->id, "%s: %s", what, why);
+    pc_buf_free(&r->body);
+    return -1;
+}
+
 /*
  * Runs the statement |sql| (in the body) with a fresh read handle, within
  * `timeout`. 0 with the answer in |out|, or -1 after logging |what| failed.
@@ -343,13 +353,7 @@ static int run_sql(ch *C, const char *sql, const char *what, pc_buf *out)
     post(C, h, NULL, "log_queries=1&wait_end_of_query=1", sql, strlen(sql), false,
          (long)(C->timeout_ns / NS_PER_MS), &r);
     release(C, h);
-    if (!ok(&r)) {
-        char why[400];
-        describe(&r, why, sizeof(why));
-        pc_log(PC_LOG_ERROR, C->id, "%s: %s", what, why);
-        pc_buf_free(&r.body);
-        return -1;
-    }
+    if (!ok(&r)) return log_failure(C, &r, what);
     *out = r.body;
     return 0;
 }
@@ -689,13 +693,7 @@ static int setup_sql(ch *C, const char *sql, const char *what, pc_buf *out)
         nanosleep(&ts, NULL);
     }
     curl_easy_cleanup(h);
-    if (!ok(&r)) {
-        char why[400];
-        describe(&r, why, sizeof(why));
-        pc_log(PC_LOG_ERROR, C->id, "%s: %s", what, why);
-        pc_buf_free(&r.body);
-        return -1;
-    }
+    if (!ok(&r)) return log_failure(C, &r, what);
     if (out)
         *out = r.body;
     else

@@ -27,9 +27,10 @@ from services import clickhouse, kafka  # noqa: F401  (fixtures)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-class Role:
+class Role(conftest.Collector):
     """One prela-collector running configs/<role>.yaml with |env|; `query`, `ingest`,
-    `otlp` are its URLs (those its role serves)."""
+    `otlp` are its URLs (those its role serves). Stopping, logs and the query API
+    helpers are conftest.Collector's."""
 
     def __init__(self, tmp_path, role, env):
         self.role, self.env, self.tmp_path = role, env, tmp_path
@@ -57,39 +58,10 @@ class Role:
             time.sleep(0.05)
         raise AssertionError(f"{self.role} did not become ready:\n{self.logs()}")
 
-    def stop(self):
-        """SIGTERM; returns the exit status."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.role} did not stop within 60 s of SIGTERM")
-        finally:
-            self.log.close()
-
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.log.close()
-
-    def logs(self):
-        try:
-            return self.log_path.read_text(errors="replace")[-6000:]
-        except OSError:
-            return ""
-
-    # the query API, as conftest.Collector offers it (clients.check_spec uses these)
-    def get(self, path, **params):
-        return requests.get(self.query + path, params=params, timeout=10)
-
-    def trace(self, trace_id):
-        r = self.get(f"/api/v1/traces/{trace_id}")
-        assert r.status_code == 200, r.text
-        return r.json()
 
     def wait_trace(self, trace_id, spans, timeout=90):
         """Waits until |trace_id| shows |spans| spans; returns the query API's answer."""
