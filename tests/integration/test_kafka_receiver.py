@@ -208,7 +208,7 @@ def test_sigkill_mid_stream_loses_nothing(make_collector, kafka, tmp_path):
     st.proc = None  # killed on purpose: teardown must not count it as a failed exit
     later += send_workload(gw, 5)
     st2 = storage(make_collector, kafka, topics, "otlp_proto", f"g-{run}", data_dir=data_dir)
-    # the killed member holds its partitions until the broker's session timeout (45 s)
+    # the killed member holds its partitions until the session timeout (session_timeout, 10 s)
     wait_spans(st2, later[-1]["trace_id"], len(later[-1]["spans"]), timeout=120)
     for t in first + later:
         assert_same(st2, gw, t["trace_id"], len(t["spans"]), otlp=True)
