@@ -9,6 +9,7 @@
  * themselves are exercised by tests/integration/test_clickhouse.py.
  */
 #include "check.h"
+#include "options.h"
 
 #include "config.h"
 #include "exporters/clickhouse.h"
@@ -306,14 +307,10 @@ static void test_tsv(void)
 static int configure(const char *const *kv, size_t n, char *err, size_t errlen)
 {
     const pc_component_ops *ops = &pc_clickhouse_exporter_ops;
-    pc_config_entry e[8];
-    for (size_t i = 0; i < n; i++)
-        e[i] = (pc_config_entry){.key = kv[2 * i], .value = kv[2 * i + 1]};
-    void *cfg = calloc(1, ops->config_size);
-    int rc = pc_config_apply_options(ops->options, cfg, e, n, "exporters.clickhouse", err, errlen);
+    int rc;
+    void *cfg = pc_test_options(ops, "exporters.clickhouse", NULL, NULL, kv, n, err, errlen, &rc);
     if (rc == 0) rc = ops->validate(cfg, err, errlen);
-    pc_config_free_options(ops->options, cfg);
-    free(cfg);
+    pc_test_options_free(ops, cfg);
     return rc;
 }
 

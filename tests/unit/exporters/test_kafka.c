@@ -16,6 +16,7 @@
  * Each test makes its own mock cluster, so fault injection never leaks.
  */
 #include "check.h"
+#include "options.h"
 
 #include "config.h"
 #include "exporters/kafka.h"
@@ -154,16 +155,9 @@ typedef struct exporter {
 static void *make_cfg(const char *brokers, const char *const *kv, size_t n, char *err,
                       size_t errlen)
 {
-    void *cfg = calloc(1, ops->config_size);
-    pc_config_entry e[24];
-    memset(e, 0, sizeof(e));
-    e[0].key = "brokers";
-    e[0].value = brokers;
-    for (size_t i = 0; i < n; i++) {
-        e[i + 1].key = kv[2 * i];
-        e[i + 1].value = kv[2 * i + 1];
-    }
-    int rc = pc_config_apply_options(ops->options, cfg, e, n + 1, "exporters.kafka", err, errlen);
+    int rc;
+    void *cfg =
+        pc_test_options(ops, "exporters.kafka", "brokers", brokers, kv, n, err, errlen, &rc);
     CHECK_EQ_INT(rc, 0);
     return cfg;
 }

@@ -12,6 +12,7 @@
  * a write lock held by a second connection), shutdown semantics and reopening.
  */
 #include "check.h"
+#include "options.h"
 
 #include "config.h"
 #include "exporters/local.h"
@@ -42,16 +43,10 @@ typedef struct store_h {
 /* Fills the config through the real option table with |n| key/value pairs. */
 static void *make_cfg(const char *const *kv, size_t n)
 {
-    const pc_component_ops *ops = &pc_local_exporter_ops;
-    void *cfg = calloc(1, ops->config_size);
-    pc_config_entry e[16];
-    memset(e, 0, sizeof(e));
-    for (size_t i = 0; i < n; i++) {
-        e[i].key = kv[2 * i];
-        e[i].value = kv[2 * i + 1];
-    }
     char err[256] = "";
-    int rc = pc_config_apply_options(ops->options, cfg, e, n, "exporters.local", err, sizeof(err));
+    int rc;
+    void *cfg = pc_test_options(&pc_local_exporter_ops, "exporters.local", NULL, NULL, kv, n, err,
+                                sizeof(err), &rc);
     if (rc != 0) fprintf(stderr, "apply_options: %s\n", err);
     CHECK_EQ_INT(rc, 0);
     return cfg;

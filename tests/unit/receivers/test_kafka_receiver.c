@@ -14,6 +14,7 @@
  * variable, never on sleeps.
  */
 #include "check.h"
+#include "options.h"
 
 #include "config.h"
 #include "exporters/kafka_encode.h"
@@ -194,24 +195,16 @@ static rd_kafka_t *probe_new(const cluster *c, const char *group)
 static void *make_cfg(const char *brokers, const char *const *kv, size_t n, char *err, size_t errlen,
                       int expect)
 {
-    void *cfg = calloc(1, ops->config_size);
-    pc_config_entry e[24];
-    memset(e, 0, sizeof(e));
-    e[0].key = "brokers";
-    e[0].value = brokers;
-    for (size_t i = 0; i < n; i++) {
-        e[i + 1].key = kv[2 * i];
-        e[i + 1].value = kv[2 * i + 1];
-    }
-    int rc = pc_config_apply_options(ops->options, cfg, e, n + 1, "receivers.kafka", err, errlen);
+    int rc;
+    void *cfg =
+        pc_test_options(ops, "receivers.kafka", "brokers", brokers, kv, n, err, errlen, &rc);
     CHECK_EQ_INT(rc, expect);
     return cfg;
 }
 
 static void free_cfg(void *cfg)
 {
-    pc_config_free_options(ops->options, cfg);
-    free(cfg);
+    pc_test_options_free(ops, cfg);
 }
 
 static void run_scenario(pc_result answer, int retries, const char *group)
