@@ -1,7 +1,8 @@
 /*
- * span.c - batches, attribute lookup, enum names and the JSON encodings of the
- * span model (see span.h). The encodings here are the only ones: the embedded
- * store writes them and the query API serves them, so they cannot drift apart.
+ * span.c - batches and their grouping by trace, attribute lookup, enum names
+ * and the JSON encodings of the span model (see span.h). The encodings here
+ * are the only ones: the embedded store writes them and the query API serves
+ * them, so they cannot drift apart.
  */
 #include "span.h"
 #include "json.h"
@@ -56,6 +57,60 @@ void pc_batch_unref(pc_batch *b)
     if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
     pc_arena_destroy(b->arena);
     free(b);
+}
+
+static bool same_str(pc_str a, pc_str b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+/* FNV-1a of a trace id, for the grouping table. */
+static size_t trace_hash(pc_str s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < s.n; i++)
+        h = (h ^ (unsigned char)s.p[i]) * 1099511628211ull;
+    return (size_t)h;
+}
+
+size_t pc_batch_group_traces(const pc_batch *b, pc_trace_group **out)
+{
+    size_t n = b->n;
+    size_t n_slots = 16;
+    while (n_slots < 2 * n)
+        n_slots *= 2;
+    uint32_t *slots = pc_xcalloc(n_slots, sizeof(*slots)); /* trace index + 1; 0 empty */
+    uint32_t *which = pc_xmalloc((n ? n : 1) * sizeof(*which));
+    pc_trace_group *t = pc_xmalloc(n * (sizeof(*t) + sizeof(const pc_span *)) + 1);
+    const pc_span **ptrs = (const pc_span **)(t + n);
+
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pc_span *s = &b->spans[i];
+        size_t h = trace_hash(s->trace_id) & (n_slots - 1);
+        while (slots[h] && !same_str(t[slots[h] - 1].trace_id, s->trace_id))
+            h = (h + 1) & (n_slots - 1);
+        if (!slots[h]) {
+            t[nt] = (pc_trace_group){s->trace_id, NULL, 0};
+            slots[h] = (uint32_t)++nt;
+        }
+        which[i] = slots[h] - 1;
+        t[which[i]].n++;
+    }
+    size_t off = 0;
+    for (size_t k = 0; k < nt; k++) {
+        t[k].spans = ptrs + off;
+        off += t[k].n;
+        t[k].n = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pc_trace_group *tr = &t[which[i]];
+        tr->spans[tr->n++] = &b->spans[i];
+    }
+    free(slots);
+    free(which);
+    *out = t;
+    return nt;
 }
 
 bool pc_str_eq(pc_str s, const char *c)

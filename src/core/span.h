@@ -201,6 +201,21 @@ pc_batch *pc_batch_ref(pc_batch *b);
 /* Drops one reference; the last one frees the batch and its arena. Accepts NULL. */
 void pc_batch_unref(pc_batch *b);
 
+/* The spans of one trace within a batch, in batch order. */
+typedef struct pc_trace_group {
+    pc_str trace_id;
+    const pc_span **spans;
+    size_t n;
+} pc_trace_group;
+
+/*
+ * Groups the spans of |b| by trace id, traces in order of first appearance.
+ * Returns the number of traces and sets |*out| to a heap block holding the
+ * groups and their span pointer arrays; the caller frees it with free(). The
+ * pointers borrow from |b|.
+ */
+size_t pc_batch_group_traces(const pc_batch *b, pc_trace_group **out);
+
 /* Returns the value of attribute |key| (the first match), or NULL. */
 const pc_value *pc_attrs_get(const pc_attrs *a, const char *key);
 /* True when |s| equals the C string |c|. */

@@ -453,35 +453,19 @@ static void *flusher_main(void *arg)
 static void encode(ch *C, const pc_batch *b, pc_buf *spans, pc_buf *traces)
 {
     pc_buf scratch = PC_BUF_INIT;
-    pc_ch_trace_part *parts = pc_xmalloc(b->n * sizeof(*parts));
-    size_t n_parts = 0, n_slots = 16;
-    while (n_slots < 2 * b->n)
-        n_slots *= 2;
-    uint32_t *slots = pc_xcalloc(n_slots, sizeof(*slots)); /* index + 1 into parts */
-    for (size_t i = 0; i < b->n; i++) {
-        const pc_span *s = &b->spans[i];
-        int64_t created = pc_span_received(b, s);
-        pc_ch_span_row(spans, C->dialect, s, created, &scratch);
-        uint32_t hsh = 2166136261u; /* FNV-1a of the trace id */
-        for (size_t k = 0; k < s->trace_id.n; k++)
-            hsh = (hsh ^ (unsigned char)s->trace_id.p[k]) * 16777619u;
-        size_t j = hsh & (n_slots - 1);
-        while (slots[j]) {
-            pc_str t = parts[slots[j] - 1].first->trace_id;
-            if (t.n == s->trace_id.n && (t.n == 0 || !memcmp(t.p, s->trace_id.p, t.n))) break;
-            j = (j + 1) & (n_slots - 1);
-        }
-        if (slots[j]) {
-            pc_ch_part_add(&parts[slots[j] - 1], s, created);
-        } else {
-            pc_ch_part_init(&parts[n_parts++], s, created);
-            slots[j] = (uint32_t)n_parts;
-        }
+    for (size_t i = 0; i < b->n; i++)
+        pc_ch_span_row(spans, C->dialect, &b->spans[i], pc_span_received(b, &b->spans[i]),
+                       &scratch);
+    pc_trace_group *tr;
+    size_t nt = pc_batch_group_traces(b, &tr);
+    for (size_t k = 0; k < nt; k++) {
+        pc_ch_trace_part part;
+        pc_ch_part_init(&part, tr[k].spans[0], pc_span_received(b, tr[k].spans[0]));
+        for (size_t i = 1; i < tr[k].n; i++)
+            pc_ch_part_add(&part, tr[k].spans[i], pc_span_received(b, tr[k].spans[i]));
+        pc_ch_trace_row(traces, C->dialect, &part);
     }
-    for (size_t i = 0; i < n_parts; i++)
-        pc_ch_trace_row(traces, C->dialect, &parts[i]);
-    free(slots);
-    free(parts);
+    free(tr);
     pc_buf_free(&scratch);
 }
 

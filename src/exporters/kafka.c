@@ -482,7 +482,7 @@ static int produce(job *j, int t, pc_str key, size_t spans)
 }
 
 /* prela_json: one message per span, then the summary of the spans produced. */
-static int produce_prela(job *j, const pc_kafka_trace *tr, const pc_batch *b)
+static int produce_prela(job *j, const pc_trace_group *tr, const pc_batch *b)
 {
     const pc_span **kept = pc_xmalloc(tr->n * sizeof(*kept));
     size_t n_kept = 0;
@@ -520,8 +520,8 @@ static int produce_otlp(job *j, const pc_span *const *spans, size_t n, pc_str tr
 
 static int produce_traces(job *j, const pc_batch *b)
 {
-    pc_kafka_trace *tr;
-    size_t nt = pc_kafka_group_traces(b, &tr);
+    pc_trace_group *tr;
+    size_t nt = pc_batch_group_traces(b, &tr);
     int rc = PRODUCED;
     for (size_t i = 0; i < nt && rc != FAILED; i++)
         rc = j->K->encoding == ENC_PRELA_JSON

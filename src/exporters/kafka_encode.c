@@ -2,7 +2,7 @@
  * kafka_encode.c - the `kafka` exporter's message encoders (formats specified
  * in kafka_encode.h).
  *
- * Data flow: kafka.c groups a batch by trace (pc_kafka_group_traces) and calls
+ * Data flow: kafka.c groups a batch by trace (pc_batch_group_traces, span.h) and calls
  * one encoder per message. The prela_json encoders write JSON straight into
  * the pc_buf with json.h and span.h's model encoders. The OTLP encoders first
  * build a view (resource and scope groups, with the extra attributes the format
@@ -47,48 +47,6 @@ static uint64_t fnv1a64(pc_str s, uint64_t h)
     for (size_t i = 0; i < s.n; i++)
         h = (h ^ (unsigned char)s.p[i]) * 1099511628211ull;
     return h;
-}
-
-/* ------------------------------------------------------- trace grouping -- */
-
-size_t pc_kafka_group_traces(const pc_batch *b, pc_kafka_trace **out)
-{
-    size_t n = b->n;
-    size_t n_slots = 16;
-    while (n_slots < 2 * n)
-        n_slots *= 2;
-    uint32_t *slots = pc_xcalloc(n_slots, sizeof(*slots)); /* trace index + 1; 0 empty */
-    uint32_t *which = pc_xmalloc((n ? n : 1) * sizeof(*which));
-    pc_kafka_trace *t = pc_xmalloc(n * (sizeof(*t) + sizeof(const pc_span *)) + 1);
-    const pc_span **ptrs = (const pc_span **)(t + n);
-
-    size_t nt = 0;
-    for (size_t i = 0; i < n; i++) {
-        const pc_span *s = &b->spans[i];
-        size_t h = (size_t)fnv1a64(s->trace_id, 14695981039346656037ull) & (n_slots - 1);
-        while (slots[h] && !str_equal(t[slots[h] - 1].trace_id, s->trace_id))
-            h = (h + 1) & (n_slots - 1);
-        if (!slots[h]) {
-            t[nt] = (pc_kafka_trace){s->trace_id, NULL, 0};
-            slots[h] = (uint32_t)++nt;
-        }
-        which[i] = slots[h] - 1;
-        t[which[i]].n++;
-    }
-    size_t off = 0;
-    for (size_t k = 0; k < nt; k++) {
-        t[k].spans = ptrs + off;
-        off += t[k].n;
-        t[k].n = 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        pc_kafka_trace *tr = &t[which[i]];
-        tr->spans[tr->n++] = &b->spans[i];
-    }
-    free(slots);
-    free(which);
-    *out = t;
-    return nt;
 }
 
 /* ------------------------------------------------------------ prela_json -- */

@@ -2,7 +2,7 @@
  * kafka_encode.h - the message formats the `kafka` exporter writes, and their
  * encoders. A Kafka receiver decodes exactly these; this comment is the spec.
  *
- * Data flow: normalize → kafka exporter (kafka.c) → pc_kafka_group_traces →
+ * Data flow: normalize → kafka exporter (kafka.c) → pc_batch_group_traces →
  * one encoder per message below → librdkafka. Encoders only read the batch and
  * append to a pc_buf; they never fail (invalid UTF-8 in strings becomes U+FFFD
  * in JSON, and a string with an embedded NUL is cut there in protobuf).
@@ -100,21 +100,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* The spans of one trace within a batch, in batch order. */
-typedef struct pc_kafka_trace {
-    pc_str trace_id;
-    const pc_span **spans;
-    size_t n;
-} pc_kafka_trace;
-
-/*
- * Groups the spans of |b| by trace id, traces in order of first appearance.
- * Returns the number of traces and sets |*out| to a heap block holding the
- * traces and their span pointer arrays; the caller frees it with free(). The
- * pointers borrow from |b|.
- */
-size_t pc_kafka_group_traces(const pc_batch *b, pc_kafka_trace **out);
 
 /* Appends the prela_json span message of |s|; |received_ns| is pc_span_received's. */
 void pc_kafka_span_json(pc_buf *out, const pc_span *s, int64_t received_ns);
