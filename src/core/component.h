@@ -23,6 +23,7 @@
 #ifndef PC_COMPONENT_H
 #define PC_COMPONENT_H
 
+#include "auth.h"
 #include "config.h"
 #include "span.h"
 
@@ -77,5 +78,8 @@ struct pc_component_ops {
 
 /* Returns the store of the exporter |id|, or NULL when there is none. */
 const pc_store *pc_host_store(pc_host *host, const char *id);
+/* The process's authenticator (auth.h), for every listener; NULL (= no keys)
+ * when |host| is NULL, as in unit tests. */
+pc_auth *pc_host_auth(pc_host *host);
 
 #endif

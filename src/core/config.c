@@ -8,6 +8,7 @@
  *   exporters.local.retention: "ninety" is not a duration (use 250ms, 5s, 10m, 2h, 90d)
  */
 #include "config.h"
+#include "auth.h"
 #include "component.h"
 #include "log.h"
 #include "mem.h"
@@ -228,6 +229,7 @@ typedef struct loader {
     size_t n_entries, cap_entries;
     char **pool;
     size_t n_pool, cap_pool;
+    int map_items; /* lists may hold mappings, flattened as "key[i].sub" (auth keys) */
 } loader;
 
 static char *keep(loader *L, char *s)
@@ -335,8 +337,23 @@ static int flatten(loader *L, yaml_node_t *n, const char *path, const char *wher
         return 0;
     }
     if (n->type == YAML_SEQUENCE_NODE) {
-        pc_config_entry *e = add_entry(L, path);
         size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+        yaml_node_t *first =
+            cnt ? yaml_document_get_node(&L->doc, n->data.sequence.items.start[0]) : NULL;
+        if (L->map_items && first && first->type == YAML_MAPPING_NODE) {
+            add_entry(L, path)->is_map = 1;
+            for (size_t i = 0; i < cnt; i++) {
+                yaml_node_t *it = yaml_document_get_node(&L->doc, n->data.sequence.items.start[i]);
+                char sub[512];
+                snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+                if (!it || it->type != YAML_MAPPING_NODE)
+                    return errf(L->err, L->errlen, "%s.%s: expected a mapping like the first item",
+                                where, sub);
+                if (flatten(L, it, sub, where)) return -1;
+            }
+            return 0;
+        }
+        pc_config_entry *e = add_entry(L, path);
         const char **items = (const char **)keep(L, pc_xcalloc(cnt ? cnt : 1, sizeof(char *)));
         for (size_t i = 0; i < cnt; i++) {
             yaml_node_t *it = yaml_document_get_node(&L->doc, n->data.sequence.items.start[i]);
@@ -583,6 +600,23 @@ static int load_service(loader *L, pc_config *c, yaml_node_t *root)
     return 0;
 }
 
+/* The top-level `auth:` section (auth.h parses it; keys_file is read later). */
+static int load_auth(loader *L, pc_config *c, yaml_node_t *root)
+{
+    yaml_node_t *sec = map_get(L, root, "auth");
+    if (!sec) return 0;
+    reset_entries(L);
+    if (!is_null_scalar(sec)) {
+        if (sec->type != YAML_MAPPING_NODE)
+            return errf(L->err, L->errlen, "auth: expected a mapping with keys or keys_file");
+        L->map_items = 1;
+        int rc = flatten(L, sec, "", "auth");
+        L->map_items = 0;
+        if (rc) return -1;
+    }
+    return pc_auth_config_parse(L->entries, L->n_entries, "auth", 0, &c->auth, L->err, L->errlen);
+}
+
 const pc_config_component *pc_config_find(const pc_config *c, int kind, const char *id)
 {
     for (size_t i = 0; i < c->n_components; i++)
@@ -608,13 +642,15 @@ pc_config *pc_config_load(const char *text, size_t len, const char *source, char
     pc_config *c = pc_xcalloc(1, sizeof(*c));
     c->source = pc_xstrdup(source);
     yaml_node_t *root = yaml_document_get_root_node(&L.doc);
-    static const char *const top_keys[] = {"receivers", "processors", "exporters", "service", NULL};
+    static const char *const top_keys[] = {"receivers", "processors", "exporters", "service",
+                                           "auth", NULL};
     int rc = -1;
     if (!root) errf(err, errlen, "%s: the configuration is empty", source);
     else if (root->type != YAML_MAPPING_NODE) errf(err, errlen, "%s: expected a mapping at the top", source);
     else if (!only_keys(&L, root, "", top_keys) && !load_components(&L, c, root, PC_RECEIVER) &&
              !load_components(&L, c, root, PC_PROCESSOR) &&
-             !load_components(&L, c, root, PC_EXPORTER) && !load_service(&L, c, root))
+             !load_components(&L, c, root, PC_EXPORTER) && !load_service(&L, c, root) &&
+             !load_auth(&L, c, root))
         rc = 0;
     yaml_document_delete(&L.doc);
     for (size_t i = 0; i < L.n_pool; i++) free(L.pool[i]);
@@ -627,21 +663,54 @@ pc_config *pc_config_load(const char *text, size_t len, const char *source, char
     return c;
 }
 
-pc_config *pc_config_load_file(const char *path, char *err, size_t errlen)
+/* Reads the whole file |path| into |out|. 0, or -1 with a message in |err|. */
+static int read_file(const char *path, pc_buf *out, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    pc_buf b = PC_BUF_INIT;
+    if (!f) return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     char tmp[8192];
     size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) pc_buf_append(&b, tmp, n);
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) pc_buf_append(out, tmp, n);
     fclose(f);
-    pc_config *c = pc_config_load(b.data ? b.data : "", b.len, path, err, errlen);
+    pc_buf_putc(out, '\0');
+    out->len--;
+    return 0;
+}
+
+pc_config *pc_config_load_file(const char *path, char *err, size_t errlen)
+{
+    pc_buf b = PC_BUF_INIT;
+    if (read_file(path, &b, err, errlen)) return NULL;
+    pc_config *c = pc_config_load(b.data, b.len, path, err, errlen);
     pc_buf_free(&b);
     return c;
+}
+
+int pc_config_read_entries(const char *path, pc_config_entries_fn fn, void *ud, char *err,
+                           size_t errlen)
+{
+    pc_buf b = PC_BUF_INIT;
+    if (read_file(path, &b, err, errlen)) return -1;
+    loader L = {.err = err, .errlen = errlen, .map_items = 1};
+    yaml_parser_t parser;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)b.data, b.len);
+    int loaded = yaml_parser_load(&parser, &L.doc);
+    if (!loaded)
+        errf(err, errlen, "%s:%zu:%zu: YAML error: %s", path, parser.problem_mark.line + 1,
+             parser.problem_mark.column + 1, parser.problem ? parser.problem : "unknown");
+    yaml_parser_delete(&parser);
+    pc_buf_free(&b);
+    if (!loaded) return -1;
+    int rc = -1;
+    yaml_node_t *root = yaml_document_get_root_node(&L.doc);
+    if (root && root->type != YAML_MAPPING_NODE) errf(err, errlen, "%s: expected a mapping", path);
+    else if (!root || !flatten(&L, root, "", path)) rc = fn(L.entries, L.n_entries, ud);
+    yaml_document_delete(&L.doc);
+    for (size_t i = 0; i < L.n_pool; i++) free(L.pool[i]);
+    free(L.pool);
+    free(L.entries);
+    return rc;
 }
 
 pc_config *pc_config_load_default(char *err, size_t errlen)
@@ -672,6 +741,7 @@ void pc_config_free(pc_config *c)
         free_list(&c->pipelines[i].exporters);
     }
     free(c->pipelines);
+    pc_auth_config_free(&c->auth);
     free(c->source);
     free(c);
 }

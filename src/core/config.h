@@ -75,12 +75,22 @@ typedef struct pc_config_pipeline {
     pc_strlist exporters;
 } pc_config_pipeline;
 
+/* The parsed top-level `auth:` section (auth.h). */
+typedef struct pc_auth_key pc_auth_key;
+typedef struct pc_auth_config {
+    int present; /* an auth: section was given */
+    pc_auth_key *keys;
+    size_t n_keys;
+    char *keys_file; /* NULL = none */
+} pc_auth_config;
+
 typedef struct pc_config {
     pc_config_component *components;
     size_t n_components;
     pc_config_pipeline *pipelines;
     size_t n_pipelines;
     int log_level;
+    pc_auth_config auth;
     char *source; /* file name or "built-in standalone defaults" */
 } pc_config;
 
@@ -116,6 +126,16 @@ typedef struct pc_config_entry {
  */
 int pc_config_apply_options(const pc_option *opts, void *cfg, const pc_config_entry *e, size_t n,
                             const char *prefix, char *err, size_t errlen);
+/*
+ * Reads the YAML file |path| (a mapping), substitutes ${env:...}, flattens it
+ * (lists of mappings become "key[i].sub" entries) and calls |fn| with the
+ * entries, which live only during the call. Returns |fn|'s result, or -1 with
+ * a message in |err| when the file cannot be read or parsed.
+ */
+typedef int (*pc_config_entries_fn)(const pc_config_entry *e, size_t n, void *ud);
+int pc_config_read_entries(const char *path, pc_config_entries_fn fn, void *ud, char *err,
+                           size_t errlen);
+
 /* Frees the strings and lists |opts| put into |cfg| (not |cfg| itself). */
 void pc_config_free_options(const pc_option *opts, void *cfg);
 

@@ -400,6 +400,22 @@ static int content_type_ok(const char *ct)
     return ct[16] == '\0' || ct[16] == '+' || ct[16] == ';';
 }
 
+/* Checks the call's API key for its method's scope; answers a refusal. */
+static void check_key(gcall *c)
+{
+    char msg[200];
+    int retry = 0;
+    pc_auth_status st = pc_auth_check(c->s->cfg.auth, pc_grpc_metadata(&c->pub, "x-api-key"),
+                                      pc_grpc_metadata(&c->pub, "authorization"), c->method->scope,
+                                      &c->pub.principal, msg, sizeof(msg), &retry);
+    if (st == PC_AUTH_MISSING || st == PC_AUTH_INVALID)
+        answer(c, PC_GRPC_UNAUTHENTICATED, 0, 0, "%s", msg);
+    else if (st == PC_AUTH_FORBIDDEN)
+        answer(c, PC_GRPC_PERMISSION_DENIED, 0, 0, "%s", msg);
+    else if (st == PC_AUTH_LIMITED)
+        answer(c, PC_GRPC_RESOURCE_EXHAUSTED, retry * 1000, 0, "%s", msg);
+}
+
 /* The request headers are complete: answers at once what no handler may see. */
 static void on_request_headers(gcall *c)
 {
@@ -419,6 +435,8 @@ static void on_request_headers(gcall *c)
                c->encoding_name);
     else if (s->draining)
         answer(c, PC_GRPC_UNAVAILABLE, s->cfg.retry_after_ms, 0, "the server is shutting down");
+    else if (c->method->scope)
+        check_key(c);
 }
 
 /* The 5-byte prefix is complete: checks it and sizes the message buffer, or
@@ -1038,7 +1056,9 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
         server_free(s);
         return NULL;
     }
-    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d, gRPC)", cfg->endpoint, s->port);
+    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d, gRPC)%s", cfg->endpoint, s->port,
+           pc_auth_enabled(cfg->auth) ? ", API keys required" : "");
+    pc_auth_warn_if_exposed(cfg->auth, cfg->name, cfg->endpoint);
     return s;
 }
 

@@ -21,6 +21,10 @@
  *                       one message in a unary call, no message at all, the
  *                       compressed flag without grpc-encoding, undecompressable data
  *   UNAVAILABLE         the server is shutting down (with RetryInfo)
+ *   UNAUTHENTICATED     no key or an unknown key in authorization / x-api-key
+ *   PERMISSION_DENIED   the key lacks the method's scope
+ *   RESOURCE_EXHAUSTED  (with RetryInfo) the key is over its rate limit or quota
+ * The key is checked when the request headers are complete, before any DATA.
  *
  * Threads: one I/O thread runs every connection (epoll, non-blocking). Each
  * complete call runs its handler on a thread of its own, at most max_inflight
@@ -40,6 +44,7 @@
 #define PC_GRPC_H
 
 #include "arena.h"
+#include "auth.h"
 #include "buf.h"
 
 #include <stddef.h>
@@ -75,6 +80,7 @@ struct pc_grpc_call {
     pc_arena *arena;  /* owns msg; a handler may take it over (then set NULL) */
     const uint8_t *msg; /* the request message, decompressed */
     size_t msg_len;
+    pc_principal principal; /* who sent it (principal.valid = 0 without auth) */
     void *priv; /* grpc.c's; the metadata of the call */
 };
 
@@ -94,6 +100,7 @@ typedef void (*pc_grpc_handler)(void *ctx, pc_grpc_call *call, pc_grpc_reply *re
 typedef struct pc_grpc_method {
     const char *path; /* exact :path */
     pc_grpc_handler fn;
+    unsigned scope; /* PC_SCOPE_*: the key scope it needs; PC_SCOPE_NONE = open */
 } pc_grpc_method;
 
 typedef struct pc_grpc_config {
@@ -106,6 +113,7 @@ typedef struct pc_grpc_config {
     int idle_timeout_s;       /* a connection without streams for this long gets GOAWAY */
     int drain_timeout_ms;     /* how long stop waits for running calls */
     int retry_after_ms;       /* RetryInfo delay sent with RESOURCE_EXHAUSTED / UNAVAILABLE */
+    pc_auth *auth;            /* checked for each method's scope; NULL = none */
 } pc_grpc_config;
 
 /*

@@ -27,7 +27,7 @@
 struct pc_http_server {
     struct MHD_Daemon *daemon;
     pc_http_config cfg;
-    char *cors;
+    pc_strlist cors; /* allowed origins; one "*" = any (then never with credentials) */
     const pc_http_route *routes;
     size_t n_routes;
     void *ctx;
@@ -90,6 +90,61 @@ static const pc_http_route *route_find(pc_http_server *s, const char *method, co
     return NULL;
 }
 
+/*
+ * Adds the CORS headers for the request's Origin when it is allowed; with
+ * |preflight| also the methods and headers a browser may use. "*" answers any
+ * origin with a literal "*" and never with Allow-Credentials (browsers refuse
+ * that pair, and echoing the origin with credentials would open every key's
+ * data to every site); a listed origin is echoed with credentials allowed.
+ */
+static void add_cors(struct MHD_Connection *conn, pc_http_server *s, struct MHD_Response *r,
+                     int preflight)
+{
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (!s->cors.n || !origin) return;
+    int any = s->cors.n == 1 && !strcmp(s->cors.v[0], "*"), ok = any;
+    for (size_t i = 0; i < s->cors.n && !ok; i++) ok = !strcmp(s->cors.v[i], origin);
+    if (!ok) return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", any ? "*" : origin);
+    if (!any) {
+        MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
+    if (preflight) {
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                                "Authorization, X-API-Key, Content-Type, Content-Encoding, "
+                                "X-Prela-Project-Id");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    }
+}
+
+/*
+ * Parses cors_origins: "*", a comma list ("https://a.example, https://b.example")
+ * or a JSON list (["https://a.example"], the original backend's CORS_ORIGINS).
+ */
+static void parse_cors(const char *text, pc_strlist *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!text) return;
+    const char *p = text;
+    while (*p == ' ') p++;
+    int json = *p == '[';
+    if (json) p++;
+    while (*p) {
+        size_t l = strcspn(p, ",]");
+        const char *e = p + l;
+        while (l && (*p == ' ' || *p == '"' || *p == '\'')) p++, l--;
+        while (l && (p[l - 1] == ' ' || p[l - 1] == '"' || p[l - 1] == '\'')) l--;
+        if (l) {
+            out->v = pc_xrealloc(out->v, (out->n + 1) * sizeof(char *));
+            out->v[out->n++] = pc_xstrndup(p, l);
+        }
+        if (!*e || *e == ']') break;
+        p = e + 1;
+    }
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *conn, pc_http_server *s, pc_http_resp *resp)
 {
     size_t len;
@@ -105,27 +160,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, pc_http_server *s,
         MHD_add_response_header(r, "Retry-After", tmp);
     }
     if (resp->allow) MHD_add_response_header(r, "Allow", resp->allow);
-    if (s->cors) {
-        const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-        int ok = 0;
-        if (origin && strcmp(s->cors, "*") == 0) ok = 1;
-        else if (origin) {
-            size_t ol = strlen(origin);
-            for (const char *p = s->cors; *p;) {
-                const char *e = strchr(p, ',');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                while (l && *p == ' ') p++, l--;
-                while (l && p[l - 1] == ' ') l--;
-                if (l == ol && strncmp(p, origin, l) == 0) ok = 1;
-                p = e ? e + 1 : p + strlen(p);
-            }
-        }
-        if (ok) {
-            MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
-            MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
-            MHD_add_response_header(r, "Vary", "Origin");
-        }
-    }
+    if (resp->www_authenticate)
+        MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
+    add_cors(conn, s, r, 0);
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return rc;
@@ -137,6 +174,19 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, pc_http_server 
     pc_http_resp resp = {.status = status, .allow = allow, .body = PC_BUF_INIT};
     error(s, &rq->req, &resp, status, msg);
     resp.allow = allow;
+    return send_resp(conn, s, &resp);
+}
+
+/* Answers a refused credential: 401 (with WWW-Authenticate), 403 or 429. The
+ * body, if any, is never read: the connection closes after the answer. */
+static enum MHD_Result answer_auth(struct MHD_Connection *conn, pc_http_server *s, request *rq,
+                                   pc_auth_status st, const char *msg, int retry_after)
+{
+    int status = st == PC_AUTH_FORBIDDEN ? 403 : st == PC_AUTH_LIMITED ? 429 : 401;
+    pc_http_resp resp = {.status = status, .retry_after = retry_after, .body = PC_BUF_INIT};
+    error(s, &rq->req, &resp, status, msg);
+    resp.retry_after = st == PC_AUTH_LIMITED ? retry_after : 0;
+    if (status == 401) resp.www_authenticate = "Bearer";
     return send_resp(conn, s, &resp);
 }
 
@@ -153,9 +203,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         rq->req.conn = conn;
         rq->req.method = method;
         rq->req.path = url;
-        if (strcmp(method, "OPTIONS") == 0 && s->cors) {
-            pc_http_resp resp = {.status = 204, .body = PC_BUF_INIT};
-            return send_resp(conn, s, &resp);
+        if (strcmp(method, "OPTIONS") == 0 && s->cors.n) {
+            struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+            add_cors(conn, s, r, 1);
+            enum MHD_Result rc = MHD_queue_response(conn, 204, r);
+            MHD_destroy_response(r);
+            return rc;
         }
         rq->route = route_find(s, method, url, NULL);
         if (!rq->route) {
@@ -174,6 +227,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             }
             pc_buf_free(&allow);
             return r;
+        }
+        if (rq->route->scope) {
+            char msg[200];
+            int retry = 0;
+            pc_auth_status st = pc_auth_check(
+                s->cfg.auth, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key"),
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                rq->route->scope, &rq->req.principal, msg, sizeof(msg), &retry);
+            if (st != PC_AUTH_OK) return answer_auth(conn, s, rq, st, msg, retry);
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         long long clen = cl ? atoll(cl) : 0;
@@ -263,6 +325,12 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+static void free_cors(pc_http_server *s)
+{
+    for (size_t i = 0; i < s->cors.n; i++) free(s->cors.v[i]);
+    free(s->cors.v);
+}
+
 int pc_http_parse_endpoint(const char *endpoint, char *hostbuf, size_t hostlen, int *port)
 {
     const char *colon = strrchr(endpoint, ':');
@@ -303,7 +371,7 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
     }
     pc_http_server *s = pc_xcalloc(1, sizeof(*s));
     s->cfg = *cfg;
-    s->cors = cfg->cors_origins && *cfg->cors_origins ? pc_xstrdup(cfg->cors_origins) : NULL;
+    parse_cors(cfg->cors_origins, &s->cors);
     s->routes = routes;
     s->n_routes = n;
     s->ctx = ctx;
@@ -320,13 +388,15 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
     if (!s->daemon) {
         pc_log(PC_LOG_ERROR, cfg->name, "cannot listen on %s (address in use or not permitted)",
                cfg->endpoint);
-        free(s->cors);
+        free_cors(s);
         free(s);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
-    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d)", cfg->endpoint, s->port);
+    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d)%s", cfg->endpoint, s->port,
+           pc_auth_enabled(cfg->auth) ? ", API keys required" : "");
+    pc_auth_warn_if_exposed(cfg->auth, cfg->name, cfg->endpoint);
     return s;
 }
 
@@ -339,6 +409,6 @@ void pc_http_stop(pc_http_server *s)
 {
     if (!s) return;
     MHD_stop_daemon(s->daemon);
-    free(s->cors);
+    free_cors(s);
     free(s);
 }

@@ -7,6 +7,10 @@
  * 405 with Allow for a known path and a wrong method, and the common response
  * headers. Handlers see a complete, decompressed body.
  *
+ * Authentication: when the headers are complete, a route with a scope gets
+ * the key checked (auth.h): 401 / 403 / 429 are answered before any body byte
+ * is read; a handler finds the sender in req->principal.
+ *
  * Threads: one thread per connection, so a handler may block (exporters answer
  * only once data is durable) without stalling other connections.
  *
@@ -17,6 +21,7 @@
 #define PC_HTTP_H
 
 #include "arena.h"
+#include "auth.h"
 #include "buf.h"
 
 #include <stddef.h>
@@ -31,6 +36,7 @@ typedef struct pc_http_req {
     pc_arena *arena;
     char *body; /* decompressed, NUL-terminated, in arena */
     size_t body_len;
+    pc_principal principal; /* who sent it (principal.valid = 0 without auth) */
 } pc_http_req;
 
 typedef struct pc_http_resp {
@@ -39,6 +45,7 @@ typedef struct pc_http_resp {
     pc_buf body;
     int retry_after; /* seconds; > 0 adds Retry-After */
     const char *allow; /* for 405 */
+    const char *www_authenticate; /* for 401 */
 } pc_http_resp;
 
 /* Returns the request header |name| (case-insensitive), or NULL. */
@@ -53,6 +60,7 @@ typedef struct pc_http_route {
     const char *path;   /* exact, or a prefix when it ends with '/' and prefix is set */
     int prefix;
     pc_http_handler fn;
+    unsigned scope; /* PC_SCOPE_*: the key scope it needs; PC_SCOPE_NONE = open */
 } pc_http_route;
 
 /* Writes an error answer for |status| with |msg| in the receiver's error format. */
@@ -65,8 +73,9 @@ typedef struct pc_http_config {
     int64_t max_body;     /* limit on the body after decompression (and on the wire) */
     int max_connections;
     int timeout_s;        /* idle connection timeout */
-    const char *cors_origins; /* comma list or "*"; NULL/"" = no CORS headers */
+    const char *cors_origins; /* comma list, JSON list or "*"; NULL/"" = no CORS headers */
     pc_http_error_fn error;   /* NULL = {"detail": msg} */
+    pc_auth *auth;            /* checked for each route's scope; NULL = none */
 } pc_http_config;
 
 /*

@@ -1,6 +1,10 @@
 /*
  * log.c - stderr logging (see log.h). The level is process-wide, set once at
  * startup from service.telemetry.logs.level.
+ *
+ * Messages often quote what a client sent (a path, a header, a field), so
+ * every control byte of the message is written as \xNN: no client string can
+ * end a line early and forge another log line, or move the terminal cursor.
  */
 #include "log.h"
 
@@ -40,13 +44,26 @@ void pc_log(pc_log_level level, const char *component, const char *fmt, ...)
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, (long)(tv.tv_usec / 1000), names[level],
                      component ? component : "collector");
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof(line))
-        n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n >= sizeof(line) - 1) n = sizeof(line) - 2;
+    if (n < 0 || m < 0) return;
+    if ((size_t)n > sizeof(line) - 6) n = (int)sizeof(line) - 6;
+    if ((size_t)m >= sizeof(msg)) m = sizeof(msg) - 1;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < m && (size_t)n < sizeof(line) - 5; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        if (c >= 0x20 && c != 0x7f) {
+            line[n++] = (char)c;
+            continue;
+        }
+        line[n++] = '\\';
+        line[n++] = 'x';
+        line[n++] = hex[c >> 4];
+        line[n++] = hex[c & 15];
+    }
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;

@@ -8,7 +8,9 @@
  * SIGTERM and SIGINT are blocked in every thread and taken by sigwait() here, so
  * shutdown runs on the main thread in pipeline order: receivers stop accepting,
  * in-flight requests finish, exporters flush; then the process exits 0.
+ * SIGHUP re-reads auth.keys_file (auth.h) without a restart.
  */
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "pipeline.h"
@@ -74,9 +76,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "prela-collector: invalid configuration: %s\n", err);
         return 1;
     }
+    pc_auth *auth = pc_auth_create(&cfg->auth, err, sizeof(err));
+    if (!auth) {
+        fprintf(stderr, "prela-collector: invalid configuration: %s\n", err);
+        pc_config_free(cfg);
+        return 1;
+    }
     if (validate) {
-        printf("%s: valid (%zu components, %zu pipelines)\n", cfg->source, cfg->n_components,
-               cfg->n_pipelines);
+        printf("%s: valid (%zu components, %zu pipelines%s)\n", cfg->source, cfg->n_components,
+               cfg->n_pipelines, pc_auth_enabled(auth) ? ", API keys required" : "");
+        pc_auth_destroy(auth);
         pc_config_free(cfg);
         return 0;
     }
@@ -86,25 +95,36 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     pc_log(PC_LOG_INFO, NULL, "prela-collector %s starting (config: %s)", PC_VERSION,
            cfg->source);
-    pc_pipeline *p = pc_pipeline_create(cfg);
+    pc_pipeline *p = pc_pipeline_create(cfg, auth);
     if (!p || pc_pipeline_start(p)) {
         pc_pipeline_destroy(p);
+        pc_auth_destroy(auth);
         pc_config_free(cfg);
         pc_log(PC_LOG_ERROR, NULL, "startup failed");
         return 1;
     }
+    if (!pc_auth_enabled(auth))
+        pc_log(PC_LOG_INFO, NULL,
+               "no API keys configured: every request is accepted. To expose the collector "
+               "beyond this machine, add an auth: section (README, Security) and bind to "
+               "0.0.0.0 (PRELA_*_ENDPOINT)");
     pc_log(PC_LOG_INFO, NULL, "ready");
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        pc_log(PC_LOG_INFO, NULL, "SIGHUP received: reloading API keys");
+        pc_auth_reload(auth);
+    }
     pc_log(PC_LOG_INFO, NULL, "%s received: draining and shutting down",
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
     pc_pipeline_shutdown(p);
     pc_pipeline_destroy(p);
+    pc_auth_destroy(auth);
     pc_config_free(cfg);
     pc_log(PC_LOG_INFO, NULL, "stopped");
     return 0;

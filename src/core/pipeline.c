@@ -12,6 +12,7 @@
  * pointers handed to create() never move.
  */
 #include "pipeline.h"
+#include "auth.h"
 #include "component.h"
 #include "log.h"
 #include "mem.h"
@@ -32,6 +33,7 @@ typedef struct fanout {
 
 struct pc_host {
     pc_pipeline *p;
+    pc_auth *auth;
 };
 
 struct pc_pipeline {
@@ -94,6 +96,11 @@ const pc_store *pc_host_store(pc_host *host, const char *id)
     return n->cc->ops->store(n->ctx);
 }
 
+pc_auth *pc_host_auth(pc_host *host)
+{
+    return host ? host->auth : NULL;
+}
+
 static node *add_node(pc_pipeline *p, const pc_config_component *cc)
 {
     node *n = &p->nodes[p->n_nodes++];
@@ -108,11 +115,12 @@ static int in_list(const pc_strlist *l, const char *id)
     return 0;
 }
 
-pc_pipeline *pc_pipeline_create(const pc_config *cfg)
+pc_pipeline *pc_pipeline_create(const pc_config *cfg, pc_auth *auth)
 {
     pc_pipeline *p = pc_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
     p->host.p = p;
+    p->host.auth = auth;
     size_t n_proc = 0, n_exp_refs = 0;
     for (size_t i = 0; i < cfg->n_pipelines; i++) {
         n_proc += cfg->pipelines[i].processors.n;

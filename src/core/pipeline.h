@@ -13,12 +13,14 @@
 #ifndef PC_PIPELINE_H
 #define PC_PIPELINE_H
 
+#include "auth.h"
 #include "config.h"
 
 typedef struct pc_pipeline pc_pipeline;
 
-/* Builds every component of |cfg| (which must outlive the pipeline). NULL on failure. */
-pc_pipeline *pc_pipeline_create(const pc_config *cfg);
+/* Builds every component of |cfg|; receivers check requests with |auth| (NULL =
+ * none). Both must outlive the pipeline. NULL on failure. */
+pc_pipeline *pc_pipeline_create(const pc_config *cfg, pc_auth *auth);
 /* Starts everything; on failure stops what was started and returns -1. */
 int pc_pipeline_start(pc_pipeline *p);
 /* Shuts everything down in reverse order. Idempotent. */

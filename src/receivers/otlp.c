@@ -98,6 +98,7 @@ typedef enum outcome {
     OUT_OK = 0, /* accepted; res tells about partial success */
     OUT_BAD,    /* unreadable; res.error says why */
     OUT_RETRY,  /* not durable in time */
+    OUT_LIMITED, /* the key's rate limit or quota: 429 / RESOURCE_EXHAUSTED */
     OUT_FAIL,   /* never storable */
 } outcome;
 
@@ -116,11 +117,16 @@ static void count_dropped(otlp *o, pc_signal sig, int64_t items)
 /*
  * Decodes one Export request of |sig| (|len| bytes at |body|, JSON or protobuf,
  * living in |*arena|) and passes it down the pipeline. Takes over *arena (sets
- * it to NULL). |project| is the X-Prela-Project-Id header/metadata or NULL.
+ * it to NULL). |requested| is the X-Prela-Project-Id header/metadata or NULL;
+ * it counts only for admin keys and without auth (pc_auth_project), as does a
+ * prela.project_id resource attribute. Spans are charged to |who|'s rate limit
+ * (|res->error| and |*retry_s| say why on OUT_LIMITED).
  */
 static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body, size_t len,
-                      bool json, const char *project, pc_otlp_result *res)
+                      bool json, const pc_principal *who, const char *requested,
+                      pc_otlp_result *res, int *retry_s)
 {
+    const char *project = pc_auth_project(who, requested);
     pc_batch *b = pc_batch_create(*arena); /* owns the body from here on */
     *arena = NULL;
     b->signal = sig;
@@ -134,6 +140,11 @@ static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body
         return OUT_BAD;
     }
     int64_t items = sig == PC_SIGNAL_TRACES ? (int64_t)b->n : b->items;
+    if (sig == PC_SIGNAL_TRACES &&
+        pc_auth_admit(who, b->n, res->error, sizeof(res->error), retry_s) != PC_AUTH_OK) {
+        pc_batch_unref(b);
+        return OUT_LIMITED;
+    }
     pc_result r = PC_OK;
     if (!(o->next.signals & PC_SIG_BIT(sig))) {
         count_dropped(o, sig, items);
@@ -207,9 +218,10 @@ static void handle_http(otlp *o, pc_signal sig, pc_http_req *req, pc_http_resp *
     }
     bool json = fmt == FMT_JSON;
     pc_otlp_result res;
+    int retry_s = 0;
     /* export() takes the arena, and with it the body; the answer needs only res. */
-    switch (export(o, sig, &req->arena, req->body, req->body_len, json,
-                   pc_http_header(req, "X-Prela-Project-Id"), &res)) {
+    switch (export(o, sig, &req->arena, req->body, req->body_len, json, &req->principal,
+                   pc_http_header(req, "X-Prela-Project-Id"), &res, &retry_s)) {
     case OUT_OK:
         resp->status = 200;
         resp->content_type = json ? CT_JSON : CT_PROTO;
@@ -217,6 +229,10 @@ static void handle_http(otlp *o, pc_signal sig, pc_http_req *req, pc_http_resp *
         break;
     case OUT_BAD:
         write_error(o, req, resp, 400, res.error);
+        break;
+    case OUT_LIMITED:
+        write_error(o, req, resp, 429, res.error);
+        resp->retry_after = retry_s;
         break;
     case OUT_RETRY:
         write_error(o, req, resp, 503, MSG_RETRY);
@@ -244,9 +260,9 @@ static void http_logs(void *ctx, pc_http_req *req, pc_http_resp *resp)
 }
 
 static const pc_http_route http_routes[] = {
-    {"POST", "/v1/traces", 0, http_traces},
-    {"POST", "/v1/metrics", 0, http_metrics},
-    {"POST", "/v1/logs", 0, http_logs},
+    {"POST", "/v1/traces", 0, http_traces, PC_SCOPE_INGEST},
+    {"POST", "/v1/metrics", 0, http_metrics, PC_SCOPE_INGEST},
+    {"POST", "/v1/logs", 0, http_logs, PC_SCOPE_INGEST},
 };
 
 /* -------------------------------------------------------------- OTLP/gRPC */
@@ -254,8 +270,9 @@ static const pc_http_route http_routes[] = {
 static void handle_grpc(otlp *o, pc_signal sig, pc_grpc_call *call, pc_grpc_reply *reply)
 {
     pc_otlp_result res;
-    switch (export(o, sig, &call->arena, call->msg, call->msg_len, false,
-                   pc_grpc_metadata(call, "x-prela-project-id"), &res)) {
+    int retry_s = 0;
+    switch (export(o, sig, &call->arena, call->msg, call->msg_len, false, &call->principal,
+                   pc_grpc_metadata(call, "x-prela-project-id"), &res, &retry_s)) {
     case OUT_OK:
         reply->code = PC_GRPC_OK;
         pc_otlp_write_response(&reply->body, false, &res);
@@ -263,6 +280,11 @@ static void handle_grpc(otlp *o, pc_signal sig, pc_grpc_call *call, pc_grpc_repl
     case OUT_BAD:
         reply->code = PC_GRPC_INVALID_ARGUMENT;
         pc_buf_append(&reply->message, res.error, strlen(res.error));
+        break;
+    case OUT_LIMITED:
+        reply->code = PC_GRPC_RESOURCE_EXHAUSTED;
+        pc_buf_append(&reply->message, res.error, strlen(res.error));
+        reply->retry_after_ms = retry_s * 1000;
         break;
     case OUT_RETRY:
         reply->code = PC_GRPC_UNAVAILABLE;
@@ -292,9 +314,10 @@ static void grpc_logs(void *ctx, pc_grpc_call *call, pc_grpc_reply *reply)
 }
 
 static const pc_grpc_method grpc_methods[] = {
-    {"/opentelemetry.proto.collector.trace.v1.TraceService/Export", grpc_traces},
-    {"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", grpc_metrics},
-    {"/opentelemetry.proto.collector.logs.v1.LogsService/Export", grpc_logs},
+    {"/opentelemetry.proto.collector.trace.v1.TraceService/Export", grpc_traces, PC_SCOPE_INGEST},
+    {"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", grpc_metrics,
+     PC_SCOPE_INGEST},
+    {"/opentelemetry.proto.collector.logs.v1.LogsService/Export", grpc_logs, PC_SCOPE_INGEST},
 };
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -343,7 +366,6 @@ static void *create(const char *id, const void *cfg, const pc_consumer *next)
 
 static int start(void *ctx, pc_host *host)
 {
-    (void)host;
     otlp *o = ctx;
     if (o->cfg->grpc) {
         pc_grpc_config gc = {
@@ -356,6 +378,7 @@ static int start(void *ctx, pc_host *host)
             .idle_timeout_s = 300,
             .drain_timeout_ms = 30000,
             .retry_after_ms = (int)o->cfg->retry_after_ms,
+            .auth = pc_host_auth(host),
         };
         o->grpc = pc_grpc_start(&gc, grpc_methods, sizeof(grpc_methods) / sizeof(grpc_methods[0]), o);
         if (!o->grpc) return -1; /* grpc.c logged why */
@@ -367,6 +390,7 @@ static int start(void *ctx, pc_host *host)
             .max_body = o->cfg->http_max_body,
             .cors_origins = o->cfg->http_cors_origins,
             .error = write_error,
+            .auth = pc_host_auth(host),
         };
         o->http = pc_http_start(&hc, http_routes, sizeof(http_routes) / sizeof(http_routes[0]), o);
         if (!o->http) return -1; /* http.c logged why */

@@ -247,6 +247,10 @@ int pc_otlp_grpc_code(int http_status)
     switch (http_status) {
     case 400:
         return PC_GRPC_INVALID_ARGUMENT;
+    case 401:
+        return PC_GRPC_UNAUTHENTICATED;
+    case 403:
+        return PC_GRPC_PERMISSION_DENIED;
     case 404:
     case 405:
     case 415:

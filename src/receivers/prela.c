@@ -8,8 +8,10 @@
  * Accepted, per prela-wire-format.md: UUID or free-form ids ("test-trace-123"),
  * every ISO-8601 timestamp form including the SDK's "+00:00Z" (timefmt.h) or
  * epoch seconds as a number, null parent ids, nested attribute values kept with
- * their types, NaN/Infinity, gzip/zstd/deflate bodies (http.c), and the API key
- * as X-API-Key or Authorization: Bearer. /v1/traces and /v1/spans reject the
+ * their types, NaN/Infinity, gzip/zstd/deflate bodies (http.c). The API key
+ * (X-API-Key or Authorization: Bearer) is checked by http.c against the
+ * top-level auth: section (auth.h) before the body is read; the key decides the
+ * project, X-Prela-Project-Id counts only for admin keys or without auth. /v1/traces and /v1/spans reject the
  * whole request when a span is unusable (400 naming the field); /v1/batch skips
  * such spans, counts them and keeps the rest.
  *
@@ -47,7 +49,7 @@ static const pc_option options[] = {
     {"project_id", PC_OPT_STRING, "default", offsetof(prela_cfg, project_id), 0, 0,
      "project of spans whose request has no X-Prela-Project-Id header"},
     {"api_keys", PC_OPT_STRLIST, NULL, offsetof(prela_cfg, api_keys), 0, 0,
-     "accepted API keys (X-API-Key or Bearer); empty = no authentication"},
+     "removed: list keys under the top-level auth: section (startup fails if set)"},
     {"cors_origins", PC_OPT_STRING, NULL, offsetof(prela_cfg, cors_origins), 0, 0,
      "comma-separated origins allowed by CORS, or *"},
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(prela_cfg, retry_after_ms), 1, 3600000,
@@ -207,23 +209,6 @@ int pc_prela_decode_span(pc_batch *b, const pc_value *obj, const char *where, pc
 
 /* ------------------------------------------------------------------ handlers */
 
-/* Checks the API key when keys are configured. Returns 0 or answers 401. */
-static int authorize(prela *p, pc_http_req *req, pc_http_resp *resp)
-{
-    if (!p->cfg->api_keys.n) return 0;
-    const char *key = pc_http_header(req, "X-API-Key");
-    const char *auth = pc_http_header(req, "Authorization");
-    if (!key && auth && strncasecmp(auth, "Bearer ", 7) == 0) key = auth + 7;
-    if (!key || !*key) {
-        pc_http_error_detail(resp, 401, "Missing API key. Send X-API-Key: <key> or Authorization: Bearer <key>");
-        return -1;
-    }
-    for (size_t i = 0; i < p->cfg->api_keys.n; i++)
-        if (!strcmp(key, p->cfg->api_keys.v[i])) return 0;
-    pc_http_error_detail(resp, 401, "Invalid API key");
-    return -1;
-}
-
 /*
  * Common start of every POST: auth, content type, JSON parse. Returns the batch
  * (which owns the request arena from now on) and the parsed body in |root|, or
@@ -232,7 +217,6 @@ static int authorize(prela *p, pc_http_req *req, pc_http_resp *resp)
 static pc_batch *begin(prela *p, pc_http_req *req, pc_http_resp *resp, pc_value *root,
                        pc_str *project)
 {
-    if (authorize(p, req, resp)) return NULL;
     const char *ct = pc_http_header(req, "Content-Type");
     if (ct) {
         size_t l = strcspn(ct, ";");
@@ -261,17 +245,25 @@ static pc_batch *begin(prela *p, pc_http_req *req, pc_http_resp *resp, pc_value 
     pc_batch *b = pc_batch_create(req->arena);
     req->arena = NULL;
     b->received_ns = pc_time_now_ns();
-    const char *hp = pc_http_header(req, "X-Prela-Project-Id");
-    const char *proj = hp && *hp ? hp : p->cfg->project_id;
-    *project = (pc_str){proj, strlen(proj)};
-    if (hp && *hp) project->p = pc_arena_strndup(b->arena, hp, project->n);
+    const char *proj = pc_auth_project(&req->principal, pc_http_header(req, "X-Prela-Project-Id"));
+    if (!proj) proj = p->cfg->project_id;
+    project->n = strlen(proj);
+    project->p = pc_arena_strndup(b->arena, proj, project->n);
     return b;
 }
 
-/* Sends |b| down the pipeline. Returns 1 when it is durable, else answers and returns 0. */
-static int deliver(prela *p, pc_batch *b, pc_http_resp *resp)
+/* Charges |b|'s spans to the sender's rate limit and sends |b| down the
+ * pipeline. Returns 1 when it is durable, else answers and returns 0. */
+static int deliver(prela *p, const pc_http_req *req, pc_batch *b, pc_http_resp *resp)
 {
     if (b->n == 0) return 1;
+    char msg[200];
+    int retry = 0;
+    if (pc_auth_admit(&req->principal, b->n, msg, sizeof(msg), &retry) != PC_AUTH_OK) {
+        pc_http_error_detail(resp, 429, msg);
+        resp->retry_after = retry;
+        return 0;
+    }
     pc_batch_ref(b);
     pc_result r = pc_consume(&p->next, b);
     if (r == PC_OK) return 1;
@@ -312,7 +304,7 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
             goto out;
         }
     }
-    if (deliver(p, b, resp)) {
+    if (deliver(p, req, b, resp)) {
         pc_buf_puts(&resp->body, "{\"status\":\"accepted\",\"trace_id\":");
         pc_json_write_str(&resp->body, trace_id.p, trace_id.n);
         pc_buf_printf(&resp->body, ",\"spans_ingested\":%zu}", b->n);
@@ -331,7 +323,7 @@ static void handle_spans(void *ctx, pc_http_req *req, pc_http_resp *resp)
     char err[256];
     if (pc_prela_decode_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, project, err, sizeof(err))) {
         pc_http_error_detail(resp, 400, err);
-    } else if (deliver(p, b, resp)) {
+    } else if (deliver(p, req, b, resp)) {
         pc_buf_puts(&resp->body, "{\"status\":\"accepted\",\"span_id\":");
         pc_json_write_str(&resp->body, b->spans[0].span_id.p, b->spans[0].span_id.n);
         pc_buf_puts(&resp->body, ",\"trace_id\":");
@@ -367,7 +359,7 @@ static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
             }
         }
     }
-    if (deliver(p, b, resp)) {
+    if (deliver(p, req, b, resp)) {
         pc_buf_printf(&resp->body,
                       "{\"status\":\"accepted\",\"ingested\":%zu,\"total\":%zu,\"rejected\":%zu",
                       b->n, spans->arr.n, rejected);
@@ -396,9 +388,11 @@ static void handle_root(void *ctx, pc_http_req *req, pc_http_resp *resp)
 }
 
 static const pc_http_route routes[] = {
-    {"POST", "/v1/traces", 0, handle_traces}, {"POST", "/v1/spans", 0, handle_spans},
-    {"POST", "/v1/batch", 0, handle_batch},   {"GET", "/health", 0, handle_health},
-    {"GET", "/", 0, handle_root},
+    {"POST", "/v1/traces", 0, handle_traces, PC_SCOPE_INGEST},
+    {"POST", "/v1/spans", 0, handle_spans, PC_SCOPE_INGEST},
+    {"POST", "/v1/batch", 0, handle_batch, PC_SCOPE_INGEST},
+    {"GET", "/health", 0, handle_health, PC_SCOPE_NONE},
+    {"GET", "/", 0, handle_root, PC_SCOPE_NONE},
 };
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -418,12 +412,12 @@ static void *create(const char *id, const void *cfg, const pc_consumer *next)
 
 static int start(void *ctx, pc_host *host)
 {
-    (void)host;
     prela *p = ctx;
     pc_http_config hc = {.name = p->id,
                          .endpoint = p->cfg->endpoint,
                          .max_body = p->cfg->max_body,
-                         .cors_origins = p->cfg->cors_origins};
+                         .cors_origins = p->cfg->cors_origins,
+                         .auth = pc_host_auth(host)};
     p->http = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), p);
     return p->http ? 0 : -1;
 }
@@ -444,9 +438,24 @@ static void destroy(void *ctx)
     free(p);
 }
 
+static int validate(const void *cfgp, char *err, size_t errlen)
+{
+    const prela_cfg *c = cfgp;
+    if (c->api_keys.n) {
+        snprintf(err, errlen,
+                 "api_keys: removed; API keys now live in the top-level auth: section, for every "
+                 "port, e.g.\n  auth:\n    keys:\n      - {name: sdk, key: <the key>, project: %s, "
+                 "scopes: [ingest]}",
+                 c->project_id && *c->project_id ? c->project_id : "default");
+        return -1;
+    }
+    return 0;
+}
+
 const pc_component_ops pc_prela_receiver_ops = {
     .type = "prela",
     .kind = PC_RECEIVER,
+    .validate = validate,
     .options = options,
     .config_size = sizeof(prela_cfg),
     .create = create,

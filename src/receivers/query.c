@@ -77,6 +77,7 @@ typedef struct pc_query {
     char *id;
     const query_cfg *cfg;
     const pc_store *store;
+    pc_auth *auth; /* the host's; NULL in unit tests */
     pc_http_server *srv;
 } pc_query;
 
@@ -209,15 +210,19 @@ static void write_span(pc_buf *b, const pc_span_row *s)
     pc_buf_putc(b, '}');
 }
 
-/* Row callbacks: append objects to |b|, comma-separated, counting them. */
+/* Row callbacks: append objects to |b|, comma-separated, counting them. A row
+ * of a project other than |project| (when set) is skipped: the stores already
+ * filter, and this keeps a project key's view closed even if one did not. */
 typedef struct rows {
     pc_buf *b;
     int n;
+    const char *project;
 } rows;
 
 static int trace_row_cb(void *ud, const pc_trace_row *row)
 {
     rows *r = ud;
+    if (r->project && strcmp(r->project, row->project_id)) return 0;
     if (r->n++) pc_buf_putc(r->b, ',');
     write_trace(r->b, row);
     return 0;
@@ -226,6 +231,7 @@ static int trace_row_cb(void *ud, const pc_trace_row *row)
 static int span_row_cb(void *ud, const pc_span_row *row)
 {
     rows *r = ud;
+    if (r->project && strcmp(r->project, row->project_id)) return 0;
     if (r->n++) pc_buf_putc(r->b, ',');
     write_span(r->b, row);
     return 0;
@@ -279,13 +285,34 @@ static void server_error(pc_http_resp *resp, const char *msg)
     pc_http_error_detail(resp, 500, msg);
 }
 
+/*
+ * The project a read is confined to, in |*out|: a project key's own (asking
+ * for another with project_id is refused: 403); for an admin key or without
+ * auth the project_id parameter, or NULL for every project. Returns 0, or -1
+ * after answering.
+ */
+static int read_project(const pc_http_req *req, pc_http_resp *resp, const char **out)
+{
+    const char *asked = param(req, "project_id");
+    *out = pc_auth_project(&req->principal, asked);
+    if (asked && *out && strcmp(asked, *out)) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "project_id: API key '%s' reads project '%s' only",
+                 req->principal.name, *out);
+        pc_buf_reset(&resp->body);
+        pc_http_error_detail(resp, 403, msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* -------------------------------------------------------------- handlers -- */
 
 static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
 {
     pc_trace_filter f = {0};
     char msg[160];
-    f.project_id = param(req, "project_id");
+    if (read_project(req, resp, &f.project_id)) return;
     f.service_name = param(req, "service_name");
     const char *status = param(req, "status");
     if (status) f.status = lowercase(req->arena, status);
@@ -320,7 +347,7 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
     }
 
     pc_buf *b = &resp->body;
-    rows r = {b, 0};
+    rows r = {b, 0, f.project_id};
     pc_buf_puts(b, "{\"traces\":[");
     if (Q->store->ops->list_traces(Q->store->ctx, &f, trace_row_cb, &r) < 0) {
         server_error(resp, "Failed to query traces");
@@ -334,10 +361,10 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
  * Looks up trace |id| and writes its object to |out|. Returns 1 found, 0 not
  * found (404 written to |resp|), -1 store failure (500 written).
  */
-static int find_trace(pc_query *Q, const char *id, pc_buf *out, pc_http_resp *resp,
-                      const char *fail_msg)
+static int find_trace(pc_query *Q, const char *project, const char *id, pc_buf *out,
+                      pc_http_resp *resp, const char *fail_msg)
 {
-    rows r = {out, 0};
+    rows r = {out, 0, project};
     if (Q->store->ops->get_trace(Q->store->ctx, id, trace_row_cb, &r) < 0) {
         server_error(resp, fail_msg);
         return -1;
@@ -353,13 +380,13 @@ static int find_trace(pc_query *Q, const char *id, pc_buf *out, pc_http_resp *re
     return 1;
 }
 
-static void handle_trace(pc_query *Q, const char *id, pc_http_resp *resp)
+static void handle_trace(pc_query *Q, const char *project, const char *id, pc_http_resp *resp)
 {
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"trace\":");
-    if (find_trace(Q, id, b, resp, "Failed to retrieve trace") <= 0) return;
+    if (find_trace(Q, project, id, b, resp, "Failed to retrieve trace") <= 0) return;
     pc_buf_puts(b, ",\"spans\":[");
-    rows r = {b, 0};
+    rows r = {b, 0, project};
     if (Q->store->ops->get_spans(Q->store->ctx, id, span_row_cb, &r) < 0) {
         server_error(resp, "Failed to retrieve trace");
         return;
@@ -368,15 +395,15 @@ static void handle_trace(pc_query *Q, const char *id, pc_http_resp *resp)
     resp->status = 200;
 }
 
-static void handle_spans(pc_query *Q, const char *id, pc_http_resp *resp)
+static void handle_spans(pc_query *Q, const char *project, const char *id, pc_http_resp *resp)
 {
     pc_buf trace = PC_BUF_INIT; /* only its existence matters */
-    int found = find_trace(Q, id, &trace, resp, "Failed to query spans");
+    int found = find_trace(Q, project, id, &trace, resp, "Failed to query spans");
     pc_buf_free(&trace);
     if (found <= 0) return;
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"spans\":[");
-    rows r = {b, 0};
+    rows r = {b, 0, project};
     if (Q->store->ops->get_spans(Q->store->ctx, id, span_row_cb, &r) < 0) {
         server_error(resp, "Failed to query spans");
         return;
@@ -399,13 +426,15 @@ static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
         handle_list(ctx, req, resp);
         return;
     }
+    const char *project;
+    if (read_project(req, resp, &project)) return;
     static const char spans_suffix[] = "/spans";
     size_t sl = sizeof(spans_suffix) - 1;
     if (n > sl && memcmp(rest + n - sl, spans_suffix, sl) == 0) {
-        handle_spans(ctx, pc_arena_strndup(req->arena, rest, n - sl), resp);
+        handle_spans(ctx, project, pc_arena_strndup(req->arena, rest, n - sl), resp);
         return;
     }
-    handle_trace(ctx, rest, resp);
+    handle_trace(ctx, project, rest, resp);
 }
 
 static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
@@ -425,10 +454,11 @@ static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
         bad_request(resp, "limit: must be an integer from 1 to 500");
         return;
     }
-    const char *project = param(req, "project_id");
+    const char *project;
+    if (read_project(req, resp, &project)) return;
 
     pc_buf *b = &resp->body;
-    rows r = {b, 0};
+    rows r = {b, 0, project};
     pc_buf_puts(b, "{\"results\":[");
     if (Q->store->ops->search(Q->store->ctx, project, q, limit, trace_row_cb, &r) < 0) {
         server_error(resp, "Failed to search traces");
@@ -458,10 +488,10 @@ static void on_health(void *ctx, pc_http_req *req, pc_http_resp *resp)
 }
 
 static const pc_http_route routes[] = {
-    {"GET", "/api/v1/traces", 0, on_traces},
-    {"GET", TRACES_PREFIX, 1, on_trace_prefix},
-    {"GET", "/api/v1/search", 0, on_search},
-    {"GET", "/api/v1/health", 0, on_health},
+    {"GET", "/api/v1/traces", 0, on_traces, PC_SCOPE_READ},
+    {"GET", TRACES_PREFIX, 1, on_trace_prefix, PC_SCOPE_READ},
+    {"GET", "/api/v1/search", 0, on_search, PC_SCOPE_READ},
+    {"GET", "/api/v1/health", 0, on_health, PC_SCOPE_NONE},
 };
 
 /* ------------------------------------------------------------ lifecycle -- */
@@ -489,6 +519,7 @@ int pc_query_serve(void *ctx, const pc_store *store)
         .timeout_s = 60,
         .cors_origins = c->cors_origins,
         .error = NULL,
+        .auth = Q->auth,
     };
     Q->srv = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), Q);
     if (!Q->srv) return -1;
@@ -513,6 +544,7 @@ static int query_start(void *ctx, pc_host *host)
                Q->cfg->store);
         return -1;
     }
+    Q->auth = pc_host_auth(host);
     return pc_query_serve(Q, store);
 }
 

@@ -39,6 +39,7 @@ def free_port():
 
 
 CONFIG = """
+{auth}
 receivers:
   prela:
     endpoint: 127.0.0.1:{ingest_port}
@@ -80,7 +81,7 @@ class Collector:
 
     def __init__(self, tmp_path, prela_extra="", otlp_extra="", local_extra="", data_dir=None,
                  grpc_extra="", exporters_extra="", pipelines_extra="", receivers_extra="",
-                 query_store="local"):
+                 query_store="local", auth="", read_key=None):
         if not BIN or not os.path.exists(BIN):
             raise RuntimeError("PRELA_COLLECTOR_BIN is not set to the built binary (run under ctest)")
         self.tmp_path = tmp_path
@@ -93,12 +94,14 @@ class Collector:
             grpc_extra=_indent(grpc_extra, 8), local_extra=_indent(local_extra, 4),
             exporters_extra=_indent(exporters_extra, 2), receivers_extra=_indent(receivers_extra, 2),
             pipelines_extra=_indent(pipelines_extra, 4), data_dir=self.data_dir,
+            auth=("auth:\n" + _indent(auth, 2)) if auth else "",
             query_store=query_store, **self.ports))
         self.ingest = f"http://127.0.0.1:{self.ports['ingest_port']}"
         self.otlp = f"http://127.0.0.1:{self.ports['otlp_port']}"
         self.grpc = f"127.0.0.1:{self.ports['grpc_port']}"  # OTLP/gRPC, host:port
         self.query = f"http://127.0.0.1:{self.ports['query_port']}"
         self.log_path = tmp_path / f"collector-{self.ports['ingest_port']}.log"
+        self.read_key = read_key  # sent as X-API-Key by the query helpers below
         self.proc = None
 
     def start(self):
@@ -112,7 +115,7 @@ class Collector:
             try:
                 if (requests.get(self.ingest + "/health", timeout=1).ok and
                         requests.get(self.query + "/api/v1/health", timeout=1).ok and
-                        requests.post(self.otlp + "/v1/traces", timeout=1).status_code == 415 and
+                        requests.post(self.otlp + "/v1/traces", timeout=1).status_code in (415, 401) and
                         _accepts(self.ports["grpc_port"])):
                     return self
             except requests.RequestException:
@@ -145,7 +148,8 @@ class Collector:
 
     # Query API helpers -------------------------------------------------------
     def get(self, path, **params):
-        return requests.get(self.query + path, params=params, timeout=10)
+        headers = {"X-API-Key": self.read_key} if self.read_key else {}
+        return requests.get(self.query + path, params=params, headers=headers, timeout=10)
 
     def trace(self, trace_id):
         r = self.get(f"/api/v1/traces/{trace_id}")

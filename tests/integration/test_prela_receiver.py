@@ -7,6 +7,8 @@ import zlib
 
 import pytest
 import requests
+
+import conftest
 import zstandard
 from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
 
@@ -195,17 +197,13 @@ def test_python_json_quirks(collector):
     assert s["attributes"]["deep"] == {"a": [1, {"b": None}]}
 
 
-def test_api_keys_x_api_key_and_bearer(make_collector):
-    c = make_collector(prela_extra="api_keys: [prela_sk_good]")
-    payload = {"span_id": "a-1", "trace_id": "t-auth"}
-    assert requests.post(c.ingest + "/v1/spans", json=payload).status_code == 401
-    r = requests.post(c.ingest + "/v1/spans", json=payload, headers={"X-API-Key": "nope"})
-    assert r.status_code == 401 and "Invalid API key" in r.json()["detail"]
-    assert requests.post(c.ingest + "/v1/spans", json=payload,
-                         headers={"X-API-Key": "prela_sk_good"}).status_code == 200
-    assert requests.post(c.ingest + "/v1/spans", json=dict(payload, span_id="a-2"),
-                         headers={"Authorization": "Bearer prela_sk_good"}).status_code == 200
-    assert c.trace("t-auth")["span_count"] == 2
+def test_removed_api_keys_setting_fails_startup_saying_what_to_write(tmp_path):
+    """receivers.prela.api_keys moved to the top-level auth: section (every port)."""
+    c = conftest.Collector(tmp_path, prela_extra="api_keys: [prela_sk_good]")
+    r = subprocess.run([conftest.BIN, "--validate", "--config", str(c.config_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "receivers.prela.api_keys: removed" in r.stderr and "auth:" in r.stderr, r.stderr
 
 
 def test_prela_sdk_otlp_exporter(collector):

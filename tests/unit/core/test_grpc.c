@@ -123,10 +123,10 @@ static void h_big(void *ctx, pc_grpc_call *call, pc_grpc_reply *reply)
 }
 
 static const pc_grpc_method METHODS[] = {
-    {"/test.Svc/Echo", h_echo},
-    {"/test.Svc/Fail", h_fail},
-    {"/test.Svc/Block", h_block},
-    {"/test.Svc/Big", h_big},
+    {"/test.Svc/Echo", h_echo, PC_SCOPE_NONE},
+    {"/test.Svc/Fail", h_fail, PC_SCOPE_NONE},
+    {"/test.Svc/Block", h_block, PC_SCOPE_NONE},
+    {"/test.Svc/Big", h_big, PC_SCOPE_NONE},
 };
 
 static pc_grpc_config base_cfg(void)
