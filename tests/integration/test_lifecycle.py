@@ -18,7 +18,7 @@ def run(*args, env=None):
                           env=dict(os.environ, **(env or {})))
 
 
-def test_version_help_validate():
+def test_version_help_validate(tmp_path):
     r = run("--version")
     assert r.returncode == 0 and r.stdout.startswith("prela-collector ")
     r = run("--help")
@@ -27,13 +27,25 @@ def test_version_help_validate():
     r = run("--validate")
     assert r.returncode == 0 and "valid" in r.stdout
     # cloud.yaml takes its connection settings from required variables (the seed's names)
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys:\n  - {name: k, key: 0123456789abcdef0123, project: p, scopes: [ingest, read]}\n")
     cloud = dict(KAFKA_BOOTSTRAP_SERVERS="example.upstash.io:9092", KAFKA_USERNAME="u",
                  KAFKA_PASSWORD="p", CLICKHOUSE_HOST="example.clickhouse.cloud",
-                 CLICKHOUSE_PASSWORD="p")
+                 CLICKHOUSE_PASSWORD="p", PRELA_KEYS_FILE=str(keys))
     for name in sorted(os.listdir(os.path.join(REPO, "configs"))):
         r = run("--validate", "--config", os.path.join(REPO, "configs", name),
-                env=cloud if name == "cloud.yaml" else None)
+                env=cloud if name == "cloud.yaml" else {"PRELA_KEYS_FILE": str(keys)})
         assert r.returncode == 0, (name, r.stderr)
+        # Every production role requires API keys; only standalone runs without (on loopback).
+        if name != "standalone.yaml":
+            assert "API keys required" in r.stdout, (name, r.stdout)
+            env = {k: v for k, v in os.environ.items() if k != "PRELA_KEYS_FILE"}
+            if name == "cloud.yaml":
+                env |= {k: v for k, v in cloud.items() if k != "PRELA_KEYS_FILE"}
+            r = subprocess.run([BIN, "--validate", "--config", os.path.join(REPO, "configs", name)],
+                               capture_output=True, text=True, timeout=30, env=env)
+            assert r.returncode == 1 and "environment variable PRELA_KEYS_FILE is not set" in r.stderr, \
+                (name, r.stderr)
     for missing in cloud:
         env = {k: v for k, v in cloud.items() if k != missing}
         r = subprocess.run([BIN, "--validate", "--config", os.path.join(REPO, "configs", "cloud.yaml")],

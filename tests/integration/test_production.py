@@ -26,6 +26,15 @@ from services import clickhouse, kafka  # noqa: F401  (fixtures)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
+# The shipped configs require API keys (PRELA_KEYS_FILE): the SDKs and the gateway's
+# clients ingest with INGEST_KEY, the query API is read with READ_KEY, both of project
+# "prod", so the project also travels through Kafka to the storage collector.
+INGEST_KEY, READ_KEY = "prod-ingest-key-0000000000000001", "prod-read-key-00000000000000002"
+KEYS_YAML = f"""keys:
+  - {{name: prod-sdk, key: {INGEST_KEY}, project: prod, scopes: [ingest]}}
+  - {{name: prod-dashboard, key: {READ_KEY}, project: prod, scopes: [read]}}
+"""
+
 
 class Role(conftest.Collector):
     """One prela-collector running configs/<role>.yaml with |env|; `query`, `ingest`,
@@ -39,6 +48,7 @@ class Role(conftest.Collector):
         self.query = "http://" + env["PRELA_QUERY_ENDPOINT"]
         self.proc = None
         self.starts = 0
+        self.read_key = READ_KEY
 
     def start(self):
         self.starts += 1
@@ -82,9 +92,12 @@ def roles(tmp_path, kafka, clickhouse):
     """roles(run, **env) → (gateway, storage): not yet started; both are stopped at
     teardown and must exit 0."""
     made = []
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(KEYS_YAML)
 
     def make(**extra):
         run = uuid.uuid4().hex[:10]
+        extra.setdefault("PRELA_KEYS_FILE", str(keys_file))
         base = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
                     KAFKA_TOPIC_SPANS=f"spans-{run}", KAFKA_TOPIC_TRACES=f"traces-{run}",
                     KAFKA_TOPIC_METRICS=f"metrics-{run}", KAFKA_TOPIC_LOGS=f"logs-{run}",
@@ -111,7 +124,8 @@ def roles(tmp_path, kafka, clickhouse):
 
 def post_traces(gateway, traces):
     return requests.post(gateway.otlp + "/v1/traces", data=workload.to_proto(traces),
-                         headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+                         headers={"Content-Type": "application/x-protobuf", "X-API-Key": INGEST_KEY},
+                         timeout=30)
 
 
 class Sender(threading.Thread):
@@ -161,9 +175,10 @@ def test_sdks_end_to_end(roles):
     storage.start()
 
     spec = clients.make_spec("python", "e2e", python_only=True)
-    clients.send_python(spec, OTLPSpanExporter(endpoint=gateway.otlp + "/v1/traces"))
+    clients.send_python(spec, OTLPSpanExporter(endpoint=gateway.otlp + "/v1/traces",
+                                               headers={"authorization": "Bearer " + INGEST_KEY}))
 
-    exporter = HTTPExporter(endpoint=gateway.ingest + "/v1/traces", api_key="prela_sk_test",
+    exporter = HTTPExporter(endpoint=gateway.ingest + "/v1/traces", api_key=INGEST_KEY,
                             compress=True, max_retries=0)
     tracer = Tracer(service_name="sdk-agent-e2e", exporter=exporter)
     with tracer.span("agent.plan", span_type=SpanType.AGENT) as root:
@@ -186,6 +201,7 @@ def test_sdks_end_to_end(roles):
     body = storage.wait_trace(prela_trace, 3)
     t = body["trace"]
     assert t["span_count"] == 3 and t["service_name"] == "sdk-agent-e2e" and t["source"] == "prela"
+    assert t["project_id"] == "prod"  # the key's project, carried through Kafka
     assert t["status"] == "error" and t["root_span_name"] == "agent.plan"
     assert t["input_tokens"] == 12 and t["output_tokens"] == 30
     spans = {s["name"]: s for s in body["spans"]}
