@@ -333,8 +333,8 @@ static int install(pc_auth *a, const pc_auth_config *file, char *err, size_t err
 {
     size_t n = a->n_inline + (file ? file->n_keys : 0);
     pc_auth_key *keys = pc_xcalloc(n ? n : 1, sizeof(*keys));
-    memcpy(keys, a->inline_keys, a->n_inline * sizeof(*keys));
-    if (file) memcpy(keys + a->n_inline, file->keys, file->n_keys * sizeof(*keys));
+    if (a->n_inline) memcpy(keys, a->inline_keys, a->n_inline * sizeof(*keys));
+    if (file && file->n_keys) memcpy(keys + a->n_inline, file->keys, file->n_keys * sizeof(*keys));
     for (size_t i = a->n_inline; i < n; i++)
         for (size_t j = 0; j < i; j++)
             if (!strcmp(keys[i].name, keys[j].name) || !memcmp(keys[i].digest, keys[j].digest, 32)) {
@@ -378,7 +378,7 @@ pc_auth *pc_auth_create(const pc_auth_config *cfg, char *err, size_t errlen)
     a->keys_file = cfg->keys_file ? pc_xstrdup(cfg->keys_file) : NULL;
     a->n_inline = cfg->n_keys;
     a->inline_keys = pc_xcalloc(cfg->n_keys ? cfg->n_keys : 1, sizeof(pc_auth_key));
-    memcpy(a->inline_keys, cfg->keys, cfg->n_keys * sizeof(pc_auth_key));
+    if (cfg->n_keys) memcpy(a->inline_keys, cfg->keys, cfg->n_keys * sizeof(pc_auth_key));
     char why[512];
     if (load(a, why, sizeof(why))) {
         errf(err, errlen, "auth.keys_file: %s", why);
@@ -518,8 +518,9 @@ pc_auth_status pc_auth_admit(const pc_principal *p, size_t n, char *msg, size_t 
     }
     l->last_ns = t;
     if (l->day != day) l->day = day, l->day_count = 0;
-    double need = (double)n < l->burst ? (double)n : l->burst;
+
     int64_t want = n ? (int64_t)n : 1; /* at the headers: is there room for one more? */
+    double need = (double)want < l->burst ? (double)want : l->burst;
     if (l->per_day && l->day_count + want > l->per_day) {
         st = PC_AUTH_LIMITED;
         *retry_after_s = (int)(86400 - wall % 86400);
