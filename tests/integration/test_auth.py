@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 import conftest
 import workload
+from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
 from test_otlp_grpc import EXPORT, H2, grpc_frame, grpc_status
 
 KEYS = {
@@ -397,3 +398,45 @@ def test_cors_json_list_form(make_collector):
         assert r.headers["Access-Control-Allow-Credentials"] == "true"
     r = requests.get(c.ingest + "/health", headers={"Origin": "https://c.example"})
     assert "Access-Control-Allow-Origin" not in r.headers
+
+
+# --- two projects, the same ids, on every store ------------------------------------------
+
+@pytest.mark.usefixtures("store")
+def test_two_projects_same_trace_and_span_ids(make_collector):
+    """alpha and beta send the same trace id and span ids (Prela JSON and OTLP): each is
+    answered 200 and reads back only its own spans; search never crosses; admin sees both."""
+    c = make_collector(auth=AUTH)
+    tr = workload.make_traces(1)
+    otlp_body = workload.to_proto(tr)
+    tid, sids = tr[0]["trace_id"], sorted(s["span_id"] for s in tr[0]["spans"])
+    for proj in ("alpha", "beta"):
+        key = KEYS[f"{proj}-ingest"]
+        r = requests.post(c.ingest + "/v1/traces", headers={"X-API-Key": key}, json={
+            "trace_id": "t-shared", "service_name": f"svc-{proj}",
+            "spans": [span("t-shared", "s-1", name=f"root-{proj}"),
+                      span("t-shared", "s-2", name=f"child-{proj}", parent_span_id="s-1")]})
+        assert r.status_code == 200, r.text
+        r = requests.post(c.otlp + "/v1/traces", data=otlp_body,
+                          headers={"X-API-Key": key, "Content-Type": "application/x-protobuf"})
+        assert r.status_code == 200, r.text
+    for proj, other in (("alpha", "beta"), ("beta", "alpha")):
+        key = KEYS[f"{proj}-read"]
+        body = _read(c, "/api/v1/traces/t-shared", key).json()
+        assert body["trace"]["project_id"] == proj and body["span_count"] == 2, body
+        assert sorted(s["name"] for s in body["spans"]) == [f"child-{proj}", f"root-{proj}"]
+        assert body["trace"]["service_name"] == f"svc-{proj}"
+        assert {s["project_id"] for s in body["spans"]} == {proj}
+        spans = _read(c, "/api/v1/traces/t-shared/spans", key).json()["spans"]
+        assert sorted(s["name"] for s in spans) == [f"child-{proj}", f"root-{proj}"]
+        body = _read(c, f"/api/v1/traces/{tid}", key).json()
+        assert sorted(s["span_id"] for s in body["spans"]) == sids and body["trace"]["span_count"] == len(sids)
+        found = _read(c, "/api/v1/search", key, query="root-").json()["results"]
+        assert [(t["trace_id"], t["project_id"]) for t in found] == [("t-shared", proj)]
+        assert _read(c, "/api/v1/search", key, query=f"child-{other}").json()["results"] == []
+    listed = _read(c, "/api/v1/traces", KEYS["ops"]).json()["traces"]
+    assert sorted((t["trace_id"], t["project_id"]) for t in listed) == sorted(
+        [("t-shared", "alpha"), ("t-shared", "beta"), (tid, "alpha"), (tid, "beta")])
+    for proj in ("alpha", "beta"):
+        body = _read(c, "/api/v1/traces/t-shared", KEYS["ops"], project_id=proj).json()
+        assert {s["name"] for s in body["spans"]} == {f"root-{proj}", f"child-{proj}"}
