@@ -37,6 +37,7 @@ typedef struct prela_cfg {
     pc_strlist api_keys;
     char *cors_origins;
     int64_t retry_after_ms;
+    pc_tls_config tls;
 } prela_cfg;
 
 static const pc_option options[] = {
@@ -52,6 +53,7 @@ static const pc_option options[] = {
      "comma-separated origins allowed by CORS, or *"},
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(prela_cfg, retry_after_ms), 1, 3600000,
      "Retry-After sent with 503 when the pipeline is busy"},
+    PC_TLS_OPTIONS("", prela_cfg, tls),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -403,6 +405,12 @@ static const pc_http_route routes[] = {
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static int validate(const void *cfg_, char *err, size_t errlen)
+{
+    const prela_cfg *cfg = cfg_;
+    return pc_tls_validate(&cfg->tls, "", err, errlen);
+}
+
 static void *create(const char *id, const void *cfg, const pc_consumer *next)
 {
     if (!next) {
@@ -423,7 +431,8 @@ static int start(void *ctx, pc_host *host)
     pc_http_config hc = {.name = p->id,
                          .endpoint = p->cfg->endpoint,
                          .max_body = p->cfg->max_body,
-                         .cors_origins = p->cfg->cors_origins};
+                         .cors_origins = p->cfg->cors_origins,
+                         .tls = &p->cfg->tls};
     p->http = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), p);
     return p->http ? 0 : -1;
 }
@@ -449,6 +458,7 @@ const pc_component_ops pc_prela_receiver_ops = {
     .kind = PC_RECEIVER,
     .options = options,
     .config_size = sizeof(prela_cfg),
+    .validate = validate,
     .create = create,
     .start = start,
     .shutdown = shutdown_,
