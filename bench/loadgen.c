@@ -24,7 +24,8 @@
  * utime+stime (/proc/PID/stat) at both window edges, VmRSS at both edges and
  * VmHWM at the end. --tls-ca: every connection is TLS (HTTPS; gRPC with ALPN
  * h2), the server verified against CA_FILE and the --target host, so the same
- * workload measures the collector with and without TLS. The last output line ("result ...", key=value) is for
+ * workload measures the collector with and without TLS. The last output line
+ * ("result ...", key=value) is for
  * scripts (scripts/bench.sh).
  *
  * Files: loadgen.c (options, driver, /proc probes, report), lg_run.h (what the
@@ -375,7 +376,8 @@ static void report(const options *o, const lg_workload *body, size_t header_len,
            "(%llu spans)\n",
            (unsigned long long)st->sent_all, (unsigned long long)st->sent_all * spr,
            (unsigned long long)st->ok_all, (unsigned long long)st->ok_all * spr);
-    printf("result format=%s transport=%s tls=%d connections=%d streams=%d rps=%.1f spans_per_s=%.0f "
+    printf("result format=%s transport=%s tls=%d connections=%d streams=%d rps=%.1f "
+           "spans_per_s=%.0f "
            "collector_cpu_s=%.3f spans_per_cpu_s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
            "max_ms=%.3f errors=%llu refused=%llu idle_rss_kb=%ld rss0_kb=%ld rss_kb=%ld "
            "hwm_kb=%ld loadgen_cpu_s=%.3f body_bytes=%zu sent_spans=%llu acked_spans=%llu "

@@ -124,8 +124,9 @@ static int load_pair(gnutls_certificate_credentials_t cred, const char *cert_pem
     }
     rc = gnutls_certificate_set_x509_key_mem2(cred, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
     if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
-        snprintf(err, errlen, "%stls.key_file: the key in '%s' does not match the certificate in '%s'",
-                 prefix, c->key_file, c->cert_file);
+        snprintf(err, errlen,
+                 "%stls.key_file: the key in '%s' does not match the certificate in '%s'", prefix,
+                 c->key_file, c->cert_file);
         return -1;
     }
     if (rc < 0) {
@@ -304,9 +305,9 @@ static int fail(pc_tls_conn *c, const char *what, int rc)
 int pc_tls_handshake(pc_tls_conn *c)
 {
     int rc;
-    do
+    do /* INTERRUPTED and warning alerts: go on */
         rc = gnutls_handshake(c->sess);
-    while (rc == GNUTLS_E_INTERRUPTED || (rc < 0 && rc != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(rc)));
+    while (rc < 0 && rc != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(rc));
     if (rc == GNUTLS_E_AGAIN) return PC_TLS_AGAIN;
     if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
         gnutls_datum_t out = {NULL, 0};
@@ -356,7 +357,8 @@ ssize_t pc_tls_send(pc_tls_conn *c, const void *buf, size_t n)
     for (;;) {
         /* GnuTLS keeps an encrypted record that could not be written; it is
          * finished by a call with no data, which answers the original count. */
-        ssize_t r = c->owed ? gnutls_record_send(c->sess, NULL, 0) : gnutls_record_send(c->sess, buf, n);
+        ssize_t r = c->owed ? gnutls_record_send(c->sess, NULL, 0)
+                            : gnutls_record_send(c->sess, buf, n);
         if (r >= 0) {
             c->owed = 0;
             return r;

@@ -143,7 +143,8 @@ static client client_new(int fd, const char *alpn, const char *cert, const char 
     client c;
     gnutls_certificate_allocate_credentials(&c.cred);
     CHECK(gnutls_certificate_set_x509_trust_file(c.cred, P("ca.crt"), GNUTLS_X509_FMT_PEM) == 1);
-    if (cert) CHECK(gnutls_certificate_set_x509_key_file(c.cred, cert, key, GNUTLS_X509_FMT_PEM) >= 0);
+    if (cert)
+        CHECK(gnutls_certificate_set_x509_key_file(c.cred, cert, key, GNUTLS_X509_FMT_PEM) >= 0);
     gnutls_init(&c.s, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
     gnutls_set_default_priority(c.s);
     gnutls_credentials_set(c.s, GNUTLS_CRD_CERTIFICATE, c.cred);
