@@ -1,6 +1,7 @@
 /*
  * lg_grpc.c - loadgen's gRPC transport (OTLP/gRPC): unary calls over HTTP/2
- * cleartext with prior knowledge, on nghttp2's client API.
+ * cleartext with prior knowledge, or over TLS with ALPN h2 (--tls-ca,
+ * lg_tls.c), on nghttp2's client API.
  *
  * Each worker holds one HTTP/2 connection (non-blocking socket, poll) with up
  * to run->streams calls in flight; --streams 1 (the default) keeps one call in
@@ -58,6 +59,7 @@ typedef struct call {
 typedef struct gconn {
     lg_worker *w;
     int fd; /* -1: not connected */
+    lg_tls *tls; /* NULL: cleartext (HTTP/2 prior knowledge) */
     nghttp2_session *s;
     nghttp2_session_callbacks *cbs;
     call *calls;
@@ -135,7 +137,7 @@ static ssize_t on_send(nghttp2_session *s, const uint8_t *data, size_t length, i
     (void)s, (void)flags;
     gconn *g = user;
     for (;;) {
-        ssize_t n = send(g->fd, data, length, MSG_NOSIGNAL);
+        ssize_t n = lg_io_send(g->fd, g->tls, data, length);
         if (n >= 0) return n;
         if (errno == EINTR) continue;
         return errno == EAGAIN || errno == EWOULDBLOCK ? NGHTTP2_ERR_WOULDBLOCK
@@ -198,6 +200,11 @@ static int gconn_open(gconn *g)
 {
     g->fd = lg_connect(g->w->run, 1);
     if (g->fd < 0) return -1;
+    if (g->w->run->tls_cred && !(g->tls = lg_tls_open(g->w->run, g->fd, "h2"))) {
+        close(g->fd);
+        g->fd = -1;
+        return -1;
+    }
     g->answered = 0;
     nghttp2_session_client_new(&g->s, g->cbs, g);
     nghttp2_settings_entry iv[] = {
@@ -220,6 +227,8 @@ static void gconn_close(gconn *g)
         if (g->calls[i].stream_id) finish_call(g, &g->calls[i], NGHTTP2_INTERNAL_ERROR);
     nghttp2_session_del(g->s); /* runs no callbacks */
     g->s = NULL;
+    lg_tls_close(g->tls);
+    g->tls = NULL;
     if (g->fd >= 0) close(g->fd);
     g->fd = -1;
     if (pause) usleep(100000);
@@ -230,13 +239,13 @@ static void gconn_close(gconn *g)
 static int pump_in(gconn *g)
 {
     uint8_t buf[65536];
-    for (int rounds = 0; rounds < 8; rounds++) {
-        ssize_t n = recv(g->fd, buf, sizeof(buf), 0);
+    for (int rounds = 0; rounds < 8 || lg_tls_pending(g->tls); rounds++) {
+        ssize_t n = lg_io_recv(g->fd, g->tls, buf, sizeof(buf));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         if (n == 0) return -1;
         if (nghttp2_session_mem_recv(g->s, buf, (size_t)n) < 0) return -1;
-        if ((size_t)n < sizeof(buf)) return 0;
+        if (!g->tls && (size_t)n < sizeof(buf)) return 0;
     }
     return 0;
 }
@@ -256,7 +265,7 @@ static void *grpc_worker(void *arg)
     snprintf(g.authority, sizeof(g.authority), "%s:%s", run->host, run->port);
     nghttp2_nv nv[] = {
         header(":method", "POST"),
-        header(":scheme", "http"),
+        header(":scheme", run->tls_cred ? "https" : "http"),
         header(":path", run->path),
         header(":authority", g.authority),
         header("content-type", run->content_type),

@@ -5,6 +5,9 @@
  * Content-Length body (discarded). Outcome codes are HTTP statuses; 200
  * acknowledges, 429 and 503 are refusals to retry.
  *
+ * With --tls-ca the connection is HTTPS (lg_tls.c): header and body are
+ * corked into as few TLS records as they fit.
+ *
  * Why raw sockets: the request is one writev of a prebuilt header and the
  * patched body, and the answer is a short fixed-length response, so the
  * client costs almost nothing next to the collector it measures.
@@ -26,6 +29,7 @@
 typedef struct conn {
     lg_worker *w;
     int fd;
+    lg_tls *tls; /* NULL: plaintext */
     const char *header; /* request line and headers, the same for every request */
     size_t header_len;
     uint8_t *body; /* this connection's copy of the workload body */
@@ -34,6 +38,19 @@ typedef struct conn {
 
 static int send_request(conn *c)
 {
+    if (c->tls) {
+        const void *parts[2] = {c->header, c->body};
+        size_t lens[2] = {c->header_len, c->body_len};
+        lg_tls_cork(c->tls, 1);
+        for (int i = 0; i < 2; i++)
+            for (size_t off = 0; off < lens[i];) {
+                ssize_t w = lg_io_send(c->fd, c->tls, (const char *)parts[i] + off, lens[i] - off);
+                if (w < 0 && errno == EINTR) continue;
+                if (w <= 0) return -1;
+                off += (size_t)w;
+            }
+        return lg_tls_cork(c->tls, 0);
+    }
     struct iovec iov[2] = {{(void *)c->header, c->header_len}, {c->body, c->body_len}};
     int idx = 0;
     while (idx < 2) {
@@ -77,7 +94,7 @@ static int read_response(conn *c, int *close_after)
     char *eoh = NULL;
     while (!eoh) {
         if (have == sizeof(buf) - 1) return LG_IO;
-        ssize_t r = recv(c->fd, buf + have, sizeof(buf) - 1 - have, 0);
+        ssize_t r = lg_io_recv(c->fd, c->tls, buf + have, sizeof(buf) - 1 - have);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return LG_IO;
         have += (size_t)r;
@@ -97,7 +114,7 @@ static int read_response(conn *c, int *close_after)
     size_t got = have - (size_t)(eoh + 4 - buf);
     while (got < body) {
         size_t want = body - got < sizeof(buf) ? body - got : sizeof(buf);
-        ssize_t r = recv(c->fd, buf, want, 0);
+        ssize_t r = lg_io_recv(c->fd, c->tls, buf, want);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return LG_IO;
         got += (size_t)r;
@@ -107,6 +124,8 @@ static int read_response(conn *c, int *close_after)
 
 static void conn_close(conn *c)
 {
+    lg_tls_close(c->tls);
+    c->tls = NULL;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
 }
@@ -129,7 +148,10 @@ static void *http_worker(void *arg)
     memcpy(c.body, run->body->data, c.body_len);
     int64_t t;
     while ((t = lg_now_ns(CLOCK_MONOTONIC)) < run->win_end) {
-        if (c.fd < 0 && (c.fd = lg_connect(run, 0)) < 0) {
+        if (c.fd < 0 && (c.fd = lg_connect(run, 0)) >= 0 && run->tls_cred &&
+            !(c.tls = lg_tls_open(run, c.fd, NULL)))
+            conn_close(&c);
+        if (c.fd < 0) {
             lg_record(w, LG_IO, t, -1, 0);
             usleep(100000);
             continue;

@@ -17,6 +17,10 @@
  * it cannot parse. transport->ok_code is an acknowledgement; the codes in
  * transport->retry are refusals the client should retry (429/503, 8/14).
  *
+ * TLS (--tls-ca): run->tls_cred is set and each transport wraps its socket in
+ * an lg_tls right after lg_connect, then reads and writes through lg_io_recv /
+ * lg_io_send, which are recv / send without TLS (lg_tls.c).
+ *
  * Ownership: the run and everything it points to belong to the driver and are
  * read-only while workers run (next_req aside, which is atomic). A worker's
  * stats belong to the worker until the driver joins it.
@@ -30,6 +34,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define LG_MAX_CODE 600 /* outcome codes are 0..599 */
@@ -47,6 +52,7 @@ typedef struct lg_run {
     /* --rate: 0 = closed loop (each worker sends as fast as answers come); else
      * request n starts no earlier than t_start + (n - 1) * interval_ns */
     int64_t t_start, interval_ns;
+    void *tls_cred; /* gnutls_certificate_credentials_t with the --tls-ca; NULL = plaintext */
 } lg_run;
 
 /* One worker's figures. Window figures count calls that completed inside
@@ -111,6 +117,29 @@ int lg_connect(const lg_run *run, int nonblocking);
  * nothing was sent (a failed connect): counted, no latency. |req| 0: none.
  */
 void lg_record(lg_worker *w, int code, int64_t done, int64_t lat, uint64_t req);
+
+/* ---- TLS (lg_tls.c) ---- */
+
+typedef struct lg_tls lg_tls;
+
+/* Loads the CA bundle |ca_file| into run->tls_cred. 0, or -1 after printing why. */
+int lg_tls_init(lg_run *run, const char *ca_file);
+void lg_tls_cleanup(lg_run *run);
+/* A client session on the connected socket |fd| (blocking or not): handshake
+ * verified against the CA and run->host, ALPN |alpn| (NULL: none) required.
+ * Returns NULL when the handshake fails (the first failure is printed). */
+lg_tls *lg_tls_open(const lg_run *run, int fd, const char *alpn);
+/* Ends the session (close_notify if it fits), frees it; not the socket. Accepts NULL. */
+void lg_tls_close(lg_tls *t);
+/* send / recv over |t|, or over |fd| when |t| is NULL; send/recv's results
+ * and errno. After EAGAIN from lg_io_send, offer the same bytes again. */
+ssize_t lg_io_send(int fd, lg_tls *t, const void *p, size_t n);
+ssize_t lg_io_recv(int fd, lg_tls *t, void *p, size_t n);
+/* Decrypted bytes buffered in |t| that poll does not see (0 without TLS). */
+size_t lg_tls_pending(const lg_tls *t);
+/* Cork (|on|) or uncork and flush (blocking) |t|'s records, so a request goes
+ * out in few records. Uncork returns 0 or -1; no-op without TLS. */
+int lg_tls_cork(lg_tls *t, int on);
 
 /* Adds |from|'s counters and latencies to |to|. */
 void lg_stats_merge(lg_stats *to, const lg_stats *from);

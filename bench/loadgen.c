@@ -5,7 +5,7 @@
  *
  *   loadgen --target HOST:PORT --format otlp|otlp-grpc|prela [--connections 16]
  *           [--streams 1] [--duration 10s] [--warmup 2s] [--spans-per-request 100]
- *           [--rate REQ_PER_S] [--pid PID]
+ *           [--rate REQ_PER_S] [--pid PID] [--tls-ca CA_FILE]
  *   loadgen --format otlp|otlp-grpc|prela [--spans-per-request 100] --dump FILE
  *
  * The workload is design.md's reference workload (workload.h). A mode (the
@@ -22,12 +22,15 @@
  * [start+warmup, start+warmup+duration] count for rates, latency and errors.
  * With --pid: the collector's VmRSS before the first request (idle), its
  * utime+stime (/proc/PID/stat) at both window edges, VmRSS at both edges and
- * VmHWM at the end. The last output line ("result ...", key=value) is for
+ * VmHWM at the end. --tls-ca: every connection is TLS (HTTPS; gRPC with ALPN
+ * h2), the server verified against CA_FILE and the --target host, so the same
+ * workload measures the collector with and without TLS. The last output line
+ * ("result ...", key=value) is for
  * scripts (scripts/bench.sh).
  *
  * Files: loadgen.c (options, driver, /proc probes, report), lg_run.h (what the
  * driver shares with transports), lg_http.c and lg_grpc.c (transports),
- * workload.c (bodies).
+ * lg_tls.c (TLS under both), workload.c (bodies).
  */
 #include "lg_run.h"
 #include "workload.h"
@@ -83,6 +86,7 @@ typedef struct options {
     double rate; /* requests per second over all connections; 0 = as fast as answered */
     int pid;          /* 0 = no collector figures */
     const char *dump; /* write one body to this file and exit */
+    const char *tls_ca; /* TLS, verified against this CA bundle; NULL = plaintext */
 } options;
 
 static void usage(FILE *f)
@@ -90,10 +94,12 @@ static void usage(FILE *f)
     fprintf(f, "usage: loadgen --target HOST:PORT --format otlp|otlp-grpc|prela\n"
                "               [--connections 16] [--streams 1] [--duration 10s] [--warmup 2s]\n"
                "               [--spans-per-request 100] [--rate REQ_PER_S] [--pid PID]\n"
+               "               [--tls-ca CA_FILE]\n"
                "       loadgen --format otlp|otlp-grpc|prela [--spans-per-request 100]"
                " --dump FILE\n"
                "Durations take ms, s or m suffixes (plain numbers are seconds).\n"
                "--streams: concurrent calls per connection (otlp-grpc only).\n"
+               "--tls-ca: connect with TLS (HTTPS, or gRPC with ALPN h2), trusting CA_FILE.\n"
                "--dump writes one request body to FILE and exits (otlp-grpc: with its\n"
                "5-byte gRPC prefix).\n");
 }
@@ -177,6 +183,8 @@ static int parse_options(int argc, char **argv, options *o)
             bad = parse_int(v, 10, 10000, &o->spans_per_request) || o->spans_per_request % 10;
         } else if (!strcmp(k, "--dump")) {
             o->dump = v;
+        } else if (!strcmp(k, "--tls-ca")) {
+            o->tls_ca = v;
         } else if (!strcmp(k, "--pid")) {
             bad = parse_int(v, 1, 1 << 30, &o->pid);
         } else {
@@ -368,12 +376,13 @@ static void report(const options *o, const lg_workload *body, size_t header_len,
            "(%llu spans)\n",
            (unsigned long long)st->sent_all, (unsigned long long)st->sent_all * spr,
            (unsigned long long)st->ok_all, (unsigned long long)st->ok_all * spr);
-    printf("result format=%s transport=%s connections=%d streams=%d rps=%.1f spans_per_s=%.0f "
+    printf("result format=%s transport=%s tls=%d connections=%d streams=%d rps=%.1f "
+           "spans_per_s=%.0f "
            "collector_cpu_s=%.3f spans_per_cpu_s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
            "max_ms=%.3f errors=%llu refused=%llu idle_rss_kb=%ld rss0_kb=%ld rss_kb=%ld "
            "hwm_kb=%ld loadgen_cpu_s=%.3f body_bytes=%zu sent_spans=%llu acked_spans=%llu "
            "last_trace_id=%s\n",
-           o->mode->name, tr->name, o->connections, o->streams, rps, sps, cpu,
+           o->mode->name, tr->name, o->tls_ca != NULL, o->connections, o->streams, rps, sps, cpu,
            cpu > 0 ? sps * secs / cpu : 0.0, pct_ms(lat, n_lat, 0.50), pct_ms(lat, n_lat, 0.90),
            pct_ms(lat, n_lat, 0.99), n_lat ? (double)lat[n_lat - 1] / 1e6 : 0.0,
            (unsigned long long)errs, (unsigned long long)refused, pr->idle_rss, pr->rss0, pr->rss,
@@ -438,6 +447,7 @@ int main(int argc, char **argv)
                   .body = &body,
                   .streams = o.streams};
     atomic_init(&run.next_req, 1);
+    if (o.tls_ca && lg_tls_init(&run, o.tls_ca)) return 1;
     int probe = lg_connect(&run, 0);
     if (probe < 0) {
         fprintf(stderr, "loadgen: cannot connect to %s:%s: %s\n", o.host, o.port, strerror(errno));
@@ -454,8 +464,8 @@ int main(int argc, char **argv)
                                "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
                                run.path, o.host, o.port, run.content_type, body.len)
             : 5;
-    printf("loadgen: %s (%s) to %s:%s%s, %d connections", o.mode->name, o.mode->describe, o.host,
-           o.port, run.path, o.connections);
+    printf("loadgen: %s (%s%s) to %s:%s%s, %d connections", o.mode->name, o.mode->describe,
+           o.tls_ca ? " over TLS" : "", o.host, o.port, run.path, o.connections);
     if (o.mode->tr == &lg_grpc) printf(" x %d streams", o.streams);
     printf(", %d spans/request (%d traces x 10), body %zu bytes + %zu %s\n", o.spans_per_request,
            o.spans_per_request / LG_SPANS_PER_TRACE, body.len, header_len,
@@ -500,6 +510,7 @@ int main(int argc, char **argv)
     lg_stats_free(&all);
     free(ws);
     lg_workload_free(&body);
+    lg_tls_cleanup(&run);
     freeaddrinfo(addr);
     return 0;
 }

@@ -3,7 +3,7 @@
 # prints the figures; it never passes or fails on them (bench/README.md).
 #   scripts/bench.sh [--duration 10s] [--warmup 2s] [--connections 16] [--streams 1]
 #                    [--formats otlp-grpc,otlp,prela] [--build-dir build-bench]
-#                    [--no-build] [--perf] [--keep]
+#                    [--no-build] [--perf] [--keep] [--tls]
 # Steps: build (Release, in build-bench/ unless told otherwise). Then for each
 # format (OTLP/gRPC, OTLP/HTTP, Prela JSON) a fresh collector: prela-collector
 # alone in its own temp dir (compiled-in standalone config; endpoints on free
@@ -15,12 +15,15 @@
 # and peak RSS (VmHWM) belong to that format alone. A summary table ends.
 # --perf also records the collector with `perf record -g` during each run and
 # prints the hottest symbols. --keep leaves the temp dir (logs, DBs, perf data).
+# --tls serves every listener over TLS (certificates made with openssl in the temp
+# dir; configs/standalone.yaml with tls: on each endpoint) and runs loadgen with
+# --tls-ca, so the figures compare with a run without --tls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=10s WARMUP=2s CONNECTIONS=16 STREAMS=1 FORMATS=otlp-grpc,otlp,prela
-BUILD_DIR=build-bench BUILD=1 PERF=0 KEEP=0
+BUILD_DIR=build-bench BUILD=1 PERF=0 KEEP=0 TLS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --perf) PERF=1; shift ;;
     --keep) KEEP=1; shift ;;
+    --tls) TLS=1; shift ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -86,6 +90,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# --- TLS: a CA, a server certificate for 127.0.0.1, the standalone config with tls ---
+CONFIG_ARGS=() LOADGEN_TLS=() CURL_TLS=() SCHEME=http
+if [ "$TLS" = 1 ]; then
+  (cd "$TMP" &&
+   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
+     -out ca.crt -days 2 -subj /CN=bench-ca &&
+   openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key \
+     -out server.csr -subj /CN=127.0.0.1 &&
+   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext &&
+   openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+     -days 2 -extfile server.ext) >"$TMP/openssl.log" 2>&1 ||
+    { echo "bench: openssl failed:" >&2; cat "$TMP/openssl.log" >&2; exit 1; }
+  awk -v tls="tls: {cert_file: $TMP/server.crt, key_file: $TMP/server.key}" '
+    { print } /endpoint: \$\{env:PRELA_/ { match($0, /^ */); printf "%*s%s\n", RLENGTH, "", tls }' \
+    configs/standalone.yaml >"$TMP/standalone-tls.yaml"
+  CONFIG_ARGS=(--config "$TMP/standalone-tls.yaml") LOADGEN_TLS=(--tls-ca "$TMP/ca.crt")
+  CURL_TLS=(--cacert "$TMP/ca.crt") SCHEME=https
+fi
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -99,7 +122,7 @@ run_format() {
   local fmt=$1 dir=$TMP/$1 perf_pid=""
   local p_prela p_http p_grpc p_query query port
   p_prela=$(free_port) p_http=$(free_port) p_grpc=$(free_port) p_query=$(free_port)
-  query=http://127.0.0.1:$p_query
+  query=$SCHEME://127.0.0.1:$p_query
   case "$fmt" in otlp-grpc) port=$p_grpc ;; otlp) port=$p_http ;; prela) port=$p_prela ;; esac
   mkdir -p "$dir"
   echo
@@ -108,24 +131,24 @@ run_format() {
   (cd "$dir" && exec env PRELA_DATA_DIR="$dir/data" PRELA_INGEST_ENDPOINT=127.0.0.1:$p_prela \
      PRELA_OTLP_GRPC_ENDPOINT=127.0.0.1:$p_grpc PRELA_OTLP_HTTP_ENDPOINT=127.0.0.1:$p_http \
      PRELA_QUERY_ENDPOINT=127.0.0.1:$p_query PRELA_LOG_LEVEL=warn \
-     "$BIN" >"$dir/collector.log" 2>&1) &
+     "$BIN" "${CONFIG_ARGS[@]}" >"$dir/collector.log" 2>&1) &
   PID=$!
   for _ in $(seq 100); do
-    curl -fsS -o /dev/null "$query/api/v1/health" 2>/dev/null && break
+    curl -fsS "${CURL_TLS[@]}" -o /dev/null "$query/api/v1/health" 2>/dev/null && break
     if ! kill -0 "$PID" 2>/dev/null; then
       echo "bench: collector exited:" >&2; cat "$dir/collector.log" >&2
       exit 1
     fi
     sleep 0.1
   done
-  curl -fsS -o /dev/null "$query/api/v1/health" || { echo "bench: collector not healthy" >&2; exit 1; }
+  curl -fsS "${CURL_TLS[@]}" -o /dev/null "$query/api/v1/health" || { echo "bench: collector not healthy" >&2; exit 1; }
   sleep 1
   local idle_rss
   idle_rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
   echo "idle RSS after start-up: $idle_rss kB"
 
   local cmd=("$LOADGEN" --target "127.0.0.1:$port" --format "$fmt" --connections "$CONNECTIONS"
-             --duration "$DURATION" --warmup "$WARMUP" --pid "$PID")
+             --duration "$DURATION" --warmup "$WARMUP" --pid "$PID" "${LOADGEN_TLS[@]}")
   [ "$fmt" = otlp-grpc ] && cmd+=(--streams "$STREAMS")
   echo "\$ ${cmd[*]}"
   if [ "$PERF" = 1 ]; then
@@ -148,7 +171,7 @@ run_format() {
   # did the data land?
   local id count check
   id=$(field "$dir/loadgen.txt" last_trace_id)
-  count=$(curl -fsS "$query/api/v1/traces/$id" 2>/dev/null |
+  count=$(curl -fsS "${CURL_TLS[@]}" "$query/api/v1/traces/$id" 2>/dev/null |
           grep -o '"span_count":[0-9]*' | head -1 | cut -d: -f2 || true)
   check="last acknowledged $fmt trace $id: span_count ${count:-missing} (expected 10)"
   echo "$check"
@@ -198,6 +221,7 @@ sum() { sed -n "s/^$2=//p" "$TMP/$1/summary"; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo
 echo "== summary ($(nproc) cores; $CONNECTIONS connections, gRPC $STREAMS stream(s) each;" \
+  "$([ "$TLS" = 1 ] && echo "TLS on every listener;" || echo "plaintext;")" \
   "window $DURATION after $WARMUP warmup; a fresh collector per format)"
 printf '%-10s %9s %11s %11s %8s %8s %8s %7s %8s %8s %8s\n' format "spans/s" "spans/CPU-s" \
   "CPU-s/Mspan" "p50 ms" "p99 ms" "max ms" errors "idle MB" "load MB" "peak MB"

@@ -1,6 +1,7 @@
 /*
  * grpc.c - the gRPC server under every gRPC receiver (see grpc.h): unary calls
- * over HTTP/2 cleartext with prior knowledge, on nghttp2.
+ * over HTTP/2 cleartext with prior knowledge, or over TLS (ALPN h2), on
+ * nghttp2 and, for TLS, GnuTLS through tls.h.
  *
  * Data flow: socket -> nghttp2_session_mem_recv -> callbacks that build one
  * call per stream (headers and the framed message in the call's arena) -> at
@@ -18,6 +19,13 @@
  * Connections die in two steps (kill: off epoll; reap: freed at the end of the
  * loop turn), so an event or completion later in the same turn never sees
  * freed memory.
+ *
+ * TLS sits between the socket and nghttp2: a connection first runs its
+ * handshake (conn_handshake, driven by epoll in whichever direction GnuTLS
+ * waits for); only then is it read and flushed, through conn_recv / conn_send,
+ * which are recv / send or their GnuTLS equivalents. Decrypted bytes GnuTLS
+ * has buffered are invisible to epoll, so conn_read drains them before it
+ * returns.
  *
  * Why one I/O thread plus a thread per running call: nghttp2 sessions are not
  * thread-safe, and handlers block until exporters made data durable; running
@@ -59,6 +67,9 @@
 #define DRAIN_PING "pcdrain!" /* 8 bytes of PING opaque data */
 #define DRAIN_PING_WAIT_MS 1000 /* final GOAWAY at the PING's ack or after this */
 #define ACCEPT_PAUSE_MS 100 /* out of descriptors: how long accepting pauses */
+#define HANDSHAKE_TIMEOUT_MS 10000 /* a TLS client must finish its handshake by then */
+#define IO_AGAIN (-1) /* conn_recv / conn_send: would block */
+#define IO_ERROR (-2) /* conn_recv / conn_send: failed; the connection dies */
 
 enum call_state {
     RECEIVING, /* collecting headers and the message */
@@ -108,6 +119,8 @@ struct conn {
     int dirty;  /* has something to flush */
     int armed;  /* EPOLLOUT is on */
     int goaway; /* a final GOAWAY was submitted */
+    pc_tls_conn *tls; /* NULL: cleartext */
+    int handshaking;  /* TLS handshake not finished: no HTTP/2 yet */
     int nstreams;
     int64_t idle_since;
     gcall *calls;
@@ -125,6 +138,7 @@ struct pc_grpc_server {
     int port, lfd, efd, ep;
     pthread_t io;
     nghttp2_session_callbacks *cbs;
+    pc_tls_server *tls; /* NULL: cleartext */
     pthread_mutex_t mu; /* guards done and stop */
     gcall *done;
     int stop;
@@ -721,12 +735,14 @@ static void conn_reap(conn *cn)
     while (cn->calls)
         call_release(cn->calls);
     nghttp2_session_del(cn->h2);
+    if (cn->tls && !cn->handshaking) pc_tls_bye(cn->tls);
     /* Reading what the peer sent meanwhile keeps close() from resetting the
      * connection under the last response still in the kernel's send buffer. */
     shutdown(cn->fd, SHUT_WR);
     for (int i = 0; i < 4 && recv(cn->fd, s->rbuf, sizeof(s->rbuf), 0) > 0; i++)
         continue;
     close(cn->fd);
+    pc_tls_conn_destroy(cn->tls);
     pc_buf_free(&cn->out);
     *(cn->prev ? &cn->prev->next : &s->conns) = cn->next;
     if (cn->next) cn->next->prev = cn->prev;
@@ -734,13 +750,52 @@ static void conn_reap(conn *cn)
     free(cn);
 }
 
+/* send() of |n| bytes at |p|, or its TLS equivalent: bytes written, IO_AGAIN,
+ * or IO_ERROR with the reason in |why|. After IO_AGAIN on TLS the same bytes
+ * must be offered again (tls.h); the out buffer keeps them at its start. */
+static ssize_t conn_send(conn *cn, const void *p, size_t n, const char **why)
+{
+    if (cn->tls) {
+        ssize_t w = pc_tls_send(cn->tls, p, n);
+        if (w == PC_TLS_ERROR) *why = pc_tls_error(cn->tls);
+        return w == PC_TLS_AGAIN ? IO_AGAIN : w == PC_TLS_ERROR ? IO_ERROR : w;
+    }
+    for (;;) {
+        ssize_t w = send(cn->fd, p, n, MSG_NOSIGNAL);
+        if (w >= 0) return w;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return IO_AGAIN;
+        *why = strerror(errno);
+        return IO_ERROR;
+    }
+}
+
+/* recv() into |p|, or its TLS equivalent: bytes read, 0 when the peer closed,
+ * IO_AGAIN, or IO_ERROR with the reason in |why|. */
+static ssize_t conn_recv(conn *cn, void *p, size_t n, const char **why)
+{
+    if (cn->tls) {
+        ssize_t r = pc_tls_recv(cn->tls, p, n);
+        if (r == PC_TLS_ERROR) *why = pc_tls_error(cn->tls);
+        return r == PC_TLS_AGAIN ? IO_AGAIN : r == PC_TLS_ERROR ? IO_ERROR : r;
+    }
+    for (;;) {
+        ssize_t r = recv(cn->fd, p, n, 0);
+        if (r >= 0) return r;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return IO_AGAIN;
+        *why = strerror(errno);
+        return IO_ERROR;
+    }
+}
+
 /* Moves what nghttp2 has to send into the out buffer (at most about OUT_HIGH)
  * and writes it; while the socket is full, EPOLLOUT is on and nothing more is
  * pulled. Kills the connection on a write error or when nghttp2 is done. */
 static void conn_flush(conn *cn)
 {
+    if (cn->dead || cn->handshaking) return; /* dirty stays set: flushed after the handshake */
     cn->dirty = 0;
-    if (cn->dead) return;
     for (;;) {
         if (cn->out_off) { /* compact what a partial write left */
             memmove(cn->out.data, cn->out.data + cn->out_off, cn->out.len - cn->out_off);
@@ -758,14 +813,14 @@ static void conn_flush(conn *cn)
             pc_buf_append(&cn->out, p, (size_t)n);
         }
         if (cn->out.len == 0) break;
-        ssize_t w = send(cn->fd, cn->out.data, cn->out.len, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        const char *why = NULL;
+        ssize_t w = conn_send(cn, cn->out.data, cn->out.len, &why);
+        if (w == IO_AGAIN) {
             conn_arm(cn, 1);
             return;
         }
         if (w < 0) {
-            conn_kill(cn, strerror(errno));
+            conn_kill(cn, why);
             return;
         }
         cn->out_off = (size_t)w;
@@ -779,24 +834,45 @@ static void conn_flush(conn *cn)
         conn_kill(cn, "done");
 }
 
-/* Reads what the socket has (up to 16 chunks, for fairness) into nghttp2. */
+/* Reads what the socket has (up to 16 chunks, for fairness) into nghttp2.
+ * TLS: reads on until the socket is empty or 16 records came, and past 16
+ * while GnuTLS still holds decrypted bytes, which epoll would not report. */
 static void conn_read(conn *cn)
 {
     pc_grpc_server *s = cn->s;
-    for (int i = 0; i < 16 && !cn->dead; i++) {
-        ssize_t n = recv(cn->fd, s->rbuf, sizeof(s->rbuf), 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    for (int i = 0; (i < 16 || (cn->tls && pc_tls_pending(cn->tls))) && !cn->dead; i++) {
+        const char *why = NULL;
+        ssize_t n = conn_recv(cn, s->rbuf, sizeof(s->rbuf), &why);
+        if (n == IO_AGAIN) break;
         ssize_t rv = n > 0 ? nghttp2_session_mem_recv(cn->h2, s->rbuf, (size_t)n) : 0;
         if (n <= 0 || rv < 0) {
             conn_kill(cn, n == 0  ? "peer closed"
-                          : n < 0 ? strerror(errno)
+                          : n < 0 ? why
                                   : nghttp2_strerror((int)rv));
             return;
         }
-        if ((size_t)n < sizeof(s->rbuf)) break;
+        if (!cn->tls && (size_t)n < sizeof(s->rbuf)) break;
     }
     conn_flush(cn);
+}
+
+/* Advances the TLS handshake; once done, HTTP/2 starts: whatever the client
+ * sent along is read and our SETTINGS go out. */
+static void conn_handshake(conn *cn)
+{
+    if (cn->dead) return;
+    int rc = pc_tls_handshake(cn->tls);
+    if (rc == PC_TLS_AGAIN) {
+        conn_arm(cn, pc_tls_want_write(cn->tls));
+        return;
+    }
+    if (rc < 0) {
+        conn_kill(cn, pc_tls_error(cn->tls));
+        return;
+    }
+    cn->handshaking = 0;
+    cn->idle_since = now_ms();
+    conn_read(cn);
 }
 
 /* Sets up a session for an accepted socket: our SETTINGS (stream limit, 1 MiB
@@ -829,6 +905,12 @@ static void conn_open(pc_grpc_server *s, int fd, const struct sockaddr *sa, sock
     nghttp2_session_set_local_window_size(cn->h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = cn};
     epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev);
+    if (s->tls) {
+        cn->tls = pc_tls_conn_create(s->tls, fd, "h2");
+        cn->handshaking = 1;
+        conn_handshake(cn);
+        return;
+    }
     conn_flush(cn);
 }
 
@@ -916,6 +998,10 @@ static void sweep(pc_grpc_server *s)
     for (conn *cn = s->conns, *next; cn; cn = next) {
         next = cn->next;
         if (!cn->dead && past_deadline) conn_kill(cn, "drain timeout");
+        if (!cn->dead && cn->handshaking &&
+            (s->draining || now - cn->idle_since >= HANDSHAKE_TIMEOUT_MS))
+            conn_kill(cn, s->draining ? "shutting down during the TLS handshake"
+                                      : "TLS handshake timeout");
         /* A client that never acknowledges the drain PING gets the final GOAWAY anyway. */
         if (s->draining && now - s->drain_started >= DRAIN_PING_WAIT_MS) final_goaway(cn);
         if (!cn->dead && !cn->goaway && cn->nstreams == 0 && now - cn->idle_since >= idle_ms) {
@@ -952,6 +1038,8 @@ static void *io_main(void *arg)
                 accept_all(s);
             else if (tag == &s->efd)
                 on_wake(s);
+            else if (((conn *)tag)->handshaking)
+                conn_handshake(tag);
             else if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
                 conn_read(tag);
             else
@@ -1008,6 +1096,7 @@ static void server_free(pc_grpc_server *s)
     if (s->efd >= 0) close(s->efd);
     if (s->ep >= 0) close(s->ep);
     nghttp2_session_callbacks_del(s->cbs);
+    pc_tls_server_destroy(s->tls);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -1042,6 +1131,10 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
     s->lfd = s->efd = s->ep = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->cbs = callbacks();
+    if (pc_tls_enabled(cfg->tls) && !(s->tls = pc_tls_server_create(cfg->tls, cfg->name))) {
+        server_free(s);
+        return NULL;
+    }
     if (listen_on(s)) {
         server_free(s);
         return NULL;
@@ -1056,7 +1149,10 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
         server_free(s);
         return NULL;
     }
-    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d, gRPC)%s", cfg->endpoint, s->port,
+    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d, gRPC, %s)%s", cfg->endpoint, s->port,
+           pc_tls_mutual(cfg->tls) ? "TLS with ALPN h2, client certificates required (mTLS)"
+           : s->tls                ? "TLS with ALPN h2"
+                                   : "cleartext HTTP/2",
            pc_auth_enabled(cfg->auth) ? ", API keys required" : "");
     pc_auth_warn_if_exposed(cfg->auth, cfg->name, cfg->endpoint);
     return s;

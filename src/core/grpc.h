@@ -1,6 +1,7 @@
 /*
- * grpc.h - the gRPC server (HTTP/2 cleartext with prior knowledge, nghttp2)
- * that gRPC receivers are built on; the HTTP/2 sibling of http.h.
+ * grpc.h - the gRPC server (HTTP/2 cleartext with prior knowledge, or HTTP/2
+ * over TLS with ALPN "h2"; nghttp2, GnuTLS through tls.h) that gRPC receivers
+ * are built on; the HTTP/2 sibling of http.h.
  *
  * A receiver gives a table of unary methods and a context; this module owns
  * the listening socket, the HTTP/2 sessions, flow control, gRPC message
@@ -33,6 +34,11 @@
  * handler returns. A call whose stream was reset, or whose connection closed,
  * still runs to the end; its reply is discarded.
  *
+ * TLS (cfg->tls): the handshake runs on the I/O thread like everything else;
+ * a client that does not negotiate ALPN "h2", or (mTLS) presents no
+ * certificate the client CA signed, is disconnected during the handshake,
+ * before any HTTP/2 frame is read. A handshake must finish within 10 s.
+ *
  * Shutdown (pc_grpc_stop): GOAWAY to every connection, no new calls, running
  * calls finish and are answered (bounded by drain_timeout_ms), then the
  * sockets close.
@@ -46,6 +52,7 @@
 #include "arena.h"
 #include "auth.h"
 #include "buf.h"
+#include "tls.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -114,11 +121,12 @@ typedef struct pc_grpc_config {
     int drain_timeout_ms;     /* how long stop waits for running calls */
     int retry_after_ms;       /* RetryInfo delay sent with RESOURCE_EXHAUSTED / UNAVAILABLE */
     pc_auth *auth;            /* checked for each method's scope; NULL = none */
+    const pc_tls_config *tls; /* NULL or no cert_file = cleartext; see tls.h */
 } pc_grpc_config;
 
 /*
  * Starts serving |methods| (n entries) with |ctx| passed to handlers. Returns
- * the server, or NULL after logging why (bad endpoint, port in use).
+ * the server, or NULL after logging why (bad endpoint, port in use, TLS files).
  */
 pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *methods, size_t n,
                               void *ctx);

@@ -9,6 +9,11 @@
  * in completed_cb, which also runs when the client goes away mid-request.
  * Early errors (404, 405, 413 from Content-Length) are answered on the first
  * call, so an oversized or misrouted body is never read.
+ *
+ * TLS is libmicrohttpd's (GnuTLS, the PEM text from tls.c in memory). With a
+ * client CA it only *requests* a client certificate, so the first call of
+ * every request verifies the session's peer (client_refused) before anything
+ * else and answers 403 when there is no valid certificate.
  */
 #include "http.h"
 #include "decompress.h"
@@ -32,6 +37,8 @@ struct pc_http_server {
     size_t n_routes;
     void *ctx;
     int port;
+    pc_tls_server *tls; /* NULL: plaintext */
+    int mutual;         /* client certificates required */
 };
 
 typedef struct request {
@@ -190,6 +197,19 @@ static enum MHD_Result answer_auth(struct MHD_Connection *conn, pc_http_server *
     return send_resp(conn, s, &resp);
 }
 
+/* mTLS: 0 when the connection of |conn| presented a client certificate that
+ * verifies against the client CA; else -1 with the reason in |why|. */
+static int client_refused(struct MHD_Connection *conn, char *why, size_t whylen)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session) {
+        snprintf(why, whylen, "no TLS session");
+        return -1;
+    }
+    return pc_tls_verify_peer(ci->tls_session, why, whylen);
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_size, void **con_cls)
@@ -203,6 +223,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         rq->req.conn = conn;
         rq->req.method = method;
         rq->req.path = url;
+        char why[300];
+        if (s->mutual && client_refused(conn, why, sizeof(why))) {
+            pc_log(PC_LOG_DEBUG, s->cfg.name, "refused a request: %s", why);
+            return answer_error(conn, s, rq, 403, why, NULL);
+        }
         if (strcmp(method, "OPTIONS") == 0 && s->cors.n) {
             struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
             add_cors(conn, s, r, 1);
@@ -378,23 +403,52 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ITC | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (pc_tls_enabled(cfg->tls)) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            pc_log(PC_LOG_ERROR, cfg->name, "this libmicrohttpd was built without TLS");
+            freeaddrinfo(ai);
+            pc_http_stop(s);
+            return NULL;
+        }
+        if (!(s->tls = pc_tls_server_create(cfg->tls, cfg->name))) {
+            freeaddrinfo(ai);
+            pc_http_stop(s);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+        int k = 0;
+        tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                                (void *)pc_tls_server_cert_pem(s->tls)};
+        tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                                (void *)pc_tls_server_key_pem(s->tls)};
+        if (pc_tls_server_ca_pem(s->tls)) {
+            s->mutual = 1;
+            tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                                    (void *)pc_tls_server_ca_pem(s->tls)};
+        }
+        tls_opts[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 1024),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : 60),
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
+        MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
         pc_log(PC_LOG_ERROR, cfg->name, "cannot listen on %s (address in use or not permitted)",
                cfg->endpoint);
-        free_cors(s);
-        free(s);
+        pc_http_stop(s);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
-    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d)%s", cfg->endpoint, s->port,
+    pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d, %s)%s", cfg->endpoint, s->port,
+           s->mutual ? "HTTPS, client certificates required (mTLS)"
+           : s->tls  ? "HTTPS (TLS)"
+                     : "plaintext HTTP",
            pc_auth_enabled(cfg->auth) ? ", API keys required" : "");
     pc_auth_warn_if_exposed(cfg->auth, cfg->name, cfg->endpoint);
     return s;
@@ -408,7 +462,8 @@ int pc_http_port(const pc_http_server *s)
 void pc_http_stop(pc_http_server *s)
 {
     if (!s) return;
-    MHD_stop_daemon(s->daemon);
+    if (s->daemon) MHD_stop_daemon(s->daemon);
+    pc_tls_server_destroy(s->tls);
     free_cors(s);
     free(s);
 }

@@ -14,6 +14,10 @@
  * Threads: one thread per connection, so a handler may block (exporters answer
  * only once data is durable) without stalling other connections.
  *
+ * TLS: with cfg->tls, HTTPS through libmicrohttpd's GnuTLS; with a client CA
+ * (mTLS) a request whose connection has no verified client certificate is
+ * answered 403 before routing, so no handler and no body is ever reached.
+ *
  * Memory: each request has an arena (arena.h) holding its body; a handler may
  * take the arena over (set req->arena to NULL after giving it to a batch).
  */
@@ -23,6 +27,7 @@
 #include "arena.h"
 #include "auth.h"
 #include "buf.h"
+#include "tls.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -76,11 +81,12 @@ typedef struct pc_http_config {
     const char *cors_origins; /* comma list, JSON list or "*"; NULL/"" = no CORS headers */
     pc_http_error_fn error;   /* NULL = {"detail": msg} */
     pc_auth *auth;            /* checked for each route's scope; NULL = none */
+    const pc_tls_config *tls; /* NULL or no cert_file = plaintext; see tls.h */
 } pc_http_config;
 
 /*
  * Starts serving |routes| (n entries) with |ctx| passed to handlers. Returns the
- * server, or NULL after logging why (bad endpoint, port in use).
+ * server, or NULL after logging why (bad endpoint, port in use, TLS files).
  */
 pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *routes, size_t n,
                               void *ctx);

@@ -48,10 +48,12 @@ typedef struct otlp_cfg {
     char *grpc_endpoint;
     int64_t grpc_max_msg;
     int64_t grpc_max_streams;
+    pc_tls_config grpc_tls;
     bool http;
     char *http_endpoint;
     int64_t http_max_body;
     char *http_cors_origins;
+    pc_tls_config http_tls;
     char *project_id;
     int64_t retry_after_ms;
 } otlp_cfg;
@@ -60,11 +62,12 @@ static const pc_option options[] = {
     {"protocols.grpc", PC_OPT_SECTION, NULL, offsetof(otlp_cfg, grpc), 0, 0,
      "serve OTLP/gRPC (TraceService, MetricsService, LogsService Export)"},
     {"protocols.grpc.endpoint", PC_OPT_STRING, "0.0.0.0:4317", offsetof(otlp_cfg, grpc_endpoint), 0,
-     0, "host:port to listen on (HTTP/2 cleartext)"},
+     0, "host:port to listen on (HTTP/2; TLS with tls.cert_file)"},
     {"protocols.grpc.max_recv_msg_size", PC_OPT_SIZE, "4MiB", offsetof(otlp_cfg, grpc_max_msg),
      1024, 1073741824, "largest request message, before and after decompression"},
     {"protocols.grpc.max_concurrent_streams", PC_OPT_INT, "100",
      offsetof(otlp_cfg, grpc_max_streams), 1, 100000, "concurrent calls per connection"},
+    PC_TLS_OPTIONS("protocols.grpc.", otlp_cfg, grpc_tls),
     {"protocols.http", PC_OPT_SECTION, NULL, offsetof(otlp_cfg, http), 0, 0,
      "serve OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs)"},
     {"protocols.http.endpoint", PC_OPT_STRING, "0.0.0.0:4318", offsetof(otlp_cfg, http_endpoint), 0,
@@ -74,6 +77,7 @@ static const pc_option options[] = {
      "largest body accepted, before and after decompression"},
     {"protocols.http.cors_origins", PC_OPT_STRING, NULL, offsetof(otlp_cfg, http_cors_origins), 0,
      0, "comma-separated origins allowed by CORS, or *"},
+    PC_TLS_OPTIONS("protocols.http.", otlp_cfg, http_tls),
     {"project_id", PC_OPT_STRING, "default", offsetof(otlp_cfg, project_id), 0, 0,
      "project of spans with neither X-Prela-Project-Id nor a prela.project_id resource attribute"},
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(otlp_cfg, retry_after_ms), 1, 3600000,
@@ -339,10 +343,12 @@ static int validate(const void *cfg_, char *err, size_t errlen)
         return -1;
     }
     if (cfg->grpc &&
-        check_endpoint("protocols.grpc.endpoint", cfg->grpc_endpoint, err, errlen))
+        (check_endpoint("protocols.grpc.endpoint", cfg->grpc_endpoint, err, errlen) ||
+         pc_tls_validate(&cfg->grpc_tls, "protocols.grpc.", err, errlen)))
         return -1;
     if (cfg->http &&
-        check_endpoint("protocols.http.endpoint", cfg->http_endpoint, err, errlen))
+        (check_endpoint("protocols.http.endpoint", cfg->http_endpoint, err, errlen) ||
+         pc_tls_validate(&cfg->http_tls, "protocols.http.", err, errlen)))
         return -1;
     if (!cfg->project_id || !*cfg->project_id) {
         snprintf(err, errlen, "project_id: must not be empty");
@@ -379,6 +385,7 @@ static int start(void *ctx, pc_host *host)
             .drain_timeout_ms = 30000,
             .retry_after_ms = (int)o->cfg->retry_after_ms,
             .auth = pc_host_auth(host),
+            .tls = &o->cfg->grpc_tls,
         };
         o->grpc = pc_grpc_start(&gc, grpc_methods, sizeof(grpc_methods) / sizeof(grpc_methods[0]), o);
         if (!o->grpc) return -1; /* grpc.c logged why */
@@ -391,6 +398,7 @@ static int start(void *ctx, pc_host *host)
             .cors_origins = o->cfg->http_cors_origins,
             .error = write_error,
             .auth = pc_host_auth(host),
+            .tls = &o->cfg->http_tls,
         };
         o->http = pc_http_start(&hc, http_routes, sizeof(http_routes) / sizeof(http_routes[0]), o);
         if (!o->http) return -1; /* http.c logged why */

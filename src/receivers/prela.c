@@ -39,6 +39,7 @@ typedef struct prela_cfg {
     pc_strlist api_keys;
     char *cors_origins;
     int64_t retry_after_ms;
+    pc_tls_config tls;
 } prela_cfg;
 
 static const pc_option options[] = {
@@ -54,6 +55,7 @@ static const pc_option options[] = {
      "comma-separated origins allowed by CORS, or *"},
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(prela_cfg, retry_after_ms), 1, 3600000,
      "Retry-After sent with 503 when the pipeline is busy"},
+    PC_TLS_OPTIONS("", prela_cfg, tls),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -397,6 +399,20 @@ static const pc_http_route routes[] = {
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static int validate(const void *cfg_, char *err, size_t errlen)
+{
+    const prela_cfg *cfg = cfg_;
+    if (cfg->api_keys.n) {
+        snprintf(err, errlen,
+                 "api_keys: removed; API keys now live in the top-level auth: section, for every "
+                 "port, e.g.\n  auth:\n    keys:\n      - {name: sdk, key: <the key>, project: %s, "
+                 "scopes: [ingest]}",
+                 cfg->project_id && *cfg->project_id ? cfg->project_id : "default");
+        return -1;
+    }
+    return pc_tls_validate(&cfg->tls, "", err, errlen);
+}
+
 static void *create(const char *id, const void *cfg, const pc_consumer *next)
 {
     if (!next) {
@@ -417,7 +433,8 @@ static int start(void *ctx, pc_host *host)
                          .endpoint = p->cfg->endpoint,
                          .max_body = p->cfg->max_body,
                          .cors_origins = p->cfg->cors_origins,
-                         .auth = pc_host_auth(host)};
+                         .auth = pc_host_auth(host),
+                         .tls = &p->cfg->tls};
     p->http = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), p);
     return p->http ? 0 : -1;
 }
@@ -438,26 +455,12 @@ static void destroy(void *ctx)
     free(p);
 }
 
-static int validate(const void *cfgp, char *err, size_t errlen)
-{
-    const prela_cfg *c = cfgp;
-    if (c->api_keys.n) {
-        snprintf(err, errlen,
-                 "api_keys: removed; API keys now live in the top-level auth: section, for every "
-                 "port, e.g.\n  auth:\n    keys:\n      - {name: sdk, key: <the key>, project: %s, "
-                 "scopes: [ingest]}",
-                 c->project_id && *c->project_id ? c->project_id : "default");
-        return -1;
-    }
-    return 0;
-}
-
 const pc_component_ops pc_prela_receiver_ops = {
     .type = "prela",
     .kind = PC_RECEIVER,
-    .validate = validate,
     .options = options,
     .config_size = sizeof(prela_cfg),
+    .validate = validate,
     .create = create,
     .start = start,
     .shutdown = shutdown_,

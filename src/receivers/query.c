@@ -45,6 +45,7 @@ typedef struct query_cfg {
     char *endpoint;
     char *store;
     char *cors_origins;
+    pc_tls_config tls;
 } query_cfg;
 
 static const pc_option options[] = {
@@ -54,6 +55,7 @@ static const pc_option options[] = {
      "id of the exporter whose store is served (local, clickhouse, ...)"},
     {"cors_origins", PC_OPT_STRING, NULL, offsetof(query_cfg, cors_origins), 0, 0,
      "comma-separated allowed CORS origins, or *; empty = no CORS headers"},
+    PC_TLS_OPTIONS("", query_cfg, tls),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -70,7 +72,7 @@ static int query_validate(const void *cfgp, char *err, size_t errlen)
         snprintf(err, errlen, "store: must name an exporter");
         return -1;
     }
-    return 0;
+    return pc_tls_validate(&c->tls, "", err, errlen);
 }
 
 typedef struct pc_query {
@@ -520,6 +522,7 @@ int pc_query_serve(void *ctx, const pc_store *store)
         .cors_origins = c->cors_origins,
         .error = NULL,
         .auth = Q->auth,
+        .tls = &c->tls,
     };
     Q->srv = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), Q);
     if (!Q->srv) return -1;
