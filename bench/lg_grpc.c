@@ -66,7 +66,8 @@ typedef struct gconn {
     int n_calls, inflight;
     uint64_t answered; /* calls the server answered on this connection */
     char authority[320];
-    nghttp2_nv nv[7];
+    nghttp2_nv nv[8];
+    size_t n_nv;
 } gconn;
 
 /* ------------------------------------------------------------- the calls -- */
@@ -121,7 +122,7 @@ static int start_call(gconn *g, call *c)
     nghttp2_data_provider dp = {.source.ptr = c, .read_callback = read_msg};
     c->t0 = lg_now_ns(CLOCK_MONOTONIC);
     int32_t id =
-        nghttp2_submit_request(g->s, NULL, g->nv, sizeof(g->nv) / sizeof(g->nv[0]), &dp, c);
+        nghttp2_submit_request(g->s, NULL, g->nv, g->n_nv, &dp, c);
     if (id < 0) return -1;
     c->stream_id = id;
     g->inflight++;
@@ -271,7 +272,9 @@ static void *grpc_worker(void *arg)
         header("content-type", run->content_type),
         header("te", "trailers"),
         header("user-agent", "prela-loadgen/1"),
+        header("x-api-key", run->api_key ? run->api_key : ""),
     };
+    g.n_nv = sizeof(nv) / sizeof(nv[0]) - (run->api_key ? 0 : 1);
     memcpy(g.nv, nv, sizeof(nv));
     nghttp2_session_callbacks_new(&g.cbs);
     nghttp2_session_callbacks_set_send_callback(g.cbs, on_send);

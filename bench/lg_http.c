@@ -130,15 +130,22 @@ static void conn_close(conn *c)
     c->fd = -1;
 }
 
+void lg_http_header(pc_buf *hdr, const lg_run *run)
+{
+    pc_buf_printf(hdr,
+                  "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: prela-loadgen/1\r\n"
+                  "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                  run->path, run->host, run->port, run->content_type, run->body->len);
+    if (run->api_key) pc_buf_printf(hdr, "X-API-Key: %s\r\n", run->api_key);
+    pc_buf_puts(hdr, "\r\n");
+}
+
 static void *http_worker(void *arg)
 {
     lg_worker *w = arg;
     const lg_run *run = w->run;
     pc_buf hdr = PC_BUF_INIT;
-    pc_buf_printf(&hdr,
-                  "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: prela-loadgen/1\r\n"
-                  "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-                  run->path, run->host, run->port, run->content_type, run->body->len);
+    lg_http_header(&hdr, run);
     conn c = {.w = w,
               .fd = -1,
               .header = hdr.data,

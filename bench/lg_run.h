@@ -28,6 +28,7 @@
 #ifndef LG_RUN_H
 #define LG_RUN_H
 
+#include "buf.h"
 #include "workload.h"
 
 #include <netdb.h>
@@ -53,6 +54,7 @@ typedef struct lg_run {
      * request n starts no earlier than t_start + (n - 1) * interval_ns */
     int64_t t_start, interval_ns;
     void *tls_cred; /* gnutls_certificate_credentials_t with the --tls-ca; NULL = plaintext */
+    const char *api_key; /* --api-key: sent as X-API-Key / x-api-key; NULL = none */
 } lg_run;
 
 /* One worker's figures. Window figures count calls that completed inside
@@ -121,6 +123,9 @@ void lg_record(lg_worker *w, int code, int64_t done, int64_t lat, uint64_t req);
 /* ---- TLS (lg_tls.c) ---- */
 
 typedef struct lg_tls lg_tls;
+
+/* Appends the HTTP/1.1 request head lg_http sends for |run| (ends in CRLF CRLF). */
+void lg_http_header(pc_buf *hdr, const lg_run *run);
 
 /* Loads the CA bundle |ca_file| into run->tls_cred. 0, or -1 after printing why. */
 int lg_tls_init(lg_run *run, const char *ca_file);

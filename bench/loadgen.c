@@ -5,7 +5,7 @@
  *
  *   loadgen --target HOST:PORT --format otlp|otlp-grpc|prela [--connections 16]
  *           [--streams 1] [--duration 10s] [--warmup 2s] [--spans-per-request 100]
- *           [--rate REQ_PER_S] [--pid PID] [--tls-ca CA_FILE]
+ *           [--rate REQ_PER_S] [--pid PID] [--tls-ca CA_FILE] [--api-key KEY]
  *   loadgen --format otlp|otlp-grpc|prela [--spans-per-request 100] --dump FILE
  *
  * The workload is design.md's reference workload (workload.h). A mode (the
@@ -87,6 +87,7 @@ typedef struct options {
     int pid;          /* 0 = no collector figures */
     const char *dump; /* write one body to this file and exit */
     const char *tls_ca; /* TLS, verified against this CA bundle; NULL = plaintext */
+    const char *api_key; /* sent with every request; NULL = none */
 } options;
 
 static void usage(FILE *f)
@@ -94,12 +95,13 @@ static void usage(FILE *f)
     fprintf(f, "usage: loadgen --target HOST:PORT --format otlp|otlp-grpc|prela\n"
                "               [--connections 16] [--streams 1] [--duration 10s] [--warmup 2s]\n"
                "               [--spans-per-request 100] [--rate REQ_PER_S] [--pid PID]\n"
-               "               [--tls-ca CA_FILE]\n"
+               "               [--tls-ca CA_FILE] [--api-key KEY]\n"
                "       loadgen --format otlp|otlp-grpc|prela [--spans-per-request 100]"
                " --dump FILE\n"
                "Durations take ms, s or m suffixes (plain numbers are seconds).\n"
                "--streams: concurrent calls per connection (otlp-grpc only).\n"
                "--tls-ca: connect with TLS (HTTPS, or gRPC with ALPN h2), trusting CA_FILE.\n"
+               "--api-key: send KEY as X-API-Key (gRPC: x-api-key metadata) with every call.\n"
                "--dump writes one request body to FILE and exits (otlp-grpc: with its\n"
                "5-byte gRPC prefix).\n");
 }
@@ -185,6 +187,8 @@ static int parse_options(int argc, char **argv, options *o)
             o->dump = v;
         } else if (!strcmp(k, "--tls-ca")) {
             o->tls_ca = v;
+        } else if (!strcmp(k, "--api-key")) {
+            o->api_key = v;
         } else if (!strcmp(k, "--pid")) {
             bad = parse_int(v, 1, 1 << 30, &o->pid);
         } else {
@@ -445,7 +449,8 @@ int main(int argc, char **argv)
                   .path = o.mode->path,
                   .content_type = o.mode->content_type,
                   .body = &body,
-                  .streams = o.streams};
+                  .streams = o.streams,
+                  .api_key = o.api_key};
     atomic_init(&run.next_req, 1);
     if (o.tls_ca && lg_tls_init(&run, o.tls_ca)) return 1;
     int probe = lg_connect(&run, 0);
@@ -457,13 +462,10 @@ int main(int argc, char **argv)
 
     /* The HTTP/1.1 header as lg_http.c writes it, for the byte rate; gRPC's
      * HPACK-compressed headers are a few bytes after the first call. */
-    size_t header_len =
-        o.mode->tr == &lg_http
-            ? (size_t)snprintf(NULL, 0,
-                               "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: prela-loadgen/1\r\n"
-                               "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-                               run.path, o.host, o.port, run.content_type, body.len)
-            : 5;
+    pc_buf head = PC_BUF_INIT;
+    lg_http_header(&head, &run);
+    size_t header_len = o.mode->tr == &lg_http ? head.len : 5;
+    pc_buf_free(&head);
     printf("loadgen: %s (%s%s) to %s:%s%s, %d connections", o.mode->name, o.mode->describe,
            o.tls_ca ? " over TLS" : "", o.host, o.port, run.path, o.connections);
     if (o.mode->tr == &lg_grpc) printf(" x %d streams", o.streams);

@@ -3,7 +3,7 @@
 # prints the figures; it never passes or fails on them (bench/README.md).
 #   scripts/bench.sh [--duration 10s] [--warmup 2s] [--connections 16] [--streams 1]
 #                    [--formats otlp-grpc,otlp,prela] [--build-dir build-bench]
-#                    [--no-build] [--perf] [--keep] [--tls]
+#                    [--no-build] [--perf] [--keep] [--tls] [--auth]
 # Steps: build (Release, in build-bench/ unless told otherwise). Then for each
 # format (OTLP/gRPC, OTLP/HTTP, Prela JSON) a fresh collector: prela-collector
 # alone in its own temp dir (compiled-in standalone config; endpoints on free
@@ -18,12 +18,14 @@
 # --tls serves every listener over TLS (certificates made with openssl in the temp
 # dir; configs/standalone.yaml with tls: on each endpoint) and runs loadgen with
 # --tls-ca, so the figures compare with a run without --tls.
+# --auth adds an auth: section with one API key, sent by loadgen (--api-key) and
+# curl, so the cost of checking keys compares with a run without --auth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=10s WARMUP=2s CONNECTIONS=16 STREAMS=1 FORMATS=otlp-grpc,otlp,prela
-BUILD_DIR=build-bench BUILD=1 PERF=0 KEEP=0 TLS=0
+BUILD_DIR=build-bench BUILD=1 PERF=0 KEEP=0 TLS=0 AUTH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
     --perf) PERF=1; shift ;;
     --keep) KEEP=1; shift ;;
     --tls) TLS=1; shift ;;
+    --auth) AUTH=1; shift ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -108,6 +111,17 @@ if [ "$TLS" = 1 ]; then
   CONFIG_ARGS=(--config "$TMP/standalone-tls.yaml") LOADGEN_TLS=(--tls-ca "$TMP/ca.crt")
   CURL_TLS=(--cacert "$TMP/ca.crt") SCHEME=https
 fi
+# --- auth: one key (admin: ingest and read) in an auth: section ------------------------
+LOADGEN_AUTH=()
+if [ "$AUTH" = 1 ]; then
+  KEY=$(openssl rand -hex 24)
+  base=configs/standalone.yaml
+  [ "$TLS" = 1 ] && base=$TMP/standalone-tls.yaml
+  { printf 'auth:\n  keys:\n    - {name: bench, key: %s, project: bench, scopes: [admin]}\n' "$KEY"
+    cat "$base"; } >"$TMP/standalone-auth.yaml"
+  CONFIG_ARGS=(--config "$TMP/standalone-auth.yaml") LOADGEN_AUTH=(--api-key "$KEY")
+  CURL_TLS+=(-H "X-API-Key: $KEY")
+fi
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -148,7 +162,7 @@ run_format() {
   echo "idle RSS after start-up: $idle_rss kB"
 
   local cmd=("$LOADGEN" --target "127.0.0.1:$port" --format "$fmt" --connections "$CONNECTIONS"
-             --duration "$DURATION" --warmup "$WARMUP" --pid "$PID" "${LOADGEN_TLS[@]}")
+             --duration "$DURATION" --warmup "$WARMUP" --pid "$PID" "${LOADGEN_TLS[@]}" "${LOADGEN_AUTH[@]}")
   [ "$fmt" = otlp-grpc ] && cmd+=(--streams "$STREAMS")
   echo "\$ ${cmd[*]}"
   if [ "$PERF" = 1 ]; then
@@ -222,6 +236,7 @@ mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo
 echo "== summary ($(nproc) cores; $CONNECTIONS connections, gRPC $STREAMS stream(s) each;" \
   "$([ "$TLS" = 1 ] && echo "TLS on every listener;" || echo "plaintext;")" \
+  "$([ "$AUTH" = 1 ] && echo "API key checked on every request;" || echo "no API keys;")" \
   "window $DURATION after $WARMUP warmup; a fresh collector per format)"
 printf '%-10s %9s %11s %11s %8s %8s %8s %7s %8s %8s %8s\n' format "spans/s" "spans/CPU-s" \
   "CPU-s/Mspan" "p50 ms" "p99 ms" "max ms" errors "idle MB" "load MB" "peak MB"
