@@ -29,9 +29,14 @@ def test_version_help_validate(tmp_path):
     # cloud.yaml takes its connection settings from required variables (the seed's names)
     keys = tmp_path / "keys.yaml"
     keys.write_text("keys:\n  - {name: k, key: 0123456789abcdef0123, project: p, scopes: [ingest, read]}\n")
+    # cloud.yaml serves TLS on every listener: a self-signed certificate made here.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(tmp_path / "tls.key"), "-out", str(tmp_path / "tls.crt"),
+                    "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
     cloud = dict(KAFKA_BOOTSTRAP_SERVERS="example.upstash.io:9092", KAFKA_USERNAME="u",
                  KAFKA_PASSWORD="p", CLICKHOUSE_HOST="example.clickhouse.cloud",
-                 CLICKHOUSE_PASSWORD="p", PRELA_KEYS_FILE=str(keys))
+                 CLICKHOUSE_PASSWORD="p", PRELA_KEYS_FILE=str(keys),
+                 PRELA_TLS_CERT_FILE=str(tmp_path / "tls.crt"), PRELA_TLS_KEY_FILE=str(tmp_path / "tls.key"))
     for name in sorted(os.listdir(os.path.join(REPO, "configs"))):
         r = run("--validate", "--config", os.path.join(REPO, "configs", name),
                 env=cloud if name == "cloud.yaml" else {"PRELA_KEYS_FILE": str(keys)})
