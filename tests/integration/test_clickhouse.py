@@ -149,9 +149,10 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
         assert ("traces", extra) in cols, extra
     spans_ddl = srv.query(f"SHOW CREATE TABLE {db}.spans")
     assert "ReplacingMergeTree" in spans_ddl and "toYYYYMM(started_at)" in spans_ddl
-    assert "ORDER BY (trace_id, started_at, span_id)" in spans_ddl
+    assert "ORDER BY (trace_id, project_id, started_at, span_id)" in spans_ddl
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
-    assert "ORDER BY (service_name, started_at, trace_id)" in traces_ddl
+    assert "ORDER BY (project_id, service_name, started_at, trace_id)" in traces_ddl
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "2"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
 
 

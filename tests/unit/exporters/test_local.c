@@ -9,7 +9,11 @@
  * summary across batches arriving children-first, list filters and paging,
  * search (LIKE metacharacters and quotes taken literally), retention by ingest
  * time, concurrent consumers, timeout and queue bounds (the writer stalled on
- * a write lock held by a second connection), shutdown semantics and reopening.
+ * a write lock held by a second connection), shutdown semantics and reopening;
+ * projects as part of every key (the same trace and span ids in two projects
+ * are two traces, never replacing or hiding each other, in every read and in
+ * retention), and the schema migration from the first release's file
+ * (version 1, built here with that release's DDL) run once, keeping every row.
  */
 #include "check.h"
 #include "options.h"
@@ -241,20 +245,32 @@ static int collect_span(void *ud, const pc_span_row *r)
 }
 #undef CP
 
-static traces *get_trace(store_h *h, const char *id)
+/* The trace |id| of |project| (NULL: of every project having it). */
+static traces *get_trace_p(store_h *h, const char *project, const char *id)
 {
     static traces t;
     t.n = 0;
-    CHECK_EQ_INT(h->st->ops->get_trace(h->st->ctx, id, collect_trace, &t), 0);
+    CHECK_EQ_INT(h->st->ops->get_trace(h->st->ctx, project, id, collect_trace, &t), 0);
     return &t;
 }
 
-static spans *get_spans(store_h *h, const char *id)
+static traces *get_trace(store_h *h, const char *id)
+{
+    return get_trace_p(h, NULL, id);
+}
+
+static spans *get_spans_p(store_h *h, const char *project, const char *id)
 {
     static spans s;
     s.n = 0;
-    CHECK_EQ_INT(h->st->ops->get_spans(h->st->ctx, id, collect_span, &s), 0);
+    CHECK_EQ_INT(h->st->ops->get_spans(h->st->ctx, project, id, collect_span, &s), 0);
     return &s;
+}
+
+/* The spans of |id| in the default project of add_span. */
+static spans *get_spans(store_h *h, const char *id)
+{
+    return get_spans_p(h, "proj-1", id);
 }
 
 static traces *list(store_h *h, pc_trace_filter f)
@@ -475,8 +491,7 @@ static void test_summary_out_of_order(void)
                             .end = 0 /* not ended */,
                             .in_tok = -1,
                             .out_tok = -1,
-                            .status = PC_STATUS_PENDING,
-                            .project = "proj-other"});
+                            .status = PC_STATUS_PENDING});
     CHECK_EQ_INT(consume(&h, b), PC_OK);
 
     traces *t = get_trace(&h, "t-ooo");
@@ -497,8 +512,7 @@ static void test_summary_out_of_order(void)
                             .end = T0 + 10 * NS,
                             .in_tok = 20,
                             .out_tok = 7,
-                            .status = PC_STATUS_SUCCESS,
-                            .project = "proj-late"});
+                            .status = PC_STATUS_SUCCESS});
     add_span(b, (span_spec){.trace = "t-ooo",
                             .span = "c3",
                             .parent = "root",
@@ -525,8 +539,8 @@ static void test_summary_out_of_order(void)
     CHECK_EQ_STR(t->v[0].root_span_id, "root");
     CHECK_EQ_STR(t->v[0].root_span_name, "agent run");
     CHECK_EQ_STR(t->v[0].service_name, "root-svc");
-    CHECK_EQ_STR(t->v[0].project_id, "proj-1"); /* first write */
-    CHECK_EQ_INT(t->v[0].created_ns, r1);       /* first write */
+    CHECK_EQ_STR(t->v[0].project_id, "proj-1");
+    CHECK_EQ_INT(t->v[0].created_ns, r1); /* first write */
     CHECK_EQ_INT(t->v[0].started_ns, T0);
     CHECK_EQ_INT(t->v[0].completed_ns, T0 + 10 * NS);
     CHECK_EQ_STR(t->v[0].status, "error");
@@ -588,6 +602,7 @@ static void test_summary_out_of_order(void)
     CHECK_EQ_STR(t->v[0].status, "success");
     CHECK_EQ_INT(t->v[0].span_count, 1);
 
+    CHECK_EQ_INT(get_spans_p(&h, "proj-o", "t-other")->n, 1);
     spans *s = get_spans(&h, "t-ooo");
     CHECK_EQ_INT(s->n, 5);
     CHECK_EQ_STR(s->v[0].span_id, "root"); /* by start time */
