@@ -363,6 +363,10 @@ static void test_validate(void)
     CHECK(configure(sec, 1, err, sizeof(err)) < 0 && strstr(err, "secure"));
     const char *wait[] = {"batch.max_wait", "20s", "timeout", "10s"};
     CHECK(configure(wait, 2, err, sizeof(err)) < 0 && strstr(err, "batch.max_wait"));
+    const char *qt[] = {"query_timeout", "5s"};
+    CHECK(configure(qt, 1, err, sizeof(err)) == 0);
+    const char *qt_low[] = {"query_timeout", "500ms"};
+    CHECK(configure(qt_low, 1, err, sizeof(err)) < 0 && strstr(err, "query_timeout"));
 }
 
 /* ------------------------------------------------------------ migration -- */
