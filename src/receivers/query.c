@@ -45,7 +45,7 @@
 
 #define TRACES_PREFIX "/api/v1/traces/"
 #define MAX_SEARCH_QUERY 1000 /* bytes; LIKE patterns are bounded too */
-#define MAX_NAMED_PROJECTS 5  /* projects named in a 409 detail */
+#define MAX_NAMED_PROJECTS 5 /* projects named in a 409 detail */
 
 /* ------------------------------------------------------------- settings -- */
 
@@ -349,13 +349,13 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
     resp->status = 200;
 }
 
-/* get_trace's rows for one trace id: the first one written, every project counted. */
+/* get_trace's rows for one trace id (one per project): the first one kept, all counted. */
 typedef struct found {
-    pc_buf *out;       /* receives the first row's object */
-    pc_arena *arena;
+    pc_buf *out;         /* receives the first row's object */
+    pc_arena *arena;     /* the request's */
     const char *project; /* the first row's project (arena copy) */
-    int n;             /* projects having the trace id */
-    pc_buf names;      /* "a, b" of the first MAX_NAMED_PROJECTS */
+    int n;               /* projects having the trace id */
+    pc_buf names;        /* "a, b" of the first MAX_NAMED_PROJECTS */
 } found;
 
 static int found_cb(void *ud, const pc_trace_row *row)
@@ -385,7 +385,6 @@ static const char *find_trace(pc_query *Q, pc_http_req *req, const char *project
                               pc_buf *out, pc_http_resp *resp, const char *fail_msg)
 {
     found f = {.out = out, .arena = req->arena, .names = PC_BUF_INIT};
-    size_t mark = out->len;
     int rc = Q->store->ops->get_trace(Q->store->ctx, project, id, found_cb, &f);
     const char *result = NULL;
     pc_buf m = PC_BUF_INIT;
@@ -396,7 +395,6 @@ static const char *find_trace(pc_query *Q, pc_http_req *req, const char *project
         pc_buf_reset(&resp->body);
         pc_http_error_detail(resp, 404, m.data);
     } else if (f.n > 1) {
-        out->len = mark;
         pc_buf_printf(&m, "trace id %s exists in %d projects (%s); pass project_id", id, f.n,
                       f.names.data);
         pc_buf_reset(&resp->body);
