@@ -12,6 +12,13 @@
  * unchanged. Every function returns 0, or -1 after logging the failure.
  * Implementations must be safe to call from many threads at once and must
  * never put caller-provided text into SQL unescaped.
+ *
+ * Projects: a project (tenant) is part of every key. A trace is identified by
+ * (project_id, trace_id) and a span by (project_id, trace_id, span_id): the same
+ * trace id sent to two projects is two traces, and no read ever mixes the spans
+ * or summaries of two projects. Reads that take a |project_id| treat NULL as
+ * "any project" only where said; the caller (the query receiver) decides which
+ * project a request may see.
  */
 #ifndef PC_STORE_H
 #define PC_STORE_H
@@ -77,14 +84,21 @@ typedef int (*pc_trace_cb)(void *ud, const pc_trace_row *row);
 typedef int (*pc_span_cb)(void *ud, const pc_span_row *row);
 
 typedef struct pc_store_ops {
-    /* Traces matching |f|, newest start first. */
+    /* Traces matching |f| (f->project_id NULL = every project), newest start
+     * first, then trace id and project id descending. */
     int (*list_traces)(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud);
-    /* The trace |trace_id|: |cb| runs once, or not at all when it is unknown. */
-    int (*get_trace)(void *ctx, const char *trace_id, pc_trace_cb cb, void *ud);
-    /* The spans of |trace_id| by start time (then span id). */
-    int (*get_spans)(void *ctx, const char *trace_id, pc_span_cb cb, void *ud);
-    /* Traces having a span whose name or attribute text contains |query|
-     * (case-insensitive for ASCII), newest first, at most |limit|. */
+    /* The trace |trace_id| of |project_id|, or of every project having that
+     * trace id when |project_id| is NULL: |cb| runs once per such project
+     * (ordered by project id), so 0..n times. */
+    int (*get_trace)(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
+                     void *ud);
+    /* The spans of trace |trace_id| of |project_id| (never NULL: spans are read
+     * from one project only) by start time, then span id. */
+    int (*get_spans)(void *ctx, const char *project_id, const char *trace_id, pc_span_cb cb,
+                     void *ud);
+    /* Traces of |project_id| (NULL = every project) having a span of their own
+     * whose name or attribute text contains |query| (case-insensitive for
+     * ASCII), newest first, at most |limit|. */
     int (*search)(void *ctx, const char *project_id, const char *query, int limit,
                   pc_trace_cb cb, void *ud);
     /* 0 when the store can serve queries, else -1 with a reason in |msg|. */

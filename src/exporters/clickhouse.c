@@ -6,7 +6,13 @@
  * flusher thread → POST /?query=INSERT ... FORMAT JSONEachRow (spans, then
  * the partial trace rows) → HTTP 200 → the insert's waiters return PC_OK.
  * Reads (store.h) are SELECTs built by clickhouse_sql.c, answered as
- * TabSeparated and handed to the row callbacks.
+ * TabSeparated and handed to the row callbacks. Every read runs with the URL
+ * settings readonly=1 (the server refuses anything but reading, whatever the
+ * SQL says) and max_execution_time = `query_timeout` (the server stops a
+ * runaway query; curl waits a little longer for that answer).
+ *
+ * Schema: start() runs clickhouse_migrate.c (create, or migrate an earlier
+ * release's database once) before accepting data or serving reads.
  *
  * Group commit: consume() encodes its batch outside the lock, then appends
  * the rows to the pending insert (one `gen`) and waits on it. The single
@@ -36,6 +42,7 @@
  */
 #include "clickhouse.h"
 
+#include "clickhouse_migrate.h"
 #include "clickhouse_sql.h"
 #include "log.h"
 #include "mem.h"
@@ -66,7 +73,7 @@ typedef struct ch_cfg {
     int64_t port;
     char *secure;
     char *user, *password, *database, *dialect, *compression;
-    int64_t timeout_ms, max_rows, max_wait_ms;
+    int64_t timeout_ms, max_rows, max_wait_ms, query_timeout_ms;
     char *tls_ca_file;
     bool tls_insecure_skip_verify;
 } ch_cfg;
@@ -88,6 +95,8 @@ static const pc_option options[] = {
         "auto (by SELECT version(): < 20 legacy), modern or legacy"),
     OPT("timeout", PC_OPT_DURATION, "10s", timeout_ms, 1, 3600000,
         "how long consume may take (retries included) before answering retry"),
+    OPT("query_timeout", PC_OPT_DURATION, "30s", query_timeout_ms, 1000, 3600000,
+        "longest a query API read may run on the server (max_execution_time, whole seconds)"),
     OPT("batch.max_rows", PC_OPT_INT, "20000", max_rows, 1, 10000000,
         "an insert is sent once it holds this many span rows"),
     OPT("batch.max_wait", PC_OPT_DURATION, "50ms", max_wait_ms, 0, 60000,
@@ -342,16 +351,23 @@ static int log_failure(ch *C, reply *r, const char *what)
     return -1;
 }
 
+/* Grace curl gives the server past max_execution_time to answer with its error. */
+#define QUERY_GRACE_MS 5000
+
 /*
- * Runs the statement |sql| (in the body) with a fresh read handle, within
- * `timeout`. 0 with the answer in |out|, or -1 after logging |what| failed.
+ * Runs the read-only statement |sql| (in the body) with a read handle, under
+ * readonly=1 and max_execution_time = query_timeout. 0 with the answer in
+ * |out|, or -1 after logging |what| failed.
  */
 static int run_sql(ch *C, const char *sql, const char *what, pc_buf *out)
 {
     CURL *h = acquire(C);
     reply r = {0};
-    post(C, h, NULL, "log_queries=1&wait_end_of_query=1", sql, strlen(sql), false,
-         (long)(C->timeout_ns / NS_PER_MS), &r);
+    char settings[128];
+    long secs = (long)(C->cfg->query_timeout_ms + 999) / 1000;
+    snprintf(settings, sizeof(settings),
+             "log_queries=1&wait_end_of_query=1&max_execution_time=%ld&readonly=1", secs);
+    post(C, h, NULL, settings, sql, strlen(sql), false, secs * 1000 + QUERY_GRACE_MS, &r);
     release(C, h);
     if (!ok(&r)) return log_failure(C, &r, what);
     *out = r.body;
@@ -562,19 +578,21 @@ static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, v
     return each_row(C, &sql, "list traces", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
 }
 
-static int st_get_trace(void *ctx, const char *trace_id, pc_trace_cb cb, void *ud)
+static int st_get_trace(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
+                        void *ud)
 {
     ch *C = ctx;
     pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_get_trace(&sql, C->cfg->database, trace_id);
+    pc_ch_sql_get_trace(&sql, C->cfg->database, project_id, trace_id);
     return each_row(C, &sql, "get trace", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
 }
 
-static int st_get_spans(void *ctx, const char *trace_id, pc_span_cb cb, void *ud)
+static int st_get_spans(void *ctx, const char *project_id, const char *trace_id, pc_span_cb cb,
+                        void *ud)
 {
     ch *C = ctx;
     pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_get_spans(&sql, C->cfg->database, trace_id);
+    pc_ch_sql_get_spans(&sql, C->cfg->database, project_id, trace_id);
     return each_row(C, &sql, "get spans", PC_CH_SPAN_COLS, span_row, (void *)cb, ud);
 }
 
@@ -662,17 +680,23 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     return C;
 }
 
-/* Runs |sql| until it succeeds or `timeout` passed (the server may be starting). */
-static int setup_sql(ch *C, const char *sql, const char *what, pc_buf *out)
+/*
+ * Runs |sql| until it succeeds or |timeout_ms| passed (the server may be
+ * starting); a request gets the time left. The answer lands in |out| when it
+ * is not NULL. 0 / -1 after logging |what| failed.
+ */
+static int setup_sql(ch *C, const char *sql, const char *what, long timeout_ms, pc_buf *out)
 {
-    int64_t deadline = pc_time_mono_ns() + C->timeout_ns;
+    int64_t deadline = pc_time_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
     CURL *h = curl_easy_init();
     reply r = {0};
     for (;;) {
         pc_buf_free(&r.body);
         int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
         post(C, h, NULL, NULL, sql, strlen(sql), false, (long)(left > 1 ? left : 1), &r);
-        if (ok(&r) || permanent(&r) || pc_time_mono_ns() + 200 * NS_PER_MS >= deadline) break;
+        if (ok(&r) || permanent(&r) || r.curl == CURLE_OPERATION_TIMEDOUT ||
+            pc_time_mono_ns() + 200 * NS_PER_MS >= deadline)
+            break;
         struct timespec ts = {0, 200 * NS_PER_MS};
         nanosleep(&ts, NULL);
     }
@@ -685,28 +709,32 @@ static int setup_sql(ch *C, const char *sql, const char *what, pc_buf *out)
     return 0;
 }
 
+/* pc_ch_exec_fn over setup_sql, for the schema setup. */
+static int exec_setup(void *ud, const char *sql, const char *what, long timeout_ms, pc_buf *out)
+{
+    return setup_sql(ud, sql, what, timeout_ms, out);
+}
+
+/* Copying a large table may take long; each copy statement gets up to this. */
+#define COPY_TIMEOUT_MS (6L * 3600 * 1000)
+
 static int ch_start(void *ctx, pc_host *host)
 {
     (void)host;
     ch *C = ctx;
     if (C->thread_running || C->stopping) return 0;
     const ch_cfg *c = C->cfg;
-    pc_buf version = PC_BUF_INIT, sql = PC_BUF_INIT;
-    if (setup_sql(C, "SELECT version()", "cannot reach ClickHouse", &version) < 0) return -1;
+    long timeout_ms = (long)(C->timeout_ns / NS_PER_MS);
+    pc_buf version = PC_BUF_INIT;
+    if (setup_sql(C, "SELECT version()", "cannot reach ClickHouse", timeout_ms, &version) < 0)
+        return -1;
     version.len = strcspn(version.data ? version.data : "", "\n");
     if (version.data) version.data[version.len] = '\0';
     C->dialect = is(c->dialect, "modern")   ? PC_CH_MODERN
                  : is(c->dialect, "legacy") ? PC_CH_LEGACY
                                             : pc_ch_dialect_of(version.data);
-    pc_ch_ddl_database(&sql, c->database);
-    int rc = setup_sql(C, sql.data, "cannot create the database", NULL);
-    pc_buf_reset(&sql);
-    pc_ch_ddl_spans(&sql, C->dialect, c->database);
-    if (rc == 0) rc = setup_sql(C, sql.data, "cannot create the spans table", NULL);
-    pc_buf_reset(&sql);
-    pc_ch_ddl_traces(&sql, C->dialect, c->database);
-    if (rc == 0) rc = setup_sql(C, sql.data, "cannot create the traces table", NULL);
-    pc_buf_free(&sql);
+    int rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,
+                                COPY_TIMEOUT_MS);
     if (rc == 0) {
         pthread_mutex_lock(&C->mu);
         int prc = pthread_create(&C->thread, NULL, flusher_main, C);
@@ -718,8 +746,9 @@ static int ch_start(void *ctx, pc_host *host)
         }
     }
     if (rc == 0)
-        pc_log(PC_LOG_INFO, C->id, "ClickHouse %s at %s (%s dialect, database %s)", version.data,
-               c->host, C->dialect == PC_CH_LEGACY ? "legacy" : "modern", c->database);
+        pc_log(PC_LOG_INFO, C->id, "ClickHouse %s at %s (%s dialect, database %s, schema %d)",
+               version.data, c->host, C->dialect == PC_CH_LEGACY ? "legacy" : "modern",
+               c->database, PC_CH_SCHEMA_VERSION);
     pc_buf_free(&version);
     return rc;
 }

@@ -2,8 +2,17 @@
  * clickhouse_sql.c - DDL, row encoding and query SQL of the `clickhouse`
  * exporter (see clickhouse_sql.h). Pure functions: text in, text out.
  *
- * Table contract (database `database`, default prela):
+ * Table contract (database `database`, default prela), schema version 2:
  *
+ *   Version 2 made the project part of every key: a span is identified by
+ *   (project_id, trace_id, span_id) and a trace by (project_id, trace_id), so
+ *   the same trace id in two projects is two traces, and a span another
+ *   project sends with the same ids never replaces or hides one. Version 1
+ *   (the first release, no schema_version table) keyed on trace_id alone;
+ *   clickhouse_migrate.c moves a version 1 database to version 2 at start.
+ *
+ *   schema_version  one row per applied version (version, applied_at, note);
+ *           the highest is the database's version.
  *   spans   the seed README's columns and types (span_id ... events,
  *           created_at DEFAULT now64(6)), then every pc_span_row field the
  *           seed lacks: project_id, kind, status_message, source, trace_state,
@@ -13,26 +22,31 @@
  *           resource, scope (JSON text from span.h's encoders), and
  *           first_write_rank = INT64_MAX - created_ns.
  *           ENGINE ReplacingMergeTree(first_write_rank) ORDER BY (trace_id,
- *           started_at, span_id): a lookup by trace id uses the primary key;
- *           merges keep the highest rank, i.e. the first write, as the local
+ *           project_id, started_at, span_id): a lookup by trace id (with or
+ *           without its project) uses the primary key; merges keep the
+ *           highest rank, i.e. the first write, per project, as the local
  *           store's INSERT OR IGNORE does. Merges are eventual, so every read
- *           also deduplicates: ORDER BY trace_id, span_id, created_ns
- *           LIMIT 1 BY trace_id, span_id (first write wins).
+ *           also deduplicates: ORDER BY project_id, trace_id, span_id,
+ *           created_ns LIMIT 1 BY project_id, trace_id, span_id (first write
+ *           wins).
  *   traces  the seed's columns (span_count = spans of that INSERT, metadata
  *           '{}') plus project_id, root_span_name, has_root, source and exact
  *           ns columns: ONE PARTIAL ROW PER TRACE PER INSERT, plain MergeTree
- *           with the seed's ORDER BY. It is the index list_traces and search
- *           filter and sort on, merging a trace's rows with GROUP BY: min
- *           start, error sticky, project from the earliest row, service from
- *           the earliest row having the root (else the earliest row).
+ *           ORDER BY (project_id, service_name, started_at, trace_id) (the
+ *           seed's key behind the project, which every filtered list names).
+ *           It is the index list_traces and search filter and sort on,
+ *           merging a trace's rows with GROUP BY project_id, trace_id: min
+ *           start, error sticky, service from the earliest row having the
+ *           root (else the earliest row).
  *   Every trace summary served (get_trace, list_traces, search) is computed
- *   from the trace's deduplicated spans, read by primary key: started = min
- *   start, completed = max(end, or start when not ended), span_count and
- *   token sums (tokens > 0) over distinct spans, error if any span failed,
- *   project / source / created from the first span, root = the first
- *   parentless span, service from the root, else from the first span; "first"
- *   orders by (created_ns, start_ns, span_id). A re-sent batch therefore
- *   never double-counts, and a trace split over several inserts is whole.
+ *   from the trace's deduplicated spans of ITS project, read by primary key
+ *   and grouped by (project_id, trace_id): started = min start, completed =
+ *   max(end, or start when not ended), span_count and token sums (tokens > 0)
+ *   over distinct spans, error if any span failed, source / created from the
+ *   first span, root = the first parentless span, service from the root, else
+ *   from the first span; "first" orders by (created_ns, start_ns, span_id).
+ *   A re-sent batch therefore never double-counts, a trace split over several
+ *   inserts is whole, and two projects' traces never mix.
  *
  * Dialects: modern = DateTime64(6), now64(6), TTL started_at + INTERVAL 90
  * DAY, DateTime64 values sent as "seconds.micro" numbers; legacy (18.16) =
@@ -117,11 +131,11 @@ static const char *ttl(pc_ch_dialect d)
     return d == PC_CH_LEGACY ? "" : " TTL started_at + INTERVAL 90 DAY";
 }
 
-void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db)
+void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
 {
     const char *t = dt(d);
     pc_buf_printf(out,
-                  "CREATE TABLE IF NOT EXISTS `%s`.spans ("
+                  "CREATE TABLE IF NOT EXISTS `%s`.`%s` ("
                   "span_id String, trace_id String, parent_span_id String, name String,"
                   " span_type String, service_name String, started_at %s, ended_at %s,"
                   " duration_ms Float64, status String, attributes String, events String,"
@@ -132,15 +146,16 @@ void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db)
                   " output_tokens Int64, links String, resource String, scope String,"
                   " first_write_rank UInt64)"
                   " ENGINE = ReplacingMergeTree(first_write_rank)"
-                  " PARTITION BY toYYYYMM(started_at) ORDER BY (trace_id, started_at, span_id)%s",
-                  db, t, t, t, dt_now(d), ttl(d));
+                  " PARTITION BY toYYYYMM(started_at)"
+                  " ORDER BY (trace_id, project_id, started_at, span_id)%s",
+                  db, table, t, t, t, dt_now(d), ttl(d));
 }
 
-void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db)
+void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
 {
     const char *t = dt(d);
     pc_buf_printf(out,
-                  "CREATE TABLE IF NOT EXISTS `%s`.traces ("
+                  "CREATE TABLE IF NOT EXISTS `%s`.`%s` ("
                   "trace_id String, service_name String, started_at %s, completed_at %s,"
                   " duration_ms Float64, status String, root_span_id String, span_count UInt32,"
                   " metadata String, created_at %s DEFAULT %s,"
@@ -148,8 +163,18 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db)
                   " started_ns Int64, completed_ns Int64, created_ns Int64, input_tokens Int64,"
                   " output_tokens Int64)"
                   " ENGINE = MergeTree()"
-                  " PARTITION BY toYYYYMM(started_at) ORDER BY (service_name, started_at, trace_id)%s",
-                  db, t, t, t, dt_now(d), ttl(d));
+                  " PARTITION BY toYYYYMM(started_at)"
+                  " ORDER BY (project_id, service_name, started_at, trace_id)%s",
+                  db, table, t, t, t, dt_now(d), ttl(d));
+}
+
+void pc_ch_ddl_schema_version(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out,
+                  "CREATE TABLE IF NOT EXISTS `%s`.schema_version (version UInt32,"
+                  " applied_at DateTime DEFAULT now(), note String)"
+                  " ENGINE = MergeTree() ORDER BY version",
+                  db);
 }
 
 #define SPAN_INSERT_COLS                                                                           \
@@ -162,6 +187,16 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db)
     "trace_id, service_name, started_at, completed_at, duration_ms, status, root_span_id,"         \
     " span_count, metadata, created_at, project_id, root_span_name, has_root, source,"             \
     " started_ns, completed_ns, created_ns, input_tokens, output_tokens"
+
+const char *pc_ch_span_columns(void)
+{
+    return SPAN_INSERT_COLS;
+}
+
+const char *pc_ch_trace_columns(void)
+{
+    return TRACE_INSERT_COLS;
+}
 
 void pc_ch_insert_spans(pc_buf *out, const char *db)
 {
@@ -360,9 +395,10 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
 #define FIRST "(created_ns, start_ns, span_id)"
 #define ROOT "parent_span_id = ''"
 
-/* The summary of a trace's deduplicated spans, PC_CH_TRACE_COLS columns. */
+/* The summary of a trace's deduplicated spans, PC_CH_TRACE_COLS columns, for
+ * GROUP BY project_id, trace_id. */
 #define TRACE_AGG                                                                                  \
-    "trace_id, argMin(project_id, " FIRST "),"                                                     \
+    "trace_id, project_id,"                                                                        \
     " if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT "),"                      \
     " argMin(service_name, " FIRST ")),"                                                           \
     " argMinIf(span_id, " FIRST ", " ROOT "), argMinIf(name, " FIRST ", " ROOT "),"                \
@@ -371,26 +407,33 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
     " count(), sum(if(input_tokens > 0, input_tokens, 0)),"                                        \
     " sum(if(output_tokens > 0, output_tokens, 0))"
 
-/* Appends the deduplicated spans (first write wins) matching |where|. */
+/* Appends the deduplicated spans (first write wins, per project) matching |where|. */
 static void dedup_spans(pc_buf *out, const char *db, const char *cols, const char *where)
 {
     pc_buf_printf(out,
                   "(SELECT %s FROM `%s`.spans WHERE %s"
-                  " ORDER BY trace_id, span_id, created_ns LIMIT 1 BY trace_id, span_id)",
+                  " ORDER BY project_id, trace_id, span_id, created_ns"
+                  " LIMIT 1 BY project_id, trace_id, span_id)",
                   cols, db, where);
 }
 
-static char *where_trace(const char *trace_id)
+/* "trace_id = '<id>'", and " AND project_id = '<p>'" when |project_id| is set. */
+static char *where_trace(const char *project_id, const char *trace_id)
 {
     pc_buf w = PC_BUF_INIT;
     pc_buf_puts(&w, "trace_id = ");
     pc_ch_quote_cstr(&w, trace_id);
+    if (project_id) {
+        pc_buf_puts(&w, " AND project_id = ");
+        pc_ch_quote_cstr(&w, project_id);
+    }
     return pc_buf_steal(&w, NULL);
 }
 
-void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *trace_id)
+void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id)
 {
-    char *w = where_trace(trace_id);
+    char *w = where_trace(project_id ? project_id : "", trace_id);
     pc_buf_puts(out, "SELECT " SPAN_COLS " FROM ");
     dedup_spans(out, db, SPAN_COLS, w);
     pc_buf_puts(out, " ORDER BY start_ns, span_id FORMAT TabSeparated");
@@ -398,23 +441,25 @@ void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *trace_id)
 }
 
 /* Summaries of the traces whose spans match |where|, newest first. */
-static void summaries(pc_buf *out, const char *db, const char *where)
+static void summaries(pc_buf *out, const char *db, const char *where, const char *order)
 {
     pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
     dedup_spans(out, db,
                 "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"
                 " source, start_ns, end_ns, created_ns, input_tokens, output_tokens",
                 where);
-    pc_buf_puts(out, " GROUP BY trace_id ORDER BY t_started DESC, trace_id DESC"
-                     " FORMAT TabSeparated");
+    pc_buf_printf(out, " GROUP BY project_id, trace_id ORDER BY %s FORMAT TabSeparated", order);
 }
 
-void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *trace_id)
+void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id)
 {
-    char *w = where_trace(trace_id);
-    summaries(out, db, w);
+    char *w = where_trace(project_id, trace_id);
+    summaries(out, db, w, "project_id");
     free(w);
 }
+
+#define NEWEST "t_started DESC, trace_id DESC, project_id DESC"
 
 /* Merged partial trace rows: the service of the earliest row with the root. */
 #define MERGED_SERVICE                                                                             \
@@ -422,23 +467,26 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *trace_id)
     " argMin(service_name, created_ns))"
 
 /*
- * Appends "trace_id IN (<page>)": the ids of the merged traces rows that are
- * members (|member|: a condition on trace_id, or NULL), pass the HAVING
- * conditions of |f| (project_id, service, status, time range), newest first,
- * |limit| from |offset|.
+ * Appends "(project_id, trace_id) IN (<page>)": the keys of the merged traces
+ * rows of |f|'s project (every project when NULL) that are members
+ * (|member|: a condition on (project_id, trace_id), or NULL), pass the HAVING
+ * conditions of |f| (service, status, time range), newest first, |limit| from
+ * |offset|.
  */
 static void page(pc_buf *out, const char *db, const char *member, const pc_trace_filter *f,
                  int limit, int offset)
 {
-    pc_buf_printf(out, "trace_id IN (SELECT trace_id FROM `%s`.traces", db);
-    if (member) pc_buf_printf(out, " WHERE %s", member);
-    pc_buf_puts(out, " GROUP BY trace_id");
-    const char *sep = " HAVING ";
+    pc_buf_printf(out, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces",
+                  db);
+    const char *sep = " WHERE ";
     if (f->project_id) {
-        pc_buf_printf(out, "%sargMin(project_id, created_ns) = ", sep);
+        pc_buf_printf(out, "%sproject_id = ", sep);
         pc_ch_quote_cstr(out, f->project_id);
         sep = " AND ";
     }
+    if (member) pc_buf_printf(out, "%s%s", sep, member);
+    pc_buf_puts(out, " GROUP BY project_id, trace_id");
+    sep = " HAVING ";
     if (f->service_name) {
         pc_buf_printf(out, "%s" MERGED_SERVICE " = ", sep);
         pc_ch_quote_cstr(out, f->service_name);
@@ -454,21 +502,35 @@ static void page(pc_buf *out, const char *db, const char *member, const pc_trace
         sep = " AND ";
     }
     if (f->end_ns) pc_buf_printf(out, "%smin(started_ns) <= %lld", sep, (long long)f->end_ns);
-    pc_buf_printf(out, " ORDER BY min(started_ns) DESC, trace_id DESC LIMIT %d, %d)",
+    pc_buf_printf(out,
+                  " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d)",
                   offset > 0 ? offset : 0, limit > 0 ? limit : 0);
+}
+
+/* The project filter of a spans subquery: "project_id = '<p>' AND " or "". */
+static void project_and(pc_buf *out, const char *project_id)
+{
+    if (!project_id) return;
+    pc_buf_puts(out, "project_id = ");
+    pc_ch_quote_cstr(out, project_id);
+    pc_buf_puts(out, " AND ");
 }
 
 void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f)
 {
     pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT;
     if (f->span_type) {
-        pc_buf_printf(&member, "trace_id IN (SELECT trace_id FROM `%s`.spans WHERE span_type = ",
+        pc_buf_printf(&member,
+                      "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans"
+                      " WHERE ",
                       db);
+        project_and(&member, f->project_id);
+        pc_buf_puts(&member, "span_type = ");
         pc_ch_quote_cstr(&member, f->span_type);
         pc_buf_putc(&member, ')');
     }
     page(&where, db, f->span_type ? member.data : NULL, f, f->limit, f->offset);
-    summaries(out, db, where.data);
+    summaries(out, db, where.data, NEWEST);
     pc_buf_free(&member);
     pc_buf_free(&where);
 }
@@ -477,15 +539,18 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
                       int limit)
 {
     pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT;
-    pc_buf_printf(&member, "trace_id IN (SELECT trace_id FROM `%s`.spans WHERE"
-                  " positionCaseInsensitive(name, ", db);
+    pc_buf_printf(&member,
+                  "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans WHERE ",
+                  db);
+    project_and(&member, project_id);
+    pc_buf_puts(&member, "(positionCaseInsensitive(name, ");
     pc_ch_quote_cstr(&member, text);
     pc_buf_puts(&member, ") > 0 OR positionCaseInsensitive(attributes, ");
     pc_ch_quote_cstr(&member, text);
-    pc_buf_puts(&member, ") > 0)");
+    pc_buf_puts(&member, ") > 0))");
     pc_trace_filter f = {.project_id = project_id};
     page(&where, db, member.data, &f, limit, 0);
-    summaries(out, db, where.data);
+    summaries(out, db, where.data, NEWEST);
     pc_buf_free(&member);
     pc_buf_free(&where);
 }

@@ -40,10 +40,19 @@ bool pc_ch_valid_database(const char *db);
 void pc_ch_quote(pc_buf *out, const char *p, size_t n);
 void pc_ch_quote_cstr(pc_buf *out, const char *s);
 
-/* DDL: CREATE DATABASE / TABLE ... IF NOT EXISTS for |db| in |d|. */
+/*
+ * DDL: CREATE DATABASE / TABLE ... IF NOT EXISTS for |db| in |d|. The spans
+ * and traces tables are created as |table| (normally "spans" / "traces"; the
+ * migration builds the new ones under other names first).
+ */
 void pc_ch_ddl_database(pc_buf *out, const char *db);
-void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db);
-void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db);
+void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
+void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
+void pc_ch_ddl_schema_version(pc_buf *out, const char *db);
+
+/* Every column the exporter writes to spans / traces, comma-separated (static text). */
+const char *pc_ch_span_columns(void);
+const char *pc_ch_trace_columns(void);
 
 /* "INSERT INTO `db`.spans (<every column>) FORMAT JSONEachRow" (traces alike). */
 void pc_ch_insert_spans(pc_buf *out, const char *db);
@@ -75,11 +84,15 @@ void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns);
 void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p);
 
 /*
- * Store queries. Each appends one SELECT ending in FORMAT TabSeparated whose
- * columns are what pc_ch_read_trace / pc_ch_read_span expect.
+ * Store queries (see store.h). Each appends one SELECT ending in FORMAT
+ * TabSeparated whose columns are what pc_ch_read_trace / pc_ch_read_span
+ * expect. A NULL |project_id| means every project for get_trace and search
+ * (rows grouped by project), and "" (no project) for get_spans.
  */
-void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *trace_id);
-void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *trace_id);
+void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id);
+void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id);
 void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f);
 void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
                       int limit);

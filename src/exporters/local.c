@@ -9,7 +9,7 @@
  * prepared statements (local_store.c has the schema and SQL), commits, then
  * wakes every waiter of that transaction: PC_OK means committed. A waiter that
  * gives up after `timeout` answers PC_RETRY but its batch is still written
- * (harmless: spans are deduplicated by (trace_id, span_id)). A failed
+ * (harmless: spans are deduplicated by (project_id, trace_id, span_id)). A failed
  * transaction is rolled back and all its waiters answer PC_RETRY.
  *
  * Bounds: the queue holds at most queue_size spans (or one batch when it is
@@ -181,10 +181,11 @@ static void bind_buf(sqlite3_stmt *st, int i, const pc_buf *b)
 }
 
 /*
- * One trace's summary of the spans one transaction really inserted. The trace
- * row is upserted once per transaction from it instead of once per span (a
- * trace's spans usually arrive together), with the same result: min/max, sums,
- * the first span's project/source/service, the first parentless span as root.
+ * One trace's (project_id, trace_id) summary of the spans one transaction
+ * really inserted. The trace row is upserted once per transaction from it
+ * instead of once per span (a trace's spans usually arrive together), with the
+ * same result: min/max, sums, the first span's source/service, the first
+ * parentless span as root.
  */
 typedef struct trace_acc {
     const pc_span *first; /* first inserted span */
@@ -216,12 +217,18 @@ static bool str_equal(pc_str a, pc_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
+/* True when |a| and |b| belong to the same trace: (project_id, trace_id). */
+static bool same_trace(const pc_span *a, const pc_span *b)
+{
+    return str_equal(a->trace_id, b->trace_id) && str_equal(a->project_id, b->project_id);
+}
+
 /* Folds the newly inserted span |s| into its trace's summary. */
 static void acc_add(txn *t, const pc_span *s, int64_t created_ns)
 {
     size_t mask = t->n_slots - 1;
-    size_t i = hash_str(s->trace_id) & mask;
-    while (t->slots[i] && !str_equal(t->accs[t->slots[i] - 1].first->trace_id, s->trace_id))
+    size_t i = (hash_str(s->trace_id) ^ (hash_str(s->project_id) * 31u)) & mask;
+    while (t->slots[i] && !same_trace(t->accs[t->slots[i] - 1].first, s))
         i = (i + 1) & mask;
     trace_acc *a;
     if (!t->slots[i]) {

@@ -1,31 +1,48 @@
 /*
- * local_store.c - SQL of the embedded store: schema, writer statements,
- * retention, and the read side (store.h) over a pool of read-only connections.
+ * local_store.c - SQL of the embedded store: schema and its migrations,
+ * writer statements, retention, and the read side (store.h) over a pool of
+ * read-only connections.
  *
- * Schema (one file <directory>/prela.db, WAL mode):
+ * Schema version 2 (one file <directory>/prela.db, WAL mode, PRAGMA
+ * user_version = 2). The project is part of every key:
  *
- *   spans   one row per (trace_id, span_id), UNIQUE; written with INSERT OR
- *           IGNORE, so a re-sent span is dropped and the first write wins.
+ *   spans   one row per (project_id, trace_id, span_id), UNIQUE; written with
+ *           INSERT OR IGNORE, so a re-sent span is dropped and the first write
+ *           wins, and a span of another project never replaces or hides it.
  *           Every pc_span_row field is a column; attributes, events, links,
  *           resource and scope hold JSON text from span.h's encoders.
  *           created_ns = when the receiver accepted the request (ingest time).
- *   traces  one row per trace_id, maintained incrementally by an UPSERT in the
- *           same transaction (one per trace and transaction, local.c folds
+ *   traces  one row per (project_id, trace_id): the same trace id in two
+ *           projects is two traces. Maintained incrementally by an UPSERT in
+ *           the same transaction (one per trace and transaction, local.c folds
  *           the spans first), from the spans that were really inserted:
  *           started_ns = min start, completed_ns = max(end, or start when not
  *           ended), span_count += inserted, status 'error' once any span failed,
- *           tokens summed over spans with tokens > 0; project_id, source and
- *           created_ns from the first write; root_span_id / root_span_name /
+ *           tokens summed over spans with tokens > 0; source and created_ns
+ *           from the first write; root_span_id / root_span_name /
  *           service_name from the first span without a parent (has_root), and
  *           service_name from the first span until a root arrives. Order of
  *           arrival therefore does not matter (children before the root,
  *           several requests).
  *
+ * Keys list trace_id first, (trace_id, project_id[, span_id]): the set is the
+ * key; the order lets a lookup by trace id alone (get_trace without a project)
+ * use the same index as a lookup by both.
+ *
  * Indexes: traces by started_ns (newest first), by (project_id | service_name |
- * status, started_ns) for the filters, by (created_ns, trace_id) for retention
- * (chunks in one stable order); spans by (trace_id, span_id) (the dedup key)
- * and by (trace_id, span_type) ("spans of a trace", and the span_type filter's
- * EXISTS without touching the rows).
+ * status, started_ns) for the filters, by (created_ns, trace_id, project_id)
+ * for retention (chunks in one stable order); spans by their key and by
+ * (trace_id, project_id, span_type) ("spans of a trace", and the span_type
+ * filter's EXISTS without touching the rows).
+ *
+ * Versions and migration: version 1 is the first release's schema (no
+ * user_version, keys without the project). pc_local_db_open_writer migrates
+ * 1 -> 2 once, at start, in ONE transaction (so an interrupted migration
+ * leaves version 1 intact and simply runs again): the old tables are renamed,
+ * the new ones created, every row copied; a trace id that several projects
+ * had written into (the old key let them share one trace row) becomes one
+ * trace per project, its summaries recomputed from each project's own spans.
+ * A file with a newer version than this binary knows is refused.
  *
  * Retention removes whole traces: a trace expires with its first ingest
  * (traces.created_ns), together with every span it has, so no trace is ever
@@ -54,6 +71,7 @@
 #define STR(x) STR_(x)
 #define PURGE_CHUNK STR(PC_LOCAL_PURGE_CHUNK)
 
+/* The current schema, created on a fresh file and by the migration. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS spans ("
     " trace_id TEXT NOT NULL,"
@@ -80,10 +98,10 @@ static const char SCHEMA[] =
     " links TEXT NOT NULL,"
     " resource TEXT NOT NULL,"
     " scope TEXT NOT NULL,"
-    " UNIQUE (trace_id, span_id));"
-    "CREATE INDEX IF NOT EXISTS spans_trace_type ON spans (trace_id, span_type);"
+    " UNIQUE (trace_id, project_id, span_id));"
+    "CREATE INDEX IF NOT EXISTS spans_trace_type ON spans (trace_id, project_id, span_type);"
     "CREATE TABLE IF NOT EXISTS traces ("
-    " trace_id TEXT NOT NULL PRIMARY KEY,"
+    " trace_id TEXT NOT NULL,"
     " project_id TEXT NOT NULL,"
     " service_name TEXT NOT NULL,"
     " root_span_id TEXT NOT NULL,"
@@ -96,12 +114,76 @@ static const char SCHEMA[] =
     " created_ns INTEGER NOT NULL,"
     " span_count INTEGER NOT NULL,"
     " input_tokens INTEGER NOT NULL,"
-    " output_tokens INTEGER NOT NULL);"
+    " output_tokens INTEGER NOT NULL,"
+    " PRIMARY KEY (trace_id, project_id));"
     "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
-    "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns, trace_id);";
+    "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns, trace_id, project_id);";
+
+#define SCHEMA_VERSION 2
+
+#define SPAN_COLS                                                                                  \
+    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"          \
+    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"                  \
+    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"            \
+    " resource, scope"
+
+#define TRACE_ROW_COLS                                                                             \
+    "trace_id, project_id, service_name, root_span_id, root_span_name, has_root, status,"          \
+    " source, started_ns, completed_ns, created_ns, span_count, input_tokens, output_tokens"
+
+/* A trace's numbers from its own spans (alias s), as the UPSERT keeps them. */
+#define SPAN_AGG                                                                                   \
+    "min(s.start_ns), max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END), count(*),"   \
+    " CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END,"                          \
+    " sum(CASE WHEN s.input_tokens > 0 THEN s.input_tokens ELSE 0 END),"                           \
+    " sum(CASE WHEN s.output_tokens > 0 THEN s.output_tokens ELSE 0 END)"
+
+/*
+ * Version 1 -> 2, run inside one transaction by migrate(). Version 1's indexes
+ * have the names version 2 uses, and a renamed table keeps its indexes, so
+ * they are dropped first. Rows are copied in rowid order so "first write"
+ * (the lowest rowid) stays first.
+ */
+static const char MIGRATE_1_2[] =
+    "DROP INDEX IF EXISTS spans_trace_type; DROP INDEX IF EXISTS traces_started;"
+    "DROP INDEX IF EXISTS traces_project; DROP INDEX IF EXISTS traces_service;"
+    "DROP INDEX IF EXISTS traces_status; DROP INDEX IF EXISTS traces_created;"
+    "ALTER TABLE spans RENAME TO spans_v1;"
+    "ALTER TABLE traces RENAME TO traces_v1;";
+static const char MIGRATE_1_2_COPY[] =
+    "INSERT INTO spans (" SPAN_COLS ") SELECT " SPAN_COLS " FROM spans_v1 ORDER BY rowid;"
+    "INSERT INTO traces (" TRACE_ROW_COLS ") SELECT " TRACE_ROW_COLS " FROM traces_v1;"
+    /* Summaries of trace ids that several projects wrote into: from each
+     * project's own spans (version 1 counted them all in one row). */
+    "CREATE TEMP TABLE shared_ids AS SELECT trace_id FROM spans GROUP BY trace_id"
+    " HAVING count(DISTINCT project_id) > 1;"
+    "UPDATE traces SET (started_ns, completed_ns, span_count, status, input_tokens,"
+    " output_tokens) = (SELECT " SPAN_AGG " FROM spans s"
+    "  WHERE s.trace_id = traces.trace_id AND s.project_id = traces.project_id)"
+    " WHERE trace_id IN (SELECT trace_id FROM shared_ids) AND EXISTS (SELECT 1 FROM spans s"
+    "  WHERE s.trace_id = traces.trace_id AND s.project_id = traces.project_id);"
+    /* ... and a trace of its own for each project that had no trace row. */
+    "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
+    " has_root, source, created_ns, started_ns, completed_ns, span_count, status,"
+    " input_tokens, output_tokens)"
+    " SELECT g.trace_id, g.project_id, coalesce(r.service_name, f.service_name),"
+    "  coalesce(r.span_id, ''), coalesce(r.name, ''), r.rowid IS NOT NULL, f.source,"
+    "  f.created_ns, g.started, g.completed, g.n, g.status, g.itok, g.otok"
+    " FROM (SELECT s.trace_id, s.project_id, min(s.rowid) AS first_row,"
+    "   min(CASE WHEN s.parent_span_id = '' THEN s.rowid END) AS root_row,"
+    "   min(s.start_ns) AS started,"
+    "   max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END) AS completed,"
+    "   count(*) AS n, CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END"
+    "   AS status, sum(CASE WHEN s.input_tokens > 0 THEN s.input_tokens ELSE 0 END) AS itok,"
+    "   sum(CASE WHEN s.output_tokens > 0 THEN s.output_tokens ELSE 0 END) AS otok"
+    "  FROM spans s WHERE NOT EXISTS (SELECT 1 FROM traces t"
+    "   WHERE t.trace_id = s.trace_id AND t.project_id = s.project_id)"
+    "  GROUP BY s.trace_id, s.project_id) g"
+    " JOIN spans f ON f.rowid = g.first_row LEFT JOIN spans r ON r.rowid = g.root_row;"
+    "DROP TABLE spans_v1; DROP TABLE traces_v1;";
 
 /* Parameters ?1..?24 in this order; local.c binds them. */
 static const char INS_SPAN[] =
@@ -124,7 +206,7 @@ static const char UPSERT_TRACE[] =
     " has_root, status, source, started_ns, completed_ns, created_ns, span_count, input_tokens,"
     " output_tokens)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13)"
-    " ON CONFLICT (trace_id) DO UPDATE SET"
+    " ON CONFLICT (trace_id, project_id) DO UPDATE SET"
     " started_ns = min(started_ns, excluded.started_ns),"
     " completed_ns = max(completed_ns, excluded.completed_ns),"
     " span_count = span_count + excluded.span_count,"
@@ -141,22 +223,106 @@ static const char UPSERT_TRACE[] =
 
 /* Both select the same traces (same order, same limit) inside one transaction. */
 static const char PURGE_SPANS[] =
-    "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM traces WHERE created_ns < ?1"
-    " ORDER BY created_ns, trace_id LIMIT " PURGE_CHUNK ")";
+    "DELETE FROM spans WHERE (trace_id, project_id) IN (SELECT trace_id, project_id FROM traces"
+    " WHERE created_ns < ?1 ORDER BY created_ns, trace_id, project_id LIMIT " PURGE_CHUNK ")";
 static const char PURGE_TRACES[] =
-    "DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM traces WHERE created_ns < ?1"
-    " ORDER BY created_ns, trace_id LIMIT " PURGE_CHUNK ")";
+    "DELETE FROM traces WHERE (trace_id, project_id) IN (SELECT trace_id, project_id FROM traces"
+    " WHERE created_ns < ?1 ORDER BY created_ns, trace_id, project_id LIMIT " PURGE_CHUNK ")";
+
+/* Newest first; ties in a stable order (both stores agree on it). */
+#define NEWEST "t.started_ns DESC, t.trace_id DESC, t.project_id DESC"
 
 #define TRACE_COLS                                                                                 \
     "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status,"        \
     " t.source, t.started_ns, t.completed_ns, t.created_ns, t.span_count, t.input_tokens,"         \
     " t.output_tokens"
 
-#define SPAN_COLS                                                                                  \
-    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"          \
-    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"                  \
-    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"            \
-    " resource, scope"
+/* ---------------------------------------------------------------- schema -- */
+
+/* The integer the single-row statement |sql| answers, or -1 when it fails. */
+static int64_t scalar(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* sqlite3_exec, logging "|what| in |path|: <error>" on failure. 0 / -1. */
+static int exec_logged(const char *id, sqlite3 *db, const char *sql, const char *what,
+                       const char *path)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK) return 0;
+    pc_log(PC_LOG_ERROR, id, "%s in %s: %s", what, path, err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    return -1;
+}
+
+/*
+ * Version 1 -> 2 inside the caller's transaction; see "Versions and
+ * migration". Logs once what it did. 0 / -1 after logging.
+ */
+static int migrate_1_2(const char *id, sqlite3 *db, const char *path)
+{
+    if (exec_logged(id, db, MIGRATE_1_2, "schema migration 1 -> 2", path) < 0 ||
+        exec_logged(id, db, SCHEMA, "schema migration 1 -> 2", path) < 0)
+        return -1;
+    int64_t spans = scalar(db, "SELECT count(*) FROM spans_v1");
+    int64_t traces = scalar(db, "SELECT count(*) FROM traces_v1");
+    if (exec_logged(id, db, MIGRATE_1_2_COPY, "schema migration 1 -> 2", path) < 0) return -1;
+    int64_t shared = scalar(db, "SELECT count(*) FROM temp.shared_ids");
+    int64_t spans2 = scalar(db, "SELECT count(*) FROM spans");
+    int64_t traces2 = scalar(db, "SELECT count(*) FROM traces");
+    if (exec_logged(id, db, "DROP TABLE temp.shared_ids", "schema migration 1 -> 2", path) < 0)
+        return -1;
+    if (spans2 != spans || traces2 < traces) {
+        pc_log(PC_LOG_ERROR, id,
+               "schema migration 1 -> 2 in %s: copied %lld of %lld spans, %lld of %lld traces;"
+               " rolled back",
+               path, (long long)spans2, (long long)spans, (long long)traces2, (long long)traces);
+        return -1;
+    }
+    pc_log(PC_LOG_INFO, id,
+           "migrated %s from schema 1 to 2 (project in every key): %lld spans and %lld traces"
+           " kept; %lld trace ids written by several projects became %lld traces of their own",
+           path, (long long)spans, (long long)traces, (long long)shared,
+           (long long)(traces2 - traces));
+    return 0;
+}
+
+/*
+ * Brings the schema of |db| to SCHEMA_VERSION: creates it on a fresh file,
+ * migrates an older one (one transaction), refuses a newer one. 0 / -1 after
+ * logging.
+ */
+static int schema_setup(const char *id, sqlite3 *db, const char *path)
+{
+    int64_t version = scalar(db, "PRAGMA user_version");
+    if (version == SCHEMA_VERSION)
+        return exec_logged(id, db, SCHEMA, "cannot create the schema", path);
+    if (version > SCHEMA_VERSION || version < 0) {
+        pc_log(PC_LOG_ERROR, id,
+               "%s has schema version %lld; this collector knows versions up to %d (written by "
+               "a newer collector? use that one, or another directory)",
+               path, (long long)version, SCHEMA_VERSION);
+        return -1;
+    }
+    /* user_version 0: a fresh file, or version 1 (which did not set it). */
+    if (exec_logged(id, db, "BEGIN IMMEDIATE", "cannot lock the database", path) < 0) return -1;
+    int64_t v1 =
+        scalar(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'");
+    int rc = v1 > 0 ? migrate_1_2(id, db, path)
+                    : exec_logged(id, db, SCHEMA, "cannot create the schema", path);
+    if (rc == 0)
+        rc = exec_logged(id, db, "PRAGMA user_version = " STR(SCHEMA_VERSION),
+                         "cannot set the schema version", path);
+    if (rc == 0) rc = exec_logged(id, db, "COMMIT", "cannot commit the schema", path);
+    if (rc < 0 && !sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
 
 /* ---------------------------------------------------------------- writer -- */
 
@@ -191,11 +357,14 @@ sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_ful
 
     char *err = NULL;
     const char *sync = sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
-    if (sqlite3_exec(db, sync, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(db, SCHEMA, NULL, NULL, &err) != SQLITE_OK) {
-        pc_log(PC_LOG_ERROR, id, "cannot create the schema in %s: %s", path,
+    if (sqlite3_exec(db, sync, NULL, NULL, &err) != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, id, "cannot set synchronous on %s: %s", path,
                err ? err : sqlite3_errmsg(db));
         sqlite3_free(err);
+        sqlite3_close(db);
+        return NULL;
+    }
+    if (schema_setup(id, db, path) < 0) {
         sqlite3_close(db);
         return NULL;
     }
@@ -443,9 +612,9 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     if (f->start_ns) pc_buf_puts(&sql, " AND t.started_ns >= ?4");
     if (f->end_ns) pc_buf_puts(&sql, " AND t.started_ns <= ?5");
     if (f->span_type)
-        pc_buf_puts(&sql, " AND EXISTS (SELECT 1 FROM spans s"
-                          " WHERE s.trace_id = t.trace_id AND s.span_type = ?6)");
-    pc_buf_puts(&sql, " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?7 OFFSET ?8");
+        pc_buf_puts(&sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
+                          " AND s.project_id = t.project_id AND s.span_type = ?6)");
+    pc_buf_puts(&sql, " ORDER BY " NEWEST " LIMIT ?7 OFFSET ?8");
 
     query q;
     int rc = query_open(&q, ctx, sql.data, "list traces");
@@ -462,25 +631,31 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     return each_trace(&q, cb, ud);
 }
 
-static int get_trace(void *ctx, const char *trace_id, pc_trace_cb cb, void *ud)
+static int get_trace(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
+                     void *ud)
 {
     query q;
-    if (query_open(&q, ctx, "SELECT " TRACE_COLS " FROM traces t WHERE t.trace_id = ?1",
-                   "get trace") < 0)
-        return -1;
+    const char *sql = project_id ? "SELECT " TRACE_COLS " FROM traces t"
+                                   " WHERE t.trace_id = ?1 AND t.project_id = ?2"
+                                 : "SELECT " TRACE_COLS " FROM traces t WHERE t.trace_id = ?1"
+                                   " ORDER BY t.project_id";
+    if (query_open(&q, ctx, sql, "get trace") < 0) return -1;
     bind_cstr(q.st, 1, trace_id);
+    if (project_id) bind_cstr(q.st, 2, project_id);
     return each_trace(&q, cb, ud);
 }
 
-static int get_spans(void *ctx, const char *trace_id, pc_span_cb cb, void *ud)
+static int get_spans(void *ctx, const char *project_id, const char *trace_id, pc_span_cb cb,
+                     void *ud)
 {
     query q;
     if (query_open(&q, ctx,
-                   "SELECT " SPAN_COLS " FROM spans WHERE trace_id = ?1"
+                   "SELECT " SPAN_COLS " FROM spans WHERE trace_id = ?1 AND project_id = ?2"
                    " ORDER BY start_ns, span_id",
                    "get spans") < 0)
         return -1;
     bind_cstr(q.st, 1, trace_id);
+    bind_cstr(q.st, 2, project_id ? project_id : "");
     int rc;
     while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
         pc_span_row row;
@@ -507,15 +682,15 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
                   void *ud)
 {
     query q;
-    const char *sql =
-        project_id ? "SELECT " TRACE_COLS " FROM traces t WHERE t.project_id = ?3 AND EXISTS"
-                     " (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
-                     "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
-                     " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?2"
-                   : "SELECT " TRACE_COLS " FROM traces t WHERE EXISTS"
-                     " (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
-                     "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
-                     " ORDER BY t.started_ns DESC, t.trace_id DESC LIMIT ?2";
+#define MATCHES                                                                                    \
+    " EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"                                 \
+    "  AND s.project_id = t.project_id"                                                            \
+    "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
+    const char *sql = project_id ? "SELECT " TRACE_COLS " FROM traces t WHERE t.project_id = ?3"
+                                   " AND" MATCHES " ORDER BY " NEWEST " LIMIT ?2"
+                                 : "SELECT " TRACE_COLS " FROM traces t WHERE" MATCHES
+                                   " ORDER BY " NEWEST " LIMIT ?2";
+#undef MATCHES
     if (query_open(&q, ctx, sql, "search") < 0) return -1;
     sqlite3_bind_text(q.st, 1, like_pattern(text), -1, free);
     sqlite3_bind_int(q.st, 2, limit);

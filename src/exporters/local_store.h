@@ -22,7 +22,9 @@
 /*
  * Opens (creating it if needed) the database file |path| for writing, switches
  * it to WAL, sets synchronous to FULL or NORMAL (|sync_full|) and creates the
- * schema. Returns the connection, or NULL after logging why as |id|.
+ * schema, or migrates an older one once (one transaction, logged). Returns the
+ * connection, or NULL after logging why as |id| (a schema newer than this
+ * binary's included).
  */
 sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full);
 
@@ -36,7 +38,7 @@ typedef struct pc_local_writer {
     const char *id;
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *ins_span;     /* INSERT OR IGNORE into spans */
-    sqlite3_stmt *upsert_trace; /* INSERT ... ON CONFLICT(trace_id) DO UPDATE */
+    sqlite3_stmt *upsert_trace; /* INSERT ... ON CONFLICT(trace_id, project_id) DO UPDATE */
     sqlite3_stmt *purge_spans;  /* spans of the oldest expired traces */
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
 } pc_local_writer;

@@ -6,8 +6,8 @@
  * sends nothing down a pipeline; create gets next == NULL.
  *
  *   GET /api/v1/traces              filters, newest first, limit/offset
- *   GET /api/v1/traces/{id}         the trace and its spans
- *   GET /api/v1/traces/{id}/spans   its spans
+ *   GET /api/v1/traces/{id}         the trace and its spans (?project_id=)
+ *   GET /api/v1/traces/{id}/spans   its spans (?project_id=)
  *   GET /api/v1/search?query=       traces whose span names / attributes contain it
  *   GET /api/v1/health              200 healthy / 503 unhealthy
  *
@@ -19,6 +19,14 @@
  *
  * Memory: temporary strings live in the request arena; the response body is
  * the pc_buf http.c hands us.
+ *
+ * Projects: a trace is (project_id, trace_id) (store.h). Which project a
+ * request reads is decided in ONE place, read_project(), for every endpoint:
+ * a project key's own project (auth.h; asking for another is a 403), else the
+ * `project_id` query parameter (none = every project). A trace
+ * read without a project answers the trace when its id exists in exactly
+ * one project, 409 naming the projects when in several, 404 when in none;
+ * its spans always come from the chosen trace's project only.
  */
 #include "query.h"
 
@@ -38,6 +46,7 @@
 
 #define TRACES_PREFIX "/api/v1/traces/"
 #define MAX_SEARCH_QUERY 1000 /* bytes; LIKE patterns are bounded too */
+#define MAX_NAMED_PROJECTS 5 /* projects named in a 409 detail */
 
 /* ------------------------------------------------------------- settings -- */
 
@@ -359,37 +368,74 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
     resp->status = 200;
 }
 
-/*
- * Looks up trace |id| and writes its object to |out|. Returns 1 found, 0 not
- * found (404 written to |resp|), -1 store failure (500 written).
- */
-static int find_trace(pc_query *Q, const char *project, const char *id, pc_buf *out,
-                      pc_http_resp *resp, const char *fail_msg)
+/* get_trace's rows for one trace id (one per project): the first one kept, all counted. */
+typedef struct found {
+    pc_buf *out;         /* receives the first row's object */
+    pc_arena *arena;     /* the request's */
+    const char *project; /* the first row's project (arena copy) */
+    int n;               /* projects having the trace id */
+    pc_buf names;        /* "a, b" of the first MAX_NAMED_PROJECTS */
+} found;
+
+static int found_cb(void *ud, const pc_trace_row *row)
 {
-    rows r = {out, 0, project};
-    if (Q->store->ops->get_trace(Q->store->ctx, id, trace_row_cb, &r) < 0) {
-        server_error(resp, fail_msg);
-        return -1;
+    found *f = ud;
+    if (f->n == 0) {
+        write_trace(f->out, row);
+        f->project = pc_arena_strndup(f->arena, row->project_id, strlen(row->project_id));
     }
-    if (r.n == 0) {
-        pc_buf m = PC_BUF_INIT;
+    if (f->n < MAX_NAMED_PROJECTS) {
+        if (f->n) pc_buf_puts(&f->names, ", ");
+        pc_buf_puts(&f->names, row->project_id);
+    } else if (f->n == MAX_NAMED_PROJECTS) {
+        pc_buf_puts(&f->names, ", ...");
+    }
+    f->n++;
+    return 0;
+}
+
+/*
+ * Looks up trace |id| of |project| (NULL: of whichever project has it) and
+ * writes its object to |out|. Returns the trace's project (request memory);
+ * NULL when there is none (404), several without a project (409), or the
+ * store failed (500; |fail_msg|), with the answer written to |resp|.
+ */
+static const char *find_trace(pc_query *Q, pc_http_req *req, const char *project, const char *id,
+                              pc_buf *out, pc_http_resp *resp, const char *fail_msg)
+{
+    found f = {.out = out, .arena = req->arena, .names = PC_BUF_INIT};
+    int rc = Q->store->ops->get_trace(Q->store->ctx, project, id, found_cb, &f);
+    const char *result = NULL;
+    pc_buf m = PC_BUF_INIT;
+    if (rc < 0) {
+        server_error(resp, fail_msg);
+    } else if (f.n == 0) {
         pc_buf_printf(&m, "Trace %s not found", id);
         pc_buf_reset(&resp->body);
         pc_http_error_detail(resp, 404, m.data);
-        pc_buf_free(&m);
-        return 0;
+    } else if (f.n > 1) {
+        pc_buf_printf(&m, "trace id %s exists in %d projects (%s); pass project_id", id, f.n,
+                      f.names.data);
+        pc_buf_reset(&resp->body);
+        pc_http_error_detail(resp, 409, m.data);
+    } else {
+        result = f.project;
     }
-    return 1;
+    pc_buf_free(&m);
+    pc_buf_free(&f.names);
+    return result;
 }
 
-static void handle_trace(pc_query *Q, const char *project, const char *id, pc_http_resp *resp)
+static void handle_trace(pc_query *Q, pc_http_req *req, const char *project, const char *id,
+                         pc_http_resp *resp)
 {
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"trace\":");
-    if (find_trace(Q, project, id, b, resp, "Failed to retrieve trace") <= 0) return;
+    project = find_trace(Q, req, project, id, b, resp, "Failed to retrieve trace");
+    if (!project) return;
     pc_buf_puts(b, ",\"spans\":[");
     rows r = {b, 0, project};
-    if (Q->store->ops->get_spans(Q->store->ctx, id, span_row_cb, &r) < 0) {
+    if (Q->store->ops->get_spans(Q->store->ctx, project, id, span_row_cb, &r) < 0) {
         server_error(resp, "Failed to retrieve trace");
         return;
     }
@@ -397,16 +443,17 @@ static void handle_trace(pc_query *Q, const char *project, const char *id, pc_ht
     resp->status = 200;
 }
 
-static void handle_spans(pc_query *Q, const char *project, const char *id, pc_http_resp *resp)
+static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, const char *id,
+                         pc_http_resp *resp)
 {
-    pc_buf trace = PC_BUF_INIT; /* only its existence matters */
-    int found = find_trace(Q, project, id, &trace, resp, "Failed to query spans");
+    pc_buf trace = PC_BUF_INIT; /* only its existence and project matter */
+    project = find_trace(Q, req, project, id, &trace, resp, "Failed to query spans");
     pc_buf_free(&trace);
-    if (found <= 0) return;
+    if (!project) return;
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"spans\":[");
     rows r = {b, 0, project};
-    if (Q->store->ops->get_spans(Q->store->ctx, id, span_row_cb, &r) < 0) {
+    if (Q->store->ops->get_spans(Q->store->ctx, project, id, span_row_cb, &r) < 0) {
         server_error(resp, "Failed to query spans");
         return;
     }
@@ -433,10 +480,10 @@ static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
     static const char spans_suffix[] = "/spans";
     size_t sl = sizeof(spans_suffix) - 1;
     if (n > sl && memcmp(rest + n - sl, spans_suffix, sl) == 0) {
-        handle_spans(ctx, project, pc_arena_strndup(req->arena, rest, n - sl), resp);
+        handle_spans(ctx, req, project, pc_arena_strndup(req->arena, rest, n - sl), resp);
         return;
     }
-    handle_trace(ctx, project, rest, resp);
+    handle_trace(ctx, req, project, rest, resp);
 }
 
 static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)

@@ -124,8 +124,19 @@ class ChdbServer:
         return "prela_t" + uuid.uuid4().hex[:12]
 
 
+_shared = {"server": None, "users": 0}
+
+
 @pytest.fixture(scope="session")
 def chdb(tmp_path_factory):
-    s = ChdbServer(tmp_path_factory.mktemp("chdb") / "db").start()
-    yield s
-    s.stop()
+    """One server per process, however many test modules import this fixture (each import
+    is a fixture of its own to pytest, and chDB's engine can be opened only once per
+    process, with one path); stopped when the last of them is torn down."""
+    if _shared["server"] is None:
+        _shared["server"] = ChdbServer(tmp_path_factory.mktemp("chdb") / "db").start()
+    _shared["users"] += 1
+    yield _shared["server"]
+    _shared["users"] -= 1
+    if _shared["users"] == 0:
+        _shared["server"].stop()
+        _shared["server"] = None

@@ -81,8 +81,9 @@ class Collector:
 
     def __init__(self, tmp_path, prela_extra="", otlp_extra="", local_extra="", data_dir=None,
                  grpc_extra="", exporters_extra="", pipelines_extra="", receivers_extra="",
-                 query_store="local", auth="", read_key=None):
-        if not BIN or not os.path.exists(BIN):
+                 query_store="local", auth="", read_key=None, binary=None):
+        self.bin = binary or BIN  # another build (e.g. a previous release's) when given
+        if not self.bin or not os.path.exists(self.bin):
             raise RuntimeError("PRELA_COLLECTOR_BIN is not set to the built binary (run under ctest)")
         self.tmp_path = tmp_path
         self.data_dir = data_dir or str(tmp_path / "data")
@@ -106,7 +107,7 @@ class Collector:
 
     def start(self):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([BIN, "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([self.bin, "--config", str(self.config_path)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:

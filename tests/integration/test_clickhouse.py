@@ -30,7 +30,7 @@ def engine(request):
     return srv, "legacy" if request.param == "clickhouse" else "modern"
 
 
-def ch_collector(make_collector, tmp_path, srv, db, timeout="10s"):
+def ch_collector(make_collector, tmp_path, srv, db, timeout="10s", extra=""):
     exporter = f"""
 clickhouse:
   host: 127.0.0.1
@@ -38,6 +38,7 @@ clickhouse:
   user: default
   database: {db}
   timeout: {timeout}
+{extra}
 """
     pipelines = """
 traces/ch:
@@ -149,9 +150,10 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
         assert ("traces", extra) in cols, extra
     spans_ddl = srv.query(f"SHOW CREATE TABLE {db}.spans")
     assert "ReplacingMergeTree" in spans_ddl and "toYYYYMM(started_at)" in spans_ddl
-    assert "ORDER BY (trace_id, started_at, span_id)" in spans_ddl
+    assert "ORDER BY (trace_id, project_id, started_at, span_id)" in spans_ddl
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
-    assert "ORDER BY (service_name, started_at, trace_id)" in traces_ddl
+    assert "ORDER BY (project_id, service_name, started_at, trace_id)" in traces_ddl
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "2"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
 
 
@@ -333,3 +335,34 @@ def test_concurrent_requests_group_commit(make_collector, tmp_path, engine):
     body = c.get("/api/v1/traces", limit=1000).json()
     assert body["count"] == 32 and all(t["span_count"] == 10 for t in body["traces"])
     assert srv.query(f"SELECT count() FROM {db}.spans").strip() == "320"
+
+
+def test_reads_are_readonly_and_bounded(make_collector, tmp_path, clickhouse):
+    """Every query API read runs with readonly=1 and max_execution_time = query_timeout
+    (system.query_log records each query's settings)."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db, extra="  query_timeout: 7s")
+    traces = recent_traces(1)
+    tid = traces[0]["trace_id"]
+    assert post_otlp(c, traces).status_code == 200
+    assert c.trace(tid)["trace"]["span_count"] == 10
+    assert c.get("/api/v1/traces", service_name=tid).json()["count"] == 0
+    assert c.get("/api/v1/search", query=tid).json()["count"] == 0
+    deadline = time.time() + 10  # a query's log entry may trail its answer
+    while True:
+        srv.query("SYSTEM FLUSH LOGS")
+        rows = srv.query(
+            f"SELECT query, Settings.Values[indexOf(Settings.Names, 'readonly')],"
+            f" Settings.Values[indexOf(Settings.Names, 'max_execution_time')] FROM system.query_log"
+            f" WHERE type = 2 AND query LIKE '%{tid}%' FORMAT TabSeparated").splitlines()
+        reads = [r.split("\t") for r in rows if r.startswith("SELECT")]
+        if len(reads) >= 4 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(reads) >= 4, rows  # trace + spans, list, search
+    assert all(r[-2:] == ["1", "7"] for r in reads), reads
+    # ... while inserts are not read-only: a span sent after the reads is stored.
+    more = recent_traces(1)
+    assert post_otlp(c, more).status_code == 200
+    assert c.trace(more[0]["trace_id"])["trace"]["span_count"] == 10

@@ -5,7 +5,10 @@
  * JSONEachRow row of a span (every field, weird strings, NaN attributes,
  * parsed back with the project's JSON reader), partial trace rows, the store
  * query builders quoting every user value, the TabSeparated reader, and the
- * exporter's option validation (messages name the key). The engines
+ * exporter's option validation (messages name the key), and the schema
+ * migration's plan (clickhouse_migrate.c) over a scripted table catalogue:
+ * which statements run from every state an interrupted migration can leave,
+ * and that a finished one runs once. The engines
  * themselves are exercised by tests/integration/test_clickhouse.py.
  */
 #include "check.h"
@@ -13,11 +16,13 @@
 
 #include "config.h"
 #include "exporters/clickhouse.h"
+#include "exporters/clickhouse_migrate.h"
 #include "exporters/clickhouse_sql.h"
 #include "json.h"
 #include "span.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,14 +95,16 @@ static bool has(const pc_buf *b, const char *s)
 static void test_ddl(void)
 {
     pc_buf b = PC_BUF_INIT;
-    pc_ch_ddl_spans(&b, PC_CH_MODERN, "prela");
-    CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `prela`.spans ("));
+    pc_ch_ddl_spans(&b, PC_CH_MODERN, "prela", "spans");
+    CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `prela`.`spans` ("));
     CHECK(has(&b, "span_id String, trace_id String, parent_span_id String, name String,"
                   " span_type String, service_name String, started_at DateTime64(6),"
                   " ended_at DateTime64(6), duration_ms Float64, status String,"
                   " attributes String, events String, created_at DateTime64(6) DEFAULT now64(6)"));
     CHECK(has(&b, "ENGINE = ReplacingMergeTree(first_write_rank)"));
-    CHECK(has(&b, "PARTITION BY toYYYYMM(started_at) ORDER BY (trace_id, started_at, span_id)"));
+    /* The project is part of the dedup key (the ReplacingMergeTree's ORDER BY). */
+    CHECK(has(&b, "PARTITION BY toYYYYMM(started_at)"
+                  " ORDER BY (trace_id, project_id, started_at, span_id)"));
     CHECK(has(&b, "TTL started_at + INTERVAL 90 DAY"));
     const char *extra[] = {"project_id String", "kind Int32", "status_message String",
                            "source String", "trace_state String", "start_ns Int64",
@@ -107,23 +114,30 @@ static void test_ddl(void)
     for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
         CHECK(has(&b, extra[i]));
     pc_buf_reset(&b);
-    pc_ch_ddl_spans(&b, PC_CH_LEGACY, "prela");
+    pc_ch_ddl_spans(&b, PC_CH_LEGACY, "prela", "spans_v2");
+    CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `prela`.`spans_v2` ("));
+    CHECK(has(&b, "ORDER BY (trace_id, project_id, started_at, span_id)"));
     CHECK(has(&b, "started_at DateTime, ended_at DateTime,"));
     CHECK(has(&b, "created_at DateTime DEFAULT now(),"));
     CHECK(!strstr(b.data, "DateTime64") && !strstr(b.data, "TTL"));
     pc_buf_reset(&b);
-    pc_ch_ddl_traces(&b, PC_CH_MODERN, "prela");
+    pc_ch_ddl_traces(&b, PC_CH_MODERN, "prela", "traces");
     CHECK(has(&b, "trace_id String, service_name String, started_at DateTime64(6),"
                   " completed_at DateTime64(6), duration_ms Float64, status String,"
                   " root_span_id String, span_count UInt32, metadata String,"
                   " created_at DateTime64(6) DEFAULT now64(6)"));
     CHECK(has(&b, "ENGINE = MergeTree() PARTITION BY toYYYYMM(started_at)"
-                  " ORDER BY (service_name, started_at, trace_id) TTL started_at + INTERVAL 90 DAY"));
+                  " ORDER BY (project_id, service_name, started_at, trace_id)"
+                  " TTL started_at + INTERVAL 90 DAY"));
     CHECK(has(&b, "root_span_name String, has_root UInt8"));
     pc_buf_reset(&b);
-    pc_ch_ddl_traces(&b, PC_CH_LEGACY, "prela");
+    pc_ch_ddl_traces(&b, PC_CH_LEGACY, "prela", "traces");
     CHECK(has(&b, "started_at DateTime, completed_at DateTime,"));
     CHECK(!strstr(b.data, "TTL"));
+    pc_buf_reset(&b);
+    pc_ch_ddl_schema_version(&b, "prela");
+    CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `prela`.schema_version (version UInt32,"));
+    CHECK(has(&b, "ENGINE = MergeTree() ORDER BY version"));
     pc_buf_free(&b);
 }
 
@@ -264,19 +278,32 @@ static void test_query_builders(void)
     const char *evil = "x' OR 1=1 --\\";
     const char *esc = "'x\\' OR 1=1 --\\\\'";
     pc_buf b = PC_BUF_INIT;
-    pc_ch_sql_get_spans(&b, "db", evil);
-    CHECK(has(&b, "FROM `db`.spans WHERE trace_id = 'x\\' OR 1=1 --\\\\'"));
-    CHECK(has(&b, "LIMIT 1 BY trace_id, span_id"));
+    pc_ch_sql_get_spans(&b, "db", "p1", evil);
+    CHECK(has(&b, "FROM `db`.spans WHERE trace_id = 'x\\' OR 1=1 --\\\\' AND project_id = 'p1'"));
+    CHECK(has(&b, "LIMIT 1 BY project_id, trace_id, span_id"));
     CHECK(has(&b, "ORDER BY start_ns, span_id FORMAT TabSeparated"));
     pc_buf_reset(&b);
-    pc_ch_sql_get_trace(&b, "db", evil);
+    pc_ch_sql_get_spans(&b, "db", evil, "t"); /* the project is quoted too */
+    CHECK(has(&b, "WHERE trace_id = 't' AND project_id = 'x\\' OR 1=1 --\\\\'"));
+    pc_buf_reset(&b);
+    pc_ch_sql_get_trace(&b, "db", NULL, evil);
     CHECK(has(&b, esc));
+    CHECK(!strstr(b.data, "project_id = ")); /* any project: one row per project */
+    CHECK(has(&b, "GROUP BY project_id, trace_id ORDER BY project_id FORMAT TabSeparated"));
     CHECK(!strstr(b.data, "`db`.traces")); /* a trace by id reads spans by primary key only */
+    pc_buf_reset(&b);
+    pc_ch_sql_get_trace(&b, "db", "p'", "t");
+    CHECK(has(&b, "WHERE trace_id = 't' AND project_id = 'p\\''"));
     pc_buf_reset(&b);
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
     pc_ch_sql_list_traces(&b, "db", &f);
-    CHECK(has(&b, "argMin(project_id, created_ns) = 'x\\' OR 1=1 --\\\\'"));
+    CHECK(has(&b, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `db`.traces"
+                  " WHERE project_id = 'x\\' OR 1=1 --\\\\' AND (project_id, trace_id) IN"
+                  " (SELECT project_id, trace_id FROM `db`.spans WHERE project_id = 'x\\' OR 1=1"
+                  " --\\\\' AND span_type = 'llm\\'') GROUP BY project_id, trace_id HAVING "));
+    CHECK(has(&b, "GROUP BY project_id, trace_id ORDER BY t_started DESC, trace_id DESC,"
+                  " project_id DESC FORMAT TabSeparated"));
     CHECK(has(&b, " = 's\\''"));
     CHECK(has(&b, " = 'error\\''"));
     CHECK(has(&b, "span_type = 'llm\\''"));
@@ -285,8 +312,13 @@ static void test_query_builders(void)
     pc_buf_reset(&b);
     pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01", 11);
     CHECK(has(&b, "positionCaseInsensitive(name, '%_\\\\\\'\\x01') > 0"));
-    CHECK(has(&b, "= 'p\\''"));
+    CHECK(has(&b, "FROM `db`.spans WHERE project_id = 'p\\'' AND (positionCaseInsensitive"));
+    CHECK(has(&b, "FROM `db`.traces WHERE project_id = 'p\\'' AND (project_id, trace_id) IN"));
     CHECK(has(&b, "LIMIT 0, 11)"));
+    pc_buf_reset(&b);
+    pc_ch_sql_search(&b, "db", NULL, "x", 5); /* any project: still grouped per project */
+    CHECK(!strstr(b.data, "project_id = "));
+    CHECK(has(&b, "GROUP BY project_id, trace_id ORDER BY t_started DESC"));
     pc_buf_free(&b);
 }
 
@@ -331,6 +363,179 @@ static void test_validate(void)
     CHECK(configure(sec, 1, err, sizeof(err)) < 0 && strstr(err, "secure"));
     const char *wait[] = {"batch.max_wait", "20s", "timeout", "10s"};
     CHECK(configure(wait, 2, err, sizeof(err)) < 0 && strstr(err, "batch.max_wait"));
+    const char *qt[] = {"query_timeout", "5s"};
+    CHECK(configure(qt, 1, err, sizeof(err)) == 0);
+    const char *qt_low[] = {"query_timeout", "500ms"};
+    CHECK(configure(qt_low, 1, err, sizeof(err)) < 0 && strstr(err, "query_timeout"));
+}
+
+/* ------------------------------------------------------------ migration -- */
+
+/*
+ * A scripted catalogue standing in for the statements' effect on table names
+ * (the engines run the real thing in test_migration.py): tables present,
+ * the stored version, every statement seen, and a statement prefix to fail.
+ */
+typedef struct catalog {
+    char tables[8][32];
+    int n;
+    int version;
+    pc_buf log;
+    const char *fail; /* a statement starting with this fails */
+} catalog;
+
+static int cat_find(catalog *c, const char *t)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->tables[i], t) == 0) return i;
+    return -1;
+}
+
+static void cat_add(catalog *c, const char *t)
+{
+    if (cat_find(c, t) < 0) snprintf(c->tables[c->n++], 32, "%s", t);
+}
+
+static void cat_del(catalog *c, const char *t)
+{
+    int i = cat_find(c, t);
+    if (i >= 0) memcpy(c->tables[i], c->tables[--c->n], 32);
+}
+
+/* The name after the |k|-th "`db`.`" in |sql|. */
+static const char *name_at(const char *sql, int k, char *out)
+{
+    const char *p = sql;
+    for (int i = 0; i <= k; i++) {
+        p = strstr(p, "`db`.`");
+        if (!p) return "";
+        p += 6;
+    }
+    size_t n = strcspn(p, "`");
+    snprintf(out, 32, "%.*s", (int)n, p);
+    return out;
+}
+
+static int cat_exec(void *ud, const char *sql, const char *what, long timeout_ms, pc_buf *out)
+{
+    (void)what;
+    (void)timeout_ms;
+    catalog *c = ud;
+    pc_buf_printf(&c->log, "%s\n", sql);
+    if (c->fail && strncmp(sql, c->fail, strlen(c->fail)) == 0) return -1;
+    char a[32], b[32];
+    if (strncmp(sql, "SELECT name FROM system.tables", 30) == 0) {
+        for (int i = 0; i < c->n; i++)
+            pc_buf_printf(out, "%s\n", c->tables[i]);
+    } else if (strncmp(sql, "CREATE TABLE IF NOT EXISTS `db`.schema_version", 46) == 0) {
+        cat_add(c, "schema_version");
+    } else if (strncmp(sql, "CREATE TABLE IF NOT EXISTS", 26) == 0) {
+        cat_add(c, name_at(sql, 0, a));
+    } else if (strncmp(sql, "DROP TABLE IF EXISTS", 20) == 0) {
+        cat_del(c, name_at(sql, 0, a));
+    } else if (strncmp(sql, "RENAME TABLE", 12) == 0) {
+        for (int k = 0; *name_at(sql, k, a); k += 2) {
+            cat_del(c, a);
+            cat_add(c, name_at(sql, k + 1, b));
+        }
+    } else if (strncmp(sql, "SELECT max(version)", 19) == 0) {
+        pc_buf_printf(out, "%d\n", c->version);
+    } else if (strncmp(sql, "INSERT INTO `db`.schema_version", 31) == 0) {
+        c->version = PC_CH_SCHEMA_VERSION;
+    } else if (strncmp(sql, "SELECT count()", 14) == 0) {
+        pc_buf_puts(out, "42\n");
+    }
+    return 0;
+}
+
+static int migrate(catalog *c)
+{
+    pc_buf_reset(&c->log);
+    return pc_ch_schema_setup("clickhouse", PC_CH_LEGACY, "db", cat_exec, c, 1000, 1000);
+}
+
+static bool cat_is(catalog *c, const char *const *want, int n)
+{
+    bool ok = c->n == n;
+    for (int i = 0; i < n; i++)
+        ok = ok && cat_find(c, want[i]) >= 0;
+    if (!ok) {
+        fprintf(stderr, "tables:");
+        for (int i = 0; i < c->n; i++)
+            fprintf(stderr, " %s", c->tables[i]);
+        fprintf(stderr, "\n");
+    }
+    return ok;
+}
+
+static const char *const MIGRATED[] = {"spans", "traces", "spans_v1", "traces_v1",
+                                       "schema_version"};
+
+static void test_migration_plan(void)
+{
+    /* Fresh database: the current tables and version 2, nothing copied. */
+    catalog c = {.log = PC_BUF_INIT};
+    CHECK_EQ_INT(migrate(&c), 0);
+    const char *fresh[] = {"spans", "traces", "schema_version"};
+    CHECK(cat_is(&c, fresh, 3));
+    CHECK_EQ_INT(c.version, 2);
+    CHECK(!strstr(c.log.data, "INSERT INTO `db`.`"));
+    CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`spans` ("));
+    CHECK(has(&c.log, "ORDER BY (trace_id, project_id, started_at, span_id)"));
+    CHECK(has(&c.log, "VALUES (2, 'created')"));
+    /* A second start only reads the version and re-asserts the tables. */
+    CHECK_EQ_INT(migrate(&c), 0);
+    CHECK(!strstr(c.log.data, "RENAME") && !strstr(c.log.data, "INSERT"));
+
+    /* Version 1 (the first release): copy, swap, version, old tables kept. */
+    catalog v1 = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT};
+    CHECK_EQ_INT(migrate(&v1), 0);
+    CHECK(cat_is(&v1, MIGRATED, 5));
+    CHECK_EQ_INT(v1.version, 2);
+    CHECK(has(&v1.log, "CREATE TABLE IF NOT EXISTS `db`.`spans_v2` ("));
+    CHECK(has(&v1.log, "INSERT INTO `db`.`spans_v2` (span_id, trace_id, parent_span_id,"));
+    CHECK(has(&v1.log, "SELECT span_id, trace_id, parent_span_id,"));
+    CHECK(has(&v1.log, "FROM `db`.`spans`\n"));
+    CHECK(has(&v1.log, "RENAME TABLE `db`.`spans` TO `db`.`spans_v1`, `db`.`spans_v2` TO"
+                       " `db`.`spans`"));
+    CHECK(has(&v1.log, "RENAME TABLE `db`.`traces` TO `db`.`traces_v1`"));
+    CHECK(has(&v1.log, "VALUES (2, 'migrated from 1"));
+    CHECK_EQ_INT(migrate(&v1), 0); /* once */
+    CHECK(!strstr(v1.log.data, "RENAME") && !strstr(v1.log.data, "INSERT"));
+    CHECK(cat_is(&v1, MIGRATED, 5));
+
+    /* Interrupted at every step: each next start finishes the job. */
+    static const char *const steps[] = {"INSERT INTO `db`.`spans_v2`", "RENAME TABLE `db`.`spans`",
+                                        "INSERT INTO `db`.`traces_v2`",
+                                        "RENAME TABLE `db`.`traces`",
+                                        "CREATE TABLE IF NOT EXISTS `db`.schema_version",
+                                        "INSERT INTO `db`.schema_version"};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        catalog k = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT, .fail = steps[i]};
+        CHECK_EQ_INT(migrate(&k), -1);
+        CHECK_EQ_INT(k.version, 0);
+        k.fail = NULL;
+        CHECK_EQ_INT(migrate(&k), 0);
+        CHECK(cat_is(&k, MIGRATED, 5));
+        CHECK_EQ_INT(k.version, 2);
+        pc_buf_free(&k.log);
+    }
+    /* A swap cut between its two renames (18.16 renames pair by pair). */
+    catalog half = {.tables = {"spans_v1", "spans_v2", "traces"}, .n = 3, .log = PC_BUF_INIT};
+    CHECK_EQ_INT(migrate(&half), 0);
+    CHECK(has(&half.log, "RENAME TABLE `db`.`spans_v2` TO `db`.`spans`\n"));
+    CHECK(!strstr(half.log.data, "INSERT INTO `db`.`spans_v2`"));
+    CHECK(cat_is(&half, MIGRATED, 5));
+
+    /* A newer version is refused, untouched. */
+    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 3,
+                     .log = PC_BUF_INIT};
+    CHECK_EQ_INT(migrate(&newer), -1);
+    CHECK(!strstr(newer.log.data, "CREATE TABLE") && !strstr(newer.log.data, "RENAME"));
+    pc_buf_free(&c.log);
+    pc_buf_free(&v1.log);
+    pc_buf_free(&half.log);
+    pc_buf_free(&newer.log);
 }
 
 int main(void)
@@ -343,5 +548,6 @@ int main(void)
     RUN(test_query_builders);
     RUN(test_tsv);
     RUN(test_validate);
+    RUN(test_migration_plan);
     return CHECK_DONE();
 }

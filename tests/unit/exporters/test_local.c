@@ -9,7 +9,11 @@
  * summary across batches arriving children-first, list filters and paging,
  * search (LIKE metacharacters and quotes taken literally), retention by ingest
  * time, concurrent consumers, timeout and queue bounds (the writer stalled on
- * a write lock held by a second connection), shutdown semantics and reopening.
+ * a write lock held by a second connection), shutdown semantics and reopening;
+ * projects as part of every key (the same trace and span ids in two projects
+ * are two traces, never replacing or hiding each other, in every read and in
+ * retention), and the schema migration from the first release's file
+ * (version 1, built here with that release's DDL) run once, keeping every row.
  */
 #include "check.h"
 #include "options.h"
@@ -26,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define NS 1000000000LL
@@ -86,6 +91,22 @@ static void open_store(store_h *h, const char *dir, const char *retention)
     open_store_kv(h, dir, retention, NULL, 0);
 }
 
+/* Removes the store files and directories under |dir|, and |dir|. */
+static void remove_store_dir(const char *dir)
+{
+    char p[256];
+    static const char *const files[] = {"prela.db", "prela.db-wal", "prela.db-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/data/store/%s", dir, files[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof(p), "%s/data/store", dir);
+    rmdir(p);
+    snprintf(p, sizeof(p), "%s/data", dir);
+    rmdir(p);
+    CHECK_EQ_INT(rmdir(dir), 0);
+}
+
 static void close_store(store_h *h, bool remove_dir)
 {
     pc_local_exporter_ops.shutdown(h->ctx);
@@ -93,18 +114,7 @@ static void close_store(store_h *h, bool remove_dir)
     pc_local_exporter_ops.destroy(h->ctx);
     pc_config_free_options(pc_local_exporter_ops.options, h->cfg);
     free(h->cfg);
-    if (!remove_dir) return;
-    char p[256];
-    static const char *const files[] = {"prela.db", "prela.db-wal", "prela.db-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s/data/store/%s", h->dir, files[i]);
-        unlink(p);
-    }
-    snprintf(p, sizeof(p), "%s/data/store", h->dir);
-    rmdir(p);
-    snprintf(p, sizeof(p), "%s/data", h->dir);
-    rmdir(p);
-    CHECK_EQ_INT(rmdir(h->dir), 0);
+    if (remove_dir) remove_store_dir(h->dir);
 }
 
 static pc_str S(pc_batch *b, const char *s)
@@ -241,20 +251,32 @@ static int collect_span(void *ud, const pc_span_row *r)
 }
 #undef CP
 
-static traces *get_trace(store_h *h, const char *id)
+/* The trace |id| of |project| (NULL: of every project having it). */
+static traces *get_trace_p(store_h *h, const char *project, const char *id)
 {
     static traces t;
     t.n = 0;
-    CHECK_EQ_INT(h->st->ops->get_trace(h->st->ctx, id, collect_trace, &t), 0);
+    CHECK_EQ_INT(h->st->ops->get_trace(h->st->ctx, project, id, collect_trace, &t), 0);
     return &t;
 }
 
-static spans *get_spans(store_h *h, const char *id)
+static traces *get_trace(store_h *h, const char *id)
+{
+    return get_trace_p(h, NULL, id);
+}
+
+static spans *get_spans_p(store_h *h, const char *project, const char *id)
 {
     static spans s;
     s.n = 0;
-    CHECK_EQ_INT(h->st->ops->get_spans(h->st->ctx, id, collect_span, &s), 0);
+    CHECK_EQ_INT(h->st->ops->get_spans(h->st->ctx, project, id, collect_span, &s), 0);
     return &s;
+}
+
+/* The spans of |id| in the default project of add_span. */
+static spans *get_spans(store_h *h, const char *id)
+{
+    return get_spans_p(h, "proj-1", id);
 }
 
 static traces *list(store_h *h, pc_trace_filter f)
@@ -475,8 +497,7 @@ static void test_summary_out_of_order(void)
                             .end = 0 /* not ended */,
                             .in_tok = -1,
                             .out_tok = -1,
-                            .status = PC_STATUS_PENDING,
-                            .project = "proj-other"});
+                            .status = PC_STATUS_PENDING});
     CHECK_EQ_INT(consume(&h, b), PC_OK);
 
     traces *t = get_trace(&h, "t-ooo");
@@ -497,8 +518,7 @@ static void test_summary_out_of_order(void)
                             .end = T0 + 10 * NS,
                             .in_tok = 20,
                             .out_tok = 7,
-                            .status = PC_STATUS_SUCCESS,
-                            .project = "proj-late"});
+                            .status = PC_STATUS_SUCCESS});
     add_span(b, (span_spec){.trace = "t-ooo",
                             .span = "c3",
                             .parent = "root",
@@ -525,8 +545,8 @@ static void test_summary_out_of_order(void)
     CHECK_EQ_STR(t->v[0].root_span_id, "root");
     CHECK_EQ_STR(t->v[0].root_span_name, "agent run");
     CHECK_EQ_STR(t->v[0].service_name, "root-svc");
-    CHECK_EQ_STR(t->v[0].project_id, "proj-1"); /* first write */
-    CHECK_EQ_INT(t->v[0].created_ns, r1);       /* first write */
+    CHECK_EQ_STR(t->v[0].project_id, "proj-1");
+    CHECK_EQ_INT(t->v[0].created_ns, r1); /* first write */
     CHECK_EQ_INT(t->v[0].started_ns, T0);
     CHECK_EQ_INT(t->v[0].completed_ns, T0 + 10 * NS);
     CHECK_EQ_STR(t->v[0].status, "error");
@@ -588,6 +608,7 @@ static void test_summary_out_of_order(void)
     CHECK_EQ_STR(t->v[0].status, "success");
     CHECK_EQ_INT(t->v[0].span_count, 1);
 
+    CHECK_EQ_INT(get_spans_p(&h, "proj-o", "t-other")->n, 1);
     spans *s = get_spans(&h, "t-ooo");
     CHECK_EQ_INT(s->n, 5);
     CHECK_EQ_STR(s->v[0].span_id, "root"); /* by start time */
@@ -975,6 +996,244 @@ static void test_lifecycle(void)
     free(cfg);
 }
 
+/* Two projects send the same trace id and the same span ids. */
+static void test_projects(void)
+{
+    store_h h;
+    open_store(&h, NULL, "1d");
+    int64_t now = pc_time_now_ns();
+    pc_batch *b = new_batch(now);
+    add_span(b, (span_spec){.trace = "t-x", .span = "root", .name = "alpha secret",
+                            .service = "svc-a", .project = "pa", .type = PC_TYPE_LLM,
+                            .start = T0, .end = T0 + 5 * NS, .in_tok = 7, .out_tok = 1});
+    add_span(b, (span_spec){.trace = "t-x", .span = "kid", .parent = "root", .project = "pa",
+                            .start = T0 + NS, .end = T0 + 2 * NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    /* Project B: the same ids, later, other content, one more span. */
+    b = new_batch(now + NS);
+    add_span(b, (span_spec){.trace = "t-x", .span = "root", .name = "beta root",
+                            .service = "svc-b", .project = "pb", .type = PC_TYPE_TOOL,
+                            .status = PC_STATUS_ERROR, .start = T0 + 10 * NS,
+                            .end = T0 + 20 * NS});
+    add_span(b, (span_spec){.trace = "t-x", .span = "kid", .parent = "root", .project = "pb",
+                            .name = "beta kid", .start = T0 + 11 * NS, .end = T0 + 12 * NS});
+    add_span(b, (span_spec){.trace = "t-x", .span = "more", .parent = "root", .project = "pb",
+                            .start = T0 + 12 * NS, .end = T0 + 13 * NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+
+    /* Two traces; A's spans untouched by B's. */
+    traces *t = get_trace_p(&h, NULL, "t-x");
+    CHECK_EQ_INT(t->n, 2);
+    CHECK_EQ_STR(t->v[0].project_id, "pa"); /* ordered by project */
+    CHECK_EQ_STR(t->v[1].project_id, "pb");
+    t = get_trace_p(&h, "pa", "t-x");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_INT(t->v[0].span_count, 2);
+    CHECK_EQ_STR(t->v[0].status, "success");
+    CHECK_EQ_STR(t->v[0].service_name, "svc-a");
+    CHECK_EQ_STR(t->v[0].root_span_name, "alpha secret");
+    CHECK_EQ_INT(t->v[0].completed_ns, T0 + 5 * NS);
+    CHECK_EQ_INT(t->v[0].input_tokens, 7);
+    t = get_trace_p(&h, "pb", "t-x");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_INT(t->v[0].span_count, 3);
+    CHECK_EQ_STR(t->v[0].status, "error");
+    CHECK_EQ_STR(t->v[0].root_span_name, "beta root");
+    CHECK_EQ_INT(t->v[0].started_ns, T0 + 10 * NS);
+    CHECK_EQ_INT(get_trace_p(&h, "pc", "t-x")->n, 0);
+
+    spans *sp = get_spans_p(&h, "pa", "t-x");
+    CHECK_EQ_INT(sp->n, 2);
+    CHECK_EQ_STR(sp->v[0].name, "alpha secret");
+    CHECK_EQ_STR(sp->v[0].project_id, "pa");
+    CHECK_EQ_STR(sp->v[1].project_id, "pa");
+    sp = get_spans_p(&h, "pb", "t-x");
+    CHECK_EQ_INT(sp->n, 3);
+    CHECK_EQ_STR(sp->v[0].name, "beta root");
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_STR(sp->v[i].project_id, "pb");
+    CHECK_EQ_INT(get_spans_p(&h, "pc", "t-x")->n, 0);
+
+    /* A re-sent B span is still deduplicated within B. */
+    b = new_batch(now + 2 * NS);
+    add_span(b, (span_spec){.trace = "t-x", .span = "more", .parent = "root", .project = "pb",
+                            .name = "changed", .start = T0, .end = T0 + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(get_trace_p(&h, "pb", "t-x")->v[0].span_count, 3);
+
+    /* Lists, filters and search stay inside a project. */
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){0})->n, 2);
+    t = list(&h, (pc_trace_filter){.project_id = "pa"});
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].project_id, "pa");
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.project_id = "pb", .span_type = "llm"})->n, 0);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.project_id = "pa", .span_type = "tool"})->n, 0);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.span_type = "llm"})->n, 1);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.status = "error", .project_id = "pa"})->n, 0);
+    t = list(&h, (pc_trace_filter){.span_type = "tool"});
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].project_id, "pb");
+    CHECK_EQ_INT(search(&h, "pb", "secret", 10)->n, 0);
+    CHECK_EQ_INT(search(&h, "pa", "secret", 10)->n, 1);
+    t = search(&h, NULL, "secret", 10);
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].project_id, "pa");
+    CHECK_EQ_INT(search(&h, NULL, "beta", 10)->n, 1);
+
+    /* Retention removes one project's trace, not the other's of the same id. */
+    b = new_batch(now - 2 * 86400 * NS);
+    add_span(b, (span_spec){.trace = "t-x", .span = "root", .project = "pold", .start = T0,
+                            .end = T0 + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(get_trace_p(&h, NULL, "t-x")->n, 3);
+    CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
+    CHECK_EQ_INT(get_trace_p(&h, NULL, "t-x")->n, 2);
+    CHECK_EQ_INT(get_spans_p(&h, "pold", "t-x")->n, 0);
+    CHECK_EQ_INT(get_spans_p(&h, "pa", "t-x")->n, 2);
+    CHECK_EQ_INT(get_spans_p(&h, "pb", "t-x")->n, 3);
+    close_store(&h, true);
+}
+
+/* The first release's schema (version 1), as that release created it. */
+static const char V1_SCHEMA[] =
+    "CREATE TABLE spans (trace_id TEXT NOT NULL, span_id TEXT NOT NULL,"
+    " parent_span_id TEXT NOT NULL, project_id TEXT NOT NULL, name TEXT NOT NULL,"
+    " kind INTEGER NOT NULL, span_type TEXT NOT NULL, service_name TEXT NOT NULL,"
+    " status TEXT NOT NULL, status_message TEXT NOT NULL, source TEXT NOT NULL,"
+    " trace_state TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL, llm_provider TEXT NOT NULL, llm_model TEXT NOT NULL,"
+    " input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, attributes TEXT NOT NULL,"
+    " events TEXT NOT NULL, links TEXT NOT NULL, resource TEXT NOT NULL, scope TEXT NOT NULL,"
+    " UNIQUE (trace_id, span_id));"
+    "CREATE INDEX spans_trace_type ON spans (trace_id, span_type);"
+    "CREATE TABLE traces (trace_id TEXT NOT NULL PRIMARY KEY, project_id TEXT NOT NULL,"
+    " service_name TEXT NOT NULL, root_span_id TEXT NOT NULL, root_span_name TEXT NOT NULL,"
+    " has_root INTEGER NOT NULL, status TEXT NOT NULL, source TEXT NOT NULL,"
+    " started_ns INTEGER NOT NULL, completed_ns INTEGER NOT NULL, created_ns INTEGER NOT NULL,"
+    " span_count INTEGER NOT NULL, input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL);"
+    "CREATE INDEX traces_started ON traces (started_ns);"
+    "CREATE INDEX traces_project ON traces (project_id, started_ns);"
+    "CREATE INDEX traces_service ON traces (service_name, started_ns);"
+    "CREATE INDEX traces_status ON traces (status, started_ns);"
+    "CREATE INDEX traces_created ON traces (created_ns, trace_id);"
+    /* t1: one project's trace; t2: project pa's trace into which pb wrote a
+     * span of its own (version 1 counted it in pa's row). */
+    "INSERT INTO spans VALUES ('t1','r','','pa','root one',2,'agent','svc1','success','',"
+    " 'prela','ts',100,200,1000,'','',-1,-1,'{\"k\":\"v\"}','[]','[]','{}','{}');"
+    "INSERT INTO spans VALUES ('t1','c','r','pa','llm one',3,'llm','svc1','error','boom',"
+    " 'prela','',120,150,1000,'openai','gpt',5,6,'{}','[{\"name\":\"e\"}]','[]','{}','{}');"
+    "INSERT INTO traces VALUES ('t1','pa','svc1','r','root one',1,'error','prela',100,200,1000,"
+    " 2,5,6);"
+    "INSERT INTO spans VALUES ('t2','r','','pa','root two',1,'custom','svc2','success','',"
+    " 'otlp','',300,400,2000,'','',-1,-1,'{}','[]','[]','{}','{}');"
+    "INSERT INTO spans VALUES ('t2','x','','pb','b root',1,'tool','svc-b','error','',"
+    " 'otlp','',350,500,3000,'','',4,-1,'{}','[]','[]','{}','{}');"
+    "INSERT INTO traces VALUES ('t2','pa','svc2','r','root two',1,'error','otlp',300,500,2000,"
+    " 2,4,0);";
+
+static int64_t db_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_migration(void)
+{
+    char dir[64] = "/tmp/pc_local_XXXXXX", path[160], sub[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(sub, sizeof(sub), "%s/data", dir);
+    CHECK_EQ_INT(mkdir(sub, 0750), 0);
+    snprintf(sub, sizeof(sub), "%s/data/store", dir);
+    CHECK_EQ_INT(mkdir(sub, 0750), 0);
+    snprintf(path, sizeof(path), "%s/prela.db", sub);
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    CHECK_EQ_INT(sqlite3_exec(db, V1_SCHEMA, NULL, NULL, &err), SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 0);
+
+    store_h h;
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 2);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v1'"), 0);
+    /* t1: every field as version 1 held it. */
+    traces *t = get_trace_p(&h, NULL, "t1");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_STR(t->v[0].project_id, "pa");
+    CHECK_EQ_STR(t->v[0].root_span_name, "root one");
+    CHECK_EQ_STR(t->v[0].status, "error");
+    CHECK_EQ_INT(t->v[0].span_count, 2);
+    CHECK_EQ_INT(t->v[0].created_ns, 1000);
+    CHECK_EQ_INT(t->v[0].input_tokens, 5);
+    spans *sp = get_spans_p(&h, "pa", "t1");
+    CHECK_EQ_INT(sp->n, 2);
+    CHECK_EQ_STR(sp->v[0].attributes, "{\"k\":\"v\"}");
+    CHECK_EQ_STR(sp->v[0].trace_state, "ts");
+    CHECK_EQ_STR(sp->v[1].status_message, "boom");
+    CHECK_EQ_STR(sp->v[1].events, "[{\"name\":\"e\"}]");
+    CHECK_EQ_STR(sp->v[1].llm_model, "gpt");
+    CHECK_EQ_INT(sp->v[1].kind, 3);
+    CHECK_EQ_INT(sp->v[1].output_tokens, 6);
+    /* t2 split: pa's summary from pa's span only, pb's trace of its own. */
+    t = get_trace_p(&h, NULL, "t2");
+    CHECK_EQ_INT(t->n, 2);
+    CHECK_EQ_STR(t->v[0].project_id, "pa");
+    CHECK_EQ_INT(t->v[0].span_count, 1);
+    CHECK_EQ_STR(t->v[0].status, "success");
+    CHECK_EQ_INT(t->v[0].completed_ns, 400);
+    CHECK_EQ_INT(t->v[0].input_tokens, 0);
+    CHECK_EQ_INT(t->v[0].created_ns, 2000);
+    CHECK_EQ_STR(t->v[1].project_id, "pb");
+    CHECK_EQ_INT(t->v[1].span_count, 1);
+    CHECK_EQ_STR(t->v[1].status, "error");
+    CHECK_EQ_STR(t->v[1].root_span_id, "x");
+    CHECK_EQ_STR(t->v[1].root_span_name, "b root");
+    CHECK_EQ_STR(t->v[1].service_name, "svc-b");
+    CHECK_EQ_STR(t->v[1].source, "otlp");
+    CHECK_EQ_INT(t->v[1].started_ns, 350);
+    CHECK_EQ_INT(t->v[1].completed_ns, 500);
+    CHECK_EQ_INT(t->v[1].created_ns, 3000);
+    CHECK_EQ_INT(t->v[1].input_tokens, 4);
+    /* New writes use the new key at once. */
+    pc_batch *b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "t1", .span = "r", .project = "pz", .start = T0,
+                            .end = T0 + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(get_trace_p(&h, NULL, "t1")->n, 2);
+    CHECK_EQ_INT(get_spans_p(&h, "pa", "t1")->n, 2);
+    close_store(&h, false);
+
+    /* Once: a second start finds version 2 and changes nothing. */
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 5);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM traces"), 4);
+    close_store(&h, false);
+
+    /* A file from a newer collector is refused at start, untouched. */
+    CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    const char *kv[] = {"directory", sub};
+    void *cfg = make_cfg(kv, 1);
+    void *ctx = pc_local_exporter_ops.create("local", cfg, NULL);
+    CHECK(ctx != NULL);
+    CHECK_EQ_INT(pc_local_exporter_ops.start(ctx, NULL), -1);
+    pc_local_exporter_ops.destroy(ctx);
+    pc_config_free_options(pc_local_exporter_ops.options, cfg);
+    free(cfg);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 3);
+    remove_store_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_options);
@@ -987,5 +1246,7 @@ int main(void)
     RUN(test_concurrent);
     RUN(test_backpressure);
     RUN(test_lifecycle);
+    RUN(test_projects);
+    RUN(test_migration);
     return CHECK_DONE();
 }

@@ -7,7 +7,9 @@
  * tiny HTTP/1.1 client asks every endpoint and parses the JSON answers with the
  * project's own reader. Covers response shapes (objects, not JSON-in-strings;
  * nulls), filters with case-insensitive status/span_type, 400s naming the
- * parameter, 404/405, URL-decoded ids, search and health.
+ * parameter, 404/405, URL-decoded ids, search and health, and projects: the
+ * same trace id in two projects is 409 without project_id, each project's own
+ * trace and spans with it, and lists and search never cross projects.
  */
 #include "check.h"
 
@@ -367,6 +369,85 @@ static void test_search_health_routes(void)
     answer_free(&a);
 }
 
+/* Project 2 sends the ids project 1 used for "shared-1", and a trace of its own. */
+static void fill_projects(void *local)
+{
+    pc_batch *b = pc_batch_create(NULL);
+    b->received_ns = pc_time_now_ns();
+    add(b, "shared-1", "root", "", "secret one", PC_TYPE_AGENT, PC_STATUS_SUCCESS, T0, T0 + NS);
+    add(b, "shared-1", "kid", "root", "kid one", PC_TYPE_LLM, PC_STATUS_SUCCESS, T0, T0 + NS);
+    pc_span *s = add(b, "shared-1", "root", "", "root two", PC_TYPE_TOOL, PC_STATUS_ERROR,
+                     T0 + 2 * NS, T0 + 3 * NS);
+    s->project_id = S(b, "proj-2");
+    s = add(b, "shared-1", "kid", "root", "kid two", PC_TYPE_TOOL, PC_STATUS_SUCCESS,
+            T0 + 2 * NS + 1, T0 + 3 * NS);
+    s->project_id = S(b, "proj-2");
+    s = add(b, "only-2", "r", "", "own trace", PC_TYPE_TOOL, PC_STATUS_SUCCESS, T0, T0 + NS);
+    s->project_id = S(b, "proj-2");
+    CHECK_EQ_INT(pc_local_exporter_ops.consume(local, b), PC_OK);
+}
+
+static void test_projects(void *local)
+{
+    fill_projects(local);
+    static const char *const paths[] = {"/api/v1/traces/shared-1", "/api/v1/traces/shared-1/spans"};
+    for (int i = 0; i < 2; i++) {
+        answer a = http("GET", paths[i]);
+        CHECK_EQ_INT(a.status, 409);
+        CHECK_EQ_STR(str_at(&a, "detail"),
+                     "trace id shared-1 exists in 2 projects (proj-1, proj-2); pass project_id");
+        answer_free(&a);
+    }
+    answer a = http("GET", "/api/v1/traces/shared-1?project_id=proj-2");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_STR(str_at(&a, "trace.project_id"), "proj-2");
+    CHECK_EQ_STR(str_at(&a, "trace.root_span_name"), "root two");
+    CHECK_EQ_INT(int_at(&a, "trace.span_count"), 2);
+    CHECK_EQ_INT(int_at(&a, "span_count"), 2);
+    CHECK_EQ_STR(str_at(&a, "spans.0.name"), "root two");
+    CHECK_EQ_STR(str_at(&a, "spans.0.project_id"), "proj-2");
+    CHECK_EQ_STR(str_at(&a, "spans.1.name"), "kid two");
+    answer_free(&a);
+    a = http("GET", "/api/v1/traces/shared-1/spans?project_id=proj-1");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_INT(int_at(&a, "count"), 2);
+    CHECK_EQ_STR(str_at(&a, "spans.0.project_id"), "proj-1");
+    CHECK_EQ_STR(str_at(&a, "spans.1.project_id"), "proj-1");
+    CHECK(strstr(a.body, "two") == NULL);
+    answer_free(&a);
+    a = http("GET", "/api/v1/traces/shared-1?project_id=proj-3");
+    CHECK_EQ_INT(a.status, 404);
+    answer_free(&a);
+    /* One project has the id: that one, without naming it. */
+    a = http("GET", "/api/v1/traces/only-2");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_STR(str_at(&a, "trace.project_id"), "proj-2");
+    CHECK_EQ_INT(int_at(&a, "span_count"), 1);
+    answer_free(&a);
+    a = http("GET", "/api/v1/traces/only-2?project_id=proj-1");
+    CHECK_EQ_INT(a.status, 404);
+    answer_free(&a);
+
+    a = http("GET", "/api/v1/traces?project_id=proj-2");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_INT(int_at(&a, "count"), 2);
+    CHECK_EQ_STR(str_at(&a, "traces.0.project_id"), "proj-2");
+    CHECK_EQ_STR(str_at(&a, "traces.1.project_id"), "proj-2");
+    answer_free(&a);
+    a = http("GET", "/api/v1/search?query=secret&project_id=proj-2");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_INT(int_at(&a, "count"), 0);
+    answer_free(&a);
+    a = http("GET", "/api/v1/search?query=secret&project_id=proj-1");
+    CHECK_EQ_INT(int_at(&a, "count"), 1);
+    CHECK_EQ_STR(str_at(&a, "results.0.project_id"), "proj-1");
+    answer_free(&a);
+    a = http("GET", "/api/v1/search?query=two");
+    CHECK_EQ_INT(int_at(&a, "count"), 1);
+    CHECK_EQ_STR(str_at(&a, "results.0.project_id"), "proj-2");
+    answer_free(&a);
+}
+
 static void *make_cfg(const pc_component_ops *ops, const char *const *kv, size_t n)
 {
     void *cfg = calloc(1, ops->config_size);
@@ -418,6 +499,8 @@ int main(void)
         RUN(test_bad_params);
         RUN(test_trace);
         RUN(test_search_health_routes);
+        fprintf(stderr, "-- test_projects\n");
+        test_projects(local);
     }
 
     pc_query_receiver_ops.shutdown(q);

@@ -1,0 +1,45 @@
+/*
+ * clickhouse_migrate.h - the `clickhouse` exporter's schema on start: creates
+ * the database and tables of the current schema version, or brings a database
+ * written by an earlier release to it, once.
+ *
+ * Data flow: clickhouse.c's start() calls pc_ch_schema_setup before it
+ * accepts any batch or serves any read; every statement goes through the
+ * caller's |exec| (HTTP to the server), so this module holds only the plan
+ * and the SQL text. The table contract is documented in clickhouse_sql.c.
+ */
+#ifndef PC_CLICKHOUSE_MIGRATE_H
+#define PC_CLICKHOUSE_MIGRATE_H
+
+#include "buf.h"
+#include "clickhouse_sql.h"
+
+/* The schema version this binary writes and reads (see clickhouse_sql.c). */
+#define PC_CH_SCHEMA_VERSION 2
+
+/*
+ * Runs the statement |sql| on the server within |timeout_ms|. The answer
+ * (TabSeparated) lands in |out| when it is not NULL (the caller frees it).
+ * Returns 0, or -1 after logging "|what|: <why>".
+ */
+typedef int (*pc_ch_exec_fn)(void *ud, const char *sql, const char *what, long timeout_ms,
+                             pc_buf *out);
+
+/*
+ * Brings database |db| to PC_CH_SCHEMA_VERSION in dialect |d|:
+ *  - a fresh database gets the current tables and its version row;
+ *  - a version 1 database (spans/traces of the first release, no
+ *    schema_version table) gets new tables built beside the old ones
+ *    (spans_v2, traces_v2), every row copied (INSERT ... SELECT), then the
+ *    names swapped (old -> spans_v1 / traces_v1, kept as a backup; new ->
+ *    spans / traces), then the version row. Each step can be interrupted: the
+ *    next start looks at which tables exist and goes on from there (a copy
+ *    that may be partial is dropped and redone; a half-done swap finished);
+ *  - a database at a newer version than this binary is refused.
+ * Logs once what it migrated, as |id|. |copy_timeout_ms| bounds each copy
+ * statement (they can be long). Returns 0, or -1 after logging.
+ */
+int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_exec_fn exec,
+                       void *ud, long timeout_ms, long copy_timeout_ms);
+
+#endif

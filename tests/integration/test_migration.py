@@ -1,0 +1,254 @@
+"""Stores written by the previous release open with this one, intact.
+
+The previous release (commit PREV) is built once per clone into build-prev/ at the repo
+root (its source from `git archive`, only the prela-collector target) and reused while
+present. For each store (the embedded SQLite data directory, ClickHouse 18.16 in the
+legacy dialect, chDB in the modern dialect), the old binary writes traces over Prela
+JSON and OTLP/HTTP, including a trace id two projects wrote into (which the old key let
+them share), and everything it answers through the query API is recorded. Then the new
+binary opens the same store: it migrates once (logged once), answers every trace, span,
+list and search exactly as the old one did (the shared trace id now being one trace per
+project), takes new spans, and a second start migrates nothing.
+"""
+import fcntl
+import json
+import os
+import sqlite3
+import subprocess
+import time
+
+import pytest
+import requests
+
+import conftest
+import workload
+from chdb_server import chdb  # noqa: F401  (fixture)
+from services import clickhouse  # noqa: F401  (fixture)
+
+PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PREV_DIR = os.path.join(ROOT, "build-prev")
+HOUR = 3600 * 10**9
+
+
+@pytest.fixture(scope="session")
+def prev_bin():
+    """The previous release's binary, built once into build-prev/ (a lock serializes
+    concurrent sessions)."""
+    os.makedirs(PREV_DIR, exist_ok=True)
+    binary = os.path.join(PREV_DIR, "build", "prela-collector")
+    with open(os.path.join(PREV_DIR, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(binary):
+            src = os.path.join(PREV_DIR, "src")
+            subprocess.run(["rm", "-rf", src], check=True)
+            os.makedirs(src)
+            archive = subprocess.run(["git", "-C", ROOT, "archive", PREV], check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+            for cmd in (["cmake", "-S", src, "-B", os.path.join(PREV_DIR, "build"), "-G", "Ninja",
+                         "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
+                        ["ninja", "-C", os.path.join(PREV_DIR, "build"), "-j2",
+                         "prela-collector"]):
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+                assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}{r.stderr}"
+    return binary
+
+
+@pytest.fixture(params=["local", "clickhouse", "chdb"])
+def old_store(request, tmp_path):
+    """Collector options for one store kept across collectors (and a handle on it)."""
+    data_dir = str(tmp_path / "data")
+    if request.param == "local":
+        return request.param, dict(data_dir=data_dir), None, None
+    srv = request.getfixturevalue(request.param)
+    db = srv.database()
+    exporter = f"""
+clickhouse:
+  host: 127.0.0.1
+  port: {srv.port}
+  database: {db}
+"""
+    pipelines = """
+traces/ch:
+  receivers: [prela, otlp]
+  processors: [normalize]
+  exporters: [clickhouse]
+"""
+    return request.param, dict(data_dir=data_dir, exporters_extra=exporter,
+                               pipelines_extra=pipelines, query_store="clickhouse"), srv, db
+
+
+def iso(ns):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
+        ".%06dZ" % (ns % 10**9 // 1000)
+
+
+def recent(traces):
+    delta = time.time_ns() - 3 * HOUR - workload.BASE_NS  # the modern dialect's TTL: 90 days
+    for t in traces:
+        t["start"] += delta
+        t["end"] += delta
+        for s in t["spans"]:
+            s["start"] += delta
+            s["end"] += delta
+            for e in s.get("events", []):
+                e["time"] += delta
+    return traces
+
+
+def post_prela(c, doc, project):
+    r = requests.post(c.ingest + "/v1/traces", data=json.dumps(doc), timeout=30,
+                      headers={"X-Prela-Project-Id": project, "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+
+
+def post_otlp(c, traces, project):
+    r = requests.post(c.otlp + "/v1/traces", data=workload.to_proto(traces), timeout=30,
+                      headers={"Content-Type": "application/x-protobuf",
+                               "X-Prela-Project-Id": project})
+    assert r.status_code == 200, r.text
+
+
+def prela_docs(base):
+    out = []
+    for i, (proj, svc, status, stype) in enumerate((("p1", "svc-a", "success", "llm"),
+                                                    ("p1", "svc-b", "error", "tool"),
+                                                    ("p2", "svc-c", "success", "retrieval"))):
+        start = base + i * 60 * 10**9 + 123456000
+        tid = f"old-{i}"
+        out.append((proj, {"trace_id": tid, "service_name": svc, "spans": [
+            {"span_id": "root", "trace_id": tid, "name": f"{stype} root {i}", "span_type": "agent",
+             "started_at": iso(start), "ended_at": iso(start + 10**9), "status": "success",
+             "attributes": {"q": f"O'Reilly {tid}", "uni": "Ünïcode\t\\", "n": i}},
+            {"span_id": "kid", "trace_id": tid, "parent_span_id": "root", "name": f"{stype} kid",
+             "span_type": stype, "started_at": iso(start + 10**8), "ended_at": iso(start + 5 * 10**8),
+             "status": status, "attributes": {"llm.model": "gpt-4o", "llm.input_tokens": 7}}]}))
+    return out
+
+
+def shared_docs(base):
+    """Trace id "shared-old" written by p1, then by p3 with span ids of its own."""
+    start = base + 10 * 60 * 10**9
+    doc = {"trace_id": "shared-old", "service_name": "svc-shared", "spans": [
+        {"span_id": "r1", "trace_id": "shared-old", "name": "p1 root", "span_type": "agent",
+         "started_at": iso(start), "ended_at": iso(start + 10**9), "status": "success"}]}
+    doc3 = {"trace_id": "shared-old", "service_name": "svc-p3", "spans": [
+        {"span_id": "r3", "trace_id": "shared-old", "name": "p3 root", "span_type": "tool",
+         "started_at": iso(start + 2 * 10**9), "ended_at": iso(start + 3 * 10**9),
+         "status": "error"}]}
+    return [("p1", doc), ("p3", doc3)]
+
+
+def snapshot(c, trace_ids):
+    """Everything the query API answers about |trace_ids|, plus lists and searches."""
+    snap = {"list": c.get("/api/v1/traces", limit=1000).json()}
+    for p in ("p1", "p2"):
+        snap["list " + p] = c.get("/api/v1/traces", project_id=p, limit=1000).json()
+    for q in ("O'Reilly", "gpt-4o", "Ünïcode", "kid"):
+        snap["search " + q] = c.get("/api/v1/search", query=q).json()
+    for tid in trace_ids:
+        r = c.get(f"/api/v1/traces/{tid}")
+        assert r.status_code == 200, r.text
+        snap[tid] = r.json()
+        snap[tid + "/spans"] = c.get(f"/api/v1/traces/{tid}/spans").json()
+    return snap
+
+
+def start(binary, tmp_path, opts):
+    return conftest.Collector(tmp_path, binary=binary, **opts).start()
+
+
+def stop(c):
+    assert c.stop() == 0, c.logs()
+
+
+def without(doc, trace_id):
+    """A list/search answer without the rows of |trace_id| (and their count)."""
+    out = dict(doc)
+    key = "traces" if "traces" in doc else "results"
+    out[key] = [t for t in doc[key] if t["trace_id"] != trace_id]
+    out["count"] = len(out[key])
+    return out
+
+
+def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
+    kind, opts, srv, db = old_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(3))
+
+    # The previous release writes and answers.
+    old = start(prev_bin, tmp_path, opts)
+    try:
+        for proj, doc in prela_docs(base) + shared_docs(base):
+            post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+        shared_before = old.get("/api/v1/traces/shared-old").json()
+    finally:
+        stop(old)
+    assert before["list"]["count"] == 7 and shared_before["span_count"] == 2  # mixed, as it was
+
+    # The new release opens it: migrates once, answers the same.
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()  # the data directory is always there, ClickHouse when configured
+        for component in ("local", "clickhouse") if kind != "local" else ("local",):
+            assert logs.count(f"{component}: migrated") == 1, logs
+        assert logs.count("migrated") == (1 if kind == "local" else 2), logs
+        assert "from schema 1 to 2" in logs
+        after = snapshot(new, ids)
+        for key in before:
+            if key.startswith(("list", "search")):
+                assert without(after[key], "shared-old") == without(before[key], "shared-old"), key
+            else:
+                assert after[key] == before[key], key  # field by field, created_at included
+        # The trace id two projects shared: one trace per project now.
+        r = new.get("/api/v1/traces/shared-old")
+        assert r.status_code == 409 and "(p1, p3)" in r.json()["detail"], r.text
+        p1 = new.get("/api/v1/traces/shared-old", project_id="p1").json()
+        p3 = new.get("/api/v1/traces/shared-old", project_id="p3").json()
+        assert [s["span_id"] for s in p1["spans"]] == ["r1"] and p1["trace"]["span_count"] == 1
+        assert [s["span_id"] for s in p3["spans"]] == ["r3"] and p3["trace"]["span_count"] == 1
+        assert p3["trace"]["status"] == "error" and p3["trace"]["root_span_name"] == "p3 root"
+        assert p1["spans"][0] == [s for s in shared_before["spans"] if s["span_id"] == "r1"][0]
+        # New spans work, with the project in the key: p9 re-uses an old trace's ids.
+        fresh = recent(workload.make_traces(1))
+        post_otlp(new, fresh, "p2")
+        workload.check_trace(new, fresh[0])
+        for proj, doc in prela_docs(base)[:1]:
+            doc["spans"][0]["name"] = "p9 root"
+            post_prela(new, doc, "p9")
+        r = new.get("/api/v1/traces/old-0/spans", project_id="p9").json()
+        assert [s["name"] for s in r["spans"]] == ["p9 root", "llm kid"]
+        assert new.get("/api/v1/traces/old-0/spans", project_id="p1").json() == \
+            before["old-0/spans"]
+        assert new.get("/api/v1/traces", limit=1000).json()["count"] == 10
+    finally:
+        stop(new)
+
+    # Once: a second start migrates nothing and finds everything.
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        for tid in ids:  # old-0 is in p9 too by now
+            project = before[tid]["trace"]["project_id"]
+            assert again.get(f"/api/v1/traces/{tid}", project_id=project).json() == before[tid]
+        assert again.get("/api/v1/traces", limit=1000).json()["count"] == 10
+    finally:
+        stop(again)
+    if kind == "local":
+        con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
+        assert con.execute("PRAGMA user_version").fetchone() == (2,)
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert names == {"spans", "traces"}
+        con.close()
+    else:
+        assert srv.query(f"SELECT version FROM {db}.schema_version FORMAT TabSeparated").split() \
+            == ["2"]
+        tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
+                           f"FORMAT TabSeparated").split()
+        assert sorted(tables) == ["schema_version", "spans", "spans_v1", "traces", "traces_v1"]
+        assert "(trace_id, project_id, started_at, span_id)" in srv.query(
+            f"SHOW CREATE TABLE {db}.spans")
