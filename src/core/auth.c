@@ -24,7 +24,6 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <math.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,15 +66,7 @@ void pc_auth_sha256(const void *data, size_t len, uint8_t out[32])
     gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, out);
 }
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+#define errf pc_config_errf
 
 static int hexval(int c)
 {

@@ -24,8 +24,9 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...)
+#define errf pc_config_errf
+
+int pc_config_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -139,6 +139,9 @@ int pc_config_read_entries(const char *path, pc_config_entries_fn fn, void *ud, 
 /* Frees the strings and lists |opts| put into |cfg| (not |cfg| itself). */
 void pc_config_free_options(const pc_option *opts, void *cfg);
 
+/* Writes a printf-style message (one that names the key) to |err|; returns -1. */
+int pc_config_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Parsers for the text forms of durations (to ms) and sizes (to bytes). 0 / -1. */
 int pc_parse_duration_ms(const char *s, int64_t *out);
 int pc_parse_size(const char *s, int64_t *out);
