@@ -55,11 +55,11 @@ openssl x509 -req -in rogue.csr -CA other.crt -CAkey other.key -CAcreateserial -
 class TlsCollector(Collector):
     """A collector whose four listeners serve TLS (mTLS with |mutual|)."""
 
-    def __init__(self, tmp_path, certs, mutual=False):
+    def __init__(self, tmp_path, certs, mutual=False, **kw):
         tls = f"tls:\n  cert_file: {certs['server.crt']}\n  key_file: {certs['server.key']}\n"
         if mutual:
             tls += f"  client_ca_file: {certs['ca.crt']}\n"
-        super().__init__(tmp_path, prela_extra=tls, grpc_extra=tls, otlp_extra=tls)
+        super().__init__(tmp_path, prela_extra=tls, grpc_extra=tls, otlp_extra=tls, **kw)
         text = self.config_path.read_text()
         query_line = f"endpoint: 127.0.0.1:{self.ports['query_port']}\n    store: local\n"
         assert query_line in text
@@ -71,7 +71,7 @@ class TlsCollector(Collector):
 
     def start(self):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([BIN, "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([self.bin, "--config", str(self.config_path)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -89,8 +89,9 @@ class TlsCollector(Collector):
         raise RuntimeError("collector did not become ready:\n" + self.logs())
 
     def get(self, path, **params):
+        headers = {"X-API-Key": self.read_key} if self.read_key else {}
         return requests.get(self.query + path, params=params, timeout=10, verify=self.certs["ca.crt"],
-                            cert=self.client_cert)
+                            cert=self.client_cert, headers=headers)
 
 
 def _run(certs, tmp_path, mutual):
@@ -308,3 +309,31 @@ def test_bad_tls_settings_fail_startup(tmp_path, certs):
                                             f"  key_file: {certs['server.key']}\n"
                                             f"  client_ca_file: {certs['server.key']}\n")
     assert "receivers.otlp.protocols.http.tls.client_ca_file" in out, out
+
+
+def test_api_keys_over_tls(certs, tmp_path):
+    """Keys and TLS together: the key is checked inside the TLS session on every listener."""
+    key = "tls-admin-key-000000000000001"
+    c = TlsCollector(tmp_path, certs, auth=f"keys:\n  - {{name: k, key: {key}, project: p, scopes: [admin]}}\n",
+                     read_key=key).start()
+    try:
+        ca = certs["ca.crt"]
+        body = prela_trace("t-tls-key", "keyed")
+        r = requests.post(c.ingest + "/v1/traces", json=body, verify=ca, timeout=10)
+        assert r.status_code == 401, r.text
+        r = requests.post(c.ingest + "/v1/traces", json=body, verify=ca, timeout=10,
+                          headers={"Authorization": "Bearer " + key})
+        assert r.status_code == 200, r.text
+        with open(ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        with grpc.secure_channel(c.grpc, creds) as ch:
+            call = ch.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+            with pytest.raises(grpc.RpcError) as e:
+                call(EMPTY_GRPC_MSG[5:], timeout=10)
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            call(EMPTY_GRPC_MSG[5:], metadata=[("x-api-key", key)], timeout=10)
+        assert requests.get(c.query + "/api/v1/traces/t-tls-key", verify=ca, timeout=10).status_code == 401
+        body = c.get("/api/v1/traces/t-tls-key").json()
+        assert body["trace"]["project_id"] == "p" and body["spans"][0]["name"] == "keyed"
+    finally:
+        assert c.stop() == 0, c.logs()
