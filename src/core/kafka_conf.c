@@ -130,12 +130,17 @@ int pc_kafka_conn_apply(rd_kafka_conf_t *conf, const pc_kafka_conn_cfg *c, const
     return 0;
 }
 
-const char *pc_kafka_error_hint(int err)
+const char *pc_kafka_error_hint(int err, const char *reason)
 {
+    static const char tls[] = " (check tls.ca_file, and that the brokers' certificates name "
+                              "the hosts in brokers)";
+    /* A failed verification may come as _SSL or, depending on where the handshake
+     * stopped, as _TRANSPORT with OpenSSL's words. */
+    if (reason && (strstr(reason, "certificate verify failed") || strstr(reason, "SSL handshake")))
+        return tls;
     switch (err) {
     case RD_KAFKA_RESP_ERR__SSL:
-        return " (check tls.ca_file, and that the brokers' certificates name the hosts in "
-               "brokers)";
+        return tls;
     case RD_KAFKA_RESP_ERR__AUTHENTICATION:
     case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
         return " (check sasl.username, sasl.password and sasl.mechanism)";

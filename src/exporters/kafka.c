@@ -256,7 +256,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
     char why[640];
     snprintf(why, sizeof(why), "%s: %s%s", rd_kafka_err2name(err), reason,
-             pc_kafka_error_hint(err));
+             pc_kafka_error_hint(err, reason));
     set_failing(K, why);
 }
 
