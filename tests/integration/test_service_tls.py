@@ -13,6 +13,7 @@ What must hold:
   password fail startup at once (no retry loop), the log naming the cause.
 """
 import json
+import os
 import time
 import uuid
 
@@ -237,3 +238,80 @@ def test_clickhouse_certificate_for_another_host(tmp_path, tls_certs):
         srv.run("stop")
     assert "cannot reach ClickHouse: TLS:" in log and "127.0.0.1" in log, log
     assert "does not match" in log or "no alternative certificate subject name" in log, log
+
+
+def test_clickhouse_password_changed_while_running(make_collector, tmp_path, tls_certs):
+    """The server starts refusing the password while the collector runs: requests are
+    answered 503 (never 200, nothing dropped), the log says authentication failed; once
+    the password is accepted again, so are the requests."""
+    srv = ClickHouse(tmp_path / "ch-password", tls_certs)
+    srv.run("start")
+    try:
+        db = srv.database()
+        c = make_collector(exporters_extra=ch_exporter(srv.https_port, db, tls_certs.ca)
+                           .replace("timeout: 10s", "timeout: 3s"),
+                           pipelines_extra=CH_PIPELINE, query_store="clickhouse")
+        assert post_otlp(c, workload.make_traces(1)).status_code == 200
+
+        users = tmp_path / "ch-password" / "users.xml"  # the server reloads it by itself
+        original = users.read_text()
+        rewrite(users, original.replace("<password>prela</password>",
+                                        "<password>rotated</password>"), 10)
+        wait_password(srv, "prela", 401)
+        refused = workload.make_traces(1)
+        r = post_otlp(c, refused)
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1, r.text
+        wait_for_log(c, "authentication failed (check user and password): HTTP 401")
+
+        rewrite(users, original, 20)
+        wait_password(srv, "prela", 200)
+        assert post_otlp(c, refused).status_code == 200, c.logs()
+        workload.check_trace(c, refused[0])
+        assert srv.query(f"SELECT count() FROM {db}.spans").strip() == "20"
+    finally:
+        srv.run("stop")
+
+
+def rewrite(path, text, ahead):
+    """Writes |path| and dates it |ahead| s from now: the server notices a changed
+    modification time, which a rewrite within the same second would not change."""
+    path.write_text(text)
+    t = time.time() + ahead
+    os.utime(path, (t, t))
+
+
+def wait_password(srv, password, status, timeout=30):
+    """Waits until user prela with |password| gets HTTP |status| from |srv|."""
+    deadline = time.time() + timeout
+    while True:
+        r = requests.post(srv.url + "/", data=b"SELECT 1", auth=("prela", password), timeout=10)
+        if r.status_code == status:
+            return
+        assert time.time() < deadline, (r.status_code, r.text)
+        time.sleep(0.2)
+
+
+def test_insecure_skip_verify(make_collector, tmp_path, kafka, clickhouse, tls_certs):
+    """tls.insecure_skip_verify (testing only) connects despite an untrusted certificate,
+    to Kafka and to ClickHouse alike."""
+    topics = topics_for(uuid.uuid4().hex[:8])
+    db = clickhouse.database()
+    kafka_conn = sasl_ssl(kafka, tls_certs.other_ca) + "tls.insecure_skip_verify: true\n"
+    exporters = ch_exporter(clickhouse.https_port, db, tls_certs.other_ca,
+                            extra="  tls.insecure_skip_verify: true") + \
+        "\nkafka:\n" + conftest._indent(kafka_conn + f"""
+topics:
+  spans: {topics['spans']}
+  traces: {topics['traces']}
+""", 2)
+    c = make_collector(exporters_extra=exporters, query_store="clickhouse",
+                       pipelines_extra=CH_PIPELINE + """
+traces/kafka:
+  receivers: [otlp]
+  processors: [normalize]
+  exporters: [kafka]
+""")
+    traces = workload.make_traces(1)
+    assert post_otlp(c, traces).status_code == 200, c.logs()
+    workload.check_trace(c, traces[0])
+    assert len(kafka.consume(topics["spans"], 10, conf=kafka.ssl_conf())) == 10
