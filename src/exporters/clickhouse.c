@@ -28,9 +28,10 @@
  * error code) is not retried: PC_DROP with one log line. At start, a server
  * whose certificate fails verification or that refuses the credentials is not
  * retried either (that does not fix itself): startup fails at once, the log
- * line naming the setting to check; later the same failures answer PC_RETRY. A waiter that timed
- * out leaves; the insert (gen) is reference counted and freed by whoever
- * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
+ * line naming the setting to check; later the same failures answer PC_RETRY
+ * (a rotated password or certificate may be put right while we run). A
+ * waiter that timed out leaves; the insert (gen) is reference counted and
+ * freed by whoever leaves last. Re-sent rows are harmless: spans are deduplicated, trace
  * summaries are computed from distinct spans.
  *
  * Ownership: consume owns its batch reference and drops it after encoding;
@@ -347,7 +348,8 @@ static void describe(const ch *C, const reply *r, char *out, size_t len)
 {
     const ch_cfg *c = C->cfg;
     if (tls_refused(r)) {
-        snprintf(out, len, "TLS: %s (%s): check tls.ca_file (%s) and that the certificate is for %s",
+        snprintf(out, len,
+                 "TLS: %s (%s): check tls.ca_file (%s) and that the certificate is for %s",
                  r->detail[0] ? r->detail : curl_easy_strerror(r->curl),
                  curl_easy_strerror(r->curl),
                  c->tls_ca_file && *c->tls_ca_file ? c->tls_ca_file : "empty: the system's CAs",
