@@ -88,6 +88,7 @@ https_config() {  # the HTTPS port and Poco's server TLS context, when configure
   [ -n "$HTTPS_URL" ] || return 0
   # No dhParamsFile (ECDHE needs none); verificationMode none: clients need no certificate.
   cat <<EOF
+
     <https_port>$CLICKHOUSE_HTTPS_PORT</https_port>
     <openSSL>
         <server>
@@ -118,8 +119,7 @@ write_config() {
     </logger>
     <listen_host>127.0.0.1</listen_host>
     <http_port>$CLICKHOUSE_HTTP_PORT</http_port>
-    <tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>
-$(https_config)
+    <tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>$(https_config)
     <path>$DIR/data/</path>
     <tmp_path>$DIR/data/tmp/</tmp_path>
     <user_files_path>$DIR/data/user_files/</user_files_path>
