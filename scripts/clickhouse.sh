@@ -12,7 +12,10 @@
 # DIR defaults to $CLICKHOUSE_DIR or .tools/run/clickhouse; it holds config.xml and
 # users.xml (rewritten on every start), data/, log/server.log, log/server.err.log,
 # clickhouse.out (stdout/stderr) and clickhouse.pid.
-# Ports (127.0.0.1): HTTP $CLICKHOUSE_HTTP_PORT (8123), native TCP $CLICKHOUSE_TCP_PORT (9000).
+# Ports (127.0.0.1): HTTP $CLICKHOUSE_HTTP_PORT (8123), native TCP $CLICKHOUSE_TCP_PORT (9000);
+# HTTPS $CLICKHOUSE_HTTPS_PORT only when it and $CLICKHOUSE_TLS_CERT / $CLICKHOUSE_TLS_KEY
+# (PEM server certificate chain and private key) are set; $CLICKHOUSE_TLS_CA (the CA
+# that signed it) lets `start` verify it, e.g. curl --cacert CA https://127.0.0.1:8443/ping
 # Users: `default` without password, and `prela` with password `prela`, e.g.
 #   curl 'http://127.0.0.1:8123/?query=SELECT+version()'
 #   curl -u prela:prela --data-binary 'SELECT 1' http://127.0.0.1:8123/
@@ -28,6 +31,10 @@ ROOT=$(pwd)
 
 CLICKHOUSE_HTTP_PORT=${CLICKHOUSE_HTTP_PORT:-8123}
 CLICKHOUSE_TCP_PORT=${CLICKHOUSE_TCP_PORT:-9000}
+CLICKHOUSE_HTTPS_PORT=${CLICKHOUSE_HTTPS_PORT:-}
+CLICKHOUSE_TLS_CERT=${CLICKHOUSE_TLS_CERT:-}
+CLICKHOUSE_TLS_KEY=${CLICKHOUSE_TLS_KEY:-}
+CLICKHOUSE_TLS_CA=${CLICKHOUSE_TLS_CA:-}
 CLICKHOUSE_START_TIMEOUT=${CLICKHOUSE_START_TIMEOUT:-60}
 CLICKHOUSE_STOP_TIMEOUT=${CLICKHOUSE_STOP_TIMEOUT:-30}
 SERVER=/usr/sbin/clickhouse-server
@@ -38,10 +45,16 @@ DIR=$(realpath -m "$DIR")
 PIDFILE=$DIR/clickhouse.pid
 SVC=clickhouse
 STOP_TIMEOUT=$CLICKHOUSE_STOP_TIMEOUT
-HELP_LINES=24
+HELP_LINES=27
 # shellcheck source=lib/daemon.sh
 . "$ROOT/scripts/lib/daemon.sh"
 URL=http://127.0.0.1:$CLICKHOUSE_HTTP_PORT
+HTTPS_URL=""
+if [ -n "$CLICKHOUSE_HTTPS_PORT" ]; then
+  [ -n "$CLICKHOUSE_TLS_CERT" ] && [ -n "$CLICKHOUSE_TLS_KEY" ] ||
+    die "CLICKHOUSE_HTTPS_PORT needs CLICKHOUSE_TLS_CERT and CLICKHOUSE_TLS_KEY (PEM files)"
+  HTTPS_URL=https://127.0.0.1:$CLICKHOUSE_HTTPS_PORT
+fi
 
 # --- install ------------------------------------------------------------------------
 install() {
@@ -71,6 +84,26 @@ log_tail() {
 }
 
 # --- configuration ------------------------------------------------------------------
+https_config() {  # the HTTPS port and Poco's server TLS context, when configured
+  [ -n "$HTTPS_URL" ] || return 0
+  # No dhParamsFile (ECDHE needs none); verificationMode none: clients need no certificate.
+  cat <<EOF
+
+    <https_port>$CLICKHOUSE_HTTPS_PORT</https_port>
+    <openSSL>
+        <server>
+            <certificateFile>$(realpath "$CLICKHOUSE_TLS_CERT")</certificateFile>
+            <privateKeyFile>$(realpath "$CLICKHOUSE_TLS_KEY")</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <cacheSessions>true</cacheSessions>
+            <disableProtocols>sslv2,sslv3</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
+EOF
+}
+
 write_config() {
   mkdir -p "$DIR/data" "$DIR/log"
   cat >"$DIR/config.xml" <<EOF
@@ -86,7 +119,7 @@ write_config() {
     </logger>
     <listen_host>127.0.0.1</listen_host>
     <http_port>$CLICKHOUSE_HTTP_PORT</http_port>
-    <tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>
+    <tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>$(https_config)
     <path>$DIR/data/</path>
     <tmp_path>$DIR/data/tmp/</tmp_path>
     <user_files_path>$DIR/data/user_files/</user_files_path>
@@ -155,11 +188,14 @@ start() {
     echo "clickhouse: already running (pid $pid, $URL)"
     return 0
   fi
-  for p in "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT"; do
+  for p in "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT" $CLICKHOUSE_HTTPS_PORT; do
     port_busy "$p" && die "port $p on 127.0.0.1 is in use (another server? scripts/clickhouse.sh status DIR)"
   done
+  for p in $CLICKHOUSE_TLS_CERT $CLICKHOUSE_TLS_KEY $CLICKHOUSE_TLS_CA; do
+    [ -r "$p" ] || die "cannot read $p"
+  done
   write_config
-  echo "clickhouse: starting in $DIR ($URL, native :$CLICKHOUSE_TCP_PORT)"
+  echo "clickhouse: starting in $DIR ($(describe))"
   # setsid: the server outlives this script and its process group (setsid may fork, so
   # the shell it runs writes its own pid, then becomes the server); 9>&-: no inherited lock.
   rm -f "$PIDFILE"
@@ -175,11 +211,17 @@ start() {
     fi
     sleep 0.2
   done
+  if [ -n "$HTTPS_URL" ]; then  # the HTTPS port answers too (verified when the CA is known)
+    local tls=(-k); [ -n "$CLICKHOUSE_TLS_CA" ] && tls=(--cacert "$CLICKHOUSE_TLS_CA")
+    [ "$(curl -fsS --max-time 5 "${tls[@]}" "$HTTPS_URL/ping" 2>&1)" = "Ok." ] ||
+      { log_tail; curl -sS --max-time 5 "${tls[@]}" "$HTTPS_URL/ping" >&2 || true
+        die "server (pid $pid) not answering $HTTPS_URL/ping; stop it with: scripts/clickhouse.sh stop $DIR"; }
+  fi
   local version; version=$(curl -fsS --data-binary 'SELECT version()' "$URL/")
   echo "clickhouse: ClickHouse $version ready in $((SECONDS - t0))s (pid $pid; log $DIR/log/server.log)"
 }
 
-describe() { echo "$URL, native :$CLICKHOUSE_TCP_PORT"; }
+describe() { echo "$URL, native :$CLICKHOUSE_TCP_PORT${HTTPS_URL:+, $HTTPS_URL}"; }
 installed() { dpkg-query -W -f='${Package} ${Version}' clickhouse-server; }
 
 daemon_main "$CMD"

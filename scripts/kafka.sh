@@ -16,6 +16,11 @@
 # formatted, so changing them later needs `wipe`); KRaft controller $KAFKA_CONTROLLER_PORT (9094).
 #   kcat -b 127.0.0.1:9093 -X security.protocol=SASL_PLAINTEXT \
 #        -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=prela -X sasl.password=prela -L
+# SASL_SSL $KAFKA_SSL_PORT (no default: off) with the same users, when it and the PEM
+# files $KAFKA_SSL_CERT (server certificate chain) and $KAFKA_SSL_KEY (unencrypted
+# PKCS#8 key, "BEGIN PRIVATE KEY") are set; $KAFKA_SSL_CA (the CA that signed it) lets
+# `start` verify it. No client certificates. Clients add to the line above, e.g.:
+#   -X security.protocol=SASL_SSL -X ssl.ca.location=CA.pem (and port $KAFKA_SSL_PORT)
 # Topics are auto-created with $KAFKA_NUM_PARTITIONS (3) partitions, replication 1.
 # Taking Kafka away under load and bringing it back with the same data: `stop` then
 # `start` (start never reformats a formatted DIR; producers see connection refused
@@ -37,6 +42,10 @@ LIBS=$TOOLS/libs
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_SASL_PORT=${KAFKA_SASL_PORT:-9093}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9094}
+KAFKA_SSL_PORT=${KAFKA_SSL_PORT:-}
+KAFKA_SSL_CERT=${KAFKA_SSL_CERT:-}
+KAFKA_SSL_KEY=${KAFKA_SSL_KEY:-}
+KAFKA_SSL_CA=${KAFKA_SSL_CA:-}
 KAFKA_SASL_USER=${KAFKA_SASL_USER:-prela}
 KAFKA_SASL_PASSWORD=${KAFKA_SASL_PASSWORD:-prela}
 KAFKA_NUM_PARTITIONS=${KAFKA_NUM_PARTITIONS:-3}
@@ -50,7 +59,7 @@ DIR=$(realpath -m "$DIR")
 PIDFILE=$DIR/kafka.pid
 SVC=kafka
 STOP_TIMEOUT=$KAFKA_STOP_TIMEOUT
-HELP_LINES=27
+HELP_LINES=32
 # shellcheck source=lib/daemon.sh
 . "$ROOT/scripts/lib/daemon.sh"
 
@@ -94,9 +103,13 @@ java_cmd() {  # java_cmd LOG4J_CONFIG: sets JAVA to the JVM command line up to t
         -Djava.awt.headless=true "-Dlog4j.configuration=file:$1" "-Dkafka.logs.dir=$DIR/logs"
         -cp "$LIBS/*")
 }
-sasl() {  # kcat options for the SASL listener with mechanism $1
-  echo -X security.protocol=SASL_PLAINTEXT -X "sasl.mechanisms=$1" \
+sasl() {  # kcat options for the SASL listener with mechanism $1 (protocol $2, SASL_PLAINTEXT)
+  echo -X "security.protocol=${2:-SASL_PLAINTEXT}" -X "sasl.mechanisms=$1" \
     -X "sasl.username=$KAFKA_SASL_USER" -X "sasl.password=$KAFKA_SASL_PASSWORD"
+}
+ssl_check() {  # kcat options to verify the SASL_SSL listener: against $KAFKA_SSL_CA if set
+  if [ -n "$KAFKA_SSL_CA" ]; then echo -X "ssl.ca.location=$KAFKA_SSL_CA"
+  else echo -X enable.ssl.certificate.verification=false; fi
 }
 log_tail() {
   echo "--- $DIR/logs/server.log (tail)" >&2; tail -25 "$DIR/logs/server.log" 2>/dev/null >&2 || true
@@ -104,16 +117,41 @@ log_tail() {
 }
 
 # --- configuration ------------------------------------------------------------------
+pem_property() {  # a PEM file as one properties value: its newlines as \n escapes
+  awk 'NF { printf "%s\\n", $0 }' "$1"
+}
+ssl_config() {  # the SASL_SSL listener's SASL logins and key store (inline PEM), when on
+  [ -n "$KAFKA_SSL_PORT" ] || return 0
+  cat <<EOF
+
+# SASL_SSL: the same SASL logins over TLS; key store as inline PEM (Kafka 2.7+), from
+# $KAFKA_SSL_CERT and $KAFKA_SSL_KEY. No client certificates.
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.ssl.client.auth=none
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.certificate.chain=$(pem_property "$KAFKA_SSL_CERT")
+listener.name.sasl_ssl.ssl.keystore.key=$(pem_property "$KAFKA_SSL_KEY")
+EOF
+}
+
 write_config() {
   mkdir -p "$DIR/data" "$DIR/logs"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+  local protocols="PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+  if [ -n "$KAFKA_SSL_PORT" ]; then
+    listeners+=",SASL_SSL://127.0.0.1:$KAFKA_SSL_PORT"
+    protocols+=",SASL_SSL:SASL_SSL"
+  fi
   cat >"$DIR/server.properties" <<EOF
 # Written by scripts/kafka.sh on every start; edits are lost.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=$listeners
+listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 
@@ -148,6 +186,7 @@ log.retention.check.interval.ms=60000
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=8388608
 EOF
+  ssl_config >>"$DIR/server.properties"
   cat >"$DIR/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
@@ -184,10 +223,14 @@ format_once() {
     >"$DIR/format.log" 2>&1 || { cat "$DIR/format.log" >&2; die "formatting $DIR/data failed"; }
 }
 
-ready() {  # both listeners answer metadata requests, SASL one with a SCRAM login
+ready() {  # every listener answers metadata requests, SASL ones with a SCRAM login
   kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null | grep -q '1 brokers:' &&
   # shellcheck disable=SC2046
-  kcat -b "127.0.0.1:$KAFKA_SASL_PORT" $(sasl SCRAM-SHA-256) -L -m 2 2>/dev/null | grep -q '1 brokers:'
+  kcat -b "127.0.0.1:$KAFKA_SASL_PORT" $(sasl SCRAM-SHA-256) -L -m 2 2>/dev/null | grep -q '1 brokers:' &&
+  # shellcheck disable=SC2046
+  { [ -z "$KAFKA_SSL_PORT" ] ||
+    kcat -b "127.0.0.1:$KAFKA_SSL_PORT" $(sasl SCRAM-SHA-256 SASL_SSL) $(ssl_check) -L -m 2 2>/dev/null |
+      grep -q '1 brokers:'; }
 }
 
 # --- commands -----------------------------------------------------------------------
@@ -202,12 +245,19 @@ start() {
     echo "kafka: already running (pid $pid, 127.0.0.1:$KAFKA_PORT)"
     return 0
   fi
-  for p in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  for p in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_CONTROLLER_PORT" $KAFKA_SSL_PORT; do
     port_busy "$p" && die "port $p on 127.0.0.1 is in use (another broker? scripts/kafka.sh status DIR)"
   done
+  if [ -n "$KAFKA_SSL_PORT" ]; then
+    [ -n "$KAFKA_SSL_CERT" ] && [ -n "$KAFKA_SSL_KEY" ] ||
+      die "KAFKA_SSL_PORT needs KAFKA_SSL_CERT and KAFKA_SSL_KEY (PEM files)"
+    for p in $KAFKA_SSL_CERT $KAFKA_SSL_KEY $KAFKA_SSL_CA; do [ -r "$p" ] || die "cannot read $p"; done
+    grep -q -- '-----BEGIN PRIVATE KEY-----' "$KAFKA_SSL_KEY" ||
+      die "$KAFKA_SSL_KEY: Kafka needs an unencrypted PKCS#8 key (openssl pkcs8 -topk8 -nocrypt)"
+  fi
   write_config
   format_once
-  echo "kafka: starting Kafka $KAFKA_VERSION in $DIR (127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT)"
+  echo "kafka: starting Kafka $KAFKA_VERSION in $DIR ($(describe))"
   # setsid: the broker outlives this script and its process group (setsid may fork, so
   # the shell it runs writes its own pid, then becomes the JVM); 9>&-: no inherited lock.
   java_cmd "$DIR/log4j.properties"
@@ -227,7 +277,7 @@ start() {
   echo "kafka: ready in $((SECONDS - t0))s (pid $pid; log $DIR/logs/server.log)"
 }
 
-describe() { echo "127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT"; }
+describe() { echo "127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT${KAFKA_SSL_PORT:+, SASL_SSL :$KAFKA_SSL_PORT}"; }
 installed() { echo "Kafka $KAFKA_VERSION jars in $LIBS; $(kcat -V | head -1)"; }
 
 daemon_main "$CMD"

@@ -121,5 +121,30 @@ int pc_kafka_conn_apply(rd_kafka_conf_t *conf, const pc_kafka_conn_cfg *c, const
          pc_kafka_conf_set(conf, id, "tls.insecure_skip_verify",
                            "ssl.endpoint.identification.algorithm", "none")))
         return -1;
+    /* The broker's name (or IP address) must be in its certificate: librdkafka's
+     * default only since 2.0, so said explicitly. */
+    if ((proto == 1 || proto == 3) && !c->tls_insecure_skip_verify &&
+        pc_kafka_conf_set(conf, id, "security.protocol", "ssl.endpoint.identification.algorithm",
+                          "https"))
+        return -1;
     return 0;
+}
+
+const char *pc_kafka_error_hint(int err, const char *reason)
+{
+    static const char tls[] = " (check tls.ca_file, and that the brokers' certificates name "
+                              "the hosts in brokers)";
+    /* A failed verification may come as _SSL or, depending on where the handshake
+     * stopped, as _TRANSPORT with OpenSSL's words. */
+    if (reason && (strstr(reason, "certificate verify failed") || strstr(reason, "SSL handshake")))
+        return tls;
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__SSL:
+        return tls;
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+        return " (check sasl.username, sasl.password and sasl.mechanism)";
+    default:
+        return "";
+    }
 }

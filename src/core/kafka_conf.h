@@ -85,6 +85,11 @@ int pc_kafka_conf_set(rd_kafka_conf_t *conf, const char *id, const char *key, co
 int pc_kafka_conf_set_int(rd_kafka_conf_t *conf, const char *id, const char *key,
                           const char *name, int64_t value);
 
+/* For a librdkafka error callback's |err| and |reason|: " (check <our
+ * settings>)" when the error is one that configuration causes and fixes (TLS
+ * verification, authentication), else "". A static string. */
+const char *pc_kafka_error_hint(int err, const char *reason);
+
 /* Index of |s| in the NULL-terminated |names|, any case, or -1. */
 int pc_kafka_find_name(const char *const *names, const char *s);
 

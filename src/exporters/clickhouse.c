@@ -31,9 +31,13 @@
  * exponential backoff (100 ms doubling to 2 s) until the insert's deadline
  * (`timeout` after its first rows arrived); then its waiters answer
  * PC_RETRY. A server rejecting the data itself (HTTP 400/413, or a parse
- * error code) is not retried: PC_DROP with one log line. A waiter that timed
- * out leaves; the insert (gen) is reference counted and freed by whoever
- * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
+ * error code) is not retried: PC_DROP with one log line. At start, a server
+ * whose certificate fails verification or that refuses the credentials is not
+ * retried either (that does not fix itself): startup fails at once, the log
+ * line naming the setting to check; later the same failures answer PC_RETRY
+ * (a rotated password or certificate may be put right while we run). A
+ * waiter that timed out leaves; the insert (gen) is reference counted and
+ * freed by whoever leaves last. Re-sent rows are harmless: spans are deduplicated, trace
  * summaries are computed from distinct spans.
  *
  * Ownership: consume owns its batch reference and drops it after encoding;
@@ -86,7 +90,8 @@ static const pc_option options[] = {
     OPT("host", PC_OPT_STRING, "localhost", host, 0, 0, "ClickHouse host (HTTP interface)"),
     OPT("port", PC_OPT_INT, "8123", port, 1, 65535, "HTTP port: 8123, or 8443 with TLS"),
     OPT("secure", PC_OPT_STRING, "auto", secure, 0, 0,
-        "auto (https when port is 8443), true (https) or false (http)"),
+        "auto (https when port is 8443 or a tls.* setting is set), true (https) or false "
+        "(http)"),
     OPT("user", PC_OPT_STRING, "default", user, 0, 0, "user name"),
     OPT("password", PC_OPT_STRING, NULL, password, 0, 0, "password"),
     OPT("database", PC_OPT_STRING, "prela", database, 0, 0,
@@ -123,6 +128,18 @@ static bool is(const char *s, const char *v)
     return s && strcasecmp(s, v) == 0;
 }
 
+static bool has_tls_settings(const ch_cfg *c)
+{
+    return (c->tls_ca_file && *c->tls_ca_file) || c->tls_insecure_skip_verify;
+}
+
+/* Whether the exporter talks https; see the `secure` option. */
+static bool use_tls(const ch_cfg *c)
+{
+    return is(c->secure, "true") ||
+           (is(c->secure, "auto") && (c->port == 8443 || has_tls_settings(c)));
+}
+
 static int ch_validate(const void *cfgp, char *err, size_t errlen)
 {
     const ch_cfg *c = cfgp;
@@ -137,6 +154,10 @@ static int ch_validate(const void *cfgp, char *err, size_t errlen)
         return bad(err, errlen, "compression", "must be gzip or none");
     if (c->max_wait_ms >= c->timeout_ms)
         return bad(err, errlen, "batch.max_wait", "must be shorter than timeout");
+    if (is(c->secure, "false") && has_tls_settings(c))
+        return bad(err, errlen,
+                   c->tls_ca_file && *c->tls_ca_file ? "tls.ca_file" : "tls.insecure_skip_verify",
+                   "set, but secure is false (plain http)");
     if (c->tls_ca_file && *c->tls_ca_file && access(c->tls_ca_file, R_OK) != 0) {
         snprintf(err, errlen, "tls.ca_file: cannot read %s: %s", c->tls_ca_file, strerror(errno));
         return -1;
@@ -220,6 +241,7 @@ typedef struct reply {
     CURLcode curl;
     long status; /* HTTP status, 0 when none */
     pc_buf body;
+    char detail[CURL_ERROR_SIZE]; /* libcurl's own words on a failed transfer, or "" */
 } reply;
 
 /*
@@ -258,6 +280,8 @@ static void post(ch *C, CURL *h, const char *query, const char *settings, const 
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 50 ? timeout_ms : 50L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
+    r->detail[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->detail);
     const ch_cfg *c = C->cfg;
     if (c->tls_ca_file && *c->tls_ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->tls_ca_file);
     if (c->tls_insecure_skip_verify) {
@@ -267,6 +291,7 @@ static void post(ch *C, CURL *h, const char *query, const char *settings, const 
     r->status = 0;
     r->curl = curl_easy_perform(h);
     if (r->curl == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* |r| may not outlive the handle */
     if (gz) {
         gz->next = NULL;
         curl_slist_free_all(gz);
@@ -303,16 +328,53 @@ static bool permanent(const reply *r)
     }
 }
 
-/* One line describing a failed reply, into |out|. */
-static void describe(const reply *r, char *out, size_t len)
+/* The server's certificate was refused (untrusted, expired, or not for this host). */
+static bool tls_refused(const reply *r)
 {
+    return r->curl == CURLE_PEER_FAILED_VERIFICATION || r->curl == CURLE_SSL_CACERT_BADFILE ||
+           r->curl == CURLE_SSL_ISSUER_ERROR;
+}
+
+/* The server refused the user name or password. */
+static bool auth_refused(const reply *r)
+{
+    if (r->curl != CURLE_OK) return false;
+    if (r->status == 401 || r->status == 403) return true;
+    switch (error_code(&r->body)) {
+    case 192: /* UNKNOWN_USER */
+    case 193: /* WRONG_PASSWORD */
+    case 194: /* REQUIRED_PASSWORD */
+    case 516: /* AUTHENTICATION_FAILED */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* One line describing a failed reply of the server |C| talks to, into |out|;
+ * certificate and credential failures name the settings to check. */
+static void describe(const ch *C, const reply *r, char *out, size_t len)
+{
+    const ch_cfg *c = C->cfg;
+    if (tls_refused(r)) {
+        snprintf(out, len,
+                 "TLS: %s (%s): check tls.ca_file (%s) and that the certificate is for %s",
+                 r->detail[0] ? r->detail : curl_easy_strerror(r->curl),
+                 curl_easy_strerror(r->curl),
+                 c->tls_ca_file && *c->tls_ca_file ? c->tls_ca_file : "empty: the system's CAs",
+                 c->host);
+        return;
+    }
     if (r->curl != CURLE_OK) {
-        snprintf(out, len, "%s", curl_easy_strerror(r->curl));
+        snprintf(out, len, "%s%s%s", curl_easy_strerror(r->curl), r->detail[0] ? ": " : "",
+                 r->detail);
         return;
     }
     const char *b = r->body.data ? r->body.data : "";
     int n = (int)strcspn(b, "\n");
-    snprintf(out, len, "HTTP %ld: %.*s", r->status, n < 300 ? n : 300, b);
+    snprintf(out, len, "%sHTTP %ld: %.*s",
+             auth_refused(r) ? "authentication failed (check user and password): " : "",
+             r->status, n < 300 ? n : 300, b);
 }
 
 static bool ok(const reply *r)
@@ -344,8 +406,8 @@ static void release(ch *C, CURL *h)
 /* Logs why request |what| failed, frees the answer; returns -1. */
 static int log_failure(ch *C, reply *r, const char *what)
 {
-    char why[400];
-    describe(r, why, sizeof(why));
+    char why[800];
+    describe(C, r, why, sizeof(why));
     pc_log(PC_LOG_ERROR, C->id, "%s: %s", what, why);
     pc_buf_free(&r->body);
     return -1;
@@ -390,8 +452,8 @@ static int insert(ch *C, CURL *h, const char *query, const pc_buf *rows, int64_t
             C->failing = false;
             return GEN_OK;
         }
-        char why[400];
-        describe(&r, why, sizeof(why));
+        char why[800];
+        describe(C, &r, why, sizeof(why));
         bool perm = permanent(&r);
         pc_buf_free(&r.body);
         if (perm) {
@@ -660,9 +722,9 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
         ch_destroy(C);
         return NULL;
     }
-    bool tls = is(c->secure, "true") || (is(c->secure, "auto") && c->port == 8443);
     pc_buf url = PC_BUF_INIT;
-    pc_buf_printf(&url, "%s://%s:%lld/", tls ? "https" : "http", c->host, (long long)c->port);
+    pc_buf_printf(&url, "%s://%s:%lld/", use_tls(c) ? "https" : "http", c->host,
+                  (long long)c->port);
     C->base_url = pc_buf_steal(&url, NULL);
     pc_buf hdr = PC_BUF_INIT;
     pc_buf_printf(&hdr, "X-ClickHouse-User: %s", c->user ? c->user : "default");
@@ -694,7 +756,8 @@ static int setup_sql(ch *C, const char *sql, const char *what, long timeout_ms, 
         pc_buf_free(&r.body);
         int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
         post(C, h, NULL, NULL, sql, strlen(sql), false, (long)(left > 1 ? left : 1), &r);
-        if (ok(&r) || permanent(&r) || r.curl == CURLE_OPERATION_TIMEDOUT ||
+        if (ok(&r) || permanent(&r) || tls_refused(&r) || auth_refused(&r) ||
+            r.curl == CURLE_OPERATION_TIMEDOUT ||
             pc_time_mono_ns() + 200 * NS_PER_MS >= deadline)
             break;
         struct timespec ts = {0, 200 * NS_PER_MS};
@@ -746,9 +809,9 @@ static int ch_start(void *ctx, pc_host *host)
         }
     }
     if (rc == 0)
-        pc_log(PC_LOG_INFO, C->id, "ClickHouse %s at %s (%s dialect, database %s, schema %d)",
-               version.data, c->host, C->dialect == PC_CH_LEGACY ? "legacy" : "modern",
-               c->database, PC_CH_SCHEMA_VERSION);
+        pc_log(PC_LOG_INFO, C->id, "ClickHouse %s at %s as %s (%s dialect, database %s, schema %d)",
+               version.data, C->base_url, c->user ? c->user : "default",
+               C->dialect == PC_CH_LEGACY ? "legacy" : "modern", c->database, PC_CH_SCHEMA_VERSION);
     pc_buf_free(&version);
     return rc;
 }

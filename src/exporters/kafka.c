@@ -254,8 +254,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
             pc_log(PC_LOG_ERROR, K->id, "fatal producer error, restart needed: %s", buf);
         return;
     }
-    char why[320];
-    snprintf(why, sizeof(why), "%s: %s", rd_kafka_err2name(err), reason);
+    char why[640];
+    snprintf(why, sizeof(why), "%s: %s%s", rd_kafka_err2name(err), reason,
+             pc_kafka_error_hint(err, reason));
     set_failing(K, why);
 }
 

@@ -209,7 +209,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         return;
     }
     if (__atomic_exchange_n(&R->last_err, err, __ATOMIC_ACQ_REL) != err)
-        pc_log(PC_LOG_WARN, R->id, "%s: %s", rd_kafka_err2name(err), reason);
+        pc_log(PC_LOG_WARN, R->id, "%s: %s%s", rd_kafka_err2name(err), reason,
+               pc_kafka_error_hint(err, reason));
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)

@@ -2,10 +2,17 @@
 
 `kafka` (session fixture): one Apache Kafka broker (KRaft) from scripts/kafka.sh, on free
 ports in a temporary directory, stopped when the session ends. A broker that cannot
-start fails the tests that need it; nothing is skipped.
+start fails the tests that need it; nothing is skipped. Besides PLAINTEXT
+(`bootstrap`) it has a SASL_SSL listener (`ssl_bootstrap`, user prela / prela) with a
+certificate of `tls_certs`.
 
 `clickhouse` (session fixture): one ClickHouse server (Debian's package, 18.16) from
-scripts/clickhouse.sh, on free ports in a temporary directory, stopped at the end.
+scripts/clickhouse.sh, on free ports in a temporary directory, stopped at the end. Besides
+HTTP (`url`) it serves HTTPS (`https_port`) with a certificate of `tls_certs`.
+
+`tls_certs` (session fixture): test certificates made with the `openssl` command in a
+temporary directory: a CA, a server certificate it signed for localhost and 127.0.0.1,
+and a second, unrelated CA for the tests that must fail verification.
 """
 import os
 import subprocess
@@ -20,26 +27,79 @@ KAFKA_SH = os.path.join(ROOT, "scripts", "kafka.sh")
 CLICKHOUSE_SH = os.path.join(ROOT, "scripts", "clickhouse.sh")
 
 
-class Kafka:
-    """A running broker: `bootstrap` is host:port of its PLAINTEXT listener."""
+class Certs:
+    """PEM files in |directory|: `ca` / `ca_key` (the test CA), `cert` / `key` (a server
+    certificate the CA signed, subjectAltName DNS:localhost and IP:127.0.0.1; the key is
+    unencrypted PKCS#8, as Kafka's PEM key store wants it) and `other_ca` (a CA that
+    signed nothing here). server_cert() makes more server certificates."""
 
     def __init__(self, directory):
+        self.dir = str(directory)
+        self.ca, self.ca_key = self._path("ca.pem"), self._path("ca.key")
+        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                      "-keyout", self.ca_key, "-out", self.ca, "-subj", "/CN=Prela Test CA",
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self.cert, self.key = self.server_cert("server", "DNS:localhost,IP:127.0.0.1")
+        self.other_ca = self._path("other-ca.pem")
+        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                      "-keyout", self._path("other-ca.key"), "-out", self.other_ca,
+                      "-subj", "/CN=Unrelated Test CA",
+                      "-addext", "basicConstraints=critical,CA:TRUE")
+
+    def server_cert(self, name, alt_names):
+        """A server certificate signed by the test CA for |alt_names| (openssl's
+        subjectAltName syntax); returns (certificate path, key path)."""
+        cert, key, csr = (self._path(f"{name}.{x}") for x in ("pem", "key", "csr"))
+        ext = self._path(f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName={alt_names}\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=serverAuth\n")
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                      "-subj", f"/CN={name}")
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key,
+                      "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert)
+        return cert, key
+
+    def _path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _openssl(self, *args):
+        r = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"openssl {' '.join(args)} failed:\n{r.stderr}"
+
+
+class Kafka:
+    """A running broker: `bootstrap` is host:port of its PLAINTEXT listener,
+    `ssl_bootstrap` of its SASL_SSL listener (certificate by |certs|, SCRAM-SHA-256/512 and
+    PLAIN logins for `sasl_user` / `sasl_password`)."""
+
+    def __init__(self, directory, certs=None):
         self.dir = str(directory)
         self.env = dict(os.environ, KAFKA_PORT=str(conftest.free_port()),
                         KAFKA_SASL_PORT=str(conftest.free_port()),
                         KAFKA_CONTROLLER_PORT=str(conftest.free_port()))
         self.bootstrap = "127.0.0.1:" + self.env["KAFKA_PORT"]
+        self.sasl_user = self.sasl_password = "prela"  # scripts/kafka.sh's default
+        self.ssl_bootstrap = None
+        if certs:
+            self.env.update(KAFKA_SSL_PORT=str(conftest.free_port()), KAFKA_SSL_CERT=certs.cert,
+                            KAFKA_SSL_KEY=certs.key, KAFKA_SSL_CA=certs.ca)
+            self.ssl_bootstrap = "127.0.0.1:" + self.env["KAFKA_SSL_PORT"]
 
     def run(self, action):
         r = subprocess.run([KAFKA_SH, action, self.dir], env=self.env, capture_output=True,
                            text=True, timeout=300)
         assert r.returncode == 0, f"scripts/kafka.sh {action} failed:\n{r.stdout}\n{r.stderr}"
 
-    def consume(self, topic, count, timeout=30):
-        """Reads |count| messages of |topic| from the beginning: [(key, value)]."""
+    def consume(self, topic, count, timeout=30, conf=None):
+        """Reads |count| messages of |topic| from the beginning: [(key, value)]. |conf|
+        (librdkafka properties) replaces the PLAINTEXT connection, e.g. ssl_conf()."""
         from confluent_kafka import Consumer
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "test-" + uuid.uuid4().hex,
-                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                      **(conf or {})})
         c.subscribe([topic])
         out = []
         try:
@@ -55,16 +115,33 @@ class Kafka:
         assert len(out) >= count, f"{topic}: {len(out)} of {count} messages after {timeout}s"
         return out
 
+    def ssl_conf(self, mechanism="SCRAM-SHA-512"):
+        """librdkafka properties of a client of the SASL_SSL listener that verifies the
+        broker against the test CA."""
+        return {"bootstrap.servers": self.ssl_bootstrap, "security.protocol": "SASL_SSL",
+                "sasl.mechanisms": mechanism, "sasl.username": self.sasl_user,
+                "sasl.password": self.sasl_password, "ssl.ca.location": self.env["KAFKA_SSL_CA"]}
+
 
 class ClickHouse:
-    """A running server: `url` is its HTTP interface; user `default`, no password."""
+    """A running server: `url` is its HTTP interface; user `default`, no password, and
+    user `prela` with password `prela` (scripts/clickhouse.sh). With |certs| it also
+    serves HTTPS on `https_port` with certs.cert, or with |cert| = (certificate, key)."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, certs=None, cert=None):
         self.dir = str(directory)
         self.env = dict(os.environ, CLICKHOUSE_HTTP_PORT=str(conftest.free_port()),
                         CLICKHOUSE_TCP_PORT=str(conftest.free_port()))
         self.port = int(self.env["CLICKHOUSE_HTTP_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
+        self.https_port = None
+        if certs:
+            cert_file, key_file = cert or (certs.cert, certs.key)
+            self.https_port = conftest.free_port()
+            self.env.update(CLICKHOUSE_HTTPS_PORT=str(self.https_port),
+                            CLICKHOUSE_TLS_CERT=cert_file, CLICKHOUSE_TLS_KEY=key_file)
+            if not cert:  # the script's check at start verifies only the usual certificate
+                self.env["CLICKHOUSE_TLS_CA"] = certs.ca
 
     def run(self, action):
         r = subprocess.run([CLICKHOUSE_SH, action, self.dir], env=self.env, capture_output=True,
@@ -83,9 +160,26 @@ class ClickHouse:
         return "prela_t" + uuid.uuid4().hex[:12]
 
 
+_certs = None
+
+
+def session_certs(tmp_path_factory):
+    """The session's Certs, made on first use. (A plain function, not a fixture the
+    others request: a test module imports only the fixtures it names.)"""
+    global _certs
+    if _certs is None:
+        _certs = Certs(tmp_path_factory.mktemp("certs"))
+    return _certs
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    return session_certs(tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
 def clickhouse(tmp_path_factory):
-    c = ClickHouse(tmp_path_factory.mktemp("clickhouse"))
+    c = ClickHouse(tmp_path_factory.mktemp("clickhouse"), session_certs(tmp_path_factory))
     c.run("start")
     yield c
     c.run("stop")
@@ -93,7 +187,7 @@ def clickhouse(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory):
-    k = Kafka(tmp_path_factory.mktemp("kafka"))
+    k = Kafka(tmp_path_factory.mktemp("kafka"), session_certs(tmp_path_factory))
     k.run("start")
     yield k
     k.run("stop")

@@ -361,6 +361,17 @@ static void test_validate(void)
     CHECK(configure(comp, 1, err, sizeof(err)) < 0 && strstr(err, "compression"));
     const char *sec[] = {"secure", "maybe"};
     CHECK(configure(sec, 1, err, sizeof(err)) < 0 && strstr(err, "secure"));
+    const char *tls_auto[] = {"port", "9443", "tls.insecure_skip_verify", "true"};
+    CHECK(configure(tls_auto, 2, err, sizeof(err)) == 0);
+    const char *plain_ca[] = {"secure", "false", "tls.ca_file", "/etc/hostname"};
+    CHECK(configure(plain_ca, 2, err, sizeof(err)) < 0 && strstr(err, "tls.ca_file") &&
+          strstr(err, "secure is false"));
+    const char *plain_skip[] = {"secure", "false", "tls.insecure_skip_verify", "true"};
+    CHECK(configure(plain_skip, 2, err, sizeof(err)) < 0 &&
+          strstr(err, "tls.insecure_skip_verify"));
+    const char *no_ca[] = {"tls.ca_file", "/nonexistent/ca.pem"};
+    CHECK(configure(no_ca, 1, err, sizeof(err)) < 0 && strstr(err, "tls.ca_file") &&
+          strstr(err, "/nonexistent/ca.pem"));
     const char *wait[] = {"batch.max_wait", "20s", "timeout", "10s"};
     CHECK(configure(wait, 2, err, sizeof(err)) < 0 && strstr(err, "batch.max_wait"));
     const char *qt[] = {"query_timeout", "5s"};
