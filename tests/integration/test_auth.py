@@ -9,6 +9,7 @@ hand-written HTTP/1.1 and HTTP/2 over raw sockets to prove the body is never rea
 """
 import hashlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -366,11 +367,40 @@ def test_bad_auth_config_fails_naming_the_key(tmp_path, auth, message):
     assert r.returncode == 1 and message in r.stderr, r.stderr
 
 
-def test_exposed_listener_without_keys_warns(make_collector, tmp_path):
-    c = make_collector(prela_extra="")
-    assert "without authentication" not in c.logs()
-    # The standalone defaults bind to loopback and say how to expose the collector.
-    assert "no API keys configured" in c.logs()
+def _run_default_config(tmp_path, **env):
+    """Starts the binary with no --config (the built-in standalone defaults) and |env|;
+    returns its log once it is ready, after stopping it."""
+    log = tmp_path / "default.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen([conftest.BIN], stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path,
+                             env=dict(os.environ, PRELA_DATA_DIR=str(tmp_path / "data"), **env))
+        try:
+            deadline = time.time() + 30
+            while b"ready" not in log.read_bytes():
+                assert p.poll() is None and time.time() < deadline, log.read_text()
+                time.sleep(0.05)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(timeout=30) == 0, log.read_text()
+    return log.read_text()
+
+
+def test_standalone_defaults_bind_to_loopback_and_say_how_to_expose(tmp_path):
+    text = _run_default_config(tmp_path)
+    for port in (8001, 4317, 4318, 8002):
+        assert f"listening on 127.0.0.1:{port} " in text, text
+    assert "no API keys configured" in text and "add an auth: section" in text
+    assert "without authentication" not in text
+
+
+def test_exposed_listener_without_keys_warns(tmp_path):
+    port = conftest.free_port()
+    text = _run_default_config(tmp_path, PRELA_INGEST_ENDPOINT=f"0.0.0.0:{port}",
+                               **{k: f"127.0.0.1:{conftest.free_port()}" for k in (
+                                   "PRELA_OTLP_GRPC_ENDPOINT", "PRELA_OTLP_HTTP_ENDPOINT",
+                                   "PRELA_QUERY_ENDPOINT")})
+    warned = [ln for ln in text.splitlines() if "without authentication" in ln]
+    assert len(warned) == 1 and f"0.0.0.0:{port}" in warned[0] and " warn " in warned[0], text
 
 
 # --- CORS ------------------------------------------------------------------------------------
