@@ -470,3 +470,28 @@ def test_two_projects_same_trace_and_span_ids(make_collector):
     for proj in ("alpha", "beta"):
         body = _read(c, "/api/v1/traces/t-shared", KEYS["ops"], project_id=proj).json()
         assert {s["name"] for s in body["spans"]} == {f"root-{proj}", f"child-{proj}"}
+
+
+def test_hostile_credentials(authed):
+    """Odd and oversized credentials are refused cleanly; the process stays up."""
+    c = authed
+    url = c.ingest + "/v1/spans"
+    for headers in ({"Authorization": "Bearer "}, {"Authorization": "Bearer"}, {"X-API-Key": ""},
+                    {"Authorization": "Basic " + KEYS["alpha-ingest"]},
+                    {"Authorization": "Bearer " + KEYS["alpha-ingest"] + " "},
+                    {"X-API-Key": KEYS["alpha-ingest"][:-1]},
+                    {"X-API-Key": "x" * 8000},
+                    {"X-API-Key": KEYS["alpha-ingest"] + "\t"}):
+        r = requests.post(url, json=span("t-hostile"), headers=headers, timeout=10)
+        assert r.status_code == 401, (headers.keys(), r.status_code, r.text)
+    # A header far larger than any server keeps per request: refused, never 200.
+    r = requests.post(url, json=span("t-hostile"), headers={"X-API-Key": "k" * 300000}, timeout=10)
+    assert r.status_code in (400, 401, 413, 431), r.status_code
+    with pytest.raises(grpc.RpcError) as e:
+        grpc_export(c, workload.to_proto(workload.make_traces(1)), [("x-api-key", "k" * 20000)])
+    assert e.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INTERNAL,
+                              grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+    assert c.alive()
+    assert _read(c, "/api/v1/traces/t-hostile", KEYS["ops"]).status_code == 404
+    r = requests.post(url, json=span("t-fine"), headers={"X-API-Key": KEYS["alpha-ingest"]}, timeout=10)
+    assert r.status_code == 200
