@@ -8,6 +8,7 @@
  */
 #include "timefmt.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -112,9 +113,9 @@ int pc_time_from_secs(int64_t secs, int64_t *ns)
 }
 
 /*
- * Doubles: the product is compared in double before any cast, and the bound
- * 2^63 is exact in double, so (int64_t) is only ever applied to a value below
- * it (a cast of a larger or non-finite value would be undefined).
+ * Doubles are compared in double before any cast: the bound 2^63 is exact in
+ * double, so (int64_t) is only ever applied to a value in range (a cast of a
+ * larger or non-finite value would be undefined behaviour).
  */
 static int from_double_ns(double v, int64_t *out)
 {
@@ -123,10 +124,16 @@ static int from_double_ns(double v, int64_t *out)
     return 0;
 }
 
+/* Whole seconds and the fraction apart, so 1737972000.25 is exact to the ns. */
 int pc_time_from_secs_f(double secs, int64_t *ns)
 {
+    if (!(secs >= 0 && secs < 9223372037.0)) return -1; /* NaN fails too */
+    double whole = floor(secs);
     int64_t r;
-    if (from_double_ns(secs * 1e9, &r) || !pc_time_in_range(r)) return -1;
+    if (__builtin_mul_overflow((int64_t)whole, NS_PER_S, &r) ||
+        __builtin_add_overflow(r, (int64_t)llround((secs - whole) * 1e9), &r) ||
+        !pc_time_in_range(r))
+        return -1;
     *ns = r;
     return 0;
 }
