@@ -246,6 +246,9 @@ static int decode_prela_span(dec *d, const pc_value *o, pc_span *s, int64_t msg_
         const char *sn = pc_status_name(s->status);
         s->status_text = (pc_str){sn, strlen(sn)};
     }
+    char nul[96]; /* what a gateway never writes (see pc_span_find_nul) */
+    if (pc_span_find_nul(s, nul, sizeof(nul)))
+        return fail(d, "", nul, "U+0000 in a string is not supported");
     return 0;
 }
 

@@ -220,6 +220,9 @@ int pc_prela_decode_span(pc_batch *b, const pc_value *obj, const char *where, pc
         return -1;
     if (!s->service_hint.n) s->service_hint = service;
     s->project_id = project;
+    char nul[96];
+    if (pc_span_find_nul(s, nul, sizeof(nul)))
+        return field_err(err, errlen, where, nul, "U+0000 in a string is not supported");
     s->source = PC_SOURCE_PRELA;
     pc_span *dst = pc_batch_add(b);
     tmp.resource = dst->resource;

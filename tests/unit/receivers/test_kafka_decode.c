@@ -707,6 +707,10 @@ static void test_times_before_1970(void)
            "events[0].timestamp: out of range");
     POISON(J, "{\"trace_id\":\"t\",\"span_id\":\"s\",\"events\":[{\"time_unix_nano\":-1}]}",
            "events[0].time_unix_nano: -1 out of range");
+    POISON(J, "{\"trace_id\":\"t\\u0000x\",\"span_id\":\"s\"}",
+           "trace_id: U+0000 in a string is not supported");
+    POISON(J, "{\"trace_id\":\"t\",\"span_id\":\"s\",\"resource\":{\"r\":\"\\u0000\"}}",
+           "resource.attributes.r: U+0000");
     /* the edges of the range decode, in all three encodings */
     pc_batch *ob = pc_batch_create(NULL);
     A = ob->arena;

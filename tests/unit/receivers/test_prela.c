@@ -140,6 +140,13 @@ static void test_time_range(void)
          "spans[0].duration_ms: out of range"},
         {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"duration_ms\":Infinity}",
          "spans[0].duration_ms: out of range"},
+        /* found by fuzz_prela: otlp_proto would cut the id at the NUL */
+        {"{\"span_id\":\"a\",\"trace_id\":\"t-1\\u0000?24\"}",
+         "spans[0].trace_id: U+0000 in a string is not supported"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"attributes\":{\"k\":[{\"x\":\"\\u0000\"}]}}",
+         "spans[0].attributes.k: U+0000 in a string is not supported"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"events\":[{\"name\":\"e\\u0000\"}]}",
+         "spans[0].events[0].name: U+0000 in a string is not supported"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[256] = "";
