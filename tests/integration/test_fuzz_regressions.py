@@ -92,6 +92,20 @@ def test_pre1970_event_is_a_400_naming_the_field(c):
     assert r.json()["detail"] == "events[0].timestamp: " + RANGE
 
 
+def test_nul_in_a_string_is_a_400_naming_the_field(c):
+    """Found by fuzz_prela: an id holding U+0000 was acknowledged, and the otlp_proto Kafka
+    encoding (protobuf-c strings) cut it short, so storage got another trace id."""
+    body = finding("fuzz_prela", "prela-nul-in-id-truncated-by-otlp_proto")[1:]
+    r = requests.post(c.ingest + "/v1/spans", data=body, headers=JSON, timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"] == "trace_id: U+0000 in a string is not supported"
+    otlp = forged_otlp(uuid.uuid4().hex, uuid.uuid4().hex[:16])
+    otlp["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] = "a\u0000b"
+    r = requests.post(c.otlp + "/v1/traces", json=otlp, timeout=10)
+    assert r.status_code == 400, r.text
+    assert "name: U+0000 in a string is not supported" in r.text, r.text
+
+
 @pytest.mark.parametrize("name", ["json-error-offset-past-end-min", "json-error-offset-past-end"])
 def test_json_error_offset_is_within_the_body(c, name):
     body = finding("fuzz_json", name)
