@@ -4,10 +4,13 @@
  *
  * Checks: an error names an offset within the input and a message; a tree
  * that parsed is written back with the writer (span.h) and that text parses
- * again (the writer never emits what the reader refuses).
+ * again (the writer never emits what the reader refuses), as the same type
+ * (non-finite doubles excepted: they are written as strings).
  */
 #include "json.h"
 #include "roundtrip.h"
+
+#include <math.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,7 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(pc_json_parse(a, out.data, out.len, &again, &e) == 0,
                    "the writer's output does not parse: %s\n%.*s", e.msg,
                    (int)(out.len < 2000 ? out.len : 2000), out.data);
-        FUZZ_CHECK(again.type == v.type, "type %d came back %d", v.type, again.type);
+        /* non-finite doubles are written as the strings "NaN", "Infinity" (json.h) */
+        bool nonfinite = v.type == PC_V_DOUBLE && !isfinite(v.d);
+        FUZZ_CHECK(again.type == (nonfinite ? PC_V_STR : v.type), "type %d came back %d", v.type,
+                   again.type);
         pc_buf_free(&out);
     }
     pc_arena_destroy(a);
