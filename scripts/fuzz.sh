@@ -26,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
-  scripts/setup.sh build-fuzz -DCMAKE_C_COMPILER=clang -DPC_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  scripts/setup.sh build-fuzz -DCMAKE_C_COMPILER=clang -DPC_FUZZ=ON
 mkdir -p "build-fuzz/corpus/$TARGET"
 cd build-fuzz
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
