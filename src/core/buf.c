@@ -15,6 +15,7 @@ void pc_buf_reserve(pc_buf *b, size_t extra)
     while (cap < b->len + extra + 1) cap *= 2;
     b->data = pc_xrealloc(b->data, cap);
     b->cap = cap;
+    b->data[b->len] = '\0'; /* a fresh buffer is "" already, so pc_buf_steal gives a string */
 }
 
 void pc_buf_append(pc_buf *b, const void *p, size_t n)

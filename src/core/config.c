@@ -35,49 +35,51 @@ int pc_config_errf(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-int pc_parse_duration_ms(const char *s, int64_t *out)
+/* A unit suffix and what one of it is worth. */
+typedef struct unit {
+    const char *name;
+    double mul;
+} unit;
+
+/*
+ * The shared reader of durations and sizes: a non-negative finite number, then
+ * spaces when |spaces|, then exactly one of the |n| units. The product is
+ * compared with |max| as a double before the cast, and NaN fails every
+ * comparison, so "nan", "inf" and 1e400 are rejected rather than cast.
+ */
+static int parse_scaled(const char *s, const unit *units, size_t n, bool spaces, double max,
+                        int64_t *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || errno || v < 0) return -1;
-    static const struct {
-        const char *unit;
-        double ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"", 1000}};
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].unit) == 0) {
-            double ms = v * units[i].ms;
-            if (ms > 9.2e15) return -1;
-            *out = (int64_t)ms;
+    if (end == s || errno || !(v >= 0)) return -1;
+    while (spaces && *end == ' ') end++;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(end, units[i].name) == 0) {
+            double x = v * units[i].mul;
+            if (!(x <= max)) return -1;
+            *out = (int64_t)x;
             return 0;
         }
     }
     return -1;
 }
 
+int pc_parse_duration_ms(const char *s, int64_t *out)
+{
+    static const unit units[] = {{"ms", 1},      {"s", 1000},       {"m", 60000},
+                                 {"h", 3600000}, {"d", 86400000},   {"", 1000}};
+    return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), false, 9.2e15, out);
+}
+
 int pc_parse_size(const char *s, int64_t *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || v < 0) return -1;
-    while (*end == ' ') end++;
-    static const struct {
-        const char *unit;
-        double mul;
-    } units[] = {{"", 1},          {"B", 1},           {"KiB", 1024.0},     {"MiB", 1048576.0},
-                 {"GiB", 1073741824.0}, {"KB", 1e3},   {"MB", 1e6},         {"GB", 1e9},
-                 {"K", 1024.0},   {"M", 1048576.0},   {"G", 1073741824.0}};
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].unit) == 0) {
-            double b = v * units[i].mul;
-            if (b > 9.2e18) return -1;
-            *out = (int64_t)b;
-            return 0;
-        }
-    }
-    return -1;
+    static const unit units[] = {{"", 1},          {"B", 1},          {"KiB", 1024.0},
+                                 {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"KB", 1e3},
+                                 {"MB", 1e6},      {"GB", 1e9},       {"K", 1024.0},
+                                 {"M", 1048576.0}, {"G", 1073741824.0}};
+    return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), true, 9.2e18, out);
 }
 
 static int parse_bool(const char *s, bool *out)
@@ -231,6 +233,7 @@ typedef struct loader {
     char **pool;
     size_t n_pool, cap_pool;
     int map_items; /* lists may hold mappings, flattened as "key[i].sub" (auth keys) */
+    size_t n_nodes; /* nodes flatten() visited in this section (see MAX_NODES) */
 } loader;
 
 static char *keep(loader *L, char *s)
@@ -317,23 +320,53 @@ static pc_config_entry *add_entry(loader *L, const char *key)
     return e;
 }
 
-/* Flattens the node |n| at dotted |path| (under |where| for messages). */
-static int flatten(loader *L, yaml_node_t *n, const char *path, const char *where)
+/*
+ * The text of the mapping key |k|, or NULL after the message "<where>: keys
+ * must be plain text". Every reader of a mapping's keys goes through here:
+ * libyaml also allows a mapping or a sequence as a key, whose node holds no
+ * scalar text.
+ */
+static const char *key_text(loader *L, yaml_node_t *k, const char *where)
+{
+    if (k && k->type == YAML_SCALAR_NODE) return (const char *)k->data.scalar.value;
+    errf(L->err, L->errlen, "%s: keys must be plain text", *where ? where : "(top level)");
+    return NULL;
+}
+
+/*
+ * Why bounds on the walk: YAML aliases make the document a graph, not a tree.
+ * An alias may refer to a node that contains it (`&a {x: *a}`: a cycle) or
+ * repeat a large node many times (an "alias bomb"). flatten() therefore stops
+ * at MAX_DEPTH levels and after MAX_NODES nodes of one section, with a message
+ * naming where it stopped, instead of recursing or expanding without end.
+ */
+#define MAX_DEPTH 32
+#define MAX_NODES 100000
+
+/* Flattens the node |n| at dotted |path| (under |where| for messages), |depth|
+ * levels below the section. */
+static int flatten(loader *L, yaml_node_t *n, const char *path, const char *where, int depth)
 {
     char full[512];
     snprintf(full, sizeof(full), "%s.%s", where, path);
+    if (!n) return errf(L->err, L->errlen, "%s: missing value", full);
+    if (depth > MAX_DEPTH)
+        return errf(L->err, L->errlen,
+                    "%s: nested deeper than %d levels (does an alias refer to itself?)", full,
+                    MAX_DEPTH);
+    if (++L->n_nodes > MAX_NODES)
+        return errf(L->err, L->errlen, "%s: more than %d values in one section (aliases?)", full,
+                    MAX_NODES);
     if (n->type == YAML_MAPPING_NODE) {
         if (*path) add_entry(L, path)->is_map = 1;
         for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
              pr++) {
-            yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
+            const char *k = key_text(L, yaml_document_get_node(&L->doc, pr->key), full);
             yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);
-            if (!k || k->type != YAML_SCALAR_NODE)
-                return errf(L->err, L->errlen, "%s: keys must be plain text", full);
+            if (!k) return -1;
             char sub[512];
-            snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "",
-                     (const char *)k->data.scalar.value);
-            if (flatten(L, v, sub, where)) return -1;
+            snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
+            if (flatten(L, v, sub, where, depth + 1)) return -1;
         }
         return 0;
     }
@@ -350,7 +383,7 @@ static int flatten(loader *L, yaml_node_t *n, const char *path, const char *wher
                 if (!it || it->type != YAML_MAPPING_NODE)
                     return errf(L->err, L->errlen, "%s.%s: expected a mapping like the first item",
                                 where, sub);
-                if (flatten(L, it, sub, where)) return -1;
+                if (flatten(L, it, sub, where, depth + 1)) return -1;
             }
             return 0;
         }
@@ -384,6 +417,7 @@ static int flatten(loader *L, yaml_node_t *n, const char *path, const char *wher
 static void reset_entries(loader *L)
 {
     L->n_entries = 0;
+    L->n_nodes = 0;
 }
 
 static yaml_node_t *map_get(loader *L, yaml_node_t *map, const char *key)
@@ -406,8 +440,8 @@ static int only_keys(loader *L, yaml_node_t *map, const char *where, const char 
         return errf(L->err, L->errlen, "%s: expected a mapping", where);
     for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
          pr++) {
-        yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
-        const char *ks = k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
+        const char *ks = key_text(L, yaml_document_get_node(&L->doc, pr->key), where);
+        if (!ks) return -1;
         bool ok = false;
         for (const char *const *a = allowed; *a; a++) ok |= !strcmp(ks, *a);
         if (!ok) {
@@ -445,9 +479,9 @@ static int load_components(loader *L, pc_config *c, yaml_node_t *root, pc_kind k
         return errf(L->err, L->errlen, "%s: expected a mapping of components", kind_section[kind]);
     for (yaml_node_pair_t *pr = sec->data.mapping.pairs.start; pr < sec->data.mapping.pairs.top;
          pr++) {
-        yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
+        const char *id = key_text(L, yaml_document_get_node(&L->doc, pr->key), kind_section[kind]);
         yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);
-        const char *id = (const char *)k->data.scalar.value;
+        if (!id) return -1;
         char where[300];
         snprintf(where, sizeof(where), "%s.%s", kind_section[kind], id);
         char type[128];
@@ -473,7 +507,7 @@ static int load_components(loader *L, pc_config *c, yaml_node_t *root, pc_kind k
         if (!is_null_scalar(v)) {
             if (v->type != YAML_MAPPING_NODE)
                 return errf(L->err, L->errlen, "%s: expected a mapping of settings", where);
-            if (flatten(L, v, "", where)) return -1;
+            if (flatten(L, v, "", where, 0)) return -1;
         }
         c->components = pc_xrealloc(c->components, (c->n_components + 1) * sizeof(*c->components));
         pc_config_component *cc = &c->components[c->n_components++];
@@ -498,7 +532,7 @@ static int load_list(loader *L, yaml_node_t *n, const char *where, pc_strlist *o
     reset_entries(L);
     if (n->type != YAML_SEQUENCE_NODE)
         return errf(L->err, L->errlen, "%s: expected a list such as [a, b]", where);
-    if (flatten(L, n, "", where)) return -1;
+    if (flatten(L, n, "", where, 0)) return -1;
     pc_config_entry *e = &L->entries[0];
     out->v = pc_xcalloc(e->n_items ? e->n_items : 1, sizeof(char *));
     for (size_t i = 0; i < e->n_items; i++) out->v[i] = pc_xstrdup(e->items[i]);
@@ -564,9 +598,9 @@ static int load_service(loader *L, pc_config *c, yaml_node_t *root)
         return errf(L->err, L->errlen, "service.pipelines: expected a mapping of pipelines");
     for (yaml_node_pair_t *pr = pls->data.mapping.pairs.start; pr < pls->data.mapping.pairs.top;
          pr++) {
-        yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
+        const char *id = key_text(L, yaml_document_get_node(&L->doc, pr->key), "service.pipelines");
         yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);
-        const char *id = (const char *)k->data.scalar.value;
+        if (!id) return -1;
         char where[300];
         snprintf(where, sizeof(where), "service.pipelines.%s", id);
         int signal = pipeline_signal(id);
@@ -611,7 +645,7 @@ static int load_auth(loader *L, pc_config *c, yaml_node_t *root)
         if (sec->type != YAML_MAPPING_NODE)
             return errf(L->err, L->errlen, "auth: expected a mapping with keys or keys_file");
         L->map_items = 1;
-        int rc = flatten(L, sec, "", "auth");
+        int rc = flatten(L, sec, "", "auth", 0);
         L->map_items = 0;
         if (rc) return -1;
     }
@@ -706,7 +740,7 @@ int pc_config_read_entries(const char *path, pc_config_entries_fn fn, void *ud, 
     int rc = -1;
     yaml_node_t *root = yaml_document_get_root_node(&L.doc);
     if (root && root->type != YAML_MAPPING_NODE) errf(err, errlen, "%s: expected a mapping", path);
-    else if (!root || !flatten(&L, root, "", path)) rc = fn(L.entries, L.n_entries, ud);
+    else if (!root || !flatten(&L, root, "", path, 0)) rc = fn(L.entries, L.n_entries, ud);
     yaml_document_delete(&L.doc);
     for (size_t i = 0; i < L.n_pool; i++) free(L.pool[i]);
     free(L.pool);

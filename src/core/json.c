@@ -78,10 +78,16 @@ typedef struct parser {
     pc_json_error *err;
 } parser;
 
+/*
+ * Every error goes through here: the offset reported is where the parser
+ * stands, clamped to the input's length, so no message ever names a byte past
+ * the end (a lone trailing backslash used to leave the cursor one beyond it).
+ */
 static int fail(parser *p, const char *msg)
 {
-    snprintf(p->err->msg, sizeof(p->err->msg), "%s at byte %zu", msg, p->i);
-    p->err->offset = p->i;
+    size_t at = p->i < p->n ? p->i : p->n;
+    snprintf(p->err->msg, sizeof(p->err->msg), "%s at byte %zu", msg, at);
+    p->err->offset = at;
     return -1;
 }
 
@@ -145,6 +151,10 @@ static int parse_string(parser *p, pc_str *out)
         if (c == '"') break;
         if (c == '\\') {
             escaped = true;
+            if (p->n - p->i < 2) { /* a backslash as the last byte */
+                p->i = p->n;
+                break;
+            }
             p->i += 2;
             continue;
         }

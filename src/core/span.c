@@ -8,6 +8,7 @@
 #include "json.h"
 #include "mem.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -251,4 +252,88 @@ void pc_scope_write_json(pc_buf *out, const pc_scope *s)
     pc_buf_puts(out, ",\"attributes\":");
     pc_attrs_write_json(out, &s->attrs);
     pc_buf_putc(out, '}');
+}
+
+/* ------------------------------------------------------------ NUL bytes -- */
+
+static bool has_nul(pc_str s)
+{
+    return s.n && memchr(s.p, '\0', s.n) != NULL;
+}
+
+static bool value_has_nul(const pc_value *v);
+
+/* Sets |where| to |prefix|.<key> (or |prefix| alone when the key itself is at fault). */
+static bool attrs_nul(const pc_attrs *a, const char *prefix, char *where, size_t n)
+{
+    for (size_t i = 0; a && i < a->n; i++) {
+        const pc_kv *kv = &a->kv[i];
+        if (has_nul(kv->key)) {
+            snprintf(where, n, "%s", prefix);
+            return true;
+        }
+        if (value_has_nul(&kv->value)) {
+            snprintf(where, n, "%s.%.*s", prefix, (int)(kv->key.n < 64 ? kv->key.n : 64),
+                     kv->key.p);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool value_has_nul(const pc_value *v)
+{
+    switch (v->type) {
+    case PC_V_STR: return has_nul(v->s);
+    case PC_V_ARRAY:
+        for (size_t i = 0; i < v->arr.n; i++)
+            if (value_has_nul(&v->arr.v[i])) return true;
+        return false;
+    case PC_V_MAP:
+        for (size_t i = 0; i < v->map.n; i++)
+            if (has_nul(v->map.kv[i].key) || value_has_nul(&v->map.kv[i].value)) return true;
+        return false;
+    default: return false; /* bytes are bytes: written as base64 */
+    }
+}
+
+bool pc_span_find_nul(const pc_span *s, char *where, size_t n)
+{
+    const struct {
+        const char *name;
+        pc_str v;
+    } fields[] = {{"trace_id", s->trace_id},         {"span_id", s->span_id},
+                  {"parent_span_id", s->parent_id},  {"name", s->name},
+                  {"trace_state", s->trace_state},   {"status", s->status_text},
+                  {"status_message", s->status_message}, {"span_type", s->span_type_text},
+                  {"service_name", s->service_hint}, {"service_name", s->service_name},
+                  {"project_id", s->project_id}};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (has_nul(fields[i].v)) {
+            snprintf(where, n, "%s", fields[i].name);
+            return true;
+        }
+    if (attrs_nul(&s->attrs, "attributes", where, n)) return true;
+    char p[48];
+    for (size_t i = 0; i < s->n_events; i++) {
+        snprintf(p, sizeof(p), "events[%zu]", i);
+        if (has_nul(s->events[i].name)) return snprintf(where, n, "%s.name", p), true;
+        snprintf(p, sizeof(p), "events[%zu].attributes", i);
+        if (attrs_nul(&s->events[i].attrs, p, where, n)) return true;
+    }
+    for (size_t i = 0; i < s->n_links; i++) {
+        const pc_link *l = &s->links[i];
+        snprintf(p, sizeof(p), "links[%zu]", i);
+        if (has_nul(l->trace_id) || has_nul(l->span_id) || has_nul(l->trace_state))
+            return snprintf(where, n, "%s", p), true;
+        snprintf(p, sizeof(p), "links[%zu].attributes", i);
+        if (attrs_nul(&l->attrs, p, where, n)) return true;
+    }
+    if (s->resource && attrs_nul(s->resource, "resource.attributes", where, n)) return true;
+    if (s->scope) {
+        if (has_nul(s->scope->name) || has_nul(s->scope->version))
+            return snprintf(where, n, "scope"), true;
+        if (attrs_nul(&s->scope->attrs, "scope.attributes", where, n)) return true;
+    }
+    return false;
 }

@@ -243,6 +243,18 @@ void pc_events_write_json(pc_buf *out, const pc_event *ev, size_t n);
 void pc_links_write_json(pc_buf *out, const pc_link *l, size_t n);
 void pc_scope_write_json(pc_buf *out, const pc_scope *s);
 
+/*
+ * Finds a NUL byte in any string of |s| (ids, name, trace state, status, type
+ * and service hints, attribute keys and values at any depth, events, links,
+ * resource, scope). Returns false when there is none; else true with the
+ * field's path ("trace_id", "attributes.k", "events[2].name", ...) in |where|.
+ * Why receivers refuse such spans: the OTLP protobuf encoding (protobuf-c
+ * strings end at the first NUL) and C-string consumers downstream would cut
+ * the string short, so the storage side would get a different id or value
+ * than the one acknowledged. JSON can only carry it as the escape \u0000.
+ */
+bool pc_span_find_nul(const pc_span *s, char *where, size_t n);
+
 /* An empty attribute set and scope, for spans that have none. */
 extern const pc_attrs pc_empty_attrs;
 extern const pc_scope pc_empty_scope;

@@ -8,6 +8,7 @@
  */
 #include "timefmt.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -90,10 +91,90 @@ int pc_time_parse(const char *s, size_t n, int64_t *ns)
     }
     if (i != n) return -1;
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
-    if (secs < -9223372036LL || secs > 9223372035LL) return -1;
-    *ns = secs * 1000000000LL + frac;
+    int64_t r;
+    if (__builtin_mul_overflow(secs, INT64_C(1000000000), &r) ||
+        __builtin_add_overflow(r, frac, &r))
+        return -1;
+    *ns = r;
     return 0;
 }
+
+/* --------------------------------------------------- checked arithmetic -- */
+
+#define NS_PER_S INT64_C(1000000000)
+#define NS_PER_MS INT64_C(1000000)
+
+int pc_time_from_secs(int64_t secs, int64_t *ns)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(secs, NS_PER_S, &r) || !pc_time_in_range(r)) return -1;
+    *ns = r;
+    return 0;
+}
+
+/*
+ * Doubles are compared in double before any cast: the bound 2^63 is exact in
+ * double, so (int64_t) is only ever applied to a value in range (a cast of a
+ * larger or non-finite value would be undefined behaviour).
+ */
+static int from_double_ns(double v, int64_t *out)
+{
+    if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) return -1; /* NaN too */
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Whole seconds and the fraction apart, so 1737972000.25 is exact to the ns. */
+int pc_time_from_secs_f(double secs, int64_t *ns)
+{
+    if (!(secs >= 0 && secs < 9223372037.0)) return -1; /* NaN fails too */
+    double whole = floor(secs);
+    int64_t r;
+    if (__builtin_mul_overflow((int64_t)whole, NS_PER_S, &r) ||
+        __builtin_add_overflow(r, (int64_t)llround((secs - whole) * 1e9), &r) ||
+        !pc_time_in_range(r))
+        return -1;
+    *ns = r;
+    return 0;
+}
+
+int pc_time_add_ms(int64_t start, int64_t ms, int64_t *ns)
+{
+    int64_t d, r;
+    if (__builtin_mul_overflow(ms, NS_PER_MS, &d) || __builtin_add_overflow(start, d, &r) ||
+        !pc_time_in_range(r))
+        return -1;
+    *ns = r;
+    return 0;
+}
+
+int pc_time_add_ms_f(int64_t start, double ms, int64_t *ns)
+{
+    int64_t d, r;
+    if (from_double_ns(ms * 1e6, &d) || __builtin_add_overflow(start, d, &r) ||
+        !pc_time_in_range(r))
+        return -1;
+    *ns = r;
+    return 0;
+}
+
+int64_t pc_time_diff_ns(int64_t end, int64_t start)
+{
+    int64_t r;
+    if (!__builtin_sub_overflow(end, start, &r)) return r;
+    return end > start ? INT64_MAX : INT64_MIN;
+}
+
+double pc_time_diff_ms(int64_t end, int64_t start)
+{
+    int64_t r;
+    if (!__builtin_sub_overflow(end, start, &r)) return (double)r / 1e6;
+    /* |end - start| >= 2^63: whole milliseconds first, then the rest. */
+    return (double)(end / NS_PER_MS - start / NS_PER_MS) +
+           (double)(end % NS_PER_MS - start % NS_PER_MS) / 1e6;
+}
+
+/* --------------------------------------------------------------- printing -- */
 
 void pc_time_format(int64_t ns, char out[32])
 {

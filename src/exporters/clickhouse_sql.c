@@ -57,6 +57,7 @@
 #include "clickhouse_sql.h"
 
 #include "json.h"
+#include "timefmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,7 +278,7 @@ void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t crea
     kv_str(out, "service_name", s->service_name);
     kv_time(out, "started_at", d, s->start_ns);
     kv_time(out, "ended_at", d, s->end_ns);
-    kv_double(out, "duration_ms", s->end_ns > 0 ? (double)(s->end_ns - s->start_ns) / 1e6 : 0.0);
+    kv_double(out, "duration_ms", s->end_ns > 0 ? pc_time_diff_ms(s->end_ns, s->start_ns) : 0.0);
     kv_cstr(out, "status", pc_status_name(s->status));
     pc_buf_reset(scratch);
     pc_attrs_write_json(scratch, &s->attrs);
@@ -365,7 +366,7 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
     kv_str(out, "service_name", r ? r->service_name : f->service_name);
     kv_time(out, "started_at", d, p->started_ns);
     kv_time(out, "completed_at", d, p->completed_ns);
-    kv_double(out, "duration_ms", (double)(p->completed_ns - p->started_ns) / 1e6);
+    kv_double(out, "duration_ms", pc_time_diff_ms(p->completed_ns, p->started_ns));
     kv_cstr(out, "status", p->error ? "error" : "success");
     kv_str(out, "root_span_id", r ? r->span_id : PC_STR_NULL);
     kv_int(out, "span_count", p->span_count);

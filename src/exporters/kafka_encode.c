@@ -16,6 +16,7 @@
 
 #include "json.h"
 #include "mem.h"
+#include "timefmt.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
@@ -116,7 +117,7 @@ void pc_kafka_span_json(pc_buf *b, const pc_span *s, int64_t received_ns)
     else
         pc_buf_puts(b, "null");
     key(b, "duration_ms");
-    pc_json_write_double(b, s->end_ns > 0 ? (double)(s->end_ns - s->start_ns) / 1e6 : 0.0);
+    pc_json_write_double(b, s->end_ns > 0 ? pc_time_diff_ms(s->end_ns, s->start_ns) : 0.0);
     key(b, "status");
     pc_json_write_cstr(b, pc_status_name(s->status));
     key(b, "status_code");
@@ -181,7 +182,7 @@ void pc_kafka_trace_json(pc_buf *b, const pc_span *const *spans, size_t n, int64
     key(b, "end_time_unix_nano");
     pc_json_write_int(b, completed);
     key(b, "duration_ms");
-    pc_json_write_double(b, (double)(completed - started) / 1e6);
+    pc_json_write_double(b, pc_time_diff_ms(completed, started));
     key(b, "span_count");
     pc_json_write_int(b, (int64_t)n);
     key(b, "status");
@@ -367,27 +368,39 @@ static bool id_bytes(pc_str id, uint8_t *out, size_t want)
     return false;
 }
 
-/* Adds attribute |k| = |val| to |o| unless |s| has it already. */
-static void add_extra(o_span *o, const pc_span *s, const char *k, pc_str val)
+static const char *const reserved_attrs[] = {"prela.trace_id", "prela.span_id",
+                                              "prela.parent_span_id", "prela.span_type", NULL};
+
+bool pc_kafka_attr_escaped(pc_str key)
 {
-    if (pc_attrs_get(&s->attrs, k)) return;
+    size_t pn = sizeof(PC_KAFKA_ATTR_ESCAPE) - 1;
+    if (key.n >= pn && !memcmp(key.p, PC_KAFKA_ATTR_ESCAPE, pn)) return true;
+    for (const char *const *r = reserved_attrs; *r; r++)
+        if (pc_str_eq(key, *r)) return true;
+    return false;
+}
+
+/* Adds the convention attribute |k| = |val| to |o| (the span's own |k|, if
+ * any, is written escaped: see "Reserved attributes" in kafka_encode.h). */
+static void add_extra(o_span *o, const char *k, pc_str val)
+{
     o->extra[o->n_extra++] = (pc_kv){{k, strlen(k)}, str_value(val)};
 }
 
 static void span_prep(const pc_span *s, o_span *o)
 {
     memset(o, 0, sizeof(*o));
-    if (!id_bytes(s->trace_id, o->tid, 16)) add_extra(o, s, "prela.trace_id", s->trace_id);
-    if (!id_bytes(s->span_id, o->sid, 8)) add_extra(o, s, "prela.span_id", s->span_id);
+    if (!id_bytes(s->trace_id, o->tid, 16)) add_extra(o, "prela.trace_id", s->trace_id);
+    if (!id_bytes(s->span_id, o->sid, 8)) add_extra(o, "prela.span_id", s->span_id);
     if (s->parent_id.n) {
         o->pid_n = 8;
         if (!id_bytes(s->parent_id, o->pid, 8))
-            add_extra(o, s, "prela.parent_span_id", s->parent_id);
+            add_extra(o, "prela.parent_span_id", s->parent_id);
     }
     o->status_code = s->status_code;
     if (s->source == PC_SOURCE_PRELA) {
         const char *t = pc_span_type_name(s->span_type);
-        add_extra(o, s, "prela.span_type", (pc_str){t, strlen(t)});
+        add_extra(o, "prela.span_type", (pc_str){t, strlen(t)});
         o->status_code = s->status == PC_STATUS_ERROR     ? PC_OTLP_STATUS_ERROR
                          : s->status == PC_STATUS_SUCCESS ? PC_OTLP_STATUS_OK
                                                           : PC_OTLP_STATUS_UNSET;
@@ -469,7 +482,10 @@ static pb_any *any_pb(pc_arena *a, const pc_value *v)
     return p;
 }
 
-/* The |n| key/values, then the |n_extra| ones, as protobuf KeyValues. */
+/*
+ * The |n| key/values, then the |n_extra| ones, as protobuf KeyValues. With
+ * |extra| (a span's own attributes) the reserved keys among the |n| are escaped.
+ */
 static pb_kv **kvs_pb(pc_arena *a, const pc_kv *kv, size_t n, const pc_kv *extra, size_t n_extra)
 {
     pb_kv **out = pc_arena_alloc(a, (n + n_extra + 1) * sizeof(*out));
@@ -477,7 +493,15 @@ static pb_kv **kvs_pb(pc_arena *a, const pc_kv *kv, size_t n, const pc_kv *extra
         const pc_kv *src = i < n ? &kv[i] : &extra[i - n];
         pb_kv *k = pc_arena_alloc(a, sizeof(*k));
         opentelemetry__proto__common__v1__key_value__init(k);
-        k->key = cstr(a, src->key);
+        if (extra && i < n && pc_kafka_attr_escaped(src->key)) {
+            size_t pn = sizeof(PC_KAFKA_ATTR_ESCAPE) - 1;
+            k->key = pc_arena_alloc(a, pn + src->key.n + 1);
+            memcpy(k->key, PC_KAFKA_ATTR_ESCAPE, pn);
+            memcpy(k->key + pn, src->key.p, src->key.n);
+            k->key[pn + src->key.n] = '\0';
+        } else {
+            k->key = cstr(a, src->key);
+        }
         k->value = any_pb(a, &src->value);
         out[i] = k;
     }
@@ -632,13 +656,22 @@ static void jany(pc_buf *b, const pc_value *v)
     pc_buf_putc(b, '}');
 }
 
+/* As kvs_pb: with |extra|, the reserved keys among the |n| are escaped. */
 static void jkv_list(pc_buf *b, const pc_kv *kv, size_t n, const pc_kv *extra, size_t n_extra)
 {
     pc_buf_putc(b, '[');
     for (size_t i = 0; i < n + n_extra; i++) {
         const pc_kv *k = i < n ? &kv[i] : &extra[i - n];
         pc_buf_puts(b, i ? ",{\"key\":" : "{\"key\":");
-        str_val(b, k->key);
+        if (extra && i < n && pc_kafka_attr_escaped(k->key)) {
+            pc_buf key = PC_BUF_INIT;
+            pc_buf_puts(&key, PC_KAFKA_ATTR_ESCAPE);
+            pc_buf_append(&key, k->key.p, k->key.n);
+            pc_json_write_str(b, key.data, key.len);
+            pc_buf_free(&key);
+        } else {
+            str_val(b, k->key);
+        }
         pc_buf_puts(b, ",\"value\":");
         jany(b, &k->value);
         pc_buf_putc(b, '}');

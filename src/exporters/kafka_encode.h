@@ -90,7 +90,14 @@
  * decoder restores. Link ids use the same mapping without the attribute.
  * Prela spans also get `prela.span_type` (the normalized type; normalize reads
  * it back) and their status as Status.code (success → OK, error → ERROR,
- * pending → UNSET). Attributes already present on the span are never replaced.
+ * pending → UNSET).
+ *
+ * Reserved attributes: those four keys are the format's, never a client's. A
+ * span attribute of the span's own whose key is one of them or begins with
+ * PC_KAFKA_ATTR_ESCAPE ("prela.client.") is written with that prefix added,
+ * and the decoder removes one prefix again. So every attribute round-trips
+ * exactly, and an OTLP client that sends `prela.trace_id` (or `prela.span_type`)
+ * cannot choose the ids (or the source) the storage side assigns.
  */
 #ifndef PC_KAFKA_ENCODE_H
 #define PC_KAFKA_ENCODE_H
@@ -98,8 +105,14 @@
 #include "buf.h"
 #include "span.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define PC_KAFKA_ATTR_ESCAPE "prela.client."
+
+/* True when a span attribute |key| is written escaped (see "Reserved attributes"). */
+bool pc_kafka_attr_escaped(pc_str key);
 
 /* Appends the prela_json span message of |s|; |received_ns| is pc_span_received's. */
 void pc_kafka_span_json(pc_buf *out, const pc_span *s, int64_t received_ns);

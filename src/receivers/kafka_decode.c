@@ -11,6 +11,7 @@
  */
 #include "kafka_decode.h"
 
+#include "exporters/kafka_encode.h"
 #include "json.h"
 #include "receivers/otlp_decode.h"
 #include "timefmt.h"
@@ -124,6 +125,8 @@ static int decode_events(dec *d, const pc_value *o, pc_span *s)
             if (get_str(d, e, "timestamp", w, &ts)) return -1;
             if (ts.n && pc_time_parse(ts.p, ts.n, &ev->time_ns))
                 return fail(d, w, "timestamp", "not an ISO-8601 timestamp");
+            if (!pc_time_in_range(ev->time_ns))
+                return fail(d, w, "timestamp", "out of range (%s)", PC_TIME_RANGE_TEXT);
         }
     }
     return 0;
@@ -243,6 +246,9 @@ static int decode_prela_span(dec *d, const pc_value *o, pc_span *s, int64_t msg_
         const char *sn = pc_status_name(s->status);
         s->status_text = (pc_str){sn, strlen(sn)};
     }
+    char nul[96]; /* what a gateway never writes (see pc_span_find_nul) */
+    if (pc_span_find_nul(s, nul, sizeof(nul)))
+        return fail(d, "", nul, "U+0000 in a string is not supported");
     return 0;
 }
 
@@ -280,12 +286,23 @@ static void attr_remove(pc_attrs *a, size_t i)
     a->n--;
 }
 
-/* Undoes the Prela conventions of kafka_encode.h on one decoded span. */
+/*
+ * Undoes the Prela conventions of kafka_encode.h on one decoded span: the
+ * reserved attributes set the ids and the type, and a key the encoder escaped
+ * (a client's own attribute) loses one PC_KAFKA_ATTR_ESCAPE prefix.
+ */
 static void restore_prela(pc_span *s)
 {
+    const size_t pn = sizeof(PC_KAFKA_ATTR_ESCAPE) - 1;
     for (size_t i = 0; i < s->attrs.n;) {
-        const pc_kv *kv = &s->attrs.kv[i];
+        pc_kv *kv = &s->attrs.kv[i];
         pc_str *id = NULL;
+        if (kv->key.n >= pn && !memcmp(kv->key.p, PC_KAFKA_ATTR_ESCAPE, pn)) {
+            kv->key.p += pn;
+            kv->key.n -= pn;
+            i++;
+            continue;
+        }
         if (kv->value.type == PC_V_STR && kv->key.n > 6 && !memcmp(kv->key.p, "prela.", 6)) {
             if (pc_str_eq(kv->key, "prela.trace_id")) id = &s->trace_id;
             else if (pc_str_eq(kv->key, "prela.span_id")) id = &s->span_id;

@@ -31,7 +31,10 @@
  * hex ids and are removed; prela.span_type marks a Prela span: it becomes
  * span_type_text, source becomes prela, the Status.code becomes status_text
  * (OK success, ERROR error, UNSET pending) and status_code 0, and the attribute
- * is removed. The resource keeps its attributes as sent, including
+ * is removed. A span attribute key that begins with "prela.client." (the
+ * encoder's escape of a client's own attribute with a reserved key) loses that
+ * prefix and stays an attribute, so a client cannot forge the conventions.
+ * The resource keeps its attributes as sent, including
  * prela.project_id (the spans' project) and the service.name the exporter may
  * have added. received_ns is the message's timestamp (the gateway's produce
  * time), as these formats carry no ingest time. Link ids that were not hex are

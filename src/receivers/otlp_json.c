@@ -444,6 +444,9 @@ static int span_in(pc_otlp_dec *d, const pc_value *o, const pc_attrs *resource,
         }
         if (r) return -1;
     }
+    char nul[96]; /* see pc_span_find_nul: the storage side could not get it back */
+    if (pc_span_find_nul(s, nul, sizeof(nul)))
+        return pc_otlp_fail(d, nul, "U+0000 in a string is not supported");
     return 0;
 }
 

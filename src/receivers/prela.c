@@ -106,14 +106,23 @@ static int get_id(const pc_value *obj, const char *field, pc_batch *b, pc_str *o
     return 0;
 }
 
-/* Reads a timestamp: ISO-8601 text or epoch seconds. Absent/null leaves |*ns|. */
+/*
+ * Reads a timestamp: ISO-8601 text or epoch seconds (an int or a double).
+ * Absent/null leaves |*ns|. Every time must lie in the collector's range
+ * (timefmt.h: 1970 .. 2262), else "<field>: out of range (...)".
+ */
 static int get_time(const pc_value *obj, const char *field, int64_t *ns, const char *where,
                     char *err, size_t errlen)
 {
     const pc_value *v = pc_json_get(obj, field);
     if (!v || v->type == PC_V_NULL) return 0;
+    int64_t t;
     if (v->type == PC_V_STR) {
-        if (pc_time_parse(v->s.p, v->s.n, ns) == 0) return 0;
+        if (pc_time_parse(v->s.p, v->s.n, &t) == 0) {
+            if (!pc_time_in_range(t)) goto out_of_range;
+            *ns = t;
+            return 0;
+        }
         char msg[160];
         snprintf(msg, sizeof(msg), "\"%.*s\" is not an ISO-8601 timestamp",
                  (int)(v->s.n < 60 ? v->s.n : 60), v->s.p);
@@ -121,15 +130,35 @@ static int get_time(const pc_value *obj, const char *field, int64_t *ns, const c
             if ((unsigned char)*c < 0x20) *c = '?';
         return field_err(err, errlen, where, field, msg);
     }
-    if (v->type == PC_V_INT && v->i >= 0 && v->i < 32503680000LL) {
-        *ns = v->i * 1000000000LL;
-        return 0;
-    }
-    if (v->type == PC_V_DOUBLE && v->d >= 0 && v->d < 32503680000.0) {
-        *ns = (int64_t)(v->d * 1e9);
+    if (v->type == PC_V_INT || v->type == PC_V_DOUBLE) {
+        if (v->type == PC_V_INT ? pc_time_from_secs(v->i, &t) : pc_time_from_secs_f(v->d, &t))
+            goto out_of_range;
+        *ns = t;
         return 0;
     }
     return field_err(err, errlen, where, field, "expected an ISO-8601 timestamp");
+out_of_range:
+    return field_err(err, errlen, where, field, "out of range (" PC_TIME_RANGE_TEXT ")");
+}
+
+/*
+ * The end of |s| from "duration_ms" (an int or a double, after the start),
+ * when "ended_at" gave none. Zero, negative and NaN durations are ignored;
+ * an end past the range (Infinity included) is "duration_ms: out of range".
+ */
+static int get_duration(const pc_value *obj, pc_span *s, const char *where, char *err,
+                        size_t errlen)
+{
+    const pc_value *d = pc_json_get(obj, "duration_ms");
+    if (s->end_ns || !d) return 0;
+    int rc = 0;
+    if (d->type == PC_V_INT && d->i > 0) rc = pc_time_add_ms(s->start_ns, d->i, &s->end_ns);
+    else if (d->type == PC_V_DOUBLE && d->d > 0)
+        rc = pc_time_add_ms_f(s->start_ns, d->d, &s->end_ns);
+    if (rc)
+        return field_err(err, errlen, where, "duration_ms",
+                         "out of range (" PC_TIME_RANGE_TEXT ")");
+    return 0;
 }
 
 static int get_attrs(const pc_value *obj, const char *field, pc_attrs *out, const char *where,
@@ -190,16 +219,14 @@ int pc_prela_decode_span(pc_batch *b, const pc_value *obj, const char *where, pc
         get_time(obj, "started_at", &s->start_ns, where, err, errlen) ||
         get_time(obj, "ended_at", &s->end_ns, where, err, errlen) ||
         get_attrs(obj, "attributes", &s->attrs, where, err, errlen) ||
-        get_events(b, obj, s, s->start_ns, where, err, errlen))
+        get_events(b, obj, s, s->start_ns, where, err, errlen) ||
+        get_duration(obj, s, where, err, errlen))
         return -1;
-    if (!s->end_ns) {
-        const pc_value *d = pc_json_get(obj, "duration_ms");
-        if (d && d->type == PC_V_INT && d->i > 0) s->end_ns = s->start_ns + d->i * 1000000;
-        if (d && d->type == PC_V_DOUBLE && d->d > 0 && d->d < 1e12)
-            s->end_ns = s->start_ns + (int64_t)(d->d * 1e6);
-    }
     if (!s->service_hint.n) s->service_hint = service;
     s->project_id = project;
+    char nul[96];
+    if (pc_span_find_nul(s, nul, sizeof(nul)))
+        return field_err(err, errlen, where, nul, "U+0000 in a string is not supported");
     s->source = PC_SOURCE_PRELA;
     pc_span *dst = pc_batch_add(b);
     tmp.resource = dst->resource;

@@ -129,7 +129,7 @@ static void write_trace(pc_buf *b, const pc_trace_row *t)
     write_key(b, "completed_at");
     pc_json_write_time(b, t->completed_ns);
     write_key(b, "duration_ms");
-    pc_json_write_double(b, (double)(t->completed_ns - t->started_ns) / 1e6);
+    pc_json_write_double(b, pc_time_diff_ms(t->completed_ns, t->started_ns));
     write_key(b, "status");
     pc_json_write_cstr(b, t->status);
     write_key(b, "root_span_id");
@@ -183,7 +183,7 @@ static void write_span(pc_buf *b, const pc_span_row *s)
     write_key(b, "end_time_unix_nano");
     pc_json_write_int(b, s->end_ns);
     write_key(b, "duration_ms");
-    pc_json_write_double(b, s->end_ns > 0 ? (double)(s->end_ns - s->start_ns) / 1e6 : 0.0);
+    pc_json_write_double(b, s->end_ns > 0 ? pc_time_diff_ms(s->end_ns, s->start_ns) : 0.0);
     write_key(b, "status");
     pc_json_write_cstr(b, s->status);
     write_key(b, "status_message");

@@ -4,6 +4,7 @@
  */
 #include "check.h"
 #include "component.h"
+#include "buf.h"
 #include "config.h"
 
 #include <stdlib.h>
@@ -151,6 +152,76 @@ static void test_parsers(void)
     CHECK_EQ_INT(pc_parse_size("10MB", &v), 0);
     CHECK_EQ_INT(v, 10000000);
     CHECK_EQ_INT(pc_parse_size("lots", &v), -1);
+    const char *bad[] = {"nan", "NaN", "inf", "-inf", "1e400", "-1", "nanms", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_EQ_INT(pc_parse_duration_ms(bad[i], &v), -1);
+        CHECK_EQ_INT(pc_parse_size(bad[i], &v), -1);
+    }
+    CHECK_EQ_INT(pc_parse_size("1 KiB", &v), 0);
+    CHECK_EQ_INT(v, 1024);
+}
+
+/* The fuzz findings (tests/fuzz/corpus/fuzz_config): a clear error, no overflow. */
+static void test_hostile_yaml(void)
+{
+    char err[512];
+    struct {
+        const char *yaml;
+        const char *expect;
+    } cases[] = {
+        {"receivers:\n {}:", "receivers: keys must be plain text"},
+        {"receivers:\n [a]: {}\n", "receivers: keys must be plain text"},
+        {"exporters:\n  debug: {}\nservice:\n  pipelines: {{}: {}}\n",
+         "service.pipelines: keys must be plain text"},
+        {"receivers:\n  prela:\n    {a: 1}: x\n", "receivers.prela.: keys must be plain text"},
+        {"service: {[x]: 1}\n", "service: keys must be plain text"},
+        {"{[x]: 1}\n", "(top level): keys must be plain text"},
+        {"receivers:\n  otlp: &a {protocols: *a}\n", "nested deeper than 32 levels"},
+        {"exporters:\n  local: {directory: /tmp/x, retention: nan}\n",
+         "exporters.local.retention: \"nan\" is not a duration"},
+        {"exporters:\n  local: {directory: /tmp/x, retention: inf}\n",
+         "exporters.local.retention: \"inf\" is not a duration"},
+        {"receivers:\n  prela: {max_request_body_size: nan}\n",
+         "receivers.prela.max_request_body_size: \"nan\" is not a size"},
+        {"receivers:\n  prela: {max_request_body_size: 1e400}\n",
+         "receivers.prela.max_request_body_size: \"1e400\" is not a size"},
+        {"service:\n telemetry:\n  logs:\n   level:", "service.telemetry.logs.level: \"\" is not"},
+        {"service:\n telemetry:\n  logs:\n   level: ''\n",
+         "service.telemetry.logs.level: \"\" is not one of"},
+        {"service:\n pipelines:\n  traces:\n   receivers: [&l]",
+         "service.pipelines.traces.receivers: '' is not configured under receivers"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        err[0] = '\0';
+        pc_config *c = load(cases[i].yaml, err, sizeof(err));
+        CHECK(c == NULL);
+        if (!strstr(err, cases[i].expect))
+            fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err, cases[i].expect);
+        CHECK(strstr(err, cases[i].expect) != NULL);
+        pc_config_free(c);
+    }
+    /* an alias bomb: 10 levels of 10 references stops at the node budget */
+    pc_buf y = PC_BUF_INIT;
+    pc_buf_puts(&y, "receivers:\n  prela:\n    a0: &a0 {x: 1}\n");
+    for (int l = 1; l < 10; l++) {
+        pc_buf_printf(&y, "    a%d: &a%d {", l, l);
+        for (int k = 0; k < 10; k++) pc_buf_printf(&y, "%sk%d: *a%d", k ? ", " : "", k, l - 1);
+        pc_buf_puts(&y, "}\n");
+    }
+    err[0] = '\0';
+    pc_config *c = load(y.data, err, sizeof(err));
+    CHECK(c == NULL);
+    CHECK(strstr(err, "more than 100000 values in one section") != NULL);
+    pc_config_free(c);
+    pc_buf_free(&y);
+    /* an anchored empty list item is the empty string, terminated (the auth parser
+     * reads it and names it) */
+    c = load_with("auth:\n  keys:\n    - {name: a, key: 0123456789abcdef0, project: p, "
+                  "scopes: [&k '', read]}\nreceivers:\n  prela:\nexporters:\n  local:\n",
+                  err, sizeof(err));
+    CHECK(c == NULL);
+    CHECK(strstr(err, "auth.keys[0].scopes: \"\" is not one of ingest, read, admin") != NULL);
+    pc_config_free(c);
 }
 
 int main(void)
@@ -160,5 +231,6 @@ int main(void)
     RUN(test_env);
     RUN(test_signals);
     RUN(test_parsers);
+    RUN(test_hostile_yaml);
     return CHECK_DONE();
 }

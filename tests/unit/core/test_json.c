@@ -132,6 +132,25 @@ static void test_roundtrip_attrs(void)
     pc_buf_free(&b);
 }
 
+/* A string ending in a lone backslash: the offset stays within the input. */
+static void test_error_offset_in_range(void)
+{
+    const char *inputs[] = {"\"ab\\", "\"\\", "\\", "\"a\\u12", "[\"\\\"", "{\"k\":\"v\\"};
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        pc_value v;
+        pc_json_error e;
+        size_t n = strlen(inputs[i]);
+        CHECK_EQ_INT(pc_json_parse(A, inputs[i], n, &v, &e), -1);
+        CHECK(e.offset <= n);
+        if (e.offset > n) fprintf(stderr, "input %zu: offset %zu of %zu\n", i, e.offset, n);
+    }
+    pc_value v;
+    pc_json_error e;
+    CHECK_EQ_INT(pc_json_parse(A, "\"ab\\", 4, &v, &e), -1);
+    CHECK_EQ_STR(e.msg, "unterminated string at byte 4");
+    CHECK_EQ_INT(e.offset, 4);
+}
+
 int main(void)
 {
     A = pc_arena_create(1024);
@@ -142,6 +161,7 @@ int main(void)
     RUN(test_depth);
     RUN(test_writer);
     RUN(test_roundtrip_attrs);
+    RUN(test_error_offset_in_range);
     pc_arena_destroy(A);
     return CHECK_DONE();
 }

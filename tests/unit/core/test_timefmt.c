@@ -4,6 +4,9 @@
 #include "check.h"
 #include "timefmt.h"
 
+#include <math.h>
+#include <stdint.h>
+
 static int64_t parse(const char *s)
 {
     int64_t ns = -1;
@@ -46,10 +49,65 @@ static void test_format(void)
     CHECK_EQ_STR(out, "1970-01-01T00:00:00.000000Z");
 }
 
+/* The checked conversions: the fuzz findings' values, the edges, no UB. */
+static void test_range(void)
+{
+    int64_t ns = 42;
+    CHECK_EQ_INT(pc_time_from_secs(10000000000LL, &ns), -1);
+    CHECK_EQ_INT(pc_time_from_secs(-1, &ns), -1);
+    CHECK_EQ_INT(pc_time_from_secs(INT64_MAX, &ns), -1);
+    CHECK_EQ_INT(pc_time_from_secs(INT64_MIN, &ns), -1);
+    CHECK_EQ_INT(ns, 42); /* untouched on failure */
+    CHECK_EQ_INT(pc_time_from_secs(9223372036LL, &ns), 0);
+    CHECK_EQ_INT(ns, 9223372036000000000LL);
+    CHECK_EQ_INT(pc_time_from_secs_f(10000000000.5, &ns), -1);
+    CHECK_EQ_INT(pc_time_from_secs_f(NAN, &ns), -1);
+    CHECK_EQ_INT(pc_time_from_secs_f(INFINITY, &ns), -1);
+    CHECK_EQ_INT(pc_time_from_secs_f(-0.5, &ns), -1);
+    CHECK_EQ_INT(pc_time_from_secs_f(9223372036.854775807, &ns), -1); /* rounds to 2^63 */
+    CHECK_EQ_INT(pc_time_from_secs_f(1737972000.25, &ns), 0);
+    CHECK_EQ_INT(ns, 1737972000250000000LL);
+    CHECK_EQ_INT(pc_time_add_ms(0, 10092233701582LL, &ns), -1);
+    CHECK_EQ_INT(pc_time_add_ms(INT64_MAX - 5, 1, &ns), -1);
+    CHECK_EQ_INT(pc_time_add_ms(INT64_MAX - 1000000, 1, &ns), 0);
+    CHECK_EQ_INT(ns, INT64_MAX);
+    CHECK_EQ_INT(pc_time_add_ms(5000000, -6, &ns), -1); /* before 1970 */
+    int64_t t;
+    CHECK_EQ_INT(pc_time_parse("2262-04-11T00:00:00Z", 20, &t), 0);
+    CHECK_EQ_INT(pc_time_add_ms_f(t, 999999999999.0, &ns), -1);
+    CHECK_EQ_INT(pc_time_add_ms_f(t, NAN, &ns), -1);
+    CHECK_EQ_INT(pc_time_add_ms_f(t, 1e300, &ns), -1);
+    CHECK_EQ_INT(pc_time_add_ms_f(0, 1.5, &ns), 0);
+    CHECK_EQ_INT(ns, 1500000);
+    CHECK_EQ_INT(pc_time_diff_ns(INT64_MAX, INT64_MIN), INT64_MAX);
+    CHECK_EQ_INT(pc_time_diff_ns(INT64_MIN, INT64_MAX), INT64_MIN);
+    CHECK_EQ_INT(pc_time_diff_ns(5, 7), -2);
+    CHECK(fabs(pc_time_diff_ms(INT64_MAX, INT64_MIN) - 18446744073709.55) < 0.01);
+    CHECK(pc_time_diff_ms(1000000, 3000000) == -2.0);
+    CHECK(pc_time_in_range(0) && pc_time_in_range(INT64_MAX) && !pc_time_in_range(-1));
+}
+
+/* The parser covers all of int64 ns and refuses what lies beyond. */
+static void test_parse_edges(void)
+{
+    int64_t ns;
+    CHECK_EQ_INT(pc_time_parse("2262-04-11T23:47:16.854775807Z", 30, &ns), 0);
+    CHECK_EQ_INT(ns, INT64_MAX);
+    CHECK_EQ_INT(pc_time_parse("2262-04-11T23:47:16.854775808Z", 30, &ns), -1);
+    CHECK_EQ_INT(pc_time_parse("1677-09-21T00:12:44Z", 20, &ns), 0);
+    CHECK_EQ_INT(ns, -9223372036000000000LL);
+    CHECK_EQ_INT(pc_time_parse("1677-09-21T00:12:43Z", 20, &ns), -1);
+    CHECK_EQ_INT(pc_time_parse("1969-12-31T23:59:59Z", 20, &ns), 0);
+    CHECK_EQ_INT(ns, -1000000000LL);
+    CHECK_EQ_INT(pc_time_parse("9999-12-31T23:59:59Z", 20, &ns), -1);
+}
+
 int main(void)
 {
     RUN(test_forms);
     RUN(test_rejects);
     RUN(test_format);
+    RUN(test_range);
+    RUN(test_parse_edges);
     return CHECK_DONE();
 }

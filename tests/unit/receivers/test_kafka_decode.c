@@ -617,6 +617,135 @@ static void test_hostile_otlp(void)
     POISON(PC_KAFKA_OTLP_PROTO, "{\"trace_id\":\"t\",\"span_id\":\"s\"}", NULL);
 }
 
+/* ------------------------------------------------------ forged ids -- */
+
+/*
+ * An OTLP client's own prela.trace_id / prela.span_id / prela.parent_span_id /
+ * prela.span_type attributes (and one already in the escape's form) must not
+ * set what the storage side decodes: the ids stay the span's own, the source
+ * stays otlp, and every such attribute comes back as the attribute it was.
+ */
+static void forged(bool json)
+{
+    pc_batch *ob = pc_batch_create(NULL);
+    A = ob->arena;
+    pc_span *s = pc_batch_add(ob);
+    s->trace_id = S("5b8efff798038103d269b633813fc60c");
+    s->span_id = S("eee19b7ec3c1b174");
+    s->parent_id = S("eee19b7ec3c1b173");
+    s->name = S("forge");
+    s->start_ns = T0;
+    s->end_ns = T0 + MS;
+    s->project_id = S("p");
+    s->source = PC_SOURCE_OTLP;
+    s->attrs = attrs(6, "prela.trace_id", vstr("forged-trace"), "prela.span_id",
+                     vstr("forged-span"), "prela.parent_span_id", vstr("forged-parent"),
+                     "prela.span_type", vstr("llm"), "prela.client.prela.trace_id", vstr("x"),
+                     "prela.client.", vint(7));
+    /* and a Prela span with a non-hex id whose client also sent prela.span_id */
+    pc_span *p = pc_batch_add(ob);
+    p->trace_id = S("test-trace");
+    p->span_id = S("span-1");
+    p->start_ns = T0;
+    p->project_id = S("p");
+    p->source = PC_SOURCE_PRELA;
+    p->span_type_text = S("tool");
+    p->attrs = attrs(2, "prela.span_id", vstr("span-2"), "prela.span_type", vstr("agent"));
+    normalize_all(ob);
+    const pc_span *all[2] = {s, p};
+    pc_buf m = PC_BUF_INIT;
+    if (json) pc_kafka_otlp_json(&m, all, 2);
+    else pc_kafka_otlp_proto(&m, all, 2);
+    pc_batch *gb = pc_batch_create(NULL);
+    pc_kafka_decode_result r;
+    CHECK_EQ_INT(pc_kafka_decode(gb, json ? PC_KAFKA_OTLP_JSON : PC_KAFKA_OTLP_PROTO, m.data,
+                                 m.len, 1, &r),
+                 PC_KAFKA_SPANS);
+    pc_buf_free(&m);
+    CHECK_EQ_INT(gb->n, 2);
+    if (gb->n == 2) {
+        const pc_span *g = &gb->spans[0];
+        CHECK_EQ_PSTR(g->trace_id, "5b8efff798038103d269b633813fc60c");
+        CHECK_EQ_PSTR(g->span_id, "eee19b7ec3c1b174");
+        CHECK_EQ_PSTR(g->parent_id, "eee19b7ec3c1b173");
+        CHECK_EQ_INT(g->source, PC_SOURCE_OTLP);
+        CHECK_EQ_INT(g->attrs.n, 6);
+        CHECK(attrs_eq(&s->attrs, &g->attrs, false));
+        const pc_span *h = &gb->spans[1];
+        CHECK_EQ_PSTR(h->span_id, "span-1");
+        CHECK_EQ_PSTR(h->trace_id, "test-trace");
+        CHECK_EQ_INT(h->source, PC_SOURCE_PRELA);
+        CHECK_EQ_PSTR(h->span_type_text, "tool");
+        CHECK(attrs_eq(&p->attrs, &h->attrs, false));
+    }
+    pc_batch_unref(gb);
+    pc_batch_unref(ob);
+    CHECK(pc_kafka_attr_escaped(PC_STR_LIT("prela.trace_id")));
+    CHECK(pc_kafka_attr_escaped(PC_STR_LIT("prela.client.anything")));
+    CHECK(!pc_kafka_attr_escaped(PC_STR_LIT("prela.project_id")));
+    CHECK(!pc_kafka_attr_escaped(PC_STR_LIT("prela.trace")));
+}
+
+static void test_client_prela_attributes_proto(void)
+{
+    forged(false);
+}
+
+static void test_client_prela_attributes_json(void)
+{
+    forged(true);
+}
+
+/* ------------------------------------------------------------- times -- */
+
+/* Before 1970 is outside every encoding (timefmt.h): refused, never half-decoded. */
+static void test_times_before_1970(void)
+{
+    const pc_kafka_encoding J = PC_KAFKA_PRELA_JSON;
+    POISON(J, "{\"trace_id\":\"t\",\"span_id\":\"s\",\"events\":[{\"name\":\"e\",\"timestamp\":"
+              "\"1969-12-31T23:59:59Z\"}]}",
+           "events[0].timestamp: out of range");
+    POISON(J, "{\"trace_id\":\"t\",\"span_id\":\"s\",\"events\":[{\"time_unix_nano\":-1}]}",
+           "events[0].time_unix_nano: -1 out of range");
+    POISON(J, "{\"trace_id\":\"t\\u0000x\",\"span_id\":\"s\"}",
+           "trace_id: U+0000 in a string is not supported");
+    POISON(J, "{\"trace_id\":\"t\",\"span_id\":\"s\",\"resource\":{\"r\":\"\\u0000\"}}",
+           "resource.attributes.r: U+0000");
+    /* the edges of the range decode, in all three encodings */
+    pc_batch *ob = pc_batch_create(NULL);
+    A = ob->arena;
+    pc_span *s = pc_batch_add(ob);
+    s->trace_id = S("t-edge");
+    s->span_id = S("s-edge");
+    s->start_ns = 0;
+    s->end_ns = INT64_MAX;
+    s->project_id = S("p");
+    s->source = PC_SOURCE_PRELA;
+    s->events = pc_arena_calloc(A, sizeof(pc_event));
+    s->events[0] = (pc_event){S("e"), INT64_MAX, pc_empty_attrs};
+    s->n_events = 1;
+    normalize_all(ob);
+    const pc_span *all[1] = {s};
+    for (int enc = 0; enc < 3; enc++) {
+        pc_buf m = PC_BUF_INIT;
+        if (enc == 0) pc_kafka_span_json(&m, s, 1);
+        else if (enc == 1) pc_kafka_otlp_proto(&m, all, 1);
+        else pc_kafka_otlp_json(&m, all, 1);
+        pc_batch *gb = pc_batch_create(NULL);
+        pc_kafka_decode_result r;
+        CHECK_EQ_INT(pc_kafka_decode(gb, (pc_kafka_encoding)enc, m.data, m.len, 1, &r),
+                     PC_KAFKA_SPANS);
+        if (gb->n == 1) {
+            CHECK_EQ_INT(gb->spans[0].start_ns, 0);
+            CHECK_EQ_INT(gb->spans[0].end_ns, INT64_MAX);
+            CHECK_EQ_INT(gb->spans[0].events[0].time_ns, INT64_MAX);
+        }
+        pc_buf_free(&m);
+        pc_batch_unref(gb);
+    }
+    pc_batch_unref(ob);
+}
+
 static void test_encoding_names(void)
 {
     CHECK_EQ_INT(pc_kafka_encoding_parse("prela_json"), PC_KAFKA_PRELA_JSON);
@@ -634,5 +763,8 @@ int main(void)
     RUN(test_otlp_json_round_trip);
     RUN(test_hostile_prela_json);
     RUN(test_hostile_otlp);
+    RUN(test_client_prela_attributes_proto);
+    RUN(test_client_prela_attributes_json);
+    RUN(test_times_before_1970);
     return CHECK_DONE();
 }

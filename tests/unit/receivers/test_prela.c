@@ -6,6 +6,8 @@
 #include "json.h"
 #include "receivers/prela.h"
 
+#include <stdint.h>
+
 static pc_batch *B;
 
 static int decode(const char *json, pc_str trace_id, char *err)
@@ -106,6 +108,76 @@ static void test_field_errors(void)
     }
 }
 
+/* The fuzz findings: every out-of-range time is a 400 naming the field, never UB. */
+static void test_time_range(void)
+{
+    struct {
+        const char *json;
+        const char *expect;
+    } cases[] = {
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":10000000000}",
+         "spans[0].started_at: out of range (1970-01-01T00:00:00Z .. 2262-04-11T23:47:16Z)"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":10000000000.5}",
+         "spans[0].started_at: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":1e300}",
+         "spans[0].started_at: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":-1}",
+         "spans[0].started_at: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":\"1969-12-31T23:59:59Z\"}",
+         "spans[0].started_at: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"ended_at\":\"1678-01-01T00:00:00Z\"}",
+         "spans[0].ended_at: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":\"1678-01-01T00:00:00Z\","
+         "\"ended_at\":\"2262-01-01T00:00:00Z\"}",
+         "spans[0].started_at: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"events\":[{\"name\":\"e\",\"timestamp\":"
+         "\"1969-12-31T23:59:59Z\"}]}",
+         "spans[0].events[0].timestamp: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"2\",\"duration_ms\":10092233701582}",
+         "spans[0].duration_ms: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":\"2262-04-11T00:00:00Z\","
+         "\"duration_ms\":999999999999.0}",
+         "spans[0].duration_ms: out of range"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"duration_ms\":Infinity}",
+         "spans[0].duration_ms: out of range"},
+        /* found by fuzz_prela: otlp_proto would cut the id at the NUL */
+        {"{\"span_id\":\"a\",\"trace_id\":\"t-1\\u0000?24\"}",
+         "spans[0].trace_id: U+0000 in a string is not supported"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"attributes\":{\"k\":[{\"x\":\"\\u0000\"}]}}",
+         "spans[0].attributes.k: U+0000 in a string is not supported"},
+        {"{\"span_id\":\"a\",\"trace_id\":\"b\",\"events\":[{\"name\":\"e\\u0000\"}]}",
+         "spans[0].events[0].name: U+0000 in a string is not supported"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[256] = "";
+        size_t before = B->n;
+        CHECK_EQ_INT(decode(cases[i].json, PC_STR_NULL, err), -1);
+        CHECK_EQ_INT(B->n, before);
+        if (!strstr(err, cases[i].expect))
+            fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err, cases[i].expect);
+        CHECK(strstr(err, cases[i].expect) != NULL);
+    }
+    /* the edges are accepted; an end before the start is kept as sent */
+    char err[256] = "";
+    CHECK_EQ_INT(decode("{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":0,"
+                        "\"ended_at\":\"2262-04-11T23:47:16.854775807Z\"}",
+                        PC_STR_NULL, err),
+                 0);
+    CHECK_EQ_INT(B->spans[B->n - 1].start_ns, 0);
+    CHECK_EQ_INT(B->spans[B->n - 1].end_ns, INT64_MAX);
+    CHECK_EQ_INT(decode("{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":9223372036,"
+                        "\"duration_ms\":0.5}",
+                        PC_STR_NULL, err),
+                 0);
+    CHECK_EQ_INT(B->spans[B->n - 1].end_ns, 9223372036000500000LL);
+    CHECK_EQ_INT(decode("{\"span_id\":\"a\",\"trace_id\":\"b\",\"started_at\":"
+                        "\"2025-01-27T10:00:01Z\",\"ended_at\":\"2025-01-27T10:00:00Z\","
+                        "\"duration_ms\":NaN}",
+                        PC_STR_NULL, err),
+                 0);
+    CHECK_EQ_INT(B->spans[B->n - 1].end_ns - B->spans[B->n - 1].start_ns, -1000000000LL);
+}
+
 int main(void)
 {
     B = pc_batch_create(NULL);
@@ -114,6 +186,7 @@ int main(void)
     RUN(test_seed_example);
     RUN(test_duration_without_end);
     RUN(test_field_errors);
+    RUN(test_time_range);
     pc_batch_unref(B);
     return CHECK_DONE();
 }
