@@ -190,9 +190,9 @@ static enum MHD_Result answer_auth(struct MHD_Connection *conn, pc_http_server *
                                    pc_auth_status st, const char *msg, int retry_after)
 {
     int status = st == PC_AUTH_FORBIDDEN ? 403 : st == PC_AUTH_LIMITED ? 429 : 401;
-    pc_http_resp resp = {.status = status, .retry_after = retry_after, .body = PC_BUF_INIT};
+    pc_http_resp resp = {.status = status, .body = PC_BUF_INIT};
     error(s, &rq->req, &resp, status, msg);
-    resp.retry_after = st == PC_AUTH_LIMITED ? retry_after : 0;
+    if (st == PC_AUTH_LIMITED) resp.retry_after = retry_after;
     if (status == 401) resp.www_authenticate = "Bearer";
     return send_resp(conn, s, &resp);
 }
