@@ -4,6 +4,9 @@
  * Chunks double in size up to 1 MiB; a request larger than a chunk gets a chunk of
  * its own. The most recent allocation can grow in place, which keeps arrays built
  * by repeated pc_arena_realloc (JSON arrays, attribute lists) cheap.
+ *
+ * With a budget each chunk (header included) is reserved before its malloc and
+ * the sum is released in pc_arena_destroy; a refused chunk sets |over|.
  */
 #include "arena.h"
 #include "mem.h"
@@ -27,6 +30,10 @@ struct pc_arena {
     size_t next_size;
     size_t total;
     void *last; /* latest allocation, which may grow in place */
+    pc_budget *budget; /* borrowed; NULL = unlimited */
+    size_t charged;    /* bytes reserved in budget (chunks and credit) */
+    size_t credit;     /* prepaid bytes no chunk has used yet */
+    bool over;         /* the budget refused something */
 };
 
 static chunk *chunk_new(size_t size, chunk *prev)
@@ -54,15 +61,69 @@ void pc_arena_destroy(pc_arena *a)
         free(c);
         c = p;
     }
+    pc_budget_release(a->budget, a->charged);
     free(a);
 }
 
-void *pc_arena_alloc(pc_arena *a, size_t n)
+void pc_arena_set_budget(pc_arena *a, pc_budget *b)
+{
+    a->budget = b;
+}
+
+pc_budget *pc_arena_budget(const pc_arena *a)
+{
+    return a->budget;
+}
+
+bool pc_arena_over(const pc_arena *a)
+{
+    return a->over;
+}
+
+int pc_arena_prepay(pc_arena *a, size_t n)
+{
+    if (pc_arena_reserve(a, n)) return -1;
+    if (a->budget) {
+        a->charged += n;
+        a->credit += n;
+    }
+    return 0;
+}
+
+int pc_arena_reserve(pc_arena *a, size_t n)
+{
+    if (pc_budget_reserve(a->budget, n) == 0) return 0;
+    a->over = true;
+    return -1;
+}
+
+void pc_arena_unreserve(pc_arena *a, size_t n)
+{
+    pc_budget_release(a->budget, n);
+}
+
+/* Returns |n| (aligned) bytes; with |may_fail|, NULL when the budget refuses
+ * a new chunk, else the chunk is charged past the limit. */
+static void *alloc(pc_arena *a, size_t n, bool may_fail)
 {
     n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     if (!a->cur || a->cur->size - a->cur->used < n) {
         size_t size = a->next_size;
         if (size < n) size = n;
+        if (a->budget) {
+            size_t cost = sizeof(chunk) + size, paid = a->credit < cost ? a->credit : cost;
+            a->credit -= paid;
+            cost -= paid;
+            if (cost && pc_budget_reserve(a->budget, cost)) {
+                a->over = true;
+                if (may_fail) {
+                    a->credit += paid;
+                    return NULL;
+                }
+                pc_budget_force(a->budget, cost);
+            }
+            a->charged += cost;
+        }
         a->cur = chunk_new(size, a->cur);
         if (a->next_size < MAX_CHUNK) a->next_size *= 2;
     }
@@ -71,6 +132,16 @@ void *pc_arena_alloc(pc_arena *a, size_t n)
     a->total += n;
     a->last = p;
     return p;
+}
+
+void *pc_arena_alloc(pc_arena *a, size_t n)
+{
+    return alloc(a, n, false);
+}
+
+void *pc_arena_try_alloc(pc_arena *a, size_t n)
+{
+    return alloc(a, n, true);
 }
 
 void *pc_arena_calloc(pc_arena *a, size_t n)
@@ -88,9 +159,9 @@ char *pc_arena_strndup(pc_arena *a, const char *s, size_t n)
     return p;
 }
 
-void *pc_arena_realloc(pc_arena *a, void *p, size_t old, size_t n)
+static void *re_alloc(pc_arena *a, void *p, size_t old, size_t n, bool may_fail)
 {
-    if (!p) return pc_arena_alloc(a, n);
+    if (!p) return alloc(a, n, may_fail);
     if (n <= old) return p;
     size_t old_al = (old + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     size_t new_al = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
@@ -100,9 +171,19 @@ void *pc_arena_realloc(pc_arena *a, void *p, size_t old, size_t n)
         a->total += new_al - old_al;
         return p;
     }
-    void *q = pc_arena_alloc(a, n);
-    memcpy(q, p, old);
+    void *q = alloc(a, n, may_fail);
+    if (q) memcpy(q, p, old);
     return q;
+}
+
+void *pc_arena_realloc(pc_arena *a, void *p, size_t old, size_t n)
+{
+    return re_alloc(a, p, old, n, false);
+}
+
+void *pc_arena_try_realloc(pc_arena *a, void *p, size_t old, size_t n)
+{
+    return re_alloc(a, p, old, n, true);
 }
 
 size_t pc_arena_used(const pc_arena *a)

@@ -7,11 +7,22 @@
  * pointer and opens a new chunk when the current one is full. A batch owns the
  * arena its spans live in (see span.h).
  *
+ * Budget: an arena given a pc_budget (budget.h) reserves every chunk there
+ * before it mallocs it and releases them all in pc_arena_destroy, so whatever
+ * a request or a batch holds is charged for exactly as long as it lives. When
+ * the budget refuses a chunk, the fallible calls (pc_arena_try_*) return NULL;
+ * the infallible ones allocate anyway (charged past the limit) and mark the
+ * arena over budget (pc_arena_over), which decoders check to stop early and
+ * receivers turn into 429 / RESOURCE_EXHAUSTED.
+ *
  * Not thread-safe: one arena is used by one thread at a time.
  */
 #ifndef PC_ARENA_H
 #define PC_ARENA_H
 
+#include "budget.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct pc_arena pc_arena;
@@ -30,5 +41,27 @@ char *pc_arena_strndup(pc_arena *a, const char *s, size_t n);
 void *pc_arena_realloc(pc_arena *a, void *p, size_t old, size_t n);
 /* Total bytes handed out so far (for limits and tests). */
 size_t pc_arena_used(const pc_arena *a);
+
+/* Charges the chunks allocated from now on, and pc_arena_reserve, to |b|
+ * (borrowed: it must outlive the arena). Call before the first allocation. */
+void pc_arena_set_budget(pc_arena *a, pc_budget *b);
+/* The budget set with pc_arena_set_budget, or NULL. */
+pc_budget *pc_arena_budget(const pc_arena *a);
+/* Like pc_arena_alloc / pc_arena_realloc, but NULL (and the arena marked over
+ * budget) when the budget refuses the memory. */
+void *pc_arena_try_alloc(pc_arena *a, size_t n);
+void *pc_arena_try_realloc(pc_arena *a, void *p, size_t old, size_t n);
+/* Reserves |n| bytes of memory held outside the arena (a scratch stack) in the
+ * arena's budget: 0, or -1 and the arena marked over budget. Give them back
+ * with pc_arena_unreserve. */
+int pc_arena_reserve(pc_arena *a, size_t n);
+void pc_arena_unreserve(pc_arena *a, size_t n);
+/* Reserves |n| bytes in the budget ahead of the chunks that will hold them (a
+ * declared Content-Length or gRPC message size): the next chunks draw on this
+ * credit before reserving more, and it is released with the arena. 0, or -1
+ * (nothing reserved, the arena marked over budget). */
+int pc_arena_prepay(pc_arena *a, size_t n);
+/* True once the budget refused this arena anything. */
+bool pc_arena_over(const pc_arena *a);
 
 #endif

@@ -81,5 +81,8 @@ const pc_store *pc_host_store(pc_host *host, const char *id);
 /* The process's authenticator (auth.h), for every listener; NULL (= no keys)
  * when |host| is NULL, as in unit tests. */
 pc_auth *pc_host_auth(pc_host *host);
+/* The process memory budget (budget.h) that request memory is charged to;
+ * NULL (= unlimited) when |host| is NULL or none was set. */
+struct pc_budget *pc_host_budget(pc_host *host);
 
 #endif

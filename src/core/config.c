@@ -568,11 +568,51 @@ static int pipeline_signal(const char *id)
     return -1;
 }
 
+/* service.memory_limit (a size, default 256 MiB) and
+ * service.memory_limit_percentage (of the cgroup limit, 0 < p <= 100). */
+static int load_memory_limit(loader *L, pc_config *c, yaml_node_t *svc)
+{
+    c->memory_limit = (int64_t)256 << 20;
+    c->memory_limit_percentage = 0;
+    yaml_node_t *n = map_get(L, svc, "memory_limit");
+    if (n && !is_null_scalar(n)) {
+        const char *v = n->type == YAML_SCALAR_NODE
+                            ? substitute(L, (const char *)n->data.scalar.value,
+                                         "service.memory_limit")
+                            : NULL;
+        if (n->type == YAML_SCALAR_NODE && !v) return -1;
+        if (!v || pc_parse_size(v, &c->memory_limit) || c->memory_limit < (1 << 20))
+            return errf(L->err, L->errlen,
+                        "service.memory_limit: expected a size of at least 1MiB (\"256MiB\", "
+                        "\"1GiB\"), got \"%s\"",
+                        v ? v : "a non-scalar");
+    }
+    n = map_get(L, svc, "memory_limit_percentage");
+    if (n && !is_null_scalar(n)) {
+        const char *v = n->type == YAML_SCALAR_NODE
+                            ? substitute(L, (const char *)n->data.scalar.value,
+                                         "service.memory_limit_percentage")
+                            : NULL;
+        if (n->type == YAML_SCALAR_NODE && !v) return -1;
+        char *end = NULL;
+        double pct = v ? strtod(v, &end) : 0;
+        if (!v || end == v || *end || !(pct > 0 && pct <= 100))
+            return errf(L->err, L->errlen,
+                        "service.memory_limit_percentage: expected a number above 0 and at most "
+                        "100, got \"%s\"",
+                        v ? v : "a non-scalar");
+        c->memory_limit_percentage = pct;
+    }
+    return 0;
+}
+
 static int load_service(loader *L, pc_config *c, yaml_node_t *root)
 {
     yaml_node_t *svc = map_get(L, root, "service");
-    static const char *const svc_keys[] = {"pipelines", "telemetry", NULL};
+    static const char *const svc_keys[] = {"pipelines", "telemetry", "memory_limit",
+                                           "memory_limit_percentage", NULL};
     if (only_keys(L, svc, "service", svc_keys)) return -1;
+    if (load_memory_limit(L, c, svc)) return -1;
     yaml_node_t *tel = map_get(L, svc, "telemetry");
     static const char *const tel_keys[] = {"logs", NULL};
     if (only_keys(L, tel, "service.telemetry", tel_keys)) return -1;

@@ -7,6 +7,8 @@
  *   exporters:  { ... }
  *   service:
  *     telemetry: { logs: { level: info } }
+ *     memory_limit: 256MiB              # the process memory budget (budget.h)
+ *     memory_limit_percentage: 0        # % of the cgroup limit, when one is set
  *     pipelines: { traces[/<name>]: { receivers: [..], processors: [..], exporters: [..] } }
  *
  * Loading: the YAML is read into a tree, every scalar gets ${env:NAME} and
@@ -90,6 +92,8 @@ typedef struct pc_config {
     pc_config_pipeline *pipelines;
     size_t n_pipelines;
     int log_level;
+    int64_t memory_limit;           /* service.memory_limit, bytes (default 256 MiB) */
+    double memory_limit_percentage; /* service.memory_limit_percentage; 0 = unused */
     pc_auth_config auth;
     char *source; /* file name or "built-in standalone defaults" */
 } pc_config;

@@ -31,14 +31,17 @@ typedef struct outbuf {
     int64_t limit;
 } outbuf;
 
-/* Makes room for at least one more byte; -1 when the limit is reached. */
+/* Makes room for at least one more byte: 0, or PC_DECOMP_TOO_BIG when the
+ * limit is reached, PC_DECOMP_OVER_BUDGET when the memory budget refuses. */
 static int grow(outbuf *o)
 {
     if (o->len < o->cap) return 0;
-    if ((int64_t)o->cap >= o->limit) return -1;
+    if ((int64_t)o->cap >= o->limit) return PC_DECOMP_TOO_BIG;
     size_t cap = o->cap ? o->cap * 2 : 16384;
     if ((int64_t)cap > o->limit) cap = (size_t)o->limit;
-    o->p = pc_arena_realloc(o->a, o->p, o->len, cap + 1);
+    char *p = pc_arena_try_realloc(o->a, o->p, o->len, cap + 1);
+    if (!p) return PC_DECOMP_OVER_BUDGET;
+    o->p = p;
     o->cap = cap;
     return 0;
 }
@@ -55,10 +58,7 @@ static int inflate_zlib(outbuf *o, const void *in, size_t n, int wbits, char *wh
     zs.avail_in = (uInt)n;
     int rc = PC_DECOMP_OK;
     for (;;) {
-        if (grow(o)) {
-            rc = PC_DECOMP_TOO_BIG;
-            break;
-        }
+        if ((rc = grow(o)) != 0) break;
         zs.next_out = (Bytef *)o->p + o->len;
         zs.avail_out = (uInt)(o->cap - o->len);
         int z = inflate(&zs, Z_NO_FLUSH);
@@ -94,10 +94,7 @@ static int inflate_zstd(outbuf *o, const void *in, size_t n, char *why, size_t w
     int rc = PC_DECOMP_OK;
     size_t last = 1;
     while (ib.pos < ib.size || last != 0) {
-        if (grow(o)) {
-            rc = PC_DECOMP_TOO_BIG;
-            break;
-        }
+        if ((rc = grow(o)) != 0) break;
         ZSTD_outBuffer ob = {o->p + o->len, o->cap - o->len, 0};
         size_t before = ib.pos;
         last = ZSTD_decompressStream(ds, &ob, &ib);
@@ -135,7 +132,7 @@ int pc_decompress(pc_arena *a, pc_encoding enc, const void *in, size_t n, int64_
     default: snprintf(why, whylen, "unsupported encoding"); return PC_DECOMP_CORRUPT;
     }
     if (rc != PC_DECOMP_OK) return rc;
-    if (!o.p) o.p = pc_arena_alloc(a, 1);
+    if (!o.p && !(o.p = pc_arena_try_alloc(a, 1))) return PC_DECOMP_OVER_BUDGET;
     o.p[o.len] = '\0';
     *out = o.p;
     *out_len = o.len;

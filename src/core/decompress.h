@@ -3,7 +3,9 @@
  *
  * Used by http.c for Content-Encoding and later by gRPC for grpc-encoding.
  * The limit is applied to the inflated size while inflating, so a small bomb
- * never allocates more than |limit| bytes.
+ * never allocates more than |limit| bytes. The output grows in the arena with
+ * pc_arena_try_realloc, so an arena with a budget (budget.h) is charged as the
+ * inflated stream grows and a bomb is stopped when the budget refuses more.
  */
 #ifndef PC_DECOMPRESS_H
 #define PC_DECOMPRESS_H
@@ -24,12 +26,13 @@ typedef enum pc_encoding {
 /* Maps a Content-Encoding / grpc-encoding value (NULL = identity) to an encoding. */
 pc_encoding pc_encoding_parse(const char *name);
 
-enum { PC_DECOMP_OK = 0, PC_DECOMP_CORRUPT = -1, PC_DECOMP_TOO_BIG = -2 };
+enum { PC_DECOMP_OK = 0, PC_DECOMP_CORRUPT = -1, PC_DECOMP_TOO_BIG = -2, PC_DECOMP_OVER_BUDGET = -3 };
 
 /*
  * Inflates |n| bytes at |in| into a new arena block (NUL-terminated), at most
  * |limit| bytes. Returns PC_DECOMP_OK with |*out|, |*out_len| set, or
- * PC_DECOMP_CORRUPT (with a reason in |why|) or PC_DECOMP_TOO_BIG.
+ * PC_DECOMP_CORRUPT (with a reason in |why|), PC_DECOMP_TOO_BIG, or
+ * PC_DECOMP_OVER_BUDGET when the arena's memory budget refused more output.
  */
 int pc_decompress(pc_arena *a, pc_encoding enc, const void *in, size_t n, int64_t limit,
                   char **out, size_t *out_len, char *why, size_t whylen);

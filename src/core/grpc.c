@@ -59,6 +59,7 @@
 #define CONN_WINDOW (16 << 20)      /* connection receive window */
 #define MAX_HEADER_BYTES (64 << 10) /* request header list, per call */
 #define FIRST_MSG_BLOCK (64 << 10)  /* message buffer before it has to grow */
+#define RETRY_OVER_BUDGET_MS 1000   /* RetryInfo when the memory budget refused a call */
 #define OUT_HIGH (64 << 10)         /* stop pulling frames from nghttp2 past this */
 #define READ_CHUNK (64 << 10)
 #define MAX_MESSAGE_TEXT 1024 /* grpc-message, before percent-encoding */
@@ -474,8 +475,17 @@ static void on_prefix(gcall *c)
         answer(c, PC_GRPC_INTERNAL, 0, 0, "compressed flag set but no grpc-encoding");
         return;
     }
+    /* The declared size is charged to the memory budget before any of it
+     * arrives; the message blocks, inflation and decoding draw on that. */
+    pc_arena_set_budget(c->pub.arena, s->cfg.budget);
     c->msg_cap = c->declared < FIRST_MSG_BLOCK ? c->declared : FIRST_MSG_BLOCK;
-    c->msg = pc_arena_alloc(c->pub.arena, c->msg_cap + 1);
+    if (pc_arena_prepay(c->pub.arena, c->declared + 1) ||
+        !(c->msg = pc_arena_try_alloc(c->pub.arena, c->msg_cap + 1))) {
+        answer(c, PC_GRPC_RESOURCE_EXHAUSTED, RETRY_OVER_BUDGET_MS, 0,
+               "the server is over its memory budget (message of %zu bytes); retry later",
+               c->declared);
+        return;
+    }
 }
 
 /* Appends DATA bytes to the call's message, answering framing and size errors
@@ -507,7 +517,13 @@ static void on_data(gcall *c, const uint8_t *p, size_t n)
             while (cap < c->msg_len + k)
                 cap *= 2;
             if (cap > c->declared) cap = c->declared;
-            c->msg = pc_arena_realloc(c->pub.arena, c->msg, c->msg_len, cap + 1);
+            uint8_t *m = pc_arena_try_realloc(c->pub.arena, c->msg, c->msg_len, cap + 1);
+            if (!m) {
+                answer(c, PC_GRPC_RESOURCE_EXHAUSTED, RETRY_OVER_BUDGET_MS, 0,
+                       "the server is over its memory budget; retry later");
+                return;
+            }
+            c->msg = m;
             c->msg_cap = cap;
         }
         memcpy(c->msg + c->msg_len, p, k);
@@ -576,7 +592,11 @@ static int inflate_msg(gcall *c)
         c->pub.msg_len = out_len;
         return 0;
     }
-    if (rc == PC_DECOMP_TOO_BIG) {
+    if (rc == PC_DECOMP_OVER_BUDGET) {
+        c->reply.code = PC_GRPC_RESOURCE_EXHAUSTED;
+        c->reply.retry_after_ms = RETRY_OVER_BUDGET_MS;
+        pc_buf_printf(&c->reply.message, "the server is over its memory budget; retry later");
+    } else if (rc == PC_DECOMP_TOO_BIG) {
         c->reply.code = PC_GRPC_RESOURCE_EXHAUSTED;
         pc_buf_printf(&c->reply.message, "decompressed message exceeds the limit of %lld bytes",
                       (long long)limit);

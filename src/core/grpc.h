@@ -121,6 +121,7 @@ typedef struct pc_grpc_config {
     int drain_timeout_ms;     /* how long stop waits for running calls */
     int retry_after_ms;       /* RetryInfo delay sent with RESOURCE_EXHAUSTED / UNAVAILABLE */
     pc_auth *auth;            /* checked for each method's scope; NULL = none */
+    pc_budget *budget;        /* call arenas are charged here; NULL = unlimited */
     const pc_tls_config *tls; /* NULL or no cert_file = cleartext; see tls.h */
 } pc_grpc_config;
 

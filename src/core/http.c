@@ -10,6 +10,11 @@
  * Early errors (404, 405, 413 from Content-Length) are answered on the first
  * call, so an oversized or misrouted body is never read.
  *
+ * Memory budget: each request arena is charged to cfg->budget (budget.h). The
+ * declared Content-Length is reserved on the first call (429 at once when it
+ * does not fit), a chunked body as it grows, the inflated body as it inflates;
+ * a refusal anywhere, decoding included, is answered 429 + Retry-After.
+ *
  * TLS is libmicrohttpd's (GnuTLS, the PEM text from tls.c in memory). With a
  * client CA it only *requests* a client certificate, so the first call of
  * every request verifies the session's peer (client_refused) before anything
@@ -48,7 +53,11 @@ typedef struct request {
     int early_status; /* answered on the first call */
     char early_msg[160];
     int too_big;
+    int over_budget; /* the memory budget refused the body: 429 at the end */
 } request;
+
+#define RETRY_OVER_BUDGET_S 1
+#define MSG_OVER_BUDGET "the collector is over its memory budget; retry later"
 
 const char *pc_http_header(const pc_http_req *r, const char *name)
 {
@@ -197,6 +206,17 @@ static enum MHD_Result answer_auth(struct MHD_Connection *conn, pc_http_server *
     return send_resp(conn, s, &resp);
 }
 
+/* Answers 429 + Retry-After: the memory budget (budget.h) refused the request's
+ * body, its inflation or its decoding. */
+static enum MHD_Result answer_over_budget(struct MHD_Connection *conn, pc_http_server *s,
+                                          request *rq)
+{
+    pc_http_resp resp = {.status = 429, .body = PC_BUF_INIT};
+    error(s, &rq->req, &resp, 429, MSG_OVER_BUDGET);
+    resp.retry_after = RETRY_OVER_BUDGET_S;
+    return send_resp(conn, s, &resp);
+}
+
 /* mTLS: 0 when the connection of |conn| presented a client certificate that
  * verifies against the client CA; else -1 with the reason in |why|. */
 static int client_refused(struct MHD_Connection *conn, char *why, size_t whylen)
@@ -270,17 +290,21 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                      clen, (long long)s->cfg.max_body);
             return answer_error(conn, s, rq, 413, msg, NULL);
         }
+        /* The declared body is charged to the memory budget before it is read. */
         rq->req.arena = pc_arena_create(clen > 0 ? (size_t)clen + 4096 : 16384);
+        pc_arena_set_budget(rq->req.arena, s->cfg.budget);
         if (clen > 0) {
             rq->cap = (size_t)clen;
-            rq->req.body = pc_arena_alloc(rq->req.arena, rq->cap + 1);
+            if (pc_arena_prepay(rq->req.arena, rq->cap + 4096) ||
+                !(rq->req.body = pc_arena_try_alloc(rq->req.arena, rq->cap + 1)))
+                return answer_over_budget(conn, s, rq);
         }
         return MHD_YES;
     }
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (rq->too_big) return MHD_YES;
+        if (rq->too_big || rq->over_budget) return MHD_YES;
         if ((int64_t)(rq->req.body_len + n) > s->cfg.max_body) {
             rq->too_big = 1;
             return MHD_YES;
@@ -288,8 +312,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         if (rq->req.body_len + n > rq->cap) {
             size_t cap = rq->cap ? rq->cap * 2 : 16384;
             while (cap < rq->req.body_len + n) cap *= 2;
-            rq->req.body =
-                pc_arena_realloc(rq->req.arena, rq->req.body, rq->req.body_len, cap + 1);
+            char *body = pc_arena_try_realloc(rq->req.arena, rq->req.body, rq->req.body_len, cap + 1);
+            if (!body) {
+                rq->over_budget = 1; /* read and drop the rest, then answer 429 */
+                return MHD_YES;
+            }
+            rq->req.body = body;
             rq->cap = cap;
         }
         memcpy(rq->req.body + rq->req.body_len, upload_data, n);
@@ -304,7 +332,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                  (long long)s->cfg.max_body);
         return answer_error(conn, s, rq, 413, msg, NULL);
     }
-    if (!rq->req.body) rq->req.body = pc_arena_alloc(rq->req.arena, 1);
+    if (rq->over_budget) return answer_over_budget(conn, s, rq);
+    if (!rq->req.body && !(rq->req.body = pc_arena_try_alloc(rq->req.arena, 1)))
+        return answer_over_budget(conn, s, rq);
     rq->req.body[rq->req.body_len] = '\0';
     const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
     pc_encoding enc = pc_encoding_parse(ce);
@@ -320,6 +350,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         size_t out_len;
         int rc = pc_decompress(rq->req.arena, enc, rq->req.body, rq->req.body_len,
                                s->cfg.max_body, &out, &out_len, why, sizeof(why));
+        if (rc == PC_DECOMP_OVER_BUDGET) return answer_over_budget(conn, s, rq);
         if (rc == PC_DECOMP_TOO_BIG) {
             char msg[160];
             snprintf(msg, sizeof(msg), "decompressed request body exceeds the limit of %lld bytes",
@@ -336,6 +367,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     }
     pc_http_resp resp = {.status = 200, .content_type = "application/json", .body = PC_BUF_INIT};
     rq->route->fn(s->ctx, &rq->req, &resp);
+    if (rq->req.arena && pc_arena_over(rq->req.arena)) {
+        /* The handler kept the arena and the budget refused part of its work
+         * (a decoder that stopped early): whatever it answered, retry later. */
+        pc_buf_free(&resp.body);
+        return answer_over_budget(conn, s, rq);
+    }
     return send_resp(conn, s, &resp);
 }
 

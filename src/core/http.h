@@ -81,6 +81,7 @@ typedef struct pc_http_config {
     const char *cors_origins; /* comma list, JSON list or "*"; NULL/"" = no CORS headers */
     pc_http_error_fn error;   /* NULL = {"detail": msg} */
     pc_auth *auth;            /* checked for each route's scope; NULL = none */
+    pc_budget *budget;        /* request arenas are charged here; NULL = unlimited */
     const pc_tls_config *tls; /* NULL or no cert_file = plaintext; see tls.h */
 } pc_http_config;
 

@@ -2,9 +2,18 @@
  * json.c - JSON reader into pc_value trees, and the JSON writer (see json.h).
  *
  * Reader: recursive descent bounded by PC_JSON_MAX_DEPTH. Elements of open
- * arrays and objects collect on one scratch stack (a heap block reused across the
- * whole parse); when a container closes its elements are copied once into an
- * exact-size arena array, so nested containers never fragment the arena.
+ * arrays collect on one scratch stack of values, members of open objects on one
+ * of key/value pairs (heap blocks reused across the whole parse); when a
+ * container closes its elements are copied once into an exact-size arena
+ * array, so nested containers never fragment the arena.
+ *
+ * Memory: the scratch stacks are reserved in the arena's budget (arena.h) as
+ * they grow (by half, not double: a stack of 10 M values is the worst case
+ * and doubling costs up to twice that), and arena blocks are taken with
+ * pc_arena_try_alloc, so a document that would decode past the budget fails
+ * with "over the memory budget" and pc_arena_over(a) set. Cost per element:
+ * the scratch slot (24 bytes for a value, 40 for a member) and its arena copy;
+ * `[0,0,...]` peaks at about 24 x 2.5 / 2 = 30 bytes per body byte.
  *
  * Writer: runs of plain ASCII are appended in one copy; everything else goes
  * through the UTF-8 check, so invalid sequences become U+FFFD.
@@ -68,13 +77,17 @@ bool pc_utf8_valid(const char *p, size_t n)
 
 /* ----------------------------------------------------------------- reader */
 
+#define OVER_BUDGET "request is over the memory budget"
+
 typedef struct parser {
     pc_arena *a;
     const char *s;
     size_t n;
     size_t i;
-    pc_kv *stack; /* scratch elements of open containers */
+    pc_kv *stack; /* scratch members of open objects */
     size_t sp, scap;
+    pc_value *vstack; /* scratch elements of open arrays */
+    size_t vsp, vcap;
     pc_json_error *err;
 } parser;
 
@@ -176,7 +189,8 @@ static int parse_string(parser *p, pc_str *out)
         return 0;
     }
     /* Decoding never grows the text: escapes are at least as long as their output. */
-    char *o = pc_arena_alloc(p->a, end - start + 1);
+    char *o = pc_arena_try_alloc(p->a, end - start + 1);
+    if (!o) return fail(p, OVER_BUDGET);
     size_t on = 0, save = p->i;
     p->i = start;
     while (p->i < end) {
@@ -255,7 +269,8 @@ static int parse_number(parser *p, pc_value *v)
     }
     size_t len = p->i - start;
     char small[64];
-    char *tmp = len < sizeof(small) ? small : pc_arena_alloc(p->a, len + 1);
+    char *tmp = len < sizeof(small) ? small : pc_arena_try_alloc(p->a, len + 1);
+    if (!tmp) return fail(p, OVER_BUDGET);
     memcpy(tmp, p->s + start, len);
     tmp[len] = '\0';
     if (is_int) {
@@ -280,22 +295,41 @@ static bool lit(parser *p, const char *word, size_t len)
     return true;
 }
 
+/* Grows the scratch block |*v| of |*cap| elements of |size| bytes by half,
+ * reserving the growth in the arena's budget: 0, or -1 when refused. */
+static int grow_scratch(parser *p, void **v, size_t *cap, size_t size)
+{
+    size_t ncap = *cap ? *cap + *cap / 2 : 64;
+    if (pc_arena_reserve(p->a, (ncap - *cap) * size)) return -1;
+    *v = pc_xrealloc(*v, ncap * size);
+    *cap = ncap;
+    return 0;
+}
+
+/* A new member slot on the object stack, or NULL when over the budget. */
 static pc_kv *push(parser *p)
 {
-    if (p->sp == p->scap) {
-        p->scap = p->scap ? p->scap * 2 : 64;
-        p->stack = pc_xrealloc(p->stack, p->scap * sizeof(pc_kv));
-    }
+    if (p->sp == p->scap && grow_scratch(p, (void **)&p->stack, &p->scap, sizeof(pc_kv)))
+        return NULL;
     pc_kv *kv = &p->stack[p->sp++];
     kv->key = PC_STR_NULL;
     return kv;
+}
+
+/* A new element slot on the array stack, or NULL when over the budget. */
+static pc_value *push_value(parser *p)
+{
+    if (p->vsp == p->vcap &&
+        grow_scratch(p, (void **)&p->vstack, &p->vcap, sizeof(pc_value)))
+        return NULL;
+    return &p->vstack[p->vsp++];
 }
 
 static int parse_value(parser *p, pc_value *v, int depth);
 
 static int parse_array(parser *p, pc_value *v, int depth)
 {
-    size_t base = p->sp;
+    size_t base = p->vsp;
     skip_ws(p);
     if (p->i < p->n && p->s[p->i] == ']') {
         p->i++;
@@ -303,7 +337,9 @@ static int parse_array(parser *p, pc_value *v, int depth)
         for (;;) {
             pc_value item;
             if (parse_value(p, &item, depth)) return -1;
-            push(p)->value = item;
+            pc_value *slot = push_value(p);
+            if (!slot) return fail(p, OVER_BUDGET);
+            *slot = item;
             skip_ws(p);
             if (p->i >= p->n) return fail(p, "unterminated array");
             char c = p->s[p->i++];
@@ -311,12 +347,13 @@ static int parse_array(parser *p, pc_value *v, int depth)
             if (c != ',') return p->i--, fail(p, "expected ',' or ']'");
         }
     }
-    size_t count = p->sp - base;
+    size_t count = p->vsp - base;
     v->type = PC_V_ARRAY;
     v->arr.n = count;
-    v->arr.v = count ? pc_arena_alloc(p->a, count * sizeof(pc_value)) : NULL;
-    for (size_t k = 0; k < count; k++) v->arr.v[k] = p->stack[base + k].value;
-    p->sp = base;
+    v->arr.v = count ? pc_arena_try_alloc(p->a, count * sizeof(pc_value)) : NULL;
+    if (count && !v->arr.v) return fail(p, OVER_BUDGET);
+    if (count) memcpy(v->arr.v, p->vstack + base, count * sizeof(pc_value));
+    p->vsp = base;
     return 0;
 }
 
@@ -339,6 +376,7 @@ static int parse_object(parser *p, pc_value *v, int depth)
             pc_value item;
             if (parse_value(p, &item, depth)) return -1;
             pc_kv *kv = push(p);
+            if (!kv) return fail(p, OVER_BUDGET);
             kv->key = key;
             kv->value = item;
             skip_ws(p);
@@ -351,7 +389,8 @@ static int parse_object(parser *p, pc_value *v, int depth)
     size_t count = p->sp - base;
     v->type = PC_V_MAP;
     v->map.n = count;
-    v->map.kv = count ? pc_arena_alloc(p->a, count * sizeof(pc_kv)) : NULL;
+    v->map.kv = count ? pc_arena_try_alloc(p->a, count * sizeof(pc_kv)) : NULL;
+    if (count && !v->map.kv) return fail(p, OVER_BUDGET);
     if (count) memcpy(v->map.kv, p->stack + base, count * sizeof(pc_kv));
     p->sp = base;
     return 0;
@@ -408,6 +447,8 @@ int pc_json_parse(pc_arena *a, const char *text, size_t len, pc_value *out, pc_j
         if (p.i != p.n) rc = fail(&p, "trailing characters after JSON value");
     }
     free(p.stack);
+    free(p.vstack);
+    pc_arena_unreserve(a, p.scap * sizeof(pc_kv) + p.vcap * sizeof(pc_value));
     return rc;
 }
 

@@ -31,7 +31,8 @@ typedef struct pc_json_error {
     size_t offset;
 } pc_json_error;
 
-/* Parses |len| bytes of |text|. Returns 0 and fills |out|, or -1 and fills |err|. */
+/* Parses |len| bytes of |text|. Returns 0 and fills |out|, or -1 and fills |err|;
+ * when the arena's budget refused memory, pc_arena_over(a) is set too. */
 int pc_json_parse(pc_arena *a, const char *text, size_t len, pc_value *out, pc_json_error *err);
 
 /* Returns the member |key| of object |obj|, or NULL (also when |obj| is not an object). */

@@ -11,6 +11,7 @@
  * SIGHUP re-reads auth.keys_file (auth.h) without a restart.
  */
 #include "auth.h"
+#include "budget.h"
 #include "config.h"
 #include "log.h"
 #include "pipeline.h"
@@ -101,9 +102,16 @@ int main(int argc, char **argv)
 
     pc_log(PC_LOG_INFO, NULL, "prela-collector %s starting (config: %s)", PC_VERSION,
            cfg->source);
+    int64_t limit = pc_budget_effective_limit(cfg->memory_limit, cfg->memory_limit_percentage,
+                                              "/sys/fs/cgroup/memory.max");
+    pc_budget *budget = pc_budget_create(limit);
+    pc_log(PC_LOG_INFO, NULL, "memory budget for requests: %lld MiB%s", (long long)(limit >> 20),
+           limit < cfg->memory_limit ? " (from the cgroup limit)" : "");
     pc_pipeline *p = pc_pipeline_create(cfg, auth);
+    if (p) pc_pipeline_set_budget(p, budget);
     if (!p || pc_pipeline_start(p)) {
         pc_pipeline_destroy(p);
+        pc_budget_destroy(budget);
         pc_auth_destroy(auth);
         pc_config_free(cfg);
         pc_log(PC_LOG_ERROR, NULL, "startup failed");
@@ -124,6 +132,10 @@ int main(int argc, char **argv)
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
     pc_pipeline_shutdown(p);
     pc_pipeline_destroy(p);
+    if (pc_budget_refused(budget))
+        pc_log(PC_LOG_INFO, NULL, "memory budget: peak %lld bytes, %lld reservations refused",
+               (long long)pc_budget_peak(budget), (long long)pc_budget_refused(budget));
+    pc_budget_destroy(budget);
     pc_auth_destroy(auth);
     pc_config_free(cfg);
     pc_log(PC_LOG_INFO, NULL, "stopped");

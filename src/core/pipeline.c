@@ -34,6 +34,7 @@ typedef struct fanout {
 struct pc_host {
     pc_pipeline *p;
     pc_auth *auth;
+    pc_budget *budget;
 };
 
 struct pc_pipeline {
@@ -99,6 +100,16 @@ const pc_store *pc_host_store(pc_host *host, const char *id)
 pc_auth *pc_host_auth(pc_host *host)
 {
     return host ? host->auth : NULL;
+}
+
+pc_budget *pc_host_budget(pc_host *host)
+{
+    return host ? host->budget : NULL;
+}
+
+void pc_pipeline_set_budget(pc_pipeline *p, pc_budget *b)
+{
+    p->host.budget = b;
 }
 
 static node *add_node(pc_pipeline *p, const pc_config_component *cc)

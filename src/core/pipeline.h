@@ -14,6 +14,7 @@
 #define PC_PIPELINE_H
 
 #include "auth.h"
+#include "budget.h"
 #include "config.h"
 
 typedef struct pc_pipeline pc_pipeline;
@@ -21,6 +22,9 @@ typedef struct pc_pipeline pc_pipeline;
 /* Builds every component of |cfg|; receivers check requests with |auth| (NULL =
  * none). Both must outlive the pipeline. NULL on failure. */
 pc_pipeline *pc_pipeline_create(const pc_config *cfg, pc_auth *auth);
+/* Gives receivers the process memory budget |b| (budget.h; borrowed, it must
+ * outlive the pipeline; NULL = unlimited). Call before pc_pipeline_start. */
+void pc_pipeline_set_budget(pc_pipeline *p, pc_budget *b);
 /* Starts everything; on failure stops what was started and returns -1. */
 int pc_pipeline_start(pc_pipeline *p);
 /* Shuts everything down in reverse order. Idempotent. */

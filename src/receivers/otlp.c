@@ -139,6 +139,15 @@ static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body
     if (sig != PC_SIGNAL_TRACES) rc = pc_otlp_decode_signal(b, body, len, json, res);
     else if (json) rc = pc_otlp_decode_json(b, body, len, project, o->cfg->project_id, res);
     else rc = pc_otlp_decode_proto(b, body, len, project, o->cfg->project_id, res);
+    if (pc_arena_over(b->arena)) {
+        /* The memory budget refused part of the decode: not the client's fault,
+         * and worth retrying once other requests have gone. */
+        snprintf(res->error, sizeof(res->error),
+                 "the collector is over its memory budget; retry later");
+        *retry_s = 1;
+        pc_batch_unref(b);
+        return OUT_LIMITED;
+    }
     if (rc) {
         pc_batch_unref(b);
         return OUT_BAD;
@@ -385,6 +394,7 @@ static int start(void *ctx, pc_host *host)
             .drain_timeout_ms = 30000,
             .retry_after_ms = (int)o->cfg->retry_after_ms,
             .auth = pc_host_auth(host),
+            .budget = pc_host_budget(host),
             .tls = &o->cfg->grpc_tls,
         };
         o->grpc = pc_grpc_start(&gc, grpc_methods, sizeof(grpc_methods) / sizeof(grpc_methods[0]), o);
@@ -398,6 +408,7 @@ static int start(void *ctx, pc_host *host)
             .cors_origins = o->cfg->http_cors_origins,
             .error = write_error,
             .auth = pc_host_auth(host),
+            .budget = pc_host_budget(host),
             .tls = &o->cfg->http_tls,
         };
         o->http = pc_http_start(&hc, http_routes, sizeof(http_routes) / sizeof(http_routes[0]), o);

@@ -10,7 +10,9 @@
  *      hundred KB of nested AnyValues would overflow the stack; the walk bounds
  *      nesting (MAX_NESTING) and names the byte offset of malformed input.
  *   2. protobuf-c unpacks with an allocator that carves from the arena (free is
- *      a no-op), so there is no per-attribute malloc. The allocator enforces a
+ *      a no-op), so there is no per-attribute malloc. Each block is charged to
+ *      the process memory budget as it is taken (pc_arena_try_alloc), so a
+ *      request that would decode past it stops there. The allocator enforces a
  *      budget proportional to the body: tiny messages on the wire (an empty
  *      KeyValue is 2 bytes) become ~100 bytes of structs, and a 20 MiB body of
  *      them must not cost gigabytes.
@@ -156,7 +158,7 @@ static void *budget_alloc(void *data, size_t size)
         return NULL; /* protobuf-c then fails the unpack */
     }
     bu->left -= size;
-    return pc_arena_alloc(bu->a, size);
+    return pc_arena_try_alloc(bu->a, size); /* NULL when the memory budget refuses */
 }
 
 static void budget_free(void *data, void *p)
@@ -176,7 +178,9 @@ ProtobufCMessage *pc_otlp_unpack(pc_otlp_dec *d, const ProtobufCMessageDescripto
     budget bu = {d->a, UNPACK_BUDGET_FACTOR * len + UNPACK_BUDGET_SLACK, false};
     ProtobufCAllocator alloc = {budget_alloc, budget_free, &bu};
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, len, buf);
-    if (!m && bu.over)
+    if (!m && pc_arena_over(d->a))
+        pc_otlp_fail(d, NULL, "request is over the memory budget");
+    else if (!m && bu.over)
         pc_otlp_fail(d, NULL, "request has too many small messages to decode");
     else if (!m)
         pc_otlp_fail(d, NULL, "invalid protobuf %s", desc->short_name);

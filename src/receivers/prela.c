@@ -461,6 +461,7 @@ static int start(void *ctx, pc_host *host)
                          .max_body = p->cfg->max_body,
                          .cors_origins = p->cfg->cors_origins,
                          .auth = pc_host_auth(host),
+                         .budget = pc_host_budget(host),
                          .tls = &p->cfg->tls};
     p->http = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), p);
     return p->http ? 0 : -1;
