@@ -17,6 +17,7 @@
 #include "pipeline.h"
 #include "registry.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -91,6 +92,12 @@ int main(int argc, char **argv)
         return 0;
     }
     pc_log_set_level(cfg->log_level);
+    /* Why a fixed mmap threshold: glibc raises it after each large free (up to
+     * 32 MiB), after which request-sized blocks come from per-thread heaps that
+     * keep their pages when freed, so the resident size would drift far past
+     * the memory budget (budget.h) under a stream of large requests. Fixed, a
+     * block of 256 KiB or more is mapped on its own and unmapped when freed. */
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
 
     sigset_t set;
     sigemptyset(&set);
