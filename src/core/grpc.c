@@ -142,7 +142,8 @@ struct conn {
     int nstreams;
     int64_t idle_since;
     int64_t blocked_since; /* > 0: the socket has been full since then */
-    int64_t stalled_at;    /* > 0: a call's request timed out then (GOAWAY sent) */
+    int64_t stalled_at;    /* > 0: a call's request timed out then */
+    int goaway_due;        /* stalled: GOAWAY on the next turn, after the answers went out */
     struct sockaddr_storage addr; /* the client's address (port zeroed), for the per-address limit */
     gcall *calls;
     pc_buf out;
@@ -1132,7 +1133,7 @@ static void check_deadlines(pc_grpc_server *s, int64_t now)
     int64_t next = now + 1000, limit = s->cfg.request_timeout_ms;
     for (conn *cn = s->conns; cn; cn = cn->next) {
         if (cn->dead || cn->handshaking) continue;
-        int stalled = 0, running = 0;
+        int stalled = 0, running = 0, receiving = 0;
         for (gcall *c = cn->calls; c; c = c->next) {
             if (c->state == RECEIVING && now >= c->recv_deadline) {
                 answer(c, PC_GRPC_DEADLINE_EXCEEDED, 0, 0,
@@ -1142,19 +1143,31 @@ static void check_deadlines(pc_grpc_server *s, int64_t now)
             int open = c->state == RECEIVING || (c->state == RUNNING && !c->expired);
             if (open && c->client_deadline && now >= c->client_deadline) expire(c);
             running += c->state == RUNNING;
+            receiving += c->state == RECEIVING;
             if (c->state == RECEIVING && c->recv_deadline < next) next = c->recv_deadline;
             if (c->client_deadline && c->state != ANSWERED && !c->expired &&
                 c->client_deadline < next)
                 next = c->client_deadline;
         }
+        /* The GOAWAY follows the answers (and their RST_STREAMs), on a later
+         * turn once no request is left arriving (or request_timeout_ms on):
+         * some clients take no frame for any stream once GOAWAY came. */
+        if (cn->goaway_due && (!receiving || now - cn->stalled_at >= limit)) {
+            cn->goaway_due = 0;
+            final_goaway(cn);
+        }
         if (stalled && !cn->stalled_at) {
             pc_log(PC_LOG_DEBUG, s->cfg.name, "%s: a request stalled, GOAWAY", cn->peer);
             cn->stalled_at = now;
-            final_goaway(cn);
+            cn->goaway_due = 1;
+            if (!receiving) next = now;
         }
-        if (cn->stalled_at && !running && now - cn->stalled_at >= limit)
+        if (cn->stalled_at && !running && now - cn->stalled_at >= 2 * limit)
             conn_kill(cn, "stalled after GOAWAY");
-        if (cn->stalled_at && cn->stalled_at + limit < next) next = cn->stalled_at + limit;
+        if (cn->goaway_due && !receiving) next = now;
+        for (int k = 1; cn->stalled_at && k <= 2; k++) /* the GOAWAY and the close */
+            if (cn->stalled_at + k * limit > now && cn->stalled_at + k * limit < next)
+                next = cn->stalled_at + k * limit;
     }
     s->next_check = next;
 }
