@@ -27,6 +27,21 @@
  * has buffered are invisible to epoll, so conn_read drains them before it
  * returns.
  *
+ * Flow control (no automatic WINDOW_UPDATE): a stream's window is consumed as
+ * its DATA is buffered (take_data), so one message is never stalled by its own
+ * window; the connection's window (max_conn_buffer) only as a call's buffered
+ * bytes stop being the connection's (release_data: the call goes to a handler,
+ * is answered, or is reset). A connection therefore holds at most
+ * max_conn_buffer bytes of unfinished requests however many streams it opens;
+ * DATA for a call already answered is dropped and consumed at once.
+ *
+ * Deadlines: sweep() checks each connection's calls when the earliest known
+ * deadline (s->next_check, at least once a second) has come: a request still
+ * arriving past request_timeout_ms, or any call past its grpc-timeout, is
+ * answered DEADLINE_EXCEEDED; the first also sends the connection a GOAWAY. A
+ * RUNNING call answered so keeps its state (its thread owns it) with
+ * |expired| set, and its handler's reply is dropped when it comes back.
+ *
  * Why one I/O thread plus a thread per running call: nghttp2 sessions are not
  * thread-safe, and handlers block until exporters made data durable; running
  * them apart keeps every connection responsive while at most max_inflight
@@ -56,7 +71,6 @@
 #include <unistd.h>
 
 #define STREAM_WINDOW (1 << 20)     /* SETTINGS_INITIAL_WINDOW_SIZE */
-#define CONN_WINDOW (16 << 20)      /* connection receive window */
 #define MAX_HEADER_BYTES (64 << 10) /* request header list, per call */
 #define FIRST_MSG_BLOCK (64 << 10)  /* message buffer before it has to grow */
 #define RETRY_OVER_BUDGET_MS 1000   /* RetryInfo when the memory budget refused a call */
@@ -108,6 +122,10 @@ typedef struct gcall {
     uint8_t *msg; /* the message as received, in the arena */
     size_t msg_len, msg_cap, declared;
     uint64_t wire_bytes;
+    int64_t recv_deadline;   /* HEADERS + request_timeout_ms: END_STREAM by then */
+    int64_t client_deadline; /* from grpc-timeout; 0 = none */
+    int expired;             /* answered DEADLINE_EXCEEDED while RUNNING */
+    size_t held;             /* DATA bytes not yet given back to the connection window */
     uint8_t out_prefix[5]; /* the response message prefix */
     size_t out_off;        /* bytes of prefix + body handed to nghttp2 */
 } gcall;
@@ -124,6 +142,10 @@ struct conn {
     int handshaking;  /* TLS handshake not finished: no HTTP/2 yet */
     int nstreams;
     int64_t idle_since;
+    int64_t blocked_since; /* > 0: the socket has been full since then */
+    int64_t stalled_at;    /* > 0: a call's request timed out then */
+    int goaway_due;        /* stalled: GOAWAY on the next turn, after the answers went out */
+    struct sockaddr_storage addr; /* the client's address (port zeroed), for the per-address limit */
     gcall *calls;
     pc_buf out;
     size_t out_off;
@@ -150,6 +172,8 @@ struct pc_grpc_server {
     int64_t drain_started;
     int64_t accept_resume; /* > 0: accepting paused (out of descriptors) until then */
     int64_t accept_warned; /* when that was last logged (at most every 10 s) */
+    int64_t next_check;    /* when sweep next looks at the calls' deadlines */
+    nghttp2_option *h2opt;
     uint8_t rbuf[READ_CHUNK];
 };
 
@@ -260,6 +284,8 @@ static gcall *call_new(conn *cn, int32_t stream_id)
     c->pub.priv = c;
     c->conn = cn;
     c->stream_id = stream_id;
+    c->recv_deadline = now_ms() + cn->s->cfg.request_timeout_ms;
+    if (c->recv_deadline < cn->s->next_check) cn->s->next_check = c->recv_deadline;
     c->next = cn->calls;
     if (cn->calls) cn->calls->prev = c;
     cn->calls = c;
@@ -275,11 +301,23 @@ static void call_free(gcall *c)
     free(c);
 }
 
+/* Flow control: gives the DATA bytes |c| buffered back to its connection's
+ * window; they are no longer the connection's to hold. */
+static void release_data(gcall *c)
+{
+    if (c->held && c->conn && !c->conn->dead) {
+        nghttp2_session_consume_connection(c->conn->h2, c->held);
+        c->conn->dirty = 1;
+    }
+    c->held = 0;
+}
+
 /* Takes |c| off its connection; afterwards only the done queue may free it. */
 static void call_detach(gcall *c)
 {
     conn *cn = c->conn;
     if (!cn) return;
+    release_data(c);
     *(c->prev ? &c->prev->next : &cn->calls) = c->next;
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
@@ -313,6 +351,7 @@ static nghttp2_nv hdr(const char *name, const char *value)
 static void submit(gcall *c, const nghttp2_nv *nv, size_t n, const nghttp2_data_provider *dp)
 {
     conn *cn = c->conn;
+    release_data(c);
     c->state = ANSWERED;
     cn->dirty = 1;
     int rv = nghttp2_submit_response(cn->h2, c->stream_id, nv, n, dp);
@@ -431,6 +470,50 @@ static void check_key(gcall *c)
         answer(c, PC_GRPC_RESOURCE_EXHAUSTED, retry * 1000, 0, "%s", msg);
 }
 
+/* Parses a grpc-timeout value (1 to 8 digits and a unit: H M S m u n) into
+ * milliseconds, rounding up. 0 / -1. */
+static int parse_timeout(const char *v, int64_t *ms)
+{
+    size_t n = strlen(v);
+    if (n < 2 || n > 9) return -1;
+    int64_t x = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (v[i] < '0' || v[i] > '9') return -1;
+        x = x * 10 + (v[i] - '0');
+    }
+    switch (v[n - 1]) {
+    case 'H': x *= 3600000; break;
+    case 'M': x *= 60000; break;
+    case 'S': x *= 1000; break;
+    case 'm': break;
+    case 'u': x = (x + 999) / 1000; break;
+    case 'n': x = (x + 999999) / 1000000; break;
+    default: return -1;
+    }
+    *ms = x;
+    return 0;
+}
+
+/* Sets the call's deadline from the client's grpc-timeout, if any; answers a
+ * malformed one, or a deadline already gone. */
+static void apply_timeout(gcall *c)
+{
+    const char *t = pc_grpc_metadata(&c->pub, "grpc-timeout");
+    int64_t ms;
+    if (!t) return;
+    if (parse_timeout(t, &ms)) {
+        answer(c, PC_GRPC_INTERNAL, 0, 0,
+               "malformed grpc-timeout '%.20s' (1 to 8 digits and one of H M S m u n)", t);
+        return;
+    }
+    if (ms == 0) {
+        answer(c, PC_GRPC_DEADLINE_EXCEEDED, 0, 0, "grpc-timeout of 0 already expired");
+        return;
+    }
+    c->client_deadline = now_ms() + ms;
+    if (c->client_deadline < c->s->next_check) c->s->next_check = c->client_deadline;
+}
+
 /* The request headers are complete: answers at once what no handler may see. */
 static void on_request_headers(gcall *c)
 {
@@ -452,6 +535,7 @@ static void on_request_headers(gcall *c)
         answer(c, PC_GRPC_UNAVAILABLE, s->cfg.retry_after_ms, 0, "the server is shutting down");
     else if (c->method->scope)
         check_key(c);
+    if (c->state == RECEIVING) apply_timeout(c);
 }
 
 /* The 5-byte prefix is complete: checks it and sizes the message buffer, or
@@ -540,6 +624,7 @@ static void start_call(gcall *c)
     c->msg[c->msg_len] = '\0';
     c->pub.msg = c->msg;
     c->pub.msg_len = c->msg_len;
+    release_data(c); /* the handler's now */
     c->state = RUNNING;
     int rv = pthread_create(&c->thread, NULL, call_main, c);
     if (rv == 0) {
@@ -643,7 +728,7 @@ static void on_wake(pc_grpc_server *s)
         c->state = ANSWERED; /* not RUNNING any more: stream close or reap frees it */
         if (!c->conn)
             call_free(c);
-        else if (!c->conn->dead)
+        else if (!c->conn->dead && !c->expired) /* expired: answered already */
             submit_reply(c);
     }
 }
@@ -704,7 +789,15 @@ static int cb_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id, 
 {
     (void)flags, (void)user;
     gcall *c = nghttp2_session_get_stream_user_data(h2, stream_id);
-    if (c && c->state == RECEIVING) on_data(c, data, len);
+    if (!c || c->state != RECEIVING) { /* dropped: the client may send on */
+        nghttp2_session_consume(h2, stream_id, len);
+        return 0;
+    }
+    /* The stream may send on at once; the connection only once the call
+     * lets go of these bytes (release_data). */
+    nghttp2_session_consume_stream(h2, stream_id, len);
+    c->held += len;
+    on_data(c, data, len);
     return 0;
 }
 
@@ -836,6 +929,7 @@ static void conn_flush(conn *cn)
         const char *why = NULL;
         ssize_t w = conn_send(cn, cn->out.data, cn->out.len, &why);
         if (w == IO_AGAIN) {
+            if (!cn->blocked_since) cn->blocked_since = now_ms();
             conn_arm(cn, 1);
             return;
         }
@@ -843,6 +937,7 @@ static void conn_flush(conn *cn)
             conn_kill(cn, why);
             return;
         }
+        cn->blocked_since = 0;
         cn->out_off = (size_t)w;
         if (cn->out_off == cn->out.len) {
             cn->out_off = cn->out.len = 0;
@@ -912,7 +1007,8 @@ static void conn_open(pc_grpc_server *s, int fd, const struct sockaddr *sa, sock
     if (s->conns) s->conns->prev = cn;
     s->conns = cn;
     s->nconns++;
-    if (nghttp2_session_server_new(&cn->h2, s->cbs, cn)) {
+    memcpy(&cn->addr, sa, sl <= sizeof(cn->addr) ? sl : sizeof(cn->addr));
+    if (nghttp2_session_server_new2(&cn->h2, s->cbs, cn, s->h2opt)) {
         cn->dead = 1; /* never added to epoll */
         return;
     }
@@ -922,7 +1018,8 @@ static void conn_open(pc_grpc_server *s, int fd, const struct sockaddr *sa, sock
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_BYTES},
     };
     nghttp2_submit_settings(cn->h2, NGHTTP2_FLAG_NONE, iv, 3);
-    nghttp2_session_set_local_window_size(cn->h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+    nghttp2_session_set_local_window_size(cn->h2, NGHTTP2_FLAG_NONE, 0,
+                                          (int32_t)s->cfg.max_conn_buffer);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = cn};
     epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev);
     if (s->tls) {
@@ -934,7 +1031,30 @@ static void conn_open(pc_grpc_server *s, int fd, const struct sockaddr *sa, sock
     conn_flush(cn);
 }
 
-/* Accepts every pending connection; beyond max_connections closes them at once. */
+/* Whether |a| and |b| are the same client address (ports aside). */
+static int same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return 0;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+    return 0;
+}
+
+/* How many live connections come from the address of |ss|. */
+static int count_from(pc_grpc_server *s, const struct sockaddr_storage *ss)
+{
+    int n = 0;
+    for (conn *cn = s->conns; cn; cn = cn->next)
+        n += !cn->dead && same_address(&cn->addr, ss);
+    return n;
+}
+
+/* Accepts every pending connection; beyond max_connections, or
+ * max_connections_per_address from one address, closes them at once. */
 static void accept_all(pc_grpc_server *s)
 {
     while (s->lfd >= 0) {
@@ -962,6 +1082,14 @@ static void accept_all(pc_grpc_server *s)
         if (s->nconns >= s->cfg.max_connections) {
             pc_log(PC_LOG_DEBUG, s->cfg.name, "refusing a connection: max_connections (%d) open",
                    s->cfg.max_connections);
+            close(fd);
+            continue;
+        }
+        if (s->cfg.max_connections_per_address > 0 &&
+            count_from(s, &ss) >= s->cfg.max_connections_per_address) {
+            pc_log(PC_LOG_DEBUG, s->cfg.name,
+                   "refusing a connection: max_connections_per_address (%d) open from its address",
+                   s->cfg.max_connections_per_address);
             close(fd);
             continue;
         }
@@ -1003,6 +1131,67 @@ static void begin_drain(pc_grpc_server *s)
     }
 }
 
+/* Answers DEADLINE_EXCEEDED for |c| past its grpc-timeout. A RUNNING call
+ * stays RUNNING (its thread owns it); its reply is dropped (on_wake). */
+static void expire(gcall *c)
+{
+    int running = c->state == RUNNING;
+    answer(c, PC_GRPC_DEADLINE_EXCEEDED, 0, 0, "deadline exceeded (grpc-timeout)");
+    if (running) {
+        c->state = RUNNING;
+        c->expired = 1;
+    }
+}
+
+/* When the earliest deadline has come: answers the calls past theirs, sends
+ * GOAWAY to connections whose requests stalled, closes a stalled connection
+ * that still has no running call request_timeout_ms after its GOAWAY, and
+ * notes the next deadline. */
+static void check_deadlines(pc_grpc_server *s, int64_t now)
+{
+    if (now < s->next_check) return;
+    int64_t next = now + 1000, limit = s->cfg.request_timeout_ms;
+    for (conn *cn = s->conns; cn; cn = cn->next) {
+        if (cn->dead || cn->handshaking) continue;
+        int stalled = 0, running = 0, receiving = 0;
+        for (gcall *c = cn->calls; c; c = c->next) {
+            if (c->state == RECEIVING && now >= c->recv_deadline) {
+                answer(c, PC_GRPC_DEADLINE_EXCEEDED, 0, 0,
+                       "request not received within %lld ms", (long long)limit);
+                stalled = 1;
+            }
+            int open = c->state == RECEIVING || (c->state == RUNNING && !c->expired);
+            if (open && c->client_deadline && now >= c->client_deadline) expire(c);
+            running += c->state == RUNNING;
+            receiving += c->state == RECEIVING;
+            if (c->state == RECEIVING && c->recv_deadline < next) next = c->recv_deadline;
+            if (c->client_deadline && c->state != ANSWERED && !c->expired &&
+                c->client_deadline < next)
+                next = c->client_deadline;
+        }
+        /* The GOAWAY follows the answers (and their RST_STREAMs), on a later
+         * turn once no request is left arriving (or request_timeout_ms on):
+         * some clients take no frame for any stream once GOAWAY came. */
+        if (cn->goaway_due && (!receiving || now - cn->stalled_at >= limit)) {
+            cn->goaway_due = 0;
+            final_goaway(cn);
+        }
+        if (stalled && !cn->stalled_at) {
+            pc_log(PC_LOG_DEBUG, s->cfg.name, "%s: a request stalled, GOAWAY", cn->peer);
+            cn->stalled_at = now;
+            cn->goaway_due = 1;
+            if (!receiving) next = now;
+        }
+        if (cn->stalled_at && !running && now - cn->stalled_at >= 2 * limit)
+            conn_kill(cn, "stalled after GOAWAY");
+        if (cn->goaway_due && !receiving) next = now;
+        for (int k = 1; cn->stalled_at && k <= 2; k++) /* the GOAWAY and the close */
+            if (cn->stalled_at + k * limit > now && cn->stalled_at + k * limit < next)
+                next = cn->stalled_at + k * limit;
+    }
+    s->next_check = next;
+}
+
 /* Once per loop turn: flushes what callbacks and completions submitted, sends
  * GOAWAY to idle connections, closes all at the drain deadline, frees the dead. */
 static void sweep(pc_grpc_server *s)
@@ -1010,6 +1199,7 @@ static void sweep(pc_grpc_server *s)
     int64_t now = now_ms();
     int64_t idle_ms = (int64_t)s->cfg.idle_timeout_s * 1000;
     int past_deadline = s->draining && now >= s->deadline;
+    check_deadlines(s, now);
     if (s->accept_resume && now >= s->accept_resume && s->lfd >= 0) {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->lfd};
         epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &ev);
@@ -1029,6 +1219,8 @@ static void sweep(pc_grpc_server *s)
                    s->cfg.idle_timeout_s);
             final_goaway(cn);
         }
+        if (!cn->dead && cn->blocked_since && now - cn->blocked_since >= s->cfg.request_timeout_ms)
+            conn_kill(cn, "the client reads none of our answers");
         if (cn->dirty) conn_flush(cn);
         if (cn->dead) conn_reap(cn);
     }
@@ -1038,7 +1230,10 @@ static void sweep(pc_grpc_server *s)
  * forever once only handler threads are left to wait for. */
 static int loop_timeout(pc_grpc_server *s)
 {
-    if (!s->draining) return s->accept_resume ? ACCEPT_PAUSE_MS : 1000;
+    if (!s->draining) {
+        int64_t wait = s->accept_resume ? ACCEPT_PAUSE_MS : 1000, left = s->next_check - now_ms();
+        return (int)(left < 0 ? 0 : left < wait ? left : wait);
+    }
     int64_t left = s->deadline - now_ms();
     if (left <= 0) return s->conns ? 0 : -1;
     return left < 1000 ? (int)left : 1000;
@@ -1116,6 +1311,7 @@ static void server_free(pc_grpc_server *s)
     if (s->efd >= 0) close(s->efd);
     if (s->ep >= 0) close(s->ep);
     nghttp2_session_callbacks_del(s->cbs);
+    nghttp2_option_del(s->h2opt);
     pc_tls_server_destroy(s->tls);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -1144,6 +1340,11 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
     if (s->cfg.max_inflight <= 0) s->cfg.max_inflight = 64;
     if (s->cfg.max_connections <= 0) s->cfg.max_connections = 1024;
     if (s->cfg.idle_timeout_s <= 0) s->cfg.idle_timeout_s = 300;
+    if (s->cfg.request_timeout_ms <= 0) s->cfg.request_timeout_ms = 30000;
+    if (s->cfg.max_conn_buffer <= 0) s->cfg.max_conn_buffer = 16 << 20;
+    if (s->cfg.max_conn_buffer < s->cfg.max_msg + 5) s->cfg.max_conn_buffer = s->cfg.max_msg + 5;
+    if (s->cfg.max_conn_buffer > INT32_MAX) s->cfg.max_conn_buffer = INT32_MAX;
+    s->next_check = now_ms() + 1000;
     if (s->cfg.drain_timeout_ms < 0) s->cfg.drain_timeout_ms = 0;
     s->methods = methods;
     s->n_methods = n;
@@ -1151,6 +1352,8 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
     s->lfd = s->efd = s->ep = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->cbs = callbacks();
+    if (nghttp2_option_new(&s->h2opt)) abort(); /* only fails on OOM */
+    nghttp2_option_set_no_auto_window_update(s->h2opt, 1);
     if (pc_tls_enabled(cfg->tls) && !(s->tls = pc_tls_server_create(cfg->tls, cfg->name))) {
         server_free(s);
         return NULL;
@@ -1176,6 +1379,15 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
            pc_auth_enabled(cfg->auth) ? ", API keys required" : "");
     pc_auth_warn_if_exposed(cfg->auth, cfg->name, cfg->endpoint);
     return s;
+}
+
+void pc_grpc_set_limits(pc_grpc_config *c, const pc_grpc_limits *l)
+{
+    c->max_connections = (int)l->max_connections;
+    c->max_connections_per_address = (int)l->max_connections_per_address;
+    c->idle_timeout_s = (int)((l->idle_timeout_ms + 999) / 1000);
+    c->request_timeout_ms = l->request_timeout_ms;
+    c->max_conn_buffer = l->max_conn_buffer;
 }
 
 int pc_grpc_port(const pc_grpc_server *s)

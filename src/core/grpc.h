@@ -34,6 +34,22 @@
  * handler returns. A call whose stream was reset, or whose connection closed,
  * still runs to the end; its reply is discarded.
  *
+ * Slow and stuck clients:
+ *   - at most max_connections connections, max_connections_per_address of
+ *     them from one client address; beyond either, closed at accept;
+ *   - a call's request (HEADERS to END_STREAM) must arrive within
+ *     request_timeout_ms: past it the call is answered DEADLINE_EXCEEDED (its
+ *     stream reset) and the connection, which stalls, gets GOAWAY;
+ *   - a client's grpc-timeout is honoured over the whole call: past it the
+ *     call is answered DEADLINE_EXCEEDED (a running handler finishes, unheard);
+ *     a malformed grpc-timeout is INTERNAL;
+ *   - flow control follows what the server took: a stream's window reopens as
+ *     its message is buffered, the connection's only as buffered messages
+ *     leave (handed to a handler, answered, or reset), so one connection never
+ *     holds more than max_conn_buffer bytes of unfinished requests;
+ *   - a connection without streams for idle_timeout_s gets GOAWAY, and one
+ *     that has not read our answers for request_timeout_ms is closed.
+ *
  * TLS (cfg->tls): the handshake runs on the I/O thread like everything else;
  * a client that does not negotiate ALPN "h2", or (mTLS) presents no
  * certificate the client CA signed, is disconnected during the handshake,
@@ -117,13 +133,50 @@ typedef struct pc_grpc_config {
     int max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
     int max_inflight;         /* handler calls running at once, all connections */
     int max_connections;      /* beyond it new connections are closed at accept */
+    int max_connections_per_address; /* from one client address; <= 0: no limit */
     int idle_timeout_s;       /* a connection without streams for this long gets GOAWAY */
+    int64_t request_timeout_ms; /* HEADERS to END_STREAM; <= 0: 30 s */
+    int64_t max_conn_buffer;  /* unfinished request bytes per connection; raised to max_msg + 5 */
     int drain_timeout_ms;     /* how long stop waits for running calls */
     int retry_after_ms;       /* RetryInfo delay sent with RESOURCE_EXHAUSTED / UNAVAILABLE */
     pc_auth *auth;            /* checked for each method's scope; NULL = none */
     pc_budget *budget;        /* call arenas are charged here; NULL = unlimited */
     const pc_tls_config *tls; /* NULL or no cert_file = cleartext; see tls.h */
 } pc_grpc_config;
+
+/*
+ * The connection limits of a gRPC receiver as settings: embed one in the
+ * receiver's config struct, list PC_GRPC_LIMIT_OPTIONS in its option table and
+ * copy them into pc_grpc_config with pc_grpc_set_limits.
+ */
+typedef struct pc_grpc_limits {
+    int64_t max_connections;
+    int64_t max_connections_per_address;
+    int64_t request_timeout_ms;
+    int64_t idle_timeout_ms;
+    int64_t max_conn_buffer;
+} pc_grpc_limits;
+
+/* Option table rows for a pc_grpc_limits |field| of |T|, keys under |prefix|. */
+#define PC_GRPC_LIMIT_OPTIONS(prefix, T, field)                                                  \
+    {prefix "max_connections", PC_OPT_INT, "1024", offsetof(T, field.max_connections), 1,       \
+     100000, "connections open at once; beyond it new ones are closed at accept"},              \
+    {prefix "max_connections_per_address", PC_OPT_INT, "128",                                    \
+     offsetof(T, field.max_connections_per_address), 1, 100000,                                  \
+     "connections open at once from one client address (raise it behind a load balancer)"},     \
+    {prefix "request_timeout", PC_OPT_DURATION, "30s", offsetof(T, field.request_timeout_ms),    \
+     100, 3600000,                                                                               \
+     "a call's request (HEADERS to END_STREAM) must arrive within it, else DEADLINE_EXCEEDED "   \
+     "and GOAWAY"},                                                                              \
+    {prefix "idle_timeout", PC_OPT_DURATION, "5m", offsetof(T, field.idle_timeout_ms), 1000,     \
+     86400000, "a connection without open calls for this long gets GOAWAY"},                    \
+    {prefix "max_connection_buffer", PC_OPT_SIZE, "16MiB", offsetof(T, field.max_conn_buffer),   \
+     65536, 1073741824,                                                                          \
+     "bytes of unfinished requests one connection may hold (HTTP/2 flow control window); "      \
+     "at least max_recv_msg_size"}
+
+/* Copies |l| into the matching fields of |c|. */
+void pc_grpc_set_limits(pc_grpc_config *c, const pc_grpc_limits *l);
 
 /*
  * Starts serving |methods| (n entries) with |ctx| passed to handlers. Returns

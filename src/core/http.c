@@ -15,6 +15,25 @@
  * does not fit), a chunked body as it grows, the inflated body as it inflates;
  * a refusal anywhere, decoding included, is answered 429 + Retry-After.
  *
+ * Slow clients: libmicrohttpd enforces the connection limits (total and per
+ * address) and the idle timeout, which any byte resets. The whole-request
+ * deadline is ours: each connection is tracked from NOTIFY_CONNECTION (STARTED
+ * to CLOSED) with the time its current request began (the connection opening or
+ * the previous request completing) and whether its handler is running or its
+ * response going out. A watchdog thread cuts, with shutdown(2), every
+ * connection whose request is still arriving past request_timeout; the
+ * connection's own thread then sees the socket end and closes it. libmicrohttpd
+ * reports CLOSED before it closes the socket, and both sides hold watch_mu, so
+ * the watchdog never touches a descriptor that was closed and reused.
+ *
+ * Why a thread per connection and not libmicrohttpd's thread pool: a pool
+ * thread runs access_cb inline for all of its connections, and handlers block
+ * until exporters made the data durable, so one slow export would stall every
+ * connection of that thread. Making a pool work needs suspend/resume and a
+ * second pool for handlers; instead the limits above bound the threads, and an
+ * idle connection's thread costs a few pages of stack. Connections are polled
+ * with poll(2), not select(2), so descriptors past FD_SETSIZE still work.
+ *
  * TLS is libmicrohttpd's (GnuTLS, the PEM text from tls.c in memory). With a
  * client CA it only *requests* a client certificate, so the first call of
  * every request verifies the session's peer (client_refused) before anything
@@ -29,10 +48,24 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define WATCH_TICK_MS 100 /* the deadline watchdog's period, at most */
+
+/* One open connection, as the deadline watchdog sees it (under watch_mu). */
+typedef struct watched {
+    int fd;
+    int busy;         /* the handler runs or the response goes out: no deadline */
+    int cut;          /* shut down once already */
+    int64_t since_ms; /* when the request now arriving began */
+    struct watched *prev, *next;
+} watched;
 
 struct pc_http_server {
     struct MHD_Daemon *daemon;
@@ -44,6 +77,12 @@ struct pc_http_server {
     int port;
     pc_tls_server *tls; /* NULL: plaintext */
     int mutual;         /* client certificates required */
+    pthread_mutex_t watch_mu; /* guards watch and stopping */
+    pthread_cond_t watch_cv;
+    watched *watch;
+    int stopping;
+    pthread_t watchdog;
+    int watchdog_started;
 };
 
 typedef struct request {
@@ -77,6 +116,96 @@ void pc_http_error_detail(pc_http_resp *resp, int status, const char *msg)
     pc_buf_puts(&resp->body, "{\"detail\":");
     pc_json_write_cstr(&resp->body, msg);
     pc_buf_putc(&resp->body, '}');
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pc_http_set_limits(pc_http_config *c, const pc_http_limits *l)
+{
+    c->max_connections = (int)l->max_connections;
+    c->max_connections_per_address = (int)l->max_connections_per_address;
+    c->request_timeout_ms = l->request_timeout_ms;
+    c->timeout_s = (int)((l->idle_timeout_ms + 999) / 1000);
+}
+
+/* Marks the request of |conn| as no longer arriving (|busy|), or as a new one
+ * beginning now. */
+static void watch_mark(pc_http_server *s, struct MHD_Connection *conn, int busy)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    watched *w = ci ? ci->socket_context : NULL;
+    if (!w) return;
+    pthread_mutex_lock(&s->watch_mu);
+    w->busy = busy;
+    if (!busy) w->since_ms = now_ms();
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+/* NOTIFY_CONNECTION: tracks a connection from STARTED to CLOSED. */
+static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    pc_http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci) return;
+        watched *w = pc_xcalloc(1, sizeof(*w));
+        w->fd = ci->connect_fd;
+        w->since_ms = now_ms();
+        pthread_mutex_lock(&s->watch_mu);
+        w->next = s->watch;
+        if (s->watch) s->watch->prev = w;
+        s->watch = w;
+        pthread_mutex_unlock(&s->watch_mu);
+        *socket_context = w;
+        return;
+    }
+    watched *w = *socket_context;
+    if (!w) return;
+    pthread_mutex_lock(&s->watch_mu);
+    *(w->prev ? &w->prev->next : &s->watch) = w->next;
+    if (w->next) w->next->prev = w->prev;
+    pthread_mutex_unlock(&s->watch_mu);
+    free(w);
+    *socket_context = NULL;
+}
+
+/* The watchdog thread: cuts connections whose request is overdue. */
+static void *watchdog_main(void *arg)
+{
+    pc_http_server *s = arg;
+    int64_t limit = s->cfg.request_timeout_ms;
+    int64_t tick = limit / 4 < WATCH_TICK_MS ? (limit / 4 > 10 ? limit / 4 : 10) : WATCH_TICK_MS;
+    pthread_mutex_lock(&s->watch_mu);
+    while (!s->stopping) {
+        int64_t now = now_ms();
+        int cut = 0;
+        for (watched *w = s->watch; w; w = w->next) {
+            if (w->busy || w->cut || now - w->since_ms < limit) continue;
+            w->cut = 1;
+            shutdown(w->fd, SHUT_RDWR);
+            cut++;
+        }
+        if (cut)
+            pc_log(PC_LOG_DEBUG, s->cfg.name, "cut %d connection(s): request not received within %lld ms",
+                   cut, (long long)limit);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(tick % 1000) * 1000000;
+        ts.tv_sec += tick / 1000 + ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        int rc = pthread_cond_timedwait(&s->watch_cv, &s->watch_mu, &ts);
+        (void)rc; /* ETIMEDOUT or a stop signal: both loop */
+    }
+    pthread_mutex_unlock(&s->watch_mu);
+    return NULL;
 }
 
 static void error(pc_http_server *s, const pc_http_req *req, pc_http_resp *resp, int status,
@@ -366,6 +495,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         rq->req.body_len = out_len;
     }
     pc_http_resp resp = {.status = 200, .content_type = "application/json", .body = PC_BUF_INIT};
+    watch_mark(s, conn, 1); /* arrived: the deadline no longer applies */
     rq->route->fn(s->ctx, &rq->req, &resp);
     if (rq->req.arena && pc_arena_over(rq->req.arena)) {
         /* The handler kept the arena and the budget refused part of its work
@@ -379,7 +509,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn, (void)toe;
+    (void)toe;
+    watch_mark(cls, conn, 0); /* the next request on this connection begins */
     request *rq = *con_cls;
     if (!rq) return;
     pc_arena_destroy(rq->req.arena);
@@ -437,8 +568,11 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
     s->routes = routes;
     s->n_routes = n;
     s->ctx = ctx;
+    pthread_mutex_init(&s->watch_mu, NULL);
+    pthread_cond_init(&s->watch_cv, NULL);
+    if (s->cfg.request_timeout_ms <= 0) s->cfg.request_timeout_ms = 30000;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ITC | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
     if (pc_tls_enabled(cfg->tls)) {
@@ -469,8 +603,11 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 1024),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)(cfg->max_connections_per_address > 0 ? cfg->max_connections_per_address : 0),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : 60),
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
+        MHD_OPTION_NOTIFY_CONNECTION, connection_cb, s,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     freeaddrinfo(ai);
@@ -480,6 +617,12 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
         pc_http_stop(s);
         return NULL;
     }
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s)) {
+        pc_log(PC_LOG_ERROR, cfg->name, "cannot start the request deadline thread");
+        pc_http_stop(s);
+        return NULL;
+    }
+    s->watchdog_started = 1;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     pc_log(PC_LOG_INFO, cfg->name, "listening on %s (port %d, %s)%s", cfg->endpoint, s->port,
@@ -499,7 +642,16 @@ int pc_http_port(const pc_http_server *s)
 void pc_http_stop(pc_http_server *s)
 {
     if (!s) return;
-    if (s->daemon) MHD_stop_daemon(s->daemon);
+    if (s->daemon) MHD_stop_daemon(s->daemon); /* every connection reports CLOSED */
+    if (s->watchdog_started) {
+        pthread_mutex_lock(&s->watch_mu);
+        s->stopping = 1;
+        pthread_cond_signal(&s->watch_cv);
+        pthread_mutex_unlock(&s->watch_mu);
+        pthread_join(s->watchdog, NULL);
+    }
+    pthread_mutex_destroy(&s->watch_mu);
+    pthread_cond_destroy(&s->watch_cv);
     pc_tls_server_destroy(s->tls);
     free_cors(s);
     free(s);

@@ -14,6 +14,14 @@
  * Threads: one thread per connection, so a handler may block (exporters answer
  * only once data is durable) without stalling other connections.
  *
+ * Slow and stuck clients: at most max_connections connections, at most
+ * max_connections_per_address from one client address (beyond either, new
+ * connections are closed at accept); a connection that sends nothing for
+ * timeout_s closes; and a request must arrive whole (request line, headers and
+ * body) within request_timeout_ms of the connection opening or of the previous
+ * response, or the connection is cut, however steadily it trickles bytes. The
+ * clock stops while the handler runs and the response is sent.
+ *
  * TLS: with cfg->tls, HTTPS through libmicrohttpd's GnuTLS; with a client CA
  * (mTLS) a request whose connection has no verified client certificate is
  * answered 403 before routing, so no handler and no body is ever reached.
@@ -76,14 +84,45 @@ typedef struct pc_http_config {
     const char *name;     /* component id, for logs */
     const char *endpoint; /* "host:port"; "0.0.0.0:4318", "127.0.0.1:0" */
     int64_t max_body;     /* limit on the body after decompression (and on the wire) */
-    int max_connections;
-    int timeout_s;        /* idle connection timeout */
+    int max_connections;  /* all connections; <= 0: 1024 */
+    int max_connections_per_address; /* from one client address; <= 0: no limit */
+    int timeout_s;        /* idle connection timeout (no byte for this long); <= 0: 60 */
+    int64_t request_timeout_ms; /* a whole request must arrive within it; <= 0: 30 s */
     const char *cors_origins; /* comma list, JSON list or "*"; NULL/"" = no CORS headers */
     pc_http_error_fn error;   /* NULL = {"detail": msg} */
     pc_auth *auth;            /* checked for each route's scope; NULL = none */
     pc_budget *budget;        /* request arenas are charged here; NULL = unlimited */
     const pc_tls_config *tls; /* NULL or no cert_file = plaintext; see tls.h */
 } pc_http_config;
+
+/*
+ * The connection limits of an HTTP receiver as settings: embed one in the
+ * receiver's config struct, list PC_HTTP_LIMIT_OPTIONS in its option table and
+ * copy them into pc_http_config with pc_http_set_limits.
+ */
+typedef struct pc_http_limits {
+    int64_t max_connections;
+    int64_t max_connections_per_address;
+    int64_t request_timeout_ms;
+    int64_t idle_timeout_ms;
+} pc_http_limits;
+
+/* Option table rows for a pc_http_limits |field| of |T|, keys under |prefix|;
+ * |conns| is the default of max_connections (text). */
+#define PC_HTTP_LIMIT_OPTIONS(prefix, T, field, conns)                                          \
+    {prefix "max_connections", PC_OPT_INT, conns, offsetof(T, field.max_connections), 1, 100000, \
+     "connections open at once; beyond it new ones are closed at accept"},                      \
+    {prefix "max_connections_per_address", PC_OPT_INT, "128",                                    \
+     offsetof(T, field.max_connections_per_address), 1, 100000,                                  \
+     "connections open at once from one client address (raise it behind a load balancer)"},     \
+    {prefix "request_timeout", PC_OPT_DURATION, "30s", offsetof(T, field.request_timeout_ms),    \
+     100, 3600000,                                                                               \
+     "a request's line, headers and body must all arrive within it, or the connection is cut"}, \
+    {prefix "idle_timeout", PC_OPT_DURATION, "60s", offsetof(T, field.idle_timeout_ms), 1000,    \
+     86400000, "a connection that sends nothing for this long is closed"}
+
+/* Copies |l| into the matching fields of |c|. */
+void pc_http_set_limits(pc_http_config *c, const pc_http_limits *l);
 
 /*
  * Starts serving |routes| (n entries) with |ctx| passed to handlers. Returns the

@@ -54,6 +54,8 @@ typedef struct otlp_cfg {
     int64_t http_max_body;
     char *http_cors_origins;
     pc_tls_config http_tls;
+    pc_http_limits http_limits;
+    pc_grpc_limits grpc_limits;
     char *project_id;
     int64_t retry_after_ms;
 } otlp_cfg;
@@ -68,6 +70,7 @@ static const pc_option options[] = {
     {"protocols.grpc.max_concurrent_streams", PC_OPT_INT, "100",
      offsetof(otlp_cfg, grpc_max_streams), 1, 100000, "concurrent calls per connection"},
     PC_TLS_OPTIONS("protocols.grpc.", otlp_cfg, grpc_tls),
+    PC_GRPC_LIMIT_OPTIONS("protocols.grpc.", otlp_cfg, grpc_limits),
     {"protocols.http", PC_OPT_SECTION, NULL, offsetof(otlp_cfg, http), 0, 0,
      "serve OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs)"},
     {"protocols.http.endpoint", PC_OPT_STRING, "0.0.0.0:4318", offsetof(otlp_cfg, http_endpoint), 0,
@@ -78,6 +81,7 @@ static const pc_option options[] = {
     {"protocols.http.cors_origins", PC_OPT_STRING, NULL, offsetof(otlp_cfg, http_cors_origins), 0,
      0, "comma-separated origins allowed by CORS, or *"},
     PC_TLS_OPTIONS("protocols.http.", otlp_cfg, http_tls),
+    PC_HTTP_LIMIT_OPTIONS("protocols.http.", otlp_cfg, http_limits, "1024"),
     {"project_id", PC_OPT_STRING, "default", offsetof(otlp_cfg, project_id), 0, 0,
      "project of spans with neither X-Prela-Project-Id nor a prela.project_id resource attribute"},
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(otlp_cfg, retry_after_ms), 1, 3600000,
@@ -355,6 +359,13 @@ static int validate(const void *cfg_, char *err, size_t errlen)
         (check_endpoint("protocols.grpc.endpoint", cfg->grpc_endpoint, err, errlen) ||
          pc_tls_validate(&cfg->grpc_tls, "protocols.grpc.", err, errlen)))
         return -1;
+    if (cfg->grpc && cfg->grpc_limits.max_conn_buffer < cfg->grpc_max_msg + 5) {
+        snprintf(err, errlen,
+                 "protocols.grpc.max_connection_buffer: %lld bytes is less than max_recv_msg_size "
+                 "(%lld) + 5, so a largest message could never arrive",
+                 (long long)cfg->grpc_limits.max_conn_buffer, (long long)cfg->grpc_max_msg);
+        return -1;
+    }
     if (cfg->http &&
         (check_endpoint("protocols.http.endpoint", cfg->http_endpoint, err, errlen) ||
          pc_tls_validate(&cfg->http_tls, "protocols.http.", err, errlen)))
@@ -389,14 +400,13 @@ static int start(void *ctx, pc_host *host)
             .max_msg = o->cfg->grpc_max_msg,
             .max_concurrent_streams = (int)o->cfg->grpc_max_streams,
             .max_inflight = 1024,
-            .max_connections = 1024,
-            .idle_timeout_s = 300,
             .drain_timeout_ms = 30000,
             .retry_after_ms = (int)o->cfg->retry_after_ms,
             .auth = pc_host_auth(host),
             .budget = pc_host_budget(host),
             .tls = &o->cfg->grpc_tls,
         };
+        pc_grpc_set_limits(&gc, &o->cfg->grpc_limits);
         o->grpc = pc_grpc_start(&gc, grpc_methods, sizeof(grpc_methods) / sizeof(grpc_methods[0]), o);
         if (!o->grpc) return -1; /* grpc.c logged why */
     }
@@ -411,6 +421,7 @@ static int start(void *ctx, pc_host *host)
             .budget = pc_host_budget(host),
             .tls = &o->cfg->http_tls,
         };
+        pc_http_set_limits(&hc, &o->cfg->http_limits);
         o->http = pc_http_start(&hc, http_routes, sizeof(http_routes) / sizeof(http_routes[0]), o);
         if (!o->http) return -1; /* http.c logged why */
     }

@@ -40,6 +40,7 @@ typedef struct prela_cfg {
     char *cors_origins;
     int64_t retry_after_ms;
     pc_tls_config tls;
+    pc_http_limits limits;
 } prela_cfg;
 
 static const pc_option options[] = {
@@ -56,6 +57,7 @@ static const pc_option options[] = {
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(prela_cfg, retry_after_ms), 1, 3600000,
      "Retry-After sent with 503 when the pipeline is busy"},
     PC_TLS_OPTIONS("", prela_cfg, tls),
+    PC_HTTP_LIMIT_OPTIONS("", prela_cfg, limits, "1024"),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -463,6 +465,7 @@ static int start(void *ctx, pc_host *host)
                          .auth = pc_host_auth(host),
                          .budget = pc_host_budget(host),
                          .tls = &p->cfg->tls};
+    pc_http_set_limits(&hc, &p->cfg->limits);
     p->http = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), p);
     return p->http ? 0 : -1;
 }

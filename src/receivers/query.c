@@ -55,6 +55,7 @@ typedef struct query_cfg {
     char *store;
     char *cors_origins;
     pc_tls_config tls;
+    pc_http_limits limits;
 } query_cfg;
 
 static const pc_option options[] = {
@@ -65,6 +66,7 @@ static const pc_option options[] = {
     {"cors_origins", PC_OPT_STRING, NULL, offsetof(query_cfg, cors_origins), 0, 0,
      "comma-separated allowed CORS origins, or *; empty = no CORS headers"},
     PC_TLS_OPTIONS("", query_cfg, tls),
+    PC_HTTP_LIMIT_OPTIONS("", query_cfg, limits, "256"),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -564,13 +566,12 @@ int pc_query_serve(void *ctx, const pc_store *store)
         .name = Q->id,
         .endpoint = c->endpoint,
         .max_body = 64 * 1024, /* GET only: no bodies to speak of */
-        .max_connections = 256,
-        .timeout_s = 60,
         .cors_origins = c->cors_origins,
         .error = NULL,
         .auth = Q->auth,
         .tls = &c->tls,
     };
+    pc_http_set_limits(&hc, &c->limits);
     Q->srv = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), Q);
     if (!Q->srv) return -1;
     pc_log(PC_LOG_INFO, Q->id, "serving the store of exporter \"%s\"", c->store);

@@ -34,7 +34,7 @@ ASAN_OVERHEAD_MIB = 64 if SANITIZED else 0
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 SERVICE = f"memory_limit: {LIMIT_MIB}MiB"
-GRPC = "max_recv_msg_size: 32MiB"
+GRPC = "max_recv_msg_size: 32MiB\nmax_connection_buffer: 40MiB"
 
 
 def varint(n):
