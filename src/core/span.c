@@ -5,6 +5,7 @@
  * them, so they cannot drift apart.
  */
 #include "span.h"
+#include "hash.h"
 #include "json.h"
 #include "mem.h"
 
@@ -65,13 +66,10 @@ static bool same_str(pc_str a, pc_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
-/* FNV-1a of a trace id, for the grouping table. */
+/* A trace id's slot hash: keyed (hash.h), since clients choose the ids. */
 static size_t trace_hash(pc_str s)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < s.n; i++)
-        h = (h ^ (unsigned char)s.p[i]) * 1099511628211ull;
-    return (size_t)h;
+    return (size_t)pc_hash(s.p, s.n);
 }
 
 size_t pc_batch_group_traces(const pc_batch *b, pc_trace_group **out)

@@ -154,9 +154,22 @@ typedef struct pc_span {
     pc_str service_name;
     pc_str llm_provider;
     pc_str llm_model;
-    int64_t input_tokens;  /* -1 = not an LLM span or unknown */
+    int64_t input_tokens;  /* -1 = not an LLM span or unknown; else 0..INT64_MAX */
     int64_t output_tokens; /* -1 = unknown */
 } pc_span;
+
+/*
+ * Token arithmetic saturates: a count a client sends that does not fit int64
+ * becomes INT64_MAX (normalize), and a sum of counts (trace summaries, in C
+ * and in the stores' SQL) stops at INT64_MAX instead of wrapping or failing.
+ * A saturated number is still a number ("a lot"), never a negative or an
+ * error, and it never stops a batch from being stored. Adds |b| to |a|, both
+ * >= 0, saturating.
+ */
+static inline int64_t pc_tokens_add(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
 
 /* The OTLP signals. Traces are decoded into spans; metrics and logs are carried
  * as their protobuf ExportMetricsServiceRequest / ExportLogsServiceRequest. */

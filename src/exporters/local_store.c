@@ -134,12 +134,18 @@ static const char SCHEMA[] =
     "trace_id, project_id, service_name, root_span_id, root_span_name, has_root, status,"          \
     " source, started_ns, completed_ns, created_ns, span_count, input_tokens, output_tokens"
 
+/* A saturating sum of a token column (span.h: pc_tokens_add). SQLite's sum()
+ * fails the statement on integer overflow; total() is a float sum, exact
+ * while the total is below 2^53, and CAST of a float past INT64_MAX gives
+ * INT64_MAX. */
+#define TOKEN_SUM(col)                                                                             \
+    "CAST(total(CASE WHEN " col " > 0 THEN " col " ELSE 0 END) AS INTEGER)"
+
 /* A trace's numbers from its own spans (alias s), as the UPSERT keeps them. */
 #define SPAN_AGG                                                                                   \
     "min(s.start_ns), max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END), count(*),"   \
     " CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END,"                          \
-    " sum(CASE WHEN s.input_tokens > 0 THEN s.input_tokens ELSE 0 END),"                           \
-    " sum(CASE WHEN s.output_tokens > 0 THEN s.output_tokens ELSE 0 END)"
+    " " TOKEN_SUM("s.input_tokens") ", " TOKEN_SUM("s.output_tokens")
 
 /*
  * Version 1 -> 2, run inside one transaction by migrate(). Version 1's indexes
@@ -177,8 +183,8 @@ static const char MIGRATE_1_2_COPY[] =
     "   min(s.start_ns) AS started,"
     "   max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END) AS completed,"
     "   count(*) AS n, CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END"
-    "   AS status, sum(CASE WHEN s.input_tokens > 0 THEN s.input_tokens ELSE 0 END) AS itok,"
-    "   sum(CASE WHEN s.output_tokens > 0 THEN s.output_tokens ELSE 0 END) AS otok"
+    "   AS status, " TOKEN_SUM("s.input_tokens") " AS itok,"
+    "   " TOKEN_SUM("s.output_tokens") " AS otok"
     "  FROM spans s WHERE NOT EXISTS (SELECT 1 FROM traces t"
     "   WHERE t.trace_id = s.trace_id AND t.project_id = s.project_id)"
     "  GROUP BY s.trace_id, s.project_id) g"
@@ -211,8 +217,10 @@ static const char UPSERT_TRACE[] =
     " completed_ns = max(completed_ns, excluded.completed_ns),"
     " span_count = span_count + excluded.span_count,"
     " status = CASE WHEN excluded.status = 'error' THEN 'error' ELSE status END,"
-    " input_tokens = input_tokens + excluded.input_tokens,"
-    " output_tokens = output_tokens + excluded.output_tokens,"
+    " input_tokens = CASE WHEN input_tokens > 9223372036854775807 - excluded.input_tokens"
+    "  THEN 9223372036854775807 ELSE input_tokens + excluded.input_tokens END,"
+    " output_tokens = CASE WHEN output_tokens > 9223372036854775807 - excluded.output_tokens"
+    "  THEN 9223372036854775807 ELSE output_tokens + excluded.output_tokens END,"
     " root_span_id = CASE WHEN has_root = 0 AND excluded.has_root = 1"
     "   THEN excluded.root_span_id ELSE root_span_id END,"
     " root_span_name = CASE WHEN has_root = 0 AND excluded.has_root = 1"
