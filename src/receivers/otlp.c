@@ -56,6 +56,7 @@ typedef struct otlp_cfg {
     pc_tls_config http_tls;
     char *project_id;
     int64_t retry_after_ms;
+    pc_span_limits limits;
 } otlp_cfg;
 
 static const pc_option options[] = {
@@ -83,6 +84,7 @@ static const pc_option options[] = {
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(otlp_cfg, retry_after_ms), 1, 3600000,
      "delay clients are told to wait (Retry-After, RetryInfo) when the pipeline could not store "
      "the data in time"},
+    PC_SPAN_LIMIT_OPTIONS(otlp_cfg, limits),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -137,8 +139,10 @@ static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body
     b->received_ns = pc_time_now_ns();
     int rc;
     if (sig != PC_SIGNAL_TRACES) rc = pc_otlp_decode_signal(b, body, len, json, res);
-    else if (json) rc = pc_otlp_decode_json(b, body, len, project, o->cfg->project_id, res);
-    else rc = pc_otlp_decode_proto(b, body, len, project, o->cfg->project_id, res);
+    else if (json)
+        rc = pc_otlp_decode_json(b, body, len, project, o->cfg->project_id, &o->cfg->limits, res);
+    else
+        rc = pc_otlp_decode_proto(b, body, len, project, o->cfg->project_id, &o->cfg->limits, res);
     if (rc) {
         pc_batch_unref(b);
         return OUT_BAD;

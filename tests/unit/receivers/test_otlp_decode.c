@@ -214,7 +214,7 @@ static pc_batch *decode_pb(const void *buf, size_t len, const char *project, pc_
                            int *rc)
 {
     pc_batch *b = pc_batch_create(NULL);
-    *rc = pc_otlp_decode_proto(b, buf, len, project, "dflt", res);
+    *rc = pc_otlp_decode_proto(b, buf, len, project, "dflt", &pc_span_limits_default, res);
     return b;
 }
 
@@ -224,7 +224,7 @@ static pc_batch *decode_js(const char *text, const char *project, pc_otlp_result
     size_t n = strlen(text);
     /* The decoder points into the text, which must live in the batch's arena. */
     char *copy = pc_arena_strndup(b->arena, text, n);
-    *rc = pc_otlp_decode_json(b, copy, n, project, "dflt", res);
+    *rc = pc_otlp_decode_json(b, copy, n, project, "dflt", &pc_span_limits_default, res);
     return b;
 }
 
