@@ -439,12 +439,14 @@ static char *where_trace(const char *project_id, const char *trace_id)
 }
 
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
-                         const char *trace_id)
+                         const char *trace_id, int limit, int offset)
 {
     char *w = where_trace(project_id ? project_id : "", trace_id);
     pc_buf_puts(out, "SELECT " SPAN_COLS " FROM ");
     dedup_spans(out, db, SPAN_COLS, w);
-    pc_buf_puts(out, " ORDER BY start_ns, span_id FORMAT TabSeparated");
+    /* LIMIT offset, count: the form both dialects' servers know */
+    pc_buf_printf(out, " ORDER BY start_ns, span_id LIMIT %d, %d FORMAT TabSeparated",
+                  offset > 0 ? offset : 0, limit > 0 ? limit : 1);
     free(w);
 }
 

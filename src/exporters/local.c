@@ -55,6 +55,7 @@ typedef struct local_cfg {
     char *synchronous;
     int64_t queue_size;
     int64_t timeout_ms;
+    int64_t query_timeout_ms;
 } local_cfg;
 
 static const pc_option options[] = {
@@ -68,6 +69,8 @@ static const pc_option options[] = {
      "most spans waiting for the writer; past it consume answers retry"},
     {"timeout", PC_OPT_DURATION, "10s", offsetof(local_cfg, timeout_ms), 1, 3600000,
      "how long consume waits for the commit before answering retry"},
+    {"query_timeout", PC_OPT_DURATION, "10s", offsetof(local_cfg, query_timeout_ms), 1, 3600000,
+     "longest a query API read (list, search, trace) may run; past it the API answers 503"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -513,7 +516,7 @@ static void *local_create(const char *id, const void *cfgp, const pc_consumer *n
     memcpy(L->path, cfg->directory, dl);
     memcpy(L->path + dl, "/prela.db", sizeof("/prela.db"));
 
-    L->reader = pc_local_reader_create(L->id, L->path);
+    L->reader = pc_local_reader_create(L->id, L->path, cfg->query_timeout_ms);
     L->store.ops = &pc_local_store_ops;
     L->store.ctx = L->reader;
     return L;

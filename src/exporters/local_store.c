@@ -60,6 +60,9 @@
 #include "log.h"
 #include "mem.h"
 
+#include "timefmt.h"
+
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,15 +450,18 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
 struct pc_local_reader {
     const char *id;
     char *path;
+    int64_t timeout_ns; /* statement time limit */
     pthread_mutex_t mu;
     sqlite3 *idle[POOL_MAX];
     int n_idle;
 };
 
-pc_local_reader *pc_local_reader_create(const char *id, const char *path)
+pc_local_reader *pc_local_reader_create(const char *id, const char *path,
+                                        int64_t query_timeout_ms)
 {
     pc_local_reader *r = pc_xcalloc(1, sizeof(*r));
     r->id = id;
+    r->timeout_ns = query_timeout_ms * 1000000;
     r->path = pc_xstrdup(path);
     pthread_mutex_init(&r->mu, NULL);
     return r;
@@ -559,21 +565,121 @@ static void read_span(sqlite3_stmt *st, pc_span_row *r)
     r->scope = col_text(st, 23);
 }
 
-/* One query: its connection and statement. */
+/*
+ * One query: its connection, statement and deadline.
+ *
+ * Time limit: SQLite calls the progress handler every PROGRESS_OPS virtual
+ * machine instructions; past the deadline it answers non-zero and the step
+ * fails with SQLITE_INTERRUPT. One instruction can be long (a function over
+ * a 2 MB value), so search does not use LIKE (whose %...% matching costs
+ * value length x pattern length per row) but pc_contains below: linear in
+ * the value, checking the same deadline as it goes.
+ */
+#define PROGRESS_OPS 1000
+#define CONTAINS_CHECK_BYTES 65536 /* pc_contains looks at the clock this often */
+
 typedef struct query {
     pc_local_reader *r;
     sqlite3 *db;
     sqlite3_stmt *st;
     const char *what; /* for the log line */
+    int64_t deadline; /* pc_time_mono_ns */
+    bool timed_out;
 } query;
+
+static int past_deadline(void *ud)
+{
+    query *q = ud;
+    if (pc_time_mono_ns() > q->deadline) q->timed_out = true;
+    return q->timed_out;
+}
+
+/*
+ * pc_contains(text, needle): 1 when |needle| occurs in |text| ignoring ASCII
+ * case (what LIKE '%needle%' matches), else 0; NULL text is 0. Knuth-Morris-
+ * Pratt over lowercased bytes, so O(len(text) + len(needle)) whatever the
+ * input. The needle's failure table is computed once per statement (kept as
+ * auxiliary data of argument 1). Fails the statement past the query deadline.
+ */
+typedef struct needle {
+    size_t n;
+    unsigned char *p; /* lowercased */
+    size_t *fail;
+} needle;
+
+static void needle_free(void *p)
+{
+    needle *nd = p;
+    if (!nd) return;
+    free(nd->p);
+    free(nd->fail);
+    free(nd);
+}
+
+static needle *needle_make(const unsigned char *s, size_t n)
+{
+    needle *nd = pc_xcalloc(1, sizeof(*nd));
+    nd->n = n;
+    nd->p = pc_xmalloc(n + 1);
+    nd->fail = pc_xmalloc((n + 1) * sizeof(size_t));
+    for (size_t i = 0; i < n; i++)
+        nd->p[i] = (unsigned char)tolower(s[i]);
+    size_t k = 0;
+    nd->fail[0] = 0;
+    for (size_t i = 1; i < n; i++) {
+        while (k > 0 && nd->p[i] != nd->p[k])
+            k = nd->fail[k - 1];
+        if (nd->p[i] == nd->p[k]) k++;
+        nd->fail[i] = k;
+    }
+    return nd;
+}
+
+/* Whether |nd| occurs in |t| (|tn| bytes): 1, 0, or -1 past the deadline of |q|. */
+static int contains(query *q, const needle *nd, const unsigned char *t, size_t tn)
+{
+    if (nd->n == 0) return 1;
+    size_t k = 0;
+    for (size_t i = 0; i < tn; i++) {
+        if (i % CONTAINS_CHECK_BYTES == CONTAINS_CHECK_BYTES - 1 && past_deadline(q)) return -1;
+        unsigned char c = (unsigned char)tolower(t[i]);
+        while (k > 0 && c != nd->p[k])
+            k = nd->fail[k - 1];
+        if (c == nd->p[k]) k++;
+        if (k == nd->n) return 1;
+    }
+    return 0;
+}
+
+static void fn_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    query *q = sqlite3_user_data(ctx);
+    needle *nd = sqlite3_get_auxdata(ctx, 1);
+    bool fresh = !nd;
+    if (fresh) {
+        const unsigned char *s = sqlite3_value_text(argv[1]);
+        nd = needle_make(s ? s : (const unsigned char *)"", (size_t)sqlite3_value_bytes(argv[1]));
+    }
+    const unsigned char *t = sqlite3_value_text(argv[0]);
+    int r = t ? contains(q, nd, t, (size_t)sqlite3_value_bytes(argv[0])) : 0;
+    if (r < 0) sqlite3_result_error(ctx, "query time limit reached", -1);
+    else sqlite3_result_int(ctx, r);
+    /* last: SQLite may free it at once (then the next row makes it again) */
+    if (fresh) sqlite3_set_auxdata(ctx, 1, nd, needle_free);
+}
 
 static int query_open(query *q, pc_local_reader *r, const char *sql, const char *what)
 {
     q->r = r;
     q->st = NULL;
     q->what = what;
+    q->deadline = pc_time_mono_ns() + r->timeout_ns;
+    q->timed_out = false;
     q->db = acquire(r);
     if (!q->db) return -1;
+    sqlite3_progress_handler(q->db, PROGRESS_OPS, past_deadline, q);
+    sqlite3_create_function(q->db, "pc_contains", 2, SQLITE_UTF8, q, fn_contains, NULL, NULL);
     if (sqlite3_prepare_v2(q->db, sql, -1, &q->st, NULL) != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, r->id, "%s: %s", what, sqlite3_errmsg(q->db));
         release(r, q->db, false);
@@ -583,14 +689,21 @@ static int query_open(query *q, pc_local_reader *r, const char *sql, const char 
     return 0;
 }
 
-/* Ends |q|; |rc| is the last sqlite3_step result. Returns 0, or -1 after logging. */
+/* Ends |q|; |rc| is the last sqlite3_step result. Returns 0, PC_STORE_TIMEOUT
+ * past the deadline, or -1 after logging. */
 static int query_close(query *q, int rc)
 {
     bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
-    if (!ok) pc_log(PC_LOG_ERROR, q->r->id, "%s: %s", q->what, sqlite3_errmsg(q->db));
+    bool timeout = !ok && q->timed_out;
+    if (timeout)
+        pc_log(PC_LOG_WARN, q->r->id, "%s: stopped at the query time limit (%lld ms)", q->what,
+               (long long)(q->r->timeout_ns / 1000000));
+    else if (!ok)
+        pc_log(PC_LOG_ERROR, q->r->id, "%s: %s", q->what, sqlite3_errmsg(q->db));
     sqlite3_finalize(q->st);
-    release(q->r, q->db, ok);
-    return ok ? 0 : -1;
+    sqlite3_progress_handler(q->db, 0, NULL, NULL);
+    release(q->r, q->db, ok || timeout);
+    return ok ? 0 : timeout ? PC_STORE_TIMEOUT : -1;
 }
 
 static void bind_cstr(sqlite3_stmt *st, int i, const char *s)
@@ -653,17 +766,19 @@ static int get_trace(void *ctx, const char *project_id, const char *trace_id, pc
     return each_trace(&q, cb, ud);
 }
 
-static int get_spans(void *ctx, const char *project_id, const char *trace_id, pc_span_cb cb,
-                     void *ud)
+static int get_spans(void *ctx, const char *project_id, const char *trace_id, int limit,
+                     int offset, pc_span_cb cb, void *ud)
 {
     query q;
     if (query_open(&q, ctx,
                    "SELECT " SPAN_COLS " FROM spans WHERE trace_id = ?1 AND project_id = ?2"
-                   " ORDER BY start_ns, span_id",
+                   " ORDER BY start_ns, span_id LIMIT ?3 OFFSET ?4",
                    "get spans") < 0)
         return -1;
     bind_cstr(q.st, 1, trace_id);
     bind_cstr(q.st, 2, project_id ? project_id : "");
+    sqlite3_bind_int(q.st, 3, limit);
+    sqlite3_bind_int(q.st, 4, offset > 0 ? offset : 0);
     int rc;
     while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
         pc_span_row row;
@@ -673,19 +788,6 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, pc
     return query_close(&q, rc);
 }
 
-/* "%<query with \ % _ escaped by \>%" for LIKE ... ESCAPE '\'. Caller frees. */
-static char *like_pattern(const char *s)
-{
-    pc_buf b = PC_BUF_INIT;
-    pc_buf_putc(&b, '%');
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '%' || *s == '_') pc_buf_putc(&b, '\\');
-        pc_buf_putc(&b, *s);
-    }
-    pc_buf_putc(&b, '%');
-    return pc_buf_steal(&b, NULL);
-}
-
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)
 {
@@ -693,14 +795,14 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
 #define MATCHES                                                                                    \
     " EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"                                 \
     "  AND s.project_id = t.project_id"                                                            \
-    "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
+    "  AND (pc_contains(s.name, ?1) OR pc_contains(s.attributes, ?1)))"
     const char *sql = project_id ? "SELECT " TRACE_COLS " FROM traces t WHERE t.project_id = ?3"
                                    " AND" MATCHES " ORDER BY " NEWEST " LIMIT ?2"
                                  : "SELECT " TRACE_COLS " FROM traces t WHERE" MATCHES
                                    " ORDER BY " NEWEST " LIMIT ?2";
 #undef MATCHES
     if (query_open(&q, ctx, sql, "search") < 0) return -1;
-    sqlite3_bind_text(q.st, 1, like_pattern(text), -1, free);
+    bind_cstr(q.st, 1, text);
     sqlite3_bind_int(q.st, 2, limit);
     if (project_id) bind_cstr(q.st, 3, project_id);
     return each_trace(&q, cb, ud);
