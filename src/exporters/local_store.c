@@ -56,13 +56,14 @@
  */
 #include "local_store.h"
 
+#include "local_contains.h"
+
 #include "buf.h"
 #include "log.h"
 #include "mem.h"
 
 #include "timefmt.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -572,11 +573,10 @@ static void read_span(sqlite3_stmt *st, pc_span_row *r)
  * machine instructions; past the deadline it answers non-zero and the step
  * fails with SQLITE_INTERRUPT. One instruction can be long (a function over
  * a 2 MB value), so search does not use LIKE (whose %...% matching costs
- * value length x pattern length per row) but pc_contains below: linear in
- * the value, checking the same deadline as it goes.
+ * value length x pattern length per row) but pc_contains (local_contains.h):
+ * linear in the value, checking the same deadline as it goes.
  */
 #define PROGRESS_OPS 1000
-#define CONTAINS_CHECK_BYTES 65536 /* pc_contains looks at the clock this often */
 
 typedef struct query {
     pc_local_reader *r;
@@ -594,81 +594,6 @@ static int past_deadline(void *ud)
     return q->timed_out;
 }
 
-/*
- * pc_contains(text, needle): 1 when |needle| occurs in |text| ignoring ASCII
- * case (what LIKE '%needle%' matches), else 0; NULL text is 0. Knuth-Morris-
- * Pratt over lowercased bytes, so O(len(text) + len(needle)) whatever the
- * input. The needle's failure table is computed once per statement (kept as
- * auxiliary data of argument 1). Fails the statement past the query deadline.
- */
-typedef struct needle {
-    size_t n;
-    unsigned char *p; /* lowercased */
-    size_t *fail;
-} needle;
-
-static void needle_free(void *p)
-{
-    needle *nd = p;
-    if (!nd) return;
-    free(nd->p);
-    free(nd->fail);
-    free(nd);
-}
-
-static needle *needle_make(const unsigned char *s, size_t n)
-{
-    needle *nd = pc_xcalloc(1, sizeof(*nd));
-    nd->n = n;
-    nd->p = pc_xmalloc(n + 1);
-    nd->fail = pc_xmalloc((n + 1) * sizeof(size_t));
-    for (size_t i = 0; i < n; i++)
-        nd->p[i] = (unsigned char)tolower(s[i]);
-    size_t k = 0;
-    nd->fail[0] = 0;
-    for (size_t i = 1; i < n; i++) {
-        while (k > 0 && nd->p[i] != nd->p[k])
-            k = nd->fail[k - 1];
-        if (nd->p[i] == nd->p[k]) k++;
-        nd->fail[i] = k;
-    }
-    return nd;
-}
-
-/* Whether |nd| occurs in |t| (|tn| bytes): 1, 0, or -1 past the deadline of |q|. */
-static int contains(query *q, const needle *nd, const unsigned char *t, size_t tn)
-{
-    if (nd->n == 0) return 1;
-    size_t k = 0;
-    for (size_t i = 0; i < tn; i++) {
-        if (i % CONTAINS_CHECK_BYTES == CONTAINS_CHECK_BYTES - 1 && past_deadline(q)) return -1;
-        unsigned char c = (unsigned char)tolower(t[i]);
-        while (k > 0 && c != nd->p[k])
-            k = nd->fail[k - 1];
-        if (c == nd->p[k]) k++;
-        if (k == nd->n) return 1;
-    }
-    return 0;
-}
-
-static void fn_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    query *q = sqlite3_user_data(ctx);
-    needle *nd = sqlite3_get_auxdata(ctx, 1);
-    bool fresh = !nd;
-    if (fresh) {
-        const unsigned char *s = sqlite3_value_text(argv[1]);
-        nd = needle_make(s ? s : (const unsigned char *)"", (size_t)sqlite3_value_bytes(argv[1]));
-    }
-    const unsigned char *t = sqlite3_value_text(argv[0]);
-    int r = t ? contains(q, nd, t, (size_t)sqlite3_value_bytes(argv[0])) : 0;
-    if (r < 0) sqlite3_result_error(ctx, "query time limit reached", -1);
-    else sqlite3_result_int(ctx, r);
-    /* last: SQLite may free it at once (then the next row makes it again) */
-    if (fresh) sqlite3_set_auxdata(ctx, 1, nd, needle_free);
-}
-
 static int query_open(query *q, pc_local_reader *r, const char *sql, const char *what)
 {
     q->r = r;
@@ -679,7 +604,7 @@ static int query_open(query *q, pc_local_reader *r, const char *sql, const char 
     q->db = acquire(r);
     if (!q->db) return -1;
     sqlite3_progress_handler(q->db, PROGRESS_OPS, past_deadline, q);
-    sqlite3_create_function(q->db, "pc_contains", 2, SQLITE_UTF8, q, fn_contains, NULL, NULL);
+    pc_local_contains_register(q->db, past_deadline, q);
     if (sqlite3_prepare_v2(q->db, sql, -1, &q->st, NULL) != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, r->id, "%s: %s", what, sqlite3_errmsg(q->db));
         release(r, q->db, false);
