@@ -5,6 +5,7 @@
  * them, so they cannot drift apart.
  */
 #include "span.h"
+#include "hash.h"
 #include "json.h"
 #include "mem.h"
 
@@ -65,13 +66,10 @@ static bool same_str(pc_str a, pc_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
-/* FNV-1a of a trace id, for the grouping table. */
+/* A trace id's slot hash: keyed (hash.h), since clients choose the ids. */
 static size_t trace_hash(pc_str s)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < s.n; i++)
-        h = (h ^ (unsigned char)s.p[i]) * 1099511628211ull;
-    return (size_t)h;
+    return (size_t)pc_hash(s.p, s.n);
 }
 
 size_t pc_batch_group_traces(const pc_batch *b, pc_trace_group **out)
@@ -334,6 +332,75 @@ bool pc_span_find_nul(const pc_span *s, char *where, size_t n)
         if (has_nul(s->scope->name) || has_nul(s->scope->version))
             return snprintf(where, n, "scope"), true;
         if (attrs_nul(&s->scope->attrs, "scope.attributes", where, n)) return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------- limits -- */
+
+const pc_span_limits pc_span_limits_default = {100000, 1024, 1024, 1024, 32};
+
+/* How deeply arrays/maps nest inside |v| (a scalar: 0), counted up to |stop|
+ * + 1 so a hostile value costs no more than the cap. Recursion is bounded by
+ * the decoders' nesting limits. */
+static int64_t value_depth(const pc_value *v, int64_t stop)
+{
+    if (v->type != PC_V_ARRAY && v->type != PC_V_MAP) return 0;
+    if (stop < 0) return 1;
+    int64_t deepest = 0;
+    size_t n = v->type == PC_V_ARRAY ? v->arr.n : v->map.n;
+    for (size_t i = 0; i < n && deepest <= stop; i++) {
+        const pc_value *c = v->type == PC_V_ARRAY ? &v->arr.v[i] : &v->map.kv[i].value;
+        int64_t d = value_depth(c, stop - 1);
+        if (d > deepest) deepest = d;
+    }
+    return deepest + 1;
+}
+
+bool pc_attrs_over_limits(const pc_attrs *a, const pc_span_limits *l, const char *path, char *msg,
+                          size_t n)
+{
+    if (!l) l = &pc_span_limits_default;
+    if ((int64_t)a->n > l->max_attributes) {
+        snprintf(msg, n, "%s: %zu attributes, more than max_attributes_per_span (%lld)", path, a->n,
+                 (long long)l->max_attributes);
+        return true;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        int64_t d = value_depth(&a->kv[i].value, l->max_depth);
+        if (d > l->max_depth) {
+            const pc_str k = a->kv[i].key;
+            int kn = k.n > 64 ? 64 : (int)k.n;
+            snprintf(msg, n, "%s.%.*s: arrays/maps nested more than max_attribute_depth (%lld) deep",
+                     path, kn, k.p ? k.p : "", (long long)l->max_depth);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool pc_span_over_limits(const pc_span *s, const pc_span_limits *l, char *msg, size_t n)
+{
+    if (!l) l = &pc_span_limits_default;
+    if ((int64_t)s->n_events > l->max_events) {
+        snprintf(msg, n, "events: %zu events, more than max_events_per_span (%lld)", s->n_events,
+                 (long long)l->max_events);
+        return true;
+    }
+    if ((int64_t)s->n_links > l->max_links) {
+        snprintf(msg, n, "links: %zu links, more than max_links_per_span (%lld)", s->n_links,
+                 (long long)l->max_links);
+        return true;
+    }
+    if (pc_attrs_over_limits(&s->attrs, l, "attributes", msg, n)) return true;
+    char path[48];
+    for (size_t i = 0; i < s->n_events; i++) {
+        snprintf(path, sizeof(path), "events[%zu].attributes", i);
+        if (pc_attrs_over_limits(&s->events[i].attrs, l, path, msg, n)) return true;
+    }
+    for (size_t i = 0; i < s->n_links; i++) {
+        snprintf(path, sizeof(path), "links[%zu].attributes", i);
+        if (pc_attrs_over_limits(&s->links[i].attrs, l, path, msg, n)) return true;
     }
     return false;
 }

@@ -154,9 +154,22 @@ typedef struct pc_span {
     pc_str service_name;
     pc_str llm_provider;
     pc_str llm_model;
-    int64_t input_tokens;  /* -1 = not an LLM span or unknown */
+    int64_t input_tokens;  /* -1 = not an LLM span or unknown; else 0..INT64_MAX */
     int64_t output_tokens; /* -1 = unknown */
 } pc_span;
+
+/*
+ * Token arithmetic saturates: a count a client sends that does not fit int64
+ * becomes INT64_MAX (normalize), and a sum of counts (trace summaries, in C
+ * and in the stores' SQL) stops at INT64_MAX instead of wrapping or failing.
+ * A saturated number is still a number ("a lot"), never a negative or an
+ * error, and it never stops a batch from being stored. Adds |b| to |a|, both
+ * >= 0, saturating.
+ */
+static inline int64_t pc_tokens_add(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
 
 /* The OTLP signals. Traces are decoded into spans; metrics and logs are carried
  * as their protobuf ExportMetricsServiceRequest / ExportLogsServiceRequest. */
@@ -254,6 +267,59 @@ void pc_scope_write_json(pc_buf *out, const pc_scope *s);
  * than the one acknowledged. JSON can only carry it as the escape \u0000.
  */
 bool pc_span_find_nul(const pc_span *s, char *where, size_t n);
+
+/*
+ * Caps on what one request and one span may hold, so the work a request costs
+ * is bounded by settings rather than by the client. A receiver keeps one in
+ * its configuration (PC_SPAN_LIMIT_OPTIONS adds the keys to its option table)
+ * and checks every decoded span with pc_span_over_limits: a span over a cap is
+ * refused with the field named (OTLP: partial success; Prela batch: listed in
+ * "errors"), a request of more than max_spans spans is refused whole (400).
+ */
+typedef struct pc_span_limits {
+    int64_t max_spans;      /* spans in one request */
+    int64_t max_attributes; /* attributes of a span, and of each event, link, resource, scope */
+    int64_t max_events;     /* events of a span */
+    int64_t max_links;      /* links of a span */
+    int64_t max_depth;      /* arrays/maps nested in one attribute value (a scalar is 0) */
+} pc_span_limits;
+
+/* The defaults, the values PC_SPAN_LIMIT_OPTIONS starts from. */
+extern const pc_span_limits pc_span_limits_default;
+
+/* Option table rows for a pc_span_limits member |field| of config struct |T|. */
+#define PC_SPAN_LIMIT_OPTIONS(T, field)                                                            \
+    {"max_spans_per_request", PC_OPT_INT, "100000", offsetof(T, field.max_spans), 1, 100000000,    \
+     "most spans in one request; a request with more is refused (400)"},                           \
+    {"max_attributes_per_span", PC_OPT_INT, "1024", offsetof(T, field.max_attributes), 1,          \
+     1000000, "most attributes on a span (and on each event, link, resource, scope); a span "     \
+              "with more is refused, naming the field"},                                           \
+    {"max_events_per_span", PC_OPT_INT, "1024", offsetof(T, field.max_events), 0, 1000000,         \
+     "most events on a span; a span with more is refused"},                                        \
+    {"max_links_per_span", PC_OPT_INT, "1024", offsetof(T, field.max_links), 0, 1000000,           \
+     "most links on a span; a span with more is refused"},                                         \
+    {"max_attribute_depth", PC_OPT_INT, "32", offsetof(T, field.max_depth), 0, 60,                \
+     "most arrays/maps nested in one attribute value; a span with deeper values is refused"}
+
+/*
+ * Checks one attribute set, named |path| in messages, against max_attributes
+ * and max_depth of |l| (NULL: the defaults). Returns false when within; else
+ * true with the message in |msg|. Receivers call it once for a resource or a
+ * scope shared by many spans.
+ */
+bool pc_attrs_over_limits(const pc_attrs *a, const pc_span_limits *l, const char *path, char *msg,
+                          size_t n);
+
+/*
+ * Checks |s| against |l| (NULL: pc_span_limits_default): its attributes,
+ * events, links and their attributes; not its resource and scope (see
+ * pc_attrs_over_limits), and max_spans is the caller's to check. Returns false when the span is within every cap; else
+ * true with "<field>: <what>" in |msg| (|n| bytes), e.g. "attributes: 2000
+ * attributes, more than max_attributes_per_span (1024)" or
+ * "events[2].attributes.k: nested 40 levels deep, more than
+ * max_attribute_depth (32)".
+ */
+bool pc_span_over_limits(const pc_span *s, const pc_span_limits *l, char *msg, size_t n);
 
 /* An empty attribute set and scope, for spans that have none. */
 extern const pc_attrs pc_empty_attrs;

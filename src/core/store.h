@@ -9,7 +9,9 @@
  * Rows are handed to a callback one at a time; their strings live until the
  * callback returns. JSON columns (attributes, events, links, resource, scope)
  * hold JSON text as written by span.h's encoders and are spliced into responses
- * unchanged. Every function returns 0, or -1 after logging the failure.
+ * unchanged. Every function returns 0, PC_STORE_TIMEOUT when the read ran
+ * past the store's statement time limit (its query_timeout setting: the query
+ * API answers 503), or -1 after logging the failure.
  * Implementations must be safe to call from many threads at once and must
  * never put caller-provided text into SQL unescaped.
  *
@@ -24,6 +26,9 @@
 #define PC_STORE_H
 
 #include <stdint.h>
+
+/* A read stopped at the store's time limit (see above). */
+#define PC_STORE_TIMEOUT (-2)
 
 typedef struct pc_trace_filter {
     const char *project_id;   /* NULL = any */
@@ -93,9 +98,10 @@ typedef struct pc_store_ops {
     int (*get_trace)(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
                      void *ud);
     /* The spans of trace |trace_id| of |project_id| (never NULL: spans are read
-     * from one project only) by start time, then span id. */
-    int (*get_spans)(void *ctx, const char *project_id, const char *trace_id, pc_span_cb cb,
-                     void *ud);
+     * from one project only) by start time, then span id: at most |limit|
+     * (>= 1) after skipping |offset| (>= 0). */
+    int (*get_spans)(void *ctx, const char *project_id, const char *trace_id, int limit,
+                     int offset, pc_span_cb cb, void *ud);
     /* Traces of |project_id| (NULL = every project) having a span of their own
      * whose name or attribute text contains |query| (case-insensitive for
      * ASCII), newest first, at most |limit|. */

@@ -431,6 +431,12 @@ static int run_sql(ch *C, const char *sql, const char *what, pc_buf *out)
              "log_queries=1&wait_end_of_query=1&max_execution_time=%ld&readonly=1", secs);
     post(C, h, NULL, settings, sql, strlen(sql), false, secs * 1000 + QUERY_GRACE_MS, &r);
     release(C, h);
+    if (!ok(&r) && (r.curl == CURLE_OPERATION_TIMEDOUT ||
+                    (r.curl == CURLE_OK && error_code(&r.body) == 159 /* TIMEOUT_EXCEEDED */))) {
+        pc_log(PC_LOG_WARN, C->id, "%s: stopped at the query time limit (%ld s)", what, secs);
+        pc_buf_free(&r.body);
+        return PC_STORE_TIMEOUT;
+    }
     if (!ok(&r)) return log_failure(C, &r, what);
     *out = r.body;
     return 0;
@@ -603,7 +609,7 @@ static int each_row(ch *C, pc_buf *sql, const char *what, int ncols,
     pc_buf out;
     int rc = run_sql(C, sql->data, what, &out);
     pc_buf_free(sql);
-    if (rc < 0) return -1;
+    if (rc < 0) return rc;
     char *cur = out.data, *end = out.data + out.len, *cols[PC_CH_SPAN_COLS];
     int n;
     while ((n = pc_ch_tsv_row(&cur, end, cols, ncols)) > 0) {
@@ -649,12 +655,12 @@ static int st_get_trace(void *ctx, const char *project_id, const char *trace_id,
     return each_row(C, &sql, "get trace", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
 }
 
-static int st_get_spans(void *ctx, const char *project_id, const char *trace_id, pc_span_cb cb,
-                        void *ud)
+static int st_get_spans(void *ctx, const char *project_id, const char *trace_id, int limit,
+                        int offset, pc_span_cb cb, void *ud)
 {
     ch *C = ctx;
     pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_get_spans(&sql, C->cfg->database, project_id, trace_id);
+    pc_ch_sql_get_spans(&sql, C->cfg->database, project_id, trace_id, limit, offset);
     return each_row(C, &sql, "get spans", PC_CH_SPAN_COLS, span_row, (void *)cb, ud);
 }
 

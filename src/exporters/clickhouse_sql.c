@@ -354,8 +354,8 @@ void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
         p->root_created = created_ns;
     }
     if (s->status == PC_STATUS_ERROR) p->error = true;
-    if (s->input_tokens > 0) p->input_tokens += s->input_tokens;
-    if (s->output_tokens > 0) p->output_tokens += s->output_tokens;
+    if (s->input_tokens > 0) p->input_tokens = pc_tokens_add(p->input_tokens, s->input_tokens);
+    if (s->output_tokens > 0) p->output_tokens = pc_tokens_add(p->output_tokens, s->output_tokens);
 }
 
 void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
@@ -396,6 +396,14 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
 #define FIRST "(created_ns, start_ns, span_id)"
 #define ROOT "parent_span_id = ''"
 
+/* A saturating sum of a token column (span.h: pc_tokens_add): sum() of Int64
+ * wraps, so a float sum decides first whether the total is near INT64_MAX
+ * (9.2e18, a margin for the float's rounding); below that the integer sum is
+ * exact. Both dialects have these functions. */
+#define TOKEN_SUM(col)                                                                             \
+    "if(sum(toFloat64(if(" col " > 0, " col ", 0))) >= 9.2e18, toInt64(9223372036854775807),"     \
+    " sum(if(" col " > 0, " col ", 0)))"
+
 /* The summary of a trace's deduplicated spans, PC_CH_TRACE_COLS columns, for
  * GROUP BY project_id, trace_id. */
 #define TRACE_AGG                                                                                  \
@@ -405,8 +413,7 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
     " argMinIf(span_id, " FIRST ", " ROOT "), argMinIf(name, " FIRST ", " ROOT "),"                \
     " if(countIf(status = 'error') > 0, 'error', 'success'), argMin(source, " FIRST "),"           \
     " min(start_ns) AS t_started, max(if(end_ns > 0, end_ns, start_ns)), min(created_ns),"         \
-    " count(), sum(if(input_tokens > 0, input_tokens, 0)),"                                        \
-    " sum(if(output_tokens > 0, output_tokens, 0))"
+    " count(), " TOKEN_SUM("input_tokens") ", " TOKEN_SUM("output_tokens")
 
 /* Appends the deduplicated spans (first write wins, per project) matching |where|. */
 static void dedup_spans(pc_buf *out, const char *db, const char *cols, const char *where)
@@ -432,12 +439,14 @@ static char *where_trace(const char *project_id, const char *trace_id)
 }
 
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
-                         const char *trace_id)
+                         const char *trace_id, int limit, int offset)
 {
     char *w = where_trace(project_id ? project_id : "", trace_id);
     pc_buf_puts(out, "SELECT " SPAN_COLS " FROM ");
     dedup_spans(out, db, SPAN_COLS, w);
-    pc_buf_puts(out, " ORDER BY start_ns, span_id FORMAT TabSeparated");
+    /* LIMIT offset, count: the form both dialects' servers know */
+    pc_buf_printf(out, " ORDER BY start_ns, span_id LIMIT %d, %d FORMAT TabSeparated",
+                  offset > 0 ? offset : 0, limit > 0 ? limit : 1);
     free(w);
 }
 

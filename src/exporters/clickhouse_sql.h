@@ -92,7 +92,7 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p);
 void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id);
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
-                         const char *trace_id);
+                         const char *trace_id, int limit, int offset);
 void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f);
 void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
                       int limit);

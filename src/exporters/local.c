@@ -27,6 +27,7 @@
  */
 #include "local.h"
 
+#include "hash.h"
 #include "local_store.h"
 #include "log.h"
 #include "mem.h"
@@ -54,6 +55,7 @@ typedef struct local_cfg {
     char *synchronous;
     int64_t queue_size;
     int64_t timeout_ms;
+    int64_t query_timeout_ms;
 } local_cfg;
 
 static const pc_option options[] = {
@@ -67,6 +69,8 @@ static const pc_option options[] = {
      "most spans waiting for the writer; past it consume answers retry"},
     {"timeout", PC_OPT_DURATION, "10s", offsetof(local_cfg, timeout_ms), 1, 3600000,
      "how long consume waits for the commit before answering retry"},
+    {"query_timeout", PC_OPT_DURATION, "10s", offsetof(local_cfg, query_timeout_ms), 1, 3600000,
+     "longest a query API read (list, search, trace) may run; past it the API answers 503"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -204,12 +208,11 @@ typedef struct txn {
     size_t n_slots;  /* power of two, >= 2 * spans in the transaction */
 } txn;
 
-static uint32_t hash_str(pc_str s)
+/* The slot hash of (project_id, trace_id): keyed (hash.h), clients choose both. */
+static size_t trace_key_hash(const pc_span *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < s.n; i++)
-        h = (h ^ (unsigned char)s.p[i]) * 16777619u;
-    return h;
+    return (size_t)pc_hash_seeded(pc_hash(s->project_id.p, s->project_id.n), s->trace_id.p,
+                                  s->trace_id.n);
 }
 
 static bool str_equal(pc_str a, pc_str b)
@@ -227,7 +230,7 @@ static bool same_trace(const pc_span *a, const pc_span *b)
 static void acc_add(txn *t, const pc_span *s, int64_t created_ns)
 {
     size_t mask = t->n_slots - 1;
-    size_t i = (hash_str(s->trace_id) ^ (hash_str(s->project_id) * 31u)) & mask;
+    size_t i = trace_key_hash(s) & mask;
     while (t->slots[i] && !same_trace(t->accs[t->slots[i] - 1].first, s))
         i = (i + 1) & mask;
     trace_acc *a;
@@ -244,8 +247,8 @@ static void acc_add(txn *t, const pc_span *s, int64_t created_ns)
     if (end > a->completed) a->completed = end;
     if (!a->root && s->parent_id.n == 0) a->root = s;
     if (s->status == PC_STATUS_ERROR) a->error = true;
-    if (s->input_tokens > 0) a->in_tokens += s->input_tokens;
-    if (s->output_tokens > 0) a->out_tokens += s->output_tokens;
+    if (s->input_tokens > 0) a->in_tokens = pc_tokens_add(a->in_tokens, s->input_tokens);
+    if (s->output_tokens > 0) a->out_tokens = pc_tokens_add(a->out_tokens, s->output_tokens);
     a->count++;
 }
 
@@ -513,7 +516,7 @@ static void *local_create(const char *id, const void *cfgp, const pc_consumer *n
     memcpy(L->path, cfg->directory, dl);
     memcpy(L->path + dl, "/prela.db", sizeof("/prela.db"));
 
-    L->reader = pc_local_reader_create(L->id, L->path);
+    L->reader = pc_local_reader_create(L->id, L->path, cfg->query_timeout_ms);
     L->store.ops = &pc_local_store_ops;
     L->store.ctx = L->reader;
     return L;

@@ -56,9 +56,13 @@
  */
 #include "local_store.h"
 
+#include "local_contains.h"
+
 #include "buf.h"
 #include "log.h"
 #include "mem.h"
+
+#include "timefmt.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -134,12 +138,18 @@ static const char SCHEMA[] =
     "trace_id, project_id, service_name, root_span_id, root_span_name, has_root, status,"          \
     " source, started_ns, completed_ns, created_ns, span_count, input_tokens, output_tokens"
 
+/* A saturating sum of a token column (span.h: pc_tokens_add). SQLite's sum()
+ * fails the statement on integer overflow; total() is a float sum, exact
+ * while the total is below 2^53, and CAST of a float past INT64_MAX gives
+ * INT64_MAX. */
+#define TOKEN_SUM(col)                                                                             \
+    "CAST(total(CASE WHEN " col " > 0 THEN " col " ELSE 0 END) AS INTEGER)"
+
 /* A trace's numbers from its own spans (alias s), as the UPSERT keeps them. */
 #define SPAN_AGG                                                                                   \
     "min(s.start_ns), max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END), count(*),"   \
     " CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END,"                          \
-    " sum(CASE WHEN s.input_tokens > 0 THEN s.input_tokens ELSE 0 END),"                           \
-    " sum(CASE WHEN s.output_tokens > 0 THEN s.output_tokens ELSE 0 END)"
+    " " TOKEN_SUM("s.input_tokens") ", " TOKEN_SUM("s.output_tokens")
 
 /*
  * Version 1 -> 2, run inside one transaction by migrate(). Version 1's indexes
@@ -177,8 +187,8 @@ static const char MIGRATE_1_2_COPY[] =
     "   min(s.start_ns) AS started,"
     "   max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END) AS completed,"
     "   count(*) AS n, CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END"
-    "   AS status, sum(CASE WHEN s.input_tokens > 0 THEN s.input_tokens ELSE 0 END) AS itok,"
-    "   sum(CASE WHEN s.output_tokens > 0 THEN s.output_tokens ELSE 0 END) AS otok"
+    "   AS status, " TOKEN_SUM("s.input_tokens") " AS itok,"
+    "   " TOKEN_SUM("s.output_tokens") " AS otok"
     "  FROM spans s WHERE NOT EXISTS (SELECT 1 FROM traces t"
     "   WHERE t.trace_id = s.trace_id AND t.project_id = s.project_id)"
     "  GROUP BY s.trace_id, s.project_id) g"
@@ -211,8 +221,10 @@ static const char UPSERT_TRACE[] =
     " completed_ns = max(completed_ns, excluded.completed_ns),"
     " span_count = span_count + excluded.span_count,"
     " status = CASE WHEN excluded.status = 'error' THEN 'error' ELSE status END,"
-    " input_tokens = input_tokens + excluded.input_tokens,"
-    " output_tokens = output_tokens + excluded.output_tokens,"
+    " input_tokens = CASE WHEN input_tokens > 9223372036854775807 - excluded.input_tokens"
+    "  THEN 9223372036854775807 ELSE input_tokens + excluded.input_tokens END,"
+    " output_tokens = CASE WHEN output_tokens > 9223372036854775807 - excluded.output_tokens"
+    "  THEN 9223372036854775807 ELSE output_tokens + excluded.output_tokens END,"
     " root_span_id = CASE WHEN has_root = 0 AND excluded.has_root = 1"
     "   THEN excluded.root_span_id ELSE root_span_id END,"
     " root_span_name = CASE WHEN has_root = 0 AND excluded.has_root = 1"
@@ -439,15 +451,18 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
 struct pc_local_reader {
     const char *id;
     char *path;
+    int64_t timeout_ns; /* statement time limit */
     pthread_mutex_t mu;
     sqlite3 *idle[POOL_MAX];
     int n_idle;
 };
 
-pc_local_reader *pc_local_reader_create(const char *id, const char *path)
+pc_local_reader *pc_local_reader_create(const char *id, const char *path,
+                                        int64_t query_timeout_ms)
 {
     pc_local_reader *r = pc_xcalloc(1, sizeof(*r));
     r->id = id;
+    r->timeout_ns = query_timeout_ms * 1000000;
     r->path = pc_xstrdup(path);
     pthread_mutex_init(&r->mu, NULL);
     return r;
@@ -551,21 +566,45 @@ static void read_span(sqlite3_stmt *st, pc_span_row *r)
     r->scope = col_text(st, 23);
 }
 
-/* One query: its connection and statement. */
+/*
+ * One query: its connection, statement and deadline.
+ *
+ * Time limit: SQLite calls the progress handler every PROGRESS_OPS virtual
+ * machine instructions; past the deadline it answers non-zero and the step
+ * fails with SQLITE_INTERRUPT. One instruction can be long (a function over
+ * a 2 MB value), so search does not use LIKE (whose %...% matching costs
+ * value length x pattern length per row) but pc_contains (local_contains.h):
+ * linear in the value, checking the same deadline as it goes.
+ */
+#define PROGRESS_OPS 1000
+
 typedef struct query {
     pc_local_reader *r;
     sqlite3 *db;
     sqlite3_stmt *st;
     const char *what; /* for the log line */
+    int64_t deadline; /* pc_time_mono_ns */
+    bool timed_out;
 } query;
+
+static int past_deadline(void *ud)
+{
+    query *q = ud;
+    if (pc_time_mono_ns() > q->deadline) q->timed_out = true;
+    return q->timed_out;
+}
 
 static int query_open(query *q, pc_local_reader *r, const char *sql, const char *what)
 {
     q->r = r;
     q->st = NULL;
     q->what = what;
+    q->deadline = pc_time_mono_ns() + r->timeout_ns;
+    q->timed_out = false;
     q->db = acquire(r);
     if (!q->db) return -1;
+    sqlite3_progress_handler(q->db, PROGRESS_OPS, past_deadline, q);
+    pc_local_contains_register(q->db, past_deadline, q);
     if (sqlite3_prepare_v2(q->db, sql, -1, &q->st, NULL) != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, r->id, "%s: %s", what, sqlite3_errmsg(q->db));
         release(r, q->db, false);
@@ -575,14 +614,21 @@ static int query_open(query *q, pc_local_reader *r, const char *sql, const char 
     return 0;
 }
 
-/* Ends |q|; |rc| is the last sqlite3_step result. Returns 0, or -1 after logging. */
+/* Ends |q|; |rc| is the last sqlite3_step result. Returns 0, PC_STORE_TIMEOUT
+ * past the deadline, or -1 after logging. */
 static int query_close(query *q, int rc)
 {
     bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
-    if (!ok) pc_log(PC_LOG_ERROR, q->r->id, "%s: %s", q->what, sqlite3_errmsg(q->db));
+    bool timeout = !ok && q->timed_out;
+    if (timeout)
+        pc_log(PC_LOG_WARN, q->r->id, "%s: stopped at the query time limit (%lld ms)", q->what,
+               (long long)(q->r->timeout_ns / 1000000));
+    else if (!ok)
+        pc_log(PC_LOG_ERROR, q->r->id, "%s: %s", q->what, sqlite3_errmsg(q->db));
     sqlite3_finalize(q->st);
-    release(q->r, q->db, ok);
-    return ok ? 0 : -1;
+    sqlite3_progress_handler(q->db, 0, NULL, NULL);
+    release(q->r, q->db, ok || timeout);
+    return ok ? 0 : timeout ? PC_STORE_TIMEOUT : -1;
 }
 
 static void bind_cstr(sqlite3_stmt *st, int i, const char *s)
@@ -645,17 +691,19 @@ static int get_trace(void *ctx, const char *project_id, const char *trace_id, pc
     return each_trace(&q, cb, ud);
 }
 
-static int get_spans(void *ctx, const char *project_id, const char *trace_id, pc_span_cb cb,
-                     void *ud)
+static int get_spans(void *ctx, const char *project_id, const char *trace_id, int limit,
+                     int offset, pc_span_cb cb, void *ud)
 {
     query q;
     if (query_open(&q, ctx,
                    "SELECT " SPAN_COLS " FROM spans WHERE trace_id = ?1 AND project_id = ?2"
-                   " ORDER BY start_ns, span_id",
+                   " ORDER BY start_ns, span_id LIMIT ?3 OFFSET ?4",
                    "get spans") < 0)
         return -1;
     bind_cstr(q.st, 1, trace_id);
     bind_cstr(q.st, 2, project_id ? project_id : "");
+    sqlite3_bind_int(q.st, 3, limit);
+    sqlite3_bind_int(q.st, 4, offset > 0 ? offset : 0);
     int rc;
     while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
         pc_span_row row;
@@ -665,19 +713,6 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, pc
     return query_close(&q, rc);
 }
 
-/* "%<query with \ % _ escaped by \>%" for LIKE ... ESCAPE '\'. Caller frees. */
-static char *like_pattern(const char *s)
-{
-    pc_buf b = PC_BUF_INIT;
-    pc_buf_putc(&b, '%');
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '%' || *s == '_') pc_buf_putc(&b, '\\');
-        pc_buf_putc(&b, *s);
-    }
-    pc_buf_putc(&b, '%');
-    return pc_buf_steal(&b, NULL);
-}
-
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)
 {
@@ -685,14 +720,14 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
 #define MATCHES                                                                                    \
     " EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"                                 \
     "  AND s.project_id = t.project_id"                                                            \
-    "  AND (s.name LIKE ?1 ESCAPE '\\' OR s.attributes LIKE ?1 ESCAPE '\\'))"
+    "  AND (pc_contains(s.name, ?1) OR pc_contains(s.attributes, ?1)))"
     const char *sql = project_id ? "SELECT " TRACE_COLS " FROM traces t WHERE t.project_id = ?3"
                                    " AND" MATCHES " ORDER BY " NEWEST " LIMIT ?2"
                                  : "SELECT " TRACE_COLS " FROM traces t WHERE" MATCHES
                                    " ORDER BY " NEWEST " LIMIT ?2";
 #undef MATCHES
     if (query_open(&q, ctx, sql, "search") < 0) return -1;
-    sqlite3_bind_text(q.st, 1, like_pattern(text), -1, free);
+    bind_cstr(q.st, 1, text);
     sqlite3_bind_int(q.st, 2, limit);
     if (project_id) bind_cstr(q.st, 3, project_id);
     return each_trace(&q, cb, ud);

@@ -60,8 +60,11 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns);
 /* The pool of read-only connections to one database file. */
 typedef struct pc_local_reader pc_local_reader;
 
-/* Creates an empty pool for |path|; connections open on first use. |id| is borrowed. */
-pc_local_reader *pc_local_reader_create(const char *id, const char *path);
+/* Creates an empty pool for |path|; connections open on first use. |id| is borrowed.
+ * Every read statement stops after |query_timeout_ms| (a progress handler with
+ * a deadline) and its store function returns PC_STORE_TIMEOUT. */
+pc_local_reader *pc_local_reader_create(const char *id, const char *path,
+                                        int64_t query_timeout_ms);
 /* Closes every idle connection and frees the pool. Accepts NULL. */
 void pc_local_reader_destroy(pc_local_reader *r);
 

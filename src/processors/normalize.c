@@ -166,9 +166,12 @@ static int64_t token_value(const pc_value *v)
 {
     if (!v) return -1;
     if (v->type == PC_V_INT) return v->i >= 0 ? v->i : -1;
-    if (v->type == PC_V_DOUBLE) return isfinite(v->d) && v->d >= 0 && v->d < 9e18 ? (int64_t)v->d : -1;
-    if (v->type == PC_V_STR && v->s.n > 0 && v->s.n < 20) {
-        char tmp[24];
+    if (v->type == PC_V_DOUBLE) {
+        if (!(v->d >= 0)) return -1; /* negative or NaN */
+        return v->d < 9.2e18 ? (int64_t)v->d : INT64_MAX; /* saturates, +inf included */
+    }
+    if (v->type == PC_V_STR && v->s.n > 0 && v->s.n < 64) { /* strtoll saturates */
+        char tmp[64];
         memcpy(tmp, v->s.p, v->s.n);
         tmp[v->s.n] = '\0';
         char *end;

@@ -267,7 +267,9 @@ static void handle(krecv *R, pc_batch *b, rd_kafka_message_t *m)
     remember(R, m);
     rd_kafka_timestamp_type_t tst;
     int64_t ts = rd_kafka_message_timestamp(m, &tst);
-    int64_t ts_ns = tst != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts > 0 ? ts * NS_PER_MS : 0;
+    int64_t ts_ns = 0; /* a producer's timestamp past int64 ns counts as none */
+    if (tst != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts > 0 && pc_time_add_ms(0, ts, &ts_ns))
+        ts_ns = 0;
     pc_kafka_decode_result r;
     switch (pc_kafka_decode(b, R->encoding, m->payload, m->len, ts_ns, &r)) {
     case PC_KAFKA_SPANS:

@@ -336,9 +336,9 @@ static pc_kafka_decoded decode_otlp(pc_batch *b, bool json, const void *buf, siz
     int rc;
     if (json) {
         const char *text = pc_arena_strndup(b->arena, buf, len);
-        rc = pc_otlp_decode_json(b, text, len, NULL, "", &r);
+        rc = pc_otlp_decode_json(b, text, len, NULL, "", NULL, &r);
     } else {
-        rc = pc_otlp_decode_proto(b, buf, len, NULL, "", &r);
+        rc = pc_otlp_decode_proto(b, buf, len, NULL, "", NULL, &r);
     }
     snprintf(res->error, sizeof(res->error), "%s", r.error);
     if (rc < 0 || b->n == before) {

@@ -58,6 +58,7 @@ typedef struct otlp_cfg {
     pc_grpc_limits grpc_limits;
     char *project_id;
     int64_t retry_after_ms;
+    pc_span_limits limits;
 } otlp_cfg;
 
 static const pc_option options[] = {
@@ -87,6 +88,7 @@ static const pc_option options[] = {
     {"retry_after", PC_OPT_DURATION, "1s", offsetof(otlp_cfg, retry_after_ms), 1, 3600000,
      "delay clients are told to wait (Retry-After, RetryInfo) when the pipeline could not store "
      "the data in time"},
+    PC_SPAN_LIMIT_OPTIONS(otlp_cfg, limits),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -141,8 +143,10 @@ static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body
     b->received_ns = pc_time_now_ns();
     int rc;
     if (sig != PC_SIGNAL_TRACES) rc = pc_otlp_decode_signal(b, body, len, json, res);
-    else if (json) rc = pc_otlp_decode_json(b, body, len, project, o->cfg->project_id, res);
-    else rc = pc_otlp_decode_proto(b, body, len, project, o->cfg->project_id, res);
+    else if (json)
+        rc = pc_otlp_decode_json(b, body, len, project, o->cfg->project_id, &o->cfg->limits, res);
+    else
+        rc = pc_otlp_decode_proto(b, body, len, project, o->cfg->project_id, &o->cfg->limits, res);
     if (pc_arena_over(b->arena)) {
         /* The memory budget refused part of the decode: not the client's fault,
          * and worth retrying once other requests have gone. */

@@ -30,6 +30,8 @@ void pc_otlp_dec_init(pc_otlp_dec *d, pc_batch *b, const char *project, const ch
     d->a = b->arena;
     d->res = res;
     d->depth = 0;
+    d->limits = NULL;
+    d->spans_seen = 0;
     /* Copies, so the batch never points into a request header or a config
      * that a downstream component might outlive. */
     d->project = PC_STR_LIT("");
@@ -157,6 +159,30 @@ pc_span *pc_otlp_add_span(pc_otlp_dec *d, const pc_attrs *resource, const pc_sco
 void pc_otlp_drop_last_span(pc_otlp_dec *d)
 {
     pc_batch_pop(d->b);
+}
+
+int pc_otlp_count_span(pc_otlp_dec *d)
+{
+    if (d->limits && (int64_t)++d->spans_seen > d->limits->max_spans)
+        return pc_otlp_fail(d, NULL, "more than max_spans_per_request (%lld) spans in the request",
+                            (long long)d->limits->max_spans);
+    return 0;
+}
+
+int pc_otlp_check_span(pc_otlp_dec *d, const pc_span *s)
+{
+    char msg[256];
+    if (!d->limits || !pc_span_over_limits(s, d->limits, msg, sizeof(msg))) return 0;
+    pc_otlp_reject(d, NULL, "%s", msg);
+    pc_otlp_drop_last_span(d);
+    return 1;
+}
+
+int pc_otlp_check_attrs(pc_otlp_dec *d, const pc_attrs *a)
+{
+    char msg[256];
+    if (!d->limits || !pc_attrs_over_limits(a, d->limits, "attributes", msg, sizeof(msg))) return 0;
+    return pc_otlp_fail(d, NULL, "%s", msg);
 }
 
 int pc_otlp_clamp_kind(int64_t kind)

@@ -52,11 +52,15 @@ typedef struct pc_otlp_result {
  * (the X-Prela-Project-Id header), else the resource attribute
  * "prela.project_id" when it is a non-empty string, else |default_project|.
  * Strings are copied into b's arena, so |buf| may be freed afterwards.
+ * |limits| (NULL: none, for what a gateway already checked) caps the request:
+ * more than max_spans spans fail it, a resource over a cap fails it, a span
+ * over a cap is rejected (partial success) with the field named.
  * Returns 0 (see |res| for partial success) or -1 with |res->error| set; after
  * -1 the batch may hold some spans and should be dropped.
  */
 int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *project,
-                         const char *default_project, pc_otlp_result *res);
+                         const char *default_project, const pc_span_limits *limits,
+                         pc_otlp_result *res);
 
 /*
  * Same for OTLP/JSON (the OTLP spec's JSON mapping) in |len| bytes of |text|,
@@ -67,7 +71,8 @@ int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *p
  * Error paths name the fields with the keys the request used.
  */
 int pc_otlp_decode_json(pc_batch *b, const char *text, size_t len, const char *project,
-                        const char *default_project, pc_otlp_result *res);
+                        const char *default_project, const pc_span_limits *limits,
+                        pc_otlp_result *res);
 
 /*
  * Checks an ExportMetricsServiceRequest or ExportLogsServiceRequest (|b->signal|
@@ -113,6 +118,8 @@ typedef struct pc_otlp_dec {
     pc_otlp_result *res;
     pc_str project;         /* forced project (header), or empty */
     pc_str default_project; /* arena copy of the configured default */
+    const pc_span_limits *limits; /* NULL: no caps */
+    size_t spans_seen;            /* span messages met so far, kept or not */
     int depth;              /* path depth; only the first PC_OTLP_PATH_MAX are kept */
     struct {
         const char *name;
@@ -166,6 +173,16 @@ pc_span *pc_otlp_add_span(pc_otlp_dec *d, const pc_attrs *resource, const pc_sco
                           pc_str project);
 /* Takes back the span just added (it turned out to be rejected). */
 void pc_otlp_drop_last_span(pc_otlp_dec *d);
+
+/* Counts one span message of the request: 0, or -1 (request failed) past
+ * max_spans_per_request. Call before decoding the span. */
+int pc_otlp_count_span(pc_otlp_dec *d);
+/* Checks the span just added against the caps: 0 kept, 1 over a cap (then it
+ * is dropped and rejected, naming the field). */
+int pc_otlp_check_span(pc_otlp_dec *d, const pc_span *s);
+/* Checks resource or scope attributes |a| at the current path: 0, or -1
+ * (request failed) when over a cap. */
+int pc_otlp_check_attrs(pc_otlp_dec *d, const pc_attrs *a);
 
 struct ProtobufCMessage;
 struct ProtobufCMessageDescriptor;

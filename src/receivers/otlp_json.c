@@ -447,6 +447,7 @@ static int span_in(pc_otlp_dec *d, const pc_value *o, const pc_attrs *resource,
     char nul[96]; /* see pc_span_find_nul: the storage side could not get it back */
     if (pc_span_find_nul(s, nul, sizeof(nul)))
         return pc_otlp_fail(d, nul, "U+0000 in a string is not supported");
+    pc_otlp_check_span(d, s);
     return 0;
 }
 
@@ -482,7 +483,7 @@ static int resource_spans_in(pc_otlp_dec *d, const pc_value *rs)
     if (res_obj) {
         pc_attrs *ra = pc_arena_calloc(d->a, sizeof(*ra));
         pc_otlp_push(d, res_kv->key.p, res_kv->key.n, -1);
-        if (attributes_in(d, ra, res_obj)) return -1;
+        if (attributes_in(d, ra, res_obj) || pc_otlp_check_attrs(d, ra)) return -1;
         pc_otlp_pop(d);
         resource = ra;
     }
@@ -504,7 +505,7 @@ static int resource_spans_in(pc_otlp_dec *d, const pc_value *rs)
         if (get_array(d, spans_kv, &spans, &n_spans)) return -1;
         for (size_t k = 0; k < n_spans; k++) {
             pc_otlp_push(d, spans_kv->key.p, spans_kv->key.n, (long)k);
-            if (span_in(d, &spans[k], resource, scope, project)) return -1;
+            if (pc_otlp_count_span(d) || span_in(d, &spans[k], resource, scope, project)) return -1;
             pc_otlp_pop(d);
         }
         pc_otlp_pop(d);
@@ -513,10 +514,12 @@ static int resource_spans_in(pc_otlp_dec *d, const pc_value *rs)
 }
 
 int pc_otlp_decode_json(pc_batch *b, const char *text, size_t len, const char *project,
-                        const char *default_project, pc_otlp_result *res)
+                        const char *default_project, const pc_span_limits *limits,
+                        pc_otlp_result *res)
 {
     pc_otlp_dec d;
     pc_otlp_dec_init(&d, b, project, default_project, res);
+    d.limits = limits;
     size_t first = b->n;
 
     pc_value root;

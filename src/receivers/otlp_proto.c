@@ -346,6 +346,7 @@ static int span_in(pc_otlp_dec *d, const pb_span *ps, const pc_attrs *resource,
         }
         pc_otlp_pop(d);
     }
+    pc_otlp_check_span(d, s);
     return 0;
 }
 
@@ -373,7 +374,9 @@ static int resource_spans_in(pc_otlp_dec *d, const pb_resource_spans *rs)
     if (rs->resource) {
         pc_attrs *ra = pc_arena_calloc(d->a, sizeof(*ra));
         PUSH(d, "resource", -1);
-        if (attr_list_in(d, ra, rs->resource->attributes, rs->resource->n_attributes)) return -1;
+        if (attr_list_in(d, ra, rs->resource->attributes, rs->resource->n_attributes) ||
+            pc_otlp_check_attrs(d, ra))
+            return -1;
         pc_otlp_pop(d);
         resource = ra;
     }
@@ -385,7 +388,8 @@ static int resource_spans_in(pc_otlp_dec *d, const pb_resource_spans *rs)
         if (scope_in(d, &scope, ss->scope)) return -1;
         for (size_t k = 0; k < ss->n_spans; k++) {
             PUSH(d, "spans", (long)k);
-            if (span_in(d, ss->spans[k], resource, scope, project)) return -1;
+            if (pc_otlp_count_span(d) || span_in(d, ss->spans[k], resource, scope, project))
+                return -1;
             pc_otlp_pop(d);
         }
         pc_otlp_pop(d);
@@ -394,10 +398,12 @@ static int resource_spans_in(pc_otlp_dec *d, const pb_resource_spans *rs)
 }
 
 int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *project,
-                         const char *default_project, pc_otlp_result *res)
+                         const char *default_project, const pc_span_limits *limits,
+                         pc_otlp_result *res)
 {
     pc_otlp_dec d;
     pc_otlp_dec_init(&d, b, project, default_project, res);
+    d.limits = limits;
     size_t first = b->n;
 
     pb_request *req = (pb_request *)pc_otlp_unpack(

@@ -41,6 +41,7 @@ typedef struct prela_cfg {
     int64_t retry_after_ms;
     pc_tls_config tls;
     pc_http_limits limits;
+    pc_span_limits span_limits;
 } prela_cfg;
 
 static const pc_option options[] = {
@@ -58,6 +59,7 @@ static const pc_option options[] = {
      "Retry-After sent with 503 when the pipeline is busy"},
     PC_TLS_OPTIONS("", prela_cfg, tls),
     PC_HTTP_LIMIT_OPTIONS("", prela_cfg, limits, "1024"),
+    PC_SPAN_LIMIT_OPTIONS(prela_cfg, span_limits),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -240,6 +242,27 @@ int pc_prela_decode_span(pc_batch *b, const pc_value *obj, const char *where, pc
 
 /* ------------------------------------------------------------------ handlers */
 
+/* True (with the message in |err|) when the list |spans| is longer than
+ * max_spans_per_request: the request is refused before any span is decoded. */
+static bool too_many_spans(const prela *p, const pc_value *spans, char *err, size_t errlen)
+{
+    if ((int64_t)spans->arr.n <= p->cfg->span_limits.max_spans) return false;
+    snprintf(err, errlen, "spans: %zu spans, more than max_spans_per_request (%lld)", spans->arr.n,
+             (long long)p->cfg->span_limits.max_spans);
+    return true;
+}
+
+/* Checks the span just decoded into |b| (named |where|) against the caps.
+ * Returns 0, or -1 with the span taken back and the message in |err|. */
+static int over_limits(const prela *p, pc_batch *b, const char *where, char *err, size_t errlen)
+{
+    char msg[224];
+    if (!pc_span_over_limits(&b->spans[b->n - 1], &p->cfg->span_limits, msg, sizeof(msg))) return 0;
+    pc_batch_pop(b);
+    snprintf(err, errlen, "%s%s%s", where, *where ? "." : "", msg);
+    return -1;
+}
+
 /*
  * Common start of every POST: auth, content type, JSON parse. Returns the batch
  * (which owns the request arena from now on) and the parsed body in |root|, or
@@ -326,11 +349,16 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
         pc_http_error_detail(resp, 400, "spans: expected a list");
         goto out;
     }
+    if (spans && spans->type == PC_V_ARRAY && too_many_spans(p, spans, err, sizeof(err))) {
+        pc_http_error_detail(resp, 400, err);
+        goto out;
+    }
     for (size_t i = 0; spans && spans->type == PC_V_ARRAY && i < spans->arr.n; i++) {
         char where[32];
         snprintf(where, sizeof(where), "spans[%zu]", i);
         if (pc_prela_decode_span(b, &spans->arr.v[i], where, trace_id, service, project, err,
-                                 sizeof(err))) {
+                                 sizeof(err)) ||
+            over_limits(p, b, where, err, sizeof(err))) {
             pc_http_error_detail(resp, 400, err);
             goto out;
         }
@@ -352,7 +380,8 @@ static void handle_spans(void *ctx, pc_http_req *req, pc_http_resp *resp)
     pc_batch *b = begin(p, req, resp, &root, &project);
     if (!b) return;
     char err[256];
-    if (pc_prela_decode_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, project, err, sizeof(err))) {
+    if (pc_prela_decode_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, project, err, sizeof(err)) ||
+        over_limits(p, b, "", err, sizeof(err))) {
         pc_http_error_detail(resp, 400, err);
     } else if (deliver(p, req, b, resp)) {
         pc_buf_puts(&resp->body, "{\"status\":\"accepted\",\"span_id\":");
@@ -377,13 +406,20 @@ static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
         pc_batch_unref(b);
         return;
     }
+    char cap_err[160];
+    if (too_many_spans(p, spans, cap_err, sizeof(cap_err))) {
+        pc_http_error_detail(resp, 400, cap_err);
+        pc_batch_unref(b);
+        return;
+    }
     pc_buf errors = PC_BUF_INIT;
     size_t rejected = 0;
     for (size_t i = 0; i < spans->arr.n; i++) {
         char where[32], err[256];
         snprintf(where, sizeof(where), "spans[%zu]", i);
         if (pc_prela_decode_span(b, &spans->arr.v[i], where, PC_STR_NULL, PC_STR_NULL, project,
-                                 err, sizeof(err))) {
+                                 err, sizeof(err)) ||
+            over_limits(p, b, where, err, sizeof(err))) {
             if (rejected++ < 10) {
                 pc_buf_putc(&errors, errors.len ? ',' : '[');
                 pc_json_write_cstr(&errors, err);

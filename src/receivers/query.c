@@ -56,6 +56,7 @@ typedef struct query_cfg {
     char *cors_origins;
     pc_tls_config tls;
     pc_http_limits limits;
+    int64_t max_trace_spans;
 } query_cfg;
 
 static const pc_option options[] = {
@@ -67,6 +68,9 @@ static const pc_option options[] = {
      "comma-separated allowed CORS origins, or *; empty = no CORS headers"},
     PC_TLS_OPTIONS("", query_cfg, tls),
     PC_HTTP_LIMIT_OPTIONS("", query_cfg, limits, "256"),
+    {"max_trace_spans", PC_OPT_INT, "10000", offsetof(query_cfg, max_trace_spans), 1, 1000000,
+     "most spans one trace read returns (GET /traces/{id}, and the largest limit of "
+     "/traces/{id}/spans, which pages through the rest)"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -298,6 +302,22 @@ static void server_error(pc_http_resp *resp, const char *msg)
     pc_http_error_detail(resp, 500, msg);
 }
 
+/* Answers a failed store read |rc|: 503 with Retry-After when it ran past the
+ * store's time limit (store.h: PC_STORE_TIMEOUT), else 500 with |msg|. */
+static void store_error(pc_http_resp *resp, int rc, const char *msg)
+{
+    if (rc != PC_STORE_TIMEOUT) {
+        server_error(resp, msg);
+        return;
+    }
+    char m[200];
+    snprintf(m, sizeof(m), "%s: the query ran past the store's time limit (query_timeout); "
+                           "narrow it (filters, a shorter search text) or retry later", msg);
+    pc_buf_reset(&resp->body);
+    pc_http_error_detail(resp, 503, m);
+    resp->retry_after = 1;
+}
+
 /*
  * The project a read is confined to, in |*out|: a project key's own (asking
  * for another with project_id is refused: 403); for an admin key or without
@@ -362,8 +382,9 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
     pc_buf *b = &resp->body;
     rows r = {b, 0, f.project_id};
     pc_buf_puts(b, "{\"traces\":[");
-    if (Q->store->ops->list_traces(Q->store->ctx, &f, trace_row_cb, &r) < 0) {
-        server_error(resp, "Failed to query traces");
+    int rc = Q->store->ops->list_traces(Q->store->ctx, &f, trace_row_cb, &r);
+    if (rc < 0) {
+        store_error(resp, rc, "Failed to query traces");
         return;
     }
     pc_buf_printf(b, "],\"count\":%d,\"limit\":%d,\"offset\":%d}", r.n, f.limit, f.offset);
@@ -376,6 +397,7 @@ typedef struct found {
     pc_arena *arena;     /* the request's */
     const char *project; /* the first row's project (arena copy) */
     int n;               /* projects having the trace id */
+    int64_t span_count;  /* the first row's */
     pc_buf names;        /* "a, b" of the first MAX_NAMED_PROJECTS */
 } found;
 
@@ -384,6 +406,7 @@ static int found_cb(void *ud, const pc_trace_row *row)
     found *f = ud;
     if (f->n == 0) {
         write_trace(f->out, row);
+        f->span_count = row->span_count;
         f->project = pc_arena_strndup(f->arena, row->project_id, strlen(row->project_id));
     }
     if (f->n < MAX_NAMED_PROJECTS) {
@@ -403,14 +426,16 @@ static int found_cb(void *ud, const pc_trace_row *row)
  * store failed (500; |fail_msg|), with the answer written to |resp|.
  */
 static const char *find_trace(pc_query *Q, pc_http_req *req, const char *project, const char *id,
-                              pc_buf *out, pc_http_resp *resp, const char *fail_msg)
+                              pc_buf *out, pc_http_resp *resp, const char *fail_msg,
+                              int64_t *span_count)
 {
     found f = {.out = out, .arena = req->arena, .names = PC_BUF_INIT};
     int rc = Q->store->ops->get_trace(Q->store->ctx, project, id, found_cb, &f);
     const char *result = NULL;
     pc_buf m = PC_BUF_INIT;
+    *span_count = f.span_count;
     if (rc < 0) {
-        server_error(resp, fail_msg);
+        store_error(resp, rc, fail_msg);
     } else if (f.n == 0) {
         pc_buf_printf(&m, "Trace %s not found", id);
         pc_buf_reset(&resp->body);
@@ -433,33 +458,55 @@ static void handle_trace(pc_query *Q, pc_http_req *req, const char *project, con
 {
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"trace\":");
-    project = find_trace(Q, req, project, id, b, resp, "Failed to retrieve trace");
+    int64_t total;
+    project = find_trace(Q, req, project, id, b, resp, "Failed to retrieve trace", &total);
     if (!project) return;
     pc_buf_puts(b, ",\"spans\":[");
     rows r = {b, 0, project};
-    if (Q->store->ops->get_spans(Q->store->ctx, project, id, span_row_cb, &r) < 0) {
-        server_error(resp, "Failed to retrieve trace");
+    int cap = (int)Q->cfg->max_trace_spans;
+    int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, cap, 0, span_row_cb, &r);
+    if (rc < 0) {
+        store_error(resp, rc, "Failed to retrieve trace");
         return;
     }
-    pc_buf_printf(b, "],\"span_count\":%d}", r.n);
+    /* span_count: spans in this answer; spans_total and spans_truncated say
+     * whether /spans?offset= has more (at most max_trace_spans per answer). */
+    pc_buf_printf(b, "],\"span_count\":%d,\"spans_total\":%lld,\"spans_truncated\":%s}", r.n,
+                  (long long)(total > r.n ? total : r.n), total > r.n ? "true" : "false");
     resp->status = 200;
 }
 
 static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, const char *id,
                          pc_http_resp *resp)
 {
-    pc_buf trace = PC_BUF_INIT; /* only its existence and project matter */
-    project = find_trace(Q, req, project, id, &trace, resp, "Failed to query spans");
+    int cap = (int)Q->cfg->max_trace_spans, limit, offset;
+    char msg[120];
+    if (int_param(req, "limit", 1, cap, cap, &limit) < 0) {
+        snprintf(msg, sizeof(msg), "limit: must be an integer from 1 to %d (max_trace_spans)", cap);
+        bad_request(resp, msg);
+        return;
+    }
+    if (int_param(req, "offset", 0, 1000000000, 0, &offset) < 0) {
+        bad_request(resp, "offset: must be an integer >= 0");
+        return;
+    }
+    pc_buf trace = PC_BUF_INIT; /* only its existence, project and span count matter */
+    int64_t total;
+    project = find_trace(Q, req, project, id, &trace, resp, "Failed to query spans", &total);
     pc_buf_free(&trace);
     if (!project) return;
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"spans\":[");
     rows r = {b, 0, project};
-    if (Q->store->ops->get_spans(Q->store->ctx, project, id, span_row_cb, &r) < 0) {
-        server_error(resp, "Failed to query spans");
+    int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, limit, offset, span_row_cb, &r);
+    if (rc < 0) {
+        store_error(resp, rc, "Failed to query spans");
         return;
     }
-    pc_buf_printf(b, "],\"count\":%d}", r.n);
+    /* total: the trace's distinct spans (its summary's span_count) */
+    if (total < (int64_t)offset + r.n) total = (int64_t)offset + r.n;
+    pc_buf_printf(b, "],\"count\":%d,\"total\":%lld,\"limit\":%d,\"offset\":%d}", r.n,
+                  (long long)total, limit, offset);
     resp->status = 200;
 }
 
@@ -511,8 +558,9 @@ static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
     pc_buf *b = &resp->body;
     rows r = {b, 0, project};
     pc_buf_puts(b, "{\"results\":[");
-    if (Q->store->ops->search(Q->store->ctx, project, q, limit, trace_row_cb, &r) < 0) {
-        server_error(resp, "Failed to search traces");
+    int rc = Q->store->ops->search(Q->store->ctx, project, q, limit, trace_row_cb, &r);
+    if (rc < 0) {
+        store_error(resp, rc, "Failed to search traces");
         return;
     }
     pc_buf_printf(b, "],\"count\":%d,\"query\":", r.n);

@@ -55,6 +55,7 @@ receivers:
   query:
     endpoint: 127.0.0.1:{query_port}
     store: {query_store}
+{query_extra}
 {receivers_extra}
 processors:
   normalize:
@@ -82,7 +83,8 @@ class Collector:
 
     def __init__(self, tmp_path, prela_extra="", otlp_extra="", local_extra="", data_dir=None,
                  grpc_extra="", exporters_extra="", pipelines_extra="", receivers_extra="",
-                 query_store="local", auth="", read_key=None, binary=None, service_extra=""):
+                 query_store="local", auth="", read_key=None, binary=None, service_extra="",
+                 query_extra=""):
         self.bin = binary or BIN  # another build (e.g. a previous release's) when given
         if not self.bin or not os.path.exists(self.bin):
             raise RuntimeError("PRELA_COLLECTOR_BIN is not set to the built binary (run under ctest)")
@@ -97,6 +99,7 @@ class Collector:
             exporters_extra=_indent(exporters_extra, 2), receivers_extra=_indent(receivers_extra, 2),
             pipelines_extra=_indent(pipelines_extra, 4), data_dir=self.data_dir,
             service_extra=_indent(service_extra, 2),
+            query_extra=_indent(query_extra, 4),
             auth=("auth:\n" + _indent(auth, 2)) if auth else "",
             query_store=query_store, **self.ports))
         self.ingest = f"http://127.0.0.1:{self.ports['ingest_port']}"

@@ -278,12 +278,12 @@ static void test_query_builders(void)
     const char *evil = "x' OR 1=1 --\\";
     const char *esc = "'x\\' OR 1=1 --\\\\'";
     pc_buf b = PC_BUF_INIT;
-    pc_ch_sql_get_spans(&b, "db", "p1", evil);
+    pc_ch_sql_get_spans(&b, "db", "p1", evil, 100, 0);
     CHECK(has(&b, "FROM `db`.spans WHERE trace_id = 'x\\' OR 1=1 --\\\\' AND project_id = 'p1'"));
     CHECK(has(&b, "LIMIT 1 BY project_id, trace_id, span_id"));
-    CHECK(has(&b, "ORDER BY start_ns, span_id FORMAT TabSeparated"));
+    CHECK(has(&b, "ORDER BY start_ns, span_id LIMIT 0, 100 FORMAT TabSeparated"));
     pc_buf_reset(&b);
-    pc_ch_sql_get_spans(&b, "db", evil, "t"); /* the project is quoted too */
+    pc_ch_sql_get_spans(&b, "db", evil, "t", 100, 0); /* the project is quoted too */
     CHECK(has(&b, "WHERE trace_id = 't' AND project_id = 'x\\' OR 1=1 --\\\\'"));
     pc_buf_reset(&b);
     pc_ch_sql_get_trace(&b, "db", NULL, evil);

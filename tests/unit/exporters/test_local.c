@@ -269,7 +269,7 @@ static spans *get_spans_p(store_h *h, const char *project, const char *id)
 {
     static spans s;
     s.n = 0;
-    CHECK_EQ_INT(h->st->ops->get_spans(h->st->ctx, project, id, collect_span, &s), 0);
+    CHECK_EQ_INT(h->st->ops->get_spans(h->st->ctx, project, id, 100000, 0, collect_span, &s), 0);
     return &s;
 }
 
@@ -752,6 +752,78 @@ static void test_search(void)
     t = search(&h, "p1", "o", 50);
     CHECK_EQ_INT(t->n, 2);
     CHECK_EQ_INT(search(&h, "p2", "paris", 50)->n, 0);
+    close_store(&h, true);
+}
+
+/* Bounds on client numbers and reads: token sums saturate at INT64_MAX (in
+ * one transaction and across the UPSERT), get_spans pages, and a search past
+ * query_timeout stops with PC_STORE_TIMEOUT instead of running on. */
+static void test_bounds(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "s%d", i);
+        add_span(b, (span_spec){.trace = "t-big", .span = id, .start = T0 + i, .end = T0 + 10,
+                                .type = PC_TYPE_LLM, .in_tok = INT64_MAX - 1, .out_tok = 7});
+    }
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    traces *t = get_trace(&h, "t-big");
+    CHECK_EQ_INT(t->n, 1);
+    CHECK_EQ_INT(t->v[0].input_tokens, INT64_MAX);
+    CHECK_EQ_INT(t->v[0].output_tokens, 35);
+    b = new_batch(pc_time_now_ns()); /* a later batch: the UPSERT's sum */
+    add_span(b, (span_spec){.trace = "t-big", .span = "s9", .start = T0 + 9, .end = T0 + 10,
+                            .type = PC_TYPE_LLM, .in_tok = 5, .out_tok = INT64_MAX});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    t = get_trace(&h, "t-big");
+    CHECK_EQ_INT(t->v[0].input_tokens, INT64_MAX);
+    CHECK_EQ_INT(t->v[0].output_tokens, INT64_MAX);
+    CHECK_EQ_INT(t->v[0].span_count, 6);
+
+    /* pages of get_spans, in start order */
+    static spans s;
+    s.n = 0;
+    CHECK_EQ_INT(h.st->ops->get_spans(h.st->ctx, "proj-1", "t-big", 2, 1, collect_span, &s), 0);
+    CHECK_EQ_INT(s.n, 2);
+    CHECK_EQ_STR(s.v[0].span_id, "s1");
+    CHECK_EQ_STR(s.v[1].span_id, "s2");
+    s.n = 0;
+    CHECK_EQ_INT(h.st->ops->get_spans(h.st->ctx, "proj-1", "t-big", 10, 5, collect_span, &s), 0);
+    CHECK_EQ_INT(s.n, 1);
+    CHECK_EQ_STR(s.v[0].span_id, "s9");
+    close_store(&h, true);
+
+    /* 16 MB of attribute text against a 1 ms limit: the search stops */
+    const char *const kv[] = {"query_timeout", "1ms"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    enum { BIG = 2 << 20 };
+    for (int i = 0; i < 8; i++) {
+        b = new_batch(pc_time_now_ns());
+        char id[16];
+        snprintf(id, sizeof(id), "t-huge-%d", i);
+        pc_span *sp = add_span(b, (span_spec){.trace = id, .span = "a", .start = T0 + i});
+        char *text = pc_arena_alloc(b->arena, BIG + 1);
+        memset(text, 'a', BIG);
+        text[BIG] = '\0';
+        pc_kv *a = pc_arena_calloc(b->arena, sizeof(pc_kv));
+        a[0] = kv_str(b, "prompt", "");
+        a[0].value.s = (pc_str){text, BIG};
+        sp->attrs = (pc_attrs){a, 1};
+        CHECK_EQ_INT(consume(&h, b), PC_OK);
+    }
+    char pattern[1001];
+    memset(pattern, 'a', 999);
+    pattern[999] = 'b';
+    pattern[1000] = '\0';
+    traces found = {.n = 0};
+    int64_t t0 = pc_time_mono_ns();
+    int rc = h.st->ops->search(h.st->ctx, NULL, pattern, 50, collect_trace, &found);
+    int64_t took = pc_time_mono_ns() - t0;
+    CHECK_EQ_INT(rc, PC_STORE_TIMEOUT);
+    CHECK(took < 500 * 1000000LL); /* stopped near the limit, not after the scan */
     close_store(&h, true);
 }
 
@@ -1242,6 +1314,7 @@ int main(void)
     RUN(test_summary_out_of_order);
     RUN(test_filters);
     RUN(test_search);
+    RUN(test_bounds);
     RUN(test_retention);
     RUN(test_concurrent);
     RUN(test_backpressure);

@@ -214,7 +214,7 @@ static pc_batch *decode_pb(const void *buf, size_t len, const char *project, pc_
                            int *rc)
 {
     pc_batch *b = pc_batch_create(NULL);
-    *rc = pc_otlp_decode_proto(b, buf, len, project, "dflt", res);
+    *rc = pc_otlp_decode_proto(b, buf, len, project, "dflt", &pc_span_limits_default, res);
     return b;
 }
 
@@ -224,7 +224,7 @@ static pc_batch *decode_js(const char *text, const char *project, pc_otlp_result
     size_t n = strlen(text);
     /* The decoder points into the text, which must live in the batch's arena. */
     char *copy = pc_arena_strndup(b->arena, text, n);
-    *rc = pc_otlp_decode_json(b, copy, n, project, "dflt", res);
+    *rc = pc_otlp_decode_json(b, copy, n, project, "dflt", &pc_span_limits_default, res);
     return b;
 }
 
@@ -1054,6 +1054,103 @@ static void test_responses(void)
     CHECK_EQ_INT(pc_otlp_grpc_code(500), 13);
 }
 
+/* ------------------------------------------------------------ caps */
+
+#define CAP_SPAN(sid, attrs)                                                                       \
+    "{\"traceId\":\"" TRACE_A "\",\"spanId\":\"" sid "\",\"name\":\"n\",\"attributes\":[" attrs "]}"
+#define CAP_KV(k, v) "{\"key\":\"" k "\",\"value\":" v "}"
+
+/* Caps from a receiver's settings: a span over a per-span cap is rejected
+ * (partial success) naming the field; more spans than max_spans, or a
+ * resource over a cap, fail the request; NULL limits check nothing. */
+static void test_caps(void)
+{
+    const pc_span_limits lim = {.max_spans = 3, .max_attributes = 2, .max_events = 1,
+                                .max_links = 1, .max_depth = 2};
+    const char *three =
+        "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":["
+        CAP_SPAN("0000000000000001", CAP_KV("a", "{\"intValue\":1}") "," CAP_KV("b", "{\"intValue\":1}")
+                 "," CAP_KV("c", "{\"intValue\":1}")) ","
+        CAP_SPAN("0000000000000002", CAP_KV("deep", "{\"arrayValue\":{\"values\":[{\"arrayValue\":"
+                 "{\"values\":[{\"arrayValue\":{\"values\":[{\"intValue\":1}]}}]}}]}}")) ","
+        CAP_SPAN("0000000000000003", CAP_KV("ok", "{\"arrayValue\":{\"values\":[{\"arrayValue\":"
+                 "{\"values\":[{\"intValue\":1}]}}]}}"))
+        "]}]}]}";
+    pc_otlp_result res;
+    pc_batch *b = pc_batch_create(NULL);
+    size_t n = strlen(three);
+    char *copy = pc_arena_strndup(b->arena, three, n);
+    CHECK_EQ_INT(pc_otlp_decode_json(b, copy, n, NULL, "dflt", &lim, &res), 0);
+    CHECK_EQ_INT(b->n, 1);
+    CHECK_EQ_INT(res.rejected, 2);
+    CHECK(strstr(res.error, "spans[0]") != NULL);
+    CHECK(strstr(res.error, "attributes: 3 attributes, more than max_attributes_per_span (2)"));
+    pc_batch_unref(b);
+
+    /* the same request without caps (a Kafka message a gateway checked) */
+    b = pc_batch_create(NULL);
+    copy = pc_arena_strndup(b->arena, three, n);
+    CHECK_EQ_INT(pc_otlp_decode_json(b, copy, n, NULL, "dflt", NULL, &res), 0);
+    CHECK_EQ_INT(b->n, 3);
+    pc_batch_unref(b);
+
+    /* the nested value alone: depth 3 over 2 */
+    pc_span_limits only_depth = pc_span_limits_default;
+    only_depth.max_depth = 2;
+    b = pc_batch_create(NULL);
+    copy = pc_arena_strndup(b->arena, three, n);
+    CHECK_EQ_INT(pc_otlp_decode_json(b, copy, n, NULL, "dflt", &only_depth, &res), 0);
+    CHECK_EQ_INT(res.rejected, 1);
+    CHECK(strstr(res.error, "spans[1]: attributes.deep: arrays/maps nested more than "
+                            "max_attribute_depth (2) deep") != NULL);
+    pc_batch_unref(b);
+
+    /* more spans than max_spans: the whole request */
+    pc_span_limits two = pc_span_limits_default;
+    two.max_spans = 2;
+    b = pc_batch_create(NULL);
+    copy = pc_arena_strndup(b->arena, three, n);
+    CHECK_EQ_INT(pc_otlp_decode_json(b, copy, n, NULL, "dflt", &two, &res), -1);
+    CHECK(strstr(res.error, "more than max_spans_per_request (2) spans") != NULL);
+    pc_batch_unref(b);
+
+    /* protobuf: events over the cap reject the span; a resource over the cap fails */
+    Span *sp = span_new(TRACE_A, SPAN_A, "", "root", 1);
+    sp->n_events = 2;
+    sp->events = talloc(2 * sizeof(Event *));
+    for (int i = 0; i < 2; i++) {
+        sp->events[i] = talloc(sizeof(Event));
+        opentelemetry__proto__trace__v1__span__event__init(sp->events[i]);
+        sp->events[i]->name = "e";
+        sp->events[i]->time_unix_nano = 1700000000000000000ull;
+    }
+    Span **one = talloc(sizeof(Span *));
+    one[0] = sp;
+    Request *r = simple_request(1, one);
+    size_t len;
+    uint8_t *buf = pack(r, &len);
+    b = pc_batch_create(NULL);
+    CHECK_EQ_INT(pc_otlp_decode_proto(b, buf, len, NULL, "dflt", &lim, &res), 0);
+    CHECK_EQ_INT(b->n, 0);
+    CHECK_EQ_INT(res.rejected, 1);
+    CHECK(strstr(res.error, "events: 2 events, more than max_events_per_span (1)") != NULL);
+    pc_batch_unref(b);
+
+    Resource *rsrc = talloc(sizeof(*rsrc));
+    opentelemetry__proto__resource__v1__resource__init(rsrc);
+    rsrc->n_attributes = 3;
+    rsrc->attributes = kvs(3, kv("a", v_int(1)), kv("b", v_int(2)), kv("c", v_int(3)));
+    one = talloc(sizeof(Span *));
+    one[0] = span_new(TRACE_A, SPAN_A, "", "root", 1);
+    r = simple_request(1, one);
+    r->resource_spans[0]->resource = rsrc;
+    buf = pack(r, &len);
+    b = pc_batch_create(NULL);
+    CHECK_EQ_INT(pc_otlp_decode_proto(b, buf, len, NULL, "dflt", &lim, &res), -1);
+    CHECK(strstr(res.error, "resource_spans[0].resource: attributes: 3 attributes") != NULL);
+    pc_batch_unref(b);
+}
+
 int main(void)
 {
     T = pc_arena_create(1 << 16);
@@ -1067,6 +1164,7 @@ int main(void)
     RUN(test_proto_utf8);
     RUN(test_json_malformed);
     RUN(test_responses);
+    RUN(test_caps);
     pc_arena_destroy(T);
     return CHECK_DONE();
 }

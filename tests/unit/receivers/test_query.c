@@ -463,6 +463,64 @@ static void *make_cfg(const pc_component_ops *ops, const char *const *kv, size_t
     return cfg;
 }
 
+/* A second receiver with max_trace_spans 2: a trace read stops at 2 spans and
+ * says so; /spans pages with limit and offset and gives the total; limits
+ * over the cap are 400 naming the parameter. */
+static void test_paging(void *local)
+{
+    const char *qkv[] = {"endpoint", "127.0.0.1:0", "max_trace_spans", "2"};
+    void *qcfg = make_cfg(&pc_query_receiver_ops, qkv, 2);
+    void *q = pc_query_receiver_ops.create("query", qcfg, NULL);
+    CHECK_EQ_INT(pc_query_serve(q, pc_local_exporter_ops.store(local)), 0);
+    int saved = port;
+    port = pc_query_port(q);
+
+    answer a = http("GET", "/api/v1/traces/test-trace-123");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_INT(int_at(&a, "span_count"), 2);
+    CHECK_EQ_INT(int_at(&a, "spans_total"), 3);
+    CHECK_EQ_INT(type_at(&a, "spans_truncated"), PC_V_BOOL);
+    CHECK(at(&a.json, "spans_truncated") && at(&a.json, "spans_truncated")->b);
+    CHECK_EQ_INT(int_at(&a, "trace.span_count"), 3);
+    answer_free(&a);
+
+    a = http("GET", "/api/v1/traces/test-trace-123/spans");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_INT(int_at(&a, "count"), 2);
+    CHECK_EQ_INT(int_at(&a, "total"), 3);
+    CHECK_EQ_INT(int_at(&a, "limit"), 2);
+    CHECK_EQ_INT(int_at(&a, "offset"), 0);
+    CHECK_EQ_STR(str_at(&a, "spans.0.span_id"), "root");
+    answer_free(&a);
+
+    a = http("GET", "/api/v1/traces/test-trace-123/spans?limit=1&offset=1");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_INT(int_at(&a, "count"), 1);
+    CHECK_EQ_INT(int_at(&a, "total"), 3);
+    CHECK_EQ_STR(str_at(&a, "spans.0.span_id"), "llm-1");
+    answer_free(&a);
+
+    a = http("GET", "/api/v1/traces/test-trace-123/spans?offset=2");
+    CHECK_EQ_INT(int_at(&a, "count"), 1);
+    CHECK_EQ_STR(str_at(&a, "spans.0.span_id"), "tool-1");
+    answer_free(&a);
+
+    a = http("GET", "/api/v1/traces/test-trace-123/spans?limit=3");
+    CHECK_EQ_INT(a.status, 400);
+    CHECK(str_at(&a, "detail") && strncmp(str_at(&a, "detail"), "limit:", 6) == 0);
+    answer_free(&a);
+    a = http("GET", "/api/v1/traces/test-trace-123/spans?offset=-1");
+    CHECK_EQ_INT(a.status, 400);
+    CHECK(str_at(&a, "detail") && strncmp(str_at(&a, "detail"), "offset:", 7) == 0);
+    answer_free(&a);
+
+    port = saved;
+    pc_query_receiver_ops.shutdown(q);
+    pc_query_receiver_ops.destroy(q);
+    pc_config_free_options(pc_query_receiver_ops.options, qcfg);
+    free(qcfg);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/pc_query_XXXXXX";
@@ -501,6 +559,8 @@ int main(void)
         RUN(test_search_health_routes);
         fprintf(stderr, "-- test_projects\n");
         test_projects(local);
+        fprintf(stderr, "-- test_paging\n");
+        test_paging(local);
     }
 
     pc_query_receiver_ops.shutdown(q);

@@ -1,0 +1,26 @@
+/*
+ * local_contains.h - pc_contains(text, needle), the embedded store's search
+ * matcher, as an SQLite function.
+ *
+ * Where it sits: local_store.c registers it on a read connection before each
+ * query; search's SQL calls it on span names and attribute text. Why not
+ * LIKE '%needle%': SQLite's LIKE backtracks, costing value length x pattern
+ * length per row (seconds for a 2 MB attribute and a 1,000-byte text), inside
+ * one virtual machine instruction where the progress handler cannot stop it.
+ * pc_contains is linear and asks the query's deadline as it goes.
+ */
+#ifndef PC_LOCAL_CONTAINS_H
+#define PC_LOCAL_CONTAINS_H
+
+#include <sqlite3.h>
+
+/*
+ * Registers pc_contains(text, needle) on |db|: 1 when |needle| occurs in
+ * |text| ignoring ASCII case (what LIKE '%needle%' with the needle's % _ \
+ * escaped matches), else 0; NULL text is 0, an empty needle matches. Every
+ * 64 KiB of text it calls |past_deadline|(|ud|); non-zero fails the statement.
+ * A later registration on |db| replaces this one. Returns an SQLite code.
+ */
+int pc_local_contains_register(sqlite3 *db, int (*past_deadline)(void *ud), void *ud);
+
+#endif

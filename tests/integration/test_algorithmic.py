@@ -1,0 +1,328 @@
+"""Hostile input that costs work rather than bytes (issue 10, items 3-5), against the real binary.
+
+- Trace ids computed to collide under the unkeyed FNV-1a the store's trace table used to hash
+  with: 100k of them are stored in about the time of 100k ordinary ids, while a well-behaved
+  client keeps getting 200s.
+- Caps on spans per request, attributes/events per span and attribute nesting: 400 (Prela
+  request), a rejected span in a Prela batch, OTLP partial success; every message names the field.
+- Token counts and their sums saturate at INT64_MAX (never wrap, never fail a write).
+- Reads are bounded: a search of a 1,000-byte text over 2 MB attributes stops at query_timeout
+  with 503 and the collector keeps serving; a trace read stops at max_trace_spans and
+  /api/v1/traces/{id}/spans pages through the rest with limit/offset/total.
+Tests marked with `store` run on the embedded store and on ClickHouse.
+"""
+import random
+import threading
+import time
+
+import pytest
+import requests
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
+
+INT64_MAX = 2**63 - 1
+HEX = "0123456789abcdef"
+
+# ------------------------------------------------------------ colliding ids --
+
+FNV32_OFFSET, FNV32_PRIME = 2166136261, 16777619
+BITS = 20  # the table has at least 2 * spans slots: 2^18 for 100k spans; 20 bits covers more
+MASK = (1 << BITS) - 1
+
+
+def fnv1a32(s):
+    h = FNV32_OFFSET
+    for c in s.encode():
+        h = ((h ^ c) * FNV32_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def colliding_ids(n, target=0x5A5A5, seed=1):
+    """n distinct 22-character hex ids whose FNV-1a-32 agrees with `target` in the low BITS
+    bits: the slot of every one of them in a power-of-two table of up to 2^BITS slots, as the
+    store's trace table computed it before the keyed hash. The low bits of FNV-1a depend only on
+    the low bits of its state, and each byte step is invertible mod 2^BITS, so a table of
+    4-character suffixes that lead to the target (built backwards) meets 2-character middles
+    computed forwards from random 16-character prefixes (meet in the middle)."""
+    rng = random.Random(seed)
+    inv = pow(FNV32_PRIME, -1, 1 << BITS)
+    back = {}  # state before the suffix -> suffix
+    for a in HEX:
+        for b in HEX:
+            for c in HEX:
+                for d in HEX:
+                    suffix = a + b + c + d
+                    st = target
+                    for ch in reversed(suffix):
+                        st = ((st * inv) & MASK) ^ ord(ch)
+                    back.setdefault(st, suffix)
+    ids = []
+    while len(ids) < n:
+        prefix = "".join(rng.choice(HEX) for _ in range(16))
+        st = fnv1a32(prefix) & MASK
+        for a in HEX:
+            sa = ((st ^ ord(a)) * FNV32_PRIME) & MASK
+            for b in HEX:
+                sb = ((sa ^ ord(b)) * FNV32_PRIME) & MASK
+                suffix = back.get(sb)
+                if suffix:
+                    ids.append(prefix + a + b + suffix)
+    return ids[:n]
+
+
+def random_ids(n, seed=2):
+    rng = random.Random(seed)
+    return ["".join(rng.choice(HEX) for _ in range(22)) for _ in range(n)]
+
+
+def batch_of(ids, name):
+    return {"spans": [{"trace_id": t, "span_id": "s", "name": name,
+                       "started_at": "2025-01-27T10:00:00Z"} for t in ids]}
+
+
+def test_colliding_trace_ids_cost_what_ordinary_ids_cost(make_collector):
+    n = 100_000
+    bad = colliding_ids(n)
+    assert len(set(bad)) == n
+    assert len({fnv1a32(t) & MASK for t in bad}) == 1  # one slot under the old hash
+    good = random_ids(n)
+    c = make_collector(local_extra="timeout: 120s")
+
+    def timed_post(ids, name):
+        t0 = time.monotonic()
+        r = requests.post(c.ingest + "/v1/batch", json=batch_of(ids, name), timeout=300)
+        took = time.monotonic() - t0
+        assert r.status_code == 200, r.text
+        assert r.json()["ingested"] == n
+        return took
+
+    # a well-behaved client sending alongside the colliding request
+    statuses, stop = [], threading.Event()
+
+    def neighbour():
+        i = 0
+        while not stop.is_set():
+            r = requests.post(c.ingest + "/v1/spans", json={
+                "trace_id": f"nb-{i}", "span_id": "s", "name": "neighbour"}, timeout=60)
+            statuses.append(r.status_code)
+            i += 1
+            time.sleep(0.05)
+
+    ordinary = timed_post(good, "ordinary")
+    th = threading.Thread(target=neighbour)
+    th.start()
+    try:
+        colliding = timed_post(bad, "colliding")
+    finally:
+        stop.set()
+        th.join()
+    print(f"100k spans: ordinary ids {ordinary:.2f}s, colliding ids {colliding:.2f}s")
+    # unkeyed: n^2/2 probes on the single writer (tens of seconds); keyed: the same work
+    assert colliding < 2.5 * ordinary + 2.0, (ordinary, colliding)
+    assert statuses and all(s == 200 for s in statuses), statuses
+    assert c.get("/api/v1/traces", limit=1).json()["count"] == 1
+    assert c.trace(bad[-1])["trace"]["trace_id"] == bad[-1]
+
+
+# ---------------------------------------------------------------------- caps --
+
+def prela_span(**kw):
+    span = {"trace_id": "t-cap", "span_id": "s", "name": "n", "started_at": "2025-01-27T10:00:00Z"}
+    span.update(kw)
+    return span
+
+
+def test_prela_caps_name_the_field(make_collector):
+    c = make_collector(prela_extra="max_spans_per_request: 10\nmax_attribute_depth: 3\n"
+                                   "max_events_per_span: 2")
+    r = requests.post(c.ingest + "/v1/batch",
+                      json={"spans": [prela_span(span_id=f"s{i}") for i in range(11)]})
+    assert r.status_code == 400
+    assert r.json()["detail"] == "spans: 11 spans, more than max_spans_per_request (10)"
+    r = requests.post(c.ingest + "/v1/traces", json={
+        "trace_id": "t-cap", "spans": [prela_span(span_id=f"s{i}") for i in range(11)]})
+    assert r.status_code == 400 and "max_spans_per_request (10)" in r.json()["detail"]
+
+    many = {f"k{i}": i for i in range(1025)}  # over the default 1,024
+    r = requests.post(c.ingest + "/v1/spans", json=prela_span(attributes=many))
+    assert r.status_code == 400
+    assert r.json()["detail"] == \
+        "attributes: 1025 attributes, more than max_attributes_per_span (1024)"
+
+    batch = {"spans": [
+        prela_span(span_id="ok", attributes={"flat": [[1, 2], [3]]}),          # depth 2
+        prela_span(span_id="deep", attributes={"deep": [[[[1]]]]}),             # depth 4 > 3
+        prela_span(span_id="ev", events=[{"name": f"e{i}"} for i in range(3)]),  # 3 > 2
+    ]}
+    r = requests.post(c.ingest + "/v1/batch", json=batch)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["ingested"] == 1 and j["rejected"] == 2
+    assert j["errors"][0] == ("spans[1].attributes.deep: arrays/maps nested more than "
+                              "max_attribute_depth (3) deep")
+    assert j["errors"][1] == "spans[2].events: 3 events, more than max_events_per_span (2)"
+    assert [s["span_id"] for s in c.trace("t-cap")["spans"]] == ["ok"]
+    assert c.alive()
+
+
+def otlp_kv(key, value):
+    return {"key": key, "value": value}
+
+
+def test_otlp_caps_partial_success(collector):
+    tid = "5b8efff798038103d269b633813fc60c"
+    spans = [
+        {"traceId": tid, "spanId": "0000000000000001", "name": "ok",
+         "startTimeUnixNano": "1700000000000000000"},
+        {"traceId": tid, "spanId": "0000000000000002", "name": "wide",
+         "startTimeUnixNano": "1700000000000000000",
+         "attributes": [otlp_kv(f"k{i}", {"intValue": i}) for i in range(1025)]},
+    ]
+    r = requests.post(collector.otlp + "/v1/traces",
+                      json={"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    assert r.status_code == 200, r.text
+    ps = r.json()["partialSuccess"]
+    assert ps["rejectedSpans"] == "1"
+    assert ps["errorMessage"] == ("resourceSpans[0].scopeSpans[0].spans[1]: attributes: 1025 "
+                                  "attributes, more than max_attributes_per_span (1024)")
+
+    # protobuf: an AnyValue nested 33 arrays deep (over the default 32); 40 links (fine)
+    v = common_pb2.AnyValue(int_value=1)
+    for _ in range(33):
+        v = common_pb2.AnyValue(array_value=common_pb2.ArrayValue(values=[v]))
+    req = trace_service_pb2.ExportTraceServiceRequest(resource_spans=[trace_pb2.ResourceSpans(
+        scope_spans=[trace_pb2.ScopeSpans(spans=[
+            trace_pb2.Span(trace_id=bytes.fromhex(tid), span_id=bytes.fromhex("0000000000000003"),
+                           name="deep", start_time_unix_nano=1700000000000000000,
+                           attributes=[common_pb2.KeyValue(key="deep", value=v)]),
+            trace_pb2.Span(trace_id=bytes.fromhex(tid), span_id=bytes.fromhex("0000000000000004"),
+                           name="linked", start_time_unix_nano=1700000000000000000,
+                           links=[trace_pb2.Span.Link(trace_id=bytes.fromhex(tid),
+                                                      span_id=bytes.fromhex("0000000000000001"))
+                                  for _ in range(40)]),
+        ])])])
+    r = requests.post(collector.otlp + "/v1/traces", data=req.SerializeToString(),
+                      headers={"Content-Type": "application/x-protobuf"})
+    assert r.status_code == 200, r.text
+    resp = trace_service_pb2.ExportTraceServiceResponse.FromString(r.content)
+    assert resp.partial_success.rejected_spans == 1
+    assert resp.partial_success.error_message == (
+        "resource_spans[0].scope_spans[0].spans[0]: attributes.deep: arrays/maps nested more "
+        "than max_attribute_depth (32) deep")
+    names = sorted(s["name"] for s in collector.trace(tid)["spans"])
+    assert names == ["linked", "ok"]
+
+
+# ------------------------------------------------------------- on both stores --
+
+@pytest.mark.usefixtures("store")
+def test_token_counts_and_sums_saturate(make_collector):
+    c = make_collector()
+    spans = [
+        prela_span(trace_id="t-tok", span_id="a", span_type="llm",
+                   attributes={"llm.input_tokens": INT64_MAX, "llm.output_tokens": 3}),
+        prela_span(trace_id="t-tok", span_id="b", span_type="llm",
+                   attributes={"llm.input_tokens": 5, "llm.output_tokens": 1e30}),
+        prela_span(trace_id="t-tok", span_id="c", span_type="llm",
+                   attributes={"llm.input_tokens": "99999999999999999999999",
+                               "llm.output_tokens": 4}),
+    ]
+    r = requests.post(c.ingest + "/v1/batch", json={"spans": spans[:2]})
+    assert r.status_code == 200 and r.json()["ingested"] == 2, r.text
+    r = requests.post(c.ingest + "/v1/batch", json={"spans": spans[2:]})  # a later write
+    assert r.status_code == 200 and r.json()["ingested"] == 1, r.text
+    t = c.trace("t-tok")
+    by_id = {s["span_id"]: s for s in t["spans"]}
+    assert by_id["b"]["output_tokens"] == INT64_MAX       # a double past int64
+    assert by_id["c"]["input_tokens"] == INT64_MAX        # a numeric string past int64
+    assert t["trace"]["input_tokens"] == INT64_MAX
+    assert t["trace"]["output_tokens"] == INT64_MAX
+    listed = c.get("/api/v1/traces").json()["traces"]
+    assert [x["input_tokens"] for x in listed if x["trace_id"] == "t-tok"] == [INT64_MAX]
+
+
+@pytest.mark.usefixtures("store")
+def test_spans_pagination_and_trace_span_cap(make_collector):
+    c = make_collector(query_extra="max_trace_spans: 100")
+    n = 250
+    spans = [prela_span(trace_id="t-many", span_id=f"s{i:04d}",
+                        started_at=f"2025-01-27T10:00:{i // 10:02d}.{i % 10}Z") for i in range(n)]
+    r = requests.post(c.ingest + "/v1/batch", json={"spans": spans})
+    assert r.status_code == 200 and r.json()["ingested"] == n, r.text
+
+    t = c.trace("t-many")
+    assert t["trace"]["span_count"] == n
+    assert t["span_count"] == 100 and len(t["spans"]) == 100
+    assert t["spans_total"] == n and t["spans_truncated"] is True
+
+    seen = []
+    for offset in range(0, n, 100):
+        r = c.get("/api/v1/traces/t-many/spans", limit=100, offset=offset)
+        assert r.status_code == 200, r.text
+        j = r.json()
+        assert j["total"] == n and j["limit"] == 100 and j["offset"] == offset
+        assert j["count"] == len(j["spans"]) == min(100, n - offset)
+        seen += [s["span_id"] for s in j["spans"]]
+    assert seen == [f"s{i:04d}" for i in range(n)]
+    j = c.get("/api/v1/traces/t-many/spans").json()  # no parameters: the first max_trace_spans
+    assert j["count"] == 100 and j["total"] == n and j["offset"] == 0
+    r = c.get("/api/v1/traces/t-many/spans", limit=101)
+    assert r.status_code == 400
+    assert r.json()["detail"] == "limit: must be an integer from 1 to 100 (max_trace_spans)"
+
+
+@pytest.mark.usefixtures("store")
+def test_search_over_huge_attributes_is_bounded(make_collector, store):
+    # The embedded store with a 5 ms statement limit; ClickHouse with query_timeout 1 s
+    # (max_execution_time counts whole seconds). Its positionCaseInsensitive costs about
+    # value length x pattern length per row here, so without the limit these searches run
+    # for tens of seconds; with it the server stops them and the API answers 503.
+    c = make_collector(local_extra="query_timeout: 5ms",
+                       exporters_extra="  query_timeout: 1s" if store else "")
+    limit = 3.0 if store is None else 8.0  # the limit plus scheduling on a shared machine
+    big = "a" * (2 << 20)
+    for i in range(8):  # 16 MB of attribute text, 2 MB per span
+        r = requests.post(c.ingest + "/v1/spans", json=prela_span(
+            trace_id=f"t-huge-{i}", span_id="s", attributes={"prompt": big}), timeout=60)
+        assert r.status_code == 200, r.text
+    pattern = "a" * 999 + "b"  # never matches; a naive search compares ~1,000 bytes per offset
+
+    answers = []
+
+    def search():
+        t0 = time.monotonic()
+        r = requests.get(c.query + "/api/v1/search", params={"query": pattern}, timeout=60)
+        answers.append((r.status_code, time.monotonic() - t0, r))
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for th in threads:
+        th.start()
+    # meanwhile ingest keeps working
+    r = requests.post(c.ingest + "/v1/spans", json=prela_span(trace_id="t-small", span_id="s"))
+    assert r.status_code == 200, r.text
+    for th in threads:
+        th.join()
+    assert len(answers) == 4
+    for status, took, r in answers:
+        assert status == 503, r.text
+        assert "query_timeout" in r.json()["detail"]
+        assert r.headers.get("Retry-After") == "1"
+        assert took < limit, took
+    # and the collector keeps serving reads. ClickHouse checks max_execution_time between
+    # blocks (here one 2 MB row each) and its span reads scan the attributes too, so under
+    # load a read there may answer 503 for a while (never 500); the list of traces must come.
+    deadline = time.monotonic() + 30
+    while True:
+        r = c.get("/api/v1/traces", limit=100)
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        assert r.status_code == 503 and store, r.text
+        time.sleep(0.5)
+    assert r.status_code == 200 and r.json()["count"] == 9, r.text
+    if store is None:
+        assert c.trace("t-small")["trace"]["trace_id"] == "t-small"
+    assert c.get("/api/v1/health").status_code == 200
+    assert c.alive()
