@@ -23,11 +23,13 @@
  * the message sent (after decompression). ASan and UBSan watch the server.
  */
 #include "core/grpc.h"
+#include "core/log.h"
 #include "core/timefmt.h"
 #include "roundtrip.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <pthread.h>
@@ -111,6 +113,7 @@ static void start_server(void)
                           .max_concurrent_streams = 8, .max_inflight = 4,
                           .max_connections = 16, .idle_timeout_s = 60,
                           .drain_timeout_ms = 1000, .retry_after_ms = 100};
+    if (getenv("PC_FUZZ_DEBUG")) pc_log_set_level(PC_LOG_DEBUG);
     server = pc_grpc_start(&cfg, methods, 1, NULL);
     FUZZ_CHECK(server, "the gRPC server did not start");
     port = pc_grpc_port(server);
@@ -129,6 +132,8 @@ static void connect_client(void)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     FUZZ_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to the server");
+    int one = 1; /* each input is a few small frames: no Nagle delay */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     nghttp2_session_callbacks *cb;
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
@@ -158,7 +163,13 @@ static int pump(void)
         if (st.closed) break;
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int left = (int)((deadline - pc_time_mono_ns()) / 1000000);
-        FUZZ_CHECK(left > 0 && poll(&p, 1, left) == 1, "no answer within 10 s");
+        FUZZ_CHECK(left > 0 && poll(&p, 1, left) == 1,
+                   "no answer within 10 s: stream %d, %zu of %zu bytes sent, :status '%s', "
+                   "send window %d (connection %d), want_write %d",
+                   st.id, st.out_off, st.out_len, st.status,
+                   nghttp2_session_get_stream_remote_window_size(client, st.id),
+                   nghttp2_session_get_remote_window_size(client),
+                   nghttp2_session_want_write(client));
         ssize_t r = recv(fd, buf, sizeof(buf), 0);
         if (r <= 0) return -1;
         if (nghttp2_session_mem_recv(client, buf, (size_t)r) < 0) return -1;
