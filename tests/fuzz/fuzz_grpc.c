@@ -113,7 +113,7 @@ static void start_server(void)
                           .max_concurrent_streams = 8, .max_inflight = 4,
                           .max_connections = 16, .idle_timeout_s = 60,
                           .drain_timeout_ms = 1000, .retry_after_ms = 100};
-    if (getenv("PC_FUZZ_DEBUG")) pc_log_set_level(PC_LOG_DEBUG);
+    if (getenv("PC_FUZZ_DEBUG")) pc_log_set_level(PC_LOG_DEBUG); /* the server's debug log */
     server = pc_grpc_start(&cfg, methods, 1, NULL);
     FUZZ_CHECK(server, "the gRPC server did not start");
     port = pc_grpc_port(server);
