@@ -2,6 +2,8 @@
 # Sets up and runs every test: unit tests and integration tests (the real binary on
 # loopback, driven by curl, the Prela SDK and the OpenTelemetry SDK), first in a
 # normal build, then the same suite under AddressSanitizer + UBSan.
+# Last, the libFuzzer targets (scripts/fuzz.sh, clang + ASan + UBSan) run PC_FUZZ_SECONDS
+# (15) each; any finding fails.
 #   scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +28,7 @@ for dir in build build-asan; do
   cmake -S . -B "$dir" -DPC_PYTHON="$ROOT/.venv/bin/python" >/dev/null
   (cd "$dir" && ctest --output-on-failure -j2)
 done
+# libFuzzer targets (clang, ASan + UBSan), each for a short fixed time; any finding fails.
+echo "== fuzz targets, ${PC_FUZZ_SECONDS:-15} s each"
+scripts/fuzz.sh all "${PC_FUZZ_SECONDS:-15}"
 echo "== all tests passed"
