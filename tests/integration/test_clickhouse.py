@@ -76,15 +76,7 @@ def post_otlp(c, traces):
 
 def recent_traces(n):
     """workload traces moved to an hour ago."""
-    traces = workload.make_traces(n)
-    delta = time.time_ns() - HOUR - workload.BASE_NS
-    for t in traces:
-        for s in t["spans"]:
-            s["start"] += delta
-            s["end"] += delta
-            for e in s.get("events", []):
-                e["time"] += delta
-    return traces
+    return workload.recent(workload.make_traces(n), HOUR)
 
 
 def strip(doc):
