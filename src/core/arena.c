@@ -7,6 +7,10 @@
  *
  * With a budget each chunk (header included) is reserved before its malloc and
  * the sum is released in pc_arena_destroy; a refused chunk sets |over|.
+ *
+ * Growable blocks (pc_arena_try_grow) are chunks of their own on a second
+ * list, |solo|: a block is the data of one chunk, resized with realloc and
+ * relinked (the list is short: a request has one or two such blocks).
  */
 #include "arena.h"
 #include "mem.h"
@@ -27,6 +31,7 @@ typedef struct chunk {
 
 struct pc_arena {
     chunk *cur;
+    chunk *solo; /* growable blocks, one chunk each */
     size_t next_size;
     size_t total;
     void *last; /* latest allocation, which may grow in place */
@@ -57,6 +62,11 @@ void pc_arena_destroy(pc_arena *a)
     if (!a) return;
     chunk *c = a->cur;
     while (c) {
+        chunk *p = c->prev;
+        free(c);
+        c = p;
+    }
+    for (c = a->solo; c;) {
         chunk *p = c->prev;
         free(c);
         c = p;
@@ -102,6 +112,24 @@ void pc_arena_unreserve(pc_arena *a, size_t n)
     pc_budget_release(a->budget, n);
 }
 
+/* Charges |cost| bytes to the budget, prepaid credit first: 0, or -1 (nothing
+ * charged, |over| set) when refused and |may_fail|; without |may_fail| a
+ * refusal is charged past the limit (|over| set too). */
+static int charge(pc_arena *a, size_t cost, bool may_fail)
+{
+    if (!a->budget) return 0;
+    size_t paid = a->credit < cost ? a->credit : cost;
+    cost -= paid;
+    if (cost && pc_budget_reserve(a->budget, cost)) {
+        a->over = true;
+        if (may_fail) return -1;
+        pc_budget_force(a->budget, cost);
+    }
+    a->credit -= paid;
+    a->charged += cost;
+    return 0;
+}
+
 /* Returns |n| (aligned) bytes; with |may_fail|, NULL when the budget refuses
  * a new chunk, else the chunk is charged past the limit. */
 static void *alloc(pc_arena *a, size_t n, bool may_fail)
@@ -110,20 +138,7 @@ static void *alloc(pc_arena *a, size_t n, bool may_fail)
     if (!a->cur || a->cur->size - a->cur->used < n) {
         size_t size = a->next_size;
         if (size < n) size = n;
-        if (a->budget) {
-            size_t cost = sizeof(chunk) + size, paid = a->credit < cost ? a->credit : cost;
-            a->credit -= paid;
-            cost -= paid;
-            if (cost && pc_budget_reserve(a->budget, cost)) {
-                a->over = true;
-                if (may_fail) {
-                    a->credit += paid;
-                    return NULL;
-                }
-                pc_budget_force(a->budget, cost);
-            }
-            a->charged += cost;
-        }
+        if (charge(a, sizeof(chunk) + size, may_fail)) return NULL;
         a->cur = chunk_new(size, a->cur);
         if (a->next_size < MAX_CHUNK) a->next_size *= 2;
     }
@@ -132,6 +147,28 @@ static void *alloc(pc_arena *a, size_t n, bool may_fail)
     a->total += n;
     a->last = p;
     return p;
+}
+
+void *pc_arena_try_grow(pc_arena *a, void *p, size_t n)
+{
+    if (!n) n = 1;
+    chunk **link = &a->solo, *c = NULL;
+    if (p) {
+        while (*link && (*link)->data != (unsigned char *)p) link = &(*link)->prev;
+        c = *link; /* a block not of this arena is a caller bug: crash here */
+    }
+    size_t old = c ? c->size : 0;
+    if (n > old && charge(a, n - old + (c ? 0 : sizeof(chunk)), true)) return NULL;
+    chunk *g = pc_xrealloc(c, sizeof(chunk) + n);
+    if (!c) g->prev = a->solo;
+    *link = g;
+    if (n < old && a->budget) {
+        pc_budget_release(a->budget, old - n);
+        a->charged -= old - n;
+    }
+    a->total += n > old ? n - old : 0;
+    g->size = g->used = n;
+    return g->data;
 }
 
 void *pc_arena_alloc(pc_arena *a, size_t n)

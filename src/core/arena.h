@@ -61,6 +61,23 @@ void pc_arena_unreserve(pc_arena *a, size_t n);
  * credit before reserving more, and it is released with the arena. 0, or -1
  * (nothing reserved, the arena marked over budget). */
 int pc_arena_prepay(pc_arena *a, size_t n);
+/*
+ * Growable blocks: a block of its own (one malloc) that grows with realloc(),
+ * for output whose final size is unknown (an inflated body, a chunked body).
+ * Past glibc's mmap threshold realloc moves the block with mremap, so a grow
+ * neither copies nor keeps the old block alive: the block costs its current
+ * size, not the sum of every size it had (which repeated pc_arena_realloc of
+ * a large allocation costs). The block belongs to the arena and dies with it.
+ *
+ * pc_arena_try_grow resizes the block |p| (NULL: a new block) to exactly |n|
+ * bytes (n >= 1; smaller than before shrinks it) and returns its possibly
+ * moved address; the first min(old size, n) bytes are kept. The budget is
+ * charged (or given back) the difference, drawing on prepaid credit first.
+ * NULL, with |p| still valid and unchanged and the arena marked over budget,
+ * when the budget refuses the growth. |p| must come from pc_arena_try_grow on
+ * the same arena; the old address is invalid after a successful call.
+ */
+void *pc_arena_try_grow(pc_arena *a, void *p, size_t n);
 /* True once the budget refused this arena anything. */
 bool pc_arena_over(const pc_arena *a);
 

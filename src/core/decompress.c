@@ -1,9 +1,16 @@
 /*
  * decompress.c - bounded inflation of request bodies (see decompress.h).
  *
- * Output grows in an arena block, doubling up to |limit|; the moment the
+ * Output grows in one growable arena block (pc_arena_try_grow: realloc, which
+ * glibc turns into mremap for large blocks), by a quarter at a time up to
+ * |limit|, and is trimmed to its exact size at the end. The moment the
  * inflated stream would pass |limit| we stop with PC_DECOMP_TOO_BIG, so a
- * compression bomb costs at most |limit| bytes. gzip and deflate use zlib
+ * compression bomb costs at most |limit| bytes.
+ *
+ * Why not pc_arena_try_realloc: past the arena's chunk size every grow is a
+ * new chunk and the old ones live as long as the arena, so doubling cost
+ * about 2.6 times the inflated size; this way the block costs its size (plus
+ * at most a quarter while it grows) and the budget is charged just that. gzip and deflate use zlib
  * (deflate tries the zlib wrapper, then raw deflate); zstd uses the streaming
  * API so frames without a content size work too.
  */
@@ -37,9 +44,9 @@ static int grow(outbuf *o)
 {
     if (o->len < o->cap) return 0;
     if ((int64_t)o->cap >= o->limit) return PC_DECOMP_TOO_BIG;
-    size_t cap = o->cap ? o->cap * 2 : 16384;
+    size_t cap = o->cap ? o->cap + o->cap / 4 : 16384;
     if ((int64_t)cap > o->limit) cap = (size_t)o->limit;
-    char *p = pc_arena_try_realloc(o->a, o->p, o->len, cap + 1);
+    char *p = pc_arena_try_grow(o->a, o->p, cap + 1);
     if (!p) return PC_DECOMP_OVER_BUDGET;
     o->p = p;
     o->cap = cap;
@@ -132,7 +139,8 @@ int pc_decompress(pc_arena *a, pc_encoding enc, const void *in, size_t n, int64_
     default: snprintf(why, whylen, "unsupported encoding"); return PC_DECOMP_CORRUPT;
     }
     if (rc != PC_DECOMP_OK) return rc;
-    if (!o.p && !(o.p = pc_arena_try_alloc(a, 1))) return PC_DECOMP_OVER_BUDGET;
+    /* trim to the exact size (a shrink, which never fails) */
+    if (!(o.p = pc_arena_try_grow(a, o.p, o.len + 1))) return PC_DECOMP_OVER_BUDGET;
     o.p[o.len] = '\0';
     *out = o.p;
     *out_len = o.len;

@@ -3,9 +3,10 @@
  *
  * Used by http.c for Content-Encoding and later by gRPC for grpc-encoding.
  * The limit is applied to the inflated size while inflating, so a small bomb
- * never allocates more than |limit| bytes. The output grows in the arena with
- * pc_arena_try_realloc, so an arena with a budget (budget.h) is charged as the
- * inflated stream grows and a bomb is stopped when the budget refuses more.
+ * never allocates more than |limit| bytes. The output is one growable arena
+ * block (pc_arena_try_grow), so an arena with a budget (budget.h) is charged
+ * as the inflated stream grows and a bomb is stopped when the budget refuses
+ * more; the result costs its own size, not the sum of the sizes it grew by.
  */
 #ifndef PC_DECOMPRESS_H
 #define PC_DECOMPRESS_H

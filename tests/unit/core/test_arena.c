@@ -52,10 +52,59 @@ static void test_batch_refs(void)
     pc_batch_unref(b); /* frees; ASan reports a leak or double free if this is wrong */
 }
 
+static void test_grow_block(void)
+{
+    pc_budget *b = pc_budget_create(64 << 20);
+    pc_arena *a = pc_arena_create(1024);
+    pc_arena_set_budget(a, b);
+    char *p = pc_arena_try_grow(a, NULL, 100);
+    CHECK(p != NULL);
+    memset(p, 'x', 100);
+    char *q = pc_arena_try_grow(a, NULL, 10); /* a second block, on the same list */
+    memcpy(q, "second", 7);
+    int64_t small = pc_budget_used(b);
+    p = pc_arena_try_grow(a, p, 8u << 20); /* large: mremap territory */
+    CHECK(p != NULL);
+    CHECK(p[0] == 'x' && p[99] == 'x');
+    memset(p + 100, 'y', (8u << 20) - 100);
+    /* charged the difference, not the sum of both sizes */
+    CHECK_EQ_INT(pc_budget_used(b), small + (8 << 20) - 100);
+    q = pc_arena_try_grow(a, q, 20000);
+    CHECK_EQ_STR(q, "second");
+    p = pc_arena_try_grow(a, p, 50); /* a shrink gives the memory back */
+    CHECK(p[49] == 'x');
+    CHECK(pc_budget_used(b) < small + 30000);
+    CHECK(!pc_arena_over(a));
+    pc_arena_destroy(a);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
+    pc_budget_destroy(b);
+}
+
+static void test_grow_block_over_budget(void)
+{
+    pc_budget *b = pc_budget_create(1 << 20);
+    pc_arena *a = pc_arena_create(1024);
+    pc_arena_set_budget(a, b);
+    CHECK_EQ_INT(pc_arena_prepay(a, 4096), 0);
+    char *p = pc_arena_try_grow(a, NULL, 4000); /* drawn from the prepaid credit */
+    CHECK(p != NULL);
+    CHECK_EQ_INT(pc_budget_used(b), 4096);
+    memcpy(p, "kept", 5);
+    CHECK(pc_arena_try_grow(a, p, 2u << 20) == NULL); /* refused: |p| unchanged */
+    CHECK(pc_arena_over(a));
+    CHECK_EQ_STR(p, "kept");
+    CHECK(pc_budget_used(b) <= 8192);
+    pc_arena_destroy(a);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
+    pc_budget_destroy(b);
+}
+
 int main(void)
 {
     RUN(test_alignment_and_growth);
     RUN(test_realloc_in_place);
     RUN(test_batch_refs);
+    RUN(test_grow_block);
+    RUN(test_grow_block_over_budget);
     return CHECK_DONE();
 }

@@ -69,6 +69,47 @@ static void test_bombs_stop_at_the_limit(void)
     free(buf);
 }
 
+/* The inflated body is one block charged at its own size: a 20 MiB body costs
+ * 20 MiB of budget (not the 2.6x that doubling arena blocks cost), and a budget
+ * too small for it stops the inflation with PC_DECOMP_OVER_BUDGET. */
+static void test_output_charged_at_its_size(void)
+{
+    size_t big = 20 << 20;
+    char *text = malloc(big);
+    for (size_t i = 0; i < big; i += 2) memcpy(text + i, "0,", 2);
+    size_t cap = big / 50;
+    unsigned char *buf = malloc(cap);
+    size_t clen = deflate_with(15 + 16, text, big, buf, cap);
+    char why[120], *out;
+    size_t len;
+
+    pc_budget *b = pc_budget_create(64 << 20);
+    pc_arena *a = pc_arena_create(4096);
+    pc_arena_set_budget(a, b);
+    CHECK_EQ_INT(pc_decompress(a, PC_ENC_GZIP, buf, clen, 32 << 20, &out, &len, why, sizeof(why)),
+                 PC_DECOMP_OK);
+    CHECK_EQ_INT(len, big);
+    CHECK(memcmp(out, text, big) == 0 && out[len] == '\0');
+    CHECK(pc_budget_used(b) <= (int64_t)big + 4096);
+    CHECK(pc_budget_peak(b) <= (int64_t)(big + big / 4 + 4096)); /* while it grew */
+    pc_arena_destroy(a);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
+    pc_budget_destroy(b);
+
+    b = pc_budget_create(8 << 20);
+    a = pc_arena_create(4096);
+    pc_arena_set_budget(a, b);
+    CHECK_EQ_INT(pc_decompress(a, PC_ENC_GZIP, buf, clen, 32 << 20, &out, &len, why, sizeof(why)),
+                 PC_DECOMP_OVER_BUDGET);
+    CHECK(pc_arena_over(a));
+    CHECK(pc_budget_peak(b) <= 8 << 20);
+    pc_arena_destroy(a);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
+    pc_budget_destroy(b);
+    free(text);
+    free(buf);
+}
+
 static void test_corrupt(void)
 {
     char *out;
@@ -95,6 +136,7 @@ int main(void)
     A = pc_arena_create(4096);
     RUN(test_roundtrips);
     RUN(test_bombs_stop_at_the_limit);
+    RUN(test_output_charged_at_its_size);
     RUN(test_corrupt);
     RUN(test_encoding_names);
     pc_arena_destroy(A);
