@@ -1,19 +1,32 @@
 /*
  * json.c - JSON reader into pc_value trees, and the JSON writer (see json.h).
  *
- * Reader: recursive descent bounded by PC_JSON_MAX_DEPTH. Elements of open
- * arrays collect on one scratch stack of values, members of open objects on one
- * of key/value pairs (heap blocks reused across the whole parse); when a
- * container closes its elements are copied once into an exact-size arena
- * array, so nested containers never fragment the arena.
+ * Reader: two passes. The first (count_pass) only looks at the structure: it
+ * skips strings and scalars and records, for every array and object in the
+ * order they open, how many elements it holds (one uint32_t each, in a heap
+ * side array). The second is a recursive descent bounded by PC_JSON_MAX_DEPTH
+ * that validates everything and writes each container's elements straight
+ * into an exact-size arena array, allocated when the container opens.
  *
- * Memory: the scratch stacks are reserved in the arena's budget (arena.h) as
- * they grow (by half, not double: a stack of 10 M values is the worst case
- * and doubling costs up to twice that), and arena blocks are taken with
- * pc_arena_try_alloc, so a document that would decode past the budget fails
- * with "over the memory budget" and pc_arena_over(a) set. Cost per element:
- * the scratch slot (24 bytes for a value, 40 for a member) and its arena copy;
- * `[0,0,...]` peaks at about 24 x 2.5 / 2 = 30 bytes per body byte.
+ * Why the counts can be trusted: both passes split the text into strings and
+ * the rest by the same rule (a string ends at the first '"' not escaped by a
+ * backslash), so on the prefix the second pass accepts they see the same
+ * containers in the same order and the same commas in each; the second pass
+ * stores element k of a container only after its k-th comma, and the first
+ * counted at least commas + 1. On invalid text the passes may disagree from
+ * the first error on (the first pass closes `[` at `}`), so an element past
+ * the count is parsed into a spare slot: it fails there with the parser's own
+ * message, exactly as before this design; were it ever to succeed, the parse
+ * fails ("miscounted") rather than write past the array.
+ *
+ * Memory: the side array is reserved in the arena's budget (arena.h) as it
+ * grows (by half); it costs 4 bytes per container and is freed on return.
+ * Arena arrays are taken with pc_arena_try_alloc, so a document that would
+ * decode past the budget fails with "over the memory budget" and
+ * pc_arena_over(a) set. Cost per element: its slot in its container's array
+ * and nothing else (24 bytes per value, 40 per member): `[0,0,...]` costs 12
+ * bytes per text byte, the floor for this tree. (The previous design collected
+ * elements on a scratch stack and copied them out: about 30 bytes per byte.)
  *
  * Writer: runs of plain ASCII are appended in one copy; everything else goes
  * through the UTF-8 check, so invalid sequences become U+FFFD.
@@ -84,10 +97,9 @@ typedef struct parser {
     const char *s;
     size_t n;
     size_t i;
-    pc_kv *stack; /* scratch members of open objects */
-    size_t sp, scap;
-    pc_value *vstack; /* scratch elements of open arrays */
-    size_t vsp, vcap;
+    uint32_t *counts; /* elements of every container, in the order they open */
+    size_t n_counts, cap_counts;
+    size_t next; /* the container the second pass opens next */
     pc_json_error *err;
 } parser;
 
@@ -295,51 +307,126 @@ static bool lit(parser *p, const char *word, size_t len)
     return true;
 }
 
-/* Grows the scratch block |*v| of |*cap| elements of |size| bytes by half,
- * reserving the growth in the arena's budget: 0, or -1 when refused. */
-static int grow_scratch(parser *p, void **v, size_t *cap, size_t size)
+/* Grows the side array of counts by half, reserving the growth in the
+ * arena's budget: 0, or -1 when refused. */
+static int grow_counts(parser *p)
 {
-    size_t ncap = *cap ? *cap + *cap / 2 : 64;
-    if (pc_arena_reserve(p->a, (ncap - *cap) * size)) return -1;
-    *v = pc_xrealloc(*v, ncap * size);
-    *cap = ncap;
+    size_t ncap = p->cap_counts ? p->cap_counts + p->cap_counts / 2 : 64;
+    if (pc_arena_reserve(p->a, (ncap - p->cap_counts) * sizeof(uint32_t))) return -1;
+    p->counts = pc_xrealloc(p->counts, ncap * sizeof(uint32_t));
+    p->cap_counts = ncap;
     return 0;
 }
 
-/* A new member slot on the object stack, or NULL when over the budget. */
-static pc_kv *push(parser *p)
+/* Index of the first '"' or '\\' at or after |i| in |s| (n bytes), or n. */
+static size_t find_quote_or_backslash(const unsigned char *s, size_t i, size_t n)
 {
-    if (p->sp == p->scap && grow_scratch(p, (void **)&p->stack, &p->scap, sizeof(pc_kv)))
-        return NULL;
-    pc_kv *kv = &p->stack[p->sp++];
-    kv->key = PC_STR_NULL;
-    return kv;
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, q, b;
+        memcpy(&w, s + i, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        /* the lowest flagged byte is exactly the first match (little endian) */
+        uint64_t hit = ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs);
+        if (hit) return i + (size_t)__builtin_ctzll(hit) / 8;
+    }
+    while (i < n && s[i] != '"' && s[i] != '\\') i++;
+    return i;
 }
 
-/* A new element slot on the array stack, or NULL when over the budget. */
-static pc_value *push_value(parser *p)
+/*
+ * The first pass: fills p->counts with the element count of every container
+ * in opening order. It stops early (leaving the rest to the second pass's
+ * errors) at a closing bracket with nothing open or an opening one past
+ * PC_JSON_MAX_DEPTH; containers still open then get the commas seen + 1, an
+ * upper bound. Returns 0, or -1 (error set) when the budget refuses the array.
+ */
+static int count_pass(parser *p)
 {
-    if (p->vsp == p->vcap &&
-        grow_scratch(p, (void **)&p->vstack, &p->vcap, sizeof(pc_value)))
-        return NULL;
-    return &p->vstack[p->vsp++];
+    const unsigned char *s = (const unsigned char *)p->s;
+    size_t n = p->n, i = 0;
+    size_t slot[PC_JSON_MAX_DEPTH]; /* the counts entry of each open container */
+    uint32_t commas[PC_JSON_MAX_DEPTH];
+    bool filled[PC_JSON_MAX_DEPTH]; /* anything but whitespace seen in it */
+    int depth = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        switch (c) {
+        case ' ': case '\t': case '\n': case '\r': i++; continue;
+        case ',':
+            if (depth) commas[depth - 1]++;
+            i++;
+            continue;
+        case '[': case '{':
+            if (depth == PC_JSON_MAX_DEPTH) goto stop;
+            if (depth) filled[depth - 1] = true;
+            if (p->n_counts == p->cap_counts && grow_counts(p)) {
+                p->i = i;
+                return fail(p, OVER_BUDGET);
+            }
+            slot[depth] = p->n_counts++;
+            commas[depth] = 0;
+            filled[depth] = false;
+            depth++;
+            i++;
+            continue;
+        case ']': case '}':
+            if (!depth) goto stop;
+            depth--;
+            p->counts[slot[depth]] = commas[depth] + (filled[depth] ? 1 : 0);
+            i++;
+            continue;
+        case '"':
+            if (depth) filled[depth - 1] = true;
+            for (i++;;) { /* the same rule as parse_string: a backslash skips one byte */
+                i = find_quote_or_backslash(s, i, n);
+                if (i >= n) break;
+                if (s[i] == '"') {
+                    i++;
+                    break;
+                }
+                i += 2;
+            }
+            continue;
+        default:
+            if (depth) filled[depth - 1] = true;
+            i++;
+        }
+    }
+stop:
+    while (depth) {
+        depth--;
+        p->counts[slot[depth]] = commas[depth] + 1;
+    }
+    return 0;
+}
+
+/* The element count of the container the second pass opens now. */
+static size_t next_count(parser *p)
+{
+    return p->next < p->n_counts ? p->counts[p->next++] : 0;
 }
 
 static int parse_value(parser *p, pc_value *v, int depth);
 
 static int parse_array(parser *p, pc_value *v, int depth)
 {
-    size_t base = p->vsp;
+    size_t want = next_count(p), k = 0;
+    pc_value *arr = want ? pc_arena_try_alloc(p->a, want * sizeof(pc_value)) : NULL;
+    if (want && !arr) return fail(p, OVER_BUDGET);
+    v->type = PC_V_ARRAY;
+    v->arr.v = arr;
+    v->arr.n = 0;
     skip_ws(p);
     if (p->i < p->n && p->s[p->i] == ']') {
         p->i++;
     } else {
         for (;;) {
-            pc_value item;
-            if (parse_value(p, &item, depth)) return -1;
-            pc_value *slot = push_value(p);
-            if (!slot) return fail(p, OVER_BUDGET);
-            *slot = item;
+            pc_value spare, *slot = k < want ? &arr[k] : &spare;
+            if (parse_value(p, slot, depth)) return -1;
+            if (slot == &spare) return fail(p, "miscounted array"); /* see "Why" above */
+            v->arr.n = ++k;
             skip_ws(p);
             if (p->i >= p->n) return fail(p, "unterminated array");
             char c = p->s[p->i++];
@@ -347,19 +434,18 @@ static int parse_array(parser *p, pc_value *v, int depth)
             if (c != ',') return p->i--, fail(p, "expected ',' or ']'");
         }
     }
-    size_t count = p->vsp - base;
-    v->type = PC_V_ARRAY;
-    v->arr.n = count;
-    v->arr.v = count ? pc_arena_try_alloc(p->a, count * sizeof(pc_value)) : NULL;
-    if (count && !v->arr.v) return fail(p, OVER_BUDGET);
-    if (count) memcpy(v->arr.v, p->vstack + base, count * sizeof(pc_value));
-    p->vsp = base;
+    if (!k) v->arr.v = NULL;
     return 0;
 }
 
 static int parse_object(parser *p, pc_value *v, int depth)
 {
-    size_t base = p->sp;
+    size_t want = next_count(p), k = 0;
+    pc_kv *kv = want ? pc_arena_try_alloc(p->a, want * sizeof(pc_kv)) : NULL;
+    if (want && !kv) return fail(p, OVER_BUDGET);
+    v->type = PC_V_MAP;
+    v->map.kv = kv;
+    v->map.n = 0;
     skip_ws(p);
     if (p->i < p->n && p->s[p->i] == '}') {
         p->i++;
@@ -367,18 +453,15 @@ static int parse_object(parser *p, pc_value *v, int depth)
         for (;;) {
             skip_ws(p);
             if (p->i >= p->n || p->s[p->i] != '"') return fail(p, "expected object key");
+            pc_kv spare, *slot = k < want ? &kv[k] : &spare;
             p->i++;
-            pc_str key;
-            if (parse_string(p, &key)) return -1;
+            if (parse_string(p, &slot->key)) return -1;
             skip_ws(p);
             if (p->i >= p->n || p->s[p->i] != ':') return fail(p, "expected ':'");
             p->i++;
-            pc_value item;
-            if (parse_value(p, &item, depth)) return -1;
-            pc_kv *kv = push(p);
-            if (!kv) return fail(p, OVER_BUDGET);
-            kv->key = key;
-            kv->value = item;
+            if (parse_value(p, &slot->value, depth)) return -1;
+            if (slot == &spare) return fail(p, "miscounted object"); /* see "Why" above */
+            v->map.n = ++k;
             skip_ws(p);
             if (p->i >= p->n) return fail(p, "unterminated object");
             char c = p->s[p->i++];
@@ -386,13 +469,7 @@ static int parse_object(parser *p, pc_value *v, int depth)
             if (c != ',') return p->i--, fail(p, "expected ',' or '}'");
         }
     }
-    size_t count = p->sp - base;
-    v->type = PC_V_MAP;
-    v->map.n = count;
-    v->map.kv = count ? pc_arena_try_alloc(p->a, count * sizeof(pc_kv)) : NULL;
-    if (count && !v->map.kv) return fail(p, OVER_BUDGET);
-    if (count) memcpy(v->map.kv, p->stack + base, count * sizeof(pc_kv));
-    p->sp = base;
+    if (!k) v->map.kv = NULL;
     return 0;
 }
 
@@ -441,14 +518,19 @@ static int parse_value(parser *p, pc_value *v, int depth)
 int pc_json_parse(pc_arena *a, const char *text, size_t len, pc_value *out, pc_json_error *err)
 {
     parser p = {.a = a, .s = text, .n = len, .err = err};
-    int rc = parse_value(&p, out, 0);
+    memset(out, 0, sizeof(*out));
+    if (len > UINT32_MAX) return fail(&p, "JSON text larger than 4 GiB");
+    int rc = count_pass(&p);
+    if (rc == 0) {
+        p.i = 0;
+        rc = parse_value(&p, out, 0);
+    }
     if (rc == 0) {
         skip_ws(&p);
         if (p.i != p.n) rc = fail(&p, "trailing characters after JSON value");
     }
-    free(p.stack);
-    free(p.vstack);
-    pc_arena_unreserve(a, p.scap * sizeof(pc_kv) + p.vcap * sizeof(pc_value));
+    free(p.counts);
+    pc_arena_unreserve(a, p.cap_counts * sizeof(uint32_t));
     return rc;
 }
 

@@ -5,6 +5,8 @@
 #include "json.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 static pc_arena *A;
 
@@ -151,6 +153,123 @@ static void test_error_offset_in_range(void)
     CHECK_EQ_INT(e.offset, 4);
 }
 
+/* Containers get exactly their elements, also when strings hold brackets,
+ * commas and escaped quotes that the counting pass must skip. */
+static void test_container_sizes(void)
+{
+    pc_value v;
+    pc_json_error e;
+    const char *in = "[[1, 2], [], { }, {\"a\": [3, {}], \"b,]}\": \"x,]\\\"[{\"},"
+                     " [[[ ]]], \"\\\\\", [\"\\\\\"], 7 ]";
+    CHECK_EQ_INT(parse(in, &v, &e), 0);
+    CHECK_EQ_INT(v.type, PC_V_ARRAY);
+    CHECK_EQ_INT(v.arr.n, 8);
+    CHECK_EQ_INT(v.arr.v[0].arr.n, 2);
+    CHECK_EQ_INT(v.arr.v[0].arr.v[1].i, 2);
+    CHECK_EQ_INT(v.arr.v[1].arr.n, 0);
+    CHECK(v.arr.v[1].arr.v == NULL);
+    CHECK_EQ_INT(v.arr.v[2].type, PC_V_MAP);
+    CHECK_EQ_INT(v.arr.v[2].map.n, 0);
+    const pc_value *o = &v.arr.v[3];
+    CHECK_EQ_INT(o->map.n, 2);
+    CHECK_EQ_INT(pc_json_get(o, "a")->arr.n, 2);
+    CHECK_EQ_INT(pc_json_get(o, "a")->arr.v[1].map.n, 0);
+    CHECK_EQ_PSTR(pc_json_get(o, "b,]}")->s, "x,]\"[{");
+    CHECK_EQ_INT(v.arr.v[4].arr.n, 1);
+    CHECK_EQ_INT(v.arr.v[4].arr.v[0].arr.v[0].arr.n, 0);
+    CHECK_EQ_PSTR(v.arr.v[5].s, "\\");
+    CHECK_EQ_PSTR(v.arr.v[6].arr.v[0].s, "\\");
+    CHECK_EQ_INT(v.arr.v[7].i, 7);
+}
+
+/* Text where the counting pass and the parser part ways after the first error:
+ * the parser's own message, never a write past a container's array (ASan). */
+static void test_miscounted_text_fails_cleanly(void)
+{
+    struct {
+        const char *in, *msg;
+    } cases[] = {
+        {"[1 2]", "expected ',' or ']' at byte 3"},
+        {"[1,]", "unexpected character at byte 3"},
+        {"{\"a\":1,}", "expected object key at byte 7"},
+        {"{\"a\":1 \"b\":2}", "expected ',' or '}' at byte 7"},
+        {"]", "unexpected character at byte 0"},
+        {"[}", "unexpected character at byte 1"},
+        {"[1,2", "unterminated array at byte 4"},
+        {"[[[", "unexpected end of input at byte 3"},
+        {"[\"a\\\"]", "unterminated string at byte 6"},
+        {"[1]]", "trailing characters after JSON value at byte 3"},
+        {"[1], [2, 3, 4]", "trailing characters after JSON value at byte 3"},
+        {"{\"k\":[1,2}", "expected ',' or ']' at byte 9"},
+        {"[\"\xff,\", 1, 2]", "invalid UTF-8 in string at byte 2"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pc_value v;
+        pc_json_error e;
+        CHECK_EQ_INT(parse(cases[i].in, &v, &e), -1);
+        CHECK_EQ_STR(e.msg, cases[i].msg);
+    }
+}
+
+/* The tree is the only cost: `[0,0,...]` takes one exact-size array, 24 bytes
+ * per element (12 per text byte), and the budget sees no more than that plus
+ * the arena's first chunk; a budget too small for the array refuses it. */
+static void test_bomb_costs_its_tree(void)
+{
+    size_t k = 1000000, n = 0;
+    char *t = malloc(2 * k + 2);
+    t[n++] = '[';
+    for (size_t i = 0; i < k; i++, n += 2) memcpy(t + n, i + 1 < k ? "0," : "0]", 2);
+    pc_budget *b = pc_budget_create(64 << 20);
+    pc_arena *a = pc_arena_create(1024);
+    pc_arena_set_budget(a, b);
+    pc_value v;
+    pc_json_error e;
+    CHECK_EQ_INT(pc_json_parse(a, t, n, &v, &e), 0);
+    CHECK_EQ_INT(v.arr.n, k);
+    CHECK_EQ_INT(pc_arena_used(a), k * sizeof(pc_value));
+    CHECK(pc_budget_peak(b) <= (int64_t)(k * sizeof(pc_value) + 4096));
+    pc_arena_destroy(a);
+    pc_budget_destroy(b);
+
+    b = pc_budget_create(16 << 20);
+    a = pc_arena_create(1024);
+    pc_arena_set_budget(a, b);
+    CHECK_EQ_INT(pc_json_parse(a, t, n, &v, &e), -1);
+    CHECK(strstr(e.msg, "memory budget") != NULL);
+    CHECK(pc_arena_over(a));
+    pc_arena_destroy(a);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
+    pc_budget_destroy(b);
+    free(t);
+}
+
+/* Many containers: the side array of counts grows (and is given back). */
+static void test_many_containers(void)
+{
+    size_t k = 100000, n = 0;
+    char *t = malloc(3 * k + 2);
+    t[n++] = '[';
+    for (size_t i = 0; i < k; i++) {
+        memcpy(t + n, i + 1 < k ? "{}," : "[]]", 3);
+        n += 3;
+    }
+    pc_budget *b = pc_budget_create(64 << 20);
+    pc_arena *a = pc_arena_create(1024);
+    pc_arena_set_budget(a, b);
+    pc_value v;
+    pc_json_error e;
+    CHECK_EQ_INT(pc_json_parse(a, t, n, &v, &e), 0);
+    CHECK_EQ_INT(v.arr.n, k);
+    CHECK_EQ_INT(v.arr.v[0].type, PC_V_MAP);
+    CHECK_EQ_INT(v.arr.v[k - 1].type, PC_V_ARRAY);
+    CHECK(pc_budget_peak(b) > (int64_t)(k * sizeof(uint32_t))); /* the counts were charged */
+    pc_arena_destroy(a);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
+    pc_budget_destroy(b);
+    free(t);
+}
+
 int main(void)
 {
     A = pc_arena_create(1024);
@@ -162,6 +281,10 @@ int main(void)
     RUN(test_writer);
     RUN(test_roundtrip_attrs);
     RUN(test_error_offset_in_range);
+    RUN(test_container_sizes);
+    RUN(test_miscounted_text_fails_cleanly);
+    RUN(test_bomb_costs_its_tree);
+    RUN(test_many_containers);
     pc_arena_destroy(A);
     return CHECK_DONE();
 }
