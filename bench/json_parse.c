@@ -5,10 +5,15 @@
  * the tree costs per input byte: the reference workload's 100-span Prela batch
  * (bench/workload.c, ~0.1 MB of mostly string text), a 1 MB attribute-heavy
  * document of many small objects, and the `[0,0,...]` bomb of issue 10 (4 MiB).
- * A program that prints numbers, not a test: run it before and after a change
+ * Times are CPU seconds of the process (less noisy than wall time on a shared
+ * machine). A program that prints numbers, not a test: run it before and after a change
  * to the reader, on an idle machine.
  *
- *   build/json_parse [seconds per document, default 1]
+ *   build/json_parse [seconds per document, default 1] [only document 1..3]
+ *
+ * With 0 seconds each document is parsed once, for instruction counts that do
+ * not depend on the machine's load:
+ *   valgrind --tool=callgrind --toggle-collect=pc_json_parse build/json_parse 0 1
  */
 #include "json.h"
 #include "workload.h"
@@ -21,12 +26,17 @@
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int only; /* 0 = every document */
+static int doc_no;
+
 static void run(const char *name, const char *text, size_t len, double secs)
 {
+    if (only && ++doc_no != only) return;
+    if (!only) doc_no++;
     size_t iters = 0, used = 0;
     double t0 = now(), t;
     do {
@@ -49,6 +59,7 @@ static void run(const char *name, const char *text, size_t len, double secs)
 int main(int argc, char **argv)
 {
     double secs = argc > 1 ? atof(argv[1]) : 1.0;
+    only = argc > 2 ? atoi(argv[2]) : 0;
     lg_workload w;
     if (lg_workload_build(&w, LG_BODY_PRELA, 100, 1)) return 1;
     run("prela batch, 100 spans", (const char *)w.data, w.len, secs);

@@ -171,7 +171,24 @@ static int parse_string(parser *p, pc_str *out)
     const unsigned char *s = (const unsigned char *)p->s;
     size_t start = p->i;
     bool escaped = false;
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (p->i < p->n) {
+        /* Fast path: 8 bytes at a time up to the first byte that is not plain
+         * ASCII (a quote, backslash, control character or byte >= 0x80). */
+        while (p->n - p->i >= 8) {
+            uint64_t w, q, b;
+            memcpy(&w, s + p->i, 8);
+            q = w ^ (ones * '"');
+            b = w ^ (ones * '\\');
+            uint64_t hit = (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) &
+                           highs;
+            if (hit) { /* the lowest flagged byte is exactly the first special one */
+                p->i += (size_t)__builtin_ctzll(hit) / 8;
+                break;
+            }
+            p->i += 8;
+        }
+        if (p->i >= p->n) break;
         unsigned char c = s[p->i];
         if (c == '"') break;
         if (c == '\\') {
@@ -265,7 +282,17 @@ static int parse_number(parser *p, pc_value *v)
     if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9') return fail(p, "invalid number");
     if (p->s[p->i] == '0' && p->i + 1 < p->n && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')
         return fail(p, "invalid number (leading zero)");
-    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+    size_t digits = p->i;
+    uint64_t acc = 0;
+    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9')
+        acc = acc * 10 + (uint64_t)(p->s[p->i++] - '0'); /* wraps past 19 digits: unused then */
+    digits = p->i - digits;
+    if (digits <= 18 && (p->i >= p->n || (p->s[p->i] != '.' && (p->s[p->i] | 0x20) != 'e'))) {
+        /* an integer that surely fits int64: no copy, no strtoll */
+        v->type = PC_V_INT;
+        v->i = p->s[start] == '-' ? -(int64_t)acc : (int64_t)acc;
+        return 0;
+    }
     if (p->i < p->n && p->s[p->i] == '.') {
         is_int = false;
         p->i++;
@@ -335,12 +362,19 @@ static size_t find_quote_or_backslash(const unsigned char *s, size_t i, size_t n
     return i;
 }
 
+/* The bytes the first pass stops at; it skips everything else. */
+static const unsigned char structural[256] = {
+    ['"'] = 1, [','] = 1, ['['] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1,
+};
+
 /*
  * The first pass: fills p->counts with the element count of every container
- * in opening order. It stops early (leaving the rest to the second pass's
- * errors) at a closing bracket with nothing open or an opening one past
- * PC_JSON_MAX_DEPTH; containers still open then get the commas seen + 1, an
- * upper bound. Returns 0, or -1 (error set) when the budget refuses the array.
+ * in opening order: 0 when the first byte after the opening bracket (and any
+ * whitespace) is a closing one, else its commas + 1. It stops early (leaving
+ * the rest to the second pass's errors) at a closing bracket with nothing
+ * open or an opening one past PC_JSON_MAX_DEPTH; containers still open then
+ * get the commas seen + 1, an upper bound. Returns 0, or -1 (error set) when
+ * the budget refuses the array.
  */
 static int count_pass(parser *p)
 {
@@ -348,38 +382,40 @@ static int count_pass(parser *p)
     size_t n = p->n, i = 0;
     size_t slot[PC_JSON_MAX_DEPTH]; /* the counts entry of each open container */
     uint32_t commas[PC_JSON_MAX_DEPTH];
-    bool filled[PC_JSON_MAX_DEPTH]; /* anything but whitespace seen in it */
     int depth = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        switch (c) {
-        case ' ': case '\t': case '\n': case '\r': i++; continue;
+    for (;;) {
+        while (i < n && !structural[s[i]]) i++;
+        if (i >= n) break;
+        switch (s[i]) {
         case ',':
             if (depth) commas[depth - 1]++;
             i++;
-            continue;
-        case '[': case '{':
+            break;
+        case '[': case '{': {
             if (depth == PC_JSON_MAX_DEPTH) goto stop;
-            if (depth) filled[depth - 1] = true;
             if (p->n_counts == p->cap_counts && grow_counts(p)) {
                 p->i = i;
                 return fail(p, OVER_BUDGET);
             }
-            slot[depth] = p->n_counts++;
-            commas[depth] = 0;
-            filled[depth] = false;
-            depth++;
-            i++;
-            continue;
+            size_t at = p->n_counts++;
+            for (i++; i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r');) i++;
+            if (i < n && (s[i] == ']' || s[i] == '}')) {
+                p->counts[at] = 0; /* empty */
+                i++;
+                break;
+            }
+            slot[depth] = at;
+            commas[depth++] = 0;
+            break;
+        }
         case ']': case '}':
             if (!depth) goto stop;
             depth--;
-            p->counts[slot[depth]] = commas[depth] + (filled[depth] ? 1 : 0);
+            p->counts[slot[depth]] = commas[depth] + 1;
             i++;
-            continue;
-        case '"':
-            if (depth) filled[depth - 1] = true;
-            for (i++;;) { /* the same rule as parse_string: a backslash skips one byte */
+            break;
+        default: /* '"': the same rule as parse_string, a backslash skips one byte */
+            for (i++;;) {
                 i = find_quote_or_backslash(s, i, n);
                 if (i >= n) break;
                 if (s[i] == '"') {
@@ -388,10 +424,6 @@ static int count_pass(parser *p)
                 }
                 i += 2;
             }
-            continue;
-        default:
-            if (depth) filled[depth - 1] = true;
-            i++;
         }
     }
 stop:
