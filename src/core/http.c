@@ -12,8 +12,9 @@
  *
  * Memory budget: each request arena is charged to cfg->budget (budget.h). The
  * declared Content-Length is reserved on the first call (429 at once when it
- * does not fit), a chunked body as it grows, the inflated body as it inflates;
- * a refusal anywhere, decoding included, is answered 429 + Retry-After.
+ * does not fit), a chunked body as it grows (429 as soon as a growth is
+ * refused, without reading the rest), the inflated body as it inflates; a
+ * refusal anywhere, decoding included, is answered 429 + Retry-After.
  *
  * Slow clients: libmicrohttpd enforces the connection limits (total and per
  * address) and the idle timeout, which any byte resets. The whole-request
@@ -46,7 +47,10 @@
 #include "mem.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -346,6 +350,64 @@ static enum MHD_Result answer_over_budget(struct MHD_Connection *conn, pc_http_s
     return send_resp(conn, s, &resp);
 }
 
+/* Writes |n| bytes of |p| to the connection's socket (or its TLS session),
+ * waiting at most |ms| milliseconds for room: 0, or -1. */
+static int write_raw(struct MHD_Connection *conn, int tls, const char *p, size_t n, int ms)
+{
+    const union MHD_ConnectionInfo *fdi =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ti =
+        tls ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION) : NULL;
+    if (!fdi || (tls && (!ti || !ti->tls_session))) return -1;
+    int fd = fdi->connect_fd;
+    while (n) {
+        ssize_t k = tls ? gnutls_record_send((gnutls_session_t)ti->tls_session, p, n)
+                        : send(fd, p, n, MSG_NOSIGNAL);
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+            continue;
+        }
+        int again = tls ? (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+                        : (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (!again || poll(&pfd, 1, ms) <= 0) return -1;
+    }
+    if (!tls) shutdown(fd, SHUT_WR); /* the FIN follows the answer */
+    return 0;
+}
+
+/*
+ * Answers 429 + Retry-After in the middle of a request body and closes the
+ * connection, so the rest of the body is never read. Why by hand:
+ * libmicrohttpd (0.9.75) only queues a response before the body or after all
+ * of it, so the answer is written to the socket (or TLS session) directly
+ * (the connection's own thread runs this, and libmicrohttpd writes nothing
+ * while a body arrives) and MHD_NO makes libmicrohttpd close the connection.
+ * No CORS headers: browsers do not send chunked bodies.
+ */
+static enum MHD_Result refuse_mid_body(struct MHD_Connection *conn, pc_http_server *s,
+                                       request *rq)
+{
+    pc_http_resp resp = {.status = 429, .body = PC_BUF_INIT};
+    error(s, &rq->req, &resp, 429, MSG_OVER_BUDGET);
+    pc_buf out = PC_BUF_INIT;
+    char head[300];
+    int hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 429 Too Many Requests\r\nContent-Type: %s\r\n"
+                      "Content-Length: %zu\r\nRetry-After: %d\r\nConnection: close\r\n"
+                      "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n\r\n",
+                      resp.content_type ? resp.content_type : "application/json", resp.body.len,
+                      RETRY_OVER_BUDGET_S);
+    pc_buf_append(&out, head, (size_t)hn);
+    pc_buf_append(&out, resp.body.data ? resp.body.data : "", resp.body.len);
+    if (write_raw(conn, s->tls != NULL, out.data, out.len, 1000))
+        pc_log(PC_LOG_DEBUG, s->cfg.name, "could not write a 429 to a client mid-body");
+    pc_buf_free(&out);
+    pc_buf_free(&resp.body);
+    return MHD_NO;
+}
+
 /* mTLS: 0 when the connection of |conn| presented a client certificate that
  * verifies against the client CA; else -1 with the reason in |why|. */
 static int client_refused(struct MHD_Connection *conn, char *why, size_t whylen)
@@ -439,12 +501,17 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             return MHD_YES;
         }
         if (rq->req.body_len + n > rq->cap) {
-            size_t cap = rq->cap ? rq->cap * 2 : 16384;
-            while (cap < rq->req.body_len + n) cap *= 2;
-            char *body = pc_arena_try_realloc(rq->req.arena, rq->req.body, rq->req.body_len, cap + 1);
+            /* Only a chunked body grows (libmicrohttpd never passes more than a
+             * declared Content-Length): one growable block, by half at a time. */
+            size_t cap = rq->cap ? rq->cap + rq->cap / 2 : 16384;
+            if (cap < rq->req.body_len + n) cap = rq->req.body_len + n;
+            if ((int64_t)cap > s->cfg.max_body) cap = (size_t)s->cfg.max_body;
+            char *body = pc_arena_try_grow(rq->req.arena, rq->req.body, cap + 1);
             if (!body) {
-                rq->over_budget = 1; /* read and drop the rest, then answer 429 */
-                return MHD_YES;
+                /* Refused at once: 429 now and the connection closes, so the
+                 * rest is never read (see refuse_mid_body). */
+                rq->over_budget = 1;
+                return refuse_mid_body(conn, s, rq);
             }
             rq->req.body = body;
             rq->cap = cap;

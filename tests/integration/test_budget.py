@@ -17,6 +17,8 @@ blocks freed but not yet returned to the kernel. The measured figure is printed.
 import gzip
 import json
 import os
+import select
+import socket
 import threading
 import time
 
@@ -216,6 +218,64 @@ def test_bomb_alone_is_429_with_retry_after(make_collector):
     assert r.headers["Retry-After"] == "1"
     assert "memory budget" in r.json()["message"]
     assert c.alive()
+
+
+def read_response(sock, timeout):
+    """Reads what the server sends until it closes or |timeout| passes: (bytes, closed)."""
+    data, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([sock], [], [], 0.2)
+        if not r:
+            continue
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
+
+
+def test_chunked_body_over_budget_is_refused_at_once(make_collector):
+    """A chunked body (no Content-Length) that grows past the memory budget gets its 429
+    as soon as the growth is refused, and the connection closes: the collector does not
+    read the rest of the body first. The client sends up to 64 MiB in 64 KiB chunks
+    to a collector with an 8 MiB budget and a 128 MiB body limit, and must see the 429
+    long before it has sent everything."""
+    c = make_collector(service_extra="memory_limit: 8MiB",
+                       otlp_extra="max_request_body_size: 128MiB")
+    host, port = c.otlp.split("//")[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    piece = b"[" + b"0," * (32 * 1024 - 1)
+    chunk = b"%x\r\n" % len(piece) + piece + b"\r\n"
+    sent, answer, closed = 0, b"", False
+    while sent < (64 << 20):
+        r, _, _ = select.select([sock], [], [], 0)
+        if r:
+            break  # the collector answered (or closed) mid-body
+        try:
+            sock.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sent += len(piece)
+    answer, closed = read_response(sock, 10)
+    sock.close()
+    print(f"\nanswered after {sent >> 20} MiB of a 64 MiB chunked body")
+    assert answer.startswith(b"HTTP/1.1 429"), answer[:300]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\nRetry-After: 1\r\n" in head, head
+    assert b"memory budget" in body, body
+    assert closed, "the connection stayed open after the 429"
+    # refused once the budget was reached, not after the whole body: the 8 MiB of
+    # budget, plus what the socket buffers held, is far from 64 MiB
+    assert sent < (32 << 20), sent
+    assert c.alive(), c.logs()
+    r = requests.post(c.otlp + "/v1/traces", data=good_body(7), timeout=10,
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("value,msg", [
