@@ -373,7 +373,9 @@ static int write_raw(struct MHD_Connection *conn, int tls, const char *p, size_t
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         if (!again || poll(&pfd, 1, ms) <= 0) return -1;
     }
-    if (!tls) shutdown(fd, SHUT_WR); /* the FIN follows the answer */
+    /* the end of the stream follows the answer: close_notify, or the FIN */
+    if (tls) gnutls_bye((gnutls_session_t)ti->tls_session, GNUTLS_SHUT_WR);
+    else shutdown(fd, SHUT_WR);
     return 0;
 }
 

@@ -19,12 +19,14 @@ import json
 import os
 import select
 import socket
+import ssl
 import threading
 import time
 
 import grpc
 import pytest
 import requests
+from test_tls import certs  # noqa: F401 (the module fixture of TLS certificates)
 
 LIMIT_MIB = 64
 OVERHEAD_MIB = 48  # see the module docstring; measured peak ~85 MiB at a 64 MiB budget
@@ -259,17 +261,52 @@ def read_response(sock, timeout):
     """Reads what the server sends until it closes or |timeout| passes: (bytes, closed)."""
     data, deadline = b"", time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r, _, _ = select.select([sock], [], [], 0.2)
-        if not r:
+        pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
+        if not pending and not select.select([sock], [], [], 0.2)[0]:
             continue
         try:
             chunk = sock.recv(65536)
-        except ConnectionResetError:
+        except ssl.SSLWantReadError:
+            continue
+        except (ConnectionResetError, ssl.SSLError):
             return data, True
         if not chunk:
             return data, True
         data += chunk
     return data, False
+
+
+def send_chunked_until_answered(sock, total):
+    """Sends a chunked OTLP/JSON body of up to |total| bytes in 64 KiB chunks, stopping
+    when the server answers or closes. Returns (bytes sent, answer, closed)."""
+    sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    piece = b"[" + b"0," * (32 * 1024 - 1)
+    chunk = b"%x\r\n" % len(piece) + piece + b"\r\n"
+    sent = 0
+    while sent < total:
+        if select.select([sock], [], [], 0)[0]:
+            break  # the collector answered (or closed) mid-body
+        try:
+            sock.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            break
+        sent += len(piece)
+    answer, closed = read_response(sock, 10)
+    sock.close()
+    return sent, answer, closed
+
+
+def assert_refused_mid_body(sent, answer, closed, total):
+    print(f"\nanswered after {sent >> 20} MiB of a {total >> 20} MiB chunked body")
+    assert answer.startswith(b"HTTP/1.1 429"), answer[:300]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\nRetry-After: 1\r\n" in head, head
+    assert b"memory budget" in body, body
+    assert closed, "the connection stayed open after the 429"
+    # refused once the 8 MiB budget was reached (plus what the socket buffers held),
+    # not after the whole body
+    assert sent < total * 3 // 4, sent
 
 
 def test_chunked_body_over_budget_is_refused_at_once(make_collector):
@@ -281,36 +318,32 @@ def test_chunked_body_over_budget_is_refused_at_once(make_collector):
     c = make_collector(service_extra="memory_limit: 8MiB",
                        otlp_extra="max_request_body_size: 128MiB")
     host, port = c.otlp.split("//")[1].split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Transfer-Encoding: chunked\r\n\r\n")
-    piece = b"[" + b"0," * (32 * 1024 - 1)
-    chunk = b"%x\r\n" % len(piece) + piece + b"\r\n"
-    sent, answer, closed = 0, b"", False
-    while sent < (64 << 20):
-        r, _, _ = select.select([sock], [], [], 0)
-        if r:
-            break  # the collector answered (or closed) mid-body
-        try:
-            sock.sendall(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            break
-        sent += len(piece)
-    answer, closed = read_response(sock, 10)
-    sock.close()
-    print(f"\nanswered after {sent >> 20} MiB of a 64 MiB chunked body")
-    assert answer.startswith(b"HTTP/1.1 429"), answer[:300]
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert b"\r\nRetry-After: 1\r\n" in head, head
-    assert b"memory budget" in body, body
-    assert closed, "the connection stayed open after the 429"
-    # refused once the budget was reached, not after the whole body: the 8 MiB of
-    # budget, plus what the socket buffers held, is far from 64 MiB
-    assert sent < (32 << 20), sent
+    total = 64 << 20
+    sent, answer, closed = send_chunked_until_answered(
+        socket.create_connection((host, int(port)), timeout=10), total)
+    assert_refused_mid_body(sent, answer, closed, total)
     assert c.alive(), c.logs()
     r = requests.post(c.otlp + "/v1/traces", data=good_body(7), timeout=10,
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
+
+
+def test_chunked_body_over_budget_is_refused_at_once_over_tls(certs, tmp_path):
+    """The same over TLS: the 429 is written into the TLS session, then close_notify.
+    The body limit is the default 20 MiB; the budget (8 MiB) is met first."""
+    from test_tls import TlsCollector
+    c = TlsCollector(tmp_path, certs, service_extra="memory_limit: 8MiB").start()
+    try:
+        ctx = ssl.create_default_context(cafile=certs["ca.crt"])
+        port = int(c.otlp.rsplit(":", 1)[1])
+        sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                               server_hostname="localhost")
+        total = 19 << 20
+        sent, answer, closed = send_chunked_until_answered(sock, total)
+        assert_refused_mid_body(sent, answer, closed, total)
+        assert c.alive(), c.logs()
+    finally:
+        assert c.stop() == 0, c.logs()
 
 
 @pytest.mark.parametrize("value,msg", [
