@@ -155,7 +155,8 @@ void *pc_arena_try_grow(pc_arena *a, void *p, size_t n)
     chunk **link = &a->solo, *c = NULL;
     if (p) {
         while (*link && (*link)->data != (unsigned char *)p) link = &(*link)->prev;
-        c = *link; /* a block not of this arena is a caller bug: crash here */
+        c = *link;
+        if (!c) abort(); /* not a growable block of this arena: a caller bug */
     }
     size_t old = c ? c->size : 0;
     if (n > old && charge(a, n - old + (c ? 0 : sizeof(chunk)), true)) return NULL;

@@ -51,7 +51,7 @@ pc_budget *pc_arena_budget(const pc_arena *a);
  * budget) when the budget refuses the memory. */
 void *pc_arena_try_alloc(pc_arena *a, size_t n);
 void *pc_arena_try_realloc(pc_arena *a, void *p, size_t old, size_t n);
-/* Reserves |n| bytes of memory held outside the arena (a scratch stack) in the
+/* Reserves |n| bytes of memory held outside the arena (a scratch block) in the
  * arena's budget: 0, or -1 and the arena marked over budget. Give them back
  * with pc_arena_unreserve. */
 int pc_arena_reserve(pc_arena *a, size_t n);

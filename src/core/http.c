@@ -96,7 +96,8 @@ typedef struct request {
     int early_status; /* answered on the first call */
     char early_msg[160];
     int too_big;
-    int over_budget; /* the memory budget refused the body: 429 at the end */
+    int over_budget; /* the memory budget refused the body (answered 429 at once) */
+    int growable;    /* req.body is a pc_arena_try_grow block */
 } request;
 
 #define RETRY_OVER_BUDGET_S 1
@@ -503,12 +504,17 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             return MHD_YES;
         }
         if (rq->req.body_len + n > rq->cap) {
-            /* Only a chunked body grows (libmicrohttpd never passes more than a
-             * declared Content-Length): one growable block, by half at a time. */
+            /* Only a chunked body grows (one that also declares a Content-Length
+             * outgrows the block allocated for it): one growable block, by half
+             * at a time. */
             size_t cap = rq->cap ? rq->cap + rq->cap / 2 : 16384;
             if (cap < rq->req.body_len + n) cap = rq->req.body_len + n;
             if ((int64_t)cap > s->cfg.max_body) cap = (size_t)s->cfg.max_body;
-            char *body = pc_arena_try_grow(rq->req.arena, rq->req.body, cap + 1);
+            char *body = pc_arena_try_grow(rq->req.arena, rq->growable ? rq->req.body : NULL,
+                                           cap + 1);
+            if (body && !rq->growable && rq->req.body_len)
+                memcpy(body, rq->req.body, rq->req.body_len);
+            rq->growable = body != NULL;
             if (!body) {
                 /* Refused at once: 429 now and the connection closes, so the
                  * rest is never read (see refuse_mid_body). */

@@ -328,6 +328,25 @@ def test_chunked_body_over_budget_is_refused_at_once(make_collector):
     assert r.status_code == 200, r.text
 
 
+def test_chunked_body_that_also_declares_a_content_length(make_collector):
+    """Transfer-Encoding: chunked with a (smaller) Content-Length too: the body outgrows
+    the block reserved for the declared length and is read whole, never a crash."""
+    c = make_collector(service_extra="memory_limit: 64MiB")
+    host, port = c.otlp.split("//")[1].split(":")
+    body = good_body(11).encode() + b" " * (200 << 10)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 10\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    for i in range(0, len(body), 16384):
+        piece = body[i:i + 16384]
+        sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+    sock.sendall(b"0\r\n\r\n")
+    answer, _ = read_response(sock, 10)
+    sock.close()
+    assert c.alive(), c.logs()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+
+
 def test_chunked_body_over_budget_is_refused_at_once_over_tls(certs, tmp_path):
     """The same over TLS: the 429 is written into the TLS session, then close_notify.
     The body limit is the default 20 MiB; the budget (8 MiB) is met first."""
