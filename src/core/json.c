@@ -92,6 +92,12 @@ bool pc_utf8_valid(const char *p, size_t n)
 
 #define OVER_BUDGET "request is over the memory budget"
 
+/* The 8-bytes-at-a-time scans below find the first special byte as the lowest
+ * flagged one of a word, which is the first in memory only on little endian. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "json.c: the word-at-a-time string scans assume a little-endian machine"
+#endif
+
 typedef struct parser {
     pc_arena *a;
     const char *s;
