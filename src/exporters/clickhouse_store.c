@@ -140,13 +140,12 @@ static int st_get_spans(void *ctx, const char *project_id, const char *trace_id,
  *     inside the table reader, which returns no block until a row matches,
  *     so a search matching nothing was never checked at all (18.16 ran one
  *     for 71 s under max_execution_time = 1).
- *   priority = 2 (other reads run at 1, the higher one: READ_SETTINGS),
- *     max_threads = 1: a search, the
- *     one read a client can make expensive, takes one core at most and
- *     pauses while any other read runs (the server's query priorities), so
- *     concurrent searches cannot starve span reads and lists (measured on
- *     18.16 under four hostile searches: a span read's worst case 3.0 s
- *     without, 1.1 s with).
+ *   priority = 2 (other reads run at 1, the higher one: READ_SETTINGS) and
+ *     max_threads = 1: a search, the one read a client can make expensive,
+ *     takes one core at most and pauses while any other read runs (the
+ *     server's query priorities), so concurrent searches cannot starve span
+ *     reads and lists (measured on 18.16, a loaded 2-core machine, four
+ *     hostile searches: a 50 ms read's worst case 3.0 s without, 1.1 s with).
  * All of these are known to 18.16 and to current releases.
  */
 static void search_settings(char *out, size_t len, size_t pattern_len)
