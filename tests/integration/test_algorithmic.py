@@ -306,6 +306,7 @@ def good_client(c, seconds, tag, out):
         ok = r.status_code == 200 and r.json()["count"] == 5
         out.append(("list", r.status_code if ok else -r.status_code, time.monotonic() - t0))
         i += 1
+        time.sleep(0.05)  # well-behaved: at most 20 rounds a second
     return i
 
 
@@ -398,7 +399,8 @@ def test_search_over_huge_attributes_is_bounded(request, make_collector, store):
         bad = [(w, s, round(t, 2)) for w, s, t in xs if s != 200 or t > GOOD_BOUND]
         assert not bad, (what, bad)
     r = c.get("/api/v1/traces", limit=1000)
-    assert r.status_code == 200 and r.json()["count"] == 8 + 10 + 1 + rounds, r.text
+    assert r.status_code == 200, r.text
+    assert r.json()["count"] == min(1000, 8 + 10 + 1 + rounds), (r.json()["count"], rounds)
     assert c.trace("t-good")["trace"]["trace_id"] == "t-good"
     assert c.get("/api/v1/health").status_code == 200
     assert c.alive()
