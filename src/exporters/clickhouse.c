@@ -1,15 +1,13 @@
 /*
  * clickhouse.c - the `clickhouse` exporter (see clickhouse.h): settings,
- * HTTP over libcurl, schema on start, group commit, retries, store ops.
+ * schema on start, group commit, retries; the component's ops table.
  *
  * Data flow: normalize → consume() → rows appended to the pending insert →
  * flusher thread → POST /?query=INSERT ... FORMAT JSONEachRow (spans, then
  * the partial trace rows) → HTTP 200 → the insert's waiters return PC_OK.
- * Reads (store.h) are SELECTs built by clickhouse_sql.c, answered as
- * TabSeparated and handed to the row callbacks. Every read runs with the URL
- * settings readonly=1 (the server refuses anything but reading, whatever the
- * SQL says) and max_execution_time = `query_timeout` (the server stops a
- * runaway query; curl waits a little longer for that answer).
+ * Requests go through clickhouse_http.c (one connection's settings, shared
+ * with the reads). Reads (store.h) live in clickhouse_store.c; this file only
+ * embeds that store and hands it out through store().
  *
  * Schema: start() runs clickhouse_migrate.c (create, or migrate an earlier
  * release's database once) before accepting data or serving reads.
@@ -41,13 +39,15 @@
  * summaries are computed from distinct spans.
  *
  * Ownership: consume owns its batch reference and drops it after encoding;
- * the pending insert owns its encoded rows. The curl handles for reads come
- * from a small pool; the flusher has its own.
+ * the pending insert owns its encoded rows. The flusher has its own curl
+ * handle; reads borrow pooled ones from clickhouse_http.c.
  */
 #include "clickhouse.h"
 
+#include "clickhouse_http.h"
 #include "clickhouse_migrate.h"
 #include "clickhouse_sql.h"
+#include "clickhouse_store.h"
 #include "log.h"
 #include "mem.h"
 #include "timefmt.h"
@@ -67,7 +67,6 @@
 #define NS_PER_MS 1000000LL
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-#define POOL_MAX 8
 #define PENDING_FACTOR 8 /* most rows pending: PENDING_FACTOR * batch.max_rows */
 
 /* ------------------------------------------------------------- settings -- */
@@ -182,13 +181,12 @@ typedef struct gen {
 typedef struct ch {
     char *id;
     const ch_cfg *cfg;
-    char *base_url; /* "http(s)://host:port/"; every statement names its database */
-    struct curl_slist *headers;
+    pc_ch_http *http;
     pc_ch_dialect dialect;
     int64_t timeout_ns, max_wait_ns;
     size_t max_rows;
     bool gzip;
-    pc_store store;
+    pc_ch_store reads; /* the query store over the same server */
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t work_cv, done_cv;
@@ -197,8 +195,6 @@ typedef struct ch {
     int64_t last_send_mono; /* when the flusher began the previous insert */
     bool accepting, stopping, thread_running;
     pthread_t thread;
-    CURL *pool[POOL_MAX]; /* idle read handles */
-    int n_pool;
     bool failing; /* flusher only: logged once per change */
 } ch;
 
@@ -210,238 +206,6 @@ static void gen_unref_locked(gen *g)
     free(g);
 }
 
-/* ----------------------------------------------------------------- HTTP -- */
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    pc_buf_append(ud, p, size * n);
-    return size * n;
-}
-
-/* gzip of |n| bytes at |p| into |out|. */
-static void gzip_into(pc_buf *out, const char *p, size_t n)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    deflateInit2(&zs, 3, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-    size_t bound = deflateBound(&zs, n);
-    pc_buf_reset(out);
-    pc_buf_reserve(out, bound);
-    zs.next_in = (Bytef *)p;
-    zs.avail_in = (uInt)n;
-    zs.next_out = (Bytef *)out->data;
-    zs.avail_out = (uInt)bound;
-    deflate(&zs, Z_FINISH);
-    out->len = zs.total_out;
-    deflateEnd(&zs);
-}
-
-/* The result of one request. */
-typedef struct reply {
-    CURLcode curl;
-    long status; /* HTTP status, 0 when none */
-    pc_buf body;
-    char detail[CURL_ERROR_SIZE]; /* libcurl's own words on a failed transfer, or "" */
-} reply;
-
-/*
- * POSTs |body| (|n| bytes) to the server; |query| (URL-encoded here) goes in
- * the URL when not NULL, |settings| ("a=1&b=2") too. Waits at most
- * |timeout_ms|. The answer lands in |r| (the caller frees r->body).
- */
-static void post(ch *C, CURL *h, const char *query, const char *settings, const char *body,
-                 size_t n, bool gzip, long timeout_ms, reply *r)
-{
-    pc_buf url = PC_BUF_INIT, zbody = PC_BUF_INIT;
-    pc_buf_puts(&url, C->base_url);
-    if (settings) pc_buf_printf(&url, "?%s", settings);
-    if (query) {
-        char *q = curl_easy_escape(h, query, 0);
-        pc_buf_printf(&url, "%cquery=%s", settings ? '&' : '?', q);
-        curl_free(q);
-    }
-    struct curl_slist *hdrs = C->headers, *gz = NULL;
-    if (gzip) {
-        gzip_into(&zbody, body, n);
-        body = zbody.data;
-        n = zbody.len;
-        gz = curl_slist_append(NULL, "Content-Encoding: gzip");
-        gz->next = C->headers; /* borrowed tail; unlinked before freeing */
-        hdrs = gz;
-    }
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url.data);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 50 ? timeout_ms : 50L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
-    r->detail[0] = '\0';
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->detail);
-    const ch_cfg *c = C->cfg;
-    if (c->tls_ca_file && *c->tls_ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->tls_ca_file);
-    if (c->tls_insecure_skip_verify) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    r->status = 0;
-    r->curl = curl_easy_perform(h);
-    if (r->curl == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* |r| may not outlive the handle */
-    if (gz) {
-        gz->next = NULL;
-        curl_slist_free_all(gz);
-    }
-    pc_buf_free(&zbody);
-    pc_buf_free(&url);
-}
-
-/* The ClickHouse error code at the start of an error body ("Code: 27, ..."), or 0. */
-static int error_code(const pc_buf *b)
-{
-    const char *p = b->data ? strstr(b->data, "Code: ") : NULL;
-    return p ? atoi(p + 6) : 0;
-}
-
-/* True when the server rejected the data itself, so sending it again cannot help. */
-static bool permanent(const reply *r)
-{
-    if (r->curl != CURLE_OK) return false;
-    if (r->status == 400 || r->status == 413) return true;
-    switch (error_code(&r->body)) {
-    case 6:   /* CANNOT_PARSE_TEXT */
-    case 26:  /* CANNOT_PARSE_QUOTED_STRING */
-    case 27:  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
-    case 38:  /* CANNOT_PARSE_DATE */
-    case 41:  /* CANNOT_PARSE_DATETIME */
-    case 62:  /* SYNTAX_ERROR */
-    case 72:  /* CANNOT_PARSE_NUMBER */
-    case 117: /* INCORRECT_DATA */
-    case 131: /* TOO_LARGE_STRING_SIZE */
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* The server's certificate was refused (untrusted, expired, or not for this host). */
-static bool tls_refused(const reply *r)
-{
-    return r->curl == CURLE_PEER_FAILED_VERIFICATION || r->curl == CURLE_SSL_CACERT_BADFILE ||
-           r->curl == CURLE_SSL_ISSUER_ERROR;
-}
-
-/* The server refused the user name or password. */
-static bool auth_refused(const reply *r)
-{
-    if (r->curl != CURLE_OK) return false;
-    if (r->status == 401 || r->status == 403) return true;
-    switch (error_code(&r->body)) {
-    case 192: /* UNKNOWN_USER */
-    case 193: /* WRONG_PASSWORD */
-    case 194: /* REQUIRED_PASSWORD */
-    case 516: /* AUTHENTICATION_FAILED */
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* One line describing a failed reply of the server |C| talks to, into |out|;
- * certificate and credential failures name the settings to check. */
-static void describe(const ch *C, const reply *r, char *out, size_t len)
-{
-    const ch_cfg *c = C->cfg;
-    if (tls_refused(r)) {
-        snprintf(out, len,
-                 "TLS: %s (%s): check tls.ca_file (%s) and that the certificate is for %s",
-                 r->detail[0] ? r->detail : curl_easy_strerror(r->curl),
-                 curl_easy_strerror(r->curl),
-                 c->tls_ca_file && *c->tls_ca_file ? c->tls_ca_file : "empty: the system's CAs",
-                 c->host);
-        return;
-    }
-    if (r->curl != CURLE_OK) {
-        snprintf(out, len, "%s%s%s", curl_easy_strerror(r->curl), r->detail[0] ? ": " : "",
-                 r->detail);
-        return;
-    }
-    const char *b = r->body.data ? r->body.data : "";
-    int n = (int)strcspn(b, "\n");
-    snprintf(out, len, "%sHTTP %ld: %.*s",
-             auth_refused(r) ? "authentication failed (check user and password): " : "",
-             r->status, n < 300 ? n : 300, b);
-}
-
-static bool ok(const reply *r)
-{
-    return r->curl == CURLE_OK && r->status == 200;
-}
-
-/* Lends a read handle (idle or new); give it back with release(). */
-static CURL *acquire(ch *C)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&C->mu);
-    if (C->n_pool > 0) h = C->pool[--C->n_pool];
-    pthread_mutex_unlock(&C->mu);
-    return h ? h : curl_easy_init();
-}
-
-static void release(ch *C, CURL *h)
-{
-    pthread_mutex_lock(&C->mu);
-    if (C->n_pool < POOL_MAX) {
-        C->pool[C->n_pool++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&C->mu);
-    if (h) curl_easy_cleanup(h);
-}
-
-/* Logs why request |what| failed, frees the answer; returns -1. */
-static int log_failure(ch *C, reply *r, const char *what)
-{
-    char why[800];
-    describe(C, r, why, sizeof(why));
-    pc_log(PC_LOG_ERROR, C->id, "%s: %s", what, why);
-    pc_buf_free(&r->body);
-    return -1;
-}
-
-/* Grace curl gives the server past max_execution_time to answer with its error. */
-#define QUERY_GRACE_MS 5000
-
-/*
- * Runs the read-only statement |sql| (in the body) with a read handle, under
- * readonly=1 and max_execution_time = query_timeout. 0 with the answer in
- * |out|, or -1 after logging |what| failed.
- */
-static int run_sql(ch *C, const char *sql, const char *what, pc_buf *out)
-{
-    CURL *h = acquire(C);
-    reply r = {0};
-    char settings[128];
-    long secs = (long)(C->cfg->query_timeout_ms + 999) / 1000;
-    snprintf(settings, sizeof(settings),
-             "log_queries=1&wait_end_of_query=1&max_execution_time=%ld&readonly=1", secs);
-    post(C, h, NULL, settings, sql, strlen(sql), false, secs * 1000 + QUERY_GRACE_MS, &r);
-    release(C, h);
-    if (!ok(&r) && (r.curl == CURLE_OPERATION_TIMEDOUT ||
-                    (r.curl == CURLE_OK && error_code(&r.body) == 159 /* TIMEOUT_EXCEEDED */))) {
-        pc_log(PC_LOG_WARN, C->id, "%s: stopped at the query time limit (%ld s)", what, secs);
-        pc_buf_free(&r.body);
-        return PC_STORE_TIMEOUT;
-    }
-    if (!ok(&r)) return log_failure(C, &r, what);
-    *out = r.body;
-    return 0;
-}
-
 /* -------------------------------------------------------------- flusher -- */
 
 /* Sends one INSERT of |rows| with retries until |deadline|. GEN_OK/RETRY/DROP. */
@@ -450,17 +214,18 @@ static int insert(ch *C, CURL *h, const char *query, const pc_buf *rows, int64_t
     int backoff = BACKOFF_MIN_MS;
     for (;;) {
         int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
-        reply r = {0};
-        post(C, h, query, NULL, rows->data, rows->len, C->gzip, (long)(left > 1 ? left : 1), &r);
-        if (ok(&r)) {
+        pc_ch_reply r = {0};
+        pc_ch_http_post(C->http, h, query, NULL, rows->data, rows->len, C->gzip,
+                        (long)(left > 1 ? left : 1), &r);
+        if (pc_ch_reply_ok(&r)) {
             pc_buf_free(&r.body);
             if (C->failing) pc_log(PC_LOG_INFO, C->id, "inserts succeed again");
             C->failing = false;
             return GEN_OK;
         }
         char why[800];
-        describe(C, &r, why, sizeof(why));
-        bool perm = permanent(&r);
+        pc_ch_http_describe(C->http, &r, why, sizeof(why));
+        bool perm = pc_ch_reply_permanent(&r);
         pc_buf_free(&r.body);
         if (perm) {
             pc_log(PC_LOG_ERROR, C->id, "server rejected %zu bytes of rows, dropping them: %s",
@@ -600,116 +365,13 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
     return res;
 }
 
-/* ---------------------------------------------------------------- reads -- */
-
-/* Runs |sql| and hands each TabSeparated row of |ncols| columns to |row|. */
-static int each_row(ch *C, pc_buf *sql, const char *what, int ncols,
-                    int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
-{
-    pc_buf out;
-    int rc = run_sql(C, sql->data, what, &out);
-    pc_buf_free(sql);
-    if (rc < 0) return rc;
-    char *cur = out.data, *end = out.data + out.len, *cols[PC_CH_SPAN_COLS];
-    int n;
-    while ((n = pc_ch_tsv_row(&cur, end, cols, ncols)) > 0) {
-        if (n != ncols) {
-            pc_log(PC_LOG_ERROR, C->id, "%s: expected %d columns, got %d", what, ncols, n);
-            rc = -1;
-            break;
-        }
-        if (row(cols, cb, ud) != 0) break;
-    }
-    pc_buf_free(&out);
-    return rc;
-}
-
-static int trace_row(char **cols, void *cb, void *ud)
-{
-    pc_trace_row r;
-    pc_ch_read_trace(cols, &r);
-    return ((pc_trace_cb)cb)(ud, &r);
-}
-
-static int span_row(char **cols, void *cb, void *ud)
-{
-    pc_span_row r;
-    pc_ch_read_span(cols, &r);
-    return ((pc_span_cb)cb)(ud, &r);
-}
-
-static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
-{
-    ch *C = ctx;
-    pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_list_traces(&sql, C->cfg->database, f);
-    return each_row(C, &sql, "list traces", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
-}
-
-static int st_get_trace(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
-                        void *ud)
-{
-    ch *C = ctx;
-    pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_get_trace(&sql, C->cfg->database, project_id, trace_id);
-    return each_row(C, &sql, "get trace", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
-}
-
-static int st_get_spans(void *ctx, const char *project_id, const char *trace_id, int limit,
-                        int offset, pc_span_cb cb, void *ud)
-{
-    ch *C = ctx;
-    pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_get_spans(&sql, C->cfg->database, project_id, trace_id, limit, offset);
-    return each_row(C, &sql, "get spans", PC_CH_SPAN_COLS, span_row, (void *)cb, ud);
-}
-
-static int st_search(void *ctx, const char *project_id, const char *query, int limit,
-                     pc_trace_cb cb, void *ud)
-{
-    ch *C = ctx;
-    pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_search(&sql, C->cfg->database, project_id, query, limit);
-    return each_row(C, &sql, "search", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
-}
-
-static int st_health(void *ctx, char *msg, int msglen)
-{
-    ch *C = ctx;
-    pc_buf out;
-    if (run_sql(C, "SELECT 1", "health", &out) < 0) {
-        snprintf(msg, (size_t)msglen, "clickhouse: not reachable");
-        return -1;
-    }
-    bool good = out.data && strncmp(out.data, "1", 1) == 0;
-    pc_buf_free(&out);
-    if (!good) snprintf(msg, (size_t)msglen, "clickhouse: unexpected answer to SELECT 1");
-    return good ? 0 : -1;
-}
-
-static const pc_store_ops store_ops = {
-    .list_traces = st_list_traces,
-    .get_trace = st_get_trace,
-    .get_spans = st_get_spans,
-    .search = st_search,
-    .health = st_health,
-};
-
 /* ------------------------------------------------------------ lifecycle -- */
 
 static void ch_destroy(void *ctx);
 
-/* libcurl's global state, once per process, before any thread uses it. */
-static void global_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next)
 {
     (void)next;
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, global_init);
     const ch_cfg *c = cfgp;
     ch *C = pc_xcalloc(1, sizeof(*C));
     C->id = pc_xstrdup(id);
@@ -728,23 +390,22 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
         ch_destroy(C);
         return NULL;
     }
-    pc_buf url = PC_BUF_INIT;
-    pc_buf_printf(&url, "%s://%s:%lld/", use_tls(c) ? "https" : "http", c->host,
-                  (long long)c->port);
-    C->base_url = pc_buf_steal(&url, NULL);
-    pc_buf hdr = PC_BUF_INIT;
-    pc_buf_printf(&hdr, "X-ClickHouse-User: %s", c->user ? c->user : "default");
-    C->headers = curl_slist_append(NULL, hdr.data);
-    pc_buf_reset(&hdr);
-    pc_buf_printf(&hdr, "X-ClickHouse-Key: %s", c->password ? c->password : "");
-    C->headers = curl_slist_append(C->headers, hdr.data);
-    pc_buf_free(&hdr);
+    pc_ch_http_cfg hc = {
+        .id = id,
+        .host = c->host,
+        .port = c->port,
+        .tls = use_tls(c),
+        .user = c->user,
+        .password = c->password,
+        .ca_file = c->tls_ca_file,
+        .insecure_skip_verify = c->tls_insecure_skip_verify,
+    };
+    C->http = pc_ch_http_create(&hc);
     C->timeout_ns = c->timeout_ms * NS_PER_MS;
     C->max_wait_ns = c->max_wait_ms * NS_PER_MS;
     C->max_rows = (size_t)c->max_rows;
     C->gzip = is(c->compression, "gzip");
-    C->store.ops = &store_ops;
-    C->store.ctx = C;
+    pc_ch_store_init(&C->reads, C->http, C->id, c->database, c->query_timeout_ms);
     return C;
 }
 
@@ -757,20 +418,21 @@ static int setup_sql(ch *C, const char *sql, const char *what, long timeout_ms, 
 {
     int64_t deadline = pc_time_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
     CURL *h = curl_easy_init();
-    reply r = {0};
+    pc_ch_reply r = {0};
     for (;;) {
         pc_buf_free(&r.body);
         int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
-        post(C, h, NULL, NULL, sql, strlen(sql), false, (long)(left > 1 ? left : 1), &r);
-        if (ok(&r) || permanent(&r) || tls_refused(&r) || auth_refused(&r) ||
-            r.curl == CURLE_OPERATION_TIMEDOUT ||
+        pc_ch_http_post(C->http, h, NULL, NULL, sql, strlen(sql), false,
+                        (long)(left > 1 ? left : 1), &r);
+        if (pc_ch_reply_ok(&r) || pc_ch_reply_permanent(&r) || pc_ch_reply_tls_refused(&r) ||
+            pc_ch_reply_auth_refused(&r) || r.curl == CURLE_OPERATION_TIMEDOUT ||
             pc_time_mono_ns() + 200 * NS_PER_MS >= deadline)
             break;
         struct timespec ts = {0, 200 * NS_PER_MS};
         nanosleep(&ts, NULL);
     }
     curl_easy_cleanup(h);
-    if (!ok(&r)) return log_failure(C, &r, what);
+    if (!pc_ch_reply_ok(&r)) return pc_ch_http_log_failure(C->http, &r, what);
     if (out)
         *out = r.body;
     else
@@ -802,6 +464,7 @@ static int ch_start(void *ctx, pc_host *host)
     C->dialect = is(c->dialect, "modern")   ? PC_CH_MODERN
                  : is(c->dialect, "legacy") ? PC_CH_LEGACY
                                             : pc_ch_dialect_of(version.data);
+    C->reads.dialect = C->dialect; /* before any read: reads start after start() */
     int rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,
                                 COPY_TIMEOUT_MS);
     if (rc == 0) {
@@ -816,7 +479,7 @@ static int ch_start(void *ctx, pc_host *host)
     }
     if (rc == 0)
         pc_log(PC_LOG_INFO, C->id, "ClickHouse %s at %s as %s (%s dialect, database %s, schema %d)",
-               version.data, C->base_url, c->user ? c->user : "default",
+               version.data, pc_ch_http_url(C->http), c->user ? c->user : "default",
                C->dialect == PC_CH_LEGACY ? "legacy" : "modern", c->database, PC_CH_SCHEMA_VERSION);
     pc_buf_free(&version);
     return rc;
@@ -846,15 +509,12 @@ static void ch_destroy(void *ctx)
     ch *C = ctx;
     if (!C) return;
     ch_shutdown(C);
-    for (int i = 0; i < C->n_pool; i++)
-        curl_easy_cleanup(C->pool[i]);
-    curl_slist_free_all(C->headers);
+    pc_ch_http_destroy(C->http);
     if (C->sync_ready) {
         pthread_cond_destroy(&C->work_cv);
         pthread_cond_destroy(&C->done_cv);
         pthread_mutex_destroy(&C->mu);
     }
-    free(C->base_url);
     free(C->id);
     free(C);
 }
@@ -862,7 +522,7 @@ static void ch_destroy(void *ctx)
 static const pc_store *ch_store(void *ctx)
 {
     ch *C = ctx;
-    return &C->store;
+    return &C->reads.store;
 }
 
 const pc_component_ops pc_clickhouse_exporter_ops = {

@@ -94,8 +94,23 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id, int limit, int offset);
 void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f);
+
+/*
+ * Search (the traces having a span whose name or attributes contain |text|,
+ * ASCII case-insensitively) looks at the first PC_CH_SEARCH_PREFIX bytes of
+ * each span's name and of its attributes' JSON text only: a match further in
+ * is not found. This bounds what one row costs the server, however large its
+ * values; the run must also use max_block_size = pc_ch_search_block_rows()
+ * and optimize_move_to_prewhere = 0 so the server's max_execution_time is
+ * checked after every few rows (see clickhouse_store.c).
+ */
+#define PC_CH_SEARCH_PREFIX 65536
 void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
                       int limit);
+
+/* Rows per block (max_block_size) for a search of a |pattern_len|-byte text:
+ * a block's worst case stays under a fixed number of byte comparisons; 1..8192. */
+int pc_ch_search_block_rows(size_t pattern_len);
 
 #define PC_CH_TRACE_COLS 13
 #define PC_CH_SPAN_COLS 24

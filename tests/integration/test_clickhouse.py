@@ -358,3 +358,59 @@ def test_reads_are_readonly_and_bounded(make_collector, tmp_path, clickhouse):
     more = recent_traces(1)
     assert post_otlp(c, more).status_code == 200
     assert c.trace(more[0]["trace_id"])["trace"]["span_count"] == 10
+
+
+def test_search_looks_at_the_first_64k_of_each_value(make_collector, tmp_path, engine):
+    """Search is ASCII case-insensitive over a span's name and attributes, but only their first
+    64 KiB (PC_CH_SEARCH_PREFIX): what bounds a row's cost on the server, on both engines."""
+    srv, _ = engine
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    start = time.time_ns() - HOUR
+    filler = "x" * 70000
+    post_prela(c, {"trace_id": "t-prefix", "service_name": "svc", "spans": [{
+        "span_id": "s1", "trace_id": "t-prefix", "name": "Step " + filler + " name-late",
+        "started_at": iso(start), "ended_at": iso(start + 10**9),
+        "attributes": {"a": "Early-Needle " + filler + " late-needle"}}]})
+    assert c.trace("t-prefix")["trace"]["span_count"] == 1
+
+    def found(q):
+        r = c.get("/api/v1/search", query=q)
+        assert r.status_code == 200, r.text
+        return [t["trace_id"] for t in r.json()["results"]]
+    assert found("early-NEEDLE") == ["t-prefix"]  # in the attributes, any ASCII case
+    assert found("sTEP x") == ["t-prefix"]        # in the name
+    assert found("late-needle") == []             # 70 KB into the attributes
+    assert found("name-late") == []               # 70 KB into the name
+    assert found("y" * 1000) == []                # the longest pattern runs (4 rows a block)
+
+
+def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, clickhouse):
+    """The settings that make the server check its time limit every few rows of a search and
+    pause searches while other reads run, as system.query_log records them."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    traces = recent_traces(1)
+    tid = traces[0]["trace_id"]
+    assert post_otlp(c, traces).status_code == 200
+    assert c.get("/api/v1/search", query=tid).json()["count"] == 0  # 32 bytes, no such text
+    assert c.trace(tid)["trace"]["span_count"] == 10
+    names = ["readonly", "max_execution_time", "priority", "max_block_size",
+             "optimize_move_to_prewhere", "max_threads"]
+    cols = ", ".join(f"Settings.Values[indexOf(Settings.Names, '{n}')]" for n in names)
+    deadline = time.time() + 10
+    while True:
+        srv.query("SYSTEM FLUSH LOGS")
+        rows = srv.query(f"SELECT positionCaseInsensitive(query, 'position(lower(') > 0, {cols}"
+                         f" FROM system.query_log WHERE type = 2 AND query LIKE '%{tid}%'"
+                         f" AND query LIKE 'SELECT%' FORMAT TabSeparated").splitlines()
+        if len(rows) >= 3 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    rows = [r.split("\t") for r in rows]
+    searches = [r[1:] for r in rows if r[0] == "1"]
+    reads = [r[1:] for r in rows if r[0] == "0"]
+    # 2^29 / (2 x 65536 x (32 + 16)) = 85 rows a block; one thread; priority 2 of 2
+    assert searches == [["1", "30", "2", "85", "0", "1"]], rows
+    assert len(reads) >= 2 and all(r[:3] == ["1", "30", "1"] for r in reads), rows

@@ -310,16 +310,37 @@ static void test_query_builders(void)
     CHECK(has(&b, "min(started_ns) >= 5 AND min(started_ns) <= 9"));
     CHECK(has(&b, "LIMIT 3, 7)"));
     pc_buf_reset(&b);
-    pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01", 11);
-    CHECK(has(&b, "positionCaseInsensitive(name, '%_\\\\\\'\\x01') > 0"));
-    CHECK(has(&b, "FROM `db`.spans WHERE project_id = 'p\\'' AND (positionCaseInsensitive"));
+    pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01" "Ab", 11);
+    /* ASCII case folded here, the value's first PC_CH_SEARCH_PREFIX bytes there */
+    CHECK(has(&b, "position(lower(substring(name, 1, 65536)), '%_\\\\\\'\\x01ab') > 0 OR"
+                  " position(lower(substring(attributes, 1, 65536)), '%_\\\\\\'\\x01ab') > 0"));
+    CHECK(has(&b, "FROM `db`.spans WHERE project_id = 'p\\'' AND (position(lower("));
+    CHECK(!strstr(b.data, "positionCaseInsensitive"));
     CHECK(has(&b, "FROM `db`.traces WHERE project_id = 'p\\'' AND (project_id, trace_id) IN"));
     CHECK(has(&b, "LIMIT 0, 11)"));
     pc_buf_reset(&b);
     pc_ch_sql_search(&b, "db", NULL, "x", 5); /* any project: still grouped per project */
     CHECK(!strstr(b.data, "project_id = "));
     CHECK(has(&b, "GROUP BY project_id, trace_id ORDER BY t_started DESC"));
+    pc_buf_reset(&b);
+    pc_ch_sql_search(&b, "db", NULL, "\xc3\x9c", 5); /* UTF-8 bytes pass unfolded */
+    CHECK(has(&b, "'\\xC3\\x9C') > 0"));
     pc_buf_free(&b);
+}
+
+/* A search block's worst case (rows x 2 x prefix x (pattern + 16)) stays within budget. */
+static void test_search_block_rows(void)
+{
+    CHECK_EQ_INT(pc_ch_search_block_rows(0), 256);
+    CHECK_EQ_INT(pc_ch_search_block_rows(3), 215);
+    CHECK_EQ_INT(pc_ch_search_block_rows(1000), 4);
+    CHECK_EQ_INT(pc_ch_search_block_rows(1000000), 1); /* never 0 */
+    for (size_t p = 0; p <= 1000; p++) {
+        long long rows = pc_ch_search_block_rows(p);
+        CHECK(rows >= 1 && rows <= 8192);
+        CHECK(p > 32000 || rows * 2 * PC_CH_SEARCH_PREFIX * ((long long)p + 16) <= (1LL << 29));
+        CHECK(p == 0 || rows <= pc_ch_search_block_rows(p - 1));
+    }
 }
 
 static void test_tsv(void)
@@ -557,6 +578,7 @@ int main(void)
     RUN(test_span_row);
     RUN(test_trace_part);
     RUN(test_query_builders);
+    RUN(test_search_block_rows);
     RUN(test_tsv);
     RUN(test_validate);
     RUN(test_migration_plan);

@@ -1,0 +1,259 @@
+/*
+ * clickhouse_http.c - one ClickHouse server over HTTP(S) (see
+ * clickhouse_http.h): URL and auth headers built once at create, one POST per
+ * statement, and the classification of failed answers that the exporter's
+ * retry loop and the query store act on.
+ *
+ * Data flow: clickhouse.c / clickhouse_store.c → pc_ch_http_post → libcurl
+ * → the server's HTTP interface; the answer body comes back in a pc_buf.
+ *
+ * Ownership: |H| owns its copies of the settings, the header list and the
+ * idle handles in its pool; a caller owns the handle it uses and the body of
+ * every reply it receives.
+ */
+#include "clickhouse_http.h"
+
+#include "log.h"
+#include "mem.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define POOL_MAX 8
+
+struct pc_ch_http {
+    char *id, *host, *ca_file;
+    bool insecure;
+    char *base_url; /* "http(s)://host:port/"; every statement names its database */
+    struct curl_slist *headers;
+    pthread_mutex_t mu;   /* the pool */
+    CURL *pool[POOL_MAX]; /* idle read handles */
+    int n_pool;
+};
+
+/* libcurl's global state, once per process, before any thread uses it. */
+static void global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+pc_ch_http *pc_ch_http_create(const pc_ch_http_cfg *c)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, global_init);
+    pc_ch_http *H = pc_xcalloc(1, sizeof(*H));
+    H->id = pc_xstrdup(c->id);
+    H->host = pc_xstrdup(c->host);
+    H->ca_file = c->ca_file && *c->ca_file ? pc_xstrdup(c->ca_file) : NULL;
+    H->insecure = c->insecure_skip_verify;
+    pthread_mutex_init(&H->mu, NULL);
+    pc_buf url = PC_BUF_INIT;
+    pc_buf_printf(&url, "%s://%s:%lld/", c->tls ? "https" : "http", c->host, (long long)c->port);
+    H->base_url = pc_buf_steal(&url, NULL);
+    pc_buf hdr = PC_BUF_INIT;
+    pc_buf_printf(&hdr, "X-ClickHouse-User: %s", c->user ? c->user : "default");
+    H->headers = curl_slist_append(NULL, hdr.data);
+    pc_buf_reset(&hdr);
+    pc_buf_printf(&hdr, "X-ClickHouse-Key: %s", c->password ? c->password : "");
+    H->headers = curl_slist_append(H->headers, hdr.data);
+    pc_buf_free(&hdr);
+    return H;
+}
+
+void pc_ch_http_destroy(pc_ch_http *H)
+{
+    if (!H) return;
+    for (int i = 0; i < H->n_pool; i++)
+        curl_easy_cleanup(H->pool[i]);
+    curl_slist_free_all(H->headers);
+    pthread_mutex_destroy(&H->mu);
+    free(H->base_url);
+    free(H->ca_file);
+    free(H->host);
+    free(H->id);
+    free(H);
+}
+
+const char *pc_ch_http_url(const pc_ch_http *H)
+{
+    return H->base_url;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    pc_buf_append(ud, p, size * n);
+    return size * n;
+}
+
+/* gzip of |n| bytes at |p| into |out|. */
+static void gzip_into(pc_buf *out, const char *p, size_t n)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    deflateInit2(&zs, 3, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    size_t bound = deflateBound(&zs, n);
+    pc_buf_reset(out);
+    pc_buf_reserve(out, bound);
+    zs.next_in = (Bytef *)p;
+    zs.avail_in = (uInt)n;
+    zs.next_out = (Bytef *)out->data;
+    zs.avail_out = (uInt)bound;
+    deflate(&zs, Z_FINISH);
+    out->len = zs.total_out;
+    deflateEnd(&zs);
+}
+
+void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *settings,
+                     const char *body, size_t n, bool gzip, long timeout_ms, pc_ch_reply *r)
+{
+    pc_buf url = PC_BUF_INIT, zbody = PC_BUF_INIT;
+    pc_buf_puts(&url, H->base_url);
+    if (settings) pc_buf_printf(&url, "?%s", settings);
+    if (query) {
+        char *q = curl_easy_escape(h, query, 0);
+        pc_buf_printf(&url, "%cquery=%s", settings ? '&' : '?', q);
+        curl_free(q);
+    }
+    struct curl_slist *hdrs = H->headers, *gz = NULL;
+    if (gzip) {
+        gzip_into(&zbody, body, n);
+        body = zbody.data;
+        n = zbody.len;
+        gz = curl_slist_append(NULL, "Content-Encoding: gzip");
+        gz->next = H->headers; /* borrowed tail; unlinked before freeing */
+        hdrs = gz;
+    }
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url.data);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 50 ? timeout_ms : 50L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
+    r->detail[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->detail);
+    if (H->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, H->ca_file);
+    if (H->insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    r->status = 0;
+    r->curl = curl_easy_perform(h);
+    if (r->curl == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* |r| may not outlive the handle */
+    if (gz) {
+        gz->next = NULL;
+        curl_slist_free_all(gz);
+    }
+    pc_buf_free(&zbody);
+    pc_buf_free(&url);
+}
+
+int pc_ch_error_code(const pc_ch_reply *r)
+{
+    const char *p = r->body.data ? strstr(r->body.data, "Code: ") : NULL;
+    return p ? atoi(p + 6) : 0;
+}
+
+bool pc_ch_reply_permanent(const pc_ch_reply *r)
+{
+    if (r->curl != CURLE_OK) return false;
+    if (r->status == 400 || r->status == 413) return true;
+    switch (pc_ch_error_code(r)) {
+    case 6:   /* CANNOT_PARSE_TEXT */
+    case 26:  /* CANNOT_PARSE_QUOTED_STRING */
+    case 27:  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
+    case 38:  /* CANNOT_PARSE_DATE */
+    case 41:  /* CANNOT_PARSE_DATETIME */
+    case 62:  /* SYNTAX_ERROR */
+    case 72:  /* CANNOT_PARSE_NUMBER */
+    case 117: /* INCORRECT_DATA */
+    case 131: /* TOO_LARGE_STRING_SIZE */
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool pc_ch_reply_tls_refused(const pc_ch_reply *r)
+{
+    return r->curl == CURLE_PEER_FAILED_VERIFICATION || r->curl == CURLE_SSL_CACERT_BADFILE ||
+           r->curl == CURLE_SSL_ISSUER_ERROR;
+}
+
+bool pc_ch_reply_auth_refused(const pc_ch_reply *r)
+{
+    if (r->curl != CURLE_OK) return false;
+    if (r->status == 401 || r->status == 403) return true;
+    switch (pc_ch_error_code(r)) {
+    case 192: /* UNKNOWN_USER */
+    case 193: /* WRONG_PASSWORD */
+    case 194: /* REQUIRED_PASSWORD */
+    case 516: /* AUTHENTICATION_FAILED */
+        return true;
+    default:
+        return false;
+    }
+}
+
+void pc_ch_http_describe(const pc_ch_http *H, const pc_ch_reply *r, char *out, size_t len)
+{
+    if (pc_ch_reply_tls_refused(r)) {
+        snprintf(
+            out, len, "TLS: %s (%s): check tls.ca_file (%s) and that the certificate is for %s",
+            r->detail[0] ? r->detail : curl_easy_strerror(r->curl), curl_easy_strerror(r->curl),
+            H->ca_file ? H->ca_file : "empty: the system's CAs", H->host);
+        return;
+    }
+    if (r->curl != CURLE_OK) {
+        snprintf(out, len, "%s%s%s", curl_easy_strerror(r->curl), r->detail[0] ? ": " : "",
+                 r->detail);
+        return;
+    }
+    const char *b = r->body.data ? r->body.data : "";
+    int n = (int)strcspn(b, "\n");
+    snprintf(out, len, "%sHTTP %ld: %.*s",
+             pc_ch_reply_auth_refused(r) ? "authentication failed (check user and password): " : "",
+             r->status, n < 300 ? n : 300, b);
+}
+
+bool pc_ch_reply_ok(const pc_ch_reply *r)
+{
+    return r->curl == CURLE_OK && r->status == 200;
+}
+
+CURL *pc_ch_http_acquire(pc_ch_http *H)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&H->mu);
+    if (H->n_pool > 0) h = H->pool[--H->n_pool];
+    pthread_mutex_unlock(&H->mu);
+    return h ? h : curl_easy_init();
+}
+
+void pc_ch_http_release(pc_ch_http *H, CURL *h)
+{
+    pthread_mutex_lock(&H->mu);
+    if (H->n_pool < POOL_MAX) {
+        H->pool[H->n_pool++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&H->mu);
+    if (h) curl_easy_cleanup(h);
+}
+
+int pc_ch_http_log_failure(pc_ch_http *H, pc_ch_reply *r, const char *what)
+{
+    char why[800];
+    pc_ch_http_describe(H, r, why, sizeof(why));
+    pc_log(PC_LOG_ERROR, H->id, "%s: %s", what, why);
+    pc_buf_free(&r->body);
+    return -1;
+}

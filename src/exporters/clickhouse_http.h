@@ -1,0 +1,85 @@
+/*
+ * clickhouse_http.h - one ClickHouse server over its HTTP interface
+ * (libcurl): the connection settings, POST of a statement with URL settings,
+ * gzip bodies, and what a failed answer means (retry, permanent, bad
+ * certificate, bad credentials).
+ *
+ * Data flow: the `clickhouse` exporter (clickhouse.c: schema setup, the
+ * flusher's INSERTs) and its query store (clickhouse_store.c: SELECTs) send
+ * every request through pc_ch_http_post; nothing else in the process talks to
+ * ClickHouse.
+ *
+ * Threads: a pc_ch_http is shared by the flusher and every reader. post() is
+ * safe from any thread as long as each thread uses its own CURL handle; the
+ * pool of idle read handles (acquire/release) has its own lock.
+ */
+#ifndef PC_CLICKHOUSE_HTTP_H
+#define PC_CLICKHOUSE_HTTP_H
+
+#include "buf.h"
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct pc_ch_http pc_ch_http;
+
+/* Where and how to connect; strings are copied by pc_ch_http_create. */
+typedef struct pc_ch_http_cfg {
+    const char *id;   /* the component's name, for log lines */
+    const char *host; /* ClickHouse host */
+    int64_t port;
+    bool tls;                  /* https */
+    const char *user;          /* NULL: "default" */
+    const char *password;      /* NULL: none */
+    const char *ca_file;       /* NULL or "": the system's CAs */
+    bool insecure_skip_verify; /* no certificate / host name check */
+} pc_ch_http_cfg;
+
+/* Creates the connection settings (no I/O). Free with pc_ch_http_destroy (NULL-safe). */
+pc_ch_http *pc_ch_http_create(const pc_ch_http_cfg *cfg);
+void pc_ch_http_destroy(pc_ch_http *H);
+
+/* "http(s)://host:port/", for log lines; owned by |H|. */
+const char *pc_ch_http_url(const pc_ch_http *H);
+
+/* The result of one request. */
+typedef struct pc_ch_reply {
+    CURLcode curl;
+    long status;                  /* HTTP status, 0 when none */
+    pc_buf body;                  /* the caller frees it */
+    char detail[CURL_ERROR_SIZE]; /* libcurl's own words on a failed transfer, or "" */
+} pc_ch_reply;
+
+/*
+ * POSTs |body| (|n| bytes, gzip-compressed first when |gzip|) with handle |h|;
+ * |query| (URL-encoded here) goes in the URL when not NULL, |settings|
+ * ("a=1&b=2") too. Waits at most |timeout_ms|. The answer lands in |r|, whose
+ * body the caller frees.
+ */
+void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *settings,
+                     const char *body, size_t n, bool gzip, long timeout_ms, pc_ch_reply *r);
+
+/* The ClickHouse error code at the start of an error body ("Code: 27, ..."), or 0. */
+int pc_ch_error_code(const pc_ch_reply *r);
+/* HTTP 200. */
+bool pc_ch_reply_ok(const pc_ch_reply *r);
+/* The server rejected the data itself, so sending it again cannot help. */
+bool pc_ch_reply_permanent(const pc_ch_reply *r);
+/* The server's certificate was refused (untrusted, expired, or not for this host). */
+bool pc_ch_reply_tls_refused(const pc_ch_reply *r);
+/* The server refused the user name or password. */
+bool pc_ch_reply_auth_refused(const pc_ch_reply *r);
+
+/* One line describing the failed reply |r| into |out|; certificate and
+ * credential failures name the settings to check. */
+void pc_ch_http_describe(const pc_ch_http *H, const pc_ch_reply *r, char *out, size_t len);
+
+/* Logs why request |what| failed, frees r->body; returns -1. */
+int pc_ch_http_log_failure(pc_ch_http *H, pc_ch_reply *r, const char *what);
+
+/* Lends a read handle (idle or new); give it back with pc_ch_http_release. */
+CURL *pc_ch_http_acquire(pc_ch_http *H);
+void pc_ch_http_release(pc_ch_http *H, CURL *h);
+
+#endif

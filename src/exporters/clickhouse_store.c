@@ -1,0 +1,200 @@
+/*
+ * clickhouse_store.c - the query store over ClickHouse (see
+ * clickhouse_store.h): each store op builds one SELECT (clickhouse_sql.c),
+ * runs it read-only and bounded, and parses the TabSeparated rows.
+ *
+ * Data flow: query receiver → st_*() → run_sql() → POST with URL settings
+ * readonly=1 (the server refuses anything but reading, whatever the SQL
+ * says) and max_execution_time = `query_timeout` (the server stops a runaway
+ * query; curl waits a little longer for that answer) → rows → callbacks.
+ *
+ * Search is the read a client can make expensive (a long pattern over long
+ * values); see pc_ch_sql_search for how its SQL bounds a row's cost and
+ * search_settings() below for how the server is made to check its time limit
+ * after every few rows.
+ */
+#include "clickhouse_store.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Grace curl gives the server past max_execution_time to answer with its error. */
+#define QUERY_GRACE_MS 5000
+
+/* The URL settings of every read but search: the server's query priority 1,
+ * the highest (0 would be "none"); searches run at 2, see search_settings. */
+#define READ_SETTINGS "priority=1"
+
+/*
+ * Runs the read-only statement |sql| (in the body) with a read handle, under
+ * readonly=1, max_execution_time = query_timeout and the URL settings
+ * |extra| ("a=1&b=2"). 0 with the answer in |out|, PC_STORE_TIMEOUT when the
+ * server or curl gave up at the time limit, or -1 after logging |what|
+ * failed.
+ * The modern dialect also asks the server to cancel the query when the
+ * connection closes (cancel_http_readonly_queries_on_client_close, which
+ * 18.16 does not know: an unknown setting fails the query there).
+ */
+static int run_sql(pc_ch_store *S, const char *sql, const char *what, const char *extra,
+                   pc_buf *out)
+{
+    CURL *h = pc_ch_http_acquire(S->http);
+    pc_ch_reply r = {0};
+    char settings[256];
+    long secs = S->query_timeout_s;
+    snprintf(settings, sizeof(settings),
+             "log_queries=1&wait_end_of_query=1&max_execution_time=%ld&readonly=1%s&%s", secs,
+             S->dialect == PC_CH_MODERN ? "&cancel_http_readonly_queries_on_client_close=1" : "",
+             extra);
+    pc_ch_http_post(S->http, h, NULL, settings, sql, strlen(sql), false,
+                    secs * 1000 + QUERY_GRACE_MS, &r);
+    pc_ch_http_release(S->http, h);
+    if (!pc_ch_reply_ok(&r) &&
+        (r.curl == CURLE_OPERATION_TIMEDOUT ||
+         (r.curl == CURLE_OK && pc_ch_error_code(&r) == 159 /* TIMEOUT_EXCEEDED */))) {
+        pc_log(PC_LOG_WARN, S->id, "%s: stopped at the query time limit (%ld s)", what, secs);
+        pc_buf_free(&r.body);
+        return PC_STORE_TIMEOUT;
+    }
+    if (!pc_ch_reply_ok(&r)) return pc_ch_http_log_failure(S->http, &r, what);
+    *out = r.body;
+    return 0;
+}
+
+/* Runs |sql| with the URL settings |extra| and frees it; hands each
+ * TabSeparated row of |ncols| columns to |row|. */
+static int each_row(pc_ch_store *S, pc_buf *sql, const char *what, const char *extra, int ncols,
+                    int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
+{
+    pc_buf out;
+    int rc = run_sql(S, sql->data, what, extra, &out);
+    pc_buf_free(sql);
+    if (rc < 0) return rc;
+    char *cur = out.data, *end = out.data + out.len, *cols[PC_CH_SPAN_COLS];
+    int n;
+    while ((n = pc_ch_tsv_row(&cur, end, cols, ncols)) > 0) {
+        if (n != ncols) {
+            pc_log(PC_LOG_ERROR, S->id, "%s: expected %d columns, got %d", what, ncols, n);
+            rc = -1;
+            break;
+        }
+        if (row(cols, cb, ud) != 0) break;
+    }
+    pc_buf_free(&out);
+    return rc;
+}
+
+static int trace_row(char **cols, void *cb, void *ud)
+{
+    pc_trace_row r;
+    pc_ch_read_trace(cols, &r);
+    return ((pc_trace_cb)cb)(ud, &r);
+}
+
+static int span_row(char **cols, void *cb, void *ud)
+{
+    pc_span_row r;
+    pc_ch_read_span(cols, &r);
+    return ((pc_span_cb)cb)(ud, &r);
+}
+
+static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
+{
+    pc_ch_store *S = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_list_traces(&sql, S->database, f);
+    return each_row(S, &sql, "list traces", READ_SETTINGS, PC_CH_TRACE_COLS, trace_row, (void *)cb,
+                    ud);
+}
+
+static int st_get_trace(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
+                        void *ud)
+{
+    pc_ch_store *S = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_get_trace(&sql, S->database, project_id, trace_id);
+    return each_row(S, &sql, "get trace", READ_SETTINGS, PC_CH_TRACE_COLS, trace_row, (void *)cb,
+                    ud);
+}
+
+static int st_get_spans(void *ctx, const char *project_id, const char *trace_id, int limit,
+                        int offset, pc_span_cb cb, void *ud)
+{
+    pc_ch_store *S = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_get_spans(&sql, S->database, project_id, trace_id, limit, offset);
+    return each_row(S, &sql, "get spans", READ_SETTINGS, PC_CH_SPAN_COLS, span_row, (void *)cb, ud);
+}
+
+/*
+ * The URL settings of a search for a |pattern_len|-byte text. The server
+ * checks max_execution_time between blocks, and evaluates the search
+ * condition over a whole block at once, so:
+ *   max_block_size = pc_ch_search_block_rows(): a block's worst case stays
+ *     well under a second (measured on 18.16: 8,000 rows of 2 KB in one
+ *     block ran 7.5 s past a 1 s limit; in blocks of 128 rows it stopped at
+ *     1.07 s);
+ *   optimize_move_to_prewhere = 0: as a PREWHERE the condition filters
+ *     inside the table reader, which returns no block until a row matches,
+ *     so a search matching nothing was never checked at all (18.16 ran one
+ *     for 71 s under max_execution_time = 1).
+ *   priority = 2 (other reads run at 1, the higher one: READ_SETTINGS) and
+ *     max_threads = 1: a search, the one read a client can make expensive,
+ *     takes one core at most and pauses while any other read runs (the
+ *     server's query priorities), so concurrent searches cannot starve span
+ *     reads and lists (measured on 18.16, a loaded 2-core machine, four
+ *     hostile searches: a 50 ms read's worst case 3.0 s without, 1.1 s with).
+ * All of these are known to 18.16 and to current releases.
+ */
+static void search_settings(char *out, size_t len, size_t pattern_len)
+{
+    snprintf(out, len, "max_block_size=%d&optimize_move_to_prewhere=0&max_threads=1&priority=2",
+             pc_ch_search_block_rows(pattern_len));
+}
+
+static int st_search(void *ctx, const char *project_id, const char *query, int limit,
+                     pc_trace_cb cb, void *ud)
+{
+    pc_ch_store *S = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_search(&sql, S->database, project_id, query, limit);
+    char extra[96];
+    search_settings(extra, sizeof(extra), query ? strlen(query) : 0);
+    return each_row(S, &sql, "search", extra, PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+}
+
+static int st_health(void *ctx, char *msg, int msglen)
+{
+    pc_ch_store *S = ctx;
+    pc_buf out;
+    if (run_sql(S, "SELECT 1", "health", READ_SETTINGS, &out) < 0) {
+        snprintf(msg, (size_t)msglen, "clickhouse: not reachable");
+        return -1;
+    }
+    bool good = out.data && strncmp(out.data, "1", 1) == 0;
+    pc_buf_free(&out);
+    if (!good) snprintf(msg, (size_t)msglen, "clickhouse: unexpected answer to SELECT 1");
+    return good ? 0 : -1;
+}
+
+static const pc_store_ops store_ops = {
+    .list_traces = st_list_traces,
+    .get_trace = st_get_trace,
+    .get_spans = st_get_spans,
+    .search = st_search,
+    .health = st_health,
+};
+
+void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const char *database,
+                      int64_t query_timeout_ms)
+{
+    S->store.ops = &store_ops;
+    S->store.ctx = S;
+    S->http = http;
+    S->id = id;
+    S->database = database;
+    S->query_timeout_s = (long)((query_timeout_ms + 999) / 1000);
+    S->dialect = PC_CH_LEGACY; /* fewest settings until the server is known */
+}
