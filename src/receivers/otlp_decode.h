@@ -8,7 +8,9 @@
  * errors, pc_otlp_write_status. The decoders know nothing about HTTP, so tests
  * and a later gRPC transport call them directly.
  *
- * Files: otlp_proto.c (protobuf), otlp_json.c (OTLP/JSON), otlp_signal.c
+ * Files: otlp_wire.c (protobuf traces, read straight from the wire),
+ * otlp_proto.c (the protobuf wire check, protobuf-c unpacking), otlp_json.c
+ * (OTLP/JSON), otlp_signal.c
  * (metrics and logs, which are checked and passed on as protobuf, not decoded
  * into the span model), otlp_decode.c (what they share: error paths, ids,
  * project ids, and the response encoders).
@@ -51,12 +53,20 @@ typedef struct pc_otlp_result {
  * ResourceSpans / ScopeSpans, and a project id: |project| when it is non-empty
  * (the X-Prela-Project-Id header), else the resource attribute
  * "prela.project_id" when it is a non-empty string, else |default_project|.
- * Strings are copied into b's arena, so |buf| may be freed afterwards.
+ * The body is copied once into b's arena and strings point into the copy, so
+ * |buf| may be freed afterwards. Strings keep their length; one holding a NUL
+ * (or invalid UTF-8) fails the request naming the field. An attribute of a
+ * span, event, link, scope or resource with an empty key is dropped and counted
+ * in the owner's dropped_attributes_count (not kept for the resource).
  * |limits| (NULL: none, for what a gateway already checked) caps the request:
  * more than max_spans spans fail it, a resource over a cap fails it, a span
- * over a cap is rejected (partial success) with the field named.
- * Returns 0 (see |res| for partial success) or -1 with |res->error| set; after
- * -1 the batch may hold some spans and should be dropped.
+ * over a cap is rejected (partial success) with the field named; counts over
+ * a cap are refused before the span is built.
+ * Returns 0 (see |res| for partial success) or -1 with |res->error| set
+ * ("request is over the memory budget" with pc_arena_over(b->arena) when the
+ * memory budget refused; callers answer 429); after -1 the batch may hold some
+ * spans and should be dropped. Memory: the copy plus the decoded model, arrays
+ * sized exactly, nothing per empty-key attribute.
  */
 int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *project,
                          const char *default_project, const pc_span_limits *limits,
@@ -188,8 +198,17 @@ struct ProtobufCMessage;
 struct ProtobufCMessageDescriptor;
 
 /*
- * Checks |len| bytes at |buf| as a protobuf message of type |desc| (wire format
- * well-formed, nesting bounded) and unpacks it into d's arena within a budget
+ * Checks |len| bytes at |buf| as a protobuf message of type |desc|: well-formed
+ * as protobuf-c requires (tags, lengths, wire types of known fields, no
+ * groups) and nested at most 100 deep. Returns 0, or -1 after pc_otlp_fail
+ * ("invalid protobuf at byte 12: ..."). In otlp_proto.c.
+ */
+int pc_otlp_wire_check(pc_otlp_dec *d, const struct ProtobufCMessageDescriptor *desc,
+                       const void *buf, size_t len);
+
+/*
+ * Checks |len| bytes at |buf| as a protobuf message of type |desc| (as
+ * pc_otlp_wire_check) and unpacks it into d's arena within a budget
  * proportional to |len|. Returns the message, which lives as long as the arena,
  * or NULL after pc_otlp_fail ("invalid protobuf at byte 12: ..."). Strings are
  * not checked for UTF-8. In otlp_proto.c; otlp_signal.c uses it too.
