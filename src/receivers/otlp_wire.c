@@ -74,15 +74,30 @@ static uint64_t le(const uint8_t *p, size_t n)
 /* Reads the field at m.p[*i] into |f| and advances *i. Returns 1, 0 at the end
  * of the message, or -1 when it is malformed (wire_check ran first, so that
  * does not happen, but the reader does not rely on it). */
-static int next_field(blk m, size_t *i, fld *f)
+static inline __attribute__((always_inline)) int next_field(blk m, size_t *i, fld *f)
 {
     if (*i >= m.n) return 0;
     uint64_t key, len;
-    if (pc_otlp_varint(m.p, m.n, i, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff) return -1;
+    if (m.p[*i] < 0x80) /* one-byte tags: every OTLP field */
+        key = m.p[(*i)++];
+    else if (pc_otlp_varint(m.p, m.n, i, &key))
+        return -1;
+    if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff) return -1;
     f->num = (unsigned)(key >> 3);
     f->wt = key & 7;
     size_t at = *i;
     switch (f->wt) {
+    case 2:
+        if (at < m.n && m.p[at] < 0x80) { /* short lengths */
+            len = m.p[at];
+            *i = at + 1;
+        } else if (pc_otlp_varint(m.p, m.n, i, &len))
+            return -1;
+        if (len > m.n - *i) return -1;
+        f->p = m.p + *i;
+        f->n = (size_t)len;
+        *i += (size_t)len;
+        return 1;
     case 0:
         if (pc_otlp_varint(m.p, m.n, i, &f->v)) return -1;
         f->p = m.p + at;
@@ -98,12 +113,6 @@ static int next_field(blk m, size_t *i, fld *f)
         *i += size;
         return 1;
     }
-    case 2:
-        if (pc_otlp_varint(m.p, m.n, i, &len) || len > m.n - *i) return -1;
-        f->p = m.p + *i;
-        f->n = (size_t)len;
-        *i += (size_t)len;
-        return 1;
     default:
         return -1;
     }
