@@ -73,6 +73,15 @@ int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *p
                          pc_otlp_result *res);
 
 /*
+ * Same, for a request body |buf| that lives in b's arena and as long as |b|
+ * (otlp.c: the body is read into the request arena the batch takes over):
+ * strings point into it, so it is not copied.
+ */
+int pc_otlp_decode_proto_body(pc_batch *b, const void *buf, size_t len, const char *project,
+                              const char *default_project, const pc_span_limits *limits,
+                              pc_otlp_result *res);
+
+/*
  * Same for OTLP/JSON (the OTLP spec's JSON mapping) in |len| bytes of |text|,
  * which must live as long as |b| (strings point into it). Accepts lowerCamelCase
  * and proto snake_case field names, ids as hex (any case) or, when a client
@@ -232,6 +241,33 @@ static inline int pc_otlp_varint(const uint8_t *p, size_t n, size_t *i, uint64_t
         }
     }
     return -1;
+}
+
+/* Reads a field tag at p[*i] into |key| (field number << 3 | wire type) as
+ * protobuf-c does: at most 5 bytes, and a one-byte tag must not name field 0
+ * (a longer one may: protobuf-c takes it for an unknown field). 0 or -1. */
+static inline int pc_otlp_tag(const uint8_t *p, size_t n, size_t *i, uint64_t *key)
+{
+    if (*i < n && p[*i] < 0x80) { /* the usual case */
+        *key = p[(*i)++];
+        return *key >= 8 ? 0 : -1;
+    }
+    size_t at = *i;
+    return pc_otlp_varint(p, n, i, key) || *i - at > 5 ? -1 : 0;
+}
+
+/* Reads a length prefix at p[*i] as protobuf-c does: at most 5 bytes, and the
+ * value is their low 32 bits. 0 or -1. */
+static inline int pc_otlp_length(const uint8_t *p, size_t n, size_t *i, uint64_t *len)
+{
+    if (*i < n && p[*i] < 0x80) {
+        *len = p[(*i)++];
+        return 0;
+    }
+    size_t at = *i;
+    if (pc_otlp_varint(p, n, i, len) || *i - at > 5) return -1;
+    *len = (uint32_t)*len;
+    return 0;
 }
 
 /* Decodes exactly |want| bytes of hex (any case) from |s| into |out|; false when

@@ -95,11 +95,9 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
     while (i < n) {
         const uint8_t *field_at = p + i;
         uint64_t key, len;
-        if (pc_otlp_varint(p, n, &i, &key)) return wire_fail(w, field_at, "truncated field tag");
+        if (pc_otlp_tag(p, n, &i, &key)) return wire_fail(w, field_at, "invalid field tag");
         unsigned wt = key & 7;
-        if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
-            return wire_fail(w, field_at, "invalid field number");
-        const ProtobufCFieldDescriptor *f = field_of(desc, (unsigned)(key >> 3));
+        const ProtobufCFieldDescriptor *f = (key >> 3) ? field_of(desc, (unsigned)(key >> 3)) : NULL;
         if (f && !wire_type_fits(f, wt))
             return wire_fail(w, field_at, "wrong wire type for a known field");
         switch (wt) {
@@ -114,7 +112,7 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
             break;
         }
         case 2:
-            if (pc_otlp_varint(p, n, &i, &len) || len > n - i)
+            if (pc_otlp_length(p, n, &i, &len) || len > n - i)
                 return wire_fail(w, field_at, "truncated length-delimited field");
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (depth >= MAX_NESTING)

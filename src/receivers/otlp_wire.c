@@ -31,7 +31,8 @@
  * length here, but downstream C strings and protobuf-c would cut it; the
  * OTLP/JSON decoder refuses \u0000 the same way). Bytes values keep NULs.
  *
- * Memory: what a request costs is its copy plus the model it becomes
+ * Memory: what a request costs is its body (copied into the arena unless it
+ * lives there already: pc_otlp_decode_proto_body) plus the model it becomes
  * (pc_arena_try_alloc); a refusal of the memory budget fails the request with
  * "request is over the memory budget" and pc_arena_over set (429).
  */
@@ -78,22 +79,13 @@ static inline __attribute__((always_inline)) int next_field(blk m, size_t *i, fl
 {
     if (*i >= m.n) return 0;
     uint64_t key, len;
-    if (m.p[*i] < 0x80) /* one-byte tags: every OTLP field */
-        key = m.p[(*i)++];
-    else if (pc_otlp_varint(m.p, m.n, i, &key))
-        return -1;
-    if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff) return -1;
-    f->num = (unsigned)(key >> 3);
+    if (pc_otlp_tag(m.p, m.n, i, &key)) return -1;
+    f->num = (unsigned)(key >> 3); /* 0 (a long tag) is an unknown field, as in protobuf-c */
     f->wt = key & 7;
     size_t at = *i;
     switch (f->wt) {
     case 2:
-        if (at < m.n && m.p[at] < 0x80) { /* short lengths */
-            len = m.p[at];
-            *i = at + 1;
-        } else if (pc_otlp_varint(m.p, m.n, i, &len))
-            return -1;
-        if (len > m.n - *i) return -1;
+        if (pc_otlp_length(m.p, m.n, i, &len) || len > m.n - *i) return -1;
         f->p = m.p + *i;
         f->n = (size_t)len;
         *i += (size_t)len;
@@ -239,7 +231,7 @@ static int kv_parse(pc_otlp_dec *d, blk m, fld *key, blk *value)
     for (FIELDS(m, it)) {
         if (it.f.num == 1 && it.f.wt == 2) *key = it.f;
         else if (it.f.num == 2 && it.f.wt == 2 && !nv++) vfirst = it.f;
-        else if (it.f.num <= 2) it.r = -1;
+        else if (it.f.num == 1 || it.f.num == 2) it.r = -1; /* a wrong wire type */
         if (it.r < 0) return malformed(d);
     }
     return merged(d, m, &vfirst, nv, value);
@@ -297,8 +289,9 @@ static int value_in(pc_otlp_dec *d, pc_value *out, blk m)
     static const unsigned char wt_of[8] = {9, 2, 0, 0, 1, 2, 2, 2};
     fld last = {0};
     for (FIELDS(m, it)) {
-        if (it.f.num <= 7 && it.f.wt != wt_of[it.f.num]) it.r = -1;
-        else if (it.f.num <= 7) last = it.f;
+        bool member = it.f.num >= 1 && it.f.num <= 7;
+        if (member && it.f.wt != wt_of[it.f.num]) it.r = -1;
+        else if (member) last = it.f;
         if (it.r < 0) return malformed(d);
     }
     pc_value tmp;
@@ -653,19 +646,24 @@ static size_t count_spans(blk m)
     return n;
 }
 
-int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *project,
-                         const char *default_project, const pc_span_limits *limits,
-                         pc_otlp_result *res)
+/* The two entry points: |copy| says whether |buf| must be copied into the
+ * arena first (it may not outlive the call) or already lives there. */
+static int decode(pc_batch *b, const void *buf, size_t len, bool copy_body, const char *project,
+                  const char *default_project, const pc_span_limits *limits, pc_otlp_result *res)
 {
     pc_otlp_dec d;
     pc_otlp_dec_init(&d, b, project, default_project, res);
     d.limits = limits;
     size_t first = b->n;
 
-    /* One copy of the body, so the strings of the batch can point into it. */
-    uint8_t *copy = len ? pc_arena_try_alloc(d.a, len) : NULL;
-    if (len && !copy) return over_budget(&d);
-    if (len) memcpy(copy, buf, len);
+    /* The strings of the batch point into the body, so it must live in the arena. */
+    const uint8_t *copy = buf;
+    if (copy_body && len) {
+        uint8_t *p = pc_arena_try_alloc(d.a, len);
+        if (!p) return over_budget(&d);
+        memcpy(p, buf, len);
+        copy = p;
+    }
     blk req = {copy, len};
 
     if (pc_otlp_wire_check(
@@ -692,4 +690,18 @@ int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *p
     }
     res->accepted = b->n - first;
     return 0;
+}
+
+int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *project,
+                         const char *default_project, const pc_span_limits *limits,
+                         pc_otlp_result *res)
+{
+    return decode(b, buf, len, true, project, default_project, limits, res);
+}
+
+int pc_otlp_decode_proto_body(pc_batch *b, const void *buf, size_t len, const char *project,
+                              const char *default_project, const pc_span_limits *limits,
+                              pc_otlp_result *res)
+{
+    return decode(b, buf, len, false, project, default_project, limits, res);
 }

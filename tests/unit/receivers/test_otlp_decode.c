@@ -740,7 +740,7 @@ static void test_proto_malformed(void)
     check_pb_error(bad_varint, sizeof(bad_varint), "invalid protobuf at byte 0: truncated");
     const uint8_t field_zero[] = {0x02, 0x00};
     check_pb_error(field_zero, sizeof(field_zero),
-                   "invalid protobuf at byte 0: invalid field number");
+                   "invalid protobuf at byte 0: invalid field tag");
 
     /* Unknown fields are skipped. */
     const uint8_t unknown[] = {0x10, 0x01, 0x1a, 0x02, 'h', 'i', 0x25, 1, 2, 3, 4};

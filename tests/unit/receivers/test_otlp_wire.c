@@ -412,7 +412,7 @@ static void expect_error(const uint8_t *buf, size_t len, const char *want)
 static void test_malformed(void)
 {
     const uint8_t truncated_tag[] = {0x8a};
-    expect_error(truncated_tag, 1, "invalid protobuf at byte 0: truncated field tag");
+    expect_error(truncated_tag, 1, "invalid protobuf at byte 0: invalid field tag");
     const uint8_t past_end[] = {0x0a, 0x05, 0x12};
     expect_error(past_end, 3, "truncated length-delimited field");
     const uint8_t wrong_type[] = {0x08, 0x01}; /* resource_spans as a varint */
@@ -420,7 +420,7 @@ static void test_malformed(void)
     const uint8_t group[] = {0x7b}; /* unknown field 15, start group */
     expect_error(group, 1, "unsupported wire type");
     const uint8_t field0[] = {0x02, 0x00};
-    expect_error(field0, 2, "invalid field number");
+    expect_error(field0, 2, "invalid field tag");
     uint8_t overlong[16] = {0x50}; /* unknown field 10, an 11-byte varint */
     memset(overlong + 1, 0x80, 10);
     overlong[11] = 0x01;
