@@ -633,7 +633,7 @@ static int resource_spans_in(pc_otlp_dec *d, blk m)
     return 0;
 }
 
-/* Spans in request |m|, to size the batch once. */
+/* Span messages in request |m| long enough to hold their ids, to size the batch once. */
 static size_t count_spans(blk m)
 {
     size_t n = 0;
@@ -642,7 +642,7 @@ static size_t count_spans(blk m)
             for (FIELDS(((blk){rs.f.p, rs.f.n}), ss))
                 if (ss.f.num == 2)
                     for (FIELDS(((blk){ss.f.p, ss.f.n}), sp))
-                        n += sp.f.num == 2;
+                        n += sp.f.num == 2 && sp.f.n >= 28; /* room for two ids */
     return n;
 }
 
@@ -671,6 +671,9 @@ static int decode(pc_batch *b, const void *buf, size_t len, bool copy_body, cons
             copy, len))
         return -1;
 
+    /* Room for the spans at once, but only for those that could be valid: one
+     * takes at least 28 bytes (its two ids), so empty span messages (2 bytes
+     * each, all rejected) do not reserve a pc_span (~360 bytes) each. */
     size_t want = count_spans(req);
     if (limits && (int64_t)want > limits->max_spans) want = (size_t)limits->max_spans + 1;
     if (b->cap < b->n + want) {

@@ -705,6 +705,36 @@ static void test_empty_key_bomb(void)
     free(req);
 }
 
+/* Empty span messages (2 bytes each, all rejected) reserve no span each. */
+static void test_empty_spans(void)
+{
+    size_t n = 500000, len = 2 * n;
+    uint8_t *buf = malloc(len + 32);
+    size_t at = 16; /* room for the two envelopes in front */
+    for (size_t i = 0; i < n; i++) {
+        buf[at + 2 * i] = 0x12; /* ScopeSpans.spans (2), empty */
+        buf[at + 2 * i + 1] = 0x00;
+    }
+    for (int level = 0; level < 2; level++) { /* ResourceSpans.scope_spans, request.resource_spans */
+        wbuf pre = {.n = 0};
+        w_tag(&pre, level ? 1 : 2, 2);
+        w_varint(&pre, len);
+        at -= pre.n;
+        memcpy(buf + at, pre.b, pre.n);
+        len += pre.n;
+    }
+    pc_otlp_result res;
+    pc_batch *b = pc_batch_create(NULL);
+    CHECK_EQ_INT(pc_otlp_decode_proto(b, buf + at, len, NULL, "d", NULL, &res), 0);
+    CHECK_EQ_INT(res.rejected, (int64_t)n);
+    CHECK_EQ_INT(b->n, 0);
+    size_t used = pc_arena_used(b->arena);
+    fprintf(stderr, "   %zu bytes of empty spans: %zu arena bytes\n", len, used);
+    CHECK(used < len + len / 2);
+    pc_batch_unref(b);
+    free(buf);
+}
+
 /* The memory budget refuses the decode: a clear error, and the arena says so. */
 static void test_budget(void)
 {
@@ -739,6 +769,7 @@ int main(void)
     RUN(test_wire_order);
     RUN(test_caps);
     RUN(test_empty_key_bomb);
+    RUN(test_empty_spans);
     RUN(test_budget);
     return CHECK_DONE();
 }
