@@ -73,8 +73,8 @@ static uint64_t le(const uint8_t *p, size_t n)
 }
 
 /* Reads the field at m.p[*i] into |f| and advances *i. Returns 1, 0 at the end
- * of the message, or -1 when it is malformed (wire_check ran first, so that
- * does not happen, but the reader does not rely on it). */
+ * of the message, or -1 when it is malformed, which cannot happen after the
+ * wire check (the reader only runs on checked bytes); loops stop there. */
 static inline __attribute__((always_inline)) int next_field(blk m, size_t *i, fld *f)
 {
     if (*i >= m.n) return 0;
@@ -110,7 +110,8 @@ static inline __attribute__((always_inline)) int next_field(blk m, size_t *i, fl
     }
 }
 
-/* Steps through the fields of |m|: `for (FIELDS(m, it)) ...`, then check it.r < 0. */
+/* Steps through the fields of |m|: `for (FIELDS(m, it)) ...`; a body that
+ * sets it.r = -1 marks a field it cannot take (a wrong wire type). */
 typedef struct iter {
     size_t i;
     int r;
@@ -385,7 +386,6 @@ static int event_in(pc_otlp_dec *d, pc_event *out, blk m)
         if (it.f.num == 1) time = it.f;
         else if (it.f.num == 2) name = it.f;
         else if (it.f.num == 4 && out) out->dropped_attributes_count = u32(&it.f);
-        if (it.r < 0) return malformed(d);
     }
     size_t kept, empty;
     kvs_count(m, 3, true, &kept, &empty);
@@ -407,7 +407,6 @@ static int link_in(pc_otlp_dec *d, pc_link *out, blk m)
         else if (it.f.num == 2) sid = it.f;
         else if (it.f.num == 3) state = it.f;
         else if (it.f.num == 5) dropped = u32(&it.f);
-        if (it.r < 0) return malformed(d);
     }
     if (id_in(d, out ? &out->trace_id : NULL, &tid, 16, false, "trace_id") ||
         id_in(d, out ? &out->span_id : NULL, &sid, 8, false, "span_id"))
@@ -426,7 +425,7 @@ typedef struct span_scan {
     size_t n_status, n_events, n_links;
 } span_scan;
 
-static int span_scan_of(pc_otlp_dec *d, blk m, span_scan *sc)
+static void span_scan_of(blk m, span_scan *sc)
 {
     memset(sc, 0, sizeof(*sc));
     for (FIELDS(m, it)) {
@@ -446,9 +445,7 @@ static int span_scan_of(pc_otlp_dec *d, blk m, span_scan *sc)
         case 16: sc->flags = it.f; break;
         default: break;
         }
-        if (it.r < 0) return malformed(d);
     }
-    return 0;
 }
 
 /*
@@ -462,7 +459,7 @@ static int span_in(pc_otlp_dec *d, blk m, const pc_attrs *resource, const pc_sco
                    pc_str project)
 {
     span_scan sc;
-    if (span_scan_of(d, m, &sc)) return -1;
+    span_scan_of(m, &sc);
     size_t kept, empty;
     kvs_count(m, 9, true, &kept, &empty);
     const pc_span_limits *l = d->limits;
@@ -503,7 +500,6 @@ static int span_in(pc_otlp_dec *d, blk m, const pc_attrs *resource, const pc_sco
         for (FIELDS(st, it)) {
             if (it.f.num == 2) msg = it.f;
             else if (it.f.num == 3) code = it.f;
-            if (it.r < 0) return malformed(d);
         }
         s->status_code = pc_otlp_clamp_status((int32_t)u32(&code));
         PUSH(d, "status", -1);
@@ -563,7 +559,6 @@ static int scope_in(pc_otlp_dec *d, const pc_scope **out, blk m)
         if (it.f.num == 1) name = it.f;
         else if (it.f.num == 2) version = it.f;
         else if (it.f.num == 4) sc->dropped_attributes_count = u32(&it.f);
-        if (it.r < 0) return malformed(d);
     }
     size_t kept, empty;
     kvs_count(sm, 3, true, &kept, &empty);
