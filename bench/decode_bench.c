@@ -48,7 +48,8 @@ int main(int argc, char **argv)
         t = now();
     }
     double el = t - t0;
-    printf("decode_bench: %zu requests of %zu bytes, %zu spans in %.2f CPU s: %.1f MB/s, %.0f spans/s, "
+    printf("decode_bench: %zu requests of %zu bytes, %zu spans in %.2f CPU s: %.1f MB/s, %.0f "
+           "spans/s, "
            "%zu arena bytes per request\n",
            reqs, w.len, spans, el, reqs * (double)w.len / el / 1e6, spans / el, arena);
     free(body);

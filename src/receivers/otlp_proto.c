@@ -97,7 +97,8 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
         uint64_t key, len;
         if (pc_otlp_tag(p, n, &i, &key)) return wire_fail(w, field_at, "invalid field tag");
         unsigned wt = key & 7;
-        const ProtobufCFieldDescriptor *f = (key >> 3) ? field_of(desc, (unsigned)(key >> 3)) : NULL;
+        const ProtobufCFieldDescriptor *f =
+            (key >> 3) ? field_of(desc, (unsigned)(key >> 3)) : NULL;
         if (f && !wire_type_fits(f, wt))
             return wire_fail(w, field_at, "wrong wire type for a known field");
         switch (wt) {

@@ -117,7 +117,9 @@ typedef struct iter {
     int r;
     fld f;
 } iter;
-#define FIELDS(m, it) iter it = {0, 0, {0}}; ((it).r = next_field((m), &(it).i, &(it).f)) > 0;
+#define FIELDS(m, it)                                                                              \
+    iter it = {0, 0, {0}};                                                                         \
+    ((it).r = next_field((m), &(it).i, &(it).f)) > 0;
 
 static int malformed(pc_otlp_dec *d)
 {
@@ -230,9 +232,12 @@ static int kv_parse(pc_otlp_dec *d, blk m, fld *key, blk *value)
     size_t nv = 0;
     key->num = 0;
     for (FIELDS(m, it)) {
-        if (it.f.num == 1 && it.f.wt == 2) *key = it.f;
-        else if (it.f.num == 2 && it.f.wt == 2 && !nv++) vfirst = it.f;
-        else if (it.f.num == 1 || it.f.num == 2) it.r = -1; /* a wrong wire type */
+        if (it.f.num == 1 && it.f.wt == 2)
+            *key = it.f;
+        else if (it.f.num == 2 && it.f.wt == 2 && !nv++)
+            vfirst = it.f;
+        else if (it.f.num == 1 || it.f.num == 2)
+            it.r = -1; /* a wrong wire type */
         if (it.r < 0) return malformed(d);
     }
     return merged(d, m, &vfirst, nv, value);
@@ -253,8 +258,10 @@ static void kvs_count(blk m, unsigned num, bool drop_empty, size_t *kept, size_t
     *kept = *empty = 0;
     for (FIELDS(m, it))
         if (it.f.num == num) {
-            if (drop_empty && kv_key_empty((blk){it.f.p, it.f.n})) ++*empty;
-            else ++*kept;
+            if (drop_empty && kv_key_empty((blk){it.f.p, it.f.n}))
+                ++*empty;
+            else
+                ++*kept;
         }
 }
 
@@ -291,8 +298,10 @@ static int value_in(pc_otlp_dec *d, pc_value *out, blk m)
     fld last = {0};
     for (FIELDS(m, it)) {
         bool member = it.f.num >= 1 && it.f.num <= 7;
-        if (member && it.f.wt != wt_of[it.f.num]) it.r = -1;
-        else if (member) last = it.f;
+        if (member && it.f.wt != wt_of[it.f.num])
+            it.r = -1;
+        else if (member)
+            last = it.f;
         if (it.r < 0) return malformed(d);
     }
     pc_value tmp;
@@ -360,8 +369,10 @@ static int kvs_fill(pc_otlp_dec *d, pc_kv *arr, blk m, unsigned num, const char 
         if (value_in(d, kv ? &kv->value : NULL, value)) return -1;
         pc_otlp_pop(d);
         pc_otlp_pop(d);
-        if (keep) k++;
-        else add_dropped(dropped, 1);
+        if (keep)
+            k++;
+        else
+            add_dropped(dropped, 1);
     }
     return 0;
 }
@@ -383,9 +394,12 @@ static int event_in(pc_otlp_dec *d, pc_event *out, blk m)
 {
     fld time = {0}, name = {0};
     for (FIELDS(m, it)) {
-        if (it.f.num == 1) time = it.f;
-        else if (it.f.num == 2) name = it.f;
-        else if (it.f.num == 4 && out) out->dropped_attributes_count = u32(&it.f);
+        if (it.f.num == 1)
+            time = it.f;
+        else if (it.f.num == 2)
+            name = it.f;
+        else if (it.f.num == 4 && out)
+            out->dropped_attributes_count = u32(&it.f);
     }
     size_t kept, empty;
     kvs_count(m, 3, true, &kept, &empty);
@@ -403,10 +417,14 @@ static int link_in(pc_otlp_dec *d, pc_link *out, blk m)
     fld tid = {0}, sid = {0}, state = {0};
     uint32_t dropped = 0;
     for (FIELDS(m, it)) {
-        if (it.f.num == 1) tid = it.f;
-        else if (it.f.num == 2) sid = it.f;
-        else if (it.f.num == 3) state = it.f;
-        else if (it.f.num == 5) dropped = u32(&it.f);
+        if (it.f.num == 1)
+            tid = it.f;
+        else if (it.f.num == 2)
+            sid = it.f;
+        else if (it.f.num == 3)
+            state = it.f;
+        else if (it.f.num == 5)
+            dropped = u32(&it.f);
     }
     if (id_in(d, out ? &out->trace_id : NULL, &tid, 16, false, "trace_id") ||
         id_in(d, out ? &out->span_id : NULL, &sid, 8, false, "span_id"))
@@ -430,20 +448,47 @@ static void span_scan_of(blk m, span_scan *sc)
     memset(sc, 0, sizeof(*sc));
     for (FIELDS(m, it)) {
         switch (it.f.num) {
-        case 1: sc->tid = it.f; break;
-        case 2: sc->sid = it.f; break;
-        case 3: sc->state = it.f; break;
-        case 4: sc->pid = it.f; break;
-        case 5: sc->name = it.f; break;
-        case 6: sc->kind = it.f; break;
-        case 7: sc->start = it.f; break;
-        case 8: sc->end = it.f; break;
-        case 10: sc->dropped = it.f; break;
-        case 11: sc->n_events++; break;
-        case 13: sc->n_links++; break;
-        case 15: if (!sc->n_status++) sc->status = it.f; break;
-        case 16: sc->flags = it.f; break;
-        default: break;
+        case 1:
+            sc->tid = it.f;
+            break;
+        case 2:
+            sc->sid = it.f;
+            break;
+        case 3:
+            sc->state = it.f;
+            break;
+        case 4:
+            sc->pid = it.f;
+            break;
+        case 5:
+            sc->name = it.f;
+            break;
+        case 6:
+            sc->kind = it.f;
+            break;
+        case 7:
+            sc->start = it.f;
+            break;
+        case 8:
+            sc->end = it.f;
+            break;
+        case 10:
+            sc->dropped = it.f;
+            break;
+        case 11:
+            sc->n_events++;
+            break;
+        case 13:
+            sc->n_links++;
+            break;
+        case 15:
+            if (!sc->n_status++) sc->status = it.f;
+            break;
+        case 16:
+            sc->flags = it.f;
+            break;
+        default:
+            break;
         }
     }
 }
@@ -498,8 +543,10 @@ static int span_in(pc_otlp_dec *d, blk m, const pc_attrs *resource, const pc_sco
         fld msg = {0}, code = {0};
         if (merged(d, m, &sc.status, sc.n_status, &st)) return -1;
         for (FIELDS(st, it)) {
-            if (it.f.num == 2) msg = it.f;
-            else if (it.f.num == 3) code = it.f;
+            if (it.f.num == 2)
+                msg = it.f;
+            else if (it.f.num == 3)
+                code = it.f;
         }
         s->status_code = pc_otlp_clamp_status((int32_t)u32(&code));
         PUSH(d, "status", -1);
@@ -535,8 +582,10 @@ static int span_in(pc_otlp_dec *d, blk m, const pc_attrs *resource, const pc_sco
         }
         nl++;
     }
-    if (dry) pc_otlp_reject(d, NULL, "%s", over);
-    else pc_otlp_check_span(d, s);
+    if (dry)
+        pc_otlp_reject(d, NULL, "%s", over);
+    else
+        pc_otlp_check_span(d, s);
     return 0;
 }
 
@@ -552,13 +601,14 @@ static int scope_in(pc_otlp_dec *d, const pc_scope **out, blk m)
     blk sm;
     fld name = {0}, version = {0};
     pc_scope *sc;
-    if (merged(d, m, &first, count, &sm) ||
-        alloc_array(d, (void **)&sc, 1, sizeof(*sc)))
-        return -1;
+    if (merged(d, m, &first, count, &sm) || alloc_array(d, (void **)&sc, 1, sizeof(*sc))) return -1;
     for (FIELDS(sm, it)) {
-        if (it.f.num == 1) name = it.f;
-        else if (it.f.num == 2) version = it.f;
-        else if (it.f.num == 4) sc->dropped_attributes_count = u32(&it.f);
+        if (it.f.num == 1)
+            name = it.f;
+        else if (it.f.num == 2)
+            version = it.f;
+        else if (it.f.num == 4)
+            sc->dropped_attributes_count = u32(&it.f);
     }
     size_t kept, empty;
     kvs_count(sm, 3, true, &kept, &empty);
@@ -619,7 +669,8 @@ static int resource_spans_in(pc_otlp_dec *d, blk m)
         for (FIELDS(ss, sp)) {
             if (sp.f.num != 2) continue;
             PUSH(d, "spans", (long)k++);
-            if (pc_otlp_count_span(d) || span_in(d, (blk){sp.f.p, sp.f.n}, resource, scope, project))
+            if (pc_otlp_count_span(d) ||
+                span_in(d, (blk){sp.f.p, sp.f.n}, resource, scope, project))
                 return -1;
             pc_otlp_pop(d);
         }
@@ -662,7 +713,8 @@ static int decode(pc_batch *b, const void *buf, size_t len, bool copy_body, cons
     blk req = {copy, len};
 
     if (pc_otlp_wire_check(
-            &d, &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+            &d,
+            &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
             copy, len))
         return -1;
 

@@ -74,11 +74,13 @@ static inline bool oracle_id(oracle *o, const char *what, ProtobufCBinaryData id
     return oracle_str(o, what, want, got);
 }
 
-static inline bool oracle_kvs(oracle *o, const char *what, Opentelemetry__Proto__Common__V1__KeyValue *const *kv,
-                       size_t n, const pc_kv *got, size_t got_n, bool drop_empty, uint64_t *empty);
+static inline bool oracle_kvs(oracle *o, const char *what,
+                              Opentelemetry__Proto__Common__V1__KeyValue *const *kv, size_t n,
+                              const pc_kv *got, size_t got_n, bool drop_empty, uint64_t *empty);
 
-static inline bool oracle_value(oracle *o, const char *what, const Opentelemetry__Proto__Common__V1__AnyValue *v,
-                         const pc_value *got)
+static inline bool oracle_value(oracle *o, const char *what,
+                                const Opentelemetry__Proto__Common__V1__AnyValue *v,
+                                const pc_value *got)
 {
     int c = v ? (int)v->value_case : 0;
     static const pc_value_type type_of[8] = {PC_V_NULL,   PC_V_STR,   PC_V_BOOL, PC_V_INT,
@@ -121,8 +123,9 @@ static inline bool oracle_value(oracle *o, const char *what, const Opentelemetry
     }
 }
 
-static inline bool oracle_kvs(oracle *o, const char *what, Opentelemetry__Proto__Common__V1__KeyValue *const *kv,
-                       size_t n, const pc_kv *got, size_t got_n, bool drop_empty, uint64_t *empty)
+static inline bool oracle_kvs(oracle *o, const char *what,
+                              Opentelemetry__Proto__Common__V1__KeyValue *const *kv, size_t n,
+                              const pc_kv *got, size_t got_n, bool drop_empty, uint64_t *empty)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -134,7 +137,8 @@ static inline bool oracle_kvs(oracle *o, const char *what, Opentelemetry__Proto_
         char sub[256];
         snprintf(sub, sizeof(sub), "%.120s.%.60s", what, key);
         if (k >= got_n) return ORACLE_FAIL(o, "%s: missing", sub);
-        if (!oracle_str(o, sub, key, got[k].key) || !oracle_value(o, sub, kv[i]->value, &got[k].value))
+        if (!oracle_str(o, sub, key, got[k].key) ||
+            !oracle_value(o, sub, kv[i]->value, &got[k].value))
             return false;
         k++;
     }
@@ -142,19 +146,22 @@ static inline bool oracle_kvs(oracle *o, const char *what, Opentelemetry__Proto_
 }
 
 /* Compares attribute list |kv| (|n|, dropped count |dropped| on the wire) with |got|. */
-static inline bool oracle_attrs(oracle *o, const char *what, Opentelemetry__Proto__Common__V1__KeyValue *const *kv,
-                         size_t n, uint32_t dropped, const pc_attrs *got, const uint32_t *got_dropped)
+static inline bool oracle_attrs(oracle *o, const char *what,
+                                Opentelemetry__Proto__Common__V1__KeyValue *const *kv, size_t n,
+                                uint32_t dropped, const pc_attrs *got, const uint32_t *got_dropped)
 {
     uint64_t empty = 0;
     if (!oracle_kvs(o, what, kv, n, got->kv, got->n, true, &empty)) return false;
     uint64_t want = dropped + empty;
     if (want > UINT32_MAX) want = UINT32_MAX;
     if (got_dropped && *got_dropped != want)
-        return ORACLE_FAIL(o, "%s: dropped %u, want %llu", what, *got_dropped, (unsigned long long)want);
+        return ORACLE_FAIL(o, "%s: dropped %u, want %llu", what, *got_dropped,
+                           (unsigned long long)want);
     return true;
 }
 
-static inline bool oracle_span(oracle *o, const Opentelemetry__Proto__Trace__V1__Span *ps, const pc_span *s)
+static inline bool oracle_span(oracle *o, const Opentelemetry__Proto__Trace__V1__Span *ps,
+                               const pc_span *s)
 {
     if (!oracle_id(o, "trace_id", ps->trace_id, s->trace_id) ||
         !oracle_id(o, "span_id", ps->span_id, s->span_id) ||
@@ -163,20 +170,23 @@ static inline bool oracle_span(oracle *o, const Opentelemetry__Proto__Trace__V1_
         !oracle_str(o, "trace_state", ps->trace_state, s->trace_state))
         return false;
     if (s->kind != pc_otlp_clamp_kind(ps->kind)) return ORACLE_FAIL(o, "kind %d", s->kind);
-    if ((uint64_t)s->start_ns != ps->start_time_unix_nano || (uint64_t)s->end_ns != ps->end_time_unix_nano)
+    if ((uint64_t)s->start_ns != ps->start_time_unix_nano ||
+        (uint64_t)s->end_ns != ps->end_time_unix_nano)
         return ORACLE_FAIL(o, "times");
     if (s->flags != ps->flags) return ORACLE_FAIL(o, "flags %u != %u", s->flags, ps->flags);
     int code = ps->status ? pc_otlp_clamp_status(ps->status->code) : 0;
     if (s->status_code != code) return ORACLE_FAIL(o, "status code %d != %d", s->status_code, code);
-    if (!oracle_str(o, "status.message", ps->status ? ps->status->message : "", s->status_message) ||
-        !oracle_attrs(o, "attributes", ps->attributes, ps->n_attributes, ps->dropped_attributes_count,
-                      &s->attrs, &s->dropped_attributes_count))
+    if (!oracle_str(o, "status.message", ps->status ? ps->status->message : "",
+                    s->status_message) ||
+        !oracle_attrs(o, "attributes", ps->attributes, ps->n_attributes,
+                      ps->dropped_attributes_count, &s->attrs, &s->dropped_attributes_count))
         return false;
     if (s->n_events != ps->n_events) return ORACLE_FAIL(o, "%zu events", s->n_events);
     for (size_t i = 0; i < ps->n_events; i++) {
         const Opentelemetry__Proto__Trace__V1__Span__Event *e = ps->events[i];
         const pc_event *ge = &s->events[i];
-        if ((uint64_t)ge->time_ns != e->time_unix_nano) return ORACLE_FAIL(o, "events[%zu].time", i);
+        if ((uint64_t)ge->time_ns != e->time_unix_nano)
+            return ORACLE_FAIL(o, "events[%zu].time", i);
         if (!oracle_str(o, "event.name", e->name, ge->name) ||
             !oracle_attrs(o, "event.attributes", e->attributes, e->n_attributes,
                           e->dropped_attributes_count, &ge->attrs, &ge->dropped_attributes_count))
@@ -215,10 +225,10 @@ static inline bool oracle_span_ok(const Opentelemetry__Proto__Trace__V1__Span *p
  * |project| (or NULL) and default project |dflt|. True when they agree; else
  * false with the first difference in o->why.
  */
-static inline bool oracle_compare(oracle *o,
-                           const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *r,
-                           const pc_batch *b, const pc_otlp_result *res, const char *project,
-                           const char *dflt)
+static inline bool
+oracle_compare(oracle *o,
+               const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *r,
+               const pc_batch *b, const pc_otlp_result *res, const char *project, const char *dflt)
 {
     size_t si = 0;
     int64_t rejected = 0;
@@ -229,7 +239,8 @@ static inline bool oracle_compare(oracle *o,
             const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[j];
             const pc_scope *scope = NULL;
             for (size_t k = 0; k < ss->n_spans; k++) {
-                snprintf(o->why, sizeof(o->why), "resource_spans[%zu].scope_spans[%zu].spans[%zu]", i, j, k);
+                snprintf(o->why, sizeof(o->why), "resource_spans[%zu].scope_spans[%zu].spans[%zu]",
+                         i, j, k);
                 if (!oracle_span_ok(ss->spans[k])) {
                     rejected++;
                     continue;
@@ -261,9 +272,9 @@ static inline bool oracle_compare(oracle *o,
                     if (!ps && scope != &pc_empty_scope) return ORACLE_FAIL(o, "%sscope", at);
                     if (ps && (!oracle_str(o, "scope.name", ps->name, scope->name) ||
                                !oracle_str(o, "scope.version", ps->version, scope->version) ||
-                               !oracle_attrs(o, "scope.attributes", ps->attributes, ps->n_attributes,
-                                             ps->dropped_attributes_count, &scope->attrs,
-                                             &scope->dropped_attributes_count)))
+                               !oracle_attrs(o, "scope.attributes", ps->attributes,
+                                             ps->n_attributes, ps->dropped_attributes_count,
+                                             &scope->attrs, &scope->dropped_attributes_count)))
                         return false;
                 } else if (s->scope != scope)
                     return ORACLE_FAIL(o, "%sscope not shared", at);
@@ -275,8 +286,9 @@ static inline bool oracle_compare(oracle *o,
                         const Opentelemetry__Proto__Common__V1__KeyValue *kv = pr->attributes[a];
                         if (kv->key && !strcmp(kv->key, "prela.project_id")) {
                             const Opentelemetry__Proto__Common__V1__AnyValue *pv = kv->value;
-                            if (pv && pv->value_case ==
-                                          OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+                            if (pv &&
+                                pv->value_case ==
+                                    OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
                                 pv->string_value[0])
                                 want = pv->string_value;
                             break;
@@ -301,7 +313,8 @@ static inline bool oracle_compare(oracle *o,
  * those with rules of its own (see the file comment), so the comparison skips
  * such inputs.
  */
-static inline bool oracle_merges(const uint8_t *p, size_t n, const ProtobufCMessageDescriptor *desc, int depth)
+static inline bool oracle_merges(const uint8_t *p, size_t n, const ProtobufCMessageDescriptor *desc,
+                                 int depth)
 {
     unsigned seen[32] = {0};
     size_t i = 0;
@@ -321,8 +334,8 @@ static inline bool oracle_merges(const uint8_t *p, size_t n, const ProtobufCMess
         if (wt != 2 || pc_otlp_varint(p, n, &i, &v) || v > n - i) return true;
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(desc, num);
         if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            if (f->label != PROTOBUF_C_LABEL_REPEATED && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-                num < 32 && seen[num]++)
+            if (f->label != PROTOBUF_C_LABEL_REPEATED &&
+                !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && num < 32 && seen[num]++)
                 return true;
             if (oracle_merges(p + i, (size_t)v, f->descriptor, depth + 1)) return true;
         }

@@ -58,8 +58,16 @@ static void *talloc(size_t n)
 }
 
 static const char *const STRINGS[] = {
-    "", "a", "service.name", "héllo wörld", "日本語のテキスト", "emoji 🙂🚀", "prela.project_id",
-    "tab\there \"quoted\" \\ back", "gen_ai.request.model", "x",
+    "",
+    "a",
+    "service.name",
+    "héllo wörld",
+    "日本語のテキスト",
+    "emoji 🙂🚀",
+    "prela.project_id",
+    "tab\there \"quoted\" \\ back",
+    "gen_ai.request.model",
+    "x",
 };
 
 static char *rstr(void)
@@ -290,7 +298,9 @@ static Request *rrequest(void)
 
 static uint8_t *pack(const Request *r, size_t *len)
 {
-    *len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(r);
+    *len =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
+            r);
     uint8_t *buf = talloc(*len + 1);
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(r, buf);
     return buf;
@@ -309,7 +319,8 @@ static bool agree(const uint8_t *buf, size_t len, const char *project, oracle *o
     bool ok = rc == 0 ? oracle_compare(o, r, b, &res, project, "dflt")
                       : ORACLE_FAIL(o, "the reader refused it: %.400s", res.error);
     pc_batch_unref(b);
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r,
+                                                                                            NULL);
     return ok;
 }
 
@@ -395,8 +406,10 @@ static int decode(const uint8_t *buf, size_t len, const pc_span_limits *l, pc_ot
 {
     pc_batch *b = pc_batch_create(NULL);
     int rc = pc_otlp_decode_proto(b, buf, len, NULL, "dflt", l, res);
-    if (out) *out = b;
-    else pc_batch_unref(b);
+    if (out)
+        *out = b;
+    else
+        pc_batch_unref(b);
     return rc;
 }
 
@@ -529,7 +542,8 @@ static void test_strings(void)
 /* The answer does not depend on the order of fields on the wire. */
 static void test_wire_order(void)
 {
-    wbuf span = {.n = 0}, ss = {.n = 0}, rs = {.n = 0}, req = {.n = 0}, kv = {.n = 0}, any = {.n = 0};
+    wbuf span = {.n = 0}, ss = {.n = 0}, rs = {.n = 0}, req = {.n = 0}, kv = {.n = 0},
+         any = {.n = 0};
     w_bytes(&any, 1, "v", 1);
     w_msg(&kv, 2, &any); /* value before key */
     w_bytes(&kv, 1, "k", 1);
@@ -697,7 +711,8 @@ static void test_empty_key_bomb(void)
     CHECK_EQ_INT(b->n, 1);
     if (b->n) CHECK_EQ_INT(b->spans[0].resource->n, 0);
     size_t used = pc_arena_used(b->arena);
-    fprintf(stderr, "   %zu-byte bomb: %zu arena bytes (%.2fx)\n", req_n, used, (double)used / req_n);
+    fprintf(stderr, "   %zu-byte bomb: %zu arena bytes (%.2fx)\n", req_n, used,
+            (double)used / req_n);
     CHECK(used < req_n + 65536);
     pc_batch_unref(b);
     free(res_body);
@@ -715,7 +730,8 @@ static void test_empty_spans(void)
         buf[at + 2 * i] = 0x12; /* ScopeSpans.spans (2), empty */
         buf[at + 2 * i + 1] = 0x00;
     }
-    for (int level = 0; level < 2; level++) { /* ResourceSpans.scope_spans, request.resource_spans */
+    for (int level = 0; level < 2;
+         level++) { /* ResourceSpans.scope_spans, request.resource_spans */
         wbuf pre = {.n = 0};
         w_tag(&pre, level ? 1 : 2, 2);
         w_varint(&pre, len);
