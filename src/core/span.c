@@ -15,7 +15,7 @@
 #include <strings.h>
 
 const pc_attrs pc_empty_attrs = {NULL, 0};
-const pc_scope pc_empty_scope = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
+const pc_scope pc_empty_scope = {{NULL, 0}, {NULL, 0}, {NULL, 0}, 0};
 
 pc_batch *pc_batch_create(pc_arena *arena)
 {

@@ -81,6 +81,7 @@ typedef struct pc_event {
     pc_str name;
     int64_t time_ns;
     pc_attrs attrs;
+    uint32_t dropped_attributes_count; /* OTLP: dropped by the sender or the decoder */
 } pc_event;
 
 typedef struct pc_link {
@@ -88,12 +89,14 @@ typedef struct pc_link {
     pc_str span_id;
     pc_str trace_state;
     pc_attrs attrs;
+    uint32_t dropped_attributes_count; /* OTLP: dropped by the sender or the decoder */
 } pc_link;
 
 typedef struct pc_scope {
     pc_str name;
     pc_str version;
     pc_attrs attrs;
+    uint32_t dropped_attributes_count; /* OTLP: dropped by the sender or the decoder */
 } pc_scope;
 
 typedef enum pc_span_type {
@@ -141,6 +144,9 @@ typedef struct pc_span {
                             * the gateway's); 0 = the batch's received_ns, see pc_span_received */
     uint32_t flags;
     pc_attrs attrs;
+    /* OTLP dropped_attributes_count: attributes the sender dropped plus those the
+     * decoder dropped (an empty key, which OTLP forbids). 0 for Prela spans. */
+    uint32_t dropped_attributes_count;
     const pc_attrs *resource; /* shared by the spans of one resource; never NULL after decode */
     const pc_scope *scope;    /* shared by the spans of one scope; never NULL after decode */
     pc_event *events;

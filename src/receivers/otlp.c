@@ -23,8 +23,9 @@
  * so SDKs that export every signal to one endpoint stay quiet. The counts are
  * logged when the first one is dropped and at shutdown.
  *
- * Memory: the batch takes over the request arena, so the body, the protobuf-c
- * structures and every decoded span die together when the last reference goes.
+ * Memory: the batch takes over the request arena, so the body, the decoded
+ * spans (whose strings point into the body) die together when the last
+ * reference goes.
  */
 #include "otlp.h"
 #include "otlp_decode.h"
@@ -146,7 +147,8 @@ static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body
     else if (json)
         rc = pc_otlp_decode_json(b, body, len, project, o->cfg->project_id, &o->cfg->limits, res);
     else
-        rc = pc_otlp_decode_proto(b, body, len, project, o->cfg->project_id, &o->cfg->limits, res);
+        rc = pc_otlp_decode_proto_body(b, body, len, project, o->cfg->project_id, &o->cfg->limits,
+                                       res); /* the body lives in b's arena */
     if (pc_arena_over(b->arena)) {
         /* The memory budget refused part of the decode: not the client's fault,
          * and worth retrying once other requests have gone. */

@@ -8,7 +8,9 @@
  * errors, pc_otlp_write_status. The decoders know nothing about HTTP, so tests
  * and a later gRPC transport call them directly.
  *
- * Files: otlp_proto.c (protobuf), otlp_json.c (OTLP/JSON), otlp_signal.c
+ * Files: otlp_wire.c (protobuf traces, read straight from the wire),
+ * otlp_proto.c (the protobuf wire check, protobuf-c unpacking), otlp_json.c
+ * (OTLP/JSON), otlp_signal.c
  * (metrics and logs, which are checked and passed on as protobuf, not decoded
  * into the span model), otlp_decode.c (what they share: error paths, ids,
  * project ids, and the response encoders).
@@ -51,16 +53,33 @@ typedef struct pc_otlp_result {
  * ResourceSpans / ScopeSpans, and a project id: |project| when it is non-empty
  * (the X-Prela-Project-Id header), else the resource attribute
  * "prela.project_id" when it is a non-empty string, else |default_project|.
- * Strings are copied into b's arena, so |buf| may be freed afterwards.
+ * The body is copied once into b's arena and strings point into the copy, so
+ * |buf| may be freed afterwards. Strings keep their length; one holding a NUL
+ * (or invalid UTF-8) fails the request naming the field. An attribute of a
+ * span, event, link, scope or resource with an empty key is dropped and counted
+ * in the owner's dropped_attributes_count (not kept for the resource).
  * |limits| (NULL: none, for what a gateway already checked) caps the request:
  * more than max_spans spans fail it, a resource over a cap fails it, a span
- * over a cap is rejected (partial success) with the field named.
- * Returns 0 (see |res| for partial success) or -1 with |res->error| set; after
- * -1 the batch may hold some spans and should be dropped.
+ * over a cap is rejected (partial success) with the field named; counts over
+ * a cap are refused before the span is built.
+ * Returns 0 (see |res| for partial success) or -1 with |res->error| set
+ * ("request is over the memory budget" with pc_arena_over(b->arena) when the
+ * memory budget refused; callers answer 429); after -1 the batch may hold some
+ * spans and should be dropped. Memory: the copy plus the decoded model, arrays
+ * sized exactly, nothing per empty-key attribute.
  */
 int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *project,
                          const char *default_project, const pc_span_limits *limits,
                          pc_otlp_result *res);
+
+/*
+ * Same, for a request body |buf| that lives in b's arena and as long as |b|
+ * (otlp.c: the body is read into the request arena the batch takes over):
+ * strings point into it, so it is not copied.
+ */
+int pc_otlp_decode_proto_body(pc_batch *b, const void *buf, size_t len, const char *project,
+                              const char *default_project, const pc_span_limits *limits,
+                              pc_otlp_result *res);
 
 /*
  * Same for OTLP/JSON (the OTLP spec's JSON mapping) in |len| bytes of |text|,
@@ -188,8 +207,17 @@ struct ProtobufCMessage;
 struct ProtobufCMessageDescriptor;
 
 /*
- * Checks |len| bytes at |buf| as a protobuf message of type |desc| (wire format
- * well-formed, nesting bounded) and unpacks it into d's arena within a budget
+ * Checks |len| bytes at |buf| as a protobuf message of type |desc|: well-formed
+ * as protobuf-c requires (tags, lengths, wire types of known fields, no
+ * groups) and nested at most 100 deep. Returns 0, or -1 after pc_otlp_fail
+ * ("invalid protobuf at byte 12: ..."). In otlp_proto.c.
+ */
+int pc_otlp_wire_check(pc_otlp_dec *d, const struct ProtobufCMessageDescriptor *desc,
+                       const void *buf, size_t len);
+
+/*
+ * Checks |len| bytes at |buf| as a protobuf message of type |desc| (as
+ * pc_otlp_wire_check) and unpacks it into d's arena within a budget
  * proportional to |len|. Returns the message, which lives as long as the arena,
  * or NULL after pc_otlp_fail ("invalid protobuf at byte 12: ..."). Strings are
  * not checked for UTF-8. In otlp_proto.c; otlp_signal.c uses it too.
@@ -213,6 +241,33 @@ static inline int pc_otlp_varint(const uint8_t *p, size_t n, size_t *i, uint64_t
         }
     }
     return -1;
+}
+
+/* Reads a field tag at p[*i] into |key| (field number << 3 | wire type) as
+ * protobuf-c does: at most 5 bytes, and a one-byte tag must not name field 0
+ * (a longer one may: protobuf-c takes it for an unknown field). 0 or -1. */
+static inline int pc_otlp_tag(const uint8_t *p, size_t n, size_t *i, uint64_t *key)
+{
+    if (*i < n && p[*i] < 0x80) { /* the usual case */
+        *key = p[(*i)++];
+        return *key >= 8 ? 0 : -1;
+    }
+    size_t at = *i;
+    return pc_otlp_varint(p, n, i, key) || *i - at > 5 ? -1 : 0;
+}
+
+/* Reads a length prefix at p[*i] as protobuf-c does: at most 5 bytes, and the
+ * value is their low 32 bits. 0 or -1. */
+static inline int pc_otlp_length(const uint8_t *p, size_t n, size_t *i, uint64_t *len)
+{
+    if (*i < n && p[*i] < 0x80) {
+        *len = p[(*i)++];
+        return 0;
+    }
+    size_t at = *i;
+    if (pc_otlp_varint(p, n, i, len) || *i - at > 5) return -1;
+    *len = (uint32_t)*len;
+    return 0;
 }
 
 /* Decodes exactly |want| bytes of hex (any case) from |s| into |out|; false when

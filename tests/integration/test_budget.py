@@ -190,18 +190,16 @@ def test_bombs_are_refused_and_the_process_stays_bounded(make_collector, monkeyp
     for k in ("json", "json2", "proto"):
         assert len(results[k]) == 6
         for status, retry_after, text in results[k]:
-            assert status in (429, 413, 400), (k, status, text)
+            # the protobuf bomb alone costs about its size now (otlp_wire.c): it may pass
+            assert status in (429, 413, 400) or (k, status) == ("proto", 200), (k, status, text)
             if status == 429:
                 assert retry_after and int(retry_after) >= 1, (k, text)
                 assert "memory budget" in text, text
     assert len(results["grpc"]) == 6
     for code, details in results["grpc"]:
-        assert code in ("RESOURCE_EXHAUSTED", "INVALID_ARGUMENT"), (code, details)
+        assert code in ("RESOURCE_EXHAUSTED", "INVALID_ARGUMENT", "OK"), (code, details)
     # at least one bomb of each kind met the budget (not only a size limit)
     assert any(r[0] == 429 for r in results["json"] + results["json2"]), results
-    assert any(r[0] == 429 for r in results["proto"]), results["proto"]
-    assert any(r[0] == "RESOURCE_EXHAUSTED" and "memory budget" in r[1]
-               for r in results["grpc"]), results["grpc"]
 
     assert good.latencies and set(good.statuses) == {200}, set(good.statuses)
     assert peak_mib < LIMIT_MIB + OVERHEAD_MIB + ASAN_OVERHEAD_MIB, (peak_mib, c.logs())
@@ -210,6 +208,27 @@ def test_bombs_are_refused_and_the_process_stays_bounded(make_collector, monkeyp
     r = requests.post(c.otlp + "/v1/traces", data=good_body(10**6), timeout=10,
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
+
+
+def test_proto_bomb_amplification(make_collector):
+    """The protobuf bomb (a Resource of 9 million empty KeyValues, 18 MB inflated) on a
+    collector with room for it: accepted (a resource without spans), and the memory it
+    costs, peak RSS above idle over the inflated bytes, is a small constant (the wire
+    reader drops empty keys without building them). The figure is printed (pytest -s)."""
+    c = make_collector(service_extra="memory_limit: 1GiB")
+    idle = vm_hwm_kib(c.proc.pid) * 1024
+    body = proto_bomb()
+    inflated = len(gzip.decompress(body))
+    r = requests.post(c.otlp + "/v1/traces", data=body, timeout=120,
+                      headers={"Content-Type": "application/x-protobuf",
+                               "Content-Encoding": "gzip"})
+    peak = vm_hwm_kib(c.proc.pid) * 1024
+    amp = (peak - idle) / inflated
+    print(f"\nprotobuf KeyValue bomb: {inflated} bytes inflated, peak RSS {idle / 2**20:.1f} -> "
+          f"{peak / 2**20:.1f} MiB: {amp:.2f}x the inflated body")
+    assert r.status_code == 200, r.text
+    assert amp < (6 if SANITIZED else 3), amp
+    assert c.alive()
 
 
 def test_bomb_alone_is_429_with_retry_after(make_collector):

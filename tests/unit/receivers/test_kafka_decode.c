@@ -116,8 +116,8 @@ static pc_event *events(size_t *n)
     pc_event *e = pc_arena_calloc(A, 2 * sizeof(*e));
     e[0] = (pc_event){S("exception"), T0 + 7 * MS + 123,
                       attrs(2, "exception.type", vstr("ValueError"), "exception.message",
-                            vstr("bad ✗"))};
-    e[1] = (pc_event){S(""), T0 + 8 * MS, attrs(1, "n", vint(3))};
+                            vstr("bad ✗")), 0};
+    e[1] = (pc_event){S(""), T0 + 8 * MS, attrs(1, "n", vint(3)), 0};
     *n = 2;
     return e;
 }
@@ -132,7 +132,7 @@ static pc_batch *originals(void)
                  vint(4242));
     pc_scope *scope = pc_arena_calloc(A, sizeof(*scope));
     *scope = (pc_scope){S("opentelemetry.instrumentation.openai"), S("0.48b0"),
-                        attrs(1, "scope.attr", vbool(true))};
+                        attrs(1, "scope.attr", vbool(true)), 0};
 
     /* 0: Prela SDK span: UUID ids, SDK status/type text, envelope service */
     pc_span *s = pc_batch_add(b);
@@ -158,7 +158,7 @@ static pc_batch *originals(void)
     s->events = events(&s->n_events);
     s->links = pc_arena_calloc(A, sizeof(pc_link));
     s->links[0] = (pc_link){S("0af7651916cd43dd8448eb211c80319c"), S("b7ad6b7169203331"),
-                            S("k=v"), attrs(1, "l", vint(1))};
+                            S("k=v"), attrs(1, "l", vint(1)), 0};
     s->n_links = 1;
     s->received_ns = T0 + 5000 * MS;
 
@@ -197,9 +197,9 @@ static pc_batch *originals(void)
     s->events = events(&s->n_events);
     s->links = pc_arena_calloc(A, 2 * sizeof(pc_link));
     s->links[0] = (pc_link){S("4bf92f3577b34da6a3ce929d0e0e4736"), S("53995c3f42cd8ad8"), S(""),
-                            pc_empty_attrs};
+                            pc_empty_attrs, 0};
     s->links[1] = (pc_link){S("4bf92f3577b34da6a3ce929d0e0e4737"), S("53995c3f42cd8ad9"),
-                            S("a=b"), attrs(1, "why", vstr("retry"))};
+                            S("a=b"), attrs(1, "why", vstr("retry")), 0};
     s->n_links = 2;
 
     /* 3: OTLP root, status unset and ended → success; same resource and scope */
@@ -722,7 +722,7 @@ static void test_times_before_1970(void)
     s->project_id = S("p");
     s->source = PC_SOURCE_PRELA;
     s->events = pc_arena_calloc(A, sizeof(pc_event));
-    s->events[0] = (pc_event){S("e"), INT64_MAX, pc_empty_attrs};
+    s->events[0] = (pc_event){S("e"), INT64_MAX, pc_empty_attrs, 0};
     s->n_events = 1;
     normalize_all(ob);
     const pc_span *all[1] = {s};
