@@ -79,8 +79,10 @@ WORKERS, TRACES, CHILDREN = 4, 500, 1  # 2000 traces, 4000 spans per run
 @pytest.mark.parametrize("mode", ["grpc", "http"])
 def test_telemetrygen_every_span_arrives_once(collector, mode):
     """telemetrygen (the Go SDK with a batching span processor) sends 4000 spans; every one
-    is stored, none twice. Paced at 1000 spans/s per worker: unpaced, the Go SDK's
-    BatchSpanProcessor drops spans client-side once its 2048-span queue is full."""
+    is stored, none twice. Paced per worker: unpaced, the Go SDK's
+    BatchSpanProcessor drops spans client-side once its 2048-span queue is full. 250 traces/s
+    per worker (2,000 spans/s in all) leaves room for a slow store (ClickHouse under ASan on
+    a loaded machine): at 1000 the test saw 80-98% of the traces now and then."""
     run = tag()
     service = f"tg-{mode}-{run}"
     if mode == "grpc":
@@ -89,7 +91,7 @@ def test_telemetrygen_every_span_arrives_once(collector, mode):
         args = ["--otlp-http", "--otlp-endpoint", collector.otlp.removeprefix("http://"), "--otlp-insecure"]
     clients.run_telemetrygen(args + [
         "--workers", str(WORKERS), "--traces", str(TRACES), "--child-spans", str(CHILDREN),
-        "--rate", "1000", "--service", service, "--telemetry-attributes", f'conformance.run="{run}"'])
+        "--rate", "250", "--service", service, "--telemetry-attributes", f'conformance.run="{run}"'])
 
     traces = clients.traces_of_service(collector, service)
     ids = [t["trace_id"] for t in traces]
