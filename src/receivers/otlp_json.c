@@ -236,7 +236,8 @@ static int get_object(pc_otlp_dec *d, const pc_kv *kv, const pc_value **obj)
     return 0;
 }
 
-static int kvs_in(pc_otlp_dec *d, pc_kv **out, size_t *out_n, const pc_kv *list);
+static int kvs_in(pc_otlp_dec *d, pc_kv **out, size_t *out_n, const pc_kv *list,
+                  uint32_t *dropped);
 
 /* An AnyValue object ({"stringValue": ...}); null or {} is the empty value. */
 static int value_in(pc_otlp_dec *d, pc_value *out, const pc_value *v)
@@ -289,7 +290,7 @@ static int value_in(pc_otlp_dec *d, pc_value *out, const pc_value *v)
             if (kv->value.type != PC_V_MAP) return kv_fail(d, kv, "expected an object");
             pc_otlp_push(d, k.p, k.n, -1);
             out->type = PC_V_MAP;
-            if (kvs_in(d, &out->map.kv, &out->map.n, member(&kv->value, "values", "values")))
+            if (kvs_in(d, &out->map.kv, &out->map.n, member(&kv->value, "values", "values"), NULL))
                 return -1;
             pc_otlp_pop(d);
         }
@@ -297,35 +298,56 @@ static int value_in(pc_otlp_dec *d, pc_value *out, const pc_value *v)
     return 0;
 }
 
-/* A list of KeyValue objects (attributes, kvlist values) in member |list|. */
-static int kvs_in(pc_otlp_dec *d, pc_kv **out, size_t *out_n, const pc_kv *list)
+/* A list of KeyValue objects (attributes, kvlist values) in member |list|. With
+ * |dropped| (attributes, not kvlist entries) a KeyValue with an empty key is checked,
+ * left out and counted there, as the protobuf reader does (otlp_wire.c). */
+static int kvs_in(pc_otlp_dec *d, pc_kv **out, size_t *out_n, const pc_kv *list,
+                  uint32_t *dropped)
 {
     const pc_value *items;
-    size_t n;
+    size_t n, kept = 0;
     if (get_array(d, list, &items, &n)) return -1;
     pc_kv *arr = n ? pc_arena_alloc(d->a, n * sizeof(pc_kv)) : NULL;
     for (size_t i = 0; i < n; i++) {
         pc_otlp_push(d, list->key.p, list->key.n, (long)i);
         if (items[i].type != PC_V_MAP) return pc_otlp_fail(d, NULL, "expected a KeyValue object");
         const pc_kv *value = member(&items[i], "value", "value");
-        if (get_str(d, member(&items[i], "key", "key"), &arr[i].key)) return -1;
+        if (get_str(d, member(&items[i], "key", "key"), &arr[kept].key)) return -1;
         if (value) pc_otlp_push(d, value->key.p, value->key.n, -1);
-        if (value_in(d, &arr[i].value, value ? &value->value : NULL)) return -1;
+        if (value_in(d, &arr[kept].value, value ? &value->value : NULL)) return -1;
         if (value) pc_otlp_pop(d);
         pc_otlp_pop(d);
+        if (dropped && arr[kept].key.n == 0) {
+            if (*dropped < UINT32_MAX) (*dropped)++;
+        } else {
+            kept++;
+        }
     }
     *out = arr;
-    *out_n = n;
+    *out_n = kept;
     return 0;
 }
 
-/* The "attributes" member of object |o| (NULL: none). */
-static int attributes_in(pc_otlp_dec *d, pc_attrs *out, const pc_value *o)
+/* Adds the sender's droppedAttributesCount |kv| (NULL: none) to |*count|, saturating. */
+static int dropped_in(pc_otlp_dec *d, const pc_kv *kv, uint32_t *count)
+{
+    int64_t v = 0;
+    if (is_null(kv)) return 0;
+    if (get_int(d, kv, 0, UINT32_MAX, &v)) return -1;
+    *count = (uint64_t)*count + (uint64_t)v > UINT32_MAX ? UINT32_MAX : *count + (uint32_t)v;
+    return 0;
+}
+
+/* The "attributes" member of object |o| (NULL: none); empty keys and the sender's
+ * droppedAttributesCount are counted in |dropped|. */
+static int attributes_in(pc_otlp_dec *d, pc_attrs *out, const pc_value *o, uint32_t *dropped)
 {
     out->kv = NULL;
     out->n = 0;
     if (!o) return 0;
-    return kvs_in(d, &out->kv, &out->n, member(o, "attributes", "attributes"));
+    if (dropped_in(d, member(o, "droppedAttributesCount", "dropped_attributes_count"), dropped))
+        return -1;
+    return kvs_in(d, &out->kv, &out->n, member(o, "attributes", "attributes"), dropped);
 }
 
 /* ---------------------------------------------------------------- spans */
@@ -336,7 +358,7 @@ static int event_in(pc_otlp_dec *d, pc_event *e, const pc_value *o)
     if (get_time(d, member(o, "timeUnixNano", "time_unix_nano"), &e->time_ns) ||
         get_str(d, member(o, "name", "name"), &e->name))
         return -1;
-    return attributes_in(d, &e->attrs, o);
+    return attributes_in(d, &e->attrs, o, &e->dropped_attributes_count);
 }
 
 /* 0 when the link is usable, 1 when its ids reject the span, -1 on a bad request. */
@@ -347,7 +369,7 @@ static int link_in(pc_otlp_dec *d, pc_link *l, const pc_value *o)
     if (r == 0) r = get_id(d, member(o, "spanId", "span_id"), 8, false, &l->span_id, "spanId");
     if (r) return r;
     if (get_str(d, member(o, "traceState", "trace_state"), &l->trace_state)) return -1;
-    return attributes_in(d, &l->attrs, o);
+    return attributes_in(d, &l->attrs, o, &l->dropped_attributes_count);
 }
 
 static int status_in(pc_otlp_dec *d, pc_span *s, const pc_kv *kv)
@@ -432,7 +454,9 @@ static int span_in(pc_otlp_dec *d, const pc_value *o, const pc_attrs *resource,
         } else if (key_is(k, "status", "status"))
             r = status_in(d, s, kv);
         else if (key_is(k, "attributes", "attributes"))
-            r = kvs_in(d, &s->attrs.kv, &s->attrs.n, kv);
+            r = kvs_in(d, &s->attrs.kv, &s->attrs.n, kv, &s->dropped_attributes_count);
+        else if (key_is(k, "droppedAttributesCount", "dropped_attributes_count"))
+            r = dropped_in(d, kv, &s->dropped_attributes_count);
         else if (key_is(k, "events", "events"))
             r = span_list_in(d, kv, (void **)&s->events, &s->n_events, sizeof(pc_event), event_fn);
         else if (key_is(k, "links", "links")) {
@@ -466,7 +490,7 @@ static int scope_in(pc_otlp_dec *d, const pc_scope **out, const pc_kv *kv)
     pc_otlp_push(d, kv->key.p, kv->key.n, -1);
     if (get_str(d, member(o, "name", "name"), &sc->name) ||
         get_str(d, member(o, "version", "version"), &sc->version) ||
-        attributes_in(d, &sc->attrs, o))
+        attributes_in(d, &sc->attrs, o, &sc->dropped_attributes_count))
         return -1;
     pc_otlp_pop(d);
     *out = sc;
@@ -483,7 +507,8 @@ static int resource_spans_in(pc_otlp_dec *d, const pc_value *rs)
     if (res_obj) {
         pc_attrs *ra = pc_arena_calloc(d->a, sizeof(*ra));
         pc_otlp_push(d, res_kv->key.p, res_kv->key.n, -1);
-        if (attributes_in(d, ra, res_obj) || pc_otlp_check_attrs(d, ra)) return -1;
+        uint32_t dropped = 0; /* the model keeps no count for a resource */
+        if (attributes_in(d, ra, res_obj, &dropped) || pc_otlp_check_attrs(d, ra)) return -1;
         pc_otlp_pop(d);
         resource = ra;
     }

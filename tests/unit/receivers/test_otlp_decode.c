@@ -1153,6 +1153,45 @@ static void test_caps(void)
     pc_batch_unref(b);
 }
 
+/* ------------------------------------------------------------ empty keys */
+
+/* An attribute with an empty key is dropped and counted, in protobuf and in JSON alike;
+ * a kvlist entry keeps its empty key; the sender's own count is added to. */
+static void test_empty_keys(void)
+{
+    Span *s = span_new(TRACE_A, SPAN_A, "", "s", 1);
+    s->start_time_unix_nano = 1;
+    s->end_time_unix_nano = 2;
+    s->n_attributes = 3;
+    s->attributes = kvs(3, kv("", v_int(1)), kv("a", v_kvlist(1, kvs(1, kv("", v_int(2))))),
+                        kv("", v_str("x")));
+    s->dropped_attributes_count = 4;
+    size_t len;
+    uint8_t *buf = pack(simple_request(1, &s), &len);
+    const char *js =
+        "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"" TRACE_A
+        "\",\"spanId\":\"" SPAN_A "\",\"name\":\"s\",\"kind\":1,\"startTimeUnixNano\":\"1\","
+        "\"endTimeUnixNano\":\"2\",\"attributes\":[{\"key\":\"\",\"value\":{\"intValue\":1}},"
+        "{\"key\":\"a\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"\",\"value\":"
+        "{\"intValue\":2}}]}}},{\"key\":\"\",\"value\":{\"stringValue\":\"x\"}}],"
+        "\"droppedAttributesCount\":4}]}]}]}";
+    pc_otlp_result res;
+    int rc;
+    for (int json = 0; json < 2; json++) {
+        pc_batch *b = json ? decode_js(js, NULL, &res, &rc) : decode_pb(buf, len, NULL, &res, &rc);
+        CHECK_EQ_INT(rc, 0);
+        CHECK_EQ_INT(b->n, 1);
+        if (b->n == 1) {
+            const pc_span *sp = &b->spans[0];
+            CHECK_EQ_INT(sp->attrs.n, 1);
+            CHECK_EQ_INT(sp->dropped_attributes_count, 6);
+            const pc_value *a = attr(&sp->attrs, "a", PC_V_MAP);
+            CHECK(a && a->map.n == 1 && a->map.kv[0].key.n == 0);
+        }
+        pc_batch_unref(b);
+    }
+}
+
 int main(void)
 {
     T = pc_arena_create(1 << 16);
@@ -1167,6 +1206,7 @@ int main(void)
     RUN(test_json_malformed);
     RUN(test_responses);
     RUN(test_caps);
+    RUN(test_empty_keys);
     pc_arena_destroy(T);
     return CHECK_DONE();
 }
