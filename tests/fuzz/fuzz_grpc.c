@@ -40,6 +40,7 @@
 #include <zstd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 #define MAX_MSG (64 << 10)
 #define PATH "/fuzz.Echo/Call"
@@ -208,6 +209,22 @@ static int pump(void)
         if (r <= 0) return -1;
         if (nghttp2_session_mem_recv(client, buf, (size_t)r) < 0) return -1;
     }
+    return 0;
+}
+
+/* libFuzzer's -timeout (scripts/fuzz.sh passes 10) must outlast pump()'s
+ * 120 s of waiting on the kernel, else a TCP stall is reported as a hang of
+ * the target. libFuzzer parses the flags after this and the last one wins,
+ * so one more is appended. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    static char flag[] = "-timeout=130";
+    static char **args; /* kept: libFuzzer reads it after we return */
+    args = malloc(((size_t)*argc + 2) * sizeof(*args));
+    memcpy(args, *argv, (size_t)*argc * sizeof(*args));
+    args[(*argc)++] = flag;
+    args[*argc] = NULL;
+    *argv = args;
     return 0;
 }
 
