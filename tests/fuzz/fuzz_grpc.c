@@ -1,16 +1,16 @@
 /*
- * fuzz_grpc.c - fuzz target of the gRPC server's request side (grpc.c): the
+ * fuzz_grpc.c - fuzz target of the gRPC server's request side (grpc.c, grpc_call.c): the
  * request headers, the 5-byte message prefix, message assembly across DATA
  * frames, grpc-encoding and the size limits, up to the handler.
  *
  * Why the real server over loopback rather than an extracted pure function:
- * framing in grpc.c lives in nghttp2 callbacks that answer, reset and free
- * calls as they go (on_prefix, on_data, on_request_end); what can go wrong is
+ * framing in grpc_call.c lives in nghttp2 callbacks that answer, reset and free
+ * calls as they go (on_prefix, pc_grpc_call_data, pc_grpc_call_end); what can go wrong is
  * in that interplay (an answer mid-message, a reset stream, a call freed while
  * its handler runs), which a pure function would leave out. The target starts
  * one pc_grpc server on 127.0.0.1:0 with an echo method and drives it with an
  * nghttp2 client session over one connection (reconnecting when the server
- * closes it), one stream per input. grpc.c itself is untouched.
+ * closes it), one stream per input. The server itself is untouched.
  *
  * Input: byte 0 selects grpc-encoding (bits 0-1: none, gzip, deflate, zstd),
  * the mode (bit 2: the rest is one message the target frames, compressing it
