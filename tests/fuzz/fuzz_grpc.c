@@ -29,7 +29,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_snd_wnd, tcpi_notsent_bytes */
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <pthread.h>
@@ -155,10 +155,10 @@ static void connect_client(void)
  * still holds unacknowledged bytes of it in this socket's send queue, the
  * server cannot have them, so that clock restarts (up to 120 s in all).
  * Why: on a busy machine the loopback connection itself sometimes stalls for
- * over 10 s, the bytes sitting in the client's send queue while the server's
- * I/O loop keeps turning with nothing to read (tcp_info shows zero-window
- * probes); that is TCP, not the server under test, and it used to fail the
- * run as "no answer within 10 s".
+ * over 10 s, the request sitting unacknowledged in the client's send queue
+ * (no retransmits, no window probes) while the server's I/O loop keeps
+ * turning with nothing to read; that is the kernel, not the server under
+ * test, and it used to fail the run as "no answer within 10 s".
  */
 static int pump(void)
 {
@@ -191,9 +191,12 @@ static int pump(void)
             int64_t now = pc_time_mono_ns();
             if (outq > 0 && now - start < 120 * sec) {
                 fprintf(stderr,
-                        "fuzz_grpc: stream %d: %d bytes still in the kernel's send queue after "
-                        "10 s (TCP: %u probes, backoff %u, %u retransmits); waiting on\n",
-                        st.id, outq, ti.tcpi_probes, ti.tcpi_backoff, ti.tcpi_retransmits);
+                        "fuzz_grpc: stream %d: %d bytes unacknowledged after 10 s, %u of them "
+                        "unsent (TCP: server window %u, cwnd %u, %u probes, backoff %u, %u "
+                        "retransmits, %llu us window-limited); waiting on\n",
+                        st.id, outq, ti.tcpi_notsent_bytes, ti.tcpi_snd_wnd, ti.tcpi_snd_cwnd,
+                        ti.tcpi_probes, ti.tcpi_backoff, ti.tcpi_retransmits,
+                        (unsigned long long)ti.tcpi_rwnd_limited);
                 deadline = now + 10 * sec;
                 continue;
             }
