@@ -104,13 +104,13 @@ struct pc_grpc_call {
     const uint8_t *msg; /* the request message, decompressed */
     size_t msg_len;
     pc_principal principal; /* who sent it (principal.valid = 0 without auth) */
-    void *priv; /* grpc.c's; the metadata of the call */
+    void *priv; /* grpc_call.c's; the metadata of the call */
 };
 
 /* Returns the request metadata |name| (lowercase, as HTTP/2 sends it), or NULL. */
 const char *pc_grpc_metadata(const pc_grpc_call *c, const char *name);
 
-/* What a handler answers. grpc.c zero-fills it and owns |body| and |message|. */
+/* What a handler answers. The server zero-fills it and owns |body| and |message|. */
 typedef struct pc_grpc_reply {
     int code;        /* pc_grpc_code; PC_GRPC_OK sends |body| as the response */
     pc_buf body;     /* serialized response message (OK only; may be empty) */

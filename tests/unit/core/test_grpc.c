@@ -1,5 +1,5 @@
 /*
- * test_grpc.c - the gRPC server (src/core/grpc.c), driven by an nghttp2 client
+ * test_grpc.c - the gRPC server (src/core/grpc.c, grpc_call.c), driven by an nghttp2 client
  * session over a blocking socket: calls, framing and size errors, encodings,
  * status details, cancellation while a handler runs, concurrency, limits,
  * connections that are not HTTP/2, idle timeout and graceful stop.
