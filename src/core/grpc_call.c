@@ -411,7 +411,7 @@ static void on_prefix(gcall *c)
     pc_arena_set_budget(c->pub.arena, s->cfg.budget);
     c->msg_cap = c->declared < FIRST_MSG_BLOCK ? c->declared : FIRST_MSG_BLOCK;
     if (pc_arena_prepay(c->pub.arena, c->declared + 1) ||
-        !(c->msg = pc_arena_try_alloc(c->pub.arena, c->msg_cap + 1))) {
+        !(c->msg = pc_arena_try_grow(c->pub.arena, NULL, c->msg_cap + 1))) {
         answer(c, PC_GRPC_RESOURCE_EXHAUSTED, RETRY_OVER_BUDGET_MS, 0,
                "the server is over its memory budget (message of %zu bytes); retry later",
                c->declared);
@@ -448,7 +448,7 @@ void pc_grpc_call_data(gcall *c, const uint8_t *p, size_t n)
             while (cap < c->msg_len + k)
                 cap *= 2;
             if (cap > c->declared) cap = c->declared;
-            uint8_t *m = pc_arena_try_realloc(c->pub.arena, c->msg, c->msg_len, cap + 1);
+            uint8_t *m = pc_arena_try_grow(c->pub.arena, c->msg, cap + 1);
             if (!m) {
                 answer(c, PC_GRPC_RESOURCE_EXHAUSTED, RETRY_OVER_BUDGET_MS, 0,
                        "the server is over its memory budget; retry later");
