@@ -469,7 +469,7 @@ static int recover(pc_spool *sp, char *err, size_t errlen)
         nums[n++] = strtoull(e->d_name, NULL, 10);
     }
     closedir(d);
-    qsort(nums, n, sizeof *nums, cmp_u64);
+    if (n) qsort(nums, n, sizeof *nums, cmp_u64);
 
     uint64_t cseg = 0, coff = HDR;
     int have_cur = read_cursor(sp, &cseg, &coff);
