@@ -585,11 +585,17 @@ void pc_spool_destroy(pc_spool *sp)
 static int write_record(pc_spool *sp, const void *p, size_t n)
 {
     uint64_t framed = FRAME + (uint64_t)n;
-    seg *w = sp->wfd >= 0 ? &sp->segs[sp->nsegs - 1] : NULL;
-    int need_roll = !w || sp->wbroken || (w->end > HDR && w->end + framed > sp->seg_size);
+    seg *w;
+    int need_roll;
+    for (;;) { /* a roll waits for the syncer: decide once it is done, not before */
+        w = sp->wfd >= 0 ? &sp->segs[sp->nsegs - 1] : NULL;
+        need_roll = !w || sp->wbroken || (w->end > HDR && w->end + framed > sp->seg_size);
+        if (!sp->syncing || !need_roll) break;
+        pthread_cond_wait(&sp->cv, &sp->mu);
+    }
     if (sp->st.disk_bytes + framed + (need_roll ? HDR : 0) > sp->max_size) {
         /* a write segment that is all acknowledged can go: roll it away */
-        if (w && sp->nsegs == 1 && sp->roff >= w->end && w->end > HDR &&
+        if (w && !sp->syncing && sp->nsegs == 1 && sp->roff >= w->end && w->end > HDR &&
             sp->st.disk_bytes - w->size + HDR + framed <= sp->max_size)
             need_roll = 1;
         else

@@ -49,7 +49,8 @@ typedef struct pc_spool pc_spool;
 #define PC_SPOOL_MAX_SEGMENT_SIZE ((uint64_t)1 << 30)
 
 typedef enum pc_spool_fsync {
-    PC_SPOOL_FSYNC_ALWAYS = 0, /* each append runs its own fdatasync before returning */
+    PC_SPOOL_FSYNC_ALWAYS = 0, /* each append runs its own fdatasync before returning
+                                  (under the spool's lock: appends are serialized) */
     PC_SPOOL_FSYNC_BATCH,      /* group commit: concurrent appenders share one fdatasync,
                                   each returns only after one that covers its record */
 } pc_spool_fsync;

@@ -257,6 +257,23 @@ static void test_full_then_acks_free_space(void)
     CHECK(st.disk_bytes <= 8192);
     CHECK_EQ_INT(st.records, again);
     pc_spool_destroy(sp);
+
+    /* one big record fills the only (write) segment; once it is acknowledged, the
+     * segment is rolled away to make room instead of staying FULL forever */
+    snprintf(dir, sizeof dir, "%s", newdir());
+    sp = open_spool(dir, 4096, 2048, PC_SPOOL_FSYNC_BATCH);
+    char *big = calloc(1, 3000);
+    CHECK_EQ_INT(pc_spool_append(sp, big, 3000), 0);
+    CHECK_EQ_INT(pc_spool_append(sp, big, 1100), PC_SPOOL_FULL);
+    CHECK_EQ_INT(pc_spool_peek(sp, &p, &n, &id), 0);
+    CHECK_EQ_INT(n, 3000);
+    CHECK_EQ_INT(pc_spool_ack(sp, id), 0);
+    CHECK_EQ_INT(pc_spool_append(sp, big, 1100), 0);
+    CHECK_EQ_INT(count_segs(dir), 1);
+    CHECK_EQ_INT(pc_spool_peek(sp, &p, &n, &id), 0);
+    CHECK_EQ_INT(n, 1100);
+    free(big);
+    pc_spool_destroy(sp);
 }
 
 static void read_file(const char *path, unsigned char **data, size_t *n)
