@@ -37,8 +37,10 @@ static void *appender(void *arg)
     char *rec = malloc(r->size);
     memset(rec, 'x', r->size);
     while (now() < r->until) {
-        if (pc_spool_append(r->sp, rec, r->size) == 0) r->appends++;
-        else r->errors++;
+        if (pc_spool_append(r->sp, rec, r->size) == 0)
+            r->appends++;
+        else
+            r->errors++;
     }
     free(rec);
     return NULL;
@@ -88,8 +90,8 @@ int main(int argc, char **argv)
                 pc_spool_stats st;
                 pc_spool_get_stats(sp, &st);
                 printf("%-7s %7d %6zuK %12.0f %9.1f %12.0f %7ld\n", m ? "batch" : "always",
-                       threads[t], sizes[s] >> 10, appends / el, appends * (double)sizes[s] / el / 1e6,
-                       st.fsyncs / el, errors);
+                       threads[t], sizes[s] >> 10, appends / el,
+                       appends * (double)sizes[s] / el / 1e6, st.fsyncs / el, errors);
                 fflush(stdout);
                 pc_spool_destroy(sp);
                 char cmd[700];

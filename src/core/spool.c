@@ -39,9 +39,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define HDR 16u    /* segment header */
-#define FRAME 8u   /* record framing: length + crc */
-#define CSLOT 32u  /* one cursor slot */
+#define HDR 16u   /* segment header */
+#define FRAME 8u  /* record framing: length + crc */
+#define CSLOT 32u /* one cursor slot */
 static const char SEG_MAGIC[8] = {'P', 'C', 'S', 'P', 'O', 'O', 'L', 0};
 static const char CUR_MAGIC[8] = {'P', 'C', 'S', 'P', 'C', 'U', 'R', '1'};
 
@@ -90,11 +90,13 @@ struct pc_spool {
 
 static void put32(unsigned char *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static void put64(unsigned char *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static uint32_t get32(const unsigned char *p)
 {
@@ -145,7 +147,8 @@ static int full_pwrite(int fd, const struct iovec *iov, int cnt, uint64_t off)
             return -1;
         }
         off += (uint64_t)w;
-        while (i < cnt && (size_t)w >= v[i].iov_len) w -= (ssize_t)v[i++].iov_len;
+        while (i < cnt && (size_t)w >= v[i].iov_len)
+            w -= (ssize_t)v[i++].iov_len;
         if (i < cnt) {
             v[i].iov_base = (char *)v[i].iov_base + w;
             v[i].iov_len -= (size_t)w;
@@ -281,13 +284,15 @@ static void complete(pc_spool *sp, uint64_t seq, int rc)
  * starts a new one whose header is durable. mu held. */
 static int roll(pc_spool *sp)
 {
-    while (sp->syncing) pthread_cond_wait(&sp->cv, &sp->mu);
+    while (sp->syncing)
+        pthread_cond_wait(&sp->cv, &sp->mu);
     if (sp->wfd >= 0) {
         seg *w = &sp->segs[sp->nsegs - 1];
         if (sp->synced_seq < sp->wseq) {
             int r = fdatasync(sp->wfd);
             sp->st.fsyncs++;
-            if (r != 0) fail(sp, "fdatasync segment %llu: %s", (unsigned long long)w->num, strerror(errno));
+            if (r != 0)
+                fail(sp, "fdatasync segment %llu: %s", (unsigned long long)w->num, strerror(errno));
             complete(sp, sp->wseq, r == 0 ? 0 : PC_SPOOL_IO);
         }
         close(sp->wfd);
@@ -398,14 +403,18 @@ static int scan_seg(pc_spool *sp, uint64_t num, int last, int is_cur, uint64_t *
     while (off < size) {
         const char *why = NULL;
         uint32_t len = 0;
-        if (size - off < FRAME) why = "partial frame";
-        else if (full_pread(fd, f, FRAME, off) != 0) why = "unreadable frame";
+        if (size - off < FRAME)
+            why = "partial frame";
+        else if (full_pread(fd, f, FRAME, off) != 0)
+            why = "unreadable frame";
         else if ((len = get32(f)) > PC_SPOOL_MAX_RECORD || FRAME + (uint64_t)len > size - off)
             why = "record past the end";
         else {
             grow_rbuf(sp, len);
-            if (full_pread(fd, sp->rbuf, len, off + FRAME) != 0) why = "unreadable record";
-            else if (crc(f, 4, sp->rbuf, len) != get32(f + 4)) why = "bad crc";
+            if (full_pread(fd, sp->rbuf, len, off + FRAME) != 0)
+                why = "unreadable record";
+            else if (crc(f, 4, sp->rbuf, len) != get32(f + 4))
+                why = "bad crc";
         }
         if (why) {
             int torn = last && (strcmp(why, "bad crc") != 0 || off + FRAME + len == size ||
@@ -462,8 +471,7 @@ static int recover(pc_spool *sp, char *err, size_t errlen)
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (l != 24 || strcmp(e->d_name + 20, ".seg") != 0 ||
-            strspn(e->d_name, "0123456789") != 20)
+        if (l != 24 || strcmp(e->d_name + 20, ".seg") != 0 || strspn(e->d_name, "0123456789") != 20)
             continue;
         if (n == cap) nums = pc_xrealloc(nums, (cap = cap ? 2 * cap : 16) * sizeof *nums);
         nums[n++] = strtoull(e->d_name, NULL, 10);
@@ -522,7 +530,8 @@ pc_spool *pc_spool_create(const pc_spool_config *cfg, char *err, size_t errlen)
         segsz = PC_SPOOL_DEFAULT_SEGMENT_SIZE;
         if (segsz > cfg->max_size / 4) segsz = cfg->max_size / 4;
     } else if (segsz > cfg->max_size / 2 || segsz > PC_SPOOL_MAX_SEGMENT_SIZE || segsz < 64) {
-        snprintf(err, errlen, "spool.segment_size: must be 64 bytes to 1 GiB and at most max_size/2");
+        snprintf(err, errlen,
+                 "spool.segment_size: must be 64 bytes to 1 GiB and at most max_size/2");
         return NULL;
     }
     pc_spool *sp = pc_xcalloc(1, sizeof *sp);
@@ -714,7 +723,8 @@ int pc_spool_peek(pc_spool *sp, const void **p, size_t *n, uint64_t *id)
         uint32_t len = 0;
         int r = end - off < FRAME ? 1 : full_pread(sp->rfd, f, FRAME, off);
         if (r < 0) goto ioerr;
-        if (r > 0 || (len = get32(f)) > end - off - FRAME) why = "record past the end";
+        if (r > 0 || (len = get32(f)) > end - off - FRAME)
+            why = "record past the end";
         else {
             grow_rbuf(sp, len);
             r = full_pread(sp->rfd, sp->rbuf, len, off + FRAME);
@@ -788,14 +798,27 @@ const char *pc_spool_error(pc_spool *sp, char *buf, size_t len)
     return buf;
 }
 
+int pc_spool_fsync_parse(const char *s)
+{
+    if (strcmp(s, "always") == 0) return PC_SPOOL_FSYNC_ALWAYS;
+    if (strcmp(s, "batch") == 0) return PC_SPOOL_FSYNC_BATCH;
+    return -1;
+}
+
 const char *pc_spool_strerror(int rc)
 {
     switch (rc) {
-    case 0: return "ok";
-    case PC_SPOOL_EMPTY: return "empty";
-    case PC_SPOOL_FULL: return "full";
-    case PC_SPOOL_IO: return "io";
-    case PC_SPOOL_TOOBIG: return "too big";
-    default: return "invalid";
+    case 0:
+        return "ok";
+    case PC_SPOOL_EMPTY:
+        return "empty";
+    case PC_SPOOL_FULL:
+        return "full";
+    case PC_SPOOL_IO:
+        return "io";
+    case PC_SPOOL_TOOBIG:
+        return "too big";
+    default:
+        return "invalid";
     }
 }

@@ -125,6 +125,8 @@ void pc_spool_get_stats(pc_spool *sp, pc_spool_stats *out);
 /* Copies the last disk error as a message ("" when none) into |buf|; returns
  * |buf|. Thread-safe. */
 const char *pc_spool_error(pc_spool *sp, char *buf, size_t len);
+/* Parses the config value of fsync: "always" or "batch"; -1 for anything else. */
+int pc_spool_fsync_parse(const char *s);
 /* A short name for a result code ("ok", "full", "io", ...). */
 const char *pc_spool_strerror(int rc);
 

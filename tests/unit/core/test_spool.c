@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static char tmpl[] = "/tmp/pc-spool-XXXXXX";
+static char tmpl[200];
 static char *base;
 static int dirs;
 
@@ -49,7 +49,8 @@ static size_t make_rec(uint32_t i, char *out)
 {
     size_t n = 10 + i % 97;
     int k = snprintf(out, n + 1, "rec %u ", i);
-    for (size_t j = (size_t)k; j < n; j++) out[j] = (char)('a' + (i + j) % 26);
+    for (size_t j = (size_t)k; j < n; j++)
+        out[j] = (char)('a' + (i + j) % 26);
     return n;
 }
 
@@ -123,6 +124,9 @@ static void test_config_errors(void)
     c.fsync = (pc_spool_fsync)7;
     CHECK(pc_spool_create(&c, err, sizeof err) == NULL);
     CHECK(strstr(err, "spool.fsync") != NULL);
+    CHECK_EQ_INT(pc_spool_fsync_parse("always"), PC_SPOOL_FSYNC_ALWAYS);
+    CHECK_EQ_INT(pc_spool_fsync_parse("batch"), PC_SPOOL_FSYNC_BATCH);
+    CHECK_EQ_INT(pc_spool_fsync_parse("sometimes"), -1);
     c.directory = "/proc/no/such/dir";
     c.fsync = PC_SPOOL_FSYNC_ALWAYS;
     CHECK(pc_spool_create(&c, err, sizeof err) == NULL);
@@ -153,8 +157,8 @@ static void test_order_across_segments_and_restarts(void)
     char rec[128];
     uint32_t appended = 0, read = 0;
     for (int round = 0; round < 6; round++) {
-        pc_spool *sp = open_spool(dir, 1 << 20, 512, round % 2 ? PC_SPOOL_FSYNC_ALWAYS
-                                                               : PC_SPOOL_FSYNC_BATCH);
+        pc_spool *sp =
+            open_spool(dir, 1 << 20, 512, round % 2 ? PC_SPOOL_FSYNC_ALWAYS : PC_SPOOL_FSYNC_BATCH);
         CHECK(sp != NULL);
         if (!sp) return;
         pc_spool_stats st;
@@ -187,14 +191,15 @@ static void test_ack_persists(void)
     snprintf(dir, sizeof dir, "%s", newdir());
     char rec[128];
     pc_spool *sp = open_spool(dir, 1 << 20, 0, PC_SPOOL_FSYNC_BATCH);
-    for (uint32_t i = 0; i < 10; i++) CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
+    for (uint32_t i = 0; i < 10; i++)
+        CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
     CHECK_EQ_INT(drain_check(sp, 0, 4), 4);
     const void *p;
     size_t n;
     uint64_t id, id2;
     CHECK_EQ_INT(pc_spool_peek(sp, &p, &n, &id), 0); /* record 4, not acknowledged */
     CHECK_EQ_INT(pc_spool_peek(sp, &p, &n, &id2), 0);
-    CHECK(id == id2); /* the same record again */
+    CHECK(id == id2);                           /* the same record again */
     CHECK_EQ_INT(pc_spool_ack(sp, id + 1), -1); /* acks are in order */
     pc_spool_destroy(sp);
     sp = open_spool(dir, 1 << 20, 0, PC_SPOOL_FSYNC_BATCH);
@@ -224,7 +229,8 @@ static void test_full_then_acks_free_space(void)
     char rec[100];
     memset(rec, 'f', sizeof rec);
     int ok = 0, rc;
-    while ((rc = pc_spool_append(sp, rec, sizeof rec)) == 0) ok++;
+    while ((rc = pc_spool_append(sp, rec, sizeof rec)) == 0)
+        ok++;
     CHECK_EQ_INT(rc, PC_SPOOL_FULL);
     CHECK(ok > 60);
     pc_spool_stats st, st2;
@@ -249,9 +255,11 @@ static void test_full_then_acks_free_space(void)
     CHECK_EQ_INT(pc_spool_append(sp, rec, sizeof rec), 0);
     /* drained to the last record: the space comes back (all but the write
      * segment's acknowledged record, freed when that segment rolls) */
-    while (pc_spool_peek(sp, &p, &n, &id) == 0) pc_spool_ack(sp, id);
+    while (pc_spool_peek(sp, &p, &n, &id) == 0)
+        pc_spool_ack(sp, id);
     int again = 0;
-    while (pc_spool_append(sp, rec, sizeof rec) == 0) again++;
+    while (pc_spool_append(sp, rec, sizeof rec) == 0)
+        again++;
     CHECK(again >= ok - 1);
     pc_spool_get_stats(sp, &st);
     CHECK(st.disk_bytes <= 8192);
@@ -312,7 +320,8 @@ static void test_torn_tails(void)
     snprintf(cur, sizeof cur, "%s/cursor", dir);
     char rec[128];
     pc_spool *sp = open_spool(dir, 1 << 20, 4096, PC_SPOOL_FSYNC_BATCH);
-    for (uint32_t i = 0; i < 5; i++) CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
+    for (uint32_t i = 0; i < 5; i++)
+        CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
     pc_spool_destroy(sp);
     seg_file(dir, 0, seg, sizeof seg);
     unsigned char *orig;
@@ -375,7 +384,8 @@ static void test_flipped_byte_mid_segment(void)
     read_file(seg1, &d1, &n1);
     /* offset of record 5: header + records 0..4 */
     size_t off5 = 16;
-    for (uint32_t i = 0; i < 5; i++) off5 += 8 + make_rec(i, rec);
+    for (uint32_t i = 0; i < 5; i++)
+        off5 += 8 + make_rec(i, rec);
     for (int where = 0; where < 3; where++) { /* the length, the crc, the payload */
         size_t at = off5 + (where == 0 ? 1 : where == 1 ? 5 : 12);
         for (int which = 0; which < 2; which++) {
@@ -453,8 +463,8 @@ static void test_concurrent_appenders_and_drainer(void)
     for (int mode = 0; mode < 2; mode++) {
         char dir[256];
         snprintf(dir, sizeof dir, "%s", newdir());
-        pc_spool *sp = open_spool(dir, 1 << 22, 4096, mode ? PC_SPOOL_FSYNC_BATCH
-                                                            : PC_SPOOL_FSYNC_ALWAYS);
+        pc_spool *sp =
+            open_spool(dir, 1 << 22, 4096, mode ? PC_SPOOL_FSYNC_BATCH : PC_SPOOL_FSYNC_ALWAYS);
         pthread_t th[CT];
         app a[CT];
         for (int t = 0; t < CT; t++) {
@@ -474,8 +484,10 @@ static void test_concurrent_appenders_and_drainer(void)
             }
             uint32_t r[2];
             memcpy(r, p, sizeof r);
-            if (rc != 0 || n != 8 || r[0] >= CT || r[1] != next[r[0]]) bad = 1;
-            else next[r[0]]++;
+            if (rc != 0 || n != 8 || r[0] >= CT || r[1] != next[r[0]])
+                bad = 1;
+            else
+                next[r[0]]++;
             pc_spool_ack(sp, id);
             total++;
         }
@@ -508,19 +520,22 @@ static void test_disk_error_keeps_spool_consistent(void)
     pc_spool *sp = open_spool(dir, 1 << 20, 64 << 10, PC_SPOOL_FSYNC_BATCH);
     char rec[128];
     uint32_t i = 0;
-    for (; i < 10; i++) CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
+    for (; i < 10; i++)
+        CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
     lim = old;
     lim.rlim_cur = 2000; /* the write segment cannot grow past 2000 bytes */
     CHECK_EQ_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
     int rc = 0;
-    for (; i < 200 && (rc = pc_spool_append(sp, rec, make_rec(i, rec))) == 0; i++) {}
+    for (; i < 200 && (rc = pc_spool_append(sp, rec, make_rec(i, rec))) == 0; i++) {
+    }
     CHECK_EQ_INT(rc, PC_SPOOL_IO);
     char msg[256];
     CHECK(strstr(pc_spool_error(sp, msg, sizeof msg), "too large") != NULL);
     CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), PC_SPOOL_IO);
     setrlimit(RLIMIT_FSIZE, &old);
     uint32_t stored = i;
-    for (; i < stored + 20; i++) CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
+    for (; i < stored + 20; i++)
+        CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
     pc_spool_destroy(sp);
     /* what failed is not there, everything before and after is, in order */
     sp = open_spool(dir, 1 << 20, 64 << 10, PC_SPOOL_FSYNC_BATCH);
@@ -613,8 +628,10 @@ static void delivered(ledger *l, const uint32_t h[3], const unsigned char *p, si
     }
     l->last_round = h[0];
     uint32_t *seen = &l->seen[h[0]][h[1]];
-    if (h[2] == *seen) (*seen)++;
-    else if (h[2] > *seen) l->disorder++; /* a gap: a record lost or out of order */
+    if (h[2] == *seen)
+        (*seen)++;
+    else if (h[2] > *seen)
+        l->disorder++; /* a gap: a record lost or out of order */
     for (size_t j = 12; p && j < n; j++)
         if (p[j] != (unsigned char)h[2]) {
             l->disorder++;
@@ -624,17 +641,20 @@ static void delivered(ledger *l, const uint32_t h[3], const unsigned char *p, si
 
 static void run_child(const char *dir, int mode, uint32_t round, int fd)
 {
-    pc_spool *sp = open_spool(dir, 1 << 26, 32 << 10,
-                              mode ? PC_SPOOL_FSYNC_BATCH : PC_SPOOL_FSYNC_ALWAYS);
+    pc_spool *sp =
+        open_spool(dir, 1 << 26, 32 << 10, mode ? PC_SPOOL_FSYNC_BATCH : PC_SPOOL_FSYNC_ALWAYS);
     if (!sp) _exit(2);
     pthread_t th[KT + 1];
     kid k[KT + 1];
     for (int t = 0; t <= KT; t++) {
         k[t] = (kid){sp, t, fd, round};
-        if (t < KT) pthread_create(&th[t], NULL, kid_appender, &k[t]);
-        else if (round % 2) pthread_create(&th[t], NULL, kid_drainer, &k[t]);
+        if (t < KT)
+            pthread_create(&th[t], NULL, kid_appender, &k[t]);
+        else if (round % 2)
+            pthread_create(&th[t], NULL, kid_drainer, &k[t]);
     }
-    for (int t = 0; t < KT; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < KT; t++)
+        pthread_join(th[t], NULL);
     _exit(0);
 }
 
@@ -728,9 +748,12 @@ static void test_sigkill_at_random_moments(void)
 
 int main(void)
 {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(tmpl, sizeof tmpl, "%s/pc-spool-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     base = mkdtemp(tmpl);
     if (!base) return 1;
-    unsigned seed = getenv("PC_TEST_SEED") ? (unsigned)atoi(getenv("PC_TEST_SEED")) : (unsigned)time(NULL);
+    unsigned seed =
+        getenv("PC_TEST_SEED") ? (unsigned)atoi(getenv("PC_TEST_SEED")) : (unsigned)time(NULL);
     fprintf(stderr, "seed %u (PC_TEST_SEED)\n", seed);
     srand(seed);
     RUN(test_config_errors);
