@@ -10,6 +10,10 @@
  *
  * All arrays are sized before any component is created, so the pc_consumer
  * pointers handed to create() never move.
+ *
+ * Health (pc_host_health): the listeners' /health routes ask every exporter
+ * node's health op on their own threads; the node array is fixed once built,
+ * and receivers stop before exporters are shut down or destroyed.
  */
 #include "pipeline.h"
 #include "auth.h"

@@ -65,10 +65,10 @@
  * (record v2 framing, generously rounded up). */
 #define MSG_OVERHEAD 64
 #define SHUTDOWN_FLUSH_MAX_MS 10000
-#define RECENT_MS 60000      /* a fatal error this soon after a recreation backs off */
+#define RECENT_MS 60000 /* a fatal error this soon after a recreation backs off */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define PROBE_EVERY_MS 1000  /* metadata probe while brokers are unreachable */
+#define PROBE_EVERY_MS 1000 /* metadata probe while brokers are unreachable */
 #define PURGE_WAIT_MAX_MS 5000
 
 /* ------------------------------------------------------------- settings -- */
@@ -328,8 +328,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
         if (__atomic_exchange_n(&K->fatal, 1, __ATOMIC_ACQ_REL) == 1) return;
         pthread_mutex_lock(&K->hmu);
-        snprintf(K->fatal_reason, sizeof(K->fatal_reason), "%s: %s", rd_kafka_err2name(orig),
-                 buf);
+        snprintf(K->fatal_reason, sizeof(K->fatal_reason), "%s: %s", rd_kafka_err2name(orig), buf);
         K->fatal_wall = pc_time_now_ns();
         pthread_mutex_unlock(&K->hmu);
         __atomic_store_n(&K->healing, 1, __ATOMIC_RELEASE);
