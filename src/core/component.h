@@ -19,13 +19,20 @@
  * again later (receivers answer 503 / 429 with Retry-After), PC_DROP when it can
  * never be handled (receivers answer 500). A consumer may be called from many
  * threads at once.
+ *
+ * Health: an exporter may report its state (health op, any thread, any time
+ * between create and destroy); the pipeline aggregates them for the /health
+ * routes (pc_host_health). An exporter without the op counts as OK.
  */
 #ifndef PC_COMPONENT_H
 #define PC_COMPONENT_H
 
 #include "auth.h"
+#include "buf.h"
 #include "config.h"
 #include "span.h"
+
+#include <stdint.h>
 
 typedef enum pc_result { PC_OK = 0, PC_RETRY = 1, PC_DROP = 2 } pc_result;
 
@@ -47,6 +54,24 @@ static inline pc_result pc_consume(const pc_consumer *c, pc_batch *batch)
 {
     return c->consume(c->ctx, batch);
 }
+
+/*
+ * An exporter's state as its health op reports it. OK: it accepts and
+ * delivers. DEGRADED: it accepts, but not the normal way (for example into a
+ * spool). UNAVAILABLE: it cannot accept now; requests get retry, and /health
+ * answers 503 so an orchestrator can restart what is stuck.
+ */
+typedef enum pc_health_state {
+    PC_HEALTH_OK = 0,
+    PC_HEALTH_DEGRADED = 1,
+    PC_HEALTH_UNAVAILABLE = 2
+} pc_health_state;
+
+typedef struct pc_health {
+    pc_health_state state;
+    int64_t since_ns; /* wall clock (pc_time_now_ns) when this state began; 0 = unknown */
+    char reason[256]; /* why, when not OK (NUL-terminated; may be empty) */
+} pc_health;
 
 typedef struct pc_store pc_store;
 typedef struct pc_host pc_host;
@@ -74,6 +99,9 @@ struct pc_component_ops {
     pc_result (*consume)(void *ctx, pc_batch *batch);
     /* Exporters that can serve the query API return their store; others NULL. */
     const pc_store *(*store)(void *ctx);
+    /* Exporters: fills |out| with the current state. Optional (absent = OK).
+     * Thread-safe, cheap, never blocks on I/O. */
+    void (*health)(void *ctx, pc_health *out);
 };
 
 /* Returns the store of the exporter |id|, or NULL when there is none. */
@@ -84,5 +112,15 @@ pc_auth *pc_host_auth(pc_host *host);
 /* The process memory budget (budget.h) that request memory is charged to;
  * NULL (= unlimited) when |host| is NULL or none was set. */
 struct pc_budget *pc_host_budget(pc_host *host);
+/*
+ * Appends the health of every exporter of the pipelines to |out| as a JSON
+ * array, [{"id":..,"type":..,"state":"ok|degraded|unavailable","reason":..,
+ * "since":RFC 3339}] ("since" only when known), and returns the worst state.
+ * |host| NULL (unit tests) appends [] and returns OK. Safe from any thread
+ * while the pipeline runs.
+ */
+pc_health_state pc_host_health(pc_host *host, pc_buf *out);
+/* The /health "status" word of |s|: "healthy", "degraded" or "unhealthy". */
+const char *pc_health_status(pc_health_state s);
 
 #endif

@@ -10,10 +10,15 @@
  *
  * All arrays are sized before any component is created, so the pc_consumer
  * pointers handed to create() never move.
+ *
+ * Health (pc_host_health): the listeners' /health routes ask every exporter
+ * node's health op on their own threads; the node array is fixed once built,
+ * and receivers stop before exporters are shut down or destroyed.
  */
 #include "pipeline.h"
 #include "auth.h"
 #include "component.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
 
@@ -105,6 +110,45 @@ pc_auth *pc_host_auth(pc_host *host)
 pc_budget *pc_host_budget(pc_host *host)
 {
     return host ? host->budget : NULL;
+}
+
+const char *pc_health_status(pc_health_state s)
+{
+    return s == PC_HEALTH_OK ? "healthy" : s == PC_HEALTH_DEGRADED ? "degraded" : "unhealthy";
+}
+
+static const char *state_name(pc_health_state s)
+{
+    return s == PC_HEALTH_OK ? "ok" : s == PC_HEALTH_DEGRADED ? "degraded" : "unavailable";
+}
+
+pc_health_state pc_host_health(pc_host *host, pc_buf *out)
+{
+    pc_health_state worst = PC_HEALTH_OK;
+    pc_buf_putc(out, '[');
+    size_t listed = 0;
+    for (size_t i = 0; host && i < host->p->n_nodes; i++) {
+        const node *n = &host->p->nodes[i];
+        if (n->cc->ops->kind != PC_EXPORTER || !n->ctx) continue;
+        pc_health h = {.state = PC_HEALTH_OK};
+        if (n->cc->ops->health) n->cc->ops->health(n->ctx, &h);
+        h.reason[sizeof(h.reason) - 1] = '\0';
+        if (h.state > worst) worst = h.state;
+        if (listed++) pc_buf_putc(out, ',');
+        pc_buf_puts(out, "{\"id\":");
+        pc_json_write_cstr(out, n->cc->id);
+        pc_buf_puts(out, ",\"type\":");
+        pc_json_write_cstr(out, n->cc->ops->type);
+        pc_buf_printf(out, ",\"state\":\"%s\",\"reason\":", state_name(h.state));
+        pc_json_write_cstr(out, h.reason);
+        if (h.since_ns > 0) {
+            pc_buf_puts(out, ",\"since\":");
+            pc_json_write_time(out, h.since_ns);
+        }
+        pc_buf_putc(out, '}');
+    }
+    pc_buf_putc(out, ']');
+    return worst;
 }
 
 void pc_pipeline_set_budget(pc_pipeline *p, pc_budget *b)

@@ -25,6 +25,23 @@
  * Logging: connection trouble and delivery failures are logged once when the
  * exporter enters the failing state and once when deliveries succeed again,
  * never per message. librdkafka's own log lines go to debug level.
+ *
+ * Self-healing: a fatal librdkafka error (the idempotent producer's, for one)
+ * leaves the producer unusable for good. The error callback only records it;
+ * the poll thread then takes the producer lock exclusively (consume holds it
+ * shared while producing, and answers retry at once while a fatal error is
+ * pending), purges every queued and in-flight message (their delivery reports
+ * fail their batches: retry, never OK), destroys the producer and creates a new
+ * one from the same settings. A recreation within RECENT_MS of the previous one
+ * first waits a backoff (BACKOFF_MIN_MS doubling to BACKOFF_MAX_MS), as does a
+ * retry after a failed creation. Each occurrence is logged once.
+ *
+ * Health (the health op): UNAVAILABLE from a fatal error until the new
+ * producer reached a broker, and while no broker has been reachable for longer
+ * than `timeout`; OK otherwise. Reachability is learnt from librdkafka's
+ * errors and delivery reports; while unreachable, the poll thread probes the
+ * brokers with a metadata request once a second, so health recovers without
+ * traffic (a load balancer that took us out of rotation sends none).
  */
 #include "kafka.h"
 
@@ -48,6 +65,11 @@
  * (record v2 framing, generously rounded up). */
 #define MSG_OVERHEAD 64
 #define SHUTDOWN_FLUSH_MAX_MS 10000
+#define RECENT_MS 60000 /* a fatal error this soon after a recreation backs off */
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define PROBE_EVERY_MS 1000 /* metadata probe while brokers are unreachable */
+#define PURGE_WAIT_MAX_MS 5000
 
 /* ------------------------------------------------------------- settings -- */
 
@@ -151,13 +173,30 @@ typedef struct kafka {
     rd_kafka_t *rk;
     rd_kafka_topic_t *topics[T_COUNT];
 
+    /* rk and topics: consume holds it shared while producing; the poll thread
+     * holds it exclusively while it replaces the producer. */
+    pthread_rwlock_t rk_lock;
     pthread_t poller;
     bool poller_running;
     int stop;             /* atomic: the poll thread exits */
     int accepting;        /* atomic: between start and shutdown */
     int failing;          /* atomic: in the failing state (logged once per change) */
-    int fatal;            /* atomic: the producer hit a fatal error */
+    int fatal;            /* atomic: the producer hit a fatal error; not yet replaced */
+    int healing;          /* atomic: from a fatal error until the new producer reached a broker */
+    int64_t down_since;   /* atomic: monotonic ns since no broker is reachable; 0 = reachable */
     pc_kafka_stats stats; /* atomic counters */
+
+    pthread_mutex_t hmu; /* guards the health record below */
+    char fatal_reason[256];
+    int64_t fatal_wall; /* wall ns of the fatal error */
+    char down_reason[256];
+    int64_t down_wall; /* wall ns since unreachable */
+    int64_t ok_wall;   /* wall ns since OK */
+
+    /* poll thread only */
+    int64_t last_probe;    /* monotonic ns */
+    int64_t last_recreate; /* monotonic ns; 0 = never */
+    int64_t backoff_ms;
 } kafka;
 
 static void count(int64_t *c, int64_t n)
@@ -176,6 +215,40 @@ static void set_healthy(kafka *K)
 {
     if (__atomic_exchange_n(&K->failing, 0, __ATOMIC_ACQ_REL) == 1)
         pc_log(PC_LOG_INFO, K->id, "brokers acknowledge deliveries again");
+}
+
+/* No broker reachable (from now, unless already): recorded for health. */
+static void set_down(kafka *K, const char *why)
+{
+    int64_t zero = 0, now = pc_time_mono_ns();
+    if (!__atomic_compare_exchange_n(&K->down_since, &zero, now, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&K->hmu);
+    snprintf(K->down_reason, sizeof(K->down_reason), "%.200s", why);
+    K->down_wall = pc_time_now_ns();
+    pthread_mutex_unlock(&K->hmu);
+}
+
+/* A broker answered (a delivery or the probe): reachable, and a recreated
+ * producer has healed. */
+static void set_up(kafka *K)
+{
+    bool was_down = __atomic_exchange_n(&K->down_since, 0, __ATOMIC_ACQ_REL) != 0;
+    bool healed = !__atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE) &&
+                  __atomic_exchange_n(&K->healing, 0, __ATOMIC_ACQ_REL) == 1;
+    if (!was_down && !healed) return;
+    pthread_mutex_lock(&K->hmu);
+    K->ok_wall = pc_time_now_ns();
+    pthread_mutex_unlock(&K->hmu);
+    if (healed) pc_log(PC_LOG_INFO, K->id, "the recreated producer reached the brokers; healthy");
+}
+
+static bool connectivity_error(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+           err == RD_KAFKA_RESP_ERR__RESOLVE || err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+           err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
 }
 
 static waiter *waiter_new(void)
@@ -218,6 +291,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         count(&K->stats.acked, 1);
         set_healthy(K);
+        set_up(K);
     } else if (size_error(m->err)) {
         count(&K->stats.dropped_messages, 1);
         pc_log(PC_LOG_WARN, K->id, "dropped a %zu-byte message of key \"%.*s\" on %s: %s", m->len,
@@ -229,6 +303,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         snprintf(why, sizeof(why), "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
                  rd_kafka_err2str(m->err));
         set_failing(K, why);
+        if (connectivity_error(m->err)) set_down(K, why);
     }
     if (!w) return;
     pthread_mutex_lock(&w->mu);
@@ -243,21 +318,31 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     waiter_unref_locked(w);
 }
 
-/* Client-level errors, on librdkafka's threads. */
+/* Client-level errors, served by rd_kafka_poll (the poll thread, or shutdown's
+ * flush). A fatal error is only recorded here: see "Self-healing". */
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     kafka *K = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char buf[256];
-        rd_kafka_fatal_error(rk, buf, sizeof(buf));
-        if (__atomic_exchange_n(&K->fatal, 1, __ATOMIC_ACQ_REL) == 0)
-            pc_log(PC_LOG_ERROR, K->id, "fatal producer error, restart needed: %s", buf);
+        char buf[200];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        if (__atomic_exchange_n(&K->fatal, 1, __ATOMIC_ACQ_REL) == 1) return;
+        pthread_mutex_lock(&K->hmu);
+        snprintf(K->fatal_reason, sizeof(K->fatal_reason), "%s: %s", rd_kafka_err2name(orig), buf);
+        K->fatal_wall = pc_time_now_ns();
+        pthread_mutex_unlock(&K->hmu);
+        __atomic_store_n(&K->healing, 1, __ATOMIC_RELEASE);
+        pc_log(PC_LOG_ERROR, K->id,
+               "fatal producer error (%s: %s); failing what is in flight and recreating "
+               "the producer",
+               rd_kafka_err2name(orig), buf);
         return;
     }
     char why[640];
     snprintf(why, sizeof(why), "%s: %s%s", rd_kafka_err2name(err), reason,
              pc_kafka_error_hint(err, reason));
     set_failing(K, why);
+    if (connectivity_error(err)) set_down(K, why);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -267,11 +352,35 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     pc_log(PC_LOG_DEBUG, K ? K->id : "kafka", "librdkafka %s: %s", fac, buf);
 }
 
+static void heal(kafka *K);
+
+/* While unreachable or healing, asks a broker for metadata once a second. */
+static void probe(kafka *K)
+{
+    if (!__atomic_load_n(&K->down_since, __ATOMIC_ACQUIRE) &&
+        !__atomic_load_n(&K->healing, __ATOMIC_ACQUIRE))
+        return;
+    int64_t now = pc_time_mono_ns();
+    if (now - K->last_probe < PROBE_EVERY_MS * NS_PER_MS) return;
+    K->last_probe = now;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(K->rk, 0, NULL, &md, PROBE_EVERY_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+        set_up(K);
+    }
+}
+
 static void *poll_main(void *arg)
 {
     kafka *K = arg;
-    while (!__atomic_load_n(&K->stop, __ATOMIC_ACQUIRE))
+    while (!__atomic_load_n(&K->stop, __ATOMIC_ACQUIRE)) {
+        if (__atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE)) {
+            heal(K);
+            continue;
+        }
         rd_kafka_poll(K->rk, 100);
+        probe(K);
+    }
     return NULL;
 }
 
@@ -322,6 +431,8 @@ static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *n
     kafka *K = pc_xcalloc(1, sizeof(*K));
     K->id = pc_xstrdup(id);
     K->cfg = cfg;
+    pthread_rwlock_init(&K->rk_lock, NULL);
+    pthread_mutex_init(&K->hmu, NULL);
     char err[256];
     if (kafka_validate(cfg, err, sizeof(err)) < 0) {
         pc_log(PC_LOG_ERROR, id, "%s", err);
@@ -338,11 +449,25 @@ static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *n
     return K;
 }
 
-static int kafka_start(void *ctx, pc_host *host)
+/* Destroys the producer and its topic handles (none left: rk NULL). */
+static void close_producer(kafka *K)
 {
-    (void)host;
-    kafka *K = ctx;
-    if (K->rk) return 0;
+    for (int t = 0; t < T_COUNT; t++) {
+        if (K->topics[t]) rd_kafka_topic_destroy(K->topics[t]);
+        K->topics[t] = NULL;
+    }
+    if (K->rk) rd_kafka_destroy(K->rk);
+    K->rk = NULL;
+}
+
+/*
+ * Creates the producer and its topic handles from K->conf, or from a fresh
+ * configuration of the same settings when that was used up. 0, or -1 after
+ * logging why (then nothing is left open).
+ */
+static int open_producer(kafka *K)
+{
+    if (!K->conf && build_conf(K) < 0) return -1;
     char err[512];
     K->rk = rd_kafka_new(RD_KAFKA_PRODUCER, K->conf, err, sizeof(err));
     if (!K->rk) {
@@ -357,9 +482,72 @@ static int kafka_start(void *ctx, pc_host *host)
         if (!K->topics[t]) {
             pc_log(PC_LOG_ERROR, K->id, "topics: cannot use topic \"%s\": %s", names[t],
                    rd_kafka_err2str(rd_kafka_last_error()));
+            close_producer(K);
             return -1;
         }
     }
+    return 0;
+}
+
+/* Sleeps |ms| in short steps; false when shutdown asked the thread to stop. */
+static bool nap(kafka *K, int64_t ms)
+{
+    int64_t end = pc_time_mono_ns() + ms * NS_PER_MS;
+    while (!__atomic_load_n(&K->stop, __ATOMIC_ACQUIRE)) {
+        int64_t left = end - pc_time_mono_ns();
+        if (left <= 0) return true;
+        struct timespec ts = {0, left < 50 * NS_PER_MS ? left : 50 * NS_PER_MS};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/*
+ * Replaces a producer that hit a fatal error (poll thread; see "Self-healing"):
+ * backs off when the last recreation was recent, fails everything queued or
+ * in flight, and opens a new producer. On failure K->fatal stays set, so the
+ * poll loop calls again (backing off).
+ */
+static void heal(kafka *K)
+{
+    int64_t now = pc_time_mono_ns();
+    if (K->last_recreate && now - K->last_recreate < RECENT_MS * NS_PER_MS) {
+        K->backoff_ms = K->backoff_ms ? K->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (K->backoff_ms > BACKOFF_MAX_MS) K->backoff_ms = BACKOFF_MAX_MS;
+        pc_log(PC_LOG_WARN, K->id, "recreating the producer again in %lld ms",
+               (long long)K->backoff_ms);
+        if (!nap(K, K->backoff_ms)) return;
+    } else {
+        K->backoff_ms = 0;
+    }
+    pthread_rwlock_wrlock(&K->rk_lock);
+    if (K->rk) {
+        rd_kafka_purge(K->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        int64_t end = pc_time_mono_ns() + PURGE_WAIT_MAX_MS * NS_PER_MS;
+        while (rd_kafka_outq_len(K->rk) > 0 && pc_time_mono_ns() < end)
+            rd_kafka_poll(K->rk, 50); /* the purged messages' reports fail their batches */
+        rd_kafka_poll(K->rk, 0);
+        close_producer(K);
+    }
+    int rc = open_producer(K);
+    if (rc == 0) __atomic_store_n(&K->fatal, 0, __ATOMIC_RELEASE);
+    pthread_rwlock_unlock(&K->rk_lock);
+    K->last_recreate = pc_time_mono_ns();
+    K->last_probe = 0; /* probe the new producer's brokers at once */
+    if (rc == 0) {
+        count(&K->stats.recreated, 1);
+        pc_log(PC_LOG_WARN, K->id, "recreated the producer after the fatal error");
+    }
+}
+
+static int kafka_start(void *ctx, pc_host *host)
+{
+    (void)host;
+    kafka *K = ctx;
+    if (K->rk) return 0;
+    if (open_producer(K) < 0) return -1;
+    const kafka_cfg *c = K->cfg;
+    K->ok_wall = pc_time_now_ns(); /* before the poll thread exists */
     int rc = pthread_create(&K->poller, NULL, poll_main, K);
     if (rc != 0) {
         pc_log(PC_LOG_ERROR, K->id, "cannot start the poll thread: %s", strerror(rc));
@@ -380,8 +568,14 @@ static int kafka_start(void *ctx, pc_host *host)
 static void kafka_shutdown(void *ctx)
 {
     kafka *K = ctx;
-    if (!K || !K->rk) return;
+    if (!K) return;
     __atomic_store_n(&K->accepting, 0, __ATOMIC_RELEASE);
+    if (K->poller_running) { /* first: it may be replacing the producer */
+        __atomic_store_n(&K->stop, 1, __ATOMIC_RELEASE);
+        pthread_join(K->poller, NULL);
+        K->poller_running = false;
+    }
+    if (!K->rk) return; /* a recreation failed; nothing is in flight */
     int ms = K->cfg->timeout_ms < SHUTDOWN_FLUSH_MAX_MS ? (int)K->cfg->timeout_ms
                                                         : SHUTDOWN_FLUSH_MAX_MS;
     if (rd_kafka_flush(K->rk, ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -390,12 +584,7 @@ static void kafka_shutdown(void *ctx)
         rd_kafka_purge(K->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_flush(K->rk, 1000);
     }
-    if (K->poller_running) {
-        __atomic_store_n(&K->stop, 1, __ATOMIC_RELEASE);
-        pthread_join(K->poller, NULL);
-        K->poller_running = false;
-    }
-    rd_kafka_poll(K->rk, 0); /* reports that arrived while the thread stopped */
+    rd_kafka_poll(K->rk, 0); /* flush served the reports; any stragglers */
 }
 
 static void kafka_destroy(void *ctx)
@@ -403,10 +592,10 @@ static void kafka_destroy(void *ctx)
     kafka *K = ctx;
     if (!K) return;
     kafka_shutdown(K);
-    for (int t = 0; t < T_COUNT; t++)
-        if (K->topics[t]) rd_kafka_topic_destroy(K->topics[t]);
-    if (K->rk) rd_kafka_destroy(K->rk);
+    close_producer(K);
     if (K->conf) rd_kafka_conf_destroy(K->conf);
+    pthread_rwlock_destroy(&K->rk_lock);
+    pthread_mutex_destroy(&K->hmu);
     free(K->id);
     free(K);
 }
@@ -552,7 +741,10 @@ static pc_result finish(job *j, bool failed)
     if (!failed && w->pending == 0 && !w->failed)
         res = w->acked == 0 && w->dropped > 0 ? PC_DROP : PC_OK;
     waiter_unref_locked(w);
-    if (timed_out) set_failing(j->K, "brokers did not acknowledge a batch within timeout");
+    if (timed_out) {
+        set_failing(j->K, "brokers did not acknowledge a batch within timeout");
+        set_down(j->K, "brokers did not acknowledge a batch within timeout");
+    }
     return res;
 }
 
@@ -571,14 +763,18 @@ static pc_result kafka_consume(void *ctx, pc_batch *b)
         return PC_RETRY;
     }
     job j = {.K = K, .w = waiter_new(), .deadline = pc_time_mono_ns() + K->timeout_ns};
-    int rc;
-    if (traces) {
-        rc = produce_traces(&j, b);
-    } else {
-        int t = b->signal == PC_SIGNAL_METRICS ? T_METRICS : T_LOGS;
-        pc_buf_append(&j.buf, b->raw.p, b->raw.n);
-        rc = produce(&j, t, PC_STR_NULL, 0);
+    int rc = FAILED;
+    pthread_rwlock_rdlock(&K->rk_lock);
+    if (!__atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE) && K->rk) { /* replaced meanwhile? */
+        if (traces) {
+            rc = produce_traces(&j, b);
+        } else {
+            int t = b->signal == PC_SIGNAL_METRICS ? T_METRICS : T_LOGS;
+            pc_buf_append(&j.buf, b->raw.p, b->raw.n);
+            rc = produce(&j, t, PC_STR_NULL, 0);
+        }
     }
+    pthread_rwlock_unlock(&K->rk_lock);
     pc_buf_free(&j.buf);
     pc_batch_unref(b);
     return finish(&j, rc == FAILED);
@@ -591,6 +787,46 @@ void pc_kafka_get_stats(void *ctx, pc_kafka_stats *out)
     out->failed = __atomic_load_n(&K->stats.failed, __ATOMIC_RELAXED);
     out->dropped_messages = __atomic_load_n(&K->stats.dropped_messages, __ATOMIC_RELAXED);
     out->dropped_spans = __atomic_load_n(&K->stats.dropped_spans, __ATOMIC_RELAXED);
+    out->recreated = __atomic_load_n(&K->stats.recreated, __ATOMIC_RELAXED);
+}
+
+int pc_kafka_inject_fatal(void *ctx, const char *reason)
+{
+    kafka *K = ctx;
+    pthread_rwlock_rdlock(&K->rk_lock);
+    rd_kafka_resp_err_t err =
+        K->rk ? rd_kafka_test_fatal_error(K->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                          reason)
+              : RD_KAFKA_RESP_ERR__STATE;
+    pthread_rwlock_unlock(&K->rk_lock);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+/* See "Health" above. */
+static void kafka_health(void *ctx, pc_health *out)
+{
+    kafka *K = ctx;
+    int64_t down = __atomic_load_n(&K->down_since, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&K->hmu);
+    if (__atomic_load_n(&K->healing, __ATOMIC_ACQUIRE)) {
+        out->state = PC_HEALTH_UNAVAILABLE;
+        out->since_ns = K->fatal_wall;
+        snprintf(out->reason, sizeof(out->reason), "fatal producer error (%.180s); %s",
+                 K->fatal_reason,
+                 __atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE)
+                     ? "recreating the producer"
+                     : "recreated the producer, waiting for a broker");
+    } else if (down && pc_time_mono_ns() - down > K->timeout_ns) {
+        out->state = PC_HEALTH_UNAVAILABLE;
+        out->since_ns = K->down_wall;
+        snprintf(out->reason, sizeof(out->reason), "no broker reachable for over %lld ms: %.180s",
+                 (long long)K->cfg->timeout_ms, K->down_reason);
+    } else {
+        out->state = PC_HEALTH_OK;
+        out->since_ns = K->ok_wall;
+        out->reason[0] = '\0';
+    }
+    pthread_mutex_unlock(&K->hmu);
 }
 
 const pc_component_ops pc_kafka_exporter_ops = {
@@ -606,4 +842,5 @@ const pc_component_ops pc_kafka_exporter_ops = {
     .shutdown = kafka_shutdown,
     .destroy = kafka_destroy,
     .consume = kafka_consume,
+    .health = kafka_health,
 };

@@ -68,6 +68,7 @@ typedef struct prela {
     const prela_cfg *cfg;
     pc_consumer next;
     pc_http_server *http;
+    pc_host *host; /* from start; for /health */
 } prela;
 
 /* ----------------------------------------------------------------- decoding */
@@ -441,10 +442,20 @@ static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
     pc_batch_unref(b);
 }
 
+/* GET /health: {"status":"healthy|degraded|unhealthy","exporters":[...]}
+ * (pc_host_health); 503 when an exporter cannot accept, so orchestrators
+ * restart what is stuck. */
 static void handle_health(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
-    (void)ctx, (void)req;
-    pc_buf_puts(&resp->body, "{\"status\":\"healthy\"}");
+    (void)req;
+    prela *p = ctx;
+    pc_buf ex = PC_BUF_INIT;
+    pc_health_state s = pc_host_health(p->host, &ex);
+    pc_buf_printf(&resp->body, "{\"status\":\"%s\",\"exporters\":", pc_health_status(s));
+    pc_buf_append(&resp->body, ex.data, ex.len);
+    pc_buf_putc(&resp->body, '}');
+    pc_buf_free(&ex);
+    if (s == PC_HEALTH_UNAVAILABLE) resp->status = 503;
 }
 
 static void handle_root(void *ctx, pc_http_req *req, pc_http_resp *resp)
@@ -494,6 +505,7 @@ static void *create(const char *id, const void *cfg, const pc_consumer *next)
 static int start(void *ctx, pc_host *host)
 {
     prela *p = ctx;
+    p->host = host;
     pc_http_config hc = {.name = p->id,
                          .endpoint = p->cfg->endpoint,
                          .max_body = p->cfg->max_body,

@@ -9,7 +9,8 @@
  *   GET /api/v1/traces/{id}         the trace and its spans (?project_id=)
  *   GET /api/v1/traces/{id}/spans   its spans (?project_id=)
  *   GET /api/v1/search?query=       traces whose span names / attributes contain it
- *   GET /api/v1/health              200 healthy / 503 unhealthy
+ *   GET /api/v1/health              200 healthy or degraded / 503 unhealthy: the
+ *                                   store, and every exporter (pc_host_health)
  *
  * One serializer per object (write_trace, write_span) is used by every endpoint.
  * JSON columns come from the store as JSON text and are spliced in verbatim, so
@@ -95,6 +96,7 @@ typedef struct pc_query {
     const query_cfg *cfg;
     const pc_store *store;
     pc_auth *auth; /* the host's; NULL in unit tests */
+    pc_host *host; /* for the exporters' health; NULL in unit tests */
     pc_http_server *srv;
 } pc_query;
 
@@ -569,21 +571,29 @@ static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
     resp->status = 200;
 }
 
+/* The store's own check, then every exporter's state (pc_host_health):
+ * {"status":..,"exporters":[..]} plus "detail" when the store fails; 503 when
+ * the store fails or an exporter cannot accept. */
 static void on_health(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     (void)req;
     pc_query *Q = ctx;
     char msg[256] = "";
     pc_buf *b = &resp->body;
-    if (Q->store->ops->health(Q->store->ctx, msg, sizeof(msg)) == 0) {
-        pc_buf_puts(b, "{\"status\":\"healthy\"}");
-        resp->status = 200;
-        return;
+    bool store_ok = Q->store->ops->health(Q->store->ctx, msg, sizeof(msg)) == 0;
+    pc_buf ex = PC_BUF_INIT;
+    pc_health_state s = pc_host_health(Q->host, &ex);
+    if (!store_ok) s = PC_HEALTH_UNAVAILABLE;
+    pc_buf_printf(b, "{\"status\":\"%s\"", pc_health_status(s));
+    if (!store_ok) {
+        pc_buf_puts(b, ",\"detail\":");
+        pc_json_write_cstr(b, msg[0] ? msg : "store unavailable");
     }
-    pc_buf_puts(b, "{\"status\":\"unhealthy\",\"detail\":");
-    pc_json_write_cstr(b, msg[0] ? msg : "store unavailable");
+    pc_buf_puts(b, ",\"exporters\":");
+    pc_buf_append(b, ex.data, ex.len);
     pc_buf_putc(b, '}');
-    resp->status = 503;
+    pc_buf_free(&ex);
+    resp->status = s == PC_HEALTH_UNAVAILABLE ? 503 : 200;
 }
 
 static const pc_http_route routes[] = {
@@ -644,6 +654,7 @@ static int query_start(void *ctx, pc_host *host)
         return -1;
     }
     Q->auth = pc_host_auth(host);
+    Q->host = host;
     return pc_query_serve(Q, store);
 }
 

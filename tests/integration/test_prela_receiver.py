@@ -79,7 +79,7 @@ def test_seed_readme_curl_example(collector):
     code, body = curl(collector.query + "/api/v1/health")
     assert code == 200 and json.loads(body)["status"] == "healthy"
     code, body = curl(collector.ingest + "/health")
-    assert code == 200 and json.loads(body) == {"status": "healthy"}
+    assert code == 200 and json.loads(body)["status"] == "healthy"
     code, body = curl(collector.ingest + "/")
     assert code == 200 and json.loads(body)["status"] == "running"
 

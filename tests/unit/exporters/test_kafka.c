@@ -11,7 +11,9 @@
  * counted while the rest is acknowledged, requests split to fit, broker-side
  * MSG_SIZE_TOO_LARGE dropped not retried, brokers down / request errors
  * answering PC_RETRY within the timeout and recovering, 8 concurrent consumers,
- * and validation messages naming the key.
+ * a fatal producer error (in-flight batches failed, the producer recreated,
+ * health UNAVAILABLE with the reason meanwhile and OK afterwards), and
+ * validation messages naming the key.
  *
  * Each test makes its own mock cluster, so fault injection never leaks.
  */
@@ -693,6 +695,113 @@ static void test_unavailable(void)
     cluster_close(&c);
 }
 
+/* --------------------------------------------------------- self-healing -- */
+
+typedef struct bg_consume {
+    exporter *x;
+    pc_result r;
+} bg_consume;
+
+static void *consume_bg(void *arg)
+{
+    bg_consume *g = arg;
+    g->r = ops->consume(g->x->ctx, two_traces());
+    return NULL;
+}
+
+static pc_health health(const exporter *x)
+{
+    pc_health h;
+    memset(&h, 0x5a, sizeof(h)); /* the op must fill every field */
+    ops->health(x->ctx, &h);
+    return h;
+}
+
+/* Waits up to |ms| for the exporter's recreated counter to reach |n|. */
+static bool wait_recreated(const exporter *x, int64_t n, int ms)
+{
+    int64_t end = pc_time_mono_ns() + ms * MS;
+    while (stats(x).recreated < n && pc_time_mono_ns() < end) {
+        struct timespec ts = {0, 10 * MS};
+        nanosleep(&ts, NULL);
+    }
+    return stats(x).recreated >= n;
+}
+
+static void test_fatal(void)
+{
+    cluster c;
+    cluster_open(&c, topics);
+    exporter x;
+    const char *kv[] = {"timeout", "5s"};
+    exporter_open(&x, &c, kv, 1);
+    CHECK_EQ_INT(consume_until_ok(&x, 20), PC_OK);
+    pc_health h = health(&x);
+    CHECK_EQ_INT(h.state, PC_HEALTH_OK);
+    CHECK_EQ_STR(h.reason, "");
+    CHECK(h.since_ns > T0);
+
+    /* a batch in flight (brokers down: it cannot be acknowledged) when the
+     * fatal error hits: answered retry at once, not at the 5 s timeout */
+    cluster_set_brokers(&c, false);
+    pc_kafka_stats before = stats(&x);
+    bg_consume g = {&x, PC_OK};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, consume_bg, &g), 0);
+    struct timespec ts = {0, 300 * MS}; /* let it produce and wait */
+    nanosleep(&ts, NULL);
+    int64_t t = pc_time_mono_ns();
+    CHECK_EQ_INT(pc_kafka_inject_fatal(x.ctx, "injected by test_fatal"), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(g.r, PC_RETRY);
+    CHECK((pc_time_mono_ns() - t) / MS < 3000);
+    CHECK_EQ_INT(stats(&x).acked, before.acked);
+    CHECK(stats(&x).failed > before.failed);
+
+    /* health says what happened, until the new producer reached a broker */
+    h = health(&x);
+    CHECK_EQ_INT(h.state, PC_HEALTH_UNAVAILABLE);
+    CHECK(strstr(h.reason, "injected by test_fatal") != NULL);
+    CHECK(h.since_ns > T0);
+    CHECK(wait_recreated(&x, 1, 10000));
+    h = health(&x);
+    CHECK_EQ_INT(h.state, PC_HEALTH_UNAVAILABLE);
+    CHECK(strstr(h.reason, "injected by test_fatal") != NULL);
+    CHECK_EQ_INT(stats(&x).acked, before.acked);
+
+    /* brokers back: the new producer delivers and health is OK again */
+    cluster_set_brokers(&c, true);
+    CHECK_EQ_INT(consume_until_ok(&x, 40), PC_OK);
+    CHECK(stats(&x).acked >= before.acked + 7); /* 5 spans + 2 summaries */
+    h = health(&x);
+    CHECK_EQ_INT(h.state, PC_HEALTH_OK);
+    CHECK_EQ_STR(h.reason, "");
+
+    /* a second fatal error soon after: requests meanwhile get retry at once,
+     * the recreation backs off, then deliveries resume */
+    CHECK_EQ_INT(pc_kafka_inject_fatal(x.ctx, "injected again"), 0);
+    int64_t until = pc_time_mono_ns() + 5000 * MS;
+    while (health(&x).state == PC_HEALTH_OK && pc_time_mono_ns() < until)
+        nanosleep(&(struct timespec){0, MS}, NULL);
+    CHECK_EQ_INT(health(&x).state, PC_HEALTH_UNAVAILABLE);
+    t = pc_time_mono_ns();
+    if (stats(&x).recreated < 2) {
+        CHECK_EQ_INT(ops->consume(x.ctx, two_traces()), PC_RETRY);
+        CHECK((pc_time_mono_ns() - t) / MS < 1000);
+    }
+    CHECK(wait_recreated(&x, 2, 10000));
+    CHECK_EQ_INT(consume_until_ok(&x, 40), PC_OK);
+    CHECK_EQ_INT(health(&x).state, PC_HEALTH_OK);
+
+    /* what the brokers acknowledged is on the topics: 3+ rounds of 2 summaries */
+    msg m[64];
+    size_t n = read_topic(&c, "traces", 6, m, 64);
+    CHECK(n >= 6);
+    msgs_free(m, n);
+    exporter_close(&x);
+    cluster_close(&c);
+}
+
 #define THREADS 8
 #define PER_THREAD 15
 
@@ -809,5 +918,6 @@ int main(void)
     RUN(test_broker_size_error);
     RUN(test_unavailable);
     RUN(test_concurrent);
+    RUN(test_fatal);
     return CHECK_DONE();
 }
