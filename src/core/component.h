@@ -116,6 +116,8 @@ struct pc_budget *pc_host_budget(pc_host *host);
  * Appends the health of every exporter of the pipelines to |out| as a JSON
  * array, [{"id":..,"type":..,"state":"ok|degraded|unavailable","reason":..,
  * "since":RFC 3339}] ("since" only when known), and returns the worst state.
+ * The health routes need no key, so when API keys are configured "reason" is
+ * left out (it may name internal hosts); the exporters log it instead.
  * |host| NULL (unit tests) appends [] and returns OK. Safe from any thread
  * while the pipeline runs.
  */

@@ -125,6 +125,7 @@ static const char *state_name(pc_health_state s)
 pc_health_state pc_host_health(pc_host *host, pc_buf *out)
 {
     pc_health_state worst = PC_HEALTH_OK;
+    bool reasons = !pc_auth_enabled(pc_host_auth(host));
     pc_buf_putc(out, '[');
     size_t listed = 0;
     for (size_t i = 0; host && i < host->p->n_nodes; i++) {
@@ -139,8 +140,11 @@ pc_health_state pc_host_health(pc_host *host, pc_buf *out)
         pc_json_write_cstr(out, n->cc->id);
         pc_buf_puts(out, ",\"type\":");
         pc_json_write_cstr(out, n->cc->ops->type);
-        pc_buf_printf(out, ",\"state\":\"%s\",\"reason\":", state_name(h.state));
-        pc_json_write_cstr(out, h.reason);
+        pc_buf_printf(out, ",\"state\":\"%s\"", state_name(h.state));
+        if (reasons) { /* see component.h: not for anonymous callers when keys are in use */
+            pc_buf_puts(out, ",\"reason\":");
+            pc_json_write_cstr(out, h.reason);
+        }
         if (h.since_ns > 0) {
             pc_buf_puts(out, ",\"since\":");
             pc_json_write_time(out, h.since_ns);
