@@ -103,6 +103,11 @@ void pc_otlp_reject(pc_otlp_dec *d, const char *leaf, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- ids */
 
+void pc_otlp_add_dropped(uint32_t *count, uint64_t n)
+{
+    *count = n > UINT32_MAX - *count ? UINT32_MAX : *count + (uint32_t)n;
+}
+
 int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t want, bool optional,
                const char *leaf)
 {
@@ -111,7 +116,7 @@ int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t w
     for (size_t i = 0; i < n && zero; i++)
         zero = p[i] == 0;
     if (optional && zero && (n == 0 || n == want)) {
-        *out = PC_STR_LIT("");
+        if (out) *out = PC_STR_LIT("");
         return 0;
     }
     if (n != want) {
@@ -122,6 +127,7 @@ int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t w
         pc_otlp_reject(d, leaf, "must not be all zero");
         return -1;
     }
+    if (!out) return 0;
     char *s = pc_arena_alloc(d->a, 2 * n + 1);
     for (size_t i = 0; i < n; i++) {
         s[2 * i] = hex[p[i] >> 4];

@@ -175,11 +175,15 @@ int pc_otlp_fail(pc_otlp_dec *d, const char *leaf, const char *fmt, ...)
 void pc_otlp_reject(pc_otlp_dec *d, const char *leaf, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Adds |n| to a dropped_attributes_count, saturating at UINT32_MAX. */
+void pc_otlp_add_dropped(uint32_t *count, uint64_t n);
+
 /*
  * Turns an id of |n| raw bytes into lowercase hex in the arena. |want| is 16
  * (trace) or 8 (span). An |optional| id (a parent) may be empty or all zero and
  * then becomes the empty string. Anything else of the wrong length or all zero
  * rejects the current span (pc_otlp_reject naming |leaf|) and returns -1.
+ * With |out| NULL the id is only checked (nothing is allocated).
  */
 int pc_otlp_id(pc_otlp_dec *d, pc_str *out, const uint8_t *p, size_t n, size_t want, bool optional,
                const char *leaf);

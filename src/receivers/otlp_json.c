@@ -317,11 +317,10 @@ static int kvs_in(pc_otlp_dec *d, pc_kv **out, size_t *out_n, const pc_kv *list,
         if (value_in(d, &arr[kept].value, value ? &value->value : NULL)) return -1;
         if (value) pc_otlp_pop(d);
         pc_otlp_pop(d);
-        if (dropped && arr[kept].key.n == 0) {
-            if (*dropped < UINT32_MAX) (*dropped)++;
-        } else {
+        if (dropped && arr[kept].key.n == 0)
+            pc_otlp_add_dropped(dropped, 1);
+        else
             kept++;
-        }
     }
     *out = arr;
     *out_n = kept;
@@ -334,7 +333,7 @@ static int dropped_in(pc_otlp_dec *d, const pc_kv *kv, uint32_t *count)
     int64_t v = 0;
     if (is_null(kv)) return 0;
     if (get_int(d, kv, 0, UINT32_MAX, &v)) return -1;
-    *count = (uint64_t)*count + (uint64_t)v > UINT32_MAX ? UINT32_MAX : *count + (uint32_t)v;
+    pc_otlp_add_dropped(count, (uint64_t)v);
     return 0;
 }
 

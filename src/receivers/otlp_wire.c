@@ -195,31 +195,12 @@ static uint32_t u32(const fld *f)
     return (uint32_t)f->v;
 }
 
-static void add_dropped(uint32_t *count, uint64_t n)
-{
-    *count = n > UINT32_MAX - *count ? UINT32_MAX : *count + (uint32_t)n;
-}
-
 /* An id (bytes field |f|) as lowercase hex into |out|, or, when |out| is NULL,
  * only the checks of pc_otlp_id (same rejections), allocating nothing. */
 static int id_in(pc_otlp_dec *d, pc_str *out, const fld *f, size_t want, bool optional,
                  const char *leaf)
 {
-    size_t n = f->num ? f->n : 0;
-    if (out) return pc_otlp_id(d, out, f->p, n, want, optional, leaf);
-    bool zero = true;
-    for (size_t i = 0; i < n && zero; i++)
-        zero = f->p[i] == 0;
-    if (optional && zero && (n == 0 || n == want)) return 0;
-    if (n != want) {
-        pc_otlp_reject(d, leaf, "must be %zu bytes, got %zu", want, n);
-        return -1;
-    }
-    if (zero) {
-        pc_otlp_reject(d, leaf, "must not be all zero");
-        return -1;
-    }
-    return 0;
+    return pc_otlp_id(d, out, f->p, f->num ? f->n : 0, want, optional, leaf);
 }
 
 static int kvs_fill(pc_otlp_dec *d, pc_kv *arr, blk m, unsigned num, const char *field,
@@ -372,7 +353,7 @@ static int kvs_fill(pc_otlp_dec *d, pc_kv *arr, blk m, unsigned num, const char 
         if (keep)
             k++;
         else
-            add_dropped(dropped, 1);
+            pc_otlp_add_dropped(dropped, 1);
     }
     return 0;
 }
