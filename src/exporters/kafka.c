@@ -45,10 +45,12 @@
  */
 #include "kafka.h"
 
+#include "budget.h"
 #include "kafka_conf.h"
-#include "kafka_encode.h"
+#include "kafka_record.h"
 #include "log.h"
 #include "mem.h"
+#include "spooler.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -61,9 +63,6 @@
 #include <time.h>
 
 #define NS_PER_MS 1000000LL
-/* Bytes librdkafka adds to key + value when it checks message.max.bytes
- * (record v2 framing, generously rounded up). */
-#define MSG_OVERHEAD 64
 #define SHUTDOWN_FLUSH_MAX_MS 10000
 #define RECENT_MS 60000 /* a fatal error this soon after a recreation backs off */
 #define BACKOFF_MIN_MS 500
@@ -82,6 +81,7 @@ typedef struct kafka_cfg {
     int64_t max_message_bytes;
     int64_t linger_ms;
     int64_t max_buffered_bytes;
+    pc_spooler_cfg spool;
 } kafka_cfg;
 
 #define OPT(k, t, d, f, lo, hi, doc)                                                               \
@@ -109,11 +109,11 @@ static const pc_option options[] = {
         "how long the producer waits to fill a batch (linger.ms)"),
     OPT("max_buffered_bytes", PC_OPT_SIZE, "64MiB", max_buffered_bytes, 1024, 2147483647LL * 1024,
         "most bytes waiting in the producer; past it consume waits"),
+    PC_SPOOLER_OPTIONS(kafka_cfg, spool),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 #undef OPT
 
-enum { ENC_PRELA_JSON = 0, ENC_OTLP_PROTO, ENC_OTLP_JSON };
 static const char *const encodings[] = {"prela_json", "otlp_proto", "otlp_json", NULL};
 static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
 #define find_name pc_kafka_find_name
@@ -145,12 +145,12 @@ static int kafka_validate(const void *cfgp, char *err, size_t errlen)
         return bad(err, errlen, "compression", "must be none, gzip, snappy, lz4 or zstd");
     if (c->linger_ms >= c->timeout_ms)
         return bad(err, errlen, "linger", "must be shorter than timeout");
-    return 0;
+    return pc_spooler_validate(&c->spool, c->timeout_ms, err, errlen);
 }
 
 /* ---------------------------------------------------------------- state -- */
 
-enum { T_TRACES = 0, T_SPANS, T_METRICS, T_LOGS, T_COUNT };
+#define T_COUNT PC_KAFKA_T_COUNT
 
 /* One consume call's outstanding messages; see "Durable acknowledgement". */
 typedef struct waiter {
@@ -168,7 +168,10 @@ typedef struct kafka {
     const kafka_cfg *cfg;
     int encoding;
     int64_t timeout_ns;
+    int64_t after_ns; /* spool.after: the deadline of a consume when spooling */
     size_t max_bytes;
+    pc_spooler *spooler; /* NULL: no spool */
+    pc_budget *budget;   /* charged with each record while it is in consume */
     rd_kafka_conf_t *conf; /* until start hands it to rd_kafka_new */
     rd_kafka_t *rk;
     rd_kafka_topic_t *topics[T_COUNT];
@@ -241,6 +244,7 @@ static void set_up(kafka *K)
     pthread_mutex_lock(&K->hmu);
     K->ok_wall = pc_time_now_ns();
     pthread_mutex_unlock(&K->hmu);
+    if (K->spooler) pc_spooler_kick(K->spooler); /* drain now */
     if (healed) pc_log(PC_LOG_INFO, K->id, "the recreated producer reached the brokers; healthy");
 }
 
@@ -423,6 +427,7 @@ static int build_conf(kafka *K)
 }
 
 static void kafka_destroy(void *ctx);
+static pc_result send_spooled(void *ctx, const void *rec, size_t n);
 
 static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *next)
 {
@@ -441,10 +446,18 @@ static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *n
     }
     K->encoding = find_name(encodings, cfg->encoding);
     K->timeout_ns = cfg->timeout_ms * NS_PER_MS;
+    K->after_ns = cfg->spool.after_ms * NS_PER_MS;
     K->max_bytes = (size_t)cfg->max_message_bytes;
     if (build_conf(K) < 0) {
         kafka_destroy(K);
         return NULL;
+    }
+    if (pc_spooler_enabled(&cfg->spool)) {
+        K->spooler = pc_spooler_create(id, &cfg->spool, send_spooled, K);
+        if (!K->spooler) {
+            kafka_destroy(K);
+            return NULL;
+        }
     }
     return K;
 }
@@ -542,9 +555,9 @@ static void heal(kafka *K)
 
 static int kafka_start(void *ctx, pc_host *host)
 {
-    (void)host;
     kafka *K = ctx;
     if (K->rk) return 0;
+    K->budget = pc_host_budget(host);
     if (open_producer(K) < 0) return -1;
     const kafka_cfg *c = K->cfg;
     K->ok_wall = pc_time_now_ns(); /* before the poll thread exists */
@@ -555,6 +568,7 @@ static int kafka_start(void *ctx, pc_host *host)
     }
     K->poller_running = true;
     __atomic_store_n(&K->accepting, 1, __ATOMIC_RELEASE);
+    if (K->spooler && pc_spooler_start(K->spooler) < 0) return -1;
     pc_log(PC_LOG_INFO, K->id, "producing to %s (encoding %s, compression %s, acks=all)",
            c->conn.brokers, c->encoding, c->compression);
     return 0;
@@ -570,6 +584,7 @@ static void kafka_shutdown(void *ctx)
     kafka *K = ctx;
     if (!K) return;
     __atomic_store_n(&K->accepting, 0, __ATOMIC_RELEASE);
+    pc_spooler_stop(K->spooler); /* what is spooled stays for the next start */
     if (K->poller_running) { /* first: it may be replacing the producer */
         __atomic_store_n(&K->stop, 1, __ATOMIC_RELEASE);
         pthread_join(K->poller, NULL);
@@ -592,6 +607,7 @@ static void kafka_destroy(void *ctx)
     kafka *K = ctx;
     if (!K) return;
     kafka_shutdown(K);
+    pc_spooler_destroy(K->spooler);
     close_producer(K);
     if (K->conf) rd_kafka_conf_destroy(K->conf);
     pthread_rwlock_destroy(&K->rk_lock);
@@ -602,137 +618,61 @@ static void kafka_destroy(void *ctx)
 
 /* ------------------------------------------------------------ data path -- */
 
-/* One consume call: its waiter, deadline and scratch buffer. */
-typedef struct job {
-    kafka *K;
-    waiter *w;
-    int64_t deadline; /* monotonic ns */
-    pc_buf buf;
-} job;
-
 enum { PRODUCED = 0, DROPPED = 1, FAILED = -1 };
 
-/* Counts and logs j->buf, a message of |spans| spans, as dropped. Returns DROPPED. */
-static int drop(job *j, int t, pc_str key, size_t spans)
-{
-    kafka *K = j->K;
-    size_t size = j->buf.len;
-    pthread_mutex_lock(&j->w->mu);
-    j->w->dropped++;
-    pthread_mutex_unlock(&j->w->mu);
-    count(&K->stats.dropped_messages, 1);
-    count(&K->stats.dropped_spans, (int64_t)spans);
-    pc_log(PC_LOG_WARN, K->id,
-           "dropped a %zu-byte message for %s (trace \"%.*s\", %zu spans): over "
-           "max_message_bytes %zu",
-           size, rd_kafka_topic_name(K->topics[t]), (int)(key.n < 128 ? key.n : 128),
-           key.p ? key.p : "", spans, K->max_bytes);
-    return DROPPED;
-}
-
-static bool too_big(const kafka *K, size_t value, size_t key)
-{
-    return value + key + MSG_OVERHEAD > K->max_bytes;
-}
-
 /*
- * Produces j->buf to topic |t| with |key| (none when empty), counted on the
- * waiter; |spans| is how many spans it carries (for drop accounting). Waits
- * for queue room until the deadline. PRODUCED, DROPPED (too large) or FAILED.
+ * Produces message |m|, counted on |w|. Waits for queue room until |deadline|.
+ * PRODUCED, DROPPED (librdkafka found it too large) or FAILED. The caller
+ * holds rk_lock shared.
  */
-static int produce(job *j, int t, pc_str key, size_t spans)
+static int produce(kafka *K, waiter *w, const pc_kafka_msg *m, int64_t deadline)
 {
-    kafka *K = j->K;
-    if (too_big(K, j->buf.len, key.n)) return drop(j, t, key, spans);
-    pthread_mutex_lock(&j->w->mu);
-    j->w->refs++;
-    j->w->pending++;
-    pthread_mutex_unlock(&j->w->mu);
+    rd_kafka_topic_t *topic = K->topics[m->topic];
+    pthread_mutex_lock(&w->mu);
+    w->refs++;
+    w->pending++;
+    pthread_mutex_unlock(&w->mu);
     rd_kafka_resp_err_t err;
     for (;;) {
         err = rd_kafka_producev(
-            K->rk, RD_KAFKA_V_RKT(K->topics[t]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_VALUE(j->buf.data, j->buf.len), RD_KAFKA_V_KEY(key.n ? key.p : NULL, key.n),
-            RD_KAFKA_V_OPAQUE(j->w), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || pc_time_mono_ns() >= j->deadline) break;
+            K->rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE((void *)m->value, m->len),
+            RD_KAFKA_V_KEY(m->key.n ? m->key.p : NULL, m->key.n), RD_KAFKA_V_OPAQUE(w),
+            RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || pc_time_mono_ns() >= deadline) break;
         struct timespec ts = {0, 1000000}; /* the poll thread drains the queue */
         nanosleep(&ts, NULL);
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return PRODUCED;
-    pthread_mutex_lock(&j->w->mu);
-    j->w->refs--; /* consume still holds one: never the last */
-    j->w->pending--;
-    pthread_mutex_unlock(&j->w->mu);
-    if (size_error(err)) return drop(j, t, key, spans);
+    pthread_mutex_lock(&w->mu);
+    w->refs--; /* the caller still holds one: never the last */
+    w->pending--;
+    if (size_error(err)) w->dropped++;
+    pthread_mutex_unlock(&w->mu);
+    if (size_error(err)) {
+        count(&K->stats.dropped_messages, 1);
+        count(&K->stats.dropped_spans, m->spans);
+        pc_log(PC_LOG_WARN, K->id, "dropped a %zu-byte message for %s: %s", m->len + m->key.n,
+               rd_kafka_topic_name(topic), rd_kafka_err2str(err));
+        return DROPPED;
+    }
     char why[256];
-    snprintf(why, sizeof(why), "cannot produce to %s: %s", rd_kafka_topic_name(K->topics[t]),
+    snprintf(why, sizeof(why), "cannot produce to %s: %s", rd_kafka_topic_name(topic),
              rd_kafka_err2str(err));
     set_failing(K, why);
     return FAILED;
 }
 
-/* prela_json: one message per span, then the summary of the spans produced. */
-static int produce_prela(job *j, const pc_trace_group *tr, const pc_batch *b)
-{
-    const pc_span **kept = pc_xmalloc(tr->n * sizeof(*kept));
-    size_t n_kept = 0;
-    int rc = PRODUCED;
-    for (size_t i = 0; i < tr->n && rc != FAILED; i++) {
-        pc_buf_reset(&j->buf);
-        pc_kafka_span_json(&j->buf, tr->spans[i], pc_span_received(b, tr->spans[i]));
-        rc = produce(j, T_SPANS, tr->trace_id, 1);
-        if (rc == PRODUCED) kept[n_kept++] = tr->spans[i];
-    }
-    if (rc != FAILED && n_kept) {
-        pc_buf_reset(&j->buf);
-        pc_kafka_trace_json(&j->buf, kept, n_kept, b->received_ns);
-        rc = produce(j, T_TRACES, tr->trace_id, 0);
-    }
-    free(kept);
-    return rc == FAILED ? FAILED : PRODUCED;
-}
-
-/* otlp_*: one request for the |n| spans, halved until each fits. */
-static int produce_otlp(job *j, const pc_span *const *spans, size_t n, pc_str trace_id)
-{
-    pc_buf_reset(&j->buf);
-    if (j->K->encoding == ENC_OTLP_PROTO)
-        pc_kafka_otlp_proto(&j->buf, spans, n);
-    else
-        pc_kafka_otlp_json(&j->buf, spans, n);
-    if (n > 1 && too_big(j->K, j->buf.len, trace_id.n)) {
-        size_t half = n / 2;
-        if (produce_otlp(j, spans, half, trace_id) == FAILED) return FAILED;
-        return produce_otlp(j, spans + half, n - half, trace_id);
-    }
-    return produce(j, T_SPANS, trace_id, n) == FAILED ? FAILED : PRODUCED;
-}
-
-static int produce_traces(job *j, const pc_batch *b)
-{
-    pc_trace_group *tr;
-    size_t nt = pc_batch_group_traces(b, &tr);
-    int rc = PRODUCED;
-    for (size_t i = 0; i < nt && rc != FAILED; i++)
-        rc = j->K->encoding == ENC_PRELA_JSON
-                 ? produce_prela(j, &tr[i], b)
-                 : produce_otlp(j, (const pc_span *const *)tr[i].spans, tr[i].n, tr[i].trace_id);
-    free(tr);
-    return rc;
-}
-
 /*
- * Waits for the delivery reports of everything |j| produced, or the deadline,
- * or the first failure; then drops consume's reference. |failed| is true when
- * producing already failed. PC_OK when all were acknowledged (or dropped as
- * too large while something else was acknowledged), PC_DROP when every message
- * was dropped as too large, else PC_RETRY.
+ * Waits for the delivery reports of everything produced on |w|, or |deadline|,
+ * or the first failure; then drops the caller's reference. |failed| is true
+ * when producing already failed. PC_OK when all were acknowledged (or dropped
+ * as too large while something else was acknowledged), PC_DROP when every
+ * message was dropped as too large, else PC_RETRY.
  */
-static pc_result finish(job *j, bool failed)
+static pc_result finish(kafka *K, waiter *w, int64_t deadline, bool failed)
 {
-    waiter *w = j->w;
-    struct timespec ts = {.tv_sec = j->deadline / 1000000000LL,
-                          .tv_nsec = j->deadline % 1000000000LL};
+    struct timespec ts = {.tv_sec = deadline / 1000000000LL, .tv_nsec = deadline % 1000000000LL};
     pthread_mutex_lock(&w->mu);
     while (!failed && w->pending > 0 && !w->failed)
         if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) break;
@@ -742,12 +682,68 @@ static pc_result finish(job *j, bool failed)
         res = w->acked == 0 && w->dropped > 0 ? PC_DROP : PC_OK;
     waiter_unref_locked(w);
     if (timed_out) {
-        set_failing(j->K, "brokers did not acknowledge a batch within timeout");
-        set_down(j->K, "brokers did not acknowledge a batch within timeout");
+        set_failing(K, "brokers did not acknowledge a batch in time");
+        set_down(K, "brokers did not acknowledge a batch in time");
     }
     return res;
 }
 
+/*
+ * Produces every message of the record |rec| (kafka_record.h) and waits for
+ * their acknowledgements until |deadline| (see finish). A malformed record
+ * (only possible from a damaged spool) is PC_DROP.
+ */
+static pc_result send_record(kafka *K, const void *rec, size_t n, int64_t deadline)
+{
+    waiter *w = waiter_new();
+    bool failed = true;
+    pthread_rwlock_rdlock(&K->rk_lock);
+    if (!__atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE) && K->rk) { /* replaced meanwhile? */
+        failed = false;
+        size_t pos = 0;
+        pc_kafka_msg m;
+        int r;
+        while ((r = pc_kafka_record_next(rec, n, &pos, &m)) > 0)
+            if (produce(K, w, &m, deadline) == FAILED) {
+                failed = true;
+                break;
+            }
+        if (r < 0) {
+            pc_log(PC_LOG_ERROR, K->id, "a spooled record of %zu bytes is malformed", n);
+            pthread_rwlock_unlock(&K->rk_lock);
+            finish(K, w, deadline, true);
+            return PC_DROP;
+        }
+    }
+    pthread_rwlock_unlock(&K->rk_lock);
+    return finish(K, w, deadline, failed);
+}
+
+/* True while the brokers are known to be out of reach (or the producer is
+ * being replaced) for longer than |grace_ns|. */
+static bool unreachable(kafka *K, int64_t grace_ns)
+{
+    if (__atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE)) return true;
+    int64_t down = __atomic_load_n(&K->down_since, __ATOMIC_ACQUIRE);
+    return down && pc_time_mono_ns() - down >= grace_ns;
+}
+
+/* The spool's drainer delivers here (see spooler.h). While the brokers are out
+ * of reach it answers retry at once; set_up kicks the drainer when they are back. */
+static pc_result send_spooled(void *ctx, const void *rec, size_t n)
+{
+    kafka *K = ctx;
+    if (!__atomic_load_n(&K->accepting, __ATOMIC_ACQUIRE) || unreachable(K, 0)) return PC_RETRY;
+    return send_record(K, rec, n, pc_time_mono_ns() + K->timeout_ns);
+}
+
+/*
+ * Encodes the batch into one record, releases the batch, and produces the
+ * record. Without a spool: the answer of send_record within `timeout`. With a
+ * spool: the brokers get `spool.after` (none while they have been out of reach
+ * that long already); what they did not acknowledge by then is appended to the
+ * spool, and the answer is OK once it is durable there.
+ */
 static pc_result kafka_consume(void *ctx, pc_batch *b)
 {
     kafka *K = ctx;
@@ -758,26 +754,34 @@ static pc_result kafka_consume(void *ctx, pc_batch *b)
         return PC_OK;
     }
     if (!__atomic_load_n(&K->accepting, __ATOMIC_ACQUIRE) ||
-        __atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE)) {
+        (!K->spooler && __atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE))) {
         pc_batch_unref(b);
         return PC_RETRY;
     }
-    job j = {.K = K, .w = waiter_new(), .deadline = pc_time_mono_ns() + K->timeout_ns};
-    int rc = FAILED;
-    pthread_rwlock_rdlock(&K->rk_lock);
-    if (!__atomic_load_n(&K->fatal, __ATOMIC_ACQUIRE) && K->rk) { /* replaced meanwhile? */
-        if (traces) {
-            rc = produce_traces(&j, b);
-        } else {
-            int t = b->signal == PC_SIGNAL_METRICS ? T_METRICS : T_LOGS;
-            pc_buf_append(&j.buf, b->raw.p, b->raw.n);
-            rc = produce(&j, t, PC_STR_NULL, 0);
-        }
-    }
-    pthread_rwlock_unlock(&K->rk_lock);
-    pc_buf_free(&j.buf);
+    int64_t start = pc_time_mono_ns();
+    pc_buf rec = {0};
+    pc_kafka_drops drops = {0};
+    size_t nmsg = pc_kafka_record_encode(&rec, b, K->encoding, K->max_bytes, K->id, &drops);
     pc_batch_unref(b);
-    return finish(&j, rc == FAILED);
+    count(&K->stats.dropped_messages, (int64_t)drops.messages);
+    count(&K->stats.dropped_spans, (int64_t)drops.spans);
+    if (nmsg == 0) {
+        pc_buf_free(&rec);
+        return drops.messages ? PC_DROP : PC_OK;
+    }
+    size_t charged = rec.cap;
+    pc_budget_force(K->budget, charged);
+    pc_result res;
+    if (!K->spooler) {
+        res = send_record(K, rec.data, rec.len, start + K->timeout_ns);
+    } else {
+        res = unreachable(K, K->after_ns) ? PC_RETRY
+                                          : send_record(K, rec.data, rec.len, start + K->after_ns);
+        if (res == PC_RETRY && pc_spooler_append(K->spooler, rec.data, rec.len) == 0) res = PC_OK;
+    }
+    pc_budget_release(K->budget, charged);
+    pc_buf_free(&rec);
+    return res;
 }
 
 void pc_kafka_get_stats(void *ctx, pc_kafka_stats *out)
@@ -827,6 +831,7 @@ static void kafka_health(void *ctx, pc_health *out)
         out->reason[0] = '\0';
     }
     pthread_mutex_unlock(&K->hmu);
+    if (K->spooler) pc_spooler_health(K->spooler, out);
 }
 
 const pc_component_ops pc_kafka_exporter_ops = {

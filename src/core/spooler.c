@@ -1,0 +1,284 @@
+/*
+ * spooler.c - an exporter's disk spool and its drainer thread (see spooler.h).
+ *
+ * Sits between an exporter (kafka, clickhouse) and spool.c: the exporter
+ * appends what its destination did not take in time; the drainer thread
+ * replays it, oldest first, through the exporter's send function.
+ *
+ * The drainer sleeps on a condition variable: an append or a kick wakes it
+ * when idle, and a kick cuts a retry wait short. Refusals (full, disk error)
+ * are logged on the change into the refusing state and out of it, never per
+ * batch.
+ */
+#include "spooler.h"
+
+#include "log.h"
+#include "mem.h"
+#include "timefmt.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+#define IDLE_WAIT_MS 1000 /* an idle drainer looks again this often anyway */
+
+struct pc_spooler {
+    char *id;
+    pc_spool *sp;
+    pc_spooler_send_fn send;
+    void *ctx;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool running;
+    bool stop;   /* under mu */
+    bool kicked; /* under mu: wake now */
+
+    /* atomics */
+    uint64_t appended, drained, dropped, refused;
+    int refusing;          /* the last append was refused */
+    int refuse_rc;         /* its result */
+    int64_t pending_wall;  /* wall ns since records became pending; 0 = none */
+};
+
+int pc_spooler_validate(const pc_spooler_cfg *c, int64_t timeout_ms, char *err, size_t errlen)
+{
+    if (!pc_spooler_enabled(c)) return 0;
+    if (pc_spool_fsync_parse(c->fsync) < 0) {
+        snprintf(err, errlen, "spool.fsync: must be always or batch");
+        return -1;
+    }
+    if (c->after_ms > timeout_ms) {
+        snprintf(err, errlen, "spool.after: must not be longer than timeout");
+        return -1;
+    }
+    return 0;
+}
+
+bool pc_spooler_enabled(const pc_spooler_cfg *c)
+{
+    return c->directory && c->directory[0];
+}
+
+pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spooler_send_fn send,
+                              void *ctx)
+{
+    pc_spool_config sc = {
+        .directory = c->directory,
+        .max_size = (uint64_t)c->max_size,
+        .fsync = pc_spool_fsync_parse(c->fsync) == PC_SPOOL_FSYNC_ALWAYS ? PC_SPOOL_FSYNC_ALWAYS
+                                                                         : PC_SPOOL_FSYNC_BATCH,
+    };
+    char err[512];
+    pc_spool *sp = pc_spool_create(&sc, err, sizeof(err));
+    if (!sp) {
+        pc_log(PC_LOG_ERROR, id, "spool.directory: %s", err);
+        return NULL;
+    }
+    pc_spooler *s = pc_xcalloc(1, sizeof(*s));
+    s->id = pc_xstrdup(id);
+    s->sp = sp;
+    s->send = send;
+    s->ctx = ctx;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pc_spool_stats st;
+    pc_spool_get_stats(sp, &st);
+    if (st.records) {
+        s->pending_wall = pc_time_now_ns();
+        pc_log(PC_LOG_INFO, id, "spool %s holds %llu batches (%llu bytes) from before; draining",
+               c->directory, (unsigned long long)st.records, (unsigned long long)st.bytes);
+    }
+    return s;
+}
+
+/* Waits until kicked, stopped, or |ms| passed. Returns false when stopping. */
+static bool wait_ms(pc_spooler *s, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t end = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + ms * 1000000LL;
+    ts.tv_sec = end / 1000000000LL;
+    ts.tv_nsec = end % 1000000000LL;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && !s->kicked)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
+    s->kicked = false;
+    bool go = !s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return go;
+}
+
+static bool stopping(pc_spooler *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+static void *drain_main(void *arg)
+{
+    pc_spooler *s = arg;
+    int64_t retry_ms = 0;
+    while (!stopping(s)) {
+        const void *p;
+        size_t n;
+        uint64_t rid;
+        int rc = pc_spool_peek(s->sp, &p, &n, &rid);
+        if (rc == PC_SPOOL_EMPTY) {
+            if (__atomic_exchange_n(&s->pending_wall, 0, __ATOMIC_ACQ_REL))
+                pc_log(PC_LOG_INFO, s->id, "spool drained");
+            if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL))
+                pc_log(PC_LOG_INFO, s->id, "the spool is empty and takes batches again");
+            retry_ms = 0;
+            wait_ms(s, IDLE_WAIT_MS);
+            continue;
+        }
+        if (rc != 0) {
+            char why[256];
+            pc_log(PC_LOG_ERROR, s->id, "spool: cannot read: %s",
+                   pc_spool_error(s->sp, why, sizeof(why)));
+            wait_ms(s, RETRY_MAX_MS);
+            continue;
+        }
+        pc_result res = s->send(s->ctx, p, n);
+        if (res == PC_RETRY) {
+            retry_ms = retry_ms ? retry_ms * 2 : RETRY_MIN_MS;
+            if (retry_ms > RETRY_MAX_MS) retry_ms = RETRY_MAX_MS;
+            wait_ms(s, retry_ms);
+            continue;
+        }
+        retry_ms = 0;
+        if (res == PC_DROP) {
+            __atomic_add_fetch(&s->dropped, 1, __ATOMIC_RELAXED);
+            pc_log(PC_LOG_ERROR, s->id, "dropped a spooled batch of %zu bytes the destination "
+                   "can never take", n);
+        } else {
+            __atomic_add_fetch(&s->drained, 1, __ATOMIC_RELAXED);
+        }
+        rc = pc_spool_ack(s->sp, rid);
+        if (rc != 0) {
+            char why[256];
+            pc_log(PC_LOG_ERROR, s->id, "spool: cannot acknowledge a record: %s",
+                   pc_spool_error(s->sp, why, sizeof(why)));
+            wait_ms(s, RETRY_MAX_MS);
+        }
+    }
+    return NULL;
+}
+
+int pc_spooler_start(pc_spooler *s)
+{
+    if (s->running) return 0;
+    s->stop = false;
+    int rc = pthread_create(&s->thread, NULL, drain_main, s);
+    if (rc != 0) {
+        pc_log(PC_LOG_ERROR, s->id, "cannot start the spool drainer: %s", strerror(rc));
+        return -1;
+    }
+    s->running = true;
+    return 0;
+}
+
+void pc_spooler_stop(pc_spooler *s)
+{
+    if (!s || !s->running) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->running = false;
+}
+
+void pc_spooler_destroy(pc_spooler *s)
+{
+    if (!s) return;
+    pc_spooler_stop(s);
+    pc_spool_destroy(s->sp);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->id);
+    free(s);
+}
+
+void pc_spooler_kick(pc_spooler *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->kicked = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int pc_spooler_append(pc_spooler *s, const void *rec, size_t n)
+{
+    int rc = pc_spool_append(s->sp, rec, n);
+    if (rc == 0) {
+        __atomic_add_fetch(&s->appended, 1, __ATOMIC_RELAXED);
+        int64_t zero = 0;
+        if (__atomic_compare_exchange_n(&s->pending_wall, &zero, pc_time_now_ns(), false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            pc_log(PC_LOG_WARN, s->id, "spooling batches the destination did not take in time");
+        if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL))
+            pc_log(PC_LOG_INFO, s->id, "the spool takes batches again");
+        pc_spooler_kick(s);
+        return 0;
+    }
+    __atomic_add_fetch(&s->refused, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->refuse_rc, rc, __ATOMIC_RELEASE);
+    if (__atomic_exchange_n(&s->refusing, 1, __ATOMIC_ACQ_REL) == 0) {
+        char why[256];
+        pc_log(PC_LOG_ERROR, s->id, "the spool refuses batches (%s%s%s); answering retry",
+               pc_spool_strerror(rc), rc == PC_SPOOL_IO ? ": " : "",
+               rc == PC_SPOOL_IO ? pc_spool_error(s->sp, why, sizeof(why)) : "");
+    }
+    return rc;
+}
+
+void pc_spooler_get_stats(pc_spooler *s, pc_spooler_stats *out)
+{
+    pc_spool_get_stats(s->sp, &out->spool);
+    out->appended = __atomic_load_n(&s->appended, __ATOMIC_RELAXED);
+    out->drained = __atomic_load_n(&s->drained, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&s->dropped, __ATOMIC_RELAXED);
+    out->refused = __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
+}
+
+void pc_spooler_health(pc_spooler *s, pc_health *out)
+{
+    if (out->state != PC_HEALTH_OK) {
+        if (__atomic_load_n(&s->refusing, __ATOMIC_ACQUIRE)) {
+            int rc = __atomic_load_n(&s->refuse_rc, __ATOMIC_ACQUIRE);
+            char why[160];
+            out->state = PC_HEALTH_UNAVAILABLE;
+            snprintf(out->reason, sizeof(out->reason), "the spool refuses batches too (%s%s%s)",
+                     pc_spool_strerror(rc), rc == PC_SPOOL_IO ? ": " : "",
+                     rc == PC_SPOOL_IO ? pc_spool_error(s->sp, why, sizeof(why)) : "");
+            return;
+        }
+        char dest[sizeof(out->reason)];
+        snprintf(dest, sizeof(dest), "%s", out->reason);
+        out->state = PC_HEALTH_DEGRADED;
+        snprintf(out->reason, sizeof(out->reason), "spooling to disk: %.200s", dest);
+        return;
+    }
+    int64_t since = __atomic_load_n(&s->pending_wall, __ATOMIC_ACQUIRE);
+    if (!since) return;
+    pc_spool_stats st;
+    pc_spool_get_stats(s->sp, &st);
+    out->state = PC_HEALTH_DEGRADED;
+    out->since_ns = since;
+    snprintf(out->reason, sizeof(out->reason), "draining %llu spooled batches (%llu bytes)",
+             (unsigned long long)st.records, (unsigned long long)st.bytes);
+}

@@ -1,0 +1,199 @@
+"""The kafka exporter's disk spool: "200" means "in Kafka or on this disk".
+
+A gateway with `spool` set gives the brokers `spool.after` to acknowledge a batch; what
+they did not take by then is appended to the spool (CRC-framed segments, fsync before the
+answer) and the request is answered 200. A drainer replays the spool when the brokers are
+back. Here the real broker (scripts/kafka.sh) is stopped under steady load, the gateway is
+SIGKILLed while spooling and restarted, and every span that was answered 200 must reach the
+topic (counted by span id). A spool that is full answers 503, never 200.
+"""
+import json
+import threading
+import time
+import uuid
+
+import requests
+
+import workload
+from services import kafka  # noqa: F401  (fixture)
+
+PROTO = {"Content-Type": "application/x-protobuf"}
+
+
+def spool_collector(make_collector, tmp_path, brokers, run, after="1s", timeout="5s",
+                    max_size="1GiB", fsync="batch"):
+    topics = {s: f"{s}-{run}" for s in ("spans", "traces", "metrics", "logs")}
+    spool_dir = tmp_path / f"spool-{run}"
+    exporter = f"""
+kafka:
+  brokers: {brokers}
+  timeout: {timeout}
+  topics:
+    spans: {topics['spans']}
+    traces: {topics['traces']}
+    metrics: {topics['metrics']}
+    logs: {topics['logs']}
+  spool:
+    directory: {spool_dir}
+    max_size: {max_size}
+    fsync: {fsync}
+    after: {after}
+"""
+    pipelines = """
+traces/kafka:
+  receivers: [otlp]
+  processors: [normalize]
+  exporters: [kafka]
+"""
+    return make_collector(exporters_extra=exporter, pipelines_extra=pipelines), topics, spool_dir
+
+
+def kafka_health(c):
+    r = requests.get(c.ingest + "/health", timeout=10)
+    states = {e["id"]: e for e in r.json()["exporters"]}
+    return r.status_code, r.json()["status"], states["kafka"]
+
+
+class Load:
+    """Sends one trace (10 spans) per request over OTLP/HTTP, every |period| s, from a
+    thread; records the span ids of every request answered 200, and every other answer."""
+
+    def __init__(self, c, period=0.05):
+        self.c, self.period = c, period
+        self.acked, self.refused, self.unreachable = set(), [], 0
+        self.answers_200 = 0
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            traces = workload.make_traces(1)
+            ids = {s["span_id"] for s in traces[0]["spans"]}
+            try:
+                r = requests.post(self.c.otlp + "/v1/traces", data=workload.to_proto(traces),
+                                  headers=PROTO, timeout=30)
+            except requests.RequestException:
+                self.unreachable += 1  # the gateway is being restarted: no answer at all
+            else:
+                if r.status_code == 200:
+                    self.acked |= ids
+                    self.answers_200 += 1
+                else:
+                    self.refused.append((time.time(), r.status_code, r.text[:200]))
+            time.sleep(self.period)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        self.thread.join(60)
+
+
+def span_ids_on(kafka, topic, want, timeout):
+    """Reads |topic| from the beginning until every id of |want| was seen or |timeout|
+    passed: (ids seen, messages read)."""
+    from confluent_kafka import Consumer
+    cons = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "t-" + uuid.uuid4().hex,
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    cons.subscribe([topic])
+    seen, messages = set(), 0
+    deadline = time.time() + timeout
+    try:
+        while not want <= seen and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is None or m.error():
+                continue
+            messages += 1
+            seen.add(json.loads(m.value())["span_id"])
+    finally:
+        cons.close()
+    return seen, messages
+
+
+def test_kafka_down_60s_spooled_sigkilled_and_drained(make_collector, kafka, tmp_path):
+    c, topics, spool_dir = spool_collector(make_collector, tmp_path, kafka.bootstrap, "drill")
+    with Load(c) as load:
+        time.sleep(3)
+        before = load.answers_200
+        assert before > 10 and not load.refused, load.refused
+        assert kafka_health(c)[:2] == (200, "healthy")
+
+        down = time.time()
+        kafka.run("stop")
+        try:
+            time.sleep(15)
+            code, status, k = kafka_health(c)
+            assert (code, status, k["state"]) == (200, "degraded", "degraded"), k
+            assert k["reason"].startswith("spooling to disk"), k
+            assert any(spool_dir.glob("*.seg")), list(spool_dir.iterdir())
+
+            c.proc.kill()  # SIGKILL while spooling
+            c.proc.wait()
+            c.log.close()
+            killed = time.time()
+            c.start()
+            restart = time.time() - killed
+            while time.time() - down < 60:
+                time.sleep(0.5)
+            during = load.answers_200 - before
+        finally:
+            kafka.run("start")
+        back = time.time()
+        time.sleep(3)
+    assert not load.refused, load.refused[:5]
+    assert during > 300, during  # answered 200 from the spool all along (about 20 per second)
+
+    seen, messages = span_ids_on(kafka, topics["spans"], load.acked, 180)
+    drained = time.time() - back
+    missing = load.acked - seen
+    assert not missing, f"{len(missing)} of {len(load.acked)} acknowledged spans not on the topic"
+    deadline = time.time() + 60
+    while kafka_health(c)[1] != "healthy" and time.time() < deadline:
+        time.sleep(0.5)
+    code, status, k = kafka_health(c)
+    assert (code, status) == (200, "healthy"), k  # healthy again: the spool is empty
+    print(f"\nspool drill: {len(load.acked)} spans acknowledged ({during} requests answered 200 "
+          f"while Kafka was down 60 s), restart after SIGKILL {restart:.2f} s, every one on the "
+          f"topic {drained:.1f} s after Kafka was started ({messages} messages read, "
+          f"{messages - len(seen)} duplicates), no request refused")
+
+
+def test_full_spool_answers_503_and_keeps_what_it_took(make_collector, kafka, tmp_path):
+    # Nothing listens on the broker address: every batch goes to a 64 KiB spool.
+    import conftest
+    dead = f"127.0.0.1:{conftest.free_port()}"
+    c, topics, spool_dir = spool_collector(make_collector, tmp_path, dead, "full",
+                                           after="200ms", timeout="1s", max_size="64KiB",
+                                           fsync="always")
+    acked, codes = set(), []
+    for _ in range(200):
+        traces = workload.make_traces(1)
+        r = requests.post(c.otlp + "/v1/traces", data=workload.to_proto(traces), headers=PROTO,
+                          timeout=30)
+        codes.append(r.status_code)
+        if r.status_code == 200:
+            acked |= {s["span_id"] for s in traces[0]["spans"]}
+        else:
+            assert r.status_code == 503 and r.headers.get("Retry-After"), (r.status_code, r.text)
+        if codes[-3:] == [503] * 3:
+            break
+    assert 200 in codes and codes[-1] == 503, codes
+    assert all(code == 503 for code in codes[codes.index(503):]), codes  # full stays full
+    deadline = time.time() + 30  # unavailable once no broker was reachable for `timeout`
+    while kafka_health(c)[0] != 503 and time.time() < deadline:
+        time.sleep(0.2)
+    code, status, k = kafka_health(c)
+    assert (code, status, k["state"]) == (503, "unhealthy", "unavailable"), k
+    assert "spool refuses" in k["reason"] and "full" in k["reason"], k
+
+    # The brokers come back (the same spool, now pointed at the real broker): every span
+    # answered 200 reaches the topic.
+    assert c.stop() == 0
+    c.config_path.write_text(c.config_path.read_text().replace(dead, kafka.bootstrap))
+    c.start()
+    seen, _ = span_ids_on(kafka, topics["spans"], acked, 120)
+    assert acked <= seen, f"{len(acked - seen)} of {len(acked)} acknowledged spans lost"
+    print(f"\nfull spool: {len(acked)} spans acknowledged before the 64 KiB spool was full, "
+          f"then {codes.count(503)} requests answered 503; all {len(acked)} delivered later")

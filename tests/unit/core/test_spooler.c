@@ -1,0 +1,204 @@
+/*
+ * test_spooler.c - an exporter's spool and drainer: records appended while the
+ * destination refuses are delivered in order once it takes them, a kick cuts
+ * the retry wait short, a record the destination can never take is removed,
+ * what is spooled survives a close and is drained by the next spooler, and
+ * health says degraded (spooling, draining) or unavailable (the spool refuses).
+ */
+#include "check.h"
+
+#include "log.h"
+#include "spooler.h"
+#include "timefmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The destination: answers |mode| and records what it took. */
+typedef struct dest {
+    int mode; /* atomic: PC_OK, PC_RETRY or PC_DROP */
+    int calls;
+    char got[64][16];
+    int ngot;
+    int drop_next; /* atomic: answer PC_DROP once */
+} dest;
+
+static pc_result send_fn(void *ctx, const void *rec, size_t n)
+{
+    dest *d = ctx;
+    __atomic_add_fetch(&d->calls, 1, __ATOMIC_ACQ_REL);
+    if (__atomic_exchange_n(&d->drop_next, 0, __ATOMIC_ACQ_REL)) return PC_DROP;
+    int mode = __atomic_load_n(&d->mode, __ATOMIC_ACQUIRE);
+    if (mode == PC_OK && d->ngot < 64) {
+        snprintf(d->got[d->ngot], sizeof(d->got[0]), "%.*s", (int)n, (const char *)rec);
+        __atomic_add_fetch(&d->ngot, 1, __ATOMIC_ACQ_REL);
+    }
+    return (pc_result)mode;
+}
+
+static bool wait_for(const int *v, int want, int ms)
+{
+    for (int i = 0; i < ms / 5; i++) {
+        if (__atomic_load_n(v, __ATOMIC_ACQUIRE) >= want) return true;
+        usleep(5000);
+    }
+    return __atomic_load_n(v, __ATOMIC_ACQUIRE) >= want;
+}
+
+static char dir[256];
+
+static pc_spooler_cfg cfg(const char *fsync, int64_t max_size)
+{
+    return (pc_spooler_cfg){.directory = dir, .max_size = max_size, .fsync = (char *)fsync,
+                            .after_ms = 100};
+}
+
+static void test_validate(void)
+{
+    char err[256];
+    pc_spooler_cfg c = cfg("sometimes", 1 << 20);
+    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, err, sizeof(err)), -1);
+    CHECK(strstr(err, "spool.fsync") != NULL);
+    c = cfg("batch", 1 << 20);
+    c.after_ms = 2000;
+    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, err, sizeof(err)), -1);
+    CHECK(strstr(err, "spool.after") != NULL);
+    c.directory = (char *)"";
+    CHECK(!pc_spooler_enabled(&c));
+    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, err, sizeof(err)), 0); /* off: not checked */
+}
+
+static void test_drains_in_order_after_outage(void)
+{
+    dest d = {.mode = PC_RETRY};
+    pc_spooler_cfg c = cfg("batch", 1 << 20);
+    pc_spooler *s = pc_spooler_create("t", &c, send_fn, &d);
+    CHECK(s != NULL);
+    CHECK_EQ_INT(pc_spooler_start(s), 0);
+    char rec[16];
+    for (int i = 0; i < 10; i++) {
+        int n = snprintf(rec, sizeof(rec), "rec-%d", i);
+        CHECK_EQ_INT(pc_spooler_append(s, rec, (size_t)n), 0);
+    }
+    pc_health h = {.state = PC_HEALTH_UNAVAILABLE};
+    snprintf(h.reason, sizeof(h.reason), "brokers down");
+    pc_spooler_health(s, &h);
+    CHECK_EQ_INT(h.state, PC_HEALTH_DEGRADED);
+    CHECK(strstr(h.reason, "spooling to disk: brokers down") != NULL);
+    CHECK(wait_for(&d.calls, 2, 2000)); /* it keeps offering the first record */
+    CHECK_EQ_INT(d.ngot, 0);
+    h = (pc_health){.state = PC_HEALTH_OK};
+    pc_spooler_health(s, &h);
+    CHECK_EQ_INT(h.state, PC_HEALTH_DEGRADED);
+    CHECK(strstr(h.reason, "draining 10 spooled batches") != NULL);
+
+    /* back: after a kick the records arrive at once, in order */
+    sleep(1); /* let the retry wait grow past what the check below allows */
+    int64_t t0 = pc_time_mono_ns();
+    __atomic_store_n(&d.mode, PC_OK, __ATOMIC_RELEASE);
+    pc_spooler_kick(s);
+    CHECK(wait_for(&d.ngot, 10, 5000));
+    CHECK(pc_time_mono_ns() - t0 < 500 * 1000000LL);
+    for (int i = 0; i < 10; i++) {
+        snprintf(rec, sizeof(rec), "rec-%d", i);
+        CHECK_EQ_STR(d.got[i], rec);
+    }
+    pc_spooler_stats st;
+    for (int i = 0; i < 100; i++) { /* the ack follows the send */
+        pc_spooler_get_stats(s, &st);
+        if (st.spool.records == 0) break;
+        usleep(10000);
+    }
+    CHECK_EQ_INT(st.spool.records, 0);
+    CHECK_EQ_INT(st.appended, 10);
+    CHECK_EQ_INT(st.drained, 10);
+    for (int i = 0; i < 100; i++) {
+        h = (pc_health){.state = PC_HEALTH_OK};
+        pc_spooler_health(s, &h);
+        if (h.state == PC_HEALTH_OK) break;
+        usleep(20000);
+    }
+    CHECK_EQ_INT(h.state, PC_HEALTH_OK);
+    pc_spooler_destroy(s);
+}
+
+static void test_drop_and_restart(void)
+{
+    dest d = {.mode = PC_RETRY};
+    pc_spooler_cfg c = cfg("always", 1 << 20);
+    pc_spooler *s = pc_spooler_create("t", &c, send_fn, &d);
+    CHECK_EQ_INT(pc_spooler_append(s, "poison", 6), 0);
+    CHECK_EQ_INT(pc_spooler_append(s, "good-1", 6), 0);
+    pc_spooler_destroy(s); /* never started: both stay on disk */
+
+    s = pc_spooler_create("t", &c, send_fn, &d);
+    pc_spooler_stats st;
+    pc_spooler_get_stats(s, &st);
+    CHECK_EQ_INT(st.spool.records, 2);
+    __atomic_store_n(&d.drop_next, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&d.mode, PC_OK, __ATOMIC_RELEASE);
+    CHECK_EQ_INT(pc_spooler_start(s), 0);
+    CHECK(wait_for(&d.ngot, 1, 3000));
+    CHECK_EQ_STR(d.got[0], "good-1");
+    for (int i = 0; i < 100; i++) {
+        pc_spooler_get_stats(s, &st);
+        if (st.drained == 1) break;
+        usleep(10000);
+    }
+    CHECK_EQ_INT(st.dropped, 1);
+    CHECK_EQ_INT(st.drained, 1);
+    pc_spooler_destroy(s);
+}
+
+static void test_full_refuses(void)
+{
+    dest d = {.mode = PC_RETRY};
+    pc_spooler_cfg c = cfg("batch", 65536);
+    pc_spooler *s = pc_spooler_create("t", &c, send_fn, &d);
+    static char rec[4000];
+    memset(rec, 'r', sizeof(rec));
+    int rc = 0, ok = 0;
+    for (int i = 0; i < 100 && rc == 0; i++)
+        if ((rc = pc_spooler_append(s, rec, sizeof(rec))) == 0) ok++;
+    CHECK_EQ_INT(rc, PC_SPOOL_FULL);
+    CHECK(ok >= 8 && ok < 17);
+    pc_health h = {.state = PC_HEALTH_UNAVAILABLE};
+    pc_spooler_health(s, &h);
+    CHECK_EQ_INT(h.state, PC_HEALTH_UNAVAILABLE);
+    CHECK(strstr(h.reason, "refuses") && strstr(h.reason, "full"));
+    pc_spooler_stats st;
+    pc_spooler_get_stats(s, &st);
+    CHECK_EQ_INT(st.refused, 1);
+    /* the destination comes back: the spool drains and health recovers */
+    __atomic_store_n(&d.mode, PC_OK, __ATOMIC_RELEASE);
+    CHECK_EQ_INT(pc_spooler_start(s), 0);
+    pc_spooler_kick(s);
+    CHECK(wait_for(&d.ngot, ok, 5000));
+    for (int i = 0; i < 200; i++) {
+        h = (pc_health){.state = PC_HEALTH_UNAVAILABLE};
+        pc_spooler_health(s, &h);
+        if (h.state == PC_HEALTH_DEGRADED) break;
+        usleep(10000);
+    }
+    CHECK_EQ_INT(h.state, PC_HEALTH_DEGRADED); /* destination down, spool takes batches again */
+    pc_spooler_destroy(s);
+}
+
+int main(void)
+{
+    pc_log_set_level(getenv("PC_TEST_VERBOSE") ? PC_LOG_DEBUG : PC_LOG_ERROR);
+    snprintf(dir, sizeof(dir), "/tmp/pc-test-spooler-%d", (int)getpid());
+    RUN(test_validate);
+    RUN(test_drains_in_order_after_outage);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    RUN(test_drop_and_restart);
+    CHECK_EQ_INT(system(cmd), 0);
+    RUN(test_full_refuses);
+    CHECK_EQ_INT(system(cmd), 0);
+    return CHECK_DONE();
+}
