@@ -9,7 +9,11 @@ resource and scope. Each client replays it through its SDK's public API:
   run_telemetrygen(...)         the OpenTelemetry Collector's load generator (Go SDK)
 
 `check_spec(collector, spec)` then asserts the collector reports back exactly that
-trace through the query API. The JS SDK and telemetrygen are installed by
+trace through the query API.
+
+For the hostile-input tests (issue 10), `WellBehaved` is the client that sends small
+requests beside an attack: its latencies alone and under attack, and
+`assert_not_starved`, the one bound they are held to. The JS SDK and telemetrygen are installed by
 scripts/clients.sh at the paths below; a missing client fails the test (never skips).
 
 Which client can carry which attribute type (see make_spec):
@@ -22,11 +26,14 @@ Which client can carry which attribute type (see make_spec):
   telemetrygen  string and int attributes only; it has no compression option.
 """
 import base64
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
+import threading
+import time
 
 import workload
 
@@ -360,3 +367,108 @@ def check_spec(collector, spec, sdk_language, scope_attrs=None):
             assert_attrs(got["scope"]["attributes"], scope_attrs, (where, "scope"))
         assert got["service_name"] == spec["service"] and got["source"] == "otlp"
     return body
+
+
+# --- a well-behaved client beside an attack (issue 10) ------------------------------
+
+def p99(xs):
+    """The 99th percentile of |xs| (the largest value below 100 samples)."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+
+
+class Sample:
+    """What one measurement of a well-behaved client saw: each call's latency (seconds)
+    and outcome, in order."""
+
+    def __init__(self):
+        self.latencies, self.outcomes = [], []
+
+    @property
+    def p99(self):
+        assert self.latencies, "the well-behaved client made no call"
+        return p99(self.latencies)
+
+    def failures(self, ok):
+        return [o for o in self.outcomes if o != ok]
+
+
+class WellBehaved:
+    """A well-behaved client. |call()| makes one small request and returns its outcome
+    (an HTTP status, a gRPC code name: what counts as success is the `ok` given to
+    assert_not_starved); an exception is recorded as its repr, so a failing call fails
+    the test rather than ending a thread. |pause| seconds separate calls."""
+
+    def __init__(self, call, pause=0.0):
+        self.call, self.pause = call, pause
+
+    def _one(self, sample):
+        t0 = time.perf_counter()
+        try:
+            outcome = self.call()
+        except Exception as e:  # noqa: BLE001 (recorded, and asserted by the caller)
+            outcome = repr(e)
+        sample.latencies.append(time.perf_counter() - t0)
+        sample.outcomes.append(outcome)
+
+    def run(self, n):
+        """|n| calls one after another in this thread: the baseline, or a measurement
+        while an attack runs in other threads. Returns the Sample."""
+        sample = Sample()
+        for _ in range(n):
+            self._one(sample)
+            time.sleep(self.pause)
+        return sample
+
+    @contextlib.contextmanager
+    def alongside(self):
+        """Calls one after another in a background thread from entry until exit (the
+        call under way at exit finishes first): wrap the attack in it. Yields the
+        Sample, complete once the block has exited."""
+        sample, stop = Sample(), threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                self._one(sample)
+                stop.wait(self.pause)
+
+        th = threading.Thread(target=loop, daemon=True)
+        th.start()
+        try:
+            yield sample
+        finally:
+            stop.set()
+            th.join(timeout=120)
+            assert not th.is_alive(), "the well-behaved client's call never returned"
+
+
+# Under attack the well-behaved client's p99 must stay below this many times its p99
+# alone, or below the floor (seconds), whichever is larger: the floor keeps a
+# millisecond baseline on a loaded 2-core machine from failing on scheduling noise;
+# starvation (calls waiting on the attacker's deadlines or on a 37 s write) exceeds both.
+STARVED_FACTOR, STARVED_FLOOR = 20, 1.0
+
+
+def assert_not_starved(what, alone, attacked, attack, ok=200, min_calls=10, like=None,
+                       factor=STARVED_FACTOR, floor=STARVED_FLOOR):
+    """Prints |what|'s p99 alone and beside |attack| (pytest -s), then asserts every call
+    of the Samples ended in |ok|, the attacked one made at least |min_calls| calls, and
+    its p99 is below max(|floor|, |factor| * the p99 alone).
+
+    |like|, when given, is (Sample, what it ran beside): the same client beside the
+    legitimate load the attack imitates (a batch as large, of ordinary ids), for an
+    attack whose fair cost is that load's cost. The bound is then max(|floor|,
+    |factor| * that Sample's p99), with a factor suited to it (test_algorithmic: 2.5)."""
+    ref = like[0] if like else alone
+    bound = max(floor, factor * ref.p99)
+    beside = (f", {ref.p99 * 1000:.1f} ms beside {like[1]} ({len(ref.latencies)} calls)"
+              if like else "")
+    print(f"\nwell-behaved {what} p99: {alone.p99 * 1000:.1f} ms alone ({len(alone.latencies)} "
+          f"calls){beside}, {attacked.p99 * 1000:.1f} ms beside {attack} "
+          f"({len(attacked.latencies)} calls; bound {bound * 1000:.0f} ms)")
+    for name, sample in (("alone", alone), ("beside the reference load", ref),
+                         ("under attack", attacked)):
+        assert not sample.failures(ok), (name, sample.failures(ok)[:5])
+    assert len(attacked.latencies) >= min_calls, \
+        f"only {len(attacked.latencies)} calls beside {attack}"
+    assert attacked.p99 < bound, (what, alone.p99, ref.p99, attacked.p99)
