@@ -22,6 +22,7 @@
  */
 #include "spool.h"
 
+#include "files.h"
 #include "log.h"
 #include "mem.h"
 
@@ -543,8 +544,9 @@ pc_spool *pc_spool_create(const pc_spool_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&sp->mu, NULL);
     pthread_cond_init(&sp->cv, NULL);
     char path[4096];
-    if (mkdir(sp->dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "spool.directory: cannot create %s: %s", sp->dir, strerror(errno));
+    char why[512];
+    if (pc_mkdirs(sp->dir, 0750, why, sizeof why) < 0) {
+        snprintf(err, errlen, "spool.directory: %s", why);
         goto fail;
     }
     sp->dir_fd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

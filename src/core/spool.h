@@ -56,7 +56,7 @@ typedef enum pc_spool_fsync {
 } pc_spool_fsync;
 
 typedef struct pc_spool_config {
-    const char *directory; /* created (one level) when missing; borrowed during create */
+    const char *directory; /* created (with parents) when missing; borrowed during create */
     uint64_t max_size;     /* bytes on disk (segment files, headers included); > 0 */
     pc_spool_fsync fsync;
     /* Segment files roll at this size. 0 = the default: 16 MiB, or max_size/4

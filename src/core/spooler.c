@@ -78,7 +78,7 @@ pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spoole
     char err[512];
     pc_spool *sp = pc_spool_create(&sc, err, sizeof(err));
     if (!sp) {
-        pc_log(PC_LOG_ERROR, id, "spool.directory: %s", err);
+        pc_log(PC_LOG_ERROR, id, "%s", err);
         return NULL;
     }
     pc_spooler *s = pc_xcalloc(1, sizeof(*s));

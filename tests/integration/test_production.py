@@ -108,7 +108,7 @@ def roles(tmp_path, kafka, clickhouse):
         for role in ("gateway", "storage"):
             env = dict(base, **{k: f"127.0.0.1:{conftest.free_port()}" for k in (
                 "PRELA_INGEST_ENDPOINT", "PRELA_OTLP_GRPC_ENDPOINT", "PRELA_OTLP_HTTP_ENDPOINT",
-                "PRELA_QUERY_ENDPOINT")})
+                "PRELA_QUERY_ENDPOINT")}, PRELA_DATA_DIR=str(tmp_path / f"data-{role}-{run}"))
             out.append(Role(tmp_path, role, env))
         made.extend(out)
         return out
@@ -312,9 +312,10 @@ def test_clickhouse_down_under_load(roles, kafka, clickhouse):
     assert committed(kafka, group, topic) != before
 
 
-def test_kafka_down_gateway_refuses_then_recovers(roles, kafka):
-    """Kafka stops: the gateway answers 503 + Retry-After (no 200 it cannot keep); when
-    Kafka returns it accepts again, and every span it answered 200 for is stored."""
+def test_kafka_down_gateway_spools_then_delivers(roles, kafka):
+    """Kafka stops: the shipped gateway keeps answering 200 from its disk spool (on by
+    default, under PRELA_DATA_DIR) and says `degraded`; when Kafka returns the spool
+    drains, and every span it answered 200 for is stored exactly once."""
     gateway, storage = roles(KAFKA_TIMEOUT="3s")
     gateway.start()
     storage.start()
@@ -322,20 +323,18 @@ def test_kafka_down_gateway_refuses_then_recovers(roles, kafka):
     assert post_traces(gateway, acked).status_code == 200
     kafka.run("stop")
     try:
-        refused = workload.make_traces(2)
-        r = post_traces(gateway, refused)
-        assert r.status_code == 503, r.text
-        assert int(r.headers["Retry-After"]) >= 1
+        spooled = workload.make_traces(2)
+        r = post_traces(gateway, spooled)
+        assert r.status_code == 200, r.text
+        health = requests.get(gateway.ingest + "/health", timeout=10).json()
+        assert health["status"] == "degraded", health
+        assert list(pathlib.Path(gateway.env["PRELA_DATA_DIR"], "kafka-spool").glob("*.seg"))
     finally:
         kafka.run("start")
-    deadline = time.time() + 120
-    while True:
-        r = post_traces(gateway, refused)
-        if r.status_code == 200:
-            break
-        assert r.status_code == 503 and time.time() < deadline, (r.status_code, r.text)
-        time.sleep(0.5)
-    acked += refused
+    acked += spooled
     later = workload.make_traces(2)
-    assert post_traces(gateway, later).status_code == 200
+    deadline = time.time() + 60
+    while (r := post_traces(gateway, later)).status_code != 200 and time.time() < deadline:
+        time.sleep(0.5)
+    assert r.status_code == 200, r.text
     assert_exactly_once(storage, acked + later)
