@@ -52,9 +52,8 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/prela-bench-pipeline.XXXXXX")
 PIDS=()
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+NAME=bench-pipeline
+. scripts/lib/bench.sh
 export KAFKA_PORT=$(free_port) KAFKA_SASL_PORT=$(free_port) KAFKA_CONTROLLER_PORT=$(free_port)
 export CLICKHOUSE_HTTP_PORT=$(free_port) CLICKHOUSE_TCP_PORT=$(free_port)
 cleanup() {
@@ -66,12 +65,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-field() { grep '^result ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-cpu_s() { # utime+stime of pid $1 in seconds
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' \
-    "/proc/$1/stat"
-}
-rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 ch() { curl -fsS --data-binary "$1" "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/"; }
 
 echo "== starting Kafka (:$KAFKA_PORT) and ClickHouse (:$CLICKHOUSE_HTTP_PORT) in $TMP"
@@ -82,32 +75,19 @@ CH_PID=$(cat "$TMP/clickhouse/clickhouse.pid")
 P_PRELA=$(free_port) P_GRPC=$(free_port) P_HTTP=$(free_port) P_QUERY=$(free_port)
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT KAFKA_TOPIC_SPANS=bench-spans \
   KAFKA_TOPIC_TRACES=bench-traces CLICKHOUSE_HOST=127.0.0.1 CLICKHOUSE_PORT=$CLICKHOUSE_HTTP_PORT \
-  CLICKHOUSE_DATABASE=prela_bench PRELA_LOG_LEVEL=warn \
+  CLICKHOUSE_DATABASE=prela_bench PRELA_LOG_LEVEL=warn PRELA_DATA_DIR=$TMP/data \
   PRELA_INGEST_ENDPOINT=127.0.0.1:$P_PRELA PRELA_OTLP_GRPC_ENDPOINT=127.0.0.1:$P_GRPC \
   PRELA_OTLP_HTTP_ENDPOINT=127.0.0.1:$P_HTTP PRELA_QUERY_ENDPOINT=127.0.0.1:$P_QUERY
 case "$FORMAT" in otlp-grpc) TARGET=127.0.0.1:$P_GRPC ;; otlp) TARGET=127.0.0.1:$P_HTTP ;;
                   prela) TARGET=127.0.0.1:$P_PRELA ;; esac
 
 start() { # start ROLE: runs configs/ROLE.yaml in the background, sets PID
-  "$BIN" --config "configs/$1.yaml" >>"$TMP/$1.log" 2>&1 &
-  PID=$!
-  PIDS+=("$PID")
   local url
   case "$1" in gateway) url=http://127.0.0.1:$P_PRELA/health ;;
                storage) url=http://127.0.0.1:$P_QUERY/api/v1/health ;; esac
-  for _ in $(seq 300); do
-    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
-    kill -0 "$PID" 2>/dev/null || { echo "bench-pipeline: $1 exited:" >&2; cat "$TMP/$1.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "bench-pipeline: $1 not healthy after 30 s" >&2; cat "$TMP/$1.log" >&2; exit 1
+  start_collector "configs/$1.yaml" "$TMP/$1.log" "$url"
 }
-stop() { # stop PID: SIGTERM and wait
-  kill -TERM "$1"
-  for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  echo "bench-pipeline: pid $1 still running 30 s after SIGTERM" >&2
-  kill -KILL "$1"
-}
+stop() { stop_pid "$1"; }
 
 # --- 2. gateway into Kafka -----------------------------------------------------------
 echo; echo "== gateway (configs/gateway.yaml) into Kafka, $FORMAT, $CONNECTIONS connections"
