@@ -375,3 +375,30 @@ void pc_metrics_render(pc_metrics *m, pc_buf *b)
     }
     free(out.g);
 }
+
+/* ------------------------------------------------------- status-code counters */
+
+void pc_metrics_codes_init(pc_metrics_codes *c, pc_metrics *m, const char *name, const char *help,
+                           const char *listener, const char *code_label)
+{
+    memset(c, 0, sizeof(*c));
+    c->m = m;
+    c->name = name;
+    c->help = help;
+    c->code_label = code_label;
+    snprintf(c->listener, sizeof(c->listener), "%s", listener ? listener : "");
+}
+
+void pc_metrics_codes_add(pc_metrics_codes *c, int code)
+{
+    if (code < 0 || code >= 600) code = 0;
+    pc_counter *k = __atomic_load_n(&c->by[code], __ATOMIC_ACQUIRE);
+    if (!k) { /* first time: the registry returns the same series to racing threads */
+        char num[8];
+        snprintf(num, sizeof(num), "%d", code);
+        const char *const labels[] = {"listener", c->listener, c->code_label, num, NULL};
+        k = pc_metrics_counter(c->m, c->name, c->help, labels);
+        __atomic_store_n(&c->by[code], k, __ATOMIC_RELEASE);
+    }
+    pc_counter_add(k, 1);
+}

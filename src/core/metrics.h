@@ -124,6 +124,23 @@ void pc_metrics_out_add(pc_metrics_out *out, pc_metric_type type, const char *na
  * the text exposition format, version 0.0.4. */
 void pc_metrics_render(pc_metrics *m, pc_buf *b);
 
+/*
+ * Requests by status code for one listener: the counter |name|{listener=..,
+ * |code_label|=..} of each code, registered the first time that code is
+ * answered (codes outside 0..599 count as 0). Embed one in a server; init
+ * before the first request; add from any thread without a lock.
+ */
+typedef struct pc_metrics_codes {
+    pc_metrics *m;
+    const char *name, *help, *code_label; /* static strings */
+    char listener[96];
+    pc_counter *by[600]; /* atomic pointers */
+} pc_metrics_codes;
+
+void pc_metrics_codes_init(pc_metrics_codes *c, pc_metrics *m, const char *name, const char *help,
+                           const char *listener, const char *code_label);
+void pc_metrics_codes_add(pc_metrics_codes *c, int code);
+
 /* The Content-Type of pc_metrics_render's output. */
 #define PC_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
