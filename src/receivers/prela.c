@@ -70,6 +70,7 @@ typedef struct prela {
     pc_http_server *http;
     pc_host *host; /* from start; for /health */
     pc_receiver_counters counters; /* from start */
+    pc_counter *rejected;          /* prela_receiver_dropped_spans{reason="rejected"} */
 } prela;
 
 /* ----------------------------------------------------------------- decoding */
@@ -433,6 +434,7 @@ static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
         }
     }
     if (deliver(p, req, b, resp)) {
+        if (rejected) pc_counter_add(p->rejected, rejected);
         pc_buf_printf(&resp->body,
                       "{\"status\":\"accepted\",\"ingested\":%zu,\"total\":%zu,\"rejected\":%zu",
                       b->n, spans->arr.n, rejected);
@@ -512,6 +514,7 @@ static int start(void *ctx, pc_host *host)
     prela *p = ctx;
     p->host = host;
     pc_host_receiver_counters(host, p->id, "http", &p->counters);
+    p->rejected = pc_host_dropped(host, p->id, PC_SIGNAL_TRACES, "rejected");
     pc_http_config hc = {.name = p->id,
                          .endpoint = p->cfg->endpoint,
                          .max_body = p->cfg->max_body,
