@@ -8,6 +8,7 @@ checks every counter equals what was sent. Also: the endpoint honours API keys, 
 component id full of quotes, backslashes and newlines comes out escaped and parseable.
 """
 import json
+import time
 
 import grpc
 import pytest
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import conftest
 import workload
+from services import kafka  # noqa: F401  (fixture)
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -222,3 +224,40 @@ def test_bad_metrics_settings_fail_startup(tmp_path, value, msg):
     with pytest.raises(RuntimeError) as e:
         c.start()
     assert msg in str(e.value)
+
+
+def test_kafka_receiver_counts_and_lag(make_collector, kafka):
+    """gateway (prela → kafka) then storage (kafka receiver → local): the storage
+    collector's accepted spans on transport kafka equal what the gateway accepted, the
+    gateway's kafka exporter counted them as sent, and once caught up every assigned
+    partition reports a lag of 0."""
+    import uuid
+
+    from test_kafka_receiver import gateway, make_topics, send_workload, storage
+    run = uuid.uuid4().hex[:8]
+    topics = make_topics(kafka, run)
+    gw = gateway(make_collector, kafka, topics, "otlp_proto")
+    traces = send_workload(gw, 3)
+    n = sum(len(t["spans"]) for t in traces)
+    g = scrape(gw)
+    assert val(g, "otelcol_receiver_accepted_spans_total", receiver="otlp", transport="http") == n
+    assert val(g, "otelcol_exporter_sent_spans_total", exporter="kafka") == n
+
+    st = storage(make_collector, kafka, topics, "otlp_proto", f"metrics-{run}")
+    deadline, m = time.time() + 60, {}
+    lag = "prela_kafka_consumer_lag"
+    while time.time() < deadline:
+        m = scrape(st)
+        parts = {dict(k[1])["partition"] + "/" + dict(k[1])["topic"]: v
+                 for k, v in m.items() if k[0] == lag}
+        if (val(m, "otelcol_receiver_accepted_spans_total", receiver="kafka",
+                transport="kafka") == n and len(parts) == 6 and not any(parts.values())):
+            break
+        time.sleep(0.2)
+    assert val(m, "otelcol_receiver_accepted_spans_total", receiver="kafka", transport="kafka") == n
+    assert val(m, "otelcol_receiver_refused_spans_total", receiver="kafka", transport="kafka") == 0
+    assert val(m, "otelcol_exporter_sent_spans_total", exporter="local") == n
+    parts = {(dict(k[1])["topic"], dict(k[1])["partition"]): v for k, v in m.items() if k[0] == lag}
+    assert set(parts) == {(t, str(p)) for t in topics.values() for p in range(3)}, parts
+    assert not any(parts.values()), parts
+    assert val(m, "prela_kafka_receiver_messages_total", receiver="kafka") >= 1
