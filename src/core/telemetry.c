@@ -108,7 +108,11 @@ pc_telemetry *pc_telemetry_start(const char *endpoint, pc_metrics *m, pc_auth *a
         pc_telemetry_stop(t);
         return NULL;
     }
-    pc_log(PC_LOG_INFO, "telemetry", "metrics on http://%s/metrics", endpoint);
+    char host[256];
+    int port;
+    if (pc_http_parse_endpoint(endpoint, host, sizeof(host), &port) == 0)
+        pc_log(PC_LOG_INFO, "telemetry", "metrics on http://%s:%d/metrics", host,
+               pc_http_port(t->srv));
     return t;
 }
 
