@@ -11,7 +11,6 @@
  */
 #include "telemetry.h"
 #include "http.h"
-#include "log.h"
 #include "mem.h"
 #include "timefmt.h"
 
@@ -108,11 +107,6 @@ pc_telemetry *pc_telemetry_start(const char *endpoint, pc_metrics *m, pc_auth *a
         pc_telemetry_stop(t);
         return NULL;
     }
-    char host[256];
-    int port;
-    if (pc_http_parse_endpoint(endpoint, host, sizeof(host), &port) == 0)
-        pc_log(PC_LOG_INFO, "telemetry", "metrics on http://%s:%d/metrics", host,
-               pc_http_port(t->srv));
     return t;
 }
 
