@@ -23,6 +23,13 @@
  * Health: an exporter may report its state (health op, any thread, any time
  * between create and destroy); the pipeline aggregates them for the /health
  * routes (pc_host_health). An exporter without the op counts as OK.
+ *
+ * Metrics (metrics.h): the pipeline counts what each exporter's consume
+ * returns (otelcol_exporter_sent_* for OK, otelcol_exporter_send_failed_* for
+ * RETRY and DROP, labelled exporter=<id>). A receiver resolves its counters at
+ * start (pc_host_receiver_counters, pc_host_metrics) and counts each hand-over
+ * with pc_receiver_count. A component with values of its own (queue or spool
+ * depth, lag) adds them at scrape time through the optional metrics op.
  */
 #ifndef PC_COMPONENT_H
 #define PC_COMPONENT_H
@@ -30,6 +37,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "config.h"
+#include "metrics.h"
 #include "span.h"
 
 #include <stdint.h>
@@ -102,6 +110,11 @@ struct pc_component_ops {
     /* Exporters: fills |out| with the current state. Optional (absent = OK).
      * Thread-safe, cheap, never blocks on I/O. */
     void (*health)(void *ctx, pc_health *out);
+    /* Any component: appends its own scrape-time samples to |out| with
+     * pc_metrics_out_add (label them with the component id). Optional. Called
+     * on the scraping thread between start and shutdown; quick, never blocks
+     * on I/O, registers nothing. */
+    void (*metrics)(void *ctx, pc_metrics_out *out);
 };
 
 /* Returns the store of the exporter |id|, or NULL when there is none. */
@@ -109,6 +122,33 @@ const pc_store *pc_host_store(pc_host *host, const char *id);
 /* The process's authenticator (auth.h), for every listener; NULL (= no keys)
  * when |host| is NULL, as in unit tests. */
 pc_auth *pc_host_auth(pc_host *host);
+/* The process's self-metrics registry (metrics.h); NULL when |host| is NULL or
+ * none was set, and registering in NULL gives usable scratch series. */
+pc_metrics *pc_host_metrics(pc_host *host);
+
+/* The counters of one receiver |id| on one |transport| ("http", "grpc",
+ * "kafka"): otelcol_receiver_accepted_{spans,metric_points,log_records} and
+ * the refused_ ones, labelled receiver=<id>, transport=<transport>. */
+typedef struct pc_receiver_counters {
+    pc_counter *accepted[PC_SIGNALS];
+    pc_counter *refused[PC_SIGNALS];
+} pc_receiver_counters;
+/* Resolves |out| once (at start); the counters live as long as the registry. */
+void pc_host_receiver_counters(pc_host *host, const char *id, const char *transport,
+                               pc_receiver_counters *out);
+/* Counts |items| of |sig| handed to the pipeline with result |r|: accepted
+ * when OK, refused otherwise. A zeroed |c| (never resolved) counts nothing. */
+static inline void pc_receiver_count(const pc_receiver_counters *c, pc_signal sig, int64_t items,
+                                     pc_result r)
+{
+    pc_counter *k = r == PC_OK ? c->accepted[sig] : c->refused[sig];
+    if (k && items > 0) pc_counter_add(k, (uint64_t)items);
+}
+/* The counter prela_receiver_dropped_{spans,metric_points,log_records}
+ * {receiver=<id>, reason=<reason>} of |sig|: items a receiver read but left
+ * out while answering success (partial success, no pipeline for the signal). */
+pc_counter *pc_host_dropped(pc_host *host, const char *id, pc_signal sig, const char *reason);
+
 /* The process memory budget (budget.h) that request memory is charged to;
  * NULL (= unlimited) when |host| is NULL or none was set. */
 struct pc_budget *pc_host_budget(pc_host *host);

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "auth.h"
 #include "component.h"
+#include "http.h"
 #include "log.h"
 #include "mem.h"
 #include "registry.h"
@@ -606,6 +607,44 @@ static int load_memory_limit(loader *L, pc_config *c, yaml_node_t *svc)
     return 0;
 }
 
+/* service.telemetry.metrics: {level: none|basic|normal|detailed, endpoint}.
+ * Why "level: none" is the off switch: it is the OpenTelemetry Collector's.
+ * The other levels all serve every metric. The endpoint's default honours
+ * PRELA_METRICS_ENDPOINT, so a machine running many collectors (tests) can
+ * move them all off 8888 without editing each file. */
+static int load_metrics(loader *L, pc_config *c, yaml_node_t *m)
+{
+    static const char *const keys[] = {"level", "endpoint", NULL};
+    if (only_keys(L, m, "service.telemetry.metrics", keys)) return -1;
+    yaml_node_t *lvl = map_get(L, m, "level"), *ep = map_get(L, m, "endpoint");
+    if (lvl && lvl->type == YAML_SCALAR_NODE) {
+        const char *v = substitute(L, (const char *)lvl->data.scalar.value,
+                                   "service.telemetry.metrics.level");
+        if (!v) return -1;
+        if (!strcmp(v, "none")) return 0;
+        if (strcmp(v, "basic") && strcmp(v, "normal") && strcmp(v, "detailed"))
+            return errf(L->err, L->errlen,
+                        "service.telemetry.metrics.level: \"%s\" is not one of none, basic, "
+                        "normal, detailed",
+                        v);
+    }
+    const char *env = getenv("PRELA_METRICS_ENDPOINT");
+    const char *v = env && *env ? env : "127.0.0.1:8888";
+    if (ep && ep->type == YAML_SCALAR_NODE &&
+        !(v = substitute(L, (const char *)ep->data.scalar.value,
+                         "service.telemetry.metrics.endpoint")))
+        return -1;
+    char host[256];
+    int port;
+    if (pc_http_parse_endpoint(v, host, sizeof(host), &port))
+        return errf(L->err, L->errlen,
+                    "service.telemetry.metrics.endpoint: \"%s\" is not host:port (turn the "
+                    "endpoint off with level: none)",
+                    v);
+    c->metrics_endpoint = pc_xstrdup(v);
+    return 0;
+}
+
 static int load_service(loader *L, pc_config *c, yaml_node_t *root)
 {
     yaml_node_t *svc = map_get(L, root, "service");
@@ -614,8 +653,9 @@ static int load_service(loader *L, pc_config *c, yaml_node_t *root)
     if (only_keys(L, svc, "service", svc_keys)) return -1;
     if (load_memory_limit(L, c, svc)) return -1;
     yaml_node_t *tel = map_get(L, svc, "telemetry");
-    static const char *const tel_keys[] = {"logs", NULL};
+    static const char *const tel_keys[] = {"logs", "metrics", NULL};
     if (only_keys(L, tel, "service.telemetry", tel_keys)) return -1;
+    if (load_metrics(L, c, map_get(L, tel, "metrics"))) return -1;
     yaml_node_t *logs = map_get(L, tel, "logs");
     static const char *const log_keys[] = {"level", NULL};
     if (only_keys(L, logs, "service.telemetry.logs", log_keys)) return -1;
@@ -817,6 +857,7 @@ void pc_config_free(pc_config *c)
     }
     free(c->pipelines);
     pc_auth_config_free(&c->auth);
+    free(c->metrics_endpoint);
     free(c->source);
     free(c);
 }

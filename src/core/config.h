@@ -6,7 +6,8 @@
  *   processors: { ... }
  *   exporters:  { ... }
  *   service:
- *     telemetry: { logs: { level: info } }
+ *     telemetry: { logs: { level: info },
+ *                  metrics: { level: normal, endpoint: 127.0.0.1:8888 } }  # level none = off
  *     memory_limit: 256MiB              # the process memory budget (budget.h)
  *     memory_limit_percentage: 0        # % of the cgroup limit, when one is set
  *     pipelines: { traces[/<name>]: { receivers: [..], processors: [..], exporters: [..] } }
@@ -95,6 +96,7 @@ typedef struct pc_config {
     int64_t memory_limit;           /* service.memory_limit, bytes (default 256 MiB) */
     double memory_limit_percentage; /* service.memory_limit_percentage; 0 = unused */
     pc_auth_config auth;
+    char *metrics_endpoint; /* service.telemetry.metrics.endpoint; NULL = level none (off) */
     char *source; /* file name or "built-in standalone defaults" */
 } pc_config;
 

@@ -686,6 +686,9 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
 {
     pc_grpc_server *s = pc_xcalloc(1, sizeof(*s));
     s->cfg = *cfg;
+    pc_metrics_codes_init(&s->codes, cfg->metrics, "prela_grpc_server_requests",
+                          "gRPC calls answered, by listener and grpc-status.", cfg->name,
+                          "rpc_grpc_status_code");
     if (s->cfg.max_msg <= 0) s->cfg.max_msg = 4 << 20;
     if (s->cfg.max_concurrent_streams <= 0) s->cfg.max_concurrent_streams = 100;
     if (s->cfg.max_inflight <= 0) s->cfg.max_inflight = 64;

@@ -68,6 +68,7 @@
 #include "arena.h"
 #include "auth.h"
 #include "buf.h"
+#include "metrics.h"
 #include "tls.h"
 
 #include <stddef.h>
@@ -142,6 +143,7 @@ typedef struct pc_grpc_config {
     pc_auth *auth;            /* checked for each method's scope; NULL = none */
     pc_budget *budget;        /* call arenas are charged here; NULL = unlimited */
     const pc_tls_config *tls; /* NULL or no cert_file = cleartext; see tls.h */
+    pc_metrics *metrics;      /* answers are counted here by grpc-status; NULL = not */
 } pc_grpc_config;
 
 /*

@@ -240,6 +240,7 @@ static void answer(gcall *c, int code, int retry_ms, int accept, const char *fmt
     }
     if (accept) nv[n++] = hdr("grpc-accept-encoding", ACCEPT_ENCODING);
     submit(c, nv, n, NULL);
+    pc_metrics_codes_add(&c->s->codes, code);
     pc_buf_free(&msg), pc_buf_free(&text), pc_buf_free(&details);
 }
 
@@ -291,6 +292,7 @@ void pc_grpc_call_reply(gcall *c)
                        hdr("grpc-accept-encoding", ACCEPT_ENCODING)};
     nghttp2_data_provider dp = {.source.ptr = c, .read_callback = read_reply};
     submit(c, nv, 3, &dp);
+    pc_metrics_codes_add(&c->s->codes, PC_GRPC_OK);
 }
 
 /* ---- requests: headers, framing, END_STREAM (I/O thread) ----------------- */

@@ -119,6 +119,7 @@ struct pc_grpc_server {
     int64_t accept_warned; /* when that was last logged (at most every 10 s) */
     int64_t next_check;    /* when sweep next looks at the calls' deadlines */
     nghttp2_option *h2opt;
+    pc_metrics_codes codes; /* answers by grpc-status (metrics.h) */
     uint8_t rbuf[READ_CHUNK];
 };
 

@@ -87,6 +87,7 @@ struct pc_http_server {
     int stopping;
     pthread_t watchdog;
     int watchdog_started;
+    pc_metrics_codes codes; /* answers by status code (metrics.h) */
 };
 
 typedef struct request {
@@ -315,6 +316,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, pc_http_server *s,
     add_cors(conn, s, r, 0);
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
+    pc_metrics_codes_add(&s->codes, resp->status);
     return rc;
 }
 
@@ -447,6 +449,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             add_cors(conn, s, r, 1);
             enum MHD_Result rc = MHD_queue_response(conn, 204, r);
             MHD_destroy_response(r);
+            pc_metrics_codes_add(&s->codes, 204);
             return rc;
         }
         rq->route = route_find(s, method, url, NULL);
@@ -639,6 +642,9 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
     }
     pc_http_server *s = pc_xcalloc(1, sizeof(*s));
     s->cfg = *cfg;
+    pc_metrics_codes_init(&s->codes, cfg->metrics, "prela_http_server_requests",
+                          "HTTP requests answered, by listener and status code.", cfg->name,
+                          "http_response_status_code");
     parse_cors(cfg->cors_origins, &s->cors);
     s->routes = routes;
     s->n_routes = n;

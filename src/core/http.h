@@ -35,6 +35,7 @@
 #include "arena.h"
 #include "auth.h"
 #include "buf.h"
+#include "metrics.h"
 #include "tls.h"
 
 #include <stddef.h>
@@ -93,6 +94,7 @@ typedef struct pc_http_config {
     pc_auth *auth;            /* checked for each route's scope; NULL = none */
     pc_budget *budget;        /* request arenas are charged here; NULL = unlimited */
     const pc_tls_config *tls; /* NULL or no cert_file = plaintext; see tls.h */
+    pc_metrics *metrics;      /* answers are counted here by status code; NULL = not */
 } pc_http_config;
 
 /*

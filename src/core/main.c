@@ -9,13 +9,18 @@
  * shutdown runs on the main thread in pipeline order: receivers stop accepting,
  * in-flight requests finish, exporters flush; then the process exits 0.
  * SIGHUP re-reads auth.keys_file (auth.h) without a restart.
+ *
+ * Self-metrics (metrics.h): one registry for the process; the /metrics
+ * listener (telemetry.h) starts once the pipeline runs and stops first.
  */
 #include "auth.h"
 #include "budget.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "registry.h"
+#include "telemetry.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -117,10 +122,15 @@ int main(int argc, char **argv)
     pc_budget *budget = pc_budget_create(limit);
     pc_log(PC_LOG_INFO, NULL, "memory budget for requests: %lld MiB%s", (long long)(limit >> 20),
            limit < cfg->memory_limit ? " (from the cgroup limit)" : "");
+    pc_metrics *metrics = pc_metrics_create();
     pc_pipeline *p = pc_pipeline_create(cfg, auth);
-    if (p) pc_pipeline_set_budget(p, budget);
-    if (!p || pc_pipeline_start(p)) {
+    if (p) pc_pipeline_set_budget(p, budget), pc_pipeline_set_metrics(p, metrics);
+    pc_telemetry *tel = NULL;
+    if (!p || pc_pipeline_start(p) ||
+        (cfg->metrics_endpoint &&
+         !(tel = pc_telemetry_start(cfg->metrics_endpoint, metrics, auth, budget)))) {
         pc_pipeline_destroy(p);
+        pc_metrics_destroy(metrics);
         pc_budget_destroy(budget);
         pc_auth_destroy(auth);
         pc_config_free(cfg);
@@ -140,8 +150,10 @@ int main(int argc, char **argv)
     }
     pc_log(PC_LOG_INFO, NULL, "%s received: draining and shutting down",
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    pc_telemetry_stop(tel);
     pc_pipeline_shutdown(p);
     pc_pipeline_destroy(p);
+    pc_metrics_destroy(metrics);
     if (pc_budget_refused(budget))
         pc_log(PC_LOG_INFO, NULL, "memory budget: peak %lld bytes, %lld reservations refused",
                (long long)pc_budget_peak(budget), (long long)pc_budget_refused(budget));

@@ -11,6 +11,11 @@
  * All arrays are sized before any component is created, so the pc_consumer
  * pointers handed to create() never move.
  *
+ * Metrics: every exporter is reached through exporter_consume, which counts
+ * what its consume returned (component.h); the counters are resolved at start,
+ * before any receiver runs. One collector calls the components' metrics ops;
+ * it is removed before anything shuts down.
+ *
  * Health (pc_host_health): the listeners' /health routes ask every exporter
  * node's health op on their own threads; the node array is fixed once built,
  * and receivers stop before exporters are shut down or destroyed.
@@ -22,6 +27,7 @@
 #include "log.h"
 #include "mem.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +35,9 @@ typedef struct node {
     const pc_config_component *cc;
     void *ctx;
     int started;
+    /* exporters: what consume returned, per signal (resolved at start) */
+    pc_counter *sent[PC_SIGNALS];
+    pc_counter *failed[PC_SIGNALS];
 } node;
 
 typedef struct fanout {
@@ -40,6 +49,7 @@ struct pc_host {
     pc_pipeline *p;
     pc_auth *auth;
     pc_budget *budget;
+    pc_metrics *metrics;
 };
 
 struct pc_pipeline {
@@ -52,6 +62,7 @@ struct pc_pipeline {
     fanout *fanouts; /* per pipeline: exporters; per receiver: pipeline heads */
     size_t n_fanouts;
     pc_consumer *fanout_consumers; /* the consumer of each fanout */
+    int collecting; /* the components' metrics ops are registered */
     int shut;
 };
 
@@ -76,6 +87,18 @@ static pc_result fanout_consume(void *ctx, pc_batch *b)
         if (r > worst) worst = r;
     }
     return worst;
+}
+
+/* An exporter's consume, counted: |ctx| is its node. */
+static pc_result exporter_consume(void *ctx, pc_batch *b)
+{
+    node *n = ctx;
+    pc_signal sig = b->signal;
+    int64_t items = sig == PC_SIGNAL_TRACES ? (int64_t)b->n : b->items; /* b is gone after */
+    pc_result r = n->cc->ops->consume(n->ctx, b);
+    pc_counter *k = r == PC_OK ? n->sent[sig] : n->failed[sig];
+    if (k && items > 0) pc_counter_add(k, (uint64_t)items);
+    return r;
 }
 
 /* The consumer of fan-out |f|: its only target, or the fan-out itself. */
@@ -160,6 +183,75 @@ void pc_pipeline_set_budget(pc_pipeline *p, pc_budget *b)
     p->host.budget = b;
 }
 
+void pc_pipeline_set_metrics(pc_pipeline *p, pc_metrics *m)
+{
+    p->host.metrics = m;
+}
+
+pc_metrics *pc_host_metrics(pc_host *host)
+{
+    return host ? host->metrics : NULL;
+}
+
+/* The item names of each signal as the OpenTelemetry Collector spells them. */
+static const char *const item_names[PC_SIGNALS] = {"spans", "metric_points", "log_records"};
+static const char *const item_help[PC_SIGNALS] = {"spans", "metric data points", "log records"};
+
+void pc_host_receiver_counters(pc_host *host, const char *id, const char *transport,
+                               pc_receiver_counters *out)
+{
+    const char *const labels[] = {"receiver", id, "transport", transport, NULL};
+    char name[96], help[160];
+    for (int s = 0; s < PC_SIGNALS; s++) {
+        snprintf(name, sizeof(name), "otelcol_receiver_accepted_%s", item_names[s]);
+        snprintf(help, sizeof(help), "Number of %s successfully pushed into the pipeline.",
+                 item_help[s]);
+        out->accepted[s] = pc_metrics_counter(pc_host_metrics(host), name, help, labels);
+        snprintf(name, sizeof(name), "otelcol_receiver_refused_%s", item_names[s]);
+        snprintf(help, sizeof(help), "Number of %s that could not be pushed into the pipeline.",
+                 item_help[s]);
+        out->refused[s] = pc_metrics_counter(pc_host_metrics(host), name, help, labels);
+    }
+}
+
+pc_counter *pc_host_dropped(pc_host *host, const char *id, pc_signal sig, const char *reason)
+{
+    const char *const labels[] = {"receiver", id, "reason", reason, NULL};
+    char name[96], help[200];
+    snprintf(name, sizeof(name), "prela_receiver_dropped_%s", item_names[sig]);
+    snprintf(help, sizeof(help),
+             "Number of %s a receiver read but left out while answering success (partial "
+             "success, no pipeline for the signal), by reason.",
+             item_help[sig]);
+    return pc_metrics_counter(pc_host_metrics(host), name, help, labels);
+}
+
+static void resolve_exporter_counters(pc_pipeline *p, node *n)
+{
+    const char *const labels[] = {"exporter", n->cc->id, NULL};
+    char name[96], help[160];
+    for (int s = 0; s < PC_SIGNALS; s++) {
+        snprintf(name, sizeof(name), "otelcol_exporter_sent_%s", item_names[s]);
+        snprintf(help, sizeof(help), "Number of %s successfully sent to destination.",
+                 item_help[s]);
+        n->sent[s] = pc_metrics_counter(p->host.metrics, name, help, labels);
+        snprintf(name, sizeof(name), "otelcol_exporter_send_failed_%s", item_names[s]);
+        snprintf(help, sizeof(help), "Number of %s in failed attempts to send to destination.",
+                 item_help[s]);
+        n->failed[s] = pc_metrics_counter(p->host.metrics, name, help, labels);
+    }
+}
+
+/* The collector of the components' own samples (their metrics ops). */
+static void collect_components(void *ctx, pc_metrics_out *out)
+{
+    pc_pipeline *p = ctx;
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        node *n = &p->nodes[i];
+        if (n->started && n->cc->ops->metrics) n->cc->ops->metrics(n->ctx, out);
+    }
+}
+
 static node *add_node(pc_pipeline *p, const pc_config_component *cc)
 {
     node *n = &p->nodes[p->n_nodes++];
@@ -214,7 +306,7 @@ pc_pipeline *pc_pipeline_create(const pc_config *cfg, pc_auth *auth)
         unsigned bit = PC_SIG_BIT(pl->signal);
         for (size_t e = 0; e < pl->exporters.n; e++) {
             node *n = find_node(p, PC_EXPORTER, pl->exporters.v[e]);
-            p->consumers[p->n_consumers++] = (pc_consumer){n->cc->ops->consume, n->ctx, bit};
+            p->consumers[p->n_consumers++] = (pc_consumer){exporter_consume, n, bit};
             f->n++;
         }
         pc_consumer *next = &p->fanout_consumers[p->n_fanouts];
@@ -269,6 +361,8 @@ fail:
 
 int pc_pipeline_start(pc_pipeline *p)
 {
+    for (size_t i = 0; i < p->n_nodes; i++)
+        if (p->nodes[i].cc->ops->kind == PC_EXPORTER) resolve_exporter_counters(p, &p->nodes[i]);
     for (size_t i = 0; i < p->n_nodes; i++) {
         node *n = &p->nodes[i];
         if (n->cc->ops->start && n->cc->ops->start(n->ctx, &p->host)) {
@@ -278,6 +372,8 @@ int pc_pipeline_start(pc_pipeline *p)
         }
         n->started = 1;
     }
+    pc_metrics_add_collector(p->host.metrics, collect_components, p);
+    p->collecting = 1;
     return 0;
 }
 
@@ -285,6 +381,8 @@ void pc_pipeline_shutdown(pc_pipeline *p)
 {
     if (!p || p->shut) return;
     p->shut = 1;
+    if (p->collecting) pc_metrics_remove_collector(p->host.metrics, collect_components, p);
+    p->collecting = 0;
     for (size_t i = p->n_nodes; i-- > 0;) {
         node *n = &p->nodes[i];
         if (n->ctx && n->cc->ops->shutdown) n->cc->ops->shutdown(n->ctx);

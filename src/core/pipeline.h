@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "budget.h"
 #include "config.h"
+#include "metrics.h"
 
 typedef struct pc_pipeline pc_pipeline;
 
@@ -25,6 +26,10 @@ pc_pipeline *pc_pipeline_create(const pc_config *cfg, pc_auth *auth);
 /* Gives receivers the process memory budget |b| (budget.h; borrowed, it must
  * outlive the pipeline; NULL = unlimited). Call before pc_pipeline_start. */
 void pc_pipeline_set_budget(pc_pipeline *p, pc_budget *b);
+/* Gives components the self-metrics registry |m| (metrics.h; borrowed, it
+ * must outlive the pipeline; NULL = metrics go nowhere). Call before
+ * pc_pipeline_start. */
+void pc_pipeline_set_metrics(pc_pipeline *p, pc_metrics *m);
 /* Starts everything; on failure stops what was started and returns -1. */
 int pc_pipeline_start(pc_pipeline *p);
 /* Shuts everything down in reverse order. Idempotent. */

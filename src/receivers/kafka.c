@@ -545,6 +545,68 @@ void pc_kafka_receiver_get_stats(void *ctx, pc_kafka_receiver_stats *out)
         dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
+/*
+ * The metrics op (component.h): the stats counters under the OpenTelemetry
+ * Collector's names (accepted = delivered, refused = refused for good; each
+ * retry is counted apart), and the lag of each assigned partition: the high
+ * watermark minus the consumer's position, both from librdkafka's local state
+ * (no broker round trip). Why position and not the committed offset: reading
+ * committed offsets asks the broker, which a scrape must not wait for; while
+ * the pipeline refuses a batch the partitions are paused, which the retries
+ * counter shows.
+ */
+static void krecv_metrics(void *ctx, pc_metrics_out *out)
+{
+    krecv *R = ctx;
+    pc_kafka_receiver_stats st;
+    pc_kafka_receiver_get_stats(R, &st);
+    const char *const rl[] = {"receiver", R->id, "transport", "kafka", NULL};
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "otelcol_receiver_accepted_spans",
+                       "Number of spans successfully pushed into the pipeline.", rl,
+                       (double)st.delivered_spans);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "otelcol_receiver_refused_spans",
+                       "Number of spans that could not be pushed into the pipeline.", rl,
+                       (double)st.dropped_spans);
+    const char *const dl[] = {"receiver", R->id, "reason", "rejected", NULL};
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_receiver_dropped_spans",
+                       "Number of spans a receiver read but left out while answering success "
+                       "(partial success, no pipeline for the signal), by reason.",
+                       dl, (double)st.rejected_spans);
+    const char *const l[] = {"receiver", R->id, NULL};
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_kafka_receiver_messages",
+                       "Kafka messages read.", l, (double)st.messages);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_kafka_receiver_poison_messages",
+                       "Undecodable Kafka messages skipped (offsets committed).", l,
+                       (double)st.poison);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_kafka_receiver_retries",
+                       "Batches the pipeline asked to retry (partitions paused meanwhile).", l,
+                       (double)st.retries);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_kafka_receiver_commit_failures",
+                       "Offset commits that failed (kept for the next one).", l,
+                       (double)st.commit_failures);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (!R->rk || rd_kafka_assignment(R->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return;
+    rd_kafka_position(R->rk, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(R->rk, tp->topic, tp->partition, &lo, &hi) ||
+            hi < 0)
+            continue;
+        /* no position yet (nothing fetched): everything from the low watermark is behind */
+        int64_t pos = tp->offset >= 0 ? tp->offset : lo >= 0 ? lo : hi;
+        char part[16];
+        snprintf(part, sizeof(part), "%d", (int)tp->partition);
+        const char *const pl[] = {"receiver", R->id, "topic", tp->topic, "partition", part, NULL};
+        pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_kafka_consumer_lag",
+                           "Messages behind the high watermark, per assigned partition "
+                           "(from the consumer's position).",
+                           pl, (double)(hi > pos ? hi - pos : 0));
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 const pc_component_ops pc_kafka_receiver_ops = {
     .type = "kafka",
     .kind = PC_RECEIVER,
@@ -555,4 +617,5 @@ const pc_component_ops pc_kafka_receiver_ops = {
     .start = krecv_start,
     .shutdown = krecv_shutdown,
     .destroy = krecv_destroy,
+    .metrics = krecv_metrics,
 };

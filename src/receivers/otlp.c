@@ -100,7 +100,13 @@ typedef struct otlp {
     pc_grpc_server *grpc;
     pc_http_server *http;
     int64_t dropped[PC_SIGNALS]; /* atomic: items of signals no pipeline takes */
+    /* self-metrics, resolved at start (component.h) */
+    pc_receiver_counters counters[2]; /* [TR_HTTP], [TR_GRPC] */
+    pc_counter *no_pipeline[PC_SIGNALS]; /* prela_receiver_dropped_*{reason="no_pipeline"} */
+    pc_counter *rejected; /* prela_receiver_dropped_spans{reason="rejected"}: partial success */
 } otlp;
+
+enum { TR_HTTP = 0, TR_GRPC = 1 };
 
 /* ------------------------------------------------------------------- export */
 
@@ -118,6 +124,7 @@ static const char *const item_names[PC_SIGNALS] = {"spans", "metric data points"
 /* Counts |items| of |sig| that no pipeline takes; logs the first time. */
 static void count_dropped(otlp *o, pc_signal sig, int64_t items)
 {
+    if (o->no_pipeline[sig] && items > 0) pc_counter_add(o->no_pipeline[sig], (uint64_t)items);
     if (__atomic_fetch_add(&o->dropped[sig], items, __ATOMIC_RELAXED) == 0 && items)
         pc_log(PC_LOG_INFO, o->id,
                "received %s but no %s pipeline includes this receiver: they are accepted and "
@@ -131,10 +138,11 @@ static void count_dropped(otlp *o, pc_signal sig, int64_t items)
  * it to NULL). |requested| is the X-Prela-Project-Id header/metadata or NULL;
  * it counts only for admin keys and without auth (pc_auth_project), as does a
  * prela.project_id resource attribute. Spans are charged to |who|'s rate limit
- * (|res->error| and |*retry_s| say why on OUT_LIMITED).
+ * (|res->error| and |*retry_s| say why on OUT_LIMITED). |tr| (TR_HTTP,
+ * TR_GRPC) picks the counters.
  */
-static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body, size_t len,
-                      bool json, const pc_principal *who, const char *requested,
+static outcome export(otlp *o, int tr, pc_signal sig, pc_arena **arena, const void *body,
+                      size_t len, bool json, const pc_principal *who, const char *requested,
                       pc_otlp_result *res, int *retry_s)
 {
     const char *project = pc_auth_project(who, requested);
@@ -163,8 +171,11 @@ static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body
         return OUT_BAD;
     }
     int64_t items = sig == PC_SIGNAL_TRACES ? (int64_t)b->n : b->items;
+    if (sig == PC_SIGNAL_TRACES && res->rejected > 0 && o->rejected)
+        pc_counter_add(o->rejected, (uint64_t)res->rejected);
     if (sig == PC_SIGNAL_TRACES &&
         pc_auth_admit(who, b->n, res->error, sizeof(res->error), retry_s) != PC_AUTH_OK) {
+        pc_receiver_count(&o->counters[tr], sig, items, PC_RETRY);
         pc_batch_unref(b);
         return OUT_LIMITED;
     }
@@ -174,6 +185,7 @@ static outcome export(otlp *o, pc_signal sig, pc_arena **arena, const void *body
     } else if (items) {
         pc_batch_ref(b); /* the body stays ours until we answered */
         r = pc_consume(&o->next, b);
+        pc_receiver_count(&o->counters[tr], sig, items, r);
     }
     pc_batch_unref(b);
     return r == PC_OK ? OUT_OK : r == PC_RETRY ? OUT_RETRY : OUT_FAIL;
@@ -243,7 +255,7 @@ static void handle_http(otlp *o, pc_signal sig, pc_http_req *req, pc_http_resp *
     pc_otlp_result res;
     int retry_s = 0;
     /* export() takes the arena, and with it the body; the answer needs only res. */
-    switch (export(o, sig, &req->arena, req->body, req->body_len, json, &req->principal,
+    switch (export(o, TR_HTTP, sig, &req->arena, req->body, req->body_len, json, &req->principal,
                    pc_http_header(req, "X-Prela-Project-Id"), &res, &retry_s)) {
     case OUT_OK:
         resp->status = 200;
@@ -294,7 +306,7 @@ static void handle_grpc(otlp *o, pc_signal sig, pc_grpc_call *call, pc_grpc_repl
 {
     pc_otlp_result res;
     int retry_s = 0;
-    switch (export(o, sig, &call->arena, call->msg, call->msg_len, false, &call->principal,
+    switch (export(o, TR_GRPC, sig, &call->arena, call->msg, call->msg_len, false, &call->principal,
                    pc_grpc_metadata(call, "x-prela-project-id"), &res, &retry_s)) {
     case OUT_OK:
         reply->code = PC_GRPC_OK;
@@ -399,6 +411,11 @@ static void *create(const char *id, const void *cfg, const pc_consumer *next)
 static int start(void *ctx, pc_host *host)
 {
     otlp *o = ctx;
+    pc_host_receiver_counters(host, o->id, "http", &o->counters[TR_HTTP]);
+    pc_host_receiver_counters(host, o->id, "grpc", &o->counters[TR_GRPC]);
+    for (int s = 0; s < PC_SIGNALS; s++)
+        o->no_pipeline[s] = pc_host_dropped(host, o->id, (pc_signal)s, "no_pipeline");
+    o->rejected = pc_host_dropped(host, o->id, PC_SIGNAL_TRACES, "rejected");
     if (o->cfg->grpc) {
         pc_grpc_config gc = {
             .name = o->id,
@@ -411,6 +428,7 @@ static int start(void *ctx, pc_host *host)
             .auth = pc_host_auth(host),
             .budget = pc_host_budget(host),
             .tls = &o->cfg->grpc_tls,
+            .metrics = pc_host_metrics(host),
         };
         pc_grpc_set_limits(&gc, &o->cfg->grpc_limits);
         o->grpc = pc_grpc_start(&gc, grpc_methods, sizeof(grpc_methods) / sizeof(grpc_methods[0]), o);
@@ -426,6 +444,7 @@ static int start(void *ctx, pc_host *host)
             .auth = pc_host_auth(host),
             .budget = pc_host_budget(host),
             .tls = &o->cfg->http_tls,
+            .metrics = pc_host_metrics(host),
         };
         pc_http_set_limits(&hc, &o->cfg->http_limits);
         o->http = pc_http_start(&hc, http_routes, sizeof(http_routes) / sizeof(http_routes[0]), o);

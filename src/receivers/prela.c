@@ -69,6 +69,8 @@ typedef struct prela {
     pc_consumer next;
     pc_http_server *http;
     pc_host *host; /* from start; for /health */
+    pc_receiver_counters counters; /* from start */
+    pc_counter *rejected;          /* prela_receiver_dropped_spans{reason="rejected"} */
 } prela;
 
 /* ----------------------------------------------------------------- decoding */
@@ -248,6 +250,7 @@ int pc_prela_decode_span(pc_batch *b, const pc_value *obj, const char *where, pc
 static bool too_many_spans(const prela *p, const pc_value *spans, char *err, size_t errlen)
 {
     if ((int64_t)spans->arr.n <= p->cfg->span_limits.max_spans) return false;
+    pc_receiver_count(&p->counters, PC_SIGNAL_TRACES, (int64_t)spans->arr.n, PC_DROP); /* refused */
     snprintf(err, errlen, "spans: %zu spans, more than max_spans_per_request (%lld)", spans->arr.n,
              (long long)p->cfg->span_limits.max_spans);
     return true;
@@ -315,12 +318,15 @@ static int deliver(prela *p, const pc_http_req *req, pc_batch *b, pc_http_resp *
     char msg[200];
     int retry = 0;
     if (pc_auth_admit(&req->principal, b->n, msg, sizeof(msg), &retry) != PC_AUTH_OK) {
+        pc_receiver_count(&p->counters, PC_SIGNAL_TRACES, (int64_t)b->n, PC_RETRY);
         pc_http_error_detail(resp, 429, msg);
         resp->retry_after = retry;
         return 0;
     }
     pc_batch_ref(b);
+    int64_t n = (int64_t)b->n;
     pc_result r = pc_consume(&p->next, b);
+    pc_receiver_count(&p->counters, PC_SIGNAL_TRACES, n, r);
     if (r == PC_OK) return 1;
     if (r == PC_RETRY) {
         pc_http_error_detail(resp, 503, "the collector could not store the data in time; retry later");
@@ -428,6 +434,7 @@ static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
         }
     }
     if (deliver(p, req, b, resp)) {
+        if (rejected) pc_counter_add(p->rejected, rejected);
         pc_buf_printf(&resp->body,
                       "{\"status\":\"accepted\",\"ingested\":%zu,\"total\":%zu,\"rejected\":%zu",
                       b->n, spans->arr.n, rejected);
@@ -506,13 +513,16 @@ static int start(void *ctx, pc_host *host)
 {
     prela *p = ctx;
     p->host = host;
+    pc_host_receiver_counters(host, p->id, "http", &p->counters);
+    p->rejected = pc_host_dropped(host, p->id, PC_SIGNAL_TRACES, "rejected");
     pc_http_config hc = {.name = p->id,
                          .endpoint = p->cfg->endpoint,
                          .max_body = p->cfg->max_body,
                          .cors_origins = p->cfg->cors_origins,
                          .auth = pc_host_auth(host),
                          .budget = pc_host_budget(host),
-                         .tls = &p->cfg->tls};
+                         .tls = &p->cfg->tls,
+                         .metrics = pc_host_metrics(host)};
     pc_http_set_limits(&hc, &p->cfg->limits);
     p->http = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), p);
     return p->http ? 0 : -1;

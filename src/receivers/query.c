@@ -96,6 +96,7 @@ typedef struct pc_query {
     const query_cfg *cfg;
     const pc_store *store;
     pc_auth *auth; /* the host's; NULL in unit tests */
+    pc_metrics *metrics; /* the host's; NULL in unit tests */
     pc_host *host; /* for the exporters' health; NULL in unit tests */
     pc_http_server *srv;
 } pc_query;
@@ -628,6 +629,7 @@ int pc_query_serve(void *ctx, const pc_store *store)
         .error = NULL,
         .auth = Q->auth,
         .tls = &c->tls,
+        .metrics = Q->metrics,
     };
     pc_http_set_limits(&hc, &c->limits);
     Q->srv = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), Q);
@@ -654,6 +656,7 @@ static int query_start(void *ctx, pc_host *host)
         return -1;
     }
     Q->auth = pc_host_auth(host);
+    Q->metrics = pc_host_metrics(host);
     Q->host = host;
     return pc_query_serve(Q, store);
 }

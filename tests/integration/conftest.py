@@ -16,6 +16,11 @@ import pytest
 import requests
 
 BIN = os.environ.get("PRELA_COLLECTOR_BIN", "")
+# Every collector a test starts would otherwise open /metrics on 127.0.0.1:8888 and
+# collide with the others (and with other runs on this machine): the default endpoint
+# honours PRELA_METRICS_ENDPOINT, and port 0 lets the kernel pick. Collector() below
+# sets a known port instead.
+os.environ.setdefault("PRELA_METRICS_ENDPOINT", "127.0.0.1:0")
 
 
 _handed_out = set()
@@ -68,6 +73,8 @@ service:
   telemetry:
     logs:
       level: info
+    metrics:
+      endpoint: 127.0.0.1:{metrics_port}
 {service_extra}
   pipelines:
     traces:
@@ -91,7 +98,7 @@ class Collector:
         self.tmp_path = tmp_path
         self.data_dir = data_dir or str(tmp_path / "data")
         self.ports = dict(ingest_port=free_port(), otlp_port=free_port(), query_port=free_port(),
-                          grpc_port=free_port())
+                          grpc_port=free_port(), metrics_port=free_port())
         self.config_path = tmp_path / f"config-{self.ports['ingest_port']}.yaml"
         self.config_path.write_text(CONFIG.format(
             prela_extra=_indent(prela_extra, 4), otlp_extra=_indent(otlp_extra, 8),
@@ -106,6 +113,7 @@ class Collector:
         self.otlp = f"http://127.0.0.1:{self.ports['otlp_port']}"
         self.grpc = f"127.0.0.1:{self.ports['grpc_port']}"  # OTLP/gRPC, host:port
         self.query = f"http://127.0.0.1:{self.ports['query_port']}"
+        self.metrics = f"http://127.0.0.1:{self.ports['metrics_port']}"  # GET /metrics
         self.log_path = tmp_path / f"collector-{self.ports['ingest_port']}.log"
         self.read_key = read_key  # sent as X-API-Key by the query helpers below
         self.proc = None

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static pc_config *load(const char *yaml, char *err, size_t errlen)
 {
@@ -90,6 +91,47 @@ static void test_env(void)
     /* The prela receiver's config struct starts with its endpoint string. */
     CHECK_EQ_STR(*(char **)pc_config_find(c, PC_RECEIVER, "prela")->cfg, "127.0.0.1:9999");
     pc_config_free(c);
+}
+
+/* service.telemetry.metrics: the default endpoint (PRELA_METRICS_ENDPOINT when set),
+ * level none = off, bad values named. */
+static void test_metrics_endpoint(void)
+{
+    const char *comps = "receivers:\n  prela:\nexporters:\n  local:\n    directory: /tmp/x\n";
+    const char *pipe = "  pipelines:\n    traces:\n      receivers: [prela]\n      exporters: [local]\n";
+    char yaml[1024], err[512] = "";
+    unsetenv("PRELA_METRICS_ENDPOINT");
+    pc_config *c = load_with(comps, err, sizeof(err));
+    CHECK(c && c->metrics_endpoint && !strcmp(c->metrics_endpoint, "127.0.0.1:8888"));
+    pc_config_free(c);
+    setenv("PRELA_METRICS_ENDPOINT", "127.0.0.1:0", 1);
+    c = load_with(comps, err, sizeof(err));
+    CHECK(c && c->metrics_endpoint && !strcmp(c->metrics_endpoint, "127.0.0.1:0"));
+    pc_config_free(c);
+    unsetenv("PRELA_METRICS_ENDPOINT");
+    snprintf(yaml, sizeof(yaml), "%sservice:\n  telemetry:\n    metrics:\n      level: none\n%s",
+             comps, pipe);
+    c = load(yaml, err, sizeof(err));
+    CHECK(c && c->metrics_endpoint == NULL);
+    pc_config_free(c);
+    snprintf(yaml, sizeof(yaml),
+             "%sservice:\n  telemetry:\n    metrics:\n      endpoint: 0.0.0.0:9090\n%s", comps,
+             pipe);
+    c = load(yaml, err, sizeof(err));
+    CHECK(c && c->metrics_endpoint && !strcmp(c->metrics_endpoint, "0.0.0.0:9090"));
+    pc_config_free(c);
+    const char *bad[] = {"level: loud", "endpoint: nope", "addr: x"};
+    const char *key[] = {"service.telemetry.metrics.level", "service.telemetry.metrics.endpoint",
+                         "service.telemetry.metrics"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(yaml, sizeof(yaml), "%sservice:\n  telemetry:\n    metrics:\n      %s\n%s",
+                 comps, bad[i], pipe);
+        err[0] = '\0';
+        c = load(yaml, err, sizeof(err));
+        CHECK(c == NULL);
+        CHECK(strstr(err, key[i]) != NULL);
+        pc_config_free(c);
+    }
 }
 
 /* Pipelines are named by signal; every component in one must handle that signal. */
@@ -229,6 +271,7 @@ int main(void)
     RUN(test_default);
     RUN(test_errors_name_the_key);
     RUN(test_env);
+    RUN(test_metrics_endpoint);
     RUN(test_signals);
     RUN(test_parsers);
     RUN(test_hostile_yaml);
