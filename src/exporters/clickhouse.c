@@ -63,6 +63,7 @@
 #include "clickhouse_sql.h"
 #include "clickhouse_store.h"
 #include "deadletter.h"
+#include "kafka_conf.h"
 #include "log.h"
 #include "mem.h"
 #include "timefmt.h"
@@ -97,6 +98,8 @@ typedef struct ch_cfg {
     int64_t max_partitions;
     char *dl_directory;
     int64_t dl_max_size, dl_max_files;
+    char *dl_topic;
+    pc_kafka_conn_cfg dl_kafka; /* dl_kafka.brokers set: the dead letter is a topic */
 } ch_cfg;
 
 #define OPT(k, t, d, f, lo, hi, doc)                                                               \
@@ -138,6 +141,9 @@ static const pc_option options[] = {
         "size at which the dead-letter file is rotated"),
     OPT("dead_letter.max_files", PC_OPT_INT, "4", dl_max_files, 1, 1000,
         "rotated dead-letter files kept (the oldest is deleted)"),
+    OPT("dead_letter.topic", PC_OPT_STRING, "prela.deadletter", dl_topic, 0, 0,
+        "with dead_letter.brokers: the topic rows ClickHouse refuses are produced to"),
+    PC_KAFKA_CONN_OPTIONS_AT(ch_cfg, dl_kafka, "dead_letter."),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 #undef OPT
@@ -179,6 +185,15 @@ static int ch_validate(const void *cfgp, char *err, size_t errlen)
         return bad(err, errlen, "compression", "must be gzip or none");
     if (!c->dl_directory || !*c->dl_directory)
         return bad(err, errlen, "dead_letter.directory", "must not be empty");
+    if (c->dl_kafka.brokers && *c->dl_kafka.brokers) {
+        if (!c->dl_topic || !*c->dl_topic)
+            return bad(err, errlen, "dead_letter.topic", "must not be empty");
+        char kerr[256];
+        if (pc_kafka_conn_validate(&c->dl_kafka, kerr, sizeof(kerr)) < 0) {
+            snprintf(err, errlen, "dead_letter.%s", kerr); /* kerr starts with the key */
+            return -1;
+        }
+    }
     if (c->max_wait_ms >= c->timeout_ms)
         return bad(err, errlen, "batch.max_wait", "must be shorter than timeout");
     if (is(c->secure, "false") && has_tls_settings(c))
@@ -567,11 +582,17 @@ static int exec_setup(void *ud, const char *sql, const char *what, long timeout_
     return setup_sql(ud, sql, what, timeout_ms, out);
 }
 
-/* Opens the dead letter <dead_letter.directory>/deadletter-<id>.jsonl (the id
+/* Opens the dead letter: the topic dead_letter.topic when dead_letter.brokers
+ * is set, else the file <dead_letter.directory>/deadletter-<id>.jsonl (the id
  * with every byte outside [A-Za-z0-9_-] as '_'). 0, or -1 after logging. */
 static int open_dead_letter(ch *C)
 {
     if (C->dead) return 0;
+    if (C->cfg->dl_kafka.brokers && *C->cfg->dl_kafka.brokers) {
+        C->dead = pc_deadletter_create_kafka(&C->cfg->dl_kafka, C->cfg->dl_topic,
+                                             C->timeout_ns / NS_PER_MS, C->id);
+        return C->dead ? 0 : -1;
+    }
     pc_buf name = PC_BUF_INIT;
     pc_buf_puts(&name, "deadletter-");
     for (const char *p = C->id; *p; p++) {

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,10 @@
 #include <unistd.h>
 
 struct pc_deadletter {
-    char *path; /* <directory>/<name>.jsonl */
+    char *path; /* <directory>/<name>.jsonl, or the topic */
+    rd_kafka_t *rk; /* the Kafka destination, or NULL for the file */
+    rd_kafka_topic_t *rkt;
+    int64_t timeout_ms;
     int64_t max_size;
     int max_files;
     pthread_mutex_t mu; /* fd, size */
@@ -79,6 +83,7 @@ pc_deadletter *pc_deadletter_create(const char *directory, const char *name, int
     D->path = pc_buf_steal(&p, NULL);
     D->max_size = max_size;
     D->max_files = max_files < 1 ? 1 : max_files;
+    D->fd = -1;
     pthread_mutex_init(&D->mu, NULL);
     if (open_current(D) < 0) {
         snprintf(err, errlen, "directory: cannot open %s: %s", D->path, strerror(errno));
@@ -88,9 +93,89 @@ pc_deadletter *pc_deadletter_create(const char *directory, const char *name, int
     return D;
 }
 
+/* The delivery report of one put: its rd_kafka_resp_err_t, set by dr_cb. */
+typedef struct delivery {
+    bool done;
+    rd_kafka_resp_err_t err;
+} delivery;
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    delivery *d = m->_private;
+    if (!d) return;
+    d->err = m->err;
+    d->done = true;
+}
+
+pc_deadletter *pc_deadletter_create_kafka(const pc_kafka_conn_cfg *conn, const char *topic,
+                                          int64_t timeout_ms, const char *id)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (pc_kafka_conn_apply(conf, conn, id) < 0 ||
+        pc_kafka_conf_set(conf, id, "dead_letter", "acks", "all") < 0 ||
+        pc_kafka_conf_set(conf, id, "dead_letter", "enable.idempotence", "true") < 0 ||
+        pc_kafka_conf_set_int(conf, id, "dead_letter", "linger.ms", 0) < 0 ||
+        pc_kafka_conf_set_int(conf, id, "dead_letter", "message.timeout.ms", timeout_ms) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        pc_log(PC_LOG_ERROR, id, "dead_letter: cannot create the Kafka producer: %s", err);
+        return NULL;
+    }
+    pc_deadletter *D = pc_xcalloc(1, sizeof(*D));
+    D->fd = -1;
+    pthread_mutex_init(&D->mu, NULL);
+    D->rk = rk;
+    D->rkt = rd_kafka_topic_new(rk, topic, NULL);
+    D->path = pc_xstrdup(topic);
+    D->timeout_ms = timeout_ms;
+    return D;
+}
+
+/* Produces |line| keyed by |key| and waits for its delivery report. 0 / -1
+ * with the reason in |why|. Call with D->mu held (one message in flight). */
+static int produce(pc_deadletter *D, const pc_buf *line, const char *key, char *why, size_t wl)
+{
+    delivery d = {0};
+    if (rd_kafka_produce(D->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, line->data,
+                         line->len - 1 /* no '\n' */, key, strlen(key), &d) < 0) {
+        snprintf(why, wl, "%s", rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    /* The report comes within message.timeout.ms; the margin covers its own delay. */
+    int64_t deadline = pc_time_mono_ns() + (D->timeout_ms + 5000) * 1000000LL;
+    while (!d.done && pc_time_mono_ns() < deadline)
+        rd_kafka_poll(D->rk, 50);
+    if (!d.done) {
+        /* Still queued: purge it so the report (pointing at |d|) never fires later. */
+        rd_kafka_purge(D->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        while (!d.done)
+            rd_kafka_poll(D->rk, 50);
+        snprintf(why, wl, "no acknowledgement in time");
+        return -1;
+    }
+    if (d.err) {
+        snprintf(why, wl, "%s", rd_kafka_err2str(d.err));
+        return -1;
+    }
+    return 0;
+}
+
 void pc_deadletter_destroy(pc_deadletter *D)
 {
     if (!D) return;
+    if (D->rkt) rd_kafka_topic_destroy(D->rkt);
+    if (D->rk) {
+        rd_kafka_flush(D->rk, 1000);
+        rd_kafka_destroy(D->rk);
+    }
     if (D->fd >= 0) close(D->fd);
     pthread_mutex_destroy(&D->mu);
     free(D->path);
@@ -153,6 +238,19 @@ int pc_deadletter_put(pc_deadletter *D, const pc_deadletter_entry *e, const char
         pc_buf_puts(&line, "null");
     pc_buf_puts(&line, "}\n");
 
+    if (D->rk) {
+        char why[256];
+        pthread_mutex_lock(&D->mu);
+        int rc = produce(D, &line, e->trace_id ? e->trace_id : "", why, sizeof(why));
+        pthread_mutex_unlock(&D->mu);
+        pc_buf_free(&line);
+        if (rc < 0) {
+            pc_log(PC_LOG_ERROR, log_id, "dead letter: cannot produce to %s: %s", D->path, why);
+            return -1;
+        }
+        atomic_fetch_add(&D->count, 1);
+        return 0;
+    }
     pthread_mutex_lock(&D->mu);
     int rc = 0;
     if (D->fd < 0 || (D->size > 0 && D->size + (int64_t)line.len > D->max_size))

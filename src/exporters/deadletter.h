@@ -14,10 +14,16 @@
  * the oldest is deleted). Each put is written and fsync'ed before it returns,
  * since the exporter acknowledges the insert right after.
  *
+ * Or, in the storage role, a Kafka topic (prela.deadletter by default):
+ * the same line as the message value, keyed by trace id, produced with
+ * acks=all; put returns once the broker acknowledged it.
+ *
  * Threads: put and count are safe from any thread.
  */
 #ifndef PC_DEADLETTER_H
 #define PC_DEADLETTER_H
+
+#include "kafka_conf.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -44,16 +50,26 @@ typedef struct pc_deadletter_entry {
  */
 pc_deadletter *pc_deadletter_create(const char *directory, const char *name, int64_t max_size,
                                     int max_files, char *err, size_t errlen);
+
+/*
+ * A sink producing to |topic| on the brokers of |conn| (validated by the
+ * caller), acks=all; |id| names the component in log lines. A put waits at
+ * most |timeout_ms| for the broker's acknowledgement. Returns NULL after
+ * logging why.
+ */
+pc_deadletter *pc_deadletter_create_kafka(const pc_kafka_conn_cfg *conn, const char *topic,
+                                          int64_t timeout_ms, const char *id);
+
 void pc_deadletter_destroy(pc_deadletter *D);
 
-/* Appends |e| durably (written and fsync'ed). 0, or -1 after logging why
+/* Appends |e| durably (written and fsync'ed, or acknowledged by Kafka). 0, or -1 after logging why
  * (with |log_id|); the caller must then keep the row (retry), not drop it. */
 int pc_deadletter_put(pc_deadletter *D, const pc_deadletter_entry *e, const char *log_id);
 
 /* Rows set aside since create. */
 uint64_t pc_deadletter_count(const pc_deadletter *D);
 
-/* The path of the current file; owned by |D|. */
+/* The path of the current file, or the topic; owned by |D|. */
 const char *pc_deadletter_path(const pc_deadletter *D);
 
 #endif

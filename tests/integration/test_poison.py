@@ -12,8 +12,9 @@ One request carries spans over 101 months (the months from now on: ClickHouse's 
 drops past ones at insert) and three spans the constraint refuses, from project
 "tenant-bad"; good traffic from project "tenant-good" goes alongside. Direct (OTLP →
 clickhouse exporter) and through Kafka (gateway → Kafka → storage collector → ClickHouse):
-every good row is stored (counted in the tables), the refused ones are in the dead-letter
-file with their reason and code, the requests are answered 200, and the storage
+every good row is stored (counted in the tables), the refused ones are in the dead letter
+(a file under the data directory directly, the topic prela.deadletter.<run> in the storage
+role) with their reason and code, the requests are answered 200, and the storage
 collector's committed offsets reach the end of the topic."""
 import json
 import os
@@ -58,7 +59,7 @@ def post(url, traces, project):
                                   "X-Prela-Project-Id": project})
 
 
-def exporter(srv, db, dead_dir):
+def exporter(srv, db, dead_dir, dead_extra=""):
     return f"""
 clickhouse:
   host: 127.0.0.1
@@ -68,6 +69,7 @@ clickhouse:
   batch.max_wait: 200ms
   dead_letter:
     directory: {dead_dir}
+{dead_extra}
 """
 
 
@@ -90,8 +92,8 @@ def wait_rows(srv, db, project, n, timeout=60):
     raise AssertionError(f"{project}: {count(srv, db, project)} span rows, want {n}")
 
 
-def dead_letters(dead_dir, timeout=30):
-    """The dead-letter lines (parsed) once there are POISON of them."""
+def file_dead_letters(dead_dir, timeout=30):
+    """The dead-letter file's lines (parsed) once there are POISON of them."""
     deadline = time.time() + timeout
     lines = []
     while time.time() < deadline:
@@ -106,7 +108,32 @@ def dead_letters(dead_dir, timeout=30):
     raise AssertionError(f"dead letter: {lines}")
 
 
-def check_outcome(srv, db, dead_dir, bad, good, logs):
+def topic_dead_letters(kafka, topic, timeout=30):
+    """The dead-letter topic's messages (parsed, with their keys) once there are POISON."""
+    c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "dl-" + uuid.uuid4().hex,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    out, deadline = [], time.time() + timeout
+    try:
+        while len(out) < POISON and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            doc = json.loads(m.value())
+            assert m.key().decode() == doc["trace_id"]
+            out.append(doc)
+        while True:  # nothing more than the poison rows
+            m = c.poll(2)
+            if m is None:
+                break
+            if not m.error():
+                out.append(json.loads(m.value()))
+    finally:
+        c.close()
+    return out
+
+
+def check_outcome(srv, db, dead_letters, bad, good, logs):
     """Every good row stored, the poison ones dead-lettered with reasons, nothing else."""
     wait_rows(srv, db, "tenant-good", sum(len(t["spans"]) for t in good))
     wait_rows(srv, db, "tenant-bad", MONTHS)
@@ -118,7 +145,7 @@ def check_outcome(srv, db, dead_dir, bad, good, logs):
     want = {s["span_id"] for s in bad[0]["spans"] if not s["name"].startswith("poison")}
     assert stored == want
     assert count(srv, db, "tenant-good", "traces") >= len(good)
-    lines = dead_letters(dead_dir)
+    lines = dead_letters()
     assert len(lines) == POISON, lines
     poison = {s["span_id"] for s in bad[0]["spans"] if s["name"].startswith("poison")}
     assert {x["span_id"] for x in lines} == poison
@@ -165,7 +192,7 @@ def test_poison_direct(make_collector, tmp_path, chdb):
     bad, good = poison_traces(), workload.recent(workload.make_traces(6), 3600 * 10**9)
     codes = send_mixed(c.otlp, bad, good)
     assert set(codes.values()) == {200}, (codes, c.logs())
-    check_outcome(chdb, db, dead_dir, bad, good, c.logs)
+    check_outcome(chdb, db, lambda: file_dead_letters(dead_dir), bad, good, c.logs)
     # The query API serves the good project's traces from ClickHouse.
     body = c.trace(good[0]["trace_id"])
     assert len(body["spans"]) == len(good[0]["spans"])
@@ -213,7 +240,10 @@ def test_poison_through_kafka(make_collector, tmp_path, chdb, kafka):
     for f in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1)
                                   for t in topics.values()]).values():
         f.result(30)
-    group = f"poison-storage-{run}"
+    group, dead_topic = f"poison-storage-{run}", f"prela.deadletter.{run}"
+    for f in admin.create_topics([NewTopic(dead_topic, num_partitions=1,
+                                           replication_factor=1)]).values():
+        f.result(30)
     db, dead_dir = chdb.database(), str(tmp_path / "dead")
     storage = make_collector(
         receivers_extra=f"""
@@ -223,7 +253,10 @@ kafka:
   topics: [{topics['spans']}, {topics['traces']}]
   max_batch_wait: 50ms
 """,
-        exporters_extra=exporter(chdb, db, dead_dir),
+        exporters_extra=exporter(chdb, db, dead_dir, f"""
+    brokers: {kafka.bootstrap}
+    topic: {dead_topic}
+"""),
         pipelines_extra="""
 traces/kafka:
   receivers: [kafka]
@@ -246,7 +279,9 @@ traces/kafka:
     bad, good = poison_traces(), workload.recent(workload.make_traces(6), 3600 * 10**9)
     codes = send_mixed(gateway.otlp, bad, good)
     assert set(codes.values()) == {200}, (codes, gateway.logs())
-    check_outcome(chdb, db, dead_dir, bad, good, storage.logs)
+    check_outcome(chdb, db, lambda: topic_dead_letters(kafka, dead_topic), bad, good,
+                  storage.logs)
+    assert not os.path.exists(dead_dir) or not os.listdir(dead_dir)  # the topic, not the file
     deadline = time.time() + 60
     while not committed_at_end(kafka, group, [topics["spans"]]) and time.time() < deadline:
         time.sleep(0.5)
