@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 struct pc_deadletter {
+    char *dir;  /* the file's directory, created at the first put */
     char *path; /* <directory>/<name>.jsonl, or the topic */
     rd_kafka_t *rk; /* the Kafka destination, or NULL for the file */
     rd_kafka_topic_t *rkt;
@@ -73,11 +74,8 @@ pc_deadletter *pc_deadletter_create(const char *directory, const char *name, int
         snprintf(err, errlen, "directory: must not be empty");
         return NULL;
     }
-    if (mkdirs(directory) < 0) {
-        snprintf(err, errlen, "directory: cannot create %s: %s", directory, strerror(errno));
-        return NULL;
-    }
     pc_deadletter *D = pc_xcalloc(1, sizeof(*D));
+    D->dir = pc_xstrdup(directory);
     pc_buf p = PC_BUF_INIT;
     pc_buf_printf(&p, "%s/%s.jsonl", directory, name);
     D->path = pc_buf_steal(&p, NULL);
@@ -85,11 +83,6 @@ pc_deadletter *pc_deadletter_create(const char *directory, const char *name, int
     D->max_files = max_files < 1 ? 1 : max_files;
     D->fd = -1;
     pthread_mutex_init(&D->mu, NULL);
-    if (open_current(D) < 0) {
-        snprintf(err, errlen, "directory: cannot open %s: %s", D->path, strerror(errno));
-        pc_deadletter_destroy(D);
-        return NULL;
-    }
     return D;
 }
 
@@ -178,6 +171,7 @@ void pc_deadletter_destroy(pc_deadletter *D)
     }
     if (D->fd >= 0) close(D->fd);
     pthread_mutex_destroy(&D->mu);
+    free(D->dir);
     free(D->path);
     free(D);
 }
@@ -253,7 +247,8 @@ int pc_deadletter_put(pc_deadletter *D, const pc_deadletter_entry *e, const char
     }
     pthread_mutex_lock(&D->mu);
     int rc = 0;
-    if (D->fd < 0 || (D->size > 0 && D->size + (int64_t)line.len > D->max_size))
+    if (D->fd < 0) rc = mkdirs(D->dir) < 0 ? -1 : open_current(D);
+    if (rc == 0 && (D->size > 0 && D->size + (int64_t)line.len > D->max_size))
         rc = rotate(D);
     if (rc == 0) rc = write_all(D->fd, line.data, line.len);
     if (rc == 0) rc = fdatasync(D->fd);
@@ -262,7 +257,8 @@ int pc_deadletter_put(pc_deadletter *D, const pc_deadletter_entry *e, const char
     pthread_mutex_unlock(&D->mu);
     pc_buf_free(&line);
     if (rc < 0) {
-        pc_log(PC_LOG_ERROR, log_id, "dead letter: cannot write %s: %s", D->path, strerror(saved));
+        pc_log(PC_LOG_ERROR, log_id, "dead letter: cannot write %s (dead_letter.directory): %s",
+               D->path, strerror(saved));
         return -1;
     }
     atomic_fetch_add(&D->count, 1);

@@ -43,10 +43,11 @@ typedef struct pc_deadletter_entry {
 } pc_deadletter_entry;
 
 /*
- * Opens (creating |directory| when missing) the sink <directory>/<name>.jsonl,
- * capped at |max_size| bytes per file with |max_files| rotated files kept.
- * Returns NULL after writing why into |err| (naming the setting "directory").
- * Free with pc_deadletter_destroy (NULL-safe).
+ * A file sink <directory>/<name>.jsonl, capped at |max_size| bytes per file
+ * with |max_files| rotated files kept. No I/O here: the first put creates the
+ * directory and opens the file (appending to what is there). Returns NULL
+ * when |directory| is empty, after writing why into |err| (naming the setting
+ * "directory"). Free with pc_deadletter_destroy (NULL-safe).
  */
 pc_deadletter *pc_deadletter_create(const char *directory, const char *name, int64_t max_size,
                                     int max_files, char *err, size_t errlen);

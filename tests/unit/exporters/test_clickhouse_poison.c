@@ -217,6 +217,8 @@ static void test_dead_letter(void)
     pc_deadletter *D = pc_deadletter_create(sub, "deadletter-ch", 4096, 2, err, sizeof(err));
     CHECK(D != NULL);
     CHECK_EQ_INT(pc_deadletter_count(D), 0);
+    struct stat st;
+    CHECK(stat(sub, &st) != 0); /* nothing on disk before the first row */
     const char *row = "{\"trace_id\":\"t1\",\"name\":\"bad \\\"one\\\"\"}";
     pc_deadletter_entry e = {.reason = "HTTP 500: Code: 469. \"violated\"\n",
                              .code = 469,
@@ -254,7 +256,6 @@ static void test_dead_letter(void)
     snprintf(p1, sizeof(p1), "%s.1", pc_deadletter_path(D));
     snprintf(p2, sizeof(p2), "%s.2", pc_deadletter_path(D));
     snprintf(p3, sizeof(p3), "%s.3", pc_deadletter_path(D));
-    struct stat st;
     CHECK(stat(pc_deadletter_path(D), &st) == 0 && st.st_size <= 4096);
     CHECK(stat(p1, &st) == 0 && st.st_size <= 4096 && st.st_size > 2048);
     CHECK(stat(p2, &st) == 0);
@@ -274,10 +275,15 @@ static void test_dead_letter(void)
     unlink(p1);
     unlink(p2);
 
-    /* A directory that cannot be made: the error names the setting. */
-    CHECK(pc_deadletter_create("/proc/no/such", "x", 4096, 1, err, sizeof(err)) == NULL);
-    CHECK(strstr(err, "directory") != NULL);
+    /* A directory that cannot be made: the put fails (the caller keeps the row). */
+    D = pc_deadletter_create("/proc/no/such", "x", 4096, 1, err, sizeof(err));
+    CHECK(D != NULL);
+    CHECK_EQ_INT(pc_deadletter_put(D, &e, "test"), -1);
+    CHECK_EQ_INT(pc_deadletter_put(D, &e, "test"), -1);
+    CHECK_EQ_INT(pc_deadletter_count(D), 0);
+    pc_deadletter_destroy(D);
     CHECK(pc_deadletter_create("", "x", 4096, 1, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "directory") != NULL);
     snprintf(path, sizeof(path), "%s/a", dir);
     rmdir(sub);
     rmdir(path);
