@@ -288,3 +288,105 @@ traces/kafka:
     assert committed_at_end(kafka, group, [topics["spans"]]), storage.logs()
     body = storage.trace(good[0]["trace_id"])
     assert len(body["spans"]) == len(good[0]["spans"])
+
+
+class Relay:
+    """A TCP relay in front of a server: while `up`, each connection is piped to the
+    server; while down, each is accepted and closed at once (the server looks gone: the
+    client gets an empty reply) and counted in `refused`."""
+
+    def __init__(self, port):
+        import socket
+        self.socket_mod = socket
+        self.target = port
+        self.up = True
+        self.refused = 0
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if not self.up:
+                self.refused += 1
+                c.close()
+                continue
+            try:
+                s = self.socket_mod.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            for a, b in ((c, s), (s, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data or not self.up:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(self.socket_mod.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+
+
+def test_retry_backoff_is_not_cut_short_by_new_requests(make_collector, tmp_path, chdb):
+    """ClickHouse unreachable while 40 requests arrive over 3 s: the flusher's retries
+    keep their backoff (100 ms doubling to 2 s: a handful of attempts), instead of one
+    attempt per arriving request; every request is answered 503 (kept, not dropped), and
+    once the server is back they go through."""
+    db = chdb.database()
+    relay = Relay(chdb.port)
+    try:
+        c = make_collector(exporters_extra=f"""
+clickhouse:
+  host: 127.0.0.1
+  port: {relay.port}
+  database: {db}
+  timeout: 4s
+  batch.max_wait: 10ms
+  dead_letter:
+    directory: {tmp_path / 'dead'}
+""", pipelines_extra=PIPE_DIRECT, query_store="clickhouse")
+        relay.up = False
+        traces = workload.recent(workload.make_traces(41), 3600 * 10**9)
+        codes = []
+        t0 = time.time()
+
+        def send(tr):
+            codes.append(post(c.otlp, [tr], "tenant-good").status_code)
+
+        threads = [threading.Thread(target=send, args=(traces[0],))]
+        threads[0].start()
+        for tr in traces[1:]:
+            time.sleep(3 / 40)
+            th = threading.Thread(target=send, args=(tr,))
+            th.start()
+            threads.append(th)
+        attempts_3s = relay.refused
+        for th in threads:
+            th.join()
+        assert time.time() - t0 >= 3
+        assert codes == [503] * 41, codes
+        # 3 s of backoff from 100 ms: attempts at 0, .1, .3, .7, 1.5, 2.5 s.
+        assert 2 <= attempts_3s <= 8, (attempts_3s, c.logs())
+        relay.up = True
+        assert post(c.otlp, traces[:5], "tenant-good").status_code == 200
+        wait_rows(chdb, db, "tenant-good", 5 * len(traces[0]["spans"]))
+        assert not os.path.exists(tmp_path / "dead")  # nothing was dead-lettered
+    finally:
+        relay.close()
