@@ -229,7 +229,7 @@ typedef struct ch {
     int64_t timeout_ns, max_wait_ns;
     size_t max_rows;
     bool gzip;
-    pc_ch_store reads; /* the query store over the same server */
+    pc_ch_store reads;   /* the query store over the same server */
     pc_deadletter *dead; /* from start; the flusher writes it */
 
     pthread_mutex_t mu; /* everything below */
@@ -343,8 +343,8 @@ static int dead_letter(ch *C, const char *table, const pc_ch_rows *rows, size_t 
  * refuses alone, which are dead-lettered. GEN_OK (everything stored or set
  * aside) or GEN_RETRY.
  */
-static int store_block(ch *C, CURL *h, const char *table, const char *query,
-                       const pc_ch_rows *rows, const size_t *idx, size_t k, int64_t deadline)
+static int store_block(ch *C, CURL *h, const char *table, const char *query, const pc_ch_rows *rows,
+                       const size_t *idx, size_t k, int64_t deadline)
 {
     pc_buf body = PC_BUF_INIT, z = PC_BUF_INIT;
     pc_ch_rows_body(rows, idx, k, &body);
@@ -364,8 +364,8 @@ static int store_block(ch *C, CURL *h, const char *table, const char *query,
 
 /* Stores every row of |rows| into |table|, in blocks of at most
  * batch.max_partitions partitions. GEN_OK or GEN_RETRY. */
-static int store_rows(ch *C, CURL *h, const char *table, const char *query,
-                      const pc_ch_rows *rows, int64_t deadline)
+static int store_rows(ch *C, CURL *h, const char *table, const char *query, const pc_ch_rows *rows,
+                      int64_t deadline)
 {
     if (rows->n == 0) return GEN_OK;
     size_t *idx = pc_xmalloc(rows->n * sizeof(*idx)), *ends = pc_xmalloc(rows->n * sizeof(*ends));

@@ -8,8 +8,8 @@
  * consumers, by rows and time), gzip-compressed, retried with backoff. A
  * consume returns PC_OK only after the INSERT holding its rows was answered
  * 200 (rows the server refuses alone are set aside in the dead letter,
- * deadletter.h, and counted), PC_RETRY past `timeout`. The query receiver reads the same tables through store()
- * (clickhouse_store.c); both talk to the server through clickhouse_http.c.
+ * deadletter.h, and counted), PC_RETRY past `timeout`. The query receiver reads the same tables
+ * through store() (clickhouse_store.c); both talk to the server through clickhouse_http.c.
  *
  * Settings: see the options table in clickhouse.c (host, port, secure, user,
  * password, database, dialect, timeout, batch.max_rows, batch.max_wait,

@@ -126,8 +126,8 @@ void pc_ch_gzip(pc_buf *out, const char *p, size_t n)
 }
 
 /* POSTs |n| bytes at |body|, sent with Content-Encoding: gzip when |gzipped|. */
-static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings,
-                 const char *body, size_t n, bool gzipped, long timeout_ms, pc_ch_reply *r)
+static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings, const char *body,
+                 size_t n, bool gzipped, long timeout_ms, pc_ch_reply *r)
 {
     pc_buf url = PC_BUF_INIT;
     pc_buf_puts(&url, H->base_url);

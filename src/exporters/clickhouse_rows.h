@@ -23,9 +23,9 @@
 
 /* One row: its line in text (without the '\n') and its ids in meta. */
 typedef struct pc_ch_row {
-    size_t off, len;       /* the JSONEachRow line in pc_ch_rows.text */
-    size_t meta;           /* project, trace id, span id: three NUL-terminated strings */
-    int32_t month;         /* the partition: yyyymm of started_at, UTC */
+    size_t off, len; /* the JSONEachRow line in pc_ch_rows.text */
+    size_t meta;     /* project, trace id, span id: three NUL-terminated strings */
+    int32_t month;   /* the partition: yyyymm of started_at, UTC */
 } pc_ch_row;
 
 typedef struct pc_ch_rows {
@@ -35,7 +35,10 @@ typedef struct pc_ch_rows {
     size_t n, cap;
 } pc_ch_rows;
 
-#define PC_CH_ROWS_INIT {PC_BUF_INIT, PC_BUF_INIT, NULL, 0, 0}
+#define PC_CH_ROWS_INIT                                                                            \
+    {                                                                                              \
+        PC_BUF_INIT, PC_BUF_INIT, NULL, 0, 0                                                       \
+    }
 
 /* The month (yyyymm, UTC) of Unix time |ns|: the tables' toYYYYMM(started_at). */
 int32_t pc_ch_month(int64_t ns);

@@ -29,8 +29,8 @@
 #include <unistd.h>
 
 struct pc_deadletter {
-    char *dir;  /* the file's directory, created at the first put */
-    char *path; /* <directory>/<name>.jsonl, or the topic */
+    char *dir;      /* the file's directory, created at the first put */
+    char *path;     /* <directory>/<name>.jsonl, or the topic */
     rd_kafka_t *rk; /* the Kafka destination, or NULL for the file */
     rd_kafka_topic_t *rkt;
     int64_t timeout_ms;
@@ -248,8 +248,7 @@ int pc_deadletter_put(pc_deadletter *D, const pc_deadletter_entry *e, const char
     pthread_mutex_lock(&D->mu);
     int rc = 0;
     if (D->fd < 0) rc = mkdirs(D->dir) < 0 ? -1 : open_current(D);
-    if (rc == 0 && (D->size > 0 && D->size + (int64_t)line.len > D->max_size))
-        rc = rotate(D);
+    if (rc == 0 && (D->size > 0 && D->size + (int64_t)line.len > D->max_size)) rc = rotate(D);
     if (rc == 0) rc = write_all(D->fd, line.data, line.len);
     if (rc == 0) rc = fdatasync(D->fd);
     if (rc == 0) D->size += (int64_t)line.len;

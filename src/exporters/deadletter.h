@@ -32,13 +32,13 @@ typedef struct pc_deadletter pc_deadletter;
 
 /* One row set aside; every string is NUL-terminated and borrowed. */
 typedef struct pc_deadletter_entry {
-    const char *reason;     /* the server's message, one line */
-    int code;               /* the ClickHouse error code, 0 when none */
-    const char *table;      /* "spans" / "traces" */
+    const char *reason; /* the server's message, one line */
+    int code;           /* the ClickHouse error code, 0 when none */
+    const char *table;  /* "spans" / "traces" */
     const char *project_id;
     const char *trace_id;
-    const char *span_id;    /* "" for a trace row */
-    const char *row;        /* the row as JSON text */
+    const char *span_id; /* "" for a trace row */
+    const char *row;     /* the row as JSON text */
     size_t row_len;
 } pc_deadletter_entry;
 

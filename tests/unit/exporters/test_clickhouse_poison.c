@@ -41,26 +41,33 @@ static void test_classify(void)
     CHECK_EQ_INT(classify(CURLE_OPERATION_TIMEDOUT, 0, NULL, 0), PC_CH_ERR_TRANSIENT);
     CHECK_EQ_INT(classify(CURLE_OK, 503, "Service Unavailable", 0), PC_CH_ERR_TRANSIENT);
     CHECK_EQ_INT(classify(CURLE_OK, 500, "", 0), PC_CH_ERR_TRANSIENT);
-    CHECK_EQ_INT(classify(CURLE_OK, 500, "Code: 202. DB::Exception: Too many simultaneous "
-                                         "queries. Maximum: 100. (TOO_MANY_SIMULTANEOUS_QUERIES)",
+    CHECK_EQ_INT(classify(CURLE_OK, 500,
+                          "Code: 202. DB::Exception: Too many simultaneous "
+                          "queries. Maximum: 100. (TOO_MANY_SIMULTANEOUS_QUERIES)",
                           0),
                  PC_CH_ERR_TRANSIENT);
-    CHECK_EQ_INT(classify(CURLE_OK, 500, "Code: 241. DB::Exception: Memory limit (total) "
-                                         "exceeded. (MEMORY_LIMIT_EXCEEDED)", 0),
+    CHECK_EQ_INT(classify(CURLE_OK, 500,
+                          "Code: 241. DB::Exception: Memory limit (total) "
+                          "exceeded. (MEMORY_LIMIT_EXCEEDED)",
+                          0),
                  PC_CH_ERR_TRANSIENT);
     CHECK_EQ_INT(classify(CURLE_OK, 500, "Code: 159. Timeout exceeded", 0), PC_CH_ERR_TRANSIENT);
     /* 252 means two things: merges behind (transient) or one block over too
      * many partitions (the block's data). */
-    CHECK_EQ_INT(classify(CURLE_OK, 500, "Code: 252. DB::Exception: Too many parts (300). Merges "
-                                         "are processing significantly slower than inserts", 0),
+    CHECK_EQ_INT(classify(CURLE_OK, 500,
+                          "Code: 252. DB::Exception: Too many parts (300). Merges "
+                          "are processing significantly slower than inserts",
+                          0),
                  PC_CH_ERR_TRANSIENT);
-    CHECK_EQ_INT(classify(CURLE_OK, 500, "Code: 252. DB::Exception: Too many partitions for "
-                                         "single INSERT block (more than 100). (TOO_MANY_PARTS)",
+    CHECK_EQ_INT(classify(CURLE_OK, 500,
+                          "Code: 252. DB::Exception: Too many partitions for "
+                          "single INSERT block (more than 100). (TOO_MANY_PARTS)",
                           0),
                  PC_CH_ERR_DATA);
     /* Rows the server refuses. */
-    CHECK_EQ_INT(classify(CURLE_OK, 500, "Code: 469. DB::Exception: Constraint `c` for table "
-                                         "prela.spans is violated at row 3. (VIOLATED_CONSTRAINT)",
+    CHECK_EQ_INT(classify(CURLE_OK, 500,
+                          "Code: 469. DB::Exception: Constraint `c` for table "
+                          "prela.spans is violated at row 3. (VIOLATED_CONSTRAINT)",
                           0),
                  PC_CH_ERR_DATA);
     CHECK_EQ_INT(classify(CURLE_OK, 400, "Code: 27. DB::Exception: Cannot parse input", 0),
@@ -70,11 +77,15 @@ static void test_classify(void)
     CHECK_EQ_INT(classify(CURLE_OK, 400, "", 0), PC_CH_ERR_DATA);
     /* The setup: fatal. */
     CHECK_EQ_INT(classify(CURLE_OK, 401, "", 0), PC_CH_ERR_FATAL);
-    CHECK_EQ_INT(classify(CURLE_OK, 500, "Code: 516. DB::Exception: default: Authentication "
-                                         "failed", 0),
+    CHECK_EQ_INT(classify(CURLE_OK, 500,
+                          "Code: 516. DB::Exception: default: Authentication "
+                          "failed",
+                          0),
                  PC_CH_ERR_FATAL);
-    CHECK_EQ_INT(classify(CURLE_OK, 404, "Code: 60. DB::Exception: Table prela.spans does not "
-                                         "exist. (UNKNOWN_TABLE)", 0),
+    CHECK_EQ_INT(classify(CURLE_OK, 404,
+                          "Code: 60. DB::Exception: Table prela.spans does not "
+                          "exist. (UNKNOWN_TABLE)",
+                          0),
                  PC_CH_ERR_FATAL);
     CHECK_EQ_INT(classify(CURLE_OK, 500, "Code: 81. Database x does not exist", 0),
                  PC_CH_ERR_FATAL);
@@ -117,9 +128,9 @@ static int32_t month_plus(int32_t m, int k)
 static void test_month(void)
 {
     CHECK_EQ_INT(pc_ch_month(0), 197001);
-    CHECK_EQ_INT(pc_ch_month(1737972000123456789LL), 202501);       /* 2025-01-27 */
-    CHECK_EQ_INT(pc_ch_month(1738367999999999999LL), 202501);       /* 2025-01-31T23:59:59.9 */
-    CHECK_EQ_INT(pc_ch_month(1738368000000000000LL), 202502);       /* 2025-02-01T00:00:00 */
+    CHECK_EQ_INT(pc_ch_month(1737972000123456789LL), 202501); /* 2025-01-27 */
+    CHECK_EQ_INT(pc_ch_month(1738367999999999999LL), 202501); /* 2025-01-31T23:59:59.9 */
+    CHECK_EQ_INT(pc_ch_month(1738368000000000000LL), 202502); /* 2025-02-01T00:00:00 */
     CHECK_EQ_INT(pc_ch_month(INT64_MAX), 226204);
     CHECK_EQ_INT(month_plus(202511, 3), 202602);
 }
