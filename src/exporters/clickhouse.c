@@ -46,7 +46,11 @@
  * file under dead_letter.directory) with the reason and code, and are
  * counted; every other row is stored and the insert's waiters answer PC_OK.
  * So one bad row never stalls the group commit (every tenant's rows in it)
- * nor a Kafka partition behind the storage collector. A waiter that timed
+ * nor a Kafka partition behind the storage collector. Bisection shares the
+ * insert's deadline: past it the waiters answer PC_RETRY, and the re-sent
+ * rows are stored once (deduplicated) but a refused row is dead-lettered
+ * again (each dead-letter line is one refusal). The trace row of a trace
+ * whose span was dead-lettered still counts that span. A waiter that timed
  * out leaves; the insert (gen) is reference counted and freed by whoever
  * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
  * summaries are computed from distinct spans.
@@ -305,11 +309,10 @@ static int send_block(ch *C, CURL *h, const char *query, const char *body, size_
         pc_ch_error_class cls = pc_ch_classify(&r);
         pc_buf_free(&r.body);
         if (cls == PC_CH_ERR_DATA) return GEN_DATA;
-        if (cls == PC_CH_ERR_FATAL)
-            pc_log(PC_LOG_ERROR, C->id, "insert refused: %s (rows kept, retrying until timeout)",
-                   why->why);
-        else if (!C->failing)
-            pc_log(PC_LOG_WARN, C->id, "insert failed: %s (retrying until timeout)", why->why);
+        if (!C->failing)
+            pc_log(cls == PC_CH_ERR_FATAL ? PC_LOG_ERROR : PC_LOG_WARN, C->id,
+                   "insert failed (%s): %s (rows kept, retrying until timeout)",
+                   pc_ch_error_class_name(cls), why->why);
         C->failing = true;
         if (pc_time_mono_ns() + (int64_t)backoff * NS_PER_MS >= deadline) return GEN_RETRY;
         if (backoff_wait(C, backoff)) return GEN_RETRY;
