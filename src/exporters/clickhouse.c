@@ -49,8 +49,10 @@
  * nor a Kafka partition behind the storage collector. Bisection shares the
  * insert's deadline: past it the waiters answer PC_RETRY, and the re-sent
  * rows are stored once (deduplicated) but a refused row is dead-lettered
- * again (each dead-letter line is one refusal). The trace row of a trace
- * whose span was dead-lettered still counts that span. A waiter that timed
+ * again (each dead-letter line is one refusal). The traces index row of a
+ * trace whose span was dead-lettered still reflects that span (its start,
+ * its error) for list filters; the summaries served are computed from the
+ * stored spans, so they do not. A waiter that timed
  * out leaves; the insert (gen) is reference counted and freed by whoever
  * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
  * summaries are computed from distinct spans.
