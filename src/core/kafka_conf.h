@@ -63,6 +63,36 @@ typedef struct pc_kafka_conn_cfg {
     }
 
 /*
+ * The same rows under the key prefix |P| (a string literal ending in '.',
+ * e.g. "dead_letter."), for a component with a Kafka destination besides its
+ * main one. brokers has no default: empty means "no Kafka".
+ */
+#define PC_KAFKA_CONN_OPTIONS_AT(T, m, P)                                                          \
+    {P "brokers", PC_OPT_STRING, NULL, offsetof(T, m.brokers), 0, 0,                               \
+     "bootstrap servers, comma-separated host:port"},                                              \
+        {P "client_id", PC_OPT_STRING, "prela-collector", offsetof(T, m.client_id), 0, 0,          \
+         "Kafka client.id"},                                                                       \
+        {P "security.protocol", PC_OPT_STRING, "PLAINTEXT", offsetof(T, m.security_protocol), 0,   \
+         0, "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},                                         \
+        {P "sasl.mechanism", PC_OPT_STRING, "SCRAM-SHA-256", offsetof(T, m.sasl_mechanism), 0, 0,  \
+         "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)"},                              \
+        {P "sasl.username", PC_OPT_STRING, NULL, offsetof(T, m.sasl_username), 0, 0,               \
+         "SASL user name"},                                                                        \
+        {P "sasl.password", PC_OPT_STRING, NULL, offsetof(T, m.sasl_password), 0, 0,               \
+         "SASL password"},                                                                         \
+        {P "tls.ca_file", PC_OPT_STRING, NULL, offsetof(T, m.tls_ca_file), 0, 0,                   \
+         "CA certificates (PEM) to verify brokers; empty = the system's"},                         \
+        {P "tls.cert_file", PC_OPT_STRING, NULL, offsetof(T, m.tls_cert_file), 0, 0,               \
+         "client certificate (PEM) for mutual TLS"},                                               \
+        {P "tls.key_file", PC_OPT_STRING, NULL, offsetof(T, m.tls_key_file), 0, 0,                 \
+         "client private key (PEM)"},                                                              \
+    {                                                                                              \
+        P "tls.insecure_skip_verify", PC_OPT_BOOL, "false",                                        \
+            offsetof(T, m.tls_insecure_skip_verify), 0, 0,                                         \
+            "do not verify the brokers' certificates and host names (testing only)"                \
+    }
+
+/*
  * Checks the settings and how they relate (brokers required, SASL settings
  * only and always with SASL_* protocols, tls.* only with SSL / SASL_SSL, cert
  * and key together, files readable). Returns 0, or -1 with a message naming

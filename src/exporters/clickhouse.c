@@ -25,17 +25,36 @@
  * so the added latency must stay small; 20000 rows (a few MB compressed)
  * keeps a part per insert cheap.
  *
- * Failures: connection errors, timeouts and HTTP 5xx are retried with
- * exponential backoff (100 ms doubling to 2 s) until the insert's deadline
- * (`timeout` after its first rows arrived); then its waiters answer
- * PC_RETRY. A server rejecting the data itself (HTTP 400/413, or a parse
- * error code) is not retried: PC_DROP with one log line. At start, a server
- * whose certificate fails verification or that refuses the credentials is not
- * retried either (that does not fix itself): startup fails at once, the log
- * line naming the setting to check; later the same failures answer PC_RETRY
- * (a rotated password or certificate may be put right while we run). A
- * waiter that timed out leaves; the insert (gen) is reference counted and
- * freed by whoever leaves last. Re-sent rows are harmless: spans are deduplicated, trace
+ * Failures (pc_ch_classify in clickhouse_http.c): a transient failure
+ * (connection, timeout, 5xx without a code naming the data, too many queries,
+ * memory limit, ...) is retried with exponential backoff (100 ms doubling to
+ * 2 s) until the insert's deadline (`timeout` after its first rows arrived);
+ * then its waiters answer PC_RETRY. The backoff waits on its own condition
+ * (stop_cv, signalled only by shutdown), so new requests arriving do not cut
+ * it short, and the body is gzip-compressed once per block, not per try. A
+ * fatal failure (credentials, certificate, unknown table, ...) is retried the
+ * same way, logged as an error: the rows are fine, the setup is not, so they
+ * are kept (PC_RETRY), never dropped. At start, a bad certificate or refused
+ * credentials fail startup at once, the log line naming the setting to check.
+ *
+ * Poison isolation: the rows of an insert are grouped by partition (month of
+ * started_at) into blocks of at most batch.max_partitions partitions (see
+ * clickhouse_rows.c), since ClickHouse refuses a block over 100 partitions.
+ * A block the server refuses for its data (a row that does not parse or
+ * convert, a violated constraint, ...) is bisected until the rows it refuses
+ * alone are isolated; those go to the dead letter (deadletter.h: a JSON-lines
+ * file under dead_letter.directory) with the reason and code, and are
+ * counted; every other row is stored and the insert's waiters answer PC_OK.
+ * So one bad row never stalls the group commit (every tenant's rows in it)
+ * nor a Kafka partition behind the storage collector. Bisection shares the
+ * insert's deadline: past it the waiters answer PC_RETRY, and the re-sent
+ * rows are stored once (deduplicated) but a refused row is dead-lettered
+ * again (each dead-letter line is one refusal). The traces index row of a
+ * trace whose span was dead-lettered still reflects that span (its start,
+ * its error) for list filters; the summaries served are computed from the
+ * stored spans, so they do not. A waiter that timed
+ * out leaves; the insert (gen) is reference counted and freed by whoever
+ * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
  * summaries are computed from distinct spans.
  *
  * Ownership: consume owns its batch reference and drops it after encoding;
@@ -46,8 +65,11 @@
 
 #include "clickhouse_http.h"
 #include "clickhouse_migrate.h"
+#include "clickhouse_rows.h"
 #include "clickhouse_sql.h"
 #include "clickhouse_store.h"
+#include "deadletter.h"
+#include "kafka_conf.h"
 #include "log.h"
 #include "mem.h"
 #include "timefmt.h"
@@ -79,6 +101,11 @@ typedef struct ch_cfg {
     int64_t timeout_ms, max_rows, max_wait_ms, query_timeout_ms;
     char *tls_ca_file;
     bool tls_insecure_skip_verify;
+    int64_t max_partitions;
+    char *dl_directory;
+    int64_t dl_max_size, dl_max_files;
+    char *dl_topic;
+    pc_kafka_conn_cfg dl_kafka; /* dl_kafka.brokers set: the dead letter is a topic */
 } ch_cfg;
 
 #define OPT(k, t, d, f, lo, hi, doc)                                                               \
@@ -112,6 +139,17 @@ static const pc_option options[] = {
         "CA certificates (PEM) to verify the server; empty = the system's"),
     OPT("tls.insecure_skip_verify", PC_OPT_BOOL, "false", tls_insecure_skip_verify, 0, 0,
         "do not verify the server's certificate and host name (testing only)"),
+    OPT("batch.max_partitions", PC_OPT_INT, "40", max_partitions, 1, 99,
+        "most monthly partitions one INSERT block touches (ClickHouse refuses over 100)"),
+    OPT("dead_letter.directory", PC_OPT_STRING, "./prela-data", dl_directory, 0, 0,
+        "where rows ClickHouse refuses are set aside: <directory>/deadletter-<id>.jsonl"),
+    OPT("dead_letter.max_size", PC_OPT_SIZE, "64MiB", dl_max_size, 4096, INT64_MAX,
+        "size at which the dead-letter file is rotated"),
+    OPT("dead_letter.max_files", PC_OPT_INT, "4", dl_max_files, 1, 1000,
+        "rotated dead-letter files kept (the oldest is deleted)"),
+    OPT("dead_letter.topic", PC_OPT_STRING, "prela.deadletter", dl_topic, 0, 0,
+        "with dead_letter.brokers: the topic rows ClickHouse refuses are produced to"),
+    PC_KAFKA_CONN_OPTIONS_AT(ch_cfg, dl_kafka, "dead_letter."),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 #undef OPT
@@ -151,6 +189,17 @@ static int ch_validate(const void *cfgp, char *err, size_t errlen)
         return bad(err, errlen, "dialect", "must be auto, modern or legacy");
     if (!is(c->compression, "gzip") && !is(c->compression, "none"))
         return bad(err, errlen, "compression", "must be gzip or none");
+    if (!c->dl_directory || !*c->dl_directory)
+        return bad(err, errlen, "dead_letter.directory", "must not be empty");
+    if (c->dl_kafka.brokers && *c->dl_kafka.brokers) {
+        if (!c->dl_topic || !*c->dl_topic)
+            return bad(err, errlen, "dead_letter.topic", "must not be empty");
+        char kerr[256];
+        if (pc_kafka_conn_validate(&c->dl_kafka, kerr, sizeof(kerr)) < 0) {
+            snprintf(err, errlen, "dead_letter.%s", kerr); /* kerr starts with the key */
+            return -1;
+        }
+    }
     if (c->max_wait_ms >= c->timeout_ms)
         return bad(err, errlen, "batch.max_wait", "must be shorter than timeout");
     if (is(c->secure, "false") && has_tls_settings(c))
@@ -166,11 +215,11 @@ static int ch_validate(const void *cfgp, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- state -- */
 
-enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DROP };
+enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DATA };
 
 /* One insert: the rows of every consume that joined it. */
 typedef struct gen {
-    pc_buf spans, traces;
+    pc_ch_rows spans, traces;
     size_t rows;
     int64_t first_mono; /* when its first rows arrived */
     int64_t deadline;   /* first_mono + timeout */
@@ -186,10 +235,12 @@ typedef struct ch {
     int64_t timeout_ns, max_wait_ns;
     size_t max_rows;
     bool gzip;
-    pc_ch_store reads; /* the query store over the same server */
+    pc_ch_store reads;   /* the query store over the same server */
+    pc_deadletter *dead; /* from start; the flusher writes it */
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t work_cv, done_cv;
+    pthread_cond_t stop_cv; /* only shutdown signals it: the retry backoff waits on it */
     bool sync_ready;
     gen *pending;
     int64_t last_send_mono; /* when the flusher began the previous insert */
@@ -201,53 +252,135 @@ typedef struct ch {
 static void gen_unref_locked(gen *g)
 {
     if (--g->refs > 0) return;
-    pc_buf_free(&g->spans);
-    pc_buf_free(&g->traces);
+    pc_ch_rows_free(&g->spans);
+    pc_ch_rows_free(&g->traces);
     free(g);
 }
 
 /* -------------------------------------------------------------- flusher -- */
 
-/* Sends one INSERT of |rows| with retries until |deadline|. GEN_OK/RETRY/DROP. */
-static int insert(ch *C, CURL *h, const char *query, const pc_buf *rows, int64_t deadline)
+/*
+ * Waits |ms| unless shutdown begins first; true when stopping. New requests
+ * do not wake it: they signal work_cv, not stop_cv.
+ */
+static bool backoff_wait(ch *C, int64_t ms)
+{
+    int64_t wake = pc_time_mono_ns() + ms * NS_PER_MS;
+    struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
+    pthread_mutex_lock(&C->mu);
+    while (!C->stopping && pc_time_mono_ns() < wake)
+        if (pthread_cond_timedwait(&C->stop_cv, &C->mu, &ts) == ETIMEDOUT) break;
+    bool stop = C->stopping;
+    pthread_mutex_unlock(&C->mu);
+    return stop;
+}
+
+/* Why the last block was refused, for the dead letter. */
+typedef struct refusal {
+    int code;
+    char why[800];
+} refusal;
+
+/*
+ * Sends one INSERT |query| of |n| body bytes (|gzipped| or not), retrying
+ * transient and fatal failures with backoff until |deadline|. GEN_OK,
+ * GEN_RETRY (deadline or shutdown) or GEN_DATA (the server refuses these
+ * rows; |why| says how).
+ */
+static int send_block(ch *C, CURL *h, const char *query, const char *body, size_t n, bool gzipped,
+                      int64_t deadline, refusal *why)
 {
     int backoff = BACKOFF_MIN_MS;
     for (;;) {
         int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
         pc_ch_reply r = {0};
-        pc_ch_http_post(C->http, h, query, NULL, rows->data, rows->len, C->gzip,
-                        (long)(left > 1 ? left : 1), &r);
+        if (gzipped)
+            pc_ch_http_post_gzipped(C->http, h, query, NULL, body, n, (long)(left > 1 ? left : 1),
+                                    &r);
+        else
+            pc_ch_http_post(C->http, h, query, NULL, body, n, false, (long)(left > 1 ? left : 1),
+                            &r);
         if (pc_ch_reply_ok(&r)) {
             pc_buf_free(&r.body);
             if (C->failing) pc_log(PC_LOG_INFO, C->id, "inserts succeed again");
             C->failing = false;
             return GEN_OK;
         }
-        char why[800];
-        pc_ch_http_describe(C->http, &r, why, sizeof(why));
-        bool perm = pc_ch_reply_permanent(&r);
+        pc_ch_http_describe(C->http, &r, why->why, sizeof(why->why));
+        why->code = pc_ch_error_code(&r);
+        pc_ch_error_class cls = pc_ch_classify(&r);
         pc_buf_free(&r.body);
-        if (perm) {
-            pc_log(PC_LOG_ERROR, C->id, "server rejected %zu bytes of rows, dropping them: %s",
-                   rows->len, why);
-            return GEN_DROP;
-        }
+        if (cls == PC_CH_ERR_DATA) return GEN_DATA;
         if (!C->failing)
-            pc_log(PC_LOG_WARN, C->id, "insert failed: %s (retrying until timeout)", why);
+            pc_log(cls == PC_CH_ERR_FATAL ? PC_LOG_ERROR : PC_LOG_WARN, C->id,
+                   "insert failed (%s): %s (rows kept, retrying until timeout)",
+                   pc_ch_error_class_name(cls), why->why);
         C->failing = true;
-        int64_t now = pc_time_mono_ns();
-        if (now + (int64_t)backoff * NS_PER_MS >= deadline) return GEN_RETRY;
-        pthread_mutex_lock(&C->mu);
-        bool stop = C->stopping;
-        if (!stop) {
-            int64_t wake = now + (int64_t)backoff * NS_PER_MS;
-            struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
-            pthread_cond_timedwait(&C->work_cv, &C->mu, &ts);
-        }
-        pthread_mutex_unlock(&C->mu);
-        if (stop) return GEN_RETRY;
+        if (pc_time_mono_ns() + (int64_t)backoff * NS_PER_MS >= deadline) return GEN_RETRY;
+        if (backoff_wait(C, backoff)) return GEN_RETRY;
         backoff = backoff * 2 < BACKOFF_MAX_MS ? backoff * 2 : BACKOFF_MAX_MS;
     }
+}
+
+/* Sets row |i| of |rows| aside with the refusal |why|. GEN_OK or GEN_RETRY. */
+static int dead_letter(ch *C, const char *table, const pc_ch_rows *rows, size_t i,
+                       const refusal *why)
+{
+    pc_deadletter_entry e = {
+        .reason = why->why,
+        .code = why->code,
+        .table = table,
+        .project_id = pc_ch_row_project(rows, i),
+        .trace_id = pc_ch_row_trace(rows, i),
+        .span_id = pc_ch_row_span(rows, i),
+        .row = rows->text.data + rows->v[i].off,
+        .row_len = rows->v[i].len,
+    };
+    if (pc_deadletter_put(C->dead, &e, C->id) < 0) return GEN_RETRY;
+    pc_log(PC_LOG_WARN, C->id, "%s row of project '%s' trace '%s'%s%s refused, dead-lettered: %s",
+           table, e.project_id, e.trace_id, *e.span_id ? " span " : "", e.span_id, why->why);
+    return GEN_OK;
+}
+
+/*
+ * Stores the |k| rows of |rows| listed in |idx|: sends them as one block and,
+ * when the server refuses the block's data, bisects it down to the rows it
+ * refuses alone, which are dead-lettered. GEN_OK (everything stored or set
+ * aside) or GEN_RETRY.
+ */
+static int store_block(ch *C, CURL *h, const char *table, const char *query, const pc_ch_rows *rows,
+                       const size_t *idx, size_t k, int64_t deadline)
+{
+    pc_buf body = PC_BUF_INIT, z = PC_BUF_INIT;
+    pc_ch_rows_body(rows, idx, k, &body);
+    if (C->gzip) pc_ch_gzip(&z, body.data, body.len); /* once, whatever the retries */
+    refusal why = {0};
+    int st = C->gzip ? send_block(C, h, query, z.data, z.len, true, deadline, &why)
+                     : send_block(C, h, query, body.data, body.len, false, deadline, &why);
+    pc_buf_free(&body);
+    pc_buf_free(&z);
+    if (st != GEN_DATA) return st;
+    if (k == 1) return dead_letter(C, table, rows, idx[0], &why);
+    size_t half = k / 2;
+    st = store_block(C, h, table, query, rows, idx, half, deadline);
+    if (st == GEN_OK) st = store_block(C, h, table, query, rows, idx + half, k - half, deadline);
+    return st;
+}
+
+/* Stores every row of |rows| into |table|, in blocks of at most
+ * batch.max_partitions partitions. GEN_OK or GEN_RETRY. */
+static int store_rows(ch *C, CURL *h, const char *table, const char *query, const pc_ch_rows *rows,
+                      int64_t deadline)
+{
+    if (rows->n == 0) return GEN_OK;
+    size_t *idx = pc_xmalloc(rows->n * sizeof(*idx)), *ends = pc_xmalloc(rows->n * sizeof(*ends));
+    size_t ng = pc_ch_rows_partition_groups(rows, (int)C->cfg->max_partitions, idx, ends);
+    int st = GEN_OK;
+    for (size_t gi = 0, from = 0; gi < ng && st == GEN_OK; from = ends[gi++])
+        st = store_block(C, h, table, query, rows, idx + from, ends[gi] - from, deadline);
+    free(idx);
+    free(ends);
+    return st;
 }
 
 /* When the pending insert |g| is due; see "Group commit". Call with C->mu held. */
@@ -282,8 +415,8 @@ static void *flusher_main(void *arg)
         C->last_send_mono = pc_time_mono_ns();
         pthread_mutex_unlock(&C->mu);
         /* Spans first: a trace row never points at spans that are not there. */
-        int st = insert(C, h, q_spans.data, &g->spans, g->deadline);
-        if (st == GEN_OK) st = insert(C, h, q_traces.data, &g->traces, g->deadline);
+        int st = store_rows(C, h, "spans", q_spans.data, &g->spans, g->deadline);
+        if (st == GEN_OK) st = store_rows(C, h, "traces", q_traces.data, &g->traces, g->deadline);
         pthread_mutex_lock(&C->mu);
         g->state = st;
         pthread_cond_broadcast(&C->done_cv);
@@ -299,12 +432,16 @@ static void *flusher_main(void *arg)
 /* ------------------------------------------------------------ data path -- */
 
 /* Encodes |b|: span rows into |spans|, one partial row per trace into |traces|. */
-static void encode(ch *C, const pc_batch *b, pc_buf *spans, pc_buf *traces)
+static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *traces)
 {
     pc_buf scratch = PC_BUF_INIT;
-    for (size_t i = 0; i < b->n; i++)
-        pc_ch_span_row(spans, C->dialect, &b->spans[i], pc_span_received(b, &b->spans[i]),
-                       &scratch);
+    for (size_t i = 0; i < b->n; i++) {
+        const pc_span *s = &b->spans[i];
+        size_t off = spans->text.len;
+        pc_ch_span_row(&spans->text, C->dialect, s, pc_span_received(b, s), &scratch);
+        pc_ch_rows_add(spans, off, pc_ch_month(s->start_ns), s->project_id, s->trace_id,
+                       s->span_id);
+    }
     pc_trace_group *tr;
     size_t nt = pc_batch_group_traces(b, &tr);
     for (size_t k = 0; k < nt; k++) {
@@ -312,7 +449,10 @@ static void encode(ch *C, const pc_batch *b, pc_buf *spans, pc_buf *traces)
         pc_ch_part_init(&part, tr[k].spans[0], pc_span_received(b, tr[k].spans[0]));
         for (size_t i = 1; i < tr[k].n; i++)
             pc_ch_part_add(&part, tr[k].spans[i], pc_span_received(b, tr[k].spans[i]));
-        pc_ch_trace_row(traces, C->dialect, &part);
+        size_t off = traces->text.len;
+        pc_ch_trace_row(&traces->text, C->dialect, &part);
+        pc_ch_rows_add(traces, off, pc_ch_month(part.started_ns), tr[k].spans[0]->project_id,
+                       tr[k].spans[0]->trace_id, PC_STR_NULL);
     }
     free(tr);
     pc_buf_free(&scratch);
@@ -327,7 +467,7 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
         return PC_OK;
     }
     int64_t start = pc_time_mono_ns();
-    pc_buf spans = PC_BUF_INIT, traces = PC_BUF_INIT;
+    pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT;
     size_t n = b->n;
     encode(C, b, &spans, &traces);
     pc_batch_unref(b);
@@ -336,8 +476,8 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
     gen *g = C->pending;
     if (!C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
         pthread_mutex_unlock(&C->mu);
-        pc_buf_free(&spans);
-        pc_buf_free(&traces);
+        pc_ch_rows_free(&spans);
+        pc_ch_rows_free(&traces);
         return PC_RETRY;
     }
     if (!g) {
@@ -347,19 +487,19 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
         g->refs = 1; /* the flusher's */
         C->pending = g;
     }
-    pc_buf_append(&g->spans, spans.data, spans.len);
-    pc_buf_append(&g->traces, traces.data, traces.len);
+    pc_ch_rows_append(&g->spans, &spans);
+    pc_ch_rows_append(&g->traces, &traces);
     g->rows += n;
     g->refs++;
-    pc_buf_free(&spans);
-    pc_buf_free(&traces);
+    pc_ch_rows_free(&spans);
+    pc_ch_rows_free(&traces);
     pthread_cond_signal(&C->work_cv);
 
     int64_t deadline = start + C->timeout_ns;
     struct timespec ts = {deadline / 1000000000LL, deadline % 1000000000LL};
     while (g->state == GEN_PENDING)
         if (pthread_cond_timedwait(&C->done_cv, &C->mu, &ts) == ETIMEDOUT) break;
-    pc_result res = g->state == GEN_OK ? PC_OK : g->state == GEN_DROP ? PC_DROP : PC_RETRY;
+    pc_result res = g->state == GEN_OK ? PC_OK : PC_RETRY;
     gen_unref_locked(g);
     pthread_mutex_unlock(&C->mu);
     return res;
@@ -382,6 +522,7 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     pthread_mutex_init(&C->mu, NULL);
     pthread_cond_init(&C->work_cv, &ca);
     pthread_cond_init(&C->done_cv, &ca);
+    pthread_cond_init(&C->stop_cv, &ca);
     pthread_condattr_destroy(&ca);
     C->sync_ready = true;
     char err[256];
@@ -446,6 +587,38 @@ static int exec_setup(void *ud, const char *sql, const char *what, long timeout_
     return setup_sql(ud, sql, what, timeout_ms, out);
 }
 
+/* Opens the dead letter: the topic dead_letter.topic when dead_letter.brokers
+ * is set, else the file <dead_letter.directory>/deadletter-<id>.jsonl (the id
+ * with every byte outside [A-Za-z0-9_-] as '_'). 0, or -1 after logging. */
+static int open_dead_letter(ch *C)
+{
+    if (C->dead) return 0;
+    if (C->cfg->dl_kafka.brokers && *C->cfg->dl_kafka.brokers) {
+        C->dead = pc_deadletter_create_kafka(&C->cfg->dl_kafka, C->cfg->dl_topic,
+                                             C->timeout_ns / NS_PER_MS, C->id);
+        return C->dead ? 0 : -1;
+    }
+    pc_buf name = PC_BUF_INIT;
+    pc_buf_puts(&name, "deadletter-");
+    for (const char *p = C->id; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        pc_buf_append(&name, ok ? &c : "_", 1);
+    }
+    char err[512];
+    C->dead = pc_deadletter_create(C->cfg->dl_directory, name.data, C->cfg->dl_max_size,
+                                   (int)C->cfg->dl_max_files, err, sizeof(err));
+    pc_buf_free(&name);
+    if (!C->dead) pc_log(PC_LOG_ERROR, C->id, "dead_letter.%s", err);
+    return C->dead ? 0 : -1;
+}
+
+uint64_t pc_clickhouse_dead_lettered(void *ctx)
+{
+    return ctx ? pc_deadletter_count(((ch *)ctx)->dead) : 0;
+}
+
 /* Copying a large table may take long; each copy statement gets up to this. */
 #define COPY_TIMEOUT_MS (6L * 3600 * 1000)
 
@@ -465,7 +638,9 @@ static int ch_start(void *ctx, pc_host *host)
                  : is(c->dialect, "legacy") ? PC_CH_LEGACY
                                             : pc_ch_dialect_of(version.data);
     C->reads.dialect = C->dialect; /* before any read: reads start after start() */
-    int rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,
+    int rc = open_dead_letter(C);
+    if (rc == 0)
+        rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,
                                 COPY_TIMEOUT_MS);
     if (rc == 0) {
         pthread_mutex_lock(&C->mu);
@@ -495,6 +670,7 @@ static void ch_shutdown(void *ctx)
     bool join = C->thread_running && !C->stopping;
     C->stopping = true;
     pthread_cond_broadcast(&C->work_cv);
+    pthread_cond_broadcast(&C->stop_cv);
     pthread_mutex_unlock(&C->mu);
     if (join) {
         pthread_join(C->thread, NULL);
@@ -510,9 +686,11 @@ static void ch_destroy(void *ctx)
     if (!C) return;
     ch_shutdown(C);
     pc_ch_http_destroy(C->http);
+    pc_deadletter_destroy(C->dead);
     if (C->sync_ready) {
         pthread_cond_destroy(&C->work_cv);
         pthread_cond_destroy(&C->done_cv);
+        pthread_cond_destroy(&C->stop_cv);
         pthread_mutex_destroy(&C->mu);
     }
     free(C->id);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
 
 #define POOL_MAX 8
@@ -88,8 +89,26 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-/* gzip of |n| bytes at |p| into |out|. */
-static void gzip_into(pc_buf *out, const char *p, size_t n)
+/* Picks X-ClickHouse-Exception-Code out of the response headers. */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    static const char name[] = "x-clickhouse-exception-code:";
+    size_t len = size * n;
+    pc_ch_reply *r = ud;
+    if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+        int code = 0;
+        for (size_t i = sizeof(name) - 1; i < len && i < 40; i++) {
+            if (p[i] >= '0' && p[i] <= '9')
+                code = code * 10 + (p[i] - '0');
+            else if (p[i] != ' ')
+                break;
+        }
+        r->exception_code = code;
+    }
+    return len;
+}
+
+void pc_ch_gzip(pc_buf *out, const char *p, size_t n)
 {
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
@@ -106,10 +125,11 @@ static void gzip_into(pc_buf *out, const char *p, size_t n)
     deflateEnd(&zs);
 }
 
-void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *settings,
-                     const char *body, size_t n, bool gzip, long timeout_ms, pc_ch_reply *r)
+/* POSTs |n| bytes at |body|, sent with Content-Encoding: gzip when |gzipped|. */
+static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings, const char *body,
+                 size_t n, bool gzipped, long timeout_ms, pc_ch_reply *r)
 {
-    pc_buf url = PC_BUF_INIT, zbody = PC_BUF_INIT;
+    pc_buf url = PC_BUF_INIT;
     pc_buf_puts(&url, H->base_url);
     if (settings) pc_buf_printf(&url, "?%s", settings);
     if (query) {
@@ -118,10 +138,7 @@ void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *sett
         curl_free(q);
     }
     struct curl_slist *hdrs = H->headers, *gz = NULL;
-    if (gzip) {
-        gzip_into(&zbody, body, n);
-        body = zbody.data;
-        n = zbody.len;
+    if (gzipped) {
         gz = curl_slist_append(NULL, "Content-Encoding: gzip");
         gz->next = H->headers; /* borrowed tail; unlinked before freeing */
         hdrs = gz;
@@ -134,6 +151,9 @@ void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *sett
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+    r->exception_code = 0;
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 50 ? timeout_ms : 50L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
@@ -148,18 +168,91 @@ void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *sett
     r->curl = curl_easy_perform(h);
     if (r->curl == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* |r| may not outlive the handle */
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
     if (gz) {
         gz->next = NULL;
         curl_slist_free_all(gz);
     }
-    pc_buf_free(&zbody);
     pc_buf_free(&url);
+}
+
+void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *settings,
+                     const char *body, size_t n, bool gzip, long timeout_ms, pc_ch_reply *r)
+{
+    if (!gzip) {
+        post(H, h, query, settings, body, n, false, timeout_ms, r);
+        return;
+    }
+    pc_buf zbody = PC_BUF_INIT;
+    pc_ch_gzip(&zbody, body, n);
+    post(H, h, query, settings, zbody.data, zbody.len, true, timeout_ms, r);
+    pc_buf_free(&zbody);
+}
+
+void pc_ch_http_post_gzipped(pc_ch_http *H, CURL *h, const char *query, const char *settings,
+                             const char *zbody, size_t zn, long timeout_ms, pc_ch_reply *r)
+{
+    post(H, h, query, settings, zbody, zn, true, timeout_ms, r);
 }
 
 int pc_ch_error_code(const pc_ch_reply *r)
 {
+    if (r->exception_code > 0) return r->exception_code;
     const char *p = r->body.data ? strstr(r->body.data, "Code: ") : NULL;
     return p ? atoi(p + 6) : 0;
+}
+
+/* Whether the body of |r| contains |s| (ASCII case-insensitively). */
+static bool body_says(const pc_ch_reply *r, const char *s)
+{
+    return r->body.data && strcasestr(r->body.data, s) != NULL;
+}
+
+pc_ch_error_class pc_ch_classify(const pc_ch_reply *r)
+{
+    if (pc_ch_reply_tls_refused(r) || pc_ch_reply_auth_refused(r)) return PC_CH_ERR_FATAL;
+    if (r->curl != CURLE_OK) return PC_CH_ERR_TRANSIENT;
+    switch (pc_ch_error_code(r)) {
+    case 252: /* TOO_MANY_PARTS: the block's partitions, or merges behind (transient) */
+        return body_says(r, "partitions") ? PC_CH_ERR_DATA : PC_CH_ERR_TRANSIENT;
+    case 6:   /* CANNOT_PARSE_TEXT */
+    case 26:  /* CANNOT_PARSE_QUOTED_STRING */
+    case 27:  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
+    case 38:  /* CANNOT_PARSE_DATE */
+    case 41:  /* CANNOT_PARSE_DATETIME */
+    case 53:  /* TYPE_MISMATCH */
+    case 69:  /* ARGUMENT_OUT_OF_BOUND */
+    case 70:  /* CANNOT_CONVERT_TYPE */
+    case 72:  /* CANNOT_PARSE_NUMBER */
+    case 117: /* INCORRECT_DATA */
+    case 131: /* TOO_LARGE_STRING_SIZE */
+    case 321: /* VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE */
+    case 407: /* DECIMAL_OVERFLOW */
+    case 469: /* VIOLATED_CONSTRAINT */
+        return PC_CH_ERR_DATA;
+    case 16:  /* NO_SUCH_COLUMN_IN_TABLE */
+    case 47:  /* UNKNOWN_IDENTIFIER */
+    case 60:  /* UNKNOWN_TABLE */
+    case 62:  /* SYNTAX_ERROR (of our own statement) */
+    case 81:  /* UNKNOWN_DATABASE */
+    case 164: /* READONLY */
+    case 497: /* ACCESS_DENIED */
+        return PC_CH_ERR_FATAL;
+    case 0:
+        /* No code: 400 / 413 are about the body; other statuses say nothing. */
+        return r->status == 400 || r->status == 413 ? PC_CH_ERR_DATA : PC_CH_ERR_TRANSIENT;
+    default:
+        /* TIMEOUT_EXCEEDED 159, TOO_SLOW 160, TOO_MANY_SIMULTANEOUS_QUERIES 202,
+         * SOCKET_TIMEOUT 209, NETWORK_ERROR 210, MEMORY_LIMIT_EXCEEDED 241,
+         * TABLE_IS_READ_ONLY 242, KEEPER_EXCEPTION 999 ... and codes we do not
+         * know: retrying costs a little time; dead-lettering would lose rows. */
+        return PC_CH_ERR_TRANSIENT;
+    }
+}
+
+const char *pc_ch_error_class_name(pc_ch_error_class c)
+{
+    return c == PC_CH_ERR_DATA ? "data" : c == PC_CH_ERR_FATAL ? "fatal" : "transient";
 }
 
 bool pc_ch_reply_permanent(const pc_ch_reply *r)

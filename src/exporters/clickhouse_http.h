@@ -49,6 +49,7 @@ typedef struct pc_ch_reply {
     long status;                  /* HTTP status, 0 when none */
     pc_buf body;                  /* the caller frees it */
     char detail[CURL_ERROR_SIZE]; /* libcurl's own words on a failed transfer, or "" */
+    int exception_code;           /* X-ClickHouse-Exception-Code header, 0 when absent */
 } pc_ch_reply;
 
 /*
@@ -60,8 +61,45 @@ typedef struct pc_ch_reply {
 void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *settings,
                      const char *body, size_t n, bool gzip, long timeout_ms, pc_ch_reply *r);
 
-/* The ClickHouse error code at the start of an error body ("Code: 27, ..."), or 0. */
+/*
+ * Like pc_ch_http_post, but |zbody| (|zn| bytes) is already gzip-compressed
+ * (pc_ch_gzip): a retried insert is compressed once, not once per try.
+ */
+void pc_ch_http_post_gzipped(pc_ch_http *H, CURL *h, const char *query, const char *settings,
+                             const char *zbody, size_t zn, long timeout_ms, pc_ch_reply *r);
+
+/* Replaces the contents of |out| with the gzip stream of |n| bytes at |p|. */
+void pc_ch_gzip(pc_buf *out, const char *p, size_t n);
+
+/* The ClickHouse error code: the X-ClickHouse-Exception-Code header when the
+ * server sent one, else the "Code: 27, ..." at the start of the body, else 0. */
 int pc_ch_error_code(const pc_ch_reply *r);
+
+/*
+ * What a failed INSERT means for the rows in it (pc_ch_classify):
+ * TRANSIENT: nothing is wrong with the rows or the setup; the same request may
+ *   succeed later (network, timeouts, HTTP 5xx without a code naming the
+ *   data, too many simultaneous queries, memory limit, too many parts while
+ *   merges catch up, replicas or Keeper away).
+ * DATA: the rows of this block are refused (a row that does not parse or
+ *   convert, a violated constraint, a block spanning too many partitions, a
+ *   body too large); a smaller block without the culprits can succeed, so the
+ *   exporter bisects and dead-letters the rows that fail alone.
+ * FATAL: the setup is wrong (credentials, certificate, unknown table or
+ *   column, read-only user, syntax of our own statement); no row can be
+ *   stored until an operator fixes it, so rows are kept (retry), never
+ *   dead-lettered.
+ */
+typedef enum pc_ch_error_class {
+    PC_CH_ERR_TRANSIENT = 0,
+    PC_CH_ERR_DATA = 1,
+    PC_CH_ERR_FATAL = 2
+} pc_ch_error_class;
+
+/* The class of the failed reply |r| (not for a 200); see pc_ch_error_class. */
+pc_ch_error_class pc_ch_classify(const pc_ch_reply *r);
+/* The class's name: "transient", "data" or "fatal". */
+const char *pc_ch_error_class_name(pc_ch_error_class c);
 /* HTTP 200. */
 bool pc_ch_reply_ok(const pc_ch_reply *r);
 /* The server rejected the data itself, so sending it again cannot help. */

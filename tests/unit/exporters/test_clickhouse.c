@@ -399,6 +399,20 @@ static void test_validate(void)
     CHECK(configure(qt, 1, err, sizeof(err)) == 0);
     const char *qt_low[] = {"query_timeout", "500ms"};
     CHECK(configure(qt_low, 1, err, sizeof(err)) < 0 && strstr(err, "query_timeout"));
+    const char *parts[] = {"batch.max_partitions", "100"}; /* the server's own limit */
+    CHECK(configure(parts, 1, err, sizeof(err)) < 0 && strstr(err, "batch.max_partitions"));
+    const char *parts_ok[] = {"batch.max_partitions", "99", "dead_letter.max_files", "2"};
+    CHECK(configure(parts_ok, 2, err, sizeof(err)) == 0);
+    const char *dl[] = {"dead_letter.directory", ""};
+    CHECK(configure(dl, 1, err, sizeof(err)) < 0 && strstr(err, "dead_letter.directory"));
+    const char *dlk[] = {"dead_letter.brokers", "127.0.0.1:9092"};
+    CHECK(configure(dlk, 1, err, sizeof(err)) == 0);
+    const char *dlk_proto[] = {"dead_letter.brokers", "127.0.0.1:9092",
+                               "dead_letter.security.protocol", "CARRIER_PIGEON"};
+    CHECK(configure(dlk_proto, 2, err, sizeof(err)) < 0 &&
+          strstr(err, "dead_letter.security.protocol"));
+    const char *dlk_topic[] = {"dead_letter.brokers", "127.0.0.1:9092", "dead_letter.topic", ""};
+    CHECK(configure(dlk_topic, 2, err, sizeof(err)) < 0 && strstr(err, "dead_letter.topic"));
 }
 
 /* ------------------------------------------------------------ migration -- */
