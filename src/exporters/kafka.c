@@ -301,6 +301,44 @@ int pc_kafka_inject_fatal(void *ctx, const char *reason)
     return pc_kafka_producer_inject_fatal(K->producer, reason);
 }
 
+/* Scrape-time series (metrics.h): the spool's depth and its counters, and
+ * what was dropped as too large. */
+static void kafka_metrics(void *ctx, pc_metrics_out *out)
+{
+    kafka *K = ctx;
+    const char *const l[] = {"exporter", K->id, NULL};
+    pc_kafka_stats ks;
+    pc_kafka_get_stats(K, &ks);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_exporter_dropped_spans",
+                       "Spans dropped as larger than max_message_bytes.", l,
+                       (double)ks.dropped_spans);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_kafka_producer_recreated",
+                       "Kafka producers recreated after a fatal error.", l, (double)ks.recreated);
+    pc_spooler_stats st = {0};
+    if (K->spooler) pc_spooler_get_stats(K->spooler, &st);
+    pc_metrics_out_add(out, PC_METRIC_GAUGE, "otelcol_exporter_queue_size",
+                       "Batches waiting to be sent (in the disk spool).", l,
+                       (double)st.spool.records);
+    if (!K->spooler) return;
+    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_records",
+                       "Batches in the disk spool not yet acknowledged downstream.", l,
+                       (double)st.spool.records);
+    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_bytes",
+                       "Payload bytes of those batches.", l, (double)st.spool.bytes);
+    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_disk_bytes",
+                       "Size of the spool's segment files.", l, (double)st.spool.disk_bytes);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_appended_records",
+                       "Batches appended to the spool.", l, (double)st.appended);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_drained_records",
+                       "Spooled batches delivered by the drainer.", l, (double)st.drained);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_refused_records",
+                       "Batches the spool refused (full or a disk error): answered retry.", l,
+                       (double)st.refused);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_dropped_records",
+                       "Spooled batches the destination can never take.", l,
+                       (double)st.dropped);
+}
+
 /* See "Health" above. */
 static void kafka_health(void *ctx, pc_health *out)
 {
@@ -323,4 +361,5 @@ const pc_component_ops pc_kafka_exporter_ops = {
     .destroy = kafka_destroy,
     .consume = kafka_consume,
     .health = kafka_health,
+    .metrics = kafka_metrics,
 };

@@ -16,6 +16,7 @@ import requests
 
 import workload
 from services import kafka  # noqa: F401  (fixture)
+from test_metrics import scrape, val
 
 PROTO = {"Content-Type": "application/x-protobuf"}
 
@@ -187,6 +188,13 @@ def test_full_spool_answers_503_and_keeps_what_it_took(make_collector, kafka, tm
     code, status, k = kafka_health(c)
     assert (code, status, k["state"]) == (503, "unhealthy", "unavailable"), k
     assert "spool refuses" in k["reason"] and "full" in k["reason"], k
+    m = scrape(c)  # /metrics says the same, through a real Prometheus parser
+    spooled = len(acked) // 10
+    assert val(m, "prela_spool_appended_records_total", exporter="kafka") == spooled, m
+    assert val(m, "prela_spool_records", exporter="kafka") == spooled
+    assert val(m, "otelcol_exporter_queue_size", exporter="kafka") == spooled
+    assert val(m, "prela_spool_refused_records_total", exporter="kafka") == codes.count(503)
+    assert 0 < val(m, "prela_spool_disk_bytes", exporter="kafka") <= 65536
 
     # The brokers come back (the same spool, now pointed at the real broker): every span
     # answered 200 reaches the topic.
