@@ -52,7 +52,14 @@ typedef struct seg {
     uint64_t size;    /* bytes of the file on disk */
     uint64_t records; /* pending (unacknowledged) records in it */
     uint64_t bytes;   /* their payload bytes */
+    uint64_t skip_from; /* a corrupt record found here by the reader; 0 = none */
 } seg;
+
+/* A record the drainer has read and not yet acknowledged (oldest first). */
+typedef struct ahead {
+    uint64_t num, off, next;
+    size_t len;
+} ahead;
 
 typedef struct waiter {
     uint64_t seq;
@@ -80,9 +87,11 @@ struct pc_spool {
     uint64_t rfd_num;
     unsigned char *rbuf;
     size_t rcap;
-    int peeked;
-    uint64_t peek_id, peek_next;
-    size_t peek_len;
+    /* read-ahead: the next record to read is (la_num, la_off); the records read
+     * and not yet acknowledged are ahd[ahd_head ..+ ahd_n) (a ring) */
+    uint64_t la_num, la_off;
+    ahead ahd[PC_SPOOL_MAX_AHEAD];
+    size_t ahd_head, ahd_n;
     pc_spool_stats st;
     char errmsg[256];
 };
@@ -231,7 +240,10 @@ static int is_write_seg(const pc_spool *sp, size_t i)
  * one. mu held. */
 static void advance(pc_spool *sp)
 {
-    while (sp->nsegs && !is_write_seg(sp, 0) && sp->roff >= sp->segs[0].end) {
+    for (;;) {
+        if (sp->nsegs && sp->segs[0].skip_from && sp->roff >= sp->segs[0].skip_from)
+            sp->roff = sp->segs[0].end; /* the rest was corrupt: skipped */
+        if (!sp->nsegs || is_write_seg(sp, 0) || sp->roff < sp->segs[0].end) break;
         seg s = sp->segs[0];
         memmove(sp->segs, sp->segs + 1, (sp->nsegs - 1) * sizeof(seg));
         sp->nsegs--;
@@ -694,17 +706,69 @@ out:
 
 /* ---- drain ----------------------------------------------------------------------------- */
 
-int pc_spool_peek(pc_spool *sp, const void **p, size_t *n, uint64_t *id)
+/* Index in segs of segment |num|, or -1. mu held. */
+static long seg_index(const pc_spool *sp, uint64_t num)
 {
+    for (size_t i = 0; i < sp->nsegs; i++)
+        if (sp->segs[i].num == num) return (long)i;
+    return -1;
+}
+
+/*
+ * The reader found a corrupt record at |off| of segs[i]: the rest of that
+ * segment is skipped (counted); the records before it that were read ahead
+ * stay pending. The ack cursor jumps over the rest once it gets there
+ * (advance, skip_from). mu held.
+ */
+static void skip_rest(pc_spool *sp, size_t i, uint64_t off, const char *why)
+{
+    seg *s = &sp->segs[i];
+    pc_log(PC_LOG_ERROR, "spool", "%s: segment %llu: corrupt record (%s) at %llu; rest skipped",
+           sp->dir, (unsigned long long)s->num, why, (unsigned long long)off);
+    uint64_t k = 0, kb = 0;
+    for (size_t j = 0; j < sp->ahd_n; j++) {
+        const ahead *a = &sp->ahd[(sp->ahd_head + j) % PC_SPOOL_MAX_AHEAD];
+        if (a->num == s->num) k++, kb += a->len;
+    }
+    sp->st.corrupt++;
+    sp->st.skipped_bytes += s->end - off;
+    sp->st.records -= s->records - k;
+    sp->st.bytes -= s->bytes - kb;
+    s->records = k;
+    s->bytes = kb;
+    if (is_write_seg(sp, i)) sp->wbroken = 1; /* the next append starts a new segment */
+    s->skip_from = off;
+    sp->la_off = s->end;
+    advance(sp);
+    write_cursor(sp);
+}
+
+/* Reads the record at the read-ahead position into rbuf and queues it as read
+ * ahead. 0, PC_SPOOL_EMPTY or PC_SPOOL_IO. */
+static int read_ahead(pc_spool *sp, const void **p, size_t *n, uint64_t *id)
+{
+    if (sp->ahd_n == PC_SPOOL_MAX_AHEAD) return PC_SPOOL_EMPTY;
     for (;;) {
         pthread_mutex_lock(&sp->mu);
         advance(sp);
-        if (!sp->nsegs) {
-            pthread_mutex_unlock(&sp->mu);
-            return PC_SPOOL_EMPTY;
+        long i = seg_index(sp, sp->la_num);
+        if (i < 0) { /* before the first segment (or none yet): start there */
+            if (!sp->nsegs || sp->ahd_n) {
+                pthread_mutex_unlock(&sp->mu);
+                return PC_SPOOL_EMPTY;
+            }
+            sp->la_num = sp->segs[0].num;
+            sp->la_off = sp->roff;
+            i = 0;
         }
-        uint64_t num = sp->segs[0].num, off = sp->roff;
-        uint64_t end = is_write_seg(sp, 0) ? sp->durable_end : sp->segs[0].end;
+        uint64_t end = is_write_seg(sp, (size_t)i) ? sp->durable_end : sp->segs[i].end;
+        if (sp->la_off >= end && !is_write_seg(sp, (size_t)i) && (size_t)i + 1 < sp->nsegs) {
+            sp->la_num = sp->segs[i + 1].num; /* on to the next segment */
+            sp->la_off = HDR;
+            pthread_mutex_unlock(&sp->mu);
+            continue;
+        }
+        uint64_t num = sp->la_num, off = sp->la_off;
         pthread_mutex_unlock(&sp->mu);
         if (off >= end) return PC_SPOOL_EMPTY;
         if (sp->rfd < 0 || sp->rfd_num != num) {
@@ -733,29 +797,20 @@ int pc_spool_peek(pc_spool *sp, const void **p, size_t *n, uint64_t *id)
             if (r < 0) goto ioerr;
             if (r > 0 || crc(f, 4, sp->rbuf, len) != get32(f + 4)) why = "bad crc";
         }
+        pthread_mutex_lock(&sp->mu);
         if (!why) {
             *p = sp->rbuf;
             *n = len;
             *id = num << 32 | off;
-            sp->peeked = 1;
-            sp->peek_id = *id;
-            sp->peek_next = off + FRAME + len;
-            sp->peek_len = len;
+            ahead *a = &sp->ahd[(sp->ahd_head + sp->ahd_n++) % PC_SPOOL_MAX_AHEAD];
+            *a = (ahead){.num = num, .off = off, .next = off + FRAME + len, .len = len};
+            sp->la_off = a->next;
+            pthread_mutex_unlock(&sp->mu);
             return 0;
         }
-        /* corrupted since it was written: skip the rest of this segment */
-        pthread_mutex_lock(&sp->mu);
-        seg *s = &sp->segs[0];
-        pc_log(PC_LOG_ERROR, "spool", "%s: segment %llu: corrupt record (%s) at %llu; rest skipped",
-               sp->dir, (unsigned long long)num, why, (unsigned long long)off);
-        sp->st.corrupt++;
-        sp->st.skipped_bytes += s->end - off;
-        sp->st.records -= s->records;
-        sp->st.bytes -= s->bytes;
-        s->records = s->bytes = 0;
-        if (is_write_seg(sp, 0)) sp->wbroken = 1;
-        sp->roff = s->end;
-        write_cursor(sp);
+        /* corrupted since it was written */
+        i = seg_index(sp, num);
+        if (i >= 0) skip_rest(sp, (size_t)i, off, why);
         pthread_mutex_unlock(&sp->mu);
     }
 ioerr:
@@ -765,17 +820,38 @@ ioerr:
     return PC_SPOOL_IO;
 }
 
+int pc_spool_peek(pc_spool *sp, const void **p, size_t *n, uint64_t *id)
+{
+    pthread_mutex_lock(&sp->mu);
+    sp->ahd_n = 0; /* start over at the oldest unacknowledged record */
+    sp->la_num = sp->nsegs ? sp->segs[0].num : sp->next_num;
+    sp->la_off = sp->roff;
+    pthread_mutex_unlock(&sp->mu);
+    return read_ahead(sp, p, n, id);
+}
+
+int pc_spool_peek_next(pc_spool *sp, const void **p, size_t *n, uint64_t *id)
+{
+    if (!sp->ahd_n) return pc_spool_peek(sp, p, n, id);
+    return read_ahead(sp, p, n, id);
+}
+
 int pc_spool_ack(pc_spool *sp, uint64_t id)
 {
-    if (!sp->peeked || id != sp->peek_id) return -1;
-    sp->peeked = 0;
     pthread_mutex_lock(&sp->mu);
-    sp->roff = sp->peek_next;
+    ahead *a = &sp->ahd[sp->ahd_head];
+    if (!sp->ahd_n || id != (a->num << 32 | a->off) || !sp->nsegs || sp->segs[0].num != a->num) {
+        pthread_mutex_unlock(&sp->mu);
+        return -1;
+    }
+    sp->ahd_head = (sp->ahd_head + 1) % PC_SPOOL_MAX_AHEAD;
+    sp->ahd_n--;
+    sp->roff = a->next;
     seg *s = &sp->segs[0];
     s->records--;
-    s->bytes -= sp->peek_len;
+    s->bytes -= a->len;
     sp->st.records--;
-    sp->st.bytes -= sp->peek_len;
+    sp->st.bytes -= a->len;
     int rc = write_cursor(sp);
     advance(sp);
     pthread_mutex_unlock(&sp->mu);

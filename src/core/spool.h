@@ -4,8 +4,8 @@
  * Data flow: an exporter (kafka, clickhouse) whose destination does not
  * acknowledge in time appends the encoded batch here and answers 200 once
  * pc_spool_append returned 0 ("200" = in Kafka or on this disk). One drainer
- * thread replays the spool in order (peek, send, ack) when the destination is
- * back. Records are at-least-once: a record whose ack was not yet persisted is
+ * thread replays the spool in order (peek and peek_next to read ahead, send,
+ * ack in order) when the destination is back. Records are at-least-once: a record whose ack was not yet persisted is
  * delivered again after a crash; a record appended durably is never lost.
  *
  * On-disk format, version 1 (all integers little-endian):
@@ -47,6 +47,8 @@ typedef struct pc_spool pc_spool;
 /* The largest record (payload bytes) and the largest segment size accepted. */
 #define PC_SPOOL_MAX_RECORD ((size_t)256 << 20)
 #define PC_SPOOL_MAX_SEGMENT_SIZE ((uint64_t)1 << 30)
+/* The most records a drainer may have read ahead and not yet acknowledged. */
+#define PC_SPOOL_MAX_AHEAD 64
 
 typedef enum pc_spool_fsync {
     PC_SPOOL_FSYNC_ALWAYS = 0, /* each append runs its own fdatasync before returning
@@ -108,16 +110,26 @@ int pc_spool_append(pc_spool *sp, const void *p, size_t n);
  * The oldest unacknowledged durable record: 0 with *|p|, *|n| and *|id| set,
  * PC_SPOOL_EMPTY when there is none, PC_SPOOL_IO on a read error. *|p| is
  * borrowed from the spool: valid until the next peek, ack or destroy (copy it
- * to keep it longer). Peeking twice without an ack returns the same record.
- * Drainer thread only.
+ * to keep it longer). Peeking twice without an ack returns the same record:
+ * a peek forgets what pc_spool_peek_next read ahead. Drainer thread only.
  */
 int pc_spool_peek(pc_spool *sp, const void **p, size_t *n, uint64_t *id);
 /*
- * Acknowledges the record pc_spool_peek returned with |id| (acks are in order:
- * any other id is refused with -1). The position is written to the cursor file
- * at once (without fsync: it survives a crash of the process; after a power
- * loss the record may come again). A segment whose records are all
- * acknowledged is deleted. Returns 0, -1 (wrong id) or PC_SPOOL_IO.
+ * Reads ahead: the record after the last one peek or peek_next returned (the
+ * oldest, when nothing was read since the last peek or since everything read
+ * was acknowledged), so a drainer can have several records in flight. Same
+ * results and borrowing as pc_spool_peek; PC_SPOOL_EMPTY also when
+ * PC_SPOOL_MAX_AHEAD records are read and not yet acknowledged. Drainer thread
+ * only.
+ */
+int pc_spool_peek_next(pc_spool *sp, const void **p, size_t *n, uint64_t *id);
+/*
+ * Acknowledges the oldest record read and not yet acknowledged, which must
+ * have |id| (acks are in order: any other id is refused with -1). The position
+ * is written to the cursor file at once (without fsync: it survives a crash of
+ * the process; after a power loss the record may come again). A segment whose
+ * records are all acknowledged is deleted. Returns 0, -1 (wrong id) or
+ * PC_SPOOL_IO.
  */
 int pc_spool_ack(pc_spool *sp, uint64_t id);
 

@@ -26,11 +26,13 @@
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 #define IDLE_WAIT_MS 1000 /* an idle drainer looks again this often anyway */
+#define WINDOW 32         /* records in flight at once (at most PC_SPOOL_MAX_AHEAD) */
 
 struct pc_spooler {
     char *id;
     pc_spool *sp;
-    pc_spooler_send_fn send;
+    pc_spooler_begin_fn begin;
+    pc_spooler_end_fn end;
     void *ctx;
 
     pthread_mutex_t mu;
@@ -39,6 +41,7 @@ struct pc_spooler {
     bool running;
     bool stop;   /* under mu */
     bool kicked; /* under mu: wake now */
+    bool idle;   /* under mu: the drainer found the spool empty and waits */
 
     /* atomics */
     uint64_t appended, drained, dropped, refused;
@@ -66,8 +69,8 @@ bool pc_spooler_enabled(const pc_spooler_cfg *c)
     return c->directory && c->directory[0];
 }
 
-pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spooler_send_fn send,
-                              void *ctx)
+pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spooler_begin_fn begin,
+                              pc_spooler_end_fn end, void *ctx)
 {
     pc_spool_config sc = {
         .directory = c->directory,
@@ -84,7 +87,8 @@ pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spoole
     pc_spooler *s = pc_xcalloc(1, sizeof(*s));
     s->id = pc_xstrdup(id);
     s->sp = sp;
-    s->send = send;
+    s->begin = begin;
+    s->end = end;
     s->ctx = ctx;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -102,8 +106,9 @@ pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spoole
     return s;
 }
 
-/* Waits until kicked, stopped, or |ms| passed. Returns false when stopping. */
-static bool wait_ms(pc_spooler *s, int64_t ms)
+/* Waits until kicked, stopped, or |ms| passed; |idle|: because the spool is
+ * empty (an append wakes it then). Returns false when stopping. */
+static bool wait_ms(pc_spooler *s, int64_t ms, bool idle)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -111,9 +116,10 @@ static bool wait_ms(pc_spooler *s, int64_t ms)
     ts.tv_sec = end / 1000000000LL;
     ts.tv_nsec = end % 1000000000LL;
     pthread_mutex_lock(&s->mu);
+    s->idle = idle;
     while (!s->stop && !s->kicked)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
-    s->kicked = false;
+    s->kicked = s->idle = false;
     bool go = !s->stop;
     pthread_mutex_unlock(&s->mu);
     return go;
@@ -127,52 +133,84 @@ static bool stopping(pc_spooler *s)
     return stop;
 }
 
+/*
+ * One round: reads up to WINDOW records ahead (the first from the oldest
+ * pending), begins each, then ends them in order, acknowledging what was
+ * delivered or dropped up to the first retry. Returns the spool's result for
+ * the first read (0, PC_SPOOL_EMPTY, PC_SPOOL_IO) through |rc|, and whether a
+ * record was answered retry.
+ */
+static bool drain_round(pc_spooler *s, int *rc)
+{
+    void *handles[WINDOW];
+    uint64_t ids[WINDOW];
+    size_t sizes[WINDOW];
+    int k = 0;
+    *rc = 0;
+    while (k < WINDOW) {
+        const void *p;
+        size_t n;
+        int r = k == 0 ? pc_spool_peek(s->sp, &p, &n, &ids[k])
+                       : pc_spool_peek_next(s->sp, &p, &n, &ids[k]);
+        if (r != 0) {
+            if (k == 0) *rc = r;
+            break;
+        }
+        sizes[k] = n;
+        handles[k] = s->begin(s->ctx, p, n);
+        if (!handles[k++]) break; /* the destination is down: no use reading on */
+    }
+    bool retry = false;
+    for (int i = 0; i < k; i++) {
+        pc_result res = handles[i] ? s->end(s->ctx, handles[i]) : PC_RETRY;
+        if (retry) continue; /* collected, not acknowledged: offered again */
+        if (res == PC_RETRY) {
+            retry = true;
+            continue;
+        }
+        if (res == PC_DROP) {
+            __atomic_add_fetch(&s->dropped, 1, __ATOMIC_RELAXED);
+            pc_log(PC_LOG_ERROR, s->id,
+                   "dropped a spooled batch of %zu bytes the destination can never take",
+                   sizes[i]);
+        } else {
+            __atomic_add_fetch(&s->drained, 1, __ATOMIC_RELAXED);
+        }
+        if (pc_spool_ack(s->sp, ids[i]) != 0) {
+            char why[256];
+            pc_log(PC_LOG_ERROR, s->id, "spool: cannot acknowledge a record: %s",
+                   pc_spool_error(s->sp, why, sizeof(why)));
+            retry = true;
+        }
+    }
+    return retry;
+}
+
 static void *drain_main(void *arg)
 {
     pc_spooler *s = arg;
     int64_t retry_ms = 0;
     while (!stopping(s)) {
-        const void *p;
-        size_t n;
-        uint64_t rid;
-        int rc = pc_spool_peek(s->sp, &p, &n, &rid);
+        int rc;
+        bool retry = drain_round(s, &rc);
         if (rc == PC_SPOOL_EMPTY) {
             if (__atomic_exchange_n(&s->pending_wall, 0, __ATOMIC_ACQ_REL))
                 pc_log(PC_LOG_INFO, s->id, "spool drained");
             if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL))
                 pc_log(PC_LOG_INFO, s->id, "the spool is empty and takes batches again");
             retry_ms = 0;
-            wait_ms(s, IDLE_WAIT_MS);
-            continue;
-        }
-        if (rc != 0) {
+            wait_ms(s, IDLE_WAIT_MS, true);
+        } else if (rc != 0) {
             char why[256];
             pc_log(PC_LOG_ERROR, s->id, "spool: cannot read: %s",
                    pc_spool_error(s->sp, why, sizeof(why)));
-            wait_ms(s, RETRY_MAX_MS);
-            continue;
-        }
-        pc_result res = s->send(s->ctx, p, n);
-        if (res == PC_RETRY) {
+            wait_ms(s, RETRY_MAX_MS, false);
+        } else if (retry) {
             retry_ms = retry_ms ? retry_ms * 2 : RETRY_MIN_MS;
             if (retry_ms > RETRY_MAX_MS) retry_ms = RETRY_MAX_MS;
-            wait_ms(s, retry_ms);
-            continue;
-        }
-        retry_ms = 0;
-        if (res == PC_DROP) {
-            __atomic_add_fetch(&s->dropped, 1, __ATOMIC_RELAXED);
-            pc_log(PC_LOG_ERROR, s->id, "dropped a spooled batch of %zu bytes the destination "
-                   "can never take", n);
+            wait_ms(s, retry_ms, false);
         } else {
-            __atomic_add_fetch(&s->drained, 1, __ATOMIC_RELAXED);
-        }
-        rc = pc_spool_ack(s->sp, rid);
-        if (rc != 0) {
-            char why[256];
-            pc_log(PC_LOG_ERROR, s->id, "spool: cannot acknowledge a record: %s",
-                   pc_spool_error(s->sp, why, sizeof(why)));
-            wait_ms(s, RETRY_MAX_MS);
+            retry_ms = 0;
         }
     }
     return NULL;
@@ -213,12 +251,21 @@ void pc_spooler_destroy(pc_spooler *s)
     free(s);
 }
 
-void pc_spooler_kick(pc_spooler *s)
+/* Wakes the drainer: always (|only_idle| false), or only when it waits on an
+ * empty spool. */
+static void wake(pc_spooler *s, bool only_idle)
 {
     pthread_mutex_lock(&s->mu);
-    s->kicked = true;
-    pthread_cond_signal(&s->cv);
+    if (!only_idle || s->idle) {
+        s->kicked = true;
+        pthread_cond_signal(&s->cv);
+    }
     pthread_mutex_unlock(&s->mu);
+}
+
+void pc_spooler_kick(pc_spooler *s)
+{
+    wake(s, false);
 }
 
 int pc_spooler_append(pc_spooler *s, const void *rec, size_t n)
@@ -232,7 +279,7 @@ int pc_spooler_append(pc_spooler *s, const void *rec, size_t n)
             pc_log(PC_LOG_WARN, s->id, "spooling batches the destination did not take in time");
         if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL))
             pc_log(PC_LOG_INFO, s->id, "the spool takes batches again");
-        pc_spooler_kick(s);
+        wake(s, true); /* a drainer in a retry wait keeps waiting */
         return 0;
     }
     __atomic_add_fetch(&s->refused, 1, __ATOMIC_RELAXED);

@@ -6,13 +6,15 @@
  * `spool.after` to acknowledge a batch. When it did not (or the destination is
  * known to be down), the exporter appends the batch, already encoded as one
  * record, with pc_spooler_append and answers PC_OK once that returned 0: "200"
- * means "at the destination or on this disk". The drainer thread takes the
- * oldest record, hands it to the exporter's send function and acknowledges it
- * in the spool once send returned PC_OK; on PC_RETRY it waits (RETRY_MIN_MS
- * doubling to RETRY_MAX_MS, cut short by pc_spooler_kick) and offers the same
- * record again; on PC_DROP (the record can never be delivered) it logs and
- * removes it. Records are at-least-once: a crash between the destination's
- * acknowledgement and the spool's sends that record again.
+ * means "at the destination or on this disk". The drainer thread reads up to
+ * WINDOW records ahead, starts sending each (the exporter's begin function),
+ * then collects the answers in order (its end function): a record answered
+ * PC_OK is acknowledged in the spool; PC_DROP (it can never be delivered) is
+ * logged and removed; at the first PC_RETRY the drainer collects the rest of
+ * the window without acknowledging anything more, waits (RETRY_MIN_MS doubling
+ * to RETRY_MAX_MS, cut short by pc_spooler_kick) and starts again at the
+ * oldest record left. Records are at-least-once: a crash, or a retry after
+ * later records of the window went through, sends a record again.
  *
  * Settings, embedded in an exporter's option table with PC_SPOOLER_OPTIONS:
  *   spool.directory  where the segment files live; empty (the default): no spool
@@ -58,9 +60,14 @@ typedef struct pc_spooler_cfg {
             "how long a batch waits for the destination before it is spooled"                      \
     }
 
-/* Sends one spooled record: PC_OK once the destination acknowledged it,
- * PC_RETRY to offer it again later, PC_DROP when it can never be delivered. */
-typedef pc_result (*pc_spooler_send_fn)(void *ctx, const void *rec, size_t n);
+/* Starts sending one spooled record (|rec| is only valid during the call: copy
+ * what must outlive it). Returns a handle for end; NULL means "not sent, answer
+ * retry" (the destination is known to be down). */
+typedef void *(*pc_spooler_begin_fn)(void *ctx, const void *rec, size_t n);
+/* Waits for the record |handle| (non-NULL) was begun for: PC_OK once the
+ * destination acknowledged it, PC_RETRY to offer it again later, PC_DROP when
+ * it can never be delivered. Releases the handle. */
+typedef pc_result (*pc_spooler_end_fn)(void *ctx, void *handle);
 
 typedef struct pc_spooler pc_spooler;
 
@@ -82,12 +89,12 @@ int pc_spooler_validate(const pc_spooler_cfg *c, int64_t timeout_ms, char *err, 
 bool pc_spooler_enabled(const pc_spooler_cfg *c);
 
 /*
- * Opens (and recovers) the spool of exporter |id| in c->directory. |send| and
- * |ctx| are how the drainer delivers; they must stay valid until destroy.
- * Returns NULL after logging why.
+ * Opens (and recovers) the spool of exporter |id| in c->directory. |begin|,
+ * |end| and |ctx| are how the drainer delivers; they must stay valid until
+ * destroy. Returns NULL after logging why.
  */
-pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spooler_send_fn send,
-                              void *ctx);
+pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spooler_begin_fn begin,
+                              pc_spooler_end_fn end, void *ctx);
 /* Starts the drainer thread. 0, or -1 after logging. */
 int pc_spooler_start(pc_spooler *s);
 /* Stops the drainer thread (waits for a send in progress). Safe twice. */

@@ -146,16 +146,22 @@ static void on_brokers_up(void *ctx)
     if (K->spooler) pc_spooler_kick(K->spooler); /* drain now */
 }
 
-/* The spool's drainer delivers here (see spooler.h). While the brokers are out
- * of reach it answers retry at once; on_brokers_up kicks the drainer when they
- * are back. */
-static pc_result send_spooled(void *ctx, const void *rec, size_t n)
+/* The spool's drainer delivers through these (see spooler.h). While the
+ * brokers are out of reach begin answers retry at once (NULL); on_brokers_up
+ * kicks the drainer when they are back. */
+static void *spool_begin(void *ctx, const void *rec, size_t n)
 {
     kafka *K = ctx;
     if (!__atomic_load_n(&K->accepting, __ATOMIC_ACQUIRE) ||
         pc_kafka_producer_unreachable(K->producer, 0))
-        return PC_RETRY;
-    return pc_kafka_producer_send(K->producer, rec, n, pc_time_mono_ns() + K->timeout_ns);
+        return NULL;
+    return pc_kafka_producer_begin(K->producer, rec, n, pc_time_mono_ns() + K->timeout_ns);
+}
+
+static pc_result spool_end(void *ctx, void *handle)
+{
+    kafka *K = ctx;
+    return pc_kafka_producer_end(K->producer, handle);
 }
 
 static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *next)
@@ -190,7 +196,7 @@ static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *n
         return NULL;
     }
     if (pc_spooler_enabled(&cfg->spool)) {
-        K->spooler = pc_spooler_create(id, &cfg->spool, send_spooled, K);
+        K->spooler = pc_spooler_create(id, &cfg->spool, spool_begin, spool_end, K);
         if (!K->spooler) {
             kafka_destroy(K);
             return NULL;

@@ -2,9 +2,9 @@
  * kafka_producer.c - the acknowledged, self-healing librdkafka producer
  * (see kafka_producer.h).
  *
- * Data flow: pc_kafka_producer_send(record) → rd_kafka_producev per message →
+ * Data flow: pc_kafka_producer_begin(record) → rd_kafka_producev per message →
  * brokers → delivery reports served by the poll thread → the send's waiter →
- * send returns.
+ * pc_kafka_producer_end returns (send = begin + end).
  *
  * Durable acknowledgement: each send owns a waiter (outstanding
  * message count, first error, mutex + condvar) that is the opaque of every
@@ -77,7 +77,14 @@ typedef struct waiter {
     int acked;   /* messages acknowledged */
     int dropped; /* messages dropped as too large */
     bool failed; /* a message failed: the send answers retry */
+    /* set by begin, read by end (the sender's thread only) */
+    int64_t deadline;     /* monotonic ns */
+    pc_result early;      /* PC_OK, or what end answers without waiting */
 } waiter;
+
+struct pc_kafka_send {
+    waiter w;
+};
 
 typedef struct pc_kafka_producer producer;
 
@@ -567,39 +574,45 @@ static pc_result finish(producer *P, waiter *w, int64_t deadline, bool failed)
     return res;
 }
 
-/*
- * Produces every message of the record |rec| (kafka_record.h) and waits for
- * their acknowledgements until |deadline| (see finish). A malformed record
- * (only possible from a damaged spool) is PC_DROP.
- */
-pc_result pc_kafka_producer_send(pc_kafka_producer *P, const void *rec, size_t n, int64_t deadline)
+pc_kafka_send *pc_kafka_producer_begin(pc_kafka_producer *P, const void *rec, size_t n,
+                                       int64_t deadline)
 {
     waiter *w = waiter_new();
-    bool failed = true;
+    w->deadline = deadline;
+    w->early = PC_RETRY; /* unless producing starts below */
     pthread_rwlock_rdlock(&P->rk_lock);
     if (!__atomic_load_n(&P->fatal, __ATOMIC_ACQUIRE) && P->rk) { /* replaced meanwhile? */
-        failed = false;
+        w->early = PC_OK;
         size_t pos = 0;
         pc_kafka_msg m;
         int r;
         while ((r = pc_kafka_record_next(rec, n, &pos, &m)) > 0)
             if (produce(P, w, &m, deadline) == FAILED) {
-                failed = true;
+                w->early = PC_RETRY;
                 break;
             }
         if (r < 0) {
             pc_log(PC_LOG_ERROR, P->id, "a spooled record of %zu bytes is malformed", n);
-            pthread_rwlock_unlock(&P->rk_lock);
-            finish(P, w, deadline, true);
-            return PC_DROP;
+            w->early = PC_DROP;
         }
     }
     pthread_rwlock_unlock(&P->rk_lock);
-    return finish(P, w, deadline, failed);
+    return (pc_kafka_send *)w;
 }
 
-/* True while the brokers are known to be out of reach (or the producer is
- * being replaced) for longer than |grace_ns|. */
+pc_result pc_kafka_producer_end(pc_kafka_producer *P, pc_kafka_send *s)
+{
+    waiter *w = &s->w;
+    pc_result early = w->early;
+    pc_result res = finish(P, w, w->deadline, early != PC_OK);
+    return early == PC_DROP ? PC_DROP : res;
+}
+
+pc_result pc_kafka_producer_send(pc_kafka_producer *P, const void *rec, size_t n, int64_t deadline)
+{
+    return pc_kafka_producer_end(P, pc_kafka_producer_begin(P, rec, n, deadline));
+}
+
 bool pc_kafka_producer_unreachable(pc_kafka_producer *P, int64_t grace_ns)
 {
     if (__atomic_load_n(&P->fatal, __ATOMIC_ACQUIRE)) return true;

@@ -61,6 +61,18 @@ void pc_kafka_producer_destroy(pc_kafka_producer *P);
  * record (only possible from a damaged spool) is PC_DROP. */
 pc_result pc_kafka_producer_send(pc_kafka_producer *P, const void *rec, size_t n,
                                  int64_t deadline);
+
+/* The two halves of send, so one thread can have several records in flight
+ * (the spool's drainer): begin produces the messages (librdkafka copies them:
+ * |rec| is the caller's again on return) and never returns NULL; end waits for
+ * their acknowledgements until the deadline given to begin, answers as send
+ * would, and frees the handle. Every begin is paired with one end, on the same
+ * thread. */
+typedef struct pc_kafka_send pc_kafka_send;
+pc_kafka_send *pc_kafka_producer_begin(pc_kafka_producer *P, const void *rec, size_t n,
+                                       int64_t deadline);
+pc_result pc_kafka_producer_end(pc_kafka_producer *P, pc_kafka_send *s);
+
 /* True while the producer is being replaced, or no broker has been reachable
  * for at least |grace_ns|. */
 bool pc_kafka_producer_unreachable(pc_kafka_producer *P, int64_t grace_ns);

@@ -438,6 +438,119 @@ static void test_flipped_byte_mid_segment(void)
     free(d1);
 }
 
+/* ---- read-ahead ------------------------------------------------------------------------ */
+
+/* Reads ahead |window| records at a time (peek_next), checks each, acks them in
+ * order; returns how many were delivered. |first| is the first record expected. */
+static int drain_window(pc_spool *sp, uint32_t first, int window)
+{
+    char want[128];
+    int got = 0;
+    for (;;) {
+        uint64_t ids[PC_SPOOL_MAX_AHEAD];
+        int k = 0, rc = 0;
+        while (k < window) {
+            const void *p;
+            size_t n;
+            rc = pc_spool_peek_next(sp, &p, &n, &ids[k]);
+            if (rc) break;
+            size_t wn = make_rec(first + (uint32_t)(got + k), want);
+            if (n != wn || memcmp(p, want, n) != 0) {
+                fprintf(stderr, "read ahead %u differs: %.*s\n", first + got + k, (int)n,
+                        (const char *)p);
+                CHECK(0);
+                return got;
+            }
+            k++;
+        }
+        CHECK(rc == 0 || rc == PC_SPOOL_EMPTY);
+        if (k == 0) return got;
+        if (k > 1) CHECK_EQ_INT(pc_spool_ack(sp, ids[1]), -1); /* out of order */
+        for (int i = 0; i < k; i++)
+            CHECK_EQ_INT(pc_spool_ack(sp, ids[i]), 0);
+        got += k;
+    }
+}
+
+static void test_read_ahead(void)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", newdir());
+    char rec[128];
+    pc_spool *sp = open_spool(dir, 1 << 20, 1024, PC_SPOOL_FSYNC_BATCH); /* many segments */
+    for (uint32_t i = 0; i < 300; i++)
+        CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
+    CHECK(count_segs(dir) > 10);
+    /* read ahead 20, then a peek starts over at the oldest */
+    const void *p;
+    size_t n;
+    uint64_t id, first_id = 0;
+    for (int i = 0; i < 20; i++) {
+        CHECK_EQ_INT(pc_spool_peek_next(sp, &p, &n, &id), 0);
+        if (i == 0) first_id = id;
+    }
+    CHECK_EQ_INT(pc_spool_peek(sp, &p, &n, &id), 0);
+    CHECK(id == first_id);
+    CHECK(n == make_rec(0, rec) && memcmp(p, rec, n) == 0);
+    CHECK_EQ_INT(pc_spool_ack(sp, id), 0);
+    /* the window stops at PC_SPOOL_MAX_AHEAD */
+    int k = 0;
+    while (pc_spool_peek_next(sp, &p, &n, &id) == 0)
+        k++;
+    CHECK_EQ_INT(k, PC_SPOOL_MAX_AHEAD);
+    CHECK_EQ_INT(pc_spool_peek(sp, &p, &n, &id), 0); /* start over */
+    CHECK(n == make_rec(1, rec) && memcmp(p, rec, n) == 0);
+    CHECK_EQ_INT(pc_spool_ack(sp, id), 0);
+    /* windows of 16 across segment boundaries; acked segments are deleted */
+    CHECK_EQ_INT(drain_window(sp, 2, 16), 298);
+    pc_spool_stats st;
+    pc_spool_get_stats(sp, &st);
+    CHECK_EQ_INT(st.records, 0);
+    CHECK(count_segs(dir) <= 1);
+    /* appends after the reader caught up are read ahead too */
+    for (uint32_t i = 300; i < 340; i++)
+        CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
+    CHECK_EQ_INT(drain_window(sp, 300, 7), 40);
+    pc_spool_destroy(sp);
+
+    /* corruption found while reading ahead, in a later segment: the records read
+     * before it are still delivered and acknowledged, the rest of that segment is
+     * skipped and counted, and the next segment follows */
+    snprintf(dir, sizeof dir, "%s", newdir());
+    sp = open_spool(dir, 1 << 20, 16 + 10 * 8 + 145, PC_SPOOL_FSYNC_BATCH);
+    for (uint32_t i = 0; i < 30; i++) /* three segments of records 0..9 */
+        CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i % 10, rec)), 0);
+    char seg1[512];
+    seg_file(dir, 1, seg1, sizeof seg1);
+    size_t off5 = 16;
+    for (uint32_t i = 0; i < 5; i++)
+        off5 += 8 + make_rec(i, rec);
+    int fd = open(seg1, O_RDWR);
+    unsigned char b;
+    CHECK_EQ_INT(pread(fd, &b, 1, (off_t)(off5 + 12)), 1);
+    b ^= 0x10;
+    CHECK_EQ_INT(pwrite(fd, &b, 1, (off_t)(off5 + 12)), 1);
+    close(fd);
+    uint64_t ids[32];
+    int got = 0;
+    while (got < 32 && pc_spool_peek_next(sp, &p, &n, &ids[got]) == 0) {
+        uint32_t want = got < 10 ? (uint32_t)got : got < 15 ? (uint32_t)(got - 10)
+                                                            : (uint32_t)(got - 15);
+        CHECK(n == make_rec(want, rec) && memcmp(p, rec, n) == 0);
+        got++;
+    }
+    CHECK_EQ_INT(got, 25); /* 10 + 5 (the rest of segment 1 skipped) + 10 */
+    pc_spool_get_stats(sp, &st);
+    CHECK_EQ_INT(st.corrupt, 1);
+    CHECK_EQ_INT(st.records, 25);
+    for (int i = 0; i < got; i++)
+        CHECK_EQ_INT(pc_spool_ack(sp, ids[i]), 0);
+    pc_spool_get_stats(sp, &st);
+    CHECK_EQ_INT(st.records, 0);
+    CHECK_EQ_INT(pc_spool_peek(sp, &p, &n, &id), PC_SPOOL_EMPTY);
+    pc_spool_destroy(sp);
+}
+
 /* ---- concurrent appenders with a drainer ---------------------------------------------- */
 
 #define CT 4
@@ -590,24 +703,29 @@ static void *kid_appender(void *arg)
     return NULL;
 }
 
+/* Reads ahead up to 8 records, reports each as delivered, then acks them in order. */
 static void *kid_drainer(void *arg)
 {
     kid *k = arg;
     for (;;) {
-        const void *p;
-        size_t n;
-        uint64_t id;
-        int rc = pc_spool_peek(k->sp, &p, &n, &id);
-        if (rc == PC_SPOOL_EMPTY) {
-            usleep(200);
-            continue;
+        uint64_t ids[8];
+        int got = 0, rc = 0;
+        while (got < 8) {
+            const void *p;
+            size_t n;
+            rc = pc_spool_peek_next(k->sp, &p, &n, &ids[got]);
+            if (rc) break;
+            if (n < 12) _exit(5);
+            uint32_t hdr[3];
+            memcpy(hdr, p, 12);
+            hdr[0] |= DRAINED;
+            if (write(k->fd, hdr, sizeof hdr) != sizeof hdr) _exit(4);
+            got++;
         }
-        if (rc != 0 || n < 12) _exit(5);
-        uint32_t hdr[3];
-        memcpy(hdr, p, 12);
-        hdr[0] |= DRAINED;
-        if (write(k->fd, hdr, sizeof hdr) != sizeof hdr) _exit(4);
-        if (pc_spool_ack(k->sp, id) != 0) _exit(6);
+        if (rc != 0 && rc != PC_SPOOL_EMPTY) _exit(5);
+        for (int i = 0; i < got; i++)
+            if (pc_spool_ack(k->sp, ids[i]) != 0) _exit(6);
+        if (!got) usleep(200);
     }
     return NULL;
 }
@@ -763,6 +881,7 @@ int main(void)
     RUN(test_full_then_acks_free_space);
     RUN(test_torn_tails);
     RUN(test_flipped_byte_mid_segment);
+    RUN(test_read_ahead);
     RUN(test_concurrent_appenders_and_drainer);
     RUN(test_disk_error_keeps_spool_consistent);
     RUN(test_sigkill_at_random_moments);

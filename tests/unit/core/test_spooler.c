@@ -11,6 +11,7 @@
 #include "spooler.h"
 #include "timefmt.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,15 @@ typedef struct dest {
     int drop_next; /* atomic: answer PC_DROP once */
 } dest;
 
+/* The destination answers at once: begin returns the answer (as a handle), end
+ * hands it back. */
+static void *begin_fn(void *ctx, const void *rec, size_t n);
+static pc_result end_fn(void *ctx, void *handle)
+{
+    (void)ctx;
+    return (pc_result)((intptr_t)handle - 1);
+}
+
 static pc_result send_fn(void *ctx, const void *rec, size_t n)
 {
     dest *d = ctx;
@@ -37,6 +47,11 @@ static pc_result send_fn(void *ctx, const void *rec, size_t n)
         __atomic_add_fetch(&d->ngot, 1, __ATOMIC_ACQ_REL);
     }
     return (pc_result)mode;
+}
+
+static void *begin_fn(void *ctx, const void *rec, size_t n)
+{
+    return (void *)(intptr_t)(send_fn(ctx, rec, n) + 1);
 }
 
 static bool wait_for(const int *v, int want, int ms)
@@ -75,7 +90,7 @@ static void test_drains_in_order_after_outage(void)
 {
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("batch", 1 << 20);
-    pc_spooler *s = pc_spooler_create("t", &c, send_fn, &d);
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
     CHECK(s != NULL);
     CHECK_EQ_INT(pc_spooler_start(s), 0);
     char rec[16];
@@ -129,12 +144,12 @@ static void test_drop_and_restart(void)
 {
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("always", 1 << 20);
-    pc_spooler *s = pc_spooler_create("t", &c, send_fn, &d);
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
     CHECK_EQ_INT(pc_spooler_append(s, "poison", 6), 0);
     CHECK_EQ_INT(pc_spooler_append(s, "good-1", 6), 0);
     pc_spooler_destroy(s); /* never started: both stay on disk */
 
-    s = pc_spooler_create("t", &c, send_fn, &d);
+    s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
     pc_spooler_stats st;
     pc_spooler_get_stats(s, &st);
     CHECK_EQ_INT(st.spool.records, 2);
@@ -157,7 +172,7 @@ static void test_full_refuses(void)
 {
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("batch", 65536);
-    pc_spooler *s = pc_spooler_create("t", &c, send_fn, &d);
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
     static char rec[4000];
     memset(rec, 'r', sizeof(rec));
     int rc = 0, ok = 0;
