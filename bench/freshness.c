@@ -36,6 +36,7 @@ typedef struct options {
     int64_t interval; /* ns between probes */
     int64_t poll;     /* ns between query polls */
     int64_t timeout;  /* ns a probe may take to become visible */
+    const char *api_key; /* sent as X-API-Key on both requests; NULL = none */
 } options;
 
 static int64_t now_ns(void)
@@ -66,12 +67,13 @@ static int64_t parse_duration(const char *s)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: freshness --ingest HOST:PORT --query HOST:PORT [--format otlp|prela]\n"
-               "                 [--traces 200] [--interval 20ms] [--poll 2ms] [--timeout 30s]\n");
+               "                 [--traces 200] [--interval 20ms] [--poll 2ms] [--timeout 30s]\n"
+               "                 [--api-key KEY]\n");
 }
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    *o = (options){NULL, NULL, 0, 200, 20000000, 2000000, 30000000000LL};
+    *o = (options){NULL, NULL, 0, 200, 20000000, 2000000, 30000000000LL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
@@ -98,6 +100,8 @@ static int parse_options(int argc, char **argv, options *o)
             bad = (o->poll = parse_duration(v)) <= 0;
         else if (!strcmp(k, "--timeout"))
             bad = (o->timeout = parse_duration(v)) <= 0;
+        else if (!strcmp(k, "--api-key"))
+            bad = !*(o->api_key = v) || strpbrk(v, "\r\n") != NULL;
         else {
             fprintf(stderr, "freshness: unknown option %s\n", k);
             return -1;
@@ -172,8 +176,16 @@ int main(int argc, char **argv)
     snprintf(url, sizeof(url), "http://%s%s", o.ingest, o.prela ? "/v1/batch" : "/v1/traces");
     struct curl_slist *hdr = curl_slist_append(
         NULL, o.prela ? "Content-Type: application/json" : "Content-Type: application/x-protobuf");
+    struct curl_slist *key_hdr = NULL;
+    char key_line[320];
+    if (o.api_key) {
+        snprintf(key_line, sizeof(key_line), "X-API-Key: %.290s", o.api_key);
+        hdr = curl_slist_append(hdr, key_line);
+        key_hdr = curl_slist_append(NULL, key_line);
+    }
     body resp;
     CURL *post = curl_easy_init(), *get = curl_easy_init();
+    if (key_hdr) curl_easy_setopt(get, CURLOPT_HTTPHEADER, key_hdr);
     curl_easy_setopt(post, CURLOPT_URL, url);
     curl_easy_setopt(post, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(post, CURLOPT_POSTFIELDS, (char *)data);
@@ -239,6 +251,7 @@ int main(int argc, char **argv)
     curl_easy_cleanup(post);
     curl_easy_cleanup(get);
     curl_slist_free_all(hdr);
+    curl_slist_free_all(key_hdr);
     curl_global_cleanup();
     lg_workload_free(&w);
     free(data);

@@ -80,6 +80,7 @@ export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT KAFKA_TOPIC_SPANS=bench-spa
   PRELA_OTLP_HTTP_ENDPOINT=127.0.0.1:$P_HTTP PRELA_QUERY_ENDPOINT=127.0.0.1:$P_QUERY
 case "$FORMAT" in otlp-grpc) TARGET=127.0.0.1:$P_GRPC ;; otlp) TARGET=127.0.0.1:$P_HTTP ;;
                   prela) TARGET=127.0.0.1:$P_PRELA ;; esac
+bench_keys "$TMP/keys.yaml" # the role configs require API keys
 
 start() { # start ROLE: runs configs/ROLE.yaml in the background, sets PID
   local url
@@ -95,7 +96,7 @@ start gateway; GW=$PID
 sleep 1
 echo "gateway idle RSS: $(rss_mb "$GW") MB"
 "$LOADGEN" --target "$TARGET" --format "$FORMAT" --connections "$CONNECTIONS" \
-  --duration "$DURATION" --warmup "$WARMUP" --pid "$GW" | tee "$TMP/gateway.txt"
+  --duration "$DURATION" --warmup "$WARMUP" --pid "$GW" --api-key "$KEY" | tee "$TMP/gateway.txt"
 stop "$GW"
 ACKED=$(field "$TMP/gateway.txt" acked_spans)
 
@@ -122,14 +123,15 @@ STORAGE_WALL=$(awk -v n="$stored" -v w="$WALL" 'BEGIN { printf "%.0f", (w > 0 ? 
 # --- 4. freshness ------------------------------------------------------------------------
 echo; echo "== freshness: gateway → Kafka → storage → ClickHouse → query API"
 start gateway; GW=$PID
-FRESH_ARGS=(--ingest "127.0.0.1:$P_HTTP" --query "127.0.0.1:$P_QUERY" --traces "$PROBES")
+FRESH_ARGS=(--ingest "127.0.0.1:$P_HTTP" --query "127.0.0.1:$P_QUERY" --traces "$PROBES"
+            --api-key "$KEY")
 "$FRESHNESS" "${FRESH_ARGS[@]}" | tee "$TMP/fresh-idle.txt"
 # Loaded: half of what the storage collector drained per second, so it keeps up
 # (at or past its capacity the lag, and with it freshness, would only grow).
 LOAD_RATE=$(awk -v w="$STORAGE_WALL" 'BEGIN { printf "%.0f", w / 2 / 100 }')
 echo "-- again with loadgen loading the gateway at $LOAD_RATE requests/s ($((LOAD_RATE * 100)) spans/s)"
 "$LOADGEN" --target "$TARGET" --format "$FORMAT" --connections 4 --rate "$LOAD_RATE" \
-  --duration 600s --warmup 0 >"$TMP/fresh-load-loadgen.txt" 2>&1 &
+  --duration 600s --warmup 0 --api-key "$KEY" >"$TMP/fresh-load-loadgen.txt" 2>&1 &
 LG=$!
 PIDS+=("$LG")
 sleep 1

@@ -15,10 +15,11 @@ cpu_s() { # utime+stime of pid $1 in seconds
 }
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
-# start_collector CONFIG LOG URL: runs the collector in the background, sets PID,
-# waits until URL answers 2xx (30 s).
+# start_collector CONFIG LOG URL: runs the collector in the background (its /metrics on
+# a free port unless PRELA_METRICS_ENDPOINT says otherwise), sets PID, waits until URL
+# answers 2xx (30 s).
 start_collector() {
-  "$BIN" --config "$1" >>"$2" 2>&1 &
+  PRELA_METRICS_ENDPOINT=${PRELA_METRICS_ENDPOINT:-127.0.0.1:0} "$BIN" --config "$1" >>"$2" 2>&1 &
   PID=$!
   PIDS+=("$PID")
   for _ in $(seq 300); do
