@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh all 15               every target in turn (scripts/test.sh)
 # TARGET is a tests/fuzz/fuzz_*.c name (fuzz_json, fuzz_timefmt, fuzz_prela,
 # fuzz_otlp_proto, fuzz_otlp_json, fuzz_otlp_signal, fuzz_kafka,
-# fuzz_decompress, fuzz_config, fuzz_grpc). A run starts from the regression
+# fuzz_decompress, fuzz_config, fuzz_grpc, fuzz_spool). A run starts from the regression
 # corpus tests/fuzz/corpus/TARGET (read only) and keeps what it learns in
 # build-fuzz/corpus/TARGET; a finding is written to build-fuzz/ as
 # crash-<sha1> (or leak-, timeout-, oom-) and fails the run. Copy it into
