@@ -402,6 +402,7 @@ static int scan_seg(pc_spool *sp, uint64_t num, int last, int is_cur, uint64_t *
                (unsigned long long)size);
         sp->st.corrupt++;
         sp->st.skipped_bytes += size - HDR;
+        sp->st.disk_bytes += size; /* until it is deleted like any consumed segment */
         close(fd);
         return 0;
     }

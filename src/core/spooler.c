@@ -329,3 +329,31 @@ void pc_spooler_health(pc_spooler *s, pc_health *out)
     snprintf(out->reason, sizeof(out->reason), "draining %llu spooled batches (%llu bytes)",
              (unsigned long long)st.records, (unsigned long long)st.bytes);
 }
+
+void pc_spooler_metrics(pc_spooler *s, const char *exporter, pc_metrics_out *out)
+{
+    const char *const l[] = {"exporter", exporter, NULL};
+    pc_spooler_stats st = {0};
+    if (s) pc_spooler_get_stats(s, &st);
+    pc_metrics_out_add(out, PC_METRIC_GAUGE, "otelcol_exporter_queue_size",
+                       "Batches waiting to be sent (in the disk spool).", l,
+                       (double)st.spool.records);
+    if (!s) return;
+    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_records",
+                       "Batches in the disk spool not yet acknowledged downstream.", l,
+                       (double)st.spool.records);
+    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_bytes",
+                       "Payload bytes of those batches.", l, (double)st.spool.bytes);
+    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_disk_bytes",
+                       "Size of the spool's segment files.", l, (double)st.spool.disk_bytes);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_appended_records",
+                       "Batches appended to the spool.", l, (double)st.appended);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_drained_records",
+                       "Spooled batches delivered by the drainer.", l, (double)st.drained);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_refused_records",
+                       "Batches the spool refused (full or a disk error): answered retry.", l,
+                       (double)st.refused);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_dropped_records",
+                       "Spooled batches the destination can never take.", l,
+                       (double)st.dropped);
+}

@@ -34,6 +34,7 @@
 #define PC_SPOOLER_H
 
 #include "component.h"
+#include "metrics.h"
 #include "spool.h"
 
 #include <stdbool.h>
@@ -117,5 +118,13 @@ void pc_spooler_get_stats(pc_spooler *s, pc_spooler_stats *out);
  * Destination OK with records pending: DEGRADED ("draining ...").
  */
 void pc_spooler_health(pc_spooler *s, pc_health *out);
+
+/*
+ * Appends the spool's series for exporter |exporter| to a scrape (metrics.h):
+ * otelcol_exporter_queue_size (0 without a spool: |s| may be NULL), and with
+ * one prela_spool_records, _bytes, _disk_bytes and the appended, drained,
+ * refused and dropped counters.
+ */
+void pc_spooler_metrics(pc_spooler *s, const char *exporter, pc_metrics_out *out);
 
 #endif

@@ -63,6 +63,7 @@
  */
 #include "clickhouse.h"
 
+#include "clickhouse_conf.h"
 #include "clickhouse_http.h"
 #include "clickhouse_migrate.h"
 #include "clickhouse_rows.h"
@@ -70,8 +71,11 @@
 #include "clickhouse_store.h"
 #include "deadletter.h"
 #include "kafka_conf.h"
+#include "kafka_record.h"
 #include "log.h"
 #include "mem.h"
+#include "receivers/kafka_decode.h"
+#include "spooler.h"
 #include "timefmt.h"
 
 #include <curl/curl.h>
@@ -91,128 +95,6 @@
 #define BACKOFF_MAX_MS 2000
 #define PENDING_FACTOR 8 /* most rows pending: PENDING_FACTOR * batch.max_rows */
 
-/* ------------------------------------------------------------- settings -- */
-
-typedef struct ch_cfg {
-    char *host;
-    int64_t port;
-    char *secure;
-    char *user, *password, *database, *dialect, *compression;
-    int64_t timeout_ms, max_rows, max_wait_ms, query_timeout_ms;
-    char *tls_ca_file;
-    bool tls_insecure_skip_verify;
-    int64_t max_partitions;
-    char *dl_directory;
-    int64_t dl_max_size, dl_max_files;
-    char *dl_topic;
-    pc_kafka_conn_cfg dl_kafka; /* dl_kafka.brokers set: the dead letter is a topic */
-} ch_cfg;
-
-#define OPT(k, t, d, f, lo, hi, doc)                                                               \
-    {                                                                                              \
-        k, t, d, offsetof(ch_cfg, f), lo, hi, doc                                                  \
-    }
-static const pc_option options[] = {
-    OPT("host", PC_OPT_STRING, "localhost", host, 0, 0, "ClickHouse host (HTTP interface)"),
-    OPT("port", PC_OPT_INT, "8123", port, 1, 65535, "HTTP port: 8123, or 8443 with TLS"),
-    OPT("secure", PC_OPT_STRING, "auto", secure, 0, 0,
-        "auto (https when port is 8443 or a tls.* setting is set), true (https) or false "
-        "(http)"),
-    OPT("user", PC_OPT_STRING, "default", user, 0, 0, "user name"),
-    OPT("password", PC_OPT_STRING, NULL, password, 0, 0, "password"),
-    OPT("database", PC_OPT_STRING, "prela", database, 0, 0,
-        "database of the traces and spans tables, created on start"),
-    OPT("dialect", PC_OPT_STRING, "auto", dialect, 0, 0,
-        "auto (by SELECT version(): < 20 legacy), modern or legacy"),
-    OPT("timeout", PC_OPT_DURATION, "10s", timeout_ms, 1, 3600000,
-        "how long consume may take (retries included) before answering retry"),
-    OPT("query_timeout", PC_OPT_DURATION, "30s", query_timeout_ms, 1000, 3600000,
-        "longest a query API read may run on the server (max_execution_time, whole seconds)"),
-    OPT("batch.max_rows", PC_OPT_INT, "20000", max_rows, 1, 10000000,
-        "an insert is sent once it holds this many span rows"),
-    OPT("batch.max_wait", PC_OPT_DURATION, "50ms", max_wait_ms, 0, 60000,
-        "... or once this long has passed since the previous insert began (an idle exporter "
-        "inserts at once)"),
-    OPT("compression", PC_OPT_STRING, "gzip", compression, 0, 0,
-        "request body compression: gzip or none"),
-    OPT("tls.ca_file", PC_OPT_STRING, NULL, tls_ca_file, 0, 0,
-        "CA certificates (PEM) to verify the server; empty = the system's"),
-    OPT("tls.insecure_skip_verify", PC_OPT_BOOL, "false", tls_insecure_skip_verify, 0, 0,
-        "do not verify the server's certificate and host name (testing only)"),
-    OPT("batch.max_partitions", PC_OPT_INT, "40", max_partitions, 1, 99,
-        "most monthly partitions one INSERT block touches (ClickHouse refuses over 100)"),
-    OPT("dead_letter.directory", PC_OPT_STRING, "./prela-data", dl_directory, 0, 0,
-        "where rows ClickHouse refuses are set aside: <directory>/deadletter-<id>.jsonl"),
-    OPT("dead_letter.max_size", PC_OPT_SIZE, "64MiB", dl_max_size, 4096, INT64_MAX,
-        "size at which the dead-letter file is rotated"),
-    OPT("dead_letter.max_files", PC_OPT_INT, "4", dl_max_files, 1, 1000,
-        "rotated dead-letter files kept (the oldest is deleted)"),
-    OPT("dead_letter.topic", PC_OPT_STRING, "prela.deadletter", dl_topic, 0, 0,
-        "with dead_letter.brokers: the topic rows ClickHouse refuses are produced to"),
-    PC_KAFKA_CONN_OPTIONS_AT(ch_cfg, dl_kafka, "dead_letter."),
-    {NULL, 0, NULL, 0, 0, 0, NULL},
-};
-#undef OPT
-
-static int bad(char *err, size_t errlen, const char *key, const char *what)
-{
-    snprintf(err, errlen, "%s: %s", key, what);
-    return -1;
-}
-
-static bool is(const char *s, const char *v)
-{
-    return s && strcasecmp(s, v) == 0;
-}
-
-static bool has_tls_settings(const ch_cfg *c)
-{
-    return (c->tls_ca_file && *c->tls_ca_file) || c->tls_insecure_skip_verify;
-}
-
-/* Whether the exporter talks https; see the `secure` option. */
-static bool use_tls(const ch_cfg *c)
-{
-    return is(c->secure, "true") ||
-           (is(c->secure, "auto") && (c->port == 8443 || has_tls_settings(c)));
-}
-
-static int ch_validate(const void *cfgp, char *err, size_t errlen)
-{
-    const ch_cfg *c = cfgp;
-    if (!c->host || !*c->host) return bad(err, errlen, "host", "must not be empty");
-    if (!is(c->secure, "auto") && !is(c->secure, "true") && !is(c->secure, "false"))
-        return bad(err, errlen, "secure", "must be auto, true or false");
-    if (!pc_ch_valid_database(c->database))
-        return bad(err, errlen, "database", "must be 1..64 characters of A-Z a-z 0-9 _");
-    if (!is(c->dialect, "auto") && !is(c->dialect, "modern") && !is(c->dialect, "legacy"))
-        return bad(err, errlen, "dialect", "must be auto, modern or legacy");
-    if (!is(c->compression, "gzip") && !is(c->compression, "none"))
-        return bad(err, errlen, "compression", "must be gzip or none");
-    if (!c->dl_directory || !*c->dl_directory)
-        return bad(err, errlen, "dead_letter.directory", "must not be empty");
-    if (c->dl_kafka.brokers && *c->dl_kafka.brokers) {
-        if (!c->dl_topic || !*c->dl_topic)
-            return bad(err, errlen, "dead_letter.topic", "must not be empty");
-        char kerr[256];
-        if (pc_kafka_conn_validate(&c->dl_kafka, kerr, sizeof(kerr)) < 0) {
-            snprintf(err, errlen, "dead_letter.%s", kerr); /* kerr starts with the key */
-            return -1;
-        }
-    }
-    if (c->max_wait_ms >= c->timeout_ms)
-        return bad(err, errlen, "batch.max_wait", "must be shorter than timeout");
-    if (is(c->secure, "false") && has_tls_settings(c))
-        return bad(err, errlen,
-                   c->tls_ca_file && *c->tls_ca_file ? "tls.ca_file" : "tls.insecure_skip_verify",
-                   "set, but secure is false (plain http)");
-    if (c->tls_ca_file && *c->tls_ca_file && access(c->tls_ca_file, R_OK) != 0) {
-        snprintf(err, errlen, "tls.ca_file: cannot read %s: %s", c->tls_ca_file, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* ---------------------------------------------------------------- state -- */
 
 enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DATA };
@@ -229,7 +111,7 @@ typedef struct gen {
 
 typedef struct ch {
     char *id;
-    const ch_cfg *cfg;
+    const pc_ch_cfg *cfg;
     pc_ch_http *http;
     pc_ch_dialect dialect;
     int64_t timeout_ns, max_wait_ns;
@@ -247,6 +129,12 @@ typedef struct ch {
     bool accepting, stopping, thread_running;
     pthread_t thread;
     bool failing; /* flusher only: logged once per change */
+
+    pc_spooler *spooler; /* NULL: no spool */
+    int64_t after_ns;    /* spool.after */
+    int spooling;        /* atomic: the spool takes batches (between start and shutdown) */
+    int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
+    int64_t down_wall;   /* atomic: wall ns of the same moment */
 } ch;
 
 static void gen_unref_locked(gen *g)
@@ -304,6 +192,8 @@ static int send_block(ch *C, CURL *h, const char *query, const char *body, size_
             pc_buf_free(&r.body);
             if (C->failing) pc_log(PC_LOG_INFO, C->id, "inserts succeed again");
             C->failing = false;
+            if (__atomic_exchange_n(&C->down_since, 0, __ATOMIC_ACQ_REL) && C->spooler)
+                pc_spooler_kick(C->spooler); /* drain now */
             return GEN_OK;
         }
         pc_ch_http_describe(C->http, &r, why->why, sizeof(why->why));
@@ -316,6 +206,10 @@ static int send_block(ch *C, CURL *h, const char *query, const char *body, size_
                    "insert failed (%s): %s (rows kept, retrying until timeout)",
                    pc_ch_error_class_name(cls), why->why);
         C->failing = true;
+        int64_t zero = 0;
+        if (__atomic_compare_exchange_n(&C->down_since, &zero, pc_time_mono_ns(), false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            __atomic_store_n(&C->down_wall, pc_time_now_ns(), __ATOMIC_RELEASE);
         if (pc_time_mono_ns() + (int64_t)backoff * NS_PER_MS >= deadline) return GEN_RETRY;
         if (backoff_wait(C, backoff)) return GEN_RETRY;
         backoff = backoff * 2 < BACKOFF_MAX_MS ? backoff * 2 : BACKOFF_MAX_MS;
@@ -458,27 +352,23 @@ static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *trac
     pc_buf_free(&scratch);
 }
 
-static pc_result ch_consume(void *ctx, pc_batch *b)
+/*
+ * Encodes |b| and joins its rows to the pending insert (the group commit).
+ * Returns the insert with a reference for the caller, or NULL (not accepting,
+ * or too much pending: retry). |start| is when the caller began.
+ */
+static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
 {
-    ch *C = ctx;
-    if (!b) return PC_OK;
-    if (b->n == 0) {
-        pc_batch_unref(b);
-        return PC_OK;
-    }
-    int64_t start = pc_time_mono_ns();
     pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT;
     size_t n = b->n;
     encode(C, b, &spans, &traces);
-    pc_batch_unref(b);
-
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
     if (!C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
         pthread_mutex_unlock(&C->mu);
         pc_ch_rows_free(&spans);
         pc_ch_rows_free(&traces);
-        return PC_RETRY;
+        return NULL;
     }
     if (!g) {
         g = pc_xcalloc(1, sizeof(*g));
@@ -491,17 +381,119 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
     pc_ch_rows_append(&g->traces, &traces);
     g->rows += n;
     g->refs++;
+    pthread_cond_signal(&C->work_cv);
+    pthread_mutex_unlock(&C->mu);
     pc_ch_rows_free(&spans);
     pc_ch_rows_free(&traces);
-    pthread_cond_signal(&C->work_cv);
+    return g;
+}
 
-    int64_t deadline = start + C->timeout_ns;
+/* Waits for the insert |g| until |deadline| and drops the caller's reference:
+ * PC_OK once it was stored, PC_RETRY otherwise. */
+static pc_result wait_insert(ch *C, gen *g, int64_t deadline)
+{
     struct timespec ts = {deadline / 1000000000LL, deadline % 1000000000LL};
+    pthread_mutex_lock(&C->mu);
     while (g->state == GEN_PENDING)
         if (pthread_cond_timedwait(&C->done_cv, &C->mu, &ts) == ETIMEDOUT) break;
     pc_result res = g->state == GEN_OK ? PC_OK : PC_RETRY;
     gen_unref_locked(g);
     pthread_mutex_unlock(&C->mu);
+    return res;
+}
+
+/* True while inserts have been failing for at least |grace_ns|. */
+static bool unreachable(ch *C, int64_t grace_ns)
+{
+    int64_t down = __atomic_load_n(&C->down_since, __ATOMIC_ACQUIRE);
+    return down && pc_time_mono_ns() - down >= grace_ns;
+}
+
+/*
+ * Without a spool: the insert's answer within `timeout`. With a spool
+ * (spooler.h): the server gets `spool.after` (none while inserts have been
+ * failing that long already); a batch it did not store by then is appended to
+ * the spool, in the kafka exporter's record format (kafka_record.h, prela_json:
+ * every field of the normalized spans, restored by kafka_decode.h), and the
+ * answer is OK once it is durable there.
+ */
+static pc_result ch_consume(void *ctx, pc_batch *b)
+{
+    ch *C = ctx;
+    if (!b) return PC_OK;
+    if (b->n == 0) {
+        pc_batch_unref(b);
+        return PC_OK;
+    }
+    int64_t start = pc_time_mono_ns();
+    if (!C->spooler) {
+        gen *g = join_insert(C, b, start);
+        pc_batch_unref(b);
+        return g ? wait_insert(C, g, start + C->timeout_ns) : PC_RETRY;
+    }
+    pc_result res = PC_RETRY;
+    if (!unreachable(C, C->after_ns)) {
+        gen *g = join_insert(C, b, start);
+        if (g) res = wait_insert(C, g, start + C->after_ns);
+    }
+    if (res == PC_RETRY && __atomic_load_n(&C->spooling, __ATOMIC_ACQUIRE)) {
+        pc_buf rec = PC_BUF_INIT;
+        pc_kafka_drops drops = {0};
+        pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, PC_SPOOL_MAX_RECORD, C->id,
+                               &drops);
+        if (pc_spooler_append(C->spooler, rec.data, rec.len) == 0) res = PC_OK;
+        pc_buf_free(&rec);
+    }
+    pc_batch_unref(b);
+    return res;
+}
+
+/* A spooled record on its way back in: the insert it joined. */
+typedef struct respool {
+    gen *g;           /* NULL: answer |early| */
+    pc_result early;
+    int64_t deadline;
+} respool;
+
+/* The spool's drainer delivers through these (spooler.h): the record's span
+ * messages are decoded back into a batch and join the group commit like a
+ * request's. The drainer's attempts are what finds the server back while
+ * requests go straight to the spool; an insert that succeeds kicks it. */
+static void *spool_begin(void *ctx, const void *rec, size_t n)
+{
+    ch *C = ctx;
+    pc_batch *b = pc_batch_create(NULL);
+    size_t pos = 0;
+    pc_kafka_msg m;
+    int r;
+    while ((r = pc_kafka_record_next(rec, n, &pos, &m)) > 0) {
+        if (m.topic != PC_KAFKA_T_SPANS) continue; /* summaries: stores recompute them */
+        pc_kafka_decode_result dr;
+        if (pc_kafka_decode(b, PC_KAFKA_PRELA_JSON, m.value, m.len, 0, &dr) == PC_KAFKA_POISON)
+            pc_log(PC_LOG_ERROR, C->id, "a spooled span does not decode (%s); left out",
+                   dr.error);
+    }
+    respool *h = pc_xcalloc(1, sizeof(*h));
+    int64_t start = pc_time_mono_ns();
+    h->deadline = start + C->timeout_ns;
+    if (r < 0) {
+        pc_log(PC_LOG_ERROR, C->id, "a spooled record of %zu bytes is malformed", n);
+        h->early = PC_DROP;
+    } else if (b->n == 0) {
+        h->early = PC_OK;
+    } else {
+        h->g = join_insert(C, b, start);
+        h->early = PC_RETRY;
+    }
+    pc_batch_unref(b);
+    return h;
+}
+
+static pc_result spool_end(void *ctx, void *handle)
+{
+    respool *h = handle;
+    pc_result res = h->g ? wait_insert(ctx, h->g, h->deadline) : h->early;
+    free(h);
     return res;
 }
 
@@ -512,7 +504,7 @@ static void ch_destroy(void *ctx);
 static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next)
 {
     (void)next;
-    const ch_cfg *c = cfgp;
+    const pc_ch_cfg *c = cfgp;
     ch *C = pc_xcalloc(1, sizeof(*C));
     C->id = pc_xstrdup(id);
     C->cfg = c;
@@ -526,7 +518,7 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     pthread_condattr_destroy(&ca);
     C->sync_ready = true;
     char err[256];
-    if (ch_validate(c, err, sizeof(err)) < 0) {
+    if (pc_ch_validate(c, err, sizeof(err)) < 0) {
         pc_log(PC_LOG_ERROR, id, "%s", err);
         ch_destroy(C);
         return NULL;
@@ -535,7 +527,7 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
         .id = id,
         .host = c->host,
         .port = c->port,
-        .tls = use_tls(c),
+        .tls = pc_ch_use_tls(c),
         .user = c->user,
         .password = c->password,
         .ca_file = c->tls_ca_file,
@@ -545,7 +537,15 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     C->timeout_ns = c->timeout_ms * NS_PER_MS;
     C->max_wait_ns = c->max_wait_ms * NS_PER_MS;
     C->max_rows = (size_t)c->max_rows;
-    C->gzip = is(c->compression, "gzip");
+    C->gzip = pc_ch_is(c->compression, "gzip");
+    C->after_ns = c->spool.after_ms * NS_PER_MS;
+    if (pc_spooler_enabled(&c->spool)) {
+        C->spooler = pc_spooler_create(id, &c->spool, spool_begin, spool_end, C);
+        if (!C->spooler) {
+            ch_destroy(C);
+            return NULL;
+        }
+    }
     pc_ch_store_init(&C->reads, C->http, C->id, c->database, c->query_timeout_ms);
     return C;
 }
@@ -627,15 +627,15 @@ static int ch_start(void *ctx, pc_host *host)
     (void)host;
     ch *C = ctx;
     if (C->thread_running || C->stopping) return 0;
-    const ch_cfg *c = C->cfg;
+    const pc_ch_cfg *c = C->cfg;
     long timeout_ms = (long)(C->timeout_ns / NS_PER_MS);
     pc_buf version = PC_BUF_INIT;
     if (setup_sql(C, "SELECT version()", "cannot reach ClickHouse", timeout_ms, &version) < 0)
         return -1;
     version.len = strcspn(version.data ? version.data : "", "\n");
     if (version.data) version.data[version.len] = '\0';
-    C->dialect = is(c->dialect, "modern")   ? PC_CH_MODERN
-                 : is(c->dialect, "legacy") ? PC_CH_LEGACY
+    C->dialect = pc_ch_is(c->dialect, "modern")   ? PC_CH_MODERN
+                 : pc_ch_is(c->dialect, "legacy") ? PC_CH_LEGACY
                                             : pc_ch_dialect_of(version.data);
     C->reads.dialect = C->dialect; /* before any read: reads start after start() */
     int rc = open_dead_letter(C);
@@ -652,6 +652,10 @@ static int ch_start(void *ctx, pc_host *host)
             rc = -1;
         }
     }
+    if (rc == 0 && C->spooler) {
+        __atomic_store_n(&C->spooling, 1, __ATOMIC_RELEASE);
+        rc = pc_spooler_start(C->spooler);
+    }
     if (rc == 0)
         pc_log(PC_LOG_INFO, C->id, "ClickHouse %s at %s as %s (%s dialect, database %s, schema %d)",
                version.data, pc_ch_http_url(C->http), c->user ? c->user : "default",
@@ -665,6 +669,8 @@ static void ch_shutdown(void *ctx)
 {
     ch *C = ctx;
     if (!C || !C->sync_ready) return;
+    __atomic_store_n(&C->spooling, 0, __ATOMIC_RELEASE);
+    pc_spooler_stop(C->spooler); /* what is spooled stays for the next start */
     pthread_mutex_lock(&C->mu);
     C->accepting = false;
     bool join = C->thread_running && !C->stopping;
@@ -685,6 +691,7 @@ static void ch_destroy(void *ctx)
     ch *C = ctx;
     if (!C) return;
     ch_shutdown(C);
+    pc_spooler_destroy(C->spooler);
     pc_ch_http_destroy(C->http);
     pc_deadletter_destroy(C->dead);
     if (C->sync_ready) {
@@ -697,6 +704,35 @@ static void ch_destroy(void *ctx)
     free(C);
 }
 
+/* Scrape-time series (metrics.h): rows set aside in the dead letter, and the
+ * spool's (pc_spooler_metrics). */
+static void ch_metrics(void *ctx, pc_metrics_out *out)
+{
+    ch *C = ctx;
+    const char *const l[] = {"exporter", C->id, NULL};
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_deadletter_rows",
+                       "Rows ClickHouse refuses, set aside in the dead letter.", l,
+                       (double)pc_deadletter_count(C->dead));
+    pc_spooler_metrics(C->spooler, C->id, out);
+}
+
+/* UNAVAILABLE while inserts fail (for longer than spool.after with a spool,
+ * which then makes it DEGRADED: spooler.h), OK otherwise. */
+static void ch_health(void *ctx, pc_health *out)
+{
+    ch *C = ctx;
+    out->state = PC_HEALTH_OK;
+    out->since_ns = 0;
+    out->reason[0] = '\0';
+    if (unreachable(C, C->spooler ? C->after_ns : 0)) {
+        out->state = PC_HEALTH_UNAVAILABLE;
+        out->since_ns = __atomic_load_n(&C->down_wall, __ATOMIC_ACQUIRE);
+        snprintf(out->reason, sizeof(out->reason), "inserts into ClickHouse at %.180s fail",
+                 pc_ch_http_url(C->http));
+    }
+    if (C->spooler) pc_spooler_health(C->spooler, out);
+}
+
 static const pc_store *ch_store(void *ctx)
 {
     ch *C = ctx;
@@ -706,13 +742,15 @@ static const pc_store *ch_store(void *ctx)
 const pc_component_ops pc_clickhouse_exporter_ops = {
     .type = "clickhouse",
     .kind = PC_EXPORTER,
-    .options = options,
-    .config_size = sizeof(ch_cfg),
-    .validate = ch_validate,
+    .options = pc_ch_options,
+    .config_size = sizeof(pc_ch_cfg),
+    .validate = pc_ch_validate,
     .create = ch_create,
     .start = ch_start,
     .shutdown = ch_shutdown,
     .destroy = ch_destroy,
     .consume = ch_consume,
     .store = ch_store,
+    .health = ch_health,
+    .metrics = ch_metrics,
 };

@@ -307,8 +307,8 @@ int pc_kafka_inject_fatal(void *ctx, const char *reason)
     return pc_kafka_producer_inject_fatal(K->producer, reason);
 }
 
-/* Scrape-time series (metrics.h): the spool's depth and its counters, and
- * what was dropped as too large. */
+/* Scrape-time series (metrics.h): what was dropped as too large, producer
+ * recreations, and the spool's (pc_spooler_metrics). */
 static void kafka_metrics(void *ctx, pc_metrics_out *out)
 {
     kafka *K = ctx;
@@ -320,29 +320,7 @@ static void kafka_metrics(void *ctx, pc_metrics_out *out)
                        (double)ks.dropped_spans);
     pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_kafka_producer_recreated",
                        "Kafka producers recreated after a fatal error.", l, (double)ks.recreated);
-    pc_spooler_stats st = {0};
-    if (K->spooler) pc_spooler_get_stats(K->spooler, &st);
-    pc_metrics_out_add(out, PC_METRIC_GAUGE, "otelcol_exporter_queue_size",
-                       "Batches waiting to be sent (in the disk spool).", l,
-                       (double)st.spool.records);
-    if (!K->spooler) return;
-    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_records",
-                       "Batches in the disk spool not yet acknowledged downstream.", l,
-                       (double)st.spool.records);
-    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_bytes",
-                       "Payload bytes of those batches.", l, (double)st.spool.bytes);
-    pc_metrics_out_add(out, PC_METRIC_GAUGE, "prela_spool_disk_bytes",
-                       "Size of the spool's segment files.", l, (double)st.spool.disk_bytes);
-    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_appended_records",
-                       "Batches appended to the spool.", l, (double)st.appended);
-    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_drained_records",
-                       "Spooled batches delivered by the drainer.", l, (double)st.drained);
-    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_refused_records",
-                       "Batches the spool refused (full or a disk error): answered retry.", l,
-                       (double)st.refused);
-    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_spool_dropped_records",
-                       "Spooled batches the destination can never take.", l,
-                       (double)st.dropped);
+    pc_spooler_metrics(K->spooler, K->id, out);
 }
 
 /* See "Health" above. */

@@ -122,7 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(st.records == 0, "%llu records pending after the drain",
                (unsigned long long)st.records);
     static const char rec[] = "\x01\x01\x00\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00kyval";
-    FUZZ_CHECK(pc_spool_append(sp, rec, sizeof rec - 1) == 0, "append after recovery");
+    int arc = pc_spool_append(sp, rec, sizeof rec - 1);
+    char why[256];
+    FUZZ_CHECK(arc == 0, "append after recovery: %s (%s)", pc_spool_strerror(arc),
+               pc_spool_error(sp, why, sizeof why));
     const void *p;
     size_t len;
     uint64_t id;

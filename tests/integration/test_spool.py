@@ -15,7 +15,7 @@ import uuid
 import requests
 
 import workload
-from services import kafka  # noqa: F401  (fixture)
+from services import clickhouse, kafka  # noqa: F401  (fixtures)
 from test_metrics import scrape, val
 
 PROTO = {"Content-Type": "application/x-protobuf"}
@@ -205,3 +205,61 @@ def test_full_spool_answers_503_and_keeps_what_it_took(make_collector, kafka, tm
     assert acked <= seen, f"{len(acked - seen)} of {len(acked)} acknowledged spans lost"
     print(f"\nfull spool: {len(acked)} spans acknowledged before the 64 KiB spool was full, "
           f"then {codes.count(503)} requests answered 503; all {len(acked)} delivered later")
+
+
+def test_clickhouse_fed_directly_spools_while_the_server_is_down(make_collector, clickhouse,
+                                                                 tmp_path):
+    """The clickhouse exporter fed by receivers (no Kafka in front): with `spool` set,
+    requests are answered 200 from the spool while the server is stopped, health says
+    degraded, and every span is stored (once) after the server is back."""
+    from conftest import CLICKHOUSE_STORE
+    spool_dir = tmp_path / "ch-spool"
+    exporter = CLICKHOUSE_STORE.format(port=clickhouse.port, database=clickhouse.database()) + f"""
+  timeout: 3s
+  spool:
+    directory: {spool_dir}
+    after: 1s
+"""
+    c = make_collector(exporters_extra=exporter, query_store="clickhouse", pipelines_extra="""
+traces/clickhouse:
+  receivers: [otlp]
+  processors: [normalize]
+  exporters: [clickhouse]
+""")
+    first = workload.recent(workload.make_traces(2), 60_000_000_000)
+    r = requests.post(c.otlp + "/v1/traces", data=workload.to_proto(first), headers=PROTO,
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    clickhouse.run("stop")
+    spooled = []
+    try:
+        for _ in range(5):
+            traces = workload.recent(workload.make_traces(2), 60_000_000_000)
+            t0 = time.time()
+            r = requests.post(c.otlp + "/v1/traces", data=workload.to_proto(traces),
+                              headers=PROTO, timeout=30)
+            assert r.status_code == 200, r.text  # from the spool
+            assert time.time() - t0 < 5
+            spooled += traces
+        r = requests.get(c.ingest + "/health", timeout=10)
+        states = {e["id"]: e for e in r.json()["exporters"]}
+        assert states["clickhouse"]["state"] == "degraded", states
+        assert any(spool_dir.glob("*.seg"))
+    finally:
+        clickhouse.run("start")
+    deadline = time.time() + 90
+    want = {t["trace_id"]: len(t["spans"]) for t in first + spooled}
+    got = {}
+    while time.time() < deadline:
+        got = {}
+        for tid in want:
+            r = c.get(f"/api/v1/traces/{tid}")
+            if r.status_code == 200:
+                got[tid] = r.json()["trace"]["span_count"]
+        if got == want:
+            break
+        time.sleep(1)
+    assert got == want, f"{len(got)} of {len(want)} traces complete"
+    for tid in list(want)[:3]:  # stored once: no span twice
+        spans = c.get(f"/api/v1/traces/{tid}").json()["spans"]
+        assert len({s["span_id"] for s in spans}) == len(spans) == want[tid]
