@@ -5,6 +5,13 @@
  * appends what its destination did not take in time; the drainer thread
  * replays it, oldest first, through the exporter's send function.
  *
+ * Spooled payload, version 1 (what this file puts in each spool record): one
+ * codec byte, then the exporter's record: 0 = as is, 1 = a zstd frame of it
+ * (level 1, used when it saves at least an eighth). Batches are JSON or
+ * protobuf text that compresses 4-8x, so the same max_size holds that many
+ * more, and an outage costs that much less disk I/O. A codec this build does
+ * not know is a record that can never be delivered: logged and dropped.
+ *
  * The drainer sleeps on a condition variable: an append or a kick wakes it
  * when idle, and a kick cuts a retry wait short. Refusals (full, disk error)
  * are logged on the change into the refusing state and out of it, never per
@@ -22,11 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zstd.h>
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 #define IDLE_WAIT_MS 1000 /* an idle drainer looks again this often anyway */
 #define WINDOW 32         /* records in flight at once (at most PC_SPOOL_MAX_AHEAD) */
+enum { CODEC_RAW = 0, CODEC_ZSTD = 1 };
 
 struct pc_spooler {
     char *id;
@@ -34,6 +43,7 @@ struct pc_spooler {
     pc_spooler_begin_fn begin;
     pc_spooler_end_fn end;
     void *ctx;
+    pc_buf unpacked; /* drainer only: the last decompressed record */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -134,6 +144,40 @@ static bool stopping(pc_spooler *s)
 }
 
 /*
+ * The exporter's record in the spooled payload |p| of |n| bytes: *|rec|
+ * points into |p| or into s->unpacked (valid until the next call). 0, or -1
+ * after logging (an unknown codec, or a frame that does not decompress).
+ */
+static int unpack(pc_spooler *s, const void *p, size_t n, const void **rec, size_t *rn)
+{
+    const unsigned char *b = p;
+    if (n >= 1 && b[0] == CODEC_RAW) {
+        *rec = b + 1;
+        *rn = n - 1;
+        return 0;
+    }
+    if (n >= 1 && b[0] == CODEC_ZSTD) {
+        unsigned long long want = ZSTD_getFrameContentSize(b + 1, n - 1);
+        if (want != ZSTD_CONTENTSIZE_ERROR && want != ZSTD_CONTENTSIZE_UNKNOWN &&
+            want <= PC_SPOOL_MAX_RECORD) {
+            pc_buf_reset(&s->unpacked);
+            pc_buf_reserve(&s->unpacked, (size_t)want + 1);
+            size_t got = ZSTD_decompress(s->unpacked.data, (size_t)want + 1, b + 1, n - 1);
+            if (!ZSTD_isError(got) && got == want) {
+                *rec = s->unpacked.data;
+                *rn = got;
+                return 0;
+            }
+        }
+        pc_log(PC_LOG_ERROR, s->id, "a spooled batch of %zu bytes does not decompress", n);
+        return -1;
+    }
+    pc_log(PC_LOG_ERROR, s->id, "a spooled batch of %zu bytes has an unknown codec %d", n,
+           n ? b[0] : -1);
+    return -1;
+}
+
+/*
  * One round: reads up to WINDOW records ahead (the first from the oldest
  * pending), begins each, then ends them in order, acknowledging what was
  * delivered or dropped up to the first retry. Returns the spool's result for
@@ -145,6 +189,7 @@ static bool drain_round(pc_spooler *s, int *rc)
     void *handles[WINDOW];
     uint64_t ids[WINDOW];
     size_t sizes[WINDOW];
+    bool drop[WINDOW];
     int k = 0;
     *rc = 0;
     while (k < WINDOW) {
@@ -157,12 +202,20 @@ static bool drain_round(pc_spooler *s, int *rc)
             break;
         }
         sizes[k] = n;
-        handles[k] = s->begin(s->ctx, p, n);
+        const void *rec;
+        size_t rn;
+        if (unpack(s, p, n, &rec, &rn) < 0) {
+            handles[k++] = NULL; /* answered PC_DROP below */
+            drop[k - 1] = true;
+            continue;
+        }
+        drop[k] = false;
+        handles[k] = s->begin(s->ctx, rec, rn);
         if (!handles[k++]) break; /* the destination is down: no use reading on */
     }
     bool retry = false;
     for (int i = 0; i < k; i++) {
-        pc_result res = handles[i] ? s->end(s->ctx, handles[i]) : PC_RETRY;
+        pc_result res = drop[i] ? PC_DROP : handles[i] ? s->end(s->ctx, handles[i]) : PC_RETRY;
         if (retry) continue; /* collected, not acknowledged: offered again */
         if (res == PC_RETRY) {
             retry = true;
@@ -245,6 +298,7 @@ void pc_spooler_destroy(pc_spooler *s)
     if (!s) return;
     pc_spooler_stop(s);
     pc_spool_destroy(s->sp);
+    pc_buf_free(&s->unpacked);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s->id);
@@ -268,9 +322,28 @@ void pc_spooler_kick(pc_spooler *s)
     wake(s, false);
 }
 
+/* The spooled payload of the record |rec| of |n| bytes (see the top), in |out|. */
+static void pack(const void *rec, size_t n, pc_buf *out)
+{
+    size_t bound = ZSTD_compressBound(n);
+    pc_buf_reserve(out, 1 + bound);
+    size_t z = ZSTD_compress(out->data + 1, bound, rec, n, 1);
+    if (!ZSTD_isError(z) && z < n - n / 8) {
+        out->data[0] = CODEC_ZSTD;
+        out->len = 1 + z;
+        return;
+    }
+    out->data[0] = CODEC_RAW;
+    out->len = 1;
+    pc_buf_append(out, rec, n);
+}
+
 int pc_spooler_append(pc_spooler *s, const void *rec, size_t n)
 {
-    int rc = pc_spool_append(s->sp, rec, n);
+    pc_buf payload = PC_BUF_INIT;
+    pack(rec, n, &payload);
+    int rc = pc_spool_append(s->sp, payload.data, payload.len);
+    pc_buf_free(&payload);
     if (rc == 0) {
         __atomic_add_fetch(&s->appended, 1, __ATOMIC_RELAXED);
         int64_t zero = 0;

@@ -173,8 +173,12 @@ static void test_full_refuses(void)
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("batch", 65536);
     pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
-    static char rec[4000];
-    memset(rec, 'r', sizeof(rec));
+    static char rec[4000]; /* incompressible: stored as is */
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < sizeof(rec); i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        rec[i] = (char)x;
+    }
     int rc = 0, ok = 0;
     for (int i = 0; i < 100 && rc == 0; i++)
         if ((rc = pc_spooler_append(s, rec, sizeof(rec))) == 0) ok++;
@@ -202,6 +206,39 @@ static void test_full_refuses(void)
     pc_spooler_destroy(s);
 }
 
+/* Text compresses: the spool holds it in a fraction of its size, and the
+ * destination gets it back byte for byte. */
+static char text[10000];
+static int text_ok, text_bad;
+
+static void *text_begin(void *ctx, const void *rec, size_t n)
+{
+    (void)ctx;
+    if (n == sizeof(text) && memcmp(rec, text, n) == 0)
+        __atomic_add_fetch(&text_ok, 1, __ATOMIC_ACQ_REL);
+    else
+        __atomic_add_fetch(&text_bad, 1, __ATOMIC_ACQ_REL);
+    return (void *)(intptr_t)(PC_OK + 1);
+}
+
+static void test_compresses(void)
+{
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = "{\"span_id\":\"0af7651916cd43dd\",\"name\":\"chat gpt-4o\"} "[i % 52];
+    pc_spooler_cfg c = cfg("batch", 1 << 20);
+    pc_spooler *s = pc_spooler_create("t", &c, text_begin, end_fn, NULL);
+    for (int i = 0; i < 50; i++)
+        CHECK_EQ_INT(pc_spooler_append(s, text, sizeof(text)), 0);
+    pc_spooler_stats st;
+    pc_spooler_get_stats(s, &st);
+    CHECK_EQ_INT(st.spool.records, 50);
+    CHECK(st.spool.bytes < 50 * sizeof(text) / 8);
+    CHECK_EQ_INT(pc_spooler_start(s), 0);
+    CHECK(wait_for(&text_ok, 50, 5000));
+    CHECK_EQ_INT(text_bad, 0);
+    pc_spooler_destroy(s);
+}
+
 int main(void)
 {
     pc_log_set_level(getenv("PC_TEST_VERBOSE") ? PC_LOG_DEBUG : PC_LOG_ERROR);
@@ -214,6 +251,8 @@ int main(void)
     RUN(test_drop_and_restart);
     CHECK_EQ_INT(system(cmd), 0);
     RUN(test_full_refuses);
+    CHECK_EQ_INT(system(cmd), 0);
+    RUN(test_compresses);
     CHECK_EQ_INT(system(cmd), 0);
     return CHECK_DONE();
 }
