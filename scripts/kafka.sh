@@ -370,19 +370,18 @@ node_ready() {  # this node serves metadata that lists itself: registered and un
   kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null | grep -q "broker $NODE_ID at "
 }
 
-cluster_setup() {  # voters, replication and the shared cluster id (written once)
+cluster_setup() {  # every node's voters and replication
   local i v=()
   for ((i = 1; i <= KAFKA_NODES; i++)); do v+=("$i@127.0.0.1:${CPORTS[i - 1]}"); done
   VOTERS=$(IFS=,; echo "${v[*]}")
   REPLICATION=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3)) MIN_ISR=$((KAFKA_NODES < 3 ? 1 : 2))
-  mkdir -p "$CDIR"
-  [ -s "$CDIR/cluster.id" ] || new_cluster_id >"$CDIR/cluster.id"
-  CLUSTER_ID=$(cat "$CDIR/cluster.id")
 }
 
 cluster_start() {  # cluster_start I...: launch those nodes together (a quorum needs a majority), then wait
   install
-  cluster_setup
+  mkdir -p "$CDIR"
+  [ -s "$CDIR/cluster.id" ] || new_cluster_id >"$CDIR/cluster.id"   # every node formats with it
+  CLUSTER_ID=$(cat "$CDIR/cluster.id")
   local i t0=$SECONDS
   for i in "$@"; do (node_env "$i"; mkdir -p "$DIR"; launch); done
   for i in "$@"; do (node_env "$i"; T0=$t0; wait_ready); done
@@ -419,7 +418,10 @@ cluster_main() {  # cluster_main COMMAND (node commands take the node from NODE_
     stop) cluster_each daemon_stop ;;   # all at once: no broker waits for a lost quorum
     kill) cluster_each node_kill ;;
     restart) cluster_each daemon_stop; cluster_start $(seq "$KAFKA_NODES") ;;
-    status) cluster_each daemon_status ;;
+    status)  # in node order; exit 3 unless every broker runs
+      local i rc=0
+      for ((i = 1; i <= KAFKA_NODES; i++)); do (node_env "$i"; daemon_status) || rc=3; done
+      return $rc ;;
     wipe) cluster_each daemon_stop; rm -rf "$CDIR"; echo "kafka: removed $CDIR" ;;
     start-node) node_env "${NODE_ARG:-}"; cluster_start "$NODE_ID" ;;
     stop-node) node_env "${NODE_ARG:-}"; daemon_stop ;;
