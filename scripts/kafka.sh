@@ -30,6 +30,19 @@
 # .tools/kafka/libs via .tools/kafka/m2 (a project-local Maven repository), and kcat from
 # apt. Idempotent: a stamp records the pom the jars came from; nothing is fetched when it
 # matches. `rm -rf .tools/kafka` forces a fresh install.
+#
+# Cluster mode, KAFKA_NODES=N (N >= 3 for a quorum that survives one node): N brokers,
+# each also a KRaft controller voter (node.id 1..N), PLAINTEXT only (no SASL/SSL), in
+# DIR/node<i> with their own pidfiles; topics auto-created with $KAFKA_NUM_PARTITIONS (6)
+# partitions, replication factor N (at most 3) and min.insync.replicas=2. Ports: the
+# comma lists $KAFKA_PORTS (PLAINTEXT, 19092,19093,...) and $KAFKA_CONTROLLER_PORTS
+# (19192,...). Heap per broker: $KAFKA_HEAP_OPTS (-Xms128m -Xmx384m).
+#   KAFKA_NODES=3 scripts/kafka.sh start DIR     # every broker; waits until all N are up
+#   KAFKA_NODES=3 scripts/kafka.sh stop|status|wipe DIR    # all of them
+#   KAFKA_NODES=3 scripts/kafka.sh kill DIR      # SIGKILL every broker (data kept)
+#   KAFKA_NODES=3 scripts/kafka.sh start-node|stop-node|kill-node|pause-node|resume-node I DIR
+# start-node waits until broker I is back in the cluster's metadata; kill-node is a
+# SIGKILL (a crash: the controller fences it after broker.session.timeout.ms, 4 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -48,18 +61,31 @@ KAFKA_SSL_KEY=${KAFKA_SSL_KEY:-}
 KAFKA_SSL_CA=${KAFKA_SSL_CA:-}
 KAFKA_SASL_USER=${KAFKA_SASL_USER:-prela}
 KAFKA_SASL_PASSWORD=${KAFKA_SASL_PASSWORD:-prela}
-KAFKA_NUM_PARTITIONS=${KAFKA_NUM_PARTITIONS:-3}
-KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+KAFKA_NODES=${KAFKA_NODES:-1}
+[[ $KAFKA_NODES =~ ^[1-9]$ ]] || { echo "kafka: KAFKA_NODES must be 1..9, not '$KAFKA_NODES'" >&2; exit 2; }
+if [ "$KAFKA_NODES" -eq 1 ]; then
+  KAFKA_NUM_PARTITIONS=${KAFKA_NUM_PARTITIONS:-3}
+  KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+else
+  KAFKA_NUM_PARTITIONS=${KAFKA_NUM_PARTITIONS:-6}
+  KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms128m -Xmx384m}
+fi
+# This broker's identity: node 1 alone, or set per node by node_env in cluster mode.
+NODE_ID=1
+VOTERS=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+REPLICATION=1
+MIN_ISR=1
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 
 CMD=${1:-}
+if [ "$KAFKA_NODES" -gt 1 ] && [[ $CMD == *-node ]]; then NODE_ARG=${2:-}; shift; fi
 DIR=${2:-${KAFKA_DIR:-$ROOT/.tools/run/kafka}}
 DIR=$(realpath -m "$DIR")
 PIDFILE=$DIR/kafka.pid
 SVC=kafka
 STOP_TIMEOUT=$KAFKA_STOP_TIMEOUT
-HELP_LINES=32
+HELP_LINES=45
 # shellcheck source=lib/daemon.sh
 . "$ROOT/scripts/lib/daemon.sh"
 
@@ -140,6 +166,10 @@ write_config() {
   mkdir -p "$DIR/data" "$DIR/logs"
   local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
   local protocols="PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+  if [ "$KAFKA_NODES" -gt 1 ]; then
+    listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+    protocols="PLAINTEXT:PLAINTEXT"
+  fi
   if [ -n "$KAFKA_SSL_PORT" ]; then
     listeners+=",SASL_SSL://127.0.0.1:$KAFKA_SSL_PORT"
     protocols+=",SASL_SSL:SASL_SSL"
@@ -147,8 +177,8 @@ write_config() {
   cat >"$DIR/server.properties" <<EOF
 # Written by scripts/kafka.sh on every start; edits are lost.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$NODE_ID
+controller.quorum.voters=$VOTERS
 listeners=$listeners,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=$listeners
 listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT
@@ -165,12 +195,12 @@ listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.secu
 log.dirs=$DIR/data
 auto.create.topics.enable=true
 num.partitions=$KAFKA_NUM_PARTITIONS
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=$REPLICATION
+min.insync.replicas=$MIN_ISR
+offsets.topic.replication.factor=$REPLICATION
 offsets.topic.num.partitions=5
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$REPLICATION
+transaction.state.log.min.isr=$MIN_ISR
 transaction.state.log.num.partitions=5
 group.initial.rebalance.delay.ms=0
 
@@ -187,6 +217,7 @@ log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=8388608
 EOF
   ssl_config >>"$DIR/server.properties"
+  cluster_config >>"$DIR/server.properties"
   cat >"$DIR/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
@@ -209,11 +240,15 @@ log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
 }
 
-format_once() {
-  [ -f "$DIR/data/meta.properties" ] && return 0
+new_cluster_id() {  # a KRaft cluster id: 16 random bytes, base64url without padding, not starting with '-'
   local id
-  # A KRaft cluster id: 16 random bytes, base64url without padding (not starting with '-').
   until id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); [ "${id:0:1}" != - ]; do :; done
+  echo "$id"
+}
+
+format_once() {  # formats DIR/data with $CLUSTER_ID (cluster mode) or a new id, once
+  [ -f "$DIR/data/meta.properties" ] && return 0
+  local id=${CLUSTER_ID:-$(new_cluster_id)}
   echo "kafka: formatting $DIR/data (cluster id $id, SCRAM user $KAFKA_SASL_USER)"
   java_cmd "$DIR/tools-log4j.properties"
   "${JAVA[@]}" kafka.tools.StorageTool format \
@@ -224,6 +259,7 @@ format_once() {
 }
 
 ready() {  # every listener answers metadata requests, SASL ones with a SCRAM login
+  [ "$KAFKA_NODES" -eq 1 ] || { node_ready; return; }
   kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null | grep -q '1 brokers:' &&
   # shellcheck disable=SC2046
   kcat -b "127.0.0.1:$KAFKA_SASL_PORT" $(sasl SCRAM-SHA-256) -L -m 2 2>/dev/null | grep -q '1 brokers:' &&
@@ -239,13 +275,24 @@ start() {
   mkdir -p "$DIR"
   exec 9>"$DIR/.lock"   # concurrent `start`s of one DIR: the second finds it running
   flock 9
-  local pid t0=$SECONDS
+  launch
+  [ -n "$RUNNING" ] || wait_ready
+}
+
+# Starts the broker of DIR without waiting for it; sets RUNNING=1 instead when it was
+# already running (resumed if paused); dies on errors. Sets T0 (when the start began).
+launch() {
+  local pid
+  T0=$SECONDS RUNNING=
   if pid=$(pid_of); then
-    if is_paused "$pid"; then kill -CONT "$pid"; echo "kafka: resumed paused broker (pid $pid)"; fi
-    echo "kafka: already running (pid $pid, 127.0.0.1:$KAFKA_PORT)"
+    if is_paused "$pid"; then kill -CONT "$pid"; echo "$SVC: resumed paused broker (pid $pid)"; fi
+    echo "$SVC: already running (pid $pid, 127.0.0.1:$KAFKA_PORT)"
+    RUNNING=1
     return 0
   fi
-  for p in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_CONTROLLER_PORT" $KAFKA_SSL_PORT; do
+  local ports=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT")
+  [ "$KAFKA_NODES" -gt 1 ] || ports+=("$KAFKA_SASL_PORT" $KAFKA_SSL_PORT)
+  for p in "${ports[@]}"; do
     port_busy "$p" && die "port $p on 127.0.0.1 is in use (another broker? scripts/kafka.sh status DIR)"
   done
   if [ -n "$KAFKA_SSL_PORT" ]; then
@@ -257,7 +304,7 @@ start() {
   fi
   write_config
   format_once
-  echo "kafka: starting Kafka $KAFKA_VERSION in $DIR ($(describe))"
+  echo "$SVC: starting Kafka $KAFKA_VERSION in $DIR ($(describe))"
   # setsid: the broker outlives this script and its process group (setsid may fork, so
   # the shell it runs writes its own pid, then becomes the JVM); 9>&-: no inherited lock.
   java_cmd "$DIR/log4j.properties"
@@ -265,19 +312,127 @@ start() {
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" "${JAVA[@]}" kafka.Kafka \
     "$DIR/server.properties" </dev/null >"$DIR/kafka.out" 2>&1 9>&- &
   for _ in $(seq 50); do [ -s "$PIDFILE" ] && break; sleep 0.1; done
-  pid=$(cat "$PIDFILE" 2>/dev/null) || die "broker did not start (see $DIR/kafka.out)"
+  [ -s "$PIDFILE" ] || die "broker did not start (see $DIR/kafka.out)"
+}
+
+wait_ready() {  # waits until the broker launched in DIR answers (ready); dies if it exits or times out
+  local pid; pid=$(cat "$PIDFILE" 2>/dev/null) || die "broker did not start (see $DIR/kafka.out)"
   until ready; do
     kill -0 "$pid" 2>/dev/null || { log_tail; rm -f "$PIDFILE"; die "broker exited during start-up"; }
-    if [ $((SECONDS - t0)) -ge "$KAFKA_START_TIMEOUT" ]; then
+    if [ $((SECONDS - T0)) -ge "$KAFKA_START_TIMEOUT" ]; then
       log_tail
       die "broker (pid $pid) not answering on 127.0.0.1:$KAFKA_PORT after ${KAFKA_START_TIMEOUT}s; still running, stop it with: scripts/kafka.sh stop $DIR"
     fi
     sleep 0.5
   done
-  echo "kafka: ready in $((SECONDS - t0))s (pid $pid; log $DIR/logs/server.log)"
+  echo "$SVC: ready in $((SECONDS - T0))s (pid $pid; log $DIR/logs/server.log)"
 }
 
-describe() { echo "127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT${KAFKA_SSL_PORT:+, SASL_SSL :$KAFKA_SSL_PORT}"; }
+describe() {
+  if [ "$KAFKA_NODES" -gt 1 ]; then echo "node $NODE_ID, 127.0.0.1:$KAFKA_PORT"; return; fi
+  echo "127.0.0.1:$KAFKA_PORT, SASL :$KAFKA_SASL_PORT${KAFKA_SSL_PORT:+, SASL_SSL :$KAFKA_SSL_PORT}"
+}
 installed() { echo "Kafka $KAFKA_VERSION jars in $LIBS; $(kcat -V | head -1)"; }
 
-daemon_main "$CMD"
+# --- cluster mode (KAFKA_NODES > 1) -----------------------------------------------------
+# Node i lives in CDIR/node<i> with the single-node layout; the functions above act on
+# one node after node_env i has pointed DIR, PIDFILE, ports and identity at it.
+CDIR=$DIR
+IFS=, read -r -a PORTS <<<"${KAFKA_PORTS:-$(seq -s, 19092 $((19091 + KAFKA_NODES)))}"
+IFS=, read -r -a CPORTS <<<"${KAFKA_CONTROLLER_PORTS:-$(seq -s, 19192 $((19191 + KAFKA_NODES)))}"
+
+cluster_config() {  # the settings only a cluster needs (nothing for a single node)
+  [ "$KAFKA_NODES" -gt 1 ] || return 0
+  cat <<'EOF'
+
+# Cluster mode: a crashed broker is fenced (and leaves every ISR) after 4 s without a
+# heartbeat, so acks=all producers stall for seconds, not for replica.lag.time.max.ms.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
+replica.lag.time.max.ms=10000
+unclean.leader.election.enable=false
+num.replica.fetchers=1
+controlled.shutdown.enable=true
+EOF
+}
+
+node_env() {  # node_env I: point the single-broker functions at node I of CDIR
+  local i=$1
+  [[ $i =~ ^[0-9]+$ ]] && [ "$i" -ge 1 ] && [ "$i" -le "$KAFKA_NODES" ] ||
+    die "node must be 1..$KAFKA_NODES, not '$i'"
+  NODE_ID=$i SVC=kafka-node$i DIR=$CDIR/node$i PIDFILE=$CDIR/node$i/kafka.pid
+  KAFKA_PORT=${PORTS[i - 1]} KAFKA_CONTROLLER_PORT=${CPORTS[i - 1]}
+  [ -n "$KAFKA_PORT" ] && [ -n "$KAFKA_CONTROLLER_PORT" ] ||
+    die "KAFKA_PORTS and KAFKA_CONTROLLER_PORTS need $KAFKA_NODES ports each"
+}
+
+node_ready() {  # this node serves metadata that lists itself: registered and unfenced
+  kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null | grep -q "broker $NODE_ID at "
+}
+
+cluster_setup() {  # every node's voters and replication
+  local i v=()
+  for ((i = 1; i <= KAFKA_NODES; i++)); do v+=("$i@127.0.0.1:${CPORTS[i - 1]}"); done
+  VOTERS=$(IFS=,; echo "${v[*]}")
+  REPLICATION=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3)) MIN_ISR=$((KAFKA_NODES < 3 ? 1 : 2))
+}
+
+cluster_start() {  # cluster_start I...: launch those nodes together (a quorum needs a majority), then wait
+  install
+  mkdir -p "$CDIR"
+  [ -s "$CDIR/cluster.id" ] || new_cluster_id >"$CDIR/cluster.id"   # every node formats with it
+  CLUSTER_ID=$(cat "$CDIR/cluster.id")
+  local i t0=$SECONDS
+  for i in "$@"; do (node_env "$i"; mkdir -p "$DIR"; launch); done
+  for i in "$@"; do (node_env "$i"; T0=$t0; wait_ready); done
+  if [ $# -eq "$KAFKA_NODES" ]; then  # the whole cluster: every broker in everyone's metadata
+    until kcat -b "$(cluster_bootstrap)" -L -m 2 2>/dev/null | grep -q "$KAFKA_NODES brokers:"; do
+      [ $((SECONDS - t0)) -lt "$KAFKA_START_TIMEOUT" ] || die "not all $KAFKA_NODES brokers registered"
+      sleep 0.5
+    done
+    echo "kafka: cluster of $KAFKA_NODES ready in $((SECONDS - t0))s (bootstrap $(cluster_bootstrap))"
+  fi
+}
+
+cluster_bootstrap() { local p; for p in "${PORTS[@]:0:KAFKA_NODES}"; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//'; }
+
+cluster_each() {  # cluster_each FUNCTION: run it for every node at once, fail if any failed
+  local i rc=0 pids=()
+  for ((i = 1; i <= KAFKA_NODES; i++)); do (node_env "$i"; "$1") & pids+=($!); done
+  for i in "${pids[@]}"; do wait "$i" || rc=1; done
+  return $rc
+}
+
+node_kill() {
+  local pid; pid=$(pid_of) || { echo "$SVC: not running"; return 0; }
+  kill -CONT "$pid" 2>/dev/null || true
+  kill -KILL "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  rm -f "$PIDFILE"; echo "$SVC: killed (pid $pid)"
+}
+
+cluster_main() {  # cluster_main COMMAND (node commands take the node from NODE_ARG)
+  cluster_setup
+  case "$1" in
+    install) install; echo "kafka: $(installed)" ;;
+    start) cluster_start $(seq "$KAFKA_NODES") ;;
+    stop) cluster_each daemon_stop ;;   # all at once: no broker waits for a lost quorum
+    kill) cluster_each node_kill ;;
+    restart) cluster_each daemon_stop; cluster_start $(seq "$KAFKA_NODES") ;;
+    status)  # in node order; exit 3 unless every broker runs
+      local i rc=0
+      for ((i = 1; i <= KAFKA_NODES; i++)); do (node_env "$i"; daemon_status) || rc=3; done
+      return $rc ;;
+    wipe) cluster_each daemon_stop; rm -rf "$CDIR"; echo "kafka: removed $CDIR" ;;
+    start-node) node_env "${NODE_ARG:-}"; cluster_start "$NODE_ID" ;;
+    stop-node) node_env "${NODE_ARG:-}"; daemon_stop ;;
+    kill-node) node_env "${NODE_ARG:-}"; node_kill ;;
+    pause-node) node_env "${NODE_ARG:-}"; daemon_signal STOP ;;
+    resume-node) node_env "${NODE_ARG:-}"; daemon_signal CONT ;;
+    -h|--help|help) daemon_main help ;;
+    *) echo "usage: KAFKA_NODES=$KAFKA_NODES $0 install|start|stop|kill|status|restart|wipe [DIR]" >&2
+       echo "       KAFKA_NODES=$KAFKA_NODES $0 start-node|stop-node|kill-node|pause-node|resume-node I [DIR]" >&2
+       exit 2 ;;
+  esac
+}
+
+if [ "$KAFKA_NODES" -eq 1 ]; then daemon_main "$CMD"; else cluster_main "$CMD"; fi

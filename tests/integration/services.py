@@ -6,6 +6,10 @@ start fails the tests that need it; nothing is skipped. Besides PLAINTEXT
 (`bootstrap`) it has a SASL_SSL listener (`ssl_bootstrap`, user prela / prela) with a
 certificate of `tls_certs`.
 
+`kafka_cluster` (session fixture): three Kafka brokers in one KRaft cluster from
+scripts/kafka.sh (KAFKA_NODES=3; replication factor 3, min.insync.replicas=2), each
+killable and restartable on its own, for the failover drills.
+
 `clickhouse` (session fixture): one ClickHouse server (Debian's package, 18.16) from
 scripts/clickhouse.sh, on free ports in a temporary directory, stopped at the end. Besides
 HTTP (`url`) it serves HTTPS (`https_port`) with a certificate of `tls_certs`.
@@ -190,4 +194,74 @@ def kafka(tmp_path_factory):
     k = Kafka(tmp_path_factory.mktemp("kafka"), session_certs(tmp_path_factory))
     k.run("start")
     yield k
+    k.run("stop")
+
+
+class KafkaCluster:
+    """Three brokers in one KRaft cluster (scripts/kafka.sh with KAFKA_NODES=3; each
+    broker is also a controller voter), PLAINTEXT on free ports: topics auto-created with
+    6 partitions, replication factor 3, min.insync.replicas=2. `bootstrap` lists every
+    broker; node I (1..3) has node.id I and listens on `ports[I - 1]`."""
+
+    NODES = 3
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+        self.ports = [conftest.free_port() for _ in range(self.NODES)]
+        self.env = dict(os.environ, KAFKA_NODES=str(self.NODES),
+                        KAFKA_PORTS=",".join(map(str, self.ports)),
+                        KAFKA_CONTROLLER_PORTS=",".join(str(conftest.free_port())
+                                                        for _ in range(self.NODES)))
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+        self._admin = None
+
+    def admin(self):
+        """A confluent_kafka AdminClient of the cluster (one per session)."""
+        if self._admin is None:
+            from confluent_kafka.admin import AdminClient
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        return self._admin
+
+    def run(self, action, node=None):
+        """scripts/kafka.sh |action| for the whole cluster, or |action|-node for |node|."""
+        args = [KAFKA_SH, action, self.dir] if node is None else [KAFKA_SH, action, str(node), self.dir]
+        r = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"scripts/kafka.sh {' '.join(args[1:])} failed:\n{r.stdout}\n{r.stderr}"
+        return r.stdout
+
+    def kill_node(self, node):
+        self.run("kill-node", node)
+
+    def start_node(self, node):
+        self.run("start-node", node)
+
+    def leaders(self, topic):
+        """{partition: leader node id} of |topic| from the cluster's metadata (-1: none)."""
+        md = self.admin().list_topics(topic, timeout=10)
+        return {p.id: p.leader for p in md.topics[topic].partitions.values()}
+
+    def create_topic(self, topic, partitions=6, replication=3):
+        """Creates |topic| (min.insync.replicas=2 from the brokers' defaults) and waits
+        until every partition has a leader."""
+        from confluent_kafka.admin import NewTopic
+        admin = self.admin()
+        fs = admin.create_topics([NewTopic(topic, partitions, replication)], operation_timeout=30)
+        fs[topic].result(timeout=60)
+        import time
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            md = admin.list_topics(topic, timeout=10).topics[topic]
+            if len(md.partitions) == partitions and all(p.leader >= 0 and len(p.isrs) == replication
+                                                        for p in md.partitions.values()):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{topic}: partitions without a leader or full ISR after 30s")
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory):
+    k = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"))
+    k.run("start")
+    yield k
+    k._admin = None  # its client would log every failed reconnect while the brokers stop
     k.run("stop")
