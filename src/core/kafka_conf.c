@@ -92,8 +92,17 @@ int pc_kafka_conf_set_int(rd_kafka_conf_t *conf, const char *id, const char *key
     return pc_kafka_conf_set(conf, id, key, name, tmp);
 }
 
+/* librdkafka's own log lines, at debug level, named by the client instance
+ * ("prela-collector#producer-1"); without it they go to stderr unformatted. */
+static void log_line(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)level;
+    pc_log(PC_LOG_DEBUG, "librdkafka", "%s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
 int pc_kafka_conn_apply(rd_kafka_conf_t *conf, const pc_kafka_conn_cfg *c, const char *id)
 {
+    rd_kafka_conf_set_log_cb(conf, log_line);
     int proto = pc_kafka_find_name(protocols, c->security_protocol); /* validated */
     if (proto < 0) proto = 0;
     if (pc_kafka_conf_set(conf, id, "brokers", "bootstrap.servers", c->brokers) ||

@@ -102,7 +102,8 @@ int pc_kafka_conn_validate(const pc_kafka_conn_cfg *c, char *err, size_t errlen)
 
 /*
  * Sets bootstrap.servers, client.id, security.protocol, sasl.* and ssl.* on
- * |conf| from the validated |c|. Returns 0, or -1 after logging as |id| which
+ * |conf| from the validated |c|, and routes librdkafka's log lines to the
+ * collector's log (debug level). Returns 0, or -1 after logging as |id| which
  * key librdkafka refused.
  */
 int pc_kafka_conn_apply(rd_kafka_conf_t *conf, const pc_kafka_conn_cfg *c, const char *id);

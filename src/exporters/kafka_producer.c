@@ -270,13 +270,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (connectivity_error(err)) set_down(P, why);
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    producer *P = rd_kafka_opaque(rk);
-    (void)level;
-    pc_log(PC_LOG_DEBUG, P ? P->id : "kafka", "librdkafka %s: %s", fac, buf);
-}
-
 static void heal(producer *P);
 
 /* While unreachable or healing, asks a broker for metadata once a second. */
@@ -344,7 +337,6 @@ static int build_conf(producer *P)
     rd_kafka_conf_set_opaque(P->conf, P);
     rd_kafka_conf_set_dr_msg_cb(P->conf, on_delivery);
     rd_kafka_conf_set_error_cb(P->conf, on_error);
-    rd_kafka_conf_set_log_cb(P->conf, on_log);
     return 0;
 }
 

@@ -213,13 +213,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                pc_kafka_error_hint(err, reason));
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    krecv *R = rd_kafka_opaque(rk);
-    (void)level;
-    pc_log(PC_LOG_DEBUG, R ? R->id : "kafka", "librdkafka %s: %s", fac, buf);
-}
-
 /* --------------------------------------------------------------- commit -- */
 
 /* Remembers that |m| is handled once the current batch is: offset + 1. */
@@ -439,7 +432,6 @@ static int build_conf(krecv *R)
     rd_kafka_conf_set_opaque(R->conf, R);
     rd_kafka_conf_set_rebalance_cb(R->conf, on_rebalance);
     rd_kafka_conf_set_error_cb(R->conf, on_error);
-    rd_kafka_conf_set_log_cb(R->conf, on_log);
     return 0;
 }
 
