@@ -11,7 +11,8 @@
  * committed: PC_OK means every span of it committed. Batches queued since the
  * last transaction go first (take_chunk); a batch larger than a transaction is
  * "started" and written over several. Once a transaction holds
- * PC_LOCAL_TXN_SPANS spans and a batch waits in the queue, it commits early
+ * PC_LOCAL_TXN_SPANS spans and is writing a huge batch's middle while a batch
+ * waits in the queue or one ends in this transaction, it commits early
  * (write_slices), so a small batch beside a huge one waits for one chunk, not
  * for the whole huge batch. A waiter that gives up after `timeout` answers
  * PC_RETRY but its batch is still written (harmless: spans are deduplicated by
@@ -20,12 +21,16 @@
  * written, their chunks already committed stay (a re-send is deduplicated, and
  * trace summaries count only spans really inserted, so it is exact).
  *
- * Sizes, measured on a 100k-span batch of random trace ids (2 shared cores):
- * random-key indexes make each commit rewrite most of their leaf pages, so
- * transactions of 2000 spans cost the batch about twice the CPU of one
- * transaction (21 s vs 11 s for four batches), while 32768 cost about the
- * same (11-13 s). So transactions are large unless someone waits, and a
- * neighbour then waits for about 2000 spans (tens of ms) plus one commit.
+ * Sizes, measured with 100k-span batches of random trace ids on 2 shared
+ * cores: random-key indexes make every commit rewrite (and checkpoint) most of
+ * their leaf pages, so smaller transactions cost more CPU per span. Four such
+ * batches alone cost the collector 12-13 CPU-s in one transaction each, 13 s
+ * in transactions of 32768 spans, 16.6 s of 8192, 21 s of 2000. But a
+ * neighbour arriving during a commit waits for it, and a 32768-span commit
+ * took 0.2-0.6 s on the loaded machine (8192: 20-80 ms): its p99 beside the
+ * batch was 1.1-2.4 s with 32768, 0.2-0.3 s with 8192 (2.4 s before
+ * chunking). Hence 8192 spans at most, and 2000 once someone waits. Group
+ * commits of 100-span requests are smaller than either and unchanged.
  *
  * Retention: traces first ingested (created_ns, not event time, so old example
  * timestamps stay readable) longer ago than `retention` are deleted with their
@@ -363,9 +368,11 @@ static bool others_wait(pc_local *L)
 
 /*
  * Writes the |n| slices |sl| in one transaction. Once PC_LOCAL_TXN_SPANS spans
- * are written and a batch waits in the queue, the transaction ends early: the
- * slices' |to| then say what was written (from == to: nothing). True when it
- * committed.
+ * are written, while writing a part of a batch that does not end it (a huge
+ * batch), the transaction ends early when a batch waits in the queue or this
+ * transaction already holds a batch's last span (its waiter waits for this
+ * commit): the slices' |to| then say what was written (from == to: nothing).
+ * Small batches among themselves keep the group commit. True when it committed.
  */
 static bool write_slices(pc_local *L, slice *sl, size_t n)
 {
@@ -384,11 +391,13 @@ static bool write_slices(pc_local *L, slice *sl, size_t n)
     int rc = step_once(w->begin);
     size_t written = 0;
     bool cut = false;
+    bool ends_one = false; /* the transaction holds the last span of a batch */
     for (size_t k = 0; k < n; k++) {
         const pc_batch *b = sl[k].jb->batch;
         if (cut || rc != SQLITE_OK) sl[k].to = sl[k].from; /* not in this transaction */
         for (size_t i = sl[k].from; i < sl[k].to && rc == SQLITE_OK; i++) {
-            if (written >= PC_LOCAL_TXN_SPANS && written % CUT_EVERY == 0 && others_wait(L)) {
+            if (written >= PC_LOCAL_TXN_SPANS && written % CUT_EVERY == 0 && sl[k].to < b->n &&
+                (ends_one || others_wait(L))) {
                 sl[k].to = i;
                 cut = true;
                 break;
@@ -396,6 +405,7 @@ static bool write_slices(pc_local *L, slice *sl, size_t n)
             rc = write_span(w, &t, &b->spans[i], pc_span_received(b, &b->spans[i]));
             written++;
         }
+        if (sl[k].to == b->n && sl[k].to > sl[k].from) ends_one = true;
     }
     for (size_t i = 0; i < t.n_accs && rc == SQLITE_OK; i++)
         rc = write_trace(w, &t.accs[i]);

@@ -27,7 +27,7 @@ extern const pc_component_ops pc_local_exporter_ops;
  * huge batch. Measured in local.c's header comment.
  */
 #define PC_LOCAL_TXN_SPANS 2000
-#define PC_LOCAL_TXN_MAX 32768
+#define PC_LOCAL_TXN_MAX 8192
 
 /*
  * Test hook: spans accepted by consume() and not yet taken into a transaction
