@@ -10,10 +10,9 @@
  * the schema and SQL), commits, then wakes every waiter whose batch is wholly
  * committed: PC_OK means every span of it committed. Batches queued since the
  * last transaction go first (take_chunk); a batch larger than a transaction is
- * "started" and written over several. Once a transaction holds
- * PC_LOCAL_TXN_SPANS spans and is writing a huge batch's middle while a batch
- * waits in the queue or one ends in this transaction, it commits early
- * (write_slices), so a small batch beside a huge one waits for one chunk, not
+ * "started" and written over several. A transaction writing a huge batch
+ * commits early when a small batch waits (write_slices): the small one waits
+ * for about one chunk of PC_LOCAL_TXN_SPANS spans and one of CUT_EVERY, not
  * for the whole huge batch. A waiter that gives up after `timeout` answers
  * PC_RETRY but its batch is still written (harmless: spans are deduplicated by
  * (project_id, trace_id, span_id)). A failed transaction is rolled back and
@@ -21,16 +20,19 @@
  * written, their chunks already committed stay (a re-send is deduplicated, and
  * trace summaries count only spans really inserted, so it is exact).
  *
- * Sizes, measured with 100k-span batches of random trace ids on 2 shared
- * cores: random-key indexes make every commit rewrite (and checkpoint) most of
+ * Sizes, measured with 100k-span batches of random trace ids on 2 shared,
+ * heavily loaded cores: random-key indexes make every commit rewrite most of
  * their leaf pages, so smaller transactions cost more CPU per span. Four such
- * batches alone cost the collector 12-13 CPU-s in one transaction each, 13 s
- * in transactions of 32768 spans, 16.6 s of 8192, 21 s of 2000. But a
- * neighbour arriving during a commit waits for it, and a 32768-span commit
- * took 0.2-0.6 s on the loaded machine (8192: 20-80 ms): its p99 beside the
- * batch was 1.1-2.4 s with 32768, 0.2-0.3 s with 8192 (2.4 s before
- * chunking). Hence 8192 spans at most, and 2000 once someone waits. Group
- * commits of 100-span requests are smaller than either and unchanged.
+ * batches alone cost the collector 12-14 CPU-s in one transaction each, 13 s
+ * in transactions of 32768 spans, 15-17 s of 8192, 21 s of 2000. But a small
+ * batch arriving during a commit waits for it, and a 32768-span commit took
+ * 0.2-0.6 s (8192: 20-80 ms): a neighbour's p99 beside such a batch was
+ * 1.1-2.4 s with 32768, 0.2-0.3 s with 8192 (2.1-2.4 s before chunking).
+ * Hence at most PC_LOCAL_TXN_MAX = 8192, and chunks of PC_LOCAL_TXN_SPANS =
+ * 1024 and CUT_EVERY = 256 once someone waits (the cost is paid only then).
+ * Group commits of 100-span requests are below every threshold (no change).
+ * local_store.c checkpoints the WAL every 64 MB instead of every 4 MB for the
+ * same reason (fewer copies of the same index pages).
  *
  * Retention: traces first ingested (created_ns, not event time, so old example
  * timestamps stay readable) longer ago than `retention` are deleted with their
@@ -56,7 +58,7 @@
 #include <time.h>
 
 #define NS_PER_MS 1000000LL
-#define CUT_EVERY 256 /* spans between two looks for waiting batches */
+#define CUT_EVERY 256 /* least spans of a huge batch per transaction; looks between */
 #define PURGE_EVERY_NS (3600LL * 1000 * NS_PER_MS)
 #define LOG_EVERY_NS (10LL * 1000 * NS_PER_MS) /* rate limit of repeated warnings */
 
@@ -367,12 +369,14 @@ static bool others_wait(pc_local *L)
 }
 
 /*
- * Writes the |n| slices |sl| in one transaction. Once PC_LOCAL_TXN_SPANS spans
- * are written, while writing a part of a batch that does not end it (a huge
- * batch), the transaction ends early when a batch waits in the queue or this
- * transaction already holds a batch's last span (its waiter waits for this
- * commit): the slices' |to| then say what was written (from == to: nothing).
- * Small batches among themselves keep the group commit. True when it committed.
+ * Writes the |n| slices |sl| in one transaction, which ends early in a slice
+ * of a huge batch (more than PC_LOCAL_TXN_SPANS spans) after a multiple of
+ * CUT_EVERY of its spans: when the transaction already holds another batch's
+ * last span (its waiter waits for this commit), or holds PC_LOCAL_TXN_SPANS
+ * spans while a batch waits in the queue. The slices' |to| then say what was
+ * written (from == to: nothing). Small batches among themselves keep the group
+ * commit; a huge batch gains at least CUT_EVERY spans per transaction it is
+ * in. True when it committed.
  */
 static bool write_slices(pc_local *L, slice *sl, size_t n)
 {
@@ -396,8 +400,9 @@ static bool write_slices(pc_local *L, slice *sl, size_t n)
         const pc_batch *b = sl[k].jb->batch;
         if (cut || rc != SQLITE_OK) sl[k].to = sl[k].from; /* not in this transaction */
         for (size_t i = sl[k].from; i < sl[k].to && rc == SQLITE_OK; i++) {
-            if (written >= PC_LOCAL_TXN_SPANS && written % CUT_EVERY == 0 && sl[k].to < b->n &&
-                (ends_one || others_wait(L))) {
+            size_t in_slice = i - sl[k].from;
+            if (b->n > PC_LOCAL_TXN_SPANS && in_slice > 0 && in_slice % CUT_EVERY == 0 &&
+                (ends_one || (written >= PC_LOCAL_TXN_SPANS && others_wait(L)))) {
                 sl[k].to = i;
                 cut = true;
                 break;
@@ -588,7 +593,7 @@ static void purge_step(pc_local *L)
 
 /*
  * The writer: retention first (so the run at start precedes every write of
- * this process), then one transaction of at most PC_LOCAL_TXN_SPANS spans
+ * this process), then one transaction of at most PC_LOCAL_TXN_MAX spans
  * (take_chunk), then wake the waiters whose batches ended. Exits once stopping
  * and nothing is queued or started.
  */

@@ -3,7 +3,7 @@
  *
  * Data flow: normalize → local: consume() hands each batch to one writer thread
  * that group-commits what is queued in transactions of at most
- * PC_LOCAL_TXN_SPANS spans and answers PC_OK only after every span of the batch
+ * PC_LOCAL_TXN_MAX spans and answers PC_OK only after every span of the batch
  * committed. The query receiver reads the same file through store().
  *
  * Settings (see the options table in local.c): directory, retention, synchronous,
@@ -20,13 +20,14 @@ extern const pc_component_ops pc_local_exporter_ops;
 
 /*
  * Transaction sizes of the writer, in spans. A transaction holds at most
- * PC_LOCAL_TXN_MAX spans; a larger batch is written in several. Once it has
- * written PC_LOCAL_TXN_SPANS and another batch waits in the queue, it commits
- * early and the waiting batches are written next, so a small batch queued
- * beside a huge one waits for about one chunk of PC_LOCAL_TXN_SPANS, not for the
- * huge batch. Measured in local.c's header comment.
+ * PC_LOCAL_TXN_MAX spans; a larger batch is written in several. A transaction
+ * writing a batch of more than PC_LOCAL_TXN_SPANS spans commits early once it
+ * has written PC_LOCAL_TXN_SPANS and another batch waits in the queue; the
+ * waiting batches are written next, so a small batch queued beside a huge one
+ * waits for about one chunk, not for the huge batch. Measured in local.c's
+ * header comment.
  */
-#define PC_LOCAL_TXN_SPANS 2000
+#define PC_LOCAL_TXN_SPANS 1024
 #define PC_LOCAL_TXN_MAX 8192
 
 /*
