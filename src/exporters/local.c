@@ -373,8 +373,9 @@ static bool others_wait(pc_local *L)
  * of a huge batch (more than PC_LOCAL_TXN_SPANS spans) after a multiple of
  * CUT_EVERY of its spans: when the transaction already holds another batch's
  * last span (its waiter waits for this commit), or holds PC_LOCAL_TXN_SPANS
- * spans while a batch waits in the queue. The slices' |to| then say what was
- * written (from == to: nothing). Small batches among themselves keep the group
+ * spans while a batch waits in the queue. The slices' |to| then say what the
+ * transaction holds (from == to: nothing; on failure, what it was to hold, so
+ * those batches fail). Small batches among themselves keep the group
  * commit; a huge batch gains at least CUT_EVERY spans per transaction it is
  * in. True when it committed.
  */
@@ -398,7 +399,7 @@ static bool write_slices(pc_local *L, slice *sl, size_t n)
     bool ends_one = false; /* the transaction holds the last span of a batch */
     for (size_t k = 0; k < n; k++) {
         const pc_batch *b = sl[k].jb->batch;
-        if (cut || rc != SQLITE_OK) sl[k].to = sl[k].from; /* not in this transaction */
+        if (cut) sl[k].to = sl[k].from; /* not in this transaction */
         for (size_t i = sl[k].from; i < sl[k].to && rc == SQLITE_OK; i++) {
             size_t in_slice = i - sl[k].from;
             if (b->n > PC_LOCAL_TXN_SPANS && in_slice > 0 && in_slice % CUT_EVERY == 0 &&
