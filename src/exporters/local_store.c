@@ -376,6 +376,11 @@ sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_ful
         sqlite3_close(db);
         return NULL;
     }
+    /* Checkpoint every 16384 pages (64 MB of WAL at 4 KB pages) instead of
+     * SQLite's 1000: local.c commits in chunks, and with random-key indexes
+     * each chunk dirties thousands of pages, so the default checkpointed (and
+     * fsynced) after nearly every commit, copying the same index pages again. */
+    sqlite3_wal_autocheckpoint(db, 16384);
     if (schema_setup(id, db, path) < 0) {
         sqlite3_close(db);
         return NULL;

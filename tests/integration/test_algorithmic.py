@@ -102,10 +102,9 @@ def test_colliding_trace_ids_cost_what_ordinary_ids_cost(make_collector):
         return took
 
     # A well-behaved client, one small span per call, measured alone, beside the ordinary
-    # batch and beside the colliding one. Its spans wait for the writer's transaction, which
-    # holds a whole 100k-span batch (group commit, local.c): beside an ordinary batch its
-    # p99 is that commit's time (~1.5 s here), so the colliding batch is held to what the
-    # ordinary one costs the client (unkeyed, it waited for the 37 s write).
+    # batch and beside the colliding one. The writer commits a huge batch in chunks and
+    # writes batches queued meanwhile between them (local.c), so the client waits for one
+    # chunk, not for the 100k-span batch: both are held to the standard bound.
     session, sent = requests.Session(), [0]
 
     def neighbour():
@@ -122,10 +121,10 @@ def test_colliding_trace_ids_cost_what_ordinary_ids_cost(make_collector):
     print(f"\n100k spans: ordinary ids {ordinary:.2f}s, colliding ids {colliding:.2f}s")
     # unkeyed: n^2/2 probes on the single writer (tens of seconds); keyed: the same work
     assert colliding < 2.5 * ordinary + 2.0, (ordinary, colliding)
+    assert_not_starved("Prela /v1/spans client", alone, beside_ordinary,
+                       f"a 100k-span batch of ordinary ids ({ordinary:.1f} s)")
     assert_not_starved("Prela /v1/spans client", alone, attacked,
-                       f"a 100k-span batch of colliding ids ({colliding:.1f} s)", min_calls=3,
-                       like=(beside_ordinary, f"the same batch of ordinary ids ({ordinary:.1f} s)"),
-                       factor=2.5, floor=2.0)
+                       f"a 100k-span batch of colliding ids ({colliding:.1f} s)")
     assert c.get("/api/v1/traces", limit=1).json()["count"] == 1
     assert c.trace(bad[-1])["trace"]["trace_id"] == bad[-1]
 

@@ -10,6 +10,9 @@
  * search (LIKE metacharacters and quotes taken literally), retention by ingest
  * time, concurrent consumers, timeout and queue bounds (the writer stalled on
  * a write lock held by a second connection), shutdown semantics and reopening;
+ * chunked transactions (a small batch queued behind a huge one returns first;
+ * a failed chunk fails exactly the batches with spans in it; re-sent chunks
+ * are deduplicated);
  * projects as part of every key (the same trace and span ids in two projects
  * are two traces, never replacing or hiding each other, in every read and in
  * retention), and the schema migration from the first release's file
@@ -1014,6 +1017,163 @@ static void test_backpressure(void)
     close_store(&h, true);
 }
 
+/* ---------------------------------------------------- chunked writing -- */
+
+#define BIG_TRACES 7
+
+/*
+ * A batch of |n| spans over BIG_TRACES traces "<prefix>-0".. (span i in trace
+ * i % BIG_TRACES; the first span of each trace is its root; 1 input token
+ * each); span |poison| (when < n) has trace id "poison" instead.
+ */
+static pc_batch *big_batch(const char *prefix, size_t n, size_t poison)
+{
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (size_t i = 0; i < n; i++) {
+        char tid[32], sid[32], pid[32];
+        snprintf(tid, sizeof(tid), "%s-%zu", prefix, i % BIG_TRACES);
+        snprintf(sid, sizeof(sid), "s%zu", i);
+        snprintf(pid, sizeof(pid), "s%zu", i % BIG_TRACES);
+        add_span(b, (span_spec){.trace = i == poison ? "poison" : tid,
+                                .span = sid,
+                                .parent = i < BIG_TRACES ? NULL : pid,
+                                .start = T0 + (int64_t)i,
+                                .end = T0 + (int64_t)i + 1,
+                                .in_tok = 1});
+    }
+    return b;
+}
+
+/* Spans stored over the traces of big_batch(|prefix|); -1 when a summary is off. */
+static int64_t big_stored(store_h *h, const char *prefix)
+{
+    int64_t total = 0;
+    for (int k = 0; k < BIG_TRACES; k++) {
+        char tid[32], root[32];
+        snprintf(tid, sizeof(tid), "%s-%d", prefix, k);
+        snprintf(root, sizeof(root), "s%d", k);
+        traces *t = get_trace(h, tid);
+        if (t->n == 0) continue;
+        if (t->v[0].input_tokens != t->v[0].span_count || strcmp(t->v[0].root_span_id, root))
+            return -1;
+        total += t->v[0].span_count;
+    }
+    return total;
+}
+
+typedef struct chunk_call {
+    store_h *h;
+    pc_batch *b;
+    pc_result res;
+    int order; /* when it returned, among the calls sharing |next| */
+    int *next;
+    pthread_mutex_t *mu;
+} chunk_call;
+
+static void *chunk_consumer(void *arg)
+{
+    chunk_call *c = arg;
+    c->res = consume(c->h, c->b);
+    pthread_mutex_lock(c->mu);
+    c->order = (*c->next)++;
+    pthread_mutex_unlock(c->mu);
+    return NULL;
+}
+
+/* Waits until the exporter's backlog is |n| spans (the writer took a chunk). */
+static void wait_backlog(store_h *h, int64_t n)
+{
+    for (int i = 0; i < 10000 && pc_local_backlog(h->ctx) != n; i++)
+        usleep(1000);
+    CHECK_EQ_INT(pc_local_backlog(h->ctx), n);
+}
+
+/*
+ * A big batch queued first and a small one queued once the writer took the
+ * big one's first chunk (the writer stalled on a lock until both are queued),
+ * each from its own thread. Returns the two calls' results and return order.
+ */
+static void big_then_small(store_h *h, pc_batch *big, pc_batch *small, chunk_call *cb,
+                           chunk_call *cs)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int next;
+    next = 0;
+    size_t n_big = big->n;
+    sqlite3 *lock = lock_db(h);
+    *cb = (chunk_call){.h = h, .b = big, .next = &next, .mu = &mu};
+    *cs = (chunk_call){.h = h, .b = small, .next = &next, .mu = &mu};
+    pthread_t tb, ts;
+    pthread_create(&tb, NULL, chunk_consumer, cb);
+    wait_backlog(h, (int64_t)(n_big - PC_LOCAL_TXN_MAX)); /* first chunk taken */
+    size_t n_small = small->n;
+    pthread_create(&ts, NULL, chunk_consumer, cs);
+    wait_backlog(h, (int64_t)(n_big - PC_LOCAL_TXN_MAX + n_small));
+    CHECK_EQ_INT(sqlite3_exec(lock, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    pthread_join(tb, NULL);
+    pthread_join(ts, NULL);
+}
+
+static void test_chunks(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+
+    /* Interleaving: the big batch's first transaction commits early (the
+     * small one waits), the small one goes next, so it returns first. */
+    size_t n = PC_LOCAL_TXN_MAX + 3 * PC_LOCAL_TXN_SPANS;
+    chunk_call cb, cs;
+    big_then_small(&h, big_batch("big", n, n), three_spans("t-small"), &cb, &cs);
+    CHECK_EQ_INT(cb.res, PC_OK);
+    CHECK_EQ_INT(cs.res, PC_OK);
+    CHECK_EQ_INT(cs.order, 0); /* before the big batch's last chunk committed */
+    CHECK_EQ_INT(cb.order, 1);
+    CHECK_EQ_INT(big_stored(&h, "big"), (int64_t)n); /* summaries merged over the chunks */
+    CHECK_EQ_INT(get_trace(&h, "t-small")->v[0].span_count, 3);
+    CHECK_EQ_INT(pc_local_backlog(h.ctx), 0);
+
+    /* A failing transaction fails the batches with spans in it, and only those:
+     * a trigger of a second connection rejects the span of trace "poison". */
+    char p[256];
+    snprintf(p, sizeof(p), "%s/data/store/prela.db", h.dir);
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open(p, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    CHECK_EQ_INT(sqlite3_exec(db,
+                              "CREATE TRIGGER poison BEFORE INSERT ON spans"
+                              " WHEN NEW.trace_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poison');"
+                              " END",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    /* Poison in the big batch's first chunk: it fails (the rest of it is never
+     * written); the small batch queued behind it is written. */
+    big_then_small(&h, big_batch("p1", PC_LOCAL_TXN_MAX + 100, 5), three_spans("t-small2"), &cb,
+                   &cs);
+    CHECK_EQ_INT(cb.res, PC_RETRY);
+    CHECK_EQ_INT(cs.res, PC_OK);
+    CHECK_EQ_INT(big_stored(&h, "p1"), 0);
+    CHECK_EQ_INT(get_trace(&h, "t-small2")->n, 1);
+    CHECK_EQ_INT(pc_local_backlog(h.ctx), 0);
+
+    /* Poison in the second transaction: the first stays committed, the call
+     * answers retry. */
+    n = PC_LOCAL_TXN_MAX + 2 * PC_LOCAL_TXN_SPANS;
+    CHECK_EQ_INT(consume(&h, big_batch("p2", n, PC_LOCAL_TXN_MAX + 5)), PC_RETRY);
+    CHECK_EQ_INT(big_stored(&h, "p2"), PC_LOCAL_TXN_MAX);
+    CHECK_EQ_INT(get_trace(&h, "poison")->n, 0);
+    /* Re-sent once the store accepts it: the committed chunk's spans are
+     * deduplicated, so every count and sum is exact. */
+    CHECK_EQ_INT(sqlite3_exec(db, "DROP TRIGGER poison", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_EQ_INT(consume(&h, big_batch("p2", n, PC_LOCAL_TXN_MAX + 5)), PC_OK);
+    CHECK_EQ_INT(big_stored(&h, "p2"), (int64_t)n - 1);
+    CHECK_EQ_INT(get_trace(&h, "poison")->v[0].span_count, 1);
+    CHECK_EQ_INT(consume(&h, big_batch("p2", n, PC_LOCAL_TXN_MAX + 5)), PC_OK);
+    CHECK_EQ_INT(big_stored(&h, "p2"), (int64_t)n - 1);
+    close_store(&h, true);
+}
+
 static void test_lifecycle(void)
 {
     store_h h;
@@ -1318,6 +1478,7 @@ int main(void)
     RUN(test_retention);
     RUN(test_concurrent);
     RUN(test_backpressure);
+    RUN(test_chunks);
     RUN(test_lifecycle);
     RUN(test_projects);
     RUN(test_migration);
