@@ -449,26 +449,17 @@ class WellBehaved:
 STARVED_FACTOR, STARVED_FLOOR = 20, 1.0
 
 
-def assert_not_starved(what, alone, attacked, attack, ok=200, min_calls=10, like=None,
+def assert_not_starved(what, alone, attacked, attack, ok=200, min_calls=10,
                        factor=STARVED_FACTOR, floor=STARVED_FLOOR):
     """Prints |what|'s p99 alone and beside |attack| (pytest -s), then asserts every call
     of the Samples ended in |ok|, the attacked one made at least |min_calls| calls, and
-    its p99 is below max(|floor|, |factor| * the p99 alone).
-
-    |like|, when given, is (Sample, what it ran beside): the same client beside the
-    legitimate load the attack imitates (a batch as large, of ordinary ids), for an
-    attack whose fair cost is that load's cost. The bound is then max(|floor|,
-    |factor| * that Sample's p99), with a factor suited to it (test_algorithmic: 2.5)."""
-    ref = like[0] if like else alone
-    bound = max(floor, factor * ref.p99)
-    beside = (f", {ref.p99 * 1000:.1f} ms beside {like[1]} ({len(ref.latencies)} calls)"
-              if like else "")
+    its p99 is below max(|floor|, |factor| * the p99 alone)."""
+    bound = max(floor, factor * alone.p99)
     print(f"\nwell-behaved {what} p99: {alone.p99 * 1000:.1f} ms alone ({len(alone.latencies)} "
-          f"calls){beside}, {attacked.p99 * 1000:.1f} ms beside {attack} "
+          f"calls), {attacked.p99 * 1000:.1f} ms beside {attack} "
           f"({len(attacked.latencies)} calls; bound {bound * 1000:.0f} ms)")
-    for name, sample in (("alone", alone), ("beside the reference load", ref),
-                         ("under attack", attacked)):
+    for name, sample in (("alone", alone), ("under attack", attacked)):
         assert not sample.failures(ok), (name, sample.failures(ok)[:5])
     assert len(attacked.latencies) >= min_calls, \
         f"only {len(attacked.latencies)} calls beside {attack}"
-    assert attacked.p99 < bound, (what, alone.p99, ref.p99, attacked.p99)
+    assert attacked.p99 < bound, (what, alone.p99, attacked.p99)

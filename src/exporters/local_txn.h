@@ -1,0 +1,36 @@
+/*
+ * local_txn.h - one write transaction of the embedded store (local exporter).
+ *
+ * Data flow: local.c's writer thread → pc_local_txn_begin → pc_local_txn_span
+ * per span (INSERT OR IGNORE: a span already stored is a duplicate and does
+ * not count) → pc_local_txn_end upserts one summary row per trace from the
+ * spans this transaction really inserted (min/max times, sums, the first
+ * span's source/service, the first parentless span as root) and commits. The
+ * result equals a per-span upsert; a trace whose spans arrive in several
+ * transactions is merged by the upsert.
+ *
+ * The spans must stay valid until pc_local_txn_end (the summaries point at
+ * them). Writer thread only.
+ */
+#ifndef PC_LOCAL_TXN_H
+#define PC_LOCAL_TXN_H
+
+#include "local_store.h"
+#include "span.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pc_local_txn pc_local_txn;
+
+/* Begins a transaction of at most |spans| spans (never NULL). */
+pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans);
+/* Inserts |s|, ingested at |created_ns|. SQLITE_OK, or the first failure of
+ * this transaction (nothing more is written once one failed). */
+int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns);
+/* Writes the trace rows and commits, or rolls back after a failure (its
+ * message in |err|); frees |x|. SQLITE_OK once committed, else the failure's
+ * SQLite code. */
+int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen);
+
+#endif
