@@ -53,10 +53,76 @@ pc_batch *pc_batch_ref(pc_batch *b)
     return b;
 }
 
+/* What exporters rejected of a batch (span.h, "Rejections"). Allocated on the
+ * first rejection (the heap, not the arena: arenas are single-threaded) and
+ * published with a compare-and-swap; freed with the batch. */
+struct pc_rejects {
+    size_t n;          /* spans of the batch when it was allocated */
+    size_t count;      /* atomic: flags set */
+    int all;           /* atomic: the whole batch */
+    char *why;         /* atomic: the first reason (heap) */
+    unsigned char flags[]; /* atomic: one per span */
+};
+
+static struct pc_rejects *rejects_get(pc_batch *b)
+{
+    struct pc_rejects *r = __atomic_load_n(&b->rejects, __ATOMIC_ACQUIRE);
+    if (r) return r;
+    struct pc_rejects *fresh = pc_xcalloc(1, sizeof(*fresh) + b->n);
+    fresh->n = b->n;
+    if (__atomic_compare_exchange_n(&b->rejects, &r, fresh, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        return fresh;
+    free(fresh); /* another exporter was first; |r| is its block */
+    return r;
+}
+
+void pc_batch_reject(pc_batch *b, size_t i, const char *why)
+{
+    struct pc_rejects *r = rejects_get(b);
+    if (i == PC_BATCH_ALL)
+        __atomic_store_n(&r->all, 1, __ATOMIC_RELEASE);
+    else if (i < r->n && !__atomic_exchange_n(&r->flags[i], 1, __ATOMIC_ACQ_REL))
+        __atomic_add_fetch(&r->count, 1, __ATOMIC_RELEASE);
+    if (why && !__atomic_load_n(&r->why, __ATOMIC_ACQUIRE)) {
+        char *mine = pc_xstrdup(why), *none = NULL;
+        if (!__atomic_compare_exchange_n(&r->why, &none, mine, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            free(mine);
+    }
+}
+
+size_t pc_batch_rejected(const pc_batch *b)
+{
+    const struct pc_rejects *r = __atomic_load_n(&b->rejects, __ATOMIC_ACQUIRE);
+    if (!r) return 0;
+    if (__atomic_load_n(&r->all, __ATOMIC_ACQUIRE))
+        return b->signal == PC_SIGNAL_TRACES ? b->n : (size_t)(b->items > 0 ? b->items : 1);
+    return __atomic_load_n(&r->count, __ATOMIC_ACQUIRE);
+}
+
+bool pc_batch_is_rejected(const pc_batch *b, size_t i)
+{
+    const struct pc_rejects *r = __atomic_load_n(&b->rejects, __ATOMIC_ACQUIRE);
+    if (!r) return false;
+    if (__atomic_load_n(&r->all, __ATOMIC_ACQUIRE)) return true;
+    return i < r->n && __atomic_load_n(&r->flags[i], __ATOMIC_ACQUIRE);
+}
+
+const char *pc_batch_reject_reason(const pc_batch *b)
+{
+    const struct pc_rejects *r = __atomic_load_n(&b->rejects, __ATOMIC_ACQUIRE);
+    return r ? __atomic_load_n(&r->why, __ATOMIC_ACQUIRE) : NULL;
+}
+
 void pc_batch_unref(pc_batch *b)
 {
     if (!b) return;
     if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    if (b->rejects) {
+        free(b->rejects->why);
+        free(b->rejects);
+    }
     pc_arena_destroy(b->arena);
     free(b);
 }

@@ -200,6 +200,7 @@ typedef struct pc_batch {
     int64_t items;
     int64_t received_ns; /* when the receiver accepted the request */
     int refs;            /* atomic; see pc_batch_ref */
+    struct pc_rejects *rejects; /* atomic; NULL until an exporter rejects (pc_batch_reject) */
 } pc_batch;
 
 /* When |s| was first accepted: its own received_ns, else its batch's. */
@@ -219,6 +220,40 @@ void pc_batch_pop(pc_batch *b);
 pc_batch *pc_batch_ref(pc_batch *b);
 /* Drops one reference; the last one frees the batch and its arena. Accepts NULL. */
 void pc_batch_unref(pc_batch *b);
+
+/*
+ * Rejections: the channel back from exporters to the receiver for data that
+ * can never be delivered (a span too large for the exporter's destination),
+ * so the client is told instead of answered 200 while the data is gone.
+ *
+ * An exporter calls pc_batch_reject while it holds its reference, before its
+ * consume returns; fan-out runs several exporters on one batch at once, so it
+ * is safe from any number of threads. A rejection is not a failure: consume
+ * still answers PC_OK for what it delivered. The receiver keeps a reference
+ * across consume and reads the rejections after it returned: OTLP answers
+ * partial_success (rejected_spans, error_message naming the spans and the
+ * reason), the Prela receiver lists them as rejected with an error each;
+ * metrics and logs, carried whole, are refused as a permanent error (400).
+ * Rejection is sticky: a span rejected by one exporter is reported even when
+ * another stored it.
+ */
+#define PC_BATCH_ALL ((size_t)-1) /* pc_batch_reject: the whole batch (metrics, logs) */
+
+/*
+ * Marks span |i| of |b| (or every span and item with PC_BATCH_ALL) rejected
+ * for reason |why| (copied; the first reason of the batch is kept, e.g.
+ * "exporter kafka: a 5242980-byte message, over max_message_bytes (1000000)").
+ * |i| past the spans is ignored. Thread-safe.
+ */
+void pc_batch_reject(pc_batch *b, size_t i, const char *why);
+/* How many spans of |b| were rejected; for metrics/logs batches rejected
+ * whole, b->items. 0 when none. Call after consume returned. */
+size_t pc_batch_rejected(const pc_batch *b);
+/* True when span |i| of |b| was rejected (or the whole batch was). */
+bool pc_batch_is_rejected(const pc_batch *b, size_t i);
+/* The first rejection's reason, or NULL when nothing was rejected. Borrowed
+ * from |b|: valid while the caller holds its reference. */
+const char *pc_batch_reject_reason(const pc_batch *b);
 
 /* The spans of one trace within a batch, in batch order. */
 typedef struct pc_trace_group {

@@ -272,9 +272,9 @@ static pc_result kafka_consume(void *ctx, pc_batch *b)
     pc_batch_unref(b);
     count(&K->dropped_messages, (int64_t)drops.messages);
     count(&K->dropped_spans, (int64_t)drops.spans);
-    if (nmsg == 0) {
+    if (nmsg == 0) { /* everything was too large: rejected on the batch, the sender is told */
         pc_buf_free(&rec);
-        return drops.messages ? PC_DROP : PC_OK;
+        return PC_OK;
     }
     size_t charged = rec.cap;
     pc_budget_force(K->budget, charged);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mem.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,7 @@ static uint32_t get32(const unsigned char *p)
 
 typedef struct enc {
     pc_buf *rec;
+    pc_batch *b; /* rejections are marked here */
     size_t max_bytes;
     const char *id;
     pc_kafka_drops *drops;
@@ -70,20 +72,30 @@ static void cancel_msg(enc *e)
     e->rec->len = e->start;
 }
 
-/* Ends the open message: keeps it (true), or drops it when too large. */
-static bool close_msg(enc *e, int topic, uint32_t spans, pc_str key)
+/* Ends the open message: keeps it (true), or drops it when too large and
+ * rejects its |n| spans on the batch (span.h, "Rejections"), or the whole
+ * batch when |spans| is NULL and the message carries a metrics/logs request. */
+static bool close_msg(enc *e, int topic, const pc_span *const *spans, size_t n, pc_str key)
 {
     size_t vlen = value_len(e, key);
     if (too_big(e, key)) {
         cancel_msg(e);
         e->drops->messages++;
-        e->drops->spans += spans;
+        e->drops->spans += n;
         static const char *const names[] = {"traces", "spans", "metrics", "logs"};
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "exporter %s: a %zu-byte %s message, over max_message_bytes (%zu)", e->id,
+                 vlen + key.n + PC_KAFKA_MSG_OVERHEAD, names[topic], e->max_bytes);
+        if (topic == PC_KAFKA_T_METRICS || topic == PC_KAFKA_T_LOGS)
+            pc_batch_reject(e->b, PC_BATCH_ALL, why);
+        for (size_t i = 0; spans && i < n; i++)
+            pc_batch_reject(e->b, (size_t)(spans[i] - e->b->spans), why);
         pc_log(PC_LOG_WARN, e->id,
-               "dropped a %zu-byte %s message (trace \"%.*s\", %u spans): over "
-               "max_message_bytes %zu",
+               "rejected a %zu-byte %s message (trace \"%.*s\", %zu spans): over "
+               "max_message_bytes %zu; the sender is told",
                vlen + key.n, names[topic], (int)(key.n < 128 ? key.n : 128), key.p ? key.p : "",
-               spans, e->max_bytes);
+               n, e->max_bytes);
         return false;
     }
     put32(e->rec->data + e->start + 9, (uint32_t)vlen);
@@ -99,12 +111,13 @@ static void encode_prela(enc *e, const pc_trace_group *tr, const pc_batch *b)
     for (size_t i = 0; i < tr->n; i++) {
         open_msg(e, PC_KAFKA_T_SPANS, 1, tr->trace_id);
         pc_kafka_span_json(e->rec, tr->spans[i], pc_span_received(b, tr->spans[i]));
-        if (close_msg(e, PC_KAFKA_T_SPANS, 1, tr->trace_id)) kept[n_kept++] = tr->spans[i];
+        if (close_msg(e, PC_KAFKA_T_SPANS, &tr->spans[i], 1, tr->trace_id))
+            kept[n_kept++] = tr->spans[i];
     }
     if (n_kept) {
         open_msg(e, PC_KAFKA_T_TRACES, 0, tr->trace_id);
         pc_kafka_trace_json(e->rec, kept, n_kept, b->received_ns);
-        close_msg(e, PC_KAFKA_T_TRACES, 0, tr->trace_id);
+        close_msg(e, PC_KAFKA_T_TRACES, NULL, 0, tr->trace_id); /* a summary rejects no span */
     }
     free(kept);
 }
@@ -125,18 +138,18 @@ static void encode_otlp(enc *e, int encoding, const pc_span *const *spans, size_
         encode_otlp(e, encoding, spans + half, n - half, trace_id);
         return;
     }
-    close_msg(e, PC_KAFKA_T_SPANS, (uint32_t)n, trace_id);
+    close_msg(e, PC_KAFKA_T_SPANS, spans, n, trace_id);
 }
 
-size_t pc_kafka_record_encode(pc_buf *rec, const pc_batch *b, int encoding, size_t max_bytes,
+size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, int encoding, size_t max_bytes,
                               const char *id, pc_kafka_drops *drops)
 {
-    enc e = {.rec = rec, .max_bytes = max_bytes, .id = id, .drops = drops};
+    enc e = {.rec = rec, .b = b, .max_bytes = max_bytes, .id = id, .drops = drops};
     if (b->signal != PC_SIGNAL_TRACES) {
         int t = b->signal == PC_SIGNAL_METRICS ? PC_KAFKA_T_METRICS : PC_KAFKA_T_LOGS;
         open_msg(&e, t, 0, PC_STR_NULL);
         pc_buf_append(rec, b->raw.p, b->raw.n);
-        close_msg(&e, t, 0, PC_STR_NULL);
+        close_msg(&e, t, NULL, 0, PC_STR_NULL);
         return e.messages;
     }
     pc_trace_group *tr;

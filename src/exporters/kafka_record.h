@@ -43,7 +43,7 @@ typedef struct pc_kafka_msg {
     size_t len;
 } pc_kafka_msg;
 
-/* What encoding left out because it was over max_bytes. */
+/* What encoding left out because it was over max_bytes (and rejected). */
 typedef struct pc_kafka_drops {
     size_t messages;
     size_t spans;
@@ -54,10 +54,12 @@ typedef struct pc_kafka_drops {
  * (prela_json: one message per span, then the summary of the spans kept;
  * otlp_*: one request per trace, halved until each fits), metrics and logs as
  * one message of the raw request. A message whose key + value + framing
- * exceeds |max_bytes| is left out, counted in |drops| and logged as |id|.
- * Returns the number of messages in the record.
+ * exceeds |max_bytes| is left out, counted in |drops|, logged as |id|, and
+ * its spans are rejected on |b| (pc_batch_reject; a metrics/logs batch is
+ * rejected whole) so the receiver tells the client. Returns the number of
+ * messages in the record.
  */
-size_t pc_kafka_record_encode(pc_buf *rec, const pc_batch *b, int encoding, size_t max_bytes,
+size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, int encoding, size_t max_bytes,
                               const char *id, pc_kafka_drops *drops);
 
 /*

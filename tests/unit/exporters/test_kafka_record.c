@@ -101,6 +101,11 @@ static void test_oversize_dropped(void)
     pc_kafka_msg m[8];
     CHECK_EQ_INT(read_all(&rec, m, 8), 5);
     CHECK(memmem(m[2].value, m[2].len, "\"span_count\":2", 14) != NULL);
+    /* ... and rejected on the batch, for the receiver to tell the client */
+    CHECK_EQ_INT(pc_batch_rejected(b), 1);
+    CHECK(pc_batch_is_rejected(b, 2));
+    CHECK(!pc_batch_is_rejected(b, 0) && !pc_batch_is_rejected(b, 1) && !pc_batch_is_rejected(b, 3));
+    CHECK(strstr(pc_batch_reject_reason(b), "over max_message_bytes (2048)") != NULL);
     /* otlp_proto: trace a's request is halved until the big span stands alone */
     pc_buf_reset(&rec);
     d = (pc_kafka_drops){0};
@@ -114,6 +119,37 @@ static void test_oversize_dropped(void)
         CHECK(m[i].len + m[i].key.n + PC_KAFKA_MSG_OVERHEAD <= 2048);
     }
     CHECK_EQ_INT(spans, 3);
+    CHECK_EQ_INT(pc_batch_rejected(b), 1); /* the same span, counted once */
+    CHECK(pc_batch_is_rejected(b, 2));
+    pc_buf_free(&rec);
+    pc_batch_unref(b);
+}
+
+/* A metrics/logs request over the limit is rejected whole; one within is not. */
+static void test_raw_oversize(void)
+{
+    pc_batch *b = pc_batch_create(NULL);
+    b->signal = PC_SIGNAL_METRICS;
+    b->items = 7;
+    char *big = pc_arena_alloc(b->arena, 4096);
+    memset(big, 'm', 4096);
+    b->raw = (pc_str){big, 4096};
+    pc_buf rec = {0};
+    pc_kafka_drops d = {0};
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 2048, "kx", &d), 0);
+    CHECK_EQ_INT(d.messages, 1);
+    CHECK_EQ_INT(pc_batch_rejected(b), 7);
+    CHECK(pc_batch_is_rejected(b, 0));
+    CHECK(strstr(pc_batch_reject_reason(b), "exporter kx") != NULL);
+    pc_buf_free(&rec);
+    pc_batch_unref(b);
+    b = pc_batch_create(NULL);
+    b->signal = PC_SIGNAL_LOGS;
+    b->raw = S(b, "small");
+    d = (pc_kafka_drops){0};
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 2048, "kx", &d), 1);
+    CHECK_EQ_INT(pc_batch_rejected(b), 0);
+    CHECK(pc_batch_reject_reason(b) == NULL);
     pc_buf_free(&rec);
     pc_batch_unref(b);
 }
@@ -171,6 +207,7 @@ int main(void)
     RUN(test_prela_json);
     RUN(test_oversize_dropped);
     RUN(test_raw_signal);
+    RUN(test_raw_oversize);
     RUN(test_damaged);
     return CHECK_DONE();
 }
