@@ -10,6 +10,7 @@
  * One outcome, two spellings (export() decides, the transports only translate):
  *   accepted (maybe partially)   HTTP 200 + response body  gRPC OK + response
  *   unreadable request           400 + Status              INVALID_ARGUMENT
+ *     (also metrics/logs an exporter rejected as too large: a permanent error)
  *   not durable in time          503 + Retry-After         UNAVAILABLE + RetryInfo
  *   never storable               500                       INTERNAL
  * HTTP also answers 415 for a content type other than application/x-protobuf
@@ -22,6 +23,9 @@
  * config) is still checked, then dropped and counted; the sender gets success,
  * so SDKs that export every signal to one endpoint stay quiet. The counts are
  * logged when the first one is dropped and at shutdown.
+ *
+ * Spans an exporter rejected (too large for its destination, span.h
+ * "Rejections") are reported as partial success, never acknowledged silently.
  *
  * Memory: the batch takes over the request arena, so the body, the decoded
  * spans (whose strings point into the body) die together when the last
@@ -133,6 +137,42 @@ static void count_dropped(otlp *o, pc_signal sig, int64_t items)
 }
 
 /*
+ * Adds what the exporters rejected of |b| (span.h, "Rejections") to |res|:
+ * spans become partial success (rejected_spans, and an error_message with the
+ * reason and the first span ids, after any problem the decoder found);
+ * a metrics or logs request, carried whole, is refused as a permanent error
+ * (400 / INVALID_ARGUMENT) naming the limit. Returns the outcome.
+ */
+static outcome report_rejected(const pc_batch *b, pc_otlp_result *res)
+{
+    const char *why = pc_batch_reject_reason(b);
+    if (!why) why = "an exporter cannot deliver it";
+    size_t k = pc_batch_rejected(b);
+    if (b->signal != PC_SIGNAL_TRACES) {
+        snprintf(res->error, sizeof(res->error), "%s request not stored: %s",
+                 pc_signal_name(b->signal), why);
+        return OUT_BAD;
+    }
+    pc_buf msg = PC_BUF_INIT;
+    pc_buf_printf(&msg, "%zu span%s not stored: %s; span ids:", k, k == 1 ? "" : "s", why);
+    size_t shown = 0;
+    for (size_t i = 0; i < b->n && shown < 8; i++)
+        if (pc_batch_is_rejected(b, i)) {
+            const pc_str *id = &b->spans[i].span_id;
+            pc_buf_printf(&msg, "%s %.*s", shown++ ? "," : "", (int)(id->n < 64 ? id->n : 64),
+                          id->p ? id->p : "");
+        }
+    if (k > shown) pc_buf_printf(&msg, " and %zu more", k - shown);
+    size_t used = res->rejected > 0 ? strlen(res->error) : 0;
+    if (used + 2 < sizeof(res->error))
+        snprintf(res->error + used, sizeof(res->error) - used, "%s%s", used ? "; " : "",
+                 msg.data);
+    pc_buf_free(&msg);
+    res->rejected += (int64_t)k;
+    return OUT_OK;
+}
+
+/*
  * Decodes one Export request of |sig| (|len| bytes at |body|, JSON or protobuf,
  * living in |*arena|) and passes it down the pipeline. Takes over *arena (sets
  * it to NULL). |requested| is the X-Prela-Project-Id header/metadata or NULL;
@@ -183,12 +223,17 @@ static outcome export(otlp *o, int tr, pc_signal sig, pc_arena **arena, const vo
     if (!(o->next.signals & PC_SIG_BIT(sig))) {
         count_dropped(o, sig, items);
     } else if (items) {
-        pc_batch_ref(b); /* the body stays ours until we answered */
+        pc_batch_ref(b); /* the body, and what exporters reject, stay ours until we answered */
         r = pc_consume(&o->next, b);
-        pc_receiver_count(&o->counters[tr], sig, items, r);
+        int64_t refused = r == PC_OK ? (int64_t)pc_batch_rejected(b) : 0; /* by an exporter */
+        if (refused > items) refused = items;
+        pc_receiver_count(&o->counters[tr], sig, items - refused, r);
+        pc_receiver_count(&o->counters[tr], sig, refused, PC_DROP);
     }
+    outcome out = r == PC_OK ? OUT_OK : r == PC_RETRY ? OUT_RETRY : OUT_FAIL;
+    if (out == OUT_OK && pc_batch_rejected(b)) out = report_rejected(b, res);
     pc_batch_unref(b);
-    return r == PC_OK ? OUT_OK : r == PC_RETRY ? OUT_RETRY : OUT_FAIL;
+    return out;
 }
 
 #define MSG_RETRY "the collector could not store the data in time; retry later"

@@ -15,6 +15,11 @@
  * whole request when a span is unusable (400 naming the field); /v1/batch skips
  * such spans, counts them and keeps the rest.
  *
+ * Spans an exporter rejected after decode (too large for its destination,
+ * span.h "Rejections") are never answered as ingested: /v1/batch and
+ * /v1/traces count them in "rejected" with an "errors" entry naming the span
+ * id and the limit; /v1/spans, one span, answers 413 with that message.
+ *
  * Memory: the batch takes over the request arena, so decoded strings point into
  * the body and nothing is copied or freed per span.
  */
@@ -326,7 +331,9 @@ static int deliver(prela *p, const pc_http_req *req, pc_batch *b, pc_http_resp *
     pc_batch_ref(b);
     int64_t n = (int64_t)b->n;
     pc_result r = pc_consume(&p->next, b);
-    pc_receiver_count(&p->counters, PC_SIGNAL_TRACES, n, r);
+    int64_t refused = r == PC_OK ? (int64_t)pc_batch_rejected(b) : 0; /* by an exporter */
+    pc_receiver_count(&p->counters, PC_SIGNAL_TRACES, n - refused, r);
+    pc_receiver_count(&p->counters, PC_SIGNAL_TRACES, refused, PC_DROP);
     if (r == PC_OK) return 1;
     if (r == PC_RETRY) {
         pc_http_error_detail(resp, 503, "the collector could not store the data in time; retry later");
@@ -335,6 +342,28 @@ static int deliver(prela *p, const pc_http_req *req, pc_batch *b, pc_http_resp *
         pc_http_error_detail(resp, 500, "the collector failed to store the data");
     }
     return 0;
+}
+
+/*
+ * Appends an "errors" entry ("span <id>: not stored: <why>") to |errors| (a
+ * JSON array being built, no brackets) for each span of |b| an exporter
+ * rejected, while |*listed| < 10. Returns how many spans were rejected.
+ */
+static size_t list_rejected(const pc_batch *b, pc_buf *errors, size_t *listed)
+{
+    size_t k = pc_batch_rejected(b);
+    const char *why = pc_batch_reject_reason(b);
+    for (size_t i = 0; k && i < b->n && *listed < 10; i++) {
+        if (!pc_batch_is_rejected(b, i)) continue;
+        const pc_str *id = &b->spans[i].span_id;
+        char msg[400];
+        snprintf(msg, sizeof(msg), "span %.*s: not stored: %s", (int)(id->n < 128 ? id->n : 128),
+                 id->p ? id->p : "", why ? why : "an exporter cannot deliver it");
+        pc_buf_putc(errors, errors->len ? ',' : '[');
+        pc_json_write_cstr(errors, msg);
+        (*listed)++;
+    }
+    return k;
 }
 
 static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
@@ -371,9 +400,18 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
         }
     }
     if (deliver(p, req, b, resp)) {
+        pc_buf errors = PC_BUF_INIT;
+        size_t listed = 0, rejected = list_rejected(b, &errors, &listed);
         pc_buf_puts(&resp->body, "{\"status\":\"accepted\",\"trace_id\":");
         pc_json_write_str(&resp->body, trace_id.p, trace_id.n);
-        pc_buf_printf(&resp->body, ",\"spans_ingested\":%zu}", b->n);
+        pc_buf_printf(&resp->body, ",\"spans_ingested\":%zu", b->n - rejected);
+        if (rejected) {
+            pc_buf_printf(&resp->body, ",\"rejected\":%zu,\"errors\":", rejected);
+            pc_buf_append(&resp->body, errors.data, errors.len);
+            pc_buf_putc(&resp->body, ']');
+        }
+        pc_buf_putc(&resp->body, '}');
+        pc_buf_free(&errors);
     }
 out:
     pc_batch_unref(b);
@@ -390,7 +428,17 @@ static void handle_spans(void *ctx, pc_http_req *req, pc_http_resp *resp)
     if (pc_prela_decode_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, project, err, sizeof(err)) ||
         over_limits(p, b, "", err, sizeof(err))) {
         pc_http_error_detail(resp, 400, err);
-    } else if (deliver(p, req, b, resp)) {
+    } else if (!deliver(p, req, b, resp)) {
+        /* answered */
+    } else if (pc_batch_rejected(b)) {
+        char msg[400];
+        const char *why = pc_batch_reject_reason(b);
+        snprintf(msg, sizeof(msg), "span %.*s: not stored: %s",
+                 (int)(b->spans[0].span_id.n < 128 ? b->spans[0].span_id.n : 128),
+                 b->spans[0].span_id.p ? b->spans[0].span_id.p : "",
+                 why ? why : "an exporter cannot deliver it");
+        pc_http_error_detail(resp, 413, msg);
+    } else {
         pc_buf_puts(&resp->body, "{\"status\":\"accepted\",\"span_id\":");
         pc_json_write_str(&resp->body, b->spans[0].span_id.p, b->spans[0].span_id.n);
         pc_buf_puts(&resp->body, ",\"trace_id\":");
@@ -435,9 +483,12 @@ static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
     }
     if (deliver(p, req, b, resp)) {
         if (rejected) pc_counter_add(p->rejected, rejected);
+        size_t listed = rejected < 10 ? rejected : 10;
+        size_t too_big = list_rejected(b, &errors, &listed); /* counted as refused in deliver */
+        rejected += too_big;
         pc_buf_printf(&resp->body,
                       "{\"status\":\"accepted\",\"ingested\":%zu,\"total\":%zu,\"rejected\":%zu",
-                      b->n, spans->arr.n, rejected);
+                      b->n - too_big, spans->arr.n, rejected);
         if (rejected) {
             pc_buf_puts(&resp->body, ",\"errors\":");
             pc_buf_append(&resp->body, errors.data, errors.len);
