@@ -204,12 +204,18 @@ transaction.state.log.min.isr=$MIN_ISR
 transaction.state.log.num.partitions=5
 group.initial.rebalance.delay.ms=0
 
+# Large LLM spans (long prompts) are stored whole: the kafka exporter's max_message_bytes
+# (16 MiB by default) must fit every topic's max.message.bytes (this default), and the
+# receiver's max_message_bytes must be at least as large. A segment holds the largest batch.
+message.max.bytes=16778240
+replica.fetch.max.bytes=16778240
+
 # Small and short-lived: a test broker on a 2-core machine.
 num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 background.threads=4
-log.segment.bytes=16777216
+log.segment.bytes=33554432
 log.retention.ms=3600000
 log.retention.bytes=134217728
 log.retention.check.interval.ms=60000

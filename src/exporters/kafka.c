@@ -70,8 +70,10 @@ static const pc_option options[] = {
     OPT("compression", PC_OPT_STRING, "zstd", compression, 0, 0, "none, gzip, snappy, lz4 or zstd"),
     OPT("timeout", PC_OPT_DURATION, "10s", timeout_ms, 1, 3600000,
         "deadline for the brokers to acknowledge every message of a batch; then retry"),
-    OPT("max_message_bytes", PC_OPT_SIZE, "1000000", max_message_bytes, 1024, 1000000000,
-        "largest message (key + value + framing); larger ones are split or dropped"),
+    OPT("max_message_bytes", PC_OPT_SIZE, "16MiB", max_message_bytes, 1024, 1000000000,
+        "largest message (key + value + framing); larger ones are split, or their spans are "
+        "rejected to the sender (partial success). The topic's max.message.bytes must be at "
+        "least this"),
     OPT("linger", PC_OPT_DURATION, "5ms", linger_ms, 0, 900000,
         "how long the producer waits to fill a batch (linger.ms)"),
     OPT("max_buffered_bytes", PC_OPT_SIZE, "64MiB", max_buffered_bytes, 1024, 2147483647LL * 1024,

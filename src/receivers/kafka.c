@@ -67,6 +67,7 @@ typedef struct krecv_cfg {
     int64_t retry_backoff_ms;
     int64_t max_retry_backoff_ms;
     int64_t session_timeout_ms;
+    int64_t max_message_bytes;
 } krecv_cfg;
 
 #define OPT(k, t, d, f, lo, hi, doc) {k, t, d, offsetof(krecv_cfg, f), lo, hi, doc}
@@ -92,6 +93,9 @@ static const pc_option options[] = {
     OPT("session_timeout", PC_OPT_DURATION, "10s", session_timeout_ms, 6000, 300000,
         "how long the group waits for a collector that stopped heartbeating (crashed) before "
         "giving its partitions to the others; 6s..5m (the broker's limits)"),
+    OPT("max_message_bytes", PC_OPT_SIZE, "16MiB", max_message_bytes, 1024, 1000000000,
+        "largest message fetched whole (max.partition.fetch.bytes); at least the exporter's "
+        "max_message_bytes, so a large span is read like a small one"),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 #undef OPT
@@ -428,6 +432,16 @@ static int build_conf(krecv *R)
         set(R, "session_timeout", "session.timeout.ms", session_ms) ||
         set(R, "initial_offset", "auto.offset.reset",
             initial_offsets[pc_kafka_find_name(initial_offsets, c->initial_offset)]))
+        return -1;
+    /* Fetch sizes: a partition fetch takes the largest message whole; a whole
+     * fetch at least that (librdkafka's default 50 MB otherwise), and a response
+     * may be that plus framing. */
+    int64_t fetch = c->max_message_bytes > 52428800 ? c->max_message_bytes : 52428800;
+    if (pc_kafka_conf_set_int(R->conf, R->id, "max_message_bytes", "max.partition.fetch.bytes",
+                              c->max_message_bytes) ||
+        pc_kafka_conf_set_int(R->conf, R->id, "max_message_bytes", "fetch.max.bytes", fetch) ||
+        pc_kafka_conf_set_int(R->conf, R->id, "max_message_bytes", "receive.message.max.bytes",
+                              fetch + 65536 > 100000000 ? fetch + 65536 : 100000000))
         return -1;
     rd_kafka_conf_set_opaque(R->conf, R);
     rd_kafka_conf_set_rebalance_cb(R->conf, on_rebalance);
