@@ -271,24 +271,36 @@ static pc_result kafka_consume(void *ctx, pc_batch *b)
     pc_buf rec = {0};
     pc_kafka_drops drops = {0};
     size_t nmsg = pc_kafka_record_encode(&rec, b, K->encoding, K->max_bytes, K->id, &drops);
-    pc_batch_unref(b);
     count(&K->dropped_messages, (int64_t)drops.messages);
     count(&K->dropped_spans, (int64_t)drops.spans);
     if (nmsg == 0) { /* everything was too large: rejected on the batch, the sender is told */
+        pc_batch_unref(b);
         pc_buf_free(&rec);
         return PC_OK;
     }
+    unsigned char *refused = pc_xcalloc(nmsg, 1); /* by the brokers (topic max.message.bytes) */
     size_t charged = rec.cap;
     pc_budget_force(K->budget, charged);
     pc_result res;
     if (!K->spooler) {
-        res = pc_kafka_producer_send(K->producer, rec.data, rec.len, start + K->timeout_ns);
+        res = pc_kafka_producer_send(K->producer, rec.data, rec.len, start + K->timeout_ns,
+                                     refused);
     } else {
         res = pc_kafka_producer_unreachable(K->producer, K->after_ns)
                   ? PC_RETRY
-                  : pc_kafka_producer_send(K->producer, rec.data, rec.len, start + K->after_ns);
+                  : pc_kafka_producer_send(K->producer, rec.data, rec.len, start + K->after_ns,
+                                           refused);
         if (res == PC_RETRY && pc_spooler_append(K->spooler, rec.data, rec.len) == 0) res = PC_OK;
     }
+    if (res != PC_RETRY && memchr(refused, 1, nmsg)) { /* the sender is told which spans */
+        char why[200];
+        snprintf(why, sizeof(why), "exporter %s: the brokers refused a message as too large "
+                 "(topic max.message.bytes under max_message_bytes %zu)", K->id, K->max_bytes);
+        pc_kafka_record_reject(b, K->encoding, K->max_bytes, refused, nmsg, why);
+        res = PC_OK;
+    }
+    free(refused);
+    pc_batch_unref(b);
     pc_budget_release(K->budget, charged);
     pc_buf_free(&rec);
     return res;

@@ -77,6 +77,11 @@ typedef struct waiter {
     int acked;   /* messages acknowledged */
     int dropped; /* messages dropped as too large */
     bool failed; /* a message failed: the send answers retry */
+    /* One slot per message of the record, the message's opaque: self[i] == the
+     * waiter until message i is refused as too large, then NULL; so a send can
+     * tell which messages were refused (pc_kafka_producer_send's |refused|). */
+    size_t n;
+    struct waiter **self;
     /* set by begin, read by end (the sender's thread only) */
     int64_t deadline;     /* monotonic ns */
     pc_result early;      /* PC_OK, or what end answers without waiting */
@@ -176,9 +181,12 @@ static bool connectivity_error(int err)
            err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
 }
 
-static waiter *waiter_new(void)
+static waiter *waiter_new(size_t n)
 {
     waiter *w = pc_xcalloc(1, sizeof(*w));
+    w->n = n;
+    w->self = pc_xcalloc(n ? n : 1, sizeof(*w->self));
+    for (size_t i = 0; i < n; i++) w->self[i] = w;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -197,6 +205,7 @@ static void waiter_unref_locked(waiter *w)
     if (!last) return;
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
+    free(w->self);
     free(w);
 }
 
@@ -212,7 +221,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     (void)rk;
     producer *P = opaque;
-    waiter *w = m->_private;
+    waiter **slot = m->_private, *w = slot ? *slot : NULL;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         count(&P->stats.acked, 1);
         set_healthy(P);
@@ -236,7 +245,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         w->acked++;
     else if (size_error(m->err))
-        w->dropped++;
+        w->dropped++, *slot = NULL;
     else
         w->failed = true;
     pthread_cond_signal(&w->cv);
@@ -503,7 +512,7 @@ enum { PRODUCED = 0, DROPPED = 1, FAILED = -1 };
  * PRODUCED, DROPPED (librdkafka found it too large) or FAILED. The caller
  * holds rk_lock shared.
  */
-static int produce(producer *P, waiter *w, const pc_kafka_msg *m, int64_t deadline)
+static int produce(producer *P, waiter *w, size_t i, const pc_kafka_msg *m, int64_t deadline)
 {
     rd_kafka_topic_t *topic = P->topics[m->topic];
     pthread_mutex_lock(&w->mu);
@@ -515,7 +524,7 @@ static int produce(producer *P, waiter *w, const pc_kafka_msg *m, int64_t deadli
         err = rd_kafka_producev(
             P->rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_VALUE((void *)m->value, m->len),
-            RD_KAFKA_V_KEY(m->key.n ? m->key.p : NULL, m->key.n), RD_KAFKA_V_OPAQUE(w),
+            RD_KAFKA_V_KEY(m->key.n ? m->key.p : NULL, m->key.n), RD_KAFKA_V_OPAQUE(&w->self[i]),
             RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || pc_time_mono_ns() >= deadline) break;
         struct timespec ts = {0, 1000000}; /* the poll thread drains the queue */
@@ -525,7 +534,7 @@ static int produce(producer *P, waiter *w, const pc_kafka_msg *m, int64_t deadli
     pthread_mutex_lock(&w->mu);
     w->refs--; /* the caller still holds one: never the last */
     w->pending--;
-    if (size_error(err)) w->dropped++;
+    if (size_error(err)) w->dropped++, w->self[i] = NULL;
     pthread_mutex_unlock(&w->mu);
     if (size_error(err)) {
         count(&P->stats.dropped_messages, 1);
@@ -546,9 +555,11 @@ static int produce(producer *P, waiter *w, const pc_kafka_msg *m, int64_t deadli
  * or the first failure; then drops the caller's reference. |failed| is true
  * when producing already failed. PC_OK when all were acknowledged (or dropped
  * as too large while something else was acknowledged), PC_DROP when every
- * message was dropped as too large, else PC_RETRY.
+ * message was dropped as too large, else PC_RETRY. |refused| (NULL, or one
+ * byte per message) is set to which messages were refused as too large.
  */
-static pc_result finish(producer *P, waiter *w, int64_t deadline, bool failed)
+static pc_result finish(producer *P, waiter *w, int64_t deadline, bool failed,
+                        unsigned char *refused)
 {
     struct timespec ts = {.tv_sec = deadline / 1000000000LL, .tv_nsec = deadline % 1000000000LL};
     pthread_mutex_lock(&w->mu);
@@ -558,6 +569,7 @@ static pc_result finish(producer *P, waiter *w, int64_t deadline, bool failed)
     pc_result res = PC_RETRY;
     if (!failed && w->pending == 0 && !w->failed)
         res = w->acked == 0 && w->dropped > 0 ? PC_DROP : PC_OK;
+    for (size_t i = 0; refused && i < w->n; i++) refused[i] = w->self[i] == NULL;
     waiter_unref_locked(w);
     if (timed_out) {
         set_failing(P, "brokers did not acknowledge a batch in time");
@@ -569,17 +581,19 @@ static pc_result finish(producer *P, waiter *w, int64_t deadline, bool failed)
 pc_kafka_send *pc_kafka_producer_begin(pc_kafka_producer *P, const void *rec, size_t n,
                                        int64_t deadline)
 {
-    waiter *w = waiter_new();
+    size_t nmsg = 0, pos = 0;
+    pc_kafka_msg m;
+    while (pc_kafka_record_next(rec, n, &pos, &m) > 0) nmsg++;
+    waiter *w = waiter_new(nmsg);
     w->deadline = deadline;
     w->early = PC_RETRY; /* unless producing starts below */
     pthread_rwlock_rdlock(&P->rk_lock);
     if (!__atomic_load_n(&P->fatal, __ATOMIC_ACQUIRE) && P->rk) { /* replaced meanwhile? */
         w->early = PC_OK;
-        size_t pos = 0;
-        pc_kafka_msg m;
+        pos = 0;
         int r;
-        while ((r = pc_kafka_record_next(rec, n, &pos, &m)) > 0)
-            if (produce(P, w, &m, deadline) == FAILED) {
+        for (size_t i = 0; (r = pc_kafka_record_next(rec, n, &pos, &m)) > 0; i++)
+            if (produce(P, w, i, &m, deadline) == FAILED) {
                 w->early = PC_RETRY;
                 break;
             }
@@ -592,17 +606,23 @@ pc_kafka_send *pc_kafka_producer_begin(pc_kafka_producer *P, const void *rec, si
     return (pc_kafka_send *)w;
 }
 
-pc_result pc_kafka_producer_end(pc_kafka_producer *P, pc_kafka_send *s)
+static pc_result end(pc_kafka_producer *P, pc_kafka_send *s, unsigned char *refused)
 {
     waiter *w = &s->w;
     pc_result early = w->early;
-    pc_result res = finish(P, w, w->deadline, early != PC_OK);
+    pc_result res = finish(P, w, w->deadline, early != PC_OK, refused);
     return early == PC_DROP ? PC_DROP : res;
 }
 
-pc_result pc_kafka_producer_send(pc_kafka_producer *P, const void *rec, size_t n, int64_t deadline)
+pc_result pc_kafka_producer_end(pc_kafka_producer *P, pc_kafka_send *s)
 {
-    return pc_kafka_producer_end(P, pc_kafka_producer_begin(P, rec, n, deadline));
+    return end(P, s, NULL);
+}
+
+pc_result pc_kafka_producer_send(pc_kafka_producer *P, const void *rec, size_t n, int64_t deadline,
+                                 unsigned char *refused)
+{
+    return end(P, pc_kafka_producer_begin(P, rec, n, deadline), refused);
 }
 
 bool pc_kafka_producer_unreachable(pc_kafka_producer *P, int64_t grace_ns)

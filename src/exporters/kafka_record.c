@@ -40,6 +40,11 @@ typedef struct enc {
     pc_kafka_drops *drops;
     size_t messages;
     size_t start; /* offset of the open message's header */
+    /* pc_kafka_record_reject: a second pass that only tells which spans each
+     * message carries; messages are not kept */
+    const unsigned char *refused; /* NULL: a normal encode */
+    size_t n_refused;
+    const char *why;
 } enc;
 
 /* Starts a message: writes its header with value_len 0, then the key. */
@@ -78,10 +83,23 @@ static void cancel_msg(enc *e)
 static bool close_msg(enc *e, int topic, const pc_span *const *spans, size_t n, pc_str key)
 {
     size_t vlen = value_len(e, key);
+    if (e->refused) { /* the second pass: reject what the message at this ordinal carried */
+        bool big = too_big(e, key);
+        cancel_msg(e);
+        if (big) return false; /* left out (and rejected) by the first pass already */
+        size_t k = e->messages++;
+        if (k < e->n_refused && e->refused[k]) {
+            if (topic == PC_KAFKA_T_METRICS || topic == PC_KAFKA_T_LOGS)
+                pc_batch_reject(e->b, PC_BATCH_ALL, e->why);
+            for (size_t i = 0; spans && i < n; i++)
+                pc_batch_reject(e->b, (size_t)(spans[i] - e->b->spans), e->why);
+        }
+        return true;
+    }
     if (too_big(e, key)) {
         cancel_msg(e);
         e->drops->messages++;
-        e->drops->spans += n;
+        if (topic != PC_KAFKA_T_TRACES) e->drops->spans += n; /* a summary: counted by its spans */
         static const char *const names[] = {"traces", "spans", "metrics", "logs"};
         char why[200];
         snprintf(why, sizeof(why),
@@ -117,7 +135,9 @@ static void encode_prela(enc *e, const pc_trace_group *tr, const pc_batch *b)
     if (n_kept) {
         open_msg(e, PC_KAFKA_T_TRACES, 0, tr->trace_id);
         pc_kafka_trace_json(e->rec, kept, n_kept, b->received_ns);
-        close_msg(e, PC_KAFKA_T_TRACES, NULL, 0, tr->trace_id); /* a summary rejects no span */
+        /* a summary that cannot be delivered leaves its trace incomplete downstream:
+         * the spans it summarises are rejected with it */
+        close_msg(e, PC_KAFKA_T_TRACES, kept, n_kept, tr->trace_id);
     }
     free(kept);
 }
@@ -141,27 +161,48 @@ static void encode_otlp(enc *e, int encoding, const pc_span *const *spans, size_
     close_msg(e, PC_KAFKA_T_SPANS, spans, n, trace_id);
 }
 
+static size_t encode(enc *e, int encoding);
+
 size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, int encoding, size_t max_bytes,
                               const char *id, pc_kafka_drops *drops)
 {
     enc e = {.rec = rec, .b = b, .max_bytes = max_bytes, .id = id, .drops = drops};
+    return encode(&e, encoding);
+}
+
+void pc_kafka_record_reject(pc_batch *b, int encoding, size_t max_bytes,
+                            const unsigned char *refused, size_t n, const char *why)
+{
+    pc_buf scratch = {0};
+    pc_kafka_drops drops = {0};
+    enc e = {.rec = &scratch, .b = b, .max_bytes = max_bytes, .id = "", .drops = &drops,
+             .refused = refused, .n_refused = n, .why = why};
+    encode(&e, encoding);
+    pc_buf_free(&scratch);
+}
+
+/* The body of pc_kafka_record_encode, for both passes. */
+static size_t encode(enc *e, int encoding)
+{
+    pc_buf *rec = e->rec;
+    const pc_batch *b = e->b;
     if (b->signal != PC_SIGNAL_TRACES) {
         int t = b->signal == PC_SIGNAL_METRICS ? PC_KAFKA_T_METRICS : PC_KAFKA_T_LOGS;
-        open_msg(&e, t, 0, PC_STR_NULL);
+        open_msg(e, t, 0, PC_STR_NULL);
         pc_buf_append(rec, b->raw.p, b->raw.n);
-        close_msg(&e, t, NULL, 0, PC_STR_NULL);
-        return e.messages;
+        close_msg(e, t, NULL, 0, PC_STR_NULL);
+        return e->messages;
     }
     pc_trace_group *tr;
     size_t nt = pc_batch_group_traces(b, &tr);
     for (size_t i = 0; i < nt; i++)
         if (encoding == PC_KAFKA_ENC_PRELA_JSON)
-            encode_prela(&e, &tr[i], b);
+            encode_prela(e, &tr[i], b);
         else
-            encode_otlp(&e, encoding, (const pc_span *const *)tr[i].spans, tr[i].n,
+            encode_otlp(e, encoding, (const pc_span *const *)tr[i].spans, tr[i].n,
                         tr[i].trace_id);
     free(tr);
-    return e.messages;
+    return e->messages;
 }
 
 int pc_kafka_record_next(const void *rec, size_t n, size_t *pos, pc_kafka_msg *m)

@@ -63,6 +63,19 @@ size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, int encoding, size_t max
                               const char *id, pc_kafka_drops *drops);
 
 /*
+ * Rejects on |b| (pc_batch_reject, reason |why|) the spans of the messages the
+ * brokers refused as too large: |refused| has one byte per message of the
+ * record pc_kafka_record_encode made of |b| with the same |encoding| and
+ * |max_bytes| (|n| of them), nonzero for a refused one. Encoding is
+ * deterministic, so this encodes again (into scratch memory, on this rare
+ * path) to learn which spans each message carried; a refused metrics/logs
+ * message rejects the whole batch, a refused trace summary (prela_json) the
+ * spans it summarises.
+ */
+void pc_kafka_record_reject(pc_batch *b, int encoding, size_t max_bytes,
+                            const unsigned char *refused, size_t n, const char *why);
+
+/*
  * Reads the message at *|pos| (start with 0) of the record |rec| of |n| bytes
  * into |m| and advances *|pos|. Returns 1, 0 at the end, or -1 when the record
  * is malformed (wrong version, a length past the end, an unknown topic).

@@ -13,6 +13,7 @@ A gateway (prela/otlp receivers → normalize → kafka exporter) and a storage 
   spans of the request are stored. Metrics and logs requests over the limit are refused
   as a permanent error (400 / INVALID_ARGUMENT) naming the limit.
 """
+import os
 import time
 import uuid
 
@@ -33,12 +34,13 @@ BIG = 200_000  # over the small limit below, under every other one (gRPC takes 4
 SMALL_LIMIT = 65536
 
 
-def make_topics(kafka, run):
+def make_topics(kafka, run, config=None):
+    """Fresh topics; |config| (topic configs, e.g. max.message.bytes) for each."""
     topics = {"spans": f"ov-spans-{run}", "traces": f"ov-traces-{run}",
               "metrics": f"ov-metrics-{run}", "logs": f"ov-logs-{run}"}
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-    futures = admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
-                                   for t in topics.values()])
+    futures = admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1,
+                                            config=config or {}) for t in topics.values()])
     for f in futures.values():
         f.result(30)
     return topics
@@ -206,6 +208,33 @@ def test_oversize_span_is_reported_over_otlp_http(make_collector, kafka, encodin
     ps = r.json()["partialSuccess"]
     assert ps["rejectedSpans"] == "1" and span["span_id"] in ps["errorMessage"], r.text
     check_rest_stored(st, tr, span)
+
+
+@pytest.mark.parametrize("encoding", ["prela_json", "otlp_json"])
+def test_a_topic_that_refuses_the_size_is_reported(make_collector, kafka, encoding, tmp_path):
+    """The user's topic allows less than the exporter's max_message_bytes (16 MiB): the
+    broker refuses the message (MSG_SIZE_TOO_LARGE in the delivery report), and the
+    sender is told, as when the exporter's own limit refuses it. The broker refuses a
+    whole record batch, so the smaller spans produced in the same batch (same trace, same
+    partition) are refused with it: every span is stored or reported, none is 200 and gone."""
+    topics = make_topics(kafka, uuid.uuid4().hex[:8], {"max.message.bytes": "100000"})
+    gw = gateway(make_collector, kafka, topics, encoding)
+    st = storage(make_collector, kafka, topics, tmp_path, encoding)
+
+    tr, span = big_trace(os.urandom(150_000).hex())  # zstd cannot shrink it under 100000
+    r = post_proto(gw.otlp + "/v1/traces", workload.to_proto([tr]))
+    assert r.status_code == 200, r.text
+    ps = trace_service_pb2.ExportTraceServiceResponse.FromString(r.content).partial_success
+    assert 1 <= ps.rejected_spans <= len(tr["spans"]), ps
+    assert "refused a message as too large" in ps.error_message, ps
+    assert "max.message.bytes" in ps.error_message, ps
+    stored = len(tr["spans"]) - ps.rejected_spans
+    if stored:
+        wait_spans(st, tr["trace_id"], stored)
+    time.sleep(2)  # nothing more arrives: the refused spans are not stored after all
+    r = st.get(f"/api/v1/traces/{tr['trace_id']}")
+    got = {s["span_id"] for s in r.json()["spans"]} if r.status_code == 200 else set()
+    assert len(got) == stored and span["span_id"] not in got, (ps, got)
 
 
 def test_oversize_span_is_reported_over_otlp_grpc(make_collector, kafka, tmp_path):

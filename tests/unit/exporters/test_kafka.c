@@ -554,7 +554,8 @@ static void test_oversize(void)
     cluster_open(&c, topics);
     CHECK_EQ_INT(rd_kafka_mock_topic_create(c.mc, "big_spans", PARTS, 3), 0);
 
-    /* prela_json: the 5000-byte span is dropped, the other two and the summary arrive */
+    /* prela_json: the 5000-byte span is rejected (on the batch, for the receiver to
+     * tell the sender); the other two and the summary arrive */
     exporter x;
     const char *kv[] = {"max_message_bytes", "4096"};
     exporter_open(&x, &c, kv, 1);
@@ -562,15 +563,23 @@ static void test_oversize(void)
     add_span(b, TA, "aaaaaaaaaaaaaaaa", NULL, "root", 10);
     add_span(b, TA, "bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa", "huge", 5000);
     add_span(b, TA, "cccccccccccccccc", "aaaaaaaaaaaaaaaa", "small", 10);
+    pc_batch_ref(b); /* as a receiver does, to read the rejections */
     CHECK_EQ_INT(ops->consume(x.ctx, b), PC_OK);
+    CHECK_EQ_INT(pc_batch_rejected(b), 1);
+    CHECK(pc_batch_is_rejected(b, 1));
+    CHECK(strstr(pc_batch_reject_reason(b), "max_message_bytes (4096)") != NULL);
+    pc_batch_unref(b);
     pc_kafka_stats st = stats(&x);
     CHECK_EQ_INT(st.dropped_messages, 1);
     CHECK_EQ_INT(st.dropped_spans, 1);
     CHECK_EQ_INT(st.acked, 3);
-    /* a batch with nothing but an oversize span: dropped, never retried */
+    /* a batch with nothing but an oversize span: rejected, never retried */
     b = pc_batch_create(NULL);
     add_span(b, TA, "dddddddddddddddd", NULL, "huge", 5000);
-    CHECK_EQ_INT(ops->consume(x.ctx, b), PC_DROP);
+    pc_batch_ref(b);
+    CHECK_EQ_INT(ops->consume(x.ctx, b), PC_OK);
+    CHECK_EQ_INT(pc_batch_rejected(b), 1);
+    pc_batch_unref(b);
     msg m[64];
     size_t n = read_topic(&c, "traces", 1, m, 64);
     CHECK_EQ_INT(n, 1);
@@ -622,7 +631,8 @@ static void test_oversize(void)
     cluster_close(&c);
 }
 
-/* A broker answering MSG_SIZE_TOO_LARGE drops the message for good: no retry. */
+/* A broker answering MSG_SIZE_TOO_LARGE refuses the message for good: no retry;
+ * what it carried is rejected on the batch (the sender is told). */
 static void test_broker_size_error(void)
 {
     cluster c;
@@ -634,8 +644,24 @@ static void test_broker_size_error(void)
     CHECK_EQ_INT(ops->consume(x.ctx, raw_batch(PC_SIGNAL_METRICS, metrics, 7)), PC_OK);
     rd_kafka_mock_push_request_errors(c.mc, 0 /* Produce */, 1,
                                       RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-    CHECK_EQ_INT(ops->consume(x.ctx, raw_batch(PC_SIGNAL_METRICS, metrics, 7)), PC_DROP);
+    pc_batch *b = pc_batch_ref(raw_batch(PC_SIGNAL_METRICS, metrics, 7));
+    CHECK_EQ_INT(ops->consume(x.ctx, b), PC_OK);
+    CHECK_EQ_INT(pc_batch_rejected(b), 3); /* its items: the request is refused whole */
+    CHECK(strstr(pc_batch_reject_reason(b), "brokers refused") != NULL);
+    pc_batch_unref(b);
     CHECK_EQ_INT(stats(&x).dropped_messages, 1);
+    /* spans: what the refused produce request carried is rejected (how many
+     * depends on how librdkafka grouped the messages), never answered retry */
+    rd_kafka_mock_push_request_errors(c.mc, 0 /* Produce */, 1,
+                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    pc_batch *t = two_traces();
+    CHECK_EQ_INT(ops->consume(x.ctx, pc_batch_ref(t)), PC_OK);
+    CHECK(pc_batch_rejected(t) >= 1 && pc_batch_rejected(t) <= t->n);
+    pc_batch_unref(t);
+    t = two_traces(); /* and the next batch is delivered whole */
+    CHECK_EQ_INT(ops->consume(x.ctx, pc_batch_ref(t)), PC_OK);
+    CHECK_EQ_INT(pc_batch_rejected(t), 0);
+    pc_batch_unref(t);
     CHECK_EQ_INT(ops->consume(x.ctx, raw_batch(PC_SIGNAL_METRICS, metrics, 7)), PC_OK);
     exporter_close(&x);
     cluster_close(&c);

@@ -125,6 +125,43 @@ static void test_oversize_dropped(void)
     pc_batch_unref(b);
 }
 
+/* Messages the brokers refused map back to the spans they carried. */
+static void test_reject_refused(void)
+{
+    pc_batch *b = batch(10);
+    /* prela_json: a1 a2 a3 summary(a) b1 summary(b); a2 refused */
+    const unsigned char prela[6] = {0, 1, 0, 0, 0, 0};
+    pc_kafka_record_reject(b, PC_KAFKA_ENC_PRELA_JSON, 1000000, prela, 6, "refused");
+    CHECK_EQ_INT(pc_batch_rejected(b), 1);
+    CHECK(pc_batch_is_rejected(b, 2) && !pc_batch_is_rejected(b, 0));
+    /* b's summary refused: its trace is incomplete downstream, so b1 is rejected */
+    const unsigned char summary[6] = {0, 0, 0, 0, 0, 1};
+    pc_kafka_record_reject(b, PC_KAFKA_ENC_PRELA_JSON, 1000000, summary, 6, "refused");
+    CHECK_EQ_INT(pc_batch_rejected(b), 2);
+    CHECK(pc_batch_is_rejected(b, 1));
+    CHECK(!strcmp(pc_batch_reject_reason(b), "refused"));
+    pc_batch_unref(b);
+    /* otlp_json: one request per trace; trace a's refused: its three spans */
+    b = batch(10);
+    const unsigned char otlp[2] = {1, 0};
+    pc_kafka_record_reject(b, PC_KAFKA_ENC_OTLP_JSON, 1000000, otlp, 2, "refused");
+    CHECK_EQ_INT(pc_batch_rejected(b), 3);
+    CHECK(pc_batch_is_rejected(b, 0) && pc_batch_is_rejected(b, 2) && pc_batch_is_rejected(b, 3));
+    CHECK(!pc_batch_is_rejected(b, 1));
+    pc_batch_unref(b);
+    /* the ordinals skip what encoding left out: a2 (5000 bytes) is not a message at 2048 */
+    b = batch(5000);
+    pc_buf rec = {0};
+    pc_kafka_drops d = {0};
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 2048, "t", &d), 5);
+    const unsigned char after[5] = {0, 1, 0, 0, 0}; /* a1 a3 summary(a) b1 summary(b) */
+    pc_kafka_record_reject(b, PC_KAFKA_ENC_PRELA_JSON, 2048, after, 5, "refused");
+    CHECK_EQ_INT(pc_batch_rejected(b), 2); /* a2 by the encode, a3 by the brokers */
+    CHECK(pc_batch_is_rejected(b, 2) && pc_batch_is_rejected(b, 3));
+    pc_buf_free(&rec);
+    pc_batch_unref(b);
+}
+
 /* A metrics/logs request over the limit is rejected whole; one within is not. */
 static void test_raw_oversize(void)
 {
@@ -208,6 +245,7 @@ int main(void)
     RUN(test_oversize_dropped);
     RUN(test_raw_signal);
     RUN(test_raw_oversize);
+    RUN(test_reject_refused);
     RUN(test_damaged);
     return CHECK_DONE();
 }
