@@ -46,7 +46,7 @@ def make_topics(kafka, run, config=None):
     return topics
 
 
-def gateway(make_collector, kafka, topics, encoding="prela_json", max_message_bytes=None):
+def gateway(make_collector, kafka, topics, encoding="prela_json", max_message_bytes=None, **kw):
     limit = f"  max_message_bytes: {max_message_bytes}\n" if max_message_bytes else ""
     exporter = f"""
 kafka:
@@ -70,7 +70,7 @@ logs:
   receivers: [otlp]
   exporters: [kafka]
 """
-    return make_collector(exporters_extra=exporter, pipelines_extra=pipelines)
+    return make_collector(exporters_extra=exporter, pipelines_extra=pipelines, **kw)
 
 
 def storage(make_collector, kafka, topics, tmp_path, encoding="prela_json", ch=None):
@@ -175,6 +175,25 @@ def test_5mb_prompt_is_stored_whole(make_collector, kafka, request, backend, tmp
     got = {s["span_id"]: s for s in wait_spans(st, tid, 2)["spans"]}
     assert got["p-big"]["attributes"]["llm.prompt"] == PROMPT_5MB
     assert got["p-small"]["attributes"]["llm.prompt"] == "hi"
+
+
+def test_5mb_prompt_over_otlp_grpc(make_collector, kafka, tmp_path):
+    """OTLP/gRPC keeps the OpenTelemetry Collector's 4 MiB message default: a 5 MB span is
+    refused there (RESOURCE_EXHAUSTED, never OK and gone); raised, it is stored whole."""
+    topics = make_topics(kafka, uuid.uuid4().hex[:8])
+    tr, _ = big_trace(PROMPT_5MB)
+    gw = gateway(make_collector, kafka, topics)
+    with pytest.raises(grpc.RpcError) as e:
+        grpc_export(gw, workload.to_proto([tr]))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
+    assert gw.stop() == 0
+
+    gw = gateway(make_collector, kafka, topics, grpc_extra="max_recv_msg_size: 8MiB")
+    st = storage(make_collector, kafka, topics, tmp_path)
+    resp = grpc_export(gw, workload.to_proto([tr]))
+    assert resp.partial_success.rejected_spans == 0, resp
+    wait_spans(st, tr["trace_id"], len(tr["spans"]))
+    workload.check_trace(st, tr)
 
 
 # --- reported, never 200 and gone -----------------------------------------------------------
