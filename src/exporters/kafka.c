@@ -253,6 +253,9 @@ static void kafka_destroy(void *ctx)
  * brokers get `spool.after` (none while they have been out of reach that long
  * already); what they did not acknowledge by then is appended to the spool, and
  * the answer is OK once it is durable there, retry when the spool refuses.
+ * Spans that can never be produced (over max_message_bytes, or refused by the
+ * brokers as too large) are rejected on the batch (span.h, "Rejections") for
+ * the receiver to tell the sender; they do not make the answer retry or drop.
  */
 static pc_result kafka_consume(void *ctx, pc_batch *b)
 {
