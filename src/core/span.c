@@ -57,10 +57,10 @@ pc_batch *pc_batch_ref(pc_batch *b)
  * first rejection (the heap, not the arena: arenas are single-threaded) and
  * published with a compare-and-swap; freed with the batch. */
 struct pc_rejects {
-    size_t n;          /* spans of the batch when it was allocated */
-    size_t count;      /* atomic: flags set */
-    int all;           /* atomic: the whole batch */
-    char *why;         /* atomic: the first reason (heap) */
+    size_t n;              /* spans of the batch when it was allocated */
+    size_t count;          /* atomic: flags set */
+    int all;               /* atomic: the whole batch */
+    char *why;             /* atomic: the first reason (heap) */
     unsigned char flags[]; /* atomic: one per span */
 };
 

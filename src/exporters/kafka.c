@@ -286,8 +286,8 @@ static pc_result kafka_consume(void *ctx, pc_batch *b)
     pc_budget_force(K->budget, charged);
     pc_result res;
     if (!K->spooler) {
-        res = pc_kafka_producer_send(K->producer, rec.data, rec.len, start + K->timeout_ns,
-                                     refused);
+        res =
+            pc_kafka_producer_send(K->producer, rec.data, rec.len, start + K->timeout_ns, refused);
     } else {
         res = pc_kafka_producer_unreachable(K->producer, K->after_ns)
                   ? PC_RETRY
@@ -297,8 +297,10 @@ static pc_result kafka_consume(void *ctx, pc_batch *b)
     }
     if (res != PC_RETRY && memchr(refused, 1, nmsg)) { /* the sender is told which spans */
         char why[200];
-        snprintf(why, sizeof(why), "exporter %s: the brokers refused a message as too large "
-                 "(topic max.message.bytes under max_message_bytes %zu)", K->id, K->max_bytes);
+        snprintf(why, sizeof(why),
+                 "exporter %s: the brokers refused a message as too large "
+                 "(topic max.message.bytes under max_message_bytes %zu)",
+                 K->id, K->max_bytes);
         pc_kafka_record_reject(b, K->encoding, K->max_bytes, refused, nmsg, why);
         res = PC_OK;
     }

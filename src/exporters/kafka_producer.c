@@ -186,7 +186,8 @@ static waiter *waiter_new(size_t n)
     waiter *w = pc_xcalloc(1, sizeof(*w));
     w->n = n;
     w->self = pc_xcalloc(n ? n : 1, sizeof(*w->self));
-    for (size_t i = 0; i < n; i++) w->self[i] = w;
+    for (size_t i = 0; i < n; i++)
+        w->self[i] = w;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -521,11 +522,11 @@ static int produce(producer *P, waiter *w, size_t i, const pc_kafka_msg *m, int6
     pthread_mutex_unlock(&w->mu);
     rd_kafka_resp_err_t err;
     for (;;) {
-        err = rd_kafka_producev(
-            P->rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_VALUE((void *)m->value, m->len),
-            RD_KAFKA_V_KEY(m->key.n ? m->key.p : NULL, m->key.n), RD_KAFKA_V_OPAQUE(&w->self[i]),
-            RD_KAFKA_V_END);
+        err = rd_kafka_producev(P->rk, RD_KAFKA_V_RKT(topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE((void *)m->value, m->len),
+                                RD_KAFKA_V_KEY(m->key.n ? m->key.p : NULL, m->key.n),
+                                RD_KAFKA_V_OPAQUE(&w->self[i]), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || pc_time_mono_ns() >= deadline) break;
         struct timespec ts = {0, 1000000}; /* the poll thread drains the queue */
         nanosleep(&ts, NULL);
@@ -569,7 +570,8 @@ static pc_result finish(producer *P, waiter *w, int64_t deadline, bool failed,
     pc_result res = PC_RETRY;
     if (!failed && w->pending == 0 && !w->failed)
         res = w->acked == 0 && w->dropped > 0 ? PC_DROP : PC_OK;
-    for (size_t i = 0; refused && i < w->n; i++) refused[i] = w->self[i] == NULL;
+    for (size_t i = 0; refused && i < w->n; i++)
+        refused[i] = w->self[i] == NULL;
     waiter_unref_locked(w);
     if (timed_out) {
         set_failing(P, "brokers did not acknowledge a batch in time");
@@ -583,7 +585,8 @@ pc_kafka_send *pc_kafka_producer_begin(pc_kafka_producer *P, const void *rec, si
 {
     size_t nmsg = 0, pos = 0;
     pc_kafka_msg m;
-    while (pc_kafka_record_next(rec, n, &pos, &m) > 0) nmsg++;
+    while (pc_kafka_record_next(rec, n, &pos, &m) > 0)
+        nmsg++;
     waiter *w = waiter_new(nmsg);
     w->deadline = deadline;
     w->early = PC_RETRY; /* unless producing starts below */

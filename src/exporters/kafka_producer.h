@@ -62,8 +62,8 @@ void pc_kafka_producer_destroy(pc_kafka_producer *P);
  * or one byte per message of the record, set to nonzero for each message
  * refused as too large (by librdkafka or a broker: MSG_SIZE_TOO_LARGE), so
  * the caller can tell the sender which spans (pc_kafka_record_reject). */
-pc_result pc_kafka_producer_send(pc_kafka_producer *P, const void *rec, size_t n,
-                                 int64_t deadline, unsigned char *refused);
+pc_result pc_kafka_producer_send(pc_kafka_producer *P, const void *rec, size_t n, int64_t deadline,
+                                 unsigned char *refused);
 
 /* The two halves of send, so one thread can have several records in flight
  * (the spool's drainer): begin produces the messages (librdkafka copies them:

@@ -112,8 +112,8 @@ static bool close_msg(enc *e, int topic, const pc_span *const *spans, size_t n, 
         pc_log(PC_LOG_WARN, e->id,
                "rejected a %zu-byte %s message (trace \"%.*s\", %zu spans): over "
                "max_message_bytes %zu; the sender is told",
-               vlen + key.n, names[topic], (int)(key.n < 128 ? key.n : 128), key.p ? key.p : "",
-               n, e->max_bytes);
+               vlen + key.n, names[topic], (int)(key.n < 128 ? key.n : 128), key.p ? key.p : "", n,
+               e->max_bytes);
         return false;
     }
     put32(e->rec->data + e->start + 9, (uint32_t)vlen);
@@ -175,8 +175,14 @@ void pc_kafka_record_reject(pc_batch *b, int encoding, size_t max_bytes,
 {
     pc_buf scratch = {0};
     pc_kafka_drops drops = {0};
-    enc e = {.rec = &scratch, .b = b, .max_bytes = max_bytes, .id = "", .drops = &drops,
-             .refused = refused, .n_refused = n, .why = why};
+    enc e = {.rec = &scratch,
+             .b = b,
+             .max_bytes = max_bytes,
+             .id = "",
+             .drops = &drops,
+             .refused = refused,
+             .n_refused = n,
+             .why = why};
     encode(&e, encoding);
     pc_buf_free(&scratch);
 }
@@ -199,8 +205,7 @@ static size_t encode(enc *e, int encoding)
         if (encoding == PC_KAFKA_ENC_PRELA_JSON)
             encode_prela(e, &tr[i], b);
         else
-            encode_otlp(e, encoding, (const pc_span *const *)tr[i].spans, tr[i].n,
-                        tr[i].trace_id);
+            encode_otlp(e, encoding, (const pc_span *const *)tr[i].spans, tr[i].n, tr[i].trace_id);
     free(tr);
     return e->messages;
 }

@@ -165,8 +165,7 @@ static outcome report_rejected(const pc_batch *b, pc_otlp_result *res)
     if (k > shown) pc_buf_printf(&msg, " and %zu more", k - shown);
     size_t used = res->rejected > 0 ? strlen(res->error) : 0;
     if (used + 2 < sizeof(res->error))
-        snprintf(res->error + used, sizeof(res->error) - used, "%s%s", used ? "; " : "",
-                 msg.data);
+        snprintf(res->error + used, sizeof(res->error) - used, "%s%s", used ? "; " : "", msg.data);
     pc_buf_free(&msg);
     res->rejected += (int64_t)k;
     return OUT_OK;

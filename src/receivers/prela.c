@@ -11,9 +11,9 @@
  * their types, NaN/Infinity, gzip/zstd/deflate bodies (http.c). The API key
  * (X-API-Key or Authorization: Bearer) is checked by http.c against the
  * top-level auth: section (auth.h) before the body is read; the key decides the
- * project, X-Prela-Project-Id counts only for admin keys or without auth. /v1/traces and /v1/spans reject the
- * whole request when a span is unusable (400 naming the field); /v1/batch skips
- * such spans, counts them and keeps the rest.
+ * project, X-Prela-Project-Id counts only for admin keys or without auth. /v1/traces and /v1/spans
+ * reject the whole request when a span is unusable (400 naming the field); /v1/batch skips such
+ * spans, counts them and keeps the rest.
  *
  * Spans an exporter rejected after decode (too large for its destination,
  * span.h "Rejections") are never answered as ingested: /v1/batch and

@@ -17,7 +17,8 @@
 static pc_batch *batch(void)
 {
     pc_batch *b = pc_batch_create(NULL);
-    for (int i = 0; i < SPANS; i++) pc_batch_add(b);
+    for (int i = 0; i < SPANS; i++)
+        pc_batch_add(b);
     return b;
 }
 
@@ -37,7 +38,8 @@ static void *rejector(void *arg)
 {
     char why[32];
     snprintf(why, sizeof(why), "exporter e%d", (int)(intptr_t)arg);
-    for (size_t i = 0; i < SPANS; i += 2) pc_batch_reject(shared, i, why);
+    for (size_t i = 0; i < SPANS; i += 2)
+        pc_batch_reject(shared, i, why);
     pc_batch_reject(shared, SPANS + 5, why); /* past the spans: ignored */
     return NULL;
 }
@@ -46,10 +48,13 @@ static void test_concurrent(void)
 {
     shared = batch();
     pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, rejector, (void *)(intptr_t)i);
-    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, rejector, (void *)(intptr_t)i);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
     CHECK_EQ_INT(pc_batch_rejected(shared), SPANS / 2); /* each span counted once */
-    for (size_t i = 0; i < SPANS; i++) CHECK(pc_batch_is_rejected(shared, i) == (i % 2 == 0));
+    for (size_t i = 0; i < SPANS; i++)
+        CHECK(pc_batch_is_rejected(shared, i) == (i % 2 == 0));
     const char *why = pc_batch_reject_reason(shared);
     CHECK(why && !strncmp(why, "exporter e", 10)); /* one of them, whole */
     pc_batch_unref(shared);

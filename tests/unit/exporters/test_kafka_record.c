@@ -104,7 +104,8 @@ static void test_oversize_dropped(void)
     /* ... and rejected on the batch, for the receiver to tell the client */
     CHECK_EQ_INT(pc_batch_rejected(b), 1);
     CHECK(pc_batch_is_rejected(b, 2));
-    CHECK(!pc_batch_is_rejected(b, 0) && !pc_batch_is_rejected(b, 1) && !pc_batch_is_rejected(b, 3));
+    CHECK(!pc_batch_is_rejected(b, 0) && !pc_batch_is_rejected(b, 1) &&
+          !pc_batch_is_rejected(b, 3));
     CHECK(strstr(pc_batch_reject_reason(b), "over max_message_bytes (2048)") != NULL);
     /* otlp_proto: trace a's request is halved until the big span stands alone */
     pc_buf_reset(&rec);
