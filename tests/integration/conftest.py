@@ -19,7 +19,7 @@ BIN = os.environ.get("PRELA_COLLECTOR_BIN", "")
 # Every collector a test starts would otherwise open /metrics on 127.0.0.1:8888 and
 # collide with the others (and with other runs on this machine): the default endpoint
 # honours PRELA_METRICS_ENDPOINT, and port 0 lets the kernel pick. Collector() below
-# sets a known port instead.
+# sets a known port instead (in its process's environment).
 os.environ.setdefault("PRELA_METRICS_ENDPOINT", "127.0.0.1:0")
 
 
@@ -73,8 +73,6 @@ service:
   telemetry:
     logs:
       level: info
-    metrics:
-      endpoint: 127.0.0.1:{metrics_port}
 {service_extra}
   pipelines:
     traces:
@@ -120,7 +118,10 @@ class Collector:
 
     def start(self):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([self.bin, "--config", str(self.config_path)],
+        # /metrics on the known port through the environment, not the config: a previous
+        # release's binary (test_migration) knows no service.telemetry.metrics key
+        env = dict(os.environ, PRELA_METRICS_ENDPOINT=f"127.0.0.1:{self.ports['metrics_port']}")
+        self.proc = subprocess.Popen([self.bin, "--config", str(self.config_path)], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:

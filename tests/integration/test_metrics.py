@@ -197,11 +197,18 @@ def test_hostile_component_ids_are_escaped(make_collector):
              frozenset({"receiver": HOSTILE, "transport": "http"}.items())) in m)
 
 
+def metrics_setting(c, line):
+    """|c| (not started) with `service.telemetry.metrics: {line}` in its config file
+    (the file sets no metrics key; the port comes from the environment)."""
+    logs = "    logs:\n      level: info\n"
+    text = c.config_path.read_text()
+    assert logs in text
+    c.config_path.write_text(text.replace(logs, logs + "    metrics:\n      " + line + "\n"))
+    return c
+
+
 def test_level_none_turns_the_endpoint_off(tmp_path):
-    c = conftest.Collector(tmp_path)
-    text = c.config_path.read_text().replace(
-        f"endpoint: 127.0.0.1:{c.ports['metrics_port']}", "level: none")
-    c.config_path.write_text(text)
+    c = metrics_setting(conftest.Collector(tmp_path), "level: none")
     c.start()
     try:
         with pytest.raises(requests.ConnectionError):
@@ -217,10 +224,7 @@ def test_level_none_turns_the_endpoint_off(tmp_path):
     ("port: 8888", "service.telemetry.metrics"),
 ])
 def test_bad_metrics_settings_fail_startup(tmp_path, value, msg):
-    c = conftest.Collector(tmp_path)
-    text = c.config_path.read_text().replace(
-        f"endpoint: 127.0.0.1:{c.ports['metrics_port']}", value)
-    c.config_path.write_text(text)
+    c = metrics_setting(conftest.Collector(tmp_path), value)
     with pytest.raises(RuntimeError) as e:
         c.start()
     assert msg in str(e.value)
