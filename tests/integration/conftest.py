@@ -116,13 +116,17 @@ class Collector:
         self.read_key = read_key  # sent as X-API-Key by the query helpers below
         self.proc = None
 
-    def start(self):
+    def spawn(self):
+        """Starts the process (not waiting for it), its output to the log file."""
         self.log = open(self.log_path, "wb")
         # /metrics on the known port through the environment, not the config: a previous
         # release's binary (test_migration) knows no service.telemetry.metrics key
         env = dict(os.environ, PRELA_METRICS_ENDPOINT=f"127.0.0.1:{self.ports['metrics_port']}")
         self.proc = subprocess.Popen([self.bin, "--config", str(self.config_path)], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
+
+    def start(self):
+        self.spawn()
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

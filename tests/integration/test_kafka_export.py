@@ -18,21 +18,26 @@ from test_otlp_signals import log_records, metrics_data
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def kafka_collector(make_collector, kafka, run, timeout="10s"):
-    topics = {s: f"{s}-{run}" for s in ("spans", "traces", "metrics", "logs")}
+def kafka_collector(make_collector, kafka, run=None, timeout="10s", topics=None, brokers=None,
+                    settings="", receivers="[otlp]", **kw):
+    """A collector whose receivers feed a kafka exporter: traces (from |receivers|),
+    metrics and logs (OTLP) to the topics of |run| (or |topics|), on |brokers| (the
+    |kafka| fixture's by default), with the exporter lines |settings| added (YAML at
+    the exporter's indentation). Returns (collector, topics)."""
+    topics = topics or {s: f"{s}-{run}" for s in ("spans", "traces", "metrics", "logs")}
     exporter = f"""
 kafka:
-  brokers: {kafka.bootstrap}
+  brokers: {brokers or kafka.bootstrap}
   timeout: {timeout}
   topics:
     spans: {topics['spans']}
     traces: {topics['traces']}
     metrics: {topics['metrics']}
     logs: {topics['logs']}
-"""
-    pipelines = """
+""" + "".join(f"  {line}\n" for line in settings.strip("\n").splitlines())
+    pipelines = f"""
 traces/kafka:
-  receivers: [otlp]
+  receivers: {receivers}
   processors: [normalize]
   exporters: [kafka]
 metrics:
@@ -42,7 +47,7 @@ logs:
   receivers: [otlp]
   exporters: [kafka]
 """
-    return make_collector(exporters_extra=exporter, pipelines_extra=pipelines), topics
+    return make_collector(exporters_extra=exporter, pipelines_extra=pipelines, **kw), topics
 
 
 def test_signals_reach_their_topics(make_collector, kafka):

@@ -28,6 +28,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 import clients
 import workload
 from services import clickhouse, kafka  # noqa: F401  (fixtures)
+from test_kafka_export import kafka_collector
 
 PROMPT_5MB = ("You are a careful assistant. Summarize the following document. " * 80000)[:5_000_000]
 BIG = 200_000  # over the small limit below, under every other one (gRPC takes 4 MiB)
@@ -47,30 +48,9 @@ def make_topics(kafka, run, config=None):
 
 
 def gateway(make_collector, kafka, topics, encoding="prela_json", max_message_bytes=None, **kw):
-    limit = f"  max_message_bytes: {max_message_bytes}\n" if max_message_bytes else ""
-    exporter = f"""
-kafka:
-  brokers: {kafka.bootstrap}
-  encoding: {encoding}
-{limit}  topics:
-    spans: {topics['spans']}
-    traces: {topics['traces']}
-    metrics: {topics['metrics']}
-    logs: {topics['logs']}
-"""
-    pipelines = """
-traces/kafka:
-  receivers: [prela, otlp]
-  processors: [normalize]
-  exporters: [kafka]
-metrics:
-  receivers: [otlp]
-  exporters: [kafka]
-logs:
-  receivers: [otlp]
-  exporters: [kafka]
-"""
-    return make_collector(exporters_extra=exporter, pipelines_extra=pipelines, **kw)
+    limit = f"max_message_bytes: {max_message_bytes}\n" if max_message_bytes else ""
+    return kafka_collector(make_collector, kafka, topics=topics, receivers="[prela, otlp]",
+                           settings=f"encoding: {encoding}\n{limit}", **kw)[0]
 
 
 def storage(make_collector, kafka, topics, tmp_path, encoding="prela_json", ch=None):

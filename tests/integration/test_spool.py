@@ -16,6 +16,7 @@ import requests
 
 import workload
 from services import clickhouse, kafka  # noqa: F401  (fixtures)
+from test_kafka_export import kafka_collector
 from test_metrics import scrape, val
 
 PROTO = {"Content-Type": "application/x-protobuf"}
@@ -23,30 +24,16 @@ PROTO = {"Content-Type": "application/x-protobuf"}
 
 def spool_collector(make_collector, tmp_path, brokers, run, after="1s", timeout="5s",
                     max_size="1GiB", fsync="batch"):
-    topics = {s: f"{s}-{run}" for s in ("spans", "traces", "metrics", "logs")}
     spool_dir = tmp_path / f"spool-{run}"
-    exporter = f"""
-kafka:
-  brokers: {brokers}
-  timeout: {timeout}
-  topics:
-    spans: {topics['spans']}
-    traces: {topics['traces']}
-    metrics: {topics['metrics']}
-    logs: {topics['logs']}
-  spool:
-    directory: {spool_dir}
-    max_size: {max_size}
-    fsync: {fsync}
-    after: {after}
-"""
-    pipelines = """
-traces/kafka:
-  receivers: [otlp]
-  processors: [normalize]
-  exporters: [kafka]
-"""
-    return make_collector(exporters_extra=exporter, pipelines_extra=pipelines), topics, spool_dir
+    c, topics = kafka_collector(make_collector, None, run, timeout=timeout, brokers=brokers,
+                                settings=f"""
+spool:
+  directory: {spool_dir}
+  max_size: {max_size}
+  fsync: {fsync}
+  after: {after}
+""")
+    return c, topics, spool_dir
 
 
 def kafka_health(c):

@@ -70,9 +70,7 @@ class TlsCollector(Collector):
         self.client_cert = (certs["client.crt"], certs["client.key"]) if mutual else None
 
     def start(self):
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([self.bin, "--config", str(self.config_path)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.spawn()
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
