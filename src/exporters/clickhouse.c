@@ -135,6 +135,7 @@ typedef struct ch {
     int spooling;        /* atomic: the spool takes batches (between start and shutdown) */
     int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
     int64_t down_wall;   /* atomic: wall ns of the same moment */
+    pc_histogram *insert_seconds; /* from start; NULL without a metrics registry */
 } ch;
 
 static void gen_unref_locked(gen *g)
@@ -180,7 +181,8 @@ static int send_block(ch *C, CURL *h, const char *query, const char *body, size_
 {
     int backoff = BACKOFF_MIN_MS;
     for (;;) {
-        int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
+        int64_t sent = pc_time_mono_ns();
+        int64_t left = (deadline - sent) / NS_PER_MS;
         pc_ch_reply r = {0};
         if (gzipped)
             pc_ch_http_post_gzipped(C->http, h, query, NULL, body, n, (long)(left > 1 ? left : 1),
@@ -190,6 +192,8 @@ static int send_block(ch *C, CURL *h, const char *query, const char *body, size_
                             &r);
         if (pc_ch_reply_ok(&r)) {
             pc_buf_free(&r.body);
+            if (C->insert_seconds)
+                pc_histogram_observe(C->insert_seconds, (double)(pc_time_mono_ns() - sent) / 1e9);
             if (C->failing) pc_log(PC_LOG_INFO, C->id, "inserts succeed again");
             C->failing = false;
             if (__atomic_exchange_n(&C->down_since, 0, __ATOMIC_ACQ_REL) && C->spooler)
@@ -624,9 +628,16 @@ uint64_t pc_clickhouse_dead_lettered(void *ctx)
 
 static int ch_start(void *ctx, pc_host *host)
 {
-    (void)host;
     ch *C = ctx;
     if (C->thread_running || C->stopping) return 0;
+    pc_metrics *m = pc_host_metrics(host);
+    if (m) {
+        static const double bounds[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+        const char *const l[] = {"exporter", C->id, NULL};
+        C->insert_seconds = pc_metrics_histogram(m, "prela_clickhouse_insert_duration_seconds",
+                                                 "ClickHouse INSERTs that succeeded, by time.",
+                                                 l, bounds, sizeof(bounds) / sizeof(bounds[0]));
+    }
     const pc_ch_cfg *c = C->cfg;
     long timeout_ms = (long)(C->timeout_ns / NS_PER_MS);
     pc_buf version = PC_BUF_INIT;

@@ -250,3 +250,9 @@ traces/clickhouse:
     for tid in list(want)[:3]:  # stored once: no span twice
         spans = c.get(f"/api/v1/traces/{tid}").json()["spans"]
         assert len({s["span_id"] for s in spans}) == len(spans) == want[tid]
+    m = scrape(c)
+    assert val(m, "prela_spool_appended_records_total", exporter="clickhouse") == 5
+    assert val(m, "prela_spool_drained_records_total", exporter="clickhouse") == 5
+    assert val(m, "prela_spool_records", exporter="clickhouse") == 0
+    inserts = val(m, "prela_clickhouse_insert_duration_seconds_count", exporter="clickhouse")
+    assert inserts >= 2, m  # the first request's and the drained batches'
