@@ -6,9 +6,9 @@
 #                          [--build-dir build-bench] [--no-build] [--keep]
 # Steps, each with a fresh gateway (configs/gateway.yaml) on loopback, against a
 # Kafka broker (scripts/kafka.sh) in a temp dir:
-#  1. Kafka healthy, spool off, then spool on (the shipped default): loadgen's
-#     closed loop, spans per CPU-second of the gateway, latency, RSS; the cost of
-#     having the spool is the difference;
+#  1. Kafka healthy, spool off, then spool on (the shipped default), twice:
+#     loadgen's closed loop, spans per CPU-second of the gateway, latency, RSS;
+#     the cost of having the spool is the difference;
 #  2. outage: Kafka stopped, loadgen at --rate requests/s (100 spans each) for
 #     --outage: everything is answered from the spool: spans per CPU-second and
 #     latency while spooling, bytes on disk;
@@ -84,9 +84,12 @@ run() { # run LABEL CONFIG: a closed-loop loadgen window against a fresh gateway
   stop_pid "$gw"
 }
 
-echo; echo "== 1. Kafka healthy: spool off, then on ($FORMAT, $CONNECTIONS connections)"
-run off "$TMP/gateway-nospool.yaml"
-run on configs/gateway.yaml
+# Twice each, alternating: the first window also warms the broker's JVM up.
+echo; echo "== 1. Kafka healthy: spool off, on, off, on ($FORMAT, $CONNECTIONS connections)"
+for round in 1 2; do
+  run "off$round" "$TMP/gateway-nospool.yaml"
+  run "on$round" configs/gateway.yaml
+done
 
 echo; echo "== 2. Kafka stopped for $OUTAGE under $RATE requests/s: answered from the spool"
 start_collector configs/gateway.yaml "$TMP/gw-outage.log" "$HEALTH"
@@ -118,8 +121,10 @@ summary() { # summary FILE
 }
 echo
 echo "== summary ($(nproc) cores, $FORMAT; Kafka $(basename "$(ls "$ROOT"/.tools/kafka/libs/kafka_2.13-*.jar)" .jar), acks=all, zstd)"
-echo "Kafka healthy, spool off: $(summary "$TMP/off.txt")"
-echo "Kafka healthy, spool on:  $(summary "$TMP/on.txt")"
+for round in 1 2; do
+  echo "Kafka healthy, spool off ($round): $(summary "$TMP/off$round.txt")"
+  echo "Kafka healthy, spool on ($round):  $(summary "$TMP/on$round.txt")"
+done
 echo "Kafka down, spooling:     $(summary "$TMP/outage.txt"); $SPOOLED spans, $SPOOL_MB MB on disk"
 echo "drain after Kafka was back: $DRAIN_S s, $(awk -v n="$SPOOLED" -v s="$DRAIN_S" \
      'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }') spans/s, gateway CPU $DRAIN_CPU s"
