@@ -64,7 +64,6 @@
 #define BACKOFF_MAX_MS 30000
 #define PROBE_EVERY_MS 1000 /* metadata probe while brokers are unreachable */
 #define PURGE_WAIT_MAX_MS 5000
-#define T_COUNT PC_KAFKA_T_COUNT
 
 static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
 
@@ -101,7 +100,7 @@ struct pc_kafka_producer {
     void *up_ctx;
     rd_kafka_conf_t *conf; /* until start hands it to rd_kafka_new */
     rd_kafka_t *rk;
-    rd_kafka_topic_t *topics[T_COUNT];
+    rd_kafka_topic_t *topics[PC_KAFKA_T_COUNT];
 
     /* rk and topics: send holds it shared while producing; the poll thread
      * holds it exclusively while it replaces the producer. */
@@ -353,7 +352,7 @@ static int build_conf(producer *P)
 /* Destroys the producer and its topic handles (none left: rk NULL). */
 static void close_producer(producer *P)
 {
-    for (int t = 0; t < T_COUNT; t++) {
+    for (int t = 0; t < PC_KAFKA_T_COUNT; t++) {
         if (P->topics[t]) rd_kafka_topic_destroy(P->topics[t]);
         P->topics[t] = NULL;
     }
@@ -377,7 +376,7 @@ static int open_producer(producer *P)
     }
     P->conf = NULL; /* rd_kafka_new took it */
     const char *const *names = P->cfg.topics;
-    for (int t = 0; t < T_COUNT; t++) {
+    for (int t = 0; t < PC_KAFKA_T_COUNT; t++) {
         P->topics[t] = rd_kafka_topic_new(P->rk, names[t], NULL);
         if (!P->topics[t]) {
             pc_log(PC_LOG_ERROR, P->id, "topics: cannot use topic \"%s\": %s", names[t],

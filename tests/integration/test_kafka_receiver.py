@@ -48,7 +48,10 @@ traces/kafka:
     return make_collector(exporters_extra=exporter, pipelines_extra=pipelines)
 
 
-def storage(make_collector, kafka, topics, encoding, group, data_dir=None):
+def storage(make_collector, kafka, topics, encoding, group, data_dir=None, ch=None):
+    """A storage collector: the kafka receiver (consumer group |group|) into its local
+    store, or with |ch| (the clickhouse fixture) into a fresh ClickHouse database that
+    its query API then serves."""
     receiver = f"""
 kafka:
   brokers: {kafka.bootstrap}
@@ -57,16 +60,26 @@ kafka:
   encoding: {encoding}
   max_batch_wait: 50ms
 """
-    pipelines = """
+    exporters, store = "", "local"
+    if ch:
+        exporters = f"""
+clickhouse:
+  host: 127.0.0.1
+  port: {ch.port}
+  database: {ch.database()}
+"""
+        store = "clickhouse"
+    pipelines = f"""
 traces/kafka:
   receivers: [kafka]
   processors: [normalize]
-  exporters: [local]
+  exporters: [{store}]
 """
-    return make_collector(receivers_extra=receiver, pipelines_extra=pipelines, data_dir=data_dir)
+    return make_collector(receivers_extra=receiver, pipelines_extra=pipelines,
+                          exporters_extra=exporters, query_store=store, data_dir=data_dir)
 
 
-def wait_spans(c, trace_id, count, timeout=30):
+def wait_spans(c, trace_id, count, timeout=60):
     """Waits until |c| serves |count| spans of |trace_id|; returns the trace body."""
     deadline = time.time() + timeout
     body = None

@@ -29,6 +29,7 @@ import clients
 import workload
 from services import clickhouse, kafka  # noqa: F401  (fixtures)
 from test_kafka_export import kafka_collector
+from test_kafka_receiver import storage as kafka_storage, wait_spans
 
 PROMPT_5MB = ("You are a careful assistant. Summarize the following document. " * 80000)[:5_000_000]
 BIG = 200_000  # over the small limit below, under every other one (gRPC takes 4 MiB)
@@ -54,50 +55,10 @@ def gateway(make_collector, kafka, topics, encoding="prela_json", max_message_by
 
 
 def storage(make_collector, kafka, topics, tmp_path, encoding="prela_json", ch=None):
-    """The storage collector; with |ch| (the clickhouse fixture) it stores into and serves
-    from a fresh ClickHouse database, else from its local store (its own directory: the
-    gateway's local store, beside it in the test's temp dir, holds every span)."""
-    receiver = f"""
-kafka:
-  brokers: {kafka.bootstrap}
-  group_id: ov-{uuid.uuid4().hex[:8]}
-  topics: [{topics['spans']}, {topics['traces']}]
-  encoding: {encoding}
-  max_batch_wait: 50ms
-"""
-    exporters, store, query = "", "local", "local"
-    if ch:
-        exporters = f"""
-clickhouse:
-  host: 127.0.0.1
-  port: {ch.port}
-  database: {ch.database()}
-"""
-        store, query = "clickhouse", "clickhouse"
-    pipelines = f"""
-traces/kafka:
-  receivers: [kafka]
-  processors: [normalize]
-  exporters: [{store}]
-"""
-    return make_collector(receivers_extra=receiver, pipelines_extra=pipelines,
-                          exporters_extra=exporters, query_store=query,
-                          data_dir=str(tmp_path / "storage"))
-
-
-def wait_spans(c, trace_id, count, timeout=60):
-    """Waits until |c| serves |count| spans of |trace_id|; returns the trace body."""
-    deadline = time.time() + timeout
-    body = None
-    while time.time() < deadline:
-        r = c.get(f"/api/v1/traces/{trace_id}")
-        if r.status_code == 200:
-            body = r.json()
-            if len(body["spans"]) >= count:
-                return body
-        time.sleep(0.1)
-    raise AssertionError(f"{trace_id}: {len(body['spans']) if body else 0} of {count} spans "
-                         f"after {timeout}s\n{c.logs()}")
+    """The storage collector (its own directory: the gateway's local store, beside it in
+    the test's temp dir, holds every span)."""
+    return kafka_storage(make_collector, kafka, topics, encoding, f"ov-{uuid.uuid4().hex[:8]}",
+                         data_dir=str(tmp_path / "storage"), ch=ch)
 
 
 def big_trace(prompt):
