@@ -11,8 +11,9 @@
  * durable there; the spool's drainer sends it through the same producer when
  * the producer reports the brokers back (on_up).
  *
- * Memory: the record is charged to the process budget while consume holds it
- * (the batch itself is released as soon as it is encoded).
+ * Memory: the record is charged to the process budget while consume holds it;
+ * the batch is held until the answer too (messages the brokers refuse as too
+ * large are mapped back to its spans).
  *
  * Health (the health op): the producer's (UNAVAILABLE while replacing itself
  * after a fatal error or while no broker was reachable for longer than
@@ -248,7 +249,7 @@ static void kafka_destroy(void *ctx)
 /* ------------------------------------------------------------ data path -- */
 
 /*
- * Encodes the batch into one record, releases the batch, and sends the record.
+ * Encodes the batch into one record and sends it; releases the batch on return.
  * Without a spool: the producer's answer within `timeout`. With a spool: the
  * brokers get `spool.after` (none while they have been out of reach that long
  * already); what they did not acknowledge by then is appended to the spool, and
