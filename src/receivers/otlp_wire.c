@@ -339,7 +339,7 @@ static int kvs_fill(pc_otlp_dec *d, pc_kv *arr, blk m, unsigned num, const char 
     for (FIELDS(m, it)) {
         if (it.f.num != num) continue;
         if (it.f.wt != 2) return malformed(d);
-        fld key;
+        fld key = {0};
         blk value;
         pc_otlp_push(d, field, field_len, (long)w++);
         if (kv_parse(d, (blk){it.f.p, it.f.n}, &key, &value)) return -1;
