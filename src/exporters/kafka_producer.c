@@ -9,8 +9,10 @@
  * Durable acknowledgement: each send owns a waiter (outstanding
  * message count, first error, mutex + condvar) that is the opaque of every
  * message it produces. The poll thread's delivery callback counts each report
- * down; send returns PC_OK once every message was acknowledged, PC_RETRY as
- * soon as one failed or at its deadline.
+ * down with atomics and wakes the sender once: when the last report arrived or
+ * the first failure did (a request of 110 messages costs one wakeup, not 110);
+ * send returns PC_OK once every message was acknowledged, PC_RETRY as soon as
+ * one failed or at its deadline.
  * Ownership: the waiter is reference counted, one reference for send and one
  * per message in flight, so a waiter whose send gave up stays valid until its
  * last delivery report arrived; whoever drops the last reference frees it.
@@ -67,18 +69,21 @@
 
 static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
 
-/* One send's outstanding messages; see "Durable acknowledgement". */
+/* One send's outstanding messages; see "Durable acknowledgement". The
+ * counters are atomics: the delivery callback takes mu only to wake the sender
+ * (after the state it waits on changed, so the wakeup cannot be lost). */
 typedef struct waiter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int refs;    /* the sender's + one per message in flight */
-    int pending; /* messages produced and not yet reported */
-    int acked;   /* messages acknowledged */
-    int dropped; /* messages dropped as too large */
-    bool failed; /* a message failed: the send answers retry */
+    int refs;    /* atomic: the sender's + one per message in flight */
+    int pending; /* atomic: messages produced and not yet reported */
+    int acked;   /* atomic: messages acknowledged */
+    int dropped; /* atomic: messages dropped as too large */
+    int failed;  /* atomic: a message failed, the send answers retry */
     /* One slot per message of the record, the message's opaque: self[i] == the
      * waiter until message i is refused as too large, then NULL; so a send can
-     * tell which messages were refused (pc_kafka_producer_send's |refused|). */
+     * tell which messages were refused (pc_kafka_producer_send's |refused|).
+     * Written before the report's pending decrement, read after pending is 0. */
     size_t n;
     struct waiter **self;
     /* set by begin, read by end (the sender's thread only) */
@@ -197,16 +202,32 @@ static waiter *waiter_new(size_t n)
     return w;
 }
 
-/* Drops one reference; call with w->mu held. The last one frees |w|. */
-static void waiter_unref_locked(waiter *w)
+/* Drops one reference; the last one frees |w|. */
+static void waiter_unref(waiter *w)
 {
-    bool last = --w->refs == 0;
-    pthread_mutex_unlock(&w->mu);
-    if (!last) return;
+    if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w->self);
     free(w);
+}
+
+static bool waiter_busy(waiter *w)
+{
+    return __atomic_load_n(&w->pending, __ATOMIC_ACQUIRE) > 0;
+}
+
+static bool waiter_failed(waiter *w)
+{
+    return __atomic_load_n(&w->failed, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* Wakes the sender waiting in finish(). Call after changing what it waits on. */
+static void waiter_wake(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 static bool size_error(rd_kafka_resp_err_t err)
@@ -240,16 +261,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         if (connectivity_error(m->err)) set_down(P, why);
     }
     if (!w) return;
-    pthread_mutex_lock(&w->mu);
-    w->pending--;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        w->acked++;
-    else if (size_error(m->err))
-        w->dropped++, *slot = NULL;
-    else
-        w->failed = true;
-    pthread_cond_signal(&w->cv);
-    waiter_unref_locked(w);
+    bool fail = false;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        __atomic_add_fetch(&w->acked, 1, __ATOMIC_RELAXED);
+    } else if (size_error(m->err)) {
+        __atomic_add_fetch(&w->dropped, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(slot, NULL, __ATOMIC_RELAXED);
+    } else {
+        __atomic_store_n(&w->failed, 1, __ATOMIC_RELEASE);
+        fail = true;
+    }
+    if (__atomic_sub_fetch(&w->pending, 1, __ATOMIC_ACQ_REL) == 0 || fail) waiter_wake(w);
+    waiter_unref(w);
 }
 
 /* Client-level errors, served by rd_kafka_poll (the poll thread, or shutdown's
@@ -515,10 +538,8 @@ enum { PRODUCED = 0, DROPPED = 1, FAILED = -1 };
 static int produce(producer *P, waiter *w, size_t i, const pc_kafka_msg *m, int64_t deadline)
 {
     rd_kafka_topic_t *topic = P->topics[m->topic];
-    pthread_mutex_lock(&w->mu);
-    w->refs++;
-    w->pending++;
-    pthread_mutex_unlock(&w->mu);
+    __atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&w->pending, 1, __ATOMIC_RELAXED);
     rd_kafka_resp_err_t err;
     for (;;) {
         err = rd_kafka_producev(P->rk, RD_KAFKA_V_RKT(topic),
@@ -531,11 +552,12 @@ static int produce(producer *P, waiter *w, size_t i, const pc_kafka_msg *m, int6
         nanosleep(&ts, NULL);
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return PRODUCED;
-    pthread_mutex_lock(&w->mu);
-    w->refs--; /* the caller still holds one: never the last */
-    w->pending--;
-    if (size_error(err)) w->dropped++, w->self[i] = NULL;
-    pthread_mutex_unlock(&w->mu);
+    __atomic_sub_fetch(&w->refs, 1, __ATOMIC_RELAXED); /* the caller still holds one */
+    __atomic_sub_fetch(&w->pending, 1, __ATOMIC_ACQ_REL);
+    if (size_error(err)) {
+        __atomic_add_fetch(&w->dropped, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->self[i], NULL, __ATOMIC_RELAXED);
+    }
     if (size_error(err)) {
         count(&P->stats.dropped_messages, 1);
         count(&P->stats.dropped_spans, m->spans);
@@ -563,15 +585,20 @@ static pc_result finish(producer *P, waiter *w, int64_t deadline, bool failed,
 {
     struct timespec ts = {.tv_sec = deadline / 1000000000LL, .tv_nsec = deadline % 1000000000LL};
     pthread_mutex_lock(&w->mu);
-    while (!failed && w->pending > 0 && !w->failed)
+    while (!failed && waiter_busy(w) && !waiter_failed(w))
         if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) break;
-    bool timed_out = !failed && w->pending > 0 && !w->failed;
+    pthread_mutex_unlock(&w->mu);
+    bool busy = waiter_busy(w), bad = waiter_failed(w);
+    bool timed_out = !failed && busy && !bad;
     pc_result res = PC_RETRY;
-    if (!failed && w->pending == 0 && !w->failed)
-        res = w->acked == 0 && w->dropped > 0 ? PC_DROP : PC_OK;
+    if (!failed && !busy && !bad)
+        res = __atomic_load_n(&w->acked, __ATOMIC_RELAXED) == 0 &&
+                      __atomic_load_n(&w->dropped, __ATOMIC_RELAXED) > 0
+                  ? PC_DROP
+                  : PC_OK;
     for (size_t i = 0; refused && i < w->n; i++)
-        refused[i] = w->self[i] == NULL;
-    waiter_unref_locked(w);
+        refused[i] = __atomic_load_n(&w->self[i], __ATOMIC_RELAXED) == NULL;
+    waiter_unref(w);
     if (timed_out) {
         set_failing(P, "brokers did not acknowledge a batch in time");
         set_down(P, "brokers did not acknowledge a batch in time");
