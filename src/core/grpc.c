@@ -663,6 +663,8 @@ static void server_free(pc_grpc_server *s)
     nghttp2_session_callbacks_del(s->cbs);
     nghttp2_option_del(s->h2opt);
     pc_tls_server_destroy(s->tls);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->exit_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_attr_destroy(&s->detached);
     free(s);
@@ -705,6 +707,12 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
     s->ctx = ctx;
     s->lfd = s->efd = s->ep = -1;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&s->exit_cv, NULL);
     pthread_attr_init(&s->detached);
     pthread_attr_setdetachstate(&s->detached, PTHREAD_CREATE_DETACHED);
     s->cbs = callbacks();
@@ -759,5 +767,13 @@ void pc_grpc_stop(pc_grpc_server *s)
     pthread_mutex_unlock(&s->mu);
     pc_grpc_wake(s);
     pthread_join(s->io, NULL);
+    /* no call runs now (the I/O thread ends when none does): let the parked
+     * handler threads go, and wait until the last one left (grpc_call.c) */
+    pthread_mutex_lock(&s->mu);
+    s->closing = 1;
+    pthread_cond_broadcast(&s->work_cv);
+    while (s->handlers > 0)
+        pthread_cond_wait(&s->exit_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
     server_free(s);
 }

@@ -50,6 +50,7 @@ typedef struct gcall {
     pc_grpc_server *s;
     const pc_grpc_method *method;
     struct gcall *done_next; /* the done queue, under s->mu */
+    struct gcall *work_next; /* the work queue of parked handler threads, under s->mu */
     /* [io] the rest; the handler thread only reads the request fields, which
      * are final before it starts */
     conn *conn; /* NULL once detached from its stream and connection */
@@ -106,10 +107,17 @@ struct pc_grpc_server {
     pthread_t io;
     nghttp2_session_callbacks *cbs;
     pc_tls_server *tls; /* NULL: cleartext */
-    pthread_mutex_t mu; /* guards done and stop */
+    pthread_mutex_t mu; /* guards done, stop and the handler threads below */
     pthread_attr_t detached; /* handler threads are created detached */
     gcall *done;
     int stop;
+    /* Handler threads (grpc_call.c, "Handler threads"), under mu. */
+    pthread_cond_t work_cv; /* a parked thread waits for work or closing */
+    pthread_cond_t exit_cv; /* pc_grpc_stop waits for handlers to reach 0 */
+    gcall *work;            /* calls handed to parked threads, not yet taken */
+    int parked;             /* threads waiting for work and not yet handed any */
+    int handlers;           /* handler threads alive */
+    int closing;            /* set by pc_grpc_stop: parked threads exit */
     /* [io] */
     conn *conns;
     int nconns, inflight, draining;

@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -122,7 +123,16 @@ static void h_big(void *ctx, pc_grpc_call *call, pc_grpc_reply *reply)
     reply->body.len = BIG_REPLY;
 }
 
+/* Answers with the handler thread's kernel id (never reused soon, unlike a
+ * pthread_t, whose memory glibc hands to the next thread). */
+static void h_tid(void *ctx, pc_grpc_call *call, pc_grpc_reply *reply)
+{
+    (void)ctx, (void)call;
+    pc_buf_printf(&reply->body, "%ld", (long)gettid());
+}
+
 static const pc_grpc_method METHODS[] = {
+    {"/test.Svc/Tid", h_tid, PC_SCOPE_NONE},
     {"/test.Svc/Echo", h_echo, PC_SCOPE_NONE},
     {"/test.Svc/Fail", h_fail, PC_SCOPE_NONE},
     {"/test.Svc/Block", h_block, PC_SCOPE_NONE},
@@ -505,6 +515,52 @@ static void test_call(void)
     cli_free(c);
     pc_grpc_stop(s);
     pc_grpc_stop(NULL);
+}
+
+/* Threads of this process (/proc/self/task entries). */
+static int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+/* Sequential calls run on one parked handler thread, not a thread each; stop
+ * lets every parked thread go. */
+static void test_handler_threads_reused(void)
+{
+    int before = thread_count();
+    pc_grpc_config cfg = base_cfg();
+    pc_grpc_server *s = start(&cfg);
+    client *c = cli_new(pc_grpc_port(s), 0, 0);
+    char first[64] = "";
+    for (int i = 0; i < 5; i++) {
+        resp r = {0};
+        size_t len;
+        unsigned char *f = frame(0, 0, NULL, 0, &len);
+        r.body = f, r.body_len = len;
+        cli_req(c, &r, "POST", "/test.Svc/Tid", "application/grpc", NULL, NULL, NULL);
+        CHECK(cli_until(c, &r.closed));
+        CHECK(r.len > 5 && r.len < sizeof(first));
+        char tid[64];
+        snprintf(tid, sizeof(tid), "%.*s", (int)(r.len - 5), (const char *)r.data + 5);
+        if (i == 0) memcpy(first, tid, sizeof(tid));
+        CHECK_EQ_STR(tid, first);
+        free(f);
+        resp_free(&r);
+    }
+    CHECK_EQ_INT(thread_count(), before + 2); /* the I/O thread and one parked handler */
+    cli_free(c);
+    pc_grpc_stop(s);
+    int64_t until = now_ms() + 2000; /* a leaving thread may still be on its way out */
+    while (thread_count() != before && now_ms() < until) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_EQ_INT(thread_count(), before);
 }
 
 static void test_compressed(void)
@@ -1010,6 +1066,7 @@ int main(void)
 {
     if (getenv("PC_TEST_DEBUG")) pc_log_set_level(PC_LOG_DEBUG);
     RUN(test_call);
+    RUN(test_handler_threads_reused);
     RUN(test_compressed);
     RUN(test_error_reply);
     RUN(test_rejected_requests);
