@@ -15,6 +15,15 @@
  * the batch is held until the answer too (messages the brokers refuse as too
  * large are mapped back to its spans).
  *
+ * Batching: `linger` 0 with `max_in_flight` 2, not librdkafka's 5 ms linger
+ * with 5 requests in flight. An idle gateway sends a request's messages at
+ * once; under load, what is produced while two produce requests per broker
+ * await their answers forms the next batch, so batches grow with the load
+ * rather than with a timer. Measured on 2 cores (otlp_proto, OTLP/HTTP): at
+ * 80k spans/s p50 3.3 ms against 7.3 ms with the 5 ms linger, the same CPU per
+ * span at full load; linger 0 with 5 in flight sent small batches and cost 40%
+ * more CPU per span.
+ *
  * Health (the health op): the producer's (UNAVAILABLE while replacing itself
  * after a fatal error or while no broker was reachable for longer than
  * `timeout`), then the spool's part (spooler.h: DEGRADED while spooling or
@@ -48,6 +57,7 @@ typedef struct kafka_cfg {
     int64_t timeout_ms;
     int64_t max_message_bytes;
     int64_t linger_ms;
+    int64_t max_in_flight;
     int64_t max_buffered_bytes;
     pc_spooler_cfg spool;
 } kafka_cfg;
@@ -75,8 +85,13 @@ static const pc_option options[] = {
         "largest message (key + value + framing); larger ones are split, or their spans are "
         "rejected to the sender (partial success). The topic's max.message.bytes must be at "
         "least this"),
-    OPT("linger", PC_OPT_DURATION, "5ms", linger_ms, 0, 900000,
-        "how long the producer waits to fill a batch (linger.ms)"),
+    OPT("linger", PC_OPT_DURATION, "0ms", linger_ms, 0, 900000,
+        "how long the producer waits to fill a batch (linger.ms); with max_in_flight it "
+        "batches adaptively: sent at once when idle, gathered while requests are in flight"),
+    OPT("max_in_flight", PC_OPT_INT, "2", max_in_flight, 1, 5,
+        "produce requests awaiting an answer per broker connection "
+        "(max.in.flight.requests.per.connection); messages produced meanwhile form the next "
+        "batch"),
     OPT("max_buffered_bytes", PC_OPT_SIZE, "64MiB", max_buffered_bytes, 1024, 2147483647LL * 1024,
         "most bytes waiting in the producer; past it consume waits"),
     PC_SPOOLER_OPTIONS(kafka_cfg, spool),
@@ -191,6 +206,7 @@ static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *n
         .timeout_ms = cfg->timeout_ms,
         .max_message_bytes = cfg->max_message_bytes,
         .linger_ms = cfg->linger_ms,
+        .max_in_flight = cfg->max_in_flight,
         .max_buffered_bytes = cfg->max_buffered_bytes,
     };
     K->producer = pc_kafka_producer_create(id, &pc, on_brokers_up, K);

@@ -361,6 +361,7 @@ static int build_conf(producer *P)
         set_int(P, "max_message_bytes", "message.max.bytes", c->max_message_bytes) ||
         set_int(P, "max_message_bytes", "batch.size", batch) ||
         set_int(P, "linger", "linger.ms", c->linger_ms) ||
+        set_int(P, "max_in_flight", "max.in.flight.requests.per.connection", c->max_in_flight) ||
         set_int(P, "timeout", "message.timeout.ms", c->timeout_ms) ||
         set_int(P, "max_buffered_bytes", "queue.buffering.max.kbytes",
                 c->max_buffered_bytes / 1024) ||

@@ -40,6 +40,7 @@ typedef struct pc_kafka_producer_cfg {
     int64_t timeout_ms;                   /* message.timeout.ms; the shutdown flush */
     int64_t max_message_bytes;
     int64_t linger_ms;
+    int64_t max_in_flight; /* max.in.flight.requests.per.connection, 1..5 */
     int64_t max_buffered_bytes;
 } pc_kafka_producer_cfg;
 
