@@ -117,7 +117,10 @@ void pc_kafka_span_json(pc_buf *b, const pc_span *s, int64_t received_ns)
     else
         pc_buf_puts(b, "null");
     key(b, "duration_ms");
-    pc_json_write_double(b, s->end_ns > 0 ? pc_time_diff_ms(s->end_ns, s->start_ns) : 0.0);
+    if (s->end_ns > 0)
+        pc_json_write_ms(b, s->end_ns, s->start_ns);
+    else
+        pc_buf_puts(b, "0.0");
     key(b, "status");
     pc_json_write_cstr(b, pc_status_name(s->status));
     key(b, "status_code");
@@ -182,7 +185,7 @@ void pc_kafka_trace_json(pc_buf *b, const pc_span *const *spans, size_t n, int64
     key(b, "end_time_unix_nano");
     pc_json_write_int(b, completed);
     key(b, "duration_ms");
-    pc_json_write_double(b, pc_time_diff_ms(completed, started));
+    pc_json_write_ms(b, completed, started);
     key(b, "span_count");
     pc_json_write_int(b, (int64_t)n);
     key(b, "status");
