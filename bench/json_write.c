@@ -7,13 +7,18 @@
  * workload), integers of every magnitude, durations in milliseconds (doubles
  * with up to 6 decimals, as prela_json's duration_ms), timestamps, and the
  * reference workload's 100-span Prela batch parsed into a pc_value tree and
- * written back with pc_value_write_json. Times are CPU seconds of the process.
+ * written back with pc_value_write_json; and the Kafka exporter's prela_json
+ * messages of that workload (decoded from OTLP and normalized: one message per
+ * span and one per trace of 10). Times are CPU seconds of the process.
  * A program that prints numbers, not a test: run it before and after a change
  * to the writer, on an idle machine.
  *
- *   build/json_write [seconds per workload, default 1] [only workload 1..5]
+ *   build/json_write [seconds per workload, default 1] [only workload 1..6]
  */
+#include "exporters/kafka_encode.h"
 #include "json.h"
+#include "processors/normalize.h"
+#include "receivers/otlp_decode.h"
 #include "span.h"
 #include "workload.h"
 
@@ -33,12 +38,13 @@ enum { N_ITEMS = 4096 };
 
 typedef struct work {
     const char *name;
-    int kind; /* 0 strings, 1 ints, 2 doubles, 3 times, 4 tree */
+    int kind; /* 0 strings, 1 ints, 2 doubles, 3 times, 4 tree, 5 prela_json */
     char **str;
     size_t *len;
     int64_t *i;
     double *d;
     pc_value *tree;
+    pc_batch *batch;
 } work;
 
 static void write_all(pc_buf *b, const work *w)
@@ -56,7 +62,14 @@ static void write_all(pc_buf *b, const work *w)
     case 3:
         for (int k = 0; k < N_ITEMS; k++) pc_json_write_time(b, w->i[k]);
         break;
-    default: pc_value_write_json(b, w->tree);
+    case 4: pc_value_write_json(b, w->tree); break;
+    default:
+        for (size_t k = 0; k < w->batch->n; k++) pc_kafka_span_json(b, &w->batch->spans[k], 1);
+        for (size_t k = 0; k + LG_SPANS_PER_TRACE <= w->batch->n; k += LG_SPANS_PER_TRACE) {
+            const pc_span *t[LG_SPANS_PER_TRACE];
+            for (int j = 0; j < LG_SPANS_PER_TRACE; j++) t[j] = &w->batch->spans[k + (size_t)j];
+            pc_kafka_trace_json(b, t, LG_SPANS_PER_TRACE, 1);
+        }
     }
 }
 
@@ -72,7 +85,7 @@ static void run(const work *w, double secs)
         iters++;
         t = now();
     } while (t - t0 < secs);
-    double calls = (double)iters * (w->kind == 4 ? 1 : N_ITEMS);
+    double calls = (double)iters * (w->kind >= 4 ? 1 : N_ITEMS);
     printf("%-30s %8.1f MB/s  %9.1f ns per call\n", w->name, (double)bytes / (t - t0) / 1e6,
            (t - t0) * 1e9 / calls);
     pc_buf_free(&b);
@@ -135,16 +148,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "workload: %s\n", e.msg);
         return 1;
     }
+    lg_workload wo;
+    if (lg_workload_build(&wo, LG_BODY_OTLP, 100, 1)) return 1;
+    pc_batch *batch = pc_batch_create(NULL);
+    pc_otlp_result res;
+    if (pc_otlp_decode_proto(batch, wo.data, wo.len, NULL, "default", &pc_span_limits_default,
+                             &res)) {
+        fprintf(stderr, "workload: %s\n", res.error);
+        return 1;
+    }
+    for (size_t k = 0; k < batch->n; k++) pc_normalize_span(&batch->spans[k], PC_STR_LIT("svc"));
     work ws[] = {
-        {"strings, prompt text", 0, str, len, NULL, NULL, NULL},
-        {"ints, all magnitudes", 1, NULL, NULL, ints, NULL, NULL},
-        {"doubles, ms with 6 decimals", 2, NULL, NULL, NULL, dbl, NULL},
-        {"times", 3, NULL, NULL, times, NULL, NULL},
-        {"prela batch tree, 100 spans", 4, NULL, NULL, NULL, NULL, &tree},
+        {"strings, prompt text", 0, str, len, NULL, NULL, NULL, NULL},
+        {"ints, all magnitudes", 1, NULL, NULL, ints, NULL, NULL, NULL},
+        {"doubles, ms with 6 decimals", 2, NULL, NULL, NULL, dbl, NULL, NULL},
+        {"times", 3, NULL, NULL, times, NULL, NULL, NULL},
+        {"prela batch tree, 100 spans", 4, NULL, NULL, NULL, NULL, &tree, NULL},
+        {"prela_json, 100 spans+10 traces", 5, NULL, NULL, NULL, NULL, NULL, batch},
     };
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 6; k++)
         if (!only || only == k + 1) run(&ws[k], secs);
     pc_arena_destroy(a);
+    pc_batch_unref(batch);
+    lg_workload_free(&wo);
     lg_workload_free(&wl);
     for (int k = 0; k < N_ITEMS; k++) free(str[k]);
     return 0;

@@ -727,17 +727,25 @@ void pc_json_write_base64(pc_buf *out, const unsigned char *p, size_t n)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     pc_buf_reserve(out, (n + 2) / 3 * 4 + 2);
-    pc_buf_putc(out, '"');
+    char *o = out->data + out->len;
+    *o++ = '"';
     size_t i = 0;
-    for (; i + 2 < n; i += 3) {
+    for (; i + 2 < n; i += 3, o += 4) {
         unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63]};
-        pc_buf_append(out, q, 4);
+        o[0] = tbl[v >> 18];
+        o[1] = tbl[(v >> 12) & 63];
+        o[2] = tbl[(v >> 6) & 63];
+        o[3] = tbl[v & 63];
     }
     if (i < n) {
         unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-        char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], i + 1 < n ? tbl[(v >> 6) & 63] : '=', '='};
-        pc_buf_append(out, q, 4);
+        o[0] = tbl[v >> 18];
+        o[1] = tbl[(v >> 12) & 63];
+        o[2] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        o[3] = '=';
+        o += 4;
     }
-    pc_buf_putc(out, '"');
+    *o++ = '"';
+    out->len = (size_t)(o - out->data);
+    *o = '\0';
 }
