@@ -41,7 +41,10 @@ static uint64_t rnd(void)
 static size_t seq_len(const unsigned char *p, size_t n)
 {
     if (p[0] < 0x80) return 1;
-    size_t len = (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t len = (p[0] & 0xE0) == 0xC0   ? 2
+                 : (p[0] & 0xF0) == 0xE0 ? 3
+                 : (p[0] & 0xF8) == 0xF0 ? 4
+                                         : 0;
     if (!len || len > n) return 0;
     uint32_t cp = p[0] & (0x7F >> len);
     for (size_t k = 1; k < len; k++) {
@@ -126,9 +129,10 @@ static size_t random_bytes(char *s, size_t cap)
 {
     int kind = (int)(rnd() % 4);
     size_t n = kind == 3 ? rnd() % cap : rnd() % (cap < 64 ? cap : 64);
-    static const char *const pieces[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x99\x82", "\xED\xA0\x80",
-                                         "\xC0\xAF", "\xE0\x80\xAF", "\xF4\x90\x80\x80", "\xE2\x82",
-                                         "\xF0\x9F\x99", "\x80", "\xFF", "\""};
+    /* valid 2/3/4-byte, a surrogate, overlongs, past U+10FFFF, truncated, stray */
+    static const char *const pieces[] = {
+        "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x99\x82", "\xED\xA0\x80", "\xC0\xAF", "\xE0\x80\xAF",
+        "\xF4\x90\x80\x80", "\xE2\x82", "\xF0\x9F\x99", "\x80", "\xFF", "\""};
     size_t i = 0;
     while (i < n) {
         uint64_t r = rnd();
@@ -164,6 +168,18 @@ static void test_str_fixed(void)
     pc_json_write_str(&b, "\xF0\x9F\x99", 3); /* truncated at the very end */
     CHECK_EQ_STR(b.data, "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
     pc_buf_free(&b);
+    /* Reserving per 4 KiB chunk for the worst case keeps the block within twice
+     * what the output needs plus one chunk's worst case. */
+    size_t big = 1 << 20;
+    char *s = malloc(big);
+    for (int fill = 0; fill < 2; fill++) {
+        memset(s, fill ? 0x01 : 'a', big);
+        pc_json_write_str(&b, s, big);
+        CHECK_EQ_INT(b.len, fill ? 6 * big + 2 : big + 2);
+        CHECK(b.cap <= 2 * (b.len + 6 * 4096 + 16));
+        pc_buf_free(&b);
+    }
+    free(s);
 }
 
 /* Every single byte and every pair, and random strings: same bytes as the
