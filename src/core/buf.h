@@ -30,6 +30,8 @@ static inline void pc_buf_putc(pc_buf *b, char c)
     b->data[b->len++] = c;
     b->data[b->len] = '\0';
 }
+/* Appends a string literal without strlen (the encoders' punctuation and keys). */
+#define pc_buf_lit(b, lit) pc_buf_append((b), "" lit, sizeof(lit) - 1)
 void pc_buf_printf(pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pc_buf_vprintf(pc_buf *b, const char *fmt, va_list ap);
 /* Empties the buffer, keeping its block. */

@@ -28,11 +28,18 @@
  * bytes per text byte, the floor for this tree. (The previous design collected
  * elements on a scratch stack and copied them out: about 30 bytes per byte.)
  *
- * Writer: runs of plain ASCII are appended in one copy; everything else goes
- * through the UTF-8 check, so invalid sequences become U+FFFD.
+ * Writer (issue 12: it is most of the gateway's prela_json encoding): a string
+ * is scanned 8 bytes at a time while no byte needs attention, then byte by
+ * byte through a 256-entry class table; each run of plain bytes is one copy.
+ * Space is reserved once per 4 KiB of input for the worst case (6 bytes per
+ * input byte), so the loop writes straight into the buffer with no growth
+ * checks. Bytes >= 0x80 go through the UTF-8 check, so invalid sequences
+ * become U+FFFD. Numbers are formatted by numfmt.c and times by timefmt.c,
+ * neither of which calls printf on the common path.
  */
 #include "json.h"
 #include "mem.h"
+#include "numfmt.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -584,49 +591,85 @@ const pc_value *pc_json_get(const pc_value *obj, const char *key)
 
 /* ----------------------------------------------------------------- writer */
 
+/*
+ * What each byte becomes inside a JSON string: 0 copied as is, ESC_UTF8 the
+ * lead or stray byte of a multi-byte sequence (checked with utf8_seq), ESC_U
+ * a control written as \u00XX, any other value the letter after a backslash.
+ */
+enum { ESC_UTF8 = 1, ESC_U = 2 };
+static const unsigned char esc_class[256] = {
+    [0 ... 7] = ESC_U,   ['\b'] = 'b', ['\t'] = 't',        ['\n'] = 'n',
+    [11] = ESC_U,        ['\f'] = 'f', ['\r'] = 'r',        [14 ... 0x1F] = ESC_U,
+    ['"'] = '"',         ['\\'] = '\\', [0x80 ... 0xFF] = ESC_UTF8,
+};
+
+/* True when one of the 8 bytes of |w| is < 0x20, '"', '\\' or >= 0x80. Each
+ * term's high bit is exact as a yes/no over the word (a byte that borrows is
+ * itself a hit), which is all this test needs. */
+static inline bool word_special(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) & high) != 0;
+}
+
+/* Input bytes per reservation: each may become 6 output bytes (\u00XX), so the
+ * buffer never holds more than ~24 KiB beyond what the string needs. */
+#define STR_CHUNK 4096
+
 void pc_json_write_str(pc_buf *out, const char *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)p;
     pc_buf_reserve(out, n + 2);
-    pc_buf_putc(out, '"');
-    size_t i = 0, run = 0;
+    out->data[out->len++] = '"';
+    size_t i = 0;
     while (i < n) {
-        unsigned char c = s[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            i++;
-            continue;
-        }
-        if (i > run) pc_buf_append(out, p + run, i - run);
-        if (c >= 0x80) {
-            size_t k = utf8_seq(s + i, n - i);
-            if (k) pc_buf_append(out, p + i, k);
-            else pc_buf_append(out, "\xEF\xBF\xBD", 3);
-            i += k ? k : 1;
-        } else {
-            char esc[7] = {'\\', 0};
-            size_t el = 2;
-            switch (c) {
-            case '"': esc[1] = '"'; break;
-            case '\\': esc[1] = '\\'; break;
-            case '\n': esc[1] = 'n'; break;
-            case '\r': esc[1] = 'r'; break;
-            case '\t': esc[1] = 't'; break;
-            case '\b': esc[1] = 'b'; break;
-            case '\f': esc[1] = 'f'; break;
-            default:
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
-                el = 6;
+        size_t end = n - i > STR_CHUNK ? i + STR_CHUNK : n;
+        /* 6 per input byte, 3 for a sequence running past |end|, the closing quote */
+        pc_buf_reserve(out, (end - i) * 6 + 8);
+        char *o = out->data + out->len;
+        while (i < end) {
+            size_t r = i;
+            for (; r + 8 <= end; r += 8) {
+                uint64_t w;
+                memcpy(&w, s + r, 8);
+                if (word_special(w)) break;
             }
-            pc_buf_append(out, esc, el);
-            i++;
+            while (r < end && !esc_class[s[r]]) r++;
+            memcpy(o, s + i, r - i);
+            o += r - i;
+            i = r;
+            if (i >= end) break;
+            unsigned char c = s[i], e = esc_class[c];
+            if (e == ESC_UTF8) {
+                size_t k = utf8_seq(s + i, n - i);
+                if (k) {
+                    memcpy(o, s + i, k);
+                    o += k;
+                    i += k;
+                } else {
+                    memcpy(o, "\xEF\xBF\xBD", 3);
+                    o += 3;
+                    i++;
+                }
+            } else if (e == ESC_U) {
+                memcpy(o, "\\u00", 4);
+                o[4] = hex[c >> 4];
+                o[5] = hex[c & 15];
+                o += 6;
+                i++;
+            } else {
+                o[0] = '\\';
+                o[1] = (char)e;
+                o += 2;
+                i++;
+            }
         }
-        run = i;
+        out->len = (size_t)(o - out->data);
     }
-    if (i > run) pc_buf_append(out, p + run, i - run);
-    pc_buf_putc(out, '"');
+    out->data[out->len++] = '"';
+    out->data[out->len] = '\0';
 }
 
 void pc_json_write_cstr(pc_buf *out, const char *s)
@@ -636,9 +679,9 @@ void pc_json_write_cstr(pc_buf *out, const char *s)
 
 void pc_json_write_int(pc_buf *out, int64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-    pc_buf_append(out, tmp, (size_t)n);
+    pc_buf_reserve(out, 20);
+    out->len += pc_fmt_i64(out->data + out->len, v);
+    out->data[out->len] = '\0';
 }
 
 void pc_json_write_double(pc_buf *out, double v)
@@ -651,41 +694,58 @@ void pc_json_write_double(pc_buf *out, double v)
         pc_buf_puts(out, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
         return;
     }
-    char tmp[40];
-    int n = snprintf(tmp, sizeof(tmp), "%.15g", v);
-    if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof(tmp), "%.17g", v);
-    if (!strpbrk(tmp, ".eE")) {
-        tmp[n++] = '.';
-        tmp[n++] = '0';
-        tmp[n] = '\0';
+    pc_buf_reserve(out, PC_NUMFMT_MAX);
+    out->len += pc_fmt_double(out->data + out->len, v);
+    out->data[out->len] = '\0';
+}
+
+void pc_json_write_ms(pc_buf *out, int64_t end, int64_t start)
+{
+    int64_t d;
+    size_t k;
+    pc_buf_reserve(out, PC_NUMFMT_MAX);
+    if (!__builtin_sub_overflow(end, start, &d) && (k = pc_fmt_ms(out->data + out->len, d))) {
+        out->len += k;
+        out->data[out->len] = '\0';
+        return;
     }
-    pc_buf_append(out, tmp, (size_t)n);
+    pc_json_write_double(out, pc_time_diff_ms(end, start));
 }
 
 void pc_json_write_time(pc_buf *out, int64_t ns)
 {
-    char tmp[32];
-    pc_time_format(ns, tmp);
-    pc_buf_putc(out, '"');
-    pc_buf_puts(out, tmp);
-    pc_buf_putc(out, '"');
+    pc_buf_reserve(out, 29);
+    char *o = out->data + out->len;
+    o[0] = '"';
+    pc_time_format(ns, o + 1); /* 27 characters and a NUL */
+    o[28] = '"';
+    out->len += 29;
+    out->data[out->len] = '\0';
 }
 
 void pc_json_write_base64(pc_buf *out, const unsigned char *p, size_t n)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     pc_buf_reserve(out, (n + 2) / 3 * 4 + 2);
-    pc_buf_putc(out, '"');
+    char *o = out->data + out->len;
+    *o++ = '"';
     size_t i = 0;
-    for (; i + 2 < n; i += 3) {
+    for (; i + 2 < n; i += 3, o += 4) {
         unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63]};
-        pc_buf_append(out, q, 4);
+        o[0] = tbl[v >> 18];
+        o[1] = tbl[(v >> 12) & 63];
+        o[2] = tbl[(v >> 6) & 63];
+        o[3] = tbl[v & 63];
     }
     if (i < n) {
         unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-        char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], i + 1 < n ? tbl[(v >> 6) & 63] : '=', '='};
-        pc_buf_append(out, q, 4);
+        o[0] = tbl[v >> 18];
+        o[1] = tbl[(v >> 12) & 63];
+        o[2] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        o[3] = '=';
+        o += 4;
     }
-    pc_buf_putc(out, '"');
+    *o++ = '"';
+    out->len = (size_t)(o - out->data);
+    *o = '\0';
 }

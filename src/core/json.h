@@ -42,6 +42,13 @@ void pc_json_write_str(pc_buf *out, const char *p, size_t n);
 void pc_json_write_cstr(pc_buf *out, const char *s);
 void pc_json_write_int(pc_buf *out, int64_t v);
 void pc_json_write_double(pc_buf *out, double v);
+/*
+ * Writes end - start in milliseconds, byte-identical to
+ * pc_json_write_double(out, pc_time_diff_ms(end, start)) for every pair of
+ * int64 (tests/unit/core/test_json_writer.c), in integer arithmetic whenever
+ * that is provably the same text (see numfmt.h, pc_fmt_ms).
+ */
+void pc_json_write_ms(pc_buf *out, int64_t end, int64_t start);
 /* Writes |ns| as an ISO-8601 UTC string ("2025-01-27T10:00:00.123456Z"). */
 void pc_json_write_time(pc_buf *out, int64_t ns);
 /* Writes |n| bytes as a base64 JSON string. */

@@ -238,7 +238,12 @@ void pc_value_write_json(pc_buf *out, const pc_value *v)
 {
     switch (v->type) {
     case PC_V_STR: pc_json_write_str(out, v->s.p, v->s.n); break;
-    case PC_V_BOOL: pc_buf_puts(out, v->b ? "true" : "false"); break;
+    case PC_V_BOOL:
+        if (v->b)
+            pc_buf_lit(out, "true");
+        else
+            pc_buf_lit(out, "false");
+        break;
     case PC_V_INT: pc_json_write_int(out, v->i); break;
     case PC_V_DOUBLE: pc_json_write_double(out, v->d); break;
     case PC_V_BYTES: pc_json_write_base64(out, (const unsigned char *)v->s.p, v->s.n); break;
@@ -255,7 +260,7 @@ void pc_value_write_json(pc_buf *out, const pc_value *v)
         pc_attrs_write_json(out, &a);
         break;
     }
-    default: pc_buf_puts(out, "null");
+    default: pc_buf_lit(out, "null");
     }
 }
 
@@ -276,13 +281,13 @@ void pc_events_write_json(pc_buf *out, const pc_event *ev, size_t n)
     pc_buf_putc(out, '[');
     for (size_t i = 0; i < n; i++) {
         if (i) pc_buf_putc(out, ',');
-        pc_buf_puts(out, "{\"name\":");
+        pc_buf_lit(out, "{\"name\":");
         pc_json_write_str(out, ev[i].name.p, ev[i].name.n);
-        pc_buf_puts(out, ",\"timestamp\":");
+        pc_buf_lit(out, ",\"timestamp\":");
         pc_json_write_time(out, ev[i].time_ns);
-        pc_buf_puts(out, ",\"time_unix_nano\":");
+        pc_buf_lit(out, ",\"time_unix_nano\":");
         pc_json_write_int(out, ev[i].time_ns);
-        pc_buf_puts(out, ",\"attributes\":");
+        pc_buf_lit(out, ",\"attributes\":");
         pc_attrs_write_json(out, &ev[i].attrs);
         pc_buf_putc(out, '}');
     }
@@ -294,13 +299,13 @@ void pc_links_write_json(pc_buf *out, const pc_link *l, size_t n)
     pc_buf_putc(out, '[');
     for (size_t i = 0; i < n; i++) {
         if (i) pc_buf_putc(out, ',');
-        pc_buf_puts(out, "{\"trace_id\":");
+        pc_buf_lit(out, "{\"trace_id\":");
         pc_json_write_str(out, l[i].trace_id.p, l[i].trace_id.n);
-        pc_buf_puts(out, ",\"span_id\":");
+        pc_buf_lit(out, ",\"span_id\":");
         pc_json_write_str(out, l[i].span_id.p, l[i].span_id.n);
-        pc_buf_puts(out, ",\"trace_state\":");
+        pc_buf_lit(out, ",\"trace_state\":");
         pc_json_write_str(out, l[i].trace_state.p, l[i].trace_state.n);
-        pc_buf_puts(out, ",\"attributes\":");
+        pc_buf_lit(out, ",\"attributes\":");
         pc_attrs_write_json(out, &l[i].attrs);
         pc_buf_putc(out, '}');
     }
@@ -309,11 +314,11 @@ void pc_links_write_json(pc_buf *out, const pc_link *l, size_t n)
 
 void pc_scope_write_json(pc_buf *out, const pc_scope *s)
 {
-    pc_buf_puts(out, "{\"name\":");
+    pc_buf_lit(out, "{\"name\":");
     pc_json_write_str(out, s->name.p, s->name.n);
-    pc_buf_puts(out, ",\"version\":");
+    pc_buf_lit(out, ",\"version\":");
     pc_json_write_str(out, s->version.p, s->version.n);
-    pc_buf_puts(out, ",\"attributes\":");
+    pc_buf_lit(out, ",\"attributes\":");
     pc_attrs_write_json(out, &s->attrs);
     pc_buf_putc(out, '}');
 }

@@ -9,7 +9,6 @@
 #include "timefmt.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -176,23 +175,68 @@ double pc_time_diff_ms(int64_t end, int64_t start)
 
 /* --------------------------------------------------------------- printing -- */
 
+/*
+ * Civil date of day |z| counted from 1970-01-01 (proleptic Gregorian): the
+ * inverse of days_from_civil, in 400-year eras of 146097 days, with the year
+ * starting on March 1 so the leap day is the last day of its year.
+ */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;                                      /* 0..146096 */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* 0..365 */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* 0..11 from March */
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* |v| as exactly |w| digits, the most significant first. */
+static void put_digits(char *o, unsigned v, int w)
+{
+    for (int k = w - 1; k >= 0; k--, v /= 10) o[k] = (char)('0' + v % 10);
+}
+
+/*
+ * No gmtime_r and no snprintf (issue 12: a time is formatted per span and per
+ * event on the encoders' hot path). The year is clamped to 0..9999 so the text
+ * keeps its width; int64 ns reach only 1677..2262, so the clamp is a guard.
+ */
 void pc_time_format(int64_t ns, char out[32])
 {
-    int64_t secs = ns / 1000000000LL, rem = ns % 1000000000LL;
+    int64_t secs = ns / NS_PER_S, rem = ns % NS_PER_S;
     if (rem < 0) {
-        rem += 1000000000LL;
+        rem += NS_PER_S;
         secs--;
     }
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    int year = tm.tm_year + 1900;
+    int64_t days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    int64_t year;
+    int mon, mday;
+    civil_from_days(days, &year, &mon, &mday);
     if (year < 0) year = 0;
     if (year > 9999) year = 9999;
-    char tmp[96];
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", year, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000));
-    memcpy(out, tmp, 28); /* 27 characters and the NUL */
+    char *o = out;
+    put_digits(o, (unsigned)year, 4);
+    o[4] = '-';
+    put_digits(o + 5, (unsigned)mon, 2);
+    o[7] = '-';
+    put_digits(o + 8, (unsigned)mday, 2);
+    o[10] = 'T';
+    put_digits(o + 11, (unsigned)(sod / 3600), 2);
+    o[13] = ':';
+    put_digits(o + 14, (unsigned)(sod / 60 % 60), 2);
+    o[16] = ':';
+    put_digits(o + 17, (unsigned)(sod % 60), 2);
+    o[19] = '.';
+    put_digits(o + 20, (unsigned)(rem / 1000), 6);
+    o[26] = 'Z';
+    o[27] = '\0';
 }
 
 int64_t pc_time_now_ns(void)

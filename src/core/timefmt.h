@@ -61,7 +61,8 @@ int64_t pc_time_diff_ns(int64_t end, int64_t start);
 /* end - start in milliseconds, computed without overflow for any two int64. */
 double pc_time_diff_ms(int64_t end, int64_t start);
 
-/* Writes "YYYY-MM-DDTHH:MM:SS.ffffffZ" (microseconds) and a NUL into |out|. */
+/* Writes "YYYY-MM-DDTHH:MM:SS.ffffffZ" (microseconds, the year clamped to
+ * 0..9999) and a NUL into |out|: 28 bytes, no more. */
 void pc_time_format(int64_t ns, char out[32]);
 /* Current wall-clock time in ns. */
 int64_t pc_time_now_ns(void);

@@ -55,12 +55,8 @@ static uint64_t fnv1a64(pc_str s, uint64_t h)
 static const char *const kind_names[] = {"unspecified", "internal", "server",
                                          "client",      "producer", "consumer"};
 
-static void key(pc_buf *b, const char *k)
-{
-    pc_buf_putc(b, ',');
-    pc_json_write_cstr(b, k);
-    pc_buf_putc(b, ':');
-}
+/* Writes ,"k": in one append: |k| is a literal of plain ASCII, nothing to escape. */
+#define KEY(b, k) pc_buf_lit((b), ",\"" k "\":")
 
 static void str_val(pc_buf *b, pc_str s)
 {
@@ -72,7 +68,7 @@ static void str_or_null(pc_buf *b, pc_str s)
     if (s.n)
         pc_json_write_str(b, s.p, s.n);
     else
-        pc_buf_puts(b, "null");
+        pc_buf_lit(b, "null");
 }
 
 static void int_or_null(pc_buf *b, int64_t v)
@@ -80,71 +76,74 @@ static void int_or_null(pc_buf *b, int64_t v)
     if (v >= 0)
         pc_json_write_int(b, v);
     else
-        pc_buf_puts(b, "null");
+        pc_buf_lit(b, "null");
 }
 
 void pc_kafka_span_json(pc_buf *b, const pc_span *s, int64_t received_ns)
 {
-    pc_buf_puts(b, "{\"trace_id\":");
+    pc_buf_lit(b, "{\"trace_id\":");
     str_val(b, s->trace_id);
-    key(b, "span_id");
+    KEY(b, "span_id");
     str_val(b, s->span_id);
-    key(b, "parent_span_id");
+    KEY(b, "parent_span_id");
     str_or_null(b, s->parent_id);
-    key(b, "trace_state");
+    KEY(b, "trace_state");
     str_val(b, s->trace_state);
-    key(b, "name");
+    KEY(b, "name");
     str_val(b, s->name);
-    key(b, "kind");
+    KEY(b, "kind");
     pc_json_write_cstr(b, s->kind >= 0 && s->kind <= 5 ? kind_names[s->kind] : "unspecified");
-    key(b, "span_type");
+    KEY(b, "span_type");
     pc_json_write_cstr(b, pc_span_type_name(s->span_type));
-    key(b, "service_name");
+    KEY(b, "service_name");
     str_val(b, s->service_name);
-    key(b, "project_id");
+    KEY(b, "project_id");
     str_val(b, s->project_id);
-    key(b, "source");
+    KEY(b, "source");
     pc_json_write_cstr(b, pc_source_name(s->source));
-    key(b, "start_time_unix_nano");
+    KEY(b, "start_time_unix_nano");
     pc_json_write_int(b, s->start_ns);
-    key(b, "end_time_unix_nano");
+    KEY(b, "end_time_unix_nano");
     pc_json_write_int(b, s->end_ns > 0 ? s->end_ns : 0);
-    key(b, "started_at");
+    KEY(b, "started_at");
     pc_json_write_time(b, s->start_ns);
-    key(b, "ended_at");
+    KEY(b, "ended_at");
     if (s->end_ns > 0)
         pc_json_write_time(b, s->end_ns);
     else
-        pc_buf_puts(b, "null");
-    key(b, "duration_ms");
-    pc_json_write_double(b, s->end_ns > 0 ? pc_time_diff_ms(s->end_ns, s->start_ns) : 0.0);
-    key(b, "status");
+        pc_buf_lit(b, "null");
+    KEY(b, "duration_ms");
+    if (s->end_ns > 0)
+        pc_json_write_ms(b, s->end_ns, s->start_ns);
+    else
+        pc_buf_lit(b, "0.0");
+    KEY(b, "status");
     pc_json_write_cstr(b, pc_status_name(s->status));
-    key(b, "status_code");
+    KEY(b, "status_code");
     pc_json_write_int(b, s->status_code);
-    key(b, "status_message");
+    KEY(b, "status_message");
     str_val(b, s->status_message);
-    key(b, "flags");
+    KEY(b, "flags");
     pc_json_write_int(b, s->flags);
-    key(b, "attributes");
+    KEY(b, "attributes");
     pc_attrs_write_json(b, &s->attrs);
-    key(b, "events");
+    KEY(b, "events");
     pc_events_write_json(b, s->events, s->n_events);
-    key(b, "links");
+    KEY(b, "links");
     pc_links_write_json(b, s->links, s->n_links);
-    key(b, "resource");
+    KEY(b, "resource");
     pc_attrs_write_json(b, s->resource ? s->resource : &pc_empty_attrs);
-    key(b, "scope");
+    KEY(b, "scope");
     pc_scope_write_json(b, s->scope ? s->scope : &pc_empty_scope);
-    key(b, "llm_provider");
+    KEY(b, "llm_provider");
     str_or_null(b, s->llm_provider);
-    key(b, "llm_model");
+    KEY(b, "llm_model");
     str_or_null(b, s->llm_model);
-    key(b, "input_tokens");
+    KEY(b, "input_tokens");
     int_or_null(b, s->input_tokens);
-    key(b, "output_tokens");
+    KEY(b, "output_tokens");
     int_or_null(b, s->output_tokens);
-    key(b, "received_time_unix_nano");
+    KEY(b, "received_time_unix_nano");
     pc_json_write_int(b, received_ns);
     pc_buf_putc(b, '}');
 }
@@ -165,40 +164,40 @@ void pc_kafka_trace_json(pc_buf *b, const pc_span *const *spans, size_t n, int64
         if (s->input_tokens > 0) in += s->input_tokens;
         if (s->output_tokens > 0) out += s->output_tokens;
     }
-    pc_buf_puts(b, "{\"trace_id\":");
+    pc_buf_lit(b, "{\"trace_id\":");
     str_val(b, f->trace_id);
-    key(b, "project_id");
+    KEY(b, "project_id");
     str_val(b, f->project_id);
-    key(b, "service_name");
+    KEY(b, "service_name");
     str_val(b, root ? root->service_name : f->service_name);
-    key(b, "source");
+    KEY(b, "source");
     pc_json_write_cstr(b, pc_source_name(f->source));
-    key(b, "started_at");
+    KEY(b, "started_at");
     pc_json_write_time(b, started);
-    key(b, "start_time_unix_nano");
+    KEY(b, "start_time_unix_nano");
     pc_json_write_int(b, started);
-    key(b, "completed_at");
+    KEY(b, "completed_at");
     pc_json_write_time(b, completed);
-    key(b, "end_time_unix_nano");
+    KEY(b, "end_time_unix_nano");
     pc_json_write_int(b, completed);
-    key(b, "duration_ms");
-    pc_json_write_double(b, pc_time_diff_ms(completed, started));
-    key(b, "span_count");
+    KEY(b, "duration_ms");
+    pc_json_write_ms(b, completed, started);
+    KEY(b, "span_count");
     pc_json_write_int(b, (int64_t)n);
-    key(b, "status");
+    KEY(b, "status");
     pc_json_write_cstr(b, error ? "error" : pending ? "pending" : "success");
-    key(b, "root_span_id");
+    KEY(b, "root_span_id");
     str_or_null(b, root ? root->span_id : PC_STR_NULL);
-    key(b, "root_span_name");
+    KEY(b, "root_span_name");
     if (root)
         str_val(b, root->name);
     else
-        pc_buf_puts(b, "null");
-    key(b, "input_tokens");
+        pc_buf_lit(b, "null");
+    KEY(b, "input_tokens");
     pc_json_write_int(b, in);
-    key(b, "output_tokens");
+    KEY(b, "output_tokens");
     pc_json_write_int(b, out);
-    key(b, "received_time_unix_nano");
+    KEY(b, "received_time_unix_nano");
     pc_json_write_int(b, received_ns);
     pc_buf_putc(b, '}');
 }

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <time.h>
 
 static int64_t parse(const char *s)
 {
@@ -47,6 +48,71 @@ static void test_format(void)
     CHECK_EQ_STR(out, "2025-01-27T10:00:00.123456Z");
     pc_time_format(0, out);
     CHECK_EQ_STR(out, "1970-01-01T00:00:00.000000Z");
+}
+
+/* pc_time_format before issue 12 (gmtime_r and snprintf): the reference. */
+static void ref_format(int64_t ns, char out[32])
+{
+    int64_t secs = ns / 1000000000LL, rem = ns % 1000000000LL;
+    if (rem < 0) {
+        rem += 1000000000LL;
+        secs--;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int year = tm.tm_year + 1900;
+    if (year < 0) year = 0;
+    if (year > 9999) year = 9999;
+    char tmp[96];
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", year, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000));
+    memcpy(out, tmp, 28);
+}
+
+/*
+ * The integer civil-date formatter against gmtime on the edges (1970, leap
+ * days of 1972/2000/2024, the non-leap 1900 and 2100, the ends of int64 ns:
+ * 1677 and 2262, negatives with a fraction) and on random ns across all of
+ * int64 (fixed seed). The year clamp to 0..9999 cannot be reached from int64
+ * ns (1677..2262); the ends of the range are the extremes there are.
+ */
+static void test_format_reference(void)
+{
+    const int64_t S = 1000000000LL;
+    const int64_t edge[] = {0, -1, 1, -S, S - 1, -S + 1, 999, -999, 86400 * S - 1, 86400 * S,
+                            -86400 * S, -86400 * S - 1, 68169600LL * S, 68256000LL * S,
+                            951782400LL * S, 951868800LL * S, 1709164800LL * S,
+                            1709251200LL * S - 1, -2203977600LL * S, 4107542400LL * S,
+                            4107456000LL * S, INT64_MAX, INT64_MIN, INT64_MIN + 1, INT64_MAX - 1,
+                            -9223372036LL * S, 9223372036LL * S, -62135596800LL / 100 * S};
+    size_t n_edge = sizeof(edge) / sizeof(edge[0]);
+    uint64_t x = 88172645463325252ull;
+    int diff = 0;
+    for (size_t r = 0; r < 1000000; r++) {
+        int64_t ns;
+        if (r < n_edge) {
+            ns = edge[r];
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ns = r % 4 ? (int64_t)x : (int64_t)(x >> (r % 64)) * (x & 1 ? -1 : 1);
+        }
+        char got[32], want[32];
+        pc_time_format(ns, got);
+        ref_format(ns, want);
+        if (strcmp(got, want) != 0 && diff++ < 5)
+            fprintf(stderr, "%lld: %s != %s\n", (long long)ns, got, want);
+    }
+    CHECK_EQ_INT(diff, 0);
+    char out[32];
+    pc_time_format(951782400LL * S + 1500, out); /* 2000-02-29, 1.5 us */
+    CHECK_EQ_STR(out, "2000-02-29T00:00:00.000001Z");
+    pc_time_format(INT64_MIN, out);
+    CHECK_EQ_STR(out, "1677-09-21T00:12:43.145224Z");
+    pc_time_format(-1, out);
+    CHECK_EQ_STR(out, "1969-12-31T23:59:59.999999Z");
 }
 
 /* The checked conversions: the fuzz findings' values, the edges, no UB. */
@@ -107,6 +173,7 @@ int main(void)
     RUN(test_forms);
     RUN(test_rejects);
     RUN(test_format);
+    RUN(test_format_reference);
     RUN(test_range);
     RUN(test_parse_edges);
     return CHECK_DONE();
