@@ -8,7 +8,7 @@
  * record bytes written, spans per CPU-second, and record bytes per span.
  * A program that prints numbers, not a test.
  *
- *   encode_bench [SECONDS]   (default 2 per encoding)
+ *   encode_bench [SECONDS [ENCODING]]   (default 2 per encoding, all three)
  */
 #include "workload.h"
 
@@ -53,6 +53,7 @@ int main(int argc, char **argv)
                 {"otlp_json", PC_KAFKA_ENC_OTLP_JSON}};
     pc_buf rec = PC_BUF_INIT;
     for (size_t e = 0; e < sizeof(encs) / sizeof(encs[0]); e++) {
+        if (argc > 2 && strcmp(argv[2], encs[e].name)) continue;
         size_t rounds = 0, bytes = 0, msgs = 0;
         double t0 = now(), t = t0;
         while (t - t0 < seconds) {

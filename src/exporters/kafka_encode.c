@@ -316,6 +316,25 @@ static int hex_decode(const char *p, size_t n, uint8_t *out, size_t want, bool d
     return got == 2 * want ? 0 : -1;
 }
 
+static int lower_nibble(char c)
+{
+    unsigned d = (unsigned)(unsigned char)c - '0';
+    if (d < 10) return (int)d;
+    d = (unsigned)(unsigned char)c - 'a';
+    return d < 6 ? (int)d + 10 : -1;
+}
+
+/* Decodes the 2*|want| lowercase hex digits of |p| (the hot case of ids). 0 / -1. */
+static int lower_hex_decode(const char *p, uint8_t *out, size_t want)
+{
+    for (size_t i = 0; i < want; i++) {
+        int h = lower_nibble(p[2 * i]), l = lower_nibble(p[2 * i + 1]);
+        if ((h | l) < 0) return -1;
+        out[i] = (uint8_t)(h << 4 | l);
+    }
+    return 0;
+}
+
 static bool all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -339,7 +358,7 @@ static bool is_uuid(pc_str id)
  */
 static bool id_bytes(pc_str id, uint8_t *out, size_t want)
 {
-    if (id.n == 2 * want && hex_decode(id.p, id.n, out, want, false, true) == 0 &&
+    if (id.n == 2 * want && lower_hex_decode(id.p, out, want) == 0 &&
         !all_zero(out, want))
         return true;
     if (want == 16 && is_uuid(id) && hex_decode(id.p, id.n, out, want, true, false) == 0 &&
@@ -359,6 +378,8 @@ static const char *const reserved_attrs[] = {"prela.trace_id", "prela.span_id",
 bool pc_kafka_attr_escaped(pc_str key)
 {
     size_t pn = sizeof(PC_KAFKA_ATTR_ESCAPE) - 1;
+    /* every reserved key and the escape begin with "prela.": most keys stop here */
+    if (key.n < 6 || memcmp(key.p, "prela.", 6)) return false;
     if (key.n >= pn && !memcmp(key.p, PC_KAFKA_ATTR_ESCAPE, pn)) return true;
     for (const char *const *r = reserved_attrs; *r; r++)
         if (pc_str_eq(key, *r)) return true;
@@ -679,11 +700,22 @@ static void put_fixed(pbw *w, uint64_t v, int bytes)
         *w->p++ = (uint8_t)(v >> (8 * i));
 }
 
-/* The tag and length of the submessage whose slot is next on the tape. */
-static void put_head(pbw *w, uint8_t tag)
+/* The tag and length of the submessage whose slot is next on the tape; returns the length. */
+static size_t put_head(pbw *w, uint8_t tag)
 {
+    size_t n = w->tape[w->at++];
     *w->p++ = tag;
-    put_varint(w, w->tape[w->at++]);
+    put_varint(w, n);
+    return n;
+}
+
+/* The body length of the one length-delimited field whose whole size is |field|. */
+static size_t ld_inner(size_t field)
+{
+    size_t n = field - 2;
+    while (ld(n) != field)
+        n--;
+    return n;
 }
 
 static void wr_kvs(pbw *w, uint8_t tag, const pc_kv *kv, size_t n, const pc_kv *extra,
@@ -691,10 +723,10 @@ static void wr_kvs(pbw *w, uint8_t tag, const pc_kv *kv, size_t n, const pc_kv *
 
 static void wr_any(pbw *w, uint8_t tag, const pc_value *v)
 {
-    put_head(w, tag);
+    size_t body = put_head(w, tag);
     switch (v->type) {
-    case PC_V_STR:
-        put_bytes(w, T_AV_STRING, v->s.p, cut(v->s));
+    case PC_V_STR: /* the body is the string field: its length is the cut one, no memchr again */
+        put_bytes(w, T_AV_STRING, v->s.p, ld_inner(body));
         break;
     case PC_V_BOOL:
         *w->p++ = T_AV_BOOL;
