@@ -433,8 +433,9 @@ static uint64_t unix_ns(int64_t ns)
  * the same order, taking each submessage's size off the tape, with unchecked
  * stores into the reserved block. Nothing is written twice or moved. (Writing
  * a body and then moving it behind its length would move every large span and
- * ScopeSpans once per nesting level whose reserved width was guessed wrong;
- * encode_bench measured the tape at ~2.5x the protobuf-c packing it replaces.)
+ * ScopeSpans once per nesting level whose reserved width was guessed wrong.)
+ * encode_bench, otlp_proto: 0.67M spans per CPU-second with protobuf-c, 1.67M
+ * with this writer (memchr for the NUL cut is now its largest single cost).
  *
  * The bytes are exactly those protobuf-c packed from the structs this replaced
  * (test_kafka_otlp_writer checks it): fields in field-number order; proto3
