@@ -70,6 +70,15 @@ static pc_str rstr(size_t max)
     static const char *const pieces[] = {"a", "Z", " ", "é", "日本", "\"", "\\", "\n", "😀", "x"};
     char tmp[256];
     size_t n = 0, want = below(max + 1);
+    if (below(60) == 0) { /* long: lengths around the 1-, 2- and 3-byte varint limits */
+        static const size_t lens[] = {126, 127, 128, 129, 16382, 16383, 16384, 70000};
+        size_t len = lens[below(8)];
+        char *p = pc_arena_alloc(A, len + 1);
+        for (size_t i = 0; i < len; i++)
+            p[i] = (char)('a' + i % 26);
+        if (!clean && below(2)) p[below(len)] = '\0';
+        return (pc_str){p, len};
+    }
     while (n < want && n + 8 < sizeof(tmp)) {
         if (!clean && below(8) == 0) {
             tmp[n++] = below(2) ? '\0' : (char)0xff; /* NUL, invalid UTF-8 */
