@@ -12,7 +12,7 @@
  * receiver's ExportMetricsServiceRequest / ExportLogsServiceRequest protobuf
  * unchanged and have no key; they need no encoder.
  *
- * == prela_json (default) ==
+ * == prela_json ==
  *
  * topics.spans: one UTF-8 JSON object per span, every field of the model
  * (span.h), in this order:
@@ -64,7 +64,7 @@
  *   input_tokens, output_tokens   sums of the known token counts (0 when none)
  *   received_time_unix_nano    as above
  *
- * == otlp_proto / otlp_json ==
+ * == otlp_proto (the default) / otlp_json ==
  *
  * topics.spans: one ExportTraceServiceRequest per trace id per batch (split
  * into several requests, each a subset of the trace's spans, when one would

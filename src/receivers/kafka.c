@@ -77,8 +77,9 @@ static const pc_option options[] = {
         "consumer group; storage collectors sharing it split the partitions"),
     OPT("topics", PC_OPT_STRLIST, "spans", topics, 0, 0,
         "topics to read: the exporter's topics.spans (one name or a list)"),
-    OPT("encoding", PC_OPT_STRING, "prela_json", encoding, 0, 0,
-        "what the exporter wrote: prela_json, otlp_proto or otlp_json"),
+    OPT("encoding", PC_OPT_STRING, "auto", encoding, 0, 0,
+        "what the exporter wrote: auto (each message's own), otlp_proto, prela_json or "
+        "otlp_json"),
     OPT("max_batch_spans", PC_OPT_INT, "10000", max_batch_spans, 1, 1000000,
         "spans per batch passed on (a message is never split, so one may exceed it)"),
     OPT("max_batch_wait", PC_OPT_DURATION, "100ms", max_batch_wait_ms, 1, 600000,
@@ -118,7 +119,7 @@ static int krecv_validate(const void *cfgp, char *err, size_t errlen)
         if (!c->topics.v[i] || !*c->topics.v[i])
             return bad(err, errlen, "topics", "a topic name is empty");
     if (pc_kafka_encoding_parse(c->encoding) < 0)
-        return bad(err, errlen, "encoding", "must be prela_json, otlp_proto or otlp_json");
+        return bad(err, errlen, "encoding", "must be auto, otlp_proto, prela_json or otlp_json");
     if (pc_kafka_find_name(initial_offsets, c->initial_offset) < 0)
         return bad(err, errlen, "initial_offset", "must be earliest or latest");
     if (c->max_retry_backoff_ms < c->retry_backoff_ms)

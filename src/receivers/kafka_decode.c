@@ -17,11 +17,12 @@
 #include "timefmt.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-static const char *const encodings[] = {"prela_json", "otlp_proto", "otlp_json", NULL};
+static const char *const encodings[] = {"prela_json", "otlp_proto", "otlp_json", "auto", NULL};
 static const char *const kind_names[] = {"unspecified", "internal", "server",
                                          "client",      "producer", "consumer"};
 
@@ -358,11 +359,31 @@ static pc_kafka_decoded decode_otlp(pc_batch *b, bool json, const void *buf, siz
     return PC_KAFKA_SPANS;
 }
 
+/* JSON whitespace. */
+static bool json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+pc_kafka_encoding pc_kafka_encoding_detect(const void *buf, size_t len)
+{
+    const char *p = buf, *end = p + len;
+    if (p == end || *p != '{') return PC_KAFKA_OTLP_PROTO;
+    for (p++; p < end && json_ws(*p);) p++;
+    static const char *const keys[] = {"\"resourceSpans\"", "\"resource_spans\""};
+    for (int i = 0; i < 2; i++) {
+        size_t k = strlen(keys[i]);
+        if ((size_t)(end - p) >= k && memcmp(p, keys[i], k) == 0) return PC_KAFKA_OTLP_JSON;
+    }
+    return PC_KAFKA_PRELA_JSON;
+}
+
 pc_kafka_decoded pc_kafka_decode(pc_batch *b, pc_kafka_encoding encoding, const void *buf,
                                  size_t len, int64_t msg_time_ns, pc_kafka_decode_result *res)
 {
     memset(res, 0, sizeof(*res));
     if (!buf) buf = "";
+    if (encoding == PC_KAFKA_AUTO) encoding = pc_kafka_encoding_detect(buf, len);
     switch (encoding) {
     case PC_KAFKA_OTLP_PROTO: return decode_otlp(b, false, buf, len, msg_time_ns, res);
     case PC_KAFKA_OTLP_JSON: return decode_otlp(b, true, buf, len, msg_time_ns, res);

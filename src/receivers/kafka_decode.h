@@ -55,10 +55,26 @@ typedef enum pc_kafka_encoding {
     PC_KAFKA_PRELA_JSON = 0,
     PC_KAFKA_OTLP_PROTO,
     PC_KAFKA_OTLP_JSON,
+    PC_KAFKA_AUTO, /* each message's own, by pc_kafka_encoding_detect */
 } pc_kafka_encoding;
 
-/* Parses "prela_json", "otlp_proto", "otlp_json" (any case); -1 for anything else. */
+/* Parses "prela_json", "otlp_proto", "otlp_json", "auto" (any case); -1 for
+ * anything else. */
 int pc_kafka_encoding_parse(const char *s);
+
+/*
+ * Which of the three encodings a message of |len| bytes at |buf| is in, from
+ * its first bytes (no parse): a first byte '{' followed (after JSON
+ * whitespace) by the key "resourceSpans" or "resource_spans" is otlp_json,
+ * which OTLP/JSON writers put first (a request has no other field); any other
+ * first '{' is prela_json (its objects begin with "trace_id"); anything else is
+ * otlp_proto. A protobuf request cannot begin with '{': 0x7B is the tag of
+ * field 15 with wire type 3 (a group), which the wire check refuses anyway.
+ * Leading whitespace is not skipped: 0x0A ('\n') is the tag protobuf requests
+ * begin with. So a storage collector reads topics its gateways write in any
+ * encoding, also while they change encoding.
+ */
+pc_kafka_encoding pc_kafka_encoding_detect(const void *buf, size_t len);
 
 /* What one message turned out to be. */
 typedef enum pc_kafka_decoded {

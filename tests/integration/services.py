@@ -97,9 +97,10 @@ class Kafka:
                            text=True, timeout=300)
         assert r.returncode == 0, f"scripts/kafka.sh {action} failed:\n{r.stdout}\n{r.stderr}"
 
-    def consume(self, topic, count, timeout=30, conf=None):
-        """Reads |count| messages of |topic| from the beginning: [(key, value)]. |conf|
-        (librdkafka properties) replaces the PLAINTEXT connection, e.g. ssl_conf()."""
+    def _read(self, topic, timeout, conf, enough):
+        """Reads |topic| from the beginning, appending (key, value) to a list until
+        enough(list) or |timeout|; returns the list."""
+        import time
         from confluent_kafka import Consumer
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "test-" + uuid.uuid4().hex,
                       "auto.offset.reset": "earliest", "enable.auto.commit": False,
@@ -107,17 +108,43 @@ class Kafka:
         c.subscribe([topic])
         out = []
         try:
-            import time
             deadline = time.time() + timeout
-            while len(out) < count and time.time() < deadline:
+            while not enough(out) and time.time() < deadline:
                 m = c.poll(0.5)
                 if m is None or m.error():
                     continue
                 out.append((m.key(), m.value()))
         finally:
             c.close()
+        return out
+
+    def consume(self, topic, count, timeout=30, conf=None):
+        """Reads |count| messages of |topic| from the beginning: [(key, value)]. |conf|
+        (librdkafka properties) replaces the PLAINTEXT connection, e.g. ssl_conf()."""
+        out = self._read(topic, timeout, conf, lambda got: len(got) >= count)
         assert len(out) >= count, f"{topic}: {len(out)} of {count} messages after {timeout}s"
         return out
+
+    def consume_span_ids(self, topic, count, timeout=30, conf=None):
+        """Like consume, until |count| spans arrived in messages of prela_json or
+        otlp_proto (kafka_encode.h): the span ids, one per span read."""
+        import json
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import \
+            ExportTraceServiceRequest
+
+        def ids_of(value):
+            if value[:1] == b"{":
+                return [json.loads(value)["span_id"]]
+            req = ExportTraceServiceRequest.FromString(value)
+            return [s.span_id.hex() for rs in req.resource_spans for ss in rs.scope_spans
+                    for s in ss.spans]
+
+        def ids(msgs):
+            return [i for _, v in msgs for i in ids_of(v)]
+
+        got = ids(self._read(topic, timeout, conf, lambda msgs: len(ids(msgs)) >= count))
+        assert len(got) >= count, f"{topic}: {len(got)} of {count} spans after {timeout}s"
+        return got
 
     def ssl_conf(self, mechanism="SCRAM-SHA-512"):
         """librdkafka properties of a client of the SASL_SSL listener that verifies the

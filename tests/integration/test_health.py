@@ -36,7 +36,8 @@ def wait_health(c, code, timeout):
 
 
 def test_health_follows_the_broker(make_collector, kafka):
-    c, topics = kafka_collector(make_collector, kafka, "health", timeout="2s")
+    c, topics = kafka_collector(make_collector, kafka, "health", timeout="2s",
+                                settings="encoding: prela_json")  # a message per span
     for code, body in health(c):
         assert code == 200 and body["status"] == "healthy", body
         k = kafka_state(body)

@@ -51,7 +51,7 @@ logs:
 
 
 def test_signals_reach_their_topics(make_collector, kafka):
-    c, topics = kafka_collector(make_collector, kafka, "signals")
+    c, topics = kafka_collector(make_collector, kafka, "signals", settings="encoding: prela_json")
     traces = workload.make_traces(2)  # 20 spans
     with grpc.insecure_channel(c.grpc) as ch:
         ch.unary_unary(TRACE_EXPORT)(workload.to_proto(traces), timeout=30)
@@ -91,7 +91,8 @@ def test_broker_down_answers_retry_then_delivers(make_collector, kafka):
     """With the broker stopped nothing is acknowledged: 503 + Retry-After over HTTP,
     UNAVAILABLE over gRPC. Once it is back, the SDK's retry is delivered."""
     import requests
-    c, topics = kafka_collector(make_collector, kafka, "down", timeout="2s")
+    c, topics = kafka_collector(make_collector, kafka, "down", timeout="2s",
+                                settings="encoding: prela_json")
     traces = workload.make_traces(1)
     body = workload.to_proto(traces)
     kafka.run("stop")

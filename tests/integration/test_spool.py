@@ -27,6 +27,7 @@ def spool_collector(make_collector, tmp_path, brokers, run, after="1s", timeout=
     spool_dir = tmp_path / f"spool-{run}"
     c, topics = kafka_collector(make_collector, None, run, timeout=timeout, brokers=brokers,
                                 settings=f"""
+encoding: prela_json  # one message per span: span_ids_on reads them
 spool:
   directory: {spool_dir}
   max_size: {max_size}

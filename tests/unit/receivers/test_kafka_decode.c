@@ -455,7 +455,8 @@ static void test_prela_json_round_trip(void)
     pc_batch_unref(ob);
 }
 
-static void otlp_round_trip(bool json)
+/* |json|: otlp_json, else otlp_proto; |auto_detect|: decoded as PC_KAFKA_AUTO. */
+static void otlp_round_trip(bool json, bool auto_detect)
 {
     pc_batch *ob = originals();
     const pc_span *all[8];
@@ -468,8 +469,9 @@ static void otlp_round_trip(bool json)
     pc_batch *gb = pc_batch_create(NULL);
     pc_kafka_decode_result r;
     int64_t ts = T0 + 4242 * MS;
-    CHECK_EQ_INT(pc_kafka_decode(gb, json ? PC_KAFKA_OTLP_JSON : PC_KAFKA_OTLP_PROTO, m.data, m.len,
-                                 ts, &r),
+    pc_kafka_encoding enc = json ? PC_KAFKA_OTLP_JSON : PC_KAFKA_OTLP_PROTO;
+    CHECK_EQ_INT(pc_kafka_encoding_detect(m.data, m.len), enc);
+    CHECK_EQ_INT(pc_kafka_decode(gb, auto_detect ? PC_KAFKA_AUTO : enc, m.data, m.len, ts, &r),
                  PC_KAFKA_SPANS);
     if (r.error[0]) fprintf(stderr, "   %s\n", r.error);
     pc_buf_free(&m);
@@ -489,12 +491,14 @@ static void otlp_round_trip(bool json)
 
 static void test_otlp_proto_round_trip(void)
 {
-    otlp_round_trip(false);
+    otlp_round_trip(false, false);
+    otlp_round_trip(false, true);
 }
 
 static void test_otlp_json_round_trip(void)
 {
-    otlp_round_trip(true);
+    otlp_round_trip(true, false);
+    otlp_round_trip(true, true);
 }
 
 /* -------------------------------------------------------------- hostile -- */
@@ -746,11 +750,58 @@ static void test_times_before_1970(void)
     pc_batch_unref(ob);
 }
 
+/* encoding: auto reads each message in its own encoding (kafka_decode.h). */
+static void test_auto_detect(void)
+{
+    pc_batch *ob = originals();
+    const pc_span *all[8];
+    for (size_t i = 0; i < ob->n; i++) all[i] = &ob->spans[i];
+    pc_buf m = PC_BUF_INIT;
+    pc_kafka_span_json(&m, &ob->spans[0], ob->received_ns);
+    CHECK_EQ_INT(pc_kafka_encoding_detect(m.data, m.len), PC_KAFKA_PRELA_JSON);
+    pc_batch *gb = pc_batch_create(NULL);
+    pc_kafka_decode_result r;
+    CHECK_EQ_INT(pc_kafka_decode(gb, PC_KAFKA_AUTO, m.data, m.len, 0, &r), PC_KAFKA_SPANS);
+    CHECK_EQ_INT(gb->n, 1);
+    CHECK(gb->n == 1 && gb->spans[0].span_id.n == ob->spans[0].span_id.n &&
+          memcmp(gb->spans[0].span_id.p, ob->spans[0].span_id.p, ob->spans[0].span_id.n) == 0);
+    m.len = 0;
+    pc_kafka_trace_json(&m, all, 2, ob->received_ns);
+    CHECK_EQ_INT(pc_kafka_decode(gb, PC_KAFKA_AUTO, m.data, m.len, 0, &r), PC_KAFKA_SUMMARY);
+    pc_buf_free(&m);
+    pc_batch_unref(gb);
+    pc_batch_unref(ob);
+    /* first bytes only: pretty OTLP/JSON, snake_case, not-a-request JSON, binary */
+    static const struct {
+        const char *msg;
+        size_t len;
+        pc_kafka_encoding want;
+    } cases[] = {
+        {"{ \n\t\"resourceSpans\": []}", 24, PC_KAFKA_OTLP_JSON},
+        {"{\"resource_spans\":[]}", 21, PC_KAFKA_OTLP_JSON},
+        {"{\"resourceSpan\":1}", 18, PC_KAFKA_PRELA_JSON},
+        {"{", 1, PC_KAFKA_PRELA_JSON},
+        {"", 0, PC_KAFKA_OTLP_PROTO},
+        /* a ResourceSpans of 123 bytes: tag 0x0A ('\n'), length 0x7B ('{') */
+        {"\x0a\x7b\x0a\x00", 4, PC_KAFKA_OTLP_PROTO},
+        {" {\"trace_id\":1}", 15, PC_KAFKA_OTLP_PROTO},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pc_kafka_encoding got = pc_kafka_encoding_detect(cases[i].msg, cases[i].len);
+        if (got != cases[i].want) fprintf(stderr, "   case %zu: got %d\n", i, (int)got);
+        CHECK_EQ_INT(got, cases[i].want);
+    }
+    /* undecodable in the detected encoding: poison, as with a fixed encoding */
+    POISON(PC_KAFKA_AUTO, "{\"trace_id\":", NULL);
+    POISON(PC_KAFKA_AUTO, "\x0a\x7b\x0a", NULL);
+}
+
 static void test_encoding_names(void)
 {
     CHECK_EQ_INT(pc_kafka_encoding_parse("prela_json"), PC_KAFKA_PRELA_JSON);
     CHECK_EQ_INT(pc_kafka_encoding_parse("OTLP_PROTO"), PC_KAFKA_OTLP_PROTO);
     CHECK_EQ_INT(pc_kafka_encoding_parse("otlp_json"), PC_KAFKA_OTLP_JSON);
+    CHECK_EQ_INT(pc_kafka_encoding_parse("auto"), PC_KAFKA_AUTO);
     CHECK_EQ_INT(pc_kafka_encoding_parse("avro"), -1);
     CHECK_EQ_INT(pc_kafka_encoding_parse(NULL), -1);
 }
@@ -761,6 +812,7 @@ int main(void)
     RUN(test_prela_json_round_trip);
     RUN(test_otlp_proto_round_trip);
     RUN(test_otlp_json_round_trip);
+    RUN(test_auto_detect);
     RUN(test_hostile_prela_json);
     RUN(test_hostile_otlp);
     RUN(test_client_prela_attributes_proto);
