@@ -13,7 +13,7 @@
 #  e prela-kafka Prela JSON /v1/batch -> Kafka (ours only)
 #  f http-80k    OTLP/HTTP -> Kafka at a fixed 80,000 spans/s (latency: p50/p99)
 # Ours: configs/gateway.yaml as shipped (acks=all, zstd, spool on) with the default
-# encoding (ours) and KAFKA_ENCODING=otlp_proto (ours-proto); "nothing" is a generated
+# encoding, otlp_proto (ours), and KAFKA_ENCODING=prela_json (ours-json); "nothing" is a generated
 # config with the same receivers + normalize into the debug exporter at log level warn.
 # Peer: bench/peers/kafka.yaml (otlp_proto, acks all, zstd, no sending queue) and
 # bench/peers/nop.yaml. Every round runs each variant once, alternating, each a fresh
@@ -168,10 +168,10 @@ run() {
   [ "$sink" = kafka ] && ensure_topics
   case "$v" in
     peer) start_peer "$ROOT/bench/peers/$([ $sink = kafka ] && echo kafka || echo nop).yaml" "$log" ;;
-    ours|ours-proto)
+    ours|ours-json)
       key=(--api-key "$KEY")
-      local enc=prela_json cfg=$TMP/ours-none.yaml
-      [ "$v" = ours-proto ] && enc=otlp_proto
+      local enc=otlp_proto cfg=$TMP/ours-none.yaml
+      [ "$v" = ours-json ] && enc=prela_json
       [ "$sink" = kafka ] && cfg=$ROOT/configs/gateway.yaml
       rm -rf "$TMP/data"
       PRELA_DATA_DIR=$TMP/data KAFKA_ENCODING=$enc start_collector "$cfg" "$log" \
@@ -200,7 +200,7 @@ variants() { # the variants that run WORKLOAD $1, in alternating order
   local v=()
   [ "$ONLY" = peer ] || v+=(ours)
   [ "$ONLY" = ours ] || [ "$1" = prela-kafka ] || v+=(peer)
-  [ "$ONLY" = peer ] || case "$1" in *-none) ;; *) v+=(ours-proto) ;; esac
+  [ "$ONLY" = peer ] || case "$1" in *-none) ;; *) v+=(ours-json) ;; esac
   printf '%s\n' "${v[@]}"
 }
 
@@ -222,13 +222,13 @@ median() { # median WORKLOAD VARIANT COLUMN (raw.tsv)
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 row() { # row LABEL WORKLOAD COLUMN
-  local p o op; p=$(median "$2" peer "$3"); o=$(median "$2" ours "$3"); op=$(median "$2" ours-proto "$3")
+  local p o op; p=$(median "$2" peer "$3"); o=$(median "$2" ours "$3"); op=$(median "$2" ours-json "$3")
   printf '%-34s %12s %12s %12s %8s %8s\n' "$1" "$o" "$op" "$p" "$(ratio "$o" "$p")" "$(ratio "$op" "$p")"
 }
 echo
 echo "== medians of $ROUNDS rounds ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "$(( $(date +%s) - T_START )) s; peer: OpenTelemetry Collector $("$PEER" --version 2>/dev/null | awk '{print $NF}'))"
-printf '%-34s %12s %12s %12s %8s %8s\n' workload ours ours-proto peer ours/peer proto/peer
+printf '%-34s %12s %12s %12s %8s %8s\n' workload ours ours-json peer ours/peer json/peer
 for w in http-kafka grpc-kafka http-none grpc-none prela-kafka; do row "$w spans/CPU-s" "$w" 5; done
 for w in http-kafka grpc-kafka http-none grpc-none prela-kafka; do row "$w spans/s" "$w" 4; done
 row "http-80k p50 ms" http-80k 6
