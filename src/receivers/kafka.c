@@ -94,7 +94,8 @@ static const pc_option options[] = {
         "cap of the doubling retry wait"),
     OPT("session_timeout", PC_OPT_DURATION, "10s", session_timeout_ms, 6000, 300000,
         "how long the group waits for a collector that stopped heartbeating (crashed) before "
-        "giving its partitions to the others; 6s..5m (the broker's limits)"),
+        "giving its partitions to the others; 6s..5m (the broker's limits). Also the longest "
+        "a stop waits for a first assignment still pending (librdkafka issue #4312)"),
     OPT("max_message_bytes", PC_OPT_SIZE, "16MiB", max_message_bytes, 1024, 1000000000,
         "largest message fetched whole (max.partition.fetch.bytes); at least the exporter's "
         "max_message_bytes, so a large span is read like a small one"),
