@@ -34,7 +34,9 @@
  * Shutdown: the thread stops polling, offers the batch in hand once more (the
  * bound is next's own deadline, e.g. the exporter's timeout), commits it only
  * when accepted, else abandons it uncommitted (it is redelivered), then the
- * consumer is closed, which leaves the group.
+ * consumer is closed, which leaves the group. A consumer stopped between
+ * joining the group and its first assignment first waits for that assignment
+ * (see await_first_assignment: librdkafka < 2.2.1 would abort in destroy).
  */
 #include "kafka.h"
 
@@ -93,7 +95,8 @@ static const pc_option options[] = {
         "cap of the doubling retry wait"),
     OPT("session_timeout", PC_OPT_DURATION, "10s", session_timeout_ms, 6000, 300000,
         "how long the group waits for a collector that stopped heartbeating (crashed) before "
-        "giving its partitions to the others; 6s..5m (the broker's limits)"),
+        "giving its partitions to the others; 6s..5m (the broker's limits). Also the longest "
+        "a stop waits for a first assignment still pending (librdkafka issue #4312)"),
     OPT("max_message_bytes", PC_OPT_SIZE, "16MiB", max_message_bytes, 1024, 1000000000,
         "largest message fetched whole (max.partition.fetch.bytes); at least the exporter's "
         "max_message_bytes, so a large span is read like a small one"),
@@ -145,6 +148,9 @@ typedef struct krecv {
     rd_kafka_topic_partition_list_t *offsets; /* to commit: last offset + 1 per partition */
     bool paused;
     int last_err; /* last consumer error logged, so a failing state logs once */
+    bool joined;         /* a group member id was seen (see note_member) */
+    bool assigned_once;  /* a first assignment arrived (rebalance callback) */
+    bool keep_rk;        /* destroying rk would abort: left to process exit */
     pc_kafka_receiver_stats stats; /* atomic counters */
 } krecv;
 
@@ -178,6 +184,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     rd_kafka_error_t *e = NULL;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        R->assigned_once = true;
         if (cooperative)
             e = rd_kafka_incremental_assign(rk, parts);
         else
@@ -289,6 +296,19 @@ static void handle(krecv *R, pc_batch *b, rd_kafka_message_t *m)
     }
 }
 
+/*
+ * Records whether the consumer has a group member id, i.e. whether a JoinGroup
+ * may have chosen the assignor (see await_first_assignment). Sampled on idle
+ * polls until the first assignment, after which it is never needed again.
+ */
+static void note_member(krecv *R)
+{
+    if (R->joined || R->assigned_once) return;
+    char *id = rd_kafka_memberid(R->rk);
+    if (id && *id) R->joined = true;
+    if (id) rd_kafka_mem_free(R->rk, id);
+}
+
 /* Polls messages into |b| until max_batch_spans, max_batch_wait after the
  * first message, no message ready (once there is one), or stop. */
 static void fill(krecv *R, pc_batch *b)
@@ -299,6 +319,7 @@ static void fill(krecv *R, pc_batch *b)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(R->rk, deadline ? 0 : POLL_MS);
         if (!m) {
             if (deadline) break; /* caught up: pass on what we have */
+            note_member(R);
             continue;
         }
         if (!deadline && !m->err) deadline = pc_time_mono_ns() + R->cfg->max_batch_wait_ms * NS_PER_MS;
@@ -513,8 +534,51 @@ static int krecv_start(void *ctx, pc_host *host)
 }
 
 /*
+ * librdkafka before 2.2.1 (Debian 12 ships 2.0.2) aborts in rd_kafka_destroy
+ * ("rd_kafka_sticky_assignor_state_destroy: Assertion `assignor_state'") when
+ * a cooperative-sticky consumer is destroyed after a JoinGroup response chose
+ * the assignor and before a SyncGroup response gave it its first assignment:
+ * the assignor's state is created by that first assignment, and the group's
+ * destructor hands it, still NULL, to a destroy callback that asserts it
+ * (librdkafka issue #4312, fixed by PR #4381). Closing, unsubscribing or a
+ * close queue first do not help: none resets the assignor, and a closing
+ * consumer discards the SyncGroup response.
+ *
+ * So, on the shutdown thread after the consumer thread ended and before the
+ * close: when the consumer has had a member id (it joined or is joining) but
+ * no assignment, it is served (rebalance callbacks run here) for at most
+ * session_timeout until the first assignment arrives (a leader that never
+ * syncs is expired by the broker within its session timeout, and the next
+ * generation assigns). Messages fetched meanwhile are dropped, uncommitted:
+ * they are redelivered. Returns false when it is still unassigned then: the
+ * caller must not destroy the handle (it is left to the process exit).
+ */
+static bool await_first_assignment(krecv *R)
+{
+    note_member(R);
+    if (R->assigned_once || !R->joined) return true;
+    pc_log(PC_LOG_INFO, R->id,
+           "stopping before the group's first assignment: waiting up to %lld ms for it "
+           "(librdkafka issue #4312)",
+           (long long)R->cfg->session_timeout_ms);
+    int64_t until = pc_time_mono_ns() + R->cfg->session_timeout_ms * NS_PER_MS;
+    while (!R->assigned_once && pc_time_mono_ns() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(R->rk, POLL_MS);
+        if (!m) continue;
+        if (m->err) handle(R, NULL, m); /* errors only: logs */
+        rd_kafka_message_destroy(m);
+    }
+    if (R->assigned_once) return true;
+    pc_log(PC_LOG_WARN, R->id,
+           "no first assignment within session_timeout: the consumer is closed but not "
+           "destroyed (librdkafka issue #4312 would abort); the process exit frees it");
+    return false;
+}
+
+/*
  * Stops the consumer thread (it offers its batch once more, see deliver),
- * then closes the consumer, leaving the group. Safe without start and twice.
+ * waits for a first assignment still pending (await_first_assignment), then
+ * closes the consumer, leaving the group. Safe without start and twice.
  */
 static void krecv_shutdown(void *ctx)
 {
@@ -526,6 +590,7 @@ static void krecv_shutdown(void *ctx)
         R->thread_running = false;
     }
     if (R->rk && !R->closed) {
+        R->keep_rk = !await_first_assignment(R);
         rd_kafka_resp_err_t e = rd_kafka_consumer_close(R->rk);
         if (e) pc_log(PC_LOG_WARN, R->id, "closing the consumer: %s", rd_kafka_err2str(e));
         R->closed = true;
@@ -537,7 +602,7 @@ static void krecv_destroy(void *ctx)
     krecv *R = ctx;
     if (!R) return;
     krecv_shutdown(R);
-    if (R->rk) rd_kafka_destroy(R->rk);
+    if (R->rk && !R->keep_rk) rd_kafka_destroy(R->rk);
     if (R->conf) rd_kafka_conf_destroy(R->conf);
     if (R->offsets) rd_kafka_topic_partition_list_destroy(R->offsets);
     free(R->id);

@@ -9,8 +9,10 @@
  * offsets (read with rd_kafka_committed from a separate consumer handle of the
  * same group) must not have moved; after it accepts they must equal the end
  * of every partition, every span must have been delivered, the poison message
- * skipped and counted. Also: PC_DROP commits, validation names the key, and
- * shutdown is safe without start and twice. The sink waits on a condition
+ * skipped and counted. Also: PC_DROP commits, validation names the key,
+ * shutdown is safe without start and twice, and a shutdown between the group
+ * join and the first assignment (SyncGroup answered late) waits for it rather
+ * than abort in librdkafka (issue #4312). The sink waits on a condition
  * variable, never on sleeps.
  */
 #include "check.h"
@@ -288,6 +290,53 @@ static void test_drop_commits(void)
     run_scenario(PC_DROP, 0, "g-drop");
 }
 
+/*
+ * Shutdown between the group join and the first assignment (librdkafka issue
+ * #4312: 2.0.2 aborts destroying a cooperative-sticky consumer whose JoinGroup
+ * chose the assignor but whose first SyncGroup response has not arrived). The
+ * coordinator answers SyncGroup 2 s late; the receiver is shut down once the
+ * SyncGroup request has reached it, so inside that window: shutdown must wait
+ * for the assignment (at least until the late response), and destroy must not
+ * abort.
+ */
+#define API_SYNC_GROUP 14 /* Kafka protocol ApiKey of SyncGroup */
+static void test_shutdown_before_first_assignment(void)
+{
+    cluster c;
+    cluster_open(&c);
+    CHECK_EQ_INT(rd_kafka_mock_coordinator_set(c.mc, "group", "g-early", 1), 0);
+    CHECK_EQ_INT(rd_kafka_mock_broker_push_request_error_rtts(c.mc, 1, API_SYNC_GROUP, 1,
+                                                              RD_KAFKA_RESP_ERR_NO_ERROR, 2000),
+                 0);
+    sink k = {.answer = PC_OK};
+    pthread_mutex_init(&k.mu, NULL);
+    pthread_cond_init(&k.cv, NULL);
+    char err[256] = "";
+    const char *kv[] = {"group_id", "g-early"};
+    void *cfg = make_cfg(c.bootstraps, kv, 1, err, sizeof(err), 0);
+    pc_consumer next = {sink_consume, &k, PC_SIG_BIT(PC_SIGNAL_TRACES)};
+    void *ctx = ops->create("kafka", cfg, &next);
+    CHECK(ctx != NULL);
+    CHECK_EQ_INT(ops->start(ctx, NULL), 0);
+    size_t left = 1;
+    for (int i = 0; i < 600 && left; i++) { /* the SyncGroup request took the delay */
+        CHECK_EQ_INT(rd_kafka_mock_broker_error_stack_cnt(c.mc, 1, API_SYNC_GROUP, &left), 0);
+        struct timespec ts = {0, 50 * 1000000};
+        if (left) nanosleep(&ts, NULL);
+    }
+    CHECK_EQ_INT((long long)left, 0);
+    int64_t t0 = pc_time_mono_ns();
+    ops->shutdown(ctx);
+    int64_t waited_ms = (pc_time_mono_ns() - t0) / 1000000;
+    CHECK(waited_ms >= 1000); /* it waited for the late assignment */
+    CHECK(waited_ms < 10000); /* not for session_timeout */
+    ops->destroy(ctx);        /* librdkafka 2.0.2 aborted here */
+    free_cfg(cfg);
+    pthread_mutex_destroy(&k.mu);
+    pthread_cond_destroy(&k.cv);
+    cluster_close(&c);
+}
+
 static void expect_invalid(const char *const *kv, size_t n, const char *key)
 {
     char err[256] = "";
@@ -340,5 +389,6 @@ int main(void)
     RUN(test_validate);
     RUN(test_retry_then_ok);
     RUN(test_drop_commits);
+    RUN(test_shutdown_before_first_assignment);
     return CHECK_DONE();
 }
