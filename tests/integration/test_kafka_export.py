@@ -87,6 +87,25 @@ def test_signals_reach_their_topics(make_collector, kafka):
     assert bodies == ["first record 1", "second record"]
 
 
+def test_default_encoding_is_otlp_proto(make_collector, kafka):
+    """Without an encoding setting, each trace of a request is one ExportTraceServiceRequest
+    (otlp_proto) keyed by its trace id, carrying exactly that trace's spans."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    c, topics = kafka_collector(make_collector, kafka, "default")
+    traces = workload.make_traces(2)
+    with grpc.insecure_channel(c.grpc) as ch:
+        ch.unary_unary(TRACE_EXPORT)(workload.to_proto(traces), timeout=30)
+    msgs = kafka.consume(topics["spans"], 2)
+    assert len(msgs) == 2
+    got = {}
+    for key, value in msgs:
+        req = ExportTraceServiceRequest.FromString(value)
+        spans = [s for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        assert {s.trace_id.hex() for s in spans} == {key.decode()}
+        got[key.decode()] = sorted(s.span_id.hex() for s in spans)
+    assert got == {t["trace_id"]: sorted(s["span_id"] for s in t["spans"]) for t in traces}
+
+
 def test_broker_down_answers_retry_then_delivers(make_collector, kafka):
     """With the broker stopped nothing is acknowledged: 503 + Retry-After over HTTP,
     UNAVAILABLE over gRPC. Once it is back, the SDK's retry is delivered."""

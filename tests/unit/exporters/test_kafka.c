@@ -153,13 +153,19 @@ typedef struct exporter {
     void *ctx;
 } exporter;
 
-/* Fills a config through the real option table: brokers + |n| key/value pairs. */
+/* Fills a config through the real option table: brokers + |n| key/value pairs,
+ * after "encoding: prela_json" (these tests count a message per span; a pair of
+ * |kv| may set another encoding). */
 static void *make_cfg(const char *brokers, const char *const *kv, size_t n, char *err,
                       size_t errlen)
 {
     int rc;
-    void *cfg =
-        pc_test_options(ops, "exporters.kafka", "brokers", brokers, kv, n, err, errlen, &rc);
+    const char *all[2 + 2 * 16] = {"encoding", "prela_json"};
+    CHECK(n <= 16);
+    for (size_t i = 0; i < 2 * n && i < 2 * 16; i++)
+        all[2 + i] = kv[i];
+    void *cfg = pc_test_options(ops, "exporters.kafka", "brokers", brokers, all, n + 1, err,
+                                errlen, &rc);
     CHECK_EQ_INT(rc, 0);
     return cfg;
 }
