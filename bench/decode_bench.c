@@ -1,5 +1,5 @@
 /*
- * decode_bench.c - how fast pc_otlp_decode_proto turns the reference workload
+ * decode_bench.c - how fast pc_otlp_proto_decode turns the reference workload
  * (workload.h: OTLP protobuf requests of 100 spans, ~61 KB) into spans, on one
  * thread, without HTTP: MB/s of request bytes and spans per CPU-second, and the arena bytes
  * one request's batch holds. A program that prints numbers, not a test.
@@ -8,7 +8,7 @@
  */
 #include "workload.h"
 
-#include "receivers/otlp_decode.h"
+#include "formats/otlp_proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +36,7 @@ int main(int argc, char **argv)
             lg_workload_patch(&w, body, ++reqs);
             pc_batch *b = pc_batch_create(NULL);
             pc_otlp_result res;
-            if (pc_otlp_decode_proto(b, body, w.len, NULL, "default", &pc_span_limits_default,
+            if (pc_otlp_proto_decode(b, body, w.len, NULL, "default", &pc_span_limits_default,
                                      &res)) {
                 fprintf(stderr, "decode failed: %s\n", res.error);
                 return 1;

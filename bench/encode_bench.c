@@ -1,10 +1,10 @@
 /*
  * encode_bench.c - how fast the `kafka` exporter encodes the reference
  * workload's batch (workload.h: one OTLP request of 100 spans, decoded with
- * pc_otlp_decode_proto and normalized, as a gateway holds it) in each trace
+ * pc_otlp_proto_decode and normalized, as a gateway holds it) in each trace
  * encoding, on one thread, without Kafka. It makes the exporter's own call,
  * pc_kafka_record_encode (kafka_record.h: pc_batch_group_traces, then one
- * encoder of kafka_encode.h per message), and prints per encoding: MB/s of
+ * encoder of src/formats/ per message), and prints per encoding: MB/s of
  * record bytes written, spans per CPU-second, and record bytes per span.
  * A program that prints numbers, not a test.
  *
@@ -14,7 +14,8 @@
 
 #include "exporters/kafka_record.h"
 #include "processors/normalize.h"
-#include "receivers/otlp_decode.h"
+#include "formats/kafka_message.h"
+#include "formats/otlp_proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
     lg_workload_patch(&w, body, 1);
     pc_batch *b = pc_batch_create(NULL);
     pc_otlp_result res;
-    if (pc_otlp_decode_proto(b, body, w.len, NULL, "default", &pc_span_limits_default, &res)) {
+    if (pc_otlp_proto_decode(b, body, w.len, NULL, "default", &pc_span_limits_default, &res)) {
         fprintf(stderr, "decode failed: %s\n", res.error);
         return 1;
     }
@@ -48,9 +49,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int enc;
-    } encs[] = {{"prela_json", PC_KAFKA_ENC_PRELA_JSON},
-                {"otlp_proto", PC_KAFKA_ENC_OTLP_PROTO},
-                {"otlp_json", PC_KAFKA_ENC_OTLP_JSON}};
+    } encs[] = {{"prela_json", PC_KAFKA_PRELA_JSON},
+                {"otlp_proto", PC_KAFKA_OTLP_PROTO},
+                {"otlp_json", PC_KAFKA_OTLP_JSON}};
     pc_buf rec = PC_BUF_INIT;
     for (size_t e = 0; e < sizeof(encs) / sizeof(encs[0]); e++) {
         if (argc > 2 && strcmp(argv[2], encs[e].name)) continue;

@@ -15,10 +15,10 @@
  *
  *   build/json_write [seconds per workload, default 1] [only workload 1..6]
  */
-#include "exporters/kafka_encode.h"
+#include "formats/otlp_proto.h"
+#include "formats/prela_json.h"
 #include "json.h"
 #include "processors/normalize.h"
-#include "receivers/otlp_decode.h"
 #include "span.h"
 #include "workload.h"
 
@@ -64,11 +64,11 @@ static void write_all(pc_buf *b, const work *w)
         break;
     case 4: pc_value_write_json(b, w->tree); break;
     default:
-        for (size_t k = 0; k < w->batch->n; k++) pc_kafka_span_json(b, &w->batch->spans[k], 1);
+        for (size_t k = 0; k < w->batch->n; k++) pc_prela_json_encode_span(b, &w->batch->spans[k], 1);
         for (size_t k = 0; k + LG_SPANS_PER_TRACE <= w->batch->n; k += LG_SPANS_PER_TRACE) {
             const pc_span *t[LG_SPANS_PER_TRACE];
             for (int j = 0; j < LG_SPANS_PER_TRACE; j++) t[j] = &w->batch->spans[k + (size_t)j];
-            pc_kafka_trace_json(b, t, LG_SPANS_PER_TRACE, 1);
+            pc_prela_json_encode_trace(b, t, LG_SPANS_PER_TRACE, 1);
         }
     }
 }
@@ -152,7 +152,7 @@ int main(int argc, char **argv)
     if (lg_workload_build(&wo, LG_BODY_OTLP, 100, 1)) return 1;
     pc_batch *batch = pc_batch_create(NULL);
     pc_otlp_result res;
-    if (pc_otlp_decode_proto(batch, wo.data, wo.len, NULL, "default", &pc_span_limits_default,
+    if (pc_otlp_proto_decode(batch, wo.data, wo.len, NULL, "default", &pc_span_limits_default,
                              &res)) {
         fprintf(stderr, "workload: %s\n", res.error);
         return 1;

@@ -20,12 +20,12 @@
 #include <string.h>
 
 #define ALIGN 16
-/* Chunks double up to this. Below main.c's fixed 1 MiB mmap threshold (with
+/* Chunks double up to this. Below the fixed mmap threshold (mem.h; with
  * the chunk header and malloc's), so a big batch's chunks come from the heap and
  * their pages are reused, instead of each being mapped, faulted in and unmapped
  * (a storage collector's batches did that 860 times a second: 60% of its CPU in
  * page faults). */
-#define MAX_CHUNK ((1u << 20) - 4096)
+#define MAX_CHUNK (PC_MMAP_THRESHOLD - 4096)
 
 typedef struct chunk {
     struct chunk *prev;

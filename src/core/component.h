@@ -165,4 +165,16 @@ pc_health_state pc_host_health(pc_host *host, pc_buf *out);
 /* The /health "status" word of |s|: "healthy", "degraded" or "unhealthy". */
 const char *pc_health_status(pc_health_state s);
 
+/* ---------------------------------------------------------------- registry */
+
+/*
+ * The registry: every component type the binary knows. Declared here so the
+ * config loader can look types up; defined in src/registry.c, above the
+ * components (the one file that names them all).
+ */
+/* Returns the ops of component |type| of |kind|, or NULL. */
+const pc_component_ops *pc_registry_find(pc_kind kind, const char *type);
+/* Calls |fn| for every registered component (for --help). */
+void pc_registry_each(void (*fn)(const pc_component_ops *ops, void *ud), void *ud);
+
 #endif

@@ -13,7 +13,6 @@
 #include "http.h"
 #include "log.h"
 #include "mem.h"
-#include "registry.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -19,4 +19,12 @@ void *pc_xrealloc(void *p, size_t n);
 char *pc_xstrdup(const char *s);
 char *pc_xstrndup(const char *s, size_t n);
 
+/*
+ * The malloc mmap threshold the collector fixes at startup (main.c says why):
+ * a block this large or larger is mapped on its own and unmapped when freed.
+ * Code that wants its blocks to stay on the heap (arena.c's chunks) sizes them
+ * below it.
+ */
+#define PC_MMAP_THRESHOLD ((size_t)1 << 20)
+
 #endif

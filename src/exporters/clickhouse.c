@@ -74,7 +74,7 @@
 #include "kafka_record.h"
 #include "log.h"
 #include "mem.h"
-#include "receivers/kafka_decode.h"
+#include "formats/kafka_message.h"
 #include "spooler.h"
 #include "timefmt.h"
 
@@ -418,7 +418,7 @@ static bool unreachable(ch *C, int64_t grace_ns)
  * (spooler.h): the server gets `spool.after` (none while inserts have been
  * failing that long already); a batch it did not store by then is appended to
  * the spool, in the kafka exporter's record format (kafka_record.h, prela_json:
- * every field of the normalized spans, restored by kafka_decode.h), and the
+ * every field of the normalized spans, restored by formats/prela_json.h), and the
  * answer is OK once it is durable there.
  */
 static pc_result ch_consume(void *ctx, pc_batch *b)
@@ -443,7 +443,7 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
     if (res == PC_RETRY && __atomic_load_n(&C->spooling, __ATOMIC_ACQUIRE)) {
         pc_buf rec = PC_BUF_INIT;
         pc_kafka_drops drops = {0};
-        pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, PC_SPOOL_MAX_RECORD, C->id,
+        pc_kafka_record_encode(&rec, b, PC_KAFKA_PRELA_JSON, PC_SPOOL_MAX_RECORD, C->id,
                                &drops);
         if (pc_spooler_append(C->spooler, rec.data, rec.len) == 0) res = PC_OK;
         pc_buf_free(&rec);

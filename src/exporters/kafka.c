@@ -99,7 +99,6 @@ static const pc_option options[] = {
 };
 #undef OPT
 
-static const char *const encodings[] = {"prela_json", "otlp_proto", "otlp_json", NULL};
 static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
 #define find_name pc_kafka_find_name
 
@@ -124,7 +123,8 @@ static int kafka_validate(const void *cfgp, char *err, size_t errlen)
                                        c->topic_logs};
     for (int i = 0; i < 4; i++)
         if (empty(topic_names[i])) return bad(err, errlen, topic_keys[i], "must not be empty");
-    if (find_name(encodings, c->encoding) < 0)
+    int enc = pc_kafka_encoding_parse(c->encoding);
+    if (enc < 0 || enc == PC_KAFKA_AUTO)
         return bad(err, errlen, "encoding", "must be prela_json, otlp_proto or otlp_json");
     if (find_name(compressions, c->compression) < 0)
         return bad(err, errlen, "compression", "must be none, gzip, snappy, lz4 or zstd");
@@ -138,7 +138,7 @@ static int kafka_validate(const void *cfgp, char *err, size_t errlen)
 typedef struct kafka {
     char *id;
     const kafka_cfg *cfg;
-    int encoding;
+    pc_kafka_encoding encoding;
     int64_t timeout_ns;
     int64_t after_ns; /* spool.after: the brokers' time before a batch is spooled */
     size_t max_bytes;
@@ -195,7 +195,7 @@ static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *n
         kafka_destroy(K);
         return NULL;
     }
-    K->encoding = find_name(encodings, cfg->encoding);
+    K->encoding = (pc_kafka_encoding)pc_kafka_encoding_parse(cfg->encoding);
     K->timeout_ns = cfg->timeout_ms * NS_PER_MS;
     K->after_ns = cfg->spool.after_ms * NS_PER_MS;
     K->max_bytes = (size_t)cfg->max_message_bytes;

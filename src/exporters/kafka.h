@@ -2,7 +2,7 @@
  * kafka.h - the `kafka` exporter: traces, metrics and logs into Apache Kafka
  * (librdkafka), acknowledged durably.
  *
- * Data flow: normalize → kafka: consume() encodes the batch (kafka_encode.h
+ * Data flow: normalize → kafka: consume() encodes the batch (formats/kafka_message.h
  * specifies every message format), produces each message with acks=all on an
  * idempotent producer, and answers PC_OK only after the brokers acknowledged
  * every message of the batch; past `timeout`, or on a delivery error, it

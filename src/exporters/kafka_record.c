@@ -2,14 +2,17 @@
  * kafka_record.c - a batch as its Kafka messages, in the record format the
  * spool stores (see kafka_record.h).
  *
- * Sits between the kafka exporter's consume() and kafka_encode.c: it decides
+ * Sits between the kafka exporter's consume() and the formats (src/formats/): it decides
  * which messages a batch becomes, encodes each straight into the record
  * (header first, value after, value length patched), and leaves out what
  * could never be produced.
  */
 #include "kafka_record.h"
 
-#include "kafka_encode.h"
+#include "formats/kafka_message.h"
+#include "formats/otlp_json.h"
+#include "formats/otlp_proto.h"
+#include "formats/prela_json.h"
 #include "log.h"
 #include "mem.h"
 
@@ -128,13 +131,13 @@ static void encode_prela(enc *e, const pc_trace_group *tr, const pc_batch *b)
     size_t n_kept = 0;
     for (size_t i = 0; i < tr->n; i++) {
         open_msg(e, PC_KAFKA_T_SPANS, 1, tr->trace_id);
-        pc_kafka_span_json(e->rec, tr->spans[i], pc_span_received(b, tr->spans[i]));
+        pc_prela_json_encode_span(e->rec, tr->spans[i], pc_span_received(b, tr->spans[i]));
         if (close_msg(e, PC_KAFKA_T_SPANS, &tr->spans[i], 1, tr->trace_id))
             kept[n_kept++] = tr->spans[i];
     }
     if (n_kept) {
         open_msg(e, PC_KAFKA_T_TRACES, 0, tr->trace_id);
-        pc_kafka_trace_json(e->rec, kept, n_kept, b->received_ns);
+        pc_prela_json_encode_trace(e->rec, kept, n_kept, b->received_ns);
         /* a summary that cannot be delivered leaves its trace incomplete downstream:
          * the spans it summarises are rejected with it */
         close_msg(e, PC_KAFKA_T_TRACES, kept, n_kept, tr->trace_id);
@@ -143,14 +146,14 @@ static void encode_prela(enc *e, const pc_trace_group *tr, const pc_batch *b)
 }
 
 /* otlp_*: one request for the |n| spans, halved until each fits. */
-static void encode_otlp(enc *e, int encoding, const pc_span *const *spans, size_t n,
+static void encode_otlp(enc *e, pc_kafka_encoding encoding, const pc_span *const *spans, size_t n,
                         pc_str trace_id)
 {
     open_msg(e, PC_KAFKA_T_SPANS, (uint32_t)n, trace_id);
-    if (encoding == PC_KAFKA_ENC_OTLP_PROTO)
-        pc_kafka_otlp_proto(e->rec, spans, n);
+    if (encoding == PC_KAFKA_OTLP_PROTO)
+        pc_otlp_proto_encode(e->rec, spans, n);
     else
-        pc_kafka_otlp_json(e->rec, spans, n);
+        pc_otlp_json_encode(e->rec, spans, n);
     if (n > 1 && too_big(e, trace_id)) {
         cancel_msg(e);
         size_t half = n / 2;
@@ -161,16 +164,16 @@ static void encode_otlp(enc *e, int encoding, const pc_span *const *spans, size_
     close_msg(e, PC_KAFKA_T_SPANS, spans, n, trace_id);
 }
 
-static size_t encode(enc *e, int encoding);
+static size_t encode(enc *e, pc_kafka_encoding encoding);
 
-size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, int encoding, size_t max_bytes,
+size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, pc_kafka_encoding encoding, size_t max_bytes,
                               const char *id, pc_kafka_drops *drops)
 {
     enc e = {.rec = rec, .b = b, .max_bytes = max_bytes, .id = id, .drops = drops};
     return encode(&e, encoding);
 }
 
-void pc_kafka_record_reject(pc_batch *b, int encoding, size_t max_bytes,
+void pc_kafka_record_reject(pc_batch *b, pc_kafka_encoding encoding, size_t max_bytes,
                             const unsigned char *refused, size_t n, const char *why)
 {
     pc_buf scratch = {0};
@@ -188,7 +191,7 @@ void pc_kafka_record_reject(pc_batch *b, int encoding, size_t max_bytes,
 }
 
 /* The body of pc_kafka_record_encode, for both passes. */
-static size_t encode(enc *e, int encoding)
+static size_t encode(enc *e, pc_kafka_encoding encoding)
 {
     pc_buf *rec = e->rec;
     const pc_batch *b = e->b;
@@ -202,7 +205,7 @@ static size_t encode(enc *e, int encoding)
     pc_trace_group *tr;
     size_t nt = pc_batch_group_traces(b, &tr);
     for (size_t i = 0; i < nt; i++)
-        if (encoding == PC_KAFKA_ENC_PRELA_JSON)
+        if (encoding == PC_KAFKA_PRELA_JSON)
             encode_prela(e, &tr[i], b);
         else
             encode_otlp(e, encoding, (const pc_span *const *)tr[i].spans, tr[i].n, tr[i].trace_id);

@@ -3,7 +3,7 @@
  * buffer: what the `kafka` exporter produces and what its disk spool stores.
  *
  * Data flow: normalize → kafka consume() → pc_kafka_record_encode (messages
- * encoded by kafka_encode.h) → produced from the record → on a missed deadline
+ * encoded by the formats of kafka_message.h) → produced from the record → on a missed deadline
  * the same record is appended to the spool (spooler.h) → the drainer reads it
  * back with pc_kafka_record_next and produces it again.
  *
@@ -18,6 +18,7 @@
 #define PC_KAFKA_RECORD_H
 
 #include "buf.h"
+#include "formats/kafka_message.h"
 #include "span.h"
 
 #include <stddef.h>
@@ -27,8 +28,6 @@
 
 /* Topics, as stored in a record. */
 enum { PC_KAFKA_T_TRACES = 0, PC_KAFKA_T_SPANS, PC_KAFKA_T_METRICS, PC_KAFKA_T_LOGS, PC_KAFKA_T_COUNT };
-/* Trace encodings (the exporter's `encoding` setting). */
-enum { PC_KAFKA_ENC_PRELA_JSON = 0, PC_KAFKA_ENC_OTLP_PROTO, PC_KAFKA_ENC_OTLP_JSON };
 
 /* Bytes librdkafka adds to key + value when it checks message.max.bytes
  * (record v2 framing, generously rounded up). */
@@ -59,7 +58,7 @@ typedef struct pc_kafka_drops {
  * rejected whole) so the receiver tells the client. Returns the number of
  * messages in the record.
  */
-size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, int encoding, size_t max_bytes,
+size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, pc_kafka_encoding encoding, size_t max_bytes,
                               const char *id, pc_kafka_drops *drops);
 
 /*
@@ -72,7 +71,7 @@ size_t pc_kafka_record_encode(pc_buf *rec, pc_batch *b, int encoding, size_t max
  * message rejects the whole batch, a refused trace summary (prela_json) the
  * spans it summarises.
  */
-void pc_kafka_record_reject(pc_batch *b, int encoding, size_t max_bytes,
+void pc_kafka_record_reject(pc_batch *b, pc_kafka_encoding encoding, size_t max_bytes,
                             const unsigned char *refused, size_t n, const char *why);
 
 /*

@@ -3,7 +3,7 @@
  * at-least-once delivery into the pipeline.
  *
  * Data flow: brokers → rd_kafka_consumer_poll on one consumer thread →
- * kafka_decode.c appends each message's spans to the batch being filled
+ * pc_kafka_decode (formats/kafka_message.h) appends each message's spans to the batch being filled
  * (the batch's arena owns copies; messages are destroyed right after) →
  * pc_consume(next) → commit → next batch.
  *
@@ -41,7 +41,7 @@
 #include "kafka.h"
 
 #include "kafka_conf.h"
-#include "kafka_decode.h"
+#include "formats/kafka_message.h"
 #include "log.h"
 #include "mem.h"
 #include "timefmt.h"

@@ -1,10 +1,10 @@
 /*
  * kafka.h - the `kafka` receiver: spans from Apache Kafka topics written by the
- * `kafka` exporter (kafka_encode.h), consumed at least once.
+ * `kafka` exporter (formats/kafka_message.h), consumed at least once.
  *
  * Data flow: brokers → librdkafka high-level consumer (group `group_id`,
  * cooperative-sticky) → one consumer thread polls messages, decodes them
- * (kafka_decode.h) into a pc_batch until max_batch_spans or max_batch_wait →
+ * (formats/kafka_message.h) into a pc_batch until max_batch_spans or max_batch_wait →
  * pc_consume(next) → on PC_OK the offsets of every message in the batch
  * (poison and summaries included) are committed synchronously. On PC_RETRY
  * the batch is kept, the assigned partitions are paused and the same batch is

@@ -3,7 +3,7 @@
  * OTLP/gRPC (:4317) and OTLP/HTTP (:4318).
  *
  * Position: a transport (grpc.c or http.c: sockets, decompression, size limits)
- * → one handler per transport → export() → otlp_decode.h (traces into a
+ * → one handler per transport → export() → src/formats/ (traces into a
  * pc_batch of spans; metrics and logs checked and carried as protobuf) → the
  * pipeline → an Export*ServiceResponse once the exporters made the batch durable.
  *
@@ -32,7 +32,9 @@
  * reference goes.
  */
 #include "otlp.h"
-#include "otlp_decode.h"
+#include "formats/otlp_json.h"
+#include "formats/otlp_proto.h"
+#include "formats/otlp_signal.h"
 
 #include "grpc.h"
 #include "http.h"
@@ -190,11 +192,11 @@ static outcome export(otlp *o, int tr, pc_signal sig, pc_arena **arena, const vo
     b->signal = sig;
     b->received_ns = pc_time_now_ns();
     int rc;
-    if (sig != PC_SIGNAL_TRACES) rc = pc_otlp_decode_signal(b, body, len, json, res);
+    if (sig != PC_SIGNAL_TRACES) rc = pc_otlp_signal_decode(b, body, len, json, res);
     else if (json)
-        rc = pc_otlp_decode_json(b, body, len, project, o->cfg->project_id, &o->cfg->limits, res);
+        rc = pc_otlp_json_decode(b, body, len, project, o->cfg->project_id, &o->cfg->limits, res);
     else
-        rc = pc_otlp_decode_proto_body(b, body, len, project, o->cfg->project_id, &o->cfg->limits,
+        rc = pc_otlp_proto_decode_body(b, body, len, project, o->cfg->project_id, &o->cfg->limits,
                                        res); /* the body lives in b's arena */
     if (pc_arena_over(b->arena)) {
         /* The memory budget refused part of the decode: not the client's fault,

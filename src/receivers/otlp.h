@@ -20,7 +20,7 @@
  *
  * Traces are decoded into the span model; metrics and logs go on as protobuf to
  * the receiver's metrics / logs pipelines, or are counted and dropped when it
- * is in none. Decoding lives in otlp_decode.h, so it can be tested without a
+ * is in none. Decoding lives in src/formats/ (otlp_proto.h, otlp_json.h, otlp_signal.h), so it can be tested without a
  * transport.
  */
 #ifndef PC_OTLP_H

@@ -24,6 +24,8 @@
  * the body and nothing is copied or freed per span.
  */
 #include "prela.h"
+
+#include "formats/prela_json.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -34,8 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define MAX_ID_LEN 256
 
 typedef struct prela_cfg {
     char *endpoint;
@@ -77,176 +77,6 @@ typedef struct prela {
     pc_receiver_counters counters; /* from start */
     pc_counter *rejected;          /* prela_receiver_dropped_spans{reason="rejected"} */
 } prela;
-
-/* ----------------------------------------------------------------- decoding */
-
-static int field_err(char *err, size_t errlen, const char *where, const char *field,
-                     const char *msg)
-{
-    snprintf(err, errlen, "%s%s%s: %s", where, *where ? "." : "", field, msg);
-    return -1;
-}
-
-/* Reads an optional string (or integer id) field; null and absence give empty. */
-static int get_str(const pc_value *obj, const char *field, pc_batch *b, pc_str *out,
-                   const char *where, char *err, size_t errlen)
-{
-    const pc_value *v = pc_json_get(obj, field);
-    *out = PC_STR_NULL;
-    if (!v || v->type == PC_V_NULL) return 0;
-    if (v->type == PC_V_STR) {
-        *out = v->s;
-        return 0;
-    }
-    if (v->type == PC_V_INT) {
-        char tmp[24];
-        int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v->i);
-        out->p = pc_arena_strndup(b->arena, tmp, (size_t)n);
-        out->n = (size_t)n;
-        return 0;
-    }
-    return field_err(err, errlen, where, field, "expected a string");
-}
-
-static int get_id(const pc_value *obj, const char *field, pc_batch *b, pc_str *out,
-                  const char *where, int required, char *err, size_t errlen)
-{
-    if (get_str(obj, field, b, out, where, err, errlen)) return -1;
-    if (required && !out->n) return field_err(err, errlen, where, field, "required");
-    if (out->n > MAX_ID_LEN)
-        return field_err(err, errlen, where, field, "longer than 256 bytes");
-    return 0;
-}
-
-/*
- * Reads a timestamp: ISO-8601 text or epoch seconds (an int or a double).
- * Absent/null leaves |*ns|. Every time must lie in the collector's range
- * (timefmt.h: 1970 .. 2262), else "<field>: out of range (...)".
- */
-static int get_time(const pc_value *obj, const char *field, int64_t *ns, const char *where,
-                    char *err, size_t errlen)
-{
-    const pc_value *v = pc_json_get(obj, field);
-    if (!v || v->type == PC_V_NULL) return 0;
-    int64_t t;
-    if (v->type == PC_V_STR) {
-        if (pc_time_parse(v->s.p, v->s.n, &t) == 0) {
-            if (!pc_time_in_range(t)) goto out_of_range;
-            *ns = t;
-            return 0;
-        }
-        char msg[160];
-        snprintf(msg, sizeof(msg), "\"%.*s\" is not an ISO-8601 timestamp",
-                 (int)(v->s.n < 60 ? v->s.n : 60), v->s.p);
-        for (char *c = msg; *c; c++)
-            if ((unsigned char)*c < 0x20) *c = '?';
-        return field_err(err, errlen, where, field, msg);
-    }
-    if (v->type == PC_V_INT || v->type == PC_V_DOUBLE) {
-        if (v->type == PC_V_INT ? pc_time_from_secs(v->i, &t) : pc_time_from_secs_f(v->d, &t))
-            goto out_of_range;
-        *ns = t;
-        return 0;
-    }
-    return field_err(err, errlen, where, field, "expected an ISO-8601 timestamp");
-out_of_range:
-    return field_err(err, errlen, where, field, "out of range (" PC_TIME_RANGE_TEXT ")");
-}
-
-/*
- * The end of |s| from "duration_ms" (an int or a double, after the start),
- * when "ended_at" gave none. Zero, negative and NaN durations are ignored;
- * an end past the range (Infinity included) is "duration_ms: out of range".
- */
-static int get_duration(const pc_value *obj, pc_span *s, const char *where, char *err,
-                        size_t errlen)
-{
-    const pc_value *d = pc_json_get(obj, "duration_ms");
-    if (s->end_ns || !d) return 0;
-    int rc = 0;
-    if (d->type == PC_V_INT && d->i > 0) rc = pc_time_add_ms(s->start_ns, d->i, &s->end_ns);
-    else if (d->type == PC_V_DOUBLE && d->d > 0)
-        rc = pc_time_add_ms_f(s->start_ns, d->d, &s->end_ns);
-    if (rc)
-        return field_err(err, errlen, where, "duration_ms",
-                         "out of range (" PC_TIME_RANGE_TEXT ")");
-    return 0;
-}
-
-static int get_attrs(const pc_value *obj, const char *field, pc_attrs *out, const char *where,
-                     char *err, size_t errlen)
-{
-    const pc_value *v = pc_json_get(obj, field);
-    *out = pc_empty_attrs;
-    if (!v || v->type == PC_V_NULL) return 0;
-    if (v->type != PC_V_MAP) return field_err(err, errlen, where, field, "expected an object");
-    out->kv = v->map.kv;
-    out->n = v->map.n;
-    return 0;
-}
-
-static int get_events(pc_batch *b, const pc_value *obj, pc_span *s, int64_t dflt_ns,
-                      const char *where, char *err, size_t errlen)
-{
-    const pc_value *v = pc_json_get(obj, "events");
-    if (!v || v->type == PC_V_NULL) return 0;
-    if (v->type != PC_V_ARRAY) return field_err(err, errlen, where, "events", "expected a list");
-    s->events = v->arr.n ? pc_arena_alloc(b->arena, v->arr.n * sizeof(pc_event)) : NULL;
-    s->n_events = v->arr.n;
-    for (size_t i = 0; i < v->arr.n; i++) {
-        const pc_value *e = &v->arr.v[i];
-        char w[96];
-        snprintf(w, sizeof(w), "%s%sevents[%zu]", where, *where ? "." : "", i);
-        if (e->type != PC_V_MAP) return field_err(err, errlen, w, "", "expected an object");
-        pc_event *ev = &s->events[i];
-        ev->time_ns = dflt_ns;
-        if (get_str(e, "name", b, &ev->name, w, err, errlen) ||
-            get_time(e, "timestamp", &ev->time_ns, w, err, errlen) ||
-            get_attrs(e, "attributes", &ev->attrs, w, err, errlen))
-            return -1;
-    }
-    return 0;
-}
-
-int pc_prela_decode_span(pc_batch *b, const pc_value *obj, const char *where, pc_str trace_id,
-                         pc_str service, pc_str project, char *err, size_t errlen)
-{
-    if (obj->type != PC_V_MAP) {
-        snprintf(err, errlen, "%s: expected a span object", *where ? where : "body");
-        return -1;
-    }
-    pc_span tmp;
-    memset(&tmp, 0, sizeof(tmp));
-    pc_span *s = &tmp;
-    if (get_id(obj, "span_id", b, &s->span_id, where, 1, err, errlen)) return -1;
-    if (trace_id.n) s->trace_id = trace_id;
-    else if (get_id(obj, "trace_id", b, &s->trace_id, where, 1, err, errlen)) return -1;
-    s->start_ns = b->received_ns;
-    if (get_id(obj, "parent_span_id", b, &s->parent_id, where, 0, err, errlen) ||
-        get_str(obj, "name", b, &s->name, where, err, errlen) ||
-        get_str(obj, "span_type", b, &s->span_type_text, where, err, errlen) ||
-        get_str(obj, "status", b, &s->status_text, where, err, errlen) ||
-        get_str(obj, "status_message", b, &s->status_message, where, err, errlen) ||
-        get_str(obj, "service_name", b, &s->service_hint, where, err, errlen) ||
-        get_time(obj, "started_at", &s->start_ns, where, err, errlen) ||
-        get_time(obj, "ended_at", &s->end_ns, where, err, errlen) ||
-        get_attrs(obj, "attributes", &s->attrs, where, err, errlen) ||
-        get_events(b, obj, s, s->start_ns, where, err, errlen) ||
-        get_duration(obj, s, where, err, errlen))
-        return -1;
-    if (!s->service_hint.n) s->service_hint = service;
-    s->project_id = project;
-    char nul[96];
-    if (pc_span_find_nul(s, nul, sizeof(nul)))
-        return field_err(err, errlen, where, nul, "U+0000 in a string is not supported");
-    s->source = PC_SOURCE_PRELA;
-    pc_span *dst = pc_batch_add(b);
-    tmp.resource = dst->resource;
-    tmp.scope = dst->scope;
-    tmp.input_tokens = tmp.output_tokens = -1;
-    *dst = tmp;
-    return 0;
-}
 
 /* ------------------------------------------------------------------ handlers */
 
@@ -375,8 +205,7 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
     if (!b) return;
     char err[256];
     pc_str trace_id, service;
-    if (get_id(&root, "trace_id", b, &trace_id, "", 1, err, sizeof(err)) ||
-        get_str(&root, "service_name", b, &service, "", err, sizeof(err))) {
+    if (pc_prela_json_decode_sdk_trace(b, &root, &trace_id, &service, err, sizeof(err))) {
         pc_http_error_detail(resp, 400, err);
         goto out;
     }
@@ -392,7 +221,7 @@ static void handle_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
     for (size_t i = 0; spans && spans->type == PC_V_ARRAY && i < spans->arr.n; i++) {
         char where[32];
         snprintf(where, sizeof(where), "spans[%zu]", i);
-        if (pc_prela_decode_span(b, &spans->arr.v[i], where, trace_id, service, project, err,
+        if (pc_prela_json_decode_sdk_span(b, &spans->arr.v[i], where, trace_id, service, project, err,
                                  sizeof(err)) ||
             over_limits(p, b, where, err, sizeof(err))) {
             pc_http_error_detail(resp, 400, err);
@@ -425,7 +254,7 @@ static void handle_spans(void *ctx, pc_http_req *req, pc_http_resp *resp)
     pc_batch *b = begin(p, req, resp, &root, &project);
     if (!b) return;
     char err[256];
-    if (pc_prela_decode_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, project, err, sizeof(err)) ||
+    if (pc_prela_json_decode_sdk_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, project, err, sizeof(err)) ||
         over_limits(p, b, "", err, sizeof(err))) {
         pc_http_error_detail(resp, 400, err);
     } else if (!deliver(p, req, b, resp)) {
@@ -472,7 +301,7 @@ static void handle_batch(void *ctx, pc_http_req *req, pc_http_resp *resp)
     for (size_t i = 0; i < spans->arr.n; i++) {
         char where[32], err[256];
         snprintf(where, sizeof(where), "spans[%zu]", i);
-        if (pc_prela_decode_span(b, &spans->arr.v[i], where, PC_STR_NULL, PC_STR_NULL, project,
+        if (pc_prela_json_decode_sdk_span(b, &spans->arr.v[i], where, PC_STR_NULL, PC_STR_NULL, project,
                                  err, sizeof(err)) ||
             over_limits(p, b, where, err, sizeof(err))) {
             if (rejected++ < 10) {

@@ -1,6 +1,6 @@
 /*
  * fuzz_kafka.c - fuzz target of the Kafka receiver's message decoding
- * (pc_kafka_decode, kafka_decode.h).
+ * (pc_kafka_decode, kafka_message.h).
  *
  * Input: one selector byte (modulo 3: prela_json, otlp_proto, otlp_json), then
  * the message. Checks: a poison message has a reason; the spans of a message

@@ -1,6 +1,6 @@
 /*
  * fuzz_otlp_proto.c - fuzz target of the OTLP receiver's protobuf decoding
- * (pc_otlp_decode_proto, otlp_decode.h) of an ExportTraceServiceRequest, then
+ * (pc_otlp_proto_decode, otlp_proto.h) of an ExportTraceServiceRequest, then
  * normalize and every exporter encoding (roundtrip.h).
  *
  * Differential too: the wire reader must agree with protobuf-c. Whenever
@@ -12,7 +12,7 @@
  * see otlp_oracle.h), nor inputs the reader's wire check refuses: protobuf-c
  * would recurse without bound on deep nesting.
  */
-#include "receivers/otlp_decode.h"
+#include "formats/otlp_proto.h"
 #include "otlp_oracle.h"
 #include "roundtrip.h"
 
@@ -22,7 +22,7 @@ static void differential(const uint8_t *data, size_t size)
 {
     pc_batch *b = pc_batch_create(NULL);
     pc_otlp_result r;
-    int rc = pc_otlp_decode_proto(b, data, size, NULL, "default", NULL, &r);
+    int rc = pc_otlp_proto_decode(b, data, size, NULL, "default", NULL, &r);
     const ProtobufCMessageDescriptor *desc =
         &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
     if ((rc == 0 || !strstr(r.error, "invalid protobuf")) && !oracle_merges(data, size, desc, 0)) {
@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pc_batch *b = pc_batch_create(NULL);
     b->received_ns = 1764500000000000000LL;
     pc_otlp_result r;
-    if (pc_otlp_decode_proto(b, data, size, NULL, "default", &pc_span_limits_default, &r) == 0)
+    if (pc_otlp_proto_decode(b, data, size, NULL, "default", &pc_span_limits_default, &r) == 0)
         fuzz_roundtrip(b);
     else
         FUZZ_CHECK(r.error[0], "a refused request without a message");

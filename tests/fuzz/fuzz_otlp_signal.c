@@ -1,6 +1,6 @@
 /*
  * fuzz_otlp_signal.c - fuzz target of the OTLP receiver's metrics and logs
- * checker (pc_otlp_decode_signal, otlp_signal.c), protobuf and OTLP/JSON.
+ * checker (pc_otlp_signal_decode, otlp_signal.c), protobuf and OTLP/JSON.
  *
  * Input: one selector byte (bit 0: metrics or logs; bit 1: protobuf or JSON),
  * then the request body. Checks: a refusal names its field; an accepted body
@@ -9,7 +9,7 @@
  * itself for protobuf. So a JSON request the receiver acknowledges is always
  * one the storage side can read.
  */
-#include "receivers/otlp_decode.h"
+#include "formats/otlp_signal.h"
 #include "roundtrip.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *body = pc_arena_strndup(b->arena, (const char *)data + 1, size - 1);
     pc_otlp_result r;
     memset(&r, 0, sizeof(r));
-    if (pc_otlp_decode_signal(b, body, size - 1, json, &r) == 0) {
+    if (pc_otlp_signal_decode(b, body, size - 1, json, &r) == 0) {
         FUZZ_CHECK(b->items >= 0 && (int64_t)r.accepted == b->items, "%lld items, %lld accepted",
                    (long long)b->items, (long long)r.accepted);
         if (!json)
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *raw = pc_arena_strndup(again->arena, b->raw.p ? b->raw.p : "", b->raw.n);
         pc_otlp_result r2;
         memset(&r2, 0, sizeof(r2));
-        FUZZ_CHECK(pc_otlp_decode_signal(again, raw, b->raw.n, false, &r2) == 0,
+        FUZZ_CHECK(pc_otlp_signal_decode(again, raw, b->raw.n, false, &r2) == 0,
                    "the raw form of an accepted %s body is refused: %s", json ? "JSON" : "protobuf",
                    r2.error);
         FUZZ_CHECK(again->items == b->items, "%lld items, %lld in the raw form",

@@ -1,6 +1,6 @@
 /*
  * fuzz_prela.c - fuzz target of the Prela receiver's body decoding
- * (pc_prela_decode_span, prela.h), then normalize and every exporter encoding.
+ * (pc_prela_json_decode_sdk_span, prela.h), then normalize and every exporter encoding.
  *
  * Input: one selector byte, then the JSON body. Selector bit 0 set: the body
  * is a span object (/v1/spans); clear: a trace object whose "spans" list is
@@ -11,6 +11,7 @@
  * roundtrip.h (the storage side decodes what the gateway would acknowledge).
  */
 #include "json.h"
+#include "formats/prela_json.h"
 #include "receivers/prela.h"
 #include "roundtrip.h"
 
@@ -35,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pc_json_parse(b->arena, text, size - 1, &root, &e) == 0 && root.type == PC_V_MAP) {
         if (one_span) {
             err[0] = '\0';
-            if (pc_prela_decode_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, PC_STR_LIT("p"), err,
+            if (pc_prela_json_decode_sdk_span(b, &root, "", PC_STR_NULL, PC_STR_NULL, PC_STR_LIT("p"), err,
                                      sizeof(err))) {
                 FUZZ_CHECK(err[0], "a refused span without a message");
             }
@@ -46,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 char where[32];
                 snprintf(where, sizeof(where), "spans[%zu]", i);
                 err[0] = '\0';
-                if (pc_prela_decode_span(b, &spans->arr.v[i], where, trace_id,
+                if (pc_prela_json_decode_sdk_span(b, &spans->arr.v[i], where, trace_id,
                                          str_field(&root, "service_name"), PC_STR_LIT("p"), err,
                                          sizeof(err))) {
                     FUZZ_CHECK(!strncmp(err, where, strlen(where)),

@@ -1,12 +1,12 @@
 /*
  * otlp_oracle.h - protobuf-c as the oracle of the OTLP trace wire reader.
  *
- * pc_otlp_decode_proto (otlp_proto.c) reads an ExportTraceServiceRequest
+ * pc_otlp_proto_decode (otlp_proto_decode.c) reads an ExportTraceServiceRequest
  * straight from the wire into the span model. This header says what it must
  * produce from the same bytes as protobuf_c_message_unpack sees them:
  * oracle_compare() walks the unpacked request and the decoded batch side by
  * side and names the first field that differs. Used by the unit test
- * tests/unit/receivers/test_otlp_wire.c (random requests) and the fuzz target
+ * tests/unit/formats/test_otlp_proto_decode.c (random requests) and the fuzz target
  * fuzz_otlp_proto.c (any input protobuf-c accepts).
  *
  * The rules it encodes, beyond "same value": spans with unusable ids (their
@@ -27,7 +27,8 @@
 #ifndef PC_OTLP_ORACLE_H
 #define PC_OTLP_ORACLE_H
 
-#include "receivers/otlp_decode.h"
+#include "formats/otlp_proto.h"
+#include "formats/protobuf.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
@@ -321,17 +322,17 @@ static inline bool oracle_merges(const uint8_t *p, size_t n, const ProtobufCMess
     if (depth > 120) return true;
     while (i < n) {
         uint64_t key, v;
-        if (pc_otlp_varint(p, n, &i, &key)) return true;
+        if (pc_pb_varint(p, n, &i, &key)) return true;
         unsigned wt = key & 7, num = (unsigned)(key >> 3);
         if (wt == 0) {
-            if (pc_otlp_varint(p, n, &i, &v)) return true;
+            if (pc_pb_varint(p, n, &i, &v)) return true;
             continue;
         }
         if (wt == 1 || wt == 5) {
             i += wt == 1 ? 8 : 4;
             continue;
         }
-        if (wt != 2 || pc_otlp_varint(p, n, &i, &v) || v > n - i) return true;
+        if (wt != 2 || pc_pb_varint(p, n, &i, &v) || v > n - i) return true;
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(desc, num);
         if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
             if (f->label != PROTOBUF_C_LABEL_REPEATED &&

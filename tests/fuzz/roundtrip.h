@@ -4,9 +4,9 @@
  *
  * fuzz_roundtrip() takes a batch as a receiver hands it on (decoded, then
  * normalized) and writes every span the way each exporter would: the three
- * Kafka encodings (kafka_encode.h), the prela_json trace summary and the
+ * Kafka encodings (src/formats/), the prela_json trace summary and the
  * ClickHouse rows of both dialects. Each Kafka message is decoded again with
- * the storage side's decoder (kafka_decode.h); it must give back the span with
+ * the storage side's decoder (kafka_message.h); it must give back the span with
  * the same ids, times and events. A violation prints what differed and aborts,
  * so libFuzzer (and the corpus driver under ctest) reports it as a crash.
  *
@@ -17,9 +17,11 @@
 #define PC_FUZZ_ROUNDTRIP_H
 
 #include "exporters/clickhouse_sql.h"
-#include "exporters/kafka_encode.h"
+#include "formats/kafka_message.h"
+#include "formats/otlp_json.h"
+#include "formats/otlp_proto.h"
+#include "formats/prela_json.h"
 #include "processors/normalize.h"
-#include "receivers/kafka_decode.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,13 +91,13 @@ static inline void fuzz_roundtrip(pc_batch *b)
         pc_normalize_span(s, PC_STR_LIT("fuzz-service"));
         all[i] = s;
         pc_buf_reset(&m);
-        pc_kafka_span_json(&m, s, pc_span_received(b, s));
+        pc_prela_json_encode_span(&m, s, pc_span_received(b, s));
         fuzz_decode_back(PC_KAFKA_PRELA_JSON, &m, &all[i], 1);
         pc_buf_reset(&m);
-        pc_kafka_otlp_proto(&m, &all[i], 1);
+        pc_otlp_proto_encode(&m, &all[i], 1);
         fuzz_decode_back(PC_KAFKA_OTLP_PROTO, &m, &all[i], 1);
         pc_buf_reset(&m);
-        pc_kafka_otlp_json(&m, &all[i], 1);
+        pc_otlp_json_encode(&m, &all[i], 1);
         fuzz_decode_back(PC_KAFKA_OTLP_JSON, &m, &all[i], 1);
         for (int d = 0; d < 2; d++) {
             pc_buf_reset(&m);
@@ -104,7 +106,7 @@ static inline void fuzz_roundtrip(pc_batch *b)
     }
     /* All spans in one message: the grouping by resource and scope. */
     pc_buf_reset(&m);
-    pc_kafka_otlp_proto(&m, all, b->n);
+    pc_otlp_proto_encode(&m, all, b->n);
     pc_batch *d = pc_batch_create(NULL);
     pc_kafka_decode_result r;
     FUZZ_CHECK(pc_kafka_decode(d, PC_KAFKA_OTLP_PROTO, m.data, m.len, 1, &r) == PC_KAFKA_SPANS &&
@@ -112,7 +114,7 @@ static inline void fuzz_roundtrip(pc_batch *b)
                "otlp_proto of %zu spans: %zu back: %s", b->n, d->n, r.error);
     pc_batch_unref(d);
     pc_buf_reset(&m);
-    pc_kafka_trace_json(&m, all, b->n, 1);
+    pc_prela_json_encode_trace(&m, all, b->n, 1);
     pc_ch_trace_part part;
     pc_ch_part_init(&part, all[0], 1);
     for (size_t i = 1; i < b->n; i++)

@@ -127,7 +127,7 @@ class Kafka:
 
     def consume_span_ids(self, topic, count, timeout=30, conf=None):
         """Like consume, until |count| spans arrived in messages of prela_json or
-        otlp_proto (kafka_encode.h): the span ids, one per span read."""
+        otlp_proto (src/formats/otlp_prela.h): the span ids, one per span read."""
         import json
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import \
             ExportTraceServiceRequest

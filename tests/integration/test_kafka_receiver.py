@@ -153,7 +153,7 @@ def assert_same(st, gw, trace_id, count, otlp=False):
             if otlp and field == "created_at":
                 assert 0 <= ts(g[field]) - ts(w[field]) < 5, (g[field], w[field])
                 continue
-            if otlp and field == "resource":  # plus what the OTLP encodings add (kafka_decode.h)
+            if otlp and field == "resource":  # plus what the OTLP encodings add (src/formats/kafka_message.h)
                 extra = {k: v for k, v in g[field].items() if k not in w[field]}
                 assert {k: g[field][k] for k in w[field]} == w[field]
                 assert set(extra) <= {"prela.project_id", "service.name"}, extra

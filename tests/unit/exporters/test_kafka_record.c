@@ -8,7 +8,8 @@
 
 #include "arena.h"
 #include "buf.h"
-#include "exporters/kafka_encode.h"
+#include "formats/kafka_message.h"
+#include "formats/prela_json.h"
 #include "exporters/kafka_record.h"
 #include "log.h"
 #include "span.h"
@@ -67,7 +68,7 @@ static void test_prela_json(void)
     pc_batch *b = batch(10);
     pc_buf rec = {0};
     pc_kafka_drops d = {0};
-    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 1000000, "t", &d), 6);
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_PRELA_JSON, 1000000, "t", &d), 6);
     CHECK_EQ_INT(d.messages, 0);
     CHECK_EQ_INT((unsigned char)rec.data[0], PC_KAFKA_RECORD_VERSION);
     pc_kafka_msg m[8];
@@ -82,7 +83,7 @@ static void test_prela_json(void)
         CHECK_EQ_INT(m[i].spans, topics[i] == PC_KAFKA_T_SPANS ? 1 : 0);
     }
     pc_buf want = {0};
-    pc_kafka_span_json(&want, &b->spans[2], pc_span_received(b, &b->spans[2]));
+    pc_prela_json_encode_span(&want, &b->spans[2], pc_span_received(b, &b->spans[2]));
     CHECK(m[1].len == want.len && memcmp(m[1].value, want.data, want.len) == 0);
     pc_buf_free(&want);
     pc_buf_free(&rec);
@@ -95,7 +96,7 @@ static void test_oversize_dropped(void)
     pc_buf rec = {0};
     pc_kafka_drops d = {0};
     /* prela_json: span a2 is dropped, the summary lists the other two */
-    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 2048, "t", &d), 5);
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_PRELA_JSON, 2048, "t", &d), 5);
     CHECK_EQ_INT(d.messages, 1);
     CHECK_EQ_INT(d.spans, 1);
     pc_kafka_msg m[8];
@@ -110,7 +111,7 @@ static void test_oversize_dropped(void)
     /* otlp_proto: trace a's request is halved until the big span stands alone */
     pc_buf_reset(&rec);
     d = (pc_kafka_drops){0};
-    size_t n = pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_OTLP_PROTO, 2048, "t", &d);
+    size_t n = pc_kafka_record_encode(&rec, b, PC_KAFKA_OTLP_PROTO, 2048, "t", &d);
     CHECK_EQ_INT(d.messages, 1);
     CHECK_EQ_INT(d.spans, 1);
     CHECK_EQ_INT(read_all(&rec, m, 8), n);
@@ -132,12 +133,12 @@ static void test_reject_refused(void)
     pc_batch *b = batch(10);
     /* prela_json: a1 a2 a3 summary(a) b1 summary(b); a2 refused */
     const unsigned char prela[6] = {0, 1, 0, 0, 0, 0};
-    pc_kafka_record_reject(b, PC_KAFKA_ENC_PRELA_JSON, 1000000, prela, 6, "refused");
+    pc_kafka_record_reject(b, PC_KAFKA_PRELA_JSON, 1000000, prela, 6, "refused");
     CHECK_EQ_INT(pc_batch_rejected(b), 1);
     CHECK(pc_batch_is_rejected(b, 2) && !pc_batch_is_rejected(b, 0));
     /* b's summary refused: its trace is incomplete downstream, so b1 is rejected */
     const unsigned char summary[6] = {0, 0, 0, 0, 0, 1};
-    pc_kafka_record_reject(b, PC_KAFKA_ENC_PRELA_JSON, 1000000, summary, 6, "refused");
+    pc_kafka_record_reject(b, PC_KAFKA_PRELA_JSON, 1000000, summary, 6, "refused");
     CHECK_EQ_INT(pc_batch_rejected(b), 2);
     CHECK(pc_batch_is_rejected(b, 1));
     CHECK(!strcmp(pc_batch_reject_reason(b), "refused"));
@@ -145,7 +146,7 @@ static void test_reject_refused(void)
     /* otlp_json: one request per trace; trace a's refused: its three spans */
     b = batch(10);
     const unsigned char otlp[2] = {1, 0};
-    pc_kafka_record_reject(b, PC_KAFKA_ENC_OTLP_JSON, 1000000, otlp, 2, "refused");
+    pc_kafka_record_reject(b, PC_KAFKA_OTLP_JSON, 1000000, otlp, 2, "refused");
     CHECK_EQ_INT(pc_batch_rejected(b), 3);
     CHECK(pc_batch_is_rejected(b, 0) && pc_batch_is_rejected(b, 2) && pc_batch_is_rejected(b, 3));
     CHECK(!pc_batch_is_rejected(b, 1));
@@ -154,9 +155,9 @@ static void test_reject_refused(void)
     b = batch(5000);
     pc_buf rec = {0};
     pc_kafka_drops d = {0};
-    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 2048, "t", &d), 5);
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_PRELA_JSON, 2048, "t", &d), 5);
     const unsigned char after[5] = {0, 1, 0, 0, 0}; /* a1 a3 summary(a) b1 summary(b) */
-    pc_kafka_record_reject(b, PC_KAFKA_ENC_PRELA_JSON, 2048, after, 5, "refused");
+    pc_kafka_record_reject(b, PC_KAFKA_PRELA_JSON, 2048, after, 5, "refused");
     CHECK_EQ_INT(pc_batch_rejected(b), 2); /* a2 by the encode, a3 by the brokers */
     CHECK(pc_batch_is_rejected(b, 2) && pc_batch_is_rejected(b, 3));
     pc_buf_free(&rec);
@@ -174,7 +175,7 @@ static void test_raw_oversize(void)
     b->raw = (pc_str){big, 4096};
     pc_buf rec = {0};
     pc_kafka_drops d = {0};
-    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 2048, "kx", &d), 0);
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_PRELA_JSON, 2048, "kx", &d), 0);
     CHECK_EQ_INT(d.messages, 1);
     CHECK_EQ_INT(pc_batch_rejected(b), 7);
     CHECK(pc_batch_is_rejected(b, 0));
@@ -185,7 +186,7 @@ static void test_raw_oversize(void)
     b->signal = PC_SIGNAL_LOGS;
     b->raw = S(b, "small");
     d = (pc_kafka_drops){0};
-    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 2048, "kx", &d), 1);
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_PRELA_JSON, 2048, "kx", &d), 1);
     CHECK_EQ_INT(pc_batch_rejected(b), 0);
     CHECK(pc_batch_reject_reason(b) == NULL);
     pc_buf_free(&rec);
@@ -199,7 +200,7 @@ static void test_raw_signal(void)
     b->raw = S(b, "raw-bytes");
     pc_buf rec = {0};
     pc_kafka_drops d = {0};
-    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_PRELA_JSON, 1000000, "t", &d), 1);
+    CHECK_EQ_INT(pc_kafka_record_encode(&rec, b, PC_KAFKA_PRELA_JSON, 1000000, "t", &d), 1);
     pc_kafka_msg m[2];
     CHECK_EQ_INT(read_all(&rec, m, 2), 1);
     CHECK_EQ_INT(m[0].topic, PC_KAFKA_T_LOGS);
@@ -216,7 +217,7 @@ static void test_damaged(void)
     pc_batch *b = batch(10);
     pc_buf rec = {0};
     pc_kafka_drops d = {0};
-    pc_kafka_record_encode(&rec, b, PC_KAFKA_ENC_OTLP_JSON, 1000000, "t", &d);
+    pc_kafka_record_encode(&rec, b, PC_KAFKA_OTLP_JSON, 1000000, "t", &d);
     pc_kafka_msg m;
     for (size_t len = 0; len < rec.len; len++) {
         char *copy = malloc(len ? len : 1); /* exact size: ASan sees any overread */

@@ -19,7 +19,7 @@
 #include "options.h"
 
 #include "config.h"
-#include "exporters/kafka_encode.h"
+#include "formats/prela_json.h"
 #include "receivers/kafka.h"
 #include "span.h"
 #include "timefmt.h"
@@ -158,13 +158,13 @@ static void produce_all(cluster *c)
         s->end_ns = T0 + 1000 + i;
         s->project_id = PC_STR_LIT("p");
         pc_buf m = PC_BUF_INIT;
-        pc_kafka_span_json(&m, s, T0);
+        pc_prela_json_encode_span(&m, s, T0);
         produce(c, i % PARTS, m.data, m.len);
         pc_buf_free(&m);
         if (i == N / 2) {
             produce(c, 0, "{\"trace_id\":", 12); /* poison */
             const pc_span *one = s;
-            pc_kafka_trace_json(&m, &one, 1, T0);
+            pc_prela_json_encode_trace(&m, &one, 1, T0);
             produce(c, 1, m.data, m.len); /* summary */
             pc_buf_free(&m);
         }

@@ -4,6 +4,7 @@
  */
 #include "check.h"
 #include "json.h"
+#include "formats/prela_json.h"
 #include "receivers/prela.h"
 
 #include <stdint.h>
@@ -18,7 +19,7 @@ static int decode(const char *json, pc_str trace_id, char *err)
         snprintf(err, 256, "json: %s", e.msg);
         return -2;
     }
-    return pc_prela_decode_span(B, &v, "spans[0]", trace_id, PC_STR_LIT("env-svc"),
+    return pc_prela_json_decode_sdk_span(B, &v, "spans[0]", trace_id, PC_STR_LIT("env-svc"),
                                 PC_STR_LIT("proj"), err, 256);
 }
 

@@ -1,27 +1,28 @@
 /*
- * test_kafka_otlp_writer.c - the kafka exporter's otlp_proto encoder
- * (pc_kafka_otlp_proto, kafka_encode.c) against protobuf-c as the oracle, on
+ * test_otlp_proto_encode.c - the OTLP protobuf writer
+ * (pc_otlp_proto_encode, otlp_proto_encode.c) against protobuf-c as the oracle, on
  * random spans: every pc_value type (nested arrays and maps, NaN, negative and
  * large ints, empty strings and bytes), events, links, shared and unshared
  * resources and scopes, hex, UUID and Prela-style ids, reserved attribute keys,
  * strings with NUL and invalid UTF-8.
  *
  * Each case: encode -> protobuf_c_message_unpack with the generated OTLP
- * descriptors -> every field compared with the span model as kafka_encode.h
+ * descriptors -> every field compared with the span model as otlp_prela.h
  * specifies it -> packed again by protobuf-c, which must give the same bytes
  * (so the writer's bytes are protobuf-c's: field order, omitted defaults) ->
  * for cases whose strings are valid UTF-8 without NUL, decoded by the wire
- * reader (pc_otlp_decode_proto), whose spans must carry the ids, times and
+ * reader (pc_otlp_proto_decode), whose spans must carry the ids, times and
  * attributes back.
  *
- *   exporters_test_kafka_otlp_writer [SEED [CASES]]   (or PC_TEST_SEED=...)
+ *   formats_test_otlp_proto_encode [SEED [CASES]]   (or PC_TEST_SEED=...)
  */
 #include "check.h"
 
 #include "arena.h"
 #include "buf.h"
-#include "exporters/kafka_encode.h"
-#include "receivers/otlp_decode.h"
+#include "formats/otlp_prela.h"
+#include "formats/otlp_proto.h"
+#include "formats/prela_json.h"
 #include "span.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
@@ -319,9 +320,9 @@ static bool kvs_ok(pb_kv **got, size_t n_got, const pc_kv *kv, size_t n, bool es
     EXPECT(n_got >= n, "%zu key/values, want %zu", n_got, n);
     for (size_t i = 0; i < n; i++) {
         const char *k = got[i]->key;
-        if (escape && pc_kafka_attr_escaped(kv[i].key)) {
-            size_t pn = strlen(PC_KAFKA_ATTR_ESCAPE);
-            EXPECT(!strncmp(k, PC_KAFKA_ATTR_ESCAPE, pn) && str_is(k + pn, kv[i].key),
+        if (escape && pc_otlp_prela_escaped(kv[i].key)) {
+            size_t pn = strlen(PC_OTLP_PRELA_ESCAPE);
+            EXPECT(!strncmp(k, PC_OTLP_PRELA_ESCAPE, pn) && str_is(k + pn, kv[i].key),
                    "key %zu not escaped: %s", i, k);
         } else {
             EXPECT(str_is(k, kv[i].key), "key %zu: %s", i, k);
@@ -400,7 +401,7 @@ static uint64_t unix_ns(int64_t ns)
     return ns > 0 ? (uint64_t)ns : 0;
 }
 
-/* One span as kafka_encode.h specifies it, with its resource and scope. */
+/* One span as otlp_prela.h specifies it, with its resource and scope. */
 static bool span_ok(const pb_span *p, const pb_kv *const *res, size_t n_res, const pb_scope *sc,
                     const pc_span *s)
 {
@@ -535,11 +536,11 @@ static bool decoded_ok(const pc_span *d, const pc_span *s)
     EXPECT(str_equal_model(d->name, s->name), "decoded name");
     EXPECT(d->n_events == s->n_events && d->n_links == s->n_links, "decoded events/links");
     EXPECT(d->attrs.n >= s->attrs.n, "decoded attributes");
-    size_t pn = strlen(PC_KAFKA_ATTR_ESCAPE);
+    size_t pn = strlen(PC_OTLP_PRELA_ESCAPE);
     for (size_t i = 0; i < s->attrs.n; i++) {
         pc_str k = d->attrs.kv[i].key;
-        if (pc_kafka_attr_escaped(s->attrs.kv[i].key)) {
-            EXPECT(k.n == pn + s->attrs.kv[i].key.n && !memcmp(k.p, PC_KAFKA_ATTR_ESCAPE, pn) &&
+        if (pc_otlp_prela_escaped(s->attrs.kv[i].key)) {
+            EXPECT(k.n == pn + s->attrs.kv[i].key.n && !memcmp(k.p, PC_OTLP_PRELA_ESCAPE, pn) &&
                        !memcmp(k.p + pn, s->attrs.kv[i].key.p, s->attrs.kv[i].key.n),
                    "decoded escaped key %zu", i);
         } else {
@@ -578,7 +579,7 @@ static void one_case(uint64_t seed, size_t idx)
     }
     pc_buf out = PC_BUF_INIT;
     pc_buf_puts(&out, "head"); /* the encoder appends */
-    pc_kafka_otlp_proto(&out, ptrs, n);
+    pc_otlp_proto_encode(&out, ptrs, n);
     CHECK(!memcmp(out.data, "head", 4));
     const uint8_t *body = (const uint8_t *)out.data + 4;
     size_t len = out.len - 4;
@@ -642,7 +643,7 @@ static void one_case(uint64_t seed, size_t idx)
     if (clean && got == n && !bad) {
         pc_batch *b = pc_batch_create(NULL);
         pc_otlp_result rr;
-        int rc = pc_otlp_decode_proto(b, body, len, NULL, "dflt", NULL, &rr);
+        int rc = pc_otlp_proto_decode(b, body, len, NULL, "dflt", NULL, &rr);
         CHECK_EQ_INT(rc, 0);
         if (rc) fprintf(stderr, "case %zu: wire reader: %s\n", idx, rr.error);
         CHECK_EQ_INT(b->n, n);
@@ -654,9 +655,9 @@ static void one_case(uint64_t seed, size_t idx)
                         (unsigned long long)seed, i, fail_why);
                 if (getenv("PC_TEST_DUMP")) {
                     pc_buf j = PC_BUF_INIT;
-                    pc_kafka_span_json(&j, order[i], 0);
+                    pc_prela_json_encode_span(&j, order[i], 0);
                     pc_buf_puts(&j, "\n");
-                    pc_kafka_span_json(&j, &b->spans[i], 0);
+                    pc_prela_json_encode_span(&j, &b->spans[i], 0);
                     fprintf(stderr, "%s\n", j.data);
                     pc_buf_free(&j);
                 }
@@ -686,7 +687,7 @@ static void test_known_bytes(void)
     s.attrs = (pc_attrs){&kv, 1};
     const pc_span *p = &s;
     pc_buf out = PC_BUF_INIT;
-    pc_kafka_otlp_proto(&out, &p, 1);
+    pc_otlp_proto_encode(&out, &p, 1);
     static const uint8_t want[] = {
         0x0a, 0x44, /* resource_spans */
         0x0a, 0x00, /* resource {} */
@@ -714,7 +715,7 @@ int main(int argc, char **argv)
     const char *env = getenv("PC_TEST_SEED");
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : env ? strtoull(env, NULL, 0) : 12;
     size_t cases = argc > 2 ? strtoull(argv[2], NULL, 0) : 3000;
-    printf("test_kafka_otlp_writer: seed %llu, %zu cases (reproduce: %s %llu %zu)\n",
+    printf("test_otlp_proto_encode: seed %llu, %zu cases (reproduce: %s %llu %zu)\n",
            (unsigned long long)seed, cases, argv[0], (unsigned long long)seed, cases);
     RUN(test_known_bytes);
     for (size_t i = 0; i < cases; i++) {
@@ -724,7 +725,7 @@ int main(int argc, char **argv)
     }
     CHECK(n_bytes_same == cases);
     CHECK(n_decoded > cases / 4);
-    printf("test_kafka_otlp_writer: %zu cases byte-identical to protobuf-c, %zu read back by the "
+    printf("test_otlp_proto_encode: %zu cases byte-identical to protobuf-c, %zu read back by the "
            "wire reader\n",
            n_bytes_same, n_decoded);
     return CHECK_DONE();

@@ -1,6 +1,6 @@
 /*
- * test_otlp_wire.c - the OTLP trace wire reader (pc_otlp_decode_proto,
- * otlp_proto.c) against protobuf-c as the oracle, and under hostile input.
+ * test_otlp_proto_decode.c - the OTLP trace wire reader (pc_otlp_proto_decode,
+ * otlp_proto_decode.c) against protobuf-c as the oracle, and under hostile input.
  *
  * Random ExportTraceServiceRequests are built with the generated protobuf-c
  * structs (every AnyValue kind, nested arrays and kvlists, events, links,
@@ -315,7 +315,7 @@ static bool agree(const uint8_t *buf, size_t len, const char *project, oracle *o
     if (!r) return ORACLE_FAIL(o, "protobuf-c refused the packed request");
     pc_batch *b = pc_batch_create(NULL);
     pc_otlp_result res;
-    int rc = pc_otlp_decode_proto(b, buf, len, project, "dflt", NULL, &res);
+    int rc = pc_otlp_proto_decode(b, buf, len, project, "dflt", NULL, &res);
     bool ok = rc == 0 ? oracle_compare(o, r, b, &res, project, "dflt")
                       : ORACLE_FAIL(o, "the reader refused it: %.400s", res.error);
     pc_batch_unref(b);
@@ -405,7 +405,7 @@ static int decode(const uint8_t *buf, size_t len, const pc_span_limits *l, pc_ot
                   pc_batch **out)
 {
     pc_batch *b = pc_batch_create(NULL);
-    int rc = pc_otlp_decode_proto(b, buf, len, NULL, "dflt", l, res);
+    int rc = pc_otlp_proto_decode(b, buf, len, NULL, "dflt", l, res);
     if (out)
         *out = b;
     else
@@ -662,7 +662,7 @@ static void test_caps(void)
         cur_n += pre.n;
     }
     b = pc_batch_create(NULL);
-    CHECK_EQ_INT(pc_otlp_decode_proto(b, env, cur_n, NULL, "d", &pc_span_limits_default, &res), 0);
+    CHECK_EQ_INT(pc_otlp_proto_decode(b, env, cur_n, NULL, "d", &pc_span_limits_default, &res), 0);
     CHECK_EQ_INT(res.rejected, 1);
     CHECK(strstr(res.error, "events: 1000000 events, more than max_events_per_span (1024)"));
     CHECK(pc_arena_used(b->arena) < cur_n + 65536);
@@ -707,7 +707,7 @@ static void test_empty_key_bomb(void)
 
     pc_otlp_result r;
     pc_batch *b = pc_batch_create(NULL);
-    CHECK_EQ_INT(pc_otlp_decode_proto(b, req, req_n, NULL, "d", &pc_span_limits_default, &r), 0);
+    CHECK_EQ_INT(pc_otlp_proto_decode(b, req, req_n, NULL, "d", &pc_span_limits_default, &r), 0);
     CHECK_EQ_INT(b->n, 1);
     if (b->n) CHECK_EQ_INT(b->spans[0].resource->n, 0);
     size_t used = pc_arena_used(b->arena);
@@ -741,7 +741,7 @@ static void test_empty_spans(void)
     }
     pc_otlp_result res;
     pc_batch *b = pc_batch_create(NULL);
-    CHECK_EQ_INT(pc_otlp_decode_proto(b, buf + at, len, NULL, "d", NULL, &res), 0);
+    CHECK_EQ_INT(pc_otlp_proto_decode(b, buf + at, len, NULL, "d", NULL, &res), 0);
     CHECK_EQ_INT(res.rejected, (int64_t)n);
     CHECK_EQ_INT(b->n, 0);
     size_t used = pc_arena_used(b->arena);
@@ -765,7 +765,7 @@ static void test_budget(void)
     pc_arena_set_budget(a, bu);
     pc_batch *b = pc_batch_create(a);
     pc_otlp_result res;
-    int rc = pc_otlp_decode_proto(b, buf, len, NULL, "d", NULL, &res);
+    int rc = pc_otlp_proto_decode(b, buf, len, NULL, "d", NULL, &res);
     if (len > 2048) {
         CHECK_EQ_INT(rc, -1);
         CHECK_EQ_STR(res.error, "request is over the memory budget");

@@ -1,24 +1,27 @@
 /*
- * test_kafka_decode.c - the kafka receiver's message decoders (kafka_decode.h)
- * against the kafka exporter's encoders (kafka_encode.h), both directions.
+ * test_kafka_message.c - the kafka receiver's message decoding (kafka_message.h)
+ * against the kafka exporter's encoders (the formats), both directions.
  *
  * Round trip: spans of every kind (Prela and OTLP sources, Prela-style non-hex
  * ids, every attribute type incl. int64 min/max, bytes, kvlists, arrays, NaN
  * and infinities, unicode, events, links, a span not ended) are normalized,
- * encoded with pc_kafka_span_json / pc_kafka_otlp_proto / pc_kafka_otlp_json,
+ * encoded with pc_prela_json_encode_span / pc_otlp_proto_encode / pc_otlp_json_encode,
  * decoded, normalized again, and every field of the model is compared with the
  * original: exactly where the format is lossless, and where it is lossy by
- * design (kafka_decode.h) by what the stores would write.
+ * design (prela_json.h, kafka_message.h) by what the stores would write.
  *
  * Hostile input: every truncation, wrong types, deep nesting, invalid UTF-8,
  * huge numbers, garbage bytes: a clear error, an unchanged batch, no crash.
  */
 #include "check.h"
 
-#include "exporters/kafka_encode.h"
+#include "formats/kafka_message.h"
+#include "formats/otlp_json.h"
+#include "formats/otlp_prela.h"
+#include "formats/otlp_proto.h"
+#include "formats/prela_json.h"
 #include "json.h"
 #include "processors/normalize.h"
-#include "receivers/kafka_decode.h"
 #include "span.h"
 
 #include <math.h>
@@ -417,7 +420,7 @@ static void test_prela_json_round_trip(void)
     for (size_t i = 0; i < ob->n; i++) {
         const pc_span *w = &ob->spans[i];
         pc_buf m = PC_BUF_INIT;
-        pc_kafka_span_json(&m, w, pc_span_received(ob, w));
+        pc_prela_json_encode_span(&m, w, pc_span_received(ob, w));
         pc_batch *gb = pc_batch_create(NULL);
         gb->received_ns = T0 + 99999 * MS; /* the storage collector's clock: must not win */
         pc_kafka_decode_result r;
@@ -434,8 +437,8 @@ static void test_prela_json_round_trip(void)
             compare(ob, w, gb, &gb->spans[0], M_JSON, 0);
             /* the stores write the same JSON */
             pc_buf x = PC_BUF_INIT, y = PC_BUF_INIT;
-            pc_kafka_span_json(&x, w, pc_span_received(ob, w));
-            pc_kafka_span_json(&y, &gb->spans[0], pc_span_received(gb, &gb->spans[0]));
+            pc_prela_json_encode_span(&x, w, pc_span_received(ob, w));
+            pc_prela_json_encode_span(&y, &gb->spans[0], pc_span_received(gb, &gb->spans[0]));
             CHECK_EQ_STR(x.data, y.data);
             pc_buf_free(&x), pc_buf_free(&y);
         }
@@ -445,7 +448,7 @@ static void test_prela_json_round_trip(void)
     const pc_span *all[8];
     for (size_t i = 0; i < ob->n; i++) all[i] = &ob->spans[i];
     pc_buf m = PC_BUF_INIT;
-    pc_kafka_trace_json(&m, all, 2, ob->received_ns);
+    pc_prela_json_encode_trace(&m, all, 2, ob->received_ns);
     pc_batch *gb = pc_batch_create(NULL);
     pc_kafka_decode_result r;
     CHECK_EQ_INT(pc_kafka_decode(gb, PC_KAFKA_PRELA_JSON, m.data, m.len, 0, &r), PC_KAFKA_SUMMARY);
@@ -463,9 +466,9 @@ static void otlp_round_trip(bool json, bool auto_detect)
     for (size_t i = 0; i < ob->n; i++) all[i] = &ob->spans[i];
     pc_buf m = PC_BUF_INIT;
     if (json)
-        pc_kafka_otlp_json(&m, all, ob->n);
+        pc_otlp_json_encode(&m, all, ob->n);
     else
-        pc_kafka_otlp_proto(&m, all, ob->n);
+        pc_otlp_proto_encode(&m, all, ob->n);
     pc_batch *gb = pc_batch_create(NULL);
     pc_kafka_decode_result r;
     int64_t ts = T0 + 4242 * MS;
@@ -527,7 +530,7 @@ static void test_hostile_prela_json(void)
 {
     pc_batch *ob = originals();
     pc_buf m = PC_BUF_INIT;
-    pc_kafka_span_json(&m, &ob->spans[0], 1);
+    pc_prela_json_encode_span(&m, &ob->spans[0], 1);
     for (size_t n = 0; n < m.len; n++) expect_poison(PC_KAFKA_PRELA_JSON, m.data, n, NULL);
     pc_buf_free(&m);
     pc_batch_unref(ob);
@@ -585,8 +588,8 @@ static void test_hostile_otlp(void)
     const pc_span *all[8];
     for (size_t i = 0; i < ob->n; i++) all[i] = &ob->spans[i];
     pc_buf pj = PC_BUF_INIT, pp = PC_BUF_INIT;
-    pc_kafka_otlp_json(&pj, all, ob->n);
-    pc_kafka_otlp_proto(&pp, all, ob->n);
+    pc_otlp_json_encode(&pj, all, ob->n);
+    pc_otlp_proto_encode(&pp, all, ob->n);
     for (size_t n = 0; n < pj.len; n++) expect_poison(PC_KAFKA_OTLP_JSON, pj.data, n, NULL);
     /* a protobuf prefix may be a shorter valid message: never more spans, never a crash */
     for (size_t n = 0; n < pp.len; n++) {
@@ -658,8 +661,8 @@ static void forged(bool json)
     normalize_all(ob);
     const pc_span *all[2] = {s, p};
     pc_buf m = PC_BUF_INIT;
-    if (json) pc_kafka_otlp_json(&m, all, 2);
-    else pc_kafka_otlp_proto(&m, all, 2);
+    if (json) pc_otlp_json_encode(&m, all, 2);
+    else pc_otlp_proto_encode(&m, all, 2);
     pc_batch *gb = pc_batch_create(NULL);
     pc_kafka_decode_result r;
     CHECK_EQ_INT(pc_kafka_decode(gb, json ? PC_KAFKA_OTLP_JSON : PC_KAFKA_OTLP_PROTO, m.data,
@@ -684,10 +687,10 @@ static void forged(bool json)
     }
     pc_batch_unref(gb);
     pc_batch_unref(ob);
-    CHECK(pc_kafka_attr_escaped(PC_STR_LIT("prela.trace_id")));
-    CHECK(pc_kafka_attr_escaped(PC_STR_LIT("prela.client.anything")));
-    CHECK(!pc_kafka_attr_escaped(PC_STR_LIT("prela.project_id")));
-    CHECK(!pc_kafka_attr_escaped(PC_STR_LIT("prela.trace")));
+    CHECK(pc_otlp_prela_escaped(PC_STR_LIT("prela.trace_id")));
+    CHECK(pc_otlp_prela_escaped(PC_STR_LIT("prela.client.anything")));
+    CHECK(!pc_otlp_prela_escaped(PC_STR_LIT("prela.project_id")));
+    CHECK(!pc_otlp_prela_escaped(PC_STR_LIT("prela.trace")));
 }
 
 static void test_client_prela_attributes_proto(void)
@@ -732,9 +735,9 @@ static void test_times_before_1970(void)
     const pc_span *all[1] = {s};
     for (int enc = 0; enc < 3; enc++) {
         pc_buf m = PC_BUF_INIT;
-        if (enc == 0) pc_kafka_span_json(&m, s, 1);
-        else if (enc == 1) pc_kafka_otlp_proto(&m, all, 1);
-        else pc_kafka_otlp_json(&m, all, 1);
+        if (enc == 0) pc_prela_json_encode_span(&m, s, 1);
+        else if (enc == 1) pc_otlp_proto_encode(&m, all, 1);
+        else pc_otlp_json_encode(&m, all, 1);
         pc_batch *gb = pc_batch_create(NULL);
         pc_kafka_decode_result r;
         CHECK_EQ_INT(pc_kafka_decode(gb, (pc_kafka_encoding)enc, m.data, m.len, 1, &r),
@@ -750,14 +753,14 @@ static void test_times_before_1970(void)
     pc_batch_unref(ob);
 }
 
-/* encoding: auto reads each message in its own encoding (kafka_decode.h). */
+/* encoding: auto reads each message in its own encoding (kafka_message.h). */
 static void test_auto_detect(void)
 {
     pc_batch *ob = originals();
     const pc_span *all[8];
     for (size_t i = 0; i < ob->n; i++) all[i] = &ob->spans[i];
     pc_buf m = PC_BUF_INIT;
-    pc_kafka_span_json(&m, &ob->spans[0], ob->received_ns);
+    pc_prela_json_encode_span(&m, &ob->spans[0], ob->received_ns);
     CHECK_EQ_INT(pc_kafka_encoding_detect(m.data, m.len), PC_KAFKA_PRELA_JSON);
     pc_batch *gb = pc_batch_create(NULL);
     pc_kafka_decode_result r;
@@ -766,7 +769,7 @@ static void test_auto_detect(void)
     CHECK(gb->n == 1 && gb->spans[0].span_id.n == ob->spans[0].span_id.n &&
           memcmp(gb->spans[0].span_id.p, ob->spans[0].span_id.p, ob->spans[0].span_id.n) == 0);
     m.len = 0;
-    pc_kafka_trace_json(&m, all, 2, ob->received_ns);
+    pc_prela_json_encode_trace(&m, all, 2, ob->received_ns);
     CHECK_EQ_INT(pc_kafka_decode(gb, PC_KAFKA_AUTO, m.data, m.len, 0, &r), PC_KAFKA_SUMMARY);
     pc_buf_free(&m);
     pc_batch_unref(gb);

@@ -1,32 +1,27 @@
 /*
- * kafka_decode.h - Kafka messages back into spans: the decoders of the formats
- * the `kafka` exporter writes (kafka_encode.h is the spec).
+ * kafka_message.h - the Kafka messages of traces: which encodings exist, how a
+ * reader tells them apart, and one decode call for a message in any of them.
+ * The encodings themselves live in their formats: prela_json.h (span messages
+ * and trace summaries), otlp_proto.h and otlp_json.h (one request per trace
+ * per batch, with the conventions of otlp_prela.h).
  *
- * Data flow: brokers → kafka receiver (kafka.c) polls a message →
+ * Data flow: normalize → kafka exporter (kafka_record.c: one encoder per
+ * message) → librdkafka → brokers → kafka receiver (kafka.c) polls a message →
  * pc_kafka_decode appends its spans to the batch being filled → normalize →
- * exporters. Pure: no I/O, no globals, so tests drive it directly.
+ * exporters. The receiver decodes with the files the exporter encodes with.
+ * Pure: no I/O, no globals, so tests drive it directly.
  *
- * prela_json: a span message becomes one span with every field restored, raw
- * and derived: ids exactly as strings, kind, times in ns, status_code,
- * status_message, flags, typed attributes, events (time_unix_nano), links,
- * resource, scope, project_id, source, received_time_unix_nano (→ received_ns),
- * and the derived span_type, status, service_name, llm_provider, llm_model and
- * tokens. So that normalize (idempotent) derives the same again, the derived
- * values are also written back as the raw hints normalize reads first:
- * span_type → span_type_text, service_name → service_hint, and for Prela spans
- * status → status_text (OTLP spans keep their status_code, from which
- * normalize derives the same status).
- * Lossy by the format, documented: bytes values arrive as their base64 string
- * and non-finite doubles as the strings "NaN" / "Infinity" / "-Infinity"
- * (json.h's writer convention), i.e. as PC_V_STR. Both are stored identically
- * (the stores write attributes with pc_attrs_write_json, which emits exactly
- * those strings), and a genuine string "NaN" could not be told apart, so the
- * decoder does not guess.
- * A trace summary (topics.traces: has span_count, no span_id) is recognized
- * and skipped: stores recompute summaries from spans.
+ * Every traces message has key = the trace id, as bytes of the id string (so
+ * a trace stays on one partition). Metrics and logs messages carry the
+ * receiver's ExportMetricsServiceRequest / ExportLogsServiceRequest protobuf
+ * unchanged and have no key; they need no encoder.
+ *
+ * prela_json: read with pc_prela_json_decode_message (what it restores is in
+ * prela_json.h).
  *
  * otlp_proto / otlp_json: an ExportTraceServiceRequest, decoded with the OTLP
- * receiver's decoders (otlp_decode.h), then the Prela conventions undone: the
+ * readers (otlp_proto.h, otlp_json.h), then the Prela conventions undone
+ * (pc_otlp_prela_restore): the
  * attributes prela.trace_id / prela.span_id / prela.parent_span_id replace the
  * hex ids and are removed; prela.span_type marks a Prela span: it becomes
  * span_type_text, source becomes prela, the Status.code becomes status_text
@@ -43,8 +38,8 @@
  * Memory: the decoder copies the message into the batch's arena first, so the
  * caller may destroy the message afterwards; every span points into that arena.
  */
-#ifndef PC_KAFKA_DECODE_H
-#define PC_KAFKA_DECODE_H
+#ifndef PC_KAFKA_MESSAGE_H
+#define PC_KAFKA_MESSAGE_H
 
 #include "span.h"
 

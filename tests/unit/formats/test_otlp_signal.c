@@ -1,5 +1,5 @@
 /*
- * test_otlp_signal.c - pc_otlp_decode_signal (otlp_decode.h): OTLP metrics and
+ * test_otlp_signal.c - pc_otlp_signal_decode (otlp_signal.h): OTLP metrics and
  * logs requests checked, counted and passed on as protobuf, without HTTP.
  *
  * A metrics request with every metric kind, exemplars and ids, and a logs
@@ -13,7 +13,7 @@
  */
 #include "check.h"
 
-#include "receivers/otlp_decode.h"
+#include "formats/otlp_signal.h"
 
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
@@ -193,7 +193,7 @@ static pc_batch *decode(pc_signal sig, const void *buf, size_t len, bool json, p
     b->signal = sig;
     char *body = pc_arena_alloc(b->arena, len + 1);
     memcpy(body, buf, len);
-    *rc = pc_otlp_decode_signal(b, body, len, json, res);
+    *rc = pc_otlp_signal_decode(b, body, len, json, res);
     if (*rc == 0 && !json) CHECK(b->raw.p == body && b->raw.n == len);
     return b;
 }

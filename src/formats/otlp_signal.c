@@ -1,7 +1,7 @@
 /*
  * otlp_signal.c - OTLP metrics and logs requests: checked, counted and passed on
- * as protobuf, never decoded into a model (see pc_otlp_decode_signal in
- * otlp_decode.h for the contract).
+ * as protobuf, never decoded into a model (see pc_otlp_signal_decode in
+ * otlp_signal.h for the contract).
  *
  * Data flow: the OTLP receiver hands over the body of an Export*ServiceRequest
  * with a batch whose signal is PC_SIGNAL_METRICS or PC_SIGNAL_LOGS; on success
@@ -9,7 +9,7 @@
  * re-encoding of JSON in the batch's arena) and its data points or log records
  * in b->items, and exporters forward raw unchanged.
  *
- * Protobuf: pc_otlp_unpack (otlp_proto.c) checks the wire format with bounded
+ * Protobuf: pc_pb_unpack (protobuf.c) checks the wire format with bounded
  * nesting and unpacks into the arena within a budget; the item count comes
  * from the unpacked message; then one walk over the wire bytes checks every
  * string for UTF-8 and every trace_id / span_id for its length.
@@ -28,7 +28,9 @@
  * protobuf) reject the whole message for one invalid string. For the same
  * reason a JSON string containing U+0000 is refused: protobuf-c cannot encode it.
  */
-#include "otlp_decode.h"
+#include "formats/otlp_signal.h"
+
+#include "formats/protobuf.h"
 
 #include "json.h"
 
@@ -151,7 +153,7 @@ static int field_check(pc_otlp_dec *d, const ProtobufCFieldDescriptor *f, const 
 /*
  * Walks one message of type |desc| in |n| bytes at |p| and checks its strings
  * and ids (field_check), naming the path of the first bad one. The bytes must
- * have passed pc_otlp_unpack, which bounds the nesting and so this recursion.
+ * have passed pc_pb_unpack, which bounds the nesting and so this recursion.
  */
 static int wire_check_strings(pc_otlp_dec *d, const uint8_t *p, size_t n,
                               const ProtobufCMessageDescriptor *desc)
@@ -160,10 +162,10 @@ static int wire_check_strings(pc_otlp_dec *d, const uint8_t *p, size_t n,
     size_t i = 0;
     while (i < n) {
         uint64_t key, len = 0;
-        if (pc_otlp_varint(p, n, &i, &key)) return pc_otlp_fail(d, NULL, "invalid protobuf");
+        if (pc_pb_varint(p, n, &i, &key)) return pc_otlp_fail(d, NULL, "invalid protobuf");
         switch (key & 7) {
         case 0:
-            if (pc_otlp_varint(p, n, &i, &len)) return pc_otlp_fail(d, NULL, "invalid protobuf");
+            if (pc_pb_varint(p, n, &i, &len)) return pc_otlp_fail(d, NULL, "invalid protobuf");
             continue; /* the varint was the value */
         case 1:
             len = 8;
@@ -172,7 +174,7 @@ static int wire_check_strings(pc_otlp_dec *d, const uint8_t *p, size_t n,
             len = 4;
             break;
         case 2:
-            if (pc_otlp_varint(p, n, &i, &len)) return pc_otlp_fail(d, NULL, "invalid protobuf");
+            if (pc_pb_varint(p, n, &i, &len)) return pc_otlp_fail(d, NULL, "invalid protobuf");
             break;
         default:
             return pc_otlp_fail(d, NULL, "invalid protobuf");
@@ -197,7 +199,7 @@ static int wire_check_strings(pc_otlp_dec *d, const uint8_t *p, size_t n,
 
 static int decode_protobuf(pc_otlp_dec *d, const signal_def *sig, const void *buf, size_t len)
 {
-    ProtobufCMessage *req = pc_otlp_unpack(d, sig->request, buf, len);
+    ProtobufCMessage *req = pc_pb_unpack(d, sig->request, buf, len);
     if (!req || wire_check_strings(d, buf, len, sig->request)) return -1;
     d->b->items = sig->count(req);
     d->b->raw = (pc_str){buf, len};
@@ -543,7 +545,7 @@ static int decode_json(pc_otlp_dec *d, const signal_def *sig, const char *text, 
 
 /* ---------------------------------------------------------------- entry */
 
-int pc_otlp_decode_signal(pc_batch *b, const void *buf, size_t len, bool json, pc_otlp_result *res)
+int pc_otlp_signal_decode(pc_batch *b, const void *buf, size_t len, bool json, pc_otlp_result *res)
 {
     pc_otlp_dec d;
     pc_otlp_dec_init(&d, b, NULL, NULL, res);

@@ -1,9 +1,11 @@
 /*
- * otlp_json.c - ExportTraceServiceRequest in OTLP/JSON into a pc_batch.
+ * otlp_json.c - ExportTraceServiceRequest in OTLP/JSON (otlp_json.h): the
+ * reader into a pc_batch, then the writer of a list of spans.
  *
- * Data flow: body text -> pc_json_parse (a pc_value tree in the batch's arena,
- * strings pointing into the body) -> pc_span per valid span. See otlp_decode.h
- * for the contract.
+ * Reader: body text -> pc_json_parse (a pc_value tree in the batch's arena,
+ * strings pointing into the body) -> pc_span per valid span.
+ * Writer: the view of otlp_prela.h (built in a scratch arena, destroyed
+ * before it returns) -> JSON appended to the caller's pc_buf.
  *
  * The OTLP JSON mapping is proto3 JSON with two twists: ids are hex, not base64,
  * and field names are lowerCamelCase. Clients get both wrong in practice, so
@@ -17,9 +19,11 @@
  * Recursion (nested arrayValue / kvlistValue) is bounded by the parser's
  * PC_JSON_MAX_DEPTH.
  */
-#include "otlp_decode.h"
+#include "formats/otlp_json.h"
 
+#include "formats/otlp_prela.h"
 #include "json.h"
+#include "mem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -300,7 +304,7 @@ static int value_in(pc_otlp_dec *d, pc_value *out, const pc_value *v)
 
 /* A list of KeyValue objects (attributes, kvlist values) in member |list|. With
  * |dropped| (attributes, not kvlist entries) a KeyValue with an empty key is checked,
- * left out and counted there, as the protobuf reader does (otlp_wire.c). */
+ * left out and counted there, as the protobuf reader does (otlp_proto_decode.c). */
 static int kvs_in(pc_otlp_dec *d, pc_kv **out, size_t *out_n, const pc_kv *list,
                   uint32_t *dropped)
 {
@@ -537,7 +541,7 @@ static int resource_spans_in(pc_otlp_dec *d, const pc_value *rs)
     return 0;
 }
 
-int pc_otlp_decode_json(pc_batch *b, const char *text, size_t len, const char *project,
+int pc_otlp_json_decode(pc_batch *b, const char *text, size_t len, const char *project,
                         const char *default_project, const pc_span_limits *limits,
                         pc_otlp_result *res)
 {
@@ -564,4 +568,190 @@ int pc_otlp_decode_json(pc_batch *b, const char *text, size_t len, const char *p
     }
     res->accepted = b->n - first;
     return 0;
+}
+
+/* -------------------------------------------------------------- writer -- */
+
+/* The writer: the view of otlp_prela.h written by hand as OTLP/JSON, in the
+ * field order of the protobuf writer. */
+
+static void str_val(pc_buf *b, pc_str s)
+{
+    pc_json_write_str(b, s.p ? s.p : "", s.n);
+}
+
+static void jkv_list(pc_buf *b, const pc_kv *kv, size_t n, const pc_kv *extra, size_t n_extra);
+
+static void jany(pc_buf *b, const pc_value *v)
+{
+    switch (v->type) {
+    case PC_V_STR:
+        pc_buf_puts(b, "{\"stringValue\":");
+        str_val(b, v->s);
+        break;
+    case PC_V_BOOL:
+        pc_buf_puts(b, v->b ? "{\"boolValue\":true" : "{\"boolValue\":false");
+        break;
+    case PC_V_INT:
+        pc_buf_printf(b, "{\"intValue\":\"%lld\"", (long long)v->i);
+        break;
+    case PC_V_DOUBLE:
+        pc_buf_puts(b, "{\"doubleValue\":");
+        pc_json_write_double(b, v->d);
+        break;
+    case PC_V_BYTES:
+        pc_buf_puts(b, "{\"bytesValue\":");
+        pc_json_write_base64(b, (const unsigned char *)v->s.p, v->s.n);
+        break;
+    case PC_V_ARRAY:
+        pc_buf_puts(b, "{\"arrayValue\":{\"values\":[");
+        for (size_t i = 0; i < v->arr.n; i++) {
+            if (i) pc_buf_putc(b, ',');
+            jany(b, &v->arr.v[i]);
+        }
+        pc_buf_puts(b, "]}");
+        break;
+    case PC_V_MAP:
+        pc_buf_puts(b, "{\"kvlistValue\":{\"values\":");
+        jkv_list(b, v->map.kv, v->map.n, NULL, 0);
+        pc_buf_putc(b, '}');
+        break;
+    default:
+        pc_buf_putc(b, '{'); /* null: an empty AnyValue */
+    }
+    pc_buf_putc(b, '}');
+}
+
+/* As kvs_pb: with |extra|, the reserved keys among the |n| are escaped. */
+static void jkv_list(pc_buf *b, const pc_kv *kv, size_t n, const pc_kv *extra, size_t n_extra)
+{
+    pc_buf_putc(b, '[');
+    for (size_t i = 0; i < n + n_extra; i++) {
+        const pc_kv *k = i < n ? &kv[i] : &extra[i - n];
+        pc_buf_puts(b, i ? ",{\"key\":" : "{\"key\":");
+        if (extra && i < n && pc_otlp_prela_escaped(k->key)) {
+            pc_buf key = PC_BUF_INIT;
+            pc_buf_puts(&key, PC_OTLP_PRELA_ESCAPE);
+            pc_buf_append(&key, k->key.p, k->key.n);
+            pc_json_write_str(b, key.data, key.len);
+            pc_buf_free(&key);
+        } else {
+            str_val(b, k->key);
+        }
+        pc_buf_puts(b, ",\"value\":");
+        jany(b, &k->value);
+        pc_buf_putc(b, '}');
+    }
+    pc_buf_putc(b, ']');
+}
+
+/* Writes ,"name":[attributes] unless there are none. */
+static void jattrs(pc_buf *b, const pc_kv *kv, size_t n, const pc_kv *extra, size_t n_extra)
+{
+    if (n + n_extra == 0) return;
+    pc_buf_puts(b, ",\"attributes\":");
+    jkv_list(b, kv, n, extra, n_extra);
+}
+
+static void jhex(pc_buf *b, const char *k, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    pc_buf_printf(b, ",\"%s\":\"", k);
+    for (size_t i = 0; i < n; i++) {
+        pc_buf_putc(b, hex[p[i] >> 4]);
+        pc_buf_putc(b, hex[p[i] & 15]);
+    }
+    pc_buf_putc(b, '"');
+}
+
+/* Writes ,"k":"v" unless |v| is empty. */
+static void jstr(pc_buf *b, const char *k, pc_str v)
+{
+    if (!v.n) return;
+    pc_buf_printf(b, ",\"%s\":", k);
+    str_val(b, v);
+}
+
+static void jspan(pc_buf *b, const pc_span *s)
+{
+    pc_otlp_span_ext o;
+    pc_otlp_span_ext_fill(s, &o);
+    pc_buf_puts(b, "{\"name\":");
+    str_val(b, s->name);
+    jhex(b, "traceId", o.tid, 16);
+    jhex(b, "spanId", o.sid, 8);
+    if (o.pid_n) jhex(b, "parentSpanId", o.pid, 8);
+    jstr(b, "traceState", s->trace_state);
+    if (s->flags) pc_buf_printf(b, ",\"flags\":%u", (unsigned)s->flags);
+    if (s->kind) pc_buf_printf(b, ",\"kind\":%d", s->kind);
+    pc_buf_printf(b, ",\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\"",
+                  (unsigned long long)pc_otlp_unix_ns(s->start_ns), (unsigned long long)pc_otlp_unix_ns(s->end_ns));
+    jattrs(b, s->attrs.kv, s->attrs.n, o.extra, o.n_extra);
+    if (s->n_events) pc_buf_puts(b, ",\"events\":[");
+    for (size_t i = 0; i < s->n_events; i++) {
+        const pc_event *e = &s->events[i];
+        pc_buf_printf(b, "%s{\"timeUnixNano\":\"%llu\"", i ? "," : "",
+                      (unsigned long long)pc_otlp_unix_ns(e->time_ns));
+        jstr(b, "name", e->name);
+        jattrs(b, e->attrs.kv, e->attrs.n, NULL, 0);
+        pc_buf_putc(b, '}');
+    }
+    if (s->n_events) pc_buf_putc(b, ']');
+    if (s->n_links) pc_buf_puts(b, ",\"links\":[");
+    for (size_t i = 0; i < s->n_links; i++) {
+        const pc_link *l = &s->links[i];
+        uint8_t tid[16], sid[8];
+        pc_otlp_id_bytes(l->trace_id, tid, 16);
+        pc_otlp_id_bytes(l->span_id, sid, 8);
+        pc_buf_puts(b, i ? ",{\"traceState\":" : "{\"traceState\":");
+        str_val(b, l->trace_state);
+        jhex(b, "traceId", tid, 16);
+        jhex(b, "spanId", sid, 8);
+        jattrs(b, l->attrs.kv, l->attrs.n, NULL, 0);
+        pc_buf_putc(b, '}');
+    }
+    if (s->n_links) pc_buf_putc(b, ']');
+    pc_buf_puts(b, ",\"status\":{");
+    if (s->status_message.n) {
+        pc_buf_puts(b, "\"message\":");
+        str_val(b, s->status_message);
+    }
+    if (o.status_code)
+        pc_buf_printf(b, "%s\"code\":%d", s->status_message.n ? "," : "", o.status_code);
+    pc_buf_puts(b, "}}");
+}
+
+static void jscope_spans(pc_buf *b, const pc_otlp_view_scope *sc, bool first)
+{
+    pc_buf_puts(b, first ? "{\"scope\":{\"name\":" : ",{\"scope\":{\"name\":");
+    str_val(b, sc->scope->name);
+    jstr(b, "version", sc->scope->version);
+    jattrs(b, sc->scope->attrs.kv, sc->scope->attrs.n, NULL, 0);
+    pc_buf_puts(b, "},\"spans\":[");
+    for (size_t i = 0; i < sc->n; i++) {
+        if (i) pc_buf_putc(b, ',');
+        jspan(b, sc->spans[i]);
+    }
+    pc_buf_puts(b, "]}");
+}
+
+void pc_otlp_json_encode(pc_buf *out, const pc_span *const *spans, size_t n)
+{
+    pc_otlp_view v = {.a = pc_arena_create(4096)};
+    pc_otlp_view_build(&v, spans, n);
+    pc_buf_puts(out, "{\"resourceSpans\":[");
+    for (size_t r = 0; r < v.n_res; r++) {
+        pc_buf_puts(out, r ? ",{\"resource\":{\"attributes\":" : "{\"resource\":{\"attributes\":");
+        jkv_list(out, v.res[r].attrs.kv, v.res[r].attrs.n, NULL, 0);
+        pc_buf_puts(out, "},\"scopeSpans\":[");
+        bool first = true;
+        for (size_t k = 0; k < v.n_sc; k++) {
+            if (v.sc[k].res != r) continue;
+            jscope_spans(out, &v.sc[k], first);
+            first = false;
+        }
+        pc_buf_puts(out, "]}");
+    }
+    pc_buf_puts(out, "]}");
+    pc_arena_destroy(v.a);
 }

@@ -15,11 +15,12 @@
  */
 #include "auth.h"
 #include "budget.h"
+#include "component.h"
 #include "config.h"
 #include "log.h"
+#include "mem.h"
 #include "metrics.h"
 #include "pipeline.h"
-#include "registry.h"
 #include "telemetry.h"
 #include "zstd_reuse.h"
 
@@ -103,12 +104,12 @@ int main(int argc, char **argv)
      * per-thread heaps that keep their pages, and the resident size drifts far
      * past the memory budget (budget.h). Fixed at 1 MiB, a block that large (a
      * big body, not an ordinary request's arena chunk) is mapped on its own and
-     * unmapped when freed (4 MiB let the bomb test's peak RSS past its bound).
+     * unmapped when freed (PC_MMAP_THRESHOLD, mem.h; 4 MiB let the bomb test's peak RSS past its bound).
      * librdkafka's zstd workspaces (3.6 MiB) would be mapped per produce batch
      * too: zstd_reuse.h keeps them instead. The trim threshold is raised so
      * ordinary requests do not give pages back and fault them in again (that
      * cost 50% throughput). */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_MMAP_THRESHOLD, (int)PC_MMAP_THRESHOLD);
     pc_zstd_reuse_enable();
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
 

@@ -1,9 +1,9 @@
 /*
- * otlp_proto.c - the protobuf wire check every OTLP request passes, and
+ * protobuf.c - the protobuf wire check every OTLP request passes, and
  * protobuf-c unpacking for the signals that are not decoded into spans.
  *
- * Data flow: body bytes -> pc_otlp_wire_check -> either the trace wire reader
- * (otlp_wire.c, ExportTraceServiceRequest into pc_span) or pc_otlp_unpack
+ * Data flow: body bytes -> pc_pb_check -> either the trace wire reader
+ * (otlp_proto_decode.c, ExportTraceServiceRequest into pc_span) or pc_pb_unpack
  * (otlp_signal.c: metrics and logs, checked and passed on as protobuf).
  *
  * Why a wire check first:
@@ -13,13 +13,13 @@
  *   - it rejects exactly what protobuf-c rejects (truncation, wrong wire types
  *     for known fields, groups), so the trace reader, which runs after it,
  *     answers the same requests 400 that protobuf-c would.
- * pc_otlp_unpack then lets protobuf-c unpack with an allocator that carves from
+ * pc_pb_unpack then lets protobuf-c unpack with an allocator that carves from
  * the arena (free is a no-op), charged to the memory budget as it goes, within
  * a budget proportional to the body: tiny messages on the wire (an empty
  * KeyValue is 2 bytes) become ~100 bytes of structs, and a 20 MiB body of them
  * must not cost gigabytes. Strings are not checked for UTF-8 there.
  */
-#include "otlp_decode.h"
+#include "formats/protobuf.h"
 
 #include "json.h"
 
@@ -95,7 +95,7 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
     while (i < n) {
         const uint8_t *field_at = p + i;
         uint64_t key, len;
-        if (pc_otlp_tag(p, n, &i, &key)) return wire_fail(w, field_at, "invalid field tag");
+        if (pc_pb_tag(p, n, &i, &key)) return wire_fail(w, field_at, "invalid field tag");
         unsigned wt = key & 7;
         const ProtobufCFieldDescriptor *f =
             (key >> 3) ? field_of(desc, (unsigned)(key >> 3)) : NULL;
@@ -103,7 +103,7 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
             return wire_fail(w, field_at, "wrong wire type for a known field");
         switch (wt) {
         case 0:
-            if (pc_otlp_varint(p, n, &i, &len)) return wire_fail(w, field_at, "truncated varint");
+            if (pc_pb_varint(p, n, &i, &len)) return wire_fail(w, field_at, "truncated varint");
             break;
         case 1:
         case 5: {
@@ -113,7 +113,7 @@ static int wire_check(wire *w, const uint8_t *p, size_t n, const ProtobufCMessag
             break;
         }
         case 2:
-            if (pc_otlp_length(p, n, &i, &len) || len > n - i)
+            if (pc_pb_length(p, n, &i, &len) || len > n - i)
                 return wire_fail(w, field_at, "truncated length-delimited field");
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (depth >= MAX_NESTING)
@@ -154,7 +154,7 @@ static void budget_free(void *data, void *p)
     (void)p;
 }
 
-int pc_otlp_wire_check(pc_otlp_dec *d, const ProtobufCMessageDescriptor *desc, const void *buf,
+int pc_pb_check(pc_otlp_dec *d, const ProtobufCMessageDescriptor *desc, const void *buf,
                        size_t len)
 {
     wire w = {.base = buf};
@@ -163,10 +163,10 @@ int pc_otlp_wire_check(pc_otlp_dec *d, const ProtobufCMessageDescriptor *desc, c
     return 0;
 }
 
-ProtobufCMessage *pc_otlp_unpack(pc_otlp_dec *d, const ProtobufCMessageDescriptor *desc,
+ProtobufCMessage *pc_pb_unpack(pc_otlp_dec *d, const ProtobufCMessageDescriptor *desc,
                                  const void *buf, size_t len)
 {
-    if (pc_otlp_wire_check(d, desc, buf, len)) return NULL;
+    if (pc_pb_check(d, desc, buf, len)) return NULL;
     budget bu = {d->a, UNPACK_BUDGET_FACTOR * len + UNPACK_BUDGET_SLACK, false};
     ProtobufCAllocator alloc = {budget_alloc, budget_free, &bu};
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, len, buf);

@@ -1,9 +1,9 @@
 /*
- * otlp_wire.c - ExportTraceServiceRequest (protobuf) straight from the wire
- * into a pc_batch: pc_otlp_decode_proto (see otlp_decode.h for the contract).
+ * otlp_proto_decode.c - ExportTraceServiceRequest (protobuf) straight from the
+ * wire into a pc_batch: pc_otlp_proto_decode (see otlp_proto.h for the contract).
  *
  * Data flow: body bytes -> one copy into the batch's arena -> wire check
- * (otlp_proto.c: well-formed, nesting bounded) -> this reader, which fills
+ * (protobuf.c: well-formed, nesting bounded) -> this reader, which fills
  * pc_span, pc_attrs, pc_value, events, links, resource and scope directly from
  * the bytes. No protobuf-c objects: strings point into the copy, and every
  * array is allocated once at its exact size.
@@ -32,11 +32,13 @@
  * OTLP/JSON decoder refuses \u0000 the same way). Bytes values keep NULs.
  *
  * Memory: what a request costs is its body (copied into the arena unless it
- * lives there already: pc_otlp_decode_proto_body) plus the model it becomes
+ * lives there already: pc_otlp_proto_decode_body) plus the model it becomes
  * (pc_arena_try_alloc); a refusal of the memory budget fails the request with
  * "request is over the memory budget" and pc_arena_over set (429).
  */
-#include "otlp_decode.h"
+#include "formats/otlp_proto.h"
+
+#include "formats/protobuf.h"
 
 #include "json.h"
 
@@ -79,19 +81,19 @@ static inline __attribute__((always_inline)) int next_field(blk m, size_t *i, fl
 {
     if (*i >= m.n) return 0;
     uint64_t key, len;
-    if (pc_otlp_tag(m.p, m.n, i, &key)) return -1;
+    if (pc_pb_tag(m.p, m.n, i, &key)) return -1;
     f->num = (unsigned)(key >> 3); /* 0 (a long tag) is an unknown field, as in protobuf-c */
     f->wt = key & 7;
     size_t at = *i;
     switch (f->wt) {
     case 2:
-        if (pc_otlp_length(m.p, m.n, i, &len) || len > m.n - *i) return -1;
+        if (pc_pb_length(m.p, m.n, i, &len) || len > m.n - *i) return -1;
         f->p = m.p + *i;
         f->n = (size_t)len;
         *i += (size_t)len;
         return 1;
     case 0:
-        if (pc_otlp_varint(m.p, m.n, i, &f->v)) return -1;
+        if (pc_pb_varint(m.p, m.n, i, &f->v)) return -1;
         f->p = m.p + at;
         f->n = *i - at;
         return 1;
@@ -693,7 +695,7 @@ static int decode(pc_batch *b, const void *buf, size_t len, bool copy_body, cons
     }
     blk req = {copy, len};
 
-    if (pc_otlp_wire_check(
+    if (pc_pb_check(
             &d,
             &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
             copy, len))
@@ -723,14 +725,14 @@ static int decode(pc_batch *b, const void *buf, size_t len, bool copy_body, cons
     return 0;
 }
 
-int pc_otlp_decode_proto(pc_batch *b, const void *buf, size_t len, const char *project,
+int pc_otlp_proto_decode(pc_batch *b, const void *buf, size_t len, const char *project,
                          const char *default_project, const pc_span_limits *limits,
                          pc_otlp_result *res)
 {
     return decode(b, buf, len, true, project, default_project, limits, res);
 }
 
-int pc_otlp_decode_proto_body(pc_batch *b, const void *buf, size_t len, const char *project,
+int pc_otlp_proto_decode_body(pc_batch *b, const void *buf, size_t len, const char *project,
                               const char *default_project, const pc_span_limits *limits,
                               pc_otlp_result *res)
 {

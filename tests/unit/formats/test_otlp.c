@@ -1,5 +1,5 @@
 /*
- * test_otlp_decode.c - the OTLP decoders and response encoders (otlp_decode.h)
+ * test_otlp.c - the OTLP decoders and response encoders (otlp.h, otlp_proto.h, otlp_json.h)
  * without HTTP.
  *
  * One request with every field and attribute type is built twice: as protobuf
@@ -11,7 +11,8 @@
  */
 #include "check.h"
 
-#include "receivers/otlp_decode.h"
+#include "formats/otlp_json.h"
+#include "formats/otlp_proto.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
@@ -214,7 +215,7 @@ static pc_batch *decode_pb(const void *buf, size_t len, const char *project, pc_
                            int *rc)
 {
     pc_batch *b = pc_batch_create(NULL);
-    *rc = pc_otlp_decode_proto(b, buf, len, project, "dflt", &pc_span_limits_default, res);
+    *rc = pc_otlp_proto_decode(b, buf, len, project, "dflt", &pc_span_limits_default, res);
     return b;
 }
 
@@ -224,7 +225,7 @@ static pc_batch *decode_js(const char *text, const char *project, pc_otlp_result
     size_t n = strlen(text);
     /* The decoder points into the text, which must live in the batch's arena. */
     char *copy = pc_arena_strndup(b->arena, text, n);
-    *rc = pc_otlp_decode_json(b, copy, n, project, "dflt", &pc_span_limits_default, res);
+    *rc = pc_otlp_json_decode(b, copy, n, project, "dflt", &pc_span_limits_default, res);
     return b;
 }
 
@@ -1082,7 +1083,7 @@ static void test_caps(void)
     pc_batch *b = pc_batch_create(NULL);
     size_t n = strlen(three);
     char *copy = pc_arena_strndup(b->arena, three, n);
-    CHECK_EQ_INT(pc_otlp_decode_json(b, copy, n, NULL, "dflt", &lim, &res), 0);
+    CHECK_EQ_INT(pc_otlp_json_decode(b, copy, n, NULL, "dflt", &lim, &res), 0);
     CHECK_EQ_INT(b->n, 1);
     CHECK_EQ_INT(res.rejected, 2);
     CHECK(strstr(res.error, "spans[0]") != NULL);
@@ -1092,7 +1093,7 @@ static void test_caps(void)
     /* the same request without caps (a Kafka message a gateway checked) */
     b = pc_batch_create(NULL);
     copy = pc_arena_strndup(b->arena, three, n);
-    CHECK_EQ_INT(pc_otlp_decode_json(b, copy, n, NULL, "dflt", NULL, &res), 0);
+    CHECK_EQ_INT(pc_otlp_json_decode(b, copy, n, NULL, "dflt", NULL, &res), 0);
     CHECK_EQ_INT(b->n, 3);
     pc_batch_unref(b);
 
@@ -1101,7 +1102,7 @@ static void test_caps(void)
     only_depth.max_depth = 2;
     b = pc_batch_create(NULL);
     copy = pc_arena_strndup(b->arena, three, n);
-    CHECK_EQ_INT(pc_otlp_decode_json(b, copy, n, NULL, "dflt", &only_depth, &res), 0);
+    CHECK_EQ_INT(pc_otlp_json_decode(b, copy, n, NULL, "dflt", &only_depth, &res), 0);
     CHECK_EQ_INT(res.rejected, 1);
     CHECK(strstr(res.error, "spans[1]: attributes.deep: arrays/maps nested more than "
                             "max_attribute_depth (2) deep") != NULL);
@@ -1112,7 +1113,7 @@ static void test_caps(void)
     two.max_spans = 2;
     b = pc_batch_create(NULL);
     copy = pc_arena_strndup(b->arena, three, n);
-    CHECK_EQ_INT(pc_otlp_decode_json(b, copy, n, NULL, "dflt", &two, &res), -1);
+    CHECK_EQ_INT(pc_otlp_json_decode(b, copy, n, NULL, "dflt", &two, &res), -1);
     CHECK(strstr(res.error, "more than max_spans_per_request (2) spans") != NULL);
     pc_batch_unref(b);
 
@@ -1132,7 +1133,7 @@ static void test_caps(void)
     size_t len;
     uint8_t *buf = pack(r, &len);
     b = pc_batch_create(NULL);
-    CHECK_EQ_INT(pc_otlp_decode_proto(b, buf, len, NULL, "dflt", &lim, &res), 0);
+    CHECK_EQ_INT(pc_otlp_proto_decode(b, buf, len, NULL, "dflt", &lim, &res), 0);
     CHECK_EQ_INT(b->n, 0);
     CHECK_EQ_INT(res.rejected, 1);
     CHECK(strstr(res.error, "events: 2 events, more than max_events_per_span (1)") != NULL);
@@ -1148,7 +1149,7 @@ static void test_caps(void)
     r->resource_spans[0]->resource = rsrc;
     buf = pack(r, &len);
     b = pc_batch_create(NULL);
-    CHECK_EQ_INT(pc_otlp_decode_proto(b, buf, len, NULL, "dflt", &lim, &res), -1);
+    CHECK_EQ_INT(pc_otlp_proto_decode(b, buf, len, NULL, "dflt", &lim, &res), -1);
     CHECK(strstr(res.error, "resource_spans[0].resource: attributes: 3 attributes") != NULL);
     pc_batch_unref(b);
 }

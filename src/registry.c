@@ -6,7 +6,8 @@
  * the header here and add the table to |all| below. Nothing else registers
  * components, so `grep pc_registry` finds them all.
  */
-#include "registry.h"
+#include "component.h"
+
 #include "exporters/debug.h"
 #include "exporters/clickhouse.h"
 #include "exporters/kafka.h"

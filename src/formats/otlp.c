@@ -1,7 +1,7 @@
 /*
- * otlp_decode.c - what the two OTLP decoders share, and the response bodies.
+ * otlp.c - what the OTLP decoders share, and the response bodies (otlp.h).
  *
- * The decoders (otlp_proto.c, otlp_json.c) walk a request and keep a path of
+ * The decoders (otlp_proto_decode.c, otlp_json.c) walk a request and keep a path of
  * the fields they are in; this file turns that path into the messages clients
  * see ("resource_spans[0].scope_spans[0].spans[3].trace_id: ..."), converts
  * ids to lowercase hex, picks each span's project id, and encodes the
@@ -11,7 +11,7 @@
  * google/rpc/status.proto (with its google.protobuf.Any details) would add a
  * proto tree for nothing.
  */
-#include "otlp_decode.h"
+#include "formats/otlp.h"
 
 #include "json.h"
 
