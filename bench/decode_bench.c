@@ -13,24 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts); /* CPU time: fair on a shared machine */
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 3.0;
     lg_workload w;
-    if (lg_workload_build(&w, LG_BODY_OTLP, 100, 7)) return 1;
-    uint8_t *body = malloc(w.len);
-    memcpy(body, w.data, w.len);
+    uint8_t *body = lg_reference_request(&w, 7);
+    if (!body) return 1;
     size_t reqs = 0, spans = 0, arena = 0;
-    double t0 = now(), t = t0;
+    double t0 = lg_cpu_seconds(), t = t0;
     while (t - t0 < seconds) {
         for (int k = 0; k < 50; k++) {
             lg_workload_patch(&w, body, ++reqs);
@@ -45,7 +36,7 @@ int main(int argc, char **argv)
             arena = pc_arena_used(b->arena);
             pc_batch_unref(b);
         }
-        t = now();
+        t = lg_cpu_seconds();
     }
     double el = t - t0;
     printf("decode_bench: %zu requests of %zu bytes, %zu spans in %.2f CPU s: %.1f MB/s, %.0f "

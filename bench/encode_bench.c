@@ -13,38 +13,17 @@
 #include "workload.h"
 
 #include "exporters/kafka_record.h"
-#include "processors/normalize.h"
 #include "formats/kafka_message.h"
-#include "formats/otlp_proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts); /* CPU time: fair on a shared machine */
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
-    lg_workload w;
-    if (lg_workload_build(&w, LG_BODY_OTLP, 100, 7)) return 1;
-    uint8_t *body = malloc(w.len);
-    memcpy(body, w.data, w.len);
-    lg_workload_patch(&w, body, 1);
-    pc_batch *b = pc_batch_create(NULL);
-    pc_otlp_result res;
-    if (pc_otlp_proto_decode(b, body, w.len, NULL, "default", &pc_span_limits_default, &res)) {
-        fprintf(stderr, "decode failed: %s\n", res.error);
-        return 1;
-    }
-    for (size_t i = 0; i < b->n; i++)
-        pc_normalize_span(&b->spans[i], PC_STR_LIT("unknown"));
+    pc_batch *b = lg_reference_batch(7);
+    if (!b) return 1;
 
     static const struct {
         const char *name;
@@ -56,7 +35,7 @@ int main(int argc, char **argv)
     for (size_t e = 0; e < sizeof(encs) / sizeof(encs[0]); e++) {
         if (argc > 2 && strcmp(argv[2], encs[e].name)) continue;
         size_t rounds = 0, bytes = 0, msgs = 0;
-        double t0 = now(), t = t0;
+        double t0 = lg_cpu_seconds(), t = t0;
         while (t - t0 < seconds) {
             for (int k = 0; k < 20; k++) {
                 pc_buf_reset(&rec);
@@ -65,7 +44,7 @@ int main(int argc, char **argv)
                 bytes += rec.len;
                 rounds++;
             }
-            t = now();
+            t = lg_cpu_seconds();
         }
         double el = t - t0;
         printf("encode_bench %-10s: %zu spans in %zu messages, %zu batches in %.2f CPU s: %.1f "
@@ -75,7 +54,5 @@ int main(int argc, char **argv)
     }
     pc_buf_free(&rec);
     pc_batch_unref(b);
-    free(body);
-    lg_workload_free(&w);
     return 0;
 }

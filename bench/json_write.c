@@ -15,24 +15,14 @@
  *
  *   build/json_write [seconds per workload, default 1] [only workload 1..6]
  */
-#include "formats/otlp_proto.h"
 #include "formats/prela_json.h"
 #include "json.h"
-#include "processors/normalize.h"
 #include "span.h"
 #include "workload.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 enum { N_ITEMS = 4096 };
 
@@ -77,13 +67,13 @@ static void run(const work *w, double secs)
 {
     pc_buf b = PC_BUF_INIT;
     size_t iters = 0, bytes = 0;
-    double t0 = now(), t;
+    double t0 = lg_cpu_seconds(), t;
     do {
         pc_buf_reset(&b);
         write_all(&b, w);
         bytes += b.len;
         iters++;
-        t = now();
+        t = lg_cpu_seconds();
     } while (t - t0 < secs);
     double calls = (double)iters * (w->kind >= 4 ? 1 : N_ITEMS);
     printf("%-30s %8.1f MB/s  %9.1f ns per call\n", w->name, (double)bytes / (t - t0) / 1e6,
@@ -148,16 +138,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "workload: %s\n", e.msg);
         return 1;
     }
-    lg_workload wo;
-    if (lg_workload_build(&wo, LG_BODY_OTLP, 100, 1)) return 1;
-    pc_batch *batch = pc_batch_create(NULL);
-    pc_otlp_result res;
-    if (pc_otlp_proto_decode(batch, wo.data, wo.len, NULL, "default", &pc_span_limits_default,
-                             &res)) {
-        fprintf(stderr, "workload: %s\n", res.error);
-        return 1;
-    }
-    for (size_t k = 0; k < batch->n; k++) pc_normalize_span(&batch->spans[k], PC_STR_LIT("svc"));
+    pc_batch *batch = lg_reference_batch(1);
+    if (!batch) return 1;
     work ws[] = {
         {"strings, prompt text", 0, str, len, NULL, NULL, NULL, NULL},
         {"ints, all magnitudes", 1, NULL, NULL, ints, NULL, NULL, NULL},
@@ -170,7 +152,6 @@ int main(int argc, char **argv)
         if (!only || only == k + 1) run(&ws[k], secs);
     pc_arena_destroy(a);
     pc_batch_unref(batch);
-    lg_workload_free(&wo);
     lg_workload_free(&wl);
     for (int k = 0; k < N_ITEMS; k++) free(str[k]);
     return 0;

@@ -4,7 +4,8 @@
  * Prela SDK JSON; finds the id markers that each request overwrites.
  *
  * Reading order: the span shapes and their attributes, the ids, the two
- * encoders, then the workload API (build, patch, first trace id).
+ * encoders, the workload API (build, patch, first trace id), then the helpers
+ * of the single-thread benchmarks (reference request and batch, CPU clock).
  */
 #include "workload.h"
 
@@ -12,6 +13,8 @@
 #include "buf.h"
 #include "json.h"
 #include "mem.h"
+#include "processors/normalize.h"
+#include "formats/otlp_proto.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
@@ -538,4 +541,42 @@ void lg_workload_free(lg_workload *w)
     free(w->data);
     free(w->patch);
     memset(w, 0, sizeof(*w));
+}
+
+/* ------------------------------------------- single-thread benchmark helpers -- */
+
+uint8_t *lg_reference_request(lg_workload *w, uint32_t nonce)
+{
+    if (lg_workload_build(w, LG_BODY_OTLP, 100, nonce)) return NULL;
+    uint8_t *body = pc_xmalloc(w->len);
+    memcpy(body, w->data, w->len);
+    lg_workload_patch(w, body, 1);
+    return body;
+}
+
+pc_batch *lg_reference_batch(uint32_t nonce)
+{
+    lg_workload w;
+    uint8_t *body = lg_reference_request(&w, nonce);
+    if (!body) return NULL;
+    pc_batch *b = pc_batch_create(NULL);
+    pc_otlp_result res;
+    int rc = pc_otlp_decode_proto(b, body, w.len, NULL, "default", &pc_span_limits_default, &res);
+    free(body); /* the decoder copied it into b's arena */
+    lg_workload_free(&w);
+    if (rc) {
+        fprintf(stderr, "workload: decoding the reference request failed: %s\n", res.error);
+        pc_batch_unref(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        pc_normalize_span(&b->spans[i], PC_STR_LIT("unknown"));
+    return b;
+}
+
+double lg_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -19,9 +19,16 @@
  * Ownership: lg_workload owns |data| and |patch|; lg_workload_free() frees them.
  * A built workload is read-only, so threads share it; each thread patches its
  * own copy of |data|.
+ *
+ * The single-thread benchmarks (decode_bench, encode_bench, json_write) share
+ * two more helpers: lg_reference_request / lg_reference_batch (one reference
+ * request of 100 spans, as a receiver gets it or as an exporter holds it) and
+ * lg_cpu_seconds, the clock they time with.
  */
 #ifndef LG_WORKLOAD_H
 #define LG_WORKLOAD_H
+
+#include "span.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -57,5 +64,26 @@ void lg_workload_first_trace_id(const lg_workload *w, uint64_t req, char out[48]
 
 /* Frees what lg_workload_build() allocated. Accepts a zeroed |w|. */
 void lg_workload_free(lg_workload *w);
+
+/*
+ * The reference request of design.md: builds |w| in OTLP protobuf with 100
+ * spans and run nonce |nonce|, and returns a malloc'd copy of its body (w->len
+ * bytes) holding request number 1. The caller frees the copy and, with
+ * lg_workload_free, |w|. Returns NULL after printing why (|w| then holds
+ * nothing to free).
+ */
+uint8_t *lg_reference_request(lg_workload *w, uint32_t nonce);
+
+/*
+ * That request as a gateway's exporter holds it: decoded with
+ * pc_otlp_decode_proto (project "default", default span limits, no memory
+ * budget) and normalized. The caller owns the batch (pc_batch_unref); it holds
+ * no pointer into any workload. Returns NULL after printing why.
+ */
+pc_batch *lg_reference_batch(uint32_t nonce);
+
+/* CPU seconds this process has used (CLOCK_PROCESS_CPUTIME_ID). Why CPU time
+ * rather than wall time: it stays fair on a machine shared with other work. */
+double lg_cpu_seconds(void);
 
 #endif

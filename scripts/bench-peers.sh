@@ -27,16 +27,12 @@ ROOT=$(pwd)
 DURATION=10s WARMUP=2s CONNECTIONS=16 ROUNDS=3 ONLY=
 BUILD_DIR=build-bench BUILD=1 KEEP=0
 OCB_VERSION=v0.165.0 FIXED_SPANS_S=80000 PARTITIONS=3
+. scripts/lib/bench.sh  # bench_shared_flag
 while [ $# -gt 0 ]; do
+  bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
   case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --warmup) WARMUP=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    --build-dir) BUILD_DIR=$2; shift 2 ;;
-    --no-build) BUILD=0; shift ;;
-    --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-peers: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -71,7 +67,6 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/prela-bench-peers.XXXXXX")
 PIDS=()
 NAME=bench-peers
-. scripts/lib/bench.sh
 export KAFKA_PORT=$(free_port) KAFKA_SASL_PORT=$(free_port) KAFKA_CONTROLLER_PORT=$(free_port)
 export KAFKA_NUM_PARTITIONS=$PARTITIONS
 cleanup() {

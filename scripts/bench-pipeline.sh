@@ -24,16 +24,12 @@ ROOT=$(pwd)
 
 DURATION=10s WARMUP=2s CONNECTIONS=16 FORMAT=otlp PROBES=200
 BUILD_DIR=build-bench BUILD=1 KEEP=0
+. scripts/lib/bench.sh  # bench_shared_flag
 while [ $# -gt 0 ]; do
+  bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
   case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --warmup) WARMUP=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
     --format) FORMAT=$2; shift 2 ;;
     --probes) PROBES=$2; shift 2 ;;
-    --build-dir) BUILD_DIR=$2; shift 2 ;;
-    --no-build) BUILD=0; shift ;;
-    --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-pipeline: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

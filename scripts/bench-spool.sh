@@ -20,17 +20,13 @@ ROOT=$(pwd)
 
 DURATION=10s WARMUP=2s CONNECTIONS=16 FORMAT=otlp OUTAGE=30s RATE=100
 BUILD_DIR=build-bench BUILD=1 KEEP=0
+. scripts/lib/bench.sh  # bench_shared_flag
 while [ $# -gt 0 ]; do
+  bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
   case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --warmup) WARMUP=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
     --format) FORMAT=$2; shift 2 ;;
     --outage) OUTAGE=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
-    --build-dir) BUILD_DIR=$2; shift 2 ;;
-    --no-build) BUILD=0; shift ;;
-    --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-spool: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -49,7 +45,6 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/prela-bench-spool.XXXXXX")
 PIDS=()
 NAME=bench-spool
-. scripts/lib/bench.sh
 export KAFKA_PORT=$(free_port) KAFKA_SASL_PORT=$(free_port) KAFKA_CONTROLLER_PORT=$(free_port)
 cleanup() {
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done

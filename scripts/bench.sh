@@ -26,17 +26,13 @@ ROOT=$(pwd)
 
 DURATION=10s WARMUP=2s CONNECTIONS=16 STREAMS=1 FORMATS=otlp-grpc,otlp,prela
 BUILD_DIR=build-bench BUILD=1 PERF=0 KEEP=0 TLS=0 AUTH=0
+. scripts/lib/bench.sh  # bench_shared_flag
 while [ $# -gt 0 ]; do
+  bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
   case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --warmup) WARMUP=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
     --streams) STREAMS=$2; shift 2 ;;
     --formats) FORMATS=$2; shift 2 ;;
-    --build-dir) BUILD_DIR=$2; shift 2 ;;
-    --no-build) BUILD=0; shift ;;
     --perf) PERF=1; shift ;;
-    --keep) KEEP=1; shift ;;
     --tls) TLS=1; shift ;;
     --auth) AUTH=1; shift ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;

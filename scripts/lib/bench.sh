@@ -1,9 +1,45 @@
-# scripts/lib/bench.sh - what the benchmark scripts (bench-pipeline.sh,
-# bench-spool.sh) share: free ports, reading loadgen's result line, a process's
-# CPU seconds and RSS, starting a collector and waiting for its health route,
-# stopping one. Sourced, not run. The sourcing script sets BIN (the collector),
-# TMP (its temp dir) and NAME (its name in messages), and an array PIDS
-# (everything it started, killed by its cleanup).
+# scripts/lib/bench.sh - what the benchmark scripts (bench.sh, bench-peers.sh,
+# bench-pipeline.sh, bench-spool.sh) share: the flags they all take, free ports,
+# reading loadgen's result line, a process's CPU seconds and RSS, starting a
+# collector and waiting for its health route, stopping one. Sourced, not run
+# (only function definitions: sourcing it twice is harmless). Before using the
+# collector functions the sourcing script sets BIN (the collector), TMP (its temp
+# dir) and NAME (its name in messages), and an array PIDS (everything it started,
+# killed by its cleanup).
+
+# bench_shared_flag "$@": when $1 is a flag every benchmark script takes, applies it
+# and sets BENCH_SHIFT to the number of arguments it used; otherwise returns 1 and the
+# script's own `case` handles $1. The flags and what they set (each script sets the
+# defaults first):
+#   --duration D     DURATION      loadgen's measured window (10s, 500ms, 2m)
+#   --warmup D       WARMUP        loadgen's warm-up before it
+#   --connections N  CONNECTIONS   loadgen's concurrent connections
+#   --build-dir DIR  BUILD_DIR     where the Release build lives
+#   --no-build       BUILD=0       use that build as it is
+#   --keep           KEEP=1        leave the temp dir (logs, data) behind
+# A flag missing its value ends the script with status 2, like an unknown flag.
+# Usage: while [ $# -gt 0 ]; do bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
+#        case "$1" in ...script's own flags... esac; done
+bench_shared_flag() {
+  case "$1" in
+    --duration | --warmup | --connections | --build-dir)
+      if [ $# -lt 2 ]; then
+        local me=${0##*/}
+        echo "${me%.sh}: $1 needs a value (see --help)" >&2
+        exit 2
+      fi
+      case "$1" in
+        --duration) DURATION=$2 ;;
+        --warmup) WARMUP=$2 ;;
+        --connections) CONNECTIONS=$2 ;;
+        --build-dir) BUILD_DIR=$2 ;;
+      esac
+      BENCH_SHIFT=2 ;;
+    --no-build) BUILD=0; BENCH_SHIFT=1 ;;
+    --keep) KEEP=1; BENCH_SHIFT=1 ;;
+    *) return 1 ;;
+  esac
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -8,11 +8,14 @@
  * otelcol_process_uptime_seconds_total; plus the start time as
  * prela_process_start_time_seconds. They are read at scrape time
  * (getrusage, /proc/self/statm), so they cost nothing between scrapes.
+ * The zstd context cache's counters (zstd_reuse.h) are process-wide too and
+ * are registered here with them.
  */
 #include "telemetry.h"
 #include "http.h"
 #include "mem.h"
 #include "timefmt.h"
+#include "zstd_reuse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +96,7 @@ pc_telemetry *pc_telemetry_start(const char *endpoint, pc_metrics *m, pc_auth *a
     t->start_ns = pc_time_now_ns();
     pc_metrics_add_collector(m, collect_process, t);
     pc_metrics_add_collector(m, collect_budget, t);
+    pc_metrics_add_collector(m, pc_zstd_reuse_collect, NULL);
     /* Why these limits: a scraper is one client that polls; a handful of
      * connections is plenty, and a GET has no body. */
     pc_http_config hc = {.name = "telemetry",
@@ -121,5 +125,6 @@ void pc_telemetry_stop(pc_telemetry *t)
     pc_http_stop(t->srv);
     pc_metrics_remove_collector(t->m, collect_process, t);
     pc_metrics_remove_collector(t->m, collect_budget, t);
+    pc_metrics_remove_collector(t->m, pc_zstd_reuse_collect, NULL);
     free(t);
 }

@@ -5,8 +5,8 @@
  * Data flow: main creates the registry (metrics.h), hands it to the pipeline
  * (whose components count into it), and starts this listener once the
  * pipeline runs. A scrape renders the registry; this module also registers
- * the process-wide collectors: otelcol_process_* (CPU, RSS, uptime) and the
- * memory budget (budget.h).
+ * the process-wide collectors: otelcol_process_* (CPU, RSS, uptime), the
+ * memory budget (budget.h) and the zstd context cache (zstd_reuse.h).
  *
  * The listener is an ordinary HTTP server (http.h): the same connection
  * limits, and the route needs an API key with scope read (or admin) when keys

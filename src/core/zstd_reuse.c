@@ -37,6 +37,21 @@ void pc_zstd_reuse_get(pc_zstd_reuse_counts *out)
     out->reused = __atomic_load_n(&n_reused, __ATOMIC_RELAXED);
 }
 
+void pc_zstd_reuse_collect(void *ctx, pc_metrics_out *out)
+{
+    (void)ctx;
+    pc_zstd_reuse_counts n;
+    pc_zstd_reuse_get(&n);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_zstd_contexts_created",
+                       "zstd compression contexts created by libzstd (librdkafka's "
+                       "ZSTD_createCStream calls the per-thread cache could not serve).",
+                       NULL, (double)n.created);
+    pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_zstd_contexts_reused",
+                       "zstd compression contexts handed out again from the per-thread "
+                       "cache instead of being created.",
+                       NULL, (double)n.reused);
+}
+
 ZSTD_CStream *ZSTD_createCStream(void)
 {
     if (__atomic_load_n(&enabled, __ATOMIC_ACQUIRE)) {

@@ -23,9 +23,18 @@
  * context, and ZSTD_freeCStream(NULL) is 0, as libzstd documents them.
  * Memory: at most one context (3.6 MiB at level 3) per thread that compressed,
  * in practice one per broker connection.
+ *
+ * Observable: /metrics shows prela_zstd_contexts_created_total and
+ * prela_zstd_contexts_reused_total (telemetry.c registers
+ * pc_zstd_reuse_collect). Why: if librdkafka's calls stopped binding here (a
+ * statically linked librdkafka, a lost export flag), compression would still
+ * work and only the CPU would tell; both counters staying 0 while the kafka
+ * exporter sends zstd batches says so at once.
  */
 #ifndef PC_ZSTD_REUSE_H
 #define PC_ZSTD_REUSE_H
+
+#include "metrics.h"
 
 #include <stdint.h>
 
@@ -39,5 +48,10 @@ typedef struct pc_zstd_reuse_counts {
 } pc_zstd_reuse_counts;
 
 void pc_zstd_reuse_get(pc_zstd_reuse_counts *out);
+
+/* A metrics collector (metrics.h: pc_metrics_collect_fn; |ctx| is unused):
+ * appends the two counters above as prela_zstd_contexts_created_total and
+ * prela_zstd_contexts_reused_total. */
+void pc_zstd_reuse_collect(void *ctx, pc_metrics_out *out);
 
 #endif

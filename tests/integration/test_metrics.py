@@ -265,3 +265,22 @@ def test_kafka_receiver_counts_and_lag(make_collector, kafka):
     assert set(parts) == {(t, str(p)) for t in topics.values() for p in range(3)}, parts
     assert not any(parts.values()), parts
     assert val(m, "prela_kafka_receiver_messages_total", receiver="kafka") >= 1
+
+
+def test_zstd_contexts_are_reused(make_collector, kafka):
+    """A gateway with the kafka exporter's default compression (zstd) sends a few
+    requests to the broker; /metrics then shows contexts handed out again by the
+    per-thread cache (src/core/zstd_reuse.h). A count of 0 means librdkafka's
+    ZSTD_createCStream / ZSTD_freeCStream no longer bind to the collector's own
+    (a statically linked librdkafka, a lost export flag): each batch would map and
+    fault in a fresh 3.6 MiB workspace again."""
+    import uuid
+
+    from test_kafka_receiver import gateway, make_topics, send_workload
+    topics = make_topics(kafka, uuid.uuid4().hex[:8])
+    gw = gateway(make_collector, kafka, topics, "otlp_proto")
+    n = sum(len(t["spans"]) for _ in range(4) for t in send_workload(gw, 2))
+    m = scrape(gw)
+    assert val(m, "otelcol_exporter_sent_spans_total", exporter="kafka") == n
+    assert val(m, "prela_zstd_contexts_created_total") >= 1
+    assert val(m, "prela_zstd_contexts_reused_total") >= 1

@@ -2,13 +2,15 @@
  * test_zstd_reuse.c - the per-thread zstd context cache (src/core/zstd_reuse.c):
  * a freed context comes back on the same thread, reset (what it compresses
  * next decompresses to the new input, at the new level), never on another
- * thread, and before pc_zstd_reuse_enable nothing is kept.
+ * thread, and before pc_zstd_reuse_enable nothing is kept; its collector
+ * renders the counters on /metrics.
  */
 #include "check.h"
 #include "zstd_reuse.h"
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -120,11 +122,34 @@ static void test_other_thread_gets_its_own(void)
     ZSTD_freeCStream(mine);
 }
 
+static void test_collector_renders_the_counts(void)
+{
+    pc_metrics *m = pc_metrics_create();
+    pc_metrics_add_collector(m, pc_zstd_reuse_collect, NULL);
+    pc_zstd_reuse_counts n;
+    pc_zstd_reuse_get(&n);
+    pc_buf b = PC_BUF_INIT;
+    pc_buf_puts(&b, "\n");
+    pc_metrics_render(m, &b);
+    char want[128];
+    snprintf(want, sizeof(want), "\nprela_zstd_contexts_created_total %llu\n",
+             (unsigned long long)n.created);
+    CHECK(strstr(b.data, want) != NULL);
+    snprintf(want, sizeof(want), "\nprela_zstd_contexts_reused_total %llu\n",
+             (unsigned long long)n.reused);
+    CHECK(strstr(b.data, want) != NULL);
+    CHECK(strstr(b.data, "# TYPE prela_zstd_contexts_reused_total counter\n") != NULL);
+    CHECK(n.created >= 1 && n.reused >= 1); /* the tests above ran first */
+    pc_buf_free(&b);
+    pc_metrics_destroy(m);
+}
+
 int main(void)
 {
     fill(7);
     RUN(test_disabled_keeps_nothing);
     RUN(test_same_thread_reuses_reset_context);
     RUN(test_other_thread_gets_its_own);
+    RUN(test_collector_renders_the_counts);
     return CHECK_DONE();
 }
