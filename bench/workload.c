@@ -561,7 +561,7 @@ pc_batch *lg_reference_batch(uint32_t nonce)
     if (!body) return NULL;
     pc_batch *b = pc_batch_create(NULL);
     pc_otlp_result res;
-    int rc = pc_otlp_decode_proto(b, body, w.len, NULL, "default", &pc_span_limits_default, &res);
+    int rc = pc_otlp_proto_decode(b, body, w.len, NULL, "default", &pc_span_limits_default, &res);
     free(body); /* the decoder copied it into b's arena */
     lg_workload_free(&w);
     if (rc) {
