@@ -189,11 +189,10 @@ char *pc_str_dup(pc_arena *a, pc_str s)
     return pc_arena_strndup(a, s.p ? s.p : "", s.n);
 }
 
-const pc_value *pc_attrs_get(const pc_attrs *a, const char *key)
+const pc_value *pc_attrs_getn(const pc_attrs *a, const char *key, size_t n)
 {
-    size_t kl = strlen(key);
     for (size_t i = 0; i < a->n; i++)
-        if (a->kv[i].key.n == kl && memcmp(a->kv[i].key.p, key, kl) == 0) return &a->kv[i].value;
+        if (a->kv[i].key.n == n && memcmp(a->kv[i].key.p, key, n) == 0) return &a->kv[i].value;
     return NULL;
 }
 

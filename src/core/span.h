@@ -10,6 +10,10 @@
  * points straight into the request body where it can. Ids are opaque strings,
  * preserved exactly as received (OTLP ids as lowercase hex).
  *
+ * Invariant: no string of a span holds a NUL byte (bytes values may). Every
+ * decoder refuses such a span (pc_span_find_nul), so encoders write strings
+ * whole without scanning them.
+ *
  * Ownership: a batch is reference-counted. pc_batch_create returns one reference;
  * passing a batch to a consumer (component.h) hands over one reference; whoever
  * keeps using a batch after passing it takes an extra reference first.
@@ -25,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct pc_str {
     const char *p;
@@ -270,8 +275,15 @@ typedef struct pc_trace_group {
  */
 size_t pc_batch_group_traces(const pc_batch *b, pc_trace_group **out);
 
-/* Returns the value of attribute |key| (the first match), or NULL. */
-const pc_value *pc_attrs_get(const pc_attrs *a, const char *key);
+/* Returns the value of the attribute whose key is the |n| bytes at |key| (the
+ * first match), or NULL. */
+const pc_value *pc_attrs_getn(const pc_attrs *a, const char *key, size_t n);
+/* Same for the C string |key|. Inline, so the length of a literal key (every
+ * lookup normalize makes) is folded at compile time. */
+static inline const pc_value *pc_attrs_get(const pc_attrs *a, const char *key)
+{
+    return pc_attrs_getn(a, key, strlen(key));
+}
 /* True when |s| equals the C string |c|. */
 bool pc_str_eq(pc_str s, const char *c);
 /* Returns an arena copy of |s| with a terminating NUL. */

@@ -147,6 +147,7 @@ typedef struct kafka {
     pc_budget *budget;   /* charged with each record while consume holds it */
     int accepting;       /* atomic: between start and shutdown */
     int64_t dropped_messages, dropped_spans; /* atomic: left out by encoding (too large) */
+    size_t record_bytes_per_span; /* atomic: of the last record, to size the next one */
 } kafka;
 
 static void count(int64_t *c, int64_t n)
@@ -289,8 +290,16 @@ static pc_result kafka_consume(void *ctx, pc_batch *b)
     }
     int64_t start = pc_time_mono_ns();
     pc_buf rec = {0};
+    /* sized once from the last record, not grown by doubling (each step a copy);
+     * never past the batch's own memory, which bounds what its record can be */
+    size_t per_span = __atomic_load_n(&K->record_bytes_per_span, __ATOMIC_RELAXED);
+    if (per_span && b->n) {
+        size_t want = b->n * (per_span + per_span / 8) + 256, most = pc_arena_used(b->arena);
+        pc_buf_reserve(&rec, want < most ? want : most);
+    }
     pc_kafka_drops drops = {0};
     size_t nmsg = pc_kafka_record_encode(&rec, b, K->encoding, K->max_bytes, K->id, &drops);
+    if (b->n) __atomic_store_n(&K->record_bytes_per_span, rec.len / b->n, __ATOMIC_RELAXED);
     count(&K->dropped_messages, (int64_t)drops.messages);
     count(&K->dropped_spans, (int64_t)drops.spans);
     if (nmsg == 0) { /* everything was too large: rejected on the batch, the sender is told */

@@ -57,8 +57,8 @@ int pc_otlp_proto_decode_body(pc_batch *b, const void *buf, size_t len, const ch
 /*
  * Appends one ExportTraceServiceRequest holding the |n| spans to |out|, as
  * otlp_prela.h specifies (grouping into ResourceSpans and ScopeSpans, ids,
- * reserved attributes). Strings are cut at their first NUL, which the reader
- * refuses. The bytes are those protobuf-c would pack from the same message.
+ * reserved attributes). The bytes are those protobuf-c would pack from the
+ * same message (span strings hold no NUL: span.h).
  */
 void pc_otlp_proto_encode(pc_buf *out, const pc_span *const *spans, size_t n);
 

@@ -33,16 +33,16 @@
  * a body and then moving it behind its length would move every large span and
  * ScopeSpans once per nesting level whose reserved width was guessed wrong.)
  * encode_bench, otlp_proto: 0.67M spans per CPU-second with protobuf-c, 1.67M
- * with this writer (memchr for the NUL cut is now its largest single cost).
+ * with this writer; 2.3M once strings were no longer scanned for a NUL (the
+ * model holds none, span.h).
  *
  * The bytes are exactly those protobuf-c packed from the structs this replaced
  * (test_otlp_proto_encode checks it): fields in field-number order; proto3
  * scalars, enums, plain strings and bytes left out when zero or empty; the
  * AnyValue oneof member always written (also "", 0, false); submessages always
  * written, empty ones too (Resource, InstrumentationScope, Status,
- * KeyValue.value); int64 and enums as sign-extended varints; strings cut at
- * their first NUL (otlp_proto.h), which keeps them decodable by
- * otlp_proto_decode.c, which refuses a NUL.
+ * KeyValue.value); int64 and enums as sign-extended varints; strings
+ * whole (they hold no NUL, span.h, so protobuf-c's C strings are the same).
  */
 
 /* Writer state, both passes. */
@@ -102,13 +102,6 @@ static size_t ld_opt(size_t n)
     return n ? ld(n) : 0;
 }
 
-/* The bytes of |s| a C string holds: up to its first NUL. */
-static size_t cut(pc_str s)
-{
-    const char *z = s.n ? memchr(s.p, 0, s.n) : NULL;
-    return z ? (size_t)(z - s.p) : s.n;
-}
-
 /* An enum as protobuf packs an int32: negative values sign-extended to 64 bits. */
 static uint64_t enum_wire(int v)
 {
@@ -132,7 +125,7 @@ static size_t tape_push(pbw *w)
 /* The key of a KeyValue, with the escape prefix when |esc|. */
 static size_t key_len(pc_str k, bool esc)
 {
-    return (esc ? sizeof(PC_OTLP_PRELA_ESCAPE) - 1 : 0) + cut(k);
+    return (esc ? sizeof(PC_OTLP_PRELA_ESCAPE) - 1 : 0) + k.n;
 }
 
 /* ---- size pass: each sz_* returns its message's body size, tape slot first */
@@ -144,7 +137,7 @@ static size_t sz_any(pbw *w, const pc_value *v)
     size_t slot = tape_push(w), n = 0, m = 0, inner;
     switch (v->type) {
     case PC_V_STR:
-        n = ld(cut(v->s));
+        n = ld(v->s.n);
         break;
     case PC_V_BOOL:
         n = 2;
@@ -202,7 +195,7 @@ static size_t sz_kvs(pbw *w, const pc_kv *kv, size_t n, const pc_kv *extra, size
 static size_t sz_event(pbw *w, const pc_event *e)
 {
     size_t slot = tape_push(w);
-    size_t n = (pc_otlp_unix_ns(e->time_ns) ? 9 : 0) + ld_opt(cut(e->name));
+    size_t n = (pc_otlp_unix_ns(e->time_ns) ? 9 : 0) + ld_opt(e->name.n);
     n += sz_kvs(w, e->attrs.kv, e->attrs.n, NULL, 0);
     w->tape[slot] = n;
     return n;
@@ -211,7 +204,7 @@ static size_t sz_event(pbw *w, const pc_event *e)
 static size_t sz_link(pbw *w, const pc_link *l)
 {
     size_t slot = tape_push(w);
-    size_t n = ld(16) + ld(8) + ld_opt(cut(l->trace_state));
+    size_t n = ld(16) + ld(8) + ld_opt(l->trace_state.n);
     n += sz_kvs(w, l->attrs.kv, l->attrs.n, NULL, 0);
     w->tape[slot] = n;
     return n;
@@ -222,8 +215,8 @@ static size_t sz_span(pbw *w, const pc_span *s)
     size_t slot = tape_push(w);
     pc_otlp_span_ext *o = &w->prep[w->n_prep++];
     pc_otlp_span_ext_fill(s, o);
-    size_t n = ld(16) + ld(8) + ld_opt(cut(s->trace_state)) + (o->pid_n ? ld(8) : 0);
-    n += ld_opt(cut(s->name));
+    size_t n = ld(16) + ld(8) + ld_opt(s->trace_state.n) + (o->pid_n ? ld(8) : 0);
+    n += ld_opt(s->name.n);
     if (s->kind) n += 1 + varint_len(enum_wire(s->kind));
     if (pc_otlp_unix_ns(s->start_ns)) n += 9;
     if (pc_otlp_unix_ns(s->end_ns)) n += 9;
@@ -233,7 +226,7 @@ static size_t sz_span(pbw *w, const pc_span *s)
     for (size_t i = 0; i < s->n_links; i++)
         n += ld(sz_link(w, &s->links[i]));
     size_t st = tape_push(w); /* Status */
-    w->tape[st] = ld_opt(cut(s->status_message)) +
+    w->tape[st] = ld_opt(s->status_message.n) +
                   (o->status_code ? 1 + varint_len(enum_wire(o->status_code)) : 0);
     n += ld(w->tape[st]);
     if (s->flags) n += 2 + 4;
@@ -246,7 +239,7 @@ static size_t sz_scope_spans(pbw *w, const pc_otlp_view_scope *sc)
     size_t slot = tape_push(w), scope = tape_push(w);
     const pc_scope *p = sc->scope;
     size_t n = sz_kvs(w, p->attrs.kv, p->attrs.n, NULL, 0); /* may move the tape */
-    n += ld_opt(cut(p->name)) + ld_opt(cut(p->version));
+    n += ld_opt(p->name.n) + ld_opt(p->version.n);
     w->tape[scope] = n;
     n = ld(n);
     for (size_t i = 0; i < sc->n; i++)
@@ -286,11 +279,10 @@ static void put_bytes(pbw *w, uint8_t tag, const void *p, size_t n)
     w->p += n;
 }
 
-/* A plain string field, cut at NUL, left out when empty. */
+/* A plain string field, left out when empty. */
 static void put_str_opt(pbw *w, uint8_t tag, pc_str s)
 {
-    size_t n = cut(s);
-    if (n) put_bytes(w, tag, s.p, n);
+    if (s.n) put_bytes(w, tag, s.p, s.n);
 }
 
 static void put_fixed(pbw *w, uint64_t v, int bytes)
@@ -308,24 +300,15 @@ static size_t put_head(pbw *w, uint8_t tag)
     return n;
 }
 
-/* The body length of the one length-delimited field whose whole size is |field|. */
-static size_t ld_inner(size_t field)
-{
-    size_t n = field - 2;
-    while (ld(n) != field)
-        n--;
-    return n;
-}
-
 static void wr_kvs(pbw *w, uint8_t tag, const pc_kv *kv, size_t n, const pc_kv *extra,
                    size_t n_extra);
 
 static void wr_any(pbw *w, uint8_t tag, const pc_value *v)
 {
-    size_t body = put_head(w, tag);
+    put_head(w, tag);
     switch (v->type) {
-    case PC_V_STR: /* the body is the string field: its length is the cut one, no memchr again */
-        put_bytes(w, T_AV_STRING, v->s.p, ld_inner(body));
+    case PC_V_STR:
+        put_bytes(w, T_AV_STRING, v->s.p, v->s.n);
         break;
     case PC_V_BOOL:
         *w->p++ = T_AV_BOOL;
@@ -363,7 +346,7 @@ static void wr_kv(pbw *w, uint8_t tag, const pc_kv *kv, bool esc)
 {
     put_head(w, tag);
     if (esc) {
-        size_t pn = sizeof(PC_OTLP_PRELA_ESCAPE) - 1, kn = cut(kv->key);
+        size_t pn = sizeof(PC_OTLP_PRELA_ESCAPE) - 1, kn = kv->key.n;
         *w->p++ = T_KV_KEY;
         put_varint(w, pn + kn);
         memcpy(w->p, PC_OTLP_PRELA_ESCAPE, pn);
