@@ -152,6 +152,11 @@ typedef struct pc_span {
     /* OTLP dropped_attributes_count: attributes the sender dropped plus those the
      * decoder dropped (an empty key, which OTLP forbids). 0 for Prela spans. */
     uint32_t dropped_attributes_count;
+    /* OTLP protobuf: the Span message bytes the span was read from (in the
+     * batch's arena); empty for every other source. pc_otlp_proto_encode copies
+     * them instead of writing the span anew (otlp_proto.h), so a processor
+     * that changes a field the OTLP encoding carries must clear it. */
+    pc_str wire;
     const pc_attrs *resource; /* shared by the spans of one resource; never NULL after decode */
     const pc_scope *scope;    /* shared by the spans of one scope; never NULL after decode */
     pc_event *events;

@@ -57,8 +57,10 @@ int pc_otlp_proto_decode_body(pc_batch *b, const void *buf, size_t len, const ch
 /*
  * Appends one ExportTraceServiceRequest holding the |n| spans to |out|, as
  * otlp_prela.h specifies (grouping into ResourceSpans and ScopeSpans, ids,
- * reserved attributes). The bytes are those protobuf-c would pack from the
- * same message (span strings hold no NUL: span.h).
+ * reserved attributes). A span read from OTLP protobuf (pc_span.wire) is
+ * copied as it was read, unless one of its attribute keys must be escaped;
+ * every other span is written as protobuf-c would pack it (span strings hold
+ * no NUL: span.h). Either way the reader gives back the same span.
  */
 void pc_otlp_proto_encode(pc_buf *out, const pc_span *const *spans, size_t n);
 

@@ -511,6 +511,7 @@ static int span_in(pc_otlp_dec *d, blk m, const pc_attrs *resource, const pc_sco
         s->trace_id = tid;
         s->span_id = sid;
         s->parent_id = pid;
+        s->wire = (pc_str){(const char *)m.p, m.n};
     }
     if (str_in(d, &s->name, &sc.name, "name") ||
         str_in(d, &s->trace_state, &sc.state, "trace_state"))

@@ -36,8 +36,10 @@
  * with this writer; 2.3M once strings were no longer scanned for a NUL (the
  * model holds none, span.h).
  *
- * The bytes are exactly those protobuf-c packed from the structs this replaced
- * (test_otlp_proto_encode checks it): fields in field-number order; proto3
+ * Spans read from protobuf are copied as they were read (verbatim below: the
+ * gateway's usual case, OTLP in and OTLP out, does not transcode spans).
+ * Everything else is written exactly as protobuf-c packed it from the structs
+ * this replaced (test_otlp_proto_encode checks it): fields in field-number order; proto3
  * scalars, enums, plain strings and bytes left out when zero or empty; the
  * AnyValue oneof member always written (also "", 0, false); submessages always
  * written, empty ones too (Resource, InstrumentationScope, Status,
@@ -210,9 +212,26 @@ static size_t sz_link(pbw *w, const pc_link *l)
     return n;
 }
 
+/*
+ * True when |s| is written as the Span bytes it was read from (pc_span.wire):
+ * an OTLP span from protobuf gets nothing from otlp_prela.h (its ids are hex,
+ * it has no reserved attributes added and its status is its own) unless one
+ * of its attribute keys must be escaped. Re-reading those bytes gives the span
+ * that re-encoding would; they also keep what the writer leaves out (the
+ * dropped counts, unknown fields).
+ */
+static bool verbatim(const pc_span *s)
+{
+    if (!s->wire.n || s->source != PC_SOURCE_OTLP) return false;
+    for (size_t i = 0; i < s->attrs.n; i++)
+        if (pc_otlp_prela_escaped(s->attrs.kv[i].key)) return false;
+    return true;
+}
+
 static size_t sz_span(pbw *w, const pc_span *s)
 {
     size_t slot = tape_push(w);
+    if (verbatim(s)) return w->tape[slot] = s->wire.n;
     pc_otlp_span_ext *o = &w->prep[w->n_prep++];
     pc_otlp_span_ext_fill(s, o);
     size_t n = ld(16) + ld(8) + ld_opt(s->trace_state.n) + (o->pid_n ? ld(8) : 0);
@@ -370,6 +389,12 @@ static void wr_kvs(pbw *w, uint8_t tag, const pc_kv *kv, size_t n, const pc_kv *
 
 static void wr_span(pbw *w, const pc_span *s)
 {
+    if (verbatim(s)) {
+        put_head(w, T_SS_SPANS);
+        memcpy(w->p, s->wire.p, s->wire.n);
+        w->p += s->wire.n;
+        return;
+    }
     const pc_otlp_span_ext *o = &w->prep[w->at_prep++];
     put_head(w, T_SS_SPANS);
     put_bytes(w, T_SP_TRACE_ID, o->tid, 16);

@@ -704,6 +704,73 @@ static void test_known_bytes(void)
     pc_arena_destroy(A);
 }
 
+/* Appends a length-delimited field (one-byte tag, length below 128). */
+static void ld_field(pc_buf *b, uint8_t tag, const void *p, size_t n)
+{
+    pc_buf_putc(b, (char)tag);
+    pc_buf_putc(b, (char)n);
+    pc_buf_append(b, p, n);
+}
+
+/* A span read from protobuf is written as the bytes it was read from, which
+ * keep what the writer leaves out (dropped count, unknown fields); one whose
+ * attribute key needs the escape is written anew. */
+static void test_verbatim_spans(void)
+{
+    static const uint8_t tid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    static const uint8_t sid[8] = {0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18};
+    pc_buf sp[2] = {PC_BUF_INIT, PC_BUF_INIT};
+    for (int k = 0; k < 2; k++) {
+        ld_field(&sp[k], 0x0a, tid, 16);
+        ld_field(&sp[k], 0x12, sid, 8);
+        ld_field(&sp[k], 0x2a, "ab", 2);
+        const char *key = k ? "prela.trace_id" : "k";
+        pc_buf kv = PC_BUF_INIT, any = PC_BUF_INIT;
+        ld_field(&any, 0x0a, "v", 1);
+        ld_field(&kv, 0x0a, key, strlen(key));
+        ld_field(&kv, 0x12, any.data, any.len);
+        ld_field(&sp[k], 0x4a, kv.data, kv.len);
+        pc_buf_append(&sp[k], "\x50\x03", 2);         /* dropped_attributes_count 3 */
+        pc_buf_append(&sp[k], "\x98\x06\x01", 3);     /* unknown field 99 */
+        pc_buf_free(&kv);
+        pc_buf_free(&any);
+    }
+    pc_buf ss = PC_BUF_INIT, rs = PC_BUF_INIT, req = PC_BUF_INIT;
+    ld_field(&ss, 0x12, sp[0].data, sp[0].len);
+    ld_field(&ss, 0x12, sp[1].data, sp[1].len);
+    ld_field(&rs, 0x12, ss.data, ss.len);
+    ld_field(&req, 0x0a, rs.data, rs.len);
+
+    pc_batch *b = pc_batch_create(NULL);
+    pc_otlp_result res;
+    CHECK_EQ_INT(pc_otlp_proto_decode(b, req.data, req.len, NULL, "p", NULL, &res), 0);
+    CHECK_EQ_INT(b->n, 2);
+    CHECK(b->n == 2 && b->spans[0].wire.n == sp[0].len && b->spans[0].dropped_attributes_count == 3);
+    const pc_span *all[2] = {&b->spans[0], &b->spans[1]};
+    pc_buf out = PC_BUF_INIT;
+    pc_otlp_proto_encode(&out, all, 2);
+    CHECK(memmem(out.data, out.len, sp[0].data, sp[0].len) != NULL);  /* copied */
+    CHECK(memmem(out.data, out.len, sp[1].data, sp[1].len) == NULL);  /* written anew */
+    CHECK(memmem(out.data, out.len, "prela.client.prela.trace_id", 27) != NULL);
+
+    pc_batch *back = pc_batch_create(NULL);
+    CHECK_EQ_INT(pc_otlp_proto_decode(back, out.data, out.len, NULL, "p", NULL, &res), 0);
+    CHECK_EQ_INT(back->n, 2);
+    if (back->n == 2) {
+        CHECK(back->spans[0].dropped_attributes_count == 3); /* kept by the copy */
+        CHECK(pc_str_eq(back->spans[0].name, "ab") && back->spans[0].attrs.n == 1);
+        CHECK(pc_str_eq(back->spans[0].trace_id, "0102030405060708090a0b0c0d0e0f10"));
+        CHECK(pc_str_eq(back->spans[1].attrs.kv[0].key, "prela.client.prela.trace_id"));
+    }
+    pc_batch_unref(back);
+    pc_batch_unref(b);
+    for (int k = 0; k < 2; k++) pc_buf_free(&sp[k]);
+    pc_buf_free(&ss);
+    pc_buf_free(&rs);
+    pc_buf_free(&req);
+    pc_buf_free(&out);
+}
+
 int main(int argc, char **argv)
 {
     const char *env = getenv("PC_TEST_SEED");
@@ -712,6 +779,7 @@ int main(int argc, char **argv)
     printf("test_otlp_proto_encode: seed %llu, %zu cases (reproduce: %s %llu %zu)\n",
            (unsigned long long)seed, cases, argv[0], (unsigned long long)seed, cases);
     RUN(test_known_bytes);
+    RUN(test_verbatim_spans);
     for (size_t i = 0; i < cases; i++) {
         rng = seed * 0x9E3779B97F4A7C15ull + i + 1;
         rnd();
