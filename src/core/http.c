@@ -687,9 +687,6 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
         MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(cfg->max_connections_per_address > 0 ? cfg->max_connections_per_address : 0),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : 60),
-        /* a connection's buffer: 128 KiB reads a typical 60 KB OTLP body in one
-         * recv and one poll (32 KiB, the default, took four of each) */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
         MHD_OPTION_NOTIFY_CONNECTION, connection_cb, s,
         MHD_OPTION_ARRAY, tls_opts,
