@@ -224,12 +224,15 @@ static void attr_remove(pc_attrs *a, size_t i)
 void pc_otlp_prela_restore(pc_span *s)
 {
     const size_t pn = sizeof(PC_OTLP_PRELA_ESCAPE) - 1;
+    size_t n_before = s->attrs.n;
+    bool renamed = false;
     for (size_t i = 0; i < s->attrs.n;) {
         pc_kv *kv = &s->attrs.kv[i];
         pc_str *id = NULL;
         if (kv->key.n >= pn && !memcmp(kv->key.p, PC_OTLP_PRELA_ESCAPE, pn)) {
             kv->key.p += pn;
             kv->key.n -= pn;
+            renamed = true;
             i++;
             continue;
         }
@@ -256,4 +259,6 @@ void pc_otlp_prela_restore(pc_span *s)
         }
         i++;
     }
+    /* the span is no longer what its bytes say: an encoder must write it anew */
+    if (renamed || s->attrs.n != n_before) s->wire = PC_STR_NULL;
 }

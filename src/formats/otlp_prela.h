@@ -103,7 +103,8 @@ bool pc_otlp_id_bytes(pc_str id, uint8_t *out, size_t want);
  * Undoes the conventions on one span a reader decoded: the reserved
  * attributes set the ids, the type and the source (prela.span_type makes it a
  * Prela span: span_type_text, status_text from Status.code, status_code 0),
- * and are removed; a key with the escape prefix loses one prefix.
+ * and are removed; a key with the escape prefix loses one prefix. A span it
+ * changed loses its wire bytes (span.h), so an encoder writes it anew.
  */
 void pc_otlp_prela_restore(pc_span *s);
 
