@@ -106,11 +106,11 @@ static const pc_option options[] = {
     OPT("max_message_bytes", PC_OPT_SIZE, "16MiB", max_message_bytes, 1024, 1000000000,
         "largest message read (receive.message.max.bytes allows it plus framing); at least the "
         "exporter's max_message_bytes, so a large span is read like a small one"),
-    OPT("fetch_max_bytes", PC_OPT_SIZE, "1MiB", fetch_max_bytes, 1048576, 1000000000,
+    OPT("fetch_max_bytes", PC_OPT_SIZE, "4MiB", fetch_max_bytes, 1048576, 1000000000,
         "most bytes one fetch asks the brokers for (fetch.max.bytes; per partition at most "
         "this too); a larger message is still fetched, alone. At least 1MiB (librdkafka "
         "wants it >= message.max.bytes)"),
-    OPT("queue_max_bytes", PC_OPT_SIZE, "1MiB", queue_max_bytes, 1024, 2000000000,
+    OPT("queue_max_bytes", PC_OPT_SIZE, "8MiB", queue_max_bytes, 1024, 2000000000,
         "most fetched bytes waiting to be read (queued.max.messages.kbytes): with "
         "fetch_max_bytes, what bounds the consumer's memory while draining a backlog"),
     {NULL, 0, NULL, 0, 0, 0, NULL},
