@@ -50,6 +50,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/prela-bench-pipeline.XXXXXX")
 PIDS=()
 NAME=bench-pipeline
 . scripts/lib/bench.sh
+hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; } # peak RSS
 export KAFKA_PORT=$(free_port) KAFKA_SASL_PORT=$(free_port) KAFKA_CONTROLLER_PORT=$(free_port)
 export CLICKHOUSE_HTTP_PORT=$(free_port) CLICKHOUSE_TCP_PORT=$(free_port)
 cleanup() {
@@ -111,7 +112,8 @@ T1=$(date +%s.%N)
 ST_CPU=$(cpu_s "$ST") CH_CPU=$(awk -v a="$CH_CPU0" -v b="$(cpu_s "$CH_PID")" 'BEGIN { print b - a }')
 WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
 echo "stored $stored of $ACKED acknowledged spans in $WALL s; storage collector CPU $ST_CPU s," \
-     "ClickHouse CPU $CH_CPU s; storage RSS $(rss_mb "$ST") MB"
+     "ClickHouse CPU $CH_CPU s; storage RSS $(rss_mb "$ST") MB (peak $(hwm_mb "$ST") MB)"
+STORAGE_HWM=$(hwm_mb "$ST")
 STORAGE_SPS=$(awk -v n="$stored" -v c="$ST_CPU" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')
 STORAGE_WALL=$(awk -v n="$stored" -v w="$WALL" 'BEGIN { printf "%.0f", (w > 0 ? n / w : 0) }')
 [ "$stored" -lt "$ACKED" ] && echo "  <-- FEWER THAN ACKNOWLEDGED"
@@ -150,7 +152,8 @@ echo "gateway into Kafka (acks=all, $FORMAT, $CONNECTIONS connections):" \
      "p50 $(field "$g" p50_ms) / p99 $(field "$g" p99_ms) ms, errors $(field "$g" errors)," \
      "RSS under load $(awk -v k="$(field "$g" rss_kb)" 'BEGIN { printf "%.1f", k / 1024 }') MB"
 echo "storage Kafka into ClickHouse: $STORAGE_SPS spans per CPU-second of the collector" \
-     "($STORAGE_WALL spans/s wall, $stored spans; ClickHouse used $CH_CPU CPU-s besides)"
+     "($STORAGE_WALL spans/s wall, $stored spans; ClickHouse used $CH_CPU CPU-s besides)," \
+     "peak RSS $STORAGE_HWM MB"
 echo "freshness, idle:     p50 $(field "$TMP/fresh-idle.txt" p50_ms) ms," \
      "p99 $(field "$TMP/fresh-idle.txt" p99_ms) ms, max $(field "$TMP/fresh-idle.txt" max_ms) ms" \
      "($(field "$TMP/fresh-idle.txt" visible)/$PROBES visible)"

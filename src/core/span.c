@@ -42,6 +42,13 @@ pc_span *pc_batch_add(pc_batch *b)
     return s;
 }
 
+void pc_batch_reserve(pc_batch *b, size_t n)
+{
+    if (n <= b->cap) return;
+    b->spans = pc_arena_realloc(b->arena, b->spans, b->cap * sizeof(pc_span), n * sizeof(pc_span));
+    b->cap = n;
+}
+
 void pc_batch_pop(pc_batch *b)
 {
     if (b->n) b->n--;

@@ -223,6 +223,15 @@ static inline int64_t pc_span_received(const pc_batch *b, const pc_span *s)
 pc_batch *pc_batch_create(pc_arena *arena);
 /* Appends a zero-filled span (tokens -1, empty attrs/resource/scope) and returns it. */
 pc_span *pc_batch_add(pc_batch *b);
+/*
+ * Makes room for at least |n| spans in |b| (no-op when it has that already), so
+ * the spans added up to then are not moved again. A receiver that gathers many
+ * small requests or messages into one batch reserves for the whole batch:
+ * a decoder that grows the array to just what one message needs would
+ * otherwise copy every span gathered so far once per message. The room is
+ * arena memory (never freed on its own); pages not yet written cost no RSS.
+ */
+void pc_batch_reserve(pc_batch *b, size_t n);
 /* Removes the span added last (a decoder abandoning a span it could not finish;
  * nothing may have been added after it). */
 void pc_batch_pop(pc_batch *b);

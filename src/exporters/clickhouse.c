@@ -57,6 +57,13 @@
  * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
  * summaries are computed from distinct spans.
  *
+ * Memory: a consume encodes into the blocks of the last stored insert (spare)
+ * and hands them to the pending insert without a copy when it is the first
+ * to join; the flusher sends a block straight from those rows when they lie
+ * back to back, and keeps its compressor and body buffers. So a steady drain
+ * reuses the same few buffers instead of mapping, faulting in and unmapping
+ * tens of MB per insert (they are above the 1 MiB mmap threshold).
+ *
  * Ownership: consume owns its batch reference and drops it after encoding;
  * the pending insert owns its encoded rows. The flusher has its own curl
  * handle; reads borrow pooled ones from clickhouse_http.c.
@@ -69,6 +76,7 @@
 #include "clickhouse_rows.h"
 #include "clickhouse_sql.h"
 #include "clickhouse_store.h"
+#include "clickhouse_zip.h"
 #include "deadletter.h"
 #include "kafka_conf.h"
 #include "kafka_record.h"
@@ -116,7 +124,9 @@ typedef struct ch {
     pc_ch_dialect dialect;
     int64_t timeout_ns, max_wait_ns;
     size_t max_rows;
-    bool gzip;
+    pc_ch_codec codec;   /* resolved by start when the setting is auto */
+    pc_ch_zip *zip;      /* flusher only: its compressor, kept warm */
+    pc_buf body, zbody;  /* flusher only: a block's gathered and compressed body */
     pc_ch_store reads;   /* the query store over the same server */
     pc_deadletter *dead; /* from start; the flusher writes it */
 
@@ -125,6 +135,7 @@ typedef struct ch {
     pthread_cond_t stop_cv; /* only shutdown signals it: the retry backoff waits on it */
     bool sync_ready;
     gen *pending;
+    pc_ch_rows spare; /* emptied span rows of a stored insert, for the next encode */
     int64_t last_send_mono; /* when the flusher began the previous insert */
     bool accepting, stopping, thread_running;
     pthread_t thread;
@@ -138,9 +149,16 @@ typedef struct ch {
     pc_histogram *insert_seconds; /* from start; NULL without a metrics registry */
 } ch;
 
-static void gen_unref_locked(gen *g)
+/* Drops a reference to |g|; the last one frees it, its span rows' blocks
+ * becoming C->spare when that is empty (see "Memory"). Call with C->mu held. */
+static void gen_unref_locked(ch *C, gen *g)
 {
     if (--g->refs > 0) return;
+    if (!C->spare.text.cap) {
+        pc_ch_rows_reset(&g->spans);
+        C->spare = g->spans;
+        g->spans = (pc_ch_rows)PC_CH_ROWS_INIT;
+    }
     pc_ch_rows_free(&g->spans);
     pc_ch_rows_free(&g->traces);
     free(g);
@@ -171,25 +189,22 @@ typedef struct refusal {
 } refusal;
 
 /*
- * Sends one INSERT |query| of |n| body bytes (|gzipped| or not), retrying
+ * Sends one INSERT |query| of |n| body bytes (in Content-Encoding |encoding|,
+ * NULL: uncompressed), retrying
  * transient and fatal failures with backoff until |deadline|. GEN_OK,
  * GEN_RETRY (deadline or shutdown) or GEN_DATA (the server refuses these
  * rows; |why| says how).
  */
-static int send_block(ch *C, CURL *h, const char *query, const char *body, size_t n, bool gzipped,
-                      int64_t deadline, refusal *why)
+static int send_block(ch *C, CURL *h, const char *query, const char *body, size_t n,
+                      const char *encoding, int64_t deadline, refusal *why)
 {
     int backoff = BACKOFF_MIN_MS;
     for (;;) {
         int64_t sent = pc_time_mono_ns();
         int64_t left = (deadline - sent) / NS_PER_MS;
         pc_ch_reply r = {0};
-        if (gzipped)
-            pc_ch_http_post_gzipped(C->http, h, query, NULL, body, n, (long)(left > 1 ? left : 1),
-                                    &r);
-        else
-            pc_ch_http_post(C->http, h, query, NULL, body, n, false, (long)(left > 1 ? left : 1),
-                            &r);
+        pc_ch_http_post_encoded(C->http, h, query, NULL, body, n, encoding,
+                                (long)(left > 1 ? left : 1), &r);
         if (pc_ch_reply_ok(&r)) {
             pc_buf_free(&r.body);
             if (C->insert_seconds)
@@ -249,14 +264,24 @@ static int dead_letter(ch *C, const char *table, const pc_ch_rows *rows, size_t 
 static int store_block(ch *C, CURL *h, const char *table, const char *query, const pc_ch_rows *rows,
                        const size_t *idx, size_t k, int64_t deadline)
 {
-    pc_buf body = PC_BUF_INIT, z = PC_BUF_INIT;
-    pc_ch_rows_body(rows, idx, k, &body);
-    if (C->gzip) pc_ch_gzip(&z, body.data, body.len); /* once, whatever the retries */
+    /* The body: the rows' own text when they lie back to back (the common
+     * case: one month), else gathered; compressed once, whatever the retries,
+     * and sent as it is if the codec fails. The buffers are the flusher's. */
+    const char *body;
+    size_t n;
+    if (!pc_ch_rows_text_body(rows, idx, k, &body, &n)) {
+        pc_ch_rows_body(rows, idx, k, &C->body);
+        body = C->body.data;
+        n = C->body.len;
+    }
+    const char *enc = NULL;
+    if (C->codec != PC_CH_CODEC_NONE && pc_ch_zip_body(C->zip, &C->zbody, body, n) == 0) {
+        body = C->zbody.data;
+        n = C->zbody.len;
+        enc = pc_ch_codec_name(C->codec);
+    }
     refusal why = {0};
-    int st = C->gzip ? send_block(C, h, query, z.data, z.len, true, deadline, &why)
-                     : send_block(C, h, query, body.data, body.len, false, deadline, &why);
-    pc_buf_free(&body);
-    pc_buf_free(&z);
+    int st = send_block(C, h, query, body, n, enc, deadline, &why);
     if (st != GEN_DATA) return st;
     if (k == 1) return dead_letter(C, table, rows, idx[0], &why);
     size_t half = k / 2;
@@ -292,6 +317,7 @@ static void *flusher_main(void *arg)
 {
     ch *C = arg;
     CURL *h = curl_easy_init();
+    C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
     pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT;
     pc_ch_insert_spans(&q_spans, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
@@ -318,10 +344,14 @@ static void *flusher_main(void *arg)
         pthread_mutex_lock(&C->mu);
         g->state = st;
         pthread_cond_broadcast(&C->done_cv);
-        gen_unref_locked(g);
+        gen_unref_locked(C, g);
     }
     pthread_mutex_unlock(&C->mu);
     curl_easy_cleanup(h);
+    pc_ch_zip_destroy(C->zip);
+    C->zip = NULL;
+    pc_buf_free(&C->body);
+    pc_buf_free(&C->zbody);
     pc_buf_free(&q_spans);
     pc_buf_free(&q_traces);
     return NULL;
@@ -365,6 +395,10 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
 {
     pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT;
     size_t n = b->n;
+    pthread_mutex_lock(&C->mu);
+    spans = C->spare; /* the blocks of a stored insert, if any (see "Memory") */
+    C->spare = (pc_ch_rows)PC_CH_ROWS_INIT;
+    pthread_mutex_unlock(&C->mu);
     encode(C, b, &spans, &traces);
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
@@ -381,8 +415,8 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
         g->refs = 1; /* the flusher's */
         C->pending = g;
     }
-    pc_ch_rows_append(&g->spans, &spans);
-    pc_ch_rows_append(&g->traces, &traces);
+    pc_ch_rows_move(&g->spans, &spans);
+    pc_ch_rows_move(&g->traces, &traces);
     g->rows += n;
     g->refs++;
     pthread_cond_signal(&C->work_cv);
@@ -401,7 +435,7 @@ static pc_result wait_insert(ch *C, gen *g, int64_t deadline)
     while (g->state == GEN_PENDING)
         if (pthread_cond_timedwait(&C->done_cv, &C->mu, &ts) == ETIMEDOUT) break;
     pc_result res = g->state == GEN_OK ? PC_OK : PC_RETRY;
-    gen_unref_locked(g);
+    gen_unref_locked(C, g);
     pthread_mutex_unlock(&C->mu);
     return res;
 }
@@ -541,7 +575,8 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     C->timeout_ns = c->timeout_ms * NS_PER_MS;
     C->max_wait_ns = c->max_wait_ms * NS_PER_MS;
     C->max_rows = (size_t)c->max_rows;
-    C->gzip = pc_ch_is(c->compression, "gzip");
+    C->codec = pc_ch_is(c->compression, "auto") ? PC_CH_CODEC_ZSTD
+                                                : (pc_ch_codec)pc_ch_codec_parse(c->compression);
     C->after_ns = c->spool.after_ms * NS_PER_MS;
     if (pc_spooler_enabled(&c->spool)) {
         C->spooler = pc_spooler_create(id, &c->spool, spool_begin, spool_end, C);
@@ -623,6 +658,37 @@ uint64_t pc_clickhouse_dead_lettered(void *ctx)
     return ctx ? pc_deadletter_count(((ch *)ctx)->dead) : 0;
 }
 
+/*
+ * `compression: auto`: whether the server takes zstd bodies, asked by sending
+ * it a zstd-compressed `SELECT 1`. PC_CH_CODEC_ZSTD when it answers 200, else
+ * PC_CH_CODEC_GZIP (18.16 answers 'Unknown Content-Encoding', code 89; any
+ * other failure also falls back to gzip, which every server takes). Why ask
+ * and not go by the version: a proxy in front of the server may decide.
+ */
+static pc_ch_codec probe_zstd(ch *C, long timeout_ms)
+{
+    static const char sql[] = "SELECT 1";
+    pc_ch_zip *z = pc_ch_zip_create(PC_CH_CODEC_ZSTD, 1);
+    pc_buf body = PC_BUF_INIT;
+    pc_ch_reply r = {0};
+    CURL *h = curl_easy_init();
+    bool ok = pc_ch_zip_body(z, &body, sql, sizeof(sql) - 1) == 0;
+    if (ok) pc_ch_http_post_encoded(C->http, h, NULL, NULL, body.data, body.len, "zstd", timeout_ms, &r);
+    ok = ok && pc_ch_reply_ok(&r) && r.body.data && !strncmp(r.body.data, "1\n", 2);
+    if (!ok) {
+        const char *why = r.status && r.body.data ? r.body.data : "no answer";
+        pc_log(PC_LOG_INFO, C->id,
+               "compression auto: the server does not take zstd bodies (%.*s); inserts are "
+               "gzip-compressed",
+               (int)(strcspn(why, "\n") < 200 ? strcspn(why, "\n") : 200), why);
+    }
+    curl_easy_cleanup(h);
+    pc_buf_free(&r.body);
+    pc_buf_free(&body);
+    pc_ch_zip_destroy(z);
+    return ok ? PC_CH_CODEC_ZSTD : PC_CH_CODEC_GZIP;
+}
+
 /* Copying a large table may take long; each copy statement gets up to this. */
 #define COPY_TIMEOUT_MS (6L * 3600 * 1000)
 
@@ -649,6 +715,7 @@ static int ch_start(void *ctx, pc_host *host)
                  : pc_ch_is(c->dialect, "legacy") ? PC_CH_LEGACY
                                             : pc_ch_dialect_of(version.data);
     C->reads.dialect = C->dialect; /* before any read: reads start after start() */
+    if (pc_ch_is(c->compression, "auto")) C->codec = probe_zstd(C, timeout_ms);
     int rc = open_dead_letter(C);
     if (rc == 0)
         rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,
@@ -668,9 +735,11 @@ static int ch_start(void *ctx, pc_host *host)
         rc = pc_spooler_start(C->spooler);
     }
     if (rc == 0)
-        pc_log(PC_LOG_INFO, C->id, "ClickHouse %s at %s as %s (%s dialect, database %s, schema %d)",
+        pc_log(PC_LOG_INFO, C->id,
+               "ClickHouse %s at %s as %s (%s dialect, database %s, schema %d, inserts %s)",
                version.data, pc_ch_http_url(C->http), c->user ? c->user : "default",
-               C->dialect == PC_CH_LEGACY ? "legacy" : "modern", c->database, PC_CH_SCHEMA_VERSION);
+               C->dialect == PC_CH_LEGACY ? "legacy" : "modern", c->database, PC_CH_SCHEMA_VERSION,
+               pc_ch_codec_name(C->codec));
     pc_buf_free(&version);
     return rc;
 }
@@ -703,6 +772,7 @@ static void ch_destroy(void *ctx)
     if (!C) return;
     ch_shutdown(C);
     pc_spooler_destroy(C->spooler);
+    pc_ch_rows_free(&C->spare);
     pc_ch_http_destroy(C->http);
     pc_deadletter_destroy(C->dead);
     if (C->sync_ready) {

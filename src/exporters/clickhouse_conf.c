@@ -5,6 +5,7 @@
 #include "clickhouse_conf.h"
 
 #include "clickhouse_sql.h"
+#include "clickhouse_zip.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -38,8 +39,12 @@ const pc_option pc_ch_options[] = {
     OPT("batch.max_wait", PC_OPT_DURATION, "50ms", max_wait_ms, 0, 60000,
         "... or once this long has passed since the previous insert began (an idle exporter "
         "inserts at once)"),
-    OPT("compression", PC_OPT_STRING, "gzip", compression, 0, 0,
-        "request body compression: gzip or none"),
+    OPT("compression", PC_OPT_STRING, "auto", compression, 0, 0,
+        "INSERT body compression: auto (zstd when the server accepts it, asked on start; "
+        "else gzip), zstd, gzip or none (loopback: the least CPU on both sides)"),
+    OPT("compression_level", PC_OPT_INT, "0", compression_level, 0, 19,
+        "level of that compression: 0 = the fast default (gzip 1, zstd 1), gzip 1..9, "
+        "zstd 1..19"),
     OPT("tls.ca_file", PC_OPT_STRING, NULL, tls_ca_file, 0, 0,
         "CA certificates (PEM) to verify the server; empty = the system's"),
     OPT("tls.insecure_skip_verify", PC_OPT_BOOL, "false", tls_insecure_skip_verify, 0, 0,
@@ -92,8 +97,17 @@ int pc_ch_validate(const void *cfgp, char *err, size_t errlen)
         return bad(err, errlen, "database", "must be 1..64 characters of A-Z a-z 0-9 _");
     if (!pc_ch_is(c->dialect, "auto") && !pc_ch_is(c->dialect, "modern") && !pc_ch_is(c->dialect, "legacy"))
         return bad(err, errlen, "dialect", "must be auto, modern or legacy");
-    if (!pc_ch_is(c->compression, "gzip") && !pc_ch_is(c->compression, "none"))
-        return bad(err, errlen, "compression", "must be gzip or none");
+    int codec = pc_ch_is(c->compression, "auto") ? PC_CH_CODEC_ZSTD : pc_ch_codec_parse(c->compression);
+    if (codec < 0) return bad(err, errlen, "compression", "must be auto, zstd, gzip or none");
+    /* auto may become gzip or zstd: its level must suit both */
+    if (!pc_ch_codec_level_ok((pc_ch_codec)codec, (int)c->compression_level) ||
+        (pc_ch_is(c->compression, "auto") &&
+         !pc_ch_codec_level_ok(PC_CH_CODEC_GZIP, (int)c->compression_level)))
+        return bad(err, errlen, "compression_level",
+                   codec == PC_CH_CODEC_NONE ? "must be 0 with compression none"
+                   : codec == PC_CH_CODEC_GZIP || pc_ch_is(c->compression, "auto")
+                       ? "must be 0..9 for gzip (and auto, which may be gzip)"
+                       : "must be 0..19 for zstd");
     if (!c->dl_directory || !*c->dl_directory)
         return bad(err, errlen, "dead_letter.directory", "must not be empty");
     if (c->dl_kafka.brokers && *c->dl_kafka.brokers) {

@@ -125,9 +125,9 @@ void pc_ch_gzip(pc_buf *out, const char *p, size_t n)
     deflateEnd(&zs);
 }
 
-/* POSTs |n| bytes at |body|, sent with Content-Encoding: gzip when |gzipped|. */
+/* POSTs |n| bytes at |body|, sent with Content-Encoding: |encoding| unless NULL. */
 static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings, const char *body,
-                 size_t n, bool gzipped, long timeout_ms, pc_ch_reply *r)
+                 size_t n, const char *encoding, long timeout_ms, pc_ch_reply *r)
 {
     pc_buf url = PC_BUF_INIT;
     pc_buf_puts(&url, H->base_url);
@@ -138,8 +138,10 @@ static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings
         curl_free(q);
     }
     struct curl_slist *hdrs = H->headers, *gz = NULL;
-    if (gzipped) {
-        gz = curl_slist_append(NULL, "Content-Encoding: gzip");
+    if (encoding) {
+        char line[64];
+        snprintf(line, sizeof(line), "Content-Encoding: %s", encoding);
+        gz = curl_slist_append(NULL, line);
         gz->next = H->headers; /* borrowed tail; unlinked before freeing */
         hdrs = gz;
     }
@@ -180,19 +182,20 @@ void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *sett
                      const char *body, size_t n, bool gzip, long timeout_ms, pc_ch_reply *r)
 {
     if (!gzip) {
-        post(H, h, query, settings, body, n, false, timeout_ms, r);
+        post(H, h, query, settings, body, n, NULL, timeout_ms, r);
         return;
     }
     pc_buf zbody = PC_BUF_INIT;
     pc_ch_gzip(&zbody, body, n);
-    post(H, h, query, settings, zbody.data, zbody.len, true, timeout_ms, r);
+    post(H, h, query, settings, zbody.data, zbody.len, "gzip", timeout_ms, r);
     pc_buf_free(&zbody);
 }
 
-void pc_ch_http_post_gzipped(pc_ch_http *H, CURL *h, const char *query, const char *settings,
-                             const char *zbody, size_t zn, long timeout_ms, pc_ch_reply *r)
+void pc_ch_http_post_encoded(pc_ch_http *H, CURL *h, const char *query, const char *settings,
+                             const char *zbody, size_t zn, const char *encoding, long timeout_ms,
+                             pc_ch_reply *r)
 {
-    post(H, h, query, settings, zbody, zn, true, timeout_ms, r);
+    post(H, h, query, settings, zbody, zn, encoding, timeout_ms, r);
 }
 
 int pc_ch_error_code(const pc_ch_reply *r)

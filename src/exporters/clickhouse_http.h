@@ -62,11 +62,14 @@ void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *sett
                      const char *body, size_t n, bool gzip, long timeout_ms, pc_ch_reply *r);
 
 /*
- * Like pc_ch_http_post, but |zbody| (|zn| bytes) is already gzip-compressed
- * (pc_ch_gzip): a retried insert is compressed once, not once per try.
+ * Like pc_ch_http_post, but |zbody| (|zn| bytes) is already compressed
+ * (clickhouse_zip.h) and is sent with Content-Encoding: |encoding| ("gzip",
+ * "zstd"; NULL: sent as it is): a retried insert is compressed once, not
+ * once per try.
  */
-void pc_ch_http_post_gzipped(pc_ch_http *H, CURL *h, const char *query, const char *settings,
-                             const char *zbody, size_t zn, long timeout_ms, pc_ch_reply *r);
+void pc_ch_http_post_encoded(pc_ch_http *H, CURL *h, const char *query, const char *settings,
+                             const char *zbody, size_t zn, const char *encoding, long timeout_ms,
+                             pc_ch_reply *r);
 
 /* Replaces the contents of |out| with the gzip stream of |n| bytes at |p|. */
 void pc_ch_gzip(pc_buf *out, const char *p, size_t n);

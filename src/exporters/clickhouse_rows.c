@@ -64,6 +64,26 @@ void pc_ch_rows_append(pc_ch_rows *dst, const pc_ch_rows *src)
     }
 }
 
+void pc_ch_rows_move(pc_ch_rows *dst, pc_ch_rows *src)
+{
+    if (dst->n || dst->text.len || dst->meta.len) {
+        pc_ch_rows_append(dst, src);
+        pc_ch_rows_reset(src);
+        return;
+    }
+    pc_ch_rows t = *dst;
+    *dst = *src;
+    *src = t;
+    pc_ch_rows_reset(src);
+}
+
+void pc_ch_rows_reset(pc_ch_rows *r)
+{
+    pc_buf_reset(&r->text);
+    pc_buf_reset(&r->meta);
+    r->n = 0;
+}
+
 void pc_ch_rows_free(pc_ch_rows *r)
 {
     pc_buf_free(&r->text);
@@ -134,4 +154,21 @@ void pc_ch_rows_body(const pc_ch_rows *r, const size_t *idx, size_t k, pc_buf *o
         pc_buf_append(out, r->text.data + row->off, row->len);
         pc_buf_append(out, "\n", 1);
     }
+}
+
+bool pc_ch_rows_text_body(const pc_ch_rows *r, const size_t *idx, size_t k, const char **p,
+                          size_t *n)
+{
+    for (size_t j = 0; j < k; j++) {
+        const pc_ch_row *row = &r->v[idx[j]];
+        if (row->off + row->len >= r->text.len || r->text.data[row->off + row->len] != '\n')
+            return false;
+        if (j && (idx[j] != idx[j - 1] + 1 ||
+                  row->off != r->v[idx[j - 1]].off + r->v[idx[j - 1]].len + 1))
+            return false;
+    }
+    const pc_ch_row *first = &r->v[idx[0]], *last = &r->v[idx[k - 1]];
+    *p = r->text.data + first->off;
+    *n = last->off + last->len + 1 - first->off;
+    return true;
 }

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "span.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,11 @@ void pc_ch_rows_add(pc_ch_rows *r, size_t off, int32_t month, pc_str project, pc
 
 /* Appends every row of |src| to |dst| (copies). */
 void pc_ch_rows_append(pc_ch_rows *dst, const pc_ch_rows *src);
+/* Like pc_ch_rows_append, but |src| is left empty (its blocks kept for reuse
+ * or freeing): when |dst| holds no row, the two swap blocks instead of copying. */
+void pc_ch_rows_move(pc_ch_rows *dst, pc_ch_rows *src);
+/* Empties |r|, keeping its blocks for the next rows (no page is given back). */
+void pc_ch_rows_reset(pc_ch_rows *r);
 
 void pc_ch_rows_free(pc_ch_rows *r);
 
@@ -72,5 +78,14 @@ size_t pc_ch_rows_partition_groups(const pc_ch_rows *r, int max_parts, size_t *i
 
 /* Replaces |out| with the body of the |k| rows listed in |idx|. */
 void pc_ch_rows_body(const pc_ch_rows *r, const size_t *idx, size_t k, pc_buf *out);
+
+/*
+ * When the |k| rows listed in |idx| (k >= 1) are consecutive rows whose lines
+ * lie back to back in r->text, sets |p| and |n| to that stretch of text,
+ * which is exactly their body, and returns true (no copy needed; valid until
+ * |r| changes). False otherwise: build it with pc_ch_rows_body.
+ */
+bool pc_ch_rows_text_body(const pc_ch_rows *r, const size_t *idx, size_t k, const char **p,
+                          size_t *n);
 
 #endif

@@ -58,6 +58,7 @@
 
 #include "json.h"
 #include "mem.h"
+#include "numfmt.h"
 #include "timefmt.h"
 
 #include <stdio.h>
@@ -212,12 +213,27 @@ void pc_ch_insert_traces(pc_buf *out, const char *db)
 
 /* -------------------------------------------------------------- rows -- */
 
+/* The rows are the storage collector's hot path: keys and numbers are written
+ * without strlen per byte or printf (numfmt.h). */
 static void key(pc_buf *b, const char *k, bool first)
 {
-    if (!first) pc_buf_putc(b, ',');
-    pc_buf_putc(b, '"');
-    pc_buf_puts(b, k);
-    pc_buf_puts(b, "\":");
+    size_t n = strlen(k);
+    pc_buf_reserve(b, n + 4);
+    char *o = b->data + b->len;
+    if (!first) *o++ = ',';
+    *o++ = '"';
+    memcpy(o, k, n);
+    o += n;
+    *o++ = '"';
+    *o++ = ':';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+static void put_i64(pc_buf *b, int64_t v)
+{
+    char t[PC_NUMFMT_MAX];
+    pc_buf_append(b, t, pc_fmt_i64(t, v));
 }
 
 static void kv_str(pc_buf *b, const char *k, pc_str s)
@@ -235,7 +251,7 @@ static void kv_cstr(pc_buf *b, const char *k, const char *s)
 static void kv_int(pc_buf *b, const char *k, int64_t v)
 {
     key(b, k, false);
-    pc_buf_printf(b, "%lld", (long long)v);
+    put_i64(b, v);
 }
 
 /* A JSON column: the encoder's text as a JSON string. */
@@ -255,10 +271,11 @@ static void kv_time(pc_buf *b, const char *k, pc_ch_dialect d, int64_t ns)
     int64_t s = ns / 1000000000LL, us = ns % 1000000000LL / 1000;
     if (s > 4294967295LL) s = 4294967295LL, us = 0;
     key(b, k, false);
-    if (d == PC_CH_LEGACY)
-        pc_buf_printf(b, "%lld", (long long)s);
-    else
-        pc_buf_printf(b, "%lld.%06lld", (long long)s, (long long)us);
+    put_i64(b, s);
+    if (d == PC_CH_LEGACY) return;
+    char t[7] = {'.'};
+    for (int i = 6; i >= 1; i--, us /= 10) t[i] = (char)('0' + us % 10);
+    pc_buf_append(b, t, 7);
 }
 
 static void kv_double(pc_buf *b, const char *k, double v)
@@ -310,8 +327,8 @@ void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t crea
     pc_scope_write_json(scratch, s->scope ? s->scope : &pc_empty_scope);
     kv_json(out, "scope", scratch);
     key(out, "first_write_rank", false);
-    pc_buf_printf(out, "%llu",
-                  (unsigned long long)(INT64_MAX - (created_ns > 0 ? created_ns : 0)));
+    char t[PC_NUMFMT_MAX];
+    pc_buf_append(out, t, pc_fmt_u64(t, (uint64_t)(INT64_MAX - (created_ns > 0 ? created_ns : 0))));
     pc_buf_puts(out, "}\n");
 }
 

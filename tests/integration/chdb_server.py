@@ -3,7 +3,8 @@ exporter's modern dialect runs on a real modern engine in the tests.
 
 It speaks what the `clickhouse` exporter and the tests use: the statement in `?query=`
 and/or the POST body (for INSERT ... FORMAT X, the query names the format and the body
-carries the rows, as with a real server), gzip/deflate request bodies (Content-Encoding),
+carries the rows, as with a real server), gzip/deflate/zstd request bodies
+(Content-Encoding; another encoding is refused with code 89, as ClickHouse does),
 `GET /ping` and `GET /`, URL settings and the `database` parameter (a statement runs after
 `USE <database>` when given; the exporter names its database in every statement), user
 and password from X-ClickHouse-User/-Key or ?user=&password= (accepted, not checked: one
@@ -21,6 +22,8 @@ import threading
 import urllib.parse
 import uuid
 import zlib
+
+import zstandard
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -63,6 +66,11 @@ class ChdbServer:
                         body = gzip.decompress(body)
                     elif enc == "deflate":
                         body = zlib.decompress(body)
+                    elif enc == "zstd":
+                        body = zstandard.ZstdDecompressor().decompress(body)
+                    elif enc:
+                        return self._send(400, b"Code: 89. Unknown Content-Encoding of HTTP "
+                                          b"request: " + enc.encode() + b"\n")
                 except Exception as e:  # a broken body is the client's fault
                     return self._send(400, f"Code: 353. Cannot decompress: {e}\n".encode())
                 self._handle(body)

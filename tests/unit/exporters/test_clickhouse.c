@@ -378,8 +378,21 @@ static void test_validate(void)
     CHECK(configure(db, 1, err, sizeof(err)) < 0 && strstr(err, "database"));
     const char *dia[] = {"dialect", "ancient"};
     CHECK(configure(dia, 1, err, sizeof(err)) < 0 && strstr(err, "dialect"));
-    const char *comp[] = {"compression", "zstd"};
-    CHECK(configure(comp, 1, err, sizeof(err)) < 0 && strstr(err, "compression"));
+    const char *comp[] = {"compression", "brotli"};
+    CHECK(configure(comp, 1, err, sizeof(err)) < 0 && strstr(err, "compression") &&
+          strstr(err, "auto, zstd, gzip or none"));
+    const char *zstd[] = {"compression", "zstd", "compression_level", "19"};
+    CHECK(configure(zstd, 2, err, sizeof(err)) == 0);
+    const char *gzip9[] = {"compression", "gzip", "compression_level", "9"};
+    CHECK(configure(gzip9, 2, err, sizeof(err)) == 0);
+    const char *gzip10[] = {"compression", "gzip", "compression_level", "10"};
+    CHECK(configure(gzip10, 2, err, sizeof(err)) < 0 && strstr(err, "compression_level"));
+    const char *auto10[] = {"compression", "auto", "compression_level", "12"};
+    CHECK(configure(auto10, 2, err, sizeof(err)) < 0 && strstr(err, "compression_level"));
+    const char *none1[] = {"compression", "none", "compression_level", "1"};
+    CHECK(configure(none1, 2, err, sizeof(err)) < 0 && strstr(err, "compression_level"));
+    const char *zstd20[] = {"compression", "zstd", "compression_level", "20"};
+    CHECK(configure(zstd20, 2, err, sizeof(err)) < 0 && strstr(err, "compression_level"));
     const char *sec[] = {"secure", "maybe"};
     CHECK(configure(sec, 1, err, sizeof(err)) < 0 && strstr(err, "secure"));
     const char *tls_auto[] = {"port", "9443", "tls.insecure_skip_verify", "true"};

@@ -218,6 +218,46 @@ static char *slurp(const char *path)
     return b.data ? pc_buf_steal(&b, NULL) : calloc(1, 1);
 }
 
+/* pc_ch_rows_move (swap into an empty insert, copy into a filled one) and
+ * pc_ch_rows_text_body (a block sent from the rows' own text) give the same
+ * bodies as pc_ch_rows_body. */
+static void test_move_and_text_body(void)
+{
+    pc_ch_rows a = PC_CH_ROWS_INIT, b = PC_CH_ROWS_INIT, dst = PC_CH_ROWS_INIT;
+    for (int i = 0; i < 5; i++) add(&a, 202501, i);
+    for (int i = 5; i < 8; i++) add(&b, 202502, i);
+    pc_ch_rows_move(&dst, &a); /* empty: takes a's blocks */
+    CHECK_EQ_INT(dst.n, 5);
+    CHECK_EQ_INT(a.n, 0);
+    CHECK_EQ_INT(a.text.len, 0);
+    pc_ch_rows_move(&dst, &b); /* filled: appends */
+    CHECK_EQ_INT(dst.n, 8);
+    CHECK_EQ_INT(b.n, 0);
+    CHECK_EQ_STR(pc_ch_row_trace(&dst, 7), "t7");
+    CHECK_EQ_STR(pc_ch_row_span(&dst, 5), "s");
+    size_t all[8] = {0, 1, 2, 3, 4, 5, 6, 7}, gap[2] = {2, 4}, back[2] = {3, 2};
+    pc_buf want = PC_BUF_INIT;
+    const char *p;
+    size_t n;
+    CHECK(pc_ch_rows_text_body(&dst, all, 8, &p, &n));
+    pc_ch_rows_body(&dst, all, 8, &want);
+    CHECK(n == want.len && !memcmp(p, want.data, n));
+    CHECK(pc_ch_rows_text_body(&dst, all + 3, 4, &p, &n));
+    pc_ch_rows_body(&dst, all + 3, 4, &want);
+    CHECK(n == want.len && !memcmp(p, want.data, n));
+    CHECK_EQ_STR(want.data, "{\"m\":202501,\"i\":3}\n{\"m\":202501,\"i\":4}\n"
+                            "{\"m\":202502,\"i\":5}\n{\"m\":202502,\"i\":6}\n");
+    CHECK(!pc_ch_rows_text_body(&dst, gap, 2, &p, &n));  /* not consecutive */
+    CHECK(!pc_ch_rows_text_body(&dst, back, 2, &p, &n)); /* not in order */
+    pc_ch_rows_reset(&dst);
+    CHECK_EQ_INT(dst.n, 0);
+    CHECK(dst.text.cap > 0); /* blocks kept for reuse */
+    pc_buf_free(&want);
+    pc_ch_rows_free(&a);
+    pc_ch_rows_free(&b);
+    pc_ch_rows_free(&dst);
+}
+
 static void test_dead_letter(void)
 {
     char dir[] = "/tmp/pc-dl-XXXXXX";
@@ -306,6 +346,7 @@ int main(void)
     RUN(test_classify);
     RUN(test_month);
     RUN(test_partition_groups);
+    RUN(test_move_and_text_body);
     RUN(test_dead_letter);
     return CHECK_DONE();
 }

@@ -369,11 +369,20 @@ static void test_validate(void)
     const char *h[] = {"max_batch_spans", "0"};
     void *cfg = make_cfg("x:1", h, 1, err, sizeof(err), -1); /* out of the option's range */
     free_cfg(cfg);
+    const char *fq[] = {"fetch_max_bytes", "64KiB"};
+    cfg = make_cfg("x:1", fq, 1, err, sizeof(err), -1); /* below librdkafka's floor */
+    CHECK(strstr(err, "fetch_max_bytes") != NULL);
+    free_cfg(cfg);
+    const char *qq[] = {"queue_max_bytes", "1"};
+    cfg = make_cfg("x:1", qq, 1, err, sizeof(err), -1);
+    CHECK(strstr(err, "queue_max_bytes") != NULL);
+    free_cfg(cfg);
 
     /* defaults, a full SASL_SSL config; created, never started, shut down, destroyed */
     const char *ok[] = {"security.protocol", "SASL_SSL", "sasl.mechanism", "SCRAM-SHA-512",
-                        "sasl.username", "u", "sasl.password", "p", "encoding", "otlp_proto"};
-    cfg = make_cfg("broker.example:9092", ok, 5, err, sizeof(err), 0);
+                        "sasl.username", "u", "sasl.password", "p", "encoding", "otlp_proto",
+                        "fetch_max_bytes", "2MiB", "queue_max_bytes", "512KiB"};
+    cfg = make_cfg("broker.example:9092", ok, 7, err, sizeof(err), 0);
     CHECK_EQ_INT(ops->validate(cfg, err, sizeof(err)), 0);
     pc_consumer next = {sink_consume, NULL, 1};
     CHECK(ops->create("kafka", cfg, NULL) == NULL); /* not in a pipeline */
