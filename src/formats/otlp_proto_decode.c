@@ -708,11 +708,15 @@ static int decode(pc_batch *b, const void *buf, size_t len, bool copy_body, cons
     size_t want = count_spans(req);
     if (limits && (int64_t)want > limits->max_spans) want = (size_t)limits->max_spans + 1;
     if (b->cap < b->n + want) {
+        /* exact for a request's own batch; doubling for one that gathers many
+         * messages (the kafka receiver), which would else be copied per message */
+        size_t cap = b->n + want;
+        if (b->n && cap < 2 * b->cap) cap = 2 * b->cap;
         pc_span *spans = pc_arena_try_realloc(d.a, b->spans, b->cap * sizeof(pc_span),
-                                              (b->n + want) * sizeof(pc_span));
+                                              cap * sizeof(pc_span));
         if (!spans) return over_budget(&d);
         b->spans = spans;
-        b->cap = b->n + want;
+        b->cap = cap;
     }
 
     size_t i = 0;
