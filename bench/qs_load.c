@@ -6,6 +6,7 @@
  *
  *   qs_load --target HOST:PORT [--spans 200000] [--seed 1] [--connections 4]
  *           [--traces-per-request 10] [--base-ns NS] [--api-key KEY] [--info FILE]
+ *           [--duration D]
  *
  * Data flow: qs_workload_request() builds request r (traces r*T .. r*T+T-1) →
  * POST /v1/traces (application/x-protobuf) → the collector's pipeline → its
@@ -16,6 +17,9 @@
  * as an SDK would), request latency p50/p99/max, wire bytes per span, and a
  * last "result key=value ..." line for scripts. An instrument: it never fails
  * on the figures, only when it cannot run (exit 1) or requests failed (exit 3).
+ * --duration stops taking new requests after D (10s, 500ms, 2m) even if spans
+ * are left: ingest for a fixed time, e.g. beside qs_query (give it another seed,
+ * so its traces are new ones).
  *
  * The info file ("key value" lines, read by qs_query): seed, spans, traces,
  * base_ns, days, service (the most frequent), common (word), rare (one line per
@@ -37,12 +41,14 @@ typedef struct options {
     uint64_t spans, seed;
     int64_t base_ns;
     int connections, per_request;
+    double duration; /* seconds; 0 = until every span is sent */
 } options;
 
 typedef struct shared {
     const options *o;
     qs_workload w;
     uint64_t requests;
+    double deadline; /* CLOCK_MONOTONIC seconds; 0 = none */
     atomic_uint_fast64_t next;
 } shared;
 
@@ -87,7 +93,7 @@ static void *run(void *arg)
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     for (;;) {
         uint64_t r = atomic_fetch_add(&sh->next, 1);
-        if (r >= sh->requests) break;
+        if (r >= sh->requests || (sh->deadline && now_s() >= sh->deadline)) break;
         size_t len;
         uint64_t first = r * (uint64_t)sh->o->per_request;
         uint8_t *body = qs_workload_request(&sh->w, first, sh->o->per_request, &len);
@@ -164,11 +170,20 @@ static int write_info(const options *o, const qs_workload *w)
     return fclose(f) ? -1 : 0;
 }
 
+static double seconds(const char *s) /* "10s", "500ms", "2m", "3" */
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!strcmp(end, "ms")) return v / 1e3;
+    if (!strcmp(end, "m")) return v * 60;
+    return v;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: qs_load --target HOST:PORT [--spans N] [--seed S] [--connections C]\n"
                     "               [--traces-per-request T] [--base-ns NS] [--api-key KEY]"
-                    " [--info FILE]\n");
+                    " [--info FILE]\n               [--duration D]\n");
     exit(2);
 }
 
@@ -186,6 +201,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--base-ns")) o.base_ns = strtoll(v, NULL, 10);
         else if (!strcmp(a, "--api-key")) o.api_key = v;
         else if (!strcmp(a, "--info")) o.info = v;
+        else if (!strcmp(a, "--duration")) o.duration = seconds(v);
         else usage();
         i++;
     }
@@ -206,6 +222,7 @@ int main(int argc, char **argv)
            (unsigned long long)o.seed);
     fflush(stdout);
     double t0 = now_s();
+    if (o.duration > 0) sh.deadline = t0 + o.duration;
     for (int i = 0; i < o.connections; i++) {
         wk[i].sh = &sh;
         pthread_create(&wk[i].th, NULL, run, &wk[i]);

@@ -6,7 +6,7 @@
 #   scripts/bench-query-scale.sh [--spans 200000] [--store sqlite|clickhouse|both]
 #                                [--clients "1 8"] [--duration 10s] [--timeout 10s]
 #                                [--connections 8] [--seed 1] [--build-dir build-bench]
-#                                [--no-build] [--keep]
+#                                [--no-build] [--keep] [--mixed]
 # Steps: build (Release, build-bench/); then for each store, in a temp dir on free
 # loopback ports: start what it needs (ClickHouse 18.16: scripts/clickhouse.sh), a
 # collector whose pipeline is otlp → normalize → that store and whose query receiver
@@ -15,18 +15,21 @@
 # sends the N spans (--connections at once) and prints spans/s; the store's bytes on
 # disk and its span count give bytes per span; qs_query runs each endpoint for
 # --duration per client count (--timeout per request); everything is stopped. Both
-# stores' p99 end side by side as in the issue. The documented target is
+# stores' p99 end side by side as in the issue. --mixed adds a phase: qs_load (a new
+# seed, so new traces; 4 connections) ingests while qs_query runs the mix again with the
+# largest client count; it prints the ingest rate and latency under queries (and, for
+# SQLite, the write-ahead log's growth). The documented target is
 # --spans 10000000 (about 6 GB of SQLite, 1.5 GB of ClickHouse; hours on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SPANS=200000 STORES=both CLIENTS="1 8" DURATION=10s TIMEOUT=10s CONNECTIONS=8 SEED=1
-WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0
+WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0
 . scripts/lib/bench.sh # bench_shared_flag, free_port, start_collector, stop_pid
 while [ $# -gt 0 ]; do
   bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
-  if [ $# -lt 2 ] && [ "$1" != -h ] && [ "$1" != --help ]; then
+  if [ $# -lt 2 ] && [ "$1" != -h ] && [ "$1" != --help ] && [ "$1" != --mixed ]; then
     echo "bench-query-scale: $1 needs a value or is unknown (see --help)" >&2; exit 2
   fi
   case "$1" in
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --clients) CLIENTS=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
+    --mixed) MIXED=1; shift ;;
     -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-query-scale: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -110,7 +114,31 @@ EOF
 
 ch() { curl -fsS --data-binary "$1" "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/"; }
 
-declare -A SUMMARY
+# mixed STORE DIR: ingest (qs_load, another seed, 4 connections) beside the query mix at
+# the largest client count; prints both and keeps the ingest line for the summary.
+mixed() {
+  local store=$1 dir=$2 k=${CLIENTS##* } win lpid wal0="" wal1=""
+  win=$(awk -v d="$DURATION" 'BEGIN { v = d + 0; if (d ~ /ms$/) v /= 1000; else if (d ~ /m$/) v *= 60
+                                      printf "%.0f", v * 9 + 2 }')
+  [ "$store" = sqlite ] && wal0=$(stat -c %s "$dir/data/prela.db-wal" 2>/dev/null || echo 0)
+  echo "-- mixed: qs_load (seed $((SEED + 1))) for ${win}s beside qs_query with $k clients"
+  "$QS_LOAD" --target "127.0.0.1:$P_HTTP" --spans $((SPANS * 100)) --seed $((SEED + 1)) \
+    --connections 4 --duration "${win}s" >"$dir/mixed-load.txt" &
+  lpid=$!
+  PIDS+=("$lpid")
+  "$QS_QUERY" --target "127.0.0.1:$P_QUERY" --info "$dir/info.txt" --clients "$k" \
+    --duration "$DURATION" --timeout "$TIMEOUT" --label "$store+ingest" --tsv "$TSV" \
+    2>>"$dir/query.err" | sed -n '/^|/p'
+  wait "$lpid" || true
+  [ "$store" = sqlite ] && wal1=$(stat -c %s "$dir/data/prela.db-wal" 2>/dev/null || echo 0)
+  local line
+  line="ingest beside $k query clients: $(sed -n 's/^loaded //p' "$dir/mixed-load.txt")"
+  [ -n "$wal1" ] && line+="; WAL $(awk -v a="$wal0" -v b="$wal1" 'BEGIN { printf "%.1f -> %.1f MB", a / 1e6, b / 1e6 }')"
+  echo "$line"
+  MIXED_SUMMARY[$store]=$line
+}
+
+declare -A SUMMARY MIXED_SUMMARY
 run_store() {
   local store=$1 dir=$TMP/$1
   mkdir -p "$dir"
@@ -154,6 +182,12 @@ run_store() {
     --duration "$DURATION" --timeout "$TIMEOUT" --label "$store" --tsv "$TSV" 2>"$dir/query.err" |
     tee "$dir/query.txt"
   [ -s "$dir/query.err" ] && { echo "-- query errors (first 5):"; head -5 "$dir/query.err"; }
+  if [ "$store" = clickhouse ]; then
+    echo "after the queries: $(ch "SELECT count() FROM system.processes WHERE query NOT LIKE '%system.processes%'") queries still running on the server;" \
+      "$(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'prela_qs' AND active" |
+         awk -v n="$stored" '{ printf "%.0f bytes per span on disk (merges settled further)", $1 / n }')"
+  fi
+  [ "$MIXED" = 1 ] && mixed "$store" "$dir"
   stop_pid "$cpid"
   if [ "$store" = clickhouse ]; then
     scripts/clickhouse.sh stop "$TMP/clickhouse" >/dev/null 2>&1 || true
@@ -167,7 +201,10 @@ for s in "${STORE_LIST[@]}"; do run_store "$s"; done
 echo
 echo "== query scale: $SPANS spans (seed $SEED), $(nproc) cores, $DURATION per endpoint and" \
      "client count, timeout $TIMEOUT"
-for s in "${STORE_LIST[@]}"; do echo "$s: ${SUMMARY[$s]}"; done
+for s in "${STORE_LIST[@]}"; do
+  echo "$s: ${SUMMARY[$s]}"
+  [ "$MIXED" = 1 ] && echo "$s: ${MIXED_SUMMARY[$s]}"
+done
 echo
 # p99 per store and client count, side by side: "p99 (failed)" or "all failed"
 awk -F'\t' -v stores="${STORE_LIST[*]}" -v clients="$CLIENTS" '
