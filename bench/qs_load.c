@@ -23,7 +23,8 @@
  *
  * The info file ("key value" lines, read by qs_query): seed, spans, traces,
  * base_ns, days, service (the most frequent), common (word), rare (one line per
- * word), trace (1,000 ids spread evenly over the load).
+ * word), trace (10,000 ids spread evenly over the load,
+ * so lookups do not all hit a few warm pages).
  */
 #include "qs_workload.h"
 
@@ -161,7 +162,7 @@ static int write_info(const options *o, const qs_workload *w)
     fprintf(f, "service %s\ncommon %s\n", qs_service_name(best), qs_common_word());
     for (int k = 0; k < QS_RARE_WORDS; k++)
         fprintf(f, "rare %s\n", qs_rare_word(k));
-    uint64_t n = w->traces < 1000 ? w->traces : 1000;
+    uint64_t n = w->traces < 10000 ? w->traces : 10000;
     char id[33];
     for (uint64_t i = 0; i < n; i++) {
         qs_trace_id_hex(w, i * w->traces / n, id);
