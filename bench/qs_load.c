@@ -245,7 +245,8 @@ int main(int argc, char **argv)
         free(wk[i].lat);
     }
     qsort(lat, n_lat, sizeof(double), cmp_double);
-    double p50 = n_lat ? lat[n_lat / 2] : 0, p99 = n_lat ? lat[(size_t)(n_lat * 0.99)] : 0;
+    double p50 = n_lat ? lat[(n_lat + 1) / 2 - 1] : 0; /* nearest rank */
+    double p99 = n_lat ? lat[(n_lat * 99 + 99) / 100 - 1] : 0;
     double mx = n_lat ? lat[n_lat - 1] : 0;
     printf("loaded %llu spans in %.1f s: %.0f spans/s; request p50 %.1f ms, p99 %.1f ms, max"
            " %.1f ms; %.0f wire bytes per span; %llu retried (429/503), %llu failed\n",

@@ -269,9 +269,9 @@ static figures window(const options *o, const info *in, int e, int k)
         free(c[i].lat);
     }
     qsort(all, f.n, sizeof(double), cmp_double);
-    if (f.n) {
-        f.p50 = all[f.n / 2];
-        f.p99 = all[(size_t)((double)(f.n - 1) * 0.99)];
+    if (f.n) { /* nearest rank: with fewer than 100 samples p99 is the max */
+        f.p50 = all[(f.n + 1) / 2 - 1];
+        f.p99 = all[(f.n * 99 + 99) / 100 - 1];
         f.max = all[f.n - 1];
     }
     free(all);
