@@ -19,7 +19,7 @@
 # seed, so new traces; 4 connections) ingests while qs_query runs the mix again with the
 # largest client count; it prints the ingest rate and latency under queries (and, for
 # SQLite, the write-ahead log's growth). The documented target is
-# --spans 10000000 (about 6 GB of SQLite, 1.5 GB of ClickHouse; hours on 2 cores).
+# --spans 10000000 (about 17 GB of SQLite, 3.7 GB of ClickHouse; half an hour or more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
