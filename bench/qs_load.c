@@ -98,10 +98,10 @@ static void *run(void *arg)
         size_t len;
         uint64_t first = r * (uint64_t)sh->o->per_request;
         uint8_t *body = qs_workload_request(&sh->w, first, sh->o->per_request, &len);
-        uint64_t spans = (sh->w.traces - first < (uint64_t)sh->o->per_request
-                              ? sh->w.traces - first
-                              : (uint64_t)sh->o->per_request) *
-                         QS_SPANS_PER_TRACE;
+        uint64_t spans =
+            (sh->w.traces - first < (uint64_t)sh->o->per_request ? sh->w.traces - first
+                                                                 : (uint64_t)sh->o->per_request) *
+            QS_SPANS_PER_TRACE;
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, (char *)body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         for (int attempt = 0;; attempt++) {
@@ -125,8 +125,8 @@ static void *run(void *arg)
                 wk->wire_bytes += len;
             } else {
                 if (wk->failed++ < 5)
-                    fprintf(stderr, "qs_load: request %llu: %s, HTTP %ld\n",
-                            (unsigned long long)r, curl_easy_strerror(rc), code);
+                    fprintf(stderr, "qs_load: request %llu: %s, HTTP %ld\n", (unsigned long long)r,
+                            curl_easy_strerror(rc), code);
             }
             break;
         }
@@ -194,16 +194,26 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
-        if (!strcmp(a, "--target")) o.target = v;
-        else if (!strcmp(a, "--spans")) o.spans = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--seed")) o.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--connections")) o.connections = atoi(v);
-        else if (!strcmp(a, "--traces-per-request")) o.per_request = atoi(v);
-        else if (!strcmp(a, "--base-ns")) o.base_ns = strtoll(v, NULL, 10);
-        else if (!strcmp(a, "--api-key")) o.api_key = v;
-        else if (!strcmp(a, "--info")) o.info = v;
-        else if (!strcmp(a, "--duration")) o.duration = seconds(v);
-        else usage();
+        if (!strcmp(a, "--target"))
+            o.target = v;
+        else if (!strcmp(a, "--spans"))
+            o.spans = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--seed"))
+            o.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--connections"))
+            o.connections = atoi(v);
+        else if (!strcmp(a, "--traces-per-request"))
+            o.per_request = atoi(v);
+        else if (!strcmp(a, "--base-ns"))
+            o.base_ns = strtoll(v, NULL, 10);
+        else if (!strcmp(a, "--api-key"))
+            o.api_key = v;
+        else if (!strcmp(a, "--info"))
+            o.info = v;
+        else if (!strcmp(a, "--duration"))
+            o.duration = seconds(v);
+        else
+            usage();
         i++;
     }
     if (!o.target || o.connections < 1 || o.per_request < 1) usage();
@@ -255,9 +265,8 @@ int main(int argc, char **argv)
            (unsigned long long)failed);
     printf("result spans=%llu seconds=%.2f spans_per_s=%.0f p50_ms=%.2f p99_ms=%.2f"
            " wire_bytes_per_span=%.0f retries=%llu failed=%llu\n",
-           (unsigned long long)ok, secs, ok / secs, p50, p99,
-           ok ? (double)wire / (double)ok : 0, (unsigned long long)retries,
-           (unsigned long long)failed);
+           (unsigned long long)ok, secs, ok / secs, p50, p99, ok ? (double)wire / (double)ok : 0,
+           (unsigned long long)retries, (unsigned long long)failed);
     free(lat);
     free(wk);
     curl_global_cleanup();

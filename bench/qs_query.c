@@ -78,8 +78,7 @@ static int read_info(const char *path, info *in)
     }
     fclose(f);
     if (!in->n_traces || !in->n_rare || !in->base_ns || !in->service[0] || !in->common[0]) {
-        fprintf(stderr, "qs_query: %s lacks trace, rare, base_ns, service or common lines\n",
-                path);
+        fprintf(stderr, "qs_query: %s lacks trace, rare, base_ns, service or common lines\n", path);
         return -1;
     }
     return 0;
@@ -90,9 +89,11 @@ static int read_info(const char *path, info *in)
 enum { E_TRACE, E_SPANS, E_LIST, E_SVC_ERR, E_HOUR, E_LLM, E_OFFSET, E_COMMON, E_RARE };
 
 static const char *const endpoint_name[] = {
-    "trace by id",         "spans of a trace",   "list, no filter",
-    "list, service + status=error", "list, 1-hour window", "list, span_type=llm",
-    "list, offset=10000",  "search, common word", "search, rare word",
+    "trace by id",         "spans of a trace",
+    "list, no filter",     "list, service + status=error",
+    "list, 1-hour window", "list, span_type=llm",
+    "list, offset=10000",  "search, common word",
+    "search, rare word",
 };
 #define N_ENDPOINTS (sizeof(endpoint_name) / sizeof(endpoint_name[0]))
 
@@ -250,7 +251,10 @@ static figures window(const options *o, const info *in, int e, int k)
     if (!c) abort();
     double deadline = now_s() + o->duration;
     for (int i = 0; i < k; i++) {
-        c[i] = (client){.o = o, .in = in, .endpoint = e, .deadline = deadline,
+        c[i] = (client){.o = o,
+                        .in = in,
+                        .endpoint = e,
+                        .deadline = deadline,
                         .seed = (uint64_t)(e * 1000 + k * 10 + i)};
         pthread_create(&c[i].th, NULL, client_run, &c[i]);
     }
@@ -265,7 +269,8 @@ static figures window(const options *o, const info *in, int e, int k)
     for (int i = 0; i < k; i++) {
         memcpy(all + at, c[i].lat, c[i].n * sizeof(double));
         at += c[i].n;
-        if (c[i].errors) fprintf(stderr, "qs_query: %s (%ld errors)\n", c[i].last_error, c[i].errors);
+        if (c[i].errors)
+            fprintf(stderr, "qs_query: %s (%ld errors)\n", c[i].last_error, c[i].errors);
         free(c[i].lat);
     }
     qsort(all, f.n, sizeof(double), cmp_double);
@@ -300,27 +305,36 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    options o = {.clients = {1, 8}, .n_clients = 2, .duration = 10, .timeout = 10,
-                 .label = "store"};
+    options o = {
+        .clients = {1, 8}, .n_clients = 2, .duration = 10, .timeout = 10, .label = "store"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
-        if (!strcmp(a, "--target")) o.target = v;
-        else if (!strcmp(a, "--info")) o.info = v;
-        else if (!strcmp(a, "--duration")) o.duration = seconds(v);
-        else if (!strcmp(a, "--timeout")) o.timeout = seconds(v);
-        else if (!strcmp(a, "--api-key")) o.api_key = v;
-        else if (!strcmp(a, "--label")) o.label = v;
-        else if (!strcmp(a, "--tsv")) o.tsv = v;
+        if (!strcmp(a, "--target"))
+            o.target = v;
+        else if (!strcmp(a, "--info"))
+            o.info = v;
+        else if (!strcmp(a, "--duration"))
+            o.duration = seconds(v);
+        else if (!strcmp(a, "--timeout"))
+            o.timeout = seconds(v);
+        else if (!strcmp(a, "--api-key"))
+            o.api_key = v;
+        else if (!strcmp(a, "--label"))
+            o.label = v;
+        else if (!strcmp(a, "--tsv"))
+            o.tsv = v;
         else if (!strcmp(a, "--clients")) {
             o.n_clients = 0;
             for (char *p = (char *)v, *end; *p && o.n_clients < 8; p = end) {
                 long k = strtol(p, &end, 10);
                 if (end == p || k < 1 || k > 256) usage();
                 o.clients[o.n_clients++] = (int)k;
-                while (*end == ' ' || *end == ',') end++;
+                while (*end == ' ' || *end == ',')
+                    end++;
             }
-        } else usage();
+        } else
+            usage();
         i++;
     }
     if (!o.target || !o.info || !o.n_clients || o.duration <= 0 || o.timeout <= 0) usage();
@@ -341,8 +355,8 @@ int main(int argc, char **argv)
     for (size_t e = 0; e < N_ENDPOINTS; e++) {
         for (int j = 0; j < o.n_clients; j++) {
             figures f = fig[e][j] = window(&o, &in, (int)e, o.clients[j]);
-            printf("%-30s %7d %9zu %9.1f %9.1f %9.1f %7ld %8ld\n", endpoint_name[e],
-                   o.clients[j], f.n, f.p50, f.p99, f.max, f.errors, f.timeouts);
+            printf("%-30s %7d %9zu %9.1f %9.1f %9.1f %7ld %8ld\n", endpoint_name[e], o.clients[j],
+                   f.n, f.p50, f.p99, f.max, f.errors, f.timeouts);
             fflush(stdout);
             if (tsv)
                 fprintf(tsv, "%s\t%s\t%d\t%zu\t%.2f\t%.2f\t%.2f\t%ld\t%ld\n", o.label,
@@ -360,8 +374,10 @@ int main(int argc, char **argv)
         for (int j = 0; j < o.n_clients; j++) {
             const figures *f = &fig[e][j];
             if (j) printf(" / ");
-            if (!f->n) printf("all failed");
-            else printf("%.1f", f->p99);
+            if (!f->n)
+                printf("all failed");
+            else
+                printf("%.1f", f->p99);
             if (f->n && (f->errors || f->timeouts))
                 printf(" (%ld failed)", f->errors + f->timeouts);
         }

@@ -51,31 +51,41 @@ static uint64_t below(rng *r, uint64_t n) /* uniform in [0, n) */
 }
 
 static const char *const english[] = {
-    "the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "was", "on",
-    "be", "by", "this", "are", "or", "from", "at", "which", "an", "have", "not", "but", "we",
-    "they", "you", "their", "can", "all", "has", "will", "more", "one", "if", "would", "there",
-    "customer", "about", "been", "data", "so", "also", "other", "when", "what", "its", "into",
-    "some", "than", "only", "these", "use", "time", "may", "new", "should", "report", "each",
-    "could", "any", "our", "how", "them", "first", "then", "most", "such", "model", "results",
-    "between", "after", "two", "used", "over", "because", "system", "order", "please", "need",
-    "account", "revenue", "quarter", "summary", "question", "answer", "document", "search",
-    "based", "information", "policy", "support", "request", "issue", "service", "product",
-    "number", "review", "team", "user", "value", "risk", "change", "include", "following",
-    "analysis", "section", "source", "provide", "case", "where", "while", "well", "make",
-    "table", "year", "within", "without", "under", "those", "through", "before", "during",
-    "current", "previous", "total", "high", "low", "less", "same", "given", "further",
-    "example", "result", "process", "code", "error", "function", "test", "file", "query",
-    "price", "plan", "contract", "invoice", "payment", "refund", "shipping", "delivery",
-    "region", "market", "growth", "cost", "budget", "forecast", "metric", "trend", "sales",
-    "email", "ticket", "agent", "tool", "step", "context", "tokens", "prompt", "task", "goal",
-    "draft", "check", "compare", "explain", "describe", "list", "find", "show", "return",
-    "update", "create", "delete", "read", "write", "call", "send", "receive", "open", "close",
-    "help", "thanks", "sure", "here", "below", "above", "note", "however", "therefore",
-    "likely", "clearly", "recent", "important", "relevant", "specific", "general", "possible",
-    "available", "different", "similar", "several", "many", "few", "every", "both", "either",
-    "local", "global", "public", "private", "internal", "external", "legal", "financial",
-    "technical", "medical", "annual", "monthly", "weekly", "daily", "early", "late", "next",
-    "last", "long", "short", "large", "small", "main", "key", "major", "minor", "full", "part",
+    "the",         "of",        "and",      "to",        "a",         "in",        "is",
+    "that",        "for",       "it",       "as",        "with",      "was",       "on",
+    "be",          "by",        "this",     "are",       "or",        "from",      "at",
+    "which",       "an",        "have",     "not",       "but",       "we",        "they",
+    "you",         "their",     "can",      "all",       "has",       "will",      "more",
+    "one",         "if",        "would",    "there",     "customer",  "about",     "been",
+    "data",        "so",        "also",     "other",     "when",      "what",      "its",
+    "into",        "some",      "than",     "only",      "these",     "use",       "time",
+    "may",         "new",       "should",   "report",    "each",      "could",     "any",
+    "our",         "how",       "them",     "first",     "then",      "most",      "such",
+    "model",       "results",   "between",  "after",     "two",       "used",      "over",
+    "because",     "system",    "order",    "please",    "need",      "account",   "revenue",
+    "quarter",     "summary",   "question", "answer",    "document",  "search",    "based",
+    "information", "policy",    "support",  "request",   "issue",     "service",   "product",
+    "number",      "review",    "team",     "user",      "value",     "risk",      "change",
+    "include",     "following", "analysis", "section",   "source",    "provide",   "case",
+    "where",       "while",     "well",     "make",      "table",     "year",      "within",
+    "without",     "under",     "those",    "through",   "before",    "during",    "current",
+    "previous",    "total",     "high",     "low",       "less",      "same",      "given",
+    "further",     "example",   "result",   "process",   "code",      "error",     "function",
+    "test",        "file",      "query",    "price",     "plan",      "contract",  "invoice",
+    "payment",     "refund",    "shipping", "delivery",  "region",    "market",    "growth",
+    "cost",        "budget",    "forecast", "metric",    "trend",     "sales",     "email",
+    "ticket",      "agent",     "tool",     "step",      "context",   "tokens",    "prompt",
+    "task",        "goal",      "draft",    "check",     "compare",   "explain",   "describe",
+    "list",        "find",      "show",     "return",    "update",    "create",    "delete",
+    "read",        "write",     "call",     "send",      "receive",   "open",      "close",
+    "help",        "thanks",    "sure",     "here",      "below",     "above",     "note",
+    "however",     "therefore", "likely",   "clearly",   "recent",    "important", "relevant",
+    "specific",    "general",   "possible", "available", "different", "similar",   "several",
+    "many",        "few",       "every",    "both",      "either",    "local",     "global",
+    "public",      "private",   "internal", "external",  "legal",     "financial", "technical",
+    "medical",     "annual",    "monthly",  "weekly",    "daily",     "early",     "late",
+    "next",        "last",      "long",     "short",     "large",     "small",     "main",
+    "key",         "major",     "minor",    "full",      "part",
 };
 #define N_ENGLISH (sizeof(english) / sizeof(english[0]))
 #define N_WORDS 8000
@@ -84,7 +94,8 @@ static const char *const onset[] = {"b",  "c",  "d",  "f",  "g",  "h",  "l",  "m
                                     "p",  "r",  "s",  "t",  "v",  "w",  "br", "cl", "dr",
                                     "gr", "pl", "st", "tr", "ch", "sh", "th", "sp", ""};
 static const char *const vowel[] = {"a", "e", "i", "o", "u", "ai", "ea", "ou", "io", "y"};
-static const char *const coda[] = {"", "", "", "", "", "n", "r", "l", "s", "t", "m", "nd", "st", "ng"};
+static const char *const coda[] = {"",  "",  "",  "",  "",   "n",  "r",
+                                   "l", "s", "t", "m", "nd", "st", "ng"};
 #define COUNT(x) (sizeof(x) / sizeof((x)[0]))
 
 static char *words[N_WORDS];
@@ -154,7 +165,8 @@ static size_t prose(rng *r, char *out, size_t len, size_t cap, size_t want)
             memcpy(out + len, words[w], word_len[w]);
             if (i == 0 && out[len] >= 'a' && out[len] <= 'z') out[len] -= 32;
             len += word_len[w];
-            if (below(r, 40) == 0) len += (size_t)sprintf(out + len, " %u", (unsigned)below(r, 5000));
+            if (below(r, 40) == 0)
+                len += (size_t)sprintf(out + len, " %u", (unsigned)below(r, 5000));
             if (i + 1 < n && below(r, 9) == 0) out[len++] = ',';
             out[len++] = i + 1 < n ? ' ' : '.';
         }
@@ -356,12 +368,11 @@ static void make_trace(pc_arena *a, const qs_workload *w, uint64_t g,
         int err = failed && s == fail_at;
         int m = (int)below(&r, COUNT(models));
         switch (role[s]) {
-        case R_AGENT:
-            {
-                char tmp[64];
-                int n = snprintf(tmp, sizeof(tmp), "invoke_agent %s", services[svc]);
-                o->name = pc_arena_strndup(a, tmp, (size_t)n);
-            }
+        case R_AGENT: {
+            char tmp[64];
+            int n = snprintf(tmp, sizeof(tmp), "invoke_agent %s", services[svc]);
+            o->name = pc_arena_strndup(a, tmp, (size_t)n);
+        }
             o->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_INTERNAL;
             PUT_S(&k, "gen_ai.operation.name", "invoke_agent");
             PUT_S(&k, "gen_ai.agent.name", services[svc]);
@@ -389,7 +400,7 @@ static void make_trace(pc_arena *a, const qs_workload *w, uint64_t g,
             break;
         }
         case R_TOOL: {
-            static const char *const tools[] = {"web_search", "sql_query", "send_email",
+            static const char *const tools[] = {"web_search",   "sql_query",     "send_email",
                                                 "lookup_order", "create_ticket", "run_python"};
             const char *tool = tools[below(&r, COUNT(tools))];
             char tmp[64];
@@ -521,8 +532,10 @@ int qs_workload_init(qs_workload *w, uint64_t seed, uint64_t spans, int64_t base
 
 uint8_t *qs_workload_request(const qs_workload *w, uint64_t first, int n, size_t *len)
 {
-    if (first >= w->traces) n = 0;
-    else if ((uint64_t)n > w->traces - first) n = (int)(w->traces - first);
+    if (first >= w->traces)
+        n = 0;
+    else if ((uint64_t)n > w->traces - first)
+        n = (int)(w->traces - first);
     pc_arena *a = pc_arena_create(256 << 10);
     typedef Opentelemetry__Proto__Trace__V1__ResourceSpans RS;
     RS *rs = pc_arena_alloc(a, (size_t)(n ? n : 1) * sizeof(RS));

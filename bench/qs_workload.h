@@ -36,8 +36,8 @@
 
 typedef struct qs_workload {
     uint64_t seed;
-    uint64_t traces;   /* spans / QS_SPANS_PER_TRACE */
-    int64_t base_ns;   /* the newest start time; the oldest is QS_DAYS before */
+    uint64_t traces; /* spans / QS_SPANS_PER_TRACE */
+    int64_t base_ns; /* the newest start time; the oldest is QS_DAYS before */
 } qs_workload;
 
 /* Sets up |w| for |spans| spans (a positive multiple of 10); |base_ns| 0 means now,

@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
     --mixed) MIXED=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "bench-query-scale: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
