@@ -191,7 +191,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     options o = {.spans = 200000, .seed = 1, .connections = 4, .per_request = 10};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* flag, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
         if (!strcmp(a, "--target"))
@@ -214,7 +214,6 @@ int main(int argc, char **argv)
             o.duration = seconds(v);
         else
             usage();
-        i++;
     }
     if (!o.target || o.connections < 1 || o.per_request < 1) usage();
     shared sh = {.o = &o};

@@ -307,7 +307,7 @@ int main(int argc, char **argv)
 {
     options o = {
         .clients = {1, 8}, .n_clients = 2, .duration = 10, .timeout = 10, .label = "store"};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* flag, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
         if (!strcmp(a, "--target"))
@@ -335,7 +335,6 @@ int main(int argc, char **argv)
             }
         } else
             usage();
-        i++;
     }
     if (!o.target || !o.info || !o.n_clients || o.duration <= 0 || o.timeout <= 0) usage();
     info in;
