@@ -169,7 +169,9 @@ def test_full_spool_answers_503_and_keeps_what_it_took(make_collector, kafka, tm
         if codes[-3:] == [503] * 3:
             break
     assert 200 in codes and codes[-1] == 503, codes
-    assert all(code == 503 for code in codes[codes.index(503):]), codes  # full stays full
+    # Records differ by a few bytes, so one smaller than a refused one may still fit
+    # (seen: the spool filled to 65,535 of its 65,536 bytes); the bound holds either way.
+    assert sum(f.stat().st_size for f in spool_dir.glob("*.seg")) <= 64 * 1024, codes
     deadline = time.time() + 30  # unavailable once no broker was reachable for `timeout`
     while kafka_health(c)[0] != 503 and time.time() < deadline:
         time.sleep(0.2)
