@@ -30,6 +30,14 @@
 /* A read stopped at the store's time limit (see above). */
 #define PC_STORE_TIMEOUT (-2)
 
+/* A trace's place in list order (newest start first, then trace id and
+ * project id descending): the keyset cursor of list_traces. */
+typedef struct pc_trace_key {
+    int64_t started_ns;
+    const char *trace_id;
+    const char *project_id;
+} pc_trace_key;
+
 typedef struct pc_trace_filter {
     const char *project_id;   /* NULL = any */
     const char *service_name; /* NULL = any */
@@ -37,9 +45,15 @@ typedef struct pc_trace_filter {
     const char *span_type;    /* NULL = any; traces having at least one span of that type */
     int64_t start_ns;         /* 0 = unbounded; traces started at or after */
     int64_t end_ns;           /* 0 = unbounded; traces started at or before */
+    const pc_trace_key *after; /* NULL = from the newest; else only traces after this key
+                                * in list order (the key of the previous page's last trace) */
     int limit;                /* 1..1000 */
-    int offset;               /* >= 0 */
+    int offset;               /* 0..PC_STORE_MAX_OFFSET, applied after |after| */
 } pc_trace_filter;
+
+/* The deepest offset a list accepts; deeper pages are reached with a cursor
+ * (|after|), whose cost does not grow with the depth. */
+#define PC_STORE_MAX_OFFSET 10000
 
 typedef struct pc_trace_row {
     const char *trace_id;

@@ -529,7 +529,21 @@ static void page(pc_buf *out, const char *db, const char *member, const pc_trace
         pc_buf_printf(out, "%smin(started_ns) >= %lld", sep, (long long)f->start_ns);
         sep = " AND ";
     }
-    if (f->end_ns) pc_buf_printf(out, "%smin(started_ns) <= %lld", sep, (long long)f->end_ns);
+    if (f->end_ns) {
+        pc_buf_printf(out, "%smin(started_ns) <= %lld", sep, (long long)f->end_ns);
+        sep = " AND ";
+    }
+    if (f->after) { /* (start, trace, project) < the cursor's, spelled out for 18.16 */
+        long long s = (long long)f->after->started_ns;
+        pc_buf_printf(out, "%s(min(started_ns) < %lld OR (min(started_ns) = %lld AND (trace_id < ",
+                      sep, s, s);
+        pc_ch_quote_cstr(out, f->after->trace_id);
+        pc_buf_puts(out, " OR (trace_id = ");
+        pc_ch_quote_cstr(out, f->after->trace_id);
+        pc_buf_puts(out, " AND project_id < ");
+        pc_ch_quote_cstr(out, f->after->project_id);
+        pc_buf_puts(out, "))))");
+    }
     pc_buf_printf(out,
                   " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d)",
                   offset > 0 ? offset : 0, limit > 0 ? limit : 0);

@@ -665,6 +665,8 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     if (f->span_type)
         pc_buf_puts(&sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
                           " AND s.project_id = t.project_id AND s.span_type = ?6)");
+    if (f->after)
+        pc_buf_puts(&sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
     pc_buf_puts(&sql, " ORDER BY " NEWEST " LIMIT ?7 OFFSET ?8");
 
     query q;
@@ -679,6 +681,11 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     if (f->span_type) bind_cstr(q.st, 6, f->span_type);
     sqlite3_bind_int(q.st, 7, f->limit);
     sqlite3_bind_int(q.st, 8, f->offset > 0 ? f->offset : 0);
+    if (f->after) {
+        sqlite3_bind_int64(q.st, 9, f->after->started_ns);
+        bind_cstr(q.st, 10, f->after->trace_id);
+        bind_cstr(q.st, 11, f->after->project_id);
+    }
     return each_trace(&q, cb, ud);
 }
 

@@ -5,7 +5,8 @@
  * by `store` (the embedded SQLite store, later ClickHouse) → JSON response. It
  * sends nothing down a pipeline; create gets next == NULL.
  *
- *   GET /api/v1/traces              filters, newest first, limit/offset
+ *   GET /api/v1/traces              filters, newest first, limit, cursor (keyset:
+ *                                   the answer's "next"), offset (bounded)
  *   GET /api/v1/traces/{id}         the trace and its spans (?project_id=)
  *   GET /api/v1/traces/{id}/spans   its spans (?project_id=)
  *   GET /api/v1/search?query=       traces whose span names / attributes contain it
@@ -237,7 +238,70 @@ typedef struct rows {
     pc_buf *b;
     int n;
     const char *project;
+    pc_buf *last; /* when set: the cursor of the last trace written (cursor_write) */
 } rows;
+
+/*
+ * The list cursor: "<started_ns>.<hex trace_id>.<hex project_id>", the key
+ * (store.h: pc_trace_key) of a page's last trace. Opaque to clients; hex keeps
+ * any id bytes out of the URL's syntax. At most MAX_CURSOR bytes.
+ */
+#define MAX_CURSOR 1100
+
+static void hex_put(pc_buf *b, const char *s)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (; *s; s++) {
+        pc_buf_putc(b, digits[(unsigned char)*s >> 4]);
+        pc_buf_putc(b, digits[(unsigned char)*s & 15]);
+    }
+}
+
+static void cursor_write(pc_buf *b, const pc_trace_row *row)
+{
+    pc_buf_reset(b);
+    pc_buf_printf(b, "%lld.", (long long)row->started_ns);
+    hex_put(b, row->trace_id);
+    pc_buf_putc(b, '.');
+    hex_put(b, row->project_id);
+}
+
+static int hex_val(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes the hex text [p, end) into an arena string; NULL when it is not an
+ * even number of lowercase hex digits or decodes to a NUL byte. */
+static const char *hex_get(pc_arena *a, const char *p, const char *end)
+{
+    size_t n = (size_t)(end - p);
+    if (n % 2) return NULL;
+    char *out = pc_arena_alloc(a, n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_val(p[2 * i]), lo = hex_val(p[2 * i + 1]);
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) return NULL;
+        out[i] = (char)(hi << 4 | lo);
+    }
+    out[n / 2] = '\0';
+    return out;
+}
+
+/* Parses a cursor into |k| (strings in the arena). 0 / -1 when malformed. */
+static int cursor_read(pc_arena *a, const char *s, pc_trace_key *k)
+{
+    if (strlen(s) > MAX_CURSOR || !isdigit((unsigned char)s[0])) return -1;
+    char *end;
+    errno = 0;
+    long long ns = strtoll(s, &end, 10);
+    if (errno || *end != '.') return -1;
+    const char *dot = strchr(end + 1, '.');
+    if (!dot) return -1;
+    k->started_ns = ns;
+    k->trace_id = hex_get(a, end + 1, dot);
+    k->project_id = hex_get(a, dot + 1, dot + 1 + strlen(dot + 1));
+    return k->trace_id && k->project_id && *k->trace_id ? 0 : -1;
+}
 
 static int trace_row_cb(void *ud, const pc_trace_row *row)
 {
@@ -245,6 +309,7 @@ static int trace_row_cb(void *ud, const pc_trace_row *row)
     if (r->project && strcmp(r->project, row->project_id)) return 0;
     if (r->n++) pc_buf_putc(r->b, ',');
     write_trace(r->b, row);
+    if (r->last) cursor_write(r->last, row);
     return 0;
 }
 
@@ -377,20 +442,42 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
         bad_request(resp, "limit: must be an integer from 1 to 1000");
         return;
     }
-    if (int_param(req, "offset", 0, 1000000000, 0, &f.offset) < 0) {
-        bad_request(resp, "offset: must be an integer >= 0");
+    if (int_param(req, "offset", 0, PC_STORE_MAX_OFFSET, 0, &f.offset) < 0) {
+        snprintf(msg, sizeof(msg),
+                 "offset: must be an integer from 0 to %d (page deeper with cursor= and the "
+                 "answer's next)",
+                 PC_STORE_MAX_OFFSET);
+        bad_request(resp, msg);
         return;
     }
+    pc_trace_key after;
+    const char *cursor = param(req, "cursor");
+    if (cursor) {
+        if (cursor_read(req->arena, cursor, &after) < 0) {
+            bad_request(resp, "cursor: not a cursor this API gave (use the answer's next as is)");
+            return;
+        }
+        f.after = &after;
+    }
 
-    pc_buf *b = &resp->body;
-    rows r = {b, 0, f.project_id};
+    pc_buf *b = &resp->body, last = PC_BUF_INIT;
+    rows r = {b, 0, f.project_id, &last};
     pc_buf_puts(b, "{\"traces\":[");
     int rc = Q->store->ops->list_traces(Q->store->ctx, &f, trace_row_cb, &r);
     if (rc < 0) {
+        pc_buf_free(&last);
         store_error(resp, rc, "Failed to query traces");
         return;
     }
-    pc_buf_printf(b, "],\"count\":%d,\"limit\":%d,\"offset\":%d}", r.n, f.limit, f.offset);
+    /* next: the cursor of the page after this one; null once a page is not full */
+    pc_buf_printf(b, "],\"count\":%d,\"limit\":%d,\"offset\":%d,\"next\":", r.n, f.limit,
+                  f.offset);
+    if (r.n == f.limit)
+        pc_json_write_str(b, last.data, last.len);
+    else
+        pc_buf_puts(b, "null");
+    pc_buf_putc(b, '}');
+    pc_buf_free(&last);
     resp->status = 200;
 }
 
@@ -465,7 +552,7 @@ static void handle_trace(pc_query *Q, pc_http_req *req, const char *project, con
     project = find_trace(Q, req, project, id, b, resp, "Failed to retrieve trace", &total);
     if (!project) return;
     pc_buf_puts(b, ",\"spans\":[");
-    rows r = {b, 0, project};
+    rows r = {b, 0, project, NULL};
     int cap = (int)Q->cfg->max_trace_spans;
     int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, cap, 0, span_row_cb, &r);
     if (rc < 0) {
@@ -500,7 +587,7 @@ static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, con
     if (!project) return;
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"spans\":[");
-    rows r = {b, 0, project};
+    rows r = {b, 0, project, NULL};
     int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, limit, offset, span_row_cb, &r);
     if (rc < 0) {
         store_error(resp, rc, "Failed to query spans");
@@ -559,7 +646,7 @@ static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
     if (read_project(req, resp, &project)) return;
 
     pc_buf *b = &resp->body;
-    rows r = {b, 0, project};
+    rows r = {b, 0, project, NULL};
     pc_buf_puts(b, "{\"results\":[");
     int rc = Q->store->ops->search(Q->store->ctx, project, q, limit, trace_row_cb, &r);
     if (rc < 0) {

@@ -285,15 +285,15 @@ def run_telemetrygen(args, timeout=120):
 
 def traces_of_service(collector, service):
     """Every trace summary of |service| from the query API, paging 1000 at a time."""
-    out, offset = [], 0
+    out, cursor = [], None
     while True:
-        r = collector.get("/api/v1/traces", service_name=service, limit=1000, offset=offset)
+        r = collector.get("/api/v1/traces", service_name=service, limit=1000, cursor=cursor)
         assert r.status_code == 200, r.text
         page = r.json()["traces"]
         out += page
         if len(page) < 1000:
             return out
-        offset += 1000
+        cursor = r.json()["next"]
 
 
 # --- what the query API must report ----------------------------------------------------

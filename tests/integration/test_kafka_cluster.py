@@ -171,15 +171,15 @@ def assert_exactly_once(storage, traces, timeout=120):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(check, traces))
     listed = []
-    offset = 0
+    cursor = None
     while True:
-        r = storage.get("/api/v1/traces", service_name=SERVICE, limit=1000, offset=offset)
+        r = storage.get("/api/v1/traces", service_name=SERVICE, limit=1000, cursor=cursor)
         assert r.status_code == 200, r.text
         page = r.json()["traces"]
         listed += [x["trace_id"] for x in page]
         if len(page) < 1000:
             break
-        offset += 1000
+        cursor = r.json()["next"]
     assert len(listed) == len(set(listed)), "a trace is listed twice"
     assert sorted(listed) == sorted(tr["trace_id"] for tr in traces)
 
