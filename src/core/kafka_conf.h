@@ -36,40 +36,14 @@ typedef struct pc_kafka_conn_cfg {
 
 /*
  * The option rows of a pc_kafka_conn_cfg member |m| of the config struct |T|,
- * to be placed inside a component's option table.
+ * under the key prefix |P| (a string literal: "" for a component's main Kafka
+ * connection, or ending in '.', e.g. "dead_letter.", for a Kafka destination
+ * besides its main one), to be placed inside a component's option table.
+ * |BROKERS_DOC| says whether brokers is required; it has no default either way
+ * (an empty optional one means "no Kafka").
  */
-#define PC_KAFKA_CONN_OPTIONS(T, m)                                                                \
-    {"brokers", PC_OPT_STRING, NULL, offsetof(T, m.brokers), 0, 0,                                 \
-     "bootstrap servers, comma-separated host:port (required)"},                                   \
-        {"client_id", PC_OPT_STRING, "prela-collector", offsetof(T, m.client_id), 0, 0,            \
-         "Kafka client.id"},                                                                       \
-        {"security.protocol", PC_OPT_STRING, "PLAINTEXT", offsetof(T, m.security_protocol), 0, 0,  \
-         "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},                                            \
-        {"sasl.mechanism", PC_OPT_STRING, "SCRAM-SHA-256", offsetof(T, m.sasl_mechanism), 0, 0,    \
-         "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)"},                              \
-        {"sasl.username", PC_OPT_STRING, NULL, offsetof(T, m.sasl_username), 0, 0,                 \
-         "SASL user name"},                                                                        \
-        {"sasl.password", PC_OPT_STRING, NULL, offsetof(T, m.sasl_password), 0, 0,                 \
-         "SASL password"},                                                                         \
-        {"tls.ca_file", PC_OPT_STRING, NULL, offsetof(T, m.tls_ca_file), 0, 0,                     \
-         "CA certificates (PEM) to verify brokers; empty = the system's"},                         \
-        {"tls.cert_file", PC_OPT_STRING, NULL, offsetof(T, m.tls_cert_file), 0, 0,                 \
-         "client certificate (PEM) for mutual TLS"},                                               \
-        {"tls.key_file", PC_OPT_STRING, NULL, offsetof(T, m.tls_key_file), 0, 0,                   \
-         "client private key (PEM)"},                                                              \
-    {                                                                                              \
-        "tls.insecure_skip_verify", PC_OPT_BOOL, "false", offsetof(T, m.tls_insecure_skip_verify), \
-            0, 0, "do not verify the brokers' certificates and host names (testing only)"          \
-    }
-
-/*
- * The same rows under the key prefix |P| (a string literal ending in '.',
- * e.g. "dead_letter."), for a component with a Kafka destination besides its
- * main one. brokers has no default: empty means "no Kafka".
- */
-#define PC_KAFKA_CONN_OPTIONS_AT(T, m, P)                                                          \
-    {P "brokers", PC_OPT_STRING, NULL, offsetof(T, m.brokers), 0, 0,                               \
-     "bootstrap servers, comma-separated host:port"},                                              \
+#define PC_KAFKA_CONN_OPTIONS_AT(T, m, P, BROKERS_DOC)                                             \
+    {P "brokers", PC_OPT_STRING, NULL, offsetof(T, m.brokers), 0, 0, BROKERS_DOC},                 \
         {P "client_id", PC_OPT_STRING, "prela-collector", offsetof(T, m.client_id), 0, 0,          \
          "Kafka client.id"},                                                                       \
         {P "security.protocol", PC_OPT_STRING, "PLAINTEXT", offsetof(T, m.security_protocol), 0,   \
@@ -91,6 +65,10 @@ typedef struct pc_kafka_conn_cfg {
             offsetof(T, m.tls_insecure_skip_verify), 0, 0,                                         \
             "do not verify the brokers' certificates and host names (testing only)"                \
     }
+
+/* The main connection's rows: no prefix, brokers required. */
+#define PC_KAFKA_CONN_OPTIONS(T, m)                                                                \
+    PC_KAFKA_CONN_OPTIONS_AT(T, m, "", "bootstrap servers, comma-separated host:port (required)")
 
 /*
  * Checks the settings and how they relate (brokers required, SASL settings

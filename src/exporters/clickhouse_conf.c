@@ -59,7 +59,8 @@ const pc_option pc_ch_options[] = {
         "rotated dead-letter files kept (the oldest is deleted)"),
     OPT("dead_letter.topic", PC_OPT_STRING, "prela.deadletter", dl_topic, 0, 0,
         "with dead_letter.brokers: the topic rows ClickHouse refuses are produced to"),
-    PC_KAFKA_CONN_OPTIONS_AT(pc_ch_cfg, dl_kafka, "dead_letter."),
+    PC_KAFKA_CONN_OPTIONS_AT(pc_ch_cfg, dl_kafka, "dead_letter.",
+                             "bootstrap servers, comma-separated host:port"),
     PC_SPOOLER_OPTIONS(pc_ch_cfg, spool),
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
