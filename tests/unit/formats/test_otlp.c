@@ -10,6 +10,7 @@
  * malformed input of each kind, and the response bodies.
  */
 #include "check.h"
+#include "otlp_build.h"
 
 #include "formats/otlp_json.h"
 #include "formats/otlp_proto.h"
@@ -30,128 +31,13 @@ typedef Opentelemetry__Proto__Trace__V1__Span__Event Event;
 typedef Opentelemetry__Proto__Trace__V1__Span__Link Link;
 typedef Opentelemetry__Proto__Trace__V1__Status Status;
 typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
-typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
-typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
-typedef Opentelemetry__Proto__Common__V1__ArrayValue ArrayValue;
-typedef Opentelemetry__Proto__Common__V1__KeyValueList KeyValueList;
 
 /* ------------------------------------------------------------ proto builders */
-
-static pc_arena *T; /* test-side allocations */
-
-static void *talloc(size_t n)
-{
-    return pc_arena_calloc(T, n);
-}
-
-static AnyValue *v_new(int c)
-{
-    AnyValue *v = talloc(sizeof(*v));
-    opentelemetry__proto__common__v1__any_value__init(v);
-    v->value_case = c;
-    return v;
-}
-
-static AnyValue *v_str(const char *s)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE);
-    v->string_value = (char *)s;
-    return v;
-}
-
-static AnyValue *v_bool(int b)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE);
-    v->bool_value = b;
-    return v;
-}
-
-static AnyValue *v_int(int64_t i)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE);
-    v->int_value = i;
-    return v;
-}
-
-static AnyValue *v_double(double d)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE);
-    v->double_value = d;
-    return v;
-}
-
-static AnyValue *v_bytes(const void *p, size_t n)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE);
-    v->bytes_value.data = (uint8_t *)p;
-    v->bytes_value.len = n;
-    return v;
-}
-
-static AnyValue *v_array(size_t n, ...)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE);
-    v->array_value = talloc(sizeof(ArrayValue));
-    opentelemetry__proto__common__v1__array_value__init(v->array_value);
-    v->array_value->n_values = n;
-    v->array_value->values = talloc(n * sizeof(AnyValue *));
-    va_list ap;
-    va_start(ap, n);
-    for (size_t i = 0; i < n; i++)
-        v->array_value->values[i] = va_arg(ap, AnyValue *);
-    va_end(ap);
-    return v;
-}
-
-static KeyValue *kv(const char *key, AnyValue *value)
-{
-    KeyValue *k = talloc(sizeof(*k));
-    opentelemetry__proto__common__v1__key_value__init(k);
-    k->key = (char *)key;
-    k->value = value;
-    return k;
-}
-
-/* An array of |n| KeyValue pointers from the arguments. */
-static KeyValue **kvs(size_t n, ...)
-{
-    KeyValue **a = talloc((n ? n : 1) * sizeof(KeyValue *));
-    va_list ap;
-    va_start(ap, n);
-    for (size_t i = 0; i < n; i++)
-        a[i] = va_arg(ap, KeyValue *);
-    va_end(ap);
-    return a;
-}
-
-static AnyValue *v_kvlist(size_t n, KeyValue **items)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE);
-    v->kvlist_value = talloc(sizeof(KeyValueList));
-    opentelemetry__proto__common__v1__key_value_list__init(v->kvlist_value);
-    v->kvlist_value->n_values = n;
-    v->kvlist_value->values = items;
-    return v;
-}
-
-/* Raw id bytes from hex text, in the test arena. */
-static ProtobufCBinaryData id(const char *hex)
-{
-    size_t n = strlen(hex) / 2;
-    uint8_t *p = talloc(n ? n : 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned x;
-        sscanf(hex + 2 * i, "%2x", &x);
-        p[i] = (uint8_t)x;
-    }
-    return (ProtobufCBinaryData){n, n ? p : NULL};
-}
 
 static Span *span_new(const char *trace, const char *span_id, const char *parent, const char *name,
                       int kind)
 {
-    Span *s = talloc(sizeof(*s));
+    Span *s = ob_alloc(sizeof(*s));
     opentelemetry__proto__trace__v1__span__init(s);
     s->trace_id = id(trace);
     s->span_id = id(span_id);
@@ -163,7 +49,7 @@ static Span *span_new(const char *trace, const char *span_id, const char *parent
 
 static ScopeSpans *scope_spans(Scope *scope, size_t n, Span **spans)
 {
-    ScopeSpans *ss = talloc(sizeof(*ss));
+    ScopeSpans *ss = ob_alloc(sizeof(*ss));
     opentelemetry__proto__trace__v1__scope_spans__init(ss);
     ss->scope = scope;
     ss->n_spans = n;
@@ -173,7 +59,7 @@ static ScopeSpans *scope_spans(Scope *scope, size_t n, Span **spans)
 
 static ResourceSpans *resource_spans(Resource *r, size_t n, ScopeSpans **ss)
 {
-    ResourceSpans *rs = talloc(sizeof(*rs));
+    ResourceSpans *rs = ob_alloc(sizeof(*rs));
     opentelemetry__proto__trace__v1__resource_spans__init(rs);
     rs->resource = r;
     rs->n_scope_spans = n;
@@ -183,7 +69,7 @@ static ResourceSpans *resource_spans(Resource *r, size_t n, ScopeSpans **ss)
 
 static Request *request(size_t n, ResourceSpans **rs)
 {
-    Request *r = talloc(sizeof(*r));
+    Request *r = ob_alloc(sizeof(*r));
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(r);
     r->n_resource_spans = n;
     r->resource_spans = rs;
@@ -193,21 +79,11 @@ static Request *request(size_t n, ResourceSpans **rs)
 /* A request with one resource, one scope and the given spans. */
 static Request *simple_request(size_t n, Span **spans)
 {
-    ScopeSpans **ss = talloc(sizeof(ScopeSpans *));
+    ScopeSpans **ss = ob_alloc(sizeof(ScopeSpans *));
     ss[0] = scope_spans(NULL, n, spans);
-    ResourceSpans **rs = talloc(sizeof(ResourceSpans *));
+    ResourceSpans **rs = ob_alloc(sizeof(ResourceSpans *));
     rs[0] = resource_spans(NULL, 1, ss);
     return request(1, rs);
-}
-
-static uint8_t *pack(const Request *r, size_t *len)
-{
-    *len =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
-            r);
-    uint8_t *buf = talloc(*len + 1);
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(r, buf);
-    return buf;
 }
 
 /* Decodes |len| bytes; returns the batch (caller unrefs) and the decoder's result. */
@@ -250,39 +126,39 @@ static Request *full_request(void)
     a->flags = 0x101;
     a->start_time_unix_nano = 1700000000000000000ull;
     a->end_time_unix_nano = 1700000001500000000ull;
-    a->status = talloc(sizeof(Status));
+    a->status = ob_alloc(sizeof(Status));
     opentelemetry__proto__trace__v1__status__init(a->status);
     a->status->code = 2;
     a->status->message = "boom";
     a->n_attributes = 9;
     a->attributes =
-        kvs(9, kv("s", v_str("hello")), kv("b", v_bool(1)), kv("i", v_int(-42)),
+        ob_ptrs(9, kv("s", v_str("hello")), kv("b", v_bool(1)), kv("i", v_int(-42)),
             kv("d", v_double(2.5)), kv("by", v_bytes(BYTES, sizeof(BYTES))),
-            kv("arr", v_array(3, v_str("x"), v_int(7), v_array(1, v_bool(1)))),
-            kv("map", v_kvlist(2, kvs(2, kv("a", v_str("y")),
-                                      kv("n", v_kvlist(1, kvs(1, kv("c", v_bool(0)))))))),
+            kv("arr", v_array(3, ob_ptrs(3, v_str("x"), v_int(7), v_array(1, ob_ptrs(1, v_bool(1)))))),
+            kv("map", v_kvlist(2, ob_ptrs(2, kv("a", v_str("y")),
+                                      kv("n", v_kvlist(1, ob_ptrs(1, kv("c", v_bool(0)))))))),
             kv("nul", v_new(0)), kv("big", v_int(9007199254740993LL)));
     a->n_events = 2;
-    a->events = talloc(2 * sizeof(Event *));
+    a->events = ob_alloc(2 * sizeof(Event *));
     for (int i = 0; i < 2; i++) {
-        a->events[i] = talloc(sizeof(Event));
+        a->events[i] = ob_alloc(sizeof(Event));
         opentelemetry__proto__trace__v1__span__event__init(a->events[i]);
     }
     a->events[0]->time_unix_nano = 1700000000100000000ull;
     a->events[0]->name = "ev1";
     a->events[0]->n_attributes = 1;
-    a->events[0]->attributes = kvs(1, kv("k", v_str("v")));
+    a->events[0]->attributes = ob_ptrs(1, kv("k", v_str("v")));
     a->events[1]->time_unix_nano = 1700000000200000000ull;
     a->events[1]->name = "exception";
     a->n_links = 1;
-    a->links = talloc(sizeof(Link *));
-    a->links[0] = talloc(sizeof(Link));
+    a->links = ob_alloc(sizeof(Link *));
+    a->links[0] = ob_alloc(sizeof(Link));
     opentelemetry__proto__trace__v1__span__link__init(a->links[0]);
     a->links[0]->trace_id = id(LINK_T);
     a->links[0]->span_id = id(LINK_S);
     a->links[0]->trace_state = "lk=1";
     a->links[0]->n_attributes = 1;
-    a->links[0]->attributes = kvs(1, kv("la", v_int(1)));
+    a->links[0]->attributes = ob_ptrs(1, kv("la", v_int(1)));
 
     Span *b = span_new(TRACE_A, SPAN_B, SPAN_A, "child", 3);
     b->start_time_unix_nano = 1700000000500000000ull;
@@ -290,31 +166,31 @@ static Request *full_request(void)
     Span *c = span_new(TRACE_A, SPAN_C, SPAN_A, "c3", 0);
     Span *d = span_new(TRACE_B, SPAN_D, "0000000000000000", "other", 1);
 
-    Resource *r0 = talloc(sizeof(*r0));
+    Resource *r0 = ob_alloc(sizeof(*r0));
     opentelemetry__proto__resource__v1__resource__init(r0);
     r0->n_attributes = 2;
     r0->attributes =
-        kvs(2, kv("service.name", v_str("svc-a")), kv("prela.project_id", v_str("proj-x")));
-    Scope *s0 = talloc(sizeof(*s0));
+        ob_ptrs(2, kv("service.name", v_str("svc-a")), kv("prela.project_id", v_str("proj-x")));
+    Scope *s0 = ob_alloc(sizeof(*s0));
     opentelemetry__proto__common__v1__instrumentation_scope__init(s0);
     s0->name = "lib";
     s0->version = "1.2";
     s0->n_attributes = 1;
-    s0->attributes = kvs(1, kv("scope.attr", v_int(7)));
+    s0->attributes = ob_ptrs(1, kv("scope.attr", v_int(7)));
 
-    Span **ab = talloc(2 * sizeof(Span *));
+    Span **ab = ob_alloc(2 * sizeof(Span *));
     ab[0] = a;
     ab[1] = b;
-    Span **cc = talloc(sizeof(Span *));
+    Span **cc = ob_alloc(sizeof(Span *));
     cc[0] = c;
-    Span **dd = talloc(sizeof(Span *));
+    Span **dd = ob_alloc(sizeof(Span *));
     dd[0] = d;
-    ScopeSpans **ss0 = talloc(2 * sizeof(ScopeSpans *));
+    ScopeSpans **ss0 = ob_alloc(2 * sizeof(ScopeSpans *));
     ss0[0] = scope_spans(s0, 2, ab);
     ss0[1] = scope_spans(NULL, 1, cc);
-    ScopeSpans **ss1 = talloc(sizeof(ScopeSpans *));
+    ScopeSpans **ss1 = ob_alloc(sizeof(ScopeSpans *));
     ss1[0] = scope_spans(NULL, 1, dd);
-    ResourceSpans **rs = talloc(2 * sizeof(ResourceSpans *));
+    ResourceSpans **rs = ob_alloc(2 * sizeof(ResourceSpans *));
     rs[0] = resource_spans(r0, 2, ss0);
     rs[1] = resource_spans(NULL, 1, ss1);
     return request(2, rs);
@@ -628,8 +504,8 @@ static void test_proto_partial(void)
     spans[4] = span_new("00000000000000000000000000000000", SPAN_D, "", "zero-trace", 1);
     spans[5] = span_new(TRACE_A, SPAN_D, "", "bad-link", 1);
     spans[5]->n_links = 1;
-    spans[5]->links = talloc(sizeof(Link *));
-    spans[5]->links[0] = talloc(sizeof(Link));
+    spans[5]->links = ob_alloc(sizeof(Link *));
+    spans[5]->links[0] = ob_alloc(sizeof(Link));
     opentelemetry__proto__trace__v1__span__link__init(spans[5]->links[0]);
     spans[5]->links[0]->trace_id = id(LINK_T);
     spans[5]->links[0]->span_id = id("b1b2");
@@ -800,8 +676,8 @@ static void test_proto_malformed(void)
     s->n_attributes = 1;
     AnyValue *v = v_int(5);
     for (int i = 0; i < 20; i++)
-        v = v_array(1, v);
-    s->attributes = kvs(1, kv("deep", v));
+        v = v_array(1, ob_ptrs(1, v));
+    s->attributes = ob_ptrs(1, kv("deep", v));
     Span *ok[1] = {s};
     buf = pack(simple_request(1, ok), &len);
     b = decode_pb(buf, len, NULL, &res, &rc);
@@ -857,20 +733,20 @@ static void test_proto_utf8(void)
     spans[1]->name = "ok";
     spans[0]->n_attributes = 2;
     spans[0]->attributes =
-        kvs(2, kv("x", v_int(1)), kv("m", v_kvlist(1, kvs(1, kv("k", v_str("\xc0\x80"))))));
+        ob_ptrs(2, kv("x", v_int(1)), kv("m", v_kvlist(1, ob_ptrs(1, kv("k", v_str("\xc0\x80"))))));
     buf = pack(simple_request(2, spans), &len);
     check_pb_error(buf, len,
                    "resource_spans[0].scope_spans[0].spans[0].attributes[1].value.kvlist_value."
                    "values[0].value.string_value: invalid UTF-8");
 
-    spans[0]->attributes = kvs(2, kv("x", v_int(1)), kv("bad\xed\xa0\x80", v_int(2)));
+    spans[0]->attributes = ob_ptrs(2, kv("x", v_int(1)), kv("bad\xed\xa0\x80", v_int(2)));
     buf = pack(simple_request(2, spans), &len);
     check_pb_error(buf, len,
                    "resource_spans[0].scope_spans[0].spans[0].attributes[1].key: "
                    "invalid UTF-8");
 
     spans[0]->n_attributes = 0;
-    spans[1]->status = talloc(sizeof(Status));
+    spans[1]->status = ob_alloc(sizeof(Status));
     opentelemetry__proto__trace__v1__status__init(spans[1]->status);
     spans[1]->status->message = "\xe2\x82";
     buf = pack(simple_request(2, spans), &len);
@@ -880,12 +756,12 @@ static void test_proto_utf8(void)
     /* Bytes values are not text: anything goes. */
     spans[1]->status = NULL;
     spans[0]->n_attributes = 1;
-    spans[0]->attributes = kvs(1, kv("raw", v_bytes("\xff\xfe", 2)));
+    spans[0]->attributes = ob_ptrs(1, kv("raw", v_bytes("\xff\xfe", 2)));
     Request *r = simple_request(2, spans);
-    Resource *res0 = talloc(sizeof(*res0));
+    Resource *res0 = ob_alloc(sizeof(*res0));
     opentelemetry__proto__resource__v1__resource__init(res0);
     res0->n_attributes = 1;
-    res0->attributes = kvs(1, kv("service.name", v_str("caf\xc3\xa9")));
+    res0->attributes = ob_ptrs(1, kv("service.name", v_str("caf\xc3\xa9")));
     r->resource_spans[0]->resource = res0;
     buf = pack(r, &len);
     pc_otlp_result res;
@@ -895,7 +771,7 @@ static void test_proto_utf8(void)
     CHECK_EQ_INT(b->n, 2);
     pc_batch_unref(b);
 
-    res0->attributes = kvs(1, kv("service.name", v_str("caf\xe9")));
+    res0->attributes = ob_ptrs(1, kv("service.name", v_str("caf\xe9")));
     buf = pack(r, &len);
     check_pb_error(buf, len,
                    "resource_spans[0].resource.attributes[0].value.string_value: invalid UTF-8");
@@ -1120,14 +996,14 @@ static void test_caps(void)
     /* protobuf: events over the cap reject the span; a resource over the cap fails */
     Span *sp = span_new(TRACE_A, SPAN_A, "", "root", 1);
     sp->n_events = 2;
-    sp->events = talloc(2 * sizeof(Event *));
+    sp->events = ob_alloc(2 * sizeof(Event *));
     for (int i = 0; i < 2; i++) {
-        sp->events[i] = talloc(sizeof(Event));
+        sp->events[i] = ob_alloc(sizeof(Event));
         opentelemetry__proto__trace__v1__span__event__init(sp->events[i]);
         sp->events[i]->name = "e";
         sp->events[i]->time_unix_nano = 1700000000000000000ull;
     }
-    Span **one = talloc(sizeof(Span *));
+    Span **one = ob_alloc(sizeof(Span *));
     one[0] = sp;
     Request *r = simple_request(1, one);
     size_t len;
@@ -1139,11 +1015,11 @@ static void test_caps(void)
     CHECK(strstr(res.error, "events: 2 events, more than max_events_per_span (1)") != NULL);
     pc_batch_unref(b);
 
-    Resource *rsrc = talloc(sizeof(*rsrc));
+    Resource *rsrc = ob_alloc(sizeof(*rsrc));
     opentelemetry__proto__resource__v1__resource__init(rsrc);
     rsrc->n_attributes = 3;
-    rsrc->attributes = kvs(3, kv("a", v_int(1)), kv("b", v_int(2)), kv("c", v_int(3)));
-    one = talloc(sizeof(Span *));
+    rsrc->attributes = ob_ptrs(3, kv("a", v_int(1)), kv("b", v_int(2)), kv("c", v_int(3)));
+    one = ob_alloc(sizeof(Span *));
     one[0] = span_new(TRACE_A, SPAN_A, "", "root", 1);
     r = simple_request(1, one);
     r->resource_spans[0]->resource = rsrc;
@@ -1164,7 +1040,7 @@ static void test_empty_keys(void)
     s->start_time_unix_nano = 1;
     s->end_time_unix_nano = 2;
     s->n_attributes = 3;
-    s->attributes = kvs(3, kv("", v_int(1)), kv("a", v_kvlist(1, kvs(1, kv("", v_int(2))))),
+    s->attributes = ob_ptrs(3, kv("", v_int(1)), kv("a", v_kvlist(1, ob_ptrs(1, kv("", v_int(2))))),
                         kv("", v_str("x")));
     s->dropped_attributes_count = 4;
     size_t len;
@@ -1195,7 +1071,7 @@ static void test_empty_keys(void)
 
 int main(void)
 {
-    T = pc_arena_create(1 << 16);
+    OB = pc_arena_create(1 << 16);
     RUN(test_proto_full);
     RUN(test_json_full);
     RUN(test_empty);
@@ -1208,6 +1084,6 @@ int main(void)
     RUN(test_responses);
     RUN(test_caps);
     RUN(test_empty_keys);
-    pc_arena_destroy(T);
+    pc_arena_destroy(OB);
     return CHECK_DONE();
 }

@@ -12,6 +12,7 @@
  * and the memory a bomb of empty KeyValues costs.
  */
 #include "check.h"
+#include "otlp_build.h"
 
 #include "../../fuzz/otlp_oracle.h"
 
@@ -28,15 +29,9 @@ typedef Opentelemetry__Proto__Trace__V1__Span__Event Event;
 typedef Opentelemetry__Proto__Trace__V1__Span__Link Link;
 typedef Opentelemetry__Proto__Trace__V1__Status Status;
 typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
-typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
-typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
-typedef Opentelemetry__Proto__Common__V1__ArrayValue ArrayValue;
-typedef Opentelemetry__Proto__Common__V1__KeyValueList KeyValueList;
 
 /* ------------------------------------------------------------ random requests */
 
-static pc_arena *T; /* the generator's memory */
 static uint64_t seed = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(void)
@@ -50,11 +45,6 @@ static uint64_t rnd(void)
 static unsigned pick(unsigned n)
 {
     return (unsigned)(rnd() % n);
-}
-
-static void *talloc(size_t n)
-{
-    return pc_arena_calloc(T, n ? n : 1);
 }
 
 static const char *const STRINGS[] = {
@@ -74,7 +64,7 @@ static char *rstr(void)
 {
     if (pick(8) == 0) { /* a long one */
         size_t n = 100 + pick(400);
-        char *s = talloc(n + 1);
+        char *s = ob_alloc(n + 1);
         for (size_t i = 0; i < n; i++)
             s[i] = (char)('a' + pick(26));
         return s;
@@ -90,7 +80,7 @@ static char *rkey(void)
 
 static ProtobufCBinaryData rbytes(size_t n)
 {
-    ProtobufCBinaryData b = {n, talloc(n)};
+    ProtobufCBinaryData b = {n, ob_alloc(n)};
     for (size_t i = 0; i < n; i++)
         b.data[i] = (uint8_t)rnd();
     return b;
@@ -101,7 +91,7 @@ static ProtobufCBinaryData rid(size_t want, bool parent)
 {
     unsigned k = pick(40);
     if (k == 0) return rbytes(want + 1);
-    if (k == 1) return (ProtobufCBinaryData){want, talloc(want)}; /* zero */
+    if (k == 1) return (ProtobufCBinaryData){want, ob_alloc(want)}; /* zero */
     if (parent && k < 10) return (ProtobufCBinaryData){0, NULL};
     ProtobufCBinaryData b = rbytes(want);
     b.data[0] |= 1;
@@ -114,7 +104,7 @@ static void unknown(ProtobufCMessage *m)
 {
     if (pick(5)) return;
     m->n_unknown_fields = 3;
-    m->unknown_fields = talloc(3 * sizeof(ProtobufCMessageUnknownField));
+    m->unknown_fields = ob_alloc(3 * sizeof(ProtobufCMessageUnknownField));
     static uint8_t v[] = {0x96, 0x01}, s[] = {3, 'z', 'z', 'z'}, f[] = {1, 2, 3, 4};
     m->unknown_fields[0] = (ProtobufCMessageUnknownField){1000, PROTOBUF_C_WIRE_TYPE_VARINT, 2, v};
     m->unknown_fields[1] =
@@ -127,7 +117,7 @@ static KeyValue **rkvs(size_t n, int depth);
 static AnyValue *rvalue(int depth)
 {
     if (pick(12) == 0) return NULL; /* a KeyValue without value */
-    AnyValue *v = talloc(sizeof(*v));
+    AnyValue *v = ob_alloc(sizeof(*v));
     opentelemetry__proto__common__v1__any_value__init(v);
     unknown(&v->base);
     static const int64_t ints[] = {0, 1, -1, INT64_MAX, INT64_MIN, 1234567890123LL, -42};
@@ -157,15 +147,15 @@ static AnyValue *rvalue(int depth)
         break;
     case 6: {
         v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
-        ArrayValue *a = talloc(sizeof(*a));
+        ArrayValue *a = ob_alloc(sizeof(*a));
         opentelemetry__proto__common__v1__array_value__init(a);
         a->n_values = pick(5);
-        a->values = talloc(a->n_values * sizeof(AnyValue *));
+        a->values = ob_alloc(a->n_values * sizeof(AnyValue *));
         for (size_t i = 0; i < a->n_values; i++) {
             a->values[i] = rvalue(depth + 1);
             if (!a->values[i]) a->values[i] = rvalue(depth + 1);
             if (!a->values[i]) { /* arrays hold values, never absent ones */
-                a->values[i] = talloc(sizeof(AnyValue));
+                a->values[i] = ob_alloc(sizeof(AnyValue));
                 opentelemetry__proto__common__v1__any_value__init(a->values[i]);
             }
         }
@@ -174,7 +164,7 @@ static AnyValue *rvalue(int depth)
     }
     default: {
         v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
-        KeyValueList *l = talloc(sizeof(*l));
+        KeyValueList *l = ob_alloc(sizeof(*l));
         opentelemetry__proto__common__v1__key_value_list__init(l);
         l->n_values = pick(4);
         l->values = rkvs(l->n_values, depth + 1);
@@ -187,9 +177,9 @@ static AnyValue *rvalue(int depth)
 
 static KeyValue **rkvs(size_t n, int depth)
 {
-    KeyValue **a = talloc(n * sizeof(KeyValue *));
+    KeyValue **a = ob_alloc(n * sizeof(KeyValue *));
     for (size_t i = 0; i < n; i++) {
-        a[i] = talloc(sizeof(KeyValue));
+        a[i] = ob_alloc(sizeof(KeyValue));
         opentelemetry__proto__common__v1__key_value__init(a[i]);
         unknown(&a[i]->base);
         a[i]->key = rkey();
@@ -200,7 +190,7 @@ static KeyValue **rkvs(size_t n, int depth)
 
 static Span *rspan(void)
 {
-    Span *s = talloc(sizeof(*s));
+    Span *s = ob_alloc(sizeof(*s));
     opentelemetry__proto__trace__v1__span__init(s);
     unknown(&s->base);
     s->trace_id = rid(16, false);
@@ -216,15 +206,15 @@ static Span *rspan(void)
     s->n_attributes = pick(7);
     s->attributes = rkvs(s->n_attributes, 0);
     if (pick(2)) {
-        s->status = talloc(sizeof(Status));
+        s->status = ob_alloc(sizeof(Status));
         opentelemetry__proto__trace__v1__status__init(s->status);
         s->status->code = pick(4) ? (int)pick(3) : 9;
         s->status->message = rstr();
     }
     s->n_events = pick(4);
-    s->events = talloc(s->n_events * sizeof(Event *));
+    s->events = ob_alloc(s->n_events * sizeof(Event *));
     for (size_t i = 0; i < s->n_events; i++) {
-        Event *e = s->events[i] = talloc(sizeof(Event));
+        Event *e = s->events[i] = ob_alloc(sizeof(Event));
         opentelemetry__proto__trace__v1__span__event__init(e);
         unknown(&e->base);
         e->time_unix_nano = rnd() >> 1;
@@ -234,9 +224,9 @@ static Span *rspan(void)
         e->dropped_attributes_count = pick(3);
     }
     s->n_links = pick(3);
-    s->links = talloc(s->n_links * sizeof(Link *));
+    s->links = ob_alloc(s->n_links * sizeof(Link *));
     for (size_t i = 0; i < s->n_links; i++) {
-        Link *l = s->links[i] = talloc(sizeof(Link));
+        Link *l = s->links[i] = ob_alloc(sizeof(Link));
         opentelemetry__proto__trace__v1__span__link__init(l);
         unknown(&l->base);
         l->trace_id = rid(16, false);
@@ -252,16 +242,16 @@ static Span *rspan(void)
 
 static Request *rrequest(void)
 {
-    Request *r = talloc(sizeof(*r));
+    Request *r = ob_alloc(sizeof(*r));
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(r);
     r->n_resource_spans = pick(4);
-    r->resource_spans = talloc(r->n_resource_spans * sizeof(ResourceSpans *));
+    r->resource_spans = ob_alloc(r->n_resource_spans * sizeof(ResourceSpans *));
     for (size_t i = 0; i < r->n_resource_spans; i++) {
-        ResourceSpans *rs = r->resource_spans[i] = talloc(sizeof(ResourceSpans));
+        ResourceSpans *rs = r->resource_spans[i] = ob_alloc(sizeof(ResourceSpans));
         opentelemetry__proto__trace__v1__resource_spans__init(rs);
         unknown(&rs->base);
         if (pick(5)) {
-            rs->resource = talloc(sizeof(Resource));
+            rs->resource = ob_alloc(sizeof(Resource));
             opentelemetry__proto__resource__v1__resource__init(rs->resource);
             unknown(&rs->resource->base);
             rs->resource->n_attributes = pick(6);
@@ -273,12 +263,12 @@ static Request *rrequest(void)
         }
         rs->schema_url = pick(2) ? "" : "https://opentelemetry.io/schemas/1.26.0";
         rs->n_scope_spans = pick(4);
-        rs->scope_spans = talloc(rs->n_scope_spans * sizeof(ScopeSpans *));
+        rs->scope_spans = ob_alloc(rs->n_scope_spans * sizeof(ScopeSpans *));
         for (size_t j = 0; j < rs->n_scope_spans; j++) {
-            ScopeSpans *ss = rs->scope_spans[j] = talloc(sizeof(ScopeSpans));
+            ScopeSpans *ss = rs->scope_spans[j] = ob_alloc(sizeof(ScopeSpans));
             opentelemetry__proto__trace__v1__scope_spans__init(ss);
             if (pick(4)) {
-                ss->scope = talloc(sizeof(Scope));
+                ss->scope = ob_alloc(sizeof(Scope));
                 opentelemetry__proto__common__v1__instrumentation_scope__init(ss->scope);
                 unknown(&ss->scope->base);
                 ss->scope->name = rstr();
@@ -288,22 +278,12 @@ static Request *rrequest(void)
                 ss->scope->dropped_attributes_count = pick(3);
             }
             ss->n_spans = pick(5);
-            ss->spans = talloc(ss->n_spans * sizeof(Span *));
+            ss->spans = ob_alloc(ss->n_spans * sizeof(Span *));
             for (size_t k = 0; k < ss->n_spans; k++)
                 ss->spans[k] = rspan();
         }
     }
     return r;
-}
-
-static uint8_t *pack(const Request *r, size_t *len)
-{
-    *len =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
-            r);
-    uint8_t *buf = talloc(*len + 1);
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(r, buf);
-    return buf;
 }
 
 /* Decodes |len| bytes at |buf| with the reader (no limits) and compares the
@@ -328,7 +308,7 @@ static void test_random_requests(void)
 {
     size_t spans = 0, bytes = 0;
     for (int n = 0; n < 400; n++) {
-        T = pc_arena_create(1 << 16);
+        OB = pc_arena_create(1 << 16);
         size_t len;
         Request *r = rrequest();
         uint8_t *buf = pack(r, &len);
@@ -340,7 +320,7 @@ static void test_random_requests(void)
             for (size_t j = 0; j < r->resource_spans[i]->n_scope_spans; j++)
                 spans += r->resource_spans[i]->scope_spans[j]->n_spans;
         bytes += len;
-        pc_arena_destroy(T);
+        pc_arena_destroy(OB);
     }
     fprintf(stderr, "   400 requests, %zu spans, %zu bytes compared\n", spans, bytes);
     CHECK(spans > 1000);
@@ -754,7 +734,7 @@ static void test_empty_spans(void)
 /* The memory budget refuses the decode: a clear error, and the arena says so. */
 static void test_budget(void)
 {
-    T = pc_arena_create(1 << 16);
+    OB = pc_arena_create(1 << 16);
     Request *r = rrequest();
     while (r->n_resource_spans == 0)
         r = rrequest();
@@ -773,7 +753,7 @@ static void test_budget(void)
     }
     pc_batch_unref(b);
     pc_budget_destroy(bu);
-    pc_arena_destroy(T);
+    pc_arena_destroy(OB);
 }
 
 int main(void)

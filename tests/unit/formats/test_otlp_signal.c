@@ -12,6 +12,7 @@
  * the same requests) must match too. Then malformed input of each kind.
  */
 #include "check.h"
+#include "otlp_build.h"
 
 #include "formats/otlp_signal.h"
 
@@ -45,143 +46,24 @@ typedef Opentelemetry__Proto__Logs__V1__ResourceLogs ResourceLogs;
 typedef Opentelemetry__Proto__Logs__V1__ScopeLogs ScopeLogs;
 typedef Opentelemetry__Proto__Logs__V1__LogRecord LogRecord;
 typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
-typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
-typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
-typedef Opentelemetry__Proto__Common__V1__ArrayValue ArrayValue;
-typedef Opentelemetry__Proto__Common__V1__KeyValueList KeyValueList;
 
 /* ------------------------------------------------------------ builders */
-
-static pc_arena *T; /* test-side allocations */
-
-/* A message of type |d| in the test arena, initialized to its defaults. */
-static void *msg(const ProtobufCMessageDescriptor *d)
-{
-    void *m = pc_arena_calloc(T, d->sizeof_message);
-    protobuf_c_message_init(d, m);
-    return m;
-}
-
-/* An array of |n| pointers from the arguments. */
-static void *ptrs(size_t n, ...)
-{
-    void **a = pc_arena_calloc(T, (n ? n : 1) * sizeof(void *));
-    va_list ap;
-    va_start(ap, n);
-    for (size_t i = 0; i < n; i++)
-        a[i] = va_arg(ap, void *);
-    va_end(ap);
-    return a;
-}
-
-static AnyValue *v_new(int c)
-{
-    AnyValue *v = msg(&opentelemetry__proto__common__v1__any_value__descriptor);
-    v->value_case = c;
-    return v;
-}
-
-static AnyValue *v_str(const char *s)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE);
-    v->string_value = (char *)s;
-    return v;
-}
-
-static AnyValue *v_bool(int b)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE);
-    v->bool_value = b;
-    return v;
-}
-
-static AnyValue *v_int(int64_t i)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE);
-    v->int_value = i;
-    return v;
-}
-
-static AnyValue *v_double(double d)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE);
-    v->double_value = d;
-    return v;
-}
-
-static AnyValue *v_bytes(const void *p, size_t n)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE);
-    v->bytes_value = (ProtobufCBinaryData){n, (uint8_t *)p};
-    return v;
-}
-
-/* An arrayValue of the |n| AnyValues in |items|. */
-static AnyValue *v_array(size_t n, AnyValue **items)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE);
-    v->array_value = msg(&opentelemetry__proto__common__v1__array_value__descriptor);
-    v->array_value->n_values = n;
-    v->array_value->values = items;
-    return v;
-}
-
-/* A kvlistValue of the |n| KeyValues in |items|. */
-static AnyValue *v_kvlist(size_t n, KeyValue **items)
-{
-    AnyValue *v = v_new(OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE);
-    v->kvlist_value = msg(&opentelemetry__proto__common__v1__key_value_list__descriptor);
-    v->kvlist_value->n_values = n;
-    v->kvlist_value->values = items;
-    return v;
-}
-
-static KeyValue *kv(const char *key, AnyValue *value)
-{
-    KeyValue *k = msg(&opentelemetry__proto__common__v1__key_value__descriptor);
-    k->key = (char *)key;
-    k->value = value;
-    return k;
-}
-
-/* Raw id bytes from hex text, in the test arena. */
-static ProtobufCBinaryData id(const char *hex)
-{
-    size_t n = strlen(hex) / 2;
-    uint8_t *p = pc_arena_calloc(T, n ? n : 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned x;
-        sscanf(hex + 2 * i, "%2x", &x);
-        p[i] = (uint8_t)x;
-    }
-    return (ProtobufCBinaryData){n, n ? p : NULL};
-}
 
 /* A resource with service.name = |service|. */
 static Resource *resource(const char *service)
 {
-    Resource *r = msg(&opentelemetry__proto__resource__v1__resource__descriptor);
+    Resource *r = ob_msg(&opentelemetry__proto__resource__v1__resource__descriptor);
     r->n_attributes = 1;
-    r->attributes = ptrs(1, kv("service.name", v_str(service)));
+    r->attributes = ob_ptrs(1, kv("service.name", v_str(service)));
     return r;
 }
 
 static Scope *scope(const char *name, const char *version)
 {
-    Scope *s = msg(&opentelemetry__proto__common__v1__instrumentation_scope__descriptor);
+    Scope *s = ob_msg(&opentelemetry__proto__common__v1__instrumentation_scope__descriptor);
     s->name = (char *)name;
     s->version = (char *)version;
     return s;
-}
-
-/* Packs any message into the test arena. */
-static uint8_t *pack(const void *m, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = pc_arena_alloc(T, *len + 1);
-    protobuf_c_message_pack(m, buf);
-    return buf;
 }
 
 /* Decodes |len| bytes of |sig|, copied into the batch's arena as the receiver
@@ -225,7 +107,7 @@ static const uint8_t BYTES[] = {0x00, 0x01, 'h', 'i'};
 
 static NumberPoint *number_point(uint64_t start, uint64_t time)
 {
-    NumberPoint *p = msg(&opentelemetry__proto__metrics__v1__number_data_point__descriptor);
+    NumberPoint *p = ob_msg(&opentelemetry__proto__metrics__v1__number_data_point__descriptor);
     p->start_time_unix_nano = start;
     p->time_unix_nano = time;
     return p;
@@ -233,7 +115,7 @@ static NumberPoint *number_point(uint64_t start, uint64_t time)
 
 static Exemplar *exemplar(uint64_t time, const char *trace, const char *span)
 {
-    Exemplar *e = msg(&opentelemetry__proto__metrics__v1__exemplar__descriptor);
+    Exemplar *e = ob_msg(&opentelemetry__proto__metrics__v1__exemplar__descriptor);
     e->time_unix_nano = time;
     e->trace_id = id(trace);
     e->span_id = id(span);
@@ -242,7 +124,7 @@ static Exemplar *exemplar(uint64_t time, const char *trace, const char *span)
 
 static Metric *metric(const char *name)
 {
-    Metric *m = msg(&opentelemetry__proto__metrics__v1__metric__descriptor);
+    Metric *m = ob_msg(&opentelemetry__proto__metrics__v1__metric__descriptor);
     m->name = (char *)name;
     return m;
 }
@@ -251,16 +133,16 @@ static Metric *gauge_metric(void)
 {
     NumberPoint *p0 = number_point(0, T0);
     p0->n_attributes = 1;
-    p0->attributes = ptrs(1, kv("host", v_str("a")));
+    p0->attributes = ob_ptrs(1, kv("host", v_str("a")));
     p0->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
     p0->as_double = 1.5;
     Exemplar *e = exemplar(T0 + 1, TRACE_A, SPAN_A);
     e->n_filtered_attributes = 1;
-    e->filtered_attributes = ptrs(1, kv("k", v_str("v")));
+    e->filtered_attributes = ob_ptrs(1, kv("k", v_str("v")));
     e->value_case = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_INT;
     e->as_int = -7;
     p0->n_exemplars = 1;
-    p0->exemplars = ptrs(1, e);
+    p0->exemplars = ob_ptrs(1, e);
     NumberPoint *p1 = number_point(T_START, T0);
     p1->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT;
     p1->as_int = -9007199254740993; /* not exact as a double */
@@ -270,9 +152,9 @@ static Metric *gauge_metric(void)
     m->description = "a gauge";
     m->unit = "1";
     m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
-    m->gauge = msg(&opentelemetry__proto__metrics__v1__gauge__descriptor);
+    m->gauge = ob_msg(&opentelemetry__proto__metrics__v1__gauge__descriptor);
     m->gauge->n_data_points = 2;
-    m->gauge->data_points = ptrs(2, p0, p1);
+    m->gauge->data_points = ob_ptrs(2, p0, p1);
     return m;
 }
 
@@ -283,12 +165,12 @@ static Metric *sum_metric(void)
     p->as_int = INT64_MAX;
     Metric *m = metric("s");
     m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
-    m->sum = msg(&opentelemetry__proto__metrics__v1__sum__descriptor);
+    m->sum = ob_msg(&opentelemetry__proto__metrics__v1__sum__descriptor);
     m->sum->aggregation_temporality =
         OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
     m->sum->is_monotonic = 1;
     m->sum->n_data_points = 1;
-    m->sum->data_points = ptrs(1, p);
+    m->sum->data_points = ob_ptrs(1, p);
     return m;
 }
 
@@ -296,7 +178,7 @@ static Metric *histogram_metric(void)
 {
     static uint64_t counts[] = {1, 4, 5};
     static double bounds[] = {1.0, 5.0};
-    HistogramPoint *p = msg(&opentelemetry__proto__metrics__v1__histogram_data_point__descriptor);
+    HistogramPoint *p = ob_msg(&opentelemetry__proto__metrics__v1__histogram_data_point__descriptor);
     p->start_time_unix_nano = T_START;
     p->time_unix_nano = T0;
     p->count = 10;
@@ -314,21 +196,21 @@ static Metric *histogram_metric(void)
     e->value_case = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_DOUBLE;
     e->as_double = 3.25;
     p->n_exemplars = 1;
-    p->exemplars = ptrs(1, e);
+    p->exemplars = ob_ptrs(1, e);
 
     Metric *m = metric("h");
     m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
-    m->histogram = msg(&opentelemetry__proto__metrics__v1__histogram__descriptor);
+    m->histogram = ob_msg(&opentelemetry__proto__metrics__v1__histogram__descriptor);
     m->histogram->aggregation_temporality =
         OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA;
     m->histogram->n_data_points = 1;
-    m->histogram->data_points = ptrs(1, p);
+    m->histogram->data_points = ob_ptrs(1, p);
     return m;
 }
 
 static Buckets *buckets(int32_t offset, size_t n, uint64_t *counts)
 {
-    Buckets *b = msg(
+    Buckets *b = ob_msg(
         &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__buckets__descriptor);
     b->offset = offset;
     b->n_bucket_counts = n;
@@ -340,9 +222,9 @@ static Metric *exp_histogram_metric(void)
 {
     static uint64_t pos[] = {1, 2}, neg[] = {3};
     ExpPoint *p =
-        msg(&opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor);
+        ob_msg(&opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor);
     p->n_attributes = 1;
-    p->attributes = ptrs(1, kv("shard", v_int(3)));
+    p->attributes = ob_ptrs(1, kv("shard", v_int(3)));
     p->time_unix_nano = T0;
     p->count = 7;
     p->_sum_case = OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT___SUM_SUM;
@@ -360,18 +242,18 @@ static Metric *exp_histogram_metric(void)
     Metric *m = metric("eh");
     m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
     m->exponential_histogram =
-        msg(&opentelemetry__proto__metrics__v1__exponential_histogram__descriptor);
+        ob_msg(&opentelemetry__proto__metrics__v1__exponential_histogram__descriptor);
     m->exponential_histogram->aggregation_temporality =
         OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
     m->exponential_histogram->n_data_points = 1;
-    m->exponential_histogram->data_points = ptrs(1, p);
+    m->exponential_histogram->data_points = ob_ptrs(1, p);
     return m;
 }
 
 static Quantile *quantile(double q, double v)
 {
     Quantile *x =
-        msg(&opentelemetry__proto__metrics__v1__summary_data_point__value_at_quantile__descriptor);
+        ob_msg(&opentelemetry__proto__metrics__v1__summary_data_point__value_at_quantile__descriptor);
     x->quantile = q;
     x->value = v;
     return x;
@@ -379,21 +261,21 @@ static Quantile *quantile(double q, double v)
 
 static Metric *summary_metric(void)
 {
-    SummaryPoint *p = msg(&opentelemetry__proto__metrics__v1__summary_data_point__descriptor);
+    SummaryPoint *p = ob_msg(&opentelemetry__proto__metrics__v1__summary_data_point__descriptor);
     p->start_time_unix_nano = UINT64_MAX; /* passed on, though no span time could hold it */
     p->time_unix_nano = T0;
     p->count = 4;
     p->sum = 10.0;
     p->n_quantile_values = 2;
-    p->quantile_values = ptrs(2, quantile(0.5, 2.0), quantile(1.0, 4.0));
+    p->quantile_values = ob_ptrs(2, quantile(0.5, 2.0), quantile(1.0, 4.0));
 
     Metric *m = metric("q");
     m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY;
-    m->summary = msg(&opentelemetry__proto__metrics__v1__summary__descriptor);
+    m->summary = ob_msg(&opentelemetry__proto__metrics__v1__summary__descriptor);
     m->summary->n_data_points = 1;
-    m->summary->data_points = ptrs(1, p);
+    m->summary->data_points = ob_ptrs(1, p);
     m->n_metadata = 1;
-    m->metadata = ptrs(1, kv("m", v_int(1)));
+    m->metadata = ob_ptrs(1, kv("m", v_int(1)));
     return m;
 }
 
@@ -401,20 +283,20 @@ static Metric *summary_metric(void)
  * summary (1 each), and a metric without data. */
 static MetricsRequest *full_metrics(void)
 {
-    ScopeMetrics *sm = msg(&opentelemetry__proto__metrics__v1__scope_metrics__descriptor);
+    ScopeMetrics *sm = ob_msg(&opentelemetry__proto__metrics__v1__scope_metrics__descriptor);
     sm->scope = scope("meter", "1.0");
     sm->n_metrics = 6;
-    sm->metrics = ptrs(6, gauge_metric(), sum_metric(), histogram_metric(), exp_histogram_metric(),
+    sm->metrics = ob_ptrs(6, gauge_metric(), sum_metric(), histogram_metric(), exp_histogram_metric(),
                        summary_metric(), metric("empty"));
-    ResourceMetrics *rm = msg(&opentelemetry__proto__metrics__v1__resource_metrics__descriptor);
+    ResourceMetrics *rm = ob_msg(&opentelemetry__proto__metrics__v1__resource_metrics__descriptor);
     rm->resource = resource("svc");
     rm->schema_url = SCHEMA;
     rm->n_scope_metrics = 1;
-    rm->scope_metrics = ptrs(1, sm);
-    MetricsRequest *r = msg(
+    rm->scope_metrics = ob_ptrs(1, sm);
+    MetricsRequest *r = ob_msg(
         &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor);
     r->n_resource_metrics = 1;
-    r->resource_metrics = ptrs(1, rm);
+    r->resource_metrics = ob_ptrs(1, rm);
     return r;
 }
 
@@ -531,10 +413,10 @@ static void test_metrics_proto(void)
     /* Two resources, several scopes: points add up. */
     MetricsRequest *r = full_metrics();
     r->n_resource_metrics = 2;
-    r->resource_metrics = ptrs(2, r->resource_metrics[0], full_metrics()->resource_metrics[0]);
+    r->resource_metrics = ob_ptrs(2, r->resource_metrics[0], full_metrics()->resource_metrics[0]);
     ScopeMetrics *sm = r->resource_metrics[1]->scope_metrics[0];
     r->resource_metrics[1]->n_scope_metrics = 2;
-    r->resource_metrics[1]->scope_metrics = ptrs(2, sm, sm);
+    r->resource_metrics[1]->scope_metrics = ob_ptrs(2, sm, sm);
     buf = pack(r, &len);
     b = decode(PC_SIGNAL_METRICS, buf, len, false, &res, &rc);
     check_raw(b, rc, &res, 18, buf, len);
@@ -559,7 +441,7 @@ static void test_metrics_json(void)
 
 static LogRecord *record(AnyValue *body)
 {
-    LogRecord *r = msg(&opentelemetry__proto__logs__v1__log_record__descriptor);
+    LogRecord *r = ob_msg(&opentelemetry__proto__logs__v1__log_record__descriptor);
     r->body = body;
     return r;
 }
@@ -575,10 +457,10 @@ static LogsRequest *full_logs(void)
     r0->severity_text = "INFO";
     r0->n_attributes = 7;
     r0->attributes =
-        ptrs(7, kv("s", v_str("x")), kv("b", v_bool(1)), kv("i", v_int(-42)),
+        ob_ptrs(7, kv("s", v_str("x")), kv("b", v_bool(1)), kv("i", v_int(-42)),
              kv("d", v_double(2.5)), kv("by", v_bytes(BYTES, sizeof(BYTES))),
-             kv("arr", v_array(3, ptrs(3, v_str("x"), v_int(7), v_array(1, ptrs(1, v_bool(1)))))),
-             kv("kv", v_kvlist(1, ptrs(1, kv("k", v_str("v"))))));
+             kv("arr", v_array(3, ob_ptrs(3, v_str("x"), v_int(7), v_array(1, ob_ptrs(1, v_bool(1)))))),
+             kv("kv", v_kvlist(1, ob_ptrs(1, kv("k", v_str("v"))))));
     r0->dropped_attributes_count = 2;
     r0->flags = 1;
     r0->trace_id = id(TRACE_A);
@@ -589,24 +471,24 @@ static LogsRequest *full_logs(void)
     r8->severity_number = OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_FATAL4;
     r8->trace_id = id(TRACE_B);
 
-    ScopeLogs *sl = msg(&opentelemetry__proto__logs__v1__scope_logs__descriptor);
+    ScopeLogs *sl = ob_msg(&opentelemetry__proto__logs__v1__scope_logs__descriptor);
     sl->scope = scope("logger", "");
     sl->n_log_records = 9;
     sl->log_records =
-        ptrs(9, r0, record(v_bool(1)), record(v_int(-42)), record(v_double(2.5)),
+        ob_ptrs(9, r0, record(v_bool(1)), record(v_int(-42)), record(v_double(2.5)),
              record(v_bytes(BYTES, sizeof(BYTES))),
-             record(v_array(3, ptrs(3, v_str("x"), v_int(7), v_array(1, ptrs(1, v_bool(1)))))),
-             record(v_kvlist(2, ptrs(2, kv("k", v_str("v")),
-                                     kv("n", v_kvlist(1, ptrs(1, kv("z", v_double(0.25)))))))),
+             record(v_array(3, ob_ptrs(3, v_str("x"), v_int(7), v_array(1, ob_ptrs(1, v_bool(1)))))),
+             record(v_kvlist(2, ob_ptrs(2, kv("k", v_str("v")),
+                                     kv("n", v_kvlist(1, ob_ptrs(1, kv("z", v_double(0.25)))))))),
              record(v_new(0)), r8);
-    ResourceLogs *rl = msg(&opentelemetry__proto__logs__v1__resource_logs__descriptor);
+    ResourceLogs *rl = ob_msg(&opentelemetry__proto__logs__v1__resource_logs__descriptor);
     rl->resource = resource("svc");
     rl->n_scope_logs = 1;
-    rl->scope_logs = ptrs(1, sl);
+    rl->scope_logs = ob_ptrs(1, sl);
     LogsRequest *r =
-        msg(&opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor);
+        ob_msg(&opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor);
     r->n_resource_logs = 1;
-    r->resource_logs = ptrs(1, rl);
+    r->resource_logs = ob_ptrs(1, rl);
     return r;
 }
 
@@ -876,7 +758,7 @@ static void test_empty(void)
     /* Moderate nesting (20 kvlists) is fine both ways. */
     AnyValue *v = v_str("leaf");
     for (int i = 0; i < 20; i++)
-        v = v_kvlist(1, ptrs(1, kv("k", v)));
+        v = v_kvlist(1, ob_ptrs(1, kv("k", v)));
     LogsRequest *r = full_logs();
     r->resource_logs[0]->scope_logs[0]->log_records[0]->body = v;
     size_t len;
@@ -937,7 +819,7 @@ static void test_proto_malformed(void)
     /* 200 nested kvlists in a log body: protobuf-c would recurse on all of them. */
     AnyValue *v = v_str("leaf");
     for (int i = 0; i < 200; i++)
-        v = v_kvlist(1, ptrs(1, kv("k", v)));
+        v = v_kvlist(1, ob_ptrs(1, kv("k", v)));
     LogsRequest *r = full_logs();
     r->resource_logs[0]->scope_logs[0]->log_records[3]->body = v;
     check_pb_logs(r, "invalid protobuf at byte ");
@@ -1006,7 +888,7 @@ static void test_proto_strings(void)
     recs[1]->body = v_bool(1);
 
     recs[0]->attributes[6] =
-        kv("kv", v_kvlist(2, ptrs(2, kv("k", v_str("v")), kv("k2", v_str("\xc0\x80")))));
+        kv("kv", v_kvlist(2, ob_ptrs(2, kv("k", v_str("v")), kv("k2", v_str("\xc0\x80")))));
     check_pb_logs(r, "resource_logs[0].scope_logs[0].log_records[0].attributes[6].value."
                      "kvlist_value.values[1].value.string_value: invalid UTF-8");
     recs[0]->attributes[6] = kv("bad\xed\xa0\x80", v_int(1));
@@ -1162,7 +1044,7 @@ static void test_json_malformed(void)
 
 int main(void)
 {
-    T = pc_arena_create(1 << 16);
+    OB = pc_arena_create(1 << 16);
     RUN(test_metrics_proto);
     RUN(test_metrics_json);
     RUN(test_logs_proto);
@@ -1173,6 +1055,6 @@ int main(void)
     RUN(test_budget);
     RUN(test_proto_strings);
     RUN(test_json_malformed);
-    pc_arena_destroy(T);
+    pc_arena_destroy(OB);
     return CHECK_DONE();
 }
