@@ -37,8 +37,8 @@ pc_span *pc_batch_add(pc_batch *b)
     memset(s, 0, sizeof(*s));
     s->resource = &pc_empty_attrs;
     s->scope = &pc_empty_scope;
-    s->input_tokens = -1;
-    s->output_tokens = -1;
+    s->input_tokens = s->output_tokens = -1;
+    s->cache_read_tokens = s->cache_write_tokens = s->reasoning_tokens = -1;
     return s;
 }
 

@@ -169,9 +169,17 @@ typedef struct pc_span {
     pc_status status;
     pc_str service_name;
     pc_str llm_provider;
-    pc_str llm_model;
+    pc_str llm_model;          /* the response model when sent, else the request model */
+    pc_str llm_request_model;  /* the model asked for; empty when not sent */
     int64_t input_tokens;  /* -1 = not an LLM span or unknown; else 0..INT64_MAX */
     int64_t output_tokens; /* -1 = unknown */
+    /* Token details (-1 = not sent). As in the GenAI conventions, input_tokens
+     * includes the cache tokens and output_tokens the reasoning tokens. */
+    int64_t cache_read_tokens;
+    int64_t cache_write_tokens;
+    int64_t reasoning_tokens;
+    pc_str session_id; /* conversation / session / thread; empty when none */
+    pc_str user_id;    /* the end user; empty when none */
 } pc_span;
 
 /*

@@ -192,6 +192,7 @@ int pc_prela_json_decode_sdk_span(pc_batch *b, const pc_value *obj, const char *
     tmp.resource = dst->resource;
     tmp.scope = dst->scope;
     tmp.input_tokens = tmp.output_tokens = -1;
+    tmp.cache_read_tokens = tmp.cache_write_tokens = tmp.reasoning_tokens = -1;
     *dst = tmp;
     return 0;
 }

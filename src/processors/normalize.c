@@ -9,14 +9,21 @@
  *   1. Prela span_type field (agent, llm, tool, retrieval, embedding, custom; any case)
  *   2. attribute prela.span_type (same values; survives OTLP round trips)
  *   3. openinference.span.kind: LLM→llm, EMBEDDING→embedding, RETRIEVER|RERANKER→retrieval,
- *      TOOL→tool, AGENT|CHAIN→agent, anything else→custom
- *   4. traceloop.span.kind (OpenLLMetry): workflow|agent→agent, tool→tool, task→custom
+ *      TOOL→tool, AGENT→agent, CHAIN→workflow step (below), anything else→custom
+ *   4. traceloop.span.kind (OpenLLMetry): agent→agent, workflow→workflow step, tool→tool,
+ *      task→custom
  *   5. gen_ai.operation.name: chat|text_completion|generate_content|completion→llm,
- *      embeddings→embedding, execute_tool→tool, invoke_agent|create_agent→agent
+ *      embeddings→embedding, execute_tool→tool, invoke_agent|create_agent→agent,
+ *      invoke_workflow→workflow step
  *   6. an attribute key starting gen_ai. or llm.→llm; embedding.→embedding;
  *      retrieval.|retriever.|db.→retrieval; tool.→tool (prefix rules in this order,
  *      as the original backend did)
  *   7. otherwise custom
+ * A workflow step (OpenInference CHAIN, which LangChain and LangGraph put on
+ * every runnable and graph node; Traceloop workflow; GenAI invoke_workflow) is
+ * an agent only when it is its trace's root (no parent span): the run itself.
+ * Below the root it is custom, so one LangGraph run shows one agent, not one
+ * per node. Spans that say AGENT / invoke_agent stay agents at any depth.
  *
  * status: Prela text success|ok|completed|succeeded→success, error|failed|failure→
  * error, anything else→pending. OTLP ERROR→error, OK→success, UNSET→success
@@ -27,14 +34,35 @@
  *
  * LLM fields, first present key wins:
  *   provider: gen_ai.provider.name, gen_ai.system, llm.vendor, llm.provider, llm.system
- *   model:    gen_ai.request.model, gen_ai.response.model, llm.model, llm.request.model,
- *             llm.model_name, llm.response.model; on llm spans also a bare "model"
- *             (the seed README's example)
+ *   model:    the response model (what served the call, and what prices are keyed
+ *             by): gen_ai.response.model, llm.response.model; else the request
+ *             model: gen_ai.request.model, llm.request.model, llm.model,
+ *             llm.model_name (OpenInference), embedding.model_name (OpenInference
+ *             embeddings), ai.model.id (Vercel AI SDK); on llm spans also a bare
+ *             "model" (the seed README's example)
+ *   request model: gen_ai.request.model, llm.request.model, llm.model
  *   input:    gen_ai.usage.input_tokens, gen_ai.usage.prompt_tokens, llm.input_tokens,
  *             llm.prompt_tokens, llm.usage.prompt_tokens, llm.token_count.prompt
  *   output:   gen_ai.usage.output_tokens, gen_ai.usage.completion_tokens, llm.output_tokens,
  *             llm.completion_tokens, llm.usage.completion_tokens, llm.token_count.completion
+ *   cache read:  gen_ai.usage.cache_read.input_tokens, gen_ai.usage.cache_read_input_tokens,
+ *                llm.token_count.prompt_details.cache_read
+ *   cache write: gen_ai.usage.cache_creation.input_tokens,
+ *                gen_ai.usage.cache_creation_input_tokens,
+ *                llm.token_count.prompt_details.cache_write
+ *   reasoning:   gen_ai.usage.reasoning.output_tokens, gen_ai.usage.reasoning_tokens,
+ *                gen_ai.usage.details.reasoning_tokens,
+ *                llm.token_count.completion_details.reasoning
  * Token values may be ints, doubles or numeric strings.
+ *
+ * Session and user, from the span's attributes, else its resource's, first
+ * present key wins (string values only: ids are strings in every dialect):
+ *   session: gen_ai.conversation.id, session.id, langfuse.session.id,
+ *            langsmith.trace.session_id, traceloop.association.properties.session_id,
+ *            traceloop.association.properties.conversation_id,
+ *            traceloop.association.properties.thread_id
+ *   user:    user.id, enduser.id, langfuse.user.id, langsmith.metadata.user_id,
+ *            traceloop.association.properties.user_id
  */
 #include "normalize.h"
 #include "log.h"
@@ -77,19 +105,22 @@ typedef struct word_type {
     pc_span_type type;
 } word_type;
 
+/* A workflow step in the tables below: agent at the root, else custom (see above). */
+#define WORKFLOW_STEP ((pc_span_type)-1)
+
 static const word_type openinference_kinds[] = {
     {"llm", PC_TYPE_LLM},       {"embedding", PC_TYPE_EMBEDDING}, {"retriever", PC_TYPE_RETRIEVAL},
     {"reranker", PC_TYPE_RETRIEVAL}, {"tool", PC_TYPE_TOOL},      {"agent", PC_TYPE_AGENT},
-    {"chain", PC_TYPE_AGENT},   {NULL, PC_TYPE_CUSTOM}};
+    {"chain", WORKFLOW_STEP},   {NULL, PC_TYPE_CUSTOM}};
 static const word_type traceloop_kinds[] = {
-    {"workflow", PC_TYPE_AGENT}, {"agent", PC_TYPE_AGENT}, {"tool", PC_TYPE_TOOL},
+    {"workflow", WORKFLOW_STEP}, {"agent", PC_TYPE_AGENT}, {"tool", PC_TYPE_TOOL},
     {"task", PC_TYPE_CUSTOM},    {NULL, PC_TYPE_CUSTOM}};
 static const word_type genai_operations[] = {
     {"chat", PC_TYPE_LLM},          {"text_completion", PC_TYPE_LLM},
     {"generate_content", PC_TYPE_LLM}, {"completion", PC_TYPE_LLM},
     {"embeddings", PC_TYPE_EMBEDDING}, {"execute_tool", PC_TYPE_TOOL},
     {"invoke_agent", PC_TYPE_AGENT}, {"create_agent", PC_TYPE_AGENT},
-    {NULL, PC_TYPE_CUSTOM}};
+    {"invoke_workflow", WORKFLOW_STEP}, {NULL, PC_TYPE_CUSTOM}};
 
 /* Looks |v| up in |table|; returns 1 with |*out| set, 0 when |v| is empty.
  * A present value not in the table maps to |fallback| (or no match when < 0). */
@@ -125,8 +156,10 @@ static pc_span_type infer_type(const pc_span *s)
     if (lookup(attr_str(&s->attrs, "openinference.span.kind"), openinference_kinds, PC_TYPE_CUSTOM,
                &out) ||
         lookup(attr_str(&s->attrs, "traceloop.span.kind"), traceloop_kinds, PC_TYPE_CUSTOM, &out) ||
-        lookup(attr_str(&s->attrs, "gen_ai.operation.name"), genai_operations, -1, &out))
+        lookup(attr_str(&s->attrs, "gen_ai.operation.name"), genai_operations, -1, &out)) {
+        if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
         return out;
+    }
     for (const prefix_type *r = prefix_rules; r->prefix; r++) {
         size_t pl = strlen(r->prefix);
         for (size_t i = 0; i < s->attrs.n; i++)
@@ -192,9 +225,12 @@ static int64_t first_tokens(const pc_attrs *a, const char *const *keys)
 
 static const char *const provider_keys[] = {"gen_ai.provider.name", "gen_ai.system", "llm.vendor",
                                             "llm.provider", "llm.system", NULL};
-static const char *const model_keys[] = {"gen_ai.request.model", "gen_ai.response.model",
-                                         "llm.model",            "llm.request.model",
-                                         "llm.model_name",       "llm.response.model", NULL};
+static const char *const model_keys[] = {
+    "gen_ai.response.model", "llm.response.model", "gen_ai.request.model", "llm.request.model",
+    "llm.model",             "llm.model_name",     "embedding.model_name", "ai.model.id",
+    NULL};
+static const char *const request_model_keys[] = {"gen_ai.request.model", "llm.request.model",
+                                                 "llm.model", NULL};
 static const char *const input_keys[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
                                          "llm.input_tokens",          "llm.prompt_tokens",
                                          "llm.usage.prompt_tokens",   "llm.token_count.prompt", NULL};
@@ -202,6 +238,33 @@ static const char *const output_keys[] = {
     "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.output_tokens",
     "llm.completion_tokens",      "llm.usage.completion_tokens",    "llm.token_count.completion",
     NULL};
+static const char *const cache_read_keys[] = {"gen_ai.usage.cache_read.input_tokens",
+                                              "gen_ai.usage.cache_read_input_tokens",
+                                              "llm.token_count.prompt_details.cache_read", NULL};
+static const char *const cache_write_keys[] = {"gen_ai.usage.cache_creation.input_tokens",
+                                               "gen_ai.usage.cache_creation_input_tokens",
+                                               "llm.token_count.prompt_details.cache_write", NULL};
+static const char *const reasoning_keys[] = {
+    "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
+    "gen_ai.usage.details.reasoning_tokens", "llm.token_count.completion_details.reasoning", NULL};
+static const char *const session_keys[] = {"gen_ai.conversation.id",
+                                           "session.id",
+                                           "langfuse.session.id",
+                                           "langsmith.trace.session_id",
+                                           "traceloop.association.properties.session_id",
+                                           "traceloop.association.properties.conversation_id",
+                                           "traceloop.association.properties.thread_id",
+                                           NULL};
+static const char *const user_keys[] = {"user.id", "enduser.id", "langfuse.user.id",
+                                        "langsmith.metadata.user_id",
+                                        "traceloop.association.properties.user_id", NULL};
+
+/* The first of |keys| in the span's attributes, else in its resource's. */
+static pc_str span_or_resource(const pc_span *s, const char *const *keys)
+{
+    pc_str v = first_str(&s->attrs, keys);
+    return v.n ? v : first_str(s->resource, keys);
+}
 
 void pc_normalize_span(pc_span *s, pc_str default_service)
 {
@@ -214,8 +277,14 @@ void pc_normalize_span(pc_span *s, pc_str default_service)
     s->llm_provider = first_str(&s->attrs, provider_keys);
     s->llm_model = first_str(&s->attrs, model_keys);
     if (!s->llm_model.n && s->span_type == PC_TYPE_LLM) s->llm_model = attr_str(&s->attrs, "model");
+    s->llm_request_model = first_str(&s->attrs, request_model_keys);
     s->input_tokens = first_tokens(&s->attrs, input_keys);
     s->output_tokens = first_tokens(&s->attrs, output_keys);
+    s->cache_read_tokens = first_tokens(&s->attrs, cache_read_keys);
+    s->cache_write_tokens = first_tokens(&s->attrs, cache_write_keys);
+    s->reasoning_tokens = first_tokens(&s->attrs, reasoning_keys);
+    s->session_id = span_or_resource(s, session_keys);
+    s->user_id = span_or_resource(s, user_keys);
 }
 
 static void *create(const char *id, const void *cfgp, const pc_consumer *next)
