@@ -310,8 +310,8 @@ int main(int argc, char **argv)
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    printf("qs_query: %s at %s, %zu trace ids, %.0f s per endpoint and client count,"
-           " timeout %.0f s\n",
+    printf("qs_query: %s at %s, %zu trace ids, %g s per endpoint and client count,"
+           " timeout %g s\n",
            o.label, o.target, in.n_traces, (double)o.duration_ns / 1e9, (double)o.timeout_ns / 1e9);
     printf("%-30s %7s %9s %9s %9s %9s %7s %8s\n", "endpoint", "clients", "requests", "p50 ms",
            "p99 ms", "max ms", "errors", "timeouts");
