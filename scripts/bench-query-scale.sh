@@ -149,7 +149,7 @@ projection_clickhouse() {
       FROM system.parts WHERE database = 'prela_qs' AND active GROUP BY table ORDER BY table
       FORMAT TSV" |
     awk -F'\t' -v n="$n" '
-      function per(v) { return v == "n/a" ? "n/a" : sprintf("%.1f", v / n) }
+      function per(v) { return v == "n/a" ? "n/a" : sprintf("%.4g", v / n) }
       function at(v, unit) { return v == "n/a" ? "n/a" : sprintf("%.1f %s", v / n * 1e9 / (unit == "GB" ? 1e9 : 1e6), unit) }
       BEGIN { print "| table | rows | parts | partitions | on disk B/span | compressed B/span | uncompressed B/span | marks B/span | primary key in memory B/span | skip indexes B/span | at 1e9 spans: on disk, primary key in memory |"
               print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|" }
