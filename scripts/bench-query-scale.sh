@@ -185,7 +185,7 @@ projection_sqlite() {
   mapfile -t files < <(sqlite_files "$dir")
   echo "-- projection ($n spans stored in ${#files[@]} file(s); per span = bytes / spans, so" \
        "a row times 1e9 is its size at 1e9 spans)"
-  if sqlite3 "${files[0]}" "SELECT count(*) FROM dbstat LIMIT 1" >/dev/null 2>&1; then
+  if sqlite3 "${files[0]}" "SELECT 1 FROM dbstat LIMIT 1" >/dev/null 2>&1; then # has dbstat
     echo "| table or index | kind | on table | pages | MB | B/span | at 1e9 spans |"
     echo "|---|---|---|---:|---:|---:|---:|"
     for f in "${files[@]}"; do
