@@ -1,15 +1,19 @@
 /*
  * lg_run.c - the helpers every loadgen transport uses (lg_run.h): request
- * numbers, connecting, and recording outcomes into a worker's lg_stats.
+ * numbers, connecting, and recording outcomes into a worker's lg_stats; and the
+ * latency percentiles and flag table that the query-scale tools (qs_load,
+ * qs_query) share with it.
  */
 #include "lg_run.h"
 
 #include "mem.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -79,12 +83,16 @@ void lg_record(lg_worker *w, int code, int64_t done, int64_t lat, uint64_t req)
         s->io++;
     else
         s->codes[code]++;
-    if (lat < 0) return;
+    if (lat >= 0) lg_stats_add_latency(s, lat);
+}
+
+void lg_stats_add_latency(lg_stats *s, int64_t ns)
+{
     if (s->n_lat == s->cap_lat) {
         s->cap_lat = s->cap_lat ? s->cap_lat * 2 : 4096;
         s->lat = pc_xrealloc(s->lat, s->cap_lat * sizeof(*s->lat));
     }
-    s->lat[s->n_lat++] = lat;
+    s->lat[s->n_lat++] = ns;
 }
 
 void lg_stats_merge(lg_stats *to, const lg_stats *from)
@@ -109,4 +117,96 @@ void lg_stats_free(lg_stats *s)
     free(s->lat);
     s->lat = NULL;
     s->n_lat = s->cap_lat = 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+lg_latency lg_stats_latency(lg_stats *s)
+{
+    lg_latency l = {0, 0, 0};
+    size_t n = s->n_lat;
+    if (!n) return l;
+    qsort(s->lat, n, sizeof(*s->lat), cmp_i64);
+    l.p50_ms = (double)s->lat[(n + 1) / 2 - 1] / 1e6;
+    l.p99_ms = (double)s->lat[(n * 99 + 99) / 100 - 1] / 1e6;
+    l.max_ms = (double)s->lat[n - 1] / 1e6;
+    return l;
+}
+
+int lg_parse_duration(const char *s, int64_t *ns)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v >= 0) || v > 1e6) return -1;
+    double mul = 1e9;
+    if (!strcmp(end, "ms"))
+        mul = 1e6;
+    else if (!strcmp(end, "m"))
+        mul = 60e9;
+    else if (*end && strcmp(end, "s"))
+        return -1;
+    *ns = (int64_t)(v * mul);
+    return 0;
+}
+
+/* Stores |v| into |f|'s destination. Returns 0 or -1 (not of its kind). */
+static int store_flag(const lg_flag *f, const char *v)
+{
+    char *end;
+    errno = 0;
+    switch (f->kind) {
+    case LG_STR:
+        *(const char **)f->dst = v;
+        return 0;
+    case LG_U64: {
+        if (*v == '-') return -1;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (end == v || *end || errno) return -1;
+        *(uint64_t *)f->dst = (uint64_t)x;
+        return 0;
+    }
+    case LG_I64: {
+        long long x = strtoll(v, &end, 10);
+        if (end == v || *end || errno) return -1;
+        *(int64_t *)f->dst = (int64_t)x;
+        return 0;
+    }
+    case LG_INT: {
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || errno || x < INT_MIN || x > INT_MAX) return -1;
+        *(int *)f->dst = (int)x;
+        return 0;
+    }
+    case LG_DURATION:
+        return lg_parse_duration(v, (int64_t *)f->dst);
+    }
+    return -1;
+}
+
+int lg_parse_flags(const char *prog, int argc, char **argv, const lg_flag *flags, size_t n)
+{
+    for (int i = 1; i < argc; i += 2) { /* flag, value */
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(k, "-h") || !strcmp(k, "--help")) return 1;
+        const lg_flag *f = NULL;
+        for (size_t j = 0; j < n && !f; j++)
+            if (!strcmp(k, flags[j].name)) f = &flags[j];
+        if (!f) {
+            fprintf(stderr, "%s: unknown option %s\n", prog, k);
+            return -1;
+        }
+        if (!v) {
+            fprintf(stderr, "%s: %s needs a value\n", prog, k);
+            return -1;
+        }
+        if (store_flag(f, v)) {
+            fprintf(stderr, "%s: bad value for %s: \"%s\"\n", prog, k, v);
+            return -1;
+        }
+    }
+    return 0;
 }

@@ -24,6 +24,10 @@
  * Ownership: the run and everything it points to belong to the driver and are
  * read-only while workers run (next_req aside, which is atomic). A worker's
  * stats belong to the worker until the driver joins it.
+ *
+ * The query-scale tools (qs_load, qs_query) share two parts of this module and
+ * nothing else: lg_stats as a latency sample (lg_stats_add_latency,
+ * lg_stats_merge, lg_stats_latency) and the flag table (lg_parse_flags).
  */
 #ifndef LG_RUN_H
 #define LG_RUN_H
@@ -53,7 +57,7 @@ typedef struct lg_run {
     /* --rate: 0 = closed loop (each worker sends as fast as answers come); else
      * request n starts no earlier than t_start + (n - 1) * interval_ns */
     int64_t t_start, interval_ns;
-    void *tls_cred; /* gnutls_certificate_credentials_t with the --tls-ca; NULL = plaintext */
+    void *tls_cred;      /* gnutls_certificate_credentials_t with the --tls-ca; NULL = plaintext */
     const char *api_key; /* --api-key: sent as X-API-Key / x-api-key; NULL = none */
 } lg_run;
 
@@ -151,5 +155,41 @@ void lg_stats_merge(lg_stats *to, const lg_stats *from);
 
 /* Frees the latencies. */
 void lg_stats_free(lg_stats *s);
+
+/* ---- latency samples and flags, shared with the query-scale tools ---- */
+
+/* Appends the latency |ns| to s->lat (growing it; the allocator aborts on OOM). */
+void lg_stats_add_latency(lg_stats *s, int64_t ns);
+
+/* p50 and p99 by nearest rank (with fewer than 100 samples p99 is the max) and the max, in ms. */
+typedef struct lg_latency {
+    double p50_ms, p99_ms, max_ms;
+} lg_latency;
+
+/* Sorts s->lat in place and returns its percentiles; all 0 when s holds none. */
+lg_latency lg_stats_latency(lg_stats *s);
+
+/* Parses "10s", "500ms", "2m" or "3" (seconds) into |*ns|. Returns 0, or -1 when |s|
+ * is not a non-negative number with one of those suffixes. */
+int lg_parse_duration(const char *s, int64_t *ns);
+
+/* One "--name VALUE" flag of a tool's flag table, stored into |dst| by kind:
+ * STR a const char *, U64 a uint64_t, I64 an int64_t, INT an int (all decimal, the
+ * whole value a number), DURATION an int64_t of ns (lg_parse_duration). */
+typedef enum { LG_STR, LG_U64, LG_I64, LG_INT, LG_DURATION } lg_flag_kind;
+typedef struct lg_flag {
+    const char *name; /* "--spans" */
+    lg_flag_kind kind;
+    void *dst;
+} lg_flag;
+
+/*
+ * Parses argv[1..argc-1] as "--name VALUE" pairs of the |n| flags in |flags|.
+ * Returns 0; 1 for -h or --help (the caller prints its usage and exits 0); -1
+ * after printing "|prog|: ..." to stderr for an unknown flag, a flag without a
+ * value, or a value that is not of its kind. Values are stored as they are
+ * parsed: on -1 some may have been stored. Ranges are the caller's to check.
+ */
+int lg_parse_flags(const char *prog, int argc, char **argv, const lg_flag *flags, size_t n);
 
 #endif

@@ -106,23 +106,6 @@ static void usage(FILE *f)
                "5-byte gRPC prefix).\n");
 }
 
-/* Parses "10s", "500ms", "2m" or "3" (seconds) into |*ns|. Returns 0 or -1. */
-static int parse_duration(const char *s, int64_t *ns)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0) return -1;
-    double mul = 1e9;
-    if (!strcmp(end, "ms"))
-        mul = 1e6;
-    else if (!strcmp(end, "m"))
-        mul = 60e9;
-    else if (*end && strcmp(end, "s"))
-        return -1;
-    *ns = (int64_t)(v * mul);
-    return 0;
-}
-
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
     char *end;
@@ -174,9 +157,9 @@ static int parse_options(int argc, char **argv, options *o)
         } else if (!strcmp(k, "--streams")) {
             bad = parse_int(v, 1, 1000, &o->streams);
         } else if (!strcmp(k, "--duration")) {
-            bad = parse_duration(v, &o->duration_ns) || o->duration_ns <= 0;
+            bad = lg_parse_duration(v, &o->duration_ns) || o->duration_ns <= 0;
         } else if (!strcmp(k, "--warmup")) {
-            bad = parse_duration(v, &o->warmup_ns);
+            bad = lg_parse_duration(v, &o->warmup_ns);
         } else if (!strcmp(k, "--rate")) {
             char *end;
             o->rate = strtod(v, &end);

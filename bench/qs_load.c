@@ -26,6 +26,7 @@
  * word), trace (10,000 ids spread evenly over the load,
  * so lookups do not all hit a few warm pages).
  */
+#include "lg_run.h"
 #include "qs_workload.h"
 
 #include <curl/curl.h>
@@ -42,31 +43,23 @@ typedef struct options {
     uint64_t spans, seed;
     int64_t base_ns;
     int connections, per_request;
-    double duration; /* seconds; 0 = until every span is sent */
+    int64_t duration_ns; /* 0 = until every span is sent */
 } options;
 
 typedef struct shared {
     const options *o;
     qs_workload w;
     uint64_t requests;
-    double deadline; /* CLOCK_MONOTONIC seconds; 0 = none */
+    int64_t deadline; /* CLOCK_MONOTONIC ns; 0 = none */
     atomic_uint_fast64_t next;
 } shared;
 
 typedef struct worker {
     shared *sh;
     pthread_t th;
-    double *lat; /* ms per request, this worker's */
-    size_t n_lat, cap_lat;
+    lg_stats st; /* latency (ns) of every acknowledged request; only lat is used */
     uint64_t ok_spans, wire_bytes, retries, failed;
 } worker;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static size_t discard(char *p, size_t s, size_t n, void *u)
 {
@@ -94,7 +87,8 @@ static void *run(void *arg)
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     for (;;) {
         uint64_t r = atomic_fetch_add(&sh->next, 1);
-        if (r >= sh->requests || (sh->deadline && now_s() >= sh->deadline)) break;
+        if (r >= sh->requests || (sh->deadline && lg_now_ns(CLOCK_MONOTONIC) >= sh->deadline))
+            break;
         size_t len;
         uint64_t first = r * (uint64_t)sh->o->per_request;
         uint8_t *body = qs_workload_request(&sh->w, first, sh->o->per_request, &len);
@@ -105,7 +99,7 @@ static void *run(void *arg)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, (char *)body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         for (int attempt = 0;; attempt++) {
-            double t0 = now_s();
+            int64_t t0 = lg_now_ns(CLOCK_MONOTONIC);
             long code = 0;
             CURLcode rc = curl_easy_perform(h);
             if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -115,12 +109,7 @@ static void *run(void *arg)
                 continue;
             }
             if (code == 200) {
-                if (wk->n_lat == wk->cap_lat) {
-                    wk->cap_lat = wk->cap_lat ? 2 * wk->cap_lat : 1024;
-                    wk->lat = realloc(wk->lat, wk->cap_lat * sizeof(double));
-                    if (!wk->lat) abort();
-                }
-                wk->lat[wk->n_lat++] = (now_s() - t0) * 1e3;
+                lg_stats_add_latency(&wk->st, lg_now_ns(CLOCK_MONOTONIC) - t0);
                 wk->ok_spans += spans;
                 wk->wire_bytes += len;
             } else {
@@ -135,12 +124,6 @@ static void *run(void *arg)
     curl_easy_cleanup(h);
     curl_slist_free_all(hdr);
     return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Writes the facts qs_query reads (see the file comment). Returns 0 or -1. */
@@ -171,51 +154,33 @@ static int write_info(const options *o, const qs_workload *w)
     return fclose(f) ? -1 : 0;
 }
 
-static double seconds(const char *s) /* "10s", "500ms", "2m", "3" */
+static void usage(FILE *f, int status)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (!strcmp(end, "ms")) return v / 1e3;
-    if (!strcmp(end, "m")) return v * 60;
-    return v;
-}
-
-static void usage(void)
-{
-    fprintf(stderr, "usage: qs_load --target HOST:PORT [--spans N] [--seed S] [--connections C]\n"
-                    "               [--traces-per-request T] [--base-ns NS] [--api-key KEY]"
-                    " [--info FILE]\n               [--duration D]\n");
-    exit(2);
+    fprintf(f, "usage: qs_load --target HOST:PORT [--spans N] [--seed S] [--connections C]\n"
+               "               [--traces-per-request T] [--base-ns NS] [--api-key KEY]"
+               " [--info FILE]\n               [--duration D]\n");
+    exit(status);
 }
 
 int main(int argc, char **argv)
 {
     options o = {.spans = 200000, .seed = 1, .connections = 4, .per_request = 10};
-    for (int i = 1; i < argc; i += 2) { /* flag, value */
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) usage();
-        if (!strcmp(a, "--target"))
-            o.target = v;
-        else if (!strcmp(a, "--spans"))
-            o.spans = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--seed"))
-            o.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--connections"))
-            o.connections = atoi(v);
-        else if (!strcmp(a, "--traces-per-request"))
-            o.per_request = atoi(v);
-        else if (!strcmp(a, "--base-ns"))
-            o.base_ns = strtoll(v, NULL, 10);
-        else if (!strcmp(a, "--api-key"))
-            o.api_key = v;
-        else if (!strcmp(a, "--info"))
-            o.info = v;
-        else if (!strcmp(a, "--duration"))
-            o.duration = seconds(v);
-        else
-            usage();
-    }
-    if (!o.target || o.connections < 1 || o.per_request < 1) usage();
+    const lg_flag flags[] = {
+        {"--target", LG_STR, &o.target},
+        {"--spans", LG_U64, &o.spans},
+        {"--seed", LG_U64, &o.seed},
+        {"--connections", LG_INT, &o.connections},
+        {"--traces-per-request", LG_INT, &o.per_request},
+        {"--base-ns", LG_I64, &o.base_ns},
+        {"--api-key", LG_STR, &o.api_key},
+        {"--info", LG_STR, &o.info},
+        {"--duration", LG_DURATION, &o.duration_ns},
+    };
+    int pf = lg_parse_flags("qs_load", argc, argv, flags, sizeof(flags) / sizeof(flags[0]));
+    if (pf) usage(pf > 0 ? stdout : stderr, pf > 0 ? 0 : 2);
+    if (!o.target || o.connections < 1 || o.connections > 1024 || o.per_request < 1 ||
+        o.per_request > 10000)
+        usage(stderr, 2);
     shared sh = {.o = &o};
     if (qs_workload_init(&sh.w, o.seed, o.spans, o.base_ns)) return 1;
     sh.requests = (sh.w.traces + (uint64_t)o.per_request - 1) / (uint64_t)o.per_request;
@@ -231,32 +196,24 @@ int main(int argc, char **argv)
            (unsigned long long)sh.requests, o.per_request, o.target, o.connections,
            (unsigned long long)o.seed);
     fflush(stdout);
-    double t0 = now_s();
-    if (o.duration > 0) sh.deadline = t0 + o.duration;
+    int64_t t0 = lg_now_ns(CLOCK_MONOTONIC);
+    if (o.duration_ns > 0) sh.deadline = t0 + o.duration_ns;
     for (int i = 0; i < o.connections; i++) {
         wk[i].sh = &sh;
         pthread_create(&wk[i].th, NULL, run, &wk[i]);
     }
     uint64_t ok = 0, wire = 0, retries = 0, failed = 0;
-    size_t n_lat = 0;
+    lg_stats all = {0};
     for (int i = 0; i < o.connections; i++) {
         pthread_join(wk[i].th, NULL);
         ok += wk[i].ok_spans, wire += wk[i].wire_bytes, retries += wk[i].retries;
-        failed += wk[i].failed, n_lat += wk[i].n_lat;
+        failed += wk[i].failed;
+        lg_stats_merge(&all, &wk[i].st);
+        lg_stats_free(&wk[i].st);
     }
-    double secs = now_s() - t0;
-    double *lat = malloc((n_lat ? n_lat : 1) * sizeof(double));
-    if (!lat) abort();
-    size_t at = 0;
-    for (int i = 0; i < o.connections; i++) {
-        memcpy(lat + at, wk[i].lat, wk[i].n_lat * sizeof(double));
-        at += wk[i].n_lat;
-        free(wk[i].lat);
-    }
-    qsort(lat, n_lat, sizeof(double), cmp_double);
-    double p50 = n_lat ? lat[(n_lat + 1) / 2 - 1] : 0; /* nearest rank */
-    double p99 = n_lat ? lat[(n_lat * 99 + 99) / 100 - 1] : 0;
-    double mx = n_lat ? lat[n_lat - 1] : 0;
+    double secs = (double)(lg_now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+    lg_latency l = lg_stats_latency(&all);
+    double p50 = l.p50_ms, p99 = l.p99_ms, mx = l.max_ms;
     printf("loaded %llu spans in %.1f s: %.0f spans/s; request p50 %.1f ms, p99 %.1f ms, max"
            " %.1f ms; %.0f wire bytes per span; %llu retried (429/503), %llu failed\n",
            (unsigned long long)ok, secs, ok / secs, p50, p99, mx,
@@ -266,7 +223,7 @@ int main(int argc, char **argv)
            " wire_bytes_per_span=%.0f retries=%llu failed=%llu\n",
            (unsigned long long)ok, secs, ok / secs, p50, p99, ok ? (double)wire / (double)ok : 0,
            (unsigned long long)retries, (unsigned long long)failed);
-    free(lat);
+    lg_stats_free(&all);
     free(wk);
     curl_global_cleanup();
     return failed ? 3 : 0;

@@ -23,6 +23,8 @@
  * requests, p50_ms, p99_ms, max_ms, errors, timeouts (scripts/bench-query-scale.sh
  * puts both stores side by side from it).
  */
+#include "lg_run.h"
+
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -159,28 +161,20 @@ static void make_url(char *url, size_t n, const char *base, int e, const info *i
 typedef struct options {
     const char *target, *info, *api_key, *label, *tsv;
     int clients[8], n_clients;
-    double duration, timeout; /* seconds */
+    int64_t duration_ns, timeout_ns;
 } options;
 
 typedef struct client {
     const options *o;
     const info *in;
     int endpoint;
-    double deadline;
+    int64_t deadline; /* CLOCK_MONOTONIC ns */
     uint64_t seed;
     pthread_t th;
-    double *lat;
-    size_t n, cap;
+    lg_stats st; /* latency (ns) of every success; only lat is used */
     long errors, timeouts;
     char last_error[1200];
 } client;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static size_t discard(char *p, size_t s, size_t n, void *u)
 {
@@ -201,16 +195,16 @@ static void *client_run(void *arg)
     CURL *h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->o->timeout * 1000));
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->o->timeout_ns / 1000000));
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    while (now_s() < c->deadline) {
+    while (lg_now_ns(CLOCK_MONOTONIC) < c->deadline) {
         make_url(url, sizeof(url), base, c->endpoint, c->in, &c->seed);
         curl_easy_setopt(h, CURLOPT_URL, url);
-        double t0 = now_s();
+        int64_t t0 = lg_now_ns(CLOCK_MONOTONIC);
         long code = 0;
         CURLcode rc = curl_easy_perform(h);
-        double ms = (now_s() - t0) * 1e3;
+        int64_t ns = lg_now_ns(CLOCK_MONOTONIC) - t0;
         if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         if (rc == CURLE_OPERATION_TIMEDOUT) {
             c->timeouts++;
@@ -219,23 +213,12 @@ static void *client_run(void *arg)
             snprintf(c->last_error, sizeof(c->last_error), "%s: %s, HTTP %ld", url,
                      curl_easy_strerror(rc), code);
         } else {
-            if (c->n == c->cap) {
-                c->cap = c->cap ? 2 * c->cap : 1024;
-                c->lat = realloc(c->lat, c->cap * sizeof(double));
-                if (!c->lat) abort();
-            }
-            c->lat[c->n++] = ms;
+            lg_stats_add_latency(&c->st, ns);
         }
     }
     curl_easy_cleanup(h);
     curl_slist_free_all(hdr);
     return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 typedef struct figures {
@@ -249,7 +232,7 @@ static figures window(const options *o, const info *in, int e, int k)
 {
     client *c = calloc((size_t)k, sizeof(*c));
     if (!c) abort();
-    double deadline = now_s() + o->duration;
+    int64_t deadline = lg_now_ns(CLOCK_MONOTONIC) + o->duration_ns;
     for (int i = 0; i < k; i++) {
         c[i] = (client){.o = o,
                         .in = in,
@@ -259,84 +242,66 @@ static figures window(const options *o, const info *in, int e, int k)
         pthread_create(&c[i].th, NULL, client_run, &c[i]);
     }
     figures f = {0};
+    lg_stats all = {0};
     for (int i = 0; i < k; i++) {
         pthread_join(c[i].th, NULL);
-        f.n += c[i].n, f.errors += c[i].errors, f.timeouts += c[i].timeouts;
-    }
-    double *all = malloc((f.n ? f.n : 1) * sizeof(double));
-    if (!all) abort();
-    size_t at = 0;
-    for (int i = 0; i < k; i++) {
-        memcpy(all + at, c[i].lat, c[i].n * sizeof(double));
-        at += c[i].n;
+        f.errors += c[i].errors, f.timeouts += c[i].timeouts;
         if (c[i].errors)
             fprintf(stderr, "qs_query: %s (%ld errors)\n", c[i].last_error, c[i].errors);
-        free(c[i].lat);
+        lg_stats_merge(&all, &c[i].st);
+        lg_stats_free(&c[i].st);
     }
-    qsort(all, f.n, sizeof(double), cmp_double);
-    if (f.n) { /* nearest rank: with fewer than 100 samples p99 is the max */
-        f.p50 = all[(f.n + 1) / 2 - 1];
-        f.p99 = all[(f.n * 99 + 99) / 100 - 1];
-        f.max = all[f.n - 1];
-    }
-    free(all);
+    f.n = all.n_lat;
+    lg_latency l = lg_stats_latency(&all); /* nearest rank: under 100 samples p99 is the max */
+    f.p50 = l.p50_ms, f.p99 = l.p99_ms, f.max = l.max_ms;
+    lg_stats_free(&all);
     free(c);
     return f;
 }
 
 /* ------------------------------------------------------------ main -- */
 
-static double seconds(const char *s)
+static void usage(FILE *f, int status)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (!strcmp(end, "ms")) return v / 1e3;
-    if (!strcmp(end, "m")) return v * 60;
-    return v; /* "s" or nothing */
-}
-
-static void usage(void)
-{
-    fprintf(stderr, "usage: qs_query --target HOST:PORT --info FILE [--clients \"1 8\"]"
-                    " [--duration 10s]\n                [--timeout 10s] [--api-key KEY]"
-                    " [--label NAME] [--tsv FILE]\n");
-    exit(2);
+    fprintf(f, "usage: qs_query --target HOST:PORT --info FILE [--clients \"1 8\"]"
+               " [--duration 10s]\n                [--timeout 10s] [--api-key KEY]"
+               " [--label NAME] [--tsv FILE]\n");
+    exit(status);
 }
 
 int main(int argc, char **argv)
 {
-    options o = {
-        .clients = {1, 8}, .n_clients = 2, .duration = 10, .timeout = 10, .label = "store"};
-    for (int i = 1; i < argc; i += 2) { /* flag, value */
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) usage();
-        if (!strcmp(a, "--target"))
-            o.target = v;
-        else if (!strcmp(a, "--info"))
-            o.info = v;
-        else if (!strcmp(a, "--duration"))
-            o.duration = seconds(v);
-        else if (!strcmp(a, "--timeout"))
-            o.timeout = seconds(v);
-        else if (!strcmp(a, "--api-key"))
-            o.api_key = v;
-        else if (!strcmp(a, "--label"))
-            o.label = v;
-        else if (!strcmp(a, "--tsv"))
-            o.tsv = v;
-        else if (!strcmp(a, "--clients")) {
-            o.n_clients = 0;
-            for (char *p = (char *)v, *end; *p && o.n_clients < 8; p = end) {
-                long k = strtol(p, &end, 10);
-                if (end == p || k < 1 || k > 256) usage();
-                o.clients[o.n_clients++] = (int)k;
-                while (*end == ' ' || *end == ',')
-                    end++;
+    options o = {.clients = {1, 8},
+                 .n_clients = 2,
+                 .duration_ns = 10000000000LL,
+                 .timeout_ns = 10000000000LL,
+                 .label = "store"};
+    const char *clients = NULL;
+    const lg_flag flags[] = {
+        {"--target", LG_STR, &o.target},
+        {"--info", LG_STR, &o.info},
+        {"--duration", LG_DURATION, &o.duration_ns},
+        {"--timeout", LG_DURATION, &o.timeout_ns},
+        {"--api-key", LG_STR, &o.api_key},
+        {"--label", LG_STR, &o.label},
+        {"--tsv", LG_STR, &o.tsv},
+        {"--clients", LG_STR, &clients},
+    };
+    int pf = lg_parse_flags("qs_query", argc, argv, flags, sizeof(flags) / sizeof(flags[0]));
+    if (pf) usage(pf > 0 ? stdout : stderr, pf > 0 ? 0 : 2);
+    if (clients) { /* "1 8" or "1,8": up to 8 counts of 1..256 */
+        o.n_clients = 0;
+        for (const char *p = clients; *p;) {
+            char *end;
+            long k = strtol(p, &end, 10);
+            if (end == p || k < 1 || k > 256 || o.n_clients == 8) usage(stderr, 2);
+            o.clients[o.n_clients++] = (int)k;
+            for (p = end; *p == ' ' || *p == ','; p++) {
             }
-        } else
-            usage();
+        }
     }
-    if (!o.target || !o.info || !o.n_clients || o.duration <= 0 || o.timeout <= 0) usage();
+    if (!o.target || !o.info || !o.n_clients || o.duration_ns <= 0 || o.timeout_ns < 1000000)
+        usage(stderr, 2);
     info in;
     if (read_info(o.info, &in)) return 1;
     FILE *tsv = o.tsv ? fopen(o.tsv, "a") : NULL;
@@ -345,9 +310,9 @@ int main(int argc, char **argv)
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    printf("qs_query: %s at %s, %zu trace ids, %.0f s per endpoint and client count,"
-           " timeout %.0f s\n",
-           o.label, o.target, in.n_traces, o.duration, o.timeout);
+    printf("qs_query: %s at %s, %zu trace ids, %g s per endpoint and client count,"
+           " timeout %g s\n",
+           o.label, o.target, in.n_traces, (double)o.duration_ns / 1e9, (double)o.timeout_ns / 1e9);
     printf("%-30s %7s %9s %9s %9s %9s %7s %8s\n", "endpoint", "clients", "requests", "p50 ms",
            "p99 ms", "max ms", "errors", "timeouts");
     figures fig[N_ENDPOINTS][8];

@@ -24,7 +24,7 @@ ROOT=$(pwd)
 
 DURATION=10s WARMUP=2s CONNECTIONS=16 FORMAT=otlp PROBES=200
 BUILD_DIR=build-bench BUILD=1 KEEP=0
-. scripts/lib/bench.sh  # bench_shared_flag
+. scripts/lib/bench.sh # bench_shared_flag, free_port, start_collector, start_kafka, ...
 while [ $# -gt 0 ]; do
   bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
   case "$1" in
@@ -36,27 +36,17 @@ while [ $# -gt 0 ]; do
 done
 case "$FORMAT" in otlp|otlp-grpc|prela) ;; *) echo "bench-pipeline: bad --format" >&2; exit 2 ;; esac
 
-if [ "$BUILD" = 1 ]; then
-  echo "== building ($BUILD_DIR, Release)"
-  scripts/setup.sh "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
+NAME=bench-pipeline
+bench_build prela-collector loadgen freshness
 BIN=$ROOT/$BUILD_DIR/prela-collector LOADGEN=$ROOT/$BUILD_DIR/loadgen
 FRESHNESS=$ROOT/$BUILD_DIR/freshness
-for f in "$BIN" "$LOADGEN" "$FRESHNESS"; do
-  [ -x "$f" ] || { echo "bench-pipeline: $f missing (build first)" >&2; exit 1; }
-done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/prela-bench-pipeline.XXXXXX")
-PIDS=()
-NAME=bench-pipeline
-. scripts/lib/bench.sh
+PIDS=() SERVICES=()
 hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; } # peak RSS
-export KAFKA_PORT=$(free_port) KAFKA_SASL_PORT=$(free_port) KAFKA_CONTROLLER_PORT=$(free_port)
-export CLICKHOUSE_HTTP_PORT=$(free_port) CLICKHOUSE_TCP_PORT=$(free_port)
 cleanup() {
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  scripts/kafka.sh stop "$TMP/kafka" >/dev/null 2>&1 || true
-  scripts/clickhouse.sh stop "$TMP/clickhouse" >/dev/null 2>&1 || true
+  stop_services
   if [ "$KEEP" = 1 ]; then echo "bench-pipeline: kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -64,10 +54,10 @@ trap 'exit 130' INT TERM
 
 ch() { curl -fsS --data-binary "$1" "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/"; }
 
-echo "== starting Kafka (:$KAFKA_PORT) and ClickHouse (:$CLICKHOUSE_HTTP_PORT) in $TMP"
-scripts/kafka.sh start "$TMP/kafka" >"$TMP/kafka.log" 2>&1 || { cat "$TMP/kafka.log"; exit 1; }
-scripts/clickhouse.sh start "$TMP/clickhouse" >"$TMP/ch.log" 2>&1 || { cat "$TMP/ch.log"; exit 1; }
-CH_PID=$(cat "$TMP/clickhouse/clickhouse.pid")
+echo "== starting Kafka and ClickHouse in $TMP"
+start_kafka "$TMP/kafka"           # exports KAFKA_PORT ...
+start_clickhouse "$TMP/clickhouse" # exports CLICKHOUSE_HTTP_PORT ..., sets CH_PID
+echo "Kafka :$KAFKA_PORT, ClickHouse :$CLICKHOUSE_HTTP_PORT"
 
 P_PRELA=$(free_port) P_GRPC=$(free_port) P_HTTP=$(free_port) P_QUERY=$(free_port)
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT KAFKA_TOPIC_SPANS=bench-spans \

@@ -1,32 +1,41 @@
 #!/usr/bin/env bash
 # The query-scale benchmark of issue 15: loads N spans of LLM-agent traces through the
-# real OTLP/HTTP receiver into a store, measures the load and the bytes on disk per span,
-# then times the query API's mix with 1 and 8 clients; prints the figures, never passes
-# or fails on them (bench/README.md, "Query scale").
-#   scripts/bench-query-scale.sh [--spans 200000] [--store sqlite|clickhouse|both]
+# real OTLP/HTTP receiver into a store, measures the load and the bytes on disk per span
+# (per table, index and column, for a projection to 1 billion spans), then times the
+# query API's mix with 1 and 8 clients; prints the figures, never passes or fails on
+# them (bench/README.md, "Query scale").
+#   scripts/bench-query-scale.sh [--spans 200000] [--store all|sqlite|clickhouse|chdb|LIST]
 #                                [--clients "1 8"] [--duration 10s] [--timeout 10s]
 #                                [--connections 8] [--seed 1] [--build-dir build-bench]
 #                                [--no-build] [--keep] [--mixed]
+# Stores: sqlite (the embedded store), clickhouse (Debian's ClickHouse 18.16, the legacy
+# dialect), chdb (chDB 26, the modern dialect, behind tests/integration/chdb_server.py,
+# which runs one statement at a time: latency at 8 clients includes queueing for it);
+# all (the default; `both` is its old name) or a comma list such as sqlite,chdb.
 # Steps: build (Release, build-bench/); then for each store, in a temp dir on free
-# loopback ports: start what it needs (ClickHouse 18.16: scripts/clickhouse.sh), a
-# collector whose pipeline is otlp → normalize → that store and whose query receiver
-# reads it (sqlite: the local exporter of configs/standalone.yaml; clickhouse: the
-# clickhouse exporter, as tests/integration/test_clickhouse.py configures it); qs_load
-# sends the N spans (--connections at once) and prints spans/s; the store's bytes on
-# disk and its span count give bytes per span; qs_query runs each endpoint for
-# --duration per client count (--timeout per request); everything is stopped. Both
+# loopback ports: start what it needs (scripts/lib/bench.sh: start_clickhouse,
+# start_chdb), a collector whose pipeline is otlp → normalize → that store and whose
+# query receiver reads it (sqlite: the local exporter of configs/standalone.yaml;
+# clickhouse, chdb: the clickhouse exporter, as tests/integration/test_clickhouse.py
+# configures it); qs_load sends the N spans (--connections at once) and prints spans/s;
+# the store's bytes on disk and its span count give bytes per span; the projection
+# prints, per table (and index, and biggest column), what it holds and its bytes per
+# span, to multiply by 1e9 (ClickHouse: system.parts and system.columns; SQLite: the
+# dbstat table, or page_count × page_size per file); qs_query runs each endpoint for
+# --duration per client count (--timeout per request); everything is stopped. The
 # stores' p99 end side by side as in the issue. --mixed adds a phase: qs_load (a new
-# seed, so new traces; 4 connections) ingests while qs_query runs the mix again with the
-# largest client count; it prints the ingest rate and latency under queries (and, for
-# SQLite, the write-ahead log's growth). The documented target is
-# --spans 10000000 (about 17 GB of SQLite, 3.7 GB of ClickHouse; half an hour or more).
+# seed, so new traces; 4 connections) ingests while qs_query runs the mix again with
+# the largest client count; it prints the ingest rate and request p50/p99 under
+# queries and, for SQLite, the write-ahead log's size at the start, its peak and at
+# the end. The documented target is --spans 10000000 (about 17 GB of SQLite, 3.7 GB of
+# ClickHouse; half an hour or more per store).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-SPANS=200000 STORES=both CLIENTS="1 8" DURATION=10s TIMEOUT=10s CONNECTIONS=8 SEED=1
+SPANS=200000 STORES=all CLIENTS="1 8" DURATION=10s TIMEOUT=10s CONNECTIONS=8 SEED=1
 WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0
-. scripts/lib/bench.sh # bench_shared_flag, free_port, start_collector, stop_pid
+. scripts/lib/bench.sh # bench_shared_flag, free_port, start_collector, start_clickhouse, ...
 while [ $# -gt 0 ]; do
   bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
   if [ $# -lt 2 ] && [ "$1" != -h ] && [ "$1" != --help ] && [ "$1" != --mixed ]; then
@@ -43,29 +52,25 @@ while [ $# -gt 0 ]; do
     *) echo "bench-query-scale: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "$STORES" in
-  sqlite|clickhouse) STORE_LIST=("$STORES") ;;
-  both) STORE_LIST=(sqlite clickhouse) ;;
-  *) echo "bench-query-scale: --store takes sqlite, clickhouse or both" >&2; exit 2 ;;
-esac
-
-if [ "$BUILD" = 1 ]; then
-  echo "== building ($BUILD_DIR, Release)"
-  scripts/setup.sh "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-BIN=$ROOT/$BUILD_DIR/prela-collector QS_LOAD=$ROOT/$BUILD_DIR/qs_load
-QS_QUERY=$ROOT/$BUILD_DIR/qs_query
-for f in "$BIN" "$QS_LOAD" "$QS_QUERY"; do
-  [ -x "$f" ] || { echo "bench-query-scale: $f missing (build first)" >&2; exit 1; }
+case "$STORES" in all|both) STORES=sqlite,clickhouse,chdb ;; esac
+IFS=, read -r -a STORE_LIST <<<"$STORES"
+for s in "${STORE_LIST[@]}"; do
+  case "$s" in sqlite|clickhouse|chdb) ;;
+    *) echo "bench-query-scale: --store takes all, sqlite, clickhouse, chdb or a comma list" >&2
+       exit 2 ;;
+  esac
 done
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/prela-bench-qs.XXXXXX")
-PIDS=()
 NAME=bench-query-scale
-CH_STARTED=0
+bench_build prela-collector qs_load qs_query
+BIN=$ROOT/$BUILD_DIR/prela-collector QS_LOAD=$ROOT/$BUILD_DIR/qs_load
+QS_QUERY=$ROOT/$BUILD_DIR/qs_query
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/prela-bench-qs.XXXXXX")
+PIDS=() SERVICES=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  [ "$CH_STARTED" = 1 ] && scripts/clickhouse.sh stop "$TMP/clickhouse" >/dev/null 2>&1 || true
+  stop_services
   if [ "$KEEP" = 1 ]; then echo "bench-query-scale: kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -73,17 +78,19 @@ trap 'exit 130' INT TERM
 TSV=$TMP/queries.tsv
 : >"$TSV"
 
-# collector_config STORE DIR: the config of a collector on DIR's free ports.
+# collector_config STORE DIR: the config of a collector on DIR's free ports; clickhouse
+# and chdb write through the clickhouse exporter to CH_PORT.
 collector_config() {
-  local exporter
+  local exporter kind=clickhouse
   if [ "$1" = sqlite ]; then
+    kind=local
     exporter="  local:
     directory: $2/data
     retention: 90d"
   else
     exporter="  clickhouse:
     host: 127.0.0.1
-    port: $CLICKHOUSE_HTTP_PORT
+    port: $CH_PORT
     user: default
     database: prela_qs"
   fi
@@ -95,7 +102,7 @@ receivers:
         endpoint: 127.0.0.1:$P_HTTP
   query:
     endpoint: 127.0.0.1:$P_QUERY
-    store: $([ "$1" = sqlite ] && echo local || echo clickhouse)
+    store: $kind
 processors:
   normalize:
 exporters:
@@ -108,48 +115,160 @@ service:
     traces:
       receivers: [otlp]
       processors: [normalize]
-      exporters: [$([ "$1" = sqlite ] && echo local || echo clickhouse)]
+      exporters: [$kind]
 EOF
 }
 
-ch() { curl -fsS --data-binary "$1" "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/"; }
+ch() { curl -fsS --data-binary "$1" "http://127.0.0.1:$CH_PORT/"; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+# sqlite_files DIR: the SQLite database files in DIR (by their header; not WAL or shm)
+sqlite_files() {
+  local f
+  for f in "$1"/*; do
+    [ -f "$f" ] && [ "$(head -c 15 "$f" 2>/dev/null | tr -d '\0')" = "SQLite format 3" ] && echo "$f"
+  done
+  return 0
+}
+wal_bytes() { # the write-ahead logs in DIR $1, summed
+  find "$1" -maxdepth 1 -name '*-wal' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
+}
 
-# mixed STORE DIR: ingest (qs_load, another seed, 4 connections) beside the query mix at
-# the largest client count; prints both and keeps the ingest line for the summary.
+# --- the projection: per table what grows with the data, per span, times 1e9 ---------
+
+# projection_clickhouse SPANS: system.parts per table of prela_qs (active parts) and the
+# biggest columns of system.columns; columns the server lacks print as n/a.
+projection_clickhouse() {
+  local n=$1 have opt=() c
+  have=$(ch "SELECT name FROM system.columns WHERE database = 'system' AND table = 'parts' FORMAT TSV")
+  for c in marks_bytes primary_key_bytes_in_memory secondary_indices_compressed_bytes; do
+    if grep -qx "$c" <<<"$have"; then opt+=("toString(sum($c))"); else opt+=("'n/a'"); fi
+  done
+  echo "-- projection ($n spans stored; per span = bytes / spans, so a row times 1e9 is its size at 1e9 spans)"
+  ch "SELECT table, sum(rows), count(), uniqExact(partition), sum(bytes_on_disk),
+             sum(data_compressed_bytes), sum(data_uncompressed_bytes), ${opt[0]}, ${opt[1]}, ${opt[2]}
+      FROM system.parts WHERE database = 'prela_qs' AND active GROUP BY table ORDER BY table
+      FORMAT TSV" |
+    awk -F'\t' -v n="$n" '
+      function per(v) { return v == "n/a" ? "n/a" : sprintf("%.4g", v / n) }
+      function at(v, unit) { return v == "n/a" ? "n/a" : sprintf("%.1f %s", v / n * 1e9 / (unit == "GB" ? 1e9 : 1e6), unit) }
+      BEGIN { print "| table | rows | parts | partitions | on disk B/span | compressed B/span | uncompressed B/span | marks B/span | primary key in memory B/span | skip indexes B/span | at 1e9 spans: on disk, primary key in memory |"
+              print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|" }
+      { printf "| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s, %s |\n", $1, $2, $3, $4,
+               per($5), per($6), per($7), per($8), per($9), per($10), at($5, "GB"), at($9, "MB") }'
+  echo "-- biggest columns (system.columns, compressed; of at least 0.1 B/span)"
+  ch "SELECT table, name, type, data_compressed_bytes, data_uncompressed_bytes FROM system.columns
+      WHERE database = 'prela_qs' AND data_compressed_bytes * 10 >= $n
+      ORDER BY table, data_compressed_bytes DESC LIMIT 8 BY table FORMAT TSV" |
+    awk -F'\t' -v n="$n" '
+      BEGIN { print "| table.column | type | compressed B/span | ratio | at 1e9 spans |"; print "|---|---|---:|---:|---:|" }
+      { printf "| %s.%s | %s | %.1f | %.1fx | %.1f GB |\n", $1, $2, $3, $4 / n,
+               ($4 > 0 ? $5 / $4 : 0), $4 / n }'
+  # Modern servers keep small parts in the compact format (one file for all columns),
+  # whose columns system.columns does not size: say how much of each table it covers.
+  echo "   the columns' sizes cover $(ch "SELECT c.table, c.b, p.b FROM
+      (SELECT table, sum(data_compressed_bytes) AS b FROM system.columns WHERE database = 'prela_qs' GROUP BY table) AS c
+      ANY INNER JOIN (SELECT table, sum(data_compressed_bytes) AS b FROM system.parts
+                      WHERE database = 'prela_qs' AND active GROUP BY table) AS p USING table
+      WHERE p.b * 100 >= $n ORDER BY c.table FORMAT TSV" |
+      awk -F'\t' '{ printf "%s%s %.0f %%", (NR > 1 ? ", " : ""), $1, ($3 > 0 ? 100 * $2 / $3 : 0) }')" \
+       "of the tables' compressed bytes (less than 100 %: compact parts, sized only as a whole)"
+  echo "   grows with spans: rows, bytes, marks and the primary key (one entry per granule of" \
+       "8,192 rows, held in memory); about constant: parts per partition (merges bound them)" \
+       "and partitions (one a month: they follow the time range, here 30 days, not the count)"
+}
+
+# projection_sqlite DIR SPANS: per table and index of every database file in DIR (summed
+# over the files), from dbstat when this sqlite3 has it, else page_count × page_size per
+# file; then the free pages and the WAL.
+projection_sqlite() {
+  local dir=$1 n=$2 f files=()
+  mapfile -t files < <(sqlite_files "$dir")
+  echo "-- projection ($n spans stored in ${#files[@]} file(s); per span = bytes / spans, so" \
+       "a row times 1e9 is its size at 1e9 spans)"
+  if sqlite3 "${files[0]}" "SELECT 1 FROM dbstat LIMIT 1" >/dev/null 2>&1; then # has dbstat
+    echo "| table or index | kind | on table | pages | MB | B/span | at 1e9 spans |"
+    echo "|---|---|---|---:|---:|---:|---:|"
+    for f in "${files[@]}"; do
+      sqlite3 -separator $'\t' "$f" \
+        "SELECT s.name, coalesce(m.type, 'internal'), coalesce(m.tbl_name, '-'), s.pageno, s.pgsize
+         FROM dbstat AS s LEFT JOIN sqlite_master AS m ON m.name = s.name WHERE s.aggregate = 1"
+    done | awk -F'\t' -v n="$n" '
+      { k = $1; kind[k] = $2; of[k] = $3; pages[k] += $4; bytes[k] += $5 }
+      END { for (k in bytes) printf "%d\t| %s | %s | %s | %d | %.1f | %.1f | %.1f GB |\n", bytes[k], k,
+                                    kind[k], of[k], pages[k], bytes[k] / 1e6, bytes[k] / n, bytes[k] / n }' |
+      sort -t$'\t' -k1,1nr | cut -f2-
+  else
+    echo "   (this sqlite3 has no dbstat table: whole files only)"
+  fi
+  for f in "${files[@]}"; do
+    sqlite3 -separator $'\t' "$f" \
+      "SELECT page_count, freelist_count, page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size" |
+      awk -F'\t' -v f="${f##*/}" -v n="$n" '{ printf "   %s: %d pages of %d bytes = %.1f MB, %.1f B/span (%d free pages)\n",
+                                           f, $1, $3, $1 * $3 / 1e6, $1 * $3 / n, $2 }'
+  done
+  echo "   WAL: $(mb "$(wal_bytes "$dir")") (bounded by checkpoints, not by the data)"
+}
+
+# --- mixed: ingest beside the query mix ----------------------------------------------
+
+# mixed STORE DIR: qs_load (another seed, 4 connections) beside the query mix at the
+# largest client count; prints both and keeps the ingest line for the summary. For
+# SQLite the WAL is sampled every 0.2 s: its size at the start, its peak and at the end.
 mixed() {
-  local store=$1 dir=$2 k=${CLIENTS##* } win lpid wal0="" wal1=""
+  local store=$1 dir=$2 k=${CLIENTS##* } win lpid spid line
   win=$(awk -v d="$DURATION" 'BEGIN { v = d + 0; if (d ~ /ms$/) v /= 1000; else if (d ~ /m$/) v *= 60
                                       printf "%.0f", v * 9 + 2 }')
-  [ "$store" = sqlite ] && wal0=$(stat -c %s "$dir/data/prela.db-wal" 2>/dev/null || echo 0)
   echo "-- mixed: qs_load (seed $((SEED + 1))) for ${win}s beside qs_query with $k clients"
   "$QS_LOAD" --target "127.0.0.1:$P_HTTP" --spans $((SPANS * 100)) --seed $((SEED + 1)) \
     --connections 4 --duration "${win}s" >"$dir/mixed-load.txt" &
   lpid=$!
   PIDS+=("$lpid")
+  if [ "$store" = sqlite ]; then
+    (while kill -0 "$lpid" 2>/dev/null; do wal_bytes "$dir/data"; sleep 0.2; done) >"$dir/wal.txt" &
+    spid=$!
+    PIDS+=("$spid")
+  fi
   "$QS_QUERY" --target "127.0.0.1:$P_QUERY" --info "$dir/info.txt" --clients "$k" \
     --duration "$DURATION" --timeout "$TIMEOUT" --label "$store+ingest" --tsv "$TSV" \
     2>>"$dir/query.err" | sed -n '/^|/p'
   wait "$lpid" || true
-  [ "$store" = sqlite ] && wal1=$(stat -c %s "$dir/data/prela.db-wal" 2>/dev/null || echo 0)
-  local line
-  line="ingest beside $k query clients: $(sed -n 's/^loaded //p' "$dir/mixed-load.txt")"
-  [ -n "$wal1" ] && line+="; WAL $(awk -v a="$wal0" -v b="$wal1" 'BEGIN { printf "%.1f -> %.1f MB", a / 1e6, b / 1e6 }')"
+  local m=$dir/mixed-load.txt
+  line="ingest beside $k query clients: $(field "$m" spans_per_s) spans/s ($(field "$m" spans) spans"
+  line+=" in $(field "$m" seconds) s), request p50 $(field "$m" p50_ms) ms, p99 $(field "$m" p99_ms) ms"
+  line+=", $(field "$m" retries) retried, $(field "$m" failed) failed"
+  if [ "$store" = sqlite ]; then
+    wait "$spid" || true
+    wal_bytes "$dir/data" >>"$dir/wal.txt"
+    line+="; WAL $(awk 'NR == 1 { a = $1 } { if ($1 > p) p = $1; e = $1 }
+                       END { printf "%.1f MB at the start, peak %.1f MB, %.1f MB at the end (%d samples)", a / 1e6, p / 1e6, e / 1e6, NR }' "$dir/wal.txt")"
+  fi
   echo "$line"
   MIXED_SUMMARY[$store]=$line
 }
 
-declare -A SUMMARY MIXED_SUMMARY
+# --- one store ------------------------------------------------------------------------
+
+declare -A SUMMARY MIXED_SUMMARY TITLE
 run_store() {
   local store=$1 dir=$TMP/$1
   mkdir -p "$dir"
   P_HTTP=$(free_port) P_QUERY=$(free_port)
-  if [ "$store" = clickhouse ]; then
-    export CLICKHOUSE_HTTP_PORT=$(free_port) CLICKHOUSE_TCP_PORT=$(free_port)
-    echo "== starting ClickHouse (:$CLICKHOUSE_HTTP_PORT) in $TMP/clickhouse"
-    CH_STARTED=1
-    scripts/clickhouse.sh start "$TMP/clickhouse" >"$TMP/ch.log" 2>&1 || { cat "$TMP/ch.log"; exit 1; }
-    echo "ClickHouse $(ch 'SELECT version()')"
-  fi
+  case "$store" in
+    sqlite) TITLE[$store]="SQLite $(sqlite3 --version | cut -d' ' -f1)" ;;
+    clickhouse)
+      echo "== starting ClickHouse 18.16 in $TMP/clickhouse"
+      start_clickhouse "$TMP/clickhouse"
+      CH_PORT=$CLICKHOUSE_HTTP_PORT
+      TITLE[$store]="ClickHouse $(ch 'SELECT version()') (legacy dialect)" ;;
+    chdb)
+      echo "== starting chDB behind tests/integration/chdb_server.py in $TMP/chdb"
+      start_chdb "$TMP/chdb"
+      CH_PORT=$CHDB_PORT
+      TITLE[$store]="chDB $(ch 'SELECT version()') (modern dialect, one statement at a time)"
+      echo "note: chdb_server.py serializes statements with one lock: the load's inserts and" \
+           "concurrent queries queue for it, so latency at 8 clients includes that queueing" ;;
+  esac
+  echo "${TITLE[$store]}"
   collector_config "$store" "$dir" >"$dir/config.yaml"
   echo "== $store: collector (otlp http :$P_HTTP, query :$P_QUERY) in $dir"
   start_collector "$dir/config.yaml" "$dir/collector.log" "http://127.0.0.1:$P_QUERY/api/v1/health"
@@ -158,11 +277,12 @@ run_store() {
   "$QS_LOAD" --target "127.0.0.1:$P_HTTP" --spans "$SPANS" --seed "$SEED" \
     --connections "$CONNECTIONS" --info "$dir/info.txt" | tee "$dir/load.txt"
   cpu1=$(cpu_s "$cpid")
-  local stored bytes detail
+  local stored bytes detail f
   if [ "$store" = sqlite ]; then
     stored=$(sqlite3 "$dir/data/prela.db" "SELECT count(*) FROM spans")
-    # the database file; the write-ahead log and anything else in the data dir apart
-    bytes=$(stat -c %s "$dir/data/prela.db")
+    # the database files; the write-ahead log apart
+    bytes=0
+    while read -r f; do bytes=$((bytes + $(stat -c %s "$f"))); done < <(sqlite_files "$dir/data")
     detail=$(cd "$dir/data" && ls -l | awk 'NR > 1 { printf "%s %.1f MB; ", $NF, $5 / 1e6 }')
   else
     stored=$(ch "SELECT count() FROM prela_qs.spans")
@@ -178,22 +298,27 @@ run_store() {
   echo "$line"
   echo "   ($detail)"
   SUMMARY[$store]="$line; collector RSS $(rss_mb "$cpid") MB after the load"
+  if [ "$stored" -gt 0 ]; then
+    if [ "$store" = sqlite ]; then projection_sqlite "$dir/data" "$stored"; else projection_clickhouse "$stored"; fi
+  fi
   "$QS_QUERY" --target "127.0.0.1:$P_QUERY" --info "$dir/info.txt" --clients "$CLIENTS" \
     --duration "$DURATION" --timeout "$TIMEOUT" --label "$store" --tsv "$TSV" 2>"$dir/query.err" |
     tee "$dir/query.txt"
   [ -s "$dir/query.err" ] && { echo "-- query errors (first 5):"; head -5 "$dir/query.err"; }
-  if [ "$store" = clickhouse ]; then
-    echo "after the queries: $(ch "SELECT count() FROM system.processes WHERE query NOT LIKE '%system.processes%'") queries still running on the server;" \
-      "$(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'prela_qs' AND active" |
+  if [ "$store" != sqlite ]; then
+    # chdb_server.py runs one statement at a time: nothing can be left running there
+    [ "$store" = clickhouse ] &&
+      echo "after the queries: $(ch "SELECT count() FROM system.processes WHERE query NOT LIKE '%system.processes%'") queries still running on the server"
+    echo "after the queries: $(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'prela_qs' AND active" |
          awk -v n="$stored" '{ printf "%.0f bytes per span on disk (merges settled further)", $1 / n }')"
   fi
   [ "$MIXED" = 1 ] && mixed "$store" "$dir"
   stop_pid "$cpid"
-  if [ "$store" = clickhouse ]; then
-    scripts/clickhouse.sh stop "$TMP/clickhouse" >/dev/null 2>&1 || true
-    CH_STARTED=0
-  fi
-  [ "$KEEP" = 1 ] || rm -rf "$dir/data"
+  case "$store" in
+    clickhouse) stop_services clickhouse ;;
+    chdb) stop_pid "$CHDB_PID" ;;
+  esac
+  [ "$KEEP" = 1 ] || rm -rf "$dir/data" "$TMP/clickhouse/data" "$TMP/chdb/db"
 }
 
 for s in "${STORE_LIST[@]}"; do run_store "$s"; done
@@ -202,7 +327,7 @@ echo
 echo "== query scale: $SPANS spans (seed $SEED), $(nproc) cores, $DURATION per endpoint and" \
      "client count, timeout $TIMEOUT"
 for s in "${STORE_LIST[@]}"; do
-  echo "$s: ${SUMMARY[$s]}"
+  echo "$s: ${TITLE[$s]}: ${SUMMARY[$s]}"
   [ "$MIXED" = 1 ] && echo "$s: ${MIXED_SUMMARY[$s]}"
 done
 echo
@@ -231,3 +356,6 @@ awk -F'\t' -v stores="${STORE_LIST[*]}" -v clients="$CLIENTS" '
       }
       printf "\n"
     } }' "$TSV"
+case " ${STORE_LIST[*]} " in
+  *" chdb "*) echo "(chdb: one statement at a time behind chdb_server.py; at 8 clients the latency includes queueing for it)" ;;
+esac

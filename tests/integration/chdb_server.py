@@ -15,9 +15,19 @@ tables/databases, 500 otherwise, like ClickHouse's own status mapping.
 
 `chdb` (session fixture) starts one server on a free loopback port; `.query(sql)` and
 `.database()` work as on services.ClickHouse.
+
+Standalone (scripts/bench-query-scale.sh --store chdb runs it so):
+    .venv/bin/python tests/integration/chdb_server.py --port PORT --path DIR
+serves until SIGTERM or SIGINT, then closes the session; it prints one line when it
+listens. Run so, it imports neither pytest nor the test harness (conftest).
+Why the one lock matters there: concurrent clients queue for it, so their latency
+includes that wait; a real server runs statements in parallel.
 """
+import argparse
 import gzip
 import re
+import signal
+import sys
 import threading
 import urllib.parse
 import uuid
@@ -26,20 +36,21 @@ import zlib
 import zstandard
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-
-import conftest
-
 _BAD_REQUEST = {6, 26, 27, 36, 38, 41, 43, 44, 46, 47, 62, 69, 72, 117, 131}
 _NOT_FOUND = {60, 81}
 
 
 class ChdbServer:
-    def __init__(self, path):
+    def __init__(self, path, port=None):
+        """A server on 127.0.0.1:|port| (None: a free port from the test harness) over a chDB
+        session on |path|; not yet serving (start())."""
         from chdb import session
+        if port is None:
+            import conftest  # the harness's port picker; only the fixture comes here
+            port = conftest.free_port()
         self.session = session.Session(str(path))
         self.lock = threading.Lock()
-        self.port = conftest.free_port()
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         server = self
 
@@ -132,19 +143,48 @@ class ChdbServer:
         return "prela_t" + uuid.uuid4().hex[:12]
 
 
-_shared = {"server": None, "users": 0}
+def main(argv=None):
+    """The standalone server (see the module comment). Returns the exit status."""
+    ap = argparse.ArgumentParser(description="ClickHouse HTTP interface over chDB")
+    ap.add_argument("--port", type=int, required=True, help="loopback port to listen on")
+    ap.add_argument("--path", required=True, help="chDB's data directory")
+    args = ap.parse_args(argv)
+    server = ChdbServer(args.path, args.port)
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        version = server.query("SELECT version()").strip()
+        print(f"chdb_server: chDB {version} on {server.url}, data in {args.path}; "
+              "statements serialized by one lock", flush=True)
+        server.httpd.serve_forever()
+    finally:
+        server.httpd.server_close()
+        with server.lock:  # a statement still running in a handler thread ends first
+            server.session.close()
+    return 0
 
 
-@pytest.fixture(scope="session")
-def chdb(tmp_path_factory):
-    """One server per process, however many test modules import this fixture (each import
-    is a fixture of its own to pytest, and chDB's engine can be opened only once per
-    process, with one path); stopped when the last of them is torn down."""
-    if _shared["server"] is None:
-        _shared["server"] = ChdbServer(tmp_path_factory.mktemp("chdb") / "db").start()
-    _shared["users"] += 1
-    yield _shared["server"]
-    _shared["users"] -= 1
-    if _shared["users"] == 0:
-        _shared["server"].stop()
-        _shared["server"] = None
+if __name__ == "__main__":
+    sys.exit(main())
+else:  # imported by a test module: the pytest fixture
+    import pytest
+
+    _shared = {"server": None, "users": 0}
+
+    @pytest.fixture(scope="session")
+    def chdb(tmp_path_factory):
+        """One server per process, however many test modules import this fixture (each import
+        is a fixture of its own to pytest, and chDB's engine can be opened only once per
+        process, with one path); stopped when the last of them is torn down."""
+        if _shared["server"] is None:
+            _shared["server"] = ChdbServer(tmp_path_factory.mktemp("chdb") / "db").start()
+        _shared["users"] += 1
+        yield _shared["server"]
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            _shared["server"].stop()
+            _shared["server"] = None
