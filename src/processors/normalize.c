@@ -55,6 +55,19 @@
  *                llm.token_count.completion_details.reasoning
  * Token values may be ints, doubles or numeric strings.
  *
+ * Cost (LLM and embedding spans only; fields and NAN convention in span.h):
+ *   1. a cost the client sent wins: a total from gen_ai.usage.cost (OpenLIT),
+ *      llm.cost.total (OpenInference) or the "total" of the JSON object in
+ *      langfuse.observation.cost_details; its split from llm.cost.prompt /
+ *      llm.cost.completion or the object's "input" / "output". A split without
+ *      a total gives total = input + output. Values: finite numbers >= 0 (ints,
+ *      doubles or numeric strings); anything else counts as not sent.
+ *   2. else the price table (prices.h) by provider, model and start time,
+ *      applied to the token counts; a model with no entry is counted in the
+ *      unpriced set (pc_prices_unpriced_each) and its cost stays unknown.
+ * Agent and other spans get no cost even when they carry usage: an agent's
+ * usage is usually its children's, summed, and would count twice.
+ *
  * Session and user, from the span's attributes, else its resource's, first
  * present key wins (string values only: ids are strings in every dialect):
  *   session: gen_ai.conversation.id, session.id, langfuse.session.id,
@@ -65,27 +78,35 @@
  *            traceloop.association.properties.user_id
  */
 #include "normalize.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "prices.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 typedef struct normalize_cfg {
     char *default_service_name;
+    char *prices;
 } normalize_cfg;
 
 static const pc_option options[] = {
     {"default_service_name", PC_OPT_STRING, "unknown", offsetof(normalize_cfg, default_service_name),
      0, 0, "service name of spans that carry none"},
+    {"prices", PC_OPT_STRING, NULL, offsetof(normalize_cfg, prices), 0, 0,
+     "price file adding to or overriding the shipped model prices (README, Cost); re-read on "
+     "SIGHUP"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
 typedef struct normalize {
     pc_consumer next;
     pc_str default_service;
+    pc_prices *prices;
 } normalize;
 
 /* Returns the string value of |key| in |a|, or an empty pc_str. */
@@ -259,6 +280,103 @@ static const char *const user_keys[] = {"user.id", "enduser.id", "langfuse.user.
                                         "langsmith.metadata.user_id",
                                         "traceloop.association.properties.user_id", NULL};
 
+/* A cost from an int, a double or a numeric string: finite and >= 0, else NAN. */
+static double cost_value(const pc_value *v)
+{
+    if (!v) return NAN;
+    double d = NAN;
+    if (v->type == PC_V_INT) d = (double)v->i;
+    else if (v->type == PC_V_DOUBLE) d = v->d;
+    else if (v->type == PC_V_STR && v->s.n > 0 && v->s.n < 64) {
+        char tmp[64], *end;
+        memcpy(tmp, v->s.p, v->s.n);
+        tmp[v->s.n] = '\0';
+        d = strtod(tmp, &end);
+        if (*end) d = NAN;
+    }
+    return isfinite(d) && d >= 0 ? d : NAN;
+}
+
+static double first_cost(const pc_attrs *a, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        double c = cost_value(pc_attrs_get(a, *keys));
+        if (!isnan(c)) return c;
+    }
+    return NAN;
+}
+
+static const char *const cost_total_keys[] = {"gen_ai.usage.cost", "llm.cost.total", NULL};
+static const char *const cost_input_keys[] = {"llm.cost.prompt", NULL};
+static const char *const cost_output_keys[] = {"llm.cost.completion", NULL};
+
+#define MAX_COST_DETAILS 4096 /* a longer langfuse.observation.cost_details is not read */
+
+/* Reads the cost the client sent into |c| (NAN where not sent). */
+static void sent_cost(const pc_span *s, pc_cost *c)
+{
+    c->total = first_cost(&s->attrs, cost_total_keys);
+    c->input = first_cost(&s->attrs, cost_input_keys);
+    c->output = first_cost(&s->attrs, cost_output_keys);
+    pc_str lf = attr_str(&s->attrs, "langfuse.observation.cost_details");
+    if (lf.n && lf.n <= MAX_COST_DETAILS && (isnan(c->total) || isnan(c->input) || isnan(c->output))) {
+        pc_arena *a = pc_arena_create(2 * MAX_COST_DETAILS);
+        pc_value v;
+        pc_json_error e;
+        if (pc_json_parse(a, lf.p, lf.n, &v, &e) == 0 && v.type == PC_V_MAP) {
+            if (isnan(c->total)) c->total = cost_value(pc_json_get(&v, "total"));
+            if (isnan(c->input)) c->input = cost_value(pc_json_get(&v, "input"));
+            if (isnan(c->output)) c->output = cost_value(pc_json_get(&v, "output"));
+        }
+        pc_arena_destroy(a);
+    }
+    if (isnan(c->total) && !isnan(c->input) && !isnan(c->output)) c->total = c->input + c->output;
+}
+
+/* Sets the cost fields of |s| (LLM and embedding spans; see the top). */
+static void set_cost(pc_span *s, pc_price_table *t)
+{
+    s->cost_usd = s->cost_input_usd = s->cost_output_usd = NAN;
+    s->cost_source = PC_COST_NONE;
+    if (s->span_type != PC_TYPE_LLM && s->span_type != PC_TYPE_EMBEDDING) return;
+    pc_cost c;
+    sent_cost(s, &c);
+    if (!isnan(c.total) && isfinite(c.total)) {
+        s->cost_usd = c.total;
+        s->cost_input_usd = c.input;
+        s->cost_output_usd = c.output;
+        s->cost_source = PC_COST_SENT;
+        return;
+    }
+    if (!s->llm_model.n) return;
+    pc_price p;
+    if (!pc_price_table_lookup(t, s->llm_provider, s->llm_model, s->start_ns, &p)) {
+        pc_prices_unpriced_add(s->llm_provider, s->llm_model);
+        return;
+    }
+    pc_usage u = {s->input_tokens, s->output_tokens, s->cache_read_tokens, s->cache_write_tokens,
+                  s->reasoning_tokens};
+    if (!pc_price_cost(&p, &u, &c)) return;
+    s->cost_usd = c.total;
+    s->cost_input_usd = c.input;
+    s->cost_output_usd = c.output;
+    s->cost_source = PC_COST_TABLE;
+}
+
+/* The shipped table, for pc_normalize_span (built once, kept for the process). */
+static pc_price_table *builtin;
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+
+static void builtin_init(void)
+{
+    char err[256];
+    builtin = pc_price_table_parse(NULL, 0, NULL, err, sizeof(err));
+    if (!builtin) { /* the shipped file is checked by its unit test */
+        pc_log(PC_LOG_ERROR, "normalize", "shipped price table: %s", err);
+        abort();
+    }
+}
+
 /* The first of |keys| in the span's attributes, else in its resource's. */
 static pc_str span_or_resource(const pc_span *s, const char *const *keys)
 {
@@ -267,6 +385,12 @@ static pc_str span_or_resource(const pc_span *s, const char *const *keys)
 }
 
 void pc_normalize_span(pc_span *s, pc_str default_service)
+{
+    pthread_once(&builtin_once, builtin_init);
+    pc_normalize_span_priced(s, default_service, builtin);
+}
+
+void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table *prices)
 {
     s->span_type = infer_type(s);
     s->status = map_status(s);
@@ -285,6 +409,7 @@ void pc_normalize_span(pc_span *s, pc_str default_service)
     s->reasoning_tokens = first_tokens(&s->attrs, reasoning_keys);
     s->session_id = span_or_resource(s, session_keys);
     s->user_id = span_or_resource(s, user_keys);
+    set_cost(s, prices);
 }
 
 static void *create(const char *id, const void *cfgp, const pc_consumer *next)
@@ -294,22 +419,40 @@ static void *create(const char *id, const void *cfgp, const pc_consumer *next)
         pc_log(PC_LOG_ERROR, id, "processor has no next consumer");
         return NULL;
     }
+    char err[512];
+    pc_prices *prices = pc_prices_create(cfg->prices, err, sizeof(err));
+    if (!prices) {
+        pc_log(PC_LOG_ERROR, id, "prices: %s", err);
+        return NULL;
+    }
+    if (cfg->prices && *cfg->prices) {
+        pc_price_table *t = pc_prices_acquire(prices);
+        pc_log(PC_LOG_INFO, id, "prices: %s loaded, %zu price entries with the shipped ones",
+               cfg->prices, pc_price_table_size(t));
+        pc_price_table_unref(t);
+    }
     normalize *n = pc_xcalloc(1, sizeof(*n));
     n->next = *next;
     n->default_service = (pc_str){cfg->default_service_name, strlen(cfg->default_service_name)};
+    n->prices = prices;
     return n;
 }
 
 static pc_result consume(void *ctx, pc_batch *b)
 {
     normalize *n = ctx;
-    for (size_t i = 0; i < b->n; i++) pc_normalize_span(&b->spans[i], n->default_service);
+    pc_price_table *t = pc_prices_acquire(n->prices); /* one table for the whole batch */
+    for (size_t i = 0; i < b->n; i++)
+        pc_normalize_span_priced(&b->spans[i], n->default_service, t);
+    pc_price_table_unref(t);
     return pc_consume(&n->next, b);
 }
 
 static void destroy(void *ctx)
 {
-    free(ctx);
+    normalize *n = ctx;
+    if (n) pc_prices_destroy(n->prices);
+    free(n);
 }
 
 const pc_component_ops pc_normalize_processor_ops = {
