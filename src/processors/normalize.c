@@ -206,10 +206,14 @@ static pc_status map_status(const pc_span *s)
     return s->end_ns > 0 ? PC_STATUS_SUCCESS : PC_STATUS_PENDING;
 }
 
-static pc_str first_str(const pc_attrs *a, const char *const *keys)
+/* A key with its length, so the hot loops below compute no strlen. */
+#define K(lit) {lit, sizeof(lit) - 1}
+
+static pc_str first_str(const pc_attrs *a, const pc_str *keys)
 {
-    for (; *keys; keys++) {
-        pc_str v = attr_str(a, *keys);
+    for (; keys->n; keys++) {
+        const pc_value *pv = pc_attrs_getn(a, keys->p, keys->n);
+        pc_str v = pv && pv->type == PC_V_STR ? pv->s : PC_STR_NULL;
         if (v.n) return v;
     }
     return PC_STR_NULL;
@@ -235,50 +239,85 @@ static int64_t token_value(const pc_value *v)
     return -1;
 }
 
-static int64_t first_tokens(const pc_attrs *a, const char *const *keys)
+static int64_t first_tokens(const pc_attrs *a, const pc_str *keys)
 {
-    for (; *keys; keys++) {
-        int64_t t = token_value(pc_attrs_get(a, *keys));
+    for (; keys->n; keys++) {
+        int64_t t = token_value(pc_attrs_getn(a, keys->p, keys->n));
         if (t >= 0) return t;
     }
     return -1;
 }
 
-static const char *const provider_keys[] = {"gen_ai.provider.name", "gen_ai.system", "llm.vendor",
-                                            "llm.provider", "llm.system", NULL};
-static const char *const model_keys[] = {
-    "gen_ai.response.model", "llm.response.model", "gen_ai.request.model", "llm.request.model",
-    "llm.model",             "llm.model_name",     "embedding.model_name", "ai.model.id",
-    NULL};
-static const char *const request_model_keys[] = {"gen_ai.request.model", "llm.request.model",
-                                                 "llm.model", NULL};
-static const char *const input_keys[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                                         "llm.input_tokens",          "llm.prompt_tokens",
-                                         "llm.usage.prompt_tokens",   "llm.token_count.prompt", NULL};
-static const char *const output_keys[] = {
-    "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.output_tokens",
-    "llm.completion_tokens",      "llm.usage.completion_tokens",    "llm.token_count.completion",
-    NULL};
-static const char *const cache_read_keys[] = {"gen_ai.usage.cache_read.input_tokens",
-                                              "gen_ai.usage.cache_read_input_tokens",
-                                              "llm.token_count.prompt_details.cache_read", NULL};
-static const char *const cache_write_keys[] = {"gen_ai.usage.cache_creation.input_tokens",
-                                               "gen_ai.usage.cache_creation_input_tokens",
-                                               "llm.token_count.prompt_details.cache_write", NULL};
-static const char *const reasoning_keys[] = {
-    "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
-    "gen_ai.usage.details.reasoning_tokens", "llm.token_count.completion_details.reasoning", NULL};
-static const char *const session_keys[] = {"gen_ai.conversation.id",
-                                           "session.id",
-                                           "langfuse.session.id",
-                                           "langsmith.trace.session_id",
-                                           "traceloop.association.properties.session_id",
-                                           "traceloop.association.properties.conversation_id",
-                                           "traceloop.association.properties.thread_id",
-                                           NULL};
-static const char *const user_keys[] = {"user.id", "enduser.id", "langfuse.user.id",
-                                        "langsmith.metadata.user_id",
-                                        "traceloop.association.properties.user_id", NULL};
+static const pc_str provider_keys[] = {
+    K("gen_ai.provider.name"),
+    K("gen_ai.system"),
+    K("llm.vendor"),
+    K("llm.provider"),
+    K("llm.system"),
+    {NULL, 0}};
+static const pc_str model_keys[] = {
+    K("gen_ai.response.model"),
+    K("llm.response.model"),
+    K("gen_ai.request.model"),
+    K("llm.request.model"),
+    K("llm.model"),
+    K("llm.model_name"),
+    K("embedding.model_name"),
+    K("ai.model.id"),
+    {NULL, 0}};
+static const pc_str request_model_keys[] = {
+    K("gen_ai.request.model"),
+    K("llm.request.model"),
+    K("llm.model"),
+    {NULL, 0}};
+static const pc_str input_keys[] = {
+    K("gen_ai.usage.input_tokens"),
+    K("gen_ai.usage.prompt_tokens"),
+    K("llm.input_tokens"),
+    K("llm.prompt_tokens"),
+    K("llm.usage.prompt_tokens"),
+    K("llm.token_count.prompt"),
+    {NULL, 0}};
+static const pc_str output_keys[] = {
+    K("gen_ai.usage.output_tokens"),
+    K("gen_ai.usage.completion_tokens"),
+    K("llm.output_tokens"),
+    K("llm.completion_tokens"),
+    K("llm.usage.completion_tokens"),
+    K("llm.token_count.completion"),
+    {NULL, 0}};
+static const pc_str cache_read_keys[] = {
+    K("gen_ai.usage.cache_read.input_tokens"),
+    K("gen_ai.usage.cache_read_input_tokens"),
+    K("llm.token_count.prompt_details.cache_read"),
+    {NULL, 0}};
+static const pc_str cache_write_keys[] = {
+    K("gen_ai.usage.cache_creation.input_tokens"),
+    K("gen_ai.usage.cache_creation_input_tokens"),
+    K("llm.token_count.prompt_details.cache_write"),
+    {NULL, 0}};
+static const pc_str reasoning_keys[] = {
+    K("gen_ai.usage.reasoning.output_tokens"),
+    K("gen_ai.usage.reasoning_tokens"),
+    K("gen_ai.usage.details.reasoning_tokens"),
+    K("llm.token_count.completion_details.reasoning"),
+    {NULL, 0}};
+static const pc_str session_keys[] = {
+    K("gen_ai.conversation.id"),
+    K("session.id"),
+    K("langfuse.session.id"),
+    K("langsmith.trace.session_id"),
+    K("traceloop.association.properties.session_id"),
+    K("traceloop.association.properties.conversation_id"),
+    K("traceloop.association.properties.thread_id"),
+    {NULL, 0}};
+static const pc_str user_keys[] = {
+    K("user.id"),
+    K("enduser.id"),
+    K("langfuse.user.id"),
+    K("langsmith.metadata.user_id"),
+    K("traceloop.association.properties.user_id"),
+    {NULL, 0}};
 
 /* A cost from an int, a double or a numeric string: finite and >= 0, else NAN. */
 static double cost_value(const pc_value *v)
@@ -297,36 +336,48 @@ static double cost_value(const pc_value *v)
     return isfinite(d) && d >= 0 ? d : NAN;
 }
 
-static double first_cost(const pc_attrs *a, const char *const *keys)
-{
-    for (; *keys; keys++) {
-        double c = cost_value(pc_attrs_get(a, *keys));
-        if (!isnan(c)) return c;
-    }
-    return NAN;
-}
-
-static const char *const cost_total_keys[] = {"gen_ai.usage.cost", "llm.cost.total", NULL};
-static const char *const cost_input_keys[] = {"llm.cost.prompt", NULL};
-static const char *const cost_output_keys[] = {"llm.cost.completion", NULL};
-
 #define MAX_COST_DETAILS 4096 /* a longer langfuse.observation.cost_details is not read */
 
-/* Reads the cost the client sent into |c| (NAN where not sent). */
+static bool key_is(pc_str k, const char *c, size_t n)
+{
+    return k.n == n && memcmp(k.p, c, n) == 0;
+}
+
+/*
+ * Reads the cost the client sent into |c| (NAN where not sent): the first
+ * valid value of each key, keys in the order of the table at the top. One
+ * pass over the attributes (this runs on every LLM span).
+ */
 static void sent_cost(const pc_span *s, pc_cost *c)
 {
-    c->total = first_cost(&s->attrs, cost_total_keys);
-    c->input = first_cost(&s->attrs, cost_input_keys);
-    c->output = first_cost(&s->attrs, cost_output_keys);
-    pc_str lf = attr_str(&s->attrs, "langfuse.observation.cost_details");
+    double v[4] = {NAN, NAN, NAN, NAN}; /* gen_ai.usage.cost, llm.cost.total, .prompt, .completion */
+    pc_str lf = PC_STR_NULL;
+    for (size_t i = 0; i < s->attrs.n; i++) {
+        pc_str k = s->attrs.kv[i].key;
+        if (k.n < 14 || (k.p[0] != 'g' && k.p[0] != 'l')) continue;
+        int slot = key_is(k, "gen_ai.usage.cost", 17)     ? 0
+                   : key_is(k, "llm.cost.total", 14)      ? 1
+                   : key_is(k, "llm.cost.prompt", 15)     ? 2
+                   : key_is(k, "llm.cost.completion", 19) ? 3
+                                                          : -1;
+        if (slot >= 0) {
+            if (isnan(v[slot])) v[slot] = cost_value(&s->attrs.kv[i].value);
+        } else if (!lf.n && key_is(k, "langfuse.observation.cost_details", 33) &&
+                   s->attrs.kv[i].value.type == PC_V_STR) {
+            lf = s->attrs.kv[i].value.s;
+        }
+    }
+    c->total = !isnan(v[0]) ? v[0] : v[1];
+    c->input = v[2];
+    c->output = v[3];
     if (lf.n && lf.n <= MAX_COST_DETAILS && (isnan(c->total) || isnan(c->input) || isnan(c->output))) {
         pc_arena *a = pc_arena_create(2 * MAX_COST_DETAILS);
-        pc_value v;
+        pc_value j;
         pc_json_error e;
-        if (pc_json_parse(a, lf.p, lf.n, &v, &e) == 0 && v.type == PC_V_MAP) {
-            if (isnan(c->total)) c->total = cost_value(pc_json_get(&v, "total"));
-            if (isnan(c->input)) c->input = cost_value(pc_json_get(&v, "input"));
-            if (isnan(c->output)) c->output = cost_value(pc_json_get(&v, "output"));
+        if (pc_json_parse(a, lf.p, lf.n, &j, &e) == 0 && j.type == PC_V_MAP) {
+            if (isnan(c->total)) c->total = cost_value(pc_json_get(&j, "total"));
+            if (isnan(c->input)) c->input = cost_value(pc_json_get(&j, "input"));
+            if (isnan(c->output)) c->output = cost_value(pc_json_get(&j, "output"));
         }
         pc_arena_destroy(a);
     }
@@ -378,7 +429,7 @@ static void builtin_init(void)
 }
 
 /* The first of |keys| in the span's attributes, else in its resource's. */
-static pc_str span_or_resource(const pc_span *s, const char *const *keys)
+static pc_str span_or_resource(const pc_span *s, const pc_str *keys)
 {
     pc_str v = first_str(&s->attrs, keys);
     return v.n ? v : first_str(s->resource, keys);

@@ -11,7 +11,8 @@
  *
  * Why a cache in front of the regexes: normalize runs on the ingest hot path
  * and a batch repeats a handful of model names; a cache hit is a hash, one
- * string compare and a walk over at most CACHE_MATCHES entries. A miss tests
+ * string compare and a walk over at most CACHE_MATCHES entries (and before
+ * it, a per-thread memo of the last few names: no lock, no hash). A miss tests
  * only the entries whose literal prefix fits the name (most shipped patterns
  * start with one) and runs their regex on at most 256 bytes. Misses and
  * no-match results are cached alike, in a direct-mapped table of CACHE_SLOTS
@@ -98,6 +99,7 @@ typedef struct cache_slot {
 
 struct pc_price_table {
     int refs; /* atomic */
+    uint64_t gen; /* unique per table: what the per-thread memo is keyed by */
     entry *e;
     size_t n;
     pthread_mutex_t stripes[CACHE_STRIPES];
@@ -416,8 +418,10 @@ pc_price_table *pc_price_table_parse(const char *extra, size_t extra_len, const 
         free(v);
         return NULL;
     }
+    static uint64_t generations;
     pc_price_table *t = pc_xcalloc(1, sizeof(*t));
     t->refs = 1;
+    t->gen = __atomic_add_fetch(&generations, 1, __ATOMIC_RELAXED);
     t->e = v;
     t->n = n;
     for (int i = 0; i < CACHE_STRIPES; i++) pthread_mutex_init(&t->stripes[i], NULL);
@@ -489,13 +493,55 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h;
 }
 
+/*
+ * The per-thread memo: the last few names this thread looked up, in front of
+ * the shared cache, so that a batch repeating a handful of models takes no
+ * lock and computes no hash. Keyed by the table's generation (a new table, or
+ * a table at a freed one's address, never reuses an entry).
+ */
+#define MEMO_SLOTS 8
+#define MEMO_KEY 96
+
+typedef struct memo {
+    uint64_t gen; /* 0 = empty */
+    uint32_t key_len, n;
+    uint32_t idx[CACHE_MATCHES];
+    char key[MEMO_KEY]; /* provider '\0' model */
+} memo;
+
+static __thread memo memos[MEMO_SLOTS];
+
+static size_t memo_slot(pc_str provider, pc_str model)
+{
+    size_t h = provider.n * 7 + model.n * 31;
+    if (model.n) h += (unsigned char)model.p[model.n - 1] * 131u + (unsigned char)model.p[model.n / 2];
+    return h % MEMO_SLOTS;
+}
+
+/* Picks the first of |idx| in effect at |at_ns|. */
+static bool pick(const pc_price_table *t, const uint32_t *idx, uint32_t k, int64_t at_ns,
+                 pc_price *out)
+{
+    if (at_ns <= 0) at_ns = INT64_MAX;
+    for (uint32_t i = 0; i < k; i++)
+        if (t->e[idx[i]].since_ns <= at_ns) {
+            *out = t->e[idx[i]].price;
+            return true;
+        }
+    return false;
+}
+
 bool pc_price_table_lookup(pc_price_table *t, pc_str provider, pc_str model, int64_t at_ns,
                            pc_price *out)
 {
     if (!model.n || model.n > PC_PRICES_MAX_MODEL || provider.n > PC_PRICES_MAX_MODEL)
         return false;
-    char key[2 * PC_PRICES_MAX_MODEL + 2];
     size_t kl = provider.n + 1 + model.n;
+    memo *mm = &memos[memo_slot(provider, model)];
+    if (mm->gen == t->gen && mm->key_len == kl && memcmp(mm->key, provider.p ? provider.p : "", provider.n) == 0 &&
+        mm->key[provider.n] == '\0' && memcmp(mm->key + provider.n + 1, model.p, model.n) == 0)
+        return pick(t, mm->idx, mm->n, at_ns, out);
+    char key[2 * PC_PRICES_MAX_MODEL + 2];
     if (provider.n) memcpy(key, provider.p, provider.n);
     key[provider.n] = '\0';
     memcpy(key + provider.n + 1, model.p, model.n);
@@ -529,13 +575,14 @@ bool pc_price_table_lookup(pc_price_table *t, pc_str provider, pc_str model, int
         memcpy(cs->idx, idx, k * sizeof(idx[0]));
         pthread_mutex_unlock(mu);
     }
-    if (at_ns <= 0) at_ns = INT64_MAX;
-    for (uint32_t i = 0; i < k; i++)
-        if (t->e[idx[i]].since_ns <= at_ns) {
-            *out = t->e[idx[i]].price;
-            return true;
-        }
-    return false;
+    if (kl <= MEMO_KEY) {
+        mm->gen = t->gen;
+        mm->key_len = (uint32_t)kl;
+        mm->n = k;
+        memcpy(mm->idx, idx, k * sizeof(idx[0]));
+        memcpy(mm->key, key, kl);
+    }
+    return pick(t, idx, k, at_ns, out);
 }
 
 /* ---- reloadable sources -------------------------------------------------------- */
