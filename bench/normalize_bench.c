@@ -59,7 +59,8 @@ int main(int argc, char **argv)
     if (!ctx) return 1;
     size_t llm = 0;
     pc_normalize_processor_ops.consume(ctx, pc_batch_ref(b)); /* warm: caches, first lookups */
-    for (size_t i = 0; i < b->n; i++) llm += b->spans[i].span_type == PC_TYPE_LLM;
+    for (size_t i = 0; i < b->n; i++)
+        llm += b->spans[i].span_type == PC_TYPE_LLM;
     size_t spans = 0;
     double t0 = lg_cpu_seconds(), t = t0;
     while (t - t0 < seconds) {

@@ -84,7 +84,6 @@
 #include "prices.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -248,13 +247,9 @@ static int64_t first_tokens(const pc_attrs *a, const pc_str *keys)
     return -1;
 }
 
-static const pc_str provider_keys[] = {
-    K("gen_ai.provider.name"),
-    K("gen_ai.system"),
-    K("llm.vendor"),
-    K("llm.provider"),
-    K("llm.system"),
-    {NULL, 0}};
+static const pc_str provider_keys[] = {K("gen_ai.provider.name"), K("gen_ai.system"),
+                                       K("llm.vendor"), K("llm.provider"), K("llm.system"),
+                                       {NULL, 0}};
 static const pc_str model_keys[] = {
     K("gen_ai.response.model"),
     K("llm.response.model"),
@@ -350,7 +345,8 @@ static bool key_is(pc_str k, const char *c, size_t n)
  */
 static void sent_cost(const pc_span *s, pc_cost *c)
 {
-    double v[4] = {NAN, NAN, NAN, NAN}; /* gen_ai.usage.cost, llm.cost.total, .prompt, .completion */
+    /* gen_ai.usage.cost, llm.cost.total, llm.cost.prompt, llm.cost.completion */
+    double v[4] = {NAN, NAN, NAN, NAN};
     pc_str lf = PC_STR_NULL;
     for (size_t i = 0; i < s->attrs.n; i++) {
         pc_str k = s->attrs.kv[i].key;
@@ -370,7 +366,8 @@ static void sent_cost(const pc_span *s, pc_cost *c)
     c->total = !isnan(v[0]) ? v[0] : v[1];
     c->input = v[2];
     c->output = v[3];
-    if (lf.n && lf.n <= MAX_COST_DETAILS && (isnan(c->total) || isnan(c->input) || isnan(c->output))) {
+    if (lf.n && lf.n <= MAX_COST_DETAILS &&
+        (isnan(c->total) || isnan(c->input) || isnan(c->output))) {
         pc_arena *a = pc_arena_create(2 * MAX_COST_DETAILS);
         pc_value j;
         pc_json_error e;
@@ -414,20 +411,6 @@ static void set_cost(pc_span *s, pc_price_table *t)
     s->cost_source = PC_COST_TABLE;
 }
 
-/* The shipped table, for pc_normalize_span (built once, kept for the process). */
-static pc_price_table *builtin;
-static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
-
-static void builtin_init(void)
-{
-    char err[256];
-    builtin = pc_price_table_parse(NULL, 0, NULL, err, sizeof(err));
-    if (!builtin) { /* the shipped file is checked by its unit test */
-        pc_log(PC_LOG_ERROR, "normalize", "shipped price table: %s", err);
-        abort();
-    }
-}
-
 /* The first of |keys| in the span's attributes, else in its resource's. */
 static pc_str span_or_resource(const pc_span *s, const pc_str *keys)
 {
@@ -437,8 +420,9 @@ static pc_str span_or_resource(const pc_span *s, const pc_str *keys)
 
 void pc_normalize_span(pc_span *s, pc_str default_service)
 {
-    pthread_once(&builtin_once, builtin_init);
-    pc_normalize_span_priced(s, default_service, builtin);
+    pc_price_table *t = pc_price_table_builtin();
+    pc_normalize_span_priced(s, default_service, t);
+    pc_price_table_unref(t);
 }
 
 void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table *prices)

@@ -40,13 +40,13 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define MAX_PRICE 1e6               /* USD per million tokens, per field */
-#define MAX_FILE_BYTES (4u << 20)   /* an operator file larger than this is refused */
-#define MAX_REPEAT 16               /* largest count in a {m,n} repetition */
-#define MAX_REPEAT_PRODUCT 256      /* product of the repetition bounds of one pattern */
+#define MAX_PRICE 1e6             /* USD per million tokens, per field */
+#define MAX_FILE_BYTES (4u << 20) /* an operator file larger than this is refused */
+#define MAX_REPEAT 16             /* largest count in a {m,n} repetition */
+#define MAX_REPEAT_PRODUCT 256    /* product of the repetition bounds of one pattern */
 #define CACHE_SLOTS 1024
 #define CACHE_STRIPES 32
-#define CACHE_MATCHES 16            /* matching entries remembered per name, best first */
+#define CACHE_MATCHES 16 /* matching entries remembered per name, best first */
 
 /* ---- cost ------------------------------------------------------------------ */
 
@@ -83,10 +83,10 @@ typedef struct entry {
     regex_t re;
     int64_t since_ns;
     pc_price price;
-    int literals;   /* specificity */
+    int literals;                           /* specificity */
     char prefix[PC_PRICES_MAX_PATTERN + 1]; /* lower case; every match starts with it */
     size_t prefix_len;
-    int origin;     /* 0 shipped, 1 operator file */
+    int origin; /* 0 shipped, 1 operator file */
     int line;
 } entry;
 
@@ -98,7 +98,7 @@ typedef struct cache_slot {
 } cache_slot;
 
 struct pc_price_table {
-    int refs; /* atomic */
+    int refs;     /* atomic */
     uint64_t gen; /* unique per table: what the per-thread memo is keyed by */
     entry *e;
     size_t n;
@@ -177,7 +177,8 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
         char c = p[i];
         if (c == '\\') {
             if (i + 1 >= n) return "a trailing backslash";
-            if (p[i + 1] >= '1' && p[i + 1] <= '9') return "back-references (\\1..\\9) are not allowed";
+            if (p[i + 1] >= '1' && p[i + 1] <= '9')
+                return "back-references (\\1..\\9) are not allowed";
             lit++;
             if (collecting) e->prefix[pl++] = (char)tolower((unsigned char)p[i + 1]);
             prev_lit = 1;
@@ -192,7 +193,8 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
                 if (p[j] == '[' && j + 1 < n && strchr(":.=", p[j + 1])) { /* [:alpha:] */
                     char close = p[j + 1];
                     j += 2;
-                    while (j + 1 < n && !(p[j] == close && p[j + 1] == ']')) j++;
+                    while (j + 1 < n && !(p[j] == close && p[j + 1] == ']'))
+                        j++;
                     j += 2;
                 } else {
                     j++;
@@ -261,12 +263,15 @@ static int split(const char *line, size_t len, int max, const char **f, size_t *
     while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
         len--;
     while (k < max) {
-        while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+        while (i < len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
         if (i >= len) break;
         size_t start = i;
-        if (k == max - 1) i = len;
+        if (k == max - 1)
+            i = len;
         else
-            while (i < len && line[i] != ' ' && line[i] != '\t') i++;
+            while (i < len && line[i] != ' ' && line[i] != '\t')
+                i++;
         f[k] = line + start;
         fl[k++] = i - start;
     }
@@ -279,9 +284,8 @@ static int parse_text(const char *text, size_t len, const char *name, int origin
                       int source_required, entry **v, size_t *n, size_t *cap, char *err,
                       size_t errlen)
 {
-    static const char *const names[] = {"provider",   "pattern",     "since",     "input",
-                                        "output",     "cache_read",  "cache_write", "reasoning",
-                                        "source"};
+    static const char *const names[] = {"provider",   "pattern",     "since",     "input", "output",
+                                        "cache_read", "cache_write", "reasoning", "source"};
     int lineno = 0;
     size_t file_entries = 0;
     for (size_t pos = 0; pos < len;) {
@@ -300,7 +304,8 @@ static int parse_text(const char *text, size_t len, const char *name, int origin
         if (k == 0 || f[0][0] == '#') continue;
 #define COL(i) ((int)(f[i] - line) + 1)
         if (k < 8) {
-            errf(err, errlen, "%s line %d column %d: %s: missing (a line needs provider, pattern, "
+            errf(err, errlen,
+                 "%s line %d column %d: %s: missing (a line needs provider, pattern, "
                  "since, input, output, cache_read, cache_write, reasoning)",
                  name, lineno, k ? COL(k - 1) + (int)fl[k - 1] : 1, names[k]);
             return -1;
@@ -365,8 +370,8 @@ static int parse_text(const char *text, size_t len, const char *name, int origin
             entry_free(&e);
             return -1;
         }
-        double *dst[] = {&e.price.input, &e.price.output, &e.price.cache_read,
-                         &e.price.cache_write, &e.price.reasoning};
+        double *dst[] = {&e.price.input, &e.price.output, &e.price.cache_read, &e.price.cache_write,
+                         &e.price.reasoning};
         for (int i = 0; i < 5; i++) {
             /* '-' is only meaningful for the cache and reasoning prices */
             double dash = i == 2 || i == 3 ? e.price.input : i == 4 ? e.price.output : -1;
@@ -414,7 +419,8 @@ pc_price_table *pc_price_table_parse(const char *extra, size_t extra_len, const 
                    0, 1, &v, &n, &cap, err, errlen) ||
         (extra && parse_text(extra, extra_len, extra_name ? extra_name : "prices", 1, 0, &v, &n,
                              &cap, err, errlen))) {
-        for (size_t i = 0; i < n; i++) entry_free(&v[i]);
+        for (size_t i = 0; i < n; i++)
+            entry_free(&v[i]);
         free(v);
         return NULL;
     }
@@ -424,7 +430,8 @@ pc_price_table *pc_price_table_parse(const char *extra, size_t extra_len, const 
     t->gen = __atomic_add_fetch(&generations, 1, __ATOMIC_RELAXED);
     t->e = v;
     t->n = n;
-    for (int i = 0; i < CACHE_STRIPES; i++) pthread_mutex_init(&t->stripes[i], NULL);
+    for (int i = 0; i < CACHE_STRIPES; i++)
+        pthread_mutex_init(&t->stripes[i], NULL);
     return t;
 }
 
@@ -442,10 +449,13 @@ pc_price_table *pc_price_table_ref(pc_price_table *t)
 void pc_price_table_unref(pc_price_table *t)
 {
     if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
-    for (size_t i = 0; i < t->n; i++) entry_free(&t->e[i]);
+    for (size_t i = 0; i < t->n; i++)
+        entry_free(&t->e[i]);
     free(t->e);
-    for (int i = 0; i < CACHE_STRIPES; i++) pthread_mutex_destroy(&t->stripes[i]);
-    for (int i = 0; i < CACHE_SLOTS; i++) free(t->slots[i].key);
+    for (int i = 0; i < CACHE_STRIPES; i++)
+        pthread_mutex_destroy(&t->stripes[i]);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        free(t->slots[i].key);
     free(t);
 }
 
@@ -489,7 +499,8 @@ static uint32_t match_all(const pc_price_table *t, pc_str provider, const char *
 static uint64_t hash_bytes(const char *p, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
     return h;
 }
 
@@ -514,7 +525,8 @@ static __thread memo memos[MEMO_SLOTS];
 static size_t memo_slot(pc_str provider, pc_str model)
 {
     size_t h = provider.n * 7 + model.n * 31;
-    if (model.n) h += (unsigned char)model.p[model.n - 1] * 131u + (unsigned char)model.p[model.n / 2];
+    if (model.n)
+        h += (unsigned char)model.p[model.n - 1] * 131u + (unsigned char)model.p[model.n / 2];
     return h % MEMO_SLOTS;
 }
 
@@ -534,11 +546,11 @@ static bool pick(const pc_price_table *t, const uint32_t *idx, uint32_t k, int64
 bool pc_price_table_lookup(pc_price_table *t, pc_str provider, pc_str model, int64_t at_ns,
                            pc_price *out)
 {
-    if (!model.n || model.n > PC_PRICES_MAX_MODEL || provider.n > PC_PRICES_MAX_MODEL)
-        return false;
+    if (!model.n || model.n > PC_PRICES_MAX_MODEL || provider.n > PC_PRICES_MAX_MODEL) return false;
     size_t kl = provider.n + 1 + model.n;
     memo *mm = &memos[memo_slot(provider, model)];
-    if (mm->gen == t->gen && mm->key_len == kl && memcmp(mm->key, provider.p ? provider.p : "", provider.n) == 0 &&
+    if (mm->gen == t->gen && mm->key_len == kl &&
+        memcmp(mm->key, provider.p ? provider.p : "", provider.n) == 0 &&
         mm->key[provider.n] == '\0' && memcmp(mm->key + provider.n + 1, model.p, model.n) == 0)
         return pick(t, mm->idx, mm->n, at_ns, out);
     char key[2 * PC_PRICES_MAX_MODEL + 2];
@@ -625,9 +637,28 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     return buf;
 }
 
+static pc_price_table *builtin;
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+
+static void builtin_init(void)
+{
+    char err[512];
+    builtin = pc_price_table_parse(NULL, 0, NULL, err, sizeof(err));
+    if (!builtin) { /* the shipped file is checked by its unit test */
+        pc_log(PC_LOG_ERROR, "prices", "the shipped price table: %s", err);
+        abort();
+    }
+}
+
+pc_price_table *pc_price_table_builtin(void)
+{
+    pthread_once(&builtin_once, builtin_init);
+    return pc_price_table_ref(builtin);
+}
+
 static pc_price_table *load(const char *path, char *err, size_t errlen)
 {
-    if (!path) return pc_price_table_parse(NULL, 0, NULL, err, errlen);
+    if (!path) return pc_price_table_builtin();
     size_t len = 0;
     char *text = read_file(path, &len, err, errlen);
     if (!text) return NULL;
@@ -698,7 +729,8 @@ int pc_prices_reload_all(void)
 {
     int failed = 0;
     pthread_mutex_lock(&registry_mu); /* held: a processor is not destroyed mid-reload */
-    for (pc_prices *p = registry; p; p = p->next) failed += pc_prices_reload(p) != 0;
+    for (pc_prices *p = registry; p; p = p->next)
+        failed += pc_prices_reload(p) != 0;
     pthread_mutex_unlock(&registry_mu);
     return failed;
 }

@@ -108,6 +108,9 @@ typedef struct pc_price_table pc_price_table;
  */
 pc_price_table *pc_price_table_parse(const char *extra, size_t extra_len, const char *extra_name,
                                      char *err, size_t errlen);
+/* The shipped table alone, parsed once and shared by the whole process (one
+ * more reference, which the caller drops). */
+pc_price_table *pc_price_table_builtin(void);
 /* Entries in |t| (shipped plus operator). */
 size_t pc_price_table_size(const pc_price_table *t);
 pc_price_table *pc_price_table_ref(pc_price_table *t);

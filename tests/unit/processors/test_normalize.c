@@ -356,7 +356,8 @@ static void test_cost_from_table(void)
      *   2025-03 (0.27 / 1.10, hit 0.07): 800k*0.27 + 200k*0.07 = 0.23; 100k*1.10 = 0.11
      *   2025-10 (0.28 / 0.42, hit 0.028): 0.224 + 0.0056 = 0.2296; 0.042 */
     const char *ds = "{\"gen_ai.operation.name\":\"chat\",\"gen_ai.provider.name\":\"deepseek\","
-                     "\"gen_ai.request.model\":\"deepseek-chat\",\"gen_ai.usage.input_tokens\":1000000,"
+                     "\"gen_ai.request.model\":\"deepseek-chat\","
+                     "\"gen_ai.usage.input_tokens\":1000000,"
                      "\"gen_ai.usage.output_tokens\":100000,"
                      "\"gen_ai.usage.cache_read_input_tokens\":200000}";
     s = priced(ds, date_ns(2025, 3, 1));
@@ -440,7 +441,8 @@ typedef struct unpriced_seen {
 
 static void count_unpriced(const char *provider, const char *model, int64_t spans, void *ud)
 {
-    if (!strcmp(provider, "acme") && !strcmp(model, "acme-large-9")) ((unpriced_seen *)ud)->spans = spans;
+    if (!strcmp(provider, "acme") && !strcmp(model, "acme-large-9"))
+        ((unpriced_seen *)ud)->spans = spans;
 }
 
 static void test_cost_unpriced(void)
@@ -448,7 +450,8 @@ static void test_cost_unpriced(void)
     pc_prices_unpriced_reset();
     for (int i = 0; i < 3; i++) {
         pc_span s = priced("{\"gen_ai.operation.name\":\"chat\",\"gen_ai.system\":\"acme\","
-                           "\"gen_ai.request.model\":\"acme-large-9\",\"gen_ai.usage.input_tokens\":10}",
+                           "\"gen_ai.request.model\":\"acme-large-9\","
+                           "\"gen_ai.usage.input_tokens\":10}",
                            0);
         CHECK_EQ_INT(s.cost_source, PC_COST_NONE);
         CHECK(isnan(s.cost_usd));
@@ -495,7 +498,8 @@ static void test_processor_prices(void)
     CHECK(ctx != NULL);
     /* 1000 input * 2 + 500 output * 4, per million = 0.004 */
     const char *attrs = "{\"gen_ai.operation.name\":\"chat\",\"gen_ai.system\":\"acme\","
-                        "\"gen_ai.request.model\":\"acme-large-9\",\"gen_ai.usage.input_tokens\":1000,"
+                        "\"gen_ai.request.model\":\"acme-large-9\","
+                        "\"gen_ai.usage.input_tokens\":1000,"
                         "\"gen_ai.usage.output_tokens\":500}";
     pc_batch *b = pc_batch_create(NULL);
     pc_span *s = pc_batch_add(b);

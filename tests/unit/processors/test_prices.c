@@ -18,15 +18,15 @@
 #include <unistd.h>
 
 /* Relative comparison of doubles (the figures below are exact to ~1e-15). */
-#define CHECK_NEAR(a, b)                                                                     \
-    do {                                                                                     \
-        double na_ = (a), nb_ = (b);                                                         \
-        check_count++;                                                                       \
-        if (!(fabs(na_ - nb_) <= 1e-9 * fmax(fabs(nb_), 1e-12))) {                           \
-            check_failures++;                                                                \
-            fprintf(stderr, "%s:%d: %s ~= %s failed: %.17g != %.17g\n", __FILE__, __LINE__,  \
-                    #a, #b, na_, nb_);                                                       \
-        }                                                                                    \
+#define CHECK_NEAR(a, b)                                                                           \
+    do {                                                                                           \
+        double na_ = (a), nb_ = (b);                                                               \
+        check_count++;                                                                             \
+        if (!(fabs(na_ - nb_) <= 1e-9 * fmax(fabs(nb_), 1e-12))) {                                 \
+            check_failures++;                                                                      \
+            fprintf(stderr, "%s:%d: %s ~= %s failed: %.17g != %.17g\n", __FILE__, __LINE__, #a,    \
+                    #b, na_, nb_);                                                                 \
+        }                                                                                          \
     } while (0)
 
 #define DAY_NS (86400LL * 1000000000LL)
@@ -70,7 +70,8 @@ static void test_shipped_table(void)
     CHECK_NEAR(in_price(t, "openai", "gpt-4o-mini-2024-07-18", now), 0.15);
     CHECK_NEAR(in_price(t, "openai", "text-embedding-3-small", now), 0.02);
     CHECK_NEAR(in_price(t, "anthropic", "claude-sonnet-4-5-20250929", now), 3.0);
-    CHECK_NEAR(in_price(t, "aws.bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", now), 3.0);
+    CHECK_NEAR(in_price(t, "aws.bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", now),
+               3.0);
     CHECK_NEAR(in_price(t, "gcp.gemini", "gemini-2.5-flash", now), 0.30);
     CHECK_NEAR(in_price(t, "gcp.vertex_ai", "gemini-2.0-flash-001@default", now), 0.10);
     CHECK_NEAR(in_price(t, "gcp.vertex_ai", "textembedding-gecko@003", now), 0.10);
@@ -259,7 +260,8 @@ static void test_validation(void)
                  "not a valid extended regex");
     expect_error("*  m  2024-01-01  -1  1  -  -  -\n", "line 1 column 19: input", "not a price");
     expect_error("*  m  2024-01-01  1  1  -0.5  -  -\n", "column 25: cache_read", NULL);
-    expect_error("*  m  2024-01-01  1  -  -  -  -\n", "output", "not a price"); /* '-' only for details */
+    expect_error("*  m  2024-01-01  1  -  -  -  -\n", "output",
+                 "not a price"); /* '-' only for details */
     expect_error("*  m  2024-01-01  nan  1  -  -  -\n", "input", NULL);
     expect_error("*  m  2024-01-01  inf  1  -  -  -\n", "input", NULL);
     expect_error("*  m  2024-01-01  1e7  1  -  -  -\n", "input", NULL); /* over 1,000,000 */
@@ -309,7 +311,8 @@ static void test_reload(void)
     pc_price_table *t = pc_prices_acquire(p);
     CHECK_NEAR(in_price(t, "", "reload-model", 0), 1);
     /* a bad file: reload fails, the table in force stays */
-    write_file(path, "*  reload-model  2020-01-01  1  1  -  -  -\n*  bad(  2020-01-01  2  2  -  -  -\n");
+    write_file(path,
+               "*  reload-model  2020-01-01  1  1  -  -  -\n*  bad(  2020-01-01  2  2  -  -  -\n");
     CHECK_EQ_INT(pc_prices_reload(p), -1);
     CHECK_EQ_INT(pc_prices_reload_all(), 1);
     pc_price_table *t2 = pc_prices_acquire(p);
@@ -365,14 +368,16 @@ static void test_reload_race(void)
     CHECK(race_prices != NULL);
     if (!race_prices) return;
     pthread_t th[4];
-    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, race_lookup, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, race_lookup, NULL);
     for (int i = 0; i < 40; i++) {
         write_file(path, i % 2 ? "*  race-[0-9]+  2020-01-01  1  1  -  -  -\n"
                                : "*  race-[0-9]+  2020-01-01  2  2  -  -  -\n");
         pc_prices_reload(race_prices);
     }
     race_stop = 1;
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
     CHECK_EQ_INT(race_bad, 0);
     pc_prices_destroy(race_prices);
     unlink(path);
@@ -409,12 +414,13 @@ static void test_hostile(void)
     double first = now_s() - t0;
     /* cached: the same name again costs no regex */
     t0 = now_s();
-    for (int i = 0; i < 100000; i++) in_price(t, "", name, 0);
+    for (int i = 0; i < 100000; i++)
+        in_price(t, "", name, 0);
     double cached = (now_s() - t0) / 100000;
     fprintf(stderr, "hostile patterns: first lookup %.3f ms, cached %.0f ns\n", first * 1e3,
             cached * 1e9);
-    CHECK(first < 2.0);       /* seconds: bounded, not exponential */
-    CHECK(cached < 20e-6);    /* a hash and a compare, even on a loaded machine */
+    CHECK(first < 2.0);    /* seconds: bounded, not exponential */
+    CHECK(cached < 20e-6); /* a hash and a compare, even on a loaded machine */
     /* distinct hostile names (cache misses) stay bounded too */
     t0 = now_s();
     for (int i = 0; i < 50; i++) {
@@ -450,7 +456,8 @@ static void collect(const char *provider, const char *model, int64_t spans, void
 static void *unpriced_thread(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < 1000; i++) pc_prices_unpriced_add(S("p"), S("model-x"));
+    for (int i = 0; i < 1000; i++)
+        pc_prices_unpriced_add(S("p"), S("model-x"));
     return NULL;
 }
 
@@ -458,8 +465,10 @@ static void test_unpriced(void)
 {
     pc_prices_unpriced_reset();
     pthread_t th[4];
-    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, unpriced_thread, NULL);
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, unpriced_thread, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
     seen s = {0};
     pc_prices_unpriced_each(collect, &s);
     CHECK_EQ_INT(s.n, 1);
