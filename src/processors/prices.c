@@ -19,10 +19,12 @@
  * slots behind CACHE_STRIPES mutexes, so memory stays fixed whatever names
  * clients send.
  *
- * Why patterns are restricted (no back-references, repetition counts <= 16,
- * their product <= 256): glibc's regexec is not linear with back-references,
- * and bounded repetitions are expanded at compile time, so an operator's
- * pattern could otherwise cost unbounded time per span or memory at reload.
+ * Why patterns are restricted (no back-references, repetition counts <= 255,
+ * at most MAX_EXPANSION regex nodes once repetitions are expanded): glibc's
+ * regexec is not linear with back-references, and regcomp copies a repeated
+ * subexpression per repetition ('+' included), so nested repetitions grow
+ * exponentially; an operator's pattern could otherwise cost unbounded time per
+ * span, or memory at reload (the fuzzer found "g++++...": 1 GB in regcomp).
  */
 #include "prices.h"
 #include "log.h"
@@ -42,8 +44,8 @@
 
 #define MAX_PRICE 1e6             /* USD per million tokens, per field */
 #define MAX_FILE_BYTES (4u << 20) /* an operator file larger than this is refused */
-#define MAX_REPEAT 16             /* largest count in a {m,n} repetition */
-#define MAX_REPEAT_PRODUCT 256    /* product of the repetition bounds of one pattern */
+#define MAX_REPEAT 255            /* largest count in a {m,n} repetition */
+#define MAX_EXPANSION 2048        /* regex nodes a pattern may expand to (see analyze_pattern) */
 #define CACHE_SLOTS 1024
 #define CACHE_STRIPES 32
 #define CACHE_MATCHES 16 /* matching entries remembered per name, best first */
@@ -164,17 +166,24 @@ static int parse_price(const char *s, size_t n, double dash, double *out)
 }
 
 /*
- * Checks |p| (|n| bytes) against the restrictions above and computes its
- * literal count and literal prefix. Returns NULL when acceptable, else the
- * reason.
+ * Checks |p| (|n| bytes, NUL-terminated) against the restrictions above and
+ * computes its literal count and literal prefix. Returns NULL when acceptable,
+ * else the reason.
+ *
+ * The size estimate follows how glibc compiles repetitions: it copies the
+ * repeated subexpression, once more for '+' (a+ is aa*) and up to n times for
+ * {m,n}, so nested repetitions multiply ("((a+)+)+..." doubles per level).
+ * Sizes are summed per group (alternatives included) in doubles, which
+ * saturate instead of wrapping.
  */
 static const char *analyze_pattern(const char *p, size_t n, entry *e)
 {
     size_t pl = 0;
     int lit = 0, depth = 0, top_alt = 0, collecting = 1, prev_lit = 0;
-    long product = 1;
+    double sum[PC_PRICES_MAX_PATTERN + 2] = {0}, last[PC_PRICES_MAX_PATTERN + 2] = {0};
     for (size_t i = 0; i < n;) {
         char c = p[i];
+        double factor = 0; /* > 0: a repetition of the last atom */
         if (c == '\\') {
             if (i + 1 >= n) return "a trailing backslash";
             if (p[i + 1] >= '1' && p[i + 1] <= '9')
@@ -182,6 +191,7 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
             lit++;
             if (collecting) e->prefix[pl++] = (char)tolower((unsigned char)p[i + 1]);
             prev_lit = 1;
+            sum[depth] += 1, last[depth] = 1;
             i += 2;
             continue;
         }
@@ -203,6 +213,7 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
             if (j >= n) return "an unterminated bracket expression";
             collecting = 0;
             prev_lit = 0;
+            sum[depth] += 1, last[depth] = 1;
             i = j + 1;
             continue;
         }
@@ -216,31 +227,52 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
             }
             const char *close = memchr(p + i, '}', n - i);
             if (!close) return "an unterminated repetition count";
-            if (lo > MAX_REPEAT || hi > MAX_REPEAT || lo < 0 || hi < 0)
-                return "a repetition count over 16";
-            product *= hi > 1 ? hi : 1;
-            if (product > MAX_REPEAT_PRODUCT) return "repetition counts whose product is over 256";
+            if (lo < 0 || hi < 0 || lo > MAX_REPEAT || hi > MAX_REPEAT)
+                return "a repetition count over 255";
+            factor = hi > 1 ? (double)hi : 1;
             if (collecting && prev_lit && pl) pl--; /* {0,n}: the previous literal may be absent */
-            collecting = 0;
-            prev_lit = 0;
             i = (size_t)(close - p) + 1;
-            continue;
-        }
-        if (strchr(".()*+?|^$}", c)) {
-            if (c == '(') depth++;
-            if (c == ')') depth--;
-            if (c == '|' && depth == 0) top_alt = 1;
-            if ((c == '*' || c == '?') && collecting && prev_lit && pl) pl--;
-            collecting = 0;
-            prev_lit = 0;
+        } else if (c == '*' || c == '+' || c == '?') {
+            factor = c == '+' ? 2 : 1;
+            if (c != '+' && collecting && prev_lit && pl) pl--;
+            i++;
+        } else if (c == '(') {
+            if (depth >= PC_PRICES_MAX_PATTERN) return "groups nested too deep";
+            depth++;
+            sum[depth] = last[depth] = 0;
+            i++;
+        } else if (c == ')') {
+            if (depth > 0) {
+                double g = sum[depth--];
+                sum[depth] += g, last[depth] = g;
+            }
+            i++;
+        } else if (c == '|') {
+            if (depth == 0) top_alt = 1;
+            last[depth] = 0;
+            i++;
+        } else if (c == '.' || c == '^' || c == '$' || c == '}') {
+            sum[depth] += 1, last[depth] = 1;
+            i++;
+        } else {
+            lit++;
+            if (collecting) e->prefix[pl++] = (char)tolower((unsigned char)c);
+            prev_lit = 1;
+            sum[depth] += 1, last[depth] = 1;
             i++;
             continue;
         }
-        lit++;
-        if (collecting) e->prefix[pl++] = (char)tolower((unsigned char)c);
-        prev_lit = 1;
-        i++;
+        if (factor > 0) { /* the last atom (a character or a group) repeated */
+            sum[depth] += last[depth] * (factor - 1);
+            last[depth] *= factor;
+            if (sum[depth] > MAX_EXPANSION)
+                return "repetitions nested so deep that the compiled pattern would be too large";
+        }
+        collecting = 0;
+        prev_lit = 0;
     }
+    if (sum[0] > MAX_EXPANSION)
+        return "repetitions nested so deep that the compiled pattern would be too large";
     e->literals = lit;
     e->prefix_len = top_alt ? 0 : pl;
     e->prefix[e->prefix_len] = '\0';

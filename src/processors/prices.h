@@ -17,7 +17,10 @@
  *                llm_provider (gen_ai.provider.name / gen_ai.system / ...).
  *   pattern      POSIX extended regex, case-insensitive, anchored at both ends
  *                (the whole model name must match). No spaces, at most 256
- *                bytes, no back-references (\1..\9).
+ *                bytes, no back-references (\1..\9), repetition counts at
+ *                most 255, and no repetitions nested so deep that the
+ *                compiled pattern would exceed 2048 nodes ("((a+)+)+..."
+ *                doubles per level).
  *   since        the date the price took effect, YYYY-MM-DD (00:00 UTC).
  *   input ...    USD per million tokens, decimal, 0 <= price <= 1,000,000.
  *                cache_read, cache_write: '-' = the input price (no cache
