@@ -8,7 +8,9 @@
  * SIGTERM and SIGINT are blocked in every thread and taken by sigwait() here, so
  * shutdown runs on the main thread in pipeline order: receivers stop accepting,
  * in-flight requests finish, exporters flush; then the process exits 0.
- * SIGHUP re-reads auth.keys_file (auth.h) without a restart.
+ * SIGHUP re-reads auth.keys_file (auth.h) and every normalize processor's
+ * prices file (prices.h) without a restart; a file that fails to load leaves
+ * what was in force, and the error is logged with its line and column.
  *
  * Self-metrics (metrics.h): one registry for the process; the /metrics
  * listener (telemetry.h) starts once the pipeline runs and stops first.
@@ -21,6 +23,7 @@
 #include "mem.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "processors/prices.h"
 #include "telemetry.h"
 #include "zstd_reuse.h"
 
@@ -151,8 +154,9 @@ int main(int argc, char **argv)
     pc_log(PC_LOG_INFO, NULL, "ready");
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
-        pc_log(PC_LOG_INFO, NULL, "SIGHUP received: reloading API keys");
+        pc_log(PC_LOG_INFO, NULL, "SIGHUP received: reloading API keys and price files");
         pc_auth_reload(auth);
+        pc_prices_reload_all();
     }
     pc_log(PC_LOG_INFO, NULL, "%s received: draining and shutting down",
            sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -9,6 +9,7 @@
 #include "json.h"
 #include "mem.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ pc_span *pc_batch_add(pc_batch *b)
     s->scope = &pc_empty_scope;
     s->input_tokens = s->output_tokens = -1;
     s->cache_read_tokens = s->cache_write_tokens = s->reasoning_tokens = -1;
+    s->cost_usd = s->cost_input_usd = s->cost_output_usd = NAN;
     return s;
 }
 
@@ -230,6 +232,12 @@ const char *pc_status_name(pc_status s)
 const char *pc_source_name(pc_source s)
 {
     return s == PC_SOURCE_OTLP ? "otlp" : "prela";
+}
+
+const char *pc_cost_source_name(pc_cost_source s)
+{
+    static const char *const names[] = {"none", "sent", "table"};
+    return (unsigned)s < 3 ? names[s] : "none";
 }
 
 const char *pc_signal_name(pc_signal s)

@@ -125,6 +125,13 @@ typedef enum pc_source {
     PC_SOURCE_OTLP,
 } pc_source;
 
+/* Where a span's cost comes from (pc_span.cost_source). */
+typedef enum pc_cost_source {
+    PC_COST_NONE = 0, /* no cost: the cost fields are NAN */
+    PC_COST_SENT,     /* the client sent it (gen_ai.usage.cost, llm.cost.total, ...) */
+    PC_COST_TABLE,    /* computed from the price table and the token counts */
+} pc_cost_source;
+
 /* OTLP Status.code values, which Prela statuses are also mapped onto. */
 enum { PC_OTLP_STATUS_UNSET = 0, PC_OTLP_STATUS_OK = 1, PC_OTLP_STATUS_ERROR = 2 };
 
@@ -178,6 +185,18 @@ typedef struct pc_span {
     int64_t cache_read_tokens;
     int64_t cache_write_tokens;
     int64_t reasoning_tokens;
+    /*
+     * Cost in USD of an LLM or embedding span, computed once by normalize
+     * (prices.h has the table, the matching rule and the arithmetic). NAN =
+     * unknown: not an LLM/embedding span, no price for the model and no cost
+     * sent, or no token count. cost_usd = cost_input_usd + cost_output_usd when
+     * all three are known; a client-sent total may come without its split
+     * (the split is then NAN). cost_source says where the figures come from.
+     */
+    double cost_usd;
+    double cost_input_usd;  /* uncached input + cache read + cache write */
+    double cost_output_usd; /* output, reasoning included */
+    pc_cost_source cost_source;
     pc_str session_id; /* conversation / session / thread; empty when none */
     pc_str user_id;    /* the end user; empty when none */
 } pc_span;
@@ -229,7 +248,7 @@ static inline int64_t pc_span_received(const pc_batch *b, const pc_span *s)
 
 /* Creates an empty batch owning |arena| (a new one when NULL). One reference. */
 pc_batch *pc_batch_create(pc_arena *arena);
-/* Appends a zero-filled span (tokens -1, empty attrs/resource/scope) and returns it. */
+/* Appends a zero-filled span (tokens -1, costs NAN, empty attrs/resource/scope) and returns it. */
 pc_span *pc_batch_add(pc_batch *b);
 /*
  * Makes room for at least |n| spans in |b| (no-op when it has that already), so
@@ -315,6 +334,8 @@ char *pc_str_dup(pc_arena *a, pc_str s);
 const char *pc_span_type_name(pc_span_type t);
 const char *pc_status_name(pc_status s);
 const char *pc_source_name(pc_source s);
+/* "none", "sent", "table". */
+const char *pc_cost_source_name(pc_cost_source s);
 /* Parses a span type name, any case; returns -1 when it is none of them. */
 int pc_span_type_parse(pc_str s);
 

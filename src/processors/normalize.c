@@ -55,6 +55,19 @@
  *                llm.token_count.completion_details.reasoning
  * Token values may be ints, doubles or numeric strings.
  *
+ * Cost (LLM and embedding spans only; fields and NAN convention in span.h):
+ *   1. a cost the client sent wins: a total from gen_ai.usage.cost (OpenLIT),
+ *      llm.cost.total (OpenInference) or the "total" of the JSON object in
+ *      langfuse.observation.cost_details; its split from llm.cost.prompt /
+ *      llm.cost.completion or the object's "input" / "output". A split without
+ *      a total gives total = input + output. Values: finite numbers >= 0 (ints,
+ *      doubles or numeric strings); anything else counts as not sent.
+ *   2. else the price table (prices.h) by provider, model and start time,
+ *      applied to the token counts; a model with no entry is counted in the
+ *      unpriced set (pc_prices_unpriced_each) and its cost stays unknown.
+ * Agent and other spans get no cost even when they carry usage: an agent's
+ * usage is usually its children's, summed, and would count twice.
+ *
  * Session and user, from the span's attributes, else its resource's, first
  * present key wins (string values only: ids are strings in every dialect):
  *   session: gen_ai.conversation.id, session.id, langfuse.session.id,
@@ -65,8 +78,10 @@
  *            traceloop.association.properties.user_id
  */
 #include "normalize.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "prices.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -75,17 +90,22 @@
 
 typedef struct normalize_cfg {
     char *default_service_name;
+    char *prices;
 } normalize_cfg;
 
 static const pc_option options[] = {
     {"default_service_name", PC_OPT_STRING, "unknown", offsetof(normalize_cfg, default_service_name),
      0, 0, "service name of spans that carry none"},
+    {"prices", PC_OPT_STRING, NULL, offsetof(normalize_cfg, prices), 0, 0,
+     "price file adding to or overriding the shipped model prices (README, Cost); re-read on "
+     "SIGHUP"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
 typedef struct normalize {
     pc_consumer next;
     pc_str default_service;
+    pc_prices *prices;
 } normalize;
 
 /* Returns the string value of |key| in |a|, or an empty pc_str. */
@@ -185,10 +205,14 @@ static pc_status map_status(const pc_span *s)
     return s->end_ns > 0 ? PC_STATUS_SUCCESS : PC_STATUS_PENDING;
 }
 
-static pc_str first_str(const pc_attrs *a, const char *const *keys)
+/* A key with its length, so the hot loops below compute no strlen. */
+#define K(lit) {lit, sizeof(lit) - 1}
+
+static pc_str first_str(const pc_attrs *a, const pc_str *keys)
 {
-    for (; *keys; keys++) {
-        pc_str v = attr_str(a, *keys);
+    for (; keys->n; keys++) {
+        const pc_value *pv = pc_attrs_getn(a, keys->p, keys->n);
+        pc_str v = pv && pv->type == PC_V_STR ? pv->s : PC_STR_NULL;
         if (v.n) return v;
     }
     return PC_STR_NULL;
@@ -214,59 +238,194 @@ static int64_t token_value(const pc_value *v)
     return -1;
 }
 
-static int64_t first_tokens(const pc_attrs *a, const char *const *keys)
+static int64_t first_tokens(const pc_attrs *a, const pc_str *keys)
 {
-    for (; *keys; keys++) {
-        int64_t t = token_value(pc_attrs_get(a, *keys));
+    for (; keys->n; keys++) {
+        int64_t t = token_value(pc_attrs_getn(a, keys->p, keys->n));
         if (t >= 0) return t;
     }
     return -1;
 }
 
-static const char *const provider_keys[] = {"gen_ai.provider.name", "gen_ai.system", "llm.vendor",
-                                            "llm.provider", "llm.system", NULL};
-static const char *const model_keys[] = {
-    "gen_ai.response.model", "llm.response.model", "gen_ai.request.model", "llm.request.model",
-    "llm.model",             "llm.model_name",     "embedding.model_name", "ai.model.id",
-    NULL};
-static const char *const request_model_keys[] = {"gen_ai.request.model", "llm.request.model",
-                                                 "llm.model", NULL};
-static const char *const input_keys[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                                         "llm.input_tokens",          "llm.prompt_tokens",
-                                         "llm.usage.prompt_tokens",   "llm.token_count.prompt", NULL};
-static const char *const output_keys[] = {
-    "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.output_tokens",
-    "llm.completion_tokens",      "llm.usage.completion_tokens",    "llm.token_count.completion",
-    NULL};
-static const char *const cache_read_keys[] = {"gen_ai.usage.cache_read.input_tokens",
-                                              "gen_ai.usage.cache_read_input_tokens",
-                                              "llm.token_count.prompt_details.cache_read", NULL};
-static const char *const cache_write_keys[] = {"gen_ai.usage.cache_creation.input_tokens",
-                                               "gen_ai.usage.cache_creation_input_tokens",
-                                               "llm.token_count.prompt_details.cache_write", NULL};
-static const char *const reasoning_keys[] = {
-    "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
-    "gen_ai.usage.details.reasoning_tokens", "llm.token_count.completion_details.reasoning", NULL};
-static const char *const session_keys[] = {"gen_ai.conversation.id",
-                                           "session.id",
-                                           "langfuse.session.id",
-                                           "langsmith.trace.session_id",
-                                           "traceloop.association.properties.session_id",
-                                           "traceloop.association.properties.conversation_id",
-                                           "traceloop.association.properties.thread_id",
-                                           NULL};
-static const char *const user_keys[] = {"user.id", "enduser.id", "langfuse.user.id",
-                                        "langsmith.metadata.user_id",
-                                        "traceloop.association.properties.user_id", NULL};
+static const pc_str provider_keys[] = {K("gen_ai.provider.name"), K("gen_ai.system"),
+                                       K("llm.vendor"), K("llm.provider"), K("llm.system"),
+                                       {NULL, 0}};
+static const pc_str model_keys[] = {
+    K("gen_ai.response.model"),
+    K("llm.response.model"),
+    K("gen_ai.request.model"),
+    K("llm.request.model"),
+    K("llm.model"),
+    K("llm.model_name"),
+    K("embedding.model_name"),
+    K("ai.model.id"),
+    {NULL, 0}};
+static const pc_str request_model_keys[] = {
+    K("gen_ai.request.model"),
+    K("llm.request.model"),
+    K("llm.model"),
+    {NULL, 0}};
+static const pc_str input_keys[] = {
+    K("gen_ai.usage.input_tokens"),
+    K("gen_ai.usage.prompt_tokens"),
+    K("llm.input_tokens"),
+    K("llm.prompt_tokens"),
+    K("llm.usage.prompt_tokens"),
+    K("llm.token_count.prompt"),
+    {NULL, 0}};
+static const pc_str output_keys[] = {
+    K("gen_ai.usage.output_tokens"),
+    K("gen_ai.usage.completion_tokens"),
+    K("llm.output_tokens"),
+    K("llm.completion_tokens"),
+    K("llm.usage.completion_tokens"),
+    K("llm.token_count.completion"),
+    {NULL, 0}};
+static const pc_str cache_read_keys[] = {
+    K("gen_ai.usage.cache_read.input_tokens"),
+    K("gen_ai.usage.cache_read_input_tokens"),
+    K("llm.token_count.prompt_details.cache_read"),
+    {NULL, 0}};
+static const pc_str cache_write_keys[] = {
+    K("gen_ai.usage.cache_creation.input_tokens"),
+    K("gen_ai.usage.cache_creation_input_tokens"),
+    K("llm.token_count.prompt_details.cache_write"),
+    {NULL, 0}};
+static const pc_str reasoning_keys[] = {
+    K("gen_ai.usage.reasoning.output_tokens"),
+    K("gen_ai.usage.reasoning_tokens"),
+    K("gen_ai.usage.details.reasoning_tokens"),
+    K("llm.token_count.completion_details.reasoning"),
+    {NULL, 0}};
+static const pc_str session_keys[] = {
+    K("gen_ai.conversation.id"),
+    K("session.id"),
+    K("langfuse.session.id"),
+    K("langsmith.trace.session_id"),
+    K("traceloop.association.properties.session_id"),
+    K("traceloop.association.properties.conversation_id"),
+    K("traceloop.association.properties.thread_id"),
+    {NULL, 0}};
+static const pc_str user_keys[] = {
+    K("user.id"),
+    K("enduser.id"),
+    K("langfuse.user.id"),
+    K("langsmith.metadata.user_id"),
+    K("traceloop.association.properties.user_id"),
+    {NULL, 0}};
+
+/* A cost from an int, a double or a numeric string: finite and >= 0, else NAN. */
+static double cost_value(const pc_value *v)
+{
+    if (!v) return NAN;
+    double d = NAN;
+    if (v->type == PC_V_INT) d = (double)v->i;
+    else if (v->type == PC_V_DOUBLE) d = v->d;
+    else if (v->type == PC_V_STR && v->s.n > 0 && v->s.n < 64) {
+        char tmp[64], *end;
+        memcpy(tmp, v->s.p, v->s.n);
+        tmp[v->s.n] = '\0';
+        d = strtod(tmp, &end);
+        if (*end) d = NAN;
+    }
+    return isfinite(d) && d >= 0 ? d : NAN;
+}
+
+#define MAX_COST_DETAILS 4096 /* a longer langfuse.observation.cost_details is not read */
+
+static bool key_is(pc_str k, const char *c, size_t n)
+{
+    return k.n == n && memcmp(k.p, c, n) == 0;
+}
+
+/*
+ * Reads the cost the client sent into |c| (NAN where not sent): the first
+ * valid value of each key, keys in the order of the table at the top. One
+ * pass over the attributes (this runs on every LLM span).
+ */
+static void sent_cost(const pc_span *s, pc_cost *c)
+{
+    /* gen_ai.usage.cost, llm.cost.total, llm.cost.prompt, llm.cost.completion */
+    double v[4] = {NAN, NAN, NAN, NAN};
+    pc_str lf = PC_STR_NULL;
+    for (size_t i = 0; i < s->attrs.n; i++) {
+        pc_str k = s->attrs.kv[i].key;
+        if (k.n < 14 || (k.p[0] != 'g' && k.p[0] != 'l')) continue;
+        int slot = key_is(k, "gen_ai.usage.cost", 17)     ? 0
+                   : key_is(k, "llm.cost.total", 14)      ? 1
+                   : key_is(k, "llm.cost.prompt", 15)     ? 2
+                   : key_is(k, "llm.cost.completion", 19) ? 3
+                                                          : -1;
+        if (slot >= 0) {
+            if (isnan(v[slot])) v[slot] = cost_value(&s->attrs.kv[i].value);
+        } else if (!lf.n && key_is(k, "langfuse.observation.cost_details", 33) &&
+                   s->attrs.kv[i].value.type == PC_V_STR) {
+            lf = s->attrs.kv[i].value.s;
+        }
+    }
+    c->total = !isnan(v[0]) ? v[0] : v[1];
+    c->input = v[2];
+    c->output = v[3];
+    if (lf.n && lf.n <= MAX_COST_DETAILS &&
+        (isnan(c->total) || isnan(c->input) || isnan(c->output))) {
+        pc_arena *a = pc_arena_create(2 * MAX_COST_DETAILS);
+        pc_value j;
+        pc_json_error e;
+        if (pc_json_parse(a, lf.p, lf.n, &j, &e) == 0 && j.type == PC_V_MAP) {
+            if (isnan(c->total)) c->total = cost_value(pc_json_get(&j, "total"));
+            if (isnan(c->input)) c->input = cost_value(pc_json_get(&j, "input"));
+            if (isnan(c->output)) c->output = cost_value(pc_json_get(&j, "output"));
+        }
+        pc_arena_destroy(a);
+    }
+    if (isnan(c->total) && !isnan(c->input) && !isnan(c->output)) c->total = c->input + c->output;
+}
+
+/* Sets the cost fields of |s| (LLM and embedding spans; see the top). */
+static void set_cost(pc_span *s, pc_price_table *t)
+{
+    s->cost_usd = s->cost_input_usd = s->cost_output_usd = NAN;
+    s->cost_source = PC_COST_NONE;
+    if (s->span_type != PC_TYPE_LLM && s->span_type != PC_TYPE_EMBEDDING) return;
+    pc_cost c;
+    sent_cost(s, &c);
+    if (!isnan(c.total) && isfinite(c.total)) {
+        s->cost_usd = c.total;
+        s->cost_input_usd = c.input;
+        s->cost_output_usd = c.output;
+        s->cost_source = PC_COST_SENT;
+        return;
+    }
+    if (!s->llm_model.n) return;
+    pc_price p;
+    if (!pc_price_table_lookup(t, s->llm_provider, s->llm_model, s->start_ns, &p)) {
+        pc_prices_unpriced_add(s->llm_provider, s->llm_model);
+        return;
+    }
+    pc_usage u = {s->input_tokens, s->output_tokens, s->cache_read_tokens, s->cache_write_tokens,
+                  s->reasoning_tokens};
+    if (!pc_price_cost(&p, &u, &c)) return;
+    s->cost_usd = c.total;
+    s->cost_input_usd = c.input;
+    s->cost_output_usd = c.output;
+    s->cost_source = PC_COST_TABLE;
+}
 
 /* The first of |keys| in the span's attributes, else in its resource's. */
-static pc_str span_or_resource(const pc_span *s, const char *const *keys)
+static pc_str span_or_resource(const pc_span *s, const pc_str *keys)
 {
     pc_str v = first_str(&s->attrs, keys);
     return v.n ? v : first_str(s->resource, keys);
 }
 
 void pc_normalize_span(pc_span *s, pc_str default_service)
+{
+    pc_price_table *t = pc_price_table_builtin();
+    pc_normalize_span_priced(s, default_service, t);
+    pc_price_table_unref(t);
+}
+
+void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table *prices)
 {
     s->span_type = infer_type(s);
     s->status = map_status(s);
@@ -285,6 +444,7 @@ void pc_normalize_span(pc_span *s, pc_str default_service)
     s->reasoning_tokens = first_tokens(&s->attrs, reasoning_keys);
     s->session_id = span_or_resource(s, session_keys);
     s->user_id = span_or_resource(s, user_keys);
+    set_cost(s, prices);
 }
 
 static void *create(const char *id, const void *cfgp, const pc_consumer *next)
@@ -294,22 +454,40 @@ static void *create(const char *id, const void *cfgp, const pc_consumer *next)
         pc_log(PC_LOG_ERROR, id, "processor has no next consumer");
         return NULL;
     }
+    char err[512];
+    pc_prices *prices = pc_prices_create(cfg->prices, err, sizeof(err));
+    if (!prices) {
+        pc_log(PC_LOG_ERROR, id, "prices: %s", err);
+        return NULL;
+    }
+    if (cfg->prices && *cfg->prices) {
+        pc_price_table *t = pc_prices_acquire(prices);
+        pc_log(PC_LOG_INFO, id, "prices: %s loaded, %zu price entries with the shipped ones",
+               cfg->prices, pc_price_table_size(t));
+        pc_price_table_unref(t);
+    }
     normalize *n = pc_xcalloc(1, sizeof(*n));
     n->next = *next;
     n->default_service = (pc_str){cfg->default_service_name, strlen(cfg->default_service_name)};
+    n->prices = prices;
     return n;
 }
 
 static pc_result consume(void *ctx, pc_batch *b)
 {
     normalize *n = ctx;
-    for (size_t i = 0; i < b->n; i++) pc_normalize_span(&b->spans[i], n->default_service);
+    pc_price_table *t = pc_prices_acquire(n->prices); /* one table for the whole batch */
+    for (size_t i = 0; i < b->n; i++)
+        pc_normalize_span_priced(&b->spans[i], n->default_service, t);
+    pc_price_table_unref(t);
     return pc_consume(&n->next, b);
 }
 
 static void destroy(void *ctx)
 {
-    free(ctx);
+    normalize *n = ctx;
+    if (n) pc_prices_destroy(n->prices);
+    free(n);
 }
 
 const pc_component_ops pc_normalize_processor_ops = {

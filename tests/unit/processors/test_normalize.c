@@ -7,6 +7,22 @@
 #include "json.h"
 #include "processors/normalize.h"
 
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECK_NEAR(a, b)                                                                     \
+    do {                                                                                     \
+        double na_ = (a), nb_ = (b);                                                         \
+        check_count++;                                                                       \
+        if (!(fabs(na_ - nb_) <= 1e-9 * fmax(fabs(nb_), 1e-12))) {                           \
+            check_failures++;                                                                \
+            fprintf(stderr, "%s:%d: %s ~= %s failed: %.17g != %.17g\n", __FILE__, __LINE__,  \
+                    #a, #b, na_, nb_);                                                       \
+        }                                                                                    \
+    } while (0)
+
 static pc_arena *A;
 
 /* Builds a span whose attributes are the JSON object |attrs|. */
@@ -289,6 +305,232 @@ static void test_service_name(void)
     CHECK_EQ_PSTR(s.service_name, "fallback");
 }
 
+static int64_t date_ns(int y, int m, int d)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d};
+    return (int64_t)timegm(&tm) * 1000000000LL;
+}
+
+/* Normalizes a span with attributes |attrs| started at |start| (Unix ns). */
+static pc_span priced(const char *attrs, int64_t start)
+{
+    pc_span s = span_with(attrs);
+    s.start_ns = start;
+    pc_normalize_span(&s, PC_STR_LIT("unknown"));
+    return s;
+}
+
+static void test_cost_from_table(void)
+{
+    /* gpt-4o-mini (0.15 / 0.60, cache read 0.075 per million), OpenAI keys:
+     * 1000 input incl. 400 cached, 500 output incl. 100 reasoning:
+     *   input (600*0.15 + 400*0.075)/1e6 = 120e-6, output 500*0.60/1e6 = 300e-6 */
+    pc_span s = priced("{\"gen_ai.operation.name\":\"chat\",\"gen_ai.system\":\"openai\","
+                       "\"gen_ai.request.model\":\"gpt-4o-mini\","
+                       "\"gen_ai.response.model\":\"gpt-4o-mini-2024-07-18\","
+                       "\"gen_ai.usage.input_tokens\":1000,\"gen_ai.usage.output_tokens\":500,"
+                       "\"gen_ai.usage.cache_read.input_tokens\":400,"
+                       "\"gen_ai.usage.reasoning.output_tokens\":100}",
+                       date_ns(2025, 6, 1));
+    CHECK_EQ_INT(s.cost_source, PC_COST_TABLE);
+    CHECK_NEAR(s.cost_input_usd, 120e-6);
+    CHECK_NEAR(s.cost_output_usd, 300e-6);
+    CHECK_NEAR(s.cost_usd, 420e-6);
+    CHECK_EQ_STR(pc_cost_source_name(s.cost_source), "table");
+
+    /* Anthropic through OpenInference keys: claude-sonnet-4-5 (3 / 15, read 0.30,
+     * write 3.75): 10000 input = 2000 + 6000 read + 2000 write, 1000 output:
+     *   (2000*3 + 6000*0.3 + 2000*3.75)/1e6 = 0.0153; 1000*15/1e6 = 0.015 */
+    s = priced("{\"openinference.span.kind\":\"LLM\",\"llm.provider\":\"anthropic\","
+               "\"llm.model_name\":\"claude-sonnet-4-5-20250929\",\"llm.token_count.prompt\":10000,"
+               "\"llm.token_count.completion\":1000,"
+               "\"llm.token_count.prompt_details.cache_read\":6000,"
+               "\"llm.token_count.prompt_details.cache_write\":2000}",
+               date_ns(2025, 12, 1));
+    CHECK_EQ_INT(s.cost_source, PC_COST_TABLE);
+    CHECK_NEAR(s.cost_usd, 0.0303);
+    CHECK_NEAR(s.cost_input_usd, 0.0153);
+
+    /* the span's start time picks the price: deepseek-chat, 1,000,000 input
+     * incl. 200,000 cache hits, 100,000 output:
+     *   2025-03 (0.27 / 1.10, hit 0.07): 800k*0.27 + 200k*0.07 = 0.23; 100k*1.10 = 0.11
+     *   2025-10 (0.28 / 0.42, hit 0.028): 0.224 + 0.0056 = 0.2296; 0.042 */
+    const char *ds = "{\"gen_ai.operation.name\":\"chat\",\"gen_ai.provider.name\":\"deepseek\","
+                     "\"gen_ai.request.model\":\"deepseek-chat\","
+                     "\"gen_ai.usage.input_tokens\":1000000,"
+                     "\"gen_ai.usage.output_tokens\":100000,"
+                     "\"gen_ai.usage.cache_read_input_tokens\":200000}";
+    s = priced(ds, date_ns(2025, 3, 1));
+    CHECK_NEAR(s.cost_input_usd, 0.23);
+    CHECK_NEAR(s.cost_output_usd, 0.11);
+    CHECK_NEAR(s.cost_usd, 0.34);
+    s = priced(ds, date_ns(2025, 10, 1));
+    CHECK_NEAR(s.cost_usd, 0.2296 + 0.042);
+
+    /* embeddings: text-embedding-3-small at 0.02 per million, 5000 tokens = 1e-4 */
+    s = priced("{\"gen_ai.operation.name\":\"embeddings\",\"gen_ai.request.model\":"
+               "\"text-embedding-3-small\",\"gen_ai.usage.input_tokens\":5000}",
+               date_ns(2025, 1, 1));
+    CHECK_EQ_INT(s.span_type, PC_TYPE_EMBEDDING);
+    CHECK_NEAR(s.cost_usd, 1e-4);
+    CHECK_NEAR(s.cost_output_usd, 0);
+
+    /* a priced model without any token count: no cost (not $0) */
+    s = priced("{\"gen_ai.operation.name\":\"chat\",\"gen_ai.request.model\":\"gpt-4o\"}", 0);
+    CHECK_EQ_INT(s.cost_source, PC_COST_NONE);
+    CHECK(isnan(s.cost_usd));
+    /* not an LLM or embedding span: never priced, even with usage on it */
+    s = priced("{\"gen_ai.operation.name\":\"invoke_agent\",\"gen_ai.request.model\":\"gpt-4o\","
+               "\"gen_ai.usage.input_tokens\":1000,\"gen_ai.usage.cost\":1.5}",
+               0);
+    CHECK_EQ_INT(s.span_type, PC_TYPE_AGENT);
+    CHECK_EQ_INT(s.cost_source, PC_COST_NONE);
+    CHECK(isnan(s.cost_usd) && isnan(s.cost_input_usd) && isnan(s.cost_output_usd));
+}
+
+static void test_cost_sent(void)
+{
+    const char *base = "{\"gen_ai.operation.name\":\"chat\",\"gen_ai.request.model\":\"gpt-4o\","
+                       "\"gen_ai.usage.input_tokens\":1000,\"gen_ai.usage.output_tokens\":100";
+    char a[1024];
+    /* a total sent wins over the table (gpt-4o would be 0.0035); no split */
+    snprintf(a, sizeof(a), "%s,\"gen_ai.usage.cost\":0.5}", base);
+    pc_span s = priced(a, 0);
+    CHECK_EQ_INT(s.cost_source, PC_COST_SENT);
+    CHECK_NEAR(s.cost_usd, 0.5);
+    CHECK(isnan(s.cost_input_usd) && isnan(s.cost_output_usd));
+    /* OpenInference: total and split; a numeric string counts */
+    snprintf(a, sizeof(a),
+             "%s,\"llm.cost.total\":\"0.75\",\"llm.cost.prompt\":0.25,\"llm.cost.completion\":0.5}",
+             base);
+    s = priced(a, 0);
+    CHECK_EQ_INT(s.cost_source, PC_COST_SENT);
+    CHECK_NEAR(s.cost_usd, 0.75);
+    CHECK_NEAR(s.cost_input_usd, 0.25);
+    CHECK_NEAR(s.cost_output_usd, 0.5);
+    /* a split without a total: total = input + output */
+    snprintf(a, sizeof(a), "%s,\"llm.cost.prompt\":1,\"llm.cost.completion\":2}", base);
+    s = priced(a, 0);
+    CHECK_EQ_INT(s.cost_source, PC_COST_SENT);
+    CHECK_NEAR(s.cost_usd, 3);
+    /* Langfuse's cost_details object (a JSON string) */
+    snprintf(a, sizeof(a),
+             "%s,\"langfuse.observation.cost_details\":\"{\\\"input\\\":0.1,\\\"output\\\":0.2,"
+             "\\\"total\\\":0.3}\"}",
+             base);
+    s = priced(a, 0);
+    CHECK_EQ_INT(s.cost_source, PC_COST_SENT);
+    CHECK_NEAR(s.cost_usd, 0.3);
+    CHECK_NEAR(s.cost_output_usd, 0.2);
+    /* nonsense sent (negative, text, NaN string, half a split): the table prices it.
+     * gpt-4o: 1000*2.5/1e6 + 100*10/1e6 = 0.0025 + 0.001 = 0.0035 */
+    static const char *const bad[] = {"\"gen_ai.usage.cost\":-1", "\"gen_ai.usage.cost\":\"cheap\"",
+                                      "\"llm.cost.total\":\"nan\"", "\"llm.cost.prompt\":1",
+                                      "\"langfuse.observation.cost_details\":\"{not json\"", NULL};
+    for (const char *const *b = bad; *b; b++) {
+        snprintf(a, sizeof(a), "%s,%s}", base, *b);
+        s = priced(a, 0);
+        CHECK_EQ_INT(s.cost_source, PC_COST_TABLE);
+        CHECK_NEAR(s.cost_usd, 0.0035);
+    }
+}
+
+typedef struct unpriced_seen {
+    int64_t spans;
+} unpriced_seen;
+
+static void count_unpriced(const char *provider, const char *model, int64_t spans, void *ud)
+{
+    if (!strcmp(provider, "acme") && !strcmp(model, "acme-large-9"))
+        ((unpriced_seen *)ud)->spans = spans;
+}
+
+static void test_cost_unpriced(void)
+{
+    pc_prices_unpriced_reset();
+    for (int i = 0; i < 3; i++) {
+        pc_span s = priced("{\"gen_ai.operation.name\":\"chat\",\"gen_ai.system\":\"acme\","
+                           "\"gen_ai.request.model\":\"acme-large-9\","
+                           "\"gen_ai.usage.input_tokens\":10}",
+                           0);
+        CHECK_EQ_INT(s.cost_source, PC_COST_NONE);
+        CHECK(isnan(s.cost_usd));
+    }
+    /* a span that sent its own cost is not unpriced */
+    priced("{\"gen_ai.operation.name\":\"chat\",\"gen_ai.system\":\"acme\","
+           "\"gen_ai.request.model\":\"acme-large-9\",\"gen_ai.usage.cost\":0.1}",
+           0);
+    unpriced_seen u = {0};
+    pc_prices_unpriced_each(count_unpriced, &u);
+    CHECK_EQ_INT(u.spans, 3);
+    pc_prices_unpriced_reset();
+}
+
+/* The processor with a prices: file: its entries price the batch. */
+static double sink_cost;
+static pc_result cost_sink(void *ctx, pc_batch *b)
+{
+    (void)ctx;
+    sink_cost = b->spans[0].cost_usd;
+    pc_batch_unref(b);
+    return PC_OK;
+}
+
+static void test_processor_prices(void)
+{
+    char dir[] = "/tmp/test_normalize.XXXXXX", path[256], yaml[1024], err[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/prices.tsv", dir);
+    FILE *f = fopen(path, "w");
+    fputs("# operator prices\nacme  acme-large-9  2020-01-01  2  4  -  -  -\n", f);
+    fclose(f);
+    snprintf(yaml, sizeof(yaml),
+             "receivers:\n  prela:\nprocessors:\n  normalize:\n    prices: %s\n"
+             "exporters:\n  local:\nservice:\n  pipelines:\n    traces:\n"
+             "      receivers: [prela]\n      processors: [normalize]\n      exporters: [local]\n",
+             path);
+    pc_config *c = pc_config_load(yaml, strlen(yaml), "t", err, sizeof(err));
+    CHECK(c != NULL);
+    if (!c) return;
+    pc_consumer next = {cost_sink, NULL, PC_SIG_BIT(PC_SIGNAL_TRACES)};
+    const pc_config_component *cc = pc_config_find(c, PC_PROCESSOR, "normalize");
+    void *ctx = pc_normalize_processor_ops.create("normalize", cc->cfg, &next);
+    CHECK(ctx != NULL);
+    /* 1000 input * 2 + 500 output * 4, per million = 0.004 */
+    const char *attrs = "{\"gen_ai.operation.name\":\"chat\",\"gen_ai.system\":\"acme\","
+                        "\"gen_ai.request.model\":\"acme-large-9\","
+                        "\"gen_ai.usage.input_tokens\":1000,"
+                        "\"gen_ai.usage.output_tokens\":500}";
+    pc_batch *b = pc_batch_create(NULL);
+    pc_span *s = pc_batch_add(b);
+    *s = span_with(attrs);
+    if (ctx) {
+        CHECK_EQ_INT(pc_normalize_processor_ops.consume(ctx, b), PC_OK);
+        CHECK_NEAR(sink_cost, 0.004);
+        /* SIGHUP's reload reaches the processor's file */
+        f = fopen(path, "w");
+        fputs("acme  acme-large-9  2020-01-01  4  8  -  -  -\n", f);
+        fclose(f);
+        CHECK_EQ_INT(pc_prices_reload_all(), 0);
+        b = pc_batch_create(NULL);
+        s = pc_batch_add(b);
+        *s = span_with(attrs);
+        CHECK_EQ_INT(pc_normalize_processor_ops.consume(ctx, b), PC_OK);
+        CHECK_NEAR(sink_cost, 0.008);
+        pc_normalize_processor_ops.destroy(ctx);
+    } else {
+        pc_batch_unref(b);
+    }
+    /* a bad file fails the processor's creation (startup) */
+    f = fopen(path, "w");
+    fputs("acme  acme-large-9  2020-01-01  4  8  -  -\n", f);
+    fclose(f);
+    CHECK(pc_normalize_processor_ops.create("normalize", cc->cfg, &next) == NULL);
+    pc_config_free(c);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* A recording sink: remembers what reached it. */
 static int sink_calls;
 static pc_span_type sink_type;
@@ -335,6 +577,10 @@ int main(void)
     RUN(test_session_and_user);
     RUN(test_service_name);
     RUN(test_processor_ops);
+    RUN(test_cost_from_table);
+    RUN(test_cost_sent);
+    RUN(test_cost_unpriced);
+    RUN(test_processor_prices);
     pc_arena_destroy(A);
     return CHECK_DONE();
 }
