@@ -134,24 +134,32 @@ static const char *ttl(pc_ch_dialect d)
     return d == PC_CH_LEGACY ? "" : " TTL started_at + INTERVAL 90 DAY";
 }
 
+/* A column codec for the large JSON text columns: zstd on the modern dialect
+ * (18.16 has no per-column codecs; its server-wide default, lz4, applies). */
+static const char *zstd(pc_ch_dialect d)
+{
+    return d == PC_CH_LEGACY ? "" : " CODEC(ZSTD(1))";
+}
+
 void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
 {
-    const char *t = dt(d);
+    const char *t = dt(d), *z = zstd(d);
     pc_buf_printf(out,
                   "CREATE TABLE IF NOT EXISTS `%s`.`%s` ("
                   "span_id String, trace_id String, parent_span_id String, name String,"
                   " span_type String, service_name String, started_at %s, ended_at %s,"
-                  " duration_ms Float64, status String, attributes String, events String,"
+                  " duration_ms Float64, status String, attributes String%s, events String%s,"
                   " created_at %s DEFAULT %s,"
                   " project_id String, kind Int32, status_message String, source String,"
                   " trace_state String, start_ns Int64, end_ns Int64, created_ns Int64,"
                   " llm_provider String, llm_model String, input_tokens Int64,"
-                  " output_tokens Int64, links String, resource String, scope String,"
+                  " output_tokens Int64, links String%s, resource String%s, scope String%s,"
                   " first_write_rank UInt64)"
                   " ENGINE = ReplacingMergeTree(first_write_rank)"
                   " PARTITION BY toYYYYMM(started_at)"
-                  " ORDER BY (trace_id, project_id, started_at, span_id)%s",
-                  db, table, t, t, t, dt_now(d), ttl(d));
+                  " ORDER BY (trace_id, project_id, span_id)%s"
+                  " SETTINGS index_granularity = %d",
+                  db, table, t, t, z, z, t, dt_now(d), z, z, z, ttl(d), PC_CH_SPAN_GRANULE);
 }
 
 void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
@@ -164,10 +172,10 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *
                   " metadata String, created_at %s DEFAULT %s,"
                   " project_id String, root_span_name String, has_root UInt8, source String,"
                   " started_ns Int64, completed_ns Int64, created_ns Int64, input_tokens Int64,"
-                  " output_tokens Int64)"
+                  " output_tokens Int64, span_types String)"
                   " ENGINE = MergeTree()"
                   " PARTITION BY toYYYYMM(started_at)"
-                  " ORDER BY (project_id, service_name, started_at, trace_id)%s",
+                  " ORDER BY (project_id, started_ns, trace_id)%s",
                   db, table, t, t, t, dt_now(d), ttl(d));
 }
 
@@ -189,7 +197,7 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db)
 #define TRACE_INSERT_COLS                                                                          \
     "trace_id, service_name, started_at, completed_at, duration_ms, status, root_span_id,"         \
     " span_count, metadata, created_at, project_id, root_span_name, has_root, source,"             \
-    " started_ns, completed_ns, created_ns, input_tokens, output_tokens"
+    " started_ns, completed_ns, created_ns, input_tokens, output_tokens, span_types"
 
 const char *pc_ch_span_columns(void)
 {
@@ -372,6 +380,7 @@ void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
         p->root_created = created_ns;
     }
     if (s->status == PC_STATUS_ERROR) p->error = true;
+    if ((unsigned)s->span_type < PC_TYPE_COUNT) p->types |= 1u << s->span_type;
     if (s->input_tokens > 0) p->input_tokens = pc_tokens_add(p->input_tokens, s->input_tokens);
     if (s->output_tokens > 0) p->output_tokens = pc_tokens_add(p->output_tokens, s->output_tokens);
 }
@@ -399,7 +408,25 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
     kv_int(out, "created_ns", p->created_ns);
     kv_int(out, "input_tokens", p->input_tokens);
     kv_int(out, "output_tokens", p->output_tokens);
+    char set[128];
+    kv_str(out, "span_types", (pc_str){set, pc_ch_span_types_text(set, p->types)});
     pc_buf_puts(out, "}\n");
+}
+
+size_t pc_ch_span_types_text(char *out, unsigned types)
+{
+    size_t n = 0;
+    out[n++] = ',';
+    for (int t = 0; t < PC_TYPE_COUNT; t++) {
+        if (!(types & (1u << t))) continue;
+        const char *name = pc_span_type_name((pc_span_type)t);
+        size_t k = strlen(name);
+        memcpy(out + n, name, k);
+        n += k;
+        out[n++] = ',';
+    }
+    out[n] = '\0';
+    return n;
 }
 
 /* ------------------------------------------------------------ queries -- */
@@ -441,6 +468,26 @@ static void dedup_spans(pc_buf *out, const char *db, const char *cols, const cha
                   " ORDER BY project_id, trace_id, span_id, created_ns"
                   " LIMIT 1 BY project_id, trace_id, span_id)",
                   cols, db, where);
+}
+
+void pc_ch_sql_traces_from_spans(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out,
+                  "SELECT trace_id,"
+                  " if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT "),"
+                  " argMin(service_name, " FIRST ")),"
+                  " min(started_at), max(if(end_ns > 0, ended_at, started_at)),"
+                  " (max(if(end_ns > 0, end_ns, start_ns)) - min(start_ns)) / 1000000.0,"
+                  " if(countIf(status = 'error') > 0, 'error', 'success'),"
+                  " argMinIf(span_id, " FIRST ", " ROOT "), toUInt32(uniqExact(span_id)), '{}',"
+                  " min(created_at), project_id, argMinIf(name, " FIRST ", " ROOT "),"
+                  " toUInt8(countIf(" ROOT ") > 0), argMin(source, " FIRST "), min(start_ns),"
+                  " max(if(end_ns > 0, end_ns, start_ns)), min(created_ns),"
+                  " sum(if(input_tokens > 0, input_tokens, 0)),"
+                  " sum(if(output_tokens > 0, output_tokens, 0)),"
+                  " concat(',', arrayStringConcat(groupUniqArray(span_type), ','), ',')"
+                  " FROM `%s`.spans GROUP BY project_id, trace_id",
+                  db);
 }
 
 /* "trace_id = '<id>'", and " AND project_id = '<p>'" when |project_id| is set. */
@@ -558,22 +605,98 @@ static void project_and(pc_buf *out, const char *project_id)
     pc_buf_puts(out, " AND ");
 }
 
-void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f)
+/* Appends " AND <cond>" clauses shared by the two levels of a list window:
+ * the (project_id, trace_id) order key |start| (an expression), the range,
+ * the window's lower edge |lo| (unless INT64_MIN) and the cursor. */
+static void range_and(pc_buf *out, const char *start, const pc_trace_filter *f, int64_t lo)
 {
-    pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT;
-    if (f->span_type) {
-        pc_buf_printf(&member,
-                      "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans"
+    if (lo != INT64_MIN) pc_buf_printf(out, " AND %s >= %lld", start, (long long)lo);
+    if (f->start_ns) pc_buf_printf(out, " AND %s >= %lld", start, (long long)f->start_ns);
+    if (f->end_ns) pc_buf_printf(out, " AND %s <= %lld", start, (long long)f->end_ns);
+    if (f->after) { /* (start, trace, project) < the cursor's, spelled out for 18.16 */
+        long long c = (long long)f->after->started_ns;
+        pc_buf_printf(out, " AND (%s < %lld OR (%s = %lld AND (trace_id < ", start, c, start, c);
+        pc_ch_quote_cstr(out, f->after->trace_id);
+        pc_buf_puts(out, " OR (trace_id = ");
+        pc_ch_quote_cstr(out, f->after->trace_id);
+        pc_buf_puts(out, " AND project_id < ");
+        pc_ch_quote_cstr(out, f->after->project_id);
+        pc_buf_puts(out, "))))");
+    }
+}
+
+void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                           int64_t top)
+{
+    pc_buf cand = PC_BUF_INIT, where = PC_BUF_INIT;
+    /* Level 1, the candidates: the traces rows of the window, merged per trace. */
+    pc_buf_printf(&cand, "SELECT project_id, trace_id FROM `%s`.traces WHERE 1", db);
+    if (f->project_id) {
+        pc_buf_puts(&cand, " AND project_id = ");
+        pc_ch_quote_cstr(&cand, f->project_id);
+    }
+    if (lo != INT64_MIN)
+        pc_buf_printf(&cand, " AND started_ns >= %lld",
+                      (long long)(lo > INT64_MIN + PC_CH_WINDOW_GUARD ? lo - PC_CH_WINDOW_GUARD
+                                                                      : INT64_MIN));
+    if (top != INT64_MAX) {
+        pc_buf_printf(&cand,
+                      " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
                       " WHERE ",
                       db);
-        project_and(&member, f->project_id);
-        pc_buf_puts(&member, "span_type = ");
-        pc_ch_quote_cstr(&member, f->span_type);
-        pc_buf_putc(&member, ')');
+        project_and(&cand, f->project_id);
+        if (lo != INT64_MIN) pc_buf_printf(&cand, "started_ns >= %lld AND ", (long long)lo);
+        pc_buf_printf(&cand, "started_ns <= %lld)", (long long)top);
     }
-    page(&where, db, f->span_type ? member.data : NULL, f, f->limit, f->offset);
-    summaries(out, db, where.data, NEWEST);
-    pc_buf_free(&member);
+    pc_buf_puts(&cand, " GROUP BY project_id, trace_id HAVING 1");
+    range_and(&cand, "min(started_ns)", f, lo);
+    if (f->service_name) {
+        pc_buf_puts(&cand, " AND " MERGED_SERVICE " = ");
+        pc_ch_quote_cstr(&cand, f->service_name);
+    }
+    if (f->status) {
+        pc_buf_puts(&cand, " AND if(max(status = 'error') = 1, 'error', 'success') = ");
+        pc_ch_quote_cstr(&cand, f->status);
+    }
+    if (f->span_type) {
+        pc_buf needle = PC_BUF_INIT;
+        pc_buf_printf(&needle, ",%s,", f->span_type);
+        pc_buf_puts(&cand, " AND max(position(span_types, ");
+        pc_ch_quote(&cand, needle.data, needle.len);
+        pc_buf_puts(&cand, ") > 0) = 1");
+        pc_buf_free(&needle);
+    }
+    pc_buf_printf(&cand,
+                  " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d",
+                  f->offset > 0 ? f->offset : 0,
+                  (f->limit > 0 ? f->limit : 1) + PC_CH_WINDOW_SLACK);
+
+    /* Level 2, the page: exact summaries of the candidates, checked again. */
+    pc_buf_printf(&where, "(project_id, trace_id) IN (%s)", cand.data);
+    pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
+    dedup_spans(out, db,
+                "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"
+                " source, start_ns, end_ns, created_ns, input_tokens, output_tokens, span_type",
+                where.data);
+    pc_buf_puts(out, " GROUP BY project_id, trace_id HAVING 1");
+    range_and(out, "t_started", f, lo);
+    if (f->service_name) {
+        pc_buf_puts(out, " AND if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT
+                         "), argMin(service_name, " FIRST ")) = ");
+        pc_ch_quote_cstr(out, f->service_name);
+    }
+    if (f->status) {
+        pc_buf_puts(out, " AND if(countIf(status = 'error') > 0, 'error', 'success') = ");
+        pc_ch_quote_cstr(out, f->status);
+    }
+    if (f->span_type) {
+        pc_buf_puts(out, " AND countIf(span_type = ");
+        pc_ch_quote_cstr(out, f->span_type);
+        pc_buf_puts(out, ") > 0");
+    }
+    pc_buf_printf(out, " ORDER BY " NEWEST " LIMIT %d FORMAT TabSeparated",
+                  f->limit > 0 ? f->limit : 1);
+    pc_buf_free(&cand);
     pc_buf_free(&where);
 }
 
