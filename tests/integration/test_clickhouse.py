@@ -138,14 +138,16 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
                   "output_tokens", "links", "resource", "scope"):
         assert ("spans", extra) in cols, extra
     for extra in ("project_id", "root_span_name", "has_root", "source", "started_ns",
-                  "completed_ns", "created_ns", "input_tokens", "output_tokens"):
+                  "completed_ns", "created_ns", "input_tokens", "output_tokens", "span_types"):
         assert ("traces", extra) in cols, extra
     spans_ddl = srv.query(f"SHOW CREATE TABLE {db}.spans")
     assert "ReplacingMergeTree" in spans_ddl and "toYYYYMM(started_at)" in spans_ddl
-    assert "ORDER BY (trace_id, project_id, started_at, span_id)" in spans_ddl
+    assert "ORDER BY (trace_id, project_id, span_id)" in spans_ddl
+    assert "index_granularity = 1024" in spans_ddl
+    assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
-    assert "ORDER BY (project_id, service_name, started_at, trace_id)" in traces_ddl
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "2"
+    assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "3"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
 
 
