@@ -666,10 +666,12 @@ void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f
         pc_buf_puts(&cand, ") > 0) = 1");
         pc_buf_free(&needle);
     }
+    int limit = f->limit > 0 ? f->limit : 1, offset = f->offset > 0 ? f->offset : 0;
+    /* a small offset is applied to the checked rows (exact), a large one to the candidates */
+    bool outer_offset = offset <= PC_CH_OUTER_OFFSET;
     pc_buf_printf(&cand,
                   " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d",
-                  f->offset > 0 ? f->offset : 0,
-                  (f->limit > 0 ? f->limit : 1) + PC_CH_WINDOW_SLACK);
+                  outer_offset ? 0 : offset, (outer_offset ? offset : 0) + limit + PC_CH_WINDOW_SLACK);
 
     /* Level 2, the page: exact summaries of the candidates, checked again. */
     pc_buf_printf(&where, "(project_id, trace_id) IN (%s)", cand.data);
@@ -694,8 +696,8 @@ void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f
         pc_ch_quote_cstr(out, f->span_type);
         pc_buf_puts(out, ") > 0");
     }
-    pc_buf_printf(out, " ORDER BY " NEWEST " LIMIT %d FORMAT TabSeparated",
-                  f->limit > 0 ? f->limit : 1);
+    pc_buf_printf(out, " ORDER BY " NEWEST " LIMIT %d, %d FORMAT TabSeparated",
+                  outer_offset ? offset : 0, limit);
     pc_buf_free(&cand);
     pc_buf_free(&where);
 }

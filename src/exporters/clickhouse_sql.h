@@ -130,6 +130,9 @@ void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f
  * the window from their later rows alone); see the contract. */
 #define PC_CH_WINDOW_GUARD (3600LL * 1000000000LL)
 #define PC_CH_WINDOW_SLACK 8
+/* Offsets up to this are applied after the exact check (summaries of offset +
+ * limit + slack traces), deeper ones to the candidates; see the contract. */
+#define PC_CH_OUTER_OFFSET 100
 /* The first window's width and its growth factor; windows wider than
  * PC_CH_WINDOW_MAX have no lower edge. */
 #define PC_CH_WINDOW_FIRST (3600LL * 1000000000LL)

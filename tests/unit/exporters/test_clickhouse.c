@@ -330,14 +330,19 @@ static void test_query_builders(void)
     CHECK(has(&b, " = 's\\''"));
     CHECK(has(&b, "if(max(status = 'error') = 1, 'error', 'success') = 'error\\''"));
     CHECK(has(&b, "max(position(span_types, ',llm\\',') > 0) = 1"));
-    CHECK(has(&b, "ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT 3, 15)"));
+    CHECK(has(&b, "ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT 0, 18)"));
     CHECK(!strstr(b.data, "FROM `db`.spans WHERE span_type")); /* no scan of the spans */
     /* the page: exact summaries of the candidates, every condition checked again */
     CHECK(has(&b, "GROUP BY project_id, trace_id HAVING 1 AND t_started >= 4 AND t_started >= 5"
                   " AND t_started <= 9 AND if(countIf(parent_span_id = ''"));
     CHECK(has(&b, "AND if(countIf(status = 'error') > 0, 'error', 'success') = 'error\\''"));
     CHECK(has(&b, "AND countIf(span_type = 'llm\\'') > 0 ORDER BY t_started DESC, trace_id DESC,"
-                  " project_id DESC LIMIT 7 FORMAT TabSeparated"));
+                  " project_id DESC LIMIT 3, 7 FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    f.offset = 101; /* a deep offset skips candidates */
+    pc_ch_sql_list_window(&b, "db", &f, 4, 9);
+    CHECK(has(&b, "project_id DESC LIMIT 101, 15)"));
+    CHECK(has(&b, "project_id DESC LIMIT 0, 7 FORMAT TabSeparated"));
     pc_buf_reset(&b);
     /* no edge, no top, a cursor: no window conditions, the cursor on both levels */
     pc_trace_key k = {.started_ns = 77, .trace_id = "t'", .project_id = "p"};
