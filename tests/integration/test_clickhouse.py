@@ -9,7 +9,10 @@ same requests to a second collector on the embedded SQLite store and comparing t
 (created_at aside: it is ingest time). Timestamps are recent: the modern dialect's TTL
 deletes rows whose started_at is older than 90 days.
 """
+import http.server
 import json
+import re
+import threading
 import time
 import urllib.parse
 
@@ -523,3 +526,92 @@ def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, c
     # 2^29 / (2 x 65536 x (32 + 16)) = 85 rows a block; one thread; priority 2 of 2
     assert searches == [["1", "30", "2", "85", "0", "1"]], rows
     assert len(reads) >= 2 and all(r[:3] == ["1", "30", "1"] for r in reads), rows
+
+
+class HangingClickHouse(http.server.ThreadingHTTPServer):
+    """A stand-in ClickHouse (18.16 by its version) that answers the collector's setup,
+    holds every query API read without answering until a KILL QUERY names its query_id (or
+    20 s pass), and records the query_id of each read and each KILL."""
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        self.reads, self.kills, self.lock = [], [], threading.Lock()
+        self.killed = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            srv = self.server
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            params = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            sql = (params.get("query", [""])[0] + body.decode("latin-1")).strip()
+            answer = b""
+            if self.headers.get("Content-Encoding"):
+                return self.reply(400, b"Code: 89, e.displayText() = Unknown Content-Encoding",
+                                  code=89)
+            if sql.startswith("SELECT version()"):
+                answer = b"18.16.1\n"
+            elif sql.startswith("SELECT name FROM system.tables"):
+                answer = b"spans\ntraces\nschema_version\n"
+            elif sql.startswith("SELECT max(version)"):
+                answer = b"3\n"
+            elif sql == "SELECT 1":
+                answer = b"1\n"
+            elif sql.startswith("KILL QUERY"):
+                qid = re.search(r"query_id = '([^']*)'", sql).group(1)
+                with srv.lock:
+                    srv.kills.append(qid)
+                    srv.killed.setdefault(qid, threading.Event()).set()
+            elif sql.startswith("SELECT"):  # a read: held until killed
+                qid = params["query_id"][0]
+                with srv.lock:
+                    srv.reads.append(qid)
+                    ev = srv.killed.setdefault(qid, threading.Event())
+                ev.wait(20)
+                return self.reply(500, b"Code: 394, e.displayText() = Query was cancelled",
+                                  code=394)
+            self.reply(200, answer)
+
+        def reply(self, status, body, code=0):
+            try:
+                self.send_response(status)
+                if code:
+                    self.send_header("X-ClickHouse-Exception-Code", str(code))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:
+                pass  # the collector left
+
+
+def test_abandoned_reads_are_killed(make_collector, tmp_path):
+    """A read the server does not answer within query_timeout (+1 s of grace) is abandoned
+    by the collector (503) and stopped on the server: KILL QUERY names its query_id, which
+    is the collector's own ("prela-<nonce>-<n>", unique per read)."""
+    srv = HangingClickHouse()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        srv.port = srv.server_address[1]
+        c = ch_collector(make_collector, tmp_path, srv, "prela_fake",
+                         extra="  query_timeout: 1s")
+        t = time.monotonic()
+        r = c.get("/api/v1/traces", limit=5)
+        took = time.monotonic() - t
+        assert r.status_code == 503 and "query_timeout" in r.json()["detail"], r.text
+        assert took < 6, took
+        r = c.get("/api/v1/traces/some-trace")
+        assert r.status_code == 503, r.text
+        deadline = time.time() + 5
+        while len(srv.kills) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        with srv.lock:
+            reads, kills = list(srv.reads), list(srv.kills)
+        assert len(reads) == 2 and len(set(reads)) == 2, reads
+        assert all(re.fullmatch(r"prela-[0-9a-f]{16}-[0-9]+", q) for q in reads), reads
+        assert kills == reads, (kills, reads)
+    finally:
+        srv.shutdown()
+        srv.server_close()
