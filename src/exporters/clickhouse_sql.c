@@ -2,14 +2,12 @@
  * clickhouse_sql.c - DDL, row encoding and query SQL of the `clickhouse`
  * exporter (see clickhouse_sql.h). Pure functions: text in, text out.
  *
- * Table contract (database `database`, default prela), schema version 2:
+ * Table contract (database `database`, default prela), schema version 3:
  *
  *   Version 2 made the project part of every key: a span is identified by
  *   (project_id, trace_id, span_id) and a trace by (project_id, trace_id), so
- *   the same trace id in two projects is two traces, and a span another
- *   project sends with the same ids never replaces or hides one. Version 1
- *   (the first release, no schema_version table) keyed on trace_id alone;
- *   clickhouse_migrate.c moves a version 1 database to version 2 at start.
+ *   the same trace id in two projects is two traces. Version 3 is the layout
+ *   for 10^7 spans and more (issue 15). clickhouse_migrate.c climbs 1 -> 2 -> 3.
  *
  *   schema_version  one row per applied version (version, applied_at, note);
  *           the highest is the database's version.
@@ -22,31 +20,70 @@
  *           resource, scope (JSON text from span.h's encoders), and
  *           first_write_rank = INT64_MAX - created_ns.
  *           ENGINE ReplacingMergeTree(first_write_rank) ORDER BY (trace_id,
- *           project_id, started_at, span_id): a lookup by trace id (with or
- *           without its project) uses the primary key; merges keep the
- *           highest rank, i.e. the first write, per project, as the local
- *           store's INSERT OR IGNORE does. Merges are eventual, so every read
- *           also deduplicates: ORDER BY project_id, trace_id, span_id,
- *           created_ns LIMIT 1 BY project_id, trace_id, span_id (first write
- *           wins).
- *   traces  the seed's columns (span_count = spans of that INSERT, metadata
- *           '{}') plus project_id, root_span_name, has_root, source and exact
- *           ns columns: ONE PARTIAL ROW PER TRACE PER INSERT, plain MergeTree
- *           ORDER BY (project_id, service_name, started_at, trace_id) (the
- *           seed's key behind the project, which every filtered list names).
- *           It is the index list_traces and search filter and sort on,
- *           merging a trace's rows with GROUP BY project_id, trace_id: min
- *           start, error sticky, service from the earliest row having the
- *           root (else the earliest row).
- *   Every trace summary served (get_trace, list_traces, search) is computed
- *   from the trace's deduplicated spans of ITS project, read by primary key
- *   and grouped by (project_id, trace_id): started = min start, completed =
- *   max(end, or start when not ended), span_count and token sums (tokens > 0)
- *   over distinct spans, error if any span failed, source / created from the
- *   first span, root = the first parentless span, service from the root, else
- *   from the first span; "first" orders by (created_ns, start_ns, span_id).
- *   A re-sent batch therefore never double-counts, a trace split over several
- *   inserts is whole, and two projects' traces never mix.
+ *           project_id, span_id), index_granularity 1024: the key is exactly
+ *           the span's identity (merges keep the highest rank, i.e. the first
+ *           write, as the local store's INSERT OR IGNORE does), a lookup by
+ *           trace id (with or without its project) uses the primary key, and
+ *           reads one granule of 1024 rows, not 8192, from each part that may
+ *           hold the trace (version 2 read ~107k rows per lookup at 10^7
+ *           spans). Modern: the JSON columns are zstd-compressed (18.16 has no
+ *           column codecs). Merges are eventual, so every read also
+ *           deduplicates: ORDER BY project_id, trace_id, span_id, created_ns
+ *           LIMIT 1 BY project_id, trace_id, span_id (first write wins) - only
+ *           ever over the spans of one trace or of one page of traces.
+ *           Issue 13's span columns (session_id, user_id, ...) are ADD COLUMN
+ *           away; skip indexes over them too (modern).
+ *   traces  the trace index: ONE PARTIAL ROW PER TRACE PER INSERT (the
+ *           summary of that insert's spans of the trace: min start as
+ *           started_ns, error, root and service, span_types = ",llm,tool,"
+ *           the types present), plain MergeTree ORDER BY (project_id,
+ *           started_ns, trace_id): time order, so a list reads a time range
+ *           of it. A trace's index values are its rows merged (GROUP BY
+ *           project_id, trace_id): start = min, error sticky, service from
+ *           the earliest row having the root (else the earliest row), span
+ *           types = union. The other columns (seed's span_count, tokens, ...)
+ *           describe the insert only; nothing reads them.
+ *
+ * Lists (pc_ch_sql_list_window, driven by clickhouse_store.c): no GROUP BY
+ * over the whole traces table. A list reads a window [lo, top] of start
+ * times: the newest hour below the range's top (end_time, the cursor's start,
+ * else now and the future), then windows 4x wider, until a window fills the
+ * page or reaches the range's start (or is 4^8 hours, 7.5 years, wide: then
+ * it has no lower edge). One window is one statement of two levels:
+ *   candidates  the traces rows with started_ns >= lo - GUARD (1 hour), of
+ *               traces having a row in [lo, top] (an IN on the key range;
+ *               only when top is set), merged per trace, HAVING merged start
+ *               >= lo and the range, cursor and filters (service, status,
+ *               span type), newest first, limit + SLACK (8) of them (+
+ *               offset). A trace whose start is in [lo, top] has all its rows
+ *               at or after lo, so its merged values are exact; a trace
+ *               starting before lo - GUARD whose rows in the window make it
+ *               look younger (spans of one trace inserted more than an hour
+ *               apart in start time) is a false candidate, removed below.
+ *   the page    the candidates' summaries computed from their deduplicated
+ *               spans (as a trace lookup does), every condition checked again
+ *               on these exact values, newest first, limit rows.
+ * Why exact: every trace of the window is a candidate with its exact key, so
+ * if the page is full, no trace outside the candidates can rank above its
+ * last row; a short page only ends the list when the window covers the
+ * range. Offsets up to 100 are applied to the checked rows (exact); deeper
+ * ones to the candidates, where a false candidate above the page (a trace
+ * whose inserts' start times lie more than an hour apart) shifts the page by
+ * one per such trace: keyset cursors (exact at any depth) are the way to
+ * page deep. span_type no longer scans the spans table (version 2 collected
+ * the ids of every matching span): the traces rows carry their types.
+ * Search still matches spans (pc_ch_sql_search) and merges all the traces
+ * rows of the matching traces (page()).
+ *
+ * Summaries served (get_trace, lists, search) are computed from the trace's
+ * deduplicated spans of ITS project, grouped by (project_id, trace_id):
+ * started = min start, completed = max(end, or start when not ended),
+ * span_count and token sums (tokens > 0) over distinct spans, error if any
+ * span failed, source / created from the first span, root = the first
+ * parentless span, service from the root, else from the first span; "first"
+ * orders by (created_ns, start_ns, span_id). A re-sent batch therefore never
+ * double-counts, a trace split over several inserts is whole, and two
+ * projects' traces never mix.
  *
  * Dialects: modern = DateTime64(6), now64(6), TTL started_at + INTERVAL 90
  * DAY, DateTime64 values sent as "seconds.micro" numbers; legacy (18.16) =

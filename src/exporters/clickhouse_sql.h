@@ -136,7 +136,7 @@ void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f
 /* The first window's width and its growth factor; windows wider than
  * PC_CH_WINDOW_MAX have no lower edge. */
 #define PC_CH_WINDOW_FIRST (3600LL * 1000000000LL)
-#define PC_CH_WINDOW_MAX (PC_CH_WINDOW_FIRST << 20)
+#define PC_CH_WINDOW_MAX (PC_CH_WINDOW_FIRST << 16)
 
 /*
  * Search (the traces having a span whose name or attributes contain |text|,
