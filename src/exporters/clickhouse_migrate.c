@@ -341,7 +341,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
     if (rc == 0 && version == 2)
         rc = step(&m, 3, "trace list layout",
                   "migrated from 2: spans keyed (trace_id, project_id, span_id) in granules of "
-                  "1024 rows, traces keyed (project_id, started_ns, trace_id) with span_types; "
+                  "256 rows, traces keyed (project_id, started_ns, trace_id) with span_types; "
                   "previous tables kept as spans_v2, traces_v2");
     free(m.tables);
     return rc;

@@ -49,7 +49,7 @@ void pc_ch_ddl_database(pc_buf *out, const char *db);
 
 /* Rows per primary-key granule of the spans table (a trace lookup reads at least
  * one granule from each part that may hold the trace). */
-#define PC_CH_SPAN_GRANULE 1024
+#define PC_CH_SPAN_GRANULE 256
 void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
 void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
 void pc_ch_ddl_schema_version(pc_buf *out, const char *db);

@@ -146,7 +146,7 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     spans_ddl = srv.query(f"SHOW CREATE TABLE {db}.spans")
     assert "ReplacingMergeTree" in spans_ddl and "toYYYYMM(started_at)" in spans_ddl
     assert "ORDER BY (trace_id, project_id, span_id)" in spans_ddl
-    assert "index_granularity = 1024" in spans_ddl
+    assert "index_granularity = 256" in spans_ddl
     assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
     assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
