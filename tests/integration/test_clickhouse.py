@@ -374,6 +374,31 @@ def test_trace_lookup_uses_primary_key(make_collector, tmp_path, clickhouse):
     assert max(int(r) for r in rows) <= 3 * 8192, rows  # of 300020 rows
 
 
+def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse):
+    """A list of recent traces reads the newest rows of the traces index (and the page's
+    spans), not every trace: 300,000 traces rows of 20 days ago are not read
+    (system.query_log)."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    traces = recent_traces(3)
+    assert post_otlp(c, traces).status_code == 200
+    old = (time.time_ns() - 20 * 24 * HOUR) // 10**9
+    srv.query(f"INSERT INTO {db}.traces (trace_id, project_id, started_at, started_ns,"
+              f" span_types) SELECT concat('filler-', toString(number)), 'default',"
+              f" toDateTime({old} + number), ({old} + number) * 1000000000, ',custom,'"
+              f" FROM numbers(300000)")
+    body = c.get("/api/v1/traces", limit=2).json()
+    newest = sorted(traces, key=lambda t: (t["start"], t["trace_id"]), reverse=True)
+    assert [t["trace_id"] for t in body["traces"]] == [t["trace_id"] for t in newest[:2]]
+    assert c.get("/api/v1/traces", limit=2, span_type="llm").json()["count"] == 2
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows FROM system.query_log WHERE type = 2 AND "
+                     f"query LIKE '%`{db}`.traces WHERE 1%'").split()
+    assert len(rows) >= 2, rows
+    assert max(int(r) for r in rows) <= 4 * 8192, rows  # of 300003 traces rows
+
+
 def test_server_down_answers_retry_then_recovers(make_collector, tmp_path, clickhouse):
     srv = clickhouse
     db = srv.database()
