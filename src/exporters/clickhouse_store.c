@@ -165,7 +165,8 @@ static int span_row(char **cols, void *cb, void *ud)
  * times wider; the answer of the first window that fills the page, or that
  * reaches the range's start (or grew past PC_CH_WINDOW_MAX: no edge), is the
  * list. A window's answer is exact (see the contract), so a full page from a
- * narrow window is the page a whole-range read would give.
+ * narrow window is the page a whole-range read would give. The windows
+ * together stop at query_timeout (PC_STORE_TIMEOUT), as one read does.
  */
 static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
 {
@@ -175,7 +176,14 @@ static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, v
     if (f->after && f->after->started_ns < top) top = f->after->started_ns;
     int64_t anchor = top != INT64_MAX ? top : pc_time_now_ns();
     int limit = f->limit > 0 ? f->limit : 1;
+    /* the windows together get query_timeout too (each one gets it on the server) */
+    int64_t deadline = pc_time_mono_ns() + (int64_t)S->query_timeout_s * 1000000000LL;
     for (int64_t width = PC_CH_WINDOW_FIRST;; width *= 4) {
+        if (width > PC_CH_WINDOW_FIRST && pc_time_mono_ns() > deadline) {
+            pc_log(PC_LOG_WARN, S->id, "list traces: stopped at the query time limit (%ld s)",
+                   S->query_timeout_s);
+            return PC_STORE_TIMEOUT;
+        }
         int64_t lo = anchor > INT64_MIN + width ? anchor - width : INT64_MIN;
         bool last = width >= PC_CH_WINDOW_MAX || lo == INT64_MIN;
         if (last) lo = INT64_MIN;
