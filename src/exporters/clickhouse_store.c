@@ -74,6 +74,16 @@ static void kill_query(pc_ch_store *S, const char *query_id)
     __atomic_add_fetch(&S->killed, 1, __ATOMIC_RELAXED);
 }
 
+/* True when a transfer that ended with |c| may have left its query running on
+ * the server: the request went out and the answer did not come back whole (a
+ * connection never made runs nothing, and costs no KILL). */
+static bool may_run(CURLcode c)
+{
+    return c == CURLE_OPERATION_TIMEDOUT || c == CURLE_RECV_ERROR || c == CURLE_GOT_NOTHING ||
+           c == CURLE_PARTIAL_FILE || c == CURLE_SEND_ERROR || c == CURLE_ABORTED_BY_CALLBACK ||
+           c == CURLE_WRITE_ERROR;
+}
+
 static int run_sql(pc_ch_store *S, const char *sql, const char *what, const char *extra,
                    pc_buf *out)
 {
@@ -91,7 +101,7 @@ static int run_sql(pc_ch_store *S, const char *sql, const char *what, const char
     pc_ch_http_post(S->http, h, NULL, settings, sql, strlen(sql), false,
                     secs * 1000 + QUERY_GRACE_MS, &r);
     pc_ch_http_release(S->http, h);
-    if (r.curl != CURLE_OK) kill_query(S, query_id); /* nobody waits for its answer now */
+    if (may_run(r.curl)) kill_query(S, query_id); /* nobody waits for its answer now */
     if (!pc_ch_reply_ok(&r) &&
         (r.curl == CURLE_OPERATION_TIMEDOUT ||
          (r.curl == CURLE_OK && pc_ch_error_code(&r) == 159 /* TIMEOUT_EXCEEDED */))) {
