@@ -29,7 +29,8 @@
  *           spans). Measured on 18.16, 10^6 spans in 7 parts: a lookup read
  *           1,792 rows (7,168 at 1024), the spans of a page of 108 random
  *           traces 163k rows (436k at 1024). Random traces cost a granule per
- *           part each: this is what a page of lists still pays (see below). Modern: the JSON columns are zstd-compressed (18.16 has no
+ *           part each: this is what a page of lists still pays (see below).
+ *           Modern: the JSON columns are zstd-compressed (18.16 has no
  *           column codecs). Merges are eventual, so every read also
  *           deduplicates: ORDER BY project_id, trace_id, span_id, created_ns
  *           LIMIT 1 BY project_id, trace_id, span_id (first write wins) - only
@@ -711,7 +712,8 @@ void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f
     bool outer_offset = offset <= PC_CH_OUTER_OFFSET;
     pc_buf_printf(&cand,
                   " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d",
-                  outer_offset ? 0 : offset, (outer_offset ? offset : 0) + limit + PC_CH_WINDOW_SLACK);
+                  outer_offset ? 0 : offset,
+                  (outer_offset ? offset : 0) + limit + PC_CH_WINDOW_SLACK);
 
     /* Level 2, the page: exact summaries of the candidates, checked again. */
     pc_buf_printf(&where, "(project_id, trace_id) IN (%s)", cand.data);

@@ -2,13 +2,15 @@
 
 Each previous release (commit PREV: schema version 1; PREV2: ClickHouse schema version 2)
 is built once per clone into build-prev/ (build-prev-2/) at the repo root (its source from
-`git archive`, only the prela-collector target) and reused while present. For each store (the embedded SQLite data directory, ClickHouse 18.16 in the
-legacy dialect, chDB in the modern dialect), the old binary writes traces over Prela
-JSON and OTLP/HTTP, including a trace id two projects wrote into (which the old key let
-them share), and everything it answers through the query API is recorded. Then the new
-binary opens the same store: it migrates once (logged once), answers every trace, span,
-list and search exactly as the old one did (the shared trace id now being one trace per
-project), takes new spans, and a second start migrates nothing.
+`git archive`, only the prela-collector target) and reused while present. For each store
+(the embedded SQLite data directory, ClickHouse 18.16 in the legacy dialect, chDB in the
+modern dialect), the old binary writes traces over Prela JSON and OTLP/HTTP, including a
+trace id two projects wrote into (which the old key let them share), and everything it
+answers through the query API is recorded. Then the new binary opens the same store: it
+migrates once (logged once per version step), answers every trace, span, list and search
+exactly as the old one did (the shared trace id now being one trace per project), takes
+new spans, and a second start migrates nothing. The schema 2 ClickHouse database (PREV2)
+gets the same treatment on both engines, with a trace split over inserts and redelivered.
 """
 import fcntl
 import json
@@ -26,7 +28,7 @@ from chdb_server import chdb  # noqa: F401  (fixture)
 from services import clickhouse  # noqa: F401  (fixture)
 
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
-PREV2 = "bf5f3fa"  # the last release of ClickHouse schema version 2 (before the trace list windows)
+PREV2 = "bf5f3fa"  # the last release of ClickHouse schema version 2 (before the list windows)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 

@@ -547,7 +547,8 @@ static int cat_exec(void *ud, const char *sql, const char *what, long timeout_ms
     } else if (strncmp(sql, "INSERT INTO `db`.schema_version", 31) == 0) {
         const char *v = strstr(sql, "VALUES (");
         c->version = v ? atoi(v + 8) : -1;
-    } else if (strncmp(sql, "SELECT count()", 14) == 0 || strncmp(sql, "SELECT uniqExact", 16) == 0) {
+    } else if (strncmp(sql, "SELECT count()", 14) == 0 ||
+               strncmp(sql, "SELECT uniqExact", 16) == 0) {
         pc_buf_puts(out, "42\n");
     }
     return 0;
