@@ -4,28 +4,35 @@
  *
  * The version lives in the database: table `schema_version`, highest row
  * wins; a database without that table but with a spans table is version 1
- * (the first release). ClickHouse has no transactions, so the migration is a
- * sequence of steps each of which leaves a state the next start recognizes
- * from the table names alone, per table T (spans, traces):
+ * (the first release). Versions are climbed one step at a time (1 -> 2 ->
+ * 3), and each step's version row is written once both tables are done, so
+ * an interrupted climb resumes at the step it was in.
  *
- *   {T}            version 1 data: build T_v2, copy, swap
- *   {T, T_v2}      interrupted copy: drop T_v2, build, copy, swap again
- *   {T_v1, T_v2}   interrupted swap (RENAME of two pairs is not atomic on
- *                  18.16): rename T_v2 to T
- *   {T_v1, T}      swapped: nothing left to do for T
- *   {}             fresh: create T
+ * ClickHouse has no transactions, so a step from version k to k+1 is a
+ * sequence of statements each of which leaves a state the next start
+ * recognizes from the table names alone, per table T (spans, traces):
  *
- * and only when both tables are done is the version row written, so a second
- * start after success does nothing but read the version.
+ *   {T}               version k data: build T_v{k+1}, fill it, swap
+ *   {T, T_v{k+1}}     interrupted fill: drop T_v{k+1}, build, fill, swap again
+ *   {T_vk, T_v{k+1}}  interrupted swap (RENAME of two pairs is not atomic on
+ *                     18.16): rename T_v{k+1} to T
+ *   {T_vk, T}         swapped: nothing left to do for T
+ *   {}                fresh: create T (first step of a fresh database only)
+ *
+ * T_vk is kept as a backup of version k (the operator drops it).
+ *   1 -> 2  project_id in every key: both tables copied row for row.
+ *   2 -> 3  the layout for 10^7+ spans (clickhouse_sql.c): spans copied row
+ *           for row into the new key and granule; traces rebuilt from the
+ *           (new) spans, one row per trace with its span_types, since
+ *           version 2's rows lack them.
  *
  * Why copy instead of ALTER: the sorting key (ORDER BY) of a MergeTree table
  * cannot be changed to put project_id in front of existing columns, in any
- * version; a new table is the only way.
+ * version, nor its index_granularity; a new table is the only way.
  *
  * Writers of the old release must be stopped before the new one starts:
  * rows an old collector inserts into T while it is being copied land in the
- * backup T_v1 only (after the swap they land in the new T, whose columns are
- * the same).
+ * backup T_vk only.
  */
 #include "clickhouse_migrate.h"
 
@@ -79,11 +86,60 @@ static bool has(const mig *m, const char *table)
     return strstr(m->tables, needle) != NULL;
 }
 
-/* CREATE TABLE IF NOT EXISTS `db`.`name` of kind |spans| (else traces). */
-static int create(mig *m, bool spans, const char *name)
+/* Version 2's tables, for the step from 1 (the contract of that release). */
+static void ddl_spans_v2(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
+{
+    const char *t = d == PC_CH_LEGACY ? "DateTime" : "DateTime64(6)";
+    pc_buf_printf(out,
+                  "CREATE TABLE IF NOT EXISTS `%s`.`%s` ("
+                  "span_id String, trace_id String, parent_span_id String, name String,"
+                  " span_type String, service_name String, started_at %s, ended_at %s,"
+                  " duration_ms Float64, status String, attributes String, events String,"
+                  " created_at %s DEFAULT %s,"
+                  " project_id String, kind Int32, status_message String, source String,"
+                  " trace_state String, start_ns Int64, end_ns Int64, created_ns Int64,"
+                  " llm_provider String, llm_model String, input_tokens Int64,"
+                  " output_tokens Int64, links String, resource String, scope String,"
+                  " first_write_rank UInt64)"
+                  " ENGINE = ReplacingMergeTree(first_write_rank)"
+                  " PARTITION BY toYYYYMM(started_at)"
+                  " ORDER BY (trace_id, project_id, started_at, span_id)%s",
+                  db, table, t, t, t, d == PC_CH_LEGACY ? "now()" : "now64(6)",
+                  d == PC_CH_LEGACY ? "" : " TTL started_at + INTERVAL 90 DAY");
+}
+
+static void ddl_traces_v2(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
+{
+    const char *t = d == PC_CH_LEGACY ? "DateTime" : "DateTime64(6)";
+    pc_buf_printf(out,
+                  "CREATE TABLE IF NOT EXISTS `%s`.`%s` ("
+                  "trace_id String, service_name String, started_at %s, completed_at %s,"
+                  " duration_ms Float64, status String, root_span_id String, span_count UInt32,"
+                  " metadata String, created_at %s DEFAULT %s,"
+                  " project_id String, root_span_name String, has_root UInt8, source String,"
+                  " started_ns Int64, completed_ns Int64, created_ns Int64, input_tokens Int64,"
+                  " output_tokens Int64)"
+                  " ENGINE = MergeTree()"
+                  " PARTITION BY toYYYYMM(started_at)"
+                  " ORDER BY (project_id, service_name, started_at, trace_id)%s",
+                  db, table, t, t, t, d == PC_CH_LEGACY ? "now()" : "now64(6)",
+                  d == PC_CH_LEGACY ? "" : " TTL started_at + INTERVAL 90 DAY");
+}
+
+/* Version 2's traces columns (version 3 added span_types). */
+#define TRACE_COLS_V2                                                                              \
+    "trace_id, service_name, started_at, completed_at, duration_ms, status, root_span_id,"         \
+    " span_count, metadata, created_at, project_id, root_span_name, has_root, source,"             \
+    " started_ns, completed_ns, created_ns, input_tokens, output_tokens"
+
+/* CREATE TABLE IF NOT EXISTS `db`.`name` of kind |spans| (else traces), in
+ * the layout of schema |version| (2 or the current one). */
+static int create(mig *m, bool spans, const char *name, int version)
 {
     pc_buf sql = PC_BUF_INIT;
-    if (spans)
+    if (version == 2)
+        (spans ? ddl_spans_v2 : ddl_traces_v2)(&sql, m->d, m->db, name);
+    else if (spans)
         pc_ch_ddl_spans(&sql, m->d, m->db, name);
     else
         pc_ch_ddl_traces(&sql, m->d, m->db, name);
@@ -91,55 +147,97 @@ static int create(mig *m, bool spans, const char *name)
                m->timeout_ms, NULL);
 }
 
-static int64_t count_rows(mig *m, const char *table)
+/* The row count of a SELECT ... FORMAT TabSeparated answering one number, or -1. */
+static int64_t count_of(mig *m, pc_buf *sql)
 {
-    pc_buf sql = PC_BUF_INIT, out = PC_BUF_INIT;
-    pc_buf_printf(&sql, "SELECT count() FROM `%s`.`%s` FORMAT TabSeparated", m->db, table);
-    if (run(m, &sql, "cannot count rows", m->timeout_ms, &out) < 0) return -1;
+    pc_buf out = PC_BUF_INIT;
+    if (run(m, sql, "cannot count rows", m->timeout_ms, &out) < 0) return -1;
     int64_t n = out.data ? strtoll(out.data, NULL, 10) : -1;
     pc_buf_free(&out);
     return n;
 }
 
+/* The rows of |table|; for spans, its distinct (project, trace, span) keys: a
+ * ReplacingMergeTree may merge a copied block's duplicates (a span delivered
+ * twice) as it is written (modern servers: optimize_on_insert), keeping the
+ * first write as the merges do. -1 on failure. */
+static int64_t count_spans(mig *m, const char *table, bool spans)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_buf_printf(&sql, "SELECT %s FROM `%s`.`%s` FORMAT TabSeparated",
+                  spans ? "uniqExact(project_id, trace_id, span_id)" : "count()", m->db, table);
+    return count_of(m, &sql);
+}
+
 /*
- * Brings table |t| ("spans" or "traces") to the current key; see the state
- * table above. |*copied| gets the rows copied (0 when none were). 0 / -1.
+ * Fills the new table |nt| of step |to| - 1 -> |to| for table |t| from the
+ * database's current tables, and checks what it holds. |*rows| gets the rows
+ * written. 0 / -1.
  */
-static int migrate_table(mig *m, const char *t, int64_t *copied)
+static int fill(mig *m, const char *t, const char *nt, int to, int64_t *rows)
 {
     bool spans = strcmp(t, "spans") == 0;
-    char v1[16], v2[16];
-    snprintf(v1, sizeof(v1), "%s_v1", t);
-    snprintf(v2, sizeof(v2), "%s_v2", t);
-    *copied = 0;
     pc_buf sql = PC_BUF_INIT;
-    if (has(m, v1) && has(m, t)) return 0; /* swapped */
-    if (has(m, v1) && has(m, v2)) {       /* interrupted swap */
-        pc_buf_printf(&sql, "RENAME TABLE `%s`.`%s` TO `%s`.`%s`", m->db, v2, m->db, t);
-        return run(m, &sql, "migration: cannot rename the new table", m->timeout_ms, NULL);
+    int64_t want;
+    if (spans || to == 2) { /* row for row */
+        const char *cols = spans ? pc_ch_span_columns() : TRACE_COLS_V2;
+        pc_buf_printf(&sql, "INSERT INTO `%s`.`%s` (%s) SELECT %s FROM `%s`.`%s`", m->db, nt,
+                      cols, cols, m->db, t);
+        if (run(m, &sql, "migration: cannot copy the rows", m->copy_timeout_ms, NULL) < 0)
+            return -1;
+        want = count_spans(m, t, spans);
+    } else { /* traces of version 3: one row per trace of the spans table */
+        pc_buf_printf(&sql, "INSERT INTO `%s`.`%s` (%s) ", m->db, nt, pc_ch_trace_columns());
+        pc_ch_sql_traces_from_spans(&sql, m->db);
+        if (run(m, &sql, "migration: cannot rebuild the traces", m->copy_timeout_ms, NULL) < 0)
+            return -1;
+        pc_buf_printf(&sql,
+                      "SELECT count() FROM (SELECT 1 FROM `%s`.spans GROUP BY project_id,"
+                      " trace_id) FORMAT TabSeparated",
+                      m->db);
+        want = count_of(m, &sql);
     }
-    if (!has(m, t)) return create(m, spans, t); /* fresh */
-
-    /* Version 1 data in |t|: (re)build the new table beside it, copy, swap. */
-    pc_buf_printf(&sql, "DROP TABLE IF EXISTS `%s`.`%s`", m->db, v2);
-    if (run(m, &sql, "migration: cannot drop a partial copy", m->timeout_ms, NULL) < 0) return -1;
-    if (create(m, spans, v2) < 0) return -1;
-    const char *cols = spans ? pc_ch_span_columns() : pc_ch_trace_columns();
-    pc_buf_printf(&sql, "INSERT INTO `%s`.`%s` (%s) SELECT %s FROM `%s`.`%s`", m->db, v2, cols,
-                  cols, m->db, t);
-    if (run(m, &sql, "migration: cannot copy the rows", m->copy_timeout_ms, NULL) < 0) return -1;
-    int64_t before = count_rows(m, t), after = count_rows(m, v2);
-    if (before < 0 || after < 0) return -1;
-    if (after != before) {
+    int64_t got = count_spans(m, nt, spans);
+    if (want < 0 || got < 0) return -1;
+    if (got != want) {
         pc_log(PC_LOG_ERROR, m->id,
-               "migration of %s.%s: copied %lld of %lld rows; the old table is untouched",
-               m->db, t, (long long)after, (long long)before);
+               "migration of %s.%s to schema %d: %lld rows written, %lld expected; the old "
+               "table is untouched",
+               m->db, t, to, (long long)got, (long long)want);
         return -1;
     }
+    *rows = got;
+    return 0;
+}
+
+/*
+ * Takes table |t| ("spans" or "traces") through the step |to| - 1 -> |to|;
+ * see the state table above. |*rows| gets the rows written (0 when none
+ * were). 0 / -1.
+ */
+static int migrate_table(mig *m, const char *t, int to, int64_t *rows)
+{
+    bool spans = strcmp(t, "spans") == 0;
+    char old[16], nt[16];
+    snprintf(old, sizeof(old), "%s_v%d", t, to - 1);
+    snprintf(nt, sizeof(nt), "%s_v%d", t, to);
+    *rows = 0;
+    pc_buf sql = PC_BUF_INIT;
+    if (has(m, old) && has(m, t)) return 0; /* swapped */
+    if (has(m, old) && has(m, nt)) {        /* interrupted swap */
+        pc_buf_printf(&sql, "RENAME TABLE `%s`.`%s` TO `%s`.`%s`", m->db, nt, m->db, t);
+        return run(m, &sql, "migration: cannot rename the new table", m->timeout_ms, NULL);
+    }
+    if (!has(m, t)) return create(m, spans, t, to); /* fresh */
+
+    /* Version to - 1 data in |t|: (re)build the new table beside it, fill, swap. */
+    pc_buf_printf(&sql, "DROP TABLE IF EXISTS `%s`.`%s`", m->db, nt);
+    if (run(m, &sql, "migration: cannot drop a partial copy", m->timeout_ms, NULL) < 0) return -1;
+    if (create(m, spans, nt, to) < 0) return -1;
+    if (fill(m, t, nt, to, rows) < 0) return -1;
     pc_buf_printf(&sql, "RENAME TABLE `%s`.`%s` TO `%s`.`%s`, `%s`.`%s` TO `%s`.`%s`", m->db, t,
-                  m->db, v1, m->db, v2, m->db, t);
+                  m->db, old, m->db, nt, m->db, t);
     if (run(m, &sql, "migration: cannot swap the tables", m->timeout_ms, NULL) < 0) return -1;
-    *copied = after;
     return 0;
 }
 
@@ -153,6 +251,33 @@ static int64_t stored_version(mig *m)
     int64_t v = out.data ? strtoll(out.data, NULL, 10) : 0;
     pc_buf_free(&out);
     return v;
+}
+
+/* Records version |v| with |note|. 0 / -1. */
+static int record(mig *m, int v, const char *note)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_buf_printf(&sql, "INSERT INTO `%s`.schema_version (version, note) VALUES (%d, ", m->db, v);
+    pc_ch_quote_cstr(&sql, note);
+    pc_buf_putc(&sql, ')');
+    return run(m, &sql, "cannot record the schema version", m->timeout_ms, NULL);
+}
+
+/* The step |to| - 1 -> |to| of both tables, then its version row. 0 / -1. */
+static int step(mig *m, int to, const char *what, const char *note)
+{
+    int64_t n_spans = 0, n_traces = 0;
+    if (migrate_table(m, "spans", to, &n_spans) < 0) return -1;
+    if (load_tables(m) < 0) return -1; /* the traces of 3 are built from the new spans */
+    if (migrate_table(m, "traces", to, &n_traces) < 0) return -1;
+    if (record(m, to, note) < 0) return -1;
+    pc_log(PC_LOG_INFO, m->id,
+           "migrated database %s from schema %d to %d (%s): %lld span rows and %lld trace rows "
+           "written by this start; the previous tables are kept as %s.spans_v%d and "
+           "%s.traces_v%d (drop them once satisfied)",
+           m->db, to - 1, to, what, (long long)n_spans, (long long)n_traces, m->db, to - 1, m->db,
+           to - 1);
+    return 0;
 }
 
 int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_exec_fn exec,
@@ -175,36 +300,49 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
     }
     if (rc == 0 && version == PC_CH_SCHEMA_VERSION) {
         /* Current: only make sure the tables exist (IF NOT EXISTS). */
-        rc = create(&m, true, "spans");
-        if (rc == 0) rc = create(&m, false, "traces");
+        rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
+        if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
         free(m.tables);
         return rc;
     }
-    /* Version 0 (fresh) or 1, possibly half-migrated. */
-    bool was_v1 = has(&m, "spans") || has(&m, "spans_v1") || has(&m, "traces") ||
-                  has(&m, "traces_v1");
-    int64_t n_spans = 0, n_traces = 0;
-    if (rc == 0) rc = migrate_table(&m, "spans", &n_spans);
-    if (rc == 0) rc = migrate_table(&m, "traces", &n_traces);
-    if (rc == 0 && !had_version) {
+    if (rc == 0 && version < 2) {
+        /* Fresh, or version 1 (possibly half-migrated to 2; schema_version may
+         * exist without a row when the first version row failed). */
+        bool was_v1 = has(&m, "spans") || has(&m, "spans_v1") || has(&m, "traces") ||
+                      has(&m, "traces_v1");
         pc_ch_ddl_schema_version(&sql, db);
-        rc = run(&m, &sql, "cannot create the schema_version table", timeout_ms, NULL);
+        if (was_v1) {
+            rc = migrate_table(&m, "spans", 2, &(int64_t){0});
+            if (rc == 0) rc = load_tables(&m);
+            if (rc == 0) rc = migrate_table(&m, "traces", 2, &(int64_t){0});
+            if (rc == 0) rc = run(&m, &sql, "cannot create the schema_version table",
+                                  timeout_ms, NULL);
+            if (rc == 0) rc = record(&m, 2, "migrated from 1: project_id in every key; previous "
+                                            "tables kept as spans_v1, traces_v1");
+            if (rc == 0)
+                pc_log(PC_LOG_INFO, id,
+                       "migrated database %s from schema 1 to 2 (project in every key); the "
+                       "previous tables are kept as %s.spans_v1 and %s.traces_v1 (drop them "
+                       "once satisfied)",
+                       db, db, db);
+            version = 2;
+        } else {
+            rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
+            if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
+            if (rc == 0) rc = run(&m, &sql, "cannot create the schema_version table",
+                                  timeout_ms, NULL);
+            if (rc == 0) rc = record(&m, PC_CH_SCHEMA_VERSION, "created");
+            free(m.tables);
+            return rc;
+        }
+        pc_buf_free(&sql);
+        if (rc == 0) rc = load_tables(&m);
     }
-    if (rc == 0) {
-        pc_buf_printf(&sql, "INSERT INTO `%s`.schema_version (version, note) VALUES (%d, ", db,
-                      PC_CH_SCHEMA_VERSION);
-        pc_ch_quote_cstr(&sql, was_v1 ? "migrated from 1: project_id in every key; previous "
-                                        "tables kept as spans_v1, traces_v1"
-                                      : "created");
-        pc_buf_putc(&sql, ')');
-        rc = run(&m, &sql, "cannot record the schema version", timeout_ms, NULL);
-    }
-    if (rc == 0 && was_v1)
-        pc_log(PC_LOG_INFO, id,
-               "migrated database %s from schema 1 to %d (project in every key): %lld span rows "
-               "and %lld trace rows copied by this start; the previous tables are kept as "
-               "%s.spans_v1 and %s.traces_v1 (drop them once satisfied)",
-               db, PC_CH_SCHEMA_VERSION, (long long)n_spans, (long long)n_traces, db, db);
+    if (rc == 0 && version == 2)
+        rc = step(&m, 3, "trace list layout",
+                  "migrated from 2: spans keyed (trace_id, project_id, span_id) in granules of "
+                  "256 rows, traces keyed (project_id, started_ns, trace_id) with span_types; "
+                  "previous tables kept as spans_v2, traces_v2");
     free(m.tables);
     return rc;
 }

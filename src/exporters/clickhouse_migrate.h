@@ -15,7 +15,7 @@
 #include "clickhouse_sql.h"
 
 /* The schema version this binary writes and reads (see clickhouse_sql.c). */
-#define PC_CH_SCHEMA_VERSION 2
+#define PC_CH_SCHEMA_VERSION 3
 
 /*
  * Runs the statement |sql| on the server within |timeout_ms|. The answer
@@ -28,15 +28,17 @@ typedef int (*pc_ch_exec_fn)(void *ud, const char *sql, const char *what, long t
 /*
  * Brings database |db| to PC_CH_SCHEMA_VERSION in dialect |d|:
  *  - a fresh database gets the current tables and its version row;
- *  - a version 1 database (spans/traces of the first release, no
- *    schema_version table) gets new tables built beside the old ones
- *    (spans_v2, traces_v2), every row copied (INSERT ... SELECT), then the
- *    names swapped (old -> spans_v1 / traces_v1, kept as a backup; new ->
- *    spans / traces), then the version row. Each step can be interrupted: the
- *    next start looks at which tables exist and goes on from there (a copy
- *    that may be partial is dropped and redone; a half-done swap finished);
+ *  - an older database climbs one version at a time: for the step k -> k+1
+ *    new tables are built beside the old ones (spans_v{k+1}, traces_v{k+1}),
+ *    filled (INSERT ... SELECT), then the names swapped (old -> spans_vk /
+ *    traces_vk, kept as a backup; new -> spans / traces), then the version
+ *    row k+1. Version 1 is the first release (spans/traces, no
+ *    schema_version table); 2 -> 3 rebuilds the traces from the spans. Each
+ *    statement can be interrupted: the next start looks at the version and
+ *    at which tables exist and goes on from there (a copy that may be partial
+ *    is dropped and redone; a half-done swap finished);
  *  - a database at a newer version than this binary is refused.
- * Logs once what it migrated, as |id|. |copy_timeout_ms| bounds each copy
+ * Logs once per step what it migrated, as |id|. |copy_timeout_ms| bounds each copy
  * statement (they can be long). Returns 0, or -1 after logging.
  */
 int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_exec_fn exec,

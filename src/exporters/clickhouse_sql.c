@@ -2,14 +2,12 @@
  * clickhouse_sql.c - DDL, row encoding and query SQL of the `clickhouse`
  * exporter (see clickhouse_sql.h). Pure functions: text in, text out.
  *
- * Table contract (database `database`, default prela), schema version 2:
+ * Table contract (database `database`, default prela), schema version 3:
  *
  *   Version 2 made the project part of every key: a span is identified by
  *   (project_id, trace_id, span_id) and a trace by (project_id, trace_id), so
- *   the same trace id in two projects is two traces, and a span another
- *   project sends with the same ids never replaces or hides one. Version 1
- *   (the first release, no schema_version table) keyed on trace_id alone;
- *   clickhouse_migrate.c moves a version 1 database to version 2 at start.
+ *   the same trace id in two projects is two traces. Version 3 is the layout
+ *   for 10^7 spans and more (issue 15). clickhouse_migrate.c climbs 1 -> 2 -> 3.
  *
  *   schema_version  one row per applied version (version, applied_at, note);
  *           the highest is the database's version.
@@ -22,31 +20,74 @@
  *           resource, scope (JSON text from span.h's encoders), and
  *           first_write_rank = INT64_MAX - created_ns.
  *           ENGINE ReplacingMergeTree(first_write_rank) ORDER BY (trace_id,
- *           project_id, started_at, span_id): a lookup by trace id (with or
- *           without its project) uses the primary key; merges keep the
- *           highest rank, i.e. the first write, per project, as the local
- *           store's INSERT OR IGNORE does. Merges are eventual, so every read
- *           also deduplicates: ORDER BY project_id, trace_id, span_id,
- *           created_ns LIMIT 1 BY project_id, trace_id, span_id (first write
- *           wins).
- *   traces  the seed's columns (span_count = spans of that INSERT, metadata
- *           '{}') plus project_id, root_span_name, has_root, source and exact
- *           ns columns: ONE PARTIAL ROW PER TRACE PER INSERT, plain MergeTree
- *           ORDER BY (project_id, service_name, started_at, trace_id) (the
- *           seed's key behind the project, which every filtered list names).
- *           It is the index list_traces and search filter and sort on,
- *           merging a trace's rows with GROUP BY project_id, trace_id: min
- *           start, error sticky, service from the earliest row having the
- *           root (else the earliest row).
- *   Every trace summary served (get_trace, list_traces, search) is computed
- *   from the trace's deduplicated spans of ITS project, read by primary key
- *   and grouped by (project_id, trace_id): started = min start, completed =
- *   max(end, or start when not ended), span_count and token sums (tokens > 0)
- *   over distinct spans, error if any span failed, source / created from the
- *   first span, root = the first parentless span, service from the root, else
- *   from the first span; "first" orders by (created_ns, start_ns, span_id).
- *   A re-sent batch therefore never double-counts, a trace split over several
- *   inserts is whole, and two projects' traces never mix.
+ *           project_id, span_id), index_granularity 256: the key is exactly
+ *           the span's identity (merges keep the highest rank, i.e. the first
+ *           write, as the local store's INSERT OR IGNORE does), a lookup by
+ *           trace id (with or without its project) uses the primary key, and
+ *           reads one granule of 256 rows, not 8192, from each part that may
+ *           hold the trace (version 2 read ~107k rows per lookup at 10^7
+ *           spans). Measured on 18.16, 10^6 spans in 7 parts: a lookup read
+ *           1,792 rows (7,168 at 1024), the spans of a page of 108 random
+ *           traces 163k rows (436k at 1024). Random traces cost a granule per
+ *           part each: this is what a page of lists still pays (see below).
+ *           Modern: the JSON columns are zstd-compressed (18.16 has no
+ *           column codecs). Merges are eventual, so every read also
+ *           deduplicates: ORDER BY project_id, trace_id, span_id, created_ns
+ *           LIMIT 1 BY project_id, trace_id, span_id (first write wins) - only
+ *           ever over the spans of one trace or of one page of traces.
+ *           Issue 13's span columns (session_id, user_id, ...) are ADD COLUMN
+ *           away; skip indexes over them too (modern).
+ *   traces  the trace index: ONE PARTIAL ROW PER TRACE PER INSERT (the
+ *           summary of that insert's spans of the trace: min start as
+ *           started_ns, error, root and service, span_types = ",llm,tool,"
+ *           the types present), plain MergeTree ORDER BY (project_id,
+ *           started_ns, trace_id): time order, so a list reads a time range
+ *           of it. A trace's index values are its rows merged (GROUP BY
+ *           project_id, trace_id): start = min, error sticky, service from
+ *           the earliest row having the root (else the earliest row), span
+ *           types = union. The other columns (seed's span_count, tokens, ...)
+ *           describe the insert only; nothing reads them.
+ *
+ * Lists (pc_ch_sql_list_window, driven by clickhouse_store.c): no GROUP BY
+ * over the whole traces table. A list reads a window [lo, top] of start
+ * times: the newest hour below the range's top (end_time, the cursor's start,
+ * else now and the future), then windows 4x wider, until a window fills the
+ * page or reaches the range's start (or is 4^8 hours, 7.5 years, wide: then
+ * it has no lower edge). One window is one statement of two levels:
+ *   candidates  the traces rows with started_ns >= lo - GUARD (1 hour), of
+ *               traces having a row in [lo, top] (an IN on the key range;
+ *               only when top is set), merged per trace, HAVING merged start
+ *               >= lo and the range, cursor and filters (service, status,
+ *               span type), newest first, limit + SLACK (8) of them (+
+ *               offset). A trace whose start is in [lo, top] has all its rows
+ *               at or after lo, so its merged values are exact; a trace
+ *               starting before lo - GUARD whose rows in the window make it
+ *               look younger (spans of one trace inserted more than an hour
+ *               apart in start time) is a false candidate, removed below.
+ *   the page    the candidates' summaries computed from their deduplicated
+ *               spans (as a trace lookup does), every condition checked again
+ *               on these exact values, newest first, limit rows.
+ * Why exact: every trace of the window is a candidate with its exact key, so
+ * if the page is full, no trace outside the candidates can rank above its
+ * last row; a short page only ends the list when the window covers the
+ * range. Offsets up to 100 are applied to the checked rows (exact); deeper
+ * ones to the candidates, where a false candidate above the page (a trace
+ * whose inserts' start times lie more than an hour apart) shifts the page by
+ * one per such trace: keyset cursors (exact at any depth) are the way to
+ * page deep. span_type no longer scans the spans table (version 2 collected
+ * the ids of every matching span): the traces rows carry their types.
+ * Search still matches spans (pc_ch_sql_search) and merges all the traces
+ * rows of the matching traces (page()).
+ *
+ * Summaries served (get_trace, lists, search) are computed from the trace's
+ * deduplicated spans of ITS project, grouped by (project_id, trace_id):
+ * started = min start, completed = max(end, or start when not ended),
+ * span_count and token sums (tokens > 0) over distinct spans, error if any
+ * span failed, source / created from the first span, root = the first
+ * parentless span, service from the root, else from the first span; "first"
+ * orders by (created_ns, start_ns, span_id). A re-sent batch therefore never
+ * double-counts, a trace split over several inserts is whole, and two
+ * projects' traces never mix.
  *
  * Dialects: modern = DateTime64(6), now64(6), TTL started_at + INTERVAL 90
  * DAY, DateTime64 values sent as "seconds.micro" numbers; legacy (18.16) =
@@ -134,24 +175,32 @@ static const char *ttl(pc_ch_dialect d)
     return d == PC_CH_LEGACY ? "" : " TTL started_at + INTERVAL 90 DAY";
 }
 
+/* A column codec for the large JSON text columns: zstd on the modern dialect
+ * (18.16 has no per-column codecs; its server-wide default, lz4, applies). */
+static const char *zstd(pc_ch_dialect d)
+{
+    return d == PC_CH_LEGACY ? "" : " CODEC(ZSTD(1))";
+}
+
 void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
 {
-    const char *t = dt(d);
+    const char *t = dt(d), *z = zstd(d);
     pc_buf_printf(out,
                   "CREATE TABLE IF NOT EXISTS `%s`.`%s` ("
                   "span_id String, trace_id String, parent_span_id String, name String,"
                   " span_type String, service_name String, started_at %s, ended_at %s,"
-                  " duration_ms Float64, status String, attributes String, events String,"
+                  " duration_ms Float64, status String, attributes String%s, events String%s,"
                   " created_at %s DEFAULT %s,"
                   " project_id String, kind Int32, status_message String, source String,"
                   " trace_state String, start_ns Int64, end_ns Int64, created_ns Int64,"
                   " llm_provider String, llm_model String, input_tokens Int64,"
-                  " output_tokens Int64, links String, resource String, scope String,"
+                  " output_tokens Int64, links String%s, resource String%s, scope String%s,"
                   " first_write_rank UInt64)"
                   " ENGINE = ReplacingMergeTree(first_write_rank)"
                   " PARTITION BY toYYYYMM(started_at)"
-                  " ORDER BY (trace_id, project_id, started_at, span_id)%s",
-                  db, table, t, t, t, dt_now(d), ttl(d));
+                  " ORDER BY (trace_id, project_id, span_id)%s"
+                  " SETTINGS index_granularity = %d",
+                  db, table, t, t, z, z, t, dt_now(d), z, z, z, ttl(d), PC_CH_SPAN_GRANULE);
 }
 
 void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
@@ -164,10 +213,10 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *
                   " metadata String, created_at %s DEFAULT %s,"
                   " project_id String, root_span_name String, has_root UInt8, source String,"
                   " started_ns Int64, completed_ns Int64, created_ns Int64, input_tokens Int64,"
-                  " output_tokens Int64)"
+                  " output_tokens Int64, span_types String)"
                   " ENGINE = MergeTree()"
                   " PARTITION BY toYYYYMM(started_at)"
-                  " ORDER BY (project_id, service_name, started_at, trace_id)%s",
+                  " ORDER BY (project_id, started_ns, trace_id)%s",
                   db, table, t, t, t, dt_now(d), ttl(d));
 }
 
@@ -189,7 +238,7 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db)
 #define TRACE_INSERT_COLS                                                                          \
     "trace_id, service_name, started_at, completed_at, duration_ms, status, root_span_id,"         \
     " span_count, metadata, created_at, project_id, root_span_name, has_root, source,"             \
-    " started_ns, completed_ns, created_ns, input_tokens, output_tokens"
+    " started_ns, completed_ns, created_ns, input_tokens, output_tokens, span_types"
 
 const char *pc_ch_span_columns(void)
 {
@@ -372,6 +421,7 @@ void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
         p->root_created = created_ns;
     }
     if (s->status == PC_STATUS_ERROR) p->error = true;
+    if ((unsigned)s->span_type < PC_TYPE_COUNT) p->types |= 1u << s->span_type;
     if (s->input_tokens > 0) p->input_tokens = pc_tokens_add(p->input_tokens, s->input_tokens);
     if (s->output_tokens > 0) p->output_tokens = pc_tokens_add(p->output_tokens, s->output_tokens);
 }
@@ -399,7 +449,25 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
     kv_int(out, "created_ns", p->created_ns);
     kv_int(out, "input_tokens", p->input_tokens);
     kv_int(out, "output_tokens", p->output_tokens);
+    char set[128];
+    kv_str(out, "span_types", (pc_str){set, pc_ch_span_types_text(set, p->types)});
     pc_buf_puts(out, "}\n");
+}
+
+size_t pc_ch_span_types_text(char *out, unsigned types)
+{
+    size_t n = 0;
+    out[n++] = ',';
+    for (int t = 0; t < PC_TYPE_COUNT; t++) {
+        if (!(types & (1u << t))) continue;
+        const char *name = pc_span_type_name((pc_span_type)t);
+        size_t k = strlen(name);
+        memcpy(out + n, name, k);
+        n += k;
+        out[n++] = ',';
+    }
+    out[n] = '\0';
+    return n;
 }
 
 /* ------------------------------------------------------------ queries -- */
@@ -441,6 +509,26 @@ static void dedup_spans(pc_buf *out, const char *db, const char *cols, const cha
                   " ORDER BY project_id, trace_id, span_id, created_ns"
                   " LIMIT 1 BY project_id, trace_id, span_id)",
                   cols, db, where);
+}
+
+void pc_ch_sql_traces_from_spans(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out,
+                  "SELECT trace_id,"
+                  " if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT "),"
+                  " argMin(service_name, " FIRST ")),"
+                  " min(started_at), max(if(end_ns > 0, ended_at, started_at)),"
+                  " (max(if(end_ns > 0, end_ns, start_ns)) - min(start_ns)) / 1000000.0,"
+                  " if(countIf(status = 'error') > 0, 'error', 'success'),"
+                  " argMinIf(span_id, " FIRST ", " ROOT "), toUInt32(uniqExact(span_id)), '{}',"
+                  " min(created_at), project_id, argMinIf(name, " FIRST ", " ROOT "),"
+                  " toUInt8(countIf(" ROOT ") > 0), argMin(source, " FIRST "), min(start_ns),"
+                  " max(if(end_ns > 0, end_ns, start_ns)), min(created_ns),"
+                  " sum(if(input_tokens > 0, input_tokens, 0)),"
+                  " sum(if(output_tokens > 0, output_tokens, 0)),"
+                  " concat(',', arrayStringConcat(groupUniqArray(span_type), ','), ',')"
+                  " FROM `%s`.spans GROUP BY project_id, trace_id",
+                  db);
 }
 
 /* "trace_id = '<id>'", and " AND project_id = '<p>'" when |project_id| is set. */
@@ -558,22 +646,101 @@ static void project_and(pc_buf *out, const char *project_id)
     pc_buf_puts(out, " AND ");
 }
 
-void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f)
+/* Appends " AND <cond>" clauses shared by the two levels of a list window:
+ * the (project_id, trace_id) order key |start| (an expression), the range,
+ * the window's lower edge |lo| (unless INT64_MIN) and the cursor. */
+static void range_and(pc_buf *out, const char *start, const pc_trace_filter *f, int64_t lo)
 {
-    pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT;
-    if (f->span_type) {
-        pc_buf_printf(&member,
-                      "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans"
+    if (lo != INT64_MIN) pc_buf_printf(out, " AND %s >= %lld", start, (long long)lo);
+    if (f->start_ns) pc_buf_printf(out, " AND %s >= %lld", start, (long long)f->start_ns);
+    if (f->end_ns) pc_buf_printf(out, " AND %s <= %lld", start, (long long)f->end_ns);
+    if (f->after) { /* (start, trace, project) < the cursor's, spelled out for 18.16 */
+        long long c = (long long)f->after->started_ns;
+        pc_buf_printf(out, " AND (%s < %lld OR (%s = %lld AND (trace_id < ", start, c, start, c);
+        pc_ch_quote_cstr(out, f->after->trace_id);
+        pc_buf_puts(out, " OR (trace_id = ");
+        pc_ch_quote_cstr(out, f->after->trace_id);
+        pc_buf_puts(out, " AND project_id < ");
+        pc_ch_quote_cstr(out, f->after->project_id);
+        pc_buf_puts(out, "))))");
+    }
+}
+
+void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                           int64_t top)
+{
+    pc_buf cand = PC_BUF_INIT, where = PC_BUF_INIT;
+    /* Level 1, the candidates: the traces rows of the window, merged per trace. */
+    pc_buf_printf(&cand, "SELECT project_id, trace_id FROM `%s`.traces WHERE 1", db);
+    if (f->project_id) {
+        pc_buf_puts(&cand, " AND project_id = ");
+        pc_ch_quote_cstr(&cand, f->project_id);
+    }
+    if (lo != INT64_MIN)
+        pc_buf_printf(&cand, " AND started_ns >= %lld",
+                      (long long)(lo > INT64_MIN + PC_CH_WINDOW_GUARD ? lo - PC_CH_WINDOW_GUARD
+                                                                      : INT64_MIN));
+    if (top != INT64_MAX) {
+        pc_buf_printf(&cand,
+                      " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
                       " WHERE ",
                       db);
-        project_and(&member, f->project_id);
-        pc_buf_puts(&member, "span_type = ");
-        pc_ch_quote_cstr(&member, f->span_type);
-        pc_buf_putc(&member, ')');
+        project_and(&cand, f->project_id);
+        if (lo != INT64_MIN) pc_buf_printf(&cand, "started_ns >= %lld AND ", (long long)lo);
+        pc_buf_printf(&cand, "started_ns <= %lld)", (long long)top);
     }
-    page(&where, db, f->span_type ? member.data : NULL, f, f->limit, f->offset);
-    summaries(out, db, where.data, NEWEST);
-    pc_buf_free(&member);
+    pc_buf_puts(&cand, " GROUP BY project_id, trace_id HAVING 1");
+    range_and(&cand, "min(started_ns)", f, lo);
+    if (f->service_name) {
+        pc_buf_puts(&cand, " AND " MERGED_SERVICE " = ");
+        pc_ch_quote_cstr(&cand, f->service_name);
+    }
+    if (f->status) {
+        pc_buf_puts(&cand, " AND if(max(status = 'error') = 1, 'error', 'success') = ");
+        pc_ch_quote_cstr(&cand, f->status);
+    }
+    if (f->span_type) {
+        pc_buf needle = PC_BUF_INIT;
+        pc_buf_printf(&needle, ",%s,", f->span_type);
+        pc_buf_puts(&cand, " AND max(position(span_types, ");
+        pc_ch_quote(&cand, needle.data, needle.len);
+        pc_buf_puts(&cand, ") > 0) = 1");
+        pc_buf_free(&needle);
+    }
+    int limit = f->limit > 0 ? f->limit : 1, offset = f->offset > 0 ? f->offset : 0;
+    /* a small offset is applied to the checked rows (exact), a large one to the candidates */
+    bool outer_offset = offset <= PC_CH_OUTER_OFFSET;
+    pc_buf_printf(&cand,
+                  " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d",
+                  outer_offset ? 0 : offset,
+                  (outer_offset ? offset : 0) + limit + PC_CH_WINDOW_SLACK);
+
+    /* Level 2, the page: exact summaries of the candidates, checked again. */
+    pc_buf_printf(&where, "(project_id, trace_id) IN (%s)", cand.data);
+    pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
+    dedup_spans(out, db,
+                "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"
+                " source, start_ns, end_ns, created_ns, input_tokens, output_tokens, span_type",
+                where.data);
+    pc_buf_puts(out, " GROUP BY project_id, trace_id HAVING 1");
+    range_and(out, "t_started", f, lo);
+    if (f->service_name) {
+        pc_buf_puts(out, " AND if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT
+                         "), argMin(service_name, " FIRST ")) = ");
+        pc_ch_quote_cstr(out, f->service_name);
+    }
+    if (f->status) {
+        pc_buf_puts(out, " AND if(countIf(status = 'error') > 0, 'error', 'success') = ");
+        pc_ch_quote_cstr(out, f->status);
+    }
+    if (f->span_type) {
+        pc_buf_puts(out, " AND countIf(span_type = ");
+        pc_ch_quote_cstr(out, f->span_type);
+        pc_buf_puts(out, ") > 0");
+    }
+    pc_buf_printf(out, " ORDER BY " NEWEST " LIMIT %d, %d FORMAT TabSeparated",
+                  outer_offset ? offset : 0, limit);
+    pc_buf_free(&cand);
     pc_buf_free(&where);
 }
 

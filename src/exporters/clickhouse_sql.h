@@ -46,9 +46,22 @@ void pc_ch_quote_cstr(pc_buf *out, const char *s);
  * migration builds the new ones under other names first).
  */
 void pc_ch_ddl_database(pc_buf *out, const char *db);
+
+/* Rows per primary-key granule of the spans table (a trace lookup reads at least
+ * one granule from each part that may hold the trace). */
+#define PC_CH_SPAN_GRANULE 256
 void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
 void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
 void pc_ch_ddl_schema_version(pc_buf *out, const char *db);
+
+/*
+ * Appends "SELECT <every traces column, in pc_ch_trace_columns() order> FROM
+ * `db`.spans GROUP BY project_id, trace_id": one traces row per trace of the
+ * spans table (the migration to schema 3 builds its traces table with it).
+ * span_count and the token sums count a span re-sent before merging twice;
+ * reads never use them (summaries come from the spans).
+ */
+void pc_ch_sql_traces_from_spans(pc_buf *out, const char *db);
 
 /* Every column the exporter writes to spans / traces, comma-separated (static text). */
 const char *pc_ch_span_columns(void);
@@ -73,12 +86,18 @@ typedef struct pc_ch_trace_part {
     int64_t root_created;
     int64_t created_ns; /* min ingest time */
     int64_t started_ns, completed_ns, span_count, input_tokens, output_tokens;
+    unsigned types; /* bit 1 << pc_span_type of each span type seen */
     bool error;
 } pc_ch_trace_part;
 
 /* Starts |p| with span |s| ingested at |created_ns|; pc_ch_part_add folds more in. */
 void pc_ch_part_init(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns);
 void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns);
+
+/* Writes the span_types column text of the type set |types| (bits 1 << pc_span_type)
+ * to |out| (at least 128 bytes): ",llm,tool," (every type between commas, so a
+ * type is found as ",<type>,"), "," for none. Returns its length (NUL-terminated). */
+size_t pc_ch_span_types_text(char *out, unsigned types);
 
 /* Appends the JSONEachRow line of the partial trace row |p|. */
 void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p);
@@ -93,7 +112,31 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id);
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id, int limit, int offset);
-void pc_ch_sql_list_traces(pc_buf *out, const char *db, const pc_trace_filter *f);
+
+/*
+ * One window of a trace list (see the contract in clickhouse_sql.c): the
+ * traces of |f| whose start is at or after |lo| (INT64_MIN: no edge), at or
+ * before |top| (INT64_MAX: none; the caller passes the least of f->end_ns and
+ * the cursor's start), newest first, at most f->limit after skipping
+ * f->offset. When fewer than f->limit rows come back and the window did not
+ * reach the range's start, the caller widens it (pc_ch_next_window).
+ */
+void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                           int64_t top);
+
+/* Rows the traces table is read below a window's edge (a trace whose earliest
+ * row is within this of the edge is known to start before it), and extra
+ * candidates a window takes beyond the page (room for traces that look inside
+ * the window from their later rows alone); see the contract. */
+#define PC_CH_WINDOW_GUARD (3600LL * 1000000000LL)
+#define PC_CH_WINDOW_SLACK 8
+/* Offsets up to this are applied after the exact check (summaries of offset +
+ * limit + slack traces), deeper ones to the candidates; see the contract. */
+#define PC_CH_OUTER_OFFSET 100
+/* The first window's width and its growth factor; windows wider than
+ * PC_CH_WINDOW_MAX have no lower edge. */
+#define PC_CH_WINDOW_FIRST (3600LL * 1000000000LL)
+#define PC_CH_WINDOW_MAX (PC_CH_WINDOW_FIRST << 16)
 
 /*
  * Search (the traces having a span whose name or attributes contain |text|,

@@ -8,6 +8,15 @@
  * says) and max_execution_time = `query_timeout` (the server stops a runaway
  * query; curl waits a little longer for that answer) → rows → callbacks.
  *
+ * Abandoned queries: every read carries a query_id of its own
+ * ("prela-<nonce>-<n>"); when curl gives up on one (the server did not stop
+ * it at max_execution_time, or did not answer), a KILL QUERY for that id is
+ * sent at once, so the server stops working on an answer nobody waits for.
+ *
+ * Lists read the traces table window by window (pc_ch_sql_list_window):
+ * the newest hour of the requested range first, then a window four times
+ * wider, until the page is full or the window covers the range.
+ *
  * Search is the read a client can make expensive (a long pattern over long
  * values); see pc_ch_sql_search for how its SQL bounds a row's cost and
  * search_settings() below for how the server is made to check its time limit
@@ -16,12 +25,19 @@
 #include "clickhouse_store.h"
 
 #include "log.h"
+#include "timefmt.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-/* Grace curl gives the server past max_execution_time to answer with its error. */
-#define QUERY_GRACE_MS 5000
+/* Grace curl gives the server past max_execution_time to answer with its error;
+ * past it the query is killed (kill_query). */
+#define QUERY_GRACE_MS 1000
+/* What a KILL QUERY may take. */
+#define KILL_TIMEOUT_MS 2000
 
 /* The URL settings of every read but search: the server's query priority 1,
  * the highest (0 would be "none"); searches run at 2, see search_settings. */
@@ -37,20 +53,55 @@
  * connection closes (cancel_http_readonly_queries_on_client_close, which
  * 18.16 does not know: an unknown setting fails the query there).
  */
+/*
+ * Asks the server to stop the query |query_id| (KILL QUERY ... ASYNC: the
+ * server marks it cancelled; it stops at its next check). Logs a failure,
+ * which changes nothing for the caller.
+ */
+static void kill_query(pc_ch_store *S, const char *query_id)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "KILL QUERY WHERE query_id = '%s' ASYNC FORMAT TabSeparated",
+             query_id); /* the id is ours: [a-z0-9-] */
+    CURL *h = pc_ch_http_acquire(S->http);
+    pc_ch_reply r = {0};
+    pc_ch_http_post(S->http, h, NULL, NULL, sql, strlen(sql), false, KILL_TIMEOUT_MS, &r);
+    pc_ch_http_release(S->http, h);
+    if (!pc_ch_reply_ok(&r))
+        pc_ch_http_log_failure(S->http, &r, "cannot stop an abandoned query");
+    else
+        pc_buf_free(&r.body);
+    __atomic_add_fetch(&S->killed, 1, __ATOMIC_RELAXED);
+}
+
+/* True when a transfer that ended with |c| may have left its query running on
+ * the server: the request went out and the answer did not come back whole (a
+ * connection never made runs nothing, and costs no KILL). */
+static bool may_run(CURLcode c)
+{
+    return c == CURLE_OPERATION_TIMEDOUT || c == CURLE_RECV_ERROR || c == CURLE_GOT_NOTHING ||
+           c == CURLE_PARTIAL_FILE || c == CURLE_SEND_ERROR || c == CURLE_ABORTED_BY_CALLBACK ||
+           c == CURLE_WRITE_ERROR;
+}
+
 static int run_sql(pc_ch_store *S, const char *sql, const char *what, const char *extra,
                    pc_buf *out)
 {
     CURL *h = pc_ch_http_acquire(S->http);
     pc_ch_reply r = {0};
-    char settings[256];
+    char settings[320], query_id[64];
     long secs = S->query_timeout_s;
+    snprintf(query_id, sizeof(query_id), "prela-%016llx-%llu", (unsigned long long)S->nonce,
+             (unsigned long long)__atomic_add_fetch(&S->queries, 1, __ATOMIC_RELAXED));
     snprintf(settings, sizeof(settings),
-             "log_queries=1&wait_end_of_query=1&max_execution_time=%ld&readonly=1%s&%s", secs,
+             "query_id=%s&log_queries=1&wait_end_of_query=1&max_execution_time=%ld&readonly=1%s&%s",
+             query_id, secs,
              S->dialect == PC_CH_MODERN ? "&cancel_http_readonly_queries_on_client_close=1" : "",
              extra);
     pc_ch_http_post(S->http, h, NULL, settings, sql, strlen(sql), false,
                     secs * 1000 + QUERY_GRACE_MS, &r);
     pc_ch_http_release(S->http, h);
+    if (may_run(r.curl)) kill_query(S, query_id); /* nobody waits for its answer now */
     if (!pc_ch_reply_ok(&r) &&
         (r.curl == CURLE_OPERATION_TIMEDOUT ||
          (r.curl == CURLE_OK && pc_ch_error_code(&r) == 159 /* TIMEOUT_EXCEEDED */))) {
@@ -63,16 +114,21 @@ static int run_sql(pc_ch_store *S, const char *sql, const char *what, const char
     return 0;
 }
 
-/* Runs |sql| with the URL settings |extra| and frees it; hands each
- * TabSeparated row of |ncols| columns to |row|. */
-static int each_row(pc_ch_store *S, pc_buf *sql, const char *what, const char *extra, int ncols,
-                    int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
+/* The number of rows (lines) of a TabSeparated answer. */
+static int count_rows(const pc_buf *out)
 {
-    pc_buf out;
-    int rc = run_sql(S, sql->data, what, extra, &out);
-    pc_buf_free(sql);
-    if (rc < 0) return rc;
-    char *cur = out.data, *end = out.data + out.len, *cols[PC_CH_SPAN_COLS];
+    int n = 0;
+    for (size_t i = 0; i < out->len; i++)
+        n += out->data[i] == '\n';
+    return n;
+}
+
+/* Hands each row of the TabSeparated answer |out| (freed here) to |row|. */
+static int deliver(pc_ch_store *S, pc_buf *out, const char *what, int ncols,
+                   int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
+{
+    int rc = 0;
+    char *cur = out->data, *end = out->data + out->len, *cols[PC_CH_SPAN_COLS];
     int n;
     while ((n = pc_ch_tsv_row(&cur, end, cols, ncols)) > 0) {
         if (n != ncols) {
@@ -82,8 +138,20 @@ static int each_row(pc_ch_store *S, pc_buf *sql, const char *what, const char *e
         }
         if (row(cols, cb, ud) != 0) break;
     }
-    pc_buf_free(&out);
+    pc_buf_free(out);
     return rc;
+}
+
+/* Runs |sql| with the URL settings |extra| and frees it; hands each
+ * TabSeparated row of |ncols| columns to |row|. */
+static int each_row(pc_ch_store *S, pc_buf *sql, const char *what, const char *extra, int ncols,
+                    int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
+{
+    pc_buf out;
+    int rc = run_sql(S, sql->data, what, extra, &out);
+    pc_buf_free(sql);
+    if (rc < 0) return rc;
+    return deliver(S, &out, what, ncols, row, cb, ud);
 }
 
 static int trace_row(char **cols, void *cb, void *ud)
@@ -100,13 +168,48 @@ static int span_row(char **cols, void *cb, void *ud)
     return ((pc_span_cb)cb)(ud, &r);
 }
 
+/*
+ * A list, window by window: the first window is the newest PC_CH_WINDOW_FIRST
+ * of the range (below the range's end, the cursor, or now when neither is
+ * given: rows started later are inside every window), each next one four
+ * times wider; the answer of the first window that fills the page, or that
+ * reaches the range's start (or grew past PC_CH_WINDOW_MAX: no edge), is the
+ * list. A window's answer is exact (see the contract), so a full page from a
+ * narrow window is the page a whole-range read would give. The windows
+ * together stop at query_timeout (PC_STORE_TIMEOUT), as one read does.
+ */
 static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
 {
     pc_ch_store *S = ctx;
-    pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_list_traces(&sql, S->database, f);
-    return each_row(S, &sql, "list traces", READ_SETTINGS, PC_CH_TRACE_COLS, trace_row, (void *)cb,
-                    ud);
+    int64_t top = INT64_MAX;
+    if (f->end_ns) top = f->end_ns;
+    if (f->after && f->after->started_ns < top) top = f->after->started_ns;
+    int64_t anchor = top != INT64_MAX ? top : pc_time_now_ns();
+    int limit = f->limit > 0 ? f->limit : 1;
+    /* the windows together get query_timeout too (each one gets it on the server) */
+    int64_t deadline = pc_time_mono_ns() + (int64_t)S->query_timeout_s * 1000000000LL;
+    for (int64_t width = PC_CH_WINDOW_FIRST;; width *= 4) {
+        if (width > PC_CH_WINDOW_FIRST && pc_time_mono_ns() > deadline) {
+            pc_log(PC_LOG_WARN, S->id, "list traces: stopped at the query time limit (%ld s)",
+                   S->query_timeout_s);
+            return PC_STORE_TIMEOUT;
+        }
+        int64_t lo = anchor > INT64_MIN + width ? anchor - width : INT64_MIN;
+        bool last = width >= PC_CH_WINDOW_MAX || lo == INT64_MIN;
+        if (last) lo = INT64_MIN;
+        if (f->start_ns && lo <= f->start_ns) {
+            lo = f->start_ns;
+            last = true;
+        }
+        pc_buf sql = PC_BUF_INIT, out;
+        pc_ch_sql_list_window(&sql, S->database, f, lo, top);
+        int rc = run_sql(S, sql.data, "list traces", READ_SETTINGS, &out);
+        pc_buf_free(&sql);
+        if (rc < 0) return rc;
+        if (last || count_rows(&out) >= limit)
+            return deliver(S, &out, "list traces", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+        pc_buf_free(&out);
+    }
 }
 
 static int st_get_trace(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
@@ -197,4 +300,7 @@ void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const ch
     S->database = database;
     S->query_timeout_s = (long)((query_timeout_ms + 999) / 1000);
     S->dialect = PC_CH_LEGACY; /* fewest settings until the server is known */
+    S->nonce = (uint64_t)pc_time_now_ns() ^ ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)S;
+    S->queries = 0;
+    S->killed = 0;
 }

@@ -6,7 +6,8 @@
  * Data flow: query receiver → store ops → SQL from clickhouse_sql.c →
  * clickhouse_http.c (a pooled read handle) → TabSeparated answer → the
  * caller's row callbacks. Reads never write: every statement runs under
- * readonly=1 and max_execution_time = query_timeout.
+ * readonly=1 and max_execution_time = query_timeout, with a query_id of its
+ * own; a read curl abandons is KILLed on the server (clickhouse_store.c).
  *
  * Ownership: the exporter (clickhouse.c) embeds a pc_ch_store, fills it with
  * pc_ch_store_init and hands out &store; the HTTP connection and the database
@@ -27,6 +28,9 @@ typedef struct pc_ch_store {
     const char *database;  /* borrowed */
     long query_timeout_s;  /* max_execution_time, whole seconds */
     pc_ch_dialect dialect; /* set by the exporter once the server's version is known */
+    uint64_t nonce;        /* query ids are "prela-<nonce>-<n>": unique per store */
+    uint64_t queries;      /* reads sent (atomic) */
+    uint64_t killed;       /* reads abandoned and KILLed (atomic) */
 } pc_ch_store;
 
 /* Fills |S|: reads of |database| through |http|, each bounded by

@@ -9,7 +9,10 @@ same requests to a second collector on the embedded SQLite store and comparing t
 (created_at aside: it is ingest time). Timestamps are recent: the modern dialect's TTL
 deletes rows whose started_at is older than 90 days.
 """
+import http.server
 import json
+import re
+import threading
 import time
 import urllib.parse
 
@@ -138,14 +141,16 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
                   "output_tokens", "links", "resource", "scope"):
         assert ("spans", extra) in cols, extra
     for extra in ("project_id", "root_span_name", "has_root", "source", "started_ns",
-                  "completed_ns", "created_ns", "input_tokens", "output_tokens"):
+                  "completed_ns", "created_ns", "input_tokens", "output_tokens", "span_types"):
         assert ("traces", extra) in cols, extra
     spans_ddl = srv.query(f"SHOW CREATE TABLE {db}.spans")
     assert "ReplacingMergeTree" in spans_ddl and "toYYYYMM(started_at)" in spans_ddl
-    assert "ORDER BY (trace_id, project_id, started_at, span_id)" in spans_ddl
+    assert "ORDER BY (trace_id, project_id, span_id)" in spans_ddl
+    assert "index_granularity = 256" in spans_ddl
+    assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
-    assert "ORDER BY (project_id, service_name, started_at, trace_id)" in traces_ddl
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "2"
+    assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "3"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
 
 
@@ -237,6 +242,88 @@ def test_split_trace_and_redelivery(make_collector, tmp_path, engine):
     assert srv.query(f"SELECT count() FROM (SELECT * FROM {db}.spans FINAL)").strip() == "4"
 
 
+def test_list_windows_are_exact(make_collector, tmp_path, engine):
+    """Lists read the traces table window by window (the newest hour below the range's top
+    first, then 4x wider: clickhouse_sql.c). Every page must equal the embedded store's:
+    traces whose spans came in several inserts with start times on both sides of a window's
+    edge (within and beyond the hour read below it), an error that came in a later insert,
+    redelivered batches, equal start times paged with cursors, offsets, ranges, filters."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    now = time.time_ns() // 10**9 * 10**9
+    M = 60 * 10**9
+
+    def span(tid, sid, parent, start, status="success", stype="custom"):
+        d = {"span_id": sid, "trace_id": tid, "name": f"{tid} {sid}", "span_type": stype,
+             "started_at": iso(start), "ended_at": iso(start + 10**9), "status": status}
+        if parent:
+            d["parent_span_id"] = parent
+        return d
+
+    def doc(tid, svc, *spans):
+        return {"trace_id": tid, "service_name": svc, "spans": list(spans)}
+    inserts = [
+        # children inside the first window [now - 1h, ...), the root 5 min before its edge
+        doc("edge-near", "svc-child", span("edge-near", "c1", "r", now - 55 * M)),
+        doc("edge-near", "svc-root", span("edge-near", "r", None, now - 65 * M)),
+        # the root 3 h before a child seen in the first window: beyond the hour read below
+        doc("edge-far", "svc-child", span("edge-far", "c1", "r", now - 10 * M, stype="llm")),
+        doc("edge-far", "svc-root", span("edge-far", "r", None, now - 190 * M)),
+        # the error arrives in a later insert, with a later start
+        doc("late-error", "svc-root", span("late-error", "r", None, now - 20 * M)),
+        doc("late-error", "svc-root", span("late-error", "c1", "r", now - 2 * M, "error")),
+        # an llm span only in the later insert
+        doc("late-llm", "svc-root", span("late-llm", "r", None, now - 30 * M)),
+        doc("late-llm", "svc-root", span("late-llm", "c1", "r", now - 25 * M, stype="llm")),
+    ]
+    # five traces starting at the same instant (cursor ties), and older ones, days apart
+    same_start = now - 40 * M
+    for k in range(5):
+        inserts.append(doc(f"tie-{k}", "svc-tie", span(f"tie-{k}", "r", None, same_start)))
+    for d in (1, 2, 5, 9, 20, 40):
+        inserts.append(doc(f"old-{d}d", "svc-old",
+                           span(f"old-{d}d", "r", None, now - d * 24 * 60 * M,
+                                "error" if d % 2 else "success")))
+    for _ in range(2):  # the second round is a redelivery
+        for d in inserts:
+            for c in (ch, lo):
+                post_prela(c, d)
+    everything = same(ch, lo, "/api/v1/traces", limit=1000)
+    assert everything["count"] == 15
+    ids = [t["trace_id"] for t in everything["traces"]]
+    assert ids.index("edge-far") > ids.index("edge-near") > ids.index("tie-0")  # by true start
+    got = {t["trace_id"]: t for t in everything["traces"]}
+    assert got["edge-far"]["started_at"] == iso(now - 190 * M)
+    assert got["edge-near"]["span_count"] == 2 and got["late-error"]["status"] == "error"
+    # each limit, paged with cursors to the end: the same pages as the embedded store
+    for limit in (1, 3):
+        for params in ({}, {"status": "error"}, {"span_type": "llm"},
+                       {"service_name": "svc-root"}, {"service_name": "svc-child"},
+                       {"start_time": iso(now - 3 * 24 * 60 * M)},
+                       {"end_time": iso(now - 30 * M)},
+                       {"start_time": iso(now - 4 * 60 * M), "end_time": iso(now - 20 * M)}):
+            cursor, seen = None, []
+            while True:
+                q = dict(params, limit=limit) | ({"cursor": cursor} if cursor else {})
+                page = same(ch, lo, "/api/v1/traces", **q)
+                seen += [t["trace_id"] for t in page["traces"]]
+                cursor = page["next"]
+                if not cursor:
+                    break
+            want = [t["trace_id"] for t in same(ch, lo, "/api/v1/traces", limit=1000,
+                                                **params)["traces"]]
+            assert seen == want and len(set(seen)) == len(seen), (limit, params)
+    # the filters that need later inserts find their traces
+    assert [t["trace_id"] for t in ch.get("/api/v1/traces", status="error", limit=2).json()[
+        "traces"]] == ["late-error", "old-1d"]
+    assert {t["trace_id"] for t in ch.get("/api/v1/traces", span_type="llm").json()[
+        "traces"]} == {"late-llm", "edge-far"}
+    for offset in (0, 1, 4, 5, 12, 14, 15, 30):
+        same(ch, lo, "/api/v1/traces", limit=3, offset=offset)
+        same(ch, lo, "/api/v1/traces", limit=2, offset=offset, status="error")
+
+
 EVIL = ["x'; DROP TABLE spans; --", "a\\'b", "\\", "'", "\x01\x7f\x1b", "ü'\\n", "%_", "\\x27"]
 
 
@@ -285,6 +372,31 @@ def test_trace_lookup_uses_primary_key(make_collector, tmp_path, clickhouse):
                      f"query LIKE '%{tid}%' AND query LIKE '%`{db}`.spans%'").split()
     assert len(rows) >= 3, rows  # get_trace twice (trace, spans endpoint) + get_spans twice
     assert max(int(r) for r in rows) <= 3 * 8192, rows  # of 300020 rows
+
+
+def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse):
+    """A list of recent traces reads the newest rows of the traces index (and the page's
+    spans), not every trace: 300,000 traces rows of 20 days ago are not read
+    (system.query_log)."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    traces = recent_traces(3)
+    assert post_otlp(c, traces).status_code == 200
+    old = (time.time_ns() - 20 * 24 * HOUR) // 10**9
+    srv.query(f"INSERT INTO {db}.traces (trace_id, project_id, started_at, started_ns,"
+              f" span_types) SELECT concat('filler-', toString(number)), 'default',"
+              f" toDateTime({old} + number), ({old} + number) * 1000000000, ',custom,'"
+              f" FROM numbers(300000)")
+    body = c.get("/api/v1/traces", limit=2).json()
+    newest = sorted(traces, key=lambda t: (t["start"], t["trace_id"]), reverse=True)
+    assert [t["trace_id"] for t in body["traces"]] == [t["trace_id"] for t in newest[:2]]
+    assert c.get("/api/v1/traces", limit=2, span_type="llm").json()["count"] == 2
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows FROM system.query_log WHERE type = 2 AND "
+                     f"query LIKE '%`{db}`.traces WHERE 1%'").split()
+    assert len(rows) >= 2, rows
+    assert max(int(r) for r in rows) <= 4 * 8192, rows  # of 300003 traces rows
 
 
 def test_server_down_answers_retry_then_recovers(make_collector, tmp_path, clickhouse):
@@ -439,3 +551,92 @@ def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, c
     # 2^29 / (2 x 65536 x (32 + 16)) = 85 rows a block; one thread; priority 2 of 2
     assert searches == [["1", "30", "2", "85", "0", "1"]], rows
     assert len(reads) >= 2 and all(r[:3] == ["1", "30", "1"] for r in reads), rows
+
+
+class HangingClickHouse(http.server.ThreadingHTTPServer):
+    """A stand-in ClickHouse (18.16 by its version) that answers the collector's setup,
+    holds every query API read without answering until a KILL QUERY names its query_id (or
+    20 s pass), and records the query_id of each read and each KILL."""
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        self.reads, self.kills, self.lock = [], [], threading.Lock()
+        self.killed = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            srv = self.server
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            params = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            sql = (params.get("query", [""])[0] + body.decode("latin-1")).strip()
+            answer = b""
+            if self.headers.get("Content-Encoding"):
+                return self.reply(400, b"Code: 89, e.displayText() = Unknown Content-Encoding",
+                                  code=89)
+            if sql.startswith("SELECT version()"):
+                answer = b"18.16.1\n"
+            elif sql.startswith("SELECT name FROM system.tables"):
+                answer = b"spans\ntraces\nschema_version\n"
+            elif sql.startswith("SELECT max(version)"):
+                answer = b"3\n"
+            elif sql == "SELECT 1":
+                answer = b"1\n"
+            elif sql.startswith("KILL QUERY"):
+                qid = re.search(r"query_id = '([^']*)'", sql).group(1)
+                with srv.lock:
+                    srv.kills.append(qid)
+                    srv.killed.setdefault(qid, threading.Event()).set()
+            elif sql.startswith("SELECT"):  # a read: held until killed
+                qid = params["query_id"][0]
+                with srv.lock:
+                    srv.reads.append(qid)
+                    ev = srv.killed.setdefault(qid, threading.Event())
+                ev.wait(20)
+                return self.reply(500, b"Code: 394, e.displayText() = Query was cancelled",
+                                  code=394)
+            self.reply(200, answer)
+
+        def reply(self, status, body, code=0):
+            try:
+                self.send_response(status)
+                if code:
+                    self.send_header("X-ClickHouse-Exception-Code", str(code))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:
+                pass  # the collector left
+
+
+def test_abandoned_reads_are_killed(make_collector, tmp_path):
+    """A read the server does not answer within query_timeout (+1 s of grace) is abandoned
+    by the collector (503) and stopped on the server: KILL QUERY names its query_id, which
+    is the collector's own ("prela-<nonce>-<n>", unique per read)."""
+    srv = HangingClickHouse()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        srv.port = srv.server_address[1]
+        c = ch_collector(make_collector, tmp_path, srv, "prela_fake",
+                         extra="  query_timeout: 1s")
+        t = time.monotonic()
+        r = c.get("/api/v1/traces", limit=5)
+        took = time.monotonic() - t
+        assert r.status_code == 503 and "query_timeout" in r.json()["detail"], r.text
+        assert took < 6, took
+        r = c.get("/api/v1/traces/some-trace")
+        assert r.status_code == 503, r.text
+        deadline = time.time() + 5
+        while len(srv.kills) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        with srv.lock:
+            reads, kills = list(srv.reads), list(srv.kills)
+        assert len(reads) == 2 and len(set(reads)) == 2, reads
+        assert all(re.fullmatch(r"prela-[0-9a-f]{16}-[0-9]+", q) for q in reads), reads
+        assert kills == reads, (kills, reads)
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -1,14 +1,16 @@
-"""Stores written by the previous release open with this one, intact.
+"""Stores written by the previous releases open with this one, intact.
 
-The previous release (commit PREV) is built once per clone into build-prev/ at the repo
-root (its source from `git archive`, only the prela-collector target) and reused while
-present. For each store (the embedded SQLite data directory, ClickHouse 18.16 in the
-legacy dialect, chDB in the modern dialect), the old binary writes traces over Prela
-JSON and OTLP/HTTP, including a trace id two projects wrote into (which the old key let
-them share), and everything it answers through the query API is recorded. Then the new
-binary opens the same store: it migrates once (logged once), answers every trace, span,
-list and search exactly as the old one did (the shared trace id now being one trace per
-project), takes new spans, and a second start migrates nothing.
+Each previous release (commit PREV: schema version 1; PREV2: ClickHouse schema version 2)
+is built once per clone into build-prev/ (build-prev-2/) at the repo root (its source from
+`git archive`, only the prela-collector target) and reused while present. For each store
+(the embedded SQLite data directory, ClickHouse 18.16 in the legacy dialect, chDB in the
+modern dialect), the old binary writes traces over Prela JSON and OTLP/HTTP, including a
+trace id two projects wrote into (which the old key let them share), and everything it
+answers through the query API is recorded. Then the new binary opens the same store: it
+migrates once (logged once per version step), answers every trace, span, list and search
+exactly as the old one did (the shared trace id now being one trace per project), takes
+new spans, and a second start migrates nothing. The schema 2 ClickHouse database (PREV2)
+gets the same treatment on both engines, with a trace split over inserts and redelivered.
 """
 import fcntl
 import json
@@ -26,8 +28,8 @@ from chdb_server import chdb  # noqa: F401  (fixture)
 from services import clickhouse  # noqa: F401  (fixture)
 
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
+PREV2 = "bf5f3fa"  # the last release of ClickHouse schema version 2 (before the list windows)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PREV_DIR = os.path.join(ROOT, "build-prev")
 HOUR = 3600 * 10**9
 
 
@@ -35,6 +37,16 @@ HOUR = 3600 * 10**9
 def prev_bin():
     """The previous release's binary, built once into build-prev/ (a lock serializes
     concurrent sessions)."""
+    return build_release(PREV, os.path.join(ROOT, "build-prev"))
+
+
+@pytest.fixture(scope="session")
+def prev2_bin():
+    """The release of ClickHouse schema version 2, built once into build-prev-2/."""
+    return build_release(PREV2, os.path.join(ROOT, "build-prev-2"))
+
+
+def build_release(commit, PREV_DIR):
     os.makedirs(PREV_DIR, exist_ok=True)
     binary = os.path.join(PREV_DIR, "build", "prela-collector")
     with open(os.path.join(PREV_DIR, ".lock"), "w") as lock:
@@ -43,7 +55,7 @@ def prev_bin():
             src = os.path.join(PREV_DIR, "src")
             subprocess.run(["rm", "-rf", src], check=True)
             os.makedirs(src)
-            archive = subprocess.run(["git", "-C", ROOT, "archive", PREV], check=True,
+            archive = subprocess.run(["git", "-C", ROOT, "archive", commit], check=True,
                                      capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
             for cmd in (["cmake", "-S", src, "-B", os.path.join(PREV_DIR, "build"), "-G", "Ninja",
@@ -191,14 +203,19 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        for component in ("local", "clickhouse") if kind != "local" else ("local",):
-            assert logs.count(f"{component}: migrated") == 1, logs
-        assert logs.count("migrated") == (1 if kind == "local" else 2), logs
+        assert logs.count("local: migrated") == 1, logs
+        # ClickHouse climbs 1 -> 2 -> 3: one line per step
+        assert logs.count("migrated") == (1 if kind == "local" else 3), logs
         assert "from schema 1 to 2" in logs
+        if kind != "local":
+            assert logs.count("clickhouse: migrated database") == 2, logs
+            assert "from schema 2 to 3" in logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
-                assert without(after[key], "shared-old") == without(before[key], "shared-old"), key
+                # old_fields: `next` (the cursor) came after the previous release
+                assert old_fields(without(after[key], "shared-old"),
+                                  before[key]) == without(before[key], "shared-old"), key
             else:  # field by field, created_at included
                 assert old_fields(after[key], before[key]) == before[key], key
         # The trace id two projects shared: one trace per project now.
@@ -243,10 +260,121 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert names == {"spans", "traces"}
         con.close()
     else:
-        assert srv.query(f"SELECT version FROM {db}.schema_version FORMAT TabSeparated").split() \
-            == ["2"]
+        assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                                f"FORMAT TabSeparated").split()) == ["2", "3"]
         tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                            f"FORMAT TabSeparated").split()
-        assert sorted(tables) == ["schema_version", "spans", "spans_v1", "traces", "traces_v1"]
-        assert "(trace_id, project_id, started_at, span_id)" in srv.query(
-            f"SHOW CREATE TABLE {db}.spans")
+        assert sorted(tables) == ["schema_version", "spans", "spans_v1", "spans_v2", "traces",
+                                  "traces_v1", "traces_v2"]
+        assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
+
+
+@pytest.fixture(params=["clickhouse", "chdb"])
+def ch_store(request, tmp_path):
+    """Collector options for a ClickHouse database kept across collectors."""
+    srv = request.getfixturevalue(request.param)
+    db = srv.database()
+    exporter = f"""
+clickhouse:
+  host: 127.0.0.1
+  port: {srv.port}
+  database: {db}
+"""
+    pipelines = """
+traces/ch:
+  receivers: [prela, otlp]
+  processors: [normalize]
+  exporters: [clickhouse]
+"""
+    return dict(data_dir=str(tmp_path / "data"), exporters_extra=exporter,
+                pipelines_extra=pipelines, query_store="clickhouse"), srv, db
+
+
+def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
+    """A ClickHouse database of schema 2 (partial trace rows keyed by service) opens with
+    schema 3: spans copied into the new key, the traces table rebuilt from them (one row per
+    trace, with its span types), every answer as before, filters included; once."""
+    opts, srv, db = ch_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(3))
+    # a trace split over two inserts (the root later, with the earlier start), sent twice
+    split = [{"trace_id": "split-old", "service_name": "svc-kid", "spans": [
+                 {"span_id": "k", "trace_id": "split-old", "parent_span_id": "r", "name": "kid",
+                  "span_type": "llm", "started_at": iso(base + 50 * 10**9),
+                  "ended_at": iso(base + 51 * 10**9), "status": "error",
+                  "attributes": {"llm.model": "gpt-4o", "llm.input_tokens": 9}}]},
+             {"trace_id": "split-old", "service_name": "svc-root", "spans": [
+                 {"span_id": "r", "trace_id": "split-old", "name": "root", "span_type": "agent",
+                  "started_at": iso(base + 40 * 10**9), "ended_at": iso(base + 60 * 10**9),
+                  "status": "success"}]}]
+    filters = [{}, {"status": "error"}, {"span_type": "llm"}, {"span_type": "tool"},
+               {"service_name": "svc-root"}, {"project_id": "p1", "limit": 2},
+               {"start_time": iso(base + 30 * 10**9), "end_time": iso(base + 5 * 60 * 10**9)}]
+
+    def lists(c):
+        return [c.get("/api/v1/traces", **f).json() for f in filters]
+
+    old = start(prev2_bin, tmp_path, opts)
+    try:
+        for _ in range(2):
+            for proj, doc in prela_docs(base) + shared_docs(base):
+                post_prela(old, doc, proj)
+            for doc in split:
+                post_prela(old, doc, "p1")
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + ["split-old"] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+        lists_before = lists(old)
+    finally:
+        stop(old)
+    assert before["split-old"]["trace"]["span_count"] == 2
+    assert before["split-old"]["trace"]["service_name"] == "svc-root"
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "2"
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert "from schema 2 to 3" in logs and "from schema 1" not in logs
+        after = snapshot(new, ids)
+        for key in before:
+            if key.startswith(("list", "search")):
+                assert after[key] == before[key], key
+            else:
+                assert old_fields(after[key], before[key]) == before[key], key
+        for f, a, b in zip(filters, lists(new), lists_before):
+            assert old_fields(a, b) == b, f
+        assert [t["trace_id"] for t in new.get("/api/v1/traces", span_type="llm",
+                                                project_id="p1").json()["traces"]] == \
+            ["split-old", "old-0"]
+        # new spans join a migrated trace: still one trace, summaries whole
+        more = {"trace_id": "split-old", "service_name": "svc-kid", "spans": [
+            {"span_id": "k2", "trace_id": "split-old", "parent_span_id": "r", "name": "kid 2",
+             "span_type": "tool", "started_at": iso(base + 30 * 10**9),
+             "ended_at": iso(base + 31 * 10**9), "status": "success"}]}
+        post_prela(new, more, "p1")
+        t = new.get("/api/v1/traces/split-old", project_id="p1").json()["trace"]
+        assert t["span_count"] == 3 and t["status"] == "error"
+        assert t["started_at"] == iso(base + 30 * 10**9) and t["service_name"] == "svc-root"
+        tool = [x["trace_id"] for x in new.get("/api/v1/traces", span_type="tool",
+                                                project_id="p1").json()["traces"]]
+        assert tool == ["old-1", "split-old"], tool
+    finally:
+        stop(new)
+
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert again.get("/api/v1/traces", limit=1000).json()["count"] == \
+            before["list"]["count"]
+    finally:
+        stop(again)
+    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                            f"FORMAT TabSeparated").split()) == ["2", "3"]
+    tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
+                       f"FORMAT TabSeparated").split()
+    assert sorted(tables) == ["schema_version", "spans", "spans_v2", "traces", "traces_v2"]
+    assert "(project_id, started_ns, trace_id)" in srv.query(f"SHOW CREATE TABLE {db}.traces")
+    # the rebuilt traces table: one row per trace of the spans (before the new span's insert)
+    assert srv.query(f"SELECT uniqExact(project_id, trace_id) FROM {db}.traces").strip() == \
+        srv.query(f"SELECT uniqExact(project_id, trace_id) FROM {db}.spans").strip()

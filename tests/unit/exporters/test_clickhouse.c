@@ -100,12 +100,16 @@ static void test_ddl(void)
     CHECK(has(&b, "span_id String, trace_id String, parent_span_id String, name String,"
                   " span_type String, service_name String, started_at DateTime64(6),"
                   " ended_at DateTime64(6), duration_ms Float64, status String,"
-                  " attributes String, events String, created_at DateTime64(6) DEFAULT now64(6)"));
+                  " attributes String CODEC(ZSTD(1)), events String CODEC(ZSTD(1)),"
+                  " created_at DateTime64(6) DEFAULT now64(6)"));
     CHECK(has(&b, "ENGINE = ReplacingMergeTree(first_write_rank)"));
     /* The project is part of the dedup key (the ReplacingMergeTree's ORDER BY). */
     CHECK(has(&b, "PARTITION BY toYYYYMM(started_at)"
-                  " ORDER BY (trace_id, project_id, started_at, span_id)"));
-    CHECK(has(&b, "TTL started_at + INTERVAL 90 DAY"));
+                  " ORDER BY (trace_id, project_id, span_id)"
+                  " TTL started_at + INTERVAL 90 DAY SETTINGS index_granularity = 256"));
+    /* zstd on the large JSON columns (modern only) */
+    CHECK(has(&b, "attributes String CODEC(ZSTD(1)), events String CODEC(ZSTD(1)),"));
+    CHECK(has(&b, "resource String CODEC(ZSTD(1))"));
     const char *extra[] = {"project_id String", "kind Int32", "status_message String",
                            "source String", "trace_state String", "start_ns Int64",
                            "end_ns Int64", "created_ns Int64", "llm_provider String",
@@ -116,7 +120,8 @@ static void test_ddl(void)
     pc_buf_reset(&b);
     pc_ch_ddl_spans(&b, PC_CH_LEGACY, "prela", "spans_v2");
     CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `prela`.`spans_v2` ("));
-    CHECK(has(&b, "ORDER BY (trace_id, project_id, started_at, span_id)"));
+    CHECK(has(&b, "ORDER BY (trace_id, project_id, span_id) SETTINGS index_granularity = 256"));
+    CHECK(!strstr(b.data, "CODEC")); /* 18.16 has no column codecs */
     CHECK(has(&b, "started_at DateTime, ended_at DateTime,"));
     CHECK(has(&b, "created_at DateTime DEFAULT now(),"));
     CHECK(!strstr(b.data, "DateTime64") && !strstr(b.data, "TTL"));
@@ -127,9 +132,10 @@ static void test_ddl(void)
                   " root_span_id String, span_count UInt32, metadata String,"
                   " created_at DateTime64(6) DEFAULT now64(6)"));
     CHECK(has(&b, "ENGINE = MergeTree() PARTITION BY toYYYYMM(started_at)"
-                  " ORDER BY (project_id, service_name, started_at, trace_id)"
+                  " ORDER BY (project_id, started_ns, trace_id)"
                   " TTL started_at + INTERVAL 90 DAY"));
     CHECK(has(&b, "root_span_name String, has_root UInt8"));
+    CHECK(has(&b, "output_tokens Int64, span_types String)"));
     pc_buf_reset(&b);
     pc_ch_ddl_traces(&b, PC_CH_LEGACY, "prela", "traces");
     CHECK(has(&b, "started_at DateTime, completed_at DateTime,"));
@@ -269,7 +275,22 @@ static void test_trace_part(void)
     CHECK(has(&row, "\"status\":\"error\""));
     CHECK(has(&row, "\"has_root\":1"));
     CHECK(has(&row, "\"metadata\":\"{}\""));
+    CHECK(has(&row, "\"span_types\":\",custom,\""));
     pc_buf_free(&row);
+    /* span_types: every type of the insert's spans, each between commas */
+    b->spans[0].span_type = PC_TYPE_LLM;
+    b->spans[2].span_type = PC_TYPE_TOOL;
+    pc_ch_part_init(&p, &b->spans[0], 50);
+    pc_ch_part_add(&p, &b->spans[1], 50);
+    pc_ch_part_add(&p, &b->spans[2], 40);
+    pc_ch_trace_row(&row, PC_CH_MODERN, &p);
+    CHECK(has(&row, "\"span_types\":\",custom,llm,tool,\"}"));
+    pc_buf_free(&row);
+    char set[128];
+    CHECK_EQ_INT(pc_ch_span_types_text(set, 0), 1);
+    CHECK(strcmp(set, ",") == 0);
+    CHECK_EQ_INT(pc_ch_span_types_text(set, ~0u), 43);
+    CHECK(strcmp(set, ",custom,agent,llm,tool,retrieval,embedding,") == 0);
     pc_batch_unref(b);
 }
 
@@ -297,18 +318,42 @@ static void test_query_builders(void)
     pc_buf_reset(&b);
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
-    pc_ch_sql_list_traces(&b, "db", &f);
+    pc_ch_sql_list_window(&b, "db", &f, 4, 9);
+    /* candidates: the window's traces rows (from an hour below its edge), those
+     * that have a row between the edge and the top, merged per trace */
     CHECK(has(&b, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `db`.traces"
-                  " WHERE project_id = 'x\\' OR 1=1 --\\\\' AND (project_id, trace_id) IN"
-                  " (SELECT project_id, trace_id FROM `db`.spans WHERE project_id = 'x\\' OR 1=1"
-                  " --\\\\' AND span_type = 'llm\\'') GROUP BY project_id, trace_id HAVING "));
-    CHECK(has(&b, "GROUP BY project_id, trace_id ORDER BY t_started DESC, trace_id DESC,"
-                  " project_id DESC FORMAT TabSeparated"));
+                  " WHERE 1 AND project_id = 'x\\' OR 1=1 --\\\\' AND started_ns >= -3599999999996"
+                  " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `db`.traces"
+                  " WHERE project_id = 'x\\' OR 1=1 --\\\\' AND started_ns >= 4 AND"
+                  " started_ns <= 9) GROUP BY project_id, trace_id HAVING 1 AND"
+                  " min(started_ns) >= 4 AND min(started_ns) >= 5 AND min(started_ns) <= 9"));
     CHECK(has(&b, " = 's\\''"));
-    CHECK(has(&b, " = 'error\\''"));
-    CHECK(has(&b, "span_type = 'llm\\''"));
-    CHECK(has(&b, "min(started_ns) >= 5 AND min(started_ns) <= 9"));
-    CHECK(has(&b, "LIMIT 3, 7)"));
+    CHECK(has(&b, "if(max(status = 'error') = 1, 'error', 'success') = 'error\\''"));
+    CHECK(has(&b, "max(position(span_types, ',llm\\',') > 0) = 1"));
+    CHECK(has(&b, "ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT 0, 18)"));
+    CHECK(!strstr(b.data, "FROM `db`.spans WHERE span_type")); /* no scan of the spans */
+    /* the page: exact summaries of the candidates, every condition checked again */
+    CHECK(has(&b, "GROUP BY project_id, trace_id HAVING 1 AND t_started >= 4 AND t_started >= 5"
+                  " AND t_started <= 9 AND if(countIf(parent_span_id = ''"));
+    CHECK(has(&b, "AND if(countIf(status = 'error') > 0, 'error', 'success') = 'error\\''"));
+    CHECK(has(&b, "AND countIf(span_type = 'llm\\'') > 0 ORDER BY t_started DESC, trace_id DESC,"
+                  " project_id DESC LIMIT 3, 7 FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    f.offset = 101; /* a deep offset skips candidates */
+    pc_ch_sql_list_window(&b, "db", &f, 4, 9);
+    CHECK(has(&b, "project_id DESC LIMIT 101, 15)"));
+    CHECK(has(&b, "project_id DESC LIMIT 0, 7 FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    /* no edge, no top, a cursor: no window conditions, the cursor on both levels */
+    pc_trace_key k = {.started_ns = 77, .trace_id = "t'", .project_id = "p"};
+    pc_trace_filter g = {.after = &k, .limit = 2};
+    pc_ch_sql_list_window(&b, "db", &g, INT64_MIN, INT64_MAX);
+    CHECK(!strstr(b.data, "started_ns >=") && !strstr(b.data, "started_ns <="));
+    CHECK(!strstr(b.data, "project_id = "));
+    CHECK(has(&b, "HAVING 1 AND (min(started_ns) < 77 OR (min(started_ns) = 77 AND (trace_id <"
+                  " 't\\'' OR (trace_id = 't\\'' AND project_id < 'p'))))"));
+    CHECK(has(&b, "HAVING 1 AND (t_started < 77 OR (t_started = 77 AND (trace_id <"));
+    CHECK(has(&b, "LIMIT 0, 10)"));
     pc_buf_reset(&b);
     pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01" "Ab", 11);
     /* ASCII case folded here, the value's first PC_CH_SEARCH_PREFIX bytes there */
@@ -500,8 +545,10 @@ static int cat_exec(void *ud, const char *sql, const char *what, long timeout_ms
     } else if (strncmp(sql, "SELECT max(version)", 19) == 0) {
         pc_buf_printf(out, "%d\n", c->version);
     } else if (strncmp(sql, "INSERT INTO `db`.schema_version", 31) == 0) {
-        c->version = PC_CH_SCHEMA_VERSION;
-    } else if (strncmp(sql, "SELECT count()", 14) == 0) {
+        const char *v = strstr(sql, "VALUES (");
+        c->version = v ? atoi(v + 8) : -1;
+    } else if (strncmp(sql, "SELECT count()", 14) == 0 ||
+               strncmp(sql, "SELECT uniqExact", 16) == 0) {
         pc_buf_puts(out, "42\n");
     }
     return 0;
@@ -527,56 +574,81 @@ static bool cat_is(catalog *c, const char *const *want, int n)
     return ok;
 }
 
-static const char *const MIGRATED[] = {"spans", "traces", "spans_v1", "traces_v1",
-                                       "schema_version"};
+static const char *const MIGRATED[] = {"spans",     "traces",    "spans_v1",      "traces_v1",
+                                       "spans_v2",  "traces_v2", "schema_version"};
 
 static void test_migration_plan(void)
 {
-    /* Fresh database: the current tables and version 2, nothing copied. */
+    /* Fresh database: the current tables and version 3, nothing copied. */
     catalog c = {.log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&c), 0);
     const char *fresh[] = {"spans", "traces", "schema_version"};
     CHECK(cat_is(&c, fresh, 3));
-    CHECK_EQ_INT(c.version, 2);
+    CHECK_EQ_INT(c.version, 3);
     CHECK(!strstr(c.log.data, "INSERT INTO `db`.`"));
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`spans` ("));
-    CHECK(has(&c.log, "ORDER BY (trace_id, project_id, started_at, span_id)"));
-    CHECK(has(&c.log, "VALUES (2, 'created')"));
+    CHECK(has(&c.log, "ORDER BY (trace_id, project_id, span_id)"));
+    CHECK(has(&c.log, "VALUES (3, 'created')"));
     /* A second start only reads the version and re-asserts the tables. */
     CHECK_EQ_INT(migrate(&c), 0);
     CHECK(!strstr(c.log.data, "RENAME") && !strstr(c.log.data, "INSERT"));
 
-    /* Version 1 (the first release): copy, swap, version, old tables kept. */
+    /* Version 1 (the first release): to 2 (copy, swap), then to 3; old tables kept. */
     catalog v1 = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v1), 0);
-    CHECK(cat_is(&v1, MIGRATED, 5));
-    CHECK_EQ_INT(v1.version, 2);
+    CHECK(cat_is(&v1, MIGRATED, 7));
+    CHECK_EQ_INT(v1.version, 3);
     CHECK(has(&v1.log, "CREATE TABLE IF NOT EXISTS `db`.`spans_v2` ("));
+    CHECK(has(&v1.log, "ORDER BY (trace_id, project_id, started_at, span_id)")); /* v2's key */
     CHECK(has(&v1.log, "INSERT INTO `db`.`spans_v2` (span_id, trace_id, parent_span_id,"));
+    CHECK(has(&v1.log, "INSERT INTO `db`.`traces_v2` (trace_id, service_name, started_at,"));
     CHECK(has(&v1.log, "SELECT span_id, trace_id, parent_span_id,"));
     CHECK(has(&v1.log, "FROM `db`.`spans`\n"));
     CHECK(has(&v1.log, "RENAME TABLE `db`.`spans` TO `db`.`spans_v1`, `db`.`spans_v2` TO"
                        " `db`.`spans`"));
     CHECK(has(&v1.log, "RENAME TABLE `db`.`traces` TO `db`.`traces_v1`"));
     CHECK(has(&v1.log, "VALUES (2, 'migrated from 1"));
+    CHECK(has(&v1.log, "VALUES (3, 'migrated from 2"));
+    CHECK(has(&v1.log, "RENAME TABLE `db`.`spans` TO `db`.`spans_v2`, `db`.`spans_v3` TO"
+                       " `db`.`spans`"));
     CHECK_EQ_INT(migrate(&v1), 0); /* once */
     CHECK(!strstr(v1.log.data, "RENAME") && !strstr(v1.log.data, "INSERT"));
-    CHECK(cat_is(&v1, MIGRATED, 5));
+    CHECK(cat_is(&v1, MIGRATED, 7));
 
-    /* Interrupted at every step: each next start finishes the job. */
+    /* Version 2: spans copied to the new key, traces rebuilt from the new spans. */
+    catalog v2 = {.tables = {"spans", "traces", "spans_v1", "traces_v1", "schema_version"},
+                  .n = 5, .version = 2, .log = PC_BUF_INIT};
+    CHECK_EQ_INT(migrate(&v2), 0);
+    CHECK(cat_is(&v2, MIGRATED, 7));
+    CHECK_EQ_INT(v2.version, 3);
+    CHECK(!strstr(v2.log.data, "spans_v1`")); /* the step from 1 is not redone */
+    CHECK(has(&v2.log, "INSERT INTO `db`.`spans_v3` (span_id, trace_id,"));
+    CHECK(has(&v2.log, "INSERT INTO `db`.`traces_v3` (trace_id, service_name, started_at,"));
+    CHECK(has(&v2.log, "concat(',', arrayStringConcat(groupUniqArray(span_type), ','), ',')"
+                       " FROM `db`.spans GROUP BY project_id, trace_id\n"));
+    const char *spans_swap = strstr(v2.log.data, "RENAME TABLE `db`.`spans`");
+    const char *traces_fill = strstr(v2.log.data, "INSERT INTO `db`.`traces_v3`");
+    CHECK(spans_swap && traces_fill && spans_swap < traces_fill); /* from the new spans */
+    CHECK(has(&v2.log, "RENAME TABLE `db`.`traces` TO `db`.`traces_v2`, `db`.`traces_v3` TO"
+                       " `db`.`traces`"));
+
+    /* Interrupted at every statement: each next start finishes the job. */
     static const char *const steps[] = {"INSERT INTO `db`.`spans_v2`", "RENAME TABLE `db`.`spans`",
                                         "INSERT INTO `db`.`traces_v2`",
                                         "RENAME TABLE `db`.`traces`",
                                         "CREATE TABLE IF NOT EXISTS `db`.schema_version",
-                                        "INSERT INTO `db`.schema_version"};
+                                        "INSERT INTO `db`.schema_version",
+                                        "INSERT INTO `db`.`spans_v3`",
+                                        "INSERT INTO `db`.`traces_v3`",
+                                        "SELECT count() FROM (SELECT 1"};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         catalog k = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT, .fail = steps[i]};
         CHECK_EQ_INT(migrate(&k), -1);
-        CHECK_EQ_INT(k.version, 0);
+        CHECK(k.version < 3);
         k.fail = NULL;
         CHECK_EQ_INT(migrate(&k), 0);
-        CHECK(cat_is(&k, MIGRATED, 5));
-        CHECK_EQ_INT(k.version, 2);
+        CHECK(cat_is(&k, MIGRATED, 7));
+        CHECK_EQ_INT(k.version, 3);
         pc_buf_free(&k.log);
     }
     /* A swap cut between its two renames (18.16 renames pair by pair). */
@@ -584,16 +656,25 @@ static void test_migration_plan(void)
     CHECK_EQ_INT(migrate(&half), 0);
     CHECK(has(&half.log, "RENAME TABLE `db`.`spans_v2` TO `db`.`spans`\n"));
     CHECK(!strstr(half.log.data, "INSERT INTO `db`.`spans_v2`"));
-    CHECK(cat_is(&half, MIGRATED, 5));
+    CHECK(cat_is(&half, MIGRATED, 7));
+    catalog half3 = {.tables = {"spans_v1", "traces_v1", "spans_v2", "spans_v3", "traces",
+                                "schema_version"},
+                     .n = 6, .version = 2, .log = PC_BUF_INIT};
+    CHECK_EQ_INT(migrate(&half3), 0);
+    CHECK(has(&half3.log, "RENAME TABLE `db`.`spans_v3` TO `db`.`spans`\n"));
+    CHECK(!strstr(half3.log.data, "INSERT INTO `db`.`spans_v3`"));
+    CHECK(cat_is(&half3, MIGRATED, 7));
 
     /* A newer version is refused, untouched. */
-    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 3,
+    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 4,
                      .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&newer), -1);
     CHECK(!strstr(newer.log.data, "CREATE TABLE") && !strstr(newer.log.data, "RENAME"));
     pc_buf_free(&c.log);
     pc_buf_free(&v1.log);
+    pc_buf_free(&v2.log);
     pc_buf_free(&half.log);
+    pc_buf_free(&half3.log);
     pc_buf_free(&newer.log);
 }
 
