@@ -28,31 +28,44 @@ from services import clickhouse  # noqa: F401  (fixture)
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREV_DIR = os.path.join(ROOT, "build-prev")
+PREV2 = "bf5f3fa"  # the last release of the embedded store's schema version 2
 HOUR = 3600 * 10**9
 
 
-@pytest.fixture(scope="session")
-def prev_bin():
-    """The previous release's binary, built once into build-prev/ (a lock serializes
+def build_release(commit, prev_dir):
+    """The binary of release |commit|, built once into |prev_dir| (a lock serializes
     concurrent sessions)."""
-    os.makedirs(PREV_DIR, exist_ok=True)
-    binary = os.path.join(PREV_DIR, "build", "prela-collector")
-    with open(os.path.join(PREV_DIR, ".lock"), "w") as lock:
+    os.makedirs(prev_dir, exist_ok=True)
+    binary = os.path.join(prev_dir, "build", "prela-collector")
+    with open(os.path.join(prev_dir, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.exists(binary):
-            src = os.path.join(PREV_DIR, "src")
+            src = os.path.join(prev_dir, "src")
             subprocess.run(["rm", "-rf", src], check=True)
             os.makedirs(src)
-            archive = subprocess.run(["git", "-C", ROOT, "archive", PREV], check=True,
+            archive = subprocess.run(["git", "-C", ROOT, "archive", commit], check=True,
                                      capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
-            for cmd in (["cmake", "-S", src, "-B", os.path.join(PREV_DIR, "build"), "-G", "Ninja",
+            for cmd in (["cmake", "-S", src, "-B", os.path.join(prev_dir, "build"), "-G", "Ninja",
                          "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
-                        ["ninja", "-C", os.path.join(PREV_DIR, "build"), "-j2",
+                        ["ninja", "-C", os.path.join(prev_dir, "build"), "-j2",
                          "prela-collector"]):
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
                 assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}{r.stderr}"
     return binary
+
+
+@pytest.fixture(scope="session")
+def prev_bin():
+    """The previous release's binary (schema version 1), built once into build-prev/."""
+    return build_release(PREV, PREV_DIR)
+
+
+@pytest.fixture(scope="session")
+def prev2_bin():
+    """The last release with the embedded store's schema version 2, built once into
+    build-prev2/."""
+    return build_release(PREV2, os.path.join(ROOT, "build-prev2"))
 
 
 @pytest.fixture(params=["local", "clickhouse", "chdb"])
@@ -192,13 +205,17 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
         for component in ("local", "clickhouse") if kind != "local" else ("local",):
-            assert logs.count(f"{component}: migrated") == 1, logs
-        assert logs.count("migrated") == (1 if kind == "local" else 2), logs
+            # the embedded store: 1 -> 2, then 2 -> 3 (its schema 3), in one start
+            assert logs.count(f"{component}: migrated") == (2 if component == "local" else 1), logs
+        assert logs.count("migrated") == (2 if kind == "local" else 3), logs
         assert "from schema 1 to 2" in logs
+        if kind == "local":  # and on to 3 in the same start
+            assert logs.count("from schema 2 to 3") == 1, logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
-                assert without(after[key], "shared-old") == without(before[key], "shared-old"), key
+                assert without(old_fields(after[key], before[key]), "shared-old") == \
+                    without(before[key], "shared-old"), key
             else:  # field by field, created_at included
                 assert old_fields(after[key], before[key]) == before[key], key
         # The trace id two projects shared: one trace per project now.
@@ -238,9 +255,9 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (2,)
+        assert con.execute("PRAGMA user_version").fetchone() == (3,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert names == {"spans", "traces"}
+        assert names == LOCAL_TABLES
         con.close()
     else:
         assert srv.query(f"SELECT version FROM {db}.schema_version FORMAT TabSeparated").split() \
@@ -250,3 +267,70 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert sorted(tables) == ["schema_version", "spans", "spans_v1", "traces", "traces_v1"]
         assert "(trace_id, project_id, started_at, span_id)" in srv.query(
             f"SHOW CREATE TABLE {db}.spans")
+
+
+# The embedded store's tables in schema version 3 (span_text is FTS5: its shadow tables).
+LOCAL_TABLES = {"spans", "traces", "span_text", "span_text_config", "span_text_data",
+                "span_text_idx"}
+
+
+def test_schema_2_store_migrates_to_3(prev2_bin, tmp_path):
+    """The embedded store of the last schema-2 release: every answer kept, old rows
+    searchable by decoded values (quotes, backslashes, Unicode case), span types summarized."""
+    opts = dict(data_dir=str(tmp_path / "data"))
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(3))
+    docs = prela_docs(base) + shared_docs(base)
+    docs[0][1]["spans"][1]["attributes"]["said"] = 'she said "été" \\ then left'
+    old = start(prev2_bin, tmp_path, opts)
+    try:
+        for proj, doc in docs:
+            post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+        before_shared = {p: old.get("/api/v1/traces/shared-old", project_id=p).json()
+                         for p in ("p1", "p3")}
+        before_tool = old.get("/api/v1/traces", span_type="tool", limit=1000).json()
+        # the schema-2 search matched escaped JSON: a quote never matched
+        assert old.get("/api/v1/search", query='"été"').json()["count"] == 0
+    finally:
+        stop(old)
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("migrated") == 1 and "from schema 2 to 3" in logs, logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        for p in ("p1", "p3"):
+            got = new.get("/api/v1/traces/shared-old", project_id=p).json()
+            assert old_fields(got, before_shared[p]) == before_shared[p]
+        assert new.get("/api/v1/traces", span_type="tool", limit=1000).json() == before_tool
+        # search by what a person types, over the migrated rows
+        hit = new.get("/api/v1/search", query='SAID "ÉTÉ" \\ THEN').json()
+        assert [t["trace_id"] for t in hit["results"]] == ["old-0"], hit
+        # new spans merge into a migrated trace
+        for proj, doc in prela_docs(base)[:1]:
+            doc["spans"] = [dict(doc["spans"][1], span_id="kid2", name="late kid",
+                                 span_type="tool")]
+            post_prela(new, doc, proj)
+        t = new.get("/api/v1/traces/old-0", project_id="p1").json()
+        assert t["trace"]["span_count"] == 3
+        assert "old-0" in [x["trace_id"] for x in
+                           new.get("/api/v1/traces", span_type="tool", limit=1000).json()["traces"]]
+    finally:
+        stop(new)
+
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert again.get("/api/v1/search", query="late kid").json()["count"] == 1
+    finally:
+        stop(again)
+    con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
+    assert con.execute("PRAGMA user_version").fetchone() == (3,)
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert names == LOCAL_TABLES
+    con.close()
