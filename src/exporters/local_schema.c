@@ -22,13 +22,17 @@
  *              first write wins. The row holds no trace id or project: its
  *              trace row does (join on tid). attributes, events, links,
  *              resource, scope hold span.h's JSON text.
- *   span_text  FTS5, trigram tokenizer, case_sensitive 0 (Unicode case
- *              folding), contentless (content=''), detail=none,
- *              columnsize=0: one document per span, rowid = spans.rowid, text
- *              = the span's search text (local_text.h). It only names
- *              candidates: search verifies each with pc_contains over the
- *              recomputed text. A document is removed with FTS5's 'delete'
- *              and that same recomputed text (retention).
+ *   span_text  FTS5, contentless (content=''), detail=none, columnsize=0,
+ *              tokenizer pc_trigram (local_text.h: the distinct case-folded
+ *              trigrams of each line), rowid = tid: one document per trace
+ *              and transaction, the search text (local_text.h) of the spans
+ *              it inserted. A rowid written again adds to the same trace:
+ *              with detail=none FTS5 keeps only (trigram, rowid) presence, so
+ *              the trace is found by the union of its documents. It only
+ *              names candidate traces: search verifies each with pc_contains
+ *              over its spans' recomputed text. Retention removes a trace
+ *              with FTS5's 'delete' and the recomputed text of all its spans
+ *              (trigrams never span a line, so order does not matter).
  *
  * Why this layout (issue 15: 10 million spans on 2 cores):
  * - Version 2 keyed spans by (trace_id, project_id, span_id) and indexed
@@ -43,7 +47,8 @@
  * - Search: version 2 scanned every span's JSON (seconds at 1M spans); the
  *   trigram index answers substring queries of 3+ characters; detail=none and
  *   contentless keep it to the rowid lists (no positions, no copy of the
- *   text).
+ *   text), and a document per trace, not per span, lists each trigram once
+ *   per trace: measured on the benchmark's spans, 2.3 times smaller.
  * - Rowid tables, not WITHOUT ROWID: span rows carry prompt text (KBs), and
  *   SQLite advises rowid tables for large rows; traces is keyed by tid.
  * - New columns (issue 13: session_id, user_id, models, cost, messages) are
@@ -119,7 +124,7 @@ static const char SCHEMA[] =
     " scope TEXT NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans (tid, span_id);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
-    " columnsize=0, tokenize='trigram case_sensitive 0');";
+    " columnsize=0, tokenize='pc_trigram');";
 
 /* ------------------------------------------------------------ version 2 -- */
 
@@ -335,7 +340,8 @@ static const char MIGRATE_2_3_COPY[] =
     " FROM spans_v2 s JOIN traces t ON t.trace_id = s.trace_id AND t.project_id = s.project_id"
     " ORDER BY t.tid, s.rowid;"
     "INSERT INTO span_text (rowid, text)"
-    " SELECT rowid, pc_search_text(name, attributes, events) FROM spans;";
+    " SELECT tid, group_concat(pc_search_text(name, attributes, events), '') FROM spans"
+    " GROUP BY tid ORDER BY tid;";
 
 /* Version 2 -> 3 inside the caller's transaction; logs what it did. 0 / -1. */
 static int migrate_2_3(const char *id, sqlite3 *db, const char *path)

@@ -14,8 +14,8 @@
  * journal_size_limit truncates the file back after that.
  *
  * Search (store.h search): a query of 3+ code points asks the FTS5 trigram
- * index for candidate spans (local_text.h: an AND of trigrams). Up to
- * SEARCH_CANDIDATES of them: their traces, newest first, are verified one by
+ * index for candidate traces (local_text.h: an AND of trigrams). Up to
+ * SEARCH_CANDIDATES of them: newest first, they are verified one by
  * one (pc_contains over the recomputed search text of the trace's spans) until
  * |limit| matched. More candidates (a common word), or a query the index
  * cannot serve (under 3 code points, a NUL byte): traces newest first, each
@@ -67,7 +67,8 @@ static const char INS_SPAN[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
     " ?19, ?20, ?21, ?22, ?23)";
 
-/* ?1 rowid of the span, ?2 its search text (local_text.h). */
+/* ?1 tid, ?2 the search text (local_text.h) of the spans of that trace a
+ * transaction inserted. */
 static const char INS_TEXT[] = "INSERT INTO span_text (rowid, text) VALUES (?1, ?2)";
 
 /*
@@ -106,11 +107,12 @@ static const char SET_TRACE[] =
  * of one retention transaction. */
 #define EXPIRED                                                                                    \
     "SELECT tid FROM traces WHERE created_ns < ?1 ORDER BY created_ns, tid LIMIT " PURGE_CHUNK
-/* Their spans' search text leaves the index first: FTS5 'delete' needs the
- * text that was indexed, recomputed from the row (local_text.h). */
+/* Their search text leaves the index first: FTS5 'delete' needs the text
+ * that was indexed, recomputed from the rows (local_text.h). */
 static const char PURGE_TEXT[] =
-    "INSERT INTO span_text (span_text, rowid, text) SELECT 'delete', s.rowid,"
-    " pc_search_text(s.name, s.attributes, s.events) FROM spans s WHERE s.tid IN (" EXPIRED ")";
+    "INSERT INTO span_text (span_text, rowid, text) SELECT 'delete', t.tid,"
+    " coalesce((SELECT group_concat(pc_search_text(s.name, s.attributes, s.events), '')"
+    "  FROM spans s WHERE s.tid = t.tid), '') FROM traces t WHERE t.tid IN (" EXPIRED ")";
 static const char PURGE_SPANS[] = "DELETE FROM spans WHERE tid IN (" EXPIRED ")";
 static const char PURGE_TRACES[] = "DELETE FROM traces WHERE tid IN (" EXPIRED ")";
 
@@ -572,7 +574,7 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
     return query_close(&q, rc);
 }
 
-/* Most FTS5 candidate spans a search collects before it scans instead. */
+/* Most FTS5 candidate traces a search collects before it scans instead. */
 #define SEARCH_CANDIDATES 20000
 
 /* Whether trace ?1 (tid) has a span whose search text contains ?2. */
@@ -580,7 +582,7 @@ static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
     " AND pc_contains(pc_search_text(s.name, s.attributes, s.events), ?2) LIMIT 1";
 
-/* Counts FTS5 candidates of |fts| (at most SEARCH_CANDIDATES + 1); -1 on failure. */
+/* Counts FTS5 candidate traces of |fts| (at most SEARCH_CANDIDATES + 1); -1 on failure. */
 static int64_t count_candidates(query *q, const char *fts)
 {
     sqlite3_stmt *st = NULL;
@@ -606,11 +608,11 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
 
     /* The candidate traces (or every trace) newest first; ?1 FTS5 query, ?3 project. */
     static const char CANDIDATES[] =
-        "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.tid IN (SELECT s.tid FROM spans s"
-        " WHERE s.rowid IN (SELECT rowid FROM span_text WHERE span_text MATCH ?1))";
+        "SELECT " TRACE_COLS ", t.tid FROM traces t"
+        " WHERE t.tid IN (SELECT rowid FROM span_text WHERE span_text MATCH ?1)";
     static const char CANDIDATES_P[] =
-        "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.tid IN (SELECT s.tid FROM spans s"
-        " WHERE s.rowid IN (SELECT rowid FROM span_text WHERE span_text MATCH ?1))"
+        "SELECT " TRACE_COLS ", t.tid FROM traces t"
+        " WHERE t.tid IN (SELECT rowid FROM span_text WHERE span_text MATCH ?1)"
         " AND t.project_id = ?3";
     static const char ALL[] = "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL";
     static const char ALL_P[] =

@@ -13,6 +13,7 @@
 #include "mem.h"
 #include "span.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,11 +89,204 @@ static void fn_search_text(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     pc_buf_free(&out);
 }
 
+/* ------------------------------------------------------- the tokenizer -- */
+
+/*
+ * pc_trigram, the FTS5 tokenizer of span_text: every 3 consecutive code
+ * points (folded by pc_local_fold) of a line ('\n' ends a line: no trigram
+ * spans two values), each once per document. A token is the trigram's folded
+ * UTF-8 followed by 3 bytes of a hash of it (0x40-0x7F): FTS5's in-memory
+ * hash of pending terms mixes short keys poorly (3-byte keys collide into
+ * long chains), and those bytes spread them. Why not the built-in trigram
+ * tokenizer: at 1.5 KB of prompt per span it cost about 80 us per span
+ * (measured), more than the rest of the write; this one emits each distinct
+ * trigram once and lands in short chains.
+ */
+#define TRI_MAX 12 /* 3 code points, at most 4 bytes each */
+
+/* The distinct trigrams of one document: open addressing over 64-bit hashes,
+ * the folded bytes kept in |bytes| (a hash match is compared byte for byte). */
+typedef struct tri_slot {
+    uint64_t h;
+    uint32_t off; /* into bytes; */
+    uint32_t n;   /* 0 = empty */
+} tri_slot;
+
+typedef struct tri_set {
+    tri_slot *slot;
+    size_t cap, used;
+    pc_buf bytes;
+} tri_set;
+
+/* True when |tok| (|n| bytes, hash |h|) was in |set|; else adds it. */
+static bool tri_seen(tri_set *set, uint64_t h, const unsigned char *tok, size_t n)
+{
+    if (2 * (set->used + 1) > set->cap) { /* grow (and rehash) below half full */
+        size_t cap = set->cap ? 2 * set->cap : 512;
+        tri_slot *slot = pc_xcalloc(cap, sizeof(*slot));
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slot[i].n) continue;
+            size_t j = (size_t)set->slot[i].h & (cap - 1);
+            while (slot[j].n)
+                j = (j + 1) & (cap - 1);
+            slot[j] = set->slot[i];
+        }
+        free(set->slot);
+        set->slot = slot;
+        set->cap = cap;
+    }
+    size_t j = (size_t)h & (set->cap - 1);
+    while (set->slot[j].n) {
+        const tri_slot *e = &set->slot[j];
+        if (e->h == h && e->n == n && memcmp(set->bytes.data + e->off, tok, n) == 0) return true;
+        j = (j + 1) & (set->cap - 1);
+    }
+    set->slot[j] = (tri_slot){.h = h, .off = (uint32_t)set->bytes.len, .n = (uint32_t)n};
+    pc_buf_append(&set->bytes, tok, n);
+    set->used++;
+    return false;
+}
+
+static uint64_t mix(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001B3ull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 32);
+}
+
+static size_t utf8_put(uint32_t c, unsigned char *o)
+{
+    if (c < 0x80) {
+        o[0] = (unsigned char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (c >> 6));
+        o[1] = (unsigned char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (c >> 12));
+        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | ((c >> 18) & 0x07));
+    o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* The code point at |p| (|n| > 0 bytes), its length in *len; a malformed byte is itself. */
+static uint32_t utf8_get(const unsigned char *p, size_t n, size_t *len)
+{
+    unsigned char b = p[0];
+    size_t l = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3
+                                 : (b & 0xF8) == 0xF0 ? 4 : 0;
+    if (l == 1 || l == 0 || l > n) {
+        *len = 1;
+        return b;
+    }
+    uint32_t c = b & (0x7F >> l);
+    for (size_t i = 1; i < l; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            *len = 1;
+            return b;
+        }
+        c = (c << 6) | (p[i] & 0x3F);
+    }
+    *len = l;
+    return c;
+}
+
+static int tok_create(void *ud, const char **args, int n, Fts5Tokenizer **out)
+{
+    (void)args;
+    (void)n;
+    *out = (Fts5Tokenizer *)ud; /* stateless */
+    return SQLITE_OK;
+}
+
+static void tok_delete(Fts5Tokenizer *t)
+{
+    (void)t;
+}
+
+typedef int (*token_fn)(void *ctx, int tflags, const char *tok, int n, int start, int end);
+
+static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text, int ntext,
+                        token_fn emit)
+{
+    (void)t;
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = ntext > 0 ? (size_t)ntext : 0;
+    bool dedup = (flags & FTS5_TOKENIZE_DOCUMENT) != 0;
+    tri_set set = {0};
+    unsigned char cp[3][4]; /* the last three folded code points */
+    size_t cl[3] = {0}, at[3] = {0};
+    int have = 0, rc = SQLITE_OK;
+    for (size_t i = 0; i < n && rc == SQLITE_OK;) {
+        size_t len;
+        uint32_t c = utf8_get(p + i, n - i, &len);
+        size_t start = i;
+        i += len;
+        if (c == '\n') {
+            have = 0;
+            continue;
+        }
+        memmove(cp[0], cp[1], sizeof(cp[0]) * 2);
+        memmove(cl, cl + 1, sizeof(cl[0]) * 2);
+        memmove(at, at + 1, sizeof(at[0]) * 2);
+        cl[2] = utf8_put(pc_local_fold(c), cp[2]);
+        at[2] = start;
+        if (++have < 3) continue;
+        unsigned char tok[TRI_MAX + 3];
+        size_t tl = 0;
+        for (int k = 0; k < 3; k++) {
+            memcpy(tok + tl, cp[k], cl[k]);
+            tl += cl[k];
+        }
+        uint64_t h = mix(tok, tl);
+        if (dedup && tri_seen(&set, h, tok, tl)) continue;
+        tok[tl++] = (unsigned char)(0x40 | (h & 0x3F));
+        tok[tl++] = (unsigned char)(0x40 | ((h >> 6) & 0x3F));
+        tok[tl++] = (unsigned char)(0x40 | ((h >> 12) & 0x3F));
+        rc = emit(ctx, 0, (const char *)tok, (int)tl, (int)at[0], (int)i);
+    }
+    free(set.slot);
+    pc_buf_free(&set.bytes);
+    return rc;
+}
+
+static fts5_tokenizer trigram_tokenizer = {tok_create, tok_delete, tok_tokenize};
+
+/* FTS5's API of |db| (NULL when FTS5 is missing). */
+static fts5_api *fts5_of(sqlite3 *db)
+{
+    fts5_api *api = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return api;
+}
+
 int pc_local_text_register(sqlite3 *db)
 {
-    return sqlite3_create_function_v2(db, "pc_search_text", 3,
-                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, fn_search_text,
-                                      NULL, NULL, NULL);
+    int rc = sqlite3_create_function_v2(db, "pc_search_text", 3,
+                                        SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, fn_search_text,
+                                        NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
+    fts5_api *api = fts5_of(db);
+    if (!api) return SQLITE_ERROR;
+    static int token; /* a non-NULL, stateless tokenizer instance */
+    return api->xCreateTokenizer(api, "pc_trigram", &token, &trigram_tokenizer, NULL);
 }
 
 /* --------------------------------------------------------- case folding -- */
@@ -127,6 +321,7 @@ static size_t seq_len(unsigned char b)
 int pc_local_fts_query(pc_buf *out, const char *q, size_t n)
 {
     pc_buf_reset(out);
+    if (memchr(q, '\n', n)) return 0; /* the index has no trigram across a line end */
     /* Start offsets of the code points (at most 4 bytes each, clipped). */
     size_t cps = 0;
     for (size_t i = 0; i < n; i += seq_len((unsigned char)q[i]))

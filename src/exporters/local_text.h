@@ -36,8 +36,11 @@ void pc_local_search_text(pc_buf *out, const char *name, size_t name_len, const 
                           size_t attrs_len, const char *events, size_t events_len);
 
 /*
- * Registers pc_search_text(name, attributes, events) on |db| (deterministic:
- * the text above). Returns an SQLite code.
+ * Registers on |db| pc_search_text(name, attributes, events) (deterministic:
+ * the text above) and the FTS5 tokenizer pc_trigram of span_text (every
+ * distinct trigram of folded code points within a line, once per document;
+ * local_text.c). Every connection that reads or writes span_text needs it.
+ * Returns an SQLite code.
  */
 int pc_local_text_register(sqlite3 *db);
 
@@ -58,7 +61,8 @@ uint32_t pc_local_fold(uint32_t c);
  * PC_LOCAL_FTS_TRIGRAMS of its trigrams (3 code points each), each quoted.
  * A superset of the matches (trigrams may come from different places), so
  * candidates are verified. Returns the number of trigrams; 0 when |q| has
- * fewer than 3 code points (no index can serve it; |out| is empty).
+ * fewer than 3 code points or a '\n' (no trigram of the index can serve it;
+ * |out| is empty).
  */
 int pc_local_fts_query(pc_buf *out, const char *q, size_t n);
 

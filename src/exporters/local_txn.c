@@ -52,6 +52,7 @@ typedef struct trace_acc {
 typedef struct group {
     trace_acc all;
     size_t head, tail; /* indexes into the transaction's spans; next[] links them */
+    int64_t tid;       /* the stored trace's, or 0 for a new trace */
 } group;
 
 typedef struct item {
@@ -67,6 +68,7 @@ typedef struct txn {
     size_t n_items, cap;
     group *groups;
     size_t n_groups;
+    size_t *order; /* groups in writing order (see pc_local_txn_end) */
     uint32_t *slots; /* open addressing: index + 1 into groups, 0 = empty */
     size_t n_slots;  /* power of two, >= 2 * spans in the transaction */
     pc_buf attrs, events, links, resource, scope, text;
@@ -165,8 +167,8 @@ static int step_once(sqlite3_stmt *st)
 }
 
 /*
- * Inserts |s| (ingested at |created_ns|) into trace |tid| with its search
- * text. *inserted: false when it was a duplicate. SQLite code.
+ * Inserts |s| (ingested at |created_ns|) into trace |tid| and appends its
+ * search text to t->text. *inserted: false when it was a duplicate. SQLite code.
  */
 static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
                       int64_t created_ns, bool *inserted)
@@ -208,32 +210,35 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     bind_buf(st, 23, &t->scope);
     int rc = step_once(st);
     *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
-    if (!*inserted) return rc;
-
-    pc_buf_reset(&t->text);
-    pc_local_search_text(&t->text, s->name.p ? s->name.p : "", s->name.n, t->attrs.data,
-                         t->attrs.len, t->events.data, t->events.len);
-    sqlite3_bind_int64(w->ins_text, 1, sqlite3_last_insert_rowid(w->db));
-    bind_buf(w->ins_text, 2, &t->text);
-    return step_once(w->ins_text);
+    if (*inserted)
+        pc_local_search_text(&t->text, s->name.p ? s->name.p : "", s->name.n, t->attrs.data,
+                             t->attrs.len, t->events.data, t->events.len);
+    return rc;
 }
 
-/*
- * Writes group |g|: finds its trace's tid (or inserts the trace row with the
- * summary of all its spans), inserts its spans in arrival order, then merges
- * the summary of the spans really inserted into an existing row, or corrects
- * a new row when some were duplicates. SQLite code.
- */
-static int write_group(pc_local_writer *w, txn *t, const group *g)
+/* Sets g->tid to the stored trace's tid, or 0 when it is new. SQLite code. */
+static int find_group(pc_local_writer *w, group *g)
 {
     const pc_span *f = g->all.first;
     bind_str(w->find_trace, 1, f->trace_id);
     bind_str(w->find_trace, 2, f->project_id);
-    int64_t tid = 0;
     int rc = sqlite3_step(w->find_trace);
-    if (rc == SQLITE_ROW) tid = sqlite3_column_int64(w->find_trace, 0);
+    g->tid = rc == SQLITE_ROW ? sqlite3_column_int64(w->find_trace, 0) : 0;
     sqlite3_reset(w->find_trace);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Writes group |g| (find_group ran): inserts the trace row with the summary
+ * of all its spans when new, its spans in arrival order, their search text as
+ * one span_text document of the trace, then merges the summary of the spans
+ * really inserted into an existing row, or corrects a new row when some were
+ * duplicates. SQLite code.
+ */
+static int write_group(pc_local_writer *w, txn *t, const group *g)
+{
+    int64_t tid = g->tid;
+    int rc;
     bool fresh = tid == 0;
     if (fresh) {
         bind_trace(w->ins_trace, &g->all, 0);
@@ -242,17 +247,47 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
         tid = sqlite3_last_insert_rowid(w->db);
     }
     trace_acc done = {0};
+    pc_buf_reset(&t->text);
     for (size_t i = g->head; i != SIZE_MAX; i = t->next[i]) {
         bool inserted;
         rc = write_span(w, t, tid, t->items[i].s, t->items[i].created_ns, &inserted);
         if (rc != SQLITE_OK) return rc;
         if (inserted) acc_add(&done, t->items[i].s, t->items[i].created_ns);
     }
+    if (done.count > 0) {
+        sqlite3_bind_int64(w->ins_text, 1, tid);
+        bind_buf(w->ins_text, 2, &t->text);
+        rc = step_once(w->ins_text);
+        if (rc != SQLITE_OK) return rc;
+    }
     if (fresh && done.count == g->all.count) return SQLITE_OK;
     if (done.count == 0) return SQLITE_OK; /* all duplicates of an existing trace */
     sqlite3_stmt *st = fresh ? w->set_trace : w->merge_trace;
     bind_trace(st, &done, tid);
     return step_once(st);
+}
+
+typedef struct tid_at {
+    int64_t tid;
+    size_t g;
+} tid_at;
+
+static int by_tid(const void *a, const void *b)
+{
+    int64_t x = ((const tid_at *)a)->tid, y = ((const tid_at *)b)->tid;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts the |n| group indexes |order| by their groups' tids. */
+static void sort_by_tid(size_t *order, size_t n, const group *groups)
+{
+    tid_at *v = pc_xmalloc((n ? n : 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = (tid_at){groups[order[i]].tid, order[i]};
+    qsort(v, n, sizeof(*v), by_tid);
+    for (size_t i = 0; i < n; i++)
+        order[i] = v[i].g;
+    free(v);
 }
 
 struct pc_local_txn {
@@ -296,7 +331,19 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
         for (size_t i = 0; i < t->n_items; i++)
             group_add(t, i);
         for (size_t g = 0; g < t->n_groups && x->rc == SQLITE_OK; g++)
-            x->rc = write_group(w, t, &t->groups[g]);
+            x->rc = find_group(w, &t->groups[g]);
+        /* Stored traces by tid, then new ones (their tids come next, in
+         * order): span_text receives rowids in ascending order, which FTS5
+         * buffers without flushing a segment at every step back. */
+        t->order = pc_xmalloc(t->n_groups * sizeof(*t->order));
+        size_t n_old = 0;
+        for (size_t g = 0; g < t->n_groups; g++)
+            if (t->groups[g].tid) t->order[n_old++] = g;
+        sort_by_tid(t->order, n_old, t->groups);
+        for (size_t g = 0, k = n_old; g < t->n_groups; g++)
+            if (!t->groups[g].tid) t->order[k++] = g;
+        for (size_t k = 0; k < t->n_groups && x->rc == SQLITE_OK; k++)
+            x->rc = write_group(w, t, &t->groups[t->order[k]]);
     }
     if (x->rc == SQLITE_OK) x->rc = step_once(w->commit);
     if (x->rc != SQLITE_OK) {
@@ -313,6 +360,7 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
     free(t->items);
     free(t->next);
     free(t->groups);
+    free(t->order);
     free(t->slots);
     free(x);
     return rc;

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "exporters/local.h"
+#include "exporters/local_text.h"
 #include "span.h"
 #include "store.h"
 #include "timefmt.h"
@@ -860,6 +861,25 @@ static void test_bounds(void)
     close_store(&h, true);
 }
 
+/* Rowids the span_text index of |path| answers for the FTS5 query |q| (the
+ * tokenizer registered on a connection of the test's own). */
+static int64_t fts_hits(const char *path, const char *q)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM span_text WHERE span_text MATCH ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 static void test_retention(void)
 {
     store_h h;
@@ -871,12 +891,26 @@ static void test_retention(void)
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     /* Ingested two days ago: deleted, with all its spans. */
     b = new_batch(now - 2 * 86400 * NS);
-    add_span(b, (span_spec){.trace = "t-old", .span = "a", .start = now, .end = now + 1});
-    add_span(b, (span_spec){.trace = "t-old", .span = "b", .start = now, .end = now + 1});
+    add_span(b, (span_spec){.trace = "t-old", .span = "a", .name = "oldname one", .start = now,
+                            .end = now + 1});
+    add_span(b, (span_spec){.trace = "t-old", .span = "b", .name = "oldname two", .start = now,
+                            .end = now + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    /* a later span of the same trace: a second search document of it */
+    b = new_batch(now - 2 * 86400 * NS);
+    add_span(b, (span_spec){.trace = "t-old", .span = "c", .name = "latecomer", .start = now,
+                            .end = now + 1});
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     CHECK_EQ_INT(list(&h, (pc_trace_filter){0})->n, 2);
+    CHECK_EQ_INT(search(&h, NULL, "latecomer", 10)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "oldname two", 10)->n, 1);
+    char db_path[256];
+    snprintf(db_path, sizeof(db_path), "%s/data/store/prela.db", h.dir);
+    CHECK_EQ_INT(fts_hits(db_path, "\"dna\" OR \"ate\""), 1); /* t-old, once */
 
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
+    /* its search documents left the index with it (FTS5 'delete') */
+    CHECK_EQ_INT(fts_hits(db_path, "\"dna\" OR \"ate\" OR \"ldn\""), 0);
     CHECK_EQ_INT(get_trace(&h, "t-old")->n, 0);
     CHECK_EQ_INT(get_spans(&h, "t-old")->n, 0);
     CHECK_EQ_INT(get_trace(&h, "t-new")->n, 1);
