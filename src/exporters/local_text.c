@@ -312,10 +312,14 @@ uint32_t pc_local_fold(uint32_t c)
 
 /* -------------------------------------------------------- FTS5 queries -- */
 
-/* Length of the UTF-8 sequence starting with |b| (1 for a stray byte). */
-static size_t seq_len(unsigned char b)
+static uint32_t utf8_get(const unsigned char *p, size_t n, size_t *len);
+
+/* Bytes of the code point at |q| + |i| as pc_trigram splits it. */
+static size_t cp_len(const char *q, size_t n, size_t i)
 {
-    return b < 0xC0 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+    size_t len;
+    utf8_get((const unsigned char *)q + i, n - i, &len);
+    return len;
 }
 
 int pc_local_fts_query(pc_buf *out, const char *q, size_t n)
@@ -324,12 +328,12 @@ int pc_local_fts_query(pc_buf *out, const char *q, size_t n)
     if (memchr(q, '\n', n)) return 0; /* the index has no trigram across a line end */
     /* Start offsets of the code points (at most 4 bytes each, clipped). */
     size_t cps = 0;
-    for (size_t i = 0; i < n; i += seq_len((unsigned char)q[i]))
+    for (size_t i = 0; i < n; i += cp_len(q, n, i))
         cps++;
     if (cps < 3) return 0;
     size_t *off = pc_xmalloc((cps + 1) * sizeof(*off));
     size_t k = 0;
-    for (size_t i = 0; i < n; i += seq_len((unsigned char)q[i]))
+    for (size_t i = 0; i < n; i += cp_len(q, n, i))
         off[k++] = i;
     off[cps] = n;
     size_t grams = cps - 2, want = grams < PC_LOCAL_FTS_TRIGRAMS ? grams : PC_LOCAL_FTS_TRIGRAMS;
@@ -339,7 +343,7 @@ int pc_local_fts_query(pc_buf *out, const char *q, size_t n)
         size_t g = want == 1 ? 0 : j * (grams - 1) / (want - 1); /* first and last included */
         if (g == prev) continue;
         prev = g;
-        size_t from = off[g], to = off[g + 3] < n ? off[g + 3] : n;
+        size_t from = off[g], to = off[g + 3];
         if (emitted) pc_buf_lit(out, " AND ");
         pc_buf_putc(out, '"');
         for (size_t i = from; i < to; i++) {

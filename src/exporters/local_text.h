@@ -45,10 +45,9 @@ void pc_local_search_text(pc_buf *out, const char *name, size_t name_len, const 
 int pc_local_text_register(sqlite3 *db);
 
 /*
- * The case folding of search: |c| (a code point) to its lower-case form for
- * ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic capitals (the ranges
- * where FTS5's trigram tokenizer with case_sensitive 0 folds the same way);
- * other code points unchanged.
+ * The case folding of search (the index's tokenizer and the verifying matcher
+ * both use it): |c| (a code point) to its lower-case form for ASCII, Latin-1,
+ * Latin Extended-A, Greek and Cyrillic capitals; other code points unchanged.
  */
 uint32_t pc_local_fold(uint32_t c);
 

@@ -782,6 +782,11 @@ static void test_search(void)
     CHECK_EQ_INT(search(&h, NULL, "season", 50)->n, 0); /* a key */
     CHECK_EQ_INT(search(&h, NULL, "\\\"hi", 50)->n, 0); /* the JSON escape is not text */
     CHECK_EQ_INT(search(&h, NULL, "ete", 50)->n, 0);     /* accents are not folded away */
+    /* malformed UTF-8 and line breaks in a query: answered, not an error */
+    CHECK_EQ_INT(search(&h, NULL, "\xE0" "ab\xC3", 50)->n, 0);
+    CHECK_EQ_INT(search(&h, NULL, "Résumé\xE0\x80zz", 50)->n, 0);
+    CHECK_EQ_INT(search(&h, NULL, "step\nx", 50)->n, 0);
+    CHECK_EQ_INT(search(&h, NULL, "mé step", 50)->n, 1);
     close_store(&h, true);
 }
 
