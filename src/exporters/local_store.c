@@ -505,8 +505,15 @@ static int64_t type_bit(const char *name)
 
 static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
 {
+    /* With an offset, the skipped rows are walked in an index only (the inner
+     * SELECT of tids: traces_started covers the list order), and only the page's
+     * rows are read: offset=10000 read 10,100 rows before. */
     pc_buf sql = PC_BUF_INIT;
-    pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE 1");
+    if (f->offset > 0)
+        pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE t.tid IN"
+                          " (SELECT t.tid FROM traces t WHERE 1");
+    else
+        pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE 1");
     if (f->project_id) pc_buf_puts(&sql, " AND t.project_id = ?1");
     if (f->service_name) pc_buf_puts(&sql, " AND t.service_name = ?2");
     if (f->status) pc_buf_puts(&sql, " AND t.status = ?3");
@@ -516,6 +523,7 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     if (f->after)
         pc_buf_puts(&sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
     pc_buf_puts(&sql, " ORDER BY " NEWEST " LIMIT ?7 OFFSET ?8");
+    if (f->offset > 0) pc_buf_puts(&sql, ") ORDER BY " NEWEST);
 
     query q;
     int rc = query_open(&q, ctx, sql.data, "list traces");
