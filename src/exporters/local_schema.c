@@ -24,15 +24,20 @@
  *              resource, scope hold span.h's JSON text.
  *   span_text  FTS5, contentless (content=''), detail=none, columnsize=0,
  *              tokenizer pc_trigram (local_text.h: the distinct case-folded
- *              trigrams of each line), rowid = tid: one document per trace
- *              and transaction, the search text (local_text.h) of the spans
- *              it inserted. A rowid written again adds to the same trace:
- *              with detail=none FTS5 keeps only (trigram, rowid) presence, so
- *              the trace is found by the union of its documents. It only
- *              names candidate traces: search verifies each with pc_contains
- *              over its spans' recomputed text. Retention removes a trace
- *              with FTS5's 'delete' and the recomputed text of all its spans
- *              (trigrams never span a line, so order does not matter).
+ *              trigrams of each line). rowid = a search block, tid >>
+ *              PC_LOCAL_BLOCK_BITS (16 traces in first-write order): one
+ *              document per block and transaction, the search text
+ *              (local_text.h) of the spans it inserted there. A rowid written
+ *              again adds to the same block: with detail=none FTS5 keeps only
+ *              (trigram, rowid) presence, so a block is found by the union of
+ *              its documents. Invariant: the index holds for block b exactly
+ *              the trigrams of the spans now stored in b. It only names
+ *              candidate blocks: search verifies their traces with
+ *              pc_contains over their spans' recomputed text. Retention
+ *              removes a block's trigrams with FTS5's 'delete' and the
+ *              recomputed text of all its spans (trigrams never span a line,
+ *              so order does not matter), then indexes again the traces of
+ *              the block that stay.
  *
  * Why this layout (issue 15: 10 million spans on 2 cores):
  * - Version 2 keyed spans by (trace_id, project_id, span_id) and indexed
@@ -42,16 +47,21 @@
  *   b-trees are spans (rowid) and spans_key (tid, span_id), both in ingest
  *   order: a commit appends. The random-key indexes left (traces_key and the
  *   list indexes) have one entry per trace, a tenth of the spans.
- * - traces_status is gone (status=error is one trace in ten: scanning
- *   traces_started finds a page quickly); traces_created has created_ns alone.
+ * - traces_created has created_ns alone (tid follows). traces_status stays:
+ *   without it, service + status=error read a tenth of a service's rows, in
+ *   tid order, not start order: 189 ms p99 at 1M spans against 1-9 ms.
  *   traces_started holds the whole list order (started_ns, trace_id,
  *   project_id), so a page deep in the list skips its offset in the index
  *   alone and reads only its own rows.
  * - Search: version 2 scanned every span's JSON (seconds at 1M spans); the
  *   trigram index answers substring queries of 3+ characters; detail=none and
  *   contentless keep it to the rowid lists (no positions, no copy of the
- *   text), and a document per trace, not per span, lists each trigram once
- *   per trace: measured on the benchmark's spans, 2.3 times smaller.
+ *   text). Its cost is per distinct trigram of a document (FTS5's pending
+ *   hash, then its segments): measured on the benchmark's spans (prose
+ *   prompts), one document per span cost about 80 us of CPU per span and 375
+ *   bytes, one per trace about 45 us and 170 bytes, so documents are blocks
+ *   of 16 traces, whose prose shares most trigrams (see the measured figures
+ *   in the report of issue 15); search verifies 16 traces per candidate block.
  * - Rowid tables, not WITHOUT ROWID: span rows carry prompt text (KBs), and
  *   SQLite advises rowid tables for large rows; traces is keyed by tid.
  * - New columns (issue 13: session_id, user_id, models, cost, messages) are
@@ -100,6 +110,7 @@ static const char SCHEMA[] =
     "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns, trace_id, project_id);"
     "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns);"
     "CREATE TABLE IF NOT EXISTS spans ("
     " tid INTEGER NOT NULL,"
@@ -343,8 +354,9 @@ static const char MIGRATE_2_3_COPY[] =
     " FROM spans_v2 s JOIN traces t ON t.trace_id = s.trace_id AND t.project_id = s.project_id"
     " ORDER BY t.tid, s.rowid;"
     "INSERT INTO span_text (rowid, text)"
-    " SELECT tid, group_concat(pc_search_text(name, attributes, events), '') FROM spans"
-    " GROUP BY tid ORDER BY tid;";
+    " SELECT tid >> " STR(PC_LOCAL_BLOCK_BITS) ","
+    "  group_concat(pc_search_text(name, attributes, events), '') FROM spans"
+    " GROUP BY tid >> " STR(PC_LOCAL_BLOCK_BITS) " ORDER BY 1;";
 
 /* Version 2 -> 3 inside the caller's transaction; logs what it did. 0 / -1. */
 static int migrate_2_3(const char *id, sqlite3 *db, const char *path)

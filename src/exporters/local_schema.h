@@ -12,6 +12,10 @@
 
 #define PC_LOCAL_SCHEMA_VERSION 3
 
+/* span_text's rowid is a search block: tid >> PC_LOCAL_BLOCK_BITS, 16 traces
+ * in first-write order (local_schema.c says why). */
+#define PC_LOCAL_BLOCK_BITS 4
+
 /*
  * Brings |db| (the file |path|) to PC_LOCAL_SCHEMA_VERSION: creates it on a
  * fresh file, migrates an older one in one transaction (logged once as |id|),

@@ -14,9 +14,9 @@
  * journal_size_limit truncates the file back after that.
  *
  * Search (store.h search): a query of 3+ code points asks the FTS5 trigram
- * index for candidate traces (local_text.h: an AND of trigrams). Up to
- * SEARCH_CANDIDATES of them: newest first, they are verified one by
- * one (pc_contains over the recomputed search text of the trace's spans) until
+ * index for candidate blocks of traces (local_schema.c; local_text.h: an AND
+ * of trigrams). Up to SEARCH_CANDIDATES of them: their traces, newest first,
+ * are verified one by one (pc_contains over the recomputed search text of the trace's spans) until
  * |limit| matched. More candidates (a common word), or a query the index
  * cannot serve (under 3 code points, a NUL byte): traces newest first, each
  * verified the same way, until |limit| matched or the query time limit. Both
@@ -67,8 +67,8 @@ static const char INS_SPAN[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
     " ?19, ?20, ?21, ?22, ?23)";
 
-/* ?1 tid, ?2 the search text (local_text.h) of the spans of that trace a
- * transaction inserted. */
+/* ?1 search block (tid >> PC_LOCAL_BLOCK_BITS), ?2 the search text
+ * (local_text.h) of the spans a transaction inserted in that block. */
 static const char INS_TEXT[] = "INSERT INTO span_text (rowid, text) VALUES (?1, ?2)";
 
 /*
@@ -103,16 +103,28 @@ static const char SET_TRACE[] =
     " output_tokens = ?13, span_count = ?14, span_types = ?15"
     " WHERE tid = ?16";
 
-/* The oldest expired traces (one chunk); the same rows for all three statements
+/* The oldest expired traces (one chunk); the same rows for all the statements
  * of one retention transaction. */
 #define EXPIRED                                                                                    \
     "SELECT tid FROM traces WHERE created_ns < ?1 ORDER BY created_ns, tid LIMIT " PURGE_CHUNK
-/* Their search text leaves the index first: FTS5 'delete' needs the text
- * that was indexed, recomputed from the rows (local_text.h). */
+#define BLOCK_BITS STR(PC_LOCAL_BLOCK_BITS)
+/* The search text of every span now stored in block blk (alias b). */
+#define BLOCK_TEXT                                                                                 \
+    "(SELECT group_concat(pc_search_text(s.name, s.attributes, s.events), '') FROM spans s"       \
+    " WHERE s.tid >= b.blk << " BLOCK_BITS " AND s.tid < (b.blk + 1) << " BLOCK_BITS ")"
+/* Retention keeps span_text's invariant (local_schema.c): the blocks of the
+ * expired traces (temp.purge_blocks) lose all their trigrams (FTS5 'delete'
+ * with the text of all their spans), then, once the expired rows are gone,
+ * get back those of the traces that stay. */
+static const char PURGE_BLOCKS_CLEAR[] = "DELETE FROM temp.purge_blocks";
+static const char PURGE_BLOCKS[] = "INSERT OR IGNORE INTO temp.purge_blocks (blk)"
+                                   " SELECT tid >> " BLOCK_BITS " FROM (" EXPIRED ")";
 static const char PURGE_TEXT[] =
-    "INSERT INTO span_text (span_text, rowid, text) SELECT 'delete', t.tid,"
-    " coalesce((SELECT group_concat(pc_search_text(s.name, s.attributes, s.events), '')"
-    "  FROM spans s WHERE s.tid = t.tid), '') FROM traces t WHERE t.tid IN (" EXPIRED ")";
+    "INSERT INTO span_text (span_text, rowid, text) SELECT 'delete', b.blk,"
+    " coalesce(" BLOCK_TEXT ", '') FROM temp.purge_blocks b ORDER BY b.blk";
+static const char PURGE_REINDEX[] =
+    "INSERT INTO span_text (rowid, text) SELECT blk, text FROM (SELECT b.blk AS blk,"
+    " " BLOCK_TEXT " AS text FROM temp.purge_blocks b) WHERE text IS NOT NULL ORDER BY blk";
 static const char PURGE_SPANS[] = "DELETE FROM spans WHERE tid IN (" EXPIRED ")";
 static const char PURGE_TRACES[] = "DELETE FROM traces WHERE tid IN (" EXPIRED ")";
 
@@ -213,6 +225,13 @@ sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_ful
     return db;
 }
 
+static int exec_quiet(const char *id, sqlite3 *db, const char *sql)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return 0;
+    pc_log(PC_LOG_ERROR, id, "cannot run %s: %s", sql, sqlite3_errmsg(db));
+    return -1;
+}
+
 static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
@@ -234,7 +253,12 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db)
         prepare(id, db, INS_TEXT, &w->ins_text) < 0 ||
         prepare(id, db, MERGE_TRACE, &w->merge_trace) < 0 ||
         prepare(id, db, SET_TRACE, &w->set_trace) < 0 ||
+        exec_quiet(id, db, "CREATE TEMP TABLE IF NOT EXISTS purge_blocks"
+                           " (blk INTEGER PRIMARY KEY)") < 0 ||
+        prepare(id, db, PURGE_BLOCKS_CLEAR, &w->purge_blocks_clear) < 0 ||
+        prepare(id, db, PURGE_BLOCKS, &w->purge_blocks) < 0 ||
         prepare(id, db, PURGE_TEXT, &w->purge_text) < 0 ||
+        prepare(id, db, PURGE_REINDEX, &w->purge_reindex) < 0 ||
         prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
         prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0)
         return -1;
@@ -252,7 +276,10 @@ void pc_local_writer_fini(pc_local_writer *w)
     sqlite3_finalize(w->ins_text);
     sqlite3_finalize(w->merge_trace);
     sqlite3_finalize(w->set_trace);
+    sqlite3_finalize(w->purge_blocks_clear);
+    sqlite3_finalize(w->purge_blocks);
     sqlite3_finalize(w->purge_text);
+    sqlite3_finalize(w->purge_reindex);
     sqlite3_finalize(w->purge_spans);
     sqlite3_finalize(w->purge_traces);
     memset(w, 0, sizeof(*w));
@@ -270,14 +297,17 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
 {
     int rc = run(w->begin);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(w->purge_text, 1, cutoff_ns);
+        sqlite3_bind_int64(w->purge_blocks, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_spans, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
-        rc = run(w->purge_text);
+        rc = run(w->purge_blocks_clear);
+        if (rc == SQLITE_OK) rc = run(w->purge_blocks);
+        if (rc == SQLITE_OK) rc = run(w->purge_text);
         if (rc == SQLITE_OK) rc = run(w->purge_spans);
         if (rc == SQLITE_OK) rc = run(w->purge_traces);
     }
     int64_t deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
+    if (rc == SQLITE_OK) rc = run(w->purge_reindex);
     if (rc == SQLITE_OK) rc = run(w->commit);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, w->id, "retention: cannot delete expired traces: %s",
@@ -582,15 +612,16 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
     return query_close(&q, rc);
 }
 
-/* Most FTS5 candidate traces a search collects before it scans instead. */
-#define SEARCH_CANDIDATES 20000
+/* Most FTS5 candidate blocks (of 16 traces) a search collects before it
+ * scans instead. */
+#define SEARCH_CANDIDATES 2000
 
 /* Whether trace ?1 (tid) has a span whose search text contains ?2. */
 static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
     " AND pc_contains(pc_search_text(s.name, s.attributes, s.events), ?2) LIMIT 1";
 
-/* Counts FTS5 candidate traces of |fts| (at most SEARCH_CANDIDATES + 1); -1 on failure. */
+/* Counts FTS5 candidate blocks of |fts| (at most SEARCH_CANDIDATES + 1); -1 on failure. */
 static int64_t count_candidates(query *q, const char *fts)
 {
     sqlite3_stmt *st = NULL;
@@ -616,12 +647,13 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
 
     /* The candidate traces (or every trace) newest first; ?1 FTS5 query, ?3 project. */
     static const char CANDIDATES[] =
-        "SELECT " TRACE_COLS ", t.tid FROM traces t"
-        " WHERE t.tid IN (SELECT rowid FROM span_text WHERE span_text MATCH ?1)";
+        "SELECT " TRACE_COLS ", t.tid FROM span_text f JOIN traces t"
+        " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
+        " WHERE f.span_text MATCH ?1";
     static const char CANDIDATES_P[] =
-        "SELECT " TRACE_COLS ", t.tid FROM traces t"
-        " WHERE t.tid IN (SELECT rowid FROM span_text WHERE span_text MATCH ?1)"
-        " AND t.project_id = ?3";
+        "SELECT " TRACE_COLS ", t.tid FROM span_text f JOIN traces t"
+        " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
+        " WHERE f.span_text MATCH ?1 AND t.project_id = ?3";
     static const char ALL[] = "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL";
     static const char ALL_P[] =
         "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL AND t.project_id = ?3";

@@ -43,7 +43,9 @@ typedef struct pc_local_writer {
     sqlite3_stmt *ins_text;    /* a span's search text into span_text */
     sqlite3_stmt *merge_trace; /* an existing trace's summary += the new spans' */
     sqlite3_stmt *set_trace;   /* a new trace's summary, when some of its spans were duplicates */
-    sqlite3_stmt *purge_text;  /* search text of the oldest expired traces' spans */
+    sqlite3_stmt *purge_blocks_clear, *purge_blocks; /* temp.purge_blocks: their blocks */
+    sqlite3_stmt *purge_text;    /* those blocks' trigrams out of span_text */
+    sqlite3_stmt *purge_reindex; /* ... and those of the traces that stay, back */
     sqlite3_stmt *purge_spans; /* spans of the oldest expired traces */
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
 } pc_local_writer;

@@ -97,37 +97,43 @@ static void fn_search_text(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  * spans two values), each once per document. A token is the trigram's folded
  * UTF-8 followed by 3 bytes of a hash of it (0x40-0x7F): FTS5's in-memory
  * hash of pending terms mixes short keys poorly (3-byte keys collide into
- * long chains), and those bytes spread them. Why not the built-in trigram
+ * long chains), and those bytes spread them. The token format (folding,
+ * key_hash) is part of schema 3: changing it needs a new schema version that
+ * rebuilds span_text. Why not the built-in trigram
  * tokenizer: at 1.5 KB of prompt per span it cost about 80 us per span
  * (measured), more than the rest of the write; this one emits each distinct
  * trigram once and lands in short chains.
  */
 #define TRI_MAX 12 /* 3 code points, at most 4 bytes each */
 
-/* The distinct trigrams of one document: open addressing over 64-bit hashes,
- * the folded bytes kept in |bytes| (a hash match is compared byte for byte). */
-typedef struct tri_slot {
-    uint64_t h;
-    uint32_t off; /* into bytes; */
-    uint32_t n;   /* 0 = empty */
-} tri_slot;
+/* A trigram as a key: its folded UTF-8 (3..12 bytes) packed into two words,
+ * the length in hi's top byte (never 0: the empty slot). */
+typedef struct tri_key {
+    uint64_t lo, hi;
+} tri_key;
 
+/* The distinct trigrams of one document: open addressing, below half full. */
 typedef struct tri_set {
-    tri_slot *slot;
+    tri_key *slot;
     size_t cap, used;
-    pc_buf bytes;
 } tri_set;
 
-/* True when |tok| (|n| bytes, hash |h|) was in |set|; else adds it. */
-static bool tri_seen(tri_set *set, uint64_t h, const unsigned char *tok, size_t n)
+static uint64_t key_hash(tri_key k)
 {
-    if (2 * (set->used + 1) > set->cap) { /* grow (and rehash) below half full */
-        size_t cap = set->cap ? 2 * set->cap : 512;
-        tri_slot *slot = pc_xcalloc(cap, sizeof(*slot));
+    uint64_t h = (k.lo ^ (k.hi * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+}
+
+/* True when |k| (hash |h|) was in |set|; else adds it. */
+static bool tri_seen(tri_set *set, tri_key k, uint64_t h)
+{
+    if (2 * (set->used + 1) > set->cap) { /* grow and rehash */
+        size_t cap = set->cap ? 2 * set->cap : 1024;
+        tri_key *slot = pc_xcalloc(cap, sizeof(*slot));
         for (size_t i = 0; i < set->cap; i++) {
-            if (!set->slot[i].n) continue;
-            size_t j = (size_t)set->slot[i].h & (cap - 1);
-            while (slot[j].n)
+            if (!set->slot[i].hi) continue;
+            size_t j = (size_t)key_hash(set->slot[i]) & (cap - 1);
+            while (slot[j].hi)
                 j = (j + 1) & (cap - 1);
             slot[j] = set->slot[i];
         }
@@ -136,25 +142,13 @@ static bool tri_seen(tri_set *set, uint64_t h, const unsigned char *tok, size_t 
         set->cap = cap;
     }
     size_t j = (size_t)h & (set->cap - 1);
-    while (set->slot[j].n) {
-        const tri_slot *e = &set->slot[j];
-        if (e->h == h && e->n == n && memcmp(set->bytes.data + e->off, tok, n) == 0) return true;
+    while (set->slot[j].hi) {
+        if (set->slot[j].lo == k.lo && set->slot[j].hi == k.hi) return true;
         j = (j + 1) & (set->cap - 1);
     }
-    set->slot[j] = (tri_slot){.h = h, .off = (uint32_t)set->bytes.len, .n = (uint32_t)n};
-    pc_buf_append(&set->bytes, tok, n);
+    set->slot[j] = k;
     set->used++;
     return false;
-}
-
-static uint64_t mix(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001B3ull;
-    h ^= h >> 29;
-    h *= 0xBF58476D1CE4E5B9ull;
-    return h ^ (h >> 32);
 }
 
 static size_t utf8_put(uint32_t c, unsigned char *o)
@@ -226,39 +220,46 @@ static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text
     size_t n = ntext > 0 ? (size_t)ntext : 0;
     bool dedup = (flags & FTS5_TOKENIZE_DOCUMENT) != 0;
     tri_set set = {0};
-    unsigned char cp[3][4]; /* the last three folded code points */
+    unsigned char cp[3][4]; /* the last three folded code points, a ring */
     size_t cl[3] = {0}, at[3] = {0};
     int have = 0, rc = SQLITE_OK;
+    unsigned r = 0; /* ring slot of the next code point */
     for (size_t i = 0; i < n && rc == SQLITE_OK;) {
-        size_t len;
-        uint32_t c = utf8_get(p + i, n - i, &len);
-        size_t start = i;
+        size_t len = 1, start = i;
+        uint32_t c = p[i];
+        if (c >= 0x80) c = utf8_get(p + i, n - i, &len);
         i += len;
         if (c == '\n') {
             have = 0;
             continue;
         }
-        memmove(cp[0], cp[1], sizeof(cp[0]) * 2);
-        memmove(cl, cl + 1, sizeof(cl[0]) * 2);
-        memmove(at, at + 1, sizeof(at[0]) * 2);
-        cl[2] = utf8_put(pc_local_fold(c), cp[2]);
-        at[2] = start;
+        cl[r] = utf8_put(pc_local_fold(c), cp[r]);
+        at[r] = start;
+        r = (r + 1) % 3;
         if (++have < 3) continue;
+        /* the trigram: ring slots r, r + 1, r + 2, oldest first */
         unsigned char tok[TRI_MAX + 3];
         size_t tl = 0;
-        for (int k = 0; k < 3; k++) {
-            memcpy(tok + tl, cp[k], cl[k]);
-            tl += cl[k];
+        for (unsigned k = 0; k < 3; k++) {
+            unsigned s = (r + k) % 3;
+            memcpy(tok + tl, cp[s], cl[s]);
+            tl += cl[s];
         }
-        uint64_t h = mix(tok, tl);
-        if (dedup && tri_seen(&set, h, tok, tl)) continue;
+        tri_key key = {0, (uint64_t)tl << 56};
+        memcpy(&key.lo, tok, tl < 8 ? tl : 8);
+        if (tl > 8) {
+            uint32_t rest = 0;
+            memcpy(&rest, tok + 8, tl - 8);
+            key.hi |= rest;
+        }
+        uint64_t h = key_hash(key);
+        if (dedup && tri_seen(&set, key, h)) continue;
         tok[tl++] = (unsigned char)(0x40 | (h & 0x3F));
         tok[tl++] = (unsigned char)(0x40 | ((h >> 6) & 0x3F));
         tok[tl++] = (unsigned char)(0x40 | ((h >> 12) & 0x3F));
-        rc = emit(ctx, 0, (const char *)tok, (int)tl, (int)at[0], (int)i);
+        rc = emit(ctx, 0, (const char *)tok, (int)tl, (int)at[r], (int)i);
     }
     free(set.slot);
-    pc_buf_free(&set.bytes);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include "hash.h"
 #include "mem.h"
 
+#include "local_schema.h"
 #include "local_text.h"
 
 #include <stdint.h>
@@ -69,6 +70,7 @@ typedef struct txn {
     group *groups;
     size_t n_groups;
     size_t *order; /* groups in writing order (see pc_local_txn_end) */
+    int64_t block; /* search block whose text |text| gathers (-1: none yet) */
     uint32_t *slots; /* open addressing: index + 1 into groups, 0 = empty */
     size_t n_slots;  /* power of two, >= 2 * spans in the transaction */
     pc_buf attrs, events, links, resource, scope, text;
@@ -216,6 +218,18 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     return rc;
 }
 
+/* Writes the search text gathered for block t->block as one span_text
+ * document (none when empty) and empties it. SQLite code. */
+static int flush_text(pc_local_writer *w, txn *t)
+{
+    if (t->text.len == 0) return SQLITE_OK;
+    sqlite3_bind_int64(w->ins_text, 1, t->block);
+    bind_buf(w->ins_text, 2, &t->text); /* SQLITE_STATIC: the buffer until the step */
+    int rc = step_once(w->ins_text);
+    pc_buf_reset(&t->text);
+    return rc;
+}
+
 /* Sets g->tid to the stored trace's tid, or 0 when it is new. SQLite code. */
 static int find_group(pc_local_writer *w, group *g)
 {
@@ -230,8 +244,9 @@ static int find_group(pc_local_writer *w, group *g)
 
 /*
  * Writes group |g| (find_group ran): inserts the trace row with the summary
- * of all its spans when new, its spans in arrival order, their search text as
- * one span_text document of the trace, then merges the summary of the spans
+ * of all its spans when new, its spans in arrival order (their search text
+ * gathered into the document of the trace's block, written when the block
+ * changes or at the end), then merges the summary of the spans
  * really inserted into an existing row, or corrects a new row when some were
  * duplicates. SQLite code.
  */
@@ -247,18 +262,17 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
         tid = sqlite3_last_insert_rowid(w->db);
     }
     trace_acc done = {0};
-    pc_buf_reset(&t->text);
+    int64_t block = tid >> PC_LOCAL_BLOCK_BITS;
+    if (block != t->block) {
+        rc = flush_text(w, t);
+        if (rc != SQLITE_OK) return rc;
+        t->block = block;
+    }
     for (size_t i = g->head; i != SIZE_MAX; i = t->next[i]) {
         bool inserted;
         rc = write_span(w, t, tid, t->items[i].s, t->items[i].created_ns, &inserted);
         if (rc != SQLITE_OK) return rc;
         if (inserted) acc_add(&done, t->items[i].s, t->items[i].created_ns);
-    }
-    if (done.count > 0) {
-        sqlite3_bind_int64(w->ins_text, 1, tid);
-        bind_buf(w->ins_text, 2, &t->text);
-        rc = step_once(w->ins_text);
-        if (rc != SQLITE_OK) return rc;
     }
     if (fresh && done.count == g->all.count) return SQLITE_OK;
     if (done.count == 0) return SQLITE_OK; /* all duplicates of an existing trace */
@@ -333,8 +347,9 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
         for (size_t g = 0; g < t->n_groups && x->rc == SQLITE_OK; g++)
             x->rc = find_group(w, &t->groups[g]);
         /* Stored traces by tid, then new ones (their tids come next, in
-         * order): span_text receives rowids in ascending order, which FTS5
-         * buffers without flushing a segment at every step back. */
+         * order): span_text receives its rowids (blocks) in ascending order,
+         * one document per block, which FTS5 buffers without flushing a
+         * segment at every step back. */
         t->order = pc_xmalloc(t->n_groups * sizeof(*t->order));
         size_t n_old = 0;
         for (size_t g = 0; g < t->n_groups; g++)
@@ -342,8 +357,10 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
         sort_by_tid(t->order, n_old, t->groups);
         for (size_t g = 0, k = n_old; g < t->n_groups; g++)
             if (!t->groups[g].tid) t->order[k++] = g;
+        t->block = -1;
         for (size_t k = 0; k < t->n_groups && x->rc == SQLITE_OK; k++)
             x->rc = write_group(w, t, &t->groups[t->order[k]]);
+        if (x->rc == SQLITE_OK) x->rc = flush_text(w, t);
     }
     if (x->rc == SQLITE_OK) x->rc = step_once(w->commit);
     if (x->rc != SQLITE_OK) {

@@ -892,7 +892,8 @@ static void test_retention(void)
     int64_t now = pc_time_now_ns();
     /* Old event times (2025 examples) but ingested now: kept. */
     pc_batch *b = new_batch(now);
-    add_span(b, (span_spec){.trace = "t-new", .span = "a", .start = T0, .end = T0 + 1});
+    add_span(b, (span_spec){.trace = "t-new", .span = "a", .name = "survivor", .start = T0,
+                            .end = T0 + 1});
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     /* Ingested two days ago: deleted, with all its spans. */
     b = new_batch(now - 2 * 86400 * NS);
@@ -914,8 +915,12 @@ static void test_retention(void)
     CHECK_EQ_INT(fts_hits(db_path, "\"dna\" OR \"ate\""), 1); /* t-old, once */
 
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
-    /* its search documents left the index with it (FTS5 'delete') */
+    /* its trigrams left the index with it (FTS5 'delete'); t-new, in the same
+     * search block, was indexed again and is still found */
     CHECK_EQ_INT(fts_hits(db_path, "\"dna\" OR \"ate\" OR \"ldn\""), 0);
+    CHECK_EQ_INT(fts_hits(db_path, "\"viv\""), 1);
+    CHECK_EQ_INT(search(&h, NULL, "SURVIVOR", 10)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "oldname", 10)->n, 0);
     CHECK_EQ_INT(get_trace(&h, "t-old")->n, 0);
     CHECK_EQ_INT(get_spans(&h, "t-old")->n, 0);
     CHECK_EQ_INT(get_trace(&h, "t-new")->n, 1);
