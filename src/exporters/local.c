@@ -31,8 +31,11 @@
  * Hence at most PC_LOCAL_TXN_MAX = 8192, and chunks of PC_LOCAL_TXN_SPANS =
  * 1024 and CUT_EVERY = 256 once someone waits (the cost is paid only then).
  * Group commits of 100-span requests are below every threshold (no change).
- * local_store.c checkpoints the WAL every 64 MB instead of every 4 MB for the
- * same reason (fewer copies of the same index pages).
+ * (Those figures are schema 2's, whose random-key span indexes made commits
+ * costly; schema 3 appends spans in ingest order, local_schema.c.)
+ * local_store.c checkpoints the WAL itself (passive every 16 MB, a restart
+ * past 64 MB that waits at most 100 ms for readers), so it stays bounded
+ * while queries run.
  *
  * Retention: traces first ingested (created_ns, not event time, so old example
  * timestamps stay readable) longer ago than `retention` are deleted with their

@@ -2,14 +2,21 @@
  * local_contains.c - pc_contains for the embedded store's search (see
  * local_contains.h).
  *
- * Knuth-Morris-Pratt over ASCII-lowercased bytes: O(len(text) + len(needle))
- * whatever the input. The needle's failure table is built once per statement
+ * Knuth-Morris-Pratt over case-folded UTF-8 (pc_local_fold, local_text.h: the
+ * folding of the FTS5 index, so a candidate the index finds is verified
+ * under the same rule): both sides are decoded code point by code point,
+ * folded and re-encoded, and the bytes matched; UTF-8 being self-synchronizing,
+ * a byte match of well-formed text is a code-point match. A stray byte is
+ * matched as itself. O(len(text) + len(needle)) whatever the input. The needle's failure table is built once per statement
  * and kept as SQLite auxiliary data of argument 1 (SQLite may drop it at any
  * time; then the next row builds it again).
  */
 #include "local_contains.h"
 
+#include "local_text.h"
 #include "mem.h"
+
+#include <string.h>
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -27,9 +34,61 @@ typedef struct needle {
     size_t *fail;     /* KMP failure function */
 } needle;
 
-static unsigned char lower(unsigned char c)
+/*
+ * Decodes the code point at |t| (|n| > 0 bytes left) into *cp and returns its
+ * length; a malformed sequence is one byte, returned as 0x110000 + byte (never
+ * a real code point, never folded, re-encoded as that byte).
+ */
+static size_t decode(const unsigned char *t, size_t n, uint32_t *cp)
 {
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+    unsigned char b = t[0];
+    size_t len = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3
+                                 : (b & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 1) {
+        *cp = b;
+        return 1;
+    }
+    if (len == 0 || len > n) goto stray;
+    uint32_t c = b & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((t[i] & 0xC0) != 0x80) goto stray;
+        c = (c << 6) | (t[i] & 0x3F);
+    }
+    *cp = c;
+    return len;
+stray:
+    *cp = 0x110000 + b;
+    return 1;
+}
+
+/* Writes the folded form of |cp| to |o| (4 bytes of room); returns its length. */
+static size_t encode_folded(uint32_t cp, unsigned char *o)
+{
+    if (cp >= 0x110000) {
+        o[0] = (unsigned char)(cp - 0x110000);
+        return 1;
+    }
+    uint32_t c = pc_local_fold(cp);
+    if (c < 0x80) {
+        o[0] = (unsigned char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (c >> 6));
+        o[1] = (unsigned char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (c >> 12));
+        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (c >> 18));
+    o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (c & 0x3F));
+    return 4;
 }
 
 static void needle_free(void *p)
@@ -45,10 +104,16 @@ static needle *needle_make(const unsigned char *s, size_t n)
 {
     needle *nd = pc_xcalloc(1, sizeof(*nd));
     nd->n = n;
-    nd->p = pc_xmalloc(n + 1);
+    /* folded: at most 4 bytes per input byte (a stray byte stays 1) */
+    nd->p = pc_xmalloc(4 * n + 1);
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += decode(s + i, n - i, &cp);
+        m += encode_folded(cp, nd->p + m);
+    }
+    nd->n = n = m;
     nd->fail = pc_xmalloc((n + 1) * sizeof(size_t));
-    for (size_t i = 0; i < n; i++)
-        nd->p[i] = lower(s[i]);
     size_t k = 0;
     nd->fail[0] = 0;
     for (size_t i = 1; i < n; i++) {
@@ -65,13 +130,23 @@ static int contains(const deadline *dl, const needle *nd, const unsigned char *t
 {
     if (nd->n == 0) return 1;
     size_t k = 0;
-    for (size_t i = 0; i < tn; i++) {
-        if (i % CHECK_EVERY == CHECK_EVERY - 1 && dl->past(dl->ud)) return -1;
-        unsigned char c = lower(t[i]);
-        while (k > 0 && c != nd->p[k])
-            k = nd->fail[k - 1];
-        if (c == nd->p[k]) k++;
-        if (k == nd->n) return 1;
+    size_t next_check = CHECK_EVERY;
+    for (size_t i = 0; i < tn;) {
+        if (i >= next_check) {
+            if (dl->past(dl->ud)) return -1;
+            next_check = i + CHECK_EVERY;
+        }
+        uint32_t cp;
+        unsigned char f[4];
+        i += decode(t + i, tn - i, &cp);
+        size_t fl = encode_folded(cp, f);
+        for (size_t j = 0; j < fl; j++) {
+            unsigned char c = f[j];
+            while (k > 0 && c != nd->p[k])
+                k = nd->fail[k - 1];
+            if (c == nd->p[k]) k++;
+            if (k == nd->n) return 1;
+        }
     }
     return 0;
 }

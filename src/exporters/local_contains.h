@@ -3,7 +3,7 @@
  * matcher, as an SQLite function.
  *
  * Where it sits: local_store.c registers it on a read connection before each
- * query; search's SQL calls it on span names and attribute text. Why not
+ * query; search's SQL calls it on the search text of spans (local_text.h). Why not
  * LIKE '%needle%': SQLite's LIKE backtracks, costing value length x pattern
  * length per row (seconds for a 2 MB attribute and a 1,000-byte text), inside
  * one virtual machine instruction where the progress handler cannot stop it.
@@ -16,8 +16,8 @@
 
 /*
  * Registers pc_contains(text, needle) on |db|: 1 when |needle| occurs in
- * |text| ignoring ASCII case (what LIKE '%needle%' with the needle's % _ \
- * escaped matches), else 0; NULL text is 0, an empty needle matches. Every
+ * |text| ignoring case as pc_local_fold (local_text.h) folds it (Unicode
+ * letters of the common alphabets, not only ASCII; % _ \ are literal), else 0; NULL text is 0, an empty needle matches. Every
  * 64 KiB of text it calls |past_deadline|(|ud|); non-zero fails the statement.
  * A later registration on |db| replaces this one. Returns an SQLite code.
  */

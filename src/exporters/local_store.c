@@ -1,55 +1,26 @@
 /*
- * local_store.c - SQL of the embedded store: schema and its migrations,
- * writer statements, retention, and the read side (store.h) over a pool of
- * read-only connections.
+ * local_store.c - SQL of the embedded store: the writer connection and its
+ * statements, retention, and the read side (store.h) over a pool of
+ * read-only connections. The schema (version 3) and its contract are in
+ * local_schema.c; the search text and its trigram queries in local_text.c.
  *
- * Schema version 2 (one file <directory>/prela.db, WAL mode, PRAGMA
- * user_version = 2). The project is part of every key:
+ * Writer connection: a 64 MiB page cache (the per-trace indexes of a store of
+ * 10M spans are 100+ MB; SQLite's default 2 MB misses on nearly every trace),
+ * the WAL checkpointed by this module (wal_hook): a passive checkpoint every
+ * WAL_CHECKPOINT_PAGES, and once the log holds WAL_RESTART_PAGES a RESTART
+ * checkpoint that waits at most RESTART_WAIT_MS for readers, so the log
+ * starts over from the beginning even while readers run (a passive one alone
+ * never completes under steady reads, and the WAL grew to 800 MB);
+ * journal_size_limit truncates the file back after that.
  *
- *   spans   one row per (project_id, trace_id, span_id), UNIQUE; written with
- *           INSERT OR IGNORE, so a re-sent span is dropped and the first write
- *           wins, and a span of another project never replaces or hides it.
- *           Every pc_span_row field is a column; attributes, events, links,
- *           resource and scope hold JSON text from span.h's encoders.
- *           created_ns = when the receiver accepted the request (ingest time).
- *   traces  one row per (project_id, trace_id): the same trace id in two
- *           projects is two traces. Maintained incrementally by an UPSERT in
- *           the same transaction (one per trace and transaction, local.c folds
- *           the spans first), from the spans that were really inserted:
- *           started_ns = min start, completed_ns = max(end, or start when not
- *           ended), span_count += inserted, status 'error' once any span failed,
- *           tokens summed over spans with tokens > 0; source and created_ns
- *           from the first write; root_span_id / root_span_name /
- *           service_name from the first span without a parent (has_root), and
- *           service_name from the first span until a root arrives. Order of
- *           arrival therefore does not matter (children before the root,
- *           several requests).
- *
- * Keys list trace_id first, (trace_id, project_id[, span_id]): the set is the
- * key; the order lets a lookup by trace id alone (get_trace without a project)
- * use the same index as a lookup by both.
- *
- * Indexes: traces by started_ns (newest first), by (project_id | service_name |
- * status, started_ns) for the filters, by (created_ns, trace_id, project_id)
- * for retention (chunks in one stable order); spans by their key and by
- * (trace_id, project_id, span_type) ("spans of a trace", and the span_type
- * filter's EXISTS without touching the rows).
- *
- * Versions and migration: version 1 is the first release's schema (no
- * user_version, keys without the project). pc_local_db_open_writer migrates
- * 1 -> 2 once, at start, in ONE transaction (so an interrupted migration
- * leaves version 1 intact and simply runs again): the old tables are renamed,
- * the new ones created, every row copied; a trace id that several projects
- * had written into (the old key let them share one trace row) becomes one
- * trace per project, its summaries recomputed from each project's own spans.
- * A file with a newer version than this binary knows is refused.
- *
- * Retention removes whole traces: a trace expires with its first ingest
- * (traces.created_ns), together with every span it has, so no trace is ever
- * left half-deleted.
- *
- * Why no WITHOUT ROWID: span rows carry prompt text (KBs); SQLite advises rowid
- * tables when rows are large.
+ * Search (store.h search): a query of 3+ code points asks the FTS5 trigram
+ * index for candidate blocks of traces (local_schema.c; local_text.h: an AND
+ * of trigrams). Up to SEARCH_CANDIDATES of them: their traces, newest first,
+ * are verified one by one (pc_contains over the recomputed search text of the trace's spans) until
+ * |limit| matched. More candidates (a common word), or a query the index
+ * cannot serve (under 3 code points, a NUL byte): traces newest first, each
+ * verified the same way, until |limit| matched or the query time limit. Both
+ * give exactly the traces having a span whose search text contains the query.
  *
  * Reads: every piece of caller text is bound as a parameter; dynamic SQL is
  * assembled only from the fixed fragments below.
@@ -57,11 +28,13 @@
 #include "local_store.h"
 
 #include "local_contains.h"
+#include "local_schema.h"
+#include "local_text.h"
 
 #include "buf.h"
 #include "log.h"
 #include "mem.h"
-
+#include "span.h"
 #include "timefmt.h"
 
 #include <pthread.h>
@@ -75,268 +48,127 @@
 #define STR(x) STR_(x)
 #define PURGE_CHUNK STR(PC_LOCAL_PURGE_CHUNK)
 
-/* The current schema, created on a fresh file and by the migration. */
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS spans ("
-    " trace_id TEXT NOT NULL,"
-    " span_id TEXT NOT NULL,"
-    " parent_span_id TEXT NOT NULL,"
-    " project_id TEXT NOT NULL,"
-    " name TEXT NOT NULL,"
-    " kind INTEGER NOT NULL,"
-    " span_type TEXT NOT NULL,"
-    " service_name TEXT NOT NULL,"
-    " status TEXT NOT NULL,"
-    " status_message TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " trace_state TEXT NOT NULL,"
-    " start_ns INTEGER NOT NULL,"
-    " end_ns INTEGER NOT NULL,"
-    " created_ns INTEGER NOT NULL,"
-    " llm_provider TEXT NOT NULL,"
-    " llm_model TEXT NOT NULL,"
-    " input_tokens INTEGER NOT NULL,"
-    " output_tokens INTEGER NOT NULL,"
-    " attributes TEXT NOT NULL,"
-    " events TEXT NOT NULL,"
-    " links TEXT NOT NULL,"
-    " resource TEXT NOT NULL,"
-    " scope TEXT NOT NULL,"
-    " UNIQUE (trace_id, project_id, span_id));"
-    "CREATE INDEX IF NOT EXISTS spans_trace_type ON spans (trace_id, project_id, span_type);"
-    "CREATE TABLE IF NOT EXISTS traces ("
-    " trace_id TEXT NOT NULL,"
-    " project_id TEXT NOT NULL,"
-    " service_name TEXT NOT NULL,"
-    " root_span_id TEXT NOT NULL,"
-    " root_span_name TEXT NOT NULL,"
-    " has_root INTEGER NOT NULL,"
-    " status TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " started_ns INTEGER NOT NULL,"
-    " completed_ns INTEGER NOT NULL,"
-    " created_ns INTEGER NOT NULL,"
-    " span_count INTEGER NOT NULL,"
-    " input_tokens INTEGER NOT NULL,"
-    " output_tokens INTEGER NOT NULL,"
-    " PRIMARY KEY (trace_id, project_id));"
-    "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns);"
-    "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
-    "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
-    "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
-    "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns, trace_id, project_id);";
+/* ?1 trace_id ?2 project_id: the trace's tid, or no row. */
+static const char FIND_TRACE[] = "SELECT tid FROM traces WHERE trace_id = ?1 AND project_id = ?2";
 
-#define SCHEMA_VERSION 2
-
-#define SPAN_COLS                                                                                  \
-    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"          \
-    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"                  \
-    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"            \
-    " resource, scope"
-
-#define TRACE_ROW_COLS                                                                             \
-    "trace_id, project_id, service_name, root_span_id, root_span_name, has_root, status,"          \
-    " source, started_ns, completed_ns, created_ns, span_count, input_tokens, output_tokens"
-
-/* A saturating sum of a token column (span.h: pc_tokens_add). SQLite's sum()
- * fails the statement on integer overflow; total() is a float sum, exact
- * while the total is below 2^53, and CAST of a float past INT64_MAX gives
- * INT64_MAX. */
-#define TOKEN_SUM(col)                                                                             \
-    "CAST(total(CASE WHEN " col " > 0 THEN " col " ELSE 0 END) AS INTEGER)"
-
-/* A trace's numbers from its own spans (alias s), as the UPSERT keeps them. */
-#define SPAN_AGG                                                                                   \
-    "min(s.start_ns), max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END), count(*),"   \
-    " CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END,"                          \
-    " " TOKEN_SUM("s.input_tokens") ", " TOKEN_SUM("s.output_tokens")
-
-/*
- * Version 1 -> 2, run inside one transaction by migrate(). Version 1's indexes
- * have the names version 2 uses, and a renamed table keeps its indexes, so
- * they are dropped first. Rows are copied in rowid order so "first write"
- * (the lowest rowid) stays first.
- */
-static const char MIGRATE_1_2[] =
-    "DROP INDEX IF EXISTS spans_trace_type; DROP INDEX IF EXISTS traces_started;"
-    "DROP INDEX IF EXISTS traces_project; DROP INDEX IF EXISTS traces_service;"
-    "DROP INDEX IF EXISTS traces_status; DROP INDEX IF EXISTS traces_created;"
-    "ALTER TABLE spans RENAME TO spans_v1;"
-    "ALTER TABLE traces RENAME TO traces_v1;";
-static const char MIGRATE_1_2_COPY[] =
-    "INSERT INTO spans (" SPAN_COLS ") SELECT " SPAN_COLS " FROM spans_v1 ORDER BY rowid;"
-    "INSERT INTO traces (" TRACE_ROW_COLS ") SELECT " TRACE_ROW_COLS " FROM traces_v1;"
-    /* Summaries of trace ids that several projects wrote into: from each
-     * project's own spans (version 1 counted them all in one row). */
-    "CREATE TEMP TABLE shared_ids AS SELECT trace_id FROM spans GROUP BY trace_id"
-    " HAVING count(DISTINCT project_id) > 1;"
-    "UPDATE traces SET (started_ns, completed_ns, span_count, status, input_tokens,"
-    " output_tokens) = (SELECT " SPAN_AGG " FROM spans s"
-    "  WHERE s.trace_id = traces.trace_id AND s.project_id = traces.project_id)"
-    " WHERE trace_id IN (SELECT trace_id FROM shared_ids) AND EXISTS (SELECT 1 FROM spans s"
-    "  WHERE s.trace_id = traces.trace_id AND s.project_id = traces.project_id);"
-    /* ... and a trace of its own for each project that had no trace row. */
-    "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
-    " has_root, source, created_ns, started_ns, completed_ns, span_count, status,"
-    " input_tokens, output_tokens)"
-    " SELECT g.trace_id, g.project_id, coalesce(r.service_name, f.service_name),"
-    "  coalesce(r.span_id, ''), coalesce(r.name, ''), r.rowid IS NOT NULL, f.source,"
-    "  f.created_ns, g.started, g.completed, g.n, g.status, g.itok, g.otok"
-    " FROM (SELECT s.trace_id, s.project_id, min(s.rowid) AS first_row,"
-    "   min(CASE WHEN s.parent_span_id = '' THEN s.rowid END) AS root_row,"
-    "   min(s.start_ns) AS started,"
-    "   max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END) AS completed,"
-    "   count(*) AS n, CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END"
-    "   AS status, " TOKEN_SUM("s.input_tokens") " AS itok,"
-    "   " TOKEN_SUM("s.output_tokens") " AS otok"
-    "  FROM spans s WHERE NOT EXISTS (SELECT 1 FROM traces t"
-    "   WHERE t.trace_id = s.trace_id AND t.project_id = s.project_id)"
-    "  GROUP BY s.trace_id, s.project_id) g"
-    " JOIN spans f ON f.rowid = g.first_row LEFT JOIN spans r ON r.rowid = g.root_row;"
-    "DROP TABLE spans_v1; DROP TABLE traces_v1;";
-
-/* Parameters ?1..?24 in this order; local.c binds them. */
-static const char INS_SPAN[] =
-    "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, project_id, name, kind,"
-    " span_type, service_name, status, status_message, source, trace_state, start_ns, end_ns,"
-    " created_ns, llm_provider, llm_model, input_tokens, output_tokens, attributes, events,"
-    " links, resource, scope)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24)";
-
-/*
- * One trace's summary of the spans a transaction inserted: ?1 trace_id
- * ?2 project_id ?3 service_name ?4 root_span_id ?5 root_span_name ?6 has_root
- * ?7 status ?8 source ?9 started_ns ?10 completed_ns ?11 created_ns
- * ?12 input_tokens ?13 output_tokens ?14 span_count. In DO UPDATE, bare column
- * names are the stored row before the update, so every SET sees the old has_root.
- */
-static const char UPSERT_TRACE[] =
+/* A new trace row; the parameters as UPDATE_TRACE's, and ?1 trace_id ?2 project_id. */
+static const char INS_TRACE[] =
     "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
     " has_root, status, source, started_ns, completed_ns, created_ns, span_count, input_tokens,"
-    " output_tokens)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13)"
-    " ON CONFLICT (trace_id, project_id) DO UPDATE SET"
-    " started_ns = min(started_ns, excluded.started_ns),"
-    " completed_ns = max(completed_ns, excluded.completed_ns),"
-    " span_count = span_count + excluded.span_count,"
-    " status = CASE WHEN excluded.status = 'error' THEN 'error' ELSE status END,"
-    " input_tokens = CASE WHEN input_tokens > 9223372036854775807 - excluded.input_tokens"
-    "  THEN 9223372036854775807 ELSE input_tokens + excluded.input_tokens END,"
-    " output_tokens = CASE WHEN output_tokens > 9223372036854775807 - excluded.output_tokens"
-    "  THEN 9223372036854775807 ELSE output_tokens + excluded.output_tokens END,"
-    " root_span_id = CASE WHEN has_root = 0 AND excluded.has_root = 1"
-    "   THEN excluded.root_span_id ELSE root_span_id END,"
-    " root_span_name = CASE WHEN has_root = 0 AND excluded.has_root = 1"
-    "   THEN excluded.root_span_name ELSE root_span_name END,"
-    " service_name = CASE WHEN has_root = 0 AND excluded.has_root = 1"
-    "   THEN excluded.service_name ELSE service_name END,"
-    " has_root = max(has_root, excluded.has_root)";
+    " output_tokens, span_types)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13, ?15)";
 
-/* Both select the same traces (same order, same limit) inside one transaction. */
-static const char PURGE_SPANS[] =
-    "DELETE FROM spans WHERE (trace_id, project_id) IN (SELECT trace_id, project_id FROM traces"
-    " WHERE created_ns < ?1 ORDER BY created_ns, trace_id, project_id LIMIT " PURGE_CHUNK ")";
-static const char PURGE_TRACES[] =
-    "DELETE FROM traces WHERE (trace_id, project_id) IN (SELECT trace_id, project_id FROM traces"
-    " WHERE created_ns < ?1 ORDER BY created_ns, trace_id, project_id LIMIT " PURGE_CHUNK ")";
+/* Parameters ?1..?23 in this order; local_txn.c binds them. */
+static const char INS_SPAN[] =
+    "INSERT OR IGNORE INTO spans (tid, span_id, parent_span_id, name, kind, span_type,"
+    " service_name, status, status_message, source, trace_state, start_ns, end_ns, created_ns,"
+    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links, resource,"
+    " scope)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+    " ?19, ?20, ?21, ?22, ?23)";
+
+/* ?1 search block (tid >> PC_LOCAL_BLOCK_BITS), ?2 the search text
+ * (local_text.h) of the spans a transaction inserted in that block. */
+static const char INS_TEXT[] = "INSERT INTO span_text (rowid, text) VALUES (?1, ?2)";
+
+/*
+ * Merges one trace's summary of the spans a transaction inserted into its
+ * row ?16 (tid): ?3 service_name ?4 root_span_id ?5 root_span_name ?6 has_root
+ * ?7 status ?9 started_ns ?10 completed_ns ?12 input_tokens ?13 output_tokens
+ * ?14 span_count ?15 span_types (?1 ?2 ?8 ?11, the first write's, are bound
+ * but unused). Bare column names are the stored row before the update, so every
+ * SET sees the old has_root.
+ */
+static const char MERGE_TRACE[] =
+    "UPDATE traces SET"
+    " started_ns = min(started_ns, ?9),"
+    " completed_ns = max(completed_ns, ?10),"
+    " span_count = span_count + ?14,"
+    " status = CASE WHEN ?7 = 'error' THEN 'error' ELSE status END,"
+    " input_tokens = CASE WHEN input_tokens > 9223372036854775807 - ?12"
+    "  THEN 9223372036854775807 ELSE input_tokens + ?12 END,"
+    " output_tokens = CASE WHEN output_tokens > 9223372036854775807 - ?13"
+    "  THEN 9223372036854775807 ELSE output_tokens + ?13 END,"
+    " root_span_id = CASE WHEN has_root = 0 AND ?6 = 1 THEN ?4 ELSE root_span_id END,"
+    " root_span_name = CASE WHEN has_root = 0 AND ?6 = 1 THEN ?5 ELSE root_span_name END,"
+    " service_name = CASE WHEN has_root = 0 AND ?6 = 1 THEN ?3 ELSE service_name END,"
+    " has_root = max(has_root, ?6),"
+    " span_types = span_types | ?15"
+    " WHERE tid = ?16";
+
+/* Sets the summary of the new trace ?16 outright (parameters as MERGE_TRACE's). */
+static const char SET_TRACE[] =
+    "UPDATE traces SET service_name = ?3, root_span_id = ?4, root_span_name = ?5,"
+    " has_root = ?6, status = ?7, started_ns = ?9, completed_ns = ?10, input_tokens = ?12,"
+    " output_tokens = ?13, span_count = ?14, span_types = ?15"
+    " WHERE tid = ?16";
+
+/* The oldest expired traces (one chunk); the same rows for all the statements
+ * of one retention transaction. */
+#define EXPIRED                                                                                    \
+    "SELECT tid FROM traces WHERE created_ns < ?1 ORDER BY created_ns, tid LIMIT " PURGE_CHUNK
+#define BLOCK_BITS STR(PC_LOCAL_BLOCK_BITS)
+/* The search text of every span now stored in block blk (alias b). */
+#define BLOCK_TEXT                                                                                 \
+    "(SELECT group_concat(pc_search_text(s.name, s.attributes, s.events), '') FROM spans s"       \
+    " WHERE s.tid >= b.blk << " BLOCK_BITS " AND s.tid < (b.blk + 1) << " BLOCK_BITS ")"
+/* Retention keeps span_text's invariant (local_schema.c): the blocks of the
+ * expired traces (temp.purge_blocks) lose all their trigrams (FTS5 'delete'
+ * with the text of all their spans), then, once the expired rows are gone,
+ * get back those of the traces that stay. */
+static const char PURGE_BLOCKS_CLEAR[] = "DELETE FROM temp.purge_blocks";
+static const char PURGE_BLOCKS[] = "INSERT OR IGNORE INTO temp.purge_blocks (blk)"
+                                   " SELECT tid >> " BLOCK_BITS " FROM (" EXPIRED ")";
+static const char PURGE_TEXT[] =
+    "INSERT INTO span_text (span_text, rowid, text) SELECT 'delete', b.blk,"
+    " coalesce(" BLOCK_TEXT ", '') FROM temp.purge_blocks b ORDER BY b.blk";
+static const char PURGE_REINDEX[] =
+    "INSERT INTO span_text (rowid, text) SELECT blk, text FROM (SELECT b.blk AS blk,"
+    " " BLOCK_TEXT " AS text FROM temp.purge_blocks b) WHERE text IS NOT NULL ORDER BY blk";
+static const char PURGE_SPANS[] = "DELETE FROM spans WHERE tid IN (" EXPIRED ")";
+static const char PURGE_TRACES[] = "DELETE FROM traces WHERE tid IN (" EXPIRED ")";
 
 /* Newest first; ties in a stable order (both stores agree on it). */
 #define NEWEST "t.started_ns DESC, t.trace_id DESC, t.project_id DESC"
+
+#define SPAN_COLS                                                                                  \
+    "t.trace_id, s.span_id, s.parent_span_id, t.project_id, s.name, s.kind, s.span_type,"         \
+    " s.service_name, s.status, s.status_message, s.source, s.trace_state, s.start_ns, s.end_ns,"  \
+    " s.created_ns, s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens, s.attributes,"   \
+    " s.events, s.links, s.resource, s.scope"
 
 #define TRACE_COLS                                                                                 \
     "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status,"        \
     " t.source, t.started_ns, t.completed_ns, t.created_ns, t.span_count, t.input_tokens,"         \
     " t.output_tokens"
 
-/* ---------------------------------------------------------------- schema -- */
-
-/* The integer the single-row statement |sql| answers, or -1 when it fails. */
-static int64_t scalar(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-/* sqlite3_exec, logging "|what| in |path|: <error>" on failure. 0 / -1. */
-static int exec_logged(const char *id, sqlite3 *db, const char *sql, const char *what,
-                       const char *path)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK) return 0;
-    pc_log(PC_LOG_ERROR, id, "%s in %s: %s", what, path, err ? err : sqlite3_errmsg(db));
-    sqlite3_free(err);
-    return -1;
-}
-
-/*
- * Version 1 -> 2 inside the caller's transaction; see "Versions and
- * migration". Logs once what it did. 0 / -1 after logging.
- */
-static int migrate_1_2(const char *id, sqlite3 *db, const char *path)
-{
-    if (exec_logged(id, db, MIGRATE_1_2, "schema migration 1 -> 2", path) < 0 ||
-        exec_logged(id, db, SCHEMA, "schema migration 1 -> 2", path) < 0)
-        return -1;
-    int64_t spans = scalar(db, "SELECT count(*) FROM spans_v1");
-    int64_t traces = scalar(db, "SELECT count(*) FROM traces_v1");
-    if (exec_logged(id, db, MIGRATE_1_2_COPY, "schema migration 1 -> 2", path) < 0) return -1;
-    int64_t shared = scalar(db, "SELECT count(*) FROM temp.shared_ids");
-    int64_t spans2 = scalar(db, "SELECT count(*) FROM spans");
-    int64_t traces2 = scalar(db, "SELECT count(*) FROM traces");
-    if (exec_logged(id, db, "DROP TABLE temp.shared_ids", "schema migration 1 -> 2", path) < 0)
-        return -1;
-    if (spans2 != spans || traces2 < traces) {
-        pc_log(PC_LOG_ERROR, id,
-               "schema migration 1 -> 2 in %s: copied %lld of %lld spans, %lld of %lld traces;"
-               " rolled back",
-               path, (long long)spans2, (long long)spans, (long long)traces2, (long long)traces);
-        return -1;
-    }
-    pc_log(PC_LOG_INFO, id,
-           "migrated %s from schema 1 to 2 (project in every key): %lld spans and %lld traces"
-           " kept; %lld trace ids written by several projects became %lld traces of their own",
-           path, (long long)spans, (long long)traces, (long long)shared,
-           (long long)(traces2 - traces));
-    return 0;
-}
-
-/*
- * Brings the schema of |db| to SCHEMA_VERSION: creates it on a fresh file,
- * migrates an older one (one transaction), refuses a newer one. 0 / -1 after
- * logging.
- */
-static int schema_setup(const char *id, sqlite3 *db, const char *path)
-{
-    int64_t version = scalar(db, "PRAGMA user_version");
-    if (version == SCHEMA_VERSION)
-        return exec_logged(id, db, SCHEMA, "cannot create the schema", path);
-    if (version > SCHEMA_VERSION || version < 0) {
-        pc_log(PC_LOG_ERROR, id,
-               "%s has schema version %lld; this collector knows versions up to %d (written by "
-               "a newer collector? use that one, or another directory)",
-               path, (long long)version, SCHEMA_VERSION);
-        return -1;
-    }
-    /* user_version 0: a fresh file, or version 1 (which did not set it). */
-    if (exec_logged(id, db, "BEGIN IMMEDIATE", "cannot lock the database", path) < 0) return -1;
-    int64_t v1 =
-        scalar(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'");
-    int rc = v1 > 0 ? migrate_1_2(id, db, path)
-                    : exec_logged(id, db, SCHEMA, "cannot create the schema", path);
-    if (rc == 0)
-        rc = exec_logged(id, db, "PRAGMA user_version = " STR(SCHEMA_VERSION),
-                         "cannot set the schema version", path);
-    if (rc == 0) rc = exec_logged(id, db, "COMMIT", "cannot commit the schema", path);
-    if (rc < 0 && !sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- writer -- */
+
+#define WRITER_CACHE_KIB 65536
+#define WAL_CHECKPOINT_PAGES 4096 /* 16 MB at 4 KiB pages: a passive checkpoint */
+#define WAL_RESTART_PAGES 16384   /* 64 MB: restart the log (see the file comment) */
+#define WAL_LIMIT_BYTES 67108864  /* journal_size_limit */
+#define RESTART_WAIT_MS 100
+
+/*
+ * After each commit of the writer (|pages| in the WAL): a passive checkpoint
+ * every WAL_CHECKPOINT_PAGES; past WAL_RESTART_PAGES a RESTART one, whose busy
+ * wait (for readers still on old frames) is cut to RESTART_WAIT_MS so a
+ * commit is never held long; when it cannot finish, the next commit tries again.
+ */
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    (void)ud;
+    if (pages < WAL_CHECKPOINT_PAGES) return SQLITE_OK;
+    if (pages < WAL_RESTART_PAGES) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return SQLITE_OK;
+    }
+    sqlite3_busy_timeout(db, RESTART_WAIT_MS);
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    return SQLITE_OK;
+}
 
 sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full)
 {
@@ -376,16 +208,28 @@ sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_ful
         sqlite3_close(db);
         return NULL;
     }
-    /* Checkpoint every 16384 pages (64 MB of WAL at 4 KB pages) instead of
-     * SQLite's 1000: local.c commits in chunks, and with random-key indexes
-     * each chunk dirties thousands of pages, so the default checkpointed (and
-     * fsynced) after nearly every commit, copying the same index pages again. */
-    sqlite3_wal_autocheckpoint(db, 16384);
-    if (schema_setup(id, db, path) < 0) {
+    if (sqlite3_exec(db, "PRAGMA cache_size = -" STR(WRITER_CACHE_KIB), NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA journal_size_limit = " STR(WAL_LIMIT_BYTES), NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        pc_local_text_register(db) != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, id, "cannot configure %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_wal_hook(db, wal_hook, NULL);
+    if (pc_local_schema_setup(id, db, path) < 0) {
         sqlite3_close(db);
         return NULL;
     }
     return db;
+}
+
+static int exec_quiet(const char *id, sqlite3 *db, const char *sql)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return 0;
+    pc_log(PC_LOG_ERROR, id, "cannot run %s: %s", sql, sqlite3_errmsg(db));
+    return -1;
 }
 
 static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
@@ -403,8 +247,18 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db)
     if (prepare(id, db, "BEGIN IMMEDIATE", &w->begin) < 0 ||
         prepare(id, db, "COMMIT", &w->commit) < 0 ||
         prepare(id, db, "ROLLBACK", &w->rollback) < 0 ||
+        prepare(id, db, FIND_TRACE, &w->find_trace) < 0 ||
+        prepare(id, db, INS_TRACE, &w->ins_trace) < 0 ||
         prepare(id, db, INS_SPAN, &w->ins_span) < 0 ||
-        prepare(id, db, UPSERT_TRACE, &w->upsert_trace) < 0 ||
+        prepare(id, db, INS_TEXT, &w->ins_text) < 0 ||
+        prepare(id, db, MERGE_TRACE, &w->merge_trace) < 0 ||
+        prepare(id, db, SET_TRACE, &w->set_trace) < 0 ||
+        exec_quiet(id, db, "CREATE TEMP TABLE IF NOT EXISTS purge_blocks"
+                           " (blk INTEGER PRIMARY KEY)") < 0 ||
+        prepare(id, db, PURGE_BLOCKS_CLEAR, &w->purge_blocks_clear) < 0 ||
+        prepare(id, db, PURGE_BLOCKS, &w->purge_blocks) < 0 ||
+        prepare(id, db, PURGE_TEXT, &w->purge_text) < 0 ||
+        prepare(id, db, PURGE_REINDEX, &w->purge_reindex) < 0 ||
         prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
         prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0)
         return -1;
@@ -416,8 +270,16 @@ void pc_local_writer_fini(pc_local_writer *w)
     sqlite3_finalize(w->begin);
     sqlite3_finalize(w->commit);
     sqlite3_finalize(w->rollback);
+    sqlite3_finalize(w->find_trace);
+    sqlite3_finalize(w->ins_trace);
     sqlite3_finalize(w->ins_span);
-    sqlite3_finalize(w->upsert_trace);
+    sqlite3_finalize(w->ins_text);
+    sqlite3_finalize(w->merge_trace);
+    sqlite3_finalize(w->set_trace);
+    sqlite3_finalize(w->purge_blocks_clear);
+    sqlite3_finalize(w->purge_blocks);
+    sqlite3_finalize(w->purge_text);
+    sqlite3_finalize(w->purge_reindex);
     sqlite3_finalize(w->purge_spans);
     sqlite3_finalize(w->purge_traces);
     memset(w, 0, sizeof(*w));
@@ -435,12 +297,17 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
 {
     int rc = run(w->begin);
     if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(w->purge_blocks, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_spans, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
-        rc = run(w->purge_spans);
+        rc = run(w->purge_blocks_clear);
+        if (rc == SQLITE_OK) rc = run(w->purge_blocks);
+        if (rc == SQLITE_OK) rc = run(w->purge_text);
+        if (rc == SQLITE_OK) rc = run(w->purge_spans);
         if (rc == SQLITE_OK) rc = run(w->purge_traces);
     }
     int64_t deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
+    if (rc == SQLITE_OK) rc = run(w->purge_reindex);
     if (rc == SQLITE_OK) rc = run(w->commit);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, w->id, "retention: cannot delete expired traces: %s",
@@ -500,6 +367,11 @@ static sqlite3 *acquire(pc_local_reader *r)
         return NULL;
     }
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    if (pc_local_text_register(db) != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, r->id, "cannot register pc_search_text: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
     return db;
 }
 
@@ -653,21 +525,35 @@ static int each_trace(query *q, pc_trace_cb cb, void *ud)
     return query_close(q, rc);
 }
 
+/* The span_types bit of the type named |name| exactly, or 0 (no trace has it). */
+static int64_t type_bit(const char *name)
+{
+    for (int t = 0; t < PC_TYPE_COUNT; t++)
+        if (strcmp(name, pc_span_type_name((pc_span_type)t)) == 0) return (int64_t)1 << t;
+    return 0;
+}
+
 static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
 {
+    /* With an offset, the skipped rows are walked in an index only (the inner
+     * SELECT of tids: traces_started covers the list order), and only the page's
+     * rows are read: offset=10000 read 10,100 rows before. */
     pc_buf sql = PC_BUF_INIT;
-    pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE 1");
+    if (f->offset > 0)
+        pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE t.tid IN"
+                          " (SELECT t.tid FROM traces t WHERE 1");
+    else
+        pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE 1");
     if (f->project_id) pc_buf_puts(&sql, " AND t.project_id = ?1");
     if (f->service_name) pc_buf_puts(&sql, " AND t.service_name = ?2");
     if (f->status) pc_buf_puts(&sql, " AND t.status = ?3");
     if (f->start_ns) pc_buf_puts(&sql, " AND t.started_ns >= ?4");
     if (f->end_ns) pc_buf_puts(&sql, " AND t.started_ns <= ?5");
-    if (f->span_type)
-        pc_buf_puts(&sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"
-                          " AND s.project_id = t.project_id AND s.span_type = ?6)");
+    if (f->span_type) pc_buf_puts(&sql, " AND (t.span_types & ?6) != 0");
     if (f->after)
         pc_buf_puts(&sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
     pc_buf_puts(&sql, " ORDER BY " NEWEST " LIMIT ?7 OFFSET ?8");
+    if (f->offset > 0) pc_buf_puts(&sql, ") ORDER BY " NEWEST);
 
     query q;
     int rc = query_open(&q, ctx, sql.data, "list traces");
@@ -678,7 +564,7 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     if (f->status) bind_cstr(q.st, 3, f->status);
     if (f->start_ns) sqlite3_bind_int64(q.st, 4, f->start_ns);
     if (f->end_ns) sqlite3_bind_int64(q.st, 5, f->end_ns);
-    if (f->span_type) bind_cstr(q.st, 6, f->span_type);
+    if (f->span_type) sqlite3_bind_int64(q.st, 6, type_bit(f->span_type));
     sqlite3_bind_int(q.st, 7, f->limit);
     sqlite3_bind_int(q.st, 8, f->offset > 0 ? f->offset : 0);
     if (f->after) {
@@ -708,8 +594,9 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
 {
     query q;
     if (query_open(&q, ctx,
-                   "SELECT " SPAN_COLS " FROM spans WHERE trace_id = ?1 AND project_id = ?2"
-                   " ORDER BY start_ns, span_id LIMIT ?3 OFFSET ?4",
+                   "SELECT " SPAN_COLS " FROM traces t JOIN spans s ON s.tid = t.tid"
+                   " WHERE t.trace_id = ?1 AND t.project_id = ?2"
+                   " ORDER BY s.start_ns, s.span_id LIMIT ?3 OFFSET ?4",
                    "get spans") < 0)
         return -1;
     bind_cstr(q.st, 1, trace_id);
@@ -725,24 +612,104 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
     return query_close(&q, rc);
 }
 
+/* Most FTS5 candidate blocks (of 16 traces) a search collects before it
+ * scans instead. */
+#define SEARCH_CANDIDATES 2000
+
+/* Whether trace ?1 (tid) has a span whose search text contains ?2. */
+static const char VERIFY[] =
+    "SELECT 1 FROM spans s WHERE s.tid = ?1"
+    " AND pc_contains(pc_search_text(s.name, s.attributes, s.events), ?2) LIMIT 1";
+
+/* Counts FTS5 candidate blocks of |fts| (at most SEARCH_CANDIDATES + 1); -1 on failure. */
+static int64_t count_candidates(query *q, const char *fts)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT count(*) FROM (SELECT 1 FROM span_text WHERE span_text MATCH ?1"
+                           " LIMIT " STR(SEARCH_CANDIDATES) " + 1)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)
 {
+    pc_buf fts = PC_BUF_INIT;
+    size_t tn = strlen(text);
+    bool indexed = pc_local_fts_query(&fts, text, tn) > 0;
+    pc_buf_putc(&fts, '\0');
+
+    /* The candidate traces (or every trace) newest first; ?1 FTS5 query, ?3 project. */
+    static const char CANDIDATES[] =
+        "SELECT " TRACE_COLS ", t.tid FROM span_text f JOIN traces t"
+        " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
+        " WHERE f.span_text MATCH ?1";
+    static const char CANDIDATES_P[] =
+        "SELECT " TRACE_COLS ", t.tid FROM span_text f JOIN traces t"
+        " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
+        " WHERE f.span_text MATCH ?1 AND t.project_id = ?3";
+    static const char ALL[] = "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL";
+    static const char ALL_P[] =
+        "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL AND t.project_id = ?3";
+
     query q;
-#define MATCHES                                                                                    \
-    " EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id"                                 \
-    "  AND s.project_id = t.project_id"                                                            \
-    "  AND (pc_contains(s.name, ?1) OR pc_contains(s.attributes, ?1)))"
-    const char *sql = project_id ? "SELECT " TRACE_COLS " FROM traces t WHERE t.project_id = ?3"
-                                   " AND" MATCHES " ORDER BY " NEWEST " LIMIT ?2"
-                                 : "SELECT " TRACE_COLS " FROM traces t WHERE" MATCHES
-                                   " ORDER BY " NEWEST " LIMIT ?2";
-#undef MATCHES
-    if (query_open(&q, ctx, sql, "search") < 0) return -1;
-    bind_cstr(q.st, 1, text);
-    sqlite3_bind_int(q.st, 2, limit);
+    /* The statement is prepared after the candidates are counted, on the same
+     * connection and under the same deadline. */
+    if (query_open(&q, ctx, "SELECT 1", "search") < 0) {
+        pc_buf_free(&fts);
+        return -1;
+    }
+    sqlite3_finalize(q.st);
+    q.st = NULL;
+    if (indexed) {
+        int64_t n = count_candidates(&q, fts.data);
+        if (n < 0) {
+            pc_buf_free(&fts);
+            return query_close(&q, SQLITE_ERROR);
+        }
+        indexed = n <= SEARCH_CANDIDATES;
+    }
+    pc_buf sql = PC_BUF_INIT;
+    pc_buf_puts(&sql, indexed ? (project_id ? CANDIDATES_P : CANDIDATES)
+                              : (project_id ? ALL_P : ALL));
+    pc_buf_puts(&sql, " ORDER BY " NEWEST);
+    sqlite3_stmt *verify = NULL;
+    int rc = sqlite3_prepare_v2(q.db, sql.data, -1, &q.st, NULL);
+    pc_buf_free(&sql);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(q.db, VERIFY, -1, &verify, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(verify);
+        pc_buf_free(&fts);
+        return query_close(&q, rc);
+    }
+    sqlite3_bind_text(q.st, 1, fts.data, -1, SQLITE_STATIC);
     if (project_id) bind_cstr(q.st, 3, project_id);
-    return each_trace(&q, cb, ud);
+    sqlite3_bind_text(verify, 2, text, (int)tn, SQLITE_STATIC);
+    int found = 0;
+    while (found < limit && (rc = sqlite3_step(q.st)) == SQLITE_ROW) {
+        sqlite3_bind_int64(verify, 1, sqlite3_column_int64(q.st, 13));
+        int vrc = sqlite3_step(verify);
+        sqlite3_reset(verify);
+        if (vrc == SQLITE_DONE) continue;
+        if (vrc != SQLITE_ROW) {
+            rc = vrc;
+            break;
+        }
+        pc_trace_row row;
+        read_trace(q.st, &row);
+        found++;
+        if (cb(ud, &row) != 0) break;
+    }
+    sqlite3_finalize(verify);
+    rc = query_close(&q, rc);
+    pc_buf_free(&fts);
+    return rc;
 }
 
 static int health(void *ctx, char *msg, int msglen)

@@ -3,7 +3,7 @@
  * connection, and the read-only connection pool behind store.h.
  *
  * Used only by local.c (the `local` exporter). local.c owns the writer thread and
- * the batches; this module owns SQL. The schema is documented in local_store.c.
+ * the batches; this module owns SQL. The schema is documented in local_schema.c.
  *
  * Threads: the writer connection is used by one thread at a time (start(), then
  * the writer thread). The reader pool lends each read-only connection to one
@@ -37,9 +37,16 @@ typedef struct pc_local_writer {
     sqlite3 *db;
     const char *id;
     sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *ins_span;     /* INSERT OR IGNORE into spans */
-    sqlite3_stmt *upsert_trace; /* INSERT ... ON CONFLICT(trace_id, project_id) DO UPDATE */
-    sqlite3_stmt *purge_spans;  /* spans of the oldest expired traces */
+    sqlite3_stmt *find_trace;  /* (trace_id, project_id) -> tid */
+    sqlite3_stmt *ins_trace;   /* a new trace row */
+    sqlite3_stmt *ins_span;    /* INSERT OR IGNORE into spans */
+    sqlite3_stmt *ins_text;    /* a span's search text into span_text */
+    sqlite3_stmt *merge_trace; /* an existing trace's summary += the new spans' */
+    sqlite3_stmt *set_trace;   /* a new trace's summary, when some of its spans were duplicates */
+    sqlite3_stmt *purge_blocks_clear, *purge_blocks; /* temp.purge_blocks: their blocks */
+    sqlite3_stmt *purge_text;    /* those blocks' trigrams out of span_text */
+    sqlite3_stmt *purge_reindex; /* ... and those of the traces that stay, back */
+    sqlite3_stmt *purge_spans; /* spans of the oldest expired traces */
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
 } pc_local_writer;
 

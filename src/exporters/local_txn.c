@@ -1,6 +1,7 @@
 /*
- * local_txn.c - one write transaction of the embedded store: spans in, their
- * traces' summary rows upserted once at the end (see local_txn.h).
+ * local_txn.c - one write transaction of the embedded store: spans in, grouped
+ * by trace, each trace's row found or created, its spans and their search
+ * text written, its summary written once (see local_txn.h).
  *
  * Sits between the local exporter's writer thread (local.c: which spans go in
  * which transaction) and the prepared statements of local_store.c.
@@ -10,6 +11,10 @@
 #include "hash.h"
 #include "mem.h"
 
+#include "local_schema.h"
+#include "local_text.h"
+
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,27 +35,45 @@ static void bind_buf(sqlite3_stmt *st, int i, const pc_buf *b)
 }
 
 /*
- * One trace's (project_id, trace_id) summary of the spans one transaction
- * really inserted. The trace row is upserted once per transaction from it
- * instead of once per span (a trace's spans usually arrive together), with the
- * same result: min/max, sums, the first span's source/service, the first
- * parentless span as root.
+ * One trace's (project_id, trace_id) summary of spans of one transaction. The
+ * trace row is written once per transaction from it instead of once per span
+ * (a trace's spans usually arrive together), with the same result: min/max,
+ * sums, the first span's source/service, the first parentless span as root.
  */
 typedef struct trace_acc {
-    const pc_span *first; /* first inserted span */
-    const pc_span *root;  /* first inserted span without a parent, or NULL */
+    const pc_span *first; /* first span */
+    const pc_span *root;  /* first span without a parent, or NULL */
     int64_t created_ns;   /* ingest time of |first| */
-    int64_t started, completed, count, in_tokens, out_tokens;
+    int64_t started, completed, count, in_tokens, out_tokens, types;
     bool error;
 } trace_acc;
 
-/* Per-transaction state: JSON scratch buffers and the trace_acc hash table. */
+/* One trace of the transaction: its spans (a list through next[]) and the
+ * summary of all of them (what a new trace row starts with). */
+typedef struct group {
+    trace_acc all;
+    size_t head, tail; /* indexes into the transaction's spans; next[] links them */
+    int64_t tid;       /* the stored trace's, or 0 for a new trace */
+} group;
+
+typedef struct item {
+    const pc_span *s;
+    int64_t created_ns;
+} item;
+
+/* Per-transaction state: the spans in arrival order, their groups (in order
+ * of first appearance), the group hash table, and scratch buffers. */
 typedef struct txn {
-    pc_buf attrs, events, links, resource, scope;
-    trace_acc *accs; /* in order of first insert */
-    size_t n_accs;
-    uint32_t *slots; /* open addressing: index + 1 into accs, 0 = empty */
+    item *items;
+    size_t *next; /* next span of the same group, or SIZE_MAX */
+    size_t n_items, cap;
+    group *groups;
+    size_t n_groups;
+    size_t *order; /* groups in writing order (see pc_local_txn_end) */
+    int64_t block; /* search block whose text |text| gathers (-1: none yet) */
+    uint32_t *slots; /* open addressing: index + 1 into groups, 0 = empty */
     size_t n_slots;  /* power of two, >= 2 * spans in the transaction */
+    pc_buf attrs, events, links, resource, scope, text;
 } txn;
 
 /* The slot hash of (project_id, trace_id): keyed (hash.h), clients choose both. */
@@ -71,21 +94,12 @@ static bool same_trace(const pc_span *a, const pc_span *b)
     return str_equal(a->trace_id, b->trace_id) && str_equal(a->project_id, b->project_id);
 }
 
-/* Folds the newly inserted span |s| into its trace's summary. */
-static void acc_add(txn *t, const pc_span *s, int64_t created_ns)
+/* Folds span |s| (ingested at |created_ns|) into the summary |a|. */
+static void acc_add(trace_acc *a, const pc_span *s, int64_t created_ns)
 {
-    size_t mask = t->n_slots - 1;
-    size_t i = trace_key_hash(s) & mask;
-    while (t->slots[i] && !same_trace(t->accs[t->slots[i] - 1].first, s))
-        i = (i + 1) & mask;
-    trace_acc *a;
-    if (!t->slots[i]) {
-        a = &t->accs[t->n_accs++];
-        t->slots[i] = (uint32_t)t->n_accs;
+    if (!a->first) {
         *a = (trace_acc){
             .first = s, .created_ns = created_ns, .started = s->start_ns, .completed = INT64_MIN};
-    } else {
-        a = &t->accs[t->slots[i] - 1];
     }
     int64_t end = s->end_ns > 0 ? s->end_ns : s->start_ns;
     if (s->start_ns < a->started) a->started = s->start_ns;
@@ -94,60 +108,36 @@ static void acc_add(txn *t, const pc_span *s, int64_t created_ns)
     if (s->status == PC_STATUS_ERROR) a->error = true;
     if (s->input_tokens > 0) a->in_tokens = pc_tokens_add(a->in_tokens, s->input_tokens);
     if (s->output_tokens > 0) a->out_tokens = pc_tokens_add(a->out_tokens, s->output_tokens);
+    if ((unsigned)s->span_type < PC_TYPE_COUNT) a->types |= (int64_t)1 << s->span_type;
     a->count++;
 }
 
-/* Inserts |s| (ingested at |created_ns|); a new span is folded into |t|. SQLite code. */
-static int write_span(pc_local_writer *w, txn *t, const pc_span *s, int64_t created_ns)
+/* Puts span |i| of |t| into its trace's group. */
+static void group_add(txn *t, size_t i)
 {
-    pc_buf_reset(&t->attrs);
-    pc_buf_reset(&t->events);
-    pc_buf_reset(&t->links);
-    pc_buf_reset(&t->resource);
-    pc_buf_reset(&t->scope);
-    pc_attrs_write_json(&t->attrs, &s->attrs);
-    pc_events_write_json(&t->events, s->events, s->n_events);
-    pc_links_write_json(&t->links, s->links, s->n_links);
-    pc_attrs_write_json(&t->resource, s->resource ? s->resource : &pc_empty_attrs);
-    pc_scope_write_json(&t->scope, s->scope ? s->scope : &pc_empty_scope);
-
-    sqlite3_stmt *st = w->ins_span;
-    bind_str(st, 1, s->trace_id);
-    bind_str(st, 2, s->span_id);
-    bind_str(st, 3, s->parent_id);
-    bind_str(st, 4, s->project_id);
-    bind_str(st, 5, s->name);
-    sqlite3_bind_int(st, 6, s->kind);
-    bind_cstr(st, 7, pc_span_type_name(s->span_type));
-    bind_str(st, 8, s->service_name);
-    bind_cstr(st, 9, pc_status_name(s->status));
-    bind_str(st, 10, s->status_message);
-    bind_cstr(st, 11, pc_source_name(s->source));
-    bind_str(st, 12, s->trace_state);
-    sqlite3_bind_int64(st, 13, s->start_ns);
-    sqlite3_bind_int64(st, 14, s->end_ns);
-    sqlite3_bind_int64(st, 15, created_ns);
-    bind_str(st, 16, s->llm_provider);
-    bind_str(st, 17, s->llm_model);
-    sqlite3_bind_int64(st, 18, s->input_tokens);
-    sqlite3_bind_int64(st, 19, s->output_tokens);
-    bind_buf(st, 20, &t->attrs);
-    bind_buf(st, 21, &t->events);
-    bind_buf(st, 22, &t->links);
-    bind_buf(st, 23, &t->resource);
-    bind_buf(st, 24, &t->scope);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return rc;
-    if (sqlite3_changes(w->db) == 1) acc_add(t, s, created_ns); /* else a duplicate */
-    return SQLITE_OK;
+    const pc_span *s = t->items[i].s;
+    size_t mask = t->n_slots - 1;
+    size_t h = trace_key_hash(s) & mask;
+    while (t->slots[h] && !same_trace(t->groups[t->slots[h] - 1].all.first, s))
+        h = (h + 1) & mask;
+    group *g;
+    if (!t->slots[h]) {
+        g = &t->groups[t->n_groups++];
+        t->slots[h] = (uint32_t)t->n_groups;
+        *g = (group){.head = i, .tail = i};
+    } else {
+        g = &t->groups[t->slots[h] - 1];
+        t->next[g->tail] = i;
+        g->tail = i;
+    }
+    t->next[i] = SIZE_MAX;
+    acc_add(&g->all, s, t->items[i].created_ns);
 }
 
-/* Upserts the trace row of |a|. SQLite code. */
-static int write_trace(pc_local_writer *w, const trace_acc *a)
+/* Binds |a| as INS_TRACE / MERGE_TRACE / SET_TRACE take it (local_store.c), tid as ?16. */
+static void bind_trace(sqlite3_stmt *st, const trace_acc *a, int64_t tid)
 {
     const pc_span *f = a->first, *r = a->root;
-    sqlite3_stmt *st = w->upsert_trace;
     bind_str(st, 1, f->trace_id);
     bind_str(st, 2, f->project_id);
     bind_str(st, 3, r ? r->service_name : f->service_name);
@@ -167,9 +157,8 @@ static int write_trace(pc_local_writer *w, const trace_acc *a)
     sqlite3_bind_int64(st, 12, a->in_tokens);
     sqlite3_bind_int64(st, 13, a->out_tokens);
     sqlite3_bind_int64(st, 14, a->count);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    sqlite3_bind_int64(st, 15, a->types);
+    if (tid) sqlite3_bind_int64(st, 16, tid);
 }
 
 static int step_once(sqlite3_stmt *st)
@@ -177,6 +166,142 @@ static int step_once(sqlite3_stmt *st)
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Inserts |s| (ingested at |created_ns|) into trace |tid| and appends its
+ * search text to t->text. *inserted: false when it was a duplicate. SQLite code.
+ */
+static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
+                      int64_t created_ns, bool *inserted)
+{
+    pc_buf_reset(&t->attrs);
+    pc_buf_reset(&t->events);
+    pc_buf_reset(&t->links);
+    pc_buf_reset(&t->resource);
+    pc_buf_reset(&t->scope);
+    pc_attrs_write_json(&t->attrs, &s->attrs);
+    pc_events_write_json(&t->events, s->events, s->n_events);
+    pc_links_write_json(&t->links, s->links, s->n_links);
+    pc_attrs_write_json(&t->resource, s->resource ? s->resource : &pc_empty_attrs);
+    pc_scope_write_json(&t->scope, s->scope ? s->scope : &pc_empty_scope);
+
+    sqlite3_stmt *st = w->ins_span;
+    sqlite3_bind_int64(st, 1, tid);
+    bind_str(st, 2, s->span_id);
+    bind_str(st, 3, s->parent_id);
+    bind_str(st, 4, s->name);
+    sqlite3_bind_int(st, 5, s->kind);
+    bind_cstr(st, 6, pc_span_type_name(s->span_type));
+    bind_str(st, 7, s->service_name);
+    bind_cstr(st, 8, pc_status_name(s->status));
+    bind_str(st, 9, s->status_message);
+    bind_cstr(st, 10, pc_source_name(s->source));
+    bind_str(st, 11, s->trace_state);
+    sqlite3_bind_int64(st, 12, s->start_ns);
+    sqlite3_bind_int64(st, 13, s->end_ns);
+    sqlite3_bind_int64(st, 14, created_ns);
+    bind_str(st, 15, s->llm_provider);
+    bind_str(st, 16, s->llm_model);
+    sqlite3_bind_int64(st, 17, s->input_tokens);
+    sqlite3_bind_int64(st, 18, s->output_tokens);
+    bind_buf(st, 19, &t->attrs);
+    bind_buf(st, 20, &t->events);
+    bind_buf(st, 21, &t->links);
+    bind_buf(st, 22, &t->resource);
+    bind_buf(st, 23, &t->scope);
+    int rc = step_once(st);
+    *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
+    if (*inserted)
+        pc_local_search_text(&t->text, s->name.p ? s->name.p : "", s->name.n, t->attrs.data,
+                             t->attrs.len, t->events.data, t->events.len);
+    return rc;
+}
+
+/* Writes the search text gathered for block t->block as one span_text
+ * document (none when empty) and empties it. SQLite code. */
+static int flush_text(pc_local_writer *w, txn *t)
+{
+    if (t->text.len == 0) return SQLITE_OK;
+    sqlite3_bind_int64(w->ins_text, 1, t->block);
+    bind_buf(w->ins_text, 2, &t->text); /* SQLITE_STATIC: the buffer until the step */
+    int rc = step_once(w->ins_text);
+    pc_buf_reset(&t->text);
+    return rc;
+}
+
+/* Sets g->tid to the stored trace's tid, or 0 when it is new. SQLite code. */
+static int find_group(pc_local_writer *w, group *g)
+{
+    const pc_span *f = g->all.first;
+    bind_str(w->find_trace, 1, f->trace_id);
+    bind_str(w->find_trace, 2, f->project_id);
+    int rc = sqlite3_step(w->find_trace);
+    g->tid = rc == SQLITE_ROW ? sqlite3_column_int64(w->find_trace, 0) : 0;
+    sqlite3_reset(w->find_trace);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Writes group |g| (find_group ran): inserts the trace row with the summary
+ * of all its spans when new, its spans in arrival order (their search text
+ * gathered into the document of the trace's block, written when the block
+ * changes or at the end), then merges the summary of the spans
+ * really inserted into an existing row, or corrects a new row when some were
+ * duplicates. SQLite code.
+ */
+static int write_group(pc_local_writer *w, txn *t, const group *g)
+{
+    int64_t tid = g->tid;
+    int rc;
+    bool fresh = tid == 0;
+    if (fresh) {
+        bind_trace(w->ins_trace, &g->all, 0);
+        rc = step_once(w->ins_trace);
+        if (rc != SQLITE_OK) return rc;
+        tid = sqlite3_last_insert_rowid(w->db);
+    }
+    trace_acc done = {0};
+    int64_t block = tid >> PC_LOCAL_BLOCK_BITS;
+    if (block != t->block) {
+        rc = flush_text(w, t);
+        if (rc != SQLITE_OK) return rc;
+        t->block = block;
+    }
+    for (size_t i = g->head; i != SIZE_MAX; i = t->next[i]) {
+        bool inserted;
+        rc = write_span(w, t, tid, t->items[i].s, t->items[i].created_ns, &inserted);
+        if (rc != SQLITE_OK) return rc;
+        if (inserted) acc_add(&done, t->items[i].s, t->items[i].created_ns);
+    }
+    if (fresh && done.count == g->all.count) return SQLITE_OK;
+    if (done.count == 0) return SQLITE_OK; /* all duplicates of an existing trace */
+    sqlite3_stmt *st = fresh ? w->set_trace : w->merge_trace;
+    bind_trace(st, &done, tid);
+    return step_once(st);
+}
+
+typedef struct tid_at {
+    int64_t tid;
+    size_t g;
+} tid_at;
+
+static int by_tid(const void *a, const void *b)
+{
+    int64_t x = ((const tid_at *)a)->tid, y = ((const tid_at *)b)->tid;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts the |n| group indexes |order| by their groups' tids. */
+static void sort_by_tid(size_t *order, size_t n, const group *groups)
+{
+    tid_at *v = pc_xmalloc((n ? n : 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = (tid_at){groups[order[i]].tid, order[i]};
+    qsort(v, n, sizeof(*v), by_tid);
+    for (size_t i = 0; i < n; i++)
+        order[i] = v[i].g;
+    free(v);
 }
 
 struct pc_local_txn {
@@ -189,18 +314,20 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
 {
     pc_local_txn *x = pc_xcalloc(1, sizeof(*x)); /* empty pc_bufs are all-zero */
     x->w = w;
-    x->t.n_slots = 16;
-    while (x->t.n_slots < 2 * spans)
-        x->t.n_slots *= 2;
-    x->t.slots = pc_xcalloc(x->t.n_slots, sizeof(*x->t.slots));
-    x->t.accs = pc_xmalloc((spans ? spans : 1) * sizeof(*x->t.accs));
+    x->t.cap = spans ? spans : 1;
+    x->t.items = pc_xmalloc(x->t.cap * sizeof(*x->t.items));
     x->rc = step_once(w->begin);
     return x;
 }
 
 int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns)
 {
-    if (x->rc == SQLITE_OK) x->rc = write_span(x->w, &x->t, s, created_ns);
+    txn *t = &x->t;
+    if (t->n_items == t->cap) {
+        t->cap *= 2;
+        t->items = pc_xrealloc(t->items, t->cap * sizeof(*t->items));
+    }
+    t->items[t->n_items++] = (item){.s = s, .created_ns = created_ns};
     return x->rc;
 }
 
@@ -208,8 +335,33 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
 {
     pc_local_writer *w = x->w;
     txn *t = &x->t;
-    for (size_t i = 0; i < t->n_accs && x->rc == SQLITE_OK; i++)
-        x->rc = write_trace(w, &t->accs[i]);
+    if (x->rc == SQLITE_OK && t->n_items > 0) {
+        t->n_slots = 16;
+        while (t->n_slots < 2 * t->n_items)
+            t->n_slots *= 2;
+        t->slots = pc_xcalloc(t->n_slots, sizeof(*t->slots));
+        t->next = pc_xmalloc(t->n_items * sizeof(*t->next));
+        t->groups = pc_xmalloc(t->n_items * sizeof(*t->groups));
+        for (size_t i = 0; i < t->n_items; i++)
+            group_add(t, i);
+        for (size_t g = 0; g < t->n_groups && x->rc == SQLITE_OK; g++)
+            x->rc = find_group(w, &t->groups[g]);
+        /* Stored traces by tid, then new ones (their tids come next, in
+         * order): span_text receives its rowids (blocks) in ascending order,
+         * one document per block, which FTS5 buffers without flushing a
+         * segment at every step back. */
+        t->order = pc_xmalloc(t->n_groups * sizeof(*t->order));
+        size_t n_old = 0;
+        for (size_t g = 0; g < t->n_groups; g++)
+            if (t->groups[g].tid) t->order[n_old++] = g;
+        sort_by_tid(t->order, n_old, t->groups);
+        for (size_t g = 0, k = n_old; g < t->n_groups; g++)
+            if (!t->groups[g].tid) t->order[k++] = g;
+        t->block = -1;
+        for (size_t k = 0; k < t->n_groups && x->rc == SQLITE_OK; k++)
+            x->rc = write_group(w, t, &t->groups[t->order[k]]);
+        if (x->rc == SQLITE_OK) x->rc = flush_text(w, t);
+    }
     if (x->rc == SQLITE_OK) x->rc = step_once(w->commit);
     if (x->rc != SQLITE_OK) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(w->db)); /* before the rollback resets it */
@@ -221,8 +373,12 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
     pc_buf_free(&t->links);
     pc_buf_free(&t->resource);
     pc_buf_free(&t->scope);
+    pc_buf_free(&t->text);
+    free(t->items);
+    free(t->next);
+    free(t->groups);
+    free(t->order);
     free(t->slots);
-    free(t->accs);
     free(x);
     return rc;
 }

@@ -25,8 +25,8 @@ typedef struct pc_local_txn pc_local_txn;
 
 /* Begins a transaction of at most |spans| spans (never NULL). */
 pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans);
-/* Inserts |s|, ingested at |created_ns|. SQLITE_OK, or the first failure of
- * this transaction (nothing more is written once one failed). */
+/* Adds |s|, ingested at |created_ns|, to the transaction (written by
+ * pc_local_txn_end). SQLITE_OK, or the failure of BEGIN. */
 int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns);
 /* Writes the trace rows and commits, or rolls back after a failure (its
  * message in |err|); frees |x|. SQLITE_OK once committed, else the failure's

@@ -1,6 +1,6 @@
 """Stores written by the previous releases open with this one, intact.
 
-Each previous release (commit PREV: schema version 1; PREV2: ClickHouse schema version 2)
+Each previous release (commit PREV: schema version 1; PREV2: schema version 2)
 is built once per clone into build-prev/ (build-prev-2/) at the repo root (its source from
 `git archive`, only the prela-collector target) and reused while present. For each store
 (the embedded SQLite data directory, ClickHouse 18.16 in the legacy dialect, chDB in the
@@ -9,8 +9,9 @@ trace id two projects wrote into (which the old key let them share), and everyth
 answers through the query API is recorded. Then the new binary opens the same store: it
 migrates once (logged once per version step), answers every trace, span, list and search
 exactly as the old one did (the shared trace id now being one trace per project), takes
-new spans, and a second start migrates nothing. The schema 2 ClickHouse database (PREV2)
-gets the same treatment on both engines, with a trace split over inserts and redelivered.
+new spans, and a second start migrates nothing. The schema 2 stores of PREV2 get the same
+treatment: the embedded store (old rows searchable by decoded values), and the ClickHouse
+database on both engines, with a trace split over inserts and redelivered.
 """
 import fcntl
 import json
@@ -28,7 +29,7 @@ from chdb_server import chdb  # noqa: F401  (fixture)
 from services import clickhouse  # noqa: F401  (fixture)
 
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
-PREV2 = "bf5f3fa"  # the last release of ClickHouse schema version 2 (before the list windows)
+PREV2 = "bf5f3fa"  # the last release of schema version 2 (both stores)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -42,7 +43,7 @@ def prev_bin():
 
 @pytest.fixture(scope="session")
 def prev2_bin():
-    """The release of ClickHouse schema version 2, built once into build-prev-2/."""
+    """The last release of schema version 2 (both stores), built once into build-prev-2/."""
     return build_release(PREV2, os.path.join(ROOT, "build-prev-2"))
 
 
@@ -203,13 +204,12 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        assert logs.count("local: migrated") == 1, logs
-        # ClickHouse climbs 1 -> 2 -> 3: one line per step
-        assert logs.count("migrated") == (1 if kind == "local" else 3), logs
-        assert "from schema 1 to 2" in logs
+        # both stores climb 1 -> 2 -> 3 in one start: one line per step
+        assert logs.count("local: migrated") == 2, logs
+        assert logs.count("migrated") == (2 if kind == "local" else 4), logs
+        assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 2, logs
-            assert "from schema 2 to 3" in logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
@@ -255,9 +255,9 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (2,)
+        assert con.execute("PRAGMA user_version").fetchone() == (3,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert names == {"spans", "traces"}
+        assert names == LOCAL_TABLES
         con.close()
     else:
         assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
@@ -267,6 +267,73 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert sorted(tables) == ["schema_version", "spans", "spans_v1", "spans_v2", "traces",
                                   "traces_v1", "traces_v2"]
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
+
+
+# The embedded store's tables in schema version 3 (span_text is FTS5: its shadow tables).
+LOCAL_TABLES = {"spans", "traces", "span_text", "span_text_config", "span_text_data",
+                "span_text_idx"}
+
+
+def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
+    """The embedded store of the last schema-2 release: every answer kept, old rows
+    searchable by decoded values (quotes, backslashes, Unicode case), span types summarized."""
+    opts = dict(data_dir=str(tmp_path / "data"))
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(3))
+    docs = prela_docs(base) + shared_docs(base)
+    docs[0][1]["spans"][1]["attributes"]["said"] = 'she said "été" \\ then left'
+    old = start(prev2_bin, tmp_path, opts)
+    try:
+        for proj, doc in docs:
+            post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+        before_shared = {p: old.get("/api/v1/traces/shared-old", project_id=p).json()
+                         for p in ("p1", "p3")}
+        before_tool = old.get("/api/v1/traces", span_type="tool", limit=1000).json()
+        # the schema-2 search matched escaped JSON: a quote never matched
+        assert old.get("/api/v1/search", query='"été"').json()["count"] == 0
+    finally:
+        stop(old)
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("migrated") == 1 and "from schema 2 to 3" in logs, logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        for p in ("p1", "p3"):
+            got = new.get("/api/v1/traces/shared-old", project_id=p).json()
+            assert old_fields(got, before_shared[p]) == before_shared[p]
+        assert new.get("/api/v1/traces", span_type="tool", limit=1000).json() == before_tool
+        # search by what a person types, over the migrated rows
+        hit = new.get("/api/v1/search", query='SAID "ÉTÉ" \\ THEN').json()
+        assert [t["trace_id"] for t in hit["results"]] == ["old-0"], hit
+        # new spans merge into a migrated trace
+        for proj, doc in prela_docs(base)[:1]:
+            doc["spans"] = [dict(doc["spans"][1], span_id="kid2", name="late kid",
+                                 span_type="tool")]
+            post_prela(new, doc, proj)
+        t = new.get("/api/v1/traces/old-0", project_id="p1").json()
+        assert t["trace"]["span_count"] == 3
+        assert "old-0" in [x["trace_id"] for x in
+                           new.get("/api/v1/traces", span_type="tool", limit=1000).json()["traces"]]
+    finally:
+        stop(new)
+
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert again.get("/api/v1/search", query="late kid").json()["count"] == 1
+    finally:
+        stop(again)
+    con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
+    assert con.execute("PRAGMA user_version").fetchone() == (3,)
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert names == LOCAL_TABLES
+    con.close()
 
 
 @pytest.fixture(params=["clickhouse", "chdb"])

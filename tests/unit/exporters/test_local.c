@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "exporters/local.h"
+#include "exporters/local_text.h"
 #include "span.h"
 #include "store.h"
 #include "timefmt.h"
@@ -755,6 +756,37 @@ static void test_search(void)
     t = search(&h, "p1", "o", 50);
     CHECK_EQ_INT(t->n, 2);
     CHECK_EQ_INT(search(&h, "p2", "paris", 50)->n, 0);
+
+    /* Decoded values (a quote and a backslash as typed), Unicode case
+     * folding, event names and event attribute values; keys are not text. */
+    b = new_batch(pc_time_now_ns());
+    s = add_span(b, (span_spec){.trace = "t-u1", .span = "a", .name = "Résumé step",
+                                .start = T0 + 5, .project = "p1"});
+    kv = pc_arena_calloc(b->arena, 2 * sizeof(pc_kv));
+    kv[0] = kv_str(b, "path", "say \"hi\" to C:\\Users");
+    kv[1] = kv_str(b, "season", "un été à Paris");
+    s->attrs = (pc_attrs){kv, 2};
+    pc_event *ev = pc_arena_calloc(b->arena, sizeof(pc_event));
+    ev->name = (pc_str){"gen_ai.choice", 13};
+    pc_kv *ekv = pc_arena_calloc(b->arena, sizeof(pc_kv));
+    ekv[0] = kv_str(b, "message", "Привет мир");
+    ev->attrs = (pc_attrs){ekv, 1};
+    s->events = ev;
+    s->n_events = 1;
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(search(&h, NULL, "\"hi\" to C:\\Users", 50)->n, 1);
+    CHECK_EQ_STR(search(&h, NULL, "ÉTÉ À", 50)->v[0].trace_id, "t-u1");
+    CHECK_EQ_INT(search(&h, NULL, "RÉSUMÉ", 50)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "gen_ai.choice", 50)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "ПРИВЕТ", 50)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "season", 50)->n, 0); /* a key */
+    CHECK_EQ_INT(search(&h, NULL, "\\\"hi", 50)->n, 0); /* the JSON escape is not text */
+    CHECK_EQ_INT(search(&h, NULL, "ete", 50)->n, 0);     /* accents are not folded away */
+    /* malformed UTF-8 and line breaks in a query: answered, not an error */
+    CHECK_EQ_INT(search(&h, NULL, "\xE0" "ab\xC3", 50)->n, 0);
+    CHECK_EQ_INT(search(&h, NULL, "Résumé\xE0\x80zz", 50)->n, 0);
+    CHECK_EQ_INT(search(&h, NULL, "step\nx", 50)->n, 0);
+    CHECK_EQ_INT(search(&h, NULL, "mé step", 50)->n, 1);
     close_store(&h, true);
 }
 
@@ -822,12 +854,35 @@ static void test_bounds(void)
     pattern[999] = 'b';
     pattern[1000] = '\0';
     traces found = {.n = 0};
+    /* The trigram index rules it out at once ("aab" is in no span). */
+    CHECK_EQ_INT(h.st->ops->search(h.st->ctx, NULL, pattern, 50, collect_trace, &found), 0);
+    CHECK_EQ_INT(found.n, 0);
+    /* Two characters: no trigram, so a scan, which the deadline stops. */
     int64_t t0 = pc_time_mono_ns();
-    int rc = h.st->ops->search(h.st->ctx, NULL, pattern, 50, collect_trace, &found);
+    int rc = h.st->ops->search(h.st->ctx, NULL, "ab", 50, collect_trace, &found);
     int64_t took = pc_time_mono_ns() - t0;
     CHECK_EQ_INT(rc, PC_STORE_TIMEOUT);
     CHECK(took < 500 * 1000000LL); /* stopped near the limit, not after the scan */
     close_store(&h, true);
+}
+
+/* Rowids the span_text index of |path| answers for the FTS5 query |q| (the
+ * tokenizer registered on a connection of the test's own). */
+static int64_t fts_hits(const char *path, const char *q)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM span_text WHERE span_text MATCH ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
 }
 
 static void test_retention(void)
@@ -837,16 +892,35 @@ static void test_retention(void)
     int64_t now = pc_time_now_ns();
     /* Old event times (2025 examples) but ingested now: kept. */
     pc_batch *b = new_batch(now);
-    add_span(b, (span_spec){.trace = "t-new", .span = "a", .start = T0, .end = T0 + 1});
+    add_span(b, (span_spec){.trace = "t-new", .span = "a", .name = "survivor", .start = T0,
+                            .end = T0 + 1});
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     /* Ingested two days ago: deleted, with all its spans. */
     b = new_batch(now - 2 * 86400 * NS);
-    add_span(b, (span_spec){.trace = "t-old", .span = "a", .start = now, .end = now + 1});
-    add_span(b, (span_spec){.trace = "t-old", .span = "b", .start = now, .end = now + 1});
+    add_span(b, (span_spec){.trace = "t-old", .span = "a", .name = "oldname one", .start = now,
+                            .end = now + 1});
+    add_span(b, (span_spec){.trace = "t-old", .span = "b", .name = "oldname two", .start = now,
+                            .end = now + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    /* a later span of the same trace: a second search document of it */
+    b = new_batch(now - 2 * 86400 * NS);
+    add_span(b, (span_spec){.trace = "t-old", .span = "c", .name = "latecomer", .start = now,
+                            .end = now + 1});
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     CHECK_EQ_INT(list(&h, (pc_trace_filter){0})->n, 2);
+    CHECK_EQ_INT(search(&h, NULL, "latecomer", 10)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "oldname two", 10)->n, 1);
+    char db_path[256];
+    snprintf(db_path, sizeof(db_path), "%s/data/store/prela.db", h.dir);
+    CHECK_EQ_INT(fts_hits(db_path, "\"dna\" OR \"ate\""), 1); /* t-old, once */
 
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
+    /* its trigrams left the index with it (FTS5 'delete'); t-new, in the same
+     * search block, was indexed again and is still found */
+    CHECK_EQ_INT(fts_hits(db_path, "\"dna\" OR \"ate\" OR \"ldn\""), 0);
+    CHECK_EQ_INT(fts_hits(db_path, "\"viv\""), 1);
+    CHECK_EQ_INT(search(&h, NULL, "SURVIVOR", 10)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "oldname", 10)->n, 0);
     CHECK_EQ_INT(get_trace(&h, "t-old")->n, 0);
     CHECK_EQ_INT(get_spans(&h, "t-old")->n, 0);
     CHECK_EQ_INT(get_trace(&h, "t-new")->n, 1);
@@ -1142,8 +1216,8 @@ static void test_chunks(void)
     sqlite3_busy_timeout(db, 5000);
     CHECK_EQ_INT(sqlite3_exec(db,
                               "CREATE TRIGGER poison BEFORE INSERT ON spans"
-                              " WHEN NEW.trace_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poison');"
-                              " END",
+                              " WHEN (SELECT trace_id FROM traces WHERE tid = NEW.tid) = 'poison'"
+                              " BEGIN SELECT RAISE(ABORT, 'poison'); END",
                               NULL, NULL, NULL),
                  SQLITE_OK);
     /* Poison in the big batch's first chunk: it fails (the rest of it is never
@@ -1395,8 +1469,13 @@ static void test_migration(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 2);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 3); /* 1 -> 2 -> 3 in one go */
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v1'"), 0);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v2'"), 0);
+    /* the old rows are in the search index, span types in the summaries */
+    CHECK_EQ_INT(search(&h, NULL, "llm one", 50)->n, 1);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.span_type = "tool"})->n, 1);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.span_type = "llm"})->n, 1);
     /* t1: every field as version 1 held it. */
     traces *t = get_trace_p(&h, NULL, "t1");
     CHECK_EQ_INT(t->n, 1);
@@ -1444,7 +1523,7 @@ static void test_migration(void)
     CHECK_EQ_INT(get_spans_p(&h, "pa", "t1")->n, 2);
     close_store(&h, false);
 
-    /* Once: a second start finds version 2 and changes nothing. */
+    /* Once: a second start finds version 3 and changes nothing. */
     open_store(&h, dir, NULL);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 5);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM traces"), 4);
@@ -1452,7 +1531,7 @@ static void test_migration(void)
 
     /* A file from a newer collector is refused at start, untouched. */
     CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
-    CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     const char *kv[] = {"directory", sub};
     void *cfg = make_cfg(kv, 1);
@@ -1462,7 +1541,99 @@ static void test_migration(void)
     pc_local_exporter_ops.destroy(ctx);
     pc_config_free_options(pc_local_exporter_ops.options, cfg);
     free(cfg);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 4);
+    remove_store_dir(dir);
+}
+
+/* A version 2 store (the release before the integer trace keys). */
+static const char V2_SCHEMA[] =
+    "CREATE TABLE spans (trace_id TEXT NOT NULL, span_id TEXT NOT NULL,"
+    " parent_span_id TEXT NOT NULL, project_id TEXT NOT NULL, name TEXT NOT NULL,"
+    " kind INTEGER NOT NULL, span_type TEXT NOT NULL, service_name TEXT NOT NULL,"
+    " status TEXT NOT NULL, status_message TEXT NOT NULL, source TEXT NOT NULL,"
+    " trace_state TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL, llm_provider TEXT NOT NULL, llm_model TEXT NOT NULL,"
+    " input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, attributes TEXT NOT NULL,"
+    " events TEXT NOT NULL, links TEXT NOT NULL, resource TEXT NOT NULL, scope TEXT NOT NULL,"
+    " UNIQUE (trace_id, project_id, span_id));"
+    "CREATE INDEX spans_trace_type ON spans (trace_id, project_id, span_type);"
+    "CREATE TABLE traces (trace_id TEXT NOT NULL, project_id TEXT NOT NULL,"
+    " service_name TEXT NOT NULL, root_span_id TEXT NOT NULL, root_span_name TEXT NOT NULL,"
+    " has_root INTEGER NOT NULL, status TEXT NOT NULL, source TEXT NOT NULL,"
+    " started_ns INTEGER NOT NULL, completed_ns INTEGER NOT NULL, created_ns INTEGER NOT NULL,"
+    " span_count INTEGER NOT NULL, input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL, PRIMARY KEY (trace_id, project_id));"
+    "CREATE INDEX traces_started ON traces (started_ns);"
+    "CREATE INDEX traces_project ON traces (project_id, started_ns);"
+    "CREATE INDEX traces_service ON traces (service_name, started_ns);"
+    "CREATE INDEX traces_status ON traces (status, started_ns);"
+    "CREATE INDEX traces_created ON traces (created_ns, trace_id, project_id);"
+    "INSERT INTO spans VALUES ('v2','r','','pa','root two',2,'agent','svc1','success','',"
+    " 'prela','ts',100,200,1000,'','',-1,-1,'{\"q\":\"Caf\\u00e9 \\\"quoted\\\"\"}','[]','[]','{}','{}');"
+    "INSERT INTO spans VALUES ('v2','c','r','pa','llm two',3,'llm','svc1','error','boom',"
+    " 'prela','',120,150,1000,'openai','gpt',5,6,'{}',"
+    " '[{\"name\":\"exception\",\"attributes\":{\"m\":\"Stack Overflow\"}}]','[]','{}','{}');"
+    "INSERT INTO traces VALUES ('v2','pa','svc1','r','root two',1,'error','prela',100,200,1000,"
+    " 2,5,6);"
+    "INSERT INTO spans VALUES ('v2','x','','pb','b root',1,'tool','svc-b','success','',"
+    " 'otlp','',350,500,3000,'','',4,-1,'{}','[]','[]','{}','{}');"
+    "INSERT INTO traces VALUES ('v2','pb','svc-b','x','b root',1,'success','otlp',350,500,3000,"
+    " 1,4,0);"
+    "PRAGMA user_version = 2;";
+
+static void test_migration_2_3(void)
+{
+    char dir[64] = "/tmp/pc_local_XXXXXX", path[160], sub[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(sub, sizeof(sub), "%s/data", dir);
+    CHECK_EQ_INT(mkdir(sub, 0750), 0);
+    snprintf(sub, sizeof(sub), "%s/data/store", dir);
+    CHECK_EQ_INT(mkdir(sub, 0750), 0);
+    snprintf(path, sizeof(path), "%s/prela.db", sub);
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(db, V2_SCHEMA, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    store_h h;
+    open_store(&h, dir, NULL);
     CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 3);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v2'"), 0);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 3);
+    traces *t = get_trace_p(&h, NULL, "v2");
+    CHECK_EQ_INT(t->n, 2);
+    CHECK_EQ_STR(t->v[0].project_id, "pa");
+    CHECK_EQ_STR(t->v[0].status, "error");
+    CHECK_EQ_INT(t->v[0].span_count, 2);
+    CHECK_EQ_INT(t->v[0].created_ns, 1000);
+    CHECK_EQ_INT(t->v[0].output_tokens, 6);
+    CHECK_EQ_STR(t->v[1].root_span_name, "b root");
+    spans *sp = get_spans_p(&h, "pa", "v2");
+    CHECK_EQ_INT(sp->n, 2);
+    CHECK_EQ_STR(sp->v[0].trace_state, "ts");
+    CHECK_EQ_STR(sp->v[1].status_message, "boom");
+    CHECK_EQ_STR(sp->v[1].trace_id, "v2");
+    CHECK_EQ_STR(sp->v[1].project_id, "pa");
+    /* old rows searchable by decoded values, span types summarized */
+    CHECK_EQ_INT(search(&h, NULL, "CAFÉ \"QUOTED\"", 50)->n, 1);
+    CHECK_EQ_INT(search(&h, NULL, "stack overflow", 50)->n, 1);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.span_type = "llm"})->n, 1);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.span_type = "tool"})->n, 1);
+    CHECK_EQ_STR(list(&h, (pc_trace_filter){.span_type = "tool"})->v[0].project_id, "pb");
+    /* and new spans merge into an old trace */
+    pc_batch *b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "v2", .span = "n", .parent = "r", .project = "pa",
+                            .start = 90, .end = 95, .type = PC_TYPE_TOOL});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    t = get_trace_p(&h, "pa", "v2");
+    CHECK_EQ_INT(t->v[0].span_count, 3);
+    CHECK_EQ_INT(t->v[0].started_ns, 90);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.span_type = "tool"})->n, 2);
+    close_store(&h, false);
+    /* a second start migrates nothing */
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 4);
+    close_store(&h, false);
     remove_store_dir(dir);
 }
 
@@ -1482,5 +1653,6 @@ int main(void)
     RUN(test_lifecycle);
     RUN(test_projects);
     RUN(test_migration);
+    RUN(test_migration_2_3);
     return CHECK_DONE();
 }

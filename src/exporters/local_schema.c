@@ -1,0 +1,421 @@
+/*
+ * local_schema.c - the embedded store's schema (version 3) and its migrations.
+ *
+ * Where it sits: local_store.c opens the writer connection and calls
+ * pc_local_schema_setup once, at start, before any write; everything the
+ * writer (local_txn.c) and the readers (local_store.c) do relies on the
+ * contract below.
+ *
+ * Schema version 3 (one file <directory>/prela.db, WAL, PRAGMA user_version 3):
+ *
+ *   traces     one row per (project_id, trace_id) (UNIQUE traces_key): the same
+ *              trace id in two projects is two traces. tid (INTEGER PRIMARY
+ *              KEY) is given at the trace's first write, so it grows with
+ *              ingest time. Summary fields as version 2 kept them (min start,
+ *              max end or start, span_count of spans really inserted, status
+ *              'error' once any span failed, token sums over spans with
+ *              tokens > 0, source/created_ns/service from the first write,
+ *              root fields from the first parentless span), plus span_types:
+ *              the OR of 1 << pc_span_type of its spans (the span_type filter
+ *              reads the trace row, no span index).
+ *   spans      one row per (tid, span_id) (UNIQUE spans_key), INSERT OR IGNORE:
+ *              first write wins. The row holds no trace id or project: its
+ *              trace row does (join on tid). attributes, events, links,
+ *              resource, scope hold span.h's JSON text.
+ *   span_text  FTS5, contentless (content=''), detail=none, columnsize=0,
+ *              tokenizer pc_trigram (local_text.h: the distinct case-folded
+ *              trigrams of each line). rowid = a search block, tid >>
+ *              PC_LOCAL_BLOCK_BITS (16 traces in first-write order): one
+ *              document per block and transaction, the search text
+ *              (local_text.h) of the spans it inserted there. A rowid written
+ *              again adds to the same block: with detail=none FTS5 keeps only
+ *              (trigram, rowid) presence, so a block is found by the union of
+ *              its documents. Invariant: the index holds for block b exactly
+ *              the trigrams of the spans now stored in b. It only names
+ *              candidate blocks: search verifies their traces with
+ *              pc_contains over their spans' recomputed text. Retention
+ *              removes a block's trigrams with FTS5's 'delete' and the
+ *              recomputed text of all its spans (trigrams never span a line,
+ *              so order does not matter), then indexes again the traces of
+ *              the block that stay.
+ *
+ * Why this layout (issue 15: 10 million spans on 2 cores):
+ * - Version 2 keyed spans by (trace_id, project_id, span_id) and indexed
+ *   (trace_id, project_id, span_type): two indexes of random text keys, one
+ *   entry per span, which stop fitting in any cache long before 10M spans, so
+ *   every commit rewrote leaf pages all over them. Here the only per-span
+ *   b-trees are spans (rowid) and spans_key (tid, span_id), both in ingest
+ *   order: a commit appends. The random-key indexes left (traces_key and the
+ *   list indexes) have one entry per trace, a tenth of the spans.
+ * - traces_created has created_ns alone (tid follows). traces_status stays:
+ *   without it, service + status=error read a tenth of a service's rows, in
+ *   tid order, not start order: 189 ms p99 at 1M spans against 1-9 ms.
+ *   traces_started holds the whole list order (started_ns, trace_id,
+ *   project_id), so a page deep in the list skips its offset in the index
+ *   alone and reads only its own rows.
+ * - Search: version 2 scanned every span's JSON (seconds at 1M spans); the
+ *   trigram index answers substring queries of 3+ characters; detail=none and
+ *   contentless keep it to the rowid lists (no positions, no copy of the
+ *   text). Its cost is per distinct trigram of a document (FTS5's pending
+ *   hash, then its segments): measured on the benchmark's spans (prose
+ *   prompts), one document per span cost about 80 us of CPU per span and 375
+ *   bytes, one per trace about 45 us and 170 bytes, so documents are blocks
+ *   of 16 traces, whose prose shares most trigrams (see the measured figures
+ *   in the report of issue 15); search verifies 16 traces per candidate block.
+ * - Rowid tables, not WITHOUT ROWID: span rows carry prompt text (KBs), and
+ *   SQLite advises rowid tables for large rows; traces is keyed by tid.
+ * - New columns (issue 13: session_id, user_id, models, cost, messages) are
+ *   ALTER TABLE ADD COLUMN with a constant default: no table rewrite.
+ *
+ * Versions and migration: version 1 is the first release's schema (no
+ * user_version, keys without the project); version 2 added the project to
+ * every key. pc_local_schema_setup migrates 1 -> 2 -> 3 or 2 -> 3 once, at
+ * start, in ONE transaction (an interrupted migration leaves the old version
+ * intact and simply runs again): old tables renamed, new ones created, every
+ * row copied (tids in first-ingest order), span_types and the search index
+ * built for the old rows, old tables dropped. A file with a newer version
+ * than this binary knows is refused.
+ */
+#include "local_schema.h"
+
+#include "log.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* The current schema (version 3), created on a fresh file and by 2 -> 3. */
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS traces ("
+    " tid INTEGER PRIMARY KEY,"
+    " trace_id TEXT NOT NULL,"
+    " project_id TEXT NOT NULL,"
+    " service_name TEXT NOT NULL,"
+    " root_span_id TEXT NOT NULL,"
+    " root_span_name TEXT NOT NULL,"
+    " has_root INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " started_ns INTEGER NOT NULL,"
+    " completed_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL,"
+    " span_count INTEGER NOT NULL,"
+    " input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL,"
+    " span_types INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS traces_key ON traces (trace_id, project_id);"
+    "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns, trace_id, project_id);"
+    "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns);"
+    "CREATE TABLE IF NOT EXISTS spans ("
+    " tid INTEGER NOT NULL,"
+    " span_id TEXT NOT NULL,"
+    " parent_span_id TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " span_type TEXT NOT NULL,"
+    " service_name TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " status_message TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " trace_state TEXT NOT NULL,"
+    " start_ns INTEGER NOT NULL,"
+    " end_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL,"
+    " llm_provider TEXT NOT NULL,"
+    " llm_model TEXT NOT NULL,"
+    " input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL,"
+    " attributes TEXT NOT NULL,"
+    " events TEXT NOT NULL,"
+    " links TEXT NOT NULL,"
+    " resource TEXT NOT NULL,"
+    " scope TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans (tid, span_id);"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
+    " columnsize=0, tokenize='pc_trigram');";
+
+/* ------------------------------------------------------------ version 2 -- */
+
+/* Version 2, created by migration 1 -> 2 before 2 -> 3 runs. */
+static const char SCHEMA_V2[] =
+    "CREATE TABLE IF NOT EXISTS spans ("
+    " trace_id TEXT NOT NULL,"
+    " span_id TEXT NOT NULL,"
+    " parent_span_id TEXT NOT NULL,"
+    " project_id TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " span_type TEXT NOT NULL,"
+    " service_name TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " status_message TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " trace_state TEXT NOT NULL,"
+    " start_ns INTEGER NOT NULL,"
+    " end_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL,"
+    " llm_provider TEXT NOT NULL,"
+    " llm_model TEXT NOT NULL,"
+    " input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL,"
+    " attributes TEXT NOT NULL,"
+    " events TEXT NOT NULL,"
+    " links TEXT NOT NULL,"
+    " resource TEXT NOT NULL,"
+    " scope TEXT NOT NULL,"
+    " UNIQUE (trace_id, project_id, span_id));"
+    "CREATE INDEX IF NOT EXISTS spans_trace_type ON spans (trace_id, project_id, span_type);"
+    "CREATE TABLE IF NOT EXISTS traces ("
+    " trace_id TEXT NOT NULL,"
+    " project_id TEXT NOT NULL,"
+    " service_name TEXT NOT NULL,"
+    " root_span_id TEXT NOT NULL,"
+    " root_span_name TEXT NOT NULL,"
+    " has_root INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " started_ns INTEGER NOT NULL,"
+    " completed_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL,"
+    " span_count INTEGER NOT NULL,"
+    " input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL,"
+    " PRIMARY KEY (trace_id, project_id));"
+    "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
+    "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns, trace_id, project_id);";
+
+#define SPAN_COLS_V2                                                                                  \
+    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"          \
+    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"                  \
+    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"            \
+    " resource, scope"
+
+#define TRACE_ROW_COLS                                                                             \
+    "trace_id, project_id, service_name, root_span_id, root_span_name, has_root, status,"          \
+    " source, started_ns, completed_ns, created_ns, span_count, input_tokens, output_tokens"
+
+/* A saturating sum of a token column (span.h: pc_tokens_add). SQLite's sum()
+ * fails the statement on integer overflow; total() is a float sum, exact
+ * while the total is below 2^53, and CAST of a float past INT64_MAX gives
+ * INT64_MAX. */
+#define TOKEN_SUM(col)                                                                             \
+    "CAST(total(CASE WHEN " col " > 0 THEN " col " ELSE 0 END) AS INTEGER)"
+
+/* A trace's numbers from its own spans (alias s), as the UPSERT keeps them. */
+#define SPAN_AGG                                                                                   \
+    "min(s.start_ns), max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END), count(*),"   \
+    " CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END,"                          \
+    " " TOKEN_SUM("s.input_tokens") ", " TOKEN_SUM("s.output_tokens")
+
+/*
+ * Version 1 -> 2, run inside one transaction by migrate(). Version 1's indexes
+ * have the names version 2 uses, and a renamed table keeps its indexes, so
+ * they are dropped first. Rows are copied in rowid order so "first write"
+ * (the lowest rowid) stays first.
+ */
+static const char MIGRATE_1_2[] =
+    "DROP INDEX IF EXISTS spans_trace_type; DROP INDEX IF EXISTS traces_started;"
+    "DROP INDEX IF EXISTS traces_project; DROP INDEX IF EXISTS traces_service;"
+    "DROP INDEX IF EXISTS traces_status; DROP INDEX IF EXISTS traces_created;"
+    "ALTER TABLE spans RENAME TO spans_v1;"
+    "ALTER TABLE traces RENAME TO traces_v1;";
+static const char MIGRATE_1_2_COPY[] =
+    "INSERT INTO spans (" SPAN_COLS_V2 ") SELECT " SPAN_COLS_V2 " FROM spans_v1 ORDER BY rowid;"
+    "INSERT INTO traces (" TRACE_ROW_COLS ") SELECT " TRACE_ROW_COLS " FROM traces_v1;"
+    /* Summaries of trace ids that several projects wrote into: from each
+     * project's own spans (version 1 counted them all in one row). */
+    "CREATE TEMP TABLE shared_ids AS SELECT trace_id FROM spans GROUP BY trace_id"
+    " HAVING count(DISTINCT project_id) > 1;"
+    "UPDATE traces SET (started_ns, completed_ns, span_count, status, input_tokens,"
+    " output_tokens) = (SELECT " SPAN_AGG " FROM spans s"
+    "  WHERE s.trace_id = traces.trace_id AND s.project_id = traces.project_id)"
+    " WHERE trace_id IN (SELECT trace_id FROM shared_ids) AND EXISTS (SELECT 1 FROM spans s"
+    "  WHERE s.trace_id = traces.trace_id AND s.project_id = traces.project_id);"
+    /* ... and a trace of its own for each project that had no trace row. */
+    "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
+    " has_root, source, created_ns, started_ns, completed_ns, span_count, status,"
+    " input_tokens, output_tokens)"
+    " SELECT g.trace_id, g.project_id, coalesce(r.service_name, f.service_name),"
+    "  coalesce(r.span_id, ''), coalesce(r.name, ''), r.rowid IS NOT NULL, f.source,"
+    "  f.created_ns, g.started, g.completed, g.n, g.status, g.itok, g.otok"
+    " FROM (SELECT s.trace_id, s.project_id, min(s.rowid) AS first_row,"
+    "   min(CASE WHEN s.parent_span_id = '' THEN s.rowid END) AS root_row,"
+    "   min(s.start_ns) AS started,"
+    "   max(CASE WHEN s.end_ns > 0 THEN s.end_ns ELSE s.start_ns END) AS completed,"
+    "   count(*) AS n, CASE WHEN max(s.status = 'error') THEN 'error' ELSE 'success' END"
+    "   AS status, " TOKEN_SUM("s.input_tokens") " AS itok,"
+    "   " TOKEN_SUM("s.output_tokens") " AS otok"
+    "  FROM spans s WHERE NOT EXISTS (SELECT 1 FROM traces t"
+    "   WHERE t.trace_id = s.trace_id AND t.project_id = s.project_id)"
+    "  GROUP BY s.trace_id, s.project_id) g"
+    " JOIN spans f ON f.rowid = g.first_row LEFT JOIN spans r ON r.rowid = g.root_row;"
+    "DROP TABLE spans_v1; DROP TABLE traces_v1;";
+
+/* -------------------------------------------------------------- helpers -- */
+
+/* The integer the single-row statement |sql| answers, or -1 when it fails. */
+static int64_t scalar(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* sqlite3_exec, logging "|what| in |path|: <error>" on failure. 0 / -1. */
+static int exec_logged(const char *id, sqlite3 *db, const char *sql, const char *what,
+                       const char *path)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK) return 0;
+    pc_log(PC_LOG_ERROR, id, "%s in %s: %s", what, path, err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    return -1;
+}
+
+/*
+ * Version 1 -> 2 inside the caller's transaction; see "Versions and
+ * migration". Logs once what it did. 0 / -1 after logging.
+ */
+static int migrate_1_2(const char *id, sqlite3 *db, const char *path)
+{
+    if (exec_logged(id, db, MIGRATE_1_2, "schema migration 1 -> 2", path) < 0 ||
+        exec_logged(id, db, SCHEMA_V2, "schema migration 1 -> 2", path) < 0)
+        return -1;
+    int64_t spans = scalar(db, "SELECT count(*) FROM spans_v1");
+    int64_t traces = scalar(db, "SELECT count(*) FROM traces_v1");
+    if (exec_logged(id, db, MIGRATE_1_2_COPY, "schema migration 1 -> 2", path) < 0) return -1;
+    int64_t shared = scalar(db, "SELECT count(*) FROM temp.shared_ids");
+    int64_t spans2 = scalar(db, "SELECT count(*) FROM spans");
+    int64_t traces2 = scalar(db, "SELECT count(*) FROM traces");
+    if (exec_logged(id, db, "DROP TABLE temp.shared_ids", "schema migration 1 -> 2", path) < 0)
+        return -1;
+    if (spans2 != spans || traces2 < traces) {
+        pc_log(PC_LOG_ERROR, id,
+               "schema migration 1 -> 2 in %s: copied %lld of %lld spans, %lld of %lld traces;"
+               " rolled back",
+               path, (long long)spans2, (long long)spans, (long long)traces2, (long long)traces);
+        return -1;
+    }
+    pc_log(PC_LOG_INFO, id,
+           "migrated %s from schema 1 to 2 (project in every key): %lld spans and %lld traces"
+           " kept; %lld trace ids written by several projects became %lld traces of their own",
+           path, (long long)spans, (long long)traces, (long long)shared,
+           (long long)(traces2 - traces));
+    return 0;
+}
+
+
+/* The bit of a span_type name (1 << pc_span_type), as SQL over column |c|. */
+#define TYPE_BIT(c)                                                                                \
+    "CASE " c " WHEN 'custom' THEN 1 WHEN 'agent' THEN 2 WHEN 'llm' THEN 4 WHEN 'tool' THEN 8"    \
+    " WHEN 'retrieval' THEN 16 WHEN 'embedding' THEN 32 ELSE 0 END"
+
+/*
+ * Version 2 -> 3, inside migrate()'s transaction. Index names are shared by
+ * both versions and a renamed table keeps its indexes, so they go first.
+ * Traces get tids in first-ingest order; spans are copied trace by trace in
+ * their old rowid order (first write stays first).
+ */
+static const char MIGRATE_2_3[] =
+    "DROP INDEX IF EXISTS spans_trace_type; DROP INDEX IF EXISTS traces_started;"
+    "DROP INDEX IF EXISTS traces_project; DROP INDEX IF EXISTS traces_service;"
+    "DROP INDEX IF EXISTS traces_status; DROP INDEX IF EXISTS traces_created;"
+    "ALTER TABLE spans RENAME TO spans_v2;"
+    "ALTER TABLE traces RENAME TO traces_v2;";
+static const char MIGRATE_2_3_COPY[] =
+    "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
+    " has_root, status, source, started_ns, completed_ns, created_ns, span_count, input_tokens,"
+    " output_tokens, span_types)"
+    " SELECT t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name,"
+    "  t.has_root, t.status, t.source, t.started_ns, t.completed_ns, t.created_ns, t.span_count,"
+    "  t.input_tokens, t.output_tokens,"
+    "  coalesce((SELECT CAST(total(DISTINCT " TYPE_BIT("s.span_type") ") AS INTEGER)"
+    "   FROM spans_v2 s WHERE s.trace_id = t.trace_id AND s.project_id = t.project_id), 0)"
+    " FROM traces_v2 t ORDER BY t.created_ns, t.trace_id, t.project_id;"
+    "INSERT INTO spans (tid, span_id, parent_span_id, name, kind, span_type, service_name,"
+    " status, status_message, source, trace_state, start_ns, end_ns, created_ns, llm_provider,"
+    " llm_model, input_tokens, output_tokens, attributes, events, links, resource, scope)"
+    " SELECT t.tid, s.span_id, s.parent_span_id, s.name, s.kind, s.span_type, s.service_name,"
+    "  s.status, s.status_message, s.source, s.trace_state, s.start_ns, s.end_ns, s.created_ns,"
+    "  s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens, s.attributes, s.events,"
+    "  s.links, s.resource, s.scope"
+    " FROM spans_v2 s JOIN traces t ON t.trace_id = s.trace_id AND t.project_id = s.project_id"
+    " ORDER BY t.tid, s.rowid;"
+    "INSERT INTO span_text (rowid, text)"
+    " SELECT tid >> " STR(PC_LOCAL_BLOCK_BITS) ","
+    "  group_concat(pc_search_text(name, attributes, events), '') FROM spans"
+    " GROUP BY tid >> " STR(PC_LOCAL_BLOCK_BITS) " ORDER BY 1;";
+
+/* Version 2 -> 3 inside the caller's transaction; logs what it did. 0 / -1. */
+static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
+{
+    if (exec_logged(id, db, MIGRATE_2_3, "schema migration 2 -> 3", path) < 0 ||
+        exec_logged(id, db, SCHEMA, "schema migration 2 -> 3", path) < 0)
+        return -1;
+    int64_t spans = scalar(db, "SELECT count(*) FROM spans_v2");
+    int64_t traces = scalar(db, "SELECT count(*) FROM traces_v2");
+    if (exec_logged(id, db, MIGRATE_2_3_COPY, "schema migration 2 -> 3", path) < 0) return -1;
+    int64_t spans3 = scalar(db, "SELECT count(*) FROM spans");
+    int64_t traces3 = scalar(db, "SELECT count(*) FROM traces");
+    if (spans3 != spans || traces3 != traces) {
+        pc_log(PC_LOG_ERROR, id,
+               "schema migration 2 -> 3 in %s: copied %lld of %lld spans, %lld of %lld traces;"
+               " rolled back",
+               path, (long long)spans3, (long long)spans, (long long)traces3, (long long)traces);
+        return -1;
+    }
+    if (exec_logged(id, db, "DROP TABLE spans_v2; DROP TABLE traces_v2;",
+                    "schema migration 2 -> 3", path) < 0)
+        return -1;
+    pc_log(PC_LOG_INFO, id,
+           "migrated %s from schema 2 to 3 (trace ids as integer keys, search index):"
+           " %lld spans and %lld traces kept, every span indexed for search",
+           path, (long long)spans, (long long)traces);
+    return 0;
+}
+
+int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
+{
+    int64_t version = scalar(db, "PRAGMA user_version");
+    if (version == PC_LOCAL_SCHEMA_VERSION)
+        return exec_logged(id, db, SCHEMA, "cannot create the schema", path);
+    if (version > PC_LOCAL_SCHEMA_VERSION || version < 0) {
+        pc_log(PC_LOG_ERROR, id,
+               "%s has schema version %lld; this collector knows versions up to %d (written by "
+               "a newer collector? use that one, or another directory)",
+               path, (long long)version, PC_LOCAL_SCHEMA_VERSION);
+        return -1;
+    }
+    /* user_version 0: a fresh file, or version 1 (which did not set it). */
+    if (exec_logged(id, db, "BEGIN IMMEDIATE", "cannot lock the database", path) < 0) return -1;
+    int rc = 0;
+    if (version == 0) {
+        int64_t v1 = scalar(
+            db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'");
+        if (v1 > 0) {
+            rc = migrate_1_2(id, db, path);
+            version = 2;
+        }
+    }
+    if (rc == 0)
+        rc = version == 2 ? migrate_2_3(id, db, path)
+                          : exec_logged(id, db, SCHEMA, "cannot create the schema", path);
+    if (rc == 0)
+        rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),
+                         "cannot set the schema version", path);
+    if (rc == 0) rc = exec_logged(id, db, "COMMIT", "cannot commit the schema", path);
+    if (rc < 0 && !sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}

@@ -1,0 +1,359 @@
+/*
+ * local_text.c - the embedded store's search text, case folding and FTS5
+ * trigram queries (see local_text.h for the contracts).
+ *
+ * The search text is derived from the stored JSON (parsed with json.h into a
+ * scratch arena), never from the decoded span, so the writer, retention and
+ * the migration all compute it the same way from what the row holds.
+ */
+#include "local_text.h"
+
+#include "arena.h"
+#include "json.h"
+#include "mem.h"
+#include "span.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------- search text -- */
+
+static void put_value(pc_buf *out, const pc_value *v, int depth)
+{
+    if (depth > PC_JSON_MAX_DEPTH) return;
+    switch (v->type) {
+    case PC_V_STR:
+        pc_buf_append(out, v->s.p, v->s.n);
+        pc_buf_putc(out, '\n');
+        break;
+    case PC_V_BOOL:
+        pc_buf_puts(out, v->b ? "true\n" : "false\n");
+        break;
+    case PC_V_INT:
+        pc_json_write_int(out, v->i);
+        pc_buf_putc(out, '\n');
+        break;
+    case PC_V_DOUBLE:
+        pc_json_write_double(out, v->d);
+        pc_buf_putc(out, '\n');
+        break;
+    case PC_V_ARRAY:
+        for (size_t i = 0; i < v->arr.n; i++)
+            put_value(out, &v->arr.v[i], depth + 1);
+        break;
+    case PC_V_MAP:
+        for (size_t i = 0; i < v->map.n; i++)
+            put_value(out, &v->map.kv[i].value, depth + 1);
+        break;
+    default: break;
+    }
+}
+
+void pc_local_search_text(pc_buf *out, const char *name, size_t name_len, const char *attrs,
+                          size_t attrs_len, const char *events, size_t events_len)
+{
+    pc_buf_append(out, name, name_len);
+    pc_buf_putc(out, '\n');
+    if (attrs_len <= 2 && events_len <= 2) return; /* "{}" and "[]": nothing to parse */
+    pc_arena *a = pc_arena_create(attrs_len + events_len + 1024);
+    pc_value v;
+    pc_json_error err;
+    if (attrs_len > 2 && pc_json_parse(a, attrs, attrs_len, &v, &err) == 0) put_value(out, &v, 0);
+    if (events_len > 2 && pc_json_parse(a, events, events_len, &v, &err) == 0 &&
+        v.type == PC_V_ARRAY) {
+        for (size_t i = 0; i < v.arr.n; i++) {
+            const pc_value *ev = &v.arr.v[i];
+            const pc_value *n = pc_json_get(ev, "name");
+            const pc_value *at = pc_json_get(ev, "attributes");
+            if (n) put_value(out, n, 0);
+            if (at) put_value(out, at, 0);
+        }
+    }
+    pc_arena_destroy(a);
+}
+
+static void fn_search_text(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *t[3];
+    size_t n[3];
+    for (int i = 0; i < 3; i++) {
+        t[i] = (const char *)sqlite3_value_text(argv[i]);
+        n[i] = t[i] ? (size_t)sqlite3_value_bytes(argv[i]) : 0;
+        if (!t[i]) t[i] = "";
+    }
+    pc_buf out = PC_BUF_INIT;
+    pc_local_search_text(&out, t[0], n[0], t[1], n[1], t[2], n[2]);
+    sqlite3_result_text64(ctx, out.data ? out.data : "", out.len, SQLITE_TRANSIENT, SQLITE_UTF8);
+    pc_buf_free(&out);
+}
+
+/* ------------------------------------------------------- the tokenizer -- */
+
+/*
+ * pc_trigram, the FTS5 tokenizer of span_text: every 3 consecutive code
+ * points (folded by pc_local_fold) of a line ('\n' ends a line: no trigram
+ * spans two values), each once per document. A token is the trigram's folded
+ * UTF-8 followed by 3 bytes of a hash of it (0x40-0x7F): FTS5's in-memory
+ * hash of pending terms mixes short keys poorly (3-byte keys collide into
+ * long chains), and those bytes spread them. The token format (folding,
+ * key_hash) is part of schema 3: changing it needs a new schema version that
+ * rebuilds span_text. Why not the built-in trigram
+ * tokenizer: at 1.5 KB of prompt per span it cost about 80 us per span
+ * (measured), more than the rest of the write; this one emits each distinct
+ * trigram once and lands in short chains.
+ */
+#define TRI_MAX 12 /* 3 code points, at most 4 bytes each */
+
+/* A trigram as a key: its folded UTF-8 (3..12 bytes) packed into two words,
+ * the length in hi's top byte (never 0: the empty slot). */
+typedef struct tri_key {
+    uint64_t lo, hi;
+} tri_key;
+
+/* The distinct trigrams of one document: open addressing, below half full. */
+typedef struct tri_set {
+    tri_key *slot;
+    size_t cap, used;
+} tri_set;
+
+static uint64_t key_hash(tri_key k)
+{
+    uint64_t h = (k.lo ^ (k.hi * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+}
+
+/* True when |k| (hash |h|) was in |set|; else adds it. */
+static bool tri_seen(tri_set *set, tri_key k, uint64_t h)
+{
+    if (2 * (set->used + 1) > set->cap) { /* grow and rehash */
+        size_t cap = set->cap ? 2 * set->cap : 1024;
+        tri_key *slot = pc_xcalloc(cap, sizeof(*slot));
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slot[i].hi) continue;
+            size_t j = (size_t)key_hash(set->slot[i]) & (cap - 1);
+            while (slot[j].hi)
+                j = (j + 1) & (cap - 1);
+            slot[j] = set->slot[i];
+        }
+        free(set->slot);
+        set->slot = slot;
+        set->cap = cap;
+    }
+    size_t j = (size_t)h & (set->cap - 1);
+    while (set->slot[j].hi) {
+        if (set->slot[j].lo == k.lo && set->slot[j].hi == k.hi) return true;
+        j = (j + 1) & (set->cap - 1);
+    }
+    set->slot[j] = k;
+    set->used++;
+    return false;
+}
+
+static size_t utf8_put(uint32_t c, unsigned char *o)
+{
+    if (c < 0x80) {
+        o[0] = (unsigned char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (c >> 6));
+        o[1] = (unsigned char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (c >> 12));
+        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | ((c >> 18) & 0x07));
+    o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* The code point at |p| (|n| > 0 bytes), its length in *len; a malformed byte is itself. */
+static uint32_t utf8_get(const unsigned char *p, size_t n, size_t *len)
+{
+    unsigned char b = p[0];
+    size_t l = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3
+                                 : (b & 0xF8) == 0xF0 ? 4 : 0;
+    if (l == 1 || l == 0 || l > n) {
+        *len = 1;
+        return b;
+    }
+    uint32_t c = b & (0x7F >> l);
+    for (size_t i = 1; i < l; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            *len = 1;
+            return b;
+        }
+        c = (c << 6) | (p[i] & 0x3F);
+    }
+    *len = l;
+    return c;
+}
+
+static int tok_create(void *ud, const char **args, int n, Fts5Tokenizer **out)
+{
+    (void)args;
+    (void)n;
+    *out = (Fts5Tokenizer *)ud; /* stateless */
+    return SQLITE_OK;
+}
+
+static void tok_delete(Fts5Tokenizer *t)
+{
+    (void)t;
+}
+
+typedef int (*token_fn)(void *ctx, int tflags, const char *tok, int n, int start, int end);
+
+static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text, int ntext,
+                        token_fn emit)
+{
+    (void)t;
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = ntext > 0 ? (size_t)ntext : 0;
+    bool dedup = (flags & FTS5_TOKENIZE_DOCUMENT) != 0;
+    tri_set set = {0};
+    unsigned char cp[3][4]; /* the last three folded code points, a ring */
+    size_t cl[3] = {0}, at[3] = {0};
+    int have = 0, rc = SQLITE_OK;
+    unsigned r = 0; /* ring slot of the next code point */
+    for (size_t i = 0; i < n && rc == SQLITE_OK;) {
+        size_t len = 1, start = i;
+        uint32_t c = p[i];
+        if (c >= 0x80) c = utf8_get(p + i, n - i, &len);
+        i += len;
+        if (c == '\n') {
+            have = 0;
+            continue;
+        }
+        cl[r] = utf8_put(pc_local_fold(c), cp[r]);
+        at[r] = start;
+        r = (r + 1) % 3;
+        if (++have < 3) continue;
+        /* the trigram: ring slots r, r + 1, r + 2, oldest first */
+        unsigned char tok[TRI_MAX + 3];
+        size_t tl = 0;
+        for (unsigned k = 0; k < 3; k++) {
+            unsigned s = (r + k) % 3;
+            memcpy(tok + tl, cp[s], cl[s]);
+            tl += cl[s];
+        }
+        tri_key key = {0, (uint64_t)tl << 56};
+        memcpy(&key.lo, tok, tl < 8 ? tl : 8);
+        if (tl > 8) {
+            uint32_t rest = 0;
+            memcpy(&rest, tok + 8, tl - 8);
+            key.hi |= rest;
+        }
+        uint64_t h = key_hash(key);
+        if (dedup && tri_seen(&set, key, h)) continue;
+        tok[tl++] = (unsigned char)(0x40 | (h & 0x3F));
+        tok[tl++] = (unsigned char)(0x40 | ((h >> 6) & 0x3F));
+        tok[tl++] = (unsigned char)(0x40 | ((h >> 12) & 0x3F));
+        rc = emit(ctx, 0, (const char *)tok, (int)tl, (int)at[r], (int)i);
+    }
+    free(set.slot);
+    return rc;
+}
+
+static fts5_tokenizer trigram_tokenizer = {tok_create, tok_delete, tok_tokenize};
+
+/* FTS5's API of |db| (NULL when FTS5 is missing). */
+static fts5_api *fts5_of(sqlite3 *db)
+{
+    fts5_api *api = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return api;
+}
+
+int pc_local_text_register(sqlite3 *db)
+{
+    int rc = sqlite3_create_function_v2(db, "pc_search_text", 3,
+                                        SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, fn_search_text,
+                                        NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
+    fts5_api *api = fts5_of(db);
+    if (!api) return SQLITE_ERROR;
+    static int token; /* a non-NULL, stateless tokenizer instance */
+    return api->xCreateTokenizer(api, "pc_trigram", &token, &trigram_tokenizer, NULL);
+}
+
+/* --------------------------------------------------------- case folding -- */
+
+uint32_t pc_local_fold(uint32_t c)
+{
+    if (c < 0x80) return c >= 'A' && c <= 'Z' ? c + 32 : c;
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
+    if (c >= 0x100 && c <= 0x17F) {
+        if ((c <= 0x12F || (c >= 0x132 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) &&
+            c % 2 == 0)
+            return c + 1;
+        if (((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) && c % 2 == 1)
+            return c + 1;
+        if (c == 0x178) return 0xFF;
+        return c;
+    }
+    if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
+    if (c >= 0x410 && c <= 0x42F) return c + 32;
+    if (c >= 0x400 && c <= 0x40F) return c + 80;
+    return c;
+}
+
+/* -------------------------------------------------------- FTS5 queries -- */
+
+static uint32_t utf8_get(const unsigned char *p, size_t n, size_t *len);
+
+/* Bytes of the code point at |q| + |i| as pc_trigram splits it. */
+static size_t cp_len(const char *q, size_t n, size_t i)
+{
+    size_t len;
+    utf8_get((const unsigned char *)q + i, n - i, &len);
+    return len;
+}
+
+int pc_local_fts_query(pc_buf *out, const char *q, size_t n)
+{
+    pc_buf_reset(out);
+    if (memchr(q, '\n', n)) return 0; /* the index has no trigram across a line end */
+    /* Start offsets of the code points (at most 4 bytes each, clipped). */
+    size_t cps = 0;
+    for (size_t i = 0; i < n; i += cp_len(q, n, i))
+        cps++;
+    if (cps < 3) return 0;
+    size_t *off = pc_xmalloc((cps + 1) * sizeof(*off));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += cp_len(q, n, i))
+        off[k++] = i;
+    off[cps] = n;
+    size_t grams = cps - 2, want = grams < PC_LOCAL_FTS_TRIGRAMS ? grams : PC_LOCAL_FTS_TRIGRAMS;
+    int emitted = 0;
+    size_t prev = (size_t)-1;
+    for (size_t j = 0; j < want; j++) {
+        size_t g = want == 1 ? 0 : j * (grams - 1) / (want - 1); /* first and last included */
+        if (g == prev) continue;
+        prev = g;
+        size_t from = off[g], to = off[g + 3];
+        if (emitted) pc_buf_lit(out, " AND ");
+        pc_buf_putc(out, '"');
+        for (size_t i = from; i < to; i++) {
+            if (q[i] == '"') pc_buf_putc(out, '"');
+            pc_buf_putc(out, q[i]);
+        }
+        pc_buf_putc(out, '"');
+        emitted++;
+    }
+    free(off);
+    return emitted;
+}

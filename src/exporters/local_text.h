@@ -1,0 +1,68 @@
+/*
+ * local_text.h - the embedded store's search text: what a span is searched
+ * by, the case folding search uses, and the full-text (FTS5 trigram) query
+ * built from a user's text.
+ *
+ * Where it sits: local_txn.c indexes every new span's search text in the
+ * span_text FTS5 table; local_store.c's retention removes it again (FTS5
+ * 'delete' with the same text), its search turns the user's text into an
+ * FTS5 query (candidates) and verifies each candidate with pc_contains over
+ * the same text (local_contains.h), so results are exact substring matches.
+ *
+ * The search text of a span is its name, then every attribute VALUE decoded
+ * (strings as sent, not JSON-escaped; numbers and booleans as their JSON
+ * text; arrays and maps by their values), then each event's name and
+ * attribute values, separated by '\n'. Keys and timestamps are not in it.
+ * Contract: the text is a pure function of (name, attributes JSON, events
+ * JSON), computed from the stored JSON, so it can be recomputed at any time
+ * (verification, retention's FTS5 'delete', migration). Changing it changes
+ * what the index holds: that needs a schema version (rebuild the index).
+ */
+#ifndef PC_LOCAL_TEXT_H
+#define PC_LOCAL_TEXT_H
+
+#include "buf.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Appends the search text of a span (|name|, its attributes JSON object and
+ * events JSON array, as span.h's encoders write them) to |out|. JSON that
+ * does not parse contributes nothing.
+ */
+void pc_local_search_text(pc_buf *out, const char *name, size_t name_len, const char *attrs,
+                          size_t attrs_len, const char *events, size_t events_len);
+
+/*
+ * Registers on |db| pc_search_text(name, attributes, events) (deterministic:
+ * the text above) and the FTS5 tokenizer pc_trigram of span_text (every
+ * distinct trigram of folded code points within a line, once per document;
+ * local_text.c). Every connection that reads or writes span_text needs it.
+ * Returns an SQLite code.
+ */
+int pc_local_text_register(sqlite3 *db);
+
+/*
+ * The case folding of search (the index's tokenizer and the verifying matcher
+ * both use it): |c| (a code point) to its lower-case form for ASCII, Latin-1,
+ * Latin Extended-A, Greek and Cyrillic capitals; other code points unchanged.
+ */
+uint32_t pc_local_fold(uint32_t c);
+
+/* Most trigrams an FTS5 query holds; a longer text is sampled evenly. */
+#define PC_LOCAL_FTS_TRIGRAMS 8
+
+/*
+ * Writes to |out| (reset first) an FTS5 query matching every text that
+ * contains |q| (|n| bytes of UTF-8) ignoring case: the AND of up to
+ * PC_LOCAL_FTS_TRIGRAMS of its trigrams (3 code points each), each quoted.
+ * A superset of the matches (trigrams may come from different places), so
+ * candidates are verified. Returns the number of trigrams; 0 when |q| has
+ * fewer than 3 code points or a '\n' (no trigram of the index can serve it;
+ * |out| is empty).
+ */
+int pc_local_fts_query(pc_buf *out, const char *q, size_t n);
+
+#endif
