@@ -106,34 +106,38 @@ static void fn_search_text(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  */
 #define TRI_MAX 12 /* 3 code points, at most 4 bytes each */
 
-/* A trigram as a key: its folded UTF-8 (3..12 bytes) packed into two words,
- * the length in hi's top byte (never 0: the empty slot). */
-typedef struct tri_key {
-    uint64_t lo, hi;
-} tri_key;
+/* A trigram as a key: its three folded code points, 21 bits each, and bit 63
+ * set (never 0: the empty slot). */
+#define CP_BITS 21
+#define CP_MASK ((1ull << CP_BITS) - 1)
+#define KEY_USED (1ull << 63)
 
 /* The distinct trigrams of one document: open addressing, below half full. */
 typedef struct tri_set {
-    tri_key *slot;
+    uint64_t *slot;
     size_t cap, used;
 } tri_set;
 
-static uint64_t key_hash(tri_key k)
+/* splitmix64's finalizer: every key bit reaches the low bits the set indexes by. */
+static uint64_t key_hash(uint64_t k)
 {
-    uint64_t h = (k.lo ^ (k.hi * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
-    return h ^ (h >> 31);
+    k ^= k >> 30;
+    k *= 0xBF58476D1CE4E5B9ull;
+    k ^= k >> 27;
+    k *= 0x94D049BB133111EBull;
+    return k ^ (k >> 31);
 }
 
 /* True when |k| (hash |h|) was in |set|; else adds it. */
-static bool tri_seen(tri_set *set, tri_key k, uint64_t h)
+static bool tri_seen(tri_set *set, uint64_t k, uint64_t h)
 {
     if (2 * (set->used + 1) > set->cap) { /* grow and rehash */
         size_t cap = set->cap ? 2 * set->cap : 1024;
-        tri_key *slot = pc_xcalloc(cap, sizeof(*slot));
+        uint64_t *slot = pc_xcalloc(cap, sizeof(*slot));
         for (size_t i = 0; i < set->cap; i++) {
-            if (!set->slot[i].hi) continue;
+            if (!set->slot[i]) continue;
             size_t j = (size_t)key_hash(set->slot[i]) & (cap - 1);
-            while (slot[j].hi)
+            while (slot[j])
                 j = (j + 1) & (cap - 1);
             slot[j] = set->slot[i];
         }
@@ -142,8 +146,8 @@ static bool tri_seen(tri_set *set, tri_key k, uint64_t h)
         set->cap = cap;
     }
     size_t j = (size_t)h & (set->cap - 1);
-    while (set->slot[j].hi) {
-        if (set->slot[j].lo == k.lo && set->slot[j].hi == k.hi) return true;
+    while (set->slot[j]) {
+        if (set->slot[j] == k) return true;
         j = (j + 1) & (set->cap - 1);
     }
     set->slot[j] = k;
@@ -220,40 +224,38 @@ static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text
     size_t n = ntext > 0 ? (size_t)ntext : 0;
     bool dedup = (flags & FTS5_TOKENIZE_DOCUMENT) != 0;
     tri_set set = {0};
-    unsigned char cp[3][4]; /* the last three folded code points, a ring */
-    size_t cl[3] = {0}, at[3] = {0};
+    uint64_t win = 0;   /* the last three folded code points, oldest in the high bits */
+    size_t at[3] = {0}; /* their start offsets, a ring */
     int have = 0, rc = SQLITE_OK;
     unsigned r = 0; /* ring slot of the next code point */
     for (size_t i = 0; i < n && rc == SQLITE_OK;) {
         size_t len = 1, start = i;
         uint32_t c = p[i];
-        if (c >= 0x80) c = utf8_get(p + i, n - i, &len);
+        if (c < 0x80) /* ASCII: the common case, folded inline */
+            c = c >= 'A' && c <= 'Z' ? c + 32 : c;
+        else
+            c = pc_local_fold(utf8_get(p + i, n - i, &len));
         i += len;
         if (c == '\n') {
             have = 0;
             continue;
         }
-        cl[r] = utf8_put(pc_local_fold(c), cp[r]);
+        win = ((win << CP_BITS) | c) & (CP_MASK << 2 * CP_BITS | CP_MASK << CP_BITS | CP_MASK);
         at[r] = start;
         r = (r + 1) % 3;
         if (++have < 3) continue;
-        /* the trigram: ring slots r, r + 1, r + 2, oldest first */
+        uint64_t key = win | KEY_USED, h = key_hash(key);
+        if (dedup && tri_seen(&set, key, h)) continue;
+        /* the token: the trigram's folded UTF-8, oldest code point first, then the hash bytes */
         unsigned char tok[TRI_MAX + 3];
         size_t tl = 0;
-        for (unsigned k = 0; k < 3; k++) {
-            unsigned s = (r + k) % 3;
-            memcpy(tok + tl, cp[s], cl[s]);
-            tl += cl[s];
+        for (int k = 2; k >= 0; k--) {
+            uint32_t cp = (uint32_t)(win >> (k * CP_BITS) & CP_MASK);
+            if (cp < 0x80)
+                tok[tl++] = (unsigned char)cp;
+            else
+                tl += utf8_put(cp, tok + tl);
         }
-        tri_key key = {0, (uint64_t)tl << 56};
-        memcpy(&key.lo, tok, tl < 8 ? tl : 8);
-        if (tl > 8) {
-            uint32_t rest = 0;
-            memcpy(&rest, tok + 8, tl - 8);
-            key.hi |= rest;
-        }
-        uint64_t h = key_hash(key);
-        if (dedup && tri_seen(&set, key, h)) continue;
         tok[tl++] = (unsigned char)(0x40 | (h & 0x3F));
         tok[tl++] = (unsigned char)(0x40 | ((h >> 6) & 0x3F));
         tok[tl++] = (unsigned char)(0x40 | ((h >> 12) & 0x3F));
