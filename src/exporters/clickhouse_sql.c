@@ -583,58 +583,26 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
     " argMin(service_name, created_ns))"
 
 /*
- * Appends "(project_id, trace_id) IN (<page>)": the keys of the merged traces
- * rows of |f|'s project (every project when NULL) that are members
- * (|member|: a condition on (project_id, trace_id), or NULL), pass the HAVING
- * conditions of |f| (service, status, time range), newest first, |limit| from
- * |offset|.
+ * Appends "(project_id, trace_id) IN (<page>)": the keys of the traces of
+ * |project_id| (every project when NULL) that are members (|member|: a
+ * condition on (project_id, trace_id)), newest first, at most |limit|.
+ * Search's page; lists read windows instead (pc_ch_sql_list_window).
  */
-static void page(pc_buf *out, const char *db, const char *member, const pc_trace_filter *f,
-                 int limit, int offset)
+static void page(pc_buf *out, const char *db, const char *project_id, const char *member,
+                 int limit)
 {
-    pc_buf_printf(out, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces",
+    pc_buf_printf(out, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
+                       " WHERE ",
                   db);
-    const char *sep = " WHERE ";
-    if (f->project_id) {
-        pc_buf_printf(out, "%sproject_id = ", sep);
-        pc_ch_quote_cstr(out, f->project_id);
-        sep = " AND ";
-    }
-    if (member) pc_buf_printf(out, "%s%s", sep, member);
-    pc_buf_puts(out, " GROUP BY project_id, trace_id");
-    sep = " HAVING ";
-    if (f->service_name) {
-        pc_buf_printf(out, "%s" MERGED_SERVICE " = ", sep);
-        pc_ch_quote_cstr(out, f->service_name);
-        sep = " AND ";
-    }
-    if (f->status) {
-        pc_buf_printf(out, "%sif(max(status = 'error') = 1, 'error', 'success') = ", sep);
-        pc_ch_quote_cstr(out, f->status);
-        sep = " AND ";
-    }
-    if (f->start_ns) {
-        pc_buf_printf(out, "%smin(started_ns) >= %lld", sep, (long long)f->start_ns);
-        sep = " AND ";
-    }
-    if (f->end_ns) {
-        pc_buf_printf(out, "%smin(started_ns) <= %lld", sep, (long long)f->end_ns);
-        sep = " AND ";
-    }
-    if (f->after) { /* (start, trace, project) < the cursor's, spelled out for 18.16 */
-        long long s = (long long)f->after->started_ns;
-        pc_buf_printf(out, "%s(min(started_ns) < %lld OR (min(started_ns) = %lld AND (trace_id < ",
-                      sep, s, s);
-        pc_ch_quote_cstr(out, f->after->trace_id);
-        pc_buf_puts(out, " OR (trace_id = ");
-        pc_ch_quote_cstr(out, f->after->trace_id);
-        pc_buf_puts(out, " AND project_id < ");
-        pc_ch_quote_cstr(out, f->after->project_id);
-        pc_buf_puts(out, "))))");
+    if (project_id) {
+        pc_buf_puts(out, "project_id = ");
+        pc_ch_quote_cstr(out, project_id);
+        pc_buf_puts(out, " AND ");
     }
     pc_buf_printf(out,
-                  " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d)",
-                  offset > 0 ? offset : 0, limit > 0 ? limit : 0);
+                  "%s GROUP BY project_id, trace_id"
+                  " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d)",
+                  member, limit > 0 ? limit : 0);
 }
 
 /* The project filter of a spans subquery: "project_id = '<p>' AND " or "". */
@@ -783,8 +751,7 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
     pc_buf_puts(&member, " OR ");
     search_col(&member, "attributes", &needle);
     pc_buf_puts(&member, "))");
-    pc_trace_filter f = {.project_id = project_id};
-    page(&where, db, member.data, &f, limit, 0);
+    page(&where, db, project_id, member.data, limit);
     summaries(out, db, where.data, NEWEST);
     pc_buf_free(&needle);
     pc_buf_free(&member);

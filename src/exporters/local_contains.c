@@ -7,8 +7,8 @@
  * under the same rule): both sides are decoded code point by code point,
  * folded and re-encoded, and the bytes matched; UTF-8 being self-synchronizing,
  * a byte match of well-formed text is a code-point match. A stray byte is
- * matched as itself. O(len(text) + len(needle)) whatever the input. The needle's failure table is built once per statement
- * and kept as SQLite auxiliary data of argument 1 (SQLite may drop it at any
+ * matched as itself. O(len(text) + len(needle)) whatever the input. The
+ * needle's failure table is built once per statement and kept as SQLite auxiliary data of argument 1 (SQLite may drop it at any
  * time; then the next row builds it again).
  */
 #include "local_contains.h"
@@ -64,31 +64,11 @@ stray:
 /* Writes the folded form of |cp| to |o| (4 bytes of room); returns its length. */
 static size_t encode_folded(uint32_t cp, unsigned char *o)
 {
-    if (cp >= 0x110000) {
+    if (cp >= 0x110000) { /* a stray byte: itself */
         o[0] = (unsigned char)(cp - 0x110000);
         return 1;
     }
-    uint32_t c = pc_local_fold(cp);
-    if (c < 0x80) {
-        o[0] = (unsigned char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (c >> 6));
-        o[1] = (unsigned char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (c >> 12));
-        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (c >> 18));
-    o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (c & 0x3F));
-    return 4;
+    return pc_local_utf8_put(pc_local_fold(cp), o);
 }
 
 static void needle_free(void *p)

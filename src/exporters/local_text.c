@@ -155,7 +155,7 @@ static bool tri_seen(tri_set *set, uint64_t k, uint64_t h)
     return false;
 }
 
-static size_t utf8_put(uint32_t c, unsigned char *o)
+size_t pc_local_utf8_put(uint32_t c, unsigned char *o)
 {
     if (c < 0x80) {
         o[0] = (unsigned char)c;
@@ -254,7 +254,7 @@ static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text
             if (cp < 0x80)
                 tok[tl++] = (unsigned char)cp;
             else
-                tl += utf8_put(cp, tok + tl);
+                tl += pc_local_utf8_put(cp, tok + tl);
         }
         tok[tl++] = (unsigned char)(0x40 | (h & 0x3F));
         tok[tl++] = (unsigned char)(0x40 | ((h >> 6) & 0x3F));

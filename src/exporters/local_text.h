@@ -51,6 +51,10 @@ int pc_local_text_register(sqlite3 *db);
  */
 uint32_t pc_local_fold(uint32_t c);
 
+/* Writes |c| (a code point below 0x110000) as UTF-8 to |o| (4 bytes of
+ * room); returns its length. */
+size_t pc_local_utf8_put(uint32_t c, unsigned char *o);
+
 /* Most trigrams an FTS5 query holds; a longer text is sampled evenly. */
 #define PC_LOCAL_FTS_TRIGRAMS 8
 

@@ -362,7 +362,7 @@ static void test_query_builders(void)
     CHECK(has(&b, "FROM `db`.spans WHERE project_id = 'p\\'' AND (position(lower("));
     CHECK(!strstr(b.data, "positionCaseInsensitive"));
     CHECK(has(&b, "FROM `db`.traces WHERE project_id = 'p\\'' AND (project_id, trace_id) IN"));
-    CHECK(has(&b, "LIMIT 0, 11)"));
+    CHECK(has(&b, "project_id DESC LIMIT 11)"));
     pc_buf_reset(&b);
     pc_ch_sql_search(&b, "db", NULL, "x", 5); /* any project: still grouped per project */
     CHECK(!strstr(b.data, "project_id = "));
