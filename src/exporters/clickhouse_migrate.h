@@ -12,7 +12,7 @@
 #define PC_CLICKHOUSE_MIGRATE_H
 
 #include "buf.h"
-#include "clickhouse_sql.h"
+#include "clickhouse_query.h"
 
 /* The schema version this binary writes and reads (see clickhouse_sql.c). */
 #define PC_CH_SCHEMA_VERSION 3

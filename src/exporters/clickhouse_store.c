@@ -1,6 +1,6 @@
 /*
  * clickhouse_store.c - the query store over ClickHouse (see
- * clickhouse_store.h): each store op builds one SELECT (clickhouse_sql.c),
+ * clickhouse_store.h): each store op builds one SELECT (clickhouse_query.c),
  * runs it read-only and bounded, and parses the TabSeparated rows.
  *
  * Data flow: query receiver → st_*() → run_sql() → POST with URL settings

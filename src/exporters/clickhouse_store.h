@@ -3,7 +3,7 @@
  * (list, get trace, get spans, search, health) of the `clickhouse` exporter's
  * tables, for the query receiver.
  *
- * Data flow: query receiver → store ops → SQL from clickhouse_sql.c →
+ * Data flow: query receiver → store ops → SQL from clickhouse_query.c →
  * clickhouse_http.c (a pooled read handle) → TabSeparated answer → the
  * caller's row callbacks. Reads never write: every statement runs under
  * readonly=1 and max_execution_time = query_timeout, with a query_id of its
@@ -18,7 +18,7 @@
 #define PC_CLICKHOUSE_STORE_H
 
 #include "clickhouse_http.h"
-#include "clickhouse_sql.h"
+#include "clickhouse_query.h"
 #include "store.h"
 
 typedef struct pc_ch_store {

@@ -16,7 +16,7 @@
 #ifndef PC_FUZZ_ROUNDTRIP_H
 #define PC_FUZZ_ROUNDTRIP_H
 
-#include "exporters/clickhouse_sql.h"
+#include "exporters/clickhouse_query.h"
 #include "formats/kafka_message.h"
 #include "formats/otlp_json.h"
 #include "formats/otlp_proto.h"

@@ -17,7 +17,7 @@
 #include "config.h"
 #include "exporters/clickhouse.h"
 #include "exporters/clickhouse_migrate.h"
-#include "exporters/clickhouse_sql.h"
+#include "exporters/clickhouse_query.h"
 #include "json.h"
 #include "span.h"
 

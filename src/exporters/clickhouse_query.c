@@ -1,0 +1,452 @@
+/*
+ * clickhouse_query.c - the SQL of the `clickhouse` store's reads and the
+ * reader of their TabSeparated answers (see clickhouse_query.h). Pure
+ * functions: text in, text out. The tables are clickhouse_sql.c's.
+ *
+ * Lists (pc_ch_sql_list_window, driven by clickhouse_store.c): no GROUP BY
+ * over the whole traces table. A list reads a window [lo, top] of start
+ * times: the newest hour below the range's top (end_time, the cursor's start,
+ * else now and the future), then windows 4x wider, until a window fills the
+ * page or reaches the range's start (or is 4^8 hours, 7.5 years, wide: then
+ * it has no lower edge). One window is one statement of two levels:
+ *   candidates  the traces rows with started_ns >= lo - GUARD (1 hour), of
+ *               traces having a row in [lo, top] (an IN on the key range;
+ *               only when top is set), merged per trace, HAVING merged start
+ *               >= lo and the range, cursor and filters (service, status,
+ *               span type), newest first, limit + SLACK (8) of them (+
+ *               offset). A trace whose start is in [lo, top] has all its rows
+ *               at or after lo, so its merged values are exact; a trace
+ *               starting before lo - GUARD whose rows in the window make it
+ *               look younger (spans of one trace inserted more than an hour
+ *               apart in start time) is a false candidate, removed below.
+ *   the page    the candidates' summaries computed from their deduplicated
+ *               spans (as a trace lookup does), every condition checked again
+ *               on these exact values, newest first, limit rows.
+ * Why exact: every trace of the window is a candidate with its exact key, so
+ * if the page is full, no trace outside the candidates can rank above its
+ * last row; a short page only ends the list when the window covers the
+ * range. Offsets up to 100 are applied to the checked rows (exact); deeper
+ * ones to the candidates, where a false candidate above the page (a trace
+ * whose inserts' start times lie more than an hour apart) shifts the page by
+ * one per such trace: keyset cursors (exact at any depth) are the way to
+ * page deep. span_type no longer scans the spans table (version 2 collected
+ * the ids of every matching span): the traces rows carry their types.
+ * Search still matches spans (pc_ch_sql_search) and merges all the traces
+ * rows of the matching traces (page()).
+ *
+ * Summaries served (get_trace, lists, search) are computed from the trace's
+ * deduplicated spans of ITS project, grouped by (project_id, trace_id):
+ * started = min start, completed = max(end, or start when not ended),
+ * span_count and token sums (tokens > 0) over distinct spans, error if any
+ * span failed, source / created from the first span, root = the first
+ * parentless span, service from the root, else from the first span; "first"
+ * orders by (created_ns, start_ns, span_id). A re-sent batch therefore never
+ * double-counts, a trace split over several inserts is whole, and two
+ * projects' traces never mix.
+ */
+#include "clickhouse_query.h"
+
+#include "mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ queries -- */
+
+#define SPAN_COLS                                                                                  \
+    "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"          \
+    " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"                  \
+    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"            \
+    " resource, scope"
+
+/* "First" among a trace's distinct spans; see the contract above. */
+#define FIRST "(created_ns, start_ns, span_id)"
+#define ROOT "parent_span_id = ''"
+
+/* A saturating sum of a token column (span.h: pc_tokens_add): sum() of Int64
+ * wraps, so a float sum decides first whether the total is near INT64_MAX
+ * (9.2e18, a margin for the float's rounding); below that the integer sum is
+ * exact. Both dialects have these functions. */
+#define TOKEN_SUM(col)                                                                             \
+    "if(sum(toFloat64(if(" col " > 0, " col ", 0))) >= 9.2e18, toInt64(9223372036854775807),"     \
+    " sum(if(" col " > 0, " col ", 0)))"
+
+/* The summary of a trace's deduplicated spans, PC_CH_TRACE_COLS columns, for
+ * GROUP BY project_id, trace_id. */
+#define TRACE_AGG                                                                                  \
+    "trace_id, project_id,"                                                                        \
+    " if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT "),"                      \
+    " argMin(service_name, " FIRST ")),"                                                           \
+    " argMinIf(span_id, " FIRST ", " ROOT "), argMinIf(name, " FIRST ", " ROOT "),"                \
+    " if(countIf(status = 'error') > 0, 'error', 'success'), argMin(source, " FIRST "),"           \
+    " min(start_ns) AS t_started, max(if(end_ns > 0, end_ns, start_ns)), min(created_ns),"         \
+    " count(), " TOKEN_SUM("input_tokens") ", " TOKEN_SUM("output_tokens")
+
+/* Appends the deduplicated spans (first write wins, per project) matching |where|. */
+static void dedup_spans(pc_buf *out, const char *db, const char *cols, const char *where)
+{
+    pc_buf_printf(out,
+                  "(SELECT %s FROM `%s`.spans WHERE %s"
+                  " ORDER BY project_id, trace_id, span_id, created_ns"
+                  " LIMIT 1 BY project_id, trace_id, span_id)",
+                  cols, db, where);
+}
+
+void pc_ch_sql_traces_from_spans(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out,
+                  "SELECT trace_id,"
+                  " if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT "),"
+                  " argMin(service_name, " FIRST ")),"
+                  " min(started_at), max(if(end_ns > 0, ended_at, started_at)),"
+                  " (max(if(end_ns > 0, end_ns, start_ns)) - min(start_ns)) / 1000000.0,"
+                  " if(countIf(status = 'error') > 0, 'error', 'success'),"
+                  " argMinIf(span_id, " FIRST ", " ROOT "), toUInt32(uniqExact(span_id)), '{}',"
+                  " min(created_at), project_id, argMinIf(name, " FIRST ", " ROOT "),"
+                  " toUInt8(countIf(" ROOT ") > 0), argMin(source, " FIRST "), min(start_ns),"
+                  " max(if(end_ns > 0, end_ns, start_ns)), min(created_ns),"
+                  " sum(if(input_tokens > 0, input_tokens, 0)),"
+                  " sum(if(output_tokens > 0, output_tokens, 0)),"
+                  " concat(',', arrayStringConcat(groupUniqArray(span_type), ','), ',')"
+                  " FROM `%s`.spans GROUP BY project_id, trace_id",
+                  db);
+}
+
+/* "trace_id = '<id>'", and " AND project_id = '<p>'" when |project_id| is set. */
+static char *where_trace(const char *project_id, const char *trace_id)
+{
+    pc_buf w = PC_BUF_INIT;
+    pc_buf_puts(&w, "trace_id = ");
+    pc_ch_quote_cstr(&w, trace_id);
+    if (project_id) {
+        pc_buf_puts(&w, " AND project_id = ");
+        pc_ch_quote_cstr(&w, project_id);
+    }
+    return pc_buf_steal(&w, NULL);
+}
+
+void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id, int limit, int offset)
+{
+    char *w = where_trace(project_id ? project_id : "", trace_id);
+    pc_buf_puts(out, "SELECT " SPAN_COLS " FROM ");
+    dedup_spans(out, db, SPAN_COLS, w);
+    /* LIMIT offset, count: the form both dialects' servers know */
+    pc_buf_printf(out, " ORDER BY start_ns, span_id LIMIT %d, %d FORMAT TabSeparated",
+                  offset > 0 ? offset : 0, limit > 0 ? limit : 1);
+    free(w);
+}
+
+/* Summaries of the traces whose spans match |where|, newest first. */
+static void summaries(pc_buf *out, const char *db, const char *where, const char *order)
+{
+    pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
+    dedup_spans(out, db,
+                "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"
+                " source, start_ns, end_ns, created_ns, input_tokens, output_tokens",
+                where);
+    pc_buf_printf(out, " GROUP BY project_id, trace_id ORDER BY %s FORMAT TabSeparated", order);
+}
+
+void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id)
+{
+    char *w = where_trace(project_id, trace_id);
+    summaries(out, db, w, "project_id");
+    free(w);
+}
+
+#define NEWEST "t_started DESC, trace_id DESC, project_id DESC"
+
+/* Merged partial trace rows: the service of the earliest row with the root. */
+#define MERGED_SERVICE                                                                             \
+    "if(max(has_root) = 1, argMinIf(service_name, created_ns, has_root = 1),"                      \
+    " argMin(service_name, created_ns))"
+
+/*
+ * Appends "(project_id, trace_id) IN (<page>)": the keys of the traces of
+ * |project_id| (every project when NULL) that are members (|member|: a
+ * condition on (project_id, trace_id)), newest first, at most |limit|.
+ * Search's page; lists read windows instead (pc_ch_sql_list_window).
+ */
+static void page(pc_buf *out, const char *db, const char *project_id, const char *member,
+                 int limit)
+{
+    pc_buf_printf(out, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
+                       " WHERE ",
+                  db);
+    if (project_id) {
+        pc_buf_puts(out, "project_id = ");
+        pc_ch_quote_cstr(out, project_id);
+        pc_buf_puts(out, " AND ");
+    }
+    pc_buf_printf(out,
+                  "%s GROUP BY project_id, trace_id"
+                  " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d)",
+                  member, limit > 0 ? limit : 0);
+}
+
+/* The project filter of a spans subquery: "project_id = '<p>' AND " or "". */
+static void project_and(pc_buf *out, const char *project_id)
+{
+    if (!project_id) return;
+    pc_buf_puts(out, "project_id = ");
+    pc_ch_quote_cstr(out, project_id);
+    pc_buf_puts(out, " AND ");
+}
+
+/* Appends " AND <cond>" clauses shared by the two levels of a list window:
+ * the (project_id, trace_id) order key |start| (an expression), the range,
+ * the window's lower edge |lo| (unless INT64_MIN) and the cursor. */
+static void range_and(pc_buf *out, const char *start, const pc_trace_filter *f, int64_t lo)
+{
+    if (lo != INT64_MIN) pc_buf_printf(out, " AND %s >= %lld", start, (long long)lo);
+    if (f->start_ns) pc_buf_printf(out, " AND %s >= %lld", start, (long long)f->start_ns);
+    if (f->end_ns) pc_buf_printf(out, " AND %s <= %lld", start, (long long)f->end_ns);
+    if (f->after) { /* (start, trace, project) < the cursor's, spelled out for 18.16 */
+        long long c = (long long)f->after->started_ns;
+        pc_buf_printf(out, " AND (%s < %lld OR (%s = %lld AND (trace_id < ", start, c, start, c);
+        pc_ch_quote_cstr(out, f->after->trace_id);
+        pc_buf_puts(out, " OR (trace_id = ");
+        pc_ch_quote_cstr(out, f->after->trace_id);
+        pc_buf_puts(out, " AND project_id < ");
+        pc_ch_quote_cstr(out, f->after->project_id);
+        pc_buf_puts(out, "))))");
+    }
+}
+
+void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                           int64_t top)
+{
+    pc_buf cand = PC_BUF_INIT, where = PC_BUF_INIT;
+    /* Level 1, the candidates: the traces rows of the window, merged per trace. */
+    pc_buf_printf(&cand, "SELECT project_id, trace_id FROM `%s`.traces WHERE 1", db);
+    if (f->project_id) {
+        pc_buf_puts(&cand, " AND project_id = ");
+        pc_ch_quote_cstr(&cand, f->project_id);
+    }
+    if (lo != INT64_MIN)
+        pc_buf_printf(&cand, " AND started_ns >= %lld",
+                      (long long)(lo > INT64_MIN + PC_CH_WINDOW_GUARD ? lo - PC_CH_WINDOW_GUARD
+                                                                      : INT64_MIN));
+    if (top != INT64_MAX) {
+        pc_buf_printf(&cand,
+                      " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
+                      " WHERE ",
+                      db);
+        project_and(&cand, f->project_id);
+        if (lo != INT64_MIN) pc_buf_printf(&cand, "started_ns >= %lld AND ", (long long)lo);
+        pc_buf_printf(&cand, "started_ns <= %lld)", (long long)top);
+    }
+    pc_buf_puts(&cand, " GROUP BY project_id, trace_id HAVING 1");
+    range_and(&cand, "min(started_ns)", f, lo);
+    if (f->service_name) {
+        pc_buf_puts(&cand, " AND " MERGED_SERVICE " = ");
+        pc_ch_quote_cstr(&cand, f->service_name);
+    }
+    if (f->status) {
+        pc_buf_puts(&cand, " AND if(max(status = 'error') = 1, 'error', 'success') = ");
+        pc_ch_quote_cstr(&cand, f->status);
+    }
+    if (f->span_type) {
+        pc_buf needle = PC_BUF_INIT;
+        pc_buf_printf(&needle, ",%s,", f->span_type);
+        pc_buf_puts(&cand, " AND max(position(span_types, ");
+        pc_ch_quote(&cand, needle.data, needle.len);
+        pc_buf_puts(&cand, ") > 0) = 1");
+        pc_buf_free(&needle);
+    }
+    int limit = f->limit > 0 ? f->limit : 1, offset = f->offset > 0 ? f->offset : 0;
+    /* a small offset is applied to the checked rows (exact), a large one to the candidates */
+    bool outer_offset = offset <= PC_CH_OUTER_OFFSET;
+    pc_buf_printf(&cand,
+                  " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d",
+                  outer_offset ? 0 : offset,
+                  (outer_offset ? offset : 0) + limit + PC_CH_WINDOW_SLACK);
+
+    /* Level 2, the page: exact summaries of the candidates, checked again. */
+    pc_buf_printf(&where, "(project_id, trace_id) IN (%s)", cand.data);
+    pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
+    dedup_spans(out, db,
+                "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"
+                " source, start_ns, end_ns, created_ns, input_tokens, output_tokens, span_type",
+                where.data);
+    pc_buf_puts(out, " GROUP BY project_id, trace_id HAVING 1");
+    range_and(out, "t_started", f, lo);
+    if (f->service_name) {
+        pc_buf_puts(out, " AND if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT
+                         "), argMin(service_name, " FIRST ")) = ");
+        pc_ch_quote_cstr(out, f->service_name);
+    }
+    if (f->status) {
+        pc_buf_puts(out, " AND if(countIf(status = 'error') > 0, 'error', 'success') = ");
+        pc_ch_quote_cstr(out, f->status);
+    }
+    if (f->span_type) {
+        pc_buf_puts(out, " AND countIf(span_type = ");
+        pc_ch_quote_cstr(out, f->span_type);
+        pc_buf_puts(out, ") > 0");
+    }
+    pc_buf_printf(out, " ORDER BY " NEWEST " LIMIT %d, %d FORMAT TabSeparated",
+                  outer_offset ? offset : 0, limit);
+    pc_buf_free(&cand);
+    pc_buf_free(&where);
+}
+
+/* Appends "position(lower(substring(<col>, 1, PREFIX)), <needle>) > 0"; see pc_ch_sql_search. */
+static void search_col(pc_buf *out, const char *col, const pc_buf *needle)
+{
+    pc_buf_printf(out, "position(lower(substring(%s, 1, %d)), %s) > 0", col, PC_CH_SEARCH_PREFIX,
+                  needle->data);
+}
+
+/*
+ * Why this shape: a substring search of a pattern of P bytes costs up to P
+ * byte comparisons per byte searched (ClickHouse's searchers are not linear
+ * in the worst case: "aaa...ab" over "aaaa..." compares ~P bytes at every
+ * offset), and the server evaluates the condition over a whole block at once,
+ * checking max_execution_time only between blocks. So the cost of one
+ * condition call is bounded here: each value is searched in its first
+ * PC_CH_SEARCH_PREFIX bytes only, and pc_ch_search_block_rows() caps the
+ * rows per block by P. lower() + position() means what
+ * positionCaseInsensitive() means (ASCII case folding only) at about a ninth
+ * of its worst-case cost on 18.16.
+ */
+void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
+                      int limit)
+{
+    pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT, needle = PC_BUF_INIT;
+    size_t n = text ? strlen(text) : 0;
+    char *low = pc_xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)(text[i] >= 'A' && text[i] <= 'Z' ? text[i] - 'A' + 'a' : text[i]);
+    low[n] = '\0';
+    pc_ch_quote(&needle, low, n);
+    free(low);
+    pc_buf_printf(&member,
+                  "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans WHERE ",
+                  db);
+    project_and(&member, project_id);
+    pc_buf_putc(&member, '(');
+    search_col(&member, "name", &needle);
+    pc_buf_puts(&member, " OR ");
+    search_col(&member, "attributes", &needle);
+    pc_buf_puts(&member, "))");
+    page(&where, db, project_id, member.data, limit);
+    summaries(out, db, where.data, NEWEST);
+    pc_buf_free(&needle);
+    pc_buf_free(&member);
+    pc_buf_free(&where);
+}
+
+/* Byte comparisons one block of a search may cost; about 0.7 s on a 2020s core. */
+#define SEARCH_BLOCK_BUDGET (1LL << 29)
+
+int pc_ch_search_block_rows(size_t pattern_len)
+{
+    /* per row: two columns of at most PC_CH_SEARCH_PREFIX bytes, each byte costing
+     * about (P + 16) comparisons (the 16: reading, lower(), the scan itself) */
+    long long per_row = 2LL * PC_CH_SEARCH_PREFIX * ((long long)pattern_len + 16);
+    long long rows = SEARCH_BLOCK_BUDGET / per_row;
+    return rows < 1 ? 1 : rows > 8192 ? 8192 : (int)rows;
+}
+
+/* ---------------------------------------------------------- responses -- */
+
+/* Unescapes one TabSeparated field in place: \t \n \\ \' \0 ... Returns its end. */
+static char *unescape(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r != '\\' || !r[1]) {
+            *w++ = *r;
+            continue;
+        }
+        r++;
+        switch (*r) {
+        case 'b': *w++ = '\b'; break;
+        case 'f': *w++ = '\f'; break;
+        case 'n': *w++ = '\n'; break;
+        case 'r': *w++ = '\r'; break;
+        case 't': *w++ = '\t'; break;
+        case 'a': *w++ = '\a'; break;
+        case 'v': *w++ = '\v'; break;
+        case '0': *w++ = '\0'; break;
+        default: *w++ = *r; break;
+        }
+    }
+    *w = '\0';
+    return w;
+}
+
+int pc_ch_tsv_row(char **cur, char *end, char **cols, int max)
+{
+    char *p = *cur;
+    if (p >= end) return 0;
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    char *line_end = nl ? nl : end;
+    *cur = nl ? nl + 1 : end;
+    *line_end = '\0';
+    int n = 0;
+    while (n < max) {
+        char *tab = strchr(p, '\t');
+        if (tab) *tab = '\0';
+        cols[n++] = p;
+        if (!tab) break;
+        p = tab + 1;
+    }
+    for (int i = 0; i < n; i++)
+        unescape(cols[i]);
+    return n;
+}
+
+static int64_t num(const char *s)
+{
+    return strtoll(s, NULL, 10);
+}
+
+void pc_ch_read_trace(char **c, pc_trace_row *r)
+{
+    r->trace_id = c[0];
+    r->project_id = c[1];
+    r->service_name = c[2];
+    r->root_span_id = c[3];
+    r->root_span_name = c[4];
+    r->status = c[5];
+    r->source = c[6];
+    r->started_ns = num(c[7]);
+    r->completed_ns = num(c[8]);
+    r->created_ns = num(c[9]);
+    r->span_count = num(c[10]);
+    r->input_tokens = num(c[11]);
+    r->output_tokens = num(c[12]);
+}
+
+void pc_ch_read_span(char **c, pc_span_row *r)
+{
+    r->trace_id = c[0];
+    r->span_id = c[1];
+    r->parent_span_id = c[2];
+    r->project_id = c[3];
+    r->name = c[4];
+    r->kind = (int)num(c[5]);
+    r->span_type = c[6];
+    r->service_name = c[7];
+    r->status = c[8];
+    r->status_message = c[9];
+    r->source = c[10];
+    r->trace_state = c[11];
+    r->start_ns = num(c[12]);
+    r->end_ns = num(c[13]);
+    r->created_ns = num(c[14]);
+    r->llm_provider = c[15];
+    r->llm_model = c[16];
+    r->input_tokens = num(c[17]);
+    r->output_tokens = num(c[18]);
+    r->attributes = c[19];
+    r->events = c[20];
+    r->links = c[21];
+    r->resource = c[22];
+    r->scope = c[23];
+}

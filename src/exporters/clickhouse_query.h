@@ -1,0 +1,95 @@
+/*
+ * clickhouse_query.h - the SQL of the `clickhouse` store's reads (store.h:
+ * trace lookups, lists by time windows, search) and the reader of their
+ * TabSeparated answers.
+ *
+ * Data flow: clickhouse_store.c sends these statements and parses the answers
+ * with pc_ch_tsv_row / pc_ch_read_*; the migration rebuilds the traces table
+ * with pc_ch_sql_traces_from_spans. Nothing here does I/O. How a list stays
+ * exact while reading a window, and how a summary is computed from the spans,
+ * is documented in clickhouse_query.c.
+ *
+ * Safety: caller text reaches SQL only through pc_ch_quote (clickhouse_sql.h).
+ */
+#ifndef PC_CLICKHOUSE_QUERY_H
+#define PC_CLICKHOUSE_QUERY_H
+
+#include "clickhouse_sql.h"
+
+/*
+ * Appends "SELECT <every traces column, in pc_ch_trace_columns() order> FROM
+ * `db`.spans GROUP BY project_id, trace_id": one traces row per trace of the
+ * spans table (the migration to schema 3 builds its traces table with it).
+ * span_count and the token sums count a span re-sent before merging twice;
+ * reads never use them (summaries come from the spans).
+ */
+void pc_ch_sql_traces_from_spans(pc_buf *out, const char *db);
+
+/*
+ * Store queries (see store.h). Each appends one SELECT ending in FORMAT
+ * TabSeparated whose columns are what pc_ch_read_trace / pc_ch_read_span
+ * expect. A NULL |project_id| means every project for get_trace and search
+ * (rows grouped by project), and "" (no project) for get_spans.
+ */
+void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id);
+void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id, int limit, int offset);
+
+/*
+ * One window of a trace list (see the contract in clickhouse_query.c): the
+ * traces of |f| whose start is at or after |lo| (INT64_MIN: no edge), at or
+ * before |top| (INT64_MAX: none; the caller passes the least of f->end_ns and
+ * the cursor's start), newest first, at most f->limit after skipping
+ * f->offset. When fewer than f->limit rows come back and the window did not
+ * reach the range's start, the caller widens it (clickhouse_store.c).
+ */
+void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                           int64_t top);
+
+/* Rows the traces table is read below a window's edge (a trace whose earliest
+ * row is within this of the edge is known to start before it), and extra
+ * candidates a window takes beyond the page (room for traces that look inside
+ * the window from their later rows alone); see the contract. */
+#define PC_CH_WINDOW_GUARD (3600LL * 1000000000LL)
+#define PC_CH_WINDOW_SLACK 8
+/* Offsets up to this are applied after the exact check (summaries of offset +
+ * limit + slack traces), deeper ones to the candidates; see the contract. */
+#define PC_CH_OUTER_OFFSET 100
+/* The first window's width and its growth factor; windows wider than
+ * PC_CH_WINDOW_MAX have no lower edge. */
+#define PC_CH_WINDOW_FIRST (3600LL * 1000000000LL)
+#define PC_CH_WINDOW_MAX (PC_CH_WINDOW_FIRST << 16)
+
+/*
+ * Search (the traces having a span whose name or attributes contain |text|,
+ * ASCII case-insensitively) looks at the first PC_CH_SEARCH_PREFIX bytes of
+ * each span's name and of its attributes' JSON text only: a match further in
+ * is not found. This bounds what one row costs the server, however large its
+ * values; the run must also use max_block_size = pc_ch_search_block_rows()
+ * and optimize_move_to_prewhere = 0 so the server's max_execution_time is
+ * checked after every few rows (see clickhouse_store.c).
+ */
+#define PC_CH_SEARCH_PREFIX 65536
+void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
+                      int limit);
+
+/* Rows per block (max_block_size) for a search of a |pattern_len|-byte text:
+ * a block's worst case stays under a fixed number of byte comparisons; 1..8192. */
+int pc_ch_search_block_rows(size_t pattern_len);
+
+#define PC_CH_TRACE_COLS 13
+#define PC_CH_SPAN_COLS 24
+
+/*
+ * Splits the next TabSeparated line at |*cur| (up to |end|) into at most |max|
+ * columns, unescaping them in place (NUL-terminated). Advances |*cur| past the
+ * line. Returns the number of columns, 0 at the end of the text.
+ */
+int pc_ch_tsv_row(char **cur, char *end, char **cols, int max);
+
+/* Fill rows from parsed columns (strings point into the columns). */
+void pc_ch_read_trace(char **cols, pc_trace_row *r);
+void pc_ch_read_span(char **cols, pc_span_row *r);
+
+#endif
