@@ -129,7 +129,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-/* Parses YYYY-MM-DD (1970..9999, a real day) into Unix ns. */
+/* Parses YYYY-MM-DD (1970..2261, a real day: what int64 Unix ns can hold) into Unix ns. */
 static int parse_date(const char *s, size_t n, int64_t *out)
 {
     if (n != 10 || s[4] != '-' || s[7] != '-') return -1;
@@ -137,7 +137,7 @@ static int parse_date(const char *s, size_t n, int64_t *out)
         if (i != 4 && i != 7 && !isdigit((unsigned char)s[i])) return -1;
     int y = atoi(s), m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || m < 1 || m > 12 || d < 1) return -1;
+    if (y < 1970 || y > 2261 || m < 1 || m > 12 || d < 1) return -1;
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[m - 1] + (m == 2 && leap)) return -1;
     *out = days_from_civil(y, m, d) * 86400LL * 1000000000LL;

@@ -269,6 +269,8 @@ static void test_validation(void)
     expect_error("*  m  2024-13-01  1  1  -  -  -\n", "line 1 column 7: since", "not a date");
     expect_error("*  m  2023-02-29  1  1  -  -  -\n", "since", NULL); /* not a leap year */
     expect_error("*  m  24-01-01  1  1  -  -  -\n", "since", NULL);
+    expect_error("*  m  4535-01-01  1  1  -  -  -\n", "since", NULL); /* past int64 ns (fuzz_prices) */
+    expect_error("*  m  2262-01-01  1  1  -  -  -\n", "since", NULL);
     expect_error("*  m  2024-01-01  1  1\n", "cache_read: missing", NULL);
     expect_error("*\n", "pattern: missing", NULL);
     expect_error("*  (a)\\1  2024-01-01  1  1  -  -  -\n", "pattern", "back-references");
