@@ -27,6 +27,8 @@
  * span, or memory at reload (the fuzzer found "g++++...": 1 GB in regcomp).
  */
 #include "prices.h"
+
+#include "timefmt.h"
 #include "log.h"
 #include "mem.h"
 
@@ -118,30 +120,19 @@ static void errf(char *err, size_t n, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* Parses YYYY-MM-DD (1970..2261, a real day: what int64 Unix ns can hold) into Unix ns. */
+/* Parses YYYY-MM-DD (1970..2261, a real day) into Unix ns, with timefmt.h's
+ * calendar (pc_time_parse of that day's midnight UTC). */
 static int parse_date(const char *s, size_t n, int64_t *out)
 {
     if (n != 10 || s[4] != '-' || s[7] != '-') return -1;
     for (size_t i = 0; i < 10; i++)
         if (i != 4 && i != 7 && !isdigit((unsigned char)s[i])) return -1;
-    int y = atoi(s), m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || y > 2261 || m < 1 || m > 12 || d < 1) return -1;
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[m - 1] + (m == 2 && leap)) return -1;
-    *out = days_from_civil(y, m, d) * 86400LL * 1000000000LL;
-    return 0;
+    int y = atoi(s);
+    if (y < 1970 || y > 2261) return -1;
+    char iso[21];
+    memcpy(iso, s, 10);
+    memcpy(iso + 10, "T00:00:00Z", 11);
+    return pc_time_parse(iso, 20, out) < 0 ? -1 : 0;
 }
 
 /* Parses a price: a plain decimal in [0, MAX_PRICE]; '-' gives |dash|. */
