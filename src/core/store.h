@@ -45,6 +45,15 @@ typedef struct pc_trace_filter {
     const char *span_type;    /* NULL = any; traces having at least one span of that type */
     int64_t start_ns;         /* 0 = unbounded; traces started at or after */
     int64_t end_ns;           /* 0 = unbounded; traces started at or before */
+    const char *session_id;   /* NULL = any; the trace's session_id equals it */
+    const char *user_id;      /* NULL = any; the trace's user_id equals it */
+    const char *model;        /* NULL = any; traces having a span whose llm_model or
+                               * llm_request_model equals it */
+    double min_cost;          /* 0 = any; > 0: traces whose cost_usd is known and >= it */
+    const char *attr_key;     /* NULL = any; with attr_value: traces having a span whose */
+    const char *attr_value;   /* attribute attr_key has the text form attr_value (a string
+                               * as is; an int, double or bool as its JSON text: 42, 0.5,
+                               * true); keys are matched exactly, top-level only */
     const pc_trace_key *after; /* NULL = from the newest; else only traces after this key
                                 * in list order (the key of the previous page's last trace) */
     int limit;                /* 1..1000 */
@@ -69,6 +78,14 @@ typedef struct pc_trace_row {
     int64_t span_count;         /* distinct spans */
     int64_t input_tokens;       /* sums over its LLM spans */
     int64_t output_tokens;
+    /* The smallest (bytewise) non-empty session_id / user_id among its spans,
+     * "" when none has one: the same answer whatever order spans arrive in. */
+    const char *session_id;
+    const char *user_id;
+    /* Sum of its spans' known cost_usd (normalize prices only LLM and embedding
+     * spans, so agent spans never count their children twice); NAN when no
+     * span of it has a cost. */
+    double cost_usd;
 } pc_trace_row;
 
 typedef struct pc_span_row {
@@ -91,6 +108,19 @@ typedef struct pc_span_row {
     const char *llm_model;
     int64_t input_tokens;     /* -1 = unknown */
     int64_t output_tokens;
+    /* Issue 13 (span.h has the meaning of each): "" / -1 / NAN when unknown. */
+    const char *llm_request_model;
+    int64_t cache_read_tokens;
+    int64_t cache_write_tokens;
+    int64_t reasoning_tokens;
+    double cost_usd;
+    double cost_input_usd;
+    double cost_output_usd;
+    const char *cost_source;  /* "" (none), "sent" or "table" */
+    const char *session_id;
+    const char *user_id;
+    const char *input_messages;  /* JSON array text (span.h's message shape), "" = none */
+    const char *output_messages; /* JSON array text, "" = none */
     const char *attributes;   /* JSON object text */
     const char *events;       /* JSON array text */
     const char *links;        /* JSON array text */
@@ -98,9 +128,96 @@ typedef struct pc_span_row {
     const char *scope;        /* JSON object text */
 } pc_span_row;
 
+/*
+ * Sessions (issue 13): a session is (project_id, session_id) over the traces
+ * whose session_id (pc_trace_row) is that id. Its figures are over those
+ * traces: trace_count; span_count, input/output tokens summed; cost_usd the
+ * sum of the known trace costs (NAN when none); error_count the traces with
+ * status "error"; first_seen_ns the earliest trace start, last_seen_ns the
+ * latest trace completion (completed_ns); user_id the smallest non-empty
+ * user_id of its traces ("" when none).
+ */
+typedef struct pc_session_filter {
+    const char *project_id; /* NULL = any */
+    const char *session_id; /* NULL = any; else that one session (per project) */
+    const char *user_id;    /* NULL = any; sessions having a trace of that user */
+    int64_t start_ns;       /* 0 = unbounded; sessions with last_seen_ns >= it */
+    int64_t end_ns;         /* 0 = unbounded; sessions with first_seen_ns <= it */
+    int limit;              /* 1..1000 */
+    int offset;             /* 0..PC_STORE_MAX_OFFSET */
+} pc_session_filter;
+
+typedef struct pc_session_row {
+    const char *session_id;
+    const char *project_id;
+    const char *user_id;
+    int64_t trace_count;
+    int64_t span_count;
+    int64_t error_count;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    double cost_usd;
+    int64_t first_seen_ns;
+    int64_t last_seen_ns;
+} pc_session_row;
+
+/*
+ * Aggregates (issue 13, GET /api/v1/stats): the spans whose start_ns lies in
+ * [start_ns, end_ns), each span counted once however often it was delivered,
+ * grouped by time bucket and by one span field. A span's bucket is
+ * start_ns - start_ns % interval_ns (aligned on the Unix epoch), or the
+ * query's start_ns when interval_ns is 0 (one bucket). Its group is the
+ * field's value ("" when the span has none): llm_model, service_name,
+ * span_type, project_id, user_id or session_id.
+ * Per (bucket, group): spans; traces (distinct (project_id, trace_id));
+ * errors (spans with status "error"); input/output tokens (sums of the known
+ * counts); cost_usd (sum of the known costs, NAN when none is known);
+ * unpriced (LLM and embedding spans with a model and no known cost);
+ * latency_p50/p95/p99_ns: the nearest-rank percentile of end_ns - start_ns
+ * over the ended spans (end_ns > 0): the value at 1-based rank ceil(p * n)
+ * of those durations sorted ascending; -1 when no span ended.
+ * Rows come ordered by bucket_ns, then group (bytewise), at most max_rows;
+ * the caller asks for one more than it shows to know it was cut.
+ */
+typedef enum pc_stats_group {
+    PC_GROUP_NONE = 0, /* one group, "" */
+    PC_GROUP_MODEL,
+    PC_GROUP_SERVICE,
+    PC_GROUP_SPAN_TYPE,
+    PC_GROUP_PROJECT,
+    PC_GROUP_USER,
+    PC_GROUP_SESSION,
+} pc_stats_group;
+
+typedef struct pc_stats_query {
+    const char *project_id; /* NULL = any */
+    pc_stats_group group_by;
+    int64_t start_ns;       /* > 0 */
+    int64_t end_ns;         /* > start_ns */
+    int64_t interval_ns;    /* 0 = one bucket; else >= 1 s */
+    int max_rows;           /* >= 1 */
+} pc_stats_query;
+
+typedef struct pc_stats_row {
+    int64_t bucket_ns;
+    const char *group;
+    int64_t spans;
+    int64_t traces;
+    int64_t errors;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    double cost_usd;
+    int64_t unpriced;
+    int64_t latency_p50_ns;
+    int64_t latency_p95_ns;
+    int64_t latency_p99_ns;
+} pc_stats_row;
+
 /* Row callbacks return 0 to go on, non-zero to stop early. */
 typedef int (*pc_trace_cb)(void *ud, const pc_trace_row *row);
 typedef int (*pc_span_cb)(void *ud, const pc_span_row *row);
+typedef int (*pc_session_cb)(void *ud, const pc_session_row *row);
+typedef int (*pc_stats_cb)(void *ud, const pc_stats_row *row);
 
 typedef struct pc_store_ops {
     /* Traces matching |f| (f->project_id NULL = every project), newest start
@@ -121,6 +238,11 @@ typedef struct pc_store_ops {
      * ASCII), newest first, at most |limit|. */
     int (*search)(void *ctx, const char *project_id, const char *query, int limit,
                   pc_trace_cb cb, void *ud);
+    /* Sessions matching |f|, newest last_seen_ns first, then session id and
+     * project id descending. */
+    int (*list_sessions)(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud);
+    /* The aggregates of |q| (see pc_stats_query). */
+    int (*stats)(void *ctx, const pc_stats_query *q, pc_stats_cb cb, void *ud);
     /* 0 when the store can serve queries, else -1 with a reason in |msg|. */
     int (*health)(void *ctx, char *msg, int msglen);
 } pc_store_ops;
