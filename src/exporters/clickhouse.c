@@ -379,6 +379,7 @@ static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *trac
             pc_ch_part_add(&part, tr[k].spans[i], pc_span_received(b, tr[k].spans[i]));
         size_t off = traces->text.len;
         pc_ch_trace_row(&traces->text, C->dialect, &part);
+        pc_ch_part_free(&part);
         pc_ch_rows_add(traces, off, pc_ch_month(part.started_ns), tr[k].spans[0]->project_id,
                        tr[k].spans[0]->trace_id, PC_STR_NULL);
     }

@@ -24,7 +24,23 @@
  *   2 -> 3  the layout for 10^7+ spans (clickhouse_sql.c): spans copied row
  *           for row into the new key and granule; traces rebuilt from the
  *           (new) spans, one row per trace with its span_types, since
- *           version 2's rows lack them.
+ *           version 2's rows lack them. The new tables are created in the
+ *           current layout (schema 4's columns included, with their
+ *           defaults), so a climb from 2 finds nothing to add at 3 -> 4.
+ *   3 -> 4  issue 13's columns (clickhouse_sql.h: pc_ch_span_v4,
+ *           pc_ch_trace_v4) in place, no copy: ALTER TABLE ... ADD COLUMN
+ *           for each column the table lacks (system.columns; 18.16 has no
+ *           ADD COLUMN IF NOT EXISTS), so existing rows read the defaults
+ *           (no session, no cost: NULL, token details -1); on the modern
+ *           dialect ADD INDEX IF NOT EXISTS for the skip indexes; then one
+ *           extra traces row per existing trace that has an LLM model,
+ *           built from its spans (pc_ch_sql_traces_from_spans restricted to
+ *           those spans), so the model filter finds old traces. A partial
+ *           trace row is what every insert writes, and rows merge by min /
+ *           max / union, so a row written twice (a step interrupted after
+ *           it and redone) changes no trace's answer. The version row comes
+ *           last: an interrupted step is redone whole, each statement
+ *           idempotent.
  *
  * Why copy instead of ALTER: the sorting key (ORDER BY) of a MergeTree table
  * cannot be changed to put project_id in front of existing columns, in any
@@ -132,6 +148,84 @@ static void ddl_traces_v2(pc_buf *out, pc_ch_dialect d, const char *db, const ch
     " span_count, metadata, created_at, project_id, root_span_name, has_root, source,"             \
     " started_ns, completed_ns, created_ns, input_tokens, output_tokens"
 
+static int record(mig *m, int v, const char *note);
+
+/* The columns of table |t|, "\n"-separated with a leading "\n", into |*names|
+ * (the caller frees). 0 / -1. */
+static int load_columns(mig *m, const char *t, char **names)
+{
+    pc_buf sql = PC_BUF_INIT, out = PC_BUF_INIT, all = PC_BUF_INIT;
+    pc_buf_puts(&sql, "SELECT name FROM system.columns WHERE database = ");
+    pc_ch_quote_cstr(&sql, m->db);
+    pc_buf_puts(&sql, " AND table = ");
+    pc_ch_quote_cstr(&sql, t);
+    pc_buf_puts(&sql, " FORMAT TabSeparated");
+    if (run(m, &sql, "cannot list the columns", m->timeout_ms, &out) < 0) return -1;
+    pc_buf_putc(&all, '\n');
+    pc_buf_append(&all, out.data ? out.data : "", out.len);
+    if (all.data[all.len - 1] != '\n') pc_buf_putc(&all, '\n');
+    pc_buf_free(&out);
+    *names = pc_buf_steal(&all, NULL);
+    return 0;
+}
+
+/* Adds schema 4's columns |cols| (|n|) that table |t| lacks. |*added| counts them. 0 / -1. */
+static int add_columns(mig *m, const char *t, const pc_ch_column *cols, size_t n, int *added)
+{
+    char *have;
+    if (load_columns(m, t, &have) < 0) return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char needle[80];
+        snprintf(needle, sizeof(needle), "\n%s\n", cols[i].name);
+        if (strstr(have, needle)) continue;
+        pc_buf sql = PC_BUF_INIT;
+        pc_buf_printf(&sql, "ALTER TABLE `%s`.`%s` ADD COLUMN %s %s%s", m->db, t, cols[i].name,
+                      cols[i].type, cols[i].zstd && m->d == PC_CH_MODERN ? " CODEC(ZSTD(1))" : "");
+        rc = run(m, &sql, "migration: cannot add a column", m->copy_timeout_ms, NULL);
+        if (rc == 0) (*added)++;
+    }
+    free(have);
+    return rc;
+}
+
+/*
+ * The step 3 -> 4 (see above): columns, indexes (modern), the model lists of
+ * existing traces unless |backfill| is false (a climb from 2 just built the
+ * traces from the spans with them). 0 / -1.
+ */
+static int step4(mig *m, bool backfill)
+{
+    int added = 0;
+    if (add_columns(m, "spans", pc_ch_span_v4, PC_CH_SPAN_V4_N, &added) < 0) return -1;
+    if (add_columns(m, "traces", pc_ch_trace_v4, PC_CH_TRACE_V4_N, &added) < 0) return -1;
+    for (size_t i = 0; m->d == PC_CH_MODERN && i < PC_CH_INDEXES_V4_N; i++) {
+        pc_buf sql = PC_BUF_INIT;
+        pc_buf_printf(&sql, "ALTER TABLE `%s`.`%s` ADD INDEX IF NOT EXISTS %s %s", m->db,
+                      pc_ch_indexes_v4[i].table, pc_ch_indexes_v4[i].name,
+                      pc_ch_indexes_v4[i].def);
+        if (run(m, &sql, "migration: cannot add a skip index", m->copy_timeout_ms, NULL) < 0)
+            return -1;
+    }
+    if (backfill) {
+        pc_buf sql = PC_BUF_INIT;
+        pc_buf_printf(&sql, "INSERT INTO `%s`.traces (%s) ", m->db, pc_ch_trace_columns());
+        pc_ch_sql_traces_from_spans_where(&sql, m->db,
+                                          "llm_model != '' OR llm_request_model != ''");
+        if (run(m, &sql, "migration: cannot add the traces' models", m->copy_timeout_ms, NULL) <
+            0)
+            return -1;
+    }
+    if (record(m, 4, "migrated from 3: issue 13's columns added (sessions, users, costs, token "
+                     "details, messages; trace models)") < 0)
+        return -1;
+    pc_log(PC_LOG_INFO, m->id,
+           "migrated database %s from schema 3 to 4 (sessions, costs, messages): %d columns "
+           "added in place, nothing copied",
+           m->db, added);
+    return 0;
+}
+
 /* CREATE TABLE IF NOT EXISTS `db`.`name` of kind |spans| (else traces), in
  * the layout of schema |version| (2 or the current one). */
 static int create(mig *m, bool spans, const char *name, int version)
@@ -180,7 +274,7 @@ static int fill(mig *m, const char *t, const char *nt, int to, int64_t *rows)
     pc_buf sql = PC_BUF_INIT;
     int64_t want;
     if (spans || to == 2) { /* row for row */
-        const char *cols = spans ? pc_ch_span_columns() : TRACE_COLS_V2;
+        const char *cols = spans ? PC_CH_SPAN_COLUMNS_V3 : TRACE_COLS_V2;
         pc_buf_printf(&sql, "INSERT INTO `%s`.`%s` (%s) SELECT %s FROM `%s`.`%s`", m->db, nt,
                       cols, cols, m->db, t);
         if (run(m, &sql, "migration: cannot copy the rows", m->copy_timeout_ms, NULL) < 0)
@@ -338,11 +432,13 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
         pc_buf_free(&sql);
         if (rc == 0) rc = load_tables(&m);
     }
-    if (rc == 0 && version == 2)
+    bool from2 = rc == 0 && version == 2;
+    if (from2)
         rc = step(&m, 3, "trace list layout",
                   "migrated from 2: spans keyed (trace_id, project_id, span_id) in granules of "
                   "256 rows, traces keyed (project_id, started_ns, trace_id) with span_types; "
                   "previous tables kept as spans_v2, traces_v2");
+    if (rc == 0 && (from2 || version == 3)) rc = step4(&m, !from2);
     free(m.tables);
     return rc;
 }

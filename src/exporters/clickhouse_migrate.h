@@ -15,7 +15,7 @@
 #include "clickhouse_query.h"
 
 /* The schema version this binary writes and reads (see clickhouse_sql.c). */
-#define PC_CH_SCHEMA_VERSION 3
+#define PC_CH_SCHEMA_VERSION 4
 
 /*
  * Runs the statement |sql| on the server within |timeout_ms|. The answer
@@ -33,7 +33,10 @@ typedef int (*pc_ch_exec_fn)(void *ud, const char *sql, const char *what, long t
  *    filled (INSERT ... SELECT), then the names swapped (old -> spans_vk /
  *    traces_vk, kept as a backup; new -> spans / traces), then the version
  *    row k+1. Version 1 is the first release (spans/traces, no
- *    schema_version table); 2 -> 3 rebuilds the traces from the spans. Each
+ *    schema_version table); 2 -> 3 rebuilds the traces from the spans;
+ *    3 -> 4 only adds columns (ALTER TABLE ... ADD COLUMN for each one the
+ *    table lacks: existing rows read the defaults, "unknown"), the modern
+ *    dialect's skip indexes, and the model lists of existing traces. Each
  *    statement can be interrupted: the next start looks at the version and
  *    at which tables exist and goes on from there (a copy that may be partial
  *    is dropped and redone; a half-done swap finished);

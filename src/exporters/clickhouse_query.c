@@ -46,8 +46,10 @@
  */
 #include "clickhouse_query.h"
 
+#include "json.h"
 #include "mem.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,19 +60,20 @@
     "trace_id, span_id, parent_span_id, project_id, name, kind, span_type, service_name,"          \
     " status, status_message, source, trace_state, start_ns, end_ns, created_ns,"                  \
     " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links,"            \
-    " resource, scope"
+    " resource, scope," PC_CH_SPAN_V4_COLS
 
 /* "First" among a trace's distinct spans; see the contract above. */
 #define FIRST "(created_ns, start_ns, span_id)"
 #define ROOT "parent_span_id = ''"
 
-/* A saturating sum of a token column (span.h: pc_tokens_add): sum() of Int64
- * wraps, so a float sum decides first whether the total is near INT64_MAX
- * (9.2e18, a margin for the float's rounding); below that the integer sum is
- * exact. Both dialects have these functions. */
-#define TOKEN_SUM(col)                                                                             \
-    "if(sum(toFloat64(if(" col " > 0, " col ", 0))) >= 9.2e18, toInt64(9223372036854775807),"     \
-    " sum(if(" col " > 0, " col ", 0)))"
+#define TOKEN_SUM PC_CH_TOKEN_SUM
+
+/* The sum of the known costs of a group of deduplicated spans, nan when none
+ * is known (store.h: NAN); Nullable's NULLs are the unknown ones. */
+#define COST_SUM "if(count(cost_usd) > 0, sum(ifNull(cost_usd, 0)), nan)"
+
+/* The least non-empty value of a string column ('' when none). */
+#define LEAST(col) "minIf(" col ", " col " != '')"
 
 /* The summary of a trace's deduplicated spans, PC_CH_TRACE_COLS columns, for
  * GROUP BY project_id, trace_id. */
@@ -81,7 +84,15 @@
     " argMinIf(span_id, " FIRST ", " ROOT "), argMinIf(name, " FIRST ", " ROOT "),"                \
     " if(countIf(status = 'error') > 0, 'error', 'success'), argMin(source, " FIRST "),"           \
     " min(start_ns) AS t_started, max(if(end_ns > 0, end_ns, start_ns)), min(created_ns),"         \
-    " count(), " TOKEN_SUM("input_tokens") ", " TOKEN_SUM("output_tokens")
+    " count(), " TOKEN_SUM("input_tokens") ", " TOKEN_SUM("output_tokens") ","                     \
+    " " LEAST("session_id") " AS t_session, " LEAST("user_id") " AS t_user,"                       \
+    " " COST_SUM " AS t_cost"
+
+/* The columns of the deduplicated spans TRACE_AGG reads. */
+#define SUMMARY_COLS                                                                               \
+    "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"                   \
+    " source, start_ns, end_ns, created_ns, input_tokens, output_tokens, session_id, user_id,"     \
+    " cost_usd"
 
 /* Appends the deduplicated spans (first write wins, per project) matching |where|. */
 static void dedup_spans(pc_buf *out, const char *db, const char *cols, const char *where)
@@ -94,6 +105,11 @@ static void dedup_spans(pc_buf *out, const char *db, const char *cols, const cha
 }
 
 void pc_ch_sql_traces_from_spans(pc_buf *out, const char *db)
+{
+    pc_ch_sql_traces_from_spans_where(out, db, NULL);
+}
+
+void pc_ch_sql_traces_from_spans_where(pc_buf *out, const char *db, const char *where)
 {
     pc_buf_printf(out,
                   "SELECT trace_id,"
@@ -108,9 +124,15 @@ void pc_ch_sql_traces_from_spans(pc_buf *out, const char *db)
                   " max(if(end_ns > 0, end_ns, start_ns)), min(created_ns),"
                   " sum(if(input_tokens > 0, input_tokens, 0)),"
                   " sum(if(output_tokens > 0, output_tokens, 0)),"
-                  " concat(',', arrayStringConcat(groupUniqArray(span_type), ','), ',')"
-                  " FROM `%s`.spans GROUP BY project_id, trace_id",
+                  " concat(',', arrayStringConcat(groupUniqArray(span_type), ','), ','),"
+                  " " LEAST("session_id") ", " LEAST("user_id") ","
+                  " if(count(cost_usd) > 0, sum(if(ifNull(cost_usd, 0) > 0, ifNull(cost_usd, 0),"
+                  " 0)), NULL),"
+                  " arrayFilter(m -> m != '', groupUniqArrayArray([llm_model, llm_request_model]))"
+                  " FROM `%s`.spans",
                   db);
+    if (where) pc_buf_printf(out, " WHERE %s", where);
+    pc_buf_puts(out, " GROUP BY project_id, trace_id");
 }
 
 /* "trace_id = '<id>'", and " AND project_id = '<p>'" when |project_id| is set. */
@@ -142,10 +164,7 @@ void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
 static void summaries(pc_buf *out, const char *db, const char *where, const char *order)
 {
     pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
-    dedup_spans(out, db,
-                "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"
-                " source, start_ns, end_ns, created_ns, input_tokens, output_tokens",
-                where);
+    dedup_spans(out, db, SUMMARY_COLS, where);
     pc_buf_printf(out, " GROUP BY project_id, trace_id ORDER BY %s FORMAT TabSeparated", order);
 }
 
@@ -216,61 +235,157 @@ static void range_and(pc_buf *out, const char *start, const pc_trace_filter *f, 
     }
 }
 
-void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
-                           int64_t top)
+bool pc_ch_filter_inexact(const pc_trace_filter *f)
 {
-    pc_buf cand = PC_BUF_INIT, where = PC_BUF_INIT;
-    /* Level 1, the candidates: the traces rows of the window, merged per trace. */
-    pc_buf_printf(&cand, "SELECT project_id, trace_id FROM `%s`.traces WHERE 1", db);
+    return f->min_cost > 0 || (f->attr_key && f->attr_value);
+}
+
+/* Appends " AND (project_id, trace_id) IN (SELECT ... FROM traces WHERE
+ * <col> <op> <v> ...)": the traces having a row (at or after |lo|) whose
+ * |col| matches, which the modern dialect's skip indexes find without the
+ * window's GROUP BY. A trace of the window has all its rows at or after lo. */
+static void prefilter(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                      const char *cond_fmt, const char *value)
+{
+    pc_buf_printf(out, " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
+                       " WHERE ",
+                  db);
+    project_and(out, f->project_id);
+    if (lo != INT64_MIN) pc_buf_printf(out, "started_ns >= %lld AND ", (long long)lo);
+    pc_buf v = PC_BUF_INIT;
+    pc_ch_quote_cstr(&v, value);
+    pc_buf_printf(out, cond_fmt, v.data);
+    pc_buf_putc(out, ')');
+    pc_buf_free(&v);
+}
+
+void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const char *value)
+{
+    pc_buf k = PC_BUF_INIT, v = PC_BUF_INIT, json_key = PC_BUF_INIT;
+    pc_ch_quote_cstr(&v, value);
+    if (d == PC_CH_MODERN) {
+        pc_ch_quote_cstr(&k, key);
+        pc_buf_printf(out,
+                      "(JSONHas(attributes, %s) AND (JSONExtractRaw(attributes, %s) = %s OR"
+                      " (JSONType(attributes, %s) = 'String' AND"
+                      " JSONExtractString(attributes, %s) = %s)))",
+                      k.data, k.data, v.data, k.data, k.data, v.data);
+    } else {
+        /* 18.16's visitParam* functions take the key as it is written in the
+         * JSON text (escaped as span.h's encoder escapes it) */
+        pc_json_write_cstr(&json_key, key);
+        pc_ch_quote(&k, json_key.data + 1, json_key.len - 2);
+        pc_buf_printf(out,
+                      "(visitParamHas(attributes, %s) AND (visitParamExtractRaw(attributes, %s) = %s"
+                      " OR (substring(visitParamExtractRaw(attributes, %s), 1, 1) = '\"' AND"
+                      " visitParamExtractString(attributes, %s) = %s)))",
+                      k.data, k.data, v.data, k.data, k.data, v.data);
+    }
+    pc_buf_free(&k);
+    pc_buf_free(&v);
+    pc_buf_free(&json_key);
+}
+
+/* Level 1 of a list window (see the contract): the candidate keys, newest
+ * first, |cand| beyond the page (or, when |outer| is false, beyond the offset
+ * it skips). */
+static void candidates(pc_buf *cand, const char *db, const pc_trace_filter *f, int64_t lo,
+                       int64_t top, int cand_extra, bool outer)
+{
+    pc_buf_printf(cand, "SELECT project_id, trace_id FROM `%s`.traces WHERE 1", db);
     if (f->project_id) {
-        pc_buf_puts(&cand, " AND project_id = ");
-        pc_ch_quote_cstr(&cand, f->project_id);
+        pc_buf_puts(cand, " AND project_id = ");
+        pc_ch_quote_cstr(cand, f->project_id);
     }
     if (lo != INT64_MIN)
-        pc_buf_printf(&cand, " AND started_ns >= %lld",
+        pc_buf_printf(cand, " AND started_ns >= %lld",
                       (long long)(lo > INT64_MIN + PC_CH_WINDOW_GUARD ? lo - PC_CH_WINDOW_GUARD
                                                                       : INT64_MIN));
     if (top != INT64_MAX) {
-        pc_buf_printf(&cand,
+        pc_buf_printf(cand,
                       " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
                       " WHERE ",
                       db);
-        project_and(&cand, f->project_id);
-        if (lo != INT64_MIN) pc_buf_printf(&cand, "started_ns >= %lld AND ", (long long)lo);
-        pc_buf_printf(&cand, "started_ns <= %lld)", (long long)top);
+        project_and(cand, f->project_id);
+        if (lo != INT64_MIN) pc_buf_printf(cand, "started_ns >= %lld AND ", (long long)lo);
+        pc_buf_printf(cand, "started_ns <= %lld)", (long long)top);
     }
-    pc_buf_puts(&cand, " GROUP BY project_id, trace_id HAVING 1");
-    range_and(&cand, "min(started_ns)", f, lo);
+    if (f->session_id) prefilter(cand, db, f, lo, "session_id = %s", f->session_id);
+    if (f->user_id) prefilter(cand, db, f, lo, "user_id = %s", f->user_id);
+    if (f->model) prefilter(cand, db, f, lo, "has(models, %s)", f->model);
+    pc_buf_puts(cand, " GROUP BY project_id, trace_id HAVING 1");
+    range_and(cand, "min(started_ns)", f, lo);
     if (f->service_name) {
-        pc_buf_puts(&cand, " AND " MERGED_SERVICE " = ");
-        pc_ch_quote_cstr(&cand, f->service_name);
+        pc_buf_puts(cand, " AND " MERGED_SERVICE " = ");
+        pc_ch_quote_cstr(cand, f->service_name);
     }
     if (f->status) {
-        pc_buf_puts(&cand, " AND if(max(status = 'error') = 1, 'error', 'success') = ");
-        pc_ch_quote_cstr(&cand, f->status);
+        pc_buf_puts(cand, " AND if(max(status = 'error') = 1, 'error', 'success') = ");
+        pc_ch_quote_cstr(cand, f->status);
     }
     if (f->span_type) {
         pc_buf needle = PC_BUF_INIT;
         pc_buf_printf(&needle, ",%s,", f->span_type);
-        pc_buf_puts(&cand, " AND max(position(span_types, ");
-        pc_ch_quote(&cand, needle.data, needle.len);
-        pc_buf_puts(&cand, ") > 0) = 1");
+        pc_buf_puts(cand, " AND max(position(span_types, ");
+        pc_ch_quote(cand, needle.data, needle.len);
+        pc_buf_puts(cand, ") > 0) = 1");
         pc_buf_free(&needle);
     }
+    /* exact on the merged rows: the least non-empty session / user of a trace's
+     * rows is its spans'; a model of any row is a model of its spans */
+    if (f->session_id) {
+        pc_buf_puts(cand, " AND " LEAST("session_id") " = ");
+        pc_ch_quote_cstr(cand, f->session_id);
+    }
+    if (f->user_id) {
+        pc_buf_puts(cand, " AND " LEAST("user_id") " = ");
+        pc_ch_quote_cstr(cand, f->user_id);
+    }
+    if (f->model) {
+        pc_buf_puts(cand, " AND max(has(models, ");
+        pc_ch_quote_cstr(cand, f->model);
+        pc_buf_puts(cand, ")) = 1");
+    }
+    /* an upper bound: the rows' costs count a redelivered span twice (never
+     * below the exact cost: their negatives count as 0) */
+    if (f->min_cost > 0) pc_buf_printf(cand, " AND sum(cost_usd) >= %.17g", f->min_cost);
     int limit = f->limit > 0 ? f->limit : 1, offset = f->offset > 0 ? f->offset : 0;
-    /* a small offset is applied to the checked rows (exact), a large one to the candidates */
-    bool outer_offset = offset <= PC_CH_OUTER_OFFSET;
-    pc_buf_printf(&cand,
+    pc_buf_printf(cand,
                   " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d",
-                  outer_offset ? 0 : offset,
-                  (outer_offset ? offset : 0) + limit + PC_CH_WINDOW_SLACK);
+                  outer ? 0 : offset, (outer ? offset : 0) + limit + cand_extra);
+}
+
+/* True when the offset of |f| is applied to the checked rows (exact). */
+static bool outer_offset(const pc_trace_filter *f)
+{
+    return f->offset <= PC_CH_OUTER_OFFSET || pc_ch_filter_inexact(f);
+}
+
+void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                               int64_t top, int cand_extra)
+{
+    pc_buf_puts(out, "SELECT count() FROM (");
+    candidates(out, db, f, lo, top, cand_extra, outer_offset(f));
+    pc_buf_puts(out, ") FORMAT TabSeparated");
+}
+
+void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
+                           const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra)
+{
+    pc_buf cand = PC_BUF_INIT, where = PC_BUF_INIT;
+    /* a small offset is applied to the checked rows (exact), a large one to the
+     * candidates (exact filters only: an inexact one must check every row it skips) */
+    bool outer = outer_offset(f);
+    int limit = f->limit > 0 ? f->limit : 1, offset = f->offset > 0 ? f->offset : 0;
+    candidates(&cand, db, f, lo, top, cand_extra, outer);
 
     /* Level 2, the page: exact summaries of the candidates, checked again. */
+    bool attr = f->attr_key && f->attr_value;
     pc_buf_printf(&where, "(project_id, trace_id) IN (%s)", cand.data);
     pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
     dedup_spans(out, db,
-                "trace_id, span_id, parent_span_id, project_id, name, service_name, status,"
-                " source, start_ns, end_ns, created_ns, input_tokens, output_tokens, span_type",
+                attr ? SUMMARY_COLS ", span_type, llm_model, llm_request_model, attributes"
+                     : SUMMARY_COLS ", span_type, llm_model, llm_request_model",
                 where.data);
     pc_buf_puts(out, " GROUP BY project_id, trace_id HAVING 1");
     range_and(out, "t_started", f, lo);
@@ -288,8 +403,29 @@ void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f
         pc_ch_quote_cstr(out, f->span_type);
         pc_buf_puts(out, ") > 0");
     }
+    if (f->session_id) {
+        pc_buf_puts(out, " AND t_session = ");
+        pc_ch_quote_cstr(out, f->session_id);
+    }
+    if (f->user_id) {
+        pc_buf_puts(out, " AND t_user = ");
+        pc_ch_quote_cstr(out, f->user_id);
+    }
+    if (f->model) {
+        pc_buf_puts(out, " AND countIf(llm_model = ");
+        pc_ch_quote_cstr(out, f->model);
+        pc_buf_puts(out, " OR llm_request_model = ");
+        pc_ch_quote_cstr(out, f->model);
+        pc_buf_puts(out, ") > 0");
+    }
+    if (f->min_cost > 0) pc_buf_printf(out, " AND t_cost >= %.17g", f->min_cost);
+    if (attr) {
+        pc_buf_puts(out, " AND countIf(");
+        pc_ch_sql_attr_match(out, d, f->attr_key, f->attr_value);
+        pc_buf_puts(out, ") > 0");
+    }
     pc_buf_printf(out, " ORDER BY " NEWEST " LIMIT %d, %d FORMAT TabSeparated",
-                  outer_offset ? offset : 0, limit);
+                  outer ? offset : 0, limit);
     pc_buf_free(&cand);
     pc_buf_free(&where);
 }
@@ -406,6 +542,13 @@ static int64_t num(const char *s)
     return strtoll(s, NULL, 10);
 }
 
+double pc_ch_cost(const char *s)
+{
+    /* NULL arrives as \N, which the reader unescapes to "N"; nan as "nan" */
+    if (!*s || *s == 'N' || *s == 'n' || (*s == '-' && s[1] == 'n')) return NAN;
+    return strtod(s, NULL);
+}
+
 void pc_ch_read_trace(char **c, pc_trace_row *r)
 {
     r->trace_id = c[0];
@@ -421,6 +564,9 @@ void pc_ch_read_trace(char **c, pc_trace_row *r)
     r->span_count = num(c[10]);
     r->input_tokens = num(c[11]);
     r->output_tokens = num(c[12]);
+    r->session_id = c[13];
+    r->user_id = c[14];
+    r->cost_usd = pc_ch_cost(c[15]);
 }
 
 void pc_ch_read_span(char **c, pc_span_row *r)
@@ -449,4 +595,16 @@ void pc_ch_read_span(char **c, pc_span_row *r)
     r->links = c[21];
     r->resource = c[22];
     r->scope = c[23];
+    r->llm_request_model = c[24];
+    r->cache_read_tokens = num(c[25]);
+    r->cache_write_tokens = num(c[26]);
+    r->reasoning_tokens = num(c[27]);
+    r->cost_usd = pc_ch_cost(c[28]);
+    r->cost_input_usd = pc_ch_cost(c[29]);
+    r->cost_output_usd = pc_ch_cost(c[30]);
+    r->cost_source = c[31];
+    r->session_id = c[32];
+    r->user_id = c[33];
+    r->input_messages = c[34];
+    r->output_messages = c[35];
 }

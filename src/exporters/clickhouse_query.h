@@ -24,6 +24,9 @@
  * reads never use them (summaries come from the spans).
  */
 void pc_ch_sql_traces_from_spans(pc_buf *out, const char *db);
+/* The same over the spans matching the condition |where| (static SQL text,
+ * no user input): partial rows, as an insert of those spans would write. */
+void pc_ch_sql_traces_from_spans_where(pc_buf *out, const char *db, const char *where);
 
 /*
  * Store queries (see store.h). Each appends one SELECT ending in FORMAT
@@ -44,8 +47,33 @@ void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
  * f->offset. When fewer than f->limit rows come back and the window did not
  * reach the range's start, the caller widens it (clickhouse_store.c).
  */
-void pc_ch_sql_list_window(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
-                           int64_t top);
+void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
+                           const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra);
+
+/*
+ * Inexact candidates: min_cost and attr_key/attr_value cannot be decided
+ * from the traces rows exactly (a redelivered span counts twice in the rows'
+ * cost; the rows hold no attributes), so their candidates are a superset
+ * and a window's page may come back short although more traces match. Then
+ * the caller counts the window's candidates (pc_ch_sql_list_candidates: one
+ * number); if the count reached its cap, some were left out and the window
+ * is read again with |cand_extra| (candidates taken beyond offset + limit;
+ * PC_CH_WINDOW_SLACK at first) multiplied by 8. With such a filter every
+ * offset is applied to the checked rows.
+ */
+bool pc_ch_filter_inexact(const pc_trace_filter *f);
+void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                               int64_t top, int cand_extra);
+
+/*
+ * Appends the condition "span attribute |key| has the text form |value|" on
+ * the column `attributes` (store.h: a string as is, a number or bool as its
+ * JSON text, the key exact): JSONExtract* on the modern dialect (top-level
+ * keys only); on 18.16 visitParam*, which find the key's first occurrence in
+ * the text, nested or not (a nested object holding the same key before it
+ * hides the top-level one: a known difference of the legacy dialect).
+ */
+void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const char *value);
 
 /* Rows the traces table is read below a window's edge (a trace whose earliest
  * row is within this of the edge is known to start before it), and extra
@@ -78,8 +106,19 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
  * a block's worst case stays under a fixed number of byte comparisons; 1..8192. */
 int pc_ch_search_block_rows(size_t pattern_len);
 
-#define PC_CH_TRACE_COLS 13
-#define PC_CH_SPAN_COLS 24
+/* A saturating sum of a token column (span.h: pc_tokens_add): sum() of Int64
+ * wraps, so a float sum decides first whether the total is near INT64_MAX
+ * (9.2e18, a margin for the float's rounding); below that the integer sum is
+ * exact. Both dialects have these functions. */
+#define PC_CH_TOKEN_SUM(col)                                                                             \
+    "if(sum(toFloat64(if(" col " > 0, " col ", 0))) >= 9.2e18, toInt64(9223372036854775807),"     \
+    " sum(if(" col " > 0, " col ", 0)))"
+
+#define PC_CH_TRACE_COLS 16
+#define PC_CH_SPAN_COLS 36
+
+/* A cost column's text ("\N" unescaped, "nan" or a number) as a double, NAN = unknown. */
+double pc_ch_cost(const char *s);
 
 /*
  * Splits the next TabSeparated line at |*cur| (up to |end|) into at most |max|

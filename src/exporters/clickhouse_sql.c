@@ -64,6 +64,7 @@
 #include "numfmt.h"
 #include "timefmt.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,48 @@ static const char *zstd(pc_ch_dialect d)
     return d == PC_CH_LEGACY ? "" : " CODEC(ZSTD(1))";
 }
 
+const pc_ch_column pc_ch_span_v4[PC_CH_SPAN_V4_N] = {
+    {"llm_request_model", "String", false},
+    {"cache_read_tokens", "Int64 DEFAULT -1", false},
+    {"cache_write_tokens", "Int64 DEFAULT -1", false},
+    {"reasoning_tokens", "Int64 DEFAULT -1", false},
+    {"cost_usd", "Nullable(Float64)", false},
+    {"cost_input_usd", "Nullable(Float64)", false},
+    {"cost_output_usd", "Nullable(Float64)", false},
+    {"cost_source", "String", false},
+    {"session_id", "String", false},
+    {"user_id", "String", false},
+    {"input_messages", "String", true},
+    {"output_messages", "String", true},
+};
+
+const pc_ch_column pc_ch_trace_v4[PC_CH_TRACE_V4_N] = {
+    {"session_id", "String", false},
+    {"user_id", "String", false},
+    {"cost_usd", "Nullable(Float64)", false},
+    {"models", "Array(String)", false},
+};
+
+/* Why these: stats read the spans of a time range, which the spans' key (by
+ * trace) does not order, so a minmax index on start_ns skips the granules
+ * outside it; the trace filters session, user and model pre-select trace rows
+ * by equality (bloom filters), before the window's GROUP BY. */
+const pc_ch_index pc_ch_indexes_v4[PC_CH_INDEXES_V4_N] = {
+    {"spans", "idx_start_ns", "start_ns TYPE minmax GRANULARITY 4"},
+    {"traces", "idx_session", "session_id TYPE bloom_filter GRANULARITY 4"},
+    {"traces", "idx_user", "user_id TYPE bloom_filter GRANULARITY 4"},
+    {"traces", "idx_models", "models TYPE bloom_filter GRANULARITY 4"},
+};
+
+/* Appends ", INDEX <name> <def>" for each index of |table|. */
+static void indexes(pc_buf *out, const char *table)
+{
+    for (size_t i = 0; i < PC_CH_INDEXES_V4_N; i++)
+        if (strcmp(pc_ch_indexes_v4[i].table, table) == 0)
+            pc_buf_printf(out, ", INDEX %s %s", pc_ch_indexes_v4[i].name,
+                          pc_ch_indexes_v4[i].def);
+}
+
 void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
 {
     const char *t = dt(d), *z = zstd(d);
@@ -157,12 +200,19 @@ void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *t
                   " trace_state String, start_ns Int64, end_ns Int64, created_ns Int64,"
                   " llm_provider String, llm_model String, input_tokens Int64,"
                   " output_tokens Int64, links String%s, resource String%s, scope String%s,"
-                  " first_write_rank UInt64)"
-                  " ENGINE = ReplacingMergeTree(first_write_rank)"
+                  " first_write_rank UInt64",
+                  db, table, t, t, z, z, t, dt_now(d), z, z, z);
+    for (size_t i = 0; i < PC_CH_SPAN_V4_N; i++) {
+        const pc_ch_column *c = &pc_ch_span_v4[i];
+        pc_buf_printf(out, ", %s %s%s", c->name, c->type, c->zstd ? z : "");
+    }
+    if (d == PC_CH_MODERN) indexes(out, "spans");
+    pc_buf_printf(out,
+                  ") ENGINE = ReplacingMergeTree(first_write_rank)"
                   " PARTITION BY toYYYYMM(started_at)"
                   " ORDER BY (trace_id, project_id, span_id)%s"
                   " SETTINGS index_granularity = %d",
-                  db, table, t, t, z, z, t, dt_now(d), z, z, z, ttl(d), PC_CH_SPAN_GRANULE);
+                  ttl(d), PC_CH_SPAN_GRANULE);
 }
 
 void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
@@ -175,11 +225,16 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *
                   " metadata String, created_at %s DEFAULT %s,"
                   " project_id String, root_span_name String, has_root UInt8, source String,"
                   " started_ns Int64, completed_ns Int64, created_ns Int64, input_tokens Int64,"
-                  " output_tokens Int64, span_types String)"
-                  " ENGINE = MergeTree()"
+                  " output_tokens Int64, span_types String",
+                  db, table, t, t, t, dt_now(d));
+    for (size_t i = 0; i < PC_CH_TRACE_V4_N; i++)
+        pc_buf_printf(out, ", %s %s", pc_ch_trace_v4[i].name, pc_ch_trace_v4[i].type);
+    if (d == PC_CH_MODERN) indexes(out, "traces");
+    pc_buf_printf(out,
+                  ") ENGINE = MergeTree()"
                   " PARTITION BY toYYYYMM(started_at)"
                   " ORDER BY (project_id, started_ns, trace_id)%s",
-                  db, table, t, t, t, dt_now(d), ttl(d));
+                  ttl(d));
 }
 
 void pc_ch_ddl_schema_version(pc_buf *out, const char *db)
@@ -191,16 +246,8 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db)
                   db);
 }
 
-#define SPAN_INSERT_COLS                                                                           \
-    "span_id, trace_id, parent_span_id, name, span_type, service_name, started_at, ended_at,"      \
-    " duration_ms, status, attributes, events, created_at, project_id, kind, status_message,"      \
-    " source, trace_state, start_ns, end_ns, created_ns, llm_provider, llm_model, input_tokens,"   \
-    " output_tokens, links, resource, scope, first_write_rank"
-
-#define TRACE_INSERT_COLS                                                                          \
-    "trace_id, service_name, started_at, completed_at, duration_ms, status, root_span_id,"         \
-    " span_count, metadata, created_at, project_id, root_span_name, has_root, source,"             \
-    " started_ns, completed_ns, created_ns, input_tokens, output_tokens, span_types"
+#define SPAN_INSERT_COLS PC_CH_SPAN_COLUMNS_V3 "," PC_CH_SPAN_V4_COLS
+#define TRACE_INSERT_COLS PC_CH_TRACE_COLUMNS_V3 "," PC_CH_TRACE_V4_COLS
 
 const char *pc_ch_span_columns(void)
 {
@@ -295,6 +342,17 @@ static void kv_double(pc_buf *b, const char *k, double v)
     pc_json_write_double(b, v);
 }
 
+/* A cost: its number, or null (the column's NULL: unknown) when it is NaN or
+ * infinite (span.h: NAN = unknown; an infinite cost is no cost). */
+static void kv_cost(pc_buf *b, const char *k, double v)
+{
+    key(b, k, false);
+    if (isfinite(v))
+        pc_json_write_double(b, v);
+    else
+        pc_buf_puts(b, "null");
+}
+
 void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t created_ns,
                     pc_buf *scratch)
 {
@@ -340,6 +398,20 @@ void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t crea
     key(out, "first_write_rank", false);
     char t[PC_NUMFMT_MAX];
     pc_buf_append(out, t, pc_fmt_u64(t, (uint64_t)(INT64_MAX - (created_ns > 0 ? created_ns : 0))));
+    kv_str(out, "llm_request_model", s->llm_request_model);
+    kv_int(out, "cache_read_tokens", s->cache_read_tokens);
+    kv_int(out, "cache_write_tokens", s->cache_write_tokens);
+    kv_int(out, "reasoning_tokens", s->reasoning_tokens);
+    kv_cost(out, "cost_usd", s->cost_usd);
+    kv_cost(out, "cost_input_usd", s->cost_input_usd);
+    kv_cost(out, "cost_output_usd", s->cost_output_usd);
+    kv_cstr(out, "cost_source", s->cost_source == PC_COST_SENT    ? "sent"
+                                : s->cost_source == PC_COST_TABLE ? "table"
+                                                                  : "");
+    kv_str(out, "session_id", s->session_id);
+    kv_str(out, "user_id", s->user_id);
+    kv_str(out, "input_messages", s->input_messages);
+    kv_str(out, "output_messages", s->output_messages);
     pc_buf_puts(out, "}\n");
 }
 
@@ -351,6 +423,40 @@ static bool before(int64_t c1, const pc_span *a, int64_t c2, const pc_span *b)
     size_t n = a->span_id.n < b->span_id.n ? a->span_id.n : b->span_id.n;
     int c = n ? memcmp(a->span_id.p, b->span_id.p, n) : 0;
     return c ? c < 0 : a->span_id.n < b->span_id.n;
+}
+
+/* Bytewise order of two strings (a prefix first). */
+static int str_cmp(pc_str a, pc_str b)
+{
+    size_t n = a.n < b.n ? a.n : b.n;
+    int c = n ? memcmp(a.p, b.p, n) : 0;
+    return c ? c : (a.n > b.n) - (a.n < b.n);
+}
+
+/* Keeps in |*least| the least non-empty of itself and |s|. */
+static void least(pc_str *least, pc_str s)
+{
+    if (s.n && (!least->n || str_cmp(s, *least) < 0)) *least = s;
+}
+
+/* Adds |m| (non-empty) to the part's distinct models. */
+static void add_model(pc_ch_trace_part *p, pc_str m)
+{
+    if (!m.n) return;
+    for (size_t i = 0; i < p->n_models; i++)
+        if (str_cmp(p->models[i], m) == 0) return;
+    if (p->n_models == p->cap_models) {
+        p->cap_models = p->cap_models ? p->cap_models * 2 : 4;
+        p->models = pc_xrealloc(p->models, p->cap_models * sizeof(*p->models));
+    }
+    p->models[p->n_models++] = m;
+}
+
+void pc_ch_part_free(pc_ch_trace_part *p)
+{
+    free(p->models);
+    p->models = NULL;
+    p->n_models = p->cap_models = 0;
 }
 
 void pc_ch_part_init(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
@@ -386,6 +492,14 @@ void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
     if ((unsigned)s->span_type < PC_TYPE_COUNT) p->types |= 1u << s->span_type;
     if (s->input_tokens > 0) p->input_tokens = pc_tokens_add(p->input_tokens, s->input_tokens);
     if (s->output_tokens > 0) p->output_tokens = pc_tokens_add(p->output_tokens, s->output_tokens);
+    least(&p->session_id, s->session_id);
+    least(&p->user_id, s->user_id);
+    if (isfinite(s->cost_usd)) {
+        p->cost_known = true;
+        if (s->cost_usd > 0) p->cost_usd += s->cost_usd;
+    }
+    add_model(p, s->llm_model);
+    add_model(p, s->llm_request_model);
 }
 
 void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
@@ -413,7 +527,16 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
     kv_int(out, "output_tokens", p->output_tokens);
     char set[128];
     kv_str(out, "span_types", (pc_str){set, pc_ch_span_types_text(set, p->types)});
-    pc_buf_puts(out, "}\n");
+    kv_str(out, "session_id", p->session_id);
+    kv_str(out, "user_id", p->user_id);
+    kv_cost(out, "cost_usd", p->cost_known ? p->cost_usd : NAN);
+    key(out, "models", false);
+    pc_buf_putc(out, '[');
+    for (size_t i = 0; i < p->n_models; i++) {
+        if (i) pc_buf_putc(out, ',');
+        pc_json_write_str(out, p->models[i].p, p->models[i].n);
+    }
+    pc_buf_puts(out, "]}\n");
 }
 
 size_t pc_ch_span_types_text(char *out, unsigned types)

@@ -54,6 +54,49 @@ void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *t
 void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
 void pc_ch_ddl_schema_version(pc_buf *out, const char *db);
 
+/*
+ * Schema 4's columns (issue 13), appended to schema 3's in this order by both
+ * the DDL and the 3 -> 4 migration (ALTER TABLE ... ADD COLUMN, which gives
+ * existing rows the DEFAULT: "unknown"). |zstd|: compressed on the modern
+ * dialect. Unknown costs are NULL (Nullable(Float64)), unknown token details
+ * -1, absent strings ''.
+ */
+typedef struct pc_ch_column {
+    const char *name;
+    const char *type; /* with its DEFAULT when it has one */
+    bool zstd;
+} pc_ch_column;
+extern const pc_ch_column pc_ch_span_v4[];
+extern const pc_ch_column pc_ch_trace_v4[];
+#define PC_CH_SPAN_V4_N 12
+#define PC_CH_TRACE_V4_N 4
+#define PC_CH_SPAN_V4_COLS                                                                         \
+    " llm_request_model, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd,"       \
+    " cost_input_usd, cost_output_usd, cost_source, session_id, user_id, input_messages,"          \
+    " output_messages"
+#define PC_CH_TRACE_V4_COLS " session_id, user_id, cost_usd, models"
+
+/* Schema 3's columns, which the 2 -> 3 migration copies. */
+#define PC_CH_SPAN_COLUMNS_V3                                                                      \
+    "span_id, trace_id, parent_span_id, name, span_type, service_name, started_at, ended_at,"      \
+    " duration_ms, status, attributes, events, created_at, project_id, kind, status_message,"      \
+    " source, trace_state, start_ns, end_ns, created_ns, llm_provider, llm_model, input_tokens,"   \
+    " output_tokens, links, resource, scope, first_write_rank"
+#define PC_CH_TRACE_COLUMNS_V3                                                                     \
+    "trace_id, service_name, started_at, completed_at, duration_ms, status, root_span_id,"         \
+    " span_count, metadata, created_at, project_id, root_span_name, has_root, source,"             \
+    " started_ns, completed_ns, created_ns, input_tokens, output_tokens, span_types"
+
+/* Skip indexes of the modern dialect (18.16 has none), "INDEX name expr TYPE t
+ * GRANULARITY g" each: in the DDL and added by the 3 -> 4 migration. */
+typedef struct pc_ch_index {
+    const char *table; /* "spans" or "traces" */
+    const char *name;
+    const char *def; /* expression, TYPE and GRANULARITY */
+} pc_ch_index;
+extern const pc_ch_index pc_ch_indexes_v4[];
+#define PC_CH_INDEXES_V4_N 4
+
 /* Every column the exporter writes to spans / traces, comma-separated (static text). */
 const char *pc_ch_span_columns(void);
 const char *pc_ch_trace_columns(void);
@@ -79,11 +122,23 @@ typedef struct pc_ch_trace_part {
     int64_t started_ns, completed_ns, span_count, input_tokens, output_tokens;
     unsigned types; /* bit 1 << pc_span_type of each span type seen */
     bool error;
+    /* Schema 4: the least non-empty session_id / user_id (bytewise); the sum of
+     * the known finite costs, negatives counted as 0 (so the sum over a
+     * trace's rows is never below its exact cost: the min_cost candidates);
+     * the distinct llm_model / llm_request_model values (pointers into the
+     * spans, in a block owned here: pc_ch_part_free). */
+    pc_str session_id, user_id;
+    double cost_usd;
+    bool cost_known;
+    pc_str *models;
+    size_t n_models, cap_models;
 } pc_ch_trace_part;
 
-/* Starts |p| with span |s| ingested at |created_ns|; pc_ch_part_add folds more in. */
+/* Starts |p| with span |s| ingested at |created_ns|; pc_ch_part_add folds more in;
+ * pc_ch_part_free releases what init and add allocated. */
 void pc_ch_part_init(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns);
 void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns);
+void pc_ch_part_free(pc_ch_trace_part *p);
 
 /* Writes the span_types column text of the type set |types| (bits 1 << pc_span_type)
  * to |out| (at least 128 bytes): ",llm,tool," (every type between commas, so a

@@ -24,12 +24,15 @@
  */
 #include "clickhouse_store.h"
 
+#include "clickhouse_agg.h"
 #include "log.h"
+#include "mem.h"
 #include "timefmt.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -168,6 +171,20 @@ static int span_row(char **cols, void *cb, void *ud)
     return ((pc_span_cb)cb)(ud, &r);
 }
 
+/* The candidates of a list window (pc_ch_sql_list_candidates) into |*n|. */
+static int count_candidates(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, int64_t top,
+                            int cand_extra, int64_t *n)
+{
+    pc_buf sql = PC_BUF_INIT, out;
+    pc_ch_sql_list_candidates(&sql, S->database, f, lo, top, cand_extra);
+    int rc = run_sql(S, sql.data, "list traces", READ_SETTINGS, &out);
+    pc_buf_free(&sql);
+    if (rc < 0) return rc;
+    *n = out.data ? strtoll(out.data, NULL, 10) : 0;
+    pc_buf_free(&out);
+    return 0;
+}
+
 /*
  * A list, window by window: the first window is the newest PC_CH_WINDOW_FIRST
  * of the range (below the range's end, the cursor, or now when neither is
@@ -188,8 +205,11 @@ static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, v
     int limit = f->limit > 0 ? f->limit : 1;
     /* the windows together get query_timeout too (each one gets it on the server) */
     int64_t deadline = pc_time_mono_ns() + (int64_t)S->query_timeout_s * 1000000000LL;
-    for (int64_t width = PC_CH_WINDOW_FIRST;; width *= 4) {
-        if (width > PC_CH_WINDOW_FIRST && pc_time_mono_ns() > deadline) {
+    int cand_extra = PC_CH_WINDOW_SLACK;
+    bool inexact = pc_ch_filter_inexact(f);
+    for (int64_t width = PC_CH_WINDOW_FIRST;;) {
+        if ((width > PC_CH_WINDOW_FIRST || cand_extra > PC_CH_WINDOW_SLACK) &&
+            pc_time_mono_ns() > deadline) {
             pc_log(PC_LOG_WARN, S->id, "list traces: stopped at the query time limit (%ld s)",
                    S->query_timeout_s);
             return PC_STORE_TIMEOUT;
@@ -202,13 +222,30 @@ static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, v
             last = true;
         }
         pc_buf sql = PC_BUF_INIT, out;
-        pc_ch_sql_list_window(&sql, S->database, f, lo, top);
+        pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra);
         int rc = run_sql(S, sql.data, "list traces", READ_SETTINGS, &out);
         pc_buf_free(&sql);
         if (rc < 0) return rc;
-        if (last || count_rows(&out) >= limit)
+        if (count_rows(&out) >= limit)
+            return deliver(S, &out, "list traces", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+        if (inexact) { /* short: were candidates left out? (see pc_ch_filter_inexact) */
+            int offset = f->offset > 0 ? f->offset : 0;
+            int64_t cap = (int64_t)offset + limit + cand_extra, n = 0;
+            rc = count_candidates(S, f, lo, top, cand_extra, &n);
+            if (rc < 0) {
+                pc_buf_free(&out);
+                return rc;
+            }
+            if (n >= cap && cand_extra < INT32_MAX / 8) {
+                pc_buf_free(&out);
+                cand_extra *= 8; /* the same window again, with more candidates */
+                continue;
+            }
+        }
+        if (last)
             return deliver(S, &out, "list traces", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
         pc_buf_free(&out);
+        width *= 4;
     }
 }
 
@@ -268,6 +305,105 @@ static int st_search(void *ctx, const char *project_id, const char *query, int l
     return each_row(S, &sql, "search", extra, PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
 }
 
+/* The rows of a session page, kept while its level-2 sums are read. */
+typedef struct session_page {
+    pc_session_row *rows;
+    const char **projects, **sessions;
+    size_t n, cap;
+} session_page;
+
+static int collect_session(char **cols, void *cb, void *ud)
+{
+    (void)cb;
+    session_page *p = ud;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 16;
+        p->rows = pc_xrealloc(p->rows, p->cap * sizeof(*p->rows));
+        p->projects = pc_xrealloc(p->projects, p->cap * sizeof(*p->projects));
+        p->sessions = pc_xrealloc(p->sessions, p->cap * sizeof(*p->sessions));
+    }
+    pc_ch_read_session(cols, &p->rows[p->n]);
+    p->projects[p->n] = p->rows[p->n].project_id;
+    p->sessions[p->n] = p->rows[p->n].session_id;
+    p->n++;
+    return 0;
+}
+
+static int add_session_sums(char **c, void *cb, void *ud)
+{
+    (void)cb;
+    session_page *p = ud;
+    for (size_t i = 0; i < p->n; i++) {
+        pc_session_row *r = &p->rows[i];
+        if (strcmp(r->session_id, c[0]) != 0 || strcmp(r->project_id, c[1]) != 0) continue;
+        r->span_count = strtoll(c[2], NULL, 10);
+        r->input_tokens = strtoll(c[3], NULL, 10);
+        r->output_tokens = strtoll(c[4], NULL, 10);
+        r->cost_usd = pc_ch_cost(c[5]);
+        break;
+    }
+    return 0;
+}
+
+/*
+ * Sessions in two reads (clickhouse_agg.c): the page from the traces rows,
+ * then the span figures of that page's sessions from their deduplicated
+ * spans; the rows are handed to |cb| in the page's order.
+ */
+static int st_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
+{
+    pc_ch_store *S = ctx;
+    pc_buf sql = PC_BUF_INIT, page_text, sums;
+    pc_ch_sql_sessions(&sql, S->database, f);
+    int rc = run_sql(S, sql.data, "list sessions", READ_SETTINGS, &page_text);
+    pc_buf_free(&sql);
+    if (rc < 0) return rc;
+    session_page p = {0};
+    char *cur = page_text.data, *end = page_text.data + page_text.len, *cols[PC_CH_SESSION_COLS];
+    int n;
+    while (rc == 0 && (n = pc_ch_tsv_row(&cur, end, cols, PC_CH_SESSION_COLS)) > 0) {
+        if (n != PC_CH_SESSION_COLS) {
+            pc_log(PC_LOG_ERROR, S->id, "list sessions: expected %d columns, got %d",
+                   PC_CH_SESSION_COLS, n);
+            rc = -1;
+        } else {
+            collect_session(cols, NULL, &p);
+        }
+    }
+    if (rc == 0 && p.n) {
+        pc_ch_sql_session_sums(&sql, S->database, p.projects, p.sessions, p.n);
+        rc = run_sql(S, sql.data, "list sessions", READ_SETTINGS, &sums);
+        pc_buf_free(&sql);
+        if (rc == 0)
+            rc = deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS, add_session_sums,
+                         NULL, &p);
+    }
+    for (size_t i = 0; rc == 0 && i < p.n; i++)
+        if (cb(ud, &p.rows[i]) != 0) break;
+    free(p.rows);
+    free(p.projects);
+    free(p.sessions);
+    pc_buf_free(&page_text);
+    return rc;
+}
+
+static int stats_row(char **cols, void *cb, void *ud)
+{
+    pc_stats_row r;
+    pc_ch_read_stats(cols, &r);
+    return ((pc_stats_cb)cb)(ud, &r);
+}
+
+/* Stats: one read (clickhouse_agg.c), which may cover a wide range: it runs
+ * with the search's low priority, so it never starves span reads and lists. */
+static int st_stats(void *ctx, const pc_stats_query *q, pc_stats_cb cb, void *ud)
+{
+    pc_ch_store *S = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_stats(&sql, S->database, q);
+    return each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_COLS, stats_row, (void *)cb, ud);
+}
+
 static int st_health(void *ctx, char *msg, int msglen)
 {
     pc_ch_store *S = ctx;
@@ -287,6 +423,8 @@ static const pc_store_ops store_ops = {
     .get_trace = st_get_trace,
     .get_spans = st_get_spans,
     .search = st_search,
+    .list_sessions = st_list_sessions,
+    .stats = st_stats,
     .health = st_health,
 };
 

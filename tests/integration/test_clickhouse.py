@@ -143,6 +143,19 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     for extra in ("project_id", "root_span_name", "has_root", "source", "started_ns",
                   "completed_ns", "created_ns", "input_tokens", "output_tokens", "span_types"):
         assert ("traces", extra) in cols, extra
+    # schema 4 (issue 13): unknown costs are NULL, unknown token details -1
+    v4_spans = dict(llm_request_model="String", cache_read_tokens="Int64",
+                    cache_write_tokens="Int64", reasoning_tokens="Int64",
+                    cost_usd="Nullable(Float64)", cost_input_usd="Nullable(Float64)",
+                    cost_output_usd="Nullable(Float64)", cost_source="String",
+                    session_id="String", user_id="String", input_messages="String",
+                    output_messages="String")
+    v4_traces = dict(session_id="String", user_id="String", cost_usd="Nullable(Float64)",
+                     models="Array(String)")
+    for table, want in (("spans", v4_spans), ("traces", v4_traces)):
+        for name, ty in want.items():
+            assert cols[(table, name)][0] == ty, (table, name, cols.get((table, name)))
+    assert "-1" in cols[("spans", "cache_read_tokens")][1]  # 18.16: CAST(-1, 'Int64')
     spans_ddl = srv.query(f"SHOW CREATE TABLE {db}.spans")
     assert "ReplacingMergeTree" in spans_ddl and "toYYYYMM(started_at)" in spans_ddl
     assert "ORDER BY (trace_id, project_id, span_id)" in spans_ddl
@@ -150,8 +163,12 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
     assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "3"
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "4"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
+    # skip indexes (modern only: 18.16 has none)
+    for index in ("idx_start_ns", "idx_session", "idx_user", "idx_models"):
+        assert (index in spans_ddl + traces_ddl) == (dialect == "modern"), index
+    assert ("`input_messages` String CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")
 
 
 def test_same_answers_as_embedded_store(make_collector, tmp_path, engine):

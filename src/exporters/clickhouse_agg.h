@@ -1,0 +1,47 @@
+/*
+ * clickhouse_agg.h - the SQL of the `clickhouse` store's aggregate reads
+ * (store.h, issue 13): the session list and the stats, and the readers of
+ * their TabSeparated rows.
+ *
+ * Data flow: clickhouse_store.c's st_list_sessions / st_stats build these
+ * statements, run them read-only and bounded (as every read), and hand the
+ * parsed rows to the caller. Nothing here does I/O; the unit tests cover the
+ * text. How each figure stays exact when a batch is redelivered or a trace
+ * is split over inserts is documented in clickhouse_agg.c.
+ *
+ * Safety: caller text reaches SQL only through pc_ch_quote (clickhouse_sql.h).
+ */
+#ifndef PC_CLICKHOUSE_AGG_H
+#define PC_CLICKHOUSE_AGG_H
+
+#include "clickhouse_sql.h"
+
+/*
+ * Sessions, level 1: the page of sessions of |f| from the traces rows, with
+ * the figures the rows give exactly (PC_CH_SESSION_COLS columns: session_id,
+ * project_id, user_id, trace_count, error_count, first_seen_ns,
+ * last_seen_ns), in store.h's order, at most f->limit after f->offset.
+ */
+#define PC_CH_SESSION_COLS 7
+void pc_ch_sql_sessions(pc_buf *out, const char *db, const pc_session_filter *f);
+
+/*
+ * Sessions, level 2: for the |n| sessions (|projects|[i], |sessions|[i]) of
+ * a page, the figures that need the deduplicated spans (PC_CH_SESSION_SUM_COLS
+ * columns: session_id, project_id, span_count, input_tokens, output_tokens,
+ * cost_usd), one row per session having spans, in no particular order.
+ */
+#define PC_CH_SESSION_SUM_COLS 6
+void pc_ch_sql_session_sums(pc_buf *out, const char *db, const char *const *projects,
+                            const char *const *sessions, size_t n);
+
+/* Stats (store.h's pc_stats_query): PC_CH_STATS_COLS columns in pc_stats_row
+ * order, ordered by bucket, then group, at most q->max_rows. */
+#define PC_CH_STATS_COLS 12
+void pc_ch_sql_stats(pc_buf *out, const char *db, const pc_stats_query *q);
+
+/* Fill rows from parsed columns (strings point into the columns). */
+void pc_ch_read_session(char **cols, pc_session_row *r);
+void pc_ch_read_stats(char **cols, pc_stats_row *r);
+
+#endif
