@@ -5,11 +5,10 @@
  * JSONEachRow row of a span (every field, weird strings, NaN attributes,
  * parsed back with the project's JSON reader), partial trace rows, the store
  * query builders quoting every user value, the TabSeparated reader, and the
- * exporter's option validation (messages name the key), and the schema
- * migration's plan (clickhouse_migrate.c) over a scripted table catalogue:
- * which statements run from every state an interrupted migration can leave,
- * and that a finished one runs once. The engines
- * themselves are exercised by tests/integration/test_clickhouse.py.
+ * exporter's option validation (messages name the key). The schema
+ * migration's plan is test_clickhouse_migrate.c, issue 13's reads
+ * test_clickhouse_agg.c. The engines themselves are exercised by
+ * tests/integration/test_clickhouse.py.
  */
 #include "check.h"
 #include "options.h"
@@ -18,6 +17,7 @@
 #include "exporters/clickhouse.h"
 #include "exporters/clickhouse_migrate.h"
 #include "exporters/clickhouse_query.h"
+#include "exporters/clickhouse_sql.h"
 #include "json.h"
 #include "span.h"
 
@@ -135,11 +135,38 @@ static void test_ddl(void)
                   " ORDER BY (project_id, started_ns, trace_id)"
                   " TTL started_at + INTERVAL 90 DAY"));
     CHECK(has(&b, "root_span_name String, has_root UInt8"));
-    CHECK(has(&b, "output_tokens Int64, span_types String)"));
+    CHECK(has(&b, "output_tokens Int64, span_types String,"));
     pc_buf_reset(&b);
     pc_ch_ddl_traces(&b, PC_CH_LEGACY, "prela", "traces");
     CHECK(has(&b, "started_at DateTime, completed_at DateTime,"));
     CHECK(!strstr(b.data, "TTL"));
+    /* schema 4: the new columns in both dialects; messages zstd and skip
+     * indexes on the modern one only */
+    for (int d = 0; d < 2; d++) {
+        pc_ch_dialect dia = d ? PC_CH_LEGACY : PC_CH_MODERN;
+        pc_buf_reset(&b);
+        pc_ch_ddl_spans(&b, dia, "prela", "spans");
+        CHECK(has(&b, "first_write_rank UInt64, llm_request_model String, cache_read_tokens Int64"
+                      " DEFAULT -1, cache_write_tokens Int64 DEFAULT -1, reasoning_tokens Int64"
+                      " DEFAULT -1, cost_usd Nullable(Float64), cost_input_usd"
+                      " Nullable(Float64), cost_output_usd Nullable(Float64), cost_source String,"
+                      " session_id String, user_id String, input_messages String"));
+        CHECK(has(&b, dia == PC_CH_MODERN ? "output_messages String CODEC(ZSTD(1)), INDEX"
+                                            " idx_start_ns start_ns TYPE minmax GRANULARITY 4)"
+                                          : "output_messages String) ENGINE"));
+        pc_buf_reset(&b);
+        pc_ch_ddl_traces(&b, dia, "prela", "traces");
+        CHECK(has(&b, "span_types String, session_id String, user_id String, cost_usd"
+                      " Nullable(Float64), models Array(String)"));
+        CHECK((strstr(b.data, "INDEX idx_session session_id TYPE bloom_filter GRANULARITY 4,"
+                              " INDEX idx_user user_id TYPE bloom_filter GRANULARITY 4, INDEX"
+                              " idx_models models TYPE bloom_filter GRANULARITY 4)") != NULL) ==
+              (dia == PC_CH_MODERN));
+    }
+    /* the insert lists name every column once: schema 3's, then schema 4's */
+    CHECK(strstr(pc_ch_span_columns(), "first_write_rank, llm_request_model,") != NULL);
+    CHECK(strstr(pc_ch_trace_columns(), "span_types, session_id, user_id, cost_usd, models") !=
+          NULL);
     pc_buf_reset(&b);
     pc_ch_ddl_schema_version(&b, "prela");
     CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `prela`.schema_version (version UInt32,"));
@@ -224,6 +251,39 @@ static void test_span_row(void)
     CHECK_EQ_PSTR(pc_json_get(&v, "resource")->s, "{}");
     CHECK(pc_json_get(&v, "scope")->s.n > 2);
 
+    /* schema 4's fields: unknown cost is null, unknown token details -1 */
+    CHECK(pc_json_get(&v, "cost_usd")->type == PC_V_NULL);
+    CHECK_EQ_INT(pc_json_get(&v, "cache_read_tokens")->i, -1);
+    CHECK_EQ_PSTR(pc_json_get(&v, "cost_source")->s, "");
+    CHECK_EQ_PSTR(pc_json_get(&v, "input_messages")->s, "");
+    s->llm_request_model = S("gpt-4o\"'");
+    s->cache_read_tokens = 3;
+    s->cache_write_tokens = INT64_MAX;
+    s->reasoning_tokens = 0;
+    s->cost_usd = 0.000123;
+    s->cost_input_usd = 1e-300;
+    s->cost_output_usd = INFINITY; /* not a cost: null */
+    s->cost_source = PC_COST_TABLE;
+    s->session_id = S("sess '\\ \xe2\x80\xae");
+    s->user_id = S("u\x01");
+    s->input_messages = S("[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi \\\"x\\\"\"}]}]");
+    pc_buf_reset(&row);
+    pc_ch_span_row(&row, PC_CH_MODERN, s, T0 + 7000, &scratch);
+    CHECK(pc_json_parse(pa, row.data, row.len - 1, &v, &err) == 0);
+    CHECK_EQ_PSTR(pc_json_get(&v, "llm_request_model")->s, "gpt-4o\"'");
+    CHECK_EQ_INT(pc_json_get(&v, "cache_read_tokens")->i, 3);
+    CHECK_EQ_INT(pc_json_get(&v, "cache_write_tokens")->i, INT64_MAX);
+    CHECK_EQ_INT(pc_json_get(&v, "reasoning_tokens")->i, 0);
+    CHECK(pc_json_get(&v, "cost_usd")->d == 0.000123);
+    CHECK(pc_json_get(&v, "cost_input_usd")->d == 1e-300);
+    CHECK(pc_json_get(&v, "cost_output_usd")->type == PC_V_NULL);
+    CHECK_EQ_PSTR(pc_json_get(&v, "cost_source")->s, "table");
+    CHECK_EQ_PSTR(pc_json_get(&v, "session_id")->s, "sess '\\ \xe2\x80\xae");
+    CHECK_EQ_PSTR(pc_json_get(&v, "user_id")->s, "u\x01");
+    CHECK_EQ_PSTR(pc_json_get(&v, "input_messages")->s,
+                  "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi \\\"x\\\"\"}]}]");
+    CHECK_EQ_PSTR(pc_json_get(&v, "output_messages")->s, "");
+
     pc_buf_reset(&row);
     pc_ch_span_row(&row, PC_CH_LEGACY, s, T0 + 7000, &scratch);
     CHECK(has(&row, "\"started_at\":1737972000,"));
@@ -276,6 +336,9 @@ static void test_trace_part(void)
     CHECK(has(&row, "\"has_root\":1"));
     CHECK(has(&row, "\"metadata\":\"{}\""));
     CHECK(has(&row, "\"span_types\":\",custom,\""));
+    /* no session, user, cost or model in the insert */
+    CHECK(has(&row, "\"session_id\":\"\",\"user_id\":\"\",\"cost_usd\":null,\"models\":[]}"));
+    pc_ch_part_free(&p);
     pc_buf_free(&row);
     /* span_types: every type of the insert's spans, each between commas */
     b->spans[0].span_type = PC_TYPE_LLM;
@@ -284,7 +347,40 @@ static void test_trace_part(void)
     pc_ch_part_add(&p, &b->spans[1], 50);
     pc_ch_part_add(&p, &b->spans[2], 40);
     pc_ch_trace_row(&row, PC_CH_MODERN, &p);
-    CHECK(has(&row, "\"span_types\":\",custom,llm,tool,\"}"));
+    CHECK(has(&row, "\"span_types\":\",custom,llm,tool,\","));
+    pc_ch_part_free(&p);
+    pc_buf_free(&row);
+    /* schema 4: the least non-empty session and user (bytewise: "a" < "a\x01" <
+     * "b" < "\xc3..."), known costs summed with negatives as 0, distinct models
+     * of both model fields */
+    const char *sessions[] = {"b", "", "a\x01"}, *users[] = {"\xc3\xbc", "", "a"};
+    const char *models[] = {"m'1", "m2", ""}, *req[] = {"m2", "", "m\"3"};
+    double costs[] = {0.25, -5, NAN};
+    for (int i = 0; i < 3; i++) {
+        b->spans[i].session_id = S(sessions[i]);
+        b->spans[i].user_id = S(users[i]);
+        b->spans[i].llm_model = S(models[i]);
+        b->spans[i].llm_request_model = S(req[i]);
+        b->spans[i].cost_usd = costs[i];
+    }
+    pc_ch_part_init(&p, &b->spans[0], 50);
+    pc_ch_part_add(&p, &b->spans[1], 50);
+    pc_ch_part_add(&p, &b->spans[2], 40);
+    pc_ch_trace_row(&row, PC_CH_MODERN, &p);
+    CHECK(has(&row, "\"session_id\":\"a\\u0001\",\"user_id\":\"a\",\"cost_usd\":0.25,"
+                    "\"models\":[\"m'1\",\"m2\",\"m\\\"3\"]}"));
+    CHECK_EQ_INT(p.n_models, 3);
+    pc_ch_part_free(&p);
+    pc_buf_free(&row);
+    /* only unknown costs: null, not 0 */
+    b->spans[0].cost_usd = NAN;
+    b->spans[1].cost_usd = NAN;
+    pc_ch_part_init(&p, &b->spans[0], 50);
+    pc_ch_part_add(&p, &b->spans[1], 50);
+    pc_ch_part_add(&p, &b->spans[2], 40);
+    pc_ch_trace_row(&row, PC_CH_LEGACY, &p);
+    CHECK(has(&row, "\"cost_usd\":null"));
+    pc_ch_part_free(&p);
     pc_buf_free(&row);
     char set[128];
     CHECK_EQ_INT(pc_ch_span_types_text(set, 0), 1);
@@ -318,7 +414,7 @@ static void test_query_builders(void)
     pc_buf_reset(&b);
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
-    pc_ch_sql_list_window(&b, "db", &f, 4, 9);
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
     /* candidates: the window's traces rows (from an hour below its edge), those
      * that have a row between the edge and the top, merged per trace */
     CHECK(has(&b, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `db`.traces"
@@ -340,14 +436,14 @@ static void test_query_builders(void)
                   " project_id DESC LIMIT 3, 7 FORMAT TabSeparated"));
     pc_buf_reset(&b);
     f.offset = 101; /* a deep offset skips candidates */
-    pc_ch_sql_list_window(&b, "db", &f, 4, 9);
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
     CHECK(has(&b, "project_id DESC LIMIT 101, 15)"));
     CHECK(has(&b, "project_id DESC LIMIT 0, 7 FORMAT TabSeparated"));
     pc_buf_reset(&b);
     /* no edge, no top, a cursor: no window conditions, the cursor on both levels */
     pc_trace_key k = {.started_ns = 77, .trace_id = "t'", .project_id = "p"};
     pc_trace_filter g = {.after = &k, .limit = 2};
-    pc_ch_sql_list_window(&b, "db", &g, INT64_MIN, INT64_MAX);
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &g, INT64_MIN, INT64_MAX, PC_CH_WINDOW_SLACK);
     CHECK(!strstr(b.data, "started_ns >=") && !strstr(b.data, "started_ns <="));
     CHECK(!strstr(b.data, "project_id = "));
     CHECK(has(&b, "HAVING 1 AND (min(started_ns) < 77 OR (min(started_ns) = 77 AND (trace_id <"
@@ -473,211 +569,6 @@ static void test_validate(void)
     CHECK(configure(dlk_topic, 2, err, sizeof(err)) < 0 && strstr(err, "dead_letter.topic"));
 }
 
-/* ------------------------------------------------------------ migration -- */
-
-/*
- * A scripted catalogue standing in for the statements' effect on table names
- * (the engines run the real thing in test_migration.py): tables present,
- * the stored version, every statement seen, and a statement prefix to fail.
- */
-typedef struct catalog {
-    char tables[8][32];
-    int n;
-    int version;
-    pc_buf log;
-    const char *fail; /* a statement starting with this fails */
-} catalog;
-
-static int cat_find(catalog *c, const char *t)
-{
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->tables[i], t) == 0) return i;
-    return -1;
-}
-
-static void cat_add(catalog *c, const char *t)
-{
-    if (cat_find(c, t) < 0) snprintf(c->tables[c->n++], 32, "%s", t);
-}
-
-static void cat_del(catalog *c, const char *t)
-{
-    int i = cat_find(c, t);
-    if (i >= 0) memcpy(c->tables[i], c->tables[--c->n], 32);
-}
-
-/* The name after the |k|-th "`db`.`" in |sql|. */
-static const char *name_at(const char *sql, int k, char *out)
-{
-    const char *p = sql;
-    for (int i = 0; i <= k; i++) {
-        p = strstr(p, "`db`.`");
-        if (!p) return "";
-        p += 6;
-    }
-    size_t n = strcspn(p, "`");
-    snprintf(out, 32, "%.*s", (int)n, p);
-    return out;
-}
-
-static int cat_exec(void *ud, const char *sql, const char *what, long timeout_ms, pc_buf *out)
-{
-    (void)what;
-    (void)timeout_ms;
-    catalog *c = ud;
-    pc_buf_printf(&c->log, "%s\n", sql);
-    if (c->fail && strncmp(sql, c->fail, strlen(c->fail)) == 0) return -1;
-    char a[32], b[32];
-    if (strncmp(sql, "SELECT name FROM system.tables", 30) == 0) {
-        for (int i = 0; i < c->n; i++)
-            pc_buf_printf(out, "%s\n", c->tables[i]);
-    } else if (strncmp(sql, "CREATE TABLE IF NOT EXISTS `db`.schema_version", 46) == 0) {
-        cat_add(c, "schema_version");
-    } else if (strncmp(sql, "CREATE TABLE IF NOT EXISTS", 26) == 0) {
-        cat_add(c, name_at(sql, 0, a));
-    } else if (strncmp(sql, "DROP TABLE IF EXISTS", 20) == 0) {
-        cat_del(c, name_at(sql, 0, a));
-    } else if (strncmp(sql, "RENAME TABLE", 12) == 0) {
-        for (int k = 0; *name_at(sql, k, a); k += 2) {
-            cat_del(c, a);
-            cat_add(c, name_at(sql, k + 1, b));
-        }
-    } else if (strncmp(sql, "SELECT max(version)", 19) == 0) {
-        pc_buf_printf(out, "%d\n", c->version);
-    } else if (strncmp(sql, "INSERT INTO `db`.schema_version", 31) == 0) {
-        const char *v = strstr(sql, "VALUES (");
-        c->version = v ? atoi(v + 8) : -1;
-    } else if (strncmp(sql, "SELECT count()", 14) == 0 ||
-               strncmp(sql, "SELECT uniqExact", 16) == 0) {
-        pc_buf_puts(out, "42\n");
-    }
-    return 0;
-}
-
-static int migrate(catalog *c)
-{
-    pc_buf_reset(&c->log);
-    return pc_ch_schema_setup("clickhouse", PC_CH_LEGACY, "db", cat_exec, c, 1000, 1000);
-}
-
-static bool cat_is(catalog *c, const char *const *want, int n)
-{
-    bool ok = c->n == n;
-    for (int i = 0; i < n; i++)
-        ok = ok && cat_find(c, want[i]) >= 0;
-    if (!ok) {
-        fprintf(stderr, "tables:");
-        for (int i = 0; i < c->n; i++)
-            fprintf(stderr, " %s", c->tables[i]);
-        fprintf(stderr, "\n");
-    }
-    return ok;
-}
-
-static const char *const MIGRATED[] = {"spans",     "traces",    "spans_v1",      "traces_v1",
-                                       "spans_v2",  "traces_v2", "schema_version"};
-
-static void test_migration_plan(void)
-{
-    /* Fresh database: the current tables and version 3, nothing copied. */
-    catalog c = {.log = PC_BUF_INIT};
-    CHECK_EQ_INT(migrate(&c), 0);
-    const char *fresh[] = {"spans", "traces", "schema_version"};
-    CHECK(cat_is(&c, fresh, 3));
-    CHECK_EQ_INT(c.version, 3);
-    CHECK(!strstr(c.log.data, "INSERT INTO `db`.`"));
-    CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`spans` ("));
-    CHECK(has(&c.log, "ORDER BY (trace_id, project_id, span_id)"));
-    CHECK(has(&c.log, "VALUES (3, 'created')"));
-    /* A second start only reads the version and re-asserts the tables. */
-    CHECK_EQ_INT(migrate(&c), 0);
-    CHECK(!strstr(c.log.data, "RENAME") && !strstr(c.log.data, "INSERT"));
-
-    /* Version 1 (the first release): to 2 (copy, swap), then to 3; old tables kept. */
-    catalog v1 = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT};
-    CHECK_EQ_INT(migrate(&v1), 0);
-    CHECK(cat_is(&v1, MIGRATED, 7));
-    CHECK_EQ_INT(v1.version, 3);
-    CHECK(has(&v1.log, "CREATE TABLE IF NOT EXISTS `db`.`spans_v2` ("));
-    CHECK(has(&v1.log, "ORDER BY (trace_id, project_id, started_at, span_id)")); /* v2's key */
-    CHECK(has(&v1.log, "INSERT INTO `db`.`spans_v2` (span_id, trace_id, parent_span_id,"));
-    CHECK(has(&v1.log, "INSERT INTO `db`.`traces_v2` (trace_id, service_name, started_at,"));
-    CHECK(has(&v1.log, "SELECT span_id, trace_id, parent_span_id,"));
-    CHECK(has(&v1.log, "FROM `db`.`spans`\n"));
-    CHECK(has(&v1.log, "RENAME TABLE `db`.`spans` TO `db`.`spans_v1`, `db`.`spans_v2` TO"
-                       " `db`.`spans`"));
-    CHECK(has(&v1.log, "RENAME TABLE `db`.`traces` TO `db`.`traces_v1`"));
-    CHECK(has(&v1.log, "VALUES (2, 'migrated from 1"));
-    CHECK(has(&v1.log, "VALUES (3, 'migrated from 2"));
-    CHECK(has(&v1.log, "RENAME TABLE `db`.`spans` TO `db`.`spans_v2`, `db`.`spans_v3` TO"
-                       " `db`.`spans`"));
-    CHECK_EQ_INT(migrate(&v1), 0); /* once */
-    CHECK(!strstr(v1.log.data, "RENAME") && !strstr(v1.log.data, "INSERT"));
-    CHECK(cat_is(&v1, MIGRATED, 7));
-
-    /* Version 2: spans copied to the new key, traces rebuilt from the new spans. */
-    catalog v2 = {.tables = {"spans", "traces", "spans_v1", "traces_v1", "schema_version"},
-                  .n = 5, .version = 2, .log = PC_BUF_INIT};
-    CHECK_EQ_INT(migrate(&v2), 0);
-    CHECK(cat_is(&v2, MIGRATED, 7));
-    CHECK_EQ_INT(v2.version, 3);
-    CHECK(!strstr(v2.log.data, "spans_v1`")); /* the step from 1 is not redone */
-    CHECK(has(&v2.log, "INSERT INTO `db`.`spans_v3` (span_id, trace_id,"));
-    CHECK(has(&v2.log, "INSERT INTO `db`.`traces_v3` (trace_id, service_name, started_at,"));
-    CHECK(has(&v2.log, "concat(',', arrayStringConcat(groupUniqArray(span_type), ','), ',')"
-                       " FROM `db`.spans GROUP BY project_id, trace_id\n"));
-    const char *spans_swap = strstr(v2.log.data, "RENAME TABLE `db`.`spans`");
-    const char *traces_fill = strstr(v2.log.data, "INSERT INTO `db`.`traces_v3`");
-    CHECK(spans_swap && traces_fill && spans_swap < traces_fill); /* from the new spans */
-    CHECK(has(&v2.log, "RENAME TABLE `db`.`traces` TO `db`.`traces_v2`, `db`.`traces_v3` TO"
-                       " `db`.`traces`"));
-
-    /* Interrupted at every statement: each next start finishes the job. */
-    static const char *const steps[] = {"INSERT INTO `db`.`spans_v2`", "RENAME TABLE `db`.`spans`",
-                                        "INSERT INTO `db`.`traces_v2`",
-                                        "RENAME TABLE `db`.`traces`",
-                                        "CREATE TABLE IF NOT EXISTS `db`.schema_version",
-                                        "INSERT INTO `db`.schema_version",
-                                        "INSERT INTO `db`.`spans_v3`",
-                                        "INSERT INTO `db`.`traces_v3`",
-                                        "SELECT count() FROM (SELECT 1"};
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-        catalog k = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT, .fail = steps[i]};
-        CHECK_EQ_INT(migrate(&k), -1);
-        CHECK(k.version < 3);
-        k.fail = NULL;
-        CHECK_EQ_INT(migrate(&k), 0);
-        CHECK(cat_is(&k, MIGRATED, 7));
-        CHECK_EQ_INT(k.version, 3);
-        pc_buf_free(&k.log);
-    }
-    /* A swap cut between its two renames (18.16 renames pair by pair). */
-    catalog half = {.tables = {"spans_v1", "spans_v2", "traces"}, .n = 3, .log = PC_BUF_INIT};
-    CHECK_EQ_INT(migrate(&half), 0);
-    CHECK(has(&half.log, "RENAME TABLE `db`.`spans_v2` TO `db`.`spans`\n"));
-    CHECK(!strstr(half.log.data, "INSERT INTO `db`.`spans_v2`"));
-    CHECK(cat_is(&half, MIGRATED, 7));
-    catalog half3 = {.tables = {"spans_v1", "traces_v1", "spans_v2", "spans_v3", "traces",
-                                "schema_version"},
-                     .n = 6, .version = 2, .log = PC_BUF_INIT};
-    CHECK_EQ_INT(migrate(&half3), 0);
-    CHECK(has(&half3.log, "RENAME TABLE `db`.`spans_v3` TO `db`.`spans`\n"));
-    CHECK(!strstr(half3.log.data, "INSERT INTO `db`.`spans_v3`"));
-    CHECK(cat_is(&half3, MIGRATED, 7));
-
-    /* A newer version is refused, untouched. */
-    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 4,
-                     .log = PC_BUF_INIT};
-    CHECK_EQ_INT(migrate(&newer), -1);
-    CHECK(!strstr(newer.log.data, "CREATE TABLE") && !strstr(newer.log.data, "RENAME"));
-    pc_buf_free(&c.log);
-    pc_buf_free(&v1.log);
-    pc_buf_free(&v2.log);
-    pc_buf_free(&half.log);
-    pc_buf_free(&half3.log);
-    pc_buf_free(&newer.log);
-}
-
 int main(void)
 {
     RUN(test_quote);
@@ -689,6 +580,5 @@ int main(void)
     RUN(test_search_block_rows);
     RUN(test_tsv);
     RUN(test_validate);
-    RUN(test_migration_plan);
     return CHECK_DONE();
 }

@@ -1,0 +1,237 @@
+/*
+ * test_clickhouse_agg.c - the SQL text of the `clickhouse` store's issue 13
+ * reads, no server: the session list and its span sums, the stats
+ * (clickhouse_agg.c), the new trace list filters and the attribute match
+ * (clickhouse_query.c), and their TabSeparated readers. Every user value is
+ * hostile here (quotes, backslashes, SQL, control bytes, odd UTF-8, huge
+ * numbers) and must reach the SQL only as an escaped literal. The engines
+ * run the same statements in tests/integration/test_clickhouse.py and
+ * test_llm_views.py.
+ */
+#include "check.h"
+
+#include "exporters/clickhouse_agg.h"
+#include "exporters/clickhouse_query.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool has(const pc_buf *b, const char *s)
+{
+    bool ok = b->data && strstr(b->data, s) != NULL;
+    if (!ok) fprintf(stderr, "missing \"%s\" in: %s\n", s, b->data ? b->data : "(null)");
+    return ok;
+}
+
+/* The number of times |s| occurs in |b|. */
+static int count(const pc_buf *b, const char *s)
+{
+    int n = 0;
+    for (const char *p = b->data; p && (p = strstr(p, s)); p += strlen(s))
+        n++;
+    return n;
+}
+
+/* True when every single quote of |sql| outside a literal is a delimiter:
+ * walking the text, quotes pair up and a backslash inside a literal escapes
+ * the next byte; no byte outside a literal is a control byte or non-ASCII. */
+static bool literals_closed(const pc_buf *b)
+{
+    bool in = false;
+    for (size_t i = 0; i < b->len; i++) {
+        unsigned char c = (unsigned char)b->data[i];
+        if (in && c == '\\') {
+            i++;
+            continue;
+        }
+        if (c == '\'') in = !in;
+        if (c < 0x20 || c >= 0x7f) return false; /* pc_ch_quote writes \xHH */
+    }
+    return !in;
+}
+
+#define EVIL "x' OR 1=1) --\\"
+#define EVIL_Q "'x\\' OR 1=1) --\\\\'"
+#define ODD "\xc3\xbc\xe2\x80\xae\x01'" /* ü, RIGHT-TO-LEFT OVERRIDE, a control byte, a quote */
+#define ODD_Q "'\\xC3\\xBC\\xE2\\x80\\xAE\\x01\\''"
+
+static void test_list_filters(void)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_trace_filter f = {.project_id = "p", .session_id = EVIL, .user_id = ODD, .model = EVIL,
+                         .limit = 5};
+    pc_ch_sql_list_window(&b, PC_CH_MODERN, "db", &f, 100, 200, PC_CH_WINDOW_SLACK);
+    CHECK(literals_closed(&b));
+    /* the rows carrying the value, found by the skip indexes, from the window's edge on */
+    CHECK(has(&b, "IN (SELECT project_id, trace_id FROM `db`.traces WHERE project_id = 'p' AND"
+                  " started_ns >= 100 AND session_id = " EVIL_Q ")"));
+    CHECK(has(&b, "started_ns >= 100 AND user_id = " ODD_Q ")"));
+    CHECK(has(&b, "started_ns >= 100 AND has(models, " EVIL_Q "))"));
+    /* exact on the merged rows */
+    CHECK(has(&b, "minIf(session_id, session_id != '') = " EVIL_Q));
+    CHECK(has(&b, "minIf(user_id, user_id != '') = " ODD_Q));
+    CHECK(has(&b, "max(has(models, " EVIL_Q ")) = 1"));
+    /* and again on the deduplicated spans */
+    CHECK(has(&b, "AND t_session = " EVIL_Q " AND t_user = " ODD_Q));
+    CHECK(has(&b, "AND countIf(llm_model = " EVIL_Q " OR llm_request_model = " EVIL_Q ") > 0"));
+    CHECK(!strstr(b.data, "attributes")); /* no attribute read without an attr filter */
+    CHECK(!pc_ch_filter_inexact(&f));
+    pc_buf_reset(&b);
+
+    /* min_cost: an upper bound on the rows, the exact cost on the spans; a
+     * deep offset stays on the checked rows (the candidates are a superset) */
+    pc_trace_filter g = {.min_cost = 1e308, .limit = 3, .offset = 500};
+    CHECK(pc_ch_filter_inexact(&g));
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &g, INT64_MIN, INT64_MAX, 64);
+    CHECK(has(&b, "AND sum(cost_usd) >= 1e+308 ORDER BY min(started_ns) DESC, trace_id DESC,"
+                  " project_id DESC LIMIT 0, 567)"));
+    CHECK(has(&b, "AND t_cost >= 1e+308 ORDER BY t_started DESC"));
+    CHECK(has(&b, "LIMIT 500, 3 FORMAT TabSeparated"));
+    CHECK(has(&b, "if(count(cost_usd) > 0, sum(ifNull(cost_usd, 0)), nan) AS t_cost"));
+    pc_buf_reset(&b);
+    pc_ch_sql_list_candidates(&b, "db", &g, 7, 9, 64);
+    CHECK(has(&b, "SELECT count() FROM (SELECT project_id, trace_id FROM `db`.traces WHERE 1 AND"));
+    CHECK(has(&b, "LIMIT 0, 567) FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    g.min_cost = 0.1; /* the shortest text that reads back as the same double */
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &g, INT64_MIN, INT64_MAX, 8);
+    CHECK(has(&b, "sum(cost_usd) >= 0.10000000000000001 "));
+    pc_buf_free(&b);
+}
+
+static void test_attr_match(void)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_trace_filter f = {.attr_key = "k\"'\\", .attr_value = EVIL, .limit = 2};
+    CHECK(pc_ch_filter_inexact(&f));
+    pc_ch_sql_list_window(&b, PC_CH_MODERN, "db", &f, INT64_MIN, INT64_MAX, 8);
+    CHECK(literals_closed(&b));
+    /* modern: the key as it is (JSON functions decode the text), top level only */
+    CHECK(has(&b, "countIf((JSONHas(attributes, 'k\"\\'\\\\') AND (JSONExtractRaw(attributes,"
+                  " 'k\"\\'\\\\') = " EVIL_Q " OR (JSONType(attributes, 'k\"\\'\\\\') = 'String'"
+                  " AND JSONExtractString(attributes, 'k\"\\'\\\\') = " EVIL_Q ")))) > 0"));
+    CHECK(has(&b, ", attributes FROM `db`.spans")); /* read only for this filter */
+    pc_buf_reset(&b);
+    /* 18.16: the key as span.h's encoder writes it in the text: \" and \\ */
+    pc_ch_sql_attr_match(&b, PC_CH_LEGACY, "k\"'\\", "v");
+    CHECK(literals_closed(&b));
+    CHECK(has(&b, "visitParamHas(attributes, 'k\\\\\"\\'\\\\\\\\')"));
+    CHECK(has(&b, "visitParamExtractRaw(attributes, 'k\\\\\"\\'\\\\\\\\') = 'v'"));
+    CHECK(has(&b, "substring(visitParamExtractRaw(attributes, 'k\\\\\"\\'\\\\\\\\'), 1, 1) = '\"'"));
+    CHECK(has(&b, "visitParamExtractString(attributes, 'k\\\\\"\\'\\\\\\\\') = 'v'"));
+    pc_buf_reset(&b);
+    pc_ch_sql_attr_match(&b, PC_CH_LEGACY, ODD, ODD); /* UTF-8 and control bytes as \xHH */
+    CHECK(literals_closed(&b));
+    CHECK(has(&b, "= " ODD_Q));
+    pc_buf_free(&b);
+}
+
+static void test_sessions(void)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_session_filter f = {.project_id = EVIL, .session_id = ODD, .user_id = EVIL,
+                           .start_ns = 5, .end_ns = INT64_MAX, .limit = 1000, .offset = 10000};
+    pc_ch_sql_sessions(&b, "db", &f);
+    CHECK(literals_closed(&b));
+    CHECK_EQ_INT(count(&b, "project_id = " EVIL_Q), 2);
+    CHECK(has(&b, "WHERE session_id != '' AND project_id = " EVIL_Q " AND session_id = " ODD_Q
+                  ")"));
+    CHECK(has(&b, "HAVING t_session != '' AND t_session = " ODD_Q));
+    CHECK(has(&b, "HAVING 1 AND countIf(t_user = " EVIL_Q ") > 0 AND s_last >= 5 AND"
+                  " s_first <= 9223372036854775807"));
+    CHECK(has(&b, "ORDER BY s_last DESC, t_session DESC, project_id DESC LIMIT 10000, 1000"));
+    pc_buf_reset(&b);
+    pc_session_filter any = {.limit = 1};
+    pc_ch_sql_sessions(&b, "db", &any);
+    CHECK(!strstr(b.data, "project_id = ") && !strstr(b.data, "s_last >="));
+    pc_buf_reset(&b);
+
+    const char *projects[] = {EVIL, "p"}, *sessions[] = {ODD, ""};
+    pc_ch_sql_session_sums(&b, "db", projects, sessions, 2);
+    CHECK(literals_closed(&b));
+    /* the page's keys, and one no session has, twice: traces, then sessions */
+    CHECK_EQ_INT(count(&b, "((" EVIL_Q ", " ODD_Q "), ('p', ''), ('', ''))"), 2);
+    CHECK(has(&b, "LIMIT 1 BY project_id, trace_id, span_id")); /* deduplicated spans */
+    pc_buf_reset(&b);
+    pc_ch_sql_session_sums(&b, "db", projects, sessions, 0);
+    CHECK(has(&b, "IN (('', ''))"));
+    pc_buf_free(&b);
+}
+
+static void test_stats(void)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_stats_query q = {.project_id = EVIL, .group_by = PC_GROUP_SESSION,
+                        .start_ns = 1700000000123456789LL, .end_ns = INT64_MAX,
+                        .interval_ns = 3600000000000LL, .max_rows = 1001};
+    pc_ch_sql_stats(&b, "db", &q);
+    CHECK(literals_closed(&b));
+    CHECK(has(&b, "WHERE start_ns >= 1700000000123456789 AND start_ns < 9223372036854775807"));
+    /* the partition key's range, clamped to what DateTime holds */
+    CHECK(has(&b, "started_at >= toDateTime(1700000000) AND started_at <= toDateTime(4294967295)"));
+    CHECK(has(&b, "AND project_id = " EVIL_Q " GROUP BY project_id, trace_id, span_id)"));
+    CHECK(has(&b, "s_start - s_start % 3600000000000 AS bucket, s_group AS grp"));
+    CHECK(has(&b, "argMin(session_id, created_ns) AS s_group"));
+    CHECK(!strstr(b.data, "LIMIT 1 BY")); /* a GROUP BY deduplicates over the range */
+    /* nearest rank ceil(p * n) in integers */
+    CHECK(has(&b, "d[intDiv(n * 50 + 99, 100)]") && has(&b, "d[intDiv(n * 95 + 99, 100)]") &&
+          has(&b, "d[intDiv(n * 99 + 99, 100)]"));
+    CHECK(has(&b, "arraySort(groupArrayIf(s_end - s_start, s_end > 0)) AS d"));
+    CHECK(has(&b, "countIf(s_type IN ('llm', 'embedding') AND s_model != '' AND isNaN(s_cost))"));
+    CHECK(has(&b, "GROUP BY bucket, grp ORDER BY bucket, grp LIMIT 1001)"));
+    pc_buf_reset(&b);
+    pc_stats_query one = {.group_by = PC_GROUP_NONE, .start_ns = 10, .end_ns = 20, .max_rows = 1};
+    pc_ch_sql_stats(&b, "db", &one);
+    CHECK(has(&b, "toInt64(10) AS bucket, '' AS grp"));
+    CHECK(!strstr(b.data, "s_group") && !strstr(b.data, "project_id = "));
+    const char *cols[] = {"llm_model", "service_name", "span_type", "project_id", "user_id"};
+    for (int g = PC_GROUP_MODEL; g <= PC_GROUP_USER; g++) {
+        pc_buf_reset(&b);
+        one.group_by = (pc_stats_group)g;
+        pc_ch_sql_stats(&b, "db", &one);
+        char want[64];
+        snprintf(want, sizeof(want), "argMin(%s, created_ns) AS s_group", cols[g - 1]);
+        CHECK(has(&b, want));
+    }
+    pc_buf_free(&b);
+}
+
+static void test_readers(void)
+{
+    char text[] = "1000\tgpt\\t4\t3\t2\t1\t10\t20\t0.125\t1\t5\t9\t9\n"
+                  "2000\t\t1\t1\t0\t0\t0\tnan\t0\t-1\t-1\t-1\n";
+    char *cur = text, *end = text + strlen(text), *cols[16];
+    pc_stats_row r;
+    CHECK_EQ_INT(pc_ch_tsv_row(&cur, end, cols, 16), 12);
+    pc_ch_read_stats(cols, &r);
+    CHECK_EQ_INT(r.bucket_ns, 1000);
+    CHECK_EQ_STR(r.group, "gpt\t4");
+    CHECK(r.spans == 3 && r.traces == 2 && r.errors == 1 && r.input_tokens == 10);
+    CHECK(r.cost_usd == 0.125 && r.unpriced == 1 && r.latency_p99_ns == 9);
+    CHECK_EQ_INT(pc_ch_tsv_row(&cur, end, cols, 16), 12);
+    pc_ch_read_stats(cols, &r);
+    CHECK(isnan(r.cost_usd) && r.latency_p50_ns == -1);
+    CHECK(isnan(pc_ch_cost("N"))); /* \N, unescaped by the reader */
+    CHECK(isnan(pc_ch_cost("-nan")) && isnan(pc_ch_cost("")));
+    CHECK(pc_ch_cost("1e-9") == 1e-9);
+    char srow[] = "s'1\tp\tu\t2\t1\t5\t9\n";
+    cur = srow;
+    CHECK_EQ_INT(pc_ch_tsv_row(&cur, srow + strlen(srow), cols, 16), PC_CH_SESSION_COLS);
+    pc_session_row s;
+    pc_ch_read_session(cols, &s);
+    CHECK_EQ_STR(s.session_id, "s'1");
+    CHECK(s.trace_count == 2 && s.error_count == 1 && s.first_seen_ns == 5 && s.last_seen_ns == 9);
+    CHECK(s.span_count == 0 && isnan(s.cost_usd)); /* until the span sums arrive */
+}
+
+int main(void)
+{
+    RUN(test_list_filters);
+    RUN(test_attr_match);
+    RUN(test_sessions);
+    RUN(test_stats);
+    RUN(test_readers);
+    return CHECK_DONE();
+}
