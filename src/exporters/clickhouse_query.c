@@ -275,11 +275,16 @@ void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const c
          * JSON text (escaped as span.h's encoder escapes it) */
         pc_json_write_cstr(&json_key, key);
         pc_ch_quote(&k, json_key.data + 1, json_key.len - 2);
+        /* a string value: visitParamExtractString unescapes it (visitParamExtractRaw
+         * answers '' for a string holding an escape); '' is the string "" only */
         pc_buf_printf(out,
                       "(visitParamHas(attributes, %s) AND (visitParamExtractRaw(attributes, %s) = %s"
-                      " OR (substring(visitParamExtractRaw(attributes, %s), 1, 1) = '\"' AND"
-                      " visitParamExtractString(attributes, %s) = %s)))",
-                      k.data, k.data, v.data, k.data, k.data, v.data);
+                      " OR ",
+                      k.data, k.data, v.data);
+        if (value && *value)
+            pc_buf_printf(out, "visitParamExtractString(attributes, %s) = %s))", k.data, v.data);
+        else
+            pc_buf_printf(out, "visitParamExtractRaw(attributes, %s) = '\"\"'))", k.data);
     }
     pc_buf_free(&k);
     pc_buf_free(&v);

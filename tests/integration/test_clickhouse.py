@@ -670,3 +670,134 @@ def test_abandoned_reads_are_killed(make_collector, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+# ------------------------------------------------------------------ issue 13: schema 4 ----
+
+def llm_doc(tid, t0, spans, svc="svc-llm"):
+    """A Prela request of trace |tid|: |spans| = (span id, parent, start offset s, attrs, status)."""
+    out = []
+    for sid, parent, off, attrs, status in spans:
+        d = {"span_id": sid, "trace_id": tid, "name": f"{tid} {sid}", "span_type": "llm",
+             "started_at": iso(t0 + off * 10**9), "ended_at": iso(t0 + off * 10**9 + (off + 1) * 10**6),
+             "status": status, "attributes": attrs}
+        if parent:
+            d["parent_span_id"] = parent
+        out.append(d)
+    return {"trace_id": tid, "service_name": svc, "spans": out}
+
+
+EVIL_SESSION = "s'; DROP TABLE traces; --\\ \"ü\u202e"
+
+
+def ids(c, **params):
+    r = c.get("/api/v1/traces", **params)
+    assert r.status_code == 200, r.text
+    return [t["trace_id"] for t in r.json()["traces"]]
+
+
+def test_llm_fields_filters_sessions_and_stats(make_collector, tmp_path, engine):
+    """Schema 4 through the query API on both dialects: the span and trace fields, the filters
+    session_id / user_id / model / min_cost / attr.<key> (hostile values included), sessions and
+    stats; a trace split over three inserts (its session and user in different ones, the least
+    winning), and every request delivered twice: figures computed from what was sent, the same
+    before and after the redelivery."""
+    srv, dialect = engine
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    t0 = (time.time_ns() - 2 * HOUR) // HOUR * HOUR + 60 * 10**9
+    ok = "success"
+    reqs = [
+        # the split trace: the root (session "b-sess") after its children
+        llm_doc("split", t0, [("c1", "r", 2, {"llm.model": "gpt-4o", "llm.cost.total": 0.25,
+                                              "llm.input_tokens": 10, "llm.output_tokens": 4,
+                                              "session.id": EVIL_SESSION, "user.id": "zed",
+                                              "note": 'say "hi" \\', "n": 42}, ok)]),
+        llm_doc("split", t0, [("c2", "r", 3, {"llm.model": "claude-3", "llm.cost.total": 0.5,
+                                              "user.id": "amy", "llm.input_tokens": 5,
+                                              "gen_ai.usage.cache_read_input_tokens": 2}, "error")]),
+        llm_doc("split", t0, [("r", None, 1, {"session.id": "b-sess"}, ok)]),
+        llm_doc("other", t0, [("r", None, 5, {"session.id": "b-sess", "llm.model": "gpt-4o",
+                                              "llm.cost.total": 0.125, "user.id": "bob",
+                                              "nested": {"note": "inner"}}, ok)]),
+        llm_doc("lone", t0, [("r", None, 6, {"llm.model": "mystery-9", "note": "inner",
+                                             "flag": True}, ok)]),
+    ]
+
+    def views():
+        stats = {g: c.get("/api/v1/stats", group_by=g, interval="1m", start_time=iso(t0),
+                          end_time=iso(t0 + HOUR)).json() for g in ("model", "session", "none")}
+        return (c.get("/api/v1/traces").json(), c.get("/api/v1/sessions").json(), stats,
+                c.get("/api/v1/traces/split/spans").json())
+    for d in reqs:
+        post_prela(c, d)
+    first = views()
+    for d in reqs:  # redelivered
+        post_prela(c, d)
+    assert views() == first
+
+    split = c.get("/api/v1/traces/split").json()["trace"]
+    assert (split["session_id"], split["user_id"]) == ("b-sess", "amy")  # least, bytewise
+    assert split["cost_usd"] == 0.75 and split["span_count"] == 3 and split["status"] == "error"
+    assert c.get("/api/v1/traces/lone").json()["trace"]["cost_usd"] is None
+    spans = {s["span_id"]: s for s in first[3]["spans"]}
+    assert spans["c1"]["session_id"] == EVIL_SESSION and spans["c1"]["cost_usd"] == 0.25
+    assert spans["c1"]["cost_source"] == "sent" and spans["c2"]["cache_read_tokens"] == 2
+    assert spans["r"]["cost_usd"] is None and spans["r"]["user_id"] is None
+
+    assert ids(c, session_id="b-sess") == ["other", "split"]
+    assert ids(c, session_id=EVIL_SESSION) == []  # not the trace's (least) session
+    assert ids(c, user_id="amy") == ["split"] and ids(c, user_id="zed") == []
+    assert ids(c, model="claude-3") == ["split"] and ids(c, model="gpt-4o") == ["other", "split"]
+    assert ids(c, model=EVIL_SESSION) == []
+    assert ids(c, min_cost="0.5") == ["split"]  # the exact cost, not the rows' (sent twice)
+    assert ids(c, min_cost="0.75") == ["split"] and ids(c, min_cost="0.76") == []
+    assert ids(c, **{"attr.note": 'say "hi" \\'}) == ["split"]
+    assert ids(c, **{"attr.n": "42"}) == ["split"] and ids(c, **{"attr.n": "4"}) == []
+    assert ids(c, **{"attr.flag": "true"}) == ["lone"]
+    # the nested "note" of "other" is not a top-level key; 18.16's visitParam functions find
+    # a key at any depth (a known difference of the legacy dialect, pinned)
+    assert ids(c, **{"attr.note": "inner"}) == (["lone"] if dialect == "modern" else
+                                                ["lone", "other"])
+    assert ids(c, **{"attr.x'); DROP TABLE spans; --": "1"}) == []
+
+    sessions = {s["session_id"]: s for s in first[1]["sessions"]}
+    assert list(sessions) == ["b-sess"]
+    b = sessions["b-sess"]
+    assert (b["trace_count"], b["span_count"], b["error_count"]) == (2, 4, 1)
+    assert (b["input_tokens"], b["output_tokens"], b["cost_usd"]) == (15, 4, 0.875)
+    assert b["user_id"] == "amy" and b["first_seen"] == iso(t0 + 10**9)
+    assert [s["session_id"] for s in c.get("/api/v1/sessions", user_id="bob").json()["sessions"]] \
+        == ["b-sess"]
+    assert c.get("/api/v1/sessions", user_id=EVIL_SESSION).json()["sessions"] == []
+
+    by_model = {r["group"]: r for r in first[2]["model"]["stats"]}
+    assert by_model["gpt-4o"]["spans"] == 2 and by_model["gpt-4o"]["cost_usd"] == 0.375
+    assert by_model["mystery-9"]["unpriced_spans"] == 1
+    none = first[2]["none"]["stats"]
+    assert sum(r["spans"] for r in none) == 5 and sum(r["errors"] for r in none) == 1
+    # nearest rank over the minute bucket's ended spans: durations 2, 3, 4, 6, 7 ms
+    assert len(none) == 1 and none[0]["latency_ms"] == {"p50": 4, "p95": 7, "p99": 7}
+
+
+def test_inexact_filters_widen_their_candidates(make_collector, tmp_path, engine):
+    """min_cost and attr.<key> cannot be decided on the trace rows (a redelivered span counts
+    twice there; the rows hold no attributes): more false candidates than the window's slack
+    (8) above the one match must not hide it."""
+    srv, _ = engine
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    t0 = (time.time_ns() - HOUR) // 10**9 * 10**9
+    docs = [llm_doc("match", t0, [("r", None, 0, {"llm.model": "m", "llm.cost.total": 0.6,
+                                                  "k": "wanted"}, "success")])]
+    for i in range(30):  # newer, 0.3 each: 0.6 on the rows once sent twice
+        docs.append(llm_doc(f"decoy-{i:02d}", t0, [("r", None, 10 + i, {
+            "llm.model": "m", "llm.cost.total": 0.3, "k": "other"}, "success")]))
+    for _ in range(2):
+        for d in docs:
+            post_prela(c, d)
+    assert ids(c, min_cost="0.5", limit=1) == ["match"]
+    assert ids(c, min_cost="0.5", limit=5, offset=0) == ["match"]
+    assert ids(c, **{"attr.k": "wanted"}, limit=1) == ["match"]
+    assert ids(c, **{"attr.k": "other"}, limit=3) == ["decoy-29", "decoy-28", "decoy-27"]
+    assert ids(c, **{"attr.k": "other"}, limit=2, offset=27) == ["decoy-02", "decoy-01"]

@@ -119,8 +119,11 @@ static void test_attr_match(void)
     CHECK(literals_closed(&b));
     CHECK(has(&b, "visitParamHas(attributes, 'k\\\\\"\\'\\\\\\\\')"));
     CHECK(has(&b, "visitParamExtractRaw(attributes, 'k\\\\\"\\'\\\\\\\\') = 'v'"));
-    CHECK(has(&b, "substring(visitParamExtractRaw(attributes, 'k\\\\\"\\'\\\\\\\\'), 1, 1) = '\"'"));
-    CHECK(has(&b, "visitParamExtractString(attributes, 'k\\\\\"\\'\\\\\\\\') = 'v'"));
+    CHECK(has(&b, "OR visitParamExtractString(attributes, 'k\\\\\"\\'\\\\\\\\') = 'v'))"));
+    pc_buf_reset(&b);
+    pc_ch_sql_attr_match(&b, PC_CH_LEGACY, "k", ""); /* "" matches the empty string only */
+    CHECK(has(&b, "OR visitParamExtractRaw(attributes, 'k') = '\"\"'))"));
+    CHECK(!strstr(b.data, "visitParamExtractString"));
     pc_buf_reset(&b);
     pc_ch_sql_attr_match(&b, PC_CH_LEGACY, ODD, ODD); /* UTF-8 and control bytes as \xHH */
     CHECK(literals_closed(&b));
