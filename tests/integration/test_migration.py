@@ -30,6 +30,7 @@ from services import clickhouse  # noqa: F401  (fixture)
 
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
 PREV2 = "bf5f3fa"  # the last release of schema version 2 (both stores)
+PREV3 = "183accf"  # the last release of schema version 3 (both stores)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -45,6 +46,12 @@ def prev_bin():
 def prev2_bin():
     """The last release of schema version 2 (both stores), built once into build-prev-2/."""
     return build_release(PREV2, os.path.join(ROOT, "build-prev-2"))
+
+
+@pytest.fixture(scope="session")
+def prev3_bin():
+    """The last release of schema version 3 (both stores), built once into build-prev-3/."""
+    return build_release(PREV3, os.path.join(ROOT, "build-prev-3"))
 
 
 def build_release(commit, PREV_DIR):
@@ -449,3 +456,114 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     # the rebuilt traces table: one row per trace of the spans (before the new span's insert)
     assert srv.query(f"SELECT uniqExact(project_id, trace_id) FROM {db}.traces").strip() == \
         srv.query(f"SELECT uniqExact(project_id, trace_id) FROM {db}.spans").strip()
+
+
+def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
+    """A ClickHouse database of schema 3 opens with schema 4 by ALTER TABLE ... ADD COLUMN (no
+    copy, no table renamed): every answer as before, the new fields unknown on old spans,
+    the model filter finding old traces (their models added to the traces rows), new spans
+    with a session and a cost joining a migrated trace (split over inserts, redelivered)
+    counted once in the trace, the session and the stats; once."""
+    opts, srv, db = ch_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(2))
+    split = [{"trace_id": "split-old", "service_name": "svc-kid", "spans": [
+                 {"span_id": "k", "trace_id": "split-old", "parent_span_id": "r", "name": "kid",
+                  "span_type": "llm", "started_at": iso(base + 50 * 10**9),
+                  "ended_at": iso(base + 51 * 10**9), "status": "error",
+                  "attributes": {"llm.model": "claude-3", "llm.input_tokens": 9}}]},
+             {"trace_id": "split-old", "service_name": "svc-root", "spans": [
+                 {"span_id": "r", "trace_id": "split-old", "name": "root", "span_type": "agent",
+                  "started_at": iso(base + 40 * 10**9), "ended_at": iso(base + 60 * 10**9),
+                  "status": "success"}]}]
+    filters = [{}, {"status": "error"}, {"span_type": "llm"}, {"service_name": "svc-root"},
+               {"project_id": "p1", "limit": 2},
+               {"start_time": iso(base + 30 * 10**9), "end_time": iso(base + 5 * 60 * 10**9)}]
+
+    def lists(c):
+        return [c.get("/api/v1/traces", **f).json() for f in filters]
+
+    old = start(prev3_bin, tmp_path, opts)
+    try:
+        for _ in range(2):  # every request delivered twice
+            for proj, doc in prela_docs(base):
+                post_prela(old, doc, proj)
+            for doc in split:
+                post_prela(old, doc, "p1")
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + ["split-old"] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+        lists_before = lists(old)
+    finally:
+        stop(old)
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "3"
+    models = {}  # trace -> the models its spans carry, as the old release served them
+    for tid in ids:
+        for s in before[tid + "/spans"]["spans"]:
+            if s.get("llm_model"):
+                models.setdefault(s["llm_model"], set()).add(tid)
+    assert models["claude-3"] == {"split-old"} and len(models) >= 2
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert "from schema 3 to 4" in logs and "nothing copied" in logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        for f, a, b in zip(filters, lists(new), lists_before):
+            assert old_fields(a, b) == b, f
+        # old rows: the new fields read as unknown
+        t = new.get("/api/v1/traces/split-old").json()["trace"]
+        assert (t["session_id"], t["user_id"], t["cost_usd"]) == (None, None, None)
+        kid = [s for s in after["split-old/spans"]["spans"] if s["span_id"] == "k"][0]
+        assert kid["cost_usd"] is None and kid["cache_read_tokens"] is None
+        assert kid["session_id"] is None and kid["llm_model"] == "claude-3"
+        # the model filter finds old traces: their models were added to the traces rows
+        for model, traces in models.items():
+            got = {x["trace_id"] for x in new.get("/api/v1/traces", model=model,
+                                                   limit=1000).json()["traces"]}
+            assert got == traces, model
+        assert new.get("/api/v1/sessions").json()["sessions"] == []
+        # new spans with a session and a cost join the migrated trace, twice
+        more = {"trace_id": "split-old", "service_name": "svc-kid", "spans": [
+            {"span_id": "k2", "trace_id": "split-old", "parent_span_id": "r", "name": "kid 2",
+             "span_type": "llm", "started_at": iso(base + 30 * 10**9),
+             "ended_at": iso(base + 31 * 10**9), "status": "success",
+             "attributes": {"llm.model": "gpt-4o", "llm.cost.total": 0.5, "session.id": "s'1",
+                            "user.id": "u1", "llm.input_tokens": 4}}]}
+        for _ in range(2):
+            post_prela(new, more, "p1")
+        t = new.get("/api/v1/traces/split-old", project_id="p1").json()["trace"]
+        assert t["span_count"] == 3 and t["status"] == "error" and t["input_tokens"] == 13
+        assert (t["session_id"], t["user_id"], t["cost_usd"]) == ("s'1", "u1", 0.5)
+        assert [x["trace_id"] for x in new.get("/api/v1/traces", session_id="s'1").json()[
+            "traces"]] == ["split-old"]
+        assert [x["trace_id"] for x in new.get("/api/v1/traces", min_cost="0.5").json()[
+            "traces"]] == ["split-old"]
+        sessions = new.get("/api/v1/sessions").json()["sessions"]
+        assert [(s["session_id"], s["trace_count"], s["span_count"], s["cost_usd"])
+                for s in sessions] == [("s'1", 1, 3, 0.5)]
+        stats = new.get("/api/v1/stats", group_by="model", start_time=iso(base),
+                        end_time=iso(base + HOUR)).json()["stats"]
+        by_model = {r["group"]: r for r in stats}
+        assert by_model["claude-3"]["spans"] == 1 and by_model["gpt-4o"]["cost_usd"] == 0.5
+    finally:
+        stop(new)
+
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert again.get("/api/v1/traces", limit=1000).json()["count"] == \
+            before["list"]["count"]
+    finally:
+        stop(again)
+    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                            f"FORMAT TabSeparated").split()) == ["3", "4"]
+    tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
+                       f"FORMAT TabSeparated").split()
+    assert sorted(tables) == ["schema_version", "spans", "traces"]  # in place: no copies
+    cols = srv.query(f"SELECT table, name FROM system.columns WHERE database = '{db}' "
+                     f"FORMAT TabSeparated")
+    assert "spans\tinput_messages" in cols and "traces\tmodels" in cols
