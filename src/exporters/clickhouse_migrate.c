@@ -5,10 +5,10 @@
  * The version lives in the database: table `schema_version`, highest row
  * wins; a database without that table but with a spans table is version 1
  * (the first release). Versions are climbed one step at a time (1 -> 2 ->
- * 3), and each step's version row is written once both tables are done, so
- * an interrupted climb resumes at the step it was in.
+ * 3 -> 4), and each step's version row is written once both tables are done,
+ * so an interrupted climb resumes at the step it was in.
  *
- * ClickHouse has no transactions, so a step from version k to k+1 is a
+ * ClickHouse has no transactions, so a copying step (to 2, to 3) is a
  * sequence of statements each of which leaves a state the next start
  * recognizes from the table names alone, per table T (spans, traces):
  *

@@ -31,6 +31,17 @@
  * one per such trace: keyset cursors (exact at any depth) are the way to
  * page deep. span_type no longer scans the spans table (version 2 collected
  * the ids of every matching span): the traces rows carry their types.
+ * Issue 13's filters: session_id, user_id and model are exact on the merged
+ * rows (least non-empty session / user; union of models), and pre-select
+ * the rows by equality first (the modern dialect's skip indexes). min_cost
+ * and attr.<key> are not: the rows' cost is an upper bound (a redelivered
+ * span counts twice) and the rows hold no attributes, so their candidates
+ * are a superset, checked on the spans (the exact cost; the attribute in the
+ * attributes' JSON text, pc_ch_sql_attr_match). A page such a superset
+ * leaves short is read again with eight times the candidates while the
+ * candidates reached their cap (pc_ch_filter_inexact, clickhouse_store.c),
+ * so no false candidate hides a match; their offsets always apply to the
+ * checked rows.
  * Search still matches spans (pc_ch_sql_search) and merges all the traces
  * rows of the matching traces (page()).
  *
@@ -40,7 +51,9 @@
  * span_count and token sums (tokens > 0) over distinct spans, error if any
  * span failed, source / created from the first span, root = the first
  * parentless span, service from the root, else from the first span; "first"
- * orders by (created_ns, start_ns, span_id). A re-sent batch therefore never
+ * orders by (created_ns, start_ns, span_id); session_id / user_id the least
+ * non-empty of the spans', cost_usd the sum of their known costs (nan when
+ * none: the reader's NAN). A re-sent batch therefore never
  * double-counts, a trace split over several inserts is whole, and two
  * projects' traces never mix.
  */

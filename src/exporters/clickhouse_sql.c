@@ -2,12 +2,14 @@
  * clickhouse_sql.c - DDL, row encoding and literal quoting of the `clickhouse`
  * exporter (see clickhouse_sql.h). Pure functions: text in, text out.
  *
- * Table contract (database `database`, default prela), schema version 3:
+ * Table contract (database `database`, default prela), schema version 4:
  *
  *   Version 2 made the project part of every key: a span is identified by
  *   (project_id, trace_id, span_id) and a trace by (project_id, trace_id), so
  *   the same trace id in two projects is two traces. Version 3 is the layout
- *   for 10^7 spans and more (issue 15). clickhouse_migrate.c climbs 1 -> 2 -> 3.
+ *   for 10^7 spans and more (issue 15). Version 4 adds issue 13's columns
+ *   (pc_ch_span_v4, pc_ch_trace_v4) at the end of both tables, in place.
+ *   clickhouse_migrate.c climbs 1 -> 2 -> 3 -> 4.
  *
  *   schema_version  one row per applied version (version, applied_at, note);
  *           the highest is the database's version.
@@ -35,8 +37,13 @@
  *           deduplicates: ORDER BY project_id, trace_id, span_id, created_ns
  *           LIMIT 1 BY project_id, trace_id, span_id (first write wins) - only
  *           ever over the spans of one trace or of one page of traces.
- *           Issue 13's span columns (session_id, user_id, ...) are ADD COLUMN
- *           away; skip indexes over them too (modern).
+ *           Version 4 (issue 13): llm_request_model, cache_read/cache_write/
+ *           reasoning_tokens (Int64, -1 unknown), cost_usd / cost_input_usd /
+ *           cost_output_usd (Nullable(Float64): NULL = unknown, span.h's NAN;
+ *           JSONEachRow null), cost_source ('', 'sent', 'table'), session_id,
+ *           user_id, input_messages / output_messages (span.h's message JSON
+ *           text, '' none; zstd on modern). Modern: a minmax skip index on
+ *           start_ns (stats read a time range, which the key does not order).
  *   traces  the trace index: ONE PARTIAL ROW PER TRACE PER INSERT (the
  *           summary of that insert's spans of the trace: min start as
  *           started_ns, error, root and service, span_types = ",llm,tool,"
@@ -45,8 +52,16 @@
  *           of it. A trace's index values are its rows merged (GROUP BY
  *           project_id, trace_id): start = min, error sticky, service from
  *           the earliest row having the root (else the earliest row), span
- *           types = union. The other columns (seed's span_count, tokens, ...)
- *           describe the insert only; nothing reads them.
+ *           types = union. Version 4 adds, per insert: session_id / user_id
+ *           (the least non-empty of its spans, so the least over a trace's
+ *           rows is the trace's, exactly), cost_usd (its known costs summed,
+ *           negatives as 0, NULL when none: an upper bound of the trace's cost
+ *           once merged, since a redelivered span counts twice) and models
+ *           (Array(String): the distinct llm_model / llm_request_model values);
+ *           modern: bloom filter skip indexes on session_id, user_id, models.
+ *           List filters read these (clickhouse_query.c); sessions too
+ *           (clickhouse_agg.c). The other columns (seed's span_count,
+ *           tokens, ...) describe the insert only; nothing reads them.
  *
  * Reads (trace lookups, lists by time windows, search, and how a summary is
  * computed from the spans): clickhouse_query.c.

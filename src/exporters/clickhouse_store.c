@@ -17,6 +17,10 @@
  * the newest hour of the requested range first, then a window four times
  * wider, until the page is full or the window covers the range.
  *
+ * Sessions and stats (issue 13): SQL from clickhouse_agg.c; sessions in two
+ * reads (the page from the traces rows, then its span sums), stats in one,
+ * at the search's low priority (it may read a wide time range).
+ *
  * Search is the read a client can make expensive (a long pattern over long
  * values); see pc_ch_sql_search for how its SQL bounds a row's cost and
  * search_settings() below for how the server is made to check its time limit
