@@ -401,10 +401,13 @@ void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
     bool attr = f->attr_key && f->attr_value;
     pc_buf_printf(&where, "(project_id, trace_id) IN (%s)", cand.data);
     pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
-    dedup_spans(out, db,
-                attr ? SUMMARY_COLS ", span_type, llm_model, llm_request_model, attributes"
-                     : SUMMARY_COLS ", span_type, llm_model, llm_request_model",
-                where.data);
+    /* the columns the checks read: models and attributes only for their filters */
+    pc_buf cols = PC_BUF_INIT;
+    pc_buf_puts(&cols, SUMMARY_COLS ", span_type");
+    if (f->model) pc_buf_puts(&cols, ", llm_model, llm_request_model");
+    if (attr) pc_buf_puts(&cols, ", attributes");
+    dedup_spans(out, db, cols.data, where.data);
+    pc_buf_free(&cols);
     pc_buf_puts(out, " GROUP BY project_id, trace_id HAVING 1");
     range_and(out, "t_started", f, lo);
     if (f->service_name) {
