@@ -319,7 +319,7 @@ static void *flusher_main(void *arg)
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
     pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT;
-    pc_ch_insert_spans(&q_spans, C->cfg->database);
+    pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
     pthread_mutex_lock(&C->mu);
     for (;;) {

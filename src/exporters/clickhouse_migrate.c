@@ -176,14 +176,25 @@ static int add_columns(mig *m, const char *t, const pc_ch_column *cols, size_t n
     if (load_columns(m, t, &have) < 0) return -1;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char needle[80];
-        snprintf(needle, sizeof(needle), "\n%s\n", cols[i].name);
-        if (strstr(have, needle)) continue;
-        pc_buf sql = PC_BUF_INIT;
-        pc_buf_printf(&sql, "ALTER TABLE `%s`.`%s` ADD COLUMN %s %s%s", m->db, t, cols[i].name,
-                      cols[i].type, cols[i].zstd && m->d == PC_CH_MODERN ? " CODEC(ZSTD(1))" : "");
-        rc = run(m, &sql, "migration: cannot add a column", m->copy_timeout_ms, NULL);
-        if (rc == 0) (*added)++;
+        /* legacy cost columns: the stored bits first, then the alias reading them */
+        bool bits = cols[i].bits && m->d == PC_CH_LEGACY;
+        for (int part = bits ? 0 : 1; rc == 0 && part < 2; part++) {
+            char name[64], needle[80];
+            snprintf(name, sizeof(name), "%s%s", cols[i].name, part == 0 ? "_bits" : "");
+            snprintf(needle, sizeof(needle), "\n%s\n", name);
+            if (strstr(have, needle)) continue;
+            pc_buf sql = PC_BUF_INIT;
+            pc_buf_printf(&sql, "ALTER TABLE `%s`.`%s` ADD COLUMN %s ", m->db, t, name);
+            if (part == 0)
+                pc_buf_puts(&sql, "Nullable(UInt64)");
+            else if (bits)
+                pc_ch_bits_alias(&sql, cols[i].name);
+            else
+                pc_buf_printf(&sql, "%s%s", cols[i].type,
+                              cols[i].zstd && m->d == PC_CH_MODERN ? " CODEC(ZSTD(1))" : "");
+            rc = run(m, &sql, "migration: cannot add a column", m->copy_timeout_ms, NULL);
+            if (rc == 0) (*added)++;
+        }
     }
     free(have);
     return rc;

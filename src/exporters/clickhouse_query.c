@@ -366,7 +366,9 @@ static void candidates(pc_buf *cand, const char *db, const pc_trace_filter *f, i
     }
     /* an upper bound: the rows' costs count a redelivered span twice (never
      * below the exact cost: their negatives count as 0) */
-    if (f->min_cost > 0) pc_buf_printf(cand, " AND sum(cost_usd) >= %.17g", f->min_cost);
+    /* (a hair below min_cost: 18.16 may parse a row's cost an ulp low) */
+    if (f->min_cost > 0)
+        pc_buf_printf(cand, " AND sum(cost_usd) >= %.17g", f->min_cost * (1 - 1e-9));
     int limit = f->limit > 0 ? f->limit : 1, offset = f->offset > 0 ? f->offset : 0;
     pc_buf_printf(cand,
                   " ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT %d, %d",

@@ -161,25 +161,32 @@ static const char *zstd(pc_ch_dialect d)
 }
 
 const pc_ch_column pc_ch_span_v4[PC_CH_SPAN_V4_N] = {
-    {"llm_request_model", "String", false},
-    {"cache_read_tokens", "Int64 DEFAULT -1", false},
-    {"cache_write_tokens", "Int64 DEFAULT -1", false},
-    {"reasoning_tokens", "Int64 DEFAULT -1", false},
-    {"cost_usd", "Nullable(Float64)", false},
-    {"cost_input_usd", "Nullable(Float64)", false},
-    {"cost_output_usd", "Nullable(Float64)", false},
-    {"cost_source", "String", false},
-    {"session_id", "String", false},
-    {"user_id", "String", false},
-    {"input_messages", "String", true},
-    {"output_messages", "String", true},
+    {"llm_request_model", "String", false, false},
+    {"cache_read_tokens", "Int64 DEFAULT -1", false, false},
+    {"cache_write_tokens", "Int64 DEFAULT -1", false, false},
+    {"reasoning_tokens", "Int64 DEFAULT -1", false, false},
+    {"cost_usd", "Nullable(Float64)", false, true},
+    {"cost_input_usd", "Nullable(Float64)", false, true},
+    {"cost_output_usd", "Nullable(Float64)", false, true},
+    {"cost_source", "String", false, false},
+    {"session_id", "String", false, false},
+    {"user_id", "String", false, false},
+    {"input_messages", "String", true, false},
+    {"output_messages", "String", true, false},
 };
 
+void pc_ch_bits_alias(pc_buf *out, const char *name)
+{
+    pc_buf_printf(out, "Nullable(Float64) ALIAS reinterpretAsFloat64(reinterpretAsString(%s_bits))",
+                  name);
+}
+
+/* (the traces' cost is a bound for candidates, never served: a float as sent) */
 const pc_ch_column pc_ch_trace_v4[PC_CH_TRACE_V4_N] = {
-    {"session_id", "String", false},
-    {"user_id", "String", false},
-    {"cost_usd", "Nullable(Float64)", false},
-    {"models", "Array(String)", false},
+    {"session_id", "String", false, false},
+    {"user_id", "String", false, false},
+    {"cost_usd", "Nullable(Float64)", false, false},
+    {"models", "Array(String)", false, false},
 };
 
 /* Why these: stats read the spans of a time range, which the spans' key (by
@@ -219,6 +226,11 @@ void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *t
                   db, table, t, t, z, z, t, dt_now(d), z, z, z);
     for (size_t i = 0; i < PC_CH_SPAN_V4_N; i++) {
         const pc_ch_column *c = &pc_ch_span_v4[i];
+        if (c->bits && d == PC_CH_LEGACY) {
+            pc_buf_printf(out, ", %s_bits Nullable(UInt64), %s ", c->name, c->name);
+            pc_ch_bits_alias(out, c->name);
+            continue;
+        }
         pc_buf_printf(out, ", %s %s%s", c->name, c->type, c->zstd ? z : "");
     }
     if (d == PC_CH_MODERN) indexes(out, "spans");
@@ -262,11 +274,16 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db)
 }
 
 #define SPAN_INSERT_COLS PC_CH_SPAN_COLUMNS_V3 "," PC_CH_SPAN_V4_COLS
+#define SPAN_INSERT_COLS_LEGACY                                                                    \
+    PC_CH_SPAN_COLUMNS_V3 ", llm_request_model, cache_read_tokens, cache_write_tokens,"            \
+                          " reasoning_tokens, cost_usd_bits, cost_input_usd_bits,"                 \
+                          " cost_output_usd_bits, cost_source, session_id, user_id,"               \
+                          " input_messages, output_messages"
 #define TRACE_INSERT_COLS PC_CH_TRACE_COLUMNS_V3 "," PC_CH_TRACE_V4_COLS
 
-const char *pc_ch_span_columns(void)
+const char *pc_ch_span_columns(pc_ch_dialect d)
 {
-    return SPAN_INSERT_COLS;
+    return d == PC_CH_LEGACY ? SPAN_INSERT_COLS_LEGACY : SPAN_INSERT_COLS;
 }
 
 const char *pc_ch_trace_columns(void)
@@ -274,9 +291,10 @@ const char *pc_ch_trace_columns(void)
     return TRACE_INSERT_COLS;
 }
 
-void pc_ch_insert_spans(pc_buf *out, const char *db)
+void pc_ch_insert_spans(pc_buf *out, pc_ch_dialect d, const char *db)
 {
-    pc_buf_printf(out, "INSERT INTO `%s`.spans (" SPAN_INSERT_COLS ") FORMAT JSONEachRow", db);
+    pc_buf_printf(out, "INSERT INTO `%s`.spans (%s) FORMAT JSONEachRow", db,
+                  pc_ch_span_columns(d));
 }
 
 void pc_ch_insert_traces(pc_buf *out, const char *db)
@@ -368,6 +386,27 @@ static void kv_cost(pc_buf *b, const char *k, double v)
         pc_buf_puts(b, "null");
 }
 
+/* A span cost column of dialect |d|: on legacy its bits, as "<k>_bits" (see
+ * pc_ch_column), else kv_cost. */
+static void kv_span_cost(pc_buf *b, pc_ch_dialect d, const char *k, double v)
+{
+    if (d != PC_CH_LEGACY) {
+        kv_cost(b, k, v);
+        return;
+    }
+    char name[32];
+    snprintf(name, sizeof(name), "%s_bits", k);
+    key(b, name, false);
+    if (!isfinite(v)) {
+        pc_buf_puts(b, "null");
+        return;
+    }
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    char t[PC_NUMFMT_MAX];
+    pc_buf_append(b, t, pc_fmt_u64(t, bits));
+}
+
 void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t created_ns,
                     pc_buf *scratch)
 {
@@ -417,9 +456,9 @@ void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t crea
     kv_int(out, "cache_read_tokens", s->cache_read_tokens);
     kv_int(out, "cache_write_tokens", s->cache_write_tokens);
     kv_int(out, "reasoning_tokens", s->reasoning_tokens);
-    kv_cost(out, "cost_usd", s->cost_usd);
-    kv_cost(out, "cost_input_usd", s->cost_input_usd);
-    kv_cost(out, "cost_output_usd", s->cost_output_usd);
+    kv_span_cost(out, d, "cost_usd", s->cost_usd);
+    kv_span_cost(out, d, "cost_input_usd", s->cost_input_usd);
+    kv_span_cost(out, d, "cost_output_usd", s->cost_output_usd);
     kv_cstr(out, "cost_source", s->cost_source == PC_COST_SENT    ? "sent"
                                 : s->cost_source == PC_COST_TABLE ? "table"
                                                                   : "");

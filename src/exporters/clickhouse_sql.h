@@ -60,12 +60,26 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db);
  * existing rows the DEFAULT: "unknown"). |zstd|: compressed on the modern
  * dialect. Unknown costs are NULL (Nullable(Float64)), unknown token details
  * -1, absent strings ''.
+ *
+ * |bits| (the span costs), legacy dialect only: the column is stored as
+ * <name>_bits Nullable(UInt64), the IEEE 754 bits of the double, and <name>
+ * is an ALIAS decoding them (reinterpretAsFloat64(reinterpretAsString(..))).
+ * Why: 18.16 parses a float in an INSERT body to a neighbouring double now
+ * and then (2.7e-05 reads back as 2.7000000000000002e-05: 35 of 2,010 costs
+ * in a test), and a span's cost must read back as the very double the
+ * embedded store keeps; integers it parses exactly. Reads name <name> on
+ * both dialects.
  */
 typedef struct pc_ch_column {
     const char *name;
     const char *type; /* with its DEFAULT when it has one */
     bool zstd;
+    bool bits;
 } pc_ch_column;
+
+/* The legacy dialect's ALIAS type of a |bits| column named |name|, appended to |out|:
+ * "Nullable(Float64) ALIAS reinterpretAsFloat64(reinterpretAsString(<name>_bits))". */
+void pc_ch_bits_alias(pc_buf *out, const char *name);
 extern const pc_ch_column pc_ch_span_v4[];
 extern const pc_ch_column pc_ch_trace_v4[];
 #define PC_CH_SPAN_V4_N 12
@@ -97,12 +111,13 @@ typedef struct pc_ch_index {
 extern const pc_ch_index pc_ch_indexes_v4[];
 #define PC_CH_INDEXES_V4_N 4
 
-/* Every column the exporter writes to spans / traces, comma-separated (static text). */
-const char *pc_ch_span_columns(void);
+/* Every column the exporter writes to spans (in dialect |d|: legacy writes the
+ * cost bits) / traces, comma-separated (static text). */
+const char *pc_ch_span_columns(pc_ch_dialect d);
 const char *pc_ch_trace_columns(void);
 
 /* "INSERT INTO `db`.spans (<every column>) FORMAT JSONEachRow" (traces alike). */
-void pc_ch_insert_spans(pc_buf *out, const char *db);
+void pc_ch_insert_spans(pc_buf *out, pc_ch_dialect d, const char *db);
 void pc_ch_insert_traces(pc_buf *out, const char *db);
 
 /*

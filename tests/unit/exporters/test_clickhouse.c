@@ -148,9 +148,18 @@ static void test_ddl(void)
         pc_ch_ddl_spans(&b, dia, "prela", "spans");
         CHECK(has(&b, "first_write_rank UInt64, llm_request_model String, cache_read_tokens Int64"
                       " DEFAULT -1, cache_write_tokens Int64 DEFAULT -1, reasoning_tokens Int64"
-                      " DEFAULT -1, cost_usd Nullable(Float64), cost_input_usd"
-                      " Nullable(Float64), cost_output_usd Nullable(Float64), cost_source String,"
-                      " session_id String, user_id String, input_messages String"));
+                      " DEFAULT -1, cost_"));
+        /* legacy: a cost is stored as its bits, read through an alias (pc_ch_column) */
+        CHECK(has(&b, dia == PC_CH_MODERN
+                          ? "cost_usd Nullable(Float64), cost_input_usd Nullable(Float64),"
+                            " cost_output_usd Nullable(Float64), cost_source String,"
+                          : "cost_usd_bits Nullable(UInt64), cost_usd Nullable(Float64) ALIAS"
+                            " reinterpretAsFloat64(reinterpretAsString(cost_usd_bits)),"
+                            " cost_input_usd_bits Nullable(UInt64), cost_input_usd"
+                            " Nullable(Float64) ALIAS reinterpretAsFloat64(reinterpretAsString("
+                            "cost_input_usd_bits)), cost_output_usd_bits Nullable(UInt64),"));
+        CHECK(has(&b, "cost_source String, session_id String, user_id String, input_messages"
+                      " String"));
         CHECK(has(&b, dia == PC_CH_MODERN ? "output_messages String CODEC(ZSTD(1)), INDEX"
                                             " idx_start_ns start_ns TYPE minmax GRANULARITY 4)"
                                           : "output_messages String) ENGINE"));
@@ -164,7 +173,14 @@ static void test_ddl(void)
               (dia == PC_CH_MODERN));
     }
     /* the insert lists name every column once: schema 3's, then schema 4's */
-    CHECK(strstr(pc_ch_span_columns(), "first_write_rank, llm_request_model,") != NULL);
+    CHECK(strstr(pc_ch_span_columns(PC_CH_MODERN), "first_write_rank, llm_request_model,") != NULL);
+    CHECK(strstr(pc_ch_span_columns(PC_CH_MODERN), "reasoning_tokens, cost_usd, cost_input_usd,"));
+    CHECK(strstr(pc_ch_span_columns(PC_CH_LEGACY), "reasoning_tokens, cost_usd_bits,"
+                                                   " cost_input_usd_bits, cost_output_usd_bits,"));
+    pc_buf_reset(&b);
+    pc_ch_insert_spans(&b, PC_CH_LEGACY, "db");
+    CHECK(has(&b, "INSERT INTO `db`.spans (span_id, ") && has(&b, "cost_usd_bits") &&
+          has(&b, "output_messages) FORMAT JSONEachRow"));
     CHECK(strstr(pc_ch_trace_columns(), "span_types, session_id, user_id, cost_usd, models") !=
           NULL);
     pc_buf_reset(&b);
@@ -287,6 +303,10 @@ static void test_span_row(void)
     pc_buf_reset(&row);
     pc_ch_span_row(&row, PC_CH_LEGACY, s, T0 + 7000, &scratch);
     CHECK(has(&row, "\"started_at\":1737972000,"));
+    /* legacy: the costs' IEEE 754 bits, exact as integers (0.000123, 1e-300, none) */
+    CHECK(has(&row, "\"cost_usd_bits\":4548669923058963014,"
+                    "\"cost_input_usd_bits\":118622047889322841,\"cost_output_usd_bits\":null,"));
+    CHECK(!strstr(row.data, "\"cost_usd\":"));
     CHECK(has(&row, "\"created_at\":1737972000,"));
 
     pc_buf_free(&row);
