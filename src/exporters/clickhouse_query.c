@@ -81,9 +81,15 @@
 
 #define TOKEN_SUM PC_CH_TOKEN_SUM
 
-/* The sum of the known costs of a group of deduplicated spans, nan when none
- * is known (store.h: NAN); Nullable's NULLs are the unknown ones. */
-#define COST_SUM "if(count(cost_usd) > 0, sum(ifNull(cost_usd, 0)), nan)"
+/* The sum of the known costs of a trace's deduplicated spans, nan when none
+ * is known (store.h: NAN); Nullable's NULLs are the unknown ones. Added one
+ * by one in "first" order (created, start, span id), as the embedded store
+ * adds a trace's spans as they arrive: sum() would add in whatever order the
+ * server's threads and parts give, and float addition is not associative
+ * (the same trace read twice could differ in its last digit). */
+#define COST_SUM                                                                                   \
+    "if(count(cost_usd) > 0, arraySum(arrayMap(x -> x.4, arraySort(groupArrayIf((created_ns,"      \
+    " start_ns, span_id, assumeNotNull(cost_usd)), isNotNull(cost_usd))))), nan)"
 
 /* The least non-empty value of a string column ('' when none). */
 #define LEAST(col) "minIf(" col ", " col " != '')"
