@@ -2,8 +2,10 @@
  * normalize.c - the normalize processor (see normalize.h).
  *
  * Position: receivers → normalize → exporters. It fills the derived fields of
- * every span (span.h) in place, then passes the batch on. It allocates nothing:
- * derived strings point at attribute values already in the batch's arena.
+ * every span (span.h) in place, then passes the batch on. Derived strings
+ * point at attribute values already in the batch's arena; the one exception is
+ * input_messages / output_messages, JSON written into the batch's arena by
+ * messages.c (only for spans that carry prompts or completions).
  *
  * span_type: the first rule that matches wins.
  *   1. Prela span_type field (agent, llm, tool, retrieval, embedding, custom; any case)
@@ -76,11 +78,18 @@
  *            traceloop.association.properties.thread_id
  *   user:    user.id, enduser.id, langfuse.user.id, langsmith.metadata.user_id,
  *            traceloop.association.properties.user_id
+
+ *
+ * Messages: input_messages / output_messages from every dialect's prompt and
+ * completion keys, one shape (messages.h has the sources and their precedence),
+ * on any span that carries them; only the processor (which has the batch's
+ * arena) fills them.
  */
 #include "normalize.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "messages.h"
 #include "prices.h"
 
 #include <math.h>
@@ -421,11 +430,12 @@ static pc_str span_or_resource(const pc_span *s, const pc_str *keys)
 void pc_normalize_span(pc_span *s, pc_str default_service)
 {
     pc_price_table *t = pc_price_table_builtin();
-    pc_normalize_span_priced(s, default_service, t);
+    pc_normalize_span_priced(s, default_service, t, NULL);
     pc_price_table_unref(t);
 }
 
-void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table *prices)
+void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table *prices,
+                              pc_arena *arena)
 {
     s->span_type = infer_type(s);
     s->status = map_status(s);
@@ -445,6 +455,7 @@ void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table
     s->session_id = span_or_resource(s, session_keys);
     s->user_id = span_or_resource(s, user_keys);
     set_cost(s, prices);
+    if (arena) pc_messages_extract(s, arena);
 }
 
 static void *create(const char *id, const void *cfgp, const pc_consumer *next)
@@ -478,7 +489,7 @@ static pc_result consume(void *ctx, pc_batch *b)
     normalize *n = ctx;
     pc_price_table *t = pc_prices_acquire(n->prices); /* one table for the whole batch */
     for (size_t i = 0; i < b->n; i++)
-        pc_normalize_span_priced(&b->spans[i], n->default_service, t);
+        pc_normalize_span_priced(&b->spans[i], n->default_service, t, b->arena);
     pc_price_table_unref(t);
     return pc_consume(&n->next, b);
 }
