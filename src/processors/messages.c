@@ -759,7 +759,9 @@ static void ix_message(ctx *c, mw *w, uint8_t family, const ix_entry *e, size_t 
     if (fname)
         tool_call_part(w, PC_STR_NULL, str_of(fname),
                        SCALAR(oi ? "function_call_arguments_json" : "function_call.arguments"));
-    msg_close(w, str_of(SCALAR("finish_reason")));
+    pc_str finish = str_of(SCALAR("finish_reason"));
+    if (!finish.n && family == F_OI_OUT) finish = str_of(attr(&c->s->attrs, "llm.finish_reason"));
+    msg_close(w, finish);
 #undef SCALAR
 }
 

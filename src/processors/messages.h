@@ -36,7 +36,8 @@
  *   5. OpenInference flattening: llm.input_messages.N.message.{role,content,
  *      name,tool_call_id,contents.M.message_content.{type,text,image.image.url},
  *      tool_calls.M.tool_call.{id,function.name,function.arguments}} and
- *      llm.output_messages.N.message.{...}.
+ *      llm.output_messages.N.message.{...} (finish reason: the span's
+ *      llm.finish_reason).
  *   6. Prela SDK: events llm.request {messages, system, prompt}, llm.response
  *      {content | text}, llm.tool_calls / llm.tool_use {tool_calls},
  *      llm.thinking {thinking}, finish reason from the span attribute

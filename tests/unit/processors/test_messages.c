@@ -48,8 +48,8 @@ static pc_attrs attrs_of(const pc_value *v)
     return a;
 }
 
-/* A span from the test notation above ('' quotes become ""). */
-static pc_span span_of(const char *doc)
+/* A span from the test notation above ('' quotes become "" when |swap|). */
+static pc_span span_parse(const char *doc, bool swap)
 {
     pc_span s;
     memset(&s, 0, sizeof(s));
@@ -57,7 +57,7 @@ static pc_span span_of(const char *doc)
     s.scope = &pc_empty_scope;
     size_t n = strlen(doc);
     char *t = pc_arena_strndup(A, doc, n);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; swap && i < n; i++)
         if (t[i] == '\'') t[i] = '"';
     pc_value v;
     pc_json_error e;
@@ -78,6 +78,11 @@ static pc_span span_of(const char *doc)
         s.n_events = ev->arr.n;
     }
     return s;
+}
+
+static pc_span span_of(const char *doc)
+{
+    return span_parse(doc, true);
 }
 
 /* Checks that |got| parses (jansson, strict UTF-8) and equals |want| (test
@@ -423,6 +428,181 @@ static void test_prela(void)
     CHECK_MSGS(s.output_messages, "[{'role':'assistant','parts':[{'type':'text','content':'answer'}]}]");
 }
 
+/* ------------------------------------------------------------ captured */
+
+/*
+ * What the real libraries sent (the versions pinned in the project's .venv)
+ * for one chat call against a fake OpenAI server: system + user + an
+ * assistant tool call + its tool result in, a tool call out (finish_reason
+ * tool_calls). Captured with InMemorySpanExporter / InMemoryLogExporter; the
+ * openai-v2 log records are written as the span events they become (their
+ * body in the event attribute "body"). Only the local port was rewritten.
+ */
+
+/* openai-v2 2.4b0, default mode (log events) */
+static const char captured_v2[] =
+    "{\"attributes\":{\"gen_ai.operation.name\":\"chat\",\"gen_ai.request.model\":\"gp"
+    "t-4o-mini\",\"gen_ai.system\":\"openai\",\"gen_ai.response.model\":\"gpt-4o-mini"
+    "-2024-07-18\",\"gen_ai.response.finish_reasons\":[\"tool_calls\"],\"gen_ai.res"
+    "ponse.id\":\"chatcmpl-1\",\"gen_ai.usage.input_tokens\":30,\"gen_ai.usage.outp"
+    "ut_tokens\":10},\"events\":[{\"name\":\"gen_ai.system.message\",\"attributes\":{\""
+    "gen_ai.system\":\"openai\",\"body\":{\"content\":\"You are a weather bot.\"}}},{\""
+    "name\":\"gen_ai.user.message\",\"attributes\":{\"gen_ai.system\":\"openai\",\"body"
+    "\":{\"content\":\"Weather in Paris?\"}}},{\"name\":\"gen_ai.assistant.message\",\""
+    "attributes\":{\"gen_ai.system\":\"openai\",\"body\":{\"tool_calls\":[{\"id\":\"call_"
+    "0\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"ci"
+    "ty\\\": \\\"Lyon\\\"}\"}}]}}},{\"name\":\"gen_ai.tool.message\",\"attributes\":{\"gen_"
+    "ai.system\":\"openai\",\"body\":{\"content\":\"18C\",\"id\":\"call_0\"}}},{\"name\":\"ge"
+    "n_ai.choice\",\"attributes\":{\"gen_ai.system\":\"openai\",\"body\":{\"index\":0,\"f"
+    "inish_reason\":\"tool_calls\",\"message\":{\"role\":\"assistant\",\"tool_calls\":[{"
+    "\"id\":\"call_abc\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"argu"
+    "ments\":\"{\\\"city\\\": \\\"Paris\\\"}\"}}]}}}}]}";
+
+/* openai-v2 2.4b0, OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental */
+static const char captured_v2latest[] =
+    "{\"attributes\":{\"gen_ai.operation.name\":\"chat\",\"gen_ai.request.model\":\"gp"
+    "t-4o-mini\",\"gen_ai.provider.name\":\"openai\",\"gen_ai.response.finish_reaso"
+    "ns\":[\"tool_calls\"],\"gen_ai.response.model\":\"gpt-4o-mini-2024-07-18\",\"gen"
+    "_ai.response.id\":\"chatcmpl-1\",\"gen_ai.usage.input_tokens\":30,\"gen_ai.usa"
+    "ge.output_tokens\":10,\"gen_ai.input.messages\":\"[{\\\"role\\\":\\\"system\\\",\\\"pa"
+    "rts\\\":[{\\\"content\\\":\\\"You are a weather bot.\\\",\\\"type\\\":\\\"text\\\"}]},{\\\"r"
+    "ole\\\":\\\"user\\\",\\\"parts\\\":[{\\\"content\\\":\\\"Weather in Paris?\\\",\\\"type\\\":\\\""
+    "text\\\"}]},{\\\"role\\\":\\\"assistant\\\",\\\"parts\\\":[{\\\"arguments\\\":{\\\"city\\\":\\\""
+    "Lyon\\\"},\\\"name\\\":\\\"get_weather\\\",\\\"id\\\":\\\"call_0\\\",\\\"type\\\":\\\"tool_call\\"
+    "\"}]},{\\\"role\\\":\\\"tool\\\",\\\"parts\\\":[{\\\"response\\\":\\\"18C\\\",\\\"id\\\":\\\"call_0"
+    "\\\",\\\"type\\\":\\\"tool_call_response\\\"}]}]\",\"gen_ai.output.messages\":\"[{\\\"ro"
+    "le\\\":\\\"assistant\\\",\\\"parts\\\":[{\\\"arguments\\\":{\\\"city\\\":\\\"Paris\\\"},\\\"name"
+    "\\\":\\\"get_weather\\\",\\\"id\\\":\\\"call_abc\\\",\\\"type\\\":\\\"tool_call\\\"}],\\\"finish"
+    "_reason\\\":\\\"tool_calls\\\"}]\"}}";
+
+/* openinference-instrumentation-openai 0.1.66 */
+static const char captured_oi[] =
+    "{\"attributes\":{\"llm.system\":\"openai\",\"input.value\":\"{\\\"model\\\": \\\"gpt-4o"
+    "-mini\\\", \\\"messages\\\": [{\\\"role\\\": \\\"system\\\", \\\"content\\\": \\\"You are a "
+    "weather bot.\\\"}, {\\\"role\\\": \\\"user\\\", \\\"content\\\": \\\"Weather in Paris?\\\""
+    "}, {\\\"role\\\": \\\"assistant\\\", \\\"tool_calls\\\": [{\\\"id\\\": \\\"call_0\\\", \\\"typ"
+    "e\\\": \\\"function\\\", \\\"function\\\": {\\\"name\\\": \\\"get_weather\\\", \\\"arguments"
+    "\\\": \\\"{\\\\\\\"city\\\\\\\": \\\\\\\"Lyon\\\\\\\"}\\\"}}]}, {\\\"role\\\": \\\"tool\\\", \\\"tool_ca"
+    "ll_id\\\": \\\"call_0\\\", \\\"content\\\": \\\"18C\\\"}], \\\"tools\\\": [{\\\"type\\\": \\\"fu"
+    "nction\\\", \\\"function\\\": {\\\"name\\\": \\\"get_weather\\\", \\\"parameters\\\": {\\\"t"
+    "ype\\\": \\\"object\\\"}}}]}\",\"input.mime_type\":\"application/json\",\"output.val"
+    "ue\":\"{\\\"id\\\":\\\"chatcmpl-1\\\",\\\"choices\\\":[{\\\"finish_reason\\\":\\\"tool_calls"
+    "\\\",\\\"index\\\":0,\\\"message\\\":{\\\"content\\\":null,\\\"role\\\":\\\"assistant\\\",\\\"to"
+    "ol_calls\\\":[{\\\"id\\\":\\\"call_abc\\\",\\\"function\\\":{\\\"arguments\\\":\\\"{\\\\\\\"city"
+    "\\\\\\\": \\\\\\\"Paris\\\\\\\"}\\\",\\\"name\\\":\\\"get_weather\\\"},\\\"type\\\":\\\"function\\\"}]"
+    "}}],\\\"created\\\":1,\\\"model\\\":\\\"gpt-4o-mini-2024-07-18\\\",\\\"object\\\":\\\"chat"
+    ".completion\\\",\\\"usage\\\":{\\\"completion_tokens\\\":10,\\\"prompt_tokens\\\":30,\\"
+    "\"total_tokens\\\":40}}\",\"output.mime_type\":\"application/json\",\"llm.tools.0"
+    ".tool.json_schema\":\"{\\\"type\\\": \\\"function\\\", \\\"function\\\": {\\\"name\\\": \\\""
+    "get_weather\\\", \\\"parameters\\\": {\\\"type\\\": \\\"object\\\"}}}\",\"llm.invocation"
+    "_parameters\":\"{\\\"model\\\": \\\"gpt-4o-mini\\\"}\",\"llm.input_messages.0.messag"
+    "e.role\":\"system\",\"llm.input_messages.0.message.content\":\"You are a weath"
+    "er bot.\",\"llm.input_messages.1.message.role\":\"user\",\"llm.input_messages."
+    "1.message.content\":\"Weather in Paris?\",\"llm.input_messages.2.message.rol"
+    "e\":\"assistant\",\"llm.input_messages.2.message.tool_calls.0.tool_call.id\":"
+    "\"call_0\",\"llm.input_messages.2.message.tool_calls.0.tool_call.function.n"
+    "ame\":\"get_weather\",\"llm.input_messages.2.message.tool_calls.0.tool_call."
+    "function.arguments\":\"{\\\"city\\\": \\\"Lyon\\\"}\",\"llm.input_messages.3.message"
+    ".role\":\"tool\",\"llm.input_messages.3.message.tool_call_id\":\"call_0\",\"llm."
+    "input_messages.3.message.content\":\"18C\",\"llm.model_name\":\"gpt-4o-mini-20"
+    "24-07-18\",\"llm.token_count.total\":40,\"llm.token_count.prompt\":30,\"llm.to"
+    "ken_count.completion\":10,\"llm.output_messages.0.message.role\":\"assistant"
+    "\",\"llm.output_messages.0.message.tool_calls.0.tool_call.id\":\"call_abc\",\""
+    "llm.output_messages.0.message.tool_calls.0.tool_call.function.name\":\"get"
+    "_weather\",\"llm.output_messages.0.message.tool_calls.0.tool_call.function"
+    ".arguments\":\"{\\\"city\\\": \\\"Paris\\\"}\",\"llm.finish_reason\":\"tool_calls\",\"op"
+    "eninference.span.kind\":\"LLM\"}}";
+
+/* opentelemetry-instrumentation-openai 0.62.4 (Traceloop) */
+static const char captured_tl[] =
+    "{\"attributes\":{\"gen_ai.operation.name\":\"chat\",\"gen_ai.provider.name\":\"op"
+    "enai\",\"gen_ai.request.model\":\"gpt-4o-mini\",\"gen_ai.is_streaming\":false,\""
+    "gen_ai.openai.api_base\":\"http://127.0.0.1:8080/v1/\",\"gen_ai.input.messag"
+    "es\":\"[{\\\"role\\\": \\\"system\\\", \\\"parts\\\": [{\\\"content\\\": \\\"You are a weath"
+    "er bot.\\\", \\\"type\\\": \\\"text\\\"}]}, {\\\"role\\\": \\\"user\\\", \\\"parts\\\": [{\\\"co"
+    "ntent\\\": \\\"Weather in Paris?\\\", \\\"type\\\": \\\"text\\\"}]}, {\\\"role\\\": \\\"assi"
+    "stant\\\", \\\"parts\\\": [{\\\"type\\\": \\\"tool_call\\\", \\\"name\\\": \\\"get_weather\\\""
+    ", \\\"id\\\": \\\"call_0\\\", \\\"arguments\\\": {\\\"city\\\": \\\"Lyon\\\"}}]}, {\\\"role\\\":"
+    " \\\"tool\\\", \\\"parts\\\": [{\\\"type\\\": \\\"tool_call_response\\\", \\\"id\\\": \\\"call"
+    "_0\\\", \\\"response\\\": \\\"18C\\\"}]}]\",\"gen_ai.tool.definitions\":\"[{\\\"type\\\": "
+    "\\\"function\\\", \\\"name\\\": \\\"get_weather\\\", \\\"parameters\\\": {\\\"type\\\": \\\"ob"
+    "ject\\\"}}]\",\"gen_ai.response.model\":\"gpt-4o-mini-2024-07-18\",\"gen_ai.resp"
+    "onse.id\":\"chatcmpl-1\",\"gen_ai.response.finish_reasons\":[\"tool_call\"],\"ge"
+    "n_ai.usage.total_tokens\":40,\"gen_ai.usage.output_tokens\":10,\"gen_ai.usag"
+    "e.input_tokens\":30,\"gen_ai.output.messages\":\"[{\\\"role\\\": \\\"assistant\\\", "
+    "\\\"parts\\\": [{\\\"type\\\": \\\"tool_call\\\", \\\"name\\\": \\\"get_weather\\\", \\\"id\\\":"
+    " \\\"call_abc\\\", \\\"arguments\\\": {\\\"city\\\": \\\"Paris\\\"}}], \\\"finish_reason\\\""
+    ": \\\"tool_call\\\"}]\"}}";
+
+/* prela 0.1.0 (system + user only; the Prela HTTP exporter's span dict) */
+static const char captured_prela[] =
+    "{\"attributes\":{\"service.name\":\"cap\",\"llm.vendor\":\"openai\",\"llm.model\":\"g"
+    "pt-4o-mini\",\"llm.request.model\":\"gpt-4o-mini\",\"llm.latency_ms\":11.809383"
+    ",\"llm.response.model\":\"gpt-4o-mini-2024-07-18\",\"llm.response.id\":\"chatcm"
+    "pl-1\",\"llm.prompt_tokens\":30,\"llm.completion_tokens\":10,\"llm.total_token"
+    "s\":40,\"llm.finish_reason\":\"tool_calls\"},\"events\":[{\"name\":\"llm.request\","
+    "\"attributes\":{\"messages\":[{\"role\":\"system\",\"content\":\"You are a weather "
+    "bot.\"},{\"role\":\"user\",\"content\":\"Weather in Paris?\"}]}},{\"name\":\"llm.res"
+    "ponse\",\"attributes\":{\"content\":null}},{\"name\":\"llm.tool_calls\",\"attribut"
+    "es\":{\"tool_calls\":[{\"id\":\"call_abc\",\"type\":\"function\",\"function\":{\"name\""
+    ":\"get_weather\",\"arguments\":\"{\\\"city\\\": \\\"Paris\\\"}\"}}]}}]}";
+
+static void test_captured(void)
+{
+    /* the input every library saw, with the tool call's arguments as each sent them */
+#define CAPTURED_IN(args)                                                                      \
+    "[{'role':'system','parts':[{'type':'text','content':'You are a weather bot.'}]},"          \
+    "{'role':'user','parts':[{'type':'text','content':'Weather in Paris?'}]},"                \
+    "{'role':'assistant','parts':[{'type':'tool_call','id':'call_0','name':'get_weather',"    \
+    "'arguments':" args "}]},"                                                                 \
+    "{'role':'tool','parts':[{'type':'tool_call_response','id':'call_0','response':'18C'}]}]"
+#define CAPTURED_OUT(args, finish)                                                             \
+    "[{'role':'assistant','parts':[{'type':'tool_call','id':'call_abc','name':'get_weather',"  \
+    "'arguments':" args "}],'finish_reason':'" finish "'}]"
+    pc_span s = span_parse(captured_v2, false);
+    pc_messages_extract(&s, A);
+    CHECK_MSGS(s.input_messages, CAPTURED_IN("'{\\'city\\': \\'Lyon\\'}'"));
+    CHECK_MSGS(s.output_messages, CAPTURED_OUT("'{\\'city\\': \\'Paris\\'}'", "tool_calls"));
+
+    s = span_parse(captured_v2latest, false);
+    pc_messages_extract(&s, A);
+    CHECK_MSGS(s.input_messages, CAPTURED_IN("{'city':'Lyon'}"));
+    CHECK_MSGS(s.output_messages, CAPTURED_OUT("{'city':'Paris'}", "tool_calls"));
+
+    s = span_parse(captured_oi, false);
+    pc_messages_extract(&s, A);
+    CHECK_MSGS(s.input_messages, CAPTURED_IN("'{\\'city\\': \\'Lyon\\'}'"));
+    CHECK_MSGS(s.output_messages, CAPTURED_OUT("'{\\'city\\': \\'Paris\\'}'", "tool_calls"));
+
+    s = span_parse(captured_tl, false); /* this version sends the 1.37 attributes */
+    pc_messages_extract(&s, A);
+    CHECK_MSGS(s.input_messages, CAPTURED_IN("{'city':'Lyon'}"));
+    CHECK_MSGS(s.output_messages, CAPTURED_OUT("{'city':'Paris'}", "tool_call"));
+
+    s = span_parse(captured_prela, false);
+    pc_messages_extract(&s, A);
+    CHECK_MSGS(s.input_messages,
+               "[{'role':'system','parts':[{'type':'text','content':'You are a weather bot.'}]},"
+               "{'role':'user','parts':[{'type':'text','content':'Weather in Paris?'}]}]");
+    CHECK_MSGS(s.output_messages, CAPTURED_OUT("'{\\'city\\': \\'Paris\\'}'", "tool_calls"));
+
+    /* OpenInference without its flattened messages: input.value / output.value
+     * (the request and response bodies) give the same messages */
+    s = span_parse(captured_oi, false);
+    size_t k = 0;
+    for (size_t i = 0; i < s.attrs.n; i++)
+        if (!(s.attrs.kv[i].key.n > 13 && memcmp(s.attrs.kv[i].key.p, "llm.", 4) == 0 &&
+              (memcmp(s.attrs.kv[i].key.p + 4, "input_m", 7) == 0 ||
+               memcmp(s.attrs.kv[i].key.p + 4, "output_m", 8) == 0)))
+            s.attrs.kv[k++] = s.attrs.kv[i];
+    s.attrs.n = k;
+    pc_messages_extract(&s, A);
+    CHECK_MSGS(s.input_messages, CAPTURED_IN("'{\\'city\\': \\'Lyon\\'}'"));
+    CHECK_MSGS(s.output_messages, CAPTURED_OUT("'{\\'city\\': \\'Paris\\'}'", "tool_calls"));
+#undef CAPTURED_IN
+#undef CAPTURED_OUT
+}
+
 /* ---------------------------------------------------------- precedence */
 
 static void test_precedence(void)
@@ -695,6 +875,7 @@ int main(void)
     RUN(test_openinference_values);
     RUN(test_traceloop_entity);
     RUN(test_prela);
+    RUN(test_captured);
     RUN(test_precedence);
     RUN(test_indices);
     RUN(test_many_messages);
