@@ -46,7 +46,8 @@ static size_t value_bytes(const pc_value *v)
     size_t n = 16;
     if (v->type == PC_V_STR || v->type == PC_V_BYTES) n += v->s.n;
     if (v->type == PC_V_ARRAY)
-        for (size_t i = 0; i < v->arr.n; i++) n += value_bytes(&v->arr.v[i]);
+        for (size_t i = 0; i < v->arr.n; i++)
+            n += value_bytes(&v->arr.v[i]);
     if (v->type == PC_V_MAP)
         for (size_t i = 0; i < v->map.n; i++)
             n += v->map.kv[i].key.n + value_bytes(&v->map.kv[i].value);
@@ -56,7 +57,8 @@ static size_t value_bytes(const pc_value *v)
 static size_t attrs_bytes(const pc_attrs *a)
 {
     size_t n = 0;
-    for (size_t i = 0; i < a->n; i++) n += a->kv[i].key.n + value_bytes(&a->kv[i].value);
+    for (size_t i = 0; i < a->n; i++)
+        n += a->kv[i].key.n + value_bytes(&a->kv[i].value);
     return n;
 }
 
@@ -83,10 +85,16 @@ static void check_side(pc_arena *a, pc_str got, size_t bound, const char *side)
     }
 }
 
-static const char *const string_keys[] = {
-    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
-    "gen_ai.prompt.0.content", "gen_ai.completion.1.content", "llm.input_messages.0.message.content",
-    "input.value", "output.value", "traceloop.entity.input", NULL};
+static const char *const string_keys[] = {"gen_ai.input.messages",
+                                          "gen_ai.output.messages",
+                                          "gen_ai.system_instructions",
+                                          "gen_ai.prompt.0.content",
+                                          "gen_ai.completion.1.content",
+                                          "llm.input_messages.0.message.content",
+                                          "input.value",
+                                          "output.value",
+                                          "traceloop.entity.input",
+                                          NULL};
 static const char *const event_names[] = {"gen_ai.user.message", "gen_ai.choice", "llm.request",
                                           "llm.response", NULL};
 
@@ -128,8 +136,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s.events = pc_arena_calloc(a, ne * sizeof(pc_event));
         for (size_t i = 0; i < ne; i++) {
             pc_kv *body = pc_arena_calloc(a, sizeof(pc_kv));
-            body->key = i < 2 ? PC_STR_LIT("body") : (i == 2 ? PC_STR_LIT("messages")
-                                                             : PC_STR_LIT("content"));
+            body->key = i < 2 ? PC_STR_LIT("body")
+                              : (i == 2 ? PC_STR_LIT("messages") : PC_STR_LIT("content"));
             body->value = (pc_value){.type = PC_V_STR, .s = raw};
             s.events[i].name = (pc_str){event_names[i], strlen(event_names[i])};
             s.events[i].attrs = (pc_attrs){body, 1};
@@ -137,7 +145,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s.n_events = ne;
     }
     size_t in = attrs_bytes(&s.attrs);
-    for (size_t i = 0; i < s.n_events; i++) in += attrs_bytes(&s.events[i].attrs);
+    for (size_t i = 0; i < s.n_events; i++)
+        in += attrs_bytes(&s.events[i].attrs);
     size_t bound = in * 8 + 4096;
     pc_messages_extract(&s, a);
     check_side(a, s.input_messages, bound, "input_messages");
