@@ -281,7 +281,8 @@ static pc_str langchain_role(pc_str t)
  * One message from a map in any dialect's shape (messages.h). |role| is the
  * default role, |finish| the default finish reason (output side).
  */
-void pc_msg_from_map(pc_msgctx *c, pc_msgw *w, const pc_value *m, pc_str role, pc_str finish)
+void pc_msg_from_map_calls(pc_msgctx *c, pc_msgw *w, const pc_value *m, pc_str role, pc_str finish,
+                           const pc_value *calls_beside)
 {
     const pc_value *kw = pc_msg_get(m, "kwargs"); /* LangChain serialized message */
     if (kw && kw->type == PC_V_MAP && pc_msg_get(m, "lc")) m = kw;
@@ -298,6 +299,7 @@ void pc_msg_from_map(pc_msgctx *c, pc_msgw *w, const pc_value *m, pc_str role, p
     if (!tool_id.n && tool) tool_id = pc_msg_str(pc_msg_get(m, "id"));
     pc_msg_content_parts(c, w, pc_msg_get(m, "content"), tool, tool_id);
     const pc_value *calls = pc_msg_get(m, "tool_calls");
+    if (!calls) calls = calls_beside;
     if (calls) pc_msg_tool_calls_from(c, w, calls);
     const pc_value *fc = pc_msg_as_struct(c, pc_msg_get(m, "function_call"));
     if (fc && fc->type == PC_V_MAP)

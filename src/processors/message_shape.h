@@ -108,7 +108,15 @@ void pc_msg_content_parts(pc_msgctx *c, pc_msgw *w, const pc_value *v, bool tool
 /* "human" -> "user", "ai" -> "assistant", other roles as they are. */
 pc_str pc_msg_canonical_role(pc_str r);
 /* One message from a map in any shape; |role|, |finish| are the defaults. */
-void pc_msg_from_map(pc_msgctx *c, pc_msgw *w, const pc_value *m, pc_str role, pc_str finish);
+void pc_msg_from_map_calls(pc_msgctx *c, pc_msgw *w, const pc_value *m, pc_str role, pc_str finish,
+                           const pc_value *calls_beside);
+/* The same, with |calls_beside| the tool calls to use when |m| has none (a
+ * gen_ai.choice body as Traceloop sends it: "tool_calls" beside "message"). */
+static inline void pc_msg_from_map(pc_msgctx *c, pc_msgw *w, const pc_value *m, pc_str role,
+                                   pc_str finish)
+{
+    pc_msg_from_map_calls(c, w, m, role, finish, NULL);
+}
 /* One message of one text part. */
 void pc_msg_text(pc_msgctx *c, pc_msgw *w, pc_str role, const pc_value *v, pc_str finish);
 /* Messages from an array (a nested array read |nest| < 1 level down), a map,

@@ -168,7 +168,8 @@ static void src_events(pc_msgctx *c, pc_msgw *w)
             pc_str finish = pc_msg_str(pc_msg_get(b, "finish_reason"));
             const pc_value *m = pc_msg_as_struct(c, pc_msg_get(b, "message"));
             if (m && m->type == PC_V_MAP)
-                pc_msg_from_map(c, w, m, PC_MSG_ROLE_OUT, finish);
+                pc_msg_from_map_calls(c, w, m, PC_MSG_ROLE_OUT, finish,
+                                      pc_msg_get(b, "tool_calls"));
             else
                 pc_msg_from_map(c, w, b, PC_MSG_ROLE_OUT, finish);
             continue;

@@ -28,7 +28,8 @@
  *   2. semconv 1.28-1.36 events: gen_ai.system.message, gen_ai.user.message,
  *      gen_ai.assistant.message, gen_ai.tool.message (input, in event order)
  *      and gen_ai.choice (output, in event order: its "message" or, without
- *      one, its own content / tool_calls, and "finish_reason").
+ *      one, its own content / tool_calls, and "finish_reason"; "tool_calls"
+ *      beside "message" as Traceloop's event mode sends them).
  *   3. semconv 1.26 events gen_ai.content.prompt (attribute gen_ai.prompt) and
  *      gen_ai.content.completion (attribute gen_ai.completion).
  *   4. Traceloop/OpenLLMetry flattening: gen_ai.prompt.N.{role,content,name,

@@ -441,6 +441,28 @@ static const char captured_tl[] =
     " \\\"call_abc\\\", \\\"arguments\\\": {\\\"city\\\": \\\"Paris\\\"}}], \\\"finish_reason\\\""
     ": \\\"tool_call\\\"}]\"}}";
 
+/* opentelemetry-instrumentation-openai 0.62.4 (Traceloop), use_legacy_attributes=False:
+ * log events, the choice's tool_calls beside its message */
+static const char captured_tlev[] =
+    "{\"attributes\":{\"gen_ai.operation.name\":\"chat\",\"gen_ai.provider.name\":\"op"
+    "enai\",\"gen_ai.request.model\":\"gpt-4o-mini\",\"gen_ai.is_streaming\":false,\""
+    "gen_ai.openai.api_base\":\"http://127.0.0.1:8080/v1/\",\"gen_ai.response.mod"
+    "el\":\"gpt-4o-mini-2024-07-18\",\"gen_ai.response.id\":\"chatcmpl-1\",\"gen_ai.r"
+    "esponse.finish_reasons\":[\"tool_call\"],\"gen_ai.usage.total_tokens\":40,\"ge"
+    "n_ai.usage.output_tokens\":10,\"gen_ai.usage.input_tokens\":30},\"events\":[{"
+    "\"name\":\"gen_ai.system.message\",\"attributes\":{\"gen_ai.provider.name\":\"ope"
+    "nai\",\"body\":{\"content\":\"You are a weather bot.\"}}},{\"name\":\"gen_ai.user."
+    "message\",\"attributes\":{\"gen_ai.provider.name\":\"openai\",\"body\":{\"content\""
+    ":\"Weather in Paris?\"}}},{\"name\":\"gen_ai.assistant.message\",\"attributes\":"
+    "{\"gen_ai.provider.name\":\"openai\",\"body\":{\"content\":null,\"tool_calls\":[{\""
+    "id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"argumen"
+    "ts\":\"{\\\"city\\\": \\\"Lyon\\\"}\"}}]}}},{\"name\":\"gen_ai.tool.message\",\"attribut"
+    "es\":{\"gen_ai.provider.name\":\"openai\",\"body\":{\"content\":\"18C\"}}},{\"name\":"
+    "\"gen_ai.choice\",\"attributes\":{\"gen_ai.provider.name\":\"openai\",\"body\":{\"i"
+    "ndex\":0,\"message\":{\"content\":null},\"finish_reason\":\"tool_calls\",\"tool_ca"
+    "lls\":[{\"id\":\"call_abc\",\"function\":{\"arguments\":\"{\\\"city\\\": \\\"Paris\\\"}\",\""
+    "name\":\"get_weather\"},\"type\":\"function\"}]}}}]}";
+
 /* prela 0.1.0 (system + user only; the Prela HTTP exporter's span dict) */
 static const char captured_prela[] =
     "{\"attributes\":{\"service.name\":\"cap\",\"llm.vendor\":\"openai\",\"llm.model\":\"g"
@@ -485,6 +507,16 @@ static void test_captured(void)
     pc_messages_extract(&s, A);
     CHECK_MSGS(s.input_messages, CAPTURED_IN("{'city':'Lyon'}"));
     CHECK_MSGS(s.output_messages, CAPTURED_OUT("{'city':'Paris'}", "tool_call"));
+
+    s = span_parse(captured_tlev, false); /* the tool message carries no id */
+    pc_messages_extract(&s, A);
+    CHECK_MSGS(s.input_messages,
+               "[{'role':'system','parts':[{'type':'text','content':'You are a weather bot.'}]},"
+               "{'role':'user','parts':[{'type':'text','content':'Weather in Paris?'}]},"
+               "{'role':'assistant','parts':[{'type':'tool_call','id':'call_0','name':"
+               "'get_weather','arguments':'{\\'city\\': \\'Lyon\\'}'}]},"
+               "{'role':'tool','parts':[{'type':'tool_call_response','response':'18C'}]}]");
+    CHECK_MSGS(s.output_messages, CAPTURED_OUT("'{\\'city\\': \\'Paris\\'}'", "tool_calls"));
 
     s = span_parse(captured_prela, false);
     pc_messages_extract(&s, A);
