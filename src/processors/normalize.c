@@ -78,7 +78,6 @@
  *            traceloop.association.properties.thread_id
  *   user:    user.id, enduser.id, langfuse.user.id, langsmith.metadata.user_id,
  *            traceloop.association.properties.user_id
-
  *
  * Messages: input_messages / output_messages from every dialect's prompt and
  * completion keys, one shape (messages.h has the sources and their precedence),
