@@ -80,6 +80,7 @@
 
 #include "log.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,7 +88,33 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* The current schema (version 3), created on a fresh file and by 2 -> 3. */
+/*
+ * The columns version 4 added (issue 13), as ALTER TABLE ADD COLUMN takes
+ * them: constant defaults, so 3 -> 4 rewrites no row, and a fresh file gets
+ * the same columns in the same order. Unknown: '' for text, -1 for token
+ * counts, NULL for costs (span.h's NAN).
+ */
+#define SPAN_COLS_V4                                                                               \
+    ", llm_request_model TEXT NOT NULL DEFAULT ''"                                                 \
+    ", cache_read_tokens INTEGER NOT NULL DEFAULT -1"                                              \
+    ", cache_write_tokens INTEGER NOT NULL DEFAULT -1"                                             \
+    ", reasoning_tokens INTEGER NOT NULL DEFAULT -1"                                               \
+    ", cost_usd REAL, cost_input_usd REAL, cost_output_usd REAL"                                   \
+    ", cost_source TEXT NOT NULL DEFAULT ''"                                                       \
+    ", session_id TEXT NOT NULL DEFAULT '', user_id TEXT NOT NULL DEFAULT ''"                      \
+    ", input_messages TEXT NOT NULL DEFAULT '', output_messages TEXT NOT NULL DEFAULT ''"
+#define TRACE_COLS_V4                                                                              \
+    ", session_id TEXT NOT NULL DEFAULT '', user_id TEXT NOT NULL DEFAULT '', cost_usd REAL"
+/* Version 4's new indexes and tables (the contract above says why each). */
+#define INDEXES_V4                                                                                 \
+    "CREATE INDEX IF NOT EXISTS traces_session ON traces (session_id, started_ns)"                 \
+    " WHERE session_id != '';"                                                                     \
+    "CREATE INDEX IF NOT EXISTS traces_user ON traces (user_id, started_ns) WHERE user_id != '';"  \
+    "CREATE INDEX IF NOT EXISTS traces_completed ON traces (completed_ns);"                        \
+    "CREATE TABLE IF NOT EXISTS trace_models (model TEXT NOT NULL, tid INTEGER NOT NULL,"          \
+    " PRIMARY KEY (model, tid)) WITHOUT ROWID;"
+
+/* The current schema (version 4), created on a fresh file and by 2 -> 3. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS traces ("
     " tid INTEGER PRIMARY KEY,"
@@ -105,13 +132,15 @@ static const char SCHEMA[] =
     " span_count INTEGER NOT NULL,"
     " input_tokens INTEGER NOT NULL,"
     " output_tokens INTEGER NOT NULL,"
-    " span_types INTEGER NOT NULL);"
+    " span_types INTEGER NOT NULL"
+    TRACE_COLS_V4 ");"
     "CREATE UNIQUE INDEX IF NOT EXISTS traces_key ON traces (trace_id, project_id);"
     "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns, trace_id, project_id);"
     "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns);"
+    INDEXES_V4
     "CREATE TABLE IF NOT EXISTS spans ("
     " tid INTEGER NOT NULL,"
     " span_id TEXT NOT NULL,"
@@ -135,7 +164,8 @@ static const char SCHEMA[] =
     " events TEXT NOT NULL,"
     " links TEXT NOT NULL,"
     " resource TEXT NOT NULL,"
-    " scope TEXT NOT NULL);"
+    " scope TEXT NOT NULL"
+    SPAN_COLS_V4 ");"
     "CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans (tid, span_id);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
     " columnsize=0, tokenize='pc_trigram');";
@@ -386,6 +416,72 @@ static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
     return 0;
 }
 
+/* ------------------------------------------------------------ version 4 -- */
+
+/* Version 3 -> 4's new columns (constant defaults: no row is rewritten). */
+static const char MIGRATE_3_4[] =
+    "ALTER TABLE spans ADD COLUMN llm_request_model TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE spans ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE spans ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE spans ADD COLUMN cost_usd REAL;"
+    "ALTER TABLE spans ADD COLUMN cost_input_usd REAL;"
+    "ALTER TABLE spans ADD COLUMN cost_output_usd REAL;"
+    "ALTER TABLE spans ADD COLUMN cost_source TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN session_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN user_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN input_messages TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN output_messages TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE traces ADD COLUMN session_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE traces ADD COLUMN user_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE traces ADD COLUMN cost_usd REAL;";
+
+/*
+ * The version 4 fields derived from spans, for the rows already stored: one
+ * pass over spans (into temp.v4_spans: the rows that have any of them), then
+ * the trace summaries (smallest non-empty session and user, sum of the known
+ * costs) and trace_models. Rows written before version 4 have the column
+ * defaults, so for them this changes nothing but trace_models (from
+ * llm_model); it is written for every field all the same, so the rule lives in
+ * one place whatever the old rows hold.
+ */
+static const char BACKFILL_4[] =
+    "CREATE TEMP TABLE v4_spans AS SELECT tid, llm_model, llm_request_model, session_id,"
+    " user_id, cost_usd FROM spans WHERE llm_model != '' OR llm_request_model != ''"
+    " OR session_id != '' OR user_id != '' OR cost_usd IS NOT NULL;"
+    "INSERT OR IGNORE INTO trace_models (model, tid)"
+    " SELECT llm_model, tid FROM temp.v4_spans WHERE llm_model != ''"
+    " UNION SELECT llm_request_model, tid FROM temp.v4_spans WHERE llm_request_model != ''"
+    " ORDER BY 1, 2;"
+    "UPDATE traces SET session_id = coalesce(g.sess, ''), user_id = coalesce(g.usr, ''),"
+    " cost_usd = g.cost"
+    " FROM (SELECT tid, min(nullif(session_id, '')) AS sess, min(nullif(user_id, '')) AS usr,"
+    "  sum(cost_usd) AS cost FROM temp.v4_spans GROUP BY tid) g"
+    " WHERE traces.tid = g.tid;"
+    "DROP TABLE temp.v4_spans;";
+
+/*
+ * Version 3 -> 4 inside the caller's transaction: the new columns when
+ * |alter| (a version 3 file; a file migrated from 1 or 2 got them with its
+ * new tables), the new tables and indexes, the backfill. Logs what it did.
+ * 0 / -1.
+ */
+static int migrate_3_4(const char *id, sqlite3 *db, const char *path, bool alter)
+{
+    const char *what = "schema migration 3 -> 4";
+    if ((alter && exec_logged(id, db, MIGRATE_3_4, what, path) < 0) ||
+        exec_logged(id, db, SCHEMA, what, path) < 0 ||
+        exec_logged(id, db, BACKFILL_4, what, path) < 0)
+        return -1;
+    int64_t traces = scalar(db, "SELECT count(*) FROM traces");
+    int64_t models = scalar(db, "SELECT count(*) FROM trace_models");
+    pc_log(PC_LOG_INFO, id,
+           "migrated %s from schema 3 to 4 (costs, sessions, users, messages; model index):"
+           " %lld traces kept, %lld (model, trace) pairs indexed",
+           path, (long long)traces, (long long)models);
+    return 0;
+}
+
 int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
 {
     int64_t version = scalar(db, "PRAGMA user_version");
@@ -409,8 +505,9 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
             version = 2;
         }
     }
+    if (rc == 0 && version == 2) rc = migrate_2_3(id, db, path);
     if (rc == 0)
-        rc = version == 2 ? migrate_2_3(id, db, path)
+        rc = version >= 2 ? migrate_3_4(id, db, path, version == 3)
                           : exec_logged(id, db, SCHEMA, "cannot create the schema", path);
     if (rc == 0)
         rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),

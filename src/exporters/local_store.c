@@ -28,6 +28,7 @@
 #include "local_store.h"
 
 #include "local_contains.h"
+#include "local_query.h"
 #include "local_schema.h"
 #include "local_text.h"
 
@@ -37,6 +38,7 @@
 #include "span.h"
 #include "timefmt.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,17 +57,23 @@ static const char FIND_TRACE[] = "SELECT tid FROM traces WHERE trace_id = ?1 AND
 static const char INS_TRACE[] =
     "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
     " has_root, status, source, started_ns, completed_ns, created_ns, span_count, input_tokens,"
-    " output_tokens, span_types)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13, ?15)";
+    " output_tokens, span_types, session_id, user_id, cost_usd)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13, ?15, ?17, ?18, ?19)";
 
-/* Parameters ?1..?23 in this order; local_txn.c binds them. */
+/* Parameters ?1..?35 in this order; local_txn.c binds them. */
 static const char INS_SPAN[] =
     "INSERT OR IGNORE INTO spans (tid, span_id, parent_span_id, name, kind, span_type,"
     " service_name, status, status_message, source, trace_state, start_ns, end_ns, created_ns,"
     " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links, resource,"
-    " scope)"
+    " scope, llm_request_model, cache_read_tokens, cache_write_tokens, reasoning_tokens,"
+    " cost_usd, cost_input_usd, cost_output_usd, cost_source, session_id, user_id,"
+    " input_messages, output_messages)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23)";
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)";
+
+/* ?1 model ?2 tid: one of the distinct models (llm_model or llm_request_model)
+ * of a trace's spans, for the model filter (local_schema.c). */
+static const char INS_MODEL[] = "INSERT OR IGNORE INTO trace_models (model, tid) VALUES (?1, ?2)";
 
 /* ?1 search block (tid >> PC_LOCAL_BLOCK_BITS), ?2 the search text
  * (local_text.h) of the spans a transaction inserted in that block. */
@@ -75,8 +83,10 @@ static const char INS_TEXT[] = "INSERT INTO span_text (rowid, text) VALUES (?1, 
  * Merges one trace's summary of the spans a transaction inserted into its
  * row ?16 (tid): ?3 service_name ?4 root_span_id ?5 root_span_name ?6 has_root
  * ?7 status ?9 started_ns ?10 completed_ns ?12 input_tokens ?13 output_tokens
- * ?14 span_count ?15 span_types (?1 ?2 ?8 ?11, the first write's, are bound
- * but unused). Bare column names are the stored row before the update, so every
+ * ?14 span_count ?15 span_types ?17 session_id ?18 user_id ('' = none among
+ * the new spans: the smallest non-empty one wins) ?19 cost_usd (NULL = none:
+ * known costs add up) (?1 ?2 ?8 ?11, the first write's, are bound but
+ * unused). Bare column names are the stored row before the update, so every
  * SET sees the old has_root.
  */
 static const char MERGE_TRACE[] =
@@ -93,15 +103,21 @@ static const char MERGE_TRACE[] =
     " root_span_name = CASE WHEN has_root = 0 AND ?6 = 1 THEN ?5 ELSE root_span_name END,"
     " service_name = CASE WHEN has_root = 0 AND ?6 = 1 THEN ?3 ELSE service_name END,"
     " has_root = max(has_root, ?6),"
-    " span_types = span_types | ?15"
+    " span_types = span_types | ?15,"
+    " session_id = CASE WHEN ?17 != '' AND (session_id = '' OR ?17 < session_id) THEN ?17"
+    "  ELSE session_id END,"
+    " user_id = CASE WHEN ?18 != '' AND (user_id = '' OR ?18 < user_id) THEN ?18"
+    "  ELSE user_id END,"
+    " cost_usd = CASE WHEN ?19 IS NULL THEN cost_usd WHEN cost_usd IS NULL THEN ?19"
+    "  ELSE cost_usd + ?19 END"
     " WHERE tid = ?16";
 
 /* Sets the summary of the new trace ?16 outright (parameters as MERGE_TRACE's). */
 static const char SET_TRACE[] =
     "UPDATE traces SET service_name = ?3, root_span_id = ?4, root_span_name = ?5,"
     " has_root = ?6, status = ?7, started_ns = ?9, completed_ns = ?10, input_tokens = ?12,"
-    " output_tokens = ?13, span_count = ?14, span_types = ?15"
-    " WHERE tid = ?16";
+    " output_tokens = ?13, span_count = ?14, span_types = ?15, session_id = ?17, user_id = ?18,"
+    " cost_usd = ?19 WHERE tid = ?16";
 
 /* The oldest expired traces (one chunk); the same rows for all the statements
  * of one retention transaction. */
@@ -125,6 +141,12 @@ static const char PURGE_TEXT[] =
 static const char PURGE_REINDEX[] =
     "INSERT INTO span_text (rowid, text) SELECT blk, text FROM (SELECT b.blk AS blk,"
     " " BLOCK_TEXT " AS text FROM temp.purge_blocks b) WHERE text IS NOT NULL ORDER BY blk";
+/* The (model, tid) pairs of the expired traces, found by their spans' models
+ * (trace_models is keyed by model first). Before PURGE_SPANS. */
+static const char PURGE_MODELS[] =
+    "DELETE FROM trace_models WHERE model IN (SELECT s.llm_model FROM spans s WHERE s.tid IN"
+    " (" EXPIRED ") UNION SELECT s.llm_request_model FROM spans s WHERE s.tid IN (" EXPIRED "))"
+    " AND tid IN (" EXPIRED ")";
 static const char PURGE_SPANS[] = "DELETE FROM spans WHERE tid IN (" EXPIRED ")";
 static const char PURGE_TRACES[] = "DELETE FROM traces WHERE tid IN (" EXPIRED ")";
 
@@ -135,12 +157,15 @@ static const char PURGE_TRACES[] = "DELETE FROM traces WHERE tid IN (" EXPIRED "
     "t.trace_id, s.span_id, s.parent_span_id, t.project_id, s.name, s.kind, s.span_type,"         \
     " s.service_name, s.status, s.status_message, s.source, s.trace_state, s.start_ns, s.end_ns,"  \
     " s.created_ns, s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens, s.attributes,"   \
-    " s.events, s.links, s.resource, s.scope"
+    " s.events, s.links, s.resource, s.scope, s.llm_request_model, s.cache_read_tokens,"          \
+    " s.cache_write_tokens, s.reasoning_tokens, s.cost_usd, s.cost_input_usd, s.cost_output_usd," \
+    " s.cost_source, s.session_id, s.user_id, s.input_messages, s.output_messages"
 
 #define TRACE_COLS                                                                                 \
     "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status,"        \
     " t.source, t.started_ns, t.completed_ns, t.created_ns, t.span_count, t.input_tokens,"         \
-    " t.output_tokens"
+    " t.output_tokens, t.session_id, t.user_id, t.cost_usd"
+#define TRACE_NCOLS 16 /* columns of TRACE_COLS */
 
 /* ---------------------------------------------------------------- writer -- */
 
@@ -259,6 +284,8 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db)
         prepare(id, db, PURGE_BLOCKS, &w->purge_blocks) < 0 ||
         prepare(id, db, PURGE_TEXT, &w->purge_text) < 0 ||
         prepare(id, db, PURGE_REINDEX, &w->purge_reindex) < 0 ||
+        prepare(id, db, INS_MODEL, &w->ins_model) < 0 ||
+        prepare(id, db, PURGE_MODELS, &w->purge_models) < 0 ||
         prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
         prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0)
         return -1;
@@ -280,6 +307,8 @@ void pc_local_writer_fini(pc_local_writer *w)
     sqlite3_finalize(w->purge_blocks);
     sqlite3_finalize(w->purge_text);
     sqlite3_finalize(w->purge_reindex);
+    sqlite3_finalize(w->ins_model);
+    sqlite3_finalize(w->purge_models);
     sqlite3_finalize(w->purge_spans);
     sqlite3_finalize(w->purge_traces);
     memset(w, 0, sizeof(*w));
@@ -298,11 +327,13 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
     int rc = run(w->begin);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(w->purge_blocks, 1, cutoff_ns);
+        sqlite3_bind_int64(w->purge_models, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_spans, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
         rc = run(w->purge_blocks_clear);
         if (rc == SQLITE_OK) rc = run(w->purge_blocks);
         if (rc == SQLITE_OK) rc = run(w->purge_text);
+        if (rc == SQLITE_OK) rc = run(w->purge_models);
         if (rc == SQLITE_OK) rc = run(w->purge_spans);
         if (rc == SQLITE_OK) rc = run(w->purge_traces);
     }
@@ -398,6 +429,12 @@ static const char *col_text(sqlite3_stmt *st, int i)
     return s ? s : "";
 }
 
+/* A REAL column, NULL (unknown) as NAN. */
+static double col_double(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
 static void read_trace(sqlite3_stmt *st, pc_trace_row *r)
 {
     r->trace_id = col_text(st, 0);
@@ -413,6 +450,9 @@ static void read_trace(sqlite3_stmt *st, pc_trace_row *r)
     r->span_count = sqlite3_column_int64(st, 10);
     r->input_tokens = sqlite3_column_int64(st, 11);
     r->output_tokens = sqlite3_column_int64(st, 12);
+    r->session_id = col_text(st, 13);
+    r->user_id = col_text(st, 14);
+    r->cost_usd = col_double(st, 15);
 }
 
 static void read_span(sqlite3_stmt *st, pc_span_row *r)
@@ -441,6 +481,18 @@ static void read_span(sqlite3_stmt *st, pc_span_row *r)
     r->links = col_text(st, 21);
     r->resource = col_text(st, 22);
     r->scope = col_text(st, 23);
+    r->llm_request_model = col_text(st, 24);
+    r->cache_read_tokens = sqlite3_column_int64(st, 25);
+    r->cache_write_tokens = sqlite3_column_int64(st, 26);
+    r->reasoning_tokens = sqlite3_column_int64(st, 27);
+    r->cost_usd = col_double(st, 28);
+    r->cost_input_usd = col_double(st, 29);
+    r->cost_output_usd = col_double(st, 30);
+    r->cost_source = col_text(st, 31);
+    r->session_id = col_text(st, 32);
+    r->user_id = col_text(st, 33);
+    r->input_messages = col_text(st, 34);
+    r->output_messages = col_text(st, 35);
 }
 
 /*
@@ -455,14 +507,7 @@ static void read_span(sqlite3_stmt *st, pc_span_row *r)
  */
 #define PROGRESS_OPS 1000
 
-typedef struct query {
-    pc_local_reader *r;
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    const char *what; /* for the log line */
-    int64_t deadline; /* pc_time_mono_ns */
-    bool timed_out;
-} query;
+typedef pc_local_query query;
 
 static int past_deadline(void *ud)
 {
@@ -471,7 +516,7 @@ static int past_deadline(void *ud)
     return q->timed_out;
 }
 
-static int query_open(query *q, pc_local_reader *r, const char *sql, const char *what)
+int pc_local_query_open(query *q, pc_local_reader *r, const char *sql, const char *what)
 {
     q->r = r;
     q->st = NULL;
@@ -493,7 +538,7 @@ static int query_open(query *q, pc_local_reader *r, const char *sql, const char 
 
 /* Ends |q|; |rc| is the last sqlite3_step result. Returns 0, PC_STORE_TIMEOUT
  * past the deadline, or -1 after logging. */
-static int query_close(query *q, int rc)
+int pc_local_query_close(query *q, int rc)
 {
     bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
     bool timeout = !ok && q->timed_out;
@@ -522,7 +567,7 @@ static int each_trace(query *q, pc_trace_cb cb, void *ud)
         read_trace(q->st, &row);
         if (cb(ud, &row) != 0) break;
     }
-    return query_close(q, rc);
+    return pc_local_query_close(q, rc);
 }
 
 /* The span_types bit of the type named |name| exactly, or 0 (no trace has it). */
@@ -533,8 +578,87 @@ static int64_t type_bit(const char *name)
     return 0;
 }
 
+/* Counts FTS5 candidate blocks of |fts|, at most |cap| + 1; -1 on failure. */
+static int64_t count_candidates(query *q, const char *fts, int cap)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT count(*) FROM (SELECT 1 FROM span_text WHERE span_text MATCH ?1"
+                           " LIMIT ?2 + 1)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, cap);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Most candidate blocks (of 16 traces) the attribute filter takes from the
+ * trigram index; past it (a common value) the list walks traces newest first
+ * and verifies each, which finds a page of a common value soon. */
+#define ATTR_CANDIDATES 256
+
+/* The tids of the blocks (16 traces each) that span_text names for ?16. */
+#define BLOCK_TIDS                                                                                 \
+    "SELECT (f.rowid << " BLOCK_BITS ") + k.column1 FROM span_text f, (VALUES (0), (1), (2),"      \
+    " (3), (4), (5), (6), (7), (8), (9), (10), (11), (12), (13), (14), (15)) k"                     \
+    " WHERE f.span_text MATCH ?16"
+
+/*
+ * The filters of |f| as SQL over traces t (parameters ?1..?18 as list_traces
+ * binds them). |attr_fts|: the attribute filter's candidates come from the
+ * trigram index. Session and user: "!= ''" lets SQLite use the partial
+ * indexes traces_session / traces_user (they hold only non-empty ids).
+ */
+static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts)
+{
+    if (f->project_id) pc_buf_puts(sql, " AND t.project_id = ?1");
+    if (f->service_name) pc_buf_puts(sql, " AND t.service_name = ?2");
+    if (f->status) pc_buf_puts(sql, " AND t.status = ?3");
+    if (f->start_ns) pc_buf_puts(sql, " AND t.started_ns >= ?4");
+    if (f->end_ns) pc_buf_puts(sql, " AND t.started_ns <= ?5");
+    if (f->span_type) pc_buf_puts(sql, " AND (t.span_types & ?6) != 0");
+    if (f->session_id)
+        pc_buf_puts(sql, *f->session_id ? " AND t.session_id = ?12 AND t.session_id != ''"
+                                        : " AND t.session_id = ?12");
+    if (f->user_id)
+        pc_buf_puts(sql, *f->user_id ? " AND t.user_id = ?13 AND t.user_id != ''"
+                                     : " AND t.user_id = ?13");
+    if (f->model) pc_buf_puts(sql, " AND t.tid IN (SELECT m.tid FROM trace_models m WHERE m.model = ?14)");
+    if (f->min_cost > 0) pc_buf_puts(sql, " AND t.cost_usd >= ?15");
+    if (f->attr_key && f->attr_value) {
+        if (attr_fts) pc_buf_puts(sql, " AND t.tid IN (" BLOCK_TIDS ")");
+        pc_buf_puts(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.tid = t.tid"
+                         " AND pc_attr_match(s.attributes, ?17, ?18))");
+    }
+    if (f->after)
+        pc_buf_puts(sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
+}
+
 static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
 {
+    query q;
+    /* The statement is prepared once the attribute filter's candidates are
+     * counted, on the same connection and under the same deadline. */
+    if (pc_local_query_open(&q, ctx, "SELECT 1", "list traces") < 0) return -1;
+    sqlite3_finalize(q.st);
+    q.st = NULL;
+    pc_buf fts = PC_BUF_INIT;
+    bool attr_fts = false;
+    if (f->attr_key && f->attr_value) {
+        attr_fts = pc_local_fts_query(&fts, f->attr_value, strlen(f->attr_value)) > 0;
+        pc_buf_putc(&fts, '\0');
+        if (attr_fts) {
+            int64_t n = count_candidates(&q, fts.data, ATTR_CANDIDATES);
+            if (n < 0) {
+                pc_buf_free(&fts);
+                return pc_local_query_close(&q, SQLITE_ERROR);
+            }
+            attr_fts = n <= ATTR_CANDIDATES;
+        }
+    }
     /* With an offset, the skipped rows are walked in an index only (the inner
      * SELECT of tids: traces_started covers the list order), and only the page's
      * rows are read: offset=10000 read 10,100 rows before. */
@@ -544,21 +668,15 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
                           " (SELECT t.tid FROM traces t WHERE 1");
     else
         pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE 1");
-    if (f->project_id) pc_buf_puts(&sql, " AND t.project_id = ?1");
-    if (f->service_name) pc_buf_puts(&sql, " AND t.service_name = ?2");
-    if (f->status) pc_buf_puts(&sql, " AND t.status = ?3");
-    if (f->start_ns) pc_buf_puts(&sql, " AND t.started_ns >= ?4");
-    if (f->end_ns) pc_buf_puts(&sql, " AND t.started_ns <= ?5");
-    if (f->span_type) pc_buf_puts(&sql, " AND (t.span_types & ?6) != 0");
-    if (f->after)
-        pc_buf_puts(&sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
+    filter_sql(&sql, f, attr_fts);
     pc_buf_puts(&sql, " ORDER BY " NEWEST " LIMIT ?7 OFFSET ?8");
     if (f->offset > 0) pc_buf_puts(&sql, ") ORDER BY " NEWEST);
-
-    query q;
-    int rc = query_open(&q, ctx, sql.data, "list traces");
+    int rc = sqlite3_prepare_v2(q.db, sql.data, -1, &q.st, NULL);
     pc_buf_free(&sql);
-    if (rc < 0) return -1;
+    if (rc != SQLITE_OK) {
+        pc_buf_free(&fts);
+        return pc_local_query_close(&q, rc);
+    }
     if (f->project_id) bind_cstr(q.st, 1, f->project_id);
     if (f->service_name) bind_cstr(q.st, 2, f->service_name);
     if (f->status) bind_cstr(q.st, 3, f->status);
@@ -572,6 +690,16 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
         bind_cstr(q.st, 10, f->after->trace_id);
         bind_cstr(q.st, 11, f->after->project_id);
     }
+    if (f->session_id) bind_cstr(q.st, 12, f->session_id);
+    if (f->user_id) bind_cstr(q.st, 13, f->user_id);
+    if (f->model) bind_cstr(q.st, 14, f->model);
+    if (f->min_cost > 0) sqlite3_bind_double(q.st, 15, f->min_cost);
+    if (attr_fts) sqlite3_bind_text(q.st, 16, fts.data, -1, SQLITE_TRANSIENT);
+    if (f->attr_key && f->attr_value) {
+        bind_cstr(q.st, 17, f->attr_key);
+        bind_cstr(q.st, 18, f->attr_value);
+    }
+    pc_buf_free(&fts);
     return each_trace(&q, cb, ud);
 }
 
@@ -583,7 +711,7 @@ static int get_trace(void *ctx, const char *project_id, const char *trace_id, pc
                                    " WHERE t.trace_id = ?1 AND t.project_id = ?2"
                                  : "SELECT " TRACE_COLS " FROM traces t WHERE t.trace_id = ?1"
                                    " ORDER BY t.project_id";
-    if (query_open(&q, ctx, sql, "get trace") < 0) return -1;
+    if (pc_local_query_open(&q, ctx, sql, "get trace") < 0) return -1;
     bind_cstr(q.st, 1, trace_id);
     if (project_id) bind_cstr(q.st, 2, project_id);
     return each_trace(&q, cb, ud);
@@ -593,7 +721,7 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
                      int offset, pc_span_cb cb, void *ud)
 {
     query q;
-    if (query_open(&q, ctx,
+    if (pc_local_query_open(&q, ctx,
                    "SELECT " SPAN_COLS " FROM traces t JOIN spans s ON s.tid = t.tid"
                    " WHERE t.trace_id = ?1 AND t.project_id = ?2"
                    " ORDER BY s.start_ns, s.span_id LIMIT ?3 OFFSET ?4",
@@ -609,7 +737,7 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
         read_span(q.st, &row);
         if (cb(ud, &row) != 0) break;
     }
-    return query_close(&q, rc);
+    return pc_local_query_close(&q, rc);
 }
 
 /* Most FTS5 candidate blocks (of 16 traces) a search collects before it
@@ -620,22 +748,6 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
 static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
     " AND pc_contains(pc_search_text(s.name, s.attributes, s.events), ?2) LIMIT 1";
-
-/* Counts FTS5 candidate blocks of |fts| (at most SEARCH_CANDIDATES + 1); -1 on failure. */
-static int64_t count_candidates(query *q, const char *fts)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(q->db,
-                           "SELECT count(*) FROM (SELECT 1 FROM span_text WHERE span_text MATCH ?1"
-                           " LIMIT " STR(SEARCH_CANDIDATES) " + 1)",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return n;
-}
 
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)
@@ -661,17 +773,17 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     query q;
     /* The statement is prepared after the candidates are counted, on the same
      * connection and under the same deadline. */
-    if (query_open(&q, ctx, "SELECT 1", "search") < 0) {
+    if (pc_local_query_open(&q, ctx, "SELECT 1", "search") < 0) {
         pc_buf_free(&fts);
         return -1;
     }
     sqlite3_finalize(q.st);
     q.st = NULL;
     if (indexed) {
-        int64_t n = count_candidates(&q, fts.data);
+        int64_t n = count_candidates(&q, fts.data, SEARCH_CANDIDATES);
         if (n < 0) {
             pc_buf_free(&fts);
-            return query_close(&q, SQLITE_ERROR);
+            return pc_local_query_close(&q, SQLITE_ERROR);
         }
         indexed = n <= SEARCH_CANDIDATES;
     }
@@ -686,14 +798,14 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     if (rc != SQLITE_OK) {
         sqlite3_finalize(verify);
         pc_buf_free(&fts);
-        return query_close(&q, rc);
+        return pc_local_query_close(&q, rc);
     }
     sqlite3_bind_text(q.st, 1, fts.data, -1, SQLITE_STATIC);
     if (project_id) bind_cstr(q.st, 3, project_id);
     sqlite3_bind_text(verify, 2, text, (int)tn, SQLITE_STATIC);
     int found = 0;
     while (found < limit && (rc = sqlite3_step(q.st)) == SQLITE_ROW) {
-        sqlite3_bind_int64(verify, 1, sqlite3_column_int64(q.st, 13));
+        sqlite3_bind_int64(verify, 1, sqlite3_column_int64(q.st, TRACE_NCOLS));
         int vrc = sqlite3_step(verify);
         sqlite3_reset(verify);
         if (vrc == SQLITE_DONE) continue;
@@ -707,7 +819,7 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
         if (cb(ud, &row) != 0) break;
     }
     sqlite3_finalize(verify);
-    rc = query_close(&q, rc);
+    rc = pc_local_query_close(&q, rc);
     pc_buf_free(&fts);
     return rc;
 }
@@ -738,5 +850,7 @@ const pc_store_ops pc_local_store_ops = {
     .get_trace = get_trace,
     .get_spans = get_spans,
     .search = search,
+    .list_sessions = pc_local_list_sessions,
+    .stats = pc_local_stats,
     .health = health,
 };

@@ -46,6 +46,8 @@ typedef struct pc_local_writer {
     sqlite3_stmt *purge_blocks_clear, *purge_blocks; /* temp.purge_blocks: their blocks */
     sqlite3_stmt *purge_text;    /* those blocks' trigrams out of span_text */
     sqlite3_stmt *purge_reindex; /* ... and those of the traces that stay, back */
+    sqlite3_stmt *ins_model;   /* a (model, tid) pair into trace_models */
+    sqlite3_stmt *purge_models; /* trace_models rows of the oldest expired traces */
     sqlite3_stmt *purge_spans; /* spans of the oldest expired traces */
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
 } pc_local_writer;

@@ -36,8 +36,21 @@ void pc_local_search_text(pc_buf *out, const char *name, size_t name_len, const 
                           size_t attrs_len, const char *events, size_t events_len);
 
 /*
+ * The attribute filter of trace lists (store.h, attr_key / attr_value): 1
+ * when the JSON object |attrs| (span.h's encoding of a span's attributes) has
+ * a top-level member whose key is exactly |key| and whose value's text form is
+ * exactly |value| (a string as is; an int, double or bool as span.h's JSON
+ * writer writes it: 42, 0.5, true), else 0. Null, array and map values never
+ * match; JSON that does not parse matches nothing. Every value's text form is
+ * in the span's search text, so the trigram index can name candidates.
+ */
+int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, size_t key_len,
+                        const char *value, size_t value_len);
+
+/*
  * Registers on |db| pc_search_text(name, attributes, events) (deterministic:
- * the text above) and the FTS5 tokenizer pc_trigram of span_text (every
+ * the text above), pc_attr_match(attributes, key, value) (the function
+ * above) and the FTS5 tokenizer pc_trigram of span_text (every
  * distinct trigram of folded code points within a line, once per document;
  * local_text.c). Every connection that reads or writes span_text needs it.
  * Returns an SQLite code.

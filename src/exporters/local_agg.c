@@ -1,0 +1,248 @@
+/*
+ * local_agg.c - the embedded store's aggregate reads (store.h): sessions and
+ * stats, over the schema of local_schema.c (version 4).
+ *
+ * Where it sits: the query receiver calls them through pc_local_store_ops
+ * (local_store.c) on a pooled read connection (local_query.h), concurrently
+ * with the writer (WAL).
+ *
+ * Sessions are grouped from the trace rows (each trace carries its session,
+ * the smallest non-empty session_id of its spans), through the partial index
+ * traces_session, which holds only traces that have a session: a page costs
+ * one pass over the traces that have one (one session asked for: its traces
+ * only). Why not a sessions table kept by the writer: a trace's session can
+ * change when a span with a smaller id arrives, and the first/last seen and
+ * user are minima/maxima that a delta cannot take back, so every write of a
+ * session's trace would re-read that session's traces; the read-side group
+ * keeps the writer as fast as version 3 and exact by construction.
+ *
+ * Stats read the spans of the traces that can hold a span starting in
+ * [start, end): started_ns < end (a trace starts with its first span) and
+ * completed_ns >= start (it ends at or after its last span's start), the
+ * latter through the index traces_completed, so a recent window reads recent
+ * traces only. Spans are unique in the store (INSERT OR IGNORE on (tid,
+ * span_id)), so each counts once. SQL orders them by (bucket, group); the
+ * figures of one (bucket, group) are gathered here in C: distinct traces by
+ * sorting their tids, nearest-rank percentiles by sorting the durations.
+ */
+#include "local_query.h"
+
+#include "buf.h"
+#include "mem.h"
+#include "span.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void bind_cstr(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return s ? s : "";
+}
+
+/* A REAL column, NULL (unknown) as NAN. */
+static double col_double(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+/* ------------------------------------------------------------- sessions -- */
+
+/* A saturating sum of a non-negative token column (see span.h: total() is a
+ * float sum, CAST of a float past INT64_MAX gives INT64_MAX). */
+#define TOKEN_SUM(col) "CAST(total(" col ") AS INTEGER)"
+
+int pc_local_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_buf_puts(&sql,
+                "SELECT t.session_id, t.project_id, coalesce(min(nullif(t.user_id, '')), ''),"
+                " count(*), " TOKEN_SUM("t.span_count") ", sum(t.status = 'error'),"
+                " " TOKEN_SUM("t.input_tokens") ", " TOKEN_SUM("t.output_tokens") ","
+                " sum(t.cost_usd), min(t.started_ns), max(t.completed_ns)"
+                " FROM traces t WHERE t.session_id != ''");
+    if (f->project_id) pc_buf_puts(&sql, " AND t.project_id = ?1");
+    if (f->session_id) pc_buf_puts(&sql, " AND t.session_id = ?2");
+    /* sessions having a trace of that user: every trace of such a session stays */
+    if (f->user_id)
+        pc_buf_puts(&sql, " AND (t.project_id, t.session_id) IN (SELECT u.project_id,"
+                          " u.session_id FROM traces u WHERE u.user_id = ?3"
+                          " AND u.user_id != '' AND u.session_id != '')");
+    pc_buf_puts(&sql, " GROUP BY t.session_id, t.project_id HAVING 1");
+    if (f->start_ns) pc_buf_puts(&sql, " AND max(t.completed_ns) >= ?4");
+    if (f->end_ns) pc_buf_puts(&sql, " AND min(t.started_ns) <= ?5");
+    pc_buf_puts(&sql, " ORDER BY 11 DESC, 1 DESC, 2 DESC LIMIT ?6 OFFSET ?7");
+
+    pc_local_query q;
+    int rc = pc_local_query_open(&q, ctx, sql.data, "list sessions");
+    pc_buf_free(&sql);
+    if (rc < 0) return -1;
+    if (f->project_id) bind_cstr(q.st, 1, f->project_id);
+    if (f->session_id) bind_cstr(q.st, 2, f->session_id);
+    if (f->user_id) bind_cstr(q.st, 3, f->user_id);
+    if (f->start_ns) sqlite3_bind_int64(q.st, 4, f->start_ns);
+    if (f->end_ns) sqlite3_bind_int64(q.st, 5, f->end_ns);
+    sqlite3_bind_int(q.st, 6, f->limit);
+    sqlite3_bind_int(q.st, 7, f->offset > 0 ? f->offset : 0);
+    while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
+        pc_session_row row = {
+            .session_id = col_text(q.st, 0),
+            .project_id = col_text(q.st, 1),
+            .user_id = col_text(q.st, 2),
+            .trace_count = sqlite3_column_int64(q.st, 3),
+            .span_count = sqlite3_column_int64(q.st, 4),
+            .error_count = sqlite3_column_int64(q.st, 5),
+            .input_tokens = sqlite3_column_int64(q.st, 6),
+            .output_tokens = sqlite3_column_int64(q.st, 7),
+            .cost_usd = col_double(q.st, 8),
+            .first_seen_ns = sqlite3_column_int64(q.st, 9),
+            .last_seen_ns = sqlite3_column_int64(q.st, 10),
+        };
+        if (cb(ud, &row) != 0) break;
+    }
+    return pc_local_query_close(&q, rc);
+}
+
+/* ---------------------------------------------------------------- stats -- */
+
+/* The group column of each pc_stats_group (s: the span, t: its trace). */
+static const char *group_col(pc_stats_group g)
+{
+    switch (g) {
+    case PC_GROUP_MODEL: return "s.llm_model";
+    case PC_GROUP_SERVICE: return "s.service_name";
+    case PC_GROUP_SPAN_TYPE: return "s.span_type";
+    case PC_GROUP_PROJECT: return "t.project_id";
+    case PC_GROUP_USER: return "s.user_id";
+    case PC_GROUP_SESSION: return "s.session_id";
+    default: return "''";
+    }
+}
+
+/* One (bucket, group) being gathered. */
+typedef struct agg {
+    pc_stats_row row;
+    pc_buf group;     /* row.group's text */
+    int64_t *tids;    /* the tid of each span */
+    int64_t *durs;    /* durations of the ended spans */
+    size_t n_tids, n_durs, cap_tids, cap_durs;
+    bool has_cost;
+} agg;
+
+static void push(int64_t **v, size_t *n, size_t *cap, int64_t x)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        *v = pc_xrealloc(*v, *cap * sizeof(**v));
+    }
+    (*v)[(*n)++] = x;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The nearest-rank percentile |pct| (1..100) of the |n| sorted values |v|:
+ * the value at 1-based rank ceil(pct * n / 100); -1 when n is 0. */
+static int64_t nearest_rank(const int64_t *v, size_t n, int pct)
+{
+    if (n == 0) return -1;
+    size_t rank = (n * (size_t)pct + 99) / 100;
+    return v[rank ? rank - 1 : 0];
+}
+
+/* Completes |a|'s row (distinct traces, percentiles, cost) and hands it to |cb|. */
+static int emit(agg *a, pc_stats_cb cb, void *ud)
+{
+    qsort(a->tids, a->n_tids, sizeof(*a->tids), by_value);
+    int64_t traces = 0;
+    for (size_t i = 0; i < a->n_tids; i++)
+        if (i == 0 || a->tids[i] != a->tids[i - 1]) traces++;
+    qsort(a->durs, a->n_durs, sizeof(*a->durs), by_value);
+    a->row.traces = traces;
+    a->row.latency_p50_ns = nearest_rank(a->durs, a->n_durs, 50);
+    a->row.latency_p95_ns = nearest_rank(a->durs, a->n_durs, 95);
+    a->row.latency_p99_ns = nearest_rank(a->durs, a->n_durs, 99);
+    if (!a->has_cost) a->row.cost_usd = NAN;
+    a->row.group = a->group.data ? a->group.data : "";
+    return cb(ud, &a->row);
+}
+
+int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_buf_puts(&sql, "SELECT ");
+    pc_buf_puts(&sql, qs->interval_ns > 0 ? "s.start_ns - s.start_ns % ?4" : "?1");
+    pc_buf_puts(&sql, ", ");
+    pc_buf_puts(&sql, group_col(qs->group_by));
+    pc_buf_puts(&sql,
+                ", s.tid, s.status = 'error', s.input_tokens, s.output_tokens, s.cost_usd,"
+                " s.span_type IN ('llm', 'embedding') AND s.llm_model != ''"
+                " AND s.cost_usd IS NULL,"
+                " CASE WHEN s.end_ns > 0 THEN s.end_ns - s.start_ns END"
+                " FROM traces t JOIN spans s ON s.tid = t.tid"
+                " WHERE t.completed_ns >= ?1 AND t.started_ns < ?2"
+                " AND s.start_ns >= ?1 AND s.start_ns < ?2");
+    if (qs->project_id) pc_buf_puts(&sql, " AND t.project_id = ?3");
+    pc_buf_puts(&sql, " ORDER BY 1, 2");
+
+    pc_local_query q;
+    int rc = pc_local_query_open(&q, ctx, sql.data, "stats");
+    pc_buf_free(&sql);
+    if (rc < 0) return -1;
+    sqlite3_bind_int64(q.st, 1, qs->start_ns);
+    sqlite3_bind_int64(q.st, 2, qs->end_ns);
+    if (qs->project_id) bind_cstr(q.st, 3, qs->project_id);
+    if (qs->interval_ns > 0) sqlite3_bind_int64(q.st, 4, qs->interval_ns);
+
+    agg a = {.row = {0}};
+    bool open = false, stop = false;
+    int rows = 0;
+    while (!stop && (rc = sqlite3_step(q.st)) == SQLITE_ROW) {
+        int64_t bucket = sqlite3_column_int64(q.st, 0);
+        const char *group = col_text(q.st, 1);
+        size_t glen = (size_t)sqlite3_column_bytes(q.st, 1);
+        if (open && (bucket != a.row.bucket_ns || glen != a.group.len ||
+                     (glen && memcmp(group, a.group.data, glen) != 0))) {
+            stop = emit(&a, cb, ud) != 0 || ++rows >= qs->max_rows;
+            open = false;
+            if (stop) break;
+        }
+        if (!open) {
+            a.row = (pc_stats_row){.bucket_ns = bucket};
+            pc_buf_reset(&a.group);
+            pc_buf_append(&a.group, group, glen);
+            pc_buf_putc(&a.group, '\0');
+            a.group.len = glen;
+            a.n_tids = a.n_durs = 0;
+            a.has_cost = false;
+            open = true;
+        }
+        a.row.spans++;
+        push(&a.tids, &a.n_tids, &a.cap_tids, sqlite3_column_int64(q.st, 2));
+        a.row.errors += sqlite3_column_int(q.st, 3);
+        int64_t in = sqlite3_column_int64(q.st, 4), out = sqlite3_column_int64(q.st, 5);
+        if (in > 0) a.row.input_tokens = pc_tokens_add(a.row.input_tokens, in);
+        if (out > 0) a.row.output_tokens = pc_tokens_add(a.row.output_tokens, out);
+        if (sqlite3_column_type(q.st, 6) != SQLITE_NULL) {
+            a.row.cost_usd += sqlite3_column_double(q.st, 6);
+            a.has_cost = true;
+        }
+        a.row.unpriced += sqlite3_column_int(q.st, 7);
+        if (sqlite3_column_type(q.st, 8) != SQLITE_NULL)
+            push(&a.durs, &a.n_durs, &a.cap_durs, sqlite3_column_int64(q.st, 8));
+    }
+    if (open && (rc == SQLITE_DONE)) emit(&a, cb, ud);
+    pc_buf_free(&a.group);
+    free(a.tids);
+    free(a.durs);
+    return pc_local_query_close(&q, stop ? SQLITE_DONE : rc);
+}
