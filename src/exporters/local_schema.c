@@ -1,12 +1,12 @@
 /*
- * local_schema.c - the embedded store's schema (version 3) and its migrations.
+ * local_schema.c - the embedded store's schema (version 4) and its migrations.
  *
- * Where it sits: local_store.c opens the writer connection and calls
+ * Where it sits: local_writer.c opens the writer connection and calls
  * pc_local_schema_setup once, at start, before any write; everything the
  * writer (local_txn.c) and the readers (local_store.c) do relies on the
  * contract below.
  *
- * Schema version 3 (one file <directory>/prela.db, WAL, PRAGMA user_version 3):
+ * Schema version 4 (one file <directory>/prela.db, WAL, PRAGMA user_version 4):
  *
  *   traces     one row per (project_id, trace_id) (UNIQUE traces_key): the same
  *              trace id in two projects is two traces. tid (INTEGER PRIMARY
@@ -17,11 +17,38 @@
  *              tokens > 0, source/created_ns/service from the first write,
  *              root fields from the first parentless span), plus span_types:
  *              the OR of 1 << pc_span_type of its spans (the span_type filter
- *              reads the trace row, no span index).
+ *              reads the trace row, no span index). Version 4 (issue 13):
+ *              session_id and user_id, the smallest (bytewise) non-empty one
+ *              among its spans ('' when none); cost_usd, the sum of its
+ *              spans' known costs (NULL when none). Maintained like the
+ *              token sums: from the spans a transaction really inserted, so
+ *              a redelivered span changes nothing, and min/sum merge in any
+ *              order. Indexes of version 4: traces_session (session_id,
+ *              started_ns) and traces_user (user_id, started_ns), partial
+ *              (WHERE id != ''): the session/user list filters and the
+ *              sessions read walk them in list order, and a trace without
+ *              a session or user (most of them) costs the writer nothing
+ *              there; traces_completed (completed_ns): stats read the traces
+ *              that end at or after the window's start (see local_agg.c).
+ *   trace_models  (model, tid) WITHOUT ROWID, version 4: the distinct
+ *              llm_model and llm_request_model values of each trace's spans
+ *              ('' never), INSERT OR IGNORE by the writer per trace and
+ *              transaction; the model filter reads it instead of spans (one
+ *              row per trace and model, keyed model first, so a model's
+ *              traces are one range and new tids append to it). Retention
+ *              deletes the rows of the expired traces (found through their
+ *              spans' models) before their spans.
  *   spans      one row per (tid, span_id) (UNIQUE spans_key), INSERT OR IGNORE:
  *              first write wins. The row holds no trace id or project: its
  *              trace row does (join on tid). attributes, events, links,
- *              resource, scope hold span.h's JSON text.
+ *              resource, scope hold span.h's JSON text. Version 4 added, as
+ *              span.h has them: llm_request_model, cache_read_tokens,
+ *              cache_write_tokens, reasoning_tokens (-1 unknown), cost_usd,
+ *              cost_input_usd, cost_output_usd (REAL, NULL unknown),
+ *              cost_source ('', 'sent', 'table'), session_id, user_id,
+ *              input_messages, output_messages ('' none; messages are JSON
+ *              array text). No index on any of them: the per-span write
+ *              cost is binding them.
  *   span_text  FTS5, contentless (content=''), detail=none, columnsize=0,
  *              tokenizer pc_trigram (local_text.h: the distinct case-folded
  *              trigrams of each line). rowid = a search block, tid >>
@@ -65,16 +92,26 @@
  * - Rowid tables, not WITHOUT ROWID: span rows carry prompt text (KBs), and
  *   SQLite advises rowid tables for large rows; traces is keyed by tid.
  * - New columns (issue 13: session_id, user_id, models, cost, messages) are
- *   ALTER TABLE ADD COLUMN with a constant default: no table rewrite.
+ *   ALTER TABLE ADD COLUMN with a constant default: no table rewrite (3 -> 4).
+ * - Version 4 adds per-trace structures only (three trace indexes, two of
+ *   them partial, and trace_models), nothing per span: issue 15 wants the
+ *   writer faster, and a span index is what made version 2 slow.
+ * - Sessions are not a table: local_agg.c says why.
  *
  * Versions and migration: version 1 is the first release's schema (no
  * user_version, keys without the project); version 2 added the project to
- * every key. pc_local_schema_setup migrates 1 -> 2 -> 3 or 2 -> 3 once, at
- * start, in ONE transaction (an interrupted migration leaves the old version
- * intact and simply runs again): old tables renamed, new ones created, every
- * row copied (tids in first-ingest order), span_types and the search index
- * built for the old rows, old tables dropped. A file with a newer version
- * than this binary knows is refused.
+ * every key; version 3 keyed traces by tid and added the search index.
+ * pc_local_schema_setup migrates 1 -> 2 -> 3 -> 4, 2 -> 3 -> 4 or 3 -> 4
+ * once, at start, in ONE transaction (an interrupted migration leaves the old
+ * version intact and simply runs again), logging one line per step. Up to 3:
+ * old tables renamed, new ones created (with version 4's columns), every row
+ * copied (tids in first-ingest order), span_types and the search index built
+ * for the old rows, old tables dropped. 3 -> 4: the new columns added (a
+ * version 3 file only), the new tables and indexes created, and the trace
+ * fields and trace_models filled from the spans already stored (old rows
+ * hold the defaults of the new span columns, so old traces get '' / NULL
+ * and their llm_model in trace_models). A file with a newer version than
+ * this binary knows is refused.
  */
 #include "local_schema.h"
 

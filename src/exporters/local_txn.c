@@ -4,7 +4,7 @@
  * text written, its summary written once (see local_txn.h).
  *
  * Sits between the local exporter's writer thread (local.c: which spans go in
- * which transaction) and the prepared statements of local_store.c.
+ * which transaction) and the prepared statements of local_writer.c.
  */
 #include "local_txn.h"
 
@@ -167,7 +167,7 @@ static void group_add(txn *t, size_t i)
     acc_add(&g->all, s, t->items[i].created_ns);
 }
 
-/* Binds |a| as INS_TRACE / MERGE_TRACE / SET_TRACE take it (local_store.c), tid as ?16. */
+/* Binds |a| as INS_TRACE / MERGE_TRACE / SET_TRACE take it (local_writer.c), tid as ?16. */
 static void bind_trace(sqlite3_stmt *st, const trace_acc *a, int64_t tid)
 {
     const pc_span *f = a->first, *r = a->root;
