@@ -176,8 +176,45 @@ static int emit(agg *a, pc_stats_cb cb, void *ud)
     return cb(ud, &a->row);
 }
 
+/*
+ * The index that bounds a window's traces best: traces_completed (completed_ns
+ * >= start: the traces ending in or after the window) unless traces_started
+ * (started_ns < end) holds fewer, as for an old window of a store that goes
+ * on long after it. Each side is counted up to STATS_PROBE index entries.
+ */
+#define STATS_PROBE 50000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Entries of one side, at most STATS_PROBE + 1; -1 on failure. */
+static int64_t probe(sqlite3 *db, const char *sql, int64_t bound)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, bound);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
 int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud)
 {
+    pc_local_query q;
+    if (pc_local_query_open(&q, ctx, "SELECT 1", "stats") < 0) return -1;
+    sqlite3_finalize(q.st);
+    q.st = NULL;
+    int64_t ending = probe(q.db,
+                           "SELECT count(*) FROM (SELECT 1 FROM traces INDEXED BY traces_completed"
+                           " WHERE completed_ns >= ?1 LIMIT " STR(STATS_PROBE) " + 1)",
+                           qs->start_ns);
+    int64_t starting = probe(q.db,
+                             "SELECT count(*) FROM (SELECT 1 FROM traces INDEXED BY traces_started"
+                             " WHERE started_ns < ?1 LIMIT " STR(STATS_PROBE) " + 1)",
+                             qs->end_ns);
+    if (ending < 0 || starting < 0) return pc_local_query_close(&q, SQLITE_ERROR);
+
     pc_buf sql = PC_BUF_INIT;
     pc_buf_puts(&sql, "SELECT ");
     pc_buf_puts(&sql, qs->interval_ns > 0 ? "s.start_ns - s.start_ns % ?4" : "?1");
@@ -188,16 +225,18 @@ int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud
                 " s.span_type IN ('llm', 'embedding') AND s.llm_model != ''"
                 " AND s.cost_usd IS NULL,"
                 " CASE WHEN s.end_ns > 0 THEN s.end_ns - s.start_ns END"
-                " FROM traces t JOIN spans s ON s.tid = t.tid"
+                " FROM traces t INDEXED BY ");
+    /* CROSS JOIN: the traces first, then their spans (spans has no time index) */
+    pc_buf_puts(&sql, starting < ending ? "traces_started" : "traces_completed");
+    pc_buf_puts(&sql, " CROSS JOIN spans s ON s.tid = t.tid"
                 " WHERE t.completed_ns >= ?1 AND t.started_ns < ?2"
                 " AND s.start_ns >= ?1 AND s.start_ns < ?2");
     if (qs->project_id) pc_buf_puts(&sql, " AND t.project_id = ?3");
     pc_buf_puts(&sql, " ORDER BY 1, 2");
 
-    pc_local_query q;
-    int rc = pc_local_query_open(&q, ctx, sql.data, "stats");
+    int rc = sqlite3_prepare_v2(q.db, sql.data, -1, &q.st, NULL);
     pc_buf_free(&sql);
-    if (rc < 0) return -1;
+    if (rc != SQLITE_OK) return pc_local_query_close(&q, rc);
     sqlite3_bind_int64(q.st, 1, qs->start_ns);
     sqlite3_bind_int64(q.st, 2, qs->end_ns);
     if (qs->project_id) bind_cstr(q.st, 3, qs->project_id);

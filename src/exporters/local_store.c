@@ -326,12 +326,37 @@ static int64_t count_candidates(query *q, const char *fts, int cap)
     " WHERE f.span_text MATCH ?16"
 
 /*
+ * Most traces of one model the model filter reads from trace_models and then
+ * sorts; a model in more traces (a common one) is checked trace by trace in
+ * list order instead (one primary-key probe each), which fills a page soon.
+ */
+#define MODEL_FEW 5000
+
+/* Whether model ?1 is in at most MODEL_FEW traces; -1 on failure. */
+static int model_is_few(pc_local_query *q, const char *model)
+{
+    sqlite3_stmt *st = NULL;
+    int few = -1;
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT count(*) FROM (SELECT 1 FROM trace_models WHERE model = ?1"
+                           " LIMIT " STR(MODEL_FEW) " + 1)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) few = sqlite3_column_int64(st, 0) <= MODEL_FEW;
+    }
+    sqlite3_finalize(st);
+    return few;
+}
+
+/*
  * The filters of |f| as SQL over traces t (parameters ?1..?18 as list_traces
  * binds them). |attr_fts|: the attribute filter's candidates come from the
- * trigram index. Session and user: "!= ''" lets SQLite use the partial
- * indexes traces_session / traces_user (they hold only non-empty ids).
+ * trigram index; |model_few|: the model filter's traces are read from
+ * trace_models first (see MODEL_FEW). Session and user: "!= ''" lets SQLite
+ * use the partial indexes traces_session / traces_user (they hold only
+ * non-empty ids).
  */
-static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts)
+static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts, bool model_few)
 {
     if (f->project_id) pc_buf_puts(sql, " AND t.project_id = ?1");
     if (f->service_name) pc_buf_puts(sql, " AND t.service_name = ?2");
@@ -345,7 +370,11 @@ static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts)
     if (f->user_id)
         pc_buf_puts(sql, *f->user_id ? " AND t.user_id = ?13 AND t.user_id != ''"
                                      : " AND t.user_id = ?13");
-    if (f->model) pc_buf_puts(sql, " AND t.tid IN (SELECT m.tid FROM trace_models m WHERE m.model = ?14)");
+    if (f->model)
+        pc_buf_puts(sql, model_few ? " AND t.tid IN (SELECT m.tid FROM trace_models m"
+                                     " WHERE m.model = ?14)"
+                                   : " AND EXISTS (SELECT 1 FROM trace_models m"
+                                     " WHERE m.model = ?14 AND m.tid = t.tid)");
     if (f->min_cost > 0) pc_buf_puts(sql, " AND t.cost_usd >= ?15");
     if (f->attr_key && f->attr_value) {
         if (attr_fts) pc_buf_puts(sql, " AND t.tid IN (" BLOCK_TIDS ")");
@@ -378,6 +407,15 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
             attr_fts = n <= ATTR_CANDIDATES;
         }
     }
+    bool model_few = false;
+    if (f->model) {
+        int few = model_is_few(&q, f->model);
+        if (few < 0) {
+            pc_buf_free(&fts);
+            return pc_local_query_close(&q, SQLITE_ERROR);
+        }
+        model_few = few == 1;
+    }
     /* With an offset, the skipped rows are walked in an index only (the inner
      * SELECT of tids: traces_started covers the list order), and only the page's
      * rows are read: offset=10000 read 10,100 rows before. */
@@ -387,7 +425,7 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
                           " (SELECT t.tid FROM traces t WHERE 1");
     else
         pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE 1");
-    filter_sql(&sql, f, attr_fts);
+    filter_sql(&sql, f, attr_fts, model_few);
     pc_buf_puts(&sql, " ORDER BY " NEWEST " LIMIT ?7 OFFSET ?8");
     if (f->offset > 0) pc_buf_puts(&sql, ") ORDER BY " NEWEST);
     int rc = sqlite3_prepare_v2(q.db, sql.data, -1, &q.st, NULL);
