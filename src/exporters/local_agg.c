@@ -162,11 +162,11 @@ static int64_t nearest_rank(const int64_t *v, size_t n, int pct)
 /* Completes |a|'s row (distinct traces, percentiles, cost) and hands it to |cb|. */
 static int emit(agg *a, pc_stats_cb cb, void *ud)
 {
-    qsort(a->tids, a->n_tids, sizeof(*a->tids), by_value);
+    if (a->n_tids > 1) qsort(a->tids, a->n_tids, sizeof(*a->tids), by_value);
     int64_t traces = 0;
     for (size_t i = 0; i < a->n_tids; i++)
         if (i == 0 || a->tids[i] != a->tids[i - 1]) traces++;
-    qsort(a->durs, a->n_durs, sizeof(*a->durs), by_value);
+    if (a->n_durs > 1) qsort(a->durs, a->n_durs, sizeof(*a->durs), by_value);
     a->row.traces = traces;
     a->row.latency_p50_ns = nearest_rank(a->durs, a->n_durs, 50);
     a->row.latency_p95_ns = nearest_rank(a->durs, a->n_durs, 95);
