@@ -114,6 +114,35 @@ const char *pc_http_query(const pc_http_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+typedef struct prefixed {
+    const char *prefix;
+    size_t len;
+    int n;
+    const char *name, *value;
+} prefixed;
+
+static enum MHD_Result prefixed_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    prefixed *p = cls;
+    if (key && strncmp(key, p->prefix, p->len) == 0 && p->n++ == 0) {
+        p->name = key;
+        p->value = value;
+    }
+    return MHD_YES;
+}
+
+int pc_http_query_prefixed(const pc_http_req *r, const char *prefix, const char **name,
+                           const char **value)
+{
+    prefixed p = {prefix, strlen(prefix), 0, NULL, NULL};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, prefixed_cb, &p);
+    *name = p.name;
+    *value = p.value;
+    return p.n;
+}
+
 void pc_http_error_detail(pc_http_resp *resp, int status, const char *msg)
 {
     resp->status = status;

@@ -66,6 +66,11 @@ typedef struct pc_http_resp {
 const char *pc_http_header(const pc_http_req *r, const char *name);
 /* Returns the URL query argument |name| (decoded), or NULL. */
 const char *pc_http_query(const pc_http_req *r, const char *name);
+/* The URL query arguments whose name starts with |prefix|: how many there
+ * are, and the first one's name and value (decoded) in |*name| / |*value|
+ * (NULL when none). */
+int pc_http_query_prefixed(const pc_http_req *r, const char *prefix, const char **name,
+                           const char **value);
 
 typedef void (*pc_http_handler)(void *ctx, pc_http_req *req, pc_http_resp *resp);
 

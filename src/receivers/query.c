@@ -10,12 +10,11 @@
  *   GET /api/v1/traces/{id}         the trace and its spans (?project_id=)
  *   GET /api/v1/traces/{id}/spans   its spans (?project_id=)
  *   GET /api/v1/search?query=       traces whose span names / attributes contain it
+ *   GET /api/v1/sessions[/{id}], /api/v1/stats, /api/v1/models: query_llm.h
  *   GET /api/v1/health              200 healthy or degraded / 503 unhealthy: the
  *                                   store, and every exporter (pc_host_health)
  *
- * One serializer per object (write_trace, write_span) is used by every endpoint.
- * JSON columns come from the store as JSON text and are spliced in verbatim, so
- * attributes and events are objects and arrays, never JSON-in-strings. Errors
+ * One serializer per object (query_json.h) is used by every endpoint. Errors
  * are {"detail": "..."}; a bad parameter gets 400 naming it. Query parameters
  * reach the store as values only; the store binds them.
  *
@@ -23,7 +22,7 @@
  * the pc_buf http.c hands us.
  *
  * Projects: a trace is (project_id, trace_id) (store.h). Which project a
- * request reads is decided in ONE place, read_project(), for every endpoint:
+ * request reads is decided in ONE place, pc_query_read_project(), for every endpoint:
  * a project key's own project (auth.h; asking for another is a 403), else the
  * `project_id` query parameter (none = every project). A trace
  * read without a project answers the trace when its id exists in exactly
@@ -34,6 +33,8 @@
 
 #include "http.h"
 #include "json.h"
+#include "query_json.h"
+#include "query_llm.h"
 #include "log.h"
 #include "mem.h"
 #include "span.h"
@@ -102,371 +103,88 @@ typedef struct pc_query {
     pc_http_server *srv;
 } pc_query;
 
-/* ---------------------------------------------------------- serializers -- */
-
-static void write_key(pc_buf *b, const char *key)
-{
-    pc_buf_putc(b, ',');
-    pc_json_write_cstr(b, key);
-    pc_buf_putc(b, ':');
-}
-
-/* A string, or null when it is empty. */
-static void write_str_or_null(pc_buf *b, const char *s)
-{
-    if (s && *s)
-        pc_json_write_cstr(b, s);
-    else
-        pc_buf_puts(b, "null");
-}
-
-/* Stored JSON text verbatim, or |fallback| when the column is empty. */
-static void splice(pc_buf *b, const char *json, const char *fallback)
-{
-    pc_buf_puts(b, json && *json ? json : fallback);
-}
-
-static void write_trace(pc_buf *b, const pc_trace_row *t)
-{
-    pc_buf_puts(b, "{\"trace_id\":");
-    pc_json_write_cstr(b, t->trace_id);
-    write_key(b, "project_id");
-    pc_json_write_cstr(b, t->project_id);
-    write_key(b, "service_name");
-    pc_json_write_cstr(b, t->service_name);
-    write_key(b, "started_at");
-    pc_json_write_time(b, t->started_ns);
-    write_key(b, "completed_at");
-    pc_json_write_time(b, t->completed_ns);
-    write_key(b, "duration_ms");
-    pc_json_write_double(b, pc_time_diff_ms(t->completed_ns, t->started_ns));
-    write_key(b, "status");
-    pc_json_write_cstr(b, t->status);
-    write_key(b, "root_span_id");
-    pc_json_write_cstr(b, t->root_span_id);
-    write_key(b, "root_span_name");
-    pc_json_write_cstr(b, t->root_span_name);
-    write_key(b, "span_count");
-    pc_json_write_int(b, t->span_count);
-    write_key(b, "input_tokens");
-    pc_json_write_int(b, t->input_tokens);
-    write_key(b, "output_tokens");
-    pc_json_write_int(b, t->output_tokens);
-    pc_buf_puts(b, ",\"attributes\":{}");
-    write_key(b, "source");
-    pc_json_write_cstr(b, t->source);
-    write_key(b, "created_at");
-    pc_json_write_time(b, t->created_ns);
-    pc_buf_putc(b, '}');
-}
-
-static const char *const kind_names[] = {"unspecified", "internal", "server",
-                                         "client",      "producer", "consumer"};
-
-static void write_span(pc_buf *b, const pc_span_row *s)
-{
-    pc_buf_puts(b, "{\"span_id\":");
-    pc_json_write_cstr(b, s->span_id);
-    write_key(b, "trace_id");
-    pc_json_write_cstr(b, s->trace_id);
-    write_key(b, "parent_span_id");
-    pc_json_write_cstr(b, s->parent_span_id);
-    write_key(b, "project_id");
-    pc_json_write_cstr(b, s->project_id);
-    write_key(b, "name");
-    pc_json_write_cstr(b, s->name);
-    write_key(b, "kind");
-    pc_json_write_cstr(b, s->kind >= 0 && s->kind <= 5 ? kind_names[s->kind] : "unspecified");
-    write_key(b, "span_type");
-    pc_json_write_cstr(b, s->span_type);
-    write_key(b, "service_name");
-    pc_json_write_cstr(b, s->service_name);
-    write_key(b, "started_at");
-    pc_json_write_time(b, s->start_ns);
-    write_key(b, "ended_at");
-    if (s->end_ns > 0)
-        pc_json_write_time(b, s->end_ns);
-    else
-        pc_buf_puts(b, "null");
-    write_key(b, "start_time_unix_nano");
-    pc_json_write_int(b, s->start_ns);
-    write_key(b, "end_time_unix_nano");
-    pc_json_write_int(b, s->end_ns);
-    write_key(b, "duration_ms");
-    pc_json_write_double(b, s->end_ns > 0 ? pc_time_diff_ms(s->end_ns, s->start_ns) : 0.0);
-    write_key(b, "status");
-    pc_json_write_cstr(b, s->status);
-    write_key(b, "status_message");
-    write_str_or_null(b, s->status_message);
-    write_key(b, "llm_provider");
-    write_str_or_null(b, s->llm_provider);
-    write_key(b, "llm_model");
-    write_str_or_null(b, s->llm_model);
-    write_key(b, "input_tokens");
-    if (s->input_tokens >= 0)
-        pc_json_write_int(b, s->input_tokens);
-    else
-        pc_buf_puts(b, "null");
-    write_key(b, "output_tokens");
-    if (s->output_tokens >= 0)
-        pc_json_write_int(b, s->output_tokens);
-    else
-        pc_buf_puts(b, "null");
-    write_key(b, "attributes");
-    splice(b, s->attributes, "{}");
-    write_key(b, "events");
-    splice(b, s->events, "[]");
-    write_key(b, "links");
-    splice(b, s->links, "[]");
-    write_key(b, "resource");
-    splice(b, s->resource, "{}");
-    write_key(b, "scope");
-    splice(b, s->scope, "{}");
-    write_key(b, "trace_state");
-    pc_json_write_cstr(b, s->trace_state);
-    write_key(b, "source");
-    pc_json_write_cstr(b, s->source);
-    write_key(b, "created_at");
-    pc_json_write_time(b, s->created_ns);
-    pc_buf_putc(b, '}');
-}
-
-/* Row callbacks: append objects to |b|, comma-separated, counting them. A row
- * of a project other than |project| (when set) is skipped: the stores already
- * filter, and this keeps a project key's view closed even if one did not. */
-typedef struct rows {
-    pc_buf *b;
-    int n;
-    const char *project;
-    pc_buf *last; /* when set: the cursor of the last trace written (cursor_write) */
-} rows;
-
-/*
- * The list cursor: "<started_ns>.<hex trace_id>.<hex project_id>", the key
- * (store.h: pc_trace_key) of a page's last trace. Opaque to clients; hex keeps
- * any id bytes out of the URL's syntax. At most MAX_CURSOR bytes.
- */
-#define MAX_CURSOR 1100
-
-static void hex_put(pc_buf *b, const char *s)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (; *s; s++) {
-        pc_buf_putc(b, digits[(unsigned char)*s >> 4]);
-        pc_buf_putc(b, digits[(unsigned char)*s & 15]);
-    }
-}
-
-static void cursor_write(pc_buf *b, const pc_trace_row *row)
-{
-    pc_buf_reset(b);
-    pc_buf_printf(b, "%lld.", (long long)row->started_ns);
-    hex_put(b, row->trace_id);
-    pc_buf_putc(b, '.');
-    hex_put(b, row->project_id);
-}
-
-static int hex_val(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Decodes the hex text [p, end) into an arena string; NULL when it is not an
- * even number of lowercase hex digits or decodes to a NUL byte. */
-static const char *hex_get(pc_arena *a, const char *p, const char *end)
-{
-    size_t n = (size_t)(end - p);
-    if (n % 2) return NULL;
-    char *out = pc_arena_alloc(a, n / 2 + 1);
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_val(p[2 * i]), lo = hex_val(p[2 * i + 1]);
-        if (hi < 0 || lo < 0 || (hi | lo) == 0) return NULL;
-        out[i] = (char)(hi << 4 | lo);
-    }
-    out[n / 2] = '\0';
-    return out;
-}
-
-/* Parses a cursor into |k| (strings in the arena). 0 / -1 when malformed. */
-static int cursor_read(pc_arena *a, const char *s, pc_trace_key *k)
-{
-    if (strlen(s) > MAX_CURSOR || !isdigit((unsigned char)s[0])) return -1;
-    char *end;
-    errno = 0;
-    long long ns = strtoll(s, &end, 10);
-    if (errno || *end != '.') return -1;
-    const char *dot = strchr(end + 1, '.');
-    if (!dot) return -1;
-    k->started_ns = ns;
-    k->trace_id = hex_get(a, end + 1, dot);
-    k->project_id = hex_get(a, dot + 1, dot + 1 + strlen(dot + 1));
-    return k->trace_id && k->project_id && *k->trace_id ? 0 : -1;
-}
-
-static int trace_row_cb(void *ud, const pc_trace_row *row)
-{
-    rows *r = ud;
-    if (r->project && strcmp(r->project, row->project_id)) return 0;
-    if (r->n++) pc_buf_putc(r->b, ',');
-    write_trace(r->b, row);
-    if (r->last) cursor_write(r->last, row);
-    return 0;
-}
-
-static int span_row_cb(void *ud, const pc_span_row *row)
-{
-    rows *r = ud;
-    if (r->project && strcmp(r->project, row->project_id)) return 0;
-    if (r->n++) pc_buf_putc(r->b, ',');
-    write_span(r->b, row);
-    return 0;
-}
-
-/* ------------------------------------------------------------ parameters -- */
-
-/* A query parameter, NULL when absent or empty. */
-static const char *param(const pc_http_req *req, const char *name)
-{
-    const char *v = pc_http_query(req, name);
-    return v && *v ? v : NULL;
-}
-
-/* Parses |name| as a decimal integer in lo..hi (|def| when absent). 0 / -1. */
-static int int_param(const pc_http_req *req, const char *name, long long lo, long long hi, int def,
-                     int *out)
-{
-    const char *s = pc_http_query(req, name);
-    if (!s) {
-        *out = def;
-        return 0;
-    }
-    if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1])))) return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-/* An arena copy of |s| in lowercase (ASCII). */
-static const char *lowercase(pc_arena *a, const char *s)
-{
-    char *c = pc_arena_strndup(a, s, strlen(s));
-    for (char *p = c; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return c;
-}
-
-static void bad_request(pc_http_resp *resp, const char *msg)
-{
-    pc_buf_reset(&resp->body);
-    pc_http_error_detail(resp, 400, msg);
-}
-
-static void server_error(pc_http_resp *resp, const char *msg)
-{
-    pc_buf_reset(&resp->body);
-    pc_http_error_detail(resp, 500, msg);
-}
-
-/* Answers a failed store read |rc|: 503 with Retry-After when it ran past the
- * store's time limit (store.h: PC_STORE_TIMEOUT), else 500 with |msg|. */
-static void store_error(pc_http_resp *resp, int rc, const char *msg)
-{
-    if (rc != PC_STORE_TIMEOUT) {
-        server_error(resp, msg);
-        return;
-    }
-    char m[200];
-    snprintf(m, sizeof(m), "%s: the query ran past the store's time limit (query_timeout); "
-                           "narrow it (filters, a shorter search text) or retry later", msg);
-    pc_buf_reset(&resp->body);
-    pc_http_error_detail(resp, 503, m);
-    resp->retry_after = 1;
-}
-
-/*
- * The project a read is confined to, in |*out|: a project key's own (asking
- * for another with project_id is refused: 403); for an admin key or without
- * auth the project_id parameter, or NULL for every project. Returns 0, or -1
- * after answering.
- */
-static int read_project(const pc_http_req *req, pc_http_resp *resp, const char **out)
-{
-    const char *asked = param(req, "project_id");
-    *out = pc_auth_project(&req->principal, asked);
-    if (asked && *out && strcmp(asked, *out)) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "project_id: API key '%s' reads project '%s' only",
-                 req->principal.name, *out);
-        pc_buf_reset(&resp->body);
-        pc_http_error_detail(resp, 403, msg);
-        return -1;
-    }
-    return 0;
-}
-
 /* -------------------------------------------------------------- handlers -- */
 
 static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
 {
     pc_trace_filter f = {0};
     char msg[160];
-    if (read_project(req, resp, &f.project_id)) return;
-    f.service_name = param(req, "service_name");
-    const char *status = param(req, "status");
-    if (status) f.status = lowercase(req->arena, status);
+    if (pc_query_read_project(req, resp, &f.project_id)) return;
+    f.service_name = pc_query_param(req, "service_name");
+    const char *status = pc_query_param(req, "status");
+    if (status) f.status = pc_query_lowercase(req->arena, status);
 
-    const char *span_type = param(req, "span_type");
+    const char *span_type = pc_query_param(req, "span_type");
     if (span_type) {
         int t = pc_span_type_parse((pc_str){span_type, strlen(span_type)});
         if (t < 0) {
-            bad_request(resp, "span_type: must be one of agent, llm, tool, retrieval, "
+            pc_query_bad_request(resp, "span_type: must be one of agent, llm, tool, retrieval, "
                               "embedding, custom");
             return;
         }
         f.span_type = pc_span_type_name((pc_span_type)t);
     }
-    static const char *const time_params[] = {"start_time", "end_time"};
-    int64_t *time_out[] = {&f.start_ns, &f.end_ns};
-    for (int i = 0; i < 2; i++) {
-        const char *s = param(req, time_params[i]);
-        if (s && pc_time_parse(s, strlen(s), time_out[i]) < 0) {
-            snprintf(msg, sizeof(msg), "%s: not an ISO-8601 timestamp", time_params[i]);
-            bad_request(resp, msg);
+    if (pc_query_time_param(req, resp, "start_time", &f.start_ns) ||
+        pc_query_time_param(req, resp, "end_time", &f.end_ns))
+        return;
+    f.session_id = pc_query_param(req, "session_id");
+    f.user_id = pc_query_param(req, "user_id");
+    f.model = pc_query_param(req, "model");
+    const char *min_cost = pc_query_param(req, "min_cost");
+    if (min_cost) {
+        char *end;
+        errno = 0;
+        f.min_cost = strtod(min_cost, &end);
+        if (errno || *end || !(f.min_cost >= 0) || f.min_cost > 1e15) {
+            pc_query_bad_request(resp, "min_cost: must be a number of USD >= 0");
             return;
         }
     }
-    if (int_param(req, "limit", 1, 1000, 100, &f.limit) < 0) {
-        bad_request(resp, "limit: must be an integer from 1 to 1000");
+    /* attr.<key>=<value>: one span attribute, matched as store.h says */
+    const char *attr_name;
+    int n_attr = pc_http_query_prefixed(req, "attr.", &attr_name, &f.attr_value);
+    if (n_attr > 1) {
+        pc_query_bad_request(resp, "attr.<key>: at most one attribute filter per request");
         return;
     }
-    if (int_param(req, "offset", 0, PC_STORE_MAX_OFFSET, 0, &f.offset) < 0) {
+    if (n_attr == 1) {
+        f.attr_key = attr_name + 5;
+        if (!*f.attr_key || strlen(f.attr_key) > 256 || !f.attr_value ||
+            strlen(f.attr_value) > MAX_SEARCH_QUERY) {
+            pc_query_bad_request(resp, "attr.<key>: needs a key of 1 to 256 bytes and a value of "
+                                       "at most 1000 bytes (attr.gen_ai.system=openai)");
+            return;
+        }
+    }
+    if (pc_query_int_param(req, "limit", 1, 1000, 100, &f.limit) < 0) {
+        pc_query_bad_request(resp, "limit: must be an integer from 1 to 1000");
+        return;
+    }
+    if (pc_query_int_param(req, "offset", 0, PC_STORE_MAX_OFFSET, 0, &f.offset) < 0) {
         snprintf(msg, sizeof(msg),
                  "offset: must be an integer from 0 to %d (page deeper with cursor= and the "
                  "answer's next)",
                  PC_STORE_MAX_OFFSET);
-        bad_request(resp, msg);
+        pc_query_bad_request(resp, msg);
         return;
     }
     pc_trace_key after;
-    const char *cursor = param(req, "cursor");
+    const char *cursor = pc_query_param(req, "cursor");
     if (cursor) {
-        if (cursor_read(req->arena, cursor, &after) < 0) {
-            bad_request(resp, "cursor: not a cursor this API gave (use the answer's next as is)");
+        if (pc_query_cursor_read(req->arena, cursor, &after) < 0) {
+            pc_query_bad_request(resp, "cursor: not a cursor this API gave (use the answer's next as is)");
             return;
         }
         f.after = &after;
     }
 
     pc_buf *b = &resp->body, last = PC_BUF_INIT;
-    rows r = {b, 0, f.project_id, &last};
+    pc_query_rows r = {b, 0, f.project_id, &last};
     pc_buf_puts(b, "{\"traces\":[");
-    int rc = Q->store->ops->list_traces(Q->store->ctx, &f, trace_row_cb, &r);
+    int rc = Q->store->ops->list_traces(Q->store->ctx, &f, pc_query_trace_row_cb, &r);
     if (rc < 0) {
         pc_buf_free(&last);
-        store_error(resp, rc, "Failed to query traces");
+        pc_query_store_error(resp, rc, "Failed to query traces");
         return;
     }
     /* next: the cursor of the page after this one; null once a page is not full */
@@ -495,7 +213,7 @@ static int found_cb(void *ud, const pc_trace_row *row)
 {
     found *f = ud;
     if (f->n == 0) {
-        write_trace(f->out, row);
+        pc_query_write_trace(f->out, row);
         f->span_count = row->span_count;
         f->project = pc_arena_strndup(f->arena, row->project_id, strlen(row->project_id));
     }
@@ -525,7 +243,7 @@ static const char *find_trace(pc_query *Q, pc_http_req *req, const char *project
     pc_buf m = PC_BUF_INIT;
     *span_count = f.span_count;
     if (rc < 0) {
-        store_error(resp, rc, fail_msg);
+        pc_query_store_error(resp, rc, fail_msg);
     } else if (f.n == 0) {
         pc_buf_printf(&m, "Trace %s not found", id);
         pc_buf_reset(&resp->body);
@@ -552,11 +270,11 @@ static void handle_trace(pc_query *Q, pc_http_req *req, const char *project, con
     project = find_trace(Q, req, project, id, b, resp, "Failed to retrieve trace", &total);
     if (!project) return;
     pc_buf_puts(b, ",\"spans\":[");
-    rows r = {b, 0, project, NULL};
+    pc_query_rows r = {b, 0, project, NULL};
     int cap = (int)Q->cfg->max_trace_spans;
-    int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, cap, 0, span_row_cb, &r);
+    int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, cap, 0, pc_query_span_row_cb, &r);
     if (rc < 0) {
-        store_error(resp, rc, "Failed to retrieve trace");
+        pc_query_store_error(resp, rc, "Failed to retrieve trace");
         return;
     }
     /* span_count: spans in this answer; spans_total and spans_truncated say
@@ -571,13 +289,13 @@ static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, con
 {
     int cap = (int)Q->cfg->max_trace_spans, limit, offset;
     char msg[120];
-    if (int_param(req, "limit", 1, cap, cap, &limit) < 0) {
+    if (pc_query_int_param(req, "limit", 1, cap, cap, &limit) < 0) {
         snprintf(msg, sizeof(msg), "limit: must be an integer from 1 to %d (max_trace_spans)", cap);
-        bad_request(resp, msg);
+        pc_query_bad_request(resp, msg);
         return;
     }
-    if (int_param(req, "offset", 0, 1000000000, 0, &offset) < 0) {
-        bad_request(resp, "offset: must be an integer >= 0");
+    if (pc_query_int_param(req, "offset", 0, 1000000000, 0, &offset) < 0) {
+        pc_query_bad_request(resp, "offset: must be an integer >= 0");
         return;
     }
     pc_buf trace = PC_BUF_INIT; /* only its existence, project and span count matter */
@@ -587,10 +305,10 @@ static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, con
     if (!project) return;
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"spans\":[");
-    rows r = {b, 0, project, NULL};
-    int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, limit, offset, span_row_cb, &r);
+    pc_query_rows r = {b, 0, project, NULL};
+    int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, limit, offset, pc_query_span_row_cb, &r);
     if (rc < 0) {
-        store_error(resp, rc, "Failed to query spans");
+        pc_query_store_error(resp, rc, "Failed to query spans");
         return;
     }
     /* total: the trace's distinct spans (its summary's span_count) */
@@ -615,7 +333,7 @@ static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
         return;
     }
     const char *project;
-    if (read_project(req, resp, &project)) return;
+    if (pc_query_read_project(req, resp, &project)) return;
     static const char spans_suffix[] = "/spans";
     size_t sl = sizeof(spans_suffix) - 1;
     if (n > sl && memcmp(rest + n - sl, spans_suffix, sl) == 0) {
@@ -628,29 +346,29 @@ static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
 static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     pc_query *Q = ctx;
-    const char *q = param(req, "query");
+    const char *q = pc_query_param(req, "query");
     if (!q) {
-        bad_request(resp, "query: required");
+        pc_query_bad_request(resp, "query: required");
         return;
     }
     if (strlen(q) > MAX_SEARCH_QUERY) {
-        bad_request(resp, "query: longer than 1000 bytes");
+        pc_query_bad_request(resp, "query: longer than 1000 bytes");
         return;
     }
     int limit;
-    if (int_param(req, "limit", 1, 500, 50, &limit) < 0) {
-        bad_request(resp, "limit: must be an integer from 1 to 500");
+    if (pc_query_int_param(req, "limit", 1, 500, 50, &limit) < 0) {
+        pc_query_bad_request(resp, "limit: must be an integer from 1 to 500");
         return;
     }
     const char *project;
-    if (read_project(req, resp, &project)) return;
+    if (pc_query_read_project(req, resp, &project)) return;
 
     pc_buf *b = &resp->body;
-    rows r = {b, 0, project, NULL};
+    pc_query_rows r = {b, 0, project, NULL};
     pc_buf_puts(b, "{\"results\":[");
-    int rc = Q->store->ops->search(Q->store->ctx, project, q, limit, trace_row_cb, &r);
+    int rc = Q->store->ops->search(Q->store->ctx, project, q, limit, pc_query_trace_row_cb, &r);
     if (rc < 0) {
-        store_error(resp, rc, "Failed to search traces");
+        pc_query_store_error(resp, rc, "Failed to search traces");
         return;
     }
     pc_buf_printf(b, "],\"count\":%d,\"query\":", r.n);
@@ -684,10 +402,39 @@ static void on_health(void *ctx, pc_http_req *req, pc_http_resp *resp)
     resp->status = s == PC_HEALTH_UNAVAILABLE ? 503 : 200;
 }
 
+static void on_sessions(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    pc_query_sessions(((pc_query *)ctx)->store, req, resp);
+}
+
+/* /api/v1/sessions/{id}; req->path is decoded. */
+static void on_session(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    const char *id = req->path + strlen(PC_QUERY_SESSIONS_PREFIX);
+    if (!*id)
+        pc_query_sessions(((pc_query *)ctx)->store, req, resp);
+    else
+        pc_query_session(((pc_query *)ctx)->store, req, id, resp);
+}
+
+static void on_stats(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    pc_query_stats(((pc_query *)ctx)->store, req, resp);
+}
+
+static void on_models(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    pc_query_models(((pc_query *)ctx)->store, req, resp);
+}
+
 static const pc_http_route routes[] = {
     {"GET", "/api/v1/traces", 0, on_traces, PC_SCOPE_READ},
     {"GET", TRACES_PREFIX, 1, on_trace_prefix, PC_SCOPE_READ},
     {"GET", "/api/v1/search", 0, on_search, PC_SCOPE_READ},
+    {"GET", "/api/v1/sessions", 0, on_sessions, PC_SCOPE_READ},
+    {"GET", PC_QUERY_SESSIONS_PREFIX, 1, on_session, PC_SCOPE_READ},
+    {"GET", "/api/v1/stats", 0, on_stats, PC_SCOPE_READ},
+    {"GET", "/api/v1/models", 0, on_models, PC_SCOPE_READ},
     {"GET", "/api/v1/health", 0, on_health, PC_SCOPE_NONE},
 };
 

@@ -3,14 +3,14 @@
 A standalone collector loads a prices file on top of the shipped table, prices LLM spans
 sent over OTLP/HTTP, re-reads the file on SIGHUP (logging the new entry count), keeps the
 table in force when the new file is bad (logging the line, column and field), and refuses
-to start with a bad file. The stored cost is not served by the query API yet: what is
-asserted here is what the process shows (its log, its answers, its exit status); the API
-assertions come with the stores' cost columns.
+to start with a bad file. Each span's cost is read back through the query API: the price
+in force when it arrived, from the file or (for names no entry matches) none.
 """
 import signal
 import subprocess
 import time
 
+import pytest
 import requests
 
 import conftest
@@ -53,6 +53,14 @@ def post(c, trace_id, span_id, model="acme-large-9"):
     return r
 
 
+def cost(c, trace_id):
+    """The stored cost of the trace's one span (1000 input and 500 output tokens)."""
+    r = c.get(f"/api/v1/traces/{trace_id}")
+    assert r.status_code == 200, r.text
+    (span,) = r.json()["spans"]
+    return span["cost_usd"], span["cost_source"]
+
+
 def test_prices_file_loaded_and_reloaded_on_sighup(tmp_path):
     prices = tmp_path / "prices.tsv"
     prices.write_text("# operator prices\nacme  acme-large-9  2020-01-01  2  4  -  -  -  contract\n")
@@ -65,6 +73,7 @@ def test_prices_file_loaded_and_reloaded_on_sighup(tmp_path):
         while c.get(f"/api/v1/traces/{tid}").status_code != 200:  # stored, priced or not
             assert time.time() < deadline, c.logs()
             time.sleep(0.05)
+        assert cost(c, tid) == (pytest.approx((1000 * 2 + 500 * 4) / 1e6), "table")
 
         # A changed file is swapped in on SIGHUP: one more entry than before.
         loaded = int(c.logs().split(f"prices: {prices} loaded, ")[1].split()[0])
@@ -73,6 +82,8 @@ def test_prices_file_loaded_and_reloaded_on_sighup(tmp_path):
         c.proc.send_signal(signal.SIGHUP)
         wait_log(c, f"reloaded {prices}: {loaded + 1} price entries")
         post(c, "5b8efff798038103d269b633813fc60d", "eee19b7ec3c1b175")
+        assert cost(c, "5b8efff798038103d269b633813fc60d") == (  # 2020 price: the span is of 2023
+            pytest.approx((1000 * 2 + 500 * 4) / 1e6), "table")
 
         # A bad file keeps the prices in force and says where it is wrong.
         prices.write_text("acme  acme-large-9  2020-01-01  2  4  -  -  -\n"
@@ -86,6 +97,7 @@ def test_prices_file_loaded_and_reloaded_on_sighup(tmp_path):
         wait_log(c, f"{prices} line 1 column 33: input: '-2' is not a price")
         assert c.alive()
         post(c, "5b8efff798038103d269b633813fc60e", "eee19b7ec3c1b176")
+        assert cost(c, "5b8efff798038103d269b633813fc60e")[1] == "table"  # still priced
         # A hostile pattern loads, and a span with a 10 kB model name is answered at once.
         prices.write_text("acme  (a*)*(a*)*(a*)*b  2020-01-01  1  1  -  -  -\n")
         c.proc.send_signal(signal.SIGHUP)
@@ -94,6 +106,7 @@ def test_prices_file_loaded_and_reloaded_on_sighup(tmp_path):
         post(c, "5b8efff798038103d269b633813fc60f", "eee19b7ec3c1b177", model="a" * 10000)
         post(c, "5b8efff798038103d269b633813fc610", "eee19b7ec3c1b178", model="a" * 255)
         assert time.time() - t0 < 5, "pricing a hostile name took too long"
+        assert cost(c, "5b8efff798038103d269b633813fc60f") == (None, None)  # 10 kB: not priced
         assert c.alive()
     finally:
         assert c.stop() == 0, c.logs()

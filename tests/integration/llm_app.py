@@ -1,0 +1,123 @@
+"""An LLM app instrumented by one real library, run as its own process by
+test_llm_libraries.py (instrumentors patch the openai module process-wide, so each library
+gets a fresh interpreter).
+
+    python llm_app.py LIBRARY OTLP_HTTP_URL OPENAI_BASE_URL SESSION USER
+
+LIBRARY: openai-v2 (OpenTelemetry GenAI instrumentation, default mode: content in log
+events), openai-v2-latest (its latest-semconv mode: content on the spans), openinference
+(Arize OpenInference), traceloop (OpenLLMetry's opentelemetry-instrumentation-openai).
+The app makes, in this order: a chat call, a streamed chat call, an embeddings call, a
+tool-calling round (a call answered with a tool call, then a call with the tool's
+result), and a failing call. Every call runs inside an app span "conversation turn N"
+that carries the session and user the way the library's users set them. Spans (and log
+records, for openai-v2) go to the collector over OTLP/HTTP; the process flushes and exits 0.
+"""
+import os
+import sys
+
+LIBRARY, OTLP, BASE_URL, SESSION, USER = sys.argv[1:6]
+
+if LIBRARY == "openai-v2":
+    os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
+elif LIBRARY == "openai-v2-latest":
+    os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
+    os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY"
+elif LIBRARY == "traceloop":
+    os.environ["TRACELOOP_TRACE_CONTENT"] = "true"
+
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+
+resource = Resource.create({"service.name": f"llm-app-{LIBRARY}"})
+provider = TracerProvider(resource=resource)
+provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=OTLP + "/v1/traces")))
+trace.set_tracer_provider(provider)
+logger_provider = None
+
+if LIBRARY.startswith("openai-v2"):
+    from opentelemetry import _logs
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=OTLP + "/v1/logs")))
+    _logs.set_logger_provider(logger_provider)
+    OpenAIInstrumentor().instrument(tracer_provider=provider, logger_provider=logger_provider)
+elif LIBRARY == "openinference":
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+elif LIBRARY == "traceloop":
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+else:
+    sys.exit(f"unknown library {LIBRARY}")
+
+import openai  # noqa: E402
+
+client = openai.OpenAI(base_url=BASE_URL, api_key="sk-test", max_retries=0)
+tracer = trace.get_tracer("llm-app")
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+QUESTION = "What is the capital of France? Answer with the \"city\" name."
+
+
+def turn(n):
+    """The app span of one turn, with the session and user as this library's users set them."""
+    if LIBRARY == "openinference":
+        from openinference.instrumentation import using_attributes
+        span_cm = tracer.start_as_current_span(f"conversation turn {n}")
+        attrs_cm = using_attributes(session_id=SESSION, user_id=USER)
+
+        class Both:
+            def __enter__(self):
+                attrs_cm.__enter__()
+                return span_cm.__enter__()
+
+            def __exit__(self, *exc):
+                span_cm.__exit__(*exc)
+                attrs_cm.__exit__(*exc)
+        return Both()
+    return tracer.start_as_current_span(f"conversation turn {n}", attributes={
+        "gen_ai.conversation.id": SESSION, "user.id": USER})
+
+
+with turn(1):
+    client.chat.completions.create(model="gpt-4o-mini", messages=[
+        {"role": "system", "content": "You are terse."}, {"role": "user", "content": QUESTION}])
+with turn(2):
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Stream it: " + QUESTION}])
+    for _ in stream:
+        pass
+with turn(3):
+    client.embeddings.create(model="text-embedding-3-small", input=["Paris is in France"])
+with turn(4):
+    first = client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER_TOOL], messages=[
+        {"role": "user", "content": "Weather in Paris?"}])
+    call = first.choices[0].message.tool_calls[0]
+    client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER_TOOL], messages=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": call.id, "type": "function",
+            "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"}])
+with turn(5):
+    try:
+        client.chat.completions.create(model="fail-model", messages=[
+            {"role": "user", "content": "This call fails."}])
+        sys.exit("the failing call did not fail")
+    except openai.InternalServerError:
+        pass
+
+provider.shutdown()
+if logger_provider:
+    logger_provider.shutdown()

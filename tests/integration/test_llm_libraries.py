@@ -1,0 +1,154 @@
+"""Real LLM instrumentation libraries from PyPI, through the collector, read back through the
+query API, on every store (conftest `store`).
+
+Each library instruments the real `openai` client in its own process (llm_app.py), which
+calls a fake OpenAI-compatible server (fake_openai.py: fixed answers and usage) and exports
+OTLP/HTTP to the collector: a chat call, a streamed chat call, an embeddings call, a
+tool-calling round and a failing call, each inside an app span that carries the session
+and user. What must come out: span types, provider, the response model and the request
+model, tokens (cached and reasoning where the library reports them), the cost from the
+price table, session and user on the trace, status, and search by a word and by a quoted
+phrase of the prompt where the library puts the prompt on the span.
+
+Library versions are pinned in tests/requirements.txt. Upstream problems worked around:
+- opentelemetry-instrumentation-openai-v2 2.4b0 declares opentelemetry-util-genai>=0.4b0,
+  but imports a module util-genai 1.2b0+ no longer has, and util-genai 1.0b0/1.1b0 force
+  the latest-semconv mode (no log events, and the old "true" content switch is refused):
+  util-genai is pinned to 0.4b0, where the default mode and the opt-in mode both work.
+- openai 3.x no longer depends on httpx, which openai-v2 imports: httpx is pinned.
+- openai-v2 reports neither cached nor reasoning tokens (the fake server sends both);
+  OpenInference and OpenLLMetry do.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fake_openai
+from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
+
+pytestmark = pytest.mark.usefixtures("store")  # every test runs on both stores
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUESTION = 'What is the capital of France? Answer with the "city" name.'
+GPT_4O_MINI = (0.15, 0.60, 0.075)  # prices.tsv: input, output, cache read, USD per 1M tokens
+EMBED_3_SMALL = 0.02
+
+# What each library reports beyond the basics: (cache_read, reasoning) token details, and
+# whether the prompt is on the span (searchable) rather than in log records.
+LIBRARIES = {
+    "openai-v2": dict(details=False, prompt_on_span=False, request_model=True),
+    "openai-v2-latest": dict(details=False, prompt_on_span=True, request_model=True),
+    "openinference": dict(details=True, prompt_on_span=True, request_model=False),
+    "traceloop": dict(details=True, prompt_on_span=True, request_model=True),
+}
+
+
+@pytest.fixture(scope="module")
+def openai_server():
+    srv = fake_openai.FakeOpenAI()
+    yield srv
+    srv.close()
+
+
+def run_app(library, collector, server, session, user):
+    r = subprocess.run([sys.executable, os.path.join(HERE, "llm_app.py"), library, collector.otlp,
+                        server.base_url, session, user], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"{library} app failed:\n{r.stdout}\n{r.stderr}"
+
+
+def traces_of(c, service, n):
+    """The |n| traces of |service|, oldest first, once all are stored."""
+    deadline = time.time() + 20
+    while True:
+        r = c.get("/api/v1/traces", service_name=service, limit=100)
+        assert r.status_code == 200, r.text
+        got = r.json()["traces"]
+        if len(got) >= n:
+            return list(reversed(got))
+        assert time.time() < deadline, f"{len(got)} of {n} traces of {service}:\n{c.logs()}"
+        time.sleep(0.2)
+
+
+def spans_of(c, trace):
+    r = c.get(f"/api/v1/traces/{trace['trace_id']}")
+    assert r.status_code == 200, r.text
+    return sorted(r.json()["spans"], key=lambda s: s["start_time_unix_nano"])
+
+
+def llm_spans(spans):
+    return [s for s in spans if s["span_type"] in ("llm", "embedding")]
+
+
+def chat_cost(details):
+    inp, out, cache = GPT_4O_MINI
+    u = fake_openai.CHAT_USAGE
+    cached = u["prompt_tokens_details"]["cached_tokens"] if details else 0
+    return ((u["prompt_tokens"] - cached) * inp + cached * cache + u["completion_tokens"] * out) / 1e6
+
+
+@pytest.mark.parametrize("library", list(LIBRARIES))
+def test_library_spans_through_the_query_api(collector, openai_server, library):
+    want = LIBRARIES[library]
+    session, user = f"sess-{library}", f"user-{library}"
+    run_app(library, collector, openai_server, session, user)
+    turns = traces_of(collector, f"llm-app-{library}", 5)
+    assert len(turns) == 5
+    for t in turns:
+        assert (t["session_id"], t["user_id"]) == (session, user), t
+    spans = [spans_of(collector, t) for t in turns]
+    usage = fake_openai.CHAT_USAGE
+
+    # 1. chat
+    (chat,) = llm_spans(spans[0])
+    assert chat["span_type"] == "llm" and chat["status"] == "success"
+    assert chat["llm_provider"] == "openai"
+    assert chat["llm_model"] == fake_openai.RESPONSE_MODEL
+    assert chat["llm_request_model"] == ("gpt-4o-mini" if want["request_model"] else None)
+    assert (chat["input_tokens"], chat["output_tokens"]) == (usage["prompt_tokens"],
+                                                             usage["completion_tokens"])
+    if want["details"]:
+        assert chat["cache_read_tokens"] == usage["prompt_tokens_details"]["cached_tokens"]
+        assert chat["reasoning_tokens"] == usage["completion_tokens_details"]["reasoning_tokens"]
+    else:
+        assert chat["cache_read_tokens"] is None and chat["reasoning_tokens"] is None
+    assert chat["cost_source"] == "table"
+    assert chat["cost_usd"] == pytest.approx(chat_cost(want["details"]), rel=1e-9)
+    assert turns[0]["cost_usd"] == pytest.approx(chat["cost_usd"], rel=1e-9)  # the app span adds 0
+    assert turns[0]["input_tokens"] == usage["prompt_tokens"]
+
+    # 2. streamed chat: same usage (include_usage), same model
+    (stream,) = llm_spans(spans[1])
+    assert stream["llm_model"] == fake_openai.RESPONSE_MODEL
+    assert stream["output_tokens"] == usage["completion_tokens"]
+
+    # 3. embeddings
+    (emb,) = llm_spans(spans[2])
+    assert emb["span_type"] == "embedding" and emb["llm_model"] == "text-embedding-3-small"
+    assert emb["input_tokens"] == fake_openai.EMBED_TOKENS
+    assert emb["cost_usd"] == pytest.approx(fake_openai.EMBED_TOKENS * EMBED_3_SMALL / 1e6, rel=1e-9)
+
+    # 4. tool round: two LLM calls in one trace
+    assert len(llm_spans(spans[3])) == 2
+    assert turns[3]["cost_usd"] == pytest.approx(2 * chat_cost(want["details"]), rel=1e-9)
+
+    # 5. the failing call
+    (fail,) = llm_spans(spans[4])
+    assert fail["status"] == "error" and turns[4]["status"] == "error"
+    assert fail["cost_usd"] is None  # no usage, no cost
+
+    # sessions: the five traces, in order, with their totals
+    s = collector.get(f"/api/v1/sessions/{session}").json()
+    assert [t["trace_id"] for t in s["traces"]] == [t["trace_id"] for t in turns]
+    assert s["session"]["trace_count"] == 5 and s["session"]["error_count"] == 1
+    assert s["session"]["cost_usd"] == pytest.approx(sum(t["cost_usd"] or 0 for t in turns), rel=1e-9)
+
+    # search: a word and a quoted phrase of the prompt, where the prompt is on the span
+    if want["prompt_on_span"]:
+        for q in ("capital", 'with the "city" name'):
+            r = collector.get("/api/v1/search", query=q)
+            assert r.status_code == 200, r.text
+            found = {t["trace_id"] for t in r.json()["results"]}
+            assert turns[0]["trace_id"] in found, (q, r.json())
