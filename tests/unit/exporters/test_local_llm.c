@@ -199,8 +199,6 @@ static void test_span_fields(void)
     CHECK_EQ_STR(t.session_id, "");
     CHECK_EQ_STR(t.user_id, "");
     CHECK_NAN(t.cost_usd);
-    /* the message text is searchable? No: search covers name, attributes,
-     * events (local_text.h); messages are served, not indexed here. */
     close_store(&h, true);
 }
 
