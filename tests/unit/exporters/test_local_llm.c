@@ -516,6 +516,45 @@ static void test_sessions(void)
     close_store(&h, true);
 }
 
+/* Sessions ending at the same instant come in session id, then project id
+ * order, descending, through every page; a session's later traces do not
+ * list it twice. */
+static void test_sessions_ties(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    sess_trace(b, "ps", "a1", "tie-a", "", T0, T0 + 9 * NS, false, 1, 1, NAN);
+    sess_trace(b, "ps", "b1", "tie-b", "", T0, T0 + 9 * NS, false, 1, 1, NAN);
+    sess_trace(b, "pt", "b2", "tie-b", "", T0, T0 + 9 * NS, false, 1, 1, NAN);
+    for (int i = 0; i < 5; i++) { /* older traces of the same sessions */
+        char tid[16];
+        snprintf(tid, sizeof(tid), "old-%d", i);
+        sess_trace(b, i % 2 ? "ps" : "pt", tid, "tie-b", "u-old", T0 - (i + 1) * NS,
+                   T0 + i * NS, false, 1, 1, NAN);
+    }
+    sess_trace(b, "ps", "n1", "newest", "", T0 + 20 * NS, T0 + 30 * NS, false, 1, 1, NAN);
+    sess_trace(b, "ps", "z1", "oldest", "", T0 - 100 * NS, T0 - 90 * NS, false, 1, 1, NAN);
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_STR(keys(sessions(&h, (pc_session_filter){0})),
+                 "newest/ps,tie-b/pt,tie-b/ps,tie-a/ps,oldest/ps");
+    CHECK_EQ_STR(keys(sessions(&h, (pc_session_filter){.limit = 2, .offset = 2})),
+                 "tie-b/ps,tie-a/ps");
+    CHECK_EQ_STR(keys(sessions(&h, (pc_session_filter){.limit = 1, .offset = 4})), "oldest/ps");
+    CHECK_EQ_STR(keys(sessions(&h, (pc_session_filter){.offset = 5})), "");
+    CHECK_EQ_STR(keys(sessions(&h, (pc_session_filter){.user_id = "u-old"})),
+                 "tie-b/pt,tie-b/ps");
+    slist *l = sessions(&h, (pc_session_filter){.project_id = "pt"});
+    CHECK_EQ_STR(keys(l), "tie-b/pt");
+    CHECK_EQ_INT(l->v[0].traces, 4); /* b2, old-0, old-2, old-4 */
+    CHECK_EQ_INT(l->v[0].first, T0 - 5 * NS);
+    CHECK_EQ_STR(l->v[0].user_id, "u-old");
+    CHECK_EQ_STR(keys(sessions(&h, (pc_session_filter){.start_ns = T0 + 9 * NS,
+                                                       .end_ns = T0 - 3 * NS})),
+                 "tie-b/pt,tie-b/ps");
+    close_store(&h, true);
+}
+
 /* --------------------------------------------------------------- stats -- */
 
 typedef struct stcopy {
@@ -840,6 +879,7 @@ int main(void)
     RUN(test_filters);
     RUN(test_attr_common_value);
     RUN(test_sessions);
+    RUN(test_sessions_ties);
     RUN(test_stats);
     RUN(test_retention);
     RUN(test_migration_3_4);
