@@ -6,15 +6,17 @@
  * (local_store.c) on a pooled read connection (local_query.h), concurrently
  * with the writer (WAL).
  *
- * Sessions are grouped from the trace rows (each trace carries its session,
- * the smallest non-empty session_id of its spans), through the partial index
- * traces_session, which holds only traces that have a session: a page costs
- * one pass over the traces that have one (one session asked for: its traces
- * only). Why not a sessions table kept by the writer: a trace's session can
- * change when a span with a smaller id arrives, and the first/last seen and
- * user are minima/maxima that a delta cannot take back, so every write of a
- * session's trace would re-read that session's traces; the read-side group
- * keeps the writer as fast as version 3 and exact by construction.
+ * Sessions are not stored: each is read from its trace rows (a trace carries
+ * its session, the smallest non-empty session_id of its spans) through the
+ * partial index traces_session. A page of the list walks the traces by
+ * completed_ns descending (traces_completed) and meets each session first at
+ * its last_seen, in list order, so it reads the traces of the sessions it
+ * shows or skips, not every trace (walk_sessions). Why not a sessions table
+ * kept by the writer: a trace's session can change when a span with a
+ * smaller id arrives, first/last seen and the user are minima/maxima that a
+ * delta cannot take back, and a cost summed by deltas would round apart from
+ * the same sum over traces (ClickHouse's answer); the read side stays exact
+ * by construction and the writer as fast as version 3.
  *
  * Stats read the spans of the traces that can hold a span starting in
  * [start, end): started_ns < end (a trace starts with its first span) and

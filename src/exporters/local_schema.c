@@ -25,11 +25,14 @@
  *              a redelivered span changes nothing, and min/sum merge in any
  *              order. Indexes of version 4: traces_session (session_id,
  *              started_ns) and traces_user (user_id, started_ns), partial
- *              (WHERE id != ''): the session/user list filters and the
- *              sessions read walk them in list order, and a trace without
- *              a session or user (most of them) costs the writer nothing
- *              there; traces_completed (completed_ns): stats read the traces
- *              that end at or after the window's start (see local_agg.c).
+ *              (WHERE id != ''): the session/user list filters walk them in
+ *              list order, a session's figures are read through
+ *              traces_session, and a trace without a session or user costs
+ *              the writer nothing there; traces_completed (completed_ns):
+ *              stats read the traces that end at or after the window's
+ *              start, and the sessions list walks it newest first (a
+ *              session's last_seen is its traces' largest completed_ns; see
+ *              local_agg.c).
  *   trace_models  (model, tid) WITHOUT ROWID, version 4: the distinct
  *              llm_model and llm_request_model values of each trace's spans
  *              ('' never), INSERT OR IGNORE by the writer per trace and
