@@ -72,11 +72,6 @@ static const char SESSION_ONE[] = "SELECT " SESSION_COLS " FROM traces t"
                                   " WHERE t.session_id = ?1 AND t.project_id = ?2"
                                   " AND t.session_id != '' GROUP BY 1, 2";
 
-/* Whether session ?1 of project ?2 has a trace of user ?3. */
-static const char SESSION_USER[] =
-    "SELECT 1 FROM traces t WHERE t.session_id = ?1 AND t.project_id = ?2"
-    " AND t.session_id != '' AND t.user_id = ?3 LIMIT 1";
-
 static void read_session(sqlite3_stmt *st, pc_session_row *row)
 {
     *row = (pc_session_row){
@@ -94,17 +89,23 @@ static void read_session(sqlite3_stmt *st, pc_session_row *row)
     };
 }
 
-/* One session by id (|f|->session_id): its traces through traces_session,
- * per project, grouped. */
-static int one_session(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
+/*
+ * The sessions of one id (|f|->session_id) or of one user (|f|->user_id):
+ * grouped from their traces, found through traces_session (one id) or
+ * traces_user (the user's traces name their sessions), so the read is
+ * bounded by that session's or user's traces.
+ */
+static int grouped_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
 {
     pc_buf sql = PC_BUF_INIT;
-    pc_buf_puts(&sql, "SELECT " SESSION_COLS " FROM traces t WHERE t.session_id = ?2");
-    if (*f->session_id) pc_buf_puts(&sql, " AND t.session_id != ''");
+    pc_buf_puts(&sql, "SELECT " SESSION_COLS " FROM traces t WHERE t.session_id != ''");
+    if (f->session_id) pc_buf_puts(&sql, " AND t.session_id = ?2");
     if (f->project_id) pc_buf_puts(&sql, " AND t.project_id = ?1");
+    /* sessions having a trace of that user: every trace of such a session counts */
     if (f->user_id)
-        pc_buf_puts(&sql, " AND t.project_id IN (SELECT u.project_id FROM traces u"
-                          " WHERE u.session_id = ?2 AND u.session_id != '' AND u.user_id = ?3)");
+        pc_buf_puts(&sql, " AND (t.project_id, t.session_id) IN (SELECT u.project_id,"
+                          " u.session_id FROM traces u WHERE u.user_id = ?3"
+                          " AND u.user_id != '' AND u.session_id != '')");
     pc_buf_puts(&sql, " GROUP BY t.session_id, t.project_id HAVING 1");
     if (f->start_ns) pc_buf_puts(&sql, " AND max(t.completed_ns) >= ?4");
     if (f->end_ns) pc_buf_puts(&sql, " AND min(t.started_ns) <= ?5");
@@ -114,7 +115,7 @@ static int one_session(void *ctx, const pc_session_filter *f, pc_session_cb cb, 
     pc_buf_free(&sql);
     if (rc < 0) return -1;
     if (f->project_id) bind_cstr(q.st, 1, f->project_id);
-    bind_cstr(q.st, 2, f->session_id);
+    if (f->session_id) bind_cstr(q.st, 2, f->session_id);
     if (f->user_id) bind_cstr(q.st, 3, f->user_id);
     if (f->start_ns) sqlite3_bind_int64(q.st, 4, f->start_ns);
     if (f->end_ns) sqlite3_bind_int64(q.st, 5, f->end_ns);
@@ -195,7 +196,7 @@ static int by_session_desc(const void *a, const void *b)
 /* The walk's state: the page being filled. */
 typedef struct walk {
     const pc_session_filter *f;
-    sqlite3_stmt *one, *user;
+    sqlite3_stmt *one;
     pc_session_cb cb;
     void *ud;
     int skipped, emitted;
@@ -207,14 +208,6 @@ typedef struct walk {
 static int visit(walk *w, const tied *t)
 {
     int rc;
-    if (w->f->user_id) {
-        sqlite3_bind_text(w->user, 1, t->session, -1, SQLITE_STATIC);
-        sqlite3_bind_text(w->user, 2, t->project, -1, SQLITE_STATIC);
-        rc = sqlite3_step(w->user);
-        sqlite3_reset(w->user);
-        if (rc == SQLITE_DONE) return SQLITE_DONE; /* no trace of that user */
-        if (rc != SQLITE_ROW) return rc;
-    }
     sqlite3_bind_text(w->one, 1, t->session, -1, SQLITE_STATIC);
     sqlite3_bind_text(w->one, 2, t->project, -1, SQLITE_STATIC);
     rc = sqlite3_step(w->one);
@@ -274,10 +267,6 @@ static int walk_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb
     if (f->start_ns) sqlite3_bind_int64(q.st, 4, f->start_ns);
     walk w = {.f = f, .cb = cb, .ud = ud};
     rc = sqlite3_prepare_v2(q.db, SESSION_ONE, -1, &w.one, NULL);
-    if (rc == SQLITE_OK && f->user_id) {
-        rc = sqlite3_prepare_v2(q.db, SESSION_USER, -1, &w.user, NULL);
-        if (rc == SQLITE_OK) bind_cstr(w.user, 3, f->user_id);
-    }
     seen_set seen = {0};
     tied *ties = NULL;
     size_t n_ties = 0, cap_ties = 0;
@@ -322,13 +311,12 @@ static int walk_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb
     pc_buf_free(&key);
     seen_free(&seen);
     sqlite3_finalize(w.one);
-    sqlite3_finalize(w.user);
     return pc_local_query_close(&q, w.stop ? SQLITE_DONE : rc);
 }
 
 int pc_local_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
 {
-    if (f->session_id) return one_session(ctx, f, cb, ud);
+    if (f->session_id || f->user_id) return grouped_sessions(ctx, f, cb, ud);
     return walk_sessions(ctx, f, cb, ud);
 }
 
