@@ -322,7 +322,7 @@ static int64_t count_candidates(query *q, const char *fts, int cap)
 /* The tids of the blocks (16 traces each) that span_text names for ?16. */
 #define BLOCK_TIDS                                                                                 \
     "SELECT (f.rowid << " BLOCK_BITS ") + k.column1 FROM span_text f, (VALUES (0), (1), (2),"      \
-    " (3), (4), (5), (6), (7), (8), (9), (10), (11), (12), (13), (14), (15)) k"                     \
+    " (3), (4), (5), (6), (7), (8), (9), (10), (11), (12), (13), (14), (15)) k"                    \
     " WHERE f.span_text MATCH ?16"
 
 /*

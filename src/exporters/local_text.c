@@ -128,7 +128,8 @@ int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, si
             case PC_V_DOUBLE: pc_json_write_double(&text, kv->value.d); break;
             default: continue; /* null, arrays and maps have no text form */
             }
-            match = text.len == value_len && (value_len == 0 || memcmp(text.data, value, value_len) == 0);
+            match = text.len == value_len &&
+                    (value_len == 0 || memcmp(text.data, value, value_len) == 0);
         }
     }
     pc_buf_free(&text);
