@@ -17,7 +17,8 @@
  *      invoke_workflow→workflow step
  *   6. an attribute key starting gen_ai. or llm.→llm; embedding.→embedding;
  *      retrieval.|retriever.|db.→retrieval; tool.→tool (prefix rules in this order,
- *      as the original backend did)
+ *      as the original backend did), except gen_ai.conversation.* keys: they name
+ *      the conversation an app span belongs to, not a model call
  *   7. otherwise custom
  * A workflow step (OpenInference CHAIN, which LangChain and LangGraph put on
  * every runnable and graph node; Traceloop workflow; GenAI invoke_workflow) is
@@ -180,11 +181,15 @@ static pc_span_type infer_type(const pc_span *s)
         if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
         return out;
     }
+    static const char context[] = "gen_ai.conversation.";
     for (const prefix_type *r = prefix_rules; r->prefix; r++) {
         size_t pl = strlen(r->prefix);
-        for (size_t i = 0; i < s->attrs.n; i++)
-            if (s->attrs.kv[i].key.n > pl && memcmp(s->attrs.kv[i].key.p, r->prefix, pl) == 0)
+        for (size_t i = 0; i < s->attrs.n; i++) {
+            pc_str k = s->attrs.kv[i].key;
+            if (k.n > pl && memcmp(k.p, r->prefix, pl) == 0 &&
+                !(k.n >= sizeof(context) - 1 && memcmp(k.p, context, sizeof(context) - 1) == 0))
                 return r->type;
+        }
     }
     return PC_TYPE_CUSTOM;
 }

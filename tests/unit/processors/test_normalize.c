@@ -265,6 +265,13 @@ static void test_session_and_user(void)
         pc_normalize_span(&s, PC_STR_LIT("unknown"));
         CHECK_EQ_PSTR(s.user_id, "alice");
     }
+    /* an app span that only names its conversation is not a model call */
+    pc_span app = span_with("{\"gen_ai.conversation.id\":\"c\",\"user.id\":\"u\"}");
+    pc_normalize_span(&app, PC_STR_LIT("unknown"));
+    CHECK_EQ_INT(app.span_type, PC_TYPE_CUSTOM);
+    app = span_with("{\"gen_ai.conversation.id\":\"c\",\"gen_ai.system\":\"openai\"}");
+    pc_normalize_span(&app, PC_STR_LIT("unknown"));
+    CHECK_EQ_INT(app.span_type, PC_TYPE_LLM);
     /* first key in the list wins; numbers are not ids */
     pc_span s = span_with("{\"session.id\":\"b\",\"gen_ai.conversation.id\":\"a\",\"user.id\":7}");
     pc_normalize_span(&s, PC_STR_LIT("unknown"));
