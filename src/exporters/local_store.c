@@ -504,7 +504,8 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
 /* Whether trace ?1 (tid) has a span whose search text contains ?2. */
 static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
-    " AND pc_contains(pc_search_text(s.name, s.attributes, s.events), ?2) LIMIT 1";
+    " AND pc_contains(pc_search_text(s.name, s.attributes, s.events, s.input_messages,"
+    " s.output_messages), ?2) LIMIT 1";
 
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)

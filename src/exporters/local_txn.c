@@ -260,9 +260,15 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     bind_str(st, 35, s->output_messages);
     int rc = step_once(st);
     *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
-    if (*inserted)
-        pc_local_search_text(&t->text, s->name.p ? s->name.p : "", s->name.n, t->attrs.data,
-                             t->attrs.len, t->events.data, t->events.len);
+    if (*inserted) {
+        pc_local_text_in in = {s->name.p ? s->name.p : "", s->name.n, t->attrs.data, t->attrs.len,
+                               t->events.data, t->events.len,
+                               s->input_messages.p ? s->input_messages.p : "",
+                               s->input_messages.n,
+                               s->output_messages.p ? s->output_messages.p : "",
+                               s->output_messages.n};
+        pc_local_search_text(&t->text, &in);
+    }
     return rc;
 }
 

@@ -108,7 +108,8 @@ static const char SET_TRACE[] =
 #define BLOCK_BITS STR(PC_LOCAL_BLOCK_BITS)
 /* The search text of every span now stored in block blk (alias b). */
 #define BLOCK_TEXT                                                                                 \
-    "(SELECT group_concat(pc_search_text(s.name, s.attributes, s.events), '') FROM spans s"       \
+    "(SELECT group_concat(pc_search_text(s.name, s.attributes, s.events, s.input_messages,"        \
+    " s.output_messages), '') FROM spans s"                                                        \
     " WHERE s.tid >= b.blk << " BLOCK_BITS " AND s.tid < (b.blk + 1) << " BLOCK_BITS ")"
 /* Retention keeps span_text's invariant (local_schema.c): the blocks of the
  * expired traces (temp.purge_blocks) lose all their trigrams (FTS5 'delete'

@@ -75,6 +75,15 @@ static const char *ids(const tlist *t)
     return out;
 }
 
+/* The traces search answers for |q|. */
+static tlist *found(store_h *h, const char *q)
+{
+    static tlist t;
+    t.n = 0;
+    CHECK_EQ_INT(h->st->ops->search(h->st->ctx, NULL, q, 50, collect_t, &t), 0);
+    return &t;
+}
+
 /* Doubles the tests compare are sums of binary fractions: exact. */
 #define CHECK_EQ_DBL(a, b) CHECK((a) == (b))
 #define CHECK_NAN(a) CHECK(isnan(a))
@@ -199,6 +208,24 @@ static void test_span_fields(void)
     CHECK_EQ_STR(t.session_id, "");
     CHECK_EQ_STR(t.user_id, "");
     CHECK_NAN(t.cost_usd);
+
+    /* Messages are searched decoded: a quoted phrase of a prompt that came as
+     * JSON text (its quotes escaped there) is found as typed. */
+    b = new_batch(pc_time_now_ns());
+    s = llm_span(b, "p", "t-msg", "s1", "", "", "m", NAN, T0);
+    s->input_messages = S(b, "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\","
+                             "\"content\":\"Answer with the \\\"city\\\" name, \u00c9T\u00c9\"}]}]");
+    s->output_messages = S(b, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\","
+                              "\"content\":\"Paris-Orly\"}]}]");
+    pc_kv kv[] = {kv_str(b, "gen_ai.input.messages", "with the \\\"town\\\" name")};
+    pc_kv *a = pc_arena_calloc(b->arena, sizeof(kv));
+    memcpy(a, kv, sizeof(kv));
+    s->attrs = (pc_attrs){a, 1};
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_STR(ids(found(&h, "with the \"city\" name")), "t-msg");
+    CHECK_EQ_STR(ids(found(&h, "\u00e9t\u00e9")), "t-msg"); /* ÉTÉ, folded */
+    CHECK_EQ_STR(ids(found(&h, "paris-orly")), "t-msg");
+    CHECK_EQ_STR(ids(found(&h, "with the \"town\" name")), ""); /* JSON text: escaped */
     close_store(&h, true);
 }
 
@@ -750,6 +777,24 @@ static void test_stats(void)
 
 /* ----------------------------------------------------------- retention -- */
 
+/* Documents of the span_text index of |path| matching the FTS5 query |q|. */
+static int64_t fts_rows(const char *path, const char *q)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM span_text WHERE span_text MATCH ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 static void test_retention(void)
 {
     store_h h;
@@ -758,15 +803,26 @@ static void test_retention(void)
     pc_batch *b = new_batch(now - 2 * 86400 * NS);
     pc_span *s = llm_span(b, "p", "old", "a", "sess-old", "u", "gpt-4o", 0.5, T0);
     s->llm_request_model = S(b, "req-old");
+    s->input_messages = S(b, "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\","
+                             "\"content\":\"xylophone\"}]}]");
     llm_span(b, "p", "old", "b", "", "", "other-old", NAN, T0);
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     b = new_batch(now);
-    llm_span(b, "p", "new", "a", "sess-new", "u", "gpt-4o", 0.5, T0);
+    s = llm_span(b, "p", "new", "a", "sess-new", "u", "gpt-4o", 0.5, T0);
+    s->output_messages = S(b, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\","
+                              "\"content\":\"marimba\"}]}]");
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     char path[256];
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM trace_models"), 4);
+    CHECK_EQ_STR(ids(found(&h, "xylophone")), "old");
+    CHECK_EQ_INT(fts_rows(path, "\"xyl\" OR \"yop\""), 1);
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
+    /* the trigrams of its messages left the index with it (the 'delete'
+     * recomputed the same text), the new trace's stayed */
+    CHECK_EQ_INT(fts_rows(path, "\"xyl\" OR \"yop\""), 0);
+    CHECK_EQ_INT(fts_rows(path, "\"mar\" OR \"rim\""), 1);
+    CHECK_EQ_STR(ids(found(&h, "MARIMBA")), "new");
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM trace_models"), 1);
     CHECK_EQ_STR(ids(lst(&h, (pc_trace_filter){.model = "gpt-4o"})), "new");
     CHECK_EQ_STR(ids(lst(&h, (pc_trace_filter){.model = "req-old"})), "");
