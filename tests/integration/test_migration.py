@@ -30,6 +30,7 @@ from services import clickhouse  # noqa: F401  (fixture)
 
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
 PREV2 = "bf5f3fa"  # the last release of schema version 2 (both stores)
+PREV3 = "183accf"  # the last release of schema version 3 (both stores)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -45,6 +46,12 @@ def prev_bin():
 def prev2_bin():
     """The last release of schema version 2 (both stores), built once into build-prev-2/."""
     return build_release(PREV2, os.path.join(ROOT, "build-prev-2"))
+
+
+@pytest.fixture(scope="session")
+def prev3_bin():
+    """The last release of schema version 3 (both stores), built once into build-prev-3/."""
+    return build_release(PREV3, os.path.join(ROOT, "build-prev-3"))
 
 
 def build_release(commit, PREV_DIR):
@@ -168,9 +175,21 @@ def stop(c):
 
 
 def old_fields(after, before):
-    """|after| limited to the top-level fields |before| has: a newer release may add fields
-    to an answer (e.g. the paging of /spans), but every old one must read the same."""
-    return {k: v for k, v in after.items() if k in before}
+    """|after| limited to the fields |before| has, at the top level and in its rows (trace,
+    traces, results, spans): a newer release may add fields to an answer (e.g. the paging of
+    /spans, the LLM fields of traces and spans), but every old one must read the same."""
+    out = {}
+    for k, v in after.items():
+        if k not in before:
+            continue
+        b = before[k]
+        if k == "trace" and isinstance(v, dict) and isinstance(b, dict):
+            v = {f: x for f, x in v.items() if f in b}
+        elif k in ("traces", "results", "spans") and isinstance(v, list) and b and \
+                isinstance(b[0], dict):
+            v = [{f: x for f, x in row.items() if f in b[0]} for row in v]
+        out[k] = v
+    return out
 
 
 def without(doc, trace_id):
@@ -204,10 +223,12 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 in one start: one line per step
-        assert logs.count("local: migrated") == 2, logs
-        assert logs.count("migrated") == (2 if kind == "local" else 4), logs
+        # both stores climb 1 -> 2 -> 3 in one start (the embedded one on to 4): one line
+        # per step
+        assert logs.count("local: migrated") == 3, logs
+        assert logs.count("migrated") == (3 if kind == "local" else 5), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
+        assert "from schema 3 to 4" in logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 2, logs
         after = snapshot(new, ids)
@@ -226,7 +247,8 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert [s["span_id"] for s in p1["spans"]] == ["r1"] and p1["trace"]["span_count"] == 1
         assert [s["span_id"] for s in p3["spans"]] == ["r3"] and p3["trace"]["span_count"] == 1
         assert p3["trace"]["status"] == "error" and p3["trace"]["root_span_name"] == "p3 root"
-        assert p1["spans"][0] == [s for s in shared_before["spans"] if s["span_id"] == "r1"][0]
+        r1 = [s for s in shared_before["spans"] if s["span_id"] == "r1"][0]
+        assert {k: v for k, v in p1["spans"][0].items() if k in r1} == r1
         # New spans work, with the project in the key: p9 re-uses an old trace's ids.
         fresh = recent(workload.make_traces(1))
         post_otlp(new, fresh, "p2")
@@ -255,7 +277,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (3,)
+        assert con.execute("PRAGMA user_version").fetchone() == (4,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         con.close()
@@ -269,9 +291,9 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 3 (span_text is FTS5: its shadow tables).
+# The embedded store's tables in schema version 4 (span_text is FTS5: its shadow tables).
 LOCAL_TABLES = {"spans", "traces", "span_text", "span_text_config", "span_text_data",
-                "span_text_idx"}
+                "span_text_idx", "trace_models"}
 
 
 def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
@@ -300,14 +322,15 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 1 and "from schema 2 to 3" in logs, logs
+        assert logs.count("migrated") == 2 and "from schema 2 to 3" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
         for p in ("p1", "p3"):
             got = new.get("/api/v1/traces/shared-old", project_id=p).json()
             assert old_fields(got, before_shared[p]) == before_shared[p]
-        assert new.get("/api/v1/traces", span_type="tool", limit=1000).json() == before_tool
+        assert old_fields(new.get("/api/v1/traces", span_type="tool", limit=1000).json(),
+                          before_tool) == before_tool
         # search by what a person types, over the migrated rows
         hit = new.get("/api/v1/search", query='SAID "ÉTÉ" \\ THEN').json()
         assert [t["trace_id"] for t in hit["results"]] == ["old-0"], hit
@@ -330,10 +353,96 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (3,)
+    assert con.execute("PRAGMA user_version").fetchone() == (4,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
     con.close()
+
+
+def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
+    """The embedded store of the last schema-3 release: every answer kept (lists, filters,
+    searches, traces, spans), the new span and trace fields readable with their unknown
+    values on old rows, old models in the model index, new spans merging into old traces;
+    once."""
+    opts = dict(data_dir=str(tmp_path / "data"))
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(3))
+    docs = prela_docs(base) + shared_docs(base)
+    docs[0][1]["spans"][1]["attributes"]["said"] = 'she said "été" \\ then left'
+    filters = [{}, {"status": "error"}, {"span_type": "llm"}, {"project_id": "p1", "limit": 2},
+               {"service_name": "svc-b"}]
+
+    def lists(c):
+        return [c.get("/api/v1/traces", **f).json() for f in filters]
+
+    old = start(prev3_bin, tmp_path, opts)
+    try:
+        for _ in range(2):  # delivered twice: deduplicated by both releases
+            for proj, doc in docs:
+                post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+        lists_before = lists(old)
+        quoted_before = old.get("/api/v1/search", query='SAID "ÉTÉ" \\ THEN').json()
+    finally:
+        stop(old)
+    assert [t["trace_id"] for t in quoted_before["results"]] == ["old-0"]
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("migrated") == 1 and "from schema 3 to 4" in logs, logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        for f, a, b in zip(filters, lists(new), lists_before):
+            assert old_fields(a, b) == b, f
+        assert old_fields(new.get("/api/v1/search", query='SAID "ÉTÉ" \\ THEN').json(),
+                          quoted_before) == quoted_before
+        # new spans merge into a migrated trace
+        for proj, doc in prela_docs(base)[:1]:
+            doc["spans"] = [dict(doc["spans"][1], span_id="kid2", name="late kid",
+                                 span_type="tool")]
+            post_prela(new, doc, proj)
+        t = new.get("/api/v1/traces/old-0", project_id="p1").json()
+        assert t["trace"]["span_count"] == 3
+        assert t["trace"]["input_tokens"] == before["old-0"]["trace"]["input_tokens"] + 7
+    finally:
+        stop(new)
+
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert again.get("/api/v1/search", query="late kid").json()["count"] == 1
+    finally:
+        stop(again)
+    con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
+    try:
+        assert con.execute("PRAGMA user_version").fetchone() == (4,)
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert names == LOCAL_TABLES
+        # the new fields, readable; old rows hold "unknown" (-1, NULL, '')
+        old_rows = con.execute(
+            "SELECT s.llm_request_model, s.cache_read_tokens, s.cache_write_tokens,"
+            " s.reasoning_tokens, s.cost_usd, s.cost_input_usd, s.cost_output_usd, s.cost_source,"
+            " s.session_id, s.user_id, s.input_messages, s.output_messages"
+            " FROM spans s JOIN traces t ON t.tid = s.tid"
+            " WHERE t.trace_id IN ('old-1', 'old-2', 'shared-old')").fetchall()
+        assert len(old_rows) == 6
+        assert set(old_rows) == {("", -1, -1, -1, None, None, None, "", "", "", "", "")}
+        traces = con.execute("SELECT trace_id, project_id, session_id, user_id, cost_usd"
+                             " FROM traces WHERE trace_id LIKE 'old-%'"
+                             " ORDER BY trace_id").fetchall()
+        assert traces == [("old-0", "p1", "", "", None), ("old-1", "p1", "", "", None),
+                          ("old-2", "p2", "", "", None)]
+        # the model index holds the old spans' models, one row per (model, trace)
+        models = con.execute("SELECT t.trace_id FROM trace_models m JOIN traces t"
+                             " ON t.tid = m.tid WHERE m.model = 'gpt-4o'"
+                             " ORDER BY t.trace_id").fetchall()
+        assert models == [("old-0",), ("old-1",), ("old-2",)]
+    finally:
+        con.close()
 
 
 @pytest.fixture(params=["clickhouse", "chdb"])
