@@ -88,7 +88,10 @@ static int read_info(const char *path, info *in)
 
 /* ------------------------------------------------------------ the mix -- */
 
-enum { E_TRACE, E_SPANS, E_LIST, E_SVC_ERR, E_HOUR, E_LLM, E_OFFSET, E_COMMON, E_RARE };
+enum {
+    E_TRACE, E_SPANS, E_LIST, E_SVC_ERR, E_HOUR, E_LLM, E_OFFSET, E_COMMON, E_RARE,
+    E_USER, E_MODEL, E_ATTR, E_SESSIONS, E_SESSIONS_USER, E_STATS_DAY, E_STATS_MONTH,
+};
 
 static const char *const endpoint_name[] = {
     "trace by id",         "spans of a trace",
@@ -96,6 +99,13 @@ static const char *const endpoint_name[] = {
     "list, 1-hour window", "list, span_type=llm",
     "list, offset=10000",  "search, common word",
     "search, rare word",
+    "list, user_id",
+    "list, model",
+    "list, attr.gen_ai.agent.name",
+    "sessions, newest",
+    "sessions, user_id",
+    "stats, 1 day by model (1h)",
+    "stats, 30 days by service (1d)",
 };
 #define N_ENDPOINTS (sizeof(endpoint_name) / sizeof(endpoint_name[0]))
 
@@ -153,6 +163,34 @@ static void make_url(char *url, size_t n, const char *base, int e, const info *i
     case E_RARE:
         snprintf(url, n, "%s/api/v1/search?query=%s", base, in->rare[rnd(s) % in->n_rare]);
         break;
+    case E_USER: /* the workload's users are user-0 .. user-4999 */
+        snprintf(url, n, "%s/api/v1/traces?user_id=user-%llu", base,
+                 (unsigned long long)(rnd(s) % 5000));
+        break;
+    case E_MODEL:
+        snprintf(url, n, "%s/api/v1/traces?model=gpt-4o-mini", base);
+        break;
+    case E_ATTR:
+        snprintf(url, n, "%s/api/v1/traces?attr.gen_ai.agent.name=%s", base, in->service);
+        break;
+    case E_SESSIONS:
+        snprintf(url, n, "%s/api/v1/sessions", base);
+        break;
+    case E_SESSIONS_USER:
+        snprintf(url, n, "%s/api/v1/sessions?user_id=user-%llu", base,
+                 (unsigned long long)(rnd(s) % 5000));
+        break;
+    case E_STATS_DAY:
+    case E_STATS_MONTH: {
+        long long newest = in->base_ns / 1000000000LL + 1;
+        long long days = e == E_STATS_DAY ? 1 : in->days;
+        char a[32], b[32];
+        iso(a, sizeof(a), newest - days * 86400);
+        iso(b, sizeof(b), newest);
+        snprintf(url, n, "%s/api/v1/stats?group_by=%s&interval=%s&start_time=%s&end_time=%s", base,
+                 e == E_STATS_DAY ? "model" : "service", e == E_STATS_DAY ? "1h" : "1d", a, b);
+        break;
+    }
     }
 }
 

@@ -200,15 +200,19 @@ typedef struct pc_span {
     pc_str session_id; /* conversation / session / thread; empty when none */
     pc_str user_id;    /* the end user; empty when none */
     /*
-     * Prompt and completion of an LLM span, normalized from every dialect
-     * (messages.h) into one shape, the GenAI semantic conventions' (1.37+):
-     * JSON array text (in the batch's arena), empty when the span carries none:
+     * Prompt and completion of an LLM span (of any span that carries them:
+     * agents and chains too), normalized from every dialect by the normalize
+     * processor (messages.h: sources, precedence, bounds) into one shape, the
+     * GenAI semantic conventions' (1.37+): JSON array text (in the batch's
+     * arena), empty when the span carries none:
      *   [{"role": "system"|"user"|"assistant"|"tool"|..., "name"?: "...",
      *     "parts": [{"type": "text", "content": "..."},
      *               {"type": "tool_call", "id": "...", "name": "...", "arguments": any},
      *               {"type": "tool_call_response", "id": "...", "response": any}, ...],
      *     "finish_reason"?: "..."}]   (finish_reason on output messages)
-     * System instructions come first in input_messages, role "system". The
+     * System instructions come first in input_messages, role "system".
+     * "arguments" and "response" are as the client sent them (OpenAI sends
+     * arguments as a JSON string, the conventions as an object). The
      * attributes and events they were read from stay on the span as sent.
      */
     pc_str input_messages;

@@ -6,7 +6,7 @@
  *
  * Group commit: consume() appends its batch to a queue and blocks on a condvar.
  * One writer thread writes what is queued in transactions of at most
- * PC_LOCAL_TXN_MAX spans (local.h) with prepared statements (local_store.c has
+ * PC_LOCAL_TXN_MAX spans (local.h) with prepared statements (local_writer.c has
  * the schema and SQL), commits, then wakes every waiter whose batch is wholly
  * committed: PC_OK means every span of it committed. Batches queued since the
  * last transaction go first (take_chunk); a batch larger than a transaction is
@@ -33,7 +33,7 @@
  * Group commits of 100-span requests are below every threshold (no change).
  * (Those figures are schema 2's, whose random-key span indexes made commits
  * costly; schema 3 appends spans in ingest order, local_schema.c.)
- * local_store.c checkpoints the WAL itself (passive every 16 MB, a restart
+ * local_writer.c checkpoints the WAL itself (passive every 16 MB, a restart
  * past 64 MB that waits at most 100 ms for readers), so it stays bounded
  * while queries run.
  *

@@ -1,12 +1,12 @@
 /*
- * local_schema.c - the embedded store's schema (version 3) and its migrations.
+ * local_schema.c - the embedded store's schema (version 4) and its migrations.
  *
- * Where it sits: local_store.c opens the writer connection and calls
+ * Where it sits: local_writer.c opens the writer connection and calls
  * pc_local_schema_setup once, at start, before any write; everything the
  * writer (local_txn.c) and the readers (local_store.c) do relies on the
  * contract below.
  *
- * Schema version 3 (one file <directory>/prela.db, WAL, PRAGMA user_version 3):
+ * Schema version 4 (one file <directory>/prela.db, WAL, PRAGMA user_version 4):
  *
  *   traces     one row per (project_id, trace_id) (UNIQUE traces_key): the same
  *              trace id in two projects is two traces. tid (INTEGER PRIMARY
@@ -17,11 +17,41 @@
  *              tokens > 0, source/created_ns/service from the first write,
  *              root fields from the first parentless span), plus span_types:
  *              the OR of 1 << pc_span_type of its spans (the span_type filter
- *              reads the trace row, no span index).
+ *              reads the trace row, no span index). Version 4 (issue 13):
+ *              session_id and user_id, the smallest (bytewise) non-empty one
+ *              among its spans ('' when none); cost_usd, the sum of its
+ *              spans' known costs (NULL when none). Maintained like the
+ *              token sums: from the spans a transaction really inserted, so
+ *              a redelivered span changes nothing, and min/sum merge in any
+ *              order. Indexes of version 4: traces_session (session_id,
+ *              started_ns) and traces_user (user_id, started_ns), partial
+ *              (WHERE id != ''): the session/user list filters walk them in
+ *              list order, a session's figures are read through
+ *              traces_session, and a trace without a session or user costs
+ *              the writer nothing there; traces_completed (completed_ns):
+ *              stats read the traces that end at or after the window's
+ *              start, and the sessions list walks it newest first (a
+ *              session's last_seen is its traces' largest completed_ns; see
+ *              local_agg.c).
+ *   trace_models  (model, tid) WITHOUT ROWID, version 4: the distinct
+ *              llm_model and llm_request_model values of each trace's spans
+ *              ('' never), INSERT OR IGNORE by the writer per trace and
+ *              transaction; the model filter reads it instead of spans (one
+ *              row per trace and model, keyed model first, so a model's
+ *              traces are one range and new tids append to it). Retention
+ *              deletes the rows of the expired traces (found through their
+ *              spans' models) before their spans.
  *   spans      one row per (tid, span_id) (UNIQUE spans_key), INSERT OR IGNORE:
  *              first write wins. The row holds no trace id or project: its
  *              trace row does (join on tid). attributes, events, links,
- *              resource, scope hold span.h's JSON text.
+ *              resource, scope hold span.h's JSON text. Version 4 added, as
+ *              span.h has them: llm_request_model, cache_read_tokens,
+ *              cache_write_tokens, reasoning_tokens (-1 unknown), cost_usd,
+ *              cost_input_usd, cost_output_usd (REAL, NULL unknown),
+ *              cost_source ('', 'sent', 'table'), session_id, user_id,
+ *              input_messages, output_messages ('' none; messages are JSON
+ *              array text). No index on any of them: the per-span write
+ *              cost is binding them.
  *   span_text  FTS5, contentless (content=''), detail=none, columnsize=0,
  *              tokenizer pc_trigram (local_text.h: the distinct case-folded
  *              trigrams of each line). rowid = a search block, tid >>
@@ -65,21 +95,32 @@
  * - Rowid tables, not WITHOUT ROWID: span rows carry prompt text (KBs), and
  *   SQLite advises rowid tables for large rows; traces is keyed by tid.
  * - New columns (issue 13: session_id, user_id, models, cost, messages) are
- *   ALTER TABLE ADD COLUMN with a constant default: no table rewrite.
+ *   ALTER TABLE ADD COLUMN with a constant default: no table rewrite (3 -> 4).
+ * - Version 4 adds per-trace structures only (three trace indexes, two of
+ *   them partial, and trace_models), nothing per span: issue 15 wants the
+ *   writer faster, and a span index is what made version 2 slow.
+ * - Sessions are not a table: local_agg.c says why.
  *
  * Versions and migration: version 1 is the first release's schema (no
  * user_version, keys without the project); version 2 added the project to
- * every key. pc_local_schema_setup migrates 1 -> 2 -> 3 or 2 -> 3 once, at
- * start, in ONE transaction (an interrupted migration leaves the old version
- * intact and simply runs again): old tables renamed, new ones created, every
- * row copied (tids in first-ingest order), span_types and the search index
- * built for the old rows, old tables dropped. A file with a newer version
- * than this binary knows is refused.
+ * every key; version 3 keyed traces by tid and added the search index.
+ * pc_local_schema_setup migrates 1 -> 2 -> 3 -> 4, 2 -> 3 -> 4 or 3 -> 4
+ * once, at start, in ONE transaction (an interrupted migration leaves the old
+ * version intact and simply runs again), logging one line per step. Up to 3:
+ * old tables renamed, new ones created (with version 4's columns), every row
+ * copied (tids in first-ingest order), span_types and the search index built
+ * for the old rows, old tables dropped. 3 -> 4: the new columns added (a
+ * version 3 file only), the new tables and indexes created, and the trace
+ * fields and trace_models filled from the spans already stored (old rows
+ * hold the defaults of the new span columns, so old traces get '' / NULL
+ * and their llm_model in trace_models). A file with a newer version than
+ * this binary knows is refused.
  */
 #include "local_schema.h"
 
 #include "log.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,7 +128,33 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* The current schema (version 3), created on a fresh file and by 2 -> 3. */
+/*
+ * The columns version 4 added (issue 13), as ALTER TABLE ADD COLUMN takes
+ * them: constant defaults, so 3 -> 4 rewrites no row, and a fresh file gets
+ * the same columns in the same order. Unknown: '' for text, -1 for token
+ * counts, NULL for costs (span.h's NAN).
+ */
+#define SPAN_COLS_V4                                                                               \
+    ", llm_request_model TEXT NOT NULL DEFAULT ''"                                                 \
+    ", cache_read_tokens INTEGER NOT NULL DEFAULT -1"                                              \
+    ", cache_write_tokens INTEGER NOT NULL DEFAULT -1"                                             \
+    ", reasoning_tokens INTEGER NOT NULL DEFAULT -1"                                               \
+    ", cost_usd REAL, cost_input_usd REAL, cost_output_usd REAL"                                   \
+    ", cost_source TEXT NOT NULL DEFAULT ''"                                                       \
+    ", session_id TEXT NOT NULL DEFAULT '', user_id TEXT NOT NULL DEFAULT ''"                      \
+    ", input_messages TEXT NOT NULL DEFAULT '', output_messages TEXT NOT NULL DEFAULT ''"
+#define TRACE_COLS_V4                                                                              \
+    ", session_id TEXT NOT NULL DEFAULT '', user_id TEXT NOT NULL DEFAULT '', cost_usd REAL"
+/* Version 4's new indexes and tables (the contract above says why each). */
+#define INDEXES_V4                                                                                 \
+    "CREATE INDEX IF NOT EXISTS traces_session ON traces (session_id, started_ns)"                 \
+    " WHERE session_id != '';"                                                                     \
+    "CREATE INDEX IF NOT EXISTS traces_user ON traces (user_id, started_ns) WHERE user_id != '';"  \
+    "CREATE INDEX IF NOT EXISTS traces_completed ON traces (completed_ns);"                        \
+    "CREATE TABLE IF NOT EXISTS trace_models (model TEXT NOT NULL, tid INTEGER NOT NULL,"          \
+    " PRIMARY KEY (model, tid)) WITHOUT ROWID;"
+
+/* The current schema (version 4), created on a fresh file and by 2 -> 3. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS traces ("
     " tid INTEGER PRIMARY KEY,"
@@ -105,13 +172,15 @@ static const char SCHEMA[] =
     " span_count INTEGER NOT NULL,"
     " input_tokens INTEGER NOT NULL,"
     " output_tokens INTEGER NOT NULL,"
-    " span_types INTEGER NOT NULL);"
+    " span_types INTEGER NOT NULL"
+    TRACE_COLS_V4 ");"
     "CREATE UNIQUE INDEX IF NOT EXISTS traces_key ON traces (trace_id, project_id);"
     "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns, trace_id, project_id);"
     "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns);"
+    INDEXES_V4
     "CREATE TABLE IF NOT EXISTS spans ("
     " tid INTEGER NOT NULL,"
     " span_id TEXT NOT NULL,"
@@ -135,7 +204,8 @@ static const char SCHEMA[] =
     " events TEXT NOT NULL,"
     " links TEXT NOT NULL,"
     " resource TEXT NOT NULL,"
-    " scope TEXT NOT NULL);"
+    " scope TEXT NOT NULL"
+    SPAN_COLS_V4 ");"
     "CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans (tid, span_id);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
     " columnsize=0, tokenize='pc_trigram');";
@@ -386,6 +456,72 @@ static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
     return 0;
 }
 
+/* ------------------------------------------------------------ version 4 -- */
+
+/* Version 3 -> 4's new columns (constant defaults: no row is rewritten). */
+static const char MIGRATE_3_4[] =
+    "ALTER TABLE spans ADD COLUMN llm_request_model TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE spans ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE spans ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE spans ADD COLUMN cost_usd REAL;"
+    "ALTER TABLE spans ADD COLUMN cost_input_usd REAL;"
+    "ALTER TABLE spans ADD COLUMN cost_output_usd REAL;"
+    "ALTER TABLE spans ADD COLUMN cost_source TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN session_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN user_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN input_messages TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE spans ADD COLUMN output_messages TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE traces ADD COLUMN session_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE traces ADD COLUMN user_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE traces ADD COLUMN cost_usd REAL;";
+
+/*
+ * The version 4 fields derived from spans, for the rows already stored: one
+ * pass over spans (into temp.v4_spans: the rows that have any of them), then
+ * the trace summaries (smallest non-empty session and user, sum of the known
+ * costs) and trace_models. Rows written before version 4 have the column
+ * defaults, so for them this changes nothing but trace_models (from
+ * llm_model); it is written for every field all the same, so the rule lives in
+ * one place whatever the old rows hold.
+ */
+static const char BACKFILL_4[] =
+    "CREATE TEMP TABLE v4_spans AS SELECT tid, llm_model, llm_request_model, session_id,"
+    " user_id, cost_usd FROM spans WHERE llm_model != '' OR llm_request_model != ''"
+    " OR session_id != '' OR user_id != '' OR cost_usd IS NOT NULL;"
+    "INSERT OR IGNORE INTO trace_models (model, tid)"
+    " SELECT llm_model, tid FROM temp.v4_spans WHERE llm_model != ''"
+    " UNION SELECT llm_request_model, tid FROM temp.v4_spans WHERE llm_request_model != ''"
+    " ORDER BY 1, 2;"
+    "UPDATE traces SET session_id = coalesce(g.sess, ''), user_id = coalesce(g.usr, ''),"
+    " cost_usd = g.cost"
+    " FROM (SELECT tid, min(nullif(session_id, '')) AS sess, min(nullif(user_id, '')) AS usr,"
+    "  sum(cost_usd) AS cost FROM temp.v4_spans GROUP BY tid) g"
+    " WHERE traces.tid = g.tid;"
+    "DROP TABLE temp.v4_spans;";
+
+/*
+ * Version 3 -> 4 inside the caller's transaction: the new columns when
+ * |alter| (a version 3 file; a file migrated from 1 or 2 got them with its
+ * new tables), the new tables and indexes, the backfill. Logs what it did.
+ * 0 / -1.
+ */
+static int migrate_3_4(const char *id, sqlite3 *db, const char *path, bool alter)
+{
+    const char *what = "schema migration 3 -> 4";
+    if ((alter && exec_logged(id, db, MIGRATE_3_4, what, path) < 0) ||
+        exec_logged(id, db, SCHEMA, what, path) < 0 ||
+        exec_logged(id, db, BACKFILL_4, what, path) < 0)
+        return -1;
+    int64_t traces = scalar(db, "SELECT count(*) FROM traces");
+    int64_t models = scalar(db, "SELECT count(*) FROM trace_models");
+    pc_log(PC_LOG_INFO, id,
+           "migrated %s from schema 3 to 4 (costs, sessions, users, messages; model index):"
+           " %lld traces kept, %lld (model, trace) pairs indexed",
+           path, (long long)traces, (long long)models);
+    return 0;
+}
+
 int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
 {
     int64_t version = scalar(db, "PRAGMA user_version");
@@ -409,8 +545,9 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
             version = 2;
         }
     }
+    if (rc == 0 && version == 2) rc = migrate_2_3(id, db, path);
     if (rc == 0)
-        rc = version == 2 ? migrate_2_3(id, db, path)
+        rc = version >= 2 ? migrate_3_4(id, db, path, version == 3)
                           : exec_logged(id, db, SCHEMA, "cannot create the schema", path);
     if (rc == 0)
         rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),

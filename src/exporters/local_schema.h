@@ -2,7 +2,7 @@
  * local_schema.h - the embedded store's schema and migrations (local_schema.c
  * holds the schema contract: tables, keys, indexes, why).
  *
- * Used by local_store.c on the writer connection, once, at start, before any
+ * Used by local_writer.c on the writer connection, once, at start, before any
  * other statement.
  */
 #ifndef PC_LOCAL_SCHEMA_H
@@ -10,7 +10,7 @@
 
 #include <sqlite3.h>
 
-#define PC_LOCAL_SCHEMA_VERSION 3
+#define PC_LOCAL_SCHEMA_VERSION 4
 
 /* span_text's rowid is a search block: tid >> PC_LOCAL_BLOCK_BITS, 16 traces
  * in first-write order (local_schema.c says why). */

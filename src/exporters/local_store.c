@@ -1,17 +1,10 @@
 /*
- * local_store.c - SQL of the embedded store: the writer connection and its
- * statements, retention, and the read side (store.h) over a pool of
- * read-only connections. The schema (version 3) and its contract are in
- * local_schema.c; the search text and its trigram queries in local_text.c.
- *
- * Writer connection: a 64 MiB page cache (the per-trace indexes of a store of
- * 10M spans are 100+ MB; SQLite's default 2 MB misses on nearly every trace),
- * the WAL checkpointed by this module (wal_hook): a passive checkpoint every
- * WAL_CHECKPOINT_PAGES, and once the log holds WAL_RESTART_PAGES a RESTART
- * checkpoint that waits at most RESTART_WAIT_MS for readers, so the log
- * starts over from the beginning even while readers run (a passive one alone
- * never completes under steady reads, and the WAL grew to 800 MB);
- * journal_size_limit truncates the file back after that.
+ * local_store.c - the read side of the embedded store (store.h) over a pool
+ * of read-only connections: traces, spans, lists, search. The writer
+ * connection, its statements and retention are in local_writer.c; the schema
+ * (version 4) and its contract in local_schema.c; the search text and its
+ * trigram queries in local_text.c; the aggregate reads (sessions, stats) in
+ * local_agg.c.
  *
  * Search (store.h search): a query of 3+ code points asks the FTS5 trigram
  * index for candidate blocks of traces (local_schema.c; local_text.h: an AND
@@ -22,12 +15,21 @@
  * verified the same way, until |limit| matched or the query time limit. Both
  * give exactly the traces having a span whose search text contains the query.
  *
+ * List filters of version 4: session_id / user_id through the partial
+ * indexes traces_session / traces_user, model through trace_models, min_cost
+ * on the trace row, attr_key / attr_value verified exactly on each candidate
+ * trace's spans (pc_attr_match, local_text.h), the candidates being the
+ * trigram index's blocks for the value (3+ code points and at most
+ * ATTR_CANDIDATES blocks), else every trace in list order under the query
+ * time limit. Cursor and offset work the same with every filter.
+ *
  * Reads: every piece of caller text is bound as a parameter; dynamic SQL is
  * assembled only from the fixed fragments below.
  */
 #include "local_store.h"
 
 #include "local_contains.h"
+#include "local_query.h"
 #include "local_schema.h"
 #include "local_text.h"
 
@@ -37,6 +39,7 @@
 #include "span.h"
 #include "timefmt.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,87 +49,7 @@
 #define POOL_MAX 8 /* idle read connections kept open */
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define PURGE_CHUNK STR(PC_LOCAL_PURGE_CHUNK)
-
-/* ?1 trace_id ?2 project_id: the trace's tid, or no row. */
-static const char FIND_TRACE[] = "SELECT tid FROM traces WHERE trace_id = ?1 AND project_id = ?2";
-
-/* A new trace row; the parameters as UPDATE_TRACE's, and ?1 trace_id ?2 project_id. */
-static const char INS_TRACE[] =
-    "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
-    " has_root, status, source, started_ns, completed_ns, created_ns, span_count, input_tokens,"
-    " output_tokens, span_types)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13, ?15)";
-
-/* Parameters ?1..?23 in this order; local_txn.c binds them. */
-static const char INS_SPAN[] =
-    "INSERT OR IGNORE INTO spans (tid, span_id, parent_span_id, name, kind, span_type,"
-    " service_name, status, status_message, source, trace_state, start_ns, end_ns, created_ns,"
-    " llm_provider, llm_model, input_tokens, output_tokens, attributes, events, links, resource,"
-    " scope)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23)";
-
-/* ?1 search block (tid >> PC_LOCAL_BLOCK_BITS), ?2 the search text
- * (local_text.h) of the spans a transaction inserted in that block. */
-static const char INS_TEXT[] = "INSERT INTO span_text (rowid, text) VALUES (?1, ?2)";
-
-/*
- * Merges one trace's summary of the spans a transaction inserted into its
- * row ?16 (tid): ?3 service_name ?4 root_span_id ?5 root_span_name ?6 has_root
- * ?7 status ?9 started_ns ?10 completed_ns ?12 input_tokens ?13 output_tokens
- * ?14 span_count ?15 span_types (?1 ?2 ?8 ?11, the first write's, are bound
- * but unused). Bare column names are the stored row before the update, so every
- * SET sees the old has_root.
- */
-static const char MERGE_TRACE[] =
-    "UPDATE traces SET"
-    " started_ns = min(started_ns, ?9),"
-    " completed_ns = max(completed_ns, ?10),"
-    " span_count = span_count + ?14,"
-    " status = CASE WHEN ?7 = 'error' THEN 'error' ELSE status END,"
-    " input_tokens = CASE WHEN input_tokens > 9223372036854775807 - ?12"
-    "  THEN 9223372036854775807 ELSE input_tokens + ?12 END,"
-    " output_tokens = CASE WHEN output_tokens > 9223372036854775807 - ?13"
-    "  THEN 9223372036854775807 ELSE output_tokens + ?13 END,"
-    " root_span_id = CASE WHEN has_root = 0 AND ?6 = 1 THEN ?4 ELSE root_span_id END,"
-    " root_span_name = CASE WHEN has_root = 0 AND ?6 = 1 THEN ?5 ELSE root_span_name END,"
-    " service_name = CASE WHEN has_root = 0 AND ?6 = 1 THEN ?3 ELSE service_name END,"
-    " has_root = max(has_root, ?6),"
-    " span_types = span_types | ?15"
-    " WHERE tid = ?16";
-
-/* Sets the summary of the new trace ?16 outright (parameters as MERGE_TRACE's). */
-static const char SET_TRACE[] =
-    "UPDATE traces SET service_name = ?3, root_span_id = ?4, root_span_name = ?5,"
-    " has_root = ?6, status = ?7, started_ns = ?9, completed_ns = ?10, input_tokens = ?12,"
-    " output_tokens = ?13, span_count = ?14, span_types = ?15"
-    " WHERE tid = ?16";
-
-/* The oldest expired traces (one chunk); the same rows for all the statements
- * of one retention transaction. */
-#define EXPIRED                                                                                    \
-    "SELECT tid FROM traces WHERE created_ns < ?1 ORDER BY created_ns, tid LIMIT " PURGE_CHUNK
 #define BLOCK_BITS STR(PC_LOCAL_BLOCK_BITS)
-/* The search text of every span now stored in block blk (alias b). */
-#define BLOCK_TEXT                                                                                 \
-    "(SELECT group_concat(pc_search_text(s.name, s.attributes, s.events), '') FROM spans s"       \
-    " WHERE s.tid >= b.blk << " BLOCK_BITS " AND s.tid < (b.blk + 1) << " BLOCK_BITS ")"
-/* Retention keeps span_text's invariant (local_schema.c): the blocks of the
- * expired traces (temp.purge_blocks) lose all their trigrams (FTS5 'delete'
- * with the text of all their spans), then, once the expired rows are gone,
- * get back those of the traces that stay. */
-static const char PURGE_BLOCKS_CLEAR[] = "DELETE FROM temp.purge_blocks";
-static const char PURGE_BLOCKS[] = "INSERT OR IGNORE INTO temp.purge_blocks (blk)"
-                                   " SELECT tid >> " BLOCK_BITS " FROM (" EXPIRED ")";
-static const char PURGE_TEXT[] =
-    "INSERT INTO span_text (span_text, rowid, text) SELECT 'delete', b.blk,"
-    " coalesce(" BLOCK_TEXT ", '') FROM temp.purge_blocks b ORDER BY b.blk";
-static const char PURGE_REINDEX[] =
-    "INSERT INTO span_text (rowid, text) SELECT blk, text FROM (SELECT b.blk AS blk,"
-    " " BLOCK_TEXT " AS text FROM temp.purge_blocks b) WHERE text IS NOT NULL ORDER BY blk";
-static const char PURGE_SPANS[] = "DELETE FROM spans WHERE tid IN (" EXPIRED ")";
-static const char PURGE_TRACES[] = "DELETE FROM traces WHERE tid IN (" EXPIRED ")";
 
 /* Newest first; ties in a stable order (both stores agree on it). */
 #define NEWEST "t.started_ns DESC, t.trace_id DESC, t.project_id DESC"
@@ -135,188 +58,15 @@ static const char PURGE_TRACES[] = "DELETE FROM traces WHERE tid IN (" EXPIRED "
     "t.trace_id, s.span_id, s.parent_span_id, t.project_id, s.name, s.kind, s.span_type,"         \
     " s.service_name, s.status, s.status_message, s.source, s.trace_state, s.start_ns, s.end_ns,"  \
     " s.created_ns, s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens, s.attributes,"   \
-    " s.events, s.links, s.resource, s.scope"
+    " s.events, s.links, s.resource, s.scope, s.llm_request_model, s.cache_read_tokens,"          \
+    " s.cache_write_tokens, s.reasoning_tokens, s.cost_usd, s.cost_input_usd, s.cost_output_usd," \
+    " s.cost_source, s.session_id, s.user_id, s.input_messages, s.output_messages"
 
 #define TRACE_COLS                                                                                 \
     "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status,"        \
     " t.source, t.started_ns, t.completed_ns, t.created_ns, t.span_count, t.input_tokens,"         \
-    " t.output_tokens"
-
-/* ---------------------------------------------------------------- writer -- */
-
-#define WRITER_CACHE_KIB 65536
-#define WAL_CHECKPOINT_PAGES 4096 /* 16 MB at 4 KiB pages: a passive checkpoint */
-#define WAL_RESTART_PAGES 16384   /* 64 MB: restart the log (see the file comment) */
-#define WAL_LIMIT_BYTES 67108864  /* journal_size_limit */
-#define RESTART_WAIT_MS 100
-
-/*
- * After each commit of the writer (|pages| in the WAL): a passive checkpoint
- * every WAL_CHECKPOINT_PAGES; past WAL_RESTART_PAGES a RESTART one, whose busy
- * wait (for readers still on old frames) is cut to RESTART_WAIT_MS so a
- * commit is never held long; when it cannot finish, the next commit tries again.
- */
-static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
-{
-    (void)ud;
-    if (pages < WAL_CHECKPOINT_PAGES) return SQLITE_OK;
-    if (pages < WAL_RESTART_PAGES) {
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        return SQLITE_OK;
-    }
-    sqlite3_busy_timeout(db, RESTART_WAIT_MS);
-    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    return SQLITE_OK;
-}
-
-sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full)
-{
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(
-        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        pc_log(PC_LOG_ERROR, id, "cannot open %s: %s", path,
-               db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    sqlite3_extended_result_codes(db, 1);
-
-    /* journal_mode answers with the mode in effect; anything but "wal" is a failure. */
-    sqlite3_stmt *st = NULL;
-    bool wal = false;
-    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        const char *mode = (const char *)sqlite3_column_text(st, 0);
-        wal = mode && strcmp(mode, "wal") == 0;
-    }
-    sqlite3_finalize(st);
-    if (!wal) {
-        pc_log(PC_LOG_ERROR, id, "cannot switch %s to WAL mode: %s", path, sqlite3_errmsg(db));
-        sqlite3_close(db);
-        return NULL;
-    }
-
-    char *err = NULL;
-    const char *sync = sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
-    if (sqlite3_exec(db, sync, NULL, NULL, &err) != SQLITE_OK) {
-        pc_log(PC_LOG_ERROR, id, "cannot set synchronous on %s: %s", path,
-               err ? err : sqlite3_errmsg(db));
-        sqlite3_free(err);
-        sqlite3_close(db);
-        return NULL;
-    }
-    if (sqlite3_exec(db, "PRAGMA cache_size = -" STR(WRITER_CACHE_KIB), NULL, NULL, NULL) !=
-            SQLITE_OK ||
-        sqlite3_exec(db, "PRAGMA journal_size_limit = " STR(WAL_LIMIT_BYTES), NULL, NULL, NULL) !=
-            SQLITE_OK ||
-        pc_local_text_register(db) != SQLITE_OK) {
-        pc_log(PC_LOG_ERROR, id, "cannot configure %s: %s", path, sqlite3_errmsg(db));
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_wal_hook(db, wal_hook, NULL);
-    if (pc_local_schema_setup(id, db, path) < 0) {
-        sqlite3_close(db);
-        return NULL;
-    }
-    return db;
-}
-
-static int exec_quiet(const char *id, sqlite3 *db, const char *sql)
-{
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return 0;
-    pc_log(PC_LOG_ERROR, id, "cannot run %s: %s", sql, sqlite3_errmsg(db));
-    return -1;
-}
-
-static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
-    pc_log(PC_LOG_ERROR, id, "cannot prepare statement: %s", sqlite3_errmsg(db));
-    return -1;
-}
-
-int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db)
-{
-    memset(w, 0, sizeof(*w));
-    w->db = db;
-    w->id = id;
-    if (prepare(id, db, "BEGIN IMMEDIATE", &w->begin) < 0 ||
-        prepare(id, db, "COMMIT", &w->commit) < 0 ||
-        prepare(id, db, "ROLLBACK", &w->rollback) < 0 ||
-        prepare(id, db, FIND_TRACE, &w->find_trace) < 0 ||
-        prepare(id, db, INS_TRACE, &w->ins_trace) < 0 ||
-        prepare(id, db, INS_SPAN, &w->ins_span) < 0 ||
-        prepare(id, db, INS_TEXT, &w->ins_text) < 0 ||
-        prepare(id, db, MERGE_TRACE, &w->merge_trace) < 0 ||
-        prepare(id, db, SET_TRACE, &w->set_trace) < 0 ||
-        exec_quiet(id, db, "CREATE TEMP TABLE IF NOT EXISTS purge_blocks"
-                           " (blk INTEGER PRIMARY KEY)") < 0 ||
-        prepare(id, db, PURGE_BLOCKS_CLEAR, &w->purge_blocks_clear) < 0 ||
-        prepare(id, db, PURGE_BLOCKS, &w->purge_blocks) < 0 ||
-        prepare(id, db, PURGE_TEXT, &w->purge_text) < 0 ||
-        prepare(id, db, PURGE_REINDEX, &w->purge_reindex) < 0 ||
-        prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
-        prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0)
-        return -1;
-    return 0;
-}
-
-void pc_local_writer_fini(pc_local_writer *w)
-{
-    sqlite3_finalize(w->begin);
-    sqlite3_finalize(w->commit);
-    sqlite3_finalize(w->rollback);
-    sqlite3_finalize(w->find_trace);
-    sqlite3_finalize(w->ins_trace);
-    sqlite3_finalize(w->ins_span);
-    sqlite3_finalize(w->ins_text);
-    sqlite3_finalize(w->merge_trace);
-    sqlite3_finalize(w->set_trace);
-    sqlite3_finalize(w->purge_blocks_clear);
-    sqlite3_finalize(w->purge_blocks);
-    sqlite3_finalize(w->purge_text);
-    sqlite3_finalize(w->purge_reindex);
-    sqlite3_finalize(w->purge_spans);
-    sqlite3_finalize(w->purge_traces);
-    memset(w, 0, sizeof(*w));
-}
-
-/* Runs a statement without result rows. Returns the SQLite result code. */
-static int run(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
-{
-    int rc = run(w->begin);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(w->purge_blocks, 1, cutoff_ns);
-        sqlite3_bind_int64(w->purge_spans, 1, cutoff_ns);
-        sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
-        rc = run(w->purge_blocks_clear);
-        if (rc == SQLITE_OK) rc = run(w->purge_blocks);
-        if (rc == SQLITE_OK) rc = run(w->purge_text);
-        if (rc == SQLITE_OK) rc = run(w->purge_spans);
-        if (rc == SQLITE_OK) rc = run(w->purge_traces);
-    }
-    int64_t deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
-    if (rc == SQLITE_OK) rc = run(w->purge_reindex);
-    if (rc == SQLITE_OK) rc = run(w->commit);
-    if (rc != SQLITE_OK) {
-        pc_log(PC_LOG_ERROR, w->id, "retention: cannot delete expired traces: %s",
-               sqlite3_errmsg(w->db));
-        if (!sqlite3_get_autocommit(w->db)) run(w->rollback);
-        return -1;
-    }
-    return deleted;
-}
+    " t.output_tokens, t.session_id, t.user_id, t.cost_usd"
+#define TRACE_NCOLS 16 /* columns of TRACE_COLS */
 
 /* ---------------------------------------------------------- reader pool -- */
 
@@ -398,6 +148,12 @@ static const char *col_text(sqlite3_stmt *st, int i)
     return s ? s : "";
 }
 
+/* A REAL column, NULL (unknown) as NAN. */
+static double col_double(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
 static void read_trace(sqlite3_stmt *st, pc_trace_row *r)
 {
     r->trace_id = col_text(st, 0);
@@ -413,6 +169,9 @@ static void read_trace(sqlite3_stmt *st, pc_trace_row *r)
     r->span_count = sqlite3_column_int64(st, 10);
     r->input_tokens = sqlite3_column_int64(st, 11);
     r->output_tokens = sqlite3_column_int64(st, 12);
+    r->session_id = col_text(st, 13);
+    r->user_id = col_text(st, 14);
+    r->cost_usd = col_double(st, 15);
 }
 
 static void read_span(sqlite3_stmt *st, pc_span_row *r)
@@ -441,6 +200,18 @@ static void read_span(sqlite3_stmt *st, pc_span_row *r)
     r->links = col_text(st, 21);
     r->resource = col_text(st, 22);
     r->scope = col_text(st, 23);
+    r->llm_request_model = col_text(st, 24);
+    r->cache_read_tokens = sqlite3_column_int64(st, 25);
+    r->cache_write_tokens = sqlite3_column_int64(st, 26);
+    r->reasoning_tokens = sqlite3_column_int64(st, 27);
+    r->cost_usd = col_double(st, 28);
+    r->cost_input_usd = col_double(st, 29);
+    r->cost_output_usd = col_double(st, 30);
+    r->cost_source = col_text(st, 31);
+    r->session_id = col_text(st, 32);
+    r->user_id = col_text(st, 33);
+    r->input_messages = col_text(st, 34);
+    r->output_messages = col_text(st, 35);
 }
 
 /*
@@ -455,14 +226,7 @@ static void read_span(sqlite3_stmt *st, pc_span_row *r)
  */
 #define PROGRESS_OPS 1000
 
-typedef struct query {
-    pc_local_reader *r;
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    const char *what; /* for the log line */
-    int64_t deadline; /* pc_time_mono_ns */
-    bool timed_out;
-} query;
+typedef pc_local_query query;
 
 static int past_deadline(void *ud)
 {
@@ -471,7 +235,7 @@ static int past_deadline(void *ud)
     return q->timed_out;
 }
 
-static int query_open(query *q, pc_local_reader *r, const char *sql, const char *what)
+int pc_local_query_open(query *q, pc_local_reader *r, const char *sql, const char *what)
 {
     q->r = r;
     q->st = NULL;
@@ -493,7 +257,7 @@ static int query_open(query *q, pc_local_reader *r, const char *sql, const char 
 
 /* Ends |q|; |rc| is the last sqlite3_step result. Returns 0, PC_STORE_TIMEOUT
  * past the deadline, or -1 after logging. */
-static int query_close(query *q, int rc)
+int pc_local_query_close(query *q, int rc)
 {
     bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
     bool timeout = !ok && q->timed_out;
@@ -522,7 +286,7 @@ static int each_trace(query *q, pc_trace_cb cb, void *ud)
         read_trace(q->st, &row);
         if (cb(ud, &row) != 0) break;
     }
-    return query_close(q, rc);
+    return pc_local_query_close(q, rc);
 }
 
 /* The span_types bit of the type named |name| exactly, or 0 (no trace has it). */
@@ -533,8 +297,125 @@ static int64_t type_bit(const char *name)
     return 0;
 }
 
+/* Counts FTS5 candidate blocks of |fts|, at most |cap| + 1; -1 on failure. */
+static int64_t count_candidates(query *q, const char *fts, int cap)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT count(*) FROM (SELECT 1 FROM span_text WHERE span_text MATCH ?1"
+                           " LIMIT ?2 + 1)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, cap);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Most candidate blocks (of 16 traces) the attribute filter takes from the
+ * trigram index; past it (a common value) the list walks traces newest first
+ * and verifies each, which finds a page of a common value soon. */
+#define ATTR_CANDIDATES 256
+
+/* The tids of the blocks (16 traces each) that span_text names for ?16. */
+#define BLOCK_TIDS                                                                                 \
+    "SELECT (f.rowid << " BLOCK_BITS ") + k.column1 FROM span_text f, (VALUES (0), (1), (2),"      \
+    " (3), (4), (5), (6), (7), (8), (9), (10), (11), (12), (13), (14), (15)) k"                    \
+    " WHERE f.span_text MATCH ?16"
+
+/*
+ * Most traces of one model the model filter reads from trace_models and then
+ * sorts; a model in more traces (a common one) is checked trace by trace in
+ * list order instead (one primary-key probe each), which fills a page soon.
+ */
+#define MODEL_FEW 5000
+
+/* Whether model ?1 is in at most MODEL_FEW traces; -1 on failure. */
+static int model_is_few(pc_local_query *q, const char *model)
+{
+    sqlite3_stmt *st = NULL;
+    int few = -1;
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT count(*) FROM (SELECT 1 FROM trace_models WHERE model = ?1"
+                           " LIMIT " STR(MODEL_FEW) " + 1)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) few = sqlite3_column_int64(st, 0) <= MODEL_FEW;
+    }
+    sqlite3_finalize(st);
+    return few;
+}
+
+/*
+ * The filters of |f| as SQL over traces t (parameters ?1..?18 as list_traces
+ * binds them). |attr_fts|: the attribute filter's candidates come from the
+ * trigram index; |model_few|: the model filter's traces are read from
+ * trace_models first (see MODEL_FEW). Session and user: "!= ''" lets SQLite
+ * use the partial indexes traces_session / traces_user (they hold only
+ * non-empty ids).
+ */
+static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts, bool model_few)
+{
+    if (f->project_id) pc_buf_puts(sql, " AND t.project_id = ?1");
+    if (f->service_name) pc_buf_puts(sql, " AND t.service_name = ?2");
+    if (f->status) pc_buf_puts(sql, " AND t.status = ?3");
+    if (f->start_ns) pc_buf_puts(sql, " AND t.started_ns >= ?4");
+    if (f->end_ns) pc_buf_puts(sql, " AND t.started_ns <= ?5");
+    if (f->span_type) pc_buf_puts(sql, " AND (t.span_types & ?6) != 0");
+    if (f->session_id)
+        pc_buf_puts(sql, *f->session_id ? " AND t.session_id = ?12 AND t.session_id != ''"
+                                        : " AND t.session_id = ?12");
+    if (f->user_id)
+        pc_buf_puts(sql, *f->user_id ? " AND t.user_id = ?13 AND t.user_id != ''"
+                                     : " AND t.user_id = ?13");
+    if (f->model)
+        pc_buf_puts(sql, model_few ? " AND t.tid IN (SELECT m.tid FROM trace_models m"
+                                     " WHERE m.model = ?14)"
+                                   : " AND EXISTS (SELECT 1 FROM trace_models m"
+                                     " WHERE m.model = ?14 AND m.tid = t.tid)");
+    if (f->min_cost > 0) pc_buf_puts(sql, " AND t.cost_usd >= ?15");
+    if (f->attr_key && f->attr_value) {
+        if (attr_fts) pc_buf_puts(sql, " AND t.tid IN (" BLOCK_TIDS ")");
+        pc_buf_puts(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.tid = t.tid"
+                         " AND pc_attr_match(s.attributes, ?17, ?18))");
+    }
+    if (f->after)
+        pc_buf_puts(sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
+}
+
 static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
 {
+    query q;
+    /* The statement is prepared once the attribute filter's candidates are
+     * counted, on the same connection and under the same deadline. */
+    if (pc_local_query_open(&q, ctx, "SELECT 1", "list traces") < 0) return -1;
+    sqlite3_finalize(q.st);
+    q.st = NULL;
+    pc_buf fts = PC_BUF_INIT;
+    bool attr_fts = false;
+    if (f->attr_key && f->attr_value) {
+        attr_fts = pc_local_fts_query(&fts, f->attr_value, strlen(f->attr_value)) > 0;
+        pc_buf_putc(&fts, '\0');
+        if (attr_fts) {
+            int64_t n = count_candidates(&q, fts.data, ATTR_CANDIDATES);
+            if (n < 0) {
+                pc_buf_free(&fts);
+                return pc_local_query_close(&q, SQLITE_ERROR);
+            }
+            attr_fts = n <= ATTR_CANDIDATES;
+        }
+    }
+    bool model_few = false;
+    if (f->model) {
+        int few = model_is_few(&q, f->model);
+        if (few < 0) {
+            pc_buf_free(&fts);
+            return pc_local_query_close(&q, SQLITE_ERROR);
+        }
+        model_few = few == 1;
+    }
     /* With an offset, the skipped rows are walked in an index only (the inner
      * SELECT of tids: traces_started covers the list order), and only the page's
      * rows are read: offset=10000 read 10,100 rows before. */
@@ -544,21 +425,15 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
                           " (SELECT t.tid FROM traces t WHERE 1");
     else
         pc_buf_puts(&sql, "SELECT " TRACE_COLS " FROM traces t WHERE 1");
-    if (f->project_id) pc_buf_puts(&sql, " AND t.project_id = ?1");
-    if (f->service_name) pc_buf_puts(&sql, " AND t.service_name = ?2");
-    if (f->status) pc_buf_puts(&sql, " AND t.status = ?3");
-    if (f->start_ns) pc_buf_puts(&sql, " AND t.started_ns >= ?4");
-    if (f->end_ns) pc_buf_puts(&sql, " AND t.started_ns <= ?5");
-    if (f->span_type) pc_buf_puts(&sql, " AND (t.span_types & ?6) != 0");
-    if (f->after)
-        pc_buf_puts(&sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
+    filter_sql(&sql, f, attr_fts, model_few);
     pc_buf_puts(&sql, " ORDER BY " NEWEST " LIMIT ?7 OFFSET ?8");
     if (f->offset > 0) pc_buf_puts(&sql, ") ORDER BY " NEWEST);
-
-    query q;
-    int rc = query_open(&q, ctx, sql.data, "list traces");
+    int rc = sqlite3_prepare_v2(q.db, sql.data, -1, &q.st, NULL);
     pc_buf_free(&sql);
-    if (rc < 0) return -1;
+    if (rc != SQLITE_OK) {
+        pc_buf_free(&fts);
+        return pc_local_query_close(&q, rc);
+    }
     if (f->project_id) bind_cstr(q.st, 1, f->project_id);
     if (f->service_name) bind_cstr(q.st, 2, f->service_name);
     if (f->status) bind_cstr(q.st, 3, f->status);
@@ -572,6 +447,16 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
         bind_cstr(q.st, 10, f->after->trace_id);
         bind_cstr(q.st, 11, f->after->project_id);
     }
+    if (f->session_id) bind_cstr(q.st, 12, f->session_id);
+    if (f->user_id) bind_cstr(q.st, 13, f->user_id);
+    if (f->model) bind_cstr(q.st, 14, f->model);
+    if (f->min_cost > 0) sqlite3_bind_double(q.st, 15, f->min_cost);
+    if (attr_fts) sqlite3_bind_text(q.st, 16, fts.data, -1, SQLITE_TRANSIENT);
+    if (f->attr_key && f->attr_value) {
+        bind_cstr(q.st, 17, f->attr_key);
+        bind_cstr(q.st, 18, f->attr_value);
+    }
+    pc_buf_free(&fts);
     return each_trace(&q, cb, ud);
 }
 
@@ -583,7 +468,7 @@ static int get_trace(void *ctx, const char *project_id, const char *trace_id, pc
                                    " WHERE t.trace_id = ?1 AND t.project_id = ?2"
                                  : "SELECT " TRACE_COLS " FROM traces t WHERE t.trace_id = ?1"
                                    " ORDER BY t.project_id";
-    if (query_open(&q, ctx, sql, "get trace") < 0) return -1;
+    if (pc_local_query_open(&q, ctx, sql, "get trace") < 0) return -1;
     bind_cstr(q.st, 1, trace_id);
     if (project_id) bind_cstr(q.st, 2, project_id);
     return each_trace(&q, cb, ud);
@@ -593,7 +478,7 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
                      int offset, pc_span_cb cb, void *ud)
 {
     query q;
-    if (query_open(&q, ctx,
+    if (pc_local_query_open(&q, ctx,
                    "SELECT " SPAN_COLS " FROM traces t JOIN spans s ON s.tid = t.tid"
                    " WHERE t.trace_id = ?1 AND t.project_id = ?2"
                    " ORDER BY s.start_ns, s.span_id LIMIT ?3 OFFSET ?4",
@@ -609,7 +494,7 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
         read_span(q.st, &row);
         if (cb(ud, &row) != 0) break;
     }
-    return query_close(&q, rc);
+    return pc_local_query_close(&q, rc);
 }
 
 /* Most FTS5 candidate blocks (of 16 traces) a search collects before it
@@ -619,23 +504,8 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
 /* Whether trace ?1 (tid) has a span whose search text contains ?2. */
 static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
-    " AND pc_contains(pc_search_text(s.name, s.attributes, s.events), ?2) LIMIT 1";
-
-/* Counts FTS5 candidate blocks of |fts| (at most SEARCH_CANDIDATES + 1); -1 on failure. */
-static int64_t count_candidates(query *q, const char *fts)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(q->db,
-                           "SELECT count(*) FROM (SELECT 1 FROM span_text WHERE span_text MATCH ?1"
-                           " LIMIT " STR(SEARCH_CANDIDATES) " + 1)",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return n;
-}
+    " AND pc_contains(pc_search_text(s.name, s.attributes, s.events, s.input_messages,"
+    " s.output_messages), ?2) LIMIT 1";
 
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)
@@ -661,17 +531,17 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     query q;
     /* The statement is prepared after the candidates are counted, on the same
      * connection and under the same deadline. */
-    if (query_open(&q, ctx, "SELECT 1", "search") < 0) {
+    if (pc_local_query_open(&q, ctx, "SELECT 1", "search") < 0) {
         pc_buf_free(&fts);
         return -1;
     }
     sqlite3_finalize(q.st);
     q.st = NULL;
     if (indexed) {
-        int64_t n = count_candidates(&q, fts.data);
+        int64_t n = count_candidates(&q, fts.data, SEARCH_CANDIDATES);
         if (n < 0) {
             pc_buf_free(&fts);
-            return query_close(&q, SQLITE_ERROR);
+            return pc_local_query_close(&q, SQLITE_ERROR);
         }
         indexed = n <= SEARCH_CANDIDATES;
     }
@@ -686,14 +556,14 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     if (rc != SQLITE_OK) {
         sqlite3_finalize(verify);
         pc_buf_free(&fts);
-        return query_close(&q, rc);
+        return pc_local_query_close(&q, rc);
     }
     sqlite3_bind_text(q.st, 1, fts.data, -1, SQLITE_STATIC);
     if (project_id) bind_cstr(q.st, 3, project_id);
     sqlite3_bind_text(verify, 2, text, (int)tn, SQLITE_STATIC);
     int found = 0;
     while (found < limit && (rc = sqlite3_step(q.st)) == SQLITE_ROW) {
-        sqlite3_bind_int64(verify, 1, sqlite3_column_int64(q.st, 13));
+        sqlite3_bind_int64(verify, 1, sqlite3_column_int64(q.st, TRACE_NCOLS));
         int vrc = sqlite3_step(verify);
         sqlite3_reset(verify);
         if (vrc == SQLITE_DONE) continue;
@@ -707,7 +577,7 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
         if (cb(ud, &row) != 0) break;
     }
     sqlite3_finalize(verify);
-    rc = query_close(&q, rc);
+    rc = pc_local_query_close(&q, rc);
     pc_buf_free(&fts);
     return rc;
 }
@@ -738,5 +608,7 @@ const pc_store_ops pc_local_store_ops = {
     .get_trace = get_trace,
     .get_spans = get_spans,
     .search = search,
+    .list_sessions = pc_local_list_sessions,
+    .stats = pc_local_stats,
     .health = health,
 };

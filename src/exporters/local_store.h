@@ -3,7 +3,8 @@
  * connection, and the read-only connection pool behind store.h.
  *
  * Used only by local.c (the `local` exporter). local.c owns the writer thread and
- * the batches; this module owns SQL. The schema is documented in local_schema.c.
+ * the batches; this module owns SQL: the writer (local_writer.c), the reads
+ * (local_store.c, local_agg.c). The schema is documented in local_schema.c.
  *
  * Threads: the writer connection is used by one thread at a time (start(), then
  * the writer thread). The reader pool lends each read-only connection to one
@@ -46,6 +47,8 @@ typedef struct pc_local_writer {
     sqlite3_stmt *purge_blocks_clear, *purge_blocks; /* temp.purge_blocks: their blocks */
     sqlite3_stmt *purge_text;    /* those blocks' trigrams out of span_text */
     sqlite3_stmt *purge_reindex; /* ... and those of the traces that stay, back */
+    sqlite3_stmt *ins_model;   /* a (model, tid) pair into trace_models */
+    sqlite3_stmt *purge_models; /* trace_models rows of the oldest expired traces */
     sqlite3_stmt *purge_spans; /* spans of the oldest expired traces */
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
 } pc_local_writer;

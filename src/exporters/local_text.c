@@ -50,17 +50,20 @@ static void put_value(pc_buf *out, const pc_value *v, int depth)
     }
 }
 
-void pc_local_search_text(pc_buf *out, const char *name, size_t name_len, const char *attrs,
-                          size_t attrs_len, const char *events, size_t events_len)
+void pc_local_search_text(pc_buf *out, const pc_local_text_in *in)
 {
-    pc_buf_append(out, name, name_len);
+    pc_buf_append(out, in->name, in->name_len);
     pc_buf_putc(out, '\n');
-    if (attrs_len <= 2 && events_len <= 2) return; /* "{}" and "[]": nothing to parse */
-    pc_arena *a = pc_arena_create(attrs_len + events_len + 1024);
+    /* "{}", "[]" and "": nothing to parse */
+    if (in->attrs_len <= 2 && in->events_len <= 2 && in->input_len <= 2 && in->output_len <= 2)
+        return;
+    pc_arena *a = pc_arena_create(in->attrs_len + in->events_len + in->input_len +
+                                  in->output_len + 1024);
     pc_value v;
     pc_json_error err;
-    if (attrs_len > 2 && pc_json_parse(a, attrs, attrs_len, &v, &err) == 0) put_value(out, &v, 0);
-    if (events_len > 2 && pc_json_parse(a, events, events_len, &v, &err) == 0 &&
+    if (in->attrs_len > 2 && pc_json_parse(a, in->attrs, in->attrs_len, &v, &err) == 0)
+        put_value(out, &v, 0);
+    if (in->events_len > 2 && pc_json_parse(a, in->events, in->events_len, &v, &err) == 0 &&
         v.type == PC_V_ARRAY) {
         for (size_t i = 0; i < v.arr.n; i++) {
             const pc_value *ev = &v.arr.v[i];
@@ -70,10 +73,79 @@ void pc_local_search_text(pc_buf *out, const char *name, size_t name_len, const 
             if (at) put_value(out, at, 0);
         }
     }
+    if (in->input_len > 2 && pc_json_parse(a, in->input, in->input_len, &v, &err) == 0)
+        put_value(out, &v, 0);
+    if (in->output_len > 2 && pc_json_parse(a, in->output, in->output_len, &v, &err) == 0)
+        put_value(out, &v, 0);
     pc_arena_destroy(a);
 }
 
+/* pc_search_text(name, attributes, events[, input_messages, output_messages]) */
 static void fn_search_text(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *t[5] = {"", "", "", "", ""};
+    size_t n[5] = {0};
+    for (int i = 0; i < argc && i < 5; i++) {
+        t[i] = (const char *)sqlite3_value_text(argv[i]);
+        n[i] = t[i] ? (size_t)sqlite3_value_bytes(argv[i]) : 0;
+        if (!t[i]) t[i] = "";
+    }
+    pc_local_text_in in = {t[0], n[0], t[1], n[1], t[2], n[2], t[3], n[3], t[4], n[4]};
+    pc_buf out = PC_BUF_INIT;
+    pc_local_search_text(&out, &in);
+    sqlite3_result_text64(ctx, out.data ? out.data : "", out.len, SQLITE_TRANSIENT, SQLITE_UTF8);
+    pc_buf_free(&out);
+}
+
+/* ------------------------------------------------------ attribute match -- */
+
+/* False when the key |k| (|kn| bytes) is printable ASCII other than '"' and
+ * '\\': the JSON writer copies it as is, so the raw JSON text holds its bytes
+ * (a control is escaped, invalid UTF-8 replaced). */
+static bool needs_escape(const char *k, size_t kn)
+{
+    for (size_t i = 0; i < kn; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return true;
+    }
+    return false;
+}
+
+int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, size_t key_len,
+                        const char *value, size_t value_len)
+{
+    if (attrs_len <= 2) return 0; /* "{}" */
+    /* The key must appear in the text; most spans are ruled out without parsing. */
+    if (!needs_escape(key, key_len) && key_len > 0 && !memmem(attrs, attrs_len, key, key_len))
+        return 0;
+    pc_arena *a = pc_arena_create(attrs_len + 1024);
+    pc_value v;
+    pc_json_error err;
+    int match = 0;
+    pc_buf text = PC_BUF_INIT;
+    if (pc_json_parse(a, attrs, attrs_len, &v, &err) == 0 && v.type == PC_V_MAP) {
+        for (size_t i = 0; i < v.map.n && !match; i++) {
+            const pc_kv *kv = &v.map.kv[i];
+            if (kv->key.n != key_len || (key_len && memcmp(kv->key.p, key, key_len) != 0))
+                continue;
+            pc_buf_reset(&text);
+            switch (kv->value.type) {
+            case PC_V_STR: pc_buf_append(&text, kv->value.s.p, kv->value.s.n); break;
+            case PC_V_BOOL: pc_buf_puts(&text, kv->value.b ? "true" : "false"); break;
+            case PC_V_INT: pc_json_write_int(&text, kv->value.i); break;
+            case PC_V_DOUBLE: pc_json_write_double(&text, kv->value.d); break;
+            default: continue; /* null, arrays and maps have no text form */
+            }
+            match = text.len == value_len &&
+                    (value_len == 0 || memcmp(text.data, value, value_len) == 0);
+        }
+    }
+    pc_buf_free(&text);
+    pc_arena_destroy(a);
+    return match;
+}
+
+static void fn_attr_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
     const char *t[3];
@@ -83,10 +155,7 @@ static void fn_search_text(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         n[i] = t[i] ? (size_t)sqlite3_value_bytes(argv[i]) : 0;
         if (!t[i]) t[i] = "";
     }
-    pc_buf out = PC_BUF_INIT;
-    pc_local_search_text(&out, t[0], n[0], t[1], n[1], t[2], n[2]);
-    sqlite3_result_text64(ctx, out.data ? out.data : "", out.len, SQLITE_TRANSIENT, SQLITE_UTF8);
-    pc_buf_free(&out);
+    sqlite3_result_int(ctx, pc_local_attr_match(t[0], n[0], t[1], n[1], t[2], n[2]));
 }
 
 /* ------------------------------------------------------- the tokenizer -- */
@@ -285,6 +354,13 @@ int pc_local_text_register(sqlite3 *db)
     int rc = sqlite3_create_function_v2(db, "pc_search_text", 3,
                                         SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, fn_search_text,
                                         NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function_v2(db, "pc_search_text", 5,
+                                        SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, fn_search_text,
+                                        NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
+    rc = sqlite3_create_function_v2(db, "pc_attr_match", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                    NULL, fn_attr_match, NULL, NULL, NULL);
     if (rc != SQLITE_OK) return rc;
     fts5_api *api = fts5_of(db);
     if (!api) return SQLITE_ERROR;

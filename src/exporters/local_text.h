@@ -4,7 +4,7 @@
  * built from a user's text.
  *
  * Where it sits: local_txn.c indexes every new span's search text in the
- * span_text FTS5 table; local_store.c's retention removes it again (FTS5
+ * span_text FTS5 table; local_writer.c's retention removes it again (FTS5
  * 'delete' with the same text), its search turns the user's text into an
  * FTS5 query (candidates) and verifies each candidate with pc_contains over
  * the same text (local_contains.h), so results are exact substring matches.
@@ -12,11 +12,16 @@
  * The search text of a span is its name, then every attribute VALUE decoded
  * (strings as sent, not JSON-escaped; numbers and booleans as their JSON
  * text; arrays and maps by their values), then each event's name and
- * attribute values, separated by '\n'. Keys and timestamps are not in it.
+ * attribute values, then (schema 4) every value of its input and output
+ * messages decoded (span.h's message shape: roles, texts, tool calls), so a
+ * prompt that arrived as JSON text in an attribute is found as a person
+ * types it; separated by '\n'. Keys and timestamps are not in it.
  * Contract: the text is a pure function of (name, attributes JSON, events
- * JSON), computed from the stored JSON, so it can be recomputed at any time
- * (verification, retention's FTS5 'delete', migration). Changing it changes
- * what the index holds: that needs a schema version (rebuild the index).
+ * JSON, input_messages, output_messages), computed from the stored columns,
+ * so it can be recomputed at any time (verification, retention's FTS5
+ * 'delete', migration). Changing it changes what the index holds: that needs
+ * a schema version (rebuild the index). Schema 3 rows have no messages, so
+ * their text is the same under schema 4 and 3 -> 4 rebuilds nothing.
  */
 #ifndef PC_LOCAL_TEXT_H
 #define PC_LOCAL_TEXT_H
@@ -27,17 +32,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*
- * Appends the search text of a span (|name|, its attributes JSON object and
- * events JSON array, as span.h's encoders write them) to |out|. JSON that
- * does not parse contributes nothing.
- */
-void pc_local_search_text(pc_buf *out, const char *name, size_t name_len, const char *attrs,
-                          size_t attrs_len, const char *events, size_t events_len);
+/* What the search text of a span is made of (borrowed; lengths in bytes). */
+typedef struct pc_local_text_in {
+    const char *name;
+    size_t name_len;
+    const char *attrs; /* JSON object, as span.h's encoder writes it */
+    size_t attrs_len;
+    const char *events; /* JSON array */
+    size_t events_len;
+    const char *input; /* input_messages: JSON array text, or "" */
+    size_t input_len;
+    const char *output; /* output_messages */
+    size_t output_len;
+} pc_local_text_in;
+
+/* Appends the search text of the span |in| to |out|. JSON that does not
+ * parse contributes nothing. */
+void pc_local_search_text(pc_buf *out, const pc_local_text_in *in);
 
 /*
- * Registers on |db| pc_search_text(name, attributes, events) (deterministic:
- * the text above) and the FTS5 tokenizer pc_trigram of span_text (every
+ * The attribute filter of trace lists (store.h, attr_key / attr_value): 1
+ * when the JSON object |attrs| (span.h's encoding of a span's attributes) has
+ * a top-level member whose key is exactly |key| and whose value's text form is
+ * exactly |value| (a string as is; an int, double or bool as span.h's JSON
+ * writer writes it: 42, 0.5, true), else 0. Null, array and map values never
+ * match; JSON that does not parse matches nothing. Every value's text form is
+ * in the span's search text, so the trigram index can name candidates.
+ */
+int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, size_t key_len,
+                        const char *value, size_t value_len);
+
+/*
+ * Registers on |db| pc_search_text(name, attributes, events, input_messages,
+ * output_messages) (deterministic: the text above; with the first three
+ * arguments only, a span without messages), pc_attr_match(attributes, key, value) (the function
+ * above) and the FTS5 tokenizer pc_trigram of span_text (every
  * distinct trigram of folded code points within a line, once per document;
  * local_text.c). Every connection that reads or writes span_text needs it.
  * Returns an SQLite code.

@@ -4,7 +4,7 @@
  * text written, its summary written once (see local_txn.h).
  *
  * Sits between the local exporter's writer thread (local.c: which spans go in
- * which transaction) and the prepared statements of local_store.c.
+ * which transaction) and the prepared statements of local_writer.c.
  */
 #include "local_txn.h"
 
@@ -14,6 +14,7 @@
 #include "local_schema.h"
 #include "local_text.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,15 @@ static void bind_str(sqlite3_stmt *st, int i, pc_str s)
 static void bind_cstr(sqlite3_stmt *st, int i, const char *s)
 {
     sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* A double, NAN (unknown) as NULL. */
+static void bind_double(sqlite3_stmt *st, int i, double v)
+{
+    if (isnan(v))
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_double(st, i, v);
 }
 
 static void bind_buf(sqlite3_stmt *st, int i, const pc_buf *b)
@@ -45,6 +55,9 @@ typedef struct trace_acc {
     const pc_span *root;  /* first span without a parent, or NULL */
     int64_t created_ns;   /* ingest time of |first| */
     int64_t started, completed, count, in_tokens, out_tokens, types;
+    pc_str session, user; /* the smallest non-empty (bytewise); n == 0: none */
+    double cost;          /* sum of the known span costs */
+    bool has_cost;        /* a span had a known cost */
     bool error;
 } trace_acc;
 
@@ -88,6 +101,20 @@ static bool str_equal(pc_str a, pc_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
+/* Bytewise order of |a| and |b| as SQLite's BINARY collation: < 0, 0, > 0. */
+static int str_cmp(pc_str a, pc_str b)
+{
+    size_t n = a.n < b.n ? a.n : b.n;
+    int c = n ? memcmp(a.p, b.p, n) : 0;
+    return c ? c : (a.n > b.n) - (a.n < b.n);
+}
+
+/* Keeps in |*min| the smallest non-empty of |*min| and |s|. */
+static void keep_min(pc_str *min, pc_str s)
+{
+    if (s.n > 0 && (min->n == 0 || str_cmp(s, *min) < 0)) *min = s;
+}
+
 /* True when |a| and |b| belong to the same trace: (project_id, trace_id). */
 static bool same_trace(const pc_span *a, const pc_span *b)
 {
@@ -109,6 +136,12 @@ static void acc_add(trace_acc *a, const pc_span *s, int64_t created_ns)
     if (s->input_tokens > 0) a->in_tokens = pc_tokens_add(a->in_tokens, s->input_tokens);
     if (s->output_tokens > 0) a->out_tokens = pc_tokens_add(a->out_tokens, s->output_tokens);
     if ((unsigned)s->span_type < PC_TYPE_COUNT) a->types |= (int64_t)1 << s->span_type;
+    keep_min(&a->session, s->session_id);
+    keep_min(&a->user, s->user_id);
+    if (!isnan(s->cost_usd)) {
+        a->cost += s->cost_usd;
+        a->has_cost = true;
+    }
     a->count++;
 }
 
@@ -134,7 +167,7 @@ static void group_add(txn *t, size_t i)
     acc_add(&g->all, s, t->items[i].created_ns);
 }
 
-/* Binds |a| as INS_TRACE / MERGE_TRACE / SET_TRACE take it (local_store.c), tid as ?16. */
+/* Binds |a| as INS_TRACE / MERGE_TRACE / SET_TRACE take it (local_writer.c), tid as ?16. */
 static void bind_trace(sqlite3_stmt *st, const trace_acc *a, int64_t tid)
 {
     const pc_span *f = a->first, *r = a->root;
@@ -159,6 +192,9 @@ static void bind_trace(sqlite3_stmt *st, const trace_acc *a, int64_t tid)
     sqlite3_bind_int64(st, 14, a->count);
     sqlite3_bind_int64(st, 15, a->types);
     if (tid) sqlite3_bind_int64(st, 16, tid);
+    bind_str(st, 17, a->session);
+    bind_str(st, 18, a->user);
+    bind_double(st, 19, a->has_cost ? a->cost : NAN);
 }
 
 static int step_once(sqlite3_stmt *st)
@@ -210,11 +246,29 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     bind_buf(st, 21, &t->links);
     bind_buf(st, 22, &t->resource);
     bind_buf(st, 23, &t->scope);
+    bind_str(st, 24, s->llm_request_model);
+    sqlite3_bind_int64(st, 25, s->cache_read_tokens);
+    sqlite3_bind_int64(st, 26, s->cache_write_tokens);
+    sqlite3_bind_int64(st, 27, s->reasoning_tokens);
+    bind_double(st, 28, s->cost_usd);
+    bind_double(st, 29, s->cost_input_usd);
+    bind_double(st, 30, s->cost_output_usd);
+    bind_cstr(st, 31, s->cost_source == PC_COST_NONE ? "" : pc_cost_source_name(s->cost_source));
+    bind_str(st, 32, s->session_id);
+    bind_str(st, 33, s->user_id);
+    bind_str(st, 34, s->input_messages);
+    bind_str(st, 35, s->output_messages);
     int rc = step_once(st);
     *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
-    if (*inserted)
-        pc_local_search_text(&t->text, s->name.p ? s->name.p : "", s->name.n, t->attrs.data,
-                             t->attrs.len, t->events.data, t->events.len);
+    if (*inserted) {
+        pc_local_text_in in = {s->name.p ? s->name.p : "", s->name.n, t->attrs.data, t->attrs.len,
+                               t->events.data, t->events.len,
+                               s->input_messages.p ? s->input_messages.p : "",
+                               s->input_messages.n,
+                               s->output_messages.p ? s->output_messages.p : "",
+                               s->output_messages.n};
+        pc_local_search_text(&t->text, &in);
+    }
     return rc;
 }
 
@@ -240,6 +294,28 @@ static int find_group(pc_local_writer *w, group *g)
     g->tid = rc == SQLITE_ROW ? sqlite3_column_int64(w->find_trace, 0) : 0;
     sqlite3_reset(w->find_trace);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The models one trace's new spans named so far in a transaction: most traces
+ * name one or two, so a short list spares repeated INSERT OR IGNOREs. */
+#define MODELS_SEEN 8
+typedef struct models {
+    pc_str v[MODELS_SEEN];
+    size_t n;
+} models;
+
+/* Records |model| (none when empty) of trace |tid| in trace_models, once per
+ * transaction for the first MODELS_SEEN models (INSERT OR IGNORE anyway).
+ * SQLite code. */
+static int add_model(pc_local_writer *w, models *ms, int64_t tid, pc_str model)
+{
+    if (model.n == 0) return SQLITE_OK;
+    for (size_t i = 0; i < ms->n; i++)
+        if (str_equal(ms->v[i], model)) return SQLITE_OK;
+    if (ms->n < MODELS_SEEN) ms->v[ms->n++] = model;
+    bind_str(w->ins_model, 1, model);
+    sqlite3_bind_int64(w->ins_model, 2, tid);
+    return step_once(w->ins_model);
 }
 
 /*
@@ -268,11 +344,17 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
         if (rc != SQLITE_OK) return rc;
         t->block = block;
     }
+    models ms = {.n = 0};
     for (size_t i = g->head; i != SIZE_MAX; i = t->next[i]) {
         bool inserted;
-        rc = write_span(w, t, tid, t->items[i].s, t->items[i].created_ns, &inserted);
+        const pc_span *s = t->items[i].s;
+        rc = write_span(w, t, tid, s, t->items[i].created_ns, &inserted);
         if (rc != SQLITE_OK) return rc;
-        if (inserted) acc_add(&done, t->items[i].s, t->items[i].created_ns);
+        if (!inserted) continue;
+        acc_add(&done, s, t->items[i].created_ns);
+        rc = add_model(w, &ms, tid, s->llm_model);
+        if (rc == SQLITE_OK) rc = add_model(w, &ms, tid, s->llm_request_model);
+        if (rc != SQLITE_OK) return rc;
     }
     if (fresh && done.count == g->all.count) return SQLITE_OK;
     if (done.count == 0) return SQLITE_OK; /* all duplicates of an existing trace */

@@ -2,8 +2,10 @@
  * normalize.c - the normalize processor (see normalize.h).
  *
  * Position: receivers → normalize → exporters. It fills the derived fields of
- * every span (span.h) in place, then passes the batch on. It allocates nothing:
- * derived strings point at attribute values already in the batch's arena.
+ * every span (span.h) in place, then passes the batch on. Derived strings
+ * point at attribute values already in the batch's arena; the one exception is
+ * input_messages / output_messages, JSON written into the batch's arena by
+ * messages.c (only for spans that carry prompts or completions).
  *
  * span_type: the first rule that matches wins.
  *   1. Prela span_type field (agent, llm, tool, retrieval, embedding, custom; any case)
@@ -17,7 +19,8 @@
  *      invoke_workflow→workflow step
  *   6. an attribute key starting gen_ai. or llm.→llm; embedding.→embedding;
  *      retrieval.|retriever.|db.→retrieval; tool.→tool (prefix rules in this order,
- *      as the original backend did)
+ *      as the original backend did), except gen_ai.conversation.* keys: they name
+ *      the conversation an app span belongs to, not a model call
  *   7. otherwise custom
  * A workflow step (OpenInference CHAIN, which LangChain and LangGraph put on
  * every runnable and graph node; Traceloop workflow; GenAI invoke_workflow) is
@@ -76,11 +79,17 @@
  *            traceloop.association.properties.thread_id
  *   user:    user.id, enduser.id, langfuse.user.id, langsmith.metadata.user_id,
  *            traceloop.association.properties.user_id
+ *
+ * Messages: input_messages / output_messages from every dialect's prompt and
+ * completion keys, one shape (messages.h has the sources and their precedence),
+ * on any span that carries them; only the processor (which has the batch's
+ * arena) fills them.
  */
 #include "normalize.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "messages.h"
 #include "prices.h"
 
 #include <math.h>
@@ -180,11 +189,15 @@ static pc_span_type infer_type(const pc_span *s)
         if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
         return out;
     }
+    static const char context[] = "gen_ai.conversation.";
     for (const prefix_type *r = prefix_rules; r->prefix; r++) {
         size_t pl = strlen(r->prefix);
-        for (size_t i = 0; i < s->attrs.n; i++)
-            if (s->attrs.kv[i].key.n > pl && memcmp(s->attrs.kv[i].key.p, r->prefix, pl) == 0)
+        for (size_t i = 0; i < s->attrs.n; i++) {
+            pc_str k = s->attrs.kv[i].key;
+            if (k.n > pl && memcmp(k.p, r->prefix, pl) == 0 &&
+                !(k.n >= sizeof(context) - 1 && memcmp(k.p, context, sizeof(context) - 1) == 0))
                 return r->type;
+        }
     }
     return PC_TYPE_CUSTOM;
 }
@@ -421,11 +434,12 @@ static pc_str span_or_resource(const pc_span *s, const pc_str *keys)
 void pc_normalize_span(pc_span *s, pc_str default_service)
 {
     pc_price_table *t = pc_price_table_builtin();
-    pc_normalize_span_priced(s, default_service, t);
+    pc_normalize_span_priced(s, default_service, t, NULL);
     pc_price_table_unref(t);
 }
 
-void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table *prices)
+void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table *prices,
+                              pc_arena *arena)
 {
     s->span_type = infer_type(s);
     s->status = map_status(s);
@@ -445,6 +459,7 @@ void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table
     s->session_id = span_or_resource(s, session_keys);
     s->user_id = span_or_resource(s, user_keys);
     set_cost(s, prices);
+    if (arena) pc_messages_extract(s, arena);
 }
 
 static void *create(const char *id, const void *cfgp, const pc_consumer *next)
@@ -478,7 +493,7 @@ static pc_result consume(void *ctx, pc_batch *b)
     normalize *n = ctx;
     pc_price_table *t = pc_prices_acquire(n->prices); /* one table for the whole batch */
     for (size_t i = 0; i < b->n; i++)
-        pc_normalize_span_priced(&b->spans[i], n->default_service, t);
+        pc_normalize_span_priced(&b->spans[i], n->default_service, t, b->arena);
     pc_price_table_unref(t);
     return pc_consume(&n->next, b);
 }

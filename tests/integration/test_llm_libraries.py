@@ -7,8 +7,10 @@ OTLP/HTTP to the collector: a chat call, a streamed chat call, an embeddings cal
 tool-calling round and a failing call, each inside an app span that carries the session
 and user. What must come out: span types, provider, the response model and the request
 model, tokens (cached and reasoning where the library reports them), the cost from the
-price table, session and user on the trace, status, and search by a word and by a quoted
-phrase of the prompt where the library puts the prompt on the span.
+price table, session and user on the trace, status, the prompt and completion as
+input_messages / output_messages (text, tool call, tool result), and search by a word and
+by a quoted phrase of the prompt, where the library puts the prompt on the span (the
+openai-v2 default mode sends it as log records, which are not attached to spans yet).
 
 Library versions are pinned in tests/requirements.txt. Upstream problems worked around:
 - opentelemetry-instrumentation-openai-v2 2.4b0 declares opentelemetry-util-genai>=0.4b0,
@@ -82,6 +84,16 @@ def llm_spans(spans):
     return [s for s in spans if s["span_type"] in ("llm", "embedding")]
 
 
+def texts(messages):
+    """(role, part type, text / tool name / tool response) of every part of |messages|."""
+    out = []
+    for m in messages or []:
+        for p in m["parts"]:
+            what = {"text": "content", "tool_call": "name", "tool_call_response": "response"}
+            out.append((m["role"], p["type"], p.get(what.get(p["type"], "content"))))
+    return out
+
+
 def chat_cost(details):
     inp, out, cache = GPT_4O_MINI
     u = fake_openai.CHAT_USAGE
@@ -118,6 +130,17 @@ def test_library_spans_through_the_query_api(collector, openai_server, library):
     assert chat["cost_usd"] == pytest.approx(chat_cost(want["details"]), rel=1e-9)
     assert turns[0]["cost_usd"] == pytest.approx(chat["cost_usd"], rel=1e-9)  # the app span adds 0
     assert turns[0]["input_tokens"] == usage["prompt_tokens"]
+
+    # the conversation, in the one message shape, where the library puts it on the span
+    if want["prompt_on_span"]:
+        assert texts(chat["input_messages"]) == [("system", "text", "You are terse."),
+                                                 ("user", "text", QUESTION)]
+        assert texts(chat["output_messages"]) == [("assistant", "text", fake_openai.ANSWER)]
+        first, second = llm_spans(spans[3])
+        assert ("assistant", "tool_call", "get_weather") in texts(first["output_messages"])
+        assert ("tool", "tool_call_response", "sunny, 21 C") in texts(second["input_messages"])
+    else:
+        assert chat["input_messages"] is None  # in log records (not attached yet)
 
     # 2. streamed chat: same usage (include_usage), same model
     (stream,) = llm_spans(spans[1])

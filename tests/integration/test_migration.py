@@ -223,10 +223,11 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 in one start (ClickHouse on to 4): one line per step
-        assert logs.count("local: migrated") == 2, logs
-        assert logs.count("migrated") == (2 if kind == "local" else 5), logs
+        # both stores climb 1 -> 2 -> 3 -> 4 in one start: one line per step
+        assert logs.count("local: migrated") == 3, logs
+        assert logs.count("migrated") == (3 if kind == "local" else 6), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
+        assert "from schema 3 to 4" in logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 3, logs
         after = snapshot(new, ids)
@@ -275,7 +276,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (3,)
+        assert con.execute("PRAGMA user_version").fetchone() == (4,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         con.close()
@@ -289,9 +290,9 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 3 (span_text is FTS5: its shadow tables).
+# The embedded store's tables in schema version 4 (span_text is FTS5: its shadow tables).
 LOCAL_TABLES = {"spans", "traces", "span_text", "span_text_config", "span_text_data",
-                "span_text_idx"}
+                "span_text_idx", "trace_models"}
 
 
 def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
@@ -320,14 +321,15 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 1 and "from schema 2 to 3" in logs, logs
+        assert logs.count("migrated") == 2 and "from schema 2 to 3" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
         for p in ("p1", "p3"):
             got = new.get("/api/v1/traces/shared-old", project_id=p).json()
             assert old_fields(got, before_shared[p]) == before_shared[p]
-        assert new.get("/api/v1/traces", span_type="tool", limit=1000).json() == before_tool
+        assert old_fields(new.get("/api/v1/traces", span_type="tool", limit=1000).json(),
+                          before_tool) == before_tool
         # search by what a person types, over the migrated rows
         hit = new.get("/api/v1/search", query='SAID "ÉTÉ" \\ THEN').json()
         assert [t["trace_id"] for t in hit["results"]] == ["old-0"], hit
@@ -350,10 +352,96 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (3,)
+    assert con.execute("PRAGMA user_version").fetchone() == (4,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
     con.close()
+
+
+def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
+    """The embedded store of the last schema-3 release: every answer kept (lists, filters,
+    searches, traces, spans), the new span and trace fields readable with their unknown
+    values on old rows, old models in the model index, new spans merging into old traces;
+    once."""
+    opts = dict(data_dir=str(tmp_path / "data"))
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(3))
+    docs = prela_docs(base) + shared_docs(base)
+    docs[0][1]["spans"][1]["attributes"]["said"] = 'she said "été" \\ then left'
+    filters = [{}, {"status": "error"}, {"span_type": "llm"}, {"project_id": "p1", "limit": 2},
+               {"service_name": "svc-b"}]
+
+    def lists(c):
+        return [c.get("/api/v1/traces", **f).json() for f in filters]
+
+    old = start(prev3_bin, tmp_path, opts)
+    try:
+        for _ in range(2):  # delivered twice: deduplicated by both releases
+            for proj, doc in docs:
+                post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+        lists_before = lists(old)
+        quoted_before = old.get("/api/v1/search", query='SAID "ÉTÉ" \\ THEN').json()
+    finally:
+        stop(old)
+    assert [t["trace_id"] for t in quoted_before["results"]] == ["old-0"]
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("migrated") == 1 and "from schema 3 to 4" in logs, logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        for f, a, b in zip(filters, lists(new), lists_before):
+            assert old_fields(a, b) == b, f
+        assert old_fields(new.get("/api/v1/search", query='SAID "ÉTÉ" \\ THEN').json(),
+                          quoted_before) == quoted_before
+        # new spans merge into a migrated trace
+        for proj, doc in prela_docs(base)[:1]:
+            doc["spans"] = [dict(doc["spans"][1], span_id="kid2", name="late kid",
+                                 span_type="tool")]
+            post_prela(new, doc, proj)
+        t = new.get("/api/v1/traces/old-0", project_id="p1").json()
+        assert t["trace"]["span_count"] == 3
+        assert t["trace"]["input_tokens"] == before["old-0"]["trace"]["input_tokens"] + 7
+    finally:
+        stop(new)
+
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert again.get("/api/v1/search", query="late kid").json()["count"] == 1
+    finally:
+        stop(again)
+    con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
+    try:
+        assert con.execute("PRAGMA user_version").fetchone() == (4,)
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert names == LOCAL_TABLES
+        # the new fields, readable; old rows hold "unknown" (-1, NULL, '')
+        old_rows = con.execute(
+            "SELECT s.llm_request_model, s.cache_read_tokens, s.cache_write_tokens,"
+            " s.reasoning_tokens, s.cost_usd, s.cost_input_usd, s.cost_output_usd, s.cost_source,"
+            " s.session_id, s.user_id, s.input_messages, s.output_messages"
+            " FROM spans s JOIN traces t ON t.tid = s.tid"
+            " WHERE t.trace_id IN ('old-1', 'old-2', 'shared-old')").fetchall()
+        assert len(old_rows) == 6
+        assert set(old_rows) == {("", -1, -1, -1, None, None, None, "", "", "", "", "")}
+        traces = con.execute("SELECT trace_id, project_id, session_id, user_id, cost_usd"
+                             " FROM traces WHERE trace_id LIKE 'old-%'"
+                             " ORDER BY trace_id").fetchall()
+        assert traces == [("old-0", "p1", "", "", None), ("old-1", "p1", "", "", None),
+                          ("old-2", "p2", "", "", None)]
+        # the model index holds the old spans' models, one row per (model, trace)
+        models = con.execute("SELECT t.trace_id FROM trace_models m JOIN traces t"
+                             " ON t.tid = m.tid WHERE m.model = 'gpt-4o'"
+                             " ORDER BY t.trace_id").fetchall()
+        assert models == [("old-0",), ("old-1",), ("old-2",)]
+    finally:
+        con.close()
 
 
 @pytest.fixture(params=["clickhouse", "chdb"])

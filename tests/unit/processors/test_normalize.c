@@ -1,7 +1,7 @@
 /*
  * test_normalize.c - the normalize processor (src/processors/normalize.c):
  * span_type rules, status mapping, service name, LLM field promotion, and the
- * processor passing the batch on through its ops.
+ * processor passing the batch on through its ops (with the messages it writes).
  */
 #include "check.h"
 #include "json.h"
@@ -265,6 +265,13 @@ static void test_session_and_user(void)
         pc_normalize_span(&s, PC_STR_LIT("unknown"));
         CHECK_EQ_PSTR(s.user_id, "alice");
     }
+    /* an app span that only names its conversation is not a model call */
+    pc_span app = span_with("{\"gen_ai.conversation.id\":\"c\",\"user.id\":\"u\"}");
+    pc_normalize_span(&app, PC_STR_LIT("unknown"));
+    CHECK_EQ_INT(app.span_type, PC_TYPE_CUSTOM);
+    app = span_with("{\"gen_ai.conversation.id\":\"c\",\"gen_ai.system\":\"openai\"}");
+    pc_normalize_span(&app, PC_STR_LIT("unknown"));
+    CHECK_EQ_INT(app.span_type, PC_TYPE_LLM);
     /* first key in the list wins; numbers are not ids */
     pc_span s = span_with("{\"session.id\":\"b\",\"gen_ai.conversation.id\":\"a\",\"user.id\":7}");
     pc_normalize_span(&s, PC_STR_LIT("unknown"));
@@ -565,6 +572,70 @@ static void test_processor_ops(void)
     pc_config_free(c);
 }
 
+/* The sink of test_processor_messages: keeps the batch for the test to read. */
+static pc_batch *kept;
+static pc_result keep_sink(void *ctx, pc_batch *b)
+{
+    (void)ctx;
+    kept = b;
+    return PC_OK;
+}
+
+/* input_messages / output_messages on normalized spans: the processor fills
+ * them in the batch's arena (messages.h has the rules); a span without
+ * prompts gets none; pc_normalize_span (no arena) leaves them alone; a second
+ * pass over the same batch gives the same text. */
+static void test_processor_messages(void)
+{
+    char err[256];
+    const char *yaml = "receivers:\n  prela:\nprocessors:\n  normalize:\n"
+                       "exporters:\n  local:\nservice:\n  pipelines:\n    traces:\n"
+                       "      receivers: [prela]\n      processors: [normalize]\n      exporters: [local]\n";
+    pc_config *c = pc_config_load(yaml, strlen(yaml), "t", err, sizeof(err));
+    CHECK(c != NULL);
+    if (!c) return;
+    pc_consumer next = {keep_sink, NULL, PC_SIG_BIT(PC_SIGNAL_TRACES)};
+    const pc_config_component *cc = pc_config_find(c, PC_PROCESSOR, "normalize");
+    void *ctx = pc_normalize_processor_ops.create("normalize", cc->cfg, &next);
+    pc_batch *b = pc_batch_create(NULL);
+    pc_span *llm = pc_batch_add(b);
+    static pc_kv kv[] = {
+        {PC_STR_LIT("gen_ai.operation.name"), {.type = PC_V_STR, .s = PC_STR_LIT("chat")}},
+        {PC_STR_LIT("gen_ai.input.messages"),
+         {.type = PC_V_STR,
+          .s = PC_STR_LIT("[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":"
+                          "\"It's \\\"quoted\\\"; DROP TABLE x; --\"}]}]")}},
+        {PC_STR_LIT("gen_ai.completion.0.content"), {.type = PC_V_STR, .s = PC_STR_LIT("ok")}},
+        {PC_STR_LIT("gen_ai.completion.0.finish_reason"), {.type = PC_V_STR, .s = PC_STR_LIT("stop")}},
+    };
+    llm->attrs = (pc_attrs){kv, sizeof(kv) / sizeof(kv[0])};
+    pc_span *plain = pc_batch_add(b);
+    plain->span_type_text = PC_STR_LIT("tool");
+    plain->input_messages = PC_STR_LIT("stale");
+    CHECK_EQ_INT(pc_normalize_processor_ops.consume(ctx, pc_batch_ref(b)), PC_OK);
+    CHECK(kept == b);
+    CHECK_EQ_INT(b->spans[0].span_type, PC_TYPE_LLM);
+    CHECK_EQ_PSTR(b->spans[0].input_messages,
+                  "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":"
+                  "\"It's \\\"quoted\\\"; DROP TABLE x; --\"}]}]");
+    CHECK_EQ_PSTR(b->spans[0].output_messages,
+                  "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"ok\"}],"
+                  "\"finish_reason\":\"stop\"}]");
+    CHECK_EQ_INT(b->spans[1].input_messages.n, 0);
+    CHECK_EQ_INT(b->spans[1].output_messages.n, 0);
+    pc_str first = b->spans[0].input_messages;
+    CHECK_EQ_INT(pc_normalize_processor_ops.consume(ctx, pc_batch_ref(b)), PC_OK);
+    CHECK(b->spans[0].input_messages.n == first.n &&
+          memcmp(b->spans[0].input_messages.p, first.p, first.n) == 0);
+    pc_normalize_span(&b->spans[0], PC_STR_LIT("unknown"));
+    CHECK(b->spans[0].input_messages.p != NULL);
+    pc_batch_unref(b); /* the two references the sink kept, and ours */
+    pc_batch_unref(b);
+    pc_batch_unref(b);
+    pc_normalize_processor_ops.destroy(ctx);
+    pc_config_free(c);
+}
+
 int main(void)
 {
     A = pc_arena_create(4096);
@@ -581,6 +652,7 @@ int main(void)
     RUN(test_cost_sent);
     RUN(test_cost_unpriced);
     RUN(test_processor_prices);
+    RUN(test_processor_messages);
     pc_arena_destroy(A);
     return CHECK_DONE();
 }
