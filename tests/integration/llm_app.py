@@ -2,11 +2,13 @@
 test_llm_libraries.py (instrumentors patch the openai module process-wide, so each library
 gets a fresh interpreter).
 
-    python llm_app.py LIBRARY OTLP_HTTP_URL OPENAI_BASE_URL SESSION USER
+    python llm_app.py LIBRARY OTLP_HTTP_URL OPENAI_BASE_URL SESSION USER [PRELA_URL]
 
 LIBRARY: openai-v2 (OpenTelemetry GenAI instrumentation, default mode: content in log
 events), openai-v2-latest (its latest-semconv mode: content on the spans), openinference
-(Arize OpenInference), traceloop (OpenLLMetry's opentelemetry-instrumentation-openai).
+(Arize OpenInference), traceloop (OpenLLMetry's opentelemetry-instrumentation-openai),
+prela (the Prela SDK's own instrumentation and HTTP exporter, to PRELA_URL: the Prela
+receiver).
 The app makes, in this order: a chat call, a streamed chat call, an embeddings call, a
 tool-calling round (a call answered with a tool call, then a call with the tool's
 result), and a failing call. Every call runs inside an app span "conversation turn N"
@@ -17,6 +19,7 @@ import os
 import sys
 
 LIBRARY, OTLP, BASE_URL, SESSION, USER = sys.argv[1:6]
+PRELA_URL = sys.argv[6] if len(sys.argv) > 6 else None
 
 if LIBRARY == "openai-v2":
     os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
@@ -55,6 +58,11 @@ elif LIBRARY == "openinference":
 elif LIBRARY == "traceloop":
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
     OpenAIInstrumentor().instrument(tracer_provider=provider)
+elif LIBRARY == "prela":
+    import prela
+    from prela.exporters.http import HTTPExporter
+    prela_tracer = prela.init(service_name=f"llm-app-{LIBRARY}", auto_instrument=True,
+                              exporter=HTTPExporter(endpoint=PRELA_URL + "/v1/traces"))
 else:
     sys.exit(f"unknown library {LIBRARY}")
 
@@ -85,6 +93,9 @@ def turn(n):
                 span_cm.__exit__(*exc)
                 attrs_cm.__exit__(*exc)
         return Both()
+    if LIBRARY == "prela":
+        return prela_tracer.span(f"conversation turn {n}", attributes={
+            "session.id": SESSION, "user.id": USER})
     return tracer.start_as_current_span(f"conversation turn {n}", attributes={
         "gen_ai.conversation.id": SESSION, "user.id": USER})
 

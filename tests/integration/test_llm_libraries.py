@@ -3,7 +3,7 @@ query API, on every store (conftest `store`).
 
 Each library instruments the real `openai` client in its own process (llm_app.py), which
 calls a fake OpenAI-compatible server (fake_openai.py: fixed answers and usage) and exports
-OTLP/HTTP to the collector: a chat call, a streamed chat call, an embeddings call, a
+to the collector (OTLP/HTTP; the Prela SDK its own JSON to the Prela receiver): a chat call, a streamed chat call, an embeddings call, a
 tool-calling round and a failing call, each inside an app span that carries the session
 and user. What must come out: span types, provider, the response model and the request
 model, tokens (cached and reasoning where the library reports them), the cost from the
@@ -18,8 +18,9 @@ Library versions are pinned in tests/requirements.txt. Upstream problems worked 
   the latest-semconv mode (no log events, and the old "true" content switch is refused):
   util-genai is pinned to 0.4b0, where the default mode and the opt-in mode both work.
 - openai 3.x no longer depends on httpx, which openai-v2 imports: httpx is pinned.
-- openai-v2 reports neither cached nor reasoning tokens (the fake server sends both);
-  OpenInference and OpenLLMetry do.
+- openai-v2 and the Prela SDK report neither cached nor reasoning tokens (the fake server
+  sends both); OpenInference and OpenLLMetry do. The Prela SDK (0.1.0) records neither the
+  usage nor the response model of a streamed call, so that span has no cost.
 """
 import os
 import subprocess
@@ -40,11 +41,15 @@ EMBED_3_SMALL = 0.02
 
 # What each library reports beyond the basics: (cache_read, reasoning) token details, and
 # whether the prompt is on the span (searchable) rather than in log records.
+# stream_usage: whether it reports the usage and response model of a streamed call.
 LIBRARIES = {
-    "openai-v2": dict(details=False, prompt_on_span=False, request_model=True),
-    "openai-v2-latest": dict(details=False, prompt_on_span=True, request_model=True),
-    "openinference": dict(details=True, prompt_on_span=True, request_model=False),
-    "traceloop": dict(details=True, prompt_on_span=True, request_model=True),
+    "openai-v2": dict(details=False, prompt_on_span=False, request_model=True, stream_usage=True),
+    "openai-v2-latest": dict(details=False, prompt_on_span=True, request_model=True,
+                             stream_usage=True),
+    "openinference": dict(details=True, prompt_on_span=True, request_model=False,
+                          stream_usage=True),
+    "traceloop": dict(details=True, prompt_on_span=True, request_model=True, stream_usage=True),
+    "prela": dict(details=False, prompt_on_span=True, request_model=True, stream_usage=False),
 }
 
 
@@ -57,7 +62,8 @@ def openai_server():
 
 def run_app(library, collector, server, session, user):
     r = subprocess.run([sys.executable, os.path.join(HERE, "llm_app.py"), library, collector.otlp,
-                        server.base_url, session, user], capture_output=True, text=True, timeout=120)
+                        server.base_url, session, user, collector.ingest],
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"{library} app failed:\n{r.stdout}\n{r.stderr}"
 
 
@@ -144,8 +150,11 @@ def test_library_spans_through_the_query_api(collector, openai_server, library):
 
     # 2. streamed chat: same usage (include_usage), same model
     (stream,) = llm_spans(spans[1])
-    assert stream["llm_model"] == fake_openai.RESPONSE_MODEL
-    assert stream["output_tokens"] == usage["completion_tokens"]
+    if want["stream_usage"]:
+        assert stream["llm_model"] == fake_openai.RESPONSE_MODEL
+        assert stream["output_tokens"] == usage["completion_tokens"]
+    else:  # the request model, and no tokens: no cost
+        assert stream["llm_model"] == "gpt-4o-mini" and stream["cost_usd"] is None
 
     # 3. embeddings
     (emb,) = llm_spans(spans[2])
