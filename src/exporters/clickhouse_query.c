@@ -478,29 +478,46 @@ static void search_col(pc_buf *out, const char *col, const pc_buf *needle)
  * positionCaseInsensitive() means (ASCII case folding only) at about a ninth
  * of its worst-case cost on 18.16.
  */
+/* |n| bytes of |s| with ASCII letters lowercased, appended to |out|. */
+static void put_lower(pc_buf *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        pc_buf_putc(out, (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]));
+}
+
 void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
                       int limit)
 {
-    pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT, needle = PC_BUF_INIT;
+    pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT, needle = PC_BUF_INIT, json = PC_BUF_INIT;
+    pc_buf low = PC_BUF_INIT;
     size_t n = text ? strlen(text) : 0;
-    char *low = pc_xmalloc(n + 1);
-    for (size_t i = 0; i < n; i++)
-        low[i] = (char)(text[i] >= 'A' && text[i] <= 'Z' ? text[i] - 'A' + 'a' : text[i]);
-    low[n] = '\0';
-    pc_ch_quote(&needle, low, n);
-    free(low);
+    /* the name column holds the text itself; the JSON columns hold it as a JSON
+     * string's contents ("a \"b\"" for a "b"), so each gets its own needle */
+    put_lower(&low, text ? text : "", n);
+    pc_ch_quote(&needle, low.data ? low.data : "", low.len);
+    pc_buf_reset(&low);
+    pc_json_write_str(&json, text ? text : "", n);
+    put_lower(&low, json.data + 1, json.len - 2);
+    pc_buf_reset(&json);
+    pc_ch_quote(&json, low.data ? low.data : "", low.len);
     pc_buf_printf(&member,
                   "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans WHERE ",
                   db);
     project_and(&member, project_id);
     pc_buf_putc(&member, '(');
     search_col(&member, "name", &needle);
-    pc_buf_puts(&member, " OR ");
-    search_col(&member, "attributes", &needle);
+    static const char *const json_cols[] = {"attributes", "events", "input_messages",
+                                            "output_messages"};
+    for (size_t i = 0; i < sizeof(json_cols) / sizeof(json_cols[0]); i++) {
+        pc_buf_puts(&member, " OR ");
+        search_col(&member, json_cols[i], &json);
+    }
     pc_buf_puts(&member, "))");
     page(&where, db, project_id, member.data, limit);
     summaries(out, db, where.data, NEWEST);
     pc_buf_free(&needle);
+    pc_buf_free(&json);
+    pc_buf_free(&low);
     pc_buf_free(&member);
     pc_buf_free(&where);
 }
@@ -510,9 +527,10 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
 
 int pc_ch_search_block_rows(size_t pattern_len)
 {
-    /* per row: two columns of at most PC_CH_SEARCH_PREFIX bytes, each byte costing
-     * about (P + 16) comparisons (the 16: reading, lower(), the scan itself) */
-    long long per_row = 2LL * PC_CH_SEARCH_PREFIX * ((long long)pattern_len + 16);
+    /* per row: five columns (name, attributes, events, messages in and out) of at
+     * most PC_CH_SEARCH_PREFIX bytes, each byte costing about (P + 16) comparisons
+     * (the 16: reading, lower(), the scan itself) */
+    long long per_row = 5LL * PC_CH_SEARCH_PREFIX * ((long long)pattern_len + 16);
     long long rows = SEARCH_BLOCK_BUDGET / per_row;
     return rows < 1 ? 1 : rows > 8192 ? 8192 : (int)rows;
 }

@@ -90,10 +90,14 @@ void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const c
 #define PC_CH_WINDOW_MAX (PC_CH_WINDOW_FIRST << 16)
 
 /*
- * Search (the traces having a span whose name or attributes contain |text|,
- * ASCII case-insensitively) looks at the first PC_CH_SEARCH_PREFIX bytes of
- * each span's name and of its attributes' JSON text only: a match further in
- * is not found. This bounds what one row costs the server, however large its
+ * Search (the traces having a span whose name, attributes, events or
+ * messages contain |text|, ASCII case-insensitively) looks at the first
+ * PC_CH_SEARCH_PREFIX bytes of each span's name and of those JSON columns
+ * only: a match further in is not found. The JSON columns are searched for
+ * |text| as a JSON string holds it (a '"' as '\"'), so a quote or backslash
+ * in |text| matches itself inside values; text that is itself JSON inside a
+ * string attribute is matched in the messages normalized from it. Key names
+ * match too. This bounds what one row costs the server, however large its
  * values; the run must also use max_block_size = pc_ch_search_block_rows()
  * and optimize_move_to_prewhere = 0 so the server's max_execution_time is
  * checked after every few rows (see clickhouse_store.c).
