@@ -549,7 +549,7 @@ def test_search_looks_at_the_first_64k_of_each_value(make_collector, tmp_path, e
     assert found("sTEP x") == ["t-prefix"]        # in the name
     assert found("late-needle") == []             # 70 KB into the attributes
     assert found("name-late") == []               # 70 KB into the name
-    assert found("y" * 1000) == []                # the longest pattern runs (4 rows a block)
+    assert found("y" * 1000) == []                # the longest pattern runs (1 row a block)
 
 
 def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, clickhouse):
@@ -578,8 +578,8 @@ def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, c
     rows = [r.split("\t") for r in rows]
     searches = [r[1:] for r in rows if r[0] == "1"]
     reads = [r[1:] for r in rows if r[0] == "0"]
-    # 2^29 / (2 x 65536 x (32 + 16)) = 85 rows a block; one thread; priority 2 of 2
-    assert searches == [["1", "30", "2", "85", "0", "1"]], rows
+    # 2^29 / (5 columns x 65536 x (32 + 16)) = 34 rows a block; one thread; priority 2 of 2
+    assert searches == [["1", "30", "2", "34", "0", "1"]], rows
     assert len(reads) >= 2 and all(r[:3] == ["1", "30", "1"] for r in reads), rows
 
 
