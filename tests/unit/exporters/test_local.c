@@ -737,25 +737,6 @@ static void test_bounds(void)
     close_store(&h, true);
 }
 
-/* Rowids the span_text index of |path| answers for the FTS5 query |q| (the
- * tokenizer registered on a connection of the test's own). */
-static int64_t fts_hits(const char *path, const char *q)
-{
-    sqlite3 *db = NULL;
-    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM span_text WHERE span_text MATCH ?1", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 static void test_retention(void)
 {
     store_h h;

@@ -777,24 +777,6 @@ static void test_stats(void)
 
 /* ----------------------------------------------------------- retention -- */
 
-/* Documents of the span_text index of |path| matching the FTS5 query |q|. */
-static int64_t fts_rows(const char *path, const char *q)
-{
-    sqlite3 *db = NULL;
-    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM span_text WHERE span_text MATCH ?1", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 static void test_retention(void)
 {
     store_h h;
@@ -816,12 +798,12 @@ static void test_retention(void)
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM trace_models"), 4);
     CHECK_EQ_STR(ids(found(&h, "xylophone")), "old");
-    CHECK_EQ_INT(fts_rows(path, "\"xyl\" OR \"yop\""), 1);
+    CHECK_EQ_INT(fts_hits(path, "\"xyl\" OR \"yop\""), 1);
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
     /* the trigrams of its messages left the index with it (the 'delete'
      * recomputed the same text), the new trace's stayed */
-    CHECK_EQ_INT(fts_rows(path, "\"xyl\" OR \"yop\""), 0);
-    CHECK_EQ_INT(fts_rows(path, "\"mar\" OR \"rim\""), 1);
+    CHECK_EQ_INT(fts_hits(path, "\"xyl\" OR \"yop\""), 0);
+    CHECK_EQ_INT(fts_hits(path, "\"mar\" OR \"rim\""), 1);
     CHECK_EQ_STR(ids(found(&h, "MARIMBA")), "new");
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM trace_models"), 1);
     CHECK_EQ_STR(ids(lst(&h, (pc_trace_filter){.model = "gpt-4o"})), "new");
