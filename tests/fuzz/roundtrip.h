@@ -123,6 +123,7 @@ static inline void fuzz_roundtrip(pc_batch *b)
         pc_buf_reset(&m);
         pc_ch_trace_row(&m, dl ? PC_CH_LEGACY : PC_CH_MODERN, &part);
     }
+    pc_ch_part_free(&part);
     free(all);
     pc_buf_free(&m);
     pc_buf_free(&scratch);
