@@ -178,7 +178,8 @@ projection_clickhouse() {
 }
 
 # projection_sqlite DIR SPANS: per table and index of every database file in DIR (summed
-# over the files), from dbstat when this sqlite3 has it, else page_count × page_size per
+# over the files), from dbstat when this sqlite3 has it (pages x page size: dbstat's own
+# byte sum wraps past 2 GiB in SQLite 3.40), else page_count × page_size per
 # file; then the free pages and the WAL.
 projection_sqlite() {
   local dir=$1 n=$2 f files=()
@@ -190,7 +191,8 @@ projection_sqlite() {
     echo "|---|---|---|---:|---:|---:|---:|"
     for f in "${files[@]}"; do
       sqlite3 -separator $'\t' "$f" \
-        "SELECT s.name, coalesce(m.type, 'internal'), coalesce(m.tbl_name, '-'), s.pageno, s.pgsize
+        "SELECT s.name, coalesce(m.type, 'internal'), coalesce(m.tbl_name, '-'), s.pageno,
+                s.pageno * (SELECT page_size FROM pragma_page_size)
          FROM dbstat AS s LEFT JOIN sqlite_master AS m ON m.name = s.name WHERE s.aggregate = 1"
     done | awk -F'\t' -v n="$n" '
       { k = $1; kind[k] = $2; of[k] = $3; pages[k] += $4; bytes[k] += $5 }
