@@ -19,6 +19,8 @@ import time
 import pytest
 import requests
 
+import workload
+
 from chdb_server import chdb  # noqa: F401  (fixture)
 from services import clickhouse  # noqa: F401  (fixture)
 from test_clickhouse import ch_collector
@@ -92,16 +94,6 @@ REQUESTS = [
 ]
 
 
-def otlp_value(v):
-    if isinstance(v, bool):
-        return {"boolValue": v}
-    if isinstance(v, int):
-        return {"intValue": str(v)}
-    if isinstance(v, float):
-        return {"doubleValue": v}
-    return {"stringValue": v}
-
-
 def send(c, project, service, spans, key=None):
     body = {"resourceSpans": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
@@ -110,7 +102,7 @@ def send(c, project, service, spans, key=None):
             "kind": 3 if "gen_ai.usage.input_tokens" in s["attrs"] else 1,
             "startTimeUnixNano": str(s["start"]), "endTimeUnixNano": str(s["end"] or 0),
             "status": {"code": 2, "message": "boom"} if s["error"] else {"code": 1},
-            "attributes": [{"key": k, "value": otlp_value(v)} for k, v in s["attrs"].items()],
+            "attributes": [{"key": k, "value": workload._jany(v)} for k, v in s["attrs"].items()],
         } for s in spans]}]}]}
     headers = {"X-Prela-Project-Id": project}
     if key:
