@@ -194,7 +194,9 @@ static const prefix_type prefix_rules[] = {
 static int langgraph_role(const pc_attrs *attrs)
 {
     pc_str m = attr_str(attrs, "metadata");
-    if (m.n < 2 || m.n > MAX_RUN_METADATA || m.p[0] != '{') return -1;
+    /* "langgraph_node" and "langgraph" both contain it: other LangChain spans skip the parse */
+    if (m.n < 2 || m.n > MAX_RUN_METADATA || m.p[0] != '{' || !memmem(m.p, m.n, "langgraph", 9))
+        return -1;
     pc_arena *a = pc_arena_create(4 * m.n);
     pc_value j;
     pc_json_error e;
@@ -225,8 +227,7 @@ static pc_span_type infer_type(const pc_span *s)
         if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
         return out;
     }
-    if (
-        lookup(attr_str(&s->attrs, "traceloop.span.kind"), traceloop_kinds, PC_TYPE_CUSTOM, &out) ||
+    if (lookup(attr_str(&s->attrs, "traceloop.span.kind"), traceloop_kinds, PC_TYPE_CUSTOM, &out) ||
         lookup(attr_str(&s->attrs, "gen_ai.operation.name"), genai_operations, -1, &out)) {
         if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
         return out;

@@ -151,11 +151,12 @@ static void test_langgraph(void)
     CHECK_EQ_INT(langgraph_type("AGENT", other, true), PC_TYPE_AGENT);
     CHECK_EQ_INT(langgraph_type("AGENT", "{\"ls_integration\": 7}", true), PC_TYPE_AGENT);
     /* hostile or unreadable metadata is ignored, never fatal */
-    static const char *const bad[] = {"", "{", "[\"langgraph_node\"]", "\"langgraph_node\"",
-                                      "{\"langgraph_node\"", "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-                                      "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-                                      "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]}",
-                                      NULL};
+    char deep[600] = "{\"langgraph_node\": ";
+    size_t d = strlen(deep);
+    while (d < sizeof deep - 1) deep[d++] = '[';
+    deep[d] = '\0';
+    const char *const bad[] = {"", "{", "[\"langgraph_node\"]", "\"langgraph_node\"",
+                               "{\"langgraph_node\"", "{\"langgraph_node\": 1,}", deep, NULL};
     for (const char *const *m = bad; *m; m++) {
         CHECK_EQ_INT(langgraph_type("AGENT", *m, true), PC_TYPE_AGENT);
         CHECK_EQ_INT(langgraph_type("CHAIN", *m, true), PC_TYPE_CUSTOM);
