@@ -2,7 +2,8 @@
 query API, on every store (conftest `store`).
 
 Each library instruments the real `openai` client (for langchain: LangChain's ChatOpenAI
-and a LangGraph graph) in its own process (llm_app.py), which calls a fake OpenAI-compatible server (fake_openai.py: fixed answers and usage) and exports
+and a LangGraph graph) in its own process (llm_app.py), which calls a fake
+OpenAI-compatible server (fake_openai.py: fixed answers and usage) and exports
 to the collector (OTLP/HTTP; the Prela SDK its own JSON to the Prela receiver): a chat call, a streamed chat call, an embeddings call, a
 tool-calling round and a failing call, each inside an app span that carries the session
 and user. What must come out: span types, provider, the response model and the request
@@ -32,7 +33,8 @@ Library versions are pinned in tests/requirements.txt. Upstream problems worked 
   (LangGraph's model node, once per loop turn) and the graph run CHAIN below the app span:
   normalize reads LangGraph's run metadata so the run is the one agent (README, span
   types). OpenAIEmbeddings' default context-length check calls tiktoken, which downloads
-  its tables from the internet: the app turns it off. No request model is recorded.
+  its tables from the internet: the app turns it off. The LangChain spans carry one model
+  key (`llm.model_name`), so llm_request_model stays null.
 """
 import os
 import subprocess
