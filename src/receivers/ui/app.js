@@ -46,6 +46,7 @@ export function hashOf(page, args = [], params = {}) {
 async function render() {
   const gen = ++generation;
   const main = document.getElementById('main');
+  delete main.dataset.ready; // set again once the page has its data (tests wait on it)
   const { page, args, params } = parseHash();
   const p = PAGES[page] || PAGES.traces;
   document.title = `${p.title} \u00b7 Prela`;

@@ -74,6 +74,6 @@ export function show(v) {
 
 // Announces |msg| to screen readers (the status region).
 export function announce(msg) {
-  const s = document.getElementById('status');
+  const s = document.getElementById('live');
   if (s) s.textContent = msg;
 }

@@ -58,7 +58,7 @@ class TraceView {
         h('a', { href: '#/traces' }, 'Traces'), ' / ',
         h('span', {}, t.root_span_name || t.trace_id)),
       h('h1', {}, t.root_span_name || t.trace_id),
-      h('dl', { class: 'summary' },
+      h('dl', { class: 'summary trace-summary' },
         pair('Trace', t.trace_id), pair('Project', t.project_id), pair('Service', t.service_name),
         pair('Started', fmtTime(t.started_at)), pair('Duration', fmtMs(t.duration_ms)),
         pair('Spans', r.spans_truncated ? `${r.span_count} of ${r.spans_total}` : fmtInt(r.span_count)),
@@ -90,7 +90,7 @@ class TraceView {
     const span = Math.max(this.hi - this.lo, 1e-6);
     const pct = (ms) => ((ms - this.lo) / span) * 100;
     fill(this.axisEl, [0, 0.25, 0.5, 0.75, 1].map((f) =>
-      h('span', { class: 'tick', dataset: { f } }, fmtMs((this.lo - this.full[0]) + f * span))));
+      h('span', { class: 'tick', dataset: { f } }, tick((this.lo - this.full[0]) + f * span))));
     for (const tk of this.axisEl.children) tk.style.left = `${tk.dataset.f * 100}%`;
     this.rows = this.visible();
     fill(this.rowsEl, this.rows.map((n) => {
@@ -200,13 +200,18 @@ class TraceView {
   }
 }
 
+function tick(ms) {
+  return Math.abs(ms) < 1e-9 ? '0' : fmtMs(ms);
+}
+
 function isUnder(n, anc) {
   for (const k of anc.kids) if (k === n || isUnder(n, k)) return true;
   return false;
 }
 
 function pair(k, v) {
-  return [h('dt', {}, k), h('dd', {}, v === null || v === undefined || v === '' ? dash : String(v))];
+  return h('div', {}, h('dt', {}, k),
+    h('dd', {}, v === null || v === undefined || v === '' ? dash : String(v)));
 }
 
 function section(title, body) {

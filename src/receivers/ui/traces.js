@@ -2,8 +2,8 @@
 //
 // The filters are the list API's parameters, kept in the hash under the same
 // names (service_name, status, span_type, project_id, session_id, user_id,
-// model, start_time, end_time) plus q (full-text search) and cursor (the API's
-// `next` of the page before). With q, /api/v1/search answers and the filters a
+// model, start_time, end_time) plus q (full-text search), limit (rows a page,
+// default 50) and cursor (the API's `next` of the page before). With q, /api/v1/search answers and the filters a
 // trace row carries (service, status, project, session, user, time) narrow its
 // results here; span type and model need the list API.
 import { get } from './api.js';
@@ -37,7 +37,7 @@ export async function render(main, args, params, ctx) {
     const r = await get('/api/v1/search', { query: p.q, limit: 500, project_id: p.project_id });
     rows = r.results.filter((t) => matches(t, p));
   } else {
-    const r = await get('/api/v1/traces', { ...listParams(p), limit: PAGE, cursor: p.cursor });
+    const r = await get('/api/v1/traces', { ...listParams(p), limit: p.limit || PAGE, cursor: p.cursor });
     rows = r.traces;
     next = r.next;
   }
@@ -89,7 +89,7 @@ function toLocal(iso) {
   const d = new Date(iso);
   if (!iso || isNaN(d)) return '';
   const off = d.getTimezoneOffset() * 60000;
-  return new Date(d - off).toISOString().slice(0, 16);
+  return new Date(d - off).toISOString().slice(0, 19);
 }
 function fromLocal(v) {
   const d = new Date(v);
