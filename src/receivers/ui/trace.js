@@ -18,6 +18,10 @@ export async function render(main, args, params, ctx) {
   fill(main, h('p', {}, 'Loading trace\u2026'));
   const r = await get('/api/v1/traces/' + encodeURIComponent(id), { project_id: project });
   if (ctx.stale()) return;
+  if (!r.spans.length) {
+    fill(main, h('h1', {}, r.trace.root_span_name || r.trace.trace_id), h('p', {}, 'This trace has no spans.'));
+    return;
+  }
   new TraceView(main, r, params, ctx);
 }
 
