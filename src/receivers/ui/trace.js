@@ -137,7 +137,11 @@ class TraceView {
     const p = new URLSearchParams(this.params);
     p.set('span', n.s.span_id);
     history.replaceState(null, '', this.ctx.hashOf('trace', [this.trace.trace_id], p));
-    this.draw();
+    // only two rows change: no redraw (a 1,000-span tree takes ~0.2 s to rebuild)
+    for (const el of this.rowsEl.querySelectorAll('.wf-row.selected')) mark(el, false);
+    const el = this.rowsEl.querySelector(`[data-span="${CSS.escape(n.s.span_id)}"]`);
+    if (el) mark(el, true);
+    else this.draw();
     this.showDetail();
     if (focus) this.focusRow(n);
   }
@@ -202,6 +206,12 @@ class TraceView {
       section('Resource', kvTable(s.resource, 'resource')),
       s.scope && Object.keys(s.scope).length ? section('Scope', kvTable(s.scope, 'scope')) : null);
   }
+}
+
+function mark(row, on) {
+  row.classList.toggle('selected', on);
+  row.setAttribute('aria-selected', on ? 'true' : 'false');
+  row.tabIndex = on ? 0 : -1;
 }
 
 function tick(ms) {
