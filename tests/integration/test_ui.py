@@ -94,9 +94,13 @@ def agent_spans():
                  "user.id": "alice"}),
         _span(T_AGENT, "1000000000000002", "chat gpt-4o-mini", 100, 1200,
               parent="1000000000000001", **llm),
-        _span(T_AGENT, "1000000000000003", "execute_tool lookup", 1500, 900,
-              parent="1000000000000001", **{"gen_ai.operation.name": "execute_tool",
-                                            "gen_ai.tool.name": "lookup", "retry": 3}),
+        dict(_span(T_AGENT, "1000000000000003", "execute_tool lookup", 1500, 900,
+                   parent="1000000000000001", **{"gen_ai.operation.name": "execute_tool",
+                                                 "gen_ai.tool.name": "lookup", "retry": 3}),
+             events=[{"timeUnixNano": str(BASE + 1600 * MS), "name": "retrying",
+                      "attributes": [{"key": "attempt", "value": {"intValue": "2"}}]}],
+             links=[{"traceId": T_PAY, "spanId": "2000000000000001",
+                     "attributes": [{"key": "why", "value": {"stringValue": "paid for"}}]}]),
         _span(T_AGENT, "1000000000000004", "fetch weather", 1600, 500,
               parent="1000000000000003"),
     ]
@@ -520,6 +524,14 @@ def test_trace_waterfall_and_llm_span(collector, browser, tmp_path):
     assert res["service.name"] == ["string", "agent-svc"]
     shot(d, tmp_path, "trace-llm-span")
 
+    # the tool span: its event (offset from the span's start) and its link
+    d.find_element(By.CSS_SELECTOR, '.wf-row[data-span="1000000000000003"]').click()
+    detail = d.find_element(By.ID, "span-detail")
+    ev = detail.find_element(By.CSS_SELECTOR, ".events li")
+    assert ev.find_element(By.CSS_SELECTOR, ".ev-name").text == "retrying" and "+100 ms" in ev.text
+    assert [td.text for td in ev.find_elements(By.CSS_SELECTOR, "tbody td")] == ["int", "2"]
+    link = detail.find_element(By.CSS_SELECTOR, ".links li")
+    assert "paid for" in link.text and "2000000000000001" in link.text
     # zoom to a span: its bar fills the track; reset restores the whole trace
     d.find_element(By.CSS_SELECTOR, '.wf-row[data-span="1000000000000004"]').click()
     d.find_element(By.ID, "zoom-span").click()
@@ -533,8 +545,15 @@ def test_trace_waterfall_and_llm_span(collector, browser, tmp_path):
     track = d.find_element(By.CSS_SELECTOR, '.wf-row[data-span="1000000000000004"] .wf-track')
     assert bar.size["width"] < 0.2 * track.size["width"]
 
-    # the failed payment: errors marked, status message shown
-    go(d, f"#/trace/{T_PAY}?project_id=default", "trace")
+    # the failed payment (through the tool span's link): errors marked, status message shown
+    d.find_element(By.CSS_SELECTOR, '.wf-row[data-span="1000000000000003"]').click()
+    d.find_element(By.CSS_SELECTOR, "#span-detail a.link-trace").click()
+    WebDriverWait(d, 10).until(lambda d: T_PAY in d.current_url)
+    wait_ready(d, "trace")
+    assert d.find_element(By.CSS_SELECTOR, ".wf-row.selected").get_attribute("data-span") == \
+        "2000000000000001"
+    d.get(collector.query + f"/#/trace/{T_PAY}?project_id=default")
+    wait_ready(d, "trace")
     assert row_names(d) == ["charge card", "call bank"]
     assert len(d.find_elements(By.CSS_SELECTOR, ".wf-row.is-error .err-mark")) == 2
     assert len(d.find_elements(By.CSS_SELECTOR, ".wf-bar.error")) == 2

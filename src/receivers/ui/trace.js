@@ -202,9 +202,11 @@ class TraceView {
       s.input_messages || s.output_messages ? conversation(s) : null,
       section('Attributes', kvTable(s.attributes, 'attributes')),
       section('Events', events(s.events, n.start)),
-      section('Links', links(s.links)),
+      section('Links', links(s.links, s.project_id)),
       section('Resource', kvTable(s.resource, 'resource')),
-      s.scope && Object.keys(s.scope).length ? section('Scope', kvTable(s.scope, 'scope')) : null);
+      s.scope && s.scope.name ? section('Scope', h('p', {}, `${s.scope.name} ${s.scope.version || ''}`),
+        s.scope.attributes && Object.keys(s.scope.attributes).length ?
+          kvTable(s.scope.attributes, 'scope') : null) : null);
   }
 }
 
@@ -228,7 +230,7 @@ function pair(k, v) {
     h('dd', {}, v === null || v === undefined || v === '' ? dash : String(v)));
 }
 
-function section(title, body) {
+function section(title, ...body) {
   return h('section', { class: 'detail-section' }, h('h3', {}, title), body);
 }
 
@@ -260,10 +262,15 @@ function events(list, spanStart) {
   }));
 }
 
-function links(list) {
+// Links to spans of other traces (or this one), each opening that trace in
+// this span's project.
+function links(list, project) {
   if (!Array.isArray(list) || !list.length) return h('p', { class: 'muted' }, 'None.');
+  const href = (l) => '#/trace/' + encodeURIComponent(l.trace_id) + '?' +
+    new URLSearchParams({ project_id: project || '', span: l.span_id || '' });
   return h('ul', { class: 'links' }, list.map((l) => h('li', {},
-    `trace ${l.trace_id || dash} span ${l.span_id || dash}`,
+    'trace ', l.trace_id ? h('a', { href: href(l), class: 'link-trace' }, l.trace_id) : dash,
+    ` span ${l.span_id || dash}`,
     l.attributes && Object.keys(l.attributes).length ? kvTable(l.attributes, 'link-attrs') : null)));
 }
 
