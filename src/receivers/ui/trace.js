@@ -19,7 +19,8 @@ export async function render(main, args, params, ctx) {
   const r = await get('/api/v1/traces/' + encodeURIComponent(id), { project_id: project });
   if (ctx.stale()) return;
   if (!r.spans.length) {
-    fill(main, h('h1', {}, r.trace.root_span_name || r.trace.trace_id), h('p', {}, 'This trace has no spans.'));
+    fill(main, h('h1', {}, r.trace.root_span_name || r.trace.trace_id),
+      h('p', {}, 'This trace has no spans.'));
     return;
   }
   new TraceView(main, r, params, ctx);
@@ -54,7 +55,8 @@ class TraceView {
     const t = this.trace;
     this.rowsEl = h('div', { class: 'wf-rows', role: 'tree', 'aria-label': 'Span tree' });
     this.axisEl = h('div', { class: 'wf-axis', 'aria-hidden': 'true' });
-    this.detailEl = h('aside', { id: 'span-detail', class: 'detail', 'aria-label': 'Selected span' });
+    this.detailEl = h('aside', { id: 'span-detail', class: 'detail',
+      'aria-label': 'Selected span' });
     this.zoomOut = h('button', { type: 'button', id: 'zoom-reset', disabled: true,
       onclick: () => this.zoom(null) }, 'Reset zoom');
     fill(main,
@@ -65,10 +67,13 @@ class TraceView {
       h('dl', { class: 'summary trace-summary' },
         pair('Trace', t.trace_id), pair('Project', t.project_id), pair('Service', t.service_name),
         pair('Started', fmtTime(t.started_at)), pair('Duration', fmtMs(t.duration_ms)),
-        pair('Spans', r.spans_truncated ? `${r.span_count} of ${r.spans_total}` : fmtInt(r.span_count)),
-        pair('Status', t.status), pair('Tokens', `${fmtInt(t.input_tokens)} in, ${fmtInt(t.output_tokens)} out`),
+        pair('Spans', r.spans_truncated ? `${r.span_count} of ${r.spans_total}` :
+          fmtInt(r.span_count)),
+        pair('Status', t.status),
+        pair('Tokens', `${fmtInt(t.input_tokens)} in, ${fmtInt(t.output_tokens)} out`),
         pair('Cost', fmtCost(t.cost_usd)),
-        t.session_id ? pair('Session', t.session_id) : null, t.user_id ? pair('User', t.user_id) : null),
+        t.session_id ? pair('Session', t.session_id) : null,
+        t.user_id ? pair('User', t.user_id) : null),
       h('div', { class: 'trace-layout' },
         h('section', { class: 'waterfall', 'aria-label': 'Waterfall' },
           h('div', { class: 'wf-tools' }, this.zoomOut, legend()),
@@ -104,7 +109,8 @@ class TraceView {
       const toggle = n.kids.length ?
         h('button', { type: 'button', class: 'twisty', tabindex: -1,
           'aria-label': (n.open ? 'Collapse ' : 'Expand ') + s.name,
-          onclick: (ev) => { ev.stopPropagation(); this.toggle(n); } }, n.open ? '\u25be' : '\u25b8') :
+          onclick: (ev) => { ev.stopPropagation(); this.toggle(n); } },
+        n.open ? '\u25be' : '\u25b8') :
         h('span', { class: 'twisty' });
       const left = Math.max(pct(n.start), 0), right = Math.min(pct(n.end), 100);
       const bar = h('span', { class: `wf-bar type-${s.span_type}${err ? ' error' : ''}`,
@@ -115,14 +121,16 @@ class TraceView {
       const label = h('div', { class: 'wf-label' }, toggle,
         h('span', { class: `chip type-${s.span_type}` }, s.span_type),
         h('span', { class: 'wf-name' }, s.name),
-        err ? h('span', { class: 'err-mark', title: 'error' }, '\u2716', h('span', { class: 'visually-hidden' }, ' error')) : null);
+        err ? h('span', { class: 'err-mark', title: 'error' }, '\u2716',
+          h('span', { class: 'visually-hidden' }, ' error')) : null);
       label.style.paddingLeft = `${n.depth * 14}px`;
       const row = h('div', {
         class: `wf-row${sel ? ' selected' : ''}${err ? ' is-error' : ''}`, role: 'treeitem',
         tabindex: sel ? 0 : -1, 'aria-level': n.depth + 1, 'aria-selected': sel ? 'true' : 'false',
         'aria-expanded': n.kids.length ? String(n.open) : null, dataset: { span: s.span_id },
         onclick: () => this.select(n, true),
-      }, label, h('div', { class: 'wf-track' }, bar, h('span', { class: 'wf-dur' }, fmtMs(s.duration_ms))));
+      }, label, h('div', { class: 'wf-track' }, bar,
+        h('span', { class: 'wf-dur' }, fmtMs(s.duration_ms))));
       return row;
     }));
   }
@@ -173,9 +181,14 @@ class TraceView {
       case 'ArrowUp': to = this.rows[Math.max(i - 1, 0)]; break;
       case 'Home': to = this.rows[0]; break;
       case 'End': to = this.rows[this.rows.length - 1]; break;
-      case 'ArrowRight': if (n && n.kids.length && !n.open) this.toggle(n); else if (n && n.kids.length) to = n.kids[0]; break;
-      case 'ArrowLeft': if (n && n.kids.length && n.open) this.toggle(n);
-        else if (n) to = this.byId.get(n.s.parent_span_id) || null; break;
+      case 'ArrowRight': // expand, or go to the first child
+        if (n && n.kids.length && !n.open) this.toggle(n);
+        else if (n && n.kids.length) to = n.kids[0];
+        break;
+      case 'ArrowLeft': // collapse, or go to the parent
+        if (n && n.kids.length && n.open) this.toggle(n);
+        else if (n) to = this.byId.get(n.s.parent_span_id) || null;
+        break;
       case 'Enter': case ' ': if (n) this.select(n, true); break;
       default: return;
     }
@@ -192,10 +205,12 @@ class TraceView {
     fill(this.detailEl,
       h('h2', { id: 'span-name' }, s.name),
       h('div', { class: 'detail-tools' },
-        h('button', { type: 'button', id: 'zoom-span', onclick: () => this.zoom(n) }, 'Zoom to span')),
+        h('button', { type: 'button', id: 'zoom-span', onclick: () => this.zoom(n) },
+          'Zoom to span')),
       h('dl', { class: 'summary' },
         pair('Type', s.span_type), pair('Kind', s.kind), pair('Service', s.service_name),
-        pair('Status', s.status), s.status_message ? pair('Status message', s.status_message) : null,
+        pair('Status', s.status),
+        s.status_message ? pair('Status message', s.status_message) : null,
         pair('Started', fmtTime(s.started_at)), pair('Duration', fmtMs(s.duration_ms)),
         pair('Span ID', s.span_id), pair('Parent', s.parent_span_id || dash)),
       llm ? llmSection(s) : null,
@@ -204,9 +219,9 @@ class TraceView {
       section('Events', events(s.events, n.start)),
       section('Links', links(s.links, s.project_id)),
       section('Resource', kvTable(s.resource, 'resource')),
-      s.scope && s.scope.name ? section('Scope', h('p', {}, `${s.scope.name} ${s.scope.version || ''}`),
-        s.scope.attributes && Object.keys(s.scope.attributes).length ?
-          kvTable(s.scope.attributes, 'scope') : null) : null);
+      s.scope && s.scope.name ? section('Scope',
+        h('p', {}, `${s.scope.name} ${s.scope.version || ''}`),
+        hasKeys(s.scope.attributes) ? kvTable(s.scope.attributes, 'scope') : null) : null);
   }
 }
 
@@ -228,6 +243,10 @@ function isUnder(n, anc) {
 function pair(k, v) {
   return h('div', {}, h('dt', {}, k),
     h('dd', {}, v === null || v === undefined || v === '' ? dash : String(v)));
+}
+
+function hasKeys(o) {
+  return !!o && typeof o === 'object' && Object.keys(o).length > 0;
 }
 
 function section(title, ...body) {
@@ -255,10 +274,10 @@ function events(list, spanStart) {
   if (!Array.isArray(list) || !list.length) return h('p', { class: 'muted' }, 'None.');
   return h('ol', { class: 'events' }, list.map((e) => {
     const ns = e.time_unix_nano ?? e.timestamp_unix_nano;
-    const at = typeof ns === 'number' ? `+${fmtMs(ns / NS - spanStart)}` : (e.timestamp || e.time || '');
+    const at = typeof ns === 'number' ? `+${fmtMs(ns / NS - spanStart)}` : e.timestamp || '';
     return h('li', {}, h('span', { class: 'ev-name' }, e.name || '(event)'), ' ',
       h('span', { class: 'muted' }, at),
-      e.attributes && Object.keys(e.attributes).length ? kvTable(e.attributes, 'event-attrs') : null);
+      hasKeys(e.attributes) ? kvTable(e.attributes, 'event-attrs') : null);
   }));
 }
 
@@ -271,7 +290,7 @@ function links(list, project) {
   return h('ul', { class: 'links' }, list.map((l) => h('li', {},
     'trace ', l.trace_id ? h('a', { href: href(l), class: 'link-trace' }, l.trace_id) : dash,
     ` span ${l.span_id || dash}`,
-    l.attributes && Object.keys(l.attributes).length ? kvTable(l.attributes, 'link-attrs') : null)));
+    hasKeys(l.attributes) ? kvTable(l.attributes, 'link-attrs') : null)));
 }
 
 function llmSection(s) {

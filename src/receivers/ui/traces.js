@@ -3,9 +3,10 @@
 // The filters are the list API's parameters, kept in the hash under the same
 // names (service_name, status, span_type, project_id, session_id, user_id,
 // model, start_time, end_time) plus q (full-text search), limit (rows a page,
-// default 50) and cursor (the API's `next` of the page before). With q, /api/v1/search answers and the filters a
-// trace row carries (service, status, project, session, user, time) narrow its
-// results here; span type and model need the list API.
+// default 50) and cursor (the API's `next` of the page before). With q,
+// /api/v1/search answers and the filters a trace row carries (service, status,
+// project, session, user, time) narrow its results here; span type and model
+// need the list API.
 import { get } from './api.js';
 import { h, fill, fmtTime, fmtMs, fmtCost, fmtInt, dash } from './dom.js';
 
@@ -30,14 +31,16 @@ export async function render(main, args, params, ctx) {
   const body = h('tbody', {}, h('tr', {}, h('td', { colspan: 8 }, 'Loading\u2026')));
   table.appendChild(body);
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of traces' });
-  fill(main, h('h1', {}, p.q ? 'Search results' : 'Traces'), form, h('div', { class: 'scroll' }, table), pager);
+  fill(main, h('h1', {}, p.q ? 'Search results' : 'Traces'), form,
+    h('div', { class: 'scroll' }, table), pager);
 
   let rows, next = null;
   if (p.q) {
     const r = await get('/api/v1/search', { query: p.q, limit: 500, project_id: p.project_id });
     rows = r.results.filter((t) => matches(t, p));
   } else {
-    const r = await get('/api/v1/traces', { ...listParams(p), limit: p.limit || PAGE, cursor: p.cursor });
+    const r = await get('/api/v1/traces',
+      { ...listParams(p), limit: p.limit || PAGE, cursor: p.cursor });
     rows = r.traces;
     next = r.next;
   }
@@ -46,7 +49,8 @@ export async function render(main, args, params, ctx) {
     h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No traces match.')));
   main.dataset.count = rows.length;
   if (p.cursor)
-    pager.appendChild(h('a', { href: ctx.hashOf('traces', [], { ...p, cursor: '' }) }, 'First page'));
+    pager.appendChild(h('a', { href: ctx.hashOf('traces', [], { ...p, cursor: '' }) },
+      'First page'));
   if (next)
     pager.appendChild(h('a', { href: ctx.hashOf('traces', [], { ...p, cursor: next }), rel: 'next',
       id: 'older' }, 'Older traces'));
@@ -73,7 +77,8 @@ function row(t, ctx) {
   const tokens = t.input_tokens || t.output_tokens ?
     `${fmtInt(t.input_tokens || 0)} \u2192 ${fmtInt(t.output_tokens || 0)}` : dash;
   const href = ctx.hashOf('trace', [t.trace_id], { project_id: t.project_id });
-  return h('tr', { class: t.status === 'error' ? 'is-error' : null, dataset: { trace: t.trace_id } },
+  const cls = t.status === 'error' ? 'is-error' : null;
+  return h('tr', { class: cls, dataset: { trace: t.trace_id } },
     h('td', { class: 'num' }, h('time', { datetime: t.started_at }, fmtTime(t.started_at))),
     h('td', {}, h('a', { href, class: 'trace-link' }, t.root_span_name || t.trace_id)),
     h('td', {}, t.service_name || dash),
@@ -112,7 +117,8 @@ function filterForm(p, ctx) {
       placeholder: 'text in names, attributes, messages' })),
     field('status', 'Status', select('status', p.status, STATUSES)),
     field('span_type', 'Span type', select('span_type', p.span_type, SPAN_TYPES)),
-    TEXT_FILTERS.map(([k, label]) => field(k, label, h('input', { id: k, name: k, value: p[k] || '' }))),
+    TEXT_FILTERS.map(([k, label]) =>
+      field(k, label, h('input', { id: k, name: k, value: p[k] || '' }))),
     field('start_time', 'From', h('input', { id: 'start_time', name: 'start_time',
       type: 'datetime-local', step: 1, value: toLocal(p.start_time) })),
     field('end_time', 'To', h('input', { id: 'end_time', name: 'end_time',
