@@ -17,6 +17,7 @@ const PAGES = {
 };
 
 let generation = 0;
+let shownPage = null; // the page on screen, to move focus only when it changes
 
 // The hash as {page, args, params}.
 export function parseHash() {
@@ -59,6 +60,12 @@ async function render() {
     if (!ctx.stale()) {
       main.dataset.ready = page;
       announce(`${p.title} loaded`);
+      // a new page: start at its top, focus on its content (not on a link now gone)
+      if (shownPage !== null && shownPage !== page) {
+        window.scrollTo(0, 0);
+        main.focus({ preventScroll: true });
+      }
+      shownPage = page;
     }
   } catch (e) {
     if (ctx.stale()) return;
