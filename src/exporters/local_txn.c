@@ -103,7 +103,10 @@ static void bind_json(sqlite3_stmt *st, int i, pc_local_zip *z, txn *t, int c,
 {
     if (!p) p = "";
     pc_buf *last = &t->last[c];
-    if (!(n >= PC_LOCAL_ZIP_MIN && n == last->len && memcmp(p, last->data, n) == 0)) {
+    /* (no dictionary yet: every value is a training sample, repeats included,
+     * so the dictionary learns the common resources and scopes) */
+    if (!(n >= PC_LOCAL_ZIP_MIN && n == last->len && pc_local_zip_dict_id(z) != 0 &&
+          memcmp(p, last->data, n) == 0)) {
         t->zipped[c] = pc_local_zip_pack(z, p, n, &t->packed[c]);
         pc_buf_reset(last);
         if (n >= PC_LOCAL_ZIP_MIN) pc_buf_append(last, p, n);
