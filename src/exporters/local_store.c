@@ -2,7 +2,8 @@
  * local_store.c - the read side of the embedded store (store.h) over a pool
  * of read-only connections: traces, spans, lists, search. The writer
  * connection, its statements and retention are in local_writer.c; the schema
- * (version 4) and its contract in local_schema.c; the search text and its
+ * (version 5) and its contract in local_schema.c (JSON columns read through
+ * pc_unzip: local_zip.h); the search text and its
  * trigram queries in local_text.c; the aggregate reads (sessions, stats) in
  * local_agg.c.
  *
@@ -57,10 +58,12 @@
 #define SPAN_COLS                                                                                  \
     "t.trace_id, s.span_id, s.parent_span_id, t.project_id, s.name, s.kind, s.span_type,"         \
     " s.service_name, s.status, s.status_message, s.source, s.trace_state, s.start_ns, s.end_ns,"  \
-    " s.created_ns, s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens, s.attributes,"   \
-    " s.events, s.links, s.resource, s.scope, s.llm_request_model, s.cache_read_tokens,"          \
+    " s.created_ns, s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens,"                \
+    " pc_unzip(s.attributes), pc_unzip(s.events), pc_unzip(s.links), pc_unzip(s.resource),"      \
+    " pc_unzip(s.scope), s.llm_request_model, s.cache_read_tokens,"                               \
     " s.cache_write_tokens, s.reasoning_tokens, s.cost_usd, s.cost_input_usd, s.cost_output_usd," \
-    " s.cost_source, s.session_id, s.user_id, s.input_messages, s.output_messages"
+    " s.cost_source, s.session_id, s.user_id, pc_unzip(s.input_messages),"                        \
+    " pc_unzip(s.output_messages)"
 
 #define TRACE_COLS                                                                                 \
     "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status,"        \
@@ -379,7 +382,7 @@ static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts, boo
     if (f->attr_key && f->attr_value) {
         if (attr_fts) pc_buf_puts(sql, " AND t.tid IN (" BLOCK_TIDS ")");
         pc_buf_puts(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.tid = t.tid"
-                         " AND pc_attr_match(s.attributes, ?17, ?18))");
+                         " AND pc_attr_match(pc_unzip(s.attributes), ?17, ?18))");
     }
     if (f->after)
         pc_buf_puts(sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
@@ -504,8 +507,8 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
 /* Whether trace ?1 (tid) has a span whose search text contains ?2. */
 static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
-    " AND pc_contains(pc_search_text(s.name, s.attributes, s.events, s.input_messages,"
-    " s.output_messages), ?2) LIMIT 1";
+    " AND pc_contains(pc_search_text(s.name, pc_unzip(s.attributes), pc_unzip(s.events),"
+    " pc_unzip(s.input_messages), pc_unzip(s.output_messages)), ?2) LIMIT 1";
 
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)

@@ -223,11 +223,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 -> 4 in one start: one line per step
-        assert logs.count("local: migrated") == 3, logs
-        assert logs.count("migrated") == (3 if kind == "local" else 6), logs
+        # both stores climb 1 -> 2 -> 3 -> 4 in one start (the local one on to 5):
+        # one line per step
+        assert logs.count("local: migrated") == 4, logs
+        assert logs.count("migrated") == (4 if kind == "local" else 7), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs
+        assert "from schema 4 to 5" in logs, logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 3, logs
         after = snapshot(new, ids)
@@ -276,7 +278,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (4,)
+        assert con.execute("PRAGMA user_version").fetchone() == (5,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         con.close()
@@ -290,9 +292,10 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 4 (span_text is FTS5: its shadow tables).
+# The embedded store's tables in schema version 5 (span_text is FTS5: its shadow tables;
+# span_dicts: the compression dictionaries, none until enough spans were written).
 LOCAL_TABLES = {"spans", "traces", "span_text", "span_text_config", "span_text_data",
-                "span_text_idx", "trace_models"}
+                "span_text_idx", "trace_models", "span_dicts"}
 
 
 def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
@@ -321,7 +324,8 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 2 and "from schema 2 to 3" in logs, logs
+        assert logs.count("migrated") == 3 and "from schema 2 to 3" in logs, logs
+        assert "from schema 4 to 5" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
@@ -352,7 +356,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (4,)
+    assert con.execute("PRAGMA user_version").fetchone() == (5,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
     con.close()
@@ -391,7 +395,8 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 1 and "from schema 3 to 4" in logs, logs
+        assert logs.count("migrated") == 2 and "from schema 3 to 4" in logs, logs
+        assert "from schema 4 to 5" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
@@ -418,7 +423,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (4,)
+        assert con.execute("PRAGMA user_version").fetchone() == (5,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         # the new fields, readable; old rows hold "unknown" (-1, NULL, '')
