@@ -155,6 +155,17 @@ typedef struct pc_span {
     int64_t received_ns;   /* when a collector first accepted it (the Kafka receiver keeps
                             * the gateway's); 0 = the batch's received_ns, see pc_span_received */
     uint32_t flags;
+    /*
+     * A carrier is not a span: it only brings events (OTLP GenAI log records,
+     * otlp_events.h) to the span (project_id, trace_id, span_id), which may
+     * arrive before it, after it or never. Only trace_id, span_id, project_id,
+     * received_ns and events are set; normalize leaves it alone and the stores
+     * keep its events apart and merge them into the span when it is read
+     * (span_events.h). A batch holds carriers only or none (the OTLP receiver
+     * makes carrier batches of their own: pc_batch_carriers). Exporters that
+     * cannot keep carriers drop such a batch whole, counted.
+     */
+    bool carrier;
     pc_attrs attrs;
     /* OTLP dropped_attributes_count: attributes the sender dropped plus those the
      * decoder dropped (an empty key, which OTLP forbids). 0 for Prela spans. */
@@ -262,6 +273,13 @@ typedef struct pc_batch {
 static inline int64_t pc_span_received(const pc_batch *b, const pc_span *s)
 {
     return s->received_ns ? s->received_ns : b->received_ns;
+}
+
+/* True when |b| is a batch of carriers (pc_span.carrier), which are never mixed
+ * with spans in one batch. */
+static inline bool pc_batch_carriers(const pc_batch *b)
+{
+    return b->signal == PC_SIGNAL_TRACES && b->n > 0 && b->spans[0].carrier;
 }
 
 /* Creates an empty batch owning |arena| (a new one when NULL). One reference. */

@@ -618,6 +618,7 @@ void pc_ch_read_trace(char **c, pc_trace_row *r)
 
 void pc_ch_read_span(char **c, pc_span_row *r)
 {
+    r->events_cut = false;
     r->trace_id = c[0];
     r->span_id = c[1];
     r->parent_span_id = c[2];

@@ -14,6 +14,7 @@
 #ifndef PC_LOCAL_STORE_H
 #define PC_LOCAL_STORE_H
 
+#include "local_events.h"
 #include "store.h"
 
 #include <sqlite3.h>
@@ -51,6 +52,7 @@ typedef struct pc_local_writer {
     sqlite3_stmt *purge_models; /* trace_models rows of the oldest expired traces */
     sqlite3_stmt *purge_spans; /* spans of the oldest expired traces */
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
+    pc_local_events_writer events; /* attached events (local_events.h) */
 } pc_local_writer;
 
 int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db);

@@ -32,6 +32,7 @@
  * reference goes.
  */
 #include "otlp.h"
+#include "formats/otlp_events.h"
 #include "formats/otlp_json.h"
 #include "formats/otlp_proto.h"
 #include "formats/otlp_signal.h"
@@ -174,6 +175,36 @@ static outcome report_rejected(const pc_batch *b, pc_otlp_result *res)
 }
 
 /*
+ * The GenAI log records of the logs batch |logs| (otlp_events.h) as carriers
+ * down the traces pipeline, in a batch of their own (its arena charged to the
+ * same budget as the request's). Returns PC_OK when there were none or they
+ * are durable, else the pipeline's result; *over when the memory budget
+ * refused the conversion (then nothing was sent).
+ */
+static pc_result export_carriers(otlp *o, const pc_batch *logs, const char *project, bool *over)
+{
+    *over = false;
+    pc_arena *a = pc_arena_create(logs->raw.n + 4096);
+    pc_arena_set_budget(a, pc_arena_budget(logs->arena));
+    pc_batch *cb = pc_batch_create(a);
+    cb->signal = PC_SIGNAL_TRACES;
+    cb->received_ns = logs->received_ns;
+    int64_t skipped = 0;
+    int64_t n = pc_otlp_events_carriers(cb, logs->raw, project, o->cfg->project_id,
+                                        &o->cfg->limits, &skipped);
+    if (skipped > 0)
+        pc_log(PC_LOG_DEBUG, o->id, "%lld GenAI log records over the limits not attached",
+               (long long)skipped);
+    if (n < 0 && pc_arena_over(a)) *over = true;
+    pc_result r = PC_OK;
+    if (n > 0 && cb->n > 0)
+        r = pc_consume(&o->next, cb); /* takes our reference */
+    else
+        pc_batch_unref(cb);
+    return r;
+}
+
+/*
  * Decodes one Export request of |sig| (|len| bytes at |body|, JSON or protobuf,
  * living in |*arena|) and passes it down the pipeline. Takes over *arena (sets
  * it to NULL). |requested| is the X-Prela-Project-Id header/metadata or NULL;
@@ -221,6 +252,23 @@ static outcome export(otlp *o, int tr, pc_signal sig, pc_arena **arena, const vo
         return OUT_LIMITED;
     }
     pc_result r = PC_OK;
+    if (sig == PC_SIGNAL_LOGS && items && (o->next.signals & PC_SIG_BIT(PC_SIGNAL_TRACES))) {
+        /* GenAI records become span events too; the answer waits for both. */
+        bool over = false;
+        r = export_carriers(o, b, project, &over);
+        if (over) {
+            snprintf(res->error, sizeof(res->error),
+                     "the collector is over its memory budget; retry later");
+            *retry_s = 1;
+            pc_batch_unref(b);
+            return OUT_LIMITED;
+        }
+        if (r != PC_OK) {
+            pc_receiver_count(&o->counters[tr], sig, items, r);
+            pc_batch_unref(b);
+            return r == PC_RETRY ? OUT_RETRY : OUT_FAIL;
+        }
+    }
     if (!(o->next.signals & PC_SIG_BIT(sig))) {
         count_dropped(o, sig, items);
     } else if (items) {
