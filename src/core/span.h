@@ -161,9 +161,9 @@ typedef struct pc_span {
      * arrive before it, after it or never. Only trace_id, span_id, project_id,
      * received_ns and events are set; normalize leaves it alone and the stores
      * keep its events apart and merge them into the span when it is read
-     * (span_events.h). A batch holds carriers only or none (the OTLP receiver
-     * makes carrier batches of their own: pc_batch_carriers). Exporters that
-     * cannot keep carriers drop such a batch whole, counted.
+     * (span_events.h). The OTLP receiver makes batches of carriers only; the
+     * Kafka encodings carry the flag (prela_json "carrier", OTLP attribute
+     * prela.carrier), so a storage collector's batches mix both.
      */
     bool carrier;
     pc_attrs attrs;
@@ -273,13 +273,6 @@ typedef struct pc_batch {
 static inline int64_t pc_span_received(const pc_batch *b, const pc_span *s)
 {
     return s->received_ns ? s->received_ns : b->received_ns;
-}
-
-/* True when |b| is a batch of carriers (pc_span.carrier), which are never mixed
- * with spans in one batch. */
-static inline bool pc_batch_carriers(const pc_batch *b)
-{
-    return b->signal == PC_SIGNAL_TRACES && b->n > 0 && b->spans[0].carrier;
 }
 
 /* Creates an empty batch owning |arena| (a new one when NULL). One reference. */

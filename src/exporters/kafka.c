@@ -280,8 +280,7 @@ static pc_result kafka_consume(void *ctx, pc_batch *b)
     kafka *K = ctx;
     if (!b) return PC_OK;
     bool traces = b->signal == PC_SIGNAL_TRACES;
-    /* Carriers of span events (span.h) have no Kafka encoding yet: left out. */
-    if ((traces && b->n == 0) || (!traces && b->raw.n == 0) || pc_batch_carriers(b)) {
+    if ((traces && b->n == 0) || (!traces && b->raw.n == 0)) {
         pc_batch_unref(b);
         return PC_OK;
     }
