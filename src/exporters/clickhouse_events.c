@@ -117,6 +117,19 @@ void pc_ch_sql_events_member(pc_buf *out, const char *db, const char *project_id
         pc_ch_quote_cstr(out, project_id);
         pc_buf_puts(out, " AND ");
     }
-    pc_buf_printf(out, "position(lower(substring(event, 1, %d)), %s) > 0)", prefix,
+    pc_buf_printf(out, "position(lower(substring(event, 1, %d)), %s) > 0", prefix,
+                  json_needle->data);
+    /* of a span the trace has: a carrier whose span never came shows nowhere */
+    pc_buf_printf(out,
+                  " AND (project_id, trace_id, span_id) IN (SELECT project_id, trace_id, span_id"
+                  " FROM `%s`.spans WHERE (project_id, trace_id) IN (SELECT project_id, trace_id"
+                  " FROM `%s`.span_events WHERE ",
+                  db, db);
+    if (project_id) {
+        pc_buf_puts(out, "project_id = ");
+        pc_ch_quote_cstr(out, project_id);
+        pc_buf_puts(out, " AND ");
+    }
+    pc_buf_printf(out, "position(lower(substring(event, 1, %d)), %s) > 0)))", prefix,
                   json_needle->data);
 }

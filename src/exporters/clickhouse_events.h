@@ -48,8 +48,9 @@ void pc_ch_sql_trace_events(pc_buf *out, const char *db, const char *project_id,
                             const char *trace_id);
 
 /* Appends " OR (project_id, trace_id) IN (SELECT ... FROM `db`.span_events
- * WHERE [project_id = ... AND] <event holds |json_needle|>)"; |json_needle| is
- * the quoted, lowercased JSON-escaped needle, |prefix| the bytes searched. */
+ * WHERE [project_id = ... AND] <event holds |json_needle|> AND <its span is
+ * stored>)"; |json_needle| is the quoted, lowercased JSON-escaped needle,
+ * |prefix| the bytes searched. A carrier whose span never came is not found. */
 void pc_ch_sql_events_member(pc_buf *out, const char *db, const char *project_id,
                              const pc_buf *json_needle, int prefix);
 

@@ -62,16 +62,18 @@ int pc_local_events_any(sqlite3 *db, const char *project_id, const char *trace_i
  */
 int pc_local_events_merge(sqlite3 *db, pc_span_row *row, pc_span_events *m);
 
-/* SQL of search: candidates (tids of traces of project ?3, when bound, with an
- * attached event whose trigrams match FTS5 query ?1) and the verification of
- * one trace (tid ?1, text ?2). */
+/* SQL of search: candidates (tids of traces with an attached event whose
+ * trigrams match FTS5 query ?1) and the verification of one trace (tid ?1,
+ * text ?2): an attached event of a span the trace has (a carrier whose span
+ * never came shows nowhere, so search does not find it either). */
 #define PC_LOCAL_EVENTS_CANDIDATES                                                                 \
     "SELECT t.tid FROM span_event_text f JOIN span_events e ON e.eid = f.rowid"                    \
     " JOIN traces t ON t.trace_id = e.trace_id AND t.project_id = e.project_id"                    \
     " WHERE f.span_event_text MATCH ?1"
 #define PC_LOCAL_EVENTS_VERIFY                                                                     \
     "SELECT 1 FROM traces t JOIN span_events e ON e.project_id = t.project_id"                     \
-    " AND e.trace_id = t.trace_id WHERE t.tid = ?1"                                                \
+    " AND e.trace_id = t.trace_id JOIN spans s ON s.tid = t.tid AND s.span_id = e.span_id"         \
+    " WHERE t.tid = ?1"                                                                            \
     " AND pc_contains(pc_search_text('', '{}', '[' || e.event || ']'), ?2)"
 
 #endif
