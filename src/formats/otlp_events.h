@@ -22,7 +22,11 @@
  * observed_time_unix_nano when that is 0; attributes = the record's
  * attributes with their types, preceded by the body (when set) under the key
  * "body" as a typed value (maps and arrays kept), which is where messages.h
- * reads an event's content. dropped_attributes_count is kept.
+ * reads an event's content. dropped_attributes_count is kept. Strings are
+ * protobuf-c's, which end at a NUL byte: a string value holding U+0000 (valid
+ * UTF-8, so the logs check lets it through) is attached cut at it, never
+ * with a NUL inside (span.h's invariant); the logs request itself goes on
+ * unchanged.
  *
  * Bounds: a record over |limits| (more than max_attributes attributes, the
  * body included, or a value nested deeper than max_depth) is not attached

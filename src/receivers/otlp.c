@@ -27,6 +27,12 @@
  * Spans an exporter rejected (too large for its destination, span.h
  * "Rejections") are reported as partial success, never acknowledged silently.
  *
+ * Logs: the GenAI records of a logs request (otlp_events.h) also go down the
+ * traces pipeline, as carriers of span events in a batch of their own, when
+ * a traces pipeline takes this receiver; the answer waits for that batch and
+ * the logs batch both (the carriers first). Carriers an exporter rejects
+ * make the request a permanent error (400), as logs an exporter rejects do.
+ *
  * Memory: the batch takes over the request arena, so the body, the decoded
  * spans (whose strings point into the body) die together when the last
  * reference goes.
@@ -179,9 +185,11 @@ static outcome report_rejected(const pc_batch *b, pc_otlp_result *res)
  * down the traces pipeline, in a batch of their own (its arena charged to the
  * same budget as the request's). Returns PC_OK when there were none or they
  * are durable, else the pipeline's result; *over when the memory budget
- * refused the conversion (then nothing was sent).
+ * refused the conversion (then nothing was sent); |rejected| (512 bytes)
+ * gets the reason when an exporter can never deliver them (then PC_DROP).
  */
-static pc_result export_carriers(otlp *o, const pc_batch *logs, const char *project, bool *over)
+static pc_result export_carriers(otlp *o, const pc_batch *logs, const char *project, bool *over,
+                                 char *rejected)
 {
     *over = false;
     pc_arena *a = pc_arena_create(logs->raw.n + 4096);
@@ -197,10 +205,16 @@ static pc_result export_carriers(otlp *o, const pc_batch *logs, const char *proj
                (long long)skipped);
     if (n < 0 && pc_arena_over(a)) *over = true;
     pc_result r = PC_OK;
-    if (n > 0 && cb->n > 0)
-        r = pc_consume(&o->next, cb); /* takes our reference */
-    else
-        pc_batch_unref(cb);
+    if (n > 0 && cb->n > 0) {
+        pc_batch_ref(cb); /* what exporters reject stays readable */
+        r = pc_consume(&o->next, cb);
+        const char *why = r == PC_OK ? pc_batch_reject_reason(cb) : NULL;
+        if (why) {
+            snprintf(rejected, 512, "GenAI log records not attached to their spans: %s", why);
+            r = PC_DROP;
+        }
+    }
+    pc_batch_unref(cb);
     return r;
 }
 
@@ -255,7 +269,8 @@ static outcome export(otlp *o, int tr, pc_signal sig, pc_arena **arena, const vo
     if (sig == PC_SIGNAL_LOGS && items && (o->next.signals & PC_SIG_BIT(PC_SIGNAL_TRACES))) {
         /* GenAI records become span events too; the answer waits for both. */
         bool over = false;
-        r = export_carriers(o, b, project, &over);
+        char rejected[512] = "";
+        r = export_carriers(o, b, project, &over, rejected);
         if (over) {
             snprintf(res->error, sizeof(res->error),
                      "the collector is over its memory budget; retry later");
@@ -266,6 +281,10 @@ static outcome export(otlp *o, int tr, pc_signal sig, pc_arena **arena, const vo
         if (r != PC_OK) {
             pc_receiver_count(&o->counters[tr], sig, items, r);
             pc_batch_unref(b);
+            if (rejected[0]) { /* never deliverable: a permanent error, as for logs */
+                snprintf(res->error, sizeof(res->error), "%s", rejected);
+                return OUT_BAD;
+            }
             return r == PC_RETRY ? OUT_RETRY : OUT_FAIL;
         }
     }

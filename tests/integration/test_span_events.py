@@ -180,6 +180,19 @@ def test_records_before_and_after_their_span(collector):
     assert read_span(collector, tid4)["events"] == []
 
 
+def test_records_over_grpc(collector):
+    """The LogsService over OTLP/gRPC attaches the same way."""
+    import grpc
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+    tid, sid = ids()
+    post_span(collector.otlp, tid, sid)
+    req = logs_service_pb2.ExportLogsServiceRequest.FromString(
+        logs_proto(prompt_records(tid, sid) + [choice_record(tid, sid)]))
+    with grpc.insecure_channel(collector.grpc) as ch:
+        logs_service_pb2_grpc.LogsServiceStub(ch).Export(req, timeout=30)
+    check_attached(collector, tid)
+
+
 @pytest.mark.parametrize("encoding", ["otlp_proto", "prela_json", "otlp_json"])
 def test_through_kafka(make_collector, kafka, encoding):
     run = uuid.uuid4().hex[:8]
