@@ -171,6 +171,13 @@ def test_records_before_and_after_their_span(collector):
     assert collector.get(f"/api/v1/traces/{tid3}").status_code == 404
     assert found(collector, "zanzibar") == set()
 
+    # the Prela receiver never honours the Kafka encoding's carrier flag
+    r = requests.post(collector.ingest + "/v1/spans", json={
+        "trace_id": "prela-carrier", "span_id": "s1", "name": "sdk span", "carrier": True,
+        "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01Z"})
+    assert r.status_code == 200, r.text
+    assert read_span(collector, "prela-carrier")["name"] == "sdk span"
+
     # not GenAI: left alone (no event), the request still succeeds
     tid4, sid4 = ids()
     post_span(collector.otlp, tid4, sid4)

@@ -1309,7 +1309,7 @@ static void test_migration(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION); /* 1 -> 2 -> 3 -> 4 in one go */
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION); /* 1 -> 2 -> 3 -> 4 -> 5 in one go */
     /* the old rows' models are in the model index */
     CHECK_EQ_INT(list(&h, (pc_trace_filter){.model = "gpt"})->n, 1);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v1'"), 0);
