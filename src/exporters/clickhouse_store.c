@@ -279,6 +279,7 @@ typedef struct trace_events {
     char **span, **ev;
     size_t *len;
     size_t n;
+    bool cut; /* the server stopped the answer at EVENTS_READ_BYTES */
     pc_span_cb cb; /* the caller's, for each merged row */
     void *ud;
     pc_span_events m;
@@ -293,15 +294,26 @@ static void trace_events_free(trace_events *t)
     pc_span_events_free(&t->m);
 }
 
+/* The most bytes of attached events one trace read takes from the server
+ * (max_result_bytes, result_overflow_mode=break: the server stops sending at
+ * a block boundary past it); an answer that reached it marks every merged
+ * span cut. Per span, span_events.c bounds the merge at
+ * PC_SPAN_EVENTS_MAX_BYTES. */
+#define EVENTS_READ_BYTES (64LL << 20)
+
 /* Reads the events of trace (|project_id|, |trace_id|) into |t|. 0 / < 0. */
 static int load_events(pc_ch_store *S, const char *project_id, const char *trace_id,
                        trace_events *t)
 {
     pc_buf sql = PC_BUF_INIT;
     pc_ch_sql_trace_events(&sql, S->database, project_id ? project_id : "", trace_id);
-    int rc = run_sql(S, sql.data, "get span events", READ_SETTINGS, &t->out);
+    char extra[160];
+    snprintf(extra, sizeof(extra), "%s&max_result_bytes=%lld&result_overflow_mode=break",
+             READ_SETTINGS, EVENTS_READ_BYTES);
+    int rc = run_sql(S, sql.data, "get span events", extra, &t->out);
     pc_buf_free(&sql);
     if (rc < 0) return rc;
+    t->cut = (long long)t->out.len >= EVENTS_READ_BYTES;
     size_t cap = (size_t)count_rows(&t->out);
     t->span = pc_xmalloc((cap + 1) * sizeof(char *));
     t->ev = pc_xmalloc((cap + 1) * sizeof(char *));
@@ -334,7 +346,7 @@ static int merged_span_row(char **cols, void *cb, void *ud)
         k++;
     if (k > lo) {
         size_t n = k - lo;
-        bool cut = n > PC_SPAN_EVENTS_MAX;
+        bool cut = n > PC_SPAN_EVENTS_MAX || t->cut;
         pc_span_events_merge(&t->m, &r, (const char *const *)t->ev + lo, t->len + lo,
                              cut ? PC_SPAN_EVENTS_MAX : n, cut);
     }

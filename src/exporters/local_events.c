@@ -154,16 +154,24 @@ int pc_local_events_merge(sqlite3 *db, pc_span_row *row, pc_span_events *m)
     sqlite3_bind_text(st, 1, row->project_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, row->trace_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, row->span_id, -1, SQLITE_STATIC);
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, bytes = 0;
     char **ev = NULL;
     size_t *len = NULL;
+    bool cut = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        /* never hold more than the merge takes (span_events.h): stop at the bytes */
+        size_t k = (size_t)sqlite3_column_bytes(st, 0);
+        if (bytes + k > PC_SPAN_EVENTS_MAX_BYTES) {
+            cut = true;
+            rc = SQLITE_DONE;
+            break;
+        }
+        bytes += k;
         if (n == cap) {
             cap = cap ? 2 * cap : 8;
             ev = pc_xrealloc(ev, cap * sizeof(*ev));
             len = pc_xrealloc(len, cap * sizeof(*len));
         }
-        size_t k = (size_t)sqlite3_column_bytes(st, 0);
         ev[n] = pc_xmalloc(k + 1);
         memcpy(ev[n], sqlite3_column_text(st, 0), k);
         ev[n][k] = '\0';
@@ -172,7 +180,7 @@ int pc_local_events_merge(sqlite3 *db, pc_span_row *row, pc_span_events *m)
     sqlite3_finalize(st);
     if (rc == SQLITE_DONE) {
         rc = SQLITE_OK;
-        bool cut = n > PC_SPAN_EVENTS_MAX;
+        cut = cut || n > PC_SPAN_EVENTS_MAX;
         pc_span_events_merge(m, row, (const char *const *)ev, len, cut ? PC_SPAN_EVENTS_MAX : n,
                              cut);
     }

@@ -79,8 +79,10 @@ void pc_span_events_merge(pc_span_events *m, pc_span_row *row, const char *const
     pc_json_error err;
     pc_value own = {0}, attrs = {0};
     const char *et = row->events ? row->events : "[]";
-    if (pc_json_parse(a, et, strlen(et), &own, &err) || own.type != PC_V_ARRAY)
-        own = (pc_value){.type = PC_V_ARRAY};
+    if (pc_json_parse(a, et, strlen(et), &own, &err) || own.type != PC_V_ARRAY) {
+        pc_arena_destroy(a); /* never lose the span's own events: no merge */
+        return;
+    }
     const char *at = row->attributes ? row->attributes : "{}";
     if (pc_json_parse(a, at, strlen(at), &attrs, &err) || attrs.type != PC_V_MAP)
         attrs = (pc_value){.type = PC_V_MAP};

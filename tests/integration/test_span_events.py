@@ -235,6 +235,7 @@ def test_through_kafka_into_clickhouse(make_collector, kafka, clickhouse):
 
 # --- hostile ---------------------------------------------------------------------
 
+@pytest.mark.usefixtures("store")
 def test_hostile_records(collector):
     c = collector
     # a huge body (4 MB of prompt): attached whole, its messages bounded, the process fine
