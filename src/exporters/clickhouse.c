@@ -84,6 +84,7 @@
 #include "mem.h"
 #include "formats/kafka_message.h"
 #include "spooler.h"
+#include "clickhouse_events.h"
 #include "timefmt.h"
 
 #include <curl/curl.h>
@@ -110,6 +111,7 @@ enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DATA };
 /* One insert: the rows of every consume that joined it. */
 typedef struct gen {
     pc_ch_rows spans, traces;
+    pc_ch_rows events; /* attached events of carriers (clickhouse_events.h) */
     size_t rows;
     int64_t first_mono; /* when its first rows arrived */
     int64_t deadline;   /* first_mono + timeout */
@@ -161,6 +163,7 @@ static void gen_unref_locked(ch *C, gen *g)
     }
     pc_ch_rows_free(&g->spans);
     pc_ch_rows_free(&g->traces);
+    pc_ch_rows_free(&g->events);
     free(g);
 }
 
@@ -318,9 +321,10 @@ static void *flusher_main(void *arg)
     ch *C = arg;
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
-    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT;
+    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT;
     pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
+    pc_ch_insert_span_events(&q_events, C->cfg->database);
     pthread_mutex_lock(&C->mu);
     for (;;) {
         while (!(C->pending && pc_time_mono_ns() >= due_at(C, C->pending)) &&
@@ -341,6 +345,8 @@ static void *flusher_main(void *arg)
         /* Spans first: a trace row never points at spans that are not there. */
         int st = store_rows(C, h, "spans", q_spans.data, &g->spans, g->deadline);
         if (st == GEN_OK) st = store_rows(C, h, "traces", q_traces.data, &g->traces, g->deadline);
+        if (st == GEN_OK)
+            st = store_rows(C, h, "span_events", q_events.data, &g->events, g->deadline);
         pthread_mutex_lock(&C->mu);
         g->state = st;
         pthread_cond_broadcast(&C->done_cv);
@@ -354,17 +360,26 @@ static void *flusher_main(void *arg)
     pc_buf_free(&C->zbody);
     pc_buf_free(&q_spans);
     pc_buf_free(&q_traces);
+    pc_buf_free(&q_events);
     return NULL;
 }
 
 /* ------------------------------------------------------------ data path -- */
 
-/* Encodes |b|: span rows into |spans|, one partial row per trace into |traces|. */
-static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *traces)
+/* Encodes |b|: span rows into |spans|, one partial row per trace into |traces|,
+ * the events of carriers (span.h) into |events|. */
+static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *traces,
+                   pc_ch_rows *events)
 {
     pc_buf scratch = PC_BUF_INIT;
+    bool carriers = false;
     for (size_t i = 0; i < b->n; i++) {
         const pc_span *s = &b->spans[i];
+        if (s->carrier) {
+            pc_ch_event_rows(events, C->dialect, s, pc_span_received(b, s), &scratch);
+            carriers = true;
+            continue;
+        }
         size_t off = spans->text.len;
         pc_ch_span_row(&spans->text, C->dialect, s, pc_span_received(b, s), &scratch);
         pc_ch_rows_add(spans, off, pc_ch_month(s->start_ns), s->project_id, s->trace_id,
@@ -373,6 +388,13 @@ static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *trac
     pc_trace_group *tr;
     size_t nt = pc_batch_group_traces(b, &tr);
     for (size_t k = 0; k < nt; k++) {
+        if (carriers) { /* a trace row summarizes spans only */
+            size_t w = 0;
+            for (size_t i = 0; i < tr[k].n; i++)
+                if (!tr[k].spans[i]->carrier) tr[k].spans[w++] = tr[k].spans[i];
+            tr[k].n = w;
+            if (!w) continue;
+        }
         pc_ch_trace_part part;
         pc_ch_part_init(&part, tr[k].spans[0], pc_span_received(b, tr[k].spans[0]));
         for (size_t i = 1; i < tr[k].n; i++)
@@ -394,19 +416,20 @@ static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *trac
  */
 static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
 {
-    pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT;
+    pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT, events = PC_CH_ROWS_INIT;
     size_t n = b->n;
     pthread_mutex_lock(&C->mu);
     spans = C->spare; /* the blocks of a stored insert, if any (see "Memory") */
     C->spare = (pc_ch_rows)PC_CH_ROWS_INIT;
     pthread_mutex_unlock(&C->mu);
-    encode(C, b, &spans, &traces);
+    encode(C, b, &spans, &traces, &events);
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
     if (!C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
         pthread_mutex_unlock(&C->mu);
         pc_ch_rows_free(&spans);
         pc_ch_rows_free(&traces);
+        pc_ch_rows_free(&events);
         return NULL;
     }
     if (!g) {
@@ -418,12 +441,14 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     }
     pc_ch_rows_move(&g->spans, &spans);
     pc_ch_rows_move(&g->traces, &traces);
+    pc_ch_rows_move(&g->events, &events);
     g->rows += n;
     g->refs++;
     pthread_cond_signal(&C->work_cv);
     pthread_mutex_unlock(&C->mu);
     pc_ch_rows_free(&spans);
     pc_ch_rows_free(&traces);
+    pc_ch_rows_free(&events);
     return g;
 }
 

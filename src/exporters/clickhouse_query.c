@@ -59,6 +59,8 @@
  */
 #include "clickhouse_query.h"
 
+#include "clickhouse_events.h"
+
 #include "json.h"
 #include "mem.h"
 
@@ -501,7 +503,7 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
     pc_buf_reset(&json);
     pc_ch_quote(&json, low.data ? low.data : "", low.len);
     pc_buf_printf(&member,
-                  "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans WHERE ",
+                  "((project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans WHERE ",
                   db);
     project_and(&member, project_id);
     pc_buf_putc(&member, '(');
@@ -513,6 +515,9 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
         search_col(&member, json_cols[i], &json);
     }
     pc_buf_puts(&member, "))");
+    /* ... or a trace with a matching attached event (clickhouse_events.h) */
+    pc_ch_sql_events_member(&member, db, project_id, &json, PC_CH_SEARCH_PREFIX);
+    pc_buf_putc(&member, ')');
     page(&where, db, project_id, member.data, limit);
     summaries(out, db, where.data, NEWEST);
     pc_buf_free(&needle);
@@ -618,6 +623,7 @@ void pc_ch_read_trace(char **c, pc_trace_row *r)
 
 void pc_ch_read_span(char **c, pc_span_row *r)
 {
+    r->events_cut = false;
     r->trace_id = c[0];
     r->span_id = c[1];
     r->parent_span_id = c[2];

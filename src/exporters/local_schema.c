@@ -82,6 +82,24 @@
  *              bytes), so span_text's invariant is unchanged. A dictionary
  *              row is committed before any row that uses it and never
  *              deleted.
+ *   span_events  version 5 (issue 13): events attached to spans from outside
+ *              them (OTLP GenAI log records: otlp_events.h, span_events.h),
+ *              one row per event, eid INTEGER PRIMARY KEY in write order;
+ *              UNIQUE span_events_key (project_id, trace_id, span_id, ckey),
+ *              ckey the event's content key (pc_span_event_key of its JSON),
+ *              INSERT OR IGNORE: a redelivered record adds nothing. event is
+ *              span.h's JSON object of one event; time_ns its time, created_ns
+ *              when written. Not tied to a trace row: a record may come
+ *              before its span, after it, or alone; reads join on
+ *              (project_id, trace_id, span_id) through span_events_key.
+ *              span_events_created (created_ns): retention deletes the rows
+ *              written before the cutoff, as it deletes traces.
+ *   span_event_text  FTS5 like span_text (contentless, detail=none,
+ *              pc_trigram), rowid = eid: the search text of the event
+ *              (pc_search_text('', '{}', '[' || event || ']')). Search takes
+ *              the traces of its matching rows as candidates besides
+ *              span_text's blocks; retention deletes a row's trigrams with
+ *              the row.
  *
  * Why this layout (issue 15: 10 million spans on 2 cores):
  * - Version 2 keyed spans by (trace_id, project_id, span_id) and indexed
@@ -135,10 +153,11 @@
  * version 3 file only), the new tables and indexes created, and the trace
  * fields and trace_models filled from the spans already stored (old rows
  * hold the defaults of the new span columns, so old traces get '' / NULL
- * and their llm_model in trace_models). 4 -> 5 (compression, its own block
- * below): span_dicts created; no row is rewritten (TEXT stays valid, and the
- * writer trains a dictionary on the spans it writes next). A file with a
- * newer version than this binary knows is refused.
+ * and their llm_model in trace_models). 4 -> 5 (migrate_4_5): span_dicts
+ * (compression; no row is rewritten: TEXT stays valid, and the writer trains
+ * a dictionary on the spans it writes next), span_events and span_event_text
+ * (attached events, empty) created. A file with a newer version than this
+ * binary knows is refused.
  */
 #include "local_schema.h"
 
@@ -240,6 +259,27 @@ static const char SCHEMA[] =
     "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
     " columnsize=0, tokenize='pc_trigram');"
     TABLES_V5_ZIP;
+
+/* ----------------------------------------------- version 5: span events -- */
+
+/* Version 5's attached events (issue 13; the contract above). Created after
+ * SCHEMA on every path to version 5; kept apart so other version 5 additions
+ * merge beside it. */
+static const char SCHEMA_V5_EVENTS[] =
+    "CREATE TABLE IF NOT EXISTS span_events ("
+    " eid INTEGER PRIMARY KEY,"
+    " project_id TEXT NOT NULL,"
+    " trace_id TEXT NOT NULL,"
+    " span_id TEXT NOT NULL,"
+    " ckey INTEGER NOT NULL,"
+    " time_ns INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL,"
+    " event TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS span_events_key"
+    " ON span_events (project_id, trace_id, span_id, ckey);"
+    "CREATE INDEX IF NOT EXISTS span_events_created ON span_events (created_ns);"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS span_event_text USING fts5(text, content='',"
+    " detail=none, columnsize=0, tokenize='pc_trigram');";
 
 /* ------------------------------------------------------------ version 2 -- */
 
@@ -553,19 +593,25 @@ static int migrate_3_4(const char *id, sqlite3 *db, const char *path, bool alter
     return 0;
 }
 
-/* ------------------------------------------------ version 5: compression -- */
+/* ------------------------------------------------------------ 4 -> 5 -- */
 
 /*
- * Version 4 -> 5, issue 15's part (compressed JSON columns), inside the
- * caller's transaction: span_dicts created; no row rewritten. Logs. 0 / -1.
+ * Version 4 -> 5 inside the caller's transaction: issue 15's compression
+ * (span_dicts, TABLES_V5_ZIP; no row rewritten) and issue 13's attached
+ * events (SCHEMA_V5_EVENTS, empty); also the last step of creating a fresh
+ * file (|log| false). Both are IF NOT EXISTS. 0 / -1.
  */
-static int migrate_4_5_zip(const char *id, sqlite3 *db, const char *path)
+static int migrate_4_5(const char *id, sqlite3 *db, const char *path, bool log)
 {
-    if (exec_logged(id, db, TABLES_V5_ZIP, "schema migration 4 -> 5", path) < 0) return -1;
-    pc_log(PC_LOG_INFO, id,
-           "migrated %s from schema 4 to 5 (JSON columns compressed with a trained"
-           " dictionary from now on; stored spans kept as they are, none rewritten)",
-           path);
+    if (exec_logged(id, db, TABLES_V5_ZIP, "schema migration 4 -> 5", path) < 0 ||
+        exec_logged(id, db, SCHEMA_V5_EVENTS, "schema migration 4 -> 5", path) < 0)
+        return -1;
+    if (log)
+        pc_log(PC_LOG_INFO, id,
+               "migrated %s from schema 4 to 5 (JSON columns compressed with a trained"
+               " dictionary from now on, stored spans kept as they are, none rewritten;"
+               " span events from log records)",
+               path);
     return 0;
 }
 
@@ -573,7 +619,10 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
 {
     int64_t version = scalar(db, "PRAGMA user_version");
     if (version == PC_LOCAL_SCHEMA_VERSION)
-        return exec_logged(id, db, SCHEMA, "cannot create the schema", path);
+        return exec_logged(id, db, SCHEMA, "cannot create the schema", path) < 0 ||
+                       exec_logged(id, db, SCHEMA_V5_EVENTS, "cannot create the schema", path) < 0
+                   ? -1
+                   : 0;
     if (version > PC_LOCAL_SCHEMA_VERSION || version < 0) {
         pc_log(PC_LOG_ERROR, id,
                "%s has schema version %lld; this collector knows versions up to %d (written by "
@@ -593,10 +642,10 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
         }
     }
     if (rc == 0 && version == 2) rc = migrate_2_3(id, db, path);
-    if (rc == 0 && (version == 2 || version == 3)) rc = migrate_3_4(id, db, path, version == 3);
-    if (rc == 0 && version >= 2) rc = migrate_4_5_zip(id, db, path);
-    if (rc == 0 && version == 0)
-        rc = exec_logged(id, db, SCHEMA, "cannot create the schema", path);
+    if (rc == 0 && version >= 2 && version <= 3) rc = migrate_3_4(id, db, path, version == 3);
+    if (rc == 0 && version < 2) rc = exec_logged(id, db, SCHEMA, "cannot create the schema", path);
+    if (rc == 0 && version == 4) rc = exec_logged(id, db, SCHEMA, "schema migration 4 -> 5", path);
+    if (rc == 0) rc = migrate_4_5(id, db, path, version >= 2);
     if (rc == 0)
         rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),
                          "cannot set the schema version", path);

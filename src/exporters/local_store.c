@@ -30,6 +30,8 @@
 #include "local_store.h"
 
 #include "local_contains.h"
+#include "local_events.h"
+#include "span_events.h"
 #include "local_query.h"
 #include "local_schema.h"
 #include "local_text.h"
@@ -179,6 +181,7 @@ static void read_trace(sqlite3_stmt *st, pc_trace_row *r)
 
 static void read_span(sqlite3_stmt *st, pc_span_row *r)
 {
+    r->events_cut = false;
     r->trace_id = col_text(st, 0);
     r->span_id = col_text(st, 1);
     r->parent_span_id = col_text(st, 2);
@@ -306,8 +309,10 @@ static int64_t count_candidates(query *q, const char *fts, int cap)
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
     if (sqlite3_prepare_v2(q->db,
-                           "SELECT count(*) FROM (SELECT 1 FROM span_text WHERE span_text MATCH ?1"
-                           " LIMIT ?2 + 1)",
+                           "SELECT (SELECT count(*) FROM (SELECT 1 FROM span_text"
+                           " WHERE span_text MATCH ?1 LIMIT ?2 + 1)) + (SELECT count(*) FROM"
+                           " (SELECT 1 FROM span_event_text WHERE span_event_text MATCH ?1"
+                           " LIMIT ?2 + 1))",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, cap);
@@ -491,12 +496,25 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
     bind_cstr(q.st, 2, project_id ? project_id : "");
     sqlite3_bind_int(q.st, 3, limit);
     sqlite3_bind_int(q.st, 4, offset > 0 ? offset : 0);
+    /* Attached events (local_events.h): one probe per trace, a merge per span
+     * only when the trace has some. */
+    int any = pc_local_events_any(q.db, project_id ? project_id : "", trace_id);
+    if (any < 0) return pc_local_query_close(&q, -any);
+    pc_span_events m = PC_SPAN_EVENTS_INIT;
     int rc;
     while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
         pc_span_row row;
         read_span(q.st, &row);
+        if (any) {
+            int mrc = pc_local_events_merge(q.db, &row, &m);
+            if (mrc != SQLITE_OK) {
+                rc = mrc;
+                break;
+            }
+        }
         if (cb(ud, &row) != 0) break;
     }
+    pc_span_events_free(&m);
     return pc_local_query_close(&q, rc);
 }
 
@@ -508,7 +526,8 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
 static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
     " AND pc_contains(pc_search_text(s.name, pc_unzip(s.attributes), pc_unzip(s.events),"
-    " pc_unzip(s.input_messages), pc_unzip(s.output_messages)), ?2) LIMIT 1";
+    " pc_unzip(s.input_messages), pc_unzip(s.output_messages)), ?2) UNION ALL "
+    PC_LOCAL_EVENTS_VERIFY " LIMIT 1";
 
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)
@@ -519,14 +538,17 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     pc_buf_putc(&fts, '\0');
 
     /* The candidate traces (or every trace) newest first; ?1 FTS5 query, ?3 project. */
+    /* ... and the traces with a matching attached event (local_events.h). */
     static const char CANDIDATES[] =
-        "SELECT " TRACE_COLS ", t.tid FROM span_text f JOIN traces t"
+        "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.tid IN ("
+        "SELECT t.tid FROM span_text f JOIN traces t"
         " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
-        " WHERE f.span_text MATCH ?1";
+        " WHERE f.span_text MATCH ?1 UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
     static const char CANDIDATES_P[] =
-        "SELECT " TRACE_COLS ", t.tid FROM span_text f JOIN traces t"
+        "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.project_id = ?3 AND t.tid IN ("
+        "SELECT t.tid FROM span_text f JOIN traces t"
         " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
-        " WHERE f.span_text MATCH ?1 AND t.project_id = ?3";
+        " WHERE f.span_text MATCH ?1 UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
     static const char ALL[] = "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL";
     static const char ALL_P[] =
         "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL AND t.project_id = ?3";

@@ -14,6 +14,7 @@
 #ifndef PC_LOCAL_STORE_H
 #define PC_LOCAL_STORE_H
 
+#include "local_events.h"
 #include "store.h"
 
 #include "local_zip.h"
@@ -54,6 +55,7 @@ typedef struct pc_local_writer {
     sqlite3_stmt *purge_spans; /* spans of the oldest expired traces */
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
     pc_local_zip *zip;          /* the JSON columns' compression (local_zip.h) */
+    pc_local_events_writer events; /* attached events (local_events.h) */
 } pc_local_writer;
 
 /* |zip_sample|: bytes of JSON values to train the compression dictionary on

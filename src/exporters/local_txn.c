@@ -435,6 +435,10 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
 int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns)
 {
     txn *t = &x->t;
+    if (s->carrier) { /* events for a span, kept apart (local_events.h) */
+        if (x->rc == SQLITE_OK) x->rc = pc_local_events_write(&x->w->events, x->w->db, s, created_ns);
+        return x->rc;
+    }
     if (t->n_items == t->cap) {
         t->cap *= 2;
         t->items = pc_xrealloc(t->items, t->cap * sizeof(*t->items));

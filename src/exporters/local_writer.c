@@ -253,7 +253,8 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t
         prepare(id, db, INS_MODEL, &w->ins_model) < 0 ||
         prepare(id, db, PURGE_MODELS, &w->purge_models) < 0 ||
         prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
-        prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0)
+        prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0 ||
+        pc_local_events_writer_init(&w->events, id, db) < 0)
         return -1;
     w->zip = pc_local_zip_create(id, db, zip_sample);
     return w->zip ? 0 : -1;
@@ -279,6 +280,7 @@ void pc_local_writer_fini(pc_local_writer *w)
     sqlite3_finalize(w->purge_spans);
     sqlite3_finalize(w->purge_traces);
     pc_local_zip_destroy(w->zip);
+    pc_local_events_writer_fini(&w->events);
     memset(w, 0, sizeof(*w));
 }
 
@@ -306,6 +308,11 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
         if (rc == SQLITE_OK) rc = run(w->purge_traces);
     }
     int64_t deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
+    if (rc == SQLITE_OK) { /* attached events written before the cutoff, too */
+        int64_t ev = pc_local_events_purge(&w->events, w->db, cutoff_ns, PC_LOCAL_PURGE_CHUNK);
+        if (ev < 0) rc = SQLITE_ERROR;
+        else if (ev > deleted) deleted = ev; /* a full chunk: call again */
+    }
     if (rc == SQLITE_OK) rc = run(w->purge_reindex);
     if (rc == SQLITE_OK) rc = run(w->commit);
     if (rc != SQLITE_OK) {

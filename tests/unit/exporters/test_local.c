@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "exporters/local.h"
+#include "exporters/local_schema.h"
 #include "exporters/local_text.h"
 #include "span.h"
 #include "store.h"

@@ -14,6 +14,7 @@
  */
 #include "check.h"
 #include "exporters/local_harness.h"
+#include "exporters/local_schema.h"
 #include "exporters/local_text.h"
 
 #include <math.h>
