@@ -4,16 +4,23 @@
 // Routes (the hash keeps the whole view in the URL, so a view can be shared):
 //   #/traces?<filters>            traces.js
 //   #/trace/<id>?project_id=&span= trace.js
+//   #/sessions?<filters>, #/session/<id>?project_id=   sessions.js
+//   #/stats?group_by=&range=&interval=                 stats.js
 // To add a page: a module exporting render(main, args, params, ctx) and a line
 // in PAGES.
 import { AuthError, key } from './api.js';
 import { h, fill, announce } from './dom.js';
 import * as traces from './traces.js';
 import * as trace from './trace.js';
+import * as sessions from './sessions.js';
+import * as stats from './stats.js';
 
 const PAGES = {
   traces: { mod: traces, title: 'Traces' },
   trace: { mod: trace, title: 'Trace' },
+  sessions: { mod: sessions, title: 'Sessions' },
+  session: { mod: { render: sessions.renderOne }, title: 'Session' },
+  stats: { mod: stats, title: 'Stats' },
 };
 
 let generation = 0;

@@ -27,8 +27,8 @@ export async function render(main, args, params, ctx) {
   const table = h('table', { id: 'traces', class: 'traces' },
     h('caption', { class: 'visually-hidden' }, 'Traces, newest first'),
     h('thead', {}, h('tr', {}, ['Time', 'Root span', 'Service', 'Spans', 'Duration', 'Status',
-      'Tokens', 'Cost'].map((c) => h('th', { scope: 'col' }, c)))));
-  const body = h('tbody', {}, h('tr', {}, h('td', { colspan: 8 }, 'Loading\u2026')));
+      'Tokens', 'Cost', 'Session'].map((c) => h('th', { scope: 'col' }, c)))));
+  const body = h('tbody', {}, h('tr', {}, h('td', { colspan: 9 }, 'Loading\u2026')));
   table.appendChild(body);
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of traces' });
   fill(main, h('h1', {}, p.q ? 'Search results' : 'Traces'), form,
@@ -46,7 +46,7 @@ export async function render(main, args, params, ctx) {
   }
   if (ctx.stale()) return;
   fill(body, rows.length ? rows.map((t) => row(t, ctx)) :
-    h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No traces match.')));
+    h('tr', {}, h('td', { colspan: 9, class: 'empty' }, 'No traces match.')));
   main.dataset.count = rows.length;
   if (p.cursor)
     pager.appendChild(h('a', { href: ctx.hashOf('traces', [], { ...p, cursor: '' }) },
@@ -86,7 +86,10 @@ function row(t, ctx) {
     h('td', { class: 'num' }, fmtMs(t.duration_ms)),
     h('td', {}, h('span', { class: `status status-${t.status}` }, t.status || dash)),
     h('td', { class: 'num', title: 'input \u2192 output tokens' }, tokens),
-    h('td', { class: 'num' }, fmtCost(t.cost_usd)));
+    h('td', { class: 'num' }, fmtCost(t.cost_usd)),
+    h('td', {}, t.session_id ? h('a', { class: 'session-link',
+      href: ctx.hashOf('session', [t.session_id], { project_id: t.project_id }) },
+    t.session_id) : dash));
 }
 
 // <input type=datetime-local> value (local time) <-> ISO-8601 UTC.
