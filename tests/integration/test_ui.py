@@ -874,3 +874,56 @@ def test_stats_charts_draw_the_api_numbers(collector, browser, tmp_path):
         ["all spans"]
     assert sum(r["spans"] for r in api["stats"]) == 4 + 2 + 1 + 2
     no_csp_violations(d)
+
+
+def test_live_traces_appear_without_a_reload(collector, browser, tmp_path):
+    load(collector)
+    d = browser
+    open_page(d, collector, "#/traces")
+    wait_ready(d, "traces")
+    live = d.find_element(By.ID, "live-toggle")
+    assert live.get_attribute("disabled") is None and not live.is_selected()
+    live.click()
+    WebDriverWait(d, 10).until(lambda d: "live=1" in d.current_url)
+    wait_ready(d, "traces")
+    WebDriverWait(d, 10).until(
+        lambda d: d.find_element(By.ID, "main").get_attribute("data-live") == "ready")
+    assert list_ids(d) == [T_XSS, T_PAY, T_AGENT]
+    d.execute_script("window.__noReload = 1")  # gone if the page reloads
+    # a new trace: at the top, without a reload
+    new = "e5" * 16
+    t0 = time.time()
+    send(collector, "live-svc", [_span(new, "5000000000000001", "live root",
+                                       (time.time_ns() - BASE) // MS, 300)])
+    WebDriverWait(d, 10).until(lambda d: list_ids(d)[:1] == [new])
+    print(f"shown {time.time() - t0:.2f} s after it was sent")
+    assert list_ids(d) == [new, T_XSS, T_PAY, T_AGENT]
+    assert d.execute_script("return window.__noReload") == 1
+    row = d.find_element(By.CSS_SELECTOR, f"#traces tr[data-trace='{new}']")
+    assert "live root" in row.text and "live-svc" in row.text
+    shot(d, tmp_path, "traces-live")
+    # it gains a failed span: its row changes in place
+    send(collector, "live-svc", [_span(new, "5000000000000002", "live kid",
+                                       (time.time_ns() - BASE) // MS, 100,
+                                       parent="5000000000000001", error="x")])
+    WebDriverWait(d, 10).until(lambda d: "error" in d.find_element(
+        By.CSS_SELECTOR, f"#traces tr[data-trace='{new}']").text)
+    assert list_ids(d) == [new, T_XSS, T_PAY, T_AGENT]
+    # a filter applies to live rows too: another service's trace does not come
+    go(d, "#/traces?live=1&service_name=agent-svc", "traces")
+    WebDriverWait(d, 10).until(
+        lambda d: d.find_element(By.ID, "main").get_attribute("data-live") == "ready")
+    other, mine = "e6" * 16, "e7" * 16
+    send(collector, "other-svc", [_span(other, "6000000000000001", "other",
+                                        (time.time_ns() - BASE) // MS, 10)])
+    send(collector, "agent-svc", [_span(mine, "7000000000000001", "mine",
+                                        (time.time_ns() - BASE) // MS, 10)])
+    WebDriverWait(d, 10).until(lambda d: list_ids(d)[:1] == [mine])
+    assert other not in list_ids(d)
+    assert d.execute_script("return window.__noReload") == 1
+    # off: the stream stops with the page (nothing else comes in)
+    d.find_element(By.ID, "live-toggle").click()
+    WebDriverWait(d, 10).until(lambda d: "live=1" not in d.current_url)
+    wait_ready(d, "traces")
+    assert d.find_element(By.ID, "main").get_attribute("data-live") is None
+    no_csp_violations(d)

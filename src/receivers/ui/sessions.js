@@ -84,7 +84,8 @@ function field(id, label, control) {
 
 function filterForm(p, ctx) {
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter sessions' },
-    field('user_id', 'User', h('input', { id: 'user_id', name: 'user_id', value: p.user_id || '' })),
+    field('user_id', 'User',
+      h('input', { id: 'user_id', name: 'user_id', value: p.user_id || '' })),
     field('project_id', 'Project (admin keys)', h('input', { id: 'project_id', name: 'project_id',
       value: p.project_id || '' })),
     field('start_time', 'Active from', h('input', { id: 'start_time', name: 'start_time',
