@@ -22,7 +22,9 @@ import urllib.parse
 import pytest
 import requests
 
-from services import clickhouse  # noqa: F401  (fixture of the clickhouse store)
+import workload
+from services import clickhouse, kafka  # noqa: F401  (fixtures)
+from test_production import READ_KEY, post_traces, roles  # noqa: F401  (roles: a fixture)
 
 MS = 10**6
 ARRIVAL_BOUND_S = 5.0  # poll 1 s + the store's write path; ClickHouse batches too
@@ -56,7 +58,8 @@ class Tail:
     """One open GET /api/v1/tail, read on a thread into events and comments."""
 
     def __init__(self, c, params=None, key=None):
-        self.conn = http.client.HTTPConnection("127.0.0.1", c.ports["query_port"], timeout=60)
+        u = urllib.parse.urlsplit(c.query)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
         path = "/api/v1/tail" + ("?" + urllib.parse.urlencode(params) if params else "")
         self.conn.request("GET", path, headers={"X-API-Key": key} if key else {})
         self.resp = self.conn.getresponse()
@@ -191,6 +194,32 @@ def test_curl_reads_the_tail(collector):
     assert sent and b"event: trace" in buf, buf
     data = [ln for ln in buf.decode().splitlines() if ln.startswith("data: ")]
     assert json.loads(data[0][6:])["trace_id"] == tid
+
+
+def test_storage_role_spans_through_kafka(roles):
+    """configs/gateway.yaml → Kafka → configs/storage.yaml → ClickHouse: the storage
+    collector's tail shows traces it consumed from Kafka (its poller reads ClickHouse)."""
+    gateway, storage = roles()
+    gateway.start()
+    storage.start()
+    assert Tail(storage).status == 401
+    tail = Tail(storage, key=READ_KEY)
+    assert tail.status == 200
+    tail.wait_ready()
+    traces = workload.recent(workload.make_traces(3), 5 * 10**9)  # within tail_lookback
+    t0 = time.time()
+    r = post_traces(gateway, traces)
+    assert r.status_code == 200, r.text
+    want = {t["trace_id"] for t in traces}
+    got = {}
+    deadline = time.time() + 60
+    while set(got) != want and time.time() < deadline:
+        for _, _, t in tail.drain(0.1):
+            got[t["trace_id"]] = t
+    print(f"all three shown {time.time() - t0:.2f} s after the gateway's 200")
+    assert set(got) == want
+    assert {t["project_id"] for t in got.values()} == {"prod"}
+    tail.close()
 
 
 # ------------------------------------------------------------------ filters --
