@@ -31,12 +31,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define PAGE 1000              /* traces one list read returns */
-#define MAX_FACT_TRACES 500    /* traces per poll whose spans are read for span_type/model */
-#define MAX_FACT_SPANS 10000   /* spans read of one trace for them */
-#define MAX_MODELS 16          /* models remembered per trace */
-#define WAKE_MS 1000           /* a waiting stream checks its client this often */
-#define RETRY_FULL_S 5         /* Retry-After of the 503 when full */
+#define PAGE 1000                 /* traces one list read returns */
+#define MAX_FACT_TRACES 500       /* traces per poll whose spans are read for span_type/model */
+#define MAX_FACT_SPANS 10000      /* spans read of one trace for them */
+#define MAX_MODELS 16             /* models remembered per trace */
+#define WAKE_MS 1000              /* a waiting stream checks its client this often */
+#define RETRY_FULL_S 5            /* Retry-After of the 503 when full */
 #define SOCKET_SNDBUF (64 * 1024) /* a tail socket's kernel send buffer (Linux doubles it) */
 
 static int64_t now_ms(void)
@@ -63,8 +63,8 @@ typedef struct client {
     struct client *prev, *next;
     /* filters, heap copies; NULL = any */
     char *project, *service, *status, *session, *user, *model;
-    int span_type;   /* pc_span_type, -1 = any */
-    pc_buf q;        /* bytes to send, from q_off */
+    int span_type; /* pc_span_type, -1 = any */
+    pc_buf q;      /* bytes to send, from q_off */
     size_t q_off;
     size_t charged;  /* bytes of q charged to the budget */
     int ready;       /* a scan has run since it came: ": ready" queued */
@@ -78,11 +78,11 @@ typedef struct trow {
     const char *project, *trace_id, *service, *status, *session, *user;
     const char *json; /* its object, as GET /api/v1/traces writes it */
     size_t json_len;
-    uint64_t h;       /* of (project, trace id) */
-    uint64_t fp;      /* of json: any change of its summary changes it */
-    int changed;      /* new or changed since the previous scan */
-    int facts;        /* types and models read */
-    unsigned types;   /* bit (1 << pc_span_type) per span type it has */
+    uint64_t h;     /* of (project, trace id) */
+    uint64_t fp;    /* of json: any change of its summary changes it */
+    int changed;    /* new or changed since the previous scan */
+    int facts;      /* types and models read */
+    unsigned types; /* bit (1 << pc_span_type) per span type it has */
     const char *models[MAX_MODELS];
     int n_models;
 } trow;
@@ -178,8 +178,8 @@ static int eq(const char *want, const char *have)
 /* Whether trace |r| passes |c|'s filters (span type and model need r's facts). */
 static int matches(const client *c, const trow *r)
 {
-    if (!eq(c->project, r->project) || !eq(c->service, r->service) ||
-        !eq(c->status, r->status) || !eq(c->session, r->session) || !eq(c->user, r->user))
+    if (!eq(c->project, r->project) || !eq(c->service, r->service) || !eq(c->status, r->status) ||
+        !eq(c->session, r->session) || !eq(c->user, r->user))
         return 0;
     if (c->span_type >= 0 && !(r->facts && (r->types & (1u << c->span_type)))) return 0;
     if (c->model && !(r->facts && has_model(r, c->model))) return 0;
@@ -262,14 +262,16 @@ static int scan_run(pc_tail *t, scan *s)
         f.after = &after;
     }
     size_t cap = 16;
-    while (cap < (size_t)s->n * 2) cap *= 2;
+    while (cap < (size_t)s->n * 2)
+        cap *= 2;
     s->slots = pc_xcalloc(cap, sizeof(int));
     s->mask = cap - 1;
     for (int k = 0; k < s->n; k++) {
         trow *r = &s->rows[k];
         if (scan_find(s, r->h, r->project, r->trace_id)) continue; /* listed twice: once */
         size_t i = r->h & s->mask;
-        while (s->slots[i]) i = (i + 1) & s->mask;
+        while (s->slots[i])
+            i = (i + 1) & s->mask;
         s->slots[i] = k + 1;
     }
     return 0;
@@ -490,12 +492,14 @@ void pc_tail_handle(void *ctx, pc_http_req *req, pc_http_resp *resp)
     pc_tail *t = ctx;
     /* the list's filters that a tail cannot apply (it shows what is new) */
     static const char *const unsupported[] = {"start_time", "end_time", "limit", "offset",
-                                              "cursor", "min_cost", "query", NULL};
+                                              "cursor",     "min_cost", "query", NULL};
     for (const char *const *u = unsupported; *u; u++)
         if (pc_query_param(req, *u)) {
             char msg[160];
-            snprintf(msg, sizeof(msg), "%s: not a filter of the tail (it takes project_id, "
-                     "service_name, status, span_type, session_id, user_id, model)", *u);
+            snprintf(msg, sizeof(msg),
+                     "%s: not a filter of the tail (it takes project_id, "
+                     "service_name, status, span_type, session_id, user_id, model)",
+                     *u);
             pc_query_bad_request(resp, msg);
             return;
         }
@@ -526,7 +530,8 @@ void pc_tail_handle(void *ctx, pc_http_req *req, pc_http_resp *resp)
         else
             snprintf(msg, sizeof(msg),
                      "too many live tail clients: %d open, the most that query.tail_max_clients "
-                     "allows; retry later or raise it", t->cfg.max_clients);
+                     "allows; retry later or raise it",
+                     t->cfg.max_clients);
         pc_http_error_detail(resp, 503, msg);
         resp->retry_after = RETRY_FULL_S;
         return;

@@ -62,16 +62,16 @@
 typedef struct pc_tail pc_tail;
 
 typedef struct pc_tail_config {
-    const char *name;       /* the query receiver's id, for logs */
-    const pc_store *store;  /* read by the poller */
-    int max_clients;        /* tails open at once; 0 = the tail is off (503) */
-    int64_t client_buffer;  /* bytes queued for one client before it is dropped */
-    int64_t poll_ms;        /* how often the store is asked while a tail is open */
-    int64_t heartbeat_ms;   /* a comment after this long without a byte */
-    int64_t lookback_ms;    /* traces that started within it are watched */
-    int scan;               /* at most this many of them (newest first) */
-    pc_budget *budget;      /* queues are charged here; NULL = unlimited */
-    pc_metrics *metrics;    /* NULL = none */
+    const char *name;      /* the query receiver's id, for logs */
+    const pc_store *store; /* read by the poller */
+    int max_clients;       /* tails open at once; 0 = the tail is off (503) */
+    int64_t client_buffer; /* bytes queued for one client before it is dropped */
+    int64_t poll_ms;       /* how often the store is asked while a tail is open */
+    int64_t heartbeat_ms;  /* a comment after this long without a byte */
+    int64_t lookback_ms;   /* traces that started within it are watched */
+    int scan;              /* at most this many of them (newest first) */
+    pc_budget *budget;     /* queues are charged here; NULL = unlimited */
+    pc_metrics *metrics;   /* NULL = none */
 } pc_tail_config;
 
 /* Creates the tail and starts its poller (idle until a tail opens). NULL

@@ -153,8 +153,10 @@ static void test_tail(void *local, void *q)
         pc_buf b = PC_BUF_INIT;
         int f = open_get("/api/v1/tail");
         ok = read_until(f, &b, ": ready", 3000) && strncmp(b.data, "HTTP/1.1 200", 12) == 0;
-        if (ok) fd = f;
-        else close(f);
+        if (ok)
+            fd = f;
+        else
+            close(f);
         pc_buf_free(&b);
     }
     CHECK(ok);
@@ -178,7 +180,8 @@ static void test_validate(void)
     void *cfg = calloc(1, pc_query_receiver_ops.config_size);
     pc_config_entry e[3];
     memset(e, 0, sizeof(e));
-    for (int i = 0; i < 3; i++) e[i].key = kv[2 * i], e[i].value = kv[2 * i + 1];
+    for (int i = 0; i < 3; i++)
+        e[i].key = kv[2 * i], e[i].value = kv[2 * i + 1];
     char err[256] = "";
     CHECK_EQ_INT(pc_config_apply_options(pc_query_receiver_ops.options, cfg, e, 3, "query", err,
                                          sizeof(err)),
@@ -198,8 +201,8 @@ int main(void)
     void *local = pc_local_exporter_ops.create("local", lcfg, NULL);
     CHECK_EQ_INT(pc_local_exporter_ops.start(local, NULL), 0);
 
-    const char *qkv[] = {"endpoint", "127.0.0.1:0", "tail_max_clients", "1",
-                         "tail_poll_interval", "50ms", "tail_heartbeat", "200ms"};
+    const char *qkv[] = {"endpoint",           "127.0.0.1:0", "tail_max_clients", "1",
+                         "tail_poll_interval", "50ms",        "tail_heartbeat",   "200ms"};
     void *qcfg = make_cfg(&pc_query_receiver_ops, qkv, 4);
     void *q = pc_query_receiver_ops.create("query", qcfg, NULL);
     CHECK_EQ_INT(pc_query_serve(q, pc_local_exporter_ops.store(local)), 0);
