@@ -344,7 +344,7 @@ static void *poller_main(void *arg)
 {
     pc_tail *t = arg;
     scan prev = {0};
-    int primed = 0;
+    int primed = 0, failing = 0;
     pthread_mutex_lock(&t->mu);
     while (!t->quit) {
         if (!t->n_clients || t->stopping) {
@@ -359,9 +359,12 @@ static void *poller_main(void *arg)
         scan cur = {0};
         int rc = scan_run(t, &cur);
         if (rc < 0) {
-            pc_log(PC_LOG_WARN, t->name, "live tail: the store read failed; retrying");
+            if (!failing++) /* once per outage, not once per poll */
+                pc_log(PC_LOG_WARN, t->name, "live tail: the store read failed; retrying");
             scan_free(&cur);
         } else {
+            if (failing) pc_log(PC_LOG_INFO, t->name, "live tail: the store reads again");
+            failing = 0;
             for (int k = 0; k < cur.n; k++) {
                 trow *r = &cur.rows[k];
                 const trow *p = scan_find(&prev, r->h, r->project, r->trace_id);
@@ -454,8 +457,10 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
             out = PC_HTTP_STREAM_CUT;
             break;
         }
-        int64_t left = t->cfg.heartbeat_ms - idle;
-        wait_ms(&t->data_cv, &t->mu, left < WAKE_MS ? (left > 1 ? left : 1) : WAKE_MS);
+        /* until the next heartbeat is due (once ready), at most WAKE_MS */
+        int64_t wait = WAKE_MS, left = t->cfg.heartbeat_ms - idle;
+        if (c->ready && left < wait) wait = left > 1 ? left : 1;
+        wait_ms(&t->data_cv, &t->mu, wait);
     }
     pthread_mutex_unlock(&t->mu);
     return out;
