@@ -927,3 +927,39 @@ def test_live_traces_appear_without_a_reload(collector, browser, tmp_path):
     wait_ready(d, "traces")
     assert d.find_element(By.ID, "main").get_attribute("data-live") is None
     no_csp_violations(d)
+
+
+def test_sessions_and_stats_show_html_as_text(collector, browser, tmp_path):
+    """A session id, user, service and model that hold HTML: shown as text on the
+    Sessions, Session and Stats pages (legend, <title>s, table), and nothing runs."""
+    tid = "f8" * 16
+    send(collector, XSS, [_span(tid, "8000000000000001", "chat", 0, 100, **{
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": XSS,
+        "gen_ai.conversation.id": XSS, "user.id": XSS,
+        "gen_ai.input.messages": json.dumps([{"role": "user",
+                                              "parts": [{"type": "text", "content": XSS}]}])})])
+    deadline = time.time() + 10
+    while time.time() < deadline and collector.get("/api/v1/traces").json()["count"] < 1:
+        time.sleep(0.05)
+    d = browser
+    open_page(d, collector, "#/sessions")
+    wait_ready(d, "sessions")
+    row = d.find_element(By.CSS_SELECTOR, "#sessions tbody tr[data-session]")
+    assert row.get_attribute("data-session") == XSS
+    assert row.find_elements(By.TAG_NAME, "td")[1].text == XSS
+    row.find_element(By.CSS_SELECTOR, "a.session-link").click()
+    wait_ready(d, "session")
+    assert d.find_element(By.TAG_NAME, "h1").text == "Session " + XSS
+    assert [m.text for m in d.find_elements(By.CSS_SELECTOR, "li.msg pre")] == [XSS]
+    go(d, "#/stats?group_by=model&range=24h", "stats")
+    assert [li.text for li in d.find_elements(By.CSS_SELECTOR, ".chart-legend li")] == [XSS]
+    titles = d.execute_script(
+        "return [...document.querySelectorAll('#chart-spans circle title')].map(t => t.textContent)")
+    assert titles and all(t.startswith(XSS + " \u00b7 ") for t in titles)
+    go(d, "#/stats?group_by=service&range=24h", "stats")
+    assert [li.text for li in d.find_elements(By.CSS_SELECTOR, ".chart-legend li")] == [XSS]
+    time.sleep(0.3)  # an onerror would have fired by now
+    assert d.execute_script("return typeof window.__xss") == "undefined"
+    assert d.find_elements(By.CSS_SELECTOR, "main img") == []
+    shot(d, tmp_path, "stats-xss")
+    no_csp_violations(d)
