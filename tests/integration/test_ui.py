@@ -953,8 +953,8 @@ def test_sessions_and_stats_show_html_as_text(collector, browser, tmp_path):
     assert [m.text for m in d.find_elements(By.CSS_SELECTOR, "li.msg pre")] == [XSS]
     go(d, "#/stats?group_by=model&range=24h", "stats")
     assert [li.text for li in d.find_elements(By.CSS_SELECTOR, ".chart-legend li")] == [XSS]
-    titles = d.execute_script(
-        "return [...document.querySelectorAll('#chart-spans circle title')].map(t => t.textContent)")
+    titles = d.execute_script("return [...document.querySelectorAll("
+                              "'#chart-spans circle title')].map(t => t.textContent)")
     assert titles and all(t.startswith(XSS + " \u00b7 ") for t in titles)
     go(d, "#/stats?group_by=service&range=24h", "stats")
     assert [li.text for li in d.find_elements(By.CSS_SELECTOR, ".chart-legend li")] == [XSS]
