@@ -109,6 +109,13 @@ const char *pc_http_header(const pc_http_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+int pc_http_socket(const pc_http_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
 const char *pc_http_query(const pc_http_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
@@ -325,11 +332,31 @@ static void parse_cors(const char *text, pc_strlist *out)
     }
 }
 
+#define STREAM_BLOCK 4096 /* the most bytes one call of a stream's read may give */
+_Static_assert(PC_HTTP_STREAM_END == MHD_CONTENT_READER_END_OF_STREAM &&
+                   PC_HTTP_STREAM_CUT == MHD_CONTENT_READER_END_WITH_ERROR,
+               "http.h's stream results are libmicrohttpd's");
+
 static enum MHD_Result send_resp(struct MHD_Connection *conn, pc_http_server *s, pc_http_resp *resp)
 {
-    size_t len;
-    char *body = pc_buf_steal(&resp->body, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r;
+    if (resp->stream.read) {
+        /* streamed: our read has the shape of libmicrohttpd's
+         * ContentReaderCallback (same end / error values); sent chunked */
+        pc_buf_free(&resp->body);
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+                                              resp->stream.read,
+                                              resp->stream.ctx, resp->stream.free);
+        if (!r) {
+            if (resp->stream.free) resp->stream.free(resp->stream.ctx);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+    } else {
+        size_t len;
+        char *body = pc_buf_steal(&resp->body, &len);
+        r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    }
     MHD_add_response_header(r, "Content-Type",
                             resp->content_type ? resp->content_type : "application/json");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -610,6 +637,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         /* The handler kept the arena and the budget refused part of its work
          * (a decoder that stopped early): whatever it answered, retry later. */
         pc_buf_free(&resp.body);
+        if (resp.stream.free) resp.stream.free(resp.stream.ctx);
         return answer_over_budget(conn, s, rq);
     }
     return send_resp(conn, s, &resp);

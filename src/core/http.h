@@ -40,6 +40,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef struct pc_http_server pc_http_server;
 
@@ -53,6 +54,25 @@ typedef struct pc_http_req {
     pc_principal principal; /* who sent it (principal.valid = 0 without auth) */
 } pc_http_req;
 
+/*
+ * A streamed body (the live tail's Server-Sent Events): instead of |body|, the
+ * answer's bytes come from |read|, called on the connection's own thread (one
+ * thread per connection, so it may block while it waits for something to
+ * send) with room for |max| bytes at |buf|; it returns how many it wrote (> 0),
+ * PC_HTTP_STREAM_END to end the answer, or PC_HTTP_STREAM_CUT to cut the
+ * connection. |free| runs once when the answer is done with (sent, cut, the
+ * client gone, or never sent), before the connection's socket is closed.
+ */
+typedef ssize_t (*pc_http_stream_read_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
+#define PC_HTTP_STREAM_END ((ssize_t)-1)
+#define PC_HTTP_STREAM_CUT ((ssize_t)-2)
+
+typedef struct pc_http_stream {
+    pc_http_stream_read_fn read; /* NULL = not streamed: the body is |body| */
+    void (*free)(void *ctx);
+    void *ctx;
+} pc_http_stream;
+
 typedef struct pc_http_resp {
     int status;
     const char *content_type; /* static string; default application/json */
@@ -63,10 +83,14 @@ typedef struct pc_http_resp {
     /* more headers: name, value, name, value, ..., NULL; static or in the request
      * arena; NULL = none */
     const char *const *headers;
+    pc_http_stream stream; /* a streamed body (see above); .read NULL = none */
 } pc_http_resp;
 
 /* Returns the request header |name| (case-insensitive), or NULL. */
 const char *pc_http_header(const pc_http_req *r, const char *name);
+/* The socket of the request's connection (for a streamed answer that may have
+ * to shutdown(2) it; valid until its stream's free runs), or -1. */
+int pc_http_socket(const pc_http_req *r);
 /* Returns the URL query argument |name| (decoded), or NULL. */
 const char *pc_http_query(const pc_http_req *r, const char *name);
 /* The URL query arguments whose name starts with |prefix|: how many there

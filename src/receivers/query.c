@@ -11,6 +11,7 @@
  *   GET /api/v1/traces/{id}/spans   its spans (?project_id=)
  *   GET /api/v1/search?query=       traces whose span names / attributes contain it
  *   GET /api/v1/sessions[/{id}], /api/v1/stats, /api/v1/models: query_llm.h
+ *   GET /api/v1/tail                new traces as Server-Sent Events (tail.h)
  *   GET /api/v1/health              200 healthy or degraded / 503 unhealthy: the
  *                                   store, and every exporter (pc_host_health)
  *   GET|HEAD /, /ui/<name>          the trace viewer's pages (ui.h), open: no data
@@ -36,6 +37,7 @@
 #include "json.h"
 #include "query_json.h"
 #include "query_llm.h"
+#include "tail.h"
 #include "ui.h"
 #include "log.h"
 #include "mem.h"
@@ -62,6 +64,12 @@ typedef struct query_cfg {
     pc_tls_config tls;
     pc_http_limits limits;
     int64_t max_trace_spans;
+    int64_t tail_max_clients;
+    int64_t tail_client_buffer;
+    int64_t tail_poll_ms;
+    int64_t tail_heartbeat_ms;
+    int64_t tail_lookback_ms;
+    int64_t tail_scan;
 } query_cfg;
 
 static const pc_option options[] = {
@@ -76,6 +84,21 @@ static const pc_option options[] = {
     {"max_trace_spans", PC_OPT_INT, "10000", offsetof(query_cfg, max_trace_spans), 1, 1000000,
      "most spans one trace read returns (GET /traces/{id}, and the largest limit of "
      "/traces/{id}/spans, which pages through the rest)"},
+    /* the live tail (tail.h) */
+    {"tail_max_clients", PC_OPT_INT, "32", offsetof(query_cfg, tail_max_clients), 0, 10000,
+     "live tail streams (GET /api/v1/tail) open at once; beyond it 503; 0 turns the tail off"},
+    {"tail_client_buffer", PC_OPT_SIZE, "1MiB", offsetof(query_cfg, tail_client_buffer), 4096,
+     (int64_t)64 << 20,
+     "bytes of events queued for one tail client; a client that falls further behind is cut "
+     "(one poll's new traces must fit: about 1 KB each)"},
+    {"tail_poll_interval", PC_OPT_DURATION, "1s", offsetof(query_cfg, tail_poll_ms), 50, 60000,
+     "how often the store is asked for new traces while a tail is open (one read per process)"},
+    {"tail_heartbeat", PC_OPT_DURATION, "15s", offsetof(query_cfg, tail_heartbeat_ms), 100,
+     3600000, "a comment line is sent to a tail after this long without an event"},
+    {"tail_lookback", PC_OPT_DURATION, "15m", offsetof(query_cfg, tail_lookback_ms), 1000,
+     86400000, "the tail watches the traces that started within this long of now"},
+    {"tail_scan", PC_OPT_INT, "2000", offsetof(query_cfg, tail_scan), 1, 100000,
+     "most traces (the newest) one tail poll reads from the store"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -92,6 +115,11 @@ static int query_validate(const void *cfgp, char *err, size_t errlen)
         snprintf(err, errlen, "store: must name an exporter");
         return -1;
     }
+    if (c->tail_heartbeat_ms >= c->limits.idle_timeout_ms) {
+        snprintf(err, errlen, "tail_heartbeat: must be shorter than idle_timeout (or an idle "
+                              "tail would be closed)");
+        return -1;
+    }
     return pc_tls_validate(&c->tls, "", err, errlen);
 }
 
@@ -102,7 +130,9 @@ typedef struct pc_query {
     pc_auth *auth; /* the host's; NULL in unit tests */
     pc_metrics *metrics; /* the host's; NULL in unit tests */
     pc_host *host; /* for the exporters' health; NULL in unit tests */
+    pc_budget *budget; /* the host's; NULL in unit tests */
     pc_http_server *srv;
+    pc_tail *tail;
 } pc_query;
 
 /* -------------------------------------------------------------- handlers -- */
@@ -429,6 +459,11 @@ static void on_models(void *ctx, pc_http_req *req, pc_http_resp *resp)
     pc_query_models(((pc_query *)ctx)->store, req, resp);
 }
 
+static void on_tail(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    pc_tail_handle(((pc_query *)ctx)->tail, req, resp);
+}
+
 static const pc_http_route routes[] = {
     {"GET", "/api/v1/traces", 0, on_traces, PC_SCOPE_READ},
     {"GET", TRACES_PREFIX, 1, on_trace_prefix, PC_SCOPE_READ},
@@ -437,6 +472,7 @@ static const pc_http_route routes[] = {
     {"GET", PC_QUERY_SESSIONS_PREFIX, 1, on_session, PC_SCOPE_READ},
     {"GET", "/api/v1/stats", 0, on_stats, PC_SCOPE_READ},
     {"GET", "/api/v1/models", 0, on_models, PC_SCOPE_READ},
+    {"GET", "/api/v1/tail", 0, on_tail, PC_SCOPE_READ},
     {"GET", "/api/v1/health", 0, on_health, PC_SCOPE_NONE},
     /* the trace viewer: pages only, every API call they make sends a key */
     {"GET", "/", 0, pc_ui_handle, PC_SCOPE_NONE},
@@ -473,8 +509,25 @@ int pc_query_serve(void *ctx, const pc_store *store)
         .metrics = Q->metrics,
     };
     pc_http_set_limits(&hc, &c->limits);
+    pc_tail_config tc = {
+        .name = Q->id,
+        .store = store,
+        .max_clients = (int)c->tail_max_clients,
+        .client_buffer = c->tail_client_buffer,
+        .poll_ms = c->tail_poll_ms,
+        .heartbeat_ms = c->tail_heartbeat_ms,
+        .lookback_ms = c->tail_lookback_ms,
+        .scan = (int)c->tail_scan,
+        .budget = Q->budget,
+        .metrics = Q->metrics,
+    };
+    if (!(Q->tail = pc_tail_create(&tc))) return -1;
     Q->srv = pc_http_start(&hc, routes, sizeof(routes) / sizeof(routes[0]), Q);
-    if (!Q->srv) return -1;
+    if (!Q->srv) {
+        pc_tail_destroy(Q->tail);
+        Q->tail = NULL;
+        return -1;
+    }
     pc_log(PC_LOG_INFO, Q->id, "serving the store of exporter \"%s\"", c->store);
     return 0;
 }
@@ -498,6 +551,7 @@ static int query_start(void *ctx, pc_host *host)
     }
     Q->auth = pc_host_auth(host);
     Q->metrics = pc_host_metrics(host);
+    Q->budget = pc_host_budget(host);
     Q->host = host;
     return pc_query_serve(Q, store);
 }
@@ -506,8 +560,11 @@ static void query_shutdown(void *ctx)
 {
     pc_query *Q = ctx;
     if (!Q) return;
+    pc_tail_stop(Q->tail); /* ends the streams the server would wait for */
     pc_http_stop(Q->srv);
     Q->srv = NULL;
+    pc_tail_destroy(Q->tail);
+    Q->tail = NULL;
 }
 
 static void query_destroy(void *ctx)

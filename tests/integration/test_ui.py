@@ -34,9 +34,10 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 XSS = "<img src=x onerror=window.__xss=1>"
 MS = 10**6
 BASE = (time.time_ns() // 10**9 - 600) * 10**9  # ten minutes ago, whole seconds
-ASSETS = ["index.html", "app.css", "app.js", "api.js", "dom.js", "traces.js", "trace.js", "icon.svg"]
+ASSETS = ["index.html", "app.css", "app.js", "api.js", "dom.js", "traces.js", "trace.js",
+          "sessions.js", "stats.js", "icon.svg"]
 
-T_AGENT, T_PAY, T_XSS = "a1" * 16, "b2" * 16, "c3" * 16
+T_AGENT, T_PAY, T_XSS, T_FOLLOW = "a1" * 16, "b2" * 16, "c3" * 16, "d4" * 16
 
 INPUT_MESSAGES = [
     {"role": "system", "parts": [{"type": "text", "content": "You are terse."}]},
@@ -225,8 +226,10 @@ def test_assets_served_with_types_csp_and_caching(collector):
         etag = r.headers["ETag"]
         assert etag.startswith('"') and len(etag) == 18
         # nothing from outside at run time: no absolute URL in any asset
-        # (the SVG's xmlns is a name, not a fetch)
+        # (the SVG namespace, in icon.svg and in the charts' createElementNS, is a name,
+        # not a fetch)
         text = r.text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        text = text.replace("'http://www.w3.org/2000/svg'", "")
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
         # the same bytes as the repository's file
         src = os.path.join(os.path.dirname(__file__), "../../src/receivers/ui", name)
@@ -688,3 +691,275 @@ def load_projects(c):
             return
         time.sleep(0.05)
     raise AssertionError("the two projects' traces did not become readable")
+
+
+# ---------------------------------------------------------- sessions, stats --
+
+FOLLOW_UP = {"role": "user", "parts": [{"type": "text", "content": "And tomorrow?"}]}
+FOLLOW_OUT = [{"role": "assistant", "finish_reason": "stop",
+               "parts": [{"type": "text", "content": "Rain tomorrow."}]}]
+
+
+def follow_spans():
+    """T_FOLLOW: the second turn of session sess-paris, 30 s after the first; its LLM call
+    resends the first turn's conversation, then asks one more question."""
+    llm = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai",
+           "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 300,
+           "gen_ai.usage.output_tokens": 20, "gen_ai.conversation.id": "sess-paris",
+           "user.id": "alice",
+           "gen_ai.input.messages": json.dumps(INPUT_MESSAGES + OUTPUT_MESSAGES + [FOLLOW_UP]),
+           "gen_ai.output.messages": json.dumps(FOLLOW_OUT)}
+    return [
+        _span(T_FOLLOW, "4000000000000001", "agent follow-up", 30_000, 2000,
+              **{"gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": "sess-paris",
+                 "user.id": "alice"}),
+        _span(T_FOLLOW, "4000000000000002", "chat gpt-4o", 30_100, 1500,
+              parent="4000000000000001", **llm),
+    ]
+
+
+def load_with_session(c):
+    load(c)
+    send(c, "agent-svc", follow_spans())
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if c.get("/api/v1/traces").json()["count"] == 4:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the follow-up trace did not become readable")
+
+
+def test_sessions_list_and_session_conversation(collector, browser, tmp_path):
+    load_with_session(collector)
+    d = browser
+    open_page(d, collector, "#/sessions")
+    wait_ready(d, "sessions")
+    rows = d.find_elements(By.CSS_SELECTOR, "#sessions tbody tr[data-session]")
+    assert [r.get_attribute("data-session") for r in rows] == ["sess-paris"]
+    api = collector.get("/api/v1/sessions").json()["sessions"][0]
+    cells = [td.text for td in rows[0].find_elements(By.TAG_NAME, "td")]
+    assert cells[:6] == ["sess-paris", "alice", "default", "2", str(api["span_count"]), "0"]
+    assert cells[6] == "1,300 \u2192 520" == \
+        f"{api['input_tokens']:,} \u2192 {api['output_tokens']:,}"
+    assert cells[7] == "$" + "%#.3g" % api["cost_usd"]
+    shot(d, tmp_path, "sessions")
+    # filters: a user with no session, then alice's through the form
+    go(d, "#/sessions?user_id=bob", "sessions")
+    assert d.find_elements(By.CSS_SELECTOR, "#sessions tbody tr[data-session]") == []
+    assert "No sessions match" in d.find_element(By.ID, "sessions").text
+    user = d.find_element(By.ID, "user_id")
+    user.clear()
+    user.send_keys("alice", Keys.ENTER)
+    WebDriverWait(d, 10).until(lambda d: "user_id=alice" in d.current_url)
+    wait_ready(d, "sessions")
+    link = d.find_element(By.CSS_SELECTOR, "#sessions a.session-link")
+    link.click()
+    wait_ready(d, "session")
+    assert "#/session/sess-paris" in d.current_url
+    totals = d.find_element(By.ID, "session-totals").text
+    assert "Traces\n2" in totals and "1,300 in, 520 out" in totals
+    turns = d.find_elements(By.CSS_SELECTOR, "#session-conversation > li.turn")
+    assert [t.get_attribute("data-trace") for t in turns] == [T_AGENT, T_FOLLOW]  # in order
+
+    def msgs(turn):
+        return [(m.find_element(By.CLASS_NAME, "role").text.lower(),
+                 m.find_element(By.CSS_SELECTOR, "pre, .part").text)
+                for m in turn.find_elements(By.CSS_SELECTOR, "li.msg")]
+    first = msgs(turns[0])
+    assert [r for r, _ in first] == ["system", "user", "assistant", "tool", "assistant"]
+    assert first[1][1] == "Weather in Paris?" and first[-1][1] == "Sunny, 21 C in Paris."
+    # the second turn resent the first: only what is new shows
+    assert msgs(turns[1]) == [("user", "And tomorrow?"), ("assistant", "Rain tomorrow.")]
+    shot(d, tmp_path, "session")
+    # each turn links to its trace's waterfall
+    turns[1].find_element(By.CSS_SELECTOR, "a.trace-link").click()
+    wait_ready(d, "trace")
+    assert row_names(d) == ["agent follow-up", "chat gpt-4o"]
+    # the trace page and the traces list link back to the session
+    d.find_element(By.ID, "session-link").click()
+    wait_ready(d, "session")
+    go(d, "#/traces", "traces")
+    rows = {tr.get_attribute("data-trace"): tr
+            for tr in d.find_elements(By.CSS_SELECTOR, "#traces tbody tr[data-trace]")}
+    assert rows[T_PAY].find_elements(By.CSS_SELECTOR, "a.session-link") == []
+    rows[T_AGENT].find_element(By.CSS_SELECTOR, "a.session-link").click()
+    wait_ready(d, "session")
+    assert len(d.find_elements(By.CSS_SELECTOR, "#session-conversation > li.turn")) == 2
+    no_csp_violations(d)
+
+
+def expected_points(api, measure):
+    """{(group, bucket): value} that a chart of |measure| must draw from stats answer
+    |api|: counts are 0 where a group has no row in a bucket; cost and latency have no
+    point where the API says null or has no row."""
+    rows = api["stats"]
+    buckets = sorted({r["bucket"] for r in rows})
+    groups = {r["group"] for r in rows}
+    at = {(r["group"], r["bucket"]): r for r in rows}
+    value = {
+        "spans": lambda r: r["spans"], "errors": lambda r: r["errors"],
+        "tokens": lambda r: r["input_tokens"] + r["output_tokens"],
+        "cost": lambda r: r["cost_usd"], "p50": lambda r: r["latency_ms"]["p50"],
+        "p95": lambda r: r["latency_ms"]["p95"], "p99": lambda r: r["latency_ms"]["p99"],
+    }[measure]
+    out = {}
+    for g in groups:
+        for b in buckets:
+            r = at.get((g, b))
+            v = value(r) if r else (0 if measure in ("spans", "errors", "tokens") else None)
+            if v is not None:
+                out[(g or "", b)] = v
+    return out
+
+
+def drawn_points(d, measure):
+    js = """
+      const out = [];
+      for (const c of document.querySelectorAll(`#chart-${arguments[0]} circle.pt`))
+        out.push([c.parentNode.dataset.group, c.dataset.bucket, c.dataset.value,
+                  c.querySelector('title').textContent]);
+      return out;"""
+    return d.execute_script(js, measure)
+
+
+def check_charts(d, c):
+    query = d.find_element(By.ID, "charts").get_attribute("data-query")
+    api = c.get("/api/v1/stats?" + query).json()
+    assert api["stats"], api
+    for m in ("spans", "errors", "tokens", "cost", "p50", "p95", "p99"):
+        drawn = drawn_points(d, m)
+        got = {(g, b): float(v) for g, b, v, _ in drawn}
+        assert len(got) == len(drawn), (m, drawn)  # one point per (group, bucket)
+        assert got == {k: float(v) for k, v in expected_points(api, m).items()}, m
+        assert all(t for *_, t in drawn)  # every point has its <title>
+        fig = d.find_element(By.ID, f"chart-{m}")
+        assert fig.find_elements(By.CSS_SELECTOR, "svg text.axis-label")
+    # the table holds every row of the answer
+    cells = d.find_elements(By.CSS_SELECTOR, "#stats-table td[data-measure=spans]")
+    assert [int(td.get_attribute("data-value")) for td in cells] == \
+        [r["spans"] for r in api["stats"]]
+    return api
+
+
+def test_stats_charts_draw_the_api_numbers(collector, browser, tmp_path):
+    load_with_session(collector)
+    d = browser
+    open_page(d, collector, "#/stats?group_by=model&range=24h&interval=1h")
+    wait_ready(d, "stats")
+    api = check_charts(d, collector)
+    assert api["group_by"] == "model" and api["interval"] == "1h"
+    legend = [li.text for li in d.find_elements(By.CSS_SELECTOR, ".chart-legend li")]
+    assert sorted(legend) == ["(none)", "gpt-4o", "gpt-4o-mini"]
+    assert len(d.find_elements(By.CSS_SELECTOR, "#chart-spans g.series")) == 3
+    shot(d, tmp_path, "stats-model")
+    # the selectors: group by span type, one-minute buckets over the last hour
+    Select(d.find_element(By.ID, "group_by")).select_by_value("span_type")
+    Select(d.find_element(By.ID, "range")).select_by_value("1h")
+    Select(d.find_element(By.ID, "interval")).select_by_value("1m")
+    d.find_element(By.ID, "apply").click()
+    WebDriverWait(d, 10).until(lambda d: "group_by=span_type" in d.current_url)
+    wait_ready(d, "stats")
+    api = check_charts(d, collector)
+    assert api["group_by"] == "span_type" and api["interval"] == "1m"
+    groups = {r["group"] for r in api["stats"]}
+    assert {"agent", "llm", "tool"} <= groups
+    # the spans at BASE + 0..2 s and + 30 s share a minute or two; the payment's a minute
+    # later, the XSS trace's two minutes later: several buckets
+    assert len({r["bucket"] for r in api["stats"]}) >= 3
+    shot(d, tmp_path, "stats-span-type")
+    # no grouping: one line, "all spans"
+    go(d, "#/stats?group_by=none&range=24h", "stats")
+    api = check_charts(d, collector)
+    assert [li.text for li in d.find_elements(By.CSS_SELECTOR, ".chart-legend li")] == \
+        ["all spans"]
+    assert sum(r["spans"] for r in api["stats"]) == 4 + 2 + 1 + 2
+    no_csp_violations(d)
+
+
+def test_live_traces_appear_without_a_reload(collector, browser, tmp_path):
+    load(collector)
+    d = browser
+    open_page(d, collector, "#/traces")
+    wait_ready(d, "traces")
+    live = d.find_element(By.ID, "live-toggle")
+    assert live.get_attribute("disabled") is None and not live.is_selected()
+    live.click()
+    WebDriverWait(d, 10).until(lambda d: "live=1" in d.current_url)
+    wait_ready(d, "traces")
+    WebDriverWait(d, 10).until(
+        lambda d: d.find_element(By.ID, "main").get_attribute("data-live") == "ready")
+    assert list_ids(d) == [T_XSS, T_PAY, T_AGENT]
+    d.execute_script("window.__noReload = 1")  # gone if the page reloads
+    # a new trace: at the top, without a reload
+    new = "e5" * 16
+    t0 = time.time()
+    send(collector, "live-svc", [_span(new, "5000000000000001", "live root",
+                                       (time.time_ns() - BASE) // MS, 300)])
+    WebDriverWait(d, 10).until(lambda d: list_ids(d)[:1] == [new])
+    print(f"shown {time.time() - t0:.2f} s after it was sent")
+    assert list_ids(d) == [new, T_XSS, T_PAY, T_AGENT]
+    assert d.execute_script("return window.__noReload") == 1
+    row = d.find_element(By.CSS_SELECTOR, f"#traces tr[data-trace='{new}']")
+    assert "live root" in row.text and "live-svc" in row.text
+    shot(d, tmp_path, "traces-live")
+    # it gains a failed span: its row changes in place
+    send(collector, "live-svc", [_span(new, "5000000000000002", "live kid",
+                                       (time.time_ns() - BASE) // MS, 100,
+                                       parent="5000000000000001", error="x")])
+    WebDriverWait(d, 10).until(lambda d: "error" in d.find_element(
+        By.CSS_SELECTOR, f"#traces tr[data-trace='{new}']").text)
+    assert list_ids(d) == [new, T_XSS, T_PAY, T_AGENT]
+    # a filter applies to live rows too: another service's trace does not come
+    go(d, "#/traces?live=1&service_name=agent-svc", "traces")
+    WebDriverWait(d, 10).until(
+        lambda d: d.find_element(By.ID, "main").get_attribute("data-live") == "ready")
+    other, mine = "e6" * 16, "e7" * 16
+    send(collector, "other-svc", [_span(other, "6000000000000001", "other",
+                                        (time.time_ns() - BASE) // MS, 10)])
+    send(collector, "agent-svc", [_span(mine, "7000000000000001", "mine",
+                                        (time.time_ns() - BASE) // MS, 10)])
+    WebDriverWait(d, 10).until(lambda d: list_ids(d)[:1] == [mine])
+    assert other not in list_ids(d)
+    assert d.execute_script("return window.__noReload") == 1
+    # off: the stream stops with the page (nothing else comes in)
+    d.find_element(By.ID, "live-toggle").click()
+    WebDriverWait(d, 10).until(lambda d: "live=1" not in d.current_url)
+    wait_ready(d, "traces")
+    assert d.find_element(By.ID, "main").get_attribute("data-live") is None
+    no_csp_violations(d)
+
+
+def test_sessions_and_stats_show_html_as_text(collector, browser, tmp_path):
+    """A session id, user, service and model that hold HTML: shown as text on the
+    Sessions, Session and Stats pages (legend, <title>s, table), and nothing runs."""
+    tid = "f8" * 16
+    send(collector, XSS, [_span(tid, "8000000000000001", "chat", 0, 100, **{
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": XSS,
+        "gen_ai.conversation.id": XSS, "user.id": XSS,
+        "gen_ai.input.messages": json.dumps([{"role": "user",
+                                              "parts": [{"type": "text", "content": XSS}]}])})])
+    deadline = time.time() + 10
+    while time.time() < deadline and collector.get("/api/v1/traces").json()["count"] < 1:
+        time.sleep(0.05)
+    d = browser
+    open_page(d, collector, "#/sessions")
+    wait_ready(d, "sessions")
+    row = d.find_element(By.CSS_SELECTOR, "#sessions tbody tr[data-session]")
+    assert row.get_attribute("data-session") == XSS
+    assert row.find_elements(By.TAG_NAME, "td")[1].text == XSS
+    row.find_element(By.CSS_SELECTOR, "a.session-link").click()
+    wait_ready(d, "session")
+    assert d.find_element(By.TAG_NAME, "h1").text == "Session " + XSS
+    assert [m.text for m in d.find_elements(By.CSS_SELECTOR, "li.msg pre")] == [XSS]
+    go(d, "#/stats?group_by=model&range=24h", "stats")
+    assert [li.text for li in d.find_elements(By.CSS_SELECTOR, ".chart-legend li")] == [XSS]
+    titles = d.execute_script("return [...document.querySelectorAll("
+                              "'#chart-spans circle title')].map(t => t.textContent)")
+    assert titles and all(t.startswith(XSS + " \u00b7 ") for t in titles)
+    go(d, "#/stats?group_by=service&range=24h", "stats")
+    assert [li.text for li in d.find_elements(By.CSS_SELECTOR, ".chart-legend li")] == [XSS]
+    time.sleep(0.3)  # an onerror would have fired by now
+    assert d.execute_script("return typeof window.__xss") == "undefined"
+    assert d.find_elements(By.CSS_SELECTOR, "main img") == []
+    shot(d, tmp_path, "stats-xss")
+    no_csp_violations(d)

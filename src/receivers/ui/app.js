@@ -4,19 +4,28 @@
 // Routes (the hash keeps the whole view in the URL, so a view can be shared):
 //   #/traces?<filters>            traces.js
 //   #/trace/<id>?project_id=&span= trace.js
+//   #/sessions?<filters>, #/session/<id>?project_id=   sessions.js
+//   #/stats?group_by=&range=&interval=                 stats.js
 // To add a page: a module exporting render(main, args, params, ctx) and a line
-// in PAGES.
+// in PAGES. ctx: stale() (a newer render began), go(hash), hashOf(page, args,
+// params), onLeave(fn) (runs when the next render begins: stop streams there).
 import { AuthError, key } from './api.js';
 import { h, fill, announce } from './dom.js';
 import * as traces from './traces.js';
 import * as trace from './trace.js';
+import * as sessions from './sessions.js';
+import * as stats from './stats.js';
 
 const PAGES = {
   traces: { mod: traces, title: 'Traces' },
   trace: { mod: trace, title: 'Trace' },
+  sessions: { mod: sessions, title: 'Sessions' },
+  session: { mod: { render: sessions.renderOne }, title: 'Session' },
+  stats: { mod: stats, title: 'Stats' },
 };
 
 let generation = 0;
+const leaving = []; // what the page on screen asked to run when it goes (ctx.onLeave)
 let shownPage = null; // the page on screen, to move focus only when it changes
 
 // The hash as {page, args, params}.
@@ -54,7 +63,9 @@ async function render() {
   document.getElementById('signout').hidden = !key.get();
   for (const a of document.querySelectorAll('nav a'))
     a.toggleAttribute('aria-current', a.getAttribute('href') === '#/' + page);
-  const ctx = { stale: () => gen !== generation, go: (hash) => (location.hash = hash), hashOf };
+  for (const fn of leaving.splice(0)) fn();
+  const ctx = { stale: () => gen !== generation, go: (hash) => (location.hash = hash), hashOf,
+    onLeave: (fn) => leaving.push(fn) };
   try {
     await p.mod.render(main, args, params, ctx);
     if (!ctx.stale()) {

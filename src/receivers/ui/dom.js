@@ -19,6 +19,20 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+// svg('line', {x1: 0, ...}, child, ...): an SVG element (the charts); the same
+// rules as h(), in the SVG namespace.
+const SVG_NS = 'http://www.w3.org/2000/svg';
+export function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'dataset') Object.assign(el.dataset, v);
+    else el.setAttribute(k, String(v));
+  }
+  append(el, children);
+  return el;
+}
+
 export function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;

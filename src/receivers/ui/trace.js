@@ -72,7 +72,9 @@ class TraceView {
         pair('Status', t.status),
         pair('Tokens', `${fmtInt(t.input_tokens)} in, ${fmtInt(t.output_tokens)} out`),
         pair('Cost', fmtCost(t.cost_usd)),
-        t.session_id ? pair('Session', t.session_id) : null,
+        t.session_id ? pair('Session', h('a', { id: 'session-link',
+          href: ctx.hashOf('session', [t.session_id], { project_id: t.project_id }) },
+        t.session_id)) : null,
         t.user_id ? pair('User', t.user_id) : null),
       h('div', { class: 'trace-layout' },
         h('section', { class: 'waterfall', 'aria-label': 'Waterfall' },
@@ -242,7 +244,8 @@ function isUnder(n, anc) {
 
 function pair(k, v) {
   return h('div', {}, h('dt', {}, k),
-    h('dd', {}, v === null || v === undefined || v === '' ? dash : String(v)));
+    h('dd', {}, v === null || v === undefined || v === '' ? dash :
+      v instanceof Node ? v : String(v)));
 }
 
 function hasKeys(o) {
@@ -314,7 +317,8 @@ function conversation(s) {
   return section('Conversation', h('ol', { class: 'conversation' }, msgs));
 }
 
-function message(m, side) {
+// One message as a list item (also the Session page's conversation).
+export function message(m, side) {
   const role = m && typeof m.role === 'string' ? m.role : 'unknown';
   const parts = m && Array.isArray(m.parts) ? m.parts : [];
   return h('li', { class: `msg role-${role.replace(/[^a-z_]/gi, '')} side-${side}` },
