@@ -26,7 +26,17 @@
  * every runnable and graph node; Traceloop workflow; GenAI invoke_workflow) is
  * an agent only when it is its trace's root (no parent span): the run itself.
  * Below the root it is custom, so one LangGraph run shows one agent, not one
- * per node. Spans that say AGENT / invoke_agent stay agents at any depth.
+ * per node. Spans that say AGENT / invoke_agent stay agents at any depth,
+ * except LangGraph's, read from the run metadata OpenInference's LangChain
+ * instrumentation copies into the JSON attribute "metadata" (top-level keys,
+ * first MAX_RUN_METADATA bytes), on OpenInference CHAIN and AGENT spans:
+ *   - with a "langgraph_node" key: a graph node or a step inside one → custom
+ *     (OpenInference calls every run whose name contains "agent" AGENT, and
+ *     LangGraph agents name their model node "agent": one per loop turn);
+ *   - else with "ls_integration": "langgraph": the graph run itself → agent at
+ *     any depth (apps wrap the run in spans of their own).
+ * So a LangGraph run is one agent however it is nested; a subgraph run inside
+ * a node is a step of the outer run.
  *
  * status: Prela text success|ok|completed|succeeded→success, error|failed|failure→
  * error, anything else→pending. OTLP ERROR→error, OK→success, UNSET→success
@@ -176,6 +186,32 @@ static const prefix_type prefix_rules[] = {
     {"retrieval.", PC_TYPE_RETRIEVAL}, {"retriever.", PC_TYPE_RETRIEVAL}, {"db.", PC_TYPE_RETRIEVAL},
     {"tool.", PC_TYPE_TOOL},        {NULL, PC_TYPE_CUSTOM}};
 
+#define MAX_RUN_METADATA 16384 /* a longer LangChain "metadata" attribute is not read */
+
+/* The LangGraph role of an OpenInference span from its "metadata" attribute
+ * (see the top): PC_TYPE_CUSTOM for a node, PC_TYPE_AGENT for the graph run,
+ * -1 when the span says neither (no metadata, not JSON, or not LangGraph's). */
+static int langgraph_role(const pc_attrs *attrs)
+{
+    pc_str m = attr_str(attrs, "metadata");
+    /* "langgraph_node" and "langgraph" both contain it: other LangChain spans skip the parse */
+    if (m.n < 2 || m.n > MAX_RUN_METADATA || m.p[0] != '{' || !memmem(m.p, m.n, "langgraph", 9))
+        return -1;
+    pc_arena *a = pc_arena_create(4 * m.n);
+    pc_value j;
+    pc_json_error e;
+    int role = -1;
+    if (pc_json_parse(a, m.p, m.n, &j, &e) == 0 && j.type == PC_V_MAP) {
+        const pc_value *integration = pc_json_get(&j, "ls_integration");
+        if (pc_json_get(&j, "langgraph_node")) role = PC_TYPE_CUSTOM;
+        else if (integration && integration->type == PC_V_STR &&
+                 str_ieq(integration->s, "langgraph"))
+            role = PC_TYPE_AGENT;
+    }
+    pc_arena_destroy(a);
+    return role;
+}
+
 static pc_span_type infer_type(const pc_span *s)
 {
     int t = pc_span_type_parse(s->span_type_text);
@@ -183,8 +219,15 @@ static pc_span_type infer_type(const pc_span *s)
     if ((t = pc_span_type_parse(attr_str(&s->attrs, "prela.span_type"))) >= 0) return (pc_span_type)t;
     pc_span_type out;
     if (lookup(attr_str(&s->attrs, "openinference.span.kind"), openinference_kinds, PC_TYPE_CUSTOM,
-               &out) ||
-        lookup(attr_str(&s->attrs, "traceloop.span.kind"), traceloop_kinds, PC_TYPE_CUSTOM, &out) ||
+               &out)) {
+        if (out == WORKFLOW_STEP || out == PC_TYPE_AGENT) {
+            int role = langgraph_role(&s->attrs);
+            if (role >= 0) return (pc_span_type)role;
+        }
+        if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
+        return out;
+    }
+    if (lookup(attr_str(&s->attrs, "traceloop.span.kind"), traceloop_kinds, PC_TYPE_CUSTOM, &out) ||
         lookup(attr_str(&s->attrs, "gen_ai.operation.name"), genai_operations, -1, &out)) {
         if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
         return out;

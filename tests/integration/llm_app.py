@@ -8,12 +8,18 @@ LIBRARY: openai-v2 (OpenTelemetry GenAI instrumentation, default mode: content i
 events), openai-v2-latest (its latest-semconv mode: content on the spans), openinference
 (Arize OpenInference), traceloop (OpenLLMetry's opentelemetry-instrumentation-openai),
 prela (the Prela SDK's own instrumentation and HTTP exporter, to PRELA_URL: the Prela
-receiver).
+receiver), langchain (LangChain's ChatOpenAI / OpenAIEmbeddings and a LangGraph graph,
+instrumented by OpenInference's LangChain instrumentation only: its OpenAI one would
+record every call twice).
 The app makes, in this order: a chat call, a streamed chat call, an embeddings call, a
 tool-calling round (a call answered with a tool call, then a call with the tool's
 result), and a failing call. Every call runs inside an app span "conversation turn N"
 that carries the session and user the way the library's users set them. Spans (and log
 records, for openai-v2) go to the collector over OTLP/HTTP; the process flushes and exits 0.
+For langchain, the embeddings call is a retriever's (OpenInference does not trace
+LangChain embeddings on their own, only the retriever that uses them) and the tool round
+is a LangGraph graph: a model node named "agent" and a tools node, looping until the
+model answers.
 """
 import os
 import sys
@@ -58,6 +64,9 @@ elif LIBRARY == "openinference":
 elif LIBRARY == "traceloop":
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
     OpenAIInstrumentor().instrument(tracer_provider=provider)
+elif LIBRARY == "langchain":
+    from openinference.instrumentation.langchain import LangChainInstrumentor
+    LangChainInstrumentor().instrument(tracer_provider=provider)
 elif LIBRARY == "prela":
     import prela
     from prela.exporters.http import HTTPExporter
@@ -79,6 +88,14 @@ QUESTION = "What is the capital of France? Answer with the \"city\" name."
 
 def turn(n):
     """The app span of one turn, with the session and user as this library's users set them."""
+    if LIBRARY == "langchain":  # OpenInference's context: on every span it records inside
+        from contextlib import ExitStack
+        from openinference.instrumentation import using_session, using_user
+        stack = ExitStack()
+        stack.enter_context(using_session(SESSION))
+        stack.enter_context(using_user(USER))
+        stack.enter_context(tracer.start_as_current_span(f"conversation turn {n}"))
+        return stack
     if LIBRARY == "openinference":
         from openinference.instrumentation import using_attributes
         span_cm = tracer.start_as_current_span(f"conversation turn {n}")
@@ -99,6 +116,58 @@ def turn(n):
     return tracer.start_as_current_span(f"conversation turn {n}", attributes={
         "gen_ai.conversation.id": SESSION, "user.id": USER})
 
+
+def langchain_app():
+    """The five turns through LangChain and LangGraph (see the top)."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_core.tools import tool
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from langchain_openai import ChatOpenAI, OpenAIEmbeddings
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    def chat_model(model="gpt-4o-mini"):
+        return ChatOpenAI(model=model, base_url=BASE_URL, api_key="sk-test", max_retries=0)
+
+    @tool
+    def get_weather(city: str) -> str:
+        """The weather in a city"""
+        return "sunny, 21 C"
+
+    with turn(1):
+        chat_model().invoke([SystemMessage("You are terse."), HumanMessage(QUESTION)])
+    with turn(2):
+        for _ in chat_model().stream([HumanMessage("Stream it: " + QUESTION)], stream_usage=True):
+            pass
+    # check_embedding_ctx_length=False: else tiktoken downloads its tables from the internet
+    store = InMemoryVectorStore(OpenAIEmbeddings(
+        model="text-embedding-3-small", base_url=BASE_URL, api_key="sk-test", max_retries=0,
+        check_embedding_ctx_length=False))
+    store.add_texts(["Paris is in France"])
+    with turn(3):
+        store.as_retriever(search_kwargs={"k": 1}).invoke("Where is Paris?")
+    model = chat_model().bind_tools([get_weather])
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", lambda state: {"messages": [model.invoke(state["messages"])]})
+    graph.add_node("tools", ToolNode([get_weather]))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    with turn(4):
+        out = graph.compile().invoke({"messages": [HumanMessage("Weather in Paris?")]})
+        assert [m.type for m in out["messages"]] == ["human", "ai", "tool", "ai"], out
+    with turn(5):
+        try:
+            chat_model("fail-model").invoke([HumanMessage("This call fails.")])
+            sys.exit("the failing call did not fail")
+        except openai.InternalServerError:
+            pass
+
+
+if LIBRARY == "langchain":
+    langchain_app()
+    provider.shutdown()
+    sys.exit(0)
 
 with turn(1):
     client.chat.completions.create(model="gpt-4o-mini", messages=[

@@ -1,8 +1,9 @@
 """Real LLM instrumentation libraries from PyPI, through the collector, read back through the
 query API, on every store (conftest `store`).
 
-Each library instruments the real `openai` client in its own process (llm_app.py), which
-calls a fake OpenAI-compatible server (fake_openai.py: fixed answers and usage) and exports
+Each library instruments the real `openai` client (for langchain: LangChain's ChatOpenAI
+and a LangGraph graph) in its own process (llm_app.py), which calls a fake
+OpenAI-compatible server (fake_openai.py: fixed answers and usage) and exports
 to the collector (OTLP/HTTP; the Prela SDK its own JSON to the Prela receiver): a chat call, a streamed chat call, an embeddings call, a
 tool-calling round and a failing call, each inside an app span that carries the session
 and user. What must come out: span types, provider, the response model and the request
@@ -21,6 +22,19 @@ Library versions are pinned in tests/requirements.txt. Upstream problems worked 
 - openai-v2 and the Prela SDK report neither cached nor reasoning tokens (the fake server
   sends both); OpenInference and OpenLLMetry do. The Prela SDK (0.1.0) records neither the
   usage nor the response model of a streamed call, so that span has no cost.
+- LangChain (langchain-openai 1.7.4, langgraph 1.2.24) through
+  openinference-instrumentation-langchain 0.1.80, its only instrumentor (with the OpenAI
+  one as well every call would be two LLM spans): one LLM span per model call.
+  LangChain embeddings run no callbacks, so an embeddings call makes no span; the app
+  embeds through a retriever, which makes a RETRIEVER span without model or tokens. A
+  streamed ChatOpenAI span names the request model (`llm.model_name`), not the response
+  model the stream reported; its tokens come through, so its cost is from the request
+  model's price. OpenInference marks every run whose name contains "agent" AGENT
+  (LangGraph's model node, once per loop turn) and the graph run CHAIN below the app span:
+  normalize reads LangGraph's run metadata so the run is the one agent (README, span
+  types). OpenAIEmbeddings' default context-length check calls tiktoken, which downloads
+  its tables from the internet: the app turns it off. The LangChain spans carry one model
+  key (`llm.model_name`), so llm_request_model stays null.
 """
 import os
 import subprocess
@@ -50,6 +64,11 @@ LIBRARIES = {
                           stream_usage=True),
     "traceloop": dict(details=True, prompt_on_span=True, request_model=True, stream_usage=True),
     "prela": dict(details=False, prompt_on_span=True, request_model=True, stream_usage=False),
+    # optional keys: stream_model (the streamed span names the response model; default True),
+    # embedding (the embeddings call is an embedding span, not only a retriever; default True),
+    # graph (turn 4 is a LangGraph run: one agent, its nodes custom; default False)
+    "langchain": dict(details=True, prompt_on_span=True, request_model=False, stream_usage=True,
+                      stream_model=False, embedding=False, graph=True),
 }
 
 
@@ -111,6 +130,7 @@ def chat_cost(details):
 def test_library_spans_through_the_query_api(collector, openai_server, library):
     want = LIBRARIES[library]
     session, user = f"sess-{library}", f"user-{library}"
+    sent = len(openai_server.requests)
     run_app(library, collector, openai_server, session, user)
     turns = traces_of(collector, f"llm-app-{library}", 5)
     assert len(turns) == 5
@@ -151,20 +171,46 @@ def test_library_spans_through_the_query_api(collector, openai_server, library):
     # 2. streamed chat: same usage (include_usage), same model
     (stream,) = llm_spans(spans[1])
     if want["stream_usage"]:
-        assert stream["llm_model"] == fake_openai.RESPONSE_MODEL
+        assert stream["llm_model"] == (fake_openai.RESPONSE_MODEL
+                                       if want.get("stream_model", True) else "gpt-4o-mini")
         assert stream["output_tokens"] == usage["completion_tokens"]
+        assert stream["cost_usd"] == pytest.approx(chat_cost(want["details"]), rel=1e-9)
     else:  # the request model, and no tokens: no cost
         assert stream["llm_model"] == "gpt-4o-mini" and stream["cost_usd"] is None
 
     # 3. embeddings
-    (emb,) = llm_spans(spans[2])
-    assert emb["span_type"] == "embedding" and emb["llm_model"] == "text-embedding-3-small"
-    assert emb["input_tokens"] == fake_openai.EMBED_TOKENS
-    assert emb["cost_usd"] == pytest.approx(fake_openai.EMBED_TOKENS * EMBED_3_SMALL / 1e6, rel=1e-9)
+    if want.get("embedding", True):
+        (emb,) = llm_spans(spans[2])
+        assert emb["span_type"] == "embedding" and emb["llm_model"] == "text-embedding-3-small"
+        assert emb["input_tokens"] == fake_openai.EMBED_TOKENS
+        assert emb["cost_usd"] == pytest.approx(fake_openai.EMBED_TOKENS * EMBED_3_SMALL / 1e6,
+                                                rel=1e-9)
+    else:  # only the retriever that embedded the query: no model, no tokens, no cost
+        assert llm_spans(spans[2]) == [] and turns[2]["cost_usd"] is None
+        (retriever,) = [s for s in spans[2] if s["span_type"] == "retrieval"]
+        assert retriever["status"] == "success" and retriever["llm_model"] is None
+        assert [b["model"] for path, b in openai_server.requests[sent:]
+                if path.endswith("/embeddings")] == ["text-embedding-3-small"] * 2  # text, query
 
     # 4. tool round: two LLM calls in one trace
-    assert len(llm_spans(spans[3])) == 2
+    first, second = llm_spans(spans[3])
+    assert (first["llm_model"], second["llm_model"]) == (fake_openai.RESPONSE_MODEL,) * 2
     assert turns[3]["cost_usd"] == pytest.approx(2 * chat_cost(want["details"]), rel=1e-9)
+    tools = [s for s in spans[3] if s["span_type"] == "tool"]
+    agents = [[s for s in t if s["span_type"] == "agent"] for t in spans]
+    if want.get("graph"):
+        # one agent: the graph run (below the app span); the nodes are custom, even the
+        # model node OpenInference marks AGENT for its name "agent"
+        (run,) = agents[3]
+        assert run["name"] == "LangGraph" and run["parent_span_id"] == spans[3][0]["span_id"]
+        nodes = [s for s in spans[3] if s["parent_span_id"] == run["span_id"]]
+        assert sorted(s["name"] for s in nodes) == ["agent", "agent", "tools"]
+        assert {s["span_type"] for s in nodes} == {"custom"}
+        assert run["cost_usd"] is None  # its children's usage is not counted twice
+        assert [s["name"] for s in tools] == ["get_weather"] and tools[0]["status"] == "success"
+        assert sum(map(len, agents)) == 1
+    else:
+        assert sum(map(len, agents)) == 0, agents
 
     # 5. the failing call
     (fail,) = llm_spans(spans[4])

@@ -25,8 +25,15 @@
 
 static pc_arena *A;
 
+static pc_span span_with_n(const char *attrs, size_t n);
+
 /* Builds a span whose attributes are the JSON object |attrs|. */
 static pc_span span_with(const char *attrs)
+{
+    return span_with_n(attrs, strlen(attrs));
+}
+
+static pc_span span_with_n(const char *attrs, size_t n)
 {
     pc_span s;
     memset(&s, 0, sizeof(s));
@@ -34,7 +41,7 @@ static pc_span span_with(const char *attrs)
     s.scope = &pc_empty_scope;
     pc_value v;
     pc_json_error e;
-    if (pc_json_parse(A, attrs, strlen(attrs), &v, &e) == 0 && v.type == PC_V_MAP) {
+    if (pc_json_parse(A, attrs, n, &v, &e) == 0 && v.type == PC_V_MAP) {
         s.attrs.kv = v.map.kv;
         s.attrs.n = v.map.n;
     }
@@ -102,6 +109,69 @@ static void test_workflow_steps(void)
         pc_normalize_span(&s, PC_STR_LIT("unknown"));
         CHECK_EQ_INT(s.span_type, PC_TYPE_AGENT);
     }
+}
+
+/* LangGraph through OpenInference's LangChain instrumentation: the graph run is
+ * the one agent (also below an app span), its nodes are not, even the node
+ * OpenInference calls AGENT because its name contains "agent". */
+static pc_span_type langgraph_type(const char *kind, const char *metadata, bool child)
+{
+    pc_buf b = {0};
+    pc_buf_printf(&b, "{\"openinference.span.kind\":\"%s\",\"metadata\":", kind);
+    pc_json_write_str(&b, metadata, strlen(metadata));
+    pc_buf_putc(&b, '}');
+    pc_span s = span_with_n(b.data, b.len);
+    if (child) s.parent_id = PC_STR_LIT("00f067aa0ba902b7");
+    pc_normalize_span(&s, PC_STR_LIT("unknown"));
+    pc_buf_free(&b); /* after normalize: parsed strings may point into it */
+    return s.span_type;
+}
+
+static void test_langgraph(void)
+{
+    static const char run[] = "{\"ls_integration\": \"langgraph\"}";
+    static const char node[] = "{\"ls_integration\": \"langgraph\", \"langgraph_step\": 1, "
+                               "\"langgraph_node\": \"agent\", \"langgraph_path\": [\"__pregel_pull\", "
+                               "\"agent\"]}";
+    static const char llm_in_node[] = "{\"ls_integration\": \"langchain_chat_model\", "
+                                      "\"langgraph_node\": \"agent\"}";
+    CHECK_EQ_INT(langgraph_type("CHAIN", run, true), PC_TYPE_AGENT); /* under an app span */
+    CHECK_EQ_INT(langgraph_type("CHAIN", run, false), PC_TYPE_AGENT);
+    CHECK_EQ_INT(langgraph_type("AGENT", node, true), PC_TYPE_CUSTOM); /* the "agent" node */
+    CHECK_EQ_INT(langgraph_type("CHAIN", node, true), PC_TYPE_CUSTOM);
+    CHECK_EQ_INT(langgraph_type("CHAIN", node, false), PC_TYPE_CUSTOM); /* a node, even as root */
+    CHECK_EQ_INT(langgraph_type("LLM", llm_in_node, true), PC_TYPE_LLM); /* only chains and agents */
+    CHECK_EQ_INT(langgraph_type("TOOL", node, true), PC_TYPE_TOOL);
+    /* a graph run named "agent" (LangChain's create_agent) is still the one agent */
+    CHECK_EQ_INT(langgraph_type("AGENT", run, true), PC_TYPE_AGENT);
+    /* other metadata: the workflow-step rule and declared agents as before */
+    static const char other[] = "{\"ls_integration\": \"langchain_chat_model\", \"k\": {\"langgraph_node\": 1}}";
+    CHECK_EQ_INT(langgraph_type("CHAIN", other, true), PC_TYPE_CUSTOM);
+    CHECK_EQ_INT(langgraph_type("CHAIN", other, false), PC_TYPE_AGENT);
+    CHECK_EQ_INT(langgraph_type("AGENT", other, true), PC_TYPE_AGENT);
+    CHECK_EQ_INT(langgraph_type("AGENT", "{\"ls_integration\": 7}", true), PC_TYPE_AGENT);
+    /* hostile or unreadable metadata is ignored, never fatal */
+    char deep[600] = "{\"langgraph_node\": ";
+    size_t d = strlen(deep);
+    while (d < sizeof deep - 1) deep[d++] = '[';
+    deep[d] = '\0';
+    const char *const bad[] = {"", "{", "[\"langgraph_node\"]", "\"langgraph_node\"",
+                               "{\"langgraph_node\"", "{\"langgraph_node\": 1,}", deep, NULL};
+    for (const char *const *m = bad; *m; m++) {
+        CHECK_EQ_INT(langgraph_type("AGENT", *m, true), PC_TYPE_AGENT);
+        CHECK_EQ_INT(langgraph_type("CHAIN", *m, true), PC_TYPE_CUSTOM);
+    }
+    /* metadata past MAX_RUN_METADATA (16 KiB) is not read: the plain rules decide */
+    size_t n = 20000;
+    char *big = malloc(n + 64);
+    int off = snprintf(big, 64, "{\"langgraph_node\": \"agent\", \"pad\": \"");
+    memset(big + off, 'x', n);
+    strcpy(big + off + n, "\"}");
+    CHECK_EQ_INT(langgraph_type("AGENT", big, true), PC_TYPE_AGENT);
+    big[off + 1000] = '\0';
+    strcat(big, "\"}");
+    CHECK_EQ_INT(langgraph_type("AGENT", big, true), PC_TYPE_CUSTOM); /* the same, short */
+    free(big);
 }
 
 static pc_status status_of(const char *text, int code, int64_t end)
@@ -643,6 +713,7 @@ int main(void)
     RUN(test_status);
     RUN(test_llm_fields);
     RUN(test_workflow_steps);
+    RUN(test_langgraph);
     RUN(test_models);
     RUN(test_token_details);
     RUN(test_session_and_user);
