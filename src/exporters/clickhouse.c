@@ -74,6 +74,7 @@
 #include "clickhouse_http.h"
 #include "clickhouse_migrate.h"
 #include "clickhouse_rows.h"
+#include "clickhouse_search.h"
 #include "clickhouse_sql.h"
 #include "clickhouse_store.h"
 #include "clickhouse_zip.h"
@@ -110,6 +111,7 @@ enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DATA };
 /* One insert: the rows of every consume that joined it. */
 typedef struct gen {
     pc_ch_rows spans, traces;
+    pc_ch_search_acc search; /* the search index's pieces (clickhouse_search.h) */
     size_t rows;
     int64_t first_mono; /* when its first rows arrived */
     int64_t deadline;   /* first_mono + timeout */
@@ -147,6 +149,7 @@ typedef struct ch {
     int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
     int64_t down_wall;   /* atomic: wall ns of the same moment */
     pc_histogram *insert_seconds; /* from start; NULL without a metrics registry */
+    uint64_t next_block; /* flusher only: the next search block id (clickhouse_search.h) */
 } ch;
 
 /* Drops a reference to |g|; the last one frees it, its span rows' blocks
@@ -161,6 +164,7 @@ static void gen_unref_locked(ch *C, gen *g)
     }
     pc_ch_rows_free(&g->spans);
     pc_ch_rows_free(&g->traces);
+    pc_ch_search_free(&g->search);
     free(g);
 }
 
@@ -318,9 +322,13 @@ static void *flusher_main(void *arg)
     ch *C = arg;
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
-    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT;
+    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_grams = PC_BUF_INIT,
+           q_blocks = PC_BUF_INIT;
     pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
+    pc_ch_insert_search_grams(&q_grams, C->cfg->database);
+    pc_ch_insert_search_blocks(&q_blocks, C->cfg->database);
+    pc_ch_rows grams = PC_CH_ROWS_INIT, blocks = PC_CH_ROWS_INIT;
     pthread_mutex_lock(&C->mu);
     for (;;) {
         while (!(C->pending && pc_time_mono_ns() >= due_at(C, C->pending)) &&
@@ -341,6 +349,18 @@ static void *flusher_main(void *arg)
         /* Spans first: a trace row never points at spans that are not there. */
         int st = store_rows(C, h, "spans", q_spans.data, &g->spans, g->deadline);
         if (st == GEN_OK) st = store_rows(C, h, "traces", q_traces.data, &g->traces, g->deadline);
+        /* Then the search index of what is stored (a retried insert writes its
+         * blocks again under new ids: more candidates, never fewer). */
+        if (st == GEN_OK) {
+            uint64_t now = (uint64_t)pc_time_now_ns();
+            if (C->next_block < now) C->next_block = now;
+            pc_ch_rows_reset(&grams);
+            pc_ch_rows_reset(&blocks);
+            pc_ch_search_rows(&g->search, &C->next_block, &grams, &blocks);
+            st = store_rows(C, h, "search_blocks", q_blocks.data, &blocks, g->deadline);
+            if (st == GEN_OK)
+                st = store_rows(C, h, "search_grams", q_grams.data, &grams, g->deadline);
+        }
         pthread_mutex_lock(&C->mu);
         g->state = st;
         pthread_cond_broadcast(&C->done_cv);
@@ -354,6 +374,10 @@ static void *flusher_main(void *arg)
     pc_buf_free(&C->zbody);
     pc_buf_free(&q_spans);
     pc_buf_free(&q_traces);
+    pc_buf_free(&q_grams);
+    pc_buf_free(&q_blocks);
+    pc_ch_rows_free(&grams);
+    pc_ch_rows_free(&blocks);
     return NULL;
 }
 
@@ -401,12 +425,15 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     C->spare = (pc_ch_rows)PC_CH_ROWS_INIT;
     pthread_mutex_unlock(&C->mu);
     encode(C, b, &spans, &traces);
+    pc_ch_search_acc piece = PC_CH_SEARCH_ACC_INIT;
+    pc_ch_search_add_batch(&piece, b);
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
     if (!C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
         pthread_mutex_unlock(&C->mu);
         pc_ch_rows_free(&spans);
         pc_ch_rows_free(&traces);
+        pc_ch_search_free(&piece);
         return NULL;
     }
     if (!g) {
@@ -418,12 +445,14 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     }
     pc_ch_rows_move(&g->spans, &spans);
     pc_ch_rows_move(&g->traces, &traces);
+    pc_ch_search_move(&g->search, &piece);
     g->rows += n;
     g->refs++;
     pthread_cond_signal(&C->work_cv);
     pthread_mutex_unlock(&C->mu);
     pc_ch_rows_free(&spans);
     pc_ch_rows_free(&traces);
+    pc_ch_search_free(&piece);
     return g;
 }
 

@@ -52,6 +52,7 @@
  */
 #include "clickhouse_migrate.h"
 
+#include "clickhouse_search.h"
 #include "log.h"
 
 #include <stdbool.h>
@@ -407,8 +408,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
         /* Current: only make sure the tables exist (IF NOT EXISTS). */
         rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
         if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
-        free(m.tables);
-        return rc;
+        goto done;
     }
     if (rc == 0 && version < 2) {
         /* Fresh, or version 1 (possibly half-migrated to 2; schema_version may
@@ -437,8 +437,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
             if (rc == 0) rc = run(&m, &sql, "cannot create the schema_version table",
                                   timeout_ms, NULL);
             if (rc == 0) rc = record(&m, PC_CH_SCHEMA_VERSION, "created");
-            free(m.tables);
-            return rc;
+            goto done;
         }
         pc_buf_free(&sql);
         if (rc == 0) rc = load_tables(&m);
@@ -450,6 +449,12 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
                   "256 rows, traces keyed (project_id, started_ns, trace_id) with span_types; "
                   "previous tables kept as spans_v2, traces_v2");
     if (rc == 0 && (from2 || version == 3)) rc = step4(&m, !from2);
+done:
+    for (int t = 0; rc == 0 && t < 2; t++) {
+        pc_ch_ddl_search(&sql, d, db, t);
+        rc = run(&m, &sql, "cannot create the search tables", timeout_ms, NULL);
+    }
+    pc_buf_free(&sql);
     free(m.tables);
     return rc;
 }

@@ -197,6 +197,23 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
 
 #define NEWEST "t_started DESC, trace_id DESC, project_id DESC"
 
+void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,
+                            const char *const *trace_ids, size_t n)
+{
+    pc_buf w = PC_BUF_INIT;
+    pc_buf_puts(&w, "(trace_id, project_id) IN (");
+    for (size_t i = 0; i < n; i++) {
+        pc_buf_puts(&w, i ? ", (" : "(");
+        pc_ch_quote_cstr(&w, trace_ids[i]);
+        pc_buf_puts(&w, ", ");
+        pc_ch_quote_cstr(&w, projects[i]);
+        pc_buf_putc(&w, ')');
+    }
+    pc_buf_putc(&w, ')');
+    summaries(out, db, w.data, NEWEST);
+    pc_buf_free(&w);
+}
+
 /* Merged partial trace rows: the service of the earliest row with the root. */
 #define MERGED_SERVICE                                                                             \
     "if(max(has_root) = 1, argMinIf(service_name, created_ns, has_root = 1),"                      \

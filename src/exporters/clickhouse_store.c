@@ -29,6 +29,9 @@
 #include "clickhouse_store.h"
 
 #include "clickhouse_agg.h"
+#include "clickhouse_search.h"
+#include "local_contains.h"
+#include "local_text.h"
 #include "log.h"
 #include "mem.h"
 #include "timefmt.h"
@@ -302,15 +305,214 @@ static void search_settings(char *out, size_t len, size_t pattern_len)
              pc_ch_search_block_rows(pattern_len));
 }
 
-static int st_search(void *ctx, const char *project_id, const char *query, int limit,
-                     pc_trace_cb cb, void *ud)
+/* Search through the scan of pc_ch_sql_search: queries the index cannot serve. */
+static int scan_search(pc_ch_store *S, const char *project_id, const char *query, int limit,
+                       pc_trace_cb cb, void *ud)
 {
-    pc_ch_store *S = ctx;
     pc_buf sql = PC_BUF_INIT;
     pc_ch_sql_search(&sql, S->database, project_id, query, limit);
     char extra[96];
     search_settings(extra, sizeof(extra), query ? strlen(query) : 0);
     return each_row(S, &sql, "search", extra, PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+}
+
+/* Most candidate blocks a search verifies before it walks the newest traces
+ * instead (a common word), and traces verified per read of their spans. */
+#define SEARCH_BLOCKS 64
+#define VERIFY_TRACES 256
+
+/* Candidate traces: (project, trace id) pairs pointing into |text|. */
+typedef struct cands {
+    const char **projects, **ids;
+    bool *hit;
+    size_t n, cap;
+    uint64_t *blocks;
+    size_t nblocks;
+    const pc_local_needle *needle;
+} cands;
+
+static void cands_add(cands *c, const char *project, const char *id)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->projects = pc_xrealloc(c->projects, c->cap * sizeof(*c->projects));
+        c->ids = pc_xrealloc(c->ids, c->cap * sizeof(*c->ids));
+        c->hit = pc_xrealloc(c->hit, c->cap * sizeof(*c->hit));
+    }
+    c->projects[c->n] = project;
+    c->ids[c->n] = id;
+    c->hit[c->n++] = false;
+}
+
+static int block_row(char **cols, void *cb, void *ud)
+{
+    (void)cb;
+    cands *c = ud;
+    c->blocks = pc_xrealloc(c->blocks, (c->nblocks + 1) * sizeof(*c->blocks));
+    c->blocks[c->nblocks++] = strtoull(cols[0], NULL, 10);
+    return 0;
+}
+
+/* A span of a candidate: marks its trace matched when its search text holds the needle. */
+typedef struct verify_ctx {
+    cands *c;
+    size_t from, to; /* the candidates being verified */
+    pc_buf text;
+} verify_ctx;
+
+static int verify_row(char **cols, void *cb, void *ud)
+{
+    (void)cb;
+    verify_ctx *v = ud;
+    size_t i = v->from;
+    for (; i < v->to; i++)
+        if (strcmp(v->c->ids[i], cols[1]) == 0 && strcmp(v->c->projects[i], cols[0]) == 0) break;
+    if (i == v->to || v->c->hit[i]) return 0;
+    pc_local_text_in in = {cols[2], strlen(cols[2]), cols[3], strlen(cols[3]),
+                           cols[4], strlen(cols[4]), cols[5], strlen(cols[5]),
+                           cols[6], strlen(cols[6])};
+    pc_buf_reset(&v->text);
+    pc_local_search_text(&v->text, &in);
+    v->c->hit[i] = pc_local_needle_in(v->c->needle, v->text.data ? v->text.data : "",
+                                      v->text.len) == 1;
+    return 0;
+}
+
+/* Verifies candidates [from, to) against their spans. 0 or a store error. */
+static int verify(pc_ch_store *S, cands *c, size_t from, size_t to, const char *extra)
+{
+    verify_ctx v = {c, from, to, PC_BUF_INIT};
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_verify_spans(&sql, S->database, c->projects + from, c->ids + from, to - from);
+    int rc = each_row(S, &sql, "search", extra, 7, verify_row, NULL, &v);
+    pc_buf_free(&v.text);
+    return rc;
+}
+
+/* Hands the summaries of the matched candidates [from, to) to |cb|, at most
+ * *left of them. */
+static int emit_hits(pc_ch_store *S, cands *c, size_t from, size_t to, int *left,
+                     pc_trace_cb cb, void *ud)
+{
+    const char **p = pc_xmalloc((to - from) * sizeof(*p)), **t = pc_xmalloc((to - from) * sizeof(*t));
+    size_t n = 0;
+    for (size_t i = from; i < to && (int)n < *left; i++)
+        if (c->hit[i]) {
+            p[n] = c->projects[i];
+            t[n++] = c->ids[i];
+        }
+    int rc = 0;
+    if (n) {
+        pc_buf sql = PC_BUF_INIT;
+        pc_ch_sql_summaries_of(&sql, S->database, p, t, n);
+        *left -= (int)n;
+        rc = each_row(S, &sql, "search", "", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+    }
+    free(p);
+    free(t);
+    return rc;
+}
+
+/* One page of the newest traces, kept as candidates (a common word's walk). */
+typedef struct walk_page {
+    cands *c;
+    pc_buf keep; /* the rows' ids, copied: the page's answer is freed */
+    size_t *offs;
+    pc_trace_key last;
+    int rows;
+} walk_page;
+
+static int walk_row(void *ud, const pc_trace_row *r)
+{
+    walk_page *w = ud;
+    w->offs = pc_xrealloc(w->offs, (size_t)(w->rows + 1) * 2 * sizeof(*w->offs));
+    w->offs[2 * w->rows] = w->keep.len;
+    pc_buf_append(&w->keep, r->project_id, strlen(r->project_id) + 1);
+    w->offs[2 * w->rows + 1] = w->keep.len;
+    pc_buf_append(&w->keep, r->trace_id, strlen(r->trace_id) + 1);
+    w->last.started_ns = r->started_ns;
+    w->rows++;
+    return 0;
+}
+
+static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud);
+
+/*
+ * Search (store.h): a query of 3+ code points without a line end asks the
+ * index (clickhouse_search.h) for the newest blocks holding all of its
+ * sampled trigram keys. Up to SEARCH_BLOCKS of them: their traces, newest
+ * first, are verified VERIFY_TRACES at a time on their spans' search text
+ * (the local store's text and matcher: exact substring, Unicode case
+ * folding) until |limit| matched. More blocks (a common word): the newest
+ * traces, a page of VERIFY_TRACES at a time, are verified the same way,
+ * until |limit| matched or the query time limit. Other queries: the scan.
+ */
+static int st_search(void *ctx, const char *project_id, const char *query, int limit,
+                     pc_trace_cb cb, void *ud)
+{
+    pc_ch_store *S = ctx;
+    size_t qn = query ? strlen(query) : 0;
+    uint64_t keys[PC_CH_SEARCH_KEYS];
+    int nk = qn ? pc_local_query_keys(query, qn, keys, PC_CH_SEARCH_KEYS) : 0;
+    if (nk == 0) return scan_search(S, project_id, query, limit, cb, ud);
+    pc_local_needle *needle = pc_local_needle_create(query, qn);
+    cands c = {.needle = needle};
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_search_blocks(&sql, S->database, keys, nk, SEARCH_BLOCKS + 1);
+    int rc = each_row(S, &sql, "search", "", 1, block_row, NULL, &c);
+    int left = limit;
+    if (rc == 0 && c.nblocks <= SEARCH_BLOCKS) {
+        pc_buf out = PC_BUF_INIT;
+        if (c.nblocks) {
+            pc_ch_sql_block_traces(&sql, S->database, project_id, c.blocks, c.nblocks);
+            rc = run_sql(S, sql.data, "search", "", &out);
+            pc_buf_free(&sql);
+            if (rc == 0) {
+                /* the rows stay in |out| while their ids are candidates */
+                char *cur = out.data, *end = out.data + out.len, *cols[3];
+                while (pc_ch_tsv_row(&cur, end, cols, 3) == 3)
+                    cands_add(&c, cols[0], cols[1]);
+            }
+        }
+        for (size_t from = 0; rc == 0 && left > 0 && from < c.n; from += VERIFY_TRACES) {
+            size_t to = from + VERIFY_TRACES < c.n ? from + VERIFY_TRACES : c.n;
+            rc = verify(S, &c, from, to, "");
+            if (rc == 0) rc = emit_hits(S, &c, from, to, &left, cb, ud);
+        }
+        pc_buf_free(&out);
+    } else if (rc == 0) {
+        pc_trace_key after = {0};
+        bool more = true;
+        while (rc == 0 && left > 0 && more) {
+            walk_page w = {&c, PC_BUF_INIT, NULL, {0}, 0};
+            pc_trace_filter f = {.project_id = project_id, .limit = VERIFY_TRACES,
+                                 .after = after.trace_id ? &after : NULL};
+            rc = st_list_traces(S, &f, walk_row, &w);
+            c.n = 0;
+            for (int i = 0; i < w.rows; i++)
+                cands_add(&c, w.keep.data + w.offs[2 * i], w.keep.data + w.offs[2 * i + 1]);
+            if (rc == 0 && c.n) rc = verify(S, &c, 0, c.n, "");
+            if (rc == 0) rc = emit_hits(S, &c, 0, c.n, &left, cb, ud);
+            more = w.rows == VERIFY_TRACES;
+            if (more) { /* the cursor: the page's last trace, copied before |w| goes */
+                free((char *)after.trace_id);
+                free((char *)after.project_id);
+                after.started_ns = w.last.started_ns;
+                after.project_id = pc_xstrdup(c.projects[c.n - 1]);
+                after.trace_id = pc_xstrdup(c.ids[c.n - 1]);
+            }
+            pc_buf_free(&w.keep);
+            free(w.offs);
+        }
+        free((char *)after.trace_id);
+        free((char *)after.project_id);
+    }
+    free(c.projects);
+    free(c.ids);
+    free(c.hit);
+    free(c.blocks);
+    pc_local_needle_destroy(needle);
+    return rc;
 }
 
 /* The rows of a session page, kept while its level-2 sums are read. */
