@@ -149,7 +149,7 @@ typedef struct ch {
     int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
     int64_t down_wall;   /* atomic: wall ns of the same moment */
     pc_histogram *insert_seconds; /* from start; NULL without a metrics registry */
-    uint64_t next_block; /* flusher only: the next search block id (clickhouse_search.h) */
+    uint64_t next_block; /* flusher only: numbers the search blocks (clickhouse_search.h) */
 } ch;
 
 /* Drops a reference to |g|; the last one frees it, its span rows' blocks
@@ -352,8 +352,6 @@ static void *flusher_main(void *arg)
         /* Then the search index of what is stored (a retried insert writes its
          * blocks again under new ids: more candidates, never fewer). */
         if (st == GEN_OK) {
-            uint64_t now = (uint64_t)pc_time_now_ns();
-            if (C->next_block < now) C->next_block = now;
             pc_ch_rows_reset(&grams);
             pc_ch_rows_reset(&blocks);
             pc_ch_search_rows(&g->search, &C->next_block, &grams, &blocks);

@@ -140,31 +140,28 @@ void pc_ch_search_free(pc_ch_search_acc *acc)
     *acc = (pc_ch_search_acc)PC_CH_SEARCH_ACC_INIT;
 }
 
-/* Seconds of |ns| as the DateTime columns take them (clamped to UInt32). */
-static long long seconds(int64_t ns)
-{
-    long long s = ns > 0 ? ns / 1000000000LL : 0;
-    return s > 4294967295LL ? 4294967295LL : s;
-}
+/* The low bits of a block id: a per-process sequence number (see clickhouse_search.h). */
+#define BLOCK_SEQ_MASK 0xFFu
 
-/* Writes the rows of the block made of pieces [p0, p1). */
-static void block_rows(const pc_ch_search_acc *acc, size_t p0, size_t p1, uint64_t block,
+/* Writes the rows of the block made of pieces [p0, p1); *seq numbers its id. */
+static void block_rows(const pc_ch_search_acc *acc, size_t p0, size_t p1, uint64_t *seq,
                        pc_local_keyset *set, pc_ch_rows *grams, pc_ch_rows *blocks)
 {
     size_t k0 = p0 ? acc->pieces[p0 - 1].key_end : 0, k1 = acc->pieces[p1 - 1].key_end;
     size_t t0 = p0 ? acc->pieces[p0 - 1].trace_end : 0, t1 = acc->pieces[p1 - 1].trace_end;
     int64_t latest = 0;
+    for (size_t t = t0; t < t1; t++)
+        if (acc->traces[t].started_ns > latest) latest = acc->traces[t].started_ns;
+    uint64_t block = ((uint64_t)latest & ~(uint64_t)BLOCK_SEQ_MASK) | ((*seq)++ & BLOCK_SEQ_MASK);
     for (size_t t = t0; t < t1; t++) {
         const pc_ch_search_trace *tr = &acc->traces[t];
         const char *project = acc->meta.data + tr->meta, *trace = project + strlen(project) + 1;
-        if (tr->started_ns > latest) latest = tr->started_ns;
         size_t off = blocks->text.len;
         pc_buf_printf(&blocks->text, "{\"block\":%llu,\"project_id\":", (unsigned long long)block);
         pc_json_write_str(&blocks->text, project, strlen(project));
         pc_buf_lit(&blocks->text, ",\"trace_id\":");
         pc_json_write_str(&blocks->text, trace, strlen(trace));
-        pc_buf_printf(&blocks->text, ",\"started_ns\":%lld,\"started_at\":%lld}\n",
-                      (long long)tr->started_ns, seconds(tr->started_ns));
+        pc_buf_printf(&blocks->text, ",\"started_ns\":%lld}\n", (long long)tr->started_ns);
         pc_ch_rows_add(blocks, off, pc_ch_month(tr->started_ns), (pc_str){project, strlen(project)},
                        (pc_str){trace, strlen(trace)}, PC_STR_NULL);
     }
@@ -183,13 +180,13 @@ static void block_rows(const pc_ch_search_acc *acc, size_t p0, size_t p1, uint64
     int32_t month = pc_ch_month(latest);
     for (size_t i = 0; i < n; i++) {
         size_t off = grams->text.len;
-        pc_buf_printf(&grams->text, "{\"gram\":%llu,\"block\":%llu,\"started_at\":%lld}\n",
-                      (unsigned long long)keys[i], (unsigned long long)block, seconds(latest));
+        pc_buf_printf(&grams->text, "{\"gram\":%llu,\"block\":%llu}\n",
+                      (unsigned long long)keys[i], (unsigned long long)block);
         pc_ch_rows_add(grams, off, month, PC_STR_NULL, PC_STR_NULL, PC_STR_NULL);
     }
 }
 
-void pc_ch_search_rows(const pc_ch_search_acc *acc, uint64_t *next_block, pc_ch_rows *grams,
+void pc_ch_search_rows(const pc_ch_search_acc *acc, uint64_t *seq, pc_ch_rows *grams,
                        pc_ch_rows *blocks)
 {
     pc_local_keyset set = PC_LOCAL_KEYSET_INIT;
@@ -198,7 +195,7 @@ void pc_ch_search_rows(const pc_ch_search_acc *acc, uint64_t *next_block, pc_ch_
         traces += acc->pieces[p].trace_end - from;
         from = acc->pieces[p].trace_end;
         if (traces >= PC_CH_SEARCH_BLOCK_TRACES || p + 1 == acc->npieces) {
-            block_rows(acc, p0, p + 1, (*next_block)++, &set, grams, blocks);
+            block_rows(acc, p0, p + 1, seq, &set, grams, blocks);
             p0 = p + 1;
             traces = 0;
         }
@@ -208,35 +205,37 @@ void pc_ch_search_rows(const pc_ch_search_acc *acc, uint64_t *next_block, pc_ch_
 
 /* ------------------------------------------------------------------ SQL -- */
 
+/* The DateTime of a Unix time in ns held in |col|, clamped as DateTime holds it. */
+#define SECONDS_OF(col) "toDateTime(least(greatest(intDiv(" col ", 1000000000), 0), 4294967295))"
+
 void pc_ch_ddl_search(pc_buf *out, pc_ch_dialect d, const char *db, int table)
 {
-    const char *ttl = d == PC_CH_MODERN ? " TTL started_at + INTERVAL 90 DAY" : "";
+    const char *when = table == 0 ? SECONDS_OF("block") : SECONDS_OF("started_ns");
+    char ttl[160] = "";
+    if (d == PC_CH_MODERN) snprintf(ttl, sizeof(ttl), " TTL %s + INTERVAL 90 DAY", when);
     if (table == 0)
         pc_buf_printf(out,
-                      "CREATE TABLE IF NOT EXISTS `%s`.`search_grams` (gram UInt64, block UInt64,"
-                      " started_at DateTime) ENGINE = MergeTree PARTITION BY toYYYYMM(started_at)"
-                      " ORDER BY (gram, block)%s",
-                      db, ttl);
+                      "CREATE TABLE IF NOT EXISTS `%s`.`search_grams` (gram UInt64, block UInt64)"
+                      " ENGINE = MergeTree PARTITION BY toYYYYMM(%s) ORDER BY (gram, block)%s",
+                      db, when, ttl);
     else
         pc_buf_printf(out,
                       "CREATE TABLE IF NOT EXISTS `%s`.`search_blocks` (block UInt64,"
-                      " project_id String, trace_id String, started_ns Int64,"
-                      " started_at DateTime) ENGINE = MergeTree"
-                      " PARTITION BY toYYYYMM(started_at) ORDER BY (block, project_id, trace_id)%s",
-                      db, ttl);
+                      " project_id String, trace_id String, started_ns Int64) ENGINE = MergeTree"
+                      " PARTITION BY toYYYYMM(%s) ORDER BY (block, project_id, trace_id)%s",
+                      db, when, ttl);
 }
 
 void pc_ch_insert_search_grams(pc_buf *out, const char *db)
 {
-    pc_buf_printf(out, "INSERT INTO `%s`.search_grams (gram, block, started_at) FORMAT JSONEachRow",
-                  db);
+    pc_buf_printf(out, "INSERT INTO `%s`.search_grams (gram, block) FORMAT JSONEachRow", db);
 }
 
 void pc_ch_insert_search_blocks(pc_buf *out, const char *db)
 {
     pc_buf_printf(out,
-                  "INSERT INTO `%s`.search_blocks (block, project_id, trace_id, started_ns,"
-                  " started_at) FORMAT JSONEachRow",
+                  "INSERT INTO `%s`.search_blocks (block, project_id, trace_id, started_ns)"
+                  " FORMAT JSONEachRow",
                   db);
 }
 
@@ -269,8 +268,25 @@ void pc_ch_sql_block_traces(pc_buf *out, const char *db, const char *project_id,
                     " project_id DESC FORMAT TabSeparated");
 }
 
+size_t pc_ch_search_ascii_run(const char *q, size_t n, size_t *at)
+{
+    size_t best = 0, start = 0;
+    *at = 0;
+    for (size_t i = 0; i <= n; i++) {
+        unsigned char c = i < n ? (unsigned char)q[i] : 0;
+        if (i < n && c >= 0x20 && c < 0x7F && c != '"' && c != '\\') continue;
+        if (i - start > best) {
+            best = i - start;
+            *at = start;
+        }
+        start = i + 1;
+    }
+    return best >= 3 ? best : 0;
+}
+
 void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *projects,
-                            const char *const *trace_ids, size_t n)
+                            const char *const *trace_ids, size_t n, const char *run,
+                            size_t run_len)
 {
     pc_buf_printf(out,
                   "SELECT project_id, trace_id, name, attributes, events, input_messages,"
@@ -283,5 +299,17 @@ void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *proj
         pc_ch_quote_cstr(out, projects[i]);
         pc_buf_putc(out, ')');
     }
-    pc_buf_lit(out, ") FORMAT TabSeparated");
+    pc_buf_putc(out, ')');
+    if (run_len) {
+        static const char *const cols[] = {"name", "attributes", "events", "input_messages",
+                                           "output_messages"};
+        pc_buf_lit(out, " AND (");
+        for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+            pc_buf_printf(out, "%spositionCaseInsensitive(%s, ", i ? " OR " : "", cols[i]);
+            pc_ch_quote(out, run, run_len);
+            pc_buf_lit(out, ") > 0");
+        }
+        pc_buf_putc(out, ')');
+    }
+    pc_buf_lit(out, " FORMAT TabSeparated");
 }

@@ -18,19 +18,21 @@
  * candidates: both stores find the same texts.
  *
  * Tables (both dialects; plain MergeTree, so a redelivered batch adds rows
- * under a new block id, which only adds candidates):
- *   search_grams   (gram UInt64, block UInt64, started_at DateTime)
- *                  ORDER BY (gram, block), PARTITION BY toYYYYMM(started_at):
- *                  one row per distinct key of a block; started_at is the
- *                  latest start among the block's traces, so its month is
- *                  dropped no earlier than its last trace's (retention).
+ * under another block id, which only adds candidates):
+ *   search_grams   (gram UInt64, block UInt64) ORDER BY (gram, block): one
+ *                  row per distinct key of a block. A block id is the latest
+ *                  start (Unix ns) among its traces with its low 8 bits
+ *                  replaced by a per-process sequence number, so the newest
+ *                  blocks sort last, and the partition is the month of that
+ *                  start (PARTITION BY toYYYYMM of the id's seconds): a block
+ *                  is dropped no earlier than its last trace (retention, TTL
+ *                  on modern) and no time column is stored per key. Two
+ *                  blocks with one id (another collector, the same latest
+ *                  start) read as one: more candidates, never fewer.
  *   search_blocks  (block UInt64, project_id String, trace_id String,
- *                  started_ns Int64, started_at DateTime) ORDER BY (block,
- *                  project_id, trace_id), PARTITION BY toYYYYMM(started_at):
- *                  one row per trace and block, in the trace's own month.
- * A block id is the flusher's wall clock in ns, made strictly increasing per
- * process; two collectors may pick the same id, which merges their blocks
- * (more candidates, never fewer).
+ *                  started_ns Int64) ORDER BY (block, project_id, trace_id),
+ *                  PARTITION BY the month of started_ns: one row per trace and
+ *                  block, in the trace's own month.
  */
 #ifndef PC_CLICKHOUSE_SEARCH_H
 #define PC_CLICKHOUSE_SEARCH_H
@@ -71,10 +73,10 @@ void pc_ch_search_free(pc_ch_search_acc *acc);
 
 /*
  * The rows of |acc|'s blocks: JSONEachRow lines into |grams| (table
- * search_grams) and |blocks| (search_blocks), each with its partition. Block
- * ids come from *next_block (>= 1), advanced past the ids used.
+ * search_grams) and |blocks| (search_blocks), each with its partition. *seq
+ * (the caller's, kept across calls) numbers the block ids' low bits.
  */
-void pc_ch_search_rows(const pc_ch_search_acc *acc, uint64_t *next_block, pc_ch_rows *grams,
+void pc_ch_search_rows(const pc_ch_search_acc *acc, uint64_t *seq, pc_ch_rows *grams,
                        pc_ch_rows *blocks);
 
 /* DDL of table |table| (0 search_grams, 1 search_blocks; CREATE TABLE IF NOT
@@ -91,9 +93,25 @@ void pc_ch_sql_search_blocks(pc_buf *out, const char *db, const uint64_t *keys, 
  * start first: project_id, trace_id, started_ns. */
 void pc_ch_sql_block_traces(pc_buf *out, const char *db, const char *project_id,
                             const uint64_t *blocks, size_t n);
-/* The search columns of the spans of the |n| traces (projects[i], trace_ids[i]):
- * project_id, trace_id, name, attributes, events, input_messages, output_messages. */
+/*
+ * The search columns of the spans of the |n| traces (projects[i], trace_ids[i]):
+ * project_id, trace_id, name, attributes, events, input_messages,
+ * output_messages; with |run_len| > 0 only the spans where one of those
+ * columns holds |run| (ASCII case-insensitive), a superset of the spans whose
+ * search text holds the query |run| was cut from (pc_ch_search_ascii_run).
+ */
 void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *projects,
-                            const char *const *trace_ids, size_t n);
+                            const char *const *trace_ids, size_t n, const char *run,
+                            size_t run_len);
+
+/*
+ * The longest run of the query |q| (|n| bytes) that the stored columns hold
+ * as typed: printable ASCII except '"' and '\\' (the JSON writer escapes
+ * those, and every byte outside ASCII is outside it). Folding maps ASCII to
+ * ASCII only and nothing else to ASCII (local_text.h), so a span whose search
+ * text holds q (folded) has a column holding the run in some ASCII case.
+ * Returns its length and its offset in *at; 0 when shorter than 3 bytes.
+ */
+size_t pc_ch_search_ascii_run(const char *q, size_t n, size_t *at);
 
 #endif

@@ -329,6 +329,8 @@ typedef struct cands {
     uint64_t *blocks;
     size_t nblocks;
     const pc_local_needle *needle;
+    const char *run; /* the query's ASCII run for the server's prefilter, run_len 0: none */
+    size_t run_len;
 } cands;
 
 static void cands_add(cands *c, const char *project, const char *id)
@@ -383,7 +385,8 @@ static int verify(pc_ch_store *S, cands *c, size_t from, size_t to, const char *
 {
     verify_ctx v = {c, from, to, PC_BUF_INIT};
     pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_verify_spans(&sql, S->database, c->projects + from, c->ids + from, to - from);
+    pc_ch_sql_verify_spans(&sql, S->database, c->projects + from, c->ids + from, to - from,
+                           c->run, c->run_len);
     int rc = each_row(S, &sql, "search", extra, 7, verify_row, NULL, &v);
     pc_buf_free(&v.text);
     return rc;
@@ -457,6 +460,9 @@ static int st_search(void *ctx, const char *project_id, const char *query, int l
     if (nk == 0) return scan_search(S, project_id, query, limit, cb, ud);
     pc_local_needle *needle = pc_local_needle_create(query, qn);
     cands c = {.needle = needle};
+    size_t at;
+    c.run_len = pc_ch_search_ascii_run(query, qn, &at);
+    c.run = query + at;
     pc_buf sql = PC_BUF_INIT;
     pc_ch_sql_search_blocks(&sql, S->database, keys, nk, SEARCH_BLOCKS + 1);
     int rc = each_row(S, &sql, "search", "", 1, block_row, NULL, &c);

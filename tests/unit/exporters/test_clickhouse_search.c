@@ -145,35 +145,39 @@ static void test_blocks(void)
     CHECK_EQ_INT((int)acc.ntraces, 301);
 
     pc_ch_rows grams = PC_CH_ROWS_INIT, blocks = PC_CH_ROWS_INIT;
-    uint64_t next = 1000;
-    pc_ch_search_rows(&acc, &next, &grams, &blocks);
-    /* the first piece alone reaches 256 traces; the other two make one block */
-    CHECK(next == 1002);
+    uint64_t seq = 1000;
+    pc_ch_search_rows(&acc, &seq, &grams, &blocks);
+    /* the first piece alone reaches 256 traces; the other two make one block. A block's
+     * id: its latest trace start, the low 8 bits a sequence number */
+    CHECK(seq == 1002);
+    unsigned long long b0 = ((unsigned long long)(jan + 255) & ~0xFFull) | (1000 & 0xFF),
+                       b1 = ((unsigned long long)feb & ~0xFFull) | (1001 & 0xFF);
+    char blk0[48], blk1[48];
+    snprintf(blk0, sizeof(blk0), "\"block\":%llu,", b0);
+    snprintf(blk1, sizeof(blk1), "\"block\":%llu,", b1);
     CHECK_EQ_INT((int)blocks.n, 301);
-    CHECK_EQ_INT(lines_with(&blocks, "\"block\":1000,"), 256);
-    CHECK_EQ_INT(lines_with(&blocks, "\"block\":1001,"), 45);
+    CHECK_EQ_INT(lines_with(&blocks, blk0), 256);
+    CHECK_EQ_INT(lines_with(&blocks, blk1), 45);
     CHECK_EQ_INT(lines_with(&blocks, "\"project_id\":\"x' OR 1=1 --\\\\\\\"\""), 1);
     /* the trace's start is its earliest span's; its row lies in that month */
-    CHECK_EQ_INT(lines_with(&blocks, "\"trace_id\":\"t-evil\",\"started_ns\":1769904000000000000,"
-                                     "\"started_at\":1769904000}"),
-                 1);
+    CHECK_EQ_INT(lines_with(&blocks, "\"trace_id\":\"t-evil\",\"started_ns\":1769904000000000000}"), 1);
     /* keys: "zebra" in block 1000 only, "second" in 1001 only, "plain" in both */
     uint64_t zeb[1], sec[1], pla[1];
     CHECK_EQ_INT(pc_local_query_keys("zeb", 3, zeb, 1), 1);
     CHECK_EQ_INT(pc_local_query_keys("sec", 3, sec, 1), 1);
     CHECK_EQ_INT(pc_local_query_keys("pla", 3, pla, 1), 1);
     char want[96];
-    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":1000,", (unsigned long long)zeb[0]);
+    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":%llu}", (unsigned long long)zeb[0], b0);
     CHECK_EQ_INT(lines_with(&grams, want), 1);
-    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":1001,", (unsigned long long)zeb[0]);
+    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":%llu}", (unsigned long long)zeb[0], b1);
     CHECK_EQ_INT(lines_with(&grams, want), 0);
-    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":1001,", (unsigned long long)sec[0]);
+    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":%llu}", (unsigned long long)sec[0], b1);
     CHECK_EQ_INT(lines_with(&grams, want), 1);
     snprintf(want, sizeof(want), "{\"gram\":%llu,", (unsigned long long)pla[0]);
     CHECK_EQ_INT(lines_with(&grams, want), 2); /* once per block: the union is distinct */
     /* a block's grams lie in the month of its latest trace (February for block 1001) */
     for (size_t i = 0; i < grams.n; i++)
-        if (memmem(grams.text.data + grams.v[i].off, grams.v[i].len, "\"block\":1001,", 13))
+        if (memmem(grams.text.data + grams.v[i].off, grams.v[i].len, blk1 + 8, strlen(blk1 + 8) - 1))
             CHECK_EQ_INT(grams.v[i].month, 202602);
     pc_ch_rows_free(&grams);
     pc_ch_rows_free(&blocks);
@@ -185,12 +189,15 @@ static void test_sql(void)
 {
     pc_buf b = PC_BUF_INIT;
     pc_ch_ddl_search(&b, PC_CH_LEGACY, "db", 0);
-    CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `db`.`search_grams` (gram UInt64, block UInt64,"));
-    CHECK(has(&b, "ORDER BY (gram, block)") && !strstr(b.data, "TTL"));
+    CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `db`.`search_grams` (gram UInt64, block UInt64)"));
+    CHECK(has(&b, "PARTITION BY toYYYYMM(toDateTime(least(greatest(intDiv(block, 1000000000), 0),"
+                  " 4294967295))) ORDER BY (gram, block)"));
+    CHECK(!strstr(b.data, "TTL"));
     pc_buf_reset(&b);
     pc_ch_ddl_search(&b, PC_CH_MODERN, "db", 1);
     CHECK(has(&b, "`db`.`search_blocks`") && has(&b, "ORDER BY (block, project_id, trace_id)"));
-    CHECK(has(&b, "TTL started_at + INTERVAL 90 DAY"));
+    CHECK(has(&b, "TTL toDateTime(least(greatest(intDiv(started_ns, 1000000000), 0), 4294967295))"
+                  " + INTERVAL 90 DAY"));
     pc_buf_reset(&b);
     uint64_t keys[2] = {1, 18446744073709551615ull};
     pc_ch_sql_search_blocks(&b, "db", keys, 2, 65);
@@ -202,8 +209,23 @@ static void test_sql(void)
     CHECK(has(&b, "ORDER BY s DESC"));
     pc_buf_reset(&b);
     const char *projects[2] = {"p1", "x') OR 1=1 --"}, *tids[2] = {"t1", "t'2"};
-    pc_ch_sql_verify_spans(&b, "db", projects, tids, 2);
-    CHECK(has(&b, "WHERE (trace_id, project_id) IN (('t1', 'p1'), ('t\\'2', 'x\\') OR 1=1 --'))"));
+    pc_ch_sql_verify_spans(&b, "db", projects, tids, 2, NULL, 0);
+    CHECK(has(&b, "WHERE (trace_id, project_id) IN (('t1', 'p1'), ('t\\'2', 'x\\') OR 1=1 --'))"
+                  " FORMAT"));
+    pc_buf_reset(&b);
+    pc_ch_sql_verify_spans(&b, "db", projects, tids, 1, "a'b", 3);
+    CHECK(has(&b, ") AND (positionCaseInsensitive(name, 'a\\'b') > 0 OR"));
+    CHECK(has(&b, "positionCaseInsensitive(output_messages, 'a\\'b') > 0) FORMAT"));
+    /* the prefilter's run: printable ASCII without '"' or '\\', the longest, 3+ bytes */
+    size_t at;
+    const char *q = "with the \"city\" name";
+    CHECK_EQ_INT((int)pc_ch_search_ascii_run(q, strlen(q), &at), 9);
+    CHECK_EQ_INT((int)at, 0);
+    q = "ab\"cd\\\xc3\xa9xyz1";
+    CHECK_EQ_INT((int)pc_ch_search_ascii_run(q, strlen(q), &at), 4);
+    CHECK_EQ_INT((int)at, (int)strlen(q) - 4);
+    CHECK_EQ_INT((int)pc_ch_search_ascii_run("ab\"cd", 5, &at), 0);
+    CHECK_EQ_INT((int)pc_ch_search_ascii_run("\xd0\x9c\xd0\x9e\xd0\xa1", 6, &at), 0);
     pc_buf_free(&b);
 }
 
