@@ -42,8 +42,10 @@
  * candidates reached their cap (pc_ch_filter_inexact, clickhouse_store.c),
  * so no false candidate hides a match; their offsets always apply to the
  * checked rows.
- * Search still matches spans (pc_ch_sql_search) and merges all the traces
- * rows of the matching traces (page()).
+ * Search goes through the search index (clickhouse_search.h,
+ * clickhouse_store.c); the scan here (pc_ch_sql_search: queries the index
+ * cannot serve) still matches spans and merges all the traces rows of the
+ * matching traces (page()).
  *
  * Summaries served (get_trace, lists, search) are computed from the trace's
  * deduplicated spans of ITS project, grouped by (project_id, trace_id):

@@ -21,10 +21,11 @@
  * reads (the page from the traces rows, then its span sums), stats in one,
  * at the search's low priority (it may read a wide time range).
  *
- * Search is the read a client can make expensive (a long pattern over long
- * values); see pc_ch_sql_search for how its SQL bounds a row's cost and
- * search_settings() below for how the server is made to check its time limit
- * after every few rows.
+ * Search: the index first (st_search below, clickhouse_search.h); the scan,
+ * for queries the index cannot serve, is the read a client can make
+ * expensive (a long pattern over long values): see pc_ch_sql_search for how
+ * its SQL bounds a row's cost and search_settings() below for how the server
+ * is made to check its time limit after every few rows.
  */
 #include "clickhouse_store.h"
 
