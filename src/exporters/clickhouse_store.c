@@ -321,6 +321,9 @@ static int scan_search(pc_ch_store *S, const char *project_id, const char *query
  * instead (a common word), and traces verified per read of their spans. */
 #define SEARCH_BLOCKS 64
 #define VERIFY_TRACES 256
+/* A read of candidate spans answers at most 64 MiB (the server fails it
+ * beyond: the query API answers 503), whatever the spans hold. */
+#define VERIFY_SETTINGS "max_result_bytes=67108864&result_overflow_mode=throw"
 
 /* Candidate traces: (project, trace id) pairs pointing into |text|. */
 typedef struct cands {
@@ -382,13 +385,13 @@ static int verify_row(char **cols, void *cb, void *ud)
 }
 
 /* Verifies candidates [from, to) against their spans. 0 or a store error. */
-static int verify(pc_ch_store *S, cands *c, size_t from, size_t to, const char *extra)
+static int verify(pc_ch_store *S, cands *c, size_t from, size_t to)
 {
     verify_ctx v = {c, from, to, PC_BUF_INIT};
     pc_buf sql = PC_BUF_INIT;
     pc_ch_sql_verify_spans(&sql, S->database, c->projects + from, c->ids + from, to - from,
                            c->run, c->run_len);
-    int rc = each_row(S, &sql, "search", extra, 7, verify_row, NULL, &v);
+    int rc = each_row(S, &sql, "search", VERIFY_SETTINGS, 7, verify_row, NULL, &v);
     pc_buf_free(&v.text);
     return rc;
 }
@@ -483,7 +486,7 @@ static int st_search(void *ctx, const char *project_id, const char *query, int l
         }
         for (size_t from = 0; rc == 0 && left > 0 && from < c.n; from += VERIFY_TRACES) {
             size_t to = from + VERIFY_TRACES < c.n ? from + VERIFY_TRACES : c.n;
-            rc = verify(S, &c, from, to, "");
+            rc = verify(S, &c, from, to);
             if (rc == 0) rc = emit_hits(S, &c, from, to, &left, cb, ud);
         }
         pc_buf_free(&out);
@@ -498,7 +501,7 @@ static int st_search(void *ctx, const char *project_id, const char *query, int l
             c.n = 0;
             for (int i = 0; i < w.rows; i++)
                 cands_add(&c, w.keep.data + w.offs[2 * i], w.keep.data + w.offs[2 * i + 1]);
-            if (rc == 0 && c.n) rc = verify(S, &c, 0, c.n, "");
+            if (rc == 0 && c.n) rc = verify(S, &c, 0, c.n);
             if (rc == 0) rc = emit_hits(S, &c, 0, c.n, &left, cb, ud);
             more = w.rows == VERIFY_TRACES;
             if (more) { /* the cursor: the page's last trace, copied before |w| goes */
