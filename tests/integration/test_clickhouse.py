@@ -527,6 +527,48 @@ def test_reads_are_readonly_and_bounded(make_collector, tmp_path, clickhouse):
     assert c.trace(more[0]["trace_id"])["trace"]["span_count"] == 10
 
 
+def test_search_index_rare_and_common_words(make_collector, tmp_path, engine):
+    """The ClickHouse search index against the embedded store: 80 traces sent one request
+    at a time (each its own insert, so its own search block), a word in every trace (more
+    candidate blocks than the index verifies: the newest traces are walked and verified), a
+    word in three of them (their blocks only), a phrase with quotes, Unicode case, a word
+    split over two spans of one trace in two inserts, and a project filter: the same
+    traces in the same order on both stores."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    t0 = time.time_ns() - HOUR
+    for i in range(80):
+        name = "Zebracommon step"
+        if i in (5, 41, 77):
+            name = 'Ünïque-rare "quoted" word'
+        doc = {"trace_id": f"t-w{i:02d}", "service_name": "svc", "spans": [{
+            "span_id": "s1", "trace_id": f"t-w{i:02d}", "name": name,
+            "started_at": iso(t0 + i * 10**9), "ended_at": iso(t0 + i * 10**9 + 1000),
+            "attributes": {"n": i}}]}
+        for c in (ch, lo):
+            post_prela(c, doc, project="p1" if i % 2 else "p2")
+    # a trace whose second span (a later insert) holds the word: still found
+    for k, (sid, text) in enumerate((("a", "first half"), ("b", "late-arriving Quokka"))):
+        doc = {"trace_id": "t-split", "service_name": "svc", "spans": [{
+            "span_id": sid, "trace_id": "t-split", "name": text,
+            "started_at": iso(t0 + k), "ended_at": iso(t0 + k + 1000)}]}
+        for c in (ch, lo):
+            post_prela(c, doc, project="p1")
+    blocks = int(srv.query(f"SELECT uniqExact(block) FROM {db}.search_blocks FORMAT TabSeparated"))
+    assert blocks > 64, blocks  # more than SEARCH_BLOCKS: the common word walks
+    for q, kw in (("zebracommon", {}), ("ZEBRACOMMON STEP", {"limit": 7}),
+                  ("zebracommon", {"project_id": "p2", "limit": 100}),
+                  ("ünïque-RARE", {}), ('"quoted" word', {}), ("quokka", {}),
+                  ("rare", {"project_id": "p1"}), ("no-such-word-anywhere", {})):
+        got = same(ch, lo, "/api/v1/search", query=q, **kw)
+        assert got["count"] == len(got["results"])
+    assert [t["trace_id"] for t in ch.get("/api/v1/search", query="ünïque-rare").json()[
+        "results"]] == ["t-w77", "t-w41", "t-w05"]
+    assert ch.get("/api/v1/search", query="quokka").json()["results"][0]["trace_id"] == "t-split"
+    assert ch.get("/api/v1/search", query="zebracommon", limit=100).json()["count"] == 77
+
+
 def test_search_looks_at_the_first_64k_of_each_value(make_collector, tmp_path, engine):
     """A query the search index cannot serve (under 3 code points) is a scan, ASCII
     case-insensitive over a span's name and attributes, but only their first 64 KiB
