@@ -152,7 +152,8 @@ static int cat_exec(void *ud, const char *sql, const char *what, long timeout_ms
 static int migrate(catalog *c)
 {
     pc_buf_reset(&c->log);
-    return pc_ch_schema_setup("clickhouse", c->d, "db", cat_exec, c, 1000, 1000);
+    int64_t since;
+    return pc_ch_schema_setup("clickhouse", c->d, "db", cat_exec, c, 1000, 1000, &since);
 }
 
 static bool cat_is(catalog *c, const char *const *want, int n)
@@ -185,6 +186,7 @@ static void test_migration_plan(void)
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`spans` ("));
     CHECK(has(&c.log, "ORDER BY (trace_id, project_id, span_id)"));
     CHECK(has(&c.log, "VALUES (4, 'created')"));
+    CHECK(!strstr(c.log.data, "VALUES (4, 'search index")); /* no span predates the index */
     CHECK(!strstr(c.log.data, "ALTER"));
     /* A second start only reads the version and re-asserts the tables. */
     CHECK_EQ_INT(migrate(&c), 0);
@@ -198,6 +200,7 @@ static void test_migration_plan(void)
     /* the tables of 3 were built in the current layout: nothing to add at 3 -> 4 */
     CHECK(!strstr(v1.log.data, "ADD COLUMN") && !strstr(v1.log.data, "INSERT INTO `db`.traces"));
     CHECK(has(&v1.log, "VALUES (4, 'migrated from 3"));
+    CHECK(has(&v1.log, "VALUES (4, 'search index from here: older spans are scanned')"));
     CHECK(has(&v1.log, "CREATE TABLE IF NOT EXISTS `db`.`spans_v2` ("));
     CHECK(has(&v1.log, "ORDER BY (trace_id, project_id, started_at, span_id)")); /* v2's key */
     CHECK(has(&v1.log, "INSERT INTO `db`.`spans_v2` (span_id, trace_id, parent_span_id,"));
