@@ -747,7 +747,7 @@ static int ch_start(void *ctx, pc_host *host)
     int rc = open_dead_letter(C);
     if (rc == 0)
         rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,
-                                COPY_TIMEOUT_MS);
+                                COPY_TIMEOUT_MS, &C->reads.search_since_ns);
     if (rc == 0) {
         pthread_mutex_lock(&C->mu);
         int prc = pthread_create(&C->thread, NULL, flusher_main, C);

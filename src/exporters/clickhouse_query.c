@@ -505,7 +505,7 @@ static void put_lower(pc_buf *out, const char *s, size_t n)
 }
 
 void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
-                      int limit)
+                      int limit, int64_t before_ns)
 {
     pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT, needle = PC_BUF_INIT, json = PC_BUF_INIT;
     pc_buf low = PC_BUF_INIT;
@@ -519,9 +519,11 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
     put_lower(&low, json.data + 1, json.len - 2);
     pc_buf_reset(&json);
     pc_ch_quote(&json, low.data ? low.data : "", low.len);
-    pc_buf_printf(&member,
-                  "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans WHERE ",
+    pc_buf_printf(&member, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans ",
                   db);
+    /* a fixed-size column first: only the older spans' text is read */
+    if (before_ns > 0) pc_buf_printf(&member, "PREWHERE created_ns < %lld ", (long long)before_ns);
+    pc_buf_puts(&member, "WHERE ");
     project_and(&member, project_id);
     pc_buf_putc(&member, '(');
     search_col(&member, "name", &needle);

@@ -308,10 +308,10 @@ static void search_settings(char *out, size_t len, size_t pattern_len)
 
 /* Search through the scan of pc_ch_sql_search: queries the index cannot serve. */
 static int scan_search(pc_ch_store *S, const char *project_id, const char *query, int limit,
-                       pc_trace_cb cb, void *ud)
+                       int64_t before_ns, pc_trace_cb cb, void *ud)
 {
     pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_search(&sql, S->database, project_id, query, limit);
+    pc_ch_sql_search(&sql, S->database, project_id, query, limit, before_ns);
     char extra[96];
     search_settings(extra, sizeof(extra), query ? strlen(query) : 0);
     return each_row(S, &sql, "search", extra, PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
@@ -443,6 +443,10 @@ static int walk_row(void *ud, const pc_trace_row *r)
 }
 
 static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud);
+static int mixed_search(pc_ch_store *S, const char *project_id, const char *query, int limit,
+                        pc_trace_cb cb, void *ud);
+static int index_search(pc_ch_store *S, const char *project_id, const char *query, size_t qn,
+                        const uint64_t *keys, int nk, int limit, pc_trace_cb cb, void *ud);
 
 /*
  * Search (store.h): a query of 3+ code points without a line end asks the
@@ -461,7 +465,90 @@ static int st_search(void *ctx, const char *project_id, const char *query, int l
     size_t qn = query ? strlen(query) : 0;
     uint64_t keys[PC_CH_SEARCH_KEYS];
     int nk = qn ? pc_local_query_keys(query, qn, keys, PC_CH_SEARCH_KEYS) : 0;
-    if (nk == 0) return scan_search(S, project_id, query, limit, cb, ud);
+    if (nk == 0) return scan_search(S, project_id, query, limit, 0, cb, ud);
+    if (S->search_since_ns > 0) return mixed_search(S, project_id, query, limit, cb, ud);
+    return index_search(S, project_id, query, qn, keys, nk, limit, cb, ud);
+}
+
+/* Keeps copies of trace rows (mixed_search). */
+typedef struct kept {
+    pc_trace_row *rows;
+    size_t n, cap;
+} kept;
+
+static char *dup0(const char *s)
+{
+    return pc_xstrdup(s ? s : "");
+}
+
+static int keep_row(void *ud, const pc_trace_row *r)
+{
+    kept *k = ud;
+    for (size_t i = 0; i < k->n; i++) /* found by both: the index and the scan */
+        if (strcmp(k->rows[i].trace_id, r->trace_id) == 0 &&
+            strcmp(k->rows[i].project_id, r->project_id) == 0)
+            return 0;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 32;
+        k->rows = pc_xrealloc(k->rows, k->cap * sizeof(*k->rows));
+    }
+    pc_trace_row *c = &k->rows[k->n++];
+    *c = *r;
+    c->trace_id = dup0(r->trace_id);
+    c->project_id = dup0(r->project_id);
+    c->service_name = dup0(r->service_name);
+    c->root_span_id = dup0(r->root_span_id);
+    c->root_span_name = dup0(r->root_span_name);
+    c->status = dup0(r->status);
+    c->source = dup0(r->source);
+    c->session_id = dup0(r->session_id);
+    c->user_id = dup0(r->user_id);
+    return 0;
+}
+
+/* List order: newest start first, then trace id and project id descending. */
+static int newest_first(const void *a, const void *b)
+{
+    const pc_trace_row *x = a, *y = b;
+    if (x->started_ns != y->started_ns) return x->started_ns < y->started_ns ? 1 : -1;
+    int c = strcmp(y->trace_id, x->trace_id);
+    return c ? c : strcmp(y->project_id, x->project_id);
+}
+
+/*
+ * A database migrated to schema 5 holds spans written before the index
+ * existed (S->search_since_ns): the index's answer and a scan of those older
+ * spans, merged in list order. (The scan looks at them as the scan does: the
+ * JSON text, ASCII-folded, the first 64 KiB of each value.)
+ */
+static int mixed_search(pc_ch_store *S, const char *project_id, const char *query, int limit,
+                        pc_trace_cb cb, void *ud)
+{
+    kept k = {0};
+    uint64_t keys[PC_CH_SEARCH_KEYS];
+    size_t qn = strlen(query);
+    int nk = pc_local_query_keys(query, qn, keys, PC_CH_SEARCH_KEYS);
+    int rc = index_search(S, project_id, query, qn, keys, nk, limit, keep_row, &k);
+    if (rc == 0) rc = scan_search(S, project_id, query, limit, S->search_since_ns, keep_row, &k);
+    if (k.n > 1) qsort(k.rows, k.n, sizeof(*k.rows), newest_first);
+    for (size_t i = 0; rc == 0 && i < k.n && (int)i < limit; i++)
+        if (cb(ud, &k.rows[i]) != 0) break;
+    for (size_t i = 0; i < k.n; i++) {
+        pc_trace_row *r = &k.rows[i];
+        const char *strs[] = {r->trace_id,  r->project_id, r->service_name,
+                              r->root_span_id, r->root_span_name, r->status,
+                              r->source,    r->session_id, r->user_id};
+        for (size_t j = 0; j < sizeof(strs) / sizeof(strs[0]); j++)
+            free((char *)strs[j]);
+    }
+    free(k.rows);
+    return rc;
+}
+
+/* The search through the index (see st_search). */
+static int index_search(pc_ch_store *S, const char *project_id, const char *query, size_t qn,
+                        const uint64_t *keys, int nk, int limit, pc_trace_cb cb, void *ud)
+{
     pc_local_needle *needle = pc_local_needle_create(query, qn);
     cands c = {.needle = needle};
     size_t at;
