@@ -10,6 +10,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config protobuf-c-compiler libpr
           libmicrohttpd-dev libjansson-dev libzstd-dev zlib1g-dev libyaml-dev libsqlite3-dev
           libnghttp2-dev librdkafka-dev libcurl4-openssl-dev libgnutls28-dev curl python3 python3-venv)
 PACKAGES+=(openssl)  # the integration tests make their TLS certificates with the openssl command
+PACKAGES+=(chromium chromium-driver)  # test_ui.py: the trace viewer in a real, headless browser
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -342,6 +342,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, pc_http_server *s,
     if (resp->allow) MHD_add_response_header(r, "Allow", resp->allow);
     if (resp->www_authenticate)
         MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
+    for (const char *const *h = resp->headers; h && h[0] && h[1]; h += 2)
+        MHD_add_response_header(r, h[0], h[1]);
     add_cors(conn, s, r, 0);
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);

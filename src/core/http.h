@@ -60,6 +60,9 @@ typedef struct pc_http_resp {
     int retry_after; /* seconds; > 0 adds Retry-After */
     const char *allow; /* for 405 */
     const char *www_authenticate; /* for 401 */
+    /* more headers: name, value, name, value, ..., NULL; static or in the request
+     * arena; NULL = none */
+    const char *const *headers;
 } pc_http_resp;
 
 /* Returns the request header |name| (case-insensitive), or NULL. */

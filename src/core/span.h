@@ -155,6 +155,17 @@ typedef struct pc_span {
     int64_t received_ns;   /* when a collector first accepted it (the Kafka receiver keeps
                             * the gateway's); 0 = the batch's received_ns, see pc_span_received */
     uint32_t flags;
+    /*
+     * A carrier is not a span: it only brings events (OTLP GenAI log records,
+     * otlp_events.h) to the span (project_id, trace_id, span_id), which may
+     * arrive before it, after it or never. Only trace_id, span_id, project_id,
+     * received_ns and events are set; normalize leaves it alone and the stores
+     * keep its events apart and merge them into the span when it is read
+     * (span_events.h). The OTLP receiver makes batches of carriers only; the
+     * Kafka encodings carry the flag (prela_json "carrier", OTLP attribute
+     * prela.carrier), so a storage collector's batches mix both.
+     */
+    bool carrier;
     pc_attrs attrs;
     /* OTLP dropped_attributes_count: attributes the sender dropped plus those the
      * decoder dropped (an empty key, which OTLP forbids). 0 for Prela spans. */

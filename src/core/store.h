@@ -25,6 +25,7 @@
 #ifndef PC_STORE_H
 #define PC_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* A read stopped at the store's time limit (see above). */
@@ -126,6 +127,9 @@ typedef struct pc_span_row {
     const char *links;        /* JSON array text */
     const char *resource;     /* JSON object text */
     const char *scope;        /* JSON object text */
+    /* Events attached from outside the span (span_events.h) were left out past
+     * the per-span bound; served as "events_truncated": true. */
+    bool events_cut;
 } pc_span_row;
 
 /*

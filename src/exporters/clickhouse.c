@@ -85,6 +85,7 @@
 #include "mem.h"
 #include "formats/kafka_message.h"
 #include "spooler.h"
+#include "clickhouse_events.h"
 #include "timefmt.h"
 
 #include <curl/curl.h>
@@ -111,6 +112,7 @@ enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DATA };
 /* One insert: the rows of every consume that joined it. */
 typedef struct gen {
     pc_ch_rows spans, traces;
+    pc_ch_rows events; /* attached events of carriers (clickhouse_events.h) */
     pc_ch_search_acc search; /* the search index's pieces (clickhouse_search.h) */
     size_t rows;
     int64_t first_mono; /* when its first rows arrived */
@@ -164,6 +166,7 @@ static void gen_unref_locked(ch *C, gen *g)
     }
     pc_ch_rows_free(&g->spans);
     pc_ch_rows_free(&g->traces);
+    pc_ch_rows_free(&g->events);
     pc_ch_search_free(&g->search);
     free(g);
 }
@@ -322,10 +325,11 @@ static void *flusher_main(void *arg)
     ch *C = arg;
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
-    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_grams = PC_BUF_INIT,
-           q_blocks = PC_BUF_INIT;
+    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT,
+           q_grams = PC_BUF_INIT, q_blocks = PC_BUF_INIT;
     pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
+    pc_ch_insert_span_events(&q_events, C->cfg->database);
     pc_ch_insert_search_grams(&q_grams, C->cfg->database);
     pc_ch_insert_search_blocks(&q_blocks, C->cfg->database);
     pc_ch_rows grams = PC_CH_ROWS_INIT, blocks = PC_CH_ROWS_INIT;
@@ -349,6 +353,8 @@ static void *flusher_main(void *arg)
         /* Spans first: a trace row never points at spans that are not there. */
         int st = store_rows(C, h, "spans", q_spans.data, &g->spans, g->deadline);
         if (st == GEN_OK) st = store_rows(C, h, "traces", q_traces.data, &g->traces, g->deadline);
+        if (st == GEN_OK)
+            st = store_rows(C, h, "span_events", q_events.data, &g->events, g->deadline);
         /* Then the search index of what is stored (a retried insert writes its
          * blocks again under new ids: more candidates, never fewer). */
         if (st == GEN_OK) {
@@ -372,6 +378,7 @@ static void *flusher_main(void *arg)
     pc_buf_free(&C->zbody);
     pc_buf_free(&q_spans);
     pc_buf_free(&q_traces);
+    pc_buf_free(&q_events);
     pc_buf_free(&q_grams);
     pc_buf_free(&q_blocks);
     pc_ch_rows_free(&grams);
@@ -381,12 +388,20 @@ static void *flusher_main(void *arg)
 
 /* ------------------------------------------------------------ data path -- */
 
-/* Encodes |b|: span rows into |spans|, one partial row per trace into |traces|. */
-static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *traces)
+/* Encodes |b|: span rows into |spans|, one partial row per trace into |traces|,
+ * the events of carriers (span.h) into |events|. */
+static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *traces,
+                   pc_ch_rows *events)
 {
     pc_buf scratch = PC_BUF_INIT;
+    bool carriers = false;
     for (size_t i = 0; i < b->n; i++) {
         const pc_span *s = &b->spans[i];
+        if (s->carrier) {
+            pc_ch_event_rows(events, C->dialect, s, pc_span_received(b, s), &scratch);
+            carriers = true;
+            continue;
+        }
         size_t off = spans->text.len;
         pc_ch_span_row(&spans->text, C->dialect, s, pc_span_received(b, s), &scratch);
         pc_ch_rows_add(spans, off, pc_ch_month(s->start_ns), s->project_id, s->trace_id,
@@ -395,6 +410,13 @@ static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *trac
     pc_trace_group *tr;
     size_t nt = pc_batch_group_traces(b, &tr);
     for (size_t k = 0; k < nt; k++) {
+        if (carriers) { /* a trace row summarizes spans only */
+            size_t w = 0;
+            for (size_t i = 0; i < tr[k].n; i++)
+                if (!tr[k].spans[i]->carrier) tr[k].spans[w++] = tr[k].spans[i];
+            tr[k].n = w;
+            if (!w) continue;
+        }
         pc_ch_trace_part part;
         pc_ch_part_init(&part, tr[k].spans[0], pc_span_received(b, tr[k].spans[0]));
         for (size_t i = 1; i < tr[k].n; i++)
@@ -416,13 +438,13 @@ static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *trac
  */
 static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
 {
-    pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT;
+    pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT, events = PC_CH_ROWS_INIT;
     size_t n = b->n;
     pthread_mutex_lock(&C->mu);
     spans = C->spare; /* the blocks of a stored insert, if any (see "Memory") */
     C->spare = (pc_ch_rows)PC_CH_ROWS_INIT;
     pthread_mutex_unlock(&C->mu);
-    encode(C, b, &spans, &traces);
+    encode(C, b, &spans, &traces, &events);
     pc_ch_search_acc piece = PC_CH_SEARCH_ACC_INIT;
     pc_ch_search_add_batch(&piece, b);
     pthread_mutex_lock(&C->mu);
@@ -431,6 +453,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
         pthread_mutex_unlock(&C->mu);
         pc_ch_rows_free(&spans);
         pc_ch_rows_free(&traces);
+        pc_ch_rows_free(&events);
         pc_ch_search_free(&piece);
         return NULL;
     }
@@ -443,6 +466,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     }
     pc_ch_rows_move(&g->spans, &spans);
     pc_ch_rows_move(&g->traces, &traces);
+    pc_ch_rows_move(&g->events, &events);
     pc_ch_search_move(&g->search, &piece);
     g->rows += n;
     g->refs++;
@@ -450,6 +474,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     pthread_mutex_unlock(&C->mu);
     pc_ch_rows_free(&spans);
     pc_ch_rows_free(&traces);
+    pc_ch_rows_free(&events);
     pc_ch_search_free(&piece);
     return g;
 }

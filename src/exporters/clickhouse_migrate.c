@@ -5,7 +5,7 @@
  * The version lives in the database: table `schema_version`, highest row
  * wins; a database without that table but with a spans table is version 1
  * (the first release). Versions are climbed one step at a time (1 -> 2 ->
- * 3 -> 4), and each step's version row is written once both tables are done,
+ * 3 -> 4 -> 5), and each step's version row is written once both tables are done,
  * so an interrupted climb resumes at the step it was in.
  *
  * ClickHouse has no transactions, so a copying step (to 2, to 3) is a
@@ -41,6 +41,9 @@
  *           it and redone) changes no trace's answer. The version row comes
  *           last: an interrupted step is redone whole, each statement
  *           idempotent.
+ *   4 -> 5  attached events (issue 13, clickhouse_events.h): the table
+ *           span_events created (IF NOT EXISTS), empty; nothing else changes.
+ *           A fresh database and every start at 5 create it too.
  *
  * Why copy instead of ALTER: the sorting key (ORDER BY) of a MergeTree table
  * cannot be changed to put project_id in front of existing columns, in any
@@ -51,6 +54,8 @@
  * backup T_vk only.
  */
 #include "clickhouse_migrate.h"
+
+#include "clickhouse_events.h"
 
 #include "clickhouse_search.h"
 #include "log.h"
@@ -235,6 +240,29 @@ static int step4(mig *m, bool backfill)
            "migrated database %s from schema 3 to 4 (sessions, costs, messages): %d columns "
            "added in place, nothing copied",
            m->db, added);
+    return 0;
+}
+
+/* ------------------------------------------------- version 5: span events -- */
+
+/* CREATE TABLE IF NOT EXISTS span_events (clickhouse_events.h). 0 / -1. */
+static int create_events(mig *m)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_ddl_span_events(&sql, m->d, m->db);
+    return run(m, &sql, "cannot create the span_events table", m->timeout_ms, NULL);
+}
+
+/* The step 4 -> 5: the span_events table, then the version row. 0 / -1. */
+static int step5(mig *m)
+{
+    if (create_events(m) < 0 ||
+        record(m, 5, "migrated from 4: span_events (events attached from log records)") < 0)
+        return -1;
+    pc_log(PC_LOG_INFO, m->id,
+           "migrated database %s from schema 4 to 5 (span events from log records): table "
+           "span_events added, nothing copied",
+           m->db);
     return 0;
 }
 
@@ -464,6 +492,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
         /* Current: only make sure the tables exist (IF NOT EXISTS). */
         rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
         if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
+        if (rc == 0) rc = create_events(&m);
         goto done;
     }
     if (rc == 0 && version < 2) {
@@ -490,6 +519,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
         } else {
             rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
             if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
+            if (rc == 0) rc = create_events(&m);
             if (rc == 0) rc = run(&m, &sql, "cannot create the schema_version table",
                                   timeout_ms, NULL);
             if (rc == 0) rc = record(&m, PC_CH_SCHEMA_VERSION, "created");
@@ -505,6 +535,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
                   "256 rows, traces keyed (project_id, started_ns, trace_id) with span_types; "
                   "previous tables kept as spans_v2, traces_v2");
     if (rc == 0 && (from2 || version == 3)) rc = step4(&m, !from2);
+    if (rc == 0 && (from2 || version == 3 || version == 4)) rc = step5(&m);
 done:
     if (rc == 0) rc = setup_search(&m, search_fresh, had_spans, search_since_ns);
     pc_buf_free(&sql);

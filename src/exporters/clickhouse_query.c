@@ -61,6 +61,8 @@
  */
 #include "clickhouse_query.h"
 
+#include "clickhouse_events.h"
+
 #include "json.h"
 #include "mem.h"
 
@@ -519,7 +521,7 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
     put_lower(&low, json.data + 1, json.len - 2);
     pc_buf_reset(&json);
     pc_ch_quote(&json, low.data ? low.data : "", low.len);
-    pc_buf_printf(&member, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans ",
+    pc_buf_printf(&member, "((project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans ",
                   db);
     /* a fixed-size column first: only the older spans' text is read */
     if (before_ns > 0) pc_buf_printf(&member, "PREWHERE created_ns < %lld ", (long long)before_ns);
@@ -534,6 +536,9 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
         search_col(&member, json_cols[i], &json);
     }
     pc_buf_puts(&member, "))");
+    /* ... or a trace with a matching attached event (clickhouse_events.h) */
+    pc_ch_sql_events_member(&member, db, project_id, &json, PC_CH_SEARCH_PREFIX);
+    pc_buf_putc(&member, ')');
     page(&where, db, project_id, member.data, limit);
     summaries(out, db, where.data, NEWEST);
     pc_buf_free(&needle);
@@ -639,6 +644,7 @@ void pc_ch_read_trace(char **c, pc_trace_row *r)
 
 void pc_ch_read_span(char **c, pc_span_row *r)
 {
+    r->events_cut = false;
     r->trace_id = c[0];
     r->span_id = c[1];
     r->parent_span_id = c[2];

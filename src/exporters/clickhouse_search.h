@@ -104,6 +104,13 @@ void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *proj
                             const char *const *trace_ids, size_t n, const char *run,
                             size_t run_len);
 
+/* The same columns for the events attached to those traces' spans
+ * (clickhouse_events.h; the span must be stored): '' as name, '{}' as
+ * attributes, the event as a one-event array, '' as messages. */
+void pc_ch_sql_verify_events(pc_buf *out, const char *db, const char *const *projects,
+                             const char *const *trace_ids, size_t n, const char *run,
+                             size_t run_len);
+
 /*
  * The longest run of the query |q| (|n| bytes) that the stored columns hold
  * as typed: printable ASCII except '"' and '\\' (the JSON writer escapes

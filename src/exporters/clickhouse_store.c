@@ -30,9 +30,11 @@
 #include "clickhouse_store.h"
 
 #include "clickhouse_agg.h"
+#include "clickhouse_events.h"
 #include "clickhouse_search.h"
 #include "local_contains.h"
 #include "local_text.h"
+#include "span_events.h"
 #include "log.h"
 #include "mem.h"
 #include "timefmt.h"
@@ -271,13 +273,111 @@ static int st_get_trace(void *ctx, const char *project_id, const char *trace_id,
                     ud);
 }
 
+/*
+ * The attached events of one trace (clickhouse_events.h), in the answer's
+ * order (span_id, then time): span_id and event of each row point into
+ * |out|, which owns them.
+ */
+typedef struct trace_events {
+    pc_buf out;
+    char **span, **ev;
+    size_t *len;
+    size_t n;
+    bool cut; /* the server stopped the answer at EVENTS_READ_BYTES */
+    pc_span_cb cb; /* the caller's, for each merged row */
+    void *ud;
+    pc_span_events m;
+} trace_events;
+
+static void trace_events_free(trace_events *t)
+{
+    pc_buf_free(&t->out);
+    free(t->span);
+    free(t->ev);
+    free(t->len);
+    pc_span_events_free(&t->m);
+}
+
+/* The most bytes of attached events one trace read takes from the server
+ * (max_result_bytes, result_overflow_mode=break: the server stops sending at
+ * a block boundary past it); an answer that reached it marks every merged
+ * span cut. Per span, span_events.c bounds the merge at
+ * PC_SPAN_EVENTS_MAX_BYTES. */
+#define EVENTS_READ_BYTES (64LL << 20)
+
+/* Reads the events of trace (|project_id|, |trace_id|) into |t|. 0 / < 0. */
+static int load_events(pc_ch_store *S, const char *project_id, const char *trace_id,
+                       trace_events *t)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_trace_events(&sql, S->database, project_id ? project_id : "", trace_id);
+    char extra[160];
+    snprintf(extra, sizeof(extra), "%s&max_result_bytes=%lld&result_overflow_mode=break",
+             READ_SETTINGS, EVENTS_READ_BYTES);
+    int rc = run_sql(S, sql.data, "get span events", extra, &t->out);
+    pc_buf_free(&sql);
+    if (rc < 0) return rc;
+    t->cut = (long long)t->out.len >= EVENTS_READ_BYTES;
+    size_t cap = (size_t)count_rows(&t->out);
+    t->span = pc_xmalloc((cap + 1) * sizeof(char *));
+    t->ev = pc_xmalloc((cap + 1) * sizeof(char *));
+    t->len = pc_xmalloc((cap + 1) * sizeof(size_t));
+    char *cur = t->out.data, *end = t->out.data + t->out.len, *cols[2];
+    while (t->n < cap && pc_ch_tsv_row(&cur, end, cols, 2) == 2) {
+        t->span[t->n] = cols[0];
+        t->ev[t->n] = cols[1];
+        t->len[t->n] = strlen(cols[1]);
+        t->n++;
+    }
+    return 0;
+}
+
+/* A span row with the attached events of its span merged (span_events.h). */
+static int merged_span_row(char **cols, void *cb, void *ud)
+{
+    (void)cb;
+    trace_events *t = ud;
+    pc_span_row r;
+    pc_ch_read_span(cols, &r);
+    size_t lo = 0, hi = t->n; /* the first row of span r.span_id */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(t->span[mid], r.span_id) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t k = lo;
+    while (k < t->n && strcmp(t->span[k], r.span_id) == 0)
+        k++;
+    if (k > lo) {
+        size_t n = k - lo;
+        bool cut = n > PC_SPAN_EVENTS_MAX || t->cut;
+        pc_span_events_merge(&t->m, &r, (const char *const *)t->ev + lo, t->len + lo,
+                             cut ? PC_SPAN_EVENTS_MAX : n, cut);
+    }
+    return t->cb(t->ud, &r);
+}
+
 static int st_get_spans(void *ctx, const char *project_id, const char *trace_id, int limit,
                         int offset, pc_span_cb cb, void *ud)
 {
     pc_ch_store *S = ctx;
+    trace_events t = {.out = PC_BUF_INIT, .cb = cb, .ud = ud, .m = PC_SPAN_EVENTS_INIT};
+    int rc = load_events(S, project_id, trace_id, &t);
+    if (rc < 0) {
+        trace_events_free(&t);
+        return rc;
+    }
     pc_buf sql = PC_BUF_INIT;
     pc_ch_sql_get_spans(&sql, S->database, project_id, trace_id, limit, offset);
-    return each_row(S, &sql, "get spans", READ_SETTINGS, PC_CH_SPAN_COLS, span_row, (void *)cb, ud);
+    if (t.n == 0) {
+        trace_events_free(&t);
+        return each_row(S, &sql, "get spans", READ_SETTINGS, PC_CH_SPAN_COLS, span_row,
+                        (void *)cb, ud);
+    }
+    rc = each_row(S, &sql, "get spans", READ_SETTINGS, PC_CH_SPAN_COLS, merged_span_row, NULL,
+                  &t);
+    trace_events_free(&t);
+    return rc;
 }
 
 /*
@@ -392,6 +492,21 @@ static int verify(pc_ch_store *S, cands *c, size_t from, size_t to)
     pc_ch_sql_verify_spans(&sql, S->database, c->projects + from, c->ids + from, to - from,
                            c->run, c->run_len);
     int rc = each_row(S, &sql, "search", VERIFY_SETTINGS, 7, verify_row, NULL, &v);
+    /* then the events attached to their spans (clickhouse_events.h), for the
+     * traces no span of which matched */
+    size_t k = 0;
+    const char **p = pc_xmalloc((to - from) * sizeof(*p)), **t = pc_xmalloc((to - from) * sizeof(*t));
+    for (size_t i = from; i < to; i++)
+        if (!c->hit[i]) {
+            p[k] = c->projects[i];
+            t[k++] = c->ids[i];
+        }
+    if (rc == 0 && k) {
+        pc_ch_sql_verify_events(&sql, S->database, p, t, k, c->run, c->run_len);
+        rc = each_row(S, &sql, "search", VERIFY_SETTINGS, 7, verify_row, NULL, &v);
+    }
+    free(p);
+    free(t);
     pc_buf_free(&v.text);
     return rc;
 }

@@ -132,7 +132,8 @@ static void encode_prela(enc *e, const pc_trace_group *tr, const pc_batch *b)
     for (size_t i = 0; i < tr->n; i++) {
         open_msg(e, PC_KAFKA_T_SPANS, 1, tr->trace_id);
         pc_prela_json_encode_span(e->rec, tr->spans[i], pc_span_received(b, tr->spans[i]));
-        if (close_msg(e, PC_KAFKA_T_SPANS, &tr->spans[i], 1, tr->trace_id))
+        if (close_msg(e, PC_KAFKA_T_SPANS, &tr->spans[i], 1, tr->trace_id) &&
+            !tr->spans[i]->carrier) /* a carrier is in no summary (span.h) */
             kept[n_kept++] = tr->spans[i];
     }
     if (n_kept) {

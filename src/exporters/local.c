@@ -74,6 +74,7 @@ typedef struct local_cfg {
     int64_t queue_size;
     int64_t timeout_ms;
     int64_t query_timeout_ms;
+    int64_t compression_sample;
 } local_cfg;
 
 static const pc_option options[] = {
@@ -89,6 +90,10 @@ static const pc_option options[] = {
      "how long consume waits for the commit before answering retry"},
     {"query_timeout", PC_OPT_DURATION, "10s", offsetof(local_cfg, query_timeout_ms), 1, 3600000,
      "longest a query API read (list, search, trace) may run; past it the API answers 503"},
+    {"compression_sample", PC_OPT_SIZE, "4MiB", offsetof(local_cfg, compression_sample), 0,
+     1073741824,
+     "JSON values (attributes, events, resource, ...) gathered from the first spans to train the"
+     " store's zstd dictionary, after which they are stored compressed; 0 stores them as text"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -521,7 +526,8 @@ static int local_start(void *ctx, pc_host *host)
     }
     L->db = pc_local_db_open_writer(L->id, L->path, sync_parse(L->cfg->synchronous) == 1);
     if (!L->db) return -1;
-    if (pc_local_writer_init(&L->w, L->id, L->db) < 0) return -1;
+    if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample) < 0)
+        return -1;
     L->next_purge_mono = 0; /* the writer runs retention first thing */
     pthread_mutex_lock(&L->mu);
     int rc = pthread_create(&L->thread, NULL, writer_main, L);

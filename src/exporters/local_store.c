@@ -2,7 +2,8 @@
  * local_store.c - the read side of the embedded store (store.h) over a pool
  * of read-only connections: traces, spans, lists, search. The writer
  * connection, its statements and retention are in local_writer.c; the schema
- * (version 4) and its contract in local_schema.c; the search text and its
+ * (version 5) and its contract in local_schema.c (JSON columns read through
+ * pc_unzip: local_zip.h); the search text and its
  * trigram queries in local_text.c; the aggregate reads (sessions, stats) in
  * local_agg.c.
  *
@@ -29,6 +30,8 @@
 #include "local_store.h"
 
 #include "local_contains.h"
+#include "local_events.h"
+#include "span_events.h"
 #include "local_query.h"
 #include "local_schema.h"
 #include "local_text.h"
@@ -57,10 +60,12 @@
 #define SPAN_COLS                                                                                  \
     "t.trace_id, s.span_id, s.parent_span_id, t.project_id, s.name, s.kind, s.span_type,"         \
     " s.service_name, s.status, s.status_message, s.source, s.trace_state, s.start_ns, s.end_ns,"  \
-    " s.created_ns, s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens, s.attributes,"   \
-    " s.events, s.links, s.resource, s.scope, s.llm_request_model, s.cache_read_tokens,"          \
+    " s.created_ns, s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens,"                \
+    " pc_unzip(s.attributes), pc_unzip(s.events), pc_unzip(s.links), pc_unzip(s.resource),"      \
+    " pc_unzip(s.scope), s.llm_request_model, s.cache_read_tokens,"                               \
     " s.cache_write_tokens, s.reasoning_tokens, s.cost_usd, s.cost_input_usd, s.cost_output_usd," \
-    " s.cost_source, s.session_id, s.user_id, s.input_messages, s.output_messages"
+    " s.cost_source, s.session_id, s.user_id, pc_unzip(s.input_messages),"                        \
+    " pc_unzip(s.output_messages)"
 
 #define TRACE_COLS                                                                                 \
     "t.trace_id, t.project_id, t.service_name, t.root_span_id, t.root_span_name, t.status,"        \
@@ -176,6 +181,7 @@ static void read_trace(sqlite3_stmt *st, pc_trace_row *r)
 
 static void read_span(sqlite3_stmt *st, pc_span_row *r)
 {
+    r->events_cut = false;
     r->trace_id = col_text(st, 0);
     r->span_id = col_text(st, 1);
     r->parent_span_id = col_text(st, 2);
@@ -303,8 +309,10 @@ static int64_t count_candidates(query *q, const char *fts, int cap)
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
     if (sqlite3_prepare_v2(q->db,
-                           "SELECT count(*) FROM (SELECT 1 FROM span_text WHERE span_text MATCH ?1"
-                           " LIMIT ?2 + 1)",
+                           "SELECT (SELECT count(*) FROM (SELECT 1 FROM span_text"
+                           " WHERE span_text MATCH ?1 LIMIT ?2 + 1)) + (SELECT count(*) FROM"
+                           " (SELECT 1 FROM span_event_text WHERE span_event_text MATCH ?1"
+                           " LIMIT ?2 + 1))",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, cap);
@@ -379,7 +387,7 @@ static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts, boo
     if (f->attr_key && f->attr_value) {
         if (attr_fts) pc_buf_puts(sql, " AND t.tid IN (" BLOCK_TIDS ")");
         pc_buf_puts(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.tid = t.tid"
-                         " AND pc_attr_match(s.attributes, ?17, ?18))");
+                         " AND pc_attr_match(pc_unzip(s.attributes), ?17, ?18))");
     }
     if (f->after)
         pc_buf_puts(sql, " AND (t.started_ns, t.trace_id, t.project_id) < (?9, ?10, ?11)");
@@ -488,12 +496,25 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
     bind_cstr(q.st, 2, project_id ? project_id : "");
     sqlite3_bind_int(q.st, 3, limit);
     sqlite3_bind_int(q.st, 4, offset > 0 ? offset : 0);
+    /* Attached events (local_events.h): one probe per trace, a merge per span
+     * only when the trace has some. */
+    int any = pc_local_events_any(q.db, project_id ? project_id : "", trace_id);
+    if (any < 0) return pc_local_query_close(&q, -any);
+    pc_span_events m = PC_SPAN_EVENTS_INIT;
     int rc;
     while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
         pc_span_row row;
         read_span(q.st, &row);
+        if (any) {
+            int mrc = pc_local_events_merge(q.db, &row, &m);
+            if (mrc != SQLITE_OK) {
+                rc = mrc;
+                break;
+            }
+        }
         if (cb(ud, &row) != 0) break;
     }
+    pc_span_events_free(&m);
     return pc_local_query_close(&q, rc);
 }
 
@@ -504,8 +525,9 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
 /* Whether trace ?1 (tid) has a span whose search text contains ?2. */
 static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
-    " AND pc_contains(pc_search_text(s.name, s.attributes, s.events, s.input_messages,"
-    " s.output_messages), ?2) LIMIT 1";
+    " AND pc_contains(pc_search_text(s.name, pc_unzip(s.attributes), pc_unzip(s.events),"
+    " pc_unzip(s.input_messages), pc_unzip(s.output_messages)), ?2) UNION ALL "
+    PC_LOCAL_EVENTS_VERIFY " LIMIT 1";
 
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
                   void *ud)
@@ -516,14 +538,17 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     pc_buf_putc(&fts, '\0');
 
     /* The candidate traces (or every trace) newest first; ?1 FTS5 query, ?3 project. */
+    /* ... and the traces with a matching attached event (local_events.h). */
     static const char CANDIDATES[] =
-        "SELECT " TRACE_COLS ", t.tid FROM span_text f JOIN traces t"
+        "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.tid IN ("
+        "SELECT t.tid FROM span_text f JOIN traces t"
         " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
-        " WHERE f.span_text MATCH ?1";
+        " WHERE f.span_text MATCH ?1 UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
     static const char CANDIDATES_P[] =
-        "SELECT " TRACE_COLS ", t.tid FROM span_text f JOIN traces t"
+        "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.project_id = ?3 AND t.tid IN ("
+        "SELECT t.tid FROM span_text f JOIN traces t"
         " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
-        " WHERE f.span_text MATCH ?1 AND t.project_id = ?3";
+        " WHERE f.span_text MATCH ?1 UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
     static const char ALL[] = "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL";
     static const char ALL_P[] =
         "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL AND t.project_id = ?3";

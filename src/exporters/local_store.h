@@ -14,7 +14,10 @@
 #ifndef PC_LOCAL_STORE_H
 #define PC_LOCAL_STORE_H
 
+#include "local_events.h"
 #include "store.h"
+
+#include "local_zip.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -51,9 +54,13 @@ typedef struct pc_local_writer {
     sqlite3_stmt *purge_models; /* trace_models rows of the oldest expired traces */
     sqlite3_stmt *purge_spans; /* spans of the oldest expired traces */
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
+    pc_local_zip *zip;          /* the JSON columns' compression (local_zip.h) */
+    pc_local_events_writer events; /* attached events (local_events.h) */
 } pc_local_writer;
 
-int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db);
+/* |zip_sample|: bytes of JSON values to train the compression dictionary on
+ * (0: never; pc_local_zip_create). */
+int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t zip_sample);
 void pc_local_writer_fini(pc_local_writer *w);
 
 /* Traces deleted per retention transaction, so writes never wait long behind one. */

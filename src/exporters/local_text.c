@@ -8,6 +8,8 @@
  */
 #include "local_text.h"
 
+#include "local_zip.h"
+
 #include "arena.h"
 #include "json.h"
 #include "mem.h"
@@ -431,6 +433,7 @@ int pc_local_text_register(sqlite3 *db)
     if (rc != SQLITE_OK) return rc;
     rc = sqlite3_create_function_v2(db, "pc_attr_match", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                     NULL, fn_attr_match, NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = pc_local_zip_register(db);
     if (rc != SQLITE_OK) return rc;
     fts5_api *api = fts5_of(db);
     if (!api) return SQLITE_ERROR;

@@ -68,7 +68,8 @@ int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, si
  * arguments only, a span without messages), pc_attr_match(attributes, key, value) (the function
  * above) and the FTS5 tokenizer pc_trigram of span_text (every
  * distinct trigram of folded code points within a line, once per document;
- * local_text.c). Every connection that reads or writes span_text needs it.
+ * local_text.c), and pc_unzip (local_zip.h: the compressed JSON columns of
+ * schema 5). Every connection that reads or writes the store needs them.
  * Returns an SQLite code.
  */
 int pc_local_text_register(sqlite3 *db);

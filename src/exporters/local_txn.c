@@ -87,7 +87,35 @@ typedef struct txn {
     uint32_t *slots; /* open addressing: index + 1 into groups, 0 = empty */
     size_t n_slots;  /* power of two, >= 2 * spans in the transaction */
     pc_buf attrs, events, links, resource, scope, text;
+    /* Per JSON column (local_zip.h): the last value bound, its compressed
+     * form, and whether that was bound (a span's resource and scope are
+     * usually its neighbour's: compressed once, not per span). */
+    pc_buf last[7], packed[7];
+    bool zipped[7];
 } txn;
+
+/* Binds the JSON text |p| (|n| bytes) as parameter |i| of INS_SPAN, column
+ * |c| (0..6) of t->packed: compressed as a BLOB when pc_local_zip_pack gains,
+ * else as TEXT; the same value as the column's previous one is not packed
+ * again. The bound bytes stay valid until the next call for |c|. */
+static void bind_json(sqlite3_stmt *st, int i, pc_local_zip *z, txn *t, int c,
+                      const char *p, size_t n)
+{
+    if (!p) p = "";
+    pc_buf *last = &t->last[c];
+    /* (no dictionary yet: every value is a training sample, repeats included,
+     * so the dictionary learns the common resources and scopes) */
+    if (!(n >= PC_LOCAL_ZIP_MIN && n == last->len && pc_local_zip_dict_id(z) != 0 &&
+          memcmp(p, last->data, n) == 0)) {
+        t->zipped[c] = pc_local_zip_pack(z, p, n, &t->packed[c]);
+        pc_buf_reset(last);
+        if (n >= PC_LOCAL_ZIP_MIN) pc_buf_append(last, p, n);
+    }
+    if (t->zipped[c])
+        sqlite3_bind_blob64(st, i, t->packed[c].data, t->packed[c].len, SQLITE_STATIC);
+    else
+        sqlite3_bind_text64(st, i, p, n, SQLITE_STATIC, SQLITE_UTF8);
+}
 
 /* The slot hash of (project_id, trace_id): keyed (hash.h), clients choose both. */
 static size_t trace_key_hash(const pc_span *s)
@@ -241,11 +269,12 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     bind_str(st, 16, s->llm_model);
     sqlite3_bind_int64(st, 17, s->input_tokens);
     sqlite3_bind_int64(st, 18, s->output_tokens);
-    bind_buf(st, 19, &t->attrs);
-    bind_buf(st, 20, &t->events);
-    bind_buf(st, 21, &t->links);
-    bind_buf(st, 22, &t->resource);
-    bind_buf(st, 23, &t->scope);
+    pc_local_zip *z = w->zip;
+    bind_json(st, 19, z, t, 0, t->attrs.data, t->attrs.len);
+    bind_json(st, 20, z, t, 1, t->events.data, t->events.len);
+    bind_json(st, 21, z, t, 2, t->links.data, t->links.len);
+    bind_json(st, 22, z, t, 3, t->resource.data, t->resource.len);
+    bind_json(st, 23, z, t, 4, t->scope.data, t->scope.len);
     bind_str(st, 24, s->llm_request_model);
     sqlite3_bind_int64(st, 25, s->cache_read_tokens);
     sqlite3_bind_int64(st, 26, s->cache_write_tokens);
@@ -256,8 +285,8 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     bind_cstr(st, 31, s->cost_source == PC_COST_NONE ? "" : pc_cost_source_name(s->cost_source));
     bind_str(st, 32, s->session_id);
     bind_str(st, 33, s->user_id);
-    bind_str(st, 34, s->input_messages);
-    bind_str(st, 35, s->output_messages);
+    bind_json(st, 34, z, t, 5, s->input_messages.p, s->input_messages.n);
+    bind_json(st, 35, z, t, 6, s->output_messages.p, s->output_messages.n);
     int rc = step_once(st);
     *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
     if (*inserted) {
@@ -398,6 +427,7 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
     x->w = w;
     x->t.cap = spans ? spans : 1;
     x->t.items = pc_xmalloc(x->t.cap * sizeof(*x->t.items));
+    pc_local_zip_train(w->zip); /* its own transaction, when the samples are complete */
     x->rc = step_once(w->begin);
     return x;
 }
@@ -405,6 +435,10 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
 int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns)
 {
     txn *t = &x->t;
+    if (s->carrier) { /* events for a span, kept apart (local_events.h) */
+        if (x->rc == SQLITE_OK) x->rc = pc_local_events_write(&x->w->events, x->w->db, s, created_ns);
+        return x->rc;
+    }
     if (t->n_items == t->cap) {
         t->cap *= 2;
         t->items = pc_xrealloc(t->items, t->cap * sizeof(*t->items));
@@ -456,6 +490,10 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
     pc_buf_free(&t->resource);
     pc_buf_free(&t->scope);
     pc_buf_free(&t->text);
+    for (size_t i = 0; i < sizeof(t->packed) / sizeof(t->packed[0]); i++) {
+        pc_buf_free(&t->packed[i]);
+        pc_buf_free(&t->last[i]);
+    }
     free(t->items);
     free(t->next);
     free(t->groups);

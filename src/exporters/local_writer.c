@@ -108,8 +108,8 @@ static const char SET_TRACE[] =
 #define BLOCK_BITS STR(PC_LOCAL_BLOCK_BITS)
 /* The search text of every span now stored in block blk (alias b). */
 #define BLOCK_TEXT                                                                                 \
-    "(SELECT group_concat(pc_search_text(s.name, s.attributes, s.events, s.input_messages,"        \
-    " s.output_messages), '') FROM spans s"                                                        \
+    "(SELECT group_concat(pc_search_text(s.name, pc_unzip(s.attributes), pc_unzip(s.events),"     \
+    " pc_unzip(s.input_messages), pc_unzip(s.output_messages)), '') FROM spans s"               \
     " WHERE s.tid >= b.blk << " BLOCK_BITS " AND s.tid < (b.blk + 1) << " BLOCK_BITS ")"
 /* Retention keeps span_text's invariant (local_schema.c): the blocks of the
  * expired traces (temp.purge_blocks) lose all their trigrams (FTS5 'delete'
@@ -230,7 +230,7 @@ static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **
     return -1;
 }
 
-int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db)
+int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t zip_sample)
 {
     memset(w, 0, sizeof(*w));
     w->db = db;
@@ -253,9 +253,11 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db)
         prepare(id, db, INS_MODEL, &w->ins_model) < 0 ||
         prepare(id, db, PURGE_MODELS, &w->purge_models) < 0 ||
         prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
-        prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0)
+        prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0 ||
+        pc_local_events_writer_init(&w->events, id, db) < 0)
         return -1;
-    return 0;
+    w->zip = pc_local_zip_create(id, db, zip_sample);
+    return w->zip ? 0 : -1;
 }
 
 void pc_local_writer_fini(pc_local_writer *w)
@@ -277,6 +279,8 @@ void pc_local_writer_fini(pc_local_writer *w)
     sqlite3_finalize(w->purge_models);
     sqlite3_finalize(w->purge_spans);
     sqlite3_finalize(w->purge_traces);
+    pc_local_zip_destroy(w->zip);
+    pc_local_events_writer_fini(&w->events);
     memset(w, 0, sizeof(*w));
 }
 
@@ -304,6 +308,11 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
         if (rc == SQLITE_OK) rc = run(w->purge_traces);
     }
     int64_t deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
+    if (rc == SQLITE_OK) { /* attached events written before the cutoff, too */
+        int64_t ev = pc_local_events_purge(&w->events, w->db, cutoff_ns, PC_LOCAL_PURGE_CHUNK);
+        if (ev < 0) rc = SQLITE_ERROR;
+        else if (ev > deleted) deleted = ev; /* a full chunk: call again */
+    }
     if (rc == SQLITE_OK) rc = run(w->purge_reindex);
     if (rc == SQLITE_OK) rc = run(w->commit);
     if (rc != SQLITE_OK) {

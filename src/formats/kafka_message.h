@@ -35,6 +35,11 @@
  * time), as these formats carry no ingest time. Link ids that were not hex are
  * hashes (the format keeps no original for them).
  *
+ * Carriers of span events (span.h) travel as spans in every encoding, marked
+ * (prela_json: "carrier": true; otlp_*: the attribute prela.carrier, removed
+ * by the restore), and come back with pc_span.carrier set; prela_json trace
+ * summaries never count them.
+ *
  * Memory: the decoder copies the message into the batch's arena first, so the
  * caller may destroy the message afterwards; every span points into that arena.
  */

@@ -172,7 +172,8 @@ bool pc_otlp_id_bytes(pc_str id, uint8_t *out, size_t want)
 }
 
 static const char *const reserved_attrs[] = {"prela.trace_id", "prela.span_id",
-                                              "prela.parent_span_id", "prela.span_type", NULL};
+                                              "prela.parent_span_id", "prela.span_type",
+                                              "prela.carrier", NULL};
 
 bool pc_otlp_prela_escaped(pc_str key)
 {
@@ -203,6 +204,7 @@ void pc_otlp_span_ext_fill(const pc_span *s, pc_otlp_span_ext *o)
             add_extra(o, "prela.parent_span_id", s->parent_id);
     }
     o->status_code = s->status_code;
+    if (s->carrier) add_extra(o, "prela.carrier", PC_STR_LIT("events"));
     if (s->source == PC_SOURCE_PRELA) {
         const char *t = pc_span_type_name(s->span_type);
         add_extra(o, "prela.span_type", (pc_str){t, strlen(t)});
@@ -240,7 +242,11 @@ void pc_otlp_prela_restore(pc_span *s)
             if (pc_str_eq(kv->key, "prela.trace_id")) id = &s->trace_id;
             else if (pc_str_eq(kv->key, "prela.span_id")) id = &s->span_id;
             else if (pc_str_eq(kv->key, "prela.parent_span_id")) id = &s->parent_id;
-            else if (pc_str_eq(kv->key, "prela.span_type")) {
+            else if (pc_str_eq(kv->key, "prela.carrier")) {
+                s->carrier = true; /* events for a span, not a span (span.h) */
+                attr_remove(&s->attrs, i);
+                continue;
+            } else if (pc_str_eq(kv->key, "prela.span_type")) {
                 s->span_type_text = kv->value.s;
                 s->source = PC_SOURCE_PRELA;
                 const char *st = s->status_code == PC_OTLP_STATUS_OK      ? "success"

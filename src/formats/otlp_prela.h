@@ -30,7 +30,11 @@
  * it back) and their status as Status.code (success → OK, error → ERROR,
  * pending → UNSET).
  *
- * Reserved attributes: those four keys are the format's, never a client's. A
+ * Carriers (span.h: events for a span, not a span) get `prela.carrier` =
+ * "events"; the decoder's caller makes the span a carrier again. The OTLP and
+ * Prela receivers never do (they do not restore), so no client can send one.
+ *
+ * Reserved attributes: those five keys are the format's, never a client's. A
  * span attribute of the span's own whose key is one of them or begins with
  * PC_OTLP_PRELA_ESCAPE ("prela.client.") is written with that prefix added,
  * and the decoder removes one prefix again. So every attribute round-trips
@@ -79,7 +83,7 @@ typedef struct pc_otlp_view {
 typedef struct pc_otlp_span_ext {
     uint8_t tid[16], sid[8], pid[8];
     size_t pid_n; /* 0 for a root */
-    pc_kv extra[4];
+    pc_kv extra[5];
     size_t n_extra;
     int status_code;
 } pc_otlp_span_ext;

@@ -298,6 +298,10 @@ void pc_prela_json_encode_span(pc_buf *b, const pc_span *s, int64_t received_ns)
     int_or_null(b, s->output_tokens);
     KEY(b, "received_time_unix_nano");
     pc_json_write_int(b, received_ns);
+    if (s->carrier) { /* events for a span, not a span (span.h) */
+        KEY(b, "carrier");
+        pc_buf_lit(b, "true");
+    }
     pc_buf_putc(b, '}');
 }
 
@@ -557,6 +561,8 @@ static int decode_prela_span(dec *d, const pc_value *o, pc_span *s, int64_t msg_
     s->input_tokens = in;
     s->output_tokens = out;
     s->received_ns = received ? received : msg_time_ns;
+    const pc_value *carrier = get(o, "carrier");
+    s->carrier = carrier && carrier->type == PC_V_BOOL && carrier->b;
     if (resource.n) {
         pc_attrs *r = pc_arena_alloc(d->b->arena, sizeof(*r));
         *r = resource;

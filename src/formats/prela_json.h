@@ -43,6 +43,9 @@
  *   llm_provider, llm_model    string, or null when unknown
  *   input_tokens, output_tokens integer, or null when unknown
  *   received_time_unix_nano    integer ns: when the collector accepted the request
+ *   carrier                    true for a carrier of span events (span.h), else absent;
+ *                              read by pc_prela_json_decode_message only (the Kafka
+ *                              and spool reader), never by the Prela receiver
  *
  * topics.traces: one JSON object per trace id per batch, summarizing the spans
  * of that trace this batch delivered (a trace's spans may arrive over many

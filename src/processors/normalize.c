@@ -536,7 +536,8 @@ static pc_result consume(void *ctx, pc_batch *b)
     normalize *n = ctx;
     pc_price_table *t = pc_prices_acquire(n->prices); /* one table for the whole batch */
     for (size_t i = 0; i < b->n; i++)
-        pc_normalize_span_priced(&b->spans[i], n->default_service, t, b->arena);
+        if (!b->spans[i].carrier) /* events for a span, not a span (span.h) */
+            pc_normalize_span_priced(&b->spans[i], n->default_service, t, b->arena);
     pc_price_table_unref(t);
     return pc_consume(&n->next, b);
 }

@@ -27,11 +27,18 @@
  * Spans an exporter rejected (too large for its destination, span.h
  * "Rejections") are reported as partial success, never acknowledged silently.
  *
+ * Logs: the GenAI records of a logs request (otlp_events.h) also go down the
+ * traces pipeline, as carriers of span events in a batch of their own, when
+ * a traces pipeline takes this receiver; the answer waits for that batch and
+ * the logs batch both (the carriers first). Carriers an exporter rejects
+ * make the request a permanent error (400), as logs an exporter rejects do.
+ *
  * Memory: the batch takes over the request arena, so the body, the decoded
  * spans (whose strings point into the body) die together when the last
  * reference goes.
  */
 #include "otlp.h"
+#include "formats/otlp_events.h"
 #include "formats/otlp_json.h"
 #include "formats/otlp_proto.h"
 #include "formats/otlp_signal.h"
@@ -174,6 +181,44 @@ static outcome report_rejected(const pc_batch *b, pc_otlp_result *res)
 }
 
 /*
+ * The GenAI log records of the logs batch |logs| (otlp_events.h) as carriers
+ * down the traces pipeline, in a batch of their own (its arena charged to the
+ * same budget as the request's). Returns PC_OK when there were none or they
+ * are durable, else the pipeline's result; *over when the memory budget
+ * refused the conversion (then nothing was sent); |rejected| (512 bytes)
+ * gets the reason when an exporter can never deliver them (then PC_DROP).
+ */
+static pc_result export_carriers(otlp *o, const pc_batch *logs, const char *project, bool *over,
+                                 char *rejected)
+{
+    *over = false;
+    pc_arena *a = pc_arena_create(logs->raw.n + 4096);
+    pc_arena_set_budget(a, pc_arena_budget(logs->arena));
+    pc_batch *cb = pc_batch_create(a);
+    cb->signal = PC_SIGNAL_TRACES;
+    cb->received_ns = logs->received_ns;
+    int64_t skipped = 0;
+    int64_t n = pc_otlp_events_carriers(cb, logs->raw, project, o->cfg->project_id,
+                                        &o->cfg->limits, &skipped);
+    if (skipped > 0)
+        pc_log(PC_LOG_DEBUG, o->id, "%lld GenAI log records over the limits not attached",
+               (long long)skipped);
+    if (n < 0 && pc_arena_over(a)) *over = true;
+    pc_result r = PC_OK;
+    if (n > 0 && cb->n > 0) {
+        pc_batch_ref(cb); /* what exporters reject stays readable */
+        r = pc_consume(&o->next, cb);
+        const char *why = r == PC_OK ? pc_batch_reject_reason(cb) : NULL;
+        if (why) {
+            snprintf(rejected, 512, "GenAI log records not attached to their spans: %s", why);
+            r = PC_DROP;
+        }
+    }
+    pc_batch_unref(cb);
+    return r;
+}
+
+/*
  * Decodes one Export request of |sig| (|len| bytes at |body|, JSON or protobuf,
  * living in |*arena|) and passes it down the pipeline. Takes over *arena (sets
  * it to NULL). |requested| is the X-Prela-Project-Id header/metadata or NULL;
@@ -221,6 +266,28 @@ static outcome export(otlp *o, int tr, pc_signal sig, pc_arena **arena, const vo
         return OUT_LIMITED;
     }
     pc_result r = PC_OK;
+    if (sig == PC_SIGNAL_LOGS && items && (o->next.signals & PC_SIG_BIT(PC_SIGNAL_TRACES))) {
+        /* GenAI records become span events too; the answer waits for both. */
+        bool over = false;
+        char rejected[512] = "";
+        r = export_carriers(o, b, project, &over, rejected);
+        if (over) {
+            snprintf(res->error, sizeof(res->error),
+                     "the collector is over its memory budget; retry later");
+            *retry_s = 1;
+            pc_batch_unref(b);
+            return OUT_LIMITED;
+        }
+        if (r != PC_OK) {
+            pc_receiver_count(&o->counters[tr], sig, items, r);
+            pc_batch_unref(b);
+            if (rejected[0]) { /* never deliverable: a permanent error, as for logs */
+                snprintf(res->error, sizeof(res->error), "%s", rejected);
+                return OUT_BAD;
+            }
+            return r == PC_RETRY ? OUT_RETRY : OUT_FAIL;
+        }
+    }
     if (!(o->next.signals & PC_SIG_BIT(sig))) {
         count_dropped(o, sig, items);
     } else if (items) {

@@ -13,6 +13,7 @@
  *   GET /api/v1/sessions[/{id}], /api/v1/stats, /api/v1/models: query_llm.h
  *   GET /api/v1/health              200 healthy or degraded / 503 unhealthy: the
  *                                   store, and every exporter (pc_host_health)
+ *   GET|HEAD /, /ui/<name>          the trace viewer's pages (ui.h), open: no data
  *
  * One serializer per object (query_json.h) is used by every endpoint. Errors
  * are {"detail": "..."}; a bad parameter gets 400 naming it. Query parameters
@@ -35,6 +36,7 @@
 #include "json.h"
 #include "query_json.h"
 #include "query_llm.h"
+#include "ui.h"
 #include "log.h"
 #include "mem.h"
 #include "span.h"
@@ -436,6 +438,11 @@ static const pc_http_route routes[] = {
     {"GET", "/api/v1/stats", 0, on_stats, PC_SCOPE_READ},
     {"GET", "/api/v1/models", 0, on_models, PC_SCOPE_READ},
     {"GET", "/api/v1/health", 0, on_health, PC_SCOPE_NONE},
+    /* the trace viewer: pages only, every API call they make sends a key */
+    {"GET", "/", 0, pc_ui_handle, PC_SCOPE_NONE},
+    {"HEAD", "/", 0, pc_ui_handle, PC_SCOPE_NONE},
+    {"GET", PC_UI_PREFIX, 1, pc_ui_handle, PC_SCOPE_NONE},
+    {"HEAD", PC_UI_PREFIX, 1, pc_ui_handle, PC_SCOPE_NONE},
 };
 
 /* ------------------------------------------------------------ lifecycle -- */

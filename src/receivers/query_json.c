@@ -172,6 +172,10 @@ void pc_query_write_span(pc_buf *b, const pc_span_row *s)
     pc_query_splice(b, s->attributes, "{}");
     pc_query_write_key(b, "events");
     pc_query_splice(b, s->events, "[]");
+    if (s->events_cut) { /* attached events past the bound (span_events.h) */
+        pc_query_write_key(b, "events_truncated");
+        pc_buf_lit(b, "true");
+    }
     pc_query_write_key(b, "links");
     pc_query_splice(b, s->links, "[]");
     pc_query_write_key(b, "resource");

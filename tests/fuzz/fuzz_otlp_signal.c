@@ -7,8 +7,12 @@
  * has a protobuf form (b->raw, what the exporters forward) that the checker
  * accepts again, as protobuf, with the same item count; that form is the body
  * itself for protobuf. So a JSON request the receiver acknowledges is always
- * one the storage side can read.
+ * one the storage side can read. For logs, the GenAI records of the accepted
+ * request become carriers (otlp_events.h): the conversion never fails on a
+ * checked request, and every carrier has hex ids of the right length and
+ * 1..max_events events named gen_ai.*, within its bytes bound.
  */
+#include "formats/otlp_events.h"
 #include "formats/otlp_signal.h"
 #include "roundtrip.h"
 
@@ -42,6 +46,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(again->items == b->items, "%lld items, %lld in the raw form",
                    (long long)b->items, (long long)again->items);
         pc_batch_unref(again);
+        if (sig == PC_SIGNAL_LOGS) {
+            pc_batch *cb = pc_batch_create(NULL);
+            int64_t skipped = 0;
+            int64_t n = pc_otlp_events_carriers(cb, b->raw, NULL, "default", NULL, &skipped);
+            FUZZ_CHECK(n >= 0 && n + skipped <= b->items, "%lld attached, %lld skipped of %lld",
+                       (long long)n, (long long)skipped, (long long)b->items);
+            int64_t events = 0;
+            for (size_t i = 0; i < cb->n; i++) {
+                const pc_span *c = &cb->spans[i];
+                FUZZ_CHECK(c->carrier && c->trace_id.n == 32 && c->span_id.n == 16 &&
+                               c->n_events >= 1 && c->n_events <= 1024,
+                           "carrier %zu: ids %zu/%zu, %zu events", i, c->trace_id.n,
+                           c->span_id.n, c->n_events);
+                for (size_t k = 0; k < c->n_events; k++)
+                    FUZZ_CHECK(pc_otlp_events_genai(c->events[k].name), "event %zu not GenAI", k);
+                events += (int64_t)c->n_events;
+            }
+            FUZZ_CHECK(events == (n > 0 ? n : 0), "%lld events for %lld records", (long long)events,
+                       (long long)n);
+            FUZZ_CHECK(pc_arena_used(cb->arena) <= PC_OTLP_EVENTS_FACTOR * b->raw.n + (2u << 20),
+                       "%zu bytes for a %zu-byte request", pc_arena_used(cb->arena), b->raw.n);
+            pc_batch_unref(cb);
+        }
     } else {
         FUZZ_CHECK(r.error[0], "a refused request without a message");
     }

@@ -163,8 +163,17 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
     assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "4"
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "5"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
+    # schema 5 (issue 13): events attached from log records, keyed by span and content
+    for name, ty in dict(project_id="String", trace_id="String", span_id="String",
+                         ckey="Int64", time_ns="Int64", created_ns="Int64", created_at=dt,
+                         event="String").items():
+        assert cols[("span_events", name)][0] == ty, (name, cols.get(("span_events", name)))
+    events_ddl = srv.query(f"SHOW CREATE TABLE {db}.span_events")
+    assert "ReplacingMergeTree" in events_ddl and "toYYYYMM(created_at)" in events_ddl
+    assert "ORDER BY (project_id, trace_id, span_id, ckey)" in events_ddl
+    assert ("TTL created_at + toIntervalDay(90)" in events_ddl) == (dialect == "modern")
     # skip indexes (modern only: 18.16 has none)
     for index in ("idx_start_ns", "idx_session", "idx_user", "idx_models"):
         assert (index in spans_ddl + traces_ddl) == (dialect == "modern"), index
@@ -402,6 +411,16 @@ def test_trace_lookup_uses_primary_key(make_collector, tmp_path, clickhouse):
                      f"query LIKE '%{tid}%' AND query LIKE '%`{db}`.spans%'").split()
     assert len(rows) >= 3, rows  # get_trace twice (trace, spans endpoint) + get_spans twice
     assert max(int(r) for r in rows) <= 3 * 8192, rows  # of 300020 rows
+    # the attached events of the trace (clickhouse_events.h): by the key's prefix too
+    srv.query(f"INSERT INTO {db}.span_events (project_id, trace_id, span_id, ckey, event) "
+              f"SELECT 'default', concat('filler-', toString(number % 50000)), "
+              f"toString(number), number, '{{}}' FROM numbers(300000)")
+    assert c.get(f"/api/v1/traces/{tid}/spans").json()["count"] == 10
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows FROM system.query_log WHERE type = 2 AND "
+                     f"query LIKE '%{tid}%' AND query LIKE '%`{db}`.span_events%'").split()
+    assert len(rows) >= 3, rows
+    assert max(int(r) for r in rows) <= 3 * 8192, rows  # of 300000 rows
 
 
 def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse):
@@ -657,9 +676,9 @@ class HangingClickHouse(http.server.ThreadingHTTPServer):
             if sql.startswith("SELECT version()"):
                 answer = b"18.16.1\n"
             elif sql.startswith("SELECT name FROM system.tables"):
-                answer = b"spans\ntraces\nschema_version\n"
+                answer = b"spans\ntraces\nschema_version\nspan_events\n"
             elif sql.startswith("SELECT max(version)"):
-                answer = b"4\n"  # the current schema: nothing to migrate
+                answer = b"5\n"  # the current schema: nothing to migrate
             elif sql == "SELECT 1":
                 answer = b"1\n"
             elif sql.startswith("KILL QUERY"):

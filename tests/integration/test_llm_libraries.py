@@ -10,8 +10,8 @@ and user. What must come out: span types, provider, the response model and the r
 model, tokens (cached and reasoning where the library reports them), the cost from the
 price table, session and user on the trace, status, the prompt and completion as
 input_messages / output_messages (text, tool call, tool result), and search by a word and
-by a quoted phrase of the prompt, where the library puts the prompt on the span (the
-openai-v2 default mode sends it as log records, which are not attached to spans yet).
+by a quoted phrase of the prompt (the openai-v2 default mode sends it as log records, which
+the collector attaches to their spans as events).
 
 Library versions are pinned in tests/requirements.txt. Upstream problems worked around:
 - opentelemetry-instrumentation-openai-v2 2.4b0 declares opentelemetry-util-genai>=0.4b0,
@@ -54,10 +54,11 @@ GPT_4O_MINI = (0.15, 0.60, 0.075)  # prices.tsv: input, output, cache read, USD 
 EMBED_3_SMALL = 0.02
 
 # What each library reports beyond the basics: (cache_read, reasoning) token details, and
-# whether the prompt is on the span (searchable) rather than in log records.
+# whether the prompt shows on the span (searchable): openai-v2's default mode sends it as
+# log records, which the collector attaches to their spans as events.
 # stream_usage: whether it reports the usage and response model of a streamed call.
 LIBRARIES = {
-    "openai-v2": dict(details=False, prompt_on_span=False, request_model=True, stream_usage=True),
+    "openai-v2": dict(details=False, prompt_on_span=True, request_model=True, stream_usage=True),
     "openai-v2-latest": dict(details=False, prompt_on_span=True, request_model=True,
                              stream_usage=True),
     "openinference": dict(details=True, prompt_on_span=True, request_model=False,

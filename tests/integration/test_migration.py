@@ -1,6 +1,6 @@
 """Stores written by the previous releases open with this one, intact.
 
-Each previous release (commit PREV: schema version 1; PREV2: schema version 2)
+Each previous release (commit PREV: schema version 1; PREV2, PREV3, PREV4: versions 2, 3, 4)
 is built once per clone into build-prev/ (build-prev-2/) at the repo root (its source from
 `git archive`, only the prela-collector target) and reused while present. For each store
 (the embedded SQLite data directory, ClickHouse 18.16 in the legacy dialect, chDB in the
@@ -31,6 +31,7 @@ from services import clickhouse  # noqa: F401  (fixture)
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
 PREV2 = "bf5f3fa"  # the last release of schema version 2 (both stores)
 PREV3 = "183accf"  # the last release of schema version 3 (both stores)
+PREV4 = "0c12009"  # the last release of schema version 4 (both stores)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -52,6 +53,12 @@ def prev2_bin():
 def prev3_bin():
     """The last release of schema version 3 (both stores), built once into build-prev-3/."""
     return build_release(PREV3, os.path.join(ROOT, "build-prev-3"))
+
+
+@pytest.fixture(scope="session")
+def prev4_bin():
+    """The last release of schema version 4 (both stores), built once into build-prev-4/."""
+    return build_release(PREV4, os.path.join(ROOT, "build-prev-4"))
 
 
 def build_release(commit, PREV_DIR):
@@ -223,13 +230,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 -> 4 in one start: one line per step
-        assert logs.count("local: migrated") == 3, logs
-        assert logs.count("migrated") == (3 if kind == "local" else 6), logs
+        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 in one start: one line per step
+        assert logs.count("local: migrated") == 4, logs
+        assert logs.count("migrated") == (4 if kind == "local" else 8), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
-        assert "from schema 3 to 4" in logs
+        assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
         if kind != "local":
-            assert logs.count("clickhouse: migrated database") == 3, logs
+            assert logs.count("clickhouse: migrated database") == 4, logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
@@ -276,24 +283,27 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (4,)
+        assert con.execute("PRAGMA user_version").fetchone() == (5,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         con.close()
     else:
         assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "4"]
+                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "5"]
         tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                            f"FORMAT TabSeparated").split()
-        assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "spans",
-                                  "spans_v1", "spans_v2", "traces",
+        assert sorted(tables) == ["schema_version", "search_blocks", "search_grams",
+                                  "span_events", "spans", "spans_v1", "spans_v2", "traces",
                                   "traces_v1", "traces_v2"]
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 4 (span_text is FTS5: its shadow tables).
+# The embedded store's tables in schema version 5 (span_text and span_event_text are FTS5:
+# their shadow tables; span_dicts: the compression dictionaries, none until enough spans
+# were written).
 LOCAL_TABLES = {"spans", "traces", "span_text", "span_text_config", "span_text_data",
-                "span_text_idx", "trace_models"}
+                "span_text_idx", "trace_models", "span_dicts", "span_events", "span_event_text",
+                "span_event_text_config", "span_event_text_data", "span_event_text_idx"}
 
 
 def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
@@ -322,7 +332,8 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 2 and "from schema 2 to 3" in logs, logs
+        assert logs.count("migrated") == 3 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 5
+        assert "from schema 4 to 5" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
@@ -353,7 +364,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (4,)
+    assert con.execute("PRAGMA user_version").fetchone() == (5,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
     con.close()
@@ -392,7 +403,8 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 1 and "from schema 3 to 4" in logs, logs
+        assert logs.count("migrated") == 2 and "from schema 3 to 4" in logs, logs  # 3 -> 4 -> 5
+        assert "from schema 4 to 5" in logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
@@ -419,7 +431,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (4,)
+        assert con.execute("PRAGMA user_version").fetchone() == (5,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         # the new fields, readable; old rows hold "unknown" (-1, NULL, '')
@@ -510,7 +522,7 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 2, logs  # 2 -> 3 -> 4
+        assert logs.count("clickhouse: migrated database") == 3, logs  # 2 -> 3 -> 4 -> 5
         assert "from schema 2 to 3" in logs and "from schema 1" not in logs
         after = snapshot(new, ids)
         for key in before:
@@ -543,11 +555,11 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "4"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "5"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
-    assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "spans",
-                              "spans_v2", "traces", "traces_v2"]
+    assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
+                              "spans", "spans_v2", "traces", "traces_v2"]
     assert "(project_id, started_ns, trace_id)" in srv.query(f"SHOW CREATE TABLE {db}.traces")
     # the rebuilt traces table: one row per trace of the spans (before the new span's insert)
     assert srv.query(f"SELECT uniqExact(project_id, trace_id) FROM {db}.traces").strip() == \
@@ -603,7 +615,7 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert logs.count("clickhouse: migrated database") == 2, logs  # 3 -> 4 -> 5
         assert "from schema 3 to 4" in logs and "nothing copied" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -671,11 +683,134 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["3", "4", "4"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "5"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
-    assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "spans",
-                              "traces"]  # in place: no copies
+    assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
+                              "spans", "traces"]  # in place: no copies
     cols = srv.query(f"SELECT table, name FROM system.columns WHERE database = '{db}' "
                      f"FORMAT TabSeparated")
     assert "spans\tinput_messages" in cols and "traces\tmodels" in cols
+
+
+# --- schema 4 -> 5: events attached from GenAI log records (issue 13) ------------
+
+def post_genai_logs(c, tid, sid, project, text):
+    """A gen_ai.user.message log record of span (tid, sid) with |text| as its content."""
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    lr = req.resource_logs.add().scope_logs.add().log_records.add()
+    lr.time_unix_nano = time.time_ns()
+    lr.trace_id, lr.span_id = bytes.fromhex(tid), bytes.fromhex(sid)
+    lr.event_name = "gen_ai.user.message"
+    lr.body.kvlist_value.values.add(key="content").value.string_value = text
+    r = requests.post(c.otlp + "/v1/logs", data=req.SerializeToString(), timeout=30,
+                      headers={"Content-Type": "application/x-protobuf",
+                               "X-Prela-Project-Id": project})
+    assert r.status_code == 200, r.text
+
+
+def write_schema_4(prev4_bin, tmp_path, opts, base):
+    """The last schema-4 release writes Prela and OTLP traces (each twice) and a GenAI log
+    record (which it drops); returns (ids, otlp traces, its answers)."""
+    otlp = recent(workload.make_traces(2))
+    old = start(prev4_bin, tmp_path, opts)
+    try:
+        for _ in range(2):
+            for proj, doc in prela_docs(base):
+                post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        post_genai_logs(old, otlp[0]["trace_id"], otlp[0]["spans"][1]["span_id"], "p2",
+                        "dropped by schema four")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        return ids, otlp, snapshot(old, ids)
+    finally:
+        stop(old)
+
+
+def check_schema_5(new, ids, otlp, before):
+    """Every answer of the schema-4 release kept; GenAI records now attach to a migrated
+    span, its messages computed and searchable; the old release's record was dropped."""
+    after = snapshot(new, ids)
+    for key in before:
+        assert old_fields(after[key], before[key]) == before[key], key
+    tid, sid = otlp[0]["trace_id"], otlp[0]["spans"][1]["span_id"]
+    assert new.get("/api/v1/search", query="schema four").json()["count"] == 0
+    post_genai_logs(new, tid, sid, "p2", "Tell me about Pelješac bridge")
+    deadline = time.time() + 20
+    while True:
+        spans = new.get(f"/api/v1/traces/{tid}", project_id="p2").json()["spans"]
+        s = [x for x in spans if x["span_id"] == sid][0]
+        if s["input_messages"]:
+            break
+        assert time.time() < deadline, s
+        time.sleep(0.2)
+    assert "gen_ai.user.message" in [e["name"] for e in s["events"]]
+    assert s["input_messages"][0]["parts"][0]["content"] == "Tell me about Pelješac bridge"
+    found = new.get("/api/v1/search", query="about PELJEšac").json()["results"]  # ASCII case
+    assert [t["trace_id"] for t in found] == [tid]
+
+
+def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
+    """The embedded store of the last schema-4 release opens with schema 5 (the span_events
+    tables added, nothing copied): every answer as before, log records attached to old
+    spans; once."""
+    opts = dict(data_dir=str(tmp_path / "data"))
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    ids, otlp, before = write_schema_4(prev4_bin, tmp_path, opts, base)
+    path = os.path.join(opts["data_dir"], "prela.db")
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone() == (4,)
+    con.close()
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("migrated") == 1 and "from schema 4 to 5" in logs, logs
+        check_schema_5(new, ids, otlp, before)
+    finally:
+        stop(new)
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert again.get("/api/v1/search", query="pelješac").json()["count"] == 1
+    finally:
+        stop(again)
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone() == (5,)
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert names == LOCAL_TABLES
+        assert con.execute("SELECT count(*) FROM span_events").fetchone() == (1,)
+    finally:
+        con.close()
+
+
+def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
+    """A ClickHouse database of schema 4 opens with schema 5 (table span_events created, no
+    copy, on both dialects): every answer as before, log records attached to old spans;
+    once."""
+    opts, srv, db = ch_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    ids, otlp, before = write_schema_4(prev4_bin, tmp_path, opts, base)
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "4"
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert "from schema 4 to 5" in logs and "nothing copied" in logs
+        check_schema_5(new, ids, otlp, before)
+    finally:
+        stop(new)
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+    finally:
+        stop(again)
+    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                            f"FORMAT TabSeparated").split()) == ["4", "5", "5"]  # + the mark
+    tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
+                       f"FORMAT TabSeparated").split()
+    assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
+                              "spans", "traces"]

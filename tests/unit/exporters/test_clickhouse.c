@@ -480,7 +480,12 @@ static void test_query_builders(void)
     CHECK(has(&b, " OR position(lower(substring(output_messages, 1, 65536)), "));
     CHECK(has(&b, "FROM `db`.spans WHERE project_id = 'p\\'' AND (position(lower("));
     CHECK(!strstr(b.data, "positionCaseInsensitive"));
-    CHECK(has(&b, "FROM `db`.traces WHERE project_id = 'p\\'' AND (project_id, trace_id) IN"));
+    CHECK(has(&b, "FROM `db`.traces WHERE project_id = 'p\\'' AND ((project_id, trace_id) IN"));
+    /* ... or an attached event holding it (clickhouse_events.h), same project */
+    CHECK(has(&b, ")) OR (project_id, trace_id) IN (SELECT project_id, trace_id FROM"
+                  " `db`.span_events WHERE project_id = 'p\\'' AND position(lower(substring("
+                  "event, 1, 65536)), '%_\\\\\\\\\\'\\\\u0001ab') > 0 AND (project_id,"
+                  " trace_id, span_id) IN (SELECT project_id, trace_id, span_id FROM `db`.spans"));
     CHECK(has(&b, "project_id DESC LIMIT 11)"));
     pc_buf_reset(&b);
     pc_ch_sql_search(&b, "db", NULL, "x", 5, 1234); /* any project: still grouped per project */

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "exporters/local.h"
+#include "exporters/local_schema.h"
 #include "exporters/local_text.h"
 #include "span.h"
 #include "store.h"
@@ -1308,7 +1309,7 @@ static void test_migration(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 4); /* 1 -> 2 -> 3 -> 4 in one go */
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5); /* 1 -> 2 -> 3 -> 4 -> 5 in one go */
     /* the old rows' models are in the model index */
     CHECK_EQ_INT(list(&h, (pc_trace_filter){.model = "gpt"})->n, 1);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v1'"), 0);
@@ -1372,7 +1373,7 @@ static void test_migration(void)
 
     /* A file from a newer collector is refused at start, untouched. */
     CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
-    CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     const char *kv[] = {"directory", sub};
     void *cfg = make_cfg(kv, 1);
@@ -1382,7 +1383,7 @@ static void test_migration(void)
     pc_local_exporter_ops.destroy(ctx);
     pc_config_free_options(pc_local_exporter_ops.options, cfg);
     free(cfg);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 6);
     remove_store_dir(dir);
 }
 
@@ -1438,7 +1439,7 @@ static void test_migration_2_3(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 4);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v2'"), 0);
     CHECK_EQ_STR(list(&h, (pc_trace_filter){.model = "gpt"})->v[0].trace_id, "v2");
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 3);

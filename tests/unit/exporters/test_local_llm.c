@@ -14,6 +14,7 @@
  */
 #include "check.h"
 #include "exporters/local_harness.h"
+#include "exporters/local_schema.h"
 #include "exporters/local_text.h"
 
 #include <math.h>
@@ -870,7 +871,7 @@ static void test_migration_3_4(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 4);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 2);
     /* old rows: every old field, the new ones unknown */
     tcopy t = trace1(&h, "pa", "v3");
