@@ -238,8 +238,10 @@ typedef struct pc_store_ops {
     int (*get_spans)(void *ctx, const char *project_id, const char *trace_id, int limit,
                      int offset, pc_span_cb cb, void *ud);
     /* Traces of |project_id| (NULL = every project) having a span of their own
-     * whose name or attribute text contains |query| (case-insensitive for
-     * ASCII), newest first, at most |limit|. */
+     * whose search text (local_text.h: name, decoded attribute values, events,
+     * messages) contains |query| under local_text.h's case folding, newest
+     * first, at most |limit|. (ClickHouse answers a query of under 3 code
+     * points or with a line end by a scan of the JSON text, ASCII-folded.) */
     int (*search)(void *ctx, const char *project_id, const char *query, int limit,
                   pc_trace_cb cb, void *ud);
     /* Sessions matching |f|, newest last_seen_ns first, then session id and

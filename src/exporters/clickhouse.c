@@ -74,6 +74,7 @@
 #include "clickhouse_http.h"
 #include "clickhouse_migrate.h"
 #include "clickhouse_rows.h"
+#include "clickhouse_search.h"
 #include "clickhouse_sql.h"
 #include "clickhouse_store.h"
 #include "clickhouse_zip.h"
@@ -112,6 +113,7 @@ enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DATA };
 typedef struct gen {
     pc_ch_rows spans, traces;
     pc_ch_rows events; /* attached events of carriers (clickhouse_events.h) */
+    pc_ch_search_acc search; /* the search index's pieces (clickhouse_search.h) */
     size_t rows;
     int64_t first_mono; /* when its first rows arrived */
     int64_t deadline;   /* first_mono + timeout */
@@ -149,6 +151,7 @@ typedef struct ch {
     int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
     int64_t down_wall;   /* atomic: wall ns of the same moment */
     pc_histogram *insert_seconds; /* from start; NULL without a metrics registry */
+    uint64_t next_block; /* flusher only: numbers the search blocks (clickhouse_search.h) */
 } ch;
 
 /* Drops a reference to |g|; the last one frees it, its span rows' blocks
@@ -164,6 +167,7 @@ static void gen_unref_locked(ch *C, gen *g)
     pc_ch_rows_free(&g->spans);
     pc_ch_rows_free(&g->traces);
     pc_ch_rows_free(&g->events);
+    pc_ch_search_free(&g->search);
     free(g);
 }
 
@@ -321,10 +325,14 @@ static void *flusher_main(void *arg)
     ch *C = arg;
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
-    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT;
+    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT,
+           q_grams = PC_BUF_INIT, q_blocks = PC_BUF_INIT;
     pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
     pc_ch_insert_span_events(&q_events, C->cfg->database);
+    pc_ch_insert_search_grams(&q_grams, C->cfg->database);
+    pc_ch_insert_search_blocks(&q_blocks, C->cfg->database);
+    pc_ch_rows grams = PC_CH_ROWS_INIT, blocks = PC_CH_ROWS_INIT;
     pthread_mutex_lock(&C->mu);
     for (;;) {
         while (!(C->pending && pc_time_mono_ns() >= due_at(C, C->pending)) &&
@@ -347,6 +355,16 @@ static void *flusher_main(void *arg)
         if (st == GEN_OK) st = store_rows(C, h, "traces", q_traces.data, &g->traces, g->deadline);
         if (st == GEN_OK)
             st = store_rows(C, h, "span_events", q_events.data, &g->events, g->deadline);
+        /* Then the search index of what is stored (a retried insert writes its
+         * blocks again under new ids: more candidates, never fewer). */
+        if (st == GEN_OK) {
+            pc_ch_rows_reset(&grams);
+            pc_ch_rows_reset(&blocks);
+            pc_ch_search_rows(&g->search, &C->next_block, &grams, &blocks);
+            st = store_rows(C, h, "search_blocks", q_blocks.data, &blocks, g->deadline);
+            if (st == GEN_OK)
+                st = store_rows(C, h, "search_grams", q_grams.data, &grams, g->deadline);
+        }
         pthread_mutex_lock(&C->mu);
         g->state = st;
         pthread_cond_broadcast(&C->done_cv);
@@ -361,6 +379,10 @@ static void *flusher_main(void *arg)
     pc_buf_free(&q_spans);
     pc_buf_free(&q_traces);
     pc_buf_free(&q_events);
+    pc_buf_free(&q_grams);
+    pc_buf_free(&q_blocks);
+    pc_ch_rows_free(&grams);
+    pc_ch_rows_free(&blocks);
     return NULL;
 }
 
@@ -423,6 +445,8 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     C->spare = (pc_ch_rows)PC_CH_ROWS_INIT;
     pthread_mutex_unlock(&C->mu);
     encode(C, b, &spans, &traces, &events);
+    pc_ch_search_acc piece = PC_CH_SEARCH_ACC_INIT;
+    pc_ch_search_add_batch(&piece, b);
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
     if (!C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
@@ -430,6 +454,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
         pc_ch_rows_free(&spans);
         pc_ch_rows_free(&traces);
         pc_ch_rows_free(&events);
+        pc_ch_search_free(&piece);
         return NULL;
     }
     if (!g) {
@@ -442,6 +467,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     pc_ch_rows_move(&g->spans, &spans);
     pc_ch_rows_move(&g->traces, &traces);
     pc_ch_rows_move(&g->events, &events);
+    pc_ch_search_move(&g->search, &piece);
     g->rows += n;
     g->refs++;
     pthread_cond_signal(&C->work_cv);
@@ -449,6 +475,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     pc_ch_rows_free(&spans);
     pc_ch_rows_free(&traces);
     pc_ch_rows_free(&events);
+    pc_ch_search_free(&piece);
     return g;
 }
 
@@ -745,7 +772,7 @@ static int ch_start(void *ctx, pc_host *host)
     int rc = open_dead_letter(C);
     if (rc == 0)
         rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,
-                                COPY_TIMEOUT_MS);
+                                COPY_TIMEOUT_MS, &C->reads.search_since_ns);
     if (rc == 0) {
         pthread_mutex_lock(&C->mu);
         int prc = pthread_create(&C->thread, NULL, flusher_main, C);

@@ -57,6 +57,7 @@
 
 #include "clickhouse_events.h"
 
+#include "clickhouse_search.h"
 #include "log.h"
 
 #include <stdbool.h>
@@ -413,14 +414,70 @@ static int step(mig *m, int to, const char *what, const char *note)
     return 0;
 }
 
+/* A number read by |sql| (freed), 0 when the answer is empty; -1 on failure. */
+static int64_t read_number(mig *m, pc_buf *sql, const char *what)
+{
+    pc_buf out = PC_BUF_INIT;
+    if (run(m, sql, what, m->timeout_ms, &out) < 0) return -1;
+    int64_t v = out.data ? strtoll(out.data, NULL, 10) : 0;
+    pc_buf_free(&out);
+    return v;
+}
+
+#define SEARCH_MARK "search index from here: older spans are scanned"
+
+/*
+ * The search index's tables, created when missing; the mark of a database
+ * that had spans before them, and *since from it (clickhouse_migrate.h).
+ */
+static int setup_search(mig *m, bool fresh, bool had_spans, int64_t *since)
+{
+    pc_buf sql = PC_BUF_INIT;
+    int rc = 0;
+    for (int t = 0; rc == 0 && t < 2; t++) {
+        pc_ch_ddl_search(&sql, m->d, m->db, t);
+        rc = run(m, &sql, "cannot create the search tables", m->timeout_ms, NULL);
+    }
+    if (rc == 0 && fresh && had_spans) {
+        rc = record(m, PC_CH_SCHEMA_VERSION, SEARCH_MARK);
+        if (rc == 0)
+            pc_log(PC_LOG_INFO, m->id,
+                   "database %s: search index created; spans stored before now are searched by"
+                   " a scan until they expire",
+                   m->db);
+    }
+    if (rc < 0) return -1;
+    pc_buf_printf(&sql,
+                  "SELECT toInt64(toUnixTimestamp(max(applied_at))) FROM `%s`.schema_version"
+                  " WHERE note = '" SEARCH_MARK "' FORMAT TabSeparated",
+                  m->db);
+    int64_t mark = read_number(m, &sql, "cannot read the search index's mark");
+    if (mark < 0) return -1;
+    *since = 0;
+    if (mark > 0) { /* the next second: a span of the mark's second may be older */
+        int64_t at = (mark + 1) * 1000000000LL;
+        pc_buf_printf(&sql,
+                      "SELECT count() FROM (SELECT 1 FROM `%s`.spans WHERE created_ns < %lld"
+                      " LIMIT 1) FORMAT TabSeparated",
+                      m->db, (long long)at);
+        int64_t older = read_number(m, &sql, "cannot look for spans older than the search index");
+        if (older < 0) return -1;
+        if (older > 0) *since = at;
+    }
+    return 0;
+}
+
 int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_exec_fn exec,
-                       void *ud, long timeout_ms, long copy_timeout_ms)
+                       void *ud, long timeout_ms, long copy_timeout_ms, int64_t *search_since_ns)
 {
     mig m = {id, d, db, exec, ud, timeout_ms, copy_timeout_ms, NULL};
     pc_buf sql = PC_BUF_INIT;
+    *search_since_ns = 0;
     pc_ch_ddl_database(&sql, db);
     if (run(&m, &sql, "cannot create the database", timeout_ms, NULL) < 0) return -1;
     if (load_tables(&m) < 0) return -1;
+    bool search_fresh = !has(&m, "search_grams") || !has(&m, "search_blocks");
+    bool had_spans = has(&m, "spans") || has(&m, "spans_v1") || has(&m, "spans_v2");
     bool had_version = has(&m, "schema_version");
     int64_t version = had_version ? stored_version(&m) : 0;
     int rc = version < 0 ? -1 : 0;
@@ -436,8 +493,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
         rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
         if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
         if (rc == 0) rc = create_events(&m);
-        free(m.tables);
-        return rc;
+        goto done;
     }
     if (rc == 0 && version < 2) {
         /* Fresh, or version 1 (possibly half-migrated to 2; schema_version may
@@ -467,8 +523,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
             if (rc == 0) rc = run(&m, &sql, "cannot create the schema_version table",
                                   timeout_ms, NULL);
             if (rc == 0) rc = record(&m, PC_CH_SCHEMA_VERSION, "created");
-            free(m.tables);
-            return rc;
+            goto done;
         }
         pc_buf_free(&sql);
         if (rc == 0) rc = load_tables(&m);
@@ -481,6 +536,9 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
                   "previous tables kept as spans_v2, traces_v2");
     if (rc == 0 && (from2 || version == 3)) rc = step4(&m, !from2);
     if (rc == 0 && (from2 || version == 3 || version == 4)) rc = step5(&m);
+done:
+    if (rc == 0) rc = setup_search(&m, search_fresh, had_spans, search_since_ns);
+    pc_buf_free(&sql);
     free(m.tables);
     return rc;
 }

@@ -14,6 +14,8 @@
 #include "buf.h"
 #include "clickhouse_query.h"
 
+#include <stdint.h>
+
 /* The schema version this binary writes and reads (see clickhouse_sql.c). */
 #define PC_CH_SCHEMA_VERSION 5
 
@@ -41,10 +43,16 @@ typedef int (*pc_ch_exec_fn)(void *ud, const char *sql, const char *what, long t
  *    at which tables exist and goes on from there (a copy that may be partial
  *    is dropped and redone; a half-done swap finished);
  *  - a database at a newer version than this binary is refused.
+ *  - the search index's tables (clickhouse_search.h) are created when
+ *    missing; when spans were stored before them, a schema_version row (the
+ *    current version, note "search index from here: ...") marks when, and
+ *    *search_since_ns is then (while spans written before it remain) the
+ *    time from which every span is indexed (the store scans older ones);
+ *    else 0.
  * Logs once per step what it migrated, as |id|. |copy_timeout_ms| bounds each copy
  * statement (they can be long). Returns 0, or -1 after logging.
  */
 int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_exec_fn exec,
-                       void *ud, long timeout_ms, long copy_timeout_ms);
+                       void *ud, long timeout_ms, long copy_timeout_ms, int64_t *search_since_ns);
 
 #endif

@@ -42,8 +42,10 @@
  * candidates reached their cap (pc_ch_filter_inexact, clickhouse_store.c),
  * so no false candidate hides a match; their offsets always apply to the
  * checked rows.
- * Search still matches spans (pc_ch_sql_search) and merges all the traces
- * rows of the matching traces (page()).
+ * Search goes through the search index (clickhouse_search.h,
+ * clickhouse_store.c); the scan here (pc_ch_sql_search: queries the index
+ * cannot serve) still matches spans and merges all the traces rows of the
+ * matching traces (page()).
  *
  * Summaries served (get_trace, lists, search) are computed from the trace's
  * deduplicated spans of ITS project, grouped by (project_id, trace_id):
@@ -198,6 +200,23 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
 }
 
 #define NEWEST "t_started DESC, trace_id DESC, project_id DESC"
+
+void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,
+                            const char *const *trace_ids, size_t n)
+{
+    pc_buf w = PC_BUF_INIT;
+    pc_buf_puts(&w, "(trace_id, project_id) IN (");
+    for (size_t i = 0; i < n; i++) {
+        pc_buf_puts(&w, i ? ", (" : "(");
+        pc_ch_quote_cstr(&w, trace_ids[i]);
+        pc_buf_puts(&w, ", ");
+        pc_ch_quote_cstr(&w, projects[i]);
+        pc_buf_putc(&w, ')');
+    }
+    pc_buf_putc(&w, ')');
+    summaries(out, db, w.data, NEWEST);
+    pc_buf_free(&w);
+}
 
 /* Merged partial trace rows: the service of the earliest row with the root. */
 #define MERGED_SERVICE                                                                             \
@@ -488,7 +507,7 @@ static void put_lower(pc_buf *out, const char *s, size_t n)
 }
 
 void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
-                      int limit)
+                      int limit, int64_t before_ns)
 {
     pc_buf member = PC_BUF_INIT, where = PC_BUF_INIT, needle = PC_BUF_INIT, json = PC_BUF_INIT;
     pc_buf low = PC_BUF_INIT;
@@ -502,9 +521,11 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
     put_lower(&low, json.data + 1, json.len - 2);
     pc_buf_reset(&json);
     pc_ch_quote(&json, low.data ? low.data : "", low.len);
-    pc_buf_printf(&member,
-                  "((project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans WHERE ",
+    pc_buf_printf(&member, "((project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.spans ",
                   db);
+    /* a fixed-size column first: only the older spans' text is read */
+    if (before_ns > 0) pc_buf_printf(&member, "PREWHERE created_ns < %lld ", (long long)before_ns);
+    pc_buf_puts(&member, "WHERE ");
     project_and(&member, project_id);
     pc_buf_putc(&member, '(');
     search_col(&member, "name", &needle);

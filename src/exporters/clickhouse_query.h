@@ -36,6 +36,10 @@ void pc_ch_sql_traces_from_spans_where(pc_buf *out, const char *db, const char *
  */
 void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id);
+/* The summaries of the |n| (>= 1) traces (projects[i], trace_ids[i]) that have
+ * spans, newest first (as lists order them). */
+void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,
+                            const char *const *trace_ids, size_t n);
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id, int limit, int offset);
 
@@ -103,8 +107,9 @@ void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const c
  * checked after every few rows (see clickhouse_store.c).
  */
 #define PC_CH_SEARCH_PREFIX 65536
+/* |before_ns| > 0: only spans first written before then (created_ns). */
 void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const char *text,
-                      int limit);
+                      int limit, int64_t before_ns);
 
 /* Rows per block (max_block_size) for a search of a |pattern_len|-byte text:
  * a block's worst case stays under a fixed number of byte comparisons; 1..8192. */

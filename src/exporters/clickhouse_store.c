@@ -21,15 +21,19 @@
  * reads (the page from the traces rows, then its span sums), stats in one,
  * at the search's low priority (it may read a wide time range).
  *
- * Search is the read a client can make expensive (a long pattern over long
- * values); see pc_ch_sql_search for how its SQL bounds a row's cost and
- * search_settings() below for how the server is made to check its time limit
- * after every few rows.
+ * Search: the index first (st_search below, clickhouse_search.h); the scan,
+ * for queries the index cannot serve, is the read a client can make
+ * expensive (a long pattern over long values): see pc_ch_sql_search for how
+ * its SQL bounds a row's cost and search_settings() below for how the server
+ * is made to check its time limit after every few rows.
  */
 #include "clickhouse_store.h"
 
 #include "clickhouse_agg.h"
 #include "clickhouse_events.h"
+#include "clickhouse_search.h"
+#include "local_contains.h"
+#include "local_text.h"
 #include "span_events.h"
 #include "log.h"
 #include "mem.h"
@@ -402,15 +406,325 @@ static void search_settings(char *out, size_t len, size_t pattern_len)
              pc_ch_search_block_rows(pattern_len));
 }
 
+/* Search through the scan of pc_ch_sql_search: queries the index cannot serve. */
+static int scan_search(pc_ch_store *S, const char *project_id, const char *query, int limit,
+                       int64_t before_ns, pc_trace_cb cb, void *ud)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_search(&sql, S->database, project_id, query, limit, before_ns);
+    char extra[96];
+    search_settings(extra, sizeof(extra), query ? strlen(query) : 0);
+    return each_row(S, &sql, "search", extra, PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+}
+
+/* Most candidate blocks a search verifies before it walks the newest traces
+ * instead (a common word), and traces verified per read of their spans. */
+#define SEARCH_BLOCKS 64
+#define VERIFY_TRACES 256
+/* A read of candidate spans answers at most 64 MiB (the server fails it
+ * beyond: the query API answers 503), whatever the spans hold. */
+#define VERIFY_SETTINGS "max_result_bytes=67108864&result_overflow_mode=throw"
+
+/* Candidate traces: (project, trace id) pairs pointing into |text|. */
+typedef struct cands {
+    const char **projects, **ids;
+    bool *hit;
+    size_t n, cap;
+    uint64_t *blocks;
+    size_t nblocks;
+    const pc_local_needle *needle;
+    const char *run; /* the query's ASCII run for the server's prefilter, run_len 0: none */
+    size_t run_len;
+} cands;
+
+static void cands_add(cands *c, const char *project, const char *id)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->projects = pc_xrealloc(c->projects, c->cap * sizeof(*c->projects));
+        c->ids = pc_xrealloc(c->ids, c->cap * sizeof(*c->ids));
+        c->hit = pc_xrealloc(c->hit, c->cap * sizeof(*c->hit));
+    }
+    c->projects[c->n] = project;
+    c->ids[c->n] = id;
+    c->hit[c->n++] = false;
+}
+
+static int block_row(char **cols, void *cb, void *ud)
+{
+    (void)cb;
+    cands *c = ud;
+    c->blocks = pc_xrealloc(c->blocks, (c->nblocks + 1) * sizeof(*c->blocks));
+    c->blocks[c->nblocks++] = strtoull(cols[0], NULL, 10);
+    return 0;
+}
+
+/* A span of a candidate: marks its trace matched when its search text holds the needle. */
+typedef struct verify_ctx {
+    cands *c;
+    size_t from, to; /* the candidates being verified */
+    pc_buf text;
+} verify_ctx;
+
+static int verify_row(char **cols, void *cb, void *ud)
+{
+    (void)cb;
+    verify_ctx *v = ud;
+    size_t i = v->from;
+    for (; i < v->to; i++)
+        if (strcmp(v->c->ids[i], cols[1]) == 0 && strcmp(v->c->projects[i], cols[0]) == 0) break;
+    if (i == v->to || v->c->hit[i]) return 0;
+    pc_local_text_in in = {cols[2], strlen(cols[2]), cols[3], strlen(cols[3]),
+                           cols[4], strlen(cols[4]), cols[5], strlen(cols[5]),
+                           cols[6], strlen(cols[6])};
+    pc_buf_reset(&v->text);
+    pc_local_search_text(&v->text, &in);
+    v->c->hit[i] = pc_local_needle_in(v->c->needle, v->text.data ? v->text.data : "",
+                                      v->text.len) == 1;
+    return 0;
+}
+
+/* Verifies candidates [from, to) against their spans. 0 or a store error. */
+static int verify(pc_ch_store *S, cands *c, size_t from, size_t to)
+{
+    verify_ctx v = {c, from, to, PC_BUF_INIT};
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_verify_spans(&sql, S->database, c->projects + from, c->ids + from, to - from,
+                           c->run, c->run_len);
+    int rc = each_row(S, &sql, "search", VERIFY_SETTINGS, 7, verify_row, NULL, &v);
+    /* then the events attached to their spans (clickhouse_events.h), for the
+     * traces no span of which matched */
+    size_t k = 0;
+    const char **p = pc_xmalloc((to - from) * sizeof(*p)), **t = pc_xmalloc((to - from) * sizeof(*t));
+    for (size_t i = from; i < to; i++)
+        if (!c->hit[i]) {
+            p[k] = c->projects[i];
+            t[k++] = c->ids[i];
+        }
+    if (rc == 0 && k) {
+        pc_ch_sql_verify_events(&sql, S->database, p, t, k, c->run, c->run_len);
+        rc = each_row(S, &sql, "search", VERIFY_SETTINGS, 7, verify_row, NULL, &v);
+    }
+    free(p);
+    free(t);
+    pc_buf_free(&v.text);
+    return rc;
+}
+
+/* Hands the summaries of the matched candidates [from, to) to |cb|, at most
+ * *left of them. */
+static int emit_hits(pc_ch_store *S, cands *c, size_t from, size_t to, int *left,
+                     pc_trace_cb cb, void *ud)
+{
+    const char **p = pc_xmalloc((to - from) * sizeof(*p)), **t = pc_xmalloc((to - from) * sizeof(*t));
+    size_t n = 0;
+    for (size_t i = from; i < to && (int)n < *left; i++)
+        if (c->hit[i]) {
+            p[n] = c->projects[i];
+            t[n++] = c->ids[i];
+        }
+    int rc = 0;
+    if (n) {
+        pc_buf sql = PC_BUF_INIT;
+        pc_ch_sql_summaries_of(&sql, S->database, p, t, n);
+        *left -= (int)n;
+        rc = each_row(S, &sql, "search", "", PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+    }
+    free(p);
+    free(t);
+    return rc;
+}
+
+/* One page of the newest traces, kept as candidates (a common word's walk). */
+typedef struct walk_page {
+    cands *c;
+    pc_buf keep; /* the rows' ids, copied: the page's answer is freed */
+    size_t *offs;
+    pc_trace_key last;
+    int rows;
+} walk_page;
+
+static int walk_row(void *ud, const pc_trace_row *r)
+{
+    walk_page *w = ud;
+    w->offs = pc_xrealloc(w->offs, (size_t)(w->rows + 1) * 2 * sizeof(*w->offs));
+    w->offs[2 * w->rows] = w->keep.len;
+    pc_buf_append(&w->keep, r->project_id, strlen(r->project_id) + 1);
+    w->offs[2 * w->rows + 1] = w->keep.len;
+    pc_buf_append(&w->keep, r->trace_id, strlen(r->trace_id) + 1);
+    w->last.started_ns = r->started_ns;
+    w->rows++;
+    return 0;
+}
+
+static int st_list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud);
+static int mixed_search(pc_ch_store *S, const char *project_id, const char *query, int limit,
+                        pc_trace_cb cb, void *ud);
+static int index_search(pc_ch_store *S, const char *project_id, const char *query, size_t qn,
+                        const uint64_t *keys, int nk, int limit, pc_trace_cb cb, void *ud);
+
+/*
+ * Search (store.h): a query of 3+ code points without a line end asks the
+ * index (clickhouse_search.h) for the newest blocks holding all of its
+ * sampled trigram keys. Up to SEARCH_BLOCKS of them: their traces, newest
+ * first, are verified VERIFY_TRACES at a time on their spans' search text
+ * (the local store's text and matcher: exact substring, Unicode case
+ * folding) until |limit| matched. More blocks (a common word): the newest
+ * traces, a page of VERIFY_TRACES at a time, are verified the same way,
+ * until |limit| matched or the query time limit. Other queries: the scan.
+ */
 static int st_search(void *ctx, const char *project_id, const char *query, int limit,
                      pc_trace_cb cb, void *ud)
 {
     pc_ch_store *S = ctx;
+    size_t qn = query ? strlen(query) : 0;
+    uint64_t keys[PC_CH_SEARCH_KEYS];
+    int nk = qn ? pc_local_query_keys(query, qn, keys, PC_CH_SEARCH_KEYS) : 0;
+    if (nk == 0) return scan_search(S, project_id, query, limit, 0, cb, ud);
+    if (S->search_since_ns > 0) return mixed_search(S, project_id, query, limit, cb, ud);
+    return index_search(S, project_id, query, qn, keys, nk, limit, cb, ud);
+}
+
+/* Keeps copies of trace rows (mixed_search). */
+typedef struct kept {
+    pc_trace_row *rows;
+    size_t n, cap;
+} kept;
+
+static char *dup0(const char *s)
+{
+    return pc_xstrdup(s ? s : "");
+}
+
+static int keep_row(void *ud, const pc_trace_row *r)
+{
+    kept *k = ud;
+    for (size_t i = 0; i < k->n; i++) /* found by both: the index and the scan */
+        if (strcmp(k->rows[i].trace_id, r->trace_id) == 0 &&
+            strcmp(k->rows[i].project_id, r->project_id) == 0)
+            return 0;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 32;
+        k->rows = pc_xrealloc(k->rows, k->cap * sizeof(*k->rows));
+    }
+    pc_trace_row *c = &k->rows[k->n++];
+    *c = *r;
+    c->trace_id = dup0(r->trace_id);
+    c->project_id = dup0(r->project_id);
+    c->service_name = dup0(r->service_name);
+    c->root_span_id = dup0(r->root_span_id);
+    c->root_span_name = dup0(r->root_span_name);
+    c->status = dup0(r->status);
+    c->source = dup0(r->source);
+    c->session_id = dup0(r->session_id);
+    c->user_id = dup0(r->user_id);
+    return 0;
+}
+
+/* List order: newest start first, then trace id and project id descending. */
+static int newest_first(const void *a, const void *b)
+{
+    const pc_trace_row *x = a, *y = b;
+    if (x->started_ns != y->started_ns) return x->started_ns < y->started_ns ? 1 : -1;
+    int c = strcmp(y->trace_id, x->trace_id);
+    return c ? c : strcmp(y->project_id, x->project_id);
+}
+
+/*
+ * A database migrated to schema 5 holds spans written before the index
+ * existed (S->search_since_ns): the index's answer and a scan of those older
+ * spans, merged in list order. (The scan looks at them as the scan does: the
+ * JSON text, ASCII-folded, the first 64 KiB of each value.)
+ */
+static int mixed_search(pc_ch_store *S, const char *project_id, const char *query, int limit,
+                        pc_trace_cb cb, void *ud)
+{
+    kept k = {0};
+    uint64_t keys[PC_CH_SEARCH_KEYS];
+    size_t qn = strlen(query);
+    int nk = pc_local_query_keys(query, qn, keys, PC_CH_SEARCH_KEYS);
+    int rc = index_search(S, project_id, query, qn, keys, nk, limit, keep_row, &k);
+    if (rc == 0) rc = scan_search(S, project_id, query, limit, S->search_since_ns, keep_row, &k);
+    if (k.n > 1) qsort(k.rows, k.n, sizeof(*k.rows), newest_first);
+    for (size_t i = 0; rc == 0 && i < k.n && (int)i < limit; i++)
+        if (cb(ud, &k.rows[i]) != 0) break;
+    for (size_t i = 0; i < k.n; i++) {
+        pc_trace_row *r = &k.rows[i];
+        const char *strs[] = {r->trace_id,  r->project_id, r->service_name,
+                              r->root_span_id, r->root_span_name, r->status,
+                              r->source,    r->session_id, r->user_id};
+        for (size_t j = 0; j < sizeof(strs) / sizeof(strs[0]); j++)
+            free((char *)strs[j]);
+    }
+    free(k.rows);
+    return rc;
+}
+
+/* The search through the index (see st_search). */
+static int index_search(pc_ch_store *S, const char *project_id, const char *query, size_t qn,
+                        const uint64_t *keys, int nk, int limit, pc_trace_cb cb, void *ud)
+{
+    pc_local_needle *needle = pc_local_needle_create(query, qn);
+    cands c = {.needle = needle};
+    size_t at;
+    c.run_len = pc_ch_search_ascii_run(query, qn, &at);
+    c.run = query + at;
     pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_search(&sql, S->database, project_id, query, limit);
-    char extra[96];
-    search_settings(extra, sizeof(extra), query ? strlen(query) : 0);
-    return each_row(S, &sql, "search", extra, PC_CH_TRACE_COLS, trace_row, (void *)cb, ud);
+    pc_ch_sql_search_blocks(&sql, S->database, keys, nk, SEARCH_BLOCKS + 1);
+    int rc = each_row(S, &sql, "search", "", 1, block_row, NULL, &c);
+    int left = limit;
+    if (rc == 0 && c.nblocks <= SEARCH_BLOCKS) {
+        pc_buf out = PC_BUF_INIT;
+        if (c.nblocks) {
+            pc_ch_sql_block_traces(&sql, S->database, project_id, c.blocks, c.nblocks);
+            rc = run_sql(S, sql.data, "search", "", &out);
+            pc_buf_free(&sql);
+            if (rc == 0) {
+                /* the rows stay in |out| while their ids are candidates */
+                char *cur = out.data, *end = out.data + out.len, *cols[3];
+                while (pc_ch_tsv_row(&cur, end, cols, 3) == 3)
+                    cands_add(&c, cols[0], cols[1]);
+            }
+        }
+        for (size_t from = 0; rc == 0 && left > 0 && from < c.n; from += VERIFY_TRACES) {
+            size_t to = from + VERIFY_TRACES < c.n ? from + VERIFY_TRACES : c.n;
+            rc = verify(S, &c, from, to);
+            if (rc == 0) rc = emit_hits(S, &c, from, to, &left, cb, ud);
+        }
+        pc_buf_free(&out);
+    } else if (rc == 0) {
+        pc_trace_key after = {0};
+        bool more = true;
+        while (rc == 0 && left > 0 && more) {
+            walk_page w = {&c, PC_BUF_INIT, NULL, {0}, 0};
+            pc_trace_filter f = {.project_id = project_id, .limit = VERIFY_TRACES,
+                                 .after = after.trace_id ? &after : NULL};
+            rc = st_list_traces(S, &f, walk_row, &w);
+            c.n = 0;
+            for (int i = 0; i < w.rows; i++)
+                cands_add(&c, w.keep.data + w.offs[2 * i], w.keep.data + w.offs[2 * i + 1]);
+            if (rc == 0 && c.n) rc = verify(S, &c, 0, c.n);
+            if (rc == 0) rc = emit_hits(S, &c, 0, c.n, &left, cb, ud);
+            more = w.rows == VERIFY_TRACES;
+            if (more) { /* the cursor: the page's last trace, copied before |w| goes */
+                free((char *)after.trace_id);
+                free((char *)after.project_id);
+                after.started_ns = w.last.started_ns;
+                after.project_id = pc_xstrdup(c.projects[c.n - 1]);
+                after.trace_id = pc_xstrdup(c.ids[c.n - 1]);
+            }
+            pc_buf_free(&w.keep);
+            free(w.offs);
+        }
+        free((char *)after.trace_id);
+        free((char *)after.project_id);
+    }
+    free(c.projects);
+    free(c.ids);
+    free(c.hit);
+    free(c.blocks);
+    pc_local_needle_destroy(needle);
+    return rc;
 }
 
 /* The rows of a session page, kept while its level-2 sums are read. */

@@ -31,6 +31,10 @@ typedef struct pc_ch_store {
     uint64_t nonce;        /* query ids are "prela-<nonce>-<n>": unique per store */
     uint64_t queries;      /* reads sent (atomic) */
     uint64_t killed;       /* reads abandoned and KILLed (atomic) */
+    /* Spans first written before this (Unix ns) are not in the search index (a
+     * database migrated to schema 5 keeps its older spans unindexed): search
+     * scans them too. 0: every span is indexed. Set once, before reads. */
+    int64_t search_since_ns;
 } pc_ch_store;
 
 /* Fills |S|: reads of |database| through |http|, each bounded by

@@ -28,11 +28,12 @@ typedef struct deadline {
     void *ud;
 } deadline;
 
-typedef struct needle {
+typedef struct pc_local_needle {
     size_t n;
     unsigned char *p; /* lowercased */
     size_t *fail;     /* KMP failure function */
-} needle;
+} pc_local_needle;
+typedef pc_local_needle needle;
 
 /*
  * Decodes the code point at |t| (|n| > 0 bytes left) into *cp and returns its
@@ -156,4 +157,28 @@ int pc_local_contains_register(sqlite3 *db, int (*past_deadline)(void *ud), void
     dl->ud = ud;
     return sqlite3_create_function_v2(db, "pc_contains", 2, SQLITE_UTF8,
                                       dl, fn_contains, NULL, NULL, free);
+}
+
+/* ------------------------------------------------ outside SQLite -- */
+
+static int never_past(void *ud)
+{
+    (void)ud;
+    return 0;
+}
+
+pc_local_needle *pc_local_needle_create(const char *s, size_t n)
+{
+    return needle_make((const unsigned char *)s, n);
+}
+
+int pc_local_needle_in(const pc_local_needle *nd, const char *t, size_t tn)
+{
+    static const deadline none = {never_past, NULL};
+    return contains(&none, nd, (const unsigned char *)t, tn) == 1;
+}
+
+void pc_local_needle_destroy(pc_local_needle *nd)
+{
+    needle_free(nd);
 }

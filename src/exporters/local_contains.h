@@ -13,6 +13,7 @@
 #define PC_LOCAL_CONTAINS_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 
 /*
  * Registers pc_contains(text, needle) on |db|: 1 when |needle| occurs in
@@ -22,5 +23,16 @@
  * A later registration on |db| replaces this one. Returns an SQLite code.
  */
 int pc_local_contains_register(sqlite3 *db, int (*past_deadline)(void *ud), void *ud);
+
+/*
+ * The same matcher outside SQLite (the clickhouse store verifies its search
+ * candidates with it, so both stores find exactly the same texts): a needle
+ * built once from |n| bytes of |s|, then pc_local_needle_in(nd, t, tn): 1 when
+ * it occurs in the |tn| bytes at |t| under pc_contains' folding, else 0.
+ */
+typedef struct pc_local_needle pc_local_needle;
+pc_local_needle *pc_local_needle_create(const char *s, size_t n);
+int pc_local_needle_in(const pc_local_needle *nd, const char *t, size_t tn);
+void pc_local_needle_destroy(pc_local_needle *nd);
 
 #endif

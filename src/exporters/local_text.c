@@ -287,41 +287,66 @@ static void tok_delete(Fts5Tokenizer *t)
 
 typedef int (*token_fn)(void *ctx, int tflags, const char *tok, int n, int start, int end);
 
+/*
+ * The scan of pc_trigram and of the trigram keys: one folded code point at a
+ * time, the last three of the line kept in |win| (oldest in the high bits)
+ * with their start offsets in a ring.
+ */
+typedef struct key_walk {
+    const unsigned char *p;
+    size_t n, i;
+    uint64_t win;
+    size_t at[3];
+    int have;
+    unsigned r; /* ring slot of the next code point */
+} key_walk;
+
+/* The next trigram's key into *key, its first byte's offset into *start;
+ * false at the end of the text. */
+static bool key_next(key_walk *w, uint64_t *key, size_t *start)
+{
+    while (w->i < w->n) {
+        size_t len = 1, at = w->i;
+        uint32_t c = w->p[w->i];
+        if (c < 0x80) /* ASCII: the common case, folded inline */
+            c = c >= 'A' && c <= 'Z' ? c + 32 : c;
+        else
+            c = pc_local_fold(utf8_get(w->p + w->i, w->n - w->i, &len));
+        w->i += len;
+        if (c == '\n') {
+            w->have = 0;
+            continue;
+        }
+        w->win = ((w->win << CP_BITS) | c) &
+                 (CP_MASK << 2 * CP_BITS | CP_MASK << CP_BITS | CP_MASK);
+        w->at[w->r] = at;
+        w->r = (w->r + 1) % 3;
+        if (++w->have < 3) continue;
+        *key = w->win | KEY_USED;
+        *start = w->at[w->r]; /* the oldest of the three */
+        return true;
+    }
+    return false;
+}
+
 static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text, int ntext,
                         token_fn emit)
 {
     (void)t;
-    const unsigned char *p = (const unsigned char *)text;
-    size_t n = ntext > 0 ? (size_t)ntext : 0;
     bool dedup = (flags & FTS5_TOKENIZE_DOCUMENT) != 0;
     tri_set set = {0};
-    uint64_t win = 0;   /* the last three folded code points, oldest in the high bits */
-    size_t at[3] = {0}; /* their start offsets, a ring */
-    int have = 0, rc = SQLITE_OK;
-    unsigned r = 0; /* ring slot of the next code point */
-    for (size_t i = 0; i < n && rc == SQLITE_OK;) {
-        size_t len = 1, start = i;
-        uint32_t c = p[i];
-        if (c < 0x80) /* ASCII: the common case, folded inline */
-            c = c >= 'A' && c <= 'Z' ? c + 32 : c;
-        else
-            c = pc_local_fold(utf8_get(p + i, n - i, &len));
-        i += len;
-        if (c == '\n') {
-            have = 0;
-            continue;
-        }
-        win = ((win << CP_BITS) | c) & (CP_MASK << 2 * CP_BITS | CP_MASK << CP_BITS | CP_MASK);
-        at[r] = start;
-        r = (r + 1) % 3;
-        if (++have < 3) continue;
-        uint64_t key = win | KEY_USED, h = key_hash(key);
+    key_walk w = {.p = (const unsigned char *)text, .n = ntext > 0 ? (size_t)ntext : 0};
+    uint64_t key;
+    size_t start;
+    int rc = SQLITE_OK;
+    while (rc == SQLITE_OK && key_next(&w, &key, &start)) {
+        uint64_t h = key_hash(key);
         if (dedup && tri_seen(&set, key, h)) continue;
         /* the token: the trigram's folded UTF-8, oldest code point first, then the hash bytes */
         unsigned char tok[TRI_MAX + 3];
         size_t tl = 0;
         for (int k = 2; k >= 0; k--) {
-            uint32_t cp = (uint32_t)(win >> (k * CP_BITS) & CP_MASK);
+            uint32_t cp = (uint32_t)(key >> (k * CP_BITS) & CP_MASK);
             if (cp < 0x80)
                 tok[tl++] = (unsigned char)cp;
             else
@@ -330,10 +355,55 @@ static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text
         tok[tl++] = (unsigned char)(0x40 | (h & 0x3F));
         tok[tl++] = (unsigned char)(0x40 | ((h >> 6) & 0x3F));
         tok[tl++] = (unsigned char)(0x40 | ((h >> 12) & 0x3F));
-        rc = emit(ctx, 0, (const char *)tok, (int)tl, (int)at[r], (int)i);
+        rc = emit(ctx, 0, (const char *)tok, (int)tl, (int)start, (int)w.i);
     }
     free(set.slot);
     return rc;
+}
+
+/* ------------------------------------------------------- trigram keys -- */
+
+/* Adds |key| to |set| unless it holds it. */
+static void keyset_add(pc_local_keyset *set, uint64_t key)
+{
+    tri_set ts = {set->slot, set->cap, set->n};
+    bool seen = tri_seen(&ts, key, key_hash(key));
+    set->slot = ts.slot;
+    set->cap = ts.cap;
+    if (seen) return;
+    if (set->n == set->key_cap) {
+        set->key_cap = set->key_cap ? 2 * set->key_cap : 1024;
+        set->key = pc_xrealloc(set->key, set->key_cap * sizeof(*set->key));
+    }
+    set->key[set->n++] = key;
+}
+
+void pc_local_keyset_add_text(pc_local_keyset *set, const char *text, size_t n)
+{
+    key_walk w = {.p = (const unsigned char *)text, .n = n};
+    uint64_t key;
+    size_t start;
+    while (key_next(&w, &key, &start))
+        keyset_add(set, key);
+}
+
+void pc_local_keyset_add_keys(pc_local_keyset *set, const uint64_t *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        keyset_add(set, keys[i]);
+}
+
+void pc_local_keyset_clear(pc_local_keyset *set)
+{
+    if (set->slot) memset(set->slot, 0, set->cap * sizeof(*set->slot));
+    set->n = 0;
+}
+
+void pc_local_keyset_free(pc_local_keyset *set)
+{
+    free(set->slot);
+    free(set->key);
+    *set = (pc_local_keyset)PC_LOCAL_KEYSET_INIT;
 }
 
 static fts5_tokenizer trigram_tokenizer = {tok_create, tok_delete, tok_tokenize};
@@ -437,4 +507,27 @@ int pc_local_fts_query(pc_buf *out, const char *q, size_t n)
     }
     free(off);
     return emitted;
+}
+
+int pc_local_query_keys(const char *q, size_t n, uint64_t *keys, int max)
+{
+    if (max <= 0 || memchr(q, '\n', n)) return 0;
+    /* every trigram's key, in order (the query has no line end: the i-th key
+     * is the trigram starting at code point i) */
+    uint64_t *all = pc_xmalloc((n + 1) * sizeof(*all));
+    size_t grams = 0, start;
+    key_walk w = {.p = (const unsigned char *)q, .n = n};
+    while (key_next(&w, &all[grams], &start))
+        grams++;
+    size_t want = grams < (size_t)max ? grams : (size_t)max;
+    int got = 0;
+    for (size_t j = 0; j < want; j++) {
+        uint64_t k = all[want == 1 ? 0 : j * (grams - 1) / (want - 1)]; /* first and last */
+        bool dup = false;
+        for (int i = 0; i < got && !dup; i++)
+            dup = keys[i] == k;
+        if (!dup) keys[got++] = k;
+    }
+    free(all);
+    return got;
 }

@@ -99,4 +99,36 @@ size_t pc_local_utf8_put(uint32_t c, unsigned char *o);
  */
 int pc_local_fts_query(pc_buf *out, const char *q, size_t n);
 
+/*
+ * Trigram keys: the trigrams of pc_trigram (3 consecutive code points of a
+ * line, folded by pc_local_fold) as 64-bit numbers, for an index kept
+ * outside SQLite (the clickhouse exporter's search blocks): the three code
+ * points, 21 bits each, oldest in the high bits, and bit 63 set. A key is a
+ * pure function of the trigram: changing it changes what such an index holds.
+ */
+typedef struct pc_local_keyset {
+    uint64_t *slot; /* open addressing, below half full; 0 = empty */
+    size_t cap;
+    uint64_t *key;  /* the distinct keys, in first-seen order */
+    size_t n, key_cap;
+} pc_local_keyset;
+#define PC_LOCAL_KEYSET_INIT {NULL, 0, NULL, 0, 0}
+
+/* Adds the distinct trigram keys of |text| (|n| bytes of UTF-8; a malformed
+ * byte is a code point of its own) to |set|. */
+void pc_local_keyset_add_text(pc_local_keyset *set, const char *text, size_t n);
+/* Adds the |n| keys at |keys| (keys of this set's kind) to |set|. */
+void pc_local_keyset_add_keys(pc_local_keyset *set, const uint64_t *keys, size_t n);
+/* Empties |set|, keeping its memory. */
+void pc_local_keyset_clear(pc_local_keyset *set);
+void pc_local_keyset_free(pc_local_keyset *set);
+
+/*
+ * The keys of up to |max| trigrams of the query |q| (|n| bytes), sampled as
+ * pc_local_fts_query samples them (first and last included), distinct, into
+ * |keys|. Returns how many; 0 when |q| has fewer than 3 code points or a
+ * '\n' (no key can serve it).
+ */
+int pc_local_query_keys(const char *q, size_t n, uint64_t *keys, int max);
+
 #endif

@@ -221,11 +221,10 @@ def test_same_answers_as_embedded_store(make_collector, tmp_path, engine):
                   ("gpt-4O-MINI", {}), ("step", {"limit": 2, "project_id": "p1"}),
                   ("Ünïcode", {}), ("'; DROP TABLE spans; --", {})):
         same(ch, lo, "/api/v1/search", query=q, **kw)
-    # Unicode case folding: the embedded store folds (schema 3, issue 13's search), the
-    # ClickHouse search folds ASCII only, so "ünïcode" is not compared until it does; what
-    # each answers is pinned so a change on either side is seen.
+    # Unicode case folding: both stores fold the same letters (local_text.h), through
+    # the ClickHouse search index as through the embedded store's
     assert [t["trace_id"] for t in lo.get("/api/v1/search", query="ünïcode").json()["results"]]
-    assert ch.get("/api/v1/search", query="ünïcode").json()["count"] == 0
+    same(ch, lo, "/api/v1/search", query="ünïcode")
     assert ch.get("/api/v1/health").json()["status"] == "healthy"
 
 
@@ -376,14 +375,15 @@ def test_injection_is_harmless(make_collector, tmp_path, engine):
         assert t["trace"]["service_name"] == evil and t["spans"][0]["name"] == evil
         assert t["spans"][0]["attributes"] == {evil: evil}
         for q in (evil, evil.upper()):
-            # The embedded store searches decoded values with Unicode case folding: exactly
-            # the spans whose name or value contains q. ClickHouse searches the JSON-escaped
-            # text, ASCII-folded, so a backslash (in every escape) or a non-ASCII letter in
-            # another case may answer more or less there: compared where both must agree.
+            # Both stores search decoded values with Unicode case folding: exactly the spans
+            # whose name or value contains q, when q has 3+ code points and no line end
+            # (the trigram indexes serve it). A shorter q is a scan; ClickHouse's scan
+            # searches the JSON-escaped text, ASCII-folded, so a backslash (in every
+            # escape) or a non-ASCII letter in another case may answer more or less there.
             want = sorted(f"evil-{k}-{e}" for k, e in enumerate(EVIL) if q.lower() in e.lower())
             got = lo.get("/api/v1/search", query=q).json()["results"]
             assert sorted(t["trace_id"] for t in got) == want, q
-            if "\\" not in q and (q.isascii() or q == evil):
+            if len(q) >= 3 or ("\\" not in q and (q.isascii() or q == evil)):
                 same(ch, lo, "/api/v1/search", query=q)
         same(ch, lo, "/api/v1/traces", service_name=evil)
         same(ch, lo, "/api/v1/traces", project_id=evil)
@@ -546,29 +546,75 @@ def test_reads_are_readonly_and_bounded(make_collector, tmp_path, clickhouse):
     assert c.trace(more[0]["trace_id"])["trace"]["span_count"] == 10
 
 
+def test_search_index_rare_and_common_words(make_collector, tmp_path, engine):
+    """The ClickHouse search index against the embedded store: 80 traces sent one request
+    at a time (each its own insert, so its own search block), a word in every trace (more
+    candidate blocks than the index verifies: the newest traces are walked and verified), a
+    word in three of them (their blocks only), a phrase with quotes, Unicode case, a word
+    split over two spans of one trace in two inserts, and a project filter: the same
+    traces in the same order on both stores."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    t0 = time.time_ns() - HOUR
+    for i in range(80):
+        name = "Zebracommon step"
+        if i in (5, 41, 77):
+            name = 'Ünïque-rare "quoted" word'
+        doc = {"trace_id": f"t-w{i:02d}", "service_name": "svc", "spans": [{
+            "span_id": "s1", "trace_id": f"t-w{i:02d}", "name": name,
+            "started_at": iso(t0 + i * 10**9), "ended_at": iso(t0 + i * 10**9 + 1000),
+            "attributes": {"n": i}}]}
+        for c in (ch, lo):
+            post_prela(c, doc, project="p1" if i % 2 else "p2")
+    # a trace whose second span (a later insert) holds the word: still found
+    for k, (sid, text) in enumerate((("a", "first half"), ("b", "late-arriving Quokka"))):
+        doc = {"trace_id": "t-split", "service_name": "svc", "spans": [{
+            "span_id": sid, "trace_id": "t-split", "name": text,
+            "started_at": iso(t0 + k), "ended_at": iso(t0 + k + 1000)}]}
+        for c in (ch, lo):
+            post_prela(c, doc, project="p1")
+    blocks = int(srv.query(f"SELECT uniqExact(block) FROM {db}.search_blocks FORMAT TabSeparated"))
+    assert blocks > 64, blocks  # more than SEARCH_BLOCKS: the common word walks
+    for q, kw in (("zebracommon", {}), ("ZEBRACOMMON STEP", {"limit": 7}),
+                  ("zebracommon", {"project_id": "p2", "limit": 100}),
+                  ("ünïque-RARE", {}), ('"quoted" word', {}), ("quokka", {}),
+                  ("rare", {"project_id": "p1"}), ("no-such-word-anywhere", {})):
+        got = same(ch, lo, "/api/v1/search", query=q, **kw)
+        assert got["count"] == len(got["results"])
+    assert [t["trace_id"] for t in ch.get("/api/v1/search", query="ünïque-rare").json()[
+        "results"]] == ["t-w77", "t-w41", "t-w05"]
+    assert ch.get("/api/v1/search", query="quokka").json()["results"][0]["trace_id"] == "t-split"
+    assert ch.get("/api/v1/search", query="zebracommon", limit=100).json()["count"] == 77
+
+
 def test_search_looks_at_the_first_64k_of_each_value(make_collector, tmp_path, engine):
-    """Search is ASCII case-insensitive over a span's name and attributes, but only their first
-    64 KiB (PC_CH_SEARCH_PREFIX): what bounds a row's cost on the server, on both engines."""
+    """A query the search index cannot serve (under 3 code points) is a scan, ASCII
+    case-insensitive over a span's name and attributes, but only their first 64 KiB
+    (PC_CH_SEARCH_PREFIX): what bounds a row's cost on the server, on both engines. An
+    indexed query finds text anywhere in a value, as the embedded store does."""
     srv, _ = engine
     db = srv.database()
     c = ch_collector(make_collector, tmp_path, srv, db)
     start = time.time_ns() - HOUR
     filler = "x" * 70000
     post_prela(c, {"trace_id": "t-prefix", "service_name": "svc", "spans": [{
-        "span_id": "s1", "trace_id": "t-prefix", "name": "Step " + filler + " name-late",
+        "span_id": "s1", "trace_id": "t-prefix", "name": "Step Q9 " + filler + " name-late K7",
         "started_at": iso(start), "ended_at": iso(start + 10**9),
-        "attributes": {"a": "Early-Needle " + filler + " late-needle"}}]})
+        "attributes": {"a": "Early-Needle J5 " + filler + " late-needle W3"}}]})
     assert c.trace("t-prefix")["trace"]["span_count"] == 1
 
     def found(q):
         r = c.get("/api/v1/search", query=q)
         assert r.status_code == 200, r.text
         return [t["trace_id"] for t in r.json()["results"]]
-    assert found("early-NEEDLE") == ["t-prefix"]  # in the attributes, any ASCII case
-    assert found("sTEP x") == ["t-prefix"]        # in the name
-    assert found("late-needle") == []             # 70 KB into the attributes
-    assert found("name-late") == []               # 70 KB into the name
-    assert found("y" * 1000) == []                # the longest pattern runs (1 row a block)
+    assert found("early-NEEDLE") == ["t-prefix"]  # indexed: in the attributes, any case
+    assert found("sTEP q9 x") == ["t-prefix"]     # in the name
+    assert found("late-needle") == ["t-prefix"]   # 70 KB into the attributes
+    assert found("name-late") == ["t-prefix"]     # 70 KB into the name
+    assert found("y" * 1000) == []                # no candidate block
+    assert found("j5") == ["t-prefix"] and found("q9") == ["t-prefix"]  # scanned, early
+    assert found("w3") == [] and found("k7") == []  # scanned: 70 KB in, past the prefix
 
 
 def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, clickhouse):
@@ -580,7 +626,7 @@ def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, c
     traces = recent_traces(1)
     tid = traces[0]["trace_id"]
     assert post_otlp(c, traces).status_code == 200
-    assert c.get("/api/v1/search", query=tid).json()["count"] == 0  # 32 bytes, no such text
+    assert c.get("/api/v1/search", query="qz").json()["count"] == 0  # 2 bytes: a scan
     assert c.trace(tid)["trace"]["span_count"] == 10
     names = ["readonly", "max_execution_time", "priority", "max_block_size",
              "optimize_move_to_prewhere", "max_threads"]
@@ -589,7 +635,8 @@ def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, c
     while True:
         srv.query("SYSTEM FLUSH LOGS")
         rows = srv.query(f"SELECT positionCaseInsensitive(query, 'position(lower(') > 0, {cols}"
-                         f" FROM system.query_log WHERE type = 2 AND query LIKE '%{tid}%'"
+                         f" FROM system.query_log WHERE type = 2"
+                         f" AND (query LIKE '%{tid}%' OR query LIKE '%''qz''%')"
                          f" AND query LIKE 'SELECT%' FORMAT TabSeparated").splitlines()
         if len(rows) >= 3 or time.time() > deadline:
             break
@@ -597,8 +644,8 @@ def test_search_runs_in_small_blocks_at_low_priority(make_collector, tmp_path, c
     rows = [r.split("\t") for r in rows]
     searches = [r[1:] for r in rows if r[0] == "1"]
     reads = [r[1:] for r in rows if r[0] == "0"]
-    # 2^29 / (5 columns x 65536 x (32 + 16)) = 34 rows a block; one thread; priority 2 of 2
-    assert searches == [["1", "30", "2", "34", "0", "1"]], rows
+    # 2^29 / (5 columns x 65536 x (2 + 16)) = 91 rows a block; one thread; priority 2 of 2
+    assert searches == [["1", "30", "2", "91", "0", "1"]], rows
     assert len(reads) >= 2 and all(r[:3] == ["1", "30", "1"] for r in reads), rows
 
 
@@ -629,9 +676,11 @@ class HangingClickHouse(http.server.ThreadingHTTPServer):
             if sql.startswith("SELECT version()"):
                 answer = b"18.16.1\n"
             elif sql.startswith("SELECT name FROM system.tables"):
-                answer = b"spans\ntraces\nschema_version\nspan_events\n"
+                answer = b"spans\ntraces\nschema_version\nspan_events\nsearch_grams\nsearch_blocks\n"
             elif sql.startswith("SELECT max(version)"):
                 answer = b"5\n"  # the current schema: nothing to migrate
+            elif "FROM `prela_fake`.schema_version" in sql:
+                answer = b"0\n"  # no search index mark: every span is indexed
             elif sql == "SELECT 1":
                 answer = b"1\n"
             elif sql.startswith("KILL QUERY"):

@@ -289,11 +289,12 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         con.close()
     else:
         assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5"]
+                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "5"]
         tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                            f"FORMAT TabSeparated").split()
-        assert sorted(tables) == ["schema_version", "span_events", "spans", "spans_v1",
-                                  "spans_v2", "traces", "traces_v1", "traces_v2"]
+        assert sorted(tables) == ["schema_version", "search_blocks", "search_grams",
+                                  "span_events", "spans", "spans_v1", "spans_v2", "traces",
+                                  "traces_v1", "traces_v2"]
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
@@ -554,11 +555,11 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5"]
+                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "5"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
-    assert sorted(tables) == ["schema_version", "span_events", "spans", "spans_v2", "traces",
-                              "traces_v2"]
+    assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
+                              "spans", "spans_v2", "traces", "traces_v2"]
     assert "(project_id, started_ns, trace_id)" in srv.query(f"SHOW CREATE TABLE {db}.traces")
     # the rebuilt traces table: one row per trace of the spans (before the new span's insert)
     assert srv.query(f"SELECT uniqExact(project_id, trace_id) FROM {db}.traces").strip() == \
@@ -656,21 +657,37 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
                         end_time=iso(base + HOUR)).json()["stats"]
         by_model = {r["group"]: r for r in stats}
         assert by_model["claude-3"]["spans"] == 1 and by_model["gpt-4o"]["cost_usd"] == 0.5
+        # search: the old spans predate the search index (scanned), the new ones are in it;
+        # one answer, newest first
+        assert "search index created" in logs
+        newer = {"trace_id": "kid-new", "service_name": "svc-kid", "spans": [
+            {"span_id": "n", "trace_id": "kid-new", "name": "kid of the index",
+             "started_at": iso(base + 70 * 10**9), "ended_at": iso(base + 71 * 10**9)}]}
+        post_prela(new, newer, "p1")
+        found = [x["trace_id"] for x in new.get("/api/v1/search", query="kid").json()["results"]]
+        listed = [x["trace_id"] for x in new.get("/api/v1/traces", limit=1000).json()["traces"]]
+        assert {"kid-new", "split-old"} <= set(found), found
+        assert found == [t for t in listed if t in found], (found, listed)  # list order
+        assert [x["trace_id"] for x in new.get("/api/v1/search", query="KID 2").json()[
+            "results"]] == ["split-old"]  # the new span of the old trace, through the index
     finally:
         stop(new)
 
     again = start(conftest.BIN, tmp_path, opts)
     try:
-        assert "migrated" not in again.logs()
+        assert "migrated" not in again.logs() and "search index created" not in again.logs()
+        assert [x["trace_id"] for x in again.get("/api/v1/search", query="kid").json()[
+            "results"]] == found
         assert again.get("/api/v1/traces", limit=1000).json()["count"] == \
-            before["list"]["count"]
+            before["list"]["count"] + 1  # and kid-new
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["3", "4", "5"]
+                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "5"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
-    assert sorted(tables) == ["schema_version", "span_events", "spans", "traces"]  # no copies
+    assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
+                              "spans", "traces"]  # in place: no copies
     cols = srv.query(f"SELECT table, name FROM system.columns WHERE database = '{db}' "
                      f"FORMAT TabSeparated")
     assert "spans\tinput_messages" in cols and "traces\tmodels" in cols
@@ -792,7 +809,8 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["4", "5"]
+                            f"FORMAT TabSeparated").split()) == ["4", "5", "5"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
-    assert sorted(tables) == ["schema_version", "span_events", "spans", "traces"]
+    assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
+                              "spans", "traces"]

@@ -471,7 +471,7 @@ static void test_query_builders(void)
     CHECK(has(&b, "HAVING 1 AND (t_started < 77 OR (t_started = 77 AND (trace_id <"));
     CHECK(has(&b, "LIMIT 0, 10)"));
     pc_buf_reset(&b);
-    pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01" "Ab", 11);
+    pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01" "Ab", 11, 0);
     /* ASCII case folded here, the value's first PC_CH_SEARCH_PREFIX bytes there */
     CHECK(has(&b, "position(lower(substring(name, 1, 65536)), '%_\\\\\\'\\x01ab') > 0 OR"));
     /* the JSON columns: the text as a JSON string holds it (\\ and \u0001), then quoted */
@@ -488,11 +488,12 @@ static void test_query_builders(void)
                   " trace_id, span_id) IN (SELECT project_id, trace_id, span_id FROM `db`.spans"));
     CHECK(has(&b, "project_id DESC LIMIT 11)"));
     pc_buf_reset(&b);
-    pc_ch_sql_search(&b, "db", NULL, "x", 5); /* any project: still grouped per project */
+    pc_ch_sql_search(&b, "db", NULL, "x", 5, 1234); /* any project: still grouped per project */
     CHECK(!strstr(b.data, "project_id = "));
+    CHECK(has(&b, "FROM `db`.spans PREWHERE created_ns < 1234 WHERE (")); /* spans before the index */
     CHECK(has(&b, "GROUP BY project_id, trace_id ORDER BY t_started DESC"));
     pc_buf_reset(&b);
-    pc_ch_sql_search(&b, "db", NULL, "\xc3\x9c", 5); /* UTF-8 bytes pass unfolded */
+    pc_ch_sql_search(&b, "db", NULL, "\xc3\x9c", 5, 0); /* UTF-8 bytes pass unfolded */
     CHECK(has(&b, "'\\xC3\\x9C') > 0"));
     pc_buf_free(&b);
 }

@@ -30,7 +30,7 @@ static bool has(const pc_buf *b, const char *s)
  * the stored version, every statement seen, and a statement prefix to fail.
  */
 typedef struct catalog {
-    char tables[8][32];
+    char tables[12][32];
     int n;
     int version;
     pc_buf log;
@@ -152,7 +152,8 @@ static int cat_exec(void *ud, const char *sql, const char *what, long timeout_ms
 static int migrate(catalog *c)
 {
     pc_buf_reset(&c->log);
-    return pc_ch_schema_setup("clickhouse", c->d, "db", cat_exec, c, 1000, 1000);
+    int64_t since;
+    return pc_ch_schema_setup("clickhouse", c->d, "db", cat_exec, c, 1000, 1000, &since);
 }
 
 static bool cat_is(catalog *c, const char *const *want, int n)
@@ -169,22 +170,26 @@ static bool cat_is(catalog *c, const char *const *want, int n)
     return ok;
 }
 
-static const char *const MIGRATED[] = {"spans",    "traces",    "spans_v1",       "traces_v1",
-                                       "spans_v2", "traces_v2", "schema_version", "span_events"};
+static const char *const MIGRATED[] = {"spans",          "traces",       "spans_v1",
+                                       "traces_v1",      "spans_v2",     "traces_v2",
+                                       "schema_version", "span_events",  "search_grams",
+                                       "search_blocks"};
 
 static void test_migration_plan(void)
 {
     /* Fresh database: the current tables and version 5, nothing copied. */
     catalog c = {.log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&c), 0);
-    const char *fresh[] = {"spans", "traces", "schema_version", "span_events"};
-    CHECK(cat_is(&c, fresh, 4));
+    const char *fresh[] = {"spans",       "traces",       "schema_version",
+                           "span_events", "search_grams", "search_blocks"};
+    CHECK(cat_is(&c, fresh, 6));
     CHECK_EQ_INT(c.version, 5);
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`span_events` ("));
     CHECK(!strstr(c.log.data, "INSERT INTO `db`.`"));
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`spans` ("));
     CHECK(has(&c.log, "ORDER BY (trace_id, project_id, span_id)"));
     CHECK(has(&c.log, "VALUES (5, 'created')"));
+    CHECK(!strstr(c.log.data, "VALUES (5, 'search index")); /* no span predates the index */
     CHECK(!strstr(c.log.data, "ALTER"));
     /* A second start only reads the version and re-asserts the tables. */
     CHECK_EQ_INT(migrate(&c), 0);
@@ -193,11 +198,12 @@ static void test_migration_plan(void)
     /* Version 1 (the first release): to 2 (copy, swap), then to 3; old tables kept. */
     catalog v1 = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v1), 0);
-    CHECK(cat_is(&v1, MIGRATED, 8));
+    CHECK(cat_is(&v1, MIGRATED, 10));
     CHECK_EQ_INT(v1.version, 5);
     /* the tables of 3 were built in the current layout: nothing to add at 3 -> 4 */
     CHECK(!strstr(v1.log.data, "ADD COLUMN") && !strstr(v1.log.data, "INSERT INTO `db`.traces"));
     CHECK(has(&v1.log, "VALUES (4, 'migrated from 3"));
+    CHECK(has(&v1.log, "VALUES (5, 'search index from here: older spans are scanned')"));
     CHECK(has(&v1.log, "CREATE TABLE IF NOT EXISTS `db`.`spans_v2` ("));
     CHECK(has(&v1.log, "ORDER BY (trace_id, project_id, started_at, span_id)")); /* v2's key */
     CHECK(has(&v1.log, "INSERT INTO `db`.`spans_v2` (span_id, trace_id, parent_span_id,"));
@@ -213,13 +219,13 @@ static void test_migration_plan(void)
                        " `db`.`spans`"));
     CHECK_EQ_INT(migrate(&v1), 0); /* once */
     CHECK(!strstr(v1.log.data, "RENAME") && !strstr(v1.log.data, "INSERT"));
-    CHECK(cat_is(&v1, MIGRATED, 8));
+    CHECK(cat_is(&v1, MIGRATED, 10));
 
     /* Version 2: spans copied to the new key, traces rebuilt from the new spans. */
     catalog v2 = {.tables = {"spans", "traces", "spans_v1", "traces_v1", "schema_version"},
                   .n = 5, .version = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v2), 0);
-    CHECK(cat_is(&v2, MIGRATED, 8));
+    CHECK(cat_is(&v2, MIGRATED, 10));
     CHECK_EQ_INT(v2.version, 5);
     /* schema 3's columns are copied; the new table has 4's with their defaults */
     CHECK(has(&v2.log, "INSERT INTO `db`.`spans_v3` (" PC_CH_SPAN_COLUMNS_V3 ") SELECT "
@@ -251,7 +257,7 @@ static void test_migration_plan(void)
         CHECK(k.version < 3);
         k.fail = NULL;
         CHECK_EQ_INT(migrate(&k), 0);
-        CHECK(cat_is(&k, MIGRATED, 8));
+        CHECK(cat_is(&k, MIGRATED, 10));
         CHECK_EQ_INT(k.version, 5);
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
@@ -261,14 +267,14 @@ static void test_migration_plan(void)
     CHECK_EQ_INT(migrate(&half), 0);
     CHECK(has(&half.log, "RENAME TABLE `db`.`spans_v2` TO `db`.`spans`\n"));
     CHECK(!strstr(half.log.data, "INSERT INTO `db`.`spans_v2`"));
-    CHECK(cat_is(&half, MIGRATED, 8));
+    CHECK(cat_is(&half, MIGRATED, 10));
     catalog half3 = {.tables = {"spans_v1", "traces_v1", "spans_v2", "spans_v3", "traces",
                                 "schema_version"},
                      .n = 6, .version = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&half3), 0);
     CHECK(has(&half3.log, "RENAME TABLE `db`.`spans_v3` TO `db`.`spans`\n"));
     CHECK(!strstr(half3.log.data, "INSERT INTO `db`.`spans_v3`"));
-    CHECK(cat_is(&half3, MIGRATED, 8));
+    CHECK(cat_is(&half3, MIGRATED, 10));
 
     /* A newer version is refused, untouched. */
     catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 6,
@@ -304,9 +310,11 @@ static void test_migration_plan_3_to_4(void)
 {
     catalog c = v3_catalog(PC_CH_LEGACY);
     CHECK_EQ_INT(migrate(&c), 0);
-    CHECK_EQ_INT(c.version, 5); /* then 4 -> 5: span_events, nothing else */
-    const char *v5[] = {"spans", "traces", "spans_v2", "traces_v2", "schema_version", "span_events"};
-    CHECK(cat_is(&c, v5, 6));
+    CHECK_EQ_INT(c.version, 5); /* then 4 -> 5: span_events and the search tables */
+    const char *v5[] = {"spans",          "traces",      "spans_v2",     "traces_v2",
+                        "schema_version", "span_events", "search_grams", "search_blocks"};
+    CHECK(cat_is(&c, v5, 8));
+    CHECK(has(&c.log, "VALUES (5, 'search index from here")); /* spans predate the index */
     CHECK(!strstr(c.log.data, "RENAME") &&
           !strstr(c.log.data, "CREATE TABLE IF NOT EXISTS `db`.`spans") &&
           !strstr(c.log.data, "CREATE TABLE IF NOT EXISTS `db`.`traces"));

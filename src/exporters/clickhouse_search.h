@@ -1,0 +1,124 @@
+/*
+ * clickhouse_search.h - the `clickhouse` exporter's search index (schema 5):
+ * trigram keys of the spans' search text per block of traces, so a search
+ * reads the few blocks that can match instead of every span.
+ *
+ * Data flow, write side: consume() (clickhouse.c) turns its batch into a
+ * piece (pc_ch_search_add_batch: the batch's traces and the distinct trigram
+ * keys of their spans' search text, local_text.h), the piece joins the
+ * pending insert (pc_ch_search_move), and the flusher, after the spans and
+ * trace rows, cuts the insert's pieces into blocks of at least
+ * PC_CH_SEARCH_BLOCK_TRACES traces and writes their rows
+ * (pc_ch_search_rows): search_blocks (block, project, trace) and
+ * search_grams (gram, block). Read side (clickhouse_store.c): the query's
+ * keys (pc_local_query_keys) name the blocks holding all of them
+ * (pc_ch_sql_search_blocks), those blocks' traces (pc_ch_sql_block_traces)
+ * are verified in C on their spans' search text (pc_ch_sql_verify_spans,
+ * then pc_local_needle_in), exactly as the local store verifies its
+ * candidates: both stores find the same texts.
+ *
+ * Tables (both dialects; plain MergeTree, so a redelivered batch adds rows
+ * under another block id, which only adds candidates):
+ *   search_grams   (gram UInt64, block UInt64) ORDER BY (gram, block): one
+ *                  row per distinct key of a block. A block id is the latest
+ *                  start (Unix ns) among its traces with its low 8 bits
+ *                  replaced by a per-process sequence number, so the newest
+ *                  blocks sort last, and the partition is the month of that
+ *                  start (PARTITION BY toYYYYMM of the id's seconds): a block
+ *                  is dropped no earlier than its last trace (retention, TTL
+ *                  on modern) and no time column is stored per key. Two
+ *                  blocks with one id (another collector, the same latest
+ *                  start) read as one: more candidates, never fewer.
+ *   search_blocks  (block UInt64, project_id String, trace_id String,
+ *                  started_ns Int64) ORDER BY (block, project_id, trace_id),
+ *                  PARTITION BY the month of started_ns: one row per trace and
+ *                  block, in the trace's own month.
+ */
+#ifndef PC_CLICKHOUSE_SEARCH_H
+#define PC_CLICKHOUSE_SEARCH_H
+
+#include "buf.h"
+#include "clickhouse_rows.h"
+#include "clickhouse_sql.h"
+#include "span.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Least traces per block; a block may hold up to one piece more. Measured on
+ * the query-scale workload's prose: 4.1 key rows per span at 256 traces,
+ * 12.6 at 64, 34 at 16. */
+#define PC_CH_SEARCH_BLOCK_TRACES 256
+/* Most keys a query looks up (sampled, first and last trigram included). */
+#define PC_CH_SEARCH_KEYS 8
+
+/* The pieces of one pending insert. Owns its memory. */
+typedef struct pc_ch_search_acc {
+    uint64_t *keys;
+    size_t nkeys, cap_keys;
+    struct pc_ch_search_piece *pieces;
+    size_t npieces, cap_pieces;
+    struct pc_ch_search_trace *traces;
+    size_t ntraces, cap_traces;
+    pc_buf meta; /* project, NUL, trace id, NUL per trace */
+} pc_ch_search_acc;
+#define PC_CH_SEARCH_ACC_INIT {0}
+
+/* Adds the pieces of |b| (its traces, at most PC_CH_SEARCH_BLOCK_TRACES per
+ * piece, and the distinct keys of each piece) to |acc|. */
+void pc_ch_search_add_batch(pc_ch_search_acc *acc, const pc_batch *b);
+/* Appends |src|'s pieces to |dst| and empties |src|. */
+void pc_ch_search_move(pc_ch_search_acc *dst, pc_ch_search_acc *src);
+void pc_ch_search_free(pc_ch_search_acc *acc);
+
+/*
+ * The rows of |acc|'s blocks: JSONEachRow lines into |grams| (table
+ * search_grams) and |blocks| (search_blocks), each with its partition. *seq
+ * (the caller's, kept across calls) numbers the block ids' low bits.
+ */
+void pc_ch_search_rows(const pc_ch_search_acc *acc, uint64_t *seq, pc_ch_rows *grams,
+                       pc_ch_rows *blocks);
+
+/* DDL of table |table| (0 search_grams, 1 search_blocks; CREATE TABLE IF NOT
+ * EXISTS) in database |db|. */
+void pc_ch_ddl_search(pc_buf *out, pc_ch_dialect d, const char *db, int table);
+/* INSERT ... FORMAT JSONEachRow of each table. */
+void pc_ch_insert_search_grams(pc_buf *out, const char *db);
+void pc_ch_insert_search_blocks(pc_buf *out, const char *db);
+
+/* Reads. Every value is a number or quoted by pc_ch_quote; TabSeparated. */
+/* The newest |max| blocks holding every one of the |n| keys: one column, block. */
+void pc_ch_sql_search_blocks(pc_buf *out, const char *db, const uint64_t *keys, int n, int max);
+/* The traces of the |n| blocks (of project |project_id| unless NULL), newest
+ * start first: project_id, trace_id, started_ns. */
+void pc_ch_sql_block_traces(pc_buf *out, const char *db, const char *project_id,
+                            const uint64_t *blocks, size_t n);
+/*
+ * The search columns of the spans of the |n| traces (projects[i], trace_ids[i]):
+ * project_id, trace_id, name, attributes, events, input_messages,
+ * output_messages; with |run_len| > 0 only the spans where one of those
+ * columns holds |run| (ASCII case-insensitive), a superset of the spans whose
+ * search text holds the query |run| was cut from (pc_ch_search_ascii_run).
+ */
+void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *projects,
+                            const char *const *trace_ids, size_t n, const char *run,
+                            size_t run_len);
+
+/* The same columns for the events attached to those traces' spans
+ * (clickhouse_events.h; the span must be stored): '' as name, '{}' as
+ * attributes, the event as a one-event array, '' as messages. */
+void pc_ch_sql_verify_events(pc_buf *out, const char *db, const char *const *projects,
+                             const char *const *trace_ids, size_t n, const char *run,
+                             size_t run_len);
+
+/*
+ * The longest run of the query |q| (|n| bytes) that the stored columns hold
+ * as typed: printable ASCII except '"' and '\\' (the JSON writer escapes
+ * those, and every byte outside ASCII is outside it). Folding maps ASCII to
+ * ASCII only and nothing else to ASCII (local_text.h), so a span whose search
+ * text holds q (folded) has a column holding the run in some ASCII case.
+ * Returns its length and its offset in *at; 0 when shorter than 3 bytes.
+ */
+size_t pc_ch_search_ascii_run(const char *q, size_t n, size_t *at);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * test_clickhouse_search.c - the clickhouse exporter's search index
+ * (clickhouse_search.c) and the trigram keys under it (local_text.c), no
+ * server: a query's keys are among the keys of every text holding it (so an
+ * indexed search never misses), pieces and blocks, the rows' lines and
+ * partitions, and the reads' SQL with hostile text. The engines run the real
+ * thing in tests/integration/test_clickhouse.py.
+ */
+#include "check.h"
+
+#include "exporters/clickhouse_search.h"
+#include "exporters/local_contains.h"
+#include "exporters/local_text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool has(const pc_buf *b, const char *s)
+{
+    bool ok = b->data && strstr(b->data, s) != NULL;
+    if (!ok) fprintf(stderr, "missing \"%s\" in: %s\n", s, b->data ? b->data : "(null)");
+    return ok;
+}
+
+static bool in_set(const pc_local_keyset *s, uint64_t k)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->key[i] == k) return true;
+    return false;
+}
+
+/* Every key of |q| is a key of |text|, and the needle finds |q| in it. */
+static bool served(const char *text, const char *q)
+{
+    pc_local_keyset set = PC_LOCAL_KEYSET_INIT;
+    pc_local_keyset_add_text(&set, text, strlen(text));
+    uint64_t keys[PC_CH_SEARCH_KEYS];
+    int n = pc_local_query_keys(q, strlen(q), keys, PC_CH_SEARCH_KEYS);
+    bool ok = n > 0;
+    for (int i = 0; i < n; i++)
+        ok = ok && in_set(&set, keys[i]);
+    pc_local_needle *nd = pc_local_needle_create(q, strlen(q));
+    ok = ok && pc_local_needle_in(nd, text, strlen(text)) == 1;
+    pc_local_needle_destroy(nd);
+    pc_local_keyset_free(&set);
+    if (!ok) fprintf(stderr, "not served: \"%s\" in \"%s\"\n", q, text);
+    return ok;
+}
+
+static void test_keys(void)
+{
+    const char *text = "What is the capital of France? Answer with the \"city\" name.\n"
+                       "\xc3\x89T\xc3\x89 \xd0\x9c\xd0\x9e\xd0\xa1\xd0\x9a\xd0\x92\xd0\x90 \\path\\x";
+    CHECK(served(text, "capital"));
+    CHECK(served(text, "CAPITAL OF fr"));
+    CHECK(served(text, "with the \"city\" name"));
+    CHECK(served(text, "\xc3\xa9t\xc3\xa9"));             /* été finds ÉTÉ */
+    CHECK(served(text, "\xd0\xbc\xd0\xbe\xd1\x81\xd0\xba")); /* моск finds МОСК */
+    CHECK(served(text, "\\path\\"));
+    CHECK(served(text, "e? Answer with the \"city\" name. And more than eight trigrams") == false);
+    /* keys: distinct, at most PC_CH_SEARCH_KEYS, none under 3 code points or across a line */
+    uint64_t keys[PC_CH_SEARCH_KEYS];
+    CHECK_EQ_INT(pc_local_query_keys("ab", 2, keys, PC_CH_SEARCH_KEYS), 0);
+    CHECK_EQ_INT(pc_local_query_keys("\xc3\xa9\xc3\xa9", 4, keys, PC_CH_SEARCH_KEYS), 0);
+    CHECK_EQ_INT(pc_local_query_keys("abc\ndef", 7, keys, PC_CH_SEARCH_KEYS), 0);
+    CHECK_EQ_INT(pc_local_query_keys("aaaaaaaaaaaa", 12, keys, PC_CH_SEARCH_KEYS), 1);
+    CHECK_EQ_INT(pc_local_query_keys("abc", 3, keys, PC_CH_SEARCH_KEYS), 1);
+    char longq[2001];
+    unsigned x = 1; /* not periodic: 8 samples, 8 distinct trigrams */
+    for (int i = 0; i < 2000; i++) {
+        x = x * 1103515245u + 12345u;
+        longq[i] = (char)('a' + (x >> 16) % 26);
+    }
+    longq[2000] = '\0';
+    CHECK_EQ_INT(pc_local_query_keys(longq, 2000, keys, PC_CH_SEARCH_KEYS), PC_CH_SEARCH_KEYS);
+    /* a stray byte is a code point of its own, on both sides */
+    CHECK(served("ab\xff" "cd", "b\xff" "c"));
+    /* trigrams never span lines: "c\nd" is two lines, "bcd" is not in it */
+    pc_local_keyset set = PC_LOCAL_KEYSET_INIT;
+    pc_local_keyset_add_text(&set, "abc\ndef", 7);
+    CHECK_EQ_INT((int)set.n, 2);
+    pc_local_keyset_add_text(&set, "ABC", 3); /* folded: the same key */
+    CHECK_EQ_INT((int)set.n, 2);
+    uint64_t more[2] = {set.key[0], 12345};
+    pc_local_keyset_add_keys(&set, more, 2);
+    CHECK_EQ_INT((int)set.n, 3);
+    pc_local_keyset_clear(&set);
+    CHECK_EQ_INT((int)set.n, 0);
+    pc_local_keyset_add_text(&set, "abc", 3);
+    CHECK_EQ_INT((int)set.n, 1);
+    pc_local_keyset_free(&set);
+}
+
+/* Adds to |b| a span of trace |tid| in project |p| starting at |start| ns. */
+static void span(pc_batch *b, const char *p, const char *tid, const char *sid, const char *name,
+                 int64_t start)
+{
+    pc_span *s = pc_batch_add(b);
+    s->project_id = (pc_str){p, strlen(p)};
+    s->trace_id = (pc_str){tid, strlen(tid)};
+    s->span_id = (pc_str){sid, strlen(sid)};
+    s->name = (pc_str){name, strlen(name)};
+    s->start_ns = start;
+}
+
+/* The number of lines of |r| holding |s|. */
+static int lines_with(const pc_ch_rows *r, const char *s)
+{
+    int n = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const char *line = r->text.data + r->v[i].off;
+        char *nl = memchr(line, '\n', r->text.len - r->v[i].off);
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (memmem(line, len, s, strlen(s))) n++;
+    }
+    return n;
+}
+
+static void test_blocks(void)
+{
+    static char ids[600][16];
+    /* 300 traces in one batch: a piece of 256 and one of 44; two batches more of 1 trace */
+    pc_batch *b = pc_batch_create(NULL);
+    const int64_t jan = 1767225600000000000LL; /* 2026-01-01 */
+    for (int i = 0; i < 300; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "t%03d", i);
+        span(b, "p", ids[i], "s1", i == 7 ? "needle Zebra" : "plain", jan + i);
+    }
+    pc_ch_search_acc acc = PC_CH_SEARCH_ACC_INIT, piece = PC_CH_SEARCH_ACC_INIT;
+    pc_ch_search_add_batch(&piece, b);
+    CHECK_EQ_INT((int)piece.npieces, 2);
+    CHECK_EQ_INT((int)piece.ntraces, 300);
+    pc_ch_search_move(&acc, &piece);
+    CHECK_EQ_INT((int)piece.npieces, 0);
+    pc_batch_unref(b);
+    b = pc_batch_create(NULL);
+    const int64_t feb = jan + 31LL * 86400 * 1000000000; /* 2026-02-01 */
+    span(b, "x' OR 1=1 --\\\"", "t-evil", "s1", "plain", feb + 86400000000000LL);
+    span(b, "x' OR 1=1 --\\\"", "t-evil", "s2", "second span", feb);
+    pc_ch_search_add_batch(&piece, b);
+    pc_ch_search_move(&acc, &piece);
+    pc_batch_unref(b);
+    CHECK_EQ_INT((int)acc.npieces, 3);
+    CHECK_EQ_INT((int)acc.ntraces, 301);
+
+    pc_ch_rows grams = PC_CH_ROWS_INIT, blocks = PC_CH_ROWS_INIT;
+    uint64_t seq = 1000;
+    pc_ch_search_rows(&acc, &seq, &grams, &blocks);
+    /* the first piece alone reaches 256 traces; the other two make one block. A block's
+     * id: its latest trace start, the low 8 bits a sequence number */
+    CHECK(seq == 1002);
+    unsigned long long b0 = ((unsigned long long)(jan + 255) & ~0xFFull) | (1000 & 0xFF),
+                       b1 = ((unsigned long long)feb & ~0xFFull) | (1001 & 0xFF);
+    char blk0[48], blk1[48];
+    snprintf(blk0, sizeof(blk0), "\"block\":%llu,", b0);
+    snprintf(blk1, sizeof(blk1), "\"block\":%llu,", b1);
+    CHECK_EQ_INT((int)blocks.n, 301);
+    CHECK_EQ_INT(lines_with(&blocks, blk0), 256);
+    CHECK_EQ_INT(lines_with(&blocks, blk1), 45);
+    CHECK_EQ_INT(lines_with(&blocks, "\"project_id\":\"x' OR 1=1 --\\\\\\\"\""), 1);
+    /* the trace's start is its earliest span's; its row lies in that month */
+    CHECK_EQ_INT(lines_with(&blocks, "\"trace_id\":\"t-evil\",\"started_ns\":1769904000000000000}"), 1);
+    /* keys: "zebra" in block 1000 only, "second" in 1001 only, "plain" in both */
+    uint64_t zeb[1], sec[1], pla[1];
+    CHECK_EQ_INT(pc_local_query_keys("zeb", 3, zeb, 1), 1);
+    CHECK_EQ_INT(pc_local_query_keys("sec", 3, sec, 1), 1);
+    CHECK_EQ_INT(pc_local_query_keys("pla", 3, pla, 1), 1);
+    char want[96];
+    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":%llu}", (unsigned long long)zeb[0], b0);
+    CHECK_EQ_INT(lines_with(&grams, want), 1);
+    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":%llu}", (unsigned long long)zeb[0], b1);
+    CHECK_EQ_INT(lines_with(&grams, want), 0);
+    snprintf(want, sizeof(want), "{\"gram\":%llu,\"block\":%llu}", (unsigned long long)sec[0], b1);
+    CHECK_EQ_INT(lines_with(&grams, want), 1);
+    snprintf(want, sizeof(want), "{\"gram\":%llu,", (unsigned long long)pla[0]);
+    CHECK_EQ_INT(lines_with(&grams, want), 2); /* once per block: the union is distinct */
+    /* a block's grams lie in the month of its latest trace (February for block 1001) */
+    for (size_t i = 0; i < grams.n; i++)
+        if (memmem(grams.text.data + grams.v[i].off, grams.v[i].len, blk1 + 8, strlen(blk1 + 8) - 1))
+            CHECK_EQ_INT(grams.v[i].month, 202602);
+    pc_ch_rows_free(&grams);
+    pc_ch_rows_free(&blocks);
+    pc_ch_search_free(&acc);
+    pc_ch_search_free(&piece);
+}
+
+static void test_sql(void)
+{
+    pc_buf b = PC_BUF_INIT;
+    pc_ch_ddl_search(&b, PC_CH_LEGACY, "db", 0);
+    CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `db`.`search_grams` (gram UInt64, block UInt64)"));
+    CHECK(has(&b, "PARTITION BY toYYYYMM(toDateTime(least(greatest(intDiv(block, 1000000000), 0),"
+                  " 4294967295))) ORDER BY (gram, block)"));
+    CHECK(!strstr(b.data, "TTL"));
+    pc_buf_reset(&b);
+    pc_ch_ddl_search(&b, PC_CH_MODERN, "db", 1);
+    CHECK(has(&b, "`db`.`search_blocks`") && has(&b, "ORDER BY (block, project_id, trace_id)"));
+    CHECK(has(&b, "TTL toDateTime(least(greatest(intDiv(started_ns, 1000000000), 0), 4294967295))"
+                  " + INTERVAL 90 DAY"));
+    pc_buf_reset(&b);
+    uint64_t keys[2] = {1, 18446744073709551615ull};
+    pc_ch_sql_search_blocks(&b, "db", keys, 2, 65);
+    CHECK(has(&b, "WHERE gram IN (1, 18446744073709551615) GROUP BY block HAVING"
+                  " uniqExact(gram) = 2 ORDER BY block DESC LIMIT 65"));
+    pc_buf_reset(&b);
+    pc_ch_sql_block_traces(&b, "db", "p'\\", keys, 2);
+    CHECK(has(&b, "WHERE block IN (1, 18446744073709551615) AND project_id = 'p\\'\\\\'"));
+    CHECK(has(&b, "ORDER BY s DESC"));
+    pc_buf_reset(&b);
+    const char *projects[2] = {"p1", "x') OR 1=1 --"}, *tids[2] = {"t1", "t'2"};
+    pc_ch_sql_verify_spans(&b, "db", projects, tids, 2, NULL, 0);
+    CHECK(has(&b, "WHERE (trace_id, project_id) IN (('t1', 'p1'), ('t\\'2', 'x\\') OR 1=1 --'))"
+                  " FORMAT"));
+    pc_buf_reset(&b);
+    pc_ch_sql_verify_spans(&b, "db", projects, tids, 1, "a'b", 3);
+    CHECK(has(&b, ") AND (positionCaseInsensitive(name, 'a\\'b') > 0 OR"));
+    CHECK(has(&b, "positionCaseInsensitive(output_messages, 'a\\'b') > 0) FORMAT"));
+    pc_buf_reset(&b);
+    pc_ch_sql_verify_events(&b, "db", projects, tids, 2, "a'b", 3);
+    CHECK(has(&b, "concat('[', event, ']')") && has(&b, "FROM `db`.span_events WHERE"));
+    CHECK(has(&b, "AND positionCaseInsensitive(event, 'a\\'b') > 0"));
+    CHECK(has(&b, "AND (project_id, trace_id, span_id) IN (SELECT project_id, trace_id, span_id"
+                  " FROM `db`.spans WHERE (trace_id, project_id) IN (('t1', 'p1'), ('t\\'2',"));
+    /* the prefilter's run: printable ASCII without '"' or '\\', the longest, 3+ bytes */
+    size_t at;
+    const char *q = "with the \"city\" name";
+    CHECK_EQ_INT((int)pc_ch_search_ascii_run(q, strlen(q), &at), 9);
+    CHECK_EQ_INT((int)at, 0);
+    q = "ab\"cd\\\xc3\xa9xyz1";
+    CHECK_EQ_INT((int)pc_ch_search_ascii_run(q, strlen(q), &at), 4);
+    CHECK_EQ_INT((int)at, (int)strlen(q) - 4);
+    CHECK_EQ_INT((int)pc_ch_search_ascii_run("ab\"cd", 5, &at), 0);
+    CHECK_EQ_INT((int)pc_ch_search_ascii_run("\xd0\x9c\xd0\x9e\xd0\xa1", 6, &at), 0);
+    pc_buf_free(&b);
+}
+
+int main(void)
+{
+    RUN(test_keys);
+    RUN(test_blocks);
+    RUN(test_sql);
+    return CHECK_DONE();
+}
