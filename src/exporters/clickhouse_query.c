@@ -201,19 +201,26 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
 
 #define NEWEST "t_started DESC, trace_id DESC, project_id DESC"
 
+void pc_ch_sql_trace_tuples(pc_buf *out, const char *const *projects,
+                            const char *const *trace_ids, size_t n)
+{
+    pc_buf_putc(out, '(');
+    for (size_t i = 0; i < n; i++) {
+        pc_buf_puts(out, i ? ", (" : "(");
+        pc_ch_quote_cstr(out, trace_ids[i]);
+        pc_buf_puts(out, ", ");
+        pc_ch_quote_cstr(out, projects[i]);
+        pc_buf_putc(out, ')');
+    }
+    pc_buf_putc(out, ')');
+}
+
 void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,
                             const char *const *trace_ids, size_t n)
 {
     pc_buf w = PC_BUF_INIT;
-    pc_buf_puts(&w, "(trace_id, project_id) IN (");
-    for (size_t i = 0; i < n; i++) {
-        pc_buf_puts(&w, i ? ", (" : "(");
-        pc_ch_quote_cstr(&w, trace_ids[i]);
-        pc_buf_puts(&w, ", ");
-        pc_ch_quote_cstr(&w, projects[i]);
-        pc_buf_putc(&w, ')');
-    }
-    pc_buf_putc(&w, ')');
+    pc_buf_puts(&w, "(trace_id, project_id) IN ");
+    pc_ch_sql_trace_tuples(&w, projects, trace_ids, n);
     summaries(out, db, w.data, NEWEST);
     pc_buf_free(&w);
 }

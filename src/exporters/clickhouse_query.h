@@ -36,6 +36,10 @@ void pc_ch_sql_traces_from_spans_where(pc_buf *out, const char *db, const char *
  */
 void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id);
+/* "(('t1', 'p1'), ...)": the |n| (>= 1) traces (projects[i], trace_ids[i]) as
+ * (trace_id, project_id) tuples, the spans key's order, quoted. */
+void pc_ch_sql_trace_tuples(pc_buf *out, const char *const *projects,
+                            const char *const *trace_ids, size_t n);
 /* The summaries of the |n| (>= 1) traces (projects[i], trace_ids[i]) that have
  * spans, newest first (as lists order them). */
 void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,

@@ -11,6 +11,7 @@
 #include "clickhouse_search.h"
 
 #include "json.h"
+#include "clickhouse_query.h"
 #include "local_text.h"
 #include "mem.h"
 
@@ -290,16 +291,9 @@ void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *proj
 {
     pc_buf_printf(out,
                   "SELECT project_id, trace_id, name, attributes, events, input_messages,"
-                  " output_messages FROM `%s`.spans WHERE (trace_id, project_id) IN (",
+                  " output_messages FROM `%s`.spans WHERE (trace_id, project_id) IN ",
                   db);
-    for (size_t i = 0; i < n; i++) {
-        pc_buf_puts(out, i ? ", (" : "(");
-        pc_ch_quote_cstr(out, trace_ids[i]);
-        pc_buf_lit(out, ", ");
-        pc_ch_quote_cstr(out, projects[i]);
-        pc_buf_putc(out, ')');
-    }
-    pc_buf_putc(out, ')');
+    pc_ch_sql_trace_tuples(out, projects, trace_ids, n);
     if (run_len) {
         static const char *const cols[] = {"name", "attributes", "events", "input_messages",
                                            "output_messages"};
@@ -314,21 +308,6 @@ void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *proj
     pc_buf_lit(out, " FORMAT TabSeparated");
 }
 
-/* The tuple list "(('t', 'p'), ...)" of the |n| traces, as (trace_id, project_id). */
-static void trace_tuples(pc_buf *out, const char *const *projects, const char *const *trace_ids,
-                         size_t n)
-{
-    pc_buf_putc(out, '(');
-    for (size_t i = 0; i < n; i++) {
-        pc_buf_puts(out, i ? ", (" : "(");
-        pc_ch_quote_cstr(out, trace_ids[i]);
-        pc_buf_lit(out, ", ");
-        pc_ch_quote_cstr(out, projects[i]);
-        pc_buf_putc(out, ')');
-    }
-    pc_buf_putc(out, ')');
-}
-
 void pc_ch_sql_verify_events(pc_buf *out, const char *db, const char *const *projects,
                              const char *const *trace_ids, size_t n, const char *run,
                              size_t run_len)
@@ -337,7 +316,7 @@ void pc_ch_sql_verify_events(pc_buf *out, const char *db, const char *const *pro
                   "SELECT project_id, trace_id, '', '{}', concat('[', event, ']'), '', ''"
                   " FROM `%s`.span_events WHERE (trace_id, project_id) IN ",
                   db);
-    trace_tuples(out, projects, trace_ids, n);
+    pc_ch_sql_trace_tuples(out, projects, trace_ids, n);
     if (run_len) {
         pc_buf_lit(out, " AND positionCaseInsensitive(event, ");
         pc_ch_quote(out, run, run_len);
@@ -348,6 +327,6 @@ void pc_ch_sql_verify_events(pc_buf *out, const char *db, const char *const *pro
                   " AND (project_id, trace_id, span_id) IN (SELECT project_id, trace_id, span_id"
                   " FROM `%s`.spans WHERE (trace_id, project_id) IN ",
                   db);
-    trace_tuples(out, projects, trace_ids, n);
+    pc_ch_sql_trace_tuples(out, projects, trace_ids, n);
     pc_buf_lit(out, ") FORMAT TabSeparated");
 }
