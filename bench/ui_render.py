@@ -53,7 +53,12 @@ new MutationObserver((records) => {
     if (r.target.id !== 'main' || !page || window.__bench[page]) continue;
     const dom = performance.now();
     const rows = document.querySelectorAll('#traces tbody tr[data-trace], .wf-row').length;
-    window.__bench[page] = { dom, rows };
+    const nav = performance.getEntriesByType('navigation')[0];
+    const api = performance.getEntriesByType('resource')
+      .filter((e) => e.name.includes('/api/v1/')).pop();
+    window.__bench[page] = { dom, rows, dcl: nav.domContentLoadedEventEnd,
+                             api: api ? api.responseEnd : null,
+                             apiTook: api ? api.responseEnd - api.startTime : null };
     requestAnimationFrame(() => requestAnimationFrame(() => {
       window.__bench[page].frame = performance.now();
     }));
@@ -227,7 +232,9 @@ def browser():
 
 
 def timed_load(d, url, page, want_rows):
-    """A fresh navigation to |url|; returns (ms to data-ready=page, ms to the next frame)."""
+    """A fresh navigation to |url|; returns (ms to data-ready=page, ms to the next frame,
+    ms to DOMContentLoaded (the modules have run), ms to the API answer's last byte, the
+    API request's own ms)."""
     d.get("about:blank")
     d.get(url)
     WebDriverWait(d, 60).until(
@@ -236,7 +243,7 @@ def timed_load(d, url, page, want_rows):
     b = d.execute_script("return window.__bench[arguments[0]]", page)
     if b["rows"] != want_rows:
         sys.exit(f"bench-ui: {page} rendered {b['rows']} rows, expected {want_rows}")
-    return b["dom"], b["frame"]
+    return b["dom"], b["frame"], b["dcl"], b["api"], b["apiTook"]
 
 
 def stats(xs):
@@ -297,11 +304,18 @@ def main():
           f"({'more' if count.get('next') else 'no more'} pages behind it)")
     print()
     print(f"{'measure (ms from navigation start, or from the click)':58} {'p50':>8} {'max':>8}")
+    big = f"{args.spans:,}-span waterfall"
     rows = [
+        ("trace list: DOMContentLoaded (modules run)", [x[2] for x in lists]),
+        ("trace list: /api/v1/traces answered", [x[3] for x in lists]),
+        ("  its API request, start to last byte", [x[4] for x in lists]),
         ("trace list: rows in the DOM (data-ready=traces)", [x[0] for x in lists]),
         ("trace list: next frame painted", [x[1] for x in lists]),
-        (f"{args.spans:,}-span waterfall: bars in the DOM (data-ready=trace)", [x[0] for x in wfs]),
-        (f"{args.spans:,}-span waterfall: next frame painted", [x[1] for x in wfs]),
+        (f"{big}: DOMContentLoaded", [x[2] for x in wfs]),
+        (f"{big}: /api/v1/traces/{{id}} answered", [x[3] for x in wfs]),
+        ("  its API request, start to last byte", [x[4] for x in wfs]),
+        (f"{big}: bars in the DOM (data-ready=trace)", [x[0] for x in wfs]),
+        (f"{big}: next frame painted", [x[1] for x in wfs]),
         ("select a span: click handler", sel_h),
         ("select a span: next frame painted", sel_f),
     ]
