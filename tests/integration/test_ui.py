@@ -6,7 +6,9 @@ auth unchanged for /api/...). The pages themselves run in a real browser: Debian
 `chromium`, headless, driven by Selenium through Debian's `chromedriver` (nothing is
 downloaded). Traces go in through the collector's OTLP/HTTP receiver as OTLP/JSON: an
 agent run with an LLM call (messages, tokens, cost) and a tool call, a failed payment,
-and a span whose name, attribute and message hold `<img src=x onerror=...>`. The browser
+and a span whose name, attribute and message hold `<img src=x onerror=...>`; and two agent
+runs recorded by real SDKs (the Prela Python SDK through the Prela receiver, the
+OpenTelemetry Python SDK with GenAI attributes through the OTLP/HTTP exporter). The browser
 then lists, filters, searches and pages them, opens the waterfall, reads the LLM span's
 conversation, and shows the HTML payload as text without running it; with auth on, it
 asks for a key, and a project key sees only its project.
@@ -962,4 +964,152 @@ def test_sessions_and_stats_show_html_as_text(collector, browser, tmp_path):
     assert d.execute_script("return typeof window.__xss") == "undefined"
     assert d.find_elements(By.CSS_SELECTOR, "main img") == []
     shot(d, tmp_path, "stats-xss")
+    no_csp_violations(d)
+
+
+# ------------------------------------------------------------- SDK-written --
+
+SDK_QUESTION = "What is the weather in Lyon?"
+SDK_ANSWER = "Cloudy, 14 C in Lyon."
+
+
+def prela_sdk_run(c):
+    """An agent run recorded by the Prela Python SDK (PyPI `prela`), shaped as its OpenAI
+    instrumentation writes an LLM call (llm.* attributes, llm.request / llm.response
+    events), sent by its HTTP exporter to the Prela receiver. Returns the trace id (the
+    SDK's UUID, kept as sent)."""
+    from prela.core.span import SpanType
+    from prela.core.tracer import Tracer
+    from prela.exporters.http import HTTPExporter
+
+    tracer = Tracer(service_name="prela-sdk-agent", exporter=HTTPExporter(
+        endpoint=c.ingest + "/v1/traces", max_retries=0))
+    with tracer.span("weather.agent", span_type=SpanType.AGENT) as root:
+        with tracer.span("openai.chat.completions.create", span_type=SpanType.LLM) as llm:
+            llm.set_attribute("llm.vendor", "openai")
+            llm.set_attribute("llm.model", "gpt-4o-mini")
+            llm.set_attribute("llm.request.model", "gpt-4o-mini")
+            llm.add_event("llm.request", attributes={"messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": SDK_QUESTION}]})
+            time.sleep(0.02)
+            llm.set_attribute("llm.response.model", "gpt-4o-mini")
+            llm.set_attribute("llm.prompt_tokens", 1234)
+            llm.set_attribute("llm.completion_tokens", 56)
+            llm.set_attribute("llm.total_tokens", 1290)
+            llm.set_attribute("llm.finish_reason", "stop")
+            llm.add_event("llm.response", attributes={"content": SDK_ANSWER})
+        with tracer.span("tool.get_weather", span_type=SpanType.TOOL) as tool:
+            tool.set_attribute("tool.name", "get_weather")
+            tool.set_attribute("tool.input", json.dumps({"city": "Lyon"}))
+            time.sleep(0.01)
+    return root.trace_id
+
+
+def otel_sdk_run(c):
+    """The same run recorded by the OpenTelemetry Python SDK with the GenAI semantic
+    conventions (invoke_agent > chat, execute_tool; messages as JSON strings, usage
+    tokens), exported by the OTLP/HTTP (protobuf) exporter. Returns the trace id."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "otel-sdk-agent"}))
+    provider.add_span_processor(SimpleSpanProcessor(
+        OTLPSpanExporter(endpoint=c.otlp + "/v1/traces", timeout=10)))
+    tracer = provider.get_tracer("test_ui.sdk")
+    inp = [{"role": "system", "parts": [{"type": "text", "content": "You are terse."}]},
+           {"role": "user", "parts": [{"type": "text", "content": SDK_QUESTION}]}]
+    out = [{"role": "assistant", "finish_reason": "stop",
+            "parts": [{"type": "text", "content": SDK_ANSWER}]}]
+    try:
+        with tracer.start_as_current_span("invoke_agent weather", attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "weather"}) as root:
+            with tracer.start_as_current_span("chat gpt-4o-mini", attributes={
+                    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.input.messages": json.dumps(inp)}) as llm:
+                time.sleep(0.02)
+                llm.set_attribute("gen_ai.response.model", "gpt-4o-mini")
+                llm.set_attribute("gen_ai.usage.input_tokens", 2345)
+                llm.set_attribute("gen_ai.usage.output_tokens", 67)
+                llm.set_attribute("gen_ai.response.finish_reasons", ["stop"])
+                llm.set_attribute("gen_ai.output.messages", json.dumps(out))
+            with tracer.start_as_current_span("execute_tool get_weather", attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather",
+                    "gen_ai.tool.call.id": "call_lyon"}):
+                time.sleep(0.01)
+        trace_id = format(root.get_span_context().trace_id, "032x")
+    finally:
+        provider.shutdown()
+    return trace_id
+
+
+def test_sdk_written_traces_in_the_list_and_waterfall(collector, browser, tmp_path):
+    """Traces written by the two Python SDKs through the collector (not hand-made JSON):
+    each shows in the list with its service, span count and tokens; its waterfall has
+    its three bars in order (root, LLM, tool); its LLM span shows the conversation,
+    model, tokens and cost."""
+    t_prela = prela_sdk_run(collector)
+    t_otel = otel_sdk_run(collector)
+    deadline = time.time() + 10
+    while True:  # both whole (the store may make a trace readable span by span)
+        api = {t["trace_id"]: t for t in collector.get("/api/v1/traces").json()["traces"]}
+        if [api.get(t, {}).get("span_count") for t in (t_prela, t_otel)] == [3, 3] \
+                or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert set(api) == {t_prela, t_otel}, api
+    assert [api[t]["span_count"] for t in (t_prela, t_otel)] == [3, 3], api
+    d = browser
+    open_page(d, collector)
+    wait_ready(d, "traces")
+    assert list_ids(d) == [t_otel, t_prela]  # newest first: the OTel run started last
+    want = {
+        t_prela: ("weather.agent", "prela-sdk-agent", "1,234 \u2192 56",
+                  ["weather.agent", "openai.chat.completions.create", "tool.get_weather"]),
+        t_otel: ("invoke_agent weather", "otel-sdk-agent", "2,345 \u2192 67",
+                 ["invoke_agent weather", "chat gpt-4o-mini", "execute_tool get_weather"]),
+    }
+    for tid, (root, service, tokens, _) in want.items():
+        cells = [td.text for td in d.find_elements(
+            By.CSS_SELECTOR, f'#traces tr[data-trace="{tid}"] td')]
+        assert cells[1:4] == [root, service, "3"], (tid, cells)
+        assert cells[5] == "success" and cells[6] == tokens, (tid, cells)
+        assert api[tid]["cost_usd"] and cells[7] == "$" + "%#.3g" % api[tid]["cost_usd"]
+    shot(d, tmp_path, "traces-sdk")
+
+    for tid, (root, service, tokens, names) in want.items():
+        go(d, "#/traces", "traces")
+        d.find_element(By.CSS_SELECTOR, f'tr[data-trace="{tid}"] a.trace-link').click()
+        wait_ready(d, "trace")
+        assert row_names(d) == names, tid
+        bars = d.find_elements(By.CSS_SELECTOR, ".wf-row .wf-bar")
+        assert [b.get_attribute("class").split()[1] for b in bars] == \
+            ["type-agent", "type-llm", "type-tool"], tid
+        levels = [r.get_attribute("aria-level") for r in d.find_elements(By.CSS_SELECTOR, ".wf-row")]
+        assert levels == ["1", "2", "2"], tid
+        # the children start in order on the time axis, inside the root's bar
+        geo = [d.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                "return [r.left, r.right]", b) for b in bars]
+        assert geo[0][0] <= geo[1][0] < geo[2][0] <= geo[0][1] + 1, (tid, geo)
+        # the LLM span: model, tokens, cost, its conversation
+        body = collector.trace(tid)
+        span = next(s for s in body["spans"] if s["name"] == names[1])
+        d.find_element(By.CSS_SELECTOR, f'.wf-row[data-span="{span["span_id"]}"]').click()
+        detail = d.find_element(By.ID, "span-detail")
+        assert detail.find_element(By.ID, "span-name").text == names[1]
+        facts = dict(zip([e.text for e in detail.find_elements(By.CSS_SELECTOR, "dl.llm dt")],
+                         [e.text for e in detail.find_elements(By.CSS_SELECTOR, "dl.llm dd")]))
+        assert facts["Model"] == "gpt-4o-mini" and facts["Provider"] == "openai", facts
+        inp, out = tokens.split(" \u2192 ")
+        assert facts["Input tokens"] == inp and facts["Output tokens"] == out, facts
+        assert span["cost_usd"] and facts["Cost"] == "$" + "%#.3g" % span["cost_usd"]
+        msgs = detail.find_elements(By.CSS_SELECTOR, ".conversation .msg")
+        assert [m.find_element(By.CSS_SELECTOR, ".role").get_attribute("textContent")
+                for m in msgs] == ["system", "user", "assistant"], tid
+        assert "You are terse." in msgs[0].text and SDK_QUESTION in msgs[1].text
+        assert SDK_ANSWER in msgs[2].text and "stop" in msgs[2].text
+        shot(d, tmp_path, f"trace-sdk-{service}")
     no_csp_violations(d)
