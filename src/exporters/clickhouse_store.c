@@ -660,10 +660,25 @@ static int mixed_search(pc_ch_store *S, const char *project_id, const char *quer
     return rc;
 }
 
+/* Whether the search begun at |start| (monotonic ns) ran past query_timeout:
+ * each read is bounded on the server, the rounds of verification here. */
+static bool past(const pc_ch_store *S, int64_t start)
+{
+    return pc_time_mono_ns() - start > (int64_t)S->query_timeout_s * 1000000000LL;
+}
+
+static int timed_out(const pc_ch_store *S)
+{
+    pc_log(PC_LOG_WARN, S->id, "search: stopped at the query time limit (%ld s)",
+           S->query_timeout_s);
+    return PC_STORE_TIMEOUT;
+}
+
 /* The search through the index (see st_search). */
 static int index_search(pc_ch_store *S, const char *project_id, const char *query, size_t qn,
                         const uint64_t *keys, int nk, int limit, pc_trace_cb cb, void *ud)
 {
+    int64_t start = pc_time_mono_ns();
     pc_local_needle *needle = pc_local_needle_create(query, qn);
     cands c = {.needle = needle};
     size_t at;
@@ -687,6 +702,10 @@ static int index_search(pc_ch_store *S, const char *project_id, const char *quer
             }
         }
         for (size_t from = 0; rc == 0 && left > 0 && from < c.n; from += VERIFY_TRACES) {
+            if (from > 0 && past(S, start)) {
+                rc = timed_out(S);
+                break;
+            }
             size_t to = from + VERIFY_TRACES < c.n ? from + VERIFY_TRACES : c.n;
             rc = verify(S, &c, from, to);
             if (rc == 0) rc = emit_hits(S, &c, from, to, &left, cb, ud);
@@ -696,6 +715,10 @@ static int index_search(pc_ch_store *S, const char *project_id, const char *quer
         pc_trace_key after = {0};
         bool more = true;
         while (rc == 0 && left > 0 && more) {
+            if (after.trace_id && past(S, start)) {
+                rc = timed_out(S);
+                break;
+            }
             walk_page w = {&c, PC_BUF_INIT, NULL, {0}, 0};
             pc_trace_filter f = {.project_id = project_id, .limit = VERIFY_TRACES,
                                  .after = after.trace_id ? &after : NULL};
