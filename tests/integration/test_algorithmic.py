@@ -342,14 +342,13 @@ def test_search_over_huge_attributes_is_bounded(request, make_collector, store):
     r = requests.post(c.ingest + "/v1/spans", json=prela_span(trace_id="t-good", span_id="s"))
     assert r.status_code == 200, r.text
     pattern = "a" * 999 + "b"  # never matches; a naive search compares ~1,000 bytes per offset
-    if not store:
-        # The embedded store's trigram index rules this pattern out at once ("aab" is in no
-        # span: an exact empty answer, no scan); a query under 3 characters has no trigram
-        # and is scanned, so that is the attack whose time limit must hold here.
-        r = requests.get(c.query + "/api/v1/search", params={"query": pattern}, timeout=60)
-        assert r.status_code == 200 and r.json()["count"] == 0, r.text
-        assert r.elapsed.total_seconds() < 0.5, r.elapsed
-        pattern = "ab"
+    # Both stores' trigram indexes rule this pattern out at once ("aab" is in no span: an
+    # exact empty answer, no scan); a query under 3 characters has no trigram and is
+    # scanned, so that is the attack whose time limit must hold here.
+    r = requests.get(c.query + "/api/v1/search", params={"query": pattern}, timeout=60)
+    assert r.status_code == 200 and r.json()["count"] == 0, r.text
+    assert r.elapsed.total_seconds() < (0.5 if not store else 2.0), r.elapsed
+    pattern = "ab"
 
     alone, attacked, after = [], [], []
     rounds = good_client(c, 2, "alone", alone)
@@ -375,12 +374,13 @@ def test_search_over_huge_attributes_is_bounded(request, make_collector, store):
         for th in threads:
             th.join()
     running = "0"
-    if store:  # did ClickHouse itself stop them? (its queries carry the pattern)
+    if store:  # did ClickHouse itself stop them? (its scans carry the pattern)
         server = request.getfixturevalue("clickhouse")
         deadline = time.monotonic() + 3
         while True:
             running = server.query("SELECT count() FROM system.processes"
-                                   " WHERE query LIKE '%aaaaaaaab%'"
+                                   " WHERE query LIKE '%position(lower(substring(%'"
+                                   " AND query LIKE '%''ab''%'"
                                    " AND query NOT LIKE '%system.processes%'").strip()
             if running == "0" or time.monotonic() > deadline:
                 break
@@ -397,7 +397,9 @@ def test_search_over_huge_attributes_is_bounded(request, make_collector, store):
           f" 503s={sum(1 for a in answers if a[0] == 503)} left running={running}")
     assert running == "0", "searches still running on the server 3 s after the attack"
     assert len(answers) >= 4
-    assert any(status == 503 for status, _, _ in answers)  # the limit was reached and held
+    if not store:  # the limit was reached and held (ClickHouse's scan of a 2-byte pattern
+        # looks at the first 64 KiB of each value and may finish within its 2 s)
+        assert any(status == 503 for status, _, _ in answers)
     for status, took, r in answers:
         # a search that reaches query_timeout answers 503; one the server finishes sooner, 200
         assert status in (200, 503), r.text
