@@ -55,13 +55,15 @@ static void close_piece(pc_ch_search_acc *acc, pc_local_keyset *set)
 {
     size_t from = acc->npieces ? acc->pieces[acc->npieces - 1].trace_end : 0;
     if (acc->ntraces == from) return;
-    if (acc->nkeys + set->n > acc->cap_keys) {
-        while (acc->nkeys + set->n > acc->cap_keys)
-            acc->cap_keys = acc->cap_keys ? 2 * acc->cap_keys : 4096;
-        acc->keys = pc_xrealloc(acc->keys, acc->cap_keys * sizeof(*acc->keys));
+    if (set->n) { /* traces without any search text have no keys */
+        if (acc->nkeys + set->n > acc->cap_keys) {
+            while (acc->nkeys + set->n > acc->cap_keys)
+                acc->cap_keys = acc->cap_keys ? 2 * acc->cap_keys : 4096;
+            acc->keys = pc_xrealloc(acc->keys, acc->cap_keys * sizeof(*acc->keys));
+        }
+        memcpy(acc->keys + acc->nkeys, set->key, set->n * sizeof(*set->key));
+        acc->nkeys += set->n;
     }
-    memcpy(acc->keys + acc->nkeys, set->key, set->n * sizeof(*set->key));
-    acc->nkeys += set->n;
     GROW(acc->pieces, acc->npieces, acc->cap_pieces, 16);
     acc->pieces[acc->npieces++] = (pc_ch_search_piece){acc->nkeys, acc->ntraces};
     pc_local_keyset_clear(set);
@@ -167,13 +169,14 @@ static void block_rows(const pc_ch_search_acc *acc, size_t p0, size_t p1, uint64
                        (pc_str){trace, strlen(trace)}, PC_STR_NULL);
     }
     /* the union of the pieces' keys: each piece's keys are distinct already */
-    const uint64_t *keys = acc->keys + k0;
     size_t n = k1 - k0;
+    const uint64_t *keys = n ? acc->keys + k0 : NULL;
     if (p1 - p0 > 1) {
         pc_local_keyset_clear(set);
         for (size_t p = p0; p < p1; p++) {
             size_t a = p ? acc->pieces[p - 1].key_end : 0;
-            pc_local_keyset_add_keys(set, acc->keys + a, acc->pieces[p].key_end - a);
+            if (acc->pieces[p].key_end > a)
+                pc_local_keyset_add_keys(set, acc->keys + a, acc->pieces[p].key_end - a);
         }
         keys = set->key;
         n = set->n;

@@ -185,6 +185,30 @@ static void test_blocks(void)
     pc_ch_search_free(&piece);
 }
 
+/* Traces without any search text: pieces and a block with no keys (no grams rows). */
+static void test_no_text(void)
+{
+    pc_batch *b = pc_batch_create(NULL);
+    span(b, "p", "t-empty", "s1", "", 1767225600000000000LL);
+    pc_ch_search_acc acc = PC_CH_SEARCH_ACC_INIT, piece = PC_CH_SEARCH_ACC_INIT;
+    pc_ch_search_add_batch(&piece, b);
+    CHECK_EQ_INT((int)piece.npieces, 1);
+    CHECK_EQ_INT((int)piece.nkeys, 0);
+    pc_ch_search_move(&acc, &piece);
+    pc_ch_search_add_batch(&piece, b); /* a second piece without keys, then rows of both */
+    pc_ch_search_move(&acc, &piece);
+    pc_batch_unref(b);
+    pc_ch_rows grams = PC_CH_ROWS_INIT, blocks = PC_CH_ROWS_INIT;
+    uint64_t seq = 1;
+    pc_ch_search_rows(&acc, &seq, &grams, &blocks);
+    CHECK_EQ_INT((int)grams.n, 0);
+    CHECK_EQ_INT((int)blocks.n, 2);
+    pc_ch_rows_free(&grams);
+    pc_ch_rows_free(&blocks);
+    pc_ch_search_free(&acc);
+    pc_ch_search_free(&piece);
+}
+
 static void test_sql(void)
 {
     pc_buf b = PC_BUF_INIT;
@@ -239,6 +263,7 @@ int main(void)
 {
     RUN(test_keys);
     RUN(test_blocks);
+    RUN(test_no_text);
     RUN(test_sql);
     return CHECK_DONE();
 }
