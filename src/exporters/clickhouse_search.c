@@ -288,6 +288,20 @@ size_t pc_ch_search_ascii_run(const char *q, size_t n, size_t *at)
     return best >= 3 ? best : 0;
 }
 
+/* Appends " AND (positionCaseInsensitive(<col>, '<run>') > 0 OR ...)" over the
+ * |n| columns |cols|: the server's prefilter of candidate rows. */
+static void run_prefilter(pc_buf *out, const char *const *cols, size_t n, const char *run,
+                          size_t run_len)
+{
+    pc_buf_lit(out, " AND (");
+    for (size_t i = 0; i < n; i++) {
+        pc_buf_printf(out, "%spositionCaseInsensitive(%s, ", i ? " OR " : "", cols[i]);
+        pc_ch_quote(out, run, run_len);
+        pc_buf_lit(out, ") > 0");
+    }
+    pc_buf_putc(out, ')');
+}
+
 void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *projects,
                             const char *const *trace_ids, size_t n, const char *run,
                             size_t run_len)
@@ -300,13 +314,7 @@ void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *proj
     if (run_len) {
         static const char *const cols[] = {"name", "attributes", "events", "input_messages",
                                            "output_messages"};
-        pc_buf_lit(out, " AND (");
-        for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-            pc_buf_printf(out, "%spositionCaseInsensitive(%s, ", i ? " OR " : "", cols[i]);
-            pc_ch_quote(out, run, run_len);
-            pc_buf_lit(out, ") > 0");
-        }
-        pc_buf_putc(out, ')');
+        run_prefilter(out, cols, sizeof(cols) / sizeof(cols[0]), run, run_len);
     }
     pc_buf_lit(out, " FORMAT TabSeparated");
 }
@@ -321,9 +329,8 @@ void pc_ch_sql_verify_events(pc_buf *out, const char *db, const char *const *pro
                   db);
     pc_ch_sql_trace_tuples(out, projects, trace_ids, n);
     if (run_len) {
-        pc_buf_lit(out, " AND positionCaseInsensitive(event, ");
-        pc_ch_quote(out, run, run_len);
-        pc_buf_lit(out, ") > 0");
+        static const char *const cols[] = {"event"};
+        run_prefilter(out, cols, 1, run, run_len);
     }
     /* of a span the trace has: a carrier whose span never came shows nowhere */
     pc_buf_printf(out,

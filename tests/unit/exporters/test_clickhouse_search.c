@@ -243,7 +243,7 @@ static void test_sql(void)
     pc_buf_reset(&b);
     pc_ch_sql_verify_events(&b, "db", projects, tids, 2, "a'b", 3);
     CHECK(has(&b, "concat('[', event, ']')") && has(&b, "FROM `db`.span_events WHERE"));
-    CHECK(has(&b, "AND positionCaseInsensitive(event, 'a\\'b') > 0"));
+    CHECK(has(&b, "AND (positionCaseInsensitive(event, 'a\\'b') > 0)"));
     CHECK(has(&b, "AND (project_id, trace_id, span_id) IN (SELECT project_id, trace_id, span_id"
                   " FROM `db`.spans WHERE (trace_id, project_id) IN (('t1', 'p1'), ('t\\'2',"));
     /* the prefilter's run: printable ASCII without '"' or '\\', the longest, 3+ bytes */
