@@ -243,33 +243,21 @@ void pc_ch_insert_search_blocks(pc_buf *out, const char *db)
                   db);
 }
 
-void pc_ch_sql_search_blocks(pc_buf *out, const char *db, const uint64_t *keys, int n, int max)
+void pc_ch_sql_search_candidates(pc_buf *out, const char *db, const uint64_t *keys, int n,
+                                 int max)
 {
-    pc_buf_printf(out, "SELECT block FROM `%s`.search_grams WHERE gram IN (", db);
+    pc_buf_printf(out,
+                  "SELECT project_id, trace_id, min(started_ns) AS s, groupUniqArray(block)"
+                  " FROM `%s`.search_blocks WHERE block IN (SELECT block FROM `%s`.search_grams"
+                  " WHERE gram IN (",
+                  db, db);
     for (int i = 0; i < n; i++)
         pc_buf_printf(out, "%s%llu", i ? ", " : "", (unsigned long long)keys[i]);
     pc_buf_printf(out,
-                  ") GROUP BY block HAVING uniqExact(gram) = %d ORDER BY block DESC LIMIT %d"
-                  " FORMAT TabSeparated",
+                  ") GROUP BY block HAVING uniqExact(gram) = %d ORDER BY block DESC LIMIT %d)"
+                  " GROUP BY project_id, trace_id ORDER BY s DESC, trace_id DESC,"
+                  " project_id DESC FORMAT TabSeparated",
                   n, max);
-}
-
-void pc_ch_sql_block_traces(pc_buf *out, const char *db, const char *project_id,
-                            const uint64_t *blocks, size_t n)
-{
-    pc_buf_printf(out,
-                  "SELECT project_id, trace_id, min(started_ns) AS s FROM `%s`.search_blocks"
-                  " WHERE block IN (",
-                  db);
-    for (size_t i = 0; i < n; i++)
-        pc_buf_printf(out, "%s%llu", i ? ", " : "", (unsigned long long)blocks[i]);
-    pc_buf_putc(out, ')');
-    if (project_id) {
-        pc_buf_lit(out, " AND project_id = ");
-        pc_ch_quote_cstr(out, project_id);
-    }
-    pc_buf_lit(out, " GROUP BY project_id, trace_id ORDER BY s DESC, trace_id DESC,"
-                    " project_id DESC FORMAT TabSeparated");
 }
 
 size_t pc_ch_search_ascii_run(const char *q, size_t n, size_t *at)
@@ -302,12 +290,11 @@ static void run_prefilter(pc_buf *out, const char *const *cols, size_t n, const 
     pc_buf_putc(out, ')');
 }
 
-void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *projects,
-                            const char *const *trace_ids, size_t n, const char *run,
-                            size_t run_len)
+void pc_ch_sql_verify(pc_buf *out, const char *db, const char *const *projects,
+                      const char *const *trace_ids, size_t n, const char *run, size_t run_len)
 {
     pc_buf_printf(out,
-                  "SELECT project_id, trace_id, name, attributes, events, input_messages,"
+                  "SELECT project_id, trace_id, '', name, attributes, events, input_messages,"
                   " output_messages FROM `%s`.spans WHERE (trace_id, project_id) IN ",
                   db);
     pc_ch_sql_trace_tuples(out, projects, trace_ids, n);
@@ -316,27 +303,34 @@ void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *proj
                                            "output_messages"};
         run_prefilter(out, cols, sizeof(cols) / sizeof(cols[0]), run, run_len);
     }
-    pc_buf_lit(out, " FORMAT TabSeparated");
-}
-
-void pc_ch_sql_verify_events(pc_buf *out, const char *db, const char *const *projects,
-                             const char *const *trace_ids, size_t n, const char *run,
-                             size_t run_len)
-{
     pc_buf_printf(out,
-                  "SELECT project_id, trace_id, '', '{}', concat('[', event, ']'), '', ''"
-                  " FROM `%s`.span_events WHERE (trace_id, project_id) IN ",
+                  " UNION ALL SELECT project_id, trace_id, span_id, '', '{}',"
+                  " concat('[', event, ']'), '', '' FROM `%s`.span_events"
+                  " WHERE (trace_id, project_id) IN ",
                   db);
     pc_ch_sql_trace_tuples(out, projects, trace_ids, n);
     if (run_len) {
         static const char *const cols[] = {"event"};
         run_prefilter(out, cols, 1, run, run_len);
     }
-    /* of a span the trace has: a carrier whose span never came shows nowhere */
+    pc_buf_lit(out, " FORMAT TabSeparated");
+}
+
+void pc_ch_sql_spans_exist(pc_buf *out, const char *db, const char *const *projects,
+                           const char *const *trace_ids, const char *const *span_ids, size_t n)
+{
     pc_buf_printf(out,
-                  " AND (project_id, trace_id, span_id) IN (SELECT project_id, trace_id, span_id"
-                  " FROM `%s`.spans WHERE (trace_id, project_id) IN ",
+                  "SELECT DISTINCT project_id, trace_id FROM `%s`.spans"
+                  " WHERE (trace_id, project_id, span_id) IN (",
                   db);
-    pc_ch_sql_trace_tuples(out, projects, trace_ids, n);
+    for (size_t i = 0; i < n; i++) {
+        pc_buf_puts(out, i ? ", (" : "(");
+        pc_ch_quote_cstr(out, trace_ids[i]);
+        pc_buf_lit(out, ", ");
+        pc_ch_quote_cstr(out, projects[i]);
+        pc_buf_lit(out, ", ");
+        pc_ch_quote_cstr(out, span_ids[i]);
+        pc_buf_putc(out, ')');
+    }
     pc_buf_lit(out, ") FORMAT TabSeparated");
 }

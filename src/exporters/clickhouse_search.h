@@ -10,12 +10,12 @@
  * trace rows, cuts the insert's pieces into blocks of at least
  * PC_CH_SEARCH_BLOCK_TRACES traces and writes their rows
  * (pc_ch_search_rows): search_blocks (block, project, trace) and
- * search_grams (gram, block). Read side (clickhouse_store.c): the query's
- * keys (pc_local_query_keys) name the blocks holding all of them
- * (pc_ch_sql_search_blocks), those blocks' traces (pc_ch_sql_block_traces)
- * are verified in C on their spans' search text (pc_ch_sql_verify_spans,
- * then pc_local_needle_in), exactly as the local store verifies its
- * candidates: both stores find the same texts.
+ * search_grams (gram, block). Read side (clickhouse_store_search.c): the
+ * query's keys (pc_local_query_keys) name the blocks holding all of them and
+ * their traces (pc_ch_sql_search_candidates, one read), which are verified
+ * in C on their spans' search text (pc_ch_sql_verify, then
+ * pc_local_needle_in), exactly as the local store verifies its candidates:
+ * both stores find the same texts.
  *
  * Tables (both dialects; plain MergeTree, so a redelivered batch adds rows
  * under another block id, which only adds candidates):
@@ -87,29 +87,31 @@ void pc_ch_insert_search_grams(pc_buf *out, const char *db);
 void pc_ch_insert_search_blocks(pc_buf *out, const char *db);
 
 /* Reads. Every value is a number or quoted by pc_ch_quote; TabSeparated. */
-/* The newest |max| blocks holding every one of the |n| keys: one column, block. */
-void pc_ch_sql_search_blocks(pc_buf *out, const char *db, const uint64_t *keys, int n, int max);
-/* The traces of the |n| blocks (of project |project_id| unless NULL), newest
- * start first: project_id, trace_id, started_ns. */
-void pc_ch_sql_block_traces(pc_buf *out, const char *db, const char *project_id,
-                            const uint64_t *blocks, size_t n);
 /*
- * The search columns of the spans of the |n| traces (projects[i], trace_ids[i]):
- * project_id, trace_id, name, attributes, events, input_messages,
- * output_messages; with |run_len| > 0 only the spans where one of those
- * columns holds |run| (ASCII case-insensitive), a superset of the spans whose
+ * The traces of the newest |max| blocks holding every one of the |n| keys,
+ * of every project, newest start first: project_id, trace_id, started_ns,
+ * and the array of those blocks the trace is in ("[b1,b2]"), so the caller
+ * counts the blocks found (one round trip for both).
+ */
+void pc_ch_sql_search_candidates(pc_buf *out, const char *db, const uint64_t *keys, int n,
+                                 int max);
+/*
+ * The search columns of the |n| traces (projects[i], trace_ids[i]), their
+ * spans' and their attached events' (clickhouse_events.h) in one answer:
+ * project_id, trace_id, span_id, name, attributes, events, input_messages,
+ * output_messages. A span row has span_id ''; an event row has its span's id,
+ * '' as name, '{}' as attributes, the event as a one-event array, '' as
+ * messages (whether that span is stored is the caller's to ask:
+ * pc_ch_sql_spans_exist). With |run_len| > 0 only the rows where one of those
+ * columns holds |run| (ASCII case-insensitive), a superset of the rows whose
  * search text holds the query |run| was cut from (pc_ch_search_ascii_run).
  */
-void pc_ch_sql_verify_spans(pc_buf *out, const char *db, const char *const *projects,
-                            const char *const *trace_ids, size_t n, const char *run,
-                            size_t run_len);
-
-/* The same columns for the events attached to those traces' spans
- * (clickhouse_events.h; the span must be stored): '' as name, '{}' as
- * attributes, the event as a one-event array, '' as messages. */
-void pc_ch_sql_verify_events(pc_buf *out, const char *db, const char *const *projects,
-                             const char *const *trace_ids, size_t n, const char *run,
-                             size_t run_len);
+void pc_ch_sql_verify(pc_buf *out, const char *db, const char *const *projects,
+                      const char *const *trace_ids, size_t n, const char *run, size_t run_len);
+/* Which of the |n| (>= 1) traces (projects[i], trace_ids[i]) have the span
+ * span_ids[i] stored: project_id, trace_id, each once. */
+void pc_ch_sql_spans_exist(pc_buf *out, const char *db, const char *const *projects,
+                           const char *const *trace_ids, const char *const *span_ids, size_t n);
 
 /*
  * The longest run of the query |q| (|n| bytes) that the stored columns hold

@@ -42,4 +42,26 @@ typedef struct pc_ch_store {
 void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const char *database,
                       int64_t query_timeout_ms);
 
+/*
+ * The read helpers of the store's modules (clickhouse_store_search.c).
+ * pc_ch_store_run: runs the read-only statement |sql| under readonly=1,
+ * max_execution_time = query_timeout, its own query_id (killed if abandoned)
+ * and the URL settings |extra| ("a=1&b=2"); 0 with the answer in |out|,
+ * PC_STORE_TIMEOUT when the server or curl gave up at the time limit, or -1
+ * after logging that |what| failed. pc_ch_store_each_row: the same for |sql|
+ * (freed), handing each TabSeparated row of |ncols| columns to |row| (a
+ * non-zero return stops). pc_ch_store_trace_row: a |row| for trace
+ * summaries, |cb| a pc_trace_cb. pc_ch_store_list: store.h's list_traces.
+ */
+/* The URL settings of every read but search: the server's query priority 1,
+ * the highest (0 would be "none"); searches run at 2. */
+#define PC_CH_READ_SETTINGS "priority=1"
+int pc_ch_store_run(pc_ch_store *S, const char *sql, const char *what, const char *extra,
+                    pc_buf *out);
+int pc_ch_store_each_row(pc_ch_store *S, pc_buf *sql, const char *what, const char *extra,
+                         int ncols, int (*row)(char **cols, void *cb, void *ud), void *cb,
+                         void *ud);
+int pc_ch_store_trace_row(char **cols, void *cb, void *ud);
+int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud);
+
 #endif

@@ -551,12 +551,21 @@ def test_search_index_rare_and_common_words(make_collector, tmp_path, engine):
     at a time (each its own insert, so its own search block), a word in every trace (more
     candidate blocks than the index verifies: the newest traces are walked and verified), a
     word in three of them (their blocks only), a phrase with quotes, Unicode case, a word
-    split over two spans of one trace in two inserts, and a project filter: the same
-    traces in the same order on both stores."""
+    split over two spans of one trace in two inserts, a common word in the newest insert
+    of the oldest trace (listed last, once), and a project filter: the same traces in the
+    same order on both stores."""
     srv, _ = engine
     db = srv.database()
     ch, lo = twins(make_collector, tmp_path, srv, db)
     t0 = time.time_ns() - HOUR
+
+    def late(sid, text, at):  # a trace started first, its common word sent last
+        doc = {"trace_id": "t-late", "service_name": "svc", "spans": [{
+            "span_id": sid, "trace_id": "t-late", "name": text,
+            "started_at": iso(at), "ended_at": iso(at + 1000)}]}
+        for c in (ch, lo):
+            post_prela(c, doc, project="p2")
+    late("a", "opening", t0 - 5 * 10**9)
     for i in range(80):
         name = "Zebracommon step"
         if i in (5, 41, 77):
@@ -574,6 +583,8 @@ def test_search_index_rare_and_common_words(make_collector, tmp_path, engine):
             "started_at": iso(t0 + k), "ended_at": iso(t0 + k + 1000)}]}
         for c in (ch, lo):
             post_prela(c, doc, project="p1")
+    # its block is among the newest, its start older than every other trace's
+    late("b", "Zebracommon at the end", t0 + 200 * 10**9)
     blocks = int(srv.query(f"SELECT uniqExact(block) FROM {db}.search_blocks FORMAT TabSeparated"))
     assert blocks > 64, blocks  # more than SEARCH_BLOCKS: the common word walks
     for q, kw in (("zebracommon", {}), ("ZEBRACOMMON STEP", {"limit": 7}),
@@ -585,7 +596,8 @@ def test_search_index_rare_and_common_words(make_collector, tmp_path, engine):
     assert [t["trace_id"] for t in ch.get("/api/v1/search", query="ünïque-rare").json()[
         "results"]] == ["t-w77", "t-w41", "t-w05"]
     assert ch.get("/api/v1/search", query="quokka").json()["results"][0]["trace_id"] == "t-split"
-    assert ch.get("/api/v1/search", query="zebracommon", limit=100).json()["count"] == 77
+    common = ch.get("/api/v1/search", query="zebracommon", limit=100).json()["results"]
+    assert len(common) == 78 and common[-1]["trace_id"] == "t-late"
 
 
 def test_search_looks_at_the_first_64k_of_each_value(make_collector, tmp_path, engine):

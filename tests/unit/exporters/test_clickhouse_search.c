@@ -224,28 +224,29 @@ static void test_sql(void)
                   " + INTERVAL 90 DAY"));
     pc_buf_reset(&b);
     uint64_t keys[2] = {1, 18446744073709551615ull};
-    pc_ch_sql_search_blocks(&b, "db", keys, 2, 65);
-    CHECK(has(&b, "WHERE gram IN (1, 18446744073709551615) GROUP BY block HAVING"
-                  " uniqExact(gram) = 2 ORDER BY block DESC LIMIT 65"));
-    pc_buf_reset(&b);
-    pc_ch_sql_block_traces(&b, "db", "p'\\", keys, 2);
-    CHECK(has(&b, "WHERE block IN (1, 18446744073709551615) AND project_id = 'p\\'\\\\'"));
-    CHECK(has(&b, "ORDER BY s DESC"));
+    pc_ch_sql_search_candidates(&b, "db", keys, 2, 65);
+    CHECK(has(&b, "groupUniqArray(block) FROM `db`.search_blocks WHERE block IN (SELECT block"
+                  " FROM `db`.search_grams WHERE gram IN (1, 18446744073709551615) GROUP BY block"
+                  " HAVING uniqExact(gram) = 2 ORDER BY block DESC LIMIT 65) GROUP BY project_id,"
+                  " trace_id ORDER BY s DESC"));
     pc_buf_reset(&b);
     const char *projects[2] = {"p1", "x') OR 1=1 --"}, *tids[2] = {"t1", "t'2"};
-    pc_ch_sql_verify_spans(&b, "db", projects, tids, 2, NULL, 0);
-    CHECK(has(&b, "WHERE (trace_id, project_id) IN (('t1', 'p1'), ('t\\'2', 'x\\') OR 1=1 --'))"
-                  " FORMAT"));
+    pc_ch_sql_verify(&b, "db", projects, tids, 2, NULL, 0);
+    CHECK(has(&b, "FROM `db`.spans WHERE (trace_id, project_id) IN (('t1', 'p1'), ('t\\'2',"
+                  " 'x\\') OR 1=1 --')) UNION ALL SELECT"));
+    CHECK(has(&b, "FROM `db`.span_events WHERE (trace_id, project_id) IN (('t1', 'p1'),"));
+    CHECK(!strstr(b.data, "positionCaseInsensitive"));
     pc_buf_reset(&b);
-    pc_ch_sql_verify_spans(&b, "db", projects, tids, 1, "a'b", 3);
+    pc_ch_sql_verify(&b, "db", projects, tids, 1, "a'b", 3);
     CHECK(has(&b, ") AND (positionCaseInsensitive(name, 'a\\'b') > 0 OR"));
-    CHECK(has(&b, "positionCaseInsensitive(output_messages, 'a\\'b') > 0) FORMAT"));
-    pc_buf_reset(&b);
-    pc_ch_sql_verify_events(&b, "db", projects, tids, 2, "a'b", 3);
+    CHECK(has(&b, "positionCaseInsensitive(output_messages, 'a\\'b') > 0) UNION ALL"));
     CHECK(has(&b, "concat('[', event, ']')") && has(&b, "FROM `db`.span_events WHERE"));
-    CHECK(has(&b, "AND (positionCaseInsensitive(event, 'a\\'b') > 0)"));
-    CHECK(has(&b, "AND (project_id, trace_id, span_id) IN (SELECT project_id, trace_id, span_id"
-                  " FROM `db`.spans WHERE (trace_id, project_id) IN (('t1', 'p1'), ('t\\'2',"));
+    CHECK(has(&b, "AND (positionCaseInsensitive(event, 'a\\'b') > 0) FORMAT"));
+    pc_buf_reset(&b);
+    const char *sids[2] = {"s1", "s'2"};
+    pc_ch_sql_spans_exist(&b, "db", projects, tids, sids, 2);
+    CHECK(has(&b, "FROM `db`.spans WHERE (trace_id, project_id, span_id) IN (('t1', 'p1', 's1'),"
+                  " ('t\\'2', 'x\\') OR 1=1 --', 's\\'2')) FORMAT"));
     /* the prefilter's run: printable ASCII without '"' or '\\', the longest, 3+ bytes */
     size_t at;
     const char *q = "with the \"city\" name";
