@@ -9,8 +9,9 @@
  * matcher (local_text.h, local_contains.h) → summaries → the caller's rows.
  *
  * A rare word costs three reads: the candidates (index blocks and their
- * traces in one), one verification per VERIFY_TRACES candidates (their spans
- * and attached events in one), and the summaries of the matched ones. The
+ * traces in one), their verification (their spans and attached events in
+ * one read per VERIFY_TRACES candidates, or per VERIFY_ALL when no more),
+ * and the summaries of the matched ones. The
  * scan is the read a client can make expensive (a long pattern over long
  * values): see pc_ch_sql_search for how its SQL bounds a row's cost and
  * search_settings() below for how the server is made to check its time
@@ -72,6 +73,10 @@ static int scan_search(pc_ch_store *S, const char *project_id, const char *query
  * instead (a common word), and traces verified per read of their spans. */
 #define SEARCH_BLOCKS 64
 #define VERIFY_TRACES 256
+/* Candidates of a rare word verified in one read when there are no more
+ * than this many (all of them have to be read anyway unless the limit is
+ * met early, which a rare word seldom does). */
+#define VERIFY_ALL 1024
 /* A read of candidate spans answers at most 64 MiB (the server fails it
  * beyond: the query API answers 503), whatever the spans hold. */
 #define VERIFY_SETTINGS "max_result_bytes=67108864&result_overflow_mode=throw"
@@ -434,12 +439,13 @@ static int index_search(pc_ch_store *S, const char *project_id, const char *quer
     /* the rows stay in |out| while their ids are candidates */
     bool more = rc == 0 && take_candidates(&c, &out, project_id, &above) > SEARCH_BLOCKS;
     emit_ctx e = {cb, ud, above, &left};
-    for (size_t from = 0; rc == 0 && left > 0 && from < c.n; from += VERIFY_TRACES) {
+    size_t step = !more && c.n <= VERIFY_ALL ? c.n : VERIFY_TRACES;
+    for (size_t from = 0; rc == 0 && left > 0 && from < c.n; from += step) {
         if (from > 0 && past(S, start)) {
             rc = timed_out(S);
             break;
         }
-        size_t to = from + VERIFY_TRACES < c.n ? from + VERIFY_TRACES : c.n;
+        size_t to = from + step < c.n ? from + step : c.n;
         rc = verify(S, &c, from, to);
         if (rc == 0) rc = emit_hits(S, &c, from, to, &e);
     }
