@@ -103,6 +103,7 @@
 #include "prices.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -127,10 +128,45 @@ typedef struct normalize {
     pc_prices *prices;
 } normalize;
 
-/* Returns the string value of |key| in |a|, or an empty pc_str. */
-static pc_str attr_str(const pc_attrs *a, const char *key)
+/*
+ * The keys of one attribute set, summarized in 256 bits, one set per key at a
+ * hash of its length and two of its bytes. normalize looks up some 60 keys
+ * per span, most of them absent: an absent key is then told in a few
+ * instructions instead of a pass over every attribute (this halved
+ * normalize's cost). Valid while the set's keys do not change: normalize
+ * only reads them.
+ */
+typedef struct keyed {
+    const pc_attrs *a; /* may be NULL: no attributes */
+    uint64_t bits[4];
+} keyed;
+
+static unsigned key_hash(const char *p, size_t n)
 {
-    const pc_value *v = pc_attrs_get(a, key);
+    if (!n) return 0;
+    return (unsigned)(n * 31u + (unsigned char)p[n - 1] * 7u + (unsigned char)p[n / 2]) & 255u;
+}
+
+static void keyed_init(keyed *k, const pc_attrs *a)
+{
+    *k = (keyed){a, {0}};
+    for (size_t i = 0; a && i < a->n; i++) {
+        unsigned h = key_hash(a->kv[i].key.p, a->kv[i].key.n);
+        k->bits[h >> 6] |= 1ull << (h & 63);
+    }
+}
+
+static const pc_value *keyed_get(const keyed *k, const char *key, size_t n)
+{
+    unsigned h = key_hash(key, n);
+    if (!k->a || !(k->bits[h >> 6] >> (h & 63) & 1)) return NULL;
+    return pc_attrs_getn(k->a, key, n);
+}
+
+/* Returns the string value of |key| in |k|, or an empty pc_str. */
+static pc_str attr_str(const keyed *k, const char *key)
+{
+    const pc_value *v = keyed_get(k, key, strlen(key));
     return v && v->type == PC_V_STR ? v->s : PC_STR_NULL;
 }
 
@@ -191,7 +227,7 @@ static const prefix_type prefix_rules[] = {
 /* The LangGraph role of an OpenInference span from its "metadata" attribute
  * (see the top): PC_TYPE_CUSTOM for a node, PC_TYPE_AGENT for the graph run,
  * -1 when the span says neither (no metadata, not JSON, or not LangGraph's). */
-static int langgraph_role(const pc_attrs *attrs)
+static int langgraph_role(const keyed *attrs)
 {
     pc_str m = attr_str(attrs, "metadata");
     /* "langgraph_node" and "langgraph" both contain it: other LangChain spans skip the parse */
@@ -212,37 +248,42 @@ static int langgraph_role(const pc_attrs *attrs)
     return role;
 }
 
-static pc_span_type infer_type(const pc_span *s)
+static pc_span_type infer_type(const pc_span *s, const keyed *attrs)
 {
     int t = pc_span_type_parse(s->span_type_text);
     if (t >= 0) return (pc_span_type)t;
-    if ((t = pc_span_type_parse(attr_str(&s->attrs, "prela.span_type"))) >= 0) return (pc_span_type)t;
+    if ((t = pc_span_type_parse(attr_str(attrs, "prela.span_type"))) >= 0) return (pc_span_type)t;
     pc_span_type out;
-    if (lookup(attr_str(&s->attrs, "openinference.span.kind"), openinference_kinds, PC_TYPE_CUSTOM,
+    if (lookup(attr_str(attrs, "openinference.span.kind"), openinference_kinds, PC_TYPE_CUSTOM,
                &out)) {
         if (out == WORKFLOW_STEP || out == PC_TYPE_AGENT) {
-            int role = langgraph_role(&s->attrs);
+            int role = langgraph_role(attrs);
             if (role >= 0) return (pc_span_type)role;
         }
         if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
         return out;
     }
-    if (lookup(attr_str(&s->attrs, "traceloop.span.kind"), traceloop_kinds, PC_TYPE_CUSTOM, &out) ||
-        lookup(attr_str(&s->attrs, "gen_ai.operation.name"), genai_operations, -1, &out)) {
+    if (lookup(attr_str(attrs, "traceloop.span.kind"), traceloop_kinds, PC_TYPE_CUSTOM, &out) ||
+        lookup(attr_str(attrs, "gen_ai.operation.name"), genai_operations, -1, &out)) {
         if (out == WORKFLOW_STEP) return s->parent_id.n ? PC_TYPE_CUSTOM : PC_TYPE_AGENT;
         return out;
     }
+    /* the first rule any key matches: one pass, each key against the rules
+     * before the best found so far */
     static const char context[] = "gen_ai.conversation.";
-    for (const prefix_type *r = prefix_rules; r->prefix; r++) {
-        size_t pl = strlen(r->prefix);
-        for (size_t i = 0; i < s->attrs.n; i++) {
-            pc_str k = s->attrs.kv[i].key;
-            if (k.n > pl && memcmp(k.p, r->prefix, pl) == 0 &&
-                !(k.n >= sizeof(context) - 1 && memcmp(k.p, context, sizeof(context) - 1) == 0))
-                return r->type;
+    int best = -1;
+    for (size_t i = 0; i < s->attrs.n && best != 0; i++) {
+        pc_str k = s->attrs.kv[i].key;
+        if (k.n >= sizeof(context) - 1 && memcmp(k.p, context, sizeof(context) - 1) == 0) continue;
+        for (int j = 0; prefix_rules[j].prefix && (best < 0 || j < best); j++) {
+            size_t pl = strlen(prefix_rules[j].prefix);
+            if (k.n > pl && memcmp(k.p, prefix_rules[j].prefix, pl) == 0) {
+                best = j;
+                break;
+            }
         }
     }
-    return PC_TYPE_CUSTOM;
+    return best >= 0 ? prefix_rules[best].type : PC_TYPE_CUSTOM;
 }
 
 static pc_status map_status(const pc_span *s)
@@ -264,10 +305,10 @@ static pc_status map_status(const pc_span *s)
 /* A key with its length, so the hot loops below compute no strlen. */
 #define K(lit) {lit, sizeof(lit) - 1}
 
-static pc_str first_str(const pc_attrs *a, const pc_str *keys)
+static pc_str first_str(const keyed *a, const pc_str *keys)
 {
     for (; keys->n; keys++) {
-        const pc_value *pv = pc_attrs_getn(a, keys->p, keys->n);
+        const pc_value *pv = keyed_get(a, keys->p, keys->n);
         pc_str v = pv && pv->type == PC_V_STR ? pv->s : PC_STR_NULL;
         if (v.n) return v;
     }
@@ -294,10 +335,10 @@ static int64_t token_value(const pc_value *v)
     return -1;
 }
 
-static int64_t first_tokens(const pc_attrs *a, const pc_str *keys)
+static int64_t first_tokens(const keyed *a, const pc_str *keys)
 {
     for (; keys->n; keys++) {
-        int64_t t = token_value(pc_attrs_getn(a, keys->p, keys->n));
+        int64_t t = token_value(keyed_get(a, keys->p, keys->n));
         if (t >= 0) return t;
     }
     return -1;
@@ -467,11 +508,58 @@ static void set_cost(pc_span *s, pc_price_table *t)
     s->cost_source = PC_COST_TABLE;
 }
 
-/* The first of |keys| in the span's attributes, else in its resource's. */
-static pc_str span_or_resource(const pc_span *s, const pc_str *keys)
+/*
+ * A list of keys in priority order with the union of their hashes (the bits
+ * of keyed_init): a span holding none of them is told by one test. The
+ * unions are computed once per process.
+ */
+typedef struct key_list {
+    const pc_str *keys;
+    uint64_t bits[4];
+} key_list;
+
+static key_list provider_list = {provider_keys, {0}}, model_list = {model_keys, {0}},
+                request_model_list = {request_model_keys, {0}}, input_list = {input_keys, {0}},
+                output_list = {output_keys, {0}}, cache_read_list = {cache_read_keys, {0}},
+                cache_write_list = {cache_write_keys, {0}},
+                reasoning_list = {reasoning_keys, {0}}, session_list = {session_keys, {0}},
+                user_list = {user_keys, {0}};
+static pthread_once_t lists_once = PTHREAD_ONCE_INIT;
+
+static void lists_init(void)
 {
-    pc_str v = first_str(&s->attrs, keys);
-    return v.n ? v : first_str(s->resource, keys);
+    key_list *all[] = {&provider_list,    &model_list,      &request_model_list,
+                       &input_list,       &output_list,     &cache_read_list,
+                       &cache_write_list, &reasoning_list,  &session_list,
+                       &user_list};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        for (const pc_str *k = all[i]->keys; k->n; k++) {
+            unsigned h = key_hash(k->p, k->n);
+            all[i]->bits[h >> 6] |= 1ull << (h & 63);
+        }
+}
+
+static bool keyed_may_hold(const keyed *k, const key_list *l)
+{
+    return ((k->bits[0] & l->bits[0]) | (k->bits[1] & l->bits[1]) | (k->bits[2] & l->bits[2]) |
+            (k->bits[3] & l->bits[3])) != 0;
+}
+
+static pc_str first_of(const keyed *a, const key_list *l)
+{
+    return keyed_may_hold(a, l) ? first_str(a, l->keys) : PC_STR_NULL;
+}
+
+static int64_t tokens_of(const keyed *a, const key_list *l)
+{
+    return keyed_may_hold(a, l) ? first_tokens(a, l->keys) : -1;
+}
+
+/* The first of |keys| in the span's attributes, else in its resource's. */
+static pc_str span_or_resource(const keyed *attrs, const keyed *resource, const key_list *l)
+{
+    pc_str v = first_of(attrs, l);
+    return v.n ? v : first_of(resource, l);
 }
 
 void pc_normalize_span(pc_span *s, pc_str default_service)
@@ -484,23 +572,27 @@ void pc_normalize_span(pc_span *s, pc_str default_service)
 void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table *prices,
                               pc_arena *arena)
 {
-    s->span_type = infer_type(s);
+    pthread_once(&lists_once, lists_init);
+    keyed attrs, resource;
+    keyed_init(&attrs, &s->attrs);
+    keyed_init(&resource, s->resource);
+    s->span_type = infer_type(s, &attrs);
     s->status = map_status(s);
-    s->service_name = attr_str(s->resource, "service.name");
-    if (!s->service_name.n) s->service_name = attr_str(&s->attrs, "service.name");
+    s->service_name = attr_str(&resource, "service.name");
+    if (!s->service_name.n) s->service_name = attr_str(&attrs, "service.name");
     if (!s->service_name.n) s->service_name = s->service_hint;
     if (!s->service_name.n) s->service_name = default_service;
-    s->llm_provider = first_str(&s->attrs, provider_keys);
-    s->llm_model = first_str(&s->attrs, model_keys);
-    if (!s->llm_model.n && s->span_type == PC_TYPE_LLM) s->llm_model = attr_str(&s->attrs, "model");
-    s->llm_request_model = first_str(&s->attrs, request_model_keys);
-    s->input_tokens = first_tokens(&s->attrs, input_keys);
-    s->output_tokens = first_tokens(&s->attrs, output_keys);
-    s->cache_read_tokens = first_tokens(&s->attrs, cache_read_keys);
-    s->cache_write_tokens = first_tokens(&s->attrs, cache_write_keys);
-    s->reasoning_tokens = first_tokens(&s->attrs, reasoning_keys);
-    s->session_id = span_or_resource(s, session_keys);
-    s->user_id = span_or_resource(s, user_keys);
+    s->llm_provider = first_of(&attrs, &provider_list);
+    s->llm_model = first_of(&attrs, &model_list);
+    if (!s->llm_model.n && s->span_type == PC_TYPE_LLM) s->llm_model = attr_str(&attrs, "model");
+    s->llm_request_model = first_of(&attrs, &request_model_list);
+    s->input_tokens = tokens_of(&attrs, &input_list);
+    s->output_tokens = tokens_of(&attrs, &output_list);
+    s->cache_read_tokens = tokens_of(&attrs, &cache_read_list);
+    s->cache_write_tokens = tokens_of(&attrs, &cache_write_list);
+    s->reasoning_tokens = tokens_of(&attrs, &reasoning_list);
+    s->session_id = span_or_resource(&attrs, &resource, &session_list);
+    s->user_id = span_or_resource(&attrs, &resource, &user_list);
     set_cost(s, prices);
     if (arena) pc_messages_extract(s, arena);
 }

@@ -278,6 +278,32 @@ static void test_models(void)
     CHECK_EQ_PSTR(s.llm_request_model, "gpt-4.1");
 }
 
+/* Lookups go through a summary of the span's keys (normalize.c, keyed): many
+ * keys, keys of every length, and near-misses of the keys read change nothing. */
+static void test_many_keys(void)
+{
+    pc_buf j = PC_BUF_INIT;
+    char fill[600];
+    memset(fill, 'x', sizeof(fill));
+    pc_buf_puts(&j, "{");
+    for (int i = 0; i < 600; i++) /* every length 1..600, letters that vary */
+        pc_buf_printf(&j, "\"%.*s%c\":%d,", i, fill, 'a' + i % 26, i);
+    for (int i = 0; i < 600; i++)
+        pc_buf_printf(&j, "\"k%dx%c\":1,", i, 'a' + i % 26);
+    pc_buf_puts(&j, "\"gen_ai.request.mode\":\"no\",\"gen_ai.usage.input_token\":7,"
+                    "\"llm.token_count.prompt\":\"12\",\"session.id\":\"s-1\","
+                    "\"user.ids\":\"no\",\"llm.model_name\":\"m-last\"}");
+    pc_span s = span_with_n(j.data, j.len);
+    CHECK_EQ_INT((int)s.attrs.n, 1206);
+    pc_normalize_span(&s, PC_STR_LIT("unknown"));
+    CHECK_EQ_INT(s.span_type, PC_TYPE_LLM);
+    CHECK_EQ_PSTR(s.llm_model, "m-last");
+    CHECK_EQ_INT((int)s.input_tokens, 12);
+    CHECK_EQ_PSTR(s.session_id, "s-1");
+    CHECK_EQ_INT((int)s.user_id.n, 0);
+    pc_buf_free(&j);
+}
+
 static void test_token_details(void)
 {
     pc_span s = span_with("{\"gen_ai.usage.input_tokens\":1000,\"gen_ai.usage.output_tokens\":500,"
@@ -715,6 +741,7 @@ int main(void)
     RUN(test_workflow_steps);
     RUN(test_langgraph);
     RUN(test_models);
+    RUN(test_many_keys);
     RUN(test_token_details);
     RUN(test_session_and_user);
     RUN(test_service_name);
