@@ -1064,6 +1064,9 @@ static void test_chunks(void)
      * a trigger of a second connection rejects the span of trace "poison". */
     char p[256];
     snprintf(p, sizeof(p), "%s/data/store/prela.db", h.dir);
+    /* a fresh file gets FTS5's merge settings too (local_schema.c, FTS_MERGE) */
+    CHECK_EQ_INT(db_int(p, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
+    CHECK_EQ_INT(db_int(p, "SELECT v FROM span_event_text_config WHERE k = 'crisismerge'"), 64);
     sqlite3 *db = NULL;
     CHECK_EQ_INT(sqlite3_open(p, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
@@ -1310,6 +1313,10 @@ static void test_migration(void)
     store_h h;
     open_store(&h, dir, NULL);
     CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5); /* 1 -> 2 -> 3 -> 4 -> 5 in one go */
+    /* FTS5's merge settings (local_schema.c, FTS_MERGE) on both trigram indexes */
+    CHECK_EQ_INT(db_int(path, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
+    CHECK_EQ_INT(db_int(path, "SELECT v FROM span_text_config WHERE k = 'crisismerge'"), 64);
+    CHECK_EQ_INT(db_int(path, "SELECT v FROM span_event_text_config WHERE k = 'automerge'"), 16);
     /* the old rows' models are in the model index */
     CHECK_EQ_INT(list(&h, (pc_trace_filter){.model = "gpt"})->n, 1);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v1'"), 0);
