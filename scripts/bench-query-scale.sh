@@ -129,6 +129,7 @@ sqlite_files() {
   done
   return 0
 }
+hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; } # peak RSS
 wal_bytes() { # the write-ahead logs in DIR $1, summed
   find "$1" -maxdepth 1 -name '*-wal' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
 }
@@ -274,11 +275,19 @@ run_store() {
   collector_config "$store" "$dir" >"$dir/config.yaml"
   echo "== $store: collector (otlp http :$P_HTTP, query :$P_QUERY) in $dir"
   start_collector "$dir/config.yaml" "$dir/collector.log" "http://127.0.0.1:$P_QUERY/api/v1/health"
-  local cpid=$PID cpu0 cpu1
+  local cpid=$PID cpu0 cpu1 spid= scpu0=0 scpu1=0
+  case "$store" in clickhouse) spid=$CH_PID ;; chdb) spid=$CHDB_PID ;; esac
   cpu0=$(cpu_s "$cpid")
+  [ -n "$spid" ] && scpu0=$(cpu_s "$spid")
   "$QS_LOAD" --target "127.0.0.1:$P_HTTP" --spans "$SPANS" --seed "$SEED" \
     --connections "$CONNECTIONS" --info "$dir/info.txt" | tee "$dir/load.txt"
   cpu1=$(cpu_s "$cpid")
+  [ -n "$spid" ] && scpu1=$(cpu_s "$spid")
+  local inserts=
+  # the server's INSERT statements over the load (each table's rows of an insert are one
+  # statement; the schema's own are a few): spans per insert says how well they group
+  [ "$store" = clickhouse ] &&
+    inserts=$(ch "SELECT value FROM system.events WHERE event = 'InsertQuery'")
   local stored bytes detail f
   if [ "$store" = sqlite ]; then
     stored=$(sqlite3 "$dir/data/prela.db" "SELECT count(*) FROM spans")
@@ -293,10 +302,19 @@ run_store() {
       awk '{ printf "%s: %d parts %.1f MB; ", $1, $2, $3 / 1e6 }')
   fi
   local line
+  # CPU-seconds of the collector and (ClickHouse, chDB) the server over the load: on a
+  # shared machine spans per CPU-second compare where rates do not; load averages beside
   line=$(awk -v b="$bytes" -v n="$stored" -v c="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" \
+    -v sc="$(awk -v a="$scpu0" -v b="$scpu1" 'BEGIN { print b - a }')" -v srv="${spid:+1}" \
+    -v hwm="$(hwm_mb "$cpid")" -v la="$(cut -d' ' -f1-3 /proc/loadavg)" \
     -v r="$(field "$dir/load.txt" spans_per_s)" -v w="$(field "$dir/load.txt" wire_bytes_per_span)" \
-    'BEGIN { printf "%d spans stored, %.1f MB on disk, %.0f bytes per span (wire %s); load %s spans/s, collector %.1f CPU-s (%.0f spans per collector CPU-s)",
-             n, b / 1e6, (n > 0 ? b / n : 0), w, r, c, (c > 0 ? n / c : 0) }')
+    'BEGIN { printf "%d spans stored, %.1f MB on disk, %.0f bytes per span (wire %s); load %s spans/s, collector %.1f CPU-s (%.0f spans per collector CPU-s), peak RSS %s MB",
+             n, b / 1e6, (n > 0 ? b / n : 0), w, r, c, (c > 0 ? n / c : 0), hwm
+             if (srv) printf "; server %.1f CPU-s, together %.1f CPU-s per 1M spans (%.0f spans per CPU-s)",
+                             sc, (n > 0 ? (c + sc) * 1e6 / n : 0), (c + sc > 0 ? n / (c + sc) : 0)
+             printf "; load average %s", la }')
+  [ -n "$inserts" ] && line+=$(awk -v i="$inserts" -v n="$stored" 'BEGIN {
+    printf "; %d INSERT statements (%.0f spans per statement)", i, (i > 0 ? n / i : 0) }')
   echo "$line"
   echo "   ($detail)"
   SUMMARY[$store]="$line; collector RSS $(rss_mb "$cpid") MB after the load"
