@@ -18,17 +18,13 @@
  * or once the callers the previous insert answered are back (it holds as many
  * joins as that insert had plus those pending when it ended), or batch.max_wait
  * after the previous insert ended; the next one fills up meanwhile. So an
- * idle exporter inserts at once (no added latency), and under load one insert
- * gathers every caller: senders that wait for their answer (SDKs, the Kafka
- * consumer, a load generator's connections) all join the same insert instead
- * of splitting into two halves that alternate.
- * Why wait for them: when the flusher sent what was pending as soon as the
- * previous insert was done, the callers it had just answered were still on
- * their way back, so with 16 connections of 100 spans an insert held about
- * 800 spans, not 1,600; ClickHouse writes every insert as a new part (one per
- * table and month, a file per column: the server spent half its CPU creating
- * and deleting files, and merged the parts again), so twice the inserts cost
- * the server about twice the CPU per span.
+ * idle exporter inserts at once, and under load the senders that wait for
+ * their answer (SDKs, the Kafka consumer) all join one insert.
+ * Why wait for them: sent as soon as the previous insert was done, an insert
+ * missed the callers just answered, so they split into two alternating halves
+ * (16 connections of 100 spans: about 800 spans an insert, not 1,600), and
+ * every insert is a new part per table and month, a file per column: the
+ * server spent half its CPU creating files and merging parts (issue 15).
  * Why 20000 rows / 50 ms: ClickHouse wants few, large inserts (each creates
  * parts that must be merged; at most 20 inserts a second keeps merges far
  * ahead), while an SDK's request is held until its insert is acknowledged,
@@ -72,7 +68,12 @@
  * to join; the flusher sends a block straight from those rows when they lie
  * back to back, and keeps its compressor and body buffers. So a steady drain
  * reuses the same few buffers instead of mapping, faulting in and unmapping
- * tens of MB per insert (they are above the 1 MiB mmap threshold).
+ * tens of MB per insert (they are above the 1 MiB mmap threshold). Encoded
+ * rows are charged to the memory budget (budget.h) until their insert is
+ * freed: a server that falls behind makes callers retry, not the process grow.
+ * At most 2 encodes per core run at once (more gain nothing): each holds its
+ * rows and a search key set until it joins, and a burst of 64 connections
+ * answered by one insert otherwise encodes 64 batches at once.
  *
  * Ownership: consume owns its batch reference and drops it after encoding;
  * the pending insert owns its encoded rows. The flusher has its own curl
@@ -80,6 +81,7 @@
  */
 #include "clickhouse.h"
 
+#include "budget.h"
 #include "clickhouse_conf.h"
 #include "clickhouse_encode.h"
 #include "clickhouse_http.h"
@@ -102,6 +104,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +130,7 @@ typedef struct gen {
     pc_ch_search_acc search; /* the search index's pieces (clickhouse_search.h) */
     size_t rows;
     size_t joins;       /* consumes that joined it */
+    size_t charged;     /* bytes of its rows reserved in the memory budget */
     int64_t first_mono; /* when its first rows arrived */
     int64_t deadline;   /* first_mono + timeout */
     int state;          /* GEN_* */
@@ -146,6 +150,7 @@ typedef struct ch {
     pc_ch_store reads;   /* the query store over the same server */
     pc_deadletter *dead; /* from start; the flusher writes it */
 
+    sem_t encoders;     /* encodes at once: 2 per core (see "Memory") */
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t work_cv, done_cv;
     pthread_cond_t stop_cv; /* only shutdown signals it: the retry backoff waits on it */
@@ -164,6 +169,7 @@ typedef struct ch {
     int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
     int64_t down_wall;   /* atomic: wall ns of the same moment */
     pc_histogram *insert_seconds; /* from start; NULL without a metrics registry */
+    pc_budget *budget;            /* from start (budget.h): pending inserts' rows; NULL: none */
 } ch;
 
 /* Drops a reference to |g|; the last one frees it, its span rows' blocks
@@ -180,6 +186,7 @@ static void gen_unref_locked(ch *C, gen *g)
     pc_ch_rows_free(&g->traces);
     pc_ch_rows_free(&g->events);
     pc_ch_search_free(&g->search);
+    pc_budget_release(C->budget, g->charged);
     free(g);
 }
 
@@ -309,20 +316,28 @@ static int store_block(ch *C, CURL *h, const char *table, const char *query, con
     return st;
 }
 
+/* One insert's sending: the flusher's handle and the insert's deadline. */
+typedef struct flight {
+    ch *C;
+    CURL *h;
+    int64_t deadline;
+} flight;
+
 /* Stores every row of |rows| into |table|, in blocks of at most
- * batch.max_partitions partitions. GEN_OK or GEN_RETRY. */
-static int store_rows(ch *C, CURL *h, const char *table, const char *query, const pc_ch_rows *rows,
-                      int64_t deadline)
+ * batch.max_partitions partitions: 0, or GEN_RETRY. A pc_ch_store_rows_fn
+ * (the search index stores its rows through it too). */
+static int store_rows(void *fp, const char *table, const char *query, const pc_ch_rows *rows)
 {
-    if (rows->n == 0) return GEN_OK;
+    flight *f = fp;
+    if (rows->n == 0) return 0;
     size_t *idx = pc_xmalloc(rows->n * sizeof(*idx)), *ends = pc_xmalloc(rows->n * sizeof(*ends));
-    size_t ng = pc_ch_rows_partition_groups(rows, (int)C->cfg->max_partitions, idx, ends);
+    size_t ng = pc_ch_rows_partition_groups(rows, (int)f->C->cfg->max_partitions, idx, ends);
     int st = GEN_OK;
     for (size_t gi = 0, from = 0; gi < ng && st == GEN_OK; from = ends[gi++])
-        st = store_block(C, h, table, query, rows, idx + from, ends[gi] - from, deadline);
+        st = store_block(f->C, f->h, table, query, rows, idx + from, ends[gi] - from, f->deadline);
     free(idx);
     free(ends);
-    return st;
+    return st == GEN_OK ? 0 : st;
 }
 
 /* When the pending insert |g| is due; see "Group commit". Call with C->mu held. */
@@ -330,20 +345,6 @@ static int64_t due_at(const ch *C, const gen *g)
 {
     if (C->stopping || g->rows >= C->max_rows || g->joins >= C->want_joins) return 0;
     return C->last_done_mono + C->max_wait_ns;
-}
-
-/* pc_ch_store_rows_fn over store_rows, for the search index: 0 or GEN_RETRY. */
-typedef struct search_ud {
-    ch *C;
-    CURL *h;
-    int64_t deadline;
-} search_ud;
-
-static int store_search(void *p, const char *table, const char *query, const pc_ch_rows *rows)
-{
-    search_ud *u = p;
-    int st = store_rows(u->C, u->h, table, query, rows, u->deadline);
-    return st == GEN_OK ? 0 : st;
 }
 
 static void *flusher_main(void *arg)
@@ -374,20 +375,16 @@ static void *flusher_main(void *arg)
         C->pending = NULL;
         pthread_mutex_unlock(&C->mu);
         /* Spans first: a trace row never points at spans that are not there. */
-        int st = store_rows(C, h, "spans", q_spans.data, &g->spans, g->deadline);
-        if (st == GEN_OK) st = store_rows(C, h, "traces", q_traces.data, &g->traces, g->deadline);
-        if (st == GEN_OK)
-            st = store_rows(C, h, "span_events", q_events.data, &g->events, g->deadline);
+        flight f = {C, h, g->deadline};
+        int st = store_rows(&f, "spans", q_spans.data, &g->spans);
+        if (!st) st = store_rows(&f, "traces", q_traces.data, &g->traces);
+        if (!st) st = store_rows(&f, "span_events", q_events.data, &g->events);
         /* Then the search index of what is stored. */
-        if (st == GEN_OK) {
-            search_ud ud = {C, h, g->deadline};
-            int r = pc_ch_search_store(&search, &g->search, store_search, &ud);
-            st = r ? r : GEN_OK;
-        }
+        if (!st) st = pc_ch_search_store(&search, &g->search, store_rows, &f);
         pthread_mutex_lock(&C->mu);
         C->last_done_mono = pc_time_mono_ns();
         C->want_joins = g->joins + (C->pending ? C->pending->joins : 0);
-        g->state = st;
+        g->state = st ? st : GEN_OK;
         pthread_cond_broadcast(&C->done_cv);
         gen_unref_locked(C, g);
     }
@@ -406,10 +403,18 @@ static void *flusher_main(void *arg)
 
 /* ------------------------------------------------------------ data path -- */
 
+/* The bytes |r|'s rows hold (not its spare capacity), charged to the budget. */
+static size_t rows_bytes(const pc_ch_rows *r)
+{
+    return r->text.len + r->meta.len + r->n * sizeof(*r->v);
+}
+
 /*
- * Encodes |b| and joins its rows to the pending insert (the group commit).
+ * Encodes |b| and joins its rows to the pending insert (the group commit),
+ * their bytes charged to the memory budget until the insert is freed.
  * Returns the insert with a reference for the caller, or NULL (not accepting,
- * or too much pending: retry). |start| is when the caller began.
+ * too much pending, or the budget refuses the rows: retry). |start| is when
+ * the caller began.
  */
 static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
 {
@@ -420,11 +425,18 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     C->spare = (pc_ch_rows)PC_CH_ROWS_INIT;
     pthread_mutex_unlock(&C->mu);
     pc_ch_search_acc piece = PC_CH_SEARCH_ACC_INIT;
+    while (sem_wait(&C->encoders) != 0) /* EINTR */
+        ;
     pc_ch_encode_batch(b, C->dialect, &spans, &traces, &events, &piece);
+    sem_post(&C->encoders);
+    size_t bytes = rows_bytes(&spans) + rows_bytes(&traces) + rows_bytes(&events) +
+                   pc_ch_search_bytes(&piece);
+    bool charged = pc_budget_reserve(C->budget, bytes) == 0;
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
-    if (!C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
+    if (!charged || !C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
         pthread_mutex_unlock(&C->mu);
+        if (charged) pc_budget_release(C->budget, bytes);
         pc_ch_rows_free(&spans);
         pc_ch_rows_free(&traces);
         pc_ch_rows_free(&events);
@@ -443,6 +455,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     pc_ch_rows_move(&g->events, &events);
     pc_ch_search_move(&g->search, &piece);
     g->rows += n;
+    g->charged += bytes;
     g->joins++;
     g->refs++;
     pthread_cond_signal(&C->work_cv);
@@ -582,6 +595,8 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     pthread_cond_init(&C->done_cv, &ca);
     pthread_cond_init(&C->stop_cv, &ca);
     pthread_condattr_destroy(&ca);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    sem_init(&C->encoders, 0, (unsigned)(cores > 1 ? 2 * cores : 2));
     C->sync_ready = true;
     char err[256];
     if (pc_ch_validate(c, err, sizeof(err)) < 0) {
@@ -662,6 +677,7 @@ static int ch_start(void *ctx, pc_host *host)
 {
     ch *C = ctx;
     if (C->thread_running || C->stopping) return 0;
+    C->budget = pc_host_budget(host);
     pc_metrics *m = pc_host_metrics(host);
     if (m) {
         static const double bounds[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
@@ -746,6 +762,7 @@ static void ch_destroy(void *ctx)
         pthread_cond_destroy(&C->work_cv);
         pthread_cond_destroy(&C->done_cv);
         pthread_cond_destroy(&C->stop_cv);
+        sem_destroy(&C->encoders);
         pthread_mutex_destroy(&C->mu);
     }
     free(C->id);

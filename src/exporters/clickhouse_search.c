@@ -118,6 +118,12 @@ void pc_ch_search_add_batch(pc_ch_search_acc *acc, const pc_batch *b)
     pc_buf_free(&events);
 }
 
+size_t pc_ch_search_bytes(const pc_ch_search_acc *acc)
+{
+    return acc->nkeys * sizeof(*acc->keys) + acc->npieces * sizeof(*acc->pieces) +
+           acc->ntraces * sizeof(*acc->traces) + acc->meta.len;
+}
+
 void pc_ch_search_move(pc_ch_search_acc *dst, pc_ch_search_acc *src)
 {
     size_t key0 = dst->nkeys, trace0 = dst->ntraces, meta0 = dst->meta.len;

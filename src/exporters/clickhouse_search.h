@@ -87,6 +87,8 @@ void pc_ch_search_end_trace(pc_ch_search_acc *acc, pc_str project, pc_str trace)
 void pc_ch_search_end_batch(pc_ch_search_acc *acc);
 /* The same for a batch whose rows were not written (tests): writes the JSON itself. */
 void pc_ch_search_add_batch(pc_ch_search_acc *acc, const pc_batch *b);
+/* The bytes |acc|'s pieces hold (for the memory budget). */
+size_t pc_ch_search_bytes(const pc_ch_search_acc *acc);
 /* Appends |src|'s pieces to |dst| and empties |src|. */
 void pc_ch_search_move(pc_ch_search_acc *dst, pc_ch_search_acc *src);
 void pc_ch_search_free(pc_ch_search_acc *acc);
