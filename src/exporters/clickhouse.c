@@ -14,17 +14,17 @@
  *
  * Group commit: consume() encodes its batch outside the lock, then appends
  * the rows to the pending insert (one `gen`) and waits on it. The single
- * flusher thread sends the pending insert once it holds batch.max_rows rows,
- * or once the callers the previous insert answered are back (it holds as many
- * joins as that insert had plus those pending when it ended), or batch.max_wait
- * after the previous insert ended; the next one fills up meanwhile. So an
- * idle exporter inserts at once, and under load the senders that wait for
+ * flusher thread sends the pending insert once it holds batch.max_rows rows;
+ * else, batch.max_wait after the previous insert began, once the callers that
+ * insert answered are back (it holds as many joins as that insert had plus
+ * those pending when it ended), and at the latest max_wait after it ended;
+ * the next one fills up meanwhile. So an idle exporter inserts at once, under
+ * load inserts start at most every max_wait, and the senders that wait for
  * their answer (SDKs, the Kafka consumer) all join one insert.
  * Why wait for them: sent as soon as the previous insert was done, an insert
- * missed the callers just answered, so they split into two alternating halves
- * (16 connections of 100 spans: about 800 spans an insert, not 1,600), and
- * every insert is a new part per table and month, a file per column: the
- * server spent half its CPU creating files and merging parts (issue 15).
+ * missed the callers just answered; they split into alternating halves (16
+ * connections of 100 spans: about 800 spans an insert, not 1,600), and each
+ * insert is a part per table and month, a file per column (issue 15).
  * Why 20000 rows / 50 ms: ClickHouse wants few, large inserts (each creates
  * parts that must be merged; at most 20 inserts a second keeps merges far
  * ahead), while an SDK's request is held until its insert is acknowledged,
@@ -68,12 +68,9 @@
  * to join; the flusher sends a block straight from those rows when they lie
  * back to back, and keeps its compressor and body buffers. So a steady drain
  * reuses the same few buffers instead of mapping, faulting in and unmapping
- * tens of MB per insert (they are above the 1 MiB mmap threshold). Encoded
- * rows are charged to the memory budget (budget.h) until their insert is
- * freed: a server that falls behind makes callers retry, not the process grow.
- * At most 2 encodes per core run at once (more gain nothing): each holds its
- * rows and a search key set until it joins, and a burst of 64 connections
- * answered by one insert otherwise encodes 64 batches at once.
+ * tens of MB per insert (they are above the 1 MiB mmap threshold). Rows are
+ * charged to the memory budget (budget.h) until their insert is freed, and
+ * at most 2 encodes per core (more gain nothing) hold rows and key sets.
  *
  * Ownership: consume owns its batch reference and drops it after encoding;
  * the pending insert owns its encoded rows. The flusher has its own curl
@@ -157,7 +154,8 @@ typedef struct ch {
     bool sync_ready;
     gen *pending;
     pc_ch_rows spare; /* emptied span rows of a stored insert, for the next encode */
-    int64_t last_done_mono; /* when the flusher ended the previous insert */
+    int64_t last_send_mono; /* when the flusher began the previous insert */
+    int64_t last_done_mono; /* when it ended */
     size_t want_joins;      /* joins that make the pending insert due (group commit) */
     bool accepting, stopping, thread_running;
     pthread_t thread;
@@ -343,8 +341,9 @@ static int store_rows(void *fp, const char *table, const char *query, const pc_c
 /* When the pending insert |g| is due; see "Group commit". Call with C->mu held. */
 static int64_t due_at(const ch *C, const gen *g)
 {
-    if (C->stopping || g->rows >= C->max_rows || g->joins >= C->want_joins) return 0;
-    return C->last_done_mono + C->max_wait_ns;
+    if (C->stopping || g->rows >= C->max_rows) return 0;
+    int64_t floor = C->last_send_mono + C->max_wait_ns, late = C->last_done_mono + C->max_wait_ns;
+    return g->joins >= C->want_joins || late < floor ? floor : late;
 }
 
 static void *flusher_main(void *arg)
@@ -373,6 +372,7 @@ static void *flusher_main(void *arg)
         gen *g = C->pending;
         if (!g) break; /* stopping, nothing left */
         C->pending = NULL;
+        C->last_send_mono = pc_time_mono_ns();
         pthread_mutex_unlock(&C->mu);
         /* Spans first: a trace row never points at spans that are not there. */
         flight f = {C, h, g->deadline};
@@ -403,12 +403,6 @@ static void *flusher_main(void *arg)
 
 /* ------------------------------------------------------------ data path -- */
 
-/* The bytes |r|'s rows hold (not its spare capacity), charged to the budget. */
-static size_t rows_bytes(const pc_ch_rows *r)
-{
-    return r->text.len + r->meta.len + r->n * sizeof(*r->v);
-}
-
 /*
  * Encodes |b| and joins its rows to the pending insert (the group commit),
  * their bytes charged to the memory budget until the insert is freed.
@@ -429,37 +423,33 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
         ;
     pc_ch_encode_batch(b, C->dialect, &spans, &traces, &events, &piece);
     sem_post(&C->encoders);
-    size_t bytes = rows_bytes(&spans) + rows_bytes(&traces) + rows_bytes(&events) +
-                   pc_ch_search_bytes(&piece);
+    size_t bytes = pc_ch_rows_bytes(&spans) + pc_ch_rows_bytes(&traces) +
+                   pc_ch_rows_bytes(&events) + pc_ch_search_bytes(&piece);
     bool charged = pc_budget_reserve(C->budget, bytes) == 0;
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
     if (!charged || !C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
-        pthread_mutex_unlock(&C->mu);
-        if (charged) pc_budget_release(C->budget, bytes);
-        pc_ch_rows_free(&spans);
-        pc_ch_rows_free(&traces);
-        pc_ch_rows_free(&events);
-        pc_ch_search_free(&piece);
-        return NULL;
+        g = NULL;
+    } else {
+        if (!g) {
+            g = pc_xcalloc(1, sizeof(*g));
+            g->first_mono = start;
+            g->deadline = start + C->timeout_ns;
+            g->refs = 1; /* the flusher's */
+            C->pending = g;
+        }
+        pc_ch_rows_move(&g->spans, &spans);
+        pc_ch_rows_move(&g->traces, &traces);
+        pc_ch_rows_move(&g->events, &events);
+        pc_ch_search_move(&g->search, &piece);
+        g->rows += n;
+        g->charged += bytes;
+        g->joins++;
+        g->refs++;
+        pthread_cond_signal(&C->work_cv);
     }
-    if (!g) {
-        g = pc_xcalloc(1, sizeof(*g));
-        g->first_mono = start;
-        g->deadline = start + C->timeout_ns;
-        g->refs = 1; /* the flusher's */
-        C->pending = g;
-    }
-    pc_ch_rows_move(&g->spans, &spans);
-    pc_ch_rows_move(&g->traces, &traces);
-    pc_ch_rows_move(&g->events, &events);
-    pc_ch_search_move(&g->search, &piece);
-    g->rows += n;
-    g->charged += bytes;
-    g->joins++;
-    g->refs++;
-    pthread_cond_signal(&C->work_cv);
     pthread_mutex_unlock(&C->mu);
+    if (!g && charged) pc_budget_release(C->budget, bytes);
     pc_ch_rows_free(&spans);
     pc_ch_rows_free(&traces);
     pc_ch_rows_free(&events);
