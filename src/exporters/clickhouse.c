@@ -69,8 +69,7 @@
  * back to back, and keeps its compressor and body buffers. So a steady drain
  * reuses the same few buffers instead of mapping, faulting in and unmapping
  * tens of MB per insert (they are above the 1 MiB mmap threshold). Rows are
- * charged to the memory budget (budget.h) until their insert is freed, and
- * at most 2 encodes per core (more gain nothing) hold rows and key sets.
+ * charged to the memory budget (budget.h) until their insert is freed.
  *
  * Ownership: consume owns its batch reference and drops it after encoding;
  * the pending insert owns its encoded rows. The flusher has its own curl
@@ -101,7 +100,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,7 +145,6 @@ typedef struct ch {
     pc_ch_store reads;   /* the query store over the same server */
     pc_deadletter *dead; /* from start; the flusher writes it */
 
-    sem_t encoders;     /* encodes at once: 2 per core (see "Memory") */
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t work_cv, done_cv;
     pthread_cond_t stop_cv; /* only shutdown signals it: the retry backoff waits on it */
@@ -419,10 +416,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     C->spare = (pc_ch_rows)PC_CH_ROWS_INIT;
     pthread_mutex_unlock(&C->mu);
     pc_ch_search_acc piece = PC_CH_SEARCH_ACC_INIT;
-    while (sem_wait(&C->encoders) != 0) /* EINTR */
-        ;
     pc_ch_encode_batch(b, C->dialect, &spans, &traces, &events, &piece);
-    sem_post(&C->encoders);
     size_t bytes = pc_ch_rows_bytes(&spans) + pc_ch_rows_bytes(&traces) +
                    pc_ch_rows_bytes(&events) + pc_ch_search_bytes(&piece);
     bool charged = pc_budget_reserve(C->budget, bytes) == 0;
@@ -585,8 +579,6 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     pthread_cond_init(&C->done_cv, &ca);
     pthread_cond_init(&C->stop_cv, &ca);
     pthread_condattr_destroy(&ca);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    sem_init(&C->encoders, 0, (unsigned)(cores > 1 ? 2 * cores : 2));
     C->sync_ready = true;
     char err[256];
     if (pc_ch_validate(c, err, sizeof(err)) < 0) {
@@ -752,7 +744,6 @@ static void ch_destroy(void *ctx)
         pthread_cond_destroy(&C->work_cv);
         pthread_cond_destroy(&C->done_cv);
         pthread_cond_destroy(&C->stop_cv);
-        sem_destroy(&C->encoders);
         pthread_mutex_destroy(&C->mu);
     }
     free(C->id);
