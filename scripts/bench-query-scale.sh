@@ -7,7 +7,7 @@
 #   scripts/bench-query-scale.sh [--spans 200000] [--store all|sqlite|clickhouse|chdb|LIST]
 #                                [--clients "1 8"] [--duration 10s] [--timeout 10s]
 #                                [--connections 8] [--seed 1] [--build-dir build-bench]
-#                                [--no-build] [--keep] [--mixed]
+#                                [--no-build] [--keep] [--mixed] [--compression auto]
 # Stores: sqlite (the embedded store), clickhouse (Debian's ClickHouse 18.16, the legacy
 # dialect), chdb (chDB 26, the modern dialect, behind tests/integration/chdb_server.py,
 # which runs one statement at a time: latency at 8 clients includes queueing for it);
@@ -29,12 +29,15 @@
 # queries and, for SQLite, the write-ahead log's size at the start, its peak and at
 # the end. The documented target is --spans 10000000 (about 17 GB of SQLite, 3.7 GB of
 # ClickHouse; half an hour or more per store).
+# --compression sets the clickhouse exporter's INSERT body compression (auto, gzip, zstd,
+# none; auto is gzip on 18.16, which refuses zstd bodies; none costs the least CPU on
+# loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SPANS=200000 STORES=all CLIENTS="1 8" DURATION=10s TIMEOUT=10s CONNECTIONS=8 SEED=1
-WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0
+WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0 COMPRESSION=auto
 . scripts/lib/bench.sh # bench_shared_flag, free_port, start_collector, start_clickhouse, ...
 while [ $# -gt 0 ]; do
   bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
     --clients) CLIENTS=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
+    --compression) COMPRESSION=$2; shift 2 ;;
     --mixed) MIXED=1; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "bench-query-scale: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -92,7 +96,8 @@ collector_config() {
     host: 127.0.0.1
     port: $CH_PORT
     user: default
-    database: prela_qs"
+    database: prela_qs
+    compression: $COMPRESSION"
   fi
   cat <<EOF
 receivers:
@@ -129,6 +134,7 @@ sqlite_files() {
   done
   return 0
 }
+hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; } # peak RSS
 wal_bytes() { # the write-ahead logs in DIR $1, summed
   find "$1" -maxdepth 1 -name '*-wal' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
 }
@@ -273,12 +279,22 @@ run_store() {
   echo "${TITLE[$store]}"
   collector_config "$store" "$dir" >"$dir/config.yaml"
   echo "== $store: collector (otlp http :$P_HTTP, query :$P_QUERY) in $dir"
-  start_collector "$dir/config.yaml" "$dir/collector.log" "http://127.0.0.1:$P_QUERY/api/v1/health"
-  local cpid=$PID cpu0 cpu1
+  P_METRICS=$(free_port)
+  PRELA_METRICS_ENDPOINT=127.0.0.1:$P_METRICS \
+    start_collector "$dir/config.yaml" "$dir/collector.log" "http://127.0.0.1:$P_QUERY/api/v1/health"
+  local cpid=$PID cpu0 cpu1 spid= scpu0=0 scpu1=0
+  case "$store" in clickhouse) spid=$CH_PID ;; chdb) spid=$CHDB_PID ;; esac
   cpu0=$(cpu_s "$cpid")
+  [ -n "$spid" ] && scpu0=$(cpu_s "$spid")
   "$QS_LOAD" --target "127.0.0.1:$P_HTTP" --spans "$SPANS" --seed "$SEED" \
     --connections "$CONNECTIONS" --info "$dir/info.txt" | tee "$dir/load.txt"
   cpu1=$(cpu_s "$cpid")
+  [ -n "$spid" ] && scpu1=$(cpu_s "$spid")
+  local inserts=
+  # the server's INSERT statements over the load (each table's rows of an insert are one
+  # statement; the schema's own are a few): spans per insert says how well they group
+  [ "$store" = clickhouse ] &&
+    inserts=$(ch "SELECT value FROM system.events WHERE event = 'InsertQuery'")
   local stored bytes detail f
   if [ "$store" = sqlite ]; then
     stored=$(sqlite3 "$dir/data/prela.db" "SELECT count(*) FROM spans")
@@ -293,10 +309,22 @@ run_store() {
       awk '{ printf "%s: %d parts %.1f MB; ", $1, $2, $3 / 1e6 }')
   fi
   local line
+  # CPU-seconds of the collector and (ClickHouse, chDB) the server over the load: on a
+  # shared machine spans per CPU-second compare where rates do not; load averages beside
   line=$(awk -v b="$bytes" -v n="$stored" -v c="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" \
+    -v sc="$(awk -v a="$scpu0" -v b="$scpu1" 'BEGIN { print b - a }')" -v srv="${spid:+1}" \
+    -v hwm="$(hwm_mb "$cpid")" -v la="$(cut -d' ' -f1-3 /proc/loadavg)" \
     -v r="$(field "$dir/load.txt" spans_per_s)" -v w="$(field "$dir/load.txt" wire_bytes_per_span)" \
-    'BEGIN { printf "%d spans stored, %.1f MB on disk, %.0f bytes per span (wire %s); load %s spans/s, collector %.1f CPU-s (%.0f spans per collector CPU-s)",
-             n, b / 1e6, (n > 0 ? b / n : 0), w, r, c, (c > 0 ? n / c : 0) }')
+    'BEGIN { printf "%d spans stored, %.1f MB on disk, %.0f bytes per span (wire %s); load %s spans/s, collector %.1f CPU-s (%.0f spans per collector CPU-s), peak RSS %s MB",
+             n, b / 1e6, (n > 0 ? b / n : 0), w, r, c, (c > 0 ? n / c : 0), hwm
+             if (srv) printf "; server %.1f CPU-s, together %.1f CPU-s per 1M spans (%.0f spans per CPU-s)",
+                             sc, (n > 0 ? (c + sc) * 1e6 / n : 0), (c + sc > 0 ? n / (c + sc) : 0)
+             printf "; load average %s", la }')
+  # the memory budget's peak (budget.h): what requests and pending inserts held at once
+  line+=$(curl -fsS "http://127.0.0.1:$P_METRICS/metrics" 2>/dev/null |
+    awk '/^prela_memory_budget_peak_bytes/ { printf "; memory budget peak %.1f MB", $NF / 1e6 }')
+  [ -n "$inserts" ] && line+=$(awk -v i="$inserts" -v n="$stored" 'BEGIN {
+    printf "; %d INSERT statements (%.0f spans per statement)", i, (i > 0 ? n / i : 0) }')
   echo "$line"
   echo "   ($detail)"
   SUMMARY[$store]="$line; collector RSS $(rss_mb "$cpid") MB after the load"

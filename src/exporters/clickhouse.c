@@ -14,11 +14,17 @@
  *
  * Group commit: consume() encodes its batch outside the lock, then appends
  * the rows to the pending insert (one `gen`) and waits on it. The single
- * flusher thread sends the pending insert once it holds batch.max_rows rows
- * or batch.max_wait has passed since the previous insert began, and the next
- * one fills up meanwhile. So an idle exporter inserts at once (no added
- * latency), and under load inserts start at most every max_wait, each
- * gathering everything that arrived since the one before.
+ * flusher thread sends the pending insert once it holds batch.max_rows rows;
+ * else, batch.max_wait after the previous insert began, once the callers that
+ * insert answered are back (it holds as many joins as that insert had plus
+ * those pending when it ended), and at the latest max_wait after it ended;
+ * the next one fills up meanwhile. So an idle exporter inserts at once, under
+ * load inserts start at most every max_wait, and the senders that wait for
+ * their answer (SDKs, the Kafka consumer) all join one insert.
+ * Why wait for them: sent as soon as the previous insert was done, an insert
+ * missed the callers just answered; they split into alternating halves (16
+ * connections of 100 spans: about 800 spans an insert, not 1,600), and each
+ * insert is a part per table and month, a file per column (issue 15).
  * Why 20000 rows / 50 ms: ClickHouse wants few, large inserts (each creates
  * parts that must be merged; at most 20 inserts a second keeps merges far
  * ahead), while an SDK's request is held until its insert is acknowledged,
@@ -62,7 +68,8 @@
  * to join; the flusher sends a block straight from those rows when they lie
  * back to back, and keeps its compressor and body buffers. So a steady drain
  * reuses the same few buffers instead of mapping, faulting in and unmapping
- * tens of MB per insert (they are above the 1 MiB mmap threshold).
+ * tens of MB per insert (they are above the 1 MiB mmap threshold). Rows are
+ * charged to the memory budget (budget.h) until their insert is freed.
  *
  * Ownership: consume owns its batch reference and drops it after encoding;
  * the pending insert owns its encoded rows. The flusher has its own curl
@@ -70,7 +77,9 @@
  */
 #include "clickhouse.h"
 
+#include "budget.h"
 #include "clickhouse_conf.h"
+#include "clickhouse_encode.h"
 #include "clickhouse_http.h"
 #include "clickhouse_migrate.h"
 #include "clickhouse_rows.h"
@@ -115,6 +124,8 @@ typedef struct gen {
     pc_ch_rows events; /* attached events of carriers (clickhouse_events.h) */
     pc_ch_search_acc search; /* the search index's pieces (clickhouse_search.h) */
     size_t rows;
+    size_t joins;       /* consumes that joined it */
+    size_t charged;     /* bytes of its rows reserved in the memory budget */
     int64_t first_mono; /* when its first rows arrived */
     int64_t deadline;   /* first_mono + timeout */
     int state;          /* GEN_* */
@@ -141,6 +152,8 @@ typedef struct ch {
     gen *pending;
     pc_ch_rows spare; /* emptied span rows of a stored insert, for the next encode */
     int64_t last_send_mono; /* when the flusher began the previous insert */
+    int64_t last_done_mono; /* when it ended */
+    size_t want_joins;      /* joins that make the pending insert due (group commit) */
     bool accepting, stopping, thread_running;
     pthread_t thread;
     bool failing; /* flusher only: logged once per change */
@@ -151,7 +164,7 @@ typedef struct ch {
     int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
     int64_t down_wall;   /* atomic: wall ns of the same moment */
     pc_histogram *insert_seconds; /* from start; NULL without a metrics registry */
-    uint64_t next_block; /* flusher only: numbers the search blocks (clickhouse_search.h) */
+    pc_budget *budget;            /* from start (budget.h): pending inserts' rows; NULL: none */
 } ch;
 
 /* Drops a reference to |g|; the last one frees it, its span rows' blocks
@@ -168,6 +181,7 @@ static void gen_unref_locked(ch *C, gen *g)
     pc_ch_rows_free(&g->traces);
     pc_ch_rows_free(&g->events);
     pc_ch_search_free(&g->search);
+    pc_budget_release(C->budget, g->charged);
     free(g);
 }
 
@@ -297,27 +311,36 @@ static int store_block(ch *C, CURL *h, const char *table, const char *query, con
     return st;
 }
 
+/* One insert's sending: the flusher's handle and the insert's deadline. */
+typedef struct flight {
+    ch *C;
+    CURL *h;
+    int64_t deadline;
+} flight;
+
 /* Stores every row of |rows| into |table|, in blocks of at most
- * batch.max_partitions partitions. GEN_OK or GEN_RETRY. */
-static int store_rows(ch *C, CURL *h, const char *table, const char *query, const pc_ch_rows *rows,
-                      int64_t deadline)
+ * batch.max_partitions partitions: 0, or GEN_RETRY. A pc_ch_store_rows_fn
+ * (the search index stores its rows through it too). */
+static int store_rows(void *fp, const char *table, const char *query, const pc_ch_rows *rows)
 {
-    if (rows->n == 0) return GEN_OK;
+    flight *f = fp;
+    if (rows->n == 0) return 0;
     size_t *idx = pc_xmalloc(rows->n * sizeof(*idx)), *ends = pc_xmalloc(rows->n * sizeof(*ends));
-    size_t ng = pc_ch_rows_partition_groups(rows, (int)C->cfg->max_partitions, idx, ends);
+    size_t ng = pc_ch_rows_partition_groups(rows, (int)f->C->cfg->max_partitions, idx, ends);
     int st = GEN_OK;
     for (size_t gi = 0, from = 0; gi < ng && st == GEN_OK; from = ends[gi++])
-        st = store_block(C, h, table, query, rows, idx + from, ends[gi] - from, deadline);
+        st = store_block(f->C, f->h, table, query, rows, idx + from, ends[gi] - from, f->deadline);
     free(idx);
     free(ends);
-    return st;
+    return st == GEN_OK ? 0 : st;
 }
 
 /* When the pending insert |g| is due; see "Group commit". Call with C->mu held. */
 static int64_t due_at(const ch *C, const gen *g)
 {
     if (C->stopping || g->rows >= C->max_rows) return 0;
-    return C->last_send_mono + C->max_wait_ns;
+    int64_t floor = C->last_send_mono + C->max_wait_ns, late = C->last_done_mono + C->max_wait_ns;
+    return g->joins >= C->want_joins || late < floor ? floor : late;
 }
 
 static void *flusher_main(void *arg)
@@ -325,14 +348,12 @@ static void *flusher_main(void *arg)
     ch *C = arg;
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
-    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT,
-           q_grams = PC_BUF_INIT, q_blocks = PC_BUF_INIT;
+    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT;
     pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
     pc_ch_insert_span_events(&q_events, C->cfg->database);
-    pc_ch_insert_search_grams(&q_grams, C->cfg->database);
-    pc_ch_insert_search_blocks(&q_blocks, C->cfg->database);
-    pc_ch_rows grams = PC_CH_ROWS_INIT, blocks = PC_CH_ROWS_INIT;
+    pc_ch_search_writer search;
+    pc_ch_search_writer_init(&search, C->cfg->database);
     pthread_mutex_lock(&C->mu);
     for (;;) {
         while (!(C->pending && pc_time_mono_ns() >= due_at(C, C->pending)) &&
@@ -351,22 +372,16 @@ static void *flusher_main(void *arg)
         C->last_send_mono = pc_time_mono_ns();
         pthread_mutex_unlock(&C->mu);
         /* Spans first: a trace row never points at spans that are not there. */
-        int st = store_rows(C, h, "spans", q_spans.data, &g->spans, g->deadline);
-        if (st == GEN_OK) st = store_rows(C, h, "traces", q_traces.data, &g->traces, g->deadline);
-        if (st == GEN_OK)
-            st = store_rows(C, h, "span_events", q_events.data, &g->events, g->deadline);
-        /* Then the search index of what is stored (a retried insert writes its
-         * blocks again under new ids: more candidates, never fewer). */
-        if (st == GEN_OK) {
-            pc_ch_rows_reset(&grams);
-            pc_ch_rows_reset(&blocks);
-            pc_ch_search_rows(&g->search, &C->next_block, &grams, &blocks);
-            st = store_rows(C, h, "search_blocks", q_blocks.data, &blocks, g->deadline);
-            if (st == GEN_OK)
-                st = store_rows(C, h, "search_grams", q_grams.data, &grams, g->deadline);
-        }
+        flight f = {C, h, g->deadline};
+        int st = store_rows(&f, "spans", q_spans.data, &g->spans);
+        if (!st) st = store_rows(&f, "traces", q_traces.data, &g->traces);
+        if (!st) st = store_rows(&f, "span_events", q_events.data, &g->events);
+        /* Then the search index of what is stored. */
+        if (!st) st = pc_ch_search_store(&search, &g->search, store_rows, &f);
         pthread_mutex_lock(&C->mu);
-        g->state = st;
+        C->last_done_mono = pc_time_mono_ns();
+        C->want_joins = g->joins + (C->pending ? C->pending->joins : 0);
+        g->state = st ? st : GEN_OK;
         pthread_cond_broadcast(&C->done_cv);
         gen_unref_locked(C, g);
     }
@@ -379,62 +394,18 @@ static void *flusher_main(void *arg)
     pc_buf_free(&q_spans);
     pc_buf_free(&q_traces);
     pc_buf_free(&q_events);
-    pc_buf_free(&q_grams);
-    pc_buf_free(&q_blocks);
-    pc_ch_rows_free(&grams);
-    pc_ch_rows_free(&blocks);
+    pc_ch_search_writer_free(&search);
     return NULL;
 }
 
 /* ------------------------------------------------------------ data path -- */
 
-/* Encodes |b|: span rows into |spans|, one partial row per trace into |traces|,
- * the events of carriers (span.h) into |events|. */
-static void encode(ch *C, const pc_batch *b, pc_ch_rows *spans, pc_ch_rows *traces,
-                   pc_ch_rows *events)
-{
-    pc_buf scratch = PC_BUF_INIT;
-    bool carriers = false;
-    for (size_t i = 0; i < b->n; i++) {
-        const pc_span *s = &b->spans[i];
-        if (s->carrier) {
-            pc_ch_event_rows(events, C->dialect, s, pc_span_received(b, s), &scratch);
-            carriers = true;
-            continue;
-        }
-        size_t off = spans->text.len;
-        pc_ch_span_row(&spans->text, C->dialect, s, pc_span_received(b, s), &scratch);
-        pc_ch_rows_add(spans, off, pc_ch_month(s->start_ns), s->project_id, s->trace_id,
-                       s->span_id);
-    }
-    pc_trace_group *tr;
-    size_t nt = pc_batch_group_traces(b, &tr);
-    for (size_t k = 0; k < nt; k++) {
-        if (carriers) { /* a trace row summarizes spans only */
-            size_t w = 0;
-            for (size_t i = 0; i < tr[k].n; i++)
-                if (!tr[k].spans[i]->carrier) tr[k].spans[w++] = tr[k].spans[i];
-            tr[k].n = w;
-            if (!w) continue;
-        }
-        pc_ch_trace_part part;
-        pc_ch_part_init(&part, tr[k].spans[0], pc_span_received(b, tr[k].spans[0]));
-        for (size_t i = 1; i < tr[k].n; i++)
-            pc_ch_part_add(&part, tr[k].spans[i], pc_span_received(b, tr[k].spans[i]));
-        size_t off = traces->text.len;
-        pc_ch_trace_row(&traces->text, C->dialect, &part);
-        pc_ch_part_free(&part);
-        pc_ch_rows_add(traces, off, pc_ch_month(part.started_ns), tr[k].spans[0]->project_id,
-                       tr[k].spans[0]->trace_id, PC_STR_NULL);
-    }
-    free(tr);
-    pc_buf_free(&scratch);
-}
-
 /*
- * Encodes |b| and joins its rows to the pending insert (the group commit).
+ * Encodes |b| and joins its rows to the pending insert (the group commit),
+ * their bytes charged to the memory budget until the insert is freed.
  * Returns the insert with a reference for the caller, or NULL (not accepting,
- * or too much pending: retry). |start| is when the caller began.
+ * too much pending, or the budget refuses the rows: retry). |start| is when
+ * the caller began.
  */
 static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
 {
@@ -444,34 +415,35 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     spans = C->spare; /* the blocks of a stored insert, if any (see "Memory") */
     C->spare = (pc_ch_rows)PC_CH_ROWS_INIT;
     pthread_mutex_unlock(&C->mu);
-    encode(C, b, &spans, &traces, &events);
     pc_ch_search_acc piece = PC_CH_SEARCH_ACC_INIT;
-    pc_ch_search_add_batch(&piece, b);
+    pc_ch_encode_batch(b, C->dialect, &spans, &traces, &events, &piece);
+    size_t bytes = pc_ch_rows_bytes(&spans) + pc_ch_rows_bytes(&traces) +
+                   pc_ch_rows_bytes(&events) + pc_ch_search_bytes(&piece);
+    bool charged = pc_budget_reserve(C->budget, bytes) == 0;
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
-    if (!C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
-        pthread_mutex_unlock(&C->mu);
-        pc_ch_rows_free(&spans);
-        pc_ch_rows_free(&traces);
-        pc_ch_rows_free(&events);
-        pc_ch_search_free(&piece);
-        return NULL;
+    if (!charged || !C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
+        g = NULL;
+    } else {
+        if (!g) {
+            g = pc_xcalloc(1, sizeof(*g));
+            g->first_mono = start;
+            g->deadline = start + C->timeout_ns;
+            g->refs = 1; /* the flusher's */
+            C->pending = g;
+        }
+        pc_ch_rows_move(&g->spans, &spans);
+        pc_ch_rows_move(&g->traces, &traces);
+        pc_ch_rows_move(&g->events, &events);
+        pc_ch_search_move(&g->search, &piece);
+        g->rows += n;
+        g->charged += bytes;
+        g->joins++;
+        g->refs++;
+        pthread_cond_signal(&C->work_cv);
     }
-    if (!g) {
-        g = pc_xcalloc(1, sizeof(*g));
-        g->first_mono = start;
-        g->deadline = start + C->timeout_ns;
-        g->refs = 1; /* the flusher's */
-        C->pending = g;
-    }
-    pc_ch_rows_move(&g->spans, &spans);
-    pc_ch_rows_move(&g->traces, &traces);
-    pc_ch_rows_move(&g->events, &events);
-    pc_ch_search_move(&g->search, &piece);
-    g->rows += n;
-    g->refs++;
-    pthread_cond_signal(&C->work_cv);
     pthread_mutex_unlock(&C->mu);
+    if (!g && charged) pc_budget_release(C->budget, bytes);
     pc_ch_rows_free(&spans);
     pc_ch_rows_free(&traces);
     pc_ch_rows_free(&events);
@@ -642,41 +614,10 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     return C;
 }
 
-/*
- * Runs |sql| until it succeeds or |timeout_ms| passed (the server may be
- * starting); a request gets the time left. The answer lands in |out| when it
- * is not NULL. 0 / -1 after logging |what| failed.
- */
-static int setup_sql(ch *C, const char *sql, const char *what, long timeout_ms, pc_buf *out)
-{
-    int64_t deadline = pc_time_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
-    CURL *h = curl_easy_init();
-    pc_ch_reply r = {0};
-    for (;;) {
-        pc_buf_free(&r.body);
-        int64_t left = (deadline - pc_time_mono_ns()) / NS_PER_MS;
-        pc_ch_http_post(C->http, h, NULL, NULL, sql, strlen(sql), false,
-                        (long)(left > 1 ? left : 1), &r);
-        if (pc_ch_reply_ok(&r) || pc_ch_reply_permanent(&r) || pc_ch_reply_tls_refused(&r) ||
-            pc_ch_reply_auth_refused(&r) || r.curl == CURLE_OPERATION_TIMEDOUT ||
-            pc_time_mono_ns() + 200 * NS_PER_MS >= deadline)
-            break;
-        struct timespec ts = {0, 200 * NS_PER_MS};
-        nanosleep(&ts, NULL);
-    }
-    curl_easy_cleanup(h);
-    if (!pc_ch_reply_ok(&r)) return pc_ch_http_log_failure(C->http, &r, what);
-    if (out)
-        *out = r.body;
-    else
-        pc_buf_free(&r.body);
-    return 0;
-}
-
 /* pc_ch_exec_fn over setup_sql, for the schema setup. */
 static int exec_setup(void *ud, const char *sql, const char *what, long timeout_ms, pc_buf *out)
 {
-    return setup_sql(ud, sql, what, timeout_ms, out);
+    return pc_ch_http_setup_sql(((ch *)ud)->http, sql, what, timeout_ms, out);
 }
 
 /* Opens the dead letter: the topic dead_letter.topic when dead_letter.brokers
@@ -711,37 +652,6 @@ uint64_t pc_clickhouse_dead_lettered(void *ctx)
     return ctx ? pc_deadletter_count(((ch *)ctx)->dead) : 0;
 }
 
-/*
- * `compression: auto`: whether the server takes zstd bodies, asked by sending
- * it a zstd-compressed `SELECT 1`. PC_CH_CODEC_ZSTD when it answers 200, else
- * PC_CH_CODEC_GZIP (18.16 answers 'Unknown Content-Encoding', code 89; any
- * other failure also falls back to gzip, which every server takes). Why ask
- * and not go by the version: a proxy in front of the server may decide.
- */
-static pc_ch_codec probe_zstd(ch *C, long timeout_ms)
-{
-    static const char sql[] = "SELECT 1";
-    pc_ch_zip *z = pc_ch_zip_create(PC_CH_CODEC_ZSTD, 1);
-    pc_buf body = PC_BUF_INIT;
-    pc_ch_reply r = {0};
-    CURL *h = curl_easy_init();
-    bool ok = pc_ch_zip_body(z, &body, sql, sizeof(sql) - 1) == 0;
-    if (ok) pc_ch_http_post_encoded(C->http, h, NULL, NULL, body.data, body.len, "zstd", timeout_ms, &r);
-    ok = ok && pc_ch_reply_ok(&r) && r.body.data && !strncmp(r.body.data, "1\n", 2);
-    if (!ok) {
-        const char *why = r.status && r.body.data ? r.body.data : "no answer";
-        pc_log(PC_LOG_INFO, C->id,
-               "compression auto: the server does not take zstd bodies (%.*s); inserts are "
-               "gzip-compressed",
-               (int)(strcspn(why, "\n") < 200 ? strcspn(why, "\n") : 200), why);
-    }
-    curl_easy_cleanup(h);
-    pc_buf_free(&r.body);
-    pc_buf_free(&body);
-    pc_ch_zip_destroy(z);
-    return ok ? PC_CH_CODEC_ZSTD : PC_CH_CODEC_GZIP;
-}
-
 /* Copying a large table may take long; each copy statement gets up to this. */
 #define COPY_TIMEOUT_MS (6L * 3600 * 1000)
 
@@ -749,6 +659,7 @@ static int ch_start(void *ctx, pc_host *host)
 {
     ch *C = ctx;
     if (C->thread_running || C->stopping) return 0;
+    C->budget = pc_host_budget(host);
     pc_metrics *m = pc_host_metrics(host);
     if (m) {
         static const double bounds[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
@@ -760,7 +671,8 @@ static int ch_start(void *ctx, pc_host *host)
     const pc_ch_cfg *c = C->cfg;
     long timeout_ms = (long)(C->timeout_ns / NS_PER_MS);
     pc_buf version = PC_BUF_INIT;
-    if (setup_sql(C, "SELECT version()", "cannot reach ClickHouse", timeout_ms, &version) < 0)
+    if (pc_ch_http_setup_sql(C->http, "SELECT version()", "cannot reach ClickHouse", timeout_ms,
+                             &version) < 0)
         return -1;
     version.len = strcspn(version.data ? version.data : "", "\n");
     if (version.data) version.data[version.len] = '\0';
@@ -768,7 +680,7 @@ static int ch_start(void *ctx, pc_host *host)
                  : pc_ch_is(c->dialect, "legacy") ? PC_CH_LEGACY
                                             : pc_ch_dialect_of(version.data);
     C->reads.dialect = C->dialect; /* before any read: reads start after start() */
-    if (pc_ch_is(c->compression, "auto")) C->codec = probe_zstd(C, timeout_ms);
+    if (pc_ch_is(c->compression, "auto")) C->codec = pc_ch_http_probe_zstd(C->http, timeout_ms);
     int rc = open_dead_letter(C);
     if (rc == 0)
         rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,

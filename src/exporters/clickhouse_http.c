@@ -2,7 +2,8 @@
  * clickhouse_http.c - one ClickHouse server over HTTP(S) (see
  * clickhouse_http.h): URL and auth headers built once at create, one POST per
  * statement, and the classification of failed answers that the exporter's
- * retry loop and the query store act on.
+ * retry loop and the query store act on; the start-up requests (retried
+ * while the server starts) and the probe of the zstd bodies it takes.
  *
  * Data flow: clickhouse.c / clickhouse_store.c → pc_ch_http_post → libcurl
  * → the server's HTTP interface; the answer body comes back in a pc_buf.
@@ -15,12 +16,14 @@
 
 #include "log.h"
 #include "mem.h"
+#include "timefmt.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <zlib.h>
 
 #define POOL_MAX 8
@@ -352,4 +355,56 @@ int pc_ch_http_log_failure(pc_ch_http *H, pc_ch_reply *r, const char *what)
     pc_log(PC_LOG_ERROR, H->id, "%s: %s", what, why);
     pc_buf_free(&r->body);
     return -1;
+}
+
+int pc_ch_http_setup_sql(pc_ch_http *H, const char *sql, const char *what, long timeout_ms,
+                         pc_buf *out)
+{
+    int64_t deadline = pc_time_mono_ns() + (int64_t)timeout_ms * 1000000LL;
+    CURL *h = curl_easy_init();
+    pc_ch_reply r = {0};
+    for (;;) {
+        pc_buf_free(&r.body);
+        int64_t left = (deadline - pc_time_mono_ns()) / 1000000LL;
+        pc_ch_http_post(H, h, NULL, NULL, sql, strlen(sql), false,
+                        (long)(left > 1 ? left : 1), &r);
+        if (pc_ch_reply_ok(&r) || pc_ch_reply_permanent(&r) || pc_ch_reply_tls_refused(&r) ||
+            pc_ch_reply_auth_refused(&r) || r.curl == CURLE_OPERATION_TIMEDOUT ||
+            pc_time_mono_ns() + 200 * 1000000LL >= deadline)
+            break;
+        struct timespec ts = {0, 200 * 1000000LL};
+        nanosleep(&ts, NULL);
+    }
+    curl_easy_cleanup(h);
+    if (!pc_ch_reply_ok(&r)) return pc_ch_http_log_failure(H, &r, what);
+    if (out)
+        *out = r.body;
+    else
+        pc_buf_free(&r.body);
+    return 0;
+}
+
+/* Why ask and not go by the version: a proxy in front of the server may decide. */
+pc_ch_codec pc_ch_http_probe_zstd(pc_ch_http *H, long timeout_ms)
+{
+    static const char sql[] = "SELECT 1";
+    pc_ch_zip *z = pc_ch_zip_create(PC_CH_CODEC_ZSTD, 1);
+    pc_buf body = PC_BUF_INIT;
+    pc_ch_reply r = {0};
+    CURL *h = curl_easy_init();
+    bool ok = pc_ch_zip_body(z, &body, sql, sizeof(sql) - 1) == 0;
+    if (ok) pc_ch_http_post_encoded(H, h, NULL, NULL, body.data, body.len, "zstd", timeout_ms, &r);
+    ok = ok && pc_ch_reply_ok(&r) && r.body.data && !strncmp(r.body.data, "1\n", 2);
+    if (!ok) {
+        const char *why = r.status && r.body.data ? r.body.data : "no answer";
+        pc_log(PC_LOG_INFO, H->id,
+               "compression auto: the server does not take zstd bodies (%.*s); inserts are "
+               "gzip-compressed",
+               (int)(strcspn(why, "\n") < 200 ? strcspn(why, "\n") : 200), why);
+    }
+    curl_easy_cleanup(h);
+    pc_buf_free(&r.body);
+    pc_buf_free(&body);
+    pc_ch_zip_destroy(z);
+    return ok ? PC_CH_CODEC_ZSTD : PC_CH_CODEC_GZIP;
 }

@@ -17,6 +17,7 @@
 #define PC_CLICKHOUSE_HTTP_H
 
 #include "buf.h"
+#include "clickhouse_zip.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -118,6 +119,24 @@ void pc_ch_http_describe(const pc_ch_http *H, const pc_ch_reply *r, char *out, s
 
 /* Logs why request |what| failed, frees r->body; returns -1. */
 int pc_ch_http_log_failure(pc_ch_http *H, pc_ch_reply *r, const char *what);
+
+/*
+ * Runs |sql| (schema setup, start-up checks) with a handle of its own until it
+ * succeeds or |timeout_ms| passed (the server may be starting): a failure that
+ * may pass is tried again every 200 ms, each request getting the time left.
+ * The answer lands in |out| (the caller frees it) when it is not NULL.
+ * 0, or -1 after logging that |what| failed.
+ */
+int pc_ch_http_setup_sql(pc_ch_http *H, const char *sql, const char *what, long timeout_ms,
+                         pc_buf *out);
+
+/*
+ * `compression: auto`: whether the server takes zstd bodies, asked by sending
+ * it a zstd-compressed `SELECT 1`. PC_CH_CODEC_ZSTD when it answers 200, else
+ * PC_CH_CODEC_GZIP (18.16 answers 'Unknown Content-Encoding', code 89; any
+ * other failure also falls back to gzip, which every server takes), logged.
+ */
+pc_ch_codec pc_ch_http_probe_zstd(pc_ch_http *H, long timeout_ms);
 
 /* Lends a read handle (idle or new); give it back with pc_ch_http_release. */
 CURL *pc_ch_http_acquire(pc_ch_http *H);

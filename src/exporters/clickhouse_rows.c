@@ -92,6 +92,11 @@ void pc_ch_rows_free(pc_ch_rows *r)
     *r = (pc_ch_rows)PC_CH_ROWS_INIT;
 }
 
+size_t pc_ch_rows_bytes(const pc_ch_rows *r)
+{
+    return r->text.len + r->meta.len + r->n * sizeof(*r->v);
+}
+
 const char *pc_ch_row_project(const pc_ch_rows *r, size_t i)
 {
     return r->meta.data + r->v[i].meta;

@@ -61,6 +61,9 @@ void pc_ch_rows_move(pc_ch_rows *dst, pc_ch_rows *src);
 void pc_ch_rows_reset(pc_ch_rows *r);
 
 void pc_ch_rows_free(pc_ch_rows *r);
+/* The bytes |r|'s rows hold (not its spare capacity): what the exporter
+ * charges to the memory budget. */
+size_t pc_ch_rows_bytes(const pc_ch_rows *r);
 
 /* The ids of row |i|: pointers into r->meta, valid until |r| changes. */
 const char *pc_ch_row_project(const pc_ch_rows *r, size_t i);

@@ -69,43 +69,59 @@ static void close_piece(pc_ch_search_acc *acc, pc_local_keyset *set)
     pc_local_keyset_clear(set);
 }
 
+void pc_ch_search_span(pc_ch_search_acc *acc, const pc_span *s, const pc_buf *attrs,
+                       const pc_buf *events)
+{
+    if (s->start_ns < acc->started) acc->started = s->start_ns;
+    pc_local_text_in in = {s->name.p,           s->name.n,
+                           attrs->data,           attrs->len,
+                           events->data,          events->len,
+                           s->input_messages.p, s->input_messages.n,
+                           s->output_messages.p, s->output_messages.n};
+    pc_buf_reset(&acc->text);
+    pc_local_search_text(&acc->text, &in);
+    pc_local_keyset_add_text(&acc->set, acc->text.data ? acc->text.data : "", acc->text.len);
+}
+
+void pc_ch_search_end_trace(pc_ch_search_acc *acc, pc_str project, pc_str trace)
+{
+    add_trace(acc, acc->started, project, trace);
+    acc->started = INT64_MAX;
+    size_t from = acc->npieces ? acc->pieces[acc->npieces - 1].trace_end : 0;
+    if (acc->ntraces - from == PC_CH_SEARCH_BLOCK_TRACES) close_piece(acc, &acc->set);
+}
+
+void pc_ch_search_end_batch(pc_ch_search_acc *acc)
+{
+    close_piece(acc, &acc->set);
+}
+
 void pc_ch_search_add_batch(pc_ch_search_acc *acc, const pc_batch *b)
 {
     pc_trace_group *tr;
     size_t nt = pc_batch_group_traces(b, &tr);
-    pc_local_keyset set = PC_LOCAL_KEYSET_INIT;
-    pc_buf attrs = PC_BUF_INIT, events = PC_BUF_INIT, text = PC_BUF_INIT;
-    size_t in_piece = 0;
+    pc_buf attrs = PC_BUF_INIT, events = PC_BUF_INIT;
     for (size_t k = 0; k < nt; k++) {
-        int64_t started = INT64_MAX;
         for (size_t i = 0; i < tr[k].n; i++) {
             const pc_span *s = tr[k].spans[i];
-            if (s->start_ns < started) started = s->start_ns;
             pc_buf_reset(&attrs);
             pc_buf_reset(&events);
-            pc_buf_reset(&text);
             pc_attrs_write_json(&attrs, &s->attrs);
             pc_events_write_json(&events, s->events, s->n_events);
-            pc_local_text_in in = {s->name.p,           s->name.n,
-                                   attrs.data,            attrs.len,
-                                   events.data,           events.len,
-                                   s->input_messages.p, s->input_messages.n,
-                                   s->output_messages.p, s->output_messages.n};
-            pc_local_search_text(&text, &in);
-            pc_local_keyset_add_text(&set, text.data ? text.data : "", text.len);
+            pc_ch_search_span(acc, s, &attrs, &events);
         }
-        add_trace(acc, started, tr[k].spans[0]->project_id, tr[k].trace_id);
-        if (++in_piece == PC_CH_SEARCH_BLOCK_TRACES) {
-            close_piece(acc, &set);
-            in_piece = 0;
-        }
+        pc_ch_search_end_trace(acc, tr[k].spans[0]->project_id, tr[k].trace_id);
     }
-    close_piece(acc, &set);
+    pc_ch_search_end_batch(acc);
     free(tr);
-    pc_local_keyset_free(&set);
     pc_buf_free(&attrs);
     pc_buf_free(&events);
-    pc_buf_free(&text);
+}
+
+size_t pc_ch_search_bytes(const pc_ch_search_acc *acc)
+{
+    return acc->nkeys * sizeof(*acc->keys) + acc->npieces * sizeof(*acc->pieces) +
+           acc->ntraces * sizeof(*acc->traces) + acc->meta.len;
 }
 
 void pc_ch_search_move(pc_ch_search_acc *dst, pc_ch_search_acc *src)
@@ -140,6 +156,8 @@ void pc_ch_search_free(pc_ch_search_acc *acc)
     free(acc->pieces);
     free(acc->traces);
     pc_buf_free(&acc->meta);
+    pc_local_keyset_free(&acc->set);
+    pc_buf_free(&acc->text);
     *acc = (pc_ch_search_acc)PC_CH_SEARCH_ACC_INIT;
 }
 
@@ -205,6 +223,31 @@ void pc_ch_search_rows(const pc_ch_search_acc *acc, uint64_t *seq, pc_ch_rows *g
         }
     }
     pc_local_keyset_free(&set);
+}
+
+void pc_ch_search_writer_init(pc_ch_search_writer *w, const char *db)
+{
+    *w = (pc_ch_search_writer){.grams = PC_CH_ROWS_INIT, .blocks = PC_CH_ROWS_INIT};
+    pc_ch_insert_search_grams(&w->q_grams, db);
+    pc_ch_insert_search_blocks(&w->q_blocks, db);
+}
+
+void pc_ch_search_writer_free(pc_ch_search_writer *w)
+{
+    pc_buf_free(&w->q_grams);
+    pc_buf_free(&w->q_blocks);
+    pc_ch_rows_free(&w->grams);
+    pc_ch_rows_free(&w->blocks);
+}
+
+int pc_ch_search_store(pc_ch_search_writer *w, const pc_ch_search_acc *acc,
+                       pc_ch_store_rows_fn store, void *ud)
+{
+    pc_ch_rows_reset(&w->grams);
+    pc_ch_rows_reset(&w->blocks);
+    pc_ch_search_rows(acc, &w->seq, &w->grams, &w->blocks);
+    int st = store(ud, "search_blocks", w->q_blocks.data, &w->blocks);
+    return st ? st : store(ud, "search_grams", w->q_grams.data, &w->grams);
 }
 
 /* ------------------------------------------------------------------ SQL -- */

@@ -3,19 +3,23 @@
  * trigram keys of the spans' search text per block of traces, so a search
  * reads the few blocks that can match instead of every span.
  *
- * Data flow, write side: consume() (clickhouse.c) turns its batch into a
- * piece (pc_ch_search_add_batch: the batch's traces and the distinct trigram
- * keys of their spans' search text, local_text.h), the piece joins the
- * pending insert (pc_ch_search_move), and the flusher, after the spans and
- * trace rows, cuts the insert's pieces into blocks of at least
- * PC_CH_SEARCH_BLOCK_TRACES traces and writes their rows
- * (pc_ch_search_rows): search_blocks (block, project, trace) and
- * search_grams (gram, block). Read side (clickhouse_store_search.c): the
- * query's keys (pc_local_query_keys) name the blocks holding all of them and
- * their traces (pc_ch_sql_search_candidates, one read), which are verified
- * in C on their spans' search text (pc_ch_sql_verify, then
- * pc_local_needle_in), exactly as the local store verifies its candidates:
- * both stores find the same texts.
+ * Data flow, write side: consume() (clickhouse.c) turns its batch into
+ * pieces while it writes the batch's rows, trace by trace: each span's search
+ * text, from the attributes and events JSON its row has just been written
+ * with (pc_ch_search_span), then the trace (pc_ch_search_end_trace), closing a
+ * piece every PC_CH_SEARCH_BLOCK_TRACES traces and at the batch's end
+ * (pc_ch_search_end_batch): the traces and the distinct trigram keys of their
+ * spans' search text (local_text.h). The pieces join the pending insert
+ * (pc_ch_search_move), and the flusher, after the spans and trace rows,
+ * stores the insert's index in one call (pc_ch_search_store): it cuts the
+ * pieces into blocks of at least PC_CH_SEARCH_BLOCK_TRACES traces, writes
+ * their rows (pc_ch_search_rows) and inserts search_blocks (block, project,
+ * trace) then search_grams (gram, block). Read side
+ * (clickhouse_store_search.c): the query's keys (pc_local_query_keys) name
+ * the blocks holding all of them and their traces
+ * (pc_ch_sql_search_candidates, one read), which are verified in C on their
+ * spans' search text (pc_ch_sql_verify, then pc_local_needle_in), exactly as
+ * the local store verifies its candidates: both stores find the same texts.
  *
  * Tables (both dialects; plain MergeTree, so a redelivered batch adds rows
  * under another block id, which only adds candidates):
@@ -40,6 +44,7 @@
 #include "buf.h"
 #include "clickhouse_rows.h"
 #include "clickhouse_sql.h"
+#include "local_text.h"
 #include "span.h"
 
 #include <stddef.h>
@@ -52,7 +57,8 @@
 /* Most keys a query looks up (sampled, first and last trigram included). */
 #define PC_CH_SEARCH_KEYS 8
 
-/* The pieces of one pending insert. Owns its memory. */
+/* The pieces of one pending insert, and the piece being gathered. Owns its
+ * memory. */
 typedef struct pc_ch_search_acc {
     uint64_t *keys;
     size_t nkeys, cap_keys;
@@ -61,15 +67,52 @@ typedef struct pc_ch_search_acc {
     struct pc_ch_search_trace *traces;
     size_t ntraces, cap_traces;
     pc_buf meta; /* project, NUL, trace id, NUL per trace */
+    pc_local_keyset set; /* the keys of the piece being gathered */
+    pc_buf text;         /* scratch: one span's search text */
+    int64_t started;     /* the trace being gathered: its earliest span start */
 } pc_ch_search_acc;
-#define PC_CH_SEARCH_ACC_INIT {0}
+#define PC_CH_SEARCH_ACC_INIT {.set = PC_LOCAL_KEYSET_INIT, .started = INT64_MAX}
 
-/* Adds the pieces of |b| (its traces, at most PC_CH_SEARCH_BLOCK_TRACES per
- * piece, and the distinct keys of each piece) to |acc|. */
+/*
+ * Gathering a batch's pieces into |acc| (see "Data flow"): for each trace,
+ * pc_ch_search_span for each of its spans, then pc_ch_search_end_trace; at the
+ * batch's end pc_ch_search_end_batch. |attrs| and |events| are the span's
+ * attributes and events JSON (span.h's pc_attrs_write_json and
+ * pc_events_write_json) as its row holds them (pc_ch_span_row_json); a
+ * carrier (span.h), which has no span row, writes its own.
+ */
+void pc_ch_search_span(pc_ch_search_acc *acc, const pc_span *s, const pc_buf *attrs,
+                       const pc_buf *events);
+void pc_ch_search_end_trace(pc_ch_search_acc *acc, pc_str project, pc_str trace);
+void pc_ch_search_end_batch(pc_ch_search_acc *acc);
+/* The same for a batch whose rows were not written (tests): writes the JSON itself. */
 void pc_ch_search_add_batch(pc_ch_search_acc *acc, const pc_batch *b);
+/* The bytes |acc|'s pieces hold (for the memory budget). */
+size_t pc_ch_search_bytes(const pc_ch_search_acc *acc);
 /* Appends |src|'s pieces to |dst| and empties |src|. */
 void pc_ch_search_move(pc_ch_search_acc *dst, pc_ch_search_acc *src);
 void pc_ch_search_free(pc_ch_search_acc *acc);
+
+/* Stores |rows| into |table| with the INSERT |query|: 0, or the caller's
+ * nonzero status, passed back by pc_ch_search_store. */
+typedef int (*pc_ch_store_rows_fn)(void *ud, const char *table, const char *query,
+                                   const pc_ch_rows *rows);
+
+/* The flusher's side: the INSERTs, reused row buffers, and the block sequence. */
+typedef struct pc_ch_search_writer {
+    pc_buf q_grams, q_blocks;
+    pc_ch_rows grams, blocks;
+    uint64_t seq; /* numbers the block ids' low bits */
+} pc_ch_search_writer;
+
+void pc_ch_search_writer_init(pc_ch_search_writer *w, const char *db);
+void pc_ch_search_writer_free(pc_ch_search_writer *w);
+/* Writes the rows of |acc|'s blocks and stores them through |store|:
+ * search_blocks, then search_grams (a block's keys never name a block the
+ * table does not hold). 0, or the first nonzero |store| returned. A retried
+ * insert writes its blocks again under new ids: more candidates, never fewer. */
+int pc_ch_search_store(pc_ch_search_writer *w, const pc_ch_search_acc *acc,
+                       pc_ch_store_rows_fn store, void *ud);
 
 /*
  * The rows of |acc|'s blocks: JSONEachRow lines into |grams| (table

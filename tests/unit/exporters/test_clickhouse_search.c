@@ -3,11 +3,13 @@
  * (clickhouse_search.c) and the trigram keys under it (local_text.c), no
  * server: a query's keys are among the keys of every text holding it (so an
  * indexed search never misses), pieces and blocks, the rows' lines and
- * partitions, and the reads' SQL with hostile text. The engines run the real
+ * partitions, the pieces pc_ch_encode_batch builds from the rows' JSON, and
+ * the reads' SQL with hostile text. The engines run the real
  * thing in tests/integration/test_clickhouse.py.
  */
 #include "check.h"
 
+#include "exporters/clickhouse_encode.h"
 #include "exporters/clickhouse_search.h"
 #include "exporters/local_contains.h"
 #include "exporters/local_text.h"
@@ -209,6 +211,55 @@ static void test_no_text(void)
     pc_ch_search_free(&piece);
 }
 
+/* pc_ch_encode_batch builds the same pieces from the rows' JSON as
+ * pc_ch_search_add_batch does from its own, carriers included, and writes
+ * one span row per span and one trace row per trace with a span. */
+static void test_encode(void)
+{
+    static pc_kv kv[2];
+    static pc_event ev[1];
+    kv[0] = (pc_kv){{"gen_ai.prompt", 13}, {.type = PC_V_STR, .s = {"Quokka island", 13}}};
+    kv[1] = (pc_kv){{"retries", 7}, {.type = PC_V_INT, .i = 31337}};
+    ev[0] = (pc_event){.name = {"exception", 9}, .time_ns = 5, .attrs = {kv, 1}};
+    pc_batch *b = pc_batch_create(NULL);
+    const int64_t jan = 1767225600000000000LL;
+    span(b, "p", "t1", "s1", "plain one", jan);
+    span(b, "p", "t2", "s1", "other trace", jan + 1);
+    b->spans[1].attrs = (pc_attrs){kv, 2};
+    span(b, "p", "t1", "s2", "second of t1", jan + 2);
+    b->spans[2].events = ev;
+    b->spans[2].n_events = 1;
+    span(b, "p", "t3", "s9", "", jan + 3); /* a carrier alone: no span or trace row */
+    b->spans[3].carrier = true;
+    b->spans[3].events = ev;
+    b->spans[3].n_events = 1;
+    pc_ch_search_acc want = PC_CH_SEARCH_ACC_INIT, got = PC_CH_SEARCH_ACC_INIT;
+    pc_ch_search_add_batch(&want, b);
+    pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT, events = PC_CH_ROWS_INIT;
+    pc_ch_encode_batch(b, PC_CH_LEGACY, &spans, &traces, &events, &got);
+    CHECK_EQ_INT((int)spans.n, 3);
+    CHECK_EQ_INT((int)traces.n, 2);
+    CHECK_EQ_INT((int)events.n, 1);
+    CHECK_EQ_INT((int)got.ntraces, 3);
+    CHECK_EQ_INT((int)got.npieces, (int)want.npieces);
+    CHECK_EQ_INT((int)got.nkeys, (int)want.nkeys);
+    CHECK(got.nkeys > 0 && memcmp(got.keys, want.keys, got.nkeys * sizeof(*got.keys)) == 0);
+    uint64_t k[1];
+    CHECK_EQ_INT(pc_local_query_keys("okk", 3, k, 1), 1); /* an attribute value's */
+    bool found = false;
+    for (size_t i = 0; i < got.nkeys; i++)
+        found = found || got.keys[i] == k[0];
+    CHECK(found);
+    /* the rows hold it (escaped JSON): an attribute of one span, an event's of another */
+    CHECK_EQ_INT(lines_with(&spans, "Quokka island"), 2);
+    pc_ch_rows_free(&spans);
+    pc_ch_rows_free(&traces);
+    pc_ch_rows_free(&events);
+    pc_ch_search_free(&want);
+    pc_ch_search_free(&got);
+    pc_batch_unref(b);
+}
+
 static void test_sql(void)
 {
     pc_buf b = PC_BUF_INIT;
@@ -265,6 +316,7 @@ int main(void)
     RUN(test_keys);
     RUN(test_blocks);
     RUN(test_no_text);
+    RUN(test_encode);
     RUN(test_sql);
     return CHECK_DONE();
 }
