@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per span of ingest, this tree against an earlier commit: each
-# collector (Release) runs under valgrind's callgrind with the receivers,
-# normalize and the debug exporter (nothing stored), gets --requests OTLP/HTTP
+# collector (Release) runs under valgrind's callgrind with bench-peers.sh's
+# "nothing" config (scripts/lib/bench.sh none_config: the gateway's receivers
+# and API keys, normalize, the debug exporter), gets --requests OTLP/HTTP
 # requests of the reference workload (one body, loadgen --dump, 100 spans each)
 # one after another, and stops; the same run with no request is subtracted, so
 # the figure is the per-span cost of decode + normalize + the pipeline, startup
@@ -52,21 +53,9 @@ cmake -S "$TMP/rev" -B "$TMP/rev/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/de
 cmake --build "$TMP/rev/build" --target prela-collector >/dev/null
 
 "$BUILD_DIR/loadgen" --format otlp --spans-per-request 100 --dump "$TMP/body.pb" >/dev/null
-P_HTTP=$(free_port)
-cat >"$TMP/config.yaml" <<EOF
-receivers:
-  otlp:
-    protocols:
-      http: {endpoint: "127.0.0.1:$P_HTTP"}
-processors:
-  normalize:
-exporters:
-  debug: {verbosity: basic}
-service:
-  telemetry: {logs: {level: warn}}
-  pipelines:
-    traces: {receivers: [otlp], processors: [normalize], exporters: [debug]}
-EOF
+P_PRELA=$(free_port) P_GRPC=$(free_port) P_HTTP=$(free_port)
+bench_keys "$TMP/keys.yaml" # sets KEY
+none_config >"$TMP/config.yaml"
 
 # run BIN TAG K: callgrind's output file of BIN receiving K requests
 run() {
@@ -81,7 +70,7 @@ run() {
   done
   for ((i = 0; i < $3; i++)); do
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$P_HTTP/v1/traces" \
-      -H 'Content-Type: application/x-protobuf' --data-binary @"$TMP/body.pb")
+      -H 'Content-Type: application/x-protobuf' -H "X-API-Key: $KEY" --data-binary @"$TMP/body.pb")
     [ "$code" = 200 ] || { echo "bench-ir: request answered $code" >&2; exit 1; }
   done
   kill -TERM "$vp"

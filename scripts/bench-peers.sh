@@ -119,24 +119,7 @@ EOF
 }
 
 # Ours, "nothing": the gateway's receivers and normalize into the debug exporter.
-cat >"$TMP/ours-none.yaml" <<EOF
-auth:
-  keys_file: \${env:PRELA_KEYS_FILE}
-receivers:
-  prela: {endpoint: "127.0.0.1:$P_PRELA"}
-  otlp:
-    protocols:
-      grpc: {endpoint: "127.0.0.1:$P_GRPC"}
-      http: {endpoint: "127.0.0.1:$P_HTTP"}
-processors:
-  normalize:
-exporters:
-  debug: {verbosity: basic}
-service:
-  telemetry: {logs: {level: warn}}
-  pipelines:
-    traces: {receivers: [prela, otlp], processors: [normalize], exporters: [debug]}
-EOF
+none_config >"$TMP/ours-none.yaml"
 
 start_peer() { # start_peer CONFIG LOG: sets PID once an empty OTLP/HTTP export answers 2xx
   "$PEER" --config "$1" >>"$2" 2>&1 &

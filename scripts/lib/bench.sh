@@ -89,6 +89,31 @@ bench_keys() {
   export PRELA_KEYS_FILE=$1
 }
 
+# none_config: the collector config of the "nothing" runs (bench-peers.sh, bench-ir.sh):
+# the gateway's receivers (Prela JSON on $P_PRELA, OTLP gRPC on $P_GRPC and HTTP on
+# $P_HTTP), API keys from $PRELA_KEYS_FILE (bench_keys), normalize, the debug exporter
+# (nothing stored), log level warn. Printed to stdout.
+none_config() {
+  cat <<EOF
+auth:
+  keys_file: \${env:PRELA_KEYS_FILE}
+receivers:
+  prela: {endpoint: "127.0.0.1:$P_PRELA"}
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:$P_GRPC"}
+      http: {endpoint: "127.0.0.1:$P_HTTP"}
+processors:
+  normalize:
+exporters:
+  debug: {verbosity: basic}
+service:
+  telemetry: {logs: {level: warn}}
+  pipelines:
+    traces: {receivers: [prela, otlp], processors: [normalize], exporters: [debug]}
+EOF
+}
+
 # --- services: each in DIR (its output in DIR.log), on fresh free loopback ports -----
 
 # start_kafka DIR: a Kafka broker (scripts/kafka.sh); exports KAFKA_PORT, KAFKA_SASL_PORT

@@ -201,18 +201,25 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
 
 #define NEWEST "t_started DESC, trace_id DESC, project_id DESC"
 
-void pc_ch_sql_trace_tuples(pc_buf *out, const char *const *projects,
-                            const char *const *trace_ids, size_t n)
+void pc_ch_sql_tuples(pc_buf *out, const char *const *const *cols, size_t ncols, size_t n)
 {
     pc_buf_putc(out, '(');
     for (size_t i = 0; i < n; i++) {
         pc_buf_puts(out, i ? ", (" : "(");
-        pc_ch_quote_cstr(out, trace_ids[i]);
-        pc_buf_puts(out, ", ");
-        pc_ch_quote_cstr(out, projects[i]);
+        for (size_t c = 0; c < ncols; c++) {
+            if (c) pc_buf_puts(out, ", ");
+            pc_ch_quote_cstr(out, cols[c][i]);
+        }
         pc_buf_putc(out, ')');
     }
     pc_buf_putc(out, ')');
+}
+
+void pc_ch_sql_trace_tuples(pc_buf *out, const char *const *projects,
+                            const char *const *trace_ids, size_t n)
+{
+    const char *const *cols[] = {trace_ids, projects};
+    pc_ch_sql_tuples(out, cols, 2, n);
 }
 
 void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,

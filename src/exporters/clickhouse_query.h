@@ -36,6 +36,9 @@ void pc_ch_sql_traces_from_spans_where(pc_buf *out, const char *db, const char *
  */
 void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id);
+/* "((a0, b0, ...), (a1, b1, ...), ...)": |n| (>= 1) tuples of |ncols| quoted
+ * strings, tuple i of cols[0][i], cols[1][i], ... */
+void pc_ch_sql_tuples(pc_buf *out, const char *const *const *cols, size_t ncols, size_t n);
 /* "(('t1', 'p1'), ...)": the |n| (>= 1) traces (projects[i], trace_ids[i]) as
  * (trace_id, project_id) tuples, the spans key's order, quoted. */
 void pc_ch_sql_trace_tuples(pc_buf *out, const char *const *projects,

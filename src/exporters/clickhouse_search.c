@@ -364,16 +364,9 @@ void pc_ch_sql_spans_exist(pc_buf *out, const char *db, const char *const *proje
 {
     pc_buf_printf(out,
                   "SELECT DISTINCT project_id, trace_id FROM `%s`.spans"
-                  " WHERE (trace_id, project_id, span_id) IN (",
+                  " WHERE (trace_id, project_id, span_id) IN ",
                   db);
-    for (size_t i = 0; i < n; i++) {
-        pc_buf_puts(out, i ? ", (" : "(");
-        pc_ch_quote_cstr(out, trace_ids[i]);
-        pc_buf_lit(out, ", ");
-        pc_ch_quote_cstr(out, projects[i]);
-        pc_buf_lit(out, ", ");
-        pc_ch_quote_cstr(out, span_ids[i]);
-        pc_buf_putc(out, ')');
-    }
-    pc_buf_lit(out, ") FORMAT TabSeparated");
+    const char *const *cols[] = {trace_ids, projects, span_ids};
+    pc_ch_sql_tuples(out, cols, 3, n);
+    pc_buf_lit(out, " FORMAT TabSeparated");
 }
