@@ -11,7 +11,9 @@
  * hold JSON text as written by span.h's encoders and are spliced into responses
  * unchanged. Every function returns 0, PC_STORE_TIMEOUT when the read ran
  * past the store's statement time limit (its query_timeout setting: the query
- * API answers 503), or -1 after logging the failure.
+ * API answers 503), PC_STORE_TOO_BIG when it needed more memory than the
+ * store allows a read (ClickHouse's max_memory_usage: 503 too), or -1 after
+ * logging the failure.
  * Implementations must be safe to call from many threads at once and must
  * never put caller-provided text into SQL unescaped.
  *
@@ -30,6 +32,8 @@
 
 /* A read stopped at the store's time limit (see above). */
 #define PC_STORE_TIMEOUT (-2)
+/* A read stopped at the store's memory limit for one read (see above). */
+#define PC_STORE_TOO_BIG (-3)
 
 /* A trace's place in list order (newest start first, then trace id and
  * project id descending): the keyset cursor of list_traces. */

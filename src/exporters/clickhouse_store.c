@@ -51,7 +51,8 @@
 /*
  * Runs the read-only statement |sql| (in the body) with a read handle, under
  * readonly=1, max_execution_time = query_timeout and the URL settings
- * |extra| ("a=1&b=2"). 0 with the answer in |out|, PC_STORE_TIMEOUT when the
+ * |extra| ("a=1&b=2"). 0 with the answer in |out|, PC_STORE_TOO_BIG when the
+ * server refused it past its memory limit for one query, PC_STORE_TIMEOUT when the
  * server or curl gave up at the time limit, or -1 after logging |what|
  * failed.
  * The modern dialect also asks the server to cancel the query when the
@@ -113,6 +114,13 @@ int pc_ch_store_run(pc_ch_store *S, const char *sql, const char *what, const cha
         pc_log(PC_LOG_WARN, S->id, "%s: stopped at the query time limit (%ld s)", what, secs);
         pc_buf_free(&r.body);
         return PC_STORE_TIMEOUT;
+    }
+    if (!pc_ch_reply_ok(&r) && r.curl == CURLE_OK &&
+        pc_ch_error_code(&r) == 241 /* MEMORY_LIMIT_EXCEEDED */) {
+        pc_log(PC_LOG_WARN, S->id, "%s: stopped at the server's memory limit for one query",
+               what);
+        pc_buf_free(&r.body);
+        return PC_STORE_TOO_BIG;
     }
     if (!pc_ch_reply_ok(&r)) return pc_ch_http_log_failure(S->http, &r, what);
     *out = r.body;

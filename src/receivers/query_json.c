@@ -332,19 +332,25 @@ void pc_query_server_error(pc_http_resp *resp, const char *msg)
 }
 
 /* Answers a failed store read |rc|: 503 with Retry-After when it ran past the
- * store's time limit (store.h: PC_STORE_TIMEOUT), else 500 with |msg|. */
+ * store's time limit (store.h: PC_STORE_TIMEOUT), 503 without when it needed
+ * more memory than the store allows one read (PC_STORE_TOO_BIG: the same
+ * request would fail again), else 500 with |msg|. */
 void pc_query_store_error(pc_http_resp *resp, int rc, const char *msg)
 {
-    if (rc != PC_STORE_TIMEOUT) {
+    if (rc != PC_STORE_TIMEOUT && rc != PC_STORE_TOO_BIG) {
         pc_query_server_error(resp, msg);
         return;
     }
-    char m[200];
-    snprintf(m, sizeof(m), "%s: the query ran past the store's time limit (query_timeout); "
-                           "narrow it (filters, a shorter search text) or retry later", msg);
+    char m[240];
+    if (rc == PC_STORE_TIMEOUT)
+        snprintf(m, sizeof(m), "%s: the query ran past the store's time limit (query_timeout); "
+                               "narrow it (filters, a shorter search text) or retry later", msg);
+    else
+        snprintf(m, sizeof(m), "%s: the query needed more memory than the store allows one "
+                               "query; narrow it (a shorter time range, filters)", msg);
     pc_buf_reset(&resp->body);
     pc_http_error_detail(resp, 503, m);
-    resp->retry_after = 1;
+    resp->retry_after = rc == PC_STORE_TIMEOUT ? 1 : 0;
 }
 
 /*

@@ -667,10 +667,11 @@ class HangingClickHouse(http.server.ThreadingHTTPServer):
     20 s pass), and records the query_id of each read and each KILL."""
     daemon_threads = True
 
-    def __init__(self):
+    def __init__(self, refuse_memory=False):
         super().__init__(("127.0.0.1", 0), self.Handler)
         self.reads, self.kills, self.lock = [], [], threading.Lock()
         self.killed = {}
+        self.refuse_memory = refuse_memory  # reads fail at once, as past max_memory_usage
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a):
@@ -700,6 +701,9 @@ class HangingClickHouse(http.server.ThreadingHTTPServer):
                 with srv.lock:
                     srv.kills.append(qid)
                     srv.killed.setdefault(qid, threading.Event()).set()
+            elif sql.startswith("SELECT") and srv.refuse_memory:
+                return self.reply(500, b"Code: 241, e.displayText() = DB::Exception: Memory limit"
+                                  b" (for query) exceeded: would use 1.91 GiB", code=241)
             elif sql.startswith("SELECT"):  # a read: held until killed
                 qid = params["query_id"][0]
                 with srv.lock:
@@ -747,6 +751,26 @@ def test_abandoned_reads_are_killed(make_collector, tmp_path):
         assert len(reads) == 2 and len(set(reads)) == 2, reads
         assert all(re.fullmatch(r"prela-[0-9a-f]{16}-[0-9]+", q) for q in reads), reads
         assert kills == reads, (kills, reads)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_reads_past_the_memory_limit_are_503_naming_it(make_collector, tmp_path):
+    """A read the server refuses at its memory limit for one query (code 241: a 30-day stats
+    read over 10M spans did on the tests' 2 GB server) is a 503 that says so and how to
+    narrow it, without Retry-After (the same request would fail again), not a 500."""
+    srv = HangingClickHouse(refuse_memory=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        srv.port = srv.server_address[1]
+        c = ch_collector(make_collector, tmp_path, srv, "prela_fake")
+        for path, params in (("/api/v1/stats", {"group_by": "service", "interval": "1d"}),
+                             ("/api/v1/sessions", {}), ("/api/v1/traces", {"limit": 5})):
+            r = c.get(path, **params)
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert "more memory than the store allows" in r.json()["detail"], r.text
+            assert "Retry-After" not in r.headers, r.headers
     finally:
         srv.shutdown()
         srv.server_close()
