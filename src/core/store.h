@@ -177,13 +177,17 @@ typedef struct pc_session_row {
  * query's start_ns when interval_ns is 0 (one bucket). Its group is the
  * field's value ("" when the span has none): llm_model, service_name,
  * span_type, project_id, user_id or session_id.
- * Per (bucket, group): spans; traces (distinct (project_id, trace_id));
- * errors (spans with status "error"); input/output tokens (sums of the known
- * counts); cost_usd (sum of the known costs, NAN when none is known);
- * unpriced (LLM and embedding spans with a model and no known cost);
- * latency_p50/p95/p99_ns: the nearest-rank percentile of end_ns - start_ns
- * over the ended spans (end_ns > 0): the value at 1-based rank ceil(p * n)
- * of those durations sorted ascending; -1 when no span ended.
+ * Per (bucket, group): spans; traces: the traces whose first span of the
+ * group (the smallest start_ns among the trace's spans with that value, over
+ * the whole store) lies in the bucket and in [start_ns, end_ns), so a trace
+ * counts once per group and buckets add up; errors (spans with status
+ * "error"); input/output tokens (sums of the known counts); cost_usd (sum of
+ * the known costs, NAN when none is known); unpriced (LLM and embedding spans
+ * with a model and no known cost); latency_p50/p95/p99_ns: the nearest-rank
+ * percentile of the durations max(end_ns - start_ns, 0) of the ended spans
+ * (end_ns > 0), i.e. the value at 1-based rank ceil(p * n) of those durations
+ * sorted ascending, or any duration in the same bin of histo.h (the API
+ * reports the bin's value); -1 when no span ended.
  * Rows come ordered by bucket_ns, then group (bytewise), at most max_rows;
  * the caller asks for one more than it shows to know it was cut.
  */

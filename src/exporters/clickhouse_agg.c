@@ -143,30 +143,56 @@ static const char *group_col(pc_stats_group g)
 /* The nearest-rank |pct| percentile of the sorted durations d (n of them), -1 when none. */
 #define PCTL(pct) "if(n = 0, toInt64(-1), d[intDiv(n * " #pct " + 99, 100)])"
 
+/* The bucket of time column |col| in |q| into |out| (64 bytes). */
+static void bucket_expr(char *out, const pc_stats_query *q, const char *col)
+{
+    if (q->interval_ns > 0)
+        snprintf(out, 64, "%s - %s %% %lld", col, col, (long long)q->interval_ns);
+    else
+        snprintf(out, 64, "toInt64(%lld)", (long long)q->start_ns);
+}
+
+/*
+ * Stats (store.h) in one read: the span figures of the spans starting in the
+ * window (each span once: its first write, argMin by created_ns), ANY LEFT
+ * JOIN the traces of each (bucket, group): per (trace, group) the smallest
+ * start of its spans of that group, counted where it lies in the window, over
+ * every span of the traces that have one in the window (a trace's first span
+ * of a group may lie before it). The partition key's range bounds the span
+ * figures: whole seconds around [start, end), clamped as the rows' DateTime
+ * values are (clickhouse_sql.c).
+ */
 void pc_ch_sql_stats(pc_buf *out, const char *db, const pc_stats_query *q)
 {
     const char *g = group_col(q->group_by);
-    char bucket[64];
-    if (q->interval_ns > 0)
-        snprintf(bucket, sizeof(bucket), "s_start - s_start %% %lld", (long long)q->interval_ns);
-    else
-        snprintf(bucket, sizeof(bucket), "toInt64(%lld)", (long long)q->start_ns);
-    /* the partition key's range: whole seconds around [start, end), clamped as
-     * the rows' DateTime values are (clickhouse_sql.c) */
+    char bucket[64], first_bucket[64];
+    bucket_expr(bucket, q, "s_start");
+    bucket_expr(first_bucket, q, "f");
     long long lo_s = q->start_ns > 0 ? q->start_ns / 1000000000LL : 0;
     long long hi_s = q->end_ns / 1000000000LL + 1;
     if (lo_s > 4294967295LL) lo_s = 4294967295LL;
     if (hi_s > 4294967295LL) hi_s = 4294967295LL;
+    pc_buf window = PC_BUF_INIT; /* the spans starting in the window */
+    pc_buf_printf(&window,
+                  " FROM `%s`.spans WHERE start_ns >= %lld AND start_ns < %lld"
+                  " AND started_at >= toDateTime(%lld) AND started_at <= toDateTime(%lld)",
+                  db, (long long)q->start_ns, (long long)q->end_ns, lo_s, hi_s);
+    pc_buf project = PC_BUF_INIT;
+    if (q->project_id) {
+        pc_buf_puts(&project, " AND project_id = ");
+        pc_ch_quote_cstr(&project, q->project_id);
+    }
     pc_buf_printf(out,
                   "SELECT bucket, grp, a_spans, a_traces, a_errors, a_in, a_out, a_cost, a_unpriced,"
                   " " PCTL(50) ", " PCTL(95) ", " PCTL(99) " FROM ("
                   "SELECT %s AS bucket, %s AS grp, count() AS a_spans,"
-                  " uniqExact(project_id, trace_id) AS a_traces, countIf(s_status = 'error') AS a_errors,"
+                  " countIf(s_status = 'error') AS a_errors,"
                   " " PC_CH_TOKEN_SUM("s_in") " AS a_in, " PC_CH_TOKEN_SUM("s_out") " AS a_out,"
                   " if(countIf(NOT isNaN(s_cost)) > 0, sumIf(s_cost, NOT isNaN(s_cost)), nan) AS a_cost,"
                   " countIf(s_type IN ('llm', 'embedding') AND s_model != '' AND isNaN(s_cost))"
                   " AS a_unpriced,"
-                  " arraySort(groupArrayIf(s_end - s_start, s_end > 0)) AS d, length(d) AS n"
+                  " arraySort(groupArrayIf(greatest(s_end - s_start, 0), s_end > 0)) AS d,"
+                  " length(d) AS n"
                   " FROM (SELECT project_id, trace_id, span_id,"
                   " argMin(start_ns, created_ns) AS s_start, argMin(end_ns, created_ns) AS s_end,"
                   " argMin(status, created_ns) AS s_status, argMin(span_type, created_ns) AS s_type,"
@@ -176,19 +202,30 @@ void pc_ch_sql_stats(pc_buf *out, const char *db, const pc_stats_query *q)
                   " argMin(ifNull(cost_usd, nan), created_ns) AS s_cost",
                   bucket, g ? "s_group" : "''");
     if (g) pc_buf_printf(out, ", argMin(%s, created_ns) AS s_group", g);
-    pc_buf_printf(out,
-                  " FROM `%s`.spans WHERE start_ns >= %lld AND start_ns < %lld"
-                  " AND started_at >= toDateTime(%lld) AND started_at <= toDateTime(%lld)",
-                  db, (long long)q->start_ns, (long long)q->end_ns, lo_s, hi_s);
-    if (q->project_id) {
-        pc_buf_puts(out, " AND project_id = ");
-        pc_ch_quote_cstr(out, q->project_id);
-    }
+    pc_buf_append(out, window.data, window.len);
+    pc_buf_append(out, project.data, project.len);
     pc_buf_printf(out,
                   " GROUP BY project_id, trace_id, span_id)"
-                  " GROUP BY bucket, grp ORDER BY bucket, grp LIMIT %d)"
+                  " GROUP BY bucket, grp ORDER BY bucket, grp LIMIT %d) AS sp"
+                  " ANY LEFT JOIN (SELECT %s AS bucket, grp, count() AS a_traces FROM ("
+                  "SELECT project_id, trace_id, s_group AS grp, min(s_start) AS f FROM ("
+                  "SELECT project_id, trace_id, span_id, argMin(start_ns, created_ns) AS s_start,"
+                  " %s%s%s AS s_group FROM `%s`.spans WHERE (project_id, trace_id) IN"
+                  " (SELECT project_id, trace_id",
+                  q->max_rows > 0 ? q->max_rows : 1, first_bucket, g ? "argMin(" : "",
+                  g ? g : "''", g ? ", created_ns)" : "", db);
+    pc_buf_append(out, window.data, window.len);
+    pc_buf_append(out, project.data, project.len);
+    pc_buf_puts(out, ")");
+    pc_buf_append(out, project.data, project.len);
+    pc_buf_printf(out,
+                  " GROUP BY project_id, trace_id, span_id)"
+                  " GROUP BY project_id, trace_id, grp HAVING f >= %lld AND f < %lld)"
+                  " GROUP BY bucket, grp) AS tr USING (bucket, grp)"
                   " ORDER BY bucket, grp FORMAT TabSeparated",
-                  q->max_rows > 0 ? q->max_rows : 1);
+                  (long long)q->start_ns, (long long)q->end_ns);
+    pc_buf_free(&window);
+    pc_buf_free(&project);
 }
 
 static int64_t num(const char *s)

@@ -7,6 +7,7 @@
  */
 #include "query_llm.h"
 
+#include "histo.h"
 #include "json.h"
 #include "processors/prices.h"
 #include "query_json.h"
@@ -250,10 +251,11 @@ static int parse_interval(const char *s, int64_t *ns)
     return 0;
 }
 
+/* A latency percentile as its bin's value (histo.h), in ms; null when none. */
 static void write_latency(pc_buf *b, int64_t ns)
 {
     if (ns >= 0)
-        pc_json_write_double(b, (double)ns / 1e6);
+        pc_json_write_double(b, (double)pc_histo_round(ns) / 1e6);
     else
         pc_buf_puts(b, "null");
 }

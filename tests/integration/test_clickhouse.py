@@ -59,6 +59,15 @@ def twins(make_collector, tmp_path, srv, db):
             make_collector(data_dir=str(tmp_path / "local")))
 
 
+def latency_ms(ns):
+    """What the stats report for a duration of |ns|: its log-scale bin's midpoint (histo.h:
+    exact below 128 ns; above, 64 bins per power of two), in ms."""
+    if ns < 128:
+        return max(ns, 0) / 1e6
+    width = 1 << (ns.bit_length() - 7)
+    return ((ns // width) * width + width // 2) / 1e6
+
+
 def iso(ns):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
         ".%06dZ" % (ns % 10**9 // 1000)
@@ -880,8 +889,11 @@ def test_llm_fields_filters_sessions_and_stats(make_collector, tmp_path, engine)
     assert by_model["mystery-9"]["unpriced_spans"] == 1
     none = first[2]["none"]["stats"]
     assert sum(r["spans"] for r in none) == 5 and sum(r["errors"] for r in none) == 1
-    # nearest rank over the minute bucket's ended spans: durations 2, 3, 4, 6, 7 ms
-    assert len(none) == 1 and none[0]["latency_ms"] == {"p50": 4, "p95": 7, "p99": 7}
+    # nearest rank over the minute bucket's ended spans: durations 2, 3, 4, 6, 7 ms, each
+    # reported as its bin's value
+    assert len(none) == 1 and none[0]["latency_ms"] == {
+        "p50": latency_ms(4_000_000), "p95": latency_ms(7_000_000), "p99": latency_ms(7_000_000)}
+    assert latency_ms(4_000_000) == 4.01408  # within 1% of the duration
 
 
 def test_inexact_filters_widen_their_candidates(make_collector, tmp_path, engine):

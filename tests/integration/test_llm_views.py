@@ -23,7 +23,7 @@ import workload
 
 from chdb_server import chdb  # noqa: F401  (fixture)
 from services import clickhouse  # noqa: F401  (fixture)
-from test_clickhouse import ch_collector
+from test_clickhouse import ch_collector, latency_ms
 
 HOUR = 3600 * 10**9
 MS = 10**6
@@ -247,16 +247,24 @@ GROUPS = {"none": lambda s: None, "model": lambda s: s["model"], "service": lamb
 
 
 def expected_stats(spans, group_by, interval_ns, start, end):
-    rows = {}
+    """What /api/v1/stats must answer for |spans| (store.h): span figures by the bucket of each
+    span's start; a trace counted in the bucket of its first span of each group."""
+    def bucket_of(ns):
+        return ns - ns % interval_ns if interval_ns else start
+
+    def new_row(g):
+        return dict(spans=0, traces=0, errors=0, inp=0, out=0, cost=None, unpriced=0, durs=[],
+                    group=g)
+
+    rows, firsts = {}, {}
     for s in spans:
+        g = GROUPS[group_by](s)
+        key = (s["project"], s["trace"], g or "")
+        firsts[key] = min(firsts.get(key, s["start"]), s["start"])
         if not start <= s["start"] < end:
             continue
-        bucket = s["start"] - s["start"] % interval_ns if interval_ns else start
-        g = GROUPS[group_by](s)
-        r = rows.setdefault((bucket, g or ""), dict(spans=0, traces=set(), errors=0, inp=0, out=0,
-                                                    cost=None, unpriced=0, durs=[], group=g))
+        r = rows.setdefault((bucket_of(s["start"]), g or ""), new_row(g))
         r["spans"] += 1
-        r["traces"].add((s["project"], s["trace"]))
         r["errors"] += s["error"]
         r["inp"] += max(s["inp"], 0)
         r["out"] += max(s["out"], 0)
@@ -264,14 +272,17 @@ def expected_stats(spans, group_by, interval_ns, start, end):
             r["cost"] = (r["cost"] or 0) + s["cost"]
         r["unpriced"] += s["type"] in ("llm", "embedding") and bool(s["model"]) and s["cost"] is None
         if s["end"]:
-            r["durs"].append((s["end"] - s["start"]) / 1e6)
+            r["durs"].append(max(s["end"] - s["start"], 0))
+    for (_, _, g), first in firsts.items():
+        if start <= first < end:
+            rows[(bucket_of(first), g)]["traces"] += 1
     out = []
     for (bucket, _), r in sorted(rows.items()):
         out.append({"bucket": bucket, "group": r["group"] if group_by != "none" else None,
-                    "spans": r["spans"], "traces": len(r["traces"]), "errors": r["errors"],
+                    "spans": r["spans"], "traces": r["traces"], "errors": r["errors"],
                     "input_tokens": r["inp"], "output_tokens": r["out"], "cost_usd": r["cost"],
                     "unpriced_spans": r["unpriced"],
-                    "latency_ms": {p: nearest_rank(r["durs"], q)
+                    "latency_ms": {p: latency_ms(nearest_rank(r["durs"], q)) if r["durs"] else None
                                    for p, q in (("p50", .5), ("p95", .95), ("p99", .99))}})
     return out
 

@@ -184,14 +184,22 @@ static void test_stats(void)
     /* nearest rank ceil(p * n) in integers */
     CHECK(has(&b, "d[intDiv(n * 50 + 99, 100)]") && has(&b, "d[intDiv(n * 95 + 99, 100)]") &&
           has(&b, "d[intDiv(n * 99 + 99, 100)]"));
-    CHECK(has(&b, "arraySort(groupArrayIf(s_end - s_start, s_end > 0)) AS d"));
+    CHECK(has(&b, "arraySort(groupArrayIf(greatest(s_end - s_start, 0), s_end > 0)) AS d"));
+    /* traces: each (trace, group)'s first start over every span of the window's traces */
+    CHECK(has(&b, " ANY LEFT JOIN (SELECT f - f % 3600000000000 AS bucket, grp, count() AS"
+                  " a_traces"));
+    CHECK(has(&b, "GROUP BY project_id, trace_id, grp HAVING f >= 1700000000123456789 AND"
+                  " f < 9223372036854775807"));
+    CHECK(has(&b, "WHERE (project_id, trace_id) IN (SELECT project_id, trace_id FROM `db`.spans"
+                  " WHERE start_ns >= 1700000000123456789"));
     CHECK(has(&b, "countIf(s_type IN ('llm', 'embedding') AND s_model != '' AND isNaN(s_cost))"));
     CHECK(has(&b, "GROUP BY bucket, grp ORDER BY bucket, grp LIMIT 1001)"));
     pc_buf_reset(&b);
     pc_stats_query one = {.group_by = PC_GROUP_NONE, .start_ns = 10, .end_ns = 20, .max_rows = 1};
     pc_ch_sql_stats(&b, "db", &one);
     CHECK(has(&b, "toInt64(10) AS bucket, '' AS grp"));
-    CHECK(!strstr(b.data, "s_group") && !strstr(b.data, "project_id = "));
+    CHECK(!strstr(b.data, "argMin(s_group") && !strstr(b.data, "project_id = "));
+    CHECK(has(&b, "'' AS s_group") && has(&b, "SELECT toInt64(10) AS bucket, grp"));
     const char *cols[] = {"llm_model", "service_name", "span_type", "project_id", "user_id"};
     for (int g = PC_GROUP_MODEL; g <= PC_GROUP_USER; g++) {
         pc_buf_reset(&b);
