@@ -75,6 +75,7 @@ typedef struct local_cfg {
     int64_t timeout_ms;
     int64_t query_timeout_ms;
     int64_t compression_sample;
+    int64_t rollup_quiet_ms;
 } local_cfg;
 
 static const pc_option options[] = {
@@ -94,6 +95,9 @@ static const pc_option options[] = {
      1073741824,
      "JSON values (attributes, events, resource, ...) gathered from the first spans to train the"
      " store's zstd dictionary, after which they are stored compressed; 0 stores them as text"},
+    {"rollup_quiet", PC_OPT_DURATION, "10s", offsetof(local_cfg, rollup_quiet_ms), 0, 86400000,
+     "stats rollups: an hour's figures are (re)built from its spans once no span was written"
+     " into it for this long and no batch waits; until then stats read that hour's spans"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -178,6 +182,10 @@ typedef struct pc_local {
     int64_t purge_cutoff;    /* writer thread only: that run's cutoff */
     int64_t purge_total;     /* writer thread only: traces that run deleted so far */
     bool failing;            /* writer thread only: the last transaction failed */
+    int64_t next_rollup_mono; /* writer thread only: next look for an hour to build */
+    int64_t last_rollup_log;  /* writer thread only */
+    bool build_req;           /* pc_local_build_rollups waits for it */
+    int64_t build_result;
     int64_t last_full_log, last_timeout_log;
 } pc_local;
 
@@ -418,6 +426,44 @@ static void purge_step(pc_local *L)
     L->next_purge_mono = mono_ns() + PURGE_EVERY_NS;
 }
 
+#define ROLLUP_POLL_NS (1000LL * NS_PER_MS) /* look again for an hour to build */
+#define ROLLUP_RETRY_NS (10000LL * NS_PER_MS) /* after a failed build */
+
+/* True when the writer may build an hour's rollups: nothing queued or
+ * half-written, and the time to look has come. Writer thread, under mu. */
+static bool rollup_due(const pc_local *L)
+{
+    return !L->head && !L->started && mono_ns() >= L->next_rollup_mono;
+}
+
+/* Builds the newest quiet hour, if any (local_rollup.h). Writer thread. */
+static void rollup_step(pc_local *L)
+{
+    int rc = pc_local_rollup_build(&L->w.rollup,
+                                   pc_time_now_ns() - L->cfg->rollup_quiet_ms * NS_PER_MS);
+    if (rc == 1) {
+        L->next_rollup_mono = 0; /* more may be due: look again when idle */
+        return;
+    }
+    L->next_rollup_mono = mono_ns() + (rc == 0 ? ROLLUP_POLL_NS : ROLLUP_RETRY_NS);
+    if (rc < 0 && mono_ns() - L->last_rollup_log >= LOG_EVERY_NS) {
+        L->last_rollup_log = mono_ns();
+        pc_log(PC_LOG_WARN, L->id,
+               "stats rollups: cannot build an hour (stats read its spans meanwhile): %s",
+               sqlite3_errmsg(L->db));
+    }
+}
+
+/* Builds every unbuilt hour now, quiet or not (test hook). Writer thread. */
+static int64_t build_all(pc_local *L)
+{
+    int64_t n = 0;
+    int rc;
+    while ((rc = pc_local_rollup_build(&L->w.rollup, INT64_MAX)) == 1)
+        n++;
+    return rc < 0 ? -1 : n;
+}
+
 /*
  * The writer: retention first (so the run at start precedes every write of
  * this process), then one transaction of at most PC_LOCAL_TXN_MAX spans
@@ -431,13 +477,12 @@ static void *writer_main(void *arg)
     size_t cap = 0;
     pthread_mutex_lock(&L->mu);
     for (;;) {
-        while (!L->head && !L->started && !L->stopping && !L->purge_req && !purge_due(L)) {
-            if (L->retention_ns <= 0) {
-                pthread_cond_wait(&L->work_cv, &L->mu);
-            } else {
-                struct timespec ts = mono_ts(L->next_purge_mono);
-                pthread_cond_timedwait(&L->work_cv, &L->mu, &ts);
-            }
+        while (!L->head && !L->started && !L->stopping && !L->purge_req && !purge_due(L) &&
+               !L->build_req && !rollup_due(L)) {
+            int64_t wake = L->next_rollup_mono;
+            if (L->retention_ns > 0 && L->next_purge_mono < wake) wake = L->next_purge_mono;
+            struct timespec ts = mono_ts(wake);
+            pthread_cond_timedwait(&L->work_cv, &L->mu, &ts);
         }
         if (L->purge_req) {
             int64_t now = L->purge_now_ns;
@@ -450,6 +495,18 @@ static void *writer_main(void *arg)
         } else if (purge_due(L)) {
             pthread_mutex_unlock(&L->mu);
             purge_step(L);
+            pthread_mutex_lock(&L->mu);
+        }
+        if (L->build_req) {
+            pthread_mutex_unlock(&L->mu);
+            int64_t n = build_all(L);
+            pthread_mutex_lock(&L->mu);
+            L->build_result = n;
+            L->build_req = false;
+            pthread_cond_broadcast(&L->done_cv);
+        } else if (!L->stopping && rollup_due(L)) {
+            pthread_mutex_unlock(&L->mu);
+            rollup_step(L);
             pthread_mutex_lock(&L->mu);
         }
 
@@ -664,6 +721,25 @@ int64_t pc_local_purge(void *ctx, int64_t now_ns)
     while (L->purge_req)
         pthread_cond_wait(&L->done_cv, &L->mu);
     int64_t n = L->purge_result;
+    pthread_mutex_unlock(&L->mu);
+    return n;
+}
+
+int64_t pc_local_build_rollups(void *ctx)
+{
+    pc_local *L = ctx;
+    pthread_mutex_lock(&L->mu);
+    while (L->build_req)
+        pthread_cond_wait(&L->done_cv, &L->mu);
+    if (!L->thread_running || L->stopping) {
+        pthread_mutex_unlock(&L->mu);
+        return -1;
+    }
+    L->build_req = true;
+    pthread_cond_signal(&L->work_cv);
+    while (L->build_req)
+        pthread_cond_wait(&L->done_cv, &L->mu);
+    int64_t n = L->build_result;
     pthread_mutex_unlock(&L->mu);
     return n;
 }

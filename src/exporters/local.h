@@ -7,7 +7,7 @@
  * committed. The query receiver reads the same file through store().
  *
  * Settings (see the options table in local.c): directory, retention, synchronous,
- * queue_size, timeout.
+ * queue_size, timeout, query_timeout, compression_sample, rollup_quiet.
  */
 #ifndef PC_LOCAL_H
 #define PC_LOCAL_H
@@ -43,5 +43,13 @@ int64_t pc_local_backlog(void *ctx);
  * running, retention is off (0), or the delete failed.
  */
 int64_t pc_local_purge(void *ctx, int64_t now_ns);
+
+/*
+ * Test hook: builds the stats rollups of every hour written since it was last
+ * built (local_rollup.h), quiet or not, on the writer thread, and waits.
+ * Returns the number of hours built, or -1 when the exporter is not running
+ * or a build failed.
+ */
+int64_t pc_local_build_rollups(void *ctx);
 
 #endif

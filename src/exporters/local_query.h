@@ -40,8 +40,8 @@ int pc_local_query_open(pc_local_query *q, pc_local_reader *r, const char *sql,
  * after logging. */
 int pc_local_query_close(pc_local_query *q, int rc);
 
-/* store.h's list_sessions and stats over a pc_local_reader (local_agg.c). */
+/* store.h's list_sessions over a pc_local_reader (local_agg.c); stats are
+ * local_stats.h's. */
 int pc_local_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud);
-int pc_local_stats(void *ctx, const pc_stats_query *q, pc_stats_cb cb, void *ud);
 
 #endif

@@ -1,12 +1,12 @@
 /*
- * local_schema.c - the embedded store's schema (version 5) and its migrations.
+ * local_schema.c - the embedded store's schema (version 6) and its migrations.
  *
  * Where it sits: local_writer.c opens the writer connection and calls
  * pc_local_schema_setup once, at start, before any write; everything the
  * writer (local_txn.c) and the readers (local_store.c) do relies on the
  * contract below.
  *
- * Schema version 5 (one file <directory>/prela.db, WAL, PRAGMA user_version 5):
+ * Schema version 6 (one file <directory>/prela.db, WAL, PRAGMA user_version 6):
  *
  *   traces     one row per (project_id, trace_id) (UNIQUE traces_key): the same
  *              trace id in two projects is two traces. tid (INTEGER PRIMARY
@@ -100,7 +100,28 @@
  *              the traces of its matching rows as candidates besides
  *              span_text's blocks; retention deletes a row's trigrams with
  *              the row.
- *
+ *   stats_hours  version 6 (issue 13, stats at scale): (hour INTEGER PRIMARY
+ *              KEY: start_ns / 1 h, built, dirty_ns). Invariant: every hour
+ *              that holds a span has a row (an hour without one holds none);
+ *              built = 1 only while stats_rollup holds exactly the figures of
+ *              that hour's spans now (pc_local_stats_build). Every write that
+ *              can change an hour's figures sets built = 0 and dirty_ns (wall
+ *              clock) in the same transaction: a span inserted (its hour), a
+ *              span added to a stored trace before the stored first span of
+ *              one of its groups (that first span's hour: the trace's count
+ *              moves), retention (the hours of the spans it deletes).
+ *              stats_hours_dirty (dirty_ns) WHERE built = 0: the writer
+ *              builds the hours no write touched for rollup_quiet, newest
+ *              first, when no batch waits (local_rollup.h).
+ *   stats_rollup  version 6: (kind, hour, project_id, grp) WITHOUT ROWID,
+ *              the figures of one hour's spans per project and group: kind
+ *              0 (no group: grp ''), 1 model, 2 service, 3 span type; spans,
+ *              traces (whose first span of the group is in that hour),
+ *              errors, input/output tokens, cost (NULL when none known),
+ *              unpriced, bins (histo.h bins of the ended spans' durations:
+ *              varint pairs of bin delta and count). Rows of an hour with
+ *              built = 0 are stale and never read; building replaces them.
+ *              local_stats.c reads and builds them. *
  * Why this layout (issue 15: 10 million spans on 2 cores):
  * - Version 2 keyed spans by (trace_id, project_id, span_id) and indexed
  *   (trace_id, project_id, span_type): two indexes of random text keys, one
@@ -156,8 +177,8 @@
  * Versions and migration: version 1 is the first release's schema (no
  * user_version, keys without the project); version 2 added the project to
  * every key; version 3 keyed traces by tid and added the search index.
- * pc_local_schema_setup migrates 1 -> 2 -> 3 -> 4 -> 5, 2 -> ... -> 5,
- * 3 -> 4 -> 5 or 4 -> 5 once, at start, in ONE transaction (an interrupted
+ * pc_local_schema_setup migrates 1 -> 2 -> 3 -> 4 -> 5 -> 6, 2 -> ... -> 6,
+ * 3 -> ... -> 6, 4 -> 5 -> 6 or 5 -> 6 once, at start, in ONE transaction (an interrupted
  * migration leaves the old version intact and simply runs again), logging
  * one line per step. Up to 3:
  * old tables renamed, new ones created (with version 4's columns), every row
@@ -169,8 +190,11 @@
  * and their llm_model in trace_models). 4 -> 5 (migrate_4_5): span_dicts
  * (compression; no row is rewritten: TEXT stays valid, and the writer trains
  * a dictionary on the spans it writes next), span_events and span_event_text
- * (attached events, empty) created. A file with a newer version than this
- * binary knows is refused.
+ * (attached events, empty) created. 5 -> 6 (migrate_5_6): stats_hours and
+ * stats_rollup created, and a row with built = 0 for every hour that holds a
+ * span (one scan of spans; the writer builds them afterwards, and until then
+ * reads gather those hours from the spans). A file with a newer version than
+ * this binary knows is refused.
  */
 #include "local_schema.h"
 
@@ -272,6 +296,18 @@ static const char SCHEMA[] =
     "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
     " columnsize=0, tokenize='pc_trigram');"
     TABLES_V5_ZIP;
+
+/* Version 6's stats rollups (issue 13; the contract above). Created after
+ * SCHEMA on every path to version 6. */
+static const char SCHEMA_V6_STATS[] =
+    "CREATE TABLE IF NOT EXISTS stats_hours (hour INTEGER PRIMARY KEY,"
+    " built INTEGER NOT NULL, dirty_ns INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS stats_hours_dirty ON stats_hours (dirty_ns) WHERE built = 0;"
+    "CREATE TABLE IF NOT EXISTS stats_rollup (kind INTEGER NOT NULL, hour INTEGER NOT NULL,"
+    " project_id TEXT NOT NULL, grp TEXT NOT NULL, spans INTEGER NOT NULL,"
+    " traces INTEGER NOT NULL, errors INTEGER NOT NULL, input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL, cost REAL, unpriced INTEGER NOT NULL, bins BLOB NOT NULL,"
+    " PRIMARY KEY (kind, hour, project_id, grp)) WITHOUT ROWID;";
 
 /* FTS5's merge settings of both trigram indexes ("Why this layout" above). */
 static const char FTS_MERGE[] =
@@ -635,12 +671,40 @@ static int migrate_4_5(const char *id, sqlite3 *db, const char *path, bool log)
     return 0;
 }
 
+/* ------------------------------------------------------------ 5 -> 6 -- */
+
+/* Every hour that holds a span, not built (stats_hours' invariant). */
+static const char BACKFILL_6[] =
+    "INSERT OR IGNORE INTO stats_hours (hour, built, dirty_ns)"
+    " SELECT DISTINCT start_ns / 3600000000000, 0, 0 FROM spans;";
+
+/*
+ * Version 5 -> 6 inside the caller's transaction: the stats rollup tables
+ * (SCHEMA_V6_STATS) and a row for every hour holding a span (BACKFILL_6, one
+ * scan of spans); also the last step of creating a fresh file (|log| false).
+ * 0 / -1.
+ */
+static int migrate_5_6(const char *id, sqlite3 *db, const char *path, bool log)
+{
+    const char *what = "schema migration 5 -> 6";
+    if (exec_logged(id, db, SCHEMA_V6_STATS, what, path) < 0 ||
+        exec_logged(id, db, BACKFILL_6, what, path) < 0)
+        return -1;
+    if (log)
+        pc_log(PC_LOG_INFO, id,
+               "migrated %s from schema 5 to 6 (stats rollups: %lld hours of spans to build"
+               " while the writer is idle)",
+               path, (long long)scalar(db, "SELECT count(*) FROM stats_hours"));
+    return 0;
+}
+
 int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
 {
     int64_t version = scalar(db, "PRAGMA user_version");
     if (version == PC_LOCAL_SCHEMA_VERSION)
         return exec_logged(id, db, SCHEMA, "cannot create the schema", path) < 0 ||
                        exec_logged(id, db, SCHEMA_V5_EVENTS, "cannot create the schema", path) < 0 ||
+                       exec_logged(id, db, SCHEMA_V6_STATS, "cannot create the schema", path) < 0 ||
                        exec_logged(id, db, FTS_MERGE, "cannot set the search index's merging",
                                    path) < 0
                    ? -1
@@ -667,7 +731,11 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
     if (rc == 0 && version >= 2 && version <= 3) rc = migrate_3_4(id, db, path, version == 3);
     if (rc == 0 && version < 2) rc = exec_logged(id, db, SCHEMA, "cannot create the schema", path);
     if (rc == 0 && version == 4) rc = exec_logged(id, db, SCHEMA, "schema migration 4 -> 5", path);
-    if (rc == 0) rc = migrate_4_5(id, db, path, version >= 2);
+    if (rc == 0 && version <= 4) rc = migrate_4_5(id, db, path, version >= 2);
+    if (rc == 0 && version == 5) rc = exec_logged(id, db, SCHEMA, "schema migration 5 -> 6", path);
+    if (rc == 0 && version == 5)
+        rc = exec_logged(id, db, SCHEMA_V5_EVENTS, "schema migration 5 -> 6", path);
+    if (rc == 0) rc = migrate_5_6(id, db, path, version >= 2);
     if (rc == 0) rc = exec_logged(id, db, FTS_MERGE, "cannot set the search index's merging", path);
     if (rc == 0)
         rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),

@@ -33,6 +33,7 @@
 #include "local_events.h"
 #include "span_events.h"
 #include "local_query.h"
+#include "local_stats.h"
 #include "local_schema.h"
 #include "local_text.h"
 

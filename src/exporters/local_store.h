@@ -15,6 +15,7 @@
 #define PC_LOCAL_STORE_H
 
 #include "local_events.h"
+#include "local_rollup.h"
 #include "store.h"
 
 #include "local_zip.h"
@@ -56,6 +57,7 @@ typedef struct pc_local_writer {
     sqlite3_stmt *purge_traces; /* the oldest expired traces */
     pc_local_zip *zip;          /* the JSON columns' compression (local_zip.h) */
     pc_local_events_writer events; /* attached events (local_events.h) */
+    pc_local_rollup rollup;        /* the hours the stats rollups must rebuild (local_rollup.h) */
 } pc_local_writer;
 
 /* |zip_sample|: bytes of JSON values to train the compression dictionary on

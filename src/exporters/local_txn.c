@@ -10,6 +10,7 @@
 
 #include "hash.h"
 #include "mem.h"
+#include "timefmt.h"
 
 #include "local_schema.h"
 #include "local_text.h"
@@ -67,6 +68,7 @@ typedef struct group {
     trace_acc all;
     size_t head, tail; /* indexes into the transaction's spans; next[] links them */
     int64_t tid;       /* the stored trace's, or 0 for a new trace */
+    int64_t completed; /* the stored trace's completed_ns */
 } group;
 
 typedef struct item {
@@ -321,6 +323,7 @@ static int find_group(pc_local_writer *w, group *g)
     bind_str(w->find_trace, 2, f->project_id);
     int rc = sqlite3_step(w->find_trace);
     g->tid = rc == SQLITE_ROW ? sqlite3_column_int64(w->find_trace, 0) : 0;
+    g->completed = rc == SQLITE_ROW ? sqlite3_column_int64(w->find_trace, 1) : 0;
     sqlite3_reset(w->find_trace);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
@@ -365,6 +368,12 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
         rc = step_once(w->ins_trace);
         if (rc != SQLITE_OK) return rc;
         tid = sqlite3_last_insert_rowid(w->db);
+    } else if (g->all.started < g->completed) {
+        /* a new span may start before the stored first span of its group
+         * (which starts no later than the trace completes): that hour's
+         * rollups change too */
+        rc = pc_local_rollup_stored(&w->rollup, tid);
+        if (rc != SQLITE_OK) return rc;
     }
     trace_acc done = {0};
     int64_t block = tid >> PC_LOCAL_BLOCK_BITS;
@@ -380,6 +389,7 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
         rc = write_span(w, t, tid, s, t->items[i].created_ns, &inserted);
         if (rc != SQLITE_OK) return rc;
         if (!inserted) continue;
+        pc_local_rollup_span(&w->rollup, s->start_ns);
         acc_add(&done, s, t->items[i].created_ns);
         rc = add_model(w, &ms, tid, s->llm_model);
         if (rc == SQLITE_OK) rc = add_model(w, &ms, tid, s->llm_request_model);
@@ -428,6 +438,7 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
     x->t.cap = spans ? spans : 1;
     x->t.items = pc_xmalloc(x->t.cap * sizeof(*x->t.items));
     pc_local_zip_train(w->zip); /* its own transaction, when the samples are complete */
+    w->rollup.n = 0;            /* hours of a transaction that failed before its flush */
     x->rc = step_once(w->begin);
     return x;
 }
@@ -477,6 +488,7 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
         for (size_t k = 0; k < t->n_groups && x->rc == SQLITE_OK; k++)
             x->rc = write_group(w, t, &t->groups[t->order[k]]);
         if (x->rc == SQLITE_OK) x->rc = flush_text(w, t);
+        if (x->rc == SQLITE_OK) x->rc = pc_local_rollup_flush(&w->rollup, pc_time_now_ns());
     }
     if (x->rc == SQLITE_OK) x->rc = step_once(w->commit);
     if (x->rc != SQLITE_OK) {

@@ -23,6 +23,7 @@
 #include "local_text.h"
 
 #include "log.h"
+#include "timefmt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -32,8 +33,9 @@
 #define STR(x) STR_(x)
 #define PURGE_CHUNK STR(PC_LOCAL_PURGE_CHUNK)
 
-/* ?1 trace_id ?2 project_id: the trace's tid, or no row. */
-static const char FIND_TRACE[] = "SELECT tid FROM traces WHERE trace_id = ?1 AND project_id = ?2";
+/* ?1 trace_id ?2 project_id: the trace's tid and completed_ns, or no row. */
+static const char FIND_TRACE[] =
+    "SELECT tid, completed_ns FROM traces WHERE trace_id = ?1 AND project_id = ?2";
 
 /* A new trace row; the parameters as UPDATE_TRACE's, and ?1 trace_id ?2 project_id. */
 static const char INS_TRACE[] =
@@ -254,7 +256,8 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t
         prepare(id, db, PURGE_MODELS, &w->purge_models) < 0 ||
         prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
         prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0 ||
-        pc_local_events_writer_init(&w->events, id, db) < 0)
+        pc_local_events_writer_init(&w->events, id, db) < 0 ||
+        pc_local_rollup_init(&w->rollup, id, db, EXPIRED) < 0)
         return -1;
     w->zip = pc_local_zip_create(id, db, zip_sample);
     return w->zip ? 0 : -1;
@@ -281,6 +284,7 @@ void pc_local_writer_fini(pc_local_writer *w)
     sqlite3_finalize(w->purge_traces);
     pc_local_zip_destroy(w->zip);
     pc_local_events_writer_fini(&w->events);
+    pc_local_rollup_fini(&w->rollup);
     memset(w, 0, sizeof(*w));
 }
 
@@ -304,6 +308,7 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
         if (rc == SQLITE_OK) rc = run(w->purge_blocks);
         if (rc == SQLITE_OK) rc = run(w->purge_text);
         if (rc == SQLITE_OK) rc = run(w->purge_models);
+        if (rc == SQLITE_OK) rc = pc_local_rollup_purge(&w->rollup, cutoff_ns, pc_time_now_ns());
         if (rc == SQLITE_OK) rc = run(w->purge_spans);
         if (rc == SQLITE_OK) rc = run(w->purge_traces);
     }

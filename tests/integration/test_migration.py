@@ -1,6 +1,6 @@
 """Stores written by the previous releases open with this one, intact.
 
-Each previous release (commit PREV: schema version 1; PREV2, PREV3, PREV4: versions 2, 3, 4)
+Each previous release (commit PREV: schema version 1; PREV2 .. PREV5: versions 2 .. 5)
 is built once per clone into build-prev/ (build-prev-2/) at the repo root (its source from
 `git archive`, only the prela-collector target) and reused while present. For each store
 (the embedded SQLite data directory, ClickHouse 18.16 in the legacy dialect, chDB in the
@@ -32,6 +32,7 @@ PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
 PREV2 = "bf5f3fa"  # the last release of schema version 2 (both stores)
 PREV3 = "183accf"  # the last release of schema version 3 (both stores)
 PREV4 = "0c12009"  # the last release of schema version 4 (both stores)
+PREV5 = "ed9c2ad"  # the last release of schema version 5 of the embedded store
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -59,6 +60,12 @@ def prev3_bin():
 def prev4_bin():
     """The last release of schema version 4 (both stores), built once into build-prev-4/."""
     return build_release(PREV4, os.path.join(ROOT, "build-prev-4"))
+
+
+@pytest.fixture(scope="session")
+def prev5_bin():
+    """The last release of the embedded store's schema version 5, built once into build-prev-5/."""
+    return build_release(PREV5, os.path.join(ROOT, "build-prev-5"))
 
 
 def build_release(commit, PREV_DIR):
@@ -230,11 +237,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 in one start: one line per step
-        assert logs.count("local: migrated") == 4, logs
-        assert logs.count("migrated") == (4 if kind == "local" else 8), logs
+        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 (-> 6 the embedded one) in one start: one
+        # line per step
+        assert logs.count("local: migrated") == 5, logs
+        assert logs.count("migrated") == (5 if kind == "local" else 9), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
+        assert "from schema 5 to 6" in logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 4, logs
         after = snapshot(new, ids)
@@ -283,7 +292,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (5,)
+        assert con.execute("PRAGMA user_version").fetchone() == (6,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         con.close()
@@ -298,12 +307,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 5 (span_text and span_event_text are FTS5:
+# The embedded store's tables in schema version 6 (span_text and span_event_text are FTS5:
 # their shadow tables; span_dicts: the compression dictionaries, none until enough spans
-# were written).
+# were written; stats_hours and stats_rollup: the stats rollups).
 LOCAL_TABLES = {"spans", "traces", "span_text", "span_text_config", "span_text_data",
                 "span_text_idx", "trace_models", "span_dicts", "span_events", "span_event_text",
-                "span_event_text_config", "span_event_text_data", "span_event_text_idx"}
+                "span_event_text_config", "span_event_text_data", "span_event_text_idx",
+                "stats_hours", "stats_rollup"}
 
 
 def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
@@ -332,7 +342,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 3 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 5
+        assert logs.count("migrated") == 4 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 6
         assert "from schema 4 to 5" in logs, logs
         after = snapshot(new, ids)
         for key in before:
@@ -364,7 +374,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (5,)
+    assert con.execute("PRAGMA user_version").fetchone() == (6,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
     con.close()
@@ -403,7 +413,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 2 and "from schema 3 to 4" in logs, logs  # 3 -> 4 -> 5
+        assert logs.count("migrated") == 3 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 6
         assert "from schema 4 to 5" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -431,7 +441,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (5,)
+        assert con.execute("PRAGMA user_version").fetchone() == (6,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         # the new fields, readable; old rows hold "unknown" (-1, NULL, '')
@@ -766,7 +776,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 1 and "from schema 4 to 5" in logs, logs
+        assert logs.count("migrated") == 2 and "from schema 4 to 5" in logs, logs  # 4 -> 5 -> 6
         check_schema_5(new, ids, otlp, before)
     finally:
         stop(new)
@@ -778,7 +788,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (5,)
+        assert con.execute("PRAGMA user_version").fetchone() == (6,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         assert con.execute("SELECT count(*) FROM span_events").fetchone() == (1,)
@@ -814,3 +824,86 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
                               "spans", "traces"]
+
+
+def test_schema_5_local_store_migrates_to_6(prev5_bin, tmp_path):
+    """The embedded store of the last schema-5 release opens with schema 6 (the stats rollup
+    tables created, a row for every hour that holds a span, none built, no span rewritten):
+    every answer as before; stats the same before and after the writer builds the old hours
+    into rollups; once."""
+    data_dir = str(tmp_path / "data")
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(2))
+    old = start(prev5_bin, tmp_path, dict(data_dir=data_dir))
+    try:
+        for proj, doc in prela_docs(base):
+            post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+    finally:
+        stop(old)
+    path = os.path.join(data_dir, "prela.db")
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone() == (5,)
+    hours = {r[0] for r in con.execute("SELECT DISTINCT start_ns / ? FROM spans", (HOUR,))}
+    con.close()
+    assert len(hours) >= 2, hours
+
+    window = dict(start_time=iso(base - 2 * HOUR), end_time=iso(time.time_ns() + HOUR))
+
+    def stats(c):
+        return {(g, i): c.get("/api/v1/stats", group_by=g, interval=i, **window).json()["stats"]
+                for g in ("none", "model", "service", "span_type", "project", "user")
+                for i in ("1h", "1d")}
+
+    def same_stats(got, want):
+        for key in want:  # costs summed in another order: to 1e-9
+            assert [dict(r, cost_usd=None) for r in got[key]] == \
+                [dict(r, cost_usd=None) for r in want[key]], key
+            assert [r["cost_usd"] or 0 for r in got[key]] == pytest.approx(
+                [r["cost_usd"] or 0 for r in want[key]], rel=1e-9), key
+
+    def unbuilt(con):
+        return con.execute("SELECT count(*) FROM stats_hours WHERE built = 0").fetchone()[0]
+
+    # the migrated hours are quiet: the writer builds them as soon as it is idle
+    new = start(conftest.BIN, tmp_path, dict(data_dir=data_dir, local_extra="rollup_quiet: 1h"))
+    try:
+        logs = new.logs()
+        assert logs.count("migrated") == 1 and "from schema 5 to 6" in logs, logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        con = sqlite3.connect(path)
+        deadline = time.time() + 20
+        while unbuilt(con):
+            assert time.time() < deadline, "the migrated hours were not built"
+            time.sleep(0.2)
+        assert {r[0] for r in con.execute("SELECT hour FROM stats_hours WHERE built = 1")} == hours
+        assert con.execute("SELECT count(*) FROM stats_rollup").fetchone()[0] > 0
+        con.close()
+        rolled = stats(new)
+        assert sum(r["spans"] for r in rolled[("none", "1d")]) == 3 * 2 + 2 * 10
+    finally:
+        stop(new)
+
+    # every hour written just now (an hour of quiet asked for): the same answers from the spans
+    con = sqlite3.connect(path)
+    con.execute("UPDATE stats_hours SET built = 0, dirty_ns = ?", (time.time_ns(),))
+    con.commit()
+    again = start(conftest.BIN, tmp_path, dict(data_dir=data_dir, local_extra="rollup_quiet: 1h"))
+    try:
+        assert "migrated" not in again.logs()
+        same_stats(stats(again), rolled)
+        assert unbuilt(con) == len(hours)
+    finally:
+        stop(again)
+        con.close()
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone() == (6,)
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert names == LOCAL_TABLES
+    finally:
+        con.close()

@@ -1312,7 +1312,7 @@ static void test_migration(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5); /* 1 -> 2 -> 3 -> 4 -> 5 in one go */
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION); /* 1 -> ... -> 6 in one go */
     /* FTS5's merge settings (local_schema.c, FTS_MERGE) on both trigram indexes */
     CHECK_EQ_INT(db_int(path, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
     CHECK_EQ_INT(db_int(path, "SELECT v FROM span_text_config WHERE k = 'crisismerge'"), 64);
@@ -1380,7 +1380,9 @@ static void test_migration(void)
 
     /* A file from a newer collector is refused at start, untouched. */
     CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
-    CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
+    char newer[64];
+    snprintf(newer, sizeof(newer), "PRAGMA user_version = %d", PC_LOCAL_SCHEMA_VERSION + 1);
+    CHECK_EQ_INT(sqlite3_exec(db, newer, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     const char *kv[] = {"directory", sub};
     void *cfg = make_cfg(kv, 1);
@@ -1390,7 +1392,7 @@ static void test_migration(void)
     pc_local_exporter_ops.destroy(ctx);
     pc_config_free_options(pc_local_exporter_ops.options, cfg);
     free(cfg);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 6);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION + 1);
     remove_store_dir(dir);
 }
 
@@ -1446,7 +1448,7 @@ static void test_migration_2_3(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v2'"), 0);
     CHECK_EQ_STR(list(&h, (pc_trace_filter){.model = "gpt"})->v[0].trace_id, "v2");
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 3);

@@ -873,7 +873,7 @@ static void test_migration_3_4(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 2);
     /* old rows: every old field, the new ones unknown */
     tcopy t = trace1(&h, "pa", "v3");

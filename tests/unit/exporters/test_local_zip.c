@@ -12,6 +12,7 @@
  */
 #include "check.h"
 #include "exporters/local_harness.h"
+#include "exporters/local_schema.h"
 
 #include "buf.h"
 
@@ -279,7 +280,7 @@ static void test_migration_4_5(void)
     char dir[64];
     snprintf(dir, sizeof(dir), "%s", p.dir);
     open_store_kv(&h, dir, NULL, zip, 1);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 5);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM span_dicts"), 0);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans WHERE typeof(attributes) != 'text'"), 0);
     pc_buf got = {0};

@@ -1,0 +1,161 @@
+/*
+ * local_rollup.c - the writer's hour bookkeeping for the stats rollups (see
+ * local_rollup.h; the tables' contract is local_schema.c's).
+ *
+ * Why an hour is marked rather than its rollup updated in place: a trace
+ * counts in the hour its group begins, which a late earlier span moves;
+ * latency bins and costs would need read-modify-write of every touched
+ * hour per transaction; and retention takes spans away. Marking costs the
+ * writer one upsert per distinct hour per transaction, and rebuilding an
+ * hour from its spans (pc_local_stats_build) is right by construction.
+ */
+#include "local_rollup.h"
+
+#include "local_stats.h"
+#include "log.h"
+#include "mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define HOUR "3600000000000"
+
+static const char TOUCH[] =
+    "INSERT INTO stats_hours (hour, built, dirty_ns) VALUES (?1, 0, ?2)"
+    " ON CONFLICT (hour) DO UPDATE SET built = 0, dirty_ns = excluded.dirty_ns";
+
+/* ?1 tid: the hour of the trace's first span of each rolled-up group (the
+ * first span overall is the first of its model). */
+static const char FIRSTS[] =
+    "SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY llm_model"
+    " UNION SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY service_name"
+    " UNION SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY span_type";
+
+static const char NEXT[] = "SELECT hour FROM stats_hours WHERE built = 0 AND dirty_ns <= ?1"
+                           " ORDER BY hour DESC LIMIT 1";
+static const char BUILT[] = "UPDATE stats_hours SET built = 1 WHERE hour = ?1";
+static const char DROP[] = "DELETE FROM stats_hours WHERE hour = ?1";
+
+static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
+    pc_log(PC_LOG_ERROR, id, "cannot prepare statement: %s", sqlite3_errmsg(db));
+    return -1;
+}
+
+int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql)
+{
+    char purge[1024];
+    snprintf(purge, sizeof(purge),
+             "INSERT INTO stats_hours (hour, built, dirty_ns) SELECT DISTINCT start_ns / " HOUR
+             ", 0, ?2 FROM spans WHERE tid IN (%s) AND true"
+             " ON CONFLICT (hour) DO UPDATE SET built = 0, dirty_ns = excluded.dirty_ns",
+             expired_sql);
+    r->db = db;
+    return prepare(id, db, TOUCH, &r->touch) < 0 || prepare(id, db, FIRSTS, &r->firsts) < 0 ||
+                   prepare(id, db, purge, &r->purge) < 0 || prepare(id, db, NEXT, &r->next) < 0 ||
+                   prepare(id, db, BUILT, &r->built) < 0 || prepare(id, db, DROP, &r->drop) < 0
+               ? -1
+               : 0;
+}
+
+void pc_local_rollup_fini(pc_local_rollup *r)
+{
+    sqlite3_finalize(r->touch);
+    sqlite3_finalize(r->firsts);
+    sqlite3_finalize(r->purge);
+    sqlite3_finalize(r->next);
+    sqlite3_finalize(r->built);
+    sqlite3_finalize(r->drop);
+    free(r->hours);
+    r->hours = NULL;
+    r->n = r->cap = 0;
+}
+
+static void add_hour(pc_local_rollup *r, int64_t hour)
+{
+    if (r->n > 0 && r->hours[r->n - 1] == hour) return; /* a trace's spans, mostly */
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 64;
+        r->hours = pc_xrealloc(r->hours, r->cap * sizeof(*r->hours));
+    }
+    r->hours[r->n++] = hour;
+}
+
+void pc_local_rollup_span(pc_local_rollup *r, int64_t start_ns)
+{
+    add_hour(r, start_ns / 3600000000000LL);
+}
+
+int pc_local_rollup_stored(pc_local_rollup *r, int64_t tid)
+{
+    int rc;
+    sqlite3_bind_int64(r->firsts, 1, tid);
+    while ((rc = sqlite3_step(r->firsts)) == SQLITE_ROW)
+        add_hour(r, sqlite3_column_int64(r->firsts, 0));
+    sqlite3_reset(r->firsts);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int pc_local_rollup_flush(pc_local_rollup *r, int64_t now_ns)
+{
+    if (r->n > 1) qsort(r->hours, r->n, sizeof(*r->hours), by_value);
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < r->n && rc == SQLITE_OK; i++) {
+        if (i > 0 && r->hours[i] == r->hours[i - 1]) continue;
+        sqlite3_bind_int64(r->touch, 1, r->hours[i]);
+        sqlite3_bind_int64(r->touch, 2, now_ns);
+        rc = sqlite3_step(r->touch);
+        sqlite3_reset(r->touch);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    r->n = 0;
+    return rc;
+}
+
+int pc_local_rollup_purge(pc_local_rollup *r, int64_t cutoff_ns, int64_t now_ns)
+{
+    sqlite3_bind_int64(r->purge, 1, cutoff_ns);
+    sqlite3_bind_int64(r->purge, 2, now_ns);
+    int rc = sqlite3_step(r->purge);
+    sqlite3_reset(r->purge);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int run(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+int pc_local_rollup_build(pc_local_rollup *r, int64_t quiet_ns)
+{
+    sqlite3_bind_int64(r->next, 1, quiet_ns);
+    int rc = sqlite3_step(r->next);
+    int64_t hour = rc == SQLITE_ROW ? sqlite3_column_int64(r->next, 0) : 0;
+    sqlite3_reset(r->next);
+    if (rc == SQLITE_DONE) return 0;
+    if (rc != SQLITE_ROW) return -1;
+    int64_t spans = 0;
+    rc = run(r->db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK) rc = pc_local_stats_build(r->db, hour, &spans);
+    if (rc == SQLITE_OK) {
+        /* an hour left without spans (retention) has nothing to keep */
+        sqlite3_stmt *st = spans > 0 ? r->built : r->drop;
+        sqlite3_bind_int64(st, 1, hour);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    if (rc == SQLITE_OK) rc = run(r->db, "COMMIT");
+    if (rc != SQLITE_OK) {
+        if (!sqlite3_get_autocommit(r->db)) run(r->db, "ROLLBACK");
+        return -1;
+    }
+    return 1;
+}

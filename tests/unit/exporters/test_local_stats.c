@@ -1,0 +1,282 @@
+/*
+ * test_local_stats.c - the embedded store's stats from hour rollups equal the
+ * same stats gathered from the spans alone (src/exporters/local_stats.c,
+ * local_rollup.c): before any hour is built, after every hour is, after
+ * writes that dirty some (late spans that move a trace's first span of a
+ * group into an earlier hour, new traces, a redelivered batch), after
+ * retention, for every group, interval, window and project filter; and the
+ * rollups are what the read uses once built (a tampered rollup shows, a
+ * dirty hour's rows are never read).
+ */
+#include "check.h"
+#include "exporters/local_harness.h"
+#include "exporters/local_stats.h"
+
+#include <math.h>
+
+#define H (3600 * NS)
+
+typedef struct strow {
+    pc_stats_row r;
+    char group[64];
+} strow;
+
+typedef struct strows {
+    strow v[512];
+    int n;
+} strows;
+
+static int collect(void *ud, const pc_stats_row *r)
+{
+    strows *l = ud;
+    if (l->n >= 512) return 1;
+    strow *c = &l->v[l->n++];
+    c->r = *r;
+    snprintf(c->group, sizeof(c->group), "%s", r->group);
+    c->r.group = c->group;
+    return 0;
+}
+
+static bool same_row(const strow *a, const strow *b)
+{
+    const pc_stats_row *x = &a->r, *y = &b->r;
+    bool cost = (isnan(x->cost_usd) && isnan(y->cost_usd)) ||
+                fabs(x->cost_usd - y->cost_usd) <= 1e-9 * fabs(y->cost_usd) + 1e-12;
+    return x->bucket_ns == y->bucket_ns && strcmp(a->group, b->group) == 0 &&
+           x->spans == y->spans && x->traces == y->traces && x->errors == y->errors &&
+           x->input_tokens == y->input_tokens && x->output_tokens == y->output_tokens && cost &&
+           x->unpriced == y->unpriced && x->latency_p50_ns == y->latency_p50_ns &&
+           x->latency_p95_ns == y->latency_p95_ns && x->latency_p99_ns == y->latency_p99_ns;
+}
+
+static int compared, rows_seen;
+
+/* stats() and the spans-only read agree on |q|. */
+static void same_answer(store_h *h, pc_stats_query q)
+{
+    static strows a, b;
+    a.n = b.n = 0;
+    q.max_rows = 512;
+    CHECK_EQ_INT(h->st->ops->stats(h->st->ctx, &q, collect, &a), 0);
+    CHECK_EQ_INT(pc_local_stats_spans(h->st->ctx, &q, collect, &b), 0);
+    compared++;
+    rows_seen += a.n;
+    if (a.n != b.n) {
+        fprintf(stderr, "group %d interval %lld [%lld, %lld) project %s: %d rows, want %d\n",
+                q.group_by, (long long)q.interval_ns, (long long)(q.start_ns - T0),
+                (long long)(q.end_ns - T0), q.project_id ? q.project_id : "*", a.n, b.n);
+        CHECK(a.n == b.n);
+        return;
+    }
+    for (int i = 0; i < a.n; i++) {
+        if (same_row(&a.v[i], &b.v[i])) continue;
+        fprintf(stderr,
+                "group %d interval %lld project %s row %d (%s): spans %lld/%lld traces %lld/%lld"
+                " p50 %lld/%lld cost %g/%g\n",
+                q.group_by, (long long)q.interval_ns, q.project_id ? q.project_id : "*", i,
+                a.v[i].group, (long long)a.v[i].r.spans, (long long)b.v[i].r.spans,
+                (long long)a.v[i].r.traces, (long long)b.v[i].r.traces,
+                (long long)a.v[i].r.latency_p50_ns, (long long)b.v[i].r.latency_p50_ns,
+                a.v[i].r.cost_usd, b.v[i].r.cost_usd);
+        CHECK(same_row(&a.v[i], &b.v[i]));
+        return;
+    }
+}
+
+/* Every group, several intervals (whole hours and not), windows (aligned,
+ * ragged, inside, around everything) and both project filters. */
+static void same_answers(store_h *h)
+{
+    static const int64_t intervals[] = {0, H, 2 * H, 24 * H, 15 * 60 * NS};
+    static const int64_t windows[][2] = {{-3 * H, 30 * H},
+                                         {17 * 60 * NS, 7 * H + 3 * 60 * NS},
+                                         {2 * H, 5 * H},
+                                         {H + 1, H + 2}};
+    static const char *const projects[] = {NULL, "p1"};
+    for (int g = PC_GROUP_NONE; g <= PC_GROUP_SESSION; g++)
+        for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++)
+            for (size_t w = 0; w < sizeof(windows) / sizeof(windows[0]); w++)
+                for (int p = 0; p < 2; p++)
+                    same_answer(h, (pc_stats_query){.group_by = (pc_stats_group)g,
+                                                    .interval_ns = intervals[i],
+                                                    .start_ns = T0 + windows[w][0],
+                                                    .end_ns = T0 + windows[w][1],
+                                                    .project_id = projects[p]});
+}
+
+/* A small deterministic generator (xorshift64). */
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static int pick(int n)
+{
+    return (int)(next() % (uint64_t)n);
+}
+
+static const char *const models[] = {"", "gpt-4o", "claude-3-5-sonnet", "emb-1"};
+static const char *const services[] = {"api", "worker", "rag"};
+static const char *const projects_all[] = {"p1", "p2", "p3"};
+
+/* One random span of trace |t| starting at |start|. */
+static void rand_span(pc_batch *b, int t, int k, int64_t start)
+{
+    char trace[32], span[32];
+    snprintf(trace, sizeof(trace), "t%03d", t);
+    snprintf(span, sizeof(span), "s%03d-%02d", t, k);
+    int m = pick(4);
+    pc_span_type type = m == 0 ? (pick(2) ? PC_TYPE_TOOL : PC_TYPE_AGENT)
+                        : m == 3 ? PC_TYPE_EMBEDDING
+                                 : PC_TYPE_LLM;
+    int64_t dur = pick(5) == 0 ? 0 : (int64_t)(next() % (90 * NS)) + 1;
+    pc_span *s = add_span(b, (span_spec){.trace = trace,
+                                         .span = span,
+                                         .project = projects_all[t % 3],
+                                         .service = services[pick(3)],
+                                         .type = type,
+                                         .status = pick(8) == 0 ? PC_STATUS_ERROR
+                                                                : PC_STATUS_SUCCESS,
+                                         .start = start,
+                                         .end = dur ? start + dur : 0,
+                                         .in_tok = m ? pick(500) : -1,
+                                         .out_tok = m ? pick(200) : -1});
+    s->llm_model = S(b, models[m]);
+    s->cost_usd = m && pick(3) ? (double)pick(1000) / 997.0 : NAN;
+    s->user_id = S(b, pick(2) ? "amy" : "");
+    s->session_id = S(b, pick(3) ? "conv-1" : "conv-2");
+}
+
+/* Traces |from|..|to|-1, each of |spans| spans over an hour or two around
+ * T0 + (t % 9) h, ingested at |received|. */
+static pc_batch *rand_batch(int from, int to, int spans, int64_t received)
+{
+    pc_batch *b = new_batch(received);
+    for (int t = from; t < to; t++) {
+        int64_t base = T0 + (t % 9) * H + (int64_t)(next() % (uint64_t)H);
+        for (int k = 0; k < spans; k++)
+            rand_span(b, t, k, base + (int64_t)(next() % (uint64_t)(2 * H)) - H / 2);
+    }
+    return b;
+}
+
+static int64_t db_count(store_h *h, const char *sql)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", h->dir);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+static void db_exec(store_h *h, const char *sql)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", h->dir);
+    sqlite3 *db;
+    CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    CHECK_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_rollups_equal_spans(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"}; /* built only when the test says */
+    open_store_kv(&h, NULL, "30d", kv, 1);
+    int64_t now = pc_time_now_ns();
+    /* old traces (ingested 40 days ago: retention takes them) and new ones */
+    pc_batch *old = rand_batch(0, 12, 6, now - 40 * 24 * H);
+    CHECK_EQ_INT(consume(&h, old), PC_OK);
+    pc_batch *b = rand_batch(12, 60, 8, now);
+    pc_batch_ref(b);
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(consume(&h, b), PC_OK); /* redelivered: counted once */
+
+    /* nothing built yet: every hour is gathered from the spans */
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 5);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1"), 0);
+    same_answers(&h);
+
+    int64_t built = pc_local_build_rollups(h.ctx);
+    CHECK(built > 5);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 0);
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_rollup WHERE kind = 1") > 5);
+    CHECK_EQ_INT(pc_local_build_rollups(h.ctx), 0); /* nothing left to build */
+    same_answers(&h);
+
+    /* late spans of stored traces, starting an hour before them (their first
+     * span of some groups moves to an earlier hour), and new traces */
+    pc_batch *late = new_batch(now);
+    for (int t = 12; t < 40; t += 3)
+        for (int k = 0; k < 3; k++)
+            rand_span(late, t, 90 + k, T0 + (t % 9) * H - H - (int64_t)(next() % (uint64_t)H));
+    CHECK_EQ_INT(consume(&h, late), PC_OK);
+    CHECK_EQ_INT(consume(&h, rand_batch(63, 64, 4, now)), PC_OK);
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 0);
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1") > 0);
+    same_answers(&h); /* some hours built, some dirty */
+    CHECK(pc_local_build_rollups(h.ctx) > 0);
+    same_answers(&h);
+
+    /* retention: the old traces go, their hours are dirty, then rebuilt */
+    CHECK_EQ_INT(pc_local_purge(h.ctx, now), 12);
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 0);
+    same_answers(&h);
+    CHECK(pc_local_build_rollups(h.ctx) > 0);
+    same_answers(&h);
+
+    /* the read takes built hours from stats_rollup: tampered, it shows ... */
+    strows a = {.n = 0};
+    pc_stats_query all = {.start_ns = T0 - 3 * H, .end_ns = T0 + 30 * H, .max_rows = 10};
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect, &a), 0);
+    int64_t spans = a.v[0].r.spans;
+    db_exec(&h, "UPDATE stats_rollup SET spans = spans + 1000 WHERE kind = 0 AND hour = "
+                "(SELECT min(hour) FROM stats_hours)");
+    a.n = 0;
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect, &a), 0);
+    CHECK_EQ_INT(a.v[0].r.spans, spans + 1000);
+    /* ... and a dirty hour's stale rows are never read */
+    db_exec(&h, "UPDATE stats_hours SET built = 0 WHERE hour = (SELECT min(hour) FROM stats_hours)");
+    a.n = 0;
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect, &a), 0);
+    CHECK_EQ_INT(a.v[0].r.spans, spans);
+    same_answers(&h);
+    fprintf(stderr, "%d queries compared, %d rows\n", compared, rows_seen);
+    CHECK(rows_seen > 5000);
+    close_store(&h, true);
+}
+
+/* A corrupt rollup is an error, not a wrong answer or a crash. */
+static void test_corrupt_rollup_fails_the_read(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    CHECK_EQ_INT(consume(&h, rand_batch(0, 5, 4, pc_time_now_ns())), PC_OK);
+    CHECK(pc_local_build_rollups(h.ctx) > 0);
+    db_exec(&h, "UPDATE stats_rollup SET bins = x'ffffffffffffffffffffff'");
+    strows a = {.n = 0};
+    pc_stats_query all = {.start_ns = T0 - 3 * H, .end_ns = T0 + 30 * H, .max_rows = 10};
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect, &a), -1);
+    CHECK_EQ_INT(a.n, 0);
+    close_store(&h, true);
+}
+
+int main(void)
+{
+    RUN(test_rollups_equal_spans);
+    RUN(test_corrupt_rollup_fails_the_read);
+    return CHECK_DONE();
+}
