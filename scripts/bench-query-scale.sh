@@ -217,6 +217,24 @@ projection_sqlite() {
   echo "   WAL: $(mb "$(wal_bytes "$dir")") (bounded by checkpoints, not by the data)"
 }
 
+# rollups_built DB PID: waits (at most 15 minutes) until the writer has built the stats
+# rollups of every hour the load wrote (local_schema.c: stats_hours), which it does once an
+# hour is quiet for rollup_quiet (10 s) and nothing is queued; prints how long that took
+# after the load and the collector CPU it cost, so the query phase reads built hours.
+rollups_built() {
+  local db=$1 pid=$2 t0 c0 left hours
+  t0=$(date +%s.%N) c0=$(cpu_s "$pid")
+  hours=$(sqlite3 "$db" "SELECT count(*) FROM stats_hours")
+  for _ in $(seq 4500); do
+    left=$(sqlite3 -cmd ".timeout 5000" "$db" "SELECT count(*) FROM stats_hours WHERE built = 0")
+    [ "$left" = 0 ] && break
+    sleep 0.2
+  done
+  awk -v t0="$t0" -v t1="$(date +%s.%N)" -v c0="$c0" -v c1="$(cpu_s "$pid")" -v h="$hours" -v l="$left" \
+    'BEGIN { printf "-- stats rollups: %d of %d hours built %.1f s after the load (rollup_quiet 10 s), collector %.1f CPU-s meanwhile (%.0f ms per hour)\n",
+             h - l, h, t1 - t0, c1 - c0, (h > l ? (c1 - c0) * 1000 / (h - l) : 0) }'
+}
+
 # --- mixed: ingest beside the query mix ----------------------------------------------
 
 # mixed STORE DIR: qs_load (another seed, 4 connections) beside the query mix at the
@@ -331,6 +349,7 @@ run_store() {
   if [ "$stored" -gt 0 ]; then
     if [ "$store" = sqlite ]; then projection_sqlite "$dir/data" "$stored"; else projection_clickhouse "$stored"; fi
   fi
+  [ "$store" = sqlite ] && rollups_built "$dir/data/prela.db" "$cpid"
   "$QS_QUERY" --target "127.0.0.1:$P_QUERY" --info "$dir/info.txt" --clients "$CLIENTS" \
     --duration "$DURATION" --timeout "$TIMEOUT" --label "$store" --tsv "$TSV" 2>"$dir/query.err" |
     tee "$dir/query.txt"
