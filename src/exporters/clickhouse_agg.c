@@ -22,10 +22,16 @@
  * group). No LIMIT 1 BY over the range: a GROUP BY aggregates as it reads.
  * The range also bounds started_at, the partition key, so only the months it
  * covers are read (and, modern, the minmax index on start_ns skips the
- * granules outside it). Percentiles are exact nearest-rank: the value at
- * 1-based rank ceil(p * n) = intDiv(n * P + 99, 100) (P the percent, integer
- * arithmetic: no float rounding of p * n) of the sorted durations of the
- * ended spans.
+ * granules outside it). Traces are joined in per (bucket, group): each
+ * (trace, group)'s first start over every span of the traces with a span in
+ * the range (deduplicated the same way), counted where it lies in the range;
+ * that part reads the key columns of every span (no time bound: a trace's
+ * first span may lie before the range). Percentiles are nearest-rank: the
+ * value at 1-based rank ceil(p * n) = intDiv(n * P + 99, 100) (P the percent,
+ * integer arithmetic: no float rounding of p * n) of the sorted durations of
+ * the ended spans; the API reports its bin (histo.h), as the embedded store
+ * does. Unlike the embedded store there are no hour rollups here: every read
+ * gathers its window's spans.
  */
 #include "clickhouse_agg.h"
 

@@ -54,6 +54,16 @@ static void clear(void)
     closedir(d);
 }
 
+/* At exit: the spool directory and everything in it, so runs leave nothing in /tmp. */
+static void remove_dir(void)
+{
+    clear();
+    char path[600];
+    snprintf(path, sizeof path, "%s/lock", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void walk_record(const void *p, size_t n)
 {
     size_t pos = 0;
@@ -70,6 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pc_log_set_level(PC_LOG_ERROR); /* recovery's warnings would flood the output */
         snprintf(dir, sizeof dir, "/tmp/pc-fuzz-spool-%d", (int)getpid());
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) abort();
+        atexit(remove_dir);
     }
     clear();
     unsigned sel = data[0];
