@@ -76,6 +76,7 @@ typedef struct local_cfg {
     int64_t query_timeout_ms;
     int64_t compression_sample;
     int64_t rollup_quiet_ms;
+    int64_t rollup_build_limit_ms;
 } local_cfg;
 
 static const pc_option options[] = {
@@ -98,6 +99,10 @@ static const pc_option options[] = {
     {"rollup_quiet", PC_OPT_DURATION, "10s", offsetof(local_cfg, rollup_quiet_ms), 0, 86400000,
      "stats rollups: an hour's figures are (re)built from its spans once no span was written"
      " into it for this long and no batch waits; until then stats read that hour's spans"},
+    {"rollup_build_limit", PC_OPT_DURATION, "2s", offsetof(local_cfg, rollup_build_limit_ms), 1,
+     3600000,
+     "longest one hour's rollup build may hold the writer; a longer one (long traces overlapping"
+     " the hour) is abandoned and that hour's stats read from its spans, tried again in 10 min"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -441,8 +446,16 @@ static void rollup_step(pc_local *L)
 {
     int rc = pc_local_rollup_build(&L->w.rollup,
                                    pc_time_now_ns() - L->cfg->rollup_quiet_ms * NS_PER_MS);
-    if (rc == 1) {
+    if (rc == 1 || rc == PC_ROLLUP_SLOW) {
         L->next_rollup_mono = 0; /* more may be due: look again when idle */
+        if (rc == PC_ROLLUP_SLOW && mono_ns() - L->last_rollup_log >= LOG_EVERY_NS) {
+            L->last_rollup_log = mono_ns();
+            pc_log(PC_LOG_WARN, L->id,
+                   "stats rollups: the hour starting at %lld (Unix seconds) took over %lld ms to"
+                   " build (long traces overlap it: rollup_build_limit); its stats are read from"
+                   " its spans, and it is tried again in 10 minutes",
+                   (long long)(L->w.rollup.last_hour * 3600), (long long)L->cfg->rollup_build_limit_ms);
+        }
         return;
     }
     L->next_rollup_mono = mono_ns() + (rc == 0 ? ROLLUP_POLL_NS : ROLLUP_RETRY_NS);
@@ -454,13 +467,14 @@ static void rollup_step(pc_local *L)
     }
 }
 
-/* Builds every unbuilt hour now, quiet or not (test hook). Writer thread. */
+/* Builds every unbuilt hour now, quiet or not, but for those past
+ * rollup_build_limit (test hook). Writer thread. */
 static int64_t build_all(pc_local *L)
 {
     int64_t n = 0;
     int rc;
-    while ((rc = pc_local_rollup_build(&L->w.rollup, INT64_MAX)) == 1)
-        n++;
+    while ((rc = pc_local_rollup_build(&L->w.rollup, INT64_MAX - PC_ROLLUP_DEFER_NS)) >= 1)
+        if (rc == 1) n++; /* a slow one is deferred past this bound: never met again here */
     return rc < 0 ? -1 : n;
 }
 
@@ -585,6 +599,7 @@ static int local_start(void *ctx, pc_host *host)
     if (!L->db) return -1;
     if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample) < 0)
         return -1;
+    L->w.rollup.limit_ns = L->cfg->rollup_build_limit_ms * NS_PER_MS;
     L->next_purge_mono = 0; /* the writer runs retention first thing */
     pthread_mutex_lock(&L->mu);
     int rc = pthread_create(&L->thread, NULL, writer_main, L);

@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define HOUR "3600000000000"
 
@@ -35,6 +36,8 @@ static const char NEXT[] = "SELECT hour FROM stats_hours WHERE built = 0 AND dir
                            " ORDER BY hour DESC LIMIT 1";
 static const char BUILT[] = "UPDATE stats_hours SET built = 1 WHERE hour = ?1";
 static const char DROP[] = "DELETE FROM stats_hours WHERE hour = ?1";
+/* ?1 hour ?2 wall clock: not tried before then (a build past the limit). */
+static const char DEFER[] = "UPDATE stats_hours SET dirty_ns = ?2 WHERE hour = ?1 AND built = 0";
 
 static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
@@ -133,6 +136,35 @@ static int run(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* SQLite progress handler of a build: non-zero (interrupt) past its deadline. */
+static int past_deadline(void *ud)
+{
+    const pc_local_rollup *r = ud;
+    return mono_ns() > r->deadline_ns;
+}
+
+/* Sets the hour's dirty_ns to |at_ns| in its own transaction. SQLite code. */
+static int defer(pc_local_rollup *r, int64_t hour, int64_t at_ns)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, DEFER, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, hour);
+        sqlite3_bind_int64(st, 2, at_ns);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int pc_local_rollup_build(pc_local_rollup *r, int64_t quiet_ns)
 {
     sqlite3_bind_int64(r->next, 1, quiet_ns);
@@ -141,9 +173,13 @@ int pc_local_rollup_build(pc_local_rollup *r, int64_t quiet_ns)
     sqlite3_reset(r->next);
     if (rc == SQLITE_DONE) return 0;
     if (rc != SQLITE_ROW) return -1;
+    r->last_hour = hour;
     int64_t spans = 0;
     rc = run(r->db, "BEGIN IMMEDIATE");
+    r->deadline_ns = mono_ns() + r->limit_ns;
+    sqlite3_progress_handler(r->db, 1000, past_deadline, r);
     if (rc == SQLITE_OK) rc = pc_local_stats_build(r->db, hour, &spans);
+    sqlite3_progress_handler(r->db, 0, NULL, NULL);
     if (rc == SQLITE_OK) {
         /* an hour left without spans (retention) has nothing to keep */
         sqlite3_stmt *st = spans > 0 ? r->built : r->drop;
@@ -155,6 +191,9 @@ int pc_local_rollup_build(pc_local_rollup *r, int64_t quiet_ns)
     if (rc == SQLITE_OK) rc = run(r->db, "COMMIT");
     if (rc != SQLITE_OK) {
         if (!sqlite3_get_autocommit(r->db)) run(r->db, "ROLLBACK");
+        if (rc == SQLITE_INTERRUPT)
+            return defer(r, hour, quiet_ns + PC_ROLLUP_DEFER_NS) == SQLITE_OK ? PC_ROLLUP_SLOW
+                                                                              : -1;
         return -1;
     }
     return 1;

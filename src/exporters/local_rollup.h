@@ -26,6 +26,9 @@ typedef struct pc_local_rollup {
     sqlite3_stmt *built, *drop;
     int64_t *hours; /* hours this transaction wrote (duplicates removed at flush) */
     size_t n, cap;
+    int64_t limit_ns;    /* longest one hour's build may take (monotonic) */
+    int64_t deadline_ns; /* of the build running */
+    int64_t last_hour;   /* the hour the last pc_local_rollup_build looked at */
 } pc_local_rollup;
 
 /* Prepares the statements on the writer connection |db|; |expired_sql| is
@@ -51,11 +54,19 @@ int pc_local_rollup_flush(pc_local_rollup *r, int64_t now_ns);
  * |expired_sql|) as written at |now_ns|. SQLite code. */
 int pc_local_rollup_purge(pc_local_rollup *r, int64_t cutoff_ns, int64_t now_ns);
 
+/* pc_local_rollup_build's answers besides 0 (none due) and 1 (built). */
+#define PC_ROLLUP_SLOW 2 /* past limit_ns: deferred by PC_ROLLUP_DEFER_NS */
+#define PC_ROLLUP_DEFER_NS (600LL * 1000000000LL)
+
 /*
  * Builds the newest hour written no later than |quiet_ns| (wall clock) and not
- * built since, in its own transaction. 1 when it built one, 0 when none is
- * due, -1 on failure (logged by the caller; the hour stays unbuilt, so reads
- * stay right).
+ * built since, in its own transaction (r->last_hour says which). 1 when it
+ * built one, 0 when none is due; PC_ROLLUP_SLOW when the build ran past
+ * r->limit_ns (long traces overlapping the hour make it read their spans):
+ * rolled back, the hour left to the reads' span path and not tried again for
+ * PC_ROLLUP_DEFER_NS unless written again, so one tenant's data cannot hold
+ * the writer; -1 on failure (the caller logs; the hour stays unbuilt, so
+ * reads stay right).
  */
 int pc_local_rollup_build(pc_local_rollup *r, int64_t quiet_ns);
 

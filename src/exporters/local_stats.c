@@ -142,61 +142,10 @@ static void keys_free(keys *t)
 /* The figures of one (bucket, group). */
 typedef struct cell {
     pc_stats_row row;
-    uint64_t *bins; /* (bin << 32 | count) of ended spans; one entry per span or rollup bin */
+    uint64_t *bins; /* (bin << 32 | count) of ended spans, in arrival order until compacted */
     size_t n_bins, cap_bins;
     bool has_cost;
 } cell;
-
-/* Every (bucket, group) of one read: key (bucket_ns, group) → cells[i]. */
-typedef struct stats_acc {
-    keys keys;
-    cell *cells;
-    size_t cap;
-} stats_acc;
-
-static cell *acc_cell(stats_acc *a, int64_t bucket, const char *g, size_t n)
-{
-    bool added;
-    size_t i = keys_find(&a->keys, bucket, g, n, &added);
-    if (added) {
-        if (i >= a->cap) {
-            a->cap = a->cap ? 2 * a->cap : 16;
-            a->cells = pc_xrealloc(a->cells, a->cap * sizeof(*a->cells));
-        }
-        a->cells[i] = (cell){.row = {.bucket_ns = bucket}};
-    }
-    return &a->cells[i];
-}
-
-static void cell_bin(cell *c, int bin, uint32_t count)
-{
-    if (c->n_bins == c->cap_bins) {
-        c->cap_bins = c->cap_bins ? 2 * c->cap_bins : 64;
-        c->bins = pc_xrealloc(c->bins, c->cap_bins * sizeof(*c->bins));
-    }
-    c->bins[c->n_bins++] = (uint64_t)bin << 32 | count;
-}
-
-static int by_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The value of the nearest-rank percentile |pct| (1..100) of |c|'s sorted
- * bins holding |n| durations: the bin at 1-based rank ceil(pct * n / 100);
- * -1 when n is 0. */
-static int64_t nearest_rank(const cell *c, int64_t n, int pct)
-{
-    if (n == 0) return -1;
-    int64_t rank = (n * pct + 99) / 100, seen = 0;
-    if (rank < 1) rank = 1;
-    for (size_t i = 0; i < c->n_bins; i++) {
-        seen += (int64_t)(c->bins[i] & 0xffffffffu);
-        if (seen >= rank) return pc_histo_value((int)(c->bins[i] >> 32));
-    }
-    return -1;
-}
 
 /* A cell's place in list order: bucket, then group bytewise (SQLite's BINARY). */
 typedef struct ordered {
@@ -214,6 +163,133 @@ static int by_bucket_group(const void *a, const void *b)
     return x->n < y->n ? -1 : x->n > y->n;
 }
 
+/*
+ * Every (bucket, group) of one read: key (bucket_ns, group) → cells[i].
+ * Bounded: an answer shows its first |limit| cells in list order, so once
+ * twice that many are held the ones after the limit-th are dropped, and
+ * later keys past it (|cut|, |top|) are never held again; the cells' bins
+ * are compacted into one entry per bin. So a read holds at most 2 * limit
+ * cells of at most PC_HISTO_BINS entries each, however many spans and
+ * groups it meets. limit 0: every cell (an hour's build).
+ */
+typedef struct stats_acc {
+    keys keys;
+    cell *cells;
+    size_t cap;
+    size_t limit;
+    bool cut;    /* |top| is set */
+    ordered top; /* the last key kept at the last cut (its group in |top_group|) */
+    char *top_group;
+} stats_acc;
+
+/* Keeps the first a->limit cells in list order, frees the rest. */
+static void acc_prune(stats_acc *a)
+{
+    size_t n = a->keys.used;
+    ordered *order = pc_xmalloc(n * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (ordered){a->keys.k[i], a->keys.s[i], a->keys.n[i], i};
+    qsort(order, n, sizeof(*order), by_bucket_group);
+    keys kept = {0};
+    cell *cells = pc_xmalloc(a->limit * sizeof(*cells));
+    for (size_t r = 0; r < n; r++) {
+        cell *c = &a->cells[order[r].i];
+        if (r >= a->limit) {
+            free(c->bins);
+            continue;
+        }
+        bool added;
+        size_t j = keys_find(&kept, order[r].bucket, order[r].group, order[r].n, &added);
+        cells[j] = *c;
+    }
+    const ordered *last = &order[a->limit - 1];
+    free(a->top_group);
+    a->top_group = pc_xmalloc(last->n + 1);
+    memcpy(a->top_group, last->group, last->n + 1);
+    a->top = (ordered){last->bucket, a->top_group, last->n, 0};
+    a->cut = true;
+    free(order);
+    keys_free(&a->keys);
+    free(a->cells);
+    a->keys = kept;
+    a->cells = cells;
+    a->cap = a->limit;
+}
+
+/* The cell of (|bucket|, |g|: |n| bytes), added when new; NULL when it lies
+ * past the cut (it cannot be in the answer). */
+static cell *acc_cell(stats_acc *a, int64_t bucket, const char *g, size_t n)
+{
+    if (a->cut) {
+        ordered k = {bucket, g, n, 0};
+        if (by_bucket_group(&k, &a->top) > 0) return NULL;
+    }
+    bool added;
+    size_t i = keys_find(&a->keys, bucket, g, n, &added);
+    if (added) {
+        if (i >= a->cap) {
+            a->cap = a->cap ? 2 * a->cap : 16;
+            a->cells = pc_xrealloc(a->cells, a->cap * sizeof(*a->cells));
+        }
+        a->cells[i] = (cell){.row = {.bucket_ns = bucket}};
+        if (a->limit && a->keys.used > 2 * a->limit) {
+            acc_prune(a);
+            return acc_cell(a, bucket, g, n);
+        }
+    }
+    return &a->cells[i];
+}
+
+static int by_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts |c|'s bins and sums the entries of each bin (a sum past 32 bits
+ * takes more than one entry). */
+static void compact_bins(cell *c)
+{
+    if (c->n_bins > 1) qsort(c->bins, c->n_bins, sizeof(*c->bins), by_u64);
+    size_t w = 0;
+    for (size_t i = 0; i < c->n_bins; i++) {
+        uint64_t bin = c->bins[i] >> 32, count = c->bins[i] & 0xffffffffu;
+        if (w > 0 && c->bins[w - 1] >> 32 == bin &&
+            (c->bins[w - 1] & 0xffffffffu) + count <= 0xffffffffu)
+            c->bins[w - 1] += count;
+        else
+            c->bins[w++] = c->bins[i];
+    }
+    c->n_bins = w;
+}
+
+#define BINS_COMPACT 4096 /* entries of a cell before its bins are summed per bin */
+
+static void cell_bin(cell *c, int bin, uint32_t count)
+{
+    if (c->n_bins == c->cap_bins && c->cap_bins >= BINS_COMPACT) compact_bins(c);
+    if (c->n_bins == c->cap_bins) {
+        c->cap_bins = c->cap_bins ? 2 * c->cap_bins : 64;
+        c->bins = pc_xrealloc(c->bins, c->cap_bins * sizeof(*c->bins));
+    }
+    c->bins[c->n_bins++] = (uint64_t)bin << 32 | count;
+}
+
+/* The value of the nearest-rank percentile |pct| (1..100) of |c|'s sorted
+ * bins holding |n| durations: the bin at 1-based rank ceil(pct * n / 100);
+ * -1 when n is 0. */
+static int64_t nearest_rank(const cell *c, int64_t n, int pct)
+{
+    if (n == 0) return -1;
+    int64_t rank = (n * pct + 99) / 100, seen = 0;
+    if (rank < 1) rank = 1;
+    for (size_t i = 0; i < c->n_bins; i++) {
+        seen += (int64_t)(c->bins[i] & 0xffffffffu);
+        if (seen >= rank) return pc_histo_value((int)(c->bins[i] >> 32));
+    }
+    return -1;
+}
+
 /* Completes every cell (percentiles, cost) and hands them to |cb| in list
  * order, at most |max_rows|. */
 static void acc_emit(stats_acc *a, int max_rows, pc_stats_cb cb, void *ud)
@@ -228,7 +304,7 @@ static void acc_emit(stats_acc *a, int max_rows, pc_stats_cb cb, void *ud)
         int64_t ended = 0;
         for (size_t i = 0; i < c->n_bins; i++)
             ended += (int64_t)(c->bins[i] & 0xffffffffu);
-        if (c->n_bins > 1) qsort(c->bins, c->n_bins, sizeof(*c->bins), by_u64);
+        compact_bins(c);
         c->row.latency_p50_ns = nearest_rank(c, ended, 50);
         c->row.latency_p95_ns = nearest_rank(c, ended, 95);
         c->row.latency_p99_ns = nearest_rank(c, ended, 99);
@@ -244,6 +320,7 @@ static void acc_free(stats_acc *a)
     for (size_t i = 0; i < a->keys.used; i++)
         free(a->cells[i].bins);
     free(a->cells);
+    free(a->top_group);
     keys_free(&a->keys);
 }
 
@@ -350,8 +427,8 @@ static void trace_done(firsts *f, const gather *g)
     for (size_t i = 0; i < f->keys.used; i++) {
         int64_t s = f->start[i];
         if (s < g->lo || s >= g->hi) continue;
-        stats_acc *a = &g->acc[f->keys.k[i]];
-        acc_cell(a, bucket_of(g, s), f->keys.s[i], f->keys.n[i])->row.traces++;
+        cell *c = acc_cell(&g->acc[f->keys.k[i]], bucket_of(g, s), f->keys.s[i], f->keys.n[i]);
+        if (c) c->row.traces++;
     }
     keys_clear(&f->keys);
 }
@@ -359,6 +436,7 @@ static void trace_done(firsts *f, const gather *g)
 /* Adds the span figures of the row at column |c| of |st| to |c|ell. */
 static void add_span(cell *c, sqlite3_stmt *st, int col)
 {
+    if (!c) return; /* past the answer's cut */
     c->row.spans++;
     c->row.errors += sqlite3_column_int(st, col);
     int64_t in = sqlite3_column_int64(st, col + 1), out = sqlite3_column_int64(st, col + 2);
@@ -478,7 +556,7 @@ static bool get_varint(const unsigned char **p, const unsigned char *end, uint64
 /* |c|'s bins, summed per bin, into |out|. */
 static void encode_bins(cell *c, pc_buf *out)
 {
-    if (c->n_bins > 1) qsort(c->bins, c->n_bins, sizeof(*c->bins), by_u64);
+    compact_bins(c);
     uint64_t last = 0, count = 0;
     int64_t bin = -1;
     for (size_t i = 0; i <= c->n_bins; i++) {
@@ -530,6 +608,7 @@ static int read_rollups(const gather *g, int kind, int64_t h0, int64_t h1)
         size_t vn = g->group_by == PC_GROUP_NONE ? 0 : (size_t)sqlite3_column_bytes(st, col);
         cell *c = acc_cell(g->acc, bucket_of(g, sqlite3_column_int64(st, 0) * HOUR_NS), v ? v : "",
                            vn);
+        if (!c) continue; /* past the answer's cut */
         c->row.spans += sqlite3_column_int64(st, 3);
         c->row.traces += sqlite3_column_int64(st, 4);
         c->row.errors += sqlite3_column_int64(st, 5);
@@ -617,7 +696,7 @@ int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud
     if (pc_local_query_open(&q, ctx, "BEGIN", "stats") < 0) return -1;
     int rc = sqlite3_step(q.st); /* one snapshot for every read below */
     if (rc != SQLITE_DONE) return pc_local_query_close(&q, rc);
-    stats_acc acc = {0};
+    stats_acc acc = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
     gather g = {.db = q.db,
                 .lo = qs->start_ns,
                 .hi = qs->end_ns,
@@ -644,7 +723,7 @@ int pc_local_stats_spans(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, vo
 {
     pc_local_query q;
     if (pc_local_query_open(&q, ctx, "SELECT 1", "stats") < 0) return -1;
-    stats_acc acc = {0};
+    stats_acc acc = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
     gather g = {.db = q.db,
                 .lo = qs->start_ns,
                 .hi = qs->end_ns,

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "exporters/local_harness.h"
 #include "exporters/local_stats.h"
+#include "histo.h"
 
 #include <math.h>
 
@@ -274,9 +275,118 @@ static void test_corrupt_rollup_fails_the_read(void)
     close_store(&h, true);
 }
 
+/* A read holds a bounded number of groups: with 300 services and max_rows 5,
+ * the answer is the first 5 rows of the whole answer, on both paths. */
+static void test_cut_keeps_the_first_rows(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (int i = 0; i < 900; i++) {
+        char trace[16], span[16], svc[16];
+        snprintf(trace, sizeof(trace), "c%d", i % 40);
+        snprintf(span, sizeof(span), "s%d", i);
+        snprintf(svc, sizeof(svc), "svc-%03d", (i * 7) % 300);
+        add_span(b, (span_spec){.trace = trace, .span = span, .service = svc,
+                                .type = PC_TYPE_TOOL, .start = T0 + (i % 5) * H + i * NS,
+                                .end = T0 + (i % 5) * H + i * NS + (i + 1) * 1000000LL});
+    }
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    for (int built = 0; built < 2; built++) {
+        pc_stats_query q = {.group_by = PC_GROUP_SERVICE, .interval_ns = H,
+                            .start_ns = T0, .end_ns = T0 + 5 * H, .max_rows = 512};
+        strows all = {.n = 0}, few = {.n = 0}, few_spans = {.n = 0};
+        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect, &all), 0);
+        CHECK_EQ_INT(all.n, 5 * 60); /* each hour holds 60 of the services */
+        q.max_rows = 5;
+        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect, &few), 0);
+        CHECK_EQ_INT(pc_local_stats_spans(h.st->ctx, &q, collect, &few_spans), 0);
+        CHECK_EQ_INT(few.n, 5);
+        CHECK_EQ_INT(few_spans.n, 5);
+        for (int i = 0; i < 5 && i < few.n && i < few_spans.n; i++) {
+            CHECK(same_row(&few.v[i], &all.v[i]));
+            CHECK(same_row(&few_spans.v[i], &all.v[i]));
+        }
+        CHECK(pc_local_build_rollups(h.ctx) >= 0);
+    }
+    close_store(&h, true);
+}
+
+/* Ten thousand durations in one cell (its bins compacted on the way): the
+ * percentiles are the nearest-rank durations' bins. */
+static void test_many_spans_one_cell(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (int i = 0; i < 10000; i++) {
+        char span[16];
+        snprintf(span, sizeof(span), "s%d", i);
+        int64_t d = (int64_t)((i * 7919) % 10000 + 1) * 1000; /* 1 us .. 10 ms, shuffled */
+        add_span(b, (span_spec){.trace = "big", .span = span, .type = PC_TYPE_TOOL,
+                                .start = T0 + i, .end = T0 + i + d});
+    }
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    for (int built = 0; built < 2; built++) {
+        strows a = {.n = 0};
+        pc_stats_query q = {.start_ns = T0, .end_ns = T0 + H, .max_rows = 10};
+        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect, &a), 0);
+        CHECK_EQ_INT(a.n, 1);
+        CHECK_EQ_INT(a.v[0].r.spans, 10000);
+        CHECK_EQ_INT(a.v[0].r.traces, 1);
+        CHECK_EQ_INT(a.v[0].r.latency_p50_ns, pc_histo_round(5000 * 1000));
+        CHECK_EQ_INT(a.v[0].r.latency_p95_ns, pc_histo_round(9500 * 1000));
+        CHECK_EQ_INT(a.v[0].r.latency_p99_ns, pc_histo_round(9900 * 1000));
+        CHECK_EQ_INT(pc_local_build_rollups(h.ctx), built ? 0 : 1);
+    }
+    close_store(&h, true);
+}
+
+/* Long traces overlapping many hours make each hour's build read all their
+ * spans: a build past rollup_build_limit is abandoned (the hour deferred, its
+ * stats read from the spans, still right), and the writer goes on. */
+static void test_slow_build_is_deferred(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d", "rollup_build_limit", "1ms"};
+    open_store_kv(&h, NULL, NULL, kv, 2);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (int t = 0; t < 20; t++)
+        for (int i = 0; i < 2000; i++) {
+            char trace[16], span[16];
+            snprintf(trace, sizeof(trace), "long%d", t);
+            snprintf(span, sizeof(span), "s%d", i);
+            add_span(b, (span_spec){.trace = trace, .span = span, .type = PC_TYPE_TOOL,
+                                    .start = T0 + (int64_t)(i % 50) * H + t,
+                                    .end = T0 + (int64_t)(i % 50) * H + t + NS});
+        }
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    int64_t t0 = pc_time_now_ns();
+    CHECK(pc_local_build_rollups(h.ctx) < 50); /* some or all abandoned */
+    CHECK(pc_time_now_ns() - t0 < 50 * 200 * 1000000LL); /* about 1 ms each, not unbounded */
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 0);
+    strows a = {.n = 0}, want = {.n = 0};
+    pc_stats_query q = {.interval_ns = 24 * H, .start_ns = T0, .end_ns = T0 + 50 * H,
+                        .max_rows = 10};
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect, &a), 0);
+    CHECK_EQ_INT(pc_local_stats_spans(h.st->ctx, &q, collect, &want), 0);
+    CHECK_EQ_INT(a.n, 3);
+    CHECK_EQ_INT(a.v[0].r.spans + a.v[1].r.spans + a.v[2].r.spans, 40000);
+    for (int i = 0; i < a.n && i < want.n; i++)
+        CHECK(same_row(&a.v[i], &want.v[i]));
+    /* writes go on */
+    CHECK_EQ_INT(consume(&h, rand_batch(0, 3, 4, pc_time_now_ns())), PC_OK);
+    close_store(&h, true);
+}
+
 int main(void)
 {
     RUN(test_rollups_equal_spans);
+    RUN(test_cut_keeps_the_first_rows);
+    RUN(test_many_spans_one_cell);
+    RUN(test_slow_build_is_deferred);
     RUN(test_corrupt_rollup_fails_the_read);
     return CHECK_DONE();
 }
