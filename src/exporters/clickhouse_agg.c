@@ -24,9 +24,12 @@
  * covers are read (and, modern, the minmax index on start_ns skips the
  * granules outside it). Traces are joined in per (bucket, group): each
  * (trace, group)'s first start over every span of the traces with a span in
- * the range (deduplicated the same way), counted where it lies in the range;
- * that part reads the key columns of every span (no time bound: a trace's
- * first span may lie before the range). Percentiles are nearest-rank: the
+ * the range (deduplicated the same way), counted where it lies in the range.
+ * Those traces are found by trace_id alone, the sorting key's first column,
+ * so a small range reads the granules of its traces only (a same id in
+ * another project is read too, and dropped: its first start is not in the
+ * range, or it would have a span there); no time bound, as a trace's first
+ * span may lie before the range. Percentiles are nearest-rank: the
  * value at 1-based rank ceil(p * n) = intDiv(n * P + 99, 100) (P the percent,
  * integer arithmetic: no float rounding of p * n) of the sorted durations of
  * the ended spans; the API reports its bin (histo.h), as the embedded store
@@ -216,8 +219,8 @@ void pc_ch_sql_stats(pc_buf *out, const char *db, const pc_stats_query *q)
                   " ANY LEFT JOIN (SELECT %s AS bucket, grp, count() AS a_traces FROM ("
                   "SELECT project_id, trace_id, s_group AS grp, min(s_start) AS f FROM ("
                   "SELECT project_id, trace_id, span_id, argMin(start_ns, created_ns) AS s_start,"
-                  " %s%s%s AS s_group FROM `%s`.spans WHERE (project_id, trace_id) IN"
-                  " (SELECT project_id, trace_id",
+                  " %s%s%s AS s_group FROM `%s`.spans WHERE trace_id IN"
+                  " (SELECT trace_id",
                   q->max_rows > 0 ? q->max_rows : 1, first_bucket, g ? "argMin(" : "",
                   g ? g : "''", g ? ", created_ns)" : "", db);
     pc_buf_append(out, window.data, window.len);
