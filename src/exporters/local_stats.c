@@ -15,7 +15,7 @@
  * bounds fewer traces (probed), and every span of those traces, trace by
  * trace. Spans are unique in the store (INSERT OR IGNORE on (tid, span_id)),
  * so each counts once. The figures are gathered here in C, per (bucket,
- * group) in a hash table (keys a client chooses: pc_hash):
+ * group) in a pc_cells (local_cells.h: bounded, keyed by pc_hash):
  * - the span figures, from each span whose start lies in the range, in the
  *   bucket of its start;
  * - traces, from the first span of each (trace, group) (the smallest
@@ -44,285 +44,16 @@
  */
 #include "local_stats.h"
 
+#include "local_cells.h"
 #include "local_query.h"
 
 #include "buf.h"
-#include "hash.h"
 #include "histo.h"
 #include "mem.h"
 #include "span.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ------------------------------------------------------------ key table -- */
-
-/* A table of (int64, bytes) keys, each numbered in the order added: the
- * callers keep their values in arrays indexed by that number. */
-typedef struct keys {
-    int64_t *k;
-    char **s; /* owned copies, NUL-terminated */
-    size_t *n;
-    size_t used, cap;   /* keys, and the arrays' room */
-    uint32_t *slots;    /* key number + 1; 0 = empty */
-    size_t nslots;      /* a power of two, > 2 * used */
-} keys;
-
-static uint64_t key_hash(int64_t k, const char *s, size_t n)
-{
-    return pc_hash_seeded((uint64_t)k, s, n);
-}
-
-static size_t key_slot(const keys *t, int64_t k, const char *s, size_t n)
-{
-    size_t i = (size_t)key_hash(k, s, n) & (t->nslots - 1);
-    for (;;) {
-        uint32_t j = t->slots[i];
-        if (!j) return i;
-        j--;
-        if (t->k[j] == k && t->n[j] == n && memcmp(t->s[j], s, n) == 0) return i;
-        i = (i + 1) & (t->nslots - 1);
-    }
-}
-
-static void keys_grow(keys *t)
-{
-    size_t nslots = t->nslots ? 2 * t->nslots : 64;
-    free(t->slots);
-    t->slots = pc_xcalloc(nslots, sizeof(*t->slots));
-    t->nslots = nslots;
-    for (size_t j = 0; j < t->used; j++)
-        t->slots[key_slot(t, t->k[j], t->s[j], t->n[j])] = (uint32_t)j + 1;
-}
-
-/* The number of key (|k|, |s|, |n| bytes), added when new (*|added| set). */
-static size_t keys_find(keys *t, int64_t k, const char *s, size_t n, bool *added)
-{
-    if (2 * (t->used + 1) >= t->nslots) keys_grow(t);
-    size_t i = key_slot(t, k, s, n);
-    *added = !t->slots[i];
-    if (!*added) return t->slots[i] - 1;
-    if (t->used == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 16;
-        t->k = pc_xrealloc(t->k, t->cap * sizeof(*t->k));
-        t->s = pc_xrealloc(t->s, t->cap * sizeof(*t->s));
-        t->n = pc_xrealloc(t->n, t->cap * sizeof(*t->n));
-    }
-    size_t j = t->used++;
-    t->k[j] = k;
-    t->s[j] = pc_xmalloc(n + 1);
-    memcpy(t->s[j], s, n);
-    t->s[j][n] = '\0';
-    t->n[j] = n;
-    t->slots[i] = (uint32_t)j + 1;
-    return j;
-}
-
-/* Forgets every key, keeping the room. */
-static void keys_clear(keys *t)
-{
-    for (size_t j = 0; j < t->used; j++)
-        free(t->s[j]);
-    t->used = 0;
-    if (t->slots) memset(t->slots, 0, t->nslots * sizeof(*t->slots));
-}
-
-static void keys_free(keys *t)
-{
-    keys_clear(t);
-    free(t->k);
-    free(t->s);
-    free(t->n);
-    free(t->slots);
-}
-
-/* ------------------------------------------------------------- the cells -- */
-
-/* The figures of one (bucket, group). */
-typedef struct cell {
-    pc_stats_row row;
-    uint64_t *bins; /* (bin << 32 | count) of ended spans, in arrival order until compacted */
-    size_t n_bins, cap_bins;
-    bool has_cost;
-} cell;
-
-/* A cell's place in list order: bucket, then group bytewise (SQLite's BINARY). */
-typedef struct ordered {
-    int64_t bucket;
-    const char *group;
-    size_t n, i;
-} ordered;
-
-static int by_bucket_group(const void *a, const void *b)
-{
-    const ordered *x = a, *y = b;
-    if (x->bucket != y->bucket) return x->bucket < y->bucket ? -1 : 1;
-    int c = memcmp(x->group, y->group, x->n < y->n ? x->n : y->n);
-    if (c) return c;
-    return x->n < y->n ? -1 : x->n > y->n;
-}
-
-/*
- * Every (bucket, group) of one read: key (bucket_ns, group) → cells[i].
- * Bounded: an answer shows its first |limit| cells in list order, so once
- * twice that many are held the ones after the limit-th are dropped, and
- * later keys past it (|cut|, |top|) are never held again; the cells' bins
- * are compacted into one entry per bin. So a read holds at most 2 * limit
- * cells of at most PC_HISTO_BINS entries each, however many spans and
- * groups it meets. limit 0: every cell (an hour's build).
- */
-typedef struct stats_acc {
-    keys keys;
-    cell *cells;
-    size_t cap;
-    size_t limit;
-    bool cut;    /* |top| is set */
-    ordered top; /* the last key kept at the last cut (its group in |top_group|) */
-    char *top_group;
-} stats_acc;
-
-/* Keeps the first a->limit cells in list order, frees the rest. */
-static void acc_prune(stats_acc *a)
-{
-    size_t n = a->keys.used;
-    ordered *order = pc_xmalloc(n * sizeof(*order));
-    for (size_t i = 0; i < n; i++)
-        order[i] = (ordered){a->keys.k[i], a->keys.s[i], a->keys.n[i], i};
-    qsort(order, n, sizeof(*order), by_bucket_group);
-    keys kept = {0};
-    cell *cells = pc_xmalloc(a->limit * sizeof(*cells));
-    for (size_t r = 0; r < n; r++) {
-        cell *c = &a->cells[order[r].i];
-        if (r >= a->limit) {
-            free(c->bins);
-            continue;
-        }
-        bool added;
-        size_t j = keys_find(&kept, order[r].bucket, order[r].group, order[r].n, &added);
-        cells[j] = *c;
-    }
-    const ordered *last = &order[a->limit - 1];
-    free(a->top_group);
-    a->top_group = pc_xmalloc(last->n + 1);
-    memcpy(a->top_group, last->group, last->n + 1);
-    a->top = (ordered){last->bucket, a->top_group, last->n, 0};
-    a->cut = true;
-    free(order);
-    keys_free(&a->keys);
-    free(a->cells);
-    a->keys = kept;
-    a->cells = cells;
-    a->cap = a->limit;
-}
-
-/* The cell of (|bucket|, |g|: |n| bytes), added when new; NULL when it lies
- * past the cut (it cannot be in the answer). */
-static cell *acc_cell(stats_acc *a, int64_t bucket, const char *g, size_t n)
-{
-    if (a->cut) {
-        ordered k = {bucket, g, n, 0};
-        if (by_bucket_group(&k, &a->top) > 0) return NULL;
-    }
-    bool added;
-    size_t i = keys_find(&a->keys, bucket, g, n, &added);
-    if (added) {
-        if (i >= a->cap) {
-            a->cap = a->cap ? 2 * a->cap : 16;
-            a->cells = pc_xrealloc(a->cells, a->cap * sizeof(*a->cells));
-        }
-        a->cells[i] = (cell){.row = {.bucket_ns = bucket}};
-        if (a->limit && a->keys.used > 2 * a->limit) {
-            acc_prune(a);
-            return acc_cell(a, bucket, g, n);
-        }
-    }
-    return &a->cells[i];
-}
-
-static int by_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Sorts |c|'s bins and sums the entries of each bin (a sum past 32 bits
- * takes more than one entry). */
-static void compact_bins(cell *c)
-{
-    if (c->n_bins > 1) qsort(c->bins, c->n_bins, sizeof(*c->bins), by_u64);
-    size_t w = 0;
-    for (size_t i = 0; i < c->n_bins; i++) {
-        uint64_t bin = c->bins[i] >> 32, count = c->bins[i] & 0xffffffffu;
-        if (w > 0 && c->bins[w - 1] >> 32 == bin &&
-            (c->bins[w - 1] & 0xffffffffu) + count <= 0xffffffffu)
-            c->bins[w - 1] += count;
-        else
-            c->bins[w++] = c->bins[i];
-    }
-    c->n_bins = w;
-}
-
-#define BINS_COMPACT 4096 /* entries of a cell before its bins are summed per bin */
-
-static void cell_bin(cell *c, int bin, uint32_t count)
-{
-    if (c->n_bins == c->cap_bins && c->cap_bins >= BINS_COMPACT) compact_bins(c);
-    if (c->n_bins == c->cap_bins) {
-        c->cap_bins = c->cap_bins ? 2 * c->cap_bins : 64;
-        c->bins = pc_xrealloc(c->bins, c->cap_bins * sizeof(*c->bins));
-    }
-    c->bins[c->n_bins++] = (uint64_t)bin << 32 | count;
-}
-
-/* The value of the nearest-rank percentile |pct| (1..100) of |c|'s sorted
- * bins holding |n| durations: the bin at 1-based rank ceil(pct * n / 100);
- * -1 when n is 0. */
-static int64_t nearest_rank(const cell *c, int64_t n, int pct)
-{
-    if (n == 0) return -1;
-    int64_t rank = (n * pct + 99) / 100, seen = 0;
-    if (rank < 1) rank = 1;
-    for (size_t i = 0; i < c->n_bins; i++) {
-        seen += (int64_t)(c->bins[i] & 0xffffffffu);
-        if (seen >= rank) return pc_histo_value((int)(c->bins[i] >> 32));
-    }
-    return -1;
-}
-
-/* Completes every cell (percentiles, cost) and hands them to |cb| in list
- * order, at most |max_rows|. */
-static void acc_emit(stats_acc *a, int max_rows, pc_stats_cb cb, void *ud)
-{
-    size_t n = a->keys.used;
-    ordered *order = pc_xmalloc((n ? n : 1) * sizeof(*order));
-    for (size_t i = 0; i < n; i++)
-        order[i] = (ordered){a->keys.k[i], a->keys.s[i], a->keys.n[i], i};
-    qsort(order, n, sizeof(*order), by_bucket_group);
-    for (size_t r = 0; r < n && (int)r < max_rows; r++) {
-        cell *c = &a->cells[order[r].i];
-        int64_t ended = 0;
-        for (size_t i = 0; i < c->n_bins; i++)
-            ended += (int64_t)(c->bins[i] & 0xffffffffu);
-        compact_bins(c);
-        c->row.latency_p50_ns = nearest_rank(c, ended, 50);
-        c->row.latency_p95_ns = nearest_rank(c, ended, 95);
-        c->row.latency_p99_ns = nearest_rank(c, ended, 99);
-        if (!c->has_cost) c->row.cost_usd = NAN;
-        c->row.group = order[r].group;
-        if (cb(ud, &c->row) != 0) break;
-    }
-    free(order);
-}
-
-static void acc_free(stats_acc *a)
-{
-    for (size_t i = 0; i < a->keys.used; i++)
-        free(a->cells[i].bins);
-    free(a->cells);
-    free(a->top_group);
-    keys_free(&a->keys);
-}
 
 /* ------------------------------------------------------------ gathering -- */
 
@@ -394,7 +125,7 @@ typedef struct gather {
      * kinds, keyed "project\0value", into acc[0..KINDS-1]. */
     pc_stats_group group_by;
     bool build;
-    stats_acc *acc;
+    pc_cells *acc;
 } gather;
 
 static int64_t bucket_of(const gather *g, int64_t ns)
@@ -404,7 +135,7 @@ static int64_t bucket_of(const gather *g, int64_t ns)
 
 /* The first span of each (kind, group) of the trace being read: its smallest start. */
 typedef struct firsts {
-    keys keys;
+    pc_keys keys;
     int64_t *start;
     size_t cap;
 } firsts;
@@ -412,7 +143,7 @@ typedef struct firsts {
 static void first_seen(firsts *f, int kind, const char *g, size_t n, int64_t start)
 {
     bool added;
-    size_t i = keys_find(&f->keys, kind, g, n, &added);
+    size_t i = pc_keys_find(&f->keys, kind, g, n, &added);
     if (i >= f->cap) {
         f->cap = f->cap ? 2 * f->cap : 16;
         f->start = pc_xrealloc(f->start, f->cap * sizeof(*f->start));
@@ -427,14 +158,14 @@ static void trace_done(firsts *f, const gather *g)
     for (size_t i = 0; i < f->keys.used; i++) {
         int64_t s = f->start[i];
         if (s < g->lo || s >= g->hi) continue;
-        cell *c = acc_cell(&g->acc[f->keys.k[i]], bucket_of(g, s), f->keys.s[i], f->keys.n[i]);
+        pc_cell *c = pc_cells_get(&g->acc[f->keys.k[i]], bucket_of(g, s), f->keys.s[i], f->keys.n[i]);
         if (c) c->row.traces++;
     }
-    keys_clear(&f->keys);
+    pc_keys_clear(&f->keys);
 }
 
 /* Adds the span figures of the row at column |c| of |st| to |c|ell. */
-static void add_span(cell *c, sqlite3_stmt *st, int col)
+static void add_span(pc_cell *c, sqlite3_stmt *st, int col)
 {
     if (!c) return; /* past the answer's cut */
     c->row.spans++;
@@ -448,7 +179,7 @@ static void add_span(cell *c, sqlite3_stmt *st, int col)
     }
     c->row.unpriced += sqlite3_column_int(st, col + 4);
     if (sqlite3_column_type(st, col + 5) != SQLITE_NULL)
-        cell_bin(c, pc_histo_bin(sqlite3_column_int64(st, col + 5)), 1);
+        pc_cell_bin(c, pc_histo_bin(sqlite3_column_int64(st, col + 5)), 1);
 }
 
 /* Gathers |g| from the spans. The SQLite code of the last step (SQLITE_DONE
@@ -519,72 +250,18 @@ static int gather_spans(const gather *g)
             }
             const char *kd = key.data ? key.data : "";
             first_seen(&f, k, kd, key.len, start);
-            if (in) add_span(acc_cell(&g->acc[k], bucket_of(g, start), kd, key.len), st, figures);
+            if (in) add_span(pc_cells_get(&g->acc[k], bucket_of(g, start), kd, key.len), st, figures);
         }
     }
     if (any) trace_done(&f, g);
     sqlite3_finalize(st);
-    keys_free(&f.keys);
+    pc_keys_free(&f.keys);
     free(f.start);
     pc_buf_free(&key);
     return rc;
 }
 
 /* ------------------------------------------------------------- rollups -- */
-
-/* A rollup's bins: (bin delta, count) pairs as varints, bins ascending. */
-static void put_varint(pc_buf *b, uint64_t v)
-{
-    while (v >= 0x80) {
-        pc_buf_putc(b, (char)(v | 0x80));
-        v >>= 7;
-    }
-    pc_buf_putc(b, (char)v);
-}
-
-static bool get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; *p < end && shift < 64; shift += 7) {
-        unsigned char c = *(*p)++;
-        *v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) return true;
-    }
-    return false;
-}
-
-/* |c|'s bins, summed per bin, into |out|. */
-static void encode_bins(cell *c, pc_buf *out)
-{
-    compact_bins(c);
-    uint64_t last = 0, count = 0;
-    int64_t bin = -1;
-    for (size_t i = 0; i <= c->n_bins; i++) {
-        int64_t b = i < c->n_bins ? (int64_t)(c->bins[i] >> 32) : -2;
-        if (b != bin && bin >= 0) {
-            put_varint(out, (uint64_t)bin - last);
-            put_varint(out, count);
-            last = (uint64_t)bin;
-            count = 0;
-        }
-        bin = b;
-        if (i < c->n_bins) count += c->bins[i] & 0xffffffffu;
-    }
-}
-
-/* Adds the bins of a stored rollup to |c|; false when the blob is corrupt. */
-static bool decode_bins(cell *c, const unsigned char *p, size_t n)
-{
-    const unsigned char *end = p + n;
-    uint64_t bin = 0, delta, count;
-    while (p < end) {
-        if (!get_varint(&p, end, &delta) || !get_varint(&p, end, &count)) return false;
-        bin += delta;
-        if (bin >= PC_HISTO_BINS || count > 0xffffffffu) return false;
-        cell_bin(c, (int)bin, (uint32_t)count);
-    }
-    return true;
-}
 
 /* The stored rollups of kind |kind| for the built hours in [h0, h1) (hour
  * numbers), added to the API cells of |g|. SQLite code (SQLITE_DONE). */
@@ -606,7 +283,7 @@ static int read_rollups(const gather *g, int kind, int64_t h0, int64_t h1)
         int col = g->group_by == PC_GROUP_PROJECT ? 1 : 2;
         const char *v = g->group_by == PC_GROUP_NONE ? "" : (const char *)sqlite3_column_text(st, col);
         size_t vn = g->group_by == PC_GROUP_NONE ? 0 : (size_t)sqlite3_column_bytes(st, col);
-        cell *c = acc_cell(g->acc, bucket_of(g, sqlite3_column_int64(st, 0) * HOUR_NS), v ? v : "",
+        pc_cell *c = pc_cells_get(g->acc, bucket_of(g, sqlite3_column_int64(st, 0) * HOUR_NS), v ? v : "",
                            vn);
         if (!c) continue; /* past the answer's cut */
         c->row.spans += sqlite3_column_int64(st, 3);
@@ -619,7 +296,7 @@ static int read_rollups(const gather *g, int kind, int64_t h0, int64_t h1)
             c->has_cost = true;
         }
         c->row.unpriced += sqlite3_column_int64(st, 9);
-        if (!decode_bins(c, sqlite3_column_blob(st, 10), (size_t)sqlite3_column_bytes(st, 10))) {
+        if (!pc_cell_decode_bins(c, sqlite3_column_blob(st, 10), (size_t)sqlite3_column_bytes(st, 10))) {
             rc = SQLITE_CORRUPT;
             break;
         }
@@ -690,13 +367,17 @@ static int gather_with_rollups(const gather *g, int kind)
     return rc;
 }
 
-int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud)
+/*
+ * One API read in one snapshot (a read transaction): built hours from the
+ * rollups when |rollups| and the query allows, the rest from the spans.
+ */
+static int stats_read(void *ctx, const pc_stats_query *qs, bool rollups, pc_stats_cb cb, void *ud)
 {
     pc_local_query q;
     if (pc_local_query_open(&q, ctx, "BEGIN", "stats") < 0) return -1;
-    int rc = sqlite3_step(q.st); /* one snapshot for every read below */
+    int rc = sqlite3_step(q.st);
     if (rc != SQLITE_DONE) return pc_local_query_close(&q, rc);
-    stats_acc acc = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
+    pc_cells acc = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
     gather g = {.db = q.db,
                 .lo = qs->start_ns,
                 .hi = qs->end_ns,
@@ -706,12 +387,12 @@ int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud
                 .group_by = qs->group_by,
                 .acc = &acc};
     int kind = kind_of(qs->group_by);
-    if (kind >= 0 && qs->interval_ns % HOUR_NS == 0)
+    if (rollups && kind >= 0 && qs->interval_ns % HOUR_NS == 0)
         rc = gather_with_rollups(&g, kind);
     else
         rc = gather_spans(&g);
-    if (rc == SQLITE_DONE) acc_emit(&acc, qs->max_rows, cb, ud);
-    acc_free(&acc);
+    if (rc == SQLITE_DONE) pc_cells_emit(&acc, qs->max_rows, cb, ud);
+    pc_cells_free(&acc);
     if (rc == SQLITE_CORRUPT) q.what = "stats: a stored rollup's bins do not decode";
     /* a read: ends the snapshot (with the deadline off, so it always can) */
     sqlite3_progress_handler(q.db, 0, NULL, NULL);
@@ -719,23 +400,14 @@ int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud
     return pc_local_query_close(&q, rc);
 }
 
+int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud)
+{
+    return stats_read(ctx, qs, true, cb, ud);
+}
+
 int pc_local_stats_spans(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud)
 {
-    pc_local_query q;
-    if (pc_local_query_open(&q, ctx, "SELECT 1", "stats") < 0) return -1;
-    stats_acc acc = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
-    gather g = {.db = q.db,
-                .lo = qs->start_ns,
-                .hi = qs->end_ns,
-                .interval_ns = qs->interval_ns,
-                .bucket0 = qs->start_ns,
-                .project_id = qs->project_id,
-                .group_by = qs->group_by,
-                .acc = &acc};
-    int rc = gather_spans(&g);
-    if (rc == SQLITE_DONE) acc_emit(&acc, qs->max_rows, cb, ud);
-    acc_free(&acc);
-    return pc_local_query_close(&q, rc);
+    return stats_read(ctx, qs, false, cb, ud);
 }
 
 /* ------------------------------------------------------------ building -- */
@@ -750,7 +422,7 @@ static void split_key(const char *k, size_t n, const char **value, size_t *vn, s
 
 int pc_local_stats_build(sqlite3 *db, int64_t hour, int64_t *spans)
 {
-    stats_acc acc[KINDS];
+    pc_cells acc[KINDS];
     memset(acc, 0, sizeof(acc));
     gather g = {.db = db,
                 .lo = hour * HOUR_NS,
@@ -777,13 +449,13 @@ int pc_local_stats_build(sqlite3 *db, int64_t hour, int64_t *spans)
     *spans = 0;
     for (int k = 0; k < KINDS && rc == SQLITE_DONE; k++) {
         for (size_t i = 0; i < acc[k].keys.used && rc == SQLITE_DONE; i++) {
-            cell *c = &acc[k].cells[i];
+            pc_cell *c = &acc[k].cells[i];
             const char *v;
             size_t vn, pn;
             split_key(acc[k].keys.s[i], acc[k].keys.n[i], &v, &vn, &pn);
             if (k == 0) *spans += c->row.spans;
             pc_buf_reset(&bins);
-            encode_bins(c, &bins);
+            pc_cell_encode_bins(c, &bins);
             sqlite3_reset(ins);
             sqlite3_bind_int(ins, 1, k);
             sqlite3_bind_int64(ins, 2, hour);
@@ -807,6 +479,6 @@ int pc_local_stats_build(sqlite3 *db, int64_t hour, int64_t *spans)
     sqlite3_finalize(del);
     sqlite3_finalize(ins);
     for (int k = 0; k < KINDS; k++)
-        acc_free(&acc[k]);
+        pc_cells_free(&acc[k]);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }

@@ -1,0 +1,296 @@
+/*
+ * local_cells.c - the stats figures of one read, per (bucket, group), in
+ * memory (see local_cells.h).
+ */
+#include "local_cells.h"
+
+#include "hash.h"
+#include "histo.h"
+#include "mem.h"
+#include "span.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ key table -- */
+
+
+static uint64_t key_hash(int64_t k, const char *s, size_t n)
+{
+    return pc_hash_seeded((uint64_t)k, s, n);
+}
+
+static size_t key_slot(const pc_keys *t, int64_t k, const char *s, size_t n)
+{
+    size_t i = (size_t)key_hash(k, s, n) & (t->nslots - 1);
+    for (;;) {
+        uint32_t j = t->slots[i];
+        if (!j) return i;
+        j--;
+        if (t->k[j] == k && t->n[j] == n && memcmp(t->s[j], s, n) == 0) return i;
+        i = (i + 1) & (t->nslots - 1);
+    }
+}
+
+static void keys_grow(pc_keys *t)
+{
+    size_t nslots = t->nslots ? 2 * t->nslots : 64;
+    free(t->slots);
+    t->slots = pc_xcalloc(nslots, sizeof(*t->slots));
+    t->nslots = nslots;
+    for (size_t j = 0; j < t->used; j++)
+        t->slots[key_slot(t, t->k[j], t->s[j], t->n[j])] = (uint32_t)j + 1;
+}
+
+/* The number of key (|k|, |s|, |n| bytes), added when new (*|added| set). */
+size_t pc_keys_find(pc_keys *t, int64_t k, const char *s, size_t n, bool *added)
+{
+    if (2 * (t->used + 1) >= t->nslots) keys_grow(t);
+    size_t i = key_slot(t, k, s, n);
+    *added = !t->slots[i];
+    if (!*added) return t->slots[i] - 1;
+    if (t->used == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->k = pc_xrealloc(t->k, t->cap * sizeof(*t->k));
+        t->s = pc_xrealloc(t->s, t->cap * sizeof(*t->s));
+        t->n = pc_xrealloc(t->n, t->cap * sizeof(*t->n));
+    }
+    size_t j = t->used++;
+    t->k[j] = k;
+    t->s[j] = pc_xmalloc(n + 1);
+    memcpy(t->s[j], s, n);
+    t->s[j][n] = '\0';
+    t->n[j] = n;
+    t->slots[i] = (uint32_t)j + 1;
+    return j;
+}
+
+/* Forgets every key, keeping the room. */
+void pc_keys_clear(pc_keys *t)
+{
+    for (size_t j = 0; j < t->used; j++)
+        free(t->s[j]);
+    t->used = 0;
+    if (t->slots) memset(t->slots, 0, t->nslots * sizeof(*t->slots));
+}
+
+void pc_keys_free(pc_keys *t)
+{
+    pc_keys_clear(t);
+    free(t->k);
+    free(t->s);
+    free(t->n);
+    free(t->slots);
+}
+
+/* ------------------------------------------------------------- the cells -- */
+
+
+
+static int by_bucket_group(const void *a, const void *b)
+{
+    const pc_cell_key *x = a, *y = b;
+    if (x->bucket != y->bucket) return x->bucket < y->bucket ? -1 : 1;
+    int c = memcmp(x->group, y->group, x->n < y->n ? x->n : y->n);
+    if (c) return c;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+
+/* Keeps the first a->limit cells in list order, frees the rest. */
+static void cells_prune(pc_cells *a)
+{
+    size_t n = a->keys.used;
+    pc_cell_key *order = pc_xmalloc(n * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (pc_cell_key){a->keys.k[i], a->keys.s[i], a->keys.n[i], i};
+    qsort(order, n, sizeof(*order), by_bucket_group);
+    pc_keys kept = {0};
+    pc_cell *cells = pc_xmalloc(a->limit * sizeof(*cells));
+    for (size_t r = 0; r < n; r++) {
+        pc_cell *c = &a->cells[order[r].i];
+        if (r >= a->limit) {
+            free(c->bins);
+            continue;
+        }
+        bool added;
+        size_t j = pc_keys_find(&kept, order[r].bucket, order[r].group, order[r].n, &added);
+        cells[j] = *c;
+    }
+    const pc_cell_key *last = &order[a->limit - 1];
+    free(a->top_group);
+    a->top_group = pc_xmalloc(last->n + 1);
+    memcpy(a->top_group, last->group, last->n + 1);
+    a->top = (pc_cell_key){last->bucket, a->top_group, last->n, 0};
+    a->cut = true;
+    free(order);
+    pc_keys_free(&a->keys);
+    free(a->cells);
+    a->keys = kept;
+    a->cells = cells;
+    a->cap = a->limit;
+}
+
+/* The pc_cell of (|bucket|, |g|: |n| bytes), added when new; NULL when it lies
+ * past the cut (it cannot be in the answer). */
+pc_cell *pc_cells_get(pc_cells *a, int64_t bucket, const char *g, size_t n)
+{
+    if (a->cut) {
+        pc_cell_key k = {bucket, g, n, 0};
+        if (by_bucket_group(&k, &a->top) > 0) return NULL;
+    }
+    bool added;
+    size_t i = pc_keys_find(&a->keys, bucket, g, n, &added);
+    if (added) {
+        if (i >= a->cap) {
+            a->cap = a->cap ? 2 * a->cap : 16;
+            a->cells = pc_xrealloc(a->cells, a->cap * sizeof(*a->cells));
+        }
+        a->cells[i] = (pc_cell){.row = {.bucket_ns = bucket}};
+        if (a->limit && a->keys.used > 2 * a->limit) {
+            cells_prune(a);
+            return pc_cells_get(a, bucket, g, n);
+        }
+    }
+    return &a->cells[i];
+}
+
+static int by_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts |c|'s bins and sums the entries of each bin (a sum past 32 bits
+ * takes more than one entry). */
+static void compact_bins(pc_cell *c)
+{
+    if (c->n_bins > 1) qsort(c->bins, c->n_bins, sizeof(*c->bins), by_u64);
+    size_t w = 0;
+    for (size_t i = 0; i < c->n_bins; i++) {
+        uint64_t bin = c->bins[i] >> 32, count = c->bins[i] & 0xffffffffu;
+        if (w > 0 && c->bins[w - 1] >> 32 == bin &&
+            (c->bins[w - 1] & 0xffffffffu) + count <= 0xffffffffu)
+            c->bins[w - 1] += count;
+        else
+            c->bins[w++] = c->bins[i];
+    }
+    c->n_bins = w;
+}
+
+#define BINS_COMPACT 4096 /* entries of a pc_cell before its bins are summed per bin */
+
+void pc_cell_bin(pc_cell *c, int bin, uint32_t count)
+{
+    if (c->n_bins == c->cap_bins && c->cap_bins >= BINS_COMPACT) compact_bins(c);
+    if (c->n_bins == c->cap_bins) {
+        c->cap_bins = c->cap_bins ? 2 * c->cap_bins : 64;
+        c->bins = pc_xrealloc(c->bins, c->cap_bins * sizeof(*c->bins));
+    }
+    c->bins[c->n_bins++] = (uint64_t)bin << 32 | count;
+}
+
+/* The value of the nearest-rank percentile |pct| (1..100) of |c|'s sorted
+ * bins holding |n| durations: the bin at 1-based rank ceil(pct * n / 100);
+ * -1 when n is 0. */
+static int64_t nearest_rank(const pc_cell *c, int64_t n, int pct)
+{
+    if (n == 0) return -1;
+    int64_t rank = (n * pct + 99) / 100, seen = 0;
+    if (rank < 1) rank = 1;
+    for (size_t i = 0; i < c->n_bins; i++) {
+        seen += (int64_t)(c->bins[i] & 0xffffffffu);
+        if (seen >= rank) return pc_histo_value((int)(c->bins[i] >> 32));
+    }
+    return -1;
+}
+
+/* Completes every pc_cell (percentiles, cost) and hands them to |cb| in list
+ * order, at most |max_rows|. */
+void pc_cells_emit(pc_cells *a, int max_rows, pc_stats_cb cb, void *ud)
+{
+    size_t n = a->keys.used;
+    pc_cell_key *order = pc_xmalloc((n ? n : 1) * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (pc_cell_key){a->keys.k[i], a->keys.s[i], a->keys.n[i], i};
+    qsort(order, n, sizeof(*order), by_bucket_group);
+    for (size_t r = 0; r < n && (int)r < max_rows; r++) {
+        pc_cell *c = &a->cells[order[r].i];
+        int64_t ended = 0;
+        for (size_t i = 0; i < c->n_bins; i++)
+            ended += (int64_t)(c->bins[i] & 0xffffffffu);
+        compact_bins(c);
+        c->row.latency_p50_ns = nearest_rank(c, ended, 50);
+        c->row.latency_p95_ns = nearest_rank(c, ended, 95);
+        c->row.latency_p99_ns = nearest_rank(c, ended, 99);
+        if (!c->has_cost) c->row.cost_usd = NAN;
+        c->row.group = order[r].group;
+        if (cb(ud, &c->row) != 0) break;
+    }
+    free(order);
+}
+
+void pc_cells_free(pc_cells *a)
+{
+    for (size_t i = 0; i < a->keys.used; i++)
+        free(a->cells[i].bins);
+    free(a->cells);
+    free(a->top_group);
+    pc_keys_free(&a->keys);
+}
+
+/* A rollup's bins: (bin delta, count) pairs as varints, bins ascending. */
+static void put_varint(pc_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        pc_buf_putc(b, (char)(v | 0x80));
+        v >>= 7;
+    }
+    pc_buf_putc(b, (char)v);
+}
+
+static bool get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        unsigned char c = *(*p)++;
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return true;
+    }
+    return false;
+}
+
+/* |c|'s bins, summed per bin, into |out|. */
+void pc_cell_encode_bins(pc_cell *c, pc_buf *out)
+{
+    compact_bins(c);
+    uint64_t last = 0, count = 0;
+    int64_t bin = -1;
+    for (size_t i = 0; i <= c->n_bins; i++) {
+        int64_t b = i < c->n_bins ? (int64_t)(c->bins[i] >> 32) : -2;
+        if (b != bin && bin >= 0) {
+            put_varint(out, (uint64_t)bin - last);
+            put_varint(out, count);
+            last = (uint64_t)bin;
+            count = 0;
+        }
+        bin = b;
+        if (i < c->n_bins) count += c->bins[i] & 0xffffffffu;
+    }
+}
+
+/* Adds the bins of a stored rollup to |c|; false when the blob is corrupt. */
+bool pc_cell_decode_bins(pc_cell *c, const unsigned char *p, size_t n)
+{
+    const unsigned char *end = p + n;
+    uint64_t bin = 0, delta, count;
+    while (p < end) {
+        if (!get_varint(&p, end, &delta) || !get_varint(&p, end, &count)) return false;
+        bin += delta;
+        if (bin >= PC_HISTO_BINS || count > 0xffffffffu) return false;
+        pc_cell_bin(c, (int)bin, (uint32_t)count);
+    }
+    return true;
+}
+

@@ -1,0 +1,94 @@
+/*
+ * local_cells.h - the stats figures of one read of the embedded store, per
+ * (bucket, group), in memory: a table of keys a client chooses (pc_hash),
+ * the cells (store.h's pc_stats_row plus latency bins), their order and
+ * bound, and the bins' stored form.
+ *
+ * Where it sits: local_stats.c gathers spans and hour rollups into a
+ * pc_cells and emits it as store.h rows, or writes an hour's cells into
+ * stats_rollup (pc_cell_encode_bins) and reads them back
+ * (pc_cell_decode_bins). One read's, one thread's; nothing shared.
+ */
+#ifndef PC_LOCAL_CELLS_H
+#define PC_LOCAL_CELLS_H
+
+#include "buf.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A table of (int64, bytes) keys, each numbered in the order added: the
+ * callers keep their values in arrays indexed by that number. */
+typedef struct pc_keys {
+    int64_t *k;
+    char **s; /* owned copies, NUL-terminated */
+    size_t *n;
+    size_t used, cap; /* keys, and the arrays' room */
+    uint32_t *slots;  /* key number + 1; 0 = empty */
+    size_t nslots;    /* a power of two, > 2 * used */
+} pc_keys;
+
+/* The number of key (|k|, |s|: |n| bytes), added when new (*|added| set). */
+size_t pc_keys_find(pc_keys *t, int64_t k, const char *s, size_t n, bool *added);
+/* Forgets every key, keeping the room. */
+void pc_keys_clear(pc_keys *t);
+void pc_keys_free(pc_keys *t);
+
+/* The figures of one (bucket, group). */
+typedef struct pc_cell {
+    pc_stats_row row;  /* row.group is set when emitted */
+    uint64_t *bins;    /* (bin << 32 | count) of ended spans, in arrival order until compacted */
+    size_t n_bins, cap_bins;
+    bool has_cost;     /* a known cost was added (else the row's cost is NAN) */
+} pc_cell;
+
+/* A cell's place in list order: bucket, then group bytewise (SQLite's BINARY). */
+typedef struct pc_cell_key {
+    int64_t bucket;
+    const char *group;
+    size_t n, i;
+} pc_cell_key;
+
+/*
+ * Every (bucket, group) of one read: key (bucket_ns, group) → cells[i].
+ * Bounded: an answer shows its first |limit| cells in list order, so once
+ * twice that many are held the ones after the limit-th are dropped, and
+ * later keys past it (|cut|, |top|) are never held again; the cells' bins
+ * are compacted into one entry per bin. So a read holds at most 2 * limit
+ * cells of at most PC_HISTO_BINS entries each, however many spans and
+ * groups it meets. limit 0: every cell (an hour's build). Zero-initialize,
+ * set limit, then pc_cells_get; pc_cells_free at the end.
+ */
+typedef struct pc_cells {
+    pc_keys keys;
+    pc_cell *cells;
+    size_t cap;
+    size_t limit;
+    bool cut;        /* |top| is set */
+    pc_cell_key top; /* the last key kept at the last cut (its group in |top_group|) */
+    char *top_group;
+} pc_cells;
+
+/* The cell of (|bucket|, |g|: |n| bytes), added when new; NULL when it lies
+ * past the cut (it cannot be in the answer). */
+pc_cell *pc_cells_get(pc_cells *a, int64_t bucket, const char *g, size_t n);
+
+/* Adds |count| ended spans of duration bin |bin| (histo.h) to |c|. */
+void pc_cell_bin(pc_cell *c, int bin, uint32_t count);
+
+/* Completes every cell (percentiles: nearest rank over the bins; cost) and
+ * hands them to |cb| in list order, at most |max_rows|, until cb stops. */
+void pc_cells_emit(pc_cells *a, int max_rows, pc_stats_cb cb, void *ud);
+
+void pc_cells_free(pc_cells *a);
+
+/* |c|'s bins in stored form (stats_rollup.bins: (bin delta, count) varint
+ * pairs, bins ascending) appended to |out|. */
+void pc_cell_encode_bins(pc_cell *c, pc_buf *out);
+
+/* Adds stored bins (|n| bytes at |p|) to |c|; false when they do not decode. */
+bool pc_cell_decode_bins(pc_cell *c, const unsigned char *p, size_t n);
+
+#endif
