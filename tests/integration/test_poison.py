@@ -83,13 +83,13 @@ def count(srv, db, project, table="spans"):
                          f"SELECT count() FROM `{db}`.{table} WHERE project_id = '{project}'").strip())
 
 
-def wait_rows(srv, db, project, n, timeout=60):
+def wait_rows(srv, db, project, n, timeout=60, table="spans"):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if count(srv, db, project) >= n:
+        if count(srv, db, project, table) >= n:
             return
         time.sleep(0.2)
-    raise AssertionError(f"{project}: {count(srv, db, project)} span rows, want {n}")
+    raise AssertionError(f"{project}: {count(srv, db, project, table)} {table} rows, want {n}")
 
 
 def file_dead_letters(dead_dir, timeout=30):
@@ -144,7 +144,8 @@ def check_outcome(srv, db, dead_letters, bad, good, logs):
     stored = set(srv.query(f"SELECT span_id FROM `{db}`.spans WHERE project_id = 'tenant-bad'").split())
     want = {s["span_id"] for s in bad[0]["spans"] if not s["name"].startswith("poison")}
     assert stored == want
-    assert count(srv, db, "tenant-good", "traces") >= len(good)
+    # an insert writes the span rows, then the trace rows: wait for those too
+    wait_rows(srv, db, "tenant-good", len(good), table="traces")
     lines = dead_letters()
     assert len(lines) == POISON, lines
     poison = {s["span_id"] for s in bad[0]["spans"] if s["name"].startswith("poison")}
