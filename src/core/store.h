@@ -259,6 +259,12 @@ typedef struct pc_store_ops {
     int (*stats)(void *ctx, const pc_stats_query *q, pc_stats_cb cb, void *ud);
     /* 0 when the store can serve queries, else -1 with a reason in |msg|. */
     int (*health)(void *ctx, char *msg, int msglen);
+    /* Optional (NULL: the store's reads cannot be stopped half way). From now
+     * on, the reads of the calling thread are for the client on socket |fd|
+     * (-1: for nobody in particular, as after the request): a read that finds
+     * that client's connection closed stops (returning -1) and leaves the
+     * store no work on an answer nobody waits for. */
+    void (*watch_client)(void *ctx, int fd);
 } pc_store_ops;
 
 struct pc_store {

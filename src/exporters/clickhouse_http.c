@@ -128,6 +128,24 @@ void pc_ch_gzip(pc_buf *out, const char *p, size_t n)
     deflateEnd(&zs);
 }
 
+/* The calling thread's abandonment check (pc_ch_http_watch); none by default. */
+static __thread bool (*watch_gone)(void *ud);
+static __thread void *watch_ud;
+
+void pc_ch_http_watch(bool (*gone)(void *ud), void *ud)
+{
+    watch_gone = gone;
+    watch_ud = ud;
+}
+
+/* curl's progress callback while a watch is set: non-zero stops the transfer. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)ud, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return watch_gone && watch_gone(watch_ud);
+}
+
 /* POSTs |n| bytes at |body|, sent with Content-Encoding: |encoding| unless NULL. */
 static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings, const char *body,
                  size_t n, const char *encoding, long timeout_ms, pc_ch_reply *r)
@@ -168,6 +186,10 @@ static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings
     if (H->insecure) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (watch_gone) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
     r->status = 0;
     r->curl = curl_easy_perform(h);

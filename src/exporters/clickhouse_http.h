@@ -63,6 +63,15 @@ void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *sett
                      const char *body, size_t n, bool gzip, long timeout_ms, pc_ch_reply *r);
 
 /*
+ * Abandoned reads: until the next call, each post of the calling thread asks
+ * |gone|(|ud|) while it waits for the answer (curl's progress callback: many
+ * times a second while bytes flow, about once a second while the server
+ * thinks) and stops the transfer with CURLE_ABORTED_BY_CALLBACK once it
+ * returns true. NULL (every thread's default): posts are never stopped so.
+ */
+void pc_ch_http_watch(bool (*gone)(void *ud), void *ud);
+
+/*
  * Like pc_ch_http_post, but |zbody| (|zn| bytes) is already compressed
  * (clickhouse_zip.h) and is sent with Content-Encoding: |encoding| ("gzip",
  * "zstd"; NULL: sent as it is): a retried insert is compressed once, not

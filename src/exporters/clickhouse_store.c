@@ -12,6 +12,11 @@
  * ("prela-<nonce>-<n>"); when curl gives up on one (the server did not stop
  * it at max_execution_time, or did not answer), a KILL QUERY for that id is
  * sent at once, so the server stops working on an answer nobody waits for.
+ * The same happens when the API client who asked hangs up: the query receiver
+ * names its socket (store.h watch_client), and while a read waits, curl's
+ * progress callback (pc_ch_http_watch) looks at that socket about once a
+ * second; once the client has closed it, the transfer stops and the query is
+ * killed, instead of running on until query_timeout.
  *
  * Lists read the traces table window by window (pc_ch_sql_list_window):
  * the newest hour of the requested range first, then a window four times
@@ -34,6 +39,7 @@
 #include "mem.h"
 #include "timefmt.h"
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +86,25 @@ static void kill_query(pc_ch_store *S, const char *query_id)
     __atomic_add_fetch(&S->killed, 1, __ATOMIC_RELAXED);
 }
 
+/* The socket of the API client the reads of this thread are for (-1: none;
+ * st_watch_client). */
+static __thread int client_fd = -1;
+
+static void st_watch_client(void *ctx, int fd)
+{
+    (void)ctx;
+    client_fd = fd;
+}
+
+/* True once the peer of socket *|ud| has closed it (or it failed): POLLRDHUP
+ * sees the close even behind unread bytes (a TLS close_notify). A client that
+ * only half-closes (shutdown of its sending side) counts as gone too. */
+static bool client_gone(void *ud)
+{
+    struct pollfd p = {.fd = *(int *)ud, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* True when a transfer that ended with |c| may have left its query running on
  * the server: the request went out and the answer did not come back whole (a
  * connection never made runs nothing, and costs no KILL). */
@@ -104,10 +129,19 @@ int pc_ch_store_run(pc_ch_store *S, const char *sql, const char *what, const cha
              query_id, secs,
              S->dialect == PC_CH_MODERN ? "&cancel_http_readonly_queries_on_client_close=1" : "",
              extra);
+    int fd = client_fd;
+    if (fd >= 0) pc_ch_http_watch(client_gone, &fd);
     pc_ch_http_post(S->http, h, NULL, settings, sql, strlen(sql), false,
                     secs * 1000 + QUERY_GRACE_MS, &r);
+    pc_ch_http_watch(NULL, NULL);
     pc_ch_http_release(S->http, h);
     if (may_run(r.curl)) kill_query(S, query_id); /* nobody waits for its answer now */
+    if (r.curl == CURLE_ABORTED_BY_CALLBACK) {
+        pc_log(PC_LOG_INFO, S->id, "%s: the API client closed its connection; read stopped",
+               what);
+        pc_buf_free(&r.body);
+        return -1;
+    }
     if (!pc_ch_reply_ok(&r) &&
         (r.curl == CURLE_OPERATION_TIMEDOUT ||
          (r.curl == CURLE_OK && pc_ch_error_code(&r) == 159 /* TIMEOUT_EXCEEDED */))) {
@@ -501,6 +535,7 @@ static const pc_store_ops store_ops = {
     .list_sessions = st_list_sessions,
     .stats = st_stats,
     .health = st_health,
+    .watch_client = st_watch_client,
 };
 
 void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const char *database,

@@ -23,6 +23,11 @@
  * Memory: temporary strings live in the request arena; the response body is
  * the pc_buf http.c hands us.
  *
+ * Abandoned reads: every handler that reads the store runs under watched(),
+ * which names the request's socket to the store (store.h watch_client), so a
+ * long read whose client hung up is stopped instead of running on (a
+ * ClickHouse read until query_timeout).
+ *
  * Projects: a trace is (project_id, trace_id) (store.h). Which project a
  * request reads is decided in ONE place, pc_query_read_project(), for every endpoint:
  * a project key's own project (auth.h; asking for another is a 403), else the
@@ -350,13 +355,24 @@ static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, con
     resp->status = 200;
 }
 
-static void on_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
+/* Runs |serve| (a handler that reads the store) with the store watching the
+ * request's client: its reads stop if the client hangs up (store.h). */
+static void watched(void *ctx, pc_http_req *req, pc_http_resp *resp,
+                    void (*serve)(void *ctx, pc_http_req *req, pc_http_resp *resp))
+{
+    const pc_store *st = ((pc_query *)ctx)->store;
+    if (st->ops->watch_client) st->ops->watch_client(st->ctx, pc_http_socket(req));
+    serve(ctx, req, resp);
+    if (st->ops->watch_client) st->ops->watch_client(st->ctx, -1);
+}
+
+static void serve_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     handle_list(ctx, req, resp);
 }
 
 /* /api/v1/traces/{id} and /api/v1/traces/{id}/spans; req->path is decoded. */
-static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
+static void serve_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     const char *rest = req->path + strlen(TRACES_PREFIX);
     size_t n = strlen(rest);
@@ -375,7 +391,7 @@ static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
     handle_trace(ctx, req, project, rest, resp);
 }
 
-static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
+static void serve_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     pc_query *Q = ctx;
     const char *q = pc_query_param(req, "query");
@@ -434,13 +450,13 @@ static void on_health(void *ctx, pc_http_req *req, pc_http_resp *resp)
     resp->status = s == PC_HEALTH_UNAVAILABLE ? 503 : 200;
 }
 
-static void on_sessions(void *ctx, pc_http_req *req, pc_http_resp *resp)
+static void serve_sessions(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     pc_query_sessions(((pc_query *)ctx)->store, req, resp);
 }
 
 /* /api/v1/sessions/{id}; req->path is decoded. */
-static void on_session(void *ctx, pc_http_req *req, pc_http_resp *resp)
+static void serve_session(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     const char *id = req->path + strlen(PC_QUERY_SESSIONS_PREFIX);
     if (!*id)
@@ -449,14 +465,49 @@ static void on_session(void *ctx, pc_http_req *req, pc_http_resp *resp)
         pc_query_session(((pc_query *)ctx)->store, req, id, resp);
 }
 
-static void on_stats(void *ctx, pc_http_req *req, pc_http_resp *resp)
+static void serve_stats(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     pc_query_stats(((pc_query *)ctx)->store, req, resp);
 }
 
-static void on_models(void *ctx, pc_http_req *req, pc_http_resp *resp)
+static void serve_models(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
     pc_query_models(((pc_query *)ctx)->store, req, resp);
+}
+
+static void on_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    watched(ctx, req, resp, serve_traces);
+}
+
+static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    watched(ctx, req, resp, serve_trace_prefix);
+}
+
+static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    watched(ctx, req, resp, serve_search);
+}
+
+static void on_sessions(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    watched(ctx, req, resp, serve_sessions);
+}
+
+static void on_session(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    watched(ctx, req, resp, serve_session);
+}
+
+static void on_stats(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    watched(ctx, req, resp, serve_stats);
+}
+
+static void on_models(void *ctx, pc_http_req *req, pc_http_resp *resp)
+{
+    watched(ctx, req, resp, serve_models);
 }
 
 static void on_tail(void *ctx, pc_http_req *req, pc_http_resp *resp)

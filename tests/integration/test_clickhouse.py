@@ -12,6 +12,7 @@ deletes rows whose started_at is older than 90 days.
 import http.server
 import json
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -760,6 +761,42 @@ def test_abandoned_reads_are_killed(make_collector, tmp_path):
         assert len(reads) == 2 and len(set(reads)) == 2, reads
         assert all(re.fullmatch(r"prela-[0-9a-f]{16}-[0-9]+", q) for q in reads), reads
         assert kills == reads, (kills, reads)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_reads_whose_client_hung_up_are_killed(make_collector, tmp_path):
+    """A read whose API client closes its connection is stopped at once, not at
+    query_timeout: the store notices the closed socket while it waits (about once a
+    second), stops the transfer and sends KILL QUERY for the read's query_id; later reads
+    are served as before."""
+    srv = HangingClickHouse()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        srv.port = srv.server_address[1]
+        c = ch_collector(make_collector, tmp_path, srv, "prela_fake",
+                         extra="  query_timeout: 30s")
+        u = urllib.parse.urlparse(c.query)
+        for path in ("/api/v1/traces?limit=5", "/api/v1/stats?group_by=service&interval=1d"):
+            n = len(srv.reads)
+            s = socket.create_connection((u.hostname, u.port))
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            deadline = time.time() + 5
+            while len(srv.reads) == n and time.time() < deadline:  # the read reached the server
+                time.sleep(0.02)
+            assert len(srv.reads) == n + 1, srv.reads
+            t = time.monotonic()
+            s.close()  # the client hangs up while the read waits
+            deadline = time.time() + 5
+            while len(srv.kills) < n + 1 and time.time() < deadline:
+                time.sleep(0.02)
+            took = time.monotonic() - t
+            with srv.lock:
+                reads, kills = list(srv.reads), list(srv.kills)
+            assert kills == reads, (path, kills, reads)
+            assert took < 3, (path, took)  # not query_timeout (30 s)
+        assert "the API client closed its connection; read stopped" in c.logs(), c.logs()
     finally:
         srv.shutdown()
         srv.server_close()
