@@ -30,8 +30,8 @@
 # the end. The documented target is --spans 10000000 (about 17 GB of SQLite, 3.7 GB of
 # ClickHouse; half an hour or more per store).
 # --compression sets the clickhouse exporter's INSERT body compression (auto, gzip, zstd,
-# none; auto is gzip on 18.16, which refuses zstd bodies; none costs the least CPU on
-# loopback).
+# none; auto is none here, the server being on loopback; gzip is what auto sends to a
+# remote 18.16, which refuses zstd bodies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

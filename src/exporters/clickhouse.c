@@ -37,7 +37,10 @@
  * 2 s) until the insert's deadline (`timeout` after its first rows arrived);
  * then its waiters answer PC_RETRY. The backoff waits on its own condition
  * (stop_cv, signalled only by shutdown), so new requests arriving do not cut
- * it short, and the body is gzip-compressed once per block, not per try. A
+ * it short, and the body is compressed once per block, not per try (start
+ * picks the codec: pc_ch_auto_codec; auto is none to a loopback host, where it
+ * saves no bytes and costs CPU on both sides, else zstd if the server takes it,
+ * else gzip). A
  * fatal failure (credentials, certificate, unknown table, ...) is retried the
  * same way, logged as an error: the rows are fine, the setup is not, so they
  * are kept (PC_RETRY), never dropped. At start, a bad certificate or refused
@@ -139,7 +142,7 @@ typedef struct ch {
     pc_ch_dialect dialect;
     int64_t timeout_ns, max_wait_ns;
     size_t max_rows;
-    pc_ch_codec codec;   /* resolved by start when the setting is auto */
+    pc_ch_codec codec;   /* set by start (pc_ch_auto_codec, then the server for auto) */
     pc_ch_zip *zip;      /* flusher only: its compressor, kept warm */
     pc_buf body, zbody;  /* flusher only: a block's gathered and compressed body */
     pc_ch_store reads;   /* the query store over the same server */
@@ -600,8 +603,6 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     C->timeout_ns = c->timeout_ms * NS_PER_MS;
     C->max_wait_ns = c->max_wait_ms * NS_PER_MS;
     C->max_rows = (size_t)c->max_rows;
-    C->codec = pc_ch_is(c->compression, "auto") ? PC_CH_CODEC_ZSTD
-                                                : (pc_ch_codec)pc_ch_codec_parse(c->compression);
     C->after_ns = c->spool.after_ms * NS_PER_MS;
     if (pc_spooler_enabled(&c->spool)) {
         C->spooler = pc_spooler_create(id, &c->spool, spool_begin, spool_end, C);
@@ -680,7 +681,9 @@ static int ch_start(void *ctx, pc_host *host)
                  : pc_ch_is(c->dialect, "legacy") ? PC_CH_LEGACY
                                             : pc_ch_dialect_of(version.data);
     C->reads.dialect = C->dialect; /* before any read: reads start after start() */
-    if (pc_ch_is(c->compression, "auto")) C->codec = pc_ch_http_probe_zstd(C->http, timeout_ms);
+    C->codec = (pc_ch_codec)pc_ch_auto_codec(c);
+    if (pc_ch_is(c->compression, "auto") && C->codec == PC_CH_CODEC_ZSTD)
+        C->codec = pc_ch_http_probe_zstd(C->http, timeout_ms);
     int rc = open_dead_letter(C);
     if (rc == 0)
         rc = pc_ch_schema_setup(C->id, C->dialect, c->database, exec_setup, C, timeout_ms,

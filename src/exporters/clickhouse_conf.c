@@ -7,7 +7,9 @@
 #include "clickhouse_sql.h"
 #include "clickhouse_zip.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,8 +42,9 @@ const pc_option pc_ch_options[] = {
         "... or once this long has passed since the previous insert began (an idle exporter "
         "inserts at once)"),
     OPT("compression", PC_OPT_STRING, "auto", compression, 0, 0,
-        "INSERT body compression: auto (zstd when the server accepts it, asked on start; "
-        "else gzip), zstd, gzip or none (loopback: the least CPU on both sides)"),
+        "INSERT body compression: auto (none when host is loopback: localhost, 127.0.0.0/8, "
+        "::1; else zstd when the server accepts it, asked on start, else gzip), zstd, gzip "
+        "or none"),
     OPT("compression_level", PC_OPT_INT, "0", compression_level, 0, 19,
         "level of that compression: 0 = the fast default (gzip 1, zstd 1), gzip 1..9, "
         "zstd 1..19"),
@@ -132,4 +135,28 @@ int pc_ch_validate(const void *cfgp, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+bool pc_ch_host_is_loopback(const char *host)
+{
+    if (!host) return false;
+    char h[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') host++, n -= 2;
+    if (n && host[n - 1] == '.') n--; /* "localhost." */
+    if (n == 0 || n >= sizeof(h)) return false;
+    memcpy(h, host, n);
+    h[n] = '\0';
+    if (strcasecmp(h, "localhost") == 0) return true;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, h, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, h, &a6) != 1) return false;
+    return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+}
+
+int pc_ch_auto_codec(const pc_ch_cfg *c)
+{
+    if (!pc_ch_is(c->compression, "auto")) return pc_ch_codec_parse(c->compression);
+    return pc_ch_host_is_loopback(c->host) ? PC_CH_CODEC_NONE : PC_CH_CODEC_ZSTD;
 }

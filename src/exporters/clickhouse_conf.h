@@ -41,5 +41,21 @@ int pc_ch_validate(const void *cfg, char *err, size_t errlen);
 bool pc_ch_use_tls(const pc_ch_cfg *c);
 /* Case-insensitive equality of a setting |s| (may be NULL) with |v|. */
 bool pc_ch_is(const char *s, const char *v);
+/*
+ * Whether the `host` setting |host| (may be NULL) names this machine's
+ * loopback by its text: localhost (any case, a trailing dot allowed), an
+ * IPv4 address in 127.0.0.0/8, or ::1 or ::ffff:127.x.y.z (bracketed or
+ * not). Nothing is resolved: another name for this machine is not loopback.
+ */
+bool pc_ch_host_is_loopback(const char *host);
+/*
+ * The codec of `compression` |c| before asking the server: the named one; for
+ * auto, none on a loopback host (pc_ch_host_is_loopback) and zstd elsewhere,
+ * which clickhouse.c's start confirms with the server (gzip when refused).
+ * Why none on loopback: the bytes never leave the host, so compressing only
+ * costs CPU on both sides (measured in bench/README.md, "ClickHouse ingest CPU").
+ * Call after pc_ch_validate.
+ */
+int pc_ch_auto_codec(const pc_ch_cfg *c);
 
 #endif

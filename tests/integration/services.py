@@ -17,9 +17,17 @@ HTTP (`url`) it serves HTTPS (`https_port`) with a certificate of `tls_certs`.
 `tls_certs` (session fixture): test certificates made with the `openssl` command in a
 temporary directory: a CA, a server certificate it signed for localhost and 127.0.0.1,
 and a second, unrelated CA for the tests that must fail verification.
+
+`Relay`: a TCP relay in front of one of them, which can play dead (test_poison.py) or
+listen on another address of this host (`outside_ipv4`: a client that must not see a
+loopback address, test_clickhouse.py).
 """
+import fcntl
 import os
+import socket
+import struct
 import subprocess
+import threading
 import uuid
 
 import pytest
@@ -298,3 +306,74 @@ def kafka_cluster(tmp_path_factory):
     yield k
     k._admin = None  # its client would log every failed reconnect while the brokers stop
     k.run("stop")
+
+
+class Relay:
+    """A TCP relay in front of a server on 127.0.0.1:`port`, listening on `host` (a
+    free port: `self.port`): while `up`, each connection is piped to the server; while
+    down, each is accepted and closed at once (the server looks gone: the client gets an
+    empty reply) and counted in `refused`."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.socket_mod = socket
+        self.target = port
+        self.up = True
+        self.refused = 0
+        self.lsock = socket.create_server((host, 0))
+        self.port = self.lsock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if not self.up:
+                self.refused += 1
+                c.close()
+                continue
+            try:
+                s = self.socket_mod.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            for a, b in ((c, s), (s, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data or not self.up:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(self.socket_mod.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+
+
+def outside_ipv4():
+    """An IPv4 address of this machine outside 127.0.0.0/8, from its interfaces
+    (SIOCGIFADDR). A machine with none fails the test that asks: nothing is skipped."""
+    for _, name in socket.if_nameindex():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            r = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+        except OSError:
+            continue  # no IPv4 address on this interface
+        finally:
+            s.close()
+        addr = socket.inet_ntoa(r[20:24])
+        if not addr.startswith("127."):
+            return addr
+    raise AssertionError("this machine has no IPv4 address outside 127.0.0.0/8")

@@ -22,7 +22,7 @@ import requests
 
 import workload
 from chdb_server import chdb  # noqa: F401  (fixture)
-from services import clickhouse  # noqa: F401  (fixture)
+from services import Relay, clickhouse, outside_ipv4  # noqa: F401  (fixture)
 
 HOUR = 3600 * 10**9
 
@@ -34,11 +34,14 @@ def engine(request):
     return srv, "legacy" if request.param == "clickhouse" else "modern"
 
 
-def ch_collector(make_collector, tmp_path, srv, db, timeout="10s", extra=""):
+def ch_collector(make_collector, tmp_path, srv, db, timeout="10s", extra="", host="127.0.0.1",
+                 port=None):
+    """A collector storing into |srv|'s database |db| (at host:port, default the server's
+    own loopback port), its query API reading it back."""
     exporter = f"""
 clickhouse:
-  host: 127.0.0.1
-  port: {srv.port}
+  host: {host}
+  port: {port or srv.port}
   user: default
   database: {db}
   timeout: {timeout}
@@ -500,11 +503,14 @@ def test_concurrent_requests_group_commit(make_collector, tmp_path, engine):
     assert srv.query(f"SELECT count() FROM {db}.spans").strip() == "320"
 
 
-@pytest.mark.parametrize("compression", ["auto", "gzip", "none", "zstd"])
+@pytest.mark.parametrize("compression", ["auto", "auto-outside", "gzip", "none", "zstd"])
 def test_insert_compression(make_collector, tmp_path, engine, compression):
-    """Every `compression` stores the same rows; auto asks the server: zstd on the modern
-    engine, gzip on 18.16 (which refuses zstd bodies: explicit zstd there is refused with
-    ClickHouse's own message, the rows kept for retry)."""
+    """Every `compression` stores the same rows. auto to a loopback host (these tests'
+    127.0.0.1) sends none: compressing costs CPU on both sides and saves nothing there.
+    auto to another address (auto-outside: this machine's own non-loopback address, through
+    a relay to the server) asks the server: zstd on the modern engine, gzip on 18.16 (which
+    refuses zstd bodies: explicit zstd there is refused with ClickHouse's own message, the
+    rows kept for retry)."""
     srv, dialect = engine
     db = srv.database()
     if compression == "zstd" and dialect == "legacy":
@@ -515,14 +521,21 @@ def test_insert_compression(make_collector, tmp_path, engine, compression):
         assert "Unknown Content-Encoding" in c.logs() and "zstd" in c.logs()
         assert srv.query(f"SELECT count() FROM {db}.spans").strip() == "0"
         return
-    c = ch_collector(make_collector, tmp_path, srv, db, extra=f"  compression: {compression}")
-    want = {"auto": "zstd" if dialect == "modern" else "gzip"}.get(compression, compression)
-    assert f"inserts {want})" in c.logs()
-    r = post_otlp(c, recent_traces(3))
-    assert r.status_code == 200, r.text
-    assert srv.query(f"SELECT count() FROM {db}.spans").strip() == "30"
-    body = c.get("/api/v1/traces", limit=10).json()
-    assert body["count"] == 3 and all(t["span_count"] == 10 for t in body["traces"])
+    relay = Relay(srv.port, outside_ipv4()) if compression == "auto-outside" else None
+    where = {"host": relay.lsock.getsockname()[0], "port": relay.port} if relay else {}
+    try:
+        c = ch_collector(make_collector, tmp_path, srv, db,
+                         extra=f"  compression: {compression.split('-')[0]}", **where)
+        want = {"auto": "none", "auto-outside": "zstd" if dialect == "modern" else "gzip"}
+        assert f"inserts {want.get(compression, compression)})" in c.logs()
+        r = post_otlp(c, recent_traces(3))
+        assert r.status_code == 200, r.text
+        assert srv.query(f"SELECT count() FROM {db}.spans").strip() == "30"
+        body = c.get("/api/v1/traces", limit=10).json()
+        assert body["count"] == 3 and all(t["span_count"] == 10 for t in body["traces"])
+    finally:
+        if relay:
+            relay.close()
 
 
 def test_reads_are_readonly_and_bounded(make_collector, tmp_path, clickhouse):

@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import workload
 from chdb_server import chdb  # noqa: F401  (fixture)
-from services import kafka  # noqa: F401  (fixture)
+from services import Relay, kafka  # noqa: F401  (fixture)
 
 DAY = 86400 * 10**9
 MONTHS = 101
@@ -289,60 +289,6 @@ traces/kafka:
     assert committed_at_end(kafka, group, [topics["spans"]]), storage.logs()
     body = storage.trace(good[0]["trace_id"])
     assert len(body["spans"]) == len(good[0]["spans"])
-
-
-class Relay:
-    """A TCP relay in front of a server: while `up`, each connection is piped to the
-    server; while down, each is accepted and closed at once (the server looks gone: the
-    client gets an empty reply) and counted in `refused`."""
-
-    def __init__(self, port):
-        import socket
-        self.socket_mod = socket
-        self.target = port
-        self.up = True
-        self.refused = 0
-        self.lsock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.lsock.getsockname()[1]
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            if not self.up:
-                self.refused += 1
-                c.close()
-                continue
-            try:
-                s = self.socket_mod.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                c.close()
-                continue
-            for a, b in ((c, s), (s, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data or not self.up:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(self.socket_mod.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.closed = True
-        self.lsock.close()
 
 
 def test_retry_backoff_is_not_cut_short_by_new_requests(make_collector, tmp_path, chdb):

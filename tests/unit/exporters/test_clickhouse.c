@@ -5,7 +5,8 @@
  * JSONEachRow row of a span (every field, weird strings, NaN attributes,
  * parsed back with the project's JSON reader), partial trace rows, the store
  * query builders quoting every user value, the TabSeparated reader, and the
- * exporter's option validation (messages name the key). The schema
+ * exporter's option validation (messages name the key) and what compression
+ * `auto` means before the server is asked (none to a loopback host). The schema
  * migration's plan is test_clickhouse_migrate.c, issue 13's reads
  * test_clickhouse_agg.c. The engines themselves are exercised by
  * tests/integration/test_clickhouse.py.
@@ -15,9 +16,11 @@
 
 #include "config.h"
 #include "exporters/clickhouse.h"
+#include "exporters/clickhouse_conf.h"
 #include "exporters/clickhouse_migrate.h"
 #include "exporters/clickhouse_query.h"
 #include "exporters/clickhouse_sql.h"
+#include "exporters/clickhouse_zip.h"
 #include "json.h"
 #include "span.h"
 
@@ -598,6 +601,31 @@ static void test_validate(void)
     CHECK(configure(dlk_topic, 2, err, sizeof(err)) < 0 && strstr(err, "dead_letter.topic"));
 }
 
+/* compression auto: none when the host names the loopback by its text, else
+ * zstd (which start confirms with the server); a named codec is that codec. */
+static void test_auto_codec(void)
+{
+    const char *loop[] = {"localhost", "LocalHost", "localhost.", "127.0.0.1", "127.1.2.3",
+                          "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"};
+    for (size_t i = 0; i < sizeof(loop) / sizeof(loop[0]); i++) {
+        CHECK(pc_ch_host_is_loopback(loop[i]));
+        pc_ch_cfg c = {.host = (char *)loop[i], .compression = "auto"};
+        CHECK_EQ_INT(pc_ch_auto_codec(&c), PC_CH_CODEC_NONE);
+        c.compression = "gzip";
+        CHECK_EQ_INT(pc_ch_auto_codec(&c), PC_CH_CODEC_GZIP);
+    }
+    const char *far[] = {"clickhouse", "192.0.2.2", "128.0.0.1", "10.127.0.1", "::2",
+                         "[::1", "localhost.example", "localhost..", "", "[]", "::ffff:10.0.0.1"};
+    for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++) {
+        CHECK(!pc_ch_host_is_loopback(far[i]));
+        pc_ch_cfg c = {.host = (char *)far[i], .compression = "AUTO"};
+        CHECK_EQ_INT(pc_ch_auto_codec(&c), PC_CH_CODEC_ZSTD);
+        c.compression = "none";
+        CHECK_EQ_INT(pc_ch_auto_codec(&c), PC_CH_CODEC_NONE);
+    }
+    CHECK(!pc_ch_host_is_loopback(NULL));
+}
+
 int main(void)
 {
     RUN(test_quote);
@@ -609,5 +637,6 @@ int main(void)
     RUN(test_search_block_rows);
     RUN(test_tsv);
     RUN(test_validate);
+    RUN(test_auto_codec);
     return CHECK_DONE();
 }
