@@ -1,8 +1,8 @@
 /*
  * local_query.h - one read of the embedded store: a pooled read-only
  * connection, its statement and its deadline (local_store.c), shared by the
- * reads of local_store.c (traces, spans, search) and local_agg.c (sessions,
- * stats).
+ * reads of local_store.c (traces, spans, search), local_agg.c (sessions) and
+ * local_stats.c (stats).
  *
  * Every read opens a pc_local_query, steps its statement, and closes it; the
  * close maps the outcome onto store.h's results (0, PC_STORE_TIMEOUT, -1

@@ -475,40 +475,19 @@ static void serve_models(void *ctx, pc_http_req *req, pc_http_resp *resp)
     pc_query_models(((pc_query *)ctx)->store, req, resp);
 }
 
-static void on_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)
-{
-    watched(ctx, req, resp, serve_traces);
-}
-
-static void on_trace_prefix(void *ctx, pc_http_req *req, pc_http_resp *resp)
-{
-    watched(ctx, req, resp, serve_trace_prefix);
-}
-
-static void on_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
-{
-    watched(ctx, req, resp, serve_search);
-}
-
-static void on_sessions(void *ctx, pc_http_req *req, pc_http_resp *resp)
-{
-    watched(ctx, req, resp, serve_sessions);
-}
-
-static void on_session(void *ctx, pc_http_req *req, pc_http_resp *resp)
-{
-    watched(ctx, req, resp, serve_session);
-}
-
-static void on_stats(void *ctx, pc_http_req *req, pc_http_resp *resp)
-{
-    watched(ctx, req, resp, serve_stats);
-}
-
-static void on_models(void *ctx, pc_http_req *req, pc_http_resp *resp)
-{
-    watched(ctx, req, resp, serve_models);
-}
+/* on_NAME: the route handler running serve_NAME under watched(). */
+#define WATCHED(name)                                                                              \
+    static void on_##name(void *ctx, pc_http_req *req, pc_http_resp *resp)                        \
+    {                                                                                              \
+        watched(ctx, req, resp, serve_##name);                                                     \
+    }
+WATCHED(traces)
+WATCHED(trace_prefix)
+WATCHED(search)
+WATCHED(sessions)
+WATCHED(session)
+WATCHED(stats)
+WATCHED(models)
 
 static void on_tail(void *ctx, pc_http_req *req, pc_http_resp *resp)
 {
