@@ -3,8 +3,10 @@
  * schema on start, group commit, retries; the component's ops table.
  *
  * Data flow: normalize → consume() → rows appended to the pending insert →
- * flusher thread → POST /?query=INSERT ... FORMAT JSONEachRow (spans, then
- * the partial trace rows) → HTTP 200 → the insert's waiters return PC_OK.
+ * flusher thread → POST /?query=INSERT ... FORMAT JSONEachRow (the hours'
+ * marks of clickhouse_rollup.h, spans, the partial trace rows, events, the
+ * search index) → HTTP 200 → the insert's waiters return PC_OK. The stats
+ * rollup builder (clickhouse_rollup.h) runs beside it from start to shutdown.
  * Requests go through clickhouse_http.c (one connection's settings, shared
  * with the reads). Reads (store.h) live in clickhouse_store.c; this file only
  * embeds that store and hands it out through store().
@@ -86,6 +88,7 @@
 #include "clickhouse_http.h"
 #include "clickhouse_migrate.h"
 #include "clickhouse_rows.h"
+#include "clickhouse_rollup.h"
 #include "clickhouse_search.h"
 #include "clickhouse_sql.h"
 #include "clickhouse_store.h"
@@ -116,6 +119,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define PENDING_FACTOR 8 /* most rows pending: PENDING_FACTOR * batch.max_rows */
+#define ROLLUP_PERIOD_MAX_MS 10000 /* the rollup builder looks at least this often */
 
 /* ---------------------------------------------------------------- state -- */
 
@@ -125,6 +129,7 @@ enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DATA };
 typedef struct gen {
     pc_ch_rows spans, traces;
     pc_ch_rows events; /* attached events of carriers (clickhouse_events.h) */
+    pc_ch_rows marks;  /* the hours it changes (clickhouse_rollup.h) */
     pc_ch_search_acc search; /* the search index's pieces (clickhouse_search.h) */
     size_t rows;
     size_t joins;       /* consumes that joined it */
@@ -147,6 +152,7 @@ typedef struct ch {
     pc_buf body, zbody;  /* flusher only: a block's gathered and compressed body */
     pc_ch_store reads;   /* the query store over the same server */
     pc_deadletter *dead; /* from start; the flusher writes it */
+    pc_ch_rollup *rollup; /* the stats rollup builder, from start; NULL: none */
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t work_cv, done_cv;
@@ -183,6 +189,7 @@ static void gen_unref_locked(ch *C, gen *g)
     pc_ch_rows_free(&g->spans);
     pc_ch_rows_free(&g->traces);
     pc_ch_rows_free(&g->events);
+    pc_ch_rows_free(&g->marks);
     pc_ch_search_free(&g->search);
     pc_budget_release(C->budget, g->charged);
     free(g);
@@ -352,6 +359,8 @@ static void *flusher_main(void *arg)
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
     pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT;
+    pc_buf q_marks = PC_BUF_INIT;
+    pc_ch_insert_marks(&q_marks, C->cfg->database);
     pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
     pc_ch_insert_span_events(&q_events, C->cfg->database);
@@ -374,9 +383,11 @@ static void *flusher_main(void *arg)
         C->pending = NULL;
         C->last_send_mono = pc_time_mono_ns();
         pthread_mutex_unlock(&C->mu);
-        /* Spans first: a trace row never points at spans that are not there. */
+        /* The hours' marks before anything they mark (clickhouse_rollup.h); then
+         * spans: a trace row never points at spans that are not there. */
         flight f = {C, h, g->deadline};
-        int st = store_rows(&f, "spans", q_spans.data, &g->spans);
+        int st = store_rows(&f, "stats_marks", q_marks.data, &g->marks);
+        if (!st) st = store_rows(&f, "spans", q_spans.data, &g->spans);
         if (!st) st = store_rows(&f, "traces", q_traces.data, &g->traces);
         if (!st) st = store_rows(&f, "span_events", q_events.data, &g->events);
         /* Then the search index of what is stored. */
@@ -397,6 +408,7 @@ static void *flusher_main(void *arg)
     pc_buf_free(&q_spans);
     pc_buf_free(&q_traces);
     pc_buf_free(&q_events);
+    pc_buf_free(&q_marks);
     pc_ch_search_writer_free(&search);
     return NULL;
 }
@@ -413,6 +425,7 @@ static void *flusher_main(void *arg)
 static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
 {
     pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT, events = PC_CH_ROWS_INIT;
+    pc_ch_rows marks = PC_CH_ROWS_INIT;
     size_t n = b->n;
     pthread_mutex_lock(&C->mu);
     spans = C->spare; /* the blocks of a stored insert, if any (see "Memory") */
@@ -420,8 +433,10 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     pthread_mutex_unlock(&C->mu);
     pc_ch_search_acc piece = PC_CH_SEARCH_ACC_INIT;
     pc_ch_encode_batch(b, C->dialect, &spans, &traces, &events, &piece);
+    pc_ch_rollup_marks(b, &marks);
     size_t bytes = pc_ch_rows_bytes(&spans) + pc_ch_rows_bytes(&traces) +
-                   pc_ch_rows_bytes(&events) + pc_ch_search_bytes(&piece);
+                   pc_ch_rows_bytes(&events) + pc_ch_rows_bytes(&marks) +
+                   pc_ch_search_bytes(&piece);
     bool charged = pc_budget_reserve(C->budget, bytes) == 0;
     pthread_mutex_lock(&C->mu);
     gen *g = C->pending;
@@ -438,6 +453,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
         pc_ch_rows_move(&g->spans, &spans);
         pc_ch_rows_move(&g->traces, &traces);
         pc_ch_rows_move(&g->events, &events);
+        pc_ch_rows_move(&g->marks, &marks);
         pc_ch_search_move(&g->search, &piece);
         g->rows += n;
         g->charged += bytes;
@@ -450,6 +466,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
     pc_ch_rows_free(&spans);
     pc_ch_rows_free(&traces);
     pc_ch_rows_free(&events);
+    pc_ch_rows_free(&marks);
     pc_ch_search_free(&piece);
     return g;
 }
@@ -698,6 +715,16 @@ static int ch_start(void *ctx, pc_host *host)
             rc = -1;
         }
     }
+    if (rc == 0 && c->rollup_settle_ms > 0) {
+        /* builds in the background; reads use them once settled */
+        long settle_s = (long)((c->rollup_settle_ms + 999) / 1000);
+        long period_ms = (long)(c->rollup_settle_ms / 2);
+        if (period_ms > ROLLUP_PERIOD_MAX_MS) period_ms = ROLLUP_PERIOD_MAX_MS;
+        C->rollup = pc_ch_rollup_create(C->http, C->id, c->database, settle_s, period_ms,
+                                        (long)c->query_timeout_ms);
+        if (!C->rollup) rc = -1;
+        C->reads.rollup_settle_s = settle_s;
+    }
     if (rc == 0 && C->spooler) {
         __atomic_store_n(&C->spooling, 1, __ATOMIC_RELEASE);
         rc = pc_spooler_start(C->spooler);
@@ -726,6 +753,8 @@ static void ch_shutdown(void *ctx)
     pthread_cond_broadcast(&C->work_cv);
     pthread_cond_broadcast(&C->stop_cv);
     pthread_mutex_unlock(&C->mu);
+    pc_ch_rollup_destroy(C->rollup);
+    C->rollup = NULL;
     if (join) {
         pthread_join(C->thread, NULL);
         pthread_mutex_lock(&C->mu);

@@ -1,9 +1,9 @@
 /*
  * clickhouse_agg.h - the SQL of the `clickhouse` store's aggregate reads
- * (store.h, issue 13): the session list and the stats, and the readers of
- * their TabSeparated rows.
+ * (store.h, issue 13): the session list, and the reader of its TabSeparated
+ * rows (the stats: clickhouse_stats.h).
  *
- * Data flow: clickhouse_store.c's st_list_sessions / st_stats build these
+ * Data flow: clickhouse_store.c's st_list_sessions builds these
  * statements, run them read-only and bounded (as every read), and hand the
  * parsed rows to the caller. Nothing here does I/O; the unit tests cover the
  * text. How each figure stays exact when a batch is redelivered or a trace
@@ -35,13 +35,7 @@ void pc_ch_sql_sessions(pc_buf *out, const char *db, const pc_session_filter *f)
 void pc_ch_sql_session_sums(pc_buf *out, const char *db, const char *const *projects,
                             const char *const *sessions, size_t n);
 
-/* Stats (store.h's pc_stats_query): PC_CH_STATS_COLS columns in pc_stats_row
- * order, ordered by bucket, then group, at most q->max_rows. */
-#define PC_CH_STATS_COLS 12
-void pc_ch_sql_stats(pc_buf *out, const char *db, const pc_stats_query *q);
-
 /* Fill rows from parsed columns (strings point into the columns). */
 void pc_ch_read_session(char **cols, pc_session_row *r);
-void pc_ch_read_stats(char **cols, pc_stats_row *r);
 
 #endif

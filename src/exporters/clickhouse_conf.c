@@ -36,6 +36,9 @@ const pc_option pc_ch_options[] = {
         "how long consume may take (retries included) before answering retry"),
     OPT("query_timeout", PC_OPT_DURATION, "30s", query_timeout_ms, 1000, 3600000,
         "longest a query API read may run on the server (max_execution_time, whole seconds)"),
+    OPT("rollup_settle", PC_OPT_DURATION, "2m", rollup_settle_ms, 0, 86400000,
+        "stats read an hour from its rollup once built this long after the hour's last write "
+        "(longer than an insert and than spans take to arrive after they end); 0 = no rollups"),
     OPT("batch.max_rows", PC_OPT_INT, "20000", max_rows, 1, 10000000,
         "an insert is sent once it holds this many span rows"),
     OPT("batch.max_wait", PC_OPT_DURATION, "50ms", max_wait_ms, 0, 60000,
@@ -125,6 +128,9 @@ int pc_ch_validate(const void *cfgp, char *err, size_t errlen)
     }
     if (c->max_wait_ms >= c->timeout_ms)
         return bad(err, errlen, "batch.max_wait", "must be shorter than timeout");
+    if (c->rollup_settle_ms > 0 && c->rollup_settle_ms <= c->timeout_ms)
+        return bad(err, errlen, "rollup_settle",
+                   "must be longer than timeout (an insert's marks come before its spans), or 0");
     if (pc_spooler_validate(&c->spool, c->timeout_ms, err, errlen) < 0) return -1;
     if (pc_ch_is(c->secure, "false") && has_tls_settings(c))
         return bad(err, errlen,

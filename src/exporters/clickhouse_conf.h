@@ -21,7 +21,7 @@ typedef struct pc_ch_cfg {
     int64_t port;
     char *secure;
     char *user, *password, *database, *dialect, *compression;
-    int64_t timeout_ms, max_rows, max_wait_ms, query_timeout_ms;
+    int64_t timeout_ms, max_rows, max_wait_ms, query_timeout_ms, rollup_settle_ms;
     int64_t compression_level; /* 0: the codec's default (clickhouse_zip.h) */
     char *tls_ca_file;
     bool tls_insecure_skip_verify;

@@ -5,8 +5,8 @@
  * The version lives in the database: table `schema_version`, highest row
  * wins; a database without that table but with a spans table is version 1
  * (the first release). Versions are climbed one step at a time (1 -> 2 ->
- * 3 -> 4 -> 5), and each step's version row is written once both tables are done,
- * so an interrupted climb resumes at the step it was in.
+ * 3 -> 4 -> 5 -> 6), and each step's version row is written once both tables
+ * are done, so an interrupted climb resumes at the step it was in.
  *
  * ClickHouse has no transactions, so a copying step (to 2, to 3) is a
  * sequence of statements each of which leaves a state the next start
@@ -43,7 +43,13 @@
  *           idempotent.
  *   4 -> 5  attached events (issue 13, clickhouse_events.h): the table
  *           span_events created (IF NOT EXISTS), empty; nothing else changes.
- *           A fresh database and every start at 5 create it too.
+ *           A fresh database and every later start create it too.
+ *   5 -> 6  hour rollups of the stats (clickhouse_stats.h): stats_marks and
+ *           stats_rollup created (IF NOT EXISTS, as at every start), then
+ *           one mark per hour holding spans (one scan of the spans' start),
+ *           so the builders build every stored hour once it settled; until
+ *           then stats read those hours from the spans. Marks written twice
+ *           (a step redone) change nothing.
  *
  * Why copy instead of ALTER: the sorting key (ORDER BY) of a MergeTree table
  * cannot be changed to put project_id in front of existing columns, in any
@@ -58,6 +64,7 @@
 #include "clickhouse_events.h"
 
 #include "clickhouse_search.h"
+#include "clickhouse_stats.h"
 #include "log.h"
 
 #include <stdbool.h>
@@ -262,6 +269,40 @@ static int step5(mig *m)
     pc_log(PC_LOG_INFO, m->id,
            "migrated database %s from schema 4 to 5 (span events from log records): table "
            "span_events added, nothing copied",
+           m->db);
+    return 0;
+}
+
+/* ---------------------------------------------- version 6: stats rollups -- */
+
+/* CREATE TABLE IF NOT EXISTS stats_marks and stats_rollup (clickhouse_stats.h). 0 / -1. */
+static int create_stats(mig *m)
+{
+    int rc = 0;
+    for (int t = 0; rc == 0 && t < 2; t++) {
+        pc_buf sql = PC_BUF_INIT;
+        pc_ch_sql_stats_table(&sql, m->d, m->db, t == 0);
+        rc = run(m, &sql, "cannot create the stats rollup tables", m->timeout_ms, NULL);
+    }
+    return rc;
+}
+
+/* The step 5 -> 6: the rollup tables, a mark on every hour holding spans (so
+ * the builders build them once settled), then the version row. 0 / -1. */
+static int step6(mig *m)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_buf_printf(&sql,
+                  "INSERT INTO `%s`.stats_marks (hour) SELECT DISTINCT"
+                  " toUInt32(greatest(intDiv(start_ns, %lld), 0)) FROM `%s`.spans",
+                  m->db, PC_CH_HOUR_NS, m->db);
+    if (create_stats(m) < 0 ||
+        run(m, &sql, "migration: cannot mark the stored hours", m->copy_timeout_ms, NULL) < 0 ||
+        record(m, 6, "migrated from 5: stats_marks, stats_rollup (hour rollups of the stats)") < 0)
+        return -1;
+    pc_log(PC_LOG_INFO, m->id,
+           "migrated database %s from schema 5 to 6 (hour rollups of the stats): tables "
+           "stats_marks and stats_rollup added, every stored hour marked to be built",
            m->db);
     return 0;
 }
@@ -493,6 +534,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
         rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
         if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
         if (rc == 0) rc = create_events(&m);
+        if (rc == 0) rc = create_stats(&m);
         goto done;
     }
     if (rc == 0 && version < 2) {
@@ -520,6 +562,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
             rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
             if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
             if (rc == 0) rc = create_events(&m);
+            if (rc == 0) rc = create_stats(&m);
             if (rc == 0) rc = run(&m, &sql, "cannot create the schema_version table",
                                   timeout_ms, NULL);
             if (rc == 0) rc = record(&m, PC_CH_SCHEMA_VERSION, "created");
@@ -536,6 +579,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
                   "previous tables kept as spans_v2, traces_v2");
     if (rc == 0 && (from2 || version == 3)) rc = step4(&m, !from2);
     if (rc == 0 && (from2 || version == 3 || version == 4)) rc = step5(&m);
+    if (rc == 0 && (from2 || (version >= 3 && version <= 5))) rc = step6(&m);
 done:
     if (rc == 0) rc = setup_search(&m, search_fresh, had_spans, search_since_ns);
     pc_buf_free(&sql);

@@ -22,9 +22,9 @@
  * the newest hour of the requested range first, then a window four times
  * wider, until the page is full or the window covers the range.
  *
- * Sessions and stats (issue 13): SQL from clickhouse_agg.c; sessions in two
- * reads (the page from the traces rows, then its span sums), stats in one,
- * at the search's low priority (it may read a wide time range).
+ * Sessions (issue 13): SQL from clickhouse_agg.c, in two reads (the page from
+ * the traces rows, then its span sums). Stats: clickhouse_stats.c, at the
+ * search's low priority (they may read a wide time range).
  *
  * Search: clickhouse_store_search.c, with this file's read helpers
  * (pc_ch_store_run and the others clickhouse_store.h declares).
@@ -33,6 +33,7 @@
 
 #include "clickhouse_agg.h"
 #include "clickhouse_events.h"
+#include "clickhouse_stats.h"
 #include "clickhouse_store_search.h"
 #include "span_events.h"
 #include "log.h"
@@ -496,21 +497,11 @@ static int st_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb
     return rc;
 }
 
-static int stats_row(char **cols, void *cb, void *ud)
-{
-    pc_stats_row r;
-    pc_ch_read_stats(cols, &r);
-    return ((pc_stats_cb)cb)(ud, &r);
-}
-
-/* Stats: one read (clickhouse_agg.c), which may cover a wide range: it runs
- * with the search's low priority, so it never starves span reads and lists. */
+/* Stats: clickhouse_stats.c. Its reads may cover a wide range: they run with
+ * the search's low priority, so they never starve span reads and lists. */
 static int st_stats(void *ctx, const pc_stats_query *q, pc_stats_cb cb, void *ud)
 {
-    pc_ch_store *S = ctx;
-    pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_stats(&sql, S->database, q);
-    return pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_COLS, stats_row, (void *)cb, ud);
+    return pc_ch_stats_read(ctx, q, cb, ud);
 }
 
 static int st_health(void *ctx, char *msg, int msglen)
@@ -551,4 +542,5 @@ void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const ch
     S->nonce = (uint64_t)pc_time_now_ns() ^ ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)S;
     S->queries = 0;
     S->killed = 0;
+    S->rollup_settle_s = -1;
 }

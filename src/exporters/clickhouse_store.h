@@ -35,6 +35,9 @@ typedef struct pc_ch_store {
      * database migrated to schema 5 keeps its older spans unindexed): search
      * scans them too. 0: every span is indexed. Set once, before reads. */
     int64_t search_since_ns;
+    /* Stats read the hour rollups built `rollup_settle` or more after their
+     * hour's latest write (clickhouse_stats.h); -1: never. Set before reads. */
+    long rollup_settle_s;
 } pc_ch_store;
 
 /* Fills |S|: reads of |database| through |http|, each bounded by

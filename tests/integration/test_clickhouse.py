@@ -176,7 +176,7 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
     assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "5"
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "6"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
     # schema 5 (issue 13): events attached from log records, keyed by span and content
     for name, ty in dict(project_id="String", trace_id="String", span_id="String",
@@ -187,6 +187,11 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert "ReplacingMergeTree" in events_ddl and "toYYYYMM(created_at)" in events_ddl
     assert "ORDER BY (project_id, trace_id, span_id, ckey)" in events_ddl
     assert ("TTL created_at + toIntervalDay(90)" in events_ddl) == (dialect == "modern")
+    # schema 6: the stats' hour rollups (clickhouse_stats.h)
+    marks_ddl = srv.query(f"SHOW CREATE TABLE {db}.stats_marks")
+    rollup_ddl = srv.query(f"SHOW CREATE TABLE {db}.stats_rollup")
+    assert "ReplacingMergeTree(written_at)" in marks_ddl and "ORDER BY hour" in marks_ddl
+    assert "ORDER BY (hour, kind, project_id, grp, version)" in rollup_ddl
     # skip indexes (modern only: 18.16 has none)
     for index in ("idx_start_ns", "idx_session", "idx_user", "idx_models"):
         assert (index in spans_ddl + traces_ddl) == (dialect == "modern"), index
@@ -712,9 +717,10 @@ class HangingClickHouse(http.server.ThreadingHTTPServer):
             if sql.startswith("SELECT version()"):
                 answer = b"18.16.1\n"
             elif sql.startswith("SELECT name FROM system.tables"):
-                answer = b"spans\ntraces\nschema_version\nspan_events\nsearch_grams\nsearch_blocks\n"
+                answer = (b"spans\ntraces\nschema_version\nspan_events\nsearch_grams\nsearch_blocks\n"
+                          b"stats_marks\nstats_rollup\n")
             elif sql.startswith("SELECT max(version)"):
-                answer = b"5\n"  # the current schema: nothing to migrate
+                answer = b"6\n"  # the current schema: nothing to migrate
             elif "FROM `prela_fake`.schema_version" in sql:
                 answer = b"0\n"  # no search index mark: every span is indexed
             elif sql == "SELECT 1":
@@ -848,6 +854,80 @@ def llm_doc(tid, t0, spans, svc="svc-llm"):
             d["parent_span_id"] = parent
         out.append(d)
     return {"trace_id": tid, "service_name": svc, "spans": out}
+
+
+def wait_rollups_built(srv, db, c, timeout=60):
+    """Waits until every marked hour of |db| has a build that began after its last mark
+    (clickhouse_stats.h); returns the hours."""
+    deadline = time.time() + timeout
+    while True:
+        marked = srv.query(f"SELECT hour, toUInt64(max(written_at)) FROM {db}.stats_marks GROUP BY hour"
+                           " ORDER BY hour FORMAT TabSeparated").split("\n")
+        built = srv.query(f"SELECT hour, intDiv(max(version), 1048576) FROM {db}.stats_rollup"
+                          " WHERE kind = 255 GROUP BY hour ORDER BY hour FORMAT TabSeparated"
+                          ).split("\n")
+        marks = {int(h): int(w) for h, w in (line.split("\t") for line in marked if line)}
+        builds = {int(h): int(v) for h, v in (line.split("\t") for line in built if line)}
+        if marks and all(builds.get(h, 0) >= marks[h] + 3 for h in marks):
+            assert "stats rollups: cannot" not in c.logs(), c.logs()
+            return sorted(marks)
+        assert time.time() < deadline, f"rollups not built: {marks} {builds}\n{c.logs()}"
+        time.sleep(0.5)
+
+
+
+def rollup_doc(tid, spans):
+    """A Prela request of trace |tid|: |spans| = (span id, parent, start ns, end ns, model)."""
+    return {"trace_id": tid, "service_name": "svc-r", "spans": [
+        dict({"span_id": sid, "trace_id": tid, "name": sid, "span_type": "llm",
+              "started_at": iso(start), "ended_at": iso(end), "status": "success",
+              "attributes": {"llm.model": model}}, **({"parent_span_id": parent} if parent else {}))
+        for sid, parent, start, end, model in spans]}
+
+
+def test_stats_rollups_follow_late_spans(make_collector, tmp_path, engine):
+    """Hour rollups (clickhouse_stats.h) on both dialects: a built hour is read from its rollup
+    (a forged newer build shows); a parent span that arrives after its children were built,
+    starting an hour earlier, moves the trace's count to its own hour in both hours' rollups
+    (its span covers the later hour, which it marks); a redelivery changes nothing."""
+    srv, _ = engine
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db, timeout="2s", extra="  rollup_settle: 3s")
+    x = (time.time_ns() - 5 * HOUR) // HOUR * HOUR  # hour X; the parent starts in X - 1
+    s = 10**9
+    kids = rollup_doc("late", [("k1", "root", x + 600 * s, x + 601 * s, "m-a"),
+                               ("k2", "root", x + 700 * s, x + 702 * s, "m-b")])
+    root = rollup_doc("late", [("root", None, x - 60 * s, x + 800 * s, "m-a")])
+    window = dict(interval="1h", start_time=iso(x - 2 * HOUR), end_time=iso(x + 2 * HOUR))
+
+    def stats(group_by="none"):
+        r = c.get("/api/v1/stats", group_by=group_by, **window)
+        assert r.status_code == 200, r.text
+        return {(row["bucket"], row["group"]): (row["spans"], row["traces"])
+                for row in r.json()["stats"]}
+
+    post_prela(c, kids)
+    assert wait_rollups_built(srv, db, c) == [x // HOUR]
+    assert stats() == {(iso(x), None): (2, 1)}
+    assert stats("model") == {(iso(x), "m-a"): (1, 1), (iso(x), "m-b"): (1, 1)}
+    # a forged complete build of X, newer than the real one: reads take X from the rollup
+    version = int(srv.query("SELECT toUInt64(now())").strip()) << 20 | 0xfffff
+    srv.query(f"INSERT INTO {db}.stats_rollup (hour, version, kind, spans, traces) VALUES"
+              f" ({x // HOUR}, {version}, 0, 1000, 7), ({x // HOUR}, {version}, 255, 0, 0)")
+    assert stats() == {(iso(x), None): (1000, 7)}
+    post_prela(c, root)
+    # unsettled: both hours from the spans at once; the trace begins in X - 1 now
+    want = {(iso(x - HOUR), None): (1, 1), (iso(x), None): (2, 0)}
+    want_model = {(iso(x - HOUR), "m-a"): (1, 1), (iso(x), "m-a"): (1, 0),
+                  (iso(x), "m-b"): (1, 1)}
+    assert stats() == want and stats("model") == want_model
+    assert wait_rollups_built(srv, db, c) == [x // HOUR - 1, x // HOUR]
+    assert stats() == want and stats("model") == want_model
+    post_prela(c, root)  # redelivered, and the children too
+    post_prela(c, kids)
+    assert stats() == want
+    wait_rollups_built(srv, db, c)
+    assert stats() == want and stats("model") == want_model
 
 
 EVIL_SESSION = "s'; DROP TABLE traces; --\\ \"ü\u202e"

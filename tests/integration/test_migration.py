@@ -27,6 +27,7 @@ import conftest
 import workload
 from chdb_server import chdb  # noqa: F401  (fixture)
 from services import clickhouse  # noqa: F401  (fixture)
+from test_clickhouse import wait_rollups_built
 
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
 PREV2 = "bf5f3fa"  # the last release of schema version 2 (both stores)
@@ -64,7 +65,7 @@ def prev4_bin():
 
 @pytest.fixture(scope="session")
 def prev5_bin():
-    """The last release of the embedded store's schema version 5, built once into build-prev-5/."""
+    """The last release of schema version 5 (both stores), built once into build-prev-5/."""
     return build_release(PREV5, os.path.join(ROOT, "build-prev-5"))
 
 
@@ -237,15 +238,15 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 (-> 6 the embedded one) in one start: one
+        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 in one start: one
         # line per step
         assert logs.count("local: migrated") == 5, logs
-        assert logs.count("migrated") == (5 if kind == "local" else 9), logs
+        assert logs.count("migrated") == (5 if kind == "local" else 10), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
         assert "from schema 5 to 6" in logs
         if kind != "local":
-            assert logs.count("clickhouse: migrated database") == 4, logs
+            assert logs.count("clickhouse: migrated database") == 5, logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
@@ -298,12 +299,12 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         con.close()
     else:
         assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "5"]
+                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "6"]
         tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                            f"FORMAT TabSeparated").split()
         assert sorted(tables) == ["schema_version", "search_blocks", "search_grams",
-                                  "span_events", "spans", "spans_v1", "spans_v2", "traces",
-                                  "traces_v1", "traces_v2"]
+                                  "span_events", "spans", "spans_v1", "spans_v2", "stats_marks",
+                                  "stats_rollup", "traces", "traces_v1", "traces_v2"]
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
@@ -532,7 +533,7 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 3, logs  # 2 -> 3 -> 4 -> 5
+        assert logs.count("clickhouse: migrated database") == 4, logs  # 2 -> .. -> 6
         assert "from schema 2 to 3" in logs and "from schema 1" not in logs
         after = snapshot(new, ids)
         for key in before:
@@ -565,11 +566,12 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "5"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "6"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
-                              "spans", "spans_v2", "traces", "traces_v2"]
+                              "spans", "spans_v2", "stats_marks", "stats_rollup", "traces",
+                              "traces_v2"]
     assert "(project_id, started_ns, trace_id)" in srv.query(f"SHOW CREATE TABLE {db}.traces")
     # the rebuilt traces table: one row per trace of the spans (before the new span's insert)
     assert srv.query(f"SELECT uniqExact(project_id, trace_id) FROM {db}.traces").strip() == \
@@ -625,7 +627,7 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 2, logs  # 3 -> 4 -> 5
+        assert logs.count("clickhouse: migrated database") == 3, logs  # 3 -> .. -> 6
         assert "from schema 3 to 4" in logs and "nothing copied" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -693,11 +695,11 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "5"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "6", "6"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
-                              "spans", "traces"]  # in place: no copies
+                              "spans", "stats_marks", "stats_rollup", "traces"]  # no copies
     cols = srv.query(f"SELECT table, name FROM system.columns WHERE database = '{db}' "
                      f"FORMAT TabSeparated")
     assert "spans\tinput_messages" in cols and "traces\tmodels" in cols
@@ -808,7 +810,7 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert logs.count("clickhouse: migrated database") == 2, logs  # 4 -> 5 -> 6
         assert "from schema 4 to 5" in logs and "nothing copied" in logs
         check_schema_5(new, ids, otlp, before)
     finally:
@@ -819,11 +821,26 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["4", "5", "5"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["4", "5", "6", "6"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
-                              "spans", "traces"]
+                              "spans", "stats_marks", "stats_rollup", "traces"]
+
+
+def stats_answers(c, window):
+    """The stats of |window| for every group a rollup serves (and user), by hour and by day."""
+    return {(g, i): c.get("/api/v1/stats", group_by=g, interval=i, **window).json()["stats"]
+            for g in ("none", "model", "service", "span_type", "project", "user")
+            for i in ("1h", "1d")}
+
+
+def same_stats(got, want):
+    for key in want:  # costs summed in another order: to 1e-9
+        assert [dict(r, cost_usd=None) for r in got[key]] == \
+            [dict(r, cost_usd=None) for r in want[key]], key
+        assert [r["cost_usd"] or 0 for r in got[key]] == pytest.approx(
+            [r["cost_usd"] or 0 for r in want[key]], rel=1e-9), key
 
 
 def test_schema_5_local_store_migrates_to_6(prev5_bin, tmp_path):
@@ -853,16 +870,7 @@ def test_schema_5_local_store_migrates_to_6(prev5_bin, tmp_path):
     window = dict(start_time=iso(base - 2 * HOUR), end_time=iso(time.time_ns() + HOUR))
 
     def stats(c):
-        return {(g, i): c.get("/api/v1/stats", group_by=g, interval=i, **window).json()["stats"]
-                for g in ("none", "model", "service", "span_type", "project", "user")
-                for i in ("1h", "1d")}
-
-    def same_stats(got, want):
-        for key in want:  # costs summed in another order: to 1e-9
-            assert [dict(r, cost_usd=None) for r in got[key]] == \
-                [dict(r, cost_usd=None) for r in want[key]], key
-            assert [r["cost_usd"] or 0 for r in got[key]] == pytest.approx(
-                [r["cost_usd"] or 0 for r in want[key]], rel=1e-9), key
+        return stats_answers(c, window)
 
     def unbuilt(con):
         return con.execute("SELECT count(*) FROM stats_hours WHERE built = 0").fetchone()[0]
@@ -907,3 +915,51 @@ def test_schema_5_local_store_migrates_to_6(prev5_bin, tmp_path):
         assert names == LOCAL_TABLES
     finally:
         con.close()
+
+
+def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
+    """A ClickHouse database of the last schema-5 release opens with schema 6 (stats_marks and
+    stats_rollup created, every stored hour marked, nothing copied) on both dialects: every
+    answer as before; the builder builds every old hour, and the stats are the same read
+    from the spans (before) and from the rollups (after); once."""
+    opts, srv, db = ch_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    otlp = recent(workload.make_traces(2))
+    old = start(prev5_bin, tmp_path, opts)
+    try:
+        for proj, doc in prela_docs(base):
+            post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        before = snapshot(old, ids)
+    finally:
+        stop(old)
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "5"
+    hours = sorted(int(h) for h in srv.query(
+        f"SELECT DISTINCT intDiv(start_ns, {HOUR}) FROM {db}.spans FORMAT TabSeparated").split())
+    assert len(hours) >= 2, hours
+
+    window = dict(start_time=iso(base - 2 * HOUR), end_time=iso(time.time_ns() + HOUR))
+    settled = dict(opts, exporters_extra=opts["exporters_extra"] +
+                   "  timeout: 2s\n  rollup_settle: 3s\n")
+    new = start(conftest.BIN, tmp_path, settled)
+    try:
+        logs = new.logs()
+        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert "from schema 5 to 6" in logs and "every stored hour marked" in logs
+        from_spans = stats_answers(new, window)  # marked just now: not settled
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        assert sum(r["spans"] for r in from_spans[("none", "1d")]) == 3 * 2 + 2 * 10
+        assert wait_rollups_built(srv, db, new) == hours
+        same_stats(stats_answers(new, window), from_spans)
+    finally:
+        stop(new)
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+    finally:
+        stop(again)
+    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                            f"FORMAT TabSeparated").split()) == ["5", "6"]

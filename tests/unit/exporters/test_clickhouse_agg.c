@@ -1,7 +1,8 @@
 /*
  * test_clickhouse_agg.c - the SQL text of the `clickhouse` store's issue 13
- * reads, no server: the session list and its span sums, the stats
- * (clickhouse_agg.c), the new trace list filters and the attribute match
+ * reads, no server: the session list and its span sums (clickhouse_agg.c),
+ * the stats and their hour rollups (clickhouse_stats.c, and the hours an
+ * insert marks: clickhouse_rollup.c), the new trace list filters and the attribute match
  * (clickhouse_query.c), and their TabSeparated readers. Every user value is
  * hostile here (quotes, backslashes, SQL, control bytes, odd UTF-8, huge
  * numbers) and must reach the SQL only as an escaped literal. The engines
@@ -12,6 +13,9 @@
 
 #include "exporters/clickhouse_agg.h"
 #include "exporters/clickhouse_query.h"
+#include "exporters/clickhouse_rollup.h"
+#include "exporters/clickhouse_stats.h"
+#include "histo.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -166,67 +170,135 @@ static void test_sessions(void)
     pc_buf_free(&b);
 }
 
+#define H PC_CH_HOUR_NS
+
 static void test_stats(void)
 {
     pc_buf b = PC_BUF_INIT;
     pc_stats_query q = {.project_id = EVIL, .group_by = PC_GROUP_SESSION,
                         .start_ns = 1700000000123456789LL, .end_ns = INT64_MAX,
-                        .interval_ns = 3600000000000LL, .max_rows = 1001};
-    pc_ch_sql_stats(&b, "db", &q);
+                        .interval_ns = H, .max_rows = 1001};
+    pc_ch_range r[2] = {{q.start_ns, 1700003600000000000LL}, {1700010000000000000LL, INT64_MAX}};
+    pc_ch_sql_stats_spans(&b, "db", &q, r, 2);
     CHECK(literals_closed(&b));
-    CHECK(has(&b, "WHERE start_ns >= 1700000000123456789 AND start_ns < 9223372036854775807"));
-    /* the partition key's range, clamped to what DateTime holds */
-    CHECK(has(&b, "started_at >= toDateTime(1700000000) AND started_at <= toDateTime(4294967295)"));
-    CHECK(has(&b, "AND project_id = " EVIL_Q " GROUP BY project_id, trace_id, span_id)"));
-    CHECK(has(&b, "s_start - s_start % 3600000000000 AS bucket, s_group AS grp"));
+    /* the project bounds both the traces' ranges and their spans */
+    CHECK_EQ_INT(count(&b, "AND project_id = " EVIL_Q), 4);
     CHECK(has(&b, "argMin(session_id, created_ns) AS s_group"));
-    CHECK(!strstr(b.data, "LIMIT 1 BY")); /* a GROUP BY deduplicates over the range */
-    /* nearest rank ceil(p * n) in integers */
-    CHECK(has(&b, "d[intDiv(n * 50 + 99, 100)]") && has(&b, "d[intDiv(n * 95 + 99, 100)]") &&
-          has(&b, "d[intDiv(n * 99 + 99, 100)]"));
-    CHECK(has(&b, "arraySort(groupArrayIf(greatest(s_end - s_start, 0), s_end > 0)) AS d"));
-    /* traces: each (trace, group)'s first start over every span of the window's traces */
-    CHECK(has(&b, " ANY LEFT JOIN (SELECT f - f % 3600000000000 AS bucket, grp, count() AS"
-                  " a_traces"));
-    CHECK(has(&b, "GROUP BY project_id, trace_id, grp HAVING f >= 1700000000123456789 AND"
-                  " f < 9223372036854775807"));
-    CHECK(has(&b, "WHERE trace_id IN (SELECT trace_id FROM `db`.spans"
-                  " WHERE start_ns >= 1700000000123456789"));
+    CHECK(!strstr(b.data, "LIMIT 1 BY")); /* a GROUP BY deduplicates */
+    /* the traces of both ranges, by trace_id; the partition key bounds the scan, clamped */
+    CHECK(has(&b, "WHERE trace_id IN (SELECT trace_id FROM `db`.spans WHERE ((start_ns >="
+                  " 1700000000123456789 AND start_ns < 1700003600000000000 AND started_at >="
+                  " toDateTime(1700000000) AND started_at <= toDateTime(1700003601)) OR"
+                  " (start_ns >= 1700010000000000000 AND start_ns < 9223372036854775807 AND"
+                  " started_at >= toDateTime(1700010000) AND started_at <="
+                  " toDateTime(4294967295)))"));
+    /* span figures per start's bucket; traces per (trace, group) first start */
+    CHECK(has(&b, "SELECT s_start - s_start % 3600000000000 AS bucket, grp, toUInt64(count())"));
+    CHECK(has(&b, "SELECT f - f % 3600000000000 AS bucket, grp, toUInt64(0) AS a_spans,"));
+    CHECK(has(&b, "(SELECT project_id, trace_id, grp, min(s_start) AS f FROM"));
+    CHECK(has(&b, "WHERE ((f >= 1700000000123456789 AND f < 1700003600000000000) OR"));
+    CHECK_EQ_INT(count(&b, "GROUP BY bucket, grp ORDER BY bucket, grp LIMIT 1001)"), 2);
     CHECK(has(&b, "countIf(s_type IN ('llm', 'embedding') AND s_model != '' AND isNaN(s_cost))"));
-    CHECK(has(&b, "GROUP BY bucket, grp ORDER BY bucket, grp LIMIT 1001)"));
+    CHECK(has(&b, ") UNION ALL SELECT * FROM (") && has(&b, " FORMAT TabSeparated"));
     pc_buf_reset(&b);
     pc_stats_query one = {.group_by = PC_GROUP_NONE, .start_ns = 10, .end_ns = 20, .max_rows = 1};
-    pc_ch_sql_stats(&b, "db", &one);
-    CHECK(has(&b, "toInt64(10) AS bucket, '' AS grp"));
-    CHECK(!strstr(b.data, "argMin(s_group") && !strstr(b.data, "project_id = "));
-    CHECK(has(&b, "'' AS s_group") && has(&b, "SELECT toInt64(10) AS bucket, grp"));
+    pc_ch_range whole = {10, 20};
+    pc_ch_sql_stats_spans(&b, "db", &one, &whole, 1);
+    CHECK(has(&b, "toInt64(10) AS bucket, grp") && has(&b, "'' AS s_group"));
+    CHECK(!strstr(b.data, "project_id = "));
     const char *cols[] = {"llm_model", "service_name", "span_type", "project_id", "user_id"};
     for (int g = PC_GROUP_MODEL; g <= PC_GROUP_USER; g++) {
         pc_buf_reset(&b);
         one.group_by = (pc_stats_group)g;
-        pc_ch_sql_stats(&b, "db", &one);
+        pc_ch_sql_stats_spans(&b, "db", &one, &whole, 1);
         char want[64];
         snprintf(want, sizeof(want), "argMin(%s, created_ns) AS s_group", cols[g - 1]);
         CHECK(has(&b, want));
     }
+
+    /* a build: one hour, every kind, the version from the server's clock */
+    pc_buf_reset(&b);
+    pc_ch_sql_rollup_build(&b, "db", 472222, 0x123456789ULL);
+    CHECK(has(&b, "INSERT INTO `db`.stats_rollup (hour, version, kind, project_id, grp,"));
+    CHECK(has(&b, "SELECT toUInt32(472222), toUInt64(4886718345),"));
+    /* no negative shift, even in a branch not taken (modern servers refuse it) */
+    CHECK(has(&b, "bitShiftRight(s_d, greatest(s_e - 6, 0))"));
+    CHECK(has(&b, "ARRAY JOIN [(toUInt8(0), ''), (toUInt8(1), s_model), (toUInt8(2), s_service),"
+                  " (toUInt8(3), s_type)] AS kg"));
+    CHECK(has(&b, "(start_ns >= 1699999200000000000 AND start_ns < 1700002800000000000"));
+    CHECK(has(&b, "(SELECT project_id, trace_id, kind, grp, min(s_start) AS f FROM"));
+    CHECK(has(&b, ") GROUP BY kind, project_id, grp") && !strstr(b.data, "LIMIT"));
+    CHECK(!strstr(b.data, "FORMAT"));
+    pc_buf_reset(&b);
+    pc_ch_sql_rollup_done(&b, "db", 472222, 77);
+    CHECK(has(&b, "INSERT INTO `db`.stats_rollup (hour, version, kind) VALUES (472222, 77, 255)"));
+
+    /* which hours are settled, which are due */
+    pc_buf_reset(&b);
+    pc_ch_sql_stats_hours(&b, "db", 5, 9, 120);
+    CHECK(has(&b, "SELECT hour, if(intDiv(v, 1048576) >= toUInt64(w) + 120, v, toUInt64(0))"));
+    CHECK_EQ_INT(count(&b, " AND hour >= 5 AND hour < 9 GROUP BY hour"), 2);
+    CHECK(has(&b, "FROM `db`.stats_rollup WHERE kind = 255 AND hour >= 5")); /* completed builds */
+    pc_buf_reset(&b);
+    pc_ch_sql_rollup_due(&b, "db", 120, 32);
+    CHECK(has(&b, "WHERE toUInt64(w) + 120 <= toUInt64(now()) AND NOT (intDiv(v, 1048576) >="
+                  " toUInt64(w) + 120) ORDER BY hour DESC LIMIT 32"));
+    pc_buf_reset(&b);
+    int64_t hours[] = {7, 8};
+    pc_ch_sql_stats_rollups(&b, "db", 2, EVIL, hours, 2);
+    CHECK(literals_closed(&b));
+    CHECK(has(&b, "WHERE kind = 2 AND project_id = " EVIL_Q " AND (hour, version) IN (SELECT"
+                  " hour, max(version) FROM `db`.stats_rollup WHERE kind = 255 AND hour IN (7, 8)"
+                  " GROUP BY hour)"));
+    for (int t = 0; t < 2; t++) {
+        pc_buf_reset(&b);
+        pc_ch_sql_stats_table(&b, t ? PC_CH_MODERN : PC_CH_LEGACY, "db", t == 0);
+        CHECK(has(&b, "PARTITION BY toYYYYMM(toDateTime(hour * 3600))"));
+        CHECK(t ? has(&b, "TTL")
+                : !strstr(b.data, "TTL") && has(&b, "ReplacingMergeTree(written_at)"));
+        if (t) CHECK(has(&b, "ENGINE = MergeTree() PARTITION BY toYYYYMM(toDateTime(hour * 3600))"
+                             " ORDER BY (hour, kind, project_id, grp, version)"));
+    }
     pc_buf_free(&b);
+}
+
+/* The hours an insert marks: each span's, through its end, at most a week of
+ * them; carriers none; each hour once. */
+static void test_marks(void)
+{
+    pc_batch *bt = pc_batch_create(NULL);
+    struct {
+        int64_t start, end;
+        bool carrier;
+    } sp[] = {
+        {10 * H + 5, 10 * H + 9, false},           /* hour 10 */
+        {10 * H + 1, 0, false},                     /* not ended: its hour only */
+        {12 * H - 1, 14 * H, false},                /* 11, 12, 13, 14 */
+        {3 * H, 3 * H + 1, true},                   /* a carrier: nothing */
+        {1000 * H, 1000 * H + 400 * H, false},      /* 1000 .. 1167 */
+        {-5, 7, false},                             /* hour 0 */
+    };
+    for (size_t i = 0; i < sizeof(sp) / sizeof(sp[0]); i++) {
+        pc_span *s = pc_batch_add(bt);
+        s->start_ns = sp[i].start;
+        s->end_ns = sp[i].end;
+        s->carrier = sp[i].carrier;
+    }
+    pc_ch_rows m = PC_CH_ROWS_INIT;
+    pc_ch_rollup_marks(bt, &m);
+    CHECK_EQ_INT(m.n, 1 + 5 + PC_CH_MARK_HOURS);
+    CHECK(has(&m.text, "{\"hour\":0}\n{\"hour\":10}\n{\"hour\":11}\n{\"hour\":12}\n"
+                       "{\"hour\":13}\n{\"hour\":14}\n{\"hour\":1000}\n"));
+    CHECK(has(&m.text, "{\"hour\":1167}\n") && !strstr(m.text.data, "\"hour\":1168}"));
+    CHECK(!strstr(m.text.data, "\"hour\":3}"));
+    CHECK_EQ_INT(m.v[1].month, pc_ch_month(10 * H));
+    pc_ch_rows_free(&m);
+    pc_batch_unref(bt);
 }
 
 static void test_readers(void)
 {
-    char text[] = "1000\tgpt\\t4\t3\t2\t1\t10\t20\t0.125\t1\t5\t9\t9\n"
-                  "2000\t\t1\t1\t0\t0\t0\tnan\t0\t-1\t-1\t-1\n";
-    char *cur = text, *end = text + strlen(text), *cols[16];
-    pc_stats_row r;
-    CHECK_EQ_INT(pc_ch_tsv_row(&cur, end, cols, 16), 12);
-    pc_ch_read_stats(cols, &r);
-    CHECK_EQ_INT(r.bucket_ns, 1000);
-    CHECK_EQ_STR(r.group, "gpt\t4");
-    CHECK(r.spans == 3 && r.traces == 2 && r.errors == 1 && r.input_tokens == 10);
-    CHECK(r.cost_usd == 0.125 && r.unpriced == 1 && r.latency_p99_ns == 9);
-    CHECK_EQ_INT(pc_ch_tsv_row(&cur, end, cols, 16), 12);
-    pc_ch_read_stats(cols, &r);
-    CHECK(isnan(r.cost_usd) && r.latency_p50_ns == -1);
+    char *cur, *cols[16];
     CHECK(isnan(pc_ch_cost("N"))); /* \N, unescaped by the reader */
     CHECK(isnan(pc_ch_cost("-nan")) && isnan(pc_ch_cost("")));
     CHECK(pc_ch_cost("1e-9") == 1e-9);
@@ -246,6 +318,7 @@ int main(void)
     RUN(test_attr_match);
     RUN(test_sessions);
     RUN(test_stats);
+    RUN(test_marks);
     RUN(test_readers);
     return CHECK_DONE();
 }

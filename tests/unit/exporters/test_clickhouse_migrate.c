@@ -173,23 +173,23 @@ static bool cat_is(catalog *c, const char *const *want, int n)
 static const char *const MIGRATED[] = {"spans",          "traces",       "spans_v1",
                                        "traces_v1",      "spans_v2",     "traces_v2",
                                        "schema_version", "span_events",  "search_grams",
-                                       "search_blocks"};
+                                       "search_blocks",  "stats_marks",  "stats_rollup"};
 
 static void test_migration_plan(void)
 {
-    /* Fresh database: the current tables and version 5, nothing copied. */
+    /* Fresh database: the current tables and version 6, nothing copied. */
     catalog c = {.log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&c), 0);
-    const char *fresh[] = {"spans",       "traces",       "schema_version",
-                           "span_events", "search_grams", "search_blocks"};
-    CHECK(cat_is(&c, fresh, 6));
-    CHECK_EQ_INT(c.version, 5);
+    const char *fresh[] = {"spans",        "traces",        "schema_version", "span_events",
+                           "search_grams", "search_blocks", "stats_marks",    "stats_rollup"};
+    CHECK(cat_is(&c, fresh, 8));
+    CHECK_EQ_INT(c.version, 6);
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`span_events` ("));
     CHECK(!strstr(c.log.data, "INSERT INTO `db`.`"));
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`spans` ("));
     CHECK(has(&c.log, "ORDER BY (trace_id, project_id, span_id)"));
-    CHECK(has(&c.log, "VALUES (5, 'created')"));
-    CHECK(!strstr(c.log.data, "VALUES (5, 'search index")); /* no span predates the index */
+    CHECK(has(&c.log, "VALUES (6, 'created')"));
+    CHECK(!strstr(c.log.data, "VALUES (6, 'search index")); /* no span predates the index */
     CHECK(!strstr(c.log.data, "ALTER"));
     /* A second start only reads the version and re-asserts the tables. */
     CHECK_EQ_INT(migrate(&c), 0);
@@ -198,12 +198,12 @@ static void test_migration_plan(void)
     /* Version 1 (the first release): to 2 (copy, swap), then to 3; old tables kept. */
     catalog v1 = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v1), 0);
-    CHECK(cat_is(&v1, MIGRATED, 10));
-    CHECK_EQ_INT(v1.version, 5);
+    CHECK(cat_is(&v1, MIGRATED, 12));
+    CHECK_EQ_INT(v1.version, 6);
     /* the tables of 3 were built in the current layout: nothing to add at 3 -> 4 */
     CHECK(!strstr(v1.log.data, "ADD COLUMN") && !strstr(v1.log.data, "INSERT INTO `db`.traces"));
     CHECK(has(&v1.log, "VALUES (4, 'migrated from 3"));
-    CHECK(has(&v1.log, "VALUES (5, 'search index from here: older spans are scanned')"));
+    CHECK(has(&v1.log, "VALUES (6, 'search index from here: older spans are scanned')"));
     CHECK(has(&v1.log, "CREATE TABLE IF NOT EXISTS `db`.`spans_v2` ("));
     CHECK(has(&v1.log, "ORDER BY (trace_id, project_id, started_at, span_id)")); /* v2's key */
     CHECK(has(&v1.log, "INSERT INTO `db`.`spans_v2` (span_id, trace_id, parent_span_id,"));
@@ -219,14 +219,14 @@ static void test_migration_plan(void)
                        " `db`.`spans`"));
     CHECK_EQ_INT(migrate(&v1), 0); /* once */
     CHECK(!strstr(v1.log.data, "RENAME") && !strstr(v1.log.data, "INSERT"));
-    CHECK(cat_is(&v1, MIGRATED, 10));
+    CHECK(cat_is(&v1, MIGRATED, 12));
 
     /* Version 2: spans copied to the new key, traces rebuilt from the new spans. */
     catalog v2 = {.tables = {"spans", "traces", "spans_v1", "traces_v1", "schema_version"},
                   .n = 5, .version = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v2), 0);
-    CHECK(cat_is(&v2, MIGRATED, 10));
-    CHECK_EQ_INT(v2.version, 5);
+    CHECK(cat_is(&v2, MIGRATED, 12));
+    CHECK_EQ_INT(v2.version, 6);
     /* schema 3's columns are copied; the new table has 4's with their defaults */
     CHECK(has(&v2.log, "INSERT INTO `db`.`spans_v3` (" PC_CH_SPAN_COLUMNS_V3 ") SELECT "
                        PC_CH_SPAN_COLUMNS_V3 " FROM"));
@@ -257,8 +257,8 @@ static void test_migration_plan(void)
         CHECK(k.version < 3);
         k.fail = NULL;
         CHECK_EQ_INT(migrate(&k), 0);
-        CHECK(cat_is(&k, MIGRATED, 10));
-        CHECK_EQ_INT(k.version, 5);
+        CHECK(cat_is(&k, MIGRATED, 12));
+        CHECK_EQ_INT(k.version, 6);
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
     }
@@ -267,17 +267,17 @@ static void test_migration_plan(void)
     CHECK_EQ_INT(migrate(&half), 0);
     CHECK(has(&half.log, "RENAME TABLE `db`.`spans_v2` TO `db`.`spans`\n"));
     CHECK(!strstr(half.log.data, "INSERT INTO `db`.`spans_v2`"));
-    CHECK(cat_is(&half, MIGRATED, 10));
+    CHECK(cat_is(&half, MIGRATED, 12));
     catalog half3 = {.tables = {"spans_v1", "traces_v1", "spans_v2", "spans_v3", "traces",
                                 "schema_version"},
                      .n = 6, .version = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&half3), 0);
     CHECK(has(&half3.log, "RENAME TABLE `db`.`spans_v3` TO `db`.`spans`\n"));
     CHECK(!strstr(half3.log.data, "INSERT INTO `db`.`spans_v3`"));
-    CHECK(cat_is(&half3, MIGRATED, 10));
+    CHECK(cat_is(&half3, MIGRATED, 12));
 
     /* A newer version is refused, untouched. */
-    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 6,
+    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 7,
                      .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&newer), -1);
     CHECK(!strstr(newer.log.data, "CREATE TABLE") && !strstr(newer.log.data, "RENAME"));
@@ -310,15 +310,17 @@ static void test_migration_plan_3_to_4(void)
 {
     catalog c = v3_catalog(PC_CH_LEGACY);
     CHECK_EQ_INT(migrate(&c), 0);
-    CHECK_EQ_INT(c.version, 5); /* then 4 -> 5: span_events and the search tables */
-    const char *v5[] = {"spans",          "traces",      "spans_v2",     "traces_v2",
-                        "schema_version", "span_events", "search_grams", "search_blocks"};
-    CHECK(cat_is(&c, v5, 8));
-    CHECK(has(&c.log, "VALUES (5, 'search index from here")); /* spans predate the index */
+    CHECK_EQ_INT(c.version, 6); /* then 4 -> 5 -> 6: span_events, search and stats tables */
+    const char *v6[] = {"spans",        "traces",        "spans_v2",    "traces_v2",
+                        "schema_version", "span_events", "search_grams", "search_blocks",
+                        "stats_marks",  "stats_rollup"};
+    CHECK(cat_is(&c, v6, 10));
+    CHECK(has(&c.log, "VALUES (6, 'search index from here")); /* spans predate the index */
     CHECK(!strstr(c.log.data, "RENAME") &&
           !strstr(c.log.data, "CREATE TABLE IF NOT EXISTS `db`.`spans") &&
           !strstr(c.log.data, "CREATE TABLE IF NOT EXISTS `db`.`traces"));
     CHECK(has(&c.log, "VALUES (5, 'migrated from 4"));
+    CHECK(has(&c.log, "VALUES (6, 'migrated from 5"));
     CHECK(has(&c.log, "SELECT name FROM system.columns WHERE database = 'db' AND table = 'spans'"));
     for (size_t i = 0; i < PC_CH_SPAN_V4_N; i++) {
         char want[192];
@@ -378,7 +380,7 @@ static void test_migration_plan_3_to_4(void)
             first++;
         k.fail = NULL;
         CHECK_EQ_INT(migrate(&k), 0);
-        CHECK_EQ_INT(k.version, 5);
+        CHECK_EQ_INT(k.version, 6);
         for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
             second++;
         /* the statement that failed was tried, not applied: it runs again */
@@ -390,9 +392,49 @@ static void test_migration_plan_3_to_4(void)
     }
 }
 
+/* 5 -> 6: the stats tables, every stored hour marked, then the version row;
+ * interrupted anywhere, the next start redoes the step whole (marks twice:
+ * harmless). */
+static void test_migration_plan_5_to_6(void)
+{
+    const char *v5[] = {"spans",       "traces",       "schema_version",
+                        "span_events", "search_grams", "search_blocks"};
+    const char *v6[] = {"spans",        "traces",        "schema_version", "span_events",
+                        "search_grams", "search_blocks", "stats_marks",    "stats_rollup"};
+    static const char *const cuts[] = {NULL, "CREATE TABLE IF NOT EXISTS `db`.`stats_rollup`",
+                                       "INSERT INTO `db`.stats_marks",
+                                       "INSERT INTO `db`.schema_version"};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        catalog k = {.n = 6, .version = 5, .log = PC_BUF_INIT, .cols = PC_BUF_INIT,
+                     .fail = cuts[i]};
+        for (int t = 0; t < 6; t++)
+            snprintf(k.tables[t], 32, "%s", v5[t]);
+        if (cuts[i]) {
+            CHECK_EQ_INT(migrate(&k), -1);
+            CHECK_EQ_INT(k.version, 5);
+            k.fail = NULL;
+        }
+        CHECK_EQ_INT(migrate(&k), 0);
+        CHECK_EQ_INT(k.version, 6);
+        CHECK(cat_is(&k, v6, 8));
+        CHECK(has(&k.log, "INSERT INTO `db`.stats_marks (hour) SELECT DISTINCT"
+                          " toUInt32(greatest(intDiv(start_ns, 3600000000000), 0)) FROM"
+                          " `db`.spans\n"));
+        const char *marks = strstr(k.log.data, "INSERT INTO `db`.stats_marks");
+        const char *version = strstr(k.log.data, "VALUES (6, 'migrated from 5");
+        CHECK(marks && version && marks < version);
+        CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, "ALTER"));
+        CHECK_EQ_INT(migrate(&k), 0); /* once */
+        CHECK(!strstr(k.log.data, "INSERT"));
+        pc_buf_free(&k.log);
+        pc_buf_free(&k.cols);
+    }
+}
+
 int main(void)
 {
     RUN(test_migration_plan);
     RUN(test_migration_plan_3_to_4);
+    RUN(test_migration_plan_5_to_6);
     return CHECK_DONE();
 }

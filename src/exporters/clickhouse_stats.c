@@ -1,0 +1,527 @@
+/*
+ * clickhouse_stats.c - the `clickhouse` store's aggregates, from the spans
+ * and from hour rollups (see clickhouse_stats.h for the tables).
+ *
+ * Figures from the spans (pc_ch_sql_stats_spans, and the build): the spans
+ * of every trace that has a span starting in the ranges, deduplicated by a
+ * GROUP BY on the span key (the first write's fields: argMin by created_ns),
+ * found by trace_id (the sorting key's first column), so a small range reads
+ * the granules of its traces only. Two halves, as store.h defines the
+ * figures:
+ * - span figures: each span starting in the ranges, in the bucket of its
+ *   start; latency as histo.h bins of max(end - start, 0) of the ended spans
+ *   (end_ns > 0), computed in SQL exactly as pc_histo_bin does (the exponent
+ *   from log2, corrected by one shift where the float rounded);
+ * - traces: per (trace, group) the smallest start over all the trace's
+ *   spans (its first span of the group may lie before the ranges), counted
+ *   in its bucket when it lies in the ranges.
+ * The partition key (started_at) bounds the range scan to the months it
+ * covers (modern: also the minmax index on start_ns).
+ *
+ * Reads (pc_ch_stats_read): a query whose buckets are whole hours (interval
+ * 0 or a multiple of 1 h) and whose group is none, project, model, service
+ * or span type takes the window's whole hours that have a settled build from
+ * stats_rollup (the newest completed build of each: one completed after the
+ * plan was read began later, so it is as settled), and gathers the
+ * rest from the spans in one read: the partial hours at both ends and the
+ * marked hours without a settled build, as ranges (more than MAX_RANGES of
+ * them: the whole window from the spans). Unmarked hours hold no span and
+ * are skipped. The rows of both reads are added up per (bucket, group) in a
+ * pc_cells (local_cells.h, bounded like the embedded store's reads), whose
+ * percentiles come from the bins: the same numbers either way.
+ *
+ * Consistency: the reads are three statements, not one snapshot; an insert
+ * landing between them shows in the spans part or not at all (rollups are
+ * built only from settled hours).
+ */
+#include "clickhouse_stats.h"
+
+#include "clickhouse_query.h"
+#include "clickhouse_store.h"
+#include "histo.h"
+#include "local_cells.h"
+#include "log.h"
+#include "mem.h"
+#include "span.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Ranges one read sends; past it the window is read from the spans whole. */
+#define MAX_RANGES 64
+/* A build's version: its start (seconds) << 20 | 20 random bits. */
+#define VERSION_SHIFT "1048576"
+
+/* ----------------------------------------------------------------- DDL -- */
+
+void pc_ch_sql_stats_table(pc_buf *out, pc_ch_dialect d, const char *db, bool marks)
+{
+    const char *ttl =
+        d == PC_CH_MODERN ? " TTL toDateTime(hour * 3600) + INTERVAL 90 DAY" : "";
+    if (marks)
+        pc_buf_printf(out,
+                      "CREATE TABLE IF NOT EXISTS `%s`.`stats_marks` (hour UInt32,"
+                      " written_at DateTime DEFAULT now())"
+                      " ENGINE = ReplacingMergeTree(written_at)"
+                      " PARTITION BY toYYYYMM(toDateTime(hour * 3600)) ORDER BY hour%s",
+                      db, ttl);
+    else
+        pc_buf_printf(out,
+                      "CREATE TABLE IF NOT EXISTS `%s`.`stats_rollup` (hour UInt32, version UInt64,"
+                      " kind UInt8, project_id String, grp String, spans UInt64, traces UInt64,"
+                      " errors UInt64, input_tokens Int64, output_tokens Int64, cost Float64,"
+                      " priced UInt64, unpriced UInt64, bins Array(UInt16), counts Array(UInt64))"
+                      " ENGINE = MergeTree() PARTITION BY toYYYYMM(toDateTime(hour * 3600))"
+                      " ORDER BY (hour, kind, project_id, grp, version)%s",
+                      db, ttl);
+}
+
+/* ------------------------------------------------------ figures (SQL) -- */
+
+/* The column a stats group is of (NULL for none). */
+static const char *group_col(pc_stats_group g)
+{
+    switch (g) {
+    case PC_GROUP_MODEL: return "llm_model";
+    case PC_GROUP_SERVICE: return "service_name";
+    case PC_GROUP_SPAN_TYPE: return "span_type";
+    case PC_GROUP_PROJECT: return "project_id";
+    case PC_GROUP_USER: return "user_id";
+    case PC_GROUP_SESSION: return "session_id";
+    default: return NULL;
+    }
+}
+
+/* The rollup kind a group reads (stats_rollup.kind), or -1 (spans only). */
+static int kind_of(pc_stats_group g)
+{
+    switch (g) {
+    case PC_GROUP_NONE:
+    case PC_GROUP_PROJECT: return 0;
+    case PC_GROUP_MODEL: return 1;
+    case PC_GROUP_SERVICE: return 2;
+    case PC_GROUP_SPAN_TYPE: return 3;
+    default: return -1;
+    }
+}
+
+/* "(col in r[0] OR col in r[1] ...)"; |partition|: each range also bounds
+ * started_at, in whole seconds around it, clamped as the rows' DateTime. */
+static void in_ranges(pc_buf *out, const char *col, const pc_ch_range *r, size_t n,
+                      bool partition)
+{
+    pc_buf_putc(out, '(');
+    for (size_t i = 0; i < n; i++) {
+        pc_buf_printf(out, "%s(%s >= %lld AND %s < %lld", i ? " OR " : "", col,
+                      (long long)r[i].lo, col, (long long)r[i].hi);
+        if (partition) {
+            long long lo_s = r[i].lo > 0 ? r[i].lo / 1000000000LL : 0;
+            long long hi_s = r[i].hi / 1000000000LL + 1;
+            if (lo_s > 4294967295LL) lo_s = 4294967295LL;
+            if (hi_s > 4294967295LL) hi_s = 4294967295LL;
+            pc_buf_printf(out, " AND started_at >= toDateTime(%lld) AND started_at <= toDateTime(%lld)",
+                          lo_s, hi_s);
+        }
+        pc_buf_putc(out, ')');
+    }
+    pc_buf_putc(out, ')');
+}
+
+/* The histo.h bin of duration s_d (Int64 >= 0), as UInt16. */
+#define BIN_EXPR                                                                                 \
+    "if(s_d < 128, toUInt16(s_d), toUInt16((s_e - 6) * 64 + bitShiftRight(s_d, greatest(s_e - 6, 0))))"
+
+/*
+ * The deduplicated spans of every trace having a span in the ranges, one
+ * group per row: |group| is the group's column (API read: grp; NULL: ''),
+ * or, for a build (|build|), every kind: one row per (span, kind) with kind
+ * and grp. Columns: project_id, trace_id, [kind,] grp, s_start, s_end,
+ * s_status, s_type, s_model, s_in, s_out, s_cost, s_d (duration, >= 0),
+ * s_e (its exponent, for BIN_EXPR).
+ */
+static void grouped_spans(pc_buf *out, const char *db, const pc_ch_range *r, size_t n,
+                          const pc_buf *project, bool build, const char *group)
+{
+    pc_buf_puts(out, "(SELECT *, ");
+    if (build)
+        pc_buf_puts(out, "tupleElement(kg, 1) AS kind, tupleElement(kg, 2) AS grp,");
+    else
+        pc_buf_puts(out, "s_group AS grp,");
+    pc_buf_puts(out, " greatest(s_end - s_start, 0) AS s_d,"
+                     " toInt32(floor(log2(toFloat64(greatest(s_d, 1))))) AS s_e0,"
+                     " if(bitShiftRight(s_d, s_e0) = 0, s_e0 - 1, s_e0) AS s_e FROM ("
+                     "SELECT project_id, trace_id, span_id, argMin(start_ns, created_ns) AS s_start,"
+                     " argMin(end_ns, created_ns) AS s_end, argMin(status, created_ns) AS s_status,"
+                     " argMin(span_type, created_ns) AS s_type, argMin(llm_model, created_ns) AS s_model,"
+                     " argMin(input_tokens, created_ns) AS s_in, argMin(output_tokens, created_ns) AS s_out,"
+                     " argMin(ifNull(cost_usd, nan), created_ns) AS s_cost");
+    if (build)
+        pc_buf_puts(out, ", argMin(service_name, created_ns) AS s_service");
+    else if (group)
+        pc_buf_printf(out, ", argMin(%s, created_ns) AS s_group", group);
+    else
+        pc_buf_puts(out, ", '' AS s_group");
+    pc_buf_printf(out, " FROM `%s`.spans WHERE trace_id IN (SELECT trace_id FROM `%s`.spans WHERE ",
+                  db, db);
+    in_ranges(out, "start_ns", r, n, true);
+    pc_buf_append(out, project->data, project->len);
+    pc_buf_putc(out, ')');
+    pc_buf_append(out, project->data, project->len);
+    pc_buf_puts(out, " GROUP BY project_id, trace_id, span_id)");
+    if (build)
+        pc_buf_puts(out, " ARRAY JOIN [(toUInt8(0), ''), (toUInt8(1), s_model),"
+                         " (toUInt8(2), s_service), (toUInt8(3), s_type)] AS kg");
+    pc_buf_putc(out, ')');
+}
+
+/* How the two halves key their rows: the API's (bucket, grp) or a build's
+ * (kind, project_id, grp). */
+typedef struct keying {
+    const char *keys;   /* the key columns' names */
+    char span_sel[96];  /* their SELECT in the span half */
+    char trace_sel[96]; /* ... and in the traces half (f: the first start) */
+    const char *trace_keys; /* a (trace, group) */
+} keying;
+
+static void keying_of(keying *k, const pc_stats_query *q)
+{
+    if (!q) {
+        k->keys = "kind, project_id, grp";
+        snprintf(k->span_sel, sizeof(k->span_sel), "kind, project_id, grp");
+        snprintf(k->trace_sel, sizeof(k->trace_sel), "kind, project_id, grp");
+        k->trace_keys = "project_id, trace_id, kind, grp";
+        return;
+    }
+    k->keys = "bucket, grp";
+    if (q->interval_ns > 0) {
+        snprintf(k->span_sel, sizeof(k->span_sel), "s_start - s_start %% %lld AS bucket, grp",
+                 (long long)q->interval_ns);
+        snprintf(k->trace_sel, sizeof(k->trace_sel), "f - f %% %lld AS bucket, grp",
+                 (long long)q->interval_ns);
+    } else {
+        snprintf(k->span_sel, sizeof(k->span_sel), "toInt64(%lld) AS bucket, grp",
+                 (long long)q->start_ns);
+        snprintf(k->trace_sel, sizeof(k->trace_sel), "toInt64(%lld) AS bucket, grp",
+                 (long long)q->start_ns);
+    }
+    k->trace_keys = "project_id, trace_id, grp";
+}
+
+/*
+ * The two halves (see the top of the file) over the grouped spans |g|,
+ * joined by UNION ALL; |limit| > 0: each half ordered by the keys and cut
+ * there. Columns: the keys, then the figures as clickhouse_stats.h lists them.
+ */
+static void halves(pc_buf *out, const keying *k, const pc_buf *g, const pc_ch_range *r,
+                   size_t n, int limit)
+{
+    pc_buf_printf(out,
+                  "SELECT * FROM (SELECT %s, toUInt64(count()) AS a_spans, toUInt64(0) AS a_traces,"
+                  " toUInt64(countIf(s_status = 'error')) AS a_errors,"
+                  " " PC_CH_TOKEN_SUM("s_in") " AS a_in, " PC_CH_TOKEN_SUM("s_out") " AS a_out,"
+                  " toFloat64(sumIf(s_cost, NOT isNaN(s_cost))) AS a_cost,"
+                  " toUInt64(countIf(NOT isNaN(s_cost))) AS a_priced,"
+                  " toUInt64(countIf(s_type IN ('llm', 'embedding') AND s_model != ''"
+                  " AND isNaN(s_cost))) AS a_unpriced,"
+                  " tupleElement(sumMap(if(s_end > 0, [" BIN_EXPR "], emptyArrayUInt16()),"
+                  " if(s_end > 0, [toUInt64(1)], emptyArrayUInt64())), 1) AS a_bins,"
+                  " tupleElement(sumMap(if(s_end > 0, [" BIN_EXPR "], emptyArrayUInt16()),"
+                  " if(s_end > 0, [toUInt64(1)], emptyArrayUInt64())), 2) AS a_counts"
+                  " FROM ",
+                  k->span_sel);
+    pc_buf_append(out, g->data, g->len);
+    pc_buf_puts(out, " WHERE ");
+    in_ranges(out, "s_start", r, n, false);
+    pc_buf_printf(out, " GROUP BY %s", k->keys);
+    if (limit > 0) pc_buf_printf(out, " ORDER BY %s LIMIT %d", k->keys, limit);
+    pc_buf_printf(out,
+                  ") UNION ALL SELECT * FROM (SELECT %s, toUInt64(0) AS a_spans,"
+                  " toUInt64(count()) AS a_traces, toUInt64(0) AS a_errors, toInt64(0) AS a_in,"
+                  " toInt64(0) AS a_out, toFloat64(0) AS a_cost, toUInt64(0) AS a_priced,"
+                  " toUInt64(0) AS a_unpriced, emptyArrayUInt16() AS a_bins,"
+                  " emptyArrayUInt64() AS a_counts FROM (SELECT %s, min(s_start) AS f FROM ",
+                  k->trace_sel, k->trace_keys);
+    pc_buf_append(out, g->data, g->len);
+    pc_buf_printf(out, " GROUP BY %s) WHERE ", k->trace_keys);
+    in_ranges(out, "f", r, n, false);
+    pc_buf_printf(out, " GROUP BY %s", k->keys);
+    if (limit > 0) pc_buf_printf(out, " ORDER BY %s LIMIT %d", k->keys, limit);
+    pc_buf_putc(out, ')');
+}
+
+static void project_cond(pc_buf *out, const char *project)
+{
+    if (!project) return;
+    pc_buf_puts(out, " AND project_id = ");
+    pc_ch_quote_cstr(out, project);
+}
+
+void pc_ch_sql_stats_spans(pc_buf *out, const char *db, const pc_stats_query *q,
+                           const pc_ch_range *r, size_t n)
+{
+    pc_buf project = PC_BUF_INIT, g = PC_BUF_INIT;
+    project_cond(&project, q->project_id);
+    grouped_spans(&g, db, r, n, &project, false, group_col(q->group_by));
+    keying k;
+    keying_of(&k, q);
+    halves(out, &k, &g, r, n, q->max_rows > 0 ? q->max_rows : 1);
+    pc_buf_puts(out, " FORMAT TabSeparated");
+    pc_buf_free(&project);
+    pc_buf_free(&g);
+}
+
+void pc_ch_sql_rollup_build(pc_buf *out, const char *db, int64_t hour, uint64_t version)
+{
+    pc_ch_range r = {hour * PC_CH_HOUR_NS, (hour + 1) * PC_CH_HOUR_NS};
+    pc_buf project = PC_BUF_INIT, g = PC_BUF_INIT;
+    grouped_spans(&g, db, &r, 1, &project, true, NULL);
+    keying k;
+    keying_of(&k, NULL);
+    pc_buf_printf(out,
+                  "INSERT INTO `%s`.stats_rollup (hour, version, kind, project_id, grp, spans,"
+                  " traces, errors, input_tokens, output_tokens, cost, priced, unpriced, bins,"
+                  " counts) SELECT toUInt32(%lld), toUInt64(%llu),"
+                  " kind, project_id, grp, sum(a_spans), sum(a_traces), sum(a_errors),"
+                  " " PC_CH_TOKEN_SUM("a_in") ", " PC_CH_TOKEN_SUM("a_out") ", sum(a_cost),"
+                  " sum(a_priced), sum(a_unpriced), tupleElement(sumMap(a_bins, a_counts), 1),"
+                  " tupleElement(sumMap(a_bins, a_counts), 2) FROM (",
+                  db, (long long)hour, (unsigned long long)version);
+    halves(out, &k, &g, &r, 1, 0);
+    pc_buf_printf(out, ") GROUP BY %s", k.keys);
+    pc_buf_free(&project);
+    pc_buf_free(&g);
+}
+
+void pc_ch_sql_rollup_done(pc_buf *out, const char *db, int64_t hour, uint64_t version)
+{
+    pc_buf_printf(out,
+                  "INSERT INTO `%s`.stats_rollup (hour, version, kind) VALUES (%lld, %llu, "
+                  PC_CH_ROLLUP_DONE ")",
+                  db, (long long)hour, (unsigned long long)version);
+}
+
+/* "(SELECT hour, max(written_at) AS w ...) ANY LEFT JOIN (... max(version) AS v ...)"
+ * over the hours in [h0, h1) (h1 <= 0: every hour). */
+static void marks_and_builds(pc_buf *out, const char *db, int64_t h0, int64_t h1)
+{
+    char range[96] = "";
+    if (h1 > 0)
+        snprintf(range, sizeof(range), " AND hour >= %lld AND hour < %lld", (long long)h0,
+                 (long long)h1);
+    pc_buf_printf(out,
+                  "(SELECT hour, max(written_at) AS w FROM `%s`.stats_marks WHERE 1%s GROUP BY"
+                  " hour) AS m ANY LEFT JOIN (SELECT hour, max(version) AS v FROM"
+                  " `%s`.stats_rollup WHERE kind = " PC_CH_ROLLUP_DONE "%s GROUP BY hour) AS r"
+                  " USING hour",
+                  db, range, db, range);
+}
+
+/* Whether the hour's newest build is settled: it began |settle| or more after
+ * the hour's latest mark (v is 0 when there is none). */
+#define SETTLED "intDiv(v, " VERSION_SHIFT ") >= toUInt64(w) + %ld"
+
+void pc_ch_sql_stats_hours(pc_buf *out, const char *db, int64_t h0, int64_t h1, long settle_s)
+{
+    pc_buf_printf(out, "SELECT hour, if(" SETTLED ", v, toUInt64(0)) FROM ", settle_s);
+    marks_and_builds(out, db, h0, h1);
+    pc_buf_puts(out, " ORDER BY hour FORMAT TabSeparated");
+}
+
+void pc_ch_sql_rollup_due(pc_buf *out, const char *db, long settle_s, int limit)
+{
+    pc_buf_puts(out, "SELECT hour FROM ");
+    marks_and_builds(out, db, 0, 0);
+    pc_buf_printf(out,
+                  " WHERE toUInt64(w) + %ld <= toUInt64(now()) AND NOT (" SETTLED ")"
+                  " ORDER BY hour DESC LIMIT %d FORMAT TabSeparated",
+                  settle_s, settle_s, limit);
+}
+
+void pc_ch_sql_stats_rollups(pc_buf *out, const char *db, int kind, const char *project,
+                             const int64_t *hours, size_t n)
+{
+    pc_buf_printf(out,
+                  "SELECT hour, project_id, grp, spans, traces, errors, input_tokens,"
+                  " output_tokens, cost, priced, unpriced, bins, counts FROM `%s`.stats_rollup"
+                  " WHERE kind = %d",
+                  db, kind);
+    project_cond(out, project);
+    pc_buf_printf(out, " AND (hour, version) IN (SELECT hour, max(version) FROM `%s`.stats_rollup"
+                       " WHERE kind = " PC_CH_ROLLUP_DONE " AND hour IN (",
+                  db);
+    for (size_t i = 0; i < n; i++)
+        pc_buf_printf(out, "%s%lld", i ? ", " : "", (long long)hours[i]);
+    pc_buf_puts(out, ") GROUP BY hour) FORMAT TabSeparated");
+}
+
+/* ------------------------------------------------------------- reading -- */
+
+/* What one read gathers into. */
+typedef struct reading {
+    const pc_stats_query *q;
+    pc_cells acc;
+    bool corrupt; /* a row's figures did not parse */
+    /* the plan */
+    pc_ch_range *ranges;
+    size_t nranges, cap_ranges;
+    int64_t *hours; /* built hours */
+    size_t nhours, cap_hours;
+} reading;
+
+static void add_range(reading *rd, int64_t lo, int64_t hi)
+{
+    if (lo >= hi) return;
+    if (rd->nranges && rd->ranges[rd->nranges - 1].hi == lo) {
+        rd->ranges[rd->nranges - 1].hi = hi;
+        return;
+    }
+    if (rd->nranges == rd->cap_ranges) {
+        rd->cap_ranges = rd->cap_ranges ? 2 * rd->cap_ranges : 16;
+        rd->ranges = pc_xrealloc(rd->ranges, rd->cap_ranges * sizeof(*rd->ranges));
+    }
+    rd->ranges[rd->nranges++] = (pc_ch_range){lo, hi};
+}
+
+/* A ClickHouse array of unsigned integers "[1,2,3]" into |v| (up to |max|);
+ * the count, or -1 when it does not parse. */
+static long parse_array(const char *s, uint64_t *v, size_t max)
+{
+    if (*s++ != '[') return -1;
+    size_t n = 0;
+    while (*s && *s != ']') {
+        char *end;
+        unsigned long long x = strtoull(s, &end, 10);
+        if (end == s || n == max) return -1;
+        v[n++] = x;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return *s == ']' ? (long)n : -1;
+}
+
+/* Adds the figures at |c| (spans, traces, errors, in, out, cost, priced,
+ * unpriced, bins, counts) to |cell|; false when they do not parse. */
+static bool add_figures(pc_cell *cell, char **c)
+{
+    cell->row.spans += strtoll(c[0], NULL, 10);
+    cell->row.traces += strtoll(c[1], NULL, 10);
+    cell->row.errors += strtoll(c[2], NULL, 10);
+    cell->row.input_tokens = pc_tokens_add(cell->row.input_tokens, strtoll(c[3], NULL, 10));
+    cell->row.output_tokens = pc_tokens_add(cell->row.output_tokens, strtoll(c[4], NULL, 10));
+    if (strtoll(c[6], NULL, 10) > 0) {
+        cell->row.cost_usd += strtod(c[5], NULL);
+        cell->has_cost = true;
+    }
+    cell->row.unpriced += strtoll(c[7], NULL, 10);
+    static __thread uint64_t bins[PC_HISTO_BINS], counts[PC_HISTO_BINS];
+    long nb = parse_array(c[8], bins, PC_HISTO_BINS), nc = parse_array(c[9], counts, PC_HISTO_BINS);
+    if (nb < 0 || nb != nc) return false;
+    for (long i = 0; i < nb; i++) {
+        if (bins[i] >= PC_HISTO_BINS) return false;
+        uint64_t left = counts[i];
+        while (left > 0) { /* a cell's bin entries count up to 2^32 - 1 each */
+            uint32_t k = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+            pc_cell_bin(cell, (int)bins[i], k);
+            left -= k;
+        }
+    }
+    return true;
+}
+
+static int64_t bucket_of(const pc_stats_query *q, int64_t ns)
+{
+    return q->interval_ns > 0 ? ns - ns % q->interval_ns : q->start_ns;
+}
+
+static int span_row(char **c, void *cb, void *ud)
+{
+    (void)cb;
+    reading *rd = ud;
+    pc_cell *cell = pc_cells_get(&rd->acc, strtoll(c[0], NULL, 10), c[1], strlen(c[1]));
+    if (cell && !add_figures(cell, c + 2)) rd->corrupt = true;
+    return rd->corrupt;
+}
+
+static int rollup_row(char **c, void *cb, void *ud)
+{
+    (void)cb;
+    reading *rd = ud;
+    const char *g = rd->q->group_by == PC_GROUP_NONE ? ""
+                    : rd->q->group_by == PC_GROUP_PROJECT ? c[1]
+                                                          : c[2];
+    int64_t bucket = bucket_of(rd->q, strtoll(c[0], NULL, 10) * PC_CH_HOUR_NS);
+    pc_cell *cell = pc_cells_get(&rd->acc, bucket, g, strlen(g));
+    if (cell && !add_figures(cell, c + 3)) rd->corrupt = true;
+    return rd->corrupt;
+}
+
+static int hour_row(char **c, void *cb, void *ud)
+{
+    (void)cb;
+    reading *rd = ud;
+    int64_t h = strtoll(c[0], NULL, 10);
+    if (strtoull(c[1], NULL, 10) == 0) {
+        add_range(rd, h * PC_CH_HOUR_NS, (h + 1) * PC_CH_HOUR_NS);
+        return 0;
+    }
+    if (rd->nhours == rd->cap_hours) {
+        rd->cap_hours = rd->cap_hours ? 2 * rd->cap_hours : 64;
+        rd->hours = pc_xrealloc(rd->hours, rd->cap_hours * sizeof(*rd->hours));
+    }
+    rd->hours[rd->nhours++] = h;
+    return 0;
+}
+
+/* Plans |rd|: the ranges read from the spans and the hours read from the
+ * rollups. 0 / < 0. */
+static int plan(pc_ch_store *S, reading *rd)
+{
+    const pc_stats_query *q = rd->q;
+    int kind = kind_of(q->group_by);
+    int64_t h0 = q->start_ns / PC_CH_HOUR_NS + (q->start_ns % PC_CH_HOUR_NS != 0);
+    int64_t h1 = q->end_ns / PC_CH_HOUR_NS;
+    if (kind < 0 || q->interval_ns % PC_CH_HOUR_NS != 0 || S->rollup_settle_s < 0 || h0 >= h1) {
+        add_range(rd, q->start_ns, q->end_ns);
+        return 0;
+    }
+    add_range(rd, q->start_ns, h0 * PC_CH_HOUR_NS);
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_stats_hours(&sql, S->database, h0, h1, S->rollup_settle_s);
+    int rc = pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_HOUR_COLS,
+                                  hour_row, NULL, rd);
+    if (rc < 0) return rc;
+    add_range(rd, h1 * PC_CH_HOUR_NS, q->end_ns);
+    if (rd->nranges > MAX_RANGES) { /* too many to name: the window whole */
+        rd->nranges = rd->nhours = 0;
+        add_range(rd, q->start_ns, q->end_ns);
+    }
+    return 0;
+}
+
+int pc_ch_stats_read(pc_ch_store *S, const pc_stats_query *q, pc_stats_cb cb, void *ud)
+{
+    reading rd = {.q = q, .acc = {.limit = q->max_rows > 0 ? (size_t)q->max_rows : 1}};
+    int rc = plan(S, &rd);
+    if (rc == 0 && rd.nranges > 0) {
+        pc_buf sql = PC_BUF_INIT;
+        pc_ch_sql_stats_spans(&sql, S->database, q, rd.ranges, rd.nranges);
+        rc = pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_SPAN_COLS, span_row,
+                                  NULL, &rd);
+    }
+    if (rc == 0 && rd.nhours > 0 && !rd.corrupt) {
+        pc_buf sql = PC_BUF_INIT;
+        pc_ch_sql_stats_rollups(&sql, S->database, kind_of(q->group_by), q->project_id, rd.hours,
+                                rd.nhours);
+        rc = pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_ROLLUP_COLS,
+                                  rollup_row, NULL, &rd);
+    }
+    if (rc == 0 && rd.corrupt) {
+        pc_log(PC_LOG_ERROR, S->id, "stats: a row's figures do not parse");
+        rc = -1;
+    }
+    if (rc == 0) pc_cells_emit(&rd.acc, q->max_rows, cb, ud);
+    pc_cells_free(&rd.acc);
+    free(rd.ranges);
+    free(rd.hours);
+    return rc;
+}
