@@ -228,7 +228,8 @@ static void test_rollups_equal_spans(void)
     CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
     CHECK_EQ_INT(a.v[0].r.spans, spans + 1000);
     /* ... and a dirty hour's stale rows are never read */
-    db_exec(&h, "UPDATE stats_hours SET built = 0 WHERE hour = (SELECT min(hour) FROM stats_hours)");
+    db_exec(&h,
+            "UPDATE stats_hours SET built = 0 WHERE hour = (SELECT min(hour) FROM stats_hours)");
     a.n = 0;
     CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
     CHECK_EQ_INT(a.v[0].r.spans, spans);
