@@ -13,11 +13,11 @@
  */
 #include "local_events.h"
 
+#include "local_store.h"
 #include "local_text.h"
 #include "span_events.h"
 
 #include "buf.h"
-#include "log.h"
 #include "mem.h"
 
 #include <stdlib.h>
@@ -39,21 +39,13 @@ static const char PURGE_TEXT[] =
     " WHERE eid IN (" EXPIRED_EVENTS ")";
 static const char PURGE[] = "DELETE FROM span_events WHERE eid IN (" EXPIRED_EVENTS ")";
 
-static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
-        return 0;
-    pc_log(PC_LOG_ERROR, id, "cannot prepare a statement: %s", sqlite3_errmsg(db));
-    return -1;
-}
-
 int pc_local_events_writer_init(pc_local_events_writer *w, const char *id, sqlite3 *db)
 {
     memset(w, 0, sizeof(*w));
-    return prepare(id, db, INS_EVENT, &w->ins_event) < 0 ||
-                   prepare(id, db, INS_TEXT, &w->ins_text) < 0 ||
-                   prepare(id, db, PURGE_TEXT, &w->purge_text) < 0 ||
-                   prepare(id, db, PURGE, &w->purge) < 0
+    return pc_local_prepare(id, db, INS_EVENT, &w->ins_event) < 0 ||
+                   pc_local_prepare(id, db, INS_TEXT, &w->ins_text) < 0 ||
+                   pc_local_prepare(id, db, PURGE_TEXT, &w->purge_text) < 0 ||
+                   pc_local_prepare(id, db, PURGE, &w->purge) < 0
                ? -1
                : 0;
 }

@@ -12,7 +12,7 @@
 #include "local_rollup.h"
 
 #include "local_stats.h"
-#include "log.h"
+#include "local_store.h"
 #include "mem.h"
 
 #include <stdio.h>
@@ -39,13 +39,6 @@ static const char DROP[] = "DELETE FROM stats_hours WHERE hour = ?1";
 /* ?1 hour ?2 wall clock: not tried before then (a build past the limit). */
 static const char DEFER[] = "UPDATE stats_hours SET dirty_ns = ?2 WHERE hour = ?1 AND built = 0";
 
-static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
-    pc_log(PC_LOG_ERROR, id, "cannot prepare statement: %s", sqlite3_errmsg(db));
-    return -1;
-}
-
 int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql)
 {
     char purge[1024];
@@ -55,9 +48,12 @@ int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const 
              " ON CONFLICT (hour) DO UPDATE SET built = 0, dirty_ns = excluded.dirty_ns",
              expired_sql);
     r->db = db;
-    return prepare(id, db, TOUCH, &r->touch) < 0 || prepare(id, db, FIRSTS, &r->firsts) < 0 ||
-                   prepare(id, db, purge, &r->purge) < 0 || prepare(id, db, NEXT, &r->next) < 0 ||
-                   prepare(id, db, BUILT, &r->built) < 0 || prepare(id, db, DROP, &r->drop) < 0
+    return pc_local_prepare(id, db, TOUCH, &r->touch) < 0 ||
+                   pc_local_prepare(id, db, FIRSTS, &r->firsts) < 0 ||
+                   pc_local_prepare(id, db, purge, &r->purge) < 0 ||
+                   pc_local_prepare(id, db, NEXT, &r->next) < 0 ||
+                   pc_local_prepare(id, db, BUILT, &r->built) < 0 ||
+                   pc_local_prepare(id, db, DROP, &r->drop) < 0
                ? -1
                : 0;
 }

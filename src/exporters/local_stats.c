@@ -163,7 +163,8 @@ static void trace_done(firsts *f, const gather *g)
     for (size_t i = 0; i < f->keys.used; i++) {
         int64_t s = f->start[i];
         if (s < g->lo || s >= g->hi) continue;
-        pc_cell *c = pc_cells_get(&g->acc[f->keys.k[i]], bucket_of(g, s), f->keys.s[i], f->keys.n[i]);
+        pc_cell *c =
+            pc_cells_get(&g->acc[f->keys.k[i]], bucket_of(g, s), f->keys.s[i], f->keys.n[i]);
         if (c) c->row.traces++;
     }
     pc_keys_clear(&f->keys);
@@ -251,7 +252,8 @@ static int gather_spans(const gather *g)
             /* build: "project\0value" (kind 0: "project\0"); API: the value */
             pc_buf_reset(&key);
             if (g->build) {
-                pc_buf_append(&key, sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+                pc_buf_append(&key, sqlite3_column_text(st, 2),
+                              (size_t)sqlite3_column_bytes(st, 2));
                 pc_buf_putc(&key, '\0');
             }
             int c = g->build ? (k ? 2 + k : -1) : 2;
@@ -261,7 +263,8 @@ static int gather_spans(const gather *g)
             }
             const char *kd = key.data ? key.data : "";
             first_seen(&f, k, kd, key.len, start);
-            if (in) add_span(pc_cells_get(&g->acc[k], bucket_of(g, start), kd, key.len), st, figures);
+            if (in)
+                add_span(pc_cells_get(&g->acc[k], bucket_of(g, start), kd, key.len), st, figures);
         }
     }
     if (any) trace_done(&f, g);
@@ -292,10 +295,11 @@ static int read_rollups(const gather *g, int kind, int64_t h0, int64_t h1)
     if (g->project_id) sqlite3_bind_text(st, 4, g->project_id, -1, SQLITE_TRANSIENT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int col = g->group_by == PC_GROUP_PROJECT ? 1 : 2;
-        const char *v = g->group_by == PC_GROUP_NONE ? "" : (const char *)sqlite3_column_text(st, col);
+        const char *v =
+            g->group_by == PC_GROUP_NONE ? "" : (const char *)sqlite3_column_text(st, col);
         size_t vn = g->group_by == PC_GROUP_NONE ? 0 : (size_t)sqlite3_column_bytes(st, col);
-        pc_cell *c = pc_cells_get(g->acc, bucket_of(g, sqlite3_column_int64(st, 0) * HOUR_NS), v ? v : "",
-                           vn);
+        pc_cell *c = pc_cells_get(g->acc, bucket_of(g, sqlite3_column_int64(st, 0) * HOUR_NS),
+                                  v ? v : "", vn);
         if (!c) continue; /* past the answer's cut */
         c->row.spans += sqlite3_column_int64(st, 3);
         c->row.traces += sqlite3_column_int64(st, 4);
@@ -307,7 +311,8 @@ static int read_rollups(const gather *g, int kind, int64_t h0, int64_t h1)
             c->has_cost = true;
         }
         c->row.unpriced += sqlite3_column_int64(st, 9);
-        if (!pc_cell_decode_bins(c, sqlite3_column_blob(st, 10), (size_t)sqlite3_column_bytes(st, 10))) {
+        if (!pc_cell_decode_bins(c, sqlite3_column_blob(st, 10),
+                                 (size_t)sqlite3_column_bytes(st, 10))) {
             rc = SQLITE_CORRUPT;
             break;
         }
@@ -444,14 +449,16 @@ int pc_local_stats_build(sqlite3 *db, int64_t hour, int64_t *spans)
     int rc = gather_spans(&g);
     sqlite3_stmt *del = NULL, *ins = NULL;
     if (rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(db, "DELETE FROM stats_rollup WHERE kind IN (0, 1, 2, 3) AND hour = ?1",
+        rc = sqlite3_prepare_v2(db,
+                                "DELETE FROM stats_rollup WHERE kind IN (0, 1, 2, 3) AND hour = ?1",
                                 -1, &del, NULL);
     if (rc == SQLITE_OK || rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO stats_rollup (kind, hour, project_id, grp, spans,"
-                                " traces, errors, input_tokens, output_tokens, cost, unpriced, bins)"
-                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                                -1, &ins, NULL);
+        rc = sqlite3_prepare_v2(
+            db,
+            "INSERT INTO stats_rollup (kind, hour, project_id, grp, spans,"
+            " traces, errors, input_tokens, output_tokens, cost, unpriced, bins)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            -1, &ins, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(del, 1, hour);
         rc = sqlite3_step(del);

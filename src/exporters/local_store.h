@@ -34,6 +34,15 @@
 sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full);
 
 /*
+ * Prepares |sql| on the writer connection |db| into |*st| as a persistent
+ * statement (SQLITE_PREPARE_PERSISTENT: kept for the connection's life and
+ * finalized by its owner's fini). Returns 0, or -1 after logging SQLite's
+ * message as |id| (|*st| is then NULL). Shared by the writer and its parts
+ * (local_writer.c, local_events.c, local_rollup.c); defined in local_writer.c.
+ */
+int pc_local_prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st);
+
+/*
  * The writer's prepared statements over one connection. pc_local_writer_init
  * prepares them (0 / -1 after logging); pc_local_writer_fini finalizes them and
  * accepts a half-prepared writer.

@@ -225,7 +225,7 @@ static int exec_quiet(const char *id, sqlite3 *db, const char *sql)
     return -1;
 }
 
-static int prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+int pc_local_prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
     pc_log(PC_LOG_ERROR, id, "cannot prepare statement: %s", sqlite3_errmsg(db));
@@ -237,25 +237,25 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t
     memset(w, 0, sizeof(*w));
     w->db = db;
     w->id = id;
-    if (prepare(id, db, "BEGIN IMMEDIATE", &w->begin) < 0 ||
-        prepare(id, db, "COMMIT", &w->commit) < 0 ||
-        prepare(id, db, "ROLLBACK", &w->rollback) < 0 ||
-        prepare(id, db, FIND_TRACE, &w->find_trace) < 0 ||
-        prepare(id, db, INS_TRACE, &w->ins_trace) < 0 ||
-        prepare(id, db, INS_SPAN, &w->ins_span) < 0 ||
-        prepare(id, db, INS_TEXT, &w->ins_text) < 0 ||
-        prepare(id, db, MERGE_TRACE, &w->merge_trace) < 0 ||
-        prepare(id, db, SET_TRACE, &w->set_trace) < 0 ||
+    if (pc_local_prepare(id, db, "BEGIN IMMEDIATE", &w->begin) < 0 ||
+        pc_local_prepare(id, db, "COMMIT", &w->commit) < 0 ||
+        pc_local_prepare(id, db, "ROLLBACK", &w->rollback) < 0 ||
+        pc_local_prepare(id, db, FIND_TRACE, &w->find_trace) < 0 ||
+        pc_local_prepare(id, db, INS_TRACE, &w->ins_trace) < 0 ||
+        pc_local_prepare(id, db, INS_SPAN, &w->ins_span) < 0 ||
+        pc_local_prepare(id, db, INS_TEXT, &w->ins_text) < 0 ||
+        pc_local_prepare(id, db, MERGE_TRACE, &w->merge_trace) < 0 ||
+        pc_local_prepare(id, db, SET_TRACE, &w->set_trace) < 0 ||
         exec_quiet(id, db, "CREATE TEMP TABLE IF NOT EXISTS purge_blocks"
                            " (blk INTEGER PRIMARY KEY)") < 0 ||
-        prepare(id, db, PURGE_BLOCKS_CLEAR, &w->purge_blocks_clear) < 0 ||
-        prepare(id, db, PURGE_BLOCKS, &w->purge_blocks) < 0 ||
-        prepare(id, db, PURGE_TEXT, &w->purge_text) < 0 ||
-        prepare(id, db, PURGE_REINDEX, &w->purge_reindex) < 0 ||
-        prepare(id, db, INS_MODEL, &w->ins_model) < 0 ||
-        prepare(id, db, PURGE_MODELS, &w->purge_models) < 0 ||
-        prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
-        prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0 ||
+        pc_local_prepare(id, db, PURGE_BLOCKS_CLEAR, &w->purge_blocks_clear) < 0 ||
+        pc_local_prepare(id, db, PURGE_BLOCKS, &w->purge_blocks) < 0 ||
+        pc_local_prepare(id, db, PURGE_TEXT, &w->purge_text) < 0 ||
+        pc_local_prepare(id, db, PURGE_REINDEX, &w->purge_reindex) < 0 ||
+        pc_local_prepare(id, db, INS_MODEL, &w->ins_model) < 0 ||
+        pc_local_prepare(id, db, PURGE_MODELS, &w->purge_models) < 0 ||
+        pc_local_prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
+        pc_local_prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0 ||
         pc_local_events_writer_init(&w->events, id, db) < 0 ||
         pc_local_rollup_init(&w->rollup, id, db, EXPIRED) < 0)
         return -1;

@@ -4,6 +4,9 @@
  * test_local_llm.c (issue 13: costs, sessions, users, models, messages,
  * attribute filters, sessions and stats reads, migration 3 -> 4).
  *
+ * test_local_stats.c (the stats from hour rollups equal those from spans)
+ * uses it too, and shares collect_stats with test_local_llm.c.
+ *
  * A store is a real `local` exporter driven through its ops exactly as the
  * pipeline drives it (options table -> validate -> create -> start ->
  * consume -> store() reads -> shutdown -> destroy), in a temp directory of
@@ -166,6 +169,33 @@ static inline pc_batch *new_batch(int64_t received_ns)
 static inline pc_result consume(store_h *h, pc_batch *b)
 {
     return pc_local_exporter_ops.consume(h->ctx, b);
+}
+
+/* A stats row copied out of a pc_stats_cb: r.group points at group, so a
+ * copy must not move (compare group, not r.group, after copying one). */
+typedef struct stats_row {
+    pc_stats_row r;
+    char group[64];
+} stats_row;
+
+#define STATS_ROWS_MAX 512
+
+typedef struct stats_rows {
+    stats_row v[STATS_ROWS_MAX];
+    int n;
+} stats_rows;
+
+/* pc_stats_cb appending each row to the stats_rows |ud| (set n = 0 first);
+ * stops the read (returns 1) once STATS_ROWS_MAX rows are held. */
+static inline int collect_stats(void *ud, const pc_stats_row *r)
+{
+    stats_rows *l = ud;
+    if (l->n >= STATS_ROWS_MAX) return 1;
+    stats_row *c = &l->v[l->n++];
+    c->r = *r;
+    snprintf(c->group, sizeof(c->group), "%s", r->group);
+    c->r.group = c->group;
+    return 0;
 }
 
 static inline int64_t db_int(const char *path, const char *sql)

@@ -586,44 +586,12 @@ static void test_sessions_ties(void)
 
 /* --------------------------------------------------------------- stats -- */
 
-typedef struct stcopy {
-    int64_t bucket;
-    char group[64];
-    int64_t spans, traces, errors, in, out, unpriced, p50, p95, p99;
-    double cost;
-} stcopy;
-
-typedef struct stlist {
-    stcopy v[16];
-    int n;
-} stlist;
-
-static int collect_st(void *ud, const pc_stats_row *r)
+static stats_rows *stats(store_h *h, pc_stats_query q)
 {
-    stlist *l = ud;
-    if (l->n >= 16) return 1;
-    stcopy *c = &l->v[l->n++];
-    c->bucket = r->bucket_ns;
-    snprintf(c->group, sizeof(c->group), "%s", r->group);
-    c->spans = r->spans;
-    c->traces = r->traces;
-    c->errors = r->errors;
-    c->in = r->input_tokens;
-    c->out = r->output_tokens;
-    c->unpriced = r->unpriced;
-    c->p50 = r->latency_p50_ns;
-    c->p95 = r->latency_p95_ns;
-    c->p99 = r->latency_p99_ns;
-    c->cost = r->cost_usd;
-    return 0;
-}
-
-static stlist *stats(store_h *h, pc_stats_query q)
-{
-    static stlist l;
+    static stats_rows l;
     l.n = 0;
     if (!q.max_rows) q.max_rows = 100;
-    CHECK_EQ_INT(h->st->ops->stats(h->st->ctx, &q, collect_st, &l), 0);
+    CHECK_EQ_INT(h->st->ops->stats(h->st->ctx, &q, collect_stats, &l), 0);
     return &l;
 }
 
@@ -673,64 +641,64 @@ static void test_stats(void)
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     CHECK_EQ_INT(consume(&h, b), PC_OK); /* delivered twice: counted once */
 
-    stlist *l = stats(&h, (pc_stats_query){.project_id = "p",
-                                           .group_by = PC_GROUP_MODEL,
-                                           .start_ns = T0,
-                                           .end_ns = T0 + 2 * H,
-                                           .interval_ns = H});
+    stats_rows *l = stats(&h, (pc_stats_query){.project_id = "p",
+                                               .group_by = PC_GROUP_MODEL,
+                                               .start_ns = T0,
+                                               .end_ns = T0 + 2 * H,
+                                               .interval_ns = H});
     CHECK_EQ_INT(l->n, 4);
-    stcopy *c = &l->v[0]; /* the tool span: no model, not ended */
-    CHECK_EQ_INT(c->bucket, T0);
+    stats_row *c = &l->v[0]; /* the tool span: no model, not ended */
+    CHECK_EQ_INT(c->r.bucket_ns, T0);
     CHECK_EQ_STR(c->group, "");
-    CHECK_EQ_INT(c->spans, 1);
-    CHECK_EQ_INT(c->traces, 1);
-    CHECK_EQ_INT(c->in, 0);
-    CHECK_NAN(c->cost);
-    CHECK_EQ_INT(c->unpriced, 0);
-    CHECK_EQ_INT(c->p50, -1);
-    CHECK_EQ_INT(c->p99, -1);
+    CHECK_EQ_INT(c->r.spans, 1);
+    CHECK_EQ_INT(c->r.traces, 1);
+    CHECK_EQ_INT(c->r.input_tokens, 0);
+    CHECK_NAN(c->r.cost_usd);
+    CHECK_EQ_INT(c->r.unpriced, 0);
+    CHECK_EQ_INT(c->r.latency_p50_ns, -1);
+    CHECK_EQ_INT(c->r.latency_p99_ns, -1);
     c = &l->v[1];
     CHECK_EQ_STR(c->group, "emb-1");
-    CHECK_EQ_INT(c->in, 7);
-    CHECK_EQ_INT(c->out, 0);
-    CHECK_EQ_DBL(c->cost, 0.125);
-    CHECK_EQ_INT(c->p50, pc_histo_round(4 * NS));
+    CHECK_EQ_INT(c->r.input_tokens, 7);
+    CHECK_EQ_INT(c->r.output_tokens, 0);
+    CHECK_EQ_DBL(c->r.cost_usd, 0.125);
+    CHECK_EQ_INT(c->r.latency_p50_ns, pc_histo_round(4 * NS));
     c = &l->v[2];
-    CHECK_EQ_INT(c->bucket, T0);
+    CHECK_EQ_INT(c->r.bucket_ns, T0);
     CHECK_EQ_STR(c->group, "gpt-4o");
-    CHECK_EQ_INT(c->spans, 2);
-    CHECK_EQ_INT(c->traces, 1);
-    CHECK_EQ_INT(c->errors, 1);
-    CHECK_EQ_INT(c->in, 150);
-    CHECK_EQ_INT(c->out, 15);
-    CHECK_EQ_DBL(c->cost, 0.5);
-    CHECK_EQ_INT(c->unpriced, 1);
-    CHECK_EQ_INT(c->p50, pc_histo_round(NS));     /* rank ceil(0.5 * 2) = 1 */
-    CHECK_EQ_INT(c->p95, pc_histo_round(3 * NS)); /* rank ceil(1.9) = 2 */
-    CHECK_EQ_INT(c->p99, pc_histo_round(3 * NS));
+    CHECK_EQ_INT(c->r.spans, 2);
+    CHECK_EQ_INT(c->r.traces, 1);
+    CHECK_EQ_INT(c->r.errors, 1);
+    CHECK_EQ_INT(c->r.input_tokens, 150);
+    CHECK_EQ_INT(c->r.output_tokens, 15);
+    CHECK_EQ_DBL(c->r.cost_usd, 0.5);
+    CHECK_EQ_INT(c->r.unpriced, 1);
+    CHECK_EQ_INT(c->r.latency_p50_ns, pc_histo_round(NS));     /* rank ceil(0.5 * 2) = 1 */
+    CHECK_EQ_INT(c->r.latency_p95_ns, pc_histo_round(3 * NS)); /* rank ceil(1.9) = 2 */
+    CHECK_EQ_INT(c->r.latency_p99_ns, pc_histo_round(3 * NS));
     c = &l->v[3];
-    CHECK_EQ_INT(c->bucket, T0 + H);
+    CHECK_EQ_INT(c->r.bucket_ns, T0 + H);
     CHECK_EQ_STR(c->group, "gpt-4o");
-    CHECK_EQ_INT(c->spans, 1);
-    CHECK_EQ_INT(c->traces, 0); /* B's first gpt-4o span, b3, is before the window */
-    CHECK_EQ_DBL(c->cost, 0.25);
-    CHECK_EQ_INT(c->p95, pc_histo_round(2 * NS));
+    CHECK_EQ_INT(c->r.spans, 1);
+    CHECK_EQ_INT(c->r.traces, 0); /* B's first gpt-4o span, b3, is before the window */
+    CHECK_EQ_DBL(c->r.cost_usd, 0.25);
+    CHECK_EQ_INT(c->r.latency_p95_ns, pc_histo_round(2 * NS));
 
     /* one bucket (at the query's start), one group, every project */
     l = stats(&h, (pc_stats_query){.start_ns = T0, .end_ns = T0 + 2 * H});
     CHECK_EQ_INT(l->n, 1);
     c = &l->v[0];
-    CHECK_EQ_INT(c->bucket, T0);
+    CHECK_EQ_INT(c->r.bucket_ns, T0);
     CHECK_EQ_STR(c->group, "");
-    CHECK_EQ_INT(c->spans, 6);
-    CHECK_EQ_INT(c->traces, 2); /* B began before the window (b3) */
-    CHECK_EQ_INT(c->errors, 1);
-    CHECK_EQ_INT(c->in, 168);
-    CHECK_EQ_INT(c->out, 17);
-    CHECK_EQ_DBL(c->cost, 0.875);
-    CHECK_EQ_INT(c->unpriced, 2);
-    CHECK_EQ_INT(c->p50, pc_histo_round(3 * NS)); /* durations 1 2 3 4 5 s: rank 3 */
-    CHECK_EQ_INT(c->p95, pc_histo_round(5 * NS));
+    CHECK_EQ_INT(c->r.spans, 6);
+    CHECK_EQ_INT(c->r.traces, 2); /* B began before the window (b3) */
+    CHECK_EQ_INT(c->r.errors, 1);
+    CHECK_EQ_INT(c->r.input_tokens, 168);
+    CHECK_EQ_INT(c->r.output_tokens, 17);
+    CHECK_EQ_DBL(c->r.cost_usd, 0.875);
+    CHECK_EQ_INT(c->r.unpriced, 2);
+    CHECK_EQ_INT(c->r.latency_p50_ns, pc_histo_round(3 * NS)); /* durations 1 2 3 4 5 s: rank 3 */
+    CHECK_EQ_INT(c->r.latency_p95_ns, pc_histo_round(5 * NS));
 
     /* groups in byte order ("Zeta" before "emb-1"), cut at max_rows */
     l = stats(&h, (pc_stats_query){.group_by = PC_GROUP_MODEL, .start_ns = T0,
@@ -743,14 +711,14 @@ static void test_stats(void)
     CHECK_EQ_INT(l->n, 2);
     CHECK_EQ_STR(l->v[0].group, "o");
     CHECK_EQ_STR(l->v[1].group, "p");
-    CHECK_EQ_INT(l->v[1].spans, 5);
+    CHECK_EQ_INT(l->v[1].r.spans, 5);
     l = stats(&h, (pc_stats_query){.group_by = PC_GROUP_SPAN_TYPE, .start_ns = T0,
                                    .end_ns = T0 + 2 * H, .project_id = "p"});
     CHECK_EQ_INT(l->n, 3);
     CHECK_EQ_STR(l->v[0].group, "embedding");
     CHECK_EQ_STR(l->v[1].group, "llm");
     CHECK_EQ_STR(l->v[2].group, "tool");
-    CHECK_EQ_INT(l->v[1].spans, 3);
+    CHECK_EQ_INT(l->v[1].r.spans, 3);
     CHECK_EQ_INT(stats(&h, (pc_stats_query){.project_id = "x' OR '1'='1", .start_ns = T0,
                                             .end_ns = T0 + 2 * H})->n, 0);
     close_store(&h, true);
@@ -770,11 +738,11 @@ static void test_stats(void)
     l = stats(&h, (pc_stats_query){.group_by = PC_GROUP_USER, .start_ns = T0,
                                    .end_ns = T0 + H, .interval_ns = 60 * NS});
     CHECK_EQ_INT(l->n, 1);
-    CHECK_EQ_INT(l->v[0].spans, 20);
-    CHECK_EQ_INT(l->v[0].p50, pc_histo_round(10000000));
-    CHECK_EQ_INT(l->v[0].p95, pc_histo_round(19000000));
-    CHECK_EQ_INT(l->v[0].p99, pc_histo_round(20000000));
-    CHECK_EQ_DBL(l->v[0].cost, 10.0);
+    CHECK_EQ_INT(l->v[0].r.spans, 20);
+    CHECK_EQ_INT(l->v[0].r.latency_p50_ns, pc_histo_round(10000000));
+    CHECK_EQ_INT(l->v[0].r.latency_p95_ns, pc_histo_round(19000000));
+    CHECK_EQ_INT(l->v[0].r.latency_p99_ns, pc_histo_round(20000000));
+    CHECK_EQ_DBL(l->v[0].r.cost_usd, 10.0);
     close_store(&h, true);
 }
 

@@ -17,28 +17,7 @@
 
 #define H (3600 * NS)
 
-typedef struct strow {
-    pc_stats_row r;
-    char group[64];
-} strow;
-
-typedef struct strows {
-    strow v[512];
-    int n;
-} strows;
-
-static int collect(void *ud, const pc_stats_row *r)
-{
-    strows *l = ud;
-    if (l->n >= 512) return 1;
-    strow *c = &l->v[l->n++];
-    c->r = *r;
-    snprintf(c->group, sizeof(c->group), "%s", r->group);
-    c->r.group = c->group;
-    return 0;
-}
-
-static bool same_row(const strow *a, const strow *b)
+static bool same_row(const stats_row *a, const stats_row *b)
 {
     const pc_stats_row *x = &a->r, *y = &b->r;
     bool cost = (isnan(x->cost_usd) && isnan(y->cost_usd)) ||
@@ -55,11 +34,11 @@ static int compared, rows_seen;
 /* stats() and the spans-only read agree on |q|. */
 static void same_answer(store_h *h, pc_stats_query q)
 {
-    static strows a, b;
+    static stats_rows a, b;
     a.n = b.n = 0;
-    q.max_rows = 512;
-    CHECK_EQ_INT(h->st->ops->stats(h->st->ctx, &q, collect, &a), 0);
-    CHECK_EQ_INT(pc_local_stats_spans(h->st->ctx, &q, collect, &b), 0);
+    q.max_rows = STATS_ROWS_MAX;
+    CHECK_EQ_INT(h->st->ops->stats(h->st->ctx, &q, collect_stats, &a), 0);
+    CHECK_EQ_INT(pc_local_stats_spans(h->st->ctx, &q, collect_stats, &b), 0);
     compared++;
     rows_seen += a.n;
     if (a.n != b.n) {
@@ -239,19 +218,20 @@ static void test_rollups_equal_spans(void)
     same_answers(&h);
 
     /* the read takes built hours from stats_rollup: tampered, it shows ... */
-    strows a = {.n = 0};
+    stats_rows a = {.n = 0};
     pc_stats_query all = {.start_ns = T0 - 3 * H, .end_ns = T0 + 30 * H, .max_rows = 10};
-    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect, &a), 0);
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
     int64_t spans = a.v[0].r.spans;
     db_exec(&h, "UPDATE stats_rollup SET spans = spans + 1000 WHERE kind = 0 AND hour = "
                 "(SELECT min(hour) FROM stats_hours)");
     a.n = 0;
-    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect, &a), 0);
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
     CHECK_EQ_INT(a.v[0].r.spans, spans + 1000);
     /* ... and a dirty hour's stale rows are never read */
-    db_exec(&h, "UPDATE stats_hours SET built = 0 WHERE hour = (SELECT min(hour) FROM stats_hours)");
+    db_exec(&h,
+            "UPDATE stats_hours SET built = 0 WHERE hour = (SELECT min(hour) FROM stats_hours)");
     a.n = 0;
-    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect, &a), 0);
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
     CHECK_EQ_INT(a.v[0].r.spans, spans);
     same_answers(&h);
     fprintf(stderr, "%d queries compared, %d rows\n", compared, rows_seen);
@@ -268,9 +248,9 @@ static void test_corrupt_rollup_fails_the_read(void)
     CHECK_EQ_INT(consume(&h, rand_batch(0, 5, 4, pc_time_now_ns())), PC_OK);
     CHECK(pc_local_build_rollups(h.ctx) > 0);
     db_exec(&h, "UPDATE stats_rollup SET bins = x'ffffffffffffffffffffff'");
-    strows a = {.n = 0};
+    stats_rows a = {.n = 0};
     pc_stats_query all = {.start_ns = T0 - 3 * H, .end_ns = T0 + 30 * H, .max_rows = 10};
-    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect, &a), -1);
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), -1);
     CHECK_EQ_INT(a.n, 0);
     close_store(&h, true);
 }
@@ -295,13 +275,13 @@ static void test_cut_keeps_the_first_rows(void)
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     for (int built = 0; built < 2; built++) {
         pc_stats_query q = {.group_by = PC_GROUP_SERVICE, .interval_ns = H,
-                            .start_ns = T0, .end_ns = T0 + 5 * H, .max_rows = 512};
-        strows all = {.n = 0}, few = {.n = 0}, few_spans = {.n = 0};
-        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect, &all), 0);
+                            .start_ns = T0, .end_ns = T0 + 5 * H, .max_rows = STATS_ROWS_MAX};
+        stats_rows all = {.n = 0}, few = {.n = 0}, few_spans = {.n = 0};
+        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect_stats, &all), 0);
         CHECK_EQ_INT(all.n, 5 * 60); /* each hour holds 60 of the services */
         q.max_rows = 5;
-        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect, &few), 0);
-        CHECK_EQ_INT(pc_local_stats_spans(h.st->ctx, &q, collect, &few_spans), 0);
+        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect_stats, &few), 0);
+        CHECK_EQ_INT(pc_local_stats_spans(h.st->ctx, &q, collect_stats, &few_spans), 0);
         CHECK_EQ_INT(few.n, 5);
         CHECK_EQ_INT(few_spans.n, 5);
         for (int i = 0; i < 5 && i < few.n && i < few_spans.n; i++) {
@@ -330,9 +310,9 @@ static void test_many_spans_one_cell(void)
     }
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     for (int built = 0; built < 2; built++) {
-        strows a = {.n = 0};
+        stats_rows a = {.n = 0};
         pc_stats_query q = {.start_ns = T0, .end_ns = T0 + H, .max_rows = 10};
-        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect, &a), 0);
+        CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect_stats, &a), 0);
         CHECK_EQ_INT(a.n, 1);
         CHECK_EQ_INT(a.v[0].r.spans, 10000);
         CHECK_EQ_INT(a.v[0].r.traces, 1);
@@ -367,11 +347,11 @@ static void test_slow_build_is_deferred(void)
     CHECK(pc_local_build_rollups(h.ctx) < 50); /* some or all abandoned */
     CHECK(pc_time_now_ns() - t0 < 50 * 200 * 1000000LL); /* about 1 ms each, not unbounded */
     CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 0);
-    strows a = {.n = 0}, want = {.n = 0};
+    stats_rows a = {.n = 0}, want = {.n = 0};
     pc_stats_query q = {.interval_ns = 24 * H, .start_ns = T0, .end_ns = T0 + 50 * H,
                         .max_rows = 10};
-    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect, &a), 0);
-    CHECK_EQ_INT(pc_local_stats_spans(h.st->ctx, &q, collect, &want), 0);
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect_stats, &a), 0);
+    CHECK_EQ_INT(pc_local_stats_spans(h.st->ctx, &q, collect_stats, &want), 0);
     CHECK_EQ_INT(a.n, 3);
     CHECK_EQ_INT(a.v[0].r.spans + a.v[1].r.spans + a.v[2].r.spans, 40000);
     for (int i = 0; i < a.n && i < want.n; i++)
