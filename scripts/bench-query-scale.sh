@@ -97,7 +97,8 @@ collector_config() {
     port: $CH_PORT
     user: default
     database: prela_qs
-    compression: $COMPRESSION"
+    compression: $COMPRESSION
+    rollup_settle: $CH_SETTLE"
   fi
   cat <<EOF
 receivers:
@@ -235,6 +236,29 @@ rollups_built() {
              h - l, h, t1 - t0, c1 - c0, (h > l ? (c1 - c0) * 1000 / (h - l) : 0) }'
 }
 
+# ch_rollups_built PID: waits (at most 30 minutes) until every hour the load marked has a
+# settled build (clickhouse_stats.h: a completed build that began rollup_settle after the
+# hour's last mark), built by the collector's builder on the server; prints how long that
+# took after the load and what the collector and the server spent meanwhile.
+CH_SETTLE=30s
+ch_rollups_built() {
+  local pid=$1 spid=$2 t0 c0 s0 left hours
+  t0=$(date +%s.%N) c0=$(cpu_s "$pid") s0=$(cpu_s "$spid")
+  hours=$(ch "SELECT uniqExact(hour) FROM prela_qs.stats_marks")
+  for _ in $(seq 1800); do
+    left=$(ch "SELECT count() FROM (SELECT hour, max(written_at) AS w FROM prela_qs.stats_marks
+      GROUP BY hour) AS m ANY LEFT JOIN (SELECT hour, max(version) AS v FROM prela_qs.stats_rollup
+      WHERE kind = 255 GROUP BY hour) AS r USING hour
+      WHERE intDiv(v, 1048576) < toUInt64(w) + ${CH_SETTLE%s}")
+    [ "$left" = 0 ] && break
+    sleep 1
+  done
+  awk -v t0="$t0" -v t1="$(date +%s.%N)" -v c0="$c0" -v c1="$(cpu_s "$pid")" -v s0="$s0" \
+    -v s1="$(cpu_s "$spid")" -v h="$hours" -v l="$left" -v settle="$CH_SETTLE" \
+    'BEGIN { printf "-- stats rollups: %d of %d hours built %.1f s after the load (rollup_settle %s), collector %.1f CPU-s, server %.1f CPU-s meanwhile\n",
+             h - l, h, t1 - t0, settle, c1 - c0, s1 - s0 }'
+}
+
 # --- mixed: ingest beside the query mix ----------------------------------------------
 
 # mixed STORE DIR: qs_load (another seed, 4 connections) beside the query mix at the
@@ -349,7 +373,7 @@ run_store() {
   if [ "$stored" -gt 0 ]; then
     if [ "$store" = sqlite ]; then projection_sqlite "$dir/data" "$stored"; else projection_clickhouse "$stored"; fi
   fi
-  [ "$store" = sqlite ] && rollups_built "$dir/data/prela.db" "$cpid"
+  if [ "$store" = sqlite ]; then rollups_built "$dir/data/prela.db" "$cpid"; else ch_rollups_built "$cpid" "$spid"; fi
   "$QS_QUERY" --target "127.0.0.1:$P_QUERY" --info "$dir/info.txt" --clients "$CLIENTS" \
     --duration "$DURATION" --timeout "$TIMEOUT" --label "$store" --tsv "$TSV" 2>"$dir/query.err" |
     tee "$dir/query.txt"

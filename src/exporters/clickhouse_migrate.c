@@ -46,8 +46,9 @@
  *           A fresh database and every later start create it too.
  *   5 -> 6  hour rollups of the stats (clickhouse_stats.h): stats_marks and
  *           stats_rollup created (IF NOT EXISTS, as at every start), then
- *           one mark per hour holding spans (one scan of the spans' start),
- *           so the builders build every stored hour once it settled; until
+ *           one mark per hour and trace of the spans (one scan of the
+ *           spans' start and trace id), so the builders build every
+ *           stored hour once it settled; until
  *           then stats read those hours from the spans. Marks written twice
  *           (a step redone) change nothing.
  *
@@ -293,8 +294,8 @@ static int step6(mig *m)
 {
     pc_buf sql = PC_BUF_INIT;
     pc_buf_printf(&sql,
-                  "INSERT INTO `%s`.stats_marks (hour) SELECT DISTINCT"
-                  " toUInt32(greatest(intDiv(start_ns, %lld), 0)) FROM `%s`.spans",
+                  "INSERT INTO `%s`.stats_marks (hour, trace_id) SELECT DISTINCT"
+                  " toUInt32(greatest(intDiv(start_ns, %lld), 0)), trace_id FROM `%s`.spans",
                   m->db, PC_CH_HOUR_NS, m->db);
     if (create_stats(m) < 0 ||
         run(m, &sql, "migration: cannot mark the stored hours", m->copy_timeout_ms, NULL) < 0 ||

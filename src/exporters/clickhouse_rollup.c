@@ -6,6 +6,7 @@
 #include "clickhouse_rollup.h"
 
 #include "clickhouse_stats.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
 #include "numfmt.h"
@@ -19,10 +20,19 @@
 
 /* ---------------------------------------------------------------- marks -- */
 
-static int cmp_u32(const void *a, const void *b)
+/* One (hour, trace) an insert marks. */
+typedef struct mark {
+    uint32_t hour;
+    pc_str trace;
+} mark;
+
+static int cmp_mark(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+    const mark *x = a, *y = b;
+    if (x->hour != y->hour) return x->hour < y->hour ? -1 : 1;
+    size_t n = x->trace.n < y->trace.n ? x->trace.n : y->trace.n;
+    int c = n ? memcmp(x->trace.p, y->trace.p, n) : 0;
+    return c ? c : (x->trace.n > y->trace.n) - (x->trace.n < y->trace.n);
 }
 
 /* The hour number of |ns|, clamped to stats_marks.hour's UInt32. */
@@ -33,9 +43,15 @@ static uint32_t hour_of(int64_t ns)
     return h > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)h;
 }
 
+static bool same(const mark *x, const mark *y)
+{
+    return x->hour == y->hour && x->trace.n == y->trace.n &&
+           (!x->trace.n || memcmp(x->trace.p, y->trace.p, x->trace.n) == 0);
+}
+
 void pc_ch_rollup_marks(const pc_batch *b, pc_ch_rows *marks)
 {
-    uint32_t *h = NULL;
+    mark *m = NULL;
     size_t n = 0, cap = 0;
     for (size_t i = 0; i < b->n; i++) {
         const pc_span *s = &b->spans[i];
@@ -44,31 +60,34 @@ void pc_ch_rollup_marks(const pc_batch *b, pc_ch_rows *marks)
         uint32_t hi = hour_of(s->end_ns > s->start_ns ? s->end_ns : s->start_ns);
         if (hi - lo >= PC_CH_MARK_HOURS) hi = lo + PC_CH_MARK_HOURS - 1;
         for (uint64_t x = lo; x <= hi; x++) {
-            if (n > 0 && h[n - 1] == x) continue; /* spans of one hour in a row: the common case */
+            mark k = {(uint32_t)x, s->trace_id};
+            if (n > 0 && same(&m[n - 1], &k)) continue; /* a trace's spans in a row: common */
             if (n == cap) {
                 cap = cap ? 2 * cap : 64;
-                h = pc_xrealloc(h, cap * sizeof(*h));
+                m = pc_xrealloc(m, cap * sizeof(*m));
             }
-            h[n++] = (uint32_t)x;
+            m[n++] = k;
         }
     }
-    if (n > 1) qsort(h, n, sizeof(*h), cmp_u32);
+    if (n > 1) qsort(m, n, sizeof(*m), cmp_mark);
     for (size_t i = 0; i < n; i++) {
-        if (i > 0 && h[i] == h[i - 1]) continue;
+        if (i > 0 && same(&m[i], &m[i - 1])) continue;
         size_t off = marks->text.len;
         char num[PC_NUMFMT_MAX];
         pc_buf_puts(&marks->text, "{\"hour\":");
-        pc_buf_append(&marks->text, num, pc_fmt_i64(num, h[i]));
+        pc_buf_append(&marks->text, num, pc_fmt_i64(num, m[i].hour));
+        pc_buf_puts(&marks->text, ",\"trace_id\":");
+        pc_json_write_str(&marks->text, m[i].trace.p ? m[i].trace.p : "", m[i].trace.n);
         pc_buf_puts(&marks->text, "}\n");
-        pc_ch_rows_add(marks, off, pc_ch_month((int64_t)h[i] * PC_CH_HOUR_NS), PC_STR_NULL,
-                       PC_STR_NULL, PC_STR_NULL);
+        pc_ch_rows_add(marks, off, pc_ch_month((int64_t)m[i].hour * PC_CH_HOUR_NS), PC_STR_NULL,
+                       m[i].trace, PC_STR_NULL);
     }
-    free(h);
+    free(m);
 }
 
 void pc_ch_insert_marks(pc_buf *out, const char *db)
 {
-    pc_buf_printf(out, "INSERT INTO `%s`.stats_marks (hour) FORMAT JSONEachRow", db);
+    pc_buf_printf(out, "INSERT INTO `%s`.stats_marks (hour, trace_id) FORMAT JSONEachRow", db);
 }
 
 /* -------------------------------------------------------------- builder -- */

@@ -11,8 +11,9 @@
  * no settled build) and builds each, newest first, by one INSERT ... SELECT
  * on the server (pc_ch_sql_rollup_build): no rows travel.
  *
- * Which hours an insert marks: for each span, every hour from its start's to
- * its end's (at most PC_CH_MARK_HOURS). Its own hour, since its figures
+ * Which hours an insert marks, each with the span's trace id: for each span,
+ * every hour from its start's to its end's (at most PC_CH_MARK_HOURS). Its
+ * own hour, since its figures
  * change there; the hours its duration covers, since a span arriving after
  * spans of its trace that start later (a parent exported after its
  * children) may move the trace's first span of a group out of their hour:
@@ -39,7 +40,7 @@
 #define PC_CH_MARK_HOURS 168
 
 /* The stats_marks rows of the spans of |b| (carriers mark nothing): one per
- * distinct hour, appended to |marks|. */
+ * distinct (hour, trace id), appended to |marks|. */
 void pc_ch_rollup_marks(const pc_batch *b, pc_ch_rows *marks);
 
 /* INSERT INTO stats_marks (hour) FORMAT JSONEachRow into |out|. */

@@ -6,8 +6,10 @@
  * of every trace that has a span starting in the ranges, deduplicated by a
  * GROUP BY on the span key (the first write's fields: argMin by created_ns),
  * found by trace_id (the sorting key's first column), so a small range reads
- * the granules of its traces only. Two halves, as store.h defines the
- * figures:
+ * the granules of its traces only. Which traces: those stats_marks names in
+ * the ranges' hours (a range of its sorting key, instead of a scan of every
+ * span's start); each stored span has a mark of its (hour, trace). Two
+ * halves, as store.h defines the figures:
  * - span figures: each span starting in the ranges, in the bucket of its
  *   start; latency as histo.h bins of max(end - start, 0) of the ended spans
  *   (end_ns > 0), computed in SQL exactly as pc_histo_bin does (the exponent
@@ -15,20 +17,22 @@
  * - traces: per (trace, group) the smallest start over all the trace's
  *   spans (its first span of the group may lie before the ranges), counted
  *   in its bucket when it lies in the ranges.
- * The partition key (started_at) bounds the range scan to the months it
- * covers (modern: also the minmax index on start_ns).
  *
  * Reads (pc_ch_stats_read): a query whose buckets are whole hours (interval
  * 0 or a multiple of 1 h) and whose group is none, project, model, service
  * or span type takes the window's whole hours that have a settled build from
  * stats_rollup (the newest completed build of each: one completed after the
- * plan was read began later, so it is as settled), and gathers the
- * rest from the spans in one read: the partial hours at both ends and the
+ * plan was read began later, so it is as settled), and gathers the rest
+ * from the spans in one read: the partial hours at both ends and the
  * marked hours without a settled build, as ranges (more than MAX_RANGES of
  * them: the whole window from the spans). Unmarked hours hold no span and
  * are skipped. The rows of both reads are added up per (bucket, group) in a
  * pc_cells (local_cells.h, bounded like the embedded store's reads), whose
  * percentiles come from the bins: the same numbers either way.
+ *
+ * A build (pc_ch_sql_rollup_build) gathers one hour in one pass instead of
+ * two halves: per (trace, kind, group) its first start and the figures of
+ * its spans in the hour, then per (kind, project, group).
  *
  * Consistency: the reads are three statements, not one snapshot; an insert
  * landing between them shows in the spans part or not at all (rollups are
@@ -62,9 +66,9 @@ void pc_ch_sql_stats_table(pc_buf *out, pc_ch_dialect d, const char *db, bool ma
     if (marks)
         pc_buf_printf(out,
                       "CREATE TABLE IF NOT EXISTS `%s`.`stats_marks` (hour UInt32,"
-                      " written_at DateTime DEFAULT now())"
+                      " trace_id String, written_at DateTime DEFAULT now())"
                       " ENGINE = ReplacingMergeTree(written_at)"
-                      " PARTITION BY toYYYYMM(toDateTime(hour * 3600)) ORDER BY hour%s",
+                      " PARTITION BY toYYYYMM(toDateTime(hour * 3600)) ORDER BY (hour, trace_id)%s",
                       db, ttl);
     else
         pc_buf_printf(out,
@@ -106,44 +110,56 @@ static int kind_of(pc_stats_group g)
     }
 }
 
-/* "(col in r[0] OR col in r[1] ...)"; |partition|: each range also bounds
- * started_at, in whole seconds around it, clamped as the rows' DateTime. */
-static void in_ranges(pc_buf *out, const char *col, const pc_ch_range *r, size_t n,
-                      bool partition)
+/* "(col in r[0] OR col in r[1] ...)". */
+static void in_ranges(pc_buf *out, const char *col, const pc_ch_range *r, size_t n)
 {
     pc_buf_putc(out, '(');
-    for (size_t i = 0; i < n; i++) {
-        pc_buf_printf(out, "%s(%s >= %lld AND %s < %lld", i ? " OR " : "", col,
+    for (size_t i = 0; i < n; i++)
+        pc_buf_printf(out, "%s(%s >= %lld AND %s < %lld)", i ? " OR " : "", col,
                       (long long)r[i].lo, col, (long long)r[i].hi);
-        if (partition) {
-            long long lo_s = r[i].lo > 0 ? r[i].lo / 1000000000LL : 0;
-            long long hi_s = r[i].hi / 1000000000LL + 1;
-            if (lo_s > 4294967295LL) lo_s = 4294967295LL;
-            if (hi_s > 4294967295LL) hi_s = 4294967295LL;
-            pc_buf_printf(out, " AND started_at >= toDateTime(%lld) AND started_at <= toDateTime(%lld)",
-                          lo_s, hi_s);
-        }
-        pc_buf_putc(out, ')');
-    }
+    pc_buf_putc(out, ')');
+}
+
+/* The hour numbers of a span start (clickhouse_rollup.c's: clamped to UInt32). */
+static long long hour_num(int64_t ns)
+{
+    long long h = ns > 0 ? ns / PC_CH_HOUR_NS : 0;
+    return h > 4294967295LL ? 4294967295LL : h;
+}
+
+/* "(hour in the hours of r[0] OR ...)": the stats_marks rows of the traces that
+ * may have a span starting in the ranges. */
+static void in_hours(pc_buf *out, const pc_ch_range *r, size_t n)
+{
+    pc_buf_putc(out, '(');
+    for (size_t i = 0; i < n; i++)
+        pc_buf_printf(out, "%s(hour >= %lld AND hour <= %lld)", i ? " OR " : "",
+                      hour_num(r[i].lo), hour_num(r[i].hi - 1));
     pc_buf_putc(out, ')');
 }
 
 /* The histo.h bin of duration s_d (Int64 >= 0), as UInt16. */
-#define BIN_EXPR                                                                                 \
-    "if(s_d < 128, toUInt16(s_d), toUInt16((s_e - 6) * 64 + bitShiftRight(s_d, greatest(s_e - 6, 0))))"
+#define BIN_EXPR                                                                         \
+    "if(s_d < 128, toUInt16(s_d),"                                                       \
+    " toUInt16((s_e - 6) * 64 + bitShiftRight(s_d, greatest(s_e - 6, 0))))"
 
 /*
  * The deduplicated spans of every trace having a span in the ranges, one
  * group per row: |group| is the group's column (API read: grp; NULL: ''),
  * or, for a build (|build|), every kind: one row per (span, kind) with kind
- * and grp. Columns: project_id, trace_id, [kind,] grp, s_start, s_end,
+ * and grp; |extra|, when not NULL, is one more column's "expression AS
+ * name". Columns: project_id, trace_id, [kind,] grp, s_start, s_end,
  * s_status, s_type, s_model, s_in, s_out, s_cost, s_d (duration, >= 0),
- * s_e (its exponent, for BIN_EXPR).
+ * s_e0 and s_e (its exponent, for BIN_EXPR)[, extra]. Named one by one:
+ * 18.16 runs the IN subquery of a `SELECT *` over this twice.
  */
 static void grouped_spans(pc_buf *out, const char *db, const pc_ch_range *r, size_t n,
-                          const pc_buf *project, bool build, const char *group)
+                          const pc_buf *project, bool build, const char *group,
+                          const char *extra)
 {
-    pc_buf_puts(out, "(SELECT *, ");
+    pc_buf_puts(out, "(SELECT project_id, trace_id, s_start, s_end, s_status, s_type, s_model,"
+                     " s_in, s_out, s_cost, ");
+    if (extra) pc_buf_printf(out, "%s, ", extra);
     if (build)
         pc_buf_puts(out, "tupleElement(kg, 1) AS kind, tupleElement(kg, 2) AS grp,");
     else
@@ -151,10 +167,13 @@ static void grouped_spans(pc_buf *out, const char *db, const pc_ch_range *r, siz
     pc_buf_puts(out, " greatest(s_end - s_start, 0) AS s_d,"
                      " toInt32(floor(log2(toFloat64(greatest(s_d, 1))))) AS s_e0,"
                      " if(bitShiftRight(s_d, s_e0) = 0, s_e0 - 1, s_e0) AS s_e FROM ("
-                     "SELECT project_id, trace_id, span_id, argMin(start_ns, created_ns) AS s_start,"
+                     "SELECT project_id, trace_id, span_id,"
+                     " argMin(start_ns, created_ns) AS s_start,"
                      " argMin(end_ns, created_ns) AS s_end, argMin(status, created_ns) AS s_status,"
-                     " argMin(span_type, created_ns) AS s_type, argMin(llm_model, created_ns) AS s_model,"
-                     " argMin(input_tokens, created_ns) AS s_in, argMin(output_tokens, created_ns) AS s_out,"
+                     " argMin(span_type, created_ns) AS s_type,"
+                     " argMin(llm_model, created_ns) AS s_model,"
+                     " argMin(input_tokens, created_ns) AS s_in,"
+                     " argMin(output_tokens, created_ns) AS s_out,"
                      " argMin(ifNull(cost_usd, nan), created_ns) AS s_cost");
     if (build)
         pc_buf_puts(out, ", argMin(service_name, created_ns) AS s_service");
@@ -162,10 +181,10 @@ static void grouped_spans(pc_buf *out, const char *db, const pc_ch_range *r, siz
         pc_buf_printf(out, ", argMin(%s, created_ns) AS s_group", group);
     else
         pc_buf_puts(out, ", '' AS s_group");
-    pc_buf_printf(out, " FROM `%s`.spans WHERE trace_id IN (SELECT trace_id FROM `%s`.spans WHERE ",
+    pc_buf_printf(out, " FROM `%s`.spans WHERE trace_id IN (SELECT trace_id FROM `%s`.stats_marks"
+                       " WHERE ",
                   db, db);
-    in_ranges(out, "start_ns", r, n, true);
-    pc_buf_append(out, project->data, project->len);
+    in_hours(out, r, n);
     pc_buf_putc(out, ')');
     pc_buf_append(out, project->data, project->len);
     pc_buf_puts(out, " GROUP BY project_id, trace_id, span_id)");
@@ -175,8 +194,7 @@ static void grouped_spans(pc_buf *out, const char *db, const pc_ch_range *r, siz
     pc_buf_putc(out, ')');
 }
 
-/* How the two halves key their rows: the API's (bucket, grp) or a build's
- * (kind, project_id, grp). */
+/* How a read's two halves key their rows: (bucket, grp). */
 typedef struct keying {
     const char *keys;   /* the key columns' names */
     char span_sel[96];  /* their SELECT in the span half */
@@ -186,13 +204,6 @@ typedef struct keying {
 
 static void keying_of(keying *k, const pc_stats_query *q)
 {
-    if (!q) {
-        k->keys = "kind, project_id, grp";
-        snprintf(k->span_sel, sizeof(k->span_sel), "kind, project_id, grp");
-        snprintf(k->trace_sel, sizeof(k->trace_sel), "kind, project_id, grp");
-        k->trace_keys = "project_id, trace_id, kind, grp";
-        return;
-    }
     k->keys = "bucket, grp";
     if (q->interval_ns > 0) {
         snprintf(k->span_sel, sizeof(k->span_sel), "s_start - s_start %% %lld AS bucket, grp",
@@ -232,7 +243,7 @@ static void halves(pc_buf *out, const keying *k, const pc_buf *g, const pc_ch_ra
                   k->span_sel);
     pc_buf_append(out, g->data, g->len);
     pc_buf_puts(out, " WHERE ");
-    in_ranges(out, "s_start", r, n, false);
+    in_ranges(out, "s_start", r, n);
     pc_buf_printf(out, " GROUP BY %s", k->keys);
     if (limit > 0) pc_buf_printf(out, " ORDER BY %s LIMIT %d", k->keys, limit);
     pc_buf_printf(out,
@@ -244,7 +255,7 @@ static void halves(pc_buf *out, const keying *k, const pc_buf *g, const pc_ch_ra
                   k->trace_sel, k->trace_keys);
     pc_buf_append(out, g->data, g->len);
     pc_buf_printf(out, " GROUP BY %s) WHERE ", k->trace_keys);
-    in_ranges(out, "f", r, n, false);
+    in_ranges(out, "f", r, n);
     pc_buf_printf(out, " GROUP BY %s", k->keys);
     if (limit > 0) pc_buf_printf(out, " ORDER BY %s LIMIT %d", k->keys, limit);
     pc_buf_putc(out, ')');
@@ -262,7 +273,7 @@ void pc_ch_sql_stats_spans(pc_buf *out, const char *db, const pc_stats_query *q,
 {
     pc_buf project = PC_BUF_INIT, g = PC_BUF_INIT;
     project_cond(&project, q->project_id);
-    grouped_spans(&g, db, r, n, &project, false, group_col(q->group_by));
+    grouped_spans(&g, db, r, n, &project, false, group_col(q->group_by), NULL);
     keying k;
     keying_of(&k, q);
     halves(out, &k, &g, r, n, q->max_rows > 0 ? q->max_rows : 1);
@@ -273,22 +284,39 @@ void pc_ch_sql_stats_spans(pc_buf *out, const char *db, const pc_stats_query *q,
 
 void pc_ch_sql_rollup_build(pc_buf *out, const char *db, int64_t hour, uint64_t version)
 {
-    pc_ch_range r = {hour * PC_CH_HOUR_NS, (hour + 1) * PC_CH_HOUR_NS};
+    long long lo = hour * PC_CH_HOUR_NS, hi = lo + PC_CH_HOUR_NS;
+    pc_ch_range r = {lo, hi};
     pc_buf project = PC_BUF_INIT, g = PC_BUF_INIT;
-    grouped_spans(&g, db, &r, 1, &project, true, NULL);
-    keying k;
-    keying_of(&k, NULL);
+    char h[80];
+    snprintf(h, sizeof(h), "s_start >= %lld AND s_start < %lld AS h", lo, hi);
+    grouped_spans(&g, db, &r, 1, &project, true, NULL, h);
+    /* One pass (the reads' two halves would group the spans twice): per (trace,
+     * kind, group) its first start f and the figures of its spans in the hour
+     * (h); then per (kind, project, group) their sums, the traces whose f is in
+     * the hour, and only the groups having a span there. */
     pc_buf_printf(out,
                   "INSERT INTO `%s`.stats_rollup (hour, version, kind, project_id, grp, spans,"
                   " traces, errors, input_tokens, output_tokens, cost, priced, unpriced, bins,"
-                  " counts) SELECT toUInt32(%lld), toUInt64(%llu),"
-                  " kind, project_id, grp, sum(a_spans), sum(a_traces), sum(a_errors),"
-                  " " PC_CH_TOKEN_SUM("a_in") ", " PC_CH_TOKEN_SUM("a_out") ", sum(a_cost),"
-                  " sum(a_priced), sum(a_unpriced), tupleElement(sumMap(a_bins, a_counts), 1),"
-                  " tupleElement(sumMap(a_bins, a_counts), 2) FROM (",
-                  db, (long long)hour, (unsigned long long)version);
-    halves(out, &k, &g, &r, 1, 0);
-    pc_buf_printf(out, ") GROUP BY %s", k.keys);
+                  " counts) SELECT toUInt32(%lld), toUInt64(%llu), kind, project_id, grp,"
+                  " sum(t_spans), countIf(f >= %lld AND f < %lld), sum(t_errors),"
+                  " " PC_CH_TOKEN_SUM("t_in") ", " PC_CH_TOKEN_SUM("t_out") ", sum(t_cost),"
+                  " sum(t_priced), sum(t_unpriced), tupleElement(sumMap(t_bins, t_counts), 1),"
+                  " tupleElement(sumMap(t_bins, t_counts), 2) FROM ("
+                  "SELECT project_id, trace_id, kind, grp, min(s_start) AS f,"
+                  " countIf(h) AS t_spans, countIf(h AND s_status = 'error') AS t_errors,"
+                  " " PC_CH_TOKEN_SUM("if(h, s_in, 0)") " AS t_in,"
+                  " " PC_CH_TOKEN_SUM("if(h, s_out, 0)") " AS t_out,"
+                  " sumIf(s_cost, h AND NOT isNaN(s_cost)) AS t_cost,"
+                  " countIf(h AND NOT isNaN(s_cost)) AS t_priced,"
+                  " countIf(h AND s_type IN ('llm', 'embedding') AND s_model != ''"
+                  " AND isNaN(s_cost)) AS t_unpriced,"
+                  " sumMap(if(h AND s_end > 0, [" BIN_EXPR "], emptyArrayUInt16()),"
+                  " if(h AND s_end > 0, [toUInt64(1)], emptyArrayUInt64())) AS t_m,"
+                  " tupleElement(t_m, 1) AS t_bins, tupleElement(t_m, 2) AS t_counts FROM ",
+                  db, (long long)hour, (unsigned long long)version, lo, hi);
+    pc_buf_append(out, g.data, g.len);
+    pc_buf_puts(out, " GROUP BY project_id, trace_id, kind, grp)"
+                     " GROUP BY kind, project_id, grp HAVING sum(t_spans) > 0");
     pc_buf_free(&project);
     pc_buf_free(&g);
 }

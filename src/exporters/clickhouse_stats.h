@@ -15,13 +15,17 @@
  *
  * Tables (both dialects; PARTITION BY the month of the hour, as the spans,
  * so an operator drops a month of all of them alike; modern: TTL 90 days):
- *   stats_marks   (hour UInt32, written_at DateTime DEFAULT now())
- *                 ReplacingMergeTree(written_at) ORDER BY hour: before an
- *                 insert stores its spans, one row per hour the insert can
- *                 change (clickhouse_rollup.h says which), stamped by the
- *                 server's clock. The latest written_at of an hour is when
- *                 it last changed, at most the insert's duration before its
- *                 spans became visible. An hour without a row holds no span.
+ *   stats_marks   (hour UInt32, trace_id String, written_at DateTime
+ *                 DEFAULT now()) ReplacingMergeTree(written_at) ORDER BY
+ *                 (hour, trace_id): before an insert stores its spans, one
+ *                 row per hour and trace the insert can change
+ *                 (clickhouse_rollup.h says which), stamped by the server's
+ *                 clock. The latest written_at of an hour is when it last
+ *                 changed, at most the insert's duration before its spans
+ *                 became visible. An hour without a row holds no span, and
+ *                 a trace has a row for the hour of each of its spans' start
+ *                 (in any project: the id alone): the figures of a range
+ *                 read those traces' spans.
  *   stats_rollup  (hour UInt32, version UInt64, kind UInt8, project_id, grp,
  *                 spans, traces, errors, input_tokens, output_tokens, cost,
  *                 priced, unpriced, bins Array(UInt16), counts Array(UInt64))

@@ -190,7 +190,8 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     # schema 6: the stats' hour rollups (clickhouse_stats.h)
     marks_ddl = srv.query(f"SHOW CREATE TABLE {db}.stats_marks")
     rollup_ddl = srv.query(f"SHOW CREATE TABLE {db}.stats_rollup")
-    assert "ReplacingMergeTree(written_at)" in marks_ddl and "ORDER BY hour" in marks_ddl
+    assert "ReplacingMergeTree(written_at)" in marks_ddl
+    assert "ORDER BY (hour, trace_id)" in marks_ddl
     assert "ORDER BY (hour, kind, project_id, grp, version)" in rollup_ddl
     # skip indexes (modern only: 18.16 has none)
     for index in ("idx_start_ns", "idx_session", "idx_user", "idx_models"):

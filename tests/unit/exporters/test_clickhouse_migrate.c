@@ -417,9 +417,9 @@ static void test_migration_plan_5_to_6(void)
         CHECK_EQ_INT(migrate(&k), 0);
         CHECK_EQ_INT(k.version, 6);
         CHECK(cat_is(&k, v6, 8));
-        CHECK(has(&k.log, "INSERT INTO `db`.stats_marks (hour) SELECT DISTINCT"
-                          " toUInt32(greatest(intDiv(start_ns, 3600000000000), 0)) FROM"
-                          " `db`.spans\n"));
+        CHECK(has(&k.log, "INSERT INTO `db`.stats_marks (hour, trace_id) SELECT DISTINCT"
+                          " toUInt32(greatest(intDiv(start_ns, 3600000000000), 0)), trace_id"
+                          " FROM `db`.spans\n"));
         const char *marks = strstr(k.log.data, "INSERT INTO `db`.stats_marks");
         const char *version = strstr(k.log.data, "VALUES (6, 'migrated from 5");
         CHECK(marks && version && marks < version);
