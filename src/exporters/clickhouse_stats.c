@@ -8,8 +8,8 @@
  * found by trace_id (the sorting key's first column), so a small range reads
  * the granules of its traces only. Which traces: those stats_marks names in
  * the ranges' hours (a range of its sorting key, instead of a scan of every
- * span's start); each stored span has a mark of its (hour, trace). Two
- * halves, as store.h defines the figures:
+ * span's start); each stored span has a mark of its (hour, trace). The
+ * figures, as store.h defines them:
  * - span figures: each span starting in the ranges, in the bucket of its
  *   start; latency as histo.h bins of max(end - start, 0) of the ended spans
  *   (end_ns > 0), computed in SQL exactly as pc_histo_bin does (the exponent
@@ -17,6 +17,8 @@
  * - traces: per (trace, group) the smallest start over all the trace's
  *   spans (its first span of the group may lie before the ranges), counted
  *   in its bucket when it lies in the ranges.
+ * Both in one pass over the spans (pc_ch_sql_stats_spans: per trace, group
+ * and bucket first, then per trace and group, ARRAY JOIN back to buckets).
  *
  * Reads (pc_ch_stats_read): a query whose buckets are whole hours (interval
  * 0 or a multiple of 1 h) and whose group is none, project, model, service
@@ -30,9 +32,9 @@
  * pc_cells (local_cells.h, bounded like the embedded store's reads), whose
  * percentiles come from the bins: the same numbers either way.
  *
- * A build (pc_ch_sql_rollup_build) gathers one hour in one pass instead of
- * two halves: per (trace, kind, group) its first start and the figures of
- * its spans in the hour, then per (kind, project, group).
+ * A build (pc_ch_sql_rollup_build) gathers one hour, so one bucket: per
+ * (trace, kind, group) its first start and the figures of its spans in the
+ * hour, then per (kind, project, group).
  *
  * Consistency: the reads are three statements, not one snapshot; an insert
  * landing between them shows in the spans part or not at all (rollups are
@@ -194,71 +196,13 @@ static void grouped_spans(pc_buf *out, const char *db, const pc_ch_range *r, siz
     pc_buf_putc(out, ')');
 }
 
-/* How a read's two halves key their rows: (bucket, grp). */
-typedef struct keying {
-    const char *keys;   /* the key columns' names */
-    char span_sel[96];  /* their SELECT in the span half */
-    char trace_sel[96]; /* ... and in the traces half (f: the first start) */
-    const char *trace_keys; /* a (trace, group) */
-} keying;
-
-static void keying_of(keying *k, const pc_stats_query *q)
+/* The bucket of time column |col| in |q| into |out| (96 bytes). */
+static void bucket_expr(char *out, const pc_stats_query *q, const char *col)
 {
-    k->keys = "bucket, grp";
-    if (q->interval_ns > 0) {
-        snprintf(k->span_sel, sizeof(k->span_sel), "s_start - s_start %% %lld AS bucket, grp",
-                 (long long)q->interval_ns);
-        snprintf(k->trace_sel, sizeof(k->trace_sel), "f - f %% %lld AS bucket, grp",
-                 (long long)q->interval_ns);
-    } else {
-        snprintf(k->span_sel, sizeof(k->span_sel), "toInt64(%lld) AS bucket, grp",
-                 (long long)q->start_ns);
-        snprintf(k->trace_sel, sizeof(k->trace_sel), "toInt64(%lld) AS bucket, grp",
-                 (long long)q->start_ns);
-    }
-    k->trace_keys = "project_id, trace_id, grp";
-}
-
-/*
- * The two halves (see the top of the file) over the grouped spans |g|,
- * joined by UNION ALL; |limit| > 0: each half ordered by the keys and cut
- * there. Columns: the keys, then the figures as clickhouse_stats.h lists them.
- */
-static void halves(pc_buf *out, const keying *k, const pc_buf *g, const pc_ch_range *r,
-                   size_t n, int limit)
-{
-    pc_buf_printf(out,
-                  "SELECT * FROM (SELECT %s, toUInt64(count()) AS a_spans, toUInt64(0) AS a_traces,"
-                  " toUInt64(countIf(s_status = 'error')) AS a_errors,"
-                  " " PC_CH_TOKEN_SUM("s_in") " AS a_in, " PC_CH_TOKEN_SUM("s_out") " AS a_out,"
-                  " toFloat64(sumIf(s_cost, NOT isNaN(s_cost))) AS a_cost,"
-                  " toUInt64(countIf(NOT isNaN(s_cost))) AS a_priced,"
-                  " toUInt64(countIf(s_type IN ('llm', 'embedding') AND s_model != ''"
-                  " AND isNaN(s_cost))) AS a_unpriced,"
-                  " tupleElement(sumMap(if(s_end > 0, [" BIN_EXPR "], emptyArrayUInt16()),"
-                  " if(s_end > 0, [toUInt64(1)], emptyArrayUInt64())), 1) AS a_bins,"
-                  " tupleElement(sumMap(if(s_end > 0, [" BIN_EXPR "], emptyArrayUInt16()),"
-                  " if(s_end > 0, [toUInt64(1)], emptyArrayUInt64())), 2) AS a_counts"
-                  " FROM ",
-                  k->span_sel);
-    pc_buf_append(out, g->data, g->len);
-    pc_buf_puts(out, " WHERE ");
-    in_ranges(out, "s_start", r, n);
-    pc_buf_printf(out, " GROUP BY %s", k->keys);
-    if (limit > 0) pc_buf_printf(out, " ORDER BY %s LIMIT %d", k->keys, limit);
-    pc_buf_printf(out,
-                  ") UNION ALL SELECT * FROM (SELECT %s, toUInt64(0) AS a_spans,"
-                  " toUInt64(count()) AS a_traces, toUInt64(0) AS a_errors, toInt64(0) AS a_in,"
-                  " toInt64(0) AS a_out, toFloat64(0) AS a_cost, toUInt64(0) AS a_priced,"
-                  " toUInt64(0) AS a_unpriced, emptyArrayUInt16() AS a_bins,"
-                  " emptyArrayUInt64() AS a_counts FROM (SELECT %s, min(s_start) AS f FROM ",
-                  k->trace_sel, k->trace_keys);
-    pc_buf_append(out, g->data, g->len);
-    pc_buf_printf(out, " GROUP BY %s) WHERE ", k->trace_keys);
-    in_ranges(out, "f", r, n);
-    pc_buf_printf(out, " GROUP BY %s", k->keys);
-    if (limit > 0) pc_buf_printf(out, " ORDER BY %s LIMIT %d", k->keys, limit);
-    pc_buf_putc(out, ')');
+    if (q->interval_ns > 0)
+        snprintf(out, 96, "%s - %s %% %lld", col, col, (long long)q->interval_ns);
+    else
+        snprintf(out, 96, "toInt64(%lld)", (long long)q->start_ns);
 }
 
 static void project_cond(pc_buf *out, const char *project)
@@ -271,15 +215,58 @@ static void project_cond(pc_buf *out, const char *project)
 void pc_ch_sql_stats_spans(pc_buf *out, const char *db, const pc_stats_query *q,
                            const pc_ch_range *r, size_t n)
 {
-    pc_buf project = PC_BUF_INIT, g = PC_BUF_INIT;
+    pc_buf project = PC_BUF_INIT, g = PC_BUF_INIT, h = PC_BUF_INIT;
     project_cond(&project, q->project_id);
-    grouped_spans(&g, db, r, n, &project, false, group_col(q->group_by), NULL);
-    keying k;
-    keying_of(&k, q);
-    halves(out, &k, &g, r, n, q->max_rows > 0 ? q->max_rows : 1);
-    pc_buf_puts(out, " FORMAT TabSeparated");
+    in_ranges(&h, "s_start", r, n);
+    pc_buf_puts(&h, " AS h");
+    grouped_spans(&g, db, r, n, &project, false, group_col(q->group_by), h.data);
+    char sb[96], fb[96];
+    bucket_expr(sb, q, "s_start");
+    bucket_expr(fb, q, "f");
+    /* Level 1: per (trace, group, bucket of the start) the smallest start m
+     * and the figures of the spans in the ranges (h); level 2: per (trace,
+     * group) its first start f and those rows as arrays; ARRAY JOIN back to
+     * one row per bucket, counting the trace where its f lies (when in the
+     * ranges); level 3: per (bucket, group), those having a span. */
+    pc_buf_puts(out,
+                "SELECT bucket, grp, sum(e_spans), sum(e_first), sum(e_errors),"
+                " " PC_CH_TOKEN_SUM("e_in") ", " PC_CH_TOKEN_SUM("e_out") ", sum(e_cost),"
+                " sum(e_priced), sum(e_unpriced),"
+                " tupleElement(sumMap(e_bins, arrayMap(x -> toUInt64(1), e_bins)), 1),"
+                " tupleElement(sumMap(e_bins, arrayMap(x -> toUInt64(1), e_bins)), 2) FROM ("
+                "SELECT grp, e_bucket AS bucket, e_spans, e_bucket = fb AND f_in AS e_first,"
+                " e_errors, e_in, e_out, e_cost, e_priced, e_unpriced, e_bins FROM (");
+    pc_buf_printf(out,
+                  "SELECT project_id, trace_id, grp, min(m) AS f, %s AS fb, ", fb);
+    in_ranges(out, "f", r, n);
+    pc_buf_printf(out,
+                  " AS f_in, groupArray(sb) AS a_bucket, groupArray(c_spans) AS a_spans,"
+                  " groupArray(c_errors) AS a_errors, groupArray(c_in) AS a_in,"
+                  " groupArray(c_out) AS a_out, groupArray(c_cost) AS a_cost,"
+                  " groupArray(c_priced) AS a_priced, groupArray(c_unpriced) AS a_unpriced,"
+                  " groupArray(c_bins) AS a_bins FROM ("
+                  "SELECT project_id, trace_id, grp, %s AS sb, min(s_start) AS m,"
+                  " countIf(h) AS c_spans, countIf(h AND s_status = 'error') AS c_errors,"
+                  " " PC_CH_TOKEN_SUM("if(h, s_in, 0)") " AS c_in,"
+                  " " PC_CH_TOKEN_SUM("if(h, s_out, 0)") " AS c_out,"
+                  " sumIf(s_cost, h AND NOT isNaN(s_cost)) AS c_cost,"
+                  " countIf(h AND NOT isNaN(s_cost)) AS c_priced,"
+                  " countIf(h AND s_type IN ('llm', 'embedding') AND s_model != ''"
+                  " AND isNaN(s_cost)) AS c_unpriced,"
+                  " groupArrayIf(" BIN_EXPR ", h AND s_end > 0) AS c_bins FROM ",
+                  sb);
+    pc_buf_append(out, g.data, g.len);
+    pc_buf_printf(out,
+                  " GROUP BY project_id, trace_id, grp, sb) GROUP BY project_id, trace_id, grp)"
+                  " ARRAY JOIN a_bucket AS e_bucket, a_spans AS e_spans, a_errors AS e_errors,"
+                  " a_in AS e_in, a_out AS e_out, a_cost AS e_cost, a_priced AS e_priced,"
+                  " a_unpriced AS e_unpriced, a_bins AS e_bins)"
+                  " GROUP BY bucket, grp HAVING sum(e_spans) > 0 ORDER BY bucket, grp LIMIT %d"
+                  " FORMAT TabSeparated",
+                  q->max_rows > 0 ? q->max_rows : 1);
     pc_buf_free(&project);
     pc_buf_free(&g);
+    pc_buf_free(&h);
 }
 
 void pc_ch_sql_rollup_build(pc_buf *out, const char *db, int64_t hour, uint64_t version)
@@ -290,10 +277,10 @@ void pc_ch_sql_rollup_build(pc_buf *out, const char *db, int64_t hour, uint64_t 
     char h[80];
     snprintf(h, sizeof(h), "s_start >= %lld AND s_start < %lld AS h", lo, hi);
     grouped_spans(&g, db, &r, 1, &project, true, NULL, h);
-    /* One pass (the reads' two halves would group the spans twice): per (trace,
-     * kind, group) its first start f and the figures of its spans in the hour
-     * (h); then per (kind, project, group) their sums, the traces whose f is in
-     * the hour, and only the groups having a span there. */
+    /* One hour is one bucket: per (trace, kind, group) its first start f and
+     * the figures of its spans in the hour (h); then per (kind, project,
+     * group) their sums, the traces whose f is in the hour, and only the
+     * groups having a span there. */
     pc_buf_printf(out,
                   "INSERT INTO `%s`.stats_rollup (hour, version, kind, project_id, grp, spans,"
                   " traces, errors, input_tokens, output_tokens, cost, priced, unpriced, bins,"

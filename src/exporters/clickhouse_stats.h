@@ -75,9 +75,9 @@ void pc_ch_sql_stats_table(pc_buf *out, pc_ch_dialect d, const char *db, bool ma
  * disjoint, inside q's window): PC_CH_STATS_SPAN_COLS columns bucket, group,
  * spans, traces, errors, input_tokens, output_tokens, cost (sum of the known
  * ones), priced (spans with a known cost), unpriced, bins, counts (histo.h
- * bins of the ended spans' durations and their counts, as ClickHouse arrays).
- * A (bucket, group) may come in two rows (span figures, then traces): add
- * them up. Each half is ordered by bucket, group and cut at q->max_rows.
+ * bins of the ended spans' durations and their counts, as ClickHouse arrays),
+ * one row per (bucket, group) having a span there, ordered by bucket, group
+ * and cut at q->max_rows.
  */
 #define PC_CH_STATS_SPAN_COLS 12
 void pc_ch_sql_stats_spans(pc_buf *out, const char *db, const pc_stats_query *q,
