@@ -6,6 +6,7 @@
  *
  *   qs_query --target HOST:PORT --info FILE [--clients "1 8"] [--duration 10s]
  *            [--timeout 10s] [--api-key KEY] [--label NAME] [--tsv FILE]
+ *            [--only PREFIX]
  *
  * Data flow measured: GET on the query API → the query store (SQLite or
  * ClickHouse) → the JSON answer, read whole. The facts it needs (trace ids,
@@ -19,6 +20,7 @@
  * generator, so runs repeat. An instrument: it prints figures, and exits 0
  * unless it cannot run.
  *
+ * --only runs the endpoints whose name starts with PREFIX (e.g. "stats").
  * --tsv appends one line per (endpoint, clients): label, endpoint, clients,
  * requests, p50_ms, p99_ms, max_ms, errors, timeouts (scripts/bench-query-scale.sh
  * puts both stores side by side from it).
@@ -27,6 +29,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +201,7 @@ static void make_url(char *url, size_t n, const char *base, int e, const info *i
 
 typedef struct options {
     const char *target, *info, *api_key, *label, *tsv;
+    const char *only; /* run the endpoints whose name starts with it (NULL: all) */
     int clients[8], n_clients;
     int64_t duration_ns, timeout_ns;
 } options;
@@ -299,11 +303,16 @@ static figures window(const options *o, const info *in, int e, int k)
 
 /* ------------------------------------------------------------ main -- */
 
+static bool selected(const options *o, size_t e)
+{
+    return !o->only || strncmp(endpoint_name[e], o->only, strlen(o->only)) == 0;
+}
+
 static void usage(FILE *f, int status)
 {
     fprintf(f, "usage: qs_query --target HOST:PORT --info FILE [--clients \"1 8\"]"
                " [--duration 10s]\n                [--timeout 10s] [--api-key KEY]"
-               " [--label NAME] [--tsv FILE]\n");
+               " [--label NAME] [--tsv FILE]\n                [--only PREFIX]\n");
     exit(status);
 }
 
@@ -324,6 +333,7 @@ int main(int argc, char **argv)
         {"--label", LG_STR, &o.label},
         {"--tsv", LG_STR, &o.tsv},
         {"--clients", LG_STR, &clients},
+        {"--only", LG_STR, &o.only},
     };
     int pf = lg_parse_flags("qs_query", argc, argv, flags, sizeof(flags) / sizeof(flags[0]));
     if (pf) usage(pf > 0 ? stdout : stderr, pf > 0 ? 0 : 2);
@@ -355,6 +365,7 @@ int main(int argc, char **argv)
            "p99 ms", "max ms", "errors", "timeouts");
     figures fig[N_ENDPOINTS][8];
     for (size_t e = 0; e < N_ENDPOINTS; e++) {
+        if (!selected(&o, e)) continue;
         for (int j = 0; j < o.n_clients; j++) {
             figures f = fig[e][j] = window(&o, &in, (int)e, o.clients[j]);
             printf("%-30s %7d %9zu %9.1f %9.1f %9.1f %7ld %8ld\n", endpoint_name[e], o.clients[j],
@@ -372,6 +383,7 @@ int main(int argc, char **argv)
         printf("%s%d", j ? " / " : "", o.clients[j]);
     printf(" clients |\n|---|---|\n");
     for (size_t e = 0; e < N_ENDPOINTS; e++) {
+        if (!selected(&o, e)) continue;
         printf("| %s | ", endpoint_name[e]);
         for (int j = 0; j < o.n_clients; j++) {
             const figures *f = &fig[e][j];
