@@ -25,20 +25,26 @@
  * or span type takes the window's whole hours that have a settled build from
  * stats_rollup (the newest completed build of each: one completed after the
  * plan was read began later, so it is as settled), and gathers the rest
- * from the spans in one read: the partial hours at both ends and the
- * marked hours without a settled build, as ranges (more than MAX_RANGES of
- * them: the whole window from the spans). Unmarked hours hold no span and
- * are skipped. The rows of both reads are added up per (bucket, group) in a
- * pc_cells (local_cells.h, bounded like the embedded store's reads), whose
- * percentiles come from the bins: the same numbers either way.
+ * from the spans in one read: the marked hours without a settled build, as
+ * ranges (more than MAX_RANGES of them: the whole window from the spans).
+ * A partial hour at an end of the window is read the cheaper way: from the
+ * spans, or, when it covers more than half of a built hour, as that build
+ * minus the rest of the hour read from the spans (pc_cells_subtract; every
+ * figure adds up over disjoint ranges, so it also subtracts). Unmarked
+ * hours hold no span and are skipped. The rows of the reads are added up
+ * per (bucket, group) in a pc_cells (local_cells.h, bounded like the
+ * embedded store's reads), whose percentiles come from the bins: the same
+ * numbers either way. Should a build and the spans subtracted from it
+ * disagree (a count below zero: spans written into the hour after all),
+ * the window is read from the spans alone.
  *
  * A build (pc_ch_sql_rollup_build) gathers one hour, so one bucket: per
  * (trace, kind, group) its first start and the figures of its spans in the
  * hour, then per (kind, project, group).
  *
- * Consistency: the reads are three statements, not one snapshot; an insert
- * landing between them shows in the spans part or not at all (rollups are
- * built only from settled hours).
+ * Consistency: the reads are up to four statements, not one snapshot; an
+ * insert landing between them shows in the spans parts or not at all
+ * (rollups are built only from settled hours).
  */
 #include "clickhouse_stats.h"
 
@@ -372,31 +378,38 @@ void pc_ch_sql_stats_rollups(pc_buf *out, const char *db, int kind, const char *
 
 /* ------------------------------------------------------------- reading -- */
 
-/* What one read gathers into. */
+/* Sorted, disjoint ranges, the touching ones merged. */
+typedef struct ranges {
+    pc_ch_range *v;
+    size_t n, cap;
+} ranges;
+
+static void add_range(ranges *r, int64_t lo, int64_t hi)
+{
+    if (lo >= hi) return;
+    if (r->n && r->v[r->n - 1].hi == lo) {
+        r->v[r->n - 1].hi = hi;
+        return;
+    }
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 16;
+        r->v = pc_xrealloc(r->v, r->cap * sizeof(*r->v));
+    }
+    r->v[r->n++] = (pc_ch_range){lo, hi};
+}
+
+/* What one read gathers into, and its plan. */
 typedef struct reading {
     const pc_stats_query *q;
     pc_cells acc;
-    bool corrupt; /* a row's figures did not parse */
-    /* the plan */
-    pc_ch_range *ranges;
-    size_t nranges, cap_ranges;
-    int64_t *hours; /* built hours */
+    pc_cells neg;   /* the parts of built hours outside the window (pc_cells_subtract) */
+    pc_cells *into; /* where span_row adds */
+    bool corrupt;   /* a row's figures did not parse */
+    ranges spans;   /* read from the spans, into acc */
+    ranges minus;   /* read from the spans, into neg */
+    int64_t *hours; /* read from their builds, into acc */
     size_t nhours, cap_hours;
 } reading;
-
-static void add_range(reading *rd, int64_t lo, int64_t hi)
-{
-    if (lo >= hi) return;
-    if (rd->nranges && rd->ranges[rd->nranges - 1].hi == lo) {
-        rd->ranges[rd->nranges - 1].hi = hi;
-        return;
-    }
-    if (rd->nranges == rd->cap_ranges) {
-        rd->cap_ranges = rd->cap_ranges ? 2 * rd->cap_ranges : 16;
-        rd->ranges = pc_xrealloc(rd->ranges, rd->cap_ranges * sizeof(*rd->ranges));
-    }
-    rd->ranges[rd->nranges++] = (pc_ch_range){lo, hi};
-}
 
 /* A ClickHouse array of unsigned integers "[1,2,3]" into |v| (up to |max|);
  * the count, or -1 when it does not parse. */
@@ -423,8 +436,10 @@ static bool add_figures(pc_cell *cell, char **c)
     cell->row.errors += strtoll(c[2], NULL, 10);
     cell->row.input_tokens = pc_tokens_add(cell->row.input_tokens, strtoll(c[3], NULL, 10));
     cell->row.output_tokens = pc_tokens_add(cell->row.output_tokens, strtoll(c[4], NULL, 10));
-    if (strtoll(c[6], NULL, 10) > 0) {
+    int64_t priced = strtoll(c[6], NULL, 10);
+    if (priced > 0) {
         cell->row.cost_usd += strtod(c[5], NULL);
+        cell->priced += priced;
         cell->has_cost = true;
     }
     cell->row.unpriced += strtoll(c[7], NULL, 10);
@@ -452,7 +467,7 @@ static int span_row(char **c, void *cb, void *ud)
 {
     (void)cb;
     reading *rd = ud;
-    pc_cell *cell = pc_cells_get(&rd->acc, strtoll(c[0], NULL, 10), c[1], strlen(c[1]));
+    pc_cell *cell = pc_cells_get(rd->into, strtoll(c[0], NULL, 10), c[1], strlen(c[1]));
     if (cell && !add_figures(cell, c + 2)) rd->corrupt = true;
     return rd->corrupt;
 }
@@ -470,73 +485,119 @@ static int rollup_row(char **c, void *cb, void *ud)
     return rd->corrupt;
 }
 
-static int hour_row(char **c, void *cb, void *ud)
+static void add_hour(reading *rd, int64_t h)
 {
-    (void)cb;
-    reading *rd = ud;
-    int64_t h = strtoll(c[0], NULL, 10);
-    if (strtoull(c[1], NULL, 10) == 0) {
-        add_range(rd, h * PC_CH_HOUR_NS, (h + 1) * PC_CH_HOUR_NS);
-        return 0;
-    }
     if (rd->nhours == rd->cap_hours) {
         rd->cap_hours = rd->cap_hours ? 2 * rd->cap_hours : 64;
         rd->hours = pc_xrealloc(rd->hours, rd->cap_hours * sizeof(*rd->hours));
     }
     rd->hours[rd->nhours++] = h;
+}
+
+/*
+ * One hour of the plan (hour_row): a whole hour of the window from its build
+ * if settled, else from the spans; a partial hour at an end from its build
+ * minus the rest of the hour when that rest is the smaller part (a window
+ * starting a second past the hour reads one second of spans, not 3,599),
+ * else from the spans.
+ */
+static int hour_row(char **c, void *cb, void *ud)
+{
+    (void)cb;
+    reading *rd = ud;
+    int64_t h = strtoll(c[0], NULL, 10), lo = h * PC_CH_HOUR_NS, hi = lo + PC_CH_HOUR_NS;
+    bool built = strtoull(c[1], NULL, 10) != 0;
+    int64_t in_lo = lo > rd->q->start_ns ? lo : rd->q->start_ns;
+    int64_t in_hi = hi < rd->q->end_ns ? hi : rd->q->end_ns;
+    if (!built || (in_hi - in_lo <= PC_CH_HOUR_NS / 2 && (in_lo > lo || in_hi < hi))) {
+        add_range(&rd->spans, in_lo, in_hi);
+        return 0;
+    }
+    add_hour(rd, h);
+    add_range(&rd->minus, lo, in_lo);
+    add_range(&rd->minus, in_hi, hi);
     return 0;
 }
 
-/* Plans |rd|: the ranges read from the spans and the hours read from the
- * rollups. 0 / < 0. */
+/* Plans |rd|: the ranges read from the spans (into acc, or into neg) and the
+ * hours read from their builds. 0 / < 0. */
 static int plan(pc_ch_store *S, reading *rd)
 {
     const pc_stats_query *q = rd->q;
-    int kind = kind_of(q->group_by);
-    int64_t h0 = q->start_ns / PC_CH_HOUR_NS + (q->start_ns % PC_CH_HOUR_NS != 0);
-    int64_t h1 = q->end_ns / PC_CH_HOUR_NS;
-    if (kind < 0 || q->interval_ns % PC_CH_HOUR_NS != 0 || S->rollup_settle_s < 0 || h0 >= h1) {
-        add_range(rd, q->start_ns, q->end_ns);
+    if (kind_of(q->group_by) < 0 || q->interval_ns % PC_CH_HOUR_NS != 0 ||
+        S->rollup_settle_s < 0) {
+        add_range(&rd->spans, q->start_ns, q->end_ns);
         return 0;
     }
-    add_range(rd, q->start_ns, h0 * PC_CH_HOUR_NS);
+    /* every hour the window touches; an hour without marks holds no span */
+    int64_t h0 = q->start_ns / PC_CH_HOUR_NS;
+    int64_t h1 = (q->end_ns - 1) / PC_CH_HOUR_NS + 1;
     pc_buf sql = PC_BUF_INIT;
     pc_ch_sql_stats_hours(&sql, S->database, h0, h1, S->rollup_settle_s);
     int rc = pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_HOUR_COLS,
                                   hour_row, NULL, rd);
     if (rc < 0) return rc;
-    add_range(rd, h1 * PC_CH_HOUR_NS, q->end_ns);
-    if (rd->nranges > MAX_RANGES) { /* too many to name: the window whole */
-        rd->nranges = rd->nhours = 0;
-        add_range(rd, q->start_ns, q->end_ns);
+    if (rd->spans.n > MAX_RANGES || rd->minus.n > MAX_RANGES) { /* too many to name */
+        rd->spans.n = rd->minus.n = rd->nhours = 0;
+        add_range(&rd->spans, q->start_ns, q->end_ns);
     }
     return 0;
 }
 
-int pc_ch_stats_read(pc_ch_store *S, const pc_stats_query *q, pc_stats_cb cb, void *ud)
+/* Reads |r| from the spans into |into|. 0 / < 0. */
+static int read_spans(pc_ch_store *S, reading *rd, const ranges *r, pc_cells *into)
 {
-    reading rd = {.q = q, .acc = {.limit = q->max_rows > 0 ? (size_t)q->max_rows : 1}};
-    int rc = plan(S, &rd);
-    if (rc == 0 && rd.nranges > 0) {
+    if (!r->n || rd->corrupt) return 0;
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_stats_spans(&sql, S->database, rd->q, r->v, r->n);
+    rd->into = into;
+    return pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_SPAN_COLS, span_row,
+                                NULL, rd);
+}
+
+/* Gathers the plan of |rd| into rd->acc. 0, 1 when the builds and what is
+ * subtracted from them disagree (read the window from the spans), < 0. */
+static int gather(pc_ch_store *S, reading *rd)
+{
+    int rc = read_spans(S, rd, &rd->spans, &rd->acc);
+    if (rc == 0 && rd->nhours > 0 && !rd->corrupt) {
         pc_buf sql = PC_BUF_INIT;
-        pc_ch_sql_stats_spans(&sql, S->database, q, rd.ranges, rd.nranges);
-        rc = pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_SPAN_COLS, span_row,
-                                  NULL, &rd);
-    }
-    if (rc == 0 && rd.nhours > 0 && !rd.corrupt) {
-        pc_buf sql = PC_BUF_INIT;
-        pc_ch_sql_stats_rollups(&sql, S->database, kind_of(q->group_by), q->project_id, rd.hours,
-                                rd.nhours);
+        pc_ch_sql_stats_rollups(&sql, S->database, kind_of(rd->q->group_by), rd->q->project_id,
+                                rd->hours, rd->nhours);
         rc = pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_ROLLUP_COLS,
-                                  rollup_row, NULL, &rd);
+                                  rollup_row, NULL, rd);
     }
-    if (rc == 0 && rd.corrupt) {
+    if (rc == 0) rc = read_spans(S, rd, &rd->minus, &rd->neg);
+    if (rc == 0 && rd->corrupt) {
         pc_log(PC_LOG_ERROR, S->id, "stats: a row's figures do not parse");
         rc = -1;
     }
+    if (rc == 0 && rd->minus.n && !pc_cells_subtract(&rd->acc, &rd->neg)) rc = 1;
+    return rc;
+}
+
+int pc_ch_stats_read(pc_ch_store *S, const pc_stats_query *q, pc_stats_cb cb, void *ud)
+{
+    size_t limit = q->max_rows > 0 ? (size_t)q->max_rows : 1;
+    reading rd = {.q = q, .acc = {.limit = limit}, .neg = {.limit = limit}};
+    int rc = plan(S, &rd);
+    if (rc == 0) rc = gather(S, &rd);
+    if (rc == 1) { /* a build and the spans disagree (written since?): the spans alone */
+        pc_log(PC_LOG_INFO, S->id, "stats: an hour's build and its spans differ; read from the"
+                                   " spans");
+        pc_cells_free(&rd.acc);
+        pc_cells_free(&rd.neg);
+        rd.acc = (pc_cells){.limit = limit};
+        rd.neg = (pc_cells){.limit = limit};
+        rd.spans.n = rd.minus.n = rd.nhours = 0;
+        add_range(&rd.spans, q->start_ns, q->end_ns);
+        rc = gather(S, &rd);
+    }
     if (rc == 0) pc_cells_emit(&rd.acc, q->max_rows, cb, ud);
     pc_cells_free(&rd.acc);
-    free(rd.ranges);
+    pc_cells_free(&rd.neg);
+    free(rd.spans.v);
+    free(rd.minus.v);
     free(rd.hours);
     return rc;
 }

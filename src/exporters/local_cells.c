@@ -215,8 +215,11 @@ void pc_cells_emit(pc_cells *a, int max_rows, pc_stats_cb cb, void *ud)
     for (size_t i = 0; i < n; i++)
         order[i] = (pc_cell_key){a->keys.k[i], a->keys.s[i], a->keys.n[i], i};
     qsort(order, n, sizeof(*order), by_bucket_group);
-    for (size_t r = 0; r < n && (int)r < max_rows; r++) {
+    int emitted = 0;
+    for (size_t r = 0; r < n && emitted < max_rows; r++) {
         pc_cell *c = &a->cells[order[r].i];
+        if (c->row.spans == 0) continue; /* emptied by pc_cells_subtract */
+        emitted++;
         int64_t ended = 0;
         for (size_t i = 0; i < c->n_bins; i++)
             ended += (int64_t)(c->bins[i] & 0xffffffffu);
@@ -229,6 +232,62 @@ void pc_cells_emit(pc_cells *a, int max_rows, pc_stats_cb cb, void *ud)
         if (cb(ud, &c->row) != 0) break;
     }
     free(order);
+}
+
+/* The number of key (|k|, |s|, |n| bytes), or -1 when |t| lacks it. */
+static long keys_lookup(const pc_keys *t, int64_t k, const char *s, size_t n)
+{
+    if (!t->nslots) return -1;
+    uint32_t j = t->slots[key_slot(t, k, s, n)];
+    return j ? (long)j - 1 : -1;
+}
+
+/* Subtracts |neg|'s bins from |c|'s (both compacted); false when one would
+ * go below zero. */
+static bool subtract_bins(pc_cell *c, pc_cell *neg)
+{
+    compact_bins(c);
+    compact_bins(neg);
+    size_t i = 0;
+    for (size_t k = 0; k < neg->n_bins; k++) {
+        uint64_t bin = neg->bins[k] >> 32, left = neg->bins[k] & 0xffffffffu;
+        while (left > 0) { /* a bin may span entries (sums past 32 bits) */
+            while (i < c->n_bins && c->bins[i] >> 32 < bin)
+                i++;
+            if (i == c->n_bins || c->bins[i] >> 32 != bin) return false;
+            uint64_t have = c->bins[i] & 0xffffffffu, take = have < left ? have : left;
+            c->bins[i] -= take;
+            left -= take;
+            if (left > 0) i++;
+        }
+    }
+    return true;
+}
+
+bool pc_cells_subtract(pc_cells *a, pc_cells *neg)
+{
+    bool emptied = false;
+    for (size_t j = 0; j < neg->keys.used; j++) {
+        long i = keys_lookup(&a->keys, neg->keys.k[j], neg->keys.s[j], neg->keys.n[j]);
+        if (i < 0) return false;
+        pc_stats_row *r = &a->cells[i].row;
+        const pc_stats_row *m = &neg->cells[j].row;
+        if (r->spans < m->spans || r->traces < m->traces || r->errors < m->errors ||
+            r->unpriced < m->unpriced || a->cells[i].priced < neg->cells[j].priced)
+            return false;
+        r->spans -= m->spans;
+        r->traces -= m->traces;
+        r->errors -= m->errors;
+        r->unpriced -= m->unpriced;
+        r->input_tokens -= m->input_tokens;
+        r->output_tokens -= m->output_tokens;
+        r->cost_usd -= m->cost_usd;
+        a->cells[i].priced -= neg->cells[j].priced;
+        a->cells[i].has_cost = a->cells[i].priced > 0;
+        if (!subtract_bins(&a->cells[i], &neg->cells[j])) return false;
+        emptied = emptied || r->spans == 0;
+    }
+    return !(emptied && a->cut);
 }
 
 void pc_cells_free(pc_cells *a)

@@ -42,6 +42,9 @@ typedef struct pc_cell {
     uint64_t *bins;    /* (bin << 32 | count) of ended spans, in arrival order until compacted */
     size_t n_bins, cap_bins;
     bool has_cost;     /* a known cost was added (else the row's cost is NAN) */
+    int64_t priced;    /* spans with a known cost, where the source counts them
+                        * (pc_cells_subtract needs it; the embedded store's rollups
+                        * do not keep it) */
 } pc_cell;
 
 /* A cell's place in list order: bucket, then group bytewise (SQLite's BINARY). */
@@ -83,6 +86,17 @@ void pc_cell_bin(pc_cell *c, int bin, uint32_t count);
 void pc_cells_emit(pc_cells *a, int max_rows, pc_stats_cb cb, void *ud);
 
 void pc_cells_free(pc_cells *a);
+
+/*
+ * Subtracts |neg|'s cells from |a|'s cells of the same keys: every figure,
+ * latency bins and priced spans included (has_cost from priced); a cell left
+ * without spans is not emitted. For a range read as a whole hour minus the
+ * rest of it (clickhouse_stats.c). False, with |a| unusable, when |neg|
+ * does not fit inside |a| (a key |a| lacks, a count going below zero) or
+ * when a cell emptied while |a| was cut (a row past the cut may belong in
+ * the answer): the caller reads the range another way.
+ */
+bool pc_cells_subtract(pc_cells *a, pc_cells *neg);
 
 /* |c|'s bins in stored form (stats_rollup.bins: (bin delta, count) varint
  * pairs, bins ascending) appended to |out|. */

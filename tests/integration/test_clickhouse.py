@@ -924,6 +924,12 @@ def test_stats_rollups_follow_late_spans(make_collector, tmp_path, engine):
     assert stats() == want and stats("model") == want_model
     assert wait_rollups_built(srv, db, c) == [x // HOUR - 1, x // HOUR]
     assert stats() == want and stats("model") == want_model
+    # a window from 650 s into X: X's build minus its first 650 s (k1), read from the spans
+    r = c.get("/api/v1/stats", group_by="model", interval="1h", start_time=iso(x + 650 * s),
+              end_time=iso(x + 2 * HOUR))
+    assert r.status_code == 200, r.text
+    assert [(row["bucket"], row["group"], row["spans"], row["traces"], row["latency_ms"]["p50"])
+            for row in r.json()["stats"]] == [(iso(x), "m-b", 1, 1, latency_ms(2 * s))]
     post_prela(c, root)  # redelivered, and the children too
     post_prela(c, kids)
     assert stats() == want

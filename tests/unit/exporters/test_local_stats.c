@@ -10,6 +10,7 @@
  */
 #include "check.h"
 #include "exporters/local_harness.h"
+#include "exporters/local_cells.h"
 #include "exporters/local_stats.h"
 #include "histo.h"
 
@@ -327,6 +328,62 @@ static void test_many_spans_one_cell(void)
 /* Long traces overlapping many hours make each hour's build read all their
  * spans: a build past rollup_build_limit is abandoned (the hour deferred, its
  * stats read from the spans, still right), and the writer goes on. */
+/* Fills |c| with |spans| spans of durations 100, 200, ... ns, all priced at 1. */
+static void fill_cell(pc_cells *a, int64_t bucket, const char *g, int spans)
+{
+    pc_cell *c = pc_cells_get(a, bucket, g, strlen(g));
+    for (int i = 1; i <= spans; i++) {
+        c->row.spans++;
+        c->row.traces += i == 1;
+        c->row.input_tokens += 10;
+        c->row.cost_usd += 1;
+        c->priced++;
+        c->has_cost = true;
+        pc_cell_bin(c, pc_histo_bin(100 * i), 1);
+    }
+}
+
+/* pc_cells_subtract (a built hour minus the part of it outside a window, as
+ * ClickHouse reads it): every figure and the latency bins; a cell left empty
+ * is not emitted; what does not fit inside is refused. */
+static void test_cells_subtract(void)
+{
+    pc_cells a = {.limit = 10}, neg = {.limit = 10};
+    fill_cell(&a, 0, "m", 10);
+    fill_cell(&a, 0, "n", 2);
+    fill_cell(&neg, 0, "m", 4); /* durations 100..400: the four shortest */
+    fill_cell(&neg, 0, "n", 2);
+    CHECK(pc_cells_subtract(&a, &neg));
+    static stats_rows got;
+    got.n = 0;
+    pc_cells_emit(&a, 10, collect_stats, &got);
+    CHECK_EQ_INT(got.n, 1); /* "n" emptied */
+    const pc_stats_row *r = &got.v[0].r;
+    CHECK_EQ_STR(got.v[0].group, "m");
+    CHECK(r->spans == 6 && r->traces == 0 && r->input_tokens == 60 && r->cost_usd == 6);
+    /* durations 500..1000 left: nearest ranks 3 (p50) and 6 (p95, p99) */
+    CHECK_EQ_INT(r->latency_p50_ns, pc_histo_round(700));
+    CHECK_EQ_INT(r->latency_p99_ns, pc_histo_round(1000));
+    pc_cells_free(&a);
+    pc_cells_free(&neg);
+
+    /* refused: a key |a| lacks; more spans than |a| has; a bin |a| lacks */
+    for (int k = 0; k < 3; k++) {
+        pc_cells x = {.limit = 10}, y = {.limit = 10};
+        fill_cell(&x, 0, "m", 3);
+        if (k == 0) fill_cell(&y, 0, "zz", 1);
+        if (k == 1) fill_cell(&y, 0, "m", 4);
+        if (k == 2) {
+            pc_cell *c = pc_cells_get(&y, 0, "m", 1);
+            c->row.spans = 1;
+            pc_cell_bin(c, pc_histo_bin(5000), 1);
+        }
+        CHECK(!pc_cells_subtract(&x, &y));
+        pc_cells_free(&x);
+        pc_cells_free(&y);
+    }
+}
+
 static void test_slow_build_is_deferred(void)
 {
     store_h h;
@@ -368,5 +425,6 @@ int main(void)
     RUN(test_many_spans_one_cell);
     RUN(test_slow_build_is_deferred);
     RUN(test_corrupt_rollup_fails_the_read);
+    RUN(test_cells_subtract);
     return CHECK_DONE();
 }
