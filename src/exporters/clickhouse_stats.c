@@ -105,19 +105,6 @@ static const char *group_col(pc_stats_group g)
     }
 }
 
-/* The rollup kind a group reads (stats_rollup.kind), or -1 (spans only). */
-static int kind_of(pc_stats_group g)
-{
-    switch (g) {
-    case PC_GROUP_NONE:
-    case PC_GROUP_PROJECT: return 0;
-    case PC_GROUP_MODEL: return 1;
-    case PC_GROUP_SERVICE: return 2;
-    case PC_GROUP_SPAN_TYPE: return 3;
-    default: return -1;
-    }
-}
-
 /* "(col in r[0] OR col in r[1] ...)". */
 static void in_ranges(pc_buf *out, const char *col, const pc_ch_range *r, size_t n)
 {
@@ -524,7 +511,7 @@ static int hour_row(char **c, void *cb, void *ud)
 static int plan(pc_ch_store *S, reading *rd)
 {
     const pc_stats_query *q = rd->q;
-    if (kind_of(q->group_by) < 0 || q->interval_ns % PC_CH_HOUR_NS != 0 ||
+    if (pc_stats_kind(q->group_by) < 0 || q->interval_ns % PC_CH_HOUR_NS != 0 ||
         S->rollup_settle_s < 0) {
         add_range(&rd->spans, q->start_ns, q->end_ns);
         return 0;
@@ -562,8 +549,8 @@ static int gather(pc_ch_store *S, reading *rd)
     int rc = read_spans(S, rd, &rd->spans, &rd->acc);
     if (rc == 0 && rd->nhours > 0 && !rd->corrupt) {
         pc_buf sql = PC_BUF_INIT;
-        pc_ch_sql_stats_rollups(&sql, S->database, kind_of(rd->q->group_by), rd->q->project_id,
-                                rd->hours, rd->nhours);
+        pc_ch_sql_stats_rollups(&sql, S->database, pc_stats_kind(rd->q->group_by),
+                                rd->q->project_id, rd->hours, rd->nhours);
         rc = pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_ROLLUP_COLS,
                                   rollup_row, NULL, rd);
     }

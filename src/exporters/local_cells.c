@@ -13,6 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+int pc_stats_kind(pc_stats_group g)
+{
+    switch (g) {
+    case PC_GROUP_NONE:
+    case PC_GROUP_PROJECT: return 0;
+    case PC_GROUP_MODEL: return 1;
+    case PC_GROUP_SERVICE: return 2;
+    case PC_GROUP_SPAN_TYPE: return 3;
+    default: return -1;
+    }
+}
+
 /* ------------------------------------------------------------ key table -- */
 
 

@@ -19,6 +19,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The rollup kind (stats_rollup.kind in both stores) group |g| reads: 0 none
+ * (project too: the project is a key of every rollup row), 1 model, 2
+ * service, 3 span type; -1 for the others (read from the spans only). */
+int pc_stats_kind(pc_stats_group g);
+
 /* A table of (int64, bytes) keys, each numbered in the order added: the
  * callers keep their values in arrays indexed by that number. */
 typedef struct pc_keys {

@@ -78,19 +78,6 @@ static const char *group_col(pc_stats_group g)
 #define KINDS 4
 static const char *const kind_cols[KINDS] = {"''", "s.llm_model", "s.service_name", "s.span_type"};
 
-/* The kind a group reads from stats_rollup, or -1 (gathered from spans only). */
-static int kind_of(pc_stats_group g)
-{
-    switch (g) {
-    case PC_GROUP_NONE:
-    case PC_GROUP_PROJECT: return 0;
-    case PC_GROUP_MODEL: return 1;
-    case PC_GROUP_SERVICE: return 2;
-    case PC_GROUP_SPAN_TYPE: return 3;
-    default: return -1;
-    }
-}
-
 /*
  * The index that bounds a range's traces best: traces_completed (completed_ns
  * >= lo: the traces ending in or after the range) unless traces_started
@@ -402,7 +389,7 @@ static int stats_read(void *ctx, const pc_stats_query *qs, bool rollups, pc_stat
                 .project_id = qs->project_id,
                 .group_by = qs->group_by,
                 .acc = &acc};
-    int kind = kind_of(qs->group_by);
+    int kind = pc_stats_kind(qs->group_by);
     if (rollups && kind >= 0 && qs->interval_ns % HOUR_NS == 0)
         rc = gather_with_rollups(&g, kind);
     else

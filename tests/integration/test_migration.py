@@ -828,6 +828,21 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
                               "spans", "stats_marks", "stats_rollup", "traces"]
 
 
+def write_schema_5(prev5_bin, tmp_path, opts, base):
+    """The last schema-5 release writes three Prela traces and two OTLP ones; returns their ids
+    and its snapshot of them."""
+    otlp = recent(workload.make_traces(2))
+    old = start(prev5_bin, tmp_path, opts)
+    try:
+        for proj, doc in prela_docs(base):
+            post_prela(old, doc, proj)
+        post_otlp(old, otlp, "p2")
+        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
+        return ids, snapshot(old, ids)
+    finally:
+        stop(old)
+
+
 def stats_answers(c, window):
     """The stats of |window| for every group a rollup serves (and user), by hour and by day."""
     return {(g, i): c.get("/api/v1/stats", group_by=g, interval=i, **window).json()["stats"]
@@ -850,16 +865,7 @@ def test_schema_5_local_store_migrates_to_6(prev5_bin, tmp_path):
     into rollups; once."""
     data_dir = str(tmp_path / "data")
     base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
-    otlp = recent(workload.make_traces(2))
-    old = start(prev5_bin, tmp_path, dict(data_dir=data_dir))
-    try:
-        for proj, doc in prela_docs(base):
-            post_prela(old, doc, proj)
-        post_otlp(old, otlp, "p2")
-        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
-        before = snapshot(old, ids)
-    finally:
-        stop(old)
+    ids, before = write_schema_5(prev5_bin, tmp_path, dict(data_dir=data_dir), base)
     path = os.path.join(data_dir, "prela.db")
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone() == (5,)
@@ -924,16 +930,7 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     from the spans (before) and from the rollups (after); once."""
     opts, srv, db = ch_store
     base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
-    otlp = recent(workload.make_traces(2))
-    old = start(prev5_bin, tmp_path, opts)
-    try:
-        for proj, doc in prela_docs(base):
-            post_prela(old, doc, proj)
-        post_otlp(old, otlp, "p2")
-        ids = [f"old-{i}" for i in range(3)] + [t["trace_id"] for t in otlp]
-        before = snapshot(old, ids)
-    finally:
-        stop(old)
+    ids, before = write_schema_5(prev5_bin, tmp_path, opts, base)
     assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "5"
     hours = sorted(int(h) for h in srv.query(
         f"SELECT DISTINCT intDiv(start_ns, {HOUR}) FROM {db}.spans FORMAT TabSeparated").split())
