@@ -145,12 +145,14 @@ static void in_hours(pc_buf *out, const pc_ch_range *r, size_t n)
  * and grp; |extra|, when not NULL, is one more column's "expression AS
  * name". Columns: project_id, trace_id, [kind,] grp, s_start, s_end,
  * s_status, s_type, s_model, s_in, s_out, s_cost, s_d (duration, >= 0),
- * s_e0 and s_e (its exponent, for BIN_EXPR)[, extra]. Named one by one:
+ * s_e0 and s_e (its exponent, for BIN_EXPR)[, extra]. The traces: |ids|
+ * ("('a', 'b')", quoted) when not NULL, else those stats_marks names in the
+ * ranges' hours. Named one by one:
  * 18.16 runs the IN subquery of a `SELECT *` over this twice.
  */
 static void grouped_spans(pc_buf *out, const char *db, const pc_ch_range *r, size_t n,
                           const pc_buf *project, bool build, const char *group,
-                          const char *extra)
+                          const char *extra, const char *ids)
 {
     pc_buf_puts(out, "(SELECT project_id, trace_id, s_start, s_end, s_status, s_type, s_model,"
                      " s_in, s_out, s_cost, ");
@@ -176,11 +178,16 @@ static void grouped_spans(pc_buf *out, const char *db, const pc_ch_range *r, siz
         pc_buf_printf(out, ", argMin(%s, created_ns) AS s_group", group);
     else
         pc_buf_puts(out, ", '' AS s_group");
-    pc_buf_printf(out, " FROM `%s`.spans WHERE trace_id IN (SELECT trace_id FROM `%s`.stats_marks"
-                       " WHERE ",
-                  db, db);
-    in_hours(out, r, n);
-    pc_buf_putc(out, ')');
+    if (ids) {
+        pc_buf_printf(out, " FROM `%s`.spans WHERE trace_id IN %s", db, ids);
+    } else {
+        pc_buf_printf(out,
+                      " FROM `%s`.spans WHERE trace_id IN (SELECT trace_id FROM `%s`.stats_marks"
+                      " WHERE ",
+                      db, db);
+        in_hours(out, r, n);
+        pc_buf_putc(out, ')');
+    }
     pc_buf_append(out, project->data, project->len);
     pc_buf_puts(out, " GROUP BY project_id, trace_id, span_id)");
     if (build)
@@ -205,14 +212,28 @@ static void project_cond(pc_buf *out, const char *project)
     pc_ch_quote_cstr(out, project);
 }
 
+void pc_ch_sql_stats_traces(pc_buf *out, const char *db, const char *project,
+                            const pc_ch_range *r, size_t n, int limit)
+{
+    pc_buf_printf(out,
+                  "SELECT DISTINCT trace_id FROM `%s`.spans WHERE trace_id IN (SELECT trace_id FROM"
+                  " `%s`.stats_marks WHERE ",
+                  db, db);
+    in_hours(out, r, n);
+    pc_buf_puts(out, ") AND ");
+    in_ranges(out, "start_ns", r, n);
+    project_cond(out, project);
+    pc_buf_printf(out, " LIMIT %d FORMAT TabSeparated", limit);
+}
+
 void pc_ch_sql_stats_spans(pc_buf *out, const char *db, const pc_stats_query *q,
-                           const pc_ch_range *r, size_t n)
+                           const pc_ch_range *r, size_t n, const char *ids)
 {
     pc_buf project = PC_BUF_INIT, g = PC_BUF_INIT, h = PC_BUF_INIT;
     project_cond(&project, q->project_id);
     in_ranges(&h, "s_start", r, n);
     pc_buf_puts(&h, " AS h");
-    grouped_spans(&g, db, r, n, &project, false, group_col(q->group_by), h.data);
+    grouped_spans(&g, db, r, n, &project, false, group_col(q->group_by), h.data, ids);
     char sb[96], fb[96];
     bucket_expr(sb, q, "s_start");
     bucket_expr(fb, q, "f");
@@ -269,7 +290,7 @@ void pc_ch_sql_rollup_build(pc_buf *out, const char *db, int64_t hour, uint64_t 
     pc_buf project = PC_BUF_INIT, g = PC_BUF_INIT;
     char h[80];
     snprintf(h, sizeof(h), "s_start >= %lld AND s_start < %lld AS h", lo, hi);
-    grouped_spans(&g, db, &r, 1, &project, true, NULL, h);
+    grouped_spans(&g, db, &r, 1, &project, true, NULL, h, NULL);
     /* One hour is one bucket: per (trace, kind, group) its first start f and
      * the figures of its spans in the hour (h); then per (kind, project,
      * group) their sums, the traces whose f is in the hour, and only the
@@ -531,12 +552,52 @@ static int plan(pc_ch_store *S, reading *rd)
     return 0;
 }
 
-/* Reads |r| from the spans into |into|. 0 / < 0. */
+/* The traces a read of less than an hour names instead of its hours' marks,
+ * at most; past it the marks' subquery is used. */
+#define NARROW_MAX 4096
+
+/* Trace ids, quoted, as "(a, b" (the caller closes it). */
+typedef struct narrowed {
+    pc_buf ids;
+    int n;
+} narrowed;
+
+static int quote_ids(char **c, void *cb, void *ud)
+{
+    (void)cb;
+    narrowed *t = ud;
+    pc_buf_puts(&t->ids, t->n++ ? ", " : "(");
+    pc_ch_quote_cstr(&t->ids, c[0]);
+    return 0;
+}
+
+/*
+ * Reads |r| from the spans into |into|. Ranges of less than an hour in all
+ * first name their traces (pc_ch_sql_stats_traces: two columns of the
+ * granules of their hours' traces), so the figures read every column of
+ * those traces only, not of every trace of the hours: a second of an hour
+ * costs its own traces. 0 / < 0.
+ */
 static int read_spans(pc_ch_store *S, reading *rd, const ranges *r, pc_cells *into)
 {
     if (!r->n || rd->corrupt) return 0;
+    int64_t total = 0;
+    for (size_t i = 0; i < r->n; i++)
+        total += r->v[i].hi - r->v[i].lo;
     pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_stats_spans(&sql, S->database, rd->q, r->v, r->n);
+    narrowed t = {PC_BUF_INIT, 0};
+    if (total < PC_CH_HOUR_NS) {
+        pc_ch_sql_stats_traces(&sql, S->database, rd->q->project_id, r->v, r->n, NARROW_MAX + 1);
+        int rc = pc_ch_store_each_row(S, &sql, "stats", "priority=2", 1, quote_ids, NULL, &t);
+        if (rc < 0 || t.n == 0) { /* failed, or no span starts there */
+            pc_buf_free(&t.ids);
+            return rc;
+        }
+        pc_buf_putc(&t.ids, ')');
+        if (t.n > NARROW_MAX) pc_buf_free(&t.ids);
+    }
+    pc_ch_sql_stats_spans(&sql, S->database, rd->q, r->v, r->n, t.ids.len ? t.ids.data : NULL);
+    pc_buf_free(&t.ids);
     rd->into = into;
     return pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_SPAN_COLS, span_row,
                                 NULL, rd);

@@ -81,7 +81,14 @@ void pc_ch_sql_stats_table(pc_buf *out, pc_ch_dialect d, const char *db, bool ma
  */
 #define PC_CH_STATS_SPAN_COLS 12
 void pc_ch_sql_stats_spans(pc_buf *out, const char *db, const pc_stats_query *q,
-                           const pc_ch_range *r, size_t n);
+                           const pc_ch_range *r, size_t n, const char *ids);
+
+/* The ids of the traces of |project| (NULL: all) having a span that starts in
+ * the |n| ranges |r|, at most |limit|, one per row: what |ids| of
+ * pc_ch_sql_stats_spans names, quoted, when not NULL (else the traces
+ * stats_marks names in the ranges' hours). */
+void pc_ch_sql_stats_traces(pc_buf *out, const char *db, const char *project,
+                            const pc_ch_range *r, size_t n, int limit);
 
 /* The hours in [h0, h1) that hold spans (stats_marks), ascending: hour, and
  * the version of its settled build or 0 (PC_CH_STATS_HOUR_COLS columns). */

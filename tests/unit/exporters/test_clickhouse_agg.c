@@ -179,7 +179,7 @@ static void test_stats(void)
                         .start_ns = 1700000000123456789LL, .end_ns = INT64_MAX,
                         .interval_ns = H, .max_rows = 1001};
     pc_ch_range r[2] = {{q.start_ns, 1700003600000000000LL}, {1700010000000000000LL, INT64_MAX}};
-    pc_ch_sql_stats_spans(&b, "db", &q, r, 2);
+    pc_ch_sql_stats_spans(&b, "db", &q, r, 2, NULL);
     CHECK(literals_closed(&b));
     /* the project bounds the spans read */
     CHECK_EQ_INT(count(&b, "AND project_id = " EVIL_Q), 1);
@@ -208,7 +208,7 @@ static void test_stats(void)
     pc_buf_reset(&b);
     pc_stats_query one = {.group_by = PC_GROUP_NONE, .start_ns = 10, .end_ns = 20, .max_rows = 1};
     pc_ch_range whole = {10, 20};
-    pc_ch_sql_stats_spans(&b, "db", &one, &whole, 1);
+    pc_ch_sql_stats_spans(&b, "db", &one, &whole, 1, NULL);
     CHECK(has(&b, "toInt64(10) AS sb,") && has(&b, "toInt64(10) AS fb,") &&
           has(&b, "'' AS s_group"));
     CHECK(!strstr(b.data, "project_id = "));
@@ -216,11 +216,24 @@ static void test_stats(void)
     for (int g = PC_GROUP_MODEL; g <= PC_GROUP_USER; g++) {
         pc_buf_reset(&b);
         one.group_by = (pc_stats_group)g;
-        pc_ch_sql_stats_spans(&b, "db", &one, &whole, 1);
+        pc_ch_sql_stats_spans(&b, "db", &one, &whole, 1, NULL);
         char want[64];
         snprintf(want, sizeof(want), "argMin(%s, created_ns) AS s_group", cols[g - 1]);
         CHECK(has(&b, want));
     }
+
+    /* a short read names its traces (quoted by the caller), found first */
+    pc_buf_reset(&b);
+    pc_ch_sql_stats_spans(&b, "db", &one, &whole, 1, "('a', 'b\\'')");
+    CHECK(has(&b, "FROM `db`.spans WHERE trace_id IN ('a', 'b\\'') GROUP BY project_id,"));
+    CHECK(!strstr(b.data, "stats_marks"));
+    pc_buf_reset(&b);
+    pc_ch_sql_stats_traces(&b, "db", EVIL, r, 2, 4097);
+    CHECK(literals_closed(&b));
+    CHECK(has(&b, "SELECT DISTINCT trace_id FROM `db`.spans WHERE trace_id IN (SELECT trace_id FROM"
+                  " `db`.stats_marks WHERE ((hour >= 472222 AND hour <= 472223) OR (hour >="
+                  " 472225 AND hour <= 2562047))) AND ((start_ns >= 1700000000123456789 AND"));
+    CHECK(has(&b, " AND project_id = " EVIL_Q " LIMIT 4097 FORMAT TabSeparated"));
 
     /* a build: one hour, every kind, the version from the server's clock */
     pc_buf_reset(&b);
