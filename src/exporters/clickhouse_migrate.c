@@ -292,13 +292,13 @@ static int create_stats(mig *m)
  * the builders build them once settled), then the version row. 0 / -1. */
 static int step6(mig *m)
 {
-    pc_buf sql = PC_BUF_INIT;
+    if (create_stats(m) < 0) return -1;
+    pc_buf sql = PC_BUF_INIT; /* run() frees it */
     pc_buf_printf(&sql,
                   "INSERT INTO `%s`.stats_marks (hour, trace_id) SELECT DISTINCT"
                   " toUInt32(greatest(intDiv(start_ns, %lld), 0)), trace_id FROM `%s`.spans",
                   m->db, PC_CH_HOUR_NS, m->db);
-    if (create_stats(m) < 0 ||
-        run(m, &sql, "migration: cannot mark the stored hours", m->copy_timeout_ms, NULL) < 0 ||
+    if (run(m, &sql, "migration: cannot mark the stored hours", m->copy_timeout_ms, NULL) < 0 ||
         record(m, 6, "migrated from 5: stats_marks, stats_rollup (hour rollups of the stats)") < 0)
         return -1;
     pc_log(PC_LOG_INFO, m->id,
