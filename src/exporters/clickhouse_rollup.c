@@ -35,14 +35,6 @@ static int cmp_mark(const void *a, const void *b)
     return c ? c : (x->trace.n > y->trace.n) - (x->trace.n < y->trace.n);
 }
 
-/* The hour number of |ns|, clamped to stats_marks.hour's UInt32. */
-static uint32_t hour_of(int64_t ns)
-{
-    if (ns <= 0) return 0;
-    int64_t h = ns / PC_CH_HOUR_NS;
-    return h > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)h;
-}
-
 static bool same(const mark *x, const mark *y)
 {
     return x->hour == y->hour && x->trace.n == y->trace.n &&
@@ -56,8 +48,8 @@ void pc_ch_rollup_marks(const pc_batch *b, pc_ch_rows *marks)
     for (size_t i = 0; i < b->n; i++) {
         const pc_span *s = &b->spans[i];
         if (s->carrier) continue;
-        uint32_t lo = hour_of(s->start_ns);
-        uint32_t hi = hour_of(s->end_ns > s->start_ns ? s->end_ns : s->start_ns);
+        uint32_t lo = pc_ch_hour_of(s->start_ns);
+        uint32_t hi = pc_ch_hour_of(s->end_ns > s->start_ns ? s->end_ns : s->start_ns);
         if (hi - lo >= PC_CH_MARK_HOURS) hi = lo + PC_CH_MARK_HOURS - 1;
         for (uint64_t x = lo; x <= hi; x++) {
             mark k = {(uint32_t)x, s->trace_id};

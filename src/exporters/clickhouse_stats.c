@@ -115,11 +115,11 @@ static void in_ranges(pc_buf *out, const char *col, const pc_ch_range *r, size_t
     pc_buf_putc(out, ')');
 }
 
-/* The hour numbers of a span start (clickhouse_rollup.c's: clamped to UInt32). */
-static long long hour_num(int64_t ns)
+uint32_t pc_ch_hour_of(int64_t ns)
 {
-    long long h = ns > 0 ? ns / PC_CH_HOUR_NS : 0;
-    return h > 4294967295LL ? 4294967295LL : h;
+    if (ns <= 0) return 0;
+    int64_t h = ns / PC_CH_HOUR_NS;
+    return h > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)h;
 }
 
 /* "(hour in the hours of r[0] OR ...)": the stats_marks rows of the traces that
@@ -129,7 +129,7 @@ static void in_hours(pc_buf *out, const pc_ch_range *r, size_t n)
     pc_buf_putc(out, '(');
     for (size_t i = 0; i < n; i++)
         pc_buf_printf(out, "%s(hour >= %lld AND hour <= %lld)", i ? " OR " : "",
-                      hour_num(r[i].lo), hour_num(r[i].hi - 1));
+                      (long long)pc_ch_hour_of(r[i].lo), (long long)pc_ch_hour_of(r[i].hi - 1));
     pc_buf_putc(out, ')');
 }
 

@@ -62,6 +62,10 @@
 
 struct pc_ch_store;
 
+/* The hour number (start_ns / 1 h) of |ns|, clamped to the tables' UInt32
+ * hour column: what stats_marks and stats_rollup key a time by. */
+uint32_t pc_ch_hour_of(int64_t ns);
+
 /* A range of span starts, [lo, hi). */
 typedef struct pc_ch_range {
     int64_t lo, hi;
