@@ -581,6 +581,15 @@ static void test_validate(void)
           strstr(err, "/nonexistent/ca.pem"));
     const char *wait[] = {"batch.max_wait", "20s", "timeout", "10s"};
     CHECK(configure(wait, 2, err, sizeof(err)) < 0 && strstr(err, "batch.max_wait"));
+    /* rollup_settle: longer than timeout (marks precede their spans by up to it), or 0 */
+    const char *settle[] = {"rollup_settle", "10s", "timeout", "10s"};
+    CHECK(configure(settle, 2, err, sizeof(err)) < 0 && strstr(err, "rollup_settle"));
+    const char *settle_ok[] = {"rollup_settle", "11s", "timeout", "10s"};
+    CHECK(configure(settle_ok, 2, err, sizeof(err)) == 0);
+    const char *settle_off[] = {"rollup_settle", "0s"};
+    CHECK(configure(settle_off, 1, err, sizeof(err)) == 0);
+    const char *settle_bad[] = {"rollup_settle", "-1s"};
+    CHECK(configure(settle_bad, 1, err, sizeof(err)) < 0 && strstr(err, "rollup_settle"));
     const char *qt[] = {"query_timeout", "5s"};
     CHECK(configure(qt, 1, err, sizeof(err)) == 0);
     const char *qt_low[] = {"query_timeout", "500ms"};
