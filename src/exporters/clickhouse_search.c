@@ -14,6 +14,7 @@
 #include "clickhouse_query.h"
 #include "local_text.h"
 #include "mem.h"
+#include "numfmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,10 +201,19 @@ static void block_rows(const pc_ch_search_acc *acc, size_t p0, size_t p1, uint64
         n = set->n;
     }
     int32_t month = pc_ch_month(latest);
-    for (size_t i = 0; i < n; i++) {
+    char tail[48] = ",\"block\":"; /* every row of the block ends the same */
+    size_t tl = 9 + pc_fmt_u64(tail + 9, block);
+    memcpy(tail + tl, "}\n", 2);
+    tl += 2;
+    for (size_t i = 0; i < n; i++) { /* the block's rows: a few per span, no printf */
         size_t off = grams->text.len;
-        pc_buf_printf(&grams->text, "{\"gram\":%llu,\"block\":%llu}\n",
-                      (unsigned long long)keys[i], (unsigned long long)block);
+        pc_buf_reserve(&grams->text, 9 + 20 + tl);
+        char *o = grams->text.data + off;
+        memcpy(o, "{\"gram\":", 8);
+        size_t l = 8 + pc_fmt_u64(o + 8, keys[i]);
+        memcpy(o + l, tail, tl);
+        grams->text.len += l + tl;
+        grams->text.data[grams->text.len] = '\0'; /* as every pc_buf append leaves it */
         pc_ch_rows_add(grams, off, month, PC_STR_NULL, PC_STR_NULL, PC_STR_NULL);
     }
 }

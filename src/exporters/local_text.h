@@ -107,12 +107,13 @@ int pc_local_fts_query(pc_buf *out, const char *q, size_t n);
  * pure function of the trigram: changing it changes what such an index holds.
  */
 typedef struct pc_local_keyset {
-    uint64_t *slot; /* open addressing, below half full; 0 = empty */
-    size_t cap;
-    uint64_t *key;  /* the distinct keys, in first-seen order */
+    uint64_t *ascii; /* a bit per trigram of three ASCII code points (2^21 bits) */
+    uint64_t *slot;  /* the others: open addressing, below half full; 0 = empty */
+    size_t cap, wide; /* wide: keys in slot */
+    uint64_t *key;   /* the distinct keys, in first-seen order */
     size_t n, key_cap;
 } pc_local_keyset;
-#define PC_LOCAL_KEYSET_INIT {NULL, 0, NULL, 0, 0}
+#define PC_LOCAL_KEYSET_INIT {NULL, NULL, 0, 0, NULL, 0, 0}
 
 /* Adds the distinct trigram keys of |text| (|n| bytes of UTF-8; a malformed
  * byte is a code point of its own) to |set|. */

@@ -91,6 +91,54 @@ static void test_keys(void)
     CHECK_EQ_INT((int)set.n, 0);
     pc_local_keyset_add_text(&set, "abc", 3);
     CHECK_EQ_INT((int)set.n, 1);
+    /* ASCII trigrams (a bitmap) and the others (a hash set) side by side: each
+     * kept once, in first-seen order, and a clear forgets both kinds */
+    const char *mixed = "cafÃ© cafÃ© zz~ zz~"; /* "caf", "afé", "fé ", ... */
+    pc_local_keyset_clear(&set);
+    pc_local_keyset_add_text(&set, mixed, strlen(mixed));
+    size_t distinct = set.n;
+    int wide = 0;
+    for (size_t i = 0; i < set.n; i++) {
+        uint32_t a = (uint32_t)(set.key[i] >> 42 & 0x1FFFFF), b = (uint32_t)(set.key[i] >> 21 & 0x1FFFFF);
+        uint32_t c = (uint32_t)(set.key[i] & 0x1FFFFF);
+        wide += a > 0x7F || b > 0x7F || c > 0x7F;
+        for (size_t j = 0; j < i; j++)
+            CHECK(set.key[j] != set.key[i]);
+    }
+    CHECK(wide >= 3 && (int)distinct - wide >= 3); /* both kinds were exercised */
+    pc_local_keyset_add_text(&set, mixed, strlen(mixed));
+    CHECK_EQ_INT((int)set.n, (int)distinct);
+    pc_local_keyset_clear(&set);
+    CHECK_EQ_INT((int)set.n, 0);
+    pc_local_keyset_add_text(&set, mixed, strlen(mixed));
+    CHECK_EQ_INT((int)set.n, (int)distinct); /* none of them still counted as seen */
+    /* a spread of the whole ASCII range (the bitmap's), each trigram twice, against a
+     * plain array of the folded trigrams; twice over, a clear between */
+    static bool ref[1 << 21];
+    size_t want = 0;
+    for (int x = 1; x < 128; x += 3)
+        for (int y = 1; y < 128; y += 5)
+            for (int z = 1; z < 128; z += 7) {
+                if (x == '\n' || y == '\n' || z == '\n') continue;
+                int f[3] = {x, y, z};
+                for (int k = 0; k < 3; k++)
+                    if (f[k] >= 'A' && f[k] <= 'Z') f[k] += 32;
+                bool *r = &ref[f[0] << 14 | f[1] << 7 | f[2]];
+                want += !*r;
+                *r = true;
+            }
+    for (int round = 0; round < 2; round++) {
+        pc_local_keyset_clear(&set);
+        for (int x = 1; x < 128; x += 3)
+            for (int y = 1; y < 128; y += 5)
+                for (int z = 1; z < 128; z += 7) {
+                    if (x == '\n' || y == '\n' || z == '\n') continue;
+                    char t[3] = {(char)x, (char)y, (char)z};
+                    pc_local_keyset_add_text(&set, t, 3);
+                    pc_local_keyset_add_text(&set, t, 3);
+                }
+        CHECK_EQ_INT((int)set.n, (int)want);
+    }
     pc_local_keyset_free(&set);
 }
 
