@@ -8,6 +8,7 @@
 #                                [--clients "1 8"] [--duration 10s] [--timeout 10s]
 #                                [--connections 8] [--seed 1] [--build-dir build-bench]
 #                                [--no-build] [--keep] [--mixed] [--compression auto]
+#                                [--traces-per-request 10]
 # Stores: sqlite (the embedded store), clickhouse (Debian's ClickHouse 18.16, the legacy
 # dialect), chdb (chDB 26, the modern dialect, behind tests/integration/chdb_server.py,
 # which runs one statement at a time: latency at 8 clients includes queueing for it);
@@ -29,6 +30,16 @@
 # queries and, for SQLite, the write-ahead log's size at the start, its peak and at
 # the end. The documented target is --spans 10000000 (about 17 GB of SQLite, 3.7 GB of
 # ClickHouse; half an hour or more per store).
+# --traces-per-request sets qs_load's request size (10 spans a trace; 10 traces is 100
+# spans, 50 is 500, about an OpenTelemetry SDK's default batch of 512): with the
+# connections it bounds how many spans one ClickHouse insert can group (each client
+# waits for its answer), and on 18.16 the server's cost per span falls with bigger inserts
+# (fewer parts to write and merge; README, ClickHouse).
+# After a ClickHouse load the script waits for the server's merges to settle and prints
+# its work per table from system.part_log (scripts/clickhouse.sh turns it on): parts
+# written and their rows, merges and the rows they rewrote (rows merged per row inserted
+# is the write amplification), and their milliseconds; the server CPU-s of the summary
+# line include those merges.
 # --compression sets the clickhouse exporter's INSERT body compression (auto, gzip, zstd,
 # none; auto is none here, the server being on loopback; gzip is what auto sends to a
 # remote 18.16, which refuses zstd bodies).
@@ -36,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-SPANS=200000 STORES=all CLIENTS="1 8" DURATION=10s TIMEOUT=10s CONNECTIONS=8 SEED=1
+SPANS=200000 STORES=all CLIENTS="1 8" DURATION=10s TIMEOUT=10s CONNECTIONS=8 SEED=1 PER_REQUEST=10
 WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0 COMPRESSION=auto
 . scripts/lib/bench.sh # bench_shared_flag, free_port, start_collector, start_clickhouse, ...
 while [ $# -gt 0 ]; do
@@ -51,6 +62,7 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
     --compression) COMPRESSION=$2; shift 2 ;;
+    --traces-per-request) PER_REQUEST=$2; shift 2 ;;
     --mixed) MIXED=1; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "bench-query-scale: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -144,6 +156,29 @@ wal_bytes() { # the write-ahead logs in DIR $1, summed
 
 # projection_clickhouse SPANS: system.parts per table of prela_qs (active parts) and the
 # biggest columns of system.columns; columns the server lacks print as n/a.
+# merges_settled: waits (at most 10 minutes) until the ClickHouse server has run no merge
+# for 2 s, then prints how long that took and its work per table over the load.
+merges_settled() {
+  local t0 quiet=0
+  t0=$(date +%s.%N)
+  for _ in $(seq 3000); do
+    if [ "$(ch "SELECT count() FROM system.merges")" = 0 ]; then
+      quiet=$((quiet + 1)); [ "$quiet" -ge 10 ] && break
+    else quiet=0; fi
+    sleep 0.2
+  done
+  ch "SYSTEM FLUSH LOGS" >/dev/null 2>&1 || true
+  awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "-- server work per table (merges settled %.1f s after the load; system.part_log)\n", t1 - t0 }'
+  echo "| table | parts written | rows written | ms writing | merges | rows merged | rows merged per row written | ms merging |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  ch "SELECT table, countIf(event_type = 'NEW_PART'), sumIf(rows, event_type = 'NEW_PART'), sumIf(duration_ms, event_type = 'NEW_PART'),
+             countIf(event_type = 'MERGE_PARTS'), sumIf(rows, event_type = 'MERGE_PARTS'), sumIf(duration_ms, event_type = 'MERGE_PARTS')
+      FROM system.part_log WHERE database = 'prela_qs' AND table != 'schema_version'
+      GROUP BY table ORDER BY sumIf(duration_ms, event_type = 'MERGE_PARTS') + sumIf(duration_ms, event_type = 'NEW_PART') DESC
+      FORMAT TSV" 2>/dev/null |
+    awk -F'\t' '{ printf "| %s | %d | %d | %d | %d | %d | %.1f | %d |\n", $1, $2, $3, $4, $5, $6, ($3 > 0 ? $6 / $3 : 0), $7 }'
+}
+
 projection_clickhouse() {
   local n=$1 have opt=() c
   have=$(ch "SELECT name FROM system.columns WHERE database = 'system' AND table = 'parts' FORMAT TSV")
@@ -329,8 +364,10 @@ run_store() {
   cpu0=$(cpu_s "$cpid")
   [ -n "$spid" ] && scpu0=$(cpu_s "$spid")
   "$QS_LOAD" --target "127.0.0.1:$P_HTTP" --spans "$SPANS" --seed "$SEED" \
-    --connections "$CONNECTIONS" --info "$dir/info.txt" | tee "$dir/load.txt"
+    --connections "$CONNECTIONS" --traces-per-request "$PER_REQUEST" --info "$dir/info.txt" |
+    tee "$dir/load.txt"
   cpu1=$(cpu_s "$cpid")
+  [ "$store" = clickhouse ] && merges_settled
   [ -n "$spid" ] && scpu1=$(cpu_s "$spid")
   local inserts=
   # the server's INSERT statements over the load (each table's rows of an insert are one

@@ -136,6 +136,13 @@ write_config() {
     <mark_cache_size>268435456</mark_cache_size>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <mlock_executable>false</mlock_executable>
+    <!-- a row per part written, merged or removed (system.part_log): the query-scale
+         benchmark prints the server's work per table from it. -->
+    <part_log>
+        <database>system</database>
+        <table>part_log</table>
+        <flush_interval_milliseconds>1000</flush_interval_milliseconds>
+    </part_log>
     <!-- zstd instead of lz4 for every part written (inserts and merges): 18.16 has no
          per-column codecs, and the spans' JSON text compresses far better with it. -->
     <compression>
