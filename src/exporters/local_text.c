@@ -272,18 +272,31 @@ static uint32_t utf8_get(const unsigned char *p, size_t n, size_t *len)
     return c;
 }
 
+/* A tokenizer instance: one per FTS5 table of a connection, and a connection
+ * runs one statement at a time, so its set needs no lock. */
+typedef struct tok_state {
+    pc_local_keyset seen; /* the trigrams of the document being tokenized */
+} tok_state;
+
 static int tok_create(void *ud, const char **args, int n, Fts5Tokenizer **out)
 {
+    (void)ud;
     (void)args;
     (void)n;
-    *out = (Fts5Tokenizer *)ud; /* stateless */
+    tok_state *t = pc_xcalloc(1, sizeof(*t));
+    t->seen = (pc_local_keyset)PC_LOCAL_KEYSET_INIT;
+    *out = (Fts5Tokenizer *)t;
     return SQLITE_OK;
 }
 
 static void tok_delete(Fts5Tokenizer *t)
 {
-    (void)t;
+    tok_state *st = (tok_state *)t;
+    pc_local_keyset_free(&st->seen);
+    free(st);
 }
+
+static bool keyset_insert(pc_local_keyset *set, uint64_t key);
 
 typedef int (*token_fn)(void *ctx, int tflags, const char *tok, int n, int start, int end);
 
@@ -332,16 +345,15 @@ static bool key_next(key_walk *w, uint64_t *key, size_t *start)
 static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text, int ntext,
                         token_fn emit)
 {
-    (void)t;
     bool dedup = (flags & FTS5_TOKENIZE_DOCUMENT) != 0;
-    tri_set set = {0};
+    pc_local_keyset *seen = &((tok_state *)t)->seen;
     key_walk w = {.p = (const unsigned char *)text, .n = ntext > 0 ? (size_t)ntext : 0};
     uint64_t key;
     size_t start;
     int rc = SQLITE_OK;
     while (rc == SQLITE_OK && key_next(&w, &key, &start)) {
         uint64_t h = key_hash(key);
-        if (dedup && tri_seen(&set, key, h)) continue;
+        if (dedup && !keyset_insert(seen, key)) continue;
         /* the token: the trigram's folded UTF-8, oldest code point first, then the hash bytes */
         unsigned char tok[TRI_MAX + 3];
         size_t tl = 0;
@@ -357,7 +369,7 @@ static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text
         tok[tl++] = (unsigned char)(0x40 | ((h >> 12) & 0x3F));
         rc = emit(ctx, 0, (const char *)tok, (int)tl, (int)start, (int)w.i);
     }
-    free(set.slot);
+    if (dedup) pc_local_keyset_clear(seen);
     return rc;
 }
 
@@ -367,26 +379,28 @@ static int tok_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text
  * set->ascii, indexed by the code points' 7 bits each: one access, no hash,
  * no probing, and 256 KB for every such trigram, where a hash set of the few
  * thousand distinct keys of a request's text kept missing the cache (measured
- * by bench/search_keys_bench). The rest go to the hash set. */
+ * by bench/search_keys_bench). The rest go to the hash set. Both are kept
+ * across clears (the tokenizer's set lives as long as its FTS5 table's
+ * connection), and a clear touches only the keys held. */
 #define ASCII_KEY(k) (((k) & ~(KEY_USED | 0x7Full << 2 * CP_BITS | 0x7Full << CP_BITS | 0x7F)) == 0)
 #define ASCII_BIT(k) ((size_t)(((k) >> 2 * CP_BITS & 0x7F) << 14 | ((k) >> CP_BITS & 0x7F) << 7 | ((k) & 0x7F)))
 #define ASCII_WORDS ((size_t)1 << (21 - 6))
 
-/* Adds |key| to |set| unless it holds it. */
-static void keyset_add(pc_local_keyset *set, uint64_t key)
+/* Adds |key| to |set| unless it holds it: true when it was added. */
+static bool keyset_insert(pc_local_keyset *set, uint64_t key)
 {
     if (ASCII_KEY(key)) {
         if (!set->ascii) set->ascii = pc_xcalloc(ASCII_WORDS, sizeof(*set->ascii));
         size_t b = ASCII_BIT(key);
         uint64_t *w = &set->ascii[b >> 6], m = 1ull << (b & 63);
-        if (*w & m) return;
+        if (*w & m) return false;
         *w |= m;
     } else {
         tri_set ts = {set->slot, set->cap, set->wide};
         bool seen = tri_seen(&ts, key, key_hash(key));
         set->slot = ts.slot;
         set->cap = ts.cap;
-        if (seen) return;
+        if (seen) return false;
         set->wide++;
     }
     if (set->n == set->key_cap) {
@@ -394,6 +408,7 @@ static void keyset_add(pc_local_keyset *set, uint64_t key)
         set->key = pc_xrealloc(set->key, set->key_cap * sizeof(*set->key));
     }
     set->key[set->n++] = key;
+    return true;
 }
 
 void pc_local_keyset_add_text(pc_local_keyset *set, const char *text, size_t n)
@@ -402,13 +417,13 @@ void pc_local_keyset_add_text(pc_local_keyset *set, const char *text, size_t n)
     uint64_t key;
     size_t start;
     while (key_next(&w, &key, &start))
-        keyset_add(set, key);
+        keyset_insert(set, key);
 }
 
 void pc_local_keyset_add_keys(pc_local_keyset *set, const uint64_t *keys, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        keyset_add(set, keys[i]);
+        keyset_insert(set, keys[i]);
 }
 
 void pc_local_keyset_clear(pc_local_keyset *set)
