@@ -6,7 +6,9 @@
  * writer (local_txn.c) and the readers (local_store.c) do relies on the
  * contract below.
  *
- * Schema version 6 (one file <directory>/prela.db, WAL, PRAGMA user_version 6):
+ * Schema version 7 (<directory>/prela.db, WAL, PRAGMA user_version 7; the
+ * search index span_text in <directory>/prela-search.db since version 7,
+ * local_index.c):
  *
  *   traces     one row per (project_id, trace_id) (UNIQUE traces_key): the same
  *              trace id in two projects is two traces. tid (INTEGER PRIMARY
@@ -52,7 +54,10 @@
  *              input_messages, output_messages ('' none; messages are JSON
  *              array text). No index on any of them: the per-span write
  *              cost is binding them.
- *   span_text  FTS5, contentless (content=''), detail=none, columnsize=0,
+ *   span_text  (in prela-search.db from version 7: local_index.c has its file,
+ *              thread and upto; what it holds is as below, up to the spans
+ *              past upto, which search reads directly)
+ *              FTS5, contentless (content=''), detail=none, columnsize=0,
  *              tokenizer pc_trigram (local_text.h: the distinct case-folded
  *              trigrams of each line). rowid = a search block, tid >>
  *              PC_LOCAL_BLOCK_BITS (16 traces in first-write order): one
@@ -160,7 +165,8 @@
  *   spans, against well under 2x for a frame of its own without one).
  *   Per column, not per row, so a read decompresses only what it selects and
  *   the row layout and every index stay as they were.
- * - FTS5 merge settings (FTS_MERGE, set at every start; FTS5 keeps them in
+ * - FTS5 merge settings (FTS_MERGE here for span_event_text, local_index.c's
+ *   SCHEMA for span_text, set at every start; FTS5 keeps them in
  *   span_text_config and span_event_text_config, where any version reads
  *   them: how segments merge, not what the index holds, so no schema
  *   version): automerge 16, crisismerge 64 (FTS5's defaults 4 and 16). Every
@@ -177,8 +183,8 @@
  * Versions and migration: version 1 is the first release's schema (no
  * user_version, keys without the project); version 2 added the project to
  * every key; version 3 keyed traces by tid and added the search index.
- * pc_local_schema_setup migrates 1 -> 2 -> 3 -> 4 -> 5 -> 6, 2 -> ... -> 6,
- * 3 -> ... -> 6, 4 -> 5 -> 6 or 5 -> 6 once, at start, in ONE transaction (an interrupted
+ * pc_local_schema_setup migrates 1 -> 2 -> ... -> 7, 2 -> ... -> 7, ...,
+ * or 6 -> 7 once, at start, in ONE transaction (an interrupted
  * migration leaves the old version intact and simply runs again), logging
  * one line per step. Up to 3:
  * old tables renamed, new ones created (with version 4's columns), every row
@@ -193,10 +199,14 @@
  * (attached events, empty) created. 5 -> 6 (migrate_5_6): stats_hours and
  * stats_rollup created, and a row with built = 0 for every hour that holds a
  * span (one scan of spans; the writer builds them afterwards, and until then
- * reads gather those hours from the spans). A file with a newer version than
- * this binary knows is refused.
+ * reads gather those hours from the spans). 6 -> 7 (every path ends with
+ * it): span_text dropped from prela.db; local_index.c then creates
+ * prela-search.db and indexes every stored span into it at the same start
+ * (its upto is 0), before the writer takes data. A file with a newer version
+ * than this binary knows is refused.
  */
 #include "local_schema.h"
+#include "local_index.h"
 
 #include "log.h"
 
@@ -293,8 +303,6 @@ static const char SCHEMA[] =
     " scope TEXT NOT NULL"
     SPAN_COLS_V4 ");"
     "CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans (tid, span_id);"
-    "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
-    " columnsize=0, tokenize='pc_trigram');"
     TABLES_V5_ZIP;
 
 /* Version 6's stats rollups (issue 13; the contract above). Created after
@@ -311,8 +319,6 @@ static const char SCHEMA_V6_STATS[] =
 
 /* FTS5's merge settings of both trigram indexes ("Why this layout" above). */
 static const char FTS_MERGE[] =
-    "INSERT INTO span_text (span_text, rank) VALUES ('automerge', 16);"
-    "INSERT INTO span_text (span_text, rank) VALUES ('crisismerge', 64);"
     "INSERT INTO span_event_text (span_event_text, rank) VALUES ('automerge', 16);"
     "INSERT INTO span_event_text (span_event_text, rank) VALUES ('crisismerge', 64);";
 
@@ -549,11 +555,7 @@ static const char MIGRATE_2_3_COPY[] =
     "  s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens, s.attributes, s.events,"
     "  s.links, s.resource, s.scope"
     " FROM spans_v2 s JOIN traces t ON t.trace_id = s.trace_id AND t.project_id = s.project_id"
-    " ORDER BY t.tid, s.rowid;"
-    "INSERT INTO span_text (rowid, text)"
-    " SELECT tid >> " STR(PC_LOCAL_BLOCK_BITS) ","
-    "  group_concat(pc_search_text(name, attributes, events), '') FROM spans"
-    " GROUP BY tid >> " STR(PC_LOCAL_BLOCK_BITS) " ORDER BY 1;";
+    " ORDER BY t.tid, s.rowid;";
 
 /* Version 2 -> 3 inside the caller's transaction; logs what it did. 0 / -1. */
 static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
@@ -735,7 +737,17 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
     if (rc == 0 && version == 5) rc = exec_logged(id, db, SCHEMA, "schema migration 5 -> 6", path);
     if (rc == 0 && version == 5)
         rc = exec_logged(id, db, SCHEMA_V5_EVENTS, "schema migration 5 -> 6", path);
-    if (rc == 0) rc = migrate_5_6(id, db, path, version >= 2);
+    if (rc == 0 && version <= 5) rc = migrate_5_6(id, db, path, version >= 2);
+    /* 6 -> 7: the search index moves to its own file, which local_index.c
+     * creates and fills from the spans at this start */
+    if (rc == 0 && version >= 2 && version <= 6)
+        rc = exec_logged(id, db, "DROP TABLE IF EXISTS span_text", "schema migration 6 -> 7",
+                         path);
+    if (rc == 0 && version >= 2)
+        pc_log(PC_LOG_INFO, id,
+               "migrated %s to schema 7 (the search index moves to " PC_LOCAL_INDEX_FILE
+               ", rebuilt from the stored spans at this start)",
+               path);
     if (rc == 0) rc = exec_logged(id, db, FTS_MERGE, "cannot set the search index's merging", path);
     if (rc == 0)
         rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),

@@ -247,6 +247,7 @@ static void test_retention(void)
     CHECK_EQ_INT(found(&h, "quokkaplex"), 1);
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 20);
     CHECK_EQ_INT(found(&h, "quokkaplex"), 0);
+    pc_local_search_flush(h.ctx);
     CHECK_EQ_INT(fts_hits(path, "\"kka\" AND \"ple\""), 0);
     CHECK_EQ_INT(found(&h, "zanzibarite"), 1);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 40 * SPANS_PER);
