@@ -126,16 +126,6 @@ static int run(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int64_t scalar(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* Writes one document (a statement of its op). SQLite code. */
 static int write_doc(pc_local_index *ix, int64_t block, pc_index_op op, const char *text,
                      size_t n)
@@ -168,8 +158,8 @@ static int write_list(pc_local_index *ix, const doc_list *list, int64_t upto)
  */
 static int catch_up(pc_local_index *ix, const char *path)
 {
-    int64_t upto = scalar(ix->db, "SELECT upto FROM index_state");
-    int64_t last = scalar(ix->db, "SELECT coalesce(max(rowid), 0) FROM store.spans");
+    int64_t upto = pc_local_scalar(ix->db, "SELECT upto FROM index_state");
+    int64_t last = pc_local_scalar(ix->db, "SELECT coalesce(max(rowid), 0) FROM store.spans");
     if (upto < 0 || last < 0) {
         pc_log(PC_LOG_ERROR, ix->id, "cannot read %s: %s", path, sqlite3_errmsg(ix->db));
         return -1;
@@ -187,7 +177,8 @@ static int catch_up(pc_local_index *ix, const char *path)
     }
     int64_t todo = last - upto; /* an upper bound: rowids may have gaps */
     if (todo > 100000)
-        pc_log(PC_LOG_INFO, ix->id, "search index %s: indexing up to %lld spans (rowid %lld to %lld)",
+        pc_log(PC_LOG_INFO, ix->id,
+               "search index %s: indexing up to %lld spans (rowid %lld to %lld)",
                path, (long long)todo, (long long)upto + 1, (long long)last);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(ix->db, CATCHUP, -1, &st, NULL);
@@ -302,7 +293,7 @@ pc_local_index *pc_local_index_create(const char *id, const char *path, const ch
     ix->db = pc_local_db_open(id, path, false);
     if (!ix->db) goto fail;
     sqlite3_exec(ix->db, "PRAGMA cache_size = -" STR(INDEX_CACHE_KIB), NULL, NULL, NULL);
-    int64_t version = scalar(ix->db, "PRAGMA user_version");
+    int64_t version = pc_local_scalar(ix->db, "PRAGMA user_version");
     if (version > INDEX_VERSION) {
         pc_log(PC_LOG_ERROR, id, "%s has version %lld; this collector knows up to %d", path,
                (long long)version, INDEX_VERSION);

@@ -207,6 +207,7 @@
  */
 #include "local_schema.h"
 #include "local_index.h"
+#include "local_store.h"
 
 #include "log.h"
 
@@ -465,17 +466,6 @@ static const char MIGRATE_1_2_COPY[] =
 
 /* -------------------------------------------------------------- helpers -- */
 
-/* The integer the single-row statement |sql| answers, or -1 when it fails. */
-static int64_t scalar(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* sqlite3_exec, logging "|what| in |path|: <error>" on failure. 0 / -1. */
 static int exec_logged(const char *id, sqlite3 *db, const char *sql, const char *what,
                        const char *path)
@@ -496,12 +486,12 @@ static int migrate_1_2(const char *id, sqlite3 *db, const char *path)
     if (exec_logged(id, db, MIGRATE_1_2, "schema migration 1 -> 2", path) < 0 ||
         exec_logged(id, db, SCHEMA_V2, "schema migration 1 -> 2", path) < 0)
         return -1;
-    int64_t spans = scalar(db, "SELECT count(*) FROM spans_v1");
-    int64_t traces = scalar(db, "SELECT count(*) FROM traces_v1");
+    int64_t spans = pc_local_scalar(db, "SELECT count(*) FROM spans_v1");
+    int64_t traces = pc_local_scalar(db, "SELECT count(*) FROM traces_v1");
     if (exec_logged(id, db, MIGRATE_1_2_COPY, "schema migration 1 -> 2", path) < 0) return -1;
-    int64_t shared = scalar(db, "SELECT count(*) FROM temp.shared_ids");
-    int64_t spans2 = scalar(db, "SELECT count(*) FROM spans");
-    int64_t traces2 = scalar(db, "SELECT count(*) FROM traces");
+    int64_t shared = pc_local_scalar(db, "SELECT count(*) FROM temp.shared_ids");
+    int64_t spans2 = pc_local_scalar(db, "SELECT count(*) FROM spans");
+    int64_t traces2 = pc_local_scalar(db, "SELECT count(*) FROM traces");
     if (exec_logged(id, db, "DROP TABLE temp.shared_ids", "schema migration 1 -> 2", path) < 0)
         return -1;
     if (spans2 != spans || traces2 < traces) {
@@ -563,11 +553,11 @@ static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
     if (exec_logged(id, db, MIGRATE_2_3, "schema migration 2 -> 3", path) < 0 ||
         exec_logged(id, db, SCHEMA, "schema migration 2 -> 3", path) < 0)
         return -1;
-    int64_t spans = scalar(db, "SELECT count(*) FROM spans_v2");
-    int64_t traces = scalar(db, "SELECT count(*) FROM traces_v2");
+    int64_t spans = pc_local_scalar(db, "SELECT count(*) FROM spans_v2");
+    int64_t traces = pc_local_scalar(db, "SELECT count(*) FROM traces_v2");
     if (exec_logged(id, db, MIGRATE_2_3_COPY, "schema migration 2 -> 3", path) < 0) return -1;
-    int64_t spans3 = scalar(db, "SELECT count(*) FROM spans");
-    int64_t traces3 = scalar(db, "SELECT count(*) FROM traces");
+    int64_t spans3 = pc_local_scalar(db, "SELECT count(*) FROM spans");
+    int64_t traces3 = pc_local_scalar(db, "SELECT count(*) FROM traces");
     if (spans3 != spans || traces3 != traces) {
         pc_log(PC_LOG_ERROR, id,
                "schema migration 2 -> 3 in %s: copied %lld of %lld spans, %lld of %lld traces;"
@@ -642,8 +632,8 @@ static int migrate_3_4(const char *id, sqlite3 *db, const char *path, bool alter
         exec_logged(id, db, SCHEMA, what, path) < 0 ||
         exec_logged(id, db, BACKFILL_4, what, path) < 0)
         return -1;
-    int64_t traces = scalar(db, "SELECT count(*) FROM traces");
-    int64_t models = scalar(db, "SELECT count(*) FROM trace_models");
+    int64_t traces = pc_local_scalar(db, "SELECT count(*) FROM traces");
+    int64_t models = pc_local_scalar(db, "SELECT count(*) FROM trace_models");
     pc_log(PC_LOG_INFO, id,
            "migrated %s from schema 3 to 4 (costs, sessions, users, messages; model index):"
            " %lld traces kept, %lld (model, trace) pairs indexed",
@@ -696,13 +686,13 @@ static int migrate_5_6(const char *id, sqlite3 *db, const char *path, bool log)
         pc_log(PC_LOG_INFO, id,
                "migrated %s from schema 5 to 6 (stats rollups: %lld hours of spans to build"
                " while the writer is idle)",
-               path, (long long)scalar(db, "SELECT count(*) FROM stats_hours"));
+               path, (long long)pc_local_scalar(db, "SELECT count(*) FROM stats_hours"));
     return 0;
 }
 
 int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
 {
-    int64_t version = scalar(db, "PRAGMA user_version");
+    int64_t version = pc_local_scalar(db, "PRAGMA user_version");
     if (version == PC_LOCAL_SCHEMA_VERSION)
         return exec_logged(id, db, SCHEMA, "cannot create the schema", path) < 0 ||
                        exec_logged(id, db, SCHEMA_V5_EVENTS, "cannot create the schema", path) < 0 ||
@@ -722,7 +712,7 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
     if (exec_logged(id, db, "BEGIN IMMEDIATE", "cannot lock the database", path) < 0) return -1;
     int rc = 0;
     if (version == 0) {
-        int64_t v1 = scalar(
+        int64_t v1 = pc_local_scalar(
             db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'");
         if (v1 > 0) {
             rc = migrate_1_2(id, db, path);

@@ -39,6 +39,10 @@ sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_ful
  * registered), for the search index file too (local_index.h). */
 sqlite3 *pc_local_db_open(const char *id, const char *path, bool sync_full);
 
+/* The integer the single-row statement |sql| answers on |db|, or -1 when it
+ * fails (schema checks, migrations, the index's catch-up). */
+int64_t pc_local_scalar(sqlite3 *db, const char *sql);
+
 /*
  * Prepares |sql| on the writer connection |db| into |*st| as a persistent
  * statement (SQLITE_PREPARE_PERSISTENT: kept for the connection's life and

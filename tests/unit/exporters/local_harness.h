@@ -173,6 +173,22 @@ static inline pc_result consume(store_h *h, pc_batch *b)
     return pc_local_exporter_ops.consume(h->ctx, b);
 }
 
+static inline int count_trace(void *ud, const pc_trace_row *r)
+{
+    (void)r;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* How many traces (at most 100) the store's search finds for |q| in
+ * |project| (NULL: every project). */
+static inline int search_count(store_h *h, const char *project, const char *q)
+{
+    int n = 0;
+    CHECK_EQ_INT(h->st->ops->search(h->st->ctx, project, q, 100, count_trace, &n), 0);
+    return n;
+}
+
 /* A stats row copied out of a pc_stats_cb: r.group points at group, so a
  * copy must not move (compare group, not r.group, after copying one). */
 typedef struct stats_row {

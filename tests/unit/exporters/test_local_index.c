@@ -16,20 +16,6 @@
 
 #include <stdint.h>
 
-static int count_trace(void *ud, const pc_trace_row *r)
-{
-    (void)r;
-    (*(int *)ud)++;
-    return 0;
-}
-
-static int found(store_h *h, const char *q)
-{
-    int n = 0;
-    CHECK_EQ_INT(h->st->ops->search(h->st->ctx, NULL, q, 100, count_trace, &n), 0);
-    return n;
-}
-
 static void paths(const store_h *h, char *db, char *ix, size_t n)
 {
     snprintf(db, n, "%s/data/store/prela.db", h->dir);
@@ -78,27 +64,29 @@ static void test_tail_and_catch_up(void)
     snprintf(dir, sizeof(dir), "%s", h.dir);
     load_words(&h, words);
     pc_local_search_flush(h.ctx);
-    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"), db_int(db, "SELECT max(rowid) FROM spans"));
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"),
+                 db_int(db, "SELECT max(rowid) FROM spans"));
     CHECK_EQ_INT(fts_hits(db, "\"aar\" AND \"rki\""), 1);
-    CHECK_EQ_INT(found(&h, "Aardvarkian"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "Aardvarkian"), 1);
 
     /* The index loses everything and upto goes back, as if the thread had
      * not written yet: every span is past upto, and still found. */
     ix_exec(ix, "BEGIN; INSERT INTO span_text (span_text) VALUES ('delete-all');"
                 " UPDATE index_state SET upto = 0; COMMIT");
     CHECK_EQ_INT(fts_hits(db, "\"aar\" AND \"rki\""), 0);
-    CHECK_EQ_INT(found(&h, "aardvarkian"), 1);
-    CHECK_EQ_INT(found(&h, "BANDICOOTISH"), 1);
-    CHECK_EQ_INT(found(&h, "with"), 3);
-    CHECK_EQ_INT(found(&h, "nowhere-at-all"), 0);
+    CHECK_EQ_INT(search_count(&h, NULL, "aardvarkian"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "BANDICOOTISH"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "with"), 3);
+    CHECK_EQ_INT(search_count(&h, NULL, "nowhere-at-all"), 0);
     close_store(&h, false);
 
     /* The next start indexes the spans past upto. */
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"), db_int(db, "SELECT max(rowid) FROM spans"));
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"),
+                 db_int(db, "SELECT max(rowid) FROM spans"));
     CHECK_EQ_INT(fts_hits(db, "\"aar\" AND \"rki\""), 1);
     CHECK_EQ_INT(fts_hits(db, "\"cap\" AND \"esq\""), 1);
-    CHECK_EQ_INT(found(&h, "capybaresque"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "capybaresque"), 1);
     close_store(&h, false);
 
     /* upto past every span: the file is not this store's (a stray block is
@@ -109,7 +97,8 @@ static void test_tail_and_catch_up(void)
     open_store(&h, dir, NULL);
     CHECK_EQ_INT(fts_hits(db, "\"zzq\""), 0);
     CHECK_EQ_INT(fts_hits(db, "\"ban\" AND \"ish\""), 1);
-    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"), db_int(db, "SELECT max(rowid) FROM spans"));
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"),
+                 db_int(db, "SELECT max(rowid) FROM spans"));
     close_store(&h, false);
 
     /* A deleted index file is made again from the spans. */
@@ -121,7 +110,7 @@ static void test_tail_and_catch_up(void)
     }
     open_store(&h, dir, NULL);
     CHECK_EQ_INT(fts_hits(db, "\"aar\" AND \"rki\""), 1);
-    CHECK_EQ_INT(found(&h, "bandicootish"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "bandicootish"), 1);
     CHECK_EQ_INT(db_int(ix, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
     CHECK_EQ_INT(db_int(ix, "SELECT v FROM span_text_config WHERE k = 'crisismerge'"), 64);
     CHECK_EQ_INT(db_int(ix, "PRAGMA user_version"), 1);
@@ -158,8 +147,8 @@ static void test_queue_full(void)
     CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"), TRACES);
     /* "marker" is in every trace: one hit per block (tids 1..400 >> 4: 0..25) */
     CHECK_EQ_INT(fts_hits(db, "\"mar\" AND \"ker\""), TRACES / 16 + 1);
-    CHECK_EQ_INT(found(&h, "marker0399"), 1);
-    CHECK_EQ_INT(found(&h, "marker0000"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "marker0399"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "marker0000"), 1);
     pc_buf_free(&text);
     close_store(&h, true);
 }
