@@ -321,9 +321,9 @@ static int64_t type_bit(const char *name)
 
 /* The traces of the spans the search index has not written yet (local_index.h:
  * past index_state.upto), candidates of every indexed query beside span_text's
- * blocks. A statement opens its read of main before search (SQLite begins the
- * databases' reads in their order), so a span is either past the upto it reads
- * or in the index it reads. */
+ * blocks. upto commits with the documents it covers, so whichever snapshots
+ * of the two files a statement reads, a span it sees in spans is either past
+ * the upto it reads or in the index it reads. */
 #define TAIL_TIDS                                                                                  \
     "SELECT s.tid FROM spans s WHERE s.rowid > (SELECT upto FROM search.index_state)"
 
