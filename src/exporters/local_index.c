@@ -197,7 +197,10 @@ static int catch_up(pc_local_index *ix, const char *path)
         }
         if (rc == SQLITE_OK && src != SQLITE_DONE) rc = src;
         sqlite3_reset(st);
-        if (rc == SQLITE_OK && next == upto) break; /* nothing past upto */
+        if (rc == SQLITE_OK && next == upto) { /* nothing past upto after all */
+            run(ix->rollback);
+            break;
+        }
         if (rc == SQLITE_OK) {
             sqlite3_bind_int64(ix->set_upto, 1, next);
             rc = run(ix->set_upto);
