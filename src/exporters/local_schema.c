@@ -569,8 +569,8 @@ static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
                     "schema migration 2 -> 3", path) < 0)
         return -1;
     pc_log(PC_LOG_INFO, id,
-           "migrated %s from schema 2 to 3 (trace ids as integer keys, search index):"
-           " %lld spans and %lld traces kept, every span indexed for search",
+           "migrated %s from schema 2 to 3 (trace ids as integer keys):"
+           " %lld spans and %lld traces kept",
            path, (long long)spans, (long long)traces);
     return 0;
 }
