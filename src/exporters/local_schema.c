@@ -188,7 +188,7 @@
  * migration leaves the old version intact and simply runs again), logging
  * one line per step. Up to 3:
  * old tables renamed, new ones created (with version 4's columns), every row
- * copied (tids in first-ingest order), span_types and the search index built
+ * copied (tids in first-ingest order), span_types built (the search index: 7)
  * for the old rows, old tables dropped. 3 -> 4: the new columns added (a
  * version 3 file only), the new tables and indexes created, and the trace
  * fields and trace_models filled from the spans already stored (old rows
