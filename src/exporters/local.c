@@ -2,7 +2,9 @@
  * local.c - the `local` exporter: the embedded store's component and writer.
  *
  * Data flow: normalize → consume() → queue → writer thread → SQLite (WAL) file
- * <directory>/prela.db, read back by the query receiver through store().
+ * <directory>/prela.db, read back by the query receiver through store(); the
+ * search text of each committed transaction → the index thread (local_index.h)
+ * → <directory>/prela-search.db.
  *
  * Group commit: consume() appends its batch to a queue and blocks on a condvar.
  * One writer thread writes what is queued in transactions of at most
@@ -158,12 +160,14 @@ typedef struct job {
 typedef struct pc_local {
     char *id;
     const local_cfg *cfg;
-    char *path;
+    char *path;        /* <directory>/prela.db */
+    char *search_path; /* <directory>/prela-search.db (local_index.h) */
     int64_t retention_ns; /* 0 = keep forever */
     int64_t timeout_ns;
     size_t queue_size;
 
     sqlite3 *db; /* writer connection: start(), then the writer thread only */
+    pc_local_index *index; /* the search index writer, from start() on */
     pc_local_writer w;
     pc_local_reader *reader;
     pc_store store;
@@ -595,8 +599,12 @@ static void *local_create(const char *id, const void *cfgp, const pc_consumer *n
     L->path = pc_xmalloc(dl + sizeof("/prela.db"));
     memcpy(L->path, cfg->directory, dl);
     memcpy(L->path + dl, "/prela.db", sizeof("/prela.db"));
+    L->search_path = pc_xmalloc(dl + sizeof("/" PC_LOCAL_INDEX_FILE));
+    memcpy(L->search_path, cfg->directory, dl);
+    memcpy(L->search_path + dl, "/" PC_LOCAL_INDEX_FILE, sizeof("/" PC_LOCAL_INDEX_FILE));
 
-    L->reader = pc_local_reader_create(L->id, L->path, cfg->query_timeout_ms);
+    L->reader =
+        pc_local_reader_create(L->id, L->path, L->search_path, cfg->query_timeout_ms);
     L->store.ops = &pc_local_store_ops;
     L->store.ctx = L->reader;
     return L;
@@ -614,7 +622,10 @@ static int local_start(void *ctx, pc_host *host)
     }
     L->db = pc_local_db_open_writer(L->id, L->path, sync_parse(L->cfg->synchronous) == 1);
     if (!L->db) return -1;
-    if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample) < 0)
+    L->index = pc_local_index_create(L->id, L->search_path, L->path);
+    if (!L->index) return -1;
+    if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample,
+                             L->index) < 0)
         return -1;
     L->w.rollup.limit_ns = L->cfg->rollup_build_limit_ms * NS_PER_MS;
     L->next_purge_mono = 0; /* the writer runs retention first thing */
@@ -656,6 +667,7 @@ static void local_destroy(void *ctx)
     pc_local *L = ctx;
     if (!L) return;
     local_shutdown(L);
+    pc_local_index_destroy(L->index); /* after the writer: it writes what is queued */
     /* Readers first: the last connection to close checkpoints the WAL and
      * removes it, which a read-only one cannot do. */
     pc_local_reader_destroy(L->reader);
@@ -667,6 +679,7 @@ static void local_destroy(void *ctx)
         pthread_mutex_destroy(&L->mu);
     }
     free(L->path);
+    free(L->search_path);
     free(L->id);
     free(L);
 }
@@ -755,6 +768,12 @@ int64_t pc_local_purge(void *ctx, int64_t now_ns)
     int64_t n = L->purge_result;
     pthread_mutex_unlock(&L->mu);
     return n;
+}
+
+void pc_local_search_flush(void *ctx)
+{
+    pc_local *L = ctx;
+    if (L->index) pc_local_index_flush(L->index);
 }
 
 int64_t pc_local_build_rollups(void *ctx)

@@ -45,6 +45,13 @@ int64_t pc_local_backlog(void *ctx);
 int64_t pc_local_purge(void *ctx, int64_t now_ns);
 
 /*
+ * Test hook: waits until the search index (local_index.h) has written every
+ * document committed so far, so a test can read prela-search.db itself.
+ * |ctx| is a started local exporter.
+ */
+void pc_local_search_flush(void *ctx);
+
+/*
  * Test hook: builds the stats rollups of every hour written since it was last
  * built (local_rollup.h), quiet or not, on the writer thread, and waits.
  * Returns the number of hours built, or -1 when the exporter is not running

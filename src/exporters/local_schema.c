@@ -6,7 +6,9 @@
  * writer (local_txn.c) and the readers (local_store.c) do relies on the
  * contract below.
  *
- * Schema version 6 (one file <directory>/prela.db, WAL, PRAGMA user_version 6):
+ * Schema version 7 (<directory>/prela.db, WAL, PRAGMA user_version 7; the
+ * search index span_text in <directory>/prela-search.db since version 7,
+ * local_index.c):
  *
  *   traces     one row per (project_id, trace_id) (UNIQUE traces_key): the same
  *              trace id in two projects is two traces. tid (INTEGER PRIMARY
@@ -52,7 +54,10 @@
  *              input_messages, output_messages ('' none; messages are JSON
  *              array text). No index on any of them: the per-span write
  *              cost is binding them.
- *   span_text  FTS5, contentless (content=''), detail=none, columnsize=0,
+ *   span_text  (in prela-search.db from version 7: local_index.c has its file,
+ *              thread and upto; what it holds is as below, up to the spans
+ *              past upto, which search reads directly)
+ *              FTS5, contentless (content=''), detail=none, columnsize=0,
  *              tokenizer pc_trigram (local_text.h: the distinct case-folded
  *              trigrams of each line). rowid = a search block, tid >>
  *              PC_LOCAL_BLOCK_BITS (16 traces in first-write order): one
@@ -160,7 +165,8 @@
  *   spans, against well under 2x for a frame of its own without one).
  *   Per column, not per row, so a read decompresses only what it selects and
  *   the row layout and every index stay as they were.
- * - FTS5 merge settings (FTS_MERGE, set at every start; FTS5 keeps them in
+ * - FTS5 merge settings (FTS_MERGE here for span_event_text, local_index.c's
+ *   SCHEMA for span_text, set at every start; FTS5 keeps them in
  *   span_text_config and span_event_text_config, where any version reads
  *   them: how segments merge, not what the index holds, so no schema
  *   version): automerge 16, crisismerge 64 (FTS5's defaults 4 and 16). Every
@@ -177,12 +183,12 @@
  * Versions and migration: version 1 is the first release's schema (no
  * user_version, keys without the project); version 2 added the project to
  * every key; version 3 keyed traces by tid and added the search index.
- * pc_local_schema_setup migrates 1 -> 2 -> 3 -> 4 -> 5 -> 6, 2 -> ... -> 6,
- * 3 -> ... -> 6, 4 -> 5 -> 6 or 5 -> 6 once, at start, in ONE transaction (an interrupted
+ * pc_local_schema_setup migrates 1 -> 2 -> ... -> 7, 2 -> ... -> 7, ...,
+ * or 6 -> 7 once, at start, in ONE transaction (an interrupted
  * migration leaves the old version intact and simply runs again), logging
  * one line per step. Up to 3:
  * old tables renamed, new ones created (with version 4's columns), every row
- * copied (tids in first-ingest order), span_types and the search index built
+ * copied (tids in first-ingest order), span_types built (the search index: 7)
  * for the old rows, old tables dropped. 3 -> 4: the new columns added (a
  * version 3 file only), the new tables and indexes created, and the trace
  * fields and trace_models filled from the spans already stored (old rows
@@ -193,10 +199,15 @@
  * (attached events, empty) created. 5 -> 6 (migrate_5_6): stats_hours and
  * stats_rollup created, and a row with built = 0 for every hour that holds a
  * span (one scan of spans; the writer builds them afterwards, and until then
- * reads gather those hours from the spans). A file with a newer version than
- * this binary knows is refused.
+ * reads gather those hours from the spans). 6 -> 7 (every path ends with
+ * it): span_text dropped from prela.db; local_index.c then creates
+ * prela-search.db and indexes every stored span into it at the same start
+ * (its upto is 0), before the writer takes data. A file with a newer version
+ * than this binary knows is refused.
  */
 #include "local_schema.h"
+#include "local_index.h"
+#include "local_store.h"
 
 #include "log.h"
 
@@ -293,8 +304,6 @@ static const char SCHEMA[] =
     " scope TEXT NOT NULL"
     SPAN_COLS_V4 ");"
     "CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans (tid, span_id);"
-    "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
-    " columnsize=0, tokenize='pc_trigram');"
     TABLES_V5_ZIP;
 
 /* Version 6's stats rollups (issue 13; the contract above). Created after
@@ -311,8 +320,6 @@ static const char SCHEMA_V6_STATS[] =
 
 /* FTS5's merge settings of both trigram indexes ("Why this layout" above). */
 static const char FTS_MERGE[] =
-    "INSERT INTO span_text (span_text, rank) VALUES ('automerge', 16);"
-    "INSERT INTO span_text (span_text, rank) VALUES ('crisismerge', 64);"
     "INSERT INTO span_event_text (span_event_text, rank) VALUES ('automerge', 16);"
     "INSERT INTO span_event_text (span_event_text, rank) VALUES ('crisismerge', 64);";
 
@@ -459,17 +466,6 @@ static const char MIGRATE_1_2_COPY[] =
 
 /* -------------------------------------------------------------- helpers -- */
 
-/* The integer the single-row statement |sql| answers, or -1 when it fails. */
-static int64_t scalar(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* sqlite3_exec, logging "|what| in |path|: <error>" on failure. 0 / -1. */
 static int exec_logged(const char *id, sqlite3 *db, const char *sql, const char *what,
                        const char *path)
@@ -490,12 +486,12 @@ static int migrate_1_2(const char *id, sqlite3 *db, const char *path)
     if (exec_logged(id, db, MIGRATE_1_2, "schema migration 1 -> 2", path) < 0 ||
         exec_logged(id, db, SCHEMA_V2, "schema migration 1 -> 2", path) < 0)
         return -1;
-    int64_t spans = scalar(db, "SELECT count(*) FROM spans_v1");
-    int64_t traces = scalar(db, "SELECT count(*) FROM traces_v1");
+    int64_t spans = pc_local_scalar(db, "SELECT count(*) FROM spans_v1");
+    int64_t traces = pc_local_scalar(db, "SELECT count(*) FROM traces_v1");
     if (exec_logged(id, db, MIGRATE_1_2_COPY, "schema migration 1 -> 2", path) < 0) return -1;
-    int64_t shared = scalar(db, "SELECT count(*) FROM temp.shared_ids");
-    int64_t spans2 = scalar(db, "SELECT count(*) FROM spans");
-    int64_t traces2 = scalar(db, "SELECT count(*) FROM traces");
+    int64_t shared = pc_local_scalar(db, "SELECT count(*) FROM temp.shared_ids");
+    int64_t spans2 = pc_local_scalar(db, "SELECT count(*) FROM spans");
+    int64_t traces2 = pc_local_scalar(db, "SELECT count(*) FROM traces");
     if (exec_logged(id, db, "DROP TABLE temp.shared_ids", "schema migration 1 -> 2", path) < 0)
         return -1;
     if (spans2 != spans || traces2 < traces) {
@@ -549,11 +545,7 @@ static const char MIGRATE_2_3_COPY[] =
     "  s.llm_provider, s.llm_model, s.input_tokens, s.output_tokens, s.attributes, s.events,"
     "  s.links, s.resource, s.scope"
     " FROM spans_v2 s JOIN traces t ON t.trace_id = s.trace_id AND t.project_id = s.project_id"
-    " ORDER BY t.tid, s.rowid;"
-    "INSERT INTO span_text (rowid, text)"
-    " SELECT tid >> " STR(PC_LOCAL_BLOCK_BITS) ","
-    "  group_concat(pc_search_text(name, attributes, events), '') FROM spans"
-    " GROUP BY tid >> " STR(PC_LOCAL_BLOCK_BITS) " ORDER BY 1;";
+    " ORDER BY t.tid, s.rowid;";
 
 /* Version 2 -> 3 inside the caller's transaction; logs what it did. 0 / -1. */
 static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
@@ -561,11 +553,11 @@ static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
     if (exec_logged(id, db, MIGRATE_2_3, "schema migration 2 -> 3", path) < 0 ||
         exec_logged(id, db, SCHEMA, "schema migration 2 -> 3", path) < 0)
         return -1;
-    int64_t spans = scalar(db, "SELECT count(*) FROM spans_v2");
-    int64_t traces = scalar(db, "SELECT count(*) FROM traces_v2");
+    int64_t spans = pc_local_scalar(db, "SELECT count(*) FROM spans_v2");
+    int64_t traces = pc_local_scalar(db, "SELECT count(*) FROM traces_v2");
     if (exec_logged(id, db, MIGRATE_2_3_COPY, "schema migration 2 -> 3", path) < 0) return -1;
-    int64_t spans3 = scalar(db, "SELECT count(*) FROM spans");
-    int64_t traces3 = scalar(db, "SELECT count(*) FROM traces");
+    int64_t spans3 = pc_local_scalar(db, "SELECT count(*) FROM spans");
+    int64_t traces3 = pc_local_scalar(db, "SELECT count(*) FROM traces");
     if (spans3 != spans || traces3 != traces) {
         pc_log(PC_LOG_ERROR, id,
                "schema migration 2 -> 3 in %s: copied %lld of %lld spans, %lld of %lld traces;"
@@ -577,8 +569,8 @@ static int migrate_2_3(const char *id, sqlite3 *db, const char *path)
                     "schema migration 2 -> 3", path) < 0)
         return -1;
     pc_log(PC_LOG_INFO, id,
-           "migrated %s from schema 2 to 3 (trace ids as integer keys, search index):"
-           " %lld spans and %lld traces kept, every span indexed for search",
+           "migrated %s from schema 2 to 3 (trace ids as integer keys):"
+           " %lld spans and %lld traces kept",
            path, (long long)spans, (long long)traces);
     return 0;
 }
@@ -640,8 +632,8 @@ static int migrate_3_4(const char *id, sqlite3 *db, const char *path, bool alter
         exec_logged(id, db, SCHEMA, what, path) < 0 ||
         exec_logged(id, db, BACKFILL_4, what, path) < 0)
         return -1;
-    int64_t traces = scalar(db, "SELECT count(*) FROM traces");
-    int64_t models = scalar(db, "SELECT count(*) FROM trace_models");
+    int64_t traces = pc_local_scalar(db, "SELECT count(*) FROM traces");
+    int64_t models = pc_local_scalar(db, "SELECT count(*) FROM trace_models");
     pc_log(PC_LOG_INFO, id,
            "migrated %s from schema 3 to 4 (costs, sessions, users, messages; model index):"
            " %lld traces kept, %lld (model, trace) pairs indexed",
@@ -694,13 +686,13 @@ static int migrate_5_6(const char *id, sqlite3 *db, const char *path, bool log)
         pc_log(PC_LOG_INFO, id,
                "migrated %s from schema 5 to 6 (stats rollups: %lld hours of spans to build"
                " while the writer is idle)",
-               path, (long long)scalar(db, "SELECT count(*) FROM stats_hours"));
+               path, (long long)pc_local_scalar(db, "SELECT count(*) FROM stats_hours"));
     return 0;
 }
 
 int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
 {
-    int64_t version = scalar(db, "PRAGMA user_version");
+    int64_t version = pc_local_scalar(db, "PRAGMA user_version");
     if (version == PC_LOCAL_SCHEMA_VERSION)
         return exec_logged(id, db, SCHEMA, "cannot create the schema", path) < 0 ||
                        exec_logged(id, db, SCHEMA_V5_EVENTS, "cannot create the schema", path) < 0 ||
@@ -720,7 +712,7 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
     if (exec_logged(id, db, "BEGIN IMMEDIATE", "cannot lock the database", path) < 0) return -1;
     int rc = 0;
     if (version == 0) {
-        int64_t v1 = scalar(
+        int64_t v1 = pc_local_scalar(
             db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'");
         if (v1 > 0) {
             rc = migrate_1_2(id, db, path);
@@ -735,7 +727,17 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
     if (rc == 0 && version == 5) rc = exec_logged(id, db, SCHEMA, "schema migration 5 -> 6", path);
     if (rc == 0 && version == 5)
         rc = exec_logged(id, db, SCHEMA_V5_EVENTS, "schema migration 5 -> 6", path);
-    if (rc == 0) rc = migrate_5_6(id, db, path, version >= 2);
+    if (rc == 0 && version <= 5) rc = migrate_5_6(id, db, path, version >= 2);
+    /* 6 -> 7: the search index moves to its own file, which local_index.c
+     * creates and fills from the spans at this start */
+    if (rc == 0 && version >= 2 && version <= 6)
+        rc = exec_logged(id, db, "DROP TABLE IF EXISTS span_text", "schema migration 6 -> 7",
+                         path);
+    if (rc == 0 && version >= 2)
+        pc_log(PC_LOG_INFO, id,
+               "migrated %s to schema 7 (the search index moves to " PC_LOCAL_INDEX_FILE
+               ", rebuilt from the stored spans at this start)",
+               path);
     if (rc == 0) rc = exec_logged(id, db, FTS_MERGE, "cannot set the search index's merging", path);
     if (rc == 0)
         rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),

@@ -78,7 +78,7 @@
 
 struct pc_local_reader {
     const char *id;
-    char *path;
+    char *path, *search_path;
     int64_t timeout_ns; /* statement time limit */
     pthread_mutex_t mu;
     sqlite3 *idle[POOL_MAX];
@@ -86,12 +86,13 @@ struct pc_local_reader {
 };
 
 pc_local_reader *pc_local_reader_create(const char *id, const char *path,
-                                        int64_t query_timeout_ms)
+                                        const char *search_path, int64_t query_timeout_ms)
 {
     pc_local_reader *r = pc_xcalloc(1, sizeof(*r));
     r->id = id;
     r->timeout_ns = query_timeout_ms * 1000000;
     r->path = pc_xstrdup(path);
+    r->search_path = pc_xstrdup(search_path);
     pthread_mutex_init(&r->mu, NULL);
     return r;
 }
@@ -103,6 +104,7 @@ void pc_local_reader_destroy(pc_local_reader *r)
         sqlite3_close(r->idle[i]);
     pthread_mutex_destroy(&r->mu);
     free(r->path);
+    free(r->search_path);
     free(r);
 }
 
@@ -125,6 +127,19 @@ static sqlite3 *acquire(pc_local_reader *r)
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     if (pc_local_text_register(db) != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, r->id, "cannot register pc_search_text: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    /* read only as the connection; the statements below name it search. */
+    sqlite3_stmt *att = NULL;
+    rc = sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS search", -1, &att, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(att, 1, r->search_path, -1, SQLITE_STATIC);
+        rc = sqlite3_step(att) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    sqlite3_finalize(att);
+    if (rc != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, r->id, "cannot attach %s: %s", r->search_path, sqlite3_errmsg(db));
         sqlite3_close(db);
         return NULL;
     }
@@ -304,13 +319,21 @@ static int64_t type_bit(const char *name)
     return 0;
 }
 
+/* The traces of the spans the search index has not written yet (local_index.h:
+ * past index_state.upto), candidates of every indexed query beside span_text's
+ * blocks. upto commits with the documents it covers, so whichever snapshots
+ * of the two files a statement reads, a span it sees in spans is either past
+ * the upto it reads or in the index it reads. */
+#define TAIL_TIDS                                                                                  \
+    "SELECT s.tid FROM spans s WHERE s.rowid > (SELECT upto FROM search.index_state)"
+
 /* Counts FTS5 candidate blocks of |fts|, at most |cap| + 1; -1 on failure. */
 static int64_t count_candidates(query *q, const char *fts, int cap)
 {
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
     if (sqlite3_prepare_v2(q->db,
-                           "SELECT (SELECT count(*) FROM (SELECT 1 FROM span_text"
+                           "SELECT (SELECT count(*) FROM (SELECT 1 FROM search.span_text"
                            " WHERE span_text MATCH ?1 LIMIT ?2 + 1)) + (SELECT count(*) FROM"
                            " (SELECT 1 FROM span_event_text WHERE span_event_text MATCH ?1"
                            " LIMIT ?2 + 1))",
@@ -330,9 +353,9 @@ static int64_t count_candidates(query *q, const char *fts, int cap)
 
 /* The tids of the blocks (16 traces each) that span_text names for ?16. */
 #define BLOCK_TIDS                                                                                 \
-    "SELECT (f.rowid << " BLOCK_BITS ") + k.column1 FROM span_text f, (VALUES (0), (1), (2),"      \
-    " (3), (4), (5), (6), (7), (8), (9), (10), (11), (12), (13), (14), (15)) k"                    \
-    " WHERE f.span_text MATCH ?16"
+    "SELECT (f.rowid << " BLOCK_BITS ") + k.column1 FROM search.span_text f, (VALUES (0), (1),"    \
+    " (2), (3), (4), (5), (6), (7), (8), (9), (10), (11), (12), (13), (14), (15)) k"               \
+    " WHERE f.span_text MATCH ?16 UNION " TAIL_TIDS
 
 /*
  * Most traces of one model the model filter reads from trace_models and then
@@ -542,14 +565,14 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     /* ... and the traces with a matching attached event (local_events.h). */
     static const char CANDIDATES[] =
         "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.tid IN ("
-        "SELECT t.tid FROM span_text f JOIN traces t"
+        "SELECT t.tid FROM search.span_text f JOIN traces t"
         " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
-        " WHERE f.span_text MATCH ?1 UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
+        " WHERE f.span_text MATCH ?1 UNION " TAIL_TIDS " UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
     static const char CANDIDATES_P[] =
         "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.project_id = ?3 AND t.tid IN ("
-        "SELECT t.tid FROM span_text f JOIN traces t"
+        "SELECT t.tid FROM search.span_text f JOIN traces t"
         " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
-        " WHERE f.span_text MATCH ?1 UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
+        " WHERE f.span_text MATCH ?1 UNION " TAIL_TIDS " UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
     static const char ALL[] = "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL";
     static const char ALL_P[] =
         "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL AND t.project_id = ?3";

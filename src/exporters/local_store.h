@@ -15,6 +15,7 @@
 #define PC_LOCAL_STORE_H
 
 #include "local_events.h"
+#include "local_index.h"
 #include "local_rollup.h"
 #include "store.h"
 
@@ -32,6 +33,15 @@
  * binary's included).
  */
 sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full);
+
+/* The same without the schema: a writable WAL connection as the writer's
+ * (synchronous, page cache, checkpoints, pc_search_text and pc_unzip
+ * registered), for the search index file too (local_index.h). */
+sqlite3 *pc_local_db_open(const char *id, const char *path, bool sync_full);
+
+/* The integer the single-row statement |sql| answers on |db|, or -1 when it
+ * fails (schema checks, migrations, the index's catch-up). */
+int64_t pc_local_scalar(sqlite3 *db, const char *sql);
 
 /*
  * Prepares |sql| on the writer connection |db| into |*st| as a persistent
@@ -54,12 +64,11 @@ typedef struct pc_local_writer {
     sqlite3_stmt *find_trace;  /* (trace_id, project_id) -> tid */
     sqlite3_stmt *ins_trace;   /* a new trace row */
     sqlite3_stmt *ins_span;    /* INSERT OR IGNORE into spans */
-    sqlite3_stmt *ins_text;    /* a span's search text into span_text */
     sqlite3_stmt *merge_trace; /* an existing trace's summary += the new spans' */
     sqlite3_stmt *set_trace;   /* a new trace's summary, when some of its spans were duplicates */
     sqlite3_stmt *purge_blocks_clear, *purge_blocks; /* temp.purge_blocks: their blocks */
-    sqlite3_stmt *purge_text;    /* those blocks' trigrams out of span_text */
-    sqlite3_stmt *purge_reindex; /* ... and those of the traces that stay, back */
+    sqlite3_stmt *purge_text;    /* those blocks' documents to delete from span_text */
+    sqlite3_stmt *purge_reindex; /* ... and those of the traces that stay, to add back */
     sqlite3_stmt *ins_model;   /* a (model, tid) pair into trace_models */
     sqlite3_stmt *purge_models; /* trace_models rows of the oldest expired traces */
     sqlite3_stmt *purge_spans; /* spans of the oldest expired traces */
@@ -67,11 +76,13 @@ typedef struct pc_local_writer {
     pc_local_zip *zip;          /* the JSON columns' compression (local_zip.h) */
     pc_local_events_writer events; /* attached events (local_events.h) */
     pc_local_rollup rollup;        /* the hours the stats rollups must rebuild (local_rollup.h) */
+    pc_local_index *index;         /* borrowed: the search index writer (local_index.h) */
 } pc_local_writer;
 
 /* |zip_sample|: bytes of JSON values to train the compression dictionary on
- * (0: never; pc_local_zip_create). */
-int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t zip_sample);
+ * (0: never; pc_local_zip_create); |index|: where the search text goes. */
+int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t zip_sample,
+                         pc_local_index *index);
 void pc_local_writer_fini(pc_local_writer *w);
 
 /* Traces deleted per retention transaction, so writes never wait long behind one. */
@@ -88,11 +99,13 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns);
 /* The pool of read-only connections to one database file. */
 typedef struct pc_local_reader pc_local_reader;
 
-/* Creates an empty pool for |path|; connections open on first use. |id| is borrowed.
+/* Creates an empty pool for |path|, each connection attaching the search
+ * index |search_path| as `search` (local_index.h); connections open on first
+ * use. |id| is borrowed.
  * Every read statement stops after |query_timeout_ms| (a progress handler with
  * a deadline) and its store function returns PC_STORE_TIMEOUT. */
 pc_local_reader *pc_local_reader_create(const char *id, const char *path,
-                                        int64_t query_timeout_ms);
+                                        const char *search_path, int64_t query_timeout_ms);
 /* Closes every idle connection and frees the pool. Accepts NULL. */
 void pc_local_reader_destroy(pc_local_reader *r);
 

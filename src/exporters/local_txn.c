@@ -40,11 +40,6 @@ static void bind_double(sqlite3_stmt *st, int i, double v)
         sqlite3_bind_double(st, i, v);
 }
 
-static void bind_buf(sqlite3_stmt *st, int i, const pc_buf *b)
-{
-    sqlite3_bind_text64(st, i, b->data ? b->data : "", b->len, SQLITE_STATIC, SQLITE_UTF8);
-}
-
 /*
  * One trace's (project_id, trace_id) summary of spans of one transaction. The
  * trace row is written once per transaction from it instead of once per span
@@ -86,6 +81,7 @@ typedef struct txn {
     size_t n_groups;
     size_t *order; /* groups in writing order (see pc_local_txn_end) */
     int64_t block; /* search block whose text |text| gathers (-1: none yet) */
+    int64_t upto;  /* the largest spans rowid inserted (0: none) */
     uint32_t *slots; /* open addressing: index + 1 into groups, 0 = empty */
     size_t n_slots;  /* power of two, >= 2 * spans in the transaction */
     pc_buf attrs, events, links, resource, scope, text;
@@ -292,6 +288,7 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     int rc = step_once(st);
     *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
     if (*inserted) {
+        t->upto = sqlite3_last_insert_rowid(w->db);
         pc_local_text_in in = {s->name.p ? s->name.p : "", s->name.n, t->attrs.data, t->attrs.len,
                                t->events.data, t->events.len,
                                s->input_messages.p ? s->input_messages.p : "",
@@ -303,16 +300,14 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     return rc;
 }
 
-/* Writes the search text gathered for block t->block as one span_text
- * document (none when empty) and empties it. SQLite code. */
+/* Stages the search text gathered for block t->block as one document of
+ * the index (none when empty; local_index.h) and empties it. */
 static int flush_text(pc_local_writer *w, txn *t)
 {
     if (t->text.len == 0) return SQLITE_OK;
-    sqlite3_bind_int64(w->ins_text, 1, t->block);
-    bind_buf(w->ins_text, 2, &t->text); /* SQLITE_STATIC: the buffer until the step */
-    int rc = step_once(w->ins_text);
+    pc_local_index_add(w->index, t->block, PC_INDEX_ADD, t->text.data, t->text.len);
     pc_buf_reset(&t->text);
-    return rc;
+    return SQLITE_OK;
 }
 
 /* Sets g->tid to the stored trace's tid, or 0 when it is new. SQLite code. */
@@ -491,6 +486,10 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
         if (x->rc == SQLITE_OK) x->rc = pc_local_rollup_flush(&w->rollup, pc_time_now_ns());
     }
     if (x->rc == SQLITE_OK) x->rc = step_once(w->commit);
+    if (x->rc == SQLITE_OK)
+        pc_local_index_commit(w->index, t->upto);
+    else
+        pc_local_index_abort(w->index);
     if (x->rc != SQLITE_OK) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(w->db)); /* before the rollback resets it */
         if (!sqlite3_get_autocommit(w->db)) step_once(w->rollback);

@@ -59,10 +59,6 @@ static const char INS_SPAN[] =
  * of a trace's spans, for the model filter (local_schema.c). */
 static const char INS_MODEL[] = "INSERT OR IGNORE INTO trace_models (model, tid) VALUES (?1, ?2)";
 
-/* ?1 search block (tid >> PC_LOCAL_BLOCK_BITS), ?2 the search text
- * (local_text.h) of the spans a transaction inserted in that block. */
-static const char INS_TEXT[] = "INSERT INTO span_text (rowid, text) VALUES (?1, ?2)";
-
 /*
  * Merges one trace's summary of the spans a transaction inserted into its
  * row ?16 (tid): ?3 service_name ?4 root_span_id ?5 root_span_name ?6 has_root
@@ -113,19 +109,19 @@ static const char SET_TRACE[] =
     "(SELECT group_concat(pc_search_text(s.name, pc_unzip(s.attributes), pc_unzip(s.events),"     \
     " pc_unzip(s.input_messages), pc_unzip(s.output_messages)), '') FROM spans s"               \
     " WHERE s.tid >= b.blk << " BLOCK_BITS " AND s.tid < (b.blk + 1) << " BLOCK_BITS ")"
-/* Retention keeps span_text's invariant (local_schema.c): the blocks of the
- * expired traces (temp.purge_blocks) lose all their trigrams (FTS5 'delete'
- * with the text of all their spans), then, once the expired rows are gone,
- * get back those of the traces that stay. */
+/* Retention keeps span_text's invariant (local_schema.c, local_index.c): the
+ * blocks of the expired traces (temp.purge_blocks) lose all their trigrams
+ * (a delete document with the text of all their spans), then, once the
+ * expired rows are gone, get back those of the traces that stay (an add
+ * document). Both go to the index writer in this order after the commit. */
 static const char PURGE_BLOCKS_CLEAR[] = "DELETE FROM temp.purge_blocks";
 static const char PURGE_BLOCKS[] = "INSERT OR IGNORE INTO temp.purge_blocks (blk)"
                                    " SELECT tid >> " BLOCK_BITS " FROM (" EXPIRED ")";
 static const char PURGE_TEXT[] =
-    "INSERT INTO span_text (span_text, rowid, text) SELECT 'delete', b.blk,"
-    " coalesce(" BLOCK_TEXT ", '') FROM temp.purge_blocks b ORDER BY b.blk";
+    "SELECT b.blk, coalesce(" BLOCK_TEXT ", '') FROM temp.purge_blocks b ORDER BY b.blk";
 static const char PURGE_REINDEX[] =
-    "INSERT INTO span_text (rowid, text) SELECT blk, text FROM (SELECT b.blk AS blk,"
-    " " BLOCK_TEXT " AS text FROM temp.purge_blocks b) WHERE text IS NOT NULL ORDER BY blk";
+    "SELECT blk, text FROM (SELECT b.blk AS blk, " BLOCK_TEXT " AS text"
+    " FROM temp.purge_blocks b) WHERE text IS NOT NULL ORDER BY blk";
 /* The (model, tid) pairs of the expired traces, found by their spans' models
  * (trace_models is keyed by model first). Before PURGE_SPANS. */
 static const char PURGE_MODELS[] =
@@ -163,7 +159,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full)
+sqlite3 *pc_local_db_open(const char *id, const char *path, bool sync_full)
 {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(
@@ -211,7 +207,13 @@ sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_ful
         return NULL;
     }
     sqlite3_wal_hook(db, wal_hook, NULL);
-    if (pc_local_schema_setup(id, db, path) < 0) {
+    return db;
+}
+
+sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full)
+{
+    sqlite3 *db = pc_local_db_open(id, path, sync_full);
+    if (db && pc_local_schema_setup(id, db, path) < 0) {
         sqlite3_close(db);
         return NULL;
     }
@@ -225,6 +227,16 @@ static int exec_quiet(const char *id, sqlite3 *db, const char *sql)
     return -1;
 }
 
+int64_t pc_local_scalar(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
 int pc_local_prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
@@ -232,18 +244,19 @@ int pc_local_prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt 
     return -1;
 }
 
-int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t zip_sample)
+int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t zip_sample,
+                         pc_local_index *index)
 {
     memset(w, 0, sizeof(*w));
     w->db = db;
     w->id = id;
+    w->index = index;
     if (pc_local_prepare(id, db, "BEGIN IMMEDIATE", &w->begin) < 0 ||
         pc_local_prepare(id, db, "COMMIT", &w->commit) < 0 ||
         pc_local_prepare(id, db, "ROLLBACK", &w->rollback) < 0 ||
         pc_local_prepare(id, db, FIND_TRACE, &w->find_trace) < 0 ||
         pc_local_prepare(id, db, INS_TRACE, &w->ins_trace) < 0 ||
         pc_local_prepare(id, db, INS_SPAN, &w->ins_span) < 0 ||
-        pc_local_prepare(id, db, INS_TEXT, &w->ins_text) < 0 ||
         pc_local_prepare(id, db, MERGE_TRACE, &w->merge_trace) < 0 ||
         pc_local_prepare(id, db, SET_TRACE, &w->set_trace) < 0 ||
         exec_quiet(id, db, "CREATE TEMP TABLE IF NOT EXISTS purge_blocks"
@@ -271,7 +284,6 @@ void pc_local_writer_fini(pc_local_writer *w)
     sqlite3_finalize(w->find_trace);
     sqlite3_finalize(w->ins_trace);
     sqlite3_finalize(w->ins_span);
-    sqlite3_finalize(w->ins_text);
     sqlite3_finalize(w->merge_trace);
     sqlite3_finalize(w->set_trace);
     sqlite3_finalize(w->purge_blocks_clear);
@@ -296,6 +308,19 @@ static int run(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Stages the (block, text) rows of |st| as |op| documents of the index. */
+static int stage_docs(pc_local_writer *w, sqlite3_stmt *st, pc_index_op op)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 1);
+        size_t n = (size_t)sqlite3_column_bytes(st, 1);
+        if (text && n) pc_local_index_add(w->index, sqlite3_column_int64(st, 0), op, text, n);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
 {
     int rc = run(w->begin);
@@ -306,7 +331,7 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
         sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
         rc = run(w->purge_blocks_clear);
         if (rc == SQLITE_OK) rc = run(w->purge_blocks);
-        if (rc == SQLITE_OK) rc = run(w->purge_text);
+        if (rc == SQLITE_OK) rc = stage_docs(w, w->purge_text, PC_INDEX_DELETE);
         if (rc == SQLITE_OK) rc = run(w->purge_models);
         if (rc == SQLITE_OK) rc = pc_local_rollup_purge(&w->rollup, cutoff_ns, pc_time_now_ns());
         if (rc == SQLITE_OK) rc = run(w->purge_spans);
@@ -318,8 +343,10 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
         if (ev < 0) rc = SQLITE_ERROR;
         else if (ev > deleted) deleted = ev; /* a full chunk: call again */
     }
-    if (rc == SQLITE_OK) rc = run(w->purge_reindex);
+    if (rc == SQLITE_OK) rc = stage_docs(w, w->purge_reindex, PC_INDEX_ADD);
     if (rc == SQLITE_OK) rc = run(w->commit);
+    if (rc == SQLITE_OK) pc_local_index_commit(w->index, 0);
+    else pc_local_index_abort(w->index);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, w->id, "retention: cannot delete expired traces: %s",
                sqlite3_errmsg(w->db));

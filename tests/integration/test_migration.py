@@ -238,13 +238,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 in one start: one
-        # line per step
-        assert logs.count("local: migrated") == 5, logs
-        assert logs.count("migrated") == (5 if kind == "local" else 10), logs
+        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 in one start (the
+        # embedded store on to 7): one line per step
+        assert logs.count("local: migrated") == 6, logs
+        assert logs.count("migrated") == (6 if kind == "local" else 11), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
-        assert "from schema 5 to 6" in logs
+        assert "from schema 5 to 6" in logs and "to schema 7" in logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 5, logs
         after = snapshot(new, ids)
@@ -293,9 +293,10 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (6,)
+        assert con.execute("PRAGMA user_version").fetchone() == (7,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
+        check_search_index(opts["data_dir"])
         con.close()
     else:
         assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
@@ -308,13 +309,30 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 6 (span_text and span_event_text are FTS5:
-# their shadow tables; span_dicts: the compression dictionaries, none until enough spans
-# were written; stats_hours and stats_rollup: the stats rollups).
-LOCAL_TABLES = {"spans", "traces", "span_text", "span_text_config", "span_text_data",
-                "span_text_idx", "trace_models", "span_dicts", "span_events", "span_event_text",
-                "span_event_text_config", "span_event_text_data", "span_event_text_idx",
-                "stats_hours", "stats_rollup"}
+# The embedded store's tables in schema version 7 (span_event_text is FTS5: its shadow
+# tables; span_dicts: the compression dictionaries, none until enough spans were written;
+# stats_hours and stats_rollup: the stats rollups). span_text is in prela-search.db.
+LOCAL_TABLES = {"spans", "traces", "trace_models", "span_dicts", "span_events",
+                "span_event_text", "span_event_text_config", "span_event_text_data",
+                "span_event_text_idx", "stats_hours", "stats_rollup"}
+# ... and of prela-search.db (local_index.c): span_text with its shadow tables, index_state.
+INDEX_TABLES = {"span_text", "span_text_config", "span_text_data", "span_text_idx",
+                "index_state"}
+
+
+def check_search_index(data_dir):
+    """prela-search.db holds its tables and has indexed every span of prela.db."""
+    con = sqlite3.connect(os.path.join(data_dir, "prela.db"))
+    last = con.execute("SELECT max(rowid) FROM spans").fetchone()[0]
+    con.close()
+    con = sqlite3.connect(os.path.join(data_dir, "prela-search.db"))
+    try:
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert names == INDEX_TABLES
+        assert con.execute("PRAGMA user_version").fetchone() == (1,)
+        assert con.execute("SELECT upto FROM index_state").fetchone() == (last,)
+    finally:
+        con.close()
 
 
 def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
@@ -343,7 +361,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 4 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 6
+        assert logs.count("migrated") == 5 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 7
         assert "from schema 4 to 5" in logs, logs
         after = snapshot(new, ids)
         for key in before:
@@ -375,9 +393,10 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (6,)
+    assert con.execute("PRAGMA user_version").fetchone() == (7,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
+    check_search_index(opts["data_dir"])
     con.close()
 
 
@@ -414,7 +433,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 3 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 6
+        assert logs.count("migrated") == 4 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 7
         assert "from schema 4 to 5" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -442,9 +461,10 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (6,)
+        assert con.execute("PRAGMA user_version").fetchone() == (7,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
+        check_search_index(opts["data_dir"])
         # the new fields, readable; old rows hold "unknown" (-1, NULL, '')
         old_rows = con.execute(
             "SELECT s.llm_request_model, s.cache_read_tokens, s.cache_write_tokens,"
@@ -778,7 +798,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 2 and "from schema 4 to 5" in logs, logs  # 4 -> 5 -> 6
+        assert logs.count("migrated") == 3 and "from schema 4 to 5" in logs, logs  # 4 -> .. -> 7
         check_schema_5(new, ids, otlp, before)
     finally:
         stop(new)
@@ -790,9 +810,10 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (6,)
+        assert con.execute("PRAGMA user_version").fetchone() == (7,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
+        check_search_index(os.path.dirname(path))
         assert con.execute("SELECT count(*) FROM span_events").fetchone() == (1,)
     finally:
         con.close()
@@ -858,11 +879,12 @@ def same_stats(got, want):
             [r["cost_usd"] or 0 for r in want[key]], rel=1e-9), key
 
 
-def test_schema_5_local_store_migrates_to_6(prev5_bin, tmp_path):
-    """The embedded store of the last schema-5 release opens with schema 6 (the stats rollup
-    tables created, a row for every hour that holds a span, none built, no span rewritten):
-    every answer as before; stats the same before and after the writer builds the old hours
-    into rollups; once."""
+def test_schema_5_local_store_migrates_to_7(prev5_bin, tmp_path):
+    """The embedded store of the last schema-5 release opens with schema 7 (6: the stats
+    rollup tables created, a row for every hour that holds a span, none built, no span
+    rewritten; 7: the search index moved to prela-search.db, rebuilt from the spans): every
+    answer as before, searches included; stats the same before and after the writer builds
+    the old hours into rollups; once."""
     data_dir = str(tmp_path / "data")
     base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
     ids, before = write_schema_5(prev5_bin, tmp_path, dict(data_dir=data_dir), base)
@@ -885,7 +907,8 @@ def test_schema_5_local_store_migrates_to_6(prev5_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, dict(data_dir=data_dir, local_extra="rollup_quiet: 1h"))
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 1 and "from schema 5 to 6" in logs, logs
+        assert logs.count("migrated") == 2 and "from schema 5 to 6" in logs, logs
+        assert "to schema 7" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
@@ -916,9 +939,10 @@ def test_schema_5_local_store_migrates_to_6(prev5_bin, tmp_path):
         con.close()
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (6,)
+        assert con.execute("PRAGMA user_version").fetchone() == (7,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
+        check_search_index(os.path.dirname(path))
     finally:
         con.close()
 

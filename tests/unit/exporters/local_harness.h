@@ -96,8 +96,10 @@ static inline void open_store(store_h *h, const char *dir, const char *retention
 static inline void remove_store_dir(const char *dir)
 {
     char p[256];
-    static const char *const files[] = {"prela.db", "prela.db-wal", "prela.db-shm"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const files[] = {"prela.db",        "prela.db-wal",
+                                        "prela.db-shm",    "prela-search.db",
+                                        "prela-search.db-wal", "prela-search.db-shm"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(p, sizeof(p), "%s/data/store/%s", dir, files[i]);
         unlink(p);
     }
@@ -171,6 +173,22 @@ static inline pc_result consume(store_h *h, pc_batch *b)
     return pc_local_exporter_ops.consume(h->ctx, b);
 }
 
+static inline int count_trace(void *ud, const pc_trace_row *r)
+{
+    (void)r;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* How many traces (at most 100) the store's search finds for |q| in
+ * |project| (NULL: every project). */
+static inline int search_count(store_h *h, const char *project, const char *q)
+{
+    int n = 0;
+    CHECK_EQ_INT(h->st->ops->search(h->st->ctx, project, q, 100, count_trace, &n), 0);
+    return n;
+}
+
 /* A stats row copied out of a pc_stats_cb: r.group points at group, so a
  * copy must not move (compare group, not r.group, after copying one). */
 typedef struct stats_row {
@@ -212,12 +230,17 @@ static inline int64_t db_int(const char *path, const char *sql)
 }
 
 
-/* Rowids (search blocks) the span_text index of |path| answers for the FTS5
- * query |q|, read on a connection of the test's own (tokenizer registered). */
+/* Rowids (search blocks) the span_text index beside the store |path| (its
+ * prela-search.db) answers for the FTS5 query |q|, read on a connection of the
+ * test's own (tokenizer registered). Call pc_local_search_flush first. */
 static inline int64_t fts_hits(const char *path, const char *q)
 {
+    char ipath[512];
+    const char *slash = strrchr(path, '/');
+    snprintf(ipath, sizeof(ipath), "%.*s/prela-search.db", (int)(slash ? slash - path : 1),
+             slash ? path : ".");
     sqlite3 *db = NULL;
-    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_open_v2(ipath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
     sqlite3_stmt *st = NULL;
     int64_t n = -1;

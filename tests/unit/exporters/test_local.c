@@ -765,11 +765,13 @@ static void test_retention(void)
     CHECK_EQ_INT(search(&h, NULL, "oldname two", 10)->n, 1);
     char db_path[256];
     snprintf(db_path, sizeof(db_path), "%s/data/store/prela.db", h.dir);
+    pc_local_search_flush(h.ctx);
     CHECK_EQ_INT(fts_hits(db_path, "\"dna\" OR \"ate\""), 1); /* t-old, once */
 
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
     /* its trigrams left the index with it (FTS5 'delete'); t-new, in the same
      * search block, was indexed again and is still found */
+    pc_local_search_flush(h.ctx);
     CHECK_EQ_INT(fts_hits(db_path, "\"dna\" OR \"ate\" OR \"ldn\""), 0);
     CHECK_EQ_INT(fts_hits(db_path, "\"viv\""), 1);
     CHECK_EQ_INT(search(&h, NULL, "SURVIVOR", 10)->n, 1);
@@ -1064,8 +1066,12 @@ static void test_chunks(void)
      * a trigger of a second connection rejects the span of trace "poison". */
     char p[256];
     snprintf(p, sizeof(p), "%s/data/store/prela.db", h.dir);
-    /* a fresh file gets FTS5's merge settings too (local_schema.c, FTS_MERGE) */
-    CHECK_EQ_INT(db_int(p, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
+    /* a fresh file gets FTS5's merge settings too (local_schema.c, FTS_MERGE;
+     * local_index.c for span_text in prela-search.db) */
+    char ip[256];
+    snprintf(ip, sizeof(ip), "%s/data/store/prela-search.db", h.dir);
+    CHECK_EQ_INT(db_int(ip, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
+    CHECK_EQ_INT(db_int(p, "SELECT count(*) FROM sqlite_master WHERE name = 'span_text'"), 0);
     CHECK_EQ_INT(db_int(p, "SELECT v FROM span_event_text_config WHERE k = 'crisismerge'"), 64);
     sqlite3 *db = NULL;
     CHECK_EQ_INT(sqlite3_open(p, &db), SQLITE_OK);
@@ -1312,10 +1318,12 @@ static void test_migration(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION); /* 1 -> ... -> 6 in one go */
-    /* FTS5's merge settings (local_schema.c, FTS_MERGE) on both trigram indexes */
-    CHECK_EQ_INT(db_int(path, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
-    CHECK_EQ_INT(db_int(path, "SELECT v FROM span_text_config WHERE k = 'crisismerge'"), 64);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION); /* 1 -> ... -> 7 in one go */
+    /* FTS5's merge settings (local_schema.c, FTS_MERGE; local_index.c) on both trigram indexes */
+    char ipath[300];
+    snprintf(ipath, sizeof(ipath), "%.*s/prela-search.db", (int)(strrchr(path, '/') - path), path);
+    CHECK_EQ_INT(db_int(ipath, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
+    CHECK_EQ_INT(db_int(ipath, "SELECT v FROM span_text_config WHERE k = 'crisismerge'"), 64);
     CHECK_EQ_INT(db_int(path, "SELECT v FROM span_event_text_config WHERE k = 'automerge'"), 16);
     /* the old rows' models are in the model index */
     CHECK_EQ_INT(list(&h, (pc_trace_filter){.model = "gpt"})->n, 1);

@@ -89,20 +89,6 @@ static got spans_of(store_h *h, const char *project)
     return g;
 }
 
-static int count_t(void *ud, const pc_trace_row *r)
-{
-    (void)r;
-    (*(int *)ud)++;
-    return 0;
-}
-
-static int found(store_h *h, const char *project, const char *q)
-{
-    int n = 0;
-    CHECK_EQ_INT(h->st->ops->search(h->st->ctx, project, q, 10, count_t, &n), 0);
-    return n;
-}
-
 /* Position of |needle| in |hay|, or -1. */
 static long at(const char *hay, const char *needle)
 {
@@ -122,7 +108,7 @@ static void test_before_after_never_redelivered(void)
     carrier(b, "p1", SP, "gen_ai.user.message", T0 + 1 * NS, "Quelle est la capitale?");
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     CHECK_EQ_INT(spans_of(&h, "p1").n, 0);
-    CHECK_EQ_INT(found(&h, NULL, "capitale"), 0);
+    CHECK_EQ_INT(search_count(&h, NULL, "capitale"), 0);
 
     /* The span comes: the prompt is merged in, and messages are computed. */
     b = new_batch(now);
@@ -138,9 +124,9 @@ static void test_before_after_never_redelivered(void)
                  "\"Quelle est la capitale?\"}]}]");
     CHECK_EQ_STR(g.output, "");
     CHECK(!g.cut);
-    CHECK_EQ_INT(found(&h, NULL, "CAPITALE"), 1);
-    CHECK_EQ_INT(found(&h, "p1", "la capitale?"), 1);
-    CHECK_EQ_INT(found(&h, "p2", "capitale"), 0); /* another project sees nothing */
+    CHECK_EQ_INT(search_count(&h, NULL, "CAPITALE"), 1);
+    CHECK_EQ_INT(search_count(&h, "p1", "la capitale?"), 1);
+    CHECK_EQ_INT(search_count(&h, "p2", "capitale"), 0); /* another project sees nothing */
 
     /* After: the completion arrives later, at a later time. */
     b = new_batch(now);
@@ -150,7 +136,7 @@ static void test_before_after_never_redelivered(void)
     CHECK(at(g.events, "own.event") < at(g.events, "gen_ai.choice"));
     CHECK_EQ_STR(g.output, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":"
                            "\"Paris.\"}],\"finish_reason\":\"stop\"}]");
-    CHECK_EQ_INT(found(&h, NULL, "paris"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "paris"), 1);
 
     /* Redelivered (a retried request, a replayed Kafka batch): nothing added. */
     char path[256];
@@ -172,7 +158,7 @@ static void test_before_after_never_redelivered(void)
     CHECK_EQ_INT(spans_of(&h, "p1").n, 1);
     CHECK(at(spans_of(&h, "p1").events, "orphaned") < 0);
     /* and search does not find the trace by its words */
-    CHECK_EQ_INT(found(&h, NULL, "orphaned prompt"), 0);
+    CHECK_EQ_INT(search_count(&h, NULL, "orphaned prompt"), 0);
 
     /* The same ids in another project: its own span, its own events. */
     b = new_batch(now);
@@ -237,13 +223,13 @@ static void test_retention(void)
     chat_span(b, "p1");
     carrier(b, "p1", SP, "gen_ai.choice", T0 + 1, "fresh words");
     CHECK_EQ_INT(consume(&h, b), PC_OK);
-    CHECK_EQ_INT(found(&h, NULL, "ancient"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "ancient"), 1);
     pc_local_purge(h.ctx, now);
     char path[256];
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM span_events"), 1);
-    CHECK_EQ_INT(found(&h, NULL, "ancient"), 0);
-    CHECK_EQ_INT(found(&h, NULL, "fresh words"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "ancient"), 0);
+    CHECK_EQ_INT(search_count(&h, NULL, "fresh words"), 1);
     close_store(&h, true);
 }
 

@@ -769,10 +769,12 @@ static void test_retention(void)
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM trace_models"), 4);
     CHECK_EQ_STR(ids(found(&h, "xylophone")), "old");
+    pc_local_search_flush(h.ctx);
     CHECK_EQ_INT(fts_hits(path, "\"xyl\" OR \"yop\""), 1);
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 1);
     /* the trigrams of its messages left the index with it (the 'delete'
      * recomputed the same text), the new trace's stayed */
+    pc_local_search_flush(h.ctx);
     CHECK_EQ_INT(fts_hits(path, "\"xyl\" OR \"yop\""), 0);
     CHECK_EQ_INT(fts_hits(path, "\"mar\" OR \"rim\""), 1);
     CHECK_EQ_STR(ids(found(&h, "MARIMBA")), "new");

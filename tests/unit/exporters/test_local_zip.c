@@ -120,20 +120,6 @@ static void dump(store_h *h, int traces, pc_buf *d)
     }
 }
 
-static int count_trace(void *ud, const pc_trace_row *r)
-{
-    (void)r;
-    (*(int *)ud)++;
-    return 0;
-}
-
-static int found(store_h *h, const char *q)
-{
-    int n = 0;
-    CHECK_EQ_INT(h->st->ops->search(h->st->ctx, NULL, q, 100, count_trace, &n), 0);
-    return n;
-}
-
 /* Stored bytes of the compressed attributes over the bytes of their JSON,
  * read with pc_unzip registered. */
 static double zipped_ratio(const char *path)
@@ -199,10 +185,10 @@ static void test_same_reads(void)
     CHECK(dz.len > 0 && dp.len == dz.len && memcmp(dz.data, dp.data, dz.len) == 0);
     CHECK(strstr(dz.data, "zanzibarite") != NULL);
     /* search and the attribute filter on compressed rows */
-    CHECK_EQ_INT(found(&z, "zanzibarite"), 1);
-    CHECK_EQ_INT(found(&z, "QUOKKAPLEX"), 1);
-    CHECK_EQ_INT(found(&z, "timed out after"), found(&p, "timed out after"));
-    CHECK_EQ_INT(found(&z, "timed out after"), TRACES / 5);
+    CHECK_EQ_INT(search_count(&z, NULL, "zanzibarite"), 1);
+    CHECK_EQ_INT(search_count(&z, NULL, "QUOKKAPLEX"), 1);
+    CHECK_EQ_INT(search_count(&z, NULL, "timed out after"), search_count(&p, NULL, "timed out after"));
+    CHECK_EQ_INT(search_count(&z, NULL, "timed out after"), TRACES / 5);
     int gold = 0;
     pc_trace_filter f = {.attr_key = "tier", .attr_value = "gold", .limit = 100};
     CHECK_EQ_INT(z.st->ops->list_traces(z.st->ctx, &f, count_trace, &gold), 0);
@@ -244,11 +230,12 @@ static void test_retention(void)
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM span_dicts"), 1);
     CHECK(db_int(path, "SELECT count(*) FROM spans s JOIN traces t ON t.tid = s.tid WHERE"
                        " t.trace_id >= 'zt-040' AND typeof(s.attributes) = 'blob'") > 0);
-    CHECK_EQ_INT(found(&h, "quokkaplex"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "quokkaplex"), 1);
     CHECK_EQ_INT(pc_local_purge(h.ctx, now), 20);
-    CHECK_EQ_INT(found(&h, "quokkaplex"), 0);
+    CHECK_EQ_INT(search_count(&h, NULL, "quokkaplex"), 0);
+    pc_local_search_flush(h.ctx);
     CHECK_EQ_INT(fts_hits(path, "\"kka\" AND \"ple\""), 0);
-    CHECK_EQ_INT(found(&h, "zanzibarite"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "zanzibarite"), 1);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM spans"), 40 * SPANS_PER);
     close_store(&h, true);
 }
@@ -286,7 +273,7 @@ static void test_migration_4_5(void)
     pc_buf got = {0};
     dump(&h, TRACES, &got);
     CHECK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
-    CHECK_EQ_INT(found(&h, "zanzibarite"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "zanzibarite"), 1);
     /* new traces: a dictionary, compressed rows, both kinds read */
     load(&h, TRACES, 60, now);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM span_dicts"), 1);
@@ -294,7 +281,7 @@ static void test_migration_4_5(void)
     pc_buf_reset(&got);
     dump(&h, TRACES, &got);
     CHECK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
-    CHECK_EQ_INT(found(&h, "timed out after"), (TRACES + 60) / 5);
+    CHECK_EQ_INT(search_count(&h, NULL, "timed out after"), (TRACES + 60) / 5);
     close_store(&h, false);
     /* once: the next start migrates nothing */
     open_store_kv(&h, dir, NULL, zip, 1);

@@ -1,0 +1,161 @@
+/*
+ * test_local_index.c - the embedded store's search index file (schema 7,
+ * local_index.c), through the real `local` exporter and its store() reads.
+ *
+ * Spans the index has not written (past index_state.upto) are still found;
+ * a start indexes what the file lacks: after a lost queue (upto behind), a
+ * file that does not belong to the store (upto past every span: cleared and
+ * rebuilt), a deleted file; more text than the queue holds at once is all
+ * indexed; the index file's FTS5 merge settings.
+ */
+#include "check.h"
+#include "exporters/local_harness.h"
+#include "exporters/local_index.h"
+
+#include "buf.h"
+
+#include <stdint.h>
+
+static void paths(const store_h *h, char *db, char *ix, size_t n)
+{
+    snprintf(db, n, "%s/data/store/prela.db", h->dir);
+    snprintf(ix, n, "%s/data/store/" PC_LOCAL_INDEX_FILE, h->dir);
+}
+
+/* Runs |sql| on the index file |ix| from a connection of the test's own
+ * (the tokenizer registered: FTS5 needs it to open span_text). */
+static void ix_exec(const char *ix, const char *sql)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(ix, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) fprintf(stderr, "ix_exec: %s\n", err ? err : "?");
+    CHECK_EQ_INT(rc, SQLITE_OK);
+    sqlite3_free(err);
+    sqlite3_close(db);
+}
+
+/* Three traces of two spans, one word of each trace in a span name. */
+static void load_words(store_h *h, const char *const words[3])
+{
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (int i = 0; i < 3; i++) {
+        char trace[16], name[64];
+        snprintf(trace, sizeof(trace), "ix-%d", i);
+        snprintf(name, sizeof(name), "step with %s inside", words[i]);
+        add_span(b, (span_spec){.trace = trace, .span = "a", .name = name, .start = T0,
+                                .end = T0 + 1});
+        add_span(b, (span_spec){.trace = trace, .span = "b", .parent = "a", .name = "plain",
+                                .start = T0, .end = T0 + 1});
+    }
+    CHECK_EQ_INT(consume(h, b), PC_OK);
+}
+
+static void test_tail_and_catch_up(void)
+{
+    static const char *const words[3] = {"aardvarkian", "bandicootish", "capybaresque"};
+    store_h h;
+    open_store(&h, NULL, NULL);
+    char db[256], ix[256], dir[64];
+    paths(&h, db, ix, sizeof(db));
+    snprintf(dir, sizeof(dir), "%s", h.dir);
+    load_words(&h, words);
+    pc_local_search_flush(h.ctx);
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"),
+                 db_int(db, "SELECT max(rowid) FROM spans"));
+    CHECK_EQ_INT(fts_hits(db, "\"aar\" AND \"rki\""), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "Aardvarkian"), 1);
+
+    /* The index loses everything and upto goes back, as if the thread had
+     * not written yet: every span is past upto, and still found. */
+    ix_exec(ix, "BEGIN; INSERT INTO span_text (span_text) VALUES ('delete-all');"
+                " UPDATE index_state SET upto = 0; COMMIT");
+    CHECK_EQ_INT(fts_hits(db, "\"aar\" AND \"rki\""), 0);
+    CHECK_EQ_INT(search_count(&h, NULL, "aardvarkian"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "BANDICOOTISH"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "with"), 3);
+    CHECK_EQ_INT(search_count(&h, NULL, "nowhere-at-all"), 0);
+    close_store(&h, false);
+
+    /* The next start indexes the spans past upto. */
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"),
+                 db_int(db, "SELECT max(rowid) FROM spans"));
+    CHECK_EQ_INT(fts_hits(db, "\"aar\" AND \"rki\""), 1);
+    CHECK_EQ_INT(fts_hits(db, "\"cap\" AND \"esq\""), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "capybaresque"), 1);
+    close_store(&h, false);
+
+    /* upto past every span: the file is not this store's (a stray block is
+     * in it); cleared and rebuilt from the spans. */
+    ix_exec(ix, "INSERT INTO span_text (rowid, text) VALUES (99, 'zzqqxx');"
+                "UPDATE index_state SET upto = 1000000000");
+    CHECK_EQ_INT(fts_hits(db, "\"zzq\""), 1);
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(fts_hits(db, "\"zzq\""), 0);
+    CHECK_EQ_INT(fts_hits(db, "\"ban\" AND \"ish\""), 1);
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"),
+                 db_int(db, "SELECT max(rowid) FROM spans"));
+    close_store(&h, false);
+
+    /* A deleted index file is made again from the spans. */
+    char p[300];
+    static const char *const sfx[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s%s", ix, sfx[i]);
+        unlink(p);
+    }
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(fts_hits(db, "\"aar\" AND \"rki\""), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "bandicootish"), 1);
+    CHECK_EQ_INT(db_int(ix, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
+    CHECK_EQ_INT(db_int(ix, "SELECT v FROM span_text_config WHERE k = 'crisismerge'"), 64);
+    CHECK_EQ_INT(db_int(ix, "PRAGMA user_version"), 1);
+    close_store(&h, true);
+}
+
+/* More search text than PC_LOCAL_INDEX_QUEUE_MAX in one go: the writer waits
+ * for room, and every document gets written. */
+static void test_queue_full(void)
+{
+    enum { TRACES = 400, TEXT = 24 * 1024 };
+    store_h h;
+    open_store(&h, NULL, NULL);
+    char db[256], ix[256];
+    paths(&h, db, ix, sizeof(db));
+    pc_buf text = PC_BUF_INIT;
+    uint64_t x = 1;
+    for (int i = 0; i < TRACES; i++) {
+        pc_buf_reset(&text);
+        pc_buf_printf(&text, "marker%04d ", i);
+        while (text.len < TEXT) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            pc_buf_printf(&text, "w%llx ", (unsigned long long)(x >> 40));
+        }
+        pc_batch *b = new_batch(pc_time_now_ns());
+        char trace[16];
+        snprintf(trace, sizeof(trace), "q-%04d", i);
+        add_span(b, (span_spec){.trace = trace, .span = "a", .name = text.data, .start = T0,
+                                .end = T0 + 1});
+        CHECK_EQ_INT(consume(&h, b), PC_OK);
+    }
+    CHECK((size_t)TRACES * TEXT > 2 * PC_LOCAL_INDEX_QUEUE_MAX);
+    pc_local_search_flush(h.ctx);
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"), TRACES);
+    /* "marker" is in every trace: one hit per block (tids 1..400 >> 4: 0..25) */
+    CHECK_EQ_INT(fts_hits(db, "\"mar\" AND \"ker\""), TRACES / 16 + 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "marker0399"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "marker0000"), 1);
+    pc_buf_free(&text);
+    close_store(&h, true);
+}
+
+int main(void)
+{
+    RUN(test_tail_and_catch_up);
+    RUN(test_queue_full);
+    return CHECK_DONE();
+}
