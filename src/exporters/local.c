@@ -233,7 +233,9 @@ static bool others_wait(pc_local *L)
  * of a huge batch (more than PC_LOCAL_TXN_SPANS spans) after a multiple of
  * CUT_EVERY of its spans: when the transaction already holds another batch's
  * last span (its waiter waits for this commit), or holds PC_LOCAL_TXN_SPANS
- * spans while a batch waits in the queue. The slices' |to| then say what the
+ * spans while a batch waits in the queue. The spans so far are written at
+ * each such point (pc_local_txn_write), so the look sees the batches queued
+ * while they were written. The slices' |to| then say what the
  * transaction holds (from == to: nothing; on failure, what it was to hold, so
  * those batches fail). Small batches among themselves keep the group
  * commit; a huge batch gains at least CUT_EVERY spans per transaction it is
@@ -255,11 +257,16 @@ static bool write_slices(pc_local *L, slice *sl, size_t n)
         if (cut) sl[k].to = sl[k].from; /* not in this transaction */
         for (size_t i = sl[k].from; i < sl[k].to && rc == SQLITE_OK; i++) {
             size_t in_slice = i - sl[k].from;
-            if (b->n > PC_LOCAL_TXN_SPANS && in_slice > 0 && in_slice % CUT_EVERY == 0 &&
-                (ends_one || (written >= PC_LOCAL_TXN_SPANS && others_wait(L)))) {
-                sl[k].to = i;
-                cut = true;
-                break;
+            if (b->n > PC_LOCAL_TXN_SPANS && in_slice > 0 && in_slice % CUT_EVERY == 0) {
+                /* spans are written when the transaction ends: write those
+                 * so far, so that a batch queued meanwhile is seen */
+                rc = pc_local_txn_write(t);
+                if (rc != SQLITE_OK) break;
+                if (ends_one || (written >= PC_LOCAL_TXN_SPANS && others_wait(L))) {
+                    sl[k].to = i;
+                    cut = true;
+                    break;
+                }
             }
             rc = pc_local_txn_span(t, &b->spans[i], pc_span_received(b, &b->spans[i]));
             written++;
@@ -774,6 +781,12 @@ void pc_local_search_flush(void *ctx)
 {
     pc_local *L = ctx;
     if (L->index) pc_local_index_flush(L->index);
+}
+
+void pc_local_train_wait(void *ctx)
+{
+    pc_local *L = ctx;
+    pc_local_zip_wait(L->w.zip);
 }
 
 int64_t pc_local_build_rollups(void *ctx)

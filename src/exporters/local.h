@@ -52,6 +52,13 @@ int64_t pc_local_purge(void *ctx, int64_t now_ns);
 void pc_local_search_flush(void *ctx);
 
 /*
+ * Test hook: waits until no compression dictionary is being trained
+ * (local_zip.h); a dictionary just trained is used from the next
+ * transaction on. |ctx| is a started local exporter.
+ */
+void pc_local_train_wait(void *ctx);
+
+/*
  * Test hook: builds the stats rollups of every hour written since it was last
  * built (local_rollup.h), quiet or not, on the writer thread, and waits.
  * Returns the number of hours built, or -1 when the exporter is not running

@@ -83,7 +83,7 @@ typedef struct txn {
     int64_t block; /* search block whose text |text| gathers (-1: none yet) */
     int64_t upto;  /* the largest spans rowid inserted (0: none) */
     uint32_t *slots; /* open addressing: index + 1 into groups, 0 = empty */
-    size_t n_slots;  /* power of two, >= 2 * spans in the transaction */
+    size_t n_slots;  /* power of two, >= 2 * spans of one write (write_items) */
     pc_buf attrs, events, links, resource, scope, text;
     /* Per JSON column (local_zip.h): the last value bound, its compressed
      * form, and whether that was bound (a span's resource and scope are
@@ -432,7 +432,7 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
     x->w = w;
     x->t.cap = spans ? spans : 1;
     x->t.items = pc_xmalloc(x->t.cap * sizeof(*x->t.items));
-    pc_local_zip_train(w->zip); /* its own transaction, when the samples are complete */
+    pc_local_zip_train(w->zip); /* a dictionary trained meanwhile: its own transaction */
     w->rollup.n = 0;            /* hours of a transaction that failed before its flush */
     x->rc = step_once(w->begin);
     return x;
@@ -453,38 +453,63 @@ int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns)
     return x->rc;
 }
 
+/*
+ * Writes the spans added since the last write (t->items): groups them by
+ * trace, finds each stored trace, writes the groups (stored traces by tid,
+ * then new ones, whose tids come next in order: span_text receives its blocks
+ * in ascending order, one document per block) and empties the list. Sets
+ * x->rc on failure.
+ */
+static void write_items(pc_local_txn *x)
+{
+    pc_local_writer *w = x->w;
+    txn *t = &x->t;
+    if (x->rc != SQLITE_OK || t->n_items == 0) return;
+    size_t n_slots = 16;
+    while (n_slots < 2 * t->n_items)
+        n_slots *= 2;
+    if (n_slots > t->n_slots) {
+        free(t->slots);
+        free(t->next);
+        free(t->groups);
+        free(t->order);
+        t->n_slots = n_slots;
+        t->slots = pc_xmalloc(n_slots * sizeof(*t->slots));
+        t->next = pc_xmalloc(n_slots / 2 * sizeof(*t->next));
+        t->groups = pc_xmalloc(n_slots / 2 * sizeof(*t->groups));
+        t->order = pc_xmalloc(n_slots / 2 * sizeof(*t->order));
+    }
+    memset(t->slots, 0, t->n_slots * sizeof(*t->slots));
+    t->n_groups = 0;
+    for (size_t i = 0; i < t->n_items; i++)
+        group_add(t, i);
+    for (size_t g = 0; g < t->n_groups && x->rc == SQLITE_OK; g++)
+        x->rc = find_group(w, &t->groups[g]);
+    size_t n_old = 0;
+    for (size_t g = 0; g < t->n_groups; g++)
+        if (t->groups[g].tid) t->order[n_old++] = g;
+    sort_by_tid(t->order, n_old, t->groups);
+    for (size_t g = 0, k = n_old; g < t->n_groups; g++)
+        if (!t->groups[g].tid) t->order[k++] = g;
+    t->block = -1;
+    for (size_t k = 0; k < t->n_groups && x->rc == SQLITE_OK; k++)
+        x->rc = write_group(w, t, &t->groups[t->order[k]]);
+    if (x->rc == SQLITE_OK) x->rc = flush_text(w, t);
+    t->n_items = 0;
+}
+
+int pc_local_txn_write(pc_local_txn *x)
+{
+    write_items(x);
+    return x->rc;
+}
+
 int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
 {
     pc_local_writer *w = x->w;
     txn *t = &x->t;
-    if (x->rc == SQLITE_OK && t->n_items > 0) {
-        t->n_slots = 16;
-        while (t->n_slots < 2 * t->n_items)
-            t->n_slots *= 2;
-        t->slots = pc_xcalloc(t->n_slots, sizeof(*t->slots));
-        t->next = pc_xmalloc(t->n_items * sizeof(*t->next));
-        t->groups = pc_xmalloc(t->n_items * sizeof(*t->groups));
-        for (size_t i = 0; i < t->n_items; i++)
-            group_add(t, i);
-        for (size_t g = 0; g < t->n_groups && x->rc == SQLITE_OK; g++)
-            x->rc = find_group(w, &t->groups[g]);
-        /* Stored traces by tid, then new ones (their tids come next, in
-         * order): span_text receives its rowids (blocks) in ascending order,
-         * one document per block, which FTS5 buffers without flushing a
-         * segment at every step back. */
-        t->order = pc_xmalloc(t->n_groups * sizeof(*t->order));
-        size_t n_old = 0;
-        for (size_t g = 0; g < t->n_groups; g++)
-            if (t->groups[g].tid) t->order[n_old++] = g;
-        sort_by_tid(t->order, n_old, t->groups);
-        for (size_t g = 0, k = n_old; g < t->n_groups; g++)
-            if (!t->groups[g].tid) t->order[k++] = g;
-        t->block = -1;
-        for (size_t k = 0; k < t->n_groups && x->rc == SQLITE_OK; k++)
-            x->rc = write_group(w, t, &t->groups[t->order[k]]);
-        if (x->rc == SQLITE_OK) x->rc = flush_text(w, t);
-        if (x->rc == SQLITE_OK) x->rc = pc_local_rollup_flush(&w->rollup, pc_time_now_ns());
-    }
+    write_items(x);
+    if (x->rc == SQLITE_OK) x->rc = pc_local_rollup_flush(&w->rollup, pc_time_now_ns());
     if (x->rc == SQLITE_OK) x->rc = step_once(w->commit);
     if (x->rc == SQLITE_OK)
         pc_local_index_commit(w->index, t->upto);
@@ -494,6 +519,7 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
         snprintf(err, errlen, "%s", sqlite3_errmsg(w->db)); /* before the rollback resets it */
         if (!sqlite3_get_autocommit(w->db)) step_once(w->rollback);
     }
+    pc_local_zip_train(w->zip); /* samples complete: training starts now */
     int rc = x->rc;
     pc_buf_free(&t->attrs);
     pc_buf_free(&t->events);

@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "timefmt.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zdict.h>
@@ -133,9 +134,18 @@ struct pc_local_zip {
     ZSTD_CCtx *cctx;
     ZSTD_CDict *cdict; /* NULL until trained or loaded */
     uint32_t dict_id;
-    pc_buf samples; /* the samples, back to back, while there is no dictionary */
+    /* The samples, back to back, while there is no dictionary. While the
+     * trainer thread runs it owns them (and |trained|, |trained_n|). */
+    pc_buf samples;
     size_t *sizes;
     size_t n_samples;
+    bool training; /* writer thread: the trainer runs or has not been joined */
+    pthread_t trainer;
+    void *trained;    /* the trainer's dictionary (PC_LOCAL_ZIP_DICT_MAX bytes) */
+    size_t trained_n; /* ZDICT's result: its size or an error code */
+    pthread_mutex_t mu; /* |busy| */
+    pthread_cond_t done_cv;
+    bool busy; /* the trainer was started and has not finished */
 };
 
 /* Uses the dictionary |d| of |n| bytes (its zstd id |id|) from now on. 0 / -1. */
@@ -159,6 +169,8 @@ pc_local_zip *pc_local_zip_create(const char *id, sqlite3 *db, size_t sample_byt
     z->id = id;
     z->db = db;
     z->sample_bytes = sample_bytes;
+    pthread_mutex_init(&z->mu, NULL);
+    pthread_cond_init(&z->done_cv, NULL);
     /* ZSTD_compress_usingCDict writes the frame local_zip.h describes: content
      * size and dictionary id in the header, no checksum. */
     z->cctx = ZSTD_createCCtx();
@@ -197,6 +209,10 @@ pc_local_zip *pc_local_zip_create(const char *id, sqlite3 *db, size_t sample_byt
 void pc_local_zip_destroy(pc_local_zip *z)
 {
     if (!z) return;
+    if (z->training) pthread_join(z->trainer, NULL);
+    free(z->trained);
+    pthread_mutex_destroy(&z->mu);
+    pthread_cond_destroy(&z->done_cv);
     ZSTD_freeCDict(z->cdict);
     ZSTD_freeCCtx(z->cctx);
     pc_buf_free(&z->samples);
@@ -212,7 +228,8 @@ uint32_t pc_local_zip_dict_id(const pc_local_zip *z)
 /* Keeps |p| as a training sample while the gathered bytes are short of the goal. */
 static void add_sample(pc_local_zip *z, const char *p, size_t n)
 {
-    if (z->sample_bytes == 0 || z->samples.len >= z->sample_bytes || z->n_samples >= SAMPLES_MAX)
+    if (z->sample_bytes == 0 || z->training || z->samples.len >= z->sample_bytes ||
+        z->n_samples >= SAMPLES_MAX)
         return;
     if (!z->sizes) z->sizes = pc_xmalloc(SAMPLES_MAX * sizeof(*z->sizes));
     if (n > SAMPLE_CUT) n = SAMPLE_CUT;
@@ -220,59 +237,111 @@ static void add_sample(pc_local_zip *z, const char *p, size_t n)
     z->sizes[z->n_samples++] = n;
 }
 
+/* The trainer thread: trains the dictionary from the samples. */
+static void *trainer_main(void *arg)
+{
+    pc_local_zip *z = arg;
+    z->trained_n = ZDICT_trainFromBuffer(z->trained, PC_LOCAL_ZIP_DICT_MAX, z->samples.data,
+                                         z->sizes, (unsigned)z->n_samples);
+    pthread_mutex_lock(&z->mu);
+    z->busy = false;
+    pthread_cond_broadcast(&z->done_cv);
+    pthread_mutex_unlock(&z->mu);
+    return NULL;
+}
+
+/* Stores the trainer's dictionary in span_dicts and compresses with it from
+ * now on. 1 when it did, 0 after logging why not. */
+static int store_trained(pc_local_zip *z)
+{
+    size_t n = z->trained_n;
+    void *d = z->trained;
+    if (ZDICT_isError(n) || ZDICT_getDictID(d, n) == 0) {
+        pc_log(PC_LOG_WARN, z->id,
+               "cannot train a compression dictionary from %zu values (%s); values stay"
+               " uncompressed until the next try",
+               z->n_samples, ZDICT_isError(n) ? ZDICT_getErrorName(n) : "no dictionary id");
+        return 0;
+    }
+    uint32_t did = ZDICT_getDictID(d, n);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(z->db,
+                                "INSERT INTO span_dicts (id, created_ns, samples, dict)"
+                                " VALUES (?1, ?4, ?2, ?3)",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, did);
+        sqlite3_bind_int64(st, 2, (int64_t)z->n_samples);
+        sqlite3_bind_blob(st, 3, d, (int)n, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, pc_time_now_ns());
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        pc_log(PC_LOG_WARN, z->id, "cannot store the compression dictionary: %s",
+               sqlite3_errmsg(z->db));
+        return 0;
+    }
+    size_t from = z->n_samples, bytes = z->samples.len;
+    if (use_dict(z, d, n, did) < 0) return 0;
+    pc_log(PC_LOG_INFO, z->id,
+           "compression dictionary %u (%zu bytes) trained from %zu values (%zu"
+           " bytes); JSON columns are stored compressed from now on",
+           did, n, from, bytes);
+    return 1;
+}
+
+/* Ends a training: stores its dictionary, or starts gathering samples over
+ * (as many again before the next try). 1 when stored. */
+static int finish_training(pc_local_zip *z)
+{
+    int stored = store_trained(z);
+    free(z->trained);
+    z->trained = NULL;
+    if (!stored) {
+        pc_buf_reset(&z->samples);
+        z->n_samples = 0;
+    }
+    return stored;
+}
+
 int pc_local_zip_train(pc_local_zip *z)
 {
     if (!z || z->cdict || z->sample_bytes == 0) return 0;
+    if (z->training) {
+        pthread_mutex_lock(&z->mu);
+        bool busy = z->busy;
+        pthread_mutex_unlock(&z->mu);
+        if (busy) return 0;
+        pthread_join(z->trainer, NULL);
+        z->training = false;
+        return finish_training(z);
+    }
     if (z->samples.len < z->sample_bytes && z->n_samples < SAMPLES_MAX) return 0;
     if (z->n_samples < SAMPLES_MIN) {
         pc_buf_reset(&z->samples);
         z->n_samples = 0;
         return 0;
     }
-    void *d = pc_xmalloc(PC_LOCAL_ZIP_DICT_MAX);
-    size_t n = ZDICT_trainFromBuffer(d, PC_LOCAL_ZIP_DICT_MAX, z->samples.data, z->sizes,
-                                     (unsigned)z->n_samples);
-    int stored = 0;
-    if (ZDICT_isError(n) || ZDICT_getDictID(d, n) == 0) {
-        pc_log(PC_LOG_WARN, z->id,
-               "cannot train a compression dictionary from %zu values (%s); values stay"
-               " uncompressed until the next try",
-               z->n_samples, ZDICT_isError(n) ? ZDICT_getErrorName(n) : "no dictionary id");
-    } else {
-        uint32_t did = ZDICT_getDictID(d, n);
-        sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(z->db,
-                                    "INSERT INTO span_dicts (id, created_ns, samples, dict)"
-                                    " VALUES (?1, ?4, ?2, ?3)",
-                                    -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, did);
-            sqlite3_bind_int64(st, 2, (int64_t)z->n_samples);
-            sqlite3_bind_blob(st, 3, d, (int)n, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 4, pc_time_now_ns());
-            rc = sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE) {
-            pc_log(PC_LOG_WARN, z->id, "cannot store the compression dictionary: %s",
-                   sqlite3_errmsg(z->db));
-        } else {
-            size_t from = z->n_samples, bytes = z->samples.len;
-            if (use_dict(z, d, n, did) == 0) {
-                stored = 1;
-                pc_log(PC_LOG_INFO, z->id,
-                       "compression dictionary %u (%zu bytes) trained from %zu values (%zu"
-                       " bytes); JSON columns are stored compressed from now on",
-                       did, n, from, bytes);
-            }
-        }
+    z->trained = pc_xmalloc(PC_LOCAL_ZIP_DICT_MAX);
+    pthread_mutex_lock(&z->mu);
+    z->busy = true;
+    pthread_mutex_unlock(&z->mu);
+    if (pthread_create(&z->trainer, NULL, trainer_main, z) != 0) {
+        trainer_main(z); /* no thread: train here */
+        return finish_training(z);
     }
-    if (!stored) { /* start over: as many samples again before the next try */
-        pc_buf_reset(&z->samples);
-        z->n_samples = 0;
-    }
-    free(d);
-    return stored;
+    z->training = true;
+    return 0;
+}
+
+void pc_local_zip_wait(pc_local_zip *z)
+{
+    if (!z) return;
+    pthread_mutex_lock(&z->mu);
+    while (z->busy)
+        pthread_cond_wait(&z->done_cv, &z->mu);
+    pthread_mutex_unlock(&z->mu);
 }
 
 bool pc_local_zip_pack(pc_local_zip *z, const char *p, size_t n, pc_buf *out)

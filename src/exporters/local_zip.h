@@ -20,10 +20,10 @@
  *
  * Dictionary: the writer gathers the first |sample_bytes| of values (one
  * sample per value, its first 16 KiB; at least 64 samples) and trains a
- * dictionary of at most PC_LOCAL_ZIP_DICT_MAX bytes from them (zstd's ZDICT),
- * commits it to span_dicts in a transaction of its own, and only then
- * compresses with it: a row naming a dictionary is never visible before the
- * dictionary. A store reopened loads its newest dictionary (largest
+ * dictionary of at most PC_LOCAL_ZIP_DICT_MAX bytes from them (zstd's ZDICT,
+ * on a thread of its own), commits it to span_dicts in a transaction of its
+ * own, and only then compresses with it: a row naming a dictionary is never
+ * visible before the dictionary. A store reopened loads its newest dictionary (largest
  * created_ns) and never trains again. When training fails (too few or too
  * uniform samples), it gathers as many samples again and retries.
  */
@@ -58,12 +58,20 @@ pc_local_zip *pc_local_zip_create(const char *id, sqlite3 *db, size_t sample_byt
 void pc_local_zip_destroy(pc_local_zip *z);
 
 /*
- * Outside any transaction, before the writer begins one: when enough samples
- * are gathered, trains the dictionary and commits it to span_dicts (one
- * transaction), then compresses with it. Failures are logged and leave the
- * values uncompressed. Returns 1 when a dictionary was stored, else 0.
+ * Outside any transaction (the writer calls it before each one and after
+ * each commit): once enough samples are gathered, starts training the
+ * dictionary on a thread of its own (zstd's ZDICT takes about half a second
+ * for the default 4 MiB of samples, which the writer's waiters would wait
+ * for); once that thread has finished, commits the dictionary to span_dicts
+ * (one transaction) and compresses with it from then on. Values packed
+ * meanwhile stay TEXT. Failures are logged and leave the values
+ * uncompressed. Returns 1 when a dictionary was stored, else 0.
  */
 int pc_local_zip_train(pc_local_zip *z);
+
+/* Waits until no training runs (its dictionary is stored by the next
+ * pc_local_zip_train). Any thread; test hook. */
+void pc_local_zip_wait(pc_local_zip *z);
 
 /*
  * Packs the |n| bytes of JSON |p| for binding: true when |out| (reset first)

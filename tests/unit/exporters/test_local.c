@@ -1110,6 +1110,46 @@ static void test_chunks(void)
     close_store(&h, true);
 }
 
+/*
+ * A small batch queued while the writer is inside a huge batch's first
+ * transaction (a trigger slows every span insert) waits for about
+ * PC_LOCAL_TXN_SPANS of its spans, not for the whole transaction: the writer
+ * writes the spans as it goes (pc_local_txn_write) and looks for waiting
+ * batches between (before, it looked before writing any and never saw one).
+ */
+static void test_cut_while_writing(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/data/store/prela.db", h.dir);
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open(p, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    CHECK_EQ_INT(sqlite3_exec(db,
+                              "CREATE TRIGGER slow AFTER INSERT ON spans BEGIN SELECT count(*)"
+                              " FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1"
+                              " FROM c WHERE x < 1000) SELECT x FROM c); END",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    int next = 0;
+    size_t n = PC_LOCAL_TXN_MAX + PC_LOCAL_TXN_SPANS;
+    chunk_call cb = {.h = &h, .b = big_batch("cut", n, n), .next = &next, .mu = &mu};
+    pthread_t tb;
+    pthread_create(&tb, NULL, chunk_consumer, &cb);
+    wait_backlog(&h, (int64_t)(n - PC_LOCAL_TXN_MAX)); /* in its first transaction */
+    CHECK_EQ_INT(consume(&h, three_spans("t-cut")), PC_OK);
+    int64_t before = big_stored(&h, "cut"); /* committed before the small one returned */
+    CHECK(before >= PC_LOCAL_TXN_SPANS && before <= PC_LOCAL_TXN_SPANS + 512);
+    pthread_join(tb, NULL);
+    CHECK_EQ_INT(cb.res, PC_OK);
+    CHECK_EQ_INT(big_stored(&h, "cut"), (int64_t)n);
+    CHECK_EQ_INT(sqlite3_exec(db, "DROP TRIGGER slow", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    close_store(&h, true);
+}
+
 static void test_lifecycle(void)
 {
     store_h h;
@@ -1510,6 +1550,7 @@ int main(void)
     RUN(test_concurrent);
     RUN(test_backpressure);
     RUN(test_chunks);
+    RUN(test_cut_while_writing);
     RUN(test_lifecycle);
     RUN(test_projects);
     RUN(test_migration);
