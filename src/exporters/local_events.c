@@ -59,13 +59,6 @@ void pc_local_events_writer_fini(pc_local_events_writer *w)
     memset(w, 0, sizeof(*w));
 }
 
-static int step_once(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
 static void bind_str(sqlite3_stmt *st, int i, pc_str s)
 {
     sqlite3_bind_text(st, i, s.p ? s.p : "", (int)s.n, SQLITE_STATIC);
@@ -87,7 +80,7 @@ int pc_local_events_write(pc_local_events_writer *w, sqlite3 *db, const pc_span 
         sqlite3_bind_int64(st, 5, s->events[i].time_ns);
         sqlite3_bind_int64(st, 6, created_ns);
         sqlite3_bind_text(st, 7, ev.data, (int)ev.len, SQLITE_STATIC);
-        rc = step_once(st);
+        rc = pc_local_step(st);
         if (rc != SQLITE_OK || sqlite3_changes(db) != 1) continue; /* a duplicate */
         int64_t eid = sqlite3_last_insert_rowid(db);
         pc_buf_reset(&arr);
@@ -100,7 +93,7 @@ int pc_local_events_write(pc_local_events_writer *w, sqlite3 *db, const pc_span 
         if (text.len == 0) continue;
         sqlite3_bind_int64(w->ins_text, 1, eid);
         sqlite3_bind_text(w->ins_text, 2, text.data, (int)text.len, SQLITE_STATIC);
-        rc = step_once(w->ins_text);
+        rc = pc_local_step(w->ins_text);
     }
     pc_buf_free(&ev);
     pc_buf_free(&text);
@@ -115,7 +108,7 @@ int64_t pc_local_events_purge(pc_local_events_writer *w, sqlite3 *db, int64_t cu
     sqlite3_bind_int(w->purge_text, 2, chunk);
     sqlite3_bind_int64(w->purge, 1, cutoff_ns);
     sqlite3_bind_int(w->purge, 2, chunk);
-    if (step_once(w->purge_text) != SQLITE_OK || step_once(w->purge) != SQLITE_OK) return -1;
+    if (pc_local_step(w->purge_text) != SQLITE_OK || pc_local_step(w->purge) != SQLITE_OK) return -1;
     return sqlite3_changes(db);
 }
 

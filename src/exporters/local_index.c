@@ -119,13 +119,6 @@ static void list_free(doc_list *l)
     list_init(l);
 }
 
-static int run(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
 /* Writes one document (a statement of its op). SQLite code. */
 static int write_doc(pc_local_index *ix, int64_t block, pc_index_op op, const char *text,
                      size_t n)
@@ -133,21 +126,21 @@ static int write_doc(pc_local_index *ix, int64_t block, pc_index_op op, const ch
     sqlite3_stmt *st = op == PC_INDEX_DELETE ? ix->del : ix->ins;
     sqlite3_bind_int64(st, 1, block);
     sqlite3_bind_text64(st, 2, text, n, SQLITE_STATIC, SQLITE_UTF8);
-    return run(st);
+    return pc_local_step(st);
 }
 
 /* Writes |list| and upto |upto| in one transaction. SQLite code. */
 static int write_list(pc_local_index *ix, const doc_list *list, int64_t upto)
 {
-    int rc = run(ix->begin);
+    int rc = pc_local_step(ix->begin);
     for (const doc *d = list->head; d && rc == SQLITE_OK; d = d->next)
         rc = write_doc(ix, d->block, d->op, d->text, d->n);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(ix->set_upto, 1, upto);
-        rc = run(ix->set_upto);
+        rc = pc_local_step(ix->set_upto);
     }
-    if (rc == SQLITE_OK) rc = run(ix->commit);
-    if (rc != SQLITE_OK && !sqlite3_get_autocommit(ix->db)) run(ix->rollback);
+    if (rc == SQLITE_OK) rc = pc_local_step(ix->commit);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(ix->db)) pc_local_step(ix->rollback);
     return rc;
 }
 
@@ -184,7 +177,7 @@ static int catch_up(pc_local_index *ix, const char *path)
     int rc = sqlite3_prepare_v2(ix->db, CATCHUP, -1, &st, NULL);
     int64_t done = 0;
     while (rc == SQLITE_OK && upto < last) {
-        rc = run(ix->begin);
+        rc = pc_local_step(ix->begin);
         sqlite3_bind_int64(st, 1, upto);
         int64_t next = upto;
         int src;
@@ -198,21 +191,21 @@ static int catch_up(pc_local_index *ix, const char *path)
         if (rc == SQLITE_OK && src != SQLITE_DONE) rc = src;
         sqlite3_reset(st);
         if (rc == SQLITE_OK && next == upto) { /* nothing past upto after all */
-            run(ix->rollback);
+            pc_local_step(ix->rollback);
             break;
         }
         if (rc == SQLITE_OK) {
             sqlite3_bind_int64(ix->set_upto, 1, next);
-            rc = run(ix->set_upto);
+            rc = pc_local_step(ix->set_upto);
         }
-        if (rc == SQLITE_OK) rc = run(ix->commit);
+        if (rc == SQLITE_OK) rc = pc_local_step(ix->commit);
         if (rc == SQLITE_OK) upto = next;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, ix->id, "search index %s: cannot index the stored spans: %s", path,
                sqlite3_errmsg(ix->db));
-        if (!sqlite3_get_autocommit(ix->db)) run(ix->rollback);
+        if (!sqlite3_get_autocommit(ix->db)) pc_local_step(ix->rollback);
         return -1;
     }
     if (todo > 100000)
@@ -306,7 +299,7 @@ pc_local_index *pc_local_index_create(const char *id, const char *path, const ch
     int rc = sqlite3_prepare_v2(ix->db, "ATTACH DATABASE ?1 AS store", -1, &att, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(att, 1, store_path, -1, SQLITE_STATIC);
-        rc = run(att);
+        rc = pc_local_step(att);
     }
     sqlite3_finalize(att);
     if (rc != SQLITE_OK || sqlite3_exec(ix->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {

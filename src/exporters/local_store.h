@@ -52,6 +52,11 @@ int64_t pc_local_scalar(sqlite3 *db, const char *sql);
  */
 int pc_local_prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st);
 
+/* Steps the statement |st|, which returns no rows, once and resets it:
+ * SQLITE_OK when it ran to the end, else its SQLite code. Defined in
+ * local_writer.c. */
+int pc_local_step(sqlite3_stmt *st);
+
 /*
  * The writer's prepared statements over one connection. pc_local_writer_init
  * prepares them (0 / -1 after logging); pc_local_writer_fini finalizes them and

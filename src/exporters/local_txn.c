@@ -223,13 +223,6 @@ static void bind_trace(sqlite3_stmt *st, const trace_acc *a, int64_t tid)
     bind_double(st, 19, a->has_cost ? a->cost : NAN);
 }
 
-static int step_once(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
 /*
  * Inserts |s| (ingested at |created_ns|) into trace |tid| and appends its
  * search text to t->text. *inserted: false when it was a duplicate. SQLite code.
@@ -285,7 +278,7 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     bind_str(st, 33, s->user_id);
     bind_json(st, 34, z, t, 5, s->input_messages.p, s->input_messages.n);
     bind_json(st, 35, z, t, 6, s->output_messages.p, s->output_messages.n);
-    int rc = step_once(st);
+    int rc = pc_local_step(st);
     *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
     if (*inserted) {
         t->upto = sqlite3_last_insert_rowid(w->db);
@@ -342,7 +335,7 @@ static int add_model(pc_local_writer *w, models *ms, int64_t tid, pc_str model)
     if (ms->n < MODELS_SEEN) ms->v[ms->n++] = model;
     bind_str(w->ins_model, 1, model);
     sqlite3_bind_int64(w->ins_model, 2, tid);
-    return step_once(w->ins_model);
+    return pc_local_step(w->ins_model);
 }
 
 /*
@@ -360,7 +353,7 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
     bool fresh = tid == 0;
     if (fresh) {
         bind_trace(w->ins_trace, &g->all, 0);
-        rc = step_once(w->ins_trace);
+        rc = pc_local_step(w->ins_trace);
         if (rc != SQLITE_OK) return rc;
         tid = sqlite3_last_insert_rowid(w->db);
     } else if (g->all.started < g->completed) {
@@ -394,7 +387,7 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
     if (done.count == 0) return SQLITE_OK; /* all duplicates of an existing trace */
     sqlite3_stmt *st = fresh ? w->set_trace : w->merge_trace;
     bind_trace(st, &done, tid);
-    return step_once(st);
+    return pc_local_step(st);
 }
 
 typedef struct tid_at {
@@ -434,7 +427,7 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
     x->t.items = pc_xmalloc(x->t.cap * sizeof(*x->t.items));
     pc_local_zip_train(w->zip); /* a dictionary trained meanwhile: its own transaction */
     w->rollup.n = 0;            /* hours of a transaction that failed before its flush */
-    x->rc = step_once(w->begin);
+    x->rc = pc_local_step(w->begin);
     return x;
 }
 
@@ -510,14 +503,14 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
     txn *t = &x->t;
     write_items(x);
     if (x->rc == SQLITE_OK) x->rc = pc_local_rollup_flush(&w->rollup, pc_time_now_ns());
-    if (x->rc == SQLITE_OK) x->rc = step_once(w->commit);
+    if (x->rc == SQLITE_OK) x->rc = pc_local_step(w->commit);
     if (x->rc == SQLITE_OK)
         pc_local_index_commit(w->index, t->upto);
     else
         pc_local_index_abort(w->index);
     if (x->rc != SQLITE_OK) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(w->db)); /* before the rollback resets it */
-        if (!sqlite3_get_autocommit(w->db)) step_once(w->rollback);
+        if (!sqlite3_get_autocommit(w->db)) pc_local_step(w->rollback);
     }
     pc_local_zip_train(w->zip); /* samples complete: training starts now */
     int rc = x->rc;

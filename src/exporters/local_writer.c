@@ -237,6 +237,13 @@ int64_t pc_local_scalar(sqlite3 *db, const char *sql)
     return v;
 }
 
+int pc_local_step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int pc_local_prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
@@ -300,14 +307,6 @@ void pc_local_writer_fini(pc_local_writer *w)
     memset(w, 0, sizeof(*w));
 }
 
-/* Runs a statement without result rows. Returns the SQLite result code. */
-static int run(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
 /* Stages the (block, text) rows of |st| as |op| documents of the index. */
 static int stage_docs(pc_local_writer *w, sqlite3_stmt *st, pc_index_op op)
 {
@@ -323,19 +322,19 @@ static int stage_docs(pc_local_writer *w, sqlite3_stmt *st, pc_index_op op)
 
 int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
 {
-    int rc = run(w->begin);
+    int rc = pc_local_step(w->begin);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(w->purge_blocks, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_models, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_spans, 1, cutoff_ns);
         sqlite3_bind_int64(w->purge_traces, 1, cutoff_ns);
-        rc = run(w->purge_blocks_clear);
-        if (rc == SQLITE_OK) rc = run(w->purge_blocks);
+        rc = pc_local_step(w->purge_blocks_clear);
+        if (rc == SQLITE_OK) rc = pc_local_step(w->purge_blocks);
         if (rc == SQLITE_OK) rc = stage_docs(w, w->purge_text, PC_INDEX_DELETE);
-        if (rc == SQLITE_OK) rc = run(w->purge_models);
+        if (rc == SQLITE_OK) rc = pc_local_step(w->purge_models);
         if (rc == SQLITE_OK) rc = pc_local_rollup_purge(&w->rollup, cutoff_ns, pc_time_now_ns());
-        if (rc == SQLITE_OK) rc = run(w->purge_spans);
-        if (rc == SQLITE_OK) rc = run(w->purge_traces);
+        if (rc == SQLITE_OK) rc = pc_local_step(w->purge_spans);
+        if (rc == SQLITE_OK) rc = pc_local_step(w->purge_traces);
     }
     int64_t deleted = rc == SQLITE_OK ? sqlite3_changes(w->db) : 0;
     if (rc == SQLITE_OK) { /* attached events written before the cutoff, too */
@@ -344,13 +343,13 @@ int64_t pc_local_writer_purge(pc_local_writer *w, int64_t cutoff_ns)
         else if (ev > deleted) deleted = ev; /* a full chunk: call again */
     }
     if (rc == SQLITE_OK) rc = stage_docs(w, w->purge_reindex, PC_INDEX_ADD);
-    if (rc == SQLITE_OK) rc = run(w->commit);
+    if (rc == SQLITE_OK) rc = pc_local_step(w->commit);
     if (rc == SQLITE_OK) pc_local_index_commit(w->index, 0);
     else pc_local_index_abort(w->index);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, w->id, "retention: cannot delete expired traces: %s",
                sqlite3_errmsg(w->db));
-        if (!sqlite3_get_autocommit(w->db)) run(w->rollback);
+        if (!sqlite3_get_autocommit(w->db)) pc_local_step(w->rollback);
         return -1;
     }
     return deleted;
