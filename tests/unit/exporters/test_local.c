@@ -886,13 +886,22 @@ static void test_concurrent(void)
     close_store(&h, true);
 }
 
-/* Holds SQLite's write lock from a second connection so the writer stalls. */
-static sqlite3 *lock_db(store_h *h)
+/* A second connection to the store's prela.db (5 s busy timeout), beside the
+ * exporter's own: for triggers and locks that tests set up. */
+static sqlite3 *side_db(store_h *h)
 {
     char p[256];
     snprintf(p, sizeof(p), "%s/data/store/prela.db", h->dir);
     sqlite3 *db = NULL;
     CHECK_EQ_INT(sqlite3_open(p, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+/* Holds SQLite's write lock from a second connection so the writer stalls. */
+static sqlite3 *lock_db(store_h *h)
+{
+    sqlite3 *db = side_db(h);
     CHECK_EQ_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     return db;
 }
@@ -1073,9 +1082,7 @@ static void test_chunks(void)
     CHECK_EQ_INT(db_int(ip, "SELECT v FROM span_text_config WHERE k = 'automerge'"), 16);
     CHECK_EQ_INT(db_int(p, "SELECT count(*) FROM sqlite_master WHERE name = 'span_text'"), 0);
     CHECK_EQ_INT(db_int(p, "SELECT v FROM span_event_text_config WHERE k = 'crisismerge'"), 64);
-    sqlite3 *db = NULL;
-    CHECK_EQ_INT(sqlite3_open(p, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3 *db = side_db(&h);
     CHECK_EQ_INT(sqlite3_exec(db,
                               "CREATE TRIGGER poison BEFORE INSERT ON spans"
                               " WHEN (SELECT trace_id FROM traces WHERE tid = NEW.tid) = 'poison'"
@@ -1121,11 +1128,7 @@ static void test_cut_while_writing(void)
 {
     store_h h;
     open_store(&h, NULL, NULL);
-    char p[256];
-    snprintf(p, sizeof(p), "%s/data/store/prela.db", h.dir);
-    sqlite3 *db = NULL;
-    CHECK_EQ_INT(sqlite3_open(p, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3 *db = side_db(&h);
     CHECK_EQ_INT(sqlite3_exec(db,
                               "CREATE TRIGGER slow AFTER INSERT ON spans BEGIN SELECT count(*)"
                               " FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1"
