@@ -117,6 +117,7 @@ static sqlite3 *acquire(pc_local_reader *r)
     pthread_mutex_unlock(&r->mu);
     if (db) return db;
 
+    pc_local_sqlite_setup();
     int rc = sqlite3_open_v2(r->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, r->id, "cannot open %s for reading: %s", r->path,

@@ -25,6 +25,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Configures SQLite once per process before its first use (no memory
+ * statistics: they serialize every allocation on one mutex). Every open of a
+ * store file calls it first; idempotent and thread-safe. */
+void pc_local_sqlite_setup(void);
+
 /*
  * Opens (creating it if needed) the database file |path| for writing, switches
  * it to WAL, sets synchronous to FULL or NORMAL (|sync_full|) and creates the
