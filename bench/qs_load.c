@@ -6,7 +6,7 @@
  *
  *   qs_load --target HOST:PORT [--spans 200000] [--seed 1] [--connections 4]
  *           [--traces-per-request 10] [--base-ns NS] [--api-key KEY] [--info FILE]
- *           [--duration D]
+ *           [--duration D] [--order random|arrival]
  *
  * Data flow: qs_workload_request() builds request r (traces r*T .. r*T+T-1) →
  * POST /v1/traces (application/x-protobuf) → the collector's pipeline → its
@@ -19,7 +19,9 @@
  * on the figures, only when it cannot run (exit 1) or requests failed (exit 3).
  * --duration stops taking new requests after D (10s, 500ms, 2m) even if spans
  * are left: ingest for a fixed time, e.g. beside qs_query (give it another seed,
- * so its traces are new ones).
+ * so its traces are new ones). --order (qs_workload.h): start times at random
+ * over the 30 days (the default: a backfill) or rising with the trace number
+ * (arrival: live traffic, where a store's time-ordered indexes append).
  *
  * The info file ("key value" lines, read by qs_query): seed, spans, traces,
  * base_ns, days, service (the most frequent), common (word), rare (one line per
@@ -39,7 +41,7 @@
 #include <unistd.h>
 
 typedef struct options {
-    const char *target, *api_key, *info;
+    const char *target, *api_key, *info, *order;
     uint64_t spans, seed;
     int64_t base_ns;
     int connections, per_request;
@@ -158,7 +160,7 @@ static void usage(FILE *f, int status)
 {
     fprintf(f, "usage: qs_load --target HOST:PORT [--spans N] [--seed S] [--connections C]\n"
                "               [--traces-per-request T] [--base-ns NS] [--api-key KEY]"
-               " [--info FILE]\n               [--duration D]\n");
+               " [--info FILE]\n               [--duration D] [--order random|arrival]\n");
     exit(status);
 }
 
@@ -175,14 +177,17 @@ int main(int argc, char **argv)
         {"--api-key", LG_STR, &o.api_key},
         {"--info", LG_STR, &o.info},
         {"--duration", LG_DURATION, &o.duration_ns},
+        {"--order", LG_STR, &o.order},
     };
     int pf = lg_parse_flags("qs_load", argc, argv, flags, sizeof(flags) / sizeof(flags[0]));
     if (pf) usage(pf > 0 ? stdout : stderr, pf > 0 ? 0 : 2);
     if (!o.target || o.connections < 1 || o.connections > 1024 || o.per_request < 1 ||
         o.per_request > 10000)
         usage(stderr, 2);
+    qs_order order = QS_ORDER_RANDOM;
+    if (o.order && qs_order_parse(o.order, &order)) usage(stderr, 2);
     shared sh = {.o = &o};
-    if (qs_workload_init(&sh.w, o.seed, o.spans, o.base_ns)) return 1;
+    if (qs_workload_init(&sh.w, o.seed, o.spans, o.base_ns, order)) return 1;
     sh.requests = (sh.w.traces + (uint64_t)o.per_request - 1) / (uint64_t)o.per_request;
     atomic_init(&sh.next, 0);
     if (o.info && write_info(&o, &sh.w)) return 1;
@@ -191,10 +196,10 @@ int main(int argc, char **argv)
     worker *wk = calloc((size_t)o.connections, sizeof(*wk));
     if (!wk) abort();
     printf("qs_load: %llu spans (%llu traces, %llu requests of %d traces) to %s, %d connections,"
-           " seed %llu\n",
+           " seed %llu, %s order\n",
            (unsigned long long)o.spans, (unsigned long long)sh.w.traces,
            (unsigned long long)sh.requests, o.per_request, o.target, o.connections,
-           (unsigned long long)o.seed);
+           (unsigned long long)o.seed, o.order ? o.order : "random");
     fflush(stdout);
     int64_t t0 = lg_now_ns(CLOCK_MONOTONIC);
     if (o.duration_ns > 0) sh.deadline = t0 + o.duration_ns;

@@ -224,7 +224,11 @@ int qs_trace_failed(const qs_workload *w, uint64_t g)
 int64_t qs_trace_start_ns(const qs_workload *w, uint64_t g)
 {
     uint64_t span = (uint64_t)QS_DAYS * 86400ULL * 1000000000ULL;
-    return w->base_ns - (int64_t)((trace_hash(w, g) >> 12) % span);
+    if (w->order == QS_ORDER_RANDOM) return w->base_ns - (int64_t)((trace_hash(w, g) >> 12) % span);
+    /* g's share of the span (128-bit: the product overflows 64 bits), less up
+     * to a second, so neighbours interleave a little as live traffic does */
+    uint64_t share = (uint64_t)((unsigned __int128)(w->traces - 1 - g) * span / w->traces);
+    return w->base_ns - (int64_t)share - (int64_t)((trace_hash(w, g) >> 12) % 1000000000ULL);
 }
 
 void qs_trace_id_hex(const qs_workload *w, uint64_t g, char out[33])
@@ -514,7 +518,19 @@ static void make_trace(pc_arena *a, const qs_workload *w, uint64_t g,
 
 /* ------------------------------------------------------------------ API -- */
 
-int qs_workload_init(qs_workload *w, uint64_t seed, uint64_t spans, int64_t base_ns)
+int qs_order_parse(const char *name, qs_order *out)
+{
+    if (!strcmp(name, "random"))
+        *out = QS_ORDER_RANDOM;
+    else if (!strcmp(name, "arrival"))
+        *out = QS_ORDER_ARRIVAL;
+    else
+        return -1;
+    return 0;
+}
+
+int qs_workload_init(qs_workload *w, uint64_t seed, uint64_t spans, int64_t base_ns,
+                     qs_order order)
 {
     if (!spans || spans % QS_SPANS_PER_TRACE) {
         fprintf(stderr, "qs_workload: %llu spans is not a positive multiple of %d\n",
@@ -526,7 +542,7 @@ int qs_workload_init(qs_workload *w, uint64_t seed, uint64_t spans, int64_t base
         time_t now = time(NULL);
         base_ns = (int64_t)(now - now % 3600) * 1000000000LL;
     }
-    *w = (qs_workload){seed, spans / QS_SPANS_PER_TRACE, base_ns};
+    *w = (qs_workload){seed, spans / QS_SPANS_PER_TRACE, base_ns, order};
     return 0;
 }
 

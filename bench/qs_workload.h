@@ -12,7 +12,11 @@
  * RETRIEVER, with the query text); one embedding span. One service of six per
  * trace (skewed), about 10% of traces with one failed LLM span (status ERROR and
  * an exception event), start times spread uniformly over the 30 days before
- * |base_ns|. The prose is sentences drawn from a vocabulary of 8,000 words
+ * |base_ns|: at random in the load (QS_ORDER_RANDOM: a backfill, or many
+ * clients whose clocks disagree; every time-ordered index takes each trace on
+ * a random page) or rising with the trace number, as a collector receives
+ * live traffic (QS_ORDER_ARRIVAL: trace g starts at its share of the 30 days,
+ * less up to a second of jitter). The prose is sentences drawn from a vocabulary of 8,000 words
  * (the most frequent ones English, the rest synthesized) with a Zipf
  * distribution, so it compresses like text, not like a word list. Each rare word
  * of qs_rare_word() is planted in the prompts of exactly three traces spread
@@ -34,15 +38,22 @@
 #define QS_RARE_COPIES 3 /* traces each rare word is planted in */
 #define QS_SERVICES 6
 
+typedef enum { QS_ORDER_RANDOM, QS_ORDER_ARRIVAL } qs_order;
+
 typedef struct qs_workload {
     uint64_t seed;
     uint64_t traces; /* spans / QS_SPANS_PER_TRACE */
     int64_t base_ns; /* the newest start time; the oldest is QS_DAYS before */
+    qs_order order;  /* how start times follow the trace number (above) */
 } qs_workload;
 
 /* Sets up |w| for |spans| spans (a positive multiple of 10); |base_ns| 0 means now,
  * rounded down to the hour. Returns 0, or -1 after printing why. */
-int qs_workload_init(qs_workload *w, uint64_t seed, uint64_t spans, int64_t base_ns);
+int qs_workload_init(qs_workload *w, uint64_t seed, uint64_t spans, int64_t base_ns,
+                     qs_order order);
+
+/* The order named |name| ("random" or "arrival") in *out; 0, or -1 when unknown. */
+int qs_order_parse(const char *name, qs_order *out);
 
 /*
  * The OTLP ExportTraceServiceRequest (protobuf) holding traces |first| ..
