@@ -11,9 +11,10 @@
  * Reading spans (gather): the traces that can hold a span starting in a
  * range [lo, hi) or a first span of a group there (started_ns < hi: a trace
  * starts with its first span; completed_ns >= lo: it ends at or after its
- * last span's start), through traces_completed or traces_started, whichever
- * bounds fewer traces (probed), and every span of those traces, trace by
- * trace. Spans are unique in the store (INSERT OR IGNORE on (tid, span_id)),
+ * last span's start; so started_ns >= lo - trace_bounds.longest_ns), through
+ * traces_started over [lo - longest_ns, hi) or traces_completed from lo,
+ * whichever bounds fewer traces (probed), and every span of those traces,
+ * trace by trace. Spans are unique in the store (INSERT OR IGNORE on (tid, span_id)),
  * so each counts once. The figures are gathered here in C, per (bucket,
  * group) in a pc_cells (local_cells.h: bounded, keyed by pc_hash):
  * - the span figures, from each span whose start lies in the range, in the
@@ -81,25 +82,29 @@ static const char *const kind_cols[KINDS] = {"''", "s.llm_model", "s.service_nam
 /*
  * The index that bounds a range's traces best: traces_completed (completed_ns
  * >= lo: the traces ending in or after the range) unless traces_started
- * (started_ns < hi) holds fewer, as for an old range of a store that goes
- * on long after it. Each side is counted up to STATS_PROBE index entries;
- * when both pass it, the side whose time span is shorter (hi - the first
- * start, against the last completion - lo: two index ends) is taken. Without
- * that, an hour in the first half of a 30-day store of 10M spans read
- * through traces_completed most of its million traces (over 2 s a build).
+ * (lo - longest_ns <= started_ns < hi) holds fewer, as for any range but the
+ * newest when traces are short. Each side is counted up to STATS_PROBE index
+ * entries; when both pass it, the side whose time span is shorter (hi - the
+ * first start or lo - longest_ns, against the last completion - lo) is
+ * taken. Before trace_bounds (schema 8) the started side reached back to the
+ * store's first trace: an hour in the middle of a 30-day store of 10M spans
+ * read about half its million traces either way (1.1 s a rollup build).
  */
 #define STATS_PROBE 50000
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* The one number |sql| answers, ?1 bound to |bound| when it has one; -1 on
- * failure. The probes: entries of one side, at most STATS_PROBE + 1. */
-static int64_t probe(sqlite3 *db, const char *sql, int64_t bound)
+/* The one number |sql| answers, its parameters ?1 and ?2 (those it has) bound
+ * to |a| and |b|; -1 on failure. The probes: entries of one side, at most
+ * STATS_PROBE + 1. */
+static int64_t probe(sqlite3 *db, const char *sql, int64_t a, int64_t b)
 {
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_bind_parameter_count(st) > 0) sqlite3_bind_int64(st, 1, bound);
+        int params = sqlite3_bind_parameter_count(st);
+        if (params > 0) sqlite3_bind_int64(st, 1, a);
+        if (params > 1) sqlite3_bind_int64(st, 2, b);
         if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
@@ -179,19 +184,24 @@ static void add_span(pc_cell *c, sqlite3_stmt *st, int col)
  * when complete). */
 static int gather_spans(const gather *g)
 {
+    int64_t longest = probe(g->db, "SELECT longest_ns FROM trace_bounds", 0, 0), since;
+    if (longest < 0) return SQLITE_ERROR;
+    if (__builtin_sub_overflow(g->lo, longest, &since)) since = INT64_MIN;
     int64_t ending = probe(g->db,
                            "SELECT count(*) FROM (SELECT 1 FROM traces INDEXED BY traces_completed"
                            " WHERE completed_ns >= ?1 LIMIT " STR(STATS_PROBE) " + 1)",
-                           g->lo);
+                           g->lo, 0);
     int64_t starting = probe(g->db,
                              "SELECT count(*) FROM (SELECT 1 FROM traces INDEXED BY traces_started"
-                             " WHERE started_ns < ?1 LIMIT " STR(STATS_PROBE) " + 1)",
-                             g->hi);
+                             " WHERE started_ns >= ?1 AND started_ns < ?2"
+                             " LIMIT " STR(STATS_PROBE) " + 1)",
+                             since, g->hi);
     if (ending < 0 || starting < 0) return SQLITE_ERROR;
     bool by_start = starting < ending;
     if (starting > STATS_PROBE && ending > STATS_PROBE) {
-        int64_t first = probe(g->db, "SELECT min(started_ns) FROM traces", 0);
-        int64_t last = probe(g->db, "SELECT max(completed_ns) FROM traces", 0);
+        int64_t first = probe(g->db, "SELECT min(started_ns) FROM traces", 0, 0);
+        int64_t last = probe(g->db, "SELECT max(completed_ns) FROM traces", 0, 0);
+        if (first < since) first = since;
         by_start = g->hi - first < last - g->lo;
     }
     pc_buf sql = PC_BUF_INIT;
@@ -214,7 +224,7 @@ static int gather_spans(const gather *g)
      * index), so the rows of one trace come together */
     pc_buf_puts(&sql, by_start ? "traces_started" : "traces_completed");
     pc_buf_puts(&sql, " CROSS JOIN spans s ON s.tid = t.tid"
-                      " WHERE t.completed_ns >= ?1 AND t.started_ns < ?2");
+                      " WHERE t.completed_ns >= ?1 AND t.started_ns < ?2 AND t.started_ns >= ?4");
     if (g->project_id) pc_buf_puts(&sql, " AND t.project_id = ?3");
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(g->db, sql.data, -1, &st, NULL);
@@ -223,6 +233,7 @@ static int gather_spans(const gather *g)
     sqlite3_bind_int64(st, 1, g->lo);
     sqlite3_bind_int64(st, 2, g->hi);
     if (g->project_id) sqlite3_bind_text(st, 3, g->project_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, since);
 
     int figures = 2 + (g->build ? KINDS - 1 : 0) + 1; /* column of the first figure */
     firsts f = {0};

@@ -76,6 +76,7 @@ typedef struct pc_local_writer {
     sqlite3_stmt *ins_span;    /* INSERT OR IGNORE into spans */
     sqlite3_stmt *merge_trace; /* an existing trace's summary += the new spans' */
     sqlite3_stmt *set_trace;   /* a new trace's summary, when some of its spans were duplicates */
+    sqlite3_stmt *set_longest; /* trace_bounds.longest_ns raised */
     sqlite3_stmt *purge_blocks_clear, *purge_blocks; /* temp.purge_blocks: their blocks */
     sqlite3_stmt *purge_text;    /* those blocks' documents to delete from span_text */
     sqlite3_stmt *purge_reindex; /* ... and those of the traces that stay, to add back */
@@ -87,6 +88,7 @@ typedef struct pc_local_writer {
     pc_local_events_writer events; /* attached events (local_events.h) */
     pc_local_rollup rollup;        /* the hours the stats rollups must rebuild (local_rollup.h) */
     pc_local_index *index;         /* borrowed: the search index writer (local_index.h) */
+    int64_t longest_ns;            /* trace_bounds.longest_ns as committed */
 } pc_local_writer;
 
 /* |zip_sample|: bytes of JSON values to train the compression dictionary on

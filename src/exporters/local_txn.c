@@ -64,6 +64,7 @@ typedef struct group {
     size_t head, tail; /* indexes into the transaction's spans; next[] links them */
     int64_t tid;       /* the stored trace's, or 0 for a new trace */
     int64_t completed; /* the stored trace's completed_ns */
+    int64_t started;   /* the stored trace's started_ns */
 } group;
 
 typedef struct item {
@@ -84,6 +85,7 @@ typedef struct txn {
     int64_t upto;  /* the largest spans rowid inserted (0: none) */
     uint32_t *slots; /* open addressing: index + 1 into groups, 0 = empty */
     size_t n_slots;  /* power of two, >= 2 * spans of one write (write_items) */
+    int64_t longest; /* the longest trace written so far (trace_bounds) */
     pc_buf attrs, events, links, resource, scope, text;
     /* Per JSON column (local_zip.h): the last value bound, its compressed
      * form, and whether that was bound (a span's resource and scope are
@@ -312,6 +314,7 @@ static int find_group(pc_local_writer *w, group *g)
     int rc = sqlite3_step(w->find_trace);
     g->tid = rc == SQLITE_ROW ? sqlite3_column_int64(w->find_trace, 0) : 0;
     g->completed = rc == SQLITE_ROW ? sqlite3_column_int64(w->find_trace, 1) : 0;
+    g->started = rc == SQLITE_ROW ? sqlite3_column_int64(w->find_trace, 2) : 0;
     sqlite3_reset(w->find_trace);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
@@ -338,6 +341,15 @@ static int add_model(pc_local_writer *w, models *ms, int64_t tid, pc_str model)
     return pc_local_step(w->ins_model);
 }
 
+/* completed - started, 0 when negative, the largest int64 on overflow (the
+ * times are the clients'). */
+static int64_t duration(int64_t started, int64_t completed)
+{
+    int64_t d;
+    if (__builtin_sub_overflow(completed, started, &d)) return INT64_MAX;
+    return d > 0 ? d : 0;
+}
+
 /*
  * Writes group |g| (find_group ran): inserts the trace row with the summary
  * of all its spans when new, its spans in arrival order (their search text
@@ -351,6 +363,12 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
     int64_t tid = g->tid;
     int rc;
     bool fresh = tid == 0;
+    /* trace_bounds: at most the row's span once written (a new row: all its
+     * spans; a stored one: merged with them, inserted or not) */
+    int64_t d = fresh ? duration(g->all.started, g->all.completed)
+                      : duration(g->all.started < g->started ? g->all.started : g->started,
+                                 g->all.completed > g->completed ? g->all.completed : g->completed);
+    if (d > t->longest) t->longest = d;
     if (fresh) {
         bind_trace(w->ins_trace, &g->all, 0);
         rc = pc_local_step(w->ins_trace);
@@ -423,6 +441,7 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
 {
     pc_local_txn *x = pc_xcalloc(1, sizeof(*x)); /* empty pc_bufs are all-zero */
     x->w = w;
+    x->t.longest = w->longest_ns;
     x->t.cap = spans ? spans : 1;
     x->t.items = pc_xmalloc(x->t.cap * sizeof(*x->t.items));
     pc_local_zip_train(w->zip); /* a dictionary trained meanwhile: its own transaction */
@@ -503,7 +522,12 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
     txn *t = &x->t;
     write_items(x);
     if (x->rc == SQLITE_OK) x->rc = pc_local_rollup_flush(&w->rollup, pc_time_now_ns());
+    if (x->rc == SQLITE_OK && t->longest > w->longest_ns) {
+        sqlite3_bind_int64(w->set_longest, 1, t->longest);
+        x->rc = pc_local_step(w->set_longest);
+    }
     if (x->rc == SQLITE_OK) x->rc = pc_local_step(w->commit);
+    if (x->rc == SQLITE_OK && t->longest > w->longest_ns) w->longest_ns = t->longest;
     if (x->rc == SQLITE_OK)
         pc_local_index_commit(w->index, t->upto);
     else

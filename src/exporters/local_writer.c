@@ -34,9 +34,12 @@
 #define STR(x) STR_(x)
 #define PURGE_CHUNK STR(PC_LOCAL_PURGE_CHUNK)
 
-/* ?1 trace_id ?2 project_id: the trace's tid and completed_ns, or no row. */
+/* ?1 trace_id ?2 project_id: the trace's tid, completed_ns and started_ns, or no row. */
 static const char FIND_TRACE[] =
-    "SELECT tid, completed_ns FROM traces WHERE trace_id = ?1 AND project_id = ?2";
+    "SELECT tid, completed_ns, started_ns FROM traces WHERE trace_id = ?1 AND project_id = ?2";
+
+/* ?1: trace_bounds.longest_ns raised (local_schema.c). */
+static const char SET_LONGEST[] = "UPDATE trace_bounds SET longest_ns = ?1 WHERE one = 1";
 
 /* A new trace row; the parameters as UPDATE_TRACE's, and ?1 trace_id ?2 project_id. */
 static const char INS_TRACE[] =
@@ -284,6 +287,7 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t
         pc_local_prepare(id, db, INS_SPAN, &w->ins_span) < 0 ||
         pc_local_prepare(id, db, MERGE_TRACE, &w->merge_trace) < 0 ||
         pc_local_prepare(id, db, SET_TRACE, &w->set_trace) < 0 ||
+        pc_local_prepare(id, db, SET_LONGEST, &w->set_longest) < 0 ||
         exec_quiet(id, db, "CREATE TEMP TABLE IF NOT EXISTS purge_blocks"
                            " (blk INTEGER PRIMARY KEY)") < 0 ||
         pc_local_prepare(id, db, PURGE_BLOCKS_CLEAR, &w->purge_blocks_clear) < 0 ||
@@ -297,6 +301,11 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t
         pc_local_events_writer_init(&w->events, id, db) < 0 ||
         pc_local_rollup_init(&w->rollup, id, db, EXPIRED) < 0)
         return -1;
+    w->longest_ns = pc_local_scalar(db, "SELECT longest_ns FROM trace_bounds");
+    if (w->longest_ns < 0) {
+        pc_log(PC_LOG_ERROR, id, "cannot read trace_bounds: %s", sqlite3_errmsg(db));
+        return -1;
+    }
     w->zip = pc_local_zip_create(id, db, zip_sample);
     return w->zip ? 0 : -1;
 }
@@ -311,6 +320,7 @@ void pc_local_writer_fini(pc_local_writer *w)
     sqlite3_finalize(w->ins_span);
     sqlite3_finalize(w->merge_trace);
     sqlite3_finalize(w->set_trace);
+    sqlite3_finalize(w->set_longest);
     sqlite3_finalize(w->purge_blocks_clear);
     sqlite3_finalize(w->purge_blocks);
     sqlite3_finalize(w->purge_text);

@@ -239,12 +239,12 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
         # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 in one start (the
-        # embedded store on to 7): one line per step
-        assert logs.count("local: migrated") == 6, logs
-        assert logs.count("migrated") == (6 if kind == "local" else 11), logs
+        # embedded store on to 7 and 8): one line per step
+        assert logs.count("local: migrated") == 7, logs
+        assert logs.count("migrated") == (7 if kind == "local" else 12), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
-        assert "from schema 5 to 6" in logs and "to schema 7" in logs
+        assert "from schema 5 to 6" in logs and "to schema 7" in logs and "to schema 8" in logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 5, logs
         after = snapshot(new, ids)
@@ -293,7 +293,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (7,)
+        assert con.execute("PRAGMA user_version").fetchone() == (8,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(opts["data_dir"])
@@ -309,12 +309,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 7 (span_event_text is FTS5: its shadow
+# The embedded store's tables in schema version 8 (span_event_text is FTS5: its shadow
 # tables; span_dicts: the compression dictionaries, none until enough spans were written;
-# stats_hours and stats_rollup: the stats rollups). span_text is in prela-search.db.
+# stats_hours and stats_rollup: the stats rollups; trace_bounds: the longest trace).
+# span_text is in prela-search.db.
 LOCAL_TABLES = {"spans", "traces", "trace_models", "span_dicts", "span_events",
                 "span_event_text", "span_event_text_config", "span_event_text_data",
-                "span_event_text_idx", "stats_hours", "stats_rollup"}
+                "span_event_text_idx", "stats_hours", "stats_rollup", "trace_bounds"}
 # ... and of prela-search.db (local_index.c): span_text with its shadow tables, index_state.
 INDEX_TABLES = {"span_text", "span_text_config", "span_text_data", "span_text_idx",
                 "index_state"}
@@ -361,7 +362,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 5 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 7
+        assert logs.count("migrated") == 6 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 8
         assert "from schema 4 to 5" in logs, logs
         after = snapshot(new, ids)
         for key in before:
@@ -393,7 +394,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (7,)
+    assert con.execute("PRAGMA user_version").fetchone() == (8,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
     check_search_index(opts["data_dir"])
@@ -433,7 +434,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 4 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 7
+        assert logs.count("migrated") == 5 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 8
         assert "from schema 4 to 5" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -461,7 +462,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (7,)
+        assert con.execute("PRAGMA user_version").fetchone() == (8,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(opts["data_dir"])
@@ -798,7 +799,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 3 and "from schema 4 to 5" in logs, logs  # 4 -> .. -> 7
+        assert logs.count("migrated") == 4 and "from schema 4 to 5" in logs, logs  # 4 -> .. -> 8
         check_schema_5(new, ids, otlp, before)
     finally:
         stop(new)
@@ -810,7 +811,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (7,)
+        assert con.execute("PRAGMA user_version").fetchone() == (8,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(os.path.dirname(path))
@@ -879,10 +880,11 @@ def same_stats(got, want):
             [r["cost_usd"] or 0 for r in want[key]], rel=1e-9), key
 
 
-def test_schema_5_local_store_migrates_to_7(prev5_bin, tmp_path):
-    """The embedded store of the last schema-5 release opens with schema 7 (6: the stats
+def test_schema_5_local_store_migrates_to_8(prev5_bin, tmp_path):
+    """The embedded store of the last schema-5 release opens with schema 8 (6: the stats
     rollup tables created, a row for every hour that holds a span, none built, no span
-    rewritten; 7: the search index moved to prela-search.db, rebuilt from the spans): every
+    rewritten; 7: the search index moved to prela-search.db, rebuilt from the spans; 8: the
+    longest trace in trace_bounds): every
     answer as before, searches included; stats the same before and after the writer builds
     the old hours into rollups; once."""
     data_dir = str(tmp_path / "data")
@@ -907,8 +909,8 @@ def test_schema_5_local_store_migrates_to_7(prev5_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, dict(data_dir=data_dir, local_extra="rollup_quiet: 1h"))
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 2 and "from schema 5 to 6" in logs, logs
-        assert "to schema 7" in logs, logs
+        assert logs.count("migrated") == 3 and "from schema 5 to 6" in logs, logs
+        assert "to schema 7" in logs and "to schema 8" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
@@ -939,10 +941,14 @@ def test_schema_5_local_store_migrates_to_7(prev5_bin, tmp_path):
         con.close()
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (7,)
+        assert con.execute("PRAGMA user_version").fetchone() == (8,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(os.path.dirname(path))
+        # 7 -> 8: the longest of the old traces (they last a few seconds each)
+        longest = con.execute("SELECT longest_ns FROM trace_bounds").fetchone()[0]
+        spans = con.execute("SELECT max(completed_ns - started_ns) FROM traces").fetchone()[0]
+        assert 0 < longest == spans < 600 * 10**9, (longest, spans)
     finally:
         con.close()
 

@@ -1361,7 +1361,9 @@ static void test_migration(void)
 
     store_h h;
     open_store(&h, dir, NULL);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION); /* 1 -> ... -> 7 in one go */
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION); /* 1 -> ... -> 8 in one go */
+    /* trace_bounds: t1 100..200, t2 of pa 300..400, t2 of pb 350..500 */
+    CHECK_EQ_INT(db_int(path, "SELECT longest_ns FROM trace_bounds"), 150);
     /* FTS5's merge settings (local_schema.c, FTS_MERGE; local_index.c) on both trigram indexes */
     char ipath[300];
     snprintf(ipath, sizeof(ipath), "%.*s/prela-search.db", (int)(strrchr(path, '/') - path), path);
@@ -1540,6 +1542,72 @@ static void test_migration_2_3(void)
     remove_store_dir(dir);
 }
 
+/*
+ * 7 -> 8: trace_bounds filled from the stored traces; then raised by a
+ * longer trace, by a stored trace that a later batch extends at either end,
+ * never lowered by a shorter one or by duplicates; and a stats read of a
+ * window that only the extended trace's late span reaches still sees it
+ * (the gather reads traces starting in [lo - longest_ns, hi)).
+ */
+static void test_migration_7_8(void)
+{
+    store_h h;
+    char dir[64] = "/tmp/pc_local_XXXXXX", path[160];
+    CHECK(mkdtemp(dir) != NULL);
+    open_store(&h, dir, NULL);
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", dir);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "b1", .span = "r", .start = T0, .end = T0 + 5 * NS});
+    add_span(b, (span_spec){.trace = "b2", .span = "r", .start = T0, .end = T0 + 2 * NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    close_store(&h, false);
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(db, "DROP TABLE trace_bounds; PRAGMA user_version = 7;", NULL, NULL,
+                              NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION);
+    CHECK_EQ_INT(db_int(path, "SELECT longest_ns FROM trace_bounds"), 5 * NS);
+    /* shorter, and a duplicate: unchanged */
+    b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "b3", .span = "r", .start = T0, .end = T0 + NS});
+    add_span(b, (span_spec){.trace = "b1", .span = "r", .start = T0, .end = T0 + 5 * NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(db_int(path, "SELECT longest_ns FROM trace_bounds"), 5 * NS);
+    /* b2 extended later (T0 .. T0 + 40 s), then earlier (T0 - 10 s) */
+    b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "b2", .span = "late", .parent = "r", .start = T0 + 39 * NS,
+                            .end = T0 + 40 * NS, .type = PC_TYPE_LLM})
+        ->llm_model = S(b, "late-model");
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(db_int(path, "SELECT longest_ns FROM trace_bounds"), 40 * NS);
+    b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "b2", .span = "early", .parent = "r", .start = T0 - 10 * NS,
+                            .end = T0 - 9 * NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(db_int(path, "SELECT longest_ns FROM trace_bounds"), 50 * NS);
+    CHECK_EQ_INT(db_int(path, "SELECT max(completed_ns - started_ns) FROM traces"), 50 * NS);
+    /* the late span alone in a window 39 s after its trace began */
+    pc_stats_query q = {.group_by = PC_GROUP_MODEL, .start_ns = T0 + 38 * NS,
+                        .end_ns = T0 + 41 * NS, .max_rows = 10};
+    static stats_rows r;
+    r.n = 0;
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &q, collect_stats, &r), 0);
+    CHECK_EQ_INT(r.n, 1);
+    CHECK_EQ_STR(r.v[0].group, "late-model");
+    CHECK_EQ_INT(r.v[0].r.spans, 1);
+    CHECK_EQ_INT(r.v[0].r.traces, 1);
+    close_store(&h, false);
+    /* a second start migrates nothing */
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(db_int(path, "SELECT longest_ns FROM trace_bounds"), 50 * NS);
+    close_store(&h, false);
+    remove_store_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_options);
@@ -1558,5 +1626,6 @@ int main(void)
     RUN(test_projects);
     RUN(test_migration);
     RUN(test_migration_2_3);
+    RUN(test_migration_7_8);
     return CHECK_DONE();
 }
