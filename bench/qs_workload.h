@@ -16,8 +16,9 @@
  * clients whose clocks disagree; every time-ordered index takes each trace on
  * a random page) or rising with the trace number, as a collector receives
  * live traffic (QS_ORDER_ARRIVAL: trace g starts at its share of the 30 days,
- * less up to a second of jitter). The prose is sentences drawn from a vocabulary of 8,000 words
- * (the most frequent ones English, the rest synthesized) with a Zipf
+ * less up to a second of jitter). The prose is sentences drawn from a
+ * vocabulary of 8,000 words (the most frequent ones English, the rest
+ * synthesized) with a Zipf
  * distribution, so it compresses like text, not like a word list. Each rare word
  * of qs_rare_word() is planted in the prompts of exactly three traces spread
  * over the load; qs_common_word() is in most prompts.

@@ -31,8 +31,7 @@ int main(int argc, char **argv)
     int per = argc > 2 ? atoi(argv[2]) : 10;
     if (per < 1) per = 1;
     qs_workload w;
-    if (qs_workload_init(&w, 1, (uint64_t)REQUESTS * per * 10, 0,
-                         QS_ORDER_RANDOM)) return 1;
+    if (qs_workload_init(&w, 1, (uint64_t)REQUESTS * per * 10, 0, QS_ORDER_RANDOM)) return 1;
     pc_batch *reqs[REQUESTS];
     for (int r = 0; r < REQUESTS; r++) {
         size_t len;

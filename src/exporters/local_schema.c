@@ -135,7 +135,8 @@
  *              stats gather (local_stats.c) reads that range of
  *              traces_started instead of every trace starting before hi or
  *              ending after lo (at 10M spans over 30 days, an hour in the
- *              middle read half the store, and its rollup took 1.1 s). *
+ *              middle read half the store, and its rollup took 1.1 s).
+ *
  * Why this layout (issue 15: 10 million spans on 2 cores):
  * - Version 2 keyed spans by (trace_id, project_id, span_id) and indexed
  *   (trace_id, project_id, span_type): two indexes of random text keys, one
@@ -673,13 +674,16 @@ static int migrate_4_5(const char *id, sqlite3 *db, const char *path, bool log)
     return 0;
 }
 
-/* Version 8's trace_bounds (the contract above), filled from the stored
- * traces: created after SCHEMA on every path to version 8. The difference
- * of two clients' times may overflow: SQLite then answers a REAL, which
- * reads back as the largest integer (no bound). */
+/* Version 8's trace_bounds (the contract above): created after SCHEMA on
+ * every path to version 8. */
 static const char SCHEMA_V8_BOUNDS[] =
     "CREATE TABLE IF NOT EXISTS trace_bounds (one INTEGER PRIMARY KEY CHECK (one = 1),"
-    " longest_ns INTEGER NOT NULL);"
+    " longest_ns INTEGER NOT NULL);";
+/* Its row, from the stored traces: by 7 -> 8 (and on a fresh file) only, as
+ * it scans every trace. The difference of two clients' times may overflow:
+ * SQLite then answers a REAL, which reads back as the largest integer (no
+ * bound). */
+static const char FILL_V8_BOUNDS[] =
     "INSERT OR IGNORE INTO trace_bounds (one, longest_ns)"
     " SELECT 1, max(0, coalesce(max(completed_ns - started_ns), 0)) FROM traces;";
 
@@ -761,6 +765,7 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
                path);
     /* 7 -> 8: the longest trace, for the stats reads' time bound */
     if (rc == 0) rc = exec_logged(id, db, SCHEMA_V8_BOUNDS, "schema migration 7 -> 8", path);
+    if (rc == 0) rc = exec_logged(id, db, FILL_V8_BOUNDS, "schema migration 7 -> 8", path);
     if (rc == 0 && version >= 2)
         pc_log(PC_LOG_INFO, id, "migrated %s to schema 8 (the longest trace: %lld ns)", path,
                (long long)pc_local_scalar(db, "SELECT longest_ns FROM trace_bounds"));

@@ -14,8 +14,8 @@
  * last span's start; so started_ns >= lo - trace_bounds.longest_ns), through
  * traces_started over [lo - longest_ns, hi) or traces_completed from lo,
  * whichever bounds fewer traces (probed), and every span of those traces,
- * trace by trace. Spans are unique in the store (INSERT OR IGNORE on (tid, span_id)),
- * so each counts once. The figures are gathered here in C, per (bucket,
+ * trace by trace. Spans are unique in the store (INSERT OR IGNORE on (tid,
+ * span_id)), so each counts once. The figures are gathered here in C, per (bucket,
  * group) in a pc_cells (local_cells.h: bounded, keyed by pc_hash):
  * - the span figures, from each span whose start lies in the range, in the
  *   bucket of its start;

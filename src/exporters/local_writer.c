@@ -166,7 +166,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 /* Once per process, before SQLite's first use: no memory statistics. With
  * them, every SQLite allocation takes one process-wide mutex, and the
  * writer, the index thread and the readers contend for it (futex waits and
- * wake-ups were 10 % of the writer thread's CPU in a load). Nothing here
+ * wake-ups were 12 % of the writer thread's CPU in a load). Nothing here
  * reads sqlite3_memory_used. */
 static void sqlite_setup(void)
 {
