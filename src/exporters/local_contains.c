@@ -32,6 +32,7 @@ typedef struct pc_local_needle {
     size_t n;
     unsigned char *p; /* lowercased */
     size_t *fail;     /* KMP failure function */
+    bool raw_ok;      /* pc_span_match may rule a span out by its stored bytes */
 } pc_local_needle;
 typedef pc_local_needle needle;
 
@@ -81,6 +82,38 @@ static void needle_free(void *p)
     free(nd);
 }
 
+/*
+ * Whether a span's stored bytes can rule out the folded needle |p| (|n|
+ * bytes): when it is printable ASCII without '"', '\\' or '/' and has a byte
+ * that no number's text has (outside 0-9 . e E + -, and no part of "-infinity"
+ * or "nan", the JSON writer's text of a number out of range). The search text is the
+ * span's name and the decoded values of its JSON columns, numbers written
+ * again by the JSON writer. Such a needle never crosses a value (no line
+ * end), never matches inside a number written again (whose text could differ
+ * from the stored one), and its bytes are stored as they are: the writer
+ * escapes only '"', '\\' and controls; a stored "\\/" decodes to '/', which
+ * the needle lacks; a "\\u" escape could hide any byte, so a column holding
+ * one is read the slow way; and folding maps no other code point to ASCII.
+ * So if the search text holds the needle, some column's bytes hold it too,
+ * ignoring ASCII case.
+ */
+static bool raw_safe(const unsigned char *p, size_t n)
+{
+    bool word = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c < 0x20 || c > 0x7E || c == '"' || c == '\\' || c == '/') return false;
+        if (!strchr("0123456789.eE+-", c)) word = true;
+    }
+    char folded[16];
+    if (n < sizeof(folded)) {
+        memcpy(folded, p, n);
+        folded[n] = '\0';
+        if (strstr("-infinity", folded) || strstr("nan", folded)) return false;
+    }
+    return word;
+}
+
 static needle *needle_make(const unsigned char *s, size_t n)
 {
     needle *nd = pc_xcalloc(1, sizeof(*nd));
@@ -103,6 +136,7 @@ static needle *needle_make(const unsigned char *s, size_t n)
         if (nd->p[i] == nd->p[k]) k++;
         nd->fail[i] = k;
     }
+    nd->raw_ok = raw_safe(nd->p, nd->n);
     return nd;
 }
 
@@ -132,16 +166,79 @@ static int contains(const deadline *dl, const needle *nd, const unsigned char *t
     return 0;
 }
 
+/* Whether |nd| (raw_ok) occurs in the bytes |t| (|tn|) ignoring ASCII case:
+ * 1, 0, or -1 past the deadline |dl|. */
+static int raw_contains(const deadline *dl, const needle *nd, const unsigned char *t, size_t tn)
+{
+    if (nd->n == 0) return 1;
+    size_t k = 0, next_check = CHECK_EVERY;
+    for (size_t i = 0; i < tn; i++) {
+        if (i >= next_check) {
+            if (dl->past(dl->ud)) return -1;
+            next_check = i + CHECK_EVERY;
+        }
+        unsigned char c = t[i] >= 'A' && t[i] <= 'Z' ? t[i] + 32 : t[i];
+        while (k > 0 && c != nd->p[k])
+            k = nd->fail[k - 1];
+        if (c == nd->p[k]) k++;
+        if (k == nd->n) return 1;
+    }
+    return 0;
+}
+
+/* The needle of argument |arg|, from SQLite's auxiliary data or built
+ * (*|fresh| set: the caller hands it to sqlite3_set_auxdata last). */
+static needle *needle_of(sqlite3_context *ctx, sqlite3_value **argv, int arg, bool *fresh)
+{
+    needle *nd = sqlite3_get_auxdata(ctx, arg);
+    *fresh = !nd;
+    if (!nd) {
+        const unsigned char *s = sqlite3_value_text(argv[arg]);
+        nd = needle_make(s ? s : (const unsigned char *)"", (size_t)sqlite3_value_bytes(argv[arg]));
+    }
+    return nd;
+}
+
+/* pc_span_match(needle, name, attributes, events, input_messages, output_messages) */
+static void fn_span_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const deadline *dl = sqlite3_user_data(ctx);
+    bool fresh;
+    needle *nd = needle_of(ctx, argv, 0, &fresh);
+    const char *t[5] = {"", "", "", "", ""};
+    size_t n[5] = {0};
+    for (int i = 1; i < argc && i <= 5; i++) {
+        const char *v = (const char *)sqlite3_value_text(argv[i]);
+        if (v) {
+            t[i - 1] = v;
+            n[i - 1] = (size_t)sqlite3_value_bytes(argv[i]);
+        }
+    }
+    int r = 0;
+    bool maybe = !nd->raw_ok;
+    for (int i = 0; i < 5 && !maybe && r >= 0; i++) {
+        r = raw_contains(dl, nd, (const unsigned char *)t[i], n[i]);
+        maybe = r == 1 || (n[i] >= 2 && memmem(t[i], n[i], "\\u", 2));
+    }
+    if (maybe && r >= 0) {
+        pc_local_text_in in = {t[0], n[0], t[1], n[1], t[2], n[2], t[3], n[3], t[4], n[4]};
+        pc_buf text = PC_BUF_INIT;
+        pc_local_search_text(&text, &in);
+        r = contains(dl, nd, (const unsigned char *)(text.data ? text.data : ""), text.len);
+        pc_buf_free(&text);
+    }
+    if (r < 0) sqlite3_result_error(ctx, "query time limit reached", -1);
+    else sqlite3_result_int(ctx, r);
+    /* last: SQLite may free it at once */
+    if (fresh) sqlite3_set_auxdata(ctx, 0, nd, needle_free);
+}
+
 static void fn_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
     const deadline *dl = sqlite3_user_data(ctx);
-    needle *nd = sqlite3_get_auxdata(ctx, 1);
-    bool fresh = !nd;
-    if (fresh) {
-        const unsigned char *s = sqlite3_value_text(argv[1]);
-        nd = needle_make(s ? s : (const unsigned char *)"", (size_t)sqlite3_value_bytes(argv[1]));
-    }
+    bool fresh;
+    needle *nd = needle_of(ctx, argv, 1, &fresh);
     const unsigned char *t = sqlite3_value_text(argv[0]);
     int r = t ? contains(dl, nd, t, (size_t)sqlite3_value_bytes(argv[0])) : 0;
     if (r < 0) sqlite3_result_error(ctx, "query time limit reached", -1);
@@ -152,11 +249,20 @@ static void fn_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 int pc_local_contains_register(sqlite3 *db, int (*past_deadline)(void *ud), void *ud)
 {
-    deadline *dl = pc_xmalloc(sizeof(*dl));
-    dl->past = past_deadline;
-    dl->ud = ud;
-    return sqlite3_create_function_v2(db, "pc_contains", 2, SQLITE_UTF8,
-                                      dl, fn_contains, NULL, NULL, free);
+    /* one deadline per function: each registration frees its own */
+    deadline *dl[2];
+    for (int i = 0; i < 2; i++) {
+        dl[i] = pc_xmalloc(sizeof(*dl[i]));
+        dl[i]->past = past_deadline;
+        dl[i]->ud = ud;
+    }
+    int rc = sqlite3_create_function_v2(db, "pc_contains", 2, SQLITE_UTF8, dl[0], fn_contains,
+                                        NULL, NULL, free);
+    if (rc == SQLITE_OK)
+        return sqlite3_create_function_v2(db, "pc_span_match", 6, SQLITE_UTF8, dl[1],
+                                          fn_span_match, NULL, NULL, free);
+    free(dl[1]);
+    return rc;
 }
 
 /* ------------------------------------------------ outside SQLite -- */

@@ -25,6 +25,15 @@
 int pc_local_contains_register(sqlite3 *db, int (*past_deadline)(void *ud), void *ud);
 
 /*
+ * It also registers pc_span_match(needle, name, attributes, events,
+ * input_messages, output_messages), the columns of one span (JSON ones
+ * decompressed): pc_contains(pc_search_text(name, ...), needle), the same
+ * answer, but for a needle of printable ASCII with a letter in it, a span
+ * none of whose columns holds the needle's bytes (ignoring ASCII case) is
+ * answered 0 without building its search text. Same deadline.
+ */
+
+/*
  * The same matcher outside SQLite (the clickhouse store verifies its search
  * candidates with it, so both stores find exactly the same texts): a needle
  * built once from |n| bytes of |s|, then pc_local_needle_in(nd, t, tn): 1 when

@@ -35,9 +35,9 @@ typedef struct pc_local_query {
 int pc_local_query_open(pc_local_query *q, pc_local_reader *r, const char *sql,
                         const char *what);
 
-/* Ends |q| (finalizes q->st, gives the connection back); |rc| is the last
- * sqlite3_step result. Returns 0, PC_STORE_TIMEOUT past the deadline, or -1
- * after logging. */
+/* Ends |q| (finalizes q->st, ends the read transaction a "BEGIN" opened,
+ * gives the connection back); |rc| is the last sqlite3_step result. Returns
+ * 0, PC_STORE_TIMEOUT past the deadline, or -1 after logging. */
 int pc_local_query_close(pc_local_query *q, int rc);
 
 /* store.h's list_sessions over a pc_local_reader (local_agg.c); stats are

@@ -408,10 +408,7 @@ static int stats_read(void *ctx, const pc_stats_query *qs, bool rollups, pc_stat
     if (rc == SQLITE_DONE) pc_cells_emit(&acc, qs->max_rows, cb, ud);
     pc_cells_free(&acc);
     if (rc == SQLITE_CORRUPT) q.what = "stats: a stored rollup's bins do not decode";
-    /* a read: ends the snapshot (with the deadline off, so it always can) */
-    sqlite3_progress_handler(q.db, 0, NULL, NULL);
-    sqlite3_exec(q.db, "ROLLBACK", NULL, NULL, NULL);
-    return pc_local_query_close(&q, rc);
+    return pc_local_query_close(&q, rc); /* ends the snapshot too */
 }
 
 int pc_local_stats(void *ctx, const pc_stats_query *qs, pc_stats_cb cb, void *ud)

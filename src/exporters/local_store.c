@@ -9,8 +9,10 @@
  *
  * Search (store.h search): a query of 3+ code points asks the FTS5 trigram
  * index for candidate blocks of traces (local_schema.c; local_text.h: an AND
- * of trigrams). Up to SEARCH_CANDIDATES of them: their traces, newest first,
- * are verified one by one (pc_contains over the recomputed search text of the trace's spans) until
+ * of trigrams), once (candidate_blocks). Up to SEARCH_CANDIDATES of them:
+ * their traces, newest first, are verified one by one (pc_span_match,
+ * local_contains.h: pc_contains over the recomputed search text of the
+ * trace's spans, skipped for a span whose stored bytes rule it out) until
  * |limit| matched. More candidates (a common word), or a query the index
  * cannot serve (under 3 code points, a NUL byte): traces newest first, each
  * verified the same way, until |limit| matched or the query time limit. Both
@@ -291,6 +293,8 @@ int pc_local_query_close(query *q, int rc)
         pc_log(PC_LOG_ERROR, q->r->id, "%s: %s", q->what, sqlite3_errmsg(q->db));
     sqlite3_finalize(q->st);
     sqlite3_progress_handler(q->db, 0, NULL, NULL);
+    /* a read: ends the snapshot (with the deadline off, so it always can) */
+    if (!sqlite3_get_autocommit(q->db)) sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
     release(q->r, q->db, ok || timeout);
     return ok ? 0 : timeout ? PC_STORE_TIMEOUT : -1;
 }
@@ -328,23 +332,51 @@ static int64_t type_bit(const char *name)
 #define TAIL_TIDS                                                                                  \
     "SELECT s.tid FROM spans s WHERE s.rowid > (SELECT upto FROM search.index_state)"
 
-/* Counts FTS5 candidate blocks of |fts|, at most |cap| + 1; -1 on failure. */
-static int64_t count_candidates(query *q, const char *fts, int cap)
+/*
+ * The FTS5 candidates of |fts|, read once: the blocks span_text names, at
+ * most |cap| + 1, written to |ids| (reset first) as a JSON array of rowids
+ * for json_each (BLOCK_TIDS, CANDIDATES), and their number plus that of
+ * span_event_text's matching rows (at most |cap| + 1 too); -1 on failure.
+ * The statements after it take the blocks from |ids| instead of asking the
+ * index again (a second pass cost as much as the first: 1.4-4.5 ms for a
+ * word of the 10M-span benchmark).
+ */
+static int64_t candidate_blocks(query *q, const char *fts, int cap, pc_buf *ids)
 {
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
+    int rc;
+    pc_buf_reset(ids);
+    pc_buf_putc(ids, '[');
     if (sqlite3_prepare_v2(q->db,
-                           "SELECT (SELECT count(*) FROM (SELECT 1 FROM search.span_text"
-                           " WHERE span_text MATCH ?1 LIMIT ?2 + 1)) + (SELECT count(*) FROM"
-                           " (SELECT 1 FROM span_event_text WHERE span_event_text MATCH ?1"
-                           " LIMIT ?2 + 1))",
+                           "SELECT rowid FROM search.span_text WHERE span_text MATCH ?1"
+                           " LIMIT ?2 + 1",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, cap);
-        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        n = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n++) pc_buf_putc(ids, ',');
+            pc_buf_printf(ids, "%lld", (long long)sqlite3_column_int64(st, 0));
+        }
+        if (rc != SQLITE_DONE) n = -1;
     }
     sqlite3_finalize(st);
-    return n;
+    st = NULL;
+    pc_buf_putc(ids, ']');
+    pc_buf_putc(ids, '\0');
+    if (n < 0) return -1;
+    int64_t events = -1;
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT count(*) FROM (SELECT 1 FROM span_event_text"
+                           " WHERE span_event_text MATCH ?1 LIMIT ?2 + 1)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, fts, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, cap);
+        if (sqlite3_step(st) == SQLITE_ROW) events = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return events < 0 ? -1 : n + events;
 }
 
 /* Most candidate blocks (of 16 traces) the attribute filter takes from the
@@ -352,11 +384,10 @@ static int64_t count_candidates(query *q, const char *fts, int cap)
  * and verifies each, which finds a page of a common value soon. */
 #define ATTR_CANDIDATES 256
 
-/* The tids of the blocks (16 traces each) that span_text names for ?16. */
+/* The tids of the blocks (16 traces each) listed in ?16 (candidate_blocks). */
 #define BLOCK_TIDS                                                                                 \
-    "SELECT (f.rowid << " BLOCK_BITS ") + k.column1 FROM search.span_text f, (VALUES (0), (1),"    \
-    " (2), (3), (4), (5), (6), (7), (8), (9), (10), (11), (12), (13), (14), (15)) k"               \
-    " WHERE f.span_text MATCH ?16 UNION " TAIL_TIDS
+    "SELECT t.tid FROM json_each(?16) b JOIN traces t ON t.tid >= b.value << " BLOCK_BITS          \
+    " AND t.tid < (b.value + 1) << " BLOCK_BITS " UNION " TAIL_TIDS
 
 /*
  * Most traces of one model the model filter reads from trace_models and then
@@ -422,29 +453,32 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
 {
     query q;
     /* The statement is prepared once the attribute filter's candidates are
-     * counted, on the same connection and under the same deadline. */
-    if (pc_local_query_open(&q, ctx, "SELECT 1", "list traces") < 0) return -1;
+     * counted, on the same connection, in the same snapshot (TAIL_TIDS) and
+     * under the same deadline. */
+    if (pc_local_query_open(&q, ctx, "BEGIN", "list traces") < 0) return -1;
+    int brc = sqlite3_step(q.st);
+    if (brc != SQLITE_DONE) return pc_local_query_close(&q, brc);
     sqlite3_finalize(q.st);
     q.st = NULL;
-    pc_buf fts = PC_BUF_INIT;
+    pc_buf blocks = PC_BUF_INIT; /* the attribute filter's candidate blocks */
     bool attr_fts = false;
     if (f->attr_key && f->attr_value) {
+        pc_buf fts = PC_BUF_INIT;
         attr_fts = pc_local_fts_query(&fts, f->attr_value, strlen(f->attr_value)) > 0;
         pc_buf_putc(&fts, '\0');
-        if (attr_fts) {
-            int64_t n = count_candidates(&q, fts.data, ATTR_CANDIDATES);
-            if (n < 0) {
-                pc_buf_free(&fts);
-                return pc_local_query_close(&q, SQLITE_ERROR);
-            }
-            attr_fts = n <= ATTR_CANDIDATES;
+        int64_t n = attr_fts ? candidate_blocks(&q, fts.data, ATTR_CANDIDATES, &blocks) : 0;
+        pc_buf_free(&fts);
+        if (n < 0) {
+            pc_buf_free(&blocks);
+            return pc_local_query_close(&q, SQLITE_ERROR);
         }
+        attr_fts = attr_fts && n <= ATTR_CANDIDATES;
     }
     bool model_few = false;
     if (f->model) {
         int few = model_is_few(&q, f->model);
         if (few < 0) {
-            pc_buf_free(&fts);
+            pc_buf_free(&blocks);
             return pc_local_query_close(&q, SQLITE_ERROR);
         }
         model_few = few == 1;
@@ -464,7 +498,7 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     int rc = sqlite3_prepare_v2(q.db, sql.data, -1, &q.st, NULL);
     pc_buf_free(&sql);
     if (rc != SQLITE_OK) {
-        pc_buf_free(&fts);
+        pc_buf_free(&blocks);
         return pc_local_query_close(&q, rc);
     }
     if (f->project_id) bind_cstr(q.st, 1, f->project_id);
@@ -484,12 +518,12 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     if (f->user_id) bind_cstr(q.st, 13, f->user_id);
     if (f->model) bind_cstr(q.st, 14, f->model);
     if (f->min_cost > 0) sqlite3_bind_double(q.st, 15, f->min_cost);
-    if (attr_fts) sqlite3_bind_text(q.st, 16, fts.data, -1, SQLITE_TRANSIENT);
+    if (attr_fts) sqlite3_bind_text(q.st, 16, blocks.data, -1, SQLITE_TRANSIENT);
     if (f->attr_key && f->attr_value) {
         bind_cstr(q.st, 17, f->attr_key);
         bind_cstr(q.st, 18, f->attr_value);
     }
-    pc_buf_free(&fts);
+    pc_buf_free(&blocks);
     return each_trace(&q, cb, ud);
 }
 
@@ -547,11 +581,13 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
  * scans instead. */
 #define SEARCH_CANDIDATES 2000
 
-/* Whether trace ?1 (tid) has a span whose search text contains ?2. */
+/* Whether trace ?1 (tid) has a span whose search text contains ?2
+ * (pc_span_match: pc_contains over pc_search_text, skipping the text of a
+ * span whose stored bytes rule it out). */
 static const char VERIFY[] =
     "SELECT 1 FROM spans s WHERE s.tid = ?1"
-    " AND pc_contains(pc_search_text(s.name, pc_unzip(s.attributes), pc_unzip(s.events),"
-    " pc_unzip(s.input_messages), pc_unzip(s.output_messages)), ?2) UNION ALL "
+    " AND pc_span_match(?2, s.name, pc_unzip(s.attributes), pc_unzip(s.events),"
+    " pc_unzip(s.input_messages), pc_unzip(s.output_messages)) UNION ALL "
     PC_LOCAL_EVENTS_VERIFY " LIMIT 1";
 
 static int search(void *ctx, const char *project_id, const char *text, int limit, pc_trace_cb cb,
@@ -562,35 +598,39 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     bool indexed = pc_local_fts_query(&fts, text, tn) > 0;
     pc_buf_putc(&fts, '\0');
 
-    /* The candidate traces (or every trace) newest first; ?1 FTS5 query, ?3 project. */
-    /* ... and the traces with a matching attached event (local_events.h). */
-    static const char CANDIDATES[] =
-        "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.tid IN ("
-        "SELECT t.tid FROM search.span_text f JOIN traces t"
-        " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
-        " WHERE f.span_text MATCH ?1 UNION " TAIL_TIDS " UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
+    /* The candidate traces (or every trace) newest first: ?16 the blocks
+     * (candidate_blocks), ?1 the FTS5 query (the traces with a matching
+     * attached event, local_events.h), ?3 the project. */
+    static const char CANDIDATES[] = "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.tid IN ("
+                                     BLOCK_TIDS " UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
     static const char CANDIDATES_P[] =
         "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE t.project_id = ?3 AND t.tid IN ("
-        "SELECT t.tid FROM search.span_text f JOIN traces t"
-        " ON t.tid >= f.rowid << " BLOCK_BITS " AND t.tid < (f.rowid + 1) << " BLOCK_BITS
-        " WHERE f.span_text MATCH ?1 UNION " TAIL_TIDS " UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
+        BLOCK_TIDS " UNION " PC_LOCAL_EVENTS_CANDIDATES ")";
     static const char ALL[] = "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL";
     static const char ALL_P[] =
         "SELECT " TRACE_COLS ", t.tid FROM traces t WHERE ?1 IS NOT NULL AND t.project_id = ?3";
 
     query q;
     /* The statement is prepared after the candidates are counted, on the same
-     * connection and under the same deadline. */
-    if (pc_local_query_open(&q, ctx, "SELECT 1", "search") < 0) {
+     * connection, in the same snapshot (TAIL_TIDS: the blocks and upto must
+     * come from one state of the index) and under the same deadline. */
+    if (pc_local_query_open(&q, ctx, "BEGIN", "search") < 0) {
         pc_buf_free(&fts);
         return -1;
     }
+    int brc = sqlite3_step(q.st);
+    if (brc != SQLITE_DONE) {
+        pc_buf_free(&fts);
+        return pc_local_query_close(&q, brc);
+    }
     sqlite3_finalize(q.st);
     q.st = NULL;
+    pc_buf blocks = PC_BUF_INIT;
     if (indexed) {
-        int64_t n = count_candidates(&q, fts.data, SEARCH_CANDIDATES);
+        int64_t n = candidate_blocks(&q, fts.data, SEARCH_CANDIDATES, &blocks);
         if (n < 0) {
             pc_buf_free(&fts);
+            pc_buf_free(&blocks);
             return pc_local_query_close(&q, SQLITE_ERROR);
         }
         indexed = n <= SEARCH_CANDIDATES;
@@ -606,10 +646,12 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     if (rc != SQLITE_OK) {
         sqlite3_finalize(verify);
         pc_buf_free(&fts);
+        pc_buf_free(&blocks);
         return pc_local_query_close(&q, rc);
     }
     sqlite3_bind_text(q.st, 1, fts.data, -1, SQLITE_STATIC);
     if (project_id) bind_cstr(q.st, 3, project_id);
+    if (indexed) sqlite3_bind_text(q.st, 16, blocks.data, -1, SQLITE_STATIC);
     sqlite3_bind_text(verify, 2, text, (int)tn, SQLITE_STATIC);
     int found = 0;
     while (found < limit && (rc = sqlite3_step(q.st)) == SQLITE_ROW) {
@@ -629,6 +671,7 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     sqlite3_finalize(verify);
     rc = pc_local_query_close(&q, rc);
     pc_buf_free(&fts);
+    pc_buf_free(&blocks);
     return rc;
 }
 
