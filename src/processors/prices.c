@@ -171,6 +171,11 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
 {
     size_t pl = 0;
     int lit = 0, depth = 0, top_alt = 0, collecting = 1, prev_lit = 0;
+    /* the last thing read was an atom (a character, a bracket, a group):
+     * only an atom may be repeated; glibc's regcomp takes "a+?" or "g++" as
+     * nested repetitions whose closure it computes exponentially (the fuzzer:
+     * "g+++++\"+++????+++++++" took seconds) */
+    int prev_atom = 0;
     double sum[PC_PRICES_MAX_PATTERN + 2] = {0}, last[PC_PRICES_MAX_PATTERN + 2] = {0};
     for (size_t i = 0; i < n;) {
         char c = p[i];
@@ -182,6 +187,7 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
             lit++;
             if (collecting) e->prefix[pl++] = (char)tolower((unsigned char)p[i + 1]);
             prev_lit = 1;
+            prev_atom = 1;
             sum[depth] += 1, last[depth] = 1;
             i += 2;
             continue;
@@ -204,10 +210,13 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
             if (j >= n) return "an unterminated bracket expression";
             collecting = 0;
             prev_lit = 0;
+            prev_atom = 1;
             sum[depth] += 1, last[depth] = 1;
             i = j + 1;
             continue;
         }
+        if ((c == '{' || c == '*' || c == '+' || c == '?') && i > 0 && !prev_atom)
+            return "a repetition of a repetition (write a group)";
         if (c == '{') {
             char *end;
             long lo = strtol(p + i + 1, &end, 10), hi = lo;
@@ -249,6 +258,7 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
             lit++;
             if (collecting) e->prefix[pl++] = (char)tolower((unsigned char)c);
             prev_lit = 1;
+            prev_atom = 1;
             sum[depth] += 1, last[depth] = 1;
             i++;
             continue;
@@ -261,6 +271,7 @@ static const char *analyze_pattern(const char *p, size_t n, entry *e)
         }
         collecting = 0;
         prev_lit = 0;
+        prev_atom = c == ')' || c == '.' || c == '}'; /* a group, any character, a literal } */
     }
     if (sum[0] > MAX_EXPANSION)
         return "repetitions nested so deep that the compiled pattern would be too large";
