@@ -1,6 +1,6 @@
 /*
- * local_contains.c - pc_contains for the embedded store's search (see
- * local_contains.h).
+ * local_contains.c - pc_contains and pc_span_match for the embedded store's
+ * search (see local_contains.h).
  *
  * Knuth-Morris-Pratt over case-folded UTF-8 (pc_local_fold, local_text.h: the
  * folding of the FTS5 index, so a candidate the index finds is verified
@@ -8,8 +8,11 @@
  * folded and re-encoded, and the bytes matched; UTF-8 being self-synchronizing,
  * a byte match of well-formed text is a code-point match. A stray byte is
  * matched as itself. O(len(text) + len(needle)) whatever the input. The
- * needle's failure table is built once per statement and kept as SQLite auxiliary data of argument 1 (SQLite may drop it at any
- * time; then the next row builds it again).
+ * needle's failure table is built once per statement and kept as SQLite
+ * auxiliary data of the needle's argument (SQLite may drop it at any time;
+ * then the next row builds it again). pc_span_match first runs the same table
+ * over a span's stored bytes with ASCII case folding (raw_contains) when
+ * raw_safe says those bytes can rule the needle out.
  */
 #include "local_contains.h"
 

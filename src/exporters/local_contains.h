@@ -1,9 +1,10 @@
 /*
- * local_contains.h - pc_contains(text, needle), the embedded store's search
- * matcher, as an SQLite function.
+ * local_contains.h - pc_contains(text, needle) and pc_span_match(needle, span
+ * columns...), the embedded store's search matchers, as SQLite functions.
  *
- * Where it sits: local_store.c registers it on a read connection before each
- * query; search's SQL calls it on the search text of spans (local_text.h). Why not
+ * Where it sits: local_store.c registers them on a read connection before each
+ * query; search's SQL calls pc_span_match on each candidate span (local_text.h
+ * has the search text it stands for), and pc_contains on attached events. Why not
  * LIKE '%needle%': SQLite's LIKE backtracks, costing value length x pattern
  * length per row (seconds for a 2 MB attribute and a 1,000-byte text), inside
  * one virtual machine instruction where the progress handler cannot stop it.
