@@ -1,12 +1,12 @@
 /*
- * local_schema.c - the embedded store's schema (version 8) and its migrations.
+ * local_schema.c - the embedded store's schema (version 9) and its migrations.
  *
  * Where it sits: local_writer.c opens the writer connection and calls
  * pc_local_schema_setup once, at start, before any write; everything the
  * writer (local_txn.c) and the readers (local_store.c) do relies on the
  * contract below.
  *
- * Schema version 8 (<directory>/prela.db, WAL, PRAGMA user_version 8; the
+ * Schema version 9 (<directory>/prela.db, WAL, PRAGMA user_version 9; the
  * search index span_text in <directory>/prela-search.db since version 7,
  * local_index.c):
  *
@@ -25,7 +25,10 @@
  *              spans' known costs (NULL when none). Maintained like the
  *              token sums: from the spans a transaction really inserted, so
  *              a redelivered span changes nothing, and min/sum merge in any
- *              order. Indexes of version 4: traces_session (session_id,
+ *              order. Version 9 (issue 15): attr_bloom, the attribute filter
+ *              of its spans (local_bloom.h; NULL on rows written before 9,
+ *              "maybe" to any pair), ORed with each later transaction's.
+ *              Indexes of version 4: traces_session (session_id,
  *              started_ns) and traces_user (user_id, started_ns), partial
  *              (WHERE id != ''): the session/user list filters walk them in
  *              list order, a session's figures are read through
@@ -193,8 +196,8 @@
  * Versions and migration: version 1 is the first release's schema (no
  * user_version, keys without the project); version 2 added the project to
  * every key; version 3 keyed traces by tid and added the search index.
- * pc_local_schema_setup migrates 1 -> 2 -> ... -> 8, 2 -> ... -> 8, ...,
- * or 7 -> 8 once, at start, in ONE transaction (an interrupted
+ * pc_local_schema_setup migrates 1 -> 2 -> ... -> 9, 2 -> ... -> 9, ...,
+ * or 8 -> 9 once, at start, in ONE transaction (an interrupted
  * migration leaves the old version intact and simply runs again), logging
  * one line per step. Up to 3:
  * old tables renamed, new ones created (with version 4's columns), every row
@@ -212,8 +215,10 @@
  * reads gather those hours from the spans). 6 -> 7: span_text dropped from
  * prela.db; local_index.c then creates prela-search.db and indexes every
  * stored span into it at the same start (its upto is 0), before the writer
- * takes data. 7 -> 8 (every path ends with it): trace_bounds created, its
- * longest_ns the longest stored trace (one scan of traces). A file with a
+ * takes data. 7 -> 8: trace_bounds created, its longest_ns the longest
+ * stored trace (one scan of traces). 8 -> 9 (every path ends with it,
+ * migrate_8_9): traces.attr_bloom added where the table lacks it, no row
+ * rewritten (old traces keep NULL: verified span by span). A file with a
  * newer version than this binary knows is refused.
  */
 #include "local_schema.h"
@@ -247,6 +252,8 @@
     ", input_messages TEXT NOT NULL DEFAULT '', output_messages TEXT NOT NULL DEFAULT ''"
 #define TRACE_COLS_V4                                                                              \
     ", session_id TEXT NOT NULL DEFAULT '', user_id TEXT NOT NULL DEFAULT '', cost_usd REAL"
+/* Version 9's column (issue 15): the attribute filter, NULL on older rows. */
+#define TRACE_COLS_V9 ", attr_bloom BLOB"
 /* Version 4's new indexes and tables (the contract above says why each). */
 #define INDEXES_V4                                                                                 \
     "CREATE INDEX IF NOT EXISTS traces_session ON traces (session_id, started_ns)"                 \
@@ -262,7 +269,8 @@
     "CREATE TABLE IF NOT EXISTS span_dicts (id INTEGER PRIMARY KEY, created_ns INTEGER NOT NULL," \
     " samples INTEGER NOT NULL, dict BLOB NOT NULL);"
 
-/* The current schema (version 5), created on a fresh file and by 2 -> 3. */
+/* The current schema (version 5, with version 9's traces column), created on
+ * a fresh file and by 2 -> 3. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS traces ("
     " tid INTEGER PRIMARY KEY,"
@@ -281,7 +289,7 @@ static const char SCHEMA[] =
     " input_tokens INTEGER NOT NULL,"
     " output_tokens INTEGER NOT NULL,"
     " span_types INTEGER NOT NULL"
-    TRACE_COLS_V4 ");"
+    TRACE_COLS_V4 TRACE_COLS_V9 ");"
     "CREATE UNIQUE INDEX IF NOT EXISTS traces_key ON traces (trace_id, project_id);"
     "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns, trace_id, project_id);"
     "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
@@ -675,7 +683,7 @@ static int migrate_4_5(const char *id, sqlite3 *db, const char *path, bool log)
 }
 
 /* Version 8's trace_bounds (the contract above): created after SCHEMA on
- * every path to version 8. */
+ * every path from a version below 8 (a fresh file too). */
 static const char SCHEMA_V8_BOUNDS[] =
     "CREATE TABLE IF NOT EXISTS trace_bounds (one INTEGER PRIMARY KEY CHECK (one = 1),"
     " longest_ns INTEGER NOT NULL);";
@@ -686,6 +694,36 @@ static const char SCHEMA_V8_BOUNDS[] =
 static const char FILL_V8_BOUNDS[] =
     "INSERT OR IGNORE INTO trace_bounds (one, longest_ns)"
     " SELECT 1, max(0, coalesce(max(completed_ns - started_ns), 0)) FROM traces;";
+
+/* ------------------------------------------------------------ 8 -> 9 -- */
+
+/*
+ * Version 8 -> 9 inside the caller's transaction: traces.attr_bloom added
+ * when the table lacks it (a file of version 3 to 8; SCHEMA has it, so a
+ * fresh file or one copied by 2 -> 3 does not). No row is rewritten: stored
+ * traces keep NULL, which the list reads as "maybe" (local_bloom.h), so they
+ * are verified span by span as before. |log|: a migration, not a fresh file.
+ * 0 / -1.
+ */
+static int migrate_8_9(const char *id, sqlite3 *db, const char *path, bool log)
+{
+    int64_t has = pc_local_scalar(
+        db, "SELECT count(*) FROM pragma_table_info('traces') WHERE name = 'attr_bloom'");
+    if (has < 0) {
+        pc_log(PC_LOG_ERROR, id, "schema migration 8 -> 9 in %s: cannot read the traces columns: %s",
+               path, sqlite3_errmsg(db));
+        return -1;
+    }
+    if (has == 0 && exec_logged(id, db, "ALTER TABLE traces ADD COLUMN attr_bloom BLOB",
+                                "schema migration 8 -> 9", path) < 0)
+        return -1;
+    if (log)
+        pc_log(PC_LOG_INFO, id,
+               "migrated %s to schema 9 (attribute filters on trace rows; the %lld stored"
+               " traces have none and are checked span by span)",
+               path, (long long)pc_local_scalar(db, "SELECT count(*) FROM traces"));
+    return 0;
+}
 
 /* ------------------------------------------------------------ 5 -> 6 -- */
 
@@ -764,11 +802,15 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
                ", rebuilt from the stored spans at this start)",
                path);
     /* 7 -> 8: the longest trace, for the stats reads' time bound */
-    if (rc == 0) rc = exec_logged(id, db, SCHEMA_V8_BOUNDS, "schema migration 7 -> 8", path);
-    if (rc == 0) rc = exec_logged(id, db, FILL_V8_BOUNDS, "schema migration 7 -> 8", path);
-    if (rc == 0 && version >= 2)
+    if (rc == 0 && version <= 7)
+        rc = exec_logged(id, db, SCHEMA_V8_BOUNDS, "schema migration 7 -> 8", path);
+    if (rc == 0 && version <= 7)
+        rc = exec_logged(id, db, FILL_V8_BOUNDS, "schema migration 7 -> 8", path);
+    if (rc == 0 && version >= 2 && version <= 7)
         pc_log(PC_LOG_INFO, id, "migrated %s to schema 8 (the longest trace: %lld ns)", path,
                (long long)pc_local_scalar(db, "SELECT longest_ns FROM trace_bounds"));
+    /* 8 -> 9: the attribute filter column, on a traces table made before it */
+    if (rc == 0) rc = migrate_8_9(id, db, path, version >= 2);
     if (rc == 0) rc = exec_logged(id, db, FTS_MERGE, "cannot set the search index's merging", path);
     if (rc == 0)
         rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),

@@ -24,7 +24,8 @@
  * trace's spans (pc_attr_match, local_text.h), the candidates being the
  * trigram index's blocks for the value (3+ code points and at most
  * ATTR_CANDIDATES blocks), else every trace in list order under the query
- * time limit. Cursor and offset work the same with every filter.
+ * time limit; either way a trace whose attribute filter (schema 9,
+ * local_bloom.h) rules the pair out is skipped unread. Cursor and offset work the same with every filter.
  *
  * Reads: every piece of caller text is bound as a parameter; dynamic SQL is
  * assembled only from the fixed fragments below.
@@ -442,6 +443,8 @@ static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts, boo
     if (f->min_cost > 0) pc_buf_puts(sql, " AND t.cost_usd >= ?15");
     if (f->attr_key && f->attr_value) {
         if (attr_fts) pc_buf_puts(sql, " AND t.tid IN (" BLOCK_TIDS ")");
+        /* the trace's attribute filter (local_bloom.h) before its spans */
+        pc_buf_puts(sql, " AND pc_bloom_may(t.attr_bloom, ?17, ?18)");
         pc_buf_puts(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.tid = t.tid"
                          " AND pc_attr_match(pc_unzip(s.attributes), ?17, ?18))");
     }

@@ -8,6 +8,7 @@
  */
 #include "local_text.h"
 
+#include "local_bloom.h"
 #include "local_zip.h"
 
 #include "arena.h"
@@ -113,6 +114,17 @@ static bool needs_escape(const char *k, size_t kn)
     return false;
 }
 
+bool pc_local_attr_text(pc_buf *out, const pc_value *v)
+{
+    switch (v->type) {
+    case PC_V_STR: pc_buf_append(out, v->s.p, v->s.n); return true;
+    case PC_V_BOOL: pc_buf_puts(out, v->b ? "true" : "false"); return true;
+    case PC_V_INT: pc_json_write_int(out, v->i); return true;
+    case PC_V_DOUBLE: pc_json_write_double(out, v->d); return true;
+    default: return false; /* null, arrays and maps have no text form */
+    }
+}
+
 int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, size_t key_len,
                         const char *value, size_t value_len)
 {
@@ -131,13 +143,7 @@ int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, si
             if (kv->key.n != key_len || (key_len && memcmp(kv->key.p, key, key_len) != 0))
                 continue;
             pc_buf_reset(&text);
-            switch (kv->value.type) {
-            case PC_V_STR: pc_buf_append(&text, kv->value.s.p, kv->value.s.n); break;
-            case PC_V_BOOL: pc_buf_puts(&text, kv->value.b ? "true" : "false"); break;
-            case PC_V_INT: pc_json_write_int(&text, kv->value.i); break;
-            case PC_V_DOUBLE: pc_json_write_double(&text, kv->value.d); break;
-            default: continue; /* null, arrays and maps have no text form */
-            }
+            if (!pc_local_attr_text(&text, &kv->value)) continue;
             match = text.len == value_len &&
                     (value_len == 0 || memcmp(text.data, value, value_len) == 0);
         }
@@ -471,6 +477,7 @@ int pc_local_text_register(sqlite3 *db)
     rc = sqlite3_create_function_v2(db, "pc_attr_match", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                     NULL, fn_attr_match, NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = pc_local_zip_register(db);
+    if (rc == SQLITE_OK) rc = pc_local_bloom_register(db);
     if (rc != SQLITE_OK) return rc;
     fts5_api *api = fts5_of(db);
     if (!api) return SQLITE_ERROR;

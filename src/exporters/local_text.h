@@ -27,8 +27,10 @@
 #define PC_LOCAL_TEXT_H
 
 #include "buf.h"
+#include "span.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,13 +65,22 @@ int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, si
                         const char *value, size_t value_len);
 
 /*
+ * Appends the text form of the value |v| as parsed from stored JSON (the form
+ * pc_local_attr_match compares) to |out|: a string as is, an int, double or
+ * bool as the JSON writer writes it. False (nothing appended) for null, array
+ * and map values, which have none. (A bytes value is stored as a base64
+ * string and parses back as one.)
+ */
+bool pc_local_attr_text(pc_buf *out, const pc_value *v);
+
+/*
  * Registers on |db| pc_search_text(name, attributes, events, input_messages,
  * output_messages) (deterministic: the text above; with the first three
  * arguments only, a span without messages), pc_attr_match(attributes, key, value) (the function
  * above) and the FTS5 tokenizer pc_trigram of span_text (every
  * distinct trigram of folded code points within a line, once per document;
- * local_text.c), and pc_unzip (local_zip.h: the compressed JSON columns of
- * schema 5). Every connection that reads or writes the store needs them.
+ * local_text.c), pc_unzip (local_zip.h: the compressed JSON columns of
+ * schema 5) and pc_bloom_or / pc_bloom_may (local_bloom.h: schema 9). Every connection that reads or writes the store needs them.
  * Returns an SQLite code.
  */
 int pc_local_text_register(sqlite3 *db);

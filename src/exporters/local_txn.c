@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "timefmt.h"
 
+#include "local_bloom.h"
 #include "local_schema.h"
 #include "local_text.h"
 
@@ -65,6 +66,9 @@ typedef struct group {
     int64_t tid;       /* the stored trace's, or 0 for a new trace */
     int64_t completed; /* the stored trace's completed_ns */
     int64_t started;   /* the stored trace's started_ns */
+    /* the attribute filter of all its spans (duplicates too: a superset is
+     * still a filter), stored with the trace row or ORed into it */
+    unsigned char bloom[PC_LOCAL_BLOOM_BYTES];
 } group;
 
 typedef struct item {
@@ -193,9 +197,11 @@ static void group_add(txn *t, size_t i)
     }
     t->next[i] = SIZE_MAX;
     acc_add(&g->all, s, t->items[i].created_ns);
+    pc_local_bloom_add_attrs(g->bloom, &s->attrs);
 }
 
-/* Binds |a| as INS_TRACE / MERGE_TRACE / SET_TRACE take it (local_writer.c), tid as ?16. */
+/* Binds |a| as INS_TRACE / MERGE_TRACE / SET_TRACE take it (local_writer.c), tid as ?16;
+ * the attribute filter ?20 of INS_TRACE and MERGE_TRACE is write_group's. */
 static void bind_trace(sqlite3_stmt *st, const trace_acc *a, int64_t tid)
 {
     const pc_span *f = a->first, *r = a->root;
@@ -371,6 +377,7 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
     if (d > t->longest) t->longest = d;
     if (fresh) {
         bind_trace(w->ins_trace, &g->all, 0);
+        sqlite3_bind_blob(w->ins_trace, 20, g->bloom, sizeof(g->bloom), SQLITE_STATIC);
         rc = pc_local_step(w->ins_trace);
         if (rc != SQLITE_OK) return rc;
         tid = sqlite3_last_insert_rowid(w->db);
@@ -405,6 +412,7 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
     if (done.count == 0) return SQLITE_OK; /* all duplicates of an existing trace */
     sqlite3_stmt *st = fresh ? w->set_trace : w->merge_trace;
     bind_trace(st, &done, tid);
+    if (!fresh) sqlite3_bind_blob(st, 20, g->bloom, sizeof(g->bloom), SQLITE_STATIC);
     return pc_local_step(st);
 }
 

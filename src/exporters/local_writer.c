@@ -41,12 +41,13 @@ static const char FIND_TRACE[] =
 /* ?1: trace_bounds.longest_ns raised (local_schema.c). */
 static const char SET_LONGEST[] = "UPDATE trace_bounds SET longest_ns = ?1 WHERE one = 1";
 
-/* A new trace row; the parameters as UPDATE_TRACE's, and ?1 trace_id ?2 project_id. */
+/* A new trace row; the parameters as MERGE_TRACE's, and ?1 trace_id ?2 project_id. */
 static const char INS_TRACE[] =
     "INSERT INTO traces (trace_id, project_id, service_name, root_span_id, root_span_name,"
     " has_root, status, source, started_ns, completed_ns, created_ns, span_count, input_tokens,"
-    " output_tokens, span_types, session_id, user_id, cost_usd)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13, ?15, ?17, ?18, ?19)";
+    " output_tokens, span_types, session_id, user_id, cost_usd, attr_bloom)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?13, ?15, ?17, ?18, ?19,"
+    " ?20)";
 
 /* Parameters ?1..?35 in this order; local_txn.c binds them. */
 static const char INS_SPAN[] =
@@ -69,7 +70,8 @@ static const char INS_MODEL[] = "INSERT OR IGNORE INTO trace_models (model, tid)
  * ?7 status ?9 started_ns ?10 completed_ns ?12 input_tokens ?13 output_tokens
  * ?14 span_count ?15 span_types ?17 session_id ?18 user_id ('' = none among
  * the new spans: the smallest non-empty one wins) ?19 cost_usd (NULL = none:
- * known costs add up) (?1 ?2 ?8 ?11, the first write's, are bound but
+ * known costs add up) ?20 attr_bloom (local_bloom.h: ORed in; a row without
+ * one, NULL, keeps none) (?1 ?2 ?8 ?11, the first write's, are bound but
  * unused). Bare column names are the stored row before the update, so every
  * SET sees the old has_root.
  */
@@ -93,7 +95,8 @@ static const char MERGE_TRACE[] =
     " user_id = CASE WHEN ?18 != '' AND (user_id = '' OR ?18 < user_id) THEN ?18"
     "  ELSE user_id END,"
     " cost_usd = CASE WHEN ?19 IS NULL THEN cost_usd WHEN cost_usd IS NULL THEN ?19"
-    "  ELSE cost_usd + ?19 END"
+    "  ELSE cost_usd + ?19 END,"
+    " attr_bloom = pc_bloom_or(attr_bloom, ?20)"
     " WHERE tid = ?16";
 
 /* Sets the summary of the new trace ?16 outright (parameters as MERGE_TRACE's). */

@@ -239,12 +239,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
         # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 in one start (the
-        # embedded store on to 7 and 8): one line per step
-        assert logs.count("local: migrated") == 7, logs
-        assert logs.count("migrated") == (7 if kind == "local" else 12), logs
+        # embedded store on to 7, 8 and 9): one line per step
+        assert logs.count("local: migrated") == 8, logs
+        assert logs.count("migrated") == (8 if kind == "local" else 13), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
         assert "from schema 5 to 6" in logs and "to schema 7" in logs and "to schema 8" in logs
+        assert "to schema 9" in logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 5, logs
         after = snapshot(new, ids)
@@ -293,7 +294,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (8,)
+        assert con.execute("PRAGMA user_version").fetchone() == (9,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(opts["data_dir"])
@@ -309,7 +310,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 8 (span_event_text is FTS5: its shadow
+# The embedded store's tables in schema version 9 (span_event_text is FTS5: its shadow
 # tables; span_dicts: the compression dictionaries, none until enough spans were written;
 # stats_hours and stats_rollup: the stats rollups; trace_bounds: the longest trace).
 # span_text is in prela-search.db.
@@ -362,7 +363,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 6 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 8
+        assert logs.count("migrated") == 7 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 9
         assert "from schema 4 to 5" in logs, logs
         after = snapshot(new, ids)
         for key in before:
@@ -394,7 +395,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (8,)
+    assert con.execute("PRAGMA user_version").fetchone() == (9,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
     check_search_index(opts["data_dir"])
@@ -434,7 +435,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 5 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 8
+        assert logs.count("migrated") == 6 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 9
         assert "from schema 4 to 5" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -462,7 +463,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (8,)
+        assert con.execute("PRAGMA user_version").fetchone() == (9,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(opts["data_dir"])
@@ -799,7 +800,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 4 and "from schema 4 to 5" in logs, logs  # 4 -> .. -> 8
+        assert logs.count("migrated") == 5 and "from schema 4 to 5" in logs, logs  # 4 -> .. -> 9
         check_schema_5(new, ids, otlp, before)
     finally:
         stop(new)
@@ -811,7 +812,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (8,)
+        assert con.execute("PRAGMA user_version").fetchone() == (9,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(os.path.dirname(path))
@@ -880,11 +881,12 @@ def same_stats(got, want):
             [r["cost_usd"] or 0 for r in want[key]], rel=1e-9), key
 
 
-def test_schema_5_local_store_migrates_to_8(prev5_bin, tmp_path):
-    """The embedded store of the last schema-5 release opens with schema 8 (6: the stats
+def test_schema_5_local_store_migrates_to_9(prev5_bin, tmp_path):
+    """The embedded store of the last schema-5 release opens with schema 9 (6: the stats
     rollup tables created, a row for every hour that holds a span, none built, no span
     rewritten; 7: the search index moved to prela-search.db, rebuilt from the spans; 8: the
-    longest trace in trace_bounds): every
+    longest trace in trace_bounds; 9: trace rows without an attribute filter, found by the
+    attribute filter all the same, and new traces with one): every
     answer as before, searches included; stats the same before and after the writer builds
     the old hours into rollups; once."""
     data_dir = str(tmp_path / "data")
@@ -909,11 +911,16 @@ def test_schema_5_local_store_migrates_to_8(prev5_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, dict(data_dir=data_dir, local_extra="rollup_quiet: 1h"))
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 3 and "from schema 5 to 6" in logs, logs
-        assert "to schema 7" in logs and "to schema 8" in logs, logs
+        assert logs.count("migrated") == 4 and "from schema 5 to 6" in logs, logs
+        assert "to schema 7" in logs and "to schema 8" in logs and "to schema 9" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
+        # 9: the old rows have no filter and are verified span by span
+        got = new.get("/api/v1/traces", **{"attr.q": "O'Reilly old-1"}).json()
+        assert [t["trace_id"] for t in got["traces"]] == ["old-1"], got
+        got = new.get("/api/v1/traces", **{"attr.n": "2"}).json()
+        assert [t["trace_id"] for t in got["traces"]] == ["old-2"], got
         con = sqlite3.connect(path)
         deadline = time.time() + 20
         while unbuilt(con):
@@ -941,7 +948,7 @@ def test_schema_5_local_store_migrates_to_8(prev5_bin, tmp_path):
         con.close()
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (8,)
+        assert con.execute("PRAGMA user_version").fetchone() == (9,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(os.path.dirname(path))
@@ -949,6 +956,8 @@ def test_schema_5_local_store_migrates_to_8(prev5_bin, tmp_path):
         longest = con.execute("SELECT longest_ns FROM trace_bounds").fetchone()[0]
         spans = con.execute("SELECT max(completed_ns - started_ns) FROM traces").fetchone()[0]
         assert 0 < longest == spans < 600 * 10**9, (longest, spans)
+        # 8 -> 9: every migrated trace without a filter ("maybe" to every pair)
+        assert con.execute("SELECT count(*), count(attr_bloom) FROM traces").fetchone() == (5, 0)
     finally:
         con.close()
 

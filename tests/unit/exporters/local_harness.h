@@ -229,6 +229,20 @@ static inline int64_t db_int(const char *path, const char *sql)
     return v;
 }
 
+/* Runs |sql| on the store file |path| from a connection of its own (the
+ * store's writer may be running: it waits for its lock). */
+static inline void db_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) fprintf(stderr, "db_exec %s: %s\n", sql, err ? err : "");
+    CHECK_EQ_INT(rc, SQLITE_OK);
+    sqlite3_free(err);
+    sqlite3_close(db);
+}
 
 /* Rowids (search blocks) the span_text index beside the store |path| (its
  * prela-search.db) answers for the FTS5 query |q|, read on a connection of the

@@ -14,11 +14,15 @@
  */
 #include "check.h"
 #include "histo.h"
+#include "exporters/local_bloom.h"
 #include "exporters/local_harness.h"
 #include "exporters/local_schema.h"
 #include "exporters/local_text.h"
 
 #include <math.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* ------------------------------------------------------------- helpers -- */
 
@@ -422,6 +426,35 @@ static void test_attr_common_value(void)
     t = lst(&h, (pc_trace_filter){.attr_key = "env", .attr_value = "production-eu", .limit = 2,
                                   .offset = 1});
     CHECK_EQ_STR(ids(t), "c-4996,c-4994");
+
+    /* schema 9: every trace row has its attribute filter (local_bloom.h), and
+     * the list believes it: an emptied filter hides a matching trace, a NULL
+     * one (a row from before 9) does not */
+    char path[160];
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM traces WHERE length(attr_bloom) = "
+                              STR(PC_LOCAL_BLOOM_BYTES)), 5000);
+    db_exec(path, "UPDATE traces SET attr_bloom = zeroblob(" STR(PC_LOCAL_BLOOM_BYTES) ")"
+                  " WHERE trace_id = 'c-4999'");
+    db_exec(path, "UPDATE traces SET attr_bloom = NULL WHERE trace_id = 'c-4997'");
+    t = lst(&h, (pc_trace_filter){.attr_key = "env", .attr_value = "production", .limit = 3});
+    CHECK_EQ_STR(ids(t), "c-4997,c-4995,c-4993");
+    /* a later span's pairs are ORed in; the old ones stay; NULL stays NULL */
+    b = new_batch(pc_time_now_ns());
+    pc_span *s =
+        add_span(b, (span_spec){.trace = "c-4995", .span = "b", .start = T0 + 4995 * NS + 1});
+    pc_kv kv[] = {kv_str(b, "region", "eu-west-1")};
+    set_attrs(b, s, kv, 1);
+    s = add_span(b, (span_spec){.trace = "c-4997", .span = "b", .start = T0 + 4997 * NS + 1});
+    pc_kv kv2[] = {kv_str(b, "region", "eu-west-1")};
+    set_attrs(b, s, kv2, 1);
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    t = lst(&h, (pc_trace_filter){.attr_key = "region", .attr_value = "eu-west-1", .limit = 3});
+    CHECK_EQ_STR(ids(t), "c-4997,c-4995");
+    t = lst(&h, (pc_trace_filter){.attr_key = "env", .attr_value = "production", .limit = 2});
+    CHECK_EQ_STR(ids(t), "c-4997,c-4995");
+    CHECK_EQ_INT(db_int(path, "SELECT attr_bloom IS NULL FROM traces WHERE trace_id = 'c-4997'"),
+                 1);
     close_store(&h, true);
 }
 
@@ -862,6 +895,7 @@ static void test_migration_3_4(void)
     CHECK_EQ_STR(ids(lst(&h, (pc_trace_filter){.model = "gpt-3"})), "v3");
     CHECK_EQ_STR(ids(lst(&h, (pc_trace_filter){.attr_key = "tier", .attr_value = "gold"})),
                  "v3");
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM traces WHERE attr_bloom IS NULL"), 1);
     tlist found = {.n = 0};
     CHECK_EQ_INT(h.st->ops->search(h.st->ctx, NULL, "LLM THREE", 10, collect_t, &found), 0);
     CHECK_EQ_INT(found.n, 1);
@@ -883,6 +917,42 @@ static void test_migration_3_4(void)
     remove_store_dir(dir);
 }
 
+/* 8 -> 9: a version 8 traces table (no attr_bloom) gets the column; its rows
+ * keep NULL and are still found by the attribute filter; new rows get one. */
+static void test_migration_8_9(void)
+{
+    store_h h;
+    open_store(&h, NULL, NULL);
+    char dir[64], path[160];
+    snprintf(dir, sizeof(dir), "%s", h.dir);
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", dir);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    pc_span *s = add_span(b, (span_spec){.trace = "old", .span = "a", .start = T0});
+    pc_kv kv[] = {kv_str(b, "tier", "gold")};
+    set_attrs(b, s, kv, 1);
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    close_store(&h, false);
+    db_exec(path, "ALTER TABLE traces DROP COLUMN attr_bloom; PRAGMA user_version = 8");
+
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 9);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM traces WHERE attr_bloom IS NULL"), 1);
+    b = new_batch(pc_time_now_ns());
+    s = add_span(b, (span_spec){.trace = "new", .span = "a", .start = T0 + NS});
+    pc_kv kv2[] = {kv_str(b, "tier", "gold")};
+    set_attrs(b, s, kv2, 1);
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_STR(ids(lst(&h, (pc_trace_filter){.attr_key = "tier", .attr_value = "gold"})),
+                 "new,old");
+    CHECK_EQ_INT(db_int(path, "SELECT length(attr_bloom) FROM traces WHERE trace_id = 'new'"),
+                 PC_LOCAL_BLOOM_BYTES);
+    close_store(&h, false);
+    /* a second start changes nothing */
+    open_store(&h, dir, NULL);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM traces WHERE attr_bloom IS NULL"), 1);
+    close_store(&h, true);
+}
+
 int main(void)
 {
     RUN(test_span_fields);
@@ -894,5 +964,6 @@ int main(void)
     RUN(test_stats);
     RUN(test_retention);
     RUN(test_migration_3_4);
+    RUN(test_migration_8_9);
     return CHECK_DONE();
 }

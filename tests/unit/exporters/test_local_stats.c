@@ -160,15 +160,12 @@ static int64_t db_count(store_h *h, const char *sql)
     return n;
 }
 
-static void db_exec(store_h *h, const char *sql)
+/* db_exec (local_harness.h) on |h|'s store file. */
+static void store_exec(store_h *h, const char *sql)
 {
     char path[256];
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h->dir);
-    sqlite3 *db;
-    CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    CHECK_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    db_exec(path, sql);
 }
 
 static void test_rollups_equal_spans(void)
@@ -223,13 +220,13 @@ static void test_rollups_equal_spans(void)
     pc_stats_query all = {.start_ns = T0 - 3 * H, .end_ns = T0 + 30 * H, .max_rows = 10};
     CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
     int64_t spans = a.v[0].r.spans;
-    db_exec(&h, "UPDATE stats_rollup SET spans = spans + 1000 WHERE kind = 0 AND hour = "
+    store_exec(&h, "UPDATE stats_rollup SET spans = spans + 1000 WHERE kind = 0 AND hour = "
                 "(SELECT min(hour) FROM stats_hours)");
     a.n = 0;
     CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
     CHECK_EQ_INT(a.v[0].r.spans, spans + 1000);
     /* ... and a dirty hour's stale rows are never read */
-    db_exec(&h,
+    store_exec(&h,
             "UPDATE stats_hours SET built = 0 WHERE hour = (SELECT min(hour) FROM stats_hours)");
     a.n = 0;
     CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
@@ -248,7 +245,7 @@ static void test_corrupt_rollup_fails_the_read(void)
     open_store_kv(&h, NULL, NULL, kv, 1);
     CHECK_EQ_INT(consume(&h, rand_batch(0, 5, 4, pc_time_now_ns())), PC_OK);
     CHECK(pc_local_build_rollups(h.ctx) > 0);
-    db_exec(&h, "UPDATE stats_rollup SET bins = x'ffffffffffffffffffffff'");
+    store_exec(&h, "UPDATE stats_rollup SET bins = x'ffffffffffffffffffffff'");
     stats_rows a = {.n = 0};
     pc_stats_query all = {.start_ns = T0 - 3 * H, .end_ns = T0 + 30 * H, .max_rows = 10};
     CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), -1);
