@@ -46,8 +46,10 @@ void pc_keys_free(pc_keys *t);
 /* The figures of one (bucket, group). */
 typedef struct pc_cell {
     pc_stats_row row;  /* row.group is set when emitted */
-    uint64_t *bins;    /* (bin << 32 | count) of ended spans, in arrival order until compacted */
-    size_t n_bins, cap_bins;
+    uint64_t *bins;    /* (bin << 32 | count) of ended spans: [0, sorted_bins) in bin
+                        * order, one entry per bin (more when a count passes 32 bits),
+                        * then the entries added since, in arrival order */
+    size_t n_bins, cap_bins, sorted_bins;
     bool has_cost;     /* a known cost was added (else the row's cost is NAN) */
     int64_t priced;    /* spans with a known cost, where the source counts them
                         * (pc_cells_subtract needs it; the embedded store's rollups
@@ -67,8 +69,8 @@ typedef struct pc_cell_key {
  * twice that many are held the ones after the limit-th are dropped, and
  * later keys past it (|cut|, |top|) are never held again; the cells' bins
  * are compacted into one entry per bin. So a read holds at most 2 * limit
- * cells of at most PC_HISTO_BINS entries each, however many spans and
- * groups it meets. limit 0: every cell (an hour's build). Zero-initialize,
+ * cells of room for at most 2 * PC_HISTO_BINS entries each (rounded up to
+ * a power of two), however many spans and groups it meets. limit 0: every cell (an hour's build). Zero-initialize,
  * set limit, then pc_cells_get; pc_cells_free at the end.
  */
 typedef struct pc_cells {
