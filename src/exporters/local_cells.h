@@ -51,9 +51,7 @@ typedef struct pc_cell {
                         * then the entries added since, in arrival order */
     size_t n_bins, cap_bins, sorted_bins;
     bool has_cost;     /* a known cost was added (else the row's cost is NAN) */
-    int64_t priced;    /* spans with a known cost, where the source counts them
-                        * (pc_cells_subtract needs it; the embedded store's rollups
-                        * do not keep it) */
+    int64_t priced;    /* spans with a known cost (pc_cells_subtract needs it) */
 } pc_cell;
 
 /* A cell's place in list order: bucket, then group bytewise (SQLite's BINARY). */

@@ -127,7 +127,9 @@
  *              traces (whose first span of the group is in that hour),
  *              errors, input/output tokens, cost (NULL when none known),
  *              unpriced, bins (histo.h bins of the ended spans' durations:
- *              varint pairs of bin delta and count). Rows of an hour with
+ *              varint pairs of bin delta and count), and (version 9) priced,
+ *              the spans with a known cost (a read subtracts figures: the
+ *              cost is known while priced > 0). Rows of an hour with
  *              built = 0 are stale and never read; building replaces them.
  *              local_stats.c reads and builds them.
  *   trace_bounds  version 8 (issue 15): one row (one = 1), longest_ns: at
@@ -218,7 +220,8 @@
  * takes data. 7 -> 8: trace_bounds created, its longest_ns the longest
  * stored trace (one scan of traces). 8 -> 9 (every path ends with it,
  * migrate_8_9): traces.attr_bloom added where the table lacks it, no row
- * rewritten (old traces keep NULL: verified span by span). A file with a
+ * rewritten (old traces keep NULL: verified span by span); stats_rollup.priced
+ * added, every built hour marked unbuilt (the writer builds it again). A file with a
  * newer version than this binary knows is refused.
  */
 #include "local_schema.h"
@@ -254,6 +257,9 @@
     ", session_id TEXT NOT NULL DEFAULT '', user_id TEXT NOT NULL DEFAULT '', cost_usd REAL"
 /* Version 9's column (issue 15): the attribute filter, NULL on older rows. */
 #define TRACE_COLS_V9 ", attr_bloom BLOB"
+/* Version 9's stats_rollup column (issue 13): spans with a known cost, so a
+ * partial hour can be read as its rollup minus the rest of the hour. */
+#define STATS_COLS_V9 " priced INTEGER NOT NULL DEFAULT 0,"
 /* Version 4's new indexes and tables (the contract above says why each). */
 #define INDEXES_V4                                                                                 \
     "CREATE INDEX IF NOT EXISTS traces_session ON traces (session_id, started_ns)"                 \
@@ -335,7 +341,7 @@ static const char SCHEMA_V6_STATS[] =
     " project_id TEXT NOT NULL, grp TEXT NOT NULL, spans INTEGER NOT NULL,"
     " traces INTEGER NOT NULL, errors INTEGER NOT NULL, input_tokens INTEGER NOT NULL,"
     " output_tokens INTEGER NOT NULL, cost REAL, unpriced INTEGER NOT NULL, bins BLOB NOT NULL,"
-    " PRIMARY KEY (kind, hour, project_id, grp)) WITHOUT ROWID;";
+    STATS_COLS_V9 " PRIMARY KEY (kind, hour, project_id, grp)) WITHOUT ROWID;";
 
 /* FTS5's merge settings of both trigram indexes ("Why this layout" above). */
 static const char FTS_MERGE[] =
@@ -697,31 +703,57 @@ static const char FILL_V8_BOUNDS[] =
 
 /* ------------------------------------------------------------ 8 -> 9 -- */
 
+/* 1 when table |table| has the column |col|, 0 when not, -1 on failure. */
+static int has_column(sqlite3 *db, const char *table, const char *col)
+{
+    sqlite3_stmt *st = NULL;
+    int has = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) has = sqlite3_column_int(st, 0) > 0;
+    }
+    sqlite3_finalize(st);
+    return has;
+}
+
 /*
- * Version 8 -> 9 inside the caller's transaction: traces.attr_bloom added
- * when the table lacks it (a file of version 3 to 8; SCHEMA has it, so a
- * fresh file or one copied by 2 -> 3 does not). No row is rewritten: stored
- * traces keep NULL, which the list reads as "maybe" (local_bloom.h), so they
- * are verified span by span as before. |log|: a migration, not a fresh file.
- * 0 / -1.
+ * Version 8 -> 9 inside the caller's transaction: traces.attr_bloom and
+ * stats_rollup.priced added where the tables lack them (a file of version 3
+ * to 8 and 6 to 8; SCHEMA and SCHEMA_V6_STATS have them, so a fresh file or
+ * one copied by 2 -> 3 does not). No trace row is rewritten: stored traces
+ * keep NULL, which the list reads as "maybe" (local_bloom.h), so they are
+ * verified span by span as before. The stored rollups lack priced: their
+ * hours are marked unbuilt, and the writer builds them again when idle
+ * (until then reads gather those hours from the spans). |log|: a migration,
+ * not a fresh file. 0 / -1.
  */
 static int migrate_8_9(const char *id, sqlite3 *db, const char *path, bool log)
 {
-    int64_t has = pc_local_scalar(
-        db, "SELECT count(*) FROM pragma_table_info('traces') WHERE name = 'attr_bloom'");
-    if (has < 0) {
-        pc_log(PC_LOG_ERROR, id, "schema migration 8 -> 9 in %s: cannot read the traces columns: %s",
-               path, sqlite3_errmsg(db));
+    const char *what = "schema migration 8 -> 9";
+    int bloom = has_column(db, "traces", "attr_bloom");
+    int priced = has_column(db, "stats_rollup", "priced");
+    if (bloom < 0 || priced < 0) {
+        pc_log(PC_LOG_ERROR, id, "%s in %s: cannot read the tables' columns: %s", what, path,
+               sqlite3_errmsg(db));
         return -1;
     }
-    if (has == 0 && exec_logged(id, db, "ALTER TABLE traces ADD COLUMN attr_bloom BLOB",
-                                "schema migration 8 -> 9", path) < 0)
+    if (bloom == 0 &&
+        exec_logged(id, db, "ALTER TABLE traces ADD COLUMN attr_bloom BLOB", what, path) < 0)
+        return -1;
+    if (priced == 0 &&
+        (exec_logged(id, db, "ALTER TABLE stats_rollup ADD COLUMN priced INTEGER NOT NULL DEFAULT 0",
+                     what, path) < 0 ||
+         exec_logged(id, db, "UPDATE stats_hours SET built = 0 WHERE built = 1", what, path) < 0))
         return -1;
     if (log)
         pc_log(PC_LOG_INFO, id,
-               "migrated %s to schema 9 (attribute filters on trace rows; the %lld stored"
-               " traces have none and are checked span by span)",
-               path, (long long)pc_local_scalar(db, "SELECT count(*) FROM traces"));
+               "migrated %s to schema 9 (attribute filters on trace rows: the %lld stored"
+               " traces have none and are checked span by span; %lld hours of stats rollups"
+               " to build while the writer is idle)",
+               path, (long long)pc_local_scalar(db, "SELECT count(*) FROM traces"),
+               (long long)pc_local_scalar(db, "SELECT count(*) FROM stats_hours WHERE built = 0"));
     return 0;
 }
 
