@@ -8,6 +8,7 @@
 #ifndef PC_CHECK_H
 #define PC_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,6 +65,17 @@ static int check_count;
         fprintf(stderr, "-- %s\n", #fn);                                                     \
         fn();                                                                                \
     } while (0)
+
+/* A deterministic generator for tests' random inputs (xorshift64*): the
+ * same sequence on every run, so a failure can be run again. */
+static uint64_t check_rnd_state = 0x9e3779b97f4a7c15ULL;
+static inline uint64_t check_rnd(void)
+{
+    check_rnd_state ^= check_rnd_state >> 12;
+    check_rnd_state ^= check_rnd_state << 25;
+    check_rnd_state ^= check_rnd_state >> 27;
+    return check_rnd_state * 0x2545f4914f6cdd1dULL;
+}
 
 #define CHECK_DONE()                                                                         \
     (fprintf(stderr, "%d checks, %d failed\n", check_count, check_failures),                 \

@@ -158,15 +158,6 @@ static void test_invalid_utf8(void)
     }
 }
 
-/* xorshift64*: the same inputs on every run. */
-static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-    rnd_state ^= rnd_state >> 12;
-    rnd_state ^= rnd_state << 25;
-    rnd_state ^= rnd_state >> 27;
-    return rnd_state * 0x2545f4914f6cdd1dULL;
-}
 
 /* Random keys and values from an alphabet of ASCII, escapes, multi-byte
  * characters and stray bytes, and random numbers. */
@@ -179,30 +170,30 @@ static void test_random(void)
     char keys[8][64], vals[8][64];
     for (int round = 0; round < 3000; round++) {
         pc_kv kv[8];
-        size_t n = 1 + rnd() % 8;
+        size_t n = 1 + check_rnd() % 8;
         for (size_t i = 0; i < n; i++) {
             size_t kl = 0, vl = 0;
-            for (int j = (int)(rnd() % 6); j > 0; j--) {
-                const char *p = parts[rnd() % np];
+            for (int j = (int)(check_rnd() % 6); j > 0; j--) {
+                const char *p = parts[check_rnd() % np];
                 memcpy(keys[i] + kl, p, strlen(p));
                 kl += strlen(p);
             }
-            for (int j = (int)(rnd() % 8); j > 0; j--) {
-                const char *p = parts[rnd() % np];
+            for (int j = (int)(check_rnd() % 8); j > 0; j--) {
+                const char *p = parts[check_rnd() % np];
                 memcpy(vals[i] + vl, p, strlen(p));
                 vl += strlen(p);
             }
             kv[i].key = str_n(keys[i], kl);
-            switch (rnd() % 5) {
-            case 0: kv[i].value = v_int((int64_t)rnd()); break;
+            switch (check_rnd() % 5) {
+            case 0: kv[i].value = v_int((int64_t)check_rnd()); break;
             case 1: {
-                uint64_t bits = rnd();
+                uint64_t bits = check_rnd();
                 double d;
                 memcpy(&d, &bits, sizeof(d));
-                kv[i].value = v_dbl(rnd() % 2 ? d : (double)(int64_t)(rnd() % 100000) / 1000);
+                kv[i].value = v_dbl(check_rnd() % 2 ? d : (double)(int64_t)(check_rnd() % 100000) / 1000);
                 break;
             }
-            case 2: kv[i].value = v_bool(rnd() % 2); break;
+            case 2: kv[i].value = v_bool(check_rnd() % 2); break;
             default: kv[i].value = v_str(vals[i], vl);
             }
         }

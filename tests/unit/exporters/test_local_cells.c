@@ -13,14 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rnd_state = 0x2545f4914f6cdd1dULL;
-static uint64_t rnd(void)
-{
-    rnd_state ^= rnd_state >> 12;
-    rnd_state ^= rnd_state << 25;
-    rnd_state ^= rnd_state >> 27;
-    return rnd_state * 0x2545f4914f6cdd1dULL;
-}
 
 /* The dense counts of |c|'s compacted bins (its stored form compacts them);
  * false when they are out of bin order. With |stored|, the counts read back
@@ -53,12 +45,12 @@ static void bins_equal_dense(bool huge)
     memset(want, 0, sizeof(want));
     for (int round = 0; round < 40; round++) {
         for (int i = 0; i < 5000; i++) {
-            int bin = (int)(rnd() % 600) + 1000;
+            int bin = (int)(check_rnd() % 600) + 1000;
             pc_cell_bin(&c, bin, 1);
             want[bin]++;
         }
-        for (int bin = (int)(rnd() % 50); bin < PC_HISTO_BINS; bin += 1 + (int)(rnd() % 7)) {
-            uint32_t n = huge && rnd() % 64 == 0 ? 0xfffffff0u : (uint32_t)(1 + rnd() % 1000);
+        for (int bin = (int)(check_rnd() % 50); bin < PC_HISTO_BINS; bin += 1 + (int)(check_rnd() % 7)) {
+            uint32_t n = huge && check_rnd() % 64 == 0 ? 0xfffffff0u : (uint32_t)(1 + check_rnd() % 1000);
             pc_cell_bin(&c, bin, n);
             want[bin] += n;
         }
