@@ -85,7 +85,8 @@ typedef struct pc_cells {
  * past the cut (it cannot be in the answer). */
 pc_cell *pc_cells_get(pc_cells *a, int64_t bucket, const char *g, size_t n);
 
-/* Adds |count| ended spans of duration bin |bin| (histo.h) to |c|. */
+/* Adds |count| ended spans of duration bin |bin| (histo.h; 0 <= bin <
+ * PC_HISTO_BINS, which the callers check on stored or received bins) to |c|. */
 void pc_cell_bin(pc_cell *c, int bin, uint32_t count);
 
 /* Completes every cell (percentiles: nearest rank over the bins; cost) and
