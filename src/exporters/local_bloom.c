@@ -51,53 +51,60 @@ bool pc_local_bloom_may(const unsigned char *bloom, size_t n, const char *key, s
 
 /*
  * The text form of |v| as pc_attr_match reads it back from the stored JSON,
- * into |out| (reset first): strings, ints and bools are read back as written;
- * other scalars (doubles, bytes) are written and parsed again with |*a| (made
- * on first use), so the form is the stored one by construction. 0: no pair
- * (null, array, map); 1: |out| holds it; -1: the writer changes the value
- * (invalid UTF-8), so no form is known.
+ * at *|t| (*|tn| bytes): a string's own bytes (no copy: the hot case); an int
+ * or bool as written into |buf|; other scalars (doubles, bytes) written and
+ * parsed again with |*a| (made on first use) into |buf|, so the form is the
+ * stored one by construction. 0: no pair (null, array, map); 1: the form is
+ * set; -1: the writer changes the value (invalid UTF-8), so none is known.
  */
-static int stored_text(pc_buf *out, const pc_value *v, pc_arena **a)
+static int stored_text(const pc_value *v, pc_buf *buf, pc_arena **a, const char **t, size_t *tn)
 {
-    pc_buf_reset(out);
+    pc_buf_reset(buf);
     switch (v->type) {
     case PC_V_NULL:
     case PC_V_ARRAY:
     case PC_V_MAP: return 0;
-    case PC_V_STR: return pc_utf8_valid(v->s.p, v->s.n) && pc_local_attr_text(out, v) ? 1 : -1;
+    case PC_V_STR:
+        if (!pc_utf8_valid(v->s.p, v->s.n)) return -1;
+        *t = v->s.p ? v->s.p : "";
+        *tn = v->s.n;
+        return 1;
     case PC_V_BOOL:
-    case PC_V_INT: return pc_local_attr_text(out, v) ? 1 : -1;
-    default: break;
+    case PC_V_INT: pc_local_attr_text(buf, v); break;
+    default: {
+        pc_buf json = PC_BUF_INIT;
+        pc_value_write_json(&json, v);
+        if (!*a) *a = pc_arena_create(256);
+        pc_value back;
+        pc_json_error err;
+        bool ok = pc_json_parse(*a, json.data, json.len, &back, &err) == 0 &&
+                  pc_local_attr_text(buf, &back);
+        pc_buf_free(&json);
+        if (!ok) return -1;
     }
-    pc_buf json = PC_BUF_INIT;
-    pc_value_write_json(&json, v);
-    if (!*a) *a = pc_arena_create(256);
-    pc_value back;
-    pc_json_error err;
-    int r = pc_json_parse(*a, json.data, json.len, &back, &err) == 0 &&
-                    pc_local_attr_text(out, &back)
-                ? 1
-                : -1;
-    pc_buf_free(&json);
-    return r;
+    }
+    *t = buf->data ? buf->data : "";
+    *tn = buf->len;
+    return 1;
 }
 
 void pc_local_bloom_add_attrs(unsigned char bloom[PC_LOCAL_BLOOM_BYTES], const pc_attrs *a)
 {
-    pc_buf text = PC_BUF_INIT;
+    pc_buf buf = PC_BUF_INIT;
     pc_arena *arena = NULL;
     for (size_t i = 0; i < a->n; i++) {
         const pc_kv *kv = &a->kv[i];
-        int r = stored_text(&text, &kv->value, &arena);
+        const char *t = "";
+        size_t tn = 0;
+        int r = stored_text(&kv->value, &buf, &arena, &t, &tn);
         if (r == 0) continue;
         if (r < 0 || !pc_utf8_valid(kv->key.p, kv->key.n)) {
             memset(bloom, 0xff, PC_LOCAL_BLOOM_BYTES);
             break;
         }
-        pc_local_bloom_add(bloom, kv->key.p ? kv->key.p : "", kv->key.n, text.data ? text.data : "",
-                           text.len);
+        pc_local_bloom_add(bloom, kv->key.p ? kv->key.p : "", kv->key.n, t, tn);
     }
-    pc_buf_free(&text);
+    pc_buf_free(&buf);
     if (arena) pc_arena_destroy(arena);
 }
 

@@ -68,8 +68,9 @@ typedef struct pc_cell_key {
  * later keys past it (|cut|, |top|) are never held again; the cells' bins
  * are compacted into one entry per bin. So a read holds at most 2 * limit
  * cells of room for at most 2 * PC_HISTO_BINS entries each (rounded up to
- * a power of two), however many spans and groups it meets. limit 0: every cell (an hour's build). Zero-initialize,
- * set limit, then pc_cells_get; pc_cells_free at the end.
+ * a power of two), however many spans and groups it meets. limit 0: every
+ * cell (an hour's build). Zero-initialize, set limit, then pc_cells_get;
+ * pc_cells_free at the end.
  */
 typedef struct pc_cells {
     pc_keys keys;

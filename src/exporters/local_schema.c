@@ -841,7 +841,8 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
     if (rc == 0 && version >= 2 && version <= 7)
         pc_log(PC_LOG_INFO, id, "migrated %s to schema 8 (the longest trace: %lld ns)", path,
                (long long)pc_local_scalar(db, "SELECT longest_ns FROM trace_bounds"));
-    /* 8 -> 9: the attribute filter column, on a traces table made before it */
+    /* 8 -> 9: traces.attr_bloom and stats_rollup.priced, where tables made
+     * before them lack them */
     if (rc == 0) rc = migrate_8_9(id, db, path, version >= 2);
     if (rc == 0) rc = exec_logged(id, db, FTS_MERGE, "cannot set the search index's merging", path);
     if (rc == 0)

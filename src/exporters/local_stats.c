@@ -360,21 +360,6 @@ static int gather_range(gather g, int64_t lo, int64_t hi)
     return gather_spans(&g);
 }
 
-/* Whether hour |h| is built: 1 built, 0 not (or it holds no span), -1 on
- * failure. */
-static int hour_built(sqlite3 *db, int64_t h)
-{
-    sqlite3_stmt *st = NULL;
-    int built = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM stats_hours WHERE hour = ?1 AND built = 1",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, h);
-        if (sqlite3_step(st) == SQLITE_ROW) built = sqlite3_column_int(st, 0) > 0;
-    }
-    sqlite3_finalize(st);
-    return built;
-}
-
 /*
  * Gathers [lo, hi), the part of hour |h| at an end of |g|'s window, into
  * |g|'s cells the cheaper way: from the spans, or, when it is more than
@@ -389,7 +374,12 @@ static int hour_built(sqlite3 *db, int64_t h)
 static int gather_part(const gather *g, int kind, int64_t h, int64_t lo, int64_t hi, bool *unfit)
 {
     if (lo >= hi) return SQLITE_DONE;
-    int built = hi - lo > HOUR_NS / 2 ? hour_built(g->db, h) : 0;
+    /* whether hour |h| is built (1), not or holding no span (0), -1 on failure */
+    int64_t built = hi - lo > HOUR_NS / 2 ? probe(g->db,
+                                                  "SELECT count(*) FROM stats_hours"
+                                                  " WHERE hour = ?1 AND built = 1",
+                                                  h, 0)
+                                          : 0;
     if (built < 0) return SQLITE_ERROR;
     if (!built) return gather_range(*g, lo, hi);
     pc_cells rest = {.limit = 0}; /* every cell: none may be cut */
@@ -444,7 +434,8 @@ static int stats_read(void *ctx, const pc_stats_query *qs, bool rollups, pc_stat
     if (pc_local_query_open(&q, ctx, "BEGIN", "stats") < 0) return -1;
     int rc = sqlite3_step(q.st);
     if (rc != SQLITE_DONE) return pc_local_query_close(&q, rc);
-    pc_cells acc = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
+    const pc_cells fresh = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
+    pc_cells acc = fresh;
     gather g = {.db = q.db,
                 .lo = qs->start_ns,
                 .hi = qs->end_ns,
@@ -459,7 +450,7 @@ static int stats_read(void *ctx, const pc_stats_query *qs, bool rollups, pc_stat
         rc = gather_with_rollups(&g, kind, true, &unfit);
         if (rc == SQLITE_DONE && unfit) { /* again, the partial hours from the spans */
             pc_cells_free(&acc);
-            acc = (pc_cells){.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
+            acc = fresh;
             rc = gather_with_rollups(&g, kind, false, &unfit);
         }
     } else {

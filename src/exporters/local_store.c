@@ -25,7 +25,8 @@
  * trigram index's blocks for the value (3+ code points and at most
  * ATTR_CANDIDATES blocks), else every trace in list order under the query
  * time limit; either way a trace whose attribute filter (schema 9,
- * local_bloom.h) rules the pair out is skipped unread. Cursor and offset work the same with every filter.
+ * local_bloom.h) rules the pair out is skipped unread. Cursor and offset
+ * work the same with every filter.
  *
  * Reads: every piece of caller text is bound as a parameter; dynamic SQL is
  * assembled only from the fixed fragments below.
