@@ -57,8 +57,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WATCH_TICK_MS 100 /* the deadline watchdog's period, at most */
 
@@ -173,6 +175,26 @@ void pc_http_set_limits(pc_http_config *c, const pc_http_limits *l)
     c->max_connections_per_address = (int)l->max_connections_per_address;
     c->request_timeout_ms = l->request_timeout_ms;
     c->timeout_s = (int)((l->idle_timeout_ms + 999) / 1000);
+}
+
+/*
+ * Lowers the calling connection thread's CPU priority by cfg.nice, once per
+ * thread (a thread serves one connection; Linux keeps a nice value per
+ * thread). A failure only logs: the handler still runs.
+ */
+static void lower_priority(const pc_http_server *s)
+{
+    static __thread int lowered;
+    if (s->cfg.nice <= 0 || lowered) return;
+    lowered = 1;
+    id_t tid = (id_t)gettid();
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, tid);
+    if (cur == -1 && errno) return;
+    int want = cur + s->cfg.nice > 19 ? 19 : cur + s->cfg.nice;
+    if (want != cur && setpriority(PRIO_PROCESS, tid, want) != 0)
+        pc_log(PC_LOG_WARN, s->cfg.name, "cannot lower a connection thread's priority: %s",
+               strerror(errno));
 }
 
 /* Marks the request of |conn| as no longer arriving (|busy|), or as a new one
@@ -632,6 +654,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     }
     pc_http_resp resp = {.status = 200, .content_type = "application/json", .body = PC_BUF_INIT};
     watch_mark(s, conn, 1); /* arrived: the deadline no longer applies */
+    lower_priority(s);
     rq->route->fn(s->ctx, &rq->req, &resp);
     if (rq->req.arena && pc_arena_over(rq->req.arena)) {
         /* The handler kept the arena and the budget refused part of its work

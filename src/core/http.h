@@ -127,6 +127,8 @@ typedef struct pc_http_config {
     pc_budget *budget;        /* request arenas are charged here; NULL = unlimited */
     const pc_tls_config *tls; /* NULL or no cert_file = plaintext; see tls.h */
     pc_metrics *metrics;      /* answers are counted here by status code; NULL = not */
+    int nice; /* 0..19: each connection thread runs its handlers this much below the
+               * priority it started with (nice(1) steps; 19 at most); 0 = unchanged */
 } pc_http_config;
 
 /*

@@ -75,6 +75,7 @@ typedef struct query_cfg {
     int64_t tail_heartbeat_ms;
     int64_t tail_lookback_ms;
     int64_t tail_scan;
+    int64_t nice;
 } query_cfg;
 
 static const pc_option options[] = {
@@ -86,6 +87,9 @@ static const pc_option options[] = {
      "comma-separated allowed CORS origins, or *; empty = no CORS headers"},
     PC_TLS_OPTIONS("", query_cfg, tls),
     PC_HTTP_LIMIT_OPTIONS("", query_cfg, limits, "256"),
+    {"nice", PC_OPT_INT, "10", offsetof(query_cfg, nice), 0, 19,
+     "the query threads run this many nice(1) steps below the priority the collector started "
+     "with, so on a busy machine reads slow down before ingest does; 0 = the same priority"},
     {"max_trace_spans", PC_OPT_INT, "10000", offsetof(query_cfg, max_trace_spans), 1, 1000000,
      "most spans one trace read returns (GET /traces/{id}, and the largest limit of "
      "/traces/{id}/spans, which pages through the rest)"},
@@ -537,6 +541,7 @@ int pc_query_serve(void *ctx, const pc_store *store)
         .auth = Q->auth,
         .tls = &c->tls,
         .metrics = Q->metrics,
+        .nice = (int)c->nice,
     };
     pc_http_set_limits(&hc, &c->limits);
     pc_tail_config tc = {

@@ -5,6 +5,7 @@ pause is ours. Attack traffic comes from 127.0.0.2 (all of 127/8 is loopback), t
 well-behaved client from 127.0.0.1, so per-address limits can tell them apart. The
 deadlines are set short in each test's config so each runs in seconds.
 """
+import os
 import socket
 import struct
 import threading
@@ -375,3 +376,46 @@ def test_limits_are_validated(tmp_path):
                                            "request_timeout: 1ms"))
     r = subprocess.run([BIN, "--validate", "--config", str(cfg)], capture_output=True, text=True)
     assert r.returncode != 0 and "protocols.grpc.request_timeout" in r.stdout + r.stderr, r
+
+
+def thread_nices(pid):
+    """{tid: nice} of the process's threads (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(tid)] = int(stat[stat.rindex(")") + 2:].split()[16])
+    return out
+
+
+def new_thread_nice(collector, url, method="get", **kw):
+    """Sends one request on a keep-alive connection, and returns the nice values of the
+    threads that appeared for it (thread per connection: the connection's one) while
+    the connection is still open."""
+    before = thread_nices(collector.proc.pid)
+    with requests.Session() as s:
+        r = getattr(s, method)(url, timeout=10, **kw)
+        assert r.status_code == 200, r.text
+        after = thread_nices(collector.proc.pid)
+    return sorted(n for tid, n in after.items() if tid not in before)
+
+
+def test_query_threads_yield_to_ingest(make_collector):
+    """A query connection's thread runs 10 nice steps below the rest (the default), so
+    on a busy machine reads slow down before ingest does; an ingest connection's thread
+    keeps the process's priority; `nice: 0` turns it off, and 20 is refused."""
+    c = make_collector()
+    assert new_thread_nice(c, c.query + "/api/v1/traces") == [10]
+    body = workload.to_json(workload.make_traces(1))
+    assert new_thread_nice(c, c.otlp + "/v1/traces", method="post", json=body) == [0]
+    c0 = make_collector(query_extra="nice: 0")
+    assert new_thread_nice(c0, c0.query + "/api/v1/traces") == [0]
+    import subprocess
+    from conftest import BIN
+    cfg = c0.config_path.read_text().replace("nice: 0", "nice: 20")
+    bad = c0.tmp_path / "nice20.yaml"
+    bad.write_text(cfg)
+    r = subprocess.run([BIN, "--validate", "--config", str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0 and "nice" in r.stdout + r.stderr, r
