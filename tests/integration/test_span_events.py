@@ -236,8 +236,10 @@ def test_through_kafka_into_clickhouse(make_collector, kafka, clickhouse):
 # --- hostile ---------------------------------------------------------------------
 
 @pytest.mark.usefixtures("store")
-def test_hostile_records(collector):
-    c = collector
+def test_hostile_records(make_collector):
+    # the store may take up to the test's own bound (60 s below) for 10^5 records: under
+    # ASan the default 10 s answered 503 (retry) once
+    c = make_collector(local_extra="timeout: 60s")
     # a huge body (4 MB of prompt): attached whole, its messages bounded, the process fine
     tid, sid = ids()
     post_span(c.otlp, tid, sid)
