@@ -21,9 +21,16 @@
  * the figures the rows give exactly (PC_CH_SESSION_COLS columns: session_id,
  * project_id, user_id, trace_count, error_count, first_seen_ns,
  * last_seen_ns), in store.h's order, at most f->limit after f->offset.
+ * Without f->session_id and f->user_id, |lo| != INT64_MIN reads only the
+ * sessions of the traces having a row started at or after |lo| (a window:
+ * see clickhouse_agg.c for when its page is the whole table's).
  */
 #define PC_CH_SESSION_COLS 7
-void pc_ch_sql_sessions(pc_buf *out, const char *db, const pc_session_filter *f);
+void pc_ch_sql_sessions(pc_buf *out, const char *db, const pc_session_filter *f, int64_t lo);
+
+/* The rows started before |lo| (of |project_id|, NULL = any): two columns,
+ * their count and greatest completed_ns (M of a window's check). */
+void pc_ch_sql_sessions_below(pc_buf *out, const char *db, const char *project_id, int64_t lo);
 
 /*
  * Sessions, level 2: for the |n| sessions (|projects|[i], |sessions|[i]) of

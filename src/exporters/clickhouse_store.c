@@ -455,31 +455,97 @@ static int add_session_sums(char **c, void *cb, void *ud)
     return 0;
 }
 
+static void session_page_free(session_page *p)
+{
+    free(p->rows);
+    free(p->projects);
+    free(p->sessions);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Level 1 of window |lo| (clickhouse_agg.h) into |p|, whose strings point
+ * into |text|. 0 / < 0. */
+static int read_session_page(pc_ch_store *S, const pc_session_filter *f, int64_t lo, pc_buf *text,
+                             session_page *p)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_sql_sessions(&sql, S->database, f, lo);
+    int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, text);
+    pc_buf_free(&sql);
+    if (rc < 0) return rc;
+    char *cur = text->data, *end = text->data + text->len, *cols[PC_CH_SESSION_COLS];
+    int n;
+    while ((n = pc_ch_tsv_row(&cur, end, cols, PC_CH_SESSION_COLS)) > 0) {
+        if (n != PC_CH_SESSION_COLS) {
+            pc_log(PC_LOG_ERROR, S->id, "list sessions: expected %d columns, got %d",
+                   PC_CH_SESSION_COLS, n);
+            return -1;
+        }
+        collect_session(cols, NULL, p);
+    }
+    return 0;
+}
+
+/* Whether page |p| of the window at |lo| is the whole table's (the check in
+ * clickhouse_agg.c): 1 yes, 0 no (a wider window must be read), < 0 error. */
+static int session_window_exact(pc_ch_store *S, const pc_session_filter *f, int64_t lo,
+                                const session_page *p)
+{
+    pc_buf sql = PC_BUF_INIT, out;
+    pc_ch_sql_sessions_below(&sql, S->database, f->project_id, lo);
+    int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &out);
+    pc_buf_free(&sql);
+    if (rc < 0) return rc;
+    char *cur = out.data, *end = out.data + out.len, *cols[2];
+    if (pc_ch_tsv_row(&cur, end, cols, 2) != 2) {
+        pc_log(PC_LOG_ERROR, S->id, "list sessions: expected 2 columns of the window's check");
+        pc_buf_free(&out);
+        return -1;
+    }
+    int64_t below = strtoll(cols[0], NULL, 10), last_below = strtoll(cols[1], NULL, 10);
+    pc_buf_free(&out);
+    int limit = f->limit > 0 ? f->limit : 1;
+    if (below == 0 || (f->start_ns && last_below < f->start_ns)) return 1;
+    return p->n >= (size_t)limit && p->rows[p->n - 1].last_seen_ns > last_below;
+}
+
 /*
  * Sessions in two reads (clickhouse_agg.c): the page from the traces rows,
  * then the span figures of that page's sessions from their deduplicated
- * spans; the rows are handed to |cb| in the page's order.
+ * spans; the rows are handed to |cb| in the page's order. Without a session
+ * or user filter the page comes from windows of the traces rows' start
+ * times, as lists do: the newest PC_CH_WINDOW_FIRST before now (and every
+ * row started later), each next window four times wider, until one's page
+ * is exact (clickhouse_agg.c) or it has no lower edge (PC_CH_WINDOW_MAX).
+ * The windows together stop at query_timeout (PC_STORE_TIMEOUT).
  */
 static int st_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
 {
     pc_ch_store *S = ctx;
-    pc_buf sql = PC_BUF_INIT, page_text, sums;
-    pc_ch_sql_sessions(&sql, S->database, f);
-    int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &page_text);
-    pc_buf_free(&sql);
-    if (rc < 0) return rc;
+    pc_buf sql = PC_BUF_INIT, page_text = PC_BUF_INIT, sums;
     session_page p = {0};
-    char *cur = page_text.data, *end = page_text.data + page_text.len, *cols[PC_CH_SESSION_COLS];
-    int n;
-    while (rc == 0 && (n = pc_ch_tsv_row(&cur, end, cols, PC_CH_SESSION_COLS)) > 0) {
-        if (n != PC_CH_SESSION_COLS) {
-            pc_log(PC_LOG_ERROR, S->id, "list sessions: expected %d columns, got %d",
-                   PC_CH_SESSION_COLS, n);
-            rc = -1;
-        } else {
-            collect_session(cols, NULL, &p);
+    bool windows = !f->session_id && !f->user_id;
+    int64_t anchor = pc_time_now_ns(), width = PC_CH_WINDOW_FIRST;
+    int64_t deadline = pc_time_mono_ns() + (int64_t)S->query_timeout_s * 1000000000LL;
+    int rc;
+    for (int reads = 0;; reads++) {
+        if (reads > 0 && pc_time_mono_ns() > deadline) {
+            pc_log(PC_LOG_WARN, S->id, "list sessions: stopped at the query time limit (%ld s)",
+                   S->query_timeout_s);
+            rc = PC_STORE_TIMEOUT;
+            break;
         }
+        int64_t lo = INT64_MIN;
+        if (windows && width < PC_CH_WINDOW_MAX && anchor > INT64_MIN + width) lo = anchor - width;
+        pc_buf_free(&page_text);
+        session_page_free(&p);
+        rc = read_session_page(S, f, lo, &page_text, &p);
+        if (rc < 0 || lo == INT64_MIN) break;
+        rc = session_window_exact(S, f, lo, &p);
+        if (rc != 0) break;
+        width *= 4;
     }
+    if (rc > 0) rc = 0;
     if (rc == 0 && p.n) {
         pc_ch_sql_session_sums(&sql, S->database, p.projects, p.sessions, p.n);
         rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
@@ -490,9 +556,7 @@ static int st_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb
     }
     for (size_t i = 0; rc == 0 && i < p.n; i++)
         if (cb(ud, &p.rows[i]) != 0) break;
-    free(p.rows);
-    free(p.projects);
-    free(p.sessions);
+    session_page_free(&p);
     pc_buf_free(&page_text);
     return rc;
 }

@@ -373,6 +373,88 @@ def test_list_windows_are_exact(make_collector, tmp_path, engine):
         same(ch, lo, "/api/v1/traces", limit=2, offset=offset, status="error")
 
 
+def test_session_windows_are_exact(make_collector, tmp_path, engine):
+    """The session list reads the sessions of the newest traces rows first, then 4x wider
+    windows, and keeps a window's page only when no session outside it can rank above its
+    last row (clickhouse_agg.c). Every page must equal the embedded store's and the order
+    computed from what was sent: a session whose one trace started three days ago and ended
+    ten minutes ago (its row is outside the first windows, its last seen inside them), a trace
+    whose recent insert carries no session (its session came in an older insert), a session
+    of two traces weeks apart, a trace in the future, another project, a user; every offset
+    and limit, time ranges."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    now = time.time_ns() // 10**9 * 10**9
+    M = 60 * 10**9
+
+    def span(tid, sid, start, end, attrs):
+        return {"span_id": sid, "trace_id": tid, "name": f"{tid} {sid}", "span_type": "agent",
+                "started_at": iso(start), "ended_at": iso(end), "status": "success",
+                "attributes": attrs}
+
+    sent = []  # (project, trace, session or None, user, start, end) per span
+
+    def post(tid, start, end, session, project="p1", user="u0", sid="r"):
+        attrs = {"user.id": user} | ({"session.id": session} if session else {})
+        sent.append((project, tid, session, start, end))
+        for c in (ch, lo):
+            post_prela(c, {"trace_id": tid, "service_name": "svc-s",
+                           "spans": [span(tid, sid, start, end, attrs)]}, project)
+    minutes = [1, 5, 20, 50, 70, 150, 200, 400, 700, 1000, 1500, 2500, 4000, 6000, 9000,
+               12000, 15000, 20000, 25000, 30000, 35000, 40000]
+    for k, m in enumerate(minutes):
+        post(f"t{k:02d}", now - m * M, now - m * M + 10**9, f"s{k:02d}",
+             user="u1" if k % 3 == 0 else "u0")
+    post("t05b", now - 38000 * M, now - 38000 * M + 10**9, "s05")  # s05's second trace
+    post("t-long", now - 3 * 24 * 60 * M, now - 10 * M, "long")  # row 3 days before its end
+    post("t-split", now - 2 * 24 * 60 * M, now - 2 * 24 * 60 * M + 10**9, "split", sid="a")
+    post("t-split", now - 7 * M, now - 7 * M + 10**9, None, sid="b")  # no session here
+    post("t-future", now + 60 * M, now + 61 * M, "future")
+    post("t-p2", now - 3 * M, now - 3 * M + 10**9, "s-p2", project="p2")
+    post("t-none", now - 2 * M, now - 2 * M + 10**9, None)  # no session at all
+
+    # the order from what was sent: (last seen desc, session desc, project desc)
+    trace_session = {}
+    for project, tid, session, _, _ in sent:
+        if session:
+            key = (project, tid)
+            trace_session[key] = min(trace_session.get(key, session), session)
+    seen = {}
+    for project, tid, _, start, end in sent:
+        if (project, tid) in trace_session:
+            k = (project, trace_session[(project, tid)])
+            first, last = seen.get(k, (start, end))
+            seen[k] = (min(first, start), max(last, end))
+
+    def want(start=None, end=None, project=None):
+        keys = [k for k, (f, l) in seen.items() if (start is None or l >= start)
+                and (end is None or f <= end) and (project is None or k[0] == project)]
+        return [k[1] for _, k in sorted(((seen[k][1], k[1], k[0]), k) for k in keys)[::-1]]
+    everything = want()
+    assert everything[:5] == ["future", "s00", "s-p2", "s01", "split"]
+    assert everything.index("long") == 5 and everything[-1] == "s21"
+    for params, expect in (({}, everything),
+                           ({"start_time": iso(now - 25 * 60 * M)}, want(start=now - 25 * 60 * M)),
+                           ({"end_time": iso(now - 10 * 24 * 60 * M)}, want(end=now - 10 * 24 * 60 * M)),
+                           ({"start_time": iso(now - 3000 * M), "end_time": iso(now - 30 * M)},
+                            want(now - 3000 * M, now - 30 * M)),
+                           ({"project_id": "p1"}, want(project="p1"))):
+        whole = same(ch, lo, "/api/v1/sessions", limit=1000, **params)["sessions"]
+        assert [s["session_id"] for s in whole] == expect, params
+        for limit in (1, 3, 7) if not params else (7,):  # (chDB serializes the reads)
+            for offset in range(0, len(expect) + 2, limit):
+                page = same(ch, lo, "/api/v1/sessions", limit=limit, offset=offset, **params)
+                assert [s["session_id"] for s in page["sessions"]] == \
+                    expect[offset:offset + limit], (params, limit, offset)
+    long = {s["session_id"]: s for s in same(ch, lo, "/api/v1/sessions", limit=1000)["sessions"]}
+    assert long["long"]["last_seen"] == iso(now - 10 * M)
+    assert long["split"]["last_seen"] == iso(now - 7 * M + 10**9)
+    assert long["s05"]["trace_count"] == 2 and long["s05"]["first_seen"] == iso(now - 38000 * M)
+    users = same(ch, lo, "/api/v1/sessions", user_id="u1", limit=1000)["sessions"]
+    assert [s["session_id"] for s in users] == [f"s{k:02d}" for k in range(0, len(minutes), 3)]
+
+
 EVIL = ["x'; DROP TABLE spans; --", "a\\'b", "\\", "'", "\x01\x7f\x1b", "ü'\\n", "%_", "\\x27"]
 
 

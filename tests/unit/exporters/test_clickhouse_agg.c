@@ -143,19 +143,38 @@ static void test_sessions(void)
     pc_buf b = PC_BUF_INIT;
     pc_session_filter f = {.project_id = EVIL, .session_id = ODD, .user_id = EVIL,
                            .start_ns = 5, .end_ns = INT64_MAX, .limit = 1000, .offset = 10000};
-    pc_ch_sql_sessions(&b, "db", &f);
+    pc_ch_sql_sessions(&b, "db", &f, 7); /* one session: no window, no user pre-selection */
     CHECK(literals_closed(&b));
     CHECK_EQ_INT(count(&b, "project_id = " EVIL_Q), 2);
-    CHECK(has(&b, "WHERE session_id != '' AND project_id = " EVIL_Q " AND session_id = " ODD_Q
-                  ")"));
+    CHECK(has(&b, "WHERE project_id = " EVIL_Q " AND session_id = " ODD_Q ")"));
     CHECK(has(&b, "HAVING t_session != '' AND t_session = " ODD_Q));
     CHECK(has(&b, "HAVING 1 AND countIf(t_user = " EVIL_Q ") > 0 AND s_last >= 5 AND"
                   " s_first <= 9223372036854775807"));
     CHECK(has(&b, "ORDER BY s_last DESC, t_session DESC, project_id DESC LIMIT 10000, 1000"));
+    CHECK(!strstr(b.data, "started_ns >=") && !strstr(b.data, "c_session"));
     pc_buf_reset(&b);
     pc_session_filter any = {.limit = 1};
-    pc_ch_sql_sessions(&b, "db", &any);
+    pc_ch_sql_sessions(&b, "db", &any, INT64_MIN); /* the whole table */
     CHECK(!strstr(b.data, "project_id = ") && !strstr(b.data, "s_last >="));
+    CHECK(has(&b, "WHERE session_id != '')") && !strstr(b.data, "started_ns >="));
+    pc_buf_reset(&b);
+    pc_ch_sql_sessions(&b, "db", &any, -3); /* a window: the sessions of its traces */
+    CHECK(has(&b, "(project_id, session_id) IN (SELECT project_id, minIf(session_id, session_id"
+                  " != '') AS c_session FROM `db`.traces WHERE (project_id, trace_id) IN (SELECT"
+                  " project_id, trace_id FROM `db`.traces WHERE started_ns >= -3) GROUP BY"
+                  " project_id, trace_id HAVING c_session != '')"));
+    pc_buf_reset(&b);
+    pc_session_filter user = {.project_id = EVIL, .user_id = ODD, .limit = 1};
+    pc_ch_sql_sessions(&b, "db", &user, 9); /* a user's sessions: never a window */
+    CHECK(literals_closed(&b));
+    CHECK_EQ_INT(count(&b, "project_id = " EVIL_Q), 4);
+    CHECK(has(&b, "WHERE project_id = " EVIL_Q " AND user_id = " ODD_Q ") GROUP BY"));
+    CHECK(!strstr(b.data, "started_ns >="));
+    pc_buf_reset(&b);
+    pc_ch_sql_sessions_below(&b, "db", EVIL, 42);
+    CHECK(literals_closed(&b));
+    CHECK(has(&b, "SELECT count(), max(completed_ns) FROM `db`.traces WHERE project_id = " EVIL_Q
+                  " AND started_ns < 42 FORMAT TabSeparated"));
     pc_buf_reset(&b);
 
     const char *projects[] = {EVIL, "p"}, *sessions[] = {ODD, ""};
