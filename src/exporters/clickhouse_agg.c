@@ -40,15 +40,6 @@
 
 #define LEAST(col) "minIf(" col ", " col " != '')"
 
-/* Appends "project_id = '<p>' AND " when |project_id| is set. */
-static void project_and(pc_buf *out, const char *project_id)
-{
-    if (!project_id) return;
-    pc_buf_puts(out, "project_id = ");
-    pc_ch_quote_cstr(out, project_id);
-    pc_buf_puts(out, " AND ");
-}
-
 /* Appends "(project_id, session_id) IN (...)": the sessions of the traces
  * having a row where |cond| holds (each trace's session from all its rows). */
 static void sessions_of(pc_buf *out, const char *db, const char *project_id, const char *cond)
@@ -57,11 +48,11 @@ static void sessions_of(pc_buf *out, const char *db, const char *project_id, con
                   "(project_id, session_id) IN (SELECT project_id, " LEAST("session_id")
                   " AS c_session FROM `%s`.traces WHERE ",
                   db);
-    project_and(out, project_id);
+    pc_ch_project_and(out, project_id);
     pc_buf_printf(out, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
                        " WHERE ",
                   db);
-    project_and(out, project_id);
+    pc_ch_project_and(out, project_id);
     pc_buf_printf(out, "%s) GROUP BY project_id, trace_id HAVING c_session != '')", cond);
 }
 
@@ -75,12 +66,12 @@ void pc_ch_sql_sessions(pc_buf *out, const char *db, const pc_session_filter *f,
                   " min(started_ns) AS t_start, max(completed_ns) AS t_end"
                   " FROM `%s`.traces WHERE ",
                   db);
-    project_and(out, f->project_id);
+    pc_ch_project_and(out, f->project_id);
     /* the traces having a row with one of the chosen sessions (all their rows are read) */
     pc_buf_printf(out, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
                        " WHERE ",
                   db);
-    project_and(out, f->project_id);
+    pc_ch_project_and(out, f->project_id);
     pc_buf cond = PC_BUF_INIT;
     if (f->session_id) { /* a trace of that session has a row naming it */
         pc_buf_puts(out, "session_id = ");
@@ -118,7 +109,7 @@ void pc_ch_sql_sessions(pc_buf *out, const char *db, const pc_session_filter *f,
 void pc_ch_sql_sessions_below(pc_buf *out, const char *db, const char *project_id, int64_t lo)
 {
     pc_buf_printf(out, "SELECT count(), max(completed_ns) FROM `%s`.traces WHERE ", db);
-    project_and(out, project_id);
+    pc_ch_project_and(out, project_id);
     pc_buf_printf(out, "started_ns < %lld FORMAT TabSeparated", (long long)lo);
 }
 

@@ -260,8 +260,7 @@ static void page(pc_buf *out, const char *db, const char *project_id, const char
                   member, limit > 0 ? limit : 0);
 }
 
-/* The project filter of a spans subquery: "project_id = '<p>' AND " or "". */
-static void project_and(pc_buf *out, const char *project_id)
+void pc_ch_project_and(pc_buf *out, const char *project_id)
 {
     if (!project_id) return;
     pc_buf_puts(out, "project_id = ");
@@ -304,7 +303,7 @@ static void prefilter(pc_buf *out, const char *db, const pc_trace_filter *f, int
     pc_buf_printf(out, " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
                        " WHERE ",
                   db);
-    project_and(out, f->project_id);
+    pc_ch_project_and(out, f->project_id);
     if (lo != INT64_MIN) pc_buf_printf(out, "started_ns >= %lld AND ", (long long)lo);
     pc_buf v = PC_BUF_INIT;
     pc_ch_quote_cstr(&v, value);
@@ -365,7 +364,7 @@ static void candidates(pc_buf *cand, const char *db, const pc_trace_filter *f, i
                       " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
                       " WHERE ",
                       db);
-        project_and(cand, f->project_id);
+        pc_ch_project_and(cand, f->project_id);
         if (lo != INT64_MIN) pc_buf_printf(cand, "started_ns >= %lld AND ", (long long)lo);
         pc_buf_printf(cand, "started_ns <= %lld)", (long long)top);
     }
@@ -540,7 +539,7 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
     /* a fixed-size column first: only the older spans' text is read */
     if (before_ns > 0) pc_buf_printf(&member, "PREWHERE created_ns < %lld ", (long long)before_ns);
     pc_buf_puts(&member, "WHERE ");
-    project_and(&member, project_id);
+    pc_ch_project_and(&member, project_id);
     pc_buf_putc(&member, '(');
     search_col(&member, "name", &needle);
     static const char *const json_cols[] = {"attributes", "events", "input_messages",

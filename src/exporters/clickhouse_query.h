@@ -73,6 +73,10 @@ void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
  * offset is applied to the checked rows.
  */
 bool pc_ch_filter_inexact(const pc_trace_filter *f);
+
+/* Appends the project filter of a statement's WHERE: "project_id = '<p>' AND "
+ * (quoted by pc_ch_quote), or nothing when |project_id| is NULL. */
+void pc_ch_project_and(pc_buf *out, const char *project_id);
 void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
                                int64_t top, int cand_extra);
 
