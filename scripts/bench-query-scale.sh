@@ -47,16 +47,21 @@
 # --compression sets the clickhouse exporter's INSERT body compression (auto, gzip, zstd,
 # none; auto is none here, the server being on loopback; gzip is what auto sends to a
 # remote 18.16, which refuses zstd bodies).
+# --spool-first gives the clickhouse exporter a spool with spool.after 0 (spooler.h):
+# requests are answered once their batch is on disk, and the drainer sends what piled up
+# as one insert. The load's rate is then the answers'; the script waits for the spool to
+# drain (prela_spool_records 0) and prints the rate until then ("stored"), and the
+# CPU-seconds run to that point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SPANS=200000 STORES=all CLIENTS="1 8" DURATION=10s TIMEOUT=10s CONNECTIONS=8 SEED=1 PER_REQUEST=10 ORDER=random
-WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0 COMPRESSION=auto
+WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0 COMPRESSION=auto SPOOL_FIRST=0
 . scripts/lib/bench.sh # bench_shared_flag, free_port, start_collector, start_clickhouse, ...
 while [ $# -gt 0 ]; do
   bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
-  if [ $# -lt 2 ] && [ "$1" != -h ] && [ "$1" != --help ] && [ "$1" != --mixed ]; then
+  if [ $# -lt 2 ] && [ "$1" != -h ] && [ "$1" != --help ] && [ "$1" != --mixed ] && [ "$1" != --spool-first ]; then
     echo "bench-query-scale: $1 needs a value or is unknown (see --help)" >&2; exit 2
   fi
   case "$1" in
@@ -69,6 +74,7 @@ while [ $# -gt 0 ]; do
     --traces-per-request) PER_REQUEST=$2; shift 2 ;;
     --order) ORDER=$2; shift 2 ;;
     --mixed) MIXED=1; shift ;;
+    --spool-first) SPOOL_FIRST=1; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "bench-query-scale: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -116,6 +122,9 @@ collector_config() {
     database: prela_qs
     compression: $COMPRESSION
     rollup_settle: $CH_SETTLE"
+    [ "$SPOOL_FIRST" = 0 ] || exporter+="
+    spool.directory: $2/spool
+    spool.after: 0s"
   fi
   cat <<EOF
 receivers:
@@ -163,6 +172,21 @@ wal_bytes() { # the write-ahead logs in DIR $1, summed
 # biggest columns of system.columns; columns the server lacks print as n/a.
 # merges_settled: waits (at most 10 minutes) until the ClickHouse server has run no merge
 # for 2 s, then prints how long that took and its work per table over the load.
+# spool_drained METRICS_PORT LOAD_TXT: waits until the exporter's spool is empty and
+# prints the rate from the load's start until then.
+spool_drained() {
+  local t0 secs n
+  t0=$(date +%s.%N)
+  for _ in $(seq 36000); do
+    n=$(curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^prela_spool_records/ { s += $NF } END { print s + 0 }')
+    [ "$n" = 0 ] && break
+    sleep 0.1
+  done
+  secs=$(field "$2" seconds)
+  awk -v t0="$t0" -v t1="$(date +%s.%N)" -v s="$secs" -v n="$SPANS" 'BEGIN {
+    printf "spool drained %.1f s after the load: stored %.0f spans/s from the load'"'"'s start\n", t1 - t0, n / (s + t1 - t0) }'
+}
+
 merges_settled() {
   local t0 quiet=0
   t0=$(date +%s.%N)
@@ -372,6 +396,7 @@ run_store() {
     --connections "$CONNECTIONS" --traces-per-request "$PER_REQUEST" --order "$ORDER" \
     --info "$dir/info.txt" |
     tee "$dir/load.txt"
+  [ "$SPOOL_FIRST" = 0 ] || [ "$store" = sqlite ] || spool_drained "$P_METRICS" "$dir/load.txt"
   cpu1=$(cpu_s "$cpid")
   [ "$store" = clickhouse ] && merges_settled
   [ -n "$spid" ] && scpu1=$(cpu_s "$spid")

@@ -48,7 +48,7 @@ typedef struct pc_spool pc_spool;
 #define PC_SPOOL_MAX_RECORD ((size_t)256 << 20)
 #define PC_SPOOL_MAX_SEGMENT_SIZE ((uint64_t)1 << 30)
 /* The most records a drainer may have read ahead and not yet acknowledged. */
-#define PC_SPOOL_MAX_AHEAD 64
+#define PC_SPOOL_MAX_AHEAD 1024
 
 typedef enum pc_spool_fsync {
     PC_SPOOL_FSYNC_ALWAYS = 0, /* each append runs its own fdatasync before returning

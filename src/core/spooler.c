@@ -34,7 +34,7 @@
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 #define IDLE_WAIT_MS 1000 /* an idle drainer looks again this often anyway */
-#define WINDOW 32         /* records in flight at once (at most PC_SPOOL_MAX_AHEAD) */
+#define WINDOW 32         /* records in flight at once without a flush function */
 enum { CODEC_RAW = 0, CODEC_ZSTD = 1 };
 
 struct pc_spooler {
@@ -42,6 +42,8 @@ struct pc_spooler {
     pc_spool *sp;
     pc_spooler_begin_fn begin;
     pc_spooler_end_fn end;
+    pc_spooler_flush_fn flush; /* NULL: none */
+    bool first;                /* spool.after 0: every batch is spooled first */
     void *ctx;
     pc_buf unpacked; /* drainer only: the last decompressed record */
 
@@ -60,9 +62,14 @@ struct pc_spooler {
     int64_t pending_wall;  /* wall ns since records became pending; 0 = none */
 };
 
-int pc_spooler_validate(const pc_spooler_cfg *c, int64_t timeout_ms, char *err, size_t errlen)
+int pc_spooler_validate(const pc_spooler_cfg *c, int64_t timeout_ms, bool first_ok, char *err,
+                        size_t errlen)
 {
     if (!pc_spooler_enabled(c)) return 0;
+    if (c->after_ms == 0 && !first_ok) {
+        snprintf(err, errlen, "spool.after: 0 (spool first) is not supported by this exporter");
+        return -1;
+    }
     if (pc_spool_fsync_parse(c->fsync) < 0) {
         snprintf(err, errlen, "spool.fsync: must be always or batch");
         return -1;
@@ -79,8 +86,13 @@ bool pc_spooler_enabled(const pc_spooler_cfg *c)
     return c->directory && c->directory[0];
 }
 
+bool pc_spooler_first(const pc_spooler_cfg *c)
+{
+    return pc_spooler_enabled(c) && c->after_ms == 0;
+}
+
 pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spooler_begin_fn begin,
-                              pc_spooler_end_fn end, void *ctx)
+                              pc_spooler_end_fn end, pc_spooler_flush_fn flush, void *ctx)
 {
     pc_spool_config sc = {
         .directory = c->directory,
@@ -99,6 +111,8 @@ pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spoole
     s->sp = sp;
     s->begin = begin;
     s->end = end;
+    s->flush = flush;
+    s->first = c->after_ms == 0;
     s->ctx = ctx;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -108,7 +122,7 @@ pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spoole
     pthread_condattr_destroy(&ca);
     pc_spool_stats st;
     pc_spool_get_stats(sp, &st);
-    if (st.records) {
+    if (st.records && !s->first) {
         s->pending_wall = pc_time_now_ns();
         pc_log(PC_LOG_INFO, id, "spool %s holds %llu batches (%llu bytes) from before; draining",
                c->directory, (unsigned long long)st.records, (unsigned long long)st.bytes);
@@ -178,21 +192,24 @@ static int unpack(pc_spooler *s, const void *p, size_t n, const void **rec, size
 }
 
 /*
- * One round: reads up to WINDOW records ahead (the first from the oldest
- * pending), begins each, then ends them in order, acknowledging what was
+ * One round: reads a window of records ahead (the first from the oldest
+ * pending; pc_spooler_create says how many), begins each, calls the flush
+ * function, then ends them in order, acknowledging what was
  * delivered or dropped up to the first retry. Returns the spool's result for
  * the first read (0, PC_SPOOL_EMPTY, PC_SPOOL_IO) through |rc|, and whether a
  * record was answered retry.
  */
 static bool drain_round(pc_spooler *s, int *rc)
 {
-    void *handles[WINDOW];
-    uint64_t ids[WINDOW];
-    size_t sizes[WINDOW];
-    bool drop[WINDOW];
-    int k = 0;
+    enum { MOST = PC_SPOOL_MAX_AHEAD };
+    void *handles[MOST];
+    uint64_t ids[MOST];
+    size_t sizes[MOST];
+    bool drop[MOST];
+    int k = 0, window = s->flush ? MOST : WINDOW;
+    size_t bytes = 0;
     *rc = 0;
-    while (k < WINDOW) {
+    while (k < window && bytes < PC_SPOOLER_WINDOW_BYTES) {
         const void *p;
         size_t n;
         int r = k == 0 ? pc_spool_peek(s->sp, &p, &n, &ids[k])
@@ -210,9 +227,11 @@ static bool drain_round(pc_spooler *s, int *rc)
             continue;
         }
         drop[k] = false;
+        bytes += rn;
         handles[k] = s->begin(s->ctx, rec, rn);
         if (!handles[k++]) break; /* the destination is down: no use reading on */
     }
+    if (k && s->flush) s->flush(s->ctx);
     bool retry = false;
     for (int i = 0; i < k; i++) {
         pc_result res = drop[i] ? PC_DROP : handles[i] ? s->end(s->ctx, handles[i]) : PC_RETRY;
@@ -247,7 +266,7 @@ static void *drain_main(void *arg)
         int rc;
         bool retry = drain_round(s, &rc);
         if (rc == PC_SPOOL_EMPTY) {
-            if (__atomic_exchange_n(&s->pending_wall, 0, __ATOMIC_ACQ_REL))
+            if (__atomic_exchange_n(&s->pending_wall, 0, __ATOMIC_ACQ_REL) && !s->first)
                 pc_log(PC_LOG_INFO, s->id, "spool drained");
             if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL))
                 pc_log(PC_LOG_INFO, s->id, "the spool is empty and takes batches again");
@@ -347,7 +366,8 @@ int pc_spooler_append(pc_spooler *s, const void *rec, size_t n)
     if (rc == 0) {
         __atomic_add_fetch(&s->appended, 1, __ATOMIC_RELAXED);
         int64_t zero = 0;
-        if (__atomic_compare_exchange_n(&s->pending_wall, &zero, pc_time_now_ns(), false,
+        if (!s->first &&
+            __atomic_compare_exchange_n(&s->pending_wall, &zero, pc_time_now_ns(), false,
                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             pc_log(PC_LOG_WARN, s->id, "spooling batches the destination did not take in time");
         if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL))

@@ -23,7 +23,12 @@
  *   spool.fsync      always (an fdatasync per batch) or batch (the default:
  *                    concurrent batches share one fdatasync)
  *   spool.after      how long a batch waits for the destination before it is
- *                    spooled instead (default 2s; at most the exporter's timeout)
+ *                    spooled instead (default 2s; at most the exporter's timeout);
+ *                    0 = spool first (an exporter with a flush function only,
+ *                    see pc_spooler_create): every batch is appended and answered
+ *                    once durable, and the drainer alone sends, so what reaches
+ *                    the destination at once grows with the load, not with how
+ *                    many clients wait (the clickhouse exporter's inserts)
  *
  * Thread-safety: every function may be called from any thread between create
  * and destroy, except that start, stop and destroy are not concurrent with
@@ -57,7 +62,7 @@ typedef struct pc_spooler_cfg {
         {"spool.fsync", PC_OPT_STRING, "batch", offsetof(T, m.fsync), 0, 0,                        \
          "always (fdatasync per batch) or batch (concurrent batches share one)"},                  \
     {                                                                                              \
-        "spool.after", PC_OPT_DURATION, "2s", offsetof(T, m.after_ms), 1, 3600000,                 \
+        "spool.after", PC_OPT_DURATION, "2s", offsetof(T, m.after_ms), 0, 3600000,                 \
             "how long a batch waits for the destination before it is spooled"                      \
     }
 
@@ -69,8 +74,14 @@ typedef void *(*pc_spooler_begin_fn)(void *ctx, const void *rec, size_t n);
  * destination acknowledged it, PC_RETRY to offer it again later, PC_DROP when
  * it can never be delivered. Releases the handle. */
 typedef pc_result (*pc_spooler_end_fn)(void *ctx, void *handle);
+/* Called once the records of a window are begun and before the first end: a
+ * destination that groups records (an insert) sends what it holds now. */
+typedef void (*pc_spooler_flush_fn)(void *ctx);
 
 typedef struct pc_spooler pc_spooler;
+
+/* The most record bytes (unpacked) a window with a flush function begins. */
+#define PC_SPOOLER_WINDOW_BYTES ((size_t)16 << 20)
 
 typedef struct pc_spooler_stats {
     pc_spool_stats spool; /* records and bytes pending, disk bytes, ... */
@@ -82,20 +93,27 @@ typedef struct pc_spooler_stats {
 
 /*
  * Checks the settings: fsync is a known word, after <= |timeout_ms| (the
- * exporter's own deadline). Returns 0, or -1 with a message naming the key.
+ * exporter's own deadline), after = 0 only when |first_ok| (the exporter
+ * passes a flush function). Returns 0, or -1 with a message naming the key.
  */
-int pc_spooler_validate(const pc_spooler_cfg *c, int64_t timeout_ms, char *err, size_t errlen);
+int pc_spooler_validate(const pc_spooler_cfg *c, int64_t timeout_ms, bool first_ok, char *err,
+                        size_t errlen);
+/* True when the settings ask for a spool that takes every batch first (after = 0). */
+bool pc_spooler_first(const pc_spooler_cfg *c);
 
 /* True when the settings ask for a spool (spool.directory set). */
 bool pc_spooler_enabled(const pc_spooler_cfg *c);
 
 /*
  * Opens (and recovers) the spool of exporter |id| in c->directory. |begin|,
- * |end| and |ctx| are how the drainer delivers; they must stay valid until
- * destroy. Returns NULL after logging why.
+ * |end|, |flush| (NULL: none) and |ctx| are how the drainer delivers; they
+ * must stay valid until destroy. A window holds up to 32 records without a
+ * flush function; with one, up to PC_SPOOL_MAX_AHEAD records and
+ * PC_SPOOLER_WINDOW_BYTES of them (unpacked), so one flush sends what piled
+ * up while the last one was on its way. Returns NULL after logging why.
  */
 pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spooler_begin_fn begin,
-                              pc_spooler_end_fn end, void *ctx);
+                              pc_spooler_end_fn end, pc_spooler_flush_fn flush, void *ctx);
 /* Starts the drainer thread. 0, or -1 after logging. */
 int pc_spooler_start(pc_spooler *s);
 /* Stops the drainer thread (waits for a send in progress). Safe twice. */
@@ -115,7 +133,8 @@ void pc_spooler_get_stats(pc_spooler *s, pc_spooler_stats *out);
  * destination's own state on entry. Destination not OK: the spool takes its
  * batches, so DEGRADED ("spooling to disk: <reason>"), or UNAVAILABLE when
  * the spool refuses too (its last append failed and it has not emptied since).
- * Destination OK with records pending: DEGRADED ("draining ...").
+ * Destination OK with records pending: DEGRADED ("draining ..."), except
+ * when spooling first (records are always pending then).
  */
 void pc_spooler_health(pc_spooler *s, pc_health *out);
 

@@ -32,6 +32,10 @@
  * ahead), while an SDK's request is held until its insert is acknowledged,
  * so the added latency must stay small; 20000 rows (a few MB compressed)
  * keeps a part per insert cheap.
+ * Spooling first (spool.after 0, spooler.h): consume() only appends to the
+ * spool; the drainer alone joins, a window of records at a time, and the
+ * insert is due when it flushes (or holds batch.max_rows rows), so inserts
+ * grow with the load, not with how many callers wait.
  *
  * Failures (pc_ch_classify in clickhouse_http.c): a transient failure
  * (connection, timeout, 5xx without a code naming the data, too many queries,
@@ -136,6 +140,7 @@ typedef struct gen {
     size_t charged;     /* bytes of its rows reserved in the memory budget */
     int64_t first_mono; /* when its first rows arrived */
     int64_t deadline;   /* first_mono + timeout */
+    bool sealed;        /* the spool's drainer flushed it: due now */
     int state;          /* GEN_* */
     int refs;           /* waiters + the flusher; under ch->mu */
 } gen;
@@ -169,6 +174,7 @@ typedef struct ch {
 
     pc_spooler *spooler; /* NULL: no spool */
     int64_t after_ns;    /* spool.after */
+    bool first;          /* spool.after 0: every batch is spooled first (spooler.h) */
     int spooling;        /* atomic: the spool takes batches (between start and shutdown) */
     int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
     int64_t down_wall;   /* atomic: wall ns of the same moment */
@@ -345,10 +351,12 @@ static int store_rows(void *fp, const char *table, const char *query, const pc_c
     return st == GEN_OK ? 0 : st;
 }
 
-/* When the pending insert |g| is due; see "Group commit". Call with C->mu held. */
+/* When the pending insert |g| is due; see "Group commit". Spooling first, the
+ * drainer alone joins, and it says when (spool_flush). Call with C->mu held. */
 static int64_t due_at(const ch *C, const gen *g)
 {
-    if (C->stopping || g->rows >= C->max_rows) return 0;
+    if (C->stopping || g->rows >= C->max_rows || g->sealed) return 0;
+    if (C->first) return g->deadline;
     int64_t floor = C->last_send_mono + C->max_wait_ns, late = C->last_done_mono + C->max_wait_ns;
     return g->joins >= C->want_joins || late < floor ? floor : late;
 }
@@ -515,7 +523,7 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
         return g ? wait_insert(C, g, start + C->timeout_ns) : PC_RETRY;
     }
     pc_result res = PC_RETRY;
-    if (!unreachable(C, C->after_ns)) {
+    if (!C->first && !unreachable(C, C->after_ns)) {
         gen *g = join_insert(C, b, start);
         if (g) res = wait_insert(C, g, start + C->after_ns);
     }
@@ -572,6 +580,18 @@ static void *spool_begin(void *ctx, const void *rec, size_t n)
     return h;
 }
 
+/* The drainer has begun a window: the insert it joined goes now. */
+static void spool_flush(void *ctx)
+{
+    ch *C = ctx;
+    pthread_mutex_lock(&C->mu);
+    if (C->pending) {
+        C->pending->sealed = true;
+        pthread_cond_signal(&C->work_cv);
+    }
+    pthread_mutex_unlock(&C->mu);
+}
+
 static pc_result spool_end(void *ctx, void *handle)
 {
     respool *h = handle;
@@ -621,8 +641,9 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     C->max_wait_ns = c->max_wait_ms * NS_PER_MS;
     C->max_rows = (size_t)c->max_rows;
     C->after_ns = c->spool.after_ms * NS_PER_MS;
+    C->first = pc_spooler_first(&c->spool);
     if (pc_spooler_enabled(&c->spool)) {
-        C->spooler = pc_spooler_create(id, &c->spool, spool_begin, spool_end, C);
+        C->spooler = pc_spooler_create(id, &c->spool, spool_begin, spool_end, spool_flush, C);
         if (!C->spooler) {
             ch_destroy(C);
             return NULL;

@@ -131,7 +131,7 @@ int pc_ch_validate(const void *cfgp, char *err, size_t errlen)
     if (c->rollup_settle_ms > 0 && c->rollup_settle_ms <= c->timeout_ms)
         return bad(err, errlen, "rollup_settle",
                    "must be longer than timeout (an insert's marks come before its spans), or 0");
-    if (pc_spooler_validate(&c->spool, c->timeout_ms, err, errlen) < 0) return -1;
+    if (pc_spooler_validate(&c->spool, c->timeout_ms, true, err, errlen) < 0) return -1;
     if (pc_ch_is(c->secure, "false") && has_tls_settings(c))
         return bad(err, errlen,
                    c->tls_ca_file && *c->tls_ca_file ? "tls.ca_file" : "tls.insecure_skip_verify",

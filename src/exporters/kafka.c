@@ -130,7 +130,7 @@ static int kafka_validate(const void *cfgp, char *err, size_t errlen)
         return bad(err, errlen, "compression", "must be none, gzip, snappy, lz4 or zstd");
     if (c->linger_ms >= c->timeout_ms)
         return bad(err, errlen, "linger", "must be shorter than timeout");
-    return pc_spooler_validate(&c->spool, c->timeout_ms, err, errlen);
+    return pc_spooler_validate(&c->spool, c->timeout_ms, false, err, errlen);
 }
 
 /* ---------------------------------------------------------------- state -- */
@@ -216,7 +216,7 @@ static void *kafka_create(const char *id, const void *cfgp, const pc_consumer *n
         return NULL;
     }
     if (pc_spooler_enabled(&cfg->spool)) {
-        K->spooler = pc_spooler_create(id, &cfg->spool, spool_begin, spool_end, K);
+        K->spooler = pc_spooler_create(id, &cfg->spool, spool_begin, spool_end, NULL, K);
         if (!K->spooler) {
             kafka_destroy(K);
             return NULL;

@@ -477,8 +477,9 @@ static void test_read_ahead(void)
     char dir[256];
     snprintf(dir, sizeof dir, "%s", newdir());
     char rec[128];
-    pc_spool *sp = open_spool(dir, 1 << 20, 1024, PC_SPOOL_FSYNC_BATCH); /* many segments */
-    for (uint32_t i = 0; i < 300; i++)
+    enum { N = PC_SPOOL_MAX_AHEAD + 300 }; /* more than one read-ahead window */
+    pc_spool *sp = open_spool(dir, 4 << 20, 1024, PC_SPOOL_FSYNC_BATCH); /* many segments */
+    for (uint32_t i = 0; i < N; i++)
         CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
     CHECK(count_segs(dir) > 10);
     /* read ahead 20, then a peek starts over at the oldest */
@@ -502,15 +503,15 @@ static void test_read_ahead(void)
     CHECK(n == make_rec(1, rec) && memcmp(p, rec, n) == 0);
     CHECK_EQ_INT(pc_spool_ack(sp, id), 0);
     /* windows of 16 across segment boundaries; acked segments are deleted */
-    CHECK_EQ_INT(drain_window(sp, 2, 16), 298);
+    CHECK_EQ_INT(drain_window(sp, 2, 16), N - 2);
     pc_spool_stats st;
     pc_spool_get_stats(sp, &st);
     CHECK_EQ_INT(st.records, 0);
     CHECK(count_segs(dir) <= 1);
     /* appends after the reader caught up are read ahead too */
-    for (uint32_t i = 300; i < 340; i++)
+    for (uint32_t i = N; i < N + 40; i++)
         CHECK_EQ_INT(pc_spool_append(sp, rec, make_rec(i, rec)), 0);
-    CHECK_EQ_INT(drain_window(sp, 300, 7), 40);
+    CHECK_EQ_INT(drain_window(sp, N, 7), 40);
     pc_spool_destroy(sp);
 
     /* corruption found while reading ahead, in a later segment: the records read

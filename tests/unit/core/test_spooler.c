@@ -3,7 +3,8 @@
  * destination refuses are delivered in order once it takes them, a kick cuts
  * the retry wait short, a record the destination can never take is removed,
  * what is spooled survives a close and is drained by the next spooler, and
- * health says degraded (spooling, draining) or unavailable (the spool refuses).
+ * health says degraded (spooling, draining) or unavailable (the spool refuses);
+ * spooling first, what piled up is begun as one window and flushed once.
  */
 #include "check.h"
 
@@ -75,22 +76,73 @@ static void test_validate(void)
 {
     char err[256];
     pc_spooler_cfg c = cfg("sometimes", 1 << 20);
-    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, err, sizeof(err)), -1);
+    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, false, err, sizeof(err)), -1);
     CHECK(strstr(err, "spool.fsync") != NULL);
     c = cfg("batch", 1 << 20);
     c.after_ms = 2000;
-    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, err, sizeof(err)), -1);
+    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, false, err, sizeof(err)), -1);
     CHECK(strstr(err, "spool.after") != NULL);
     c.directory = (char *)"";
     CHECK(!pc_spooler_enabled(&c));
-    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, err, sizeof(err)), 0); /* off: not checked */
+    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, false, err, sizeof(err)), 0); /* off: not checked */
+    c = cfg("batch", 1 << 20);
+    c.after_ms = 0; /* spool first: only for an exporter with a flush function */
+    CHECK(pc_spooler_first(&c));
+    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, false, err, sizeof(err)), -1);
+    CHECK(strstr(err, "spool.after: 0") != NULL);
+    CHECK_EQ_INT(pc_spooler_validate(&c, 1000, true, err, sizeof(err)), 0);
+    c.after_ms = 100;
+    CHECK(!pc_spooler_first(&c));
+}
+
+/* Spooling first: what piled up while the drainer was away is begun as one
+ * window, then flushed once, before any end. */
+static int flushes, begun_at_flush;
+static void flush_fn(void *ctx)
+{
+    dest *d = ctx;
+    if (flushes++ == 0) begun_at_flush = __atomic_load_n(&d->calls, __ATOMIC_ACQUIRE);
+}
+
+static void test_first_flushes_a_window(void)
+{
+    dest d = {.mode = PC_OK};
+    pc_spooler_cfg c = cfg("batch", 1 << 20);
+    c.after_ms = 0;
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, flush_fn, &d);
+    CHECK(s != NULL);
+    char rec[16];
+    for (int i = 0; i < 200; i++) { /* more than the 32 of a window without flush */
+        int n = snprintf(rec, sizeof(rec), "rec-%d", i);
+        CHECK_EQ_INT(pc_spooler_append(s, rec, (size_t)n), 0);
+    }
+    pc_health h = {.state = PC_HEALTH_OK}; /* pending is normal when spooling first */
+    pc_spooler_health(s, &h);
+    CHECK_EQ_INT(h.state, PC_HEALTH_OK);
+    CHECK_EQ_INT(pc_spooler_start(s), 0);
+    CHECK(wait_for(&d.calls, 200, 5000));
+    pc_spooler_stats st;
+    for (int i = 0; i < 100; i++) {
+        pc_spooler_get_stats(s, &st);
+        if (st.spool.records == 0) break;
+        usleep(10000);
+    }
+    CHECK_EQ_INT(st.spool.records, 0);
+    CHECK_EQ_INT(st.drained, 200);
+    CHECK_EQ_INT(begun_at_flush, 200);
+    CHECK_EQ_INT(flushes, 1);
+    for (int i = 0; i < 64; i++) {
+        snprintf(rec, sizeof(rec), "rec-%d", i);
+        CHECK_EQ_STR(d.got[i], rec);
+    }
+    pc_spooler_destroy(s);
 }
 
 static void test_drains_in_order_after_outage(void)
 {
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("batch", 1 << 20);
-    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, NULL, &d);
     CHECK(s != NULL);
     CHECK_EQ_INT(pc_spooler_start(s), 0);
     char rec[16];
@@ -144,12 +196,12 @@ static void test_drop_and_restart(void)
 {
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("always", 1 << 20);
-    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, NULL, &d);
     CHECK_EQ_INT(pc_spooler_append(s, "poison", 6), 0);
     CHECK_EQ_INT(pc_spooler_append(s, "good-1", 6), 0);
     pc_spooler_destroy(s); /* never started: both stay on disk */
 
-    s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
+    s = pc_spooler_create("t", &c, begin_fn, end_fn, NULL, &d);
     pc_spooler_stats st;
     pc_spooler_get_stats(s, &st);
     CHECK_EQ_INT(st.spool.records, 2);
@@ -172,7 +224,7 @@ static void test_full_refuses(void)
 {
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("batch", 65536);
-    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, &d);
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, NULL, &d);
     static char rec[4000]; /* incompressible: stored as is */
     uint32_t x = 2463534242u;
     for (size_t i = 0; i < sizeof(rec); i++) {
@@ -226,7 +278,7 @@ static void test_compresses(void)
     for (size_t i = 0; i < sizeof(text); i++)
         text[i] = "{\"span_id\":\"0af7651916cd43dd\",\"name\":\"chat gpt-4o\"} "[i % 52];
     pc_spooler_cfg c = cfg("batch", 1 << 20);
-    pc_spooler *s = pc_spooler_create("t", &c, text_begin, end_fn, NULL);
+    pc_spooler *s = pc_spooler_create("t", &c, text_begin, end_fn, NULL, NULL);
     for (int i = 0; i < 50; i++)
         CHECK_EQ_INT(pc_spooler_append(s, text, sizeof(text)), 0);
     pc_spooler_stats st;
@@ -253,6 +305,8 @@ int main(void)
     RUN(test_full_refuses);
     CHECK_EQ_INT(system(cmd), 0);
     RUN(test_compresses);
+    CHECK_EQ_INT(system(cmd), 0);
+    RUN(test_first_flushes_a_window);
     CHECK_EQ_INT(system(cmd), 0);
     return CHECK_DONE();
 }
