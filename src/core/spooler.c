@@ -37,6 +37,15 @@
 #define WINDOW 32         /* records in flight at once without a flush function */
 enum { CODEC_RAW = 0, CODEC_ZSTD = 1 };
 
+/* The records a round has begun and not yet ended, oldest first. */
+typedef struct inflight {
+    void *handle[PC_SPOOL_MAX_AHEAD]; /* NULL: not begun (answered retry, or drop) */
+    uint64_t id[PC_SPOOL_MAX_AHEAD];
+    size_t size[PC_SPOOL_MAX_AHEAD];
+    bool drop[PC_SPOOL_MAX_AHEAD]; /* does not unpack: answered PC_DROP */
+    int n;
+} inflight;
+
 struct pc_spooler {
     char *id;
     pc_spool *sp;
@@ -46,6 +55,7 @@ struct pc_spooler {
     bool first;                /* spool.after 0: every batch is spooled first */
     void *ctx;
     pc_buf unpacked; /* drainer only: the last decompressed record */
+    inflight flight; /* drainer only: what its round has begun */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -192,68 +202,108 @@ static int unpack(pc_spooler *s, const void *p, size_t n, const void **rec, size
 }
 
 /*
- * One round: reads a window of records ahead (the first from the oldest
- * pending; pc_spooler_create says how many), begins each, calls the flush
- * function, then ends them in order, acknowledging what was
- * delivered or dropped up to the first retry. Returns the spool's result for
- * the first read (0, PC_SPOOL_EMPTY, PC_SPOOL_IO) through |rc|, and whether a
- * record was answered retry.
+ * Reads up to |most| records (and PC_SPOOLER_WINDOW_BYTES of them with a
+ * flush function) after those in |f|, the first of a round from the oldest
+ * pending, begins each, then calls the flush function. Returns how many were
+ * added; the first read's result goes to *|rc| when |f| was empty; *|down| is
+ * set when begin said the destination is down.
  */
-static bool drain_round(pc_spooler *s, int *rc)
+static int begin_window(pc_spooler *s, inflight *f, int most, int *rc, bool *down)
 {
-    enum { MOST = PC_SPOOL_MAX_AHEAD };
-    void *handles[MOST];
-    uint64_t ids[MOST];
-    size_t sizes[MOST];
-    bool drop[MOST];
-    int k = 0, window = s->flush ? MOST : WINDOW;
+    int k0 = f->n;
     size_t bytes = 0;
-    *rc = 0;
-    while (k < window && bytes < PC_SPOOLER_WINDOW_BYTES) {
+    while (f->n - k0 < most && (!s->flush || bytes < PC_SPOOLER_WINDOW_BYTES)) {
+        int k = f->n;
         const void *p;
         size_t n;
-        int r = k == 0 ? pc_spool_peek(s->sp, &p, &n, &ids[k])
-                       : pc_spool_peek_next(s->sp, &p, &n, &ids[k]);
+        int r = k == 0 ? pc_spool_peek(s->sp, &p, &n, &f->id[k])
+                       : pc_spool_peek_next(s->sp, &p, &n, &f->id[k]);
         if (r != 0) {
             if (k == 0) *rc = r;
             break;
         }
-        sizes[k] = n;
+        f->size[k] = n;
+        f->handle[k] = NULL;
+        f->n++;
         const void *rec;
         size_t rn;
-        if (unpack(s, p, n, &rec, &rn) < 0) {
-            handles[k++] = NULL; /* answered PC_DROP below */
-            drop[k - 1] = true;
-            continue;
-        }
-        drop[k] = false;
+        f->drop[k] = unpack(s, p, n, &rec, &rn) < 0;
+        if (f->drop[k]) continue;
         bytes += rn;
-        handles[k] = s->begin(s->ctx, rec, rn);
-        if (!handles[k++]) break; /* the destination is down: no use reading on */
+        f->handle[k] = s->begin(s->ctx, rec, rn);
+        if (!f->handle[k]) { /* the destination is down: no use reading on */
+            *down = true;
+            break;
+        }
     }
-    if (k && s->flush) s->flush(s->ctx);
-    bool retry = false;
-    for (int i = 0; i < k; i++) {
-        pc_result res = drop[i] ? PC_DROP : handles[i] ? s->end(s->ctx, handles[i]) : PC_RETRY;
-        if (retry) continue; /* collected, not acknowledged: offered again */
+    if (f->n > k0 && s->flush) s->flush(s->ctx);
+    return f->n - k0;
+}
+
+/*
+ * Ends the oldest |m| records of |f| in order and removes them,
+ * acknowledging what was delivered or dropped while *|retry| is false; the
+ * first record answered retry (or not acknowledged) sets it, and the rest are
+ * only collected, to be offered again.
+ */
+static void end_records(pc_spooler *s, inflight *f, int m, bool *retry)
+{
+    for (int i = 0; i < m; i++) {
+        pc_result res = f->drop[i]     ? PC_DROP
+                        : f->handle[i] ? s->end(s->ctx, f->handle[i])
+                                       : PC_RETRY;
+        if (*retry) continue; /* collected, not acknowledged: offered again */
         if (res == PC_RETRY) {
-            retry = true;
+            *retry = true;
             continue;
         }
         if (res == PC_DROP) {
             __atomic_add_fetch(&s->dropped, 1, __ATOMIC_RELAXED);
             pc_log(PC_LOG_ERROR, s->id,
                    "dropped a spooled batch of %zu bytes the destination can never take",
-                   sizes[i]);
+                   f->size[i]);
         } else {
             __atomic_add_fetch(&s->drained, 1, __ATOMIC_RELAXED);
         }
-        if (pc_spool_ack(s->sp, ids[i]) != 0) {
+        if (pc_spool_ack(s->sp, f->id[i]) != 0) {
             char why[256];
             pc_log(PC_LOG_ERROR, s->id, "spool: cannot acknowledge a record: %s",
                    pc_spool_error(s->sp, why, sizeof(why)));
-            retry = true;
+            *retry = true;
         }
+    }
+    f->n -= m;
+    memmove(f->handle, f->handle + m, (size_t)f->n * sizeof(f->handle[0]));
+    memmove(f->id, f->id + m, (size_t)f->n * sizeof(f->id[0]));
+    memmove(f->size, f->size + m, (size_t)f->n * sizeof(f->size[0]));
+    memmove(f->drop, f->drop + m, (size_t)f->n * sizeof(f->drop[0]));
+}
+
+/*
+ * One round: begins a window of records (pc_spooler_create says how many)
+ * and ends them in order, acknowledging what was delivered or dropped up to
+ * the first retry. With a flush function the round goes on while records are
+ * pending: the next window is begun (and flushed) while the previous one is
+ * still out, so decoding overlaps sending, and each is ended in turn. Returns
+ * the spool's result for the first read (0, PC_SPOOL_EMPTY, PC_SPOOL_IO)
+ * through |rc|, and whether a record was answered retry.
+ */
+static bool drain_round(pc_spooler *s, int *rc)
+{
+    inflight *f = &s->flight;
+    int window = s->flush ? PC_SPOOL_MAX_AHEAD / 2 : WINDOW, ignored = 0;
+    bool down = false, retry = false;
+    f->n = 0;
+    *rc = 0;
+    int a = begin_window(s, f, window, rc, &down);
+    while (a > 0) {
+        int b = s->flush && !down && !stopping(s) ? begin_window(s, f, window, &ignored, &down) : 0;
+        end_records(s, f, a, &retry);
+        if (retry) {
+            end_records(s, f, b, &retry);
+            break;
+        }
+        a = b;
     }
     return retry;
 }

@@ -96,12 +96,27 @@ static void test_validate(void)
 }
 
 /* Spooling first: what piled up while the drainer was away is begun as one
- * window, then flushed once, before any end. */
-static int flushes, begun_at_flush;
+ * window, then flushed once, before any end; records that arrive while that
+ * window is out are begun and flushed as the next one before the first ends. */
+static pc_spooler *first_s;
+static int flushes, begun_at_flush, flushes_at_first_end = -1;
 static void flush_fn(void *ctx)
 {
     dest *d = ctx;
-    if (flushes++ == 0) begun_at_flush = __atomic_load_n(&d->calls, __ATOMIC_ACQUIRE);
+    if (flushes++ == 0) {
+        begun_at_flush = __atomic_load_n(&d->calls, __ATOMIC_ACQUIRE);
+        char rec[16];
+        for (int i = 200; i < 250; i++) { /* arrive while the first window is out */
+            int n = snprintf(rec, sizeof(rec), "rec-%d", i);
+            CHECK_EQ_INT(pc_spooler_append(first_s, rec, (size_t)n), 0);
+        }
+    }
+}
+
+static pc_result first_end(void *ctx, void *handle)
+{
+    if (flushes_at_first_end < 0) flushes_at_first_end = flushes;
+    return end_fn(ctx, handle);
 }
 
 static void test_first_flushes_a_window(void)
@@ -109,8 +124,9 @@ static void test_first_flushes_a_window(void)
     dest d = {.mode = PC_OK};
     pc_spooler_cfg c = cfg("batch", 1 << 20);
     c.after_ms = 0;
-    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, flush_fn, &d);
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, first_end, flush_fn, &d);
     CHECK(s != NULL);
+    first_s = s;
     char rec[16];
     for (int i = 0; i < 200; i++) { /* more than the 32 of a window without flush */
         int n = snprintf(rec, sizeof(rec), "rec-%d", i);
@@ -120,7 +136,7 @@ static void test_first_flushes_a_window(void)
     pc_spooler_health(s, &h);
     CHECK_EQ_INT(h.state, PC_HEALTH_OK);
     CHECK_EQ_INT(pc_spooler_start(s), 0);
-    CHECK(wait_for(&d.calls, 200, 5000));
+    CHECK(wait_for(&d.calls, 250, 5000));
     pc_spooler_stats st;
     for (int i = 0; i < 100; i++) {
         pc_spooler_get_stats(s, &st);
@@ -128,9 +144,10 @@ static void test_first_flushes_a_window(void)
         usleep(10000);
     }
     CHECK_EQ_INT(st.spool.records, 0);
-    CHECK_EQ_INT(st.drained, 200);
+    CHECK_EQ_INT(st.drained, 250);
     CHECK_EQ_INT(begun_at_flush, 200);
-    CHECK_EQ_INT(flushes, 1);
+    CHECK_EQ_INT(flushes, 2);
+    CHECK_EQ_INT(flushes_at_first_end, 2); /* the second window went out before the first ended */
     for (int i = 0; i < 64; i++) {
         snprintf(rec, sizeof(rec), "rec-%d", i);
         CHECK_EQ_STR(d.got[i], rec);
