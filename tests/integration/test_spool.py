@@ -197,25 +197,61 @@ def test_full_spool_answers_503_and_keeps_what_it_took(make_collector, kafka, tm
           f"then {codes.count(503)} requests answered 503; all {len(acked)} delivered later")
 
 
-def test_clickhouse_fed_directly_spools_while_the_server_is_down(make_collector, clickhouse,
-                                                                 tmp_path):
-    """The clickhouse exporter fed by receivers (no Kafka in front): with `spool` set,
-    requests are answered 200 from the spool while the server is stopped, health says
-    degraded, and every span is stored (once) after the server is back."""
+def ch_spool_collector(make_collector, clickhouse, spool_dir, after):
+    """A collector whose otlp receiver feeds the clickhouse exporter directly, with a
+    spool in |spool_dir| and `spool.after` |after|."""
     from conftest import CLICKHOUSE_STORE
-    spool_dir = tmp_path / "ch-spool"
     exporter = CLICKHOUSE_STORE.format(port=clickhouse.port, database=clickhouse.database()) + f"""
   timeout: 3s
   spool:
     directory: {spool_dir}
-    after: 1s
+    after: {after}
 """
-    c = make_collector(exporters_extra=exporter, query_store="clickhouse", pipelines_extra="""
+    return make_collector(exporters_extra=exporter, query_store="clickhouse", pipelines_extra="""
 traces/clickhouse:
   receivers: [otlp]
   processors: [normalize]
   exporters: [clickhouse]
 """)
+
+
+def span_counts(c, want, within):
+    """Polls the query API until each trace of |want| (trace id -> spans) has its span
+    count, or |within| seconds passed; returns what it last read. Then checks a few
+    traces hold each span once."""
+    deadline, got = time.time() + within, {}
+    while time.time() < deadline:
+        got = {}
+        for tid in want:
+            r = c.get(f"/api/v1/traces/{tid}")
+            if r.status_code == 200:
+                got[tid] = r.json()["trace"]["span_count"]
+        if got == want:
+            break
+        time.sleep(0.5)
+    for tid in list(got)[-3:]:  # stored once: no span twice
+        spans = c.get(f"/api/v1/traces/{tid}").json()["spans"]
+        assert len({s["span_id"] for s in spans}) == len(spans) == got[tid]
+    return got
+
+
+def ch_spool_drained(c, records):
+    """Checks the clickhouse exporter's spool took and delivered |records| batches and holds
+    none; returns its insert statements so far."""
+    m = scrape(c)
+    assert val(m, "prela_spool_appended_records_total", exporter="clickhouse") == records
+    assert val(m, "prela_spool_drained_records_total", exporter="clickhouse") == records
+    assert val(m, "prela_spool_records", exporter="clickhouse") == 0
+    return val(m, "prela_clickhouse_insert_duration_seconds_count", exporter="clickhouse")
+
+
+def test_clickhouse_fed_directly_spools_while_the_server_is_down(make_collector, clickhouse,
+                                                                 tmp_path):
+    """The clickhouse exporter fed by receivers (no Kafka in front): with `spool` set,
+    requests are answered 200 from the spool while the server is stopped, health says
+    degraded, and every span is stored (once) after the server is back."""
+    spool_dir = tmp_path / "ch-spool"
+    c = ch_spool_collector(make_collector, clickhouse, spool_dir, "1s")
     first = workload.recent(workload.make_traces(2), 60_000_000_000)
     r = requests.post(c.otlp + "/v1/traces", data=workload.to_proto(first), headers=PROTO,
                       timeout=30)
@@ -237,28 +273,11 @@ traces/clickhouse:
         assert any(spool_dir.glob("*.seg"))
     finally:
         clickhouse.run("start")
-    deadline = time.time() + 90
     want = {t["trace_id"]: len(t["spans"]) for t in first + spooled}
-    got = {}
-    while time.time() < deadline:
-        got = {}
-        for tid in want:
-            r = c.get(f"/api/v1/traces/{tid}")
-            if r.status_code == 200:
-                got[tid] = r.json()["trace"]["span_count"]
-        if got == want:
-            break
-        time.sleep(1)
+    got = span_counts(c, want, 90)
     assert got == want, f"{len(got)} of {len(want)} traces complete"
-    for tid in list(want)[:3]:  # stored once: no span twice
-        spans = c.get(f"/api/v1/traces/{tid}").json()["spans"]
-        assert len({s["span_id"] for s in spans}) == len(spans) == want[tid]
-    m = scrape(c)
-    assert val(m, "prela_spool_appended_records_total", exporter="clickhouse") == 5
-    assert val(m, "prela_spool_drained_records_total", exporter="clickhouse") == 5
-    assert val(m, "prela_spool_records", exporter="clickhouse") == 0
-    inserts = val(m, "prela_clickhouse_insert_duration_seconds_count", exporter="clickhouse")
-    assert inserts >= 2, m  # the first request's and the drained batches'
+    inserts = ch_spool_drained(c, 5)
+    assert inserts >= 2  # the first request's and the drained batches'
 
 
 def test_clickhouse_spool_first_answers_from_disk_and_sends_the_pile_as_one_insert(
@@ -267,40 +286,14 @@ def test_clickhouse_spool_first_answers_from_disk_and_sends_the_pile_as_one_inse
     disk, and the drainer sends what piled up as one insert. While the server is stopped,
     100 requests are answered 200; once it is back they arrive in one or two inserts (a
     drainer without a flush reads 32 at a time: at least four), each span once. With the server up, a request's spans are readable soon after."""
-    from conftest import CLICKHOUSE_STORE
     spool_dir = tmp_path / "ch-spool-first"
-    exporter = CLICKHOUSE_STORE.format(port=clickhouse.port, database=clickhouse.database()) + f"""
-  timeout: 3s
-  spool:
-    directory: {spool_dir}
-    after: 0s
-"""
-    c = make_collector(exporters_extra=exporter, query_store="clickhouse", pipelines_extra="""
-traces/clickhouse:
-  receivers: [otlp]
-  processors: [normalize]
-  exporters: [clickhouse]
-""")
-
-    def stored(want, within):
-        deadline, got = time.time() + within, {}
-        while time.time() < deadline:
-            got = {}
-            for tid in want:
-                r = c.get(f"/api/v1/traces/{tid}")
-                if r.status_code == 200:
-                    got[tid] = r.json()["trace"]["span_count"]
-            if got == want:
-                break
-            time.sleep(0.5)
-        return got
-
+    c = ch_spool_collector(make_collector, clickhouse, spool_dir, "0s")
     first = workload.recent(workload.make_traces(2), 60_000_000_000)
     r = requests.post(c.otlp + "/v1/traces", data=workload.to_proto(first), headers=PROTO,
                       timeout=30)
     assert r.status_code == 200, r.text
     want = {t["trace_id"]: len(t["spans"]) for t in first}
-    assert stored(want, 20) == want  # drained with the server up
+    assert span_counts(c, want, 20) == want  # drained with the server up
     m = scrape(c)
     before = val(m, "prela_clickhouse_insert_duration_seconds_count", exporter="clickhouse")
     assert val(m, "prela_spool_appended_records_total", exporter="clickhouse") == 1
@@ -321,16 +314,9 @@ traces/clickhouse:
     finally:
         clickhouse.run("start")
     want.update({t["trace_id"]: len(t["spans"]) for t in piled})
-    got = stored(want, 90)
+    got = span_counts(c, want, 90)
     assert got == want, f"{len(got)} of {len(want)} traces complete"
-    for tid in list(want)[-3:]:  # stored once: no span twice
-        spans = c.get(f"/api/v1/traces/{tid}").json()["spans"]
-        assert len({s["span_id"] for s in spans}) == len(spans) == want[tid]
-    m = scrape(c)
-    assert val(m, "prela_spool_appended_records_total", exporter="clickhouse") == 101
-    assert val(m, "prela_spool_drained_records_total", exporter="clickhouse") == 101
-    assert val(m, "prela_spool_records", exporter="clickhouse") == 0
-    inserts = val(m, "prela_clickhouse_insert_duration_seconds_count", exporter="clickhouse")
+    inserts = ch_spool_drained(c, 101)
     # the histogram counts statements: an insert is one per table (5 here, as the first
     # request's shows); the 100 piled batches went as one window, maybe split by the
     # attempt that found the server back
