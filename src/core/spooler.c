@@ -15,7 +15,9 @@
  * The drainer sleeps on a condition variable: an append or a kick wakes it
  * when idle, and a kick cuts a retry wait short. Refusals (full, disk error)
  * are logged on the change into the refusing state and out of it, never per
- * batch.
+ * batch, and at most once per REFUSAL_LOG_MS: a spool kept full by a load
+ * the destination cannot follow refuses, takes a batch once a drained record
+ * frees room, refuses again, many times a second.
  */
 #include "spooler.h"
 
@@ -35,6 +37,7 @@
 #define RETRY_MAX_MS 5000
 #define IDLE_WAIT_MS 1000 /* an idle drainer looks again this often anyway */
 #define WINDOW 32         /* records in flight at once without a flush function */
+#define REFUSAL_LOG_MS 10000 /* refusals are logged at most this often */
 enum { CODEC_RAW = 0, CODEC_ZSTD = 1 };
 
 /* The records a round has begun and not yet ended, oldest first. */
@@ -69,6 +72,8 @@ struct pc_spooler {
     uint64_t appended, drained, dropped, refused;
     int refusing;          /* the last append was refused */
     int refuse_rc;         /* its result */
+    int refusal_told;      /* this refusal was logged: its end is logged too */
+    int64_t refusal_logged; /* monotonic ns of the last refusal logged; 0 = none */
     int64_t pending_wall;  /* wall ns since records became pending; 0 = none */
 };
 
@@ -318,7 +323,8 @@ static void *drain_main(void *arg)
         if (rc == PC_SPOOL_EMPTY) {
             if (__atomic_exchange_n(&s->pending_wall, 0, __ATOMIC_ACQ_REL) && !s->first)
                 pc_log(PC_LOG_INFO, s->id, "spool drained");
-            if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL))
+            if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL) &&
+                __atomic_exchange_n(&s->refusal_told, 0, __ATOMIC_ACQ_REL))
                 pc_log(PC_LOG_INFO, s->id, "the spool is empty and takes batches again");
             retry_ms = 0;
             wait_ms(s, IDLE_WAIT_MS, true);
@@ -420,14 +426,20 @@ int pc_spooler_append(pc_spooler *s, const void *rec, size_t n)
             __atomic_compare_exchange_n(&s->pending_wall, &zero, pc_time_now_ns(), false,
                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             pc_log(PC_LOG_WARN, s->id, "spooling batches the destination did not take in time");
-        if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL))
+        if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL) &&
+            __atomic_exchange_n(&s->refusal_told, 0, __ATOMIC_ACQ_REL))
             pc_log(PC_LOG_INFO, s->id, "the spool takes batches again");
         wake(s, true); /* a drainer in a retry wait keeps waiting */
         return 0;
     }
     __atomic_add_fetch(&s->refused, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&s->refuse_rc, rc, __ATOMIC_RELEASE);
-    if (__atomic_exchange_n(&s->refusing, 1, __ATOMIC_ACQ_REL) == 0) {
+    int64_t now = pc_time_mono_ns(), last = __atomic_load_n(&s->refusal_logged, __ATOMIC_ACQUIRE);
+    if (__atomic_exchange_n(&s->refusing, 1, __ATOMIC_ACQ_REL) == 0 &&
+        (!last || now - last >= REFUSAL_LOG_MS * 1000000LL) &&
+        __atomic_compare_exchange_n(&s->refusal_logged, &last, now, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&s->refusal_told, 1, __ATOMIC_RELEASE);
         char why[256];
         pc_log(PC_LOG_ERROR, s->id, "the spool refuses batches (%s%s%s); answering retry",
                pc_spool_strerror(rc), rc == PC_SPOOL_IO ? ": " : "",

@@ -4,7 +4,8 @@
  * the retry wait short, a record the destination can never take is removed,
  * what is spooled survives a close and is drained by the next spooler, and
  * health says degraded (spooling, draining) or unavailable (the spool refuses);
- * spooling first, what piled up is begun as one window and flushed once.
+ * spooling first, what piled up is begun as one window and flushed once; a
+ * spool kept full does not log each refusal.
  */
 #include "check.h"
 
@@ -12,6 +13,7 @@
 #include "spooler.h"
 #include "timefmt.h"
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +277,66 @@ static void test_full_refuses(void)
     pc_spooler_destroy(s);
 }
 
+/* Lines of |path| holding |needle|. */
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    if (f) fclose(f);
+    return n;
+}
+
+/* A spool kept full (refuses, drains a little, refuses again) logs its
+ * refusal once per REFUSAL_LOG_MS, not per episode: stderr is captured. */
+static void test_refusals_are_not_logged_per_episode(void)
+{
+    dest d = {.mode = PC_RETRY};
+    pc_spooler_cfg c = cfg("batch", 65536);
+    pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, NULL, &d);
+    static char rec[4000]; /* incompressible: stored as is */
+    uint32_t x = 88172645u;
+    for (size_t i = 0; i < sizeof(rec); i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        rec[i] = (char)x;
+    }
+    char path[300];
+    snprintf(path, sizeof(path), "%s.stderr", dir);
+    int saved = dup(STDERR_FILENO), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(saved >= 0 && fd >= 0);
+    dup2(fd, STDERR_FILENO);
+    pc_log_set_level(PC_LOG_INFO);
+    int ok = 0;
+    for (int episode = 0; episode < 3; episode++) {
+        int rc = 0;
+        __atomic_store_n(&d.mode, PC_RETRY, __ATOMIC_RELEASE); /* fills up */
+        for (int i = 0; i < 100 && rc == 0; i++)
+            if ((rc = pc_spooler_append(s, rec, sizeof(rec))) == 0) ok++;
+        CHECK_EQ_INT(rc, PC_SPOOL_FULL);
+        if (episode == 0) CHECK_EQ_INT(pc_spooler_start(s), 0);
+        __atomic_store_n(&d.mode, PC_OK, __ATOMIC_RELEASE); /* drains */
+        pc_spooler_kick(s);
+        CHECK(wait_for(&d.ngot, ok < 64 ? ok : 64, 5000)); /* drained: room again */
+        pc_spooler_stats st;
+        for (int i = 0; i < 200; i++) {
+            pc_spooler_get_stats(s, &st);
+            if (st.spool.records == 0) break;
+            usleep(10000);
+        }
+        CHECK_EQ_INT(st.spool.records, 0);
+    }
+    pc_spooler_destroy(s);
+    pc_log_set_level(getenv("PC_TEST_VERBOSE") ? PC_LOG_DEBUG : PC_LOG_ERROR);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fd);
+    CHECK_EQ_INT(count_lines(path, "the spool refuses batches"), 1);
+    CHECK_EQ_INT(count_lines(path, "takes batches again"), 1);
+    unlink(path);
+}
+
 /* Text compresses: the spool holds it in a fraction of its size, and the
  * destination gets it back byte for byte. */
 static char text[10000];
@@ -324,6 +386,8 @@ int main(void)
     RUN(test_compresses);
     CHECK_EQ_INT(system(cmd), 0);
     RUN(test_first_flushes_a_window);
+    CHECK_EQ_INT(system(cmd), 0);
+    RUN(test_refusals_are_not_logged_per_episode);
     CHECK_EQ_INT(system(cmd), 0);
     return CHECK_DONE();
 }
