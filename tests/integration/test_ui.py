@@ -26,7 +26,7 @@ import urllib.parse
 import pytest
 import requests
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -196,8 +196,13 @@ def shot(d, tmp_path, name):
 
 
 def list_ids(d):
-    return [tr.get_attribute("data-trace")
-            for tr in d.find_elements(By.CSS_SELECTOR, "#traces tbody tr[data-trace]")]
+    for _ in range(20):  # a live update may replace a row while it is read
+        try:
+            return [tr.get_attribute("data-trace")
+                    for tr in d.find_elements(By.CSS_SELECTOR, "#traces tbody tr[data-trace]")]
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError("the trace list kept changing while it was read")
 
 
 def row_names(d):
@@ -908,8 +913,9 @@ def test_live_traces_appear_without_a_reload(collector, browser, tmp_path):
     send(collector, "live-svc", [_span(new, "5000000000000002", "live kid",
                                        (time.time_ns() - BASE) // MS, 100,
                                        parent="5000000000000001", error="x")])
-    WebDriverWait(d, 10).until(lambda d: "error" in d.find_element(
-        By.CSS_SELECTOR, f"#traces tr[data-trace='{new}']").text)
+    # the row is replaced in place: one found may be gone when its text is read
+    WebDriverWait(d, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: "error" in d.find_element(By.CSS_SELECTOR, f"#traces tr[data-trace='{new}']").text)
     assert list_ids(d) == [new, T_XSS, T_PAY, T_AGENT]
     # a filter applies to live rows too: another service's trace does not come
     go(d, "#/traces?live=1&service_name=agent-svc", "traces")
