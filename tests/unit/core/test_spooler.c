@@ -239,17 +239,21 @@ static void test_drop_and_restart(void)
     pc_spooler_destroy(s);
 }
 
+/* Fills |buf| with bytes from check_rnd: incompressible, so the spool stores
+ * them as they are and a size limit counts them exactly. */
+static void fill_noise(char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)check_rnd();
+}
+
 static void test_full_refuses(void)
 {
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("batch", 65536);
     pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, NULL, &d);
-    static char rec[4000]; /* incompressible: stored as is */
-    uint32_t x = 2463534242u;
-    for (size_t i = 0; i < sizeof(rec); i++) {
-        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-        rec[i] = (char)x;
-    }
+    static char rec[4000];
+    fill_noise(rec, sizeof(rec));
     int rc = 0, ok = 0;
     for (int i = 0; i < 100 && rc == 0; i++)
         if ((rc = pc_spooler_append(s, rec, sizeof(rec))) == 0) ok++;
@@ -296,12 +300,8 @@ static void test_refusals_are_not_logged_per_episode(void)
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("batch", 65536);
     pc_spooler *s = pc_spooler_create("t", &c, begin_fn, end_fn, NULL, &d);
-    static char rec[4000]; /* incompressible: stored as is */
-    uint32_t x = 88172645u;
-    for (size_t i = 0; i < sizeof(rec); i++) {
-        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-        rec[i] = (char)x;
-    }
+    static char rec[4000];
+    fill_noise(rec, sizeof(rec));
     char path[300];
     snprintf(path, sizeof(path), "%s.stderr", dir);
     int saved = dup(STDERR_FILENO), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
