@@ -66,6 +66,18 @@ static bool wait_for(const int *v, int want, int ms)
     return __atomic_load_n(v, __ATOMIC_ACQUIRE) >= want;
 }
 
+/* The spooler's stats once its spool holds no record, or after 2 s. */
+static pc_spooler_stats drained(pc_spooler *s)
+{
+    pc_spooler_stats st;
+    for (int i = 0; i < 200; i++) {
+        pc_spooler_get_stats(s, &st);
+        if (st.spool.records == 0) break;
+        usleep(10000);
+    }
+    return st;
+}
+
 static char dir[256];
 
 static pc_spooler_cfg cfg(const char *fsync, int64_t max_size)
@@ -139,12 +151,7 @@ static void test_first_flushes_a_window(void)
     CHECK_EQ_INT(h.state, PC_HEALTH_OK);
     CHECK_EQ_INT(pc_spooler_start(s), 0);
     CHECK(wait_for(&d.calls, 250, 5000));
-    pc_spooler_stats st;
-    for (int i = 0; i < 100; i++) {
-        pc_spooler_get_stats(s, &st);
-        if (st.spool.records == 0) break;
-        usleep(10000);
-    }
+    pc_spooler_stats st = drained(s); /* the ack follows the send */
     CHECK_EQ_INT(st.spool.records, 0);
     CHECK_EQ_INT(st.drained, 250);
     CHECK_EQ_INT(begun_at_flush, 200);
@@ -192,12 +199,7 @@ static void test_drains_in_order_after_outage(void)
         snprintf(rec, sizeof(rec), "rec-%d", i);
         CHECK_EQ_STR(d.got[i], rec);
     }
-    pc_spooler_stats st;
-    for (int i = 0; i < 100; i++) { /* the ack follows the send */
-        pc_spooler_get_stats(s, &st);
-        if (st.spool.records == 0) break;
-        usleep(10000);
-    }
+    pc_spooler_stats st = drained(s); /* the ack follows the send */
     CHECK_EQ_INT(st.spool.records, 0);
     CHECK_EQ_INT(st.appended, 10);
     CHECK_EQ_INT(st.drained, 10);
@@ -319,12 +321,7 @@ static void test_refusals_are_not_logged_per_episode(void)
         __atomic_store_n(&d.mode, PC_OK, __ATOMIC_RELEASE); /* drains */
         pc_spooler_kick(s);
         CHECK(wait_for(&d.ngot, ok < 64 ? ok : 64, 5000)); /* drained: room again */
-        pc_spooler_stats st;
-        for (int i = 0; i < 200; i++) {
-            pc_spooler_get_stats(s, &st);
-            if (st.spool.records == 0) break;
-            usleep(10000);
-        }
+        pc_spooler_stats st = drained(s); /* the ack follows the send */
         CHECK_EQ_INT(st.spool.records, 0);
     }
     pc_spooler_destroy(s);
