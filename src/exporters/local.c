@@ -47,6 +47,7 @@
 #include "local.h"
 
 #include "files.h"
+#include "local_checkpoint.h"
 #include "local_store.h"
 #include "local_txn.h"
 #include "log.h"
@@ -167,6 +168,7 @@ typedef struct pc_local {
     size_t queue_size;
 
     sqlite3 *db; /* writer connection: start(), then the writer thread only */
+    pc_local_checkpoint *ckpt; /* checkpoints db's log, from start() on */
     pc_local_index *index; /* the search index writer, from start() on */
     pc_local_writer w;
     pc_local_reader *reader;
@@ -629,6 +631,9 @@ static int local_start(void *ctx, pc_host *host)
     }
     L->db = pc_local_db_open_writer(L->id, L->path, sync_parse(L->cfg->synchronous) == 1);
     if (!L->db) return -1;
+    L->ckpt = pc_local_checkpoint_create(L->id, L->path, L->db, PC_LOCAL_CHECKPOINT_PAGES,
+                                         PC_LOCAL_RESTART_PAGES);
+    if (!L->ckpt) return -1;
     L->index = pc_local_index_create(L->id, L->search_path, L->path);
     if (!L->index) return -1;
     if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample,
@@ -679,6 +684,7 @@ static void local_destroy(void *ctx)
      * removes it, which a read-only one cannot do. */
     pc_local_reader_destroy(L->reader);
     pc_local_writer_fini(&L->w);
+    pc_local_checkpoint_destroy(L->ckpt); /* the writer thread has stopped */
     sqlite3_close(L->db);
     if (L->sync_ready) {
         pthread_cond_destroy(&L->work_cv);

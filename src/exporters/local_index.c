@@ -32,6 +32,7 @@
  */
 #include "local_index.h"
 
+#include "local_checkpoint.h"
 #include "local_schema.h"
 #include "local_store.h"
 #include "local_text.h"
@@ -53,7 +54,6 @@
 #define INDEX_CACHE_KIB 4096 /* the connection's page cache (the writer's is 64 MiB) */
 #define GATHER_MS 100
 #define GATHER_BYTES (1u << 20)
-#define BUSY_TIMEOUT_MS 5000
 
 static const char SCHEMA[] =
     "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
@@ -88,6 +88,7 @@ typedef struct doc_list {
 struct pc_local_index {
     const char *id;
     sqlite3 *db; /* main: prela-search.db; store: prela.db (read only by the catch-up) */
+    pc_local_checkpoint *ckpt; /* checkpoints main's log */
     sqlite3_stmt *begin, *commit, *rollback, *ins, *del, *set_upto;
     doc_list staged; /* writer thread only */
     pthread_mutex_t mu;
@@ -288,6 +289,9 @@ pc_local_index *pc_local_index_create(const char *id, const char *path, const ch
     pthread_cond_init(&ix->room_cv, NULL);
     ix->db = pc_local_db_open(id, path, false);
     if (!ix->db) goto fail;
+    ix->ckpt = pc_local_checkpoint_create(id, path, ix->db, PC_LOCAL_CHECKPOINT_PAGES,
+                                          PC_LOCAL_RESTART_PAGES);
+    if (!ix->ckpt) goto fail;
     sqlite3_exec(ix->db, "PRAGMA cache_size = -" STR(INDEX_CACHE_KIB), NULL, NULL, NULL);
     int64_t version = pc_local_scalar(ix->db, "PRAGMA user_version");
     if (version > INDEX_VERSION) {
@@ -345,6 +349,7 @@ void pc_local_index_destroy(pc_local_index *ix)
     sqlite3_finalize(ix->ins);
     sqlite3_finalize(ix->del);
     sqlite3_finalize(ix->set_upto);
+    pc_local_checkpoint_destroy(ix->ckpt);
     sqlite3_close(ix->db);
     pthread_cond_destroy(&ix->work_cv);
     pthread_cond_destroy(&ix->room_cv);

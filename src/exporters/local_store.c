@@ -53,7 +53,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUSY_TIMEOUT_MS 5000
 #define POOL_MAX 8 /* idle read connections kept open */
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -129,7 +128,7 @@ static sqlite3 *acquire(pc_local_reader *r)
         sqlite3_close(db);
         return NULL;
     }
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(db, PC_LOCAL_BUSY_TIMEOUT_MS);
     if (pc_local_text_register(db) != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, r->id, "cannot register pc_search_text: %s", sqlite3_errmsg(db));
         sqlite3_close(db);

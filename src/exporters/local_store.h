@@ -25,6 +25,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* How long any store connection waits for a lock another one holds. */
+#define PC_LOCAL_BUSY_TIMEOUT_MS 5000
+
 /* Configures SQLite once per process before its first use (no memory
  * statistics: they serialize every allocation on one mutex). Every open of a
  * store file calls it first; idempotent and thread-safe. */

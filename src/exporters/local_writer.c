@@ -6,12 +6,9 @@
  *
  * Writer connection: a 64 MiB page cache (the per-trace indexes of a store of
  * 10M spans are 100+ MB; SQLite's default 2 MB misses on nearly every trace),
- * the WAL checkpointed by this module (wal_hook): a passive checkpoint every
- * WAL_CHECKPOINT_PAGES, and once the log holds WAL_RESTART_PAGES a RESTART
- * checkpoint that waits at most RESTART_WAIT_MS for readers, so the log
- * starts over from the beginning even while readers run (a passive one alone
- * never completes under steady reads, and the WAL grew to 800 MB);
- * journal_size_limit truncates the file back after that.
+ * no checkpoints of its own: its owner starts a checkpointer thread on it
+ * (local_checkpoint.h); journal_size_limit truncates the log back after the
+ * checkpointer restarted it.
  *
  * Retention deletes the oldest expired traces a chunk at a time, with their
  * spans, their trace_models rows and their search text (local_schema.c has
@@ -29,7 +26,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define BUSY_TIMEOUT_MS 5000
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define PURGE_CHUNK STR(PC_LOCAL_PURGE_CHUNK)
@@ -141,30 +137,7 @@ static const char PURGE_TRACES[] = "DELETE FROM traces WHERE tid IN (" EXPIRED "
 /* ---------------------------------------------------------------- writer -- */
 
 #define WRITER_CACHE_KIB 65536
-#define WAL_CHECKPOINT_PAGES 4096 /* 16 MB at 4 KiB pages: a passive checkpoint */
-#define WAL_RESTART_PAGES 16384   /* 64 MB: restart the log (see the file comment) */
-#define WAL_LIMIT_BYTES 67108864  /* journal_size_limit */
-#define RESTART_WAIT_MS 100
-
-/*
- * After each commit of the writer (|pages| in the WAL): a passive checkpoint
- * every WAL_CHECKPOINT_PAGES; past WAL_RESTART_PAGES a RESTART one, whose busy
- * wait (for readers still on old frames) is cut to RESTART_WAIT_MS so a
- * commit is never held long; when it cannot finish, the next commit tries again.
- */
-static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
-{
-    (void)ud;
-    if (pages < WAL_CHECKPOINT_PAGES) return SQLITE_OK;
-    if (pages < WAL_RESTART_PAGES) {
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        return SQLITE_OK;
-    }
-    sqlite3_busy_timeout(db, RESTART_WAIT_MS);
-    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    return SQLITE_OK;
-}
+#define WAL_LIMIT_BYTES 67108864 /* journal_size_limit */
 
 /* Once per process, before SQLite's first use: no memory statistics. With
  * them, every SQLite allocation takes one process-wide mutex, and the
@@ -194,7 +167,7 @@ sqlite3 *pc_local_db_open(const char *id, const char *path, bool sync_full)
         sqlite3_close(db);
         return NULL;
     }
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(db, PC_LOCAL_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(db, 1);
 
     /* journal_mode answers with the mode in effect; anything but "wal" is a failure. */
@@ -230,7 +203,7 @@ sqlite3 *pc_local_db_open(const char *id, const char *path, bool sync_full)
         sqlite3_close(db);
         return NULL;
     }
-    sqlite3_wal_hook(db, wal_hook, NULL);
+    sqlite3_wal_autocheckpoint(db, 0); /* local_checkpoint.h checkpoints it */
     return db;
 }
 

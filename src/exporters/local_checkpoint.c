@@ -1,0 +1,204 @@
+/*
+ * local_checkpoint.c - the embedded store's checkpointer thread (see
+ * local_checkpoint.h): the writer connection's WAL hook counts frames, this
+ * thread checkpoints from a connection of its own.
+ *
+ * State under mu: |frames| is the log's length at the writer's last commit;
+ * |copied| how much of it the thread's last checkpoint copied; |commits|
+ * counts the hook's calls and |tried| is its value when the thread last ran,
+ * so the thread checkpoints at most once per commit (a failing checkpoint
+ * waits for the next commit instead of spinning); |epoch| counts the log's
+ * restarts (its length fell, or the writer's RESTART succeeded), so a
+ * checkpoint that raced with a restart does not set |copied| from the old
+ * log; after a RESTART that readers kept from finishing, the writer tries
+ * again once |retry_at| frames are in the log (a step more), not at every
+ * commit. The hook reads |restart| and the writer connection without the
+ * lock: they do not change after create.
+ */
+#include "local_checkpoint.h"
+
+#include "local_store.h"
+#include "log.h"
+#include "mem.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pc_local_checkpoint {
+    const char *id;
+    sqlite3 *db;     /* this thread's connection */
+    sqlite3 *writer; /* borrowed: its hook is ours */
+    int step, restart;
+    pthread_t thread;
+    bool running;
+
+    pthread_mutex_t mu; /* everything below */
+    pthread_cond_t cv;
+    bool stopping;
+    int frames, copied;
+    uint64_t commits, tried, epoch;
+    uint64_t caught_up; /* epoch + 1 of the last catch-up checkpoint; 0: none */
+    int retry_at;       /* after a busy RESTART: the next try's log length */
+    bool working;    /* the thread runs a checkpoint */
+    bool restarting; /* the writer runs its RESTART */
+    bool failing;    /* the thread's last checkpoint failed (logged once per change) */
+    pc_local_checkpoint_stats stats;
+};
+
+/* The log is long enough to start over, and the thread has caught up (or
+ * never fell behind): the writer's RESTART would find little to copy. Call
+ * with mu held. */
+static bool restart_due_locked(const pc_local_checkpoint *c)
+{
+    return c->frames >= c->restart && c->frames >= c->retry_at && !c->working &&
+           (c->caught_up == c->epoch + 1 || c->frames - c->copied <= c->step / 4);
+}
+
+/* The thread's PASSIVE checkpoint is due: a step of new frames; once the log
+ * is long enough to start over, one last catch-up. Call with mu held. */
+static bool due_locked(const pc_local_checkpoint *c)
+{
+    if (c->restarting || c->working || c->commits == c->tried) return false;
+    if (c->frames >= c->restart) return c->caught_up != c->epoch + 1 && c->frames > c->copied;
+    return c->frames - c->copied >= c->step;
+}
+
+/* The writer connection's WAL hook, on the writer's thread after each of its
+ * commits, |frames| in the log: wakes the thread, or restarts the log. */
+static int hook(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    pc_local_checkpoint *c = ud;
+    pthread_mutex_lock(&c->mu);
+    if (frames < c->frames) { /* the log started over */
+        c->copied = c->retry_at = 0;
+        c->epoch++;
+        c->stats.started_over++;
+    }
+    c->frames = frames;
+    c->commits++;
+    if (frames > c->stats.max_frames) c->stats.max_frames = frames;
+    bool restart = restart_due_locked(c);
+    c->restarting = restart;
+    if (due_locked(c)) pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (!restart) return SQLITE_OK;
+
+    /* Copy the rest, wait for the readers of old frames at most
+     * PC_LOCAL_RESTART_WAIT_MS, start over. */
+    sqlite3_busy_timeout(db, PC_LOCAL_RESTART_WAIT_MS);
+    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    sqlite3_busy_timeout(db, PC_LOCAL_BUSY_TIMEOUT_MS);
+    pthread_mutex_lock(&c->mu);
+    if (rc == SQLITE_OK) {
+        c->stats.restarts++;
+        c->stats.started_over++;
+        c->frames = c->copied = c->retry_at = 0; /* the next commit begins the log again */
+        c->epoch++;
+    } else {
+        c->stats.busy++;
+        c->retry_at = frames + c->step; /* not at every commit while a reader stays */
+    }
+    c->restarting = false;
+    if (due_locked(c)) pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return SQLITE_OK;
+}
+
+static void *checkpoint_main(void *arg)
+{
+    pc_local_checkpoint *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->stopping && !due_locked(c))
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->stopping) break;
+        uint64_t epoch = c->epoch;
+        c->tried = c->commits;
+        if (c->frames >= c->restart) c->caught_up = epoch + 1;
+        c->working = true;
+        pthread_mutex_unlock(&c->mu);
+
+        int log = 0, ckpt = 0;
+        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
+        pthread_mutex_lock(&c->mu);
+        c->working = false;
+        if (rc == SQLITE_OK) {
+            if (c->failing) pc_log(PC_LOG_INFO, c->id, "write-ahead log checkpoints succeed again");
+            c->failing = false;
+            c->stats.passive++;
+            if (epoch == c->epoch) c->copied = ckpt;
+        } else if (rc != SQLITE_BUSY && !c->failing) {
+            /* BUSY: the writer's RESTART holds the log; it copies everything */
+            c->failing = true;
+            pc_log(PC_LOG_WARN, c->id,
+                   "write-ahead log checkpoint failed: %s (retried after the next commit)",
+                   sqlite3_errmsg(c->db));
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path, sqlite3 *writer,
+                                                int step_pages, int restart_pages)
+{
+    /* Nothing checkpoints |writer| from its own thread any more, whatever happens below. */
+    sqlite3_wal_hook(writer, NULL, NULL);
+    pc_local_checkpoint *c = pc_xcalloc(1, sizeof(*c));
+    c->id = id;
+    c->writer = writer;
+    c->step = step_pages > 0 ? step_pages : 1;
+    c->restart = restart_pages > c->step ? restart_pages : c->step;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, id, "cannot open %s for checkpoints: %s", path,
+               c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        pc_local_checkpoint_destroy(c);
+        return NULL;
+    }
+    /* A connection learns that the file is in WAL mode on its first read;
+     * until then its checkpoints do nothing. */
+    rc = sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        pc_log(PC_LOG_ERROR, id, "cannot read %s for checkpoints: %s", path, sqlite3_errmsg(c->db));
+        pc_local_checkpoint_destroy(c);
+        return NULL;
+    }
+    rc = pthread_create(&c->thread, NULL, checkpoint_main, c);
+    if (rc != 0) {
+        pc_log(PC_LOG_ERROR, id, "cannot start the checkpoint thread: %s", strerror(rc));
+        pc_local_checkpoint_destroy(c);
+        return NULL;
+    }
+    c->running = true;
+    sqlite3_wal_hook(writer, hook, c);
+    return c;
+}
+
+void pc_local_checkpoint_destroy(pc_local_checkpoint *c)
+{
+    if (!c) return;
+    sqlite3_wal_hook(c->writer, NULL, NULL);
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+    }
+    sqlite3_close(c->db);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void pc_local_checkpoint_get_stats(pc_local_checkpoint *c, pc_local_checkpoint_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = c->stats;
+    pthread_mutex_unlock(&c->mu);
+}

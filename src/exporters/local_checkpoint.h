@@ -1,0 +1,77 @@
+/*
+ * local_checkpoint.h - the embedded store's checkpointer: a thread with its
+ * own connection that copies one database file's write-ahead log back into
+ * the file, so the thread that writes it never does.
+ *
+ * Data flow: the writing connection (the span writer's prela.db, the index
+ * thread's prela-search.db) commits → its WAL hook (installed here) counts
+ * the log's frames and wakes this thread → a PASSIVE checkpoint from this
+ * thread's connection copies the new frames into the database file and
+ * syncs it, while the writer goes on appending to the log.
+ *
+ * Why a thread: a checkpoint reads the log, writes its pages at their places
+ * in the file and fsyncs the file. Done in the commit's hook (as before), the
+ * writer did all of that between two transactions (at 3 million spans
+ * stored, its pages spread over the whole file, the checkpoints' fsyncs
+ * alone were 12 % of the collector's CPU samples), and the requests waiting
+ * for the next commit waited for them too.
+ *
+ * Policy: the thread checkpoints (PASSIVE) once |step_pages| frames were
+ * added since its last checkpoint copied the log. Only the writer can start
+ * the log over, and only when every frame is copied and no reader still
+ * reads old ones: it does so by itself at its next transaction when a
+ * checkpoint happened to copy everything; else, once the log holds
+ * |restart_pages| frames, the hook runs a RESTART checkpoint from the
+ * writer's connection, which copies the rest (about one step), waits at most
+ * PC_LOCAL_RESTART_WAIT_MS for readers of old frames, and starts the log over
+ * even while reads run (a PASSIVE one alone never lets it, and the log grew
+ * to 800 MB); when readers keep it from finishing, the writer tries again
+ * once another step of frames is in the log. So the log stays near
+ * |restart_pages| pages unless a read outlasts it (reads are bounded by the
+ * query timeout), and the writer's journal_size_limit truncates the file
+ * back after a restart.
+ *
+ * Durability is the writer's: a commit is durable once it is in the log
+ * (synchronous FULL or NORMAL as configured); a checkpoint only moves it.
+ */
+#ifndef PC_LOCAL_CHECKPOINT_H
+#define PC_LOCAL_CHECKPOINT_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+typedef struct pc_local_checkpoint pc_local_checkpoint;
+
+/* The store's thresholds, in pages of 4 KiB: 8 MiB and 64 MiB. */
+#define PC_LOCAL_CHECKPOINT_PAGES 2048
+#define PC_LOCAL_RESTART_PAGES 16384
+/* Longest a RESTART checkpoint waits for readers (the writer waits with it). */
+#define PC_LOCAL_RESTART_WAIT_MS 100
+
+/*
+ * Opens a connection of its own to |path|, the file |writer| (a WAL
+ * connection, pc_local_db_open) writes, replaces |writer|'s WAL hook with
+ * this module's and starts the thread. Returns NULL after logging as |id|
+ * (borrowed; |writer| is then left without a hook, so nothing checkpoints
+ * it until it closes). |writer| must outlive the checkpointer.
+ */
+pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path, sqlite3 *writer,
+                                                int step_pages, int restart_pages);
+
+/* Stops the thread (after the checkpoint under way, if any), removes the
+ * hook from the writer connection and closes this module's connection. Call
+ * when no transaction of the writer runs. Accepts NULL. */
+void pc_local_checkpoint_destroy(pc_local_checkpoint *c);
+
+/* What the thread did so far (tests, benchmarks). */
+typedef struct pc_local_checkpoint_stats {
+    int64_t passive;  /* the thread's PASSIVE checkpoints */
+    int64_t restarts; /* the writer's RESTART checkpoints that started the log over */
+    int64_t busy;     /* the writer's RESTART checkpoints readers kept from it */
+    int64_t started_over; /* times the log began again (those restarts and the writer's own) */
+    int max_frames;   /* the most frames the log held at a commit */
+} pc_local_checkpoint_stats;
+
+void pc_local_checkpoint_get_stats(pc_local_checkpoint *c, pc_local_checkpoint_stats *out);
+
+#endif

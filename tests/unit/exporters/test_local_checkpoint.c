@@ -1,0 +1,176 @@
+/*
+ * test_local_checkpoint.c - the embedded store's checkpointer thread
+ * (local_checkpoint.h) on a real WAL file: the thread copies the log while a
+ * writer commits, the log starts over and stays bounded, a reader that keeps
+ * old frames makes the writer's RESTART give up after its wait (never block
+ * the writer longer, nor try at every commit), the log starts over once the
+ * reader is gone, and every
+ * committed row is in the file, intact, after the checkpointer is destroyed.
+ */
+#include "check.h"
+
+#include "exporters/local_checkpoint.h"
+#include "exporters/local_store.h"
+
+#include "timefmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Small thresholds so a test writes a few MB: 64 and 512 pages. */
+#define STEP 64
+#define RESTART 512
+#define ROWS_PER_TXN 16 /* of 4000 bytes: about 17 pages a commit */
+
+typedef struct fixture {
+    char dir[64], path[96];
+    sqlite3 *w;
+    pc_local_checkpoint *c;
+    int64_t rows;
+} fixture;
+
+static void setup(fixture *f)
+{
+    memset(f, 0, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/pc_ckpt_XXXXXX");
+    CHECK(mkdtemp(f->dir) != NULL);
+    snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+    f->w = pc_local_db_open("test", f->path, false);
+    CHECK(f->w != NULL);
+    CHECK_EQ_INT(sqlite3_exec(f->w, "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)", NULL, NULL,
+                              NULL),
+                 SQLITE_OK);
+    f->c = pc_local_checkpoint_create("test", f->path, f->w, STEP, RESTART);
+    CHECK(f->c != NULL);
+}
+
+/* One transaction of ROWS_PER_TXN rows; returns how long its commit took (ns). */
+static int64_t commit_one(fixture *f)
+{
+    sqlite3_stmt *st = NULL;
+    CHECK_EQ_INT(sqlite3_exec(f->w, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_prepare_v2(f->w, "INSERT INTO t (b) VALUES (randomblob(4000))", -1, &st,
+                                    NULL),
+                 SQLITE_OK);
+    for (int i = 0; i < ROWS_PER_TXN; i++) {
+        CHECK_EQ_INT(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    int64_t t0 = pc_time_mono_ns();
+    CHECK_EQ_INT(sqlite3_exec(f->w, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    f->rows += ROWS_PER_TXN;
+    return pc_time_mono_ns() - t0;
+}
+
+static int64_t count_rows(const char *path)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int64_t n = pc_local_scalar(db, "SELECT count(*) FROM t");
+    sqlite3_stmt *st = NULL;
+    CHECK_EQ_INT(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+    CHECK_EQ_STR((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Destroys the checkpointer, commits once more (no hook left), closes, and
+ * checks every row is there. */
+static void teardown(fixture *f)
+{
+    pc_local_checkpoint_destroy(f->c);
+    commit_one(f);
+    sqlite3_close(f->w);
+    CHECK_EQ_INT(count_rows(f->path), f->rows);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+/* A writer alone: the thread checkpoints, the log starts over again and again
+ * and never grows far past RESTART. */
+static void test_writer_alone(void)
+{
+    fixture f;
+    setup(&f);
+    for (int i = 0; i < 600; i++)
+        commit_one(&f);
+    pc_local_checkpoint_stats s;
+    pc_local_checkpoint_get_stats(f.c, &s);
+    fprintf(stderr, "    alone: passive %lld, restarts %lld, busy %lld, started over %lld, max frames %d\n",
+           (long long)s.passive, (long long)s.restarts, (long long)s.busy,
+           (long long)s.started_over, s.max_frames);
+    CHECK(s.passive > 0);
+    CHECK(s.started_over >= 10); /* about 10,000 frames written in logs of at most ~600 */
+    CHECK(s.max_frames <= 2 * RESTART);
+    CHECK_EQ_INT(s.busy, 0);
+    teardown(&f);
+}
+
+/* A reader holding frames of the log: the writer's RESTART waits for it at
+ * most PC_LOCAL_RESTART_WAIT_MS per try and gives up (busy), the log grows
+ * meanwhile, and starts over once the reader is gone. */
+static void test_reader_holds_the_log(void)
+{
+    fixture f;
+    setup(&f);
+    commit_one(&f); /* frames in the log, none copied yet: the reader reads from it */
+    sqlite3 *r = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(f.path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(r, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ_INT(pc_local_scalar(r, "SELECT count(*) FROM t"), f.rows);
+
+    int64_t worst = 0;
+    for (int i = 0; i < 80; i++) {
+        int64_t ns = commit_one(&f);
+        if (ns > worst) worst = ns;
+    }
+    pc_local_checkpoint_stats held;
+    pc_local_checkpoint_get_stats(f.c, &held);
+    fprintf(stderr, "    held: restarts %lld, busy %lld, max frames %d, slowest commit %.1f ms\n",
+           (long long)held.restarts, (long long)held.busy, held.max_frames, worst / 1e6);
+    CHECK_EQ_INT(held.restarts, 0);
+    CHECK(held.busy >= 1);
+    /* Tried once per STEP frames past RESTART, not at each of the ~75 commits past it. */
+    CHECK(held.busy <= (held.max_frames - RESTART) / STEP + 1);
+    CHECK(held.max_frames > RESTART);
+    /* A commit waits for one RESTART try at most: 100 ms, plus slack for a loaded machine. */
+    CHECK(worst < 20 * PC_LOCAL_RESTART_WAIT_MS * 1000000LL);
+    /* The reader still sees the rows of its snapshot. */
+    CHECK_EQ_INT(pc_local_scalar(r, "SELECT count(*) FROM t"), ROWS_PER_TXN);
+    CHECK_EQ_INT(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(r);
+
+    for (int i = 0; i < 20; i++)
+        commit_one(&f);
+    pc_local_checkpoint_stats after;
+    pc_local_checkpoint_get_stats(f.c, &after);
+    CHECK(after.restarts >= 1);
+    CHECK(after.started_over >= 1);
+    teardown(&f);
+}
+
+/* Destroy right after create, and with nothing ever committed. */
+static void test_idle(void)
+{
+    fixture f;
+    setup(&f);
+    pc_local_checkpoint_stats s;
+    pc_local_checkpoint_get_stats(f.c, &s);
+    CHECK_EQ_INT(s.passive, 0);
+    teardown(&f);
+    pc_local_checkpoint_destroy(NULL);
+}
+
+int main(void)
+{
+    RUN(test_writer_alone);
+    RUN(test_reader_holds_the_log);
+    RUN(test_idle);
+    return CHECK_DONE();
+}
