@@ -13,11 +13,15 @@
  * not know is a record that can never be delivered: logged and dropped.
  *
  * The drainer sleeps on a condition variable: an append or a kick wakes it
- * when idle, and a kick cuts a retry wait short. Refusals (full, disk error)
- * are logged on the change into the refusing state and out of it, never per
- * batch, and at most once per REFUSAL_LOG_MS: a spool kept full by a load
- * the destination cannot follow refuses, takes a batch once a drained record
- * frees room, refuses again, many times a second.
+ * when idle, and a kick cuts a retry wait short. Two states are logged as
+ * episodes (struct episode): refusals (full, disk error) and spooling (the
+ * destination did not take batches in time, until the spool is drained). An
+ * episode is logged on the change into the state and out of it, never per
+ * batch, and its start at most once per EPISODE_LOG_MS, its end only when
+ * its start was: a spool kept full by a load the destination cannot follow
+ * refuses, takes a batch once a drained record frees room, refuses again,
+ * many times a second, and a destination that keeps up only just spools a
+ * batch and drains it as often.
  */
 #include "spooler.h"
 
@@ -37,8 +41,32 @@
 #define RETRY_MAX_MS 5000
 #define IDLE_WAIT_MS 1000 /* an idle drainer looks again this often anyway */
 #define WINDOW 32         /* records in flight at once without a flush function */
-#define REFUSAL_LOG_MS 10000 /* refusals are logged at most this often */
+#define EPISODE_LOG_MS 10000 /* an episode's start is logged at most this often */
 enum { CODEC_RAW = 0, CODEC_ZSTD = 1 };
+
+/* A state logged as an episode (see the top). Atomics. */
+typedef struct episode {
+    int told;       /* this episode's start was logged: its end is logged too */
+    int64_t logged; /* monotonic ns of the last start logged; 0 = none */
+} episode;
+
+/* The state began: true when its start is to be logged (once per EPISODE_LOG_MS). */
+static bool episode_begins(episode *e)
+{
+    int64_t now = pc_time_mono_ns(), last = __atomic_load_n(&e->logged, __ATOMIC_ACQUIRE);
+    if (last && now - last < EPISODE_LOG_MS * 1000000LL) return false;
+    if (!__atomic_compare_exchange_n(&e->logged, &last, now, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return false;
+    __atomic_store_n(&e->told, 1, __ATOMIC_RELEASE);
+    return true;
+}
+
+/* The state ended: true when its end is to be logged (its start was). */
+static bool episode_ends(episode *e)
+{
+    return __atomic_exchange_n(&e->told, 0, __ATOMIC_ACQ_REL) != 0;
+}
 
 /* The records a round has begun and not yet ended, oldest first. */
 typedef struct inflight {
@@ -72,9 +100,9 @@ struct pc_spooler {
     uint64_t appended, drained, dropped, refused;
     int refusing;          /* the last append was refused */
     int refuse_rc;         /* its result */
-    int refusal_told;      /* this refusal was logged: its end is logged too */
-    int64_t refusal_logged; /* monotonic ns of the last refusal logged; 0 = none */
+    episode refusal;       /* refusing's log */
     int64_t pending_wall;  /* wall ns since records became pending; 0 = none */
+    episode spooling;      /* pending_wall's log (not in spool-first mode) */
 };
 
 int pc_spooler_validate(const pc_spooler_cfg *c, int64_t timeout_ms, bool first_ok, char *err,
@@ -139,6 +167,7 @@ pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spoole
     pc_spool_get_stats(sp, &st);
     if (st.records && !s->first) {
         s->pending_wall = pc_time_now_ns();
+        s->spooling = (episode){.told = 1, .logged = pc_time_mono_ns()}; /* "spool drained" ends it */
         pc_log(PC_LOG_INFO, id, "spool %s holds %llu batches (%llu bytes) from before; draining",
                c->directory, (unsigned long long)st.records, (unsigned long long)st.bytes);
     }
@@ -321,10 +350,11 @@ static void *drain_main(void *arg)
         int rc;
         bool retry = drain_round(s, &rc);
         if (rc == PC_SPOOL_EMPTY) {
-            if (__atomic_exchange_n(&s->pending_wall, 0, __ATOMIC_ACQ_REL) && !s->first)
+            if (__atomic_exchange_n(&s->pending_wall, 0, __ATOMIC_ACQ_REL) &&
+                episode_ends(&s->spooling))
                 pc_log(PC_LOG_INFO, s->id, "spool drained");
             if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL) &&
-                __atomic_exchange_n(&s->refusal_told, 0, __ATOMIC_ACQ_REL))
+                episode_ends(&s->refusal))
                 pc_log(PC_LOG_INFO, s->id, "the spool is empty and takes batches again");
             retry_ms = 0;
             wait_ms(s, IDLE_WAIT_MS, true);
@@ -424,22 +454,18 @@ int pc_spooler_append(pc_spooler *s, const void *rec, size_t n)
         int64_t zero = 0;
         if (!s->first &&
             __atomic_compare_exchange_n(&s->pending_wall, &zero, pc_time_now_ns(), false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+            episode_begins(&s->spooling))
             pc_log(PC_LOG_WARN, s->id, "spooling batches the destination did not take in time");
-        if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL) &&
-            __atomic_exchange_n(&s->refusal_told, 0, __ATOMIC_ACQ_REL))
+        if (__atomic_exchange_n(&s->refusing, 0, __ATOMIC_ACQ_REL) && episode_ends(&s->refusal))
             pc_log(PC_LOG_INFO, s->id, "the spool takes batches again");
         wake(s, true); /* a drainer in a retry wait keeps waiting */
         return 0;
     }
     __atomic_add_fetch(&s->refused, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&s->refuse_rc, rc, __ATOMIC_RELEASE);
-    int64_t now = pc_time_mono_ns(), last = __atomic_load_n(&s->refusal_logged, __ATOMIC_ACQUIRE);
     if (__atomic_exchange_n(&s->refusing, 1, __ATOMIC_ACQ_REL) == 0 &&
-        (!last || now - last >= REFUSAL_LOG_MS * 1000000LL) &&
-        __atomic_compare_exchange_n(&s->refusal_logged, &last, now, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&s->refusal_told, 1, __ATOMIC_RELEASE);
+        episode_begins(&s->refusal)) {
         char why[256];
         pc_log(PC_LOG_ERROR, s->id, "the spool refuses batches (%s%s%s); answering retry",
                pc_spool_strerror(rc), rc == PC_SPOOL_IO ? ": " : "",

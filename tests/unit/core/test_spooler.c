@@ -296,8 +296,9 @@ static int count_lines(const char *path, const char *needle)
 }
 
 /* A spool kept full (refuses, drains a little, refuses again) logs its
- * refusal once per REFUSAL_LOG_MS, not per episode: stderr is captured. */
-static void test_refusals_are_not_logged_per_episode(void)
+ * refusal once per EPISODE_LOG_MS, not per episode, and so does a spool that
+ * fills and drains again and again: stderr is captured. */
+static void test_episodes_are_logged_once_per_interval(void)
 {
     dest d = {.mode = PC_RETRY};
     pc_spooler_cfg c = cfg("batch", 65536);
@@ -331,6 +332,8 @@ static void test_refusals_are_not_logged_per_episode(void)
     close(fd);
     CHECK_EQ_INT(count_lines(path, "the spool refuses batches"), 1);
     CHECK_EQ_INT(count_lines(path, "takes batches again"), 1);
+    CHECK_EQ_INT(count_lines(path, "did not take in time"), 1);
+    CHECK_EQ_INT(count_lines(path, "spool drained"), 1);
     unlink(path);
 }
 
@@ -384,7 +387,7 @@ int main(void)
     CHECK_EQ_INT(system(cmd), 0);
     RUN(test_first_flushes_a_window);
     CHECK_EQ_INT(system(cmd), 0);
-    RUN(test_refusals_are_not_logged_per_episode);
+    RUN(test_episodes_are_logged_once_per_interval);
     CHECK_EQ_INT(system(cmd), 0);
     return CHECK_DONE();
 }
