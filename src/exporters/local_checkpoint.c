@@ -43,7 +43,7 @@ struct pc_local_checkpoint {
     int retry_at;       /* after a busy RESTART: the next try's log length */
     bool working;    /* the thread runs a checkpoint */
     bool restarting; /* the writer runs its RESTART */
-    bool failing;    /* the thread's last checkpoint failed (logged once per change) */
+    bool failing;    /* the last checkpoint failed (logged once per change) */
     pc_local_checkpoint_stats stats;
 };
 
@@ -92,6 +92,8 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
     sqlite3_busy_timeout(db, PC_LOCAL_BUSY_TIMEOUT_MS);
     pthread_mutex_lock(&c->mu);
     if (rc == SQLITE_OK) {
+        if (c->failing) pc_log(PC_LOG_INFO, c->id, "write-ahead log checkpoints succeed again");
+        c->failing = false;
         c->stats.restarts++;
         c->stats.started_over++;
         c->frames = c->copied = c->retry_at = 0; /* the next commit begins the log again */
@@ -99,6 +101,11 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
     } else {
         c->stats.busy++;
         c->retry_at = frames + c->step; /* not at every commit while a reader stays */
+        if (rc != SQLITE_BUSY && !c->failing) { /* BUSY: readers, the normal case */
+            c->failing = true;
+            pc_log(PC_LOG_WARN, c->id, "write-ahead log restart failed: %s (retried later)",
+                   sqlite3_errstr(rc));
+        }
     }
     c->restarting = false;
     if (due_locked(c)) pthread_cond_signal(&c->cv);

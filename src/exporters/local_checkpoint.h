@@ -67,7 +67,7 @@ void pc_local_checkpoint_destroy(pc_local_checkpoint *c);
 typedef struct pc_local_checkpoint_stats {
     int64_t passive;  /* the thread's PASSIVE checkpoints */
     int64_t restarts; /* the writer's RESTART checkpoints that started the log over */
-    int64_t busy;     /* the writer's RESTART checkpoints readers kept from it */
+    int64_t busy;     /* the writer's RESTART checkpoints readers (or an error) kept from it */
     int64_t started_over; /* times the log began again (those restarts and the writer's own) */
     int max_frames;   /* the most frames the log held at a commit */
 } pc_local_checkpoint_stats;
