@@ -43,8 +43,10 @@ void pc_local_sqlite_setup(void);
 sqlite3 *pc_local_db_open_writer(const char *id, const char *path, bool sync_full);
 
 /* The same without the schema: a writable WAL connection as the writer's
- * (synchronous, page cache, checkpoints, pc_search_text and pc_unzip
- * registered), for the search index file too (local_index.h). */
+ * (synchronous, page cache, journal_size_limit, pc_search_text and pc_unzip
+ * registered), for the search index file too (local_index.h). It never
+ * checkpoints its log by itself: its owner starts a pc_local_checkpoint on it
+ * (local_checkpoint.h) before its first commit. */
 sqlite3 *pc_local_db_open(const char *id, const char *path, bool sync_full);
 
 /* The integer the single-row statement |sql| answers on |db|, or -1 when it

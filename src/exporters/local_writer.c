@@ -8,7 +8,7 @@
  * 10M spans are 100+ MB; SQLite's default 2 MB misses on nearly every trace),
  * no checkpoints of its own: its owner starts a checkpointer thread on it
  * (local_checkpoint.h); journal_size_limit truncates the log back after the
- * checkpointer restarted it.
+ * log starts over.
  *
  * Retention deletes the oldest expired traces a chunk at a time, with their
  * spans, their trace_models rows and their search text (local_schema.c has
