@@ -158,8 +158,9 @@ void pc_ch_sql_traces_from_spans_where(pc_buf *out, const char *db, const char *
     pc_buf_puts(out, " GROUP BY project_id, trace_id");
 }
 
-/* "trace_id = '<id>'", and " AND project_id = '<p>'" when |project_id| is set. */
-static char *where_trace(const char *project_id, const char *trace_id)
+/* "trace_id = '<id>'", " AND project_id = '<p>'" when |project_id| is set, and
+ * " AND _part IN (<parts>)" when |parts| is. */
+static char *where_trace(const char *project_id, const char *trace_id, const char *parts)
 {
     pc_buf w = PC_BUF_INIT;
     pc_buf_puts(&w, "trace_id = ");
@@ -168,13 +169,33 @@ static char *where_trace(const char *project_id, const char *trace_id)
         pc_buf_puts(&w, " AND project_id = ");
         pc_ch_quote_cstr(&w, project_id);
     }
+    if (parts) pc_buf_printf(&w, " AND _part IN (%s)", parts);
     return pc_buf_steal(&w, NULL);
 }
 
-void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
-                         const char *trace_id, int limit, int offset)
+void pc_ch_sql_trace_parts(pc_buf *out, const char *db, const char *project_id,
+                           const char *trace_id)
 {
-    char *w = where_trace(project_id ? project_id : "", trace_id);
+    char *w = where_trace(project_id, trace_id, NULL);
+    pc_buf_printf(out,
+                  "SELECT DISTINCT _part FROM `%s`.spans WHERE %s ORDER BY _part LIMIT %d"
+                  " FORMAT TabSeparated",
+                  db, w, PC_CH_TRACE_PARTS_MAX + 1);
+    free(w);
+}
+
+void pc_ch_sql_parts_active(pc_buf *out, const char *db, const char *parts)
+{
+    pc_buf_puts(out, "SELECT count() FROM system.parts WHERE database = ");
+    pc_ch_quote_cstr(out, db);
+    pc_buf_printf(out, " AND table = 'spans' AND active AND name IN (%s) FORMAT TabSeparated",
+                  parts);
+}
+
+void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
+                         const char *trace_id, const char *parts, int limit, int offset)
+{
+    char *w = where_trace(project_id ? project_id : "", trace_id, parts);
     pc_buf_puts(out, "SELECT " SPAN_COLS " FROM ");
     dedup_spans(out, db, SPAN_COLS, w);
     /* LIMIT offset, count: the form both dialects' servers know */
@@ -192,9 +213,9 @@ static void summaries(pc_buf *out, const char *db, const char *where, const char
 }
 
 void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
-                         const char *trace_id)
+                         const char *trace_id, const char *parts)
 {
-    char *w = where_trace(project_id, trace_id);
+    char *w = where_trace(project_id, trace_id, parts);
     summaries(out, db, w, "project_id");
     free(w);
 }

@@ -32,10 +32,23 @@ void pc_ch_sql_traces_from_spans_where(pc_buf *out, const char *db, const char *
  * Store queries (see store.h). Each appends one SELECT ending in FORMAT
  * TabSeparated whose columns are what pc_ch_read_trace / pc_ch_read_span
  * expect. A NULL |project_id| means every project for get_trace and search
- * (rows grouped by project), and "" (no project) for get_spans.
+ * (rows grouped by project), and "" (no project) for get_spans. |parts|, when
+ * not NULL, is a list of quoted names of the spans table's parts ("'a', 'b'",
+ * from pc_ch_sql_trace_parts' answer): the read opens only those parts.
  */
 void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
-                         const char *trace_id);
+                         const char *trace_id, const char *parts);
+/* The most parts a lookup names (pc_ch_sql_trace_parts asks for one more:
+ * a trace in more parts is read from all of them). */
+#define PC_CH_TRACE_PARTS_MAX 32
+/* The names of the spans table's parts holding rows of the trace (a NULL
+ * |project_id|: of any project), one per line, at most PC_CH_TRACE_PARTS_MAX
+ * + 1. It reads two columns, where a lookup reads all of them. */
+void pc_ch_sql_trace_parts(pc_buf *out, const char *db, const char *project_id,
+                           const char *trace_id);
+/* How many of |parts| (a quoted list, as above) are active parts of the
+ * spans table now: one count. */
+void pc_ch_sql_parts_active(pc_buf *out, const char *db, const char *parts);
 /* "((a0, b0, ...), (a1, b1, ...), ...)": |n| (>= 1) tuples of |ncols| quoted
  * strings, tuple i of cols[0][i], cols[1][i], ... */
 void pc_ch_sql_tuples(pc_buf *out, const char *const *const *cols, size_t ncols, size_t n);
@@ -48,7 +61,7 @@ void pc_ch_sql_trace_tuples(pc_buf *out, const char *const *projects,
 void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,
                             const char *const *trace_ids, size_t n);
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
-                         const char *trace_id, int limit, int offset);
+                         const char *trace_id, const char *parts, int limit, int offset);
 
 /*
  * One window of a trace list (see the contract in clickhouse_query.c): the

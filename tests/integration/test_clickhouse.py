@@ -524,6 +524,104 @@ def test_trace_lookup_uses_primary_key(make_collector, tmp_path, clickhouse):
     assert max(int(r) for r in rows) <= 3 * 8192, rows  # of 300000 rows
 
 
+class MergingProxy(http.server.ThreadingHTTPServer):
+    """An HTTP proxy in front of the server |srv| that, before it forwards the first read
+    naming parts of the spans table (`_part IN`), merges the spans table (OPTIMIZE ...
+    FINAL): the parts the collector found a moment before are gone when it reads them."""
+
+    def __init__(self, srv, db):
+        self.srv, self.db, self.merged, self.reads = srv, db, 0, []
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def relay(self, method):
+            px = self.server
+            n = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(n) if n else b""
+            sql = body.decode(errors="replace") + urllib.parse.unquote(self.path)
+            if "_part IN" in sql:
+                px.reads.append(sql)
+                if px.merged == 0:
+                    px.srv.query(f"OPTIMIZE TABLE {px.db}.spans FINAL")
+                    px.merged += 1
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in ("host", "content-length", "connection")}
+            r = requests.request(method, px.srv.url + self.path, data=body, headers=headers,
+                                 timeout=60)
+            self.send_response(r.status_code)
+            for k, v in r.headers.items():
+                if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                     "content-encoding"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(r.content)))
+            self.end_headers()
+            self.wfile.write(r.content)
+
+        def do_POST(self):
+            self.relay("POST")
+
+        def do_GET(self):
+            self.relay("GET")
+
+
+def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clickhouse):
+    """A lookup finds the parts holding the trace, reads its columns from those only
+    (`_part IN`), and checks they are still active (clickhouse_store.c)."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    traces = recent_traces(2)
+    assert post_otlp(c, traces).status_code == 200
+    srv.query(f"SYSTEM STOP MERGES {db}.spans")
+    for k in range(5):  # five more parts, each with a granule in every trace id's range
+        srv.query(f"INSERT INTO {db}.spans (trace_id, project_id, span_id, started_at, start_ns)"
+                  f" SELECT lower(hex(MD5(toString(number)))), 'default', toString(number),"
+                  f" toDateTime(1790000000), 0 FROM numbers({k * 2000}, 2000)")
+    parts = srv.query(f"SELECT count() FROM system.parts WHERE database = '{db}' "
+                      f"AND table = 'spans' AND active").strip()
+    assert int(parts) >= 6, parts
+    tid = traces[1]["trace_id"]
+    assert c.trace(tid)["trace"]["span_count"] == 10
+    assert c.get(f"/api/v1/traces/{tid}/spans").json()["count"] == 10
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows, query LIKE '%_part IN%' FROM system.query_log "
+                     f"WHERE type = 2 AND query LIKE '%{tid}%' AND query LIKE '%attributes%'")
+    reads = [line.split("\t") for line in rows.split("\n") if line]
+    assert reads and all(flag == "1" for _, flag in reads), reads  # named parts
+    assert max(int(n) for n, _ in reads) <= 256, reads  # one granule of one part, not six
+    srv.query(f"SYSTEM START MERGES {db}.spans")
+
+
+def test_trace_lookups_read_again_after_a_merge(make_collector, tmp_path, engine):
+    """A merge between finding a trace's parts and reading them: the check that the parts
+    are still active fails, and the lookup reads every part; the answers are whole."""
+    srv, _ = engine
+    db = srv.database()
+    proxy = MergingProxy(srv, db)
+    try:
+        c = ch_collector(make_collector, tmp_path, srv, db, port=proxy.server_address[1])
+        lo = make_collector(data_dir=str(tmp_path / "local"))
+        traces = recent_traces(3)
+        for t in traces:  # three inserts, three parts (at least) to merge
+            for x in (c, lo):
+                assert post_otlp(x, [t]).status_code == 200
+        tid = traces[1]["trace_id"]
+        t = same(c, lo, f"/api/v1/traces/{tid}")["trace"]
+        assert t["span_count"] == 10
+        assert proxy.merged == 1 and proxy.reads, proxy.reads  # merged before the first read
+        spans = same(c, lo, f"/api/v1/traces/{tid}/spans", limit=4, offset=3)["spans"]
+        assert len(spans) == 4
+        assert len(proxy.reads) >= 2  # the later lookups named the merged part
+    finally:
+        proxy.shutdown()
+
+
 def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse):
     """A list of recent traces reads the newest rows of the traces index (and the page's
     spans), not every trace: 300,000 traces rows of 20 days ago are not read

@@ -418,22 +418,42 @@ static void test_query_builders(void)
     const char *evil = "x' OR 1=1 --\\";
     const char *esc = "'x\\' OR 1=1 --\\\\'";
     pc_buf b = PC_BUF_INIT;
-    pc_ch_sql_get_spans(&b, "db", "p1", evil, 100, 0);
+    pc_ch_sql_get_spans(&b, "db", "p1", evil, NULL, 100, 0);
     CHECK(has(&b, "FROM `db`.spans WHERE trace_id = 'x\\' OR 1=1 --\\\\' AND project_id = 'p1'"));
     CHECK(has(&b, "LIMIT 1 BY project_id, trace_id, span_id"));
     CHECK(has(&b, "ORDER BY start_ns, span_id LIMIT 0, 100 FORMAT TabSeparated"));
     pc_buf_reset(&b);
-    pc_ch_sql_get_spans(&b, "db", evil, "t", 100, 0); /* the project is quoted too */
+    pc_ch_sql_get_spans(&b, "db", evil, "t", NULL, 100, 0); /* the project is quoted too */
     CHECK(has(&b, "WHERE trace_id = 't' AND project_id = 'x\\' OR 1=1 --\\\\'"));
     pc_buf_reset(&b);
-    pc_ch_sql_get_trace(&b, "db", NULL, evil);
+    pc_ch_sql_get_trace(&b, "db", NULL, evil, NULL);
     CHECK(has(&b, esc));
     CHECK(!strstr(b.data, "project_id = ")); /* any project: one row per project */
     CHECK(has(&b, "GROUP BY project_id, trace_id ORDER BY project_id FORMAT TabSeparated"));
     CHECK(!strstr(b.data, "`db`.traces")); /* a trace by id reads spans by primary key only */
     pc_buf_reset(&b);
-    pc_ch_sql_get_trace(&b, "db", "p'", "t");
+    pc_ch_sql_get_trace(&b, "db", "p'", "t", NULL);
     CHECK(has(&b, "WHERE trace_id = 't' AND project_id = 'p\\''"));
+    CHECK(!strstr(b.data, "_part"));
+    pc_buf_reset(&b);
+    /* a lookup by parts: find them on the key, name them, check them still active */
+    pc_ch_sql_trace_parts(&b, "db", "p'", evil);
+    CHECK(has(&b, "SELECT DISTINCT _part FROM `db`.spans WHERE trace_id = 'x\\' OR 1=1 --\\\\'"
+                  " AND project_id = 'p\\'' ORDER BY _part LIMIT 33 FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    pc_ch_sql_trace_parts(&b, "db", NULL, "t");
+    CHECK(!strstr(b.data, "project_id"));
+    pc_buf_reset(&b);
+    pc_ch_sql_get_trace(&b, "db", "p", "t", "'202611_1_1_0', '202612_2_9_1'");
+    CHECK(has(&b, "WHERE trace_id = 't' AND project_id = 'p'"
+                  " AND _part IN ('202611_1_1_0', '202612_2_9_1')"));
+    pc_buf_reset(&b);
+    pc_ch_sql_get_spans(&b, "db", "p", "t", "'202611_1_1_0'", 10, 0);
+    CHECK(has(&b, "AND project_id = 'p' AND _part IN ('202611_1_1_0')"));
+    pc_buf_reset(&b);
+    pc_ch_sql_parts_active(&b, "d'b", "'202611_1_1_0'");
+    CHECK(has(&b, "FROM system.parts WHERE database = 'd\\'b' AND table = 'spans' AND active"
+                  " AND name IN ('202611_1_1_0') FORMAT TabSeparated"));
     pc_buf_reset(&b);
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
