@@ -32,6 +32,9 @@
  *           1,792 rows (7,168 at 1024), the spans of a page of 108 random
  *           traces 163k rows (436k at 1024). Random traces cost a granule per
  *           part each: this is what a page of lists still pays (see below).
+ *           A trace lookup names the parts holding the trace (found first on
+ *           trace_id and project_id, clickhouse_store.c), so only those parts
+ *           open all of its columns.
  *           Modern: the JSON columns are zstd-compressed (18.16 has no
  *           column codecs). Merges are eventual, so every read also
  *           deduplicates: ORDER BY project_id, trace_id, span_id, created_ns
