@@ -309,9 +309,10 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
  * reads its columns from those (`_part IN`, which prunes parts on both
  * dialects), then checks that they are all still active (run_lookup). A merge
  * between the first read and the second would have replaced a named part and
- * left its rows out: the lookup is then read again from every part. A check
- * that passes proves the second read saw the named parts whole, since a part
- * once replaced is never active again.
+ * left its rows out: the lookup is then read again from every part, as it is
+ * when the check fails (a user who may not read system.parts). A check that
+ * passes proves the second read saw the named parts whole, since a part once
+ * replaced is never active again.
  */
 typedef struct lookup_parts {
     pc_buf list; /* the parts' names, quoted: "'a', 'b'" */
@@ -349,15 +350,15 @@ static int run_lookup(pc_ch_store *S, const lookup_parts *p, const pc_buf *in_pa
     if (rc < 0) return rc;
     pc_buf sql = PC_BUF_INIT, active;
     pc_ch_sql_parts_active(&sql, S->database, p->list.data);
-    rc = pc_ch_store_run(S, sql.data, what, PC_CH_READ_SETTINGS, &active);
+    rc = pc_ch_store_run(S, sql.data, "check a trace's parts", PC_CH_READ_SETTINGS, &active);
     pc_buf_free(&sql);
     long n = rc == 0 && active.data ? strtol(active.data, NULL, 10) : -1;
     if (rc == 0) pc_buf_free(&active);
-    if (rc < 0 || n == p->n) {
-        if (rc < 0) pc_buf_free(out);
-        return rc;
-    }
+    if (n == p->n) return 0;
     pc_buf_free(out);
+    if (rc == PC_STORE_TIMEOUT) return rc;
+    /* replaced meanwhile, or the check failed (a user who may not read
+     * system.parts, logged): every part */
     __atomic_add_fetch(&S->lookups_again, 1, __ATOMIC_RELAXED);
     return pc_ch_store_run(S, every->data, what, PC_CH_READ_SETTINGS, out);
 }

@@ -531,6 +531,7 @@ class MergingProxy(http.server.ThreadingHTTPServer):
 
     def __init__(self, srv, db):
         self.srv, self.db, self.merged, self.reads = srv, db, 0, []
+        self.deny_parts = 0  # > 0: refuse reads of system.parts (counted) as a locked-down user
         super().__init__(("127.0.0.1", 0), self.Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -545,6 +546,14 @@ class MergingProxy(http.server.ThreadingHTTPServer):
             n = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(n) if n else b""
             sql = body.decode(errors="replace") + urllib.parse.unquote(self.path)
+            if "system.parts" in sql and px.deny_parts:
+                px.deny_parts += 1
+                msg = b"Code: 497, e.displayText() = DB::Exception: Not enough privileges\n"
+                self.send_response(500)
+                self.send_header("Content-Length", str(len(msg)))
+                self.end_headers()
+                self.wfile.write(msg)
+                return
             if "_part IN" in sql:
                 px.reads.append(sql)
                 if px.merged == 0:
@@ -618,6 +627,10 @@ def test_trace_lookups_read_again_after_a_merge(make_collector, tmp_path, engine
         spans = same(c, lo, f"/api/v1/traces/{tid}/spans", limit=4, offset=3)["spans"]
         assert len(spans) == 4
         assert len(proxy.reads) >= 2  # the later lookups named the merged part
+        proxy.deny_parts = 1  # the check cannot run: every part is read, the answers whole
+        same(c, lo, f"/api/v1/traces/{tid}")
+        same(c, lo, f"/api/v1/traces/{traces[2]['trace_id']}/spans")
+        assert proxy.deny_parts >= 3, proxy.deny_parts
     finally:
         proxy.shutdown()
 
