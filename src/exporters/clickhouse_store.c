@@ -91,10 +91,13 @@ static void kill_query(pc_ch_store *S, const char *query_id)
  * st_watch_client). */
 static __thread int client_fd = -1;
 
+static void forget_parts(void);
+
 static void st_watch_client(void *ctx, int fd)
 {
     (void)ctx;
     client_fd = fd;
+    forget_parts(); /* a request's found parts serve that request only */
 }
 
 /* True once the peer of socket *|ud| has closed it (or it failed): POLLRDHUP
@@ -319,10 +322,37 @@ typedef struct lookup_parts {
     int n;       /* names in list; 0: the trace has no spans; -1: too many, read every part */
 } lookup_parts;
 
-/* Finds the parts of the spans table holding trace (|project_id|, |trace_id|). 0 / < 0. */
+/* The parts this thread's last lookup found, kept within one API request
+ * (client_fd set): its get trace and get spans find them once. The check
+ * after each read keeps them right; st_watch_client forgets them at each
+ * request's start and end, and reads outside a request (the tail
+ * receiver's) neither keep nor use them. */
+static __thread struct {
+    char *trace, *project; /* NULL trace: none kept; NULL project: found for every project */
+    lookup_parts p;
+} last_found;
+
+static void forget_parts(void)
+{
+    free(last_found.trace);
+    free(last_found.project);
+    pc_buf_free(&last_found.p.list);
+    last_found.trace = last_found.project = NULL;
+}
+
+/* Finds the parts of the spans table holding trace (|project_id|, |trace_id|)
+ * (the request's last ones when they were found for it: those of every
+ * project are a superset of one project's). 0 / < 0. */
 static int find_parts(pc_ch_store *S, const char *project_id, const char *trace_id,
                       lookup_parts *p)
 {
+    if (client_fd >= 0 && last_found.trace && strcmp(last_found.trace, trace_id) == 0 &&
+        (!last_found.project || (project_id && strcmp(last_found.project, project_id) == 0))) {
+        pc_buf_append(&p->list, last_found.p.list.data ? last_found.p.list.data : "",
+                      last_found.p.list.len);
+        p->n = last_found.p.n;
+        return 0;
+    }
     pc_buf sql = PC_BUF_INIT, out;
     pc_ch_sql_trace_parts(&sql, S->database, project_id, trace_id);
     int rc = pc_ch_store_run(S, sql.data, "find a trace's parts", PC_CH_READ_SETTINGS, &out);
@@ -336,6 +366,13 @@ static int find_parts(pc_ch_store *S, const char *project_id, const char *trace_
     }
     if (p->n > PC_CH_TRACE_PARTS_MAX) p->n = -1;
     pc_buf_free(&out);
+    if (client_fd >= 0) {
+        forget_parts();
+        last_found.trace = pc_xstrdup(trace_id);
+        last_found.project = project_id ? pc_xstrdup(project_id) : NULL;
+        pc_buf_append(&last_found.p.list, p->list.data ? p->list.data : "", p->list.len);
+        last_found.p.n = p->n;
+    }
     return 0;
 }
 
@@ -358,7 +395,8 @@ static int run_lookup(pc_ch_store *S, const lookup_parts *p, const pc_buf *in_pa
     pc_buf_free(out);
     if (rc == PC_STORE_TIMEOUT) return rc;
     /* replaced meanwhile, or the check failed (a user who may not read
-     * system.parts, logged): every part */
+     * system.parts, logged): every part, and the next lookup finds them again */
+    forget_parts();
     __atomic_add_fetch(&S->lookups_again, 1, __ATOMIC_RELAXED);
     return pc_ch_store_run(S, every->data, what, PC_CH_READ_SETTINGS, out);
 }

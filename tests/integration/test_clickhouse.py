@@ -604,6 +604,9 @@ def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clic
     reads = [line.split("\t") for line in rows.split("\n") if line]
     assert reads and all(flag == "1" for _, flag in reads), reads  # named parts
     assert max(int(n) for n, _ in reads) <= 256, reads  # one granule of one part, not six
+    finds = srv.query(f"SELECT count() FROM system.query_log WHERE type = 2 AND "
+                      f"query LIKE '%{tid}%' AND query LIKE 'SELECT DISTINCT _part%'").strip()
+    assert finds == "2", finds  # one per request: its get trace and get spans share it
     srv.query(f"SYSTEM START MERGES {db}.spans")
 
 
