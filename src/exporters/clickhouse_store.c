@@ -328,7 +328,8 @@ typedef struct lookup_parts {
  * request's start and end, and reads outside a request (the tail
  * receiver's) neither keep nor use them. */
 static __thread struct {
-    char *trace, *project; /* NULL trace: none kept; NULL project: found for every project */
+    const pc_ch_store *store; /* whose spans table */
+    char *trace, *project;    /* NULL trace: none kept; NULL project: found for every project */
     lookup_parts p;
 } last_found;
 
@@ -346,7 +347,8 @@ static void forget_parts(void)
 static int find_parts(pc_ch_store *S, const char *project_id, const char *trace_id,
                       lookup_parts *p)
 {
-    if (client_fd >= 0 && last_found.trace && strcmp(last_found.trace, trace_id) == 0 &&
+    if (client_fd >= 0 && last_found.trace && last_found.store == S &&
+        strcmp(last_found.trace, trace_id) == 0 &&
         (!last_found.project || (project_id && strcmp(last_found.project, project_id) == 0))) {
         pc_buf_append(&p->list, last_found.p.list.data ? last_found.p.list.data : "",
                       last_found.p.list.len);
@@ -368,6 +370,7 @@ static int find_parts(pc_ch_store *S, const char *project_id, const char *trace_
     pc_buf_free(&out);
     if (client_fd >= 0) {
         forget_parts();
+        last_found.store = S;
         last_found.trace = pc_xstrdup(trace_id);
         last_found.project = project_id ? pc_xstrdup(project_id) : NULL;
         pc_buf_append(&last_found.p.list, p->list.data ? p->list.data : "", p->list.len);
