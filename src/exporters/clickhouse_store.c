@@ -1,7 +1,8 @@
 /*
  * clickhouse_store.c - the query store over ClickHouse (see
- * clickhouse_store.h): each store op builds one SELECT (clickhouse_query.c),
- * runs it read-only and bounded, and parses the TabSeparated rows.
+ * clickhouse_store.h): each store op builds its SELECTs (clickhouse_query.c),
+ * runs them read-only and bounded, and parses the TabSeparated rows. A trace
+ * lookup first finds the parts holding the trace (read_lookup).
  *
  * Data flow: query receiver → st_*() → pc_ch_store_run() → POST with URL settings
  * readonly=1 (the server refuses anything but reading, whatever the SQL
@@ -310,7 +311,7 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
  * the cache; the same columns from the one part holding the trace, 3 ms).
  * So a lookup first finds the trace's parts on two columns (find_parts), then
  * reads its columns from those (`_part IN`, which prunes parts on both
- * dialects), then checks that they are all still active (run_lookup). A merge
+ * dialects), then checks that they are all still active (read_lookup). A merge
  * between the first read and the second would have replaced a named part and
  * left its rows out: the lookup is then read again from every part, as it is
  * when the check fails (a user who may not read system.parts). A check that
@@ -379,50 +380,74 @@ static int find_parts(pc_ch_store *S, const char *project_id, const char *trace_
     return 0;
 }
 
-/* Runs |in_parts| (the lookup naming p's parts) into |out|, or |every| (the
- * same lookup over every part) when p names none or a named part was
- * replaced meanwhile. 0 / < 0. */
-static int run_lookup(pc_ch_store *S, const lookup_parts *p, const pc_buf *in_parts,
-                      const pc_buf *every, const char *what, pc_buf *out)
+/* What a trace lookup reads, and how its SQL is built for |parts| (NULL:
+ * every part). */
+typedef struct lookup {
+    const char *project_id, *trace_id, *what;
+    int limit, offset; /* get spans only */
+    void (*sql)(pc_buf *out, const pc_ch_store *S, const struct lookup *l, const char *parts);
+} lookup;
+
+/* Runs SQL |sql| of |l| (freed here) into |out|. 0 / < 0. */
+static int run_sql(pc_ch_store *S, const lookup *l, pc_buf *sql, pc_buf *out)
 {
-    if (p->n <= 0) return pc_ch_store_run(S, every->data, what, PC_CH_READ_SETTINGS, out);
-    int rc = pc_ch_store_run(S, in_parts->data, what, PC_CH_READ_SETTINGS, out);
-    if (rc < 0) return rc;
+    int rc = pc_ch_store_run(S, sql->data, l->what, PC_CH_READ_SETTINGS, out);
+    pc_buf_free(sql);
+    return rc;
+}
+
+/* Reads |l| into |out|: from the trace's parts, checked still active after,
+ * else (a part replaced meanwhile, the check failed, or the parts not named)
+ * from every part. |*found| = false when the trace has no spans (nothing
+ * read). 0 / < 0. */
+static int read_lookup(pc_ch_store *S, const lookup *l, pc_buf *out, bool *found)
+{
+    lookup_parts p = {PC_BUF_INIT, 0};
+    int rc = find_parts(S, l->project_id, l->trace_id, &p);
+    *found = rc == 0 && p.n != 0;
+    bool named = *found && p.n > 0, every = *found && !named;
     pc_buf sql = PC_BUF_INIT, active;
-    pc_ch_sql_parts_active(&sql, S->database, p->list.data);
-    rc = pc_ch_store_run(S, sql.data, "check a trace's parts", PC_CH_READ_SETTINGS, &active);
-    pc_buf_free(&sql);
-    long n = rc == 0 && active.data ? strtol(active.data, NULL, 10) : -1;
-    if (rc == 0) pc_buf_free(&active);
-    if (n == p->n) return 0;
-    pc_buf_free(out);
-    if (rc == PC_STORE_TIMEOUT) return rc;
-    /* replaced meanwhile, or the check failed (a user who may not read
-     * system.parts, logged): every part, and the next lookup finds them again */
-    forget_parts();
-    __atomic_add_fetch(&S->lookups_again, 1, __ATOMIC_RELAXED);
-    return pc_ch_store_run(S, every->data, what, PC_CH_READ_SETTINGS, out);
+    if (named) {
+        l->sql(&sql, S, l, p.list.data);
+        rc = run_sql(S, l, &sql, out);
+        if (rc == 0) {
+            pc_ch_sql_parts_active(&sql, S->database, p.list.data);
+            int crc = pc_ch_store_run(S, sql.data, "check a trace's parts", PC_CH_READ_SETTINGS,
+                                      &active);
+            pc_buf_free(&sql);
+            long n = crc == 0 && active.data ? strtol(active.data, NULL, 10) : -1;
+            if (crc == 0) pc_buf_free(&active);
+            if (n != p.n) { /* replaced meanwhile, or the check failed (a user who may
+                             * not read system.parts, logged): every part below */
+                pc_buf_free(out);
+                forget_parts(); /* the next lookup finds them again */
+                if (crc == PC_STORE_TIMEOUT) rc = crc;
+                else every = true;
+            }
+        }
+    }
+    pc_buf_free(&p.list);
+    if (!every) return rc;
+    l->sql(&sql, S, l, NULL);
+    return run_sql(S, l, &sql, out);
+}
+
+static void get_trace_sql(pc_buf *out, const pc_ch_store *S, const lookup *l, const char *parts)
+{
+    pc_ch_sql_get_trace(out, S->database, l->project_id, l->trace_id, parts);
 }
 
 static int st_get_trace(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
                         void *ud)
 {
     pc_ch_store *S = ctx;
-    lookup_parts p = {PC_BUF_INIT, 0};
-    int rc = find_parts(S, project_id, trace_id, &p);
-    if (rc < 0 || p.n == 0) {
-        pc_buf_free(&p.list);
-        return rc;
-    }
-    pc_buf in_parts = PC_BUF_INIT, every = PC_BUF_INIT, out;
-    if (p.n > 0) pc_ch_sql_get_trace(&in_parts, S->database, project_id, trace_id, p.list.data);
-    pc_ch_sql_get_trace(&every, S->database, project_id, trace_id, NULL);
-    rc = run_lookup(S, &p, &in_parts, &every, "get trace", &out);
-    pc_buf_free(&in_parts);
-    pc_buf_free(&every);
-    pc_buf_free(&p.list);
-    if (rc < 0) return rc;
-    return deliver(S, &out, "get trace", PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
+    lookup l = {.project_id = project_id, .trace_id = trace_id, .what = "get trace",
+                .sql = get_trace_sql};
+    pc_buf out;
+    bool found;
+    int rc = read_lookup(S, &l, &out, &found);
+    if (rc < 0 || !found) return rc;
+    return deliver(S, &out, l.what, PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
 }
 
 /*
@@ -509,6 +534,11 @@ static int merged_span_row(char **cols, void *cb, void *ud)
     return t->cb(t->ud, &r);
 }
 
+static void get_spans_sql(pc_buf *out, const pc_ch_store *S, const lookup *l, const char *parts)
+{
+    pc_ch_sql_get_spans(out, S->database, l->project_id, l->trace_id, parts, l->limit, l->offset);
+}
+
 static int st_get_spans(void *ctx, const char *project_id, const char *trace_id, int limit,
                         int offset, pc_span_cb cb, void *ud)
 {
@@ -519,23 +549,15 @@ static int st_get_spans(void *ctx, const char *project_id, const char *trace_id,
         trace_events_free(&t);
         return rc;
     }
-    const char *project = project_id ? project_id : ""; /* spans of one project only */
-    lookup_parts p = {PC_BUF_INIT, 0};
-    rc = find_parts(S, project, trace_id, &p);
-    pc_buf in_parts = PC_BUF_INIT, every = PC_BUF_INIT, out = PC_BUF_INIT;
-    if (rc == 0 && p.n != 0) {
-        if (p.n > 0)
-            pc_ch_sql_get_spans(&in_parts, S->database, project, trace_id, p.list.data, limit,
-                                offset);
-        pc_ch_sql_get_spans(&every, S->database, project, trace_id, NULL, limit, offset);
-        rc = run_lookup(S, &p, &in_parts, &every, "get spans", &out);
-    }
-    pc_buf_free(&in_parts);
-    pc_buf_free(&every);
-    pc_buf_free(&p.list);
-    if (rc == 0 && p.n != 0)
-        rc = t.n == 0 ? deliver(S, &out, "get spans", PC_CH_SPAN_COLS, span_row, (void *)cb, ud)
-                      : deliver(S, &out, "get spans", PC_CH_SPAN_COLS, merged_span_row, NULL, &t);
+    /* spans of one project only */
+    lookup l = {.project_id = project_id ? project_id : "", .trace_id = trace_id,
+                .what = "get spans", .limit = limit, .offset = offset, .sql = get_spans_sql};
+    pc_buf out;
+    bool found;
+    rc = read_lookup(S, &l, &out, &found);
+    if (rc == 0 && found)
+        rc = t.n == 0 ? deliver(S, &out, l.what, PC_CH_SPAN_COLS, span_row, (void *)cb, ud)
+                      : deliver(S, &out, l.what, PC_CH_SPAN_COLS, merged_span_row, NULL, &t);
     trace_events_free(&t);
     return rc;
 }
@@ -731,6 +753,5 @@ void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const ch
     S->nonce = (uint64_t)pc_time_now_ns() ^ ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)S;
     S->queries = 0;
     S->killed = 0;
-    S->lookups_again = 0;
     S->rollup_settle_s = -1;
 }
