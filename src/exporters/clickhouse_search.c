@@ -346,14 +346,17 @@ static void run_prefilter(pc_buf *out, const char *const *cols, size_t n, const 
 void pc_ch_sql_verify(pc_buf *out, const char *db, const char *const *projects,
                       const char *const *trace_ids, size_t n, const char *run, size_t run_len)
 {
+    /* the spans by trace id alone (see pc_ch_sql_summaries_of), as a
+     * PREWHERE: the text columns only where a candidate's rows are */
     pc_buf_printf(out,
                   "SELECT project_id, trace_id, '', name, attributes, events, input_messages,"
-                  " output_messages FROM `%s`.spans WHERE (trace_id, project_id) IN ",
+                  " output_messages FROM `%s`.spans PREWHERE ",
                   db);
-    pc_ch_sql_trace_tuples(out, projects, trace_ids, n);
+    pc_ch_sql_trace_ids_in(out, trace_ids, n);
     if (run_len) {
         static const char *const cols[] = {"name", "attributes", "events", "input_messages",
                                            "output_messages"};
+        pc_buf_lit(out, " WHERE 1");
         run_prefilter(out, cols, sizeof(cols) / sizeof(cols[0]), run, run_len);
     }
     pc_buf_printf(out,

@@ -140,7 +140,9 @@ void pc_ch_sql_search_candidates(pc_buf *out, const char *db, const uint64_t *ke
                                  int max);
 /*
  * The search columns of the |n| traces (projects[i], trace_ids[i]), their
- * spans' and their attached events' (clickhouse_events.h) in one answer:
+ * spans' and their attached events' (clickhouse_events.h) in one answer.
+ * The spans are read by trace id alone: rows of another project that has one
+ * of those trace ids come too, and the caller drops them. The columns:
  * project_id, trace_id, span_id, name, attributes, events, input_messages,
  * output_messages. A span row has span_id ''; an event row has its span's id,
  * '' as name, '{}' as attributes, the event as a one-event array, '' as

@@ -455,6 +455,13 @@ static void test_query_builders(void)
     CHECK(has(&b, "FROM system.parts WHERE database = 'd\\'b' AND table = 'spans' AND active"
                   " AND name IN ('202611_1_1_0') FORMAT TabSeparated"));
     pc_buf_reset(&b);
+    /* summaries of named traces: read by trace id, the pairs kept after the GROUP BY */
+    const char *sp[2] = {"p1", evil}, *st[2] = {"t1", "t'2"};
+    pc_ch_sql_summaries_of(&b, "db", sp, st, 2);
+    CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN ('t1', 't\\'2') ORDER BY"));
+    CHECK(has(&b, "GROUP BY project_id, trace_id HAVING (project_id, trace_id) IN (('p1', 't1'),"
+                  " ('x\\' OR 1=1 --\\\\', 't\\'2')) ORDER BY t_started DESC"));
+    pc_buf_reset(&b);
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
     pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
