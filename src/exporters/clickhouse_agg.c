@@ -128,6 +128,10 @@ static void keys(pc_buf *out, const char *const *projects, const char *const *se
     pc_buf_puts(out, "('', ''))");
 }
 
+/* The spans are read by trace id alone (see pc_ch_sql_summaries_of): a trace
+ * of another project with one of those ids is grouped on its own and kept
+ * only when its own session is one of |sessions|', in which case the traces
+ * rows name that session too (a trace's least session is one of its rows'). */
 void pc_ch_sql_session_sums(pc_buf *out, const char *db, const char *const *projects,
                             const char *const *sessions, size_t n)
 {
@@ -144,7 +148,7 @@ void pc_ch_sql_session_sums(pc_buf *out, const char *db, const char *const *proj
                   " arraySum(arrayMap(x -> x.4, arraySort(groupArrayIf((created_ns, start_ns,"
                   " span_id, assumeNotNull(cost_usd)), isNotNull(cost_usd))))) AS t_cost FROM ("
                   "SELECT project_id, trace_id, span_id, session_id, input_tokens, output_tokens,"
-                  " cost_usd, created_ns, start_ns FROM `%s`.spans WHERE (project_id, trace_id) IN (SELECT project_id,"
+                  " cost_usd, created_ns, start_ns FROM `%s`.spans PREWHERE trace_id IN (SELECT"
                   " trace_id FROM `%s`.traces WHERE (project_id, session_id) IN %s)"
                   " ORDER BY project_id, trace_id, span_id, created_ns"
                   " LIMIT 1 BY project_id, trace_id, span_id)"

@@ -467,7 +467,7 @@ static void test_query_builders(void)
     pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
     /* candidates: the window's traces rows (from an hour below its edge), those
      * that have a row between the edge and the top, merged per trace */
-    CHECK(has(&b, "(project_id, trace_id) IN (SELECT project_id, trace_id FROM `db`.traces"
+    CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN (SELECT trace_id FROM `db`.traces"
                   " WHERE 1 AND project_id = 'x\\' OR 1=1 --\\\\' AND started_ns >= -3599999999996"
                   " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `db`.traces"
                   " WHERE project_id = 'x\\' OR 1=1 --\\\\' AND started_ns >= 4 AND"
@@ -476,8 +476,12 @@ static void test_query_builders(void)
     CHECK(has(&b, " = 's\\''"));
     CHECK(has(&b, "if(max(status = 'error') = 1, 'error', 'success') = 'error\\''"));
     CHECK(has(&b, "max(position(span_types, ',llm\\',') > 0) = 1"));
-    CHECK(has(&b, "ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT 0, 18)"));
+    CHECK(has(&b, "ORDER BY min(started_ns) DESC, trace_id DESC, project_id DESC LIMIT 0, 18)"
+                  " WHERE project_id = 'x\\' OR 1=1 --\\\\' ORDER BY project_id, trace_id"));
     CHECK(!strstr(b.data, "FROM `db`.spans WHERE span_type")); /* no scan of the spans */
+    CHECK(!strstr(b.data, "HAVING (project_id, trace_id) IN") &&
+          !strstr(b.data, "AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `db`.traces"
+                          " WHERE 1")); /* one project: its condition, no pairs */
     /* the page: exact summaries of the candidates, every condition checked again */
     CHECK(has(&b, "GROUP BY project_id, trace_id HAVING 1 AND t_started >= 4 AND t_started >= 5"
                   " AND t_started <= 9 AND if(countIf(parent_span_id = ''"));
@@ -500,6 +504,10 @@ static void test_query_builders(void)
                   " 't\\'' OR (trace_id = 't\\'' AND project_id < 'p'))))"));
     CHECK(has(&b, "HAVING 1 AND (t_started < 77 OR (t_started = 77 AND (trace_id <"));
     CHECK(has(&b, "LIMIT 0, 10)"));
+    /* every project: the candidates' pairs */
+    CHECK(has(&b, "FROM `db`.spans WHERE (project_id, trace_id) IN (SELECT project_id, trace_id"
+                  " FROM `db`.traces WHERE 1 GROUP BY"));
+    CHECK(!strstr(b.data, "PREWHERE"));
     pc_buf_reset(&b);
     pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01" "Ab", 11, 0);
     /* ASCII case folded here, the value's first PC_CH_SEARCH_PREFIX bytes there */

@@ -183,6 +183,9 @@ static void test_sessions(void)
     /* the page's keys, and one no session has, twice: traces, then sessions */
     CHECK_EQ_INT(count(&b, "((" EVIL_Q ", " ODD_Q "), ('p', ''), ('', ''))"), 2);
     CHECK(has(&b, "LIMIT 1 BY project_id, trace_id, span_id")); /* deduplicated spans */
+    /* spans by trace id, the sessions' pairs checked after the grouping */
+    CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN (SELECT trace_id FROM `db`.traces WHERE"));
+    CHECK(has(&b, "GROUP BY project_id, trace_id) WHERE (project_id, t_session) IN (("));
     pc_buf_reset(&b);
     pc_ch_sql_session_sums(&b, "db", projects, sessions, 0);
     CHECK(has(&b, "IN (('', ''))"));
