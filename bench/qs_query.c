@@ -6,7 +6,7 @@
  *
  *   qs_query --target HOST:PORT --info FILE [--clients "1 8"] [--duration 10s]
  *            [--timeout 10s] [--api-key KEY] [--label NAME] [--tsv FILE]
- *            [--only PREFIX]
+ *            [--only PREFIX] [--project ID]
  *
  * Data flow measured: GET on the query API → the query store (SQLite or
  * ClickHouse) → the JSON answer, read whole. The facts it needs (trace ids,
@@ -21,6 +21,8 @@
  * unless it cannot run.
  *
  * --only runs the endpoints whose name starts with PREFIX (e.g. "stats").
+ * --project adds project_id=ID to every request: one tenant's reads, which the
+ * stores may answer another way than reads of every project.
  * --tsv appends one line per (endpoint, clients): label, endpoint, clients,
  * requests, p50_ms, p99_ms, max_ms, errors, timeouts (scripts/bench-query-scale.sh
  * puts both stores side by side from it).
@@ -202,6 +204,7 @@ static void make_url(char *url, size_t n, const char *base, int e, const info *i
 typedef struct options {
     const char *target, *info, *api_key, *label, *tsv;
     const char *only; /* run the endpoints whose name starts with it (NULL: all) */
+    const char *project; /* project_id of every request (NULL: none) */
     int clients[8], n_clients;
     int64_t duration_ns, timeout_ns;
 } options;
@@ -242,6 +245,11 @@ static void *client_run(void *arg)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     while (lg_now_ns(CLOCK_MONOTONIC) < c->deadline) {
         make_url(url, sizeof(url), base, c->endpoint, c->in, &c->seed);
+        if (c->o->project) {
+            size_t len = strlen(url);
+            snprintf(url + len, sizeof(url) - len, "%sproject_id=%s", strchr(url, '?') ? "&" : "?",
+                     c->o->project);
+        }
         curl_easy_setopt(h, CURLOPT_URL, url);
         int64_t t0 = lg_now_ns(CLOCK_MONOTONIC);
         long code = 0;
@@ -312,7 +320,7 @@ static void usage(FILE *f, int status)
 {
     fprintf(f, "usage: qs_query --target HOST:PORT --info FILE [--clients \"1 8\"]"
                " [--duration 10s]\n                [--timeout 10s] [--api-key KEY]"
-               " [--label NAME] [--tsv FILE]\n                [--only PREFIX]\n");
+               " [--label NAME] [--tsv FILE]\n                [--only PREFIX] [--project ID]\n");
     exit(status);
 }
 
@@ -334,6 +342,7 @@ int main(int argc, char **argv)
         {"--tsv", LG_STR, &o.tsv},
         {"--clients", LG_STR, &clients},
         {"--only", LG_STR, &o.only},
+        {"--project", LG_STR, &o.project},
     };
     int pf = lg_parse_flags("qs_query", argc, argv, flags, sizeof(flags) / sizeof(flags[0]));
     if (pf) usage(pf > 0 ? stdout : stderr, pf > 0 ? 0 : 2);

@@ -17,7 +17,7 @@
 # loopback ports: start what it needs (scripts/lib/bench.sh: start_clickhouse,
 # start_chdb), a collector whose pipeline is otlp → normalize → that store and whose
 # query receiver reads it (sqlite: the local exporter of configs/standalone.yaml;
-# clickhouse, chdb: the clickhouse exporter, as tests/integration/test_clickhouse.py
+# clickhouse, chdb: the clickhouse exporter, as tests/integration/clickhouse_helpers.py
 # configures it); qs_load sends the N spans (--connections at once) and prints spans/s;
 # the store's bytes on disk and its span count give bytes per span; the projection
 # prints, per table (and index, and biggest column), what it holds and its bytes per

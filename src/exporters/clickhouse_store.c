@@ -85,7 +85,6 @@ static void kill_query(pc_ch_store *S, const char *query_id)
         pc_ch_http_log_failure(S->http, &r, "cannot stop an abandoned query");
     else
         pc_buf_free(&r.body);
-    __atomic_add_fetch(&S->killed, 1, __ATOMIC_RELAXED);
 }
 
 /* The socket of the API client the reads of this thread are for (-1: none;
@@ -752,6 +751,5 @@ void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const ch
     S->dialect = PC_CH_LEGACY; /* fewest settings until the server is known */
     S->nonce = (uint64_t)pc_time_now_ns() ^ ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)S;
     S->queries = 0;
-    S->killed = 0;
     S->rollup_settle_s = -1;
 }

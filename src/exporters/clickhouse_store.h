@@ -30,7 +30,6 @@ typedef struct pc_ch_store {
     pc_ch_dialect dialect; /* set by the exporter once the server's version is known */
     uint64_t nonce;        /* query ids are "prela-<nonce>-<n>": unique per store */
     uint64_t queries;      /* reads sent (atomic) */
-    uint64_t killed;       /* reads abandoned and KILLed (atomic) */
     /* Spans first written before this (Unix ns) are not in the search index (a
      * database migrated to schema 5 keeps its older spans unindexed): search
      * scans them too. 0: every span is indexed. Set once, before reads. */

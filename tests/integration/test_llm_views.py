@@ -23,7 +23,7 @@ import workload
 
 from chdb_server import chdb  # noqa: F401  (fixture)
 from services import clickhouse  # noqa: F401  (fixture)
-from test_clickhouse import ch_collector, latency_ms, wait_rollups_built
+from clickhouse_helpers import ch_collector, latency_ms, wait_rollups_built
 
 HOUR = 3600 * 10**9
 MS = 10**6

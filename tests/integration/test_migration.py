@@ -27,7 +27,7 @@ import conftest
 import workload
 from chdb_server import chdb  # noqa: F401  (fixture)
 from services import clickhouse  # noqa: F401  (fixture)
-from test_clickhouse import wait_rollups_built
+from clickhouse_helpers import wait_rollups_built
 
 PREV = "5eb82be"  # the release before project-keyed storage (schema version 1)
 PREV2 = "bf5f3fa"  # the last release of schema version 2 (both stores)

@@ -1,0 +1,348 @@
+"""The ClickHouse query store's reads on both engines (see test_clickhouse.py): trace lookups
+by parts, list and session windows, candidates widened, and the search index.
+"""
+import http.server
+import threading
+import time
+import urllib.parse
+
+import requests
+
+from chdb_server import chdb  # noqa: F401  (fixture)
+from clickhouse_helpers import engine  # noqa: F401  (fixture)
+from clickhouse_helpers import (HOUR, ch_collector, iso, post_otlp, post_prela, recent_traces,
+                                same, twins)
+from services import clickhouse  # noqa: F401  (fixture)
+
+
+def test_trace_lookup_uses_primary_key(make_collector, tmp_path, clickhouse):
+    """get_trace / get_spans read a few granules, not the table (system.query_log)."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    traces = recent_traces(2)
+    assert post_otlp(c, traces).status_code == 200
+    srv.query(f"INSERT INTO {db}.spans (trace_id, span_id, started_at, start_ns) "
+              f"SELECT concat('filler-', toString(number % 50000)), toString(number), "
+              f"toDateTime(1790000000 + number), 0 FROM numbers(300000)")
+    tid = traces[1]["trace_id"]
+    assert c.trace(tid)["trace"]["span_count"] == 10
+    assert c.get(f"/api/v1/traces/{tid}/spans").json()["count"] == 10
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows FROM system.query_log WHERE type = 2 AND "
+                     f"query LIKE '%{tid}%' AND query LIKE '%`{db}`.spans%'").split()
+    assert len(rows) >= 3, rows  # get_trace twice (trace, spans endpoint) + get_spans twice
+    assert max(int(r) for r in rows) <= 3 * 8192, rows  # of 300020 rows
+    # the attached events of the trace (clickhouse_events.h): by the key's prefix too
+    srv.query(f"INSERT INTO {db}.span_events (project_id, trace_id, span_id, ckey, event) "
+              f"SELECT 'default', concat('filler-', toString(number % 50000)), "
+              f"toString(number), number, '{{}}' FROM numbers(300000)")
+    assert c.get(f"/api/v1/traces/{tid}/spans").json()["count"] == 10
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows FROM system.query_log WHERE type = 2 AND "
+                     f"query LIKE '%{tid}%' AND query LIKE '%`{db}`.span_events%'").split()
+    assert len(rows) >= 3, rows
+    assert max(int(r) for r in rows) <= 3 * 8192, rows  # of 300000 rows
+
+
+class MergingProxy(http.server.ThreadingHTTPServer):
+    """An HTTP proxy in front of the server |srv| that, before it forwards the first read
+    naming parts of the spans table (`_part IN`), merges the spans table (OPTIMIZE ...
+    FINAL): the parts the collector found a moment before are gone when it reads them."""
+
+    def __init__(self, srv, db):
+        self.srv, self.db, self.merged, self.reads = srv, db, 0, []
+        self.deny_parts = 0  # > 0: refuse reads of system.parts (counted) as a locked-down user
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def relay(self, method):
+            px = self.server
+            n = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(n) if n else b""
+            sql = body.decode(errors="replace") + urllib.parse.unquote(self.path)
+            if "system.parts" in sql and px.deny_parts:
+                px.deny_parts += 1
+                msg = b"Code: 497, e.displayText() = DB::Exception: Not enough privileges\n"
+                self.send_response(500)
+                self.send_header("Content-Length", str(len(msg)))
+                self.end_headers()
+                self.wfile.write(msg)
+                return
+            if "_part IN" in sql:
+                px.reads.append(sql)
+                if px.merged == 0:
+                    px.srv.query(f"OPTIMIZE TABLE {px.db}.spans FINAL")
+                    px.merged += 1
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in ("host", "content-length", "connection")}
+            r = requests.request(method, px.srv.url + self.path, data=body, headers=headers,
+                                 timeout=60)
+            self.send_response(r.status_code)
+            for k, v in r.headers.items():
+                if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                     "content-encoding"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(r.content)))
+            self.end_headers()
+            self.wfile.write(r.content)
+
+        def do_POST(self):
+            self.relay("POST")
+
+        def do_GET(self):
+            self.relay("GET")
+
+
+def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clickhouse):
+    """A lookup finds the parts holding the trace, reads its columns from those only
+    (`_part IN`), and checks they are still active (clickhouse_store.c)."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    traces = recent_traces(2)
+    assert post_otlp(c, traces).status_code == 200
+    srv.query(f"SYSTEM STOP MERGES {db}.spans")
+    for k in range(5):  # five more parts, each with a granule in every trace id's range
+        srv.query(f"INSERT INTO {db}.spans (trace_id, project_id, span_id, started_at, start_ns)"
+                  f" SELECT lower(hex(MD5(toString(number)))), 'default', toString(number),"
+                  f" toDateTime(1790000000), 0 FROM numbers({k * 2000}, 2000)")
+    parts = srv.query(f"SELECT count() FROM system.parts WHERE database = '{db}' "
+                      f"AND table = 'spans' AND active").strip()
+    assert int(parts) >= 6, parts
+    tid = traces[1]["trace_id"]
+    assert c.trace(tid)["trace"]["span_count"] == 10
+    assert c.get(f"/api/v1/traces/{tid}/spans").json()["count"] == 10
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows, query LIKE '%_part IN%' FROM system.query_log "
+                     f"WHERE type = 2 AND query LIKE '%{tid}%' AND query LIKE '%attributes%'")
+    reads = [line.split("\t") for line in rows.split("\n") if line]
+    assert reads and all(flag == "1" for _, flag in reads), reads  # named parts
+    assert max(int(n) for n, _ in reads) <= 256, reads  # one granule of one part, not six
+    finds = srv.query(f"SELECT count() FROM system.query_log WHERE type = 2 AND "
+                      f"query LIKE '%{tid}%' AND query LIKE 'SELECT DISTINCT _part%'").strip()
+    assert finds == "2", finds  # one per request: its get trace and get spans share it
+    srv.query(f"SYSTEM START MERGES {db}.spans")
+
+
+def test_trace_lookups_read_again_after_a_merge(make_collector, tmp_path, engine):
+    """A merge between finding a trace's parts and reading them: the check that the parts
+    are still active fails, and the lookup reads every part; the answers are whole."""
+    srv, _ = engine
+    db = srv.database()
+    proxy = MergingProxy(srv, db)
+    try:
+        c = ch_collector(make_collector, tmp_path, srv, db, port=proxy.server_address[1])
+        lo = make_collector(data_dir=str(tmp_path / "local"))
+        traces = recent_traces(3)
+        for t in traces:  # three inserts, three parts (at least) to merge
+            for x in (c, lo):
+                assert post_otlp(x, [t]).status_code == 200
+        tid = traces[1]["trace_id"]
+        t = same(c, lo, f"/api/v1/traces/{tid}")["trace"]
+        assert t["span_count"] == 10
+        assert proxy.merged == 1 and proxy.reads, proxy.reads  # merged before the first read
+        spans = same(c, lo, f"/api/v1/traces/{tid}/spans", limit=4, offset=3)["spans"]
+        assert len(spans) == 4
+        assert len(proxy.reads) >= 2  # the later lookups named the merged part
+        proxy.deny_parts = 1  # the check cannot run: every part is read, the answers whole
+        same(c, lo, f"/api/v1/traces/{tid}")
+        same(c, lo, f"/api/v1/traces/{traces[2]['trace_id']}/spans")
+        assert proxy.deny_parts >= 3, proxy.deny_parts
+    finally:
+        proxy.shutdown()
+
+
+def test_list_windows_are_exact(make_collector, tmp_path, engine):
+    """Lists read the traces table window by window (the newest hour below the range's top
+    first, then 4x wider: clickhouse_sql.c). Every page must equal the embedded store's:
+    traces whose spans came in several inserts with start times on both sides of a window's
+    edge (within and beyond the hour read below it), an error that came in a later insert,
+    redelivered batches, equal start times paged with cursors, offsets, ranges, filters."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    now = time.time_ns() // 10**9 * 10**9
+    M = 60 * 10**9
+
+    def span(tid, sid, parent, start, status="success", stype="custom"):
+        d = {"span_id": sid, "trace_id": tid, "name": f"{tid} {sid}", "span_type": stype,
+             "started_at": iso(start), "ended_at": iso(start + 10**9), "status": status}
+        if parent:
+            d["parent_span_id"] = parent
+        return d
+
+    def doc(tid, svc, *spans):
+        return {"trace_id": tid, "service_name": svc, "spans": list(spans)}
+    inserts = [
+        # children inside the first window [now - 1h, ...), the root 5 min before its edge
+        doc("edge-near", "svc-child", span("edge-near", "c1", "r", now - 55 * M)),
+        doc("edge-near", "svc-root", span("edge-near", "r", None, now - 65 * M)),
+        # the root 3 h before a child seen in the first window: beyond the hour read below
+        doc("edge-far", "svc-child", span("edge-far", "c1", "r", now - 10 * M, stype="llm")),
+        doc("edge-far", "svc-root", span("edge-far", "r", None, now - 190 * M)),
+        # the error arrives in a later insert, with a later start
+        doc("late-error", "svc-root", span("late-error", "r", None, now - 20 * M)),
+        doc("late-error", "svc-root", span("late-error", "c1", "r", now - 2 * M, "error")),
+        # an llm span only in the later insert
+        doc("late-llm", "svc-root", span("late-llm", "r", None, now - 30 * M)),
+        doc("late-llm", "svc-root", span("late-llm", "c1", "r", now - 25 * M, stype="llm")),
+    ]
+    # five traces starting at the same instant (cursor ties), and older ones, days apart
+    same_start = now - 40 * M
+    for k in range(5):
+        inserts.append(doc(f"tie-{k}", "svc-tie", span(f"tie-{k}", "r", None, same_start)))
+    for d in (1, 2, 5, 9, 20, 40):
+        inserts.append(doc(f"old-{d}d", "svc-old",
+                           span(f"old-{d}d", "r", None, now - d * 24 * 60 * M,
+                                "error" if d % 2 else "success")))
+    for _ in range(2):  # the second round is a redelivery
+        for d in inserts:
+            for c in (ch, lo):
+                post_prela(c, d)
+    everything = same(ch, lo, "/api/v1/traces", limit=1000)
+    assert everything["count"] == 15
+    ids = [t["trace_id"] for t in everything["traces"]]
+    assert ids.index("edge-far") > ids.index("edge-near") > ids.index("tie-0")  # by true start
+    got = {t["trace_id"]: t for t in everything["traces"]}
+    assert got["edge-far"]["started_at"] == iso(now - 190 * M)
+    assert got["edge-near"]["span_count"] == 2 and got["late-error"]["status"] == "error"
+    # each limit, paged with cursors to the end: the same pages as the embedded store
+    for limit in (1, 3):
+        for params in ({}, {"status": "error"}, {"span_type": "llm"},
+                       {"service_name": "svc-root"}, {"service_name": "svc-child"},
+                       {"start_time": iso(now - 3 * 24 * 60 * M)},
+                       {"end_time": iso(now - 30 * M)},
+                       {"start_time": iso(now - 4 * 60 * M), "end_time": iso(now - 20 * M)}):
+            cursor, seen = None, []
+            while True:
+                q = dict(params, limit=limit) | ({"cursor": cursor} if cursor else {})
+                page = same(ch, lo, "/api/v1/traces", **q)
+                seen += [t["trace_id"] for t in page["traces"]]
+                cursor = page["next"]
+                if not cursor:
+                    break
+            want = [t["trace_id"] for t in same(ch, lo, "/api/v1/traces", limit=1000,
+                                                **params)["traces"]]
+            assert seen == want and len(set(seen)) == len(seen), (limit, params)
+    # the filters that need later inserts find their traces
+    assert [t["trace_id"] for t in ch.get("/api/v1/traces", status="error", limit=2).json()[
+        "traces"]] == ["late-error", "old-1d"]
+    assert {t["trace_id"] for t in ch.get("/api/v1/traces", span_type="llm").json()[
+        "traces"]} == {"late-llm", "edge-far"}
+    for offset in (0, 1, 4, 5, 12, 14, 15, 30):
+        same(ch, lo, "/api/v1/traces", limit=3, offset=offset)
+        same(ch, lo, "/api/v1/traces", limit=2, offset=offset, status="error")
+
+
+def test_session_windows_are_exact(make_collector, tmp_path, engine):
+    """The session list reads the sessions of the newest traces rows first, then 4x wider
+    windows, and keeps a window's page only when no session outside it can rank above its
+    last row (clickhouse_agg.c). Every page must equal the embedded store's and the order
+    computed from what was sent: a session whose one trace started three days ago and ended
+    ten minutes ago (its row is outside the first windows, its last seen inside them), a trace
+    whose recent insert carries no session (its session came in an older insert), a session
+    of two traces weeks apart, a trace in the future, another project, a user; every offset
+    and limit, time ranges."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    now = time.time_ns() // 10**9 * 10**9
+    M = 60 * 10**9
+
+    def span(tid, sid, start, end, attrs):
+        return {"span_id": sid, "trace_id": tid, "name": f"{tid} {sid}", "span_type": "agent",
+                "started_at": iso(start), "ended_at": iso(end), "status": "success",
+                "attributes": attrs}
+
+    sent = []  # (project, trace, session or None, user, start, end) per span
+
+    def post(tid, start, end, session, project="p1", user="u0", sid="r"):
+        attrs = {"user.id": user} | ({"session.id": session} if session else {})
+        sent.append((project, tid, session, start, end))
+        for c in (ch, lo):
+            post_prela(c, {"trace_id": tid, "service_name": "svc-s",
+                           "spans": [span(tid, sid, start, end, attrs)]}, project)
+    minutes = [1, 5, 20, 50, 70, 150, 200, 400, 700, 1000, 1500, 2500, 4000, 6000, 9000,
+               12000, 15000, 20000, 25000, 30000, 35000, 40000]
+    for k, m in enumerate(minutes):
+        post(f"t{k:02d}", now - m * M, now - m * M + 10**9, f"s{k:02d}",
+             user="u1" if k % 3 == 0 else "u0")
+    post("t05b", now - 38000 * M, now - 38000 * M + 10**9, "s05")  # s05's second trace
+    post("t-long", now - 3 * 24 * 60 * M, now - 10 * M, "long")  # row 3 days before its end
+    post("t-split", now - 2 * 24 * 60 * M, now - 2 * 24 * 60 * M + 10**9, "split", sid="a")
+    post("t-split", now - 7 * M, now - 7 * M + 10**9, None, sid="b")  # no session here
+    post("t-future", now + 60 * M, now + 61 * M, "future")
+    post("t-p2", now - 3 * M, now - 3 * M + 10**9, "s-p2", project="p2")
+    post("t-none", now - 2 * M, now - 2 * M + 10**9, None)  # no session at all
+
+    # the order from what was sent: (last seen desc, session desc, project desc)
+    trace_session = {}
+    for project, tid, session, _, _ in sent:
+        if session:
+            key = (project, tid)
+            trace_session[key] = min(trace_session.get(key, session), session)
+    seen = {}
+    for project, tid, _, start, end in sent:
+        if (project, tid) in trace_session:
+            k = (project, trace_session[(project, tid)])
+            first, last = seen.get(k, (start, end))
+            seen[k] = (min(first, start), max(last, end))
+
+    def want(start=None, end=None, project=None):
+        keys = [k for k, (f, l) in seen.items() if (start is None or l >= start)
+                and (end is None or f <= end) and (project is None or k[0] == project)]
+        return [k[1] for _, k in sorted(((seen[k][1], k[1], k[0]), k) for k in keys)[::-1]]
+    everything = want()
+    assert everything[:5] == ["future", "s00", "s-p2", "s01", "split"]
+    assert everything.index("long") == 5 and everything[-1] == "s21"
+    for params, expect in (({}, everything),
+                           ({"start_time": iso(now - 25 * 60 * M)}, want(start=now - 25 * 60 * M)),
+                           ({"end_time": iso(now - 10 * 24 * 60 * M)}, want(end=now - 10 * 24 * 60 * M)),
+                           ({"start_time": iso(now - 3000 * M), "end_time": iso(now - 30 * M)},
+                            want(now - 3000 * M, now - 30 * M)),
+                           ({"project_id": "p1"}, want(project="p1"))):
+        whole = same(ch, lo, "/api/v1/sessions", limit=1000, **params)["sessions"]
+        assert [s["session_id"] for s in whole] == expect, params
+        for limit in (1, 3, 7) if not params else (7,):  # (chDB serializes the reads)
+            for offset in range(0, len(expect) + 2, limit):
+                page = same(ch, lo, "/api/v1/sessions", limit=limit, offset=offset, **params)
+                assert [s["session_id"] for s in page["sessions"]] == \
+                    expect[offset:offset + limit], (params, limit, offset)
+    long = {s["session_id"]: s for s in same(ch, lo, "/api/v1/sessions", limit=1000)["sessions"]}
+    assert long["long"]["last_seen"] == iso(now - 10 * M)
+    assert long["split"]["last_seen"] == iso(now - 7 * M + 10**9)
+    assert long["s05"]["trace_count"] == 2 and long["s05"]["first_seen"] == iso(now - 38000 * M)
+    users = same(ch, lo, "/api/v1/sessions", user_id="u1", limit=1000)["sessions"]
+    assert [s["session_id"] for s in users] == [f"s{k:02d}" for k in range(0, len(minutes), 3)]
+
+
+def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse):
+    """A list of recent traces reads the newest rows of the traces index (and the page's
+    spans), not every trace: 300,000 traces rows of 20 days ago are not read
+    (system.query_log)."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+    traces = recent_traces(3)
+    assert post_otlp(c, traces).status_code == 200
+    old = (time.time_ns() - 20 * 24 * HOUR) // 10**9
+    srv.query(f"INSERT INTO {db}.traces (trace_id, project_id, started_at, started_ns,"
+              f" span_types) SELECT concat('filler-', toString(number)), 'default',"
+              f" toDateTime({old} + number), ({old} + number) * 1000000000, ',custom,'"
+              f" FROM numbers(300000)")
+    body = c.get("/api/v1/traces", limit=2).json()
+    newest = sorted(traces, key=lambda t: (t["start"], t["trace_id"]), reverse=True)
+    assert [t["trace_id"] for t in body["traces"]] == [t["trace_id"] for t in newest[:2]]
+    assert c.get("/api/v1/traces", limit=2, span_type="llm").json()["count"] == 2
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows FROM system.query_log WHERE type = 2 AND "
+                     f"query LIKE '%`{db}`.traces WHERE 1%'").split()
+    assert len(rows) >= 2, rows
+    assert max(int(r) for r in rows) <= 4 * 8192, rows  # of 300003 traces rows
