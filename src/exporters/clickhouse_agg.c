@@ -128,15 +128,31 @@ static void keys(pc_buf *out, const char *const *projects, const char *const *se
     pc_buf_puts(out, "('', ''))");
 }
 
+void pc_ch_sql_session_traces(pc_buf *out, const char *db, const char *const *projects,
+                              const char *const *sessions, size_t n)
+{
+    pc_buf_printf(out, "SELECT DISTINCT trace_id FROM `%s`.traces WHERE (project_id, session_id) IN ",
+                  db);
+    keys(out, projects, sessions, n);
+    pc_buf_printf(out, " LIMIT %d FORMAT TabSeparated", PC_CH_SESSION_TRACES + 1);
+}
+
 /* The spans are read by trace id alone (see pc_ch_sql_summaries_of): a trace
  * of another project with one of those ids is grouped on its own and kept
  * only when its own session is one of |sessions|', in which case the traces
  * rows name that session too (a trace's least session is one of its rows'). */
 void pc_ch_sql_session_sums(pc_buf *out, const char *db, const char *const *projects,
-                            const char *const *sessions, size_t n)
+                            const char *const *sessions, size_t n,
+                            const char *const *trace_ids, size_t nt)
 {
-    pc_buf k = PC_BUF_INIT;
+    pc_buf k = PC_BUF_INIT, ids = PC_BUF_INIT;
     keys(&k, projects, sessions, n);
+    if (trace_ids && nt)
+        pc_ch_sql_trace_ids_in(&ids, trace_ids, nt);
+    else
+        pc_buf_printf(&ids, "trace_id IN (SELECT trace_id FROM `%s`.traces"
+                            " WHERE (project_id, session_id) IN %s)",
+                      db, k.data);
     pc_buf_printf(out,
                   "SELECT t_session, project_id, sum(t_spans),"
                   " if(sum(toFloat64(t_in)) >= 9.2e18, toInt64(9223372036854775807), sum(t_in)),"
@@ -148,14 +164,14 @@ void pc_ch_sql_session_sums(pc_buf *out, const char *db, const char *const *proj
                   " arraySum(arrayMap(x -> x.4, arraySort(groupArrayIf((created_ns, start_ns,"
                   " span_id, assumeNotNull(cost_usd)), isNotNull(cost_usd))))) AS t_cost FROM ("
                   "SELECT project_id, trace_id, span_id, session_id, input_tokens, output_tokens,"
-                  " cost_usd, created_ns, start_ns FROM `%s`.spans PREWHERE trace_id IN (SELECT"
-                  " trace_id FROM `%s`.traces WHERE (project_id, session_id) IN %s)"
+                  " cost_usd, created_ns, start_ns FROM `%s`.spans PREWHERE %s"
                   " ORDER BY project_id, trace_id, span_id, created_ns"
                   " LIMIT 1 BY project_id, trace_id, span_id)"
                   " GROUP BY project_id, trace_id) WHERE (project_id, t_session) IN %s"
                   " GROUP BY project_id, t_session FORMAT TabSeparated",
-                  db, db, k.data, k.data);
+                  db, ids.data, k.data);
     pc_buf_free(&k);
+    pc_buf_free(&ids);
 }
 
 static int64_t num(const char *s)

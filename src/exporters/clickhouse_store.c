@@ -655,10 +655,50 @@ static int session_window_exact(pc_ch_store *S, const pc_session_filter *f, int6
     return p->n >= (size_t)limit && p->rows[p->n - 1].last_seen_ns > last_below;
 }
 
+/* Most bytes of trace ids the sums name (18.16's max_query_size is 256 KiB). */
+#define SESSION_IDS_BYTES (128 * 1024)
+
+/* Level 2 of page |p| (clickhouse_agg.h): its sessions' trace ids, then their
+ * span sums, added to its rows; named by a subquery when they are too many. */
+static int read_session_sums(pc_ch_store *S, session_page *p)
+{
+    pc_buf sql = PC_BUF_INIT, ids_text, sums;
+    pc_ch_sql_session_traces(&sql, S->database, p->projects, p->sessions, p->n);
+    int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &ids_text);
+    pc_buf_reset(&sql);
+    if (rc < 0) {
+        pc_buf_free(&sql);
+        return rc;
+    }
+    const char **ids = pc_xmalloc((PC_CH_SESSION_TRACES + 1) * sizeof(*ids));
+    size_t nt = 0, bytes = 0;
+    char *cur = ids_text.data, *end = ids_text.data + ids_text.len, *cols[1];
+    while (nt <= PC_CH_SESSION_TRACES && pc_ch_tsv_row(&cur, end, cols, 1) == 1) {
+        bytes += strlen(cols[0]);
+        ids[nt++] = cols[0];
+    }
+    if (nt == 0) { /* no traces row names them now (retention): no sums */
+        free(ids);
+        pc_buf_free(&ids_text);
+        pc_buf_free(&sql);
+        return 0;
+    }
+    bool named = nt <= PC_CH_SESSION_TRACES && bytes <= SESSION_IDS_BYTES;
+    pc_ch_sql_session_sums(&sql, S->database, p->projects, p->sessions, p->n, named ? ids : NULL,
+                           named ? nt : 0);
+    free(ids);
+    pc_buf_free(&ids_text);
+    rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
+    pc_buf_free(&sql);
+    if (rc == 0)
+        rc = deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS, add_session_sums, NULL, p);
+    return rc;
+}
+
 /*
- * Sessions in two reads (clickhouse_agg.c): the page from the traces rows,
- * then the span figures of that page's sessions from their deduplicated
- * spans; the rows are handed to |cb| in the page's order. Without a session
+ * Sessions in three reads (clickhouse_agg.c): the page from the traces rows,
+ * then the trace ids of that page's sessions, then their span figures from
+ * their deduplicated spans; the rows are handed to |cb| in the page's order. Without a session
  * or user filter the page comes from windows of the traces rows' start
  * times, as lists do: the newest PC_CH_WINDOW_FIRST before now (and every
  * row started later), each next window four times wider, until one's page
@@ -668,7 +708,7 @@ static int session_window_exact(pc_ch_store *S, const pc_session_filter *f, int6
 static int st_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
 {
     pc_ch_store *S = ctx;
-    pc_buf sql = PC_BUF_INIT, page_text = PC_BUF_INIT, sums;
+    pc_buf page_text = PC_BUF_INIT;
     session_page p = {0};
     bool windows = !f->session_id && !f->user_id;
     int64_t anchor = pc_time_now_ns(), width = PC_CH_WINDOW_FIRST;
@@ -692,14 +732,7 @@ static int st_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb
         width *= 4;
     }
     if (rc > 0) rc = 0;
-    if (rc == 0 && p.n) {
-        pc_ch_sql_session_sums(&sql, S->database, p.projects, p.sessions, p.n);
-        rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
-        pc_buf_free(&sql);
-        if (rc == 0)
-            rc = deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS, add_session_sums,
-                         NULL, &p);
-    }
+    if (rc == 0 && p.n) rc = read_session_sums(S, &p);
     for (size_t i = 0; rc == 0 && i < p.n; i++)
         if (cb(ud, &p.rows[i]) != 0) break;
     session_page_free(&p);

@@ -346,3 +346,42 @@ def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse)
                      f"query LIKE '%`{db}`.traces WHERE 1%'").split()
     assert len(rows) >= 2, rows
     assert max(int(r) for r in rows) <= 4 * 8192, rows  # of 300003 traces rows
+
+
+def test_session_sums_of_a_session_with_many_traces(make_collector, tmp_path, engine):
+    """A page's span sums read the spans of its sessions' trace ids, named in the read up to
+    1,024 of them (clickhouse_agg.h), else through a subquery: a session of 1,100 traces and
+    one of 3 on the same page both sum every span, equal to the embedded store's, and a
+    trace id shared with another project's session counts in that session only."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    t0 = time.time_ns() // 10**9 * 10**9 - 30 * 60 * 10**9
+    big = [{"trace_id": f"{k + 1:032x}", "spans": [
+        dict(span_id=f"{k + 1:012x}{j:04x}", parent="", name="llm", kind=3,
+             start=t0 + k * 10**6, end=t0 + k * 10**6 + 1000, status=1,
+             attrs={"session.id": "s-big", "gen_ai.operation.name": "chat",
+                    "gen_ai.usage.input_tokens": 1}) for j in range(2)]} for k in range(1100)]
+
+    def doc(tid, k, session, tokens):
+        return {"trace_id": tid, "service_name": "svc-s", "spans": [{
+            "span_id": f"{tid}-{j}", "trace_id": tid, "name": "llm", "span_type": "llm",
+            "started_at": iso(t0 + k * 10**6), "ended_at": iso(t0 + k * 10**6 + 1000),
+            "status": "success", "attributes": {"session.id": session,
+                                                "gen_ai.usage.input_tokens": tokens}}
+            for j in range(2)]}
+    for c in (ch, lo):
+        assert post_otlp(c, big).status_code == 200
+        for k in range(3):
+            post_prela(c, doc(f"small-{k}", 2000 + k, "s-small", 5), project="default")
+        post_prela(c, doc("small-0", 3000, "s-other", 7), project="p2")  # the same id in p2
+    got = {(s["project_id"], s["session_id"]): s
+           for s in same(ch, lo, "/api/v1/sessions", limit=10)["sessions"]}
+    assert sorted(got) == [("default", "s-big"), ("default", "s-small"), ("p2", "s-other")]
+    assert got[("default", "s-big")]["trace_count"] == 1100
+    assert got[("default", "s-big")]["span_count"] == 2200
+    assert got[("default", "s-big")]["input_tokens"] == 2200
+    assert got[("default", "s-small")]["span_count"] == 6
+    assert got[("default", "s-small")]["input_tokens"] == 30
+    assert got[("p2", "s-other")]["span_count"] == 2
+    assert got[("p2", "s-other")]["input_tokens"] == 14

@@ -178,7 +178,21 @@ static void test_sessions(void)
     pc_buf_reset(&b);
 
     const char *projects[] = {EVIL, "p"}, *sessions[] = {ODD, ""};
-    pc_ch_sql_session_sums(&b, "db", projects, sessions, 2);
+    /* their trace ids first, at most one more than the sums name */
+    pc_ch_sql_session_traces(&b, "db", projects, sessions, 2);
+    CHECK(literals_closed(&b));
+    CHECK(has(&b, "SELECT DISTINCT trace_id FROM `db`.traces WHERE (project_id, session_id) IN (("
+                  EVIL_Q ", " ODD_Q "), ('p', ''), ('', '')) LIMIT 1025 FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    /* the sums of the spans of those trace ids, named */
+    const char *tids[] = {"t'1", "t2"};
+    pc_ch_sql_session_sums(&b, "db", projects, sessions, 2, tids, 2);
+    CHECK(literals_closed(&b));
+    CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN ('t\\'1', 't2') ORDER BY"));
+    CHECK_EQ_INT(count(&b, "((" EVIL_Q ", " ODD_Q "), ('p', ''), ('', ''))"), 1);
+    pc_buf_reset(&b);
+    /* too many: named by a subquery */
+    pc_ch_sql_session_sums(&b, "db", projects, sessions, 2, NULL, 0);
     CHECK(literals_closed(&b));
     /* the page's keys, and one no session has, twice: traces, then sessions */
     CHECK_EQ_INT(count(&b, "((" EVIL_Q ", " ODD_Q "), ('p', ''), ('', ''))"), 2);
@@ -187,7 +201,7 @@ static void test_sessions(void)
     CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN (SELECT trace_id FROM `db`.traces WHERE"));
     CHECK(has(&b, "GROUP BY project_id, trace_id) WHERE (project_id, t_session) IN (("));
     pc_buf_reset(&b);
-    pc_ch_sql_session_sums(&b, "db", projects, sessions, 0);
+    pc_ch_sql_session_sums(&b, "db", projects, sessions, 0, NULL, 0);
     CHECK(has(&b, "IN (('', ''))"));
     pc_buf_free(&b);
 }
