@@ -12,9 +12,10 @@
  * page of sessions is chosen from the rows alone (level 1: the rows of the
  * chosen sessions' traces grouped per trace, then per session). Span counts,
  * tokens and costs would count a redelivered span twice in the rows, so they
- * come from the deduplicated spans of that page's traces only (level 2),
- * grouped per trace first (the trace's session from its spans), then per
- * session. clickhouse_store.c joins the two answers by (project, session).
+ * come from the deduplicated spans of that page's traces only (level 2: their
+ * trace ids from the rows, then their spans by trace id), grouped per trace
+ * first (the trace's session from its spans), then per session.
+ * clickhouse_store.c joins the two answers by (project, session).
  *
  * Which sessions level 1 groups (never every session of the table: at 10^6
  * sessions that GROUP BY took 5.5 s on 18.16): one session (session_id: its
