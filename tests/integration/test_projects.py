@@ -13,6 +13,7 @@ import requests
 
 import workload
 from chdb_server import chdb  # noqa: F401  (fixture)
+from clickhouse_helpers import ch_collector
 from services import clickhouse  # noqa: F401  (fixture)
 
 HOUR = 3600 * 10**9
@@ -25,20 +26,7 @@ def collector(request, make_collector, tmp_path):
     if request.param == "local":
         return make_collector()
     srv = request.getfixturevalue(request.param)
-    exporter = f"""
-clickhouse:
-  host: 127.0.0.1
-  port: {srv.port}
-  database: {srv.database()}
-"""
-    pipelines = """
-traces/ch:
-  receivers: [prela, otlp]
-  processors: [normalize]
-  exporters: [clickhouse]
-"""
-    return make_collector(exporters_extra=exporter, pipelines_extra=pipelines,
-                          query_store="clickhouse")
+    return ch_collector(make_collector, tmp_path, srv, srv.database())
 
 
 def iso(ns):
