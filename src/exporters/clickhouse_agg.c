@@ -132,8 +132,8 @@ static void keys(pc_buf *out, const char *const *projects, const char *const *se
 void pc_ch_sql_session_traces(pc_buf *out, const char *db, const char *const *projects,
                               const char *const *sessions, size_t n)
 {
-    pc_buf_printf(out, "SELECT DISTINCT trace_id FROM `%s`.traces WHERE (project_id, session_id) IN ",
-                  db);
+    pc_buf_printf(out, "SELECT DISTINCT trace_id FROM `%s`.traces", db);
+    pc_buf_lit(out, " WHERE (project_id, session_id) IN ");
     keys(out, projects, sessions, n);
     pc_buf_printf(out, " LIMIT %d FORMAT TabSeparated", PC_CH_SESSION_TRACES + 1);
 }

@@ -481,7 +481,7 @@ void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filte
 void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
                            const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra)
 {
-    pc_buf cand = PC_BUF_INIT, ids = PC_BUF_INIT, pre = PC_BUF_INIT, where = PC_BUF_INIT;
+    pc_buf cand = PC_BUF_INIT, pre = PC_BUF_INIT, where = PC_BUF_INIT;
     /* a small offset is applied to the checked rows (exact), a large one to the
      * candidates (exact filters only: an inexact one must check every row it skips) */
     bool outer = outer_offset(f);
@@ -491,13 +491,15 @@ void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
     /* Level 2, the page: exact summaries of the candidates, checked again. */
     bool attr = f->attr_key && f->attr_value;
     /* One project's list: the candidates' spans by trace id, then the project
-     * (see pc_ch_sql_summaries_of; measured at 10M spans: 20-27 ms against
-     * 31-39). Every project's: the (project, trace) pairs. (Kept after the
-     * GROUP BY instead, they would be a subquery in a HAVING, which 18.16
-     * analyses in the outer query's scope: "Unknown identifier".) */
+     * (see pc_ch_sql_summaries_of; bench/README has the figures). Every
+     * project's: the (project, trace) pairs. Kept after the GROUP BY instead,
+     * they would be a subquery in a HAVING, which 18.16 analyses in the outer
+     * query's scope ("Unknown identifier"); kept by a query around the page,
+     * the candidates are read twice, which measured slower. */
     if (f->project_id) {
-        candidates(&ids, "trace_id", db, f, lo, top, cand_extra, outer);
-        pc_buf_printf(&pre, "trace_id IN (%s)", ids.data);
+        pc_buf_lit(&pre, "trace_id IN (");
+        candidates(&pre, "trace_id", db, f, lo, top, cand_extra, outer);
+        pc_buf_putc(&pre, ')');
         pc_buf_puts(&where, "project_id = ");
         pc_ch_quote_cstr(&where, f->project_id);
     } else {
@@ -551,7 +553,6 @@ void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
     pc_buf_printf(out, " ORDER BY " NEWEST " LIMIT %d, %d FORMAT TabSeparated",
                   outer ? offset : 0, limit);
     pc_buf_free(&cand);
-    pc_buf_free(&ids);
     pc_buf_free(&pre);
     pc_buf_free(&where);
 }

@@ -665,11 +665,8 @@ static int read_session_sums(pc_ch_store *S, session_page *p)
     pc_buf sql = PC_BUF_INIT, ids_text, sums;
     pc_ch_sql_session_traces(&sql, S->database, p->projects, p->sessions, p->n);
     int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &ids_text);
-    pc_buf_reset(&sql);
-    if (rc < 0) {
-        pc_buf_free(&sql);
-        return rc;
-    }
+    pc_buf_free(&sql);
+    if (rc < 0) return rc;
     const char **ids = pc_xmalloc((PC_CH_SESSION_TRACES + 1) * sizeof(*ids));
     size_t nt = 0, bytes = 0;
     char *cur = ids_text.data, *end = ids_text.data + ids_text.len, *cols[1];
@@ -677,31 +674,29 @@ static int read_session_sums(pc_ch_store *S, session_page *p)
         bytes += strlen(cols[0]);
         ids[nt++] = cols[0];
     }
-    if (nt == 0) { /* no traces row names them now (retention): no sums */
-        free(ids);
-        pc_buf_free(&ids_text);
+    /* none: no traces row names them now (retention), so no sums */
+    if (nt > 0) {
+        bool named = nt <= PC_CH_SESSION_TRACES && bytes <= SESSION_IDS_BYTES;
+        pc_ch_sql_session_sums(&sql, S->database, p->projects, p->sessions, p->n,
+                               named ? ids : NULL, named ? nt : 0);
+        rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
         pc_buf_free(&sql);
-        return 0;
+        if (rc == 0)
+            rc = deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS, add_session_sums,
+                         NULL, p);
     }
-    bool named = nt <= PC_CH_SESSION_TRACES && bytes <= SESSION_IDS_BYTES;
-    pc_ch_sql_session_sums(&sql, S->database, p->projects, p->sessions, p->n, named ? ids : NULL,
-                           named ? nt : 0);
     free(ids);
     pc_buf_free(&ids_text);
-    rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
-    pc_buf_free(&sql);
-    if (rc == 0)
-        rc = deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS, add_session_sums, NULL, p);
     return rc;
 }
 
 /*
  * Sessions in three reads (clickhouse_agg.c): the page from the traces rows,
  * then the trace ids of that page's sessions, then their span figures from
- * their deduplicated spans; the rows are handed to |cb| in the page's order. Without a session
- * or user filter the page comes from windows of the traces rows' start
- * times, as lists do: the newest PC_CH_WINDOW_FIRST before now (and every
- * row started later), each next window four times wider, until one's page
+ * their deduplicated spans; the rows are handed to |cb| in the page's order.
+ * Without a session or user filter the page comes from windows of the traces
+ * rows' start times, as lists do: the newest PC_CH_WINDOW_FIRST before now
+ * (and every row started later), each next window four times wider, until one's page
  * is exact (clickhouse_agg.c) or it has no lower edge (PC_CH_WINDOW_MAX).
  * The windows together stop at query_timeout (PC_STORE_TIMEOUT).
  */
