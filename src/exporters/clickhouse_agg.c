@@ -135,7 +135,7 @@ void pc_ch_sql_session_traces(pc_buf *out, const char *db, const char *const *pr
     pc_buf_printf(out, "SELECT DISTINCT trace_id FROM `%s`.traces", db);
     pc_buf_lit(out, " WHERE (project_id, session_id) IN ");
     keys(out, projects, sessions, n);
-    pc_buf_printf(out, " LIMIT %d FORMAT TabSeparated", PC_CH_SESSION_TRACES + 1);
+    pc_buf_printf(out, " LIMIT %d FORMAT TabSeparated", PC_CH_NAMED_MAX + 1);
 }
 
 /* The spans are read by trace id alone (see pc_ch_sql_summaries_of): a trace

@@ -35,9 +35,8 @@ void pc_ch_sql_sessions_below(pc_buf *out, const char *db, const char *project_i
 /*
  * Sessions, level 2, first read: the distinct trace ids of the traces rows
  * naming one of the |n| sessions (|projects|[i], |sessions|[i]) of a page,
- * one per line, at most PC_CH_SESSION_TRACES + 1.
+ * one per line, at most PC_CH_NAMED_MAX + 1 (clickhouse_query.h).
  */
-#define PC_CH_SESSION_TRACES 1024
 void pc_ch_sql_session_traces(pc_buf *out, const char *db, const char *const *projects,
                               const char *const *sessions, size_t n);
 /*
@@ -46,7 +45,7 @@ void pc_ch_sql_session_traces(pc_buf *out, const char *db, const char *const *pr
  * columns: session_id, project_id, span_count, input_tokens, output_tokens,
  * cost_usd), one row per session having spans, in no particular order. The
  * spans are those of the |nt| trace ids |trace_ids| (the first read's), or,
- * when |trace_ids| is NULL (more than PC_CH_SESSION_TRACES), of the traces the
+ * when |trace_ids| is NULL (too many to name: clickhouse_query.h), of the traces the
  * traces rows name in a subquery (18.16 runs that read several times slower:
  * 130 against 20 ms for a page of 50 sessions at 10M spans).
  */

@@ -8,7 +8,9 @@
  * times: the newest hour below the range's top (end_time, the cursor's start,
  * else now and the future), then windows 4x wider, until a window fills the
  * page or reaches the range's start (or is 4^8 hours, 7.5 years, wide: then
- * it has no lower edge). One window is one statement of two levels:
+ * it has no lower edge). One window is two statements, one per level (the
+ * second names the first's traces; a subquery selects them again when they
+ * are too many to name: clickhouse_query.h):
  *   candidates  the traces rows with started_ns >= lo - GUARD (1 hour), of
  *               traces having a row in [lo, top] (an IN on the key range;
  *               only when top is set), merged per trace, HAVING merged start
@@ -473,37 +475,46 @@ static bool outer_offset(const pc_trace_filter *f)
 void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
                                int64_t top, int cand_extra)
 {
-    pc_buf_puts(out, "SELECT count() FROM (");
     candidates(out, "project_id, trace_id", db, f, lo, top, cand_extra, outer_offset(f));
-    pc_buf_puts(out, ") FORMAT TabSeparated");
+    pc_buf_puts(out, " FORMAT TabSeparated");
 }
 
 void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
-                           const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra)
+                           const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra,
+                           const char *const *projects, const char *const *trace_ids, size_t n)
 {
-    pc_buf cand = PC_BUF_INIT, pre = PC_BUF_INIT, where = PC_BUF_INIT;
+    pc_buf pre = PC_BUF_INIT, where = PC_BUF_INIT, pairs = PC_BUF_INIT;
     /* a small offset is applied to the checked rows (exact), a large one to the
      * candidates (exact filters only: an inexact one must check every row it skips) */
     bool outer = outer_offset(f);
     int limit = f->limit > 0 ? f->limit : 1, offset = f->offset > 0 ? f->offset : 0;
-    candidates(&cand, "project_id, trace_id", db, f, lo, top, cand_extra, outer);
-
-    /* Level 2, the page: exact summaries of the candidates, checked again. */
     bool attr = f->attr_key && f->attr_value;
-    /* One project's list: the candidates' spans by trace id, then the project
-     * (see pc_ch_sql_summaries_of; bench/README has the figures). Every
-     * project's: the (project, trace) pairs. Kept after the GROUP BY instead,
-     * they would be a subquery in a HAVING, which 18.16 analyses in the outer
-     * query's scope ("Unknown identifier"); kept by a query around the page,
-     * the candidates are read twice, which measured slower. */
-    if (f->project_id) {
+
+    /* Level 2, the page: exact summaries of the candidates, checked again.
+     * Their spans are read by trace id (see pc_ch_sql_summaries_of), then
+     * kept for the project: one project's by a WHERE, every project's by the
+     * pairs after the GROUP BY. Selected by a subquery instead (too many to
+     * name), every project's keep their pairs in the read: as a subquery in
+     * the HAVING, 18.16 would analyse it in the outer query's scope
+     * ("Unknown identifier"). */
+    if (trace_ids) {
+        pc_ch_sql_trace_ids_in(&pre, trace_ids, n);
+        if (!f->project_id) {
+            const char *const *cols[] = {projects, trace_ids};
+            pc_ch_sql_tuples(&pairs, cols, 2, n);
+        }
+    } else if (f->project_id) {
         pc_buf_lit(&pre, "trace_id IN (");
         candidates(&pre, "trace_id", db, f, lo, top, cand_extra, outer);
         pc_buf_putc(&pre, ')');
+    } else {
+        pc_buf_lit(&where, "(project_id, trace_id) IN (");
+        candidates(&where, "project_id, trace_id", db, f, lo, top, cand_extra, outer);
+        pc_buf_putc(&where, ')');
+    }
+    if (f->project_id) {
         pc_buf_puts(&where, "project_id = ");
         pc_ch_quote_cstr(&where, f->project_id);
-    } else {
-        pc_buf_printf(&where, "(project_id, trace_id) IN (%s)", cand.data);
     }
     pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
     /* the columns the checks read: models and attributes only for their filters */
@@ -511,9 +522,10 @@ void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
     pc_buf_puts(&cols, SUMMARY_COLS ", span_type");
     if (f->model) pc_buf_puts(&cols, ", llm_model, llm_request_model");
     if (attr) pc_buf_puts(&cols, ", attributes");
-    dedup_spans(out, db, cols.data, f->project_id ? pre.data : NULL, where.data);
+    dedup_spans(out, db, cols.data, pre.len ? pre.data : NULL, where.len ? where.data : NULL);
     pc_buf_free(&cols);
     pc_buf_puts(out, " GROUP BY project_id, trace_id HAVING 1");
+    if (pairs.len) pc_buf_printf(out, " AND (project_id, trace_id) IN %s", pairs.data);
     range_and(out, "t_started", f, lo);
     if (f->service_name) {
         pc_buf_puts(out, " AND if(countIf(" ROOT ") > 0, argMinIf(service_name, " FIRST ", " ROOT
@@ -552,9 +564,9 @@ void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
     }
     pc_buf_printf(out, " ORDER BY " NEWEST " LIMIT %d, %d FORMAT TabSeparated",
                   outer ? offset : 0, limit);
-    pc_buf_free(&cand);
     pc_buf_free(&pre);
     pc_buf_free(&where);
+    pc_buf_free(&pairs);
 }
 
 /* Appends "position(lower(substring(<col>, 1, PREFIX)), <needle>) > 0"; see pc_ch_sql_search. */

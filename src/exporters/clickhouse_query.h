@@ -66,23 +66,45 @@ void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id, const char *parts, int limit, int offset);
 
 /*
- * One window of a trace list (see the contract in clickhouse_query.c): the
- * traces of |f| whose start is at or after |lo| (INT64_MIN: no edge), at or
- * before |top| (INT64_MAX: none; the caller passes the least of f->end_ns and
- * the cursor's start), newest first, at most f->limit after skipping
- * f->offset. When fewer than f->limit rows come back and the window did not
- * reach the range's start, the caller widens it (clickhouse_store.c).
+ * A trace list reads each window in two statements (see the contract in
+ * clickhouse_query.c; clickhouse_store.c drives them):
+ *   pc_ch_sql_list_candidates  the window's candidate keys, two columns
+ *                              (project_id, trace_id), newest first;
+ *   pc_ch_sql_list_window      the page: the traces of |f| among them whose
+ *                              start is at or after |lo| (INT64_MIN: no edge),
+ *                              at or before |top| (INT64_MAX: none; the
+ *                              caller passes the least of f->end_ns and the
+ *                              cursor's start), newest first, at most
+ *                              f->limit after skipping f->offset.
+ * The page names the |n| candidates (projects[i], trace_ids[i]) read first,
+ * or, when |trace_ids| is NULL (too many to name, see below), selects them
+ * again in a subquery. A window without
+ * candidates has an empty page: the caller does not read it. When fewer than
+ * f->limit rows come back and the window did not reach the range's start,
+ * the caller widens it.
  */
+void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                               int64_t top, int cand_extra);
 void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
-                           const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra);
+                           const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra,
+                           const char *const *projects, const char *const *trace_ids, size_t n);
+
+/*
+ * Reads that name the traces they read (a list's page, a session page's sums)
+ * name at most PC_CH_NAMED_MAX of them, in a statement of at most
+ * PC_CH_NAMED_SQL_BYTES (18.16's max_query_size is 256 KiB); more are
+ * selected by a subquery instead, which 18.16 runs several times slower
+ * (bench/README: "reads of many named traces").
+ */
+#define PC_CH_NAMED_MAX 1024
+#define PC_CH_NAMED_SQL_BYTES (192 * 1024)
 
 /*
  * Inexact candidates: min_cost and attr_key/attr_value cannot be decided
  * from the traces rows exactly (a redelivered span counts twice in the rows'
  * cost; the rows hold no attributes), so their candidates are a superset
- * and a window's page may come back short although more traces match. Then
- * the caller counts the window's candidates (pc_ch_sql_list_candidates: one
- * number); if the count reached its cap, some were left out and the window
+ * and a window's page may come back short although more traces match. Then,
+ * if the window's candidates reached their cap, some were left out and the window
  * is read again with |cand_extra| (candidates taken beyond offset + limit;
  * PC_CH_WINDOW_SLACK at first) multiplied by 8. With such a filter every
  * offset is applied to the checked rows.
@@ -92,8 +114,6 @@ bool pc_ch_filter_inexact(const pc_trace_filter *f);
 /* Appends the project filter of a statement's WHERE: "project_id = '<p>' AND "
  * (quoted by pc_ch_quote), or nothing when |project_id| is NULL. */
 void pc_ch_project_and(pc_buf *out, const char *project_id);
-void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
-                               int64_t top, int cand_extra);
 
 /*
  * Appends the condition "span attribute |key| has the text form |value|" on

@@ -219,18 +219,75 @@ static int span_row(char **cols, void *cb, void *ud)
     return ((pc_span_cb)cb)(ud, &r);
 }
 
-/* The candidates of a list window (pc_ch_sql_list_candidates) into |*n|. */
-static int count_candidates(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, int64_t top,
-                            int cand_extra, int64_t *n)
+/*
+ * Traces a read names (clickhouse_query.h: PC_CH_NAMED_MAX): the first
+ * PC_CH_NAMED_MAX + 1 rows of a TabSeparated answer of |ncols| columns, the
+ * trace id last (and the project before it when there are two); the strings
+ * point into the answer, unescaped in place. |fit|: few enough to name.
+ */
+typedef struct named_traces {
+    const char **projects, **ids;
+    size_t n;
+    bool fit;
+} named_traces;
+
+static void named_traces_read(named_traces *k, pc_buf *text, int ncols)
 {
-    pc_buf sql = PC_BUF_INIT, out;
+    memset(k, 0, sizeof(*k));
+    k->projects = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->projects));
+    k->ids = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->ids));
+    char *cur = text->data, *end = text->data + text->len, *cols[2];
+    while (k->n <= PC_CH_NAMED_MAX && pc_ch_tsv_row(&cur, end, cols, ncols) == ncols) {
+        k->projects[k->n] = ncols == 2 ? cols[0] : NULL;
+        k->ids[k->n++] = cols[ncols - 1];
+    }
+    k->fit = k->n <= PC_CH_NAMED_MAX;
+}
+
+/* Whether the statement |sql| built to name |k| may be run: else (too long)
+ * it is emptied, |k| marked unfit, and the caller builds it again with a
+ * subquery. */
+static bool named_sql_fits(named_traces *k, pc_buf *sql)
+{
+    if (!k->fit || sql->len <= PC_CH_NAMED_SQL_BYTES) return true;
+    k->fit = false;
+    pc_buf_reset(sql);
+    return false;
+}
+
+static void named_traces_free(named_traces *k)
+{
+    free(k->projects);
+    free(k->ids);
+    memset(k, 0, sizeof(*k));
+}
+
+/* The page of a list window (clickhouse_query.h) into |out|: the candidates,
+ * their count into |*ncand|, then the page when there are any (else |out| is
+ * empty). */
+static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, int64_t top,
+                            int cand_extra, int *ncand, pc_buf *out)
+{
+    pc_buf sql = PC_BUF_INIT, cand;
+    *out = (pc_buf)PC_BUF_INIT;
     pc_ch_sql_list_candidates(&sql, S->database, f, lo, top, cand_extra);
-    int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &out);
+    int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &cand);
     pc_buf_free(&sql);
     if (rc < 0) return rc;
-    *n = out.data ? strtoll(out.data, NULL, 10) : 0;
-    pc_buf_free(&out);
-    return 0;
+    *ncand = count_rows(&cand);
+    if (*ncand > 0) {
+        named_traces k;
+        named_traces_read(&k, &cand, 2);
+        do
+            pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra,
+                                  k.fit ? k.projects : NULL, k.fit ? k.ids : NULL, k.n);
+        while (!named_sql_fits(&k, &sql));
+        rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, out);
+        pc_buf_free(&sql);
+        named_traces_free(&k);
+    }
+    pc_buf_free(&cand);
+    return rc;
 }
 
 /*
@@ -273,26 +330,19 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
             lo = f->start_ns;
             last = true;
         }
-        pc_buf sql = PC_BUF_INIT, out;
-        pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra);
-        int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &out);
-        pc_buf_free(&sql);
+        pc_buf out;
+        int ncand;
+        int rc = read_list_window(S, f, lo, top, cand_extra, &ncand, &out);
         if (rc < 0) return rc;
         if (count_rows(&out) >= limit)
             return deliver(S, &out, "list traces", PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
-        if (inexact) { /* short: were candidates left out? (see pc_ch_filter_inexact) */
-            int offset = f->offset > 0 ? f->offset : 0;
-            int64_t cap = (int64_t)offset + limit + cand_extra, n = 0;
-            rc = count_candidates(S, f, lo, top, cand_extra, &n);
-            if (rc < 0) {
-                pc_buf_free(&out);
-                return rc;
-            }
-            if (n >= cap && cand_extra < INT32_MAX / 8) {
-                pc_buf_free(&out);
-                cand_extra *= 8; /* the same window again, with more candidates */
-                continue;
-            }
+        /* short, with an inexact filter: were candidates left out? (see
+         * pc_ch_filter_inexact) Then the same window again, with more. */
+        int offset = f->offset > 0 ? f->offset : 0;
+        if (inexact && ncand >= (int64_t)offset + limit + cand_extra && cand_extra < INT32_MAX / 8) {
+            pc_buf_free(&out);
+            cand_extra *= 8;
+            continue;
         }
         if (last)
             return deliver(S, &out, "list traces", PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
@@ -655,9 +705,6 @@ static int session_window_exact(pc_ch_store *S, const pc_session_filter *f, int6
     return p->n >= (size_t)limit && p->rows[p->n - 1].last_seen_ns > last_below;
 }
 
-/* Most bytes of trace ids the sums name (18.16's max_query_size is 256 KiB). */
-#define SESSION_IDS_BYTES (128 * 1024)
-
 /* Level 2 of page |p| (clickhouse_agg.h): its sessions' trace ids, then their
  * span sums, added to its rows; named by a subquery when they are too many. */
 static int read_session_sums(pc_ch_store *S, session_page *p)
@@ -667,25 +714,21 @@ static int read_session_sums(pc_ch_store *S, session_page *p)
     int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &ids_text);
     pc_buf_free(&sql);
     if (rc < 0) return rc;
-    const char **ids = pc_xmalloc((PC_CH_SESSION_TRACES + 1) * sizeof(*ids));
-    size_t nt = 0, bytes = 0;
-    char *cur = ids_text.data, *end = ids_text.data + ids_text.len, *cols[1];
-    while (nt <= PC_CH_SESSION_TRACES && pc_ch_tsv_row(&cur, end, cols, 1) == 1) {
-        bytes += strlen(cols[0]);
-        ids[nt++] = cols[0];
-    }
+    named_traces k;
+    named_traces_read(&k, &ids_text, 1);
     /* none: no traces row names them now (retention), so no sums */
-    if (nt > 0) {
-        bool named = nt <= PC_CH_SESSION_TRACES && bytes <= SESSION_IDS_BYTES;
-        pc_ch_sql_session_sums(&sql, S->database, p->projects, p->sessions, p->n,
-                               named ? ids : NULL, named ? nt : 0);
+    if (k.n > 0) {
+        do
+            pc_ch_sql_session_sums(&sql, S->database, p->projects, p->sessions, p->n,
+                                   k.fit ? k.ids : NULL, k.n);
+        while (!named_sql_fits(&k, &sql));
         rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
         pc_buf_free(&sql);
         if (rc == 0)
             rc = deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS, add_session_sums,
                          NULL, p);
     }
-    free(ids);
+    named_traces_free(&k);
     pc_buf_free(&ids_text);
     return rc;
 }

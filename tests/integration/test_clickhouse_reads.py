@@ -348,11 +348,14 @@ def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse)
     assert max(int(r) for r in rows) <= 4 * 8192, rows  # of 300003 traces rows
 
 
-def test_session_sums_of_a_session_with_many_traces(make_collector, tmp_path, engine):
-    """A page's span sums read the spans of its sessions' trace ids, named in the read up to
-    1,024 of them (clickhouse_agg.h), else through a subquery: a session of 1,100 traces and
-    one of 3 on the same page both sum every span, equal to the embedded store's, and a
-    trace id shared with another project's session counts in that session only."""
+def test_reads_that_name_many_traces(make_collector, tmp_path, engine):
+    """Reads name the traces they read up to 1,024 of them (clickhouse_query.h), else select
+    them through a subquery. A session page's span sums: a session of 1,100 traces and one of
+    3 on the same page both sum every span, equal to the embedded store's, and a trace id
+    shared with another project's session counts in that session only. A list page: pages of
+    up to 1,000 traces at offsets that take more or fewer than 1,024 candidates, of one
+    project and of every project (a trace id in two projects), equal to the embedded
+    store's."""
     srv, _ = engine
     db = srv.database()
     ch, lo = twins(make_collector, tmp_path, srv, db)
@@ -385,3 +388,46 @@ def test_session_sums_of_a_session_with_many_traces(make_collector, tmp_path, en
     assert got[("default", "s-small")]["input_tokens"] == 30
     assert got[("p2", "s-other")]["span_count"] == 2
     assert got[("p2", "s-other")]["input_tokens"] == 14
+    for params in ({"limit": 1000}, {"limit": 1000, "offset": 50}, {"limit": 1000, "offset": 24},
+                   {"limit": 5, "offset": 101}, {"limit": 1000, "project_id": "default"},
+                   {"limit": 1000, "offset": 90, "project_id": "default"},
+                   {"limit": 3, "project_id": "p2"}):
+        page = same(ch, lo, "/api/v1/traces", **params)
+        want = min(params["limit"], 1104 - params.get("offset", 0))
+        if params.get("project_id") == "p2":
+            want = 1
+        elif params.get("project_id"):
+            want = min(params["limit"], 1103 - params.get("offset", 0))
+        assert page["count"] == len(page["traces"]) == want, params
+    both = [(t["project_id"], t["span_count"]) for t in same(
+        ch, lo, "/api/v1/traces", limit=10)["traces"] if t["trace_id"] == "small-0"]
+    assert sorted(both) == [("default", 2), ("p2", 2)]
+
+
+def test_reads_too_long_to_name_their_traces(make_collector, tmp_path, engine):
+    """A statement that would name its traces past 192 KiB (clickhouse_query.h) selects them
+    through a subquery instead (18.16 refuses statements past 256 KiB): 800 traces whose ids
+    are 250 bytes long, in one session, listed 500 by one project (125 KB of ids: named), 500
+    by every project (ids and pairs, over 250 KB: not) and all 800, and their session's sums
+    (200 KB of ids: not), all equal to the embedded store's."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    t0 = time.time_ns() // 10**9 * 10**9 - 30 * 60 * 10**9
+    for k in range(800):
+        tid = f"{k:04d}-" + "x" * 245
+        d = {"trace_id": tid, "service_name": "svc-long", "spans": [{
+            "span_id": f"s{k}", "trace_id": tid, "name": "llm", "span_type": "llm",
+            "started_at": iso(t0 + k * 10**6), "ended_at": iso(t0 + k * 10**6 + 1000),
+            "status": "success", "attributes": {"session.id": "s-long",
+                                                "gen_ai.usage.input_tokens": 3}}]}
+        for c in (ch, lo):
+            post_prela(c, d)
+    for params in ({"limit": 1000}, {"limit": 500, "project_id": "p1"}, {"limit": 500},
+                   {"limit": 300, "offset": 20}):
+        page = same(ch, lo, "/api/v1/traces", **params)
+        assert page["count"] == min(params["limit"], 800 - params.get("offset", 0)), params
+    s = same(ch, lo, "/api/v1/sessions", limit=5)["sessions"]
+    assert [(x["session_id"], x["trace_count"], x["input_tokens"]) for x in s] == [
+        ("s-long", 800, 2400)]
+

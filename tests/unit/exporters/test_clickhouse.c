@@ -464,7 +464,19 @@ static void test_query_builders(void)
     pc_buf_reset(&b);
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
-    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
+    pc_ch_sql_list_candidates(&b, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
+    CHECK(has(&b, "SELECT project_id, trace_id FROM `db`.traces WHERE 1 AND project_id = "));
+    CHECK(has(&b, "project_id DESC LIMIT 0, 18 FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    /* the page names the candidates read first: their spans by trace id, then the project */
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK, sp, st, 2);
+    CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN ('t1', 't\\'2') WHERE project_id ="
+                  " 'x\\' OR 1=1 --\\\\' ORDER BY project_id, trace_id"));
+    CHECK(!strstr(b.data, "`db`.traces") && !strstr(b.data, "(project_id, trace_id) IN"));
+    CHECK(has(&b, "GROUP BY project_id, trace_id HAVING 1 AND t_started >= 4 AND"));
+    pc_buf_reset(&b);
+    /* too many to name: a subquery selects them again */
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK, NULL, NULL, 0);
     /* candidates: the window's traces rows (from an hour below its edge), those
      * that have a row between the edge and the top, merged per trace */
     CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN (SELECT trace_id FROM `db`.traces"
@@ -490,14 +502,15 @@ static void test_query_builders(void)
                   " project_id DESC LIMIT 3, 7 FORMAT TabSeparated"));
     pc_buf_reset(&b);
     f.offset = 101; /* a deep offset skips candidates */
-    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK, NULL, NULL, 0);
     CHECK(has(&b, "project_id DESC LIMIT 101, 15)"));
     CHECK(has(&b, "project_id DESC LIMIT 0, 7 FORMAT TabSeparated"));
     pc_buf_reset(&b);
     /* no edge, no top, a cursor: no window conditions, the cursor on both levels */
     pc_trace_key k = {.started_ns = 77, .trace_id = "t'", .project_id = "p"};
     pc_trace_filter g = {.after = &k, .limit = 2};
-    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &g, INT64_MIN, INT64_MAX, PC_CH_WINDOW_SLACK);
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &g, INT64_MIN, INT64_MAX, PC_CH_WINDOW_SLACK,
+                          NULL, NULL, 0);
     CHECK(!strstr(b.data, "started_ns >=") && !strstr(b.data, "started_ns <="));
     CHECK(!strstr(b.data, "project_id = "));
     CHECK(has(&b, "HAVING 1 AND (min(started_ns) < 77 OR (min(started_ns) = 77 AND (trace_id <"
@@ -508,6 +521,14 @@ static void test_query_builders(void)
     CHECK(has(&b, "FROM `db`.spans WHERE (project_id, trace_id) IN (SELECT project_id, trace_id"
                   " FROM `db`.traces WHERE 1 GROUP BY"));
     CHECK(!strstr(b.data, "PREWHERE"));
+    pc_buf_reset(&b);
+    /* every project, named: by trace id, the pairs kept after the GROUP BY */
+    pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &g, INT64_MIN, INT64_MAX, PC_CH_WINDOW_SLACK,
+                          sp, st, 2);
+    CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN ('t1', 't\\'2') ORDER BY project_id"));
+    CHECK(has(&b, "GROUP BY project_id, trace_id HAVING 1 AND (project_id, trace_id) IN (('p1',"
+                  " 't1'), ('x\\' OR 1=1 --\\\\', 't\\'2')) AND (t_started < 77"));
+    CHECK(!strstr(b.data, "`db`.traces") && !strstr(b.data, " WHERE "));
     pc_buf_reset(&b);
     pc_ch_sql_search(&b, "db", "p'", "%_\\'\x01" "Ab", 11, 0);
     /* ASCII case folded here, the value's first PC_CH_SEARCH_PREFIX bytes there */
