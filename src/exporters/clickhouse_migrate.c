@@ -582,6 +582,11 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
     if (rc == 0 && (from2 || version == 3 || version == 4)) rc = step5(&m);
     if (rc == 0 && (from2 || (version >= 3 && version <= 5))) rc = step6(&m);
 done:
+    if (rc == 0 && d == PC_CH_MODERN) { /* spans of an earlier binary too (clickhouse_sql.h) */
+        pc_buf alter = PC_BUF_INIT;
+        pc_ch_ddl_spans_blocks(&alter, db);
+        rc = run(&m, &alter, "cannot set the spans table's block size", timeout_ms, NULL);
+    }
     if (rc == 0) rc = setup_search(&m, search_fresh, had_spans, search_since_ns);
     pc_buf_free(&sql);
     free(m.tables);

@@ -109,7 +109,8 @@ static void test_ddl(void)
     /* The project is part of the dedup key (the ReplacingMergeTree's ORDER BY). */
     CHECK(has(&b, "PARTITION BY toYYYYMM(started_at)"
                   " ORDER BY (trace_id, project_id, span_id)"
-                  " TTL started_at + INTERVAL 90 DAY SETTINGS index_granularity = 256"));
+                  " TTL started_at + INTERVAL 90 DAY SETTINGS index_granularity = 256,"
+                  " min_compress_block_size = 4096"));
     /* zstd on the large JSON columns (modern only) */
     CHECK(has(&b, "attributes String CODEC(ZSTD(1)), events String CODEC(ZSTD(1)),"));
     CHECK(has(&b, "resource String CODEC(ZSTD(1))"));
@@ -125,6 +126,7 @@ static void test_ddl(void)
     CHECK(has(&b, "CREATE TABLE IF NOT EXISTS `prela`.`spans_v2` ("));
     CHECK(has(&b, "ORDER BY (trace_id, project_id, span_id) SETTINGS index_granularity = 256"));
     CHECK(!strstr(b.data, "CODEC")); /* 18.16 has no column codecs */
+    CHECK(!strstr(b.data, "min_compress_block_size")); /* nor table block sizes */
     CHECK(has(&b, "started_at DateTime, ended_at DateTime,"));
     CHECK(has(&b, "created_at DateTime DEFAULT now(),"));
     CHECK(!strstr(b.data, "DateTime64") && !strstr(b.data, "TTL"));
