@@ -241,7 +241,7 @@ static void named_traces_read(named_traces *k, pc_buf *text, int ncols)
         k->projects[k->n] = ncols == 2 ? cols[0] : NULL;
         k->ids[k->n++] = cols[ncols - 1];
     }
-    k->fit = k->n <= PC_CH_NAMED_MAX;
+    k->fit = k->n > 0 && k->n <= PC_CH_NAMED_MAX; /* none read: the subquery finds them */
 }
 
 /* Whether the statement |sql| built to name |k| may be run: else (too long)
