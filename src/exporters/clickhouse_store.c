@@ -19,12 +19,13 @@
  * second; once the client has closed it, the transfer stops and the query is
  * killed, instead of running on until query_timeout.
  *
- * Lists read the traces table window by window (pc_ch_sql_list_window):
- * the newest hour of the requested range first, then a window four times
- * wider, until the page is full or the window covers the range.
+ * Lists read the traces table window by window (clickhouse_query.h): the
+ * newest hour of the requested range first, then a window four times wider,
+ * until the page is full or the window covers the range; each window reads
+ * its candidates, then the page naming them (named_traces).
  *
- * Sessions (issue 13): SQL from clickhouse_agg.c, in two reads (the page from
- * the traces rows, then its span sums). Stats: clickhouse_stats.c, at the
+ * Sessions (issue 13): SQL from clickhouse_agg.c, in three reads (the page
+ * from the traces rows, its sessions' trace ids, then their span sums). Stats: clickhouse_stats.c, at the
  * search's low priority (they may read a wide time range).
  *
  * Search: clickhouse_store_search.c, with this file's read helpers
