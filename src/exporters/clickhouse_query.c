@@ -12,8 +12,10 @@
  * second names the first's traces; a subquery selects them again when they
  * are too many to name: clickhouse_query.h):
  *   candidates  the traces rows with started_ns >= lo - GUARD (1 hour), of
- *               traces having a row in [lo, top] (an IN on the key range;
- *               only when top is set), merged per trace, HAVING merged start
+ *               traces having a row in [lo, top] (when top is set: an IN
+ *               on the key range, or, when no filter reads a trace's later
+ *               rows, started_ns <= top itself, so a window far back reads
+ *               its own rows only), merged per trace, HAVING merged start
  *               >= lo and the range, cursor and filters (service, status,
  *               span type), newest first, limit + SLACK (8) of them (+
  *               offset). A trace whose start is in [lo, top] has all its rows
@@ -393,6 +395,17 @@ void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const c
     pc_buf_free(&json_key);
 }
 
+/* Whether a trace's rows starting after a window's top can decide if it is a
+ * candidate for |f|: the merged filters (service, status, span type,
+ * session, user, model, cost) read every row of the trace; the range, the
+ * cursor and the order read only its least start, which later rows never
+ * lower (attr. is checked on the page only). */
+static bool later_rows_matter(const pc_trace_filter *f)
+{
+    return f->service_name || f->status || f->span_type || f->session_id || f->user_id ||
+           f->model || f->min_cost > 0;
+}
+
 /* Level 1 of a list window (see the contract): the candidate keys (|keys|:
  * "project_id, trace_id" or "trace_id"), newest first, |cand| beyond the page
  * (or, when |outer| is false, beyond the offset it skips). 18.16 cannot read
@@ -410,7 +423,9 @@ static void candidates(pc_buf *cand, const char *keys, const char *db, const pc_
         pc_buf_printf(cand, " AND started_ns >= %lld",
                       (long long)(lo > INT64_MIN + PC_CH_WINDOW_GUARD ? lo - PC_CH_WINDOW_GUARD
                                                                       : INT64_MIN));
-    if (top != INT64_MAX) {
+    if (top != INT64_MAX && !later_rows_matter(f)) {
+        pc_buf_printf(cand, " AND started_ns <= %lld", (long long)top);
+    } else if (top != INT64_MAX) {
         pc_buf_printf(cand,
                       " AND (project_id, trace_id) IN (SELECT project_id, trace_id FROM `%s`.traces"
                       " WHERE ",

@@ -219,7 +219,9 @@ def test_list_windows_are_exact(make_collector, tmp_path, engine):
                        {"service_name": "svc-root"}, {"service_name": "svc-child"},
                        {"start_time": iso(now - 3 * 24 * 60 * M)},
                        {"end_time": iso(now - 30 * M)},
-                       {"start_time": iso(now - 4 * 60 * M), "end_time": iso(now - 20 * M)}):
+                       {"start_time": iso(now - 4 * 60 * M), "end_time": iso(now - 20 * M)},
+                       # the error starts after the range's end, in a later insert
+                       {"end_time": iso(now - 10 * M), "status": "error"}):
             cursor, seen = None, []
             while True:
                 q = dict(params, limit=limit) | ({"cursor": cursor} if cursor else {})
@@ -346,6 +348,16 @@ def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse)
                      f"query LIKE '%`{db}`.traces WHERE 1%'").split()
     assert len(rows) >= 2, rows
     assert max(int(r) for r in rows) <= 4 * 8192, rows  # of 300003 traces rows
+    # an hour among them: its candidates read the rows up to its end, not every later one
+    start = old + 100000
+    body = c.get("/api/v1/traces", limit=2, start_time=iso(start * 10**9),
+                 end_time=iso((start + 3600) * 10**9)).json()
+    assert body["count"] == 0 and "error" not in body, body  # the filler has no spans
+    srv.query("SYSTEM FLUSH LOGS")
+    rows = srv.query(f"SELECT read_rows FROM system.query_log WHERE type = 2 AND "
+                     f"query LIKE '%`{db}`.traces WHERE 1%started_ns <= {(start + 3600) * 10**9}"
+                     f"%'").split()
+    assert len(rows) == 1 and int(rows[0]) <= 4 * 8192, rows
 
 
 def test_reads_that_name_many_traces(make_collector, tmp_path, engine):

@@ -508,6 +508,22 @@ static void test_query_builders(void)
     CHECK(has(&b, "project_id DESC LIMIT 101, 15)"));
     CHECK(has(&b, "project_id DESC LIMIT 0, 7 FORMAT TabSeparated"));
     pc_buf_reset(&b);
+    /* no filter reads a trace's later rows (the range, attr.): the window's
+     * rows end at its top, no IN over the key range */
+    pc_trace_filter r = {.project_id = "p", .attr_key = "k", .attr_value = "v", .end_ns = 9,
+                         .limit = 7};
+    pc_ch_sql_list_candidates(&b, "db", &r, 4, 9, PC_CH_WINDOW_SLACK);
+    CHECK(has(&b, "FROM `db`.traces WHERE 1 AND project_id = 'p' AND started_ns >= -3599999999996"
+                  " AND started_ns <= 9 GROUP BY project_id, trace_id HAVING 1 AND"
+                  " min(started_ns) >= 4 AND min(started_ns) <= 9 ORDER BY"));
+    CHECK(!strstr(b.data, "IN (SELECT"));
+    pc_buf_reset(&b);
+    r.user_id = "u"; /* a merged filter reads them: the IN keeps the window's traces */
+    pc_ch_sql_list_candidates(&b, "db", &r, 4, 9, PC_CH_WINDOW_SLACK);
+    CHECK(has(&b, "AND started_ns >= -3599999999996 AND (project_id, trace_id) IN (SELECT"
+                  " project_id, trace_id FROM `db`.traces WHERE project_id = 'p' AND started_ns"
+                  " >= 4 AND started_ns <= 9)"));
+    pc_buf_reset(&b);
     /* no edge, no top, a cursor: no window conditions, the cursor on both levels */
     pc_trace_key k = {.started_ns = 77, .trace_id = "t'", .project_id = "p"};
     pc_trace_filter g = {.after = &k, .limit = 2};
