@@ -34,11 +34,13 @@ void pc_ch_sql_sessions_below(pc_buf *out, const char *db, const char *project_i
 
 /*
  * Sessions, level 2, first read: the distinct trace ids of the traces rows
- * naming one of the |n| sessions (|projects|[i], |sessions|[i]) of a page,
- * one per line, at most PC_CH_NAMED_MAX + 1 (clickhouse_query.h).
+ * naming one of the |n| session ids |sessions| of a page, in any project (a
+ * superset when another project has one of those ids: the sums keep the
+ * page's (project, session) pairs), one per line, at most PC_CH_NAMED_MAX + 1
+ * (clickhouse_query.h).
  */
-void pc_ch_sql_session_traces(pc_buf *out, const char *db, const char *const *projects,
-                              const char *const *sessions, size_t n);
+void pc_ch_sql_session_traces(pc_buf *out, const char *db, const char *const *sessions,
+                              size_t n);
 /*
  * Sessions, level 2: for the |n| sessions (|projects|[i], |sessions|[i]) of
  * a page, the figures that need the deduplicated spans (PC_CH_SESSION_SUM_COLS

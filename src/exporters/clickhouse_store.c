@@ -711,7 +711,7 @@ static int session_window_exact(pc_ch_store *S, const pc_session_filter *f, int6
 static int read_session_sums(pc_ch_store *S, session_page *p)
 {
     pc_buf sql = PC_BUF_INIT, ids_text, sums;
-    pc_ch_sql_session_traces(&sql, S->database, p->projects, p->sessions, p->n);
+    pc_ch_sql_session_traces(&sql, S->database, p->sessions, p->n);
     int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &ids_text);
     pc_buf_free(&sql);
     if (rc < 0) return rc;

@@ -250,8 +250,9 @@ def test_session_windows_are_exact(make_collector, tmp_path, engine):
     computed from what was sent: a session whose one trace started three days ago and ended
     ten minutes ago (its row is outside the first windows, its last seen inside them), a trace
     whose recent insert carries no session (its session came in an older insert), a session
-    of two traces weeks apart, a trace in the future, another project, a user; every offset
-    and limit, time ranges."""
+    of two traces weeks apart, a trace in the future, another project (and in it a trace id
+    and a session id of the first, weeks older), a user; every offset and limit, time
+    ranges."""
     srv, _ = engine
     db = srv.database()
     ch, lo = twins(make_collector, tmp_path, srv, db)
@@ -282,6 +283,10 @@ def test_session_windows_are_exact(make_collector, tmp_path, engine):
     post("t-split", now - 7 * M, now - 7 * M + 10**9, None, sid="b")  # no session here
     post("t-future", now + 60 * M, now + 61 * M, "future")
     post("t-p2", now - 3 * M, now - 3 * M + 10**9, "s-p2", project="p2")
+    # ids another project also has, long ago there: reads by trace id and by session id
+    # alone bring them along (clickhouse_agg.c), each must stay in its own project
+    post("t01", now - 30000 * M, now - 30000 * M + 10**9, "s-p2-old", project="p2")
+    post("t-p2-s03", now - 33000 * M, now - 33000 * M + 10**9, "s03", project="p2")
     post("t-none", now - 2 * M, now - 2 * M + 10**9, None)  # no session at all
 
     # the order from what was sent: (last seen desc, session desc, project desc)

@@ -159,10 +159,14 @@ static void test_sessions(void)
     CHECK(has(&b, "WHERE session_id != '')") && !strstr(b.data, "started_ns >="));
     pc_buf_reset(&b);
     pc_ch_sql_sessions(&b, "db", &any, -3); /* a window: the sessions of its traces */
-    CHECK(has(&b, "(project_id, session_id) IN (SELECT project_id, minIf(session_id, session_id"
-                  " != '') AS c_session FROM `db`.traces WHERE (project_id, trace_id) IN (SELECT"
-                  " project_id, trace_id FROM `db`.traces WHERE started_ns >= -3) GROUP BY"
-                  " project_id, trace_id HAVING c_session != '')"));
+    /* by single columns: a tuple IN costs 18.16 about 3x (any project: a
+     * superset of sessions, each still whole: clickhouse_agg.c) */
+    CHECK(has(&b, "WHERE trace_id IN (SELECT trace_id FROM `db`.traces WHERE session_id IN ("
+                  "SELECT minIf(session_id, session_id != '') AS c_session FROM `db`.traces WHERE"
+                  " trace_id IN (SELECT trace_id FROM `db`.traces WHERE started_ns >= -3) GROUP"
+                  " BY project_id, trace_id HAVING c_session != ''))"));
+    CHECK(!strstr(b.data, "(project_id, trace_id) IN") &&
+          !strstr(b.data, "(project_id, session_id) IN"));
     pc_buf_reset(&b);
     pc_session_filter user = {.project_id = EVIL, .user_id = ODD, .limit = 1};
     pc_ch_sql_sessions(&b, "db", &user, 9); /* a user's sessions: never a window */
@@ -179,10 +183,10 @@ static void test_sessions(void)
 
     const char *projects[] = {EVIL, "p"}, *sessions[] = {ODD, ""};
     /* their trace ids first, at most one more than the sums name */
-    pc_ch_sql_session_traces(&b, "db", projects, sessions, 2);
+    pc_ch_sql_session_traces(&b, "db", sessions, 2);
     CHECK(literals_closed(&b));
-    CHECK(has(&b, "SELECT DISTINCT trace_id FROM `db`.traces WHERE (project_id, session_id) IN (("
-                  EVIL_Q ", " ODD_Q "), ('p', ''), ('', '')) LIMIT 1025 FORMAT TabSeparated"));
+    CHECK(has(&b, "SELECT DISTINCT trace_id FROM `db`.traces WHERE session_id IN (" ODD_Q ", '')"
+                  " LIMIT 1025 FORMAT TabSeparated"));
     pc_buf_reset(&b);
     /* the sums of the spans of those trace ids, named */
     const char *tids[] = {"t'1", "t2"};
@@ -194,15 +198,17 @@ static void test_sessions(void)
     /* too many: named by a subquery */
     pc_ch_sql_session_sums(&b, "db", projects, sessions, 2, NULL, 0);
     CHECK(literals_closed(&b));
-    /* the page's keys, and one no session has, twice: traces, then sessions */
-    CHECK_EQ_INT(count(&b, "((" EVIL_Q ", " ODD_Q "), ('p', ''), ('', ''))"), 2);
+    /* the traces of the page's session ids, then the page's keys (and one no
+     * session has) after the grouping */
+    CHECK(has(&b, "IN (SELECT trace_id FROM `db`.traces WHERE session_id IN (" ODD_Q ", ''))"));
+    CHECK_EQ_INT(count(&b, "((" EVIL_Q ", " ODD_Q "), ('p', ''), ('', ''))"), 1);
     CHECK(has(&b, "LIMIT 1 BY project_id, trace_id, span_id")); /* deduplicated spans */
     /* spans by trace id, the sessions' pairs checked after the grouping */
     CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN (SELECT trace_id FROM `db`.traces WHERE"));
     CHECK(has(&b, "GROUP BY project_id, trace_id) WHERE (project_id, t_session) IN (("));
     pc_buf_reset(&b);
     pc_ch_sql_session_sums(&b, "db", projects, sessions, 0, NULL, 0);
-    CHECK(has(&b, "IN (('', ''))"));
+    CHECK(has(&b, "IN (('', ''))") && has(&b, "`db`.traces WHERE 0)"));
     pc_buf_free(&b);
 }
 
