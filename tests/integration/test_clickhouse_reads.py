@@ -328,6 +328,12 @@ def test_session_windows_are_exact(make_collector, tmp_path, engine):
     assert long["s05"]["trace_count"] == 2 and long["s05"]["first_seen"] == iso(now - 38000 * M)
     users = same(ch, lo, "/api/v1/sessions", user_id="u1", limit=1000)["sessions"]
     assert [s["session_id"] for s in users] == [f"s{k:02d}" for k in range(0, len(minutes), 3)]
+    # trace lists by user and by session, whose ids the other project also has
+    for params in ({"user_id": "u0"}, {"session_id": "s-p2-old"}, {"session_id": "s03"},
+                   {"session_id": "s03", "project_id": "p2"}):
+        same(ch, lo, "/api/v1/traces", limit=1000, **params)
+    got = same(ch, lo, "/api/v1/traces", session_id="s03", limit=1000)["traces"]
+    assert [(t["project_id"], t["trace_id"]) for t in got] == [("p1", "t03"), ("p2", "t-p2-s03")]
 
 
 def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse):
