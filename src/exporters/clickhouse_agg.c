@@ -136,25 +136,10 @@ static void keys(pc_buf *out, const char *const *projects, const char *const *se
     pc_buf_puts(out, "('', ''))");
 }
 
-/* Appends "session_id IN ('s1', ...)": the |n| sessions' ids (none: "0"). */
-static void session_ids_in(pc_buf *out, const char *const *sessions, size_t n)
-{
-    if (n == 0) {
-        pc_buf_lit(out, "0");
-        return;
-    }
-    pc_buf_lit(out, "session_id IN (");
-    for (size_t i = 0; i < n; i++) {
-        if (i) pc_buf_lit(out, ", ");
-        pc_ch_quote_cstr(out, sessions[i]);
-    }
-    pc_buf_putc(out, ')');
-}
-
 void pc_ch_sql_session_traces(pc_buf *out, const char *db, const char *const *sessions, size_t n)
 {
     pc_buf_printf(out, "SELECT DISTINCT trace_id FROM `%s`.traces WHERE ", db);
-    session_ids_in(out, sessions, n);
+    pc_ch_sql_in(out, "session_id", sessions, n);
     pc_buf_printf(out, " LIMIT %d FORMAT TabSeparated", PC_CH_NAMED_MAX + 1);
 }
 
@@ -169,10 +154,10 @@ void pc_ch_sql_session_sums(pc_buf *out, const char *db, const char *const *proj
     pc_buf k = PC_BUF_INIT, ids = PC_BUF_INIT;
     keys(&k, projects, sessions, n);
     if (trace_ids && nt) {
-        pc_ch_sql_trace_ids_in(&ids, trace_ids, nt);
+        pc_ch_sql_in(&ids, "trace_id", trace_ids, nt);
     } else {
         pc_buf_printf(&ids, "trace_id IN (SELECT trace_id FROM `%s`.traces WHERE ", db);
-        session_ids_in(&ids, sessions, n);
+        pc_ch_sql_in(&ids, "session_id", sessions, n);
         pc_buf_putc(&ids, ')');
     }
     pc_buf_printf(out,

@@ -257,12 +257,16 @@ void pc_ch_sql_trace_tuples(pc_buf *out, const char *const *projects,
     pc_ch_sql_tuples(out, cols, 2, n);
 }
 
-void pc_ch_sql_trace_ids_in(pc_buf *out, const char *const *trace_ids, size_t n)
+void pc_ch_sql_in(pc_buf *out, const char *column, const char *const *values, size_t n)
 {
-    pc_buf_lit(out, "trace_id IN (");
+    if (n == 0) {
+        pc_buf_lit(out, "0");
+        return;
+    }
+    pc_buf_printf(out, "%s IN (", column);
     for (size_t i = 0; i < n; i++) {
         if (i) pc_buf_lit(out, ", ");
-        pc_ch_quote_cstr(out, trace_ids[i]);
+        pc_ch_quote_cstr(out, values[i]);
     }
     pc_buf_putc(out, ')');
 }
@@ -275,7 +279,7 @@ void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *proj
                             const char *const *trace_ids, size_t n)
 {
     pc_buf pre = PC_BUF_INIT, pairs = PC_BUF_INIT;
-    pc_ch_sql_trace_ids_in(&pre, trace_ids, n);
+    pc_ch_sql_in(&pre, "trace_id", trace_ids, n);
     const char *const *cols[] = {projects, trace_ids};
     pc_ch_sql_tuples(&pairs, cols, 2, n);
     summaries(out, db, pre.data, NULL, pairs.data, NEWEST);
@@ -428,7 +432,7 @@ static void candidates(pc_buf *cand, const char *keys, const char *db, const pc_
                                                                       : INT64_MIN));
     if (top != INT64_MAX && !later_rows_matter(f)) {
         pc_buf_printf(cand, " AND started_ns <= %lld", (long long)top);
-    } else if (top != INT64_MAX) {
+    } else if (top != INT64_MAX) { /* the traces having a row in [lo, top] */
         pc_buf_printf(cand, " AND trace_id IN (SELECT trace_id FROM `%s`.traces WHERE ", db);
         pc_ch_project_and(cand, f->project_id);
         if (lo != INT64_MIN) pc_buf_printf(cand, "started_ns >= %lld AND ", (long long)lo);
@@ -513,7 +517,7 @@ void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
      * the HAVING, 18.16 would analyse it in the outer query's scope
      * ("Unknown identifier"). */
     if (trace_ids) {
-        pc_ch_sql_trace_ids_in(&pre, trace_ids, n);
+        pc_ch_sql_in(&pre, "trace_id", trace_ids, n);
         if (!f->project_id) {
             const char *const *cols[] = {projects, trace_ids};
             pc_ch_sql_tuples(&pairs, cols, 2, n);

@@ -56,8 +56,9 @@ void pc_ch_sql_tuples(pc_buf *out, const char *const *const *cols, size_t ncols,
  * (trace_id, project_id) tuples, the spans key's order, quoted. */
 void pc_ch_sql_trace_tuples(pc_buf *out, const char *const *projects,
                             const char *const *trace_ids, size_t n);
-/* "trace_id IN ('t1', ...)": the |n| (>= 1) trace ids, quoted. */
-void pc_ch_sql_trace_ids_in(pc_buf *out, const char *const *trace_ids, size_t n);
+/* "<column> IN ('v1', ...)": the |n| values, quoted (none: "0", false);
+ * |column| is static SQL text. */
+void pc_ch_sql_in(pc_buf *out, const char *column, const char *const *values, size_t n);
 /* The summaries of the |n| (>= 1) traces (projects[i], trace_ids[i]) that have
  * spans, newest first (as lists order them). */
 void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,

@@ -352,7 +352,7 @@ void pc_ch_sql_verify(pc_buf *out, const char *db, const char *const *projects,
                   "SELECT project_id, trace_id, '', name, attributes, events, input_messages,"
                   " output_messages FROM `%s`.spans PREWHERE ",
                   db);
-    pc_ch_sql_trace_ids_in(out, trace_ids, n);
+    pc_ch_sql_in(out, "trace_id", trace_ids, n);
     if (run_len) {
         static const char *const cols[] = {"name", "attributes", "events", "input_messages",
                                            "output_messages"};

@@ -25,8 +25,9 @@
  * its candidates, then the page naming them (named_traces).
  *
  * Sessions (issue 13): SQL from clickhouse_agg.c, in three reads (the page
- * from the traces rows, its sessions' trace ids, then their span sums). Stats: clickhouse_stats.c, at the
- * search's low priority (they may read a wide time range).
+ * from the traces rows, its sessions' trace ids, then their span sums).
+ * Stats: clickhouse_stats.c, at the search's low priority (they may read a
+ * wide time range).
  *
  * Search: clickhouse_store_search.c, with this file's read helpers
  * (pc_ch_store_run and the others clickhouse_store.h declares).
