@@ -39,6 +39,9 @@ typedef struct pc_str {
 #define PC_STR_LIT(lit) ((pc_str){(lit), sizeof(lit) - 1})
 #define PC_STR_NULL ((pc_str){NULL, 0})
 
+/* The longest session or user id a span carries (pc_span.session_id). */
+#define PC_SPAN_GROUP_ID_MAX 256
+
 /* Typed values: OTLP AnyValue and JSON values share this representation. */
 typedef enum pc_value_type {
     PC_V_NULL = 0, /* JSON null, OTLP empty AnyValue */
@@ -208,8 +211,10 @@ typedef struct pc_span {
     double cost_input_usd;  /* uncached input + cache read + cache write */
     double cost_output_usd; /* output, reasoning included */
     pc_cost_source cost_source;
-    pc_str session_id; /* conversation / session / thread; empty when none */
-    pc_str user_id;    /* the end user; empty when none */
+    /* Conversation / session / thread, and the end user; empty when none.
+     * At most PC_SPAN_GROUP_ID_MAX bytes: normalize promotes no longer id. */
+    pc_str session_id;
+    pc_str user_id;
     /*
      * Prompt and completion of an LLM span (of any span that carries them:
      * agents and chains too), normalized from every dialect by the normalize

@@ -236,6 +236,19 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
 
 #define NEWEST "t_started DESC, trace_id DESC, project_id DESC"
 
+size_t pc_ch_names_fit(const char *const *const *cols, size_t ncols, size_t n)
+{
+    size_t bytes = 0, k = 0;
+    for (; k < n; k++) {
+        size_t row = 0;
+        for (size_t c = 0; c < ncols; c++)
+            row += pc_ch_quoted_len(cols[c][k]) + 4;
+        if (k > 0 && bytes + row > PC_CH_NAMES_BYTES) break;
+        bytes += row;
+    }
+    return k;
+}
+
 void pc_ch_sql_tuples(pc_buf *out, const char *const *const *cols, size_t ncols, size_t n)
 {
     pc_buf_putc(out, '(');

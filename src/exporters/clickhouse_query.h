@@ -101,6 +101,20 @@ void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
 #define PC_CH_NAMED_SQL_BYTES (192 * 1024)
 
 /*
+ * Reads that must name every value they are given (a session page's
+ * sessions, a search's candidates, the spans its events point at) take them
+ * in chunks whose quoted values (pc_ch_quoted_len, plus 4 bytes each for the
+ * separators) fill at most PC_CH_NAMES_BYTES, which leaves the statement
+ * under 18.16's 256 KiB with room for its own text: a value past ASCII
+ * quotes as four bytes (\xC3), so 1,000 ids of 256 bytes could quote to
+ * 1 MB. pc_ch_names_fit returns how many of the |n| rows, from the first,
+ * make one chunk: at least one when n > 0. Row i names cols[c][i] for each
+ * of the |ncols| columns, listed as often as the statement names them.
+ */
+#define PC_CH_NAMES_BYTES (160 * 1024)
+size_t pc_ch_names_fit(const char *const *const *cols, size_t ncols, size_t n);
+
+/*
  * Inexact candidates: min_cost and attr_key/attr_value cannot be decided
  * from the traces rows exactly (a redelivered span counts twice in the rows'
  * cost; the rows hold no attributes), so their candidates are a superset

@@ -142,6 +142,14 @@ void pc_ch_quote_cstr(pc_buf *out, const char *s)
     pc_ch_quote(out, s ? s : "", s ? strlen(s) : 0);
 }
 
+size_t pc_ch_quoted_len(const char *s)
+{
+    size_t n = 2;
+    for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++)
+        n += *c == '\\' || *c == '\'' ? 2 : *c < 0x20 || *c >= 0x7f ? 4 : 1;
+    return n;
+}
+
 /* ---------------------------------------------------------------- DDL -- */
 
 void pc_ch_ddl_database(pc_buf *out, const char *db)

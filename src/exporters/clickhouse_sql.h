@@ -39,6 +39,8 @@ bool pc_ch_valid_database(const char *db);
  */
 void pc_ch_quote(pc_buf *out, const char *p, size_t n);
 void pc_ch_quote_cstr(pc_buf *out, const char *s);
+/* The bytes pc_ch_quote_cstr appends for |s| (NULL: "''"). */
+size_t pc_ch_quoted_len(const char *s);
 
 /*
  * DDL: CREATE DATABASE / TABLE ... IF NOT EXISTS for |db| in |d|. The spans

@@ -553,7 +553,8 @@ static int plan(pc_ch_store *S, reading *rd)
 }
 
 /* The traces a read of less than an hour names instead of its hours' marks,
- * at most; past it the marks' subquery is used. */
+ * at most, in a statement of at most PC_CH_NAMED_SQL_BYTES; past either the
+ * marks' subquery is used. */
 #define NARROW_MAX 4096
 
 /* Trace ids, quoted, as "(a, b" (the caller closes it). */
@@ -597,6 +598,10 @@ static int read_spans(pc_ch_store *S, reading *rd, const ranges *r, pc_cells *in
         if (t.n > NARROW_MAX) pc_buf_free(&t.ids);
     }
     pc_ch_sql_stats_spans(&sql, S->database, rd->q, r->v, r->n, t.ids.len ? t.ids.data : NULL);
+    if (t.ids.len && sql.len > PC_CH_NAMED_SQL_BYTES) { /* long ids: the subquery instead */
+        pc_buf_reset(&sql);
+        pc_ch_sql_stats_spans(&sql, S->database, rd->q, r->v, r->n, NULL);
+    }
     pc_buf_free(&t.ids);
     rd->into = into;
     return pc_ch_store_each_row(S, &sql, "stats", "priority=2", PC_CH_STATS_SPAN_COLS, span_row,

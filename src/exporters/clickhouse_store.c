@@ -707,12 +707,13 @@ static int session_window_exact(pc_ch_store *S, const pc_session_filter *f, int6
     return p->n >= (size_t)limit && p->rows[p->n - 1].last_seen_ns > last_below;
 }
 
-/* Level 2 of page |p| (clickhouse_agg.h): its sessions' trace ids, then their
- * span sums, added to its rows; named by a subquery when they are too many. */
-static int read_session_sums(pc_ch_store *S, session_page *p)
+/* Level 2 of sessions [from, from + n) of page |p| (clickhouse_agg.h): their
+ * trace ids, then their span sums, added to their rows; the traces named by a
+ * subquery when they are too many. */
+static int read_session_sums(pc_ch_store *S, session_page *p, size_t from, size_t n)
 {
     pc_buf sql = PC_BUF_INIT, ids_text, sums;
-    pc_ch_sql_session_traces(&sql, S->database, p->sessions, p->n);
+    pc_ch_sql_session_traces(&sql, S->database, p->sessions + from, n);
     int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &ids_text);
     pc_buf_free(&sql);
     if (rc < 0) return rc;
@@ -721,7 +722,7 @@ static int read_session_sums(pc_ch_store *S, session_page *p)
     /* none: no traces row names them now (retention), so no sums */
     if (k.n > 0) {
         do
-            pc_ch_sql_session_sums(&sql, S->database, p->projects, p->sessions, p->n,
+            pc_ch_sql_session_sums(&sql, S->database, p->projects + from, p->sessions + from, n,
                                    k.fit ? k.ids : NULL, k.n);
         while (!named_sql_fits(&k, &sql));
         rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
@@ -732,6 +733,19 @@ static int read_session_sums(pc_ch_store *S, session_page *p)
     }
     named_traces_free(&k);
     pc_buf_free(&ids_text);
+    return rc;
+}
+
+/* Level 2 of page |p|, in chunks of sessions whose statements fit
+ * (pc_ch_names_fit: the sums name each session twice, and its project). */
+static int read_page_sums(pc_ch_store *S, session_page *p)
+{
+    int rc = 0;
+    for (size_t from = 0, n; rc == 0 && from < p->n; from += n) {
+        const char *const *cols[] = {p->sessions + from, p->sessions + from, p->projects + from};
+        n = pc_ch_names_fit(cols, 3, p->n - from);
+        rc = read_session_sums(S, p, from, n);
+    }
     return rc;
 }
 
@@ -772,7 +786,7 @@ static int st_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb
         width *= 4;
     }
     if (rc > 0) rc = 0;
-    if (rc == 0 && p.n) rc = read_session_sums(S, &p);
+    if (rc == 0 && p.n) rc = read_page_sums(S, &p);
     for (size_t i = 0; rc == 0 && i < p.n; i++)
         if (cb(ud, &p.rows[i]) != 0) break;
     session_page_free(&p);

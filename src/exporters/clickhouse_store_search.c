@@ -205,11 +205,13 @@ static int exist_row(char **cols, void *cb, void *ud)
 
 /*
  * Verifies candidates [from, to) in one read of their spans and attached
- * events (pc_ch_sql_verify); only when an event matched a candidate no span
- * of which did, a second read asks whether that event's span is stored (a
- * carrier whose span never came shows nowhere). 0 or a store error.
+ * events (pc_ch_sql_verify; the caller keeps the statement under 18.16's
+ * limit, pc_ch_names_fit); only when an event matched a candidate no span of
+ * which did, a second read asks whether that event's span is stored (a
+ * carrier whose span never came shows nowhere), in chunks too. 0 or a store
+ * error.
  */
-static int verify(pc_ch_store *S, cands *c, size_t from, size_t to)
+static int verify_chunk(pc_ch_store *S, cands *c, size_t from, size_t to)
 {
     verify_ctx v = {.c = c, .from = from, .to = to, .text = PC_BUF_INIT, .ev_ids = PC_BUF_INIT};
     pc_buf sql = PC_BUF_INIT;
@@ -225,8 +227,10 @@ static int verify(pc_ch_store *S, cands *c, size_t from, size_t to)
             t[k] = c->ids[v.ev_cand[e]];
             s[k++] = v.ev_ids.data + v.ev_off[e];
         }
-    if (rc == 0 && k) {
-        pc_ch_sql_spans_exist(&sql, S->database, p, t, s, k);
+    for (size_t i = 0, n; rc == 0 && i < k; i += n) {
+        const char *const *cols[] = {t + i, p + i, s + i};
+        n = pc_ch_names_fit(cols, 3, k - i);
+        pc_ch_sql_spans_exist(&sql, S->database, p + i, t + i, s + i, n);
         rc = pc_ch_store_each_row(S, &sql, "search", PC_CH_READ_SETTINGS, 2, exist_row, NULL, &v);
     }
     free(p);
@@ -236,6 +240,20 @@ static int verify(pc_ch_store *S, cands *c, size_t from, size_t to)
     free(v.ev_off);
     pc_buf_free(&v.ev_ids);
     pc_buf_free(&v.text);
+    return rc;
+}
+
+/* Verifies candidates [from, to) (verify_chunk), as many at a time as one
+ * statement names: each candidate's id twice (in a list and in a pair) and its
+ * project. */
+static int verify(pc_ch_store *S, cands *c, size_t from, size_t to)
+{
+    int rc = 0;
+    for (size_t n; rc == 0 && from < to; from += n) {
+        const char *const *cols[] = {c->ids + from, c->ids + from, c->projects + from};
+        n = pc_ch_names_fit(cols, 3, to - from);
+        rc = verify_chunk(S, c, from, from + n);
+    }
     return rc;
 }
 
@@ -259,21 +277,24 @@ static int emit_row(void *ud, const pc_trace_row *r)
 }
 
 /* Hands the summaries of the matched candidates [from, to) to |e|: *left of
- * them at a time, again while some were the walk's and hits are left. */
+ * them at a time (fewer when their names would not fit one statement,
+ * pc_ch_names_fit), again while some were the walk's and hits are left. */
 static int emit_hits(pc_ch_store *S, cands *c, size_t from, size_t to, emit_ctx *e)
 {
     const char **p = pc_xmalloc((to - from) * sizeof(*p)), **t = pc_xmalloc((to - from) * sizeof(*t));
+    size_t nh = 0;
+    for (size_t i = from; i < to; i++)
+        if (c->hit[i]) {
+            p[nh] = c->projects[i];
+            t[nh++] = c->ids[i];
+        }
     int rc = 0;
-    for (size_t i = from; rc == 0 && *e->left > 0 && i < to;) {
-        size_t n = 0;
-        for (; i < to && (int)n < *e->left; i++)
-            if (c->hit[i]) {
-                p[n] = c->projects[i];
-                t[n++] = c->ids[i];
-            }
-        if (n == 0) break;
+    for (size_t i = 0, n; rc == 0 && *e->left > 0 && i < nh; i += n) {
+        n = nh - i < (size_t)*e->left ? nh - i : (size_t)*e->left;
+        const char *const *cols[] = {t + i, t + i, p + i};
+        n = pc_ch_names_fit(cols, 3, n);
         pc_buf sql = PC_BUF_INIT;
-        pc_ch_sql_summaries_of(&sql, S->database, p, t, n);
+        pc_ch_sql_summaries_of(&sql, S->database, p + i, t + i, n);
         rc = pc_ch_store_each_row(S, &sql, "search", "", PC_CH_TRACE_COLS, pc_ch_store_trace_row,
                                   (void *)emit_row, e);
     }

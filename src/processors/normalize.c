@@ -89,6 +89,9 @@
  *            traceloop.association.properties.thread_id
  *   user:    user.id, enduser.id, langfuse.user.id, langsmith.metadata.user_id,
  *            traceloop.association.properties.user_id
+ * An id longer than PC_SPAN_GROUP_ID_MAX bytes (256, the Prela ids' bound)
+ * is not promoted: the span has no session (or user) and the attribute stays
+ * as sent. Stores name ids in their reads; this keeps each one small.
  *
  * Messages: input_messages / output_messages from every dialect's prompt and
  * completion keys, one shape (messages.h has the sources and their precedence),
@@ -562,6 +565,12 @@ static pc_str span_or_resource(const keyed *attrs, const keyed *resource, const 
     return v.n ? v : first_of(resource, l);
 }
 
+/* |v| as a session or user id: none past PC_SPAN_GROUP_ID_MAX bytes. */
+static pc_str group_id(pc_str v)
+{
+    return v.n > PC_SPAN_GROUP_ID_MAX ? (pc_str){0} : v;
+}
+
 void pc_normalize_span(pc_span *s, pc_str default_service)
 {
     pc_price_table *t = pc_price_table_builtin();
@@ -591,8 +600,8 @@ void pc_normalize_span_priced(pc_span *s, pc_str default_service, pc_price_table
     s->cache_read_tokens = tokens_of(&attrs, &cache_read_list);
     s->cache_write_tokens = tokens_of(&attrs, &cache_write_list);
     s->reasoning_tokens = tokens_of(&attrs, &reasoning_list);
-    s->session_id = span_or_resource(&attrs, &resource, &session_list);
-    s->user_id = span_or_resource(&attrs, &resource, &user_list);
+    s->session_id = group_id(span_or_resource(&attrs, &resource, &session_list));
+    s->user_id = group_id(span_or_resource(&attrs, &resource, &user_list));
     set_cost(s, prices);
     if (arena) pc_messages_extract(s, arena);
 }

@@ -427,6 +427,14 @@ def test_reads_that_name_many_traces(make_collector, tmp_path, engine):
     assert sorted(both) == [("default", 2), ("p2", 2)]
 
 
+def one_span_doc(tid, k, start, name, attrs):
+    """A Prela document of trace |tid| with one llm span s<k> of 1 us from |start|."""
+    return {"trace_id": tid, "service_name": "svc-long", "spans": [{
+        "span_id": f"s{k}", "trace_id": tid, "name": name, "span_type": "llm",
+        "started_at": iso(start), "ended_at": iso(start + 1000), "status": "success",
+        "attributes": attrs}]}
+
+
 def test_reads_too_long_to_name_their_traces(make_collector, tmp_path, engine):
     """A statement that would name its traces past 192 KiB (clickhouse_query.h) selects them
     through a subquery instead (18.16 refuses statements past 256 KiB): 800 traces whose ids
@@ -438,12 +446,8 @@ def test_reads_too_long_to_name_their_traces(make_collector, tmp_path, engine):
     ch, lo = twins(make_collector, tmp_path, srv, db)
     t0 = time.time_ns() // 10**9 * 10**9 - 30 * 60 * 10**9
     for k in range(800):
-        tid = f"{k:04d}-" + "x" * 245
-        d = {"trace_id": tid, "service_name": "svc-long", "spans": [{
-            "span_id": f"s{k}", "trace_id": tid, "name": "llm", "span_type": "llm",
-            "started_at": iso(t0 + k * 10**6), "ended_at": iso(t0 + k * 10**6 + 1000),
-            "status": "success", "attributes": {"session.id": "s-long",
-                                                "gen_ai.usage.input_tokens": 3}}]}
+        d = one_span_doc(f"{k:04d}-" + "x" * 245, k, t0 + k * 10**6, "llm",
+                         {"session.id": "s-long", "gen_ai.usage.input_tokens": 3})
         for c in (ch, lo):
             post_prela(c, d)
     for params in ({"limit": 1000}, {"limit": 500, "project_id": "p1"}, {"limit": 500},
@@ -454,3 +458,51 @@ def test_reads_too_long_to_name_their_traces(make_collector, tmp_path, engine):
     assert [(x["session_id"], x["trace_count"], x["input_tokens"]) for x in s] == [
         ("s-long", 800, 2400)]
 
+
+
+def test_reads_of_long_ids_stay_under_the_statement_limit(make_collector, tmp_path, engine):
+    """Statements that name stored ids take them in chunks that fit 18.16's 256 KiB statement
+    (clickhouse_query.h: pc_ch_names_fit), counted as quoted: a byte past ASCII quotes as four
+    (\\xC3). 300 sessions whose ids are 256 bytes of "é" (300 KiB quoted, named twice in the
+    sums), 300 traces whose ids are 250 bytes of it, found by a search (their ids and pairs
+    named for the check of the text) and summed by a stats window under an hour (its traces
+    named); every answer equal to the embedded store's. A session or user id past 256 bytes is
+    not promoted (normalize.h), and its attribute stays as sent."""
+    srv, _ = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    t0 = time.time_ns() // 10**9 * 10**9 - 50 * 60 * 10**9
+    sessions = [f"{k:03d}" + "é" * 126 + "x" for k in range(300)]  # 256 bytes each
+    assert all(len(s.encode()) == 256 for s in sessions)
+    traces = [{"trace_id": f"{k + 1:032x}", "spans": [
+        dict(span_id=f"{k + 1:016x}", parent="", name="llm", kind=3,
+             start=t0 + k * 10**6, end=t0 + k * 10**6 + 1000, status=1,
+             attrs={"session.id": sessions[k], "user.id": "u-long",
+                    "gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": k + 1})]}
+              for k in range(300)]
+    too_long = "s" * 257
+    traces.append({"trace_id": f"{999:032x}", "spans": [dict(
+        span_id=f"{999:016x}", parent="", name="llm", kind=3, start=t0, end=t0 + 1000,
+        status=1, attrs={"session.id": too_long, "user.id": "u" * 300})]})
+    for c in (ch, lo):
+        assert post_otlp(c, traces).status_code == 200
+    t1 = t0 + 10 * 60 * 10**9
+    ids = [f"{k:03d}" + "é" * 123 + "y" for k in range(300)]  # 250 bytes each
+    for k, tid in enumerate(ids):
+        d = one_span_doc(tid, k, t1 + k * 10**6, "llm qzlongidword",
+                         {"gen_ai.request.model": "m-long", "gen_ai.usage.input_tokens": 2})
+        for c in (ch, lo):
+            post_prela(c, d, project="default")
+    got = same(ch, lo, "/api/v1/sessions", limit=1000)["sessions"]
+    assert sorted(s["session_id"] for s in got) == sorted(sessions)
+    assert sum(s["input_tokens"] for s in got) == 300 * 301 // 2
+    assert all(s["span_count"] == 1 and s["trace_count"] == 1 for s in got)
+    same(ch, lo, "/api/v1/sessions", user_id="u-long", limit=1000)
+    lone = same(ch, lo, f"/api/v1/traces/{999:032x}")
+    assert lone["trace"]["session_id"] in (None, "") and lone["trace"]["user_id"] in (None, "")
+    assert lone["spans"][0]["attributes"]["session.id"] == too_long
+    hits = same(ch, lo, "/api/v1/search", query="qzlongidword", limit=500)["results"]
+    assert sorted(t["trace_id"] for t in hits) == sorted(ids)
+    window = {"start_time": iso(t1), "end_time": iso(t1 + 30 * 60 * 10**9)}
+    stats = same(ch, lo, "/api/v1/stats", group_by="model", interval="1h", **window)["stats"]
+    assert sum(r["spans"] for r in stats) == 300, stats

@@ -74,6 +74,47 @@ static void test_quote(void)
     free(q);
 }
 
+/* pc_ch_quoted_len is what pc_ch_quote appends; pc_ch_names_fit cuts a list
+ * into chunks by those bytes, at least one row each. */
+static void test_names_fit(void)
+{
+    const char *samples[] = {"", "plain", "O'Reilly \\", "\xc3\xa9t\xc3\xa9", "a\nb\x7f", NULL};
+    for (int i = 0; samples[i]; i++) {
+        pc_buf b = PC_BUF_INIT;
+        pc_ch_quote_cstr(&b, samples[i]);
+        CHECK_EQ_INT((int)pc_ch_quoted_len(samples[i]), (int)b.len);
+        pc_buf_free(&b);
+    }
+    CHECK_EQ_INT((int)pc_ch_quoted_len(NULL), 2);
+    static char ids[1000][257];
+    const char *v[1000];
+    for (int i = 0; i < 1000; i++) {
+        for (int j = 0; j < 256; j++)
+            ids[i][j] = j % 2 ? '\xa9' : '\xc3'; /* 1,026 bytes quoted */
+        ids[i][256] = 0;
+        v[i] = ids[i];
+    }
+    const char *const *two[] = {v, v};
+    size_t per = PC_CH_NAMES_BYTES / (2 * (1026 + 4)); /* rows of one chunk */
+    CHECK_EQ_INT((int)pc_ch_names_fit(two, 2, 1000), (int)per);
+    CHECK_EQ_INT((int)pc_ch_names_fit(two, 2, 3), 3);
+    CHECK_EQ_INT((int)pc_ch_names_fit(two, 2, 0), 0);
+    size_t total = 0, chunks = 0;
+    for (size_t from = 0, n; from < 1000; from += n, chunks++) {
+        n = pc_ch_names_fit(two, 2, 1000 - from);
+        CHECK(n >= 1);
+        total += n;
+    }
+    CHECK_EQ_INT((int)total, 1000);
+    CHECK_EQ_INT((int)chunks, (int)((1000 + per - 1) / per));
+    /* a row past the budget on its own is still a chunk */
+    static char huge[PC_CH_NAMES_BYTES];
+    memset(huge, 'h', sizeof(huge) - 1);
+    const char *h[] = {huge, "x"};
+    const char *const *one[] = {h};
+    CHECK_EQ_INT((int)pc_ch_names_fit(one, 1, 2), 1);
+}
+
 static void test_database_names(void)
 {
     CHECK(pc_ch_valid_database("prela"));
@@ -714,6 +755,7 @@ static void test_auto_codec(void)
 int main(void)
 {
     RUN(test_quote);
+    RUN(test_names_fit);
     RUN(test_database_names);
     RUN(test_ddl);
     RUN(test_span_row);

@@ -384,6 +384,17 @@ static void test_session_and_user(void)
     pc_normalize_span(&s, PC_STR_LIT("unknown"));
     CHECK_EQ_PSTR(s.session_id, "from-resource");
     CHECK_EQ_PSTR(s.user_id, "carol");
+    /* ids up to PC_SPAN_GROUP_ID_MAX bytes are promoted, longer ones are not */
+    char big[600];
+    for (int n = PC_SPAN_GROUP_ID_MAX - 1; n <= PC_SPAN_GROUP_ID_MAX + 1; n++) {
+        snprintf(big, sizeof(big), "{\"session.id\":\"%0*d\",\"user.id\":\"%0*d\"}", n, 7, n,
+                 8);
+        s = span_with(big);
+        pc_normalize_span(&s, PC_STR_LIT("unknown"));
+        CHECK_EQ_INT((int)s.session_id.n, n <= PC_SPAN_GROUP_ID_MAX ? n : 0);
+        CHECK_EQ_INT((int)s.user_id.n, n <= PC_SPAN_GROUP_ID_MAX ? n : 0);
+        CHECK_EQ_INT((int)s.attrs.n, 2); /* the attributes stay as sent */
+    }
 }
 
 static void test_service_name(void)
