@@ -202,12 +202,15 @@ void pc_ch_sql_parts_active(pc_buf *out, const char *db, const char *parts)
                   parts);
 }
 
+/* A lookup's extra column when it names parts (clickhouse_query.h). */
+#define PART_COL ", _part AS l_part"
+
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id, const char *parts, int limit, int offset)
 {
     char *w = where_trace(project_id ? project_id : "", trace_id, parts);
-    pc_buf_puts(out, "SELECT " SPAN_COLS " FROM ");
-    dedup_spans(out, db, SPAN_COLS, NULL, w);
+    pc_buf_puts(out, parts ? "SELECT " SPAN_COLS ", l_part FROM " : "SELECT " SPAN_COLS " FROM ");
+    dedup_spans(out, db, parts ? SPAN_COLS PART_COL : SPAN_COLS, NULL, w);
     /* LIMIT offset, count: the form both dialects' servers know */
     pc_buf_printf(out, " ORDER BY start_ns, span_id LIMIT %d, %d FORMAT TabSeparated",
                   offset > 0 ? offset : 0, limit > 0 ? limit : 1);
@@ -215,12 +218,15 @@ void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
 }
 
 /* Summaries of the traces whose spans match |pre| and |where| (dedup_spans)
- * and whose (project_id, trace_id) is in |having| (or NULL: all), in |order|. */
+ * and whose (project_id, trace_id) is in |having| (or NULL: all), in |order|;
+ * |parts|: each ends with the parts its spans were read from. */
 static void summaries(pc_buf *out, const char *db, const char *pre, const char *where,
-                      const char *having, const char *order)
+                      const char *having, const char *order, bool parts)
 {
-    pc_buf_puts(out, "SELECT " TRACE_AGG " FROM ");
-    dedup_spans(out, db, SUMMARY_COLS, pre, where);
+    pc_buf_puts(out, parts ? "SELECT " TRACE_AGG ", arrayStringConcat(groupUniqArray(l_part), ',')"
+                             " FROM "
+                           : "SELECT " TRACE_AGG " FROM ");
+    dedup_spans(out, db, parts ? SUMMARY_COLS PART_COL : SUMMARY_COLS, pre, where);
     pc_buf_lit(out, " GROUP BY project_id, trace_id");
     if (having) pc_buf_printf(out, " HAVING (project_id, trace_id) IN %s", having);
     pc_buf_printf(out, " ORDER BY %s FORMAT TabSeparated", order);
@@ -230,7 +236,7 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id, const char *parts)
 {
     char *w = where_trace(project_id, trace_id, parts);
-    summaries(out, db, NULL, w, NULL, "project_id");
+    summaries(out, db, NULL, w, NULL, "project_id", parts != NULL);
     free(w);
 }
 
@@ -295,7 +301,7 @@ void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *proj
     pc_ch_sql_in(&pre, "trace_id", trace_ids, n);
     const char *const *cols[] = {projects, trace_ids};
     pc_ch_sql_tuples(&pairs, cols, 2, n);
-    summaries(out, db, pre.data, NULL, pairs.data, NEWEST);
+    summaries(out, db, pre.data, NULL, pairs.data, NEWEST, false);
     pc_buf_free(&pre);
     pc_buf_free(&pairs);
 }
@@ -661,7 +667,7 @@ void pc_ch_sql_search(pc_buf *out, const char *db, const char *project_id, const
     pc_ch_sql_events_member(&member, db, project_id, &json, PC_CH_SEARCH_PREFIX);
     pc_buf_putc(&member, ')');
     page(&where, db, project_id, member.data, limit);
-    summaries(out, db, NULL, where.data, NULL, NEWEST);
+    summaries(out, db, NULL, where.data, NULL, NEWEST, false);
     pc_buf_free(&needle);
     pc_buf_free(&json);
     pc_buf_free(&low);

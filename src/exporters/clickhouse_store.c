@@ -181,7 +181,7 @@ static int deliver(pc_ch_store *S, pc_buf *out, const char *what, int ncols,
                    int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
 {
     int rc = 0;
-    char *cur = out->data, *end = out->data + out->len, *cols[PC_CH_SPAN_COLS];
+    char *cur = out->data, *end = out->data + out->len, *cols[PC_CH_SPAN_COLS + 1];
     int n;
     while ((n = pc_ch_tsv_row(&cur, end, cols, ncols)) > 0) {
         if (n != ncols) {
@@ -362,12 +362,15 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
  * the cache; the same columns from the one part holding the trace, 3 ms).
  * So a lookup first finds the trace's parts on two columns (find_parts), then
  * reads its columns from those (`_part IN`, which prunes parts on both
- * dialects), then checks that they are all still active (read_lookup). A merge
- * between the first read and the second would have replaced a named part and
- * left its rows out: the lookup is then read again from every part, as it is
- * when the check fails (a user who may not read system.parts). A check that
- * passes proves the second read saw the named parts whole, since a part once
- * replaced is never active again.
+ * dialects). A merge between the first read and the second would have
+ * replaced a named part and left its rows out, so the second read must be
+ * shown to have seen every named part (read_lookup): by its own rows, each
+ * naming the part it came from (a part that gave a row was in the read's
+ * snapshot, and a snapshot holds a part whole), else by a check that they
+ * are all still active (a part once replaced is never active again), a
+ * statement more. When neither shows it (a part replaced meanwhile, or the
+ * check failed: a user who may not read system.parts), the lookup is read
+ * again from every part.
  */
 typedef struct lookup_parts {
     pc_buf list; /* the parts' names, quoted: "'a', 'b'" */
@@ -447,21 +450,51 @@ static int run_sql(pc_ch_store *S, const lookup *l, pc_buf *sql, pc_buf *out)
     return rc;
 }
 
-/* Reads |l| into |out|: from the trace's parts, checked still active after,
+/* The number of distinct parts the rows of |out| name in their last column
+ * ("a,b", clickhouse_query.h), counted up to PC_CH_TRACE_PARTS_MAX. */
+static int parts_seen(const pc_buf *out)
+{
+    struct name {
+        const char *p;
+        size_t n;
+    } seen[PC_CH_TRACE_PARTS_MAX];
+    int k = 0;
+    const char *cur = out->data, *end = out->data + out->len;
+    while (cur && cur < end) {
+        const char *nl = memchr(cur, '\n', (size_t)(end - cur));
+        const char *line_end = nl ? nl : end;
+        const char *tab = memrchr(cur, '\t', (size_t)(line_end - cur));
+        for (const char *a = tab ? tab + 1 : line_end; a < line_end;) {
+            const char *comma = memchr(a, ',', (size_t)(line_end - a));
+            size_t n = (size_t)((comma ? comma : line_end) - a);
+            int i = 0;
+            while (i < k && !(seen[i].n == n && memcmp(seen[i].p, a, n) == 0))
+                i++;
+            if (i == k && k < PC_CH_TRACE_PARTS_MAX) seen[k++] = (struct name){a, n};
+            a += n + 1;
+        }
+        cur = nl ? nl + 1 : end;
+    }
+    return k;
+}
+
+/* Reads |l| into |out|: from the trace's parts, shown whole (see above),
  * else (a part replaced meanwhile, the check failed, or the parts not named)
  * from every part. |*found| = false when the trace has no spans (nothing
- * read). 0 / < 0. */
-static int read_lookup(pc_ch_store *S, const lookup *l, pc_buf *out, bool *found)
+ * read); |*part_col|: each row of |out| ends with the parts column. 0 / < 0. */
+static int read_lookup(pc_ch_store *S, const lookup *l, pc_buf *out, bool *found,
+                       bool *part_col)
 {
     lookup_parts p = {PC_BUF_INIT, 0};
     int rc = find_parts(S, l->project_id, l->trace_id, &p);
     *found = rc == 0 && p.n != 0;
     bool named = *found && p.n > 0, every = *found && !named;
+    *part_col = named;
     pc_buf sql = PC_BUF_INIT, active;
     if (named) {
         l->sql(&sql, S, l, p.list.data);
         rc = run_sql(S, l, &sql, out);
-        if (rc == 0) {
+        if (rc == 0 && parts_seen(out) < p.n) {
             pc_ch_sql_parts_active(&sql, S->database, p.list.data);
             int crc = pc_ch_store_run(S, sql.data, "check a trace's parts", PC_CH_READ_SETTINGS,
                                       &active);
@@ -479,6 +512,7 @@ static int read_lookup(pc_ch_store *S, const lookup *l, pc_buf *out, bool *found
     }
     pc_buf_free(&p.list);
     if (!every) return rc;
+    *part_col = false;
     l->sql(&sql, S, l, NULL);
     return run_sql(S, l, &sql, out);
 }
@@ -495,10 +529,11 @@ static int st_get_trace(void *ctx, const char *project_id, const char *trace_id,
     lookup l = {.project_id = project_id, .trace_id = trace_id, .what = "get trace",
                 .sql = get_trace_sql};
     pc_buf out;
-    bool found;
-    int rc = read_lookup(S, &l, &out, &found);
+    bool found, part_col;
+    int rc = read_lookup(S, &l, &out, &found, &part_col);
     if (rc < 0 || !found) return rc;
-    return deliver(S, &out, l.what, PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
+    return deliver(S, &out, l.what, PC_CH_TRACE_COLS + part_col, pc_ch_store_trace_row, (void *)cb,
+                   ud);
 }
 
 /*
@@ -604,11 +639,12 @@ static int st_get_spans(void *ctx, const char *project_id, const char *trace_id,
     lookup l = {.project_id = project_id ? project_id : "", .trace_id = trace_id,
                 .what = "get spans", .limit = limit, .offset = offset, .sql = get_spans_sql};
     pc_buf out;
-    bool found;
-    rc = read_lookup(S, &l, &out, &found);
+    bool found, part_col;
+    rc = read_lookup(S, &l, &out, &found, &part_col);
+    int ncols = PC_CH_SPAN_COLS + part_col;
     if (rc == 0 && found)
-        rc = t.n == 0 ? deliver(S, &out, l.what, PC_CH_SPAN_COLS, span_row, (void *)cb, ud)
-                      : deliver(S, &out, l.what, PC_CH_SPAN_COLS, merged_span_row, NULL, &t);
+        rc = t.n == 0 ? deliver(S, &out, l.what, ncols, span_row, (void *)cb, ud)
+                      : deliver(S, &out, l.what, ncols, merged_span_row, NULL, &t);
     trace_events_free(&t);
     return rc;
 }
