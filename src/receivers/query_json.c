@@ -44,12 +44,15 @@ void pc_query_write_count_or_null(pc_buf *b, int64_t v)
         pc_buf_puts(b, "null");
 }
 
-void pc_query_write_num_or_null(pc_buf *b, double v)
+void pc_query_write_cost(pc_buf *b, double usd)
 {
-    if (isnan(v))
+    if (isnan(usd)) {
         pc_buf_puts(b, "null");
-    else
-        pc_json_write_double(b, v);
+        return;
+    }
+    char digits[40];
+    snprintf(digits, sizeof(digits), "%.12g", usd);
+    pc_json_write_double(b, isinf(usd) ? usd : strtod(digits, NULL));
 }
 
 /* Stored JSON text verbatim, or |fallback| when the column is empty. */
@@ -85,7 +88,7 @@ void pc_query_write_trace(pc_buf *b, const pc_trace_row *t)
     pc_query_write_key(b, "output_tokens");
     pc_json_write_int(b, t->output_tokens);
     pc_query_write_key(b, "cost_usd");
-    pc_query_write_num_or_null(b, t->cost_usd);
+    pc_query_write_cost(b, t->cost_usd);
     pc_query_write_key(b, "session_id");
     pc_query_write_str_or_null(b, t->session_id);
     pc_query_write_key(b, "user_id");
@@ -153,11 +156,11 @@ void pc_query_write_span(pc_buf *b, const pc_span_row *s)
     pc_query_write_key(b, "reasoning_tokens");
     pc_query_write_count_or_null(b, s->reasoning_tokens);
     pc_query_write_key(b, "cost_usd");
-    pc_query_write_num_or_null(b, s->cost_usd);
+    pc_query_write_cost(b, s->cost_usd);
     pc_query_write_key(b, "cost_input_usd");
-    pc_query_write_num_or_null(b, s->cost_input_usd);
+    pc_query_write_cost(b, s->cost_input_usd);
     pc_query_write_key(b, "cost_output_usd");
-    pc_query_write_num_or_null(b, s->cost_output_usd);
+    pc_query_write_cost(b, s->cost_output_usd);
     pc_query_write_key(b, "cost_source");
     pc_query_write_str_or_null(b, s->cost_source);
     pc_query_write_key(b, "session_id");

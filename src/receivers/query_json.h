@@ -25,8 +25,11 @@ void pc_query_write_key(pc_buf *b, const char *key);
 void pc_query_write_str_or_null(pc_buf *b, const char *s);
 /* A count, or null when it is negative (unknown). */
 void pc_query_write_count_or_null(pc_buf *b, int64_t v);
-/* A number, or null when it is NAN (unknown). */
-void pc_query_write_num_or_null(pc_buf *b, double v);
+/* A cost in USD to 12 significant digits, or null when it is NAN (unknown).
+ * The stores add a trace's (a session's, a bucket's) costs in different
+ * orders, which can move the sum's last bits (0.00024619999999999997 against
+ * 0.0002462); 12 digits read the same either way, and a price has 7 at most. */
+void pc_query_write_cost(pc_buf *b, double usd);
 /* Stored JSON text verbatim, or |fallback| when the column is empty. */
 void pc_query_splice(pc_buf *b, const char *json, const char *fallback);
 /* The trace and span objects every endpoint answers with. */

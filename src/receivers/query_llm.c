@@ -53,7 +53,7 @@ static void write_session(pc_buf *b, const pc_session_row *s)
     pc_query_write_key(b, "output_tokens");
     pc_json_write_int(b, s->output_tokens);
     pc_query_write_key(b, "cost_usd");
-    pc_query_write_num_or_null(b, s->cost_usd);
+    pc_query_write_cost(b, s->cost_usd);
     pc_query_write_key(b, "first_seen");
     pc_json_write_time(b, s->first_seen_ns);
     pc_query_write_key(b, "last_seen");
@@ -299,7 +299,7 @@ static int stats_row_cb(void *ud, const pc_stats_row *s)
     pc_query_write_key(b, "output_tokens");
     pc_json_write_int(b, s->output_tokens);
     pc_query_write_key(b, "cost_usd");
-    pc_query_write_num_or_null(b, s->cost_usd);
+    pc_query_write_cost(b, s->cost_usd);
     pc_query_write_key(b, "unpriced_spans");
     pc_json_write_int(b, s->unpriced);
     pc_buf_puts(b, ",\"latency_ms\":{\"p50\":");

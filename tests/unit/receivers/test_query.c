@@ -17,11 +17,13 @@
 #include "exporters/local.h"
 #include "json.h"
 #include "receivers/query.h"
+#include "receivers/query_json.h"
 #include "span.h"
 #include "timefmt.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,8 +523,42 @@ static void test_paging(void *local)
     free(qcfg);
 }
 
+/* Costs print to 12 significant digits: one sum added in two orders prints once. */
+static void test_cost_digits(void)
+{
+    double parts[] = {0.3, 0.0006, 0.00025, 2.5e-6, 0.00015};
+    double up = 0, down = 0;
+    for (int i = 0; i < 5; i++) {
+        up += parts[i];
+        down += parts[4 - i];
+    }
+    CHECK(up != down); /* 0.30100249999999995 and 0.3010025 */
+    pc_buf a = PC_BUF_INIT, b = PC_BUF_INIT;
+    pc_query_write_cost(&a, up);
+    pc_query_write_cost(&b, down);
+    CHECK_EQ_STR(a.data, b.data);
+    CHECK_EQ_STR(a.data, "0.3010025");
+    static const struct {
+        double v;
+        const char *want;
+    } cases[] = {{0.00024619999999999997, "0.0002462"}, {0.0002462, "0.0002462"},
+                 {0.25, "0.25"}, {0, "0.0"}, {1.0 / 3, "0.333333333333"},
+                 {1234567.891, "1234567.891"}, {1e-9, "1e-09"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pc_buf_reset(&a);
+        pc_query_write_cost(&a, cases[i].v);
+        CHECK_EQ_STR(a.data, cases[i].want);
+    }
+    pc_buf_reset(&a);
+    pc_query_write_cost(&a, NAN);
+    CHECK_EQ_STR(a.data, "null");
+    pc_buf_free(&a);
+    pc_buf_free(&b);
+}
+
 int main(void)
 {
+    RUN(test_cost_digits);
     char dir[] = "/tmp/pc_query_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     const char *lkv[] = {"directory", dir, "synchronous", "normal"};
