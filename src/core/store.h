@@ -245,6 +245,11 @@ typedef struct pc_store_ops {
      * (>= 1) after skipping |offset| (>= 0). */
     int (*get_spans)(void *ctx, const char *project_id, const char *trace_id, int limit,
                      int offset, pc_span_cb cb, void *ud);
+    /* Optional (NULL: get_trace serves). As get_trace, but each row holds only
+     * project_id and span_count (the other fields empty): for a reader that
+     * needs no more of the summary, where the whole of it costs more. */
+    int (*count_spans)(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
+                       void *ud);
     /* Traces of |project_id| (NULL = every project) having a span of their own
      * whose search text (local_text.h: name, decoded attribute values, events,
      * messages) contains |query| under local_text.h's case folding, newest

@@ -194,6 +194,18 @@ void pc_ch_sql_trace_parts(pc_buf *out, const char *db, const char *project_id,
     free(w);
 }
 
+void pc_ch_sql_trace_span_counts(pc_buf *out, const char *db, const char *project_id,
+                                 const char *trace_id)
+{
+    char *w = where_trace(project_id, trace_id, NULL);
+    pc_buf_printf(out,
+                  "SELECT project_id, uniqExact(span_id), arrayStringConcat(groupUniqArray(_part),"
+                  " ',') FROM `%s`.spans WHERE %s GROUP BY project_id ORDER BY project_id"
+                  " FORMAT TabSeparated",
+                  db, w);
+    free(w);
+}
+
 void pc_ch_sql_parts_active(pc_buf *out, const char *db, const char *parts)
 {
     pc_buf_puts(out, "SELECT count() FROM system.parts WHERE database = ");

@@ -49,6 +49,11 @@ void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
  * + 1. It reads two columns, where a lookup reads all of them. */
 void pc_ch_sql_trace_parts(pc_buf *out, const char *db, const char *project_id,
                            const char *trace_id);
+/* The same parts, and the trace's distinct spans, per project (three columns:
+ * project_id, span count, the parts as "a,b"), ordered by project id: on the
+ * three key columns only. */
+void pc_ch_sql_trace_span_counts(pc_buf *out, const char *db, const char *project_id,
+                                 const char *trace_id);
 /* How many of |parts| (a quoted list, as above) are active parts of the
  * spans table now: one count. */
 void pc_ch_sql_parts_active(pc_buf *out, const char *db, const char *parts);

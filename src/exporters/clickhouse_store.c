@@ -396,6 +396,40 @@ static void forget_parts(void)
     last_found.trace = last_found.project = NULL;
 }
 
+/* Adds part |name| (|n| bytes) to |p| when it is not there; past
+ * PC_CH_TRACE_PARTS_MAX parts, p->n = -1 (every part is read). */
+static void add_part(lookup_parts *p, const char *name, size_t n)
+{
+    if (p->n < 0) return;
+    pc_buf q = PC_BUF_INIT;
+    pc_ch_quote(&q, name, n); /* quoted, so a name matches only a whole name */
+    if (p->list.data && strstr(p->list.data, q.data)) {
+        pc_buf_free(&q);
+        return;
+    }
+    if (p->n == PC_CH_TRACE_PARTS_MAX) {
+        p->n = -1;
+    } else {
+        if (p->n++) pc_buf_puts(&p->list, ", ");
+        pc_buf_append(&p->list, q.data, q.len);
+    }
+    pc_buf_free(&q);
+}
+
+/* Keeps |p|, found for trace (|project_id|, |trace_id|), for the rest of the
+ * API request (see last_found). */
+static void keep_found(const pc_ch_store *S, const char *project_id, const char *trace_id,
+                       const lookup_parts *p)
+{
+    if (client_fd < 0) return;
+    forget_parts();
+    last_found.store = S;
+    last_found.trace = pc_xstrdup(trace_id);
+    last_found.project = project_id ? pc_xstrdup(project_id) : NULL;
+    pc_buf_append(&last_found.p.list, p->list.data ? p->list.data : "", p->list.len);
+    last_found.p.n = p->n;
+}
+
 /* Finds the parts of the spans table holding trace (|project_id|, |trace_id|)
  * (the request's last ones when they were found for it: those of every
  * project are a superset of one project's). 0 / < 0. */
@@ -417,21 +451,51 @@ static int find_parts(pc_ch_store *S, const char *project_id, const char *trace_
     if (rc < 0) return rc;
     char *cur = out.data, *end = out.data + out.len, *cols[1];
     p->n = 0;
-    while (pc_ch_tsv_row(&cur, end, cols, 1) == 1) {
-        if (p->n++) pc_buf_puts(&p->list, ", ");
-        pc_ch_quote_cstr(&p->list, cols[0]);
-    }
-    if (p->n > PC_CH_TRACE_PARTS_MAX) p->n = -1;
+    while (pc_ch_tsv_row(&cur, end, cols, 1) == 1)
+        add_part(p, cols[0], strlen(cols[0]));
     pc_buf_free(&out);
-    if (client_fd >= 0) {
-        forget_parts();
-        last_found.store = S;
-        last_found.trace = pc_xstrdup(trace_id);
-        last_found.project = project_id ? pc_xstrdup(project_id) : NULL;
-        pc_buf_append(&last_found.p.list, p->list.data ? p->list.data : "", p->list.len);
-        last_found.p.n = p->n;
-    }
+    keep_found(S, project_id, trace_id, p);
     return 0;
+}
+
+/* Rows of pc_ch_sql_trace_span_counts: each project's span count to the
+ * caller, its parts into the union. */
+typedef struct span_counts {
+    const char *trace_id;
+    pc_trace_cb cb;
+    void *ud;
+    lookup_parts *p;
+} span_counts;
+
+static int span_count_row(char **cols, void *cb, void *ud)
+{
+    (void)cb;
+    span_counts *k = ud;
+    for (const char *a = cols[2]; *a;) {
+        size_t n = strcspn(a, ",");
+        add_part(k->p, a, n);
+        a += n + (a[n] == ',');
+    }
+    pc_trace_row r = {.trace_id = k->trace_id, .project_id = cols[0],
+                      .span_count = strtoll(cols[1], NULL, 10)};
+    return k->cb(k->ud, &r);
+}
+
+/* One statement on the key columns (pc_ch_sql_trace_span_counts), which also
+ * finds the trace's parts for the request's next lookup (its page of spans). */
+static int st_count_spans(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
+                          void *ud)
+{
+    pc_ch_store *S = ctx;
+    pc_buf sql = PC_BUF_INIT;
+    lookup_parts p = {PC_BUF_INIT, 0};
+    span_counts k = {trace_id, cb, ud, &p};
+    pc_ch_sql_trace_span_counts(&sql, S->database, project_id, trace_id);
+    int rc = pc_ch_store_each_row(S, &sql, "count a trace's spans", PC_CH_READ_SETTINGS, 3,
+                                  span_count_row, NULL, &k);
+    if (rc == 0) keep_found(S, project_id, trace_id, &p);
+    pc_buf_free(&p.list);
+    return rc;
 }
 
 /* What a trace lookup reads, and how its SQL is built for |parts| (NULL:
@@ -855,6 +919,7 @@ static const pc_store_ops store_ops = {
     .list_traces = pc_ch_store_list,
     .get_trace = st_get_trace,
     .get_spans = st_get_spans,
+    .count_spans = st_count_spans,
     .search = pc_ch_store_search,
     .list_sessions = st_list_sessions,
     .stats = st_stats,

@@ -245,7 +245,7 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
 
 /* get_trace's rows for one trace id (one per project): the first one kept, all counted. */
 typedef struct found {
-    pc_buf *out;         /* receives the first row's object */
+    pc_buf *out;         /* receives the first row's object (NULL: not wanted) */
     pc_arena *arena;     /* the request's */
     const char *project; /* the first row's project (arena copy) */
     int n;               /* projects having the trace id */
@@ -257,7 +257,7 @@ static int found_cb(void *ud, const pc_trace_row *row)
 {
     found *f = ud;
     if (f->n == 0) {
-        pc_query_write_trace(f->out, row);
+        if (f->out) pc_query_write_trace(f->out, row);
         f->span_count = row->span_count;
         f->project = pc_arena_strndup(f->arena, row->project_id, strlen(row->project_id));
     }
@@ -273,16 +273,20 @@ static int found_cb(void *ud, const pc_trace_row *row)
 
 /*
  * Looks up trace |id| of |project| (NULL: of whichever project has it) and
- * writes its object to |out|. Returns the trace's project (request memory);
- * NULL when there is none (404), several without a project (409), or the
- * store failed (500; |fail_msg|), with the answer written to |resp|.
+ * writes its object to |out| (NULL: only its project and span count are
+ * wanted, which the store's count_spans gives when it has one). Returns the
+ * trace's project (request memory); NULL when there is none (404), several
+ * without a project (409), or the store failed (500; |fail_msg|), with the
+ * answer written to |resp|.
  */
 static const char *find_trace(pc_query *Q, pc_http_req *req, const char *project, const char *id,
                               pc_buf *out, pc_http_resp *resp, const char *fail_msg,
                               int64_t *span_count)
 {
     found f = {.out = out, .arena = req->arena, .names = PC_BUF_INIT};
-    int rc = Q->store->ops->get_trace(Q->store->ctx, project, id, found_cb, &f);
+    const pc_store_ops *ops = Q->store->ops;
+    int rc = !out && ops->count_spans ? ops->count_spans(Q->store->ctx, project, id, found_cb, &f)
+                                      : ops->get_trace(Q->store->ctx, project, id, found_cb, &f);
     const char *result = NULL;
     pc_buf m = PC_BUF_INIT;
     *span_count = f.span_count;
@@ -342,10 +346,8 @@ static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, con
         pc_query_bad_request(resp, "offset: must be an integer >= 0");
         return;
     }
-    pc_buf trace = PC_BUF_INIT; /* only its existence, project and span count matter */
-    int64_t total;
-    project = find_trace(Q, req, project, id, &trace, resp, "Failed to query spans", &total);
-    pc_buf_free(&trace);
+    int64_t total; /* only the trace's existence, project and span count matter */
+    project = find_trace(Q, req, project, id, NULL, resp, "Failed to query spans", &total);
     if (!project) return;
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"spans\":[");
