@@ -487,6 +487,21 @@ static void test_query_builders(void)
     pc_ch_sql_trace_parts(&b, "db", NULL, "t");
     CHECK(!strstr(b.data, "project_id"));
     pc_buf_reset(&b);
+    pc_ch_sql_trace_span_counts(&b, "db", "p'", evil);
+    CHECK(has(&b, "SELECT project_id, uniqExact(span_id), arrayStringConcat(groupUniqArray(_part),"
+                  " ',') FROM `db`.spans WHERE trace_id = 'x\\' OR 1=1 --\\\\'"
+                  " AND project_id = 'p\\'' GROUP BY project_id ORDER BY project_id"));
+    pc_buf_reset(&b);
+    /* a lookup naming parts reads each row's part with it (clickhouse_query.h) */
+    pc_ch_sql_get_spans(&b, "db", "p", "t", "'202611_1_1_0'", 10, 0);
+    CHECK(has(&b, ", l_part FROM (SELECT ") && has(&b, ", _part AS l_part FROM `db`.spans"));
+    pc_buf_reset(&b);
+    pc_ch_sql_get_spans(&b, "db", "p", "t", NULL, 10, 0);
+    CHECK(!strstr(b.data, "_part"));
+    pc_buf_reset(&b);
+    pc_ch_sql_get_trace(&b, "db", "p", "t", "'202611_1_1_0'");
+    CHECK(has(&b, ", arrayStringConcat(groupUniqArray(l_part), ',') FROM (SELECT "));
+    pc_buf_reset(&b);
     pc_ch_sql_get_trace(&b, "db", "p", "t", "'202611_1_1_0', '202612_2_9_1'");
     CHECK(has(&b, "WHERE trace_id = 't' AND project_id = 'p'"
                   " AND _part IN ('202611_1_1_0', '202612_2_9_1')"));
