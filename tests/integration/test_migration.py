@@ -204,7 +204,19 @@ def old_fields(after, before):
                 isinstance(b[0], dict):
             v = [{f: x for f, x in row.items() if f in b[0]} for row in v]
         out[k] = v
-    return out
+    return same_costs(out, before)
+
+
+def same_costs(a, b):
+    """|a| with each cost that reads as |b|'s to 12 significant digits replaced by |b|'s:
+    releases since stop 40 give costs to 12 digits (query_json.h), older ones every bit."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: b[k] if k.startswith("cost_") and isinstance(v, float)
+                and isinstance(b.get(k), float) and v == float(f"{b[k]:.12g}")
+                else same_costs(v, b.get(k)) for k, v in a.items()}
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [same_costs(x, y) for x, y in zip(a, b)]
+    return a
 
 
 def without(doc, trace_id):
