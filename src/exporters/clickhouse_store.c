@@ -416,6 +416,17 @@ static void add_part(lookup_parts *p, const char *name, size_t n)
     pc_buf_free(&q);
 }
 
+/* Adds the parts named in "a,b" at [a, end) to |p| (add_part). */
+static void add_parts(lookup_parts *p, const char *a, const char *end)
+{
+    while (a < end) {
+        const char *comma = memchr(a, ',', (size_t)(end - a));
+        size_t n = (size_t)((comma ? comma : end) - a);
+        add_part(p, a, n);
+        a += n + 1;
+    }
+}
+
 /* Keeps |p|, found for trace (|project_id|, |trace_id|), for the rest of the
  * API request (see last_found). */
 static void keep_found(const pc_ch_store *S, const char *project_id, const char *trace_id,
@@ -471,11 +482,7 @@ static int span_count_row(char **cols, void *cb, void *ud)
 {
     (void)cb;
     span_counts *k = ud;
-    for (const char *a = cols[2]; *a;) {
-        size_t n = strcspn(a, ",");
-        add_part(k->p, a, n);
-        a += n + (a[n] == ',');
-    }
+    add_parts(k->p, cols[2], cols[2] + strlen(cols[2]));
     pc_trace_row r = {.trace_id = k->trace_id, .project_id = cols[0],
                       .span_count = strtoll(cols[1], NULL, 10)};
     return k->cb(k->ud, &r);
@@ -518,28 +525,17 @@ static int run_sql(pc_ch_store *S, const lookup *l, pc_buf *sql, pc_buf *out)
  * ("a,b", clickhouse_query.h), counted up to PC_CH_TRACE_PARTS_MAX. */
 static int parts_seen(const pc_buf *out)
 {
-    struct name {
-        const char *p;
-        size_t n;
-    } seen[PC_CH_TRACE_PARTS_MAX];
-    int k = 0;
+    lookup_parts seen = {PC_BUF_INIT, 0};
     const char *cur = out->data, *end = out->data + out->len;
     while (cur && cur < end) {
         const char *nl = memchr(cur, '\n', (size_t)(end - cur));
         const char *line_end = nl ? nl : end;
         const char *tab = memrchr(cur, '\t', (size_t)(line_end - cur));
-        for (const char *a = tab ? tab + 1 : line_end; a < line_end;) {
-            const char *comma = memchr(a, ',', (size_t)(line_end - a));
-            size_t n = (size_t)((comma ? comma : line_end) - a);
-            int i = 0;
-            while (i < k && !(seen[i].n == n && memcmp(seen[i].p, a, n) == 0))
-                i++;
-            if (i == k && k < PC_CH_TRACE_PARTS_MAX) seen[k++] = (struct name){a, n};
-            a += n + 1;
-        }
+        if (tab) add_parts(&seen, tab + 1, line_end);
         cur = nl ? nl + 1 : end;
     }
-    return k;
+    pc_buf_free(&seen.list);
+    return seen.n < 0 ? PC_CH_TRACE_PARTS_MAX : seen.n;
 }
 
 /* Reads |l| into |out|: from the trace's parts, shown whole (see above),

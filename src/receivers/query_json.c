@@ -52,7 +52,7 @@ void pc_query_write_cost(pc_buf *b, double usd)
     }
     char digits[40];
     snprintf(digits, sizeof(digits), "%.12g", usd);
-    pc_json_write_double(b, isinf(usd) ? usd : strtod(digits, NULL));
+    pc_json_write_double(b, strtod(digits, NULL)); /* "inf" reads back as itself */
 }
 
 /* Stored JSON text verbatim, or |fallback| when the column is empty. */
