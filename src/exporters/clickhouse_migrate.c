@@ -5,7 +5,7 @@
  * The version lives in the database: table `schema_version`, highest row
  * wins; a database without that table but with a spans table is version 1
  * (the first release). Versions are climbed one step at a time (1 -> 2 ->
- * 3 -> 4 -> 5 -> 6), and each step's version row is written once both tables
+ * 3 -> 4 -> 5 -> 6 -> 7), and each step's version row is written once both tables
  * are done, so an interrupted climb resumes at the step it was in.
  *
  * ClickHouse has no transactions, so a copying step (to 2, to 3) is a
@@ -51,6 +51,11 @@
  *           stored hour once it settled; until
  *           then stats read those hours from the spans. Marks written twice
  *           (a step redone) change nothing.
+ *   6 -> 7  the keys that merge a trace's rows into its summary
+ *           (clickhouse_sql.h: pc_ch_trace_v7) added to traces in place, as
+ *           at 3 -> 4; existing rows read merge_keys 0, and a list reads the
+ *           summaries of traces having such a row from their spans, as
+ *           before (clickhouse_query.c). Nothing is copied.
  *
  * Why copy instead of ALTER: the sorting key (ORDER BY) of a MergeTree table
  * cannot be changed to put project_id in front of existing columns, in any
@@ -183,7 +188,7 @@ static int load_columns(mig *m, const char *t, char **names)
     return 0;
 }
 
-/* Adds schema 4's columns |cols| (|n|) that table |t| lacks. |*added| counts them. 0 / -1. */
+/* Adds the columns |cols| (|n|; schema 4's, 7's) that table |t| lacks. |*added| counts them. 0 / -1. */
 static int add_columns(mig *m, const char *t, const pc_ch_column *cols, size_t n, int *added)
 {
     char *have;
@@ -305,6 +310,24 @@ static int step6(mig *m)
            "migrated database %s from schema 5 to 6 (hour rollups of the stats): tables "
            "stats_marks and stats_rollup added, every stored hour marked to be built",
            m->db);
+    return 0;
+}
+
+/* ------------------------------------------ version 7: trace merge keys -- */
+
+/* The step 6 -> 7: the traces' merge keys, then the version row. 0 / -1. */
+static int step7(mig *m)
+{
+    int added = 0;
+    if (add_columns(m, "traces", pc_ch_trace_v7, PC_CH_TRACE_V7_N, &added) < 0 ||
+        record(m, 7, "migrated from 6: the traces rows' merge keys (lists read summaries from "
+                     "the traces rows)") < 0)
+        return -1;
+    pc_log(PC_LOG_INFO, m->id,
+           "migrated database %s from schema 6 to 7 (trace summaries from the traces rows): %d "
+           "columns added in place, nothing copied; traces stored before are summarized from "
+           "their spans",
+           m->db, added);
     return 0;
 }
 
@@ -581,6 +604,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
     if (rc == 0 && (from2 || version == 3)) rc = step4(&m, !from2);
     if (rc == 0 && (from2 || version == 3 || version == 4)) rc = step5(&m);
     if (rc == 0 && (from2 || (version >= 3 && version <= 5))) rc = step6(&m);
+    if (rc == 0 && (from2 || (version >= 3 && version <= 6))) rc = step7(&m);
 done:
     if (rc == 0 && d == PC_CH_MODERN) { /* spans of an earlier binary too (clickhouse_sql.h) */
         pc_buf alter = PC_BUF_INIT;

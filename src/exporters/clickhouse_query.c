@@ -318,10 +318,30 @@ void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *proj
     pc_buf_free(&pairs);
 }
 
-/* Merged partial trace rows: the service of the earliest row with the root. */
+/* Merged partial trace rows (see the contract): a row's root span and first
+ * span ordered as TRACE_AGG's FIRST orders spans, by (created, start, span
+ * id); rows written before schema 7 (merge_keys 0) by their created_ns. */
+#define ROOT_KEY "(if(merge_keys = 1, root_created_ns, created_ns), root_start_ns, root_span_id)"
+#define FIRST_KEY "(created_ns, first_start_ns, first_span_id)"
+/* The service of the first row's root, else of the first row. */
 #define MERGED_SERVICE                                                                             \
-    "if(max(has_root) = 1, argMinIf(service_name, created_ns, has_root = 1),"                      \
-    " argMin(service_name, created_ns))"
+    "if(max(has_root) = 1, argMinIf(service_name, " ROOT_KEY ", has_root = 1),"                    \
+    " argMin(service_name, " FIRST_KEY "))"
+
+/* A trace's summary from its merged rows, the columns of TRACE_AGG in its
+ * order, then min(merge_keys): equal to TRACE_AGG's when the rows are all of
+ * the trace's rows, hold no span twice and carry their merge keys (1); the
+ * cost sums the rows' sums (TRACE_AGG adds span by span: the last digits may
+ * differ, below the 12 the API gives). */
+#define ROWS_AGG                                                                                   \
+    "trace_id, project_id, " MERGED_SERVICE ","                                                    \
+    " argMinIf(root_span_id, " ROOT_KEY ", has_root = 1),"                                         \
+    " argMinIf(root_span_name, " ROOT_KEY ", has_root = 1),"                                       \
+    " if(max(status = 'error') = 1, 'error', 'success'), argMin(source, " FIRST_KEY "),"          \
+    " min(started_ns) AS t_started, max(completed_ns), min(created_ns), sum(span_count),"         \
+    " " TOKEN_SUM("input_tokens") ", " TOKEN_SUM("output_tokens") ","                              \
+    " " LEAST("session_id") ", " LEAST("user_id") ","                                              \
+    " if(count(cost_sum) > 0, sum(cost_sum), nan), min(merge_keys)"
 
 /*
  * Appends "(project_id, trace_id) IN (<page>)": the keys of the traces of
@@ -462,7 +482,10 @@ static void candidates(pc_buf *cand, const char *keys, const char *db, const pc_
                       (long long)(lo > INT64_MIN + PC_CH_WINDOW_GUARD ? lo - PC_CH_WINDOW_GUARD
                                                                       : INT64_MIN));
     if (top != INT64_MAX && !later_rows_matter(f)) {
-        pc_buf_printf(cand, " AND started_ns <= %lld", (long long)top);
+        /* an hour above too: a trace's rows up to then are merged whole */
+        pc_buf_printf(cand, " AND started_ns <= %lld",
+                      (long long)(top < INT64_MAX - PC_CH_WINDOW_GUARD ? top + PC_CH_WINDOW_GUARD
+                                                                       : INT64_MAX));
     } else if (top != INT64_MAX) { /* the traces having a row in [lo, top] */
         pc_buf_printf(cand, " AND trace_id IN (SELECT trace_id FROM `%s`.traces WHERE ", db);
         pc_ch_project_and(cand, f->project_id);
@@ -525,8 +548,27 @@ static bool outer_offset(const pc_trace_filter *f)
 void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
                                int64_t top, int cand_extra)
 {
-    candidates(out, "project_id, trace_id", db, f, lo, top, cand_extra, outer_offset(f));
+    candidates(out, ROWS_AGG, db, f, lo, top, cand_extra, outer_offset(f));
     pc_buf_puts(out, " FORMAT TabSeparated");
+}
+
+int pc_ch_list_rows_skip(const pc_trace_filter *f)
+{
+    return outer_offset(f) && f->offset > 0 ? f->offset : 0;
+}
+
+void pc_ch_sql_list_check(pc_buf *out, const char *db, const char *project_id,
+                          const char *const *trace_ids, size_t n)
+{
+    pc_buf_printf(out, "SELECT project_id, trace_id, min(start_ns), uniqExact(span_id) FROM `%s`.spans"
+                       " PREWHERE ",
+                  db);
+    pc_ch_sql_in(out, "trace_id", trace_ids, n);
+    if (project_id) {
+        pc_buf_puts(out, " WHERE project_id = ");
+        pc_ch_quote_cstr(out, project_id);
+    }
+    pc_buf_puts(out, " GROUP BY project_id, trace_id FORMAT TabSeparated");
 }
 
 void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,

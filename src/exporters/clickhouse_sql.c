@@ -209,6 +209,17 @@ const pc_ch_column pc_ch_trace_v4[PC_CH_TRACE_V4_N] = {
     {"models", "Array(String)", false, false},
 };
 
+/* Schema 7: the keys that merge a trace's rows into its summary (see the
+ * contract); rows written before have merge_keys 0. */
+const pc_ch_column pc_ch_trace_v7[PC_CH_TRACE_V7_N] = {
+    {"first_start_ns", "Int64", false, false},
+    {"first_span_id", "String", false, false},
+    {"root_created_ns", "Int64", false, false},
+    {"root_start_ns", "Int64", false, false},
+    {"cost_sum", "Nullable(Float64)", false, false},
+    {"merge_keys", "UInt8", false, false},
+};
+
 /* Why these: stats read the spans of a time range, which the spans' key (by
  * trace) does not order, so a minmax index on start_ns skips the granules
  * outside it; the trace filters session, user and model pre-select trace rows
@@ -284,6 +295,8 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *
                   db, table, t, t, t, dt_now(d));
     for (size_t i = 0; i < PC_CH_TRACE_V4_N; i++)
         pc_buf_printf(out, ", %s %s", pc_ch_trace_v4[i].name, pc_ch_trace_v4[i].type);
+    for (size_t i = 0; i < PC_CH_TRACE_V7_N; i++)
+        pc_buf_printf(out, ", %s %s", pc_ch_trace_v7[i].name, pc_ch_trace_v7[i].type);
     if (d == PC_CH_MODERN) indexes(out, "traces");
     pc_buf_printf(out,
                   ") ENGINE = MergeTree()"
@@ -307,7 +320,8 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db)
                           " reasoning_tokens, cost_usd_bits, cost_input_usd_bits,"                 \
                           " cost_output_usd_bits, cost_source, session_id, user_id,"               \
                           " input_messages, output_messages"
-#define TRACE_INSERT_COLS PC_CH_TRACE_COLUMNS_V3 "," PC_CH_TRACE_V4_COLS
+#define TRACE_COLS_V4 PC_CH_TRACE_COLUMNS_V3 "," PC_CH_TRACE_V4_COLS
+#define TRACE_INSERT_COLS TRACE_COLS_V4 "," PC_CH_TRACE_V7_COLS
 
 const char *pc_ch_span_columns(pc_ch_dialect d)
 {
@@ -316,7 +330,7 @@ const char *pc_ch_span_columns(pc_ch_dialect d)
 
 const char *pc_ch_trace_columns(void)
 {
-    return TRACE_INSERT_COLS;
+    return TRACE_COLS_V4;
 }
 
 void pc_ch_insert_spans(pc_buf *out, pc_ch_dialect d, const char *db)
@@ -585,6 +599,7 @@ void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
     if (isfinite(s->cost_usd)) {
         p->cost_known = true;
         if (s->cost_usd > 0) p->cost_usd += s->cost_usd;
+        p->cost_sum += s->cost_usd;
     }
     add_model(p, s->llm_model);
     add_model(p, s->llm_request_model);
@@ -624,7 +639,14 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
         if (i) pc_buf_putc(out, ',');
         pc_json_write_str(out, p->models[i].p, p->models[i].n);
     }
-    pc_buf_puts(out, "]}\n");
+    pc_buf_putc(out, ']');
+    kv_int(out, "first_start_ns", f->start_ns);
+    kv_str(out, "first_span_id", f->span_id);
+    kv_int(out, "root_created_ns", r ? p->root_created : 0);
+    kv_int(out, "root_start_ns", r ? r->start_ns : 0);
+    kv_cost(out, "cost_sum", p->cost_known ? p->cost_sum : NAN);
+    kv_int(out, "merge_keys", 1);
+    pc_buf_puts(out, "}\n");
 }
 
 size_t pc_ch_span_types_text(char *out, unsigned types)

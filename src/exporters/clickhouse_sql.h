@@ -94,13 +94,17 @@ typedef struct pc_ch_column {
 void pc_ch_bits_alias(pc_buf *out, const char *name);
 extern const pc_ch_column pc_ch_span_v4[];
 extern const pc_ch_column pc_ch_trace_v4[];
+extern const pc_ch_column pc_ch_trace_v7[];
 #define PC_CH_SPAN_V4_N 12
 #define PC_CH_TRACE_V4_N 4
+#define PC_CH_TRACE_V7_N 6
 #define PC_CH_SPAN_V4_COLS                                                                         \
     " llm_request_model, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd,"       \
     " cost_input_usd, cost_output_usd, cost_source, session_id, user_id, input_messages,"          \
     " output_messages"
 #define PC_CH_TRACE_V4_COLS " session_id, user_id, cost_usd, models"
+#define PC_CH_TRACE_V7_COLS                                                                        \
+    " first_start_ns, first_span_id, root_created_ns, root_start_ns, cost_sum, merge_keys"
 
 /* Schema 3's columns, which the 2 -> 3 migration copies. */
 #define PC_CH_SPAN_COLUMNS_V3                                                                      \
@@ -124,7 +128,9 @@ extern const pc_ch_index pc_ch_indexes_v4[];
 #define PC_CH_INDEXES_V4_N 4
 
 /* Every column the exporter writes to spans (in dialect |d|: legacy writes the
- * cost bits) / traces, comma-separated (static text). */
+ * cost bits), comma-separated (static text); pc_ch_trace_columns: the traces
+ * columns of schema 4, which the migrations' copies and backfills fill
+ * (schema 7's take their defaults there: merge_keys 0). */
 const char *pc_ch_span_columns(pc_ch_dialect d);
 const char *pc_ch_trace_columns(void);
 
@@ -163,6 +169,7 @@ typedef struct pc_ch_trace_part {
     pc_str session_id, user_id;
     double cost_usd;
     bool cost_known;
+    double cost_sum; /* schema 7: the known finite costs summed as they are */
     pc_str *models;
     size_t n_models, cap_models;
 } pc_ch_trace_part;

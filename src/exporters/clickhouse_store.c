@@ -224,8 +224,9 @@ static int span_row(char **cols, void *cb, void *ud)
 /*
  * Traces a read names (clickhouse_query.h: PC_CH_NAMED_MAX): the first
  * PC_CH_NAMED_MAX + 1 rows of a TabSeparated answer of |ncols| columns, the
- * trace id last (and the project before it when there are two); the strings
- * point into the answer, unescaped in place. |fit|: few enough to name.
+ * trace id in column |id_col|, the project in |project_col| (-1: none); the
+ * strings point into the answer, unescaped in place. |fit|: few enough to
+ * name.
  */
 typedef struct named_traces {
     const char **projects, **ids;
@@ -233,15 +234,16 @@ typedef struct named_traces {
     bool fit;
 } named_traces;
 
-static void named_traces_read(named_traces *k, pc_buf *text, int ncols)
+static void named_traces_read(named_traces *k, pc_buf *text, int ncols, int id_col,
+                              int project_col)
 {
     memset(k, 0, sizeof(*k));
     k->projects = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->projects));
     k->ids = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->ids));
-    char *cur = text->data, *end = text->data + text->len, *cols[2];
+    char *cur = text->data, *end = text->data + text->len, *cols[PC_CH_TRACE_COLS + 1];
     while (k->n <= PC_CH_NAMED_MAX && pc_ch_tsv_row(&cur, end, cols, ncols) == ncols) {
-        k->projects[k->n] = ncols == 2 ? cols[0] : NULL;
-        k->ids[k->n++] = cols[ncols - 1];
+        k->projects[k->n] = project_col >= 0 ? cols[project_col] : NULL;
+        k->ids[k->n++] = cols[id_col];
     }
     k->fit = k->n > 0 && k->n <= PC_CH_NAMED_MAX; /* none read: the subquery finds them */
 }
@@ -264,9 +266,97 @@ static void named_traces_free(named_traces *k)
     memset(k, 0, sizeof(*k));
 }
 
+/* The columns of a list's candidates: a summary and its merge keys flag. */
+#define CAND_COLS (PC_CH_TRACE_COLS + 1)
+
+/* One candidate of a rows page (see rows_page): what its check must show. */
+typedef struct rows_cand {
+    const char *project, *trace, *started, *count;
+    bool seen;
+} rows_cand;
+
+/* Whether the check's answer |text| (project, trace, least start, distinct
+ * spans per row) shows each of the |n| candidates |c| exact. */
+static bool rows_checked(rows_cand *c, size_t n, pc_buf *text)
+{
+    char *cur = text->data, *end = text->data + text->len, *cols[4];
+    while (pc_ch_tsv_row(&cur, end, cols, 4) == 4)
+        for (size_t i = 0; i < n; i++)
+            if (!c[i].seen && strcmp(c[i].trace, cols[1]) == 0 &&
+                strcmp(c[i].project, cols[0]) == 0) {
+                if (strcmp(c[i].started, cols[2]) != 0 || strcmp(c[i].count, cols[3]) != 0)
+                    return false;
+                c[i].seen = true;
+                break;
+            }
+    for (size_t i = 0; i < n; i++)
+        if (!c[i].seen) return false;
+    return true;
+}
+
+/*
+ * A list window's page from its candidates' own summaries (clickhouse_query.h:
+ * pc_ch_sql_list_check): when the first skip + limit candidates of the answer
+ * |cand| are shown exact, their lines after the first skip, without the merge
+ * keys flag, into |out| (else |out| is left empty). Returns 1 when the page
+ * was made, 0 when the spans must give it, or <0 (a failed check).
+ */
+static int rows_page(pc_ch_store *S, const pc_trace_filter *f, const pc_buf *cand, pc_buf *out)
+{
+    if (pc_ch_filter_inexact(f)) return 0;
+    int skip = pc_ch_list_rows_skip(f), limit = f->limit > 0 ? f->limit : 1;
+    size_t want = (size_t)skip + (size_t)limit, n = 0;
+    if (want > PC_CH_NAMED_MAX) return 0;
+    pc_buf copy = PC_BUF_INIT; /* parsed in place; |cand| keeps the lines */
+    pc_buf_append(&copy, cand->data, cand->len);
+    rows_cand *c = pc_xcalloc(want, sizeof(*c));
+    const char **ids = pc_xmalloc(want * sizeof(*ids));
+    char *cur = copy.data, *end = copy.data + copy.len, *cols[CAND_COLS];
+    bool keys = true;
+    while (n < want && pc_ch_tsv_row(&cur, end, cols, CAND_COLS) == CAND_COLS) {
+        keys = keys && strcmp(cols[CAND_COLS - 1], "1") == 0;
+        c[n] = (rows_cand){cols[1], cols[0], cols[7], cols[10], false};
+        ids[n++] = cols[0];
+    }
+    int rc = 0;
+    const char *const *idcols[] = {ids};
+    if (keys && n > 0 && pc_ch_names_fit(idcols, 1, n) == n) {
+        pc_buf sql = PC_BUF_INIT, text;
+        pc_ch_sql_list_check(&sql, S->database, f->project_id, ids, n);
+        rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &text);
+        pc_buf_free(&sql);
+        if (rc == 0) {
+            rc = rows_checked(c, n, &text) ? 1 : 0;
+            pc_buf_free(&text);
+        }
+    } else if (keys && n == 0) {
+        rc = 1;
+    }
+    if (rc == 1) { /* lines skip.. of the answer, each without its last column */
+        *out = (pc_buf)PC_BUF_INIT;
+        const char *p = cand->data, *e = cand->data + cand->len;
+        for (size_t i = 0; i < n && p < e; i++) {
+            const char *nl = memchr(p, '\n', (size_t)(e - p));
+            if (!nl) nl = e;
+            if (i >= (size_t)skip) {
+                const char *tab = nl;
+                while (tab > p && *tab != '\t') tab--;
+                pc_buf_append(out, p, (size_t)(tab - p));
+                pc_buf_putc(out, '\n');
+            }
+            p = nl + 1;
+        }
+    }
+    free(c);
+    free(ids);
+    pc_buf_free(&copy);
+    return rc;
+}
+
 /* The page of a list window (clickhouse_query.h) into |out|: the candidates,
  * their count into |*ncand|, then the page when there are any (else |out| is
- * empty). */
+ * empty): from the candidates' summaries when they are shown exact, else
+ * from the spans. */
 static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, int64_t top,
                             int cand_extra, int *ncand, pc_buf *out)
 {
@@ -277,9 +367,12 @@ static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo
     pc_buf_free(&sql);
     if (rc < 0) return rc;
     *ncand = count_rows(&cand);
-    if (*ncand > 0) {
+    if (*ncand > 0) rc = rows_page(S, f, &cand, out);
+    if (rc == 1) {
+        rc = 0;
+    } else if (rc == 0 && *ncand > 0) {
         named_traces k;
-        named_traces_read(&k, &cand, 2);
+        named_traces_read(&k, &cand, CAND_COLS, 0, 1);
         do
             pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra,
                                   k.fit ? k.projects : NULL, k.fit ? k.ids : NULL, k.n);
@@ -814,7 +907,7 @@ static int read_session_sums(pc_ch_store *S, session_page *p, size_t from, size_
     pc_buf_free(&sql);
     if (rc < 0) return rc;
     named_traces k;
-    named_traces_read(&k, &ids_text, 1);
+    named_traces_read(&k, &ids_text, 1, 0, -1);
     /* none: no traces row names them now (retention), so no sums */
     if (k.n > 0) {
         do

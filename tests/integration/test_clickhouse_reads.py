@@ -50,8 +50,9 @@ class MergingProxy(http.server.ThreadingHTTPServer):
     naming parts of the spans table (`_part IN`), merges the spans table (OPTIMIZE ...
     FINAL): the parts the collector found a moment before are gone when it reads them."""
 
-    def __init__(self, srv, db):
+    def __init__(self, srv, db, merge=True):
         self.srv, self.db, self.merged, self.reads = srv, db, 0, []
+        self.merge, self.sqls = merge, []  # merge=False: only relay, and record every statement
         self.deny_parts = 0  # > 0: refuse reads of system.parts (counted) as a locked-down user
         super().__init__(("127.0.0.1", 0), self.Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -75,9 +76,10 @@ class MergingProxy(http.server.ThreadingHTTPServer):
                 self.end_headers()
                 self.wfile.write(msg)
                 return
+            px.sqls.append(sql)
             if "_part IN" in sql:
                 px.reads.append(sql)
-                if px.merged == 0:
+                if px.merge and px.merged == 0:
                     px.srv.query(f"OPTIMIZE TABLE {px.db}.spans FINAL")
                     px.merged += 1
             headers = {k: v for k, v in self.headers.items()
@@ -282,6 +284,109 @@ def test_list_windows_are_exact(make_collector, tmp_path, engine):
         same(ch, lo, "/api/v1/traces", limit=2, offset=offset, status="error")
 
 
+def test_list_pages_from_the_traces_rows(make_collector, tmp_path, engine):
+    """A list's page is its candidates' summaries merged from their traces rows (schema 7)
+    when a check on the spans shows them whole: every row of the trace merged, no span in
+    two. Traces split over inserts (two parentless spans in two inserts, the session, user,
+    costs, the models and the error each in another insert) list as the
+    embedded store lists them, with no page read from the spans. A trace whose earlier rows
+    lie beyond the hour read below a window, one whose later rows lie beyond the hour read
+    above a range's end, and one whose spans came again each send the page to the spans,
+    and list the same."""
+    srv, _ = engine
+    db = srv.database()
+    proxy = MergingProxy(srv, db, merge=False)
+    try:
+        c = ch_collector(make_collector, tmp_path, srv, db, port=proxy.server_address[1])
+        lo = make_collector(data_dir=str(tmp_path / "local"))
+        now = time.time_ns() // 10**9 * 10**9
+        M = 60 * 10**9
+
+        def span(tid, sid, parent, start, status="success", **attrs):
+            d = {"span_id": sid, "trace_id": tid, "name": f"{tid} {sid}", "status": status,
+                 "span_type": "llm" if "llm.model" in attrs else "custom",
+                 "started_at": iso(start), "ended_at": iso(start + 10**9), "attributes": attrs}
+            if parent:
+                d["parent_span_id"] = parent
+            return d
+
+        def post(tid, svc, *spans):
+            doc = {"trace_id": tid, "service_name": svc, "spans": list(spans)}
+            for x in (c, lo):
+                post_prela(x, doc)
+            return doc
+        split = [
+            post("split", "svc-a", span("split", "c1", "r1", now - 30 * M, **{
+                "llm.model": "gpt-4o", "llm.cost.total": 0.25, "llm.input_tokens": 10,
+                "llm.output_tokens": 4, "session.id": "s-b", "user.id": "u-z"})),
+            # parentless, written before the other parentless span: the root
+            post("split", "svc-b", span("split", "r2", None, now - 31 * M, **{
+                "llm.model": "claude-3", "llm.cost.total": -0.125, "user.id": "u-a"})),
+            post("split", "svc-c", span("split", "r1", None, now - 35 * M, "error",
+                                        **{"session.id": "s-a"})),
+        ]
+        for k in range(4):
+            post(f"plain-{k}", "svc-p", span(f"plain-{k}", "r", None, now - (40 + k) * M),
+                 span(f"plain-{k}", "c", "r", now - (39 + k) * M, **{"llm.model": "gpt-4o"}))
+        post("tie-a", "svc-t", span("tie-a", "r", None, now - 50 * M))
+        post("tie-b", "svc-t", span("tie-b", "r", None, now - 50 * M))
+        queries = [{}, {"status": "error"}, {"service_name": "svc-b"}, {"span_type": "llm"},
+                   {"session_id": "s-a"}, {"user_id": "u-a"}, {"model": "claude-3"},
+                   {"start_time": iso(now - 45 * M), "end_time": iso(now - 32 * M)},
+                   {"limit": 2, "offset": 1}, {"limit": 3, "offset": 3}]
+
+        def lists():
+            for q in queries:
+                same(c, lo, "/api/v1/traces", **q)
+            cursor, seen = None, []
+            while True:  # cursor pages
+                page = same(c, lo, "/api/v1/traces", limit=2,
+                            **({"cursor": cursor} if cursor else {}))
+                seen += [t["trace_id"] for t in page["traces"]]
+                cursor = page["next"]
+                if not cursor:
+                    return seen
+
+        def reads():
+            page = "LIMIT 1 BY project_id, trace_id, span_id) GROUP BY project_id, trace_id HAVING"
+            check = f"uniqExact(span_id) FROM `{db}`.spans PREWHERE trace_id IN"
+            n = (sum(page in q for q in proxy.sqls), sum(check in q for q in proxy.sqls))
+            proxy.sqls.clear()
+            return n
+        t = same(c, lo, "/api/v1/traces/split")["trace"]
+        assert (t["root_span_id"], t["service_name"], t["status"]) == ("r2", "svc-b", "error")
+        # (a negative cost sent is not taken: normalize)
+        assert (t["session_id"], t["user_id"], t["cost_usd"]) == ("s-a", "u-a", 0.25)
+        proxy.sqls.clear()
+        assert lists()[:3] == ["split", "plain-0", "plain-1"]
+        assert same(c, lo, "/api/v1/traces", model="gpt-4o")["count"] == 5
+        spans_pages, checks = reads()
+        assert spans_pages == 0 and checks >= len(queries), (spans_pages, checks)
+        # min_cost: the rows' cost bounds the candidates only; the spans give the page
+        assert [t["trace_id"] for t in same(c, lo, "/api/v1/traces", min_cost="0.1")[
+            "traces"]] == ["split"]
+        assert reads()[0] >= 1
+        # earlier rows 3 h below the first window: the check sees the trace start earlier
+        post("far", "svc-f", span("far", "c", "r", now - 5 * M, "error"))
+        post("far", "svc-f", span("far", "r", None, now - 200 * M))
+        seen = lists()
+        assert seen.index("far") == len(seen) - 1  # by its true start
+        assert reads()[0] >= 1
+        # later rows beyond the hour above a range's end
+        for q in ({"end_time": iso(now - 150 * M)}, {"end_time": iso(now - 150 * M), "limit": 1}):
+            assert [t["trace_id"] for t in same(c, lo, "/api/v1/traces", **q)["traces"]] == \
+                ["far"]
+            assert reads()[0] >= 1
+        # a span stored twice: the rows count it twice, the page comes from the spans
+        for x in (c, lo):
+            post_prela(x, split[0])
+        assert same(c, lo, "/api/v1/traces", limit=1)["traces"][0]["span_count"] == 3
+        lists()
+        assert reads()[0] >= len(queries)
+    finally:
+        proxy.shutdown()
+
+
 def test_session_windows_are_exact(make_collector, tmp_path, engine):
     """The session list reads the sessions of the newest traces rows first, then 4x wider
     windows, and keeps a window's page only when no session outside it can rank above its
@@ -398,14 +503,15 @@ def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse)
                      f"query LIKE '%`{db}`.traces WHERE 1%'").split()
     assert len(rows) >= 2, rows
     assert max(int(r) for r in rows) <= 4 * 8192, rows  # of 300003 traces rows
-    # an hour among them: its candidates read the rows up to its end, not every later one
+    # an hour among them: its candidates read the rows up to an hour past its end (a
+    # trace's rows to then are merged whole), not every later one
     start = old + 100000
     body = c.get("/api/v1/traces", limit=2, start_time=iso(start * 10**9),
                  end_time=iso((start + 3600) * 10**9)).json()
     assert body["count"] == 0 and "error" not in body, body  # the filler has no spans
     srv.query("SYSTEM FLUSH LOGS")
     rows = srv.query(f"SELECT read_rows FROM system.query_log WHERE type = 2 AND "
-                     f"query LIKE '%`{db}`.traces WHERE 1%started_ns <= {(start + 3600) * 10**9}"
+                     f"query LIKE '%`{db}`.traces WHERE 1%started_ns <= {(start + 3600) * 10**9 + HOUR}"
                      f"%'").split()
     assert len(rows) == 1 and int(rows[0]) <= 4 * 8192, rows
 

@@ -403,7 +403,9 @@ static void test_trace_part(void)
     CHECK(has(&row, "\"metadata\":\"{}\""));
     CHECK(has(&row, "\"span_types\":\",custom,\""));
     /* no session, user, cost or model in the insert */
-    CHECK(has(&row, "\"session_id\":\"\",\"user_id\":\"\",\"cost_usd\":null,\"models\":[]}"));
+    CHECK(has(&row, "\"session_id\":\"\",\"user_id\":\"\",\"cost_usd\":null,\"models\":[],"));
+    /* schema 7: the keys that merge it (no cost: null) */
+    CHECK(has(&row, "\"cost_sum\":null,\"merge_keys\":1}"));
     pc_ch_part_free(&p);
     pc_buf_free(&row);
     /* span_types: every type of the insert's spans, each between commas */
@@ -434,7 +436,9 @@ static void test_trace_part(void)
     pc_ch_part_add(&p, &b->spans[2], 40);
     pc_ch_trace_row(&row, PC_CH_MODERN, &p);
     CHECK(has(&row, "\"session_id\":\"a\\u0001\",\"user_id\":\"a\",\"cost_usd\":0.25,"
-                    "\"models\":[\"m'1\",\"m2\",\"m\\\"3\"]}"));
+                    "\"models\":[\"m'1\",\"m2\",\"m\\\"3\"],"));
+    /* schema 7: the cost as the spans hold it, negatives too */
+    CHECK(has(&row, "\"cost_sum\":-4.75,\"merge_keys\":1}"));
     CHECK_EQ_INT(p.n_models, 3);
     pc_ch_part_free(&p);
     pc_buf_free(&row);
@@ -523,7 +527,14 @@ static void test_query_builders(void)
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
     pc_ch_sql_list_candidates(&b, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
-    CHECK(has(&b, "SELECT project_id, trace_id FROM `db`.traces WHERE 1 AND project_id = "));
+    /* each candidate's summary from its rows, ordered by the rows' merge keys */
+    CHECK(has(&b, "SELECT trace_id, project_id, if(max(has_root) = 1, argMinIf(service_name,"
+                  " (if(merge_keys = 1, root_created_ns, created_ns), root_start_ns,"
+                  " root_span_id), has_root = 1), argMin(service_name, (created_ns,"
+                  " first_start_ns, first_span_id))),"));
+    CHECK(has(&b, "sum(span_count),"));
+    CHECK(has(&b, "if(count(cost_sum) > 0, sum(cost_sum), nan), min(merge_keys) FROM `db`.traces"
+                  " WHERE 1 AND project_id = "));
     CHECK(has(&b, "project_id DESC LIMIT 0, 18 FORMAT TabSeparated"));
     pc_buf_reset(&b);
     /* the page names the candidates read first: their spans by trace id, then the project */
@@ -570,7 +581,7 @@ static void test_query_builders(void)
                          .limit = 7};
     pc_ch_sql_list_candidates(&b, "db", &r, 4, 9, PC_CH_WINDOW_SLACK);
     CHECK(has(&b, "FROM `db`.traces WHERE 1 AND project_id = 'p' AND started_ns >= -3599999999996"
-                  " AND started_ns <= 9 GROUP BY project_id, trace_id HAVING 1 AND"
+                  " AND started_ns <= 3600000000009 GROUP BY project_id, trace_id HAVING 1 AND"
                   " min(started_ns) >= 4 AND min(started_ns) <= 9 ORDER BY"));
     CHECK(!strstr(b.data, "IN (SELECT"));
     pc_buf_reset(&b);

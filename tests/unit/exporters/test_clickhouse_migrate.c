@@ -113,6 +113,8 @@ static int cat_exec(void *ud, const char *sql, const char *what, long timeout_ms
                 col_add(c, a, pc_ch_span_v4[i].name);
             for (size_t i = 0; strstr(sql, "models Array") && i < PC_CH_TRACE_V4_N; i++)
                 col_add(c, a, pc_ch_trace_v4[i].name);
+            for (size_t i = 0; strstr(sql, "merge_keys UInt8") && i < PC_CH_TRACE_V7_N; i++)
+                col_add(c, a, pc_ch_trace_v7[i].name);
         }
         cat_add(c, a);
     } else if (strncmp(sql, "DROP TABLE IF EXISTS", 20) == 0) {
@@ -177,19 +179,19 @@ static const char *const MIGRATED[] = {"spans",          "traces",       "spans_
 
 static void test_migration_plan(void)
 {
-    /* Fresh database: the current tables and version 6, nothing copied. */
+    /* Fresh database: the current tables and version 7, nothing copied. */
     catalog c = {.log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&c), 0);
     const char *fresh[] = {"spans",        "traces",        "schema_version", "span_events",
                            "search_grams", "search_blocks", "stats_marks",    "stats_rollup"};
     CHECK(cat_is(&c, fresh, 8));
-    CHECK_EQ_INT(c.version, 6);
+    CHECK_EQ_INT(c.version, 7);
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`span_events` ("));
     CHECK(!strstr(c.log.data, "INSERT INTO `db`.`"));
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`spans` ("));
     CHECK(has(&c.log, "ORDER BY (trace_id, project_id, span_id)"));
-    CHECK(has(&c.log, "VALUES (6, 'created')"));
-    CHECK(!strstr(c.log.data, "VALUES (6, 'search index")); /* no span predates the index */
+    CHECK(has(&c.log, "VALUES (7, 'created')"));
+    CHECK(!strstr(c.log.data, "VALUES (7, 'search index")); /* no span predates the index */
     CHECK(!strstr(c.log.data, " ADD ")); /* the only ALTER: the spans' block size (modern) */
     CHECK(has(&c.log, "ALTER TABLE `db`.spans MODIFY SETTING min_compress_block_size = 4096\n"));
     /* A second start only reads the version and re-asserts the tables. */
@@ -200,11 +202,11 @@ static void test_migration_plan(void)
     catalog v1 = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v1), 0);
     CHECK(cat_is(&v1, MIGRATED, 12));
-    CHECK_EQ_INT(v1.version, 6);
+    CHECK_EQ_INT(v1.version, 7);
     /* the tables of 3 were built in the current layout: nothing to add at 3 -> 4 */
     CHECK(!strstr(v1.log.data, "ADD COLUMN") && !strstr(v1.log.data, "INSERT INTO `db`.traces"));
     CHECK(has(&v1.log, "VALUES (4, 'migrated from 3"));
-    CHECK(has(&v1.log, "VALUES (6, 'search index from here: older spans are scanned')"));
+    CHECK(has(&v1.log, "VALUES (7, 'search index from here: older spans are scanned')"));
     CHECK(has(&v1.log, "CREATE TABLE IF NOT EXISTS `db`.`spans_v2` ("));
     CHECK(has(&v1.log, "ORDER BY (trace_id, project_id, started_at, span_id)")); /* v2's key */
     CHECK(has(&v1.log, "INSERT INTO `db`.`spans_v2` (span_id, trace_id, parent_span_id,"));
@@ -227,7 +229,7 @@ static void test_migration_plan(void)
                   .n = 5, .version = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v2), 0);
     CHECK(cat_is(&v2, MIGRATED, 12));
-    CHECK_EQ_INT(v2.version, 6);
+    CHECK_EQ_INT(v2.version, 7);
     /* schema 3's columns are copied; the new table has 4's with their defaults */
     CHECK(has(&v2.log, "INSERT INTO `db`.`spans_v3` (" PC_CH_SPAN_COLUMNS_V3 ") SELECT "
                        PC_CH_SPAN_COLUMNS_V3 " FROM"));
@@ -259,7 +261,7 @@ static void test_migration_plan(void)
         k.fail = NULL;
         CHECK_EQ_INT(migrate(&k), 0);
         CHECK(cat_is(&k, MIGRATED, 12));
-        CHECK_EQ_INT(k.version, 6);
+        CHECK_EQ_INT(k.version, 7);
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
     }
@@ -278,7 +280,7 @@ static void test_migration_plan(void)
     CHECK(cat_is(&half3, MIGRATED, 12));
 
     /* A newer version is refused, untouched. */
-    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 7,
+    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 8,
                      .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&newer), -1);
     CHECK(!strstr(newer.log.data, "CREATE TABLE") && !strstr(newer.log.data, "RENAME"));
@@ -311,17 +313,18 @@ static void test_migration_plan_3_to_4(void)
 {
     catalog c = v3_catalog(PC_CH_LEGACY);
     CHECK_EQ_INT(migrate(&c), 0);
-    CHECK_EQ_INT(c.version, 6); /* then 4 -> 5 -> 6: span_events, search and stats tables */
+    CHECK_EQ_INT(c.version, 7); /* then 4 -> 5 -> 6 -> 7: span_events, search and stats tables, merge keys */
     const char *v6[] = {"spans",        "traces",        "spans_v2",    "traces_v2",
                         "schema_version", "span_events", "search_grams", "search_blocks",
                         "stats_marks",  "stats_rollup"};
     CHECK(cat_is(&c, v6, 10));
-    CHECK(has(&c.log, "VALUES (6, 'search index from here")); /* spans predate the index */
+    CHECK(has(&c.log, "VALUES (7, 'search index from here")); /* spans predate the index */
     CHECK(!strstr(c.log.data, "RENAME") &&
           !strstr(c.log.data, "CREATE TABLE IF NOT EXISTS `db`.`spans") &&
           !strstr(c.log.data, "CREATE TABLE IF NOT EXISTS `db`.`traces"));
     CHECK(has(&c.log, "VALUES (5, 'migrated from 4"));
     CHECK(has(&c.log, "VALUES (6, 'migrated from 5"));
+    CHECK(has(&c.log, "VALUES (7, 'migrated from 6"));
     CHECK(has(&c.log, "SELECT name FROM system.columns WHERE database = 'db' AND table = 'spans'"));
     for (size_t i = 0; i < PC_CH_SPAN_V4_N; i++) {
         char want[192];
@@ -381,12 +384,12 @@ static void test_migration_plan_3_to_4(void)
             first++;
         k.fail = NULL;
         CHECK_EQ_INT(migrate(&k), 0);
-        CHECK_EQ_INT(k.version, 6);
+        CHECK_EQ_INT(k.version, 7);
         for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
             second++;
         /* the statement that failed was tried, not applied: it runs again */
         CHECK_EQ_INT(first + second - (strstr(cuts[i], "ADD COLUMN") ? 1 : 0),
-                     PC_CH_SPAN_V4_N + PC_CH_TRACE_V4_N);
+                     PC_CH_SPAN_V4_N + PC_CH_TRACE_V4_N + PC_CH_TRACE_V7_N);
         CHECK(has(&k.log, "VALUES (4, 'migrated from 3"));
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
@@ -416,7 +419,7 @@ static void test_migration_plan_5_to_6(void)
             k.fail = NULL;
         }
         CHECK_EQ_INT(migrate(&k), 0);
-        CHECK_EQ_INT(k.version, 6);
+        CHECK_EQ_INT(k.version, 7); /* then 6 -> 7 */
         CHECK(cat_is(&k, v6, 8));
         CHECK(has(&k.log, "INSERT INTO `db`.stats_marks (hour, trace_id) SELECT DISTINCT"
                           " toUInt32(greatest(intDiv(start_ns, 3600000000000), 0)), trace_id"
@@ -424,9 +427,55 @@ static void test_migration_plan_5_to_6(void)
         const char *marks = strstr(k.log.data, "INSERT INTO `db`.stats_marks");
         const char *version = strstr(k.log.data, "VALUES (6, 'migrated from 5");
         CHECK(marks && version && marks < version);
-        CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, " ADD "));
+        CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, "ADD INDEX") &&
+              !strstr(k.log.data, "ADD COLUMN session_id"));
         CHECK_EQ_INT(migrate(&k), 0); /* once */
         CHECK(!strstr(k.log.data, "INSERT"));
+        pc_buf_free(&k.log);
+        pc_buf_free(&k.cols);
+    }
+}
+
+/* 6 -> 7: the traces' merge keys added in place, then the version row;
+ * interrupted at any statement, the next start adds what is missing. */
+static void test_migration_plan_6_to_7(void)
+{
+    const char *v6[] = {"spans",        "traces",        "schema_version", "span_events",
+                        "search_grams", "search_blocks", "stats_marks",    "stats_rollup"};
+    static const char *const cuts[] = {NULL, "ALTER TABLE `db`.`traces` ADD COLUMN root_start_ns",
+                                       "INSERT INTO `db`.schema_version"};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        catalog k = {.n = 8, .version = 6, .log = PC_BUF_INIT, .cols = PC_BUF_INIT,
+                     .fail = cuts[i]};
+        for (int t = 0; t < 8; t++)
+            snprintf(k.tables[t], 32, "%s", v6[t]);
+        pc_buf all = PC_BUF_INIT; /* both starts' statements */
+        if (cuts[i]) {
+            CHECK_EQ_INT(migrate(&k), -1);
+            CHECK_EQ_INT(k.version, 6);
+            pc_buf_append(&all, k.log.data, k.log.len);
+            k.fail = NULL;
+        }
+        CHECK_EQ_INT(migrate(&k), 0);
+        CHECK_EQ_INT(k.version, 7);
+        CHECK(cat_is(&k, v6, 8));
+        pc_buf_append(&all, k.log.data, k.log.len);
+        pc_buf_free(&k.log);
+        k.log = all;
+        int adds = 0;
+        for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
+            adds++;
+        /* each column added once over both starts (the one cut at was tried, not applied) */
+        CHECK_EQ_INT(adds - (cuts[i] && strstr(cuts[i], "ADD COLUMN") ? 1 : 0), PC_CH_TRACE_V7_N);
+        CHECK(has(&k.log, "ALTER TABLE `db`.`traces` ADD COLUMN merge_keys UInt8\n"));
+        CHECK(has(&k.log, "ALTER TABLE `db`.`traces` ADD COLUMN cost_sum Nullable(Float64)\n"));
+        const char *added = strstr(k.log.data, "ADD COLUMN merge_keys");
+        const char *version = strstr(k.log.data, "VALUES (7, 'migrated from 6");
+        CHECK(added && version && added < version);
+        CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, "`db`.`spans` ADD") &&
+              !strstr(k.log.data, "INSERT INTO `db`.traces"));
+        CHECK_EQ_INT(migrate(&k), 0); /* once */
+        CHECK(!strstr(k.log.data, "ADD COLUMN") && !strstr(k.log.data, "INSERT"));
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
     }
@@ -437,5 +486,6 @@ int main(void)
     RUN(test_migration_plan);
     RUN(test_migration_plan_3_to_4);
     RUN(test_migration_plan_5_to_6);
+    RUN(test_migration_plan_6_to_7);
     return CHECK_DONE();
 }
