@@ -14,7 +14,7 @@
  *   candidates  the traces rows with started_ns >= lo - GUARD (1 hour), of
  *               traces having a row in [lo, top] (when top is set: an IN
  *               on the key range, or, when no filter reads a trace's later
- *               rows, started_ns <= top itself, so a window far back reads
+ *               rows, started_ns <= top + GUARD, so a window far back reads
  *               its own rows only), merged per trace, HAVING merged start
  *               >= lo and the range, cursor and filters (service, status,
  *               span type), newest first, limit + SLACK (8) of them (+
@@ -25,7 +25,17 @@
  *               apart in start time) is a false candidate, removed below.
  *   the page    the candidates' summaries computed from their deduplicated
  *               spans (as a trace lookup does), every condition checked again
- *               on these exact values, newest first, limit rows.
+ *               on these exact values, newest first, limit rows. Since
+ *               schema 7 the candidates are themselves summaries, merged
+ *               from their rows (ROWS_AGG), and are the page when a check on
+ *               the spans shows them exact (pc_ch_sql_list_check): each
+ *               trace's least start and distinct span count equal to its
+ *               rows' (a row before lo - GUARD or after top + GUARD that was
+ *               not read, or a span in two rows, makes one differ) and each
+ *               row carrying its merge keys. Merged rows of a trace holding
+ *               no span twice give exactly TRACE_AGG's values, its cost
+ *               aside (added row by row, not span by span: equal to the 12
+ *               digits served). Figures: bench/README.
  * Why exact: every trace of the window is a candidate with its exact key, so
  * if the page is full, no trace outside the candidates can rank above its
  * last row; a short page only ends the list when the window covers the

@@ -2,7 +2,8 @@
  * clickhouse_sql.c - DDL, row encoding and literal quoting of the `clickhouse`
  * exporter (see clickhouse_sql.h). Pure functions: text in, text out.
  *
- * Table contract (database `database`, default prela), schema version 4:
+ * Table contract (database `database`, default prela), schema version 7 (the
+ * tables' columns as of 4; 5 and 6 add tables, 7 the traces' merge keys):
  *
  *   Version 2 made the project part of every key: a span is identified by
  *   (project_id, trace_id, span_id) and a trace by (project_id, trace_id), so
@@ -72,8 +73,15 @@
  *           (Array(String): the distinct llm_model / llm_request_model values);
  *           modern: bloom filter skip indexes on session_id, user_id, models.
  *           List filters read these (clickhouse_query.c); sessions too
- *           (clickhouse_agg.c). The other columns (seed's span_count,
- *           tokens, ...) describe the insert only; nothing reads them.
+ *           (clickhouse_agg.c). Version 7 adds the keys that merge a
+ *           trace's rows into its summary (pc_ch_trace_v7): the first
+ *           span's start and id (its created_ns is the row's), the root's
+ *           created_ns and start (its id is root_span_id), cost_sum (the
+ *           known costs as the spans hold them) and merge_keys = 1 (rows
+ *           written before read 0); with them span_count, tokens, status,
+ *           source, root and service of the merged rows are the trace's
+ *           when no span is in two rows (clickhouse_query.c: the list
+ *           page).
  *
  * Reads (trace lookups, lists by time windows, search, and how a summary is
  * computed from the spans): clickhouse_query.c.

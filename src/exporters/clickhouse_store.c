@@ -313,7 +313,11 @@ static int rows_page(pc_ch_store *S, const pc_trace_filter *f, const pc_buf *can
     const char **ids = pc_xmalloc(want * sizeof(*ids));
     char *cur = copy.data, *end = copy.data + copy.len, *cols[CAND_COLS];
     bool keys = true;
-    while (n < want && pc_ch_tsv_row(&cur, end, cols, CAND_COLS) == CAND_COLS) {
+    while (n < want && cur < end) {
+        if (pc_ch_tsv_row(&cur, end, cols, CAND_COLS) != CAND_COLS) {
+            keys = false; /* not an answer to read: the spans give the page */
+            break;
+        }
         keys = keys && strcmp(cols[CAND_COLS - 1], "1") == 0;
         c[n] = (rows_cand){cols[1], cols[0], cols[7], cols[10], false};
         ids[n++] = cols[0];

@@ -90,7 +90,7 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
     assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "6"
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "7"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
     # schema 5 (issue 13): events attached from log records, keyed by span and content
     for name, ty in dict(project_id="String", trace_id="String", span_id="String",
@@ -107,6 +107,11 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert "ReplacingMergeTree(written_at)" in marks_ddl
     assert "ORDER BY (hour, trace_id)" in marks_ddl
     assert "ORDER BY (hour, kind, project_id, grp, version)" in rollup_ddl
+    # schema 7: the keys that merge a trace's rows (clickhouse_sql.c)
+    for name, ty in dict(first_start_ns="Int64", first_span_id="String", root_created_ns="Int64",
+                         root_start_ns="Int64", cost_sum="Nullable(Float64)",
+                         merge_keys="UInt8").items():
+        assert cols[("traces", name)][0] == ty, (name, cols.get(("traces", name)))
     # skip indexes (modern only: 18.16 has none)
     for index in ("idx_start_ns", "idx_session", "idx_user", "idx_models"):
         assert (index in spans_ddl + traces_ddl) == (dialect == "modern"), index
@@ -383,7 +388,7 @@ class HangingClickHouse(http.server.ThreadingHTTPServer):
                 answer = (b"spans\ntraces\nschema_version\nspan_events\nsearch_grams\nsearch_blocks\n"
                           b"stats_marks\nstats_rollup\n")
             elif sql.startswith("SELECT max(version)"):
-                answer = b"6\n"  # the current schema: nothing to migrate
+                answer = b"7\n"  # the current schema: nothing to migrate
             elif "FROM `prela_fake`.schema_version" in sql:
                 answer = b"0\n"  # no search index mark: every span is indexed
             elif sql == "SELECT 1":

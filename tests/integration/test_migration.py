@@ -1,6 +1,6 @@
 """Stores written by the previous releases open with this one, intact.
 
-Each previous release (commit PREV: schema version 1; PREV2 .. PREV5: versions 2 .. 5)
+Each previous release (commit PREV: schema version 1; PREV2 .. PREV6: versions 2 .. 6)
 is built once per clone into build-prev/ (build-prev-2/) at the repo root (its source from
 `git archive`, only the prela-collector target) and reused while present. For each store
 (the embedded SQLite data directory, ClickHouse 18.16 in the legacy dialect, chDB in the
@@ -34,6 +34,7 @@ PREV2 = "bf5f3fa"  # the last release of schema version 2 (both stores)
 PREV3 = "183accf"  # the last release of schema version 3 (both stores)
 PREV4 = "0c12009"  # the last release of schema version 4 (both stores)
 PREV5 = "ed9c2ad"  # the last release of schema version 5 of the embedded store
+PREV6 = "a0756ad"  # the last release of ClickHouse schema version 6
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -67,6 +68,12 @@ def prev4_bin():
 def prev5_bin():
     """The last release of schema version 5 (both stores), built once into build-prev-5/."""
     return build_release(PREV5, os.path.join(ROOT, "build-prev-5"))
+
+
+@pytest.fixture(scope="session")
+def prev6_bin():
+    """The last release of ClickHouse schema version 6, built once into build-prev-6/."""
+    return build_release(PREV6, os.path.join(ROOT, "build-prev-6"))
 
 
 def build_release(commit, PREV_DIR):
@@ -250,16 +257,16 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 in one start (the
-        # embedded store on to 7, 8 and 9): one line per step
+        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 in one start (the
+        # embedded store on to 8 and 9): one line per step
         assert logs.count("local: migrated") == 8, logs
-        assert logs.count("migrated") == (8 if kind == "local" else 13), logs
+        assert logs.count("migrated") == (8 if kind == "local" else 14), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
         assert "from schema 5 to 6" in logs and "to schema 7" in logs and "to schema 8" in logs
         assert "to schema 9" in logs
         if kind != "local":
-            assert logs.count("clickhouse: migrated database") == 5, logs
+            assert logs.count("clickhouse: migrated database") == 6, logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
@@ -313,7 +320,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         con.close()
     else:
         assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "6"]
+                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "7", "7"]
         tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                            f"FORMAT TabSeparated").split()
         assert sorted(tables) == ["schema_version", "search_blocks", "search_grams",
@@ -567,7 +574,7 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 4, logs  # 2 -> .. -> 6
+        assert logs.count("clickhouse: migrated database") == 5, logs  # 2 -> .. -> 7
         assert "from schema 2 to 3" in logs and "from schema 1" not in logs
         after = snapshot(new, ids)
         for key in before:
@@ -600,7 +607,7 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "6"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "7", "7"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
@@ -661,7 +668,7 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 3, logs  # 3 -> .. -> 6
+        assert logs.count("clickhouse: migrated database") == 4, logs  # 3 -> .. -> 7
         assert "from schema 3 to 4" in logs and "nothing copied" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -734,7 +741,7 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "6", "6"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "6", "7", "7"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
@@ -850,7 +857,7 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 2, logs  # 4 -> 5 -> 6
+        assert logs.count("clickhouse: migrated database") == 3, logs  # 4 -> 5 -> 6 -> 7
         assert "from schema 4 to 5" in logs and "nothing copied" in logs
         check_schema_5(new, ids, otlp, before)
     finally:
@@ -861,18 +868,18 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["4", "5", "6", "6"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["4", "5", "6", "7", "7"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
                               "spans", "stats_marks", "stats_rollup", "traces"]
 
 
-def write_schema_5(prev5_bin, tmp_path, opts, base):
-    """The last schema-5 release writes three Prela traces and two OTLP ones; returns their ids
+def write_old_release(old_bin, tmp_path, opts, base):
+    """The release |old_bin| writes three Prela traces and two OTLP ones; returns their ids
     and its snapshot of them."""
     otlp = recent(workload.make_traces(2))
-    old = start(prev5_bin, tmp_path, opts)
+    old = start(old_bin, tmp_path, opts)
     try:
         for proj, doc in prela_docs(base):
             post_prela(old, doc, proj)
@@ -908,7 +915,7 @@ def test_schema_5_local_store_migrates_to_9(prev5_bin, tmp_path):
     the old hours into rollups; once."""
     data_dir = str(tmp_path / "data")
     base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
-    ids, before = write_schema_5(prev5_bin, tmp_path, dict(data_dir=data_dir), base)
+    ids, before = write_old_release(prev5_bin, tmp_path, dict(data_dir=data_dir), base)
     path = os.path.join(data_dir, "prela.db")
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone() == (5,)
@@ -986,7 +993,7 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     from the spans (before) and from the rollups (after); once."""
     opts, srv, db = ch_store
     base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
-    ids, before = write_schema_5(prev5_bin, tmp_path, opts, base)
+    ids, before = write_old_release(prev5_bin, tmp_path, opts, base)
     assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "5"
     hours = sorted(int(h) for h in srv.query(
         f"SELECT DISTINCT intDiv(start_ns, {HOUR}) FROM {db}.spans FORMAT TabSeparated").split())
@@ -998,7 +1005,7 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, settled)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert logs.count("clickhouse: migrated database") == 2, logs  # 5 -> 6 -> 7
         assert "from schema 5 to 6" in logs and "every stored hour marked" in logs
         from_spans = stats_answers(new, window)  # marked just now: not settled
         after = snapshot(new, ids)
@@ -1015,4 +1022,58 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["5", "6"]
+                            f"FORMAT TabSeparated").split()) == ["5", "6", "7"]
+
+
+def test_schema_6_clickhouse_store_migrates_to_7(prev6_bin, ch_store, tmp_path):
+    """A ClickHouse database of the last schema-6 release opens with schema 7 (the traces rows'
+    merge keys added in place, nothing copied) on both dialects: every answer as before, the
+    old traces' list pages read from their spans (their rows have no merge keys); a span added
+    to an old trace and a new trace list right; once."""
+    opts, srv, db = ch_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    ids, before = write_old_release(prev6_bin, tmp_path, opts, base)
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "6"
+    old_rows = srv.query(f"SELECT count() FROM {db}.traces").strip()
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert "from schema 6 to 7" in logs and "6 columns added in place" in logs, logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        assert srv.query(f"SELECT merge_keys, count() FROM {db}.traces GROUP BY merge_keys"
+                         f" FORMAT TabSeparated").strip() == f"0\t{old_rows}"
+        # a span more for old-0 (its rows: one old, one new) and a new trace
+        start_ns = base + 123456000
+        post_prela(new, {"trace_id": "old-0", "service_name": "svc-a", "spans": [{
+            "span_id": "late", "trace_id": "old-0", "parent_span_id": "root", "name": "late",
+            "span_type": "tool", "started_at": iso(start_ns - 10**9),
+            "ended_at": iso(start_ns + 2 * 10**9), "status": "error"}]}, "p1")
+        post_prela(new, {"trace_id": "new-0", "service_name": "svc-n", "spans": [{
+            "span_id": "r", "trace_id": "new-0", "name": "new root", "span_type": "agent",
+            "started_at": iso(base + HOUR), "ended_at": iso(base + HOUR + 10**9),
+            "status": "success"}]}, "p1")
+        listed = {t["trace_id"]: t for t in new.get("/api/v1/traces", project_id="p1",
+                                                     limit=1000).json()["traces"]}
+        old0 = before["list p1"]["traces"][[t["trace_id"] for t in before["list p1"][
+            "traces"]].index("old-0")]
+        assert listed["old-0"]["span_count"] == old0["span_count"] + 1
+        assert listed["old-0"]["status"] == "error"
+        assert listed["old-0"]["started_at"] == iso(start_ns - 10**9)
+        assert listed["old-0"]["service_name"] == old0["service_name"]
+        assert listed["old-0"] == new.get("/api/v1/traces/old-0", project_id="p1").json()["trace"]
+        assert listed["new-0"]["span_count"] == 1 and listed["new-0"]["service_name"] == "svc-n"
+        assert srv.query(f"SELECT merge_keys, count() FROM {db}.traces GROUP BY merge_keys"
+                         f" ORDER BY merge_keys FORMAT TabSeparated").strip() == \
+            f"0\t{old_rows}\n1\t2"
+    finally:
+        stop(new)
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+    finally:
+        stop(again)
+    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                            f"FORMAT TabSeparated").split()) == ["6", "7"]
