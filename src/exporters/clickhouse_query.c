@@ -558,8 +558,33 @@ static bool outer_offset(const pc_trace_filter *f)
 void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
                                int64_t top, int cand_extra)
 {
-    candidates(out, ROWS_AGG, db, f, lo, top, cand_extra, outer_offset(f));
+    candidates(out, "project_id, trace_id, min(started_ns)", db, f, lo, top, cand_extra,
+               outer_offset(f));
     pc_buf_puts(out, " FORMAT TabSeparated");
+}
+
+void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
+                         int64_t top, const char *const *projects, const char *const *trace_ids,
+                         size_t n)
+{
+    pc_buf_printf(out, "SELECT " ROWS_AGG " FROM `%s`.traces PREWHERE ", db);
+    pc_ch_sql_in(out, "trace_id", trace_ids, n);
+    pc_buf_puts(out, " WHERE 1");
+    if (f->project_id) {
+        pc_buf_puts(out, " AND project_id = ");
+        pc_ch_quote_cstr(out, f->project_id);
+    }
+    if (lo != INT64_MIN)
+        pc_buf_printf(out, " AND started_ns >= %lld", (long long)lo);
+    if (top < INT64_MAX - PC_CH_WINDOW_GUARD)
+        pc_buf_printf(out, " AND started_ns <= %lld", (long long)(top + PC_CH_WINDOW_GUARD));
+    pc_buf_puts(out, " GROUP BY project_id, trace_id");
+    if (!f->project_id) {
+        const char *const *cols[] = {projects, trace_ids};
+        pc_buf_puts(out, " HAVING (project_id, trace_id) IN ");
+        pc_ch_sql_tuples(out, cols, 2, n);
+    }
+    pc_buf_puts(out, " ORDER BY " NEWEST " FORMAT TabSeparated");
 }
 
 int pc_ch_list_rows_skip(const pc_trace_filter *f)

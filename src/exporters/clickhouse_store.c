@@ -266,7 +266,7 @@ static void named_traces_free(named_traces *k)
     memset(k, 0, sizeof(*k));
 }
 
-/* The columns of a list's candidates: a summary and its merge keys flag. */
+/* The columns of a list's rows page: a summary and its merge keys flag. */
 #define CAND_COLS (PC_CH_TRACE_COLS + 1)
 
 /* One candidate of a rows page (see rows_page): what its check must show. */
@@ -295,50 +295,57 @@ static bool rows_checked(rows_cand *c, size_t n, pc_buf *text)
 }
 
 /*
- * A list window's page from its candidates' own summaries (clickhouse_query.h:
- * pc_ch_sql_list_check): when the first skip + limit candidates of the answer
- * |cand| are shown exact, their lines after the first skip, without the merge
- * keys flag, into |out| (else |out| is left empty). Returns 1 when the page
- * was made, 0 when the spans must give it, or <0 (a failed check).
+ * A list window's page from its candidates' traces rows (clickhouse_query.h:
+ * pc_ch_sql_list_rows, pc_ch_sql_list_check): when the summaries of the
+ * first skip + limit candidates of |cand| are shown exact, their lines after
+ * the first skip, without the merge keys flag, into |out| (else |out| is left
+ * empty). Returns 1 when the page was made, 0 when the spans must give it,
+ * or <0 (a failed read).
  */
-static int rows_page(pc_ch_store *S, const pc_trace_filter *f, const pc_buf *cand, pc_buf *out)
+static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t top, const pc_buf *cand,
+                     pc_buf *out)
 {
     if (pc_ch_filter_inexact(f)) return 0;
     int skip = pc_ch_list_rows_skip(f), limit = f->limit > 0 ? f->limit : 1;
-    size_t want = (size_t)skip + (size_t)limit, n = 0;
+    size_t want = (size_t)skip + (size_t)limit, n = 0, got = 0;
     if (want > PC_CH_NAMED_MAX) return 0;
-    pc_buf copy = PC_BUF_INIT; /* parsed in place; |cand| keeps the lines */
-    pc_buf_append(&copy, cand->data, cand->len);
-    rows_cand *c = pc_xcalloc(want, sizeof(*c));
+    pc_buf keys = PC_BUF_INIT, sql = PC_BUF_INIT, rows = PC_BUF_INIT, copy = PC_BUF_INIT;
+    pc_buf_append(&keys, cand->data, cand->len); /* parsed in place */
+    const char **projects = pc_xmalloc(want * sizeof(*projects));
     const char **ids = pc_xmalloc(want * sizeof(*ids));
-    char *cur = copy.data, *end = copy.data + copy.len, *cols[CAND_COLS];
-    bool keys = true;
-    while (n < want && cur < end) {
-        if (pc_ch_tsv_row(&cur, end, cols, CAND_COLS) != CAND_COLS) {
-            keys = false; /* not an answer to read: the spans give the page */
-            break;
-        }
-        keys = keys && strcmp(cols[CAND_COLS - 1], "1") == 0;
-        c[n] = (rows_cand){cols[1], cols[0], cols[7], cols[10], false};
-        ids[n++] = cols[0];
+    rows_cand *c = pc_xcalloc(want, sizeof(*c));
+    char *cur = keys.data, *end = keys.data + keys.len, *cols[CAND_COLS];
+    int64_t from = INT64_MAX; /* the least start of their rows read */
+    while (n < want && pc_ch_tsv_row(&cur, end, cols, 3) == 3) {
+        projects[n] = cols[0];
+        ids[n++] = cols[1];
+        int64_t t = strtoll(cols[2], NULL, 10);
+        if (t < from) from = t;
     }
+    const char *const *named[] = {projects, ids};
     int rc = 0;
-    const char *const *idcols[] = {ids};
-    if (keys && n > 0 && pc_ch_names_fit(idcols, 1, n) == n) {
-        pc_buf sql = PC_BUF_INIT, text;
-        pc_ch_sql_list_check(&sql, S->database, f->project_id, ids, n);
-        rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &text);
-        pc_buf_free(&sql);
-        if (rc == 0) {
-            rc = rows_checked(c, n, &text) ? 1 : 0;
-            pc_buf_free(&text);
-        }
-    } else if (keys && n == 0) {
-        rc = 1;
+    if (n == 0 || pc_ch_names_fit(named, 2, n) < n) goto done;
+    pc_ch_sql_list_rows(&sql, S->database, f, from, top, projects, ids, n);
+    rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &rows);
+    pc_buf_reset(&sql);
+    if (rc < 0) goto done;
+    pc_buf_append(&copy, rows.data, rows.len); /* parsed in place; |rows| keeps the lines */
+    bool merge_keys = true;
+    cur = copy.data, end = copy.data + copy.len;
+    while (got < n && pc_ch_tsv_row(&cur, end, cols, CAND_COLS) == CAND_COLS) {
+        merge_keys = merge_keys && strcmp(cols[CAND_COLS - 1], "1") == 0;
+        c[got++] = (rows_cand){cols[1], cols[0], cols[7], cols[10], false};
     }
+    if (!merge_keys || got != n || cur < end) goto done; /* each candidate once, whole */
+    pc_buf text;
+    pc_ch_sql_list_check(&sql, S->database, f->project_id, ids, n);
+    rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &text);
+    if (rc < 0) goto done;
+    rc = rows_checked(c, n, &text) ? 1 : 0;
+    pc_buf_free(&text);
     if (rc == 1) { /* lines skip.. of the answer, each without its last column */
         *out = (pc_buf)PC_BUF_INIT;
-        const char *p = cand->data, *e = cand->data + cand->len;
+        const char *p = rows.data, *e = rows.data + rows.len;
         for (size_t i = 0; i < n && p < e; i++) {
             const char *nl = memchr(p, '\n', (size_t)(e - p));
             if (!nl) nl = e;
@@ -351,8 +358,13 @@ static int rows_page(pc_ch_store *S, const pc_trace_filter *f, const pc_buf *can
             p = nl + 1;
         }
     }
-    free(c);
+done:
+    free(projects);
     free(ids);
+    free(c);
+    pc_buf_free(&keys);
+    pc_buf_free(&sql);
+    pc_buf_free(&rows);
     pc_buf_free(&copy);
     return rc;
 }
@@ -371,12 +383,12 @@ static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo
     pc_buf_free(&sql);
     if (rc < 0) return rc;
     *ncand = count_rows(&cand);
-    if (*ncand > 0) rc = rows_page(S, f, &cand, out);
+    if (*ncand > 0) rc = rows_page(S, f, top, &cand, out);
     if (rc == 1) {
         rc = 0;
     } else if (rc == 0 && *ncand > 0) {
         named_traces k;
-        named_traces_read(&k, &cand, CAND_COLS, 0, 1);
+        named_traces_read(&k, &cand, 3, 1, 0);
         do
             pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra,
                                   k.fit ? k.projects : NULL, k.fit ? k.ids : NULL, k.n);

@@ -527,15 +527,34 @@ static void test_query_builders(void)
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
     pc_ch_sql_list_candidates(&b, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
-    /* each candidate's summary from its rows, ordered by the rows' merge keys */
+    CHECK(has(&b, "SELECT project_id, trace_id, min(started_ns) FROM `db`.traces WHERE 1 AND"
+                  " project_id = "));
+    CHECK(has(&b, "project_id DESC LIMIT 0, 18 FORMAT TabSeparated"));
+    pc_buf_reset(&b);
+    /* schema 7: the candidates' summaries from their rows (from their least start to an
+     * hour past the top), ordered by the rows' merge keys; every project's kept by their pairs */
+    pc_ch_sql_list_rows(&b, "db", &f, 4, 9, sp, st, 2);
     CHECK(has(&b, "SELECT trace_id, project_id, if(max(has_root) = 1, argMinIf(service_name,"
                   " (if(merge_keys = 1, root_created_ns, created_ns), root_start_ns,"
                   " root_span_id), has_root = 1), argMin(service_name, (created_ns,"
                   " first_start_ns, first_span_id))),"));
     CHECK(has(&b, "sum(span_count),"));
     CHECK(has(&b, "if(count(cost_sum) > 0, sum(cost_sum), nan), min(merge_keys) FROM `db`.traces"
-                  " WHERE 1 AND project_id = "));
-    CHECK(has(&b, "project_id DESC LIMIT 0, 18 FORMAT TabSeparated"));
+                  " PREWHERE trace_id IN ('t1', 't\\'2') WHERE 1 AND project_id ="
+                  " 'x\\' OR 1=1 --\\\\' AND started_ns >= 4 AND started_ns <= 3600000000009"
+                  " GROUP BY project_id, trace_id ORDER BY t_started DESC"));
+    pc_buf_reset(&b);
+    pc_trace_filter any = {.limit = 2};
+    pc_ch_sql_list_rows(&b, "db", &any, INT64_MIN, INT64_MAX, sp, st, 2);
+    CHECK(has(&b, "PREWHERE trace_id IN ('t1', 't\\'2') WHERE 1 GROUP BY project_id, trace_id"
+                  " HAVING (project_id, trace_id) IN (('p1', 't1'), ('x\\' OR 1=1 --\\\\',"
+                  " 't\\'2')) ORDER BY"));
+    pc_buf_reset(&b);
+    /* the check: each one's least start and distinct spans, by trace id and project */
+    pc_ch_sql_list_check(&b, "db", evil, st, 2);
+    CHECK(has(&b, "SELECT project_id, trace_id, min(start_ns), uniqExact(span_id) FROM `db`.spans"
+                  " PREWHERE trace_id IN ('t1', 't\\'2') WHERE project_id = 'x\\' OR 1=1"
+                  " --\\\\' GROUP BY project_id, trace_id FORMAT TabSeparated"));
     pc_buf_reset(&b);
     /* the page names the candidates read first: their spans by trace id, then the project */
     pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK, sp, st, 2);
