@@ -26,13 +26,14 @@
  *   the page    the candidates' summaries computed from their deduplicated
  *               spans (as a trace lookup does), every condition checked again
  *               on these exact values, newest first, limit rows. Since
- *               schema 7 the candidates are themselves summaries, merged
- *               from their rows (ROWS_AGG), and are the page when a check on
- *               the spans shows them exact (pc_ch_sql_list_check): each
- *               trace's least start and distinct span count equal to its
- *               rows' (a row before lo - GUARD or after top + GUARD that was
- *               not read, or a span in two rows, makes one differ) and each
- *               row carrying its merge keys. Merged rows of a trace holding
+ *               schema 7 the page's candidates (the first offset + limit)
+ *               are first merged from their own rows (ROWS_AGG,
+ *               pc_ch_sql_list_rows), and these summaries are the page when
+ *               a check on the spans shows them exact (pc_ch_sql_list_check):
+ *               each trace's least start and distinct span count equal to
+ *               its rows' (a row before the candidates' least start or after
+ *               top + GUARD that was not read, or a span in two rows, makes
+ *               one differ) and each row carrying its merge keys. Merged rows of a trace holding
  *               no span twice give exactly TRACE_AGG's values, its cost
  *               aside (added row by row, not span by span: equal to the 12
  *               digits served). Figures: bench/README.
