@@ -226,22 +226,29 @@ static int span_row(char **cols, void *cb, void *ud)
  * PC_CH_NAMED_MAX + 1 rows of a TabSeparated answer of |ncols| columns, the
  * trace id in column |id_col|, the project in |project_col| (-1: none); the
  * strings point into the answer, unescaped in place. |fit|: few enough to
- * name.
+ * name. |least|: the least number in the third column of the first
+ * |least_of| rows (INT64_MAX when there is no third column or no row).
  */
 typedef struct named_traces {
     const char **projects, **ids;
     size_t n;
     bool fit;
+    int64_t least;
 } named_traces;
 
 static void named_traces_read(named_traces *k, pc_buf *text, int ncols, int id_col,
-                              int project_col)
+                              int project_col, size_t least_of)
 {
     memset(k, 0, sizeof(*k));
     k->projects = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->projects));
     k->ids = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->ids));
-    char *cur = text->data, *end = text->data + text->len, *cols[PC_CH_TRACE_COLS + 1];
+    k->least = INT64_MAX;
+    char *cur = text->data, *end = text->data + text->len, *cols[3];
     while (k->n <= PC_CH_NAMED_MAX && pc_ch_tsv_row(&cur, end, cols, ncols) == ncols) {
+        if (ncols == 3 && k->n < least_of) {
+            int64_t v = strtoll(cols[2], NULL, 10);
+            if (v < k->least) k->least = v;
+        }
         k->projects[k->n] = project_col >= 0 ? cols[project_col] : NULL;
         k->ids[k->n++] = cols[id_col];
     }
@@ -267,7 +274,7 @@ static void named_traces_free(named_traces *k)
 }
 
 /* The columns of a list's rows page: a summary and its merge keys flag. */
-#define CAND_COLS (PC_CH_TRACE_COLS + 1)
+#define ROWS_COLS (PC_CH_TRACE_COLS + 1)
 
 /* One candidate of a rows page (see rows_page): what its check must show. */
 typedef struct rows_cand {
@@ -294,51 +301,46 @@ static bool rows_checked(rows_cand *c, size_t n, pc_buf *text)
     return true;
 }
 
+/* How many candidates a rows page names: offset + limit (0: it is not tried). */
+static size_t rows_page_names(const pc_trace_filter *f)
+{
+    if (pc_ch_filter_inexact(f)) return 0;
+    size_t want = (size_t)pc_ch_list_rows_skip(f) + (size_t)(f->limit > 0 ? f->limit : 1);
+    return want > PC_CH_NAMED_MAX ? 0 : want;
+}
+
 /*
  * A list window's page from its candidates' traces rows (clickhouse_query.h:
  * pc_ch_sql_list_rows, pc_ch_sql_list_check): when the summaries of the
- * first skip + limit candidates of |cand| are shown exact, their lines after
- * the first skip, without the merge keys flag, into |out| (else |out| is left
- * empty). Returns 1 when the page was made, 0 when the spans must give it,
- * or <0 (a failed read).
+ * first rows_page_names(f) candidates |k| (read with their least start) are
+ * shown exact, their lines after the first pc_ch_list_rows_skip(f), without
+ * the merge keys flag, into |out| (else |out| is left empty). Returns 1 when
+ * the page was made, 0 when the spans must give it, or <0 (a failed read).
  */
-static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t top, const pc_buf *cand,
-                     pc_buf *out)
+static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t top,
+                     const named_traces *k, pc_buf *out)
 {
-    if (pc_ch_filter_inexact(f)) return 0;
-    int skip = pc_ch_list_rows_skip(f), limit = f->limit > 0 ? f->limit : 1;
-    size_t want = (size_t)skip + (size_t)limit, n = 0, got = 0;
-    if (want > PC_CH_NAMED_MAX) return 0;
-    pc_buf keys = PC_BUF_INIT, sql = PC_BUF_INIT, rows = PC_BUF_INIT, copy = PC_BUF_INIT;
-    pc_buf_append(&keys, cand->data, cand->len); /* parsed in place */
-    const char **projects = pc_xmalloc(want * sizeof(*projects));
-    const char **ids = pc_xmalloc(want * sizeof(*ids));
-    rows_cand *c = pc_xcalloc(want, sizeof(*c));
-    char *cur = keys.data, *end = keys.data + keys.len, *cols[CAND_COLS];
-    int64_t from = INT64_MAX; /* the least start of their rows read */
-    while (n < want && pc_ch_tsv_row(&cur, end, cols, 3) == 3) {
-        projects[n] = cols[0];
-        ids[n++] = cols[1];
-        int64_t t = strtoll(cols[2], NULL, 10);
-        if (t < from) from = t;
-    }
-    const char *const *named[] = {projects, ids};
-    int rc = 0;
-    if (n == 0 || pc_ch_names_fit(named, 2, n) < n) goto done;
-    pc_ch_sql_list_rows(&sql, S->database, f, from, top, projects, ids, n);
-    rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &rows);
+    size_t want = rows_page_names(f), n = k->n < want ? k->n : want, got = 0;
+    int skip = pc_ch_list_rows_skip(f);
+    const char *const *named[] = {k->projects, k->ids};
+    if (n == 0 || pc_ch_names_fit(named, 2, n) < n) return 0;
+    pc_buf sql = PC_BUF_INIT, rows = PC_BUF_INIT, copy = PC_BUF_INIT;
+    rows_cand *c = pc_xcalloc(n, sizeof(*c));
+    char *cur, *end, *cols[ROWS_COLS];
+    pc_ch_sql_list_rows(&sql, S->database, f, k->least, top, k->projects, k->ids, n);
+    int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &rows);
     pc_buf_reset(&sql);
     if (rc < 0) goto done;
     pc_buf_append(&copy, rows.data, rows.len); /* parsed in place; |rows| keeps the lines */
     bool merge_keys = true;
     cur = copy.data, end = copy.data + copy.len;
-    while (got < n && pc_ch_tsv_row(&cur, end, cols, CAND_COLS) == CAND_COLS) {
-        merge_keys = merge_keys && strcmp(cols[CAND_COLS - 1], "1") == 0;
+    while (got < n && pc_ch_tsv_row(&cur, end, cols, ROWS_COLS) == ROWS_COLS) {
+        merge_keys = merge_keys && strcmp(cols[ROWS_COLS - 1], "1") == 0;
         c[got++] = (rows_cand){cols[1], cols[0], cols[7], cols[10], false};
     }
     if (!merge_keys || got != n || cur < end) goto done; /* each candidate once, whole */
     pc_buf text;
-    pc_ch_sql_list_check(&sql, S->database, f->project_id, ids, n);
+    pc_ch_sql_list_check(&sql, S->database, f->project_id, k->ids, n);
     rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &text);
     if (rc < 0) goto done;
     rc = rows_checked(c, n, &text) ? 1 : 0;
@@ -359,10 +361,7 @@ static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t top, cons
         }
     }
 done:
-    free(projects);
-    free(ids);
     free(c);
-    pc_buf_free(&keys);
     pc_buf_free(&sql);
     pc_buf_free(&rows);
     pc_buf_free(&copy);
@@ -383,18 +382,20 @@ static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo
     pc_buf_free(&sql);
     if (rc < 0) return rc;
     *ncand = count_rows(&cand);
-    if (*ncand > 0) rc = rows_page(S, f, top, &cand, out);
-    if (rc == 1) {
-        rc = 0;
-    } else if (rc == 0 && *ncand > 0) {
+    if (*ncand > 0) {
         named_traces k;
-        named_traces_read(&k, &cand, 3, 1, 0);
-        do
-            pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra,
-                                  k.fit ? k.projects : NULL, k.fit ? k.ids : NULL, k.n);
-        while (!named_sql_fits(&k, &sql));
-        rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, out);
-        pc_buf_free(&sql);
+        named_traces_read(&k, &cand, 3, 1, 0, rows_page_names(f));
+        rc = rows_page(S, f, top, &k, out);
+        if (rc == 0) { /* the page from the spans */
+            do
+                pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra,
+                                      k.fit ? k.projects : NULL, k.fit ? k.ids : NULL, k.n);
+            while (!named_sql_fits(&k, &sql));
+            rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, out);
+            pc_buf_free(&sql);
+        } else if (rc == 1) {
+            rc = 0;
+        }
         named_traces_free(&k);
     }
     pc_buf_free(&cand);
@@ -923,7 +924,7 @@ static int read_session_sums(pc_ch_store *S, session_page *p, size_t from, size_
     pc_buf_free(&sql);
     if (rc < 0) return rc;
     named_traces k;
-    named_traces_read(&k, &ids_text, 1, 0, -1);
+    named_traces_read(&k, &ids_text, 1, 0, -1, 0);
     /* none: no traces row names them now (retention), so no sums */
     if (k.n > 0) {
         do
