@@ -66,8 +66,9 @@
  * rows are stored once (deduplicated) but a refused row is dead-lettered
  * again (each dead-letter line is one refusal). The traces index row of a
  * trace whose span was dead-lettered still reflects that span (its start,
- * its error) for list filters; the summaries served are computed from the
- * stored spans, so they do not. A waiter that timed
+ * its error) for list filters, but is written with merge_keys 0
+ * (pc_ch_rows_unmerge), so the summaries served are computed from the
+ * stored spans and do not. A waiter that timed
  * out leaves; the insert (gen) is reference counted and freed by whoever
  * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
  * summaries are computed from distinct spans.
@@ -155,6 +156,7 @@ typedef struct ch {
     pc_ch_codec codec;   /* set by start (pc_ch_auto_codec, then the server for auto) */
     pc_ch_zip *zip;      /* flusher only: its compressor, kept warm */
     pc_buf body, zbody;  /* flusher only: a block's gathered and compressed body */
+    pc_ch_rows *unmerge; /* flusher only: the traces rows of the spans it stores */
     pc_ch_store reads;   /* the query store over the same server */
     pc_deadletter *dead; /* from start; the flusher writes it */
     pc_ch_rollup *rollup; /* the stats rollup builder, from start; NULL: none */
@@ -287,6 +289,8 @@ static int dead_letter(ch *C, const char *table, const pc_ch_rows *rows, size_t 
         .row_len = rows->v[i].len,
     };
     if (pc_deadletter_put(C->dead, &e, C->id) < 0) return GEN_RETRY;
+    if (C->unmerge && strcmp(table, "spans") == 0) /* its trace's rows count it */
+        pc_ch_rows_unmerge(C->unmerge, e.project_id, e.trace_id);
     pc_log(PC_LOG_WARN, C->id, "%s row of project '%s' trace '%s'%s%s refused, dead-lettered: %s",
            table, e.project_id, e.trace_id, *e.span_id ? " span " : "", e.span_id, why->why);
     return GEN_OK;
@@ -395,7 +399,9 @@ static void *flusher_main(void *arg)
          * spans: a trace row never points at spans that are not there. */
         flight f = {C, h, g->deadline};
         int st = store_rows(&f, "stats_marks", q_marks.data, &g->marks);
+        C->unmerge = &g->traces;
         if (!st) st = store_rows(&f, "spans", q_spans.data, &g->spans);
+        C->unmerge = NULL;
         if (!st) st = store_rows(&f, "traces", q_traces.data, &g->traces);
         if (!st) st = store_rows(&f, "span_events", q_events.data, &g->events);
         /* Then the search index of what is stored. */

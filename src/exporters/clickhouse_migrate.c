@@ -5,7 +5,7 @@
  * The version lives in the database: table `schema_version`, highest row
  * wins; a database without that table but with a spans table is version 1
  * (the first release). Versions are climbed one step at a time (1 -> 2 ->
- * 3 -> 4 -> 5 -> 6 -> 7), and each step's version row is written once both tables
+ * 3 -> 4 -> 5 -> 6 -> 7 -> 8), and each step's version row is written once both tables
  * are done, so an interrupted climb resumes at the step it was in.
  *
  * ClickHouse has no transactions, so a copying step (to 2, to 3) is a
@@ -56,6 +56,16 @@
  *           at 3 -> 4; existing rows read merge_keys 0, and a list reads the
  *           summaries of traces having such a row from their spans, as
  *           before (clickhouse_query.c). Nothing is copied.
+ *   7 -> 8  trace_rows, the traces rows keyed by trace (clickhouse_sql.h),
+ *           and the span id hashes on each traces row: span_hashes added to
+ *           traces in place (rows written before hold none), trace_rows and
+ *           its materialized view trace_rows_mv created (IF NOT EXISTS, as
+ *           at every start), then every traces row without hashes copied
+ *           into trace_rows (INSERT ... SELECT: the rows of earlier binaries;
+ *           rows written from the view's creation on are copied by it). A
+ *           row copied twice (a step redone, or an older writer's row copied
+ *           by the view and the backfill) holds no hashes, so a list reads
+ *           that trace from its spans either way; no answer changes.
  *
  * Why copy instead of ALTER: the sorting key (ORDER BY) of a MergeTree table
  * cannot be changed to put project_id in front of existing columns, in any
@@ -331,6 +341,43 @@ static int step7(mig *m)
     return 0;
 }
 
+/* ------------------------------------- version 8: traces rows by trace -- */
+
+/* CREATE TABLE IF NOT EXISTS trace_rows, then its view from traces. 0 / -1. */
+static int create_trace_rows(mig *m)
+{
+    pc_buf sql = PC_BUF_INIT;
+    pc_ch_ddl_trace_rows(&sql, m->d, m->db);
+    if (run(m, &sql, "cannot create the trace_rows table", m->timeout_ms, NULL) < 0) return -1;
+    pc_ch_ddl_trace_rows_mv(&sql, m->db);
+    return run(m, &sql, "cannot create the trace_rows_mv view", m->timeout_ms, NULL);
+}
+
+/* The step 7 -> 8: the traces' span hashes, trace_rows and its view, the
+ * rows written before copied into it, then the version row. 0 / -1. */
+static int step8(mig *m)
+{
+    int added = 0;
+    if (add_columns(m, "traces", pc_ch_trace_v8, PC_CH_TRACE_V8_N, &added) < 0 ||
+        create_trace_rows(m) < 0)
+        return -1;
+    pc_buf sql = PC_BUF_INIT; /* run() frees it */
+    pc_buf_printf(&sql,
+                  "INSERT INTO `%s`.`trace_rows` (" PC_CH_TRACE_ROWS_COLS ") SELECT "
+                  PC_CH_TRACE_ROWS_COLS " FROM `%s`.traces WHERE length(span_hashes) = 0",
+                  m->db, m->db);
+    if (run(m, &sql, "migration: cannot copy the traces rows", m->copy_timeout_ms, NULL) < 0 ||
+        record(m, 8, "migrated from 7: trace_rows (the traces rows by trace) and the rows' "
+                     "span hashes") < 0)
+        return -1;
+    pc_log(PC_LOG_INFO, m->id,
+           "migrated database %s from schema 7 to 8 (the traces rows by trace): %d column "
+           "added in place, table trace_rows and view trace_rows_mv created, the traces rows "
+           "copied into it; traces stored before are summarized from their spans",
+           m->db, added);
+    return 0;
+}
+
 /* CREATE TABLE IF NOT EXISTS `db`.`name` of kind |spans| (else traces), in
  * the layout of schema |version| (2 or the current one). */
 static int create(mig *m, bool spans, const char *name, int version)
@@ -557,6 +604,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
         /* Current: only make sure the tables exist (IF NOT EXISTS). */
         rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
         if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
+        if (rc == 0) rc = create_trace_rows(&m);
         if (rc == 0) rc = create_events(&m);
         if (rc == 0) rc = create_stats(&m);
         goto done;
@@ -585,6 +633,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
         } else {
             rc = create(&m, true, "spans", PC_CH_SCHEMA_VERSION);
             if (rc == 0) rc = create(&m, false, "traces", PC_CH_SCHEMA_VERSION);
+            if (rc == 0) rc = create_trace_rows(&m);
             if (rc == 0) rc = create_events(&m);
             if (rc == 0) rc = create_stats(&m);
             if (rc == 0) rc = run(&m, &sql, "cannot create the schema_version table",
@@ -605,6 +654,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
     if (rc == 0 && (from2 || version == 3 || version == 4)) rc = step5(&m);
     if (rc == 0 && (from2 || (version >= 3 && version <= 5))) rc = step6(&m);
     if (rc == 0 && (from2 || (version >= 3 && version <= 6))) rc = step7(&m);
+    if (rc == 0 && (from2 || (version >= 3 && version <= 7))) rc = step8(&m);
 done:
     if (rc == 0 && d == PC_CH_MODERN) { /* spans of an earlier binary too (clickhouse_sql.h) */
         pc_buf alter = PC_BUF_INIT;

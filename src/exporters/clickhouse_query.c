@@ -26,17 +26,20 @@
  *   the page    the candidates' summaries computed from their deduplicated
  *               spans (as a trace lookup does), every condition checked again
  *               on these exact values, newest first, limit rows. Since
- *               schema 7 the page's candidates (the first offset + limit)
- *               are first merged from their own rows (ROWS_AGG,
- *               pc_ch_sql_list_rows), and these summaries are the page when
- *               a check on the spans shows them exact (pc_ch_sql_list_check):
- *               each trace's least start and distinct span count equal to
- *               its rows' (a row before the candidates' least start or after
- *               top + GUARD that was not read, or a span in two rows, makes
- *               one differ) and each row carrying its merge keys. Merged rows of a trace holding
- *               no span twice give exactly TRACE_AGG's values, its cost
- *               aside (added row by row, not span by span: equal to the 12
- *               digits served). Figures: bench/README.
+ *               schema 8 the page's candidates (the first offset + limit)
+ *               are first merged from all their own rows (ROWS_AGG over
+ *               trace_rows, which holds the traces rows by trace, wherever
+ *               in time they lie: pc_ch_sql_list_rows), the same HAVING as
+ *               the candidates' applied to the merged values, and these
+ *               summaries are the page when every candidate comes back, its
+ *               rows carrying their merge keys (schema 7) and holding as
+ *               many distinct span hashes as spans (schema 8: a redelivered
+ *               span, or a row written before, makes them fewer). Merged
+ *               rows of a trace holding no span twice give exactly
+ *               TRACE_AGG's values, its cost aside (added row by row, not
+ *               span by span: equal to the 12 digits served); a candidate
+ *               they drop (its true start is below lo) sends the page to
+ *               the spans. Figures: bench/README.
  * Why exact: every trace of the window is a candidate with its exact key, so
  * if the page is full, no trace outside the candidates can rank above its
  * last row; a short page only ends the list when the window covers the
@@ -471,6 +474,46 @@ static bool later_rows_matter(const pc_trace_filter *f)
            f->model || f->min_cost > 0;
 }
 
+/* Appends " AND <cond>" clauses of a list window's HAVING on a trace's merged
+ * rows (GROUP BY project_id, trace_id): its least start in the range (from
+ * |lo|, unless INT64_MIN) and after the cursor, and every exact filter of |f|
+ * (not min_cost, not attr.). */
+static void merged_and(pc_buf *out, const pc_trace_filter *f, int64_t lo)
+{
+    range_and(out, "min(started_ns)", f, lo);
+    if (f->service_name) {
+        pc_buf_puts(out, " AND " MERGED_SERVICE " = ");
+        pc_ch_quote_cstr(out, f->service_name);
+    }
+    if (f->status) {
+        pc_buf_puts(out, " AND if(max(status = 'error') = 1, 'error', 'success') = ");
+        pc_ch_quote_cstr(out, f->status);
+    }
+    if (f->span_type) {
+        pc_buf needle = PC_BUF_INIT;
+        pc_buf_printf(&needle, ",%s,", f->span_type);
+        pc_buf_puts(out, " AND max(position(span_types, ");
+        pc_ch_quote(out, needle.data, needle.len);
+        pc_buf_puts(out, ") > 0) = 1");
+        pc_buf_free(&needle);
+    }
+    /* exact on the merged rows: the least non-empty session / user of a trace's
+     * rows is its spans'; a model of any row is a model of its spans */
+    if (f->session_id) {
+        pc_buf_puts(out, " AND " LEAST("session_id") " = ");
+        pc_ch_quote_cstr(out, f->session_id);
+    }
+    if (f->user_id) {
+        pc_buf_puts(out, " AND " LEAST("user_id") " = ");
+        pc_ch_quote_cstr(out, f->user_id);
+    }
+    if (f->model) {
+        pc_buf_puts(out, " AND max(has(models, ");
+        pc_ch_quote_cstr(out, f->model);
+        pc_buf_puts(out, ")) = 1");
+    }
+}
+
 /* Level 1 of a list window (see the contract): the candidate keys (|keys|:
  * "project_id, trace_id" or "trace_id"), newest first, |cand| beyond the page
  * (or, when |outer| is false, beyond the offset it skips). Its subqueries
@@ -507,38 +550,7 @@ static void candidates(pc_buf *cand, const char *keys, const char *db, const pc_
     if (f->user_id) prefilter(cand, db, f, lo, "user_id = %s", f->user_id);
     if (f->model) prefilter(cand, db, f, lo, "has(models, %s)", f->model);
     pc_buf_puts(cand, " GROUP BY project_id, trace_id HAVING 1");
-    range_and(cand, "min(started_ns)", f, lo);
-    if (f->service_name) {
-        pc_buf_puts(cand, " AND " MERGED_SERVICE " = ");
-        pc_ch_quote_cstr(cand, f->service_name);
-    }
-    if (f->status) {
-        pc_buf_puts(cand, " AND if(max(status = 'error') = 1, 'error', 'success') = ");
-        pc_ch_quote_cstr(cand, f->status);
-    }
-    if (f->span_type) {
-        pc_buf needle = PC_BUF_INIT;
-        pc_buf_printf(&needle, ",%s,", f->span_type);
-        pc_buf_puts(cand, " AND max(position(span_types, ");
-        pc_ch_quote(cand, needle.data, needle.len);
-        pc_buf_puts(cand, ") > 0) = 1");
-        pc_buf_free(&needle);
-    }
-    /* exact on the merged rows: the least non-empty session / user of a trace's
-     * rows is its spans'; a model of any row is a model of its spans */
-    if (f->session_id) {
-        pc_buf_puts(cand, " AND " LEAST("session_id") " = ");
-        pc_ch_quote_cstr(cand, f->session_id);
-    }
-    if (f->user_id) {
-        pc_buf_puts(cand, " AND " LEAST("user_id") " = ");
-        pc_ch_quote_cstr(cand, f->user_id);
-    }
-    if (f->model) {
-        pc_buf_puts(cand, " AND max(has(models, ");
-        pc_ch_quote_cstr(cand, f->model);
-        pc_buf_puts(cand, ")) = 1");
-    }
+    merged_and(cand, f, lo);
     /* an upper bound: the rows' costs count a redelivered span twice (never
      * below the exact cost: their negatives count as 0) */
     /* (a hair below min_cost: 18.16 may parse a row's cost an ulp low) */
@@ -559,52 +571,35 @@ static bool outer_offset(const pc_trace_filter *f)
 void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
                                int64_t top, int cand_extra)
 {
-    candidates(out, "project_id, trace_id, min(started_ns)", db, f, lo, top, cand_extra,
-               outer_offset(f));
+    candidates(out, "project_id, trace_id", db, f, lo, top, cand_extra, outer_offset(f));
     pc_buf_puts(out, " FORMAT TabSeparated");
 }
 
 void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
-                         int64_t top, const char *const *projects, const char *const *trace_ids,
-                         size_t n)
+                         const char *const *projects, const char *const *trace_ids, size_t n)
 {
-    pc_buf_printf(out, "SELECT " ROWS_AGG " FROM `%s`.traces PREWHERE ", db);
+    pc_buf_printf(out,
+                  "SELECT " ROWS_AGG ", uniqExactArray(span_hashes) = sum(span_count)"
+                  " FROM `%s`.trace_rows PREWHERE ",
+                  db);
     pc_ch_sql_in(out, "trace_id", trace_ids, n);
-    pc_buf_puts(out, " WHERE 1");
     if (f->project_id) {
-        pc_buf_puts(out, " AND project_id = ");
+        pc_buf_puts(out, " WHERE project_id = ");
         pc_ch_quote_cstr(out, f->project_id);
     }
-    if (lo != INT64_MIN)
-        pc_buf_printf(out, " AND started_ns >= %lld", (long long)lo);
-    if (top < INT64_MAX - PC_CH_WINDOW_GUARD)
-        pc_buf_printf(out, " AND started_ns <= %lld", (long long)(top + PC_CH_WINDOW_GUARD));
-    pc_buf_puts(out, " GROUP BY project_id, trace_id");
+    pc_buf_puts(out, " GROUP BY project_id, trace_id HAVING 1");
     if (!f->project_id) {
         const char *const *cols[] = {projects, trace_ids};
-        pc_buf_puts(out, " HAVING (project_id, trace_id) IN ");
+        pc_buf_puts(out, " AND (project_id, trace_id) IN ");
         pc_ch_sql_tuples(out, cols, 2, n);
     }
+    merged_and(out, f, lo);
     pc_buf_puts(out, " ORDER BY " NEWEST " FORMAT TabSeparated");
 }
 
 int pc_ch_list_rows_skip(const pc_trace_filter *f)
 {
     return outer_offset(f) && f->offset > 0 ? f->offset : 0;
-}
-
-void pc_ch_sql_list_check(pc_buf *out, const char *db, const char *project_id,
-                          const char *const *trace_ids, size_t n)
-{
-    pc_buf_printf(out, "SELECT project_id, trace_id, min(start_ns), uniqExact(span_id) FROM `%s`.spans"
-                       " PREWHERE ",
-                  db);
-    pc_ch_sql_in(out, "trace_id", trace_ids, n);
-    if (project_id) {
-        pc_buf_puts(out, " WHERE project_id = ");
-        pc_ch_quote_cstr(out, project_id);
-    }
-    pc_buf_puts(out, " GROUP BY project_id, trace_id FORMAT TabSeparated");
 }
 
 void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,

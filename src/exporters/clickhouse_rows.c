@@ -114,6 +114,23 @@ const char *pc_ch_row_span(const pc_ch_rows *r, size_t i)
     return p + strlen(p) + 1;
 }
 
+size_t pc_ch_rows_unmerge(pc_ch_rows *r, const char *project, const char *trace_id)
+{
+    static const char tail[] = "\"merge_keys\":1}";
+    size_t t = sizeof(tail) - 1, changed = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        char *line = r->text.data + r->v[i].off;
+        size_t len = r->v[i].len;
+        if (len < t || memcmp(line + len - t, tail, t) != 0) continue;
+        if (strcmp(pc_ch_row_project(r, i), project) != 0 ||
+            strcmp(pc_ch_row_trace(r, i), trace_id) != 0)
+            continue;
+        line[len - 2] = '0';
+        changed++;
+    }
+    return changed;
+}
+
 /* qsort has no context argument: the sort runs on (month, index) pairs. */
 typedef struct key {
     int32_t month;

@@ -71,6 +71,15 @@ const char *pc_ch_row_trace(const pc_ch_rows *r, size_t i);
 const char *pc_ch_row_span(const pc_ch_rows *r, size_t i);
 
 /*
+ * Clears the merge keys of the rows of trace (|project|, |trace_id|) in |r|,
+ * trace rows of clickhouse_sql.c (pc_ch_trace_row: each line ends in
+ * "merge_keys":1}): when one of the trace's spans was dead-lettered, its rows
+ * count a span the spans table lacks, so its list pages must come from the
+ * spans (clickhouse_query.c). Returns how many rows it changed.
+ */
+size_t pc_ch_rows_unmerge(pc_ch_rows *r, const char *project, const char *trace_id);
+
+/*
  * Orders the rows into groups of at most |max_parts| partitions each: fills
  * |idx| (r->n entries, caller-allocated) with row indexes sorted by month
  * (stable: rows of one month keep their order) and |ends| (r->n entries at

@@ -67,6 +67,24 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *
 void pc_ch_ddl_schema_version(pc_buf *out, const char *db);
 
 /*
+ * Schema 8: trace_rows, the traces rows again, keyed by trace
+ * (ORDER BY (trace_id, project_id), granules of PC_CH_TRACE_ROWS_GRANULE rows):
+ * a list page reads the rows of its named traces whole, wherever in time they
+ * lie, from a granule per part. Only the columns a trace's merged summary and
+ * the list filters read (PC_CH_TRACE_ROWS_COLS). The materialized view
+ * trace_rows_mv copies every row inserted into traces (the exporter writes
+ * traces only; a row and its copy are one INSERT).
+ */
+#define PC_CH_TRACE_ROWS_GRANULE 64
+#define PC_CH_TRACE_ROWS_COLS                                                                      \
+    "trace_id, project_id, started_at, service_name, status, root_span_id, span_count,"           \
+    " root_span_name, has_root, source, started_ns, completed_ns, created_ns, input_tokens,"      \
+    " output_tokens, span_types, session_id, user_id, models, first_start_ns, first_span_id,"     \
+    " root_created_ns, root_start_ns, cost_sum, merge_keys, span_hashes"
+void pc_ch_ddl_trace_rows(pc_buf *out, pc_ch_dialect d, const char *db);
+void pc_ch_ddl_trace_rows_mv(pc_buf *out, const char *db);
+
+/*
  * Schema 4's columns (issue 13), appended to schema 3's in this order by both
  * the DDL and the 3 -> 4 migration (ALTER TABLE ... ADD COLUMN, which gives
  * existing rows the DEFAULT: "unknown"). |zstd|: compressed on the modern
@@ -95,9 +113,11 @@ void pc_ch_bits_alias(pc_buf *out, const char *name);
 extern const pc_ch_column pc_ch_span_v4[];
 extern const pc_ch_column pc_ch_trace_v4[];
 extern const pc_ch_column pc_ch_trace_v7[];
+extern const pc_ch_column pc_ch_trace_v8[];
 #define PC_CH_SPAN_V4_N 12
 #define PC_CH_TRACE_V4_N 4
 #define PC_CH_TRACE_V7_N 6
+#define PC_CH_TRACE_V8_N 1
 #define PC_CH_SPAN_V4_COLS                                                                         \
     " llm_request_model, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd,"       \
     " cost_input_usd, cost_output_usd, cost_source, session_id, user_id, input_messages,"          \
@@ -105,6 +125,17 @@ extern const pc_ch_column pc_ch_trace_v7[];
 #define PC_CH_TRACE_V4_COLS " session_id, user_id, cost_usd, models"
 #define PC_CH_TRACE_V7_COLS                                                                        \
     " first_start_ns, first_span_id, root_created_ns, root_start_ns, cost_sum, merge_keys"
+#define PC_CH_TRACE_V8_COLS " span_hashes"
+
+/*
+ * Schema 8: a traces row's span_hashes holds pc_ch_span_hash of each of its
+ * spans' ids, so a trace's merged rows show whether they hold a span twice
+ * (fewer distinct hashes than spans; two ids sharing a hash read the same,
+ * which only sends that trace's page to its spans). The low 32 bits of
+ * SipHash-2-4 under the zero key: ClickHouse's toUInt32(sipHash64(span_id)).
+ * Stored: changing the function needs a schema version.
+ */
+uint32_t pc_ch_span_hash(pc_str span_id);
 
 /* Schema 3's columns, which the 2 -> 3 migration copies. */
 #define PC_CH_SPAN_COLUMNS_V3                                                                      \
@@ -170,6 +201,8 @@ typedef struct pc_ch_trace_part {
     double cost_usd;
     bool cost_known;
     double cost_sum; /* schema 7: the known finite costs summed as they are */
+    uint32_t *hashes; /* schema 8: pc_ch_span_hash of each span, in a block owned here */
+    size_t n_hashes, cap_hashes;
     pc_str *models;
     size_t n_models, cap_models;
 } pc_ch_trace_part;

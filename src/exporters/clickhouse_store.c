@@ -226,29 +226,22 @@ static int span_row(char **cols, void *cb, void *ud)
  * PC_CH_NAMED_MAX + 1 rows of a TabSeparated answer of |ncols| columns, the
  * trace id in column |id_col|, the project in |project_col| (-1: none); the
  * strings point into the answer, unescaped in place. |fit|: few enough to
- * name. |least|: the least number in the third column of the first
- * |least_of| rows (INT64_MAX when there is no third column or no row).
+ * name.
  */
 typedef struct named_traces {
     const char **projects, **ids;
     size_t n;
     bool fit;
-    int64_t least;
 } named_traces;
 
 static void named_traces_read(named_traces *k, pc_buf *text, int ncols, int id_col,
-                              int project_col, size_t least_of)
+                              int project_col)
 {
     memset(k, 0, sizeof(*k));
     k->projects = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->projects));
     k->ids = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->ids));
-    k->least = INT64_MAX;
     char *cur = text->data, *end = text->data + text->len, *cols[3];
     while (k->n <= PC_CH_NAMED_MAX && pc_ch_tsv_row(&cur, end, cols, ncols) == ncols) {
-        if (ncols == 3 && k->n < least_of) {
-            int64_t v = strtoll(cols[2], NULL, 10);
-            if (v < k->least) k->least = v;
-        }
         k->projects[k->n] = project_col >= 0 ? cols[project_col] : NULL;
         k->ids[k->n++] = cols[id_col];
     }
@@ -273,33 +266,9 @@ static void named_traces_free(named_traces *k)
     memset(k, 0, sizeof(*k));
 }
 
-/* The columns of a list's rows page: a summary and its merge keys flag. */
-#define ROWS_COLS (PC_CH_TRACE_COLS + 1)
-
-/* One candidate of a rows page (see rows_page): what its check must show. */
-typedef struct rows_cand {
-    const char *project, *trace, *started, *count;
-    bool seen;
-} rows_cand;
-
-/* Whether the check's answer |text| (project, trace, least start, distinct
- * spans per row) shows each of the |n| candidates |c| exact. */
-static bool rows_checked(rows_cand *c, size_t n, pc_buf *text)
-{
-    char *cur = text->data, *end = text->data + text->len, *cols[4];
-    while (pc_ch_tsv_row(&cur, end, cols, 4) == 4)
-        for (size_t i = 0; i < n; i++)
-            if (!c[i].seen && strcmp(c[i].trace, cols[1]) == 0 &&
-                strcmp(c[i].project, cols[0]) == 0) {
-                if (strcmp(c[i].started, cols[2]) != 0 || strcmp(c[i].count, cols[3]) != 0)
-                    return false;
-                c[i].seen = true;
-                break;
-            }
-    for (size_t i = 0; i < n; i++)
-        if (!c[i].seen) return false;
-    return true;
-}
+/* The columns of a list's rows page: a summary, then its merge keys flag and
+ * its no-span-twice flag. */
+#define ROWS_COLS (PC_CH_TRACE_COLS + 2)
 
 /* How many candidates a rows page names: offset + limit (0: it is not tried). */
 static size_t rows_page_names(const pc_trace_filter *f)
@@ -311,60 +280,51 @@ static size_t rows_page_names(const pc_trace_filter *f)
 
 /*
  * A list window's page from its candidates' traces rows (clickhouse_query.h:
- * pc_ch_sql_list_rows, pc_ch_sql_list_check): when the summaries of the
- * first rows_page_names(f) candidates |k| (read with their least start) are
- * shown exact, their lines after the first pc_ch_list_rows_skip(f), without
- * the merge keys flag, into |out| (else |out| is left empty). Returns 1 when
- * the page was made, 0 when the spans must give it, or <0 (a failed read).
+ * pc_ch_sql_list_rows) for the window from |lo|: when each of the first
+ * rows_page_names(f) candidates of |k| comes back with both flags set, their
+ * lines after the first pc_ch_list_rows_skip(f), without the flags, into
+ * |out| (else |out| is left empty). Returns 1 when the page was made, 0 when
+ * the spans must give it, or <0 (a failed read).
  */
-static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t top,
-                     const named_traces *k, pc_buf *out)
+static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, const named_traces *k,
+                     pc_buf *out)
 {
     size_t want = rows_page_names(f), n = k->n < want ? k->n : want, got = 0;
-    int skip = pc_ch_list_rows_skip(f);
+    size_t skip = (size_t)pc_ch_list_rows_skip(f);
     const char *const *named[] = {k->projects, k->ids};
     if (n == 0 || pc_ch_names_fit(named, 2, n) < n) return 0;
-    pc_buf sql = PC_BUF_INIT, rows = PC_BUF_INIT, copy = PC_BUF_INIT;
-    rows_cand *c = pc_xcalloc(n, sizeof(*c));
-    char *cur, *end, *cols[ROWS_COLS];
-    pc_ch_sql_list_rows(&sql, S->database, f, k->least, top, k->projects, k->ids, n);
+    pc_buf sql = PC_BUF_INIT, rows = PC_BUF_INIT;
+    pc_ch_sql_list_rows(&sql, S->database, f, lo, k->projects, k->ids, n);
     int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &rows);
-    pc_buf_reset(&sql);
+    pc_buf_free(&sql);
     if (rc < 0) goto done;
-    pc_buf_append(&copy, rows.data, rows.len); /* parsed in place; |rows| keeps the lines */
-    bool merge_keys = true;
-    cur = copy.data, end = copy.data + copy.len;
-    while (got < n && pc_ch_tsv_row(&cur, end, cols, ROWS_COLS) == ROWS_COLS) {
-        merge_keys = merge_keys && strcmp(cols[ROWS_COLS - 1], "1") == 0;
-        c[got++] = (rows_cand){cols[1], cols[0], cols[7], cols[10], false};
-    }
-    if (!merge_keys || got != n || cur < end) goto done; /* each candidate once, whole */
-    pc_buf text;
-    pc_ch_sql_list_check(&sql, S->database, f->project_id, k->ids, n);
-    rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &text);
-    if (rc < 0) goto done;
-    rc = rows_checked(c, n, &text) ? 1 : 0;
-    pc_buf_free(&text);
-    if (rc == 1) { /* lines skip.. of the answer, each without its last column */
-        *out = (pc_buf)PC_BUF_INIT;
-        const char *p = rows.data, *e = rows.data + rows.len;
-        for (size_t i = 0; i < n && p < e; i++) {
-            const char *nl = memchr(p, '\n', (size_t)(e - p));
-            if (!nl) nl = e;
-            if (i >= (size_t)skip) {
-                const char *tab = nl;
-                while (tab > p && *tab != '\t') tab--;
-                pc_buf_append(out, p, (size_t)(tab - p));
-                pc_buf_putc(out, '\n');
-            }
-            p = nl + 1;
+    /* each named candidate once, whole, both flags "1"; the lines are copied
+     * as they are, cut before the flags (pc_ch_tsv_row unescapes in place) */
+    pc_buf page = PC_BUF_INIT;
+    const char *p = rows.data, *e = rows.data + rows.len;
+    bool exact = true;
+    while (exact && p < e) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        if (!nl) nl = e;
+        const char *t = nl; /* to the tab before the two flags */
+        int tabs = 0;
+        while (t > p && tabs < 2)
+            if (*--t == '\t') tabs++;
+        exact = got < n && tabs == 2 && nl - t == 4 && memcmp(t, "\t1\t1", 4) == 0;
+        if (exact && got++ >= skip) {
+            pc_buf_append(&page, p, (size_t)(t - p));
+            pc_buf_putc(&page, '\n');
         }
+        p = nl + 1;
+    }
+    if (exact && got == n) {
+        *out = page;
+        rc = 1;
+    } else {
+        pc_buf_free(&page);
     }
 done:
-    free(c);
-    pc_buf_free(&sql);
     pc_buf_free(&rows);
-    pc_buf_free(&copy);
     return rc;
 }
 
@@ -384,8 +344,8 @@ static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo
     *ncand = count_rows(&cand);
     if (*ncand > 0) {
         named_traces k;
-        named_traces_read(&k, &cand, 3, 1, 0, rows_page_names(f));
-        rc = rows_page(S, f, top, &k, out);
+        named_traces_read(&k, &cand, 2, 1, 0);
+        rc = rows_page(S, f, lo, &k, out);
         if (rc == 0) { /* the page from the spans */
             do
                 pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra,
@@ -924,7 +884,7 @@ static int read_session_sums(pc_ch_store *S, session_page *p, size_t from, size_
     pc_buf_free(&sql);
     if (rc < 0) return rc;
     named_traces k;
-    named_traces_read(&k, &ids_text, 1, 0, -1, 0);
+    named_traces_read(&k, &ids_text, 1, 0, -1);
     /* none: no traces row names them now (retention), so no sums */
     if (k.n > 0) {
         do

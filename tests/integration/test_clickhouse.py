@@ -90,7 +90,7 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
     assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "7"
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "8"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
     # schema 5 (issue 13): events attached from log records, keyed by span and content
     for name, ty in dict(project_id="String", trace_id="String", span_id="String",
@@ -112,6 +112,15 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
                          root_start_ns="Int64", cost_sum="Nullable(Float64)",
                          merge_keys="UInt8").items():
         assert cols[("traces", name)][0] == ty, (name, cols.get(("traces", name)))
+    # schema 8: the span hashes, and trace_rows (by trace) filled by its view from traces
+    assert cols[("traces", "span_hashes")][0] == "Array(UInt32)"
+    rows_ddl = srv.query(f"SHOW CREATE TABLE {db}.trace_rows")
+    assert "ORDER BY (trace_id, project_id)" in rows_ddl and "index_granularity = 64" in rows_ddl
+    assert ("TTL started_at + toIntervalDay(90)" in rows_ddl) == (dialect == "modern")
+    for name in ("span_hashes", "merge_keys", "cost_sum", "models", "span_types", "started_at"):
+        assert cols[("trace_rows", name)][0] == cols[("traces", name)][0], name
+    view_ddl = srv.query(f"SHOW CREATE TABLE {db}.trace_rows_mv")
+    assert "MATERIALIZED VIEW" in view_ddl and "trace_rows" in view_ddl, view_ddl
     # skip indexes (modern only: 18.16 has none)
     for index in ("idx_start_ns", "idx_session", "idx_user", "idx_models"):
         assert (index in spans_ddl + traces_ddl) == (dialect == "modern"), index
@@ -388,7 +397,7 @@ class HangingClickHouse(http.server.ThreadingHTTPServer):
                 answer = (b"spans\ntraces\nschema_version\nspan_events\nsearch_grams\nsearch_blocks\n"
                           b"stats_marks\nstats_rollup\n")
             elif sql.startswith("SELECT max(version)"):
-                answer = b"7\n"  # the current schema: nothing to migrate
+                answer = b"8\n"  # the current schema: nothing to migrate
             elif "FROM `prela_fake`.schema_version" in sql:
                 answer = b"0\n"  # no search index mark: every span is indexed
             elif sql == "SELECT 1":

@@ -285,14 +285,15 @@ def test_list_windows_are_exact(make_collector, tmp_path, engine):
 
 
 def test_list_pages_from_the_traces_rows(make_collector, tmp_path, engine):
-    """A list's page is its candidates' summaries merged from their traces rows (schema 7)
-    when a check on the spans shows them whole: every row of the trace merged, no span in
-    two. Traces split over inserts (two parentless spans in two inserts, the session, user,
-    costs, the models and the error each in another insert) list as the
-    embedded store lists them, with no page read from the spans. A trace whose earlier rows
-    lie beyond the hour read below a window, one whose later rows lie beyond the hour read
-    above a range's end, and one whose spans came again each send the page to the spans,
-    and list the same."""
+    """A list's page is its candidates' summaries merged from all their traces rows
+    (trace_rows, by trace: schema 8) when the merged rows pass the window's filters and hold
+    no span twice (their span hashes). Traces split over inserts (two parentless spans in two
+    inserts, the session, user, costs, the models and the error each in another insert) list
+    as the embedded store lists them, with no page read from the spans; so does a trace
+    whose later rows lie beyond the hour the candidates read above a range's end. A trace
+    whose earlier rows lie beyond the hour read below a window (its start is not the
+    window's) and one whose spans came again each send the page to the spans, and list the
+    same."""
     srv, _ = engine
     db = srv.database()
     proxy = MergingProxy(srv, db, merge=False)
@@ -349,34 +350,45 @@ def test_list_pages_from_the_traces_rows(make_collector, tmp_path, engine):
 
         def reads():
             page = "LIMIT 1 BY project_id, trace_id, span_id) GROUP BY project_id, trace_id HAVING"
-            check = f"uniqExact(span_id) FROM `{db}`.spans PREWHERE trace_id IN"
-            n = (sum(page in q for q in proxy.sqls), sum(check in q for q in proxy.sqls))
+            rows = f"= sum(span_count) FROM `{db}`.trace_rows PREWHERE trace_id IN"
+            n = (sum(page in q for q in proxy.sqls), sum(rows in q for q in proxy.sqls))
+            assert not any("uniqExact(span_id)" in q for q in proxy.sqls)  # no check
             proxy.sqls.clear()
             return n
         t = same(c, lo, "/api/v1/traces/split")["trace"]
         assert (t["root_span_id"], t["service_name"], t["status"]) == ("r2", "svc-b", "error")
+        # each row's span hashes: the server's toUInt32(sipHash64(span_id)) of its spans
+        hashes = f"SELECT groupArray(h) FROM (SELECT %s AS h FROM `{db}`.%s WHERE trace_id =" \
+            " 'split' ORDER BY h)"
+        assert srv.query(hashes % ("arrayJoin(span_hashes)", "trace_rows")) == \
+            srv.query(hashes % ("toUInt32(sipHash64(span_id))", "spans"))
+        assert srv.query(f"SELECT count(), sum(length(span_hashes)) FROM `{db}`.trace_rows"
+                         f" WHERE trace_id = 'split' FORMAT TabSeparated").split() == ["3", "3"]
         # (a negative cost sent is not taken: normalize)
         assert (t["session_id"], t["user_id"], t["cost_usd"]) == ("s-a", "u-a", 0.25)
         proxy.sqls.clear()
         assert lists()[:3] == ["split", "plain-0", "plain-1"]
         assert same(c, lo, "/api/v1/traces", model="gpt-4o")["count"] == 5
-        spans_pages, checks = reads()
-        assert spans_pages == 0 and checks >= len(queries), (spans_pages, checks)
+        spans_pages, rows_pages = reads()
+        assert spans_pages == 0 and rows_pages >= len(queries), (spans_pages, rows_pages)
         # min_cost: the rows' cost bounds the candidates only; the spans give the page
         assert [t["trace_id"] for t in same(c, lo, "/api/v1/traces", min_cost="0.1")[
             "traces"]] == ["split"]
         assert reads()[0] >= 1
-        # earlier rows 3 h below the first window: the check sees the trace start earlier
+        # earlier rows 3 h below the first window: its merged rows start below the window
         post("far", "svc-f", span("far", "c", "r", now - 5 * M, "error"))
         post("far", "svc-f", span("far", "r", None, now - 200 * M))
         seen = lists()
         assert seen.index("far") == len(seen) - 1  # by its true start
         assert reads()[0] >= 1
-        # later rows beyond the hour above a range's end
-        for q in ({"end_time": iso(now - 150 * M)}, {"end_time": iso(now - 150 * M), "limit": 1}):
-            assert [t["trace_id"] for t in same(c, lo, "/api/v1/traces", **q)["traces"]] == \
-                ["far"]
-            assert reads()[0] >= 1
+        # later rows beyond the hour above a range's end: merged whole from trace_rows
+        for q in ({"end_time": iso(now - 150 * M)}, {"end_time": iso(now - 150 * M), "limit": 1},
+                  {"end_time": iso(now - 150 * M), "status": "error"}):
+            t = same(c, lo, "/api/v1/traces", **q)["traces"]
+            assert [(x["trace_id"], x["span_count"], x["status"]) for x in t] == \
+                [("far", 2, "error")]
+            spans_pages, rows_pages = reads()
+            assert spans_pages == 0 and rows_pages >= 1, (q, spans_pages, rows_pages)
         # a span stored twice: the rows count it twice, the page comes from the spans
         for x in (c, lo):
             post_prela(x, split[0])

@@ -1,6 +1,6 @@
 """Stores written by the previous releases open with this one, intact.
 
-Each previous release (commit PREV: schema version 1; PREV2 .. PREV6: versions 2 .. 6)
+Each previous release (commit PREV: schema version 1; PREV2 .. PREV7: versions 2 .. 7)
 is built once per clone into build-prev/ (build-prev-2/) at the repo root (its source from
 `git archive`, only the prela-collector target) and reused while present. For each store
 (the embedded SQLite data directory, ClickHouse 18.16 in the legacy dialect, chDB in the
@@ -35,6 +35,7 @@ PREV3 = "183accf"  # the last release of schema version 3 (both stores)
 PREV4 = "0c12009"  # the last release of schema version 4 (both stores)
 PREV5 = "ed9c2ad"  # the last release of schema version 5 of the embedded store
 PREV6 = "a0756ad"  # the last release of ClickHouse schema version 6
+PREV7 = "6780cf8"  # the last release of ClickHouse schema version 7
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -74,6 +75,12 @@ def prev5_bin():
 def prev6_bin():
     """The last release of ClickHouse schema version 6, built once into build-prev-6/."""
     return build_release(PREV6, os.path.join(ROOT, "build-prev-6"))
+
+
+@pytest.fixture(scope="session")
+def prev7_bin():
+    """The last release of ClickHouse schema version 7, built once into build-prev-7/."""
+    return build_release(PREV7, os.path.join(ROOT, "build-prev-7"))
 
 
 def build_release(commit, PREV_DIR):
@@ -257,16 +264,16 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 in one start (the
-        # embedded store on to 8 and 9): one line per step
+        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 in one start (the
+        # embedded store on to 9): one line per step
         assert logs.count("local: migrated") == 8, logs
-        assert logs.count("migrated") == (8 if kind == "local" else 14), logs
+        assert logs.count("migrated") == (8 if kind == "local" else 15), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
         assert "from schema 5 to 6" in logs and "to schema 7" in logs and "to schema 8" in logs
         assert "to schema 9" in logs
         if kind != "local":
-            assert logs.count("clickhouse: migrated database") == 6, logs
+            assert logs.count("clickhouse: migrated database") == 7, logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
@@ -320,12 +327,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         con.close()
     else:
         assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "7", "7"]
+                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "7", "8", "8"]
         tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                            f"FORMAT TabSeparated").split()
         assert sorted(tables) == ["schema_version", "search_blocks", "search_grams",
                                   "span_events", "spans", "spans_v1", "spans_v2", "stats_marks",
-                                  "stats_rollup", "traces", "traces_v1", "traces_v2"]
+                                  "stats_rollup", "trace_rows", "trace_rows_mv", "traces",
+                                  "traces_v1", "traces_v2"]
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
@@ -574,7 +582,7 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 5, logs  # 2 -> .. -> 7
+        assert logs.count("clickhouse: migrated database") == 6, logs  # 2 -> .. -> 8
         assert "from schema 2 to 3" in logs and "from schema 1" not in logs
         after = snapshot(new, ids)
         for key in before:
@@ -607,11 +615,12 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "7", "7"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "7", "8", "8"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
-                              "spans", "spans_v2", "stats_marks", "stats_rollup", "traces",
+                              "spans", "spans_v2", "stats_marks", "stats_rollup", "trace_rows",
+                              "trace_rows_mv", "traces",
                               "traces_v2"]
     assert "(project_id, started_ns, trace_id)" in srv.query(f"SHOW CREATE TABLE {db}.traces")
     # the rebuilt traces table: one row per trace of the spans (before the new span's insert)
@@ -668,7 +677,7 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 4, logs  # 3 -> .. -> 7
+        assert logs.count("clickhouse: migrated database") == 5, logs  # 3 -> .. -> 8
         assert "from schema 3 to 4" in logs and "nothing copied" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -741,11 +750,12 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "6", "7", "7"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "6", "7", "8", "8"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
-                              "spans", "stats_marks", "stats_rollup", "traces"]  # no copies
+                              "spans", "stats_marks", "stats_rollup", "trace_rows",
+                              "trace_rows_mv", "traces"]  # no copies
     cols = srv.query(f"SELECT table, name FROM system.columns WHERE database = '{db}' "
                      f"FORMAT TabSeparated")
     assert "spans\tinput_messages" in cols and "traces\tmodels" in cols
@@ -857,7 +867,7 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 3, logs  # 4 -> 5 -> 6 -> 7
+        assert logs.count("clickhouse: migrated database") == 4, logs  # 4 -> 5 -> 6 -> 7 -> 8
         assert "from schema 4 to 5" in logs and "nothing copied" in logs
         check_schema_5(new, ids, otlp, before)
     finally:
@@ -868,11 +878,12 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["4", "5", "6", "7", "7"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == ["4", "5", "6", "7", "8", "8"]  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
-                              "spans", "stats_marks", "stats_rollup", "traces"]
+                              "spans", "stats_marks", "stats_rollup", "trace_rows",
+                              "trace_rows_mv", "traces"]
 
 
 def write_old_release(old_bin, tmp_path, opts, base):
@@ -1005,7 +1016,7 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, settled)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 2, logs  # 5 -> 6 -> 7
+        assert logs.count("clickhouse: migrated database") == 3, logs  # 5 -> 6 -> 7 -> 8
         assert "from schema 5 to 6" in logs and "every stored hour marked" in logs
         from_spans = stats_answers(new, window)  # marked just now: not settled
         after = snapshot(new, ids)
@@ -1022,7 +1033,32 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["5", "6", "7"]
+                            f"FORMAT TabSeparated").split()) == ["5", "6", "7", "8"]
+
+
+def add_old_and_new(new, base, before):
+    """A span more for old-0 (written by the old release: its rows now one old, one new) and a
+    new trace, through |new|: both listed as their lookups give them."""
+    start_ns = base + 123456000
+    post_prela(new, {"trace_id": "old-0", "service_name": "svc-a", "spans": [{
+        "span_id": "late", "trace_id": "old-0", "parent_span_id": "root", "name": "late",
+        "span_type": "tool", "started_at": iso(start_ns - 10**9),
+        "ended_at": iso(start_ns + 2 * 10**9), "status": "error"}]}, "p1")
+    post_prela(new, {"trace_id": "new-0", "service_name": "svc-n", "spans": [{
+        "span_id": "r", "trace_id": "new-0", "name": "new root", "span_type": "agent",
+        "started_at": iso(base + HOUR), "ended_at": iso(base + HOUR + 10**9),
+        "status": "success"}]}, "p1")
+    listed = {t["trace_id"]: t for t in new.get("/api/v1/traces", project_id="p1",
+                                                 limit=1000).json()["traces"]}
+    old0 = before["list p1"]["traces"][[t["trace_id"] for t in before["list p1"][
+        "traces"]].index("old-0")]
+    assert listed["old-0"]["span_count"] == old0["span_count"] + 1
+    assert listed["old-0"]["status"] == "error"
+    assert listed["old-0"]["started_at"] == iso(start_ns - 10**9)
+    assert listed["old-0"]["service_name"] == old0["service_name"]
+    for tid in ("old-0", "new-0"):
+        assert listed[tid] == new.get(f"/api/v1/traces/{tid}", project_id="p1").json()["trace"]
+    assert listed["new-0"]["span_count"] == 1 and listed["new-0"]["service_name"] == "svc-n"
 
 
 def test_schema_6_clickhouse_store_migrates_to_7(prev6_bin, ch_store, tmp_path):
@@ -1038,33 +1074,14 @@ def test_schema_6_clickhouse_store_migrates_to_7(prev6_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert logs.count("clickhouse: migrated database") == 2, logs  # 6 -> 7 -> 8
         assert "from schema 6 to 7" in logs and "6 columns added in place" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
         assert srv.query(f"SELECT merge_keys, count() FROM {db}.traces GROUP BY merge_keys"
                          f" FORMAT TabSeparated").strip() == f"0\t{old_rows}"
-        # a span more for old-0 (its rows: one old, one new) and a new trace
-        start_ns = base + 123456000
-        post_prela(new, {"trace_id": "old-0", "service_name": "svc-a", "spans": [{
-            "span_id": "late", "trace_id": "old-0", "parent_span_id": "root", "name": "late",
-            "span_type": "tool", "started_at": iso(start_ns - 10**9),
-            "ended_at": iso(start_ns + 2 * 10**9), "status": "error"}]}, "p1")
-        post_prela(new, {"trace_id": "new-0", "service_name": "svc-n", "spans": [{
-            "span_id": "r", "trace_id": "new-0", "name": "new root", "span_type": "agent",
-            "started_at": iso(base + HOUR), "ended_at": iso(base + HOUR + 10**9),
-            "status": "success"}]}, "p1")
-        listed = {t["trace_id"]: t for t in new.get("/api/v1/traces", project_id="p1",
-                                                     limit=1000).json()["traces"]}
-        old0 = before["list p1"]["traces"][[t["trace_id"] for t in before["list p1"][
-            "traces"]].index("old-0")]
-        assert listed["old-0"]["span_count"] == old0["span_count"] + 1
-        assert listed["old-0"]["status"] == "error"
-        assert listed["old-0"]["started_at"] == iso(start_ns - 10**9)
-        assert listed["old-0"]["service_name"] == old0["service_name"]
-        assert listed["old-0"] == new.get("/api/v1/traces/old-0", project_id="p1").json()["trace"]
-        assert listed["new-0"]["span_count"] == 1 and listed["new-0"]["service_name"] == "svc-n"
+        add_old_and_new(new, base, before)
         assert srv.query(f"SELECT merge_keys, count() FROM {db}.traces GROUP BY merge_keys"
                          f" ORDER BY merge_keys FORMAT TabSeparated").strip() == \
             f"0\t{old_rows}\n1\t2"
@@ -1076,4 +1093,43 @@ def test_schema_6_clickhouse_store_migrates_to_7(prev6_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["6", "7"]
+                            f"FORMAT TabSeparated").split()) == ["6", "7", "8"]
+
+
+def test_schema_7_clickhouse_store_migrates_to_8(prev7_bin, ch_store, tmp_path):
+    """A ClickHouse database of the last schema-7 release opens with schema 8 (span_hashes
+    added to traces in place, trace_rows and its view created, the old traces rows copied
+    into it) on both dialects: every answer as before; the copied rows hold no hashes, so
+    the old traces' list pages come from their spans; a span added to an old trace (one old
+    row, one new) and a new trace list right; their new rows reach trace_rows through the
+    view with their hashes; once."""
+    opts, srv, db = ch_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    ids, before = write_old_release(prev7_bin, tmp_path, opts, base)
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "7"
+    old_rows = srv.query(f"SELECT count() FROM {db}.traces").strip()
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert "from schema 7 to 8" in logs and "1 column added in place" in logs, logs
+        assert srv.query(f"SELECT count(), max(length(span_hashes)) FROM {db}.trace_rows"
+                         f" FORMAT TabSeparated").split() == [old_rows, "0"]
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        add_old_and_new(new, base, before)
+        # the two new rows, copied by the view with a hash each
+        assert srv.query(f"SELECT trace_id, length(span_hashes), merge_keys FROM {db}.trace_rows"
+                         f" WHERE length(span_hashes) > 0 ORDER BY trace_id"
+                         f" FORMAT TabSeparated").strip() == "new-0\t1\t1\nold-0\t1\t1"
+    finally:
+        stop(new)
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert srv.query(f"SELECT count() FROM {db}.trace_rows").strip() == str(int(old_rows) + 2)
+    finally:
+        stop(again)
+    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                            f"FORMAT TabSeparated").split()) == ["7", "8"]

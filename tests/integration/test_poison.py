@@ -197,6 +197,14 @@ def test_poison_direct(make_collector, tmp_path, chdb):
     # The query API serves the good project's traces from ClickHouse.
     body = c.trace(good[0]["trace_id"])
     assert len(body["spans"]) == len(good[0]["spans"])
+    # The bad trace's rows counted the refused spans: written with merge_keys 0 (schema 8),
+    # so its list page comes from the stored spans, not from the rows.
+    tid = bad[0]["trace_id"]
+    assert chdb.query(f"SELECT min(merge_keys), max(merge_keys), sum(span_count) FROM"
+                      f" `{db}`.trace_rows WHERE trace_id = '{tid}'").split() == \
+        ["0", "0", str(MONTHS + POISON)]
+    listed = c.get("/api/v1/traces", project_id="tenant-bad").json()["traces"]
+    assert [(t["trace_id"], t["span_count"]) for t in listed] == [(tid, MONTHS)]
     # Sending the same again: stored rows deduplicate, the poison is set aside again.
     assert post(c.otlp, bad, "tenant-bad").status_code == 200
     deadline = time.time() + 30

@@ -404,8 +404,19 @@ static void test_trace_part(void)
     CHECK(has(&row, "\"span_types\":\",custom,\""));
     /* no session, user, cost or model in the insert */
     CHECK(has(&row, "\"session_id\":\"\",\"user_id\":\"\",\"cost_usd\":null,\"models\":[],"));
-    /* schema 7: the keys that merge it (no cost: null) */
-    CHECK(has(&row, "\"cost_sum\":null,\"merge_keys\":1}"));
+    /* schema 7: the keys that merge it (no cost: null); schema 8: each span's id
+     * hash, in the order the spans were folded in */
+    char hashes[128];
+    snprintf(hashes, sizeof(hashes), "\"cost_sum\":null,\"span_hashes\":[%u,%u,%u],\"merge_keys\":1}",
+             (unsigned)pc_ch_span_hash(b->spans[0].span_id),
+             (unsigned)pc_ch_span_hash(b->spans[1].span_id),
+             (unsigned)pc_ch_span_hash(b->spans[2].span_id));
+    CHECK(has(&row, hashes));
+    CHECK_EQ_INT(p.n_hashes, 3);
+    /* the hash is stored: pinned (a change needs a schema version); ClickHouse's
+     * toUInt32(sipHash64('00f067aa0ba902b7')) (9391434164595321566 mod 2^32) */
+    CHECK_EQ_INT(pc_ch_span_hash(S("00f067aa0ba902b7")), 1613490910u);
+    CHECK(pc_ch_span_hash(S("00f067aa0ba902b7")) != pc_ch_span_hash(S("00f067aa0ba902b8")));
     pc_ch_part_free(&p);
     pc_buf_free(&row);
     /* span_types: every type of the insert's spans, each between commas */
@@ -438,7 +449,7 @@ static void test_trace_part(void)
     CHECK(has(&row, "\"session_id\":\"a\\u0001\",\"user_id\":\"a\",\"cost_usd\":0.25,"
                     "\"models\":[\"m'1\",\"m2\",\"m\\\"3\"],"));
     /* schema 7: the cost as the spans hold it, negatives too */
-    CHECK(has(&row, "\"cost_sum\":-4.75,\"merge_keys\":1}"));
+    CHECK(has(&row, "\"cost_sum\":-4.75,\"span_hashes\":["));
     CHECK_EQ_INT(p.n_models, 3);
     pc_ch_part_free(&p);
     pc_buf_free(&row);
@@ -527,34 +538,33 @@ static void test_query_builders(void)
     pc_trace_filter f = {.project_id = evil, .service_name = "s'", .status = "error'",
                          .span_type = "llm'", .start_ns = 5, .end_ns = 9, .limit = 7, .offset = 3};
     pc_ch_sql_list_candidates(&b, "db", &f, 4, 9, PC_CH_WINDOW_SLACK);
-    CHECK(has(&b, "SELECT project_id, trace_id, min(started_ns) FROM `db`.traces WHERE 1 AND"
+    CHECK(has(&b, "SELECT project_id, trace_id FROM `db`.traces WHERE 1 AND"
                   " project_id = "));
     CHECK(has(&b, "project_id DESC LIMIT 0, 18 FORMAT TabSeparated"));
     pc_buf_reset(&b);
-    /* schema 7: the candidates' summaries from their rows (from their least start to an
-     * hour past the top), ordered by the rows' merge keys; every project's kept by their pairs */
-    pc_ch_sql_list_rows(&b, "db", &f, 4, 9, sp, st, 2);
+    /* schema 8: the candidates' summaries from all their rows (trace_rows, by trace),
+     * ordered by the rows' merge keys, kept when they pass the window's exact filters;
+     * every project's kept by their pairs; the flags: merge keys, no span twice */
+    pc_ch_sql_list_rows(&b, "db", &f, 4, sp, st, 2);
     CHECK(has(&b, "SELECT trace_id, project_id, if(max(has_root) = 1, argMinIf(service_name,"
                   " (if(merge_keys = 1, root_created_ns, created_ns), root_start_ns,"
                   " root_span_id), has_root = 1), argMin(service_name, (created_ns,"
                   " first_start_ns, first_span_id))),"));
     CHECK(has(&b, "sum(span_count),"));
-    CHECK(has(&b, "if(count(cost_sum) > 0, sum(cost_sum), nan), min(merge_keys) FROM `db`.traces"
-                  " PREWHERE trace_id IN ('t1', 't\\'2') WHERE 1 AND project_id ="
-                  " 'x\\' OR 1=1 --\\\\' AND started_ns >= 4 AND started_ns <= 3600000000009"
-                  " GROUP BY project_id, trace_id ORDER BY t_started DESC"));
+    CHECK(has(&b, "if(count(cost_sum) > 0, sum(cost_sum), nan), min(merge_keys),"
+                  " uniqExactArray(span_hashes) = sum(span_count) FROM `db`.trace_rows"
+                  " PREWHERE trace_id IN ('t1', 't\\'2') WHERE project_id ="
+                  " 'x\\' OR 1=1 --\\\\' GROUP BY project_id, trace_id HAVING 1 AND"
+                  " min(started_ns) >= 4 AND min(started_ns) >= 5 AND min(started_ns) <= 9 AND"));
+    CHECK(has(&b, " = 's\\'' AND if(max(status = 'error') = 1, 'error', 'success') = 'error\\''"
+                  " AND max(position(span_types, ',llm\\',') > 0) = 1 ORDER BY t_started DESC"));
+    CHECK(!strstr(b.data, "started_ns <=") && !strstr(b.data, "`db`.traces"));
     pc_buf_reset(&b);
     pc_trace_filter any = {.limit = 2};
-    pc_ch_sql_list_rows(&b, "db", &any, INT64_MIN, INT64_MAX, sp, st, 2);
-    CHECK(has(&b, "PREWHERE trace_id IN ('t1', 't\\'2') WHERE 1 GROUP BY project_id, trace_id"
-                  " HAVING (project_id, trace_id) IN (('p1', 't1'), ('x\\' OR 1=1 --\\\\',"
+    pc_ch_sql_list_rows(&b, "db", &any, INT64_MIN, sp, st, 2);
+    CHECK(has(&b, "PREWHERE trace_id IN ('t1', 't\\'2') GROUP BY project_id, trace_id"
+                  " HAVING 1 AND (project_id, trace_id) IN (('p1', 't1'), ('x\\' OR 1=1 --\\\\',"
                   " 't\\'2')) ORDER BY"));
-    pc_buf_reset(&b);
-    /* the check: each one's least start and distinct spans, by trace id and project */
-    pc_ch_sql_list_check(&b, "db", evil, st, 2);
-    CHECK(has(&b, "SELECT project_id, trace_id, min(start_ns), uniqExact(span_id) FROM `db`.spans"
-                  " PREWHERE trace_id IN ('t1', 't\\'2') WHERE project_id = 'x\\' OR 1=1"
-                  " --\\\\' GROUP BY project_id, trace_id FORMAT TabSeparated"));
     pc_buf_reset(&b);
     /* the page names the candidates read first: their spans by trace id, then the project */
     pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK, sp, st, 2);

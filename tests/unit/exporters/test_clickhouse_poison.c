@@ -258,6 +258,31 @@ static void test_move_and_text_body(void)
     pc_ch_rows_free(&dst);
 }
 
+/* A dead-lettered span's trace: its trace rows' merge keys cleared (schema 8:
+ * its list pages come from the spans), the other traces' rows untouched. */
+static void test_unmerge(void)
+{
+    pc_ch_rows r = PC_CH_ROWS_INIT;
+    const char *lines[] = {"{\"trace_id\":\"a\",\"merge_keys\":1}",
+                           "{\"trace_id\":\"b\",\"merge_keys\":1}",
+                           "{\"trace_id\":\"a\",\"merge_keys\":1}",
+                           "{\"trace_id\":\"a\",\"merge_keys\":1}"};
+    const char *projects[] = {"p", "p", "q", "p"};
+    for (int i = 0; i < 4; i++) {
+        size_t off = r.text.len;
+        pc_buf_printf(&r.text, "%s\n", lines[i]);
+        pc_ch_rows_add(&r, off, 202501, S(projects[i]), S(i == 1 ? "b" : "a"), PC_STR_NULL);
+    }
+    CHECK_EQ_INT(pc_ch_rows_unmerge(&r, "p", "a"), 2);
+    CHECK_EQ_STR(r.text.data, "{\"trace_id\":\"a\",\"merge_keys\":0}\n"
+                              "{\"trace_id\":\"b\",\"merge_keys\":1}\n"
+                              "{\"trace_id\":\"a\",\"merge_keys\":1}\n"
+                              "{\"trace_id\":\"a\",\"merge_keys\":0}\n");
+    CHECK_EQ_INT(pc_ch_rows_unmerge(&r, "p", "a"), 0); /* once */
+    CHECK_EQ_INT(pc_ch_rows_unmerge(&r, "p", "c"), 0);
+    pc_ch_rows_free(&r);
+}
+
 static void test_dead_letter(void)
 {
     char dir[] = "/tmp/pc-dl-XXXXXX";
@@ -347,6 +372,7 @@ int main(void)
     RUN(test_month);
     RUN(test_partition_groups);
     RUN(test_move_and_text_body);
+    RUN(test_unmerge);
     RUN(test_dead_letter);
     return CHECK_DONE();
 }
