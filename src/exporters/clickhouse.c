@@ -68,7 +68,9 @@
  * trace whose span was dead-lettered still reflects that span (its start,
  * its error) for list filters, but is written with merge_keys 0
  * (pc_ch_rows_unmerge), so the summaries served are computed from the
- * stored spans and do not. A waiter that timed
+ * stored spans and do not. A traces row refused alone gets a stand-in in
+ * trace_rows (pc_ch_trace_rows_standin, merge_keys 0, sent after the traces
+ * rows), so its trace's pages too come from the spans. A waiter that timed
  * out leaves; the insert (gen) is reference counted and freed by whoever
  * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
  * summaries are computed from distinct spans.
@@ -157,6 +159,7 @@ typedef struct ch {
     pc_ch_zip *zip;      /* flusher only: its compressor, kept warm */
     pc_buf body, zbody;  /* flusher only: a block's gathered and compressed body */
     pc_ch_rows *unmerge; /* flusher only: the traces rows of the spans it stores */
+    pc_ch_rows standins; /* flusher only: trace_rows stand-ins for refused traces rows */
     pc_ch_store reads;   /* the query store over the same server */
     pc_deadletter *dead; /* from start; the flusher writes it */
     pc_ch_rollup *rollup; /* the stats rollup builder, from start; NULL: none */
@@ -291,6 +294,17 @@ static int dead_letter(ch *C, const char *table, const pc_ch_rows *rows, size_t 
     if (pc_deadletter_put(C->dead, &e, C->id) < 0) return GEN_RETRY;
     if (C->unmerge && strcmp(table, "spans") == 0) /* its trace's rows count it */
         pc_ch_rows_unmerge(C->unmerge, e.project_id, e.trace_id);
+    if (strcmp(table, "traces") == 0) { /* trace_rows lacks it too: a stand-in there */
+        static const char k[] = "\"started_ns\":";
+        const char *at = memmem(e.row, e.row_len, k, sizeof(k) - 1);
+        int64_t started = at ? strtoll(at + sizeof(k) - 1, NULL, 10) : 0;
+        size_t off = C->standins.text.len;
+        pc_ch_trace_rows_standin(&C->standins.text, C->dialect, e.project_id, e.trace_id,
+                                 started);
+        pc_ch_rows_add(&C->standins, off, rows->v[i].month,
+                       (pc_str){e.project_id, strlen(e.project_id)},
+                       (pc_str){e.trace_id, strlen(e.trace_id)}, PC_STR_NULL);
+    }
     pc_log(PC_LOG_WARN, C->id, "%s row of project '%s' trace '%s'%s%s refused, dead-lettered: %s",
            table, e.project_id, e.trace_id, *e.span_id ? " span " : "", e.span_id, why->why);
     return GEN_OK;
@@ -371,8 +385,9 @@ static void *flusher_main(void *arg)
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
     pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT;
-    pc_buf q_marks = PC_BUF_INIT;
+    pc_buf q_marks = PC_BUF_INIT, q_standins = PC_BUF_INIT;
     pc_ch_insert_marks(&q_marks, C->cfg->database);
+    pc_ch_insert_standins(&q_standins, C->cfg->database);
     pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
     pc_ch_insert_traces(&q_traces, C->cfg->database);
     pc_ch_insert_span_events(&q_events, C->cfg->database);
@@ -403,6 +418,8 @@ static void *flusher_main(void *arg)
         if (!st) st = store_rows(&f, "spans", q_spans.data, &g->spans);
         C->unmerge = NULL;
         if (!st) st = store_rows(&f, "traces", q_traces.data, &g->traces);
+        if (!st) st = store_rows(&f, "trace_rows", q_standins.data, &C->standins);
+        pc_ch_rows_reset(&C->standins);
         if (!st) st = store_rows(&f, "span_events", q_events.data, &g->events);
         /* Then the search index of what is stored. */
         if (!st) st = pc_ch_search_store(&search, &g->search, store_rows, &f);
@@ -423,6 +440,8 @@ static void *flusher_main(void *arg)
     pc_buf_free(&q_traces);
     pc_buf_free(&q_events);
     pc_buf_free(&q_marks);
+    pc_buf_free(&q_standins);
+    pc_ch_rows_free(&C->standins);
     pc_ch_search_writer_free(&search);
     return NULL;
 }

@@ -86,7 +86,8 @@
  *           span id of the row: the merged rows hold a span twice when
  *           they hold fewer distinct hashes than spans) and clears
  *           merge_keys on the rows of a trace one of whose spans was
- *           dead-lettered in that insert (clickhouse.c).
+ *           dead-lettered in that insert (clickhouse.c); a traces row
+ *           refused alone gets a stand-in in trace_rows, merge_keys 0.
  *   trace_rows  (version 8) the traces rows again, only the columns a
  *           merged summary and the list filters read, plain MergeTree
  *           ORDER BY (trace_id, project_id), granules of 64 rows, the
@@ -729,6 +730,26 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
     pc_buf_putc(out, ']');
     kv_int(out, "merge_keys", 1); /* last: pc_ch_rows_unmerge rewrites it */
     pc_buf_puts(out, "}\n");
+}
+
+void pc_ch_trace_rows_standin(pc_buf *out, pc_ch_dialect d, const char *project,
+                              const char *trace_id, int64_t started_ns)
+{
+    pc_buf_puts(out, "{\"trace_id\":");
+    pc_json_write_cstr(out, trace_id);
+    kv_cstr(out, "project_id", project);
+    kv_time(out, "started_at", d, started_ns);
+    kv_int(out, "started_ns", started_ns);
+    kv_int(out, "merge_keys", 0);
+    pc_buf_puts(out, "}\n");
+}
+
+void pc_ch_insert_standins(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out,
+                  "INSERT INTO `%s`.trace_rows (trace_id, project_id, started_at, started_ns,"
+                  " merge_keys) FORMAT JSONEachRow",
+                  db);
 }
 
 size_t pc_ch_span_types_text(char *out, unsigned types)

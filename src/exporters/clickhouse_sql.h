@@ -83,6 +83,17 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db);
     " root_created_ns, root_start_ns, cost_sum, merge_keys, span_hashes"
 void pc_ch_ddl_trace_rows(pc_buf *out, pc_ch_dialect d, const char *db);
 void pc_ch_ddl_trace_rows_mv(pc_buf *out, const char *db);
+/*
+ * A traces row the server refuses alone (dead-lettered) is missing from
+ * trace_rows too, so its trace's other rows would merge without it: a
+ * stand-in row there, merge_keys 0, sends that trace's list pages to its
+ * spans. pc_ch_trace_rows_standin appends its JSONEachRow line (the refused
+ * row's trace, project and start, so its partition; every other column its
+ * default); pc_ch_insert_standins the INSERT it goes with.
+ */
+void pc_ch_trace_rows_standin(pc_buf *out, pc_ch_dialect d, const char *project,
+                              const char *trace_id, int64_t started_ns);
+void pc_ch_insert_standins(pc_buf *out, const char *db);
 
 /*
  * Schema 4's columns (issue 13), appended to schema 3's in this order by both

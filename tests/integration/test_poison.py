@@ -214,6 +214,39 @@ def test_poison_direct(make_collector, tmp_path, chdb):
     assert count(chdb, db, "tenant-bad") == MONTHS
 
 
+def test_refused_trace_row(make_collector, tmp_path, chdb):
+    """A traces row the server refuses alone (dead-lettered) is missing from trace_rows too:
+    a stand-in row there with merge_keys 0 (schema 8) sends its trace's list page to the
+    spans, so the list shows both stored spans, as the trace lookup does, not only the row
+    that was kept."""
+    db, dead_dir = chdb.database(), str(tmp_path / "dead")
+    c = make_collector(exporters_extra=exporter(chdb, db, dead_dir), pipelines_extra=PIPE_DIRECT,
+                       query_store="clickhouse")
+    chdb.query(f"ALTER TABLE `{db}`.traces ADD CONSTRAINT no_refused CHECK"
+               f" root_span_name NOT LIKE 'refused%'")
+    now = time.time_ns()
+    tid, root = workload.hexid(16), workload.hexid(8)
+    child = dict(span_id=workload.hexid(8), parent=root, name="child", kind=1, start=now,
+                 end=now + 10**9, status=0, attrs={})
+    top = dict(span_id=root, parent="", name="refused-root", kind=1, start=now - 10**9,
+               end=now + 2 * 10**9, status=0, attrs={})
+    for spans in ([child], [top]):  # two inserts: the second's traces row is refused
+        doc = [dict(trace_id=tid, root=root, service="refusal", spans=spans, start=now,
+                    end=now + 10**9)]
+        assert post(c.otlp, doc, "tenant-x").status_code == 200
+    deadline = time.time() + 30
+    while not dead_lines_now(dead_dir) and time.time() < deadline:
+        time.sleep(0.2)
+    [line] = dead_lines_now(dead_dir)
+    assert json.loads(line)["table"] == "traces", line
+    assert chdb.query(f"SELECT merge_keys, span_count FROM `{db}`.trace_rows WHERE trace_id ="
+                      f" '{tid}' ORDER BY merge_keys FORMAT TabSeparated").split() == \
+        ["0", "0", "1", "1"]  # the stand-in, the kept row
+    whole = c.get(f"/api/v1/traces/{tid}", project_id="tenant-x").json()["trace"]
+    listed = c.get("/api/v1/traces", project_id="tenant-x").json()["traces"]
+    assert listed == [whole] and whole["span_count"] == 2, (listed, whole)
+
+
 def dead_lines_now(dead_dir):
     out = []
     for name in os.listdir(dead_dir):

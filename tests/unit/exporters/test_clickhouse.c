@@ -413,6 +413,15 @@ static void test_trace_part(void)
              (unsigned)pc_ch_span_hash(b->spans[2].span_id));
     CHECK(has(&row, hashes));
     CHECK_EQ_INT(p.n_hashes, 3);
+    /* a stand-in for a refused row: its trace, project and start, merge_keys 0 */
+    pc_buf standin = PC_BUF_INIT;
+    pc_ch_trace_rows_standin(&standin, PC_CH_LEGACY, "p\"1", "t'1", 1700000000123456789LL);
+    CHECK_EQ_STR(standin.data, "{\"trace_id\":\"t'1\",\"project_id\":\"p\\\"1\",\"started_at\":"
+                               "1700000000,\"started_ns\":1700000000123456789,\"merge_keys\":0}\n");
+    pc_buf_reset(&standin);
+    pc_ch_trace_rows_standin(&standin, PC_CH_MODERN, "p", "t", 1700000000123456789LL);
+    CHECK(has(&standin, "\"started_at\":1700000000.123456,"));
+    pc_buf_free(&standin);
     /* the hash is stored: pinned (a change needs a schema version); ClickHouse's
      * toUInt32(sipHash64('00f067aa0ba902b7')) (9391434164595321566 mod 2^32) */
     CHECK_EQ_INT(pc_ch_span_hash(S("00f067aa0ba902b7")), 1613490910u);
