@@ -240,7 +240,7 @@ static void named_traces_read(named_traces *k, pc_buf *text, int ncols, int id_c
     memset(k, 0, sizeof(*k));
     k->projects = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->projects));
     k->ids = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->ids));
-    char *cur = text->data, *end = text->data + text->len, *cols[3];
+    char *cur = text->data, *end = text->data + text->len, *cols[2]; /* |ncols| <= 2 */
     while (k->n <= PC_CH_NAMED_MAX && pc_ch_tsv_row(&cur, end, cols, ncols) == ncols) {
         k->projects[k->n] = project_col >= 0 ? cols[project_col] : NULL;
         k->ids[k->n++] = cols[id_col];
@@ -265,10 +265,6 @@ static void named_traces_free(named_traces *k)
     free(k->ids);
     memset(k, 0, sizeof(*k));
 }
-
-/* The columns of a list's rows page: a summary, then its merge keys flag and
- * its no-span-twice flag. */
-#define ROWS_COLS (PC_CH_TRACE_COLS + 2)
 
 /* How many candidates a rows page names: offset + limit (0: it is not tried). */
 static size_t rows_page_names(const pc_trace_filter *f)
@@ -298,8 +294,9 @@ static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, const
     int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &rows);
     pc_buf_free(&sql);
     if (rc < 0) goto done;
-    /* each named candidate once, whole, both flags "1"; the lines are copied
-     * as they are, cut before the flags (pc_ch_tsv_row unescapes in place) */
+    /* each named candidate once, whole, its two last columns (the flags:
+     * merge keys, no span twice) "1"; the lines are copied as they are, cut
+     * before the flags (pc_ch_tsv_row would unescape them in place) */
     pc_buf page = PC_BUF_INIT;
     const char *p = rows.data, *e = rows.data + rows.len;
     bool exact = true;
