@@ -15,7 +15,7 @@
  * come from the deduplicated spans of that page's traces only (level 2: their
  * trace ids from the rows, then their spans by trace id), grouped per trace
  * first (the trace's session from its spans), then per session.
- * clickhouse_store.c joins the two answers by (project, session).
+ * clickhouse_store_sessions.c joins the two answers by (project, session).
  *
  * Which sessions level 1 groups (never every session of the table: at 10^6
  * sessions that GROUP BY took 5.5 s on 18.16): one session (session_id: its

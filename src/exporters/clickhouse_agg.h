@@ -3,7 +3,7 @@
  * (store.h, issue 13): the session list, and the reader of its TabSeparated
  * rows (the stats: clickhouse_stats.h).
  *
- * Data flow: clickhouse_store.c's st_list_sessions builds these
+ * Data flow: clickhouse_store_sessions.c builds these
  * statements, run them read-only and bounded (as every read), and hand the
  * parsed rows to the caller. Nothing here does I/O; the unit tests cover the
  * text. How each figure stays exact when a batch is redelivered or a trace

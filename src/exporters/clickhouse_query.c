@@ -3,7 +3,7 @@
  * reader of their TabSeparated answers (see clickhouse_query.h). Pure
  * functions: text in, text out. The tables are clickhouse_sql.c's.
  *
- * Lists (pc_ch_sql_list_window, driven by clickhouse_store.c): no GROUP BY
+ * Lists (pc_ch_sql_list_window, driven by clickhouse_store_list.c): no GROUP BY
  * over the whole traces table. A list reads a window [lo, top] of start
  * times: the newest hour below the range's top (end_time, the cursor's start,
  * else now and the future), then windows 4x wider, until a window fills the
@@ -57,11 +57,11 @@
  * are a superset, checked on the spans (the exact cost; the attribute in the
  * attributes' JSON text, pc_ch_sql_attr_match). A page such a superset
  * leaves short is read again with eight times the candidates while the
- * candidates reached their cap (pc_ch_filter_inexact, clickhouse_store.c),
+ * candidates reached their cap (pc_ch_filter_inexact, clickhouse_store_list.c),
  * so no false candidate hides a match; their offsets always apply to the
  * checked rows.
  * Search goes through the search index (clickhouse_search.h,
- * clickhouse_store.c); the scan here (pc_ch_sql_search: queries the index
+ * clickhouse_store_search.c); the scan here (pc_ch_sql_search: queries the index
  * cannot serve) still matches spans and merges all the traces rows of the
  * matching traces (page()).
  *

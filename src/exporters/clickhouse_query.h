@@ -192,7 +192,7 @@ void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const c
  * match too. This bounds what one row costs the server, however large its
  * values; the run must also use max_block_size = pc_ch_search_block_rows()
  * and optimize_move_to_prewhere = 0 so the server's max_execution_time is
- * checked after every few rows (see clickhouse_store.c).
+ * checked after every few rows (see clickhouse_store_search.c).
  */
 #define PC_CH_SEARCH_PREFIX 65536
 /* |before_ns| > 0: only spans first written before then (created_ns). */

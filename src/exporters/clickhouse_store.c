@@ -19,25 +19,19 @@
  * second; once the client has closed it, the transfer stops and the query is
  * killed, instead of running on until query_timeout.
  *
- * Lists read the traces table window by window (clickhouse_query.h): the
- * newest hour of the requested range first, then a window four times wider,
- * until the page is full or the window covers the range; each window reads
- * its candidates, then the page naming them (named_traces).
- *
- * Sessions (issue 13): SQL from clickhouse_agg.c, in three reads (the page
- * from the traces rows, its sessions' trace ids, then their span sums).
- * Stats: clickhouse_stats.c, at the search's low priority (they may read a
- * wide time range).
- *
- * Search: clickhouse_store_search.c, with this file's read helpers
- * (pc_ch_store_run and the others clickhouse_store.h declares).
+ * The other ops have modules of their own, which read with this file's
+ * helpers (pc_ch_store_run and the others clickhouse_store.h declares):
+ * lists clickhouse_store_list.c, sessions clickhouse_store_sessions.c,
+ * search clickhouse_store_search.c, stats clickhouse_stats.c (at the
+ * search's low priority: they may read a wide time range).
  */
 #include "clickhouse_store.h"
 
-#include "clickhouse_agg.h"
 #include "clickhouse_events.h"
 #include "clickhouse_stats.h"
+#include "clickhouse_store_list.h"
 #include "clickhouse_store_search.h"
+#include "clickhouse_store_sessions.h"
 #include "span_events.h"
 #include "log.h"
 #include "mem.h"
@@ -167,8 +161,7 @@ int pc_ch_store_run(pc_ch_store *S, const char *sql, const char *what, const cha
     return 0;
 }
 
-/* The number of rows (lines) of a TabSeparated answer. */
-static int count_rows(const pc_buf *out)
+int pc_ch_store_count_rows(const pc_buf *out)
 {
     int n = 0;
     for (size_t i = 0; i < out->len; i++)
@@ -176,9 +169,8 @@ static int count_rows(const pc_buf *out)
     return n;
 }
 
-/* Hands each row of the TabSeparated answer |out| (freed here) to |row|. */
-static int deliver(pc_ch_store *S, pc_buf *out, const char *what, int ncols,
-                   int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
+int pc_ch_store_deliver(pc_ch_store *S, pc_buf *out, const char *what, int ncols,
+                        int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
 {
     int rc = 0;
     char *cur = out->data, *end = out->data + out->len, *cols[PC_CH_SPAN_COLS + 1];
@@ -204,7 +196,7 @@ int pc_ch_store_each_row(pc_ch_store *S, pc_buf *sql, const char *what, const ch
     int rc = pc_ch_store_run(S, sql->data, what, extra, &out);
     pc_buf_free(sql);
     if (rc < 0) return rc;
-    return deliver(S, &out, what, ncols, row, cb, ud);
+    return pc_ch_store_deliver(S, &out, what, ncols, row, cb, ud);
 }
 
 int pc_ch_store_trace_row(char **cols, void *cb, void *ud)
@@ -221,21 +213,7 @@ static int span_row(char **cols, void *cb, void *ud)
     return ((pc_span_cb)cb)(ud, &r);
 }
 
-/*
- * Traces a read names (clickhouse_query.h: PC_CH_NAMED_MAX): the first
- * PC_CH_NAMED_MAX + 1 rows of a TabSeparated answer of |ncols| columns, the
- * trace id in column |id_col|, the project in |project_col| (-1: none); the
- * strings point into the answer, unescaped in place. |fit|: few enough to
- * name.
- */
-typedef struct named_traces {
-    const char **projects, **ids;
-    size_t n;
-    bool fit;
-} named_traces;
-
-static void named_traces_read(named_traces *k, pc_buf *text, int ncols, int id_col,
-                              int project_col)
+void pc_ch_named_read(pc_ch_named *k, pc_buf *text, int ncols, int id_col, int project_col)
 {
     memset(k, 0, sizeof(*k));
     k->projects = pc_xmalloc((PC_CH_NAMED_MAX + 1) * sizeof(*k->projects));
@@ -248,10 +226,7 @@ static void named_traces_read(named_traces *k, pc_buf *text, int ncols, int id_c
     k->fit = k->n > 0 && k->n <= PC_CH_NAMED_MAX; /* none read: the subquery finds them */
 }
 
-/* Whether the statement |sql| built to name |k| may be run: else (too long)
- * it is emptied, |k| marked unfit, and the caller builds it again with a
- * subquery. */
-static bool named_sql_fits(named_traces *k, pc_buf *sql)
+bool pc_ch_named_sql_fits(pc_ch_named *k, pc_buf *sql)
 {
     if (!k->fit || sql->len <= PC_CH_NAMED_SQL_BYTES) return true;
     k->fit = false;
@@ -259,166 +234,13 @@ static bool named_sql_fits(named_traces *k, pc_buf *sql)
     return false;
 }
 
-static void named_traces_free(named_traces *k)
+void pc_ch_named_free(pc_ch_named *k)
 {
     free(k->projects);
     free(k->ids);
     memset(k, 0, sizeof(*k));
 }
 
-/* How many candidates a rows page names: offset + limit (0: it is not tried). */
-static size_t rows_page_names(const pc_trace_filter *f)
-{
-    if (pc_ch_filter_inexact(f)) return 0;
-    size_t want = (size_t)pc_ch_list_rows_skip(f) + (size_t)(f->limit > 0 ? f->limit : 1);
-    return want > PC_CH_NAMED_MAX ? 0 : want;
-}
-
-/*
- * A list window's page from its candidates' traces rows (clickhouse_query.h:
- * pc_ch_sql_list_rows) for the window from |lo|: when each of the first
- * rows_page_names(f) candidates of |k| comes back with both flags set, their
- * lines after the first pc_ch_list_rows_skip(f), without the flags, into
- * |out| (else |out| is left empty). Returns 1 when the page was made, 0 when
- * the spans must give it, or <0 (a failed read).
- */
-static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, const named_traces *k,
-                     pc_buf *out)
-{
-    size_t want = rows_page_names(f), n = k->n < want ? k->n : want, got = 0;
-    size_t skip = (size_t)pc_ch_list_rows_skip(f);
-    const char *const *named[] = {k->projects, k->ids};
-    if (n == 0 || pc_ch_names_fit(named, 2, n) < n) return 0;
-    pc_buf sql = PC_BUF_INIT, rows = PC_BUF_INIT;
-    pc_ch_sql_list_rows(&sql, S->database, f, lo, k->projects, k->ids, n);
-    int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &rows);
-    pc_buf_free(&sql);
-    if (rc < 0) goto done;
-    /* each named candidate once, whole, its two last columns (the flags:
-     * merge keys, no span twice) "1"; the lines are copied as they are, cut
-     * before the flags (pc_ch_tsv_row would unescape them in place) */
-    pc_buf page = PC_BUF_INIT;
-    const char *p = rows.data, *e = rows.data + rows.len;
-    bool exact = true;
-    while (exact && p < e) {
-        const char *nl = memchr(p, '\n', (size_t)(e - p));
-        if (!nl) nl = e;
-        const char *t = nl; /* to the tab before the two flags */
-        int tabs = 0;
-        while (t > p && tabs < 2)
-            if (*--t == '\t') tabs++;
-        exact = got < n && tabs == 2 && nl - t == 4 && memcmp(t, "\t1\t1", 4) == 0;
-        if (exact && got++ >= skip) {
-            pc_buf_append(&page, p, (size_t)(t - p));
-            pc_buf_putc(&page, '\n');
-        }
-        p = nl + 1;
-    }
-    if (exact && got == n) {
-        *out = page;
-        rc = 1;
-    } else {
-        pc_buf_free(&page);
-    }
-done:
-    pc_buf_free(&rows);
-    return rc;
-}
-
-/* The page of a list window (clickhouse_query.h) into |out|: the candidates,
- * their count into |*ncand|, then the page when there are any (else |out| is
- * empty): from the candidates' summaries when they are shown exact, else
- * from the spans. */
-static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, int64_t top,
-                            int cand_extra, int *ncand, pc_buf *out)
-{
-    pc_buf sql = PC_BUF_INIT, cand;
-    *out = (pc_buf)PC_BUF_INIT;
-    pc_ch_sql_list_candidates(&sql, S->database, f, lo, top, cand_extra);
-    int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &cand);
-    pc_buf_free(&sql);
-    if (rc < 0) return rc;
-    *ncand = count_rows(&cand);
-    if (*ncand > 0) {
-        named_traces k;
-        named_traces_read(&k, &cand, 2, 1, 0);
-        rc = rows_page(S, f, lo, &k, out);
-        if (rc == 0) { /* the page from the spans */
-            do
-                pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra,
-                                      k.fit ? k.projects : NULL, k.fit ? k.ids : NULL, k.n);
-            while (!named_sql_fits(&k, &sql));
-            rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, out);
-            pc_buf_free(&sql);
-        } else if (rc == 1) {
-            rc = 0;
-        }
-        named_traces_free(&k);
-    }
-    pc_buf_free(&cand);
-    return rc;
-}
-
-/*
- * A list, window by window: the first window is the newest PC_CH_WINDOW_FIRST
- * of the range (below the range's end, the cursor, or now when neither is
- * given: rows started later are inside every window), each next one four
- * times wider; the answer of the first window that fills the page, or that
- * reaches the range's start (or grew past PC_CH_WINDOW_MAX: no edge), is the
- * list. A window's answer is exact (see the contract), so a full page from a
- * narrow window is the page a whole-range read would give. The windows
- * together stop at query_timeout (PC_STORE_TIMEOUT), as one read does.
- */
-int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud)
-{
-    pc_ch_store *S = ctx;
-    int64_t top = INT64_MAX;
-    if (f->end_ns) top = f->end_ns;
-    if (f->after && f->after->started_ns < top) top = f->after->started_ns;
-    int64_t anchor = top != INT64_MAX ? top : pc_time_now_ns();
-    int limit = f->limit > 0 ? f->limit : 1;
-    /* the windows together get query_timeout too (each one gets it on the server) */
-    int64_t deadline = pc_time_mono_ns() + (int64_t)S->query_timeout_s * 1000000000LL;
-    int cand_extra = PC_CH_WINDOW_SLACK;
-    bool inexact = pc_ch_filter_inexact(f);
-    /* A session or a user names few traces, found by equality on the traces
-     * rows (pc_ch_sql_list_window's pre-filter) wherever they lie: one read of
-     * the whole range instead of windows widening to it (a rare user took all
-     * nine). A model may name most traces: it keeps the windows. */
-    int64_t width = f->session_id || f->user_id ? PC_CH_WINDOW_MAX : PC_CH_WINDOW_FIRST;
-    for (int reads = 0;; reads++) {
-        if (reads > 0 && pc_time_mono_ns() > deadline) {
-            pc_log(PC_LOG_WARN, S->id, "list traces: stopped at the query time limit (%ld s)",
-                   S->query_timeout_s);
-            return PC_STORE_TIMEOUT;
-        }
-        int64_t lo = anchor > INT64_MIN + width ? anchor - width : INT64_MIN;
-        bool last = width >= PC_CH_WINDOW_MAX || lo == INT64_MIN;
-        if (last) lo = INT64_MIN;
-        if (f->start_ns && lo <= f->start_ns) {
-            lo = f->start_ns;
-            last = true;
-        }
-        pc_buf out;
-        int ncand;
-        int rc = read_list_window(S, f, lo, top, cand_extra, &ncand, &out);
-        if (rc < 0) return rc;
-        if (count_rows(&out) >= limit)
-            return deliver(S, &out, "list traces", PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
-        /* short, with an inexact filter: were candidates left out? (see
-         * pc_ch_filter_inexact) Then the same window again, with more. */
-        int offset = f->offset > 0 ? f->offset : 0;
-        if (inexact && ncand >= (int64_t)offset + limit + cand_extra && cand_extra < INT32_MAX / 8) {
-            pc_buf_free(&out);
-            cand_extra *= 8;
-            continue;
-        }
-        if (last)
-            return deliver(S, &out, "list traces", PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
-        pc_buf_free(&out);
-        width *= 4;
-    }
-}
 
 /*
  * Trace lookups (get trace, get spans) read only the parts of the spans table
@@ -659,7 +481,7 @@ static int st_get_trace(void *ctx, const char *project_id, const char *trace_id,
     bool found, part_col;
     int rc = read_lookup(S, &l, &out, &found, &part_col);
     if (rc < 0 || !found) return rc;
-    return deliver(S, &out, l.what, PC_CH_TRACE_COLS + part_col, pc_ch_store_trace_row, (void *)cb,
+    return pc_ch_store_deliver(S, &out, l.what, PC_CH_TRACE_COLS + part_col, pc_ch_store_trace_row, (void *)cb,
                    ud);
 }
 
@@ -708,7 +530,7 @@ static int load_events(pc_ch_store *S, const char *project_id, const char *trace
     pc_buf_free(&sql);
     if (rc < 0) return rc;
     t->cut = (long long)t->out.len >= EVENTS_READ_BYTES;
-    size_t cap = (size_t)count_rows(&t->out);
+    size_t cap = (size_t)pc_ch_store_count_rows(&t->out);
     t->span = pc_xmalloc((cap + 1) * sizeof(char *));
     t->ev = pc_xmalloc((cap + 1) * sizeof(char *));
     t->len = pc_xmalloc((cap + 1) * sizeof(size_t));
@@ -770,190 +592,9 @@ static int st_get_spans(void *ctx, const char *project_id, const char *trace_id,
     rc = read_lookup(S, &l, &out, &found, &part_col);
     int ncols = PC_CH_SPAN_COLS + part_col;
     if (rc == 0 && found)
-        rc = t.n == 0 ? deliver(S, &out, l.what, ncols, span_row, (void *)cb, ud)
-                      : deliver(S, &out, l.what, ncols, merged_span_row, NULL, &t);
+        rc = t.n == 0 ? pc_ch_store_deliver(S, &out, l.what, ncols, span_row, (void *)cb, ud)
+                      : pc_ch_store_deliver(S, &out, l.what, ncols, merged_span_row, NULL, &t);
     trace_events_free(&t);
-    return rc;
-}
-
-/* The rows of a session page, kept while its level-2 sums are read. */
-typedef struct session_page {
-    pc_session_row *rows;
-    const char **projects, **sessions;
-    size_t n, cap;
-} session_page;
-
-static int collect_session(char **cols, void *cb, void *ud)
-{
-    (void)cb;
-    session_page *p = ud;
-    if (p->n == p->cap) {
-        p->cap = p->cap ? p->cap * 2 : 16;
-        p->rows = pc_xrealloc(p->rows, p->cap * sizeof(*p->rows));
-        p->projects = pc_xrealloc(p->projects, p->cap * sizeof(*p->projects));
-        p->sessions = pc_xrealloc(p->sessions, p->cap * sizeof(*p->sessions));
-    }
-    pc_ch_read_session(cols, &p->rows[p->n]);
-    p->projects[p->n] = p->rows[p->n].project_id;
-    p->sessions[p->n] = p->rows[p->n].session_id;
-    p->n++;
-    return 0;
-}
-
-static int add_session_sums(char **c, void *cb, void *ud)
-{
-    (void)cb;
-    session_page *p = ud;
-    for (size_t i = 0; i < p->n; i++) {
-        pc_session_row *r = &p->rows[i];
-        if (strcmp(r->session_id, c[0]) != 0 || strcmp(r->project_id, c[1]) != 0) continue;
-        r->span_count = strtoll(c[2], NULL, 10);
-        r->input_tokens = strtoll(c[3], NULL, 10);
-        r->output_tokens = strtoll(c[4], NULL, 10);
-        r->cost_usd = pc_ch_cost(c[5]);
-        break;
-    }
-    return 0;
-}
-
-static void session_page_free(session_page *p)
-{
-    free(p->rows);
-    free(p->projects);
-    free(p->sessions);
-    memset(p, 0, sizeof(*p));
-}
-
-/* Level 1 of window |lo| (clickhouse_agg.h) into |p|, whose strings point
- * into |text|. 0 / < 0. */
-static int read_session_page(pc_ch_store *S, const pc_session_filter *f, int64_t lo, pc_buf *text,
-                             session_page *p)
-{
-    pc_buf sql = PC_BUF_INIT;
-    pc_ch_sql_sessions(&sql, S->database, f, lo);
-    int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, text);
-    pc_buf_free(&sql);
-    if (rc < 0) return rc;
-    char *cur = text->data, *end = text->data + text->len, *cols[PC_CH_SESSION_COLS];
-    int n;
-    while ((n = pc_ch_tsv_row(&cur, end, cols, PC_CH_SESSION_COLS)) > 0) {
-        if (n != PC_CH_SESSION_COLS) {
-            pc_log(PC_LOG_ERROR, S->id, "list sessions: expected %d columns, got %d",
-                   PC_CH_SESSION_COLS, n);
-            return -1;
-        }
-        collect_session(cols, NULL, p);
-    }
-    return 0;
-}
-
-/* Whether page |p| of the window at |lo| is the whole table's (the check in
- * clickhouse_agg.c): 1 yes, 0 no (a wider window must be read), < 0 error. */
-static int session_window_exact(pc_ch_store *S, const pc_session_filter *f, int64_t lo,
-                                const session_page *p)
-{
-    pc_buf sql = PC_BUF_INIT, out;
-    pc_ch_sql_sessions_below(&sql, S->database, f->project_id, lo);
-    int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &out);
-    pc_buf_free(&sql);
-    if (rc < 0) return rc;
-    char *cur = out.data, *end = out.data + out.len, *cols[2];
-    if (pc_ch_tsv_row(&cur, end, cols, 2) != 2) {
-        pc_log(PC_LOG_ERROR, S->id, "list sessions: expected 2 columns of the window's check");
-        pc_buf_free(&out);
-        return -1;
-    }
-    int64_t below = strtoll(cols[0], NULL, 10), last_below = strtoll(cols[1], NULL, 10);
-    pc_buf_free(&out);
-    int limit = f->limit > 0 ? f->limit : 1;
-    if (below == 0 || (f->start_ns && last_below < f->start_ns)) return 1;
-    return p->n >= (size_t)limit && p->rows[p->n - 1].last_seen_ns > last_below;
-}
-
-/* Level 2 of sessions [from, from + n) of page |p| (clickhouse_agg.h): their
- * trace ids, then their span sums, added to their rows; the traces named by a
- * subquery when they are too many. */
-static int read_session_sums(pc_ch_store *S, session_page *p, size_t from, size_t n)
-{
-    pc_buf sql = PC_BUF_INIT, ids_text, sums;
-    pc_ch_sql_session_traces(&sql, S->database, p->sessions + from, n);
-    int rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &ids_text);
-    pc_buf_free(&sql);
-    if (rc < 0) return rc;
-    named_traces k;
-    named_traces_read(&k, &ids_text, 1, 0, -1);
-    /* none: no traces row names them now (retention), so no sums */
-    if (k.n > 0) {
-        do
-            pc_ch_sql_session_sums(&sql, S->database, p->projects + from, p->sessions + from, n,
-                                   k.fit ? k.ids : NULL, k.n);
-        while (!named_sql_fits(&k, &sql));
-        rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
-        pc_buf_free(&sql);
-        if (rc == 0)
-            rc = deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS, add_session_sums,
-                         NULL, p);
-    }
-    named_traces_free(&k);
-    pc_buf_free(&ids_text);
-    return rc;
-}
-
-/* Level 2 of page |p|, in chunks of sessions whose statements fit
- * (pc_ch_names_fit: the sums name each session twice, and its project). */
-static int read_page_sums(pc_ch_store *S, session_page *p)
-{
-    int rc = 0;
-    for (size_t from = 0, n; rc == 0 && from < p->n; from += n) {
-        const char *const *cols[] = {p->sessions + from, p->sessions + from, p->projects + from};
-        n = pc_ch_names_fit(cols, 3, p->n - from);
-        rc = read_session_sums(S, p, from, n);
-    }
-    return rc;
-}
-
-/*
- * Sessions in three reads (clickhouse_agg.c): the page from the traces rows,
- * then the trace ids of that page's sessions, then their span figures from
- * their deduplicated spans; the rows are handed to |cb| in the page's order.
- * Without a session or user filter the page comes from windows of the traces
- * rows' start times, as lists do: the newest PC_CH_WINDOW_FIRST before now
- * (and every row started later), each next window four times wider, until one's page
- * is exact (clickhouse_agg.c) or it has no lower edge (PC_CH_WINDOW_MAX).
- * The windows together stop at query_timeout (PC_STORE_TIMEOUT).
- */
-static int st_list_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
-{
-    pc_ch_store *S = ctx;
-    pc_buf page_text = PC_BUF_INIT;
-    session_page p = {0};
-    bool windows = !f->session_id && !f->user_id;
-    int64_t anchor = pc_time_now_ns(), width = PC_CH_WINDOW_FIRST;
-    int64_t deadline = pc_time_mono_ns() + (int64_t)S->query_timeout_s * 1000000000LL;
-    int rc;
-    for (int reads = 0;; reads++) {
-        if (reads > 0 && pc_time_mono_ns() > deadline) {
-            pc_log(PC_LOG_WARN, S->id, "list sessions: stopped at the query time limit (%ld s)",
-                   S->query_timeout_s);
-            rc = PC_STORE_TIMEOUT;
-            break;
-        }
-        int64_t lo = INT64_MIN;
-        if (windows && width < PC_CH_WINDOW_MAX && anchor > INT64_MIN + width) lo = anchor - width;
-        pc_buf_free(&page_text);
-        session_page_free(&p);
-        rc = read_session_page(S, f, lo, &page_text, &p);
-        if (rc < 0 || lo == INT64_MIN) break;
-        rc = session_window_exact(S, f, lo, &p);
-        if (rc != 0) break;
-        width *= 4;
-    }
-    if (rc > 0) rc = 0;
-    if (rc == 0 && p.n) rc = read_page_sums(S, &p);
-    for (size_t i = 0; rc == 0 && i < p.n; i++)
-        if (cb(ud, &p.rows[i]) != 0) break;
-    session_page_free(&p);
-    pc_buf_free(&page_text);
     return rc;
 }
 
@@ -984,7 +625,7 @@ static const pc_store_ops store_ops = {
     .get_spans = st_get_spans,
     .count_spans = st_count_spans,
     .search = pc_ch_store_search,
-    .list_sessions = st_list_sessions,
+    .list_sessions = pc_ch_store_sessions,
     .stats = st_stats,
     .health = st_health,
     .watch_client = st_watch_client,

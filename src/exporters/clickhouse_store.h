@@ -45,25 +45,53 @@ void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const ch
                       int64_t query_timeout_ms);
 
 /*
- * The read helpers of the store's modules (clickhouse_store_search.c).
+ * The read helpers of the store's modules (clickhouse_store_list.c,
+ * clickhouse_store_sessions.c, clickhouse_store_search.c).
+ *
  * pc_ch_store_run: runs the read-only statement |sql| under readonly=1,
  * max_execution_time = query_timeout, its own query_id (killed if abandoned)
  * and the URL settings |extra| ("a=1&b=2"); 0 with the answer in |out|,
- * PC_STORE_TIMEOUT when the server or curl gave up at the time limit, or -1
- * after logging that |what| failed. pc_ch_store_each_row: the same for |sql|
- * (freed), handing each TabSeparated row of |ncols| columns to |row| (a
- * non-zero return stops). pc_ch_store_trace_row: a |row| for trace
- * summaries, |cb| a pc_trace_cb. pc_ch_store_list: store.h's list_traces.
+ * PC_STORE_TIMEOUT when the server or curl gave up at the time limit,
+ * PC_STORE_TOO_BIG past the server's memory limit for one query, or -1 after
+ * logging that |what| failed.
+ * pc_ch_store_deliver: hands each TabSeparated row of |ncols| columns of the
+ * answer |out| (freed) to |row| (a non-zero return stops); -1 after logging a
+ * row of another width. pc_ch_store_each_row: pc_ch_store_run of |sql|
+ * (freed), then pc_ch_store_deliver. pc_ch_store_trace_row: a |row| for trace
+ * summaries, |cb| a pc_trace_cb. pc_ch_store_count_rows: the rows (lines) of
+ * a TabSeparated answer.
  */
 /* The URL settings of every read but search: the server's query priority 1,
  * the highest (0 would be "none"); searches run at 2. */
 #define PC_CH_READ_SETTINGS "priority=1"
 int pc_ch_store_run(pc_ch_store *S, const char *sql, const char *what, const char *extra,
                     pc_buf *out);
+int pc_ch_store_deliver(pc_ch_store *S, pc_buf *out, const char *what, int ncols,
+                        int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud);
 int pc_ch_store_each_row(pc_ch_store *S, pc_buf *sql, const char *what, const char *extra,
                          int ncols, int (*row)(char **cols, void *cb, void *ud), void *cb,
                          void *ud);
 int pc_ch_store_trace_row(char **cols, void *cb, void *ud);
-int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *ud);
+int pc_ch_store_count_rows(const pc_buf *out);
+
+/*
+ * Traces a read names (clickhouse_query.h: PC_CH_NAMED_MAX), for the next
+ * statement to name them. pc_ch_named_read: the first PC_CH_NAMED_MAX + 1
+ * rows of the TabSeparated answer |text| of |ncols| (<= 2) columns, the
+ * trace id in column |id_col|, the project in |project_col| (-1: none); the
+ * strings point into |text|, unescaped in place, and live as long as it.
+ * |fit|: at least one and few enough to name. pc_ch_named_sql_fits: whether
+ * the statement |sql| built to name |k| may be run; else (too long) it is
+ * emptied, |k| marked unfit, and the caller builds it again with a subquery.
+ */
+typedef struct pc_ch_named {
+    const char **projects, **ids;
+    size_t n;
+    bool fit;
+} pc_ch_named;
+
+void pc_ch_named_read(pc_ch_named *k, pc_buf *text, int ncols, int id_col, int project_col);
+bool pc_ch_named_sql_fits(pc_ch_named *k, pc_buf *sql);
+void pc_ch_named_free(pc_ch_named *k);
 
 #endif

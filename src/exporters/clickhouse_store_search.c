@@ -20,6 +20,7 @@
 #include "clickhouse_store_search.h"
 
 #include "clickhouse_search.h"
+#include "clickhouse_store_list.h"
 #include "local_contains.h"
 #include "local_text.h"
 #include "log.h"
