@@ -362,10 +362,7 @@ static int step8(mig *m)
         create_trace_rows(m) < 0)
         return -1;
     pc_buf sql = PC_BUF_INIT; /* run() frees it */
-    pc_buf_printf(&sql,
-                  "INSERT INTO `%s`.`trace_rows` (" PC_CH_TRACE_ROWS_COLS ") SELECT "
-                  PC_CH_TRACE_ROWS_COLS " FROM `%s`.traces WHERE length(span_hashes) = 0",
-                  m->db, m->db);
+    pc_ch_sql_trace_rows_copy(&sql, m->db);
     if (run(m, &sql, "migration: cannot copy the traces rows", m->copy_timeout_ms, NULL) < 0 ||
         record(m, 8, "migrated from 7: trace_rows (the traces rows by trace) and the rows' "
                      "span hashes") < 0)

@@ -347,29 +347,64 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *
                   ttl(d));
 }
 
+/* trace_rows' columns, in order: each one's name and type as in traces (a
+ * NULL type: the dialect's DateTime). The table, its view and the copy of
+ * the migration to 8 all take them from here. */
+static const struct {
+    const char *name, *type;
+} trace_rows_cols[] = {
+    {"trace_id", "String"},         {"project_id", "String"},
+    {"started_at", NULL},           {"service_name", "String"},
+    {"status", "String"},           {"root_span_id", "String"},
+    {"span_count", "UInt32"},       {"root_span_name", "String"},
+    {"has_root", "UInt8"},          {"source", "String"},
+    {"started_ns", "Int64"},        {"completed_ns", "Int64"},
+    {"created_ns", "Int64"},        {"input_tokens", "Int64"},
+    {"output_tokens", "Int64"},     {"span_types", "String"},
+    {"session_id", "String"},       {"user_id", "String"},
+    {"models", "Array(String)"},    {"first_start_ns", "Int64"},
+    {"first_span_id", "String"},    {"root_created_ns", "Int64"},
+    {"root_start_ns", "Int64"},     {"cost_sum", "Nullable(Float64)"},
+    {"merge_keys", "UInt8"},        {"span_hashes", "Array(UInt32)"},
+};
+#define TRACE_ROWS_N (sizeof(trace_rows_cols) / sizeof(trace_rows_cols[0]))
+
+/* trace_rows' column names, "a, b, ...", appended to |out|. */
+static void trace_rows_names(pc_buf *out)
+{
+    for (size_t i = 0; i < TRACE_ROWS_N; i++)
+        pc_buf_printf(out, "%s%s", i ? ", " : "", trace_rows_cols[i].name);
+}
+
 void pc_ch_ddl_trace_rows(pc_buf *out, pc_ch_dialect d, const char *db)
 {
+    pc_buf_printf(out, "CREATE TABLE IF NOT EXISTS `%s`.`trace_rows` (", db);
+    for (size_t i = 0; i < TRACE_ROWS_N; i++)
+        pc_buf_printf(out, "%s%s %s", i ? ", " : "", trace_rows_cols[i].name,
+                      trace_rows_cols[i].type ? trace_rows_cols[i].type : dt(d));
     pc_buf_printf(out,
-                  "CREATE TABLE IF NOT EXISTS `%s`.`trace_rows` ("
-                  "trace_id String, project_id String, started_at %s, service_name String,"
-                  " status String, root_span_id String, span_count UInt32,"
-                  " root_span_name String, has_root UInt8, source String, started_ns Int64,"
-                  " completed_ns Int64, created_ns Int64, input_tokens Int64,"
-                  " output_tokens Int64, span_types String, session_id String, user_id String,"
-                  " models Array(String), first_start_ns Int64, first_span_id String,"
-                  " root_created_ns Int64, root_start_ns Int64, cost_sum Nullable(Float64),"
-                  " merge_keys UInt8, span_hashes Array(UInt32))"
-                  " ENGINE = MergeTree() PARTITION BY toYYYYMM(started_at)"
+                  ") ENGINE = MergeTree() PARTITION BY toYYYYMM(started_at)"
                   " ORDER BY (trace_id, project_id)%s SETTINGS index_granularity = %d",
-                  db, dt(d), ttl(d), PC_CH_TRACE_ROWS_GRANULE);
+                  ttl(d), PC_CH_TRACE_ROWS_GRANULE);
 }
 
 void pc_ch_ddl_trace_rows_mv(pc_buf *out, const char *db)
 {
     pc_buf_printf(out,
                   "CREATE MATERIALIZED VIEW IF NOT EXISTS `%s`.`trace_rows_mv` TO `%s`.`trace_rows`"
-                  " AS SELECT " PC_CH_TRACE_ROWS_COLS " FROM `%s`.traces",
-                  db, db, db);
+                  " AS SELECT ",
+                  db, db);
+    trace_rows_names(out);
+    pc_buf_printf(out, " FROM `%s`.traces", db);
+}
+
+void pc_ch_sql_trace_rows_copy(pc_buf *out, const char *db)
+{
+    pc_buf_printf(out, "INSERT INTO `%s`.`trace_rows` (", db);
+    trace_rows_names(out);
+    pc_buf_puts(out, ") SELECT ");
+    trace_rows_names(out);
+    pc_buf_printf(out, " FROM `%s`.traces WHERE length(span_hashes) = 0", db);
 }
 
 void pc_ch_ddl_schema_version(pc_buf *out, const char *db)

@@ -71,18 +71,16 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db);
  * (ORDER BY (trace_id, project_id), granules of PC_CH_TRACE_ROWS_GRANULE rows):
  * a list page reads the rows of its named traces whole, wherever in time they
  * lie, from a granule per part. Only the columns a trace's merged summary and
- * the list filters read (PC_CH_TRACE_ROWS_COLS). The materialized view
- * trace_rows_mv copies every row inserted into traces (the exporter writes
- * traces only; a row and its copy are one INSERT).
+ * the list filters read (trace_rows_cols in clickhouse_sql.c). The
+ * materialized view trace_rows_mv copies every row inserted into traces (the
+ * exporter writes traces only; a row and its copy are one INSERT).
+ * pc_ch_sql_trace_rows_copy: the migration to 8's copy of the traces rows
+ * written before (those without span hashes) into trace_rows.
  */
 #define PC_CH_TRACE_ROWS_GRANULE 64
-#define PC_CH_TRACE_ROWS_COLS                                                                      \
-    "trace_id, project_id, started_at, service_name, status, root_span_id, span_count,"           \
-    " root_span_name, has_root, source, started_ns, completed_ns, created_ns, input_tokens,"      \
-    " output_tokens, span_types, session_id, user_id, models, first_start_ns, first_span_id,"     \
-    " root_created_ns, root_start_ns, cost_sum, merge_keys, span_hashes"
 void pc_ch_ddl_trace_rows(pc_buf *out, pc_ch_dialect d, const char *db);
 void pc_ch_ddl_trace_rows_mv(pc_buf *out, const char *db);
+void pc_ch_sql_trace_rows_copy(pc_buf *out, const char *db);
 /*
  * A traces row the server refuses alone (dead-lettered) is missing from
  * trace_rows too, so its trace's other rows would merge without it: a
