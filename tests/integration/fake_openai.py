@@ -37,6 +37,9 @@ class FakeOpenAI:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY: headers and body are two writes; with Nagle the body waits for the
+            # client's delayed ACK of the headers (40 ms on Linux) on a kept-alive connection
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
