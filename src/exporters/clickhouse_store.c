@@ -189,8 +189,9 @@ int pc_ch_store_deliver(pc_ch_store *S, pc_buf *out, const char *what, int ncols
 
 /* Runs |sql| with the URL settings |extra| and frees it; hands each
  * TabSeparated row of |ncols| columns to |row|. */
-int pc_ch_store_each_row(pc_ch_store *S, pc_buf *sql, const char *what, const char *extra, int ncols,
-                    int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
+int pc_ch_store_each_row(pc_ch_store *S, pc_buf *sql, const char *what, const char *extra,
+                         int ncols, int (*row)(char **cols, void *cb, void *ud), void *cb,
+                         void *ud)
 {
     pc_buf out;
     int rc = pc_ch_store_run(S, sql->data, what, extra, &out);
@@ -481,8 +482,8 @@ static int st_get_trace(void *ctx, const char *project_id, const char *trace_id,
     bool found, part_col;
     int rc = read_lookup(S, &l, &out, &found, &part_col);
     if (rc < 0 || !found) return rc;
-    return pc_ch_store_deliver(S, &out, l.what, PC_CH_TRACE_COLS + part_col, pc_ch_store_trace_row, (void *)cb,
-                   ud);
+    return pc_ch_store_deliver(S, &out, l.what, PC_CH_TRACE_COLS + part_col,
+                               pc_ch_store_trace_row, (void *)cb, ud);
 }
 
 /*

@@ -158,17 +158,20 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
         int rc = read_list_window(S, f, lo, top, cand_extra, &ncand, &out);
         if (rc < 0) return rc;
         if (pc_ch_store_count_rows(&out) >= limit)
-            return pc_ch_store_deliver(S, &out, "list traces", PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
+            return pc_ch_store_deliver(S, &out, "list traces", PC_CH_TRACE_COLS,
+                                       pc_ch_store_trace_row, (void *)cb, ud);
         /* short, with an inexact filter: were candidates left out? (see
          * pc_ch_filter_inexact) Then the same window again, with more. */
         int offset = f->offset > 0 ? f->offset : 0;
-        if (inexact && ncand >= (int64_t)offset + limit + cand_extra && cand_extra < INT32_MAX / 8) {
+        if (inexact && ncand >= (int64_t)offset + limit + cand_extra &&
+            cand_extra < INT32_MAX / 8) {
             pc_buf_free(&out);
             cand_extra *= 8;
             continue;
         }
         if (last)
-            return pc_ch_store_deliver(S, &out, "list traces", PC_CH_TRACE_COLS, pc_ch_store_trace_row, (void *)cb, ud);
+            return pc_ch_store_deliver(S, &out, "list traces", PC_CH_TRACE_COLS,
+                                       pc_ch_store_trace_row, (void *)cb, ud);
         pc_buf_free(&out);
         width *= 4;
     }

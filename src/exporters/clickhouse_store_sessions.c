@@ -135,8 +135,8 @@ static int read_session_sums(pc_ch_store *S, session_page *p, size_t from, size_
         rc = pc_ch_store_run(S, sql.data, "list sessions", PC_CH_READ_SETTINGS, &sums);
         pc_buf_free(&sql);
         if (rc == 0)
-            rc = pc_ch_store_deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS, add_session_sums,
-                         NULL, p);
+            rc = pc_ch_store_deliver(S, &sums, "list sessions", PC_CH_SESSION_SUM_COLS,
+                                     add_session_sums, NULL, p);
     }
     pc_ch_named_free(&k);
     pc_buf_free(&ids_text);
