@@ -37,7 +37,7 @@
  *           A trace lookup names the parts holding the trace (found first on
  *           trace_id and project_id, clickhouse_store.c), so only those parts
  *           open all of its columns.
- *           Compressed blocks of about 4 KB (PC_CH_SPAN_BLOCK_BYTES), not
+ *           Compressed blocks of about 4 KB (PC_CH_BLOCK_BYTES), not
  *           64 KB: a read decompresses the whole block holding each granule
  *           it reads (measured on 18.16 at 10^7 spans, the columns of a page
  *           of 108 random traces with the server's block cache emptied: 155
@@ -312,13 +312,13 @@ void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *t
                   " SETTINGS index_granularity = %d",
                   ttl(d), PC_CH_SPAN_GRANULE);
     if (d == PC_CH_MODERN)
-        pc_buf_printf(out, ", min_compress_block_size = %d", PC_CH_SPAN_BLOCK_BYTES);
+        pc_buf_printf(out, ", min_compress_block_size = %d", PC_CH_BLOCK_BYTES);
 }
 
-void pc_ch_ddl_spans_blocks(pc_buf *out, const char *db)
+void pc_ch_ddl_blocks(pc_buf *out, const char *db, const char *table)
 {
-    pc_buf_printf(out, "ALTER TABLE `%s`.spans MODIFY SETTING min_compress_block_size = %d", db,
-                  PC_CH_SPAN_BLOCK_BYTES);
+    pc_buf_printf(out, "ALTER TABLE `%s`.%s MODIFY SETTING min_compress_block_size = %d", db,
+                  table, PC_CH_BLOCK_BYTES);
 }
 
 void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table)
@@ -386,6 +386,8 @@ void pc_ch_ddl_trace_rows(pc_buf *out, pc_ch_dialect d, const char *db)
                   ") ENGINE = MergeTree() PARTITION BY toYYYYMM(started_at)"
                   " ORDER BY (trace_id, project_id)%s SETTINGS index_granularity = %d",
                   ttl(d), PC_CH_TRACE_ROWS_GRANULE);
+    if (d == PC_CH_MODERN)
+        pc_buf_printf(out, ", min_compress_block_size = %d", PC_CH_BLOCK_BYTES);
 }
 
 void pc_ch_ddl_trace_rows_mv(pc_buf *out, const char *db)

@@ -52,17 +52,18 @@ void pc_ch_ddl_database(pc_buf *out, const char *db);
 /* Rows per primary-key granule of the spans table (a trace lookup reads at least
  * one granule from each part that may hold the trace). */
 #define PC_CH_SPAN_GRANULE 256
-/* The least uncompressed bytes of a compressed block of a spans column
- * (min_compress_block_size; the server's default is 65,536): reading a granule
- * decompresses the whole block holding it, so blocks about a granule's size
- * (a string column's granule is a few KB) cost a read of scattered traces a
- * fraction. The modern dialect sets it on the table (clickhouse_sql.c); 18.16
- * takes it from the server's default profile only (README, ClickHouse). */
-#define PC_CH_SPAN_BLOCK_BYTES 4096
+/* The least uncompressed bytes of a compressed block of a column of the tables
+ * read by key, spans and trace_rows (min_compress_block_size; the server's
+ * default is 65,536): reading a granule decompresses the whole block holding
+ * it, so blocks about a granule's size (a string column's granule is a few KB)
+ * cost a read of scattered traces a fraction. The modern dialect sets it on
+ * those tables (clickhouse_sql.c); 18.16 takes it from the server's default
+ * profile only (README, ClickHouse). */
+#define PC_CH_BLOCK_BYTES 4096
 void pc_ch_ddl_spans(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
-/* Modern: sets PC_CH_SPAN_BLOCK_BYTES on the spans table of |db| (an ALTER of
- * its settings: parts written from then on, by inserts and merges). */
-void pc_ch_ddl_spans_blocks(pc_buf *out, const char *db);
+/* Modern: sets PC_CH_BLOCK_BYTES on |table| of |db| (an ALTER of its
+ * settings: parts written from then on, by inserts and merges). */
+void pc_ch_ddl_blocks(pc_buf *out, const char *db, const char *table);
 void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *table);
 void pc_ch_ddl_schema_version(pc_buf *out, const char *db);
 

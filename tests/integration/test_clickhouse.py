@@ -75,18 +75,23 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert "ReplacingMergeTree" in spans_ddl and "toYYYYMM(started_at)" in spans_ddl
     assert "ORDER BY (trace_id, project_id, span_id)" in spans_ddl
     assert "index_granularity = 256" in spans_ddl
-    # blocks of 4 KB (clickhouse_sql.h): the modern table's setting, 18.16's profile (the
-    # server of scripts/clickhouse.sh, as README asks of an operator)
-    assert ("min_compress_block_size = 4096" in spans_ddl) == (dialect == "modern")
+    # blocks of 4 KB on the tables read by key (clickhouse_sql.h): the modern tables' setting,
+    # 18.16's profile (the server of scripts/clickhouse.sh, as README asks of an operator)
+    keyed = ("spans", "trace_rows")
+    for t in keyed:
+        ddl = srv.query(f"SHOW CREATE TABLE {db}.{t}")
+        assert ("min_compress_block_size = 4096" in ddl) == (dialect == "modern"), t
     if dialect == "legacy":
         assert srv.query("SELECT value FROM system.settings WHERE name ="
                          " 'min_compress_block_size'").strip() == "4096"
-    else:  # a table of an earlier binary (the server's default) gets it at start
-        srv.query(f"ALTER TABLE {db}.spans MODIFY SETTING min_compress_block_size = 65536")
-        assert "min_compress_block_size = 4096" not in srv.query(f"SHOW CREATE TABLE {db}.spans")
+    else:  # tables of an earlier binary (the server's default) get it at start
+        for t in keyed:
+            srv.query(f"ALTER TABLE {db}.{t} MODIFY SETTING min_compress_block_size = 65536")
+            assert "min_compress_block_size = 4096" not in srv.query(f"SHOW CREATE TABLE {db}.{t}")
         (tmp_path / "again").mkdir()
         ch_collector(make_collector, tmp_path / "again", srv, db)
-        assert "min_compress_block_size = 4096" in srv.query(f"SHOW CREATE TABLE {db}.spans")
+        for t in keyed:
+            assert "min_compress_block_size = 4096" in srv.query(f"SHOW CREATE TABLE {db}.{t}"), t
     assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
     assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl

@@ -207,7 +207,7 @@ static void test_migration_plan(void)
     CHECK(traces_table && rows_table && rows_view && traces_table < rows_view &&
           rows_table < rows_view);
     CHECK(has(&c.log, "ORDER BY (trace_id, project_id) TTL started_at + INTERVAL 90 DAY SETTINGS"
-                      " index_granularity = 64\n"));
+                      " index_granularity = 64, min_compress_block_size = 4096\n"));
     CHECK_EQ_INT(c.version, 8);
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`span_events` ("));
     CHECK(!strstr(c.log.data, "INSERT INTO `db`.`"));
@@ -215,8 +215,10 @@ static void test_migration_plan(void)
     CHECK(has(&c.log, "ORDER BY (trace_id, project_id, span_id)"));
     CHECK(has(&c.log, "VALUES (8, 'created')"));
     CHECK(!strstr(c.log.data, "VALUES (8, 'search index")); /* no span predates the index */
-    CHECK(!strstr(c.log.data, " ADD ")); /* the only ALTER: the spans' block size (modern) */
+    CHECK(!strstr(c.log.data, " ADD ")); /* the only ALTERs: the block sizes (modern) */
     CHECK(has(&c.log, "ALTER TABLE `db`.spans MODIFY SETTING min_compress_block_size = 4096\n"));
+    CHECK(has(&c.log,
+              "ALTER TABLE `db`.trace_rows MODIFY SETTING min_compress_block_size = 4096\n"));
     /* A second start only reads the version and re-asserts the tables. */
     CHECK_EQ_INT(migrate(&c), 0);
     CHECK(!strstr(c.log.data, "RENAME") && !strstr(c.log.data, "INSERT"));
