@@ -653,11 +653,11 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
     if (rc == 0 && (from2 || (version >= 3 && version <= 6))) rc = step7(&m);
     if (rc == 0 && (from2 || (version >= 3 && version <= 7))) rc = step8(&m);
 done:
-    /* the tables of an earlier binary too (clickhouse_sql.h) */
-    const char *keyed[] = {"spans", "trace_rows"};
-    for (size_t i = 0; rc == 0 && d == PC_CH_MODERN && i < 2; i++) {
+    /* the block size of the tables read by key, on tables of an earlier binary
+     * too (clickhouse_sql.h) */
+    for (int i = 0; rc == 0 && d == PC_CH_MODERN && i < 2; i++) {
         pc_buf alter = PC_BUF_INIT;
-        pc_ch_ddl_blocks(&alter, db, keyed[i]);
+        pc_ch_ddl_blocks(&alter, db, i == 0 ? "spans" : "trace_rows");
         rc = run(&m, &alter, "cannot set a table's block size", timeout_ms, NULL);
     }
     if (rc == 0) rc = setup_search(&m, search_fresh, had_spans, search_since_ns);
