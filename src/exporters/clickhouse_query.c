@@ -243,6 +243,15 @@ void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
     free(w);
 }
 
+void pc_ch_sql_trace_spans(pc_buf *out, const char *db, const char *project_id,
+                           const char *trace_id, const char *parts, int max_rows)
+{
+    char *w = where_trace(project_id, trace_id, parts);
+    pc_buf_printf(out, "SELECT %s FROM `%s`.spans WHERE %s LIMIT %d FORMAT TabSeparated",
+                  parts ? SPAN_COLS PART_COL : SPAN_COLS, db, w, max_rows > 0 ? max_rows : 1);
+    free(w);
+}
+
 /* Summaries of the traces whose spans match |pre| and |where| (dedup_spans)
  * and whose (project_id, trace_id) is in |having| (or NULL: all), in |order|;
  * |parts|: each ends with the parts its spans were read from. */

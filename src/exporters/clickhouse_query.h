@@ -71,6 +71,12 @@ void pc_ch_sql_in(pc_buf *out, const char *column, const char *const *values, si
  * spans, newest first (as lists order them). */
 void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *projects,
                             const char *const *trace_ids, size_t n);
+/* Every row of the trace's spans (of every project when |project_id| is
+ * NULL), copies included, in no order, at most |max_rows|: a lookup's one
+ * read of the trace (clickhouse_summary.h), pc_ch_read_span's columns (and
+ * the parts column when |parts| is set). */
+void pc_ch_sql_trace_spans(pc_buf *out, const char *db, const char *project_id,
+                           const char *trace_id, const char *parts, int max_rows);
 void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id, const char *parts, int limit, int offset);
 

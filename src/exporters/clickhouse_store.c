@@ -2,7 +2,8 @@
  * clickhouse_store.c - the query store over ClickHouse (see
  * clickhouse_store.h): each store op builds its SELECTs (clickhouse_query.c),
  * runs them read-only and bounded, and parses the TabSeparated rows. A trace
- * lookup first finds the parts holding the trace (read_lookup).
+ * lookup first finds the parts holding the trace (read_lookup), then reads
+ * its spans' rows once and summarizes them here (st_get_trace).
  *
  * Data flow: query receiver → st_*() → pc_ch_store_run() → POST with URL settings
  * readonly=1 (the server refuses anything but reading, whatever the SQL
@@ -32,6 +33,7 @@
 #include "clickhouse_store_list.h"
 #include "clickhouse_store_search.h"
 #include "clickhouse_store_sessions.h"
+#include "clickhouse_summary.h"
 #include "span_events.h"
 #include "log.h"
 #include "mem.h"
@@ -88,12 +90,14 @@ static void kill_query(pc_ch_store *S, const char *query_id)
 static __thread int client_fd = -1;
 
 static void forget_parts(void);
+static void forget_read(void);
 
 static void st_watch_client(void *ctx, int fd)
 {
     (void)ctx;
     client_fd = fd;
-    forget_parts(); /* a request's found parts serve that request only */
+    forget_parts(); /* a request's found parts and read trace serve that request only */
+    forget_read();
 }
 
 /* True once the peer of socket *|ud| has closed it (or it failed): POLLRDHUP
@@ -467,6 +471,67 @@ static int read_lookup(pc_ch_store *S, const lookup *l, pc_buf *out, bool *found
     return run_sql(S, l, &sql, out);
 }
 
+/*
+ * A trace lookup (get trace) reads the rows of the trace's spans once, raw,
+ * and summarizes them here (clickhouse_summary.h): one statement of plain
+ * rows instead of two (the server's summary, then its page of spans), each
+ * of which cost the server more to analyse than to read. The same request's
+ * page of spans (handle_trace's get spans) is then served from those rows. A
+ * trace of more than LOOKUP_ROWS_MAX rows is summarized and paged by the
+ * server, as before.
+ */
+#define LOOKUP_ROWS_MAX 10000
+
+/* The trace this thread's request last read whole, kept and forgotten as
+ * last_found is. */
+static __thread struct {
+    const pc_ch_store *store;
+    char *trace, *project; /* NULL trace: none kept; NULL project: every project's */
+    pc_ch_spans spans;
+} last_read;
+
+static void forget_read(void)
+{
+    free(last_read.trace);
+    free(last_read.project);
+    pc_ch_spans_free(&last_read.spans);
+    last_read.trace = last_read.project = NULL;
+}
+
+/* Keeps |s| (taken over) for the rest of the API request, or frees it. */
+static void keep_read(const pc_ch_store *S, const char *project_id, const char *trace_id,
+                      pc_ch_spans *s)
+{
+    forget_read();
+    if (client_fd < 0) {
+        pc_ch_spans_free(s);
+        return;
+    }
+    last_read.store = S;
+    last_read.trace = pc_xstrdup(trace_id);
+    last_read.project = project_id ? pc_xstrdup(project_id) : NULL;
+    last_read.spans = *s;
+}
+
+/* The spans the request read of trace (|project_id|, |trace_id|), NULL when
+ * it did not read them whole. */
+static const pc_ch_spans *kept_read(const pc_ch_store *S, const char *project_id,
+                                    const char *trace_id)
+{
+    if (client_fd < 0 || !last_read.trace || last_read.store != S ||
+        strcmp(last_read.trace, trace_id) != 0 ||
+        (last_read.project && strcmp(last_read.project, project_id) != 0))
+        return NULL;
+    return &last_read.spans;
+}
+
+static void trace_spans_sql(pc_buf *out, const pc_ch_store *S, const lookup *l,
+                            const char *parts)
+{
+    pc_ch_sql_trace_spans(out, S->database, l->project_id, l->trace_id, parts,
+                          LOOKUP_ROWS_MAX + 1);
+}
+
 static void get_trace_sql(pc_buf *out, const pc_ch_store *S, const lookup *l, const char *parts)
 {
     pc_ch_sql_get_trace(out, S->database, l->project_id, l->trace_id, parts);
@@ -477,13 +542,34 @@ static int st_get_trace(void *ctx, const char *project_id, const char *trace_id,
 {
     pc_ch_store *S = ctx;
     lookup l = {.project_id = project_id, .trace_id = trace_id, .what = "get trace",
-                .sql = get_trace_sql};
+                .sql = trace_spans_sql};
     pc_buf out;
     bool found, part_col;
     int rc = read_lookup(S, &l, &out, &found, &part_col);
     if (rc < 0 || !found) return rc;
-    return pc_ch_store_deliver(S, &out, l.what, PC_CH_TRACE_COLS + part_col,
-                               pc_ch_store_trace_row, (void *)cb, ud);
+    if (pc_ch_store_count_rows(&out) > LOOKUP_ROWS_MAX) { /* the server's summary */
+        pc_buf_free(&out);
+        l.sql = get_trace_sql;
+        rc = read_lookup(S, &l, &out, &found, &part_col);
+        if (rc < 0 || !found) return rc;
+        return pc_ch_store_deliver(S, &out, l.what, PC_CH_TRACE_COLS + part_col,
+                                   pc_ch_store_trace_row, (void *)cb, ud);
+    }
+    pc_ch_spans s;
+    if (pc_ch_spans_read(&s, &out, PC_CH_SPAN_COLS + part_col) < 0) {
+        pc_log(PC_LOG_ERROR, S->id, "%s: a row without the %d columns asked for", l.what,
+               PC_CH_SPAN_COLS + part_col);
+        return -1;
+    }
+    for (size_t i = 0; i < s.n;) { /* one summary per project, in project order */
+        size_t first, n = pc_ch_spans_of(&s, s.rows[i].project_id, &first);
+        pc_trace_row r;
+        pc_ch_spans_summary(s.rows + first, n, &r);
+        if (cb(ud, &r) != 0) break;
+        i = first + n;
+    }
+    keep_read(S, project_id, trace_id, &s);
+    return 0;
 }
 
 /*
@@ -545,29 +631,47 @@ static int load_events(pc_ch_store *S, const char *project_id, const char *trace
     return 0;
 }
 
-/* A span row with the attached events of its span merged (span_events.h). */
-static int merged_span_row(char **cols, void *cb, void *ud)
+/* Hands span |r| to the caller with the attached events of its span merged
+ * (span_events.h). */
+static int deliver_span(trace_events *t, pc_span_row *r)
 {
-    (void)cb;
-    trace_events *t = ud;
-    pc_span_row r;
-    pc_ch_read_span(cols, &r);
-    size_t lo = 0, hi = t->n; /* the first row of span r.span_id */
+    size_t lo = 0, hi = t->n; /* the first row of span r->span_id */
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (strcmp(t->span[mid], r.span_id) < 0) lo = mid + 1;
+        if (strcmp(t->span[mid], r->span_id) < 0) lo = mid + 1;
         else hi = mid;
     }
     size_t k = lo;
-    while (k < t->n && strcmp(t->span[k], r.span_id) == 0)
+    while (k < t->n && strcmp(t->span[k], r->span_id) == 0)
         k++;
     if (k > lo) {
         size_t n = k - lo;
         bool cut = n > PC_SPAN_EVENTS_MAX || t->cut;
-        pc_span_events_merge(&t->m, &r, (const char *const *)t->ev + lo, t->len + lo,
+        pc_span_events_merge(&t->m, r, (const char *const *)t->ev + lo, t->len + lo,
                              cut ? PC_SPAN_EVENTS_MAX : n, cut);
     }
-    return t->cb(t->ud, &r);
+    return t->cb(t->ud, r);
+}
+
+static int merged_span_row(char **cols, void *cb, void *ud)
+{
+    (void)cb;
+    pc_span_row r;
+    pc_ch_read_span(cols, &r);
+    return deliver_span(ud, &r);
+}
+
+/* Hands the page [|offset|, + |limit|) of the kept spans |s| of |project_id|
+ * to |t|'s caller. */
+static void deliver_kept(trace_events *t, const pc_ch_spans *s, const char *project_id,
+                         int limit, int offset)
+{
+    size_t first, n = pc_ch_spans_of(s, project_id, &first);
+    size_t from = offset > 0 ? (size_t)offset : 0, to = from + (size_t)(limit > 0 ? limit : 1);
+    for (size_t i = from; i < n && i < to; i++) {
+        pc_span_row r = s->rows[first + i];
+        if (deliver_span(t, &r) != 0) break;
+    }
 }
 
 static void get_spans_sql(pc_buf *out, const pc_ch_store *S, const lookup *l, const char *parts)
@@ -586,6 +690,12 @@ static int st_get_spans(void *ctx, const char *project_id, const char *trace_id,
         return rc;
     }
     /* spans of one project only */
+    const pc_ch_spans *kept = kept_read(S, project_id ? project_id : "", trace_id);
+    if (kept) {
+        deliver_kept(&t, kept, project_id ? project_id : "", limit, offset);
+        trace_events_free(&t);
+        return 0;
+    }
     lookup l = {.project_id = project_id ? project_id : "", .trace_id = trace_id,
                 .what = "get spans", .limit = limit, .offset = offset, .sql = get_spans_sql};
     pc_buf out;

@@ -107,7 +107,8 @@ class MergingProxy(http.server.ThreadingHTTPServer):
 
 def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clickhouse):
     """A lookup finds the parts holding the trace and reads its columns from those only
-    (`_part IN`); a page of spans counts the trace's spans as it finds them, instead of
+    (`_part IN`), once: the collector summarizes those rows and serves the trace's spans
+    from them. A page of spans counts the trace's spans as it finds them, instead of
     reading its summary. Its rows name the parts they came from: when they show every named
     part, no check of system.parts runs; a page of spans that shows only one of the trace's
     two parts is checked (clickhouse_store.c)."""
@@ -137,11 +138,14 @@ def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clic
     def statements(like):
         return srv.query(f"SELECT count() FROM system.query_log WHERE type = 2 AND "
                          f"query LIKE '%{tid}%' AND query LIKE '{like}'").strip()
-    # one find per request (its get trace and get spans share it); the page of spans
-    # finds the parts as it counts the spans, and reads no summary
+    # one find per request (its get trace and get spans share it); the trace is read once,
+    # raw, with no summary by the server; the page of spans finds the parts as it counts
+    # the spans, and reads no summary
     assert statements("SELECT DISTINCT _part%") == "1"
     assert statements("SELECT project_id, uniqExact(span_id)%") == "1"
-    assert statements("SELECT trace_id, project_id, if(countIf%") == "1"
+    assert statements("SELECT trace_id, project_id, if(countIf%") == "0"
+    assert statements("SELECT trace_id, span_id,% LIMIT 10001 FORMAT%") == "1"
+    assert statements("SELECT trace_id, span_id,%LIMIT 1 BY%") == "1"  # the page's
     checks = (f"SELECT count() FROM system.query_log WHERE type = 2 AND query LIKE"
               f" '%AND active AND name IN%' AND query LIKE '%{db}%'")
     assert srv.query(checks).strip() == "0"  # every named part gave a row
@@ -158,6 +162,51 @@ def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clic
     srv.query("SYSTEM FLUSH LOGS")
     assert srv.query(checks).strip() == "1"  # the page of one showed one part of two
     srv.query(f"SYSTEM START MERGES {db}.spans")
+
+
+def test_trace_lookups_of_more_rows_than_one_read(make_collector, tmp_path, engine):
+    """A trace lookup reads up to 10,000 rows of the trace's spans and summarizes them in the
+    collector (clickhouse_summary.c); past that it asks the server for the summary and the
+    page, as before. At the boundary, copies counted: 5,000 spans sent twice (a redelivery)
+    are 10,000 rows, one span more makes 10,001. Both answers equal the embedded store's."""
+    srv, dialect = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    t0 = (time.time_ns() - HOUR) // 1000 * 1000
+
+    def span(k):
+        d = {"span_id": f"s{k:05d}", "trace_id": "big-1", "name": f"step {k}",
+             "span_type": "llm" if k % 3 else "tool", "started_at": iso(t0 + k * 1000),
+             "ended_at": iso(t0 + k * 1000 + 500), "status": "error" if k == 77 else "success",
+             "attributes": {"llm.model": "gpt-4o", "llm.input_tokens": k % 7,
+                            "llm.output_tokens": 1}}
+        if k:
+            d["parent_span_id"] = "s00000"
+        return d
+    doc = {"trace_id": "big-1", "service_name": "svc-big", "spans": [span(k) for k in range(5000)]}
+    for _ in range(2):  # the second time a redelivery: 10,000 rows, 5,000 spans
+        for c in (ch, lo):
+            post_prela(c, doc)
+    t = same(ch, lo, "/api/v1/traces/big-1")
+    assert t["trace"]["span_count"] == 5000 and t["spans_total"] == 5000
+    assert t["trace"]["status"] == "error" and t["trace"]["root_span_id"] == "s00000"
+    assert t["trace"]["input_tokens"] == sum(k % 7 for k in range(5000))
+    assert [s["span_id"] for s in t["spans"]] == [f"s{k:05d}" for k in range(5000)]
+    same(ch, lo, "/api/v1/traces/big-1/spans", limit=7, offset=4990)
+    for c in (ch, lo):
+        post_prela(c, {"trace_id": "big-1", "service_name": "svc-big", "spans": [span(5000)]})
+    t = same(ch, lo, "/api/v1/traces/big-1")
+    assert t["trace"]["span_count"] == 5001 and len(t["spans"]) == 5001
+    assert t["spans"][-1]["span_id"] == "s05000"
+    same(ch, lo, "/api/v1/traces/big-1/spans", limit=3, offset=4999)
+    if dialect == "legacy":  # which way each lookup went (chDB keeps no query log)
+        srv.query("SYSTEM FLUSH LOGS")
+
+        def statements(like):
+            return srv.query(f"SELECT count() FROM system.query_log WHERE type = 2 AND "
+                             f"query LIKE '%big-1%' AND query LIKE '{like}'").strip()
+        assert statements("SELECT trace_id, span_id,% LIMIT 10001 FORMAT%") == "2"
+        assert statements("SELECT trace_id, project_id, if(countIf%") == "1"  # the second
 
 
 def test_trace_lookups_read_again_after_a_merge(make_collector, tmp_path, engine):
