@@ -5,8 +5,8 @@
  * Data flow: clickhouse.c's encode() sends each carrier's events here
  * (pc_ch_event_rows) into a third row set of the pending insert, stored after
  * the spans; clickhouse_migrate.c creates the table (schema 5);
- * clickhouse_store.c reads a trace's events after its spans and merges them
- * (span_events.h), and search ORs the events member into its condition.
+ * clickhouse_store_lookup.c reads a trace's events after its spans and merges
+ * them (span_events.h), and search ORs the events member into its condition.
  */
 #include "clickhouse_events.h"
 

@@ -37,7 +37,8 @@ void pc_ch_sql_traces_from_spans_where(pc_buf *out, const char *db, const char *
  * from pc_ch_sql_trace_parts' answer): the read opens only those parts, and
  * each row ends with one more column, the parts its rows were read from
  * ("a,b": get_trace's row, from its spans; get_spans' row, its own), which
- * tell the caller whether the read saw every named part (clickhouse_store.c).
+ * tell the caller whether the read saw every named part
+ * (clickhouse_store_lookup.c).
  */
 void pc_ch_sql_get_trace(pc_buf *out, const char *db, const char *project_id,
                          const char *trace_id, const char *parts);

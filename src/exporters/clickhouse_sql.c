@@ -35,8 +35,8 @@
  *           traces 163k rows (436k at 1024). Random traces cost a granule per
  *           part each: this is what a page of lists still pays (see below).
  *           A trace lookup names the parts holding the trace (found first on
- *           trace_id and project_id, clickhouse_store.c), so only those parts
- *           open all of its columns.
+ *           trace_id and project_id, clickhouse_store_lookup.c), so only
+ *           those parts open all of its columns.
  *           Compressed blocks of about 4 KB (PC_CH_BLOCK_BYTES), not
  *           64 KB: a read decompresses the whole block holding each granule
  *           it reads (measured on 18.16 at 10^7 spans, the columns of a page

@@ -4,7 +4,7 @@
  * the trace's distinct spans and summarized here, in the collector, instead
  * of by a GROUP BY on the server.
  *
- * Data flow: clickhouse_store.c reads a trace's rows with
+ * Data flow: clickhouse_store_lookup.c reads a trace's rows with
  * pc_ch_sql_trace_spans (clickhouse_query.h) → pc_ch_spans_read → the
  * summary of each project's spans (pc_ch_spans_summary) to get_trace's
  * caller, and the same spans, in page order, to get_spans'.

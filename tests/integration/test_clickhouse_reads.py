@@ -109,9 +109,10 @@ def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clic
     """A lookup finds the parts holding the trace and reads its columns from those only
     (`_part IN`), once: the collector summarizes those rows and serves the trace's spans
     from them. A page of spans counts the trace's spans as it finds them, instead of
-    reading its summary. Its rows name the parts they came from: when they show every named
-    part, no check of system.parts runs; a page of spans that shows only one of the trace's
-    two parts is checked (clickhouse_store.c)."""
+    reading its summary, and reads every row of the trace too, however small the page. Its
+    rows name the parts they came from: when they show every named part, no check of
+    system.parts runs (clickhouse_store.c), even for a page of one span of a trace in two
+    parts."""
     srv = clickhouse
     db = srv.database()
     c = ch_collector(make_collector, tmp_path, srv, db)
@@ -138,14 +139,14 @@ def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clic
     def statements(like):
         return srv.query(f"SELECT count() FROM system.query_log WHERE type = 2 AND "
                          f"query LIKE '%{tid}%' AND query LIKE '{like}'").strip()
-    # one find per request (its get trace and get spans share it); the trace is read once,
-    # raw, with no summary by the server; the page of spans finds the parts as it counts
-    # the spans, and reads no summary
+    # one find per request (its get trace and get spans share it); the trace is read once
+    # a request, raw, with no summary or page by the server; the page of spans finds the
+    # parts as it counts the spans
     assert statements("SELECT DISTINCT _part%") == "1"
     assert statements("SELECT project_id, uniqExact(span_id)%") == "1"
     assert statements("SELECT trace_id, project_id, if(countIf%") == "0"
-    assert statements("SELECT trace_id, span_id,% LIMIT 10001 FORMAT%") == "1"
-    assert statements("SELECT trace_id, span_id,%LIMIT 1 BY%") == "1"  # the page's
+    assert statements("SELECT trace_id, span_id,% LIMIT 10001 FORMAT%") == "2"
+    assert statements("SELECT trace_id, span_id,%LIMIT 1 BY%") == "0"
     checks = (f"SELECT count() FROM system.query_log WHERE type = 2 AND query LIKE"
               f" '%AND active AND name IN%' AND query LIKE '%{db}%'")
     assert srv.query(checks).strip() == "0"  # every named part gave a row
@@ -160,7 +161,7 @@ def test_trace_lookups_read_only_the_traces_parts(make_collector, tmp_path, clic
     assert page["total"] == whole["count"] == 20 and page["count"] == 1
     assert page["spans"] == whole["spans"][:1]
     srv.query("SYSTEM FLUSH LOGS")
-    assert srv.query(checks).strip() == "1"  # the page of one showed one part of two
+    assert srv.query(checks).strip() == "0"  # the page of one read both parts' rows
     srv.query(f"SYSTEM START MERGES {db}.spans")
 
 
@@ -205,8 +206,11 @@ def test_trace_lookups_of_more_rows_than_one_read(make_collector, tmp_path, engi
         def statements(like):
             return srv.query(f"SELECT count() FROM system.query_log WHERE type = 2 AND "
                              f"query LIKE '%big-1%' AND query LIKE '{like}'").strip()
-        assert statements("SELECT trace_id, span_id,% LIMIT 10001 FORMAT%") == "2"
-        assert statements("SELECT trace_id, project_id, if(countIf%") == "1"  # the second
+        # trace by id and a page, twice: the second time each reads 10,001 rows and asks the
+        # server (the trace by id's page of spans knows it has to at once)
+        assert statements("SELECT trace_id, span_id,% LIMIT 10001 FORMAT%") == "4"
+        assert statements("SELECT trace_id, project_id, if(countIf%") == "1"
+        assert statements("SELECT trace_id, span_id,%LIMIT 1 BY%") == "2"
 
 
 def test_trace_lookups_read_again_after_a_merge(make_collector, tmp_path, engine):
@@ -230,8 +234,8 @@ def test_trace_lookups_read_again_after_a_merge(make_collector, tmp_path, engine
         spans = same(c, lo, f"/api/v1/traces/{tid}/spans", limit=4, offset=3)["spans"]
         assert len(spans) == 4
         assert len(proxy.reads) >= 2  # the later lookups named the merged part
-        # a trace in two parts, a page of its spans that shows one: the check must run,
-        # and cannot: every part is read, the answers whole
+        # a trace in two parts merged between finding them and reading them, and the
+        # check of system.parts refused: every part is read, the answers whole
         srv.query(f"SYSTEM STOP MERGES {db}.spans")
         late = recent_traces(4)[3]
         for s in late["spans"]:  # (their costs: the stores add them in other orders)
@@ -239,15 +243,15 @@ def test_trace_lookups_read_again_after_a_merge(make_collector, tmp_path, engine
         late["trace_id"] = traces[2]["trace_id"]
         for x in (c, lo):
             assert post_otlp(x, [late]).status_code == 200
-        proxy.deny_parts = 1
+        srv.query(f"SYSTEM START MERGES {db}.spans")
+        proxy.deny_parts, proxy.merged = 1, 0  # merge again before the next read
         assert same(c, lo, f"/api/v1/traces/{late['trace_id']}/spans", limit=1)["total"] == 20
         cost = same(c, lo, f"/api/v1/traces/{late['trace_id']}")["trace"]["cost_usd"]
         # the costs of two inserts, added in another order by each store: the same to 12 digits
         # and for min_cost
         kept = same(c, lo, "/api/v1/traces", min_cost=repr(cost))["traces"]
         assert late["trace_id"] in [t["trace_id"] for t in kept]
-        assert proxy.deny_parts >= 2, proxy.deny_parts
-        srv.query(f"SYSTEM START MERGES {db}.spans")
+        assert proxy.deny_parts >= 2 and proxy.merged == 1, proxy.deny_parts
     finally:
         proxy.shutdown()
 
