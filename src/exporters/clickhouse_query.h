@@ -1,10 +1,9 @@
 /*
  * clickhouse_query.h - the SQL of the `clickhouse` store's reads (store.h:
- * trace lookups, lists by time windows, search) and the reader of their
- * TabSeparated answers.
+ * trace lookups, lists by time windows, search).
  *
- * Data flow: clickhouse_store.c sends these statements and parses the answers
- * with pc_ch_tsv_row / pc_ch_read_*; the migration rebuilds the traces table
+ * Data flow: the store (clickhouse_store*.c) sends these statements and reads
+ * the answers with clickhouse_tsv.h; the migration rebuilds the traces table
  * with pc_ch_sql_traces_from_spans. Nothing here does I/O. How a list stays
  * exact while reading a window, and how a summary is computed from the spans,
  * is documented in clickhouse_query.c.
@@ -217,22 +216,5 @@ int pc_ch_search_block_rows(size_t pattern_len);
 #define PC_CH_TOKEN_SUM(col)                                                                             \
     "if(sum(toFloat64(if(" col " > 0, " col ", 0))) >= 9.2e18, toInt64(9223372036854775807),"     \
     " sum(if(" col " > 0, " col ", 0)))"
-
-#define PC_CH_TRACE_COLS 16
-#define PC_CH_SPAN_COLS 36
-
-/* A cost column's text ("\N" unescaped, "nan" or a number) as a double, NAN = unknown. */
-double pc_ch_cost(const char *s);
-
-/*
- * Splits the next TabSeparated line at |*cur| (up to |end|) into at most |max|
- * columns, unescaping them in place (NUL-terminated). Advances |*cur| past the
- * line. Returns the number of columns, 0 at the end of the text.
- */
-int pc_ch_tsv_row(char **cur, char *end, char **cols, int max);
-
-/* Fill rows from parsed columns (strings point into the columns). */
-void pc_ch_read_trace(char **cols, pc_trace_row *r);
-void pc_ch_read_span(char **cols, pc_span_row *r);
 
 #endif

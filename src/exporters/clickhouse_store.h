@@ -19,6 +19,7 @@
 
 #include "clickhouse_http.h"
 #include "clickhouse_query.h"
+#include "clickhouse_tsv.h"
 #include "store.h"
 
 typedef struct pc_ch_store {

@@ -7,7 +7,7 @@
  */
 #include "clickhouse_summary.h"
 
-#include "clickhouse_query.h"
+#include "clickhouse_tsv.h"
 #include "mem.h"
 
 #include <math.h>

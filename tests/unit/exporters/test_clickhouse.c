@@ -20,6 +20,7 @@
 #include "exporters/clickhouse_migrate.h"
 #include "exporters/clickhouse_query.h"
 #include "exporters/clickhouse_sql.h"
+#include "exporters/clickhouse_tsv.h"
 #include "exporters/clickhouse_zip.h"
 #include "json.h"
 #include "span.h"

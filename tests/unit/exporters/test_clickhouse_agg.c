@@ -15,6 +15,7 @@
 #include "exporters/clickhouse_query.h"
 #include "exporters/clickhouse_rollup.h"
 #include "exporters/clickhouse_stats.h"
+#include "exporters/clickhouse_tsv.h"
 #include "histo.h"
 
 #include <math.h>

@@ -11,6 +11,7 @@
 
 #include "exporters/clickhouse_query.h"
 #include "exporters/clickhouse_summary.h"
+#include "exporters/clickhouse_tsv.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -1,0 +1,32 @@
+/*
+ * clickhouse_tsv.h - the reader of the `clickhouse` store's TabSeparated
+ * answers.
+ *
+ * Data flow: the store's reads (clickhouse_store*.c) run the statements of
+ * clickhouse_query.h and friends, then split each answer's lines into
+ * columns here and read them into store.h's rows, whose strings point into
+ * the answer.
+ */
+#ifndef PC_CLICKHOUSE_TSV_H
+#define PC_CLICKHOUSE_TSV_H
+
+#include "store.h"
+
+#define PC_CH_TRACE_COLS 16
+#define PC_CH_SPAN_COLS 36
+
+/* A cost column's text ("\N" unescaped, "nan" or a number) as a double, NAN = unknown. */
+double pc_ch_cost(const char *s);
+
+/*
+ * Splits the next TabSeparated line at |*cur| (up to |end|) into at most |max|
+ * columns, unescaping them in place (NUL-terminated). Advances |*cur| past the
+ * line. Returns the number of columns, 0 at the end of the text.
+ */
+int pc_ch_tsv_row(char **cur, char *end, char **cols, int max);
+
+/* Fill rows from parsed columns (strings point into the columns). */
+void pc_ch_read_trace(char **cols, pc_trace_row *r);
+void pc_ch_read_span(char **cols, pc_span_row *r);
+
+#endif
