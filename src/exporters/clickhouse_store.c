@@ -55,7 +55,8 @@
  * Runs the read-only statement |sql| (in the body) with a read handle, under
  * readonly=1, max_execution_time = query_timeout and the URL settings
  * |extra| ("a=1&b=2"). 0 with the answer in |out|, PC_STORE_TOO_BIG when the
- * server refused it past its memory limit for one query, PC_STORE_TIMEOUT when the
+ * server refused it past its memory limit for one query or past the answer's
+ * size limits |extra| sets, PC_STORE_TIMEOUT when the
  * server or curl gave up at the time limit, or -1 after logging |what|
  * failed.
  * The modern dialect also asks the server to cancel the query when the
@@ -150,6 +151,12 @@ int pc_ch_store_run(pc_ch_store *S, const char *sql, const char *what, const cha
         pc_ch_error_code(&r) == 241 /* MEMORY_LIMIT_EXCEEDED */) {
         pc_log(PC_LOG_WARN, S->id, "%s: stopped at the server's memory limit for one query",
                what);
+        pc_buf_free(&r.body);
+        return PC_STORE_TOO_BIG;
+    }
+    if (!pc_ch_reply_ok(&r) && r.curl == CURLE_OK &&
+        pc_ch_error_code(&r) == 396 /* TOO_MANY_ROWS_OR_BYTES: the |extra| limits */) {
+        pc_log(PC_LOG_INFO, S->id, "%s: its answer passed the size set for the read", what);
         pc_buf_free(&r.body);
         return PC_STORE_TOO_BIG;
     }

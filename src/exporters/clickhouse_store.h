@@ -53,8 +53,9 @@ void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const ch
  * max_execution_time = query_timeout, its own query_id (killed if abandoned)
  * and the URL settings |extra| ("a=1&b=2"); 0 with the answer in |out|,
  * PC_STORE_TIMEOUT when the server or curl gave up at the time limit,
- * PC_STORE_TOO_BIG past the server's memory limit for one query, or -1 after
- * logging that |what| failed.
+ * PC_STORE_TOO_BIG past the server's memory limit for one query or past the
+ * answer's size limits |extra| sets (max_result_rows / max_result_bytes with
+ * result_overflow_mode=throw), or -1 after logging that |what| failed.
  * pc_ch_store_deliver: hands each TabSeparated row of |ncols| columns of the
  * answer |out| (freed) to |row| (a non-zero return stops); -1 after logging a
  * row of another width. pc_ch_store_each_row: pc_ch_store_run of |sql|

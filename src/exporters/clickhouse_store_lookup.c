@@ -201,12 +201,14 @@ typedef struct lookup {
     const char *project_id, *trace_id, *what;
     int limit, offset; /* get spans only */
     void (*sql)(pc_buf *out, const pc_ch_store *S, const struct lookup *l, const char *parts);
+    const char *settings; /* the read's URL settings; NULL: PC_CH_READ_SETTINGS */
 } lookup;
 
 /* Runs SQL |sql| of |l| (freed here) into |out|. 0 / < 0. */
 static int run_sql(pc_ch_store *S, const lookup *l, pc_buf *sql, pc_buf *out)
 {
-    int rc = pc_ch_store_run(S, sql->data, l->what, PC_CH_READ_SETTINGS, out);
+    int rc = pc_ch_store_run(S, sql->data, l->what, l->settings ? l->settings : PC_CH_READ_SETTINGS,
+                             out);
     pc_buf_free(sql);
     return rc;
 }
@@ -273,10 +275,16 @@ static int read_lookup(pc_ch_store *S, const lookup *l, pc_buf *out, bool *found
  * one statement of plain rows instead of the server's summary and its
  * deduplicated page of spans, which cost it more to analyse than to read.
  * A get trace keeps the rows for the same request's page of spans
- * (handle_trace's get spans). A trace of more than LOOKUP_ROWS_MAX rows is
- * summarized and paged by the server.
+ * (handle_trace's get spans). A trace of more than LOOKUP_ROWS_MAX rows, or
+ * whose rows pass LOOKUP_BYTES_MAX, is summarized and paged by the server
+ * (which stops the raw read there: LOOKUP_SETTINGS), so a page of one span
+ * never makes the collector read more than that.
  */
 #define LOOKUP_ROWS_MAX 10000
+#define LOOKUP_BYTES_MAX (16 << 20)
+#define LOOKUP_SETTINGS                                                                            \
+    PC_CH_READ_SETTINGS "&max_result_rows=10000&max_result_bytes=16777216"                        \
+                        "&result_overflow_mode=throw"
 
 /* The trace this thread's request last read whole, kept and forgotten as
  * last_found is; or that it has too many rows to read whole. */
@@ -344,17 +352,21 @@ enum { READ_NONE, READ_WHOLE, READ_TOO_MANY };
 
 /* Reads the rows of the trace |l| names into |s|: READ_WHOLE (|s| filled),
  * READ_NONE (the trace has no spans), READ_TOO_MANY (more than
- * LOOKUP_ROWS_MAX rows: nothing kept), or < 0. */
+ * LOOKUP_ROWS_MAX rows or LOOKUP_BYTES_MAX bytes, or more than the server's
+ * memory limit for one read: nothing kept), or < 0. The server stops the
+ * read at those limits; the collector checks them too. */
 static int read_whole(pc_ch_store *S, const lookup *l, pc_ch_spans *s)
 {
     lookup raw = *l;
     raw.sql = trace_spans_sql;
+    raw.settings = LOOKUP_SETTINGS;
     pc_buf out;
     bool found, part_col;
     int rc = read_lookup(S, &raw, &out, &found, &part_col);
+    if (rc == PC_STORE_TOO_BIG) return READ_TOO_MANY;
     if (rc < 0) return rc;
     if (!found) return READ_NONE;
-    if (pc_ch_store_count_rows(&out) > LOOKUP_ROWS_MAX) {
+    if (out.len > LOOKUP_BYTES_MAX || pc_ch_store_count_rows(&out) > LOOKUP_ROWS_MAX) {
         pc_buf_free(&out);
         return READ_TOO_MANY;
     }

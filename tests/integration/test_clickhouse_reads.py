@@ -206,11 +206,44 @@ def test_trace_lookups_of_more_rows_than_one_read(make_collector, tmp_path, engi
         def statements(like):
             return srv.query(f"SELECT count() FROM system.query_log WHERE type = 2 AND "
                              f"query LIKE '%big-1%' AND query LIKE '{like}'").strip()
-        # trace by id and a page, twice: the second time each reads 10,001 rows and asks the
-        # server (the trace by id's page of spans knows it has to at once)
-        assert statements("SELECT trace_id, span_id,% LIMIT 10001 FORMAT%") == "4"
+        # trace by id and a page, twice: the second time the server stops each raw read at
+        # max_result_rows (code 396) and the summary and pages come from it (the trace by
+        # id's page of spans knows it has to at once)
+        assert statements("SELECT trace_id, span_id,% LIMIT 10001 FORMAT%") == "2"
+        stopped = srv.query("SELECT count() FROM system.query_log WHERE type != 1 AND "
+                            "exception LIKE '%396%' AND query LIKE '%big-1%'").strip()
+        assert stopped == "2", stopped
         assert statements("SELECT trace_id, project_id, if(countIf%") == "1"
         assert statements("SELECT trace_id, span_id,%LIMIT 1 BY%") == "2"
+
+
+def test_trace_lookups_of_huge_spans(make_collector, tmp_path, engine):
+    """A trace whose rows pass 16 MB (24 spans of 1 MB) is summarized and paged by the server:
+    18.16 stops the raw read at max_result_bytes (code 396), and the collector checks the
+    answer's size too (the chDB stand-in applies no URL settings). A page of one span still
+    answers one span. Both answers equal the embedded store's."""
+    srv, dialect = engine
+    db = srv.database()
+    ch, lo = twins(make_collector, tmp_path, srv, db)
+    t0 = (time.time_ns() - HOUR) // 1000 * 1000
+    for r in range(3):
+        spans = [{"span_id": f"h{r}{k}", "trace_id": "huge-1", "name": f"step {r}{k}",
+                  "span_type": "custom", "started_at": iso(t0 + (8 * r + k) * 1000),
+                  "ended_at": iso(t0 + (8 * r + k) * 1000 + 500),
+                  "attributes": {"blob": f"{r}{k}" * 500_000}} for k in range(8)]
+        for c in (ch, lo):
+            post_prela(c, {"trace_id": "huge-1", "service_name": "svc-huge", "spans": spans})
+    t = same(ch, lo, "/api/v1/traces/huge-1")
+    assert t["trace"]["span_count"] == 24 and len(t["spans"]) == 24
+    assert t["spans"][5]["attributes"]["blob"] == "05" * 500_000
+    page = same(ch, lo, "/api/v1/traces/huge-1/spans", limit=1, offset=9)
+    assert [x["span_id"] for x in page["spans"]] == ["h11"] and page["total"] == 24
+    if dialect == "legacy":
+        srv.query("SYSTEM FLUSH LOGS")
+        failed = srv.query(f"SELECT count() FROM system.query_log WHERE type != 1 AND "
+                           f"exception LIKE '%396%' AND query LIKE '%huge-1%'").strip()
+        assert failed == "2", failed  # each request's raw read, stopped by the server
+        assert "its answer passed the size set for the read" in ch.logs()
 
 
 def test_trace_lookups_read_again_after_a_merge(make_collector, tmp_path, engine):
