@@ -165,14 +165,6 @@ int pc_ch_store_run(pc_ch_store *S, const char *sql, const char *what, const cha
     return 0;
 }
 
-int pc_ch_store_count_rows(const pc_buf *out)
-{
-    int n = 0;
-    for (size_t i = 0; i < out->len; i++)
-        n += out->data[i] == '\n';
-    return n;
-}
-
 int pc_ch_store_deliver(pc_ch_store *S, pc_buf *out, const char *what, int ncols,
                         int (*row)(char **cols, void *cb, void *ud), void *cb, void *ud)
 {

@@ -60,8 +60,7 @@ void pc_ch_store_init(pc_ch_store *S, pc_ch_http *http, const char *id, const ch
  * answer |out| (freed) to |row| (a non-zero return stops); -1 after logging a
  * row of another width. pc_ch_store_each_row: pc_ch_store_run of |sql|
  * (freed), then pc_ch_store_deliver. pc_ch_store_trace_row: a |row| for trace
- * summaries, |cb| a pc_trace_cb. pc_ch_store_count_rows: the rows (lines) of
- * a TabSeparated answer.
+ * summaries, |cb| a pc_trace_cb.
  */
 /* The URL settings of every read but search: the server's query priority 1,
  * the highest (0 would be "none"); searches run at 2. */
@@ -74,7 +73,6 @@ int pc_ch_store_each_row(pc_ch_store *S, pc_buf *sql, const char *what, const ch
                          int ncols, int (*row)(char **cols, void *cb, void *ud), void *cb,
                          void *ud);
 int pc_ch_store_trace_row(char **cols, void *cb, void *ud);
-int pc_ch_store_count_rows(const pc_buf *out);
 
 /*
  * Traces a read names (clickhouse_query.h: PC_CH_NAMED_MAX), for the next

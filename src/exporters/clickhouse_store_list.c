@@ -92,7 +92,7 @@ static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo
     int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &cand);
     pc_buf_free(&sql);
     if (rc < 0) return rc;
-    *ncand = pc_ch_store_count_rows(&cand);
+    *ncand = pc_ch_tsv_rows(&cand);
     if (*ncand > 0) {
         pc_ch_named k;
         pc_ch_named_read(&k, &cand, 2, 1, 0);
@@ -157,7 +157,7 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
         int ncand;
         int rc = read_list_window(S, f, lo, top, cand_extra, &ncand, &out);
         if (rc < 0) return rc;
-        if (pc_ch_store_count_rows(&out) >= limit)
+        if (pc_ch_tsv_rows(&out) >= limit)
             return pc_ch_store_deliver(S, &out, "list traces", PC_CH_TRACE_COLS,
                                        pc_ch_store_trace_row, (void *)cb, ud);
         /* short, with an inexact filter: were candidates left out? (see

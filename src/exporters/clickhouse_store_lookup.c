@@ -69,8 +69,8 @@ typedef struct lookup_parts {
 
 /* The parts this thread's last lookup found, kept within one API request
  * (in_request): its get trace and get spans find them once. The check
- * after each read keeps them right; st_watch_client forgets them at each
- * request's start and end, and reads outside a request (the tail
+ * after each read keeps them right; pc_ch_store_lookup_request forgets them
+ * at each request's start and end, and reads outside a request (the tail
  * receiver's) neither keep nor use them. */
 static __thread struct {
     const pc_ch_store *store; /* whose spans table */
@@ -180,8 +180,8 @@ static int span_count_row(char **cols, void *cb, void *ud)
 
 /* One statement on the key columns (pc_ch_sql_trace_span_counts), which also
  * finds the trace's parts for the request's next lookup (its page of spans). */
-int pc_ch_store_count_spans(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
-                          void *ud)
+int pc_ch_store_count_spans(void *ctx, const char *project_id, const char *trace_id,
+                            pc_trace_cb cb, void *ud)
 {
     pc_ch_store *S = ctx;
     pc_buf sql = PC_BUF_INIT;
@@ -277,14 +277,11 @@ static int read_lookup(pc_ch_store *S, const lookup *l, pc_buf *out, bool *found
  * A get trace keeps the rows for the same request's page of spans
  * (handle_trace's get spans). A trace of more than LOOKUP_ROWS_MAX rows, or
  * whose rows pass LOOKUP_BYTES_MAX, is summarized and paged by the server
- * (which stops the raw read there: LOOKUP_SETTINGS), so a page of one span
+ * (which stops the raw read there: read_whole), so a page of one span
  * never makes the collector read more than that.
  */
 #define LOOKUP_ROWS_MAX 10000
 #define LOOKUP_BYTES_MAX (16 << 20)
-#define LOOKUP_SETTINGS                                                                            \
-    PC_CH_READ_SETTINGS "&max_result_rows=10000&max_result_bytes=16777216"                        \
-                        "&result_overflow_mode=throw"
 
 /* The trace this thread's request last read whole, kept and forgotten as
  * last_found is; or that it has too many rows to read whole. */
@@ -354,19 +351,24 @@ enum { READ_NONE, READ_WHOLE, READ_TOO_MANY };
  * READ_NONE (the trace has no spans), READ_TOO_MANY (more than
  * LOOKUP_ROWS_MAX rows or LOOKUP_BYTES_MAX bytes, or more than the server's
  * memory limit for one read: nothing kept), or < 0. The server stops the
- * read at those limits; the collector checks them too. */
+ * read at those limits (result_overflow_mode=throw: code 396); the
+ * collector checks them too. */
 static int read_whole(pc_ch_store *S, const lookup *l, pc_ch_spans *s)
 {
+    char settings[200];
+    snprintf(settings, sizeof(settings),
+             "%s&max_result_rows=%d&max_result_bytes=%d&result_overflow_mode=throw",
+             PC_CH_READ_SETTINGS, LOOKUP_ROWS_MAX, LOOKUP_BYTES_MAX);
     lookup raw = *l;
     raw.sql = trace_spans_sql;
-    raw.settings = LOOKUP_SETTINGS;
+    raw.settings = settings;
     pc_buf out;
     bool found, part_col;
     int rc = read_lookup(S, &raw, &out, &found, &part_col);
     if (rc == PC_STORE_TOO_BIG) return READ_TOO_MANY;
     if (rc < 0) return rc;
     if (!found) return READ_NONE;
-    if (out.len > LOOKUP_BYTES_MAX || pc_ch_store_count_rows(&out) > LOOKUP_ROWS_MAX) {
+    if (out.len > LOOKUP_BYTES_MAX || pc_ch_tsv_rows(&out) > LOOKUP_ROWS_MAX) {
         pc_buf_free(&out);
         return READ_TOO_MANY;
     }
@@ -378,8 +380,8 @@ static int read_whole(pc_ch_store *S, const lookup *l, pc_ch_spans *s)
     return READ_WHOLE;
 }
 
-int pc_ch_store_get_trace(void *ctx, const char *project_id, const char *trace_id, pc_trace_cb cb,
-                        void *ud)
+int pc_ch_store_get_trace(void *ctx, const char *project_id, const char *trace_id,
+                          pc_trace_cb cb, void *ud)
 {
     pc_ch_store *S = ctx;
     lookup l = {.project_id = project_id, .trace_id = trace_id, .what = "get trace",
@@ -452,7 +454,7 @@ static int load_events(pc_ch_store *S, const char *project_id, const char *trace
     pc_buf_free(&sql);
     if (rc < 0) return rc;
     t->cut = (long long)t->out.len >= EVENTS_READ_BYTES;
-    size_t cap = (size_t)pc_ch_store_count_rows(&t->out);
+    size_t cap = (size_t)pc_ch_tsv_rows(&t->out);
     t->span = pc_xmalloc((cap + 1) * sizeof(char *));
     t->ev = pc_xmalloc((cap + 1) * sizeof(char *));
     t->len = pc_xmalloc((cap + 1) * sizeof(size_t));
@@ -515,7 +517,7 @@ static void get_spans_sql(pc_buf *out, const pc_ch_store *S, const lookup *l, co
 }
 
 int pc_ch_store_get_spans(void *ctx, const char *project_id, const char *trace_id, int limit,
-                        int offset, pc_span_cb cb, void *ud)
+                          int offset, pc_span_cb cb, void *ud)
 {
     pc_ch_store *S = ctx;
     trace_events t = {.out = PC_BUF_INIT, .cb = cb, .ud = ud, .m = PC_SPAN_EVENTS_INIT};

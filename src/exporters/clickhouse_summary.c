@@ -56,9 +56,7 @@ int pc_ch_spans_read(pc_ch_spans *s, pc_buf *text, int ncols)
     memset(s, 0, sizeof(*s));
     s->text = *text;
     *text = (pc_buf)PC_BUF_INIT;
-    size_t cap = 0;
-    for (size_t i = 0; i < s->text.len; i++)
-        cap += s->text.data[i] == '\n';
+    size_t cap = (size_t)pc_ch_tsv_rows(&s->text);
     s->rows = pc_xmalloc((cap + 1) * sizeof(*s->rows));
     char *cur = s->text.data, *end = s->text.data + s->text.len, *cols[PC_CH_SPAN_COLS + 1];
     int n;

@@ -57,6 +57,14 @@ int pc_ch_tsv_row(char **cur, char *end, char **cols, int max)
     return n;
 }
 
+int pc_ch_tsv_rows(const pc_buf *text)
+{
+    int n = 0;
+    for (size_t i = 0; i < text->len; i++)
+        n += text->data[i] == '\n';
+    return n;
+}
+
 static int64_t num(const char *s)
 {
     return strtoll(s, NULL, 10);

@@ -10,6 +10,7 @@
 #ifndef PC_CLICKHOUSE_TSV_H
 #define PC_CLICKHOUSE_TSV_H
 
+#include "buf.h"
 #include "store.h"
 
 #define PC_CH_TRACE_COLS 16
@@ -24,6 +25,9 @@ double pc_ch_cost(const char *s);
  * line. Returns the number of columns, 0 at the end of the text.
  */
 int pc_ch_tsv_row(char **cur, char *end, char **cols, int max);
+
+/* The rows (lines) of the TabSeparated answer |text|. */
+int pc_ch_tsv_rows(const pc_buf *text);
 
 /* Fill rows from parsed columns (strings point into the columns). */
 void pc_ch_read_trace(char **cols, pc_trace_row *r);
