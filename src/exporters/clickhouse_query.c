@@ -27,19 +27,21 @@
  *               spans (as a trace lookup does), every condition checked again
  *               on these exact values, newest first, limit rows. Since
  *               schema 8 the page's candidates (the first offset + limit)
- *               are first merged from all their own rows (ROWS_AGG over
+ *               are first merged from all their own rows (read raw from
  *               trace_rows, which holds the traces rows by trace, wherever
- *               in time they lie: pc_ch_sql_list_rows), the same HAVING as
- *               the candidates' applied to the merged values, and these
- *               summaries are the page when every candidate comes back, its
- *               rows carrying their merge keys (schema 7) and holding as
- *               many distinct span hashes as spans (schema 8: a redelivered
- *               span, or a row written before, makes them fewer). Merged
- *               rows of a trace holding no span twice give exactly
- *               TRACE_AGG's values, its cost aside (added row by row, not
- *               span by span: equal to the 12 digits served); a candidate
- *               they drop (its true start is below lo) sends the page to
- *               the spans. Figures: bench/README.
+ *               in time they lie: pc_ch_sql_list_rows; merged in the
+ *               collector by pc_ch_traces_merge, clickhouse_summary.h), the
+ *               same conditions as the candidates' HAVING checked on the
+ *               merged values, and these summaries are the page when every
+ *               candidate passes, its rows carrying their merge keys
+ *               (schema 7) and holding as many distinct span hashes as
+ *               spans (schema 8: a redelivered span, or a row written
+ *               before, makes them fewer). Merged rows of a trace holding
+ *               no span twice give exactly TRACE_AGG's values, its cost
+ *               aside (added row by row, not span by span: equal to the 12
+ *               digits served); a candidate that fails (its true start is
+ *               below lo) sends the page to the spans. Figures:
+ *               bench/README.
  * Why exact: every trace of the window is a candidate with its exact key, so
  * if the page is full, no trace outside the candidates can rank above its
  * last row; a short page only ends the list when the window covers the
@@ -351,21 +353,6 @@ void pc_ch_sql_summaries_of(pc_buf *out, const char *db, const char *const *proj
     "if(max(has_root) = 1, argMinIf(service_name, " ROOT_KEY ", has_root = 1),"                    \
     " argMin(service_name, " FIRST_KEY "))"
 
-/* A trace's summary from its merged rows, the columns of TRACE_AGG in its
- * order, then min(merge_keys): equal to TRACE_AGG's when the rows are all of
- * the trace's rows, hold no span twice and carry their merge keys (1); the
- * cost sums the rows' sums (TRACE_AGG adds span by span: the last digits may
- * differ, below the 12 the API gives). */
-#define ROWS_AGG                                                                                   \
-    "trace_id, project_id, " MERGED_SERVICE ","                                                    \
-    " argMinIf(root_span_id, " ROOT_KEY ", has_root = 1),"                                         \
-    " argMinIf(root_span_name, " ROOT_KEY ", has_root = 1),"                                       \
-    " if(max(status = 'error') = 1, 'error', 'success'), argMin(source, " FIRST_KEY "),"          \
-    " min(started_ns) AS t_started, max(completed_ns), min(created_ns), sum(span_count),"         \
-    " " TOKEN_SUM("input_tokens") ", " TOKEN_SUM("output_tokens") ","                              \
-    " " LEAST("session_id") ", " LEAST("user_id") ","                                              \
-    " if(count(cost_sum) > 0, sum(cost_sum), nan), min(merge_keys)"
-
 /*
  * Appends "(project_id, trace_id) IN (<page>)": the keys of the traces of
  * |project_id| (every project when NULL) that are members (|member|: a
@@ -584,26 +571,38 @@ void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filte
     pc_buf_puts(out, " FORMAT TabSeparated");
 }
 
-void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
-                         const char *const *projects, const char *const *trace_ids, size_t n)
+void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f,
+                         const char *const *trace_ids, size_t n, int max_rows)
 {
-    pc_buf_printf(out,
-                  "SELECT " ROWS_AGG ", uniqExactArray(span_hashes) = sum(span_count)"
-                  " FROM `%s`.trace_rows PREWHERE ",
-                  db);
+    pc_buf_puts(out, "SELECT trace_id, project_id, service_name, root_span_id, root_span_name,"
+                     " status, source, started_ns, completed_ns, created_ns, span_count,"
+                     " input_tokens, output_tokens, session_id, user_id, cost_sum, merge_keys,"
+                     " has_root, root_created_ns, root_start_ns, first_start_ns, first_span_id,"
+                     " span_hashes, ");
+    if (f->span_type) { /* the row holds a span of the type (its types: ",a,b,") */
+        pc_buf needle = PC_BUF_INIT;
+        pc_buf_printf(&needle, ",%s,", f->span_type);
+        pc_buf_puts(out, "position(span_types, ");
+        pc_ch_quote(out, needle.data, needle.len);
+        pc_buf_puts(out, ") > 0, ");
+        pc_buf_free(&needle);
+    } else {
+        pc_buf_puts(out, "1, ");
+    }
+    if (f->model) {
+        pc_buf_puts(out, "has(models, ");
+        pc_ch_quote_cstr(out, f->model);
+        pc_buf_putc(out, ')');
+    } else {
+        pc_buf_putc(out, '1');
+    }
+    pc_buf_printf(out, " FROM `%s`.trace_rows PREWHERE ", db);
     pc_ch_sql_in(out, "trace_id", trace_ids, n);
     if (f->project_id) {
         pc_buf_puts(out, " WHERE project_id = ");
         pc_ch_quote_cstr(out, f->project_id);
     }
-    pc_buf_puts(out, " GROUP BY project_id, trace_id HAVING 1");
-    if (!f->project_id) {
-        const char *const *cols[] = {projects, trace_ids};
-        pc_buf_puts(out, " AND (project_id, trace_id) IN ");
-        pc_ch_sql_tuples(out, cols, 2, n);
-    }
-    merged_and(out, f, lo);
-    pc_buf_puts(out, " ORDER BY " NEWEST " FORMAT TabSeparated");
+    pc_buf_printf(out, " LIMIT %d FORMAT TabSeparated", max_rows);
 }
 
 int pc_ch_list_rows_skip(const pc_trace_filter *f)

@@ -85,22 +85,14 @@ void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
  * clickhouse_query.c; clickhouse_store.c drives them):
  *   pc_ch_sql_list_candidates  the window's candidate keys (project_id,
  *                              trace_id), newest first;
- *   pc_ch_sql_list_rows        the summaries of |n| of them (the first
- *                              pc_ch_list_rows_skip(f) + f->limit) merged
- *                              from every row of theirs (trace_rows, by
- *                              trace: wherever in time the rows lie) and
- *                              kept when the merged rows pass |f|'s exact
- *                              filters and the range from |lo|, newest
- *                              first: PC_CH_TRACE_COLS columns, trace id and
- *                              project first, then two: "1" when every row
- *                              carries its merge keys (schema 7), "1" when
- *                              they hold as many distinct span hashes as
- *                              spans (schema 8: no span twice). When every
- *                              one of the |n| comes back with both, their
- *                              summaries are exact and they are the page,
- *                              the first pc_ch_list_rows_skip(f) skipped
- *                              (unless |f| is inexact: then it is not
- *                              asked);
+ *   pc_ch_sql_list_rows        every row in trace_rows (by trace: wherever
+ *                              in time the rows lie) of |n| of them (the
+ *                              first pc_ch_list_rows_skip(f) + f->limit),
+ *                              named by trace id, of |f|'s project (every
+ *                              project's when it has none), in no order, at
+ *                              most |max_rows|: PC_CH_LIST_ROWS_COLS columns
+ *                              (clickhouse_summary.h merges them); unless
+ *                              |f| is inexact (then it is not asked);
  *   pc_ch_sql_list_window      else the page: the traces of |f| among them whose
  *                              start is at or after |lo| (INT64_MIN: no edge),
  *                              at or before |top| (INT64_MAX: none; the
@@ -116,8 +108,8 @@ void pc_ch_sql_get_spans(pc_buf *out, const char *db, const char *project_id,
  */
 void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
                                int64_t top, int cand_extra);
-void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f, int64_t lo,
-                         const char *const *projects, const char *const *trace_ids, size_t n);
+void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f,
+                         const char *const *trace_ids, size_t n, int max_rows);
 int pc_ch_list_rows_skip(const pc_trace_filter *f);
 void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
                            const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra,

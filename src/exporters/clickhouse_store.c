@@ -203,6 +203,18 @@ int pc_ch_store_trace_row(char **cols, void *cb, void *ud)
     return ((pc_trace_cb)cb)(ud, &r);
 }
 
+void pc_ch_capped_settings(char *out, int rows, int bytes)
+{
+    snprintf(out, PC_CH_CAPPED_LEN,
+             "%s&max_result_rows=%d&max_result_bytes=%d&result_overflow_mode=throw",
+             PC_CH_READ_SETTINGS, rows, bytes);
+}
+
+bool pc_ch_capped_within(const pc_buf *answer, int rows, int bytes)
+{
+    return answer->len <= (size_t)bytes && pc_ch_tsv_rows(answer) <= rows;
+}
+
 void pc_ch_named_read(pc_ch_named *k, pc_buf *text, int ncols, int id_col, int project_col)
 {
     memset(k, 0, sizeof(*k));

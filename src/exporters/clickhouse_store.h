@@ -74,6 +74,16 @@ int pc_ch_store_each_row(pc_ch_store *S, pc_buf *sql, const char *what, const ch
                          void *ud);
 int pc_ch_store_trace_row(char **cols, void *cb, void *ud);
 
+/* A raw read's bounds (trace lookups, list pages): pc_ch_capped_settings
+ * writes into |out| (PC_CH_CAPPED_LEN bytes) the URL settings under which
+ * the server stops a read past |rows| rows or |bytes| bytes of answer
+ * (result_overflow_mode=throw: code 396, PC_STORE_TOO_BIG); the collector
+ * checks the answer against the same with pc_ch_capped_within, as the chDB
+ * stand-in applies no URL settings. */
+#define PC_CH_CAPPED_LEN 160
+void pc_ch_capped_settings(char *out, int rows, int bytes);
+bool pc_ch_capped_within(const pc_buf *answer, int rows, int bytes);
+
 /*
  * Traces a read names (clickhouse_query.h: PC_CH_NAMED_MAX), for the next
  * statement to name them. pc_ch_named_read: the first PC_CH_NAMED_MAX + 1

@@ -3,15 +3,17 @@
  * `clickhouse` exporter's tables.
  *
  * Data flow: query receiver → pc_ch_store_list → window by window: the
- * window's candidates (pc_ch_sql_list_candidates), then its page, merged from
- * the candidates' rows in trace_rows when those show it exact (rows_page),
- * else computed from their spans (pc_ch_sql_list_window); all reads through
- * pc_ch_store_run (clickhouse_store.c: read-only, bounded, abandoned reads
- * killed) → summaries → the caller's rows. The SQL and the contract of a
- * window: clickhouse_query.h.
+ * window's candidates (pc_ch_sql_list_candidates), then its page: the
+ * candidates' rows in trace_rows read raw and merged in the collector
+ * (pc_ch_sql_list_rows → pc_ch_traces_merge) when those show it exact
+ * (rows_page), else computed from their spans (pc_ch_sql_list_window); all
+ * reads through pc_ch_store_run (clickhouse_store.c: read-only, bounded,
+ * abandoned reads killed) → summaries → the caller's rows. The SQL and the
+ * contract of a window: clickhouse_query.h.
  */
 #include "clickhouse_store_list.h"
 
+#include "clickhouse_summary.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -29,65 +31,52 @@ static size_t rows_page_names(const pc_trace_filter *f)
 }
 
 /*
- * A list window's page from its candidates' traces rows (clickhouse_query.h:
- * pc_ch_sql_list_rows) for the window from |lo|: when each of the first
- * rows_page_names(f) candidates of |k| comes back with both flags set, their
- * lines after the first pc_ch_list_rows_skip(f), without the flags, into
- * |out| (else |out| is left empty). Returns 1 when the page was made, 0 when
- * the spans must give it, or <0 (a failed read).
+ * A list window's page from its candidates' traces rows (pc_ch_sql_list_rows,
+ * merged by pc_ch_traces_merge) for the window from |lo|: the first
+ * rows_page_names(f) candidates of |k|, when their rows show them exact and
+ * passing, into |page|. Rows past PAGE_ROWS_MAX or PAGE_BYTES_MAX (a
+ * candidate inserted in thousands of pieces) are not read whole: the spans
+ * give that page. Returns 1 when the page was made, 0 when the spans must
+ * give it, or <0 (a failed read).
  */
+#define PAGE_ROWS_MAX 10000
+#define PAGE_BYTES_MAX (16 << 20)
+
 static int rows_page(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, const pc_ch_named *k,
-                     pc_buf *out)
+                     pc_ch_traces *page)
 {
-    size_t want = rows_page_names(f), n = k->n < want ? k->n : want, got = 0;
-    size_t skip = (size_t)pc_ch_list_rows_skip(f);
-    const char *const *named[] = {k->projects, k->ids};
-    if (n == 0 || pc_ch_names_fit(named, 2, n) < n) return 0;
-    pc_buf sql = PC_BUF_INIT, rows = PC_BUF_INIT;
-    pc_ch_sql_list_rows(&sql, S->database, f, lo, k->projects, k->ids, n);
-    int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &rows);
+    size_t want = rows_page_names(f), n = k->n < want ? k->n : want;
+    const char *const *named[] = {k->ids};
+    if (n == 0 || pc_ch_names_fit(named, 1, n) < n) return 0;
+    pc_buf sql = PC_BUF_INIT, rows;
+    char settings[PC_CH_CAPPED_LEN];
+    pc_ch_capped_settings(settings, PAGE_ROWS_MAX, PAGE_BYTES_MAX);
+    pc_ch_sql_list_rows(&sql, S->database, f, k->ids, n, PAGE_ROWS_MAX + 1);
+    int rc = pc_ch_store_run(S, sql.data, "list traces", settings, &rows);
     pc_buf_free(&sql);
-    if (rc < 0) goto done;
-    /* each named candidate once, whole, its two last columns (the flags:
-     * merge keys, no span twice) "1"; the lines are copied as they are, cut
-     * before the flags (pc_ch_tsv_row would unescape them in place) */
-    pc_buf page = PC_BUF_INIT;
-    const char *p = rows.data, *e = rows.data + rows.len;
-    bool exact = true;
-    while (exact && p < e) {
-        const char *nl = memchr(p, '\n', (size_t)(e - p));
-        if (!nl) nl = e;
-        const char *t = nl; /* to the tab before the two flags */
-        int tabs = 0;
-        while (t > p && tabs < 2)
-            if (*--t == '\t') tabs++;
-        exact = got < n && tabs == 2 && nl - t == 4 && memcmp(t, "\t1\t1", 4) == 0;
-        if (exact && got++ >= skip) {
-            pc_buf_append(&page, p, (size_t)(t - p));
-            pc_buf_putc(&page, '\n');
-        }
-        p = nl + 1;
+    if (rc == PC_STORE_TOO_BIG) return 0;
+    if (rc < 0) return rc;
+    if (!pc_ch_capped_within(&rows, PAGE_ROWS_MAX, PAGE_BYTES_MAX)) {
+        pc_buf_free(&rows);
+        return 0;
     }
-    if (exact && got == n) {
-        *out = page;
-        rc = 1;
-    } else {
-        pc_buf_free(&page);
-    }
-done:
-    pc_buf_free(&rows);
+    rc = pc_ch_traces_merge(page, &rows, f, lo, k->projects, k->ids, n,
+                            (size_t)pc_ch_list_rows_skip(f));
+    if (rc < 0)
+        pc_log(PC_LOG_ERROR, S->id, "list traces: a row without the %d columns asked for",
+               PC_CH_LIST_ROWS_COLS);
     return rc;
 }
 
-/* The page of a list window (clickhouse_query.h) into |out|: the candidates,
- * their count into |*ncand|, then the page when there are any (else |out| is
- * empty): from the candidates' summaries when they are shown exact, else
- * from the spans. */
+/* The page of a list window (clickhouse_query.h) into |page|: the
+ * candidates, their count into |*ncand|, then the page when there are any
+ * (else |page| is empty): from the candidates' traces rows when those show
+ * it exact, else from the spans. */
 static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo, int64_t top,
-                            int cand_extra, int *ncand, pc_buf *out)
+                            int cand_extra, int *ncand, pc_ch_traces *page)
 {
     pc_buf sql = PC_BUF_INIT, cand;
-    *out = (pc_buf)PC_BUF_INIT;
+    memset(page, 0, sizeof(*page));
     pc_ch_sql_list_candidates(&sql, S->database, f, lo, top, cand_extra);
     int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &cand);
     pc_buf_free(&sql);
@@ -96,14 +85,20 @@ static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo
     if (*ncand > 0) {
         pc_ch_named k;
         pc_ch_named_read(&k, &cand, 2, 1, 0);
-        rc = rows_page(S, f, lo, &k, out);
+        rc = rows_page(S, f, lo, &k, page);
         if (rc == 0) { /* the page from the spans */
             do
                 pc_ch_sql_list_window(&sql, S->dialect, S->database, f, lo, top, cand_extra,
                                       k.fit ? k.projects : NULL, k.fit ? k.ids : NULL, k.n);
             while (!pc_ch_named_sql_fits(&k, &sql));
-            rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, out);
+            pc_buf out;
+            rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &out);
             pc_buf_free(&sql);
+            if (rc == 0 && pc_ch_traces_read(page, &out) < 0) {
+                pc_log(PC_LOG_ERROR, S->id, "list traces: expected %d columns",
+                       PC_CH_TRACE_COLS);
+                rc = -1;
+            }
         } else if (rc == 1) {
             rc = 0;
         }
@@ -111,6 +106,15 @@ static int read_list_window(pc_ch_store *S, const pc_trace_filter *f, int64_t lo
     }
     pc_buf_free(&cand);
     return rc;
+}
+
+/* Hands the rows of |page| (freed) to |cb| until it returns non-zero. */
+static int deliver(pc_ch_traces *page, pc_trace_cb cb, void *ud)
+{
+    for (size_t i = 0; i < page->n; i++)
+        if (cb(ud, &page->rows[i]) != 0) break;
+    pc_ch_traces_free(page);
+    return 0;
 }
 
 /*
@@ -153,26 +157,22 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
             lo = f->start_ns;
             last = true;
         }
-        pc_buf out;
+        pc_ch_traces page;
         int ncand;
-        int rc = read_list_window(S, f, lo, top, cand_extra, &ncand, &out);
+        int rc = read_list_window(S, f, lo, top, cand_extra, &ncand, &page);
         if (rc < 0) return rc;
-        if (pc_ch_tsv_rows(&out) >= limit)
-            return pc_ch_store_deliver(S, &out, "list traces", PC_CH_TRACE_COLS,
-                                       pc_ch_store_trace_row, (void *)cb, ud);
+        if (page.n >= (size_t)limit) return deliver(&page, cb, ud);
         /* short, with an inexact filter: were candidates left out? (see
          * pc_ch_filter_inexact) Then the same window again, with more. */
         int offset = f->offset > 0 ? f->offset : 0;
         if (inexact && ncand >= (int64_t)offset + limit + cand_extra &&
             cand_extra < INT32_MAX / 8) {
-            pc_buf_free(&out);
+            pc_ch_traces_free(&page);
             cand_extra *= 8;
             continue;
         }
-        if (last)
-            return pc_ch_store_deliver(S, &out, "list traces", PC_CH_TRACE_COLS,
-                                       pc_ch_store_trace_row, (void *)cb, ud);
-        pc_buf_free(&out);
+        if (last) return deliver(&page, cb, ud);
+        pc_ch_traces_free(&page);
         width *= 4;
     }
 }

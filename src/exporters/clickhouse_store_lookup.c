@@ -355,10 +355,8 @@ enum { READ_NONE, READ_WHOLE, READ_TOO_MANY };
  * collector checks them too. */
 static int read_whole(pc_ch_store *S, const lookup *l, pc_ch_spans *s)
 {
-    char settings[200];
-    snprintf(settings, sizeof(settings),
-             "%s&max_result_rows=%d&max_result_bytes=%d&result_overflow_mode=throw",
-             PC_CH_READ_SETTINGS, LOOKUP_ROWS_MAX, LOOKUP_BYTES_MAX);
+    char settings[PC_CH_CAPPED_LEN];
+    pc_ch_capped_settings(settings, LOOKUP_ROWS_MAX, LOOKUP_BYTES_MAX);
     lookup raw = *l;
     raw.sql = trace_spans_sql;
     raw.settings = settings;
@@ -368,7 +366,7 @@ static int read_whole(pc_ch_store *S, const lookup *l, pc_ch_spans *s)
     if (rc == PC_STORE_TOO_BIG) return READ_TOO_MANY;
     if (rc < 0) return rc;
     if (!found) return READ_NONE;
-    if (out.len > LOOKUP_BYTES_MAX || pc_ch_tsv_rows(&out) > LOOKUP_ROWS_MAX) {
+    if (!pc_ch_capped_within(&out, LOOKUP_ROWS_MAX, LOOKUP_BYTES_MAX)) {
         pc_buf_free(&out);
         return READ_TOO_MANY;
     }

@@ -181,3 +181,251 @@ void pc_ch_spans_free(pc_ch_spans *s)
     free(s->rows);
     memset(s, 0, sizeof(*s));
 }
+
+/* Summaries, whatever made them: the rows' strings point into t->text. */
+static void traces_take(pc_ch_traces *t, pc_buf *text, size_t cap)
+{
+    memset(t, 0, sizeof(*t));
+    t->text = *text;
+    *text = (pc_buf)PC_BUF_INIT;
+    t->rows = pc_xmalloc((cap + 1) * sizeof(*t->rows));
+}
+
+int pc_ch_traces_read(pc_ch_traces *t, pc_buf *text)
+{
+    traces_take(t, text, (size_t)pc_ch_tsv_rows(text));
+    char *cur = t->text.data, *end = t->text.data + t->text.len, *cols[PC_CH_TRACE_COLS + 1];
+    int n;
+    while ((n = pc_ch_tsv_row(&cur, end, cols, PC_CH_TRACE_COLS + 1)) > 0) {
+        if (n != PC_CH_TRACE_COLS) {
+            pc_ch_traces_free(t);
+            return -1;
+        }
+        pc_ch_read_trace(cols, &t->rows[t->n++]);
+    }
+    return 0;
+}
+
+void pc_ch_traces_free(pc_ch_traces *t)
+{
+    pc_buf_free(&t->text);
+    free(t->rows);
+    memset(t, 0, sizeof(*t));
+}
+
+/* One trace_rows row of a list page's read (PC_CH_LIST_ROWS_COLS). */
+typedef struct trace_part {
+    pc_trace_row r;      /* the row's own summary; cost_usd its cost_sum */
+    int64_t root_created, root_start, first_start;
+    const char *first_span_id;
+    const char *hashes; /* "[h1,h2,...]" */
+    bool merge_keys, has_root, has_type, has_model;
+} trace_part;
+
+static int by_trace(const void *pa, const void *pb)
+{
+    const trace_part *a = pa, *b = pb;
+    int c = strcmp(a->r.project_id, b->r.project_id);
+    return c ? c : strcmp(a->r.trace_id, b->r.trace_id);
+}
+
+/* The merge's "first" row: (created_ns, first start, first span id). */
+static int part_first_cmp(const trace_part *a, const trace_part *b)
+{
+    int c = cmp_i64(a->r.created_ns, b->r.created_ns);
+    if (!c) c = cmp_i64(a->first_start, b->first_start);
+    return c ? c : strcmp(a->first_span_id, b->first_span_id);
+}
+
+static int by_part_first(const void *pa, const void *pb)
+{
+    return part_first_cmp(pa, pb);
+}
+
+/* The merge's root row: its root's (created_ns, start, span id). */
+static int part_root_cmp(const trace_part *a, const trace_part *b)
+{
+    int c = cmp_i64(a->root_created, b->root_created);
+    if (!c) c = cmp_i64(a->root_start, b->root_start);
+    return c ? c : strcmp(a->r.root_span_id, b->r.root_span_id);
+}
+
+static int cmp_u32(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* The distinct span hashes of the |n| rows |p| hold; -1 when a list is
+ * not "[n,...]". */
+static int64_t distinct_hashes(const trace_part *p, size_t n)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++)
+        for (const char *s = p[i].hashes; *s; s++)
+            cap += *s == ',' || *s == '[';
+    uint32_t *h = pc_xmalloc((cap + 1) * sizeof(*h));
+    size_t k = 0;
+    int64_t distinct = -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = p[i].hashes;
+        if (*s++ != '[') goto done;
+        while (*s != ']') {
+            char *e;
+            unsigned long long v = strtoull(s, &e, 10);
+            if (e == s || v > UINT32_MAX || k >= cap || (*e != ',' && *e != ']')) goto done;
+            h[k++] = (uint32_t)v;
+            s = *e == ',' ? e + 1 : e;
+        }
+        if (s[1]) goto done;
+    }
+    qsort(h, k, sizeof(*h), cmp_u32);
+    distinct = k > 0;
+    for (size_t i = 1; i < k; i++)
+        distinct += h[i] != h[i - 1];
+done:
+    free(h);
+    return distinct;
+}
+
+/* Merges the |n| (>= 1) rows |p| of one trace (reordered: "first" order)
+ * into |out|; whether the merge is exact (see pc_ch_traces_merge). */
+static bool merge_parts(trace_part *p, size_t n, pc_trace_row *out, bool *has_type,
+                        bool *has_model)
+{
+    qsort(p, n, sizeof(*p), by_part_first);
+    const trace_part *root = NULL;
+    bool exact = true, error = false;
+    int64_t started = INT64_MAX, completed = INT64_MIN, created = INT64_MAX, spans = 0;
+    token_sum in = {0, 0}, outt = {0, 0};
+    const char *session = "", *user = "";
+    double cost = NAN;
+    *has_type = *has_model = false;
+    for (size_t i = 0; i < n; i++) {
+        const trace_part *x = &p[i];
+        exact = exact && x->merge_keys;
+        if (x->has_root && (!root || part_root_cmp(x, root) < 0)) root = x;
+        if (strcmp(x->r.status, "error") == 0) error = true;
+        if (x->r.started_ns < started) started = x->r.started_ns;
+        if (x->r.completed_ns > completed) completed = x->r.completed_ns;
+        if (x->r.created_ns < created) created = x->r.created_ns;
+        spans = x->r.span_count > INT64_MAX - spans ? INT64_MAX : spans + x->r.span_count;
+        token_add(&in, x->r.input_tokens);
+        token_add(&outt, x->r.output_tokens);
+        least(&session, x->r.session_id);
+        least(&user, x->r.user_id);
+        if (!isnan(x->r.cost_usd)) cost = isnan(cost) ? x->r.cost_usd : cost + x->r.cost_usd;
+        *has_type = *has_type || x->has_type;
+        *has_model = *has_model || x->has_model;
+    }
+    *out = (pc_trace_row){
+        .trace_id = p[0].r.trace_id,
+        .project_id = p[0].r.project_id,
+        .service_name = root ? root->r.service_name : p[0].r.service_name,
+        .root_span_id = root ? root->r.root_span_id : "",
+        .root_span_name = root ? root->r.root_span_name : "",
+        .status = error ? "error" : "success",
+        .source = p[0].r.source,
+        .started_ns = started,
+        .completed_ns = completed,
+        .created_ns = created,
+        .span_count = spans,
+        .input_tokens = token_total(&in),
+        .output_tokens = token_total(&outt),
+        .session_id = session,
+        .user_id = user,
+        .cost_usd = cost,
+    };
+    return exact && distinct_hashes(p, n) == spans;
+}
+
+/* Whether the merged |r| passes the window's conditions (pc_ch_traces_merge). */
+static bool page_match(const pc_trace_row *r, bool has_type, bool has_model,
+                       const pc_trace_filter *f, int64_t lo)
+{
+    int64_t s = r->started_ns;
+    if ((lo != INT64_MIN && s < lo) || (f->start_ns && s < f->start_ns) ||
+        (f->end_ns && s > f->end_ns))
+        return false;
+    if (f->after) { /* (start, trace, project) below the cursor's */
+        const pc_trace_key *c = f->after;
+        int k = cmp_i64(s, c->started_ns);
+        if (!k) k = strcmp(r->trace_id, c->trace_id);
+        if (!k) k = strcmp(r->project_id, c->project_id);
+        if (k >= 0) return false;
+    }
+    return (!f->service_name || strcmp(r->service_name, f->service_name) == 0) &&
+           (!f->status || strcmp(r->status, f->status) == 0) &&
+           (!f->span_type || has_type) && (!f->model || has_model) &&
+           (!f->session_id || strcmp(r->session_id, f->session_id) == 0) &&
+           (!f->user_id || strcmp(r->user_id, f->user_id) == 0);
+}
+
+/* A list's order: newest first. */
+static int by_newest(const void *pa, const void *pb)
+{
+    const pc_trace_row *a = pa, *b = pb;
+    int c = cmp_i64(b->started_ns, a->started_ns);
+    if (!c) c = strcmp(b->trace_id, a->trace_id);
+    return c ? c : strcmp(b->project_id, a->project_id);
+}
+
+int pc_ch_traces_merge(pc_ch_traces *t, pc_buf *text, const pc_trace_filter *f, int64_t lo,
+                       const char *const *projects, const char *const *trace_ids, size_t n,
+                       size_t skip)
+{
+    size_t cap = (size_t)pc_ch_tsv_rows(text), np = 0;
+    traces_take(t, text, n);
+    trace_part *p = pc_xmalloc((cap + 1) * sizeof(*p));
+    char *cur = t->text.data, *end = t->text.data + t->text.len;
+    char *cols[PC_CH_LIST_ROWS_COLS + 1];
+    int rc = 1, got;
+    while (np < cap && (got = pc_ch_tsv_row(&cur, end, cols, PC_CH_LIST_ROWS_COLS + 1)) > 0) {
+        if (got != PC_CH_LIST_ROWS_COLS) {
+            rc = -1;
+            goto done;
+        }
+        trace_part *x = &p[np++];
+        char **c = cols + PC_CH_TRACE_COLS;
+        pc_ch_read_trace(cols, &x->r);
+        x->merge_keys = strcmp(c[0], "1") == 0;
+        x->has_root = strcmp(c[1], "1") == 0;
+        x->root_created = strtoll(c[2], NULL, 10);
+        x->root_start = strtoll(c[3], NULL, 10);
+        x->first_start = strtoll(c[4], NULL, 10);
+        x->first_span_id = c[5];
+        x->hashes = c[6];
+        x->has_type = strcmp(c[7], "1") == 0;
+        x->has_model = strcmp(c[8], "1") == 0;
+    }
+    qsort(p, np, sizeof(*p), by_trace);
+    for (size_t i = 0; i < n && rc == 1; i++) { /* each candidate: its rows, merged */
+        trace_part key = {.r = {.project_id = projects[i], .trace_id = trace_ids[i]}};
+        size_t lo_i = 0, hi_i = np;
+        while (lo_i < hi_i) {
+            size_t mid = lo_i + (hi_i - lo_i) / 2;
+            if (by_trace(&p[mid], &key) < 0) lo_i = mid + 1;
+            else hi_i = mid;
+        }
+        size_t k = lo_i;
+        while (k < np && by_trace(&p[k], &key) == 0)
+            k++;
+        bool has_type, has_model;
+        pc_trace_row *r = &t->rows[t->n];
+        if (k == lo_i || !merge_parts(&p[lo_i], k - lo_i, r, &has_type, &has_model) ||
+            !page_match(r, has_type, has_model, f, lo))
+            rc = 0;
+        else
+            t->n++;
+    }
+    if (rc == 1) {
+        qsort(t->rows, t->n, sizeof(*t->rows), by_newest);
+        size_t drop = skip < t->n ? skip : t->n;
+        memmove(t->rows, t->rows + drop, (t->n - drop) * sizeof(*t->rows));
+        t->n -= drop;
+    }
+done:
+    free(p);
+    if (rc != 1) pc_ch_traces_free(t);
+    return rc;
+}

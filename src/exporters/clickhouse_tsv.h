@@ -14,6 +14,12 @@
 #include "store.h"
 
 #define PC_CH_TRACE_COLS 16
+/* A trace_rows row as a list page reads it (pc_ch_sql_list_rows): a summary's
+ * PC_CH_TRACE_COLS columns (the row's own: pc_ch_read_trace reads them, the
+ * cost column being cost_sum), then merge_keys, has_root, root_created_ns,
+ * root_start_ns, first_start_ns, first_span_id, span_hashes and the two
+ * filter flags (span type, model). */
+#define PC_CH_LIST_ROWS_COLS (PC_CH_TRACE_COLS + 9)
 #define PC_CH_SPAN_COLS 36
 
 /* A cost column's text ("\N" unescaped, "nan" or a number) as a double, NAN = unknown. */

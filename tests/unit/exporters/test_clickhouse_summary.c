@@ -3,9 +3,12 @@
  * spans and summary in the collector (clickhouse_summary.c), no server: copies
  * of a span (first write wins), two projects, the root and "first" orders,
  * costs added in "first" order, token sums that saturate, the least
- * non-empty session and user, escaped text, and rows of the wrong width.
- * test_clickhouse.py checks the same answers against the embedded store on
- * both dialects.
+ * non-empty session and user, escaped text, and rows of the wrong width;
+ * and a list page's traces rows merged per trace (pc_ch_traces_merge): the
+ * merge's rules, exactness (merge keys, a span twice, a candidate without
+ * rows), the window's conditions, order and skip. test_clickhouse.py and
+ * test_clickhouse_reads.py check the same answers against the embedded store
+ * on both dialects.
  */
 #include "check.h"
 
@@ -148,6 +151,161 @@ static void test_escapes_and_bad_rows(void)
     pc_ch_spans_free(&s);
 }
 
+typedef struct part {
+    const char *trace, *project, *service, *root, *root_name, *status, *source;
+    long long started, completed, created, spans, in, out;
+    const char *session, *user, *cost;
+    int merge_keys, has_root;
+    long long root_created, root_start, first_start;
+    const char *first_span, *hashes;
+    int type, model;
+} part;
+
+/* Appends |p| as a row of pc_ch_sql_list_rows' answer. */
+static void part_row(pc_buf *b, const part *p)
+{
+    pc_buf_printf(b,
+                  "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%s\t%s\t%s"
+                  "\t%d\t%d\t%lld\t%lld\t%lld\t%s\t%s\t%d\t%d\n",
+                  p->trace, p->project, p->service, p->root, p->root_name, p->status, p->source,
+                  p->started, p->completed, p->created, p->spans, p->in, p->out, p->session,
+                  p->user, p->cost, p->merge_keys, p->has_root, p->root_created, p->root_start,
+                  p->first_start, p->first_span, p->hashes, p->type, p->model);
+}
+
+/* Trace "a" of project "p" in three inserts (two with a root, one without),
+ * trace "b" in one, and "a" of another project that is not a candidate. */
+static const part parts[] = {
+    {"a", "p", "svc-c", "", "", "success", "otlp", 5, 9, 20, 2, 7, 1, "s2", "", "0.5", 1, 0, 0,
+     0, 5, "c", "[1,2]", 0, 1},
+    {"a", "p", "svc-r2", "r2", "root two", "error", "otlp", 4, 8, 12, 1, INT64_MAX, 1, "s1",
+     "u", "\\N", 1, 1, 12, 4, 4, "r2", "[3]", 1, 0},
+    {"a", "p", "svc-r1", "r1", "root one", "success", "prela", 3, 6, 12, 1, 1, 1, "", "",
+     "0.25", 1, 1, 12, 3, 3, "r1", "[4]", 0, 0},
+    {"b", "p", "svc-b", "rb", "b", "success", "otlp", 20, 30, 25, 1, 0, 0, "", "", "\\N", 1, 1,
+     25, 20, 20, "rb", "[9]", 0, 0},
+    {"a", "q", "svc-q", "rq", "q", "error", "otlp", 50, 60, 1, 1, 0, 0, "", "", "\\N", 0, 1, 1,
+     50, 50, "rq", "[3]", 0, 0},
+};
+#define NPARTS (sizeof(parts) / sizeof(parts[0]))
+
+static const char *const cand_projects[] = {"p", "p"}, *const cand_ids[] = {"b", "a"};
+
+/* pc_ch_traces_merge of |parts| (the first |n| of them, |change| applied to
+ * part |at| when set) for the two candidates. */
+static int merge(pc_ch_traces *t, const pc_trace_filter *f, int64_t lo, size_t skip, int at,
+                 void (*change)(part *))
+{
+    pc_buf text = PC_BUF_INIT;
+    for (size_t i = 0; i < NPARTS; i++) {
+        part p = parts[i];
+        if (change && (int)i == at) change(&p);
+        part_row(&text, &p);
+    }
+    int rc = pc_ch_traces_merge(t, &text, f, lo, cand_projects, cand_ids, 2, skip);
+    CHECK(text.data == NULL); /* taken over */
+    return rc;
+}
+
+static void no_merge_keys(part *p)
+{
+    p->merge_keys = 0;
+}
+
+static void span_twice(part *p)
+{
+    p->hashes = "[1,3]"; /* a span of the first row, inserted again */
+}
+
+static void bad_hashes(part *p)
+{
+    p->hashes = "[1,x]";
+}
+
+static void other_trace(part *p)
+{
+    p->trace = "c"; /* b has no rows */
+}
+
+static void test_rows_merge(void)
+{
+    pc_trace_filter all = {.limit = 2};
+    pc_ch_traces t;
+    CHECK_EQ_INT(merge(&t, &all, INT64_MIN, 0, -1, NULL), 1);
+    CHECK_EQ_INT((long long)t.n, 2);
+    if (t.n == 2) {
+        const pc_trace_row *b = &t.rows[0], *a = &t.rows[1]; /* newest first */
+        CHECK_EQ_STR(b->trace_id, "b");
+        CHECK_EQ_STR(a->trace_id, "a");
+        CHECK_EQ_STR(a->project_id, "p");
+        /* the root of the least (root created, root start, root id): r1 */
+        CHECK_EQ_STR(a->root_span_id, "r1");
+        CHECK_EQ_STR(a->root_span_name, "root one");
+        CHECK_EQ_STR(a->service_name, "svc-r1");
+        CHECK_EQ_STR(a->status, "error");
+        /* "first" is the least (created, first start, first span id): r1's row */
+        CHECK_EQ_STR(a->source, "prela");
+        CHECK(a->started_ns == 3 && a->completed_ns == 9 && a->created_ns == 12);
+        CHECK(a->span_count == 4);
+        CHECK(a->input_tokens == INT64_MAX && a->output_tokens == 3);
+        CHECK_EQ_STR(a->session_id, "s1");
+        CHECK_EQ_STR(a->user_id, "u");
+        CHECK(a->cost_usd == 0.75);
+        CHECK(isnan(b->cost_usd));
+    }
+    pc_ch_traces_free(&t);
+
+    /* the window's conditions on the merged values */
+    pc_trace_filter f = {.limit = 2, .status = "error"};
+    CHECK_EQ_INT(merge(&t, &f, INT64_MIN, 0, -1, NULL), 0); /* b is not an error */
+    CHECK(t.n == 0 && t.rows == NULL);
+    f = (pc_trace_filter){.limit = 2, .start_ns = 3, .end_ns = 20};
+    CHECK_EQ_INT(merge(&t, &f, 3, 1, -1, NULL), 1); /* skip 1: a alone */
+    CHECK(t.n == 1 && strcmp(t.rows[0].trace_id, "a") == 0);
+    pc_ch_traces_free(&t);
+    CHECK_EQ_INT(merge(&t, &f, 4, 0, -1, NULL), 0); /* a starts below the window */
+    f.end_ns = 19;
+    CHECK_EQ_INT(merge(&t, &f, INT64_MIN, 0, -1, NULL), 0);
+    pc_trace_key after = {.started_ns = 20, .trace_id = "b", .project_id = "p"};
+    f = (pc_trace_filter){.limit = 2, .after = &after};
+    CHECK_EQ_INT(merge(&t, &f, INT64_MIN, 0, -1, NULL), 0); /* b is not after b */
+    after.project_id = "q";
+    CHECK_EQ_INT(merge(&t, &f, INT64_MIN, 0, -1, NULL), 1);
+    pc_ch_traces_free(&t);
+    f = (pc_trace_filter){.limit = 2, .service_name = "svc-r1"};
+    CHECK_EQ_INT(merge(&t, &f, INT64_MIN, 0, -1, NULL), 0);
+    /* a row's flags: a has the span type and the model, b neither */
+    f = (pc_trace_filter){.limit = 2, .span_type = "llm"};
+    CHECK_EQ_INT(merge(&t, &f, INT64_MIN, 0, -1, NULL), 0);
+    f = (pc_trace_filter){.limit = 2, .model = "m"};
+    CHECK_EQ_INT(merge(&t, &f, INT64_MIN, 0, -1, NULL), 0);
+    f = (pc_trace_filter){.limit = 2, .session_id = "s1"};
+    CHECK_EQ_INT(merge(&t, &f, INT64_MIN, 0, -1, NULL), 0);
+
+    /* not exact: a row without its merge keys, a span twice, hashes unread, no rows */
+    CHECK_EQ_INT(merge(&t, &all, INT64_MIN, 0, 1, no_merge_keys), 0);
+    CHECK_EQ_INT(merge(&t, &all, INT64_MIN, 0, 2, span_twice), 0);
+    CHECK_EQ_INT(merge(&t, &all, INT64_MIN, 0, 0, bad_hashes), 0);
+    CHECK_EQ_INT(merge(&t, &all, INT64_MIN, 0, 3, other_trace), 0);
+    /* the other project's "a" is no candidate: its flags do not matter */
+    CHECK_EQ_INT(merge(&t, &all, INT64_MIN, 0, 4, no_merge_keys), 1);
+    pc_ch_traces_free(&t);
+
+    /* a row of another width */
+    pc_buf text = PC_BUF_INIT;
+    pc_buf_puts(&text, "a\tp\n");
+    CHECK_EQ_INT(pc_ch_traces_merge(&t, &text, &all, INT64_MIN, cand_projects, cand_ids, 2, 0),
+                 -1);
+    CHECK(t.n == 0 && t.rows == NULL);
+    /* summaries read as they are */
+    pc_buf_puts(&text, "a\tp\ts\tr\tn\terror\totlp\t1\t2\t3\t4\t5\t6\t\t\tnan\n");
+    CHECK_EQ_INT(pc_ch_traces_read(&t, &text), 0);
+    CHECK(t.n == 1 && t.rows[0].span_count == 4 && isnan(t.rows[0].cost_usd));
+    pc_ch_traces_free(&t);
+    pc_buf_puts(&text, "a\tp\n");
+    CHECK_EQ_INT(pc_ch_traces_read(&t, &text), -1);
+}
+
 static void test_sql(void)
 {
     pc_buf b = PC_BUF_INIT;
@@ -168,6 +326,7 @@ int main(void)
     RUN(test_copies_projects_and_summary);
     RUN(test_cost_order_and_tokens);
     RUN(test_escapes_and_bad_rows);
+    RUN(test_rows_merge);
     RUN(test_sql);
     return CHECK_DONE();
 }
