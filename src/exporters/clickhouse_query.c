@@ -605,6 +605,15 @@ void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f,
     pc_buf_printf(out, " LIMIT %d FORMAT TabSeparated", max_rows);
 }
 
+void pc_ch_sql_list_newest(pc_buf *out, const char *db, const char *project_id, int64_t floor,
+                           int64_t below)
+{
+    pc_buf_printf(out, "SELECT max(started_ns), count() FROM `%s`.traces WHERE ", db);
+    pc_ch_project_and(out, project_id);
+    if (floor != INT64_MIN) pc_buf_printf(out, "started_ns >= %lld AND ", (long long)floor);
+    pc_buf_printf(out, "started_ns < %lld FORMAT TabSeparated", (long long)below);
+}
+
 int pc_ch_list_rows_skip(const pc_trace_filter *f)
 {
     return outer_offset(f) && f->offset > 0 ? f->offset : 0;

@@ -111,6 +111,14 @@ void pc_ch_sql_list_candidates(pc_buf *out, const char *db, const pc_trace_filte
 void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f,
                          const char *const *trace_ids, size_t n, int max_rows);
 int pc_ch_list_rows_skip(const pc_trace_filter *f);
+/* After a window without candidates: the newest start of the traces rows of
+ * |project_id| (every project's when NULL) below |below| and at or after
+ * |floor| (INT64_MIN: no floor), and their count ("0\t0": none), reading
+ * the start column only. The caller moves its windows' anchor there, so a
+ * store whose newest traces are days old is not read in ever wider windows
+ * of old rows. */
+void pc_ch_sql_list_newest(pc_buf *out, const char *db, const char *project_id, int64_t floor,
+                           int64_t below);
 void pc_ch_sql_list_window(pc_buf *out, pc_ch_dialect d, const char *db,
                            const pc_trace_filter *f, int64_t lo, int64_t top, int cand_extra,
                            const char *const *projects, const char *const *trace_ids, size_t n);

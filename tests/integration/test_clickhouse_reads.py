@@ -617,6 +617,58 @@ def test_lists_read_a_window_not_the_table(make_collector, tmp_path, clickhouse)
     assert len(rows) == 1 and int(rows[0]) <= 4 * 8192, rows
 
 
+def test_lists_of_an_old_store_move_to_its_newest_traces(make_collector, tmp_path, clickhouse):
+    """A window without candidates moves the list's windows to the newest start below it,
+    found by reading the start column alone (clickhouse_store_list.c: newest_below), instead
+    of widening 4x over old rows: on a store whose newest traces are three days old, above
+    300,000 traces rows of ten days ago, the first page takes two windows of a few granules
+    each (system.query_log); the pages, filters and cursors are right; an empty store answers
+    after one window and at most four such reads."""
+    srv = clickhouse
+    db = srv.database()
+    c = ch_collector(make_collector, tmp_path, srv, db)
+
+    def reads(where):
+        srv.query("SYSTEM FLUSH LOGS")
+        return [int(r) for r in srv.query(
+            f"SELECT read_rows FROM system.query_log WHERE type = 2 AND query LIKE '{where}'"
+            f" AND query NOT LIKE '%system.query_log%'").split()]
+    window = f"%FROM `{db}`.traces WHERE 1%"
+    newest = f"SELECT max(started_ns), count() FROM `{db}`.traces%"
+    body = c.get("/api/v1/traces", limit=2).json()
+    assert body["count"] == 0 and "error" not in body, body
+    assert len(reads(window)) == 1 and 1 <= len(reads(newest)) <= 4
+    now = time.time_ns() // 10**9 * 10**9
+    day = 24 * HOUR
+    docs = [{"trace_id": f"old-{k}", "service_name": "svc", "spans": [{
+        "span_id": "r", "trace_id": f"old-{k}", "name": "root", "span_type": "custom",
+        "status": "error" if k == 1 else "success",
+        "started_at": iso(now - 3 * day - k * 10 * 60 * 10**9),
+        "ended_at": iso(now - 3 * day - k * 10 * 60 * 10**9 + 10**9)}]} for k in range(3)]
+    for d in docs:
+        assert post_prela(c, d).status_code == 200
+    old = (time.time_ns() - 10 * day) // 10**9
+    srv.query(f"INSERT INTO {db}.traces (trace_id, project_id, started_at, started_ns,"
+              f" span_types) SELECT concat('filler-', toString(number)), 'default',"
+              f" toDateTime({old} + number), ({old} + number) * 1000000000, ',custom,'"
+              f" FROM numbers(300000)")
+    srv.query(f"SYSTEM FLUSH LOGS")
+    srv.query(f"TRUNCATE TABLE system.query_log")
+    page = c.get("/api/v1/traces", limit=2).json()
+    assert [t["trace_id"] for t in page["traces"]] == ["old-0", "old-1"], page
+    windows = reads(window)
+    assert len(windows) == 2 and max(windows) <= 4 * 8192, windows  # of 300,003 rows
+    assert reads(newest), "no read of the newest start"
+    # the last page reads on below them (the filler rows are candidates, without spans)
+    rest = c.get("/api/v1/traces", limit=2, cursor=page["next"]).json()
+    assert [t["trace_id"] for t in rest["traces"]] == ["old-2"] and not rest["next"], rest
+    assert [t["trace_id"] for t in c.get("/api/v1/traces", status="error").json()[
+        "traces"]] == ["old-1"]
+    # a range that holds only the filler rows: found, listed (they have no spans)
+    body = c.get("/api/v1/traces", limit=2, end_time=iso(now - 5 * day)).json()
+    assert body["count"] == 0 and "error" not in body, body
+
+
 def test_reads_that_name_many_traces(make_collector, tmp_path, engine):
     """Reads name the traces they read up to 1,024 of them (clickhouse_query.h), else select
     them through a subquery. A session page's span sums: a session of 1,100 traces and one of

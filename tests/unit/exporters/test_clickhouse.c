@@ -570,6 +570,14 @@ static void test_query_builders(void)
     CHECK(has(&b, "span_hashes, 1, has(models, 'm\\'') FROM `db`.trace_rows PREWHERE trace_id"
                   " IN ('t1', 't\\'2') LIMIT 7 FORMAT"));
     pc_buf_reset(&b);
+    /* after an empty window: the newest start below it, one column, the project's */
+    pc_ch_sql_list_newest(&b, "db", evil, 5, 9);
+    CHECK(has(&b, "SELECT max(started_ns), count() FROM `db`.traces WHERE project_id ="
+                  " 'x\\' OR 1=1 --\\\\' AND started_ns >= 5 AND started_ns < 9 FORMAT"));
+    pc_buf_reset(&b);
+    pc_ch_sql_list_newest(&b, "db", NULL, INT64_MIN, -3);
+    CHECK(has(&b, "FROM `db`.traces WHERE started_ns < -3 FORMAT TabSeparated"));
+    pc_buf_reset(&b);
     /* the page names the candidates read first: their spans by trace id, then the project */
     pc_ch_sql_list_window(&b, PC_CH_LEGACY, "db", &f, 4, 9, PC_CH_WINDOW_SLACK, sp, st, 2);
     CHECK(has(&b, "FROM `db`.spans PREWHERE trace_id IN ('t1', 't\\'2') WHERE project_id ="
