@@ -27,6 +27,7 @@
  */
 #include "clickhouse_store.h"
 
+#include "clickhouse_query.h"
 #include "clickhouse_stats.h"
 #include "clickhouse_store_list.h"
 #include "clickhouse_store_lookup.h"
@@ -213,6 +214,36 @@ void pc_ch_capped_settings(char *out, int rows, int bytes)
 bool pc_ch_capped_within(const pc_buf *answer, int rows, int bytes)
 {
     return answer->len <= (size_t)bytes && pc_ch_tsv_rows(answer) <= rows;
+}
+
+int pc_ch_store_newest_below(pc_ch_store *S, const char *project_id, int64_t start_ns,
+                             int64_t below, int64_t width, int64_t *newest)
+{
+    for (int64_t span = width;;) {
+        span = span < PC_CH_WINDOW_MAX / 16 ? span * 16 : PC_CH_WINDOW_MAX;
+        int64_t floor = span < PC_CH_WINDOW_MAX && below > INT64_MIN + span ? below - span
+                                                                             : INT64_MIN;
+        if (start_ns && floor < start_ns) floor = start_ns;
+        pc_buf sql = PC_BUF_INIT, out;
+        pc_ch_sql_list_newest(&sql, S->database, project_id, floor, below);
+        int rc = pc_ch_store_run(S, sql.data, "find the newest traces", PC_CH_READ_SETTINGS,
+                                 &out);
+        pc_buf_free(&sql);
+        if (rc < 0) return rc;
+        char *cur = out.data, *cols[3];
+        long long max = 0, count = 0;
+        if (pc_ch_tsv_row(&cur, out.data + out.len, cols, 3) == 2) {
+            max = strtoll(cols[0], NULL, 10);
+            count = strtoll(cols[1], NULL, 10);
+        }
+        pc_buf_free(&out);
+        if (count > 0) {
+            *newest = max;
+            return 1;
+        }
+        if (floor == INT64_MIN || (start_ns && floor <= start_ns)) return 0;
+        below = floor;
+    }
 }
 
 void pc_ch_named_read(pc_ch_named *k, pc_buf *text, int ncols, int id_col, int project_col)

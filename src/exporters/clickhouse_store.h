@@ -74,6 +74,17 @@ int pc_ch_store_each_row(pc_ch_store *S, pc_buf *sql, const char *what, const ch
                          void *ud);
 int pc_ch_store_trace_row(char **cols, void *cb, void *ud);
 
+/* After a window of the traces rows' start times [below, ...] in which a
+ * windowed read (a trace list, a session list) found nothing: the newest
+ * start of a traces row of |project_id| (every project's when NULL) below
+ * |below| and at or after |start_ns| (0: no floor), into |*newest|, looked
+ * for in ranges 16 times wider each time (from 16 windows of |width|), so
+ * that a store whose newest traces are days old costs a few reads of one
+ * column (pc_ch_sql_list_newest). 1 when found, 0 when no row lies below,
+ * or <0. */
+int pc_ch_store_newest_below(pc_ch_store *S, const char *project_id, int64_t start_ns,
+                             int64_t below, int64_t width, int64_t *newest);
+
 /* A raw read's bounds (trace lookups, list pages): pc_ch_capped_settings
  * writes into |out| (PC_CH_CAPPED_LEN bytes) the URL settings under which
  * the server stops a read past |rows| rows or |bytes| bytes of answer

@@ -118,43 +118,6 @@ static int deliver(pc_ch_traces *page, pc_trace_cb cb, void *ud)
 }
 
 /*
- * After a window [below, top] without candidates (no trace of |f| starts
- * there): the newest start of a traces row below it, at or after the
- * range's start, into |*newest|, looked for in ranges 16 times wider each
- * time (from 16 windows of |width|) so that an old store costs a few reads
- * of one column. 1 when found, 0 when no row lies below (the list is what
- * the window gave), or <0.
- */
-static int newest_below(pc_ch_store *S, const pc_trace_filter *f, int64_t below, int64_t width,
-                        int64_t *newest)
-{
-    for (int64_t span = width;;) {
-        span = span < PC_CH_WINDOW_MAX / 16 ? span * 16 : PC_CH_WINDOW_MAX;
-        int64_t floor = span < PC_CH_WINDOW_MAX && below > INT64_MIN + span ? below - span
-                                                                             : INT64_MIN;
-        if (f->start_ns && floor < f->start_ns) floor = f->start_ns;
-        pc_buf sql = PC_BUF_INIT, out;
-        pc_ch_sql_list_newest(&sql, S->database, f->project_id, floor, below);
-        int rc = pc_ch_store_run(S, sql.data, "list traces", PC_CH_READ_SETTINGS, &out);
-        pc_buf_free(&sql);
-        if (rc < 0) return rc;
-        char *cur = out.data, *cols[3];
-        long long max = 0, count = 0;
-        if (pc_ch_tsv_row(&cur, out.data + out.len, cols, 3) == 2) {
-            max = strtoll(cols[0], NULL, 10);
-            count = strtoll(cols[1], NULL, 10);
-        }
-        pc_buf_free(&out);
-        if (count > 0) {
-            *newest = max;
-            return 1;
-        }
-        if (floor == INT64_MIN || (f->start_ns && floor <= f->start_ns)) return 0;
-        below = floor;
-    }
-}
-
-/*
  * A list, window by window: the first window is the newest PC_CH_WINDOW_FIRST
  * of the range (below the range's end, the cursor, or now when neither is
  * given: rows started later are inside every window), each next one four
@@ -162,7 +125,7 @@ static int newest_below(pc_ch_store *S, const pc_trace_filter *f, int64_t below,
  * reaches the range's start (or grew past PC_CH_WINDOW_MAX: no edge), is the
  * list. A window without candidates moves the anchor instead: the next
  * window is the newest PC_CH_WINDOW_FIRST below the newest start under it
- * (newest_below), then four times wider again. A window's answer is exact
+ * (pc_ch_store_newest_below), then four times wider again. A window's answer is exact
  * (see the contract) whatever its lower edge, as its top stays the range's,
  * so a full page from a narrow window is the page a whole-range read would
  * give. The windows together stop at query_timeout (PC_STORE_TIMEOUT), as
@@ -217,7 +180,7 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
          * window): on to the newest start below, if any */
         if (ncand == 0 && (offset == 0 || pc_ch_list_rows_skip(f) > 0)) {
             int64_t newest;
-            rc = newest_below(S, f, lo, width, &newest);
+            rc = pc_ch_store_newest_below(S, f->project_id, f->start_ns, lo, width, &newest);
             if (rc <= 0) {
                 pc_ch_traces_free(&page);
                 return rc;

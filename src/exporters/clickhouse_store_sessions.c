@@ -163,7 +163,9 @@ static int read_page_sums(pc_ch_store *S, session_page *p)
  * Without a session or user filter the page comes from windows of the traces
  * rows' start times, as lists do: the newest PC_CH_WINDOW_FIRST before now
  * (and every row started later), each next window four times wider, until one's page
- * is exact (clickhouse_agg.c) or it has no lower edge (PC_CH_WINDOW_MAX).
+ * is exact (clickhouse_agg.c) or it has no lower edge (PC_CH_WINDOW_MAX); a
+ * window without sessions moves the anchor to the newest start below it
+ * instead (pc_ch_store_newest_below), as lists do.
  * The windows together stop at query_timeout (PC_STORE_TIMEOUT).
  */
 int pc_ch_store_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb, void *ud)
@@ -190,6 +192,14 @@ int pc_ch_store_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb
         if (rc < 0 || lo == INT64_MIN) break;
         rc = session_window_exact(S, f, lo, &p);
         if (rc != 0) break;
+        if (p.n == 0) { /* no session at or after lo: on to the newest start below */
+            int64_t newest;
+            rc = pc_ch_store_newest_below(S, f->project_id, 0, lo, width, &newest);
+            if (rc <= 0) break;
+            anchor = newest + 1;
+            width = PC_CH_WINDOW_FIRST;
+            continue;
+        }
         width *= 4;
     }
     if (rc > 0) rc = 0;

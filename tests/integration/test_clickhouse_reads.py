@@ -622,8 +622,8 @@ def test_lists_of_an_old_store_move_to_its_newest_traces(make_collector, tmp_pat
     found by reading the start column alone (clickhouse_store_list.c: newest_below), instead
     of widening 4x over old rows: on a store whose newest traces are three days old, above
     300,000 traces rows of ten days ago, the first page takes two windows of a few granules
-    each (system.query_log); the pages, filters and cursors are right; an empty store answers
-    after one window and at most four such reads."""
+    each (system.query_log), and so does the first page of sessions; the pages, filters and
+    cursors are right; an empty store answers after one window and at most four such reads."""
     srv = clickhouse
     db = srv.database()
     c = ch_collector(make_collector, tmp_path, srv, db)
@@ -635,14 +635,17 @@ def test_lists_of_an_old_store_move_to_its_newest_traces(make_collector, tmp_pat
             f" AND query NOT LIKE '%system.query_log%'").split()]
     window = f"%FROM `{db}`.traces WHERE 1%"
     newest = f"SELECT max(started_ns), count() FROM `{db}`.traces%"
+    sessions = "SELECT t_session, project_id%AS s_first%"  # a window's page of sessions
     body = c.get("/api/v1/traces", limit=2).json()
     assert body["count"] == 0 and "error" not in body, body
     assert len(reads(window)) == 1 and 1 <= len(reads(newest)) <= 4
+    assert c.get("/api/v1/sessions", limit=2).json()["sessions"] == []
+    assert len(reads(sessions)) == 1
     now = time.time_ns() // 10**9 * 10**9
     day = 24 * HOUR
     docs = [{"trace_id": f"old-{k}", "service_name": "svc", "spans": [{
         "span_id": "r", "trace_id": f"old-{k}", "name": "root", "span_type": "custom",
-        "status": "error" if k == 1 else "success",
+        "status": "error" if k == 1 else "success", "attributes": {"session.id": f"s-{k}"},
         "started_at": iso(now - 3 * day - k * 10 * 60 * 10**9),
         "ended_at": iso(now - 3 * day - k * 10 * 60 * 10**9 + 10**9)}]} for k in range(3)]
     for d in docs:
@@ -659,6 +662,10 @@ def test_lists_of_an_old_store_move_to_its_newest_traces(make_collector, tmp_pat
     windows = reads(window)
     assert len(windows) == 2 and max(windows) <= 4 * 8192, windows  # of 300,003 rows
     assert reads(newest), "no read of the newest start"
+    # sessions move to them too: two windows, the second of three sessions
+    got = c.get("/api/v1/sessions", limit=2).json()["sessions"]
+    assert [x["session_id"] for x in got] == ["s-0", "s-1"], got
+    assert len(reads(sessions)) == 2
     # the last page reads on below them (the filler rows are candidates, without spans)
     rest = c.get("/api/v1/traces", limit=2, cursor=page["next"]).json()
     assert [t["trace_id"] for t in rest["traces"]] == ["old-2"] and not rest["next"], rest
