@@ -470,6 +470,18 @@ static bool later_rows_matter(const pc_trace_filter *f)
            f->model || f->min_cost > 0;
 }
 
+/* Appends "position(span_types, ',<type>,') > 0": a traces row holds a span
+ * of |type| (its types are listed as ",a,b,"). */
+static void has_span_type(pc_buf *out, const char *type)
+{
+    pc_buf needle = PC_BUF_INIT;
+    pc_buf_printf(&needle, ",%s,", type);
+    pc_buf_puts(out, "position(span_types, ");
+    pc_ch_quote(out, needle.data, needle.len);
+    pc_buf_puts(out, ") > 0");
+    pc_buf_free(&needle);
+}
+
 /* Appends " AND <cond>" clauses of a list window's HAVING on a trace's merged
  * rows (GROUP BY project_id, trace_id): its least start in the range (from
  * |lo|, unless INT64_MIN) and after the cursor, and every exact filter of |f|
@@ -486,12 +498,9 @@ static void merged_and(pc_buf *out, const pc_trace_filter *f, int64_t lo)
         pc_ch_quote_cstr(out, f->status);
     }
     if (f->span_type) {
-        pc_buf needle = PC_BUF_INIT;
-        pc_buf_printf(&needle, ",%s,", f->span_type);
-        pc_buf_puts(out, " AND max(position(span_types, ");
-        pc_ch_quote(out, needle.data, needle.len);
-        pc_buf_puts(out, ") > 0) = 1");
-        pc_buf_free(&needle);
+        pc_buf_puts(out, " AND max(");
+        has_span_type(out, f->span_type);
+        pc_buf_puts(out, ") = 1");
     }
     /* exact on the merged rows: the least non-empty session / user of a trace's
      * rows is its spans'; a model of any row is a model of its spans */
@@ -579,16 +588,9 @@ void pc_ch_sql_list_rows(pc_buf *out, const char *db, const pc_trace_filter *f,
                      " input_tokens, output_tokens, session_id, user_id, cost_sum, merge_keys,"
                      " has_root, root_created_ns, root_start_ns, first_start_ns, first_span_id,"
                      " span_hashes, ");
-    if (f->span_type) { /* the row holds a span of the type (its types: ",a,b,") */
-        pc_buf needle = PC_BUF_INIT;
-        pc_buf_printf(&needle, ",%s,", f->span_type);
-        pc_buf_puts(out, "position(span_types, ");
-        pc_ch_quote(out, needle.data, needle.len);
-        pc_buf_puts(out, ") > 0, ");
-        pc_buf_free(&needle);
-    } else {
-        pc_buf_puts(out, "1, ");
-    }
+    if (f->span_type) has_span_type(out, f->span_type);
+    else pc_buf_putc(out, '1');
+    pc_buf_puts(out, ", ");
     if (f->model) {
         pc_buf_puts(out, "has(models, ");
         pc_ch_quote_cstr(out, f->model);
