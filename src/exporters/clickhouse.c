@@ -8,8 +8,9 @@
  * search index) → HTTP 200 → the insert's waiters return PC_OK. The stats
  * rollup builder (clickhouse_rollup.h) runs beside it from start to shutdown.
  * Requests go through clickhouse_http.c (one connection's settings, shared
- * with the reads). Reads (store.h) live in clickhouse_store.c; this file only
- * embeds that store and hands it out through store().
+ * with the reads). The flusher thread, its retries and its poison isolation
+ * live in clickhouse_flush.c; reads (store.h) in clickhouse_store.c, which
+ * this file only embeds and hands out through store().
  *
  * Schema: start() runs clickhouse_migrate.c (create, or migrate an earlier
  * release's database once) before accepting data or serving reads.
@@ -37,44 +38,6 @@
  * insert is due when it flushes (or holds batch.max_rows rows), so inserts
  * grow with the load, not with how many callers wait.
  *
- * Failures (pc_ch_classify in clickhouse_http.c): a transient failure
- * (connection, timeout, 5xx without a code naming the data, too many queries,
- * memory limit, ...) is retried with exponential backoff (100 ms doubling to
- * 2 s) until the insert's deadline (`timeout` after its first rows arrived);
- * then its waiters answer PC_RETRY. The backoff waits on its own condition
- * (stop_cv, signalled only by shutdown), so new requests arriving do not cut
- * it short, and the body is compressed once per block, not per try (start
- * picks the codec: pc_ch_auto_codec; auto is none to a loopback host, where it
- * saves no bytes and costs CPU on both sides, else zstd if the server takes it,
- * else gzip). A
- * fatal failure (credentials, certificate, unknown table, ...) is retried the
- * same way, logged as an error: the rows are fine, the setup is not, so they
- * are kept (PC_RETRY), never dropped. At start, a bad certificate or refused
- * credentials fail startup at once, the log line naming the setting to check.
- *
- * Poison isolation: the rows of an insert are grouped by partition (month of
- * started_at) into blocks of at most batch.max_partitions partitions (see
- * clickhouse_rows.c), since ClickHouse refuses a block over 100 partitions.
- * A block the server refuses for its data (a row that does not parse or
- * convert, a violated constraint, ...) is bisected until the rows it refuses
- * alone are isolated; those go to the dead letter (deadletter.h: a JSON-lines
- * file under dead_letter.directory) with the reason and code, and are
- * counted; every other row is stored and the insert's waiters answer PC_OK.
- * So one bad row never stalls the group commit (every tenant's rows in it)
- * nor a Kafka partition behind the storage collector. Bisection shares the
- * insert's deadline: past it the waiters answer PC_RETRY, and the re-sent
- * rows are stored once (deduplicated) but a refused row is dead-lettered
- * again (each dead-letter line is one refusal). The traces index row of a
- * trace whose span was dead-lettered still reflects that span (its start,
- * its error) for list filters, but is written with merge_keys 0
- * (pc_ch_rows_unmerge), so the summaries served are computed from the
- * stored spans and do not. A traces row refused alone gets a stand-in in
- * trace_rows (pc_ch_trace_rows_standin, merge_keys 0, sent after the traces
- * rows), so its trace's pages too come from the spans. A waiter that timed
- * out leaves; the insert (gen) is reference counted and freed by whoever
- * leaves last. Re-sent rows are harmless: spans are deduplicated, trace
- * summaries are computed from distinct spans.
- *
  * Memory: a consume encodes into the blocks of the last stored insert (spare)
  * and hands them to the pending insert without a copy when it is the first
  * to join; the flusher sends a block straight from those rows when they lie
@@ -92,6 +55,7 @@
 #include "budget.h"
 #include "clickhouse_conf.h"
 #include "clickhouse_encode.h"
+#include "clickhouse_flush.h"
 #include "clickhouse_http.h"
 #include "clickhouse_migrate.h"
 #include "clickhouse_rows.h"
@@ -99,7 +63,6 @@
 #include "clickhouse_search.h"
 #include "clickhouse_sql.h"
 #include "clickhouse_store.h"
-#include "clickhouse_zip.h"
 #include "deadletter.h"
 #include "kafka_conf.h"
 #include "kafka_record.h"
@@ -110,7 +73,6 @@
 #include "clickhouse_events.h"
 #include "timefmt.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -120,331 +82,9 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#define NS_PER_MS 1000000LL
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
 #define PENDING_FACTOR 8 /* most rows pending: PENDING_FACTOR * batch.max_rows */
 #define ROLLUP_PERIOD_MAX_MS 10000 /* the rollup builder looks at least this often */
-
-/* ---------------------------------------------------------------- state -- */
-
-enum { GEN_PENDING = 0, GEN_OK, GEN_RETRY, GEN_DATA };
-
-/* One insert: the rows of every consume that joined it. */
-typedef struct gen {
-    pc_ch_rows spans, traces;
-    pc_ch_rows events; /* attached events of carriers (clickhouse_events.h) */
-    pc_ch_rows marks;  /* the hours it changes (clickhouse_rollup.h) */
-    pc_ch_search_acc search; /* the search index's pieces (clickhouse_search.h) */
-    size_t rows;
-    size_t joins;       /* consumes that joined it */
-    size_t charged;     /* bytes of its rows reserved in the memory budget */
-    int64_t first_mono; /* when its first rows arrived */
-    int64_t deadline;   /* first_mono + timeout */
-    bool sealed;        /* the spool's drainer flushed it: due now */
-    int state;          /* GEN_* */
-    int refs;           /* waiters + the flusher; under ch->mu */
-} gen;
-
-typedef struct ch {
-    char *id;
-    const pc_ch_cfg *cfg;
-    pc_ch_http *http;
-    pc_ch_dialect dialect;
-    int64_t timeout_ns, max_wait_ns;
-    size_t max_rows;
-    pc_ch_codec codec;   /* set by start (pc_ch_auto_codec, then the server for auto) */
-    pc_ch_zip *zip;      /* flusher only: its compressor, kept warm */
-    pc_buf body, zbody;  /* flusher only: a block's gathered and compressed body */
-    pc_ch_rows *unmerge; /* flusher only: the traces rows of the spans it stores */
-    pc_ch_rows standins; /* flusher only: trace_rows stand-ins for refused traces rows */
-    pc_ch_store reads;   /* the query store over the same server */
-    pc_deadletter *dead; /* from start; the flusher writes it */
-    pc_ch_rollup *rollup; /* the stats rollup builder, from start; NULL: none */
-
-    pthread_mutex_t mu; /* everything below */
-    pthread_cond_t work_cv, done_cv;
-    pthread_cond_t stop_cv; /* only shutdown signals it: the retry backoff waits on it */
-    bool sync_ready;
-    gen *pending;
-    pc_ch_rows spare; /* emptied span rows of a stored insert, for the next encode */
-    int64_t last_send_mono; /* when the flusher began the previous insert */
-    int64_t last_done_mono; /* when it ended */
-    size_t want_joins;      /* joins that make the pending insert due (group commit) */
-    bool accepting, stopping, thread_running;
-    pthread_t thread;
-    bool failing; /* flusher only: logged once per change */
-
-    pc_spooler *spooler; /* NULL: no spool */
-    int64_t after_ns;    /* spool.after */
-    bool first;          /* spool.after 0: every batch is spooled first (spooler.h) */
-    int spooling;        /* atomic: the spool takes batches (between start and shutdown) */
-    int64_t down_since;  /* atomic: monotonic ns since inserts fail; 0 = they succeed */
-    int64_t down_wall;   /* atomic: wall ns of the same moment */
-    pc_histogram *insert_seconds; /* from start; NULL without a metrics registry */
-    pc_budget *budget;            /* from start (budget.h): pending inserts' rows; NULL: none */
-} ch;
-
-/* Drops a reference to |g|; the last one frees it, its span rows' blocks
- * becoming C->spare when that is empty (see "Memory"). Call with C->mu held. */
-static void gen_unref_locked(ch *C, gen *g)
-{
-    if (--g->refs > 0) return;
-    if (!C->spare.text.cap) {
-        pc_ch_rows_reset(&g->spans);
-        C->spare = g->spans;
-        g->spans = (pc_ch_rows)PC_CH_ROWS_INIT;
-    }
-    pc_ch_rows_free(&g->spans);
-    pc_ch_rows_free(&g->traces);
-    pc_ch_rows_free(&g->events);
-    pc_ch_rows_free(&g->marks);
-    pc_ch_search_free(&g->search);
-    pc_budget_release(C->budget, g->charged);
-    free(g);
-}
-
-/* -------------------------------------------------------------- flusher -- */
-
-/*
- * Waits |ms| unless shutdown begins first; true when stopping. New requests
- * do not wake it: they signal work_cv, not stop_cv.
- */
-static bool backoff_wait(ch *C, int64_t ms)
-{
-    int64_t wake = pc_time_mono_ns() + ms * NS_PER_MS;
-    struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
-    pthread_mutex_lock(&C->mu);
-    while (!C->stopping && pc_time_mono_ns() < wake)
-        if (pthread_cond_timedwait(&C->stop_cv, &C->mu, &ts) == ETIMEDOUT) break;
-    bool stop = C->stopping;
-    pthread_mutex_unlock(&C->mu);
-    return stop;
-}
-
-/* Why the last block was refused, for the dead letter. */
-typedef struct refusal {
-    int code;
-    char why[800];
-} refusal;
-
-/*
- * Sends one INSERT |query| of |n| body bytes (in Content-Encoding |encoding|,
- * NULL: uncompressed), retrying
- * transient and fatal failures with backoff until |deadline|. GEN_OK,
- * GEN_RETRY (deadline or shutdown) or GEN_DATA (the server refuses these
- * rows; |why| says how).
- */
-static int send_block(ch *C, CURL *h, const char *query, const char *body, size_t n,
-                      const char *encoding, int64_t deadline, refusal *why)
-{
-    int backoff = BACKOFF_MIN_MS;
-    for (;;) {
-        int64_t sent = pc_time_mono_ns();
-        int64_t left = (deadline - sent) / NS_PER_MS;
-        pc_ch_reply r = {0};
-        pc_ch_http_post_encoded(C->http, h, query, NULL, body, n, encoding,
-                                (long)(left > 1 ? left : 1), &r);
-        if (pc_ch_reply_ok(&r)) {
-            pc_buf_free(&r.body);
-            if (C->insert_seconds)
-                pc_histogram_observe(C->insert_seconds, (double)(pc_time_mono_ns() - sent) / 1e9);
-            if (C->failing) pc_log(PC_LOG_INFO, C->id, "inserts succeed again");
-            C->failing = false;
-            if (__atomic_exchange_n(&C->down_since, 0, __ATOMIC_ACQ_REL) && C->spooler)
-                pc_spooler_kick(C->spooler); /* drain now */
-            return GEN_OK;
-        }
-        pc_ch_http_describe(C->http, &r, why->why, sizeof(why->why));
-        why->code = pc_ch_error_code(&r);
-        pc_ch_error_class cls = pc_ch_classify(&r);
-        pc_buf_free(&r.body);
-        if (cls == PC_CH_ERR_DATA) return GEN_DATA;
-        if (!C->failing)
-            pc_log(cls == PC_CH_ERR_FATAL ? PC_LOG_ERROR : PC_LOG_WARN, C->id,
-                   "insert failed (%s): %s (rows kept, retrying until timeout)",
-                   pc_ch_error_class_name(cls), why->why);
-        C->failing = true;
-        int64_t zero = 0;
-        if (__atomic_compare_exchange_n(&C->down_since, &zero, pc_time_mono_ns(), false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            __atomic_store_n(&C->down_wall, pc_time_now_ns(), __ATOMIC_RELEASE);
-        if (pc_time_mono_ns() + (int64_t)backoff * NS_PER_MS >= deadline) return GEN_RETRY;
-        if (backoff_wait(C, backoff)) return GEN_RETRY;
-        backoff = backoff * 2 < BACKOFF_MAX_MS ? backoff * 2 : BACKOFF_MAX_MS;
-    }
-}
-
-/* Sets row |i| of |rows| aside with the refusal |why|. GEN_OK or GEN_RETRY. */
-static int dead_letter(ch *C, const char *table, const pc_ch_rows *rows, size_t i,
-                       const refusal *why)
-{
-    pc_deadletter_entry e = {
-        .reason = why->why,
-        .code = why->code,
-        .table = table,
-        .project_id = pc_ch_row_project(rows, i),
-        .trace_id = pc_ch_row_trace(rows, i),
-        .span_id = pc_ch_row_span(rows, i),
-        .row = rows->text.data + rows->v[i].off,
-        .row_len = rows->v[i].len,
-    };
-    if (pc_deadletter_put(C->dead, &e, C->id) < 0) return GEN_RETRY;
-    if (C->unmerge && strcmp(table, "spans") == 0) /* its trace's rows count it */
-        pc_ch_rows_unmerge(C->unmerge, e.project_id, e.trace_id);
-    if (strcmp(table, "traces") == 0) { /* trace_rows lacks it too: a stand-in there */
-        static const char k[] = "\"started_ns\":";
-        const char *at = memmem(e.row, e.row_len, k, sizeof(k) - 1);
-        int64_t started = at ? strtoll(at + sizeof(k) - 1, NULL, 10) : 0;
-        size_t off = C->standins.text.len;
-        pc_ch_trace_rows_standin(&C->standins.text, C->dialect, e.project_id, e.trace_id,
-                                 started);
-        pc_ch_rows_add(&C->standins, off, rows->v[i].month,
-                       (pc_str){e.project_id, strlen(e.project_id)},
-                       (pc_str){e.trace_id, strlen(e.trace_id)}, PC_STR_NULL);
-    }
-    pc_log(PC_LOG_WARN, C->id, "%s row of project '%s' trace '%s'%s%s refused, dead-lettered: %s",
-           table, e.project_id, e.trace_id, *e.span_id ? " span " : "", e.span_id, why->why);
-    return GEN_OK;
-}
-
-/*
- * Stores the |k| rows of |rows| listed in |idx|: sends them as one block and,
- * when the server refuses the block's data, bisects it down to the rows it
- * refuses alone, which are dead-lettered. GEN_OK (everything stored or set
- * aside) or GEN_RETRY.
- */
-static int store_block(ch *C, CURL *h, const char *table, const char *query, const pc_ch_rows *rows,
-                       const size_t *idx, size_t k, int64_t deadline)
-{
-    /* The body: the rows' own text when they lie back to back (the common
-     * case: one month), else gathered; compressed once, whatever the retries,
-     * and sent as it is if the codec fails. The buffers are the flusher's. */
-    const char *body;
-    size_t n;
-    if (!pc_ch_rows_text_body(rows, idx, k, &body, &n)) {
-        pc_ch_rows_body(rows, idx, k, &C->body);
-        body = C->body.data;
-        n = C->body.len;
-    }
-    const char *enc = NULL;
-    if (C->codec != PC_CH_CODEC_NONE && pc_ch_zip_body(C->zip, &C->zbody, body, n) == 0) {
-        body = C->zbody.data;
-        n = C->zbody.len;
-        enc = pc_ch_codec_name(C->codec);
-    }
-    refusal why = {0};
-    int st = send_block(C, h, query, body, n, enc, deadline, &why);
-    if (st != GEN_DATA) return st;
-    if (k == 1) return dead_letter(C, table, rows, idx[0], &why);
-    size_t half = k / 2;
-    st = store_block(C, h, table, query, rows, idx, half, deadline);
-    if (st == GEN_OK) st = store_block(C, h, table, query, rows, idx + half, k - half, deadline);
-    return st;
-}
-
-/* One insert's sending: the flusher's handle and the insert's deadline. */
-typedef struct flight {
-    ch *C;
-    CURL *h;
-    int64_t deadline;
-} flight;
-
-/* Stores every row of |rows| into |table|, in blocks of at most
- * batch.max_partitions partitions: 0, or GEN_RETRY. A pc_ch_store_rows_fn
- * (the search index stores its rows through it too). */
-static int store_rows(void *fp, const char *table, const char *query, const pc_ch_rows *rows)
-{
-    flight *f = fp;
-    if (rows->n == 0) return 0;
-    size_t *idx = pc_xmalloc(rows->n * sizeof(*idx)), *ends = pc_xmalloc(rows->n * sizeof(*ends));
-    size_t ng = pc_ch_rows_partition_groups(rows, (int)f->C->cfg->max_partitions, idx, ends);
-    int st = GEN_OK;
-    for (size_t gi = 0, from = 0; gi < ng && st == GEN_OK; from = ends[gi++])
-        st = store_block(f->C, f->h, table, query, rows, idx + from, ends[gi] - from, f->deadline);
-    free(idx);
-    free(ends);
-    return st == GEN_OK ? 0 : st;
-}
-
-/* When the pending insert |g| is due; see "Group commit". Spooling first, the
- * drainer alone joins, and it says when (spool_flush). Call with C->mu held. */
-static int64_t due_at(const ch *C, const gen *g)
-{
-    if (C->stopping || g->rows >= C->max_rows || g->sealed) return 0;
-    if (C->first) return g->deadline;
-    int64_t floor = C->last_send_mono + C->max_wait_ns, late = C->last_done_mono + C->max_wait_ns;
-    return g->joins >= C->want_joins || late < floor ? floor : late;
-}
-
-static void *flusher_main(void *arg)
-{
-    ch *C = arg;
-    CURL *h = curl_easy_init();
-    C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
-    pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT;
-    pc_buf q_marks = PC_BUF_INIT, q_standins = PC_BUF_INIT;
-    pc_ch_insert_marks(&q_marks, C->cfg->database);
-    pc_ch_insert_standins(&q_standins, C->cfg->database);
-    pc_ch_insert_spans(&q_spans, C->dialect, C->cfg->database);
-    pc_ch_insert_traces(&q_traces, C->cfg->database);
-    pc_ch_insert_span_events(&q_events, C->cfg->database);
-    pc_ch_search_writer search;
-    pc_ch_search_writer_init(&search, C->cfg->database);
-    pthread_mutex_lock(&C->mu);
-    for (;;) {
-        while (!(C->pending && pc_time_mono_ns() >= due_at(C, C->pending)) &&
-               !(C->stopping && !C->pending)) {
-            if (!C->pending) {
-                pthread_cond_wait(&C->work_cv, &C->mu);
-            } else {
-                int64_t wake = due_at(C, C->pending);
-                struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
-                pthread_cond_timedwait(&C->work_cv, &C->mu, &ts);
-            }
-        }
-        gen *g = C->pending;
-        if (!g) break; /* stopping, nothing left */
-        C->pending = NULL;
-        C->last_send_mono = pc_time_mono_ns();
-        pthread_mutex_unlock(&C->mu);
-        /* The hours' marks before anything they mark (clickhouse_rollup.h); then
-         * spans: a trace row never points at spans that are not there. */
-        flight f = {C, h, g->deadline};
-        int st = store_rows(&f, "stats_marks", q_marks.data, &g->marks);
-        C->unmerge = &g->traces;
-        if (!st) st = store_rows(&f, "spans", q_spans.data, &g->spans);
-        C->unmerge = NULL;
-        if (!st) st = store_rows(&f, "traces", q_traces.data, &g->traces);
-        if (!st) st = store_rows(&f, "trace_rows", q_standins.data, &C->standins);
-        pc_ch_rows_reset(&C->standins);
-        if (!st) st = store_rows(&f, "span_events", q_events.data, &g->events);
-        /* Then the search index of what is stored. */
-        if (!st) st = pc_ch_search_store(&search, &g->search, store_rows, &f);
-        pthread_mutex_lock(&C->mu);
-        C->last_done_mono = pc_time_mono_ns();
-        C->want_joins = g->joins + (C->pending ? C->pending->joins : 0);
-        g->state = st ? st : GEN_OK;
-        pthread_cond_broadcast(&C->done_cv);
-        gen_unref_locked(C, g);
-    }
-    pthread_mutex_unlock(&C->mu);
-    curl_easy_cleanup(h);
-    pc_ch_zip_destroy(C->zip);
-    C->zip = NULL;
-    pc_buf_free(&C->body);
-    pc_buf_free(&C->zbody);
-    pc_buf_free(&q_spans);
-    pc_buf_free(&q_traces);
-    pc_buf_free(&q_events);
-    pc_buf_free(&q_marks);
-    pc_buf_free(&q_standins);
-    pc_ch_rows_free(&C->standins);
-    pc_ch_search_writer_free(&search);
-    return NULL;
-}
 
 /* ------------------------------------------------------------ data path -- */
 
@@ -455,7 +95,7 @@ static void *flusher_main(void *arg)
  * too much pending, or the budget refuses the rows: retry). |start| is when
  * the caller began.
  */
-static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
+static pc_ch_gen *join_insert(pc_ch_exporter *C, const pc_batch *b, int64_t start)
 {
     pc_ch_rows spans = PC_CH_ROWS_INIT, traces = PC_CH_ROWS_INIT, events = PC_CH_ROWS_INIT;
     pc_ch_rows marks = PC_CH_ROWS_INIT;
@@ -472,7 +112,7 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
                    pc_ch_search_bytes(&piece);
     bool charged = pc_budget_reserve(C->budget, bytes) == 0;
     pthread_mutex_lock(&C->mu);
-    gen *g = C->pending;
+    pc_ch_gen *g = C->pending;
     if (!charged || !C->accepting || (g && g->rows + n > C->max_rows * PENDING_FACTOR)) {
         g = NULL;
     } else {
@@ -506,20 +146,20 @@ static gen *join_insert(ch *C, const pc_batch *b, int64_t start)
 
 /* Waits for the insert |g| until |deadline| and drops the caller's reference:
  * PC_OK once it was stored, PC_RETRY otherwise. */
-static pc_result wait_insert(ch *C, gen *g, int64_t deadline)
+static pc_result wait_insert(pc_ch_exporter *C, pc_ch_gen *g, int64_t deadline)
 {
     struct timespec ts = {deadline / 1000000000LL, deadline % 1000000000LL};
     pthread_mutex_lock(&C->mu);
-    while (g->state == GEN_PENDING)
+    while (g->state == PC_CH_GEN_PENDING)
         if (pthread_cond_timedwait(&C->done_cv, &C->mu, &ts) == ETIMEDOUT) break;
-    pc_result res = g->state == GEN_OK ? PC_OK : PC_RETRY;
-    gen_unref_locked(C, g);
+    pc_result res = g->state == PC_CH_GEN_OK ? PC_OK : PC_RETRY;
+    pc_ch_gen_unref_locked(C, g);
     pthread_mutex_unlock(&C->mu);
     return res;
 }
 
 /* True while inserts have been failing for at least |grace_ns|. */
-static bool unreachable(ch *C, int64_t grace_ns)
+static bool unreachable(pc_ch_exporter *C, int64_t grace_ns)
 {
     int64_t down = __atomic_load_n(&C->down_since, __ATOMIC_ACQUIRE);
     return down && pc_time_mono_ns() - down >= grace_ns;
@@ -535,7 +175,7 @@ static bool unreachable(ch *C, int64_t grace_ns)
  */
 static pc_result ch_consume(void *ctx, pc_batch *b)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     if (!b) return PC_OK;
     if (b->n == 0) {
         pc_batch_unref(b);
@@ -543,13 +183,13 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
     }
     int64_t start = pc_time_mono_ns();
     if (!C->spooler) {
-        gen *g = join_insert(C, b, start);
+        pc_ch_gen *g = join_insert(C, b, start);
         pc_batch_unref(b);
         return g ? wait_insert(C, g, start + C->timeout_ns) : PC_RETRY;
     }
     pc_result res = PC_RETRY;
     if (!C->first && !unreachable(C, C->after_ns)) {
-        gen *g = join_insert(C, b, start);
+        pc_ch_gen *g = join_insert(C, b, start);
         if (g) res = wait_insert(C, g, start + C->after_ns);
     }
     if (res == PC_RETRY && __atomic_load_n(&C->spooling, __ATOMIC_ACQUIRE)) {
@@ -566,7 +206,7 @@ static pc_result ch_consume(void *ctx, pc_batch *b)
 
 /* A spooled record on its way back in: the insert it joined. */
 typedef struct respool {
-    gen *g;           /* NULL: answer |early| */
+    pc_ch_gen *g;           /* NULL: answer |early| */
     pc_result early;
     int64_t deadline;
 } respool;
@@ -577,7 +217,7 @@ typedef struct respool {
  * requests go straight to the spool; an insert that succeeds kicks it. */
 static void *spool_begin(void *ctx, const void *rec, size_t n)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     pc_batch *b = pc_batch_create(NULL);
     size_t pos = 0;
     pc_kafka_msg m;
@@ -608,7 +248,7 @@ static void *spool_begin(void *ctx, const void *rec, size_t n)
 /* The drainer has begun a window: the insert it joined goes now. */
 static void spool_flush(void *ctx)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     pthread_mutex_lock(&C->mu);
     if (C->pending) {
         C->pending->sealed = true;
@@ -633,7 +273,7 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
 {
     (void)next;
     const pc_ch_cfg *c = cfgp;
-    ch *C = pc_xcalloc(1, sizeof(*C));
+    pc_ch_exporter *C = pc_xcalloc(1, sizeof(*C));
     C->id = pc_xstrdup(id);
     C->cfg = c;
     pthread_condattr_t ca;
@@ -662,10 +302,10 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
         .insecure_skip_verify = c->tls_insecure_skip_verify,
     };
     C->http = pc_ch_http_create(&hc);
-    C->timeout_ns = c->timeout_ms * NS_PER_MS;
-    C->max_wait_ns = c->max_wait_ms * NS_PER_MS;
+    C->timeout_ns = c->timeout_ms * PC_CH_NS_PER_MS;
+    C->max_wait_ns = c->max_wait_ms * PC_CH_NS_PER_MS;
     C->max_rows = (size_t)c->max_rows;
-    C->after_ns = c->spool.after_ms * NS_PER_MS;
+    C->after_ns = c->spool.after_ms * PC_CH_NS_PER_MS;
     C->first = pc_spooler_first(&c->spool);
     if (pc_spooler_enabled(&c->spool)) {
         C->spooler = pc_spooler_create(id, &c->spool, spool_begin, spool_end, spool_flush, C);
@@ -681,18 +321,18 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
 /* pc_ch_exec_fn over setup_sql, for the schema setup. */
 static int exec_setup(void *ud, const char *sql, const char *what, long timeout_ms, pc_buf *out)
 {
-    return pc_ch_http_setup_sql(((ch *)ud)->http, sql, what, timeout_ms, out);
+    return pc_ch_http_setup_sql(((pc_ch_exporter *)ud)->http, sql, what, timeout_ms, out);
 }
 
 /* Opens the dead letter: the topic dead_letter.topic when dead_letter.brokers
  * is set, else the file <dead_letter.directory>/deadletter-<id>.jsonl (the id
  * with every byte outside [A-Za-z0-9_-] as '_'). 0, or -1 after logging. */
-static int open_dead_letter(ch *C)
+static int open_dead_letter(pc_ch_exporter *C)
 {
     if (C->dead) return 0;
     if (C->cfg->dl_kafka.brokers && *C->cfg->dl_kafka.brokers) {
         C->dead = pc_deadletter_create_kafka(&C->cfg->dl_kafka, C->cfg->dl_topic,
-                                             C->timeout_ns / NS_PER_MS, C->id);
+                                             C->timeout_ns / PC_CH_NS_PER_MS, C->id);
         return C->dead ? 0 : -1;
     }
     pc_buf name = PC_BUF_INIT;
@@ -713,7 +353,7 @@ static int open_dead_letter(ch *C)
 
 uint64_t pc_clickhouse_dead_lettered(void *ctx)
 {
-    return ctx ? pc_deadletter_count(((ch *)ctx)->dead) : 0;
+    return ctx ? pc_deadletter_count(((pc_ch_exporter *)ctx)->dead) : 0;
 }
 
 /* Copying a large table may take long; each copy statement gets up to this. */
@@ -721,7 +361,7 @@ uint64_t pc_clickhouse_dead_lettered(void *ctx)
 
 static int ch_start(void *ctx, pc_host *host)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     if (C->thread_running || C->stopping) return 0;
     C->budget = pc_host_budget(host);
     pc_metrics *m = pc_host_metrics(host);
@@ -733,7 +373,7 @@ static int ch_start(void *ctx, pc_host *host)
                                                  l, bounds, sizeof(bounds) / sizeof(bounds[0]));
     }
     const pc_ch_cfg *c = C->cfg;
-    long timeout_ms = (long)(C->timeout_ns / NS_PER_MS);
+    long timeout_ms = (long)(C->timeout_ns / PC_CH_NS_PER_MS);
     pc_buf version = PC_BUF_INIT;
     if (pc_ch_http_setup_sql(C->http, "SELECT version()", "cannot reach ClickHouse", timeout_ms,
                              &version) < 0)
@@ -753,7 +393,7 @@ static int ch_start(void *ctx, pc_host *host)
                                 COPY_TIMEOUT_MS, &C->reads.search_since_ns);
     if (rc == 0) {
         pthread_mutex_lock(&C->mu);
-        int prc = pthread_create(&C->thread, NULL, flusher_main, C);
+        int prc = pthread_create(&C->thread, NULL, pc_ch_flusher_main, C);
         if (prc == 0) C->thread_running = C->accepting = true;
         pthread_mutex_unlock(&C->mu);
         if (prc != 0) {
@@ -788,7 +428,7 @@ static int ch_start(void *ctx, pc_host *host)
 /* Stops accepting, lets the flusher send what is pending, joins it. Idempotent. */
 static void ch_shutdown(void *ctx)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     if (!C || !C->sync_ready) return;
     __atomic_store_n(&C->spooling, 0, __ATOMIC_RELEASE);
     pc_spooler_stop(C->spooler); /* what is spooled stays for the next start */
@@ -811,7 +451,7 @@ static void ch_shutdown(void *ctx)
 
 static void ch_destroy(void *ctx)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     if (!C) return;
     ch_shutdown(C);
     pc_spooler_destroy(C->spooler);
@@ -832,7 +472,7 @@ static void ch_destroy(void *ctx)
  * spool's (pc_spooler_metrics). */
 static void ch_metrics(void *ctx, pc_metrics_out *out)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     const char *const l[] = {"exporter", C->id, NULL};
     pc_metrics_out_add(out, PC_METRIC_COUNTER, "prela_deadletter_rows",
                        "Rows ClickHouse refuses, set aside in the dead letter.", l,
@@ -844,7 +484,7 @@ static void ch_metrics(void *ctx, pc_metrics_out *out)
  * which then makes it DEGRADED: spooler.h), OK otherwise. */
 static void ch_health(void *ctx, pc_health *out)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     out->state = PC_HEALTH_OK;
     out->since_ns = 0;
     out->reason[0] = '\0';
@@ -859,7 +499,7 @@ static void ch_health(void *ctx, pc_health *out)
 
 static const pc_store *ch_store(void *ctx)
 {
-    ch *C = ctx;
+    pc_ch_exporter *C = ctx;
     return &C->reads.store;
 }
 
