@@ -5,7 +5,7 @@
  * retry loop and the query store act on; the start-up requests (retried
  * while the server starts) and the probe of the zstd bodies it takes.
  *
- * Data flow: clickhouse.c / clickhouse_store.c → pc_ch_http_post → libcurl
+ * Data flow: clickhouse_flush.c / clickhouse_store.c → pc_ch_http_post → libcurl
  * → the server's HTTP interface; the answer body comes back in a pc_buf.
  *
  * Ownership: |H| owns its copies of the settings, the header list and the

@@ -86,7 +86,7 @@
  *           span id of the row: the merged rows hold a span twice when
  *           they hold fewer distinct hashes than spans) and clears
  *           merge_keys on the rows of a trace one of whose spans was
- *           dead-lettered in that insert (clickhouse.c); a traces row
+ *           dead-lettered in that insert (clickhouse_flush.c); a traces row
  *           refused alone gets a stand-in in trace_rows, merge_keys 0.
  *   trace_rows  (version 8) the traces rows again, only the columns a
  *           merged summary and the list filters read, plain MergeTree

@@ -3,7 +3,7 @@
  * which codecs there are, their HTTP Content-Encoding, and a compressor whose
  * state stays warm from one body to the next.
  *
- * Data flow: clickhouse.c's flusher builds a block's JSONEachRow body, compresses
+ * Data flow: the flusher (clickhouse_flush.c) builds a block's JSONEachRow body, compresses
  * it here once (whatever the retries), and clickhouse_http.c POSTs it with the
  * codec's Content-Encoding; the server decompresses before parsing.
  *

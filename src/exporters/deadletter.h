@@ -2,7 +2,7 @@
  * deadletter.h - where rows that can never be stored are set aside: a file
  * of JSON lines under a directory, size-capped and rotated, with a counter.
  *
- * Data flow: the `clickhouse` exporter's flusher (clickhouse.c), after
+ * Data flow: the `clickhouse` exporter's flusher (clickhouse_flush.c), after
  * bisecting a refused insert down to the rows ClickHouse refuses alone, puts
  * each such row here with the reason and the server's error code; then the
  * rest of the insert is acknowledged, so one bad row never stalls a group
