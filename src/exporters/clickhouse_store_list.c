@@ -176,21 +176,17 @@ int pc_ch_store_list(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void *
             continue;
         }
         if (last) return deliver(&page, cb, ud);
+        pc_ch_traces_free(&page);
         /* no candidate (when they skip no offset: then none starts in the
          * window): on to the newest start below, if any */
         if (ncand == 0 && (offset == 0 || pc_ch_list_rows_skip(f) > 0)) {
             int64_t newest;
             rc = pc_ch_store_newest_below(S, f->project_id, f->start_ns, lo, width, &newest);
-            if (rc <= 0) {
-                pc_ch_traces_free(&page);
-                return rc;
-            }
+            if (rc <= 0) return rc;
             anchor = newest + 1;
             width = PC_CH_WINDOW_FIRST;
-            pc_ch_traces_free(&page);
             continue;
         }
-        pc_ch_traces_free(&page);
         width *= 4;
     }
 }

@@ -21,6 +21,7 @@
 
 #include "clickhouse_search.h"
 #include "clickhouse_store_list.h"
+#include "clickhouse_summary.h"
 #include "local_contains.h"
 #include "local_text.h"
 #include "log.h"
@@ -389,15 +390,6 @@ static int keep_row(void *ud, const pc_trace_row *r)
     return 0;
 }
 
-/* List order: newest start first, then trace id and project id descending. */
-static int newest_first(const void *a, const void *b)
-{
-    const pc_trace_row *x = a, *y = b;
-    if (x->started_ns != y->started_ns) return x->started_ns < y->started_ns ? 1 : -1;
-    int c = strcmp(y->trace_id, x->trace_id);
-    return c ? c : strcmp(y->project_id, x->project_id);
-}
-
 /*
  * A database migrated to schema 5 holds spans written before the index
  * existed (S->search_since_ns): the index's answer and a scan of those older
@@ -413,7 +405,7 @@ static int mixed_search(pc_ch_store *S, const char *project_id, const char *quer
     int nk = pc_local_query_keys(query, qn, keys, PC_CH_SEARCH_KEYS);
     int rc = index_search(S, project_id, query, qn, keys, nk, limit, keep_row, &k);
     if (rc == 0) rc = scan_search(S, project_id, query, limit, S->search_since_ns, keep_row, &k);
-    if (k.n > 1) qsort(k.rows, k.n, sizeof(*k.rows), newest_first);
+    if (k.n > 1) qsort(k.rows, k.n, sizeof(*k.rows), pc_ch_traces_newest_first);
     for (size_t i = 0; rc == 0 && i < k.n && (int)i < limit; i++)
         if (cb(ud, &k.rows[i]) != 0) break;
     for (size_t i = 0; i < k.n; i++) {

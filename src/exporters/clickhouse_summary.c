@@ -361,13 +361,31 @@ static bool page_match(const pc_trace_row *r, bool has_type, bool has_model,
            (!f->user_id || strcmp(r->user_id, f->user_id) == 0);
 }
 
-/* A list's order: newest first. */
-static int by_newest(const void *pa, const void *pb)
+int pc_ch_traces_newest_first(const void *pa, const void *pb)
 {
     const pc_trace_row *a = pa, *b = pb;
     int c = cmp_i64(b->started_ns, a->started_ns);
     if (!c) c = strcmp(b->trace_id, a->trace_id);
     return c ? c : strcmp(b->project_id, a->project_id);
+}
+
+/* The rows of (|project|, |trace|) in |p| (|np| rows sorted by_trace): the
+ * index of the first in |*first|, the count returned (0 when none). */
+static size_t parts_of(const trace_part *p, size_t np, const char *project, const char *trace,
+                       size_t *first)
+{
+    trace_part key = {.r = {.project_id = project, .trace_id = trace}};
+    size_t lo = 0, hi = np;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (by_trace(&p[mid], &key) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t k = lo;
+    while (k < np && by_trace(&p[k], &key) == 0)
+        k++;
+    *first = lo;
+    return k - lo;
 }
 
 int pc_ch_traces_merge(pc_ch_traces *t, pc_buf *text, const pc_trace_filter *f, int64_t lo,
@@ -400,26 +418,17 @@ int pc_ch_traces_merge(pc_ch_traces *t, pc_buf *text, const pc_trace_filter *f, 
     }
     qsort(p, np, sizeof(*p), by_trace);
     for (size_t i = 0; i < n && rc == 1; i++) { /* each candidate: its rows, merged */
-        trace_part key = {.r = {.project_id = projects[i], .trace_id = trace_ids[i]}};
-        size_t lo_i = 0, hi_i = np;
-        while (lo_i < hi_i) {
-            size_t mid = lo_i + (hi_i - lo_i) / 2;
-            if (by_trace(&p[mid], &key) < 0) lo_i = mid + 1;
-            else hi_i = mid;
-        }
-        size_t k = lo_i;
-        while (k < np && by_trace(&p[k], &key) == 0)
-            k++;
+        size_t first, k = parts_of(p, np, projects[i], trace_ids[i], &first);
         bool has_type, has_model;
         pc_trace_row *r = &t->rows[t->n];
-        if (k == lo_i || !merge_parts(&p[lo_i], k - lo_i, r, &has_type, &has_model) ||
+        if (k == 0 || !merge_parts(&p[first], k, r, &has_type, &has_model) ||
             !page_match(r, has_type, has_model, f, lo))
             rc = 0;
         else
             t->n++;
     }
     if (rc == 1) {
-        qsort(t->rows, t->n, sizeof(*t->rows), by_newest);
+        qsort(t->rows, t->n, sizeof(*t->rows), pc_ch_traces_newest_first);
         size_t drop = skip < t->n ? skip : t->n;
         memmove(t->rows, t->rows + drop, (t->n - drop) * sizeof(*t->rows));
         t->n -= drop;

@@ -89,4 +89,8 @@ int pc_ch_traces_merge(pc_ch_traces *t, pc_buf *text, const pc_trace_filter *f, 
 
 void pc_ch_traces_free(pc_ch_traces *t);
 
+/* qsort's comparator of pc_trace_row in list order: newest start first, then
+ * trace id and project id descending (clickhouse_query.c's NEWEST). */
+int pc_ch_traces_newest_first(const void *a, const void *b);
+
 #endif
