@@ -105,6 +105,13 @@ int pc_arena_prepay(pc_arena *a, size_t n)
     return 0;
 }
 
+int pc_arena_hold(pc_arena *a, size_t n)
+{
+    if (pc_arena_reserve(a, n)) return -1;
+    if (a->budget) a->charged += n;
+    return 0;
+}
+
 int pc_arena_reserve(pc_arena *a, size_t n)
 {
     if (pc_budget_reserve(a->budget, n) == 0) return 0;

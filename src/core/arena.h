@@ -56,6 +56,10 @@ void *pc_arena_try_realloc(pc_arena *a, void *p, size_t old, size_t n);
  * with pc_arena_unreserve. */
 int pc_arena_reserve(pc_arena *a, size_t n);
 void pc_arena_unreserve(pc_arena *a, size_t n);
+/* Charges |n| bytes of memory held outside the arena for as long as the arena
+ * lives (an HTTP answer's body, sent after its handler returns): 0, or -1
+ * (nothing charged, the arena marked over budget). Released with the arena. */
+int pc_arena_hold(pc_arena *a, size_t n);
 /* Reserves |n| bytes in the budget ahead of the chunks that will hold them (a
  * declared Content-Length or gRPC message size): the next chunks draw on this
  * credit before reserving more, and it is released with the arena. 0, or -1

@@ -14,7 +14,10 @@
  * declared Content-Length is reserved on the first call (429 at once when it
  * does not fit), a chunked body as it grows (429 as soon as a growth is
  * refused, without reading the rest), the inflated body as it inflates; a
- * refusal anywhere, decoding included, is answered 429 + Retry-After.
+ * refusal anywhere, decoding included, is answered 429 + Retry-After. With
+ * hold_body the answer's body is charged too (pc_http_hold_body: by the
+ * handler as it grows, the rest after it), held by the arena, which dies in
+ * completed_cb once the answer went out.
  *
  * Slow clients: libmicrohttpd enforces the connection limits (total and per
  * address) and the idle timeout, which any byte resets. The whole-request
@@ -656,14 +659,24 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     watch_mark(s, conn, 1); /* arrived: the deadline no longer applies */
     lower_priority(s);
     rq->route->fn(s->ctx, &rq->req, &resp);
-    if (rq->req.arena && pc_arena_over(rq->req.arena)) {
+    if (s->cfg.hold_body && !resp.stream.read) pc_http_hold_body(&rq->req, &resp);
+    if (rq->req.arena && pc_arena_over(rq->req.arena) && resp.status != 429) {
         /* The handler kept the arena and the budget refused part of its work
-         * (a decoder that stopped early): whatever it answered, retry later. */
+         * (a decoder that stopped early): whatever it answered, retry later
+         * (a handler that answered 429 itself said why). */
         pc_buf_free(&resp.body);
         if (resp.stream.free) resp.stream.free(resp.stream.ctx);
         return answer_over_budget(conn, s, rq);
     }
     return send_resp(conn, s, &resp);
+}
+
+int pc_http_hold_body(pc_http_req *req, pc_http_resp *resp)
+{
+    if (resp->body.cap <= resp->held) return 0;
+    if (!req->arena || pc_arena_hold(req->arena, resp->body.cap - resp->held)) return -1;
+    resp->held = resp->body.cap;
+    return 0;
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -38,6 +38,7 @@
 #include "metrics.h"
 #include "tls.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -84,7 +85,19 @@ typedef struct pc_http_resp {
      * arena; NULL = none */
     const char *const *headers;
     pc_http_stream stream; /* a streamed body (see above); .read NULL = none */
+    size_t held; /* bytes of body's capacity charged so far (pc_http_hold_body) */
 } pc_http_resp;
+
+/*
+ * Charges the growth of |resp|'s body since the last call to the memory
+ * budget, through the request's arena, for as long as the request lives (its
+ * body goes out after the handler returns): 0, or -1 when the budget refuses
+ * (the arena is then over budget and the server answers 429 + Retry-After
+ * unless the handler answers 429 itself). A handler that builds a large answer
+ * calls it as the body grows, to stop early; with hold_body the server charges
+ * what is left after the handler. Without a budget it always succeeds.
+ */
+int pc_http_hold_body(pc_http_req *req, pc_http_resp *resp);
 
 /* Returns the request header |name| (case-insensitive), or NULL. */
 const char *pc_http_header(const pc_http_req *r, const char *name);
@@ -125,6 +138,7 @@ typedef struct pc_http_config {
     pc_http_error_fn error;   /* NULL = {"detail": msg} */
     pc_auth *auth;            /* checked for each route's scope; NULL = none */
     pc_budget *budget;        /* request arenas are charged here; NULL = unlimited */
+    bool hold_body;           /* answers' bodies too (pc_http_hold_body), before they go out */
     const pc_tls_config *tls; /* NULL or no cert_file = plaintext; see tls.h */
     pc_metrics *metrics;      /* answers are counted here by status code; NULL = not */
     int nice; /* 0..19: each connection thread runs its handlers this much below the

@@ -223,12 +223,12 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
     }
 
     pc_buf *b = &resp->body, last = PC_BUF_INIT;
-    pc_query_rows r = {b, 0, f.project_id, &last};
+    pc_query_rows r = {req, resp, 0, f.project_id, &last};
     pc_buf_puts(b, "{\"traces\":[");
     int rc = Q->store->ops->list_traces(Q->store->ctx, &f, pc_query_trace_row_cb, &r);
-    if (rc < 0) {
+    if (pc_query_over_budget(req, resp) || rc < 0) {
+        if (rc < 0 && resp->status != 429) pc_query_store_error(resp, rc, "Failed to query traces");
         pc_buf_free(&last);
-        pc_query_store_error(resp, rc, "Failed to query traces");
         return;
     }
     /* next: the cursor of the page after this one; null once a page is not full */
@@ -318,9 +318,10 @@ static void handle_trace(pc_query *Q, pc_http_req *req, const char *project, con
     project = find_trace(Q, req, project, id, b, resp, "Failed to retrieve trace", &total);
     if (!project) return;
     pc_buf_puts(b, ",\"spans\":[");
-    pc_query_rows r = {b, 0, project, NULL};
+    pc_query_rows r = {req, resp, 0, project, NULL};
     int cap = (int)Q->cfg->max_trace_spans;
     int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, cap, 0, pc_query_span_row_cb, &r);
+    if (pc_query_over_budget(req, resp)) return;
     if (rc < 0) {
         pc_query_store_error(resp, rc, "Failed to retrieve trace");
         return;
@@ -351,8 +352,9 @@ static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, con
     if (!project) return;
     pc_buf *b = &resp->body;
     pc_buf_puts(b, "{\"spans\":[");
-    pc_query_rows r = {b, 0, project, NULL};
+    pc_query_rows r = {req, resp, 0, project, NULL};
     int rc = Q->store->ops->get_spans(Q->store->ctx, project, id, limit, offset, pc_query_span_row_cb, &r);
+    if (pc_query_over_budget(req, resp)) return;
     if (rc < 0) {
         pc_query_store_error(resp, rc, "Failed to query spans");
         return;
@@ -421,9 +423,10 @@ static void serve_search(void *ctx, pc_http_req *req, pc_http_resp *resp)
     if (pc_query_read_project(req, resp, &project)) return;
 
     pc_buf *b = &resp->body;
-    pc_query_rows r = {b, 0, project, NULL};
+    pc_query_rows r = {req, resp, 0, project, NULL};
     pc_buf_puts(b, "{\"results\":[");
     int rc = Q->store->ops->search(Q->store->ctx, project, q, limit, pc_query_trace_row_cb, &r);
+    if (pc_query_over_budget(req, resp)) return;
     if (rc < 0) {
         pc_query_store_error(resp, rc, "Failed to search traces");
         return;
@@ -544,6 +547,8 @@ int pc_query_serve(void *ctx, const pc_store *store)
         .cors_origins = c->cors_origins,
         .error = NULL,
         .auth = Q->auth,
+        .budget = Q->budget, /* answers are charged too: a trace read can be large */
+        .hold_body = true,
         .tls = &c->tls,
         .metrics = Q->metrics,
         .nice = (int)c->nice,

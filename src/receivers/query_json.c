@@ -7,6 +7,7 @@
  */
 #include "query_json.h"
 
+#include "arena.h"
 #include "auth.h"
 #include "json.h"
 #include "timefmt.h"
@@ -260,19 +261,21 @@ int pc_query_trace_row_cb(void *ud, const pc_trace_row *row)
 {
     pc_query_rows *r = ud;
     if (r->project && strcmp(r->project, row->project_id)) return 0;
-    if (r->n++) pc_buf_putc(r->b, ',');
-    pc_query_write_trace(r->b, row);
+    pc_buf *b = &r->resp->body;
+    if (r->n++) pc_buf_putc(b, ',');
+    pc_query_write_trace(b, row);
     if (r->last) pc_query_cursor_write(r->last, row);
-    return 0;
+    return pc_http_hold_body(r->req, r->resp) ? 1 : 0;
 }
 
 int pc_query_span_row_cb(void *ud, const pc_span_row *row)
 {
     pc_query_rows *r = ud;
     if (r->project && strcmp(r->project, row->project_id)) return 0;
-    if (r->n++) pc_buf_putc(r->b, ',');
-    pc_query_write_span(r->b, row);
-    return 0;
+    pc_buf *b = &r->resp->body;
+    if (r->n++) pc_buf_putc(b, ',');
+    pc_query_write_span(b, row);
+    return pc_http_hold_body(r->req, r->resp) ? 1 : 0;
 }
 
 /* ------------------------------------------------------------ parameters -- */
@@ -338,6 +341,17 @@ void pc_query_server_error(pc_http_resp *resp, const char *msg)
  * store's time limit (store.h: PC_STORE_TIMEOUT), 503 without when it needed
  * more memory than the store allows one read (PC_STORE_TOO_BIG: the same
  * request would fail again), else 500 with |msg|. */
+bool pc_query_over_budget(pc_http_req *req, pc_http_resp *resp)
+{
+    if (!req->arena || !pc_arena_over(req->arena)) return false;
+    pc_buf_reset(&resp->body);
+    pc_http_error_detail(resp, 429, "the answer does not fit in the collector's memory budget "
+                                    "(service.memory_limit) now: ask for fewer rows (limit), "
+                                    "or page a trace's spans with /spans?limit=&offset=");
+    resp->retry_after = 1;
+    return true;
+}
+
 void pc_query_store_error(pc_http_resp *resp, int rc, const char *msg)
 {
     if (rc != PC_STORE_TIMEOUT && rc != PC_STORE_TOO_BIG) {

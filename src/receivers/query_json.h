@@ -15,6 +15,7 @@
 #include "http.h"
 #include "store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* ---- serializers ---- */
@@ -36,11 +37,15 @@ void pc_query_splice(pc_buf *b, const char *json, const char *fallback);
 void pc_query_write_trace(pc_buf *b, const pc_trace_row *t);
 void pc_query_write_span(pc_buf *b, const pc_span_row *s);
 
-/* Row callbacks: append objects to |b|, comma-separated, counting them. A row
- * of a project other than |project| (when set) is skipped: the stores already
- * filter, and this keeps a project key's view closed even if one did not. */
+/* Row callbacks: append objects to the answer's body, comma-separated,
+ * counting them. A row of a project other than |project| (when set) is
+ * skipped: the stores already filter, and this keeps a project key's view
+ * closed even if one did not. The body is charged to the memory budget as it
+ * grows (pc_http_hold_body): a refusal stops the read, and the server answers
+ * 429 (spans are unbounded in size: a trace of 10,000 large spans). */
 typedef struct pc_query_rows {
-    pc_buf *b;
+    pc_http_req *req;
+    pc_http_resp *resp;
     int n;
     const char *project;
     pc_buf *last; /* when set: the cursor of the last trace written (cursor_write) */
@@ -73,6 +78,10 @@ const char *pc_query_lowercase(pc_arena *a, const char *s);
 /* 400 / 500 with {"detail": msg}. */
 void pc_query_bad_request(pc_http_resp *resp, const char *msg);
 void pc_query_server_error(pc_http_resp *resp, const char *msg);
+/* After a read whose rows the memory budget refused (pc_query_rows): answers
+ * 429 + Retry-After, naming the budget and how to ask for less, and returns
+ * true; false when nothing was refused. */
+bool pc_query_over_budget(pc_http_req *req, pc_http_resp *resp);
 /* Answers a failed store read |rc|: 503 with Retry-After when it ran past the
  * store's time limit (store.h: PC_STORE_TIMEOUT), else 500 with |msg|. */
 void pc_query_store_error(pc_http_resp *resp, int rc, const char *msg);

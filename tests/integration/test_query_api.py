@@ -1,4 +1,6 @@
 """The query API (:8002): filters, paging, search, errors, on every store (conftest `store`)."""
+import re
+
 import pytest
 import requests
 
@@ -144,3 +146,46 @@ def test_spans_endpoint_and_ordering(collector):
     assert body["count"] == 10
     starts = [s["start_time_unix_nano"] for s in body["spans"]]
     assert starts == sorted(starts)
+
+
+def metric(c, name):
+    text = requests.get(c.metrics + "/metrics", timeout=5).text
+    return sum(float(m.group(1)) for m in re.finditer(
+        rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def test_a_trace_larger_than_the_memory_budget_is_read_in_pages(make_collector):
+    """The answer to a read is built in memory before it is sent, and a trace can be far
+    larger than one request (max_trace_spans spans, each as large as its own request):
+    the body is charged to the memory budget as it grows. A trace whose answer would
+    pass the budget is answered 429 + Retry-After naming the budget and how to read it
+    in pages, before it is built whole; its pages, the lists and search are still
+    served, and the collector goes on."""
+    c = make_collector(service_extra="memory_limit: 12MiB")
+    prompt = "x" * (512 << 10)  # 24 spans of 512 KiB: 12 MiB, each in a request of its own
+    for i in range(24):
+        r = requests.post(c.ingest + "/v1/traces", json={
+            "trace_id": "t-big", "service_name": "svc-big", "spans": [{
+                "span_id": f"s{i:02d}", "trace_id": "t-big", "name": f"call {i}",
+                "started_at": f"2025-01-27T10:00:{i:02d}Z",
+                "ended_at": f"2025-01-27T10:00:{i:02d}.5Z", "attributes": {"prompt": prompt}}]},
+            timeout=30)
+        assert r.status_code == 200, r.text
+    refused = metric(c, "prela_memory_budget_refused_total")
+    for path in ("/api/v1/traces/t-big", "/api/v1/traces/t-big/spans"):
+        r = c.get(path)
+        assert r.status_code == 429, (path, r.status_code, r.text[:200])
+        assert r.headers["Retry-After"] == "1"
+        assert "memory budget" in r.json()["detail"] and "limit" in r.json()["detail"]
+    assert metric(c, "prela_memory_budget_refused_total") >= refused + 2
+    spans = []
+    for offset in range(0, 24, 4):  # the same trace, a page of 2 MiB at a time
+        r = c.get("/api/v1/traces/t-big/spans", limit=4, offset=offset)
+        assert r.status_code == 200, r.text[:200]
+        spans += r.json()["spans"]
+    assert [s["span_id"] for s in spans] == [f"s{i:02d}" for i in range(24)]
+    assert all(s["attributes"]["prompt"] == prompt for s in spans)
+    assert ids(c.get("/api/v1/traces")) == ["t-big"]
+    r = c.get("/api/v1/search", query="call 7")
+    assert r.status_code == 200 and [t["trace_id"] for t in r.json()["results"]] == ["t-big"]
+    assert c.alive()

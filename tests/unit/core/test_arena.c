@@ -99,6 +99,32 @@ static void test_grow_block_over_budget(void)
     pc_budget_destroy(b);
 }
 
+/* pc_arena_hold: memory outside the arena (an answer's body) charged until the
+ * arena dies, not drawn on by later chunks; a refusal charges nothing. */
+static void test_hold(void)
+{
+    pc_budget *b = pc_budget_create(1 << 20);
+    pc_arena *a = pc_arena_create(1024);
+    pc_arena_set_budget(a, b);
+    CHECK_EQ_INT(pc_arena_hold(a, 600000), 0);
+    CHECK_EQ_INT(pc_budget_used(b), 600000);
+    int64_t before = pc_budget_used(b);
+    CHECK(pc_arena_alloc(a, 100) != NULL); /* a chunk of its own, not the held bytes */
+    CHECK(pc_budget_used(b) > before);
+    CHECK(!pc_arena_over(a));
+    before = pc_budget_used(b);
+    CHECK_EQ_INT(pc_arena_hold(a, 600000), -1); /* past the limit: refused, nothing charged */
+    CHECK(pc_arena_over(a));
+    CHECK_EQ_INT(pc_budget_used(b), before);
+    pc_arena_destroy(a);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
+    pc_arena *u = pc_arena_create(1024); /* without a budget: always held */
+    CHECK_EQ_INT(pc_arena_hold(u, (size_t)1 << 40), 0);
+    CHECK(!pc_arena_over(u));
+    pc_arena_destroy(u);
+    pc_budget_destroy(b);
+}
+
 int main(void)
 {
     RUN(test_alignment_and_growth);
@@ -106,5 +132,6 @@ int main(void)
     RUN(test_batch_refs);
     RUN(test_grow_block);
     RUN(test_grow_block_over_budget);
+    RUN(test_hold);
     return CHECK_DONE();
 }
