@@ -112,6 +112,20 @@ int pc_arena_hold(pc_arena *a, size_t n)
     return 0;
 }
 
+int pc_arena_try_hold(pc_arena *a, size_t n)
+{
+    if (pc_budget_reserve(a->budget, n)) return -1;
+    if (a->budget) a->charged += n;
+    return 0;
+}
+
+void pc_arena_unhold(pc_arena *a, size_t n)
+{
+    if (!a->budget) return;
+    pc_budget_release(a->budget, n);
+    a->charged -= n;
+}
+
 int pc_arena_reserve(pc_arena *a, size_t n)
 {
     if (pc_budget_reserve(a->budget, n) == 0) return 0;

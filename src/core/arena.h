@@ -60,6 +60,12 @@ void pc_arena_unreserve(pc_arena *a, size_t n);
  * lives (an HTTP answer's body, sent after its handler returns): 0, or -1
  * (nothing charged, the arena marked over budget). Released with the arena. */
 int pc_arena_hold(pc_arena *a, size_t n);
+/* Like pc_arena_hold, but a refusal leaves the arena as it was (not over
+ * budget): for memory the caller can do without (a read it can make
+ * smaller). pc_arena_unhold gives back |n| held bytes whose memory was freed
+ * before the arena dies. */
+int pc_arena_try_hold(pc_arena *a, size_t n);
+void pc_arena_unhold(pc_arena *a, size_t n);
 /* Reserves |n| bytes in the budget ahead of the chunks that will hold them (a
  * declared Content-Length or gRPC message size): the next chunks draw on this
  * credit before reserving more, and it is released with the arena. 0, or -1

@@ -12,8 +12,9 @@
  * unchanged. Every function returns 0, PC_STORE_TIMEOUT when the read ran
  * past the store's statement time limit (its query_timeout setting: the query
  * API answers 503), PC_STORE_TOO_BIG when it needed more memory than the
- * store allows a read (ClickHouse's max_memory_usage: 503 too), or -1 after
- * logging the failure.
+ * store allows a read (ClickHouse's max_memory_usage: 503 too),
+ * PC_STORE_OVER_BUDGET when the memory budget refused what it held for the
+ * client (watch_client: 429), or -1 after logging the failure.
  * Implementations must be safe to call from many threads at once and must
  * never put caller-provided text into SQL unescaped.
  *
@@ -27,6 +28,8 @@
 #ifndef PC_STORE_H
 #define PC_STORE_H
 
+#include "arena.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +37,8 @@
 #define PC_STORE_TIMEOUT (-2)
 /* A read stopped at the store's memory limit for one read (see above). */
 #define PC_STORE_TOO_BIG (-3)
+/* A read stopped at the process's memory budget (watch_client). */
+#define PC_STORE_OVER_BUDGET (-4)
 
 /* A trace's place in list order (newest start first, then trace id and
  * project id descending): the keyset cursor of list_traces. */
@@ -264,12 +269,18 @@ typedef struct pc_store_ops {
     int (*stats)(void *ctx, const pc_stats_query *q, pc_stats_cb cb, void *ud);
     /* 0 when the store can serve queries, else -1 with a reason in |msg|. */
     int (*health)(void *ctx, char *msg, int msglen);
-    /* Optional (NULL: the store's reads cannot be stopped half way). From now
-     * on, the reads of the calling thread are for the client on socket |fd|
-     * (-1: for nobody in particular, as after the request): a read that finds
-     * that client's connection closed stops (returning -1) and leaves the
-     * store no work on an answer nobody waits for. */
-    void (*watch_client)(void *ctx, int fd);
+    /* Optional (NULL: the store's reads cannot be stopped half way, and hold
+     * little memory: a row at a time). From now on, the reads of the calling
+     * thread are for the client on socket |fd| (-1: for nobody in particular,
+     * as after the request): a read that finds that client's connection
+     * closed stops (returning -1) and leaves the store no work on an answer
+     * nobody waits for. The memory a read holds for the client (an answer
+     * read whole from a server) is charged to |arena| (the request's; NULL:
+     * not charged) until the request ends (pc_arena_try_hold): a read the
+     * memory budget refuses stops, and the store reads less instead where it
+     * can (a trace's spans page by page on the server), else returns
+     * PC_STORE_OVER_BUDGET. */
+    void (*watch_client)(void *ctx, int fd, pc_arena *arena);
 } pc_store_ops;
 
 struct pc_store {

@@ -86,9 +86,31 @@ const char *pc_ch_http_url(const pc_ch_http *H)
     return H->base_url;
 }
 
+/* The calling thread's charged reads (pc_ch_http_charge): the arena, and how
+ * much of the current answer's capacity it holds. */
+static __thread pc_arena *charge_arena;
+static __thread size_t charge_held, charge_base; /* base: the capacity it had before */
+
+void pc_ch_http_charge(pc_arena *arena)
+{
+    charge_arena = arena;
+}
+
+/* Appends to the answer; 0 (curl stops: CURLE_WRITE_ERROR) when the memory
+ * budget refuses its growth. */
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    pc_buf_append(ud, p, size * n);
+    pc_ch_reply *r = ud;
+    pc_buf_append(&r->body, p, size * n);
+    if (charge_arena && r->body.cap > charge_held) {
+        if (pc_arena_try_hold(charge_arena, r->body.cap - charge_held)) {
+            pc_arena_unhold(charge_arena, charge_held - charge_base);
+            charge_held = charge_base;
+            r->over_budget = true;
+            return 0;
+        }
+        charge_held = r->body.cap;
+    }
     return size * n;
 }
 
@@ -173,7 +195,7 @@ static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     r->exception_code = 0;
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -192,6 +214,8 @@ static void post(pc_ch_http *H, CURL *h, const char *query, const char *settings
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
     r->status = 0;
+    charge_held = charge_base = r->body.cap; /* only what this answer adds is charged */
+    r->over_budget = false;
     r->curl = curl_easy_perform(h);
     if (r->curl == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* |r| may not outlive the handle */

@@ -16,6 +16,7 @@
 #ifndef PC_CLICKHOUSE_HTTP_H
 #define PC_CLICKHOUSE_HTTP_H
 
+#include "arena.h"
 #include "buf.h"
 #include "clickhouse_zip.h"
 
@@ -51,6 +52,7 @@ typedef struct pc_ch_reply {
     pc_buf body;                  /* the caller frees it */
     char detail[CURL_ERROR_SIZE]; /* libcurl's own words on a failed transfer, or "" */
     int exception_code;           /* X-ClickHouse-Exception-Code header, 0 when absent */
+    bool over_budget; /* the memory budget refused the answer (pc_ch_http_charge) */
 } pc_ch_reply;
 
 /*
@@ -70,6 +72,16 @@ void pc_ch_http_post(pc_ch_http *H, CURL *h, const char *query, const char *sett
  * returns true. NULL (every thread's default): posts are never stopped so.
  */
 void pc_ch_http_watch(bool (*gone)(void *ud), void *ud);
+
+/*
+ * Charged reads: until the next call, each post of the calling thread charges
+ * its answer's body to |arena| as it arrives (pc_arena_try_hold: held until
+ * the arena dies) and, once the memory budget refuses, gives back what the
+ * answer held and stops the transfer (CURLE_WRITE_ERROR, the reply's
+ * over_budget set; the caller frees the body at once). NULL (every thread's
+ * default): answers are not charged.
+ */
+void pc_ch_http_charge(pc_arena *arena);
 
 /*
  * Like pc_ch_http_post, but |zbody| (|zn| bytes) is already compressed

@@ -85,13 +85,15 @@ static void kill_query(pc_ch_store *S, const char *query_id)
 }
 
 /* The socket of the API client the reads of this thread are for (-1: none;
- * st_watch_client). */
+ * st_watch_client), and its request's arena (NULL: none). */
 static __thread int client_fd = -1;
+static __thread pc_arena *client_arena;
 
-static void st_watch_client(void *ctx, int fd)
+static void st_watch_client(void *ctx, int fd, pc_arena *arena)
 {
     (void)ctx;
     client_fd = fd;
+    client_arena = arena;
     pc_ch_store_lookup_request(fd >= 0);
 }
 
@@ -130,11 +132,18 @@ int pc_ch_store_run(pc_ch_store *S, const char *sql, const char *what, const cha
              extra);
     int fd = client_fd;
     if (fd >= 0) pc_ch_http_watch(client_gone, &fd);
+    pc_ch_http_charge(client_arena);
     pc_ch_http_post(S->http, h, NULL, settings, sql, strlen(sql), false,
                     secs * 1000 + QUERY_GRACE_MS, &r);
+    pc_ch_http_charge(NULL);
     pc_ch_http_watch(NULL, NULL);
     pc_ch_http_release(S->http, h);
     if (may_run(r.curl)) kill_query(S, query_id); /* nobody waits for its answer now */
+    if (r.over_budget) {
+        pc_log(PC_LOG_INFO, S->id, "%s: its answer passed the memory budget; read stopped", what);
+        pc_buf_free(&r.body);
+        return PC_STORE_OVER_BUDGET;
+    }
     if (r.curl == CURLE_ABORTED_BY_CALLBACK) {
         pc_log(PC_LOG_INFO, S->id, "%s: the API client closed its connection; read stopped",
                what);

@@ -350,7 +350,8 @@ enum { READ_NONE, READ_WHOLE, READ_TOO_MANY };
 /* Reads the rows of the trace |l| names into |s|: READ_WHOLE (|s| filled),
  * READ_NONE (the trace has no spans), READ_TOO_MANY (more than
  * LOOKUP_ROWS_MAX rows or LOOKUP_BYTES_MAX bytes, or more than the server's
- * memory limit for one read: nothing kept), or < 0. The server stops the
+ * memory limit for one read or the memory budget allows now: nothing kept),
+ * or < 0. The server stops the
  * read at those limits (result_overflow_mode=throw: code 396); the
  * collector checks them too. */
 static int read_whole(pc_ch_store *S, const lookup *l, pc_ch_spans *s)
@@ -363,7 +364,7 @@ static int read_whole(pc_ch_store *S, const lookup *l, pc_ch_spans *s)
     pc_buf out;
     bool found, part_col;
     int rc = read_lookup(S, &raw, &out, &found, &part_col);
-    if (rc == PC_STORE_TOO_BIG) return READ_TOO_MANY;
+    if (rc == PC_STORE_TOO_BIG || rc == PC_STORE_OVER_BUDGET) return READ_TOO_MANY;
     if (rc < 0) return rc;
     if (!found) return READ_NONE;
     if (!pc_ch_capped_within(&out, LOOKUP_ROWS_MAX, LOOKUP_BYTES_MAX)) {

@@ -367,14 +367,15 @@ static void handle_spans(pc_query *Q, pc_http_req *req, const char *project, con
 }
 
 /* Runs |serve| (a handler that reads the store) with the store watching the
- * request's client: its reads stop if the client hangs up (store.h). */
+ * request's client: its reads stop if the client hangs up, and charge what
+ * they hold to the request's arena (store.h). */
 static void watched(void *ctx, pc_http_req *req, pc_http_resp *resp,
                     void (*serve)(void *ctx, pc_http_req *req, pc_http_resp *resp))
 {
     const pc_store *st = ((pc_query *)ctx)->store;
-    if (st->ops->watch_client) st->ops->watch_client(st->ctx, pc_http_socket(req));
+    if (st->ops->watch_client) st->ops->watch_client(st->ctx, pc_http_socket(req), req->arena);
     serve(ctx, req, resp);
-    if (st->ops->watch_client) st->ops->watch_client(st->ctx, -1);
+    if (st->ops->watch_client) st->ops->watch_client(st->ctx, -1, NULL);
 }
 
 static void serve_traces(void *ctx, pc_http_req *req, pc_http_resp *resp)

@@ -341,19 +341,29 @@ void pc_query_server_error(pc_http_resp *resp, const char *msg)
  * store's time limit (store.h: PC_STORE_TIMEOUT), 503 without when it needed
  * more memory than the store allows one read (PC_STORE_TOO_BIG: the same
  * request would fail again), else 500 with |msg|. */
-bool pc_query_over_budget(pc_http_req *req, pc_http_resp *resp)
+/* 429 + Retry-After: an answer the memory budget refused. */
+static void answer_over_budget(pc_http_resp *resp)
 {
-    if (!req->arena || !pc_arena_over(req->arena)) return false;
     pc_buf_reset(&resp->body);
     pc_http_error_detail(resp, 429, "the answer does not fit in the collector's memory budget "
                                     "(service.memory_limit) now: ask for fewer rows (limit), "
                                     "or page a trace's spans with /spans?limit=&offset=");
     resp->retry_after = 1;
+}
+
+bool pc_query_over_budget(pc_http_req *req, pc_http_resp *resp)
+{
+    if (!req->arena || !pc_arena_over(req->arena)) return false;
+    answer_over_budget(resp);
     return true;
 }
 
 void pc_query_store_error(pc_http_resp *resp, int rc, const char *msg)
 {
+    if (rc == PC_STORE_OVER_BUDGET) {
+        answer_over_budget(resp);
+        return;
+    }
     if (rc != PC_STORE_TIMEOUT && rc != PC_STORE_TOO_BIG) {
         pc_query_server_error(resp, msg);
         return;

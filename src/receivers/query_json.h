@@ -83,7 +83,9 @@ void pc_query_server_error(pc_http_resp *resp, const char *msg);
  * true; false when nothing was refused. */
 bool pc_query_over_budget(pc_http_req *req, pc_http_resp *resp);
 /* Answers a failed store read |rc|: 503 with Retry-After when it ran past the
- * store's time limit (store.h: PC_STORE_TIMEOUT), else 500 with |msg|. */
+ * store's time limit (store.h: PC_STORE_TIMEOUT), 503 past its memory limit
+ * for one read (PC_STORE_TOO_BIG), 429 with Retry-After past the memory
+ * budget (PC_STORE_OVER_BUDGET), else 500 with |msg|. */
 void pc_query_store_error(pc_http_resp *resp, int rc, const char *msg);
 /*
  * The project a read is confined to, in |*out|: a project key's own (asking
