@@ -106,7 +106,7 @@ static int grouped_sessions(void *ctx, const pc_session_filter *f, pc_session_cb
     pc_local_query q;
     int rc = pc_local_query_open(&q, ctx, sql.data, "list sessions");
     pc_buf_free(&sql);
-    if (rc < 0) return -1;
+    if (rc < 0) return rc;
     if (f->project_id) bind_cstr(q.st, 1, f->project_id);
     if (f->session_id) bind_cstr(q.st, 2, f->session_id);
     if (f->user_id) bind_cstr(q.st, 3, f->user_id);
@@ -255,7 +255,7 @@ static int walk_sessions(void *ctx, const pc_session_filter *f, pc_session_cb cb
     pc_local_query q;
     int rc = pc_local_query_open(&q, ctx, sql.data, "list sessions");
     pc_buf_free(&sql);
-    if (rc < 0) return -1;
+    if (rc < 0) return rc;
     if (f->project_id) bind_cstr(q.st, 1, f->project_id);
     if (f->start_ns) sqlite3_bind_int64(q.st, 4, f->start_ns);
     walk w = {.f = f, .cb = cb, .ud = ud};

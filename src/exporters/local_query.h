@@ -27,10 +27,11 @@ typedef struct pc_local_query {
 } pc_local_query;
 
 /*
- * Borrows a connection of |r|, arms the deadline (the pool's query timeout:
- * past it every step fails with SQLITE_INTERRUPT) and prepares |sql| into
- * q->st. |what| (static) names the read in log lines. 0, or -1 after logging
- * (nothing to close then).
+ * Borrows a connection of |r| (waiting for one while the pool's are all lent),
+ * arms the deadline (the pool's query timeout: past it every step fails with
+ * SQLITE_INTERRUPT) and prepares |sql| into q->st. |what| (static) names the
+ * read in log lines. 0, PC_STORE_TIMEOUT when no connection came free before
+ * the deadline, or -1 after logging (nothing to close then).
  */
 int pc_local_query_open(pc_local_query *q, pc_local_reader *r, const char *sql,
                         const char *what);

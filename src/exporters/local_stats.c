@@ -431,7 +431,8 @@ static int gather_with_rollups(const gather *g, int kind, bool subtract, bool *u
 static int stats_read(void *ctx, const pc_stats_query *qs, bool rollups, pc_stats_cb cb, void *ud)
 {
     pc_local_query q;
-    if (pc_local_query_open(&q, ctx, "BEGIN", "stats") < 0) return -1;
+    int orc = pc_local_query_open(&q, ctx, "BEGIN", "stats");
+    if (orc < 0) return orc;
     int rc = sqlite3_step(q.st);
     if (rc != SQLITE_DONE) return pc_local_query_close(&q, rc);
     const pc_cells fresh = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};

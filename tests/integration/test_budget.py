@@ -28,6 +28,7 @@ import grpc
 import pytest
 import requests
 from clients import WellBehaved, assert_not_starved
+from services import clickhouse  # noqa: F401 (the fixture of the clickhouse store)
 from test_tls import certs  # noqa: F401 (the module fixture of TLS certificates)
 
 LIMIT_MIB = 64
@@ -204,6 +205,66 @@ def test_bombs_are_refused_and_the_process_stays_bounded(make_collector, monkeyp
     r = requests.post(c.otlp + "/v1/traces", data=good_body(10**6), timeout=10,
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
+
+
+# What reads hold outside the budget: the embedded store's read connections (at most 8
+# at once, local_store.c POOL_MAX), each with its page caches and a row of decompressed
+# columns (here 512 KiB), and malloc's cached pages of them. Measured peaks 101-117 MiB
+# (16 readers of a 12 MiB trace, both stores; 262-266 MiB before answers were charged).
+READS_OVERHEAD_MIB = 16
+
+
+def read_big(c, out, rounds):
+    for _ in range(rounds):
+        r = c.get("/api/v1/traces/t-big")
+        body = r.json()
+        out.append((r.status_code, r.headers.get("Retry-After"),
+                    body.get("span_count") if r.status_code == 200 else body.get("detail")))
+
+
+@pytest.mark.usefixtures("store")
+def test_large_reads_at_once_stay_within_the_budget(make_collector, monkeypatch):
+    """Answers are charged to the budget too: sixteen clients reading a 12 MiB trace at
+    once (each answer built in memory, and on ClickHouse the trace's rows read whole from
+    the server first) are held to the 64 MiB budget. A read that does not fit gets 429 +
+    Retry-After naming the budget, the others the whole trace, and peak RSS stays under
+    the budget plus the fixed overhead and what reads hold outside it (before: every
+    answer outside the budget)."""
+    if SANITIZED:
+        monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                           ":quarantine_size_mb=8:allocator_release_to_os_interval_ms=100")
+    c = make_collector(service_extra=SERVICE)
+    prompt = "y" * (512 << 10)
+    for i in range(24):  # 24 spans of 512 KiB, a request each
+        r = requests.post(c.ingest + "/v1/traces", timeout=30, json={
+            "trace_id": "t-big", "service_name": "svc-big", "spans": [{
+                "span_id": f"s{i:02d}", "trace_id": "t-big", "name": f"call {i}",
+                "started_at": f"2025-01-27T10:00:{i:02d}Z", "attributes": {"prompt": prompt}}]})
+        assert r.status_code == 200, r.text
+    loaded_mib = vm_hwm_kib(c.proc.pid) / 1024
+    results = []
+    readers = [threading.Thread(target=read_big, args=(c, results, 3)) for _ in range(16)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join(timeout=300)
+    peak_mib = vm_hwm_kib(c.proc.pid) / 1024
+    bound = LIMIT_MIB + OVERHEAD_MIB + READS_OVERHEAD_MIB + ASAN_OVERHEAD_MIB
+    codes = [r[0] for r in results]
+    print(f"\n16 readers of a 12 MiB trace, budget {LIMIT_MIB} MiB: VmHWM {loaded_mib:.1f} MiB "
+          f"loaded, {peak_mib:.1f} MiB after the reads"
+          f" (bound {bound}); {codes.count(200)} whole, "
+          f"{codes.count(429)} refused")
+    assert c.alive(), c.logs()
+    assert len(results) == 48
+    for status, retry_after, what in results:
+        assert status in (200, 429), (status, what)
+        if status == 200:
+            assert what == 24
+        else:
+            assert retry_after == "1" and "memory budget" in what, what
+    assert 200 in codes
+    assert peak_mib < bound, (peak_mib, c.logs())
 
 
 def small_asan_quarantine(monkeypatch):

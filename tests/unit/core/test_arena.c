@@ -100,7 +100,8 @@ static void test_grow_block_over_budget(void)
 }
 
 /* pc_arena_hold: memory outside the arena (an answer's body) charged until the
- * arena dies, not drawn on by later chunks; a refusal charges nothing. */
+ * arena dies, not drawn on by later chunks; a refusal charges nothing.
+ * pc_arena_try_hold / pc_arena_unhold: the same without marking the arena. */
 static void test_hold(void)
 {
     pc_budget *b = pc_budget_create(1 << 20);
@@ -118,8 +119,22 @@ static void test_hold(void)
     CHECK_EQ_INT(pc_budget_used(b), before);
     pc_arena_destroy(a);
     CHECK_EQ_INT(pc_budget_used(b), 0);
+    /* try_hold: a refusal leaves the arena usable; unhold gives bytes back early */
+    a = pc_arena_create(1024);
+    pc_arena_set_budget(a, b);
+    CHECK_EQ_INT(pc_arena_try_hold(a, 700000), 0);
+    CHECK_EQ_INT(pc_arena_try_hold(a, 700000), -1);
+    CHECK(!pc_arena_over(a));
+    CHECK_EQ_INT(pc_budget_used(b), 700000);
+    pc_arena_unhold(a, 700000);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
+    CHECK_EQ_INT(pc_arena_try_hold(a, 700000), 0); /* room again */
+    pc_arena_destroy(a);
+    CHECK_EQ_INT(pc_budget_used(b), 0);
     pc_arena *u = pc_arena_create(1024); /* without a budget: always held */
     CHECK_EQ_INT(pc_arena_hold(u, (size_t)1 << 40), 0);
+    CHECK_EQ_INT(pc_arena_try_hold(u, (size_t)1 << 40), 0);
+    pc_arena_unhold(u, (size_t)1 << 40);
     CHECK(!pc_arena_over(u));
     pc_arena_destroy(u);
     pc_budget_destroy(b);
