@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "exporters/local.h"
+#include "exporters/local_query.h"
 #include "exporters/local_schema.h"
 #include "exporters/local_text.h"
 #include "span.h"
@@ -1608,6 +1609,30 @@ static void test_migration_7_8(void)
     remove_store_dir(dir);
 }
 
+/* The read connections are bounded (local_store.c POOL_MAX, 8): a read past
+ * them waits for one and gives up at its time limit (PC_STORE_TIMEOUT, 503),
+ * and gets one as soon as a read ends. */
+static void test_read_connections_bounded(void)
+{
+    store_h h;
+    const char *kv[] = {"query_timeout", "300ms"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    pc_local_reader *r = h.st->ctx;
+    pc_local_query q[9];
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ_INT(pc_local_query_open(&q[i], r, "BEGIN", "test"), 0);
+    int64_t t0 = pc_time_mono_ns();
+    CHECK_EQ_INT(pc_local_query_open(&q[8], r, "BEGIN", "test"), PC_STORE_TIMEOUT);
+    int64_t waited = pc_time_mono_ns() - t0;
+    CHECK(waited >= 250 * 1000000LL && waited < 3 * NS);
+    CHECK_EQ_INT(pc_local_query_close(&q[0], sqlite3_step(q[0].st)), 0);
+    CHECK_EQ_INT(pc_local_query_open(&q[8], r, "BEGIN", "test"), 0);
+    for (int i = 1; i < 9; i++)
+        CHECK_EQ_INT(pc_local_query_close(&q[i], sqlite3_step(q[i].st)), 0);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.limit = 10})->n, 0); /* connections came back */
+    close_store(&h, true);
+}
+
 int main(void)
 {
     RUN(test_options);
@@ -1619,6 +1644,7 @@ int main(void)
     RUN(test_bounds);
     RUN(test_retention);
     RUN(test_concurrent);
+    RUN(test_read_connections_bounded);
     RUN(test_backpressure);
     RUN(test_chunks);
     RUN(test_cut_while_writing);
