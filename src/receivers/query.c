@@ -227,7 +227,7 @@ static void handle_list(pc_query *Q, pc_http_req *req, pc_http_resp *resp)
     pc_buf_puts(b, "{\"traces\":[");
     int rc = Q->store->ops->list_traces(Q->store->ctx, &f, pc_query_trace_row_cb, &r);
     if (pc_query_over_budget(req, resp) || rc < 0) {
-        if (rc < 0 && resp->status != 429) pc_query_store_error(resp, rc, "Failed to query traces");
+        if (resp->status != 429) pc_query_store_error(resp, rc, "Failed to query traces");
         pc_buf_free(&last);
         return;
     }
