@@ -105,18 +105,18 @@ int pc_arena_prepay(pc_arena *a, size_t n)
     return 0;
 }
 
-int pc_arena_hold(pc_arena *a, size_t n)
-{
-    if (pc_arena_reserve(a, n)) return -1;
-    if (a->budget) a->charged += n;
-    return 0;
-}
-
 int pc_arena_try_hold(pc_arena *a, size_t n)
 {
     if (pc_budget_reserve(a->budget, n)) return -1;
     if (a->budget) a->charged += n;
     return 0;
+}
+
+int pc_arena_hold(pc_arena *a, size_t n)
+{
+    if (pc_arena_try_hold(a, n) == 0) return 0;
+    a->over = true;
+    return -1;
 }
 
 void pc_arena_unhold(pc_arena *a, size_t n)

@@ -351,9 +351,8 @@ enum { READ_NONE, READ_WHOLE, READ_TOO_MANY };
  * READ_NONE (the trace has no spans), READ_TOO_MANY (more than
  * LOOKUP_ROWS_MAX rows or LOOKUP_BYTES_MAX bytes, or more than the server's
  * memory limit for one read or the memory budget allows now: nothing kept),
- * or < 0. The server stops the
- * read at those limits (result_overflow_mode=throw: code 396); the
- * collector checks them too. */
+ * or < 0. The server stops the read at those limits (result_overflow_mode=
+ * throw: code 396); the collector checks them too. */
 static int read_whole(pc_ch_store *S, const lookup *l, pc_ch_spans *s)
 {
     char settings[PC_CH_CAPPED_LEN];

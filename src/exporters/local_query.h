@@ -36,6 +36,13 @@ typedef struct pc_local_query {
 int pc_local_query_open(pc_local_query *q, pc_local_reader *r, const char *sql,
                         const char *what);
 
+/*
+ * Like pc_local_query_open, but in a read transaction ("BEGIN"), so that the
+ * statements the caller then prepares into q->st (NULL here) see one state of
+ * the store. 0, or what pc_local_query_open or pc_local_query_close returned
+ * (nothing to close then).
+ */
+int pc_local_query_begin(pc_local_query *q, pc_local_reader *r, const char *what);
 /* Ends |q| (finalizes q->st, ends the read transaction a "BEGIN" opened,
  * gives the connection back); |rc| is the last sqlite3_step result. Returns
  * 0, PC_STORE_TIMEOUT past the deadline, or -1 after logging. */

@@ -431,10 +431,8 @@ static int gather_with_rollups(const gather *g, int kind, bool subtract, bool *u
 static int stats_read(void *ctx, const pc_stats_query *qs, bool rollups, pc_stats_cb cb, void *ud)
 {
     pc_local_query q;
-    int orc = pc_local_query_open(&q, ctx, "BEGIN", "stats");
-    if (orc < 0) return orc;
-    int rc = sqlite3_step(q.st);
-    if (rc != SQLITE_DONE) return pc_local_query_close(&q, rc);
+    int rc = pc_local_query_begin(&q, ctx, "stats");
+    if (rc < 0) return rc;
     const pc_cells fresh = {.limit = qs->max_rows > 0 ? (size_t)qs->max_rows : 1};
     pc_cells acc = fresh;
     gather g = {.db = q.db,

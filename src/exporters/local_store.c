@@ -330,6 +330,16 @@ int pc_local_query_open(query *q, pc_local_reader *r, const char *sql, const cha
     return 0;
 }
 
+int pc_local_query_begin(query *q, pc_local_reader *r, const char *what)
+{
+    int rc = pc_local_query_open(q, r, "BEGIN", what);
+    if (rc < 0) return rc;
+    if ((rc = sqlite3_step(q->st)) != SQLITE_DONE) return pc_local_query_close(q, rc);
+    sqlite3_finalize(q->st);
+    q->st = NULL;
+    return 0;
+}
+
 /* Ends |q|; |rc| is the last sqlite3_step result. Returns 0, PC_STORE_TIMEOUT
  * past the deadline, or -1 after logging. */
 int pc_local_query_close(query *q, int rc)
@@ -507,12 +517,8 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     /* The statement is prepared once the attribute filter's candidates are
      * counted, on the same connection, in the same snapshot (TAIL_TIDS) and
      * under the same deadline. */
-    int orc = pc_local_query_open(&q, ctx, "BEGIN", "list traces");
+    int orc = pc_local_query_begin(&q, ctx, "list traces");
     if (orc < 0) return orc;
-    int brc = sqlite3_step(q.st);
-    if (brc != SQLITE_DONE) return pc_local_query_close(&q, brc);
-    sqlite3_finalize(q.st);
-    q.st = NULL;
     pc_buf blocks = PC_BUF_INIT; /* the attribute filter's candidate blocks */
     bool attr_fts = false;
     if (f->attr_key && f->attr_value) {
@@ -612,12 +618,8 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
                      int offset, pc_span_cb cb, void *ud)
 {
     query q;
-    int rc = pc_local_query_open(&q, ctx, "BEGIN", "get spans");
+    int rc = pc_local_query_begin(&q, ctx, "get spans");
     if (rc < 0) return rc;
-    rc = sqlite3_step(q.st);
-    if (rc != SQLITE_DONE) return pc_local_query_close(&q, rc);
-    sqlite3_finalize(q.st);
-    q.st = NULL;
     if ((rc = sqlite3_prepare_v2(q.db, SPAN_PAGE, -1, &q.st, NULL)) != SQLITE_OK)
         return pc_local_query_close(&q, rc);
     bind_cstr(q.st, 1, trace_id);
@@ -646,14 +648,15 @@ static int get_spans(void *ctx, const char *project_id, const char *trace_id, in
                                      : 0;
     if (any < 0) rc = -any;
     pc_span_events m = PC_SPAN_EVENTS_INIT;
-    for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
+    bool stop = false;
+    for (size_t i = 0; i < n && rc == SQLITE_DONE && !stop; i++) {
         sqlite3_bind_int64(q.st, 1, rowids[i]);
-        rc = sqlite3_step(q.st);
+        rc = sqlite3_step(q.st); /* SQLITE_DONE: the span went meanwhile (retention) */
         if (rc == SQLITE_ROW) {
             pc_span_row row;
             read_span(q.st, &row);
             if (any && (rc = pc_local_events_merge(q.db, &row, &m)) != SQLITE_OK) break;
-            if (cb(ud, &row) != 0) n = i; /* stop */
+            stop = cb(ud, &row) != 0;
             rc = SQLITE_DONE;
         }
         sqlite3_reset(q.st);
@@ -700,18 +703,11 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     /* The statement is prepared after the candidates are counted, on the same
      * connection, in the same snapshot (TAIL_TIDS: the blocks and upto must
      * come from one state of the index) and under the same deadline. */
-    int orc = pc_local_query_open(&q, ctx, "BEGIN", "search");
+    int orc = pc_local_query_begin(&q, ctx, "search");
     if (orc < 0) {
         pc_buf_free(&fts);
         return orc;
     }
-    int brc = sqlite3_step(q.st);
-    if (brc != SQLITE_DONE) {
-        pc_buf_free(&fts);
-        return pc_local_query_close(&q, brc);
-    }
-    sqlite3_finalize(q.st);
-    q.st = NULL;
     pc_buf blocks = PC_BUF_INIT;
     if (indexed) {
         int64_t n = candidate_blocks(&q, fts.data, SEARCH_CANDIDATES, &blocks);
