@@ -1,12 +1,12 @@
 /*
- * local_schema.c - the embedded store's schema (version 9) and its migrations.
+ * local_schema.c - the embedded store's schema (version 10) and its migrations.
  *
  * Where it sits: local_writer.c opens the writer connection and calls
  * pc_local_schema_setup once, at start, before any write; everything the
  * writer (local_txn.c) and the readers (local_store.c) do relies on the
  * contract below.
  *
- * Schema version 9 (<directory>/prela.db, WAL, PRAGMA user_version 9; the
+ * Schema version 10 (<directory>/prela.db, WAL, PRAGMA user_version 10; the
  * search index span_text in <directory>/prela-search.db since version 7,
  * local_index.c):
  *
@@ -150,9 +150,19 @@
  *   b-trees are spans (rowid) and spans_key (tid, span_id), both in ingest
  *   order: a commit appends. The random-key indexes left (traces_key and the
  *   list indexes) have one entry per trace, a tenth of the spans.
- * - traces_created has created_ns alone (tid follows). traces_status stays:
- *   without it, service + status=error read a tenth of a service's rows, in
- *   tid order, not start order: 189 ms p99 at 1M spans against 1-9 ms.
+ * - traces_created has created_ns alone (tid follows). traces_errors
+ *   (version 10) holds the failed traces in list order (started_ns,
+ *   trace_id, project_id; partial: WHERE status = 'error'): without an
+ *   index of errors, service + status=error read a tenth of a service's rows,
+ *   in tid order, not start order (189 ms p99 at 1M spans against 1-9 ms).
+ *   Versions 3 to 9 had traces_status (status, started_ns), an entry for
+ *   every trace. Every list index keyed by start time takes a random leaf
+ *   page per trace when traces arrive out of start order (a backfill), and
+ *   each such page is written twice (the log, then its checkpoint): with
+ *   10M spans stored, dropping traces_status wrote 9,970 bytes per span
+ *   instead of 11,050-11,550 (issue 15's bench load, random order). A
+ *   success filter (nine traces in ten) walks traces_started and reads the
+ *   row's status.
  *   traces_started holds the whole list order (started_ns, trace_id,
  *   project_id), so a page deep in the list skips its offset in the index
  *   alone and reads only its own rows.
@@ -198,8 +208,8 @@
  * Versions and migration: version 1 is the first release's schema (no
  * user_version, keys without the project); version 2 added the project to
  * every key; version 3 keyed traces by tid and added the search index.
- * pc_local_schema_setup migrates 1 -> 2 -> ... -> 9, 2 -> ... -> 9, ...,
- * or 8 -> 9 once, at start, in ONE transaction (an interrupted
+ * pc_local_schema_setup migrates 1 -> 2 -> ... -> 10, 2 -> ... -> 10, ...,
+ * or 9 -> 10 once, at start, in ONE transaction (an interrupted
  * migration leaves the old version intact and simply runs again), logging
  * one line per step. Up to 3:
  * old tables renamed, new ones created (with version 4's columns), every row
@@ -218,10 +228,12 @@
  * prela.db; local_index.c then creates prela-search.db and indexes every
  * stored span into it at the same start (its upto is 0), before the writer
  * takes data. 7 -> 8: trace_bounds created, its longest_ns the longest
- * stored trace (one scan of traces). 8 -> 9 (every path ends with it,
+ * stored trace (one scan of traces). 8 -> 9 (every path from 8 or older,
  * migrate_8_9): traces.attr_bloom added where the table lacks it, no row
  * rewritten (old traces keep NULL: verified span by span); stats_rollup.priced
- * added, every built hour marked unbuilt (the writer builds it again). A file with a
+ * added, every built hour marked unbuilt (the writer builds it again). 9 -> 10
+ * (every path ends with it, migrate_9_10): traces_status dropped,
+ * traces_errors created (one scan of traces). A file with a
  * newer version than this binary knows is refused.
  */
 #include "local_schema.h"
@@ -275,8 +287,13 @@
     "CREATE TABLE IF NOT EXISTS span_dicts (id INTEGER PRIMARY KEY, created_ns INTEGER NOT NULL," \
     " samples INTEGER NOT NULL, dict BLOB NOT NULL);"
 
-/* The current schema (version 5, with version 9's traces column), created on
- * a fresh file and by 2 -> 3. */
+/* Version 10's index of failed traces (the contract above). */
+#define INDEX_V10_ERRORS                                                                           \
+    "CREATE INDEX IF NOT EXISTS traces_errors ON traces (started_ns, trace_id, project_id)"       \
+    " WHERE status = 'error';"
+
+/* The current schema (version 5, with version 9's traces column and version
+ * 10's index), created on a fresh file and by 2 -> 3. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS traces ("
     " tid INTEGER PRIMARY KEY,"
@@ -300,7 +317,7 @@ static const char SCHEMA[] =
     "CREATE INDEX IF NOT EXISTS traces_started ON traces (started_ns, trace_id, project_id);"
     "CREATE INDEX IF NOT EXISTS traces_project ON traces (project_id, started_ns);"
     "CREATE INDEX IF NOT EXISTS traces_service ON traces (service_name, started_ns);"
-    "CREATE INDEX IF NOT EXISTS traces_status ON traces (status, started_ns);"
+    INDEX_V10_ERRORS
     "CREATE INDEX IF NOT EXISTS traces_created ON traces (created_ns);"
     INDEXES_V4
     "CREATE TABLE IF NOT EXISTS spans ("
@@ -757,6 +774,29 @@ static int migrate_8_9(const char *id, sqlite3 *db, const char *path, bool log)
     return 0;
 }
 
+/* ----------------------------------------------------------- 9 -> 10 -- */
+
+/*
+ * Version 9 -> 10 inside the caller's transaction: the index of every trace's
+ * status gives way to the partial index of the failed ones (one scan of
+ * traces). |log|: a migration, not a fresh file. 0 / -1.
+ */
+static int migrate_9_10(const char *id, sqlite3 *db, const char *path, bool log)
+{
+    const char *what = "schema migration 9 -> 10";
+    if (exec_logged(id, db, "DROP INDEX IF EXISTS traces_status", what, path) < 0 ||
+        exec_logged(id, db, INDEX_V10_ERRORS, what, path) < 0)
+        return -1;
+    if (log)
+        pc_log(PC_LOG_INFO, id,
+               "migrated %s to schema 10 (an index of the %lld failed traces replaces the"
+               " index of every trace's status)",
+               path,
+               (long long)pc_local_scalar(db,
+                                          "SELECT count(*) FROM traces WHERE status = 'error'"));
+    return 0;
+}
+
 /* ------------------------------------------------------------ 5 -> 6 -- */
 
 /* Every hour that holds a span, not built (stats_hours' invariant). */
@@ -842,8 +882,9 @@ int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path)
         pc_log(PC_LOG_INFO, id, "migrated %s to schema 8 (the longest trace: %lld ns)", path,
                (long long)pc_local_scalar(db, "SELECT longest_ns FROM trace_bounds"));
     /* 8 -> 9: traces.attr_bloom and stats_rollup.priced, where tables made
-     * before them lack them */
-    if (rc == 0) rc = migrate_8_9(id, db, path, version >= 2);
+     * before them lack them; 9 -> 10: the index of failed traces */
+    if (rc == 0 && version <= 8) rc = migrate_8_9(id, db, path, version >= 2);
+    if (rc == 0) rc = migrate_9_10(id, db, path, version >= 2);
     if (rc == 0) rc = exec_logged(id, db, FTS_MERGE, "cannot set the search index's merging", path);
     if (rc == 0)
         rc = exec_logged(id, db, "PRAGMA user_version = " STR(PC_LOCAL_SCHEMA_VERSION),

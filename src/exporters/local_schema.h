@@ -10,7 +10,7 @@
 
 #include <sqlite3.h>
 
-#define PC_LOCAL_SCHEMA_VERSION 9
+#define PC_LOCAL_SCHEMA_VERSION 10
 
 /* span_text's rowid is a search block: tid >> PC_LOCAL_BLOCK_BITS, 16 traces
  * in first-write order (local_schema.c says why). */

@@ -484,7 +484,10 @@ static void filter_sql(pc_buf *sql, const pc_trace_filter *f, bool attr_fts, boo
 {
     if (f->project_id) pc_buf_puts(sql, " AND t.project_id = ?1");
     if (f->service_name) pc_buf_puts(sql, " AND t.service_name = ?2");
-    if (f->status) pc_buf_puts(sql, " AND t.status = ?3");
+    /* 'error' as a literal, so SQLite may walk the partial traces_errors */
+    if (f->status)
+        pc_buf_puts(sql, strcmp(f->status, "error") == 0 ? " AND t.status = 'error'"
+                                                         : " AND t.status = ?3");
     if (f->start_ns) pc_buf_puts(sql, " AND t.started_ns >= ?4");
     if (f->end_ns) pc_buf_puts(sql, " AND t.started_ns <= ?5");
     if (f->span_type) pc_buf_puts(sql, " AND (t.span_types & ?6) != 0");

@@ -36,6 +36,7 @@ PREV4 = "0c12009"  # the last release of schema version 4 (both stores)
 PREV5 = "ed9c2ad"  # the last release of schema version 5 of the embedded store
 PREV6 = "a0756ad"  # the last release of ClickHouse schema version 6
 PREV7 = "6780cf8"  # the last release of ClickHouse schema version 7
+PREV9 = "d196f5a"  # the last release of schema version 9 of the embedded store
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -81,6 +82,13 @@ def prev6_bin():
 def prev7_bin():
     """The last release of ClickHouse schema version 7, built once into build-prev-7/."""
     return build_release(PREV7, os.path.join(ROOT, "build-prev-7"))
+
+
+@pytest.fixture(scope="session")
+def prev9_bin():
+    """The last release of the embedded store's schema version 9, built once into
+    build-prev-9/."""
+    return build_release(PREV9, os.path.join(ROOT, "build-prev-9"))
 
 
 def build_release(commit, PREV_DIR):
@@ -265,13 +273,13 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
         # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 in one start (the
-        # embedded store on to 9): one line per step
-        assert logs.count("local: migrated") == 8, logs
-        assert logs.count("migrated") == (8 if kind == "local" else 15), logs
+        # embedded store on to 10): one line per step
+        assert logs.count("local: migrated") == 9, logs
+        assert logs.count("migrated") == (9 if kind == "local" else 16), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
         assert "from schema 5 to 6" in logs and "to schema 7" in logs and "to schema 8" in logs
-        assert "to schema 9" in logs
+        assert "to schema 9" in logs and "to schema 10" in logs
         if kind != "local":
             assert logs.count("clickhouse: migrated database") == 7, logs
         after = snapshot(new, ids)
@@ -320,7 +328,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         stop(again)
     if kind == "local":
         con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-        assert con.execute("PRAGMA user_version").fetchone() == (9,)
+        assert con.execute("PRAGMA user_version").fetchone() == (10,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(opts["data_dir"])
@@ -337,7 +345,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "(trace_id, project_id, span_id)" in srv.query(f"SHOW CREATE TABLE {db}.spans")
 
 
-# The embedded store's tables in schema version 9 (span_event_text is FTS5: its shadow
+# The embedded store's tables in schema version 10 (span_event_text is FTS5: its shadow
 # tables; span_dicts: the compression dictionaries, none until enough spans were written;
 # stats_hours and stats_rollup: the stats rollups; trace_bounds: the longest trace).
 # span_text is in prela-search.db.
@@ -390,7 +398,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 7 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 9
+        assert logs.count("migrated") == 8 and "from schema 2 to 3" in logs, logs  # 2 -> .. -> 10
         assert "from schema 4 to 5" in logs, logs
         after = snapshot(new, ids)
         for key in before:
@@ -422,7 +430,7 @@ def test_schema_2_local_store_migrates_to_3(prev2_bin, tmp_path):
     finally:
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
-    assert con.execute("PRAGMA user_version").fetchone() == (9,)
+    assert con.execute("PRAGMA user_version").fetchone() == (10,)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == LOCAL_TABLES
     check_search_index(opts["data_dir"])
@@ -462,7 +470,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 6 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 9
+        assert logs.count("migrated") == 7 and "from schema 3 to 4" in logs, logs  # 3 -> .. -> 10
         assert "from schema 4 to 5" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -490,7 +498,7 @@ def test_schema_3_local_store_migrates_to_4(prev3_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(os.path.join(opts["data_dir"], "prela.db"))
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (9,)
+        assert con.execute("PRAGMA user_version").fetchone() == (10,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(opts["data_dir"])
@@ -834,7 +842,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 5 and "from schema 4 to 5" in logs, logs  # 4 -> .. -> 9
+        assert logs.count("migrated") == 6 and "from schema 4 to 5" in logs, logs  # 4 -> .. -> 10
         check_schema_5(new, ids, otlp, before)
     finally:
         stop(new)
@@ -846,7 +854,7 @@ def test_schema_4_local_store_migrates_to_5(prev4_bin, tmp_path):
         stop(again)
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (9,)
+        assert con.execute("PRAGMA user_version").fetchone() == (10,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(os.path.dirname(path))
@@ -946,8 +954,9 @@ def test_schema_5_local_store_migrates_to_9(prev5_bin, tmp_path):
     new = start(conftest.BIN, tmp_path, dict(data_dir=data_dir, local_extra="rollup_quiet: 1h"))
     try:
         logs = new.logs()
-        assert logs.count("migrated") == 4 and "from schema 5 to 6" in logs, logs
+        assert logs.count("migrated") == 5 and "from schema 5 to 6" in logs, logs
         assert "to schema 7" in logs and "to schema 8" in logs and "to schema 9" in logs, logs
+        assert "to schema 10" in logs, logs
         after = snapshot(new, ids)
         for key in before:
             assert old_fields(after[key], before[key]) == before[key], key
@@ -983,7 +992,7 @@ def test_schema_5_local_store_migrates_to_9(prev5_bin, tmp_path):
         con.close()
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (9,)
+        assert con.execute("PRAGMA user_version").fetchone() == (10,)
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert names == LOCAL_TABLES
         check_search_index(os.path.dirname(path))
@@ -993,6 +1002,86 @@ def test_schema_5_local_store_migrates_to_9(prev5_bin, tmp_path):
         assert 0 < longest == spans < 600 * 10**9, (longest, spans)
         # 8 -> 9: every migrated trace without a filter ("maybe" to every pair)
         assert con.execute("SELECT count(*), count(attr_bloom) FROM traces").fetchone() == (5, 0)
+    finally:
+        con.close()
+
+
+# The status filters of trace lists: the error index answers the first three.
+STATUS_FILTERS = [{"status": "error"}, {"status": "ERROR"},
+                  {"status": "error", "service_name": "svc-b"}, {"status": "success"},
+                  {"status": "success", "project_id": "p2"}, {"status": "unset"}]
+
+
+def status_lists(c):
+    return {str(f): c.get("/api/v1/traces", limit=1000, **f).json() for f in STATUS_FILTERS}
+
+
+def test_schema_9_local_store_migrates_to_10(prev9_bin, tmp_path):
+    """The embedded store of the last schema-9 release opens with schema 10: the index of
+    every trace's status gives way to a partial index of the failed traces, which holds
+    exactly them; every answer, the status filters' included, is as before; new failed
+    traces enter the index; once."""
+    data_dir = str(tmp_path / "data")
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    opts = dict(data_dir=data_dir)
+    ids, before = write_old_release(prev9_bin, tmp_path, opts, base)
+    old = start(prev9_bin, tmp_path, opts)
+    try:
+        before_status = status_lists(old)
+    finally:
+        stop(old)
+    failed = [t["trace_id"] for t in before["list"]["traces"] if t["status"] == "error"]
+    assert "old-1" in failed and len(failed) < len(before["list"]["traces"]), before["list"]
+    assert [t["trace_id"] for t in before_status[str(STATUS_FILTERS[0])]["traces"]] == failed
+    assert before_status[str(STATUS_FILTERS[3])]["count"] == \
+        len(before["list"]["traces"]) - len(failed), before_status
+    path = os.path.join(data_dir, "prela.db")
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone() == (9,)
+    con.close()
+
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("migrated") == 1 and "to schema 10" in logs, logs
+        assert f"index of the {len(failed)} failed traces" in logs, logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        after_status = status_lists(new)
+        for key in before_status:
+            assert old_fields(after_status[key], before_status[key]) == before_status[key], key
+        # a failed trace written now is listed first among the errors
+        for proj, doc in prela_docs(time.time_ns() - HOUR)[1:2]:
+            doc["trace_id"] = "new-err"
+            for s in doc["spans"]:
+                s["trace_id"] = "new-err"
+            post_prela(new, doc, proj)
+        got = new.get("/api/v1/traces", status="error").json()
+        assert [t["trace_id"] for t in got["traces"]] == ["new-err"] + failed, got
+    finally:
+        stop(new)
+
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        got = again.get("/api/v1/traces", status="error", service_name="svc-b").json()
+        assert [t["trace_id"] for t in got["traces"]] == ["new-err", "old-1"], got
+    finally:
+        stop(again)
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone() == (10,)
+        indexes = {r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'traces'")}
+        assert "traces_errors" in indexes and "traces_status" not in indexes, indexes
+        in_index = {r[0] for r in con.execute(
+            "SELECT trace_id FROM traces INDEXED BY traces_errors WHERE status = 'error'")}
+        assert in_index == {"new-err", *failed}, in_index
+        plan = " ".join(r[3] for r in con.execute(
+            "EXPLAIN QUERY PLAN SELECT tid FROM traces WHERE status = 'error'"
+            " ORDER BY started_ns DESC, trace_id DESC, project_id DESC LIMIT 10"))
+        assert "traces_errors" in plan, plan
     finally:
         con.close()
 

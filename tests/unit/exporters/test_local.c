@@ -539,6 +539,16 @@ static void test_filters(void)
     t = list(&h, (pc_trace_filter){.status = "error"}); /* 0,3,6,9,12,15,18 */
     CHECK_EQ_INT(t->n, 7);
     CHECK_EQ_STR(t->v[0].trace_id, "trace-18");
+    t = list(&h, (pc_trace_filter){.status = "success"}); /* the other 13 */
+    CHECK_EQ_INT(t->n, 13);
+    CHECK_EQ_STR(t->v[0].trace_id, "trace-19");
+    CHECK_EQ_STR(t->v[12].trace_id, "trace-01");
+    /* schema 10: the error index holds the failed traces, and only them */
+    char db_path[160];
+    snprintf(db_path, sizeof(db_path), "%s/data/store/prela.db", h.dir);
+    CHECK_EQ_INT(db_int(db_path, "SELECT count(*) FROM traces INDEXED BY traces_errors"
+                                 " WHERE status = 'error'"),
+                 7);
 
     t = list(&h, (pc_trace_filter){.service_name = "svc-1"}); /* 1,5,9,13,17 */
     CHECK_EQ_INT(t->n, 5);

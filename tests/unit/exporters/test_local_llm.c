@@ -940,7 +940,7 @@ static void test_migration_8_9(void)
     /* the rollups lack priced: built again (here when the test says) */
     const char *quiet[] = {"rollup_quiet", "1d"};
     open_store_kv(&h, dir, NULL, quiet, 1);
-    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), 9);
+    CHECK_EQ_INT(db_int(path, "PRAGMA user_version"), PC_LOCAL_SCHEMA_VERSION);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM traces WHERE attr_bloom IS NULL"), 1);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM stats_hours WHERE built = 1"), 0);
     CHECK(pc_local_build_rollups(h.ctx) >= 0);
