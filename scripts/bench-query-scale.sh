@@ -9,6 +9,7 @@
 #                                [--connections 8] [--seed 1] [--build-dir build-bench]
 #                                [--no-build] [--keep] [--mixed] [--compression auto]
 #                                [--traces-per-request 10] [--order random|arrival]
+#                                [--sustain SPANS]
 # Stores: sqlite (the embedded store), clickhouse (Debian's ClickHouse 18.16, the legacy
 # dialect), chdb (chDB 26, the modern dialect, behind tests/integration/chdb_server.py,
 # which runs one statement at a time: latency at 8 clients includes queueing for it);
@@ -35,6 +36,14 @@
 # connections it bounds how many spans one ClickHouse insert can group (each client
 # waits for its answer), and on 18.16 the server's cost per span falls with bigger inserts
 # (fewer parts to write and merge; README, ClickHouse).
+# --sustain N adds a phase after the load (before the queries): N more spans (a new seed,
+# the same connections and order) into the store that now holds the load, with nothing
+# else running: the ingest rate with --spans stored (issue 15 asks it of 10 million), the
+# collector's (and server's) CPU per span and the bytes the disk took per span (the
+# device's written sectors over the phase, /proc/diskstats: logs and checkpoints too).
+# In arrival order its traces start after every stored one (the 30 days after the load's,
+# as live traffic keeps coming; --mixed's then start after those); in random order, over
+# the load's 30 days (more backfill). The queries then run with --spans + N stored.
 # --order sets how the traces' start times follow the load (bench/qs_workload.h):
 # random over the 30 days (the default, as the issue's table was measured: a backfill,
 # where each trace lands on a random page of every time-ordered index) or arrival
@@ -57,7 +66,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SPANS=200000 STORES=all CLIENTS="1 8" DURATION=10s TIMEOUT=10s CONNECTIONS=8 SEED=1 PER_REQUEST=10 ORDER=random
-WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0 COMPRESSION=auto SPOOL_FIRST=0
+WARMUP=0 BUILD_DIR=build-bench BUILD=1 KEEP=0 MIXED=0 COMPRESSION=auto SPOOL_FIRST=0 SUSTAIN=0
 . scripts/lib/bench.sh # bench_shared_flag, free_port, start_collector, start_clickhouse, ...
 while [ $# -gt 0 ]; do
   bench_shared_flag "$@" && { shift "$BENCH_SHIFT"; continue; }
@@ -73,6 +82,7 @@ while [ $# -gt 0 ]; do
     --compression) COMPRESSION=$2; shift 2 ;;
     --traces-per-request) PER_REQUEST=$2; shift 2 ;;
     --order) ORDER=$2; shift 2 ;;
+    --sustain) SUSTAIN=$2; shift 2 ;;
     --mixed) MIXED=1; shift ;;
     --spool-first) SPOOL_FIRST=1; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
@@ -323,6 +333,50 @@ ch_rollups_built() {
              h - l, h, t1 - t0, settle, c1 - c0, s1 - s0 }'
 }
 
+# --- sustained: more spans into the loaded store --------------------------------------
+
+# disk_sectors DIR: sectors written so far to the disk that holds DIR (/proc/diskstats)
+disk_sectors() {
+  local dev
+  dev=$(basename "$(df --output=source "$1" | tail -1)")
+  awk -v d="$dev" '$3 == d { print $10 }' /proc/diskstats
+}
+
+# live_base DIR K: qs_load's --base-ns for a phase after the load: in arrival order the
+# load's newest start plus K times its days (so the phase's traces start after every
+# stored one: live traffic goes on); in random order 0 (now, as the load's: more backfill)
+live_base() {
+  if [ "$ORDER" = arrival ]; then
+    awk -v k="$2" '$1 == "base_ns" { b = $2 } $1 == "days" { d = $2 }
+                   END { printf "%.0f", b + k * d * 86400e9 }' "$1/info.txt"
+  else
+    echo 0
+  fi
+}
+
+# sustain STORE DIR PID SERVER_PID: qs_load sends SUSTAIN spans (seed SEED + 2) into the
+# loaded store; prints the rate, CPU per span and disk bytes per span, kept for the summary.
+sustain() {
+  local store=$1 dir=$2 cpid=$3 spid=$4 c0 c1 s0=0 s1=0 d0 d1 m=$2/sustain-load.txt line
+  echo "-- sustained: $SUSTAIN more spans (seed $((SEED + 2))) with $SPANS stored"
+  local base
+  base=$(live_base "$dir" 1)
+  c0=$(cpu_s "$cpid"); [ -n "$spid" ] && s0=$(cpu_s "$spid"); d0=$(disk_sectors "$dir")
+  "$QS_LOAD" --target "127.0.0.1:$P_HTTP" --spans "$SUSTAIN" --seed $((SEED + 2)) --base-ns "$base" \
+    --connections "$CONNECTIONS" --traces-per-request "$PER_REQUEST" --order "$ORDER" >"$m"
+  c1=$(cpu_s "$cpid"); [ -n "$spid" ] && s1=$(cpu_s "$spid"); d1=$(disk_sectors "$dir")
+  line=$(awk -v r="$(field "$m" spans_per_s)" -v n="$(field "$m" spans)" \
+    -v p50="$(field "$m" p50_ms)" -v p99="$(field "$m" p99_ms)" -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
+    -v sc="$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" -v srv="${spid:+1}" \
+    -v d="$((d1 - d0))" -v stored="$SPANS" -v f="$(field "$m" failed)" \
+    'BEGIN { printf "ingest with %d stored: %s spans/s (%d spans), request p50 %s ms, p99 %s ms, %s failed; collector %.1f us per span",
+             stored, r, n, p50, p99, f, (n > 0 ? c * 1e6 / n : 0)
+             if (srv) printf ", server %.1f us per span", (n > 0 ? sc * 1e6 / n : 0)
+             printf "; disk written %.0f bytes per span", (n > 0 ? d * 512 / n : 0) }')
+  echo "$line"
+  SUSTAIN_SUMMARY[$store]=$line
+}
+
 # --- mixed: ingest beside the query mix ----------------------------------------------
 
 # mixed STORE DIR: qs_load (another seed, 4 connections) beside the query mix at the
@@ -333,8 +387,10 @@ mixed() {
   win=$(awk -v d="$DURATION" 'BEGIN { v = d + 0; if (d ~ /ms$/) v /= 1000; else if (d ~ /m$/) v *= 60
                                       printf "%.0f", v * 9 + 2 }')
   echo "-- mixed: qs_load (seed $((SEED + 1))) for ${win}s beside qs_query with $k clients"
+  # after the sustained phase's traces, when it ran (live_base)
   "$QS_LOAD" --target "127.0.0.1:$P_HTTP" --spans $((SPANS * 100)) --seed $((SEED + 1)) \
-    --connections 4 --duration "${win}s" --order "$ORDER" >"$dir/mixed-load.txt" &
+    --connections 4 --duration "${win}s" --order "$ORDER" \
+    --base-ns "$(live_base "$dir" $((SUSTAIN > 0 ? 2 : 1)))" >"$dir/mixed-load.txt" &
   lpid=$!
   PIDS+=("$lpid")
   if [ "$store" = sqlite ]; then
@@ -362,7 +418,7 @@ mixed() {
 
 # --- one store ------------------------------------------------------------------------
 
-declare -A SUMMARY MIXED_SUMMARY TITLE
+declare -A SUMMARY MIXED_SUMMARY SUSTAIN_SUMMARY TITLE
 run_store() {
   local store=$1 dir=$TMP/$1
   mkdir -p "$dir"
@@ -441,6 +497,8 @@ run_store() {
   if [ "$stored" -gt 0 ]; then
     if [ "$store" = sqlite ]; then projection_sqlite "$dir/data" "$stored"; else projection_clickhouse "$stored"; fi
   fi
+  # (its rollups are built with the load's, before the queries)
+  [ "$SUSTAIN" -gt 0 ] && sustain "$store" "$dir" "$cpid" "$spid"
   if [ "$store" = sqlite ]; then rollups_built "$dir/data/prela.db" "$cpid"; else ch_rollups_built "$cpid" "$spid"; fi
   "$QS_QUERY" --target "127.0.0.1:$P_QUERY" --info "$dir/info.txt" --clients "$CLIENTS" \
     --duration "$DURATION" --timeout "$TIMEOUT" --label "$store" --tsv "$TSV" 2>"$dir/query.err" |
@@ -469,6 +527,7 @@ echo "== query scale: $SPANS spans (seed $SEED), $(nproc) cores, $DURATION per e
      "client count, timeout $TIMEOUT"
 for s in "${STORE_LIST[@]}"; do
   echo "$s: ${TITLE[$s]}: ${SUMMARY[$s]}"
+  [ "$SUSTAIN" -gt 0 ] && echo "$s: ${SUSTAIN_SUMMARY[$s]}"
   [ "$MIXED" = 1 ] && echo "$s: ${MIXED_SUMMARY[$s]}"
 done
 echo

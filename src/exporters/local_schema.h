@@ -24,4 +24,9 @@
  */
 int pc_local_schema_setup(const char *id, sqlite3 *db, const char *path);
 
+/* sqlite3_exec of |sql| on |db|, logging "|what| in |path|: <error>" as |id|
+ * on failure (the migration steps' way to run their SQL). 0 / -1. */
+int pc_local_exec(const char *id, sqlite3 *db, const char *sql, const char *what,
+                  const char *path);
+
 #endif
