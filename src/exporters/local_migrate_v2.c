@@ -91,10 +91,10 @@ static const char SCHEMA_V2[] =
     " " TOKEN_SUM("s.input_tokens") ", " TOKEN_SUM("s.output_tokens")
 
 /*
- * Version 1 -> 2, run inside one transaction by migrate(). Version 1's indexes
- * have the names version 2 uses, and a renamed table keeps its indexes, so
- * they are dropped first. Rows are copied in rowid order so "first write"
- * (the lowest rowid) stays first.
+ * Version 1 -> 2, run inside pc_local_schema_setup's one transaction.
+ * Version 1's indexes have the names version 2 uses, and a renamed table
+ * keeps its indexes, so they are dropped first. Rows are copied in rowid
+ * order so "first write" (the lowest rowid) stays first.
  */
 static const char MIGRATE_1_2[] =
     "DROP INDEX IF EXISTS spans_trace_type; DROP INDEX IF EXISTS traces_started;"
@@ -169,8 +169,9 @@ int pc_local_migrate_1_2(const char *id, sqlite3 *db, const char *path)
     " WHEN 'retrieval' THEN 16 WHEN 'embedding' THEN 32 ELSE 0 END"
 
 /*
- * Version 2 -> 3, inside migrate()'s transaction. Index names are shared by
- * both versions and a renamed table keeps its indexes, so they go first.
+ * Version 2 -> 3, inside pc_local_schema_setup's transaction. Index names
+ * are shared by both versions and a renamed table keeps its indexes, so they
+ * go first.
  * Traces get tids in first-ingest order; spans are copied trace by trace in
  * their old rowid order (first write stays first).
  */
