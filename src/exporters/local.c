@@ -47,6 +47,7 @@
 #include "local.h"
 
 #include "files.h"
+#include "local_builder.h"
 #include "local_checkpoint.h"
 #include "local_store.h"
 #include "local_txn.h"
@@ -100,12 +101,14 @@ static const pc_option options[] = {
      "JSON values (attributes, events, resource, ...) gathered from the first spans to train the"
      " store's zstd dictionary, after which they are stored compressed; 0 stores them as text"},
     {"rollup_quiet", PC_OPT_DURATION, "10s", offsetof(local_cfg, rollup_quiet_ms), 0, 86400000,
-     "stats rollups: an hour's figures are (re)built from its spans once no span was written"
-     " into it for this long and no batch waits; until then stats read that hour's spans"},
+     "stats rollups: an hour's figures are (re)built from its spans, by a thread beside the"
+     " writer, once no span was written into it for this long; until then stats read that"
+     " hour's spans"},
     {"rollup_build_limit", PC_OPT_DURATION, "2s", offsetof(local_cfg, rollup_build_limit_ms), 1,
      3600000,
-     "longest one hour's rollup build may hold the writer; a longer one (long traces overlapping"
-     " the hour) is abandoned and that hour's stats read from its spans, tried again in 10 min"},
+     "longest one hour's rollup build may read its spans; a longer one (long traces overlapping"
+     " the hour, or a very busy hour) is abandoned and that hour's stats read from its spans,"
+     " tried again in 10 min"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -170,6 +173,7 @@ typedef struct pc_local {
     sqlite3 *db; /* writer connection: start(), then the writer thread only */
     pc_local_checkpoint *ckpt; /* checkpoints db's log, from start() on */
     pc_local_index *index; /* the search index writer, from start() on */
+    pc_local_builder *builder; /* builds the stats rollups, from start() on */
     pc_local_writer w;
     pc_local_reader *reader;
     pc_store store;
@@ -193,9 +197,6 @@ typedef struct pc_local {
     int64_t purge_cutoff;    /* writer thread only: that run's cutoff */
     int64_t purge_total;     /* writer thread only: traces that run deleted so far */
     bool failing;            /* writer thread only: the last transaction failed */
-    int64_t next_rollup_mono; /* writer thread only: next look for an hour to build */
-    bool wrote_since_build;   /* writer thread only: a transaction ran since the last build */
-    int64_t last_rollup_log;  /* writer thread only */
     bool build_req;           /* pc_local_build_rollups waits for it */
     int64_t build_result;
     int64_t last_full_log, last_timeout_log;
@@ -445,64 +446,15 @@ static void purge_step(pc_local *L)
     L->next_purge_mono = mono_ns() + PURGE_EVERY_NS;
 }
 
-#define ROLLUP_POLL_NS (1000LL * NS_PER_MS) /* look again for an hour to build */
-#define ROLLUP_RETRY_NS (10000LL * NS_PER_MS) /* after a failed build */
-#define ROLLUP_SHARE 10 /* while batches come, builds take at most 1/ROLLUP_SHARE of the writer */
-
-/* True when the writer may build an hour's rollups: nothing queued or
- * half-written, and the time to look has come. Writer thread, under mu. */
-static bool rollup_due(const pc_local *L)
-{
-    return !L->head && !L->started && mono_ns() >= L->next_rollup_mono;
-}
-
-/*
- * Builds the newest quiet hour, if any (local_rollup.h). Writer thread.
- * Throttled: the writer builds only when no batch waits, but under load the
- * queue empties after every commit, and a build (tens to hundreds of ms at
- * 10M spans, its pages mostly out of cache) would then take the writer
- * between every two transactions (measured on the 10M-span benchmark, whose
- * spans start at random hours of 30 days: the writer thread spent most of its
- * time building and ingest fell to about 2,000 spans/s). So while transactions keep
- * coming, the next build waits (ROLLUP_SHARE - 1) times the last one's
- * duration; once they stop, builds follow one another.
- */
-static void rollup_step(pc_local *L)
-{
-    int64_t t0 = mono_ns();
-    int rc = pc_local_rollup_build(&L->w.rollup,
-                                   pc_time_now_ns() - L->cfg->rollup_quiet_ms * NS_PER_MS);
-    if (rc == 1 || rc == PC_ROLLUP_SLOW) {
-        int64_t t1 = mono_ns();
-        /* more may be due: look again when idle, or after the throttle's wait */
-        L->next_rollup_mono = L->wrote_since_build ? t1 + (ROLLUP_SHARE - 1) * (t1 - t0) : 0;
-        L->wrote_since_build = false;
-        if (rc == PC_ROLLUP_SLOW && mono_ns() - L->last_rollup_log >= LOG_EVERY_NS) {
-            L->last_rollup_log = mono_ns();
-            pc_log(PC_LOG_WARN, L->id,
-                   "stats rollups: the hour starting at %lld (Unix seconds) took over %lld ms to"
-                   " build (long traces overlap it: rollup_build_limit); its stats are read from"
-                   " its spans, and it is tried again in 10 minutes",
-                   (long long)(L->w.rollup.last_hour * 3600), (long long)L->cfg->rollup_build_limit_ms);
-        }
-        return;
-    }
-    L->next_rollup_mono = mono_ns() + (rc == 0 ? ROLLUP_POLL_NS : ROLLUP_RETRY_NS);
-    if (rc < 0 && mono_ns() - L->last_rollup_log >= LOG_EVERY_NS) {
-        L->last_rollup_log = mono_ns();
-        pc_log(PC_LOG_WARN, L->id,
-               "stats rollups: cannot build an hour (stats read its spans meanwhile): %s",
-               sqlite3_errmsg(L->db));
-    }
-}
-
 /* Builds every unbuilt hour now, quiet or not, but for those past
  * rollup_build_limit (test hook). Writer thread. */
 static int64_t build_all(pc_local *L)
 {
     int64_t n = 0;
     int rc;
-    while ((rc = pc_local_rollup_build(&L->w.rollup, INT64_MAX - PC_ROLLUP_DEFER_NS)) >= 1)
+    int64_t hour, limit_ns = L->cfg->rollup_build_limit_ms * NS_PER_MS;
+    while ((rc = pc_local_rollup_build(L->db, INT64_MAX - PC_ROLLUP_DEFER_NS, limit_ns, &hour)) >=
+           1)
         if (rc == 1) n++; /* a slow one is deferred past this bound: never met again here */
     return rc < 0 ? -1 : n;
 }
@@ -521,11 +473,13 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&L->mu);
     for (;;) {
         while (!L->head && !L->started && !L->stopping && !L->purge_req && !purge_due(L) &&
-               !L->build_req && !rollup_due(L)) {
-            int64_t wake = L->next_rollup_mono;
-            if (L->retention_ns > 0 && L->next_purge_mono < wake) wake = L->next_purge_mono;
-            struct timespec ts = mono_ts(wake);
-            pthread_cond_timedwait(&L->work_cv, &L->mu, &ts);
+               !L->build_req) {
+            if (L->retention_ns > 0) {
+                struct timespec ts = mono_ts(L->next_purge_mono);
+                pthread_cond_timedwait(&L->work_cv, &L->mu, &ts);
+            } else {
+                pthread_cond_wait(&L->work_cv, &L->mu);
+            }
         }
         if (L->purge_req) {
             int64_t now = L->purge_now_ns;
@@ -547,17 +501,13 @@ static void *writer_main(void *arg)
             L->build_result = n;
             L->build_req = false;
             pthread_cond_broadcast(&L->done_cv);
-        } else if (!L->stopping && rollup_due(L)) {
-            pthread_mutex_unlock(&L->mu);
-            rollup_step(L);
-            pthread_mutex_lock(&L->mu);
         }
 
         size_t n = take_chunk(L, &sl, &cap);
         if (n > 0) {
             pthread_mutex_unlock(&L->mu);
             bool ok = write_slices(L, sl, n);
-            L->wrote_since_build = true;
+            pc_local_builder_wrote(L->builder);
             pthread_mutex_lock(&L->mu);
             end_chunk(L, sl, n, ok);
         }
@@ -639,7 +589,9 @@ static int local_start(void *ctx, pc_host *host)
     if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample,
                              L->index) < 0)
         return -1;
-    L->w.rollup.limit_ns = L->cfg->rollup_build_limit_ms * NS_PER_MS;
+    L->builder = pc_local_builder_create(L->id, L->path, L->cfg->rollup_quiet_ms,
+                                         L->cfg->rollup_build_limit_ms);
+    if (!L->builder) return -1;
     L->next_purge_mono = 0; /* the writer runs retention first thing */
     pthread_mutex_lock(&L->mu);
     int rc = pthread_create(&L->thread, NULL, writer_main, L);
@@ -679,6 +631,7 @@ static void local_destroy(void *ctx)
     pc_local *L = ctx;
     if (!L) return;
     local_shutdown(L);
+    pc_local_builder_destroy(L->builder);
     pc_local_index_destroy(L->index); /* after the writer: it writes what is queued */
     /* Readers first: the last connection to close checkpoints the WAL and
      * removes it, which a read-only one cannot do. */

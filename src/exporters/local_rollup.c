@@ -7,7 +7,7 @@
  * latency bins and costs would need read-modify-write of every touched
  * hour per transaction; and retention takes spans away. Marking costs the
  * writer one upsert per distinct hour per transaction, and rebuilding an
- * hour from its spans (pc_local_stats_build) is right by construction.
+ * hour from its spans (pc_local_rollup_build) is right by construction.
  */
 #include "local_rollup.h"
 
@@ -15,6 +15,7 @@
 #include "local_store.h"
 #include "mem.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -32,12 +33,17 @@ static const char FIRSTS[] =
     " UNION SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY service_name"
     " UNION SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY span_type";
 
-static const char NEXT[] = "SELECT hour FROM stats_hours WHERE built = 0 AND dirty_ns <= ?1"
+/* ?1 quiet bound: the newest hour due, and its mark (the build's change check). */
+static const char NEXT[] = "SELECT hour, dirty_ns FROM stats_hours WHERE built = 0 AND dirty_ns <= ?1"
                            " ORDER BY hour DESC LIMIT 1";
+/* ?1 hour ?2 its mark when gathered: still unbuilt and not written since. */
+static const char SAME[] = "SELECT 1 FROM stats_hours WHERE hour = ?1 AND built = 0 AND dirty_ns = ?2";
 static const char BUILT[] = "UPDATE stats_hours SET built = 1 WHERE hour = ?1";
 static const char DROP[] = "DELETE FROM stats_hours WHERE hour = ?1";
-/* ?1 hour ?2 wall clock: not tried before then (a build past the limit). */
-static const char DEFER[] = "UPDATE stats_hours SET dirty_ns = ?2 WHERE hour = ?1 AND built = 0";
+/* ?1 hour ?2 wall clock: not tried before then (a build past the limit); ?3
+ * its mark when gathered (a write since makes it due as any written hour). */
+static const char DEFER[] =
+    "UPDATE stats_hours SET dirty_ns = ?2 WHERE hour = ?1 AND built = 0 AND dirty_ns = ?3";
 
 int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql)
 {
@@ -50,10 +56,7 @@ int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const 
     r->db = db;
     return pc_local_prepare(id, db, TOUCH, &r->touch) < 0 ||
                    pc_local_prepare(id, db, FIRSTS, &r->firsts) < 0 ||
-                   pc_local_prepare(id, db, purge, &r->purge) < 0 ||
-                   pc_local_prepare(id, db, NEXT, &r->next) < 0 ||
-                   pc_local_prepare(id, db, BUILT, &r->built) < 0 ||
-                   pc_local_prepare(id, db, DROP, &r->drop) < 0
+                   pc_local_prepare(id, db, purge, &r->purge) < 0
                ? -1
                : 0;
 }
@@ -63,9 +66,6 @@ void pc_local_rollup_fini(pc_local_rollup *r)
     sqlite3_finalize(r->touch);
     sqlite3_finalize(r->firsts);
     sqlite3_finalize(r->purge);
-    sqlite3_finalize(r->next);
-    sqlite3_finalize(r->built);
-    sqlite3_finalize(r->drop);
     free(r->hours);
     r->hours = NULL;
     r->n = r->cap = 0;
@@ -132,6 +132,27 @@ static int run(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+/* Runs |sql| with ?1 = |a|, ?2 = |b|, ?3 = |c| (those it names): SQLITE_ROW
+ * (the first row's two columns in *|x|, *|y| when given), SQLITE_DONE, or an
+ * error. SQLite code. */
+static int step3(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c, int64_t *x,
+                 int64_t *y)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        int n = sqlite3_bind_parameter_count(st);
+        if (n >= 1) sqlite3_bind_int64(st, 1, a);
+        if (n >= 2) sqlite3_bind_int64(st, 2, b);
+        if (n >= 3) sqlite3_bind_int64(st, 3, c);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && x) *x = sqlite3_column_int64(st, 0);
+        if (rc == SQLITE_ROW && y) *y = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -139,58 +160,70 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* SQLite progress handler of a build: non-zero (interrupt) past its deadline. */
+/* SQLite progress handler of a gather: non-zero (interrupt) past *|ud|, a
+ * CLOCK_MONOTONIC deadline in ns. */
 static int past_deadline(void *ud)
 {
-    const pc_local_rollup *r = ud;
-    return mono_ns() > r->deadline_ns;
+    return mono_ns() > *(const int64_t *)ud;
 }
 
-/* Sets the hour's dirty_ns to |at_ns| in its own transaction. SQLite code. */
-static int defer(pc_local_rollup *r, int64_t hour, int64_t at_ns)
+/* Ends the transaction of |db| if one is open. */
+static void end_txn(sqlite3 *db, const char *how)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(r->db, DEFER, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, hour);
-        sqlite3_bind_int64(st, 2, at_ns);
-        rc = sqlite3_step(st);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    if (!sqlite3_get_autocommit(db)) run(db, how);
+}
+
+int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns,
+                           pc_local_rollup_job *job)
+{
+    int64_t deadline = mono_ns() + limit_ns;
+    job->hour = job->mark = 0;
+    job->figures = NULL;
+    int rc = run(db, "BEGIN");
+    if (rc == SQLITE_OK) rc = step3(db, NEXT, quiet_ns, 0, 0, &job->hour, &job->mark);
+    if (rc == SQLITE_ROW) {
+        sqlite3_progress_handler(db, 1000, past_deadline, &deadline);
+        rc = pc_local_stats_gather_hour(db, job->hour, &job->figures);
+        sqlite3_progress_handler(db, 0, NULL, NULL);
     }
-    sqlite3_finalize(st);
-    return rc;
+    end_txn(db, "COMMIT");
+    if (rc == SQLITE_DONE) return 0; /* none due */
+    if (rc == SQLITE_OK) return 1;
+    if (rc != SQLITE_INTERRUPT) return -1;
+    /* past the limit: not tried again for a while, unless written meanwhile */
+    rc = run(db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK)
+        rc = step3(db, DEFER, job->hour, quiet_ns + PC_ROLLUP_DEFER_NS, job->mark, NULL, NULL);
+    if (rc == SQLITE_DONE) rc = run(db, "COMMIT");
+    end_txn(db, "ROLLBACK");
+    return rc == SQLITE_OK ? PC_ROLLUP_SLOW : -1;
 }
 
-int pc_local_rollup_build(pc_local_rollup *r, int64_t quiet_ns)
+int pc_local_rollup_store(sqlite3 *db, pc_local_rollup_job *job)
 {
-    sqlite3_bind_int64(r->next, 1, quiet_ns);
-    int rc = sqlite3_step(r->next);
-    int64_t hour = rc == SQLITE_ROW ? sqlite3_column_int64(r->next, 0) : 0;
-    sqlite3_reset(r->next);
-    if (rc == SQLITE_DONE) return 0;
-    if (rc != SQLITE_ROW) return -1;
-    r->last_hour = hour;
     int64_t spans = 0;
-    rc = run(r->db, "BEGIN IMMEDIATE");
-    r->deadline_ns = mono_ns() + r->limit_ns;
-    sqlite3_progress_handler(r->db, 1000, past_deadline, r);
-    if (rc == SQLITE_OK) rc = pc_local_stats_build(r->db, hour, &spans);
-    sqlite3_progress_handler(r->db, 0, NULL, NULL);
-    if (rc == SQLITE_OK) {
-        /* an hour left without spans (retention) has nothing to keep */
-        sqlite3_stmt *st = spans > 0 ? r->built : r->drop;
-        sqlite3_bind_int64(st, 1, hour);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    bool stale = false;
+    int rc = run(db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK) rc = step3(db, SAME, job->hour, job->mark, 0, NULL, NULL);
+    if (rc == SQLITE_ROW) {
+        rc = pc_local_stats_store_hour(db, job->figures, &spans);
+        if (rc == SQLITE_OK) /* an hour left without spans (retention) has nothing to keep */
+            rc = step3(db, spans > 0 ? BUILT : DROP, job->hour, 0, 0, NULL, NULL);
+        if (rc == SQLITE_DONE) rc = run(db, "COMMIT");
+    } else if (rc == SQLITE_DONE) {
+        stale = true; /* written (or built) since: nothing to store */
+        rc = SQLITE_OK;
     }
-    if (rc == SQLITE_OK) rc = run(r->db, "COMMIT");
-    if (rc != SQLITE_OK) {
-        if (!sqlite3_get_autocommit(r->db)) run(r->db, "ROLLBACK");
-        if (rc == SQLITE_INTERRUPT)
-            return defer(r, hour, quiet_ns + PC_ROLLUP_DEFER_NS) == SQLITE_OK ? PC_ROLLUP_SLOW
-                                                                              : -1;
-        return -1;
-    }
-    return 1;
+    end_txn(db, "ROLLBACK");
+    pc_local_stats_hour_free(job->figures);
+    job->figures = NULL;
+    return rc != SQLITE_OK ? -1 : stale ? PC_ROLLUP_STALE : 1;
+}
+
+int pc_local_rollup_build(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, int64_t *hour)
+{
+    pc_local_rollup_job job;
+    int rc = pc_local_rollup_gather(db, quiet_ns, limit_ns, &job);
+    *hour = job.hour;
+    return rc == 1 ? pc_local_rollup_store(db, &job) : rc;
 }

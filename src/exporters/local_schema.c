@@ -112,15 +112,16 @@
  *              KEY: start_ns / 1 h, built, dirty_ns). Invariant: every hour
  *              that holds a span has a row (an hour without one holds none);
  *              built = 1 only while stats_rollup holds exactly the figures of
- *              that hour's spans now (pc_local_stats_build). Every write that
+ *              that hour's spans now (pc_local_rollup_build). Every write that
  *              can change an hour's figures sets built = 0 and dirty_ns (wall
- *              clock) in the same transaction: a span inserted (its hour), a
+ *              clock at its commit: a new mark) in the same transaction: a span inserted (its hour), a
  *              span added to a stored trace before the stored first span of
  *              one of its groups (that first span's hour: the trace's count
  *              moves), retention (the hours of the spans it deletes).
- *              stats_hours_dirty (dirty_ns) WHERE built = 0: the writer
- *              builds the hours no write touched for rollup_quiet, newest
- *              first, when no batch waits (local_rollup.h).
+ *              stats_hours_dirty (dirty_ns) WHERE built = 0: the builder
+ *              thread builds the hours no write touched for rollup_quiet,
+ *              newest first, storing an hour's figures only if its mark did
+ *              not change since it read them (local_rollup.h).
  *   stats_rollup  version 6: (kind, hour, project_id, grp) WITHOUT ROWID,
  *              the figures of one hour's spans per project and group: kind
  *              0 (no group: grp ''), 1 model, 2 service, 3 span type; spans,
@@ -224,7 +225,7 @@
  * a dictionary on the spans it writes next), span_events and span_event_text
  * (attached events, empty) created. 5 -> 6 (migrate_5_6): stats_hours and
  * stats_rollup created, and a row with built = 0 for every hour that holds a
- * span (one scan of spans; the writer builds them afterwards, and until then
+ * span (one scan of spans; the builder builds them afterwards, and until then
  * reads gather those hours from the spans). 6 -> 7: span_text dropped from
  * prela.db; local_index.c then creates prela-search.db and indexes every
  * stored span into it at the same start (its upto is 0), before the writer
@@ -232,7 +233,7 @@
  * stored trace (one scan of traces). 8 -> 9 (every path from 8 or older,
  * migrate_8_9): traces.attr_bloom added where the table lacks it, no row
  * rewritten (old traces keep NULL: verified span by span); stats_rollup.priced
- * added, every built hour marked unbuilt (the writer builds it again). 9 -> 10
+ * added, every built hour marked unbuilt (the builder builds it again). 9 -> 10
  * (every path ends with it, migrate_9_10): traces_status dropped,
  * traces_errors created (one scan of traces). A file with a
  * newer version than this binary knows is refused.
@@ -525,7 +526,7 @@ static int has_column(sqlite3 *db, const char *table, const char *col)
  * one copied by 2 -> 3 does not). No trace row is rewritten: stored traces
  * keep NULL, which the list reads as "maybe" (local_bloom.h), so they are
  * verified span by span as before. The stored rollups lack priced: their
- * hours are marked unbuilt, and the writer builds them again when idle
+ * hours are marked unbuilt, and the builder builds them again once quiet
  * (until then reads gather those hours from the spans). |log|: a migration,
  * not a fresh file. 0 / -1.
  */

@@ -5,8 +5,9 @@
  *
  * Where it sits: the query receiver calls pc_local_stats through
  * pc_local_store_ops (local_store.c) on a pooled read connection
- * (local_query.h), concurrently with the writer (WAL); the writer thread
- * calls pc_local_stats_build (local_rollup.c decides when).
+ * (local_query.h), concurrently with the writer (WAL); local_rollup.c
+ * gathers an hour's rollups (pc_local_stats_gather_hour) in a read
+ * transaction and stores them (pc_local_stats_store_hour) in a write one.
  *
  * Reading spans (gather): the traces that can hold a span starting in a
  * range [lo, hi) or a first span of a group there (started_ns < hi: a trace
@@ -481,23 +482,45 @@ static void split_key(const char *k, size_t n, const char **value, size_t *vn, s
     *vn = n - *pn - 1;
 }
 
-int pc_local_stats_build(sqlite3 *db, int64_t hour, int64_t *spans)
-{
+struct pc_local_hour {
+    int64_t hour;
     pc_cells acc[KINDS];
-    memset(acc, 0, sizeof(acc));
+};
+
+int pc_local_stats_gather_hour(sqlite3 *db, int64_t hour, pc_local_hour **out)
+{
+    pc_local_hour *h = pc_xcalloc(1, sizeof(*h));
+    h->hour = hour;
     gather g = {.db = db,
                 .lo = hour * HOUR_NS,
                 .hi = (hour + 1) * HOUR_NS,
                 .interval_ns = HOUR_NS,
                 .build = true,
-                .acc = acc};
+                .acc = h->acc};
     int rc = gather_spans(&g);
+    if (rc != SQLITE_DONE) {
+        pc_local_stats_hour_free(h);
+        *out = NULL;
+        return rc;
+    }
+    *out = h;
+    return SQLITE_OK;
+}
+
+void pc_local_stats_hour_free(pc_local_hour *h)
+{
+    if (!h) return;
+    for (int k = 0; k < KINDS; k++)
+        pc_cells_free(&h->acc[k]);
+    free(h);
+}
+
+int pc_local_stats_store_hour(sqlite3 *db, pc_local_hour *h, int64_t *spans)
+{
     sqlite3_stmt *del = NULL, *ins = NULL;
-    if (rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(db,
-                                "DELETE FROM stats_rollup WHERE kind IN (0, 1, 2, 3) AND hour = ?1",
-                                -1, &del, NULL);
-    if (rc == SQLITE_OK || rc == SQLITE_DONE)
+    int rc = sqlite3_prepare_v2(
+        db, "DELETE FROM stats_rollup WHERE kind IN (0, 1, 2, 3) AND hour = ?1", -1, &del, NULL);
+    if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(
             db,
             "INSERT INTO stats_rollup (kind, hour, project_id, grp, spans,"
@@ -505,24 +528,25 @@ int pc_local_stats_build(sqlite3 *db, int64_t hour, int64_t *spans)
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             -1, &ins, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(del, 1, hour);
+        sqlite3_bind_int64(del, 1, h->hour);
         rc = sqlite3_step(del);
     }
     pc_buf bins = PC_BUF_INIT;
     *spans = 0;
     for (int k = 0; k < KINDS && rc == SQLITE_DONE; k++) {
-        for (size_t i = 0; i < acc[k].keys.used && rc == SQLITE_DONE; i++) {
-            pc_cell *c = &acc[k].cells[i];
+        pc_cells *acc = &h->acc[k];
+        for (size_t i = 0; i < acc->keys.used && rc == SQLITE_DONE; i++) {
+            pc_cell *c = &acc->cells[i];
             const char *v;
             size_t vn, pn;
-            split_key(acc[k].keys.s[i], acc[k].keys.n[i], &v, &vn, &pn);
+            split_key(acc->keys.s[i], acc->keys.n[i], &v, &vn, &pn);
             if (k == 0) *spans += c->row.spans;
             pc_buf_reset(&bins);
             pc_cell_encode_bins(c, &bins);
             sqlite3_reset(ins);
             sqlite3_bind_int(ins, 1, k);
-            sqlite3_bind_int64(ins, 2, hour);
-            sqlite3_bind_text(ins, 3, acc[k].keys.s[i], (int)pn, SQLITE_STATIC);
+            sqlite3_bind_int64(ins, 2, h->hour);
+            sqlite3_bind_text(ins, 3, acc->keys.s[i], (int)pn, SQLITE_STATIC);
             sqlite3_bind_text(ins, 4, v, (int)vn, SQLITE_STATIC);
             sqlite3_bind_int64(ins, 5, c->row.spans);
             sqlite3_bind_int64(ins, 6, c->row.traces);
@@ -542,7 +566,5 @@ int pc_local_stats_build(sqlite3 *db, int64_t hour, int64_t *spans)
     pc_buf_free(&bins);
     sqlite3_finalize(del);
     sqlite3_finalize(ins);
-    for (int k = 0; k < KINDS; k++)
-        pc_cells_free(&acc[k]);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }

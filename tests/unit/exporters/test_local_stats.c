@@ -6,15 +6,21 @@
  * group into an earlier hour, new traces, a redelivered batch), after
  * retention, for every group, interval, window and project filter; and the
  * rollups are what the read uses once built (a tampered rollup shows, a
- * dirty hour's rows are never read).
+ * dirty hour's rows are never read); an hour written while it is gathered
+ * is not stored, and the builder thread builds beside the writer
+ * (local_builder.c).
  */
 #include "check.h"
 #include "exporters/local_harness.h"
 #include "exporters/local_cells.h"
+#include "exporters/local_rollup.h"
 #include "exporters/local_stats.h"
+#include "exporters/local_store.h"
 #include "histo.h"
+#include "timefmt.h"
 
 #include <math.h>
+#include <unistd.h>
 
 #define H (3600 * NS)
 
@@ -237,6 +243,81 @@ static void test_rollups_equal_spans(void)
     close_store(&h, true);
 }
 
+/* An hour's build gathers in a read transaction and stores in a write one
+ * only if no write touched the hour meanwhile (local_rollup.h): a span
+ * written into the hour between the two steps leaves it unbuilt
+ * (PC_ROLLUP_STALE); a span written into another hour does not; what is
+ * stored then holds the late span. */
+static void test_build_skips_an_hour_written_meanwhile(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"}; /* the builder thread leaves them to the test */
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    int64_t now = pc_time_now_ns();
+    CHECK_EQ_INT(consume(&h, rand_batch(0, 10, 4, now)), PC_OK);
+    char path[256], sql[160];
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
+    sqlite3 *db = pc_local_db_open("test", path, false);
+    CHECK(db != NULL);
+    int64_t quiet = INT64_MAX - PC_ROLLUP_DEFER_NS, limit = 60 * NS;
+
+    pc_local_rollup_job job;
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, &job), 1);
+    CHECK_EQ_INT(job.hour, db_count(&h, "SELECT max(hour) FROM stats_hours"));
+    pc_batch *b = new_batch(now);
+    add_span(b, (span_spec){.trace = "late", .span = "l1", .type = PC_TYPE_LLM,
+                            .start = job.hour * H + 5, .end = job.hour * H + 5 + NS,
+                            .in_tok = 7, .out_tok = 3});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(pc_local_rollup_store(db, &job), PC_ROLLUP_STALE);
+    snprintf(sql, sizeof(sql), "SELECT built FROM stats_hours WHERE hour = %lld",
+             (long long)job.hour);
+    CHECK_EQ_INT(db_count(&h, sql), 0);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_rollup"), 0);
+
+    /* gathered again (the newest hour still), a write into an older hour between */
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, &job), 1);
+    b = new_batch(now);
+    add_span(b, (span_spec){.trace = "older", .span = "o1", .type = PC_TYPE_TOOL,
+                            .start = job.hour * H - 3 * H, .end = job.hour * H - 3 * H + NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(pc_local_rollup_store(db, &job), 1);
+    CHECK_EQ_INT(db_count(&h, sql), 1);
+    snprintf(sql, sizeof(sql),
+             "SELECT input_tokens FROM stats_rollup WHERE kind = 0 AND hour = %lld",
+             (long long)job.hour);
+    CHECK(db_count(&h, sql) >= 7); /* the late span is in it */
+    CHECK(pc_local_build_rollups(h.ctx) > 0);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 0);
+    same_answers(&h);
+    sqlite3_close(db);
+    close_store(&h, true);
+}
+
+/* The builder thread builds quiet hours by itself (rollup_quiet 0s) while
+ * the writer keeps writing into the hours it builds: once writes stop, every
+ * hour is built, and every built hour holds its spans' figures (a build that
+ * stored figures gathered before a write would show in same_answers). */
+static void test_builder_beside_writes(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "0s"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    int64_t now = pc_time_now_ns();
+    for (int round = 0; round < 60; round++) {
+        CHECK_EQ_INT(consume(&h, rand_batch(round * 3, round * 3 + 3, 6, now)), PC_OK);
+        usleep(50000);
+    }
+    int64_t t0 = pc_time_mono_ns();
+    while (db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 0 &&
+           pc_time_mono_ns() - t0 < 60 * NS)
+        usleep(50000);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 0);
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1") >= 9);
+    same_answers(&h);
+    close_store(&h, true);
+}
+
 /* A corrupt rollup is an error, not a wrong answer or a crash. */
 static void test_corrupt_rollup_fails_the_read(void)
 {
@@ -437,6 +518,8 @@ int main(void)
     RUN(test_cut_keeps_the_first_rows);
     RUN(test_many_spans_one_cell);
     RUN(test_slow_build_is_deferred);
+    RUN(test_build_skips_an_hour_written_meanwhile);
+    RUN(test_builder_beside_writes);
     RUN(test_corrupt_rollup_fails_the_read);
     RUN(test_cells_subtract);
     return CHECK_DONE();

@@ -1,0 +1,50 @@
+/*
+ * local_builder.h - the embedded store's rollup builder: a thread with its
+ * own connection that builds the stats rollups of quiet hours, so the span
+ * writer never spends its time on them.
+ *
+ * Data flow: the writer's transactions mark the hours they touch
+ * (local_rollup.h) → this thread, once an hour has been quiet for
+ * rollup_quiet, gathers its figures from its spans in a read transaction
+ * and stores them in a short write one (pc_local_rollup_build) → the stats
+ * reads (local_stats.c) take built hours from stats_rollup.
+ *
+ * Why a thread: on the writer's thread a build held every waiting batch for
+ * its whole gather. Under sustained ingest an hour holds more spans than a
+ * build can read within rollup_build_limit (about 0.85 s per 300,000 spans),
+ * so every try ran to the limit and gave up: the writer stopped for 2 s at
+ * each try (bench/README, "rollups built beside the writer").
+ *
+ * Policy: the thread runs at PC_LOCAL_BUILDER_NICE nice(1) steps below the
+ * collector (as the query threads by default), so ingest keeps its cores.
+ * While the writer commits, the next build waits (ROLLUP_SHARE - 1) times
+ * the last one's duration, so builds take at most a tenth of a core; once
+ * writes stop, builds follow one another. It looks for a due hour every
+ * second when none was due.
+ */
+#ifndef PC_LOCAL_BUILDER_H
+#define PC_LOCAL_BUILDER_H
+
+#include <stdint.h>
+
+#define PC_LOCAL_BUILDER_NICE 10
+
+typedef struct pc_local_builder pc_local_builder;
+
+/*
+ * Opens a connection of its own to the store at |path| (its schema already
+ * set up by the writer) and starts the thread, which builds hours written no
+ * later than |quiet_ms| ago, each within |limit_ms|. NULL after logging as
+ * |id| (borrowed; must outlive the builder).
+ */
+pc_local_builder *pc_local_builder_create(const char *id, const char *path, int64_t quiet_ms,
+                                          int64_t limit_ms);
+
+/* The writer committed a transaction (builds yield while writes come). Any thread. */
+void pc_local_builder_wrote(pc_local_builder *b);
+
+/* Stops the thread after the build under way, if any, and closes its
+ * connection. Accepts NULL. */
+void pc_local_builder_destroy(pc_local_builder *b);
+
+#endif
