@@ -35,9 +35,11 @@
  * Group commits of 100-span requests are below every threshold (no change).
  * (Those figures are schema 2's, whose random-key span indexes made commits
  * costly; schema 3 appends spans in ingest order, local_schema.c.)
- * local_writer.c checkpoints the WAL itself (passive every 16 MB, a restart
- * past 64 MB that waits at most 100 ms for readers), so it stays bounded
- * while queries run.
+ * local_checkpoint.c checkpoints the WAL on a thread of its own (passive every
+ * 4 MB; past 64 MB a restart, which first holds new reads back, at most 100 ms,
+ * until the reads in flight end, the writer committing meanwhile), so it
+ * stays bounded while queries run. local_builder.c builds the stats rollups
+ * beside the writer.
  *
  * Retention: traces first ingested (created_ns, not event time, so old example
  * timestamps stay readable) longer ago than `retention` are deleted with their
@@ -581,10 +583,11 @@ static int local_start(void *ctx, pc_host *host)
     }
     L->db = pc_local_db_open_writer(L->id, L->path, sync_parse(L->cfg->synchronous) == 1);
     if (!L->db) return -1;
+    pc_local_gate gate = pc_local_reader_gate(L->reader);
     L->ckpt = pc_local_checkpoint_create(L->id, L->path, L->db, PC_LOCAL_CHECKPOINT_PAGES,
-                                         PC_LOCAL_RESTART_PAGES);
+                                         PC_LOCAL_RESTART_PAGES, &gate);
     if (!L->ckpt) return -1;
-    L->index = pc_local_index_create(L->id, L->search_path, L->path);
+    L->index = pc_local_index_create(L->id, L->search_path, L->path, &gate);
     if (!L->index) return -1;
     if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample,
                              L->index) < 0)

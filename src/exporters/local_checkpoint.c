@@ -20,6 +20,7 @@
 #include "local_store.h"
 #include "log.h"
 #include "mem.h"
+#include "timefmt.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -44,8 +45,12 @@ struct pc_local_checkpoint {
     bool working;    /* the thread runs a checkpoint */
     bool restarting; /* the writer runs its RESTART */
     bool failing;    /* the last checkpoint failed (logged once per change) */
+    pc_local_gate gate;  /* gate.hold NULL: none */
+    int64_t held_since; /* the hold's start (pc_time_mono_ns); 0: not holding */
     pc_local_checkpoint_stats stats;
 };
+
+#define RESTART_WAIT_NS ((int64_t)PC_LOCAL_RESTART_WAIT_MS * 1000000)
 
 /* The log is long enough to start over, and the thread has caught up (or
  * never fell behind): the writer's RESTART would find little to copy. Call
@@ -65,6 +70,38 @@ static bool due_locked(const pc_local_checkpoint *c)
     return c->frames - c->copied >= c->step;
 }
 
+/* Lets the held reads go in again. Call with mu held. */
+static void release_locked(pc_local_checkpoint *c)
+{
+    if (!c->held_since) return;
+    c->gate.release(c->gate.ud);
+    c->held_since = 0;
+}
+
+/* A restart is due and there is a gate: holds new reads back (the first time)
+ * and says whether the reads in flight have ended. Past the wait, lets the
+ * reads go in and counts a busy restart, tried again a step later. Call with
+ * mu held. */
+static bool gate_clear_locked(pc_local_checkpoint *c)
+{
+    int64_t now = pc_time_mono_ns();
+    int n;
+    if (!c->held_since) {
+        c->held_since = now;
+        c->stats.held++;
+        n = c->gate.hold(c->gate.ud, now + RESTART_WAIT_NS);
+    } else {
+        n = c->gate.in_flight(c->gate.ud);
+    }
+    if (n == 0) return true;
+    if (now - c->held_since >= RESTART_WAIT_NS) {
+        release_locked(c);
+        c->stats.busy++;
+        c->retry_at = c->frames + c->step;
+    }
+    return false;
+}
+
 /* The writer connection's WAL hook, on the writer's thread after each of its
  * commits, |frames| in the log: wakes the thread, or restarts the log. */
 static int hook(void *ud, sqlite3 *db, const char *name, int frames)
@@ -72,6 +109,7 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
     pc_local_checkpoint *c = ud;
     pthread_mutex_lock(&c->mu);
     if (frames < c->frames) { /* the log started over */
+        release_locked(c);
         c->copied = c->retry_at = 0;
         c->epoch++;
         c->stats.started_over++;
@@ -80,6 +118,7 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
     c->commits++;
     if (frames > c->stats.max_frames) c->stats.max_frames = frames;
     bool restart = restart_due_locked(c);
+    if (restart && c->gate.hold) restart = gate_clear_locked(c);
     c->restarting = restart;
     if (due_locked(c)) pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
@@ -108,6 +147,7 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
         }
     }
     c->restarting = false;
+    release_locked(c);
     if (due_locked(c)) pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return SQLITE_OK;
@@ -149,7 +189,8 @@ static void *checkpoint_main(void *arg)
 }
 
 pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path, sqlite3 *writer,
-                                                int step_pages, int restart_pages)
+                                                int step_pages, int restart_pages,
+                                                const pc_local_gate *gate)
 {
     /* Nothing checkpoints |writer| from its own thread any more, whatever happens below. */
     sqlite3_wal_hook(writer, NULL, NULL);
@@ -158,6 +199,7 @@ pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path
     c->writer = writer;
     c->step = step_pages > 0 ? step_pages : 1;
     c->restart = restart_pages > c->step ? restart_pages : c->step;
+    if (gate) c->gate = *gate;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -190,6 +232,9 @@ void pc_local_checkpoint_destroy(pc_local_checkpoint *c)
 {
     if (!c) return;
     sqlite3_wal_hook(c->writer, NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    release_locked(c);
+    pthread_mutex_unlock(&c->mu);
     if (c->running) {
         pthread_mutex_lock(&c->mu);
         c->stopping = true;

@@ -26,7 +26,15 @@
  * PC_LOCAL_RESTART_WAIT_MS for readers of old frames, and starts the log over
  * even while reads run (a PASSIVE one alone never lets it, and the log grew
  * to 800 MB); when readers keep it from finishing, the writer tries again
- * once another step of frames is in the log. So the log stays near
+ * once another step of frames is in the log. With a gate (the store's read
+ * pool, pc_local_gate), the due restart first holds new reads back and the
+ * writer goes on committing while the reads in flight end: the hook looks
+ * again at each commit and runs the RESTART once none is left, so it finds
+ * no reader to wait for (beside 8 query clients, a RESTART waited for
+ * readers at four commits in five, 100 ms each: a fifth of the writer's
+ * time, bench/README "restarts behind a gate"); reads wait at most
+ * PC_LOCAL_RESTART_WAIT_MS from the hold, after which they go in again and
+ * the restart counts as busy. So the log stays near
  * |restart_pages| pages unless a read outlasts it (reads are bounded by the
  * query timeout), and the writer's journal_size_limit truncates the file
  * back after a restart.
@@ -52,12 +60,28 @@ typedef struct pc_local_checkpoint pc_local_checkpoint;
 /*
  * Opens a connection of its own to |path|, the file |writer| (a WAL
  * connection, pc_local_db_open) writes, replaces |writer|'s WAL hook with
- * this module's and starts the thread. Returns NULL after logging as |id|
+ * this module's and starts the thread. |gate| (copied; NULL: none) holds the
+ * file's readers back for a restart. Returns NULL after logging as |id|
  * (borrowed; |writer| is then left without a hook, so nothing checkpoints
  * it until it closes). |writer| must outlive the checkpointer.
  */
+/*
+ * The readers' side of a restart (optional): |hold| asks the reads that
+ * begin from now on to wait until |until_ns| (pc_time_mono_ns) at most and
+ * returns how many are in flight; |in_flight| counts them again; |release|
+ * ends this hold. Called from the writer's thread, under the checkpointer's
+ * lock: they must not call back into it.
+ */
+typedef struct pc_local_gate {
+    int (*hold)(void *ud, int64_t until_ns);
+    int (*in_flight)(void *ud);
+    void (*release)(void *ud);
+    void *ud;
+} pc_local_gate;
+
 pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path, sqlite3 *writer,
-                                                int step_pages, int restart_pages);
+                                                int step_pages, int restart_pages,
+                                                const pc_local_gate *gate);
 
 /* Stops the thread (after the checkpoint under way, if any), removes the
  * hook from the writer connection and closes this module's connection. Call
@@ -68,7 +92,8 @@ void pc_local_checkpoint_destroy(pc_local_checkpoint *c);
 typedef struct pc_local_checkpoint_stats {
     int64_t passive;  /* the thread's PASSIVE checkpoints */
     int64_t restarts; /* the writer's RESTART checkpoints that started the log over */
-    int64_t busy;     /* the writer's RESTART checkpoints readers (or an error) kept from it */
+    int64_t busy;     /* restarts readers (or an error) kept from starting the log over */
+    int64_t held;     /* restarts that held the gate's reads back first */
     int64_t started_over; /* times the log began again (those restarts and the writer's own) */
     int max_frames;   /* the most frames the log held at a commit */
 } pc_local_checkpoint_stats;

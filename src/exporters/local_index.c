@@ -278,7 +278,8 @@ static int prepare(pc_local_index *ix, const char *sql, sqlite3_stmt **st)
     return pc_local_prepare(ix->id, ix->db, sql, st);
 }
 
-pc_local_index *pc_local_index_create(const char *id, const char *path, const char *store_path)
+pc_local_index *pc_local_index_create(const char *id, const char *path, const char *store_path,
+                                      const pc_local_gate *gate)
 {
     pc_local_index *ix = pc_xcalloc(1, sizeof(*ix));
     ix->id = id;
@@ -290,7 +291,7 @@ pc_local_index *pc_local_index_create(const char *id, const char *path, const ch
     ix->db = pc_local_db_open(id, path, false);
     if (!ix->db) goto fail;
     ix->ckpt = pc_local_checkpoint_create(id, path, ix->db, PC_LOCAL_CHECKPOINT_PAGES,
-                                          PC_LOCAL_RESTART_PAGES);
+                                          PC_LOCAL_RESTART_PAGES, gate);
     if (!ix->ckpt) goto fail;
     sqlite3_exec(ix->db, "PRAGMA cache_size = -" STR(INDEX_CACHE_KIB), NULL, NULL, NULL);
     int64_t version = pc_local_scalar(ix->db, "PRAGMA user_version");

@@ -17,6 +17,8 @@
 #ifndef PC_LOCAL_INDEX_H
 #define PC_LOCAL_INDEX_H
 
+#include "local_checkpoint.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,9 +41,12 @@ typedef enum { PC_INDEX_ADD, PC_INDEX_DELETE } pc_index_op;
  * |store_path| (already at the current schema: pc_local_db_open_writer ran),
  * indexes the spans past its upto (after a crash, a lost or new file, or the
  * migration to schema 7: every span; logged when there are many) and starts
- * the index thread. Returns NULL after logging as |id| (borrowed).
+ * the index thread. |gate| (NULL: none) holds the file's readers back for a
+ * restart of its log (local_checkpoint.h). Returns NULL after logging as |id|
+ * (borrowed).
  */
-pc_local_index *pc_local_index_create(const char *id, const char *path, const char *store_path);
+pc_local_index *pc_local_index_create(const char *id, const char *path, const char *store_path,
+                                      const pc_local_gate *gate);
 
 /* Writes what is queued, stops the thread, closes the file. Accepts NULL. */
 void pc_local_index_destroy(pc_local_index *ix);

@@ -30,6 +30,13 @@
  *
  * Reads: every piece of caller text is bound as a parameter; dynamic SQL is
  * assembled only from the fixed fragments below.
+ *
+ * The pool lends at most POOL_MAX connections; a lent one is a read in
+ * flight. It is also the gate of its files' checkpointers (local_checkpoint.h,
+ * pc_local_reader_gate): while a restart of a write-ahead log holds it, a read
+ * waits for a connection until the hold ends (PC_LOCAL_RESTART_WAIT_MS at
+ * most), so the reads in flight end and the log can start over without the
+ * writer waiting for them.
  */
 #include "local_store.h"
 
@@ -94,7 +101,9 @@ struct pc_local_reader {
     pthread_cond_t freed; /* a connection came back (mu) */
     sqlite3 *idle[POOL_MAX];
     int n_idle;
-    int n_lent; /* mu */
+    int n_lent;          /* mu: reads in flight */
+    int holds;           /* mu: restarts holding new reads back (local_checkpoint.h) */
+    int64_t held_until;  /* mu: new reads wait until then (pc_time_mono_ns) while holds */
 };
 
 pc_local_reader *pc_local_reader_create(const char *id, const char *path,
@@ -130,7 +139,52 @@ void pc_local_reader_destroy(pc_local_reader *r)
 static void unlend(pc_local_reader *r)
 {
     r->n_lent--;
-    pthread_cond_signal(&r->freed);
+    pthread_cond_broadcast(&r->freed);
+}
+
+/* pc_local_gate over the pool: a read is in flight while its connection is
+ * lent. */
+static int gate_hold(void *ud, int64_t until_ns)
+{
+    pc_local_reader *r = ud;
+    pthread_mutex_lock(&r->mu);
+    r->holds++;
+    if (until_ns > r->held_until) r->held_until = until_ns;
+    int n = r->n_lent;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static int gate_in_flight(void *ud)
+{
+    pc_local_reader *r = ud;
+    pthread_mutex_lock(&r->mu);
+    int n = r->n_lent;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static void gate_release(void *ud)
+{
+    pc_local_reader *r = ud;
+    pthread_mutex_lock(&r->mu);
+    if (r->holds > 0 && --r->holds == 0) {
+        r->held_until = 0;
+        pthread_cond_broadcast(&r->freed);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+pc_local_gate pc_local_reader_gate(pc_local_reader *r)
+{
+    return (pc_local_gate){.hold = gate_hold, .in_flight = gate_in_flight,
+                           .release = gate_release, .ud = r};
+}
+
+/* A restart holds new reads back now (mu held). */
+static bool held_locked(const pc_local_reader *r)
+{
+    return r->holds > 0 && pc_time_mono_ns() < r->held_until;
 }
 
 /* Opens a read-only connection to the store (the search file attached), or
@@ -169,17 +223,20 @@ static sqlite3 *open_reader(pc_local_reader *r)
 }
 
 /* Lends a read-only connection (an idle one or a new one), waiting while
- * POOL_MAX are lent, until |deadline| (pc_time_mono_ns). NULL after logging,
- * or with *|late| set past the deadline. */
+ * POOL_MAX are lent or a restart holds reads back, until |deadline|
+ * (pc_time_mono_ns). NULL after logging, or with *|late| set past the
+ * deadline. */
 static sqlite3 *acquire(pc_local_reader *r, int64_t deadline, bool *late)
 {
     sqlite3 *db = NULL;
-    struct timespec until = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
     *late = false;
     pthread_mutex_lock(&r->mu);
-    while (r->n_lent >= POOL_MAX && !*late)
+    while ((r->n_lent >= POOL_MAX || held_locked(r)) && !*late) {
+        int64_t t = held_locked(r) && r->held_until < deadline ? r->held_until : deadline;
+        struct timespec until = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
         *late = pthread_cond_timedwait(&r->freed, &r->mu, &until) == ETIMEDOUT &&
-                r->n_lent >= POOL_MAX;
+                pc_time_mono_ns() >= deadline && (r->n_lent >= POOL_MAX || held_locked(r));
+    }
     if (!*late) {
         r->n_lent++;
         if (r->n_idle > 0) db = r->idle[--r->n_idle];

@@ -14,6 +14,7 @@
 #ifndef PC_LOCAL_STORE_H
 #define PC_LOCAL_STORE_H
 
+#include "local_checkpoint.h"
 #include "local_events.h"
 #include "local_index.h"
 #include "local_rollup.h"
@@ -125,6 +126,9 @@ pc_local_reader *pc_local_reader_create(const char *id, const char *path,
                                         const char *search_path, int64_t query_timeout_ms);
 /* Closes every idle connection and frees the pool. Accepts NULL. */
 void pc_local_reader_destroy(pc_local_reader *r);
+/* The pool as its files' checkpointers' gate (local_checkpoint.h): a held
+ * restart makes new reads wait, the reads in flight are the lent connections. */
+pc_local_gate pc_local_reader_gate(pc_local_reader *r);
 
 /* store.h's interface over a pc_local_reader (the ctx). */
 extern const pc_store_ops pc_local_store_ops;

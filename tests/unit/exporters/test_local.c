@@ -25,6 +25,7 @@
 #include "exporters/local.h"
 #include "exporters/local_query.h"
 #include "exporters/local_schema.h"
+#include "exporters/local_store.h"
 #include "exporters/local_text.h"
 #include "span.h"
 #include "store.h"
@@ -1647,6 +1648,67 @@ static void test_read_connections_bounded(void)
     close_store(&h, true);
 }
 
+typedef struct gated_read {
+    pc_local_reader *r;
+    pc_local_query q;
+    int rc;
+    _Atomic int64_t in_at; /* when it got its connection; 0: not yet */
+} gated_read;
+
+static void *read_in(void *arg)
+{
+    gated_read *g = arg;
+    g->rc = pc_local_query_open(&g->q, g->r, "BEGIN", "test");
+    g->in_at = pc_time_mono_ns();
+    return NULL;
+}
+
+/* The read pool as its files' checkpointers' gate (local_checkpoint.h): the
+ * reads in flight are its lent connections; a hold makes a new read wait until
+ * the hold's end at most (then it goes in, it is not refused), a release lets
+ * a waiting read in at once, and holds nest (the last release opens). */
+static void test_restart_gate(void)
+{
+    store_h h;
+    const char *kv[] = {"query_timeout", "5s"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    pc_local_reader *r = h.st->ctx;
+    pc_local_gate g = pc_local_reader_gate(r);
+    pc_local_query q[2];
+    CHECK_EQ_INT(g.in_flight(g.ud), 0);
+    CHECK_EQ_INT(pc_local_query_open(&q[0], r, "BEGIN", "test"), 0);
+    CHECK_EQ_INT(g.in_flight(g.ud), 1);
+    int64_t t0 = pc_time_mono_ns();
+    CHECK_EQ_INT(g.hold(g.ud, t0 + 300 * 1000000LL), 1);
+    CHECK_EQ_INT(pc_local_query_open(&q[1], r, "BEGIN", "test"), 0);
+    int64_t waited = pc_time_mono_ns() - t0;
+    CHECK(waited >= 250 * 1000000LL && waited < 3 * NS);
+    CHECK_EQ_INT(g.in_flight(g.ud), 2);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ_INT(pc_local_query_close(&q[i], sqlite3_step(q[i].st)), 0);
+    CHECK_EQ_INT(g.in_flight(g.ud), 0);
+    g.release(g.ud);
+
+    /* two holds of 4 s: one release keeps the read waiting, the second lets it in */
+    CHECK_EQ_INT(g.hold(g.ud, pc_time_mono_ns() + 4 * NS), 0);
+    CHECK_EQ_INT(g.hold(g.ud, pc_time_mono_ns() + 4 * NS), 0);
+    gated_read rd = {.r = r};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, read_in, &rd), 0);
+    usleep(150000);
+    g.release(g.ud);
+    usleep(150000);
+    CHECK_EQ_INT(rd.in_at, 0); /* still held */
+    int64_t opened = pc_time_mono_ns();
+    g.release(g.ud);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(rd.rc, 0);
+    CHECK(rd.in_at - opened < NS); /* at once, not at the hold's end */
+    CHECK_EQ_INT(pc_local_query_close(&rd.q, sqlite3_step(rd.q.st)), 0);
+    CHECK_EQ_INT(list(&h, (pc_trace_filter){.limit = 10})->n, 0); /* reads go in freely */
+    close_store(&h, true);
+}
+
 int main(void)
 {
     RUN(test_options);
@@ -1659,6 +1721,7 @@ int main(void)
     RUN(test_retention);
     RUN(test_concurrent);
     RUN(test_read_connections_bounded);
+    RUN(test_restart_gate);
     RUN(test_backpressure);
     RUN(test_chunks);
     RUN(test_cut_while_writing);

@@ -4,7 +4,7 @@
  * writer commits, the log starts over and stays bounded, a reader that keeps
  * old frames makes the writer's RESTART give up after its wait (never block
  * the writer longer, nor try at every commit), the log starts over once the
- * reader is gone, and every
+ * reader is gone, a gate holds reads back instead of the writer, and every
  * committed row is in the file, intact, after the checkpointer is destroyed.
  */
 #include "check.h"
@@ -31,7 +31,7 @@ typedef struct fixture {
     int64_t rows;
 } fixture;
 
-static void setup(fixture *f)
+static void setup_gated(fixture *f, const pc_local_gate *gate)
 {
     memset(f, 0, sizeof(*f));
     snprintf(f->dir, sizeof(f->dir), "/tmp/pc_ckpt_XXXXXX");
@@ -42,8 +42,13 @@ static void setup(fixture *f)
     CHECK_EQ_INT(sqlite3_exec(f->w, "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)", NULL, NULL,
                               NULL),
                  SQLITE_OK);
-    f->c = pc_local_checkpoint_create("test", f->path, f->w, STEP, RESTART);
+    f->c = pc_local_checkpoint_create("test", f->path, f->w, STEP, RESTART, gate);
     CHECK(f->c != NULL);
+}
+
+static void setup(fixture *f)
+{
+    setup_gated(f, NULL);
 }
 
 /* One transaction of ROWS_PER_TXN rows; returns how long its commit took (ns). */
@@ -158,6 +163,102 @@ static void test_reader_holds_the_log(void)
     teardown(&f);
 }
 
+/* The gate of the test: the reads in flight are what the test says. Every
+ * call comes from the writer's hook, on the test's thread. */
+typedef struct test_gate {
+    int in_flight, holds, releases;
+    int64_t until;
+} test_gate;
+
+static int tg_hold(void *ud, int64_t until_ns)
+{
+    test_gate *g = ud;
+    g->holds++;
+    g->until = until_ns;
+    return g->in_flight;
+}
+
+static int tg_in_flight(void *ud)
+{
+    return ((test_gate *)ud)->in_flight;
+}
+
+static void tg_release(void *ud)
+{
+    ((test_gate *)ud)->releases++;
+}
+
+/* With a gate, a due restart holds new reads back and lets the writer go on
+ * while a read is in flight (no RESTART tried, so no commit waits for it);
+ * once none is, the next commit's RESTART starts the log over and releases
+ * the hold. A read that outlasts PC_LOCAL_RESTART_WAIT_MS releases the hold
+ * and counts as busy, tried again a step later. */
+static void test_gate_holds_reads_not_the_writer(void)
+{
+    test_gate g = {.in_flight = 1};
+    pc_local_gate gate = {.hold = tg_hold, .in_flight = tg_in_flight, .release = tg_release,
+                          .ud = &g};
+    fixture f;
+    setup_gated(&f, &gate);
+    pc_local_checkpoint_stats s;
+    int guard = 0;
+    do { /* up to the first hold */
+        commit_one(&f);
+        pc_local_checkpoint_get_stats(f.c, &s);
+    } while (g.holds == 0 && ++guard < 400);
+    CHECK_EQ_INT(g.holds, 1);
+    CHECK(g.until > pc_time_mono_ns()); /* reads wait until then at most */
+    CHECK(g.until <= pc_time_mono_ns() + PC_LOCAL_RESTART_WAIT_MS * 1000000LL);
+    CHECK_EQ_INT(s.held, 1);
+    int64_t started = s.started_over;
+    commit_one(&f); /* a read still in flight: the hold stays, no restart */
+    pc_local_checkpoint_get_stats(f.c, &s);
+    CHECK_EQ_INT(g.holds, 1);
+    CHECK_EQ_INT(g.releases, 0);
+    CHECK_EQ_INT(s.restarts, 0);
+    CHECK_EQ_INT(s.busy, 0);
+    CHECK_EQ_INT(s.started_over, started);
+
+    g.in_flight = 0; /* the read ended: a commit starts the log over (the next one
+                      * unless the thread is copying just then) */
+    guard = 0;
+    do {
+        commit_one(&f);
+        pc_local_checkpoint_get_stats(f.c, &s);
+    } while (s.restarts == 0 && ++guard < 50);
+    CHECK_EQ_INT(s.restarts, 1);
+    CHECK_EQ_INT(g.releases, 1);
+    CHECK(s.started_over > started);
+
+    /* a read that outlasts the wait */
+    g.in_flight = 1;
+    guard = 0;
+    do {
+        commit_one(&f);
+    } while (g.holds == 1 && ++guard < 400);
+    CHECK_EQ_INT(g.holds, 2);
+    usleep((PC_LOCAL_RESTART_WAIT_MS + 20) * 1000);
+    guard = 0;
+    do {
+        commit_one(&f);
+        pc_local_checkpoint_get_stats(f.c, &s);
+    } while (s.busy == 0 && ++guard < 50);
+    CHECK_EQ_INT(s.busy, 1);
+    CHECK_EQ_INT(g.releases, 2);
+    CHECK_EQ_INT(s.restarts, 1);
+    commit_one(&f); /* not held again before another step of frames */
+    CHECK_EQ_INT(g.holds, 2);
+    g.in_flight = 0;
+    guard = 0;
+    do {
+        commit_one(&f);
+        pc_local_checkpoint_get_stats(f.c, &s);
+    } while (s.restarts < 2 && ++guard < 100);
+    CHECK_EQ_INT(s.restarts, 2);
+    CHECK_EQ_INT(g.releases, g.holds);
+    teardown(&f);
+}
+
 /* Destroy right after create, and with nothing ever committed. */
 static void test_idle(void)
 {
@@ -174,6 +275,7 @@ int main(void)
 {
     RUN(test_writer_alone);
     RUN(test_reader_holds_the_log);
+    RUN(test_gate_holds_reads_not_the_writer);
     RUN(test_idle);
     return CHECK_DONE();
 }
