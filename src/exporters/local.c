@@ -455,8 +455,8 @@ static int64_t build_all(pc_local *L)
     int64_t n = 0;
     int rc;
     int64_t hour, limit_ns = L->cfg->rollup_build_limit_ms * NS_PER_MS;
-    while ((rc = pc_local_rollup_build(L->db, INT64_MAX - PC_ROLLUP_DEFER_NS, limit_ns, &hour)) >=
-           1)
+    while ((rc = pc_local_rollup_build(L->db, INT64_MAX - PC_ROLLUP_DEFER_NS, limit_ns, NULL,
+                                       &hour)) >= 1)
         if (rc == 1) n++; /* a slow one is deferred past this bound: never met again here */
     return rc < 0 ? -1 : n;
 }
@@ -592,7 +592,7 @@ static int local_start(void *ctx, pc_host *host)
     if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample,
                              L->index) < 0)
         return -1;
-    L->builder = pc_local_builder_create(L->id, L->path, L->cfg->rollup_quiet_ms,
+    L->builder = pc_local_builder_create(L->id, L->path, L->reader, L->cfg->rollup_quiet_ms,
                                          L->cfg->rollup_build_limit_ms);
     if (!L->builder) return -1;
     L->next_purge_mono = 0; /* the writer runs retention first thing */

@@ -26,6 +26,7 @@
 #define NS_PER_MS 1000000LL
 #define POLL_NS (1000LL * NS_PER_MS)  /* look again for an hour to build */
 #define RETRY_NS (10000LL * NS_PER_MS) /* after a failed build */
+#define YIELD_NS (200LL * NS_PER_MS)   /* after giving way to a restart */
 #define LOG_EVERY_NS (10000LL * NS_PER_MS)
 #define ROLLUP_SHARE 10 /* while batches come, builds take at most 1/ROLLUP_SHARE of a core */
 #define BUILDER_CACHE_KIB 8192 /* its page cache (the writer's is 64 MiB) */
@@ -35,6 +36,7 @@
 struct pc_local_builder {
     const char *id;
     sqlite3 *db;
+    pc_local_reader *gate; /* borrowed */
     int64_t quiet_ns, limit_ns;
     pthread_t thread;
     bool running;
@@ -61,7 +63,8 @@ static void lower_priority(const char *id)
 static int64_t build_one(pc_local_builder *b)
 {
     int64_t t0 = pc_time_mono_ns(), hour = 0;
-    int rc = pc_local_rollup_build(b->db, pc_time_now_ns() - b->quiet_ns, b->limit_ns, &hour);
+    int rc = pc_local_rollup_build(b->db, pc_time_now_ns() - b->quiet_ns, b->limit_ns, b->gate,
+                                   &hour);
     int64_t t1 = pc_time_mono_ns();
     pthread_mutex_lock(&b->mu);
     bool wrote = b->wrote;
@@ -82,6 +85,7 @@ static int64_t build_one(pc_local_builder *b)
                sqlite3_errmsg(b->db));
     }
     if (rc == 0) return t1 + POLL_NS;
+    if (rc == PC_ROLLUP_YIELD) return t1 + YIELD_NS;
     if (rc < 0) return t1 + RETRY_NS;
     /* more may be due: now, or after the throttle's wait while writes come */
     return wrote ? t1 + (ROLLUP_SHARE - 1) * (t1 - t0) : t1;
@@ -107,11 +111,12 @@ static void *builder_main(void *arg)
     return NULL;
 }
 
-pc_local_builder *pc_local_builder_create(const char *id, const char *path, int64_t quiet_ms,
-                                          int64_t limit_ms)
+pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_local_reader *gate,
+                                          int64_t quiet_ms, int64_t limit_ms)
 {
     pc_local_builder *b = pc_xcalloc(1, sizeof(*b));
     b->id = id;
+    b->gate = gate;
     b->quiet_ns = quiet_ms * NS_PER_MS;
     b->limit_ns = limit_ms * NS_PER_MS;
     pthread_mutex_init(&b->mu, NULL);

@@ -20,10 +20,13 @@
  * While the writer commits, the next build waits (ROLLUP_SHARE - 1) times
  * the last one's duration, so builds take at most a tenth of a core; once
  * writes stop, builds follow one another. It looks for a due hour every
- * second when none was due.
+ * second when none was due. A gather gives way to a restart of the log that
+ * holds reads back (local_checkpoint.h) and is tried again 200 ms later.
  */
 #ifndef PC_LOCAL_BUILDER_H
 #define PC_LOCAL_BUILDER_H
+
+#include "local_store.h"
 
 #include <stdint.h>
 
@@ -34,11 +37,13 @@ typedef struct pc_local_builder pc_local_builder;
 /*
  * Opens a connection of its own to the store at |path| (its schema already
  * set up by the writer) and starts the thread, which builds hours written no
- * later than |quiet_ms| ago, each within |limit_ms|. NULL after logging as
- * |id| (borrowed; must outlive the builder).
+ * later than |quiet_ms| ago, each within |limit_ms|; its gathers are reads of
+ * the pool |gate| (borrowed: they wait for and give way to a restart of the
+ * log, local_rollup.h). NULL after logging as |id| (borrowed; must outlive
+ * the builder).
  */
-pc_local_builder *pc_local_builder_create(const char *id, const char *path, int64_t quiet_ms,
-                                          int64_t limit_ms);
+pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_local_reader *gate,
+                                          int64_t quiet_ms, int64_t limit_ms);
 
 /* The writer committed a transaction (builds yield while writes come). Any thread. */
 void pc_local_builder_wrote(pc_local_builder *b);

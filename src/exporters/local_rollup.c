@@ -160,11 +160,19 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* SQLite progress handler of a gather: non-zero (interrupt) past *|ud|, a
- * CLOCK_MONOTONIC deadline in ns. */
-static int past_deadline(void *ud)
+typedef struct gather_limits {
+    int64_t deadline; /* CLOCK_MONOTONIC ns */
+    pc_local_reader *gate;
+    bool yielded;
+} gather_limits;
+
+/* SQLite progress handler of a gather: non-zero (interrupt) past the
+ * deadline, or when a restart holds reads back (the gather yields). */
+static int gather_stop(void *ud)
 {
-    return mono_ns() > *(const int64_t *)ud;
+    gather_limits *l = ud;
+    if (l->gate && pc_local_reader_held(l->gate)) l->yielded = true;
+    return l->yielded || mono_ns() > l->deadline;
 }
 
 /* Ends the transaction of |db| if one is open. */
@@ -173,22 +181,25 @@ static void end_txn(sqlite3 *db, const char *how)
     if (!sqlite3_get_autocommit(db)) run(db, how);
 }
 
-int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns,
+int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,
                            pc_local_rollup_job *job)
 {
-    int64_t deadline = mono_ns() + limit_ns;
+    gather_limits lim = {.deadline = mono_ns() + limit_ns, .gate = gate};
     job->hour = job->mark = 0;
     job->figures = NULL;
+    if (gate && !pc_local_reader_enter(gate, lim.deadline)) return PC_ROLLUP_YIELD;
     int rc = run(db, "BEGIN");
     if (rc == SQLITE_OK) rc = step3(db, NEXT, quiet_ns, 0, 0, &job->hour, &job->mark);
     if (rc == SQLITE_ROW) {
-        sqlite3_progress_handler(db, 1000, past_deadline, &deadline);
+        sqlite3_progress_handler(db, 1000, gather_stop, &lim);
         rc = pc_local_stats_gather_hour(db, job->hour, &job->figures);
         sqlite3_progress_handler(db, 0, NULL, NULL);
     }
     end_txn(db, "COMMIT");
+    if (gate) pc_local_reader_leave(gate);
     if (rc == SQLITE_DONE) return 0; /* none due */
     if (rc == SQLITE_OK) return 1;
+    if (rc == SQLITE_INTERRUPT && lim.yielded) return PC_ROLLUP_YIELD;
     if (rc != SQLITE_INTERRUPT) return -1;
     /* past the limit: not tried again for a while, unless written meanwhile */
     rc = run(db, "BEGIN IMMEDIATE");
@@ -220,10 +231,11 @@ int pc_local_rollup_store(sqlite3 *db, pc_local_rollup_job *job)
     return rc != SQLITE_OK ? -1 : stale ? PC_ROLLUP_STALE : 1;
 }
 
-int pc_local_rollup_build(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, int64_t *hour)
+int pc_local_rollup_build(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,
+                          int64_t *hour)
 {
     pc_local_rollup_job job;
-    int rc = pc_local_rollup_gather(db, quiet_ns, limit_ns, &job);
+    int rc = pc_local_rollup_gather(db, quiet_ns, limit_ns, gate, &job);
     *hour = job.hour;
     return rc == 1 ? pc_local_rollup_store(db, &job) : rc;
 }

@@ -16,6 +16,8 @@
 
 #include "local_stats.h"
 
+typedef struct pc_local_reader pc_local_reader; /* local_store.h */
+
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +57,7 @@ int pc_local_rollup_purge(pc_local_rollup *r, int64_t cutoff_ns, int64_t now_ns)
 /* pc_local_rollup_build's answers besides 0 (none due), 1 (built) and -1. */
 #define PC_ROLLUP_SLOW 2  /* past the limit: deferred by PC_ROLLUP_DEFER_NS */
 #define PC_ROLLUP_STALE 3 /* the hour was written while it was gathered: left unbuilt */
+#define PC_ROLLUP_YIELD 4 /* a restart held reads back: the gather gave way, try again soon */
 #define PC_ROLLUP_DEFER_NS (600LL * 1000000000LL)
 
 /* An hour being built: gathered by pc_local_rollup_gather, stored (and
@@ -73,7 +76,11 @@ typedef struct pc_local_rollup_job {
  *    later than |quiet_ns| (wall clock) and not built since, its mark (the
  *    dirty_ns of the last write that touched it) and its figures from its
  *    spans (local_stats.h), stopped past |limit_ns| (long traces overlapping
- *    the hour make it read their spans). 1 with |job| filled; 0 when none is
+ *    the hour make it read their spans). With |gate| (the store's read
+ *    pool; NULL: none) it is a read in flight like a query's, and it gives way
+ *    to a restart that holds reads back (local_checkpoint.h): it stops and
+ *    returns PC_ROLLUP_YIELD, so a long gather never keeps the log from
+ *    starting over. 1 with |job| filled; 0 when none is
  *    due; PC_ROLLUP_SLOW past the limit (the hour left to the reads' span
  *    path and not tried again for PC_ROLLUP_DEFER_NS unless written again,
  *    so one tenant's data cannot hold the builder); -1 on failure (the
@@ -87,9 +94,10 @@ typedef struct pc_local_rollup_job {
  *    hour comes due again once quiet); -1 on failure. Frees the figures.
  * pc_local_rollup_build runs both (*|hour| says which hour it looked at).
  */
-int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns,
+int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,
                            pc_local_rollup_job *job);
 int pc_local_rollup_store(sqlite3 *db, pc_local_rollup_job *job);
-int pc_local_rollup_build(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, int64_t *hour);
+int pc_local_rollup_build(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,
+                          int64_t *hour);
 
 #endif

@@ -222,25 +222,54 @@ static sqlite3 *open_reader(pc_local_reader *r)
     return db;
 }
 
-/* Lends a read-only connection (an idle one or a new one), waiting while
- * POOL_MAX are lent or a restart holds reads back, until |deadline|
- * (pc_time_mono_ns). NULL after logging, or with *|late| set past the
+/* Waits while POOL_MAX reads are in flight or a restart holds reads back,
+ * until |deadline| (pc_time_mono_ns), then counts one more read in flight.
+ * false past the deadline. Call with mu held. */
+static bool admit_locked(pc_local_reader *r, int64_t deadline)
+{
+    bool late = false;
+    while ((r->n_lent >= POOL_MAX || held_locked(r)) && !late) {
+        int64_t t = held_locked(r) && r->held_until < deadline ? r->held_until : deadline;
+        struct timespec until = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
+        late = pthread_cond_timedwait(&r->freed, &r->mu, &until) == ETIMEDOUT &&
+               pc_time_mono_ns() >= deadline && (r->n_lent >= POOL_MAX || held_locked(r));
+    }
+    if (!late) r->n_lent++;
+    return !late;
+}
+
+bool pc_local_reader_enter(pc_local_reader *r, int64_t deadline)
+{
+    pthread_mutex_lock(&r->mu);
+    bool in = admit_locked(r, deadline);
+    pthread_mutex_unlock(&r->mu);
+    return in;
+}
+
+void pc_local_reader_leave(pc_local_reader *r)
+{
+    pthread_mutex_lock(&r->mu);
+    unlend(r);
+    pthread_mutex_unlock(&r->mu);
+}
+
+bool pc_local_reader_held(pc_local_reader *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool held = held_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return held;
+}
+
+/* Lends a read-only connection (an idle one or a new one) once admitted
+ * (admit_locked). NULL after logging, or with *|late| set past the
  * deadline. */
 static sqlite3 *acquire(pc_local_reader *r, int64_t deadline, bool *late)
 {
     sqlite3 *db = NULL;
-    *late = false;
     pthread_mutex_lock(&r->mu);
-    while ((r->n_lent >= POOL_MAX || held_locked(r)) && !*late) {
-        int64_t t = held_locked(r) && r->held_until < deadline ? r->held_until : deadline;
-        struct timespec until = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
-        *late = pthread_cond_timedwait(&r->freed, &r->mu, &until) == ETIMEDOUT &&
-                pc_time_mono_ns() >= deadline && (r->n_lent >= POOL_MAX || held_locked(r));
-    }
-    if (!*late) {
-        r->n_lent++;
-        if (r->n_idle > 0) db = r->idle[--r->n_idle];
-    }
+    *late = !admit_locked(r, deadline);
+    if (!*late && r->n_idle > 0) db = r->idle[--r->n_idle];
     pthread_mutex_unlock(&r->mu);
     if (db || *late) return db;
     if (!(db = open_reader(r))) {

@@ -129,6 +129,13 @@ void pc_local_reader_destroy(pc_local_reader *r);
 /* The pool as its files' checkpointers' gate (local_checkpoint.h): a held
  * restart makes new reads wait, the reads in flight are the lent connections. */
 pc_local_gate pc_local_reader_gate(pc_local_reader *r);
+/* A read on a connection of the caller's own (the rollup builder's) counts
+ * as one in flight: enter waits as a pooled read does (false past |deadline|,
+ * pc_time_mono_ns), leave ends it. held says a restart holds reads back now:
+ * such a read should end soon. */
+bool pc_local_reader_enter(pc_local_reader *r, int64_t deadline);
+void pc_local_reader_leave(pc_local_reader *r);
+bool pc_local_reader_held(pc_local_reader *r);
 
 /* store.h's interface over a pc_local_reader (the ctx). */
 extern const pc_store_ops pc_local_store_ops;

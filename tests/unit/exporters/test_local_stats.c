@@ -20,6 +20,7 @@
 #include "timefmt.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #define H (3600 * NS)
@@ -262,7 +263,7 @@ static void test_build_skips_an_hour_written_meanwhile(void)
     int64_t quiet = INT64_MAX - PC_ROLLUP_DEFER_NS, limit = 60 * NS;
 
     pc_local_rollup_job job;
-    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, &job), 1);
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, NULL, &job), 1);
     CHECK_EQ_INT(job.hour, db_count(&h, "SELECT max(hour) FROM stats_hours"));
     pc_batch *b = new_batch(now);
     add_span(b, (span_spec){.trace = "late", .span = "l1", .type = PC_TYPE_LLM,
@@ -276,7 +277,7 @@ static void test_build_skips_an_hour_written_meanwhile(void)
     CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_rollup"), 0);
 
     /* gathered again (the newest hour still), a write into an older hour between */
-    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, &job), 1);
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, NULL, &job), 1);
     b = new_batch(now);
     add_span(b, (span_spec){.trace = "older", .span = "o1", .type = PC_TYPE_TOOL,
                             .start = job.hour * H - 3 * H, .end = job.hour * H - 3 * H + NS});
@@ -290,6 +291,62 @@ static void test_build_skips_an_hour_written_meanwhile(void)
     CHECK(pc_local_build_rollups(h.ctx) > 0);
     CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 0);
     same_answers(&h);
+    sqlite3_close(db);
+    close_store(&h, true);
+}
+
+typedef struct late_hold {
+    pc_local_gate g;
+    int64_t after_ns;
+} late_hold;
+
+static void *hold_later(void *arg)
+{
+    late_hold *l = arg;
+    usleep((useconds_t)(l->after_ns / 1000));
+    l->g.hold(l->g.ud, pc_time_mono_ns() + 2 * NS);
+    return NULL;
+}
+
+/* A gather with the read pool as its gate gives way to a restart that holds
+ * reads back: it stops (PC_ROLLUP_YIELD), the hour is neither built nor
+ * deferred, and once the hold is released the build goes through. */
+static void test_gather_yields_to_a_restart(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (int t = 0; t < 20; t++) /* long traces: each hour's gather reads all 40,000 spans */
+        for (int i = 0; i < 2000; i++) {
+            char trace[16], span[16];
+            snprintf(trace, sizeof(trace), "long%d", t);
+            snprintf(span, sizeof(span), "s%d", i);
+            add_span(b, (span_spec){.trace = trace, .span = span, .type = PC_TYPE_TOOL,
+                                    .start = T0 + (int64_t)(i % 50) * H + t,
+                                    .end = T0 + (int64_t)(i % 50) * H + t + NS});
+        }
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
+    sqlite3 *db = pc_local_db_open("test", path, false);
+    CHECK(db != NULL);
+    pc_local_reader *r = h.st->ctx;
+    late_hold l = {.g = pc_local_reader_gate(r), .after_ns = 5 * 1000000LL};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, hold_later, &l), 0);
+    pc_local_rollup_job job;
+    int64_t quiet = INT64_MAX - PC_ROLLUP_DEFER_NS;
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, 60 * NS, r, &job), PC_ROLLUP_YIELD);
+    pthread_join(th, NULL);
+    CHECK(job.figures == NULL);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1"), 0);
+    /* not deferred (a slow build's hour gets dirty_ns = quiet + PC_ROLLUP_DEFER_NS) */
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE dirty_ns > 4e18"), 0);
+    l.g.release(l.g.ud);
+    int64_t hour;
+    CHECK_EQ_INT(pc_local_rollup_build(db, quiet, 60 * NS, r, &hour), 1);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1"), 1);
     sqlite3_close(db);
     close_store(&h, true);
 }
@@ -519,6 +576,7 @@ int main(void)
     RUN(test_many_spans_one_cell);
     RUN(test_slow_build_is_deferred);
     RUN(test_build_skips_an_hour_written_meanwhile);
+    RUN(test_gather_yields_to_a_restart);
     RUN(test_builder_beside_writes);
     RUN(test_corrupt_rollup_fails_the_read);
     RUN(test_cells_subtract);
