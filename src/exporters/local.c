@@ -636,11 +636,13 @@ static void local_destroy(void *ctx)
     local_shutdown(L);
     pc_local_builder_destroy(L->builder);
     pc_local_index_destroy(L->index); /* after the writer: it writes what is queued */
-    /* Readers first: the last connection to close checkpoints the WAL and
-     * removes it, which a read-only one cannot do. */
+    /* The writer thread has stopped; before the readers: a hold it keeps is
+     * released into the read pool (its gate). */
+    pc_local_checkpoint_destroy(L->ckpt);
+    /* Readers before the writer: the last connection to close checkpoints the
+     * WAL and removes it, which a read-only one cannot do. */
     pc_local_reader_destroy(L->reader);
     pc_local_writer_fini(&L->w);
-    pc_local_checkpoint_destroy(L->ckpt); /* the writer thread has stopped */
     sqlite3_close(L->db);
     if (L->sync_ready) {
         pthread_cond_destroy(&L->work_cv);

@@ -2,7 +2,7 @@
  * local_contains.h - pc_contains(text, needle) and pc_span_match(needle, span
  * columns...), the embedded store's search matchers, as SQLite functions.
  *
- * Where it sits: local_store.c registers them on a read connection before each
+ * Where it sits: local_query.c registers them on a read connection before each
  * query; search's SQL calls pc_span_match on each candidate span (local_text.h
  * has the search text it stands for), and pc_contains on attached events. Why not
  * LIKE '%needle%': SQLite's LIKE backtracks, costing value length x pattern

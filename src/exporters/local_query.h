@@ -1,6 +1,6 @@
 /*
  * local_query.h - one read of the embedded store: a pooled read-only
- * connection, its statement and its deadline (local_store.c), shared by the
+ * connection, its statement and its deadline (local_query.c), shared by the
  * reads of local_store.c (traces, spans, search), local_agg.c (sessions) and
  * local_stats.c (stats).
  *
@@ -47,6 +47,10 @@ int pc_local_query_begin(pc_local_query *q, pc_local_reader *r, const char *what
  * gives the connection back); |rc| is the last sqlite3_step result. Returns
  * 0, PC_STORE_TIMEOUT past the deadline, or -1 after logging. */
 int pc_local_query_close(pc_local_query *q, int rc);
+
+/* store.h's health over a pc_local_reader: one statement on a pooled
+ * connection; never waits for one (all lent: reads are served, so 0). */
+int pc_local_health(void *ctx, char *msg, int msglen);
 
 /* store.h's list_sessions over a pc_local_reader (local_agg.c); stats are
  * local_stats.h's. */

@@ -34,10 +34,11 @@ static const char FIRSTS[] =
     " UNION SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY span_type";
 
 /* ?1 quiet bound: the newest hour due, and its mark (the build's change check). */
-static const char NEXT[] = "SELECT hour, dirty_ns FROM stats_hours WHERE built = 0 AND dirty_ns <= ?1"
-                           " ORDER BY hour DESC LIMIT 1";
+static const char NEXT[] = "SELECT hour, dirty_ns FROM stats_hours"
+                           " WHERE built = 0 AND dirty_ns <= ?1 ORDER BY hour DESC LIMIT 1";
 /* ?1 hour ?2 its mark when gathered: still unbuilt and not written since. */
-static const char SAME[] = "SELECT 1 FROM stats_hours WHERE hour = ?1 AND built = 0 AND dirty_ns = ?2";
+static const char SAME[] =
+    "SELECT 1 FROM stats_hours WHERE hour = ?1 AND built = 0 AND dirty_ns = ?2";
 static const char BUILT[] = "UPDATE stats_hours SET built = 1 WHERE hour = ?1";
 static const char DROP[] = "DELETE FROM stats_hours WHERE hour = ?1";
 /* ?1 hour ?2 wall clock: not tried before then (a build past the limit); ?3

@@ -114,10 +114,11 @@
  *              built = 1 only while stats_rollup holds exactly the figures of
  *              that hour's spans now (pc_local_rollup_build). Every write that
  *              can change an hour's figures sets built = 0 and dirty_ns (wall
- *              clock at its commit: a new mark) in the same transaction: a span inserted (its hour), a
- *              span added to a stored trace before the stored first span of
- *              one of its groups (that first span's hour: the trace's count
- *              moves), retention (the hours of the spans it deletes).
+ *              clock at its commit: a new mark) in the same transaction: a
+ *              span inserted (its hour), a span added to a stored trace
+ *              before the stored first span of one of its groups (that first
+ *              span's hour: the trace's count moves), retention (the hours of
+ *              the spans it deletes).
  *              stats_hours_dirty (dirty_ns) WHERE built = 0: the builder
  *              thread builds the hours no write touched for rollup_quiet,
  *              newest first, storing an hour's figures only if its mark did

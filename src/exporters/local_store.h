@@ -3,8 +3,9 @@
  * connection, and the read-only connection pool behind store.h.
  *
  * Used only by local.c (the `local` exporter). local.c owns the writer thread and
- * the batches; this module owns SQL: the writer (local_writer.c), the reads
- * (local_store.c, local_agg.c). The schema is documented in local_schema.c.
+ * the batches; this module owns SQL: the writer (local_writer.c), the read pool
+ * (local_query.c), the reads (local_store.c, local_agg.c, local_stats.c). The
+ * schema is documented in local_schema.c.
  *
  * Threads: the writer connection is used by one thread at a time (start(), then
  * the writer thread). The reader pool lends each read-only connection to one
