@@ -244,6 +244,23 @@ static void test_rollups_equal_spans(void)
     close_store(&h, true);
 }
 
+/* 20 traces of 2,000 spans each spread over 50 hours: every hour's build
+ * reads all 40,000 spans (the traces overlap it). */
+static pc_batch *long_traces(void)
+{
+    pc_batch *b = new_batch(pc_time_now_ns());
+    for (int t = 0; t < 20; t++)
+        for (int i = 0; i < 2000; i++) {
+            char trace[16], span[16];
+            snprintf(trace, sizeof(trace), "long%d", t);
+            snprintf(span, sizeof(span), "s%d", i);
+            add_span(b, (span_spec){.trace = trace, .span = span, .type = PC_TYPE_TOOL,
+                                    .start = T0 + (int64_t)(i % 50) * H + t,
+                                    .end = T0 + (int64_t)(i % 50) * H + t + NS});
+        }
+    return b;
+}
+
 /* An hour's build gathers in a read transaction and stores in a write one
  * only if no write touched the hour meanwhile (local_rollup.h): a span
  * written into the hour between the two steps leaves it unbuilt
@@ -316,17 +333,7 @@ static void test_gather_yields_to_a_restart(void)
     store_h h;
     const char *kv[] = {"rollup_quiet", "1d"};
     open_store_kv(&h, NULL, NULL, kv, 1);
-    pc_batch *b = new_batch(pc_time_now_ns());
-    for (int t = 0; t < 20; t++) /* long traces: each hour's gather reads all 40,000 spans */
-        for (int i = 0; i < 2000; i++) {
-            char trace[16], span[16];
-            snprintf(trace, sizeof(trace), "long%d", t);
-            snprintf(span, sizeof(span), "s%d", i);
-            add_span(b, (span_spec){.trace = trace, .span = span, .type = PC_TYPE_TOOL,
-                                    .start = T0 + (int64_t)(i % 50) * H + t,
-                                    .end = T0 + (int64_t)(i % 50) * H + t + NS});
-        }
-    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(consume(&h, long_traces()), PC_OK);
     char path[256];
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
     sqlite3 *db = pc_local_db_open("test", path, false);
@@ -540,17 +547,7 @@ static void test_slow_build_is_deferred(void)
     store_h h;
     const char *kv[] = {"rollup_quiet", "1d", "rollup_build_limit", "1ms"};
     open_store_kv(&h, NULL, NULL, kv, 2);
-    pc_batch *b = new_batch(pc_time_now_ns());
-    for (int t = 0; t < 20; t++)
-        for (int i = 0; i < 2000; i++) {
-            char trace[16], span[16];
-            snprintf(trace, sizeof(trace), "long%d", t);
-            snprintf(span, sizeof(span), "s%d", i);
-            add_span(b, (span_spec){.trace = trace, .span = span, .type = PC_TYPE_TOOL,
-                                    .start = T0 + (int64_t)(i % 50) * H + t,
-                                    .end = T0 + (int64_t)(i % 50) * H + t + NS});
-        }
-    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(consume(&h, long_traces()), PC_OK);
     int64_t t0 = pc_time_now_ns();
     CHECK(pc_local_build_rollups(h.ctx) < 50); /* some or all abandoned */
     CHECK(pc_time_now_ns() - t0 < 50 * 200 * 1000000LL); /* about 1 ms each, not unbounded */
