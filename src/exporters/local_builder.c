@@ -112,7 +112,8 @@ static void *builder_main(void *arg)
 }
 
 pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_local_reader *gate,
-                                          int64_t quiet_ms, int64_t limit_ms)
+                                          pc_local_checkpoint *ckpt, int64_t quiet_ms,
+                                          int64_t limit_ms)
 {
     pc_local_builder *b = pc_xcalloc(1, sizeof(*b));
     b->id = id;
@@ -134,6 +135,7 @@ pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_l
         pc_local_builder_destroy(b);
         return NULL;
     }
+    pc_local_checkpoint_also(ckpt, b->db); /* after pc_local_db_open, which clears hooks */
     int rc = pthread_create(&b->thread, NULL, builder_main, b);
     if (rc != 0) {
         pc_log(PC_LOG_ERROR, id, "cannot start the rollup builder thread: %s", strerror(rc));

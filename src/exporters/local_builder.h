@@ -26,6 +26,7 @@
 #ifndef PC_LOCAL_BUILDER_H
 #define PC_LOCAL_BUILDER_H
 
+#include "local_checkpoint.h"
 #include "local_store.h"
 
 #include <stdint.h>
@@ -39,11 +40,13 @@ typedef struct pc_local_builder pc_local_builder;
  * set up by the writer) and starts the thread, which builds hours written no
  * later than |quiet_ms| ago, each within |limit_ms|; its gathers are reads of
  * the pool |gate| (borrowed: they wait for and give way to a restart of the
- * log, local_rollup.h). NULL after logging as |id| (borrowed; must outlive
- * the builder).
+ * log, local_rollup.h), and its commits go to the file's checkpointer |ckpt|
+ * (borrowed; pc_local_checkpoint_also) as the writer's do. NULL after logging
+ * as |id| (borrowed). Destroy the builder before |gate| and |ckpt|.
  */
 pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_local_reader *gate,
-                                          int64_t quiet_ms, int64_t limit_ms);
+                                          pc_local_checkpoint *ckpt, int64_t quiet_ms,
+                                          int64_t limit_ms);
 
 /* The writer committed a transaction (builds yield while writes come). Any thread. */
 void pc_local_builder_wrote(pc_local_builder *b);

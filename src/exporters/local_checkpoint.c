@@ -102,8 +102,9 @@ static bool gate_clear_locked(pc_local_checkpoint *c)
     return false;
 }
 
-/* The writer connection's WAL hook, on the writer's thread after each of its
- * commits, |frames| in the log: wakes the thread, or restarts the log. */
+/* The writer connection's WAL hook (and pc_local_checkpoint_also's), on the
+ * committing thread after each commit, |frames| in the log: wakes the
+ * thread, or restarts the log from |db|. */
 static int hook(void *ud, sqlite3 *db, const char *name, int frames)
 {
     pc_local_checkpoint *c = ud;
@@ -226,6 +227,11 @@ pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path
     c->running = true;
     sqlite3_wal_hook(writer, hook, c);
     return c;
+}
+
+void pc_local_checkpoint_also(pc_local_checkpoint *c, sqlite3 *db)
+{
+    sqlite3_wal_hook(db, hook, c);
 }
 
 void pc_local_checkpoint_destroy(pc_local_checkpoint *c)

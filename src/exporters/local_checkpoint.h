@@ -83,6 +83,12 @@ pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path
                                                 int step_pages, int restart_pages,
                                                 const pc_local_gate *gate);
 
+/* |db|, another connection that writes the same file (the rollup builder's,
+ * local_builder.h), gets the same WAL hook: its commits count, and may run
+ * the restart, as the writer's do (else its commits while the writer idles
+ * would grow the log unchecked). Close |db| before destroying |c|. */
+void pc_local_checkpoint_also(pc_local_checkpoint *c, sqlite3 *db);
+
 /* Stops the thread (after the checkpoint under way, if any), removes the
  * hook from the writer connection and closes this module's connection. Call
  * when no transaction of the writer runs. Accepts NULL. */
