@@ -31,7 +31,7 @@
 
 #include <stdint.h>
 
-#define PC_LOCAL_BUILDER_NICE 10
+#define PC_LOCAL_BUILDER_NICE 10 /* the thread's nice(1) steps below the collector */
 
 typedef struct pc_local_builder pc_local_builder;
 

@@ -17,12 +17,13 @@
  * for the next commit waited for them too.
  *
  * Policy: the thread checkpoints (PASSIVE) once |step_pages| frames were
- * added since its last checkpoint copied the log. Only the writer can start
+ * added since its last checkpoint copied the log. Only a writing connection
+ * (the writer, or one given the hook by pc_local_checkpoint_also) can start
  * the log over, and only when every frame is copied and no reader still
  * reads old ones: it does so by itself at its next transaction when a
  * checkpoint happened to copy everything; else, once the log holds
  * |restart_pages| frames, the hook runs a RESTART checkpoint from the
- * writer's connection, which copies the rest (about one step), waits at most
+ * committing connection, which copies the rest (about one step), waits at most
  * PC_LOCAL_RESTART_WAIT_MS for readers of old frames, and starts the log over
  * even while reads run (a PASSIVE one alone never lets it, and the log grew
  * to 800 MB); when readers keep it from finishing, the writer tries again
