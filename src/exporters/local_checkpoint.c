@@ -12,8 +12,13 @@
  * checkpoint that raced with a restart does not set |copied| from the old
  * log; after a RESTART that readers kept from finishing, the writer tries
  * again once |retry_at| frames are in the log (a step more), not at every
- * commit. The hook reads |restart| and the writer connection without the
- * lock: they do not change after create.
+ * commit. |hold_ns| is how long the next hold of the gate's reads may last:
+ * PC_LOCAL_RESTART_WAIT_MS, doubled after each hold that reads outlasted, up
+ * to the gate's longest read and a wait more, and back to the start once the
+ * log starts over; so reads that each last longer than a short hold (a long
+ * search beside ingest) delay the restart by a few holds, not forever. The
+ * hook reads |restart| and the writer connection without the lock: they do
+ * not change after create.
  */
 #include "local_checkpoint.h"
 
@@ -47,6 +52,7 @@ struct pc_local_checkpoint {
     bool failing;    /* the last checkpoint failed (logged once per change) */
     pc_local_gate gate;  /* gate.hold NULL: none */
     int64_t held_since; /* the hold's start (pc_time_mono_ns); 0: not holding */
+    int64_t hold_ns;    /* the longest the next hold may last */
     pc_local_checkpoint_stats stats;
 };
 
@@ -78,10 +84,20 @@ static void release_locked(pc_local_checkpoint *c)
     c->held_since = 0;
 }
 
+/* The log began again: the next hold is a short one. Call with mu held. */
+static void started_over_locked(pc_local_checkpoint *c)
+{
+    c->copied = c->retry_at = 0;
+    c->epoch++;
+    c->stats.started_over++;
+    c->hold_ns = RESTART_WAIT_NS;
+}
+
 /* A restart is due and there is a gate: holds new reads back (the first time)
- * and says whether the reads in flight have ended. Past the wait, lets the
- * reads go in and counts a busy restart, tried again a step later. Call with
- * mu held. */
+ * and says whether the reads in flight have ended. Past the hold's length,
+ * lets the reads go in, counts a busy restart, tried again a step later, and
+ * doubles the next hold's length (at most the longest read and a wait more,
+ * which the reads in flight cannot outlast). Call with mu held. */
 static bool gate_clear_locked(pc_local_checkpoint *c)
 {
     int64_t now = pc_time_mono_ns();
@@ -89,15 +105,18 @@ static bool gate_clear_locked(pc_local_checkpoint *c)
     if (!c->held_since) {
         c->held_since = now;
         c->stats.held++;
-        n = c->gate.hold(c->gate.ud, now + RESTART_WAIT_NS);
+        n = c->gate.hold(c->gate.ud, now + c->hold_ns);
     } else {
         n = c->gate.in_flight(c->gate.ud);
     }
     if (n == 0) return true;
-    if (now - c->held_since >= RESTART_WAIT_NS) {
+    if (now - c->held_since >= c->hold_ns) {
         release_locked(c);
         c->stats.busy++;
         c->retry_at = c->frames + c->step;
+        int64_t most = c->gate.longest_read_ns + RESTART_WAIT_NS;
+        c->hold_ns = 2 * c->hold_ns < most ? 2 * c->hold_ns : most;
+        if (c->hold_ns > c->stats.longest_hold_ns) c->stats.longest_hold_ns = c->hold_ns;
     }
     return false;
 }
@@ -111,9 +130,7 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
     pthread_mutex_lock(&c->mu);
     if (frames < c->frames) { /* the log started over */
         release_locked(c);
-        c->copied = c->retry_at = 0;
-        c->epoch++;
-        c->stats.started_over++;
+        started_over_locked(c);
     }
     c->frames = frames;
     c->commits++;
@@ -135,9 +152,8 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
         if (c->failing) pc_log(PC_LOG_INFO, c->id, "write-ahead log checkpoints succeed again");
         c->failing = false;
         c->stats.restarts++;
-        c->stats.started_over++;
-        c->frames = c->copied = c->retry_at = 0; /* the next commit begins the log again */
-        c->epoch++;
+        c->frames = 0; /* the next commit begins the log again */
+        started_over_locked(c);
     } else {
         c->stats.busy++;
         c->retry_at = frames + c->step; /* not at every commit while a reader stays */
@@ -201,6 +217,7 @@ pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path
     c->step = step_pages > 0 ? step_pages : 1;
     c->restart = restart_pages > c->step ? restart_pages : c->step;
     if (gate) c->gate = *gate;
+    c->hold_ns = RESTART_WAIT_NS;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);

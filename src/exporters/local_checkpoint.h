@@ -35,10 +35,14 @@
  * readers at four commits in five, 100 ms each: a fifth of the writer's
  * time, bench/README "restarts behind a gate"); reads wait at most
  * PC_LOCAL_RESTART_WAIT_MS from the hold, after which they go in again and
- * the restart counts as busy. So the log stays near
- * |restart_pages| pages unless a read outlasts it (reads are bounded by the
- * query timeout), and the writer's journal_size_limit truncates the file
- * back after a restart.
+ * the restart counts as busy. Each hold that reads outlast doubles the next
+ * one's length, up to the gate's longest read and a wait more, so reads that
+ * each outlast a short hold (searches of 0.7 s beside ingest let the log grow
+ * to 583 MB) hold the log back for a few holds, not until they stop; the log
+ * starting over makes the next hold short again. So the log stays near
+ * |restart_pages| pages, beyond it only by what the writer commits during a
+ * few holds that grow to the longest read, and the writer's
+ * journal_size_limit truncates the file back after a restart.
  *
  * Durability is the writer's: a commit is durable once it is in the log
  * (synchronous FULL or NORMAL as configured); a checkpoint only moves it.
@@ -71,13 +75,15 @@ typedef struct pc_local_checkpoint pc_local_checkpoint;
  * begin from now on to wait until |until_ns| (pc_time_mono_ns) at most and
  * returns how many are in flight; |in_flight| counts them again; |release|
  * ends this hold. Called from the writer's thread, under the checkpointer's
- * lock: they must not call back into it.
+ * lock: they must not call back into it. |longest_read_ns|: no read stays in
+ * flight longer (the reads' time limit); holds grow up to it and a wait more.
  */
 typedef struct pc_local_gate {
     int (*hold)(void *ud, int64_t until_ns);
     int (*in_flight)(void *ud);
     void (*release)(void *ud);
     void *ud;
+    int64_t longest_read_ns;
 } pc_local_gate;
 
 pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path, sqlite3 *writer,
@@ -103,6 +109,7 @@ typedef struct pc_local_checkpoint_stats {
     int64_t held;     /* restarts that held the gate's reads back first */
     int64_t started_over; /* times the log began again (those restarts and the writer's own) */
     int max_frames;   /* the most frames the log held at a commit */
+    int64_t longest_hold_ns; /* the longest a hold was allowed to last */
 } pc_local_checkpoint_stats;
 
 void pc_local_checkpoint_get_stats(pc_local_checkpoint *c, pc_local_checkpoint_stats *out);

@@ -9,8 +9,10 @@
  * (pc_local_reader_enter: the rollup builder's). The pool is the gate of its
  * files' checkpointers (local_checkpoint.h, pc_local_reader_gate): while a
  * restart of a write-ahead log holds it, a new read waits for admission until
- * the hold ends (PC_LOCAL_RESTART_WAIT_MS at most), so the reads in flight
- * end and the log can start over without the writer waiting for them.
+ * the hold ends (PC_LOCAL_RESTART_WAIT_MS, longer after holds that reads
+ * outlasted, at most the reads' time limit and that wait more), so the reads
+ * in flight end and the log can start over without the writer waiting for
+ * them.
  */
 #include "local_query.h"
 
@@ -122,7 +124,7 @@ static void gate_release(void *ud)
 pc_local_gate pc_local_reader_gate(pc_local_reader *r)
 {
     return (pc_local_gate){.hold = gate_hold, .in_flight = gate_in_flight,
-                           .release = gate_release, .ud = r};
+                           .release = gate_release, .ud = r, .longest_read_ns = r->timeout_ns};
 }
 
 /* A restart holds new reads back now (mu held). */

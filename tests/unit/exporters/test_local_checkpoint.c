@@ -4,7 +4,8 @@
  * writer commits, the log starts over and stays bounded, a reader that keeps
  * old frames makes the writer's RESTART give up after its wait (never block
  * the writer longer, nor try at every commit), the log starts over once the
- * reader is gone, a gate holds reads back instead of the writer, and every
+ * reader is gone, a gate holds reads back instead of the writer (longer after
+ * each hold that reads outlasted), and every
  * committed row is in the file, intact, after the checkpointer is destroyed.
  */
 #include "check.h"
@@ -117,7 +118,9 @@ static void test_writer_alone(void)
            (long long)s.passive, (long long)s.restarts, (long long)s.busy,
            (long long)s.started_over, s.max_frames);
     CHECK(s.passive > 0);
-    CHECK(s.started_over >= 10); /* about 10,000 frames written in logs of at most ~600 */
+    /* about 10,000 frames written: in logs of ~600 on an idle machine (10 to 15
+     * measured under a concurrent load), longer when the thread is starved */
+    CHECK(s.started_over >= 5);
     /* about RESTART + a step on an idle machine; when other work starves the
      * thread, its catch-up checkpoint comes later and the log runs on (4.1x
      * RESTART measured with both cores busy), but it still starts over */
@@ -286,6 +289,75 @@ static void test_gate_holds_reads_not_the_writer(void)
     teardown(&f);
 }
 
+/* Reads that keep coming, each READ_MS long: while the gate is open one
+ * begins at every moment, so when a hold begins the latest read has just
+ * begun and is in flight for READ_MS more. */
+#define READ_MS 350
+typedef struct busy_gate {
+    int64_t read_end, last_hold_ns; /* the last hold's length */
+    int holds, releases;
+} busy_gate;
+
+static int bg_in_flight(void *ud)
+{
+    return pc_time_mono_ns() < ((busy_gate *)ud)->read_end;
+}
+
+static int bg_hold(void *ud, int64_t until_ns)
+{
+    busy_gate *g = ud;
+    int64_t now = pc_time_mono_ns();
+    g->holds++;
+    g->last_hold_ns = until_ns - now;
+    g->read_end = now + READ_MS * 1000000LL;
+    return 1;
+}
+
+static void bg_release(void *ud)
+{
+    ((busy_gate *)ud)->releases++;
+}
+
+/* Reads that each outlast a short hold: every hold they outlast doubles the
+ * next one's length (100, 200, 400 ms), so the log starts over at the third
+ * hold instead of never, within the gate's longest read and a wait more; and
+ * the hold after a start-over is short again. */
+static void test_holds_grow_past_long_reads(void)
+{
+    busy_gate g = {0};
+    pc_local_gate gate = {.hold = bg_hold, .in_flight = bg_in_flight, .release = bg_release,
+                          .ud = &g, .longest_read_ns = 1000 * 1000000LL};
+    fixture f;
+    setup_gated(&f, &gate);
+    pc_local_checkpoint_stats s;
+    int64_t end = pc_time_mono_ns() + 20 * 1000000000LL;
+    do {
+        commit_one(&f);
+        usleep(2000);
+        pc_local_checkpoint_get_stats(f.c, &s);
+    } while (s.restarts == 0 && pc_time_mono_ns() < end);
+    fprintf(stderr, "    long reads: holds %d, busy %lld, restarts %lld, longest hold %.0f ms,"
+            " max frames %d\n", g.holds, (long long)s.busy, (long long)s.restarts,
+            s.longest_hold_ns / 1e6, s.max_frames);
+    CHECK_EQ_INT(s.restarts, 1);
+    CHECK(s.busy >= 2); /* 100 and 200 ms: shorter than a read */
+    CHECK(s.longest_hold_ns >= 400 * 1000000LL);
+    CHECK(s.longest_hold_ns <= 1100 * 1000000LL); /* the longest read and a wait more */
+    CHECK(g.last_hold_ns > READ_MS * 1000000LL);
+    CHECK_EQ_INT(g.releases, g.holds);
+
+    int holds = g.holds; /* the next hold is a short one again */
+    end = pc_time_mono_ns() + 20 * 1000000000LL;
+    do {
+        commit_one(&f);
+        usleep(2000);
+    } while (g.holds == holds && pc_time_mono_ns() < end);
+    CHECK_EQ_INT(g.holds, holds + 1);
+    CHECK(g.last_hold_ns <= PC_LOCAL_RESTART_WAIT_MS * 1000000LL);
+    teardown(&f);
+    CHECK_EQ_INT(g.releases, g.holds);
+}
+
 /* Destroy right after create, and with nothing ever committed. */
 static void test_idle(void)
 {
@@ -304,6 +376,7 @@ int main(void)
     RUN(test_reader_holds_the_log);
     RUN(test_another_writer);
     RUN(test_gate_holds_reads_not_the_writer);
+    RUN(test_holds_grow_past_long_reads);
     RUN(test_idle);
     return CHECK_DONE();
 }
