@@ -16,9 +16,17 @@
  * PC_LOCAL_RESTART_WAIT_MS, doubled after each hold that reads outlasted, up
  * to the gate's longest read and a wait more, and back to the start once the
  * log starts over; so reads that each last longer than a short hold (a long
- * search beside ingest) delay the restart by a few holds, not forever. The
- * hook reads |restart| and the writer connection without the lock: they do
- * not change after create.
+ * search beside ingest) delay the restart by a few holds, not forever.
+ * |drain|: once the held reads have ended, the thread copies the log
+ * (DRAIN_COPY), then the writer's next commit restarts it (DRAIN_WRITER),
+ * finding little left to copy, or the thread does if the writer idles; then
+ * the hold ends. (Beside readers the thread's checkpoints copy little, and
+ * the writer's RESTART copied most of the log itself, 100-120 ms a time,
+ * stalling every commit behind it. A RESTART from the thread while the
+ * writer writes is no better: it stops the writer as long, and the writer's
+ * next transaction, reading while it waits, makes it end BUSY.) The hook
+ * reads |restart| and the writer connection without the lock: they do not
+ * change after create.
  */
 #include "local_checkpoint.h"
 
@@ -31,6 +39,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct pc_local_checkpoint {
     const char *id;
@@ -53,10 +62,22 @@ struct pc_local_checkpoint {
     pc_local_gate gate;  /* gate.hold NULL: none */
     int64_t held_since; /* the hold's start (pc_time_mono_ns); 0: not holding */
     int64_t hold_ns;    /* the longest the next hold may last */
+    enum { DRAIN_NONE, DRAIN_COPY, DRAIN_WRITER } drain; /* after the hold's reads ended */
+    uint64_t handed_at; /* |commits| when the restart was left to the writer */
+    int64_t handed_ns;  /* and when (pc_time_mono_ns) */
     pc_local_checkpoint_stats stats;
 };
 
 #define RESTART_WAIT_NS ((int64_t)PC_LOCAL_RESTART_WAIT_MS * 1000000)
+/* Longest a drained hold keeps reads waiting for the thread's copy and
+ * restart (a log of 64 MB copies in 0.1-0.3 s here). */
+#define COPY_WAIT_NS (2000LL * 1000000)
+#define HOLD_POLL_NS (5LL * 1000000) /* the thread looks at a hold's reads, an idle writer */
+#define COPY_ROUNDS 4
+/* No commit for this long after the restart was left to the writer: it idles
+ * (beside queries it commits every few ms; a RESTART tried between two of its
+ * commits only stops it longer, see |drain|) */
+#define IDLE_NS (20LL * 1000000)
 
 /* The log is long enough to start over, and the thread has caught up (or
  * never fell behind): the writer's RESTART would find little to copy. Call
@@ -67,11 +88,14 @@ static bool restart_due_locked(const pc_local_checkpoint *c)
            (c->caught_up == c->epoch + 1 || c->frames - c->copied <= c->step / 4);
 }
 
-/* The thread's PASSIVE checkpoint is due: a step of new frames; once the log
- * is long enough to start over, one last catch-up. Call with mu held. */
+/* The thread's work is due: after a drained hold, the copy; else a
+ * PASSIVE checkpoint of a step of new frames, or once the log is long enough
+ * to start over, one last catch-up. Call with mu held. */
 static bool due_locked(const pc_local_checkpoint *c)
 {
-    if (c->restarting || c->working || c->commits == c->tried) return false;
+    if (c->working) return false;
+    if (c->drain == DRAIN_COPY) return true;
+    if (c->restarting || c->commits == c->tried) return false;
     if (c->frames >= c->restart) return c->caught_up != c->epoch + 1 && c->frames > c->copied;
     return c->frames - c->copied >= c->step;
 }
@@ -93,23 +117,110 @@ static void started_over_locked(pc_local_checkpoint *c)
     c->hold_ns = RESTART_WAIT_NS;
 }
 
-/* A restart is due and there is a gate: holds new reads back (the first time)
- * and says whether the reads in flight have ended. Past the hold's length,
- * lets the reads go in, counts a busy restart, tried again a step later, and
- * doubles the next hold's length (at most the longest read and a wait more,
- * which the reads in flight cannot outlast). Call with mu held. */
-static bool gate_clear_locked(pc_local_checkpoint *c)
+/* A RESTART checkpoint (begun under |epoch|) returned |rc|: counts it;
+ * after a success the log begins again at the next commit (unless a commit
+ * already began it); after a failure it is tried again a step later. Ends
+ * the hold, if any. Call with mu held. */
+static void restart_done_locked(pc_local_checkpoint *c, int rc, uint64_t epoch)
+{
+    if (rc == SQLITE_OK) {
+        if (c->failing) pc_log(PC_LOG_INFO, c->id, "write-ahead log checkpoints succeed again");
+        c->failing = false;
+        c->stats.restarts++;
+        if (epoch == c->epoch) {
+            c->frames = 0;
+            started_over_locked(c);
+        }
+    } else {
+        c->stats.busy++;
+        c->retry_at = c->frames + c->step; /* not at every commit while a reader stays */
+        if (rc != SQLITE_BUSY && !c->failing) { /* BUSY: readers, the normal case */
+            c->failing = true;
+            pc_log(PC_LOG_WARN, c->id, "write-ahead log restart failed: %s (retried later)",
+                   sqlite3_errstr(rc));
+        }
+    }
+    c->drain = DRAIN_NONE;
+    release_locked(c);
+}
+
+/* After a drained hold, on the thread: PASSIVE checkpoints copy the log
+ * while the writer goes on (no reader keeps frames now), again while the
+ * writer added more than a quarter step meanwhile (COPY_ROUNDS at most);
+ * then the writer's next commit restarts the log, finding about that much
+ * to copy (DRAIN_WRITER; a RESTART holds the writer while it copies and
+ * syncs: 94-119 ms for the 1,500-2,600 frames one copy left behind, 2-7 ms
+ * for 170-800). Call with mu held. */
+static void copy_drained_locked(pc_local_checkpoint *c)
+{
+    uint64_t epoch = c->epoch;
+    c->working = true;
+    int rc = SQLITE_OK;
+    for (int round = 0; round < COPY_ROUNDS; round++) {
+        pthread_mutex_unlock(&c->mu);
+        int log = 0, ckpt = 0;
+        rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
+        pthread_mutex_lock(&c->mu);
+        if (rc != SQLITE_OK || epoch != c->epoch) break;
+        c->copied = ckpt;
+        if (c->frames - ckpt <= c->step / 4) break;
+    }
+    c->working = false;
+    if (epoch != c->epoch) { /* the log began again by itself meanwhile */
+        c->drain = DRAIN_NONE;
+        release_locked(c);
+    } else if (rc != SQLITE_OK) {
+        restart_done_locked(c, rc, epoch);
+    } else {
+        c->drain = DRAIN_WRITER;
+        c->handed_at = c->commits;
+        c->handed_ns = pc_time_mono_ns();
+    }
+}
+
+/* DRAIN_WRITER and no commit for IDLE_NS: the writer idles, so the thread
+ * restarts the log itself (no busy handler: a writer that begins meanwhile
+ * makes it BUSY, and then its own commit restarts). Call with mu held. */
+static void restart_idle_locked(pc_local_checkpoint *c)
+{
+    uint64_t epoch = c->epoch;
+    c->working = true;
+    pthread_mutex_unlock(&c->mu);
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    c->working = false;
+    if (rc == SQLITE_BUSY && c->drain == DRAIN_WRITER) { /* left to the next commit */
+        c->handed_at = c->commits;
+        c->handed_ns = pc_time_mono_ns();
+    } else if (c->drain == DRAIN_WRITER)
+        restart_done_locked(c, rc, epoch);
+}
+
+/* A restart is due and there is a gate: holds new reads back (called by the
+ * hook), then (called by the thread every HOLD_POLL_NS) hands the restart to
+ * the thread once the reads in flight have ended (|drain|). Past the hold's
+ * length, lets the reads go in, counts a busy restart, tried again a step
+ * later, and doubles the next hold's length (at most the longest read and a
+ * wait more, which the reads in flight cannot outlast). Call with mu held. */
+static void gate_step_locked(pc_local_checkpoint *c)
 {
     int64_t now = pc_time_mono_ns();
     int n;
+    if (c->drain != DRAIN_NONE) return;
     if (!c->held_since) {
         c->held_since = now;
         c->stats.held++;
-        n = c->gate.hold(c->gate.ud, now + c->hold_ns);
+        /* the reads wait until the thread's restart ends the hold, and
+         * never past the wait for the reads in flight and a copy */
+        n = c->gate.hold(c->gate.ud, now + c->hold_ns + COPY_WAIT_NS);
     } else {
         n = c->gate.in_flight(c->gate.ud);
     }
-    if (n == 0) return true;
+    if (n == 0) {
+        c->drain = DRAIN_COPY;
+        pthread_cond_signal(&c->cv);
+        return;
+    }
     if (now - c->held_since >= c->hold_ns) {
         release_locked(c);
         c->stats.busy++;
@@ -118,12 +229,12 @@ static bool gate_clear_locked(pc_local_checkpoint *c)
         c->hold_ns = 2 * c->hold_ns < most ? 2 * c->hold_ns : most;
         if (c->hold_ns > c->stats.longest_hold_ns) c->stats.longest_hold_ns = c->hold_ns;
     }
-    return false;
 }
 
 /* The writer connection's WAL hook (and pc_local_checkpoint_also's), on the
  * committing thread after each commit, |frames| in the log: wakes the
- * thread, or restarts the log from |db|. */
+ * thread, holds the gate's reads for a restart, or (without a gate) restarts
+ * the log from |db|. */
 static int hook(void *ud, sqlite3 *db, const char *name, int frames)
 {
     pc_local_checkpoint *c = ud;
@@ -131,13 +242,23 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
     if (frames < c->frames) { /* the log started over */
         release_locked(c);
         started_over_locked(c);
+        if (c->drain == DRAIN_WRITER) c->drain = DRAIN_NONE;
     }
     c->frames = frames;
     c->commits++;
     if (frames > c->stats.max_frames) c->stats.max_frames = frames;
     bool restart = restart_due_locked(c);
-    if (restart && c->gate.hold) restart = gate_clear_locked(c);
+    if (c->gate.hold) { /* the writer restarts only what the thread handed back */
+        if (restart && !c->held_since) {
+            gate_step_locked(c); /* holds; the thread watches the hold from now on */
+            pthread_cond_signal(&c->cv);
+        }
+        restart = c->drain == DRAIN_WRITER && !c->working;
+    }
     c->restarting = restart;
+    if (restart && frames - c->copied > c->stats.restart_copied)
+        c->stats.restart_copied = frames - c->copied;
+    uint64_t epoch = c->epoch;
     if (due_locked(c)) pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     if (!restart) return SQLITE_OK;
@@ -148,23 +269,8 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
     int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
     sqlite3_busy_timeout(db, PC_LOCAL_BUSY_TIMEOUT_MS);
     pthread_mutex_lock(&c->mu);
-    if (rc == SQLITE_OK) {
-        if (c->failing) pc_log(PC_LOG_INFO, c->id, "write-ahead log checkpoints succeed again");
-        c->failing = false;
-        c->stats.restarts++;
-        c->frames = 0; /* the next commit begins the log again */
-        started_over_locked(c);
-    } else {
-        c->stats.busy++;
-        c->retry_at = frames + c->step; /* not at every commit while a reader stays */
-        if (rc != SQLITE_BUSY && !c->failing) { /* BUSY: readers, the normal case */
-            c->failing = true;
-            pc_log(PC_LOG_WARN, c->id, "write-ahead log restart failed: %s (retried later)",
-                   sqlite3_errstr(rc));
-        }
-    }
     c->restarting = false;
-    release_locked(c);
+    restart_done_locked(c, rc, epoch);
     if (due_locked(c)) pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return SQLITE_OK;
@@ -175,9 +281,31 @@ static void *checkpoint_main(void *arg)
     pc_local_checkpoint *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->stopping && !due_locked(c))
-            pthread_cond_wait(&c->cv, &c->mu);
+        while (!c->stopping && !due_locked(c)) {
+            bool watch = c->drain == DRAIN_WRITER || (c->held_since && c->drain == DRAIN_NONE);
+            if (!watch) {
+                pthread_cond_wait(&c->cv, &c->mu);
+                continue;
+            }
+            /* a hold waits for its reads, or for the writer's restart: look
+             * every HOLD_POLL_NS, so reads are neither held for the writer's
+             * next commit nor while it idles */
+            int64_t t = pc_time_mono_ns() + HOLD_POLL_NS;
+            struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
+            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+            if (c->drain == DRAIN_WRITER) {
+                if (c->commits == c->handed_at && !c->restarting &&
+                    pc_time_mono_ns() - c->handed_ns >= IDLE_NS)
+                    restart_idle_locked(c);
+            } else if (c->held_since && c->drain == DRAIN_NONE) {
+                gate_step_locked(c);
+            }
+        }
         if (c->stopping) break;
+        if (c->drain == DRAIN_COPY) {
+            copy_drained_locked(c);
+            continue;
+        }
         uint64_t epoch = c->epoch;
         c->tried = c->commits;
         if (c->frames >= c->restart) c->caught_up = epoch + 1;
@@ -219,7 +347,11 @@ pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path
     if (gate) c->gate = *gate;
     c->hold_ns = RESTART_WAIT_NS;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, id, "cannot open %s for checkpoints: %s", path,

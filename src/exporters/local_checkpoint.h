@@ -29,17 +29,21 @@
  * to 800 MB); when readers keep it from finishing, the writer tries again
  * once another step of frames is in the log. With a gate (the store's read
  * pool, pc_local_gate), the due restart first holds new reads back and the
- * writer goes on committing while the reads in flight end: the hook looks
- * again at each commit and runs the RESTART once none is left, so it finds
- * no reader to wait for (beside 8 query clients, a RESTART waited for
- * readers at four commits in five, 100 ms each: a fifth of the writer's
- * time, bench/README "restarts behind a gate"); reads wait at most
- * PC_LOCAL_RESTART_WAIT_MS from the hold, after which they go in again and
- * the restart counts as busy. Each hold that reads outlast doubles the next
- * one's length, up to the gate's longest read and a wait more, so reads that
- * each outlast a short hold (searches of 0.7 s beside ingest let the log grow
- * to 583 MB) hold the log back for a few holds, not until they stop; the log
- * starting over makes the next hold short again. So the log stays near
+ * writer goes on committing while the reads in flight end (beside 8 query
+ * clients, a RESTART waited for readers at four commits in five, 100 ms
+ * each: a fifth of the writer's time, bench/README "restarts behind a
+ * gate"); the thread watches them, and once none is left it copies the log,
+ * which no reader holds back now, while the writer goes on, and leaves the
+ * RESTART to the writer's next commit, which then finds only what it wrote
+ * meanwhile to copy (2-10 ms, against 100-120 ms when the RESTART copied
+ * what the readers had kept from the thread); the hold ends with it. Reads
+ * wait at most PC_LOCAL_RESTART_WAIT_MS from the hold for the reads in
+ * flight, after which they go in again and the restart counts as busy. Each
+ * hold that reads outlast doubles the next one's length, up to the gate's
+ * longest read and a wait more, so reads that each outlast a short hold
+ * (searches of 0.7 s beside ingest let the log grow to 583 MB) hold the log
+ * back for a few holds, not until they stop; the log starting over makes the
+ * next hold short again. So the log stays near
  * |restart_pages| pages, beyond it only by what the writer commits during a
  * few holds that grow to the longest read, and the writer's
  * journal_size_limit truncates the file back after a restart.
@@ -74,9 +78,10 @@ typedef struct pc_local_checkpoint pc_local_checkpoint;
  * The readers' side of a restart (optional): |hold| asks the reads that
  * begin from now on to wait until |until_ns| (pc_time_mono_ns) at most and
  * returns how many are in flight; |in_flight| counts them again; |release|
- * ends this hold. Called from the writer's thread, under the checkpointer's
- * lock: they must not call back into it. |longest_read_ns|: no read stays in
- * flight longer (the reads' time limit); holds grow up to it and a wait more.
+ * ends this hold. Called under the checkpointer's lock, from the writer's
+ * thread or the checkpointer's own: they must not call back into it.
+ * |longest_read_ns|: no read stays in flight longer (the reads' time limit);
+ * holds grow up to it and a wait more.
  */
 typedef struct pc_local_gate {
     int (*hold)(void *ud, int64_t until_ns);
@@ -110,6 +115,7 @@ typedef struct pc_local_checkpoint_stats {
     int64_t started_over; /* times the log began again (those restarts and the writer's own) */
     int max_frames;   /* the most frames the log held at a commit */
     int64_t longest_hold_ns; /* the longest a hold was allowed to last */
+    int restart_copied; /* the most frames a committing connection's RESTART found uncopied */
 } pc_local_checkpoint_stats;
 
 void pc_local_checkpoint_get_stats(pc_local_checkpoint *c, pc_local_checkpoint_stats *out);

@@ -15,6 +15,8 @@
 
 #include "timefmt.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,10 +195,11 @@ static void test_another_writer(void)
     teardown(&f);
 }
 
-/* The gate of the test: the reads in flight are what the test says. Every
- * call comes from the writer's hook, on the test's thread. */
+/* The gate of the test: the reads in flight are what the test says. The
+ * hold comes from the writer's hook, on the test's thread; the release from
+ * there or from the checkpointer's thread (after its restart). */
 typedef struct test_gate {
-    int in_flight, holds, releases;
+    int in_flight, holds, releases; /* releases: __atomic */
     int64_t until;
 } test_gate;
 
@@ -215,14 +218,31 @@ static int tg_in_flight(void *ud)
 
 static void tg_release(void *ud)
 {
-    ((test_gate *)ud)->releases++;
+    __atomic_fetch_add(&((test_gate *)ud)->releases, 1, __ATOMIC_SEQ_CST);
+}
+
+static int tg_releases(test_gate *g)
+{
+    return __atomic_load_n(&g->releases, __ATOMIC_SEQ_CST);
+}
+
+/* Commits until |*stat| of the checkpointer reaches |want| or 10 s pass. */
+static void commit_until(fixture *f, const int64_t *stat, int64_t want, pc_local_checkpoint_stats *s)
+{
+    int64_t end = pc_time_mono_ns() + 10 * 1000000000LL;
+    do {
+        commit_one(f);
+        usleep(1000);
+        pc_local_checkpoint_get_stats(f->c, s);
+    } while (*stat < want && pc_time_mono_ns() < end);
 }
 
 /* With a gate, a due restart holds new reads back and lets the writer go on
  * while a read is in flight (no RESTART tried, so no commit waits for it);
- * once none is, the next commit's RESTART starts the log over and releases
- * the hold. A read that outlasts PC_LOCAL_RESTART_WAIT_MS releases the hold
- * and counts as busy, tried again a step later. */
+ * once none is, the thread copies the log and starts it over (or hands the
+ * RESTART to the writer's next commit) and releases the hold. A read that
+ * outlasts PC_LOCAL_RESTART_WAIT_MS releases the hold and counts as busy,
+ * tried again a step later. */
 static void test_gate_holds_reads_not_the_writer(void)
 {
     test_gate g = {.in_flight = 1};
@@ -238,26 +258,22 @@ static void test_gate_holds_reads_not_the_writer(void)
     } while (g.holds == 0 && ++guard < 400);
     CHECK_EQ_INT(g.holds, 1);
     CHECK(g.until > pc_time_mono_ns()); /* reads wait until then at most */
-    CHECK(g.until <= pc_time_mono_ns() + PC_LOCAL_RESTART_WAIT_MS * 1000000LL);
+    /* the wait for the reads in flight, and the copy's (2 s) */
+    CHECK(g.until <= pc_time_mono_ns() + (PC_LOCAL_RESTART_WAIT_MS + 2000) * 1000000LL);
     CHECK_EQ_INT(s.held, 1);
     int64_t started = s.started_over;
     commit_one(&f); /* a read still in flight: the hold stays, no restart */
     pc_local_checkpoint_get_stats(f.c, &s);
     CHECK_EQ_INT(g.holds, 1);
-    CHECK_EQ_INT(g.releases, 0);
+    CHECK_EQ_INT(tg_releases(&g), 0);
     CHECK_EQ_INT(s.restarts, 0);
     CHECK_EQ_INT(s.busy, 0);
     CHECK_EQ_INT(s.started_over, started);
 
-    g.in_flight = 0; /* the read ended: a commit starts the log over (the next one
-                      * unless the thread is copying just then) */
-    guard = 0;
-    do {
-        commit_one(&f);
-        pc_local_checkpoint_get_stats(f.c, &s);
-    } while (s.restarts == 0 && ++guard < 50);
+    g.in_flight = 0; /* the read ended: the log starts over */
+    commit_until(&f, &s.restarts, 1, &s);
     CHECK_EQ_INT(s.restarts, 1);
-    CHECK_EQ_INT(g.releases, 1);
+    CHECK_EQ_INT(tg_releases(&g), 1);
     CHECK(s.started_over > started);
 
     /* a read that outlasts the wait */
@@ -274,86 +290,129 @@ static void test_gate_holds_reads_not_the_writer(void)
         pc_local_checkpoint_get_stats(f.c, &s);
     } while (s.busy == 0 && ++guard < 50);
     CHECK_EQ_INT(s.busy, 1);
-    CHECK_EQ_INT(g.releases, 2);
+    CHECK_EQ_INT(tg_releases(&g), 2);
     CHECK_EQ_INT(s.restarts, 1);
     commit_one(&f); /* not held again before another step of frames */
     CHECK_EQ_INT(g.holds, 2);
     g.in_flight = 0;
-    guard = 0;
-    do {
-        commit_one(&f);
-        pc_local_checkpoint_get_stats(f.c, &s);
-    } while (s.restarts < 2 && ++guard < 100);
+    commit_until(&f, &s.restarts, 2, &s);
     CHECK_EQ_INT(s.restarts, 2);
-    CHECK_EQ_INT(g.releases, g.holds);
+    CHECK_EQ_INT(tg_releases(&g), g.holds);
     teardown(&f);
 }
 
-/* Reads that keep coming, each READ_MS long: while the gate is open one
- * begins at every moment, so when a hold begins the latest read has just
- * begun and is in flight for READ_MS more. */
+/* Reads that keep coming, each READ_MS long, on a real connection that keeps
+ * the frames of its snapshot: while the gate is open a new read begins as
+ * one ends; a hold lets the read in flight run READ_MS more (it has just
+ * begun), and no new one begin until the release. The test's loop drives
+ * the reads (step_reads); the release comes from the checkpointer's thread
+ * or the writer's hook. */
 #define READ_MS 350
 typedef struct busy_gate {
+    pthread_mutex_t mu;
+    sqlite3 *r;
+    bool open, held;
     int64_t read_end, last_hold_ns; /* the last hold's length */
     int holds, releases;
 } busy_gate;
 
 static int bg_in_flight(void *ud)
 {
-    return pc_time_mono_ns() < ((busy_gate *)ud)->read_end;
+    busy_gate *g = ud;
+    pthread_mutex_lock(&g->mu);
+    int n = g->open;
+    pthread_mutex_unlock(&g->mu);
+    return n;
 }
 
 static int bg_hold(void *ud, int64_t until_ns)
 {
     busy_gate *g = ud;
     int64_t now = pc_time_mono_ns();
+    pthread_mutex_lock(&g->mu);
     g->holds++;
+    g->held = true;
     g->last_hold_ns = until_ns - now;
     g->read_end = now + READ_MS * 1000000LL;
-    return 1;
+    int n = g->open;
+    pthread_mutex_unlock(&g->mu);
+    return n;
 }
 
 static void bg_release(void *ud)
 {
-    ((busy_gate *)ud)->releases++;
+    busy_gate *g = ud;
+    pthread_mutex_lock(&g->mu);
+    g->releases++;
+    g->held = false;
+    pthread_mutex_unlock(&g->mu);
 }
 
-/* Reads that each outlast a short hold: every hold they outlast doubles the
- * next one's length (100, 200, 400 ms), so the log starts over at the third
- * hold instead of never, within the gate's longest read and a wait more; and
- * the hold after a start-over is short again. */
+/* Ends the read in flight at its end; begins the next one unless held. */
+static void step_reads(busy_gate *g)
+{
+    int64_t now = pc_time_mono_ns();
+    pthread_mutex_lock(&g->mu);
+    if (g->open && now >= g->read_end) {
+        CHECK_EQ_INT(sqlite3_exec(g->r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        g->open = false;
+    }
+    if (!g->open && !g->held) {
+        CHECK_EQ_INT(sqlite3_exec(g->r, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+        CHECK(pc_local_scalar(g->r, "SELECT count(*) FROM t") >= 0);
+        g->open = true;
+        g->read_end = now + READ_MS * 1000000LL;
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Reads that each outlast a short hold and keep the log's frames: every hold
+ * they outlast doubles the next one's length (100, 200, 400 ms), so the log
+ * starts over at the third hold instead of never, within the gate's longest
+ * read and a wait more; the thread copies the log the reads kept (no commit
+ * copies it: the writer's RESTART, if any, finds only what it wrote
+ * meanwhile); and the hold after a start-over is short again. */
 static void test_holds_grow_past_long_reads(void)
 {
-    busy_gate g = {0};
+    busy_gate g = {.mu = PTHREAD_MUTEX_INITIALIZER};
     pc_local_gate gate = {.hold = bg_hold, .in_flight = bg_in_flight, .release = bg_release,
                           .ud = &g, .longest_read_ns = 1000 * 1000000LL};
     fixture f;
     setup_gated(&f, &gate);
+    CHECK_EQ_INT(sqlite3_open_v2(f.path, &g.r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     pc_local_checkpoint_stats s;
     int64_t end = pc_time_mono_ns() + 20 * 1000000000LL;
     do {
+        step_reads(&g);
         commit_one(&f);
         usleep(2000);
         pc_local_checkpoint_get_stats(f.c, &s);
     } while (s.restarts == 0 && pc_time_mono_ns() < end);
     fprintf(stderr, "    long reads: holds %d, busy %lld, restarts %lld, longest hold %.0f ms,"
-            " max frames %d\n", g.holds, (long long)s.busy, (long long)s.restarts,
-            s.longest_hold_ns / 1e6, s.max_frames);
+            " max frames %d, left to a commit's restart %d\n", g.holds, (long long)s.busy,
+            (long long)s.restarts, s.longest_hold_ns / 1e6, s.max_frames, s.restart_copied);
     CHECK_EQ_INT(s.restarts, 1);
     CHECK(s.busy >= 2); /* 100 and 200 ms: shorter than a read */
     CHECK(s.longest_hold_ns >= 400 * 1000000LL);
     CHECK(s.longest_hold_ns <= 1100 * 1000000LL); /* the longest read and a wait more */
-    CHECK(g.last_hold_ns > READ_MS * 1000000LL);
-    CHECK_EQ_INT(g.releases, g.holds);
+    CHECK(s.max_frames > 2 * RESTART); /* the reads kept the log from being copied */
+    CHECK(s.restart_copied < s.max_frames / 4); /* what the writer added meanwhile, not the log */
 
     int holds = g.holds; /* the next hold is a short one again */
     end = pc_time_mono_ns() + 20 * 1000000000LL;
     do {
+        step_reads(&g);
         commit_one(&f);
         usleep(2000);
     } while (g.holds == holds && pc_time_mono_ns() < end);
     CHECK_EQ_INT(g.holds, holds + 1);
-    CHECK(g.last_hold_ns <= PC_LOCAL_RESTART_WAIT_MS * 1000000LL);
+    CHECK(g.last_hold_ns <= (PC_LOCAL_RESTART_WAIT_MS + 2000) * 1000000LL);
+    pc_local_checkpoint_get_stats(f.c, &s);
+    CHECK(s.longest_hold_ns < 800 * 1000000LL); /* no hold of 800 ms was needed */
+    pthread_mutex_lock(&g.mu);
+    if (g.open) CHECK_EQ_INT(sqlite3_exec(g.r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    pthread_mutex_unlock(&g.mu);
+    sqlite3_close(g.r);
     teardown(&f);
     CHECK_EQ_INT(g.releases, g.holds);
 }
