@@ -35,7 +35,7 @@
  * gate"); the thread watches them, and once none is left it copies the log,
  * which no reader holds back now, while the writer goes on, and leaves the
  * RESTART to the writer's next commit, which then finds only what it wrote
- * meanwhile to copy (2-10 ms, against 100-120 ms when the RESTART copied
+ * meanwhile to copy (2-18 ms, against 87-139 ms when the RESTART copied
  * what the readers had kept from the thread); the hold ends with it. Reads
  * wait at most PC_LOCAL_RESTART_WAIT_MS from the hold for the reads in
  * flight, after which they go in again and the restart counts as busy. Each
