@@ -48,6 +48,7 @@
 #include "http.h" /* pc_http_parse_endpoint */
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -707,11 +708,7 @@ pc_grpc_server *pc_grpc_start(const pc_grpc_config *cfg, const pc_grpc_method *m
     s->ctx = ctx;
     s->lfd = s->efd = s->ep = -1;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->work_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&s->work_cv);
     pthread_cond_init(&s->exit_cv, NULL);
     pthread_attr_init(&s->detached);
     pthread_attr_setdetachstate(&s->detached, PTHREAD_CREATE_DETACHED);

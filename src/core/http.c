@@ -48,6 +48,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,7 +61,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -190,14 +190,10 @@ static void lower_priority(const pc_http_server *s)
     static __thread int lowered;
     if (s->cfg.nice <= 0 || lowered) return;
     lowered = 1;
-    id_t tid = (id_t)gettid();
-    errno = 0;
-    int cur = getpriority(PRIO_PROCESS, tid);
-    if (cur == -1 && errno) return;
-    int want = cur + s->cfg.nice > 19 ? 19 : cur + s->cfg.nice;
-    if (want != cur && setpriority(PRIO_PROCESS, tid, want) != 0)
+    int err = pc_thread_lower_priority(s->cfg.nice);
+    if (err)
         pc_log(PC_LOG_WARN, s->cfg.name, "cannot lower a connection thread's priority: %s",
-               strerror(errno));
+               strerror(err));
 }
 
 /* Marks the request of |conn| as no longer arriving (|busy|), or as a new one

@@ -27,6 +27,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -157,12 +158,8 @@ pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spoole
     s->flush = flush;
     s->first = c->after_ms == 0;
     s->ctx = ctx;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&s->cv);
     pc_spool_stats st;
     pc_spool_get_stats(sp, &st);
     if (st.records && !s->first) {
@@ -178,15 +175,11 @@ pc_spooler *pc_spooler_create(const char *id, const pc_spooler_cfg *c, pc_spoole
  * empty (an append wakes it then). Returns false when stopping. */
 static bool wait_ms(pc_spooler *s, int64_t ms, bool idle)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t end = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + ms * 1000000LL;
-    ts.tv_sec = end / 1000000000LL;
-    ts.tv_nsec = end % 1000000000LL;
+    int64_t end = pc_time_mono_ns() + ms * 1000000LL;
     pthread_mutex_lock(&s->mu);
     s->idle = idle;
     while (!s->stop && !s->kicked)
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
+        if (pc_cond_wait_until(&s->cv, &s->mu, end) == ETIMEDOUT) break;
     s->kicked = s->idle = false;
     bool go = !s->stop;
     pthread_mutex_unlock(&s->mu);

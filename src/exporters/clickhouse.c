@@ -71,6 +71,7 @@
 #include "formats/kafka_message.h"
 #include "spooler.h"
 #include "clickhouse_events.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -276,14 +277,10 @@ static void *ch_create(const char *id, const void *cfgp, const pc_consumer *next
     pc_ch_exporter *C = pc_xcalloc(1, sizeof(*C));
     C->id = pc_xstrdup(id);
     C->cfg = c;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&C->mu, NULL);
-    pthread_cond_init(&C->work_cv, &ca);
-    pthread_cond_init(&C->done_cv, &ca);
-    pthread_cond_init(&C->stop_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&C->work_cv);
+    pc_cond_init_mono(&C->done_cv);
+    pc_cond_init_mono(&C->stop_cv);
     C->sync_ready = true;
     char err[256];
     if (pc_ch_validate(c, err, sizeof(err)) < 0) {

@@ -49,6 +49,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -192,12 +193,8 @@ static waiter *waiter_new(size_t n)
     w->self = pc_xcalloc(n ? n : 1, sizeof(*w->self));
     for (size_t i = 0; i < n; i++)
         w->self[i] = w;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&w->cv);
     w->refs = 1;
     return w;
 }
@@ -584,10 +581,9 @@ static int produce(producer *P, waiter *w, size_t i, const pc_kafka_msg *m, int6
 static pc_result finish(producer *P, waiter *w, int64_t deadline, bool failed,
                         unsigned char *refused)
 {
-    struct timespec ts = {.tv_sec = deadline / 1000000000LL, .tv_nsec = deadline % 1000000000LL};
     pthread_mutex_lock(&w->mu);
     while (!failed && waiter_busy(w) && !waiter_failed(w))
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) break;
+        if (pc_cond_wait_until(&w->cv, &w->mu, deadline) == ETIMEDOUT) break;
     pthread_mutex_unlock(&w->mu);
     bool busy = waiter_busy(w), bad = waiter_failed(w);
     bool timed_out = !failed && busy && !bad;

@@ -55,6 +55,7 @@
 #include "local_txn.h"
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -203,19 +204,6 @@ typedef struct pc_local {
     int64_t build_result;
     int64_t last_full_log, last_timeout_log;
 } pc_local;
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static struct timespec mono_ts(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-    return ts;
-}
 
 
 /* |to| - |from| spans of one job's batch, written in one transaction. */
@@ -425,7 +413,7 @@ static int64_t purge_all(pc_local *L, int64_t now_ns)
 /* True when retention should run a step now. Writer thread. */
 static bool purge_due(const pc_local *L)
 {
-    return L->retention_ns > 0 && (L->purge_more || mono_ns() >= L->next_purge_mono);
+    return L->retention_ns > 0 && (L->purge_more || pc_time_mono_ns() >= L->next_purge_mono);
 }
 
 /*
@@ -445,7 +433,7 @@ static void purge_step(pc_local *L)
     if (L->purge_total > 0)
         pc_log(PC_LOG_INFO, L->id, "retention: deleted %lld expired traces",
                (long long)L->purge_total);
-    L->next_purge_mono = mono_ns() + PURGE_EVERY_NS;
+    L->next_purge_mono = pc_time_mono_ns() + PURGE_EVERY_NS;
 }
 
 /* Builds every unbuilt hour now, quiet or not, but for those past
@@ -477,8 +465,7 @@ static void *writer_main(void *arg)
         while (!L->head && !L->started && !L->stopping && !L->purge_req && !purge_due(L) &&
                !L->build_req) {
             if (L->retention_ns > 0) {
-                struct timespec ts = mono_ts(L->next_purge_mono);
-                pthread_cond_timedwait(&L->work_cv, &L->mu, &ts);
+                pc_cond_wait_until(&L->work_cv, &L->mu, L->next_purge_mono);
             } else {
                 pthread_cond_wait(&L->work_cv, &L->mu);
             }
@@ -533,13 +520,9 @@ static void *local_create(const char *id, const void *cfgp, const pc_consumer *n
     L->id = pc_xstrdup(id);
     L->cfg = cfg;
 
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&L->mu, NULL);
-    pthread_cond_init(&L->work_cv, &ca);
-    pthread_cond_init(&L->done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&L->work_cv);
+    pc_cond_init_mono(&L->done_cv);
     L->sync_ready = true;
 
     char err[256];
@@ -660,7 +643,7 @@ static void local_destroy(void *ctx)
 /* Logs |msg| at most every LOG_EVERY_NS per |*last|. Call with L->mu held. */
 static void warn_limited(pc_local *L, int64_t *last, const char *msg)
 {
-    int64_t now = mono_ns();
+    int64_t now = pc_time_mono_ns();
     if (*last && now - *last < LOG_EVERY_NS) return;
     *last = now;
     pc_log(PC_LOG_WARN, L->id, "%s", msg);
@@ -697,9 +680,9 @@ static pc_result local_consume(void *ctx, pc_batch *b)
     L->queued_spans += b->n;
     pthread_cond_signal(&L->work_cv);
 
-    struct timespec deadline = mono_ts(mono_ns() + L->timeout_ns);
+    int64_t deadline = pc_time_mono_ns() + L->timeout_ns;
     while (j->state == JOB_QUEUED) {
-        int rc = pthread_cond_timedwait(&L->done_cv, &L->mu, &deadline);
+        int rc = pc_cond_wait_until(&L->done_cv, &L->mu, deadline);
         if (rc == ETIMEDOUT && j->state == JOB_QUEUED) {
             j->abandoned = true; /* the writer frees it */
             warn_limited(

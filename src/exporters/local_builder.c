@@ -12,6 +12,7 @@
 #include "local_store.h"
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -19,7 +20,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,19 +45,6 @@ struct pc_local_builder {
     bool stopping, wrote;
     int64_t last_log; /* the thread's */
 };
-
-/* Lowers the calling thread's priority by PC_LOCAL_BUILDER_NICE (logs a failure). */
-static void lower_priority(const char *id)
-{
-    id_t tid = (id_t)gettid();
-    errno = 0;
-    int cur = getpriority(PRIO_PROCESS, tid);
-    if (cur == -1 && errno) return;
-    int want = cur + PC_LOCAL_BUILDER_NICE > 19 ? 19 : cur + PC_LOCAL_BUILDER_NICE;
-    if (want != cur && setpriority(PRIO_PROCESS, tid, want) != 0)
-        pc_log(PC_LOG_WARN, id, "cannot lower the rollup builder's priority: %s",
-               strerror(errno));
-}
 
 /* One build; returns when to look again (pc_time_mono_ns). */
 static int64_t build_one(pc_local_builder *b)
@@ -94,14 +81,15 @@ static int64_t build_one(pc_local_builder *b)
 static void *builder_main(void *arg)
 {
     pc_local_builder *b = arg;
-    lower_priority(b->id);
+    int err = pc_thread_lower_priority(PC_LOCAL_BUILDER_NICE);
+    if (err)
+        pc_log(PC_LOG_WARN, b->id, "cannot lower the rollup builder's priority: %s",
+               strerror(err));
     int64_t next = pc_time_mono_ns() + POLL_NS;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->stopping && pc_time_mono_ns() < next) {
-            struct timespec ts = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
-            pthread_cond_timedwait(&b->cv, &b->mu, &ts);
-        }
+        while (!b->stopping && pc_time_mono_ns() < next)
+            pc_cond_wait_until(&b->cv, &b->mu, next);
         if (b->stopping) break;
         pthread_mutex_unlock(&b->mu);
         next = build_one(b);
@@ -121,11 +109,7 @@ pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_l
     b->quiet_ns = quiet_ms * NS_PER_MS;
     b->limit_ns = limit_ms * NS_PER_MS;
     pthread_mutex_init(&b->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&b->cv);
     b->db = pc_local_db_open(id, path, false);
     if (!b->db ||
         sqlite3_exec(b->db, "PRAGMA cache_size = -" STR(BUILDER_CACHE_KIB), NULL, NULL, NULL) !=

@@ -33,6 +33,7 @@
 #include "local_store.h"
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <pthread.h>
@@ -290,9 +291,7 @@ static void *checkpoint_main(void *arg)
             /* a hold waits for its reads, or for the writer's restart: look
              * every HOLD_POLL_NS, so reads are neither held for the writer's
              * next commit nor while it idles */
-            int64_t t = pc_time_mono_ns() + HOLD_POLL_NS;
-            struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
-            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+            pc_cond_wait_until(&c->cv, &c->mu, pc_time_mono_ns() + HOLD_POLL_NS);
             if (c->drain == DRAIN_WRITER) {
                 if (c->commits == c->handed_at && !c->restarting &&
                     pc_time_mono_ns() - c->handed_ns >= IDLE_NS)
@@ -347,11 +346,7 @@ pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path
     if (gate) c->gate = *gate;
     c->hold_ns = RESTART_WAIT_NS;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&c->cv);
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         pc_log(PC_LOG_ERROR, id, "cannot open %s for checkpoints: %s", path,

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -61,11 +62,7 @@ pc_local_reader *pc_local_reader_create(const char *id, const char *path,
     r->path = pc_xstrdup(path);
     r->search_path = pc_xstrdup(search_path);
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->freed, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&r->freed);
     return r;
 }
 
@@ -176,8 +173,7 @@ static bool admit_locked(pc_local_reader *r, int64_t deadline)
     bool late = false;
     while ((r->n_lent >= POOL_MAX || held_locked(r)) && !late) {
         int64_t t = held_locked(r) && r->held_until < deadline ? r->held_until : deadline;
-        struct timespec until = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
-        late = pthread_cond_timedwait(&r->freed, &r->mu, &until) == ETIMEDOUT &&
+        late = pc_cond_wait_until(&r->freed, &r->mu, t) == ETIMEDOUT &&
                pc_time_mono_ns() >= deadline && (r->n_lent >= POOL_MAX || held_locked(r));
     }
     if (!late) r->n_lent++;

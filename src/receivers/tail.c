@@ -20,6 +20,7 @@
 #include "mem.h"
 #include "query_json.h"
 #include "span.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <errno.h>
@@ -583,12 +584,8 @@ pc_tail *pc_tail_create(const pc_tail_config *cfg)
     t->name = pc_xstrdup(cfg->name ? cfg->name : "query");
     t->cfg.name = t->name;
     pthread_mutex_init(&t->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->data_cv, &ca);
-    pthread_cond_init(&t->poll_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pc_cond_init_mono(&t->data_cv);
+    pc_cond_init_mono(&t->poll_cv);
     if (cfg->metrics) {
         const char *labels[] = {"receiver", t->name, NULL};
         t->g_clients = pc_metrics_gauge(cfg->metrics, "prela_query_tail_clients",
