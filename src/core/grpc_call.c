@@ -32,6 +32,8 @@
 #include "grpc_call.h"
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
+#include "timefmt.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -593,11 +595,9 @@ static void *call_main(void *arg)
         c = NULL;
         if (!s->closing) {
             s->parked++;
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_sec += PARK_MS / 1000;
+            int64_t until = pc_time_mono_ns() + PARK_MS * 1000000LL;
             while (!s->work && !s->closing)
-                if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT) break;
+                if (pc_cond_wait_until(&s->work_cv, &s->mu, until) == ETIMEDOUT) break;
             if (s->work) { /* start_call took it off parked already */
                 c = s->work;
                 s->work = c->work_next;

@@ -49,6 +49,7 @@
 #include "log.h"
 #include "mem.h"
 #include "sync.h"
+#include "timefmt.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -259,12 +260,8 @@ static void *watchdog_main(void *arg)
         if (cut)
             pc_log(PC_LOG_DEBUG, s->cfg.name, "cut %d connection(s): request not received within %lld ms",
                    cut, (long long)limit);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(tick % 1000) * 1000000;
-        ts.tv_sec += tick / 1000 + ts.tv_nsec / 1000000000;
-        ts.tv_nsec %= 1000000000;
-        int rc = pthread_cond_timedwait(&s->watch_cv, &s->watch_mu, &ts);
+        int rc = pc_cond_wait_until(&s->watch_cv, &s->watch_mu,
+                                    pc_time_mono_ns() + tick * 1000000LL);
         (void)rc; /* ETIMEDOUT or a stop signal: both loop */
     }
     pthread_mutex_unlock(&s->watch_mu);
@@ -741,7 +738,7 @@ pc_http_server *pc_http_start(const pc_http_config *cfg, const pc_http_route *ro
     s->n_routes = n;
     s->ctx = ctx;
     pthread_mutex_init(&s->watch_mu, NULL);
-    pthread_cond_init(&s->watch_cv, NULL);
+    pc_cond_init_mono(&s->watch_cv);
     if (s->cfg.request_timeout_ms <= 0) s->cfg.request_timeout_ms = 30000;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_SUPPRESS_DATE_NO_CLOCK;

@@ -149,10 +149,9 @@ static pc_ch_gen *join_insert(pc_ch_exporter *C, const pc_batch *b, int64_t star
  * PC_OK once it was stored, PC_RETRY otherwise. */
 static pc_result wait_insert(pc_ch_exporter *C, pc_ch_gen *g, int64_t deadline)
 {
-    struct timespec ts = {deadline / 1000000000LL, deadline % 1000000000LL};
     pthread_mutex_lock(&C->mu);
     while (g->state == PC_CH_GEN_PENDING)
-        if (pthread_cond_timedwait(&C->done_cv, &C->mu, &ts) == ETIMEDOUT) break;
+        if (pc_cond_wait_until(&C->done_cv, &C->mu, deadline) == ETIMEDOUT) break;
     pc_result res = g->state == PC_CH_GEN_OK ? PC_OK : PC_RETRY;
     pc_ch_gen_unref_locked(C, g);
     pthread_mutex_unlock(&C->mu);

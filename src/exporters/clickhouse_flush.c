@@ -52,6 +52,7 @@
 #include "clickhouse_sql.h"
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <curl/curl.h>
@@ -87,10 +88,9 @@ void pc_ch_gen_unref_locked(pc_ch_exporter *C, pc_ch_gen *g)
 static bool backoff_wait(pc_ch_exporter *C, int64_t ms)
 {
     int64_t wake = pc_time_mono_ns() + ms * PC_CH_NS_PER_MS;
-    struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
     pthread_mutex_lock(&C->mu);
     while (!C->stopping && pc_time_mono_ns() < wake)
-        if (pthread_cond_timedwait(&C->stop_cv, &C->mu, &ts) == ETIMEDOUT) break;
+        if (pc_cond_wait_until(&C->stop_cv, &C->mu, wake) == ETIMEDOUT) break;
     bool stop = C->stopping;
     pthread_mutex_unlock(&C->mu);
     return stop;
@@ -274,9 +274,7 @@ void *pc_ch_flusher_main(void *arg)
             if (!C->pending) {
                 pthread_cond_wait(&C->work_cv, &C->mu);
             } else {
-                int64_t wake = due_at(C, C->pending);
-                struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
-                pthread_cond_timedwait(&C->work_cv, &C->mu, &ts);
+                pc_cond_wait_until(&C->work_cv, &C->mu, due_at(C, C->pending));
             }
         }
         pc_ch_gen *g = C->pending;

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mem.h"
 #include "numfmt.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <pthread.h>
@@ -196,9 +197,8 @@ static void *builder_main(void *arg)
     pc_ch_rollup *R = arg;
     pthread_mutex_lock(&R->mu);
     while (!R->stopping) {
-        int64_t wake = pc_time_now_ns() + R->period_ms * 1000000LL;
-        struct timespec ts = {wake / 1000000000LL, wake % 1000000000LL};
-        while (!R->stopping && pthread_cond_timedwait(&R->cv, &R->mu, &ts) == 0) {
+        int64_t wake = pc_time_mono_ns() + R->period_ms * 1000000LL;
+        while (!R->stopping && pc_cond_wait_until(&R->cv, &R->mu, wake) == 0) {
         }
         if (R->stopping) break;
         pthread_mutex_unlock(&R->mu);
@@ -220,7 +220,7 @@ pc_ch_rollup *pc_ch_rollup_create(pc_ch_http *http, const char *id, const char *
     R->timeout_ms = timeout_ms;
     R->nonce = (uint64_t)pc_time_now_ns() ^ ((uint64_t)getpid() << 7) ^ (uint64_t)(uintptr_t)R;
     pthread_mutex_init(&R->mu, NULL);
-    pthread_cond_init(&R->cv, NULL);
+    pc_cond_init_mono(&R->cv);
     int rc = pthread_create(&R->thread, NULL, builder_main, R);
     if (rc != 0) {
         pc_log(PC_LOG_ERROR, id, "cannot start the stats rollup builder: %s", strerror(rc));

@@ -39,6 +39,8 @@
 
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
+#include "timefmt.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -225,13 +227,9 @@ static int catch_up(pc_local_index *ix, const char *path)
  */
 static void gather(pc_local_index *ix)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_nsec += GATHER_MS * 1000000L;
-    dl.tv_sec += dl.tv_nsec / 1000000000L;
-    dl.tv_nsec %= 1000000000L;
+    int64_t until = pc_time_mono_ns() + GATHER_MS * 1000000LL;
     while (ix->queue.bytes < GATHER_BYTES && !ix->stopping && ix->flushes == 0)
-        if (pthread_cond_timedwait(&ix->work_cv, &ix->mu, &dl) != 0) break;
+        if (pc_cond_wait_until(&ix->work_cv, &ix->mu, until) != 0) break;
 }
 
 static void *index_main(void *arg)
@@ -286,7 +284,7 @@ pc_local_index *pc_local_index_create(const char *id, const char *path, const ch
     list_init(&ix->staged);
     list_init(&ix->queue);
     pthread_mutex_init(&ix->mu, NULL);
-    pthread_cond_init(&ix->work_cv, NULL);
+    pc_cond_init_mono(&ix->work_cv);
     pthread_cond_init(&ix->room_cv, NULL);
     ix->db = pc_local_db_open(id, path, false);
     if (!ix->db) goto fail;

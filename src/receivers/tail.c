@@ -50,12 +50,7 @@ static int64_t now_ms(void)
 /* |cv| waits on |mu| for at most |ms| (monotonic deadline). */
 static void wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-    pthread_cond_timedwait(cv, mu, &ts);
+    pc_cond_wait_until(cv, mu, pc_time_mono_ns() + ms * 1000000LL);
 }
 
 /* ------------------------------------------------------------- clients -- */
