@@ -71,7 +71,8 @@ struct pc_local_checkpoint {
 
 #define RESTART_WAIT_NS ((int64_t)PC_LOCAL_RESTART_WAIT_MS * 1000000)
 /* Longest a drained hold keeps reads waiting for the thread's copy and
- * restart (a log of 64 MB copies in 0.1-0.3 s here). */
+ * restart (a log of 64 MB copies in 0.1-0.3 s here); past it the restart
+ * counts as busy and the reads go in. */
 #define COPY_WAIT_NS (2000LL * 1000000)
 #define HOLD_POLL_NS (5LL * 1000000) /* the thread looks at a hold's reads, an idle writer */
 #define COPY_ROUNDS 4
@@ -292,9 +293,11 @@ static void *checkpoint_main(void *arg)
              * every HOLD_POLL_NS, so reads are neither held for the writer's
              * next commit nor while it idles */
             pc_cond_wait_until(&c->cv, &c->mu, pc_time_mono_ns() + HOLD_POLL_NS);
-            if (c->drain == DRAIN_WRITER) {
-                if (c->commits == c->handed_at && !c->restarting &&
-                    pc_time_mono_ns() - c->handed_ns >= IDLE_NS)
+            if (c->drain == DRAIN_WRITER && !c->restarting) {
+                int64_t now = pc_time_mono_ns();
+                if (now - c->held_since >= c->hold_ns + COPY_WAIT_NS)
+                    restart_done_locked(c, SQLITE_BUSY, c->epoch); /* the reads go in */
+                else if (c->commits == c->handed_at && now - c->handed_ns >= IDLE_NS)
                     restart_idle_locked(c);
             } else if (c->held_since && c->drain == DRAIN_NONE) {
                 gate_step_locked(c);
