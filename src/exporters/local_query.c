@@ -9,10 +9,11 @@
  * (pc_local_reader_enter: the rollup builder's). The pool is the gate of its
  * files' checkpointers (local_checkpoint.h, pc_local_reader_gate): while a
  * restart of a write-ahead log holds it, a new read waits for admission until
- * the hold ends (PC_LOCAL_RESTART_WAIT_MS, longer after holds that reads
- * outlasted, at most the reads' time limit and that wait more), so the reads
- * in flight end and the log can start over without the writer waiting for
- * them.
+ * the hold ends: when the log has started over, or when the reads in flight
+ * outlast the hold's wait (PC_LOCAL_RESTART_WAIT_MS, longer after holds that
+ * reads outlasted, at most the reads' time limit and that wait more), and
+ * never past that wait and the copy's (local_checkpoint.c). So the reads in
+ * flight end and the log can start over without the writer waiting for them.
  */
 #include "local_query.h"
 
