@@ -628,11 +628,19 @@ def test_lists_of_an_old_store_move_to_its_newest_traces(make_collector, tmp_pat
     db = srv.database()
     c = ch_collector(make_collector, tmp_path, srv, db)
 
-    def reads(where):
-        srv.query("SYSTEM FLUSH LOGS")
-        return [int(r) for r in srv.query(
-            f"SELECT read_rows FROM system.query_log WHERE type = 2 AND query LIKE '{where}'"
-            f" AND query NOT LIKE '%system.query_log%'").split()]
+    def reads(where, least=1):
+        """The rows each finished read matching |where| read, once at least |least| are
+        logged (5 s at most): the server logs a read's end after it has answered, so a
+        flush right after the collector's answer can miss the last one."""
+        deadline = time.time() + 5
+        while True:
+            srv.query("SYSTEM FLUSH LOGS")
+            got = [int(r) for r in srv.query(
+                f"SELECT read_rows FROM system.query_log WHERE type = 2 AND query LIKE '{where}'"
+                f" AND query NOT LIKE '%system.query_log%'").split()]
+            if len(got) >= least or time.time() > deadline:
+                return got
+            time.sleep(0.1)
     window = f"%FROM `{db}`.traces WHERE 1%"
     newest = f"SELECT max(started_ns), count() FROM `{db}`.traces%"
     sessions = f"SELECT t_session, project_id%AS s_last FROM (%`{db}`.traces%"  # a page
@@ -659,13 +667,13 @@ def test_lists_of_an_old_store_move_to_its_newest_traces(make_collector, tmp_pat
     srv.query(f"TRUNCATE TABLE system.query_log")
     page = c.get("/api/v1/traces", limit=2).json()
     assert [t["trace_id"] for t in page["traces"]] == ["old-0", "old-1"], page
-    windows = reads(window)
+    windows = reads(window, 2)
     assert len(windows) == 2 and max(windows) <= 4 * 8192, windows  # of 300,003 rows
     assert reads(newest), "no read of the newest start"
     # sessions move to them too: two windows, the second of three sessions
     got = c.get("/api/v1/sessions", limit=2).json()["sessions"]
     assert [x["session_id"] for x in got] == ["s-0", "s-1"], got
-    assert len(reads(sessions)) == 2
+    assert len(reads(sessions, 2)) == 2
     # the last page reads on below them (the filler rows are candidates, without spans)
     rest = c.get("/api/v1/traces", limit=2, cursor=page["next"]).json()
     assert [t["trace_id"] for t in rest["traces"]] == ["old-2"] and not rest["next"], rest
