@@ -231,7 +231,8 @@ static int tg_releases(test_gate *g)
 }
 
 /* Commits until |*stat| of the checkpointer reaches |want| or 10 s pass. */
-static void commit_until(fixture *f, const int64_t *stat, int64_t want, pc_local_checkpoint_stats *s)
+static void commit_until(fixture *f, const int64_t *stat, int64_t want,
+                         pc_local_checkpoint_stats *s)
 {
     int64_t end = pc_time_mono_ns() + 10 * 1000000000LL;
     do {
