@@ -15,13 +15,10 @@
 #include "sync.h"
 #include "timefmt.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #define NS_PER_MS 1000000LL
 #define POLL_NS (1000LL * NS_PER_MS)  /* look again for an hour to build */

@@ -40,7 +40,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct pc_local_checkpoint {
     const char *id;
