@@ -595,6 +595,7 @@ static int loop_timeout(pc_grpc_server *s)
 static void *io_main(void *arg)
 {
     pc_grpc_server *s = arg;
+    pc_thread_name("grpc-io");
     struct epoll_event ev[64];
     while (!s->draining || s->conns || s->inflight) {
         int n = epoll_wait(s->ep, ev, 64, loop_timeout(s));

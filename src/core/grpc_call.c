@@ -585,6 +585,7 @@ static int inflate_msg(gcall *c)
 static void *call_main(void *arg)
 {
     gcall *c = arg;
+    pc_thread_name("grpc-call");
     pc_grpc_server *s = c->s;
     for (;;) {
         if (inflate_msg(c) == 0) c->method->fn(s->ctx, &c->pub, &c->reply);

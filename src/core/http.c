@@ -182,15 +182,17 @@ void pc_http_set_limits(pc_http_config *c, const pc_http_limits *l)
 }
 
 /*
- * Lowers the calling connection thread's CPU priority by cfg.nice, once per
- * thread (a thread serves one connection; Linux keeps a nice value per
- * thread). A failure only logs: the handler still runs.
+ * Once per connection thread (a thread serves one connection): names it
+ * after the server (cfg.name) and lowers its CPU priority by cfg.nice (Linux
+ * keeps a nice value per thread). A failure only logs: the handler still runs.
  */
-static void lower_priority(const pc_http_server *s)
+static void thread_setup(const pc_http_server *s)
 {
-    static __thread int lowered;
-    if (s->cfg.nice <= 0 || lowered) return;
-    lowered = 1;
+    static __thread int done;
+    if (done) return;
+    done = 1;
+    pc_thread_name(s->cfg.name);
+    if (s->cfg.nice <= 0) return;
     int err = pc_thread_lower_priority(s->cfg.nice);
     if (err)
         pc_log(PC_LOG_WARN, s->cfg.name, "cannot lower a connection thread's priority: %s",
@@ -245,6 +247,7 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
 static void *watchdog_main(void *arg)
 {
     pc_http_server *s = arg;
+    pc_thread_name("http-watchdog");
     int64_t limit = s->cfg.request_timeout_ms;
     int64_t tick = limit / 4 < WATCH_TICK_MS ? (limit / 4 > 10 ? limit / 4 : 10) : WATCH_TICK_MS;
     pthread_mutex_lock(&s->watch_mu);
@@ -650,7 +653,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     }
     pc_http_resp resp = {.status = 200, .content_type = "application/json", .body = PC_BUF_INIT};
     watch_mark(s, conn, 1); /* arrived: the deadline no longer applies */
-    lower_priority(s);
+    thread_setup(s);
     rq->route->fn(s->ctx, &rq->req, &resp);
     if (s->cfg.hold_body && !resp.stream.read) pc_http_hold_body(&rq->req, &resp);
     if (rq->req.arena && pc_arena_over(rq->req.arena) && resp.status != 429) {

@@ -338,6 +338,7 @@ static bool drain_round(pc_spooler *s, int *rc)
 static void *drain_main(void *arg)
 {
     pc_spooler *s = arg;
+    pc_thread_name("spool-drain");
     int64_t retry_ms = 0;
     while (!stopping(s)) {
         int rc;

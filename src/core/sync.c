@@ -1,10 +1,11 @@
 /*
  * sync.c - monotonic condition variables, waits until an instant, and a
- * thread's lower priority (see sync.h).
+ * thread's lower priority and its name (see sync.h).
  */
 #include "sync.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,4 +36,14 @@ int pc_thread_lower_priority(int by)
     int want = cur + by > 19 ? 19 : cur + by;
     if (want != cur && setpriority(PRIO_PROCESS, tid, want) != 0) return errno;
     return 0;
+}
+
+void pc_thread_name(const char *name)
+{
+    char buf[16];
+    size_t n = strlen(name);
+    if (n > sizeof(buf) - 1) n = sizeof(buf) - 1;
+    memcpy(buf, name, n);
+    buf[n] = '\0';
+    pthread_setname_np(pthread_self(), buf);
 }

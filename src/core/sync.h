@@ -1,7 +1,7 @@
 /*
  * sync.h - what every thread owner of the collector uses to wait and to step
  * aside: condition variables on the monotonic clock, waits until a
- * pc_time_mono_ns instant, and a thread's lower CPU priority.
+ * pc_time_mono_ns instant, a thread's lower CPU priority, and its name.
  *
  * Data flow: none of its own; the group commits, flushers, checkpointers,
  * spoolers and connection threads (src/exporters, src/receivers, src/core)
@@ -25,5 +25,10 @@ int pc_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ns
  * capped at 19; Linux keeps a nice value per thread). Returns 0, or the errno
  * of the failure (the caller logs it and goes on). */
 int pc_thread_lower_priority(int by);
+
+/* Names the calling thread |name| (its first 15 bytes: Linux's limit), which
+ * top -H, ps -L, perf and gdb show: every thread the collector starts names
+ * its role. A failure is ignored (the name is only for people). */
+void pc_thread_name(const char *name);
 
 #endif

@@ -256,6 +256,7 @@ static int64_t due_at(const pc_ch_exporter *C, const pc_ch_gen *g)
 void *pc_ch_flusher_main(void *arg)
 {
     pc_ch_exporter *C = arg;
+    pc_thread_name("ch-flusher");
     CURL *h = curl_easy_init();
     C->zip = pc_ch_zip_create(C->codec, (int)C->cfg->compression_level);
     pc_buf q_spans = PC_BUF_INIT, q_traces = PC_BUF_INIT, q_events = PC_BUF_INIT;

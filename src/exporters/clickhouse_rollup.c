@@ -195,6 +195,7 @@ static void build_due(pc_ch_rollup *R)
 static void *builder_main(void *arg)
 {
     pc_ch_rollup *R = arg;
+    pc_thread_name("ch-rollup");
     pthread_mutex_lock(&R->mu);
     while (!R->stopping) {
         int64_t wake = pc_time_mono_ns() + R->period_ms * 1000000LL;

@@ -320,6 +320,7 @@ static void probe(producer *P)
 static void *poll_main(void *arg)
 {
     producer *P = arg;
+    pc_thread_name("kafka-poll");
     while (!__atomic_load_n(&P->stop, __ATOMIC_ACQUIRE)) {
         if (__atomic_load_n(&P->fatal, __ATOMIC_ACQUIRE)) {
             heal(P);

@@ -458,6 +458,7 @@ static int64_t build_all(pc_local *L)
 static void *writer_main(void *arg)
 {
     pc_local *L = arg;
+    pc_thread_name("local-writer");
     slice *sl = NULL;
     size_t cap = 0;
     pthread_mutex_lock(&L->mu);

@@ -78,6 +78,7 @@ static int64_t build_one(pc_local_builder *b)
 static void *builder_main(void *arg)
 {
     pc_local_builder *b = arg;
+    pc_thread_name("local-rollup");
     int err = pc_thread_lower_priority(PC_LOCAL_BUILDER_NICE);
     if (err)
         pc_log(PC_LOG_WARN, b->id, "cannot lower the rollup builder's priority: %s",

@@ -280,6 +280,7 @@ static int hook(void *ud, sqlite3 *db, const char *name, int frames)
 static void *checkpoint_main(void *arg)
 {
     pc_local_checkpoint *c = arg;
+    pc_thread_name("local-ckpt");
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->stopping && !due_locked(c)) {

@@ -235,6 +235,7 @@ static void gather(pc_local_index *ix)
 static void *index_main(void *arg)
 {
     pc_local_index *ix = arg;
+    pc_thread_name("local-index");
     pthread_mutex_lock(&ix->mu);
     for (;;) {
         while (!ix->queue.head && ix->queue_upto <= ix->upto && !ix->stopping)

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <pthread.h>
@@ -241,6 +242,7 @@ static void add_sample(pc_local_zip *z, const char *p, size_t n)
 static void *trainer_main(void *arg)
 {
     pc_local_zip *z = arg;
+    pc_thread_name("local-zdict");
     z->trained_n = ZDICT_trainFromBuffer(z->trained, PC_LOCAL_ZIP_DICT_MAX, z->samples.data,
                                          z->sizes, (unsigned)z->n_samples);
     pthread_mutex_lock(&z->mu);

@@ -44,6 +44,7 @@
 #include "formats/kafka_message.h"
 #include "log.h"
 #include "mem.h"
+#include "sync.h"
 #include "timefmt.h"
 
 #include <librdkafka/rdkafka.h>
@@ -448,6 +449,7 @@ static void deliver(krecv *R, pc_batch *b)
 static void *consumer_main(void *arg)
 {
     krecv *R = arg;
+    pc_thread_name("kafka-consume");
     for (;;) {
         pc_batch *b = pc_batch_create(NULL);
         b->received_ns = pc_time_now_ns();

@@ -339,6 +339,7 @@ static void fan_out(pc_tail *t, scan *s)
 static void *poller_main(void *arg)
 {
     pc_tail *t = arg;
+    pc_thread_name("tail-poller");
     scan prev = {0};
     int primed = 0, failing = 0;
     pthread_mutex_lock(&t->mu);

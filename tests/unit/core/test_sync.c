@@ -1,13 +1,15 @@
 /*
  * test_sync.c - sync.h: a wait until a monotonic instant ends at it (not
- * before, and not a wall-clock offset later), a signal ends it early, and a
- * thread's priority is lowered for that thread alone, capped at 19.
+ * before, and not a wall-clock offset later), a signal ends it early, a
+ * thread's priority is lowered for that thread alone, capped at 19, and a
+ * thread's name is set for it alone, cut to Linux's 15 bytes.
  */
 #include "check.h"
 #include "sync.h"
 #include "timefmt.h"
 
 #include <errno.h>
+#include <string.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -105,10 +107,35 @@ static void test_priority_of_one_thread(void)
     CHECK_EQ_INT(none.after, none.before);
 }
 
+static void *named(void *arg)
+{
+    char *got = arg;
+    pc_thread_name("local-writer-with-a-long-name");
+    pthread_getname_np(pthread_self(), got, 16);
+    return NULL;
+}
+
+static void test_name_of_one_thread(void)
+{
+    char before[16] = "", after[16] = "", got[16] = "";
+    pthread_getname_np(pthread_self(), before, sizeof(before));
+    pthread_t t;
+    CHECK_EQ_INT(pthread_create(&t, NULL, named, got), 0);
+    pthread_join(t, NULL);
+    CHECK_EQ_STR(got, "local-writer-wi"); /* the first 15 bytes */
+    pthread_getname_np(pthread_self(), after, sizeof(after));
+    CHECK_EQ_STR(after, before); /* the caller's own name is untouched */
+    pc_thread_name("");
+    pthread_getname_np(pthread_self(), after, sizeof(after));
+    CHECK_EQ_STR(after, "");
+    pc_thread_name(before);
+}
+
 int main(void)
 {
     RUN(test_wait_until_an_instant);
     RUN(test_signal_ends_the_wait);
     RUN(test_priority_of_one_thread);
+    RUN(test_name_of_one_thread);
     return CHECK_DONE();
 }
