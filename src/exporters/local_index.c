@@ -37,6 +37,7 @@
 #include "local_store.h"
 #include "local_text.h"
 
+#include "buf.h"
 #include "log.h"
 #include "mem.h"
 #include "sync.h"
@@ -132,12 +133,35 @@ static int write_doc(pc_local_index *ix, int64_t block, pc_index_op op, const ch
     return pc_local_step(st);
 }
 
-/* Writes |list| and upto |upto| in one transaction. SQLite code. */
-static int write_list(pc_local_index *ix, const doc_list *list, int64_t upto)
+/*
+ * Writes |list| and upto |upto| in one transaction. SQLite code.
+ *
+ * Adjacent ADD documents of one block (the writer stages a block's text once
+ * per transaction of prela.db, so a block arrives in a few of them) go in as
+ * one document, their texts joined by a line break (no trigram spans a line
+ * break): the tokenizer then emits each of the block's trigrams once where
+ * it emitted them once per document. The index is the same: with
+ * detail=none a block holds a trigram or not, however many documents brought
+ * it (a DELETE of it takes it away whatever their number).
+ */
+static int write_list(pc_local_index *ix, const doc_list *list, int64_t upto, pc_buf *join)
 {
     int rc = pc_local_step(ix->begin);
-    for (const doc *d = list->head; d && rc == SQLITE_OK; d = d->next)
-        rc = write_doc(ix, d->block, d->op, d->text, d->n);
+    for (const doc *d = list->head; d && rc == SQLITE_OK; d = d->next) {
+        if (d->op != PC_INDEX_ADD || !d->next || d->next->op != PC_INDEX_ADD ||
+            d->next->block != d->block) {
+            rc = write_doc(ix, d->block, d->op, d->text, d->n);
+            continue;
+        }
+        pc_buf_reset(join);
+        pc_buf_append(join, d->text, d->n);
+        while (d->next && d->next->op == PC_INDEX_ADD && d->next->block == d->block) {
+            d = d->next;
+            pc_buf_append(join, "\n", 1);
+            pc_buf_append(join, d->text, d->n);
+        }
+        rc = write_doc(ix, d->block, PC_INDEX_ADD, join->data, join->len);
+    }
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(ix->set_upto, 1, upto);
         rc = pc_local_step(ix->set_upto);
@@ -236,6 +260,7 @@ static void *index_main(void *arg)
 {
     pc_local_index *ix = arg;
     pc_thread_name("local-index");
+    pc_buf join = PC_BUF_INIT; /* write_list's */
     pthread_mutex_lock(&ix->mu);
     for (;;) {
         while (!ix->queue.head && ix->queue_upto <= ix->upto && !ix->stopping)
@@ -253,7 +278,7 @@ static void *index_main(void *arg)
 
         /* after a failure upto stays where it was: the spans past it are
          * still found (read directly), and the next start indexes them */
-        int rc = write_list(ix, &list, failed ? kept : upto);
+        int rc = write_list(ix, &list, failed ? kept : upto, &join);
         list_free(&list);
 
         pthread_mutex_lock(&ix->mu);
@@ -269,6 +294,7 @@ static void *index_main(void *arg)
         pthread_cond_broadcast(&ix->room_cv);
     }
     pthread_mutex_unlock(&ix->mu);
+    pc_buf_free(&join);
     return NULL;
 }
 
