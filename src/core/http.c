@@ -63,7 +63,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WATCH_TICK_MS 100 /* the deadline watchdog's period, at most */
@@ -166,13 +165,6 @@ void pc_http_error_detail(pc_http_resp *resp, int status, const char *msg)
     pc_buf_putc(&resp->body, '}');
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void pc_http_set_limits(pc_http_config *c, const pc_http_limits *l)
 {
     c->max_connections = (int)l->max_connections;
@@ -209,7 +201,7 @@ static void watch_mark(pc_http_server *s, struct MHD_Connection *conn, int busy)
     if (!w) return;
     pthread_mutex_lock(&s->watch_mu);
     w->busy = busy;
-    if (!busy) w->since_ms = now_ms();
+    if (!busy) w->since_ms = pc_time_mono_ns() / 1000000;
     pthread_mutex_unlock(&s->watch_mu);
 }
 
@@ -224,7 +216,7 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
         if (!ci) return;
         watched *w = pc_xcalloc(1, sizeof(*w));
         w->fd = ci->connect_fd;
-        w->since_ms = now_ms();
+        w->since_ms = pc_time_mono_ns() / 1000000;
         pthread_mutex_lock(&s->watch_mu);
         w->next = s->watch;
         if (s->watch) s->watch->prev = w;
@@ -252,7 +244,7 @@ static void *watchdog_main(void *arg)
     int64_t tick = limit / 4 < WATCH_TICK_MS ? (limit / 4 > 10 ? limit / 4 : 10) : WATCH_TICK_MS;
     pthread_mutex_lock(&s->watch_mu);
     while (!s->stopping) {
-        int64_t now = now_ms();
+        int64_t now = pc_time_mono_ns() / 1000000;
         int cut = 0;
         for (watched *w = s->watch; w; w = w->next) {
             if (w->busy || w->cut || now - w->since_ms < limit) continue;

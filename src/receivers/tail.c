@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #define PAGE 1000                 /* traces one list read returns */
 #define MAX_FACT_TRACES 500       /* traces per poll whose spans are read for span_type/model */
@@ -39,13 +38,6 @@
 #define WAKE_MS 1000              /* a waiting stream checks its client this often */
 #define RETRY_FULL_S 5            /* Retry-After of the 503 when full */
 #define SOCKET_SNDBUF (64 * 1024) /* a tail socket's kernel send buffer (Linux doubles it) */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* |cv| waits on |mu| for at most |ms| (monotonic deadline). */
 static void wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
@@ -435,7 +427,7 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
             pc_budget_release(t->cfg.budget, n);
             c->charged -= n;
             if (c->q_off == c->q.len) c->q.len = c->q_off = 0;
-            c->last_ms = now_ms();
+            c->last_ms = pc_time_mono_ns() / 1000000;
             out = (ssize_t)n;
             break;
         }
@@ -443,10 +435,10 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
             out = PC_HTTP_STREAM_END;
             break;
         }
-        int64_t idle = now_ms() - c->last_ms;
+        int64_t idle = pc_time_mono_ns() / 1000000 - c->last_ms;
         if (c->ready && idle >= t->cfg.heartbeat_ms && max >= sizeof(beat) - 1) {
             memcpy(buf, beat, sizeof(beat) - 1);
-            c->last_ms = now_ms();
+            c->last_ms = pc_time_mono_ns() / 1000000;
             out = (ssize_t)(sizeof(beat) - 1);
             break;
         }
@@ -552,7 +544,7 @@ void pc_tail_handle(void *ctx, pc_http_req *req, pc_http_resp *resp)
      * 4 MB) for a client that does not read, before our queue even fills. */
     int sndbuf = SOCKET_SNDBUF;
     if (c->fd >= 0) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    c->last_ms = now_ms();
+    c->last_ms = pc_time_mono_ns() / 1000000;
     c->next = t->clients;
     if (t->clients) t->clients->prev = c;
     t->clients = c;

@@ -223,11 +223,13 @@ int main(void)
     free(qcfg);
     free(lcfg);
     char p[128];
-    static const char *const files[] = {"prela.db", "prela.db-wal", "prela.db-shm"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const files[] = {"prela.db",        "prela.db-wal",
+                                        "prela.db-shm",    "prela-search.db",
+                                        "prela-search.db-wal", "prela-search.db-shm"};
+    for (int i = 0; i < 6; i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
         unlink(p);
     }
-    rmdir(dir);
+    CHECK_EQ_INT(rmdir(dir), 0); /* nothing left in it */
     return CHECK_DONE();
 }
