@@ -280,6 +280,7 @@ static void *index_main(void *arg)
          * still found (read directly), and the next start indexes them */
         int rc = write_list(ix, &list, failed ? kept : upto, &join);
         list_free(&list);
+        if (join.cap > GATHER_BYTES) pc_buf_free(&join); /* a block of huge spans: not kept */
 
         pthread_mutex_lock(&ix->mu);
         if (rc != SQLITE_OK && !ix->failed)
