@@ -94,6 +94,8 @@ struct pc_local_index {
     pc_local_checkpoint *ckpt; /* checkpoints main's log */
     sqlite3_stmt *begin, *commit, *rollback, *ins, *del, *set_upto;
     doc_list staged; /* writer thread only */
+    pc_buf join;        /* the index thread's (catch_up's before it): a block's texts joined */
+    int64_t join_block; /* the block of join */
     pthread_mutex_t mu;
     pthread_cond_t work_cv, room_cv;
     doc_list queue;     /* mu */
@@ -134,34 +136,60 @@ static int write_doc(pc_local_index *ix, int64_t block, pc_index_op op, const ch
 }
 
 /*
- * Writes |list| and upto |upto| in one transaction. SQLite code.
- *
- * Adjacent ADD documents of one block (the writer stages a block's text once
- * per transaction of prela.db, so a block arrives in a few of them) go in as
- * one document, their texts joined by a line break (no trigram spans a line
- * break): the tokenizer then emits each of the block's trigrams once where
- * it emitted them once per document. The index is the same: with
- * detail=none a block holds a trigram or not, however many documents brought
- * it (a DELETE of it takes it away whatever their number).
+ * ADD documents go through join: adjacent documents of one block (the
+ * writer stages a block's text once per transaction of prela.db, so a block
+ * arrives in a few of them; catch_up reads a block's spans one by one) are
+ * written as one, their texts joined by a line break (no trigram spans a
+ * line break). The tokenizer then emits each of the block's trigrams once
+ * where it emitted them once per document. The index is the same: with
+ * detail=none a block holds a trigram or not, however many documents
+ * brought it (a DELETE of it takes it away whatever their number).
  */
-static int write_list(pc_local_index *ix, const doc_list *list, int64_t upto, pc_buf *join)
+
+/* Writes the joined text, if any. SQLite code. */
+static int join_flush(pc_local_index *ix)
+{
+    if (ix->join.len == 0) return SQLITE_OK;
+    int rc = write_doc(ix, ix->join_block, PC_INDEX_ADD, ix->join.data, ix->join.len);
+    pc_buf_reset(&ix->join);
+    return rc;
+}
+
+/* Adds the ADD document |text| of |block| to the joined text, first writing
+ * another block's. SQLite code. */
+static int join_add(pc_local_index *ix, int64_t block, const char *text, size_t n)
+{
+    int rc = SQLITE_OK;
+    if (ix->join.len && block != ix->join_block) rc = join_flush(ix);
+    if (n == 0) return rc;
+    if (ix->join.len) pc_buf_putc(&ix->join, '\n');
+    pc_buf_append(&ix->join, text, n);
+    ix->join_block = block;
+    return rc;
+}
+
+/* After a transaction: the joined text is empty (it was written, or the
+ * transaction rolled back), and not kept if a block of huge spans grew it
+ * past a gather. */
+static void join_done(pc_local_index *ix)
+{
+    if (ix->join.cap > GATHER_BYTES) pc_buf_free(&ix->join);
+    pc_buf_reset(&ix->join);
+}
+
+/* Writes |list| and upto |upto| in one transaction. SQLite code. */
+static int write_list(pc_local_index *ix, const doc_list *list, int64_t upto)
 {
     int rc = pc_local_step(ix->begin);
     for (const doc *d = list->head; d && rc == SQLITE_OK; d = d->next) {
-        if (d->op != PC_INDEX_ADD || !d->next || d->next->op != PC_INDEX_ADD ||
-            d->next->block != d->block) {
-            rc = write_doc(ix, d->block, d->op, d->text, d->n);
+        if (d->op == PC_INDEX_ADD) {
+            rc = join_add(ix, d->block, d->text, d->n);
             continue;
         }
-        pc_buf_reset(join);
-        pc_buf_append(join, d->text, d->n);
-        while (d->next && d->next->op == PC_INDEX_ADD && d->next->block == d->block) {
-            d = d->next;
-            pc_buf_append(join, "\n", 1);
-            pc_buf_append(join, d->text, d->n);
-        }
-        rc = write_doc(ix, d->block, PC_INDEX_ADD, join->data, join->len);
+        rc = join_flush(ix);
+        if (rc == SQLITE_OK) rc = write_doc(ix, d->block, d->op, d->text, d->n);
     }
+    if (rc == SQLITE_OK) rc = join_flush(ix);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(ix->set_upto, 1, upto);
         rc = pc_local_step(ix->set_upto);
@@ -212,10 +240,12 @@ static int catch_up(pc_local_index *ix, const char *path)
             next = sqlite3_column_int64(st, 0);
             const char *text = (const char *)sqlite3_column_text(st, 2);
             size_t n = (size_t)sqlite3_column_bytes(st, 2);
-            if (text && n) rc = write_doc(ix, sqlite3_column_int64(st, 1), PC_INDEX_ADD, text, n);
+            if (text && n) rc = join_add(ix, sqlite3_column_int64(st, 1), text, n);
             done++;
         }
         if (rc == SQLITE_OK && src != SQLITE_DONE) rc = src;
+        if (rc == SQLITE_OK) rc = join_flush(ix);
+        join_done(ix);
         sqlite3_reset(st);
         if (rc == SQLITE_OK && next == upto) { /* nothing past upto after all */
             pc_local_step(ix->rollback);
@@ -260,7 +290,6 @@ static void *index_main(void *arg)
 {
     pc_local_index *ix = arg;
     pc_thread_name("local-index");
-    pc_buf join = PC_BUF_INIT; /* write_list's */
     pthread_mutex_lock(&ix->mu);
     for (;;) {
         while (!ix->queue.head && ix->queue_upto <= ix->upto && !ix->stopping)
@@ -278,9 +307,9 @@ static void *index_main(void *arg)
 
         /* after a failure upto stays where it was: the spans past it are
          * still found (read directly), and the next start indexes them */
-        int rc = write_list(ix, &list, failed ? kept : upto, &join);
+        int rc = write_list(ix, &list, failed ? kept : upto);
+        join_done(ix);
         list_free(&list);
-        if (join.cap > GATHER_BYTES) pc_buf_free(&join); /* a block of huge spans: not kept */
 
         pthread_mutex_lock(&ix->mu);
         if (rc != SQLITE_OK && !ix->failed)
@@ -295,7 +324,6 @@ static void *index_main(void *arg)
         pthread_cond_broadcast(&ix->room_cv);
     }
     pthread_mutex_unlock(&ix->mu);
-    pc_buf_free(&join);
     return NULL;
 }
 
@@ -370,6 +398,7 @@ void pc_local_index_destroy(pc_local_index *ix)
     }
     list_free(&ix->staged);
     list_free(&ix->queue);
+    pc_buf_free(&ix->join);
     sqlite3_finalize(ix->begin);
     sqlite3_finalize(ix->commit);
     sqlite3_finalize(ix->rollback);
