@@ -8,7 +8,8 @@
  * that transaction commits, pc_local_index_commit queues what it staged, with
  * the largest spans rowid it inserted; the index thread writes what is queued
  * in one transaction of prela-search.db (after gathering up to 100 ms or
- * 1 MiB of it, local_index.c) and advances index_state.upto with it.
+ * 1 MiB of it, local_index.c; adjacent pieces of one block's text as one
+ * document) and advances index_state.upto with it.
  * Readers (local_query.c's pool) attach the file as `search` and take as search
  * candidates span_text's blocks and the traces of the spans past upto, so a
  * span is found as soon as its batch is acknowledged (local_schema.c, schema
