@@ -201,8 +201,9 @@ static int write_list(pc_local_index *ix, const doc_list *list, int64_t upto)
 
 /*
  * Indexes the spans of prela.db past upto, CATCHUP_CHUNK per transaction,
- * a block's adjacent spans as one document (join_add); first clears the index when upto is past every span (see the file
- * comment). Before the thread starts. 0 / -1 after logging.
+ * a block's adjacent spans as one document (join_add); first clears the
+ * index when upto is past every span (see the file comment). Before the
+ * thread starts. 0 / -1 after logging.
  */
 static int catch_up(pc_local_index *ix, const char *path)
 {
