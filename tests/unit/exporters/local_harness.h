@@ -244,28 +244,39 @@ static inline void db_exec(const char *path, const char *sql)
     sqlite3_close(db);
 }
 
+/* Rowids (search blocks) of the span_text index in the file |ipath| that
+ * answer the FTS5 query |q|, only |rowid| counted unless it is negative;
+ * read on a connection of the test's own (tokenizer registered). */
+static inline int64_t index_hits(const char *ipath, const char *q, int64_t rowid)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(ipath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM span_text WHERE span_text MATCH ?1"
+                           " AND (?2 < 0 OR rowid = ?2)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, rowid);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 /* Rowids (search blocks) the span_text index beside the store |path| (its
- * prela-search.db) answers for the FTS5 query |q|, read on a connection of the
- * test's own (tokenizer registered). Call pc_local_search_flush first. */
+ * prela-search.db) answers for the FTS5 query |q|. Call
+ * pc_local_search_flush first. */
 static inline int64_t fts_hits(const char *path, const char *q)
 {
     char ipath[512];
     const char *slash = strrchr(path, '/');
     snprintf(ipath, sizeof(ipath), "%.*s/prela-search.db", (int)(slash ? slash - path : 1),
              slash ? path : ".");
-    sqlite3 *db = NULL;
-    CHECK_EQ_INT(sqlite3_open_v2(ipath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM span_text WHERE span_text MATCH ?1", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+    return index_hits(ipath, q, -1);
 }
 
 #endif

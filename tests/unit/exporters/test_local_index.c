@@ -154,28 +154,6 @@ static void test_queue_full(void)
     close_store(&h, true);
 }
 
-/* Whether block |rowid| of the index file |ix| answers the FTS5 query |q|
- * (a connection of the test's own, the tokenizer registered). */
-static int64_t ix_has(const char *ix, int64_t rowid, const char *q)
-{
-    sqlite3 *db = NULL;
-    CHECK_EQ_INT(sqlite3_open_v2(ix, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    CHECK_EQ_INT(pc_local_text_register(db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-    CHECK_EQ_INT(sqlite3_prepare_v2(db,
-                                    "SELECT count(*) FROM span_text WHERE span_text MATCH ?1"
-                                    " AND rowid = ?2",
-                                    -1, &st, NULL),
-                 SQLITE_OK);
-    sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, rowid);
-    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 /* The index thread writes adjacent ADD documents of one block as one
  * document (write_list): every trigram of each is found, none made of the
  * end of one and the start of the next; documents of other blocks and
@@ -203,14 +181,14 @@ static void test_documents_of_a_block(void)
     pc_local_index_flush(x);
     static const char *const in7[] = {"alp", "pha", "ome", "ega", "kap", "ppa", "del", "lta"};
     for (size_t i = 0; i < sizeof(in7) / sizeof(in7[0]); i++)
-        CHECK_EQ_INT(ix_has(ix, 7, in7[i]), 1);
+        CHECK_EQ_INT(index_hits(ix, in7[i], 7), 1);
     /* across the joints of the first three, and of 7's texts with 8's */
     static const char *const none7[] = {"hao", "aom", "gak", "aka", "pas", "pad", "ade"};
     for (size_t i = 0; i < sizeof(none7) / sizeof(none7[0]); i++)
-        CHECK_EQ_INT(ix_has(ix, 7, none7[i]), 0);
-    CHECK_EQ_INT(ix_has(ix, 8, "sig"), 1);
-    CHECK_EQ_INT(ix_has(ix, 8, "alp"), 0);
-    CHECK_EQ_INT(ix_has(ix, 7, "sig"), 0);
+        CHECK_EQ_INT(index_hits(ix, none7[i], 7), 0);
+    CHECK_EQ_INT(index_hits(ix, "sig", 8), 1);
+    CHECK_EQ_INT(index_hits(ix, "alp", 8), 0);
+    CHECK_EQ_INT(index_hits(ix, "sig", 7), 0);
 
     /* a DELETE between two ADDs of block 7 */
     pc_local_index_add(x, 7, PC_INDEX_ADD, "gamma", 5);
@@ -218,11 +196,11 @@ static void test_documents_of_a_block(void)
     pc_local_index_add(x, 7, PC_INDEX_ADD, "theta", 5);
     pc_local_index_commit(x, 0);
     pc_local_index_flush(x);
-    CHECK_EQ_INT(ix_has(ix, 7, "ome"), 0);
-    CHECK_EQ_INT(ix_has(ix, 7, "gam"), 1);
-    CHECK_EQ_INT(ix_has(ix, 7, "the"), 1);
-    CHECK_EQ_INT(ix_has(ix, 7, "alp"), 1);
-    CHECK_EQ_INT(ix_has(ix, 7, "mat"), 0); /* gamma's end and theta's start */
+    CHECK_EQ_INT(index_hits(ix, "ome", 7), 0);
+    CHECK_EQ_INT(index_hits(ix, "gam", 7), 1);
+    CHECK_EQ_INT(index_hits(ix, "the", 7), 1);
+    CHECK_EQ_INT(index_hits(ix, "alp", 7), 1);
+    CHECK_EQ_INT(index_hits(ix, "mat", 7), 0); /* gamma's end and theta's start */
     pc_local_index_destroy(x);
     char p[320];
     static const char *const sfx[] = {"", "-wal", "-shm"};
