@@ -3,8 +3,8 @@
  * pending insert (see clickhouse_encode.h).
  *
  * Cost: the span rows are the bulk of consume()'s work; the search index's
- * text is made from the attributes and events JSON each row has just been
- * written with (pc_ch_span_row_json), not written a second time.
+ * text is made from the decoded spans (pc_local_span_text), not from their
+ * rows' JSON.
  */
 #include "clickhouse_encode.h"
 
@@ -15,7 +15,7 @@
 void pc_ch_encode_batch(const pc_batch *b, pc_ch_dialect d, pc_ch_rows *spans, pc_ch_rows *traces,
                         pc_ch_rows *events, pc_ch_search_acc *search)
 {
-    pc_buf scratch = PC_BUF_INIT, attrs = PC_BUF_INIT, evs = PC_BUF_INIT;
+    pc_buf scratch = PC_BUF_INIT;
     pc_trace_group *tr;
     size_t nt = pc_batch_group_traces(b, &tr);
     for (size_t k = 0; k < nt; k++) {
@@ -26,18 +26,14 @@ void pc_ch_encode_batch(const pc_batch *b, pc_ch_dialect d, pc_ch_rows *spans, p
             int64_t created = pc_span_received(b, s);
             if (s->carrier) {
                 pc_ch_event_rows(events, d, s, created, &scratch);
-                pc_buf_reset(&attrs);
-                pc_buf_reset(&evs);
-                pc_attrs_write_json(&attrs, &s->attrs);
-                pc_events_write_json(&evs, s->events, s->n_events);
             } else {
                 size_t off = spans->text.len;
-                pc_ch_span_row_json(&spans->text, d, s, created, &scratch, &attrs, &evs);
+                pc_ch_span_row(&spans->text, d, s, created, &scratch);
                 pc_ch_rows_add(spans, off, pc_ch_month(s->start_ns), s->project_id, s->trace_id,
                                s->span_id);
                 tr[k].spans[w++] = s;
             }
-            pc_ch_search_span(search, s, &attrs, &evs);
+            pc_ch_search_span(search, s);
         }
         pc_ch_search_end_trace(search, project, tr[k].trace_id);
         if (!w) continue;
@@ -54,7 +50,5 @@ void pc_ch_encode_batch(const pc_batch *b, pc_ch_dialect d, pc_ch_rows *spans, p
     pc_ch_search_end_batch(search);
     free(tr);
     pc_buf_free(&scratch);
-    pc_buf_free(&attrs);
-    pc_buf_free(&evs);
 }
 

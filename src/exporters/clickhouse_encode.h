@@ -4,7 +4,7 @@
  * thread, outside any lock.
  *
  * Data flow: normalized batch → pc_ch_encode_batch → span rows
- * (pc_ch_span_row_json, clickhouse_sql.h), attached events of carriers
+ * (pc_ch_span_row, clickhouse_sql.h), attached events of carriers
  * (clickhouse_events.h), one partial trace row per trace (pc_ch_trace_row),
  * and the search index's pieces (clickhouse_search.h) → joined to the
  * pending insert → the flusher. Pure: no I/O, no lock.

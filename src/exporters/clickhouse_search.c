@@ -70,17 +70,11 @@ static void close_piece(pc_ch_search_acc *acc, pc_local_keyset *set)
     pc_local_keyset_clear(set);
 }
 
-void pc_ch_search_span(pc_ch_search_acc *acc, const pc_span *s, const pc_buf *attrs,
-                       const pc_buf *events)
+void pc_ch_search_span(pc_ch_search_acc *acc, const pc_span *s)
 {
     if (s->start_ns < acc->started) acc->started = s->start_ns;
-    pc_local_text_in in = {s->name.p,           s->name.n,
-                           attrs->data,           attrs->len,
-                           events->data,          events->len,
-                           s->input_messages.p, s->input_messages.n,
-                           s->output_messages.p, s->output_messages.n};
     pc_buf_reset(&acc->text);
-    pc_local_search_text(&acc->text, &in);
+    pc_local_span_text(&acc->text, s);
     pc_local_keyset_add_text(&acc->set, acc->text.data ? acc->text.data : "", acc->text.len);
 }
 
@@ -101,22 +95,13 @@ void pc_ch_search_add_batch(pc_ch_search_acc *acc, const pc_batch *b)
 {
     pc_trace_group *tr;
     size_t nt = pc_batch_group_traces(b, &tr);
-    pc_buf attrs = PC_BUF_INIT, events = PC_BUF_INIT;
     for (size_t k = 0; k < nt; k++) {
-        for (size_t i = 0; i < tr[k].n; i++) {
-            const pc_span *s = tr[k].spans[i];
-            pc_buf_reset(&attrs);
-            pc_buf_reset(&events);
-            pc_attrs_write_json(&attrs, &s->attrs);
-            pc_events_write_json(&events, s->events, s->n_events);
-            pc_ch_search_span(acc, s, &attrs, &events);
-        }
+        for (size_t i = 0; i < tr[k].n; i++)
+            pc_ch_search_span(acc, tr[k].spans[i]);
         pc_ch_search_end_trace(acc, tr[k].spans[0]->project_id, tr[k].trace_id);
     }
     pc_ch_search_end_batch(acc);
     free(tr);
-    pc_buf_free(&attrs);
-    pc_buf_free(&events);
 }
 
 size_t pc_ch_search_bytes(const pc_ch_search_acc *acc)

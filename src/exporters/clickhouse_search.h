@@ -76,16 +76,14 @@ typedef struct pc_ch_search_acc {
 /*
  * Gathering a batch's pieces into |acc| (see "Data flow"): for each trace,
  * pc_ch_search_span for each of its spans, then pc_ch_search_end_trace; at the
- * batch's end pc_ch_search_end_batch. |attrs| and |events| are the span's
- * attributes and events JSON (span.h's pc_attrs_write_json and
- * pc_events_write_json) as its row holds them (pc_ch_span_row_json); a
- * carrier (span.h), which has no span row, writes its own.
+ * batch's end pc_ch_search_end_batch. A span's text is pc_local_span_text
+ * (the same as from its row's JSON); a carrier (span.h), which has no span
+ * row, brings its events' text the same way.
  */
-void pc_ch_search_span(pc_ch_search_acc *acc, const pc_span *s, const pc_buf *attrs,
-                       const pc_buf *events);
+void pc_ch_search_span(pc_ch_search_acc *acc, const pc_span *s);
 void pc_ch_search_end_trace(pc_ch_search_acc *acc, pc_str project, pc_str trace);
 void pc_ch_search_end_batch(pc_ch_search_acc *acc);
-/* The same for a batch whose rows were not written (tests): writes the JSON itself. */
+/* The same for a whole batch, its rows not written (tests). */
 void pc_ch_search_add_batch(pc_ch_search_acc *acc, const pc_batch *b);
 /* The bytes |acc|'s pieces hold (for the memory budget). */
 size_t pc_ch_search_bytes(const pc_ch_search_acc *acc);

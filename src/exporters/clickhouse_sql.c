@@ -556,12 +556,6 @@ static void kv_span_cost(pc_buf *b, pc_ch_dialect d, const char *k, double v)
 void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t created_ns,
                     pc_buf *scratch)
 {
-    pc_ch_span_row_json(out, d, s, created_ns, scratch, scratch, scratch);
-}
-
-void pc_ch_span_row_json(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t created_ns,
-                         pc_buf *scratch, pc_buf *attrs, pc_buf *events)
-{
     pc_buf_puts(out, "{\"span_id\":");
     pc_json_write_str(out, s->span_id.p ? s->span_id.p : "", s->span_id.n);
     kv_str(out, "trace_id", s->trace_id);
@@ -573,12 +567,12 @@ void pc_ch_span_row_json(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t
     kv_time(out, "ended_at", d, s->end_ns);
     kv_double(out, "duration_ms", s->end_ns > 0 ? pc_time_diff_ms(s->end_ns, s->start_ns) : 0.0);
     kv_cstr(out, "status", pc_status_name(s->status));
-    pc_buf_reset(attrs);
-    pc_attrs_write_json(attrs, &s->attrs);
-    kv_json(out, "attributes", attrs);
-    pc_buf_reset(events);
-    pc_events_write_json(events, s->events, s->n_events);
-    kv_json(out, "events", events);
+    pc_buf_reset(scratch);
+    pc_attrs_write_json(scratch, &s->attrs);
+    kv_json(out, "attributes", scratch);
+    pc_buf_reset(scratch);
+    pc_events_write_json(scratch, s->events, s->n_events);
+    kv_json(out, "events", scratch);
     kv_time(out, "created_at", d, created_ns);
     kv_str(out, "project_id", s->project_id);
     kv_int(out, "kind", s->kind);

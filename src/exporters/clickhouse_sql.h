@@ -185,12 +185,6 @@ void pc_ch_insert_traces(pc_buf *out, const char *db);
  */
 void pc_ch_span_row(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t created_ns,
                     pc_buf *scratch);
-/* pc_ch_span_row that leaves the JSON it wrote into the attributes and events
- * columns (unescaped: span.h's encoding) in |attrs| and |events| (reset here;
- * they may be |scratch|, which then holds other JSON on return), for the search
- * index (clickhouse_search.h), which would otherwise write them again. */
-void pc_ch_span_row_json(pc_buf *out, pc_ch_dialect d, const pc_span *s, int64_t created_ns,
-                         pc_buf *scratch, pc_buf *attrs, pc_buf *events);
 
 /* One trace's partial summary over the spans of one INSERT. */
 typedef struct pc_ch_trace_part {

@@ -16,6 +16,7 @@
 #include "mem.h"
 #include "span.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,34 +54,130 @@ static void put_value(pc_buf *out, const pc_value *v, int depth)
     }
 }
 
+/* Appends the text of the JSON value |p| (|n| bytes; nothing when it does
+ * not parse) parsed in |a|; an array of events when |events|: each one's name
+ * and attribute values. */
+static void put_json(pc_buf *out, pc_arena *a, const char *p, size_t n, bool events)
+{
+    pc_value v;
+    pc_json_error err;
+    if (n <= 2 || pc_json_parse(a, p, n, &v, &err) != 0) return; /* "{}", "[]", "" */
+    if (!events) {
+        put_value(out, &v, 0);
+        return;
+    }
+    if (v.type != PC_V_ARRAY) return;
+    for (size_t i = 0; i < v.arr.n; i++) {
+        const pc_value *ev = &v.arr.v[i];
+        const pc_value *name = pc_json_get(ev, "name");
+        const pc_value *at = pc_json_get(ev, "attributes");
+        if (name) put_value(out, name, 0);
+        if (at) put_value(out, at, 0);
+    }
+}
+
 void pc_local_search_text(pc_buf *out, const pc_local_text_in *in)
 {
     pc_buf_append(out, in->name, in->name_len);
     pc_buf_putc(out, '\n');
-    /* "{}", "[]" and "": nothing to parse */
     if (in->attrs_len <= 2 && in->events_len <= 2 && in->input_len <= 2 && in->output_len <= 2)
         return;
     pc_arena *a = pc_arena_create(in->attrs_len + in->events_len + in->input_len +
                                   in->output_len + 1024);
-    pc_value v;
-    pc_json_error err;
-    if (in->attrs_len > 2 && pc_json_parse(a, in->attrs, in->attrs_len, &v, &err) == 0)
-        put_value(out, &v, 0);
-    if (in->events_len > 2 && pc_json_parse(a, in->events, in->events_len, &v, &err) == 0 &&
-        v.type == PC_V_ARRAY) {
-        for (size_t i = 0; i < v.arr.n; i++) {
-            const pc_value *ev = &v.arr.v[i];
-            const pc_value *n = pc_json_get(ev, "name");
-            const pc_value *at = pc_json_get(ev, "attributes");
-            if (n) put_value(out, n, 0);
-            if (at) put_value(out, at, 0);
-        }
-    }
-    if (in->input_len > 2 && pc_json_parse(a, in->input, in->input_len, &v, &err) == 0)
-        put_value(out, &v, 0);
-    if (in->output_len > 2 && pc_json_parse(a, in->output, in->output_len, &v, &err) == 0)
-        put_value(out, &v, 0);
+    put_json(out, a, in->attrs, in->attrs_len, false);
+    put_json(out, a, in->events, in->events_len, true);
+    put_json(out, a, in->input, in->input_len, false);
+    put_json(out, a, in->output, in->output_len, false);
     pc_arena_destroy(a);
+}
+
+/*
+ * The search text straight from a decoded span, without writing its JSON and
+ * parsing it back: each value appended as its stored JSON parses back (a
+ * string as pc_json_write_str writes it and the parser decodes it, a double
+ * as pc_fmt_double writes it, NaN and the infinities as the strings the JSON
+ * writer makes of them). A part (the attributes, the events) holding a value
+ * that round trips less plainly (a string that is not valid UTF-8, bytes,
+ * containers nested past DIRECT_DEPTH) is written as JSON and parsed back, so
+ * both ways give the same text.
+ */
+#define DIRECT_DEPTH 32
+
+/* Appends the text of |v| at container depth |depth|; false when |v| needs
+ * the JSON way (what was appended is then the caller's to drop). */
+static bool put_direct(pc_buf *out, const pc_value *v, int depth)
+{
+    switch (v->type) {
+    case PC_V_STR:
+        if (!pc_utf8_valid(v->s.p, v->s.n)) return false;
+        pc_buf_append(out, v->s.p, v->s.n);
+        pc_buf_putc(out, '\n');
+        return true;
+    case PC_V_DOUBLE:
+        if (isnan(v->d) || isinf(v->d)) {
+            pc_buf_puts(out, isnan(v->d) ? "NaN\n" : v->d > 0 ? "Infinity\n" : "-Infinity\n");
+            return true;
+        }
+        put_value(out, v, 0);
+        return true;
+    case PC_V_BOOL:
+    case PC_V_INT: put_value(out, v, 0); return true;
+    case PC_V_ARRAY:
+        if (depth >= DIRECT_DEPTH) return false;
+        for (size_t i = 0; i < v->arr.n; i++)
+            if (!put_direct(out, &v->arr.v[i], depth + 1)) return false;
+        return true;
+    case PC_V_MAP:
+        if (depth >= DIRECT_DEPTH) return false;
+        for (size_t i = 0; i < v->map.n; i++)
+            if (!put_direct(out, &v->map.kv[i].value, depth + 1)) return false;
+        return true;
+    case PC_V_BYTES: return false; /* stored as base64 text */
+    default: return true;          /* null: no text */
+    }
+}
+
+static bool put_attrs_direct(pc_buf *out, const pc_attrs *at, int depth)
+{
+    for (size_t i = 0; i < at->n; i++)
+        if (!put_direct(out, &at->kv[i].value, depth)) return false;
+    return true;
+}
+
+void pc_local_span_text(pc_buf *out, const pc_span *s)
+{
+    pc_buf scratch = PC_BUF_INIT; /* a part's JSON, the rare times it is needed */
+    pc_buf_append(out, s->name.p, s->name.n);
+    pc_buf_putc(out, '\n');
+    pc_arena *a = NULL;
+    size_t mark = out->len;
+    if (!put_attrs_direct(out, &s->attrs, 1)) {
+        out->len = mark;
+        pc_attrs_write_json(&scratch, &s->attrs);
+        a = pc_arena_create(scratch.len + 1024);
+        put_json(out, a, scratch.data, scratch.len, false);
+    }
+    mark = out->len;
+    bool direct = true;
+    for (size_t i = 0; i < s->n_events && direct; i++) {
+        pc_value name = {.type = PC_V_STR, .s = s->events[i].name};
+        direct = put_direct(out, &name, 0) && put_attrs_direct(out, &s->events[i].attrs, 2);
+    }
+    if (!direct) {
+        out->len = mark;
+        pc_buf_reset(&scratch);
+        pc_events_write_json(&scratch, s->events, s->n_events);
+        if (!a) a = pc_arena_create(scratch.len + 1024);
+        put_json(out, a, scratch.data, scratch.len, true);
+    }
+    if (s->input_messages.n > 2 || s->output_messages.n > 2) {
+        if (!a) a = pc_arena_create(s->input_messages.n + s->output_messages.n + 1024);
+        put_json(out, a, s->input_messages.p, s->input_messages.n, false);
+        put_json(out, a, s->output_messages.p, s->output_messages.n, false);
+    }
+    pc_arena_destroy(a);
+    pc_buf_free(&scratch);
+    if (out->data) out->data[out->len] = '\0';
 }
 
 /* pc_search_text(name, attributes, events[, input_messages, output_messages]) */

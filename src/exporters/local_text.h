@@ -53,6 +53,15 @@ typedef struct pc_local_text_in {
 void pc_local_search_text(pc_buf *out, const pc_local_text_in *in);
 
 /*
+ * Appends the search text of the decoded span |s| to |out|: the same text as
+ * pc_local_search_text over the columns its row stores (its name, its
+ * attributes and events as span.h's JSON writers write them, its messages),
+ * without writing and parsing that JSON for the common values (the writers'
+ * way: about a tenth of the span writer's CPU went to that round trip).
+ */
+void pc_local_span_text(pc_buf *out, const pc_span *s);
+
+/*
  * The attribute filter of trace lists (store.h, attr_key / attr_value): 1
  * when the JSON object |attrs| (span.h's encoding of a span's attributes) has
  * a top-level member whose key is exactly |key| and whose value's text form is

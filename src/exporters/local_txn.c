@@ -290,13 +290,7 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
     if (*inserted) {
         t->upto = sqlite3_last_insert_rowid(w->db);
-        pc_local_text_in in = {s->name.p ? s->name.p : "", s->name.n, t->attrs.data, t->attrs.len,
-                               t->events.data, t->events.len,
-                               s->input_messages.p ? s->input_messages.p : "",
-                               s->input_messages.n,
-                               s->output_messages.p ? s->output_messages.p : "",
-                               s->output_messages.n};
-        pc_local_search_text(&t->text, &in);
+        pc_local_span_text(&t->text, s);
     }
     return rc;
 }
