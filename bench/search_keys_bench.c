@@ -7,6 +7,10 @@
  * (qs_workload.h: LLM-agent traces with prose prompts, 10 spans a trace),
  * decoded with pc_otlp_proto_decode and normalized as the receiver holds them.
  * Prints spans per CPU-second, keys per span and the distinct keys per piece.
+ * First, the search text both exporters make of each span (local_text.h):
+ * from the decoded span (pc_local_span_text, what they do) against parsing
+ * the row's attributes and events JSON back (pc_local_search_text, what they
+ * did; the JSON is written beforehand, untimed, as the row had written it).
  * A program that prints numbers, not a test.
  *
  *   search_keys_bench [SECONDS [TRACES_PER_REQUEST]]   (default 2 s, 10 traces)
@@ -17,6 +21,7 @@
 #include "span.h"
 #include "exporters/clickhouse_rows.h"
 #include "exporters/clickhouse_search.h"
+#include "exporters/local_text.h"
 #include "formats/otlp_proto.h"
 #include "processors/normalize.h"
 
@@ -48,6 +53,52 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < reqs[r]->n; i++)
             pc_normalize_span(&reqs[r]->spans[i], PC_STR_LIT("unknown"));
     }
+
+    /* the search text of each span, both ways */
+    size_t all_spans = 0;
+    for (int r = 0; r < REQUESTS; r++)
+        all_spans += reqs[r]->n;
+    pc_buf *json = calloc(2 * all_spans, sizeof(pc_buf)); /* attributes, events per span */
+    for (int r = 0, k = 0; r < REQUESTS; r++)
+        for (size_t i = 0; i < reqs[r]->n; i++, k++) {
+            pc_attrs_write_json(&json[2 * k], &reqs[r]->spans[i].attrs);
+            pc_events_write_json(&json[2 * k + 1], reqs[r]->spans[i].events,
+                                 reqs[r]->spans[i].n_events);
+        }
+    pc_buf text = PC_BUF_INIT;
+    for (int way = 0; way < 2; way++) {
+        size_t n = 0, bytes = 0;
+        double t0 = lg_cpu_seconds(), t = t0;
+        for (int r = 0, k = 0; t - t0 < seconds; r = (r + 1) % REQUESTS) {
+            if (r == 0) k = 0;
+            for (size_t i = 0; i < reqs[r]->n; i++, k++) {
+                const pc_span *s = &reqs[r]->spans[i];
+                pc_buf_reset(&text);
+                if (way == 0) {
+                    pc_local_span_text(&text, s);
+                } else {
+                    pc_local_text_in in = {s->name.p, s->name.n, json[2 * k].data,
+                                           json[2 * k].len, json[2 * k + 1].data,
+                                           json[2 * k + 1].len, s->input_messages.p,
+                                           s->input_messages.n, s->output_messages.p,
+                                           s->output_messages.n};
+                    pc_local_search_text(&text, &in);
+                }
+                bytes += text.len;
+            }
+            n += reqs[r]->n;
+            if (r % 16 == 0) t = lg_cpu_seconds();
+        }
+        double el = t - t0;
+        printf("search_keys_bench text %s: %.0f spans per CPU-s (%.2f us a span), %.0f bytes a "
+               "span\n",
+               way == 0 ? "from the span" : "from its JSON", n / el, el * 1e6 / n,
+               (double)bytes / n);
+    }
+    pc_buf_free(&text);
+    for (size_t k = 0; k < 2 * all_spans; k++)
+        pc_buf_free(&json[k]);
+    free(json);
 
     /* consume()'s part: one accumulator per request, as join_insert makes it */
     size_t spans = 0, keys = 0, pieces = 0;

@@ -2,9 +2,12 @@
  * local_text.c - the embedded store's search text, case folding and FTS5
  * trigram queries (see local_text.h for the contracts).
  *
- * The search text is derived from the stored JSON (parsed with json.h into a
- * scratch arena), never from the decoded span, so the writer, retention and
- * the migration all compute it the same way from what the row holds.
+ * The search text is defined by the stored JSON (parsed with json.h into a
+ * scratch arena), so retention and the migration compute it from what the
+ * row holds. The writers compute the same text from the decoded span
+ * (pc_local_span_text), taking the JSON way only for the values whose round
+ * trip through it is not plain (tests/unit/exporters/test_local_text.c
+ * checks both ways agree).
  */
 #include "local_text.h"
 

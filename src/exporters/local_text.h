@@ -3,8 +3,9 @@
  * by, the case folding search uses, and the full-text (FTS5 trigram) query
  * built from a user's text.
  *
- * Where it sits: local_txn.c indexes every new span's search text in the
- * span_text FTS5 table; local_writer.c's retention removes it again (FTS5
+ * Where it sits: local_txn.c stages every new span's search text for the
+ * span_text FTS5 index (local_index.h), made from the decoded span
+ * (pc_local_span_text, the same text); local_writer.c's retention removes it again (FTS5
  * 'delete' with the same text), its search turns the user's text into an
  * FTS5 query (candidates) and verifies each candidate with pc_contains over
  * the same text (local_contains.h), so results are exact substring matches.
