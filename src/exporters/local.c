@@ -1,7 +1,8 @@
 /*
  * local.c - the `local` exporter: the embedded store's component and writer.
  *
- * Data flow: normalize → consume() → queue → writer thread → SQLite (WAL) file
+ * Data flow: normalize → consume() (encodes the rows: local_rows.h) → queue →
+ * writer thread → SQLite (WAL) file
  * <directory>/prela.db, read back by the query receiver through store(); the
  * search text of each committed transaction → the index thread (local_index.h)
  * → <directory>/prela-search.db.
@@ -51,6 +52,7 @@
 #include "files.h"
 #include "local_builder.h"
 #include "local_checkpoint.h"
+#include "local_rows.h"
 #include "local_store.h"
 #include "local_txn.h"
 #include "log.h"
@@ -157,6 +159,7 @@ enum { JOB_QUEUED = 0, JOB_OK, JOB_FAILED };
 typedef struct job {
     struct job *next;
     pc_batch *batch; /* owned until the writer drops it */
+    pc_local_rows *rows; /* its spans' rows (local_rows.h), dropped with it */
     size_t off;      /* spans taken into transactions so far (writer) */
     int state;       /* JOB_* */
     bool started;    /* on the started list (writer) */
@@ -202,7 +205,7 @@ typedef struct pc_local {
     bool failing;            /* writer thread only: the last transaction failed */
     bool build_req;           /* pc_local_build_rollups waits for it */
     int64_t build_result;
-    int64_t last_full_log, last_timeout_log;
+    int64_t last_full_log, last_timeout_log, last_budget_log;
 } pc_local;
 
 
@@ -261,7 +264,8 @@ static bool write_slices(pc_local *L, slice *sl, size_t n)
                     break;
                 }
             }
-            rc = pc_local_txn_span(t, &b->spans[i], pc_span_received(b, &b->spans[i]));
+            rc = pc_local_txn_span(t, &b->spans[i], pc_span_received(b, &b->spans[i]),
+                                   sl[k].jb->rows, i);
             written++;
         }
         if (sl[k].to == b->n && sl[k].to > sl[k].from) ends_one = true;
@@ -383,7 +387,9 @@ static void end_chunk(pc_local *L, const slice *sl, size_t n, bool ok)
         job *jb = sl[k].jb;
         if (jb->off == jb->batch->n) {
             pc_batch_unref(jb->batch);
+            pc_local_rows_free(jb->rows);
             jb->batch = NULL;
+            jb->rows = NULL;
         }
     }
     pthread_mutex_lock(&L->mu);
@@ -650,6 +656,19 @@ static void warn_limited(pc_local *L, int64_t *last, const char *msg)
     pc_log(PC_LOG_WARN, L->id, "%s", msg);
 }
 
+/* True when |b| is to be answered retry: not accepting, or the queue is
+ * full. Call with L->mu held. */
+static bool refuse(pc_local *L, const pc_batch *b)
+{
+    if (!L->accepting) return true;
+    if (L->queued_spans > 0 && L->queued_spans + b->n > L->queue_size) {
+        warn_limited(L, &L->last_full_log,
+                     "queue full (queue_size spans waiting); answering retry");
+        return true;
+    }
+    return false;
+}
+
 static pc_result local_consume(void *ctx, pc_batch *b)
 {
     pc_local *L = ctx;
@@ -659,20 +678,27 @@ static pc_result local_consume(void *ctx, pc_batch *b)
         return PC_OK;
     }
     pthread_mutex_lock(&L->mu);
-    if (!L->accepting) {
-        pthread_mutex_unlock(&L->mu);
+    bool refused = refuse(L, b);
+    pthread_mutex_unlock(&L->mu);
+    if (refused) {
         pc_batch_unref(b);
         return PC_RETRY;
     }
-    if (L->queued_spans > 0 && L->queued_spans + b->n > L->queue_size) {
-        warn_limited(L, &L->last_full_log,
-                     "queue full (queue_size spans waiting); answering retry");
+    /* here, not on the writer thread (local_rows.h); accepting: the writer is set up */
+    pc_local_rows *rows = pc_local_rows_encode(b, L->w.zip);
+    pthread_mutex_lock(&L->mu);
+    if (!rows)
+        warn_limited(L, &L->last_budget_log,
+                     "the memory budget refuses a batch's encoded rows; answering retry");
+    if (!rows || refuse(L, b)) { /* (the queue may have filled meanwhile) */
         pthread_mutex_unlock(&L->mu);
+        pc_local_rows_free(rows);
         pc_batch_unref(b);
         return PC_RETRY;
     }
     job *j = pc_xcalloc(1, sizeof(*j));
     j->batch = b;
+    j->rows = rows;
     if (L->tail)
         L->tail->next = j;
     else

@@ -74,6 +74,8 @@ typedef struct group {
 typedef struct item {
     const pc_span *s;
     int64_t created_ns;
+    const pc_local_rows *rows; /* the span's encoded row: rows->row[at] */
+    size_t at;
 } item;
 
 /* Per-transaction state: the spans in arrival order, their groups (in order
@@ -90,35 +92,25 @@ typedef struct txn {
     uint32_t *slots; /* open addressing: index + 1 into groups, 0 = empty */
     size_t n_slots;  /* power of two, >= 2 * spans of one write (write_items) */
     int64_t longest; /* the longest trace written so far (trace_bounds) */
-    pc_buf attrs, events, links, resource, scope, text;
-    /* Per JSON column (local_zip.h): the last value bound, its compressed
-     * form, and whether that was bound (a span's resource and scope are
-     * usually its neighbour's: compressed once, not per span). */
-    pc_buf last[7], packed[7];
-    bool zipped[7];
+    pc_buf text;
+    pc_buf packed[PC_LOCAL_COLS]; /* a LATER column packed here (local_rows.h) */
 } txn;
 
-/* Binds the JSON text |p| (|n| bytes) as parameter |i| of INS_SPAN, column
- * |c| (0..6) of t->packed: compressed as a BLOB when pc_local_zip_pack gains,
- * else as TEXT; the same value as the column's previous one is not packed
- * again. The bound bytes stay valid until the next call for |c|. */
-static void bind_json(sqlite3_stmt *st, int i, pc_local_zip *z, txn *t, int c,
-                      const char *p, size_t n)
+/* Binds column |c| (0..6) of the encoded row |r| (of |rows|) as parameter
+ * |i| of INS_SPAN: a frame as a BLOB, a text as TEXT; a LATER one is packed
+ * now (pc_local_zip_pack: a training sample while there is no dictionary)
+ * into t->packed[c]. The bound bytes stay valid until the next call for |c|. */
+static void bind_col(sqlite3_stmt *st, int i, pc_local_zip *z, txn *t, const pc_local_rows *rows,
+                     const pc_local_row *r, int c)
 {
-    if (!p) p = "";
-    pc_buf *last = &t->last[c];
-    /* (no dictionary yet: every value is a training sample, repeats included,
-     * so the dictionary learns the common resources and scopes) */
-    if (!(n >= PC_LOCAL_ZIP_MIN && n == last->len && pc_local_zip_dict_id(z) != 0 &&
-          memcmp(p, last->data, n) == 0)) {
-        t->zipped[c] = pc_local_zip_pack(z, p, n, &t->packed[c]);
-        pc_buf_reset(last);
-        if (n >= PC_LOCAL_ZIP_MIN) pc_buf_append(last, p, n);
-    }
-    if (t->zipped[c])
+    const pc_local_col *col = &r->col[c];
+    const char *p = pc_local_rows_at(rows, col->off);
+    if (col->state == PC_COL_LATER && pc_local_zip_pack(z, p, col->len, &t->packed[c]))
         sqlite3_bind_blob64(st, i, t->packed[c].data, t->packed[c].len, SQLITE_STATIC);
+    else if (col->state == PC_COL_ZIPPED)
+        sqlite3_bind_blob64(st, i, p, col->len, SQLITE_STATIC);
     else
-        sqlite3_bind_text64(st, i, p, n, SQLITE_STATIC, SQLITE_UTF8);
+        sqlite3_bind_text64(st, i, p, col->len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
 /* The slot hash of (project_id, trace_id): keyed (hash.h), clients choose both. */
@@ -232,22 +224,14 @@ static void bind_trace(sqlite3_stmt *st, const trace_acc *a, int64_t tid)
 }
 
 /*
- * Inserts |s| (ingested at |created_ns|) into trace |tid| and appends its
- * search text to t->text. *inserted: false when it was a duplicate. SQLite code.
+ * Inserts the span of |it| into trace |tid| and appends its search text to
+ * t->text. *inserted: false when it was a duplicate. SQLite code.
  */
-static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
-                      int64_t created_ns, bool *inserted)
+static int write_span(pc_local_writer *w, txn *t, int64_t tid, const item *it, bool *inserted)
 {
-    pc_buf_reset(&t->attrs);
-    pc_buf_reset(&t->events);
-    pc_buf_reset(&t->links);
-    pc_buf_reset(&t->resource);
-    pc_buf_reset(&t->scope);
-    pc_attrs_write_json(&t->attrs, &s->attrs);
-    pc_events_write_json(&t->events, s->events, s->n_events);
-    pc_links_write_json(&t->links, s->links, s->n_links);
-    pc_attrs_write_json(&t->resource, s->resource ? s->resource : &pc_empty_attrs);
-    pc_scope_write_json(&t->scope, s->scope ? s->scope : &pc_empty_scope);
+    const pc_span *s = it->s;
+    int64_t created_ns = it->created_ns;
+    const pc_local_row *r = &it->rows->row[it->at];
 
     sqlite3_stmt *st = w->ins_span;
     sqlite3_bind_int64(st, 1, tid);
@@ -269,11 +253,8 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     sqlite3_bind_int64(st, 17, s->input_tokens);
     sqlite3_bind_int64(st, 18, s->output_tokens);
     pc_local_zip *z = w->zip;
-    bind_json(st, 19, z, t, 0, t->attrs.data, t->attrs.len);
-    bind_json(st, 20, z, t, 1, t->events.data, t->events.len);
-    bind_json(st, 21, z, t, 2, t->links.data, t->links.len);
-    bind_json(st, 22, z, t, 3, t->resource.data, t->resource.len);
-    bind_json(st, 23, z, t, 4, t->scope.data, t->scope.len);
+    for (int c = 0; c < 5; c++) /* attributes, events, links, resource, scope */
+        bind_col(st, 19 + c, z, t, it->rows, r, c);
     bind_str(st, 24, s->llm_request_model);
     sqlite3_bind_int64(st, 25, s->cache_read_tokens);
     sqlite3_bind_int64(st, 26, s->cache_write_tokens);
@@ -284,13 +265,13 @@ static int write_span(pc_local_writer *w, txn *t, int64_t tid, const pc_span *s,
     bind_cstr(st, 31, s->cost_source == PC_COST_NONE ? "" : pc_cost_source_name(s->cost_source));
     bind_str(st, 32, s->session_id);
     bind_str(st, 33, s->user_id);
-    bind_json(st, 34, z, t, 5, s->input_messages.p, s->input_messages.n);
-    bind_json(st, 35, z, t, 6, s->output_messages.p, s->output_messages.n);
+    bind_col(st, 34, z, t, it->rows, r, 5); /* input_messages */
+    bind_col(st, 35, z, t, it->rows, r, 6); /* output_messages */
     int rc = pc_local_step(st);
     *inserted = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
     if (*inserted) {
         t->upto = sqlite3_last_insert_rowid(w->db);
-        pc_local_span_text(&t->text, s);
+        pc_buf_append(&t->text, pc_local_rows_at(it->rows, r->text_off), r->text_len);
     }
     return rc;
 }
@@ -393,7 +374,7 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
     for (size_t i = g->head; i != SIZE_MAX; i = t->next[i]) {
         bool inserted;
         const pc_span *s = t->items[i].s;
-        rc = write_span(w, t, tid, s, t->items[i].created_ns, &inserted);
+        rc = write_span(w, t, tid, &t->items[i], &inserted);
         if (rc != SQLITE_OK) return rc;
         if (!inserted) continue;
         pc_local_rollup_span(&w->rollup, s->start_ns);
@@ -452,7 +433,8 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
     return x;
 }
 
-int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns)
+int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns,
+                      const pc_local_rows *rows, size_t at)
 {
     txn *t = &x->t;
     if (s->carrier) { /* events for a span, kept apart (local_events.h) */
@@ -463,7 +445,7 @@ int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns)
         t->cap *= 2;
         t->items = pc_xrealloc(t->items, t->cap * sizeof(*t->items));
     }
-    t->items[t->n_items++] = (item){.s = s, .created_ns = created_ns};
+    t->items[t->n_items++] = (item){.s = s, .created_ns = created_ns, .rows = rows, .at = at};
     return x->rc;
 }
 
@@ -540,16 +522,9 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
     }
     pc_local_zip_train(w->zip); /* samples complete: training starts now */
     int rc = x->rc;
-    pc_buf_free(&t->attrs);
-    pc_buf_free(&t->events);
-    pc_buf_free(&t->links);
-    pc_buf_free(&t->resource);
-    pc_buf_free(&t->scope);
     pc_buf_free(&t->text);
-    for (size_t i = 0; i < sizeof(t->packed) / sizeof(t->packed[0]); i++) {
-        pc_buf_free(&t->packed[i]);
-        pc_buf_free(&t->last[i]);
-    }
+    for (int c = 0; c < PC_LOCAL_COLS; c++)
+        pc_buf_free(&t->packed[c]);
     free(t->items);
     free(t->next);
     free(t->groups);

@@ -11,12 +11,13 @@
  * added so far before the end, so that the writer can cut a transaction
  * after the time is spent (local.c).
  *
- * The spans must stay valid until pc_local_txn_end (the summaries point at
- * them). Writer thread only.
+ * The spans and their rows must stay valid until pc_local_txn_end (the
+ * summaries and the bound columns point at them). Writer thread only.
  */
 #ifndef PC_LOCAL_TXN_H
 #define PC_LOCAL_TXN_H
 
+#include "local_rows.h"
 #include "local_store.h"
 #include "span.h"
 
@@ -27,9 +28,11 @@ typedef struct pc_local_txn pc_local_txn;
 
 /* Begins a transaction of at most |spans| spans (never NULL). */
 pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans);
-/* Adds |s|, ingested at |created_ns|, to the transaction (written by
- * pc_local_txn_write or pc_local_txn_end). SQLITE_OK, or the failure of BEGIN. */
-int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns);
+/* Adds |s|, ingested at |created_ns|, its encoded row rows->row[at]
+ * (local_rows.h), to the transaction (written by pc_local_txn_write or
+ * pc_local_txn_end). SQLITE_OK, or the failure of BEGIN. */
+int pc_local_txn_span(pc_local_txn *x, const pc_span *s, int64_t created_ns,
+                      const pc_local_rows *rows, size_t at);
 /* Writes the spans added so far now (they would be at pc_local_txn_end),
  * without committing: the caller can then look whether to commit early. A
  * trace with spans on both sides of it is merged as across transactions.

@@ -22,6 +22,7 @@
 #define SAMPLES_MAX 65536 /* values kept for training, at most */
 #define SAMPLES_MIN 64    /* fewer (a few huge values) train nothing useful: gather again */
 #define SAMPLE_CUT 16384  /* bytes of a value kept as its sample, at most */
+#define CCTX_POOL 8       /* idle contexts kept for pc_local_zip_encode (about 1 MB each) */
 
 /* ----------------------------------------------------------- pc_unzip() -- */
 
@@ -132,8 +133,12 @@ struct pc_local_zip {
     const char *id;
     sqlite3 *db;
     size_t sample_bytes; /* 0: never train */
-    ZSTD_CCtx *cctx;
-    ZSTD_CDict *cdict; /* NULL until trained or loaded */
+    ZSTD_CCtx *cctx;   /* the writer's */
+    ZSTD_CDict *cdict; /* NULL until trained or loaded; set once (atomic store), then read
+                        * by any thread */
+    pthread_mutex_t pool_mu; /* |pool|: contexts of pc_local_zip_encode's callers */
+    ZSTD_CCtx *pool[CCTX_POOL];
+    size_t n_pool;
     uint32_t dict_id;
     /* The samples, back to back, while there is no dictionary. While the
      * trainer thread runs it owns them (and |trained|, |trained_n|). */
@@ -154,8 +159,8 @@ static int use_dict(pc_local_zip *z, const void *d, size_t n, uint32_t id)
 {
     ZSTD_CDict *cd = ZSTD_createCDict(d, n, PC_LOCAL_ZIP_LEVEL);
     if (!cd) return -1;
-    ZSTD_freeCDict(z->cdict);
-    z->cdict = cd;
+    ZSTD_freeCDict(z->cdict); /* none: a dictionary is set once (at create or trained) */
+    __atomic_store_n(&z->cdict, cd, __ATOMIC_RELEASE);
     z->dict_id = id;
     pc_buf_free(&z->samples);
     free(z->sizes);
@@ -172,6 +177,7 @@ pc_local_zip *pc_local_zip_create(const char *id, sqlite3 *db, size_t sample_byt
     z->sample_bytes = sample_bytes;
     pthread_mutex_init(&z->mu, NULL);
     pthread_cond_init(&z->done_cv, NULL);
+    pthread_mutex_init(&z->pool_mu, NULL);
     /* ZSTD_compress_usingCDict writes the frame local_zip.h describes: content
      * size and dictionary id in the header, no checksum. */
     z->cctx = ZSTD_createCCtx();
@@ -214,6 +220,9 @@ void pc_local_zip_destroy(pc_local_zip *z)
     free(z->trained);
     pthread_mutex_destroy(&z->mu);
     pthread_cond_destroy(&z->done_cv);
+    for (size_t i = 0; i < z->n_pool; i++)
+        ZSTD_freeCCtx(z->pool[i]);
+    pthread_mutex_destroy(&z->pool_mu);
     ZSTD_freeCDict(z->cdict);
     ZSTD_freeCCtx(z->cctx);
     pc_buf_free(&z->samples);
@@ -360,4 +369,29 @@ bool pc_local_zip_pack(pc_local_zip *z, const char *p, size_t n, pc_buf *out)
     if (ZSTD_isError(got) || got >= n) return false;
     out->len = got;
     return true;
+}
+
+int pc_local_zip_encode(pc_local_zip *z, const char *p, size_t n, pc_buf *out)
+{
+    const ZSTD_CDict *cd = z ? __atomic_load_n(&z->cdict, __ATOMIC_ACQUIRE) : NULL;
+    if (!cd) return -1;
+    if (n < PC_LOCAL_ZIP_MIN) return 0;
+    pthread_mutex_lock(&z->pool_mu);
+    ZSTD_CCtx *cc = z->n_pool ? z->pool[--z->n_pool] : NULL;
+    pthread_mutex_unlock(&z->pool_mu);
+    if (!cc) cc = ZSTD_createCCtx();
+    if (!cc) return 0;
+    size_t cap = ZSTD_compressBound(n);
+    pc_buf_reserve(out, cap);
+    size_t got = ZSTD_compress_usingCDict(cc, out->data + out->len, cap, p, n, cd);
+    int packed = !ZSTD_isError(got) && got < n;
+    if (packed) out->len += got;
+    pthread_mutex_lock(&z->pool_mu);
+    if (z->n_pool < CCTX_POOL) {
+        z->pool[z->n_pool++] = cc;
+        cc = NULL;
+    }
+    pthread_mutex_unlock(&z->pool_mu);
+    ZSTD_freeCCtx(cc);
+    return packed;
 }

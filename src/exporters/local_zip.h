@@ -2,10 +2,12 @@
  * local_zip.h - compression of the embedded store's JSON columns (schema 5,
  * issue 15): zstd with a dictionary trained on the store's own first spans.
  *
- * Where it sits: local_txn.c packs each span's JSON columns (attributes,
- * events, links, resource, scope, input_messages, output_messages) through
- * pc_local_zip_pack just before binding them; every SQL that reads them
- * (local_store.c's reads and search, local_writer.c's retention) wraps the
+ * Where it sits: local_rows.c packs each span's JSON columns (attributes,
+ * events, links, resource, scope, input_messages, output_messages) in the
+ * thread that hands the batch to the exporter (pc_local_zip_encode);
+ * local_txn.c packs on the writer thread those encoded before the dictionary
+ * existed (pc_local_zip_pack, which gathers the samples); every SQL that
+ * reads them (local_store.c's reads and search, local_writer.c's retention) wraps the
  * column in pc_unzip(), an SQL function pc_local_zip_register adds to each
  * connection. The search text (local_text.h) is always computed from the
  * plain JSON, never from the compressed bytes.
@@ -80,6 +82,18 @@ void pc_local_zip_wait(pc_local_zip *z);
  * dictionary exists, the value is kept as a training sample.
  */
 bool pc_local_zip_pack(pc_local_zip *z, const char *p, size_t n, pc_buf *out);
+
+/*
+ * Any thread (local_rows.h's encoders, beside the writer): packs the |n| bytes
+ * of JSON |p| with the dictionary in use, appending the frame to |out|.
+ * Returns 1 when it did, 0 when the text is to be bound as it is (too short,
+ * or no gain), -1 when there is no dictionary yet (nothing appended; the
+ * writer's pc_local_zip_pack is to take the value, as a sample). A dictionary
+ * once in use is never replaced, so a frame made here always names the one
+ * stored. Each call borrows one of a few compression contexts kept for these
+ * threads.
+ */
+int pc_local_zip_encode(pc_local_zip *z, const char *p, size_t n, pc_buf *out);
 
 /* The id of the dictionary in use, 0 when none (tests and logs). */
 uint32_t pc_local_zip_dict_id(const pc_local_zip *z);
