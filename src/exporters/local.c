@@ -186,12 +186,13 @@ typedef struct pc_local {
 
     pthread_mutex_t mu;     /* everything below */
     pthread_cond_t work_cv; /* writer waits: jobs, stop, purge request */
-    pthread_cond_t done_cv; /* waiters: their job or purge request ended */
+    pthread_cond_t done_cv; /* waiters: their job or purge request ended; shutdown: encoders */
     bool sync_ready;
     job *head, *tail;    /* queued, none of their spans written yet */
     job *started;        /* partly written, oldest first (writer thread) */
     size_t queued_spans; /* spans of both not yet taken into a transaction */
     bool accepting;
+    int encoding; /* consume() calls encoding rows now (they use the writer's zip) */
     bool stopping;
     bool thread_running;
     pthread_t thread;
@@ -607,6 +608,8 @@ static void local_shutdown(void *ctx)
     if (!L || !L->sync_ready) return;
     pthread_mutex_lock(&L->mu);
     L->accepting = false;
+    while (L->encoding > 0) /* a batch accepted just before: queued next, or refused */
+        pthread_cond_wait(&L->done_cv, &L->mu);
     bool join = L->thread_running && !L->stopping;
     L->stopping = true;
     pthread_cond_signal(&L->work_cv);
@@ -679,14 +682,17 @@ static pc_result local_consume(void *ctx, pc_batch *b)
     }
     pthread_mutex_lock(&L->mu);
     bool refused = refuse(L, b);
+    if (!refused) L->encoding++;
     pthread_mutex_unlock(&L->mu);
     if (refused) {
         pc_batch_unref(b);
         return PC_RETRY;
     }
-    /* here, not on the writer thread (local_rows.h); accepting: the writer is set up */
+    /* here, not on the writer thread (local_rows.h); accepting: the writer is
+     * set up, and shutdown waits for |encoding| to end before it goes */
     pc_local_rows *rows = pc_local_rows_encode(b, L->w.zip);
     pthread_mutex_lock(&L->mu);
+    if (--L->encoding == 0) pthread_cond_broadcast(&L->done_cv);
     if (!rows)
         warn_limited(L, &L->last_budget_log,
                      "the memory budget refuses a batch's encoded rows; answering retry");
