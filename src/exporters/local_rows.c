@@ -14,9 +14,9 @@
 #include <string.h>
 
 /* Appends the JSON |p| (|n| bytes) as column |c| of row |r|: packed with |z|
- * when it gains, else as text. |last| is the column's previous value in the
+ * when it gains (NULL |z|: LATER), else as text. |last| is the column's previous value in the
  * batch (its text and the column it became): an equal value shares its bytes. */
-static void put_col(pc_local_rows *rows, pc_local_zip *z, pc_local_col *c, const char *p,
+static void put_col(pc_local_rows *rows, pc_local_zip_ctx *z, pc_local_col *c, const char *p,
                     size_t n, pc_buf *last, pc_local_col *last_col)
 {
     if (n >= PC_LOCAL_ZIP_MIN && n == last->len && memcmp(p, last->data, n) == 0) {
@@ -45,6 +45,7 @@ pc_local_rows *pc_local_rows_encode(const pc_batch *b, pc_local_zip *z)
     pc_buf json = PC_BUF_INIT;
     pc_buf last[PC_LOCAL_COLS] = {PC_BUF_INIT};
     pc_local_col last_col[PC_LOCAL_COLS];
+    pc_local_zip_ctx *zc = pc_local_zip_borrow(z); /* one context for the batch */
     for (size_t i = 0; i < b->n; i++) {
         const pc_span *s = &b->spans[i];
         pc_local_row *r = &rows->row[i];
@@ -69,12 +70,13 @@ pc_local_rows *pc_local_rows_encode(const pc_batch *b, pc_local_zip *z)
                 p = m.p ? m.p : "";
                 n = m.n;
             }
-            put_col(rows, z, &r->col[c], p, n, &last[c], &last_col[c]);
+            put_col(rows, zc, &r->col[c], p, n, &last[c], &last_col[c]);
         }
         r->text_off = rows->bytes.len;
         pc_local_span_text(&rows->bytes, s);
         r->text_len = rows->bytes.len - r->text_off;
     }
+    pc_local_zip_give_back(z, zc);
     pc_buf_free(&json);
     for (int c = 0; c < PC_LOCAL_COLS; c++)
         pc_buf_free(&last[c]);

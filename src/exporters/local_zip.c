@@ -371,21 +371,30 @@ bool pc_local_zip_pack(pc_local_zip *z, const char *p, size_t n, pc_buf *out)
     return true;
 }
 
-int pc_local_zip_encode(pc_local_zip *z, const char *p, size_t n, pc_buf *out)
+struct pc_local_zip_ctx {
+    ZSTD_CCtx *cctx;
+    const ZSTD_CDict *cdict;
+};
+
+pc_local_zip_ctx *pc_local_zip_borrow(pc_local_zip *z)
 {
     const ZSTD_CDict *cd = z ? __atomic_load_n(&z->cdict, __ATOMIC_ACQUIRE) : NULL;
-    if (!cd) return -1;
-    if (n < PC_LOCAL_ZIP_MIN) return 0;
+    if (!cd) return NULL;
     pthread_mutex_lock(&z->pool_mu);
     ZSTD_CCtx *cc = z->n_pool ? z->pool[--z->n_pool] : NULL;
     pthread_mutex_unlock(&z->pool_mu);
     if (!cc) cc = ZSTD_createCCtx();
-    if (!cc) return 0;
-    size_t cap = ZSTD_compressBound(n);
-    pc_buf_reserve(out, cap);
-    size_t got = ZSTD_compress_usingCDict(cc, out->data + out->len, cap, p, n, cd);
-    int packed = !ZSTD_isError(got) && got < n;
-    if (packed) out->len += got;
+    if (!cc) return NULL;
+    pc_local_zip_ctx *c = pc_xmalloc(sizeof(*c));
+    *c = (pc_local_zip_ctx){cc, cd};
+    return c;
+}
+
+void pc_local_zip_give_back(pc_local_zip *z, pc_local_zip_ctx *c)
+{
+    if (!c) return;
+    ZSTD_CCtx *cc = c->cctx;
+    free(c);
     pthread_mutex_lock(&z->pool_mu);
     if (z->n_pool < CCTX_POOL) {
         z->pool[z->n_pool++] = cc;
@@ -393,5 +402,16 @@ int pc_local_zip_encode(pc_local_zip *z, const char *p, size_t n, pc_buf *out)
     }
     pthread_mutex_unlock(&z->pool_mu);
     ZSTD_freeCCtx(cc);
-    return packed;
+}
+
+int pc_local_zip_encode(pc_local_zip_ctx *c, const char *p, size_t n, pc_buf *out)
+{
+    if (!c) return -1;
+    if (n < PC_LOCAL_ZIP_MIN) return 0;
+    size_t cap = ZSTD_compressBound(n);
+    pc_buf_reserve(out, cap);
+    size_t got = ZSTD_compress_usingCDict(c->cctx, out->data + out->len, cap, p, n, c->cdict);
+    if (ZSTD_isError(got) || got >= n) return 0;
+    out->len += got;
+    return 1;
 }

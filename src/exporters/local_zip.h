@@ -84,16 +84,25 @@ void pc_local_zip_wait(pc_local_zip *z);
 bool pc_local_zip_pack(pc_local_zip *z, const char *p, size_t n, pc_buf *out);
 
 /*
- * Any thread (local_rows.h's encoders, beside the writer): packs the |n| bytes
- * of JSON |p| with the dictionary in use, appending the frame to |out|.
- * Returns 1 when it did, 0 when the text is to be bound as it is (too short,
- * or no gain), -1 when there is no dictionary yet (nothing appended; the
- * writer's pc_local_zip_pack is to take the value, as a sample). A dictionary
- * once in use is never replaced, so a frame made here always names the one
- * stored. Each call borrows one of a few compression contexts kept for these
- * threads.
+ * Packing from any thread (local_rows.h's encoders, beside the writer): a
+ * compression context borrowed with the dictionary in use, for one batch. A
+ * dictionary once in use is never replaced, so a frame made with it always
+ * names the one stored. A few idle contexts are kept for the next borrowers.
  */
-int pc_local_zip_encode(pc_local_zip *z, const char *p, size_t n, pc_buf *out);
+typedef struct pc_local_zip_ctx pc_local_zip_ctx;
+
+/* A context, or NULL when there is no dictionary yet (or no memory for one). */
+pc_local_zip_ctx *pc_local_zip_borrow(pc_local_zip *z);
+/* Gives |c| back to |z| (NULL: nothing). */
+void pc_local_zip_give_back(pc_local_zip *z, pc_local_zip_ctx *c);
+
+/*
+ * Packs the |n| bytes of JSON |p| with |c|, appending the frame to |out|.
+ * Returns 1 when it did, 0 when the text is to be bound as it is (too short,
+ * or no gain), -1 when |c| is NULL (no dictionary: nothing appended; the
+ * writer's pc_local_zip_pack is to take the value, as a sample).
+ */
+int pc_local_zip_encode(pc_local_zip_ctx *c, const char *p, size_t n, pc_buf *out);
 
 /* The id of the dictionary in use, 0 when none (tests and logs). */
 uint32_t pc_local_zip_dict_id(const pc_local_zip *z);
