@@ -14,7 +14,6 @@
 
 #include "local_bloom.h"
 #include "local_schema.h"
-#include "local_text.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -22,7 +22,7 @@
 #define SAMPLES_MAX 65536 /* values kept for training, at most */
 #define SAMPLES_MIN 64    /* fewer (a few huge values) train nothing useful: gather again */
 #define SAMPLE_CUT 16384  /* bytes of a value kept as its sample, at most */
-#define CCTX_POOL 8       /* idle contexts kept for pc_local_zip_encode (about 1 MB each) */
+#define CCTX_POOL 8       /* idle contexts kept for pc_local_zip_borrow */
 
 /* ----------------------------------------------------------- pc_unzip() -- */
 
@@ -136,7 +136,7 @@ struct pc_local_zip {
     ZSTD_CCtx *cctx;   /* the writer's */
     ZSTD_CDict *cdict; /* NULL until trained or loaded; set once (atomic store), then read
                         * by any thread */
-    pthread_mutex_t pool_mu; /* |pool|: contexts of pc_local_zip_encode's callers */
+    pthread_mutex_t pool_mu; /* |pool|: idle contexts for pc_local_zip_borrow */
     ZSTD_CCtx *pool[CCTX_POOL];
     size_t n_pool;
     uint32_t dict_id;
