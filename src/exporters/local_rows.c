@@ -13,9 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Appends the JSON |p| (|n| bytes) as column |c| of row |r|: packed with |z|
- * when it gains (NULL |z|: LATER), else as text. |last| is the column's previous value in the
- * batch (its text and the column it became): an equal value shares its bytes. */
+/* Appends the JSON |p| (|n| bytes) to |rows| as the column |c|: packed with
+ * |z| when it gains (NULL |z|: LATER), else as text. |last| is the column's
+ * previous value in the batch (its text and the column it became): an equal
+ * value shares its bytes. */
 static void put_col(pc_local_rows *rows, pc_local_zip_ctx *z, pc_local_col *c, const char *p,
                     size_t n, pc_buf *last, pc_local_col *last_col)
 {

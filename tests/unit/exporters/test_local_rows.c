@@ -39,11 +39,16 @@ static pc_batch *batch(int k, pc_budget *budget)
     for (int i = 0; i < 20; i++) {
         snprintf(trace, sizeof(trace), "tr-%d-%d", k, i / 4);
         snprintf(span, sizeof(span), "s%d", i);
-        pc_span *s = add_span(b, (span_spec){.trace = trace, .span = span, .name = "chat",
-                                             .type = PC_TYPE_LLM, .start = T0 + i, .end = T0 + i + 9});
+        pc_span *s = add_span(b, (span_spec){.trace = trace,
+                                             .span = span,
+                                             .name = "chat",
+                                             .type = PC_TYPE_LLM,
+                                             .start = T0 + i,
+                                             .end = T0 + i + 9});
         s->resource = res;
         snprintf(prompt, sizeof(prompt),
-                 "batch %d span %d: summarize the \"refund\" policy for the customer's order", k, i);
+                 "batch %d span %d: summarize the \"refund\" policy for the customer's order", k,
+                 i);
         pc_kv *kv = pc_arena_alloc(b->arena, 2 * sizeof(*kv));
         kv[0] = kv_str(b, "gen_ai.prompt", prompt);
         kv[1] = (pc_kv){S(b, "gen_ai.request.temperature"), {.type = PC_V_DOUBLE, .d = 0.7}};

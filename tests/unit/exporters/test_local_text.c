@@ -151,7 +151,8 @@ static pc_str rand_messages(pc_arena *a)
     static const char *const m[] = {
         "",
         "[]",
-        "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"Caf\\u00e9 \\\"q\\\"\"}]}]",
+        "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\","
+        "\"content\":\"Caf\\u00e9 \\\"q\\\"\"}]}]",
         "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"tool_call\",\"id\":\"c1\","
         "\"name\":\"get\",\"arguments\":{\"city\":\"Paris\",\"n\":3,\"x\":0.25}}]}]",
         "[{\"role\":\"user\"", /* cut short */
@@ -193,7 +194,8 @@ static void test_one_span(void)
 {
     pc_arena *a = pc_arena_create(4096);
     pc_kv kv[5] = {
-        {PC_STR_LIT("gen_ai.prompt"), {.type = PC_V_STR, .s = PC_STR_LIT("say \"hi\" \\ caf\xc3\xa9")}},
+        {PC_STR_LIT("gen_ai.prompt"),
+         {.type = PC_V_STR, .s = PC_STR_LIT("say \"hi\" \\ caf\xc3\xa9")}},
         {PC_STR_LIT("n"), {.type = PC_V_INT, .i = -42}},
         {PC_STR_LIT("t"), {.type = PC_V_DOUBLE, .d = 0.7}},
         {PC_STR_LIT("ok"), {.type = PC_V_BOOL, .b = true}},
