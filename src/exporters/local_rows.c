@@ -38,6 +38,23 @@ static void put_col(pc_local_rows *rows, pc_local_zip_ctx *z, pc_local_col *c, c
     *last_col = *c;
 }
 
+/* Column |c| of span |s| (local_rows.h's order): its JSON written into
+ * |json| (reset), or the span's own messages text. */
+static pc_str column(pc_buf *json, const pc_span *s, int c)
+{
+    pc_buf_reset(json);
+    switch (c) {
+    case 0: pc_attrs_write_json(json, &s->attrs); break;
+    case 1: pc_events_write_json(json, s->events, s->n_events); break;
+    case 2: pc_links_write_json(json, s->links, s->n_links); break;
+    case 3: pc_attrs_write_json(json, s->resource ? s->resource : &pc_empty_attrs); break;
+    case 4: pc_scope_write_json(json, s->scope ? s->scope : &pc_empty_scope); break;
+    case 5: return s->input_messages.p ? s->input_messages : PC_STR_LIT("");
+    default: return s->output_messages.p ? s->output_messages : PC_STR_LIT("");
+    }
+    return (pc_str){json->data, json->len};
+}
+
 pc_local_rows *pc_local_rows_encode(const pc_batch *b, pc_local_zip *z)
 {
     pc_local_rows *rows = pc_xcalloc(1, sizeof(*rows));
@@ -52,26 +69,8 @@ pc_local_rows *pc_local_rows_encode(const pc_batch *b, pc_local_zip *z)
         pc_local_row *r = &rows->row[i];
         if (s->carrier) continue; /* its events are written apart (local_events.h) */
         for (int c = 0; c < PC_LOCAL_COLS; c++) {
-            const char *p;
-            size_t n;
-            pc_buf_reset(&json);
-            switch (c) {
-            case 0: pc_attrs_write_json(&json, &s->attrs); break;
-            case 1: pc_events_write_json(&json, s->events, s->n_events); break;
-            case 2: pc_links_write_json(&json, s->links, s->n_links); break;
-            case 3: pc_attrs_write_json(&json, s->resource ? s->resource : &pc_empty_attrs); break;
-            case 4: pc_scope_write_json(&json, s->scope ? s->scope : &pc_empty_scope); break;
-            default: break;
-            }
-            if (c < 5) {
-                p = json.data;
-                n = json.len;
-            } else {
-                pc_str m = c == 5 ? s->input_messages : s->output_messages;
-                p = m.p ? m.p : "";
-                n = m.n;
-            }
-            put_col(rows, zc, &r->col[c], p, n, &last[c], &last_col[c]);
+            pc_str v = column(&json, s, c);
+            put_col(rows, zc, &r->col[c], v.p, v.n, &last[c], &last_col[c]);
         }
         r->text_off = rows->bytes.len;
         pc_local_span_text(&rows->bytes, s);

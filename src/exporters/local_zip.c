@@ -355,6 +355,19 @@ void pc_local_zip_wait(pc_local_zip *z)
     pthread_mutex_unlock(&z->mu);
 }
 
+/* Appends the frame of the |n| bytes |p| (at least PC_LOCAL_ZIP_MIN) packed
+ * with |cc| and |cd| to |out|: true, or false (nothing appended) when it does
+ * not gain. Both packing ways go through it. */
+static bool pack_with(ZSTD_CCtx *cc, const ZSTD_CDict *cd, const char *p, size_t n, pc_buf *out)
+{
+    size_t cap = ZSTD_compressBound(n);
+    pc_buf_reserve(out, cap);
+    size_t got = ZSTD_compress_usingCDict(cc, out->data + out->len, cap, p, n, cd);
+    if (ZSTD_isError(got) || got >= n) return false;
+    out->len += got;
+    return true;
+}
+
 bool pc_local_zip_pack(pc_local_zip *z, const char *p, size_t n, pc_buf *out)
 {
     if (!z || n < PC_LOCAL_ZIP_MIN) return false;
@@ -363,12 +376,7 @@ bool pc_local_zip_pack(pc_local_zip *z, const char *p, size_t n, pc_buf *out)
         return false;
     }
     pc_buf_reset(out);
-    size_t cap = ZSTD_compressBound(n);
-    pc_buf_reserve(out, cap);
-    size_t got = ZSTD_compress_usingCDict(z->cctx, out->data, cap, p, n, z->cdict);
-    if (ZSTD_isError(got) || got >= n) return false;
-    out->len = got;
-    return true;
+    return pack_with(z->cctx, z->cdict, p, n, out);
 }
 
 struct pc_local_zip_ctx {
@@ -407,11 +415,5 @@ void pc_local_zip_give_back(pc_local_zip *z, pc_local_zip_ctx *c)
 int pc_local_zip_encode(pc_local_zip_ctx *c, const char *p, size_t n, pc_buf *out)
 {
     if (!c) return -1;
-    if (n < PC_LOCAL_ZIP_MIN) return 0;
-    size_t cap = ZSTD_compressBound(n);
-    pc_buf_reserve(out, cap);
-    size_t got = ZSTD_compress_usingCDict(c->cctx, out->data + out->len, cap, p, n, c->cdict);
-    if (ZSTD_isError(got) || got >= n) return 0;
-    out->len += got;
-    return 1;
+    return n >= PC_LOCAL_ZIP_MIN && pack_with(c->cctx, c->cdict, p, n, out);
 }

@@ -7,10 +7,10 @@
  * thread that hands the batch to the exporter (pc_local_zip_encode);
  * local_txn.c packs on the writer thread those encoded before the dictionary
  * existed (pc_local_zip_pack, which gathers the samples); every SQL that
- * reads them (local_store.c's reads and search, local_writer.c's retention) wraps the
- * column in pc_unzip(), an SQL function pc_local_zip_register adds to each
- * connection. The search text (local_text.h) is always computed from the
- * plain JSON, never from the compressed bytes.
+ * reads them (local_store.c's reads and search, local_writer.c's retention)
+ * wraps the column in pc_unzip(), an SQL function pc_local_zip_register adds
+ * to each connection. The search text (local_text.h) is never computed from
+ * the compressed bytes.
  *
  * Stored form (local_schema.c, schema 5): such a column holds either TEXT,
  * the JSON itself (every row written before the dictionary existed, every row
