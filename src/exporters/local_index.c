@@ -55,8 +55,10 @@
 #define INDEX_VERSION 1
 #define CATCHUP_CHUNK 20000 /* spans per catch-up transaction */
 #define INDEX_CACHE_KIB 4096 /* the connection's page cache (the writer's is 64 MiB) */
-#define GATHER_MS 100
-#define GATHER_BYTES (1u << 20)
+#define GATHER_MS 250
+#define GATHER_BYTES (2u << 20)
+_Static_assert(GATHER_BYTES < PC_LOCAL_INDEX_QUEUE_MAX,
+               "the writer would wait before a gather ends");
 
 static const char SCHEMA[] =
     "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(text, content='', detail=none,"
@@ -277,8 +279,13 @@ static int catch_up(pc_local_index *ix, const char *path)
  * GATHER_BYTES of text to be queued (unless stopping or a flush waits), so
  * one transaction of the index takes many of the writer's. FTS5 flushes a
  * segment per transaction and merges them later; fewer, larger segments
- * cost the index thread about 10 % less CPU per span, and the spans past
- * upto (read directly by every search) stay at most GATHER_MS behind.
+ * cost the index thread less CPU per span (gathering 100 ms against none:
+ * about a tenth; 250 ms or 2 MiB against 100 ms or 1 MiB, on a 13M-span
+ * store: 14.6-17.9 us a span against 18.9-27.4, bench/README.md), and the
+ * spans past upto (read directly by every search) stay at most GATHER_MS, or
+ * GATHER_BYTES of text (about 4,000 spans of the query-scale workload),
+ * behind. GATHER_BYTES stays under PC_LOCAL_INDEX_QUEUE_MAX, where the
+ * writer would wait.
  */
 static void gather(pc_local_index *ix)
 {
