@@ -281,11 +281,12 @@ static int catch_up(pc_local_index *ix, const char *path)
  * segment per transaction and merges them later; fewer, larger segments
  * cost the index thread less CPU per span (gathering 100 ms against none:
  * about a tenth; 250 ms or 2 MiB against 100 ms or 1 MiB, on a 13M-span
- * store: 14.6-17.9 us a span against 18.9-27.4, bench/README.md), and the
- * spans past upto (read directly by every search) stay at most GATHER_MS, or
- * GATHER_BYTES of text (about 4,000 spans of the query-scale workload),
- * behind. GATHER_BYTES stays under PC_LOCAL_INDEX_QUEUE_MAX, where the
- * writer would wait.
+ * store: 14.6-17.9 us a span against 18.9-27.4, bench/README.md). The
+ * spans past upto, which every search reads directly, are the ones gathered
+ * (at most GATHER_MS, or GATHER_BYTES of text: about 4,000 spans of the
+ * query-scale workload) and the ones queued while a transaction is written.
+ * GATHER_BYTES stays under PC_LOCAL_INDEX_QUEUE_MAX, where the writer would
+ * wait.
  */
 static void gather(pc_local_index *ix)
 {
