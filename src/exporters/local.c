@@ -182,6 +182,7 @@ typedef struct pc_local {
     pc_local_builder *builder; /* builds the stats rollups, from start() on */
     pc_local_writer w;
     pc_local_reader *reader;
+    pc_local_recent *recent; /* the index's text not yet written, for searches */
     pc_store store;
 
     pthread_mutex_t mu;     /* everything below */
@@ -555,8 +556,9 @@ static void *local_create(const char *id, const void *cfgp, const pc_consumer *n
     memcpy(L->search_path, cfg->directory, dl);
     memcpy(L->search_path + dl, "/" PC_LOCAL_INDEX_FILE, sizeof("/" PC_LOCAL_INDEX_FILE));
 
-    L->reader =
-        pc_local_reader_create(L->id, L->path, L->search_path, cfg->query_timeout_ms);
+    L->recent = pc_local_recent_create();
+    L->reader = pc_local_reader_create(L->id, L->path, L->search_path, L->recent,
+                                       cfg->query_timeout_ms);
     L->store.ops = &pc_local_store_ops;
     L->store.ctx = L->reader;
     return L;
@@ -578,7 +580,7 @@ static int local_start(void *ctx, pc_host *host)
     L->ckpt = pc_local_checkpoint_create(L->id, L->path, L->db, PC_LOCAL_CHECKPOINT_PAGES,
                                          PC_LOCAL_RESTART_PAGES, &gate);
     if (!L->ckpt) return -1;
-    L->index = pc_local_index_create(L->id, L->search_path, L->path, &gate);
+    L->index = pc_local_index_create(L->id, L->search_path, L->path, &gate, L->recent);
     if (!L->index) return -1;
     if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample,
                              L->index) < 0)
@@ -635,6 +637,7 @@ static void local_destroy(void *ctx)
     /* Readers before the writer: the last connection to close checkpoints the
      * WAL and removes it, which a read-only one cannot do. */
     pc_local_reader_destroy(L->reader);
+    pc_local_recent_destroy(L->recent); /* after the index and the readers using it */
     pc_local_writer_fini(&L->w);
     sqlite3_close(L->db);
     if (L->sync_ready) {

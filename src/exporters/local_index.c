@@ -33,6 +33,7 @@
 #include "local_index.h"
 
 #include "local_checkpoint.h"
+#include "local_recent.h"
 #include "local_schema.h"
 #include "local_store.h"
 #include "local_text.h"
@@ -94,6 +95,7 @@ struct pc_local_index {
     const char *id;
     sqlite3 *db; /* main: prela-search.db; store: prela.db (read only by the catch-up) */
     pc_local_checkpoint *ckpt; /* checkpoints main's log */
+    pc_local_recent *recent;   /* borrowed: the text for searches until written (or NULL) */
     sqlite3_stmt *begin, *commit, *rollback, *ins, *del, *set_upto;
     doc_list staged; /* writer thread only */
     pc_buf join;        /* the index thread's (catch_up's before it): a block's texts joined */
@@ -329,6 +331,7 @@ static void *index_main(void *arg)
         if (rc != SQLITE_OK) ix->failed = true;
         if (ix->failed) ix->queue_upto = ix->upto; /* nothing more to advance */
         else ix->upto = upto;
+        if (!ix->failed) pc_local_recent_indexed(ix->recent, upto);
         ix->busy = false;
         pthread_cond_broadcast(&ix->room_cv);
     }
@@ -342,10 +345,11 @@ static int prepare(pc_local_index *ix, const char *sql, sqlite3_stmt **st)
 }
 
 pc_local_index *pc_local_index_create(const char *id, const char *path, const char *store_path,
-                                      const pc_local_gate *gate)
+                                      const pc_local_gate *gate, pc_local_recent *recent)
 {
     pc_local_index *ix = pc_xcalloc(1, sizeof(*ix));
     ix->id = id;
+    ix->recent = recent;
     list_init(&ix->staged);
     list_init(&ix->queue);
     pthread_mutex_init(&ix->mu, NULL);
@@ -383,6 +387,7 @@ pc_local_index *pc_local_index_create(const char *id, const char *path, const ch
         prepare(ix, "UPDATE main.index_state SET upto = ?1", &ix->set_upto) < 0)
         goto fail;
     if (catch_up(ix, path) < 0) goto fail;
+    pc_local_recent_reset(recent, ix->upto);
     rc = pthread_create(&ix->thread, NULL, index_main, ix);
     if (rc != 0) {
         pc_log(PC_LOG_ERROR, id, "cannot start the search index thread: %s", strerror(rc));
@@ -428,6 +433,7 @@ void pc_local_index_add(pc_local_index *ix, int64_t block, pc_index_op op, const
     doc *d = pc_xmalloc(sizeof(*d) + n);
     *d = (doc){.next = NULL, .block = block, .op = op, .n = n};
     memcpy(d->text, text, n);
+    if (op == PC_INDEX_ADD) pc_local_recent_add(ix->recent, block, text, n);
     *ix->staged.tail = d;
     ix->staged.tail = &d->next;
     ix->staged.bytes += n;
@@ -435,6 +441,7 @@ void pc_local_index_add(pc_local_index *ix, int64_t block, pc_index_op op, const
 
 void pc_local_index_commit(pc_local_index *ix, int64_t upto)
 {
+    pc_local_recent_commit(ix->recent, upto); /* searchable before a wait for room */
     pthread_mutex_lock(&ix->mu);
     while (ix->queue.bytes > PC_LOCAL_INDEX_QUEUE_MAX && !ix->stopping)
         pthread_cond_wait(&ix->room_cv, &ix->mu);
@@ -451,6 +458,7 @@ void pc_local_index_commit(pc_local_index *ix, int64_t upto)
 
 void pc_local_index_abort(pc_local_index *ix)
 {
+    pc_local_recent_abort(ix->recent);
     list_free(&ix->staged);
 }
 

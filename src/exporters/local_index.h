@@ -7,11 +7,13 @@
  * search text during a transaction of prela.db (pc_local_index_add); after
  * that transaction commits, pc_local_index_commit queues what it staged, with
  * the largest spans rowid it inserted; the index thread writes what is queued
- * in one transaction of prela-search.db (after gathering up to 100 ms or
- * 1 MiB of it, local_index.c; adjacent pieces of one block's text as one
+ * in one transaction of prela-search.db (after gathering up to 250 ms or
+ * 2 MiB of it, local_index.c; adjacent pieces of one block's text as one
  * document) and advances index_state.upto with it.
  * Readers (local_query.c's pool) attach the file as `search` and take as search
- * candidates span_text's blocks and the traces of the spans past upto, so a
+ * candidates span_text's blocks and, for the spans past upto, the blocks
+ * whose recent text matches (local_recent.h: the ADD documents, handed over
+ * at pc_local_index_commit) and the traces of the spans past that text, so a
  * span is found as soon as its batch is acknowledged (local_schema.c, schema
  * 7, has the contract).
  */
@@ -19,6 +21,7 @@
 #define PC_LOCAL_INDEX_H
 
 #include "local_checkpoint.h"
+#include "local_recent.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,11 +46,14 @@ typedef enum { PC_INDEX_ADD, PC_INDEX_DELETE } pc_index_op;
  * indexes the spans past its upto (after a crash, a lost or new file, or the
  * migration to schema 7: every span; logged when there are many) and starts
  * the index thread. |gate| (NULL: none) holds the file's readers back for a
- * restart of its log (local_checkpoint.h). Returns NULL after logging as |id|
+ * restart of its log (local_checkpoint.h). |recent| (borrowed, NULL: none;
+ * it must outlive the index) gets the ADD documents with their spans (from
+ * after the catch-up) and what the file committed (local_recent.h), for the
+ * searches of the spans past upto. Returns NULL after logging as |id|
  * (borrowed).
  */
 pc_local_index *pc_local_index_create(const char *id, const char *path, const char *store_path,
-                                      const pc_local_gate *gate);
+                                      const pc_local_gate *gate, pc_local_recent *recent);
 
 /* Writes what is queued, stops the thread, closes the file. Accepts NULL. */
 void pc_local_index_destroy(pc_local_index *ix);

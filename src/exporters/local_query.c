@@ -44,6 +44,7 @@
 struct pc_local_reader {
     const char *id;
     char *path, *search_path;
+    pc_local_recent *recent; /* borrowed (or NULL) */
     int64_t timeout_ns; /* statement time limit */
     pthread_mutex_t mu;
     pthread_cond_t freed; /* a connection came back (mu) */
@@ -55,16 +56,23 @@ struct pc_local_reader {
 };
 
 pc_local_reader *pc_local_reader_create(const char *id, const char *path,
-                                        const char *search_path, int64_t query_timeout_ms)
+                                        const char *search_path, pc_local_recent *recent,
+                                        int64_t query_timeout_ms)
 {
     pc_local_reader *r = pc_xcalloc(1, sizeof(*r));
     r->id = id;
+    r->recent = recent;
     r->timeout_ns = query_timeout_ms * 1000000;
     r->path = pc_xstrdup(path);
     r->search_path = pc_xstrdup(search_path);
     pthread_mutex_init(&r->mu, NULL);
     pc_cond_init_mono(&r->freed);
     return r;
+}
+
+pc_local_recent *pc_local_reader_recent(const pc_local_reader *r)
+{
+    return r->recent;
 }
 
 void pc_local_reader_destroy(pc_local_reader *r)

@@ -59,7 +59,8 @@
  *              cost is binding them.
  *   span_text  (in prela-search.db from version 7: local_index.c has its file,
  *              thread and upto; what it holds is as below, up to the spans
- *              past upto, which search reads directly)
+ *              past upto, which search matches in local_recent.h's text or
+ *              reads directly)
  *              FTS5, contentless (content=''), detail=none, columnsize=0,
  *              tokenizer pc_trigram (local_text.h: the distinct case-folded
  *              trigrams of each line). rowid = a search block, tid >>

@@ -9,7 +9,8 @@
  *
  * Search (store.h search): a query of 3+ code points asks the FTS5 trigram
  * index for candidate blocks of traces (local_schema.c; local_text.h: an AND
- * of trigrams), once (candidate_blocks). Up to SEARCH_CANDIDATES of them:
+ * of trigrams), and the recent text the index has not written yet
+ * (local_recent.h), once (candidate_blocks). Up to SEARCH_CANDIDATES of them:
  * their traces, newest first, are verified one by one (pc_span_match,
  * local_contains.h: pc_contains over the recomputed search text of the
  * trace's spans, skipped for a span whose stored bytes rule it out) until
@@ -38,6 +39,7 @@
 #include "local_events.h"
 #include "span_events.h"
 #include "local_query.h"
+#include "local_recent.h"
 #include "local_stats.h"
 #include "local_schema.h"
 #include "local_text.h"
@@ -178,30 +180,42 @@ static int64_t type_bit(const char *name)
     return 0;
 }
 
-/* The traces of the spans the search index has not written yet (local_index.h:
- * past index_state.upto), candidates of every indexed query beside span_text's
- * blocks. upto commits with the documents it covers, so whichever snapshots
- * of the two files a statement reads, a span it sees in spans is either past
- * the upto it reads or in the index it reads. */
-#define TAIL_TIDS                                                                                  \
-    "SELECT s.tid FROM spans s WHERE s.rowid > (SELECT upto FROM search.index_state)"
+/* The traces of the spans past ?19, the rowid past which candidate_blocks
+ * found no text to match (local_recent.h): candidates of every indexed query
+ * beside the blocks it named. */
+#define TAIL_TIDS "SELECT s.tid FROM spans s WHERE s.rowid > ?19"
 
 /*
- * The FTS5 candidates of |fts|, read once: the blocks span_text names, at
- * most |cap| + 1, written to |ids| (reset first) as a JSON array of rowids
- * for json_each (BLOCK_TIDS, CANDIDATES), and their number plus that of
- * span_event_text's matching rows (at most |cap| + 1 too); -1 on failure.
- * The statements after it take the blocks from |ids| instead of asking the
- * index again (a second pass cost as much as the first: 1.4-4.5 ms for a
- * word of the 10M-span benchmark).
+ * The candidates of the text |text| (|tn| bytes; |fts| its FTS5 query),
+ * read once: the blocks span_text names, at most |cap| + 1, and those of the
+ * recent text (local_recent.h) past the index's upto that contain |text|,
+ * at most |cap| + 1 more, written to |ids| (reset first) as a JSON array of
+ * block numbers for json_each (BLOCK_TIDS, CANDIDATES); *|tail| gets the
+ * rowid past which spans are candidates unread (TAIL_TIDS: the index's upto
+ * when the recent text does not reach back to it). Returns the number of
+ * blocks plus that of span_event_text's matching rows (at most |cap| + 1),
+ * or -1 on failure. The statements after it take the blocks from |ids|
+ * instead of asking the index again (a second pass cost as much as the
+ * first: 1.4-4.5 ms for a word of the 10M-span benchmark).
+ *
+ * Why the recent text: the spans past upto are a few thousand while ingest
+ * runs (local_index.c's gather), and verifying each of their traces from its
+ * stored spans was most of a rare word's search time beside ingest.
+ * Snapshots: upto and the blocks come from one state of the index (one read
+ * transaction); a span of prela.db's snapshot past upto is either in the
+ * recent text read after it (committed before its piece was added) or past
+ * *|tail|.
  */
-static int64_t candidate_blocks(query *q, const char *fts, int cap, pc_buf *ids)
+static int64_t candidate_blocks(query *q, const char *fts, const char *text, size_t tn, int cap,
+                                pc_buf *ids, int64_t *tail)
 {
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
     int rc;
     pc_buf_reset(ids);
     pc_buf_putc(ids, '[');
+    int64_t upto = pc_local_scalar(q->db, "SELECT upto FROM search.index_state");
+    if (upto < 0) return -1;
     if (sqlite3_prepare_v2(q->db,
                            "SELECT rowid FROM search.span_text WHERE span_text MATCH ?1"
                            " LIMIT ?2 + 1",
@@ -217,9 +231,16 @@ static int64_t candidate_blocks(query *q, const char *fts, int cap, pc_buf *ids)
     }
     sqlite3_finalize(st);
     st = NULL;
+    if (n < 0) return -1;
+    int64_t *recent = pc_xmalloc(((size_t)cap + 1) * sizeof(*recent));
+    int m = 0;
+    *tail = pc_local_recent_match(pc_local_reader_recent(q->r), upto, text, tn, cap, recent, &m);
+    for (int i = 0; i < m; i++)
+        pc_buf_printf(ids, "%s%lld", n + i ? "," : "", (long long)recent[i]);
+    free(recent);
+    n += m;
     pc_buf_putc(ids, ']');
     pc_buf_putc(ids, '\0');
-    if (n < 0) return -1;
     int64_t events = -1;
     if (sqlite3_prepare_v2(q->db,
                            "SELECT count(*) FROM (SELECT 1 FROM span_event_text"
@@ -238,7 +259,8 @@ static int64_t candidate_blocks(query *q, const char *fts, int cap, pc_buf *ids)
  * and verifies each, which finds a page of a common value soon. */
 #define ATTR_CANDIDATES 256
 
-/* The tids of the blocks (16 traces each) listed in ?16 (candidate_blocks). */
+/* The tids of the blocks (16 traces each) listed in ?16 and of the spans past
+ * ?19 (candidate_blocks). */
 #define BLOCK_TIDS                                                                                 \
     "SELECT t.tid FROM json_each(?16) b JOIN traces t ON t.tid >= b.value << " BLOCK_BITS          \
     " AND t.tid < (b.value + 1) << " BLOCK_BITS " UNION " TAIL_TIDS
@@ -312,17 +334,22 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
 {
     query q;
     /* The statement is prepared once the attribute filter's candidates are
-     * counted, on the same connection, in the same snapshot (TAIL_TIDS) and
-     * under the same deadline. */
+     * counted, on the same connection, in the same snapshot (candidate_blocks:
+     * the blocks and upto come from one state of the index) and under the same
+     * deadline. */
     int orc = pc_local_query_begin(&q, ctx, "list traces");
     if (orc < 0) return orc;
     pc_buf blocks = PC_BUF_INIT; /* the attribute filter's candidate blocks */
+    int64_t tail = 0;            /* and the rowid past which spans are candidates */
     bool attr_fts = false;
     if (f->attr_key && f->attr_value) {
         pc_buf fts = PC_BUF_INIT;
-        attr_fts = pc_local_fts_query(&fts, f->attr_value, strlen(f->attr_value)) > 0;
+        size_t vn = strlen(f->attr_value);
+        attr_fts = pc_local_fts_query(&fts, f->attr_value, vn) > 0;
         pc_buf_putc(&fts, '\0');
-        int64_t n = attr_fts ? candidate_blocks(&q, fts.data, ATTR_CANDIDATES, &blocks) : 0;
+        int64_t n = attr_fts ? candidate_blocks(&q, fts.data, f->attr_value, vn, ATTR_CANDIDATES,
+                                                &blocks, &tail)
+                             : 0;
         pc_buf_free(&fts);
         if (n < 0) {
             pc_buf_free(&blocks);
@@ -374,7 +401,10 @@ static int list_traces(void *ctx, const pc_trace_filter *f, pc_trace_cb cb, void
     if (f->user_id) bind_cstr(q.st, 13, f->user_id);
     if (f->model) bind_cstr(q.st, 14, f->model);
     if (f->min_cost > 0) sqlite3_bind_double(q.st, 15, f->min_cost);
-    if (attr_fts) sqlite3_bind_text(q.st, 16, blocks.data, -1, SQLITE_TRANSIENT);
+    if (attr_fts) {
+        sqlite3_bind_text(q.st, 16, blocks.data, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q.st, 19, tail);
+    }
     if (f->attr_key && f->attr_value) {
         bind_cstr(q.st, 17, f->attr_key);
         bind_cstr(q.st, 18, f->attr_value);
@@ -498,16 +528,17 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
 
     query q;
     /* The statement is prepared after the candidates are counted, on the same
-     * connection, in the same snapshot (TAIL_TIDS: the blocks and upto must
-     * come from one state of the index) and under the same deadline. */
+     * connection, in the same snapshot (candidate_blocks: the blocks and upto
+     * must come from one state of the index) and under the same deadline. */
     int orc = pc_local_query_begin(&q, ctx, "search");
     if (orc < 0) {
         pc_buf_free(&fts);
         return orc;
     }
     pc_buf blocks = PC_BUF_INIT;
+    int64_t tail = 0;
     if (indexed) {
-        int64_t n = candidate_blocks(&q, fts.data, SEARCH_CANDIDATES, &blocks);
+        int64_t n = candidate_blocks(&q, fts.data, text, tn, SEARCH_CANDIDATES, &blocks, &tail);
         if (n < 0) {
             pc_buf_free(&fts);
             pc_buf_free(&blocks);
@@ -531,7 +562,10 @@ static int search(void *ctx, const char *project_id, const char *text, int limit
     }
     sqlite3_bind_text(q.st, 1, fts.data, -1, SQLITE_STATIC);
     if (project_id) bind_cstr(q.st, 3, project_id);
-    if (indexed) sqlite3_bind_text(q.st, 16, blocks.data, -1, SQLITE_STATIC);
+    if (indexed) {
+        sqlite3_bind_text(q.st, 16, blocks.data, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q.st, 19, tail);
+    }
     sqlite3_bind_text(verify, 2, text, (int)tn, SQLITE_STATIC);
     int found = 0;
     while (found < limit && (rc = sqlite3_step(q.st)) == SQLITE_ROW) {

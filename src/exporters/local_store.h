@@ -120,11 +120,15 @@ typedef struct pc_local_reader pc_local_reader;
 
 /* Creates an empty pool for |path|, each connection attaching the search
  * index |search_path| as `search` (local_index.h); connections open on first
- * use. |id| is borrowed.
+ * use. |id| and |recent| (the index's recent text, local_recent.h; NULL:
+ * none) are borrowed.
  * Every read statement stops after |query_timeout_ms| (a progress handler with
  * a deadline) and its store function returns PC_STORE_TIMEOUT. */
 pc_local_reader *pc_local_reader_create(const char *id, const char *path,
-                                        const char *search_path, int64_t query_timeout_ms);
+                                        const char *search_path, pc_local_recent *recent,
+                                        int64_t query_timeout_ms);
+/* The |recent| the pool was created with. */
+pc_local_recent *pc_local_reader_recent(const pc_local_reader *r);
 /* Closes every idle connection and frees the pool. Accepts NULL. */
 void pc_local_reader_destroy(pc_local_reader *r);
 /* The pool as its files' checkpointers' gate (local_checkpoint.h): a held

@@ -2,7 +2,8 @@
  * test_local_index.c - the embedded store's search index file (schema 7,
  * local_index.c), through the real `local` exporter and its store() reads.
  *
- * Spans the index has not written (past index_state.upto) are still found;
+ * Spans the index has not written (past index_state.upto) are still found,
+ * through the recent text while the index thread cannot write;
  * a start indexes what the file lacks: after a lost queue (upto behind), a
  * file that does not belong to the store (upto past every span: cleared and
  * rebuilt), a deleted file; more text than the queue holds at once is all
@@ -39,13 +40,14 @@ static void ix_exec(const char *ix, const char *sql)
     sqlite3_close(db);
 }
 
-/* Three traces of two spans, one word of each trace in a span name. */
-static void load_words(store_h *h, const char *const words[3])
+/* Three traces of two spans (ids |prefix|-0 to 2), one word of each trace in
+ * a span name. */
+static void load_words(store_h *h, const char *prefix, const char *const words[3])
 {
     pc_batch *b = new_batch(pc_time_now_ns());
     for (int i = 0; i < 3; i++) {
         char trace[16], name[64];
-        snprintf(trace, sizeof(trace), "ix-%d", i);
+        snprintf(trace, sizeof(trace), "%s-%d", prefix, i);
         snprintf(name, sizeof(name), "step with %s inside", words[i]);
         add_span(b, (span_spec){.trace = trace, .span = "a", .name = name, .start = T0,
                                 .end = T0 + 1});
@@ -63,7 +65,7 @@ static void test_tail_and_catch_up(void)
     char db[256], ix[256], dir[64];
     paths(&h, db, ix, sizeof(db));
     snprintf(dir, sizeof(dir), "%s", h.dir);
-    load_words(&h, words);
+    load_words(&h, "ix", words);
     pc_local_search_flush(h.ctx);
     CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"),
                  db_int(db, "SELECT max(rowid) FROM spans"));
@@ -118,6 +120,54 @@ static void test_tail_and_catch_up(void)
     close_store(&h, true);
 }
 
+/*
+ * The index thread cannot write (a connection of the test's own holds the
+ * file's write lock): the spans acknowledged meanwhile are past upto and
+ * found through the recent text (local_recent.h), beside the indexed ones;
+ * once the lock goes, the thread writes them and they are found in the
+ * index.
+ */
+static void test_held_index(void)
+{
+    static const char *const old[3] = {"aardvarkian", "bandicootish", "capybaresque"};
+    static const char *const fresh[3] = {"dromedarial", "echidnaform", "fennecoidal"};
+    store_h h;
+    open_store(&h, NULL, NULL);
+    char db[256], ix[256];
+    paths(&h, db, ix, sizeof(db));
+    load_words(&h, "old", old);
+    pc_local_search_flush(h.ctx);
+    int64_t upto = db_int(ix, "SELECT upto FROM index_state");
+    CHECK_EQ_INT(upto, 6);
+
+    sqlite3 *hold = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(ix, &hold, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(hold, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    load_words(&h, "fresh", fresh);
+    /* a span of an indexed trace, past upto */
+    pc_batch *b = new_batch(pc_time_now_ns());
+    add_span(b, (span_spec){.trace = "old-0", .span = "c", .parent = "a",
+                            .name = "gnuish follow-up", .start = T0, .end = T0 + 1});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(search_count(&h, NULL, "Dromedarial"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "FENNECOIDAL"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "gnuish"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "aardvarkian"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "with"), 6);
+    CHECK_EQ_INT(search_count(&h, NULL, "nowhere-at-all"), 0);
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"), upto); /* none written */
+    CHECK_EQ_INT(sqlite3_exec(hold, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(hold);
+
+    pc_local_search_flush(h.ctx);
+    CHECK_EQ_INT(db_int(ix, "SELECT upto FROM index_state"), 13);
+    CHECK_EQ_INT(fts_hits(db, "\"dro\" AND \"ial\""), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "dromedarial"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "gnuish"), 1);
+    CHECK_EQ_INT(search_count(&h, NULL, "with"), 6);
+    close_store(&h, true);
+}
+
 /* More search text than PC_LOCAL_INDEX_QUEUE_MAX in one go: the writer waits
  * for room, and every document gets written. */
 static void test_queue_full(void)
@@ -166,7 +216,7 @@ static void test_documents_of_a_block(void)
     char db[256], ix[300];
     paths(&h, db, ix, sizeof(db));
     snprintf(ix, sizeof(ix), "%s/data/store/other-search.db", h.dir);
-    pc_local_index *x = pc_local_index_create("test", ix, db, NULL);
+    pc_local_index *x = pc_local_index_create("test", ix, db, NULL, NULL);
     CHECK(x != NULL);
     if (!x) {
         close_store(&h, true);
@@ -214,6 +264,7 @@ static void test_documents_of_a_block(void)
 int main(void)
 {
     RUN(test_tail_and_catch_up);
+    RUN(test_held_index);
     RUN(test_queue_full);
     RUN(test_documents_of_a_block);
     return CHECK_DONE();
