@@ -4,7 +4,8 @@
  * events, input_messages, output_messages) answers exactly what
  * pc_contains(pc_search_text(...), needle) answers, including the stored
  * bytes that differ from the search text (JSON escapes, numbers written
- * again, keys, Unicode folding), where its shortcut must not decide.
+ * again, keys, Unicode folding), where its shortcut must not decide; and
+ * pc_local_needle_in answers what a brute force over the folded text does.
  */
 #include "check.h"
 
@@ -12,6 +13,8 @@
 #include "exporters/local_text.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -116,9 +119,115 @@ static void test_hidden_bytes(void)
     sqlite3_close(db);
 }
 
+/* The folded form of |n| bytes at |s| as the search folds it, written here
+ * from the contract (each code point folded by pc_local_fold; a malformed
+ * byte is itself), into |out| (4 bytes of room per byte); returns its length. */
+static size_t fold_ref(const unsigned char *s, size_t n, unsigned char *out)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char b = s[i];
+        size_t len = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3
+                                   : (b & 0xF8) == 0xF0 ? 4 : 0;
+        uint32_t c = b;
+        bool ok = len > 0 && i + len <= n;
+        if (ok && len > 1) {
+            c = b & (0x7F >> len);
+            for (size_t k = 1; k < len; k++) {
+                if ((s[i + k] & 0xC0) != 0x80) ok = false;
+                c = (c << 6) | (s[i + k] & 0x3F);
+            }
+        }
+        if (!ok) {
+            out[m++] = b;
+            i++;
+            continue;
+        }
+        m += pc_local_utf8_put(pc_local_fold(c), out + m);
+        i += len;
+    }
+    return m;
+}
+
+/* Whether |q| occurs in |t| under fold_ref, by brute force. */
+static int contains_ref(const unsigned char *t, size_t tn, const unsigned char *q, size_t qn)
+{
+    static unsigned char ft[4 * 4096], fq[4 * 256];
+    size_t ftn = fold_ref(t, tn, ft), fqn = fold_ref(q, qn, fq);
+    if (fqn == 0) return 1;
+    for (size_t i = 0; i + fqn <= ftn; i++)
+        if (memcmp(ft + i, fq, fqn) == 0) return 1;
+    return 0;
+}
+
+/*
+ * pc_local_needle_in against the brute force over random texts: ASCII of
+ * both cases, code points the folding changes (a capital's bytes never hold
+ * ASCII), stray bytes, and needles cut from the text with their case
+ * flipped, so the 16-at-a-time path, its last positions and its candidates
+ * are all exercised; ASCII needles and others.
+ */
+static void test_needle_random(void)
+{
+    static const char *const pieces[] = {"a", "B", "t", "E", " ", "th", "Th", "\xc3\x89",
+                                         "\xc3\xa9", "\xd0\x9f", "\xc4\xb0", "\xff", "\n", "x",
+                                         "-", "@", "`", "\xe2\x82\xac"};
+    enum { NPIECES = sizeof(pieces) / sizeof(pieces[0]) };
+    uint64_t x = 12345;
+    unsigned char t[4096], q[256];
+    int hits = 0, runs = 0;
+    for (int round = 0; round < 3000; round++) {
+        size_t tn = 0;
+        size_t want = 1 + (size_t)(round % 7 == 0 ? 1000 : round % 90);
+        while (tn < want && tn + 4 < sizeof(t)) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            const char *p = pieces[(x >> 33) % NPIECES];
+            memcpy(t + tn, p, strlen(p));
+            tn += strlen(p);
+        }
+        for (int k = 0; k < 4; k++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t qn = 1 + (x >> 40) % 12, at = (x >> 20) % tn;
+            if (at + qn > tn) qn = tn - at;
+            memcpy(q, t + at, qn);
+            for (size_t i = 0; i < qn; i++) /* flip the case of some ASCII letters */
+                if (((x >> (i % 60)) & 1) && ((q[i] | 0x20) >= 'a' && (q[i] | 0x20) <= 'z'))
+                    q[i] ^= 0x20;
+            if (k == 3) q[qn / 2] = 'z'; /* mostly a miss */
+            pc_local_needle *nd = pc_local_needle_create((const char *)q, qn);
+            int got = pc_local_needle_in(nd, (const char *)t, tn);
+            int ref = contains_ref(t, tn, q, qn);
+            if (got != ref)
+                fprintf(stderr, "round %d: needle of %zu bytes in %zu: %d, brute force %d\n",
+                        round, qn, tn, got, ref);
+            CHECK_EQ_INT(got, ref);
+            pc_local_needle_destroy(nd);
+            hits += ref;
+            runs++;
+        }
+    }
+    CHECK(hits > runs / 2);
+    CHECK(hits < runs);
+
+    /* a text built to look like the needle: found at its very end, and the
+     * work stays linear (the KMP automaton takes over) */
+    static unsigned char big[1 << 20];
+    memset(big, 'a', sizeof(big));
+    static const char needle[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaBaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    pc_local_needle *nd = pc_local_needle_create(needle, strlen(needle));
+    CHECK_EQ_INT(pc_local_needle_in(nd, (const char *)big, sizeof(big)), 0);
+    memcpy(big + sizeof(big) - strlen(needle), needle, strlen(needle));
+    big[sizeof(big) - 32] = 'b';
+    CHECK_EQ_INT(pc_local_needle_in(nd, (const char *)big, sizeof(big)), 1);
+    big[sizeof(big) - 32] = 'c';
+    CHECK_EQ_INT(pc_local_needle_in(nd, (const char *)big, sizeof(big)), 0);
+    pc_local_needle_destroy(nd);
+}
+
 int main(void)
 {
     RUN(test_same_answers);
     RUN(test_hidden_bytes);
+    RUN(test_needle_random);
     return CHECK_DONE();
 }
