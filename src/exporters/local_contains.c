@@ -10,9 +10,10 @@
  * matched as itself. O(len(text) + len(needle)) whatever the input. The
  * needle's failure table is built once per statement and kept as SQLite
  * auxiliary data of the needle's argument (SQLite may drop it at any time;
- * then the next row builds it again). pc_span_match first runs the same table
- * over a span's stored bytes with ASCII case folding (raw_contains) when
- * raw_safe says those bytes can rule the needle out.
+ * then the next row builds it again). An ASCII needle skips the decoding:
+ * ascii_contains scans the raw bytes ignoring ASCII case, and pc_span_match
+ * first runs it over a span's stored bytes when raw_safe says those bytes
+ * can rule the needle out.
  */
 #include "local_contains.h"
 
@@ -256,13 +257,6 @@ static int contains(const deadline *dl, const needle *nd, const unsigned char *t
     return 0;
 }
 
-/* Whether |nd| (raw_ok, so ascii) occurs in the bytes |t| (|tn|) ignoring
- * ASCII case: 1, 0, or -1 past the deadline |dl|. */
-static int raw_contains(const deadline *dl, const needle *nd, const unsigned char *t, size_t tn)
-{
-    return ascii_contains(dl, nd, t, tn);
-}
-
 /* The needle of argument |arg|, from SQLite's auxiliary data or built
  * (*|fresh| set: the caller hands it to sqlite3_set_auxdata last). */
 static needle *needle_of(sqlite3_context *ctx, sqlite3_value **argv, int arg, bool *fresh)
@@ -294,7 +288,7 @@ static void fn_span_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     int r = 0;
     bool maybe = !nd->raw_ok;
     for (int i = 0; i < 5 && !maybe && r >= 0; i++) {
-        r = raw_contains(dl, nd, (const unsigned char *)t[i], n[i]);
+        r = ascii_contains(dl, nd, (const unsigned char *)t[i], n[i]); /* raw_ok: ASCII */
         maybe = r == 1 || (n[i] >= 2 && memmem(t[i], n[i], "\\u", 2));
     }
     if (maybe && r >= 0) {
