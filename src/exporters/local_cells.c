@@ -315,28 +315,50 @@ static bool subtract_bins(pc_cell *c, pc_cell *neg)
     return true;
 }
 
+bool pc_cell_subtract(pc_cell *c, pc_cell *neg)
+{
+    pc_stats_row *r = &c->row;
+    const pc_stats_row *m = &neg->row;
+    if (r->spans < m->spans || r->traces < m->traces || r->errors < m->errors ||
+        r->unpriced < m->unpriced || c->priced < neg->priced)
+        return false;
+    r->spans -= m->spans;
+    r->traces -= m->traces;
+    r->errors -= m->errors;
+    r->unpriced -= m->unpriced;
+    r->input_tokens -= m->input_tokens;
+    r->output_tokens -= m->output_tokens;
+    r->cost_usd -= m->cost_usd;
+    c->priced -= neg->priced;
+    c->has_cost = c->priced > 0;
+    if (!c->has_cost) r->cost_usd = 0;
+    return subtract_bins(c, neg);
+}
+
+void pc_cell_add(pc_cell *c, const pc_cell *more)
+{
+    pc_stats_row *r = &c->row;
+    const pc_stats_row *m = &more->row;
+    r->spans += m->spans;
+    r->traces += m->traces;
+    r->errors += m->errors;
+    r->unpriced += m->unpriced;
+    r->input_tokens = pc_tokens_add(r->input_tokens, m->input_tokens);
+    r->output_tokens = pc_tokens_add(r->output_tokens, m->output_tokens);
+    r->cost_usd += m->cost_usd; /* 0 while a cell has no cost (emit makes it NAN) */
+    c->has_cost = c->has_cost || more->has_cost;
+    c->priced += more->priced;
+    for (size_t i = 0; i < more->n_bins; i++)
+        pc_cell_bin(c, (int)(more->bins[i] >> 32), (uint32_t)(more->bins[i] & 0xffffffffu));
+}
+
 bool pc_cells_subtract(pc_cells *a, pc_cells *neg)
 {
     bool emptied = false;
     for (size_t j = 0; j < neg->keys.used; j++) {
         long i = keys_lookup(&a->keys, neg->keys.k[j], neg->keys.s[j], neg->keys.n[j]);
-        if (i < 0) return false;
-        pc_stats_row *r = &a->cells[i].row;
-        const pc_stats_row *m = &neg->cells[j].row;
-        if (r->spans < m->spans || r->traces < m->traces || r->errors < m->errors ||
-            r->unpriced < m->unpriced || a->cells[i].priced < neg->cells[j].priced)
-            return false;
-        r->spans -= m->spans;
-        r->traces -= m->traces;
-        r->errors -= m->errors;
-        r->unpriced -= m->unpriced;
-        r->input_tokens -= m->input_tokens;
-        r->output_tokens -= m->output_tokens;
-        r->cost_usd -= m->cost_usd;
-        a->cells[i].priced -= neg->cells[j].priced;
-        a->cells[i].has_cost = a->cells[i].priced > 0;
-        if (!subtract_bins(&a->cells[i], &neg->cells[j])) return false;
-        emptied = emptied || r->spans == 0;
+        if (i < 0 || !pc_cell_subtract(&a->cells[i], &neg->cells[j])) return false;
+        emptied = emptied || a->cells[i].row.spans == 0;
     }
     return !(emptied && a->cut);
 }
@@ -379,7 +401,7 @@ void pc_cell_encode_bins(pc_cell *c, pc_buf *out)
     int64_t bin = -1;
     for (size_t i = 0; i <= c->n_bins; i++) {
         int64_t b = i < c->n_bins ? (int64_t)(c->bins[i] >> 32) : -2;
-        if (b != bin && bin >= 0) {
+        if (b != bin && bin >= 0 && count > 0) { /* a bin emptied by a subtraction: none */
             put_varint(out, (uint64_t)bin - last);
             put_varint(out, count);
             last = (uint64_t)bin;

@@ -107,6 +107,14 @@ void pc_cells_free(pc_cells *a);
  */
 bool pc_cells_subtract(pc_cells *a, pc_cells *neg);
 
+/* One cell's part of pc_cells_subtract: |neg|'s figures taken from |c|'s.
+ * False, with |c| unusable, when a count would go below zero or a bin of
+ * |neg| is missing from |c|. */
+bool pc_cell_subtract(pc_cell *c, pc_cell *neg);
+
+/* Adds |more|'s figures (bins, priced spans and has_cost included) to |c|. */
+void pc_cell_add(pc_cell *c, const pc_cell *more);
+
 /* |c|'s bins in stored form (stats_rollup.bins: (bin delta, count) varint
  * pairs, bins ascending) appended to |out|. */
 void pc_cell_encode_bins(pc_cell *c, pc_buf *out);

@@ -1,37 +1,343 @@
 /*
- * local_rollup.c - the writer's hour bookkeeping for the stats rollups (see
- * local_rollup.h; the tables' contract is local_schema.c's).
- *
- * Why an hour is marked rather than its rollup updated in place: a trace
- * counts in the hour its group begins, which a late earlier span moves;
- * latency bins and costs would need read-modify-write of every touched
- * hour per transaction; and retention takes spans away. Marking costs the
- * writer one upsert per distinct hour per transaction, and rebuilding an
- * hour from its spans (pc_local_rollup_build) is right by construction.
+ * local_rollup.c - the embedded store's stats rollups kept by its writes,
+ * and building an hour from its spans (see local_rollup.h; the tables'
+ * contract is local_schema.c's).
  */
 #include "local_rollup.h"
 
 #include "local_stats.h"
 #include "local_store.h"
+#include "histo.h"
+#include "log.h"
 #include "mem.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-#define HOUR "3600000000000"
+#define HOUR_NS 3600000000000LL
+#define KINDS PC_ROLLUP_KINDS
 
+/* ------------------------------------------------------------- deltas -- */
+
+static const char STORED[] =
+    "SELECT start_ns, llm_model, service_name, span_type FROM spans WHERE tid = ?1";
+static const char HOUR_GET[] = "SELECT built FROM stats_hours WHERE hour = ?1";
+static const char HOUR_NEW[] = "INSERT INTO stats_hours (hour, built, dirty_ns) VALUES (?1, 1, ?2)";
 static const char TOUCH[] =
     "INSERT INTO stats_hours (hour, built, dirty_ns) VALUES (?1, 0, ?2)"
     " ON CONFLICT (hour) DO UPDATE SET built = 0, dirty_ns = excluded.dirty_ns";
+static const char HOUR_LEFT[] = "SELECT 1 FROM stats_rollup WHERE kind = 0 AND hour = ?1 LIMIT 1";
+static const char HOUR_DROP[] = "DELETE FROM stats_hours WHERE hour = ?1";
+static const char ROW_GET[] = "SELECT " PC_ROLLUP_FIGURES " FROM stats_rollup"
+                              " WHERE kind = ?1 AND hour = ?2 AND project_id = ?3 AND grp = ?4";
+static const char ROW_PUT[] =
+    "INSERT OR REPLACE INTO stats_rollup (kind, hour, project_id, grp, " PC_ROLLUP_FIGURES ")"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+static const char ROW_DEL[] = "DELETE FROM stats_rollup"
+                              " WHERE kind = ?1 AND hour = ?2 AND project_id = ?3 AND grp = ?4";
 
-/* ?1 tid: the hour of the trace's first span of each rolled-up group (the
- * first span overall is the first of its model). */
-static const char FIRSTS[] =
-    "SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY llm_model"
-    " UNION SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY service_name"
-    " UNION SELECT min(start_ns) / " HOUR " FROM spans WHERE tid = ?1 GROUP BY span_type";
+int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql)
+{
+    memset(r, 0, sizeof(*r));
+    r->db = db;
+    r->id = id;
+    pc_buf expired = PC_BUF_INIT;
+    pc_local_stats_traces_sql(&expired);
+    pc_buf_printf(&expired, " WHERE t.tid IN (%s)", expired_sql);
+    int rc = pc_local_prepare(id, db, STORED, &r->stored) < 0 ||
+                     pc_local_prepare(id, db, expired.data, &r->expired) < 0 ||
+                     pc_local_prepare(id, db, HOUR_GET, &r->hour_get) < 0 ||
+                     pc_local_prepare(id, db, HOUR_NEW, &r->hour_new) < 0 ||
+                     pc_local_prepare(id, db, TOUCH, &r->touch) < 0 ||
+                     pc_local_prepare(id, db, HOUR_LEFT, &r->hour_left) < 0 ||
+                     pc_local_prepare(id, db, HOUR_DROP, &r->hour_drop) < 0 ||
+                     pc_local_prepare(id, db, ROW_GET, &r->row_get) < 0 ||
+                     pc_local_prepare(id, db, ROW_PUT, &r->row_put) < 0 ||
+                     pc_local_prepare(id, db, ROW_DEL, &r->row_del) < 0
+                 ? -1
+                 : 0;
+    pc_buf_free(&expired);
+    return rc;
+}
+
+void pc_local_rollup_reset(pc_local_rollup *r)
+{
+    for (int k = 0; k < KINDS; k++) {
+        pc_cells_free(&r->acc[k]);
+        r->acc[k] = (pc_cells){.limit = 0}; /* every cell */
+    }
+    pc_keys_clear(&r->groups);
+}
+
+void pc_local_rollup_fini(pc_local_rollup *r)
+{
+    sqlite3_stmt **st[] = {&r->stored,    &r->expired,   &r->hour_get, &r->hour_new,
+                           &r->touch,     &r->hour_left, &r->hour_drop, &r->row_get,
+                           &r->row_put,   &r->row_del};
+    for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+        sqlite3_finalize(*st[i]);
+        *st[i] = NULL;
+    }
+    pc_local_rollup_reset(r);
+    pc_keys_free(&r->groups);
+    free(r->old_first);
+    free(r->new_first);
+    r->old_first = r->new_first = NULL;
+    r->groups_cap = 0;
+    pc_buf_free(&r->key);
+    pc_buf_free(&r->bins);
+}
+
+/* The key "project\0|v|" (|n| bytes) in r->key. */
+static void set_key(pc_local_rollup *r, const void *v, size_t n)
+{
+    r->key.len = r->project_len + 1;
+    if (n) pc_buf_append(&r->key, v, n);
+}
+
+/* Group (|kind|, r->key) of the trace being written starts at |start|, in
+ * its stored spans (|stored|) or its new ones. */
+static void group_at(pc_local_rollup *r, int kind, int64_t start, bool stored)
+{
+    bool added;
+    size_t i = pc_keys_find(&r->groups, kind, r->key.data, r->key.len, &added);
+    if (i >= r->groups_cap) {
+        r->groups_cap = r->groups_cap ? 2 * r->groups_cap : 16;
+        r->old_first = pc_xrealloc(r->old_first, r->groups_cap * sizeof(*r->old_first));
+        r->new_first = pc_xrealloc(r->new_first, r->groups_cap * sizeof(*r->new_first));
+    }
+    if (added) r->old_first[i] = r->new_first[i] = INT64_MAX;
+    int64_t *f = stored ? &r->old_first[i] : &r->new_first[i];
+    if (start < *f) *f = start;
+}
+
+int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid)
+{
+    pc_keys_clear(&r->groups);
+    pc_buf_reset(&r->key);
+    if (project.n) pc_buf_append(&r->key, project.p, project.n);
+    pc_buf_putc(&r->key, '\0');
+    r->project_len = project.n;
+    if (tid == 0) return SQLITE_OK;
+    int rc;
+    sqlite3_bind_int64(r->stored, 1, tid);
+    while ((rc = sqlite3_step(r->stored)) == SQLITE_ROW) {
+        int64_t start = sqlite3_column_int64(r->stored, 0);
+        set_key(r, NULL, 0);
+        group_at(r, 0, start, true);
+        for (int k = 1; k < KINDS; k++) {
+            set_key(r, sqlite3_column_text(r->stored, k),
+                    (size_t)sqlite3_column_bytes(r->stored, k));
+            group_at(r, k, start, true);
+        }
+    }
+    sqlite3_reset(r->stored);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* end - start as SQLite computes it into an integer column read (saturated). */
+static int64_t span_duration(int64_t start, int64_t end)
+{
+    int64_t d;
+    if (!__builtin_sub_overflow(end, start, &d)) return d;
+    return end > start ? INT64_MAX : INT64_MIN;
+}
+
+void pc_local_rollup_span(pc_local_rollup *r, const pc_span *s)
+{
+    bool llm = s->span_type == PC_TYPE_LLM || s->span_type == PC_TYPE_EMBEDDING;
+    pc_local_fig f = {.error = s->status == PC_STATUS_ERROR,
+                      .input_tokens = s->input_tokens,
+                      .output_tokens = s->output_tokens,
+                      .priced = !isnan(s->cost_usd),
+                      .cost_usd = isnan(s->cost_usd) ? 0 : s->cost_usd,
+                      .unpriced = llm && s->llm_model.n > 0 && isnan(s->cost_usd),
+                      .ended = s->end_ns > 0,
+                      .duration_ns = span_duration(s->start_ns, s->end_ns)};
+    const char *type = pc_span_type_name(s->span_type);
+    int64_t bucket = s->start_ns - s->start_ns % HOUR_NS; /* the SQL's start_ns / 1 h */
+    for (int k = 0; k < KINDS; k++) {
+        if (k == 0) set_key(r, NULL, 0);
+        else if (k == 1) set_key(r, s->llm_model.p, s->llm_model.n);
+        else if (k == 2) set_key(r, s->service_name.p, s->service_name.n);
+        else set_key(r, type, strlen(type));
+        group_at(r, k, s->start_ns, false);
+        pc_local_fig_add(pc_cells_get(&r->acc[k], bucket, r->key.data, r->key.len), &f);
+    }
+}
+
+void pc_local_rollup_trace_end(pc_local_rollup *r)
+{
+    pc_keys *g = &r->groups;
+    for (size_t i = 0; i < g->used; i++) {
+        int64_t was = r->old_first[i], now = r->new_first[i];
+        if (now >= was) continue; /* the group began no later before */
+        pc_cells *acc = &r->acc[g->k[i]];
+        int64_t to = now - now % HOUR_NS;
+        if (was != INT64_MAX) {
+            int64_t from = was - was % HOUR_NS;
+            if (from == to) continue;
+            pc_cells_get(acc, from, g->s[i], g->n[i])->row.traces--;
+        }
+        pc_cells_get(acc, to, g->s[i], g->n[i])->row.traces++;
+    }
+    pc_keys_clear(g);
+}
+
+/* Runs |st| with ?1 = |a| and ?2 = |b| (those it has); SQLITE_ROW (the first
+ * column in *|x| when given), SQLITE_DONE or an error. Resets |st|. */
+static int step2(sqlite3_stmt *st, int64_t a, int64_t b, int64_t *x)
+{
+    int n = sqlite3_bind_parameter_count(st);
+    sqlite3_bind_int64(st, 1, a);
+    if (n >= 2) sqlite3_bind_int64(st, 2, b);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && x) *x = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Binds (kind, hour, project, group) of cell |i| of r->acc[|k|] to ?1..?4 of |st|. */
+static void bind_key(pc_local_rollup *r, sqlite3_stmt *st, int k, size_t i)
+{
+    const pc_keys *keys = &r->acc[k].keys;
+    size_t pn = strnlen(keys->s[i], keys->n[i]);
+    sqlite3_bind_int(st, 1, k);
+    sqlite3_bind_int64(st, 2, keys->k[i] / HOUR_NS);
+    sqlite3_bind_text(st, 3, keys->s[i], (int)pn, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, keys->s[i] + pn + 1, (int)(keys->n[i] - pn - 1), SQLITE_STATIC);
+}
+
+/* Adds (|sign| 1) or takes (-1) cell |i| of r->acc[|k|] to or from its
+ * stored row. SQLITE_OK; SQLITE_MISMATCH when the row does not take it (a
+ * count would go below zero, a bin is missing, the bins do not decode): the
+ * hour's rollups are not its spans' any more. */
+static int apply_cell(pc_local_rollup *r, int sign, int k, size_t i)
+{
+    pc_cell *d = &r->acc[k].cells[i], cur = {.row.spans = 0};
+    bind_key(r, r->row_get, k, i);
+    int rc = sqlite3_step(r->row_get);
+    bool fits = rc != SQLITE_ROW || pc_local_rollup_row_add(&cur, r->row_get, 0);
+    sqlite3_reset(r->row_get);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        free(cur.bins);
+        return rc;
+    }
+    rc = SQLITE_OK;
+    if (fits) {
+        if (sign > 0) pc_cell_add(&cur, d);
+        else fits = pc_cell_subtract(&cur, d);
+        fits = fits && cur.row.traces >= 0 && (cur.row.spans > 0 || cur.row.traces == 0);
+    }
+    if (fits) {
+        sqlite3_stmt *st = cur.row.spans > 0 ? r->row_put : r->row_del;
+        bind_key(r, st, k, i);
+        if (cur.row.spans > 0) pc_local_rollup_row_bind(st, 5, &cur, &r->bins);
+        rc = pc_local_step(st);
+    }
+    free(cur.bins);
+    return rc != SQLITE_OK ? rc : fits ? SQLITE_OK : SQLITE_MISMATCH;
+}
+
+/* The hours a flush looks at, each once, and what it does to them. */
+typedef struct hour_plan {
+    int64_t hour;
+    enum { H_APPLY, H_MARK } what;
+} hour_plan;
+
+static int by_hour(const void *a, const void *b)
+{
+    int64_t x = ((const hour_plan *)a)->hour, y = ((const hour_plan *)b)->hour;
+    return x < y ? -1 : x > y;
+}
+
+static hour_plan *plan_of(hour_plan *v, size_t n, int64_t hour)
+{
+    hour_plan key = {.hour = hour};
+    return bsearch(&key, v, n, sizeof(*v), by_hour);
+}
+
+/* Adds (|sign| 1) or takes (-1) r->acc from the hours' rollups at |now_ns|
+ * and forgets the deltas. SQLite code. */
+static int apply(pc_local_rollup *r, int sign, int64_t now_ns)
+{
+    size_t n = 0, cap = 0;
+    hour_plan *v = NULL;
+    for (int k = 0; k < KINDS; k++)
+        for (size_t i = 0; i < r->acc[k].keys.used; i++) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                v = pc_xrealloc(v, cap * sizeof(*v));
+            }
+            v[n++] = (hour_plan){.hour = r->acc[k].keys.k[i] / HOUR_NS};
+        }
+    if (n > 1) qsort(v, n, sizeof(*v), by_hour);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || v[i].hour != v[u - 1].hour) v[u++] = v[i];
+    n = u;
+    int rc = SQLITE_OK;
+    /* an hour with a row says whether it is built; one without holds no span yet */
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        int64_t built = 0;
+        rc = step2(r->hour_get, v[i].hour, 0, &built);
+        if (rc == SQLITE_DONE && sign > 0) {
+            built = 1;
+            rc = step2(r->hour_new, v[i].hour, now_ns, NULL);
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) break;
+        rc = SQLITE_OK;
+        v[i].what = built ? H_APPLY : H_MARK;
+    }
+    for (int k = 0; k < KINDS && rc == SQLITE_OK; k++)
+        for (size_t i = 0; i < r->acc[k].keys.used && rc == SQLITE_OK; i++) {
+            hour_plan *p = plan_of(v, n, r->acc[k].keys.k[i] / HOUR_NS);
+            if (p->what != H_APPLY) continue;
+            rc = apply_cell(r, sign, k, i);
+            if (rc == SQLITE_MISMATCH) { /* left to the builder */
+                pc_log(PC_LOG_WARN, r->id,
+                       "stats rollups: hour %lld did not take a write's figures; it is built again "
+                       "from its spans",
+                       (long long)p->hour);
+                p->what = H_MARK;
+                rc = SQLITE_OK;
+            }
+        }
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        if (v[i].what == H_MARK) {
+            rc = step2(r->touch, v[i].hour, now_ns, NULL);
+        } else if (sign < 0) { /* an hour left without spans has no row */
+            rc = step2(r->hour_left, v[i].hour, 0, NULL);
+            if (rc == SQLITE_DONE) rc = step2(r->hour_drop, v[i].hour, 0, NULL);
+        } else {
+            continue;
+        }
+        rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+    }
+    free(v);
+    pc_local_rollup_reset(r);
+    return rc;
+}
+
+int pc_local_rollup_flush(pc_local_rollup *r, int64_t now_ns)
+{
+    return apply(r, 1, now_ns);
+}
+
+int pc_local_rollup_purge(pc_local_rollup *r, int64_t cutoff_ns, int64_t now_ns)
+{
+    pc_local_rollup_reset(r);
+    sqlite3_bind_int64(r->expired, 1, cutoff_ns);
+    int rc = pc_local_stats_gather_traces(r->expired, r->acc);
+    sqlite3_reset(r->expired);
+    return rc == SQLITE_OK ? apply(r, -1, now_ns) : rc;
+}
+
+/* -------------------------------------------------------------- builds -- */
 
 /* ?1 quiet bound: the newest hour due, and its mark (the build's change check). */
 static const char NEXT[] = "SELECT hour, dirty_ns FROM stats_hours"
@@ -45,88 +351,6 @@ static const char DROP[] = "DELETE FROM stats_hours WHERE hour = ?1";
  * its mark when gathered (a write since makes it due as any written hour). */
 static const char DEFER[] =
     "UPDATE stats_hours SET dirty_ns = ?2 WHERE hour = ?1 AND built = 0 AND dirty_ns = ?3";
-
-int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql)
-{
-    char purge[1024];
-    snprintf(purge, sizeof(purge),
-             "INSERT INTO stats_hours (hour, built, dirty_ns) SELECT DISTINCT start_ns / " HOUR
-             ", 0, ?2 FROM spans WHERE tid IN (%s) AND true"
-             " ON CONFLICT (hour) DO UPDATE SET built = 0, dirty_ns = excluded.dirty_ns",
-             expired_sql);
-    r->db = db;
-    return pc_local_prepare(id, db, TOUCH, &r->touch) < 0 ||
-                   pc_local_prepare(id, db, FIRSTS, &r->firsts) < 0 ||
-                   pc_local_prepare(id, db, purge, &r->purge) < 0
-               ? -1
-               : 0;
-}
-
-void pc_local_rollup_fini(pc_local_rollup *r)
-{
-    sqlite3_finalize(r->touch);
-    sqlite3_finalize(r->firsts);
-    sqlite3_finalize(r->purge);
-    free(r->hours);
-    r->hours = NULL;
-    r->n = r->cap = 0;
-}
-
-static void add_hour(pc_local_rollup *r, int64_t hour)
-{
-    if (r->n > 0 && r->hours[r->n - 1] == hour) return; /* a trace's spans, mostly */
-    if (r->n == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 64;
-        r->hours = pc_xrealloc(r->hours, r->cap * sizeof(*r->hours));
-    }
-    r->hours[r->n++] = hour;
-}
-
-void pc_local_rollup_span(pc_local_rollup *r, int64_t start_ns)
-{
-    add_hour(r, start_ns / 3600000000000LL);
-}
-
-int pc_local_rollup_stored(pc_local_rollup *r, int64_t tid)
-{
-    int rc;
-    sqlite3_bind_int64(r->firsts, 1, tid);
-    while ((rc = sqlite3_step(r->firsts)) == SQLITE_ROW)
-        add_hour(r, sqlite3_column_int64(r->firsts, 0));
-    sqlite3_reset(r->firsts);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-int pc_local_rollup_flush(pc_local_rollup *r, int64_t now_ns)
-{
-    if (r->n > 1) qsort(r->hours, r->n, sizeof(*r->hours), by_value);
-    int rc = SQLITE_OK;
-    for (size_t i = 0; i < r->n && rc == SQLITE_OK; i++) {
-        if (i > 0 && r->hours[i] == r->hours[i - 1]) continue;
-        sqlite3_bind_int64(r->touch, 1, r->hours[i]);
-        sqlite3_bind_int64(r->touch, 2, now_ns);
-        rc = sqlite3_step(r->touch);
-        sqlite3_reset(r->touch);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-    }
-    r->n = 0;
-    return rc;
-}
-
-int pc_local_rollup_purge(pc_local_rollup *r, int64_t cutoff_ns, int64_t now_ns)
-{
-    sqlite3_bind_int64(r->purge, 1, cutoff_ns);
-    sqlite3_bind_int64(r->purge, 2, now_ns);
-    int rc = sqlite3_step(r->purge);
-    sqlite3_reset(r->purge);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
 
 static int run(sqlite3 *db, const char *sql)
 {

@@ -1,20 +1,38 @@
 /*
- * local_rollup.h - the embedded store's hour bookkeeping for the stats
- * rollups: which hours a write changed, and building them again.
+ * local_rollup.h - the embedded store's stats rollups kept by its writes:
+ * each write's figures added to (or retention's taken from) the rollups of
+ * the hours they fall in, in the same transaction, and building an hour
+ * from its spans for the hours that are not kept that way.
  *
  * Where it sits: inside the writer (local_store.h's pc_local_writer), on the
- * writer thread only. local_txn.c reports each span a transaction inserted
- * and each stored trace it adds spans to, and flushes the hours before the
- * commit; retention marks the hours of the spans it deletes. Building an
- * hour again (pc_local_rollup_build, on any connection) is the builder
- * thread's (local_builder.h), and the writer's for pc_local_build_rollups
- * (local_stats.c gathers and stores the figures). The tables and their
- * invariants are local_schema.c's (stats_hours, stats_rollup).
+ * writer thread only. local_txn.c reports each trace a transaction writes
+ * spans to and each span it inserts, and flushes before the commit;
+ * retention reports the traces it deletes. Building an hour (pc_local_rollup_build,
+ * on any connection) is the builder thread's (local_builder.h), and the
+ * writer's for pc_local_build_rollups (local_stats.c gathers and stores the
+ * figures). The tables and their invariants are local_schema.c's
+ * (stats_hours, stats_rollup).
+ *
+ * The deltas: every figure adds up over spans (local_stats.c), and a
+ * trace counts in the hour of its first span of each group, so a write's
+ * figures are the sum of its spans' (each span in its hour and groups) plus
+ * the trace moves: +1 where a trace's group begins now (a group new to the
+ * trace, or a span earlier than its first one), -1 where it began before.
+ * A flush adds them to every hour whose stats_hours row says built, and
+ * creates new hours built; an hour that is not built (a store from before
+ * this, or one whose rollups did not take a delta) is marked written
+ * instead (built = 0, dirty_ns) and left to the builder. Retention takes
+ * the figures of the traces it deletes from their hours the same way, and
+ * drops an hour left without spans. So the builder only ever builds hours
+ * of older stores and hours something went wrong in, and an hour that takes
+ * sustained writes stays built.
  */
 #ifndef PC_LOCAL_ROLLUP_H
 #define PC_LOCAL_ROLLUP_H
 
+#include "local_cells.h"
 #include "local_stats.h"
+#include "span.h"
 
 typedef struct pc_local_reader pc_local_reader; /* local_store.h */
 
@@ -24,11 +42,22 @@ typedef struct pc_local_reader pc_local_reader; /* local_store.h */
 
 typedef struct pc_local_rollup {
     sqlite3 *db;
-    sqlite3_stmt *touch;  /* an hour written: built = 0, dirty_ns */
-    sqlite3_stmt *firsts; /* the hours of a stored trace's first span of each group */
-    sqlite3_stmt *purge;  /* the hours of the expired traces' spans, touched */
-    int64_t *hours; /* hours this transaction wrote (duplicates removed at flush) */
-    size_t n, cap;
+    const char *id;
+    sqlite3_stmt *stored;  /* ?1 tid: its spans' starts and groups */
+    sqlite3_stmt *expired; /* ?1 cutoff: the spans of retention's traces (gather columns) */
+    sqlite3_stmt *hour_get, *hour_new, *touch, *hour_left, *hour_drop;
+    sqlite3_stmt *row_get, *row_put, *row_del;
+    /* the deltas since the last flush, per kind: (hour's first ns,
+     * "project\0value") → figures (traces may be negative) */
+    pc_cells acc[PC_ROLLUP_KINDS];
+    /* the trace being written: its groups (kind, "project\0value") and the
+     * first start among its stored spans and among its new ones */
+    pc_keys groups;
+    int64_t *old_first, *new_first;
+    size_t groups_cap;
+    size_t project_len; /* the project's bytes in |key| */
+    pc_buf key;         /* scratch: "project\0value" */
+    pc_buf bins;        /* scratch: a row's stored bins */
 } pc_local_rollup;
 
 /* Prepares the statements on the writer connection |db|; |expired_sql| is
@@ -37,21 +66,28 @@ typedef struct pc_local_rollup {
 int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql);
 void pc_local_rollup_fini(pc_local_rollup *r);
 
-/* A span starting at |start_ns| was inserted in this transaction. */
-void pc_local_rollup_span(pc_local_rollup *r, int64_t start_ns);
+/* Forgets the deltas (a transaction begins; the last one may have failed). */
+void pc_local_rollup_reset(pc_local_rollup *r);
 
-/* Before spans are added to the stored trace |tid|: the hours of its first
- * span of each rolled-up group, which a new earlier span would move.
+/* Spans are about to be added to the trace |tid| of |project| (0: a trace
+ * new in this transaction): before the first is inserted, its stored spans'
+ * groups are read. SQLite code. */
+int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid);
+
+/* |s| was inserted into the trace of the last pc_local_rollup_trace. */
+void pc_local_rollup_span(pc_local_rollup *r, const pc_span *s);
+
+/* The trace's spans are written: its trace moves become deltas. */
+void pc_local_rollup_trace_end(pc_local_rollup *r);
+
+/* Applies the deltas since the last reset to the hours' rollups (see above)
+ * at wall-clock |now_ns|, inside the writer's transaction, and forgets them.
  * SQLite code. */
-int pc_local_rollup_stored(pc_local_rollup *r, int64_t tid);
-
-/* Marks the hours reported since the last flush as written at wall-clock
- * |now_ns| (not built); inside the writer's transaction. SQLite code. */
 int pc_local_rollup_flush(pc_local_rollup *r, int64_t now_ns);
 
-/* Inside a retention transaction, before the spans are deleted: marks the
- * hours of the spans of the traces expired at |cutoff_ns| (init's
- * |expired_sql|) as written at |now_ns|. SQLite code. */
+/* Inside a retention transaction, before the spans are deleted: takes the
+ * figures of the traces expired at |cutoff_ns| (init's |expired_sql|) from
+ * their hours (at wall-clock |now_ns|). SQLite code. */
 int pc_local_rollup_purge(pc_local_rollup *r, int64_t cutoff_ns, int64_t now_ns);
 
 /* pc_local_rollup_build's answers besides 0 (none due), 1 (built) and -1. */

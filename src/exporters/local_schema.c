@@ -113,17 +113,24 @@
  *              KEY: start_ns / 1 h, built, dirty_ns). Invariant: every hour
  *              that holds a span has a row (an hour without one holds none);
  *              built = 1 only while stats_rollup holds exactly the figures of
- *              that hour's spans now (pc_local_rollup_build). Every write that
- *              can change an hour's figures sets built = 0 and dirty_ns (wall
- *              clock at its commit: a new mark) in the same transaction: a
- *              span inserted (its hour), a span added to a stored trace
- *              before the stored first span of one of its groups (that first
- *              span's hour: the trace's count moves), retention (the hours of
- *              the spans it deletes).
- *              stats_hours_dirty (dirty_ns) WHERE built = 0: the builder
- *              thread builds the hours no write touched for rollup_quiet,
- *              newest first, storing an hour's figures only if its mark did
- *              not change since it read them (local_rollup.h).
+ *              that hour's spans now. Every write that can change an hour's
+ *              figures (a span inserted: its hour; a span added to a stored
+ *              trace before the stored first span of one of its groups, or in
+ *              a group new to it: the hours the trace's count moves between;
+ *              retention: the hours of the spans it deletes), in the same
+ *              transaction, either adds its figures to (retention: takes them
+ *              from) the rows of an hour with built = 1, or of a new hour it
+ *              creates with built = 1, and deletes the stats_hours row of an
+ *              hour it leaves without spans; or, for an hour with built = 0 or
+ *              whose rows do not take the figures, sets built = 0 and dirty_ns
+ *              (wall clock at its commit: a new mark) (local_rollup.h). Until
+ *              issue 15's write-time rollups every write did the latter; the
+ *              rows mean the same either way, so that change needed no new
+ *              version. stats_hours_dirty (dirty_ns) WHERE built = 0: the
+ *              builder thread (pc_local_rollup_build) builds the hours no
+ *              write touched for rollup_quiet, newest first, storing an hour's
+ *              figures only if its mark did not change since it read them
+ *              (local_rollup.h).
  *   stats_rollup  version 6: (kind, hour, project_id, grp) WITHOUT ROWID,
  *              the figures of one hour's spans per project and group: kind
  *              0 (no group: grp ''), 1 model, 2 service, 3 span type; spans,

@@ -35,7 +35,10 @@
  * read. stats_rollup holds them per (kind, hour, project, group) for the
  * groups none, model, service and span type (project is a key of every
  * row); stats_hours says which hours hold spans and which of those are
- * built (local_schema.c has the invariants). A read whose buckets are whole
+ * built (local_schema.c has the invariants). The writes keep the built
+ * hours' rows (local_rollup.h: each transaction adds its figures, computed
+ * as here); an hour is gathered here to be built only in a store from
+ * before that, or when its rows did not take a write's figures. A read whose buckets are whole
  * hours (interval 0 or a multiple of 1 h) and whose group is one of those
  * takes every built hour of its window from stats_rollup and gathers the
  * rest (the partial hours at its ends, the hours written since they were
@@ -81,7 +84,7 @@ static const char *group_col(pc_stats_group g)
 
 /* The rollup kinds (stats_rollup.kind): none (the project is the row's key,
  * so none and project both read kind 0), model, service, span type. */
-#define KINDS 4
+#define KINDS PC_ROLLUP_KINDS
 static const char *const kind_cols[KINDS] = {"''", "s.llm_model", "s.service_name", "s.span_type"};
 
 /*
@@ -167,24 +170,58 @@ static void trace_done(firsts *f, const gather *g)
     pc_keys_clear(&f->keys);
 }
 
-/* Adds the span figures of the row at column |c| of |st| to |c|ell. */
-static void add_span(pc_cell *c, sqlite3_stmt *st, int col)
+void pc_local_fig_add(pc_cell *c, const pc_local_fig *f)
 {
     if (!c) return; /* past the answer's cut */
     c->row.spans++;
-    c->row.errors += sqlite3_column_int(st, col);
-    int64_t in = sqlite3_column_int64(st, col + 1), out = sqlite3_column_int64(st, col + 2);
-    if (in > 0) c->row.input_tokens = pc_tokens_add(c->row.input_tokens, in);
-    if (out > 0) c->row.output_tokens = pc_tokens_add(c->row.output_tokens, out);
-    if (sqlite3_column_type(st, col + 3) != SQLITE_NULL) {
-        c->row.cost_usd += sqlite3_column_double(st, col + 3);
+    c->row.errors += f->error;
+    if (f->input_tokens > 0)
+        c->row.input_tokens = pc_tokens_add(c->row.input_tokens, f->input_tokens);
+    if (f->output_tokens > 0)
+        c->row.output_tokens = pc_tokens_add(c->row.output_tokens, f->output_tokens);
+    if (f->priced) {
+        c->row.cost_usd += f->cost_usd;
         c->has_cost = true;
         c->priced++;
     }
-    c->row.unpriced += sqlite3_column_int(st, col + 4);
-    if (sqlite3_column_type(st, col + 5) != SQLITE_NULL)
-        pc_cell_bin(c, pc_histo_bin(sqlite3_column_int64(st, col + 5)), 1);
+    c->row.unpriced += f->unpriced;
+    if (f->ended) pc_cell_bin(c, pc_histo_bin(f->duration_ns), 1);
 }
+
+/* The figures of the row at column |col| of |st| (FIGURES' columns). */
+static pc_local_fig row_fig(sqlite3_stmt *st, int col)
+{
+    pc_local_fig f = {.error = sqlite3_column_int(st, col) != 0,
+                      .input_tokens = sqlite3_column_int64(st, col + 1),
+                      .output_tokens = sqlite3_column_int64(st, col + 2),
+                      .priced = sqlite3_column_type(st, col + 3) != SQLITE_NULL,
+                      .cost_usd = sqlite3_column_double(st, col + 3),
+                      .unpriced = sqlite3_column_int(st, col + 4) != 0,
+                      .ended = sqlite3_column_type(st, col + 5) != SQLITE_NULL,
+                      .duration_ns = sqlite3_column_int64(st, col + 5)};
+    return f;
+}
+
+/* The columns gather_rows reads, "SELECT ..." into |sql|: the trace's tid,
+ * the span's start, its group (build: the project and the value of each
+ * kind but none), then its figures (row_fig). Spans s, traces t. */
+static void select_cols(const gather *g, pc_buf *sql)
+{
+    pc_buf_puts(sql, "SELECT t.tid, s.start_ns, ");
+    if (g->build) {
+        pc_buf_puts(sql, "t.project_id");
+        for (int k = 1; k < KINDS; k++)
+            pc_buf_printf(sql, ", %s", kind_cols[k]);
+    } else {
+        pc_buf_puts(sql, group_col(g->group_by));
+    }
+    pc_buf_puts(sql, ", s.status = 'error', s.input_tokens, s.output_tokens, s.cost_usd,"
+                     " s.span_type IN ('llm', 'embedding') AND s.llm_model != ''"
+                     " AND s.cost_usd IS NULL,"
+                     " CASE WHEN s.end_ns > 0 THEN s.end_ns - s.start_ns END");
+}
+
+static int gather_rows(const gather *g, sqlite3_stmt *st);
 
 /* Gathers |g| from the spans. The SQLite code of the last step (SQLITE_DONE
  * when complete). */
@@ -211,21 +248,8 @@ static int gather_spans(const gather *g)
         by_start = g->hi - first < last - g->lo;
     }
     pc_buf sql = PC_BUF_INIT;
-    pc_buf_puts(&sql, "SELECT t.tid, s.start_ns, ");
-    int ngroups = g->build ? KINDS : 1;
-    if (g->build) {
-        pc_buf_puts(&sql, "t.project_id");
-        for (int k = 1; k < KINDS; k++)
-            pc_buf_printf(&sql, ", %s", kind_cols[k]);
-    } else {
-        pc_buf_puts(&sql, group_col(g->group_by));
-    }
-    pc_buf_puts(&sql,
-                ", s.status = 'error', s.input_tokens, s.output_tokens, s.cost_usd,"
-                " s.span_type IN ('llm', 'embedding') AND s.llm_model != ''"
-                " AND s.cost_usd IS NULL,"
-                " CASE WHEN s.end_ns > 0 THEN s.end_ns - s.start_ns END"
-                " FROM traces t INDEXED BY ");
+    select_cols(g, &sql);
+    pc_buf_puts(&sql, " FROM traces t INDEXED BY ");
     /* CROSS JOIN: the traces first, then their spans (spans has no time
      * index), so the rows of one trace come together */
     pc_buf_puts(&sql, by_start ? "traces_started" : "traces_completed");
@@ -240,7 +264,18 @@ static int gather_spans(const gather *g)
     sqlite3_bind_int64(st, 2, g->hi);
     if (g->project_id) sqlite3_bind_text(st, 3, g->project_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 4, since);
+    rc = gather_rows(g, st);
+    sqlite3_finalize(st);
+    return rc;
+}
 
+/* Adds the rows of |st| (select_cols' columns, the rows of one trace
+ * together) to |g|'s cells. The SQLite code of the last step (SQLITE_DONE
+ * when complete). */
+static int gather_rows(const gather *g, sqlite3_stmt *st)
+{
+    int rc;
+    int ngroups = g->build ? KINDS : 1;
     int figures = 2 + (g->build ? KINDS - 1 : 0) + 1; /* column of the first figure */
     firsts f = {0};
     pc_buf key = PC_BUF_INIT;
@@ -252,6 +287,7 @@ static int gather_spans(const gather *g)
         tid = t;
         any = true;
         bool in = start >= g->lo && start < g->hi;
+        pc_local_fig fig = row_fig(st, figures);
         for (int k = 0; k < ngroups; k++) {
             /* build: "project\0value" (kind 0: "project\0"); API: the value */
             pc_buf_reset(&key);
@@ -268,18 +304,68 @@ static int gather_spans(const gather *g)
             const char *kd = key.data ? key.data : "";
             first_seen(&f, k, kd, key.len, start);
             if (in)
-                add_span(pc_cells_get(&g->acc[k], bucket_of(g, start), kd, key.len), st, figures);
+                pc_local_fig_add(pc_cells_get(&g->acc[k], bucket_of(g, start), kd, key.len),
+                                 &fig);
         }
     }
     if (any) trace_done(&f, g);
-    sqlite3_finalize(st);
     pc_keys_free(&f.keys);
     free(f.start);
     pc_buf_free(&key);
     return rc;
 }
 
+void pc_local_stats_traces_sql(pc_buf *sql)
+{
+    gather g = {.build = true};
+    select_cols(&g, sql);
+    pc_buf_puts(sql, " FROM traces t CROSS JOIN spans s ON s.tid = t.tid");
+}
+
+int pc_local_stats_gather_traces(sqlite3_stmt *st, pc_cells acc[PC_ROLLUP_KINDS])
+{
+    gather g = {.lo = INT64_MIN, .hi = INT64_MAX, .interval_ns = HOUR_NS, .build = true,
+                .acc = acc};
+    int rc = gather_rows(&g, st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* ------------------------------------------------------------- rollups -- */
+
+bool pc_local_rollup_row_add(pc_cell *c, sqlite3_stmt *st, int col)
+{
+    c->row.spans += sqlite3_column_int64(st, col);
+    c->row.traces += sqlite3_column_int64(st, col + 1);
+    c->row.errors += sqlite3_column_int64(st, col + 2);
+    c->row.input_tokens = pc_tokens_add(c->row.input_tokens, sqlite3_column_int64(st, col + 3));
+    c->row.output_tokens = pc_tokens_add(c->row.output_tokens, sqlite3_column_int64(st, col + 4));
+    if (sqlite3_column_type(st, col + 5) != SQLITE_NULL) {
+        c->row.cost_usd += sqlite3_column_double(st, col + 5);
+        c->has_cost = true;
+    }
+    c->row.unpriced += sqlite3_column_int64(st, col + 6);
+    c->priced += sqlite3_column_int64(st, col + 8);
+    return pc_cell_decode_bins(c, sqlite3_column_blob(st, col + 7),
+                               (size_t)sqlite3_column_bytes(st, col + 7));
+}
+
+void pc_local_rollup_row_bind(sqlite3_stmt *st, int col, pc_cell *c, pc_buf *bins)
+{
+    pc_buf_reset(bins);
+    pc_cell_encode_bins(c, bins);
+    sqlite3_bind_int64(st, col, c->row.spans);
+    sqlite3_bind_int64(st, col + 1, c->row.traces);
+    sqlite3_bind_int64(st, col + 2, c->row.errors);
+    sqlite3_bind_int64(st, col + 3, c->row.input_tokens);
+    sqlite3_bind_int64(st, col + 4, c->row.output_tokens);
+    if (c->has_cost)
+        sqlite3_bind_double(st, col + 5, c->row.cost_usd);
+    else
+        sqlite3_bind_null(st, col + 5);
+    sqlite3_bind_int64(st, col + 6, c->row.unpriced);
+    sqlite3_bind_blob(st, col + 7, bins->data ? bins->data : "", (int)bins->len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, col + 8, c->priced);
+}
 
 /* The stored rollups of kind |kind| for the built hours in [h0, h1) (hour
  * numbers), added to the API cells of |g|. SQLite code (SQLITE_DONE). */
@@ -287,8 +373,7 @@ static int read_rollups(const gather *g, int kind, int64_t h0, int64_t h1)
 {
     sqlite3_stmt *st = NULL;
     const char *sql =
-        "SELECT r.hour, r.project_id, r.grp, r.spans, r.traces, r.errors, r.input_tokens,"
-        " r.output_tokens, r.cost, r.unpriced, r.bins, r.priced FROM stats_rollup r"
+        "SELECT r.hour, r.project_id, r.grp, " PC_ROLLUP_FIGURES " FROM stats_rollup r"
         " JOIN stats_hours h ON h.hour = r.hour AND h.built = 1"
         " WHERE r.kind = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND (?4 IS NULL OR r.project_id = ?4)";
     int rc = sqlite3_prepare_v2(g->db, sql, -1, &st, NULL);
@@ -304,20 +389,7 @@ static int read_rollups(const gather *g, int kind, int64_t h0, int64_t h1)
         size_t vn = g->group_by == PC_GROUP_NONE ? 0 : (size_t)sqlite3_column_bytes(st, col);
         pc_cell *c = pc_cells_get(g->acc, bucket_of(g, sqlite3_column_int64(st, 0) * HOUR_NS),
                                   v ? v : "", vn);
-        if (!c) continue; /* past the answer's cut */
-        c->row.spans += sqlite3_column_int64(st, 3);
-        c->row.traces += sqlite3_column_int64(st, 4);
-        c->row.errors += sqlite3_column_int64(st, 5);
-        c->row.input_tokens = pc_tokens_add(c->row.input_tokens, sqlite3_column_int64(st, 6));
-        c->row.output_tokens = pc_tokens_add(c->row.output_tokens, sqlite3_column_int64(st, 7));
-        if (sqlite3_column_type(st, 8) != SQLITE_NULL) {
-            c->row.cost_usd += sqlite3_column_double(st, 8);
-            c->has_cost = true;
-        }
-        c->row.unpriced += sqlite3_column_int64(st, 9);
-        c->priced += sqlite3_column_int64(st, 11);
-        if (!pc_cell_decode_bins(c, sqlite3_column_blob(st, 10),
-                                 (size_t)sqlite3_column_bytes(st, 10))) {
+        if (c && !pc_local_rollup_row_add(c, st, 3)) { /* !c: past the answer's cut */
             rc = SQLITE_CORRUPT;
             break;
         }
@@ -523,8 +595,7 @@ int pc_local_stats_store_hour(sqlite3 *db, pc_local_hour *h, int64_t *spans)
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(
             db,
-            "INSERT INTO stats_rollup (kind, hour, project_id, grp, spans,"
-            " traces, errors, input_tokens, output_tokens, cost, unpriced, bins, priced)"
+            "INSERT INTO stats_rollup (kind, hour, project_id, grp, " PC_ROLLUP_FIGURES ")"
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             -1, &ins, NULL);
     if (rc == SQLITE_OK) {
@@ -541,25 +612,12 @@ int pc_local_stats_store_hour(sqlite3 *db, pc_local_hour *h, int64_t *spans)
             size_t vn, pn;
             split_key(acc->keys.s[i], acc->keys.n[i], &v, &vn, &pn);
             if (k == 0) *spans += c->row.spans;
-            pc_buf_reset(&bins);
-            pc_cell_encode_bins(c, &bins);
             sqlite3_reset(ins);
             sqlite3_bind_int(ins, 1, k);
             sqlite3_bind_int64(ins, 2, h->hour);
             sqlite3_bind_text(ins, 3, acc->keys.s[i], (int)pn, SQLITE_STATIC);
             sqlite3_bind_text(ins, 4, v, (int)vn, SQLITE_STATIC);
-            sqlite3_bind_int64(ins, 5, c->row.spans);
-            sqlite3_bind_int64(ins, 6, c->row.traces);
-            sqlite3_bind_int64(ins, 7, c->row.errors);
-            sqlite3_bind_int64(ins, 8, c->row.input_tokens);
-            sqlite3_bind_int64(ins, 9, c->row.output_tokens);
-            if (c->has_cost)
-                sqlite3_bind_double(ins, 10, c->row.cost_usd);
-            else
-                sqlite3_bind_null(ins, 10);
-            sqlite3_bind_int64(ins, 11, c->row.unpriced);
-            sqlite3_bind_blob(ins, 12, bins.data ? bins.data : "", (int)bins.len, SQLITE_STATIC);
-            sqlite3_bind_int64(ins, 13, c->priced);
+            pc_local_rollup_row_bind(ins, 5, c, &bins);
             rc = sqlite3_step(ins);
         }
     }

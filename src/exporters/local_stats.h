@@ -10,10 +10,56 @@
 #ifndef PC_LOCAL_STATS_H
 #define PC_LOCAL_STATS_H
 
+#include "local_cells.h"
 #include "store.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+/* The rollup kinds (stats_rollup.kind): 0 none (the project is a key of
+ * every row), 1 model, 2 service, 3 span type (local_cells.h's
+ * pc_stats_kind). */
+#define PC_ROLLUP_KINDS 4
+
+/* stats_rollup's figure columns, in the order pc_local_rollup_row_add reads
+ * and pc_local_rollup_row_bind binds them. */
+#define PC_ROLLUP_FIGURES                                                                          \
+    "spans, traces, errors, input_tokens, output_tokens, cost, unpriced, bins, priced"
+
+/* One span's figures, as the stats count them (the stored span's columns). */
+typedef struct pc_local_fig {
+    bool error;                          /* status error */
+    int64_t input_tokens, output_tokens; /* counted when > 0 */
+    bool priced;                         /* a known cost: cost_usd */
+    double cost_usd;
+    bool unpriced; /* an LLM or embedding span naming a model, without a cost */
+    bool ended;    /* end_ns > 0: duration_ns = end_ns - start_ns goes in a bin */
+    int64_t duration_ns;
+} pc_local_fig;
+
+/* Adds span figures |f| to cell |c| (none when NULL: past a read's cut). */
+void pc_local_fig_add(pc_cell *c, const pc_local_fig *f);
+
+/* Adds the stored figures at columns |col|.. of |st| (PC_ROLLUP_FIGURES) to
+ * |c|; false when the bins do not decode. */
+bool pc_local_rollup_row_add(pc_cell *c, sqlite3_stmt *st, int col);
+
+/* Binds |c|'s figures to parameters |col|.. of |st| (PC_ROLLUP_FIGURES), the
+ * bins encoded through |bins| (scratch). */
+void pc_local_rollup_row_bind(sqlite3_stmt *st, int col, pc_cell *c, pc_buf *bins);
+
+/* "SELECT ... FROM traces t CROSS JOIN spans s ON s.tid = t.tid" with the
+ * columns pc_local_stats_gather_traces reads, into |sql|; the caller adds a
+ * WHERE on t that selects whole traces and orders nothing (a trace's spans
+ * come together through the join). */
+void pc_local_stats_traces_sql(pc_buf *sql);
+
+/* Adds the spans |st| (pc_local_stats_traces_sql's, bound) yields to |acc|,
+ * one pc_cells per kind keyed (the hour's first ns, "project\0value"): every
+ * span in its hour, and each trace once per group in the hour of its first
+ * span there, as a build counts them. SQLite code (SQLITE_OK). */
+int pc_local_stats_gather_traces(sqlite3_stmt *st, pc_cells acc[PC_ROLLUP_KINDS]);
 
 /* store.h's stats over a pc_local_reader: built hours from stats_rollup, the
  * rest from the spans. */

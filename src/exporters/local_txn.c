@@ -355,13 +355,10 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
         rc = pc_local_step(w->ins_trace);
         if (rc != SQLITE_OK) return rc;
         tid = sqlite3_last_insert_rowid(w->db);
-    } else if (g->all.started < g->completed) {
-        /* a new span may start before the stored first span of its group
-         * (which starts no later than the trace completes): that hour's
-         * rollups change too */
-        rc = pc_local_rollup_stored(&w->rollup, tid);
-        if (rc != SQLITE_OK) return rc;
     }
+    /* a stored trace's groups, before its new spans: where each began */
+    rc = pc_local_rollup_trace(&w->rollup, g->all.first->project_id, fresh ? 0 : tid);
+    if (rc != SQLITE_OK) return rc;
     trace_acc done = {0};
     int64_t block = tid >> PC_LOCAL_BLOCK_BITS;
     if (block != t->block) {
@@ -376,12 +373,13 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
         rc = write_span(w, t, tid, &t->items[i], &inserted);
         if (rc != SQLITE_OK) return rc;
         if (!inserted) continue;
-        pc_local_rollup_span(&w->rollup, s->start_ns);
+        pc_local_rollup_span(&w->rollup, s);
         acc_add(&done, s, t->items[i].created_ns);
         rc = add_model(w, &ms, tid, s->llm_model);
         if (rc == SQLITE_OK) rc = add_model(w, &ms, tid, s->llm_request_model);
         if (rc != SQLITE_OK) return rc;
     }
+    pc_local_rollup_trace_end(&w->rollup);
     if (fresh && done.count == g->all.count) return SQLITE_OK;
     if (done.count == 0) return SQLITE_OK; /* all duplicates of an existing trace */
     sqlite3_stmt *st = fresh ? w->set_trace : w->merge_trace;
@@ -427,7 +425,7 @@ pc_local_txn *pc_local_txn_begin(pc_local_writer *w, size_t spans)
     x->t.cap = spans ? spans : 1;
     x->t.items = pc_xmalloc(x->t.cap * sizeof(*x->t.items));
     pc_local_zip_train(w->zip); /* a dictionary trained meanwhile: its own transaction */
-    w->rollup.n = 0;            /* hours of a transaction that failed before its flush */
+    pc_local_rollup_reset(&w->rollup); /* deltas of a transaction that failed before its flush */
     x->rc = pc_local_step(w->begin);
     return x;
 }

@@ -175,31 +175,94 @@ static void store_exec(store_h *h, const char *sql)
     db_exec(path, sql);
 }
 
+/* Every hour unbuilt, as in a store from before the writes kept the rollups
+ * (or after a write an hour's rollups did not take): the builder's work. */
+static void unbuild(store_h *h)
+{
+    store_exec(h, "UPDATE stats_hours SET built = 0");
+}
+
+/* Every rollup row, in key order, as text (costs to 6 decimals); malloc'd. */
+static char *rollup_dump(store_h *h)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", h->dir);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char *out = NULL;
+    const char *sql =
+        "SELECT group_concat(kind || ',' || hour || ',' || project_id || ',' || grp || ',' ||"
+        " spans || ',' || traces || ',' || errors || ',' || input_tokens || ',' ||"
+        " output_tokens || ',' || coalesce(printf('%.6f', cost), 'null') || ',' || unpriced ||"
+        " ',' || hex(bins) || ',' || priced, char(10)) FROM"
+        " (SELECT * FROM stats_rollup ORDER BY kind, hour, project_id, grp)";
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            out = strdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return out ? out : strdup("");
+}
+
+/* The rollups the writes kept are exactly what building every hour from its
+ * spans stores: every hour built, none due, and the same rows after every
+ * hour is built again. */
+static void same_as_built(store_h *h)
+{
+    CHECK_EQ_INT(db_count(h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 0);
+    CHECK_EQ_INT(pc_local_build_rollups(h->ctx), 0);
+    char *kept = rollup_dump(h);
+    unbuild(h);
+    CHECK(pc_local_build_rollups(h->ctx) > 0);
+    char *built = rollup_dump(h);
+    CHECK(strlen(kept) > 100);
+    if (strcmp(kept, built) != 0) {
+        size_t i = 0;
+        while (kept[i] && kept[i] == built[i])
+            i++;
+        size_t from = i > 80 ? i - 80 : 0;
+        fprintf(stderr, "kept rollups differ from built ones at byte %zu:\n  kept  %.160s\n"
+                "  built %.160s\n", i, kept + from, built + from);
+        CHECK(strcmp(kept, built) == 0);
+    }
+    free(kept);
+    free(built);
+}
+
+/* Hours in stats_hours holding no span, and hours holding spans without a row. */
+static int64_t hours_wrong(store_h *h)
+{
+    return db_count(h, "SELECT (SELECT count(*) FROM stats_hours h WHERE NOT EXISTS"
+                       " (SELECT 1 FROM spans WHERE start_ns / 3600000000000 = h.hour)) +"
+                       " (SELECT count(*) FROM (SELECT DISTINCT start_ns / 3600000000000 AS hr"
+                       " FROM spans) WHERE hr NOT IN (SELECT hour FROM stats_hours))");
+}
+
 static void test_rollups_equal_spans(void)
 {
     store_h h;
     const char *kv[] = {"rollup_quiet", "1d"}; /* built only when the test says */
     open_store_kv(&h, NULL, "30d", kv, 1);
     int64_t now = pc_time_now_ns();
-    /* old traces (ingested 40 days ago: retention takes them) and new ones */
+    /* old traces (ingested 40 days ago: retention takes them), two of them
+     * alone in their hour, and new ones */
     pc_batch *old = rand_batch(0, 12, 6, now - 40 * 24 * H);
+    for (int k = 0; k < 4; k++)
+        rand_span(old, 100 + k % 2, k, T0 - 10 * H + k * NS);
     CHECK_EQ_INT(consume(&h, old), PC_OK);
     pc_batch *b = rand_batch(12, 60, 8, now);
     pc_batch_ref(b);
     CHECK_EQ_INT(consume(&h, b), PC_OK);
     CHECK_EQ_INT(consume(&h, b), PC_OK); /* redelivered: counted once */
 
-    /* nothing built yet: every hour is gathered from the spans */
-    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 5);
-    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1"), 0);
-    same_answers(&h);
-
-    int64_t built = pc_local_build_rollups(h.ctx);
-    CHECK(built > 5);
-    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 0);
+    /* the writes kept every hour's rollups */
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1") > 5);
     CHECK(db_count(&h, "SELECT count(*) FROM stats_rollup WHERE kind = 1") > 5);
-    CHECK_EQ_INT(pc_local_build_rollups(h.ctx), 0); /* nothing left to build */
+    CHECK_EQ_INT(hours_wrong(&h), 0);
     same_answers(&h);
+    same_as_built(&h);
 
     /* late spans of stored traces, starting an hour before them (their first
      * span of some groups moves to an earlier hour), and new traces */
@@ -209,18 +272,31 @@ static void test_rollups_equal_spans(void)
             rand_span(late, t, 90 + k, T0 + (t % 9) * H - H - (int64_t)(next() % (uint64_t)H));
     CHECK_EQ_INT(consume(&h, late), PC_OK);
     CHECK_EQ_INT(consume(&h, rand_batch(63, 64, 4, now)), PC_OK);
-    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 0);
-    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1") > 0);
-    same_answers(&h); /* some hours built, some dirty */
-    CHECK(pc_local_build_rollups(h.ctx) > 0);
     same_answers(&h);
+    same_as_built(&h);
 
-    /* retention: the old traces go, their hours are dirty, then rebuilt */
-    CHECK_EQ_INT(pc_local_purge(h.ctx, now), 12);
-    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") > 0);
+    /* retention: the old traces' figures leave their hours; the hour only
+     * they held goes */
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE hour ="
+                              " (SELECT min(hour) FROM stats_hours)"), 1);
+    int64_t first = db_count(&h, "SELECT min(hour) FROM stats_hours");
+    CHECK_EQ_INT(pc_local_purge(h.ctx, now), 14);
+    CHECK(db_count(&h, "SELECT min(hour) FROM stats_hours") > first);
+    CHECK_EQ_INT(hours_wrong(&h), 0);
     same_answers(&h);
-    CHECK(pc_local_build_rollups(h.ctx) > 0);
+    same_as_built(&h);
+
+    /* hours left unbuilt (an older store): writes into them mark them, the
+     * reads gather them from the spans, and building them makes them right */
+    store_exec(&h, "UPDATE stats_hours SET built = 0 WHERE hour % 2 = 0");
+    int64_t unbuilt = db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0");
+    CHECK(unbuilt > 2);
+    CHECK_EQ_INT(consume(&h, rand_batch(70, 90, 5, now)), PC_OK);
+    CHECK(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0") >= unbuilt);
     same_answers(&h);
+    CHECK(pc_local_build_rollups(h.ctx) >= unbuilt);
+    same_answers(&h);
+    same_as_built(&h);
 
     /* the read takes built hours from stats_rollup: tampered, it shows ... */
     stats_rows a = {.n = 0};
@@ -241,6 +317,36 @@ static void test_rollups_equal_spans(void)
     same_answers(&h);
     fprintf(stderr, "%d queries compared, %d rows\n", compared, rows_seen);
     CHECK(rows_seen > 5000);
+    close_store(&h, true);
+}
+
+/* Rollups kept by many small writes: 40 transactions, each with new traces,
+ * spans added to stored traces (earlier and later than their first span,
+ * in groups new to the trace or not), and redelivered spans, over 3
+ * projects; after every 8, the kept rollups are the built ones. */
+static void test_rollups_kept_by_writes(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    int64_t now = pc_time_now_ns();
+    int traces = 0;
+    for (int round = 0; round < 40; round++) {
+        pc_batch *b = rand_batch(traces, traces + 3, 3, now);
+        traces += 3;
+        for (int i = 0; i < 6; i++) { /* new spans of stored traces */
+            int t = pick(traces);
+            int64_t base = T0 + (t % 9) * H;
+            rand_span(b, t, 20 + round, base + (int64_t)(next() % (uint64_t)(6 * H)) - 3 * H);
+        }
+        rand_span(b, pick(traces), pick(3), T0); /* a span id stored before: ignored */
+        CHECK_EQ_INT(consume(&h, b), PC_OK);
+        if (round % 8 == 7) {
+            same_as_built(&h);
+            CHECK_EQ_INT(hours_wrong(&h), 0);
+        }
+    }
+    same_answers(&h);
     close_store(&h, true);
 }
 
@@ -273,6 +379,7 @@ static void test_build_skips_an_hour_written_meanwhile(void)
     open_store_kv(&h, NULL, NULL, kv, 1);
     int64_t now = pc_time_now_ns();
     CHECK_EQ_INT(consume(&h, rand_batch(0, 10, 4, now)), PC_OK);
+    unbuild(&h);
     char path[256], sql[160];
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
     sqlite3 *db = pc_local_db_open("test", path, false);
@@ -291,7 +398,6 @@ static void test_build_skips_an_hour_written_meanwhile(void)
     snprintf(sql, sizeof(sql), "SELECT built FROM stats_hours WHERE hour = %lld",
              (long long)job.hour);
     CHECK_EQ_INT(db_count(&h, sql), 0);
-    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_rollup"), 0);
 
     /* gathered again (the newest hour still), a write into an older hour between */
     CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, NULL, &job), 1);
@@ -334,6 +440,7 @@ static void test_gather_yields_to_a_restart(void)
     const char *kv[] = {"rollup_quiet", "1d"};
     open_store_kv(&h, NULL, NULL, kv, 1);
     CHECK_EQ_INT(consume(&h, long_traces()), PC_OK);
+    unbuild(&h);
     char path[256];
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
     sqlite3 *db = pc_local_db_open("test", path, false);
@@ -370,6 +477,7 @@ static void test_builder_beside_writes(void)
     int64_t now = pc_time_now_ns();
     for (int round = 0; round < 60; round++) {
         CHECK_EQ_INT(consume(&h, rand_batch(round * 3, round * 3 + 3, 6, now)), PC_OK);
+        if (round % 10 == 0) unbuild(&h); /* work for the builder among the writes */
         usleep(50000);
     }
     int64_t t0 = pc_time_mono_ns();
@@ -388,13 +496,28 @@ static void test_corrupt_rollup_fails_the_read(void)
     store_h h;
     const char *kv[] = {"rollup_quiet", "1d"};
     open_store_kv(&h, NULL, NULL, kv, 1);
-    CHECK_EQ_INT(consume(&h, rand_batch(0, 5, 4, pc_time_now_ns())), PC_OK);
-    CHECK(pc_local_build_rollups(h.ctx) > 0);
-    store_exec(&h, "UPDATE stats_rollup SET bins = x'ffffffffffffffffffffff'");
+    int64_t now = pc_time_now_ns();
+    CHECK_EQ_INT(consume(&h, rand_batch(0, 5, 4, now)), PC_OK);
+    int64_t hour = db_count(&h, "SELECT min(hour) FROM stats_rollup WHERE project_id = 'p1'");
+    store_exec(&h, "UPDATE stats_rollup SET bins = x'ffffffffffffffffffffff' WHERE kind = 0"
+                   " AND hour = (SELECT min(hour) FROM stats_rollup WHERE project_id = 'p1')");
     stats_rows a = {.n = 0};
     pc_stats_query all = {.start_ns = T0 - 3 * H, .end_ns = T0 + 30 * H, .max_rows = 10};
     CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), -1);
     CHECK_EQ_INT(a.n, 0);
+    /* a write into that hour finds rollups it cannot add to: the hour is
+     * left to the builder, and then right again */
+    pc_batch *b = new_batch(now);
+    add_span(b, (span_spec){.trace = "into-corrupt", .span = "c1", .project = "p1",
+                            .type = PC_TYPE_TOOL,
+                            .start = hour * H + 5, .end = hour * H + 5 + NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 1);
+    CHECK_EQ_INT(pc_local_build_rollups(h.ctx), 1);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 0);
+    a.n = 0;
+    CHECK_EQ_INT(h.st->ops->stats(h.st->ctx, &all, collect_stats, &a), 0);
+    same_answers(&h);
     close_store(&h, true);
 }
 
@@ -416,6 +539,7 @@ static void test_cut_keeps_the_first_rows(void)
                                 .end = T0 + (i % 5) * H + i * NS + (i + 1) * 1000000LL});
     }
     CHECK_EQ_INT(consume(&h, b), PC_OK);
+    unbuild(&h); /* first from the spans, then from the rollups */
     for (int built = 0; built < 2; built++) {
         pc_stats_query q = {.group_by = PC_GROUP_SERVICE, .interval_ns = H,
                             .start_ns = T0, .end_ns = T0 + 5 * H, .max_rows = STATS_ROWS_MAX};
@@ -468,6 +592,7 @@ static void test_many_spans_one_cell(void)
                                 .start = T0 + i, .end = T0 + i + d});
     }
     CHECK_EQ_INT(consume(&h, b), PC_OK);
+    unbuild(&h); /* first from the spans, then from the rollup */
     for (int built = 0; built < 2; built++) {
         stats_rows a = {.n = 0};
         pc_stats_query q = {.start_ns = T0, .end_ns = T0 + H, .max_rows = 10};
@@ -548,6 +673,7 @@ static void test_slow_build_is_deferred(void)
     const char *kv[] = {"rollup_quiet", "1d", "rollup_build_limit", "1ms"};
     open_store_kv(&h, NULL, NULL, kv, 2);
     CHECK_EQ_INT(consume(&h, long_traces()), PC_OK);
+    unbuild(&h);
     int64_t t0 = pc_time_now_ns();
     CHECK(pc_local_build_rollups(h.ctx) < 50); /* some or all abandoned */
     CHECK(pc_time_now_ns() - t0 < 50 * 200 * 1000000LL); /* about 1 ms each, not unbounded */
@@ -569,6 +695,7 @@ static void test_slow_build_is_deferred(void)
 int main(void)
 {
     RUN(test_rollups_equal_spans);
+    RUN(test_rollups_kept_by_writes);
     RUN(test_cut_keeps_the_first_rows);
     RUN(test_many_spans_one_cell);
     RUN(test_slow_build_is_deferred);
