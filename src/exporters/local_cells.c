@@ -417,12 +417,15 @@ bool pc_cell_decode_bins(pc_cell *c, const unsigned char *p, size_t n)
 {
     const unsigned char *end = p + n;
     uint64_t bin = 0, delta, count;
+    bool sorted = c->n_bins == 0; /* stored bins ascend, one entry each */
     while (p < end) {
         if (!get_varint(&p, end, &delta) || !get_varint(&p, end, &count)) return false;
+        if (delta == 0 && c->n_bins > 0) sorted = false; /* not as encoded: sort them */
         bin += delta;
         if (bin >= PC_HISTO_BINS || count > 0xffffffffu) return false;
         pc_cell_bin(c, (int)bin, (uint32_t)count);
     }
+    if (sorted && c->n_bins < BINS_COMPACT) c->sorted_bins = c->n_bins;
     return true;
 }
 

@@ -40,6 +40,15 @@ typedef struct pc_local_reader pc_local_reader; /* local_store.h */
 #include <stddef.h>
 #include <stdint.h>
 
+/* A kind's group value and hour of the last span counted, and where. */
+typedef struct pc_local_rollup_last {
+    bool valid;
+    const char *v; /* the value's bytes (the span's, alive while its trace is written) */
+    size_t n;
+    int64_t bucket;
+    size_t group, cell;
+} pc_local_rollup_last;
+
 typedef struct pc_local_rollup {
     sqlite3 *db;
     const char *id;
@@ -55,6 +64,9 @@ typedef struct pc_local_rollup {
     pc_keys groups;
     int64_t *old_first, *new_first;
     size_t groups_cap;
+    /* per kind, the group and cell the last span counted in (spans of a
+     * trace mostly repeat them): valid until the trace or the deltas change */
+    pc_local_rollup_last last[PC_ROLLUP_KINDS];
     size_t project_len; /* the project's bytes in |key| */
     pc_buf key;         /* scratch: "project\0value" */
     pc_buf bins;        /* scratch: a row's stored bins */
