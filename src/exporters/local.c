@@ -86,6 +86,7 @@ typedef struct local_cfg {
     int64_t compression_sample;
     int64_t rollup_quiet_ms;
     int64_t rollup_build_limit_ms;
+    int64_t rollup_live_ms;
 } local_cfg;
 
 static const pc_option options[] = {
@@ -114,6 +115,11 @@ static const pc_option options[] = {
      "longest one hour's rollup build may read its spans; a longer one (long traces overlapping"
      " the hour, or a very busy hour) is abandoned and that hour's stats read from its spans,"
      " tried again in 10 min"},
+    {"rollup_live", PC_OPT_DURATION, "24h", offsetof(local_cfg, rollup_live_ms), 0,
+     315360000000LL,
+     "stats rollups: the hours starting no longer than this before the wall clock (and later"
+     " ones) are kept by the writes themselves, each transaction adding its figures; older"
+     " hours (a backfill) are rebuilt once quiet (rollup_quiet); 0 = every hour rebuilt"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -583,7 +589,7 @@ static int local_start(void *ctx, pc_host *host)
     L->index = pc_local_index_create(L->id, L->search_path, L->path, &gate, L->recent);
     if (!L->index) return -1;
     if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample,
-                             L->index) < 0)
+                             L->index, L->cfg->rollup_live_ms * 1000000) < 0)
         return -1;
     L->builder = pc_local_builder_create(L->id, L->path, L->reader, L->ckpt,
                                          L->cfg->rollup_quiet_ms, L->cfg->rollup_build_limit_ms);

@@ -40,11 +40,13 @@ static const char ROW_PUT[] =
 static const char ROW_DEL[] = "DELETE FROM stats_rollup"
                               " WHERE kind = ?1 AND hour = ?2 AND project_id = ?3 AND grp = ?4";
 
-int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql)
+int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql,
+                         int64_t live_ns)
 {
     memset(r, 0, sizeof(*r));
     r->db = db;
     r->id = id;
+    r->live_ns = live_ns;
     pc_buf expired = PC_BUF_INIT;
     pc_local_stats_traces_sql(&expired);
     pc_buf_printf(&expired, " WHERE t.tid IN (%s)", expired_sql);
@@ -281,9 +283,15 @@ static int apply(pc_local_rollup *r, int sign, int64_t now_ns)
         if (u == 0 || v[i].hour != v[u - 1].hour) v[u++] = v[i];
     n = u;
     int rc = SQLITE_OK;
-    /* an hour with a row says whether it is built; one without holds no span yet */
+    /* an hour with a row says whether it is built; one without holds no span
+     * yet; a write marks the hours older than the live ones */
+    int64_t live = r->live_ns > 0 ? (now_ns - r->live_ns) / HOUR_NS : INT64_MAX;
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
         int64_t built = 0;
+        if (sign > 0 && v[i].hour < live) {
+            v[i].what = H_MARK;
+            continue;
+        }
         rc = step2(r->hour_get, v[i].hour, 0, &built);
         if (rc == SQLITE_DONE && sign > 0) {
             built = 1;

@@ -18,14 +18,18 @@
  * figures are the sum of its spans' (each span in its hour and groups) plus
  * the trace moves: +1 where a trace's group begins now (a group new to the
  * trace, or a span earlier than its first one), -1 where it began before.
- * A flush adds them to every hour whose stats_hours row says built, and
- * creates new hours built; an hour that is not built (a store from before
- * this, or one whose rollups did not take a delta) is marked written
- * instead (built = 0, dirty_ns) and left to the builder. Retention takes
- * the figures of the traces it deletes from their hours the same way, and
- * drops an hour left without spans. So the builder only ever builds hours
- * of older stores and hours something went wrong in, and an hour that takes
- * sustained writes stays built.
+ * A flush adds them to every live hour (one starting no more than
+ * |live_ns|, rollup_live, before the wall clock, or later) whose stats_hours
+ * row says built, and creates new live hours built; any other hour it
+ * writes (older: a backfill; not built: a store from before this, or an
+ * hour whose rollups did not take a delta) is marked written instead
+ * (built = 0, dirty_ns) and left to the builder. Retention takes the
+ * figures of the traces it deletes from every built hour the same way, and
+ * drops an hour left without spans. So an hour taking live traffic stays
+ * built however busy it is, and a backfill, whose transactions each touch
+ * many hours, costs the writer one mark per hour instead of a
+ * read-modify-write of each hour's rows (on the query-scale load in random
+ * order, keeping every hour took 80 % more writer CPU; bench/README.md).
  */
 #ifndef PC_LOCAL_ROLLUP_H
 #define PC_LOCAL_ROLLUP_H
@@ -52,6 +56,7 @@ typedef struct pc_local_rollup_last {
 typedef struct pc_local_rollup {
     sqlite3 *db;
     const char *id;
+    int64_t live_ns;
     sqlite3_stmt *stored;  /* ?1 tid: its spans' starts and groups */
     sqlite3_stmt *expired; /* ?1 cutoff: the spans of retention's traces (gather columns) */
     sqlite3_stmt *hour_get, *hour_new, *touch, *hour_left, *hour_drop;
@@ -73,9 +78,11 @@ typedef struct pc_local_rollup {
 } pc_local_rollup;
 
 /* Prepares the statements on the writer connection |db|; |expired_sql| is
- * retention's SELECT of the expired tids, taking ?1 = the cutoff. 0 / -1
- * after logging. */
-int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql);
+ * retention's SELECT of the expired tids, taking ?1 = the cutoff; |live_ns|:
+ * how far before the wall clock an hour may start and still be kept by the
+ * writes (see above). 0 / -1 after logging. */
+int pc_local_rollup_init(pc_local_rollup *r, const char *id, sqlite3 *db, const char *expired_sql,
+                         int64_t live_ns);
 void pc_local_rollup_fini(pc_local_rollup *r);
 
 /* Forgets the deltas (a transaction begins; the last one may have failed). */

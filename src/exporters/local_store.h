@@ -99,9 +99,10 @@ typedef struct pc_local_writer {
 } pc_local_writer;
 
 /* |zip_sample|: bytes of JSON values to train the compression dictionary on
- * (0: never; pc_local_zip_create); |index|: where the search text goes. */
+ * (0: never; pc_local_zip_create); |index|: where the search text goes;
+ * |live_ns|: the hours the writes keep the rollups of (local_rollup.h). */
 int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t zip_sample,
-                         pc_local_index *index);
+                         pc_local_index *index, int64_t live_ns);
 void pc_local_writer_fini(pc_local_writer *w);
 
 /* Traces deleted per retention transaction, so writes never wait long behind one. */

@@ -249,7 +249,7 @@ int pc_local_prepare(const char *id, sqlite3 *db, const char *sql, sqlite3_stmt 
 }
 
 int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t zip_sample,
-                         pc_local_index *index)
+                         pc_local_index *index, int64_t live_ns)
 {
     memset(w, 0, sizeof(*w));
     w->db = db;
@@ -275,7 +275,7 @@ int pc_local_writer_init(pc_local_writer *w, const char *id, sqlite3 *db, size_t
         pc_local_prepare(id, db, PURGE_SPANS, &w->purge_spans) < 0 ||
         pc_local_prepare(id, db, PURGE_TRACES, &w->purge_traces) < 0 ||
         pc_local_events_writer_init(&w->events, id, db) < 0 ||
-        pc_local_rollup_init(&w->rollup, id, db, EXPIRED) < 0)
+        pc_local_rollup_init(&w->rollup, id, db, EXPIRED, live_ns) < 0)
         return -1;
     w->longest_ns = pc_local_scalar(db, "SELECT longest_ns FROM trace_bounds");
     if (w->longest_ns < 0) {

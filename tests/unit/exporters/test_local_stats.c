@@ -243,8 +243,9 @@ static int64_t hours_wrong(store_h *h)
 static void test_rollups_equal_spans(void)
 {
     store_h h;
-    const char *kv[] = {"rollup_quiet", "1d"}; /* built only when the test says */
-    open_store_kv(&h, NULL, "30d", kv, 1);
+    /* built only when the test says; T0's hours kept by the writes */
+    const char *kv[] = {"rollup_quiet", "1d", "rollup_live", "3650d"};
+    open_store_kv(&h, NULL, "30d", kv, 2);
     int64_t now = pc_time_now_ns();
     /* old traces (ingested 40 days ago: retention takes them), two of them
      * alone in their hour, and new ones */
@@ -327,8 +328,8 @@ static void test_rollups_equal_spans(void)
 static void test_rollups_kept_by_writes(void)
 {
     store_h h;
-    const char *kv[] = {"rollup_quiet", "1d"};
-    open_store_kv(&h, NULL, NULL, kv, 1);
+    const char *kv[] = {"rollup_quiet", "1d", "rollup_live", "3650d"};
+    open_store_kv(&h, NULL, NULL, kv, 2);
     int64_t now = pc_time_now_ns();
     int traces = 0;
     for (int round = 0; round < 40; round++) {
@@ -347,6 +348,51 @@ static void test_rollups_kept_by_writes(void)
         }
     }
     same_answers(&h);
+    close_store(&h, true);
+}
+
+/* With the default rollup_live (24 h), the writes keep the hours near the
+ * wall clock and mark older ones (a backfill) for the builder; a stored
+ * trace whose first span moves from a live hour into an old one marks the
+ * old hour and takes the trace from the live one. */
+static void test_live_hours(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    int64_t now = pc_time_now_ns(), hour = now / H;
+    pc_batch *b = new_batch(now);
+    for (int i = 0; i < 6; i++) {
+        char span[16];
+        snprintf(span, sizeof(span), "n%d", i);
+        add_span(b, (span_spec){.trace = "live", .span = span, .type = PC_TYPE_LLM,
+                                .start = hour * H + i * NS, .end = hour * H + (i + 2) * NS,
+                                .in_tok = 5, .out_tok = 1});
+        snprintf(span, sizeof(span), "o%d", i);
+        add_span(b, (span_spec){.trace = "backfill", .span = span, .type = PC_TYPE_TOOL,
+                                .start = T0 + i * NS, .end = T0 + (i + 1) * NS});
+    }
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT built FROM stats_hours WHERE hour = %lld",
+             (long long)hour);
+    CHECK_EQ_INT(db_count(&h, sql), 1);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 1);
+    snprintf(sql, sizeof(sql),
+             "SELECT spans * 1000 + traces FROM stats_rollup WHERE kind = 0 AND hour = %lld",
+             (long long)hour);
+    CHECK_EQ_INT(db_count(&h, sql), 6001);
+    same_answers(&h);
+    /* the live trace gets a span in the old hour: its count leaves the live hour */
+    b = new_batch(now);
+    add_span(b, (span_spec){.trace = "live", .span = "early", .type = PC_TYPE_LLM,
+                            .start = T0 + 5 * H, .end = T0 + 5 * H + NS});
+    CHECK_EQ_INT(consume(&h, b), PC_OK);
+    CHECK_EQ_INT(db_count(&h, sql), 6000);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 0"), 2);
+    same_answers(&h);
+    CHECK_EQ_INT(pc_local_build_rollups(h.ctx), 2);
+    same_as_built(&h);
     close_store(&h, true);
 }
 
@@ -494,8 +540,8 @@ static void test_builder_beside_writes(void)
 static void test_corrupt_rollup_fails_the_read(void)
 {
     store_h h;
-    const char *kv[] = {"rollup_quiet", "1d"};
-    open_store_kv(&h, NULL, NULL, kv, 1);
+    const char *kv[] = {"rollup_quiet", "1d", "rollup_live", "3650d"};
+    open_store_kv(&h, NULL, NULL, kv, 2);
     int64_t now = pc_time_now_ns();
     CHECK_EQ_INT(consume(&h, rand_batch(0, 5, 4, now)), PC_OK);
     int64_t hour = db_count(&h, "SELECT min(hour) FROM stats_rollup WHERE project_id = 'p1'");
@@ -696,6 +742,7 @@ int main(void)
 {
     RUN(test_rollups_equal_spans);
     RUN(test_rollups_kept_by_writes);
+    RUN(test_live_hours);
     RUN(test_cut_keeps_the_first_rows);
     RUN(test_many_spans_one_cell);
     RUN(test_slow_build_is_deferred);
