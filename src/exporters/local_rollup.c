@@ -73,6 +73,8 @@ void pc_local_rollup_reset(pc_local_rollup *r)
         r->acc[k] = (pc_cells){.limit = 0}; /* every cell */
     }
     pc_keys_clear(&r->groups);
+    for (int k = 0; k < KINDS; k++)
+        r->last[k].valid = false;
 }
 
 void pc_local_rollup_fini(pc_local_rollup *r)
@@ -102,8 +104,8 @@ static void set_key(pc_local_rollup *r, const void *v, size_t n)
 }
 
 /* Group (|kind|, r->key) of the trace being written starts at |start|, in
- * its stored spans (|stored|) or its new ones. */
-static void group_at(pc_local_rollup *r, int kind, int64_t start, bool stored)
+ * its stored spans (|stored|) or its new ones; its number. */
+static size_t group_at(pc_local_rollup *r, int kind, int64_t start, bool stored)
 {
     bool added;
     size_t i = pc_keys_find(&r->groups, kind, r->key.data, r->key.len, &added);
@@ -115,11 +117,14 @@ static void group_at(pc_local_rollup *r, int kind, int64_t start, bool stored)
     if (added) r->old_first[i] = r->new_first[i] = INT64_MAX;
     int64_t *f = stored ? &r->old_first[i] : &r->new_first[i];
     if (start < *f) *f = start;
+    return i;
 }
 
 int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid)
 {
     pc_keys_clear(&r->groups);
+    for (int k = 0; k < KINDS; k++)
+        r->last[k].valid = false;
     pc_buf_reset(&r->key);
     if (project.n) pc_buf_append(&r->key, project.p, project.n);
     pc_buf_putc(&r->key, '\0');
@@ -163,12 +168,22 @@ void pc_local_rollup_span(pc_local_rollup *r, const pc_span *s)
     const char *type = pc_span_type_name(s->span_type);
     int64_t bucket = s->start_ns - s->start_ns % HOUR_NS; /* the SQL's start_ns / 1 h */
     for (int k = 0; k < KINDS; k++) {
-        if (k == 0) set_key(r, NULL, 0);
-        else if (k == 1) set_key(r, s->llm_model.p, s->llm_model.n);
-        else if (k == 2) set_key(r, s->service_name.p, s->service_name.n);
-        else set_key(r, type, strlen(type));
-        group_at(r, k, s->start_ns, false);
-        pc_local_fig_add(pc_cells_get(&r->acc[k], bucket, r->key.data, r->key.len), &f);
+        pc_str v = k == 0   ? (pc_str){"", 0}
+                   : k == 1 ? s->llm_model
+                   : k == 2 ? s->service_name
+                            : (pc_str){type, strlen(type)};
+        pc_local_rollup_last *l = &r->last[k];
+        if (l->valid && l->bucket == bucket && l->n == v.n && (!v.n || !memcmp(l->v, v.p, v.n))) {
+            int64_t *first = &r->new_first[l->group];
+            if (s->start_ns < *first) *first = s->start_ns;
+        } else {
+            set_key(r, v.p, v.n);
+            size_t group = group_at(r, k, s->start_ns, false);
+            pc_cell *c = pc_cells_get(&r->acc[k], bucket, r->key.data, r->key.len);
+            *l = (pc_local_rollup_last){.valid = true, .v = v.p, .n = v.n, .bucket = bucket,
+                                        .group = group, .cell = (size_t)(c - r->acc[k].cells)};
+        }
+        pc_local_fig_add(&r->acc[k].cells[l->cell], &f);
     }
 }
 
