@@ -7,7 +7,8 @@
  * committed. The query receiver reads the same file through store().
  *
  * Settings (see the options table in local.c): directory, retention, synchronous,
- * queue_size, timeout, query_timeout, compression_sample, rollup_quiet.
+ * queue_size, timeout, query_timeout, compression_sample, rollup_quiet,
+ * rollup_build_limit, rollup_live.
  */
 #ifndef PC_LOCAL_H
 #define PC_LOCAL_H

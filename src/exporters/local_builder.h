@@ -3,8 +3,9 @@
  * own connection that builds the stats rollups of quiet hours, so the span
  * writer never spends its time on them.
  *
- * Data flow: the writer's transactions mark the hours they touch
- * (local_rollup.h) → this thread, once an hour has been quiet for
+ * Data flow: the writer's transactions mark the hours they touch and do not
+ * keep themselves (older than rollup_live, or not built: local_rollup.h) →
+ * this thread, once an hour has been quiet for
  * rollup_quiet, gathers its figures from its spans in a read transaction
  * and stores them in a short write one (pc_local_rollup_build) → the stats
  * reads (local_stats.c) take built hours from stats_rollup.

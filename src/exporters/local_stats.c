@@ -35,10 +35,11 @@
  * read. stats_rollup holds them per (kind, hour, project, group) for the
  * groups none, model, service and span type (project is a key of every
  * row); stats_hours says which hours hold spans and which of those are
- * built (local_schema.c has the invariants). The writes keep the built
- * hours' rows (local_rollup.h: each transaction adds its figures, computed
- * as here); an hour is gathered here to be built only in a store from
- * before that, or when its rows did not take a write's figures. A read whose buckets are whole
+ * built (local_schema.c has the invariants). The writes keep the live
+ * hours' rows (local_rollup.h: each transaction adds its figures, counted
+ * as here); the builder gathers and stores the other hours a write marked
+ * (older ones), those of a store from before that, and any whose rows did
+ * not take a write's figures. A read whose buckets are whole
  * hours (interval 0 or a multiple of 1 h) and whose group is one of those
  * takes every built hour of its window from stats_rollup and gathers the
  * rest (the partial hours at its ends, the hours written since they were
@@ -188,7 +189,7 @@ void pc_local_fig_add(pc_cell *c, const pc_local_fig *f)
     if (f->ended) pc_cell_bin(c, pc_histo_bin(f->duration_ns), 1);
 }
 
-/* The figures of the row at column |col| of |st| (FIGURES' columns). */
+/* The figures of the row of |st| at column |col| on (select_cols' last six). */
 static pc_local_fig row_fig(sqlite3_stmt *st, int col)
 {
     pc_local_fig f = {.error = sqlite3_column_int(st, col) != 0,
