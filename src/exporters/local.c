@@ -114,7 +114,7 @@ static const pc_option options[] = {
      3600000,
      "longest one hour's rollup build may read its spans; a longer one (long traces overlapping"
      " the hour, or a very busy hour) is abandoned and that hour's stats read from its spans,"
-     " tried again in 10 min"},
+     " tried again in 10 min with twice the time (up to 64 times this)"},
     {"rollup_live", PC_OPT_DURATION, "24h", offsetof(local_cfg, rollup_live_ms), 0,
      315360000000LL,
      "stats rollups: the hours starting no longer than this before the wall clock (and later"
@@ -458,7 +458,7 @@ static int64_t build_all(pc_local *L)
     int rc;
     int64_t hour, limit_ns = L->cfg->rollup_build_limit_ms * NS_PER_MS;
     while ((rc = pc_local_rollup_build(L->db, INT64_MAX - PC_ROLLUP_DEFER_NS, limit_ns, NULL,
-                                       &hour)) >= 1)
+                                       NULL, &hour)) >= 1)
         if (rc == 1) n++; /* a slow one is deferred past this bound: never met again here */
     return rc < 0 ? -1 : n;
 }

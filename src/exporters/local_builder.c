@@ -35,6 +35,7 @@ struct pc_local_builder {
     sqlite3 *db;
     pc_local_reader *gate; /* borrowed */
     int64_t quiet_ns, limit_ns;
+    pc_local_slow slow; /* the thread's: hours whose builds were abandoned */
     pthread_t thread;
     bool running;
     pthread_mutex_t mu; /* the two below */
@@ -48,7 +49,7 @@ static int64_t build_one(pc_local_builder *b)
 {
     int64_t t0 = pc_time_mono_ns(), hour = 0;
     int rc = pc_local_rollup_build(b->db, pc_time_now_ns() - b->quiet_ns, b->limit_ns, b->gate,
-                                   &hour);
+                                   &b->slow, &hour);
     int64_t t1 = pc_time_mono_ns();
     pthread_mutex_lock(&b->mu);
     bool wrote = b->wrote;
@@ -60,7 +61,8 @@ static int64_t build_one(pc_local_builder *b)
         pc_log(PC_LOG_WARN, b->id,
                "stats rollups: the hour starting at %lld (Unix seconds) took over %lld ms to"
                " build (long traces overlap it, or it holds many spans: rollup_build_limit);"
-               " its stats are read from its spans, and it is tried again in 10 minutes",
+               " its stats are read from its spans, and it is tried again in 10 minutes"
+               " with twice the time (up to 64 times the limit)",
                (long long)(hour * 3600), (long long)(b->limit_ns / NS_PER_MS));
     } else if (rc < 0 && log) {
         b->last_log = t1;

@@ -429,8 +429,44 @@ static void end_txn(sqlite3 *db, const char *how)
     if (!sqlite3_get_autocommit(db)) run(db, how);
 }
 
+/* The entry of |hour| in |s|, or -1. */
+static long slow_find(const pc_local_slow *s, int64_t hour)
+{
+    for (size_t i = 0; s && i < s->n; i++)
+        if (s->hour[i] == hour) return (long)i;
+    return -1;
+}
+
+/* |hour|'s build was abandoned (again): its next try gets twice the time. */
+static void slow_add(pc_local_slow *s, int64_t hour)
+{
+    if (!s) return;
+    long i = slow_find(s, hour);
+    if (i < 0) {
+        if (s->n == PC_ROLLUP_SLOW_HOURS) { /* the oldest entry goes */
+            memmove(s->hour, s->hour + 1, (s->n - 1) * sizeof(*s->hour));
+            memmove(s->tries, s->tries + 1, (s->n - 1) * sizeof(*s->tries));
+            s->n--;
+        }
+        i = (long)s->n++;
+        s->hour[i] = hour;
+        s->tries[i] = 0;
+    }
+    if (s->tries[i] < PC_ROLLUP_GROW_MAX) s->tries[i]++;
+}
+
+/* |hour| was gathered: forgotten. */
+static void slow_drop(pc_local_slow *s, int64_t hour)
+{
+    long i = slow_find(s, hour);
+    if (i < 0) return;
+    s->n--;
+    memmove(s->hour + i, s->hour + i + 1, (s->n - (size_t)i) * sizeof(*s->hour));
+    memmove(s->tries + i, s->tries + i + 1, (s->n - (size_t)i) * sizeof(*s->tries));
+}
+
 int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,
-                           pc_local_rollup_job *job)
+                           pc_local_slow *slow, pc_local_rollup_job *job)
 {
     gather_limits lim = {.deadline = mono_ns() + limit_ns, .gate = gate};
     job->hour = job->mark = 0;
@@ -439,6 +475,8 @@ int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_l
     int rc = run(db, "BEGIN");
     if (rc == SQLITE_OK) rc = step3(db, NEXT, quiet_ns, 0, 0, &job->hour, &job->mark);
     if (rc == SQLITE_ROW) {
+        long i = slow_find(slow, job->hour);
+        if (i >= 0) lim.deadline = mono_ns() + (limit_ns << slow->tries[i]);
         sqlite3_progress_handler(db, 1000, gather_stop, &lim);
         rc = pc_local_stats_gather_hour(db, job->hour, &job->figures);
         sqlite3_progress_handler(db, 0, NULL, NULL);
@@ -446,10 +484,13 @@ int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_l
     end_txn(db, "COMMIT");
     if (gate) pc_local_reader_leave(gate);
     if (rc == SQLITE_DONE) return 0; /* none due */
+    if (rc == SQLITE_OK) slow_drop(slow, job->hour);
     if (rc == SQLITE_OK) return 1;
     if (rc == SQLITE_INTERRUPT && lim.yielded) return PC_ROLLUP_YIELD;
     if (rc != SQLITE_INTERRUPT) return -1;
-    /* past the limit: not tried again for a while, unless written meanwhile */
+    /* past the limit: not tried again for a while, unless written meanwhile,
+     * and then with twice the time */
+    slow_add(slow, job->hour);
     rc = run(db, "BEGIN IMMEDIATE");
     if (rc == SQLITE_OK)
         rc = step3(db, DEFER, job->hour, quiet_ns + PC_ROLLUP_DEFER_NS, job->mark, NULL, NULL);
@@ -480,10 +521,10 @@ int pc_local_rollup_store(sqlite3 *db, pc_local_rollup_job *job)
 }
 
 int pc_local_rollup_build(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,
-                          int64_t *hour)
+                          pc_local_slow *slow, int64_t *hour)
 {
     pc_local_rollup_job job;
-    int rc = pc_local_rollup_gather(db, quiet_ns, limit_ns, gate, &job);
+    int rc = pc_local_rollup_gather(db, quiet_ns, limit_ns, gate, slow, &job);
     *hour = job.hour;
     return rc == 1 ? pc_local_rollup_store(db, &job) : rc;
 }

@@ -115,6 +115,24 @@ int pc_local_rollup_purge(pc_local_rollup *r, int64_t cutoff_ns, int64_t now_ns)
 #define PC_ROLLUP_YIELD 4 /* a restart held reads back: the gather gave way, try again soon */
 #define PC_ROLLUP_DEFER_NS (600LL * 1000000000LL)
 
+/*
+ * The hours whose last builds were abandoned (PC_ROLLUP_SLOW), and how many
+ * times in a row: each abandonment doubles the next try's limit, up to
+ * 2^PC_ROLLUP_GROW_MAX times the configured one, so an hour too big for it
+ * (a backfill of more than about 700,000 spans into an old hour, at the 2 s
+ * default) is built once it is quiet, a few tries later, instead of never.
+ * The builder's, in memory (a restart begins again at the configured limit);
+ * at most PC_ROLLUP_SLOW_HOURS hours, the oldest entry forgotten past that.
+ * Zero-initialize.
+ */
+#define PC_ROLLUP_SLOW_HOURS 64
+#define PC_ROLLUP_GROW_MAX 6
+typedef struct pc_local_slow {
+    int64_t hour[PC_ROLLUP_SLOW_HOURS];
+    int tries[PC_ROLLUP_SLOW_HOURS];
+    size_t n;
+} pc_local_slow;
+
 /* An hour being built: gathered by pc_local_rollup_gather, stored (and
  * freed) by pc_local_rollup_store. */
 typedef struct pc_local_rollup_job {
@@ -131,7 +149,8 @@ typedef struct pc_local_rollup_job {
  *    later than |quiet_ns| (wall clock) and not built since, its mark (the
  *    dirty_ns of the last write that touched it) and its figures from its
  *    spans (local_stats.h), stopped past |limit_ns| (long traces overlapping
- *    the hour make it read their spans). With |gate| (the store's read
+ *    the hour make it read their spans), or past the longer limit |slow|
+ *    (NULL: none) holds for that hour, which it keeps. With |gate| (the store's read
  *    pool; NULL: none) it is a read in flight like a query's, and it gives way
  *    to a restart that holds reads back (local_checkpoint.h): it stops and
  *    returns PC_ROLLUP_YIELD, so a long gather never keeps the log from
@@ -150,9 +169,9 @@ typedef struct pc_local_rollup_job {
  * pc_local_rollup_build runs both (*|hour| says which hour it looked at).
  */
 int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,
-                           pc_local_rollup_job *job);
+                           pc_local_slow *slow, pc_local_rollup_job *job);
 int pc_local_rollup_store(sqlite3 *db, pc_local_rollup_job *job);
 int pc_local_rollup_build(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,
-                          int64_t *hour);
+                          pc_local_slow *slow, int64_t *hour);
 
 #endif

@@ -433,7 +433,7 @@ static void test_build_skips_an_hour_written_meanwhile(void)
     int64_t quiet = INT64_MAX - PC_ROLLUP_DEFER_NS, limit = 60 * NS;
 
     pc_local_rollup_job job;
-    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, NULL, &job), 1);
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, NULL, NULL, &job), 1);
     CHECK_EQ_INT(job.hour, db_count(&h, "SELECT max(hour) FROM stats_hours"));
     pc_batch *b = new_batch(now);
     add_span(b, (span_spec){.trace = "late", .span = "l1", .type = PC_TYPE_LLM,
@@ -446,7 +446,7 @@ static void test_build_skips_an_hour_written_meanwhile(void)
     CHECK_EQ_INT(db_count(&h, sql), 0);
 
     /* gathered again (the newest hour still), a write into an older hour between */
-    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, NULL, &job), 1);
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, limit, NULL, NULL, &job), 1);
     b = new_batch(now);
     add_span(b, (span_spec){.trace = "older", .span = "o1", .type = PC_TYPE_TOOL,
                             .start = job.hour * H - 3 * H, .end = job.hour * H - 3 * H + NS});
@@ -497,7 +497,7 @@ static void test_gather_yields_to_a_restart(void)
     CHECK_EQ_INT(pthread_create(&th, NULL, hold_later, &l), 0);
     pc_local_rollup_job job;
     int64_t quiet = INT64_MAX - PC_ROLLUP_DEFER_NS;
-    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, 60 * NS, r, &job), PC_ROLLUP_YIELD);
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, 60 * NS, r, NULL, &job), PC_ROLLUP_YIELD);
     pthread_join(th, NULL);
     CHECK(job.figures == NULL);
     CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1"), 0);
@@ -505,7 +505,7 @@ static void test_gather_yields_to_a_restart(void)
     CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE dirty_ns > 4e18"), 0);
     l.g.release(l.g.ud);
     int64_t hour;
-    CHECK_EQ_INT(pc_local_rollup_build(db, quiet, 60 * NS, r, &hour), 1);
+    CHECK_EQ_INT(pc_local_rollup_build(db, quiet, 60 * NS, r, NULL, &hour), 1);
     CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE built = 1"), 1);
     sqlite3_close(db);
     close_store(&h, true);
@@ -738,6 +738,55 @@ static void test_slow_build_is_deferred(void)
     close_store(&h, true);
 }
 
+/* An hour whose build was abandoned gets twice the time at each next try
+ * (local_rollup.h's pc_local_slow): with a limit a tenth or less of what a
+ * build of long_traces' hours takes, the first try is abandoned, and the
+ * hour is built within PC_ROLLUP_GROW_MAX more tries; without the table,
+ * never. */
+static void test_slow_build_grows(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d"};
+    open_store_kv(&h, NULL, NULL, kv, 1);
+    CHECK_EQ_INT(consume(&h, long_traces()), PC_OK);
+    unbuild(&h);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
+    sqlite3 *db = pc_local_db_open("test", path, false);
+    CHECK(db != NULL);
+    int64_t quiet = INT64_MAX - PC_ROLLUP_DEFER_NS, hour = 0, first = -1;
+    /* how long one build takes here */
+    int64_t t0 = pc_time_mono_ns();
+    pc_local_rollup_job job;
+    CHECK_EQ_INT(pc_local_rollup_gather(db, quiet, 60 * NS, NULL, NULL, &job), 1);
+    int64_t took = pc_time_mono_ns() - t0, limit = took / 10 + 1;
+    pc_local_stats_hour_free(job.figures);
+    pc_local_slow slow = {.n = 0};
+    int tries = 0, rc;
+    for (;;) {
+        store_exec(&h, "UPDATE stats_hours SET dirty_ns = 0 WHERE built = 0"); /* due again */
+        rc = pc_local_rollup_build(db, quiet, limit, NULL, &slow, &hour);
+        if (first < 0) first = hour;
+        CHECK_EQ_INT(hour, first); /* the newest hour, until built */
+        tries++;
+        if (rc != PC_ROLLUP_SLOW || tries > PC_ROLLUP_GROW_MAX + 1) break;
+        CHECK_EQ_INT(slow.n, 1);
+        CHECK_EQ_INT(slow.tries[0], tries);
+    }
+    fprintf(stderr, "a build took %lld ms; limit %lld ms; built at try %d\n",
+            (long long)(took / 1000000), (long long)(limit / 1000000), tries);
+    CHECK(tries >= 2);
+    CHECK_EQ_INT(rc, 1);
+    CHECK_EQ_INT(slow.n, 0); /* built: forgotten */
+    /* without the table, the same limit never builds the next hour */
+    store_exec(&h, "UPDATE stats_hours SET dirty_ns = 0 WHERE built = 0");
+    CHECK_EQ_INT(pc_local_rollup_build(db, quiet, limit, NULL, NULL, &hour), PC_ROLLUP_SLOW);
+    store_exec(&h, "UPDATE stats_hours SET dirty_ns = 0 WHERE built = 0");
+    CHECK_EQ_INT(pc_local_rollup_build(db, quiet, limit, NULL, NULL, &hour), PC_ROLLUP_SLOW);
+    sqlite3_close(db);
+    close_store(&h, true);
+}
+
 int main(void)
 {
     RUN(test_rollups_equal_spans);
@@ -746,6 +795,7 @@ int main(void)
     RUN(test_cut_keeps_the_first_rows);
     RUN(test_many_spans_one_cell);
     RUN(test_slow_build_is_deferred);
+    RUN(test_slow_build_grows);
     RUN(test_build_skips_an_hour_written_meanwhile);
     RUN(test_gather_yields_to_a_restart);
     RUN(test_builder_beside_writes);
