@@ -2,14 +2,17 @@
  * local_cells.h - the stats figures of one read, per (bucket, group), in
  * memory, for both stores: a table of keys a client chooses (pc_hash), the
  * cells (store.h's pc_stats_row plus latency bins), their order and bound,
- * subtraction, the bins' stored form, and the rollup kind of a group.
+ * adding and subtracting cells, the bins' stored form, and the rollup kind
+ * of a group.
  *
  * Where it sits: local_stats.c gathers spans and hour rollups into a
  * pc_cells and emits it as store.h rows, or writes an hour's cells into
  * stats_rollup (pc_cell_encode_bins) and reads them back
  * (pc_cell_decode_bins); clickhouse_stats.c adds the rows of its reads
- * (spans, builds, and the parts of built hours to subtract) into them. One
- * read's, one thread's; nothing shared.
+ * (spans, builds, and the parts of built hours to subtract) into them;
+ * local_rollup.c keeps a writer transaction's deltas in them and adds them
+ * to stored rows (pc_cell_add, pc_cell_subtract). Each pc_cells is one
+ * read's or one transaction's, one thread's; nothing shared.
  */
 #ifndef PC_LOCAL_CELLS_H
 #define PC_LOCAL_CELLS_H

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#define HOUR_NS 3600000000000LL
+#define HOUR_NS PC_ROLLUP_HOUR_NS
 #define KINDS PC_ROLLUP_KINDS
 
 /* ------------------------------------------------------------- deltas -- */
@@ -146,6 +146,12 @@ int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* The first ns of the hour of |ns| (SQL's start_ns / 1 h, times 1 h). */
+static int64_t hour_start(int64_t ns)
+{
+    return ns - ns % HOUR_NS;
+}
+
 /* end - start as SQLite computes it into an integer column read (saturated). */
 static int64_t span_duration(int64_t start, int64_t end)
 {
@@ -166,7 +172,7 @@ void pc_local_rollup_span(pc_local_rollup *r, const pc_span *s)
                       .ended = s->end_ns > 0,
                       .duration_ns = span_duration(s->start_ns, s->end_ns)};
     const char *type = pc_span_type_name(s->span_type);
-    int64_t bucket = s->start_ns - s->start_ns % HOUR_NS; /* the SQL's start_ns / 1 h */
+    int64_t bucket = hour_start(s->start_ns);
     for (int k = 0; k < KINDS; k++) {
         pc_str v = k == 0   ? (pc_str){"", 0}
                    : k == 1 ? s->llm_model
@@ -194,9 +200,9 @@ void pc_local_rollup_trace_end(pc_local_rollup *r)
         int64_t was = r->old_first[i], now = r->new_first[i];
         if (now >= was) continue; /* the group began no later before */
         pc_cells *acc = &r->acc[g->k[i]];
-        int64_t to = now - now % HOUR_NS;
+        int64_t to = hour_start(now);
         if (was != INT64_MAX) {
-            int64_t from = was - was % HOUR_NS;
+            int64_t from = hour_start(was);
             if (from == to) continue;
             pc_cells_get(acc, from, g->s[i], g->n[i])->row.traces--;
         }

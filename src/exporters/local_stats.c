@@ -67,7 +67,7 @@
 
 /* ------------------------------------------------------------ gathering -- */
 
-#define HOUR_NS 3600000000000LL
+#define HOUR_NS PC_ROLLUP_HOUR_NS
 
 /* The group column of each pc_stats_group (s: the span, t: its trace). */
 static const char *group_col(pc_stats_group g)

@@ -1,11 +1,14 @@
 /*
  * local_stats.h - the embedded store's aggregates (local_stats.c): the
  * store.h stats read, the same read from the spans alone (the reference the
- * tests compare against), and the building of one hour's rollups.
+ * tests compare against), the building of one hour's rollups, and what the
+ * writer's deltas share with them: how a span counts (pc_local_fig),
+ * stats_rollup's row codec, and the figures of whole traces (retention).
  *
  * Where it sits: pc_local_stats and pc_local_stats_spans run on a pooled
  * read connection (local_store.c's ops); an hour's rollups are gathered in
- * a read transaction and stored in a write one, by local_rollup.c.
+ * a read transaction and stored in a write one, and the writer's deltas
+ * applied in its transactions, by local_rollup.c.
  */
 #ifndef PC_LOCAL_STATS_H
 #define PC_LOCAL_STATS_H
@@ -21,6 +24,10 @@
  * every row), 1 model, 2 service, 3 span type (local_cells.h's
  * pc_stats_kind). */
 #define PC_ROLLUP_KINDS 4
+
+/* A rollup's hour, in ns; stats_rollup.hour is start_ns / PC_ROLLUP_HOUR_NS
+ * (SQLite's integer division: toward zero, as C's). */
+#define PC_ROLLUP_HOUR_NS 3600000000000LL
 
 /* stats_rollup's figure columns, in the order pc_local_rollup_row_add reads
  * and pc_local_rollup_row_bind binds them. */
