@@ -8,11 +8,13 @@
 #include "exporters/local_recent.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { CAP = 100 };
 
@@ -202,12 +204,15 @@ enum { RACE_PIECES = 20000, SEARCHERS = 2 };
 static pc_local_recent *race_r;
 static atomic_llong race_indexed; /* the upto the "index" last committed */
 static atomic_bool race_done;
+static atomic_int race_started;  /* searchers running: the writer waits for all */
+static atomic_long race_covered; /* searches that got pieces past their upto */
 
 static void *searcher(void *arg)
 {
     long *bad = arg;
     int64_t *b = malloc((RACE_PIECES + 1) * sizeof(*b));
     long covered = 0;
+    atomic_fetch_add(&race_started, 1);
     while (!atomic_load(&race_done)) {
         int64_t u = atomic_load(&race_indexed);
         int n;
@@ -215,6 +220,7 @@ static void *searcher(void *arg)
         if (f < u) (*bad)++;
         if (f == u) continue;
         covered++;
+        atomic_fetch_add(&race_covered, 1);
         if (n != f - u) (*bad)++;
         for (int i = 0; i < n; i++)
             if (b[i] <= u || b[i] > f) (*bad)++;
@@ -230,10 +236,14 @@ static void test_race(void)
     pc_local_recent_reset(race_r, 0);
     atomic_store(&race_indexed, 0);
     atomic_store(&race_done, false);
+    atomic_store(&race_started, 0);
+    atomic_store(&race_covered, 0);
     pthread_t t[SEARCHERS];
     long bad[SEARCHERS][2] = {{0}};
     for (int i = 0; i < SEARCHERS; i++)
         pthread_create(&t[i], NULL, searcher, bad[i]);
+    while (atomic_load(&race_started) < SEARCHERS) /* on a busy machine they start late */
+        sched_yield();
     for (int i = 1; i <= RACE_PIECES; i++) {
         char text[48];
         snprintf(text, sizeof(text), "span %d marker", i);
@@ -244,6 +254,10 @@ static void test_race(void)
             atomic_store(&race_indexed, i - 40);
         }
     }
+    /* on a busy machine the writer can finish before a searcher ran again:
+     * the last pieces stay past the upto, so give them up to 5 s to search */
+    for (int w = 0; w < 5000 && atomic_load(&race_covered) == 0; w++)
+        usleep(1000);
     atomic_store(&race_done, true);
     long covered = 0;
     for (int i = 0; i < SEARCHERS; i++) {
