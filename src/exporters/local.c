@@ -797,6 +797,12 @@ int64_t pc_local_build_rollups(void *ctx)
     return n;
 }
 
+int64_t pc_local_spans_scanned(void *ctx)
+{
+    pc_local *L = ctx;
+    return __atomic_load_n(&L->w.rollup.scanned, __ATOMIC_RELAXED);
+}
+
 int64_t pc_local_backlog(void *ctx)
 {
     pc_local *L = ctx;

@@ -67,4 +67,11 @@ void pc_local_train_wait(void *ctx);
  */
 int64_t pc_local_build_rollups(void *ctx);
 
+/*
+ * Test hook: the stored spans the writer has read to find where a stored
+ * trace's groups began, since start (local_rollup.h: a big trace's are
+ * known). |ctx| is a created local exporter.
+ */
+int64_t pc_local_spans_scanned(void *ctx);
+
 #endif

@@ -87,6 +87,7 @@ void pc_local_rollup_fini(pc_local_rollup *r)
         *st[i] = NULL;
     }
     pc_local_rollup_reset(r);
+    pc_local_rollup_forget(r);
     pc_keys_free(&r->groups);
     free(r->old_first);
     free(r->new_first);
@@ -120,20 +121,102 @@ static size_t group_at(pc_local_rollup *r, int kind, int64_t start, bool stored)
     return i;
 }
 
-int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid)
+/* The slots of |tid|'s set in r->known. */
+static pc_local_known *known_set(pc_local_rollup *r, int64_t tid)
+{
+    uint64_t h = (uint64_t)tid * 0x9E3779B97F4A7C15ULL;
+    size_t sets = PC_ROLLUP_KNOWN / PC_ROLLUP_KNOWN_WAYS;
+    return &r->known[(size_t)(h >> 32) % sets * PC_ROLLUP_KNOWN_WAYS];
+}
+
+static pc_local_known *known_find(pc_local_rollup *r, int64_t tid)
+{
+    pc_local_known *set = known_set(r, tid);
+    for (int i = 0; i < PC_ROLLUP_KNOWN_WAYS; i++)
+        if (set[i].tid == tid) return &set[i];
+    return NULL;
+}
+
+void pc_local_rollup_forget(pc_local_rollup *r)
+{
+    for (size_t i = 0; i < PC_ROLLUP_KNOWN; i++) {
+        r->known[i].tid = 0;
+        pc_buf_free(&r->known[i].groups);
+    }
+}
+
+/* The trace being written has all its groups in r->groups (trace_end):
+ * keeps them when it is big enough (above), dropping what it knew. */
+static void known_keep(pc_local_rollup *r)
+{
+    pc_local_known *k = known_find(r, r->tid);
+    if (r->spans < PC_ROLLUP_KNOWN_SPANS && !k) return;
+    pc_keys *g = &r->groups;
+    size_t bytes = 0;
+    for (size_t i = 0; i < g->used; i++)
+        bytes += 13 + g->n[i];
+    if (!k && bytes <= PC_ROLLUP_KNOWN_BYTES) { /* an empty slot, or the least recently used */
+        pc_local_known *set = known_set(r, r->tid);
+        k = &set[0];
+        for (int i = 0; i < PC_ROLLUP_KNOWN_WAYS && k->tid; i++)
+            if (!set[i].tid || set[i].used < k->used) k = &set[i];
+    }
+    if (!k) return;
+    if (bytes > PC_ROLLUP_KNOWN_BYTES) {
+        k->tid = 0;
+        pc_buf_free(&k->groups);
+        return;
+    }
+    *k = (pc_local_known){.tid = r->tid, .spans = r->spans, .used = ++r->tick, .groups = k->groups};
+    pc_buf_reset(&k->groups);
+    for (size_t i = 0; i < g->used; i++) {
+        int64_t first = r->old_first[i] < r->new_first[i] ? r->old_first[i] : r->new_first[i];
+        uint32_t n = (uint32_t)g->n[i];
+        char kind = (char)g->k[i];
+        pc_buf_putc(&k->groups, kind);
+        pc_buf_append(&k->groups, &first, sizeof(first));
+        pc_buf_append(&k->groups, &n, sizeof(n));
+        pc_buf_append(&k->groups, g->s[i], n);
+    }
+}
+
+/* The groups of a known trace |k| into r->groups, as stored. */
+static void known_load(pc_local_rollup *r, pc_local_known *k)
+{
+    k->used = ++r->tick;
+    r->spans = k->spans;
+    for (size_t at = 0; at < k->groups.len;) {
+        const char *p = k->groups.data + at;
+        int64_t first;
+        uint32_t n;
+        memcpy(&first, p + 1, sizeof(first));
+        memcpy(&n, p + 9, sizeof(n));
+        pc_buf_reset(&r->key);
+        pc_buf_append(&r->key, p + 13, n);
+        group_at(r, (unsigned char)p[0], first, true);
+        at += 13 + n;
+    }
+}
+
+int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid, bool stored)
 {
     pc_keys_clear(&r->groups);
     for (int k = 0; k < KINDS; k++)
         r->last[k].valid = false;
+    r->tid = tid;
+    r->spans = 0;
+    pc_local_known *known = stored ? known_find(r, tid) : NULL;
+    if (known) known_load(r, known);
     pc_buf_reset(&r->key);
     if (project.n) pc_buf_append(&r->key, project.p, project.n);
     pc_buf_putc(&r->key, '\0');
     r->project_len = project.n;
-    if (tid == 0) return SQLITE_OK;
+    if (!stored || known) return SQLITE_OK;
     int rc;
     sqlite3_bind_int64(r->stored, 1, tid);
     while ((rc = sqlite3_step(r->stored)) == SQLITE_ROW) {
         int64_t start = sqlite3_column_int64(r->stored, 0);
+        r->spans++;
         set_key(r, NULL, 0);
         group_at(r, 0, start, true);
         for (int k = 1; k < KINDS; k++) {
@@ -143,6 +226,7 @@ int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid)
         }
     }
     sqlite3_reset(r->stored);
+    __atomic_store_n(&r->scanned, r->scanned + r->spans, __ATOMIC_RELAXED);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -173,6 +257,7 @@ void pc_local_rollup_span(pc_local_rollup *r, const pc_span *s)
                       .duration_ns = span_duration(s->start_ns, s->end_ns)};
     const char *type = pc_span_type_name(s->span_type);
     int64_t bucket = hour_start(s->start_ns);
+    r->spans++;
     for (int k = 0; k < KINDS; k++) {
         pc_str v = k == 0   ? (pc_str){"", 0}
                    : k == 1 ? s->llm_model
@@ -208,6 +293,7 @@ void pc_local_rollup_trace_end(pc_local_rollup *r)
         }
         pc_cells_get(acc, to, g->s[i], g->n[i])->row.traces++;
     }
+    known_keep(r);
     pc_keys_clear(g);
 }
 
@@ -360,6 +446,7 @@ int pc_local_rollup_flush(pc_local_rollup *r, int64_t now_ns)
 int pc_local_rollup_purge(pc_local_rollup *r, int64_t cutoff_ns, int64_t now_ns)
 {
     pc_local_rollup_reset(r);
+    pc_local_rollup_forget(r);
     sqlite3_bind_int64(r->expired, 1, cutoff_ns);
     int rc = pc_local_stats_gather_traces(r->expired, r->acc);
     sqlite3_reset(r->expired);

@@ -53,6 +53,32 @@ typedef struct pc_local_rollup_last {
     size_t group, cell;
 } pc_local_rollup_last;
 
+/*
+ * The groups of traces grown to PC_ROLLUP_KNOWN_SPANS stored spans or more,
+ * and where each began, kept so that a trace written in many transactions
+ * is not read again at each one: reading a stored trace's groups costs its
+ * size, so a trace of 100,000 spans sent in 1,000 requests read 50M rows
+ * (40 s of the writer's CPU; bench/README.md). Exact: what the read would
+ * find, counting the spans inserted since (the writer is the only one to
+ * write spans; a duplicate inserts nothing). Forgotten whole when a
+ * transaction fails (its rollback) and at retention (a deleted trace's tid
+ * can come back). A tid's entry lives in one set of PC_ROLLUP_KNOWN_WAYS
+ * slots, the least recently used replaced. Not kept, so read each time: a
+ * trace whose groups take more than PC_ROLLUP_KNOWN_BYTES (hundreds of
+ * models or services), and big traces past the PC_ROLLUP_KNOWN at a time
+ * the sets hold. At most PC_ROLLUP_KNOWN * PC_ROLLUP_KNOWN_BYTES of memory.
+ */
+#define PC_ROLLUP_KNOWN 256
+#define PC_ROLLUP_KNOWN_WAYS 8
+#define PC_ROLLUP_KNOWN_SPANS 256
+#define PC_ROLLUP_KNOWN_BYTES 16384
+typedef struct pc_local_known {
+    int64_t tid;   /* 0: empty */
+    int64_t spans; /* its stored spans */
+    uint64_t used; /* the rollup's tick at its last use */
+    pc_buf groups; /* per group: kind (1 byte), first start (8), key length n (4), key (n) */
+} pc_local_known;
+
 typedef struct pc_local_rollup {
     sqlite3 *db;
     const char *id;
@@ -72,6 +98,11 @@ typedef struct pc_local_rollup {
     /* per kind, the group and cell the last span counted in (spans of a
      * trace mostly repeat them): valid until the trace or the deltas change */
     pc_local_rollup_last last[PC_ROLLUP_KINDS];
+    int64_t tid;        /* the trace being written */
+    int64_t spans;      /* its stored spans, then with those inserted since */
+    pc_local_known known[PC_ROLLUP_KNOWN];
+    uint64_t tick;
+    int64_t scanned;    /* stored spans read for their groups, ever (test hook's) */
     size_t project_len; /* the project's bytes in |key| */
     pc_buf key;         /* scratch: "project\0value" */
     pc_buf bins;        /* scratch: a row's stored bins */
@@ -88,10 +119,13 @@ void pc_local_rollup_fini(pc_local_rollup *r);
 /* Forgets the deltas (a transaction begins; the last one may have failed). */
 void pc_local_rollup_reset(pc_local_rollup *r);
 
-/* Spans are about to be added to the trace |tid| of |project| (0: a trace
- * new in this transaction): before the first is inserted, its stored spans'
- * groups are read. SQLite code. */
-int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid);
+/* Forgets the known traces (a transaction failed). */
+void pc_local_rollup_forget(pc_local_rollup *r);
+
+/* Spans are about to be added to the trace |tid| of |project|, |stored|
+ * or new in this transaction: before the first is inserted, its stored
+ * spans' groups are read (or known, above). SQLite code. */
+int pc_local_rollup_trace(pc_local_rollup *r, pc_str project, int64_t tid, bool stored);
 
 /* |s| was inserted into the trace of the last pc_local_rollup_trace. */
 void pc_local_rollup_span(pc_local_rollup *r, const pc_span *s);

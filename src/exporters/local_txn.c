@@ -357,7 +357,7 @@ static int write_group(pc_local_writer *w, txn *t, const group *g)
         tid = sqlite3_last_insert_rowid(w->db);
     }
     /* a stored trace's groups, before its new spans: where each began */
-    rc = pc_local_rollup_trace(&w->rollup, g->all.first->project_id, fresh ? 0 : tid);
+    rc = pc_local_rollup_trace(&w->rollup, g->all.first->project_id, tid, !fresh);
     if (rc != SQLITE_OK) return rc;
     trace_acc done = {0};
     int64_t block = tid >> PC_LOCAL_BLOCK_BITS;
@@ -515,6 +515,7 @@ int pc_local_txn_end(pc_local_txn *x, char *err, size_t errlen)
         pc_local_index_abort(w->index);
     if (x->rc != SQLITE_OK) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(w->db)); /* before the rollback resets it */
+        pc_local_rollup_forget(&w->rollup); /* it knew spans the rollback takes back */
         if (!sqlite3_get_autocommit(w->db)) pc_local_step(w->rollback);
     }
     pc_local_zip_train(w->zip); /* samples complete: training starts now */

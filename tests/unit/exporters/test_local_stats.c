@@ -15,6 +15,7 @@
 #include "exporters/local_cells.h"
 #include "exporters/local_rollup.h"
 #include "exporters/local_stats.h"
+#include "exporters/local.h"
 #include "exporters/local_store.h"
 #include "histo.h"
 #include "timefmt.h"
@@ -347,6 +348,70 @@ static void test_rollups_kept_by_writes(void)
             CHECK_EQ_INT(hours_wrong(&h), 0);
         }
     }
+    same_answers(&h);
+    close_store(&h, true);
+}
+
+/* Three traces grown by 10 spans a transaction (random groups and hours,
+ * a redelivered span): the writer reads a stored trace's spans only until
+ * it has PC_ROLLUP_KNOWN_SPANS, then knows its groups (local_rollup.h); after
+ * retention it reads each once more. A trace whose groups take more than
+ * PC_ROLLUP_KNOWN_BYTES is read each time. The kept rollups stay the
+ * built ones throughout. */
+static void test_big_traces_known(void)
+{
+    store_h h;
+    const char *kv[] = {"rollup_quiet", "1d", "rollup_live", "3650d"};
+    open_store_kv(&h, NULL, "30d", kv, 2);
+    int64_t now = pc_time_now_ns();
+    int64_t known_at = -1, expect = 0;
+    int round = 0;
+    for (; round < PC_ROLLUP_KNOWN_SPANS / 10 + 10; round++) {
+        pc_batch *b = new_batch(now);
+        for (int t = 200; t < 203; t++) {
+            for (int k = 0; k < 10; k++)
+                rand_span(b, t, round * 10 + k,
+                          T0 + (t % 9) * H + (int64_t)(next() % (uint64_t)(6 * H)) - 3 * H);
+            if (round) rand_span(b, t, pick(round * 10), T0); /* stored: ignored */
+        }
+        rand_span(b, 300 + round, 0, T0 + (round % 9) * H); /* a new trace: nothing to read */
+        CHECK_EQ_INT(consume(&h, b), PC_OK);
+        expect += 3 * 10 * round; /* what the three traces held before */
+        if (round * 10 < PC_ROLLUP_KNOWN_SPANS) CHECK_EQ_INT(pc_local_spans_scanned(h.ctx), expect);
+        else if (known_at < 0) known_at = pc_local_spans_scanned(h.ctx);
+        if (round % 10 == 9) same_as_built(&h);
+    }
+    CHECK(known_at > 0);
+    CHECK_EQ_INT(pc_local_spans_scanned(h.ctx), known_at);
+    same_as_built(&h);
+    /* retention forgets them: each is read once again */
+    CHECK_EQ_INT(pc_local_purge(h.ctx, now), 0);
+    int64_t held = 10 * round; /* each trace's spans */
+    for (int again = 0; again < 2; again++, round++) {
+        pc_batch *b = new_batch(now);
+        for (int t = 200; t < 203; t++)
+            rand_span(b, t, round * 10, T0 + (t % 9) * H - 2 * H);
+        CHECK_EQ_INT(consume(&h, b), PC_OK);
+        CHECK_EQ_INT(pc_local_spans_scanned(h.ctx), known_at + 3 * held);
+    }
+    same_as_built(&h);
+    /* 300 groups of 60-byte models: past PC_ROLLUP_KNOWN_BYTES, read each time */
+    int64_t before = pc_local_spans_scanned(h.ctx);
+    for (int n = 0; n < 3; n++) {
+        pc_batch *b = new_batch(now);
+        for (int i = 0; i < (n ? 1 : 300); i++) {
+            char span[16], model[64];
+            snprintf(span, sizeof(span), "w%d-%d", n, i);
+            snprintf(model, sizeof(model), "%058d", n * 1000 + i);
+            pc_span *s = add_span(b, (span_spec){.trace = "wide", .span = span,
+                                                 .type = PC_TYPE_LLM, .start = T0 + i * NS,
+                                                 .end = T0 + (i + 1) * NS});
+            s->llm_model = S(b, model);
+        }
+        CHECK_EQ_INT(consume(&h, b), PC_OK);
+    }
+    CHECK_EQ_INT(pc_local_spans_scanned(h.ctx), before + 300 + 301);
+    same_as_built(&h);
     same_answers(&h);
     close_store(&h, true);
 }
@@ -792,6 +857,7 @@ int main(void)
     RUN(test_rollups_equal_spans);
     RUN(test_rollups_kept_by_writes);
     RUN(test_live_hours);
+    RUN(test_big_traces_known);
     RUN(test_cut_keeps_the_first_rows);
     RUN(test_many_spans_one_cell);
     RUN(test_slow_build_is_deferred);
