@@ -12,9 +12,14 @@ neighbour posts one span to /v1/spans every 50 ms, and prints:
   - the neighbour's calls during the batches: count, p50, p99 and max latency in ms.
 The first batch goes into a fresh store, so it includes the compression dictionary's
 training (local_zip.h).
+--one-trace: every span of every batch belongs to one trace instead (a trace growing by
+many requests, as a long agent run's does: the writer must not read the trace's stored
+spans at each one, local_rollup.h's known traces); it also prints the writer thread's
+CPU seconds and the batches' p50 / p99 / max seconds.
 
 Usage: bench/huge_batch.py --bin build-bench/prela-collector [--batches 4] [--spans 100000]
-                           [--no-neighbour]
+                           [--no-neighbour] [--one-trace]
+  e.g. --one-trace --batches 1000 --spans 100: a 100,000-span trace in 1,000 requests.
 Needs `requests` (the tests' venv: .venv/bin/python bench/huge_batch.py ...).
 """
 import argparse
@@ -43,6 +48,20 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid, name):
+    total = 0.0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                comm, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+        except FileNotFoundError:
+            continue
+        if comm == name:
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def peak_rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -63,10 +82,11 @@ def main():
     ap.add_argument("--spans", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--no-neighbour", action="store_true", help="the batches alone")
+    ap.add_argument("--one-trace", action="store_true", help="every span in one trace")
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="huge_batch.")
-    ingest, query = free_port(), free_port()
+    ingest, query, metrics = free_port(), free_port(), free_port()
     with open(os.path.join(tmp, "config.yaml"), "w") as f:
         f.write(f"""receivers:
   prela:
@@ -84,6 +104,8 @@ service:
   telemetry:
     logs:
       level: warn
+    metrics:
+      endpoint: 127.0.0.1:{metrics}
   pipelines:
     traces:
       receivers: [prela]
@@ -103,12 +125,15 @@ service:
                 time.sleep(0.05)
         rng = random.Random(args.seed)
         bodies = []
+        one = "".join(rng.choice("0123456789abcdef") for _ in range(22))
         for k in range(args.batches):
-            ids = ["".join(rng.choice("0123456789abcdef") for _ in range(22))
+            ids = [one if args.one_trace else
+                   "".join(rng.choice("0123456789abcdef") for _ in range(22))
                    for _ in range(args.spans)]
             bodies.append(json.dumps({"spans": [
-                {"trace_id": t, "span_id": "s", "name": f"batch {k}",
-                 "started_at": "2025-01-27T10:00:00Z"} for t in ids]}))
+                {"trace_id": t, "span_id": f"s{k}-{i}" if args.one_trace else "s",
+                 "name": f"batch {k}", "started_at": "2025-01-27T10:00:00Z"}
+                for i, t in enumerate(ids)]}))
 
         latencies, stop = [], threading.Event()
 
@@ -126,14 +151,22 @@ service:
         th = threading.Thread(target=neighbour)
         if not args.no_neighbour:
             th.start()
-        cpu0 = proc_cpu(proc.pid)
+        cpu0, writer0 = proc_cpu(proc.pid), thread_cpu(proc.pid, "local-writer")
+        took, session = [], requests.Session()
         for k, body in enumerate(bodies):
             t0 = time.monotonic()
-            r = requests.post(base + "/v1/batch", data=body, timeout=600,
-                              headers={"content-type": "application/json"})
+            r = session.post(base + "/v1/batch", data=body, timeout=600,
+                             headers={"content-type": "application/json"})
             assert r.status_code == 200, r.text
-            print(f"batch {k}: {args.spans} spans in {time.monotonic() - t0:.2f} s")
+            took.append(time.monotonic() - t0)
+            if not args.one_trace:
+                print(f"batch {k}: {args.spans} spans in {took[-1]:.2f} s")
         cpu = proc_cpu(proc.pid) - cpu0
+        if args.one_trace:
+            print(f"{args.batches} batches of {args.spans} spans, one trace: {sum(took):.2f} s,"
+                  f" a batch p50 {pct(took, 0.5):.4f} / p99 {pct(took, 0.99):.4f} /"
+                  f" max {max(took):.4f} s; writer thread"
+                  f" {thread_cpu(proc.pid, 'local-writer') - writer0:.2f} CPU-s")
         stop.set()
         if not args.no_neighbour:
             th.join()
@@ -145,6 +178,10 @@ service:
                 print(f"neighbour: {len(ms)} calls, p50 {pct(ms, 0.5):.1f} ms, "
                   f"p99 {pct(ms, 0.99):.1f} ms, max {max(ms):.1f} ms")
     finally:
+        if proc.poll() is not None:
+            log.close()
+            with open(os.path.join(tmp, "collector.log")) as f:
+                print("the collector exited:", f.read()[-2000:])
         proc.terminate()
         proc.wait(timeout=60)
         shutil.rmtree(tmp, ignore_errors=True)

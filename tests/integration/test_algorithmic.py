@@ -2,7 +2,8 @@
 
 - Trace ids computed to collide under the unkeyed FNV-1a the store's trace table used to hash
   with: 100k of them are stored in about the time of 100k ordinary ids, while a well-behaved
-  client keeps getting 200s.
+  client keeps getting 200s; one trace grown by 1,000 requests is stored in about the time of
+  1,000 requests of new traces.
 - Caps on spans per request, attributes/events per span and attribute nesting: 400 (Prela
   request), a rejected span in a Prela batch, OTLP partial success; every message names the field.
 - Token counts and their sums saturate at INT64_MAX (never wrap, never fail a write).
@@ -130,6 +131,40 @@ def test_colliding_trace_ids_cost_what_ordinary_ids_cost(make_collector):
                        f"a 100k-span batch of colliding ids ({colliding:.1f} s)")
     assert c.get("/api/v1/traces", limit=1).json()["count"] == 1
     assert c.trace(bad[-1])["trace"]["trace_id"] == bad[-1]
+
+
+def test_one_trace_in_many_requests_costs_what_many_traces_cost(make_collector):
+    """A trace that grows by 1,000 requests of 100 spans (a long agent run, or a client
+    sending one trace id forever) is stored in about the time of 1,000 requests of new
+    traces: the writer reads a stored trace's spans for its stats groups only until it knows
+    them (local_rollup.h), where it read them at every request (quadratic: 17 writer CPU-s
+    for this load in a Release build, against 0.5)."""
+    requests_n, per = 1000, 100
+    c = make_collector()
+    session = requests.Session()
+
+    def timed(bodies):
+        t0 = time.monotonic()
+        for body in bodies:
+            r = session.post(c.ingest + "/v1/batch", json=body, timeout=60)
+            assert r.status_code == 200, r.text
+        return time.monotonic() - t0
+
+    fresh = [batch_of([f"many-{k}-{i // 10}" for i in range(per)], "many")
+             for k in range(requests_n)]
+    for body in fresh:  # 10 traces of 10 spans a request
+        for i, span in enumerate(body["spans"]):
+            span["span_id"] = f"s{i}"
+    one = [{"spans": [{"trace_id": "one-long-trace", "span_id": f"s{k}-{i}", "name": f"step {k}",
+                       "started_at": "2025-01-27T10:00:00Z"} for i in range(per)]}
+           for k in range(requests_n)]
+    ordinary = timed(fresh)
+    grown = timed(one)
+    print(f"\n{requests_n} requests of {per} spans: new traces {ordinary:.2f}s,"
+          f" one trace {grown:.2f}s")
+    assert grown < 2.5 * ordinary + 2.0, (ordinary, grown)
+    summary = c.trace("one-long-trace")["trace"]
+    assert summary["span_count"] == requests_n * per, summary
 
 
 # ---------------------------------------------------------------------- caps --
