@@ -68,5 +68,7 @@ void pc_time_format(int64_t ns, char out[32]);
 int64_t pc_time_now_ns(void);
 /* Monotonic clock in ns, for deadlines and measurements. */
 int64_t pc_time_mono_ns(void);
+/* The calling thread's CPU time in ns (user and system). */
+int64_t pc_time_thread_cpu_ns(void);
 
 #endif

@@ -213,6 +213,9 @@ typedef struct pc_local {
     bool failing;            /* writer thread only: the last transaction failed */
     bool build_req;           /* pc_local_build_rollups waits for it */
     int64_t build_result;
+    pc_local_rollup_job *store_job; /* the builder's gathered hour, for the writer to store */
+    bool store_busy;                /* the writer is storing it */
+    int store_result;
     int64_t last_full_log, last_timeout_log, last_budget_log;
 } pc_local;
 
@@ -450,6 +453,27 @@ static void purge_step(pc_local *L)
     L->next_purge_mono = pc_time_mono_ns() + PURGE_EVERY_NS;
 }
 
+/* The builder's pc_local_builder_store: the writer thread stores |job|
+ * between two transactions. Builder thread. */
+static int store_built(void *ctx, pc_local_rollup_job *job)
+{
+    pc_local *L = ctx;
+    pthread_mutex_lock(&L->mu);
+    L->store_job = job;
+    pthread_cond_signal(&L->work_cv);
+    while (L->store_job == job && (L->store_busy || !L->stopping))
+        pthread_cond_wait(&L->done_cv, &L->mu);
+    int rc = L->store_result;
+    if (L->store_job == job) { /* the writer stops: not stored */
+        L->store_job = NULL;
+        pc_local_stats_hour_free(job->figures);
+        job->figures = NULL;
+        rc = PC_ROLLUP_YIELD;
+    }
+    pthread_mutex_unlock(&L->mu);
+    return rc;
+}
+
 /* Builds every unbuilt hour now, quiet or not, but for those past
  * rollup_build_limit (test hook). Writer thread. */
 static int64_t build_all(pc_local *L)
@@ -478,7 +502,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&L->mu);
     for (;;) {
         while (!L->head && !L->started && !L->stopping && !L->purge_req && !purge_due(L) &&
-               !L->build_req) {
+               !L->build_req && !L->store_job) {
             if (L->retention_ns > 0) {
                 pc_cond_wait_until(&L->work_cv, &L->mu, L->next_purge_mono);
             } else {
@@ -504,6 +528,17 @@ static void *writer_main(void *arg)
             pthread_mutex_lock(&L->mu);
             L->build_result = n;
             L->build_req = false;
+            pthread_cond_broadcast(&L->done_cv);
+        }
+
+        if (L->store_job) { /* a short transaction between two of spans */
+            L->store_busy = true;
+            pthread_mutex_unlock(&L->mu);
+            int rc = pc_local_rollup_store(L->db, L->store_job);
+            pthread_mutex_lock(&L->mu);
+            L->store_result = rc;
+            L->store_job = NULL;
+            L->store_busy = false;
             pthread_cond_broadcast(&L->done_cv);
         }
 
@@ -592,7 +627,8 @@ static int local_start(void *ctx, pc_host *host)
                              L->index, L->cfg->rollup_live_ms * 1000000) < 0)
         return -1;
     L->builder = pc_local_builder_create(L->id, L->path, L->reader, L->ckpt,
-                                         L->cfg->rollup_quiet_ms, L->cfg->rollup_build_limit_ms);
+                                         L->cfg->rollup_quiet_ms, L->cfg->rollup_build_limit_ms,
+                                         store_built, L);
     if (!L->builder) return -1;
     L->next_purge_mono = 0; /* the writer runs retention first thing */
     pthread_mutex_lock(&L->mu);
@@ -621,6 +657,7 @@ static void local_shutdown(void *ctx)
     bool join = L->thread_running && !L->stopping;
     L->stopping = true;
     pthread_cond_signal(&L->work_cv);
+    pthread_cond_broadcast(&L->done_cv); /* a builder's store waiting for the writer */
     pthread_mutex_unlock(&L->mu);
     if (join) {
         pthread_join(L->thread, NULL);

@@ -36,6 +36,8 @@ struct pc_local_builder {
     pc_local_reader *gate; /* borrowed */
     int64_t quiet_ns, limit_ns;
     pc_local_slow slow; /* the thread's: hours whose builds were abandoned */
+    pc_local_builder_store store;
+    void *store_ctx;
     pthread_t thread;
     bool running;
     pthread_mutex_t mu; /* the two below */
@@ -47,10 +49,13 @@ struct pc_local_builder {
 /* One build; returns when to look again (pc_time_mono_ns). */
 static int64_t build_one(pc_local_builder *b)
 {
-    int64_t t0 = pc_time_mono_ns(), hour = 0;
-    int rc = pc_local_rollup_build(b->db, pc_time_now_ns() - b->quiet_ns, b->limit_ns, b->gate,
-                                   &b->slow, &hour);
-    int64_t t1 = pc_time_mono_ns();
+    int64_t cpu0 = pc_time_thread_cpu_ns();
+    pc_local_rollup_job job;
+    int rc = pc_local_rollup_gather(b->db, pc_time_now_ns() - b->quiet_ns, b->limit_ns, b->gate,
+                                    &b->slow, &job);
+    int64_t hour = job.hour;
+    if (rc == 1) rc = b->store(b->store_ctx, &job);
+    int64_t t1 = pc_time_mono_ns(), cpu = pc_time_thread_cpu_ns() - cpu0;
     pthread_mutex_lock(&b->mu);
     bool wrote = b->wrote;
     b->wrote = false;
@@ -73,8 +78,10 @@ static int64_t build_one(pc_local_builder *b)
     if (rc == 0) return t1 + POLL_NS;
     if (rc == PC_ROLLUP_YIELD) return t1 + YIELD_NS;
     if (rc < 0) return t1 + RETRY_NS;
-    /* more may be due: now, or after the throttle's wait while writes come */
-    return wrote ? t1 + (ROLLUP_SHARE - 1) * (t1 - t0) : t1;
+    /* more may be due: now, or after the throttle's wait while writes come
+     * (the build's CPU time: its wall time beside ingest is mostly waiting
+     * for a core, the disk or a restart's hold) */
+    return wrote ? t1 + (ROLLUP_SHARE - 1) * cpu : t1;
 }
 
 static void *builder_main(void *arg)
@@ -101,10 +108,13 @@ static void *builder_main(void *arg)
 
 pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_local_reader *gate,
                                           pc_local_checkpoint *ckpt, int64_t quiet_ms,
-                                          int64_t limit_ms)
+                                          int64_t limit_ms, pc_local_builder_store store,
+                                          void *store_ctx)
 {
     pc_local_builder *b = pc_xcalloc(1, sizeof(*b));
     b->id = id;
+    b->store = store;
+    b->store_ctx = store_ctx;
     b->gate = gate;
     b->quiet_ns = quiet_ms * NS_PER_MS;
     b->limit_ns = limit_ms * NS_PER_MS;

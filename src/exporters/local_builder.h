@@ -19,10 +19,17 @@
  * Policy: the thread runs at PC_LOCAL_BUILDER_NICE nice(1) steps below the
  * collector (as the query threads by default), so ingest keeps its cores.
  * While the writer commits, the next build waits (ROLLUP_SHARE - 1) times
- * the last one's duration, so builds take at most a tenth of a core; once
- * writes stop, builds follow one another. It looks for a due hour every
+ * the last one's CPU time, so builds take at most a tenth of a core; once
+ * writes stop, builds follow one another. (Its wall time, which the wait
+ * took before, is mostly waiting beside ingest: builds of 12 ms of CPU took
+ * 70-1,600 ms, so a backfill's 684 hours were built at 10 in 40 s.) It looks for a due hour every
  * second when none was due. A gather gives way to a restart of the log that
  * holds reads back (local_checkpoint.h) and is tried again 200 ms later.
+ * The gathered hour is stored by the span writer, on its connection between
+ * two of its transactions (|store| below): under ingest the writer holds the
+ * file's write lock nearly all the time, and a store of the thread's own
+ * waited up to 3 s for it in SQLite's busy handler (gathers took 10-50 ms),
+ * so a backfill's hours were built at about 3 a second beside live ingest.
  */
 #ifndef PC_LOCAL_BUILDER_H
 #define PC_LOCAL_BUILDER_H
@@ -36,18 +43,26 @@
 
 typedef struct pc_local_builder pc_local_builder;
 
+/* Stores the gathered hour |job| on the span writer's connection, as
+ * pc_local_rollup_store does (its answers; the figures freed either way),
+ * and waits for it; PC_ROLLUP_YIELD when the writer stops first (nothing
+ * stored, nothing to log). */
+typedef int (*pc_local_builder_store)(void *ctx, pc_local_rollup_job *job);
+
 /*
  * Opens a connection of its own to the store at |path| (its schema already
  * set up by the writer) and starts the thread, which builds hours written no
  * later than |quiet_ms| ago, each within |limit_ms|; its gathers are reads of
  * the pool |gate| (borrowed: they wait for and give way to a restart of the
  * log, local_rollup.h), and its commits go to the file's checkpointer |ckpt|
- * (borrowed; pc_local_checkpoint_also) as the writer's do. NULL after logging
- * as |id| (borrowed). Destroy the builder before |gate| and |ckpt|.
+ * (borrowed; pc_local_checkpoint_also) as the writer's do; it hands each
+ * gathered hour to |store| (with |store_ctx|). NULL after logging as |id|
+ * (borrowed). Destroy the builder before |gate| and |ckpt|.
  */
 pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_local_reader *gate,
                                           pc_local_checkpoint *ckpt, int64_t quiet_ms,
-                                          int64_t limit_ms);
+                                          int64_t limit_ms, pc_local_builder_store store,
+                                          void *store_ctx);
 
 /* The writer committed a transaction (builds yield while writes come). Any thread. */
 void pc_local_builder_wrote(pc_local_builder *b);

@@ -504,7 +504,7 @@ static int64_t mono_ns(void)
 typedef struct gather_limits {
     int64_t deadline; /* CLOCK_MONOTONIC ns */
     pc_local_reader *gate;
-    bool yielded;
+    bool yielded, late; /* why it interrupted the gather */
 } gather_limits;
 
 /* SQLite progress handler of a gather: non-zero (interrupt) past the
@@ -513,7 +513,8 @@ static int gather_stop(void *ud)
 {
     gather_limits *l = ud;
     if (l->gate && pc_local_reader_held(l->gate)) l->yielded = true;
-    return l->yielded || mono_ns() > l->deadline;
+    if (!l->yielded && mono_ns() > l->deadline) l->late = true;
+    return l->yielded || l->late;
 }
 
 /* Ends the transaction of |db| if one is open. */
@@ -579,8 +580,10 @@ int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_l
     if (rc == SQLITE_DONE) return 0; /* none due */
     if (rc == SQLITE_OK) slow_drop(slow, job->hour);
     if (rc == SQLITE_OK) return 1;
-    if (rc == SQLITE_INTERRUPT && lim.yielded) return PC_ROLLUP_YIELD;
-    if (rc != SQLITE_INTERRUPT) return -1;
+    /* an interrupted statement answers SQLITE_INTERRUPT, or a plain error
+     * from the gather's probes (local_stats.c): the limits say why */
+    if (lim.yielded) return PC_ROLLUP_YIELD;
+    if (!lim.late) return -1;
     /* past the limit: not tried again for a while, unless written meanwhile,
      * and then with twice the time */
     slow_add(slow, job->hour);
