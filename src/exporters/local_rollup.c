@@ -137,12 +137,18 @@ static pc_local_known *known_find(pc_local_rollup *r, int64_t tid)
     return NULL;
 }
 
+/* Empties slot |k|. */
+static void known_drop(pc_local_rollup *r, pc_local_known *k)
+{
+    r->known_bytes -= k->groups.len;
+    k->tid = 0;
+    pc_buf_free(&k->groups);
+}
+
 void pc_local_rollup_forget(pc_local_rollup *r)
 {
-    for (size_t i = 0; i < PC_ROLLUP_KNOWN; i++) {
-        r->known[i].tid = 0;
-        pc_buf_free(&r->known[i].groups);
-    }
+    for (size_t i = 0; i < PC_ROLLUP_KNOWN; i++)
+        known_drop(r, &r->known[i]);
 }
 
 /* The trace being written has all its groups in r->groups (trace_end):
@@ -155,20 +161,24 @@ static void known_keep(pc_local_rollup *r)
     size_t bytes = 0;
     for (size_t i = 0; i < g->used; i++)
         bytes += 13 + g->n[i];
-    if (!k && bytes <= PC_ROLLUP_KNOWN_BYTES) { /* an empty slot, or the least recently used */
+    if (bytes > PC_ROLLUP_KNOWN_BYTES) {
+        if (k) known_drop(r, k);
+        return;
+    }
+    if (!k) { /* an empty slot of its set, or the least recently used */
         pc_local_known *set = known_set(r, r->tid);
         k = &set[0];
         for (int i = 0; i < PC_ROLLUP_KNOWN_WAYS && k->tid; i++)
             if (!set[i].tid || set[i].used < k->used) k = &set[i];
     }
-    if (!k) return;
-    if (bytes > PC_ROLLUP_KNOWN_BYTES) {
-        k->tid = 0;
-        pc_buf_free(&k->groups);
-        return;
+    known_drop(r, k);
+    while (r->known_bytes + bytes > PC_ROLLUP_KNOWN_BYTES) { /* the least recently used go */
+        pc_local_known *lru = NULL;
+        for (size_t i = 0; i < PC_ROLLUP_KNOWN; i++)
+            if (r->known[i].tid && (!lru || r->known[i].used < lru->used)) lru = &r->known[i];
+        known_drop(r, lru);
     }
-    *k = (pc_local_known){.tid = r->tid, .spans = r->spans, .used = ++r->tick, .groups = k->groups};
-    pc_buf_reset(&k->groups);
+    *k = (pc_local_known){.tid = r->tid, .spans = r->spans, .used = ++r->tick};
     for (size_t i = 0; i < g->used; i++) {
         int64_t first = r->old_first[i] < r->new_first[i] ? r->old_first[i] : r->new_first[i];
         uint32_t n = (uint32_t)g->n[i];
@@ -178,6 +188,7 @@ static void known_keep(pc_local_rollup *r)
         pc_buf_append(&k->groups, &n, sizeof(n));
         pc_buf_append(&k->groups, g->s[i], n);
     }
+    r->known_bytes += k->groups.len;
 }
 
 /* The groups of a known trace |k| into r->groups, as stored. */

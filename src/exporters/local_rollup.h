@@ -63,15 +63,16 @@ typedef struct pc_local_rollup_last {
  * write spans; a duplicate inserts nothing). Forgotten whole when a
  * transaction fails (its rollback) and at retention (a deleted trace's tid
  * can come back). A tid's entry lives in one set of PC_ROLLUP_KNOWN_WAYS
- * slots, the least recently used replaced. Not kept, so read each time: a
- * trace whose groups take more than PC_ROLLUP_KNOWN_BYTES (hundreds of
- * models or services), and big traces past the PC_ROLLUP_KNOWN at a time
- * the sets hold. At most PC_ROLLUP_KNOWN * PC_ROLLUP_KNOWN_BYTES of memory.
+ * slots, the least recently used replaced; all entries together hold at
+ * most PC_ROLLUP_KNOWN_BYTES of groups, the least recently used dropped
+ * past it. Not kept, so read each time: a trace whose groups alone take
+ * more (above 10,000 distinct models or services of 80 bytes), and big
+ * traces past the PC_ROLLUP_KNOWN at a time the sets hold.
  */
 #define PC_ROLLUP_KNOWN 256
 #define PC_ROLLUP_KNOWN_WAYS 8
 #define PC_ROLLUP_KNOWN_SPANS 256
-#define PC_ROLLUP_KNOWN_BYTES 16384
+#define PC_ROLLUP_KNOWN_BYTES (1 << 20)
 typedef struct pc_local_known {
     int64_t tid;   /* 0: empty */
     int64_t spans; /* its stored spans */
@@ -101,6 +102,7 @@ typedef struct pc_local_rollup {
     int64_t tid;        /* the trace being written */
     int64_t spans;      /* its stored spans, then with those inserted since */
     pc_local_known known[PC_ROLLUP_KNOWN];
+    size_t known_bytes; /* their groups' */
     uint64_t tick;
     int64_t scanned;    /* stored spans read for their groups, ever (test hook's) */
     size_t project_len; /* the project's bytes in |key| */

@@ -355,9 +355,9 @@ static void test_rollups_kept_by_writes(void)
 /* Three traces grown by 10 spans a transaction (random groups and hours,
  * a redelivered span): the writer reads a stored trace's spans only until
  * it has PC_ROLLUP_KNOWN_SPANS, then knows its groups (local_rollup.h); after
- * retention it reads each once more. A trace whose groups take more than
- * PC_ROLLUP_KNOWN_BYTES is read each time. The kept rollups stay the
- * built ones throughout. */
+ * retention it reads each once more. A trace of 300 models is known too;
+ * one whose groups take more than PC_ROLLUP_KNOWN_BYTES is read each time.
+ * The kept rollups stay the built ones throughout. */
 static void test_big_traces_known(void)
 {
     store_h h;
@@ -395,22 +395,29 @@ static void test_big_traces_known(void)
         CHECK_EQ_INT(pc_local_spans_scanned(h.ctx), known_at + 3 * held);
     }
     same_as_built(&h);
-    /* 300 groups of 60-byte models: past PC_ROLLUP_KNOWN_BYTES, read each time */
-    int64_t before = pc_local_spans_scanned(h.ctx);
-    for (int n = 0; n < 3; n++) {
-        pc_batch *b = new_batch(now);
-        for (int i = 0; i < (n ? 1 : 300); i++) {
-            char span[16], model[64];
-            snprintf(span, sizeof(span), "w%d-%d", n, i);
-            snprintf(model, sizeof(model), "%058d", n * 1000 + i);
-            pc_span *s = add_span(b, (span_spec){.trace = "wide", .span = span,
-                                                 .type = PC_TYPE_LLM, .start = T0 + i * NS,
-                                                 .end = T0 + (i + 1) * NS});
-            s->llm_model = S(b, model);
+    /* a trace of 300 models is known; one of 13,000 models of 80 bytes takes
+     * more than PC_ROLLUP_KNOWN_BYTES: read each time */
+    const int wide[] = {300, 13000};
+    for (int w = 0; w < 2; w++) {
+        int64_t before = 0; /* after the first batch (a huge one is written in parts) */
+        for (int n = 0; n < 3; n++) {
+            pc_batch *b = new_batch(now);
+            for (int i = 0; i < (n ? 1 : wide[w]); i++) {
+                char trace[16], span[16], model[96];
+                snprintf(trace, sizeof(trace), "wide%d", w);
+                snprintf(span, sizeof(span), "w%d-%d", n, i);
+                snprintf(model, sizeof(model), "%080d", n * 100000 + i);
+                pc_span *s = add_span(b, (span_spec){.trace = trace, .span = span,
+                                                     .type = PC_TYPE_LLM, .start = T0 + i * NS,
+                                                     .end = T0 + (i + 1) * NS});
+                s->llm_model = S(b, model);
+            }
+            CHECK_EQ_INT(consume(&h, b), PC_OK);
+            if (n == 0) before = pc_local_spans_scanned(h.ctx);
+            int64_t read = w == 0 || n == 0 ? 0 : n == 1 ? wide[1] : 2 * wide[1] + 1;
+            CHECK_EQ_INT(pc_local_spans_scanned(h.ctx), before + read);
         }
-        CHECK_EQ_INT(consume(&h, b), PC_OK);
     }
-    CHECK_EQ_INT(pc_local_spans_scanned(h.ctx), before + 300 + 301);
     same_as_built(&h);
     same_answers(&h);
     close_store(&h, true);
