@@ -20,16 +20,18 @@
  * collector (as the query threads by default), so ingest keeps its cores.
  * While the writer commits, the next build waits (ROLLUP_SHARE - 1) times
  * the last one's CPU time, so builds take at most a tenth of a core; once
- * writes stop, builds follow one another. (Its wall time, which the wait
- * took before, is mostly waiting beside ingest: builds of 12 ms of CPU took
- * 70-1,600 ms, so a backfill's 684 hours were built at 10 in 40 s.) It looks for a due hour every
+ * writes stop, builds follow one another. It looks for a due hour every
  * second when none was due. A gather gives way to a restart of the log that
  * holds reads back (local_checkpoint.h) and is tried again 200 ms later.
  * The gathered hour is stored by the span writer, on its connection between
- * two of its transactions (|store| below): under ingest the writer holds the
- * file's write lock nearly all the time, and a store of the thread's own
- * waited up to 3 s for it in SQLite's busy handler (gathers took 10-50 ms),
- * so a backfill's hours were built at about 3 a second beside live ingest.
+ * two of its transactions (|store| below).
+ *
+ * Why CPU time and the writer's store: beside live ingest a build's wall
+ * time is mostly waiting. A store on this thread's own connection waited
+ * up to 3 s for the write lock, which the writer holds nearly all the time
+ * (SQLite's busy handler polls with growing sleeps), against 10-50 ms for
+ * the gather; and the wait took 9 times that wall time, so a backfill's 684
+ * hours were built at about 10 in 40 s (now about 210; bench/README).
  */
 #ifndef PC_LOCAL_BUILDER_H
 #define PC_LOCAL_BUILDER_H
