@@ -125,7 +125,7 @@ service:
                 time.sleep(0.05)
         rng = random.Random(args.seed)
         bodies = []
-        one = "".join(rng.choice("0123456789abcdef") for _ in range(22))
+        one = "".join(rng.choice("0123456789abcdef") for _ in range(22)) if args.one_trace else ""
         for k in range(args.batches):
             ids = [one if args.one_trace else
                    "".join(rng.choice("0123456789abcdef") for _ in range(22))

@@ -160,7 +160,7 @@ static void known_keep(pc_local_rollup *r)
     pc_keys *g = &r->groups;
     size_t bytes = 0;
     for (size_t i = 0; i < g->used; i++)
-        bytes += 13 + g->n[i];
+        bytes += PC_ROLLUP_KNOWN_HEAD + g->n[i];
     if (bytes > PC_ROLLUP_KNOWN_BYTES) {
         if (k) known_drop(r, k);
         return;
@@ -203,9 +203,9 @@ static void known_load(pc_local_rollup *r, pc_local_known *k)
         memcpy(&first, p + 1, sizeof(first));
         memcpy(&n, p + 9, sizeof(n));
         pc_buf_reset(&r->key);
-        pc_buf_append(&r->key, p + 13, n);
+        pc_buf_append(&r->key, p + PC_ROLLUP_KNOWN_HEAD, n);
         group_at(r, (unsigned char)p[0], first, true);
-        at += 13 + n;
+        at += PC_ROLLUP_KNOWN_HEAD + n;
     }
 }
 

@@ -7,9 +7,11 @@
  * Where it sits: inside the writer (local_store.h's pc_local_writer), on the
  * writer thread only. local_txn.c reports each trace a transaction writes
  * spans to and each span it inserts, and flushes before the commit;
- * retention reports the traces it deletes. Building an hour (pc_local_rollup_build,
- * on any connection) is the builder thread's (local_builder.h), and the
- * writer's for pc_local_build_rollups (local_stats.c gathers and stores the
+ * retention reports the traces it deletes. Building an hour is the builder
+ * thread's (local_builder.h: pc_local_rollup_gather on its own connection,
+ * then pc_local_rollup_store on the writer's, between two of its
+ * transactions), and the writer's alone for pc_local_build_rollups
+ * (pc_local_rollup_build: both steps; local_stats.c gathers and stores the
  * figures). The tables and their invariants are local_schema.c's
  * (stats_hours, stats_rollup).
  *
@@ -73,11 +75,13 @@ typedef struct pc_local_rollup_last {
 #define PC_ROLLUP_KNOWN_WAYS 8
 #define PC_ROLLUP_KNOWN_SPANS 256
 #define PC_ROLLUP_KNOWN_BYTES (1 << 20)
+#define PC_ROLLUP_KNOWN_HEAD (1 + 8 + 4)
 typedef struct pc_local_known {
     int64_t tid;   /* 0: empty */
     int64_t spans; /* its stored spans */
     uint64_t used; /* the rollup's tick at its last use */
-    pc_buf groups; /* per group: kind (1 byte), first start (8), key length n (4), key (n) */
+    pc_buf groups; /* per group: kind (1 byte), first start (8), key length n (4): the
+                    * PC_ROLLUP_KNOWN_HEAD bytes; then the key (n) */
 } pc_local_known;
 
 typedef struct pc_local_rollup {
