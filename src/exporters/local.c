@@ -626,9 +626,8 @@ static int local_start(void *ctx, pc_host *host)
     if (pc_local_writer_init(&L->w, L->id, L->db, (size_t)L->cfg->compression_sample,
                              L->index, L->cfg->rollup_live_ms * 1000000) < 0)
         return -1;
-    L->builder = pc_local_builder_create(L->id, L->path, L->reader, L->ckpt,
-                                         L->cfg->rollup_quiet_ms, L->cfg->rollup_build_limit_ms,
-                                         store_built, L);
+    L->builder = pc_local_builder_create(L->id, L->path, L->reader, L->cfg->rollup_quiet_ms,
+                                         L->cfg->rollup_build_limit_ms, store_built, L);
     if (!L->builder) return -1;
     L->next_purge_mono = 0; /* the writer runs retention first thing */
     pthread_mutex_lock(&L->mu);

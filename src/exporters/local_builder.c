@@ -54,7 +54,7 @@ static int64_t build_one(pc_local_builder *b)
     int rc = pc_local_rollup_gather(b->db, pc_time_now_ns() - b->quiet_ns, b->limit_ns, b->gate,
                                     &b->slow, &job);
     int64_t hour = job.hour;
-    if (rc == 1) rc = b->store(b->store_ctx, &job);
+    if (rc == 1 || rc == PC_ROLLUP_SLOW) rc = b->store(b->store_ctx, &job);
     int64_t t1 = pc_time_mono_ns(), cpu = pc_time_thread_cpu_ns() - cpu0;
     pthread_mutex_lock(&b->mu);
     bool wrote = b->wrote;
@@ -107,9 +107,8 @@ static void *builder_main(void *arg)
 }
 
 pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_local_reader *gate,
-                                          pc_local_checkpoint *ckpt, int64_t quiet_ms,
-                                          int64_t limit_ms, pc_local_builder_store store,
-                                          void *store_ctx)
+                                          int64_t quiet_ms, int64_t limit_ms,
+                                          pc_local_builder_store store, void *store_ctx)
 {
     pc_local_builder *b = pc_xcalloc(1, sizeof(*b));
     b->id = id;
@@ -123,13 +122,13 @@ pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_l
     b->db = pc_local_db_open(id, path, false);
     if (!b->db ||
         sqlite3_exec(b->db, "PRAGMA cache_size = -" STR(BUILDER_CACHE_KIB), NULL, NULL, NULL) !=
-            SQLITE_OK) {
+            SQLITE_OK ||
+        sqlite3_exec(b->db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK) {
         if (b->db) pc_log(PC_LOG_ERROR, id, "cannot configure the rollup builder's connection: %s",
                           sqlite3_errmsg(b->db));
         pc_local_builder_destroy(b);
         return NULL;
     }
-    pc_local_checkpoint_also(ckpt, b->db); /* after pc_local_db_open, which clears hooks */
     int rc = pthread_create(&b->thread, NULL, builder_main, b);
     if (rc != 0) {
         pc_log(PC_LOG_ERROR, id, "cannot start the rollup builder thread: %s", strerror(rc));

@@ -7,8 +7,9 @@
  * keep themselves (older than rollup_live, or not built: local_rollup.h) →
  * this thread, once an hour has been quiet for
  * rollup_quiet, gathers its figures from its spans in a read transaction
- * and stores them in a short write one (pc_local_rollup_build) → the stats
- * reads (local_stats.c) take built hours from stats_rollup.
+ * (pc_local_rollup_gather) → the span writer stores them in a short write
+ * one (pc_local_rollup_store, through |store| below) → the stats reads
+ * (local_stats.c) take built hours from stats_rollup.
  *
  * Why a thread: on the writer's thread a build held every waiting batch for
  * its whole gather. Under sustained ingest an hour holds more spans than a
@@ -24,7 +25,9 @@
  * second when none was due. A gather gives way to a restart of the log that
  * holds reads back (local_checkpoint.h) and is tried again 200 ms later.
  * The gathered hour is stored by the span writer, on its connection between
- * two of its transactions (|store| below).
+ * two of its transactions (|store| below); so is the deferral of an hour
+ * whose gather ran past its limit. The thread's connection never writes
+ * (query_only): it takes no write lock and adds nothing to the log.
  *
  * Why CPU time and the writer's store: beside live ingest a build's wall
  * time is mostly waiting. A store on this thread's own connection waited
@@ -36,7 +39,6 @@
 #ifndef PC_LOCAL_BUILDER_H
 #define PC_LOCAL_BUILDER_H
 
-#include "local_checkpoint.h"
 #include "local_store.h"
 
 #include <stdint.h>
@@ -45,26 +47,24 @@
 
 typedef struct pc_local_builder pc_local_builder;
 
-/* Stores the gathered hour |job| on the span writer's connection, as
- * pc_local_rollup_store does (its answers; the figures freed either way),
- * and waits for it; PC_ROLLUP_YIELD when the writer stops first (nothing
- * stored, nothing to log). */
+/* Stores the gathered (or deferred) hour |job| on the span writer's
+ * connection, as pc_local_rollup_store does (its answers; the figures freed
+ * either way), and waits for it; PC_ROLLUP_YIELD when the writer stops
+ * first (nothing stored, nothing to log). */
 typedef int (*pc_local_builder_store)(void *ctx, pc_local_rollup_job *job);
 
 /*
- * Opens a connection of its own to the store at |path| (its schema already
- * set up by the writer) and starts the thread, which builds hours written no
- * later than |quiet_ms| ago, each within |limit_ms|; its gathers are reads of
- * the pool |gate| (borrowed: they wait for and give way to a restart of the
- * log, local_rollup.h), and its commits go to the file's checkpointer |ckpt|
- * (borrowed; pc_local_checkpoint_also) as the writer's do; it hands each
- * gathered hour to |store| (with |store_ctx|). NULL after logging as |id|
- * (borrowed). Destroy the builder before |gate| and |ckpt|.
+ * Opens a read-only connection of its own to the store at |path| (its schema
+ * already set up by the writer) and starts the thread, which builds hours
+ * written no later than |quiet_ms| ago, each within |limit_ms|; its gathers
+ * are reads of the pool |gate| (borrowed: they wait for and give way to a
+ * restart of the log, local_rollup.h); it hands each gathered or deferred
+ * hour to |store| (with |store_ctx|). NULL after logging as |id| (borrowed).
+ * Destroy the builder before |gate|.
  */
 pc_local_builder *pc_local_builder_create(const char *id, const char *path, pc_local_reader *gate,
-                                          pc_local_checkpoint *ckpt, int64_t quiet_ms,
-                                          int64_t limit_ms, pc_local_builder_store store,
-                                          void *store_ctx);
+                                          int64_t quiet_ms, int64_t limit_ms,
+                                          pc_local_builder_store store, void *store_ctx);
 
 /* The writer committed a transaction (builds yield while writes come). Any thread. */
 void pc_local_builder_wrote(pc_local_builder *b);

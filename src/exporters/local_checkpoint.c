@@ -232,10 +232,9 @@ static void gate_step_locked(pc_local_checkpoint *c)
     }
 }
 
-/* The writer connection's WAL hook (and pc_local_checkpoint_also's), on the
- * committing thread after each commit, |frames| in the log: wakes the
- * thread, holds the gate's reads for a restart, or (without a gate) restarts
- * the log from |db|. */
+/* The writer connection's WAL hook, on the committing thread after each
+ * commit, |frames| in the log: wakes the thread, holds the gate's reads for
+ * a restart, or (without a gate) restarts the log from |db|. */
 static int hook(void *ud, sqlite3 *db, const char *name, int frames)
 {
     pc_local_checkpoint *c = ud;
@@ -374,11 +373,6 @@ pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path
     c->running = true;
     sqlite3_wal_hook(writer, hook, c);
     return c;
-}
-
-void pc_local_checkpoint_also(pc_local_checkpoint *c, sqlite3 *db)
-{
-    sqlite3_wal_hook(db, hook, c);
 }
 
 void pc_local_checkpoint_destroy(pc_local_checkpoint *c)

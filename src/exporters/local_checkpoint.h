@@ -17,9 +17,8 @@
  * for the next commit waited for them too.
  *
  * Policy: the thread checkpoints (PASSIVE) once |step_pages| frames were
- * added since its last checkpoint copied the log. Only a writing connection
- * (the writer, or one given the hook by pc_local_checkpoint_also) can start
- * the log over, and only when every frame is copied and no reader still
+ * added since its last checkpoint copied the log. Only the writing
+ * connection (the file's one writer) can start the log over, and only when every frame is copied and no reader still
  * reads old ones: it does so by itself at its next transaction when a
  * checkpoint happened to copy everything; else, once the log holds
  * |restart_pages| frames, the hook runs a RESTART checkpoint from the
@@ -94,12 +93,6 @@ typedef struct pc_local_gate {
 pc_local_checkpoint *pc_local_checkpoint_create(const char *id, const char *path, sqlite3 *writer,
                                                 int step_pages, int restart_pages,
                                                 const pc_local_gate *gate);
-
-/* |db|, another connection that writes the same file (the rollup builder's,
- * local_builder.h), gets the same WAL hook: its commits count, and may run
- * the restart, as the writer's do (else its commits while the writer idles
- * would grow the log unchecked). Close |db| before destroying |c|. */
-void pc_local_checkpoint_also(pc_local_checkpoint *c, sqlite3 *db);
 
 /* Stops the thread (after the checkpoint under way, if any), removes the
  * hook from the writer connection and closes this module's connection. Call

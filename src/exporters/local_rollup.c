@@ -574,8 +574,7 @@ int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_l
                            pc_local_slow *slow, pc_local_rollup_job *job)
 {
     gather_limits lim = {.deadline = mono_ns() + limit_ns, .gate = gate};
-    job->hour = job->mark = 0;
-    job->figures = NULL;
+    *job = (pc_local_rollup_job){.hour = 0};
     if (gate && !pc_local_reader_enter(gate, lim.deadline)) return PC_ROLLUP_YIELD;
     int rc = run(db, "BEGIN");
     if (rc == SQLITE_OK) rc = step3(db, NEXT, quiet_ns, 0, 0, &job->hour, &job->mark);
@@ -595,15 +594,11 @@ int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_l
      * from the gather's probes (local_stats.c): the limits say why */
     if (lim.yielded) return PC_ROLLUP_YIELD;
     if (!lim.late) return -1;
-    /* past the limit: not tried again for a while, unless written meanwhile,
-     * and then with twice the time */
+    /* past the limit: not tried again for a while (once stored), unless
+     * written meanwhile, and then with twice the time */
     slow_add(slow, job->hour);
-    rc = run(db, "BEGIN IMMEDIATE");
-    if (rc == SQLITE_OK)
-        rc = step3(db, DEFER, job->hour, quiet_ns + PC_ROLLUP_DEFER_NS, job->mark, NULL, NULL);
-    if (rc == SQLITE_DONE) rc = run(db, "COMMIT");
-    end_txn(db, "ROLLBACK");
-    return rc == SQLITE_OK ? PC_ROLLUP_SLOW : -1;
+    job->defer_ns = quiet_ns + PC_ROLLUP_DEFER_NS;
+    return PC_ROLLUP_SLOW;
 }
 
 int pc_local_rollup_store(sqlite3 *db, pc_local_rollup_job *job)
@@ -611,6 +606,13 @@ int pc_local_rollup_store(sqlite3 *db, pc_local_rollup_job *job)
     int64_t spans = 0;
     bool stale = false;
     int rc = run(db, "BEGIN IMMEDIATE");
+    if (job->defer_ns > 0) {
+        if (rc == SQLITE_OK)
+            rc = step3(db, DEFER, job->hour, job->defer_ns, job->mark, NULL, NULL);
+        if (rc == SQLITE_DONE) rc = run(db, "COMMIT");
+        end_txn(db, "ROLLBACK");
+        return rc == SQLITE_OK ? PC_ROLLUP_SLOW : -1;
+    }
     if (rc == SQLITE_OK) rc = step3(db, SAME, job->hour, job->mark, 0, NULL, NULL);
     if (rc == SQLITE_ROW) {
         rc = pc_local_stats_store_hour(db, job->figures, &spans);
@@ -633,5 +635,5 @@ int pc_local_rollup_build(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_lo
     pc_local_rollup_job job;
     int rc = pc_local_rollup_gather(db, quiet_ns, limit_ns, gate, slow, &job);
     *hour = job.hour;
-    return rc == 1 ? pc_local_rollup_store(db, &job) : rc;
+    return rc == 1 || rc == PC_ROLLUP_SLOW ? pc_local_rollup_store(db, &job) : rc;
 }

@@ -174,11 +174,13 @@ typedef struct pc_local_slow {
 } pc_local_slow;
 
 /* An hour being built: gathered by pc_local_rollup_gather, stored (and
- * freed) by pc_local_rollup_store. */
+ * freed) by pc_local_rollup_store. A gather past its limit leaves no
+ * figures, and its store defers the hour instead. */
 typedef struct pc_local_rollup_job {
-    int64_t hour;          /* start_ns / 1 h */
-    int64_t mark;          /* its stats_hours.dirty_ns when gathered */
-    pc_local_hour *figures; /* local_stats.h */
+    int64_t hour;           /* start_ns / 1 h */
+    int64_t mark;           /* its stats_hours.dirty_ns when gathered */
+    pc_local_hour *figures; /* local_stats.h; NULL when deferred */
+    int64_t defer_ns;       /* 0, or the wall clock before which a deferred hour is not due */
 } pc_local_rollup_job;
 
 /*
@@ -194,18 +196,22 @@ typedef struct pc_local_rollup_job {
  *    pool; NULL: none) it is a read in flight like a query's, and it gives way
  *    to a restart that holds reads back (local_checkpoint.h): it stops and
  *    returns PC_ROLLUP_YIELD, so a long gather never keeps the log from
- *    starting over. 1 with |job| filled; 0 when none is
- *    due; PC_ROLLUP_SLOW past the limit (the hour left to the reads' span
- *    path and not tried again for PC_ROLLUP_DEFER_NS unless written again,
- *    so one tenant's data cannot hold the builder); -1 on failure (the
- *    caller logs sqlite3_errmsg; the hour stays unbuilt, so reads stay right).
+ *    starting over. It never writes. 1 with |job| filled; 0 when none is
+ *    due; PC_ROLLUP_SLOW past the limit, with |job| naming the hour and its
+ *    deferral (the hour is left to the reads' span path and, once the store
+ *    deferred it, not tried again for PC_ROLLUP_DEFER_NS unless written
+ *    again, so one tenant's data cannot hold the builder); -1 on failure
+ *    (the caller logs sqlite3_errmsg; the hour stays unbuilt, so reads stay
+ *    right).
  * 2. pc_local_rollup_store, a short write transaction: the figures stored and
  *    built = 1, only if the hour still has the mark and built = 0. Every
  *    write that can change the hour's figures sets a new mark in its own
  *    transaction (the wall clock in ns at its commit), so an unchanged mark
  *    means the figures are the spans' now. 1 when stored; PC_ROLLUP_STALE when
  *    the hour was written or built since step 1 (left as it is: a written
- *    hour comes due again once quiet); -1 on failure. Frees the figures.
+ *    hour comes due again once quiet); for a job gathered past its limit,
+ *    the hour deferred under the same condition and PC_ROLLUP_SLOW; -1 on
+ *    failure. Frees the figures.
  * pc_local_rollup_build runs both (*|hour| says which hour it looked at).
  */
 int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_local_reader *gate,

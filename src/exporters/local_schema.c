@@ -127,10 +127,10 @@
  *              issue 15's write-time rollups every write did the latter; the
  *              rows mean the same either way, so that change needed no new
  *              version. stats_hours_dirty (dirty_ns) WHERE built = 0: the
- *              builder thread (pc_local_rollup_build) builds the hours no
- *              write touched for rollup_quiet, newest first, storing an hour's
- *              figures only if its mark did not change since it read them
- *              (local_rollup.h).
+ *              builder thread (local_builder.h) builds the hours no write
+ *              touched for rollup_quiet, newest first; the writer stores an
+ *              hour's figures only if its mark did not change since the
+ *              builder read them (local_rollup.h).
  *   stats_rollup  version 6: (kind, hour, project_id, grp) WITHOUT ROWID,
  *              the figures of one hour's spans per project and group: kind
  *              0 (no group: grp ''), 1 model, 2 service, 3 span type; spans,

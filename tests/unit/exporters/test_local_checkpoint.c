@@ -54,9 +54,10 @@ static void setup(fixture *f)
     setup_gated(f, NULL);
 }
 
-/* One transaction of ROWS_PER_TXN rows on |db|; returns how long its commit took (ns). */
-static int64_t commit_on(fixture *f, sqlite3 *db)
+/* One transaction of the writer: ROWS_PER_TXN rows; returns how long its commit took (ns). */
+static int64_t commit_one(fixture *f)
 {
+    sqlite3 *db = f->w;
     sqlite3_stmt *st = NULL;
     CHECK_EQ_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     CHECK_EQ_INT(sqlite3_prepare_v2(db, "INSERT INTO t (b) VALUES (randomblob(4000))", -1, &st,
@@ -73,11 +74,6 @@ static int64_t commit_on(fixture *f, sqlite3 *db)
     return pc_time_mono_ns() - t0;
 }
 
-/* One transaction of the writer. */
-static int64_t commit_one(fixture *f)
-{
-    return commit_on(f, f->w);
-}
 
 static int64_t count_rows(const char *path)
 {
@@ -173,29 +169,6 @@ static void test_reader_holds_the_log(void)
     pc_local_checkpoint_get_stats(f.c, &after);
     CHECK(after.restarts >= 1);
     CHECK(after.started_over >= 1);
-    teardown(&f);
-}
-
-/* Another connection that writes the file (the rollup builder's) with the
- * same hook: its commits alone, the writer idle, drive the checkpoints and
- * restarts, and the log stays bounded. */
-static void test_another_writer(void)
-{
-    fixture f;
-    setup(&f);
-    sqlite3 *other = pc_local_db_open("test", f.path, false);
-    CHECK(other != NULL);
-    pc_local_checkpoint_also(f.c, other);
-    for (int i = 0; i < 600; i++) {
-        commit_on(&f, other);
-        usleep(500);
-    }
-    pc_local_checkpoint_stats s;
-    pc_local_checkpoint_get_stats(f.c, &s);
-    CHECK(s.passive > 0);
-    CHECK(s.started_over >= 5); /* about 10,000 frames in logs of at most ~600 */
-    CHECK(s.max_frames <= 8 * RESTART);
-    sqlite3_close(other); /* before the checkpointer */
     teardown(&f);
 }
 
@@ -440,7 +413,6 @@ int main(void)
 {
     RUN(test_writer_alone);
     RUN(test_reader_holds_the_log);
-    RUN(test_another_writer);
     RUN(test_gate_holds_reads_not_the_writer);
     RUN(test_holds_grow_past_long_reads);
     RUN(test_idle);

@@ -855,6 +855,23 @@ static void test_slow_build_grows(void)
     CHECK_EQ_INT(pc_local_rollup_build(db, quiet, limit, NULL, NULL, &hour), PC_ROLLUP_SLOW);
     store_exec(&h, "UPDATE stats_hours SET dirty_ns = 0 WHERE built = 0");
     CHECK_EQ_INT(pc_local_rollup_build(db, quiet, limit, NULL, NULL, &hour), PC_ROLLUP_SLOW);
+    /* a gather past its limit writes nothing (the builder's connection is
+     * read-only); the store, on the writer's, defers the hour */
+    store_exec(&h, "UPDATE stats_hours SET dirty_ns = 0 WHERE built = 0");
+    sqlite3 *ro = pc_local_db_open("test", path, false);
+    CHECK(ro != NULL);
+    CHECK_EQ_INT(sqlite3_exec(ro, "PRAGMA query_only = 1", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ_INT(pc_local_rollup_gather(ro, quiet, limit, NULL, NULL, &job), PC_ROLLUP_SLOW);
+    CHECK(job.figures == NULL);
+    CHECK(job.defer_ns == quiet + PC_ROLLUP_DEFER_NS);
+    CHECK_EQ_INT(db_count(&h, "SELECT count(*) FROM stats_hours WHERE dirty_ns > 0 AND built = 0"),
+                 0);
+    CHECK_EQ_INT(pc_local_rollup_store(db, &job), PC_ROLLUP_SLOW);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM stats_hours WHERE hour = %lld AND dirty_ns = %lld",
+             (long long)job.hour, (long long)job.defer_ns);
+    CHECK_EQ_INT(db_count(&h, sql), 1);
+    sqlite3_close(ro);
     sqlite3_close(db);
     close_store(&h, true);
 }
