@@ -308,15 +308,18 @@ void pc_local_rollup_trace_end(pc_local_rollup *r)
     pc_keys_clear(g);
 }
 
-/* Runs |st| with ?1 = |a| and ?2 = |b| (those it has); SQLITE_ROW (the first
- * column in *|x| when given), SQLITE_DONE or an error. Resets |st|. */
-static int step2(sqlite3_stmt *st, int64_t a, int64_t b, int64_t *x)
+/* Runs |st| with ?1 = |a|, ?2 = |b|, ?3 = |c| (those it names): SQLITE_ROW
+ * (the first row's two columns in *|x|, *|y| when given), SQLITE_DONE, or an
+ * error. Resets |st|. SQLite code. */
+static int step_stmt(sqlite3_stmt *st, int64_t a, int64_t b, int64_t c, int64_t *x, int64_t *y)
 {
     int n = sqlite3_bind_parameter_count(st);
-    sqlite3_bind_int64(st, 1, a);
+    if (n >= 1) sqlite3_bind_int64(st, 1, a);
     if (n >= 2) sqlite3_bind_int64(st, 2, b);
+    if (n >= 3) sqlite3_bind_int64(st, 3, c);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && x) *x = sqlite3_column_int64(st, 0);
+    if (rc == SQLITE_ROW && y) *y = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     return rc;
 }
@@ -410,10 +413,10 @@ static int apply(pc_local_rollup *r, int sign, int64_t now_ns)
             v[i].what = H_MARK;
             continue;
         }
-        rc = step2(r->hour_get, v[i].hour, 0, &built);
+        rc = step_stmt(r->hour_get, v[i].hour, 0, 0, &built, NULL);
         if (rc == SQLITE_DONE && sign > 0) {
             built = 1;
-            rc = step2(r->hour_new, v[i].hour, now_ns, NULL);
+            rc = step_stmt(r->hour_new, v[i].hour, now_ns, 0, NULL, NULL);
         }
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) break;
         rc = SQLITE_OK;
@@ -435,10 +438,10 @@ static int apply(pc_local_rollup *r, int sign, int64_t now_ns)
         }
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
         if (v[i].what == H_MARK) {
-            rc = step2(r->touch, v[i].hour, now_ns, NULL);
+            rc = step_stmt(r->touch, v[i].hour, now_ns, 0, NULL, NULL);
         } else if (sign < 0) { /* an hour left without spans has no row */
-            rc = step2(r->hour_left, v[i].hour, 0, NULL);
-            if (rc == SQLITE_DONE) rc = step2(r->hour_drop, v[i].hour, 0, NULL);
+            rc = step_stmt(r->hour_left, v[i].hour, 0, 0, NULL, NULL);
+            if (rc == SQLITE_DONE) rc = step_stmt(r->hour_drop, v[i].hour, 0, 0, NULL, NULL);
         } else {
             continue;
         }
@@ -484,23 +487,13 @@ static int run(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
-/* Runs |sql| with ?1 = |a|, ?2 = |b|, ?3 = |c| (those it names): SQLITE_ROW
- * (the first row's two columns in *|x|, *|y| when given), SQLITE_DONE, or an
- * error. SQLite code. */
-static int step3(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c, int64_t *x,
-                 int64_t *y)
+/* step_stmt on |sql|, prepared for this one run. */
+static int step_sql(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c, int64_t *x,
+                    int64_t *y)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        int n = sqlite3_bind_parameter_count(st);
-        if (n >= 1) sqlite3_bind_int64(st, 1, a);
-        if (n >= 2) sqlite3_bind_int64(st, 2, b);
-        if (n >= 3) sqlite3_bind_int64(st, 3, c);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW && x) *x = sqlite3_column_int64(st, 0);
-        if (rc == SQLITE_ROW && y) *y = sqlite3_column_int64(st, 1);
-    }
+    if (rc == SQLITE_OK) rc = step_stmt(st, a, b, c, x, y);
     sqlite3_finalize(st);
     return rc;
 }
@@ -577,7 +570,7 @@ int pc_local_rollup_gather(sqlite3 *db, int64_t quiet_ns, int64_t limit_ns, pc_l
     *job = (pc_local_rollup_job){.hour = 0};
     if (gate && !pc_local_reader_enter(gate, lim.deadline)) return PC_ROLLUP_YIELD;
     int rc = run(db, "BEGIN");
-    if (rc == SQLITE_OK) rc = step3(db, NEXT, quiet_ns, 0, 0, &job->hour, &job->mark);
+    if (rc == SQLITE_OK) rc = step_sql(db, NEXT, quiet_ns, 0, 0, &job->hour, &job->mark);
     if (rc == SQLITE_ROW) {
         long i = slow_find(slow, job->hour);
         if (i >= 0) lim.deadline = mono_ns() + (limit_ns << slow->tries[i]);
@@ -608,16 +601,16 @@ int pc_local_rollup_store(sqlite3 *db, pc_local_rollup_job *job)
     int rc = run(db, "BEGIN IMMEDIATE");
     if (job->defer_ns > 0) {
         if (rc == SQLITE_OK)
-            rc = step3(db, DEFER, job->hour, job->defer_ns, job->mark, NULL, NULL);
+            rc = step_sql(db, DEFER, job->hour, job->defer_ns, job->mark, NULL, NULL);
         if (rc == SQLITE_DONE) rc = run(db, "COMMIT");
         end_txn(db, "ROLLBACK");
         return rc == SQLITE_OK ? PC_ROLLUP_SLOW : -1;
     }
-    if (rc == SQLITE_OK) rc = step3(db, SAME, job->hour, job->mark, 0, NULL, NULL);
+    if (rc == SQLITE_OK) rc = step_sql(db, SAME, job->hour, job->mark, 0, NULL, NULL);
     if (rc == SQLITE_ROW) {
         rc = pc_local_stats_store_hour(db, job->figures, &spans);
         if (rc == SQLITE_OK) /* an hour left without spans (retention) has nothing to keep */
-            rc = step3(db, spans > 0 ? BUILT : DROP, job->hour, 0, 0, NULL, NULL);
+            rc = step_sql(db, spans > 0 ? BUILT : DROP, job->hour, 0, 0, NULL, NULL);
         if (rc == SQLITE_DONE) rc = run(db, "COMMIT");
     } else if (rc == SQLITE_DONE) {
         stale = true; /* written (or built) since: nothing to store */
