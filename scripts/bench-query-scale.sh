@@ -12,7 +12,7 @@
 #                                [--sustain SPANS]
 # Stores: sqlite (the embedded store), clickhouse (Debian's ClickHouse 18.16, the legacy
 # dialect), chdb (chDB 26, the modern dialect, behind tests/integration/chdb_server.py,
-# which runs one statement at a time: latency at 8 clients includes queueing for it);
+# which runs statements in parallel on a pool of chDB sessions);
 # all (the default; `both` is its old name) or a comma list such as sqlite,chdb.
 # Steps: build (Release, build-bench/); then for each store, in a temp dir on free
 # loopback ports: start what it needs (scripts/lib/bench.sh: start_clickhouse,
@@ -434,7 +434,7 @@ run_store() {
       echo "== starting chDB behind tests/integration/chdb_server.py in $TMP/chdb"
       start_chdb "$TMP/chdb"
       CH_PORT=$CHDB_PORT
-      TITLE[$store]="chDB $(ch 'SELECT version()') (modern dialect, one statement at a time)"
+      TITLE[$store]="chDB $(ch 'SELECT version()') (modern dialect, behind chdb_server.py)"
       echo "note: chdb_server.py serializes statements with one lock: the load's inserts and" \
            "concurrent queries queue for it, so latency at 8 clients includes that queueing" ;;
   esac
@@ -505,7 +505,7 @@ run_store() {
     tee "$dir/query.txt"
   [ -s "$dir/query.err" ] && { echo "-- query errors (first 5):"; head -5 "$dir/query.err"; }
   if [ "$store" != sqlite ]; then
-    # chdb_server.py runs one statement at a time: nothing can be left running there
+    # chdb_server.py cannot cancel a statement whose client gave up: not counted there
     [ "$store" = clickhouse ] &&
       echo "after the queries: $(ch "SELECT count() FROM system.processes WHERE query NOT LIKE '%system.processes%'") queries still running on the server"
     echo "after the queries: $(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'prela_qs' AND active" |
@@ -557,5 +557,5 @@ awk -F'\t' -v stores="${STORE_LIST[*]}" -v clients="$CLIENTS" '
       printf "\n"
     } }' "$TSV"
 case " ${STORE_LIST[*]} " in
-  *" chdb "*) echo "(chdb: one statement at a time behind chdb_server.py; at 8 clients the latency includes queueing for it)" ;;
+  *" chdb "*) echo "(chdb: in-process ClickHouse behind chdb_server.py, a Python HTTP server: its cost a request is in chdb's latency)" ;;
 esac

@@ -136,7 +136,7 @@ start_clickhouse() {
 # start_chdb DIR: chDB (ClickHouse 26, modern dialect) behind the tests' HTTP server,
 # tests/integration/chdb_server.py, run by the venv's python (.venv/bin/python, as
 # scripts/test.sh makes it); sets CHDB_PORT and CHDB_PID (in PIDS). That server runs
-# one statement at a time (one lock): concurrent clients queue for it.
+# statements in parallel, on a pool of chDB sessions.
 start_chdb() {
   local py=.venv/bin/python
   [ -x "$py" ] || { echo "$NAME: $py missing (scripts/test.sh sets up the venv)" >&2; exit 1; }
