@@ -435,8 +435,8 @@ run_store() {
       start_chdb "$TMP/chdb"
       CH_PORT=$CHDB_PORT
       TITLE[$store]="chDB $(ch 'SELECT version()') (modern dialect, behind chdb_server.py)"
-      echo "note: chdb_server.py serializes statements with one lock: the load's inserts and" \
-           "concurrent queries queue for it, so latency at 8 clients includes that queueing" ;;
+      echo "note: chDB runs in chdb_server.py's Python process, statements in parallel on a" \
+           "pool of sessions; its HTTP layer's cost a request is in chdb's latency" ;;
   esac
   echo "${TITLE[$store]}"
   collector_config "$store" "$dir" >"$dir/config.yaml"
