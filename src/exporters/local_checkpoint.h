@@ -18,9 +18,10 @@
  *
  * Policy: the thread checkpoints (PASSIVE) once |step_pages| frames were
  * added since its last checkpoint copied the log. Only the writing
- * connection (the file's one writer) can start the log over, and only when every frame is copied and no reader still
- * reads old ones: it does so by itself at its next transaction when a
- * checkpoint happened to copy everything; else, once the log holds
+ * connection (the file's one writer) can start the log over, and only when
+ * every frame is copied and no reader still reads old ones: it does so by
+ * itself at its next transaction when a checkpoint happened to copy
+ * everything; else, once the log holds
  * |restart_pages| frames, the hook runs a RESTART checkpoint from the
  * committing connection, which copies the rest (about one step), waits at most
  * PC_LOCAL_RESTART_WAIT_MS for readers of old frames, and starts the log over

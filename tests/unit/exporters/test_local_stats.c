@@ -868,7 +868,8 @@ static void test_slow_build_grows(void)
                  0);
     CHECK_EQ_INT(pc_local_rollup_store(db, &job), PC_ROLLUP_SLOW);
     char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM stats_hours WHERE hour = %lld AND dirty_ns = %lld",
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM stats_hours WHERE hour = %lld AND dirty_ns = %lld",
              (long long)job.hour, (long long)job.defer_ns);
     CHECK_EQ_INT(db_count(&h, sql), 1);
     sqlite3_close(ro);
