@@ -47,15 +47,15 @@ _NOT_FOUND = {60, 81}
 
 class ChdbServer:
     def __init__(self, path, port=None):
-        """A server on 127.0.0.1:|port| (None: a free port from the test harness) over a chDB
-        session on |path|; not yet serving (start())."""
+        """A server on 127.0.0.1:|port| (None: a free port from the test harness) over a pool
+        of chDB sessions on |path| (one opened now); not yet serving (start())."""
         if port is None:
             import conftest  # the harness's port picker; only the fixture comes here
             port = conftest.free_port()
         self.path = str(path)
         self.cond = threading.Condition()  # guards the pool below
-        self.idle = [self._open()]  # (session, its current database); opened at once: a bad
-        self.opened = 1              # path fails here, not at the first request
+        self.idle = [self._open()]  # [session, its current database]; one opened now, so a
+        self.opened = 1              # bad path fails here, not at the first request
         self.busy = 0
         self.closed = False
         self.port = port
