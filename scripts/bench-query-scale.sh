@@ -505,9 +505,7 @@ run_store() {
     tee "$dir/query.txt"
   [ -s "$dir/query.err" ] && { echo "-- query errors (first 5):"; head -5 "$dir/query.err"; }
   if [ "$store" != sqlite ]; then
-    # chdb_server.py cannot cancel a statement whose client gave up: not counted there
-    [ "$store" = clickhouse ] &&
-      echo "after the queries: $(ch "SELECT count() FROM system.processes WHERE query NOT LIKE '%system.processes%'") queries still running on the server"
+    echo "after the queries: $(ch "SELECT count() FROM system.processes WHERE query NOT LIKE '%system.processes%'") queries still running on the server"
     echo "after the queries: $(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'prela_qs' AND active" |
          awk -v n="$stored" '{ printf "%.0f bytes per span on disk (merges settled further)", $1 / n }')"
   fi

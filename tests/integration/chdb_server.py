@@ -5,10 +5,20 @@ It speaks what the `clickhouse` exporter and the tests use: the statement in `?q
 and/or the POST body (for INSERT ... FORMAT X, the query names the format and the body
 carries the rows, as with a real server), gzip/deflate/zstd request bodies
 (Content-Encoding; another encoding is refused with code 89, as ClickHouse does),
-`GET /ping` and `GET /`, URL settings and the `database` parameter (a statement runs after
-`USE <database>` when given; the exporter names its database in every statement), user
-and password from X-ClickHouse-User/-Key or ?user=&password= (accepted, not checked: one
-user). Statements run in parallel, each on a chDB session of a pool (at most POOL_MAX, each
+`GET /ping` and `GET /`, the `database` parameter, user and password from
+X-ClickHouse-User/-Key or ?user=&password= (accepted, not checked: one user), and URL
+settings as a server applies them:
+- every URL parameter that is not one of the HTTP interface's own (query, database, user,
+  query_id, ...) is a setting of that statement alone (max_execution_time, max_result_rows,
+  max_threads, ...): SET on its session before it runs, back to DEFAULT before a later
+  statement without it; an unknown setting fails with the engine's code 115;
+- readonly=1 or 2: a statement that is not a read (SELECT, WITH, SHOW, DESCRIBE, EXISTS,
+  EXPLAIN) is refused with code 164 and HTTP 403 (emulated: SET readonly would also forbid
+  putting the session's settings back);
+- query_id: the statement runs with a leading comment naming it, and `KILL QUERY WHERE
+  query_id = '<id>'` stops the statements so named (chDB makes its own query ids; its
+  system.processes is shared by the sessions).
+Statements run in parallel, each on a chDB session of a pool (at most POOL_MAX, each
 running one statement at a time: a session serializes its own statements), as a real server
 runs its HTTP requests; a statement runs in the `database` parameter's database, else in
 `default`, as on a real server. Results come back as the statement's FORMAT, TabSeparated by
@@ -41,8 +51,23 @@ import zstandard
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 POOL_MAX = 16  # sessions, so statements at once; more wait for one
+# URL parameters of the HTTP interface itself; any other parameter is a setting
+_NOT_SETTINGS = {"query", "database", "user", "password", "quota_key", "query_id",
+                 "default_format", "wait_end_of_query", "buffer_size", "compress",
+                 "decompress", "session_id", "session_timeout", "session_check", "stacktrace",
+                 "role", "client_protocol_version", "close_session", "readonly"}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_QUERY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_KILL_BY_ID = re.compile(r"query_id\s*=\s*'([A-Za-z0-9_.:-]{1,128})'")
+_READS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"}
 _BAD_REQUEST = {6, 26, 27, 36, 38, 41, 43, 44, 46, 47, 62, 69, 72, 117, 131}
 _NOT_FOUND = {60, 81}
+
+
+def _tag(query_id):
+    """The comment a statement named |query_id| begins with (what its KILL QUERY looks for)."""
+    return f"/* chdb_server query_id={query_id} */ "
 
 
 class ChdbServer:
@@ -102,7 +127,8 @@ class ChdbServer:
                 query = params.get("query", [""])[0]
                 sql = (query + "\n" + body.decode("utf-8", "replace")) if query else \
                     body.decode("utf-8", "replace")
-                status, out = server.execute(sql, params.get("database", [None])[0])
+                status, out = server.execute(sql, params.get("database", [None])[0],
+                                             {k: v[-1] for k, v in params.items()})
                 self._send(status, out)
 
             def _send(self, status, data):
@@ -122,7 +148,7 @@ class ChdbServer:
 
     def _open(self):
         from chdb import session
-        return [session.Session(self.path), "default"]
+        return [session.Session(self.path), "default", {}]  # its database, settings SET
 
     def _take(self):
         """An idle session of the pool, a new one while fewer than POOL_MAX are open, or the
@@ -151,8 +177,28 @@ class ChdbServer:
                 self.idle.append(entry)
             self.cond.notify_all()
 
-    def execute(self, sql, database=None):
-        """Runs one statement: (HTTP status, response bytes)."""
+    def execute(self, sql, database=None, params=None):
+        """Runs one statement with the request's URL parameters |params| ({name: value}, see
+        the module comment): (HTTP status, response bytes)."""
+        params = params or {}
+        settings = {}  # name: SQL literal
+        for k, v in params.items():
+            if k in _NOT_SETTINGS or k.startswith("param_"):
+                continue
+            if not _NAME.fullmatch(k):
+                return 500, f"Code: 115. DB::Exception: Unknown setting {k!r}.\n".encode()
+            settings[k] = v if _NUMBER.fullmatch(v) else \
+                "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        if params.get("readonly", "0") != "0":
+            m = re.match(r"\s*(\w+)", sql)
+            if not m or m.group(1).upper() not in _READS:
+                return 403, (b"Code: 164. DB::Exception: Cannot execute query in readonly mode."
+                             b" (READONLY)\n")
+        if re.match(r"\s*KILL\s+QUERY\b", sql, re.I):
+            sql = _KILL_BY_ID.sub(lambda m: f"startsWith(query, '{_tag(m.group(1))}')", sql)
+        qid = params.get("query_id", "")
+        if _QUERY_ID.fullmatch(qid):
+            sql = _tag(qid) + sql
         entry = self._take()
         if entry is None:
             return 503, b"Code: 210. chdb_server: shutting down\n"
@@ -161,6 +207,11 @@ class ChdbServer:
             if entry[1] != db:
                 entry[0].query(f"USE `{db}`")
                 entry[1] = db
+            sets = [f"{k} = {v}" for k, v in settings.items() if entry[2].get(k) != v]
+            sets += [f"{k} = DEFAULT" for k in entry[2] if k not in settings]
+            if sets:  # a SET that fails changes nothing (measured on chDB 4.4)
+                entry[0].query("SET " + ", ".join(sets))
+                entry[2] = settings
             res = entry[0].query(sql, "TabSeparated")
             return 200, res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
         except Exception as e:

@@ -521,3 +521,60 @@ def test_reads_past_the_memory_limit_are_503_naming_it(make_collector, tmp_path)
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_chdb_server_applies_url_settings(chdb):
+    """The modern engine's stand-in treats URL parameters as a server does, so the modern
+    dialect's reads run under the limits the collector sets: each setting holds for its own
+    statement only, readonly=1 refuses a write (403, code 164), max_execution_time stops a
+    long statement (code 159), and KILL QUERY by the query_id given in the URL stops it
+    (code 394), leaving nothing in system.processes."""
+    import requests
+    url = chdb.url
+    long_sql = "SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 3"
+
+    def post(sql, **params):
+        return requests.post(url, params=params, data=sql.encode(), timeout=60)
+
+    r = post("SELECT number FROM numbers(1000)", max_result_rows=10, result_overflow_mode="throw")
+    assert r.status_code == 500 and r.text.startswith("Code: 396."), r.text
+    assert r.headers["X-ClickHouse-Exception-Code"] == "396"
+    r = post("SELECT number FROM numbers(1000)")  # the settings went with their statement
+    assert r.status_code == 200 and len(r.text.splitlines()) == 1000, r.text[:200]
+    r = post("SELECT getSetting('max_block_size'), getSetting('result_overflow_mode')",
+             max_block_size=1234, result_overflow_mode="break")
+    assert r.text == "1234\tbreak\n", r.text
+    r = post("SELECT getSetting('max_block_size') = 1234, getSetting('result_overflow_mode')")
+    assert r.text == "0\tthrow\n", r.text  # both back to the engine's defaults
+    r = post("SELECT 1", bogus_setting=1)
+    assert r.status_code == 500 and r.text.startswith("Code: 115."), r.text
+
+    db = chdb.database()
+    assert post(f"CREATE DATABASE {db}", readonly=1).status_code == 403
+    r = post(f"CREATE TABLE {db}.t (x UInt8) ENGINE = Memory", readonly="1")
+    assert r.status_code == 403 and "Code: 164." in r.text, r.text
+    assert post("SELECT 1", readonly=1).text == "1\n"
+    assert post(f"SELECT count() FROM system.databases WHERE name = '{db}'").text == "0\n"
+
+    t = time.monotonic()
+    r = post(long_sql, max_execution_time=1)
+    assert r.status_code == 500 and r.text.startswith("Code: 159."), r.text
+    assert time.monotonic() - t < 5
+
+    answers = []
+    th = threading.Thread(target=lambda: answers.append(
+        post(long_sql, query_id="t-kill-1", max_execution_time=60)))
+    t = time.monotonic()
+    th.start()
+    running = "SELECT count() FROM system.processes WHERE query LIKE '%sipHash64(number)%'" \
+              " AND query NOT LIKE '%system.processes%'"
+    while post(running).text != "1\n":
+        assert time.monotonic() - t < 10, "the statement never started"
+        time.sleep(0.05)
+    r = post("KILL QUERY WHERE query_id = 't-kill-1' ASYNC FORMAT TabSeparated")
+    assert r.status_code == 200 and "t-kill-1" in r.text, r.text
+    th.join(10)
+    assert answers and answers[0].status_code == 500, answers
+    assert answers[0].text.startswith("Code: 394."), answers[0].text
+    assert time.monotonic() - t < 10
+    assert post(running).text == "0\n"
