@@ -24,7 +24,8 @@ runs its HTTP requests; a statement runs in the `database` parameter's database,
 `default`, as on a real server. Results come back as the statement's FORMAT, TabSeparated by
 default.
 Errors: the engine's message with HTTP 400 for syntax/parse errors, 404 for unknown
-tables/databases, 500 otherwise, like ClickHouse's own status mapping.
+tables/databases, 403 for a write under readonly, 500 otherwise, like ClickHouse's own status
+mapping.
 
 `chdb` (session fixture) starts one server on a free loopback port; `.query(sql)` and
 `.database()` work as on services.ClickHouse.
