@@ -216,7 +216,8 @@ class ChdbServer:
             res = entry[0].query(sql, "TabSeparated")
             return 200, res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
         except Exception as e:
-            entry[1] = None  # its database unknown after a failed USE: set again next time
+            entry[1] = None  # its database unknown after a failed USE: USE again next time
+            # (a failed SET changed nothing, so entry[2] still holds the session's settings)
             msg = str(e)
             m = re.search(r"Code: (\d+)", msg)
             code = int(m.group(1)) if m else 0

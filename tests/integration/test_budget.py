@@ -209,11 +209,11 @@ def test_bombs_are_refused_and_the_process_stays_bounded(make_collector, monkeyp
 
 # What reads hold outside the budget: the embedded store's read connections (at most 8
 # at once, local_store.c POOL_MAX), each with its page caches and a row of decompressed
-# columns (here 512 KiB), and malloc's cached pages of them (per thread: each of the 16
-# readers' threads keeps its own arena). Measured peaks 98-117 MiB (16 readers of a 12 MiB
-# trace, both stores), and once 131.7 MiB (ClickHouse 18.16, a CI run of 2026-12-07);
-# 262-266 MiB before answers were charged. Under ASan each of them costs more again (its
-# shadow, its allocator's own caching): measured 161-205 MiB there.
+# columns (here 512 KiB), and malloc's cached pages of them (main.c: one arena per core,
+# each keeping freed pages up to its 64 MiB trim threshold). Measured peaks 98-117 MiB
+# (16 readers of a 12 MiB trace, both stores), and once 131.7 MiB (ClickHouse 18.16, a CI
+# run of 2026-12-07); 262-266 MiB before answers were charged. Under ASan each of them
+# costs more again (its shadow, its allocator's own caching): measured 161-205 MiB there.
 READS_OVERHEAD_MIB = 32 + (64 if SANITIZED else 0)
 
 

@@ -10,9 +10,9 @@ same requests to a second collector on the embedded SQLite store and comparing t
 deletes rows whose started_at is older than 90 days.
 
 This file: the schema, the same answers as the embedded store, redelivery, injection, the
-server failing, compression, and reads bounded and killed. test_clickhouse_reads.py has the
-lookups, lists, sessions and search at the table level; test_clickhouse_llm.py the LLM fields
-and stats.
+server failing, compression, reads bounded and killed, and chdb_server.py applying URL
+settings as a server does. test_clickhouse_reads.py has the lookups, lists, sessions and
+search at the table level; test_clickhouse_llm.py the LLM fields and stats.
 """
 import http.server
 import re
@@ -22,6 +22,7 @@ import time
 import urllib.parse
 
 import pytest
+import requests
 
 from chdb_server import chdb  # noqa: F401  (fixture)
 from clickhouse_helpers import engine  # noqa: F401  (fixture)
@@ -529,7 +530,6 @@ def test_chdb_server_applies_url_settings(chdb):
     statement only, readonly=1 refuses a write (403, code 164), max_execution_time stops a
     long statement (code 159), and KILL QUERY by the query_id given in the URL stops it
     (code 394), leaving nothing in system.processes."""
-    import requests
     url = chdb.url
     long_sql = "SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 3"
 
