@@ -15,6 +15,7 @@
 #include "local_zip.h"
 
 #include "arena.h"
+#include "attr_bloom.h"
 #include "json.h"
 #include "mem.h"
 #include "span.h"
@@ -214,17 +215,6 @@ static bool needs_escape(const char *k, size_t kn)
     return false;
 }
 
-bool pc_local_attr_text(pc_buf *out, const pc_value *v)
-{
-    switch (v->type) {
-    case PC_V_STR: pc_buf_append(out, v->s.p, v->s.n); return true;
-    case PC_V_BOOL: pc_buf_puts(out, v->b ? "true" : "false"); return true;
-    case PC_V_INT: pc_json_write_int(out, v->i); return true;
-    case PC_V_DOUBLE: pc_json_write_double(out, v->d); return true;
-    default: return false; /* null, arrays and maps have no text form */
-    }
-}
-
 int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, size_t key_len,
                         const char *value, size_t value_len)
 {
@@ -243,7 +233,7 @@ int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, si
             if (kv->key.n != key_len || (key_len && memcmp(kv->key.p, key, key_len) != 0))
                 continue;
             pc_buf_reset(&text);
-            if (!pc_local_attr_text(&text, &kv->value)) continue;
+            if (!pc_attr_text(&text, &kv->value)) continue;
             match = text.len == value_len &&
                     (value_len == 0 || memcmp(text.data, value, value_len) == 0);
         }

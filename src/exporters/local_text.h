@@ -66,22 +66,14 @@ void pc_local_span_text(pc_buf *out, const pc_span *s);
  * The attribute filter of trace lists (store.h, attr_key / attr_value): 1
  * when the JSON object |attrs| (span.h's encoding of a span's attributes) has
  * a top-level member whose key is exactly |key| and whose value's text form is
- * exactly |value| (a string as is; an int, double or bool as span.h's JSON
- * writer writes it: 42, 0.5, true), else 0. Null, array and map values never
- * match; JSON that does not parse matches nothing. Every value's text form is
- * in the span's search text, so the trigram index can name candidates.
+ * exactly |value| (pc_attr_text, attr_bloom.h: a string as is; an int, double
+ * or bool as span.h's JSON writer writes it: 42, 0.5, true), else 0. Null,
+ * array and map values never match; JSON that does not parse matches
+ * nothing. Every value's text form is in the span's search text, so the
+ * trigram index can name candidates.
  */
 int pc_local_attr_match(const char *attrs, size_t attrs_len, const char *key, size_t key_len,
                         const char *value, size_t value_len);
-
-/*
- * Appends the text form of the value |v| as parsed from stored JSON (the form
- * pc_local_attr_match compares) to |out|: a string as is, an int, double or
- * bool as the JSON writer writes it. False (nothing appended) for null, array
- * and map values, which have none. (A bytes value is stored as a base64
- * string and parses back as one.)
- */
-bool pc_local_attr_text(pc_buf *out, const pc_value *v);
 
 /*
  * Registers on |db| pc_search_text(name, attributes, events, input_messages,

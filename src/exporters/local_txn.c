@@ -8,11 +8,11 @@
  */
 #include "local_txn.h"
 
+#include "attr_bloom.h"
 #include "hash.h"
 #include "mem.h"
 #include "timefmt.h"
 
-#include "local_bloom.h"
 #include "local_schema.h"
 
 #include <math.h>
@@ -67,7 +67,7 @@ typedef struct group {
     int64_t started;   /* the stored trace's started_ns */
     /* the attribute filter of all its spans (duplicates too: a superset is
      * still a filter), stored with the trace row or ORed into it */
-    unsigned char bloom[PC_LOCAL_BLOOM_BYTES];
+    unsigned char bloom[PC_ATTR_BLOOM_BYTES];
 } group;
 
 typedef struct item {
@@ -188,7 +188,7 @@ static void group_add(txn *t, size_t i)
     }
     t->next[i] = SIZE_MAX;
     acc_add(&g->all, s, t->items[i].created_ns);
-    pc_local_bloom_add_attrs(g->bloom, &s->attrs);
+    pc_attr_bloom_add_attrs(g->bloom, &s->attrs);
 }
 
 /* Binds |a| as INS_TRACE / MERGE_TRACE / SET_TRACE take it (local_writer.c), tid as ?16;

@@ -12,9 +12,9 @@
  * order, max_rows); retention keeping trace_models consistent; and the
  * migration of a version 3 file (built here with version 3's DDL).
  */
+#include "attr_bloom.h"
 #include "check.h"
 #include "histo.h"
-#include "exporters/local_bloom.h"
 #include "exporters/local_harness.h"
 #include "exporters/local_schema.h"
 #include "exporters/local_text.h"
@@ -427,14 +427,14 @@ static void test_attr_common_value(void)
                                   .offset = 1});
     CHECK_EQ_STR(ids(t), "c-4996,c-4994");
 
-    /* schema 9: every trace row has its attribute filter (local_bloom.h), and
+    /* schema 9: every trace row has its attribute filter (attr_bloom.h), and
      * the list believes it: an emptied filter hides a matching trace, a NULL
      * one (a row from before 9) does not */
     char path[160];
     snprintf(path, sizeof(path), "%s/data/store/prela.db", h.dir);
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM traces WHERE length(attr_bloom) = "
-                              STR(PC_LOCAL_BLOOM_BYTES)), 5000);
-    db_exec(path, "UPDATE traces SET attr_bloom = zeroblob(" STR(PC_LOCAL_BLOOM_BYTES) ")"
+                              STR(PC_ATTR_BLOOM_BYTES)), 5000);
+    db_exec(path, "UPDATE traces SET attr_bloom = zeroblob(" STR(PC_ATTR_BLOOM_BYTES) ")"
                   " WHERE trace_id = 'c-4999'");
     db_exec(path, "UPDATE traces SET attr_bloom = NULL WHERE trace_id = 'c-4997'");
     t = lst(&h, (pc_trace_filter){.attr_key = "env", .attr_value = "production", .limit = 3});
@@ -954,7 +954,7 @@ static void test_migration_8_9(void)
     CHECK_EQ_STR(ids(lst(&h, (pc_trace_filter){.attr_key = "tier", .attr_value = "gold"})),
                  "new,old");
     CHECK_EQ_INT(db_int(path, "SELECT length(attr_bloom) FROM traces WHERE trace_id = 'new'"),
-                 PC_LOCAL_BLOOM_BYTES);
+                 PC_ATTR_BLOOM_BYTES);
     close_store(&h, false);
     /* a second start changes nothing */
     open_store(&h, dir, NULL);

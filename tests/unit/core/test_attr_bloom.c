@@ -1,10 +1,10 @@
 /*
- * test_local_bloom.c - the trace rows' attribute filter (local_bloom.h): no
- * false negatives against the exact matcher it guards (every pair
+ * test_attr_bloom.c - a trace's attribute filter (attr_bloom.h): no false
+ * negatives against the embedded store's exact matcher it guards (every pair
  * pc_attr_match can match in a span's stored attributes JSON is in the
  * filter, for every kind of value and the bytes the JSON writer changes),
- * its false-positive rate at a realistic number of pairs, and its SQL
- * functions.
+ * its false-positive rate at a realistic number of pairs, the bits it gives
+ * ClickHouse's test, and the embedded store's SQL functions (local_bloom.h).
  */
 #include "check.h"
 
@@ -12,6 +12,7 @@
 #include "exporters/local_text.h"
 
 #include "arena.h"
+#include "attr_bloom.h"
 #include "buf.h"
 #include "json.h"
 
@@ -20,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define B PC_LOCAL_BLOOM_BYTES
+#define B PC_ATTR_BLOOM_BYTES
 
 static pc_str str_n(const char *p, size_t n)
 {
@@ -56,7 +57,7 @@ static pc_value v_bool(bool b)
 static int misses(const pc_attrs *a, unsigned char bloom[B])
 {
     memset(bloom, 0, B);
-    pc_local_bloom_add_attrs(bloom, a);
+    pc_attr_bloom_add_attrs(bloom, a);
     pc_buf json = PC_BUF_INIT, text = PC_BUF_INIT;
     pc_attrs_write_json(&json, a);
     pc_arena *ar = pc_arena_create(json.len + 1024);
@@ -67,13 +68,13 @@ static int misses(const pc_attrs *a, unsigned char bloom[B])
     for (size_t i = 0; i < v.map.n; i++) {
         const pc_kv *kv = &v.map.kv[i];
         pc_buf_reset(&text);
-        if (!pc_local_attr_text(&text, &kv->value)) continue;
+        if (!pc_attr_text(&text, &kv->value)) continue;
         const char *t = text.data ? text.data : "";
         if (!pc_local_attr_match(json.data, json.len, kv->key.p, kv->key.n, t, text.len)) {
             fprintf(stderr, "pc_attr_match misses pair %zu of %s\n", i, json.data);
             miss++;
         }
-        if (!pc_local_bloom_may(bloom, B, kv->key.p, kv->key.n, t, text.len)) {
+        if (!pc_attr_bloom_may(bloom, B, kv->key.p, kv->key.n, t, text.len)) {
             fprintf(stderr, "the filter misses pair %zu of %s\n", i, json.data);
             miss++;
         }
@@ -130,13 +131,13 @@ static void test_every_kind(void)
     CHECK_EQ_INT(misses(&a, bloom), 0);
     CHECK(!saturated(bloom));
     /* a pair that is not there, and the text forms that are not stored */
-    CHECK(!pc_local_bloom_may(bloom, B, "s", 1, "bronze", 6) ||
-          !pc_local_bloom_may(bloom, B, "i0", 2, "0.0", 3));
+    CHECK(!pc_attr_bloom_may(bloom, B, "s", 1, "bronze", 6) ||
+          !pc_attr_bloom_may(bloom, B, "i0", 2, "0.0", 3));
     /* no filter, or one of another size: maybe */
-    CHECK(pc_local_bloom_may(NULL, 0, "s", 1, "bronze", 6));
-    CHECK(pc_local_bloom_may(bloom, B - 1, "s", 1, "bronze", 6));
+    CHECK(pc_attr_bloom_may(NULL, 0, "s", 1, "bronze", 6));
+    CHECK(pc_attr_bloom_may(bloom, B - 1, "s", 1, "bronze", 6));
     unsigned char empty[B] = {0};
-    CHECK(!pc_local_bloom_may(empty, B, "s", 1, "gold", 4));
+    CHECK(!pc_attr_bloom_may(empty, B, "s", 1, "gold", 4));
 }
 
 /* Bytes the JSON writer replaces (invalid UTF-8, in a key or a value): the
@@ -215,13 +216,13 @@ static void test_false_positives(void)
     for (int i = 0; i < 100; i++) {
         int kn = snprintf(k, sizeof(k), "attr.%d", i % 10);
         int vn = snprintf(v, sizeof(v), "value-%d", i);
-        pc_local_bloom_add(bloom, k, (size_t)kn, v, (size_t)vn);
+        pc_attr_bloom_add(bloom, k, (size_t)kn, v, (size_t)vn);
     }
     int fp = 0, n = 100000;
     for (int i = 0; i < n; i++) {
         int kn = snprintf(k, sizeof(k), "attr.%d", i % 10);
         int vn = snprintf(v, sizeof(v), "other-%d", i);
-        fp += pc_local_bloom_may(bloom, B, k, (size_t)kn, v, (size_t)vn);
+        fp += pc_attr_bloom_may(bloom, B, k, (size_t)kn, v, (size_t)vn);
     }
     printf("false positives at 100 pairs: %.2f %%\n", 100.0 * fp / n);
     CHECK(fp < n * 3 / 100);
@@ -240,7 +241,7 @@ static sqlite3_int64 sql_int(sqlite3 *db, const char *sql)
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define ZB "zeroblob(" STR(PC_LOCAL_BLOOM_BYTES) ")"
+#define ZB "zeroblob(" STR(PC_ATTR_BLOOM_BYTES) ")"
 
 static void test_sql(void)
 {
@@ -256,8 +257,8 @@ static void test_sql(void)
     CHECK_EQ_INT(sql_int(db, "SELECT pc_bloom_or(" ZB ", zeroblob(3)) IS NULL"), 1);
     /* OR keeps the pairs of both */
     unsigned char a[B] = {0}, b[B] = {0};
-    pc_local_bloom_add(a, "k", 1, "one", 3);
-    pc_local_bloom_add(b, "k", 1, "two", 3);
+    pc_attr_bloom_add(a, "k", 1, "one", 3);
+    pc_attr_bloom_add(b, "k", 1, "two", 3);
     sqlite3_stmt *st = NULL;
     CHECK_EQ_INT(sqlite3_prepare_v2(db,
                                     "SELECT pc_bloom_may(pc_bloom_or(?1, ?2), 'k', 'one'),"
@@ -276,12 +277,38 @@ static void test_sql(void)
     sqlite3_close(db);
 }
 
+/* The bits ClickHouse tests (pc_attr_bloom_bits) are the bits the pair sets:
+ * a filter of exactly those bits says "maybe" to the pair, and a filter
+ * lacking any one of them says no. */
+static void test_bits(void)
+{
+    char k[32], v[32];
+    for (int i = 0; i < 1000; i++) {
+        int kn = snprintf(k, sizeof(k), "key.%d", i % 7);
+        int vn = snprintf(v, sizeof(v), "value %d", i);
+        unsigned char set[B] = {0}, built[B] = {0};
+        pc_attr_bloom_add(set, k, (size_t)kn, v, (size_t)vn);
+        int bits[PC_ATTR_BLOOM_K];
+        pc_attr_bloom_bits(k, (size_t)kn, v, (size_t)vn, bits);
+        for (int j = 0; j < PC_ATTR_BLOOM_K; j++) {
+            CHECK(bits[j] >= 0 && bits[j] < B * 8);
+            built[bits[j] / 8] |= (unsigned char)(1u << (bits[j] % 8));
+        }
+        CHECK(memcmp(set, built, B) == 0);
+        CHECK(pc_attr_bloom_may(built, B, k, (size_t)kn, v, (size_t)vn));
+        int drop = bits[i % PC_ATTR_BLOOM_K];
+        built[drop / 8] &= (unsigned char)~(1u << (drop % 8));
+        CHECK(!pc_attr_bloom_may(built, B, k, (size_t)kn, v, (size_t)vn));
+    }
+}
+
 int main(void)
 {
     RUN(test_every_kind);
     RUN(test_invalid_utf8);
     RUN(test_random);
     RUN(test_false_positives);
+    RUN(test_bits);
     RUN(test_sql);
     return CHECK_DONE();
 }
