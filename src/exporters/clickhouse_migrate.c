@@ -5,7 +5,7 @@
  * The version lives in the database: table `schema_version`, highest row
  * wins; a database without that table but with a spans table is version 1
  * (the first release). Versions are climbed one step at a time (1 -> 2 ->
- * 3 -> 4 -> 5 -> 6 -> 7 -> 8), and each step's version row is written once both tables
+ * 3 -> ... -> 9), and each step's version row is written once both tables
  * are done, so an interrupted climb resumes at the step it was in.
  *
  * ClickHouse has no transactions, so a copying step (to 2, to 3) is a
@@ -66,6 +66,11 @@
  *           row copied twice (a step redone, or an older writer's row copied
  *           by the view and the backfill) holds no hashes, so a list reads
  *           that trace from its spans either way; no answer changes.
+ *   8 -> 9  the traces rows' attribute filters (clickhouse_sql.h:
+ *           pc_ch_trace_v9, attr_bloom.h) added to traces in place, as at
+ *           6 -> 7; existing rows read an empty filter, which a list reads
+ *           as "maybe", so their traces' attribute filter is checked on
+ *           their spans, as before. Nothing is copied.
  *
  * Why copy instead of ALTER: the sorting key (ORDER BY) of a MergeTree table
  * cannot be changed to put project_id in front of existing columns, in any
@@ -375,6 +380,23 @@ static int step8(mig *m)
     return 0;
 }
 
+/* ------------------------------ version 9: the rows' attribute filters -- */
+
+/* The step 8 -> 9: the traces rows' attribute filters, then the version row. 0 / -1. */
+static int step9(mig *m)
+{
+    int added = 0;
+    if (add_columns(m, "traces", pc_ch_trace_v9, PC_CH_TRACE_V9_N, &added) < 0 ||
+        record(m, 9, "migrated from 8: the traces rows' attribute filters (attr_bloom)") < 0)
+        return -1;
+    pc_log(PC_LOG_INFO, m->id,
+           "migrated database %s from schema 8 to 9 (the traces rows' attribute filters): %d "
+           "column added in place, nothing copied; the attribute filter checks the spans of "
+           "traces stored before",
+           m->db, added);
+    return 0;
+}
+
 /* CREATE TABLE IF NOT EXISTS `db`.`name` of kind |spans| (else traces), in
  * the layout of schema |version| (2 or the current one). */
 static int create(mig *m, bool spans, const char *name, int version)
@@ -652,6 +674,7 @@ int pc_ch_schema_setup(const char *id, pc_ch_dialect d, const char *db, pc_ch_ex
     if (rc == 0 && (from2 || (version >= 3 && version <= 5))) rc = step6(&m);
     if (rc == 0 && (from2 || (version >= 3 && version <= 6))) rc = step7(&m);
     if (rc == 0 && (from2 || (version >= 3 && version <= 7))) rc = step8(&m);
+    if (rc == 0 && (from2 || (version >= 3 && version <= 8))) rc = step9(&m);
 done:
     /* the block size of the tables read by key, on tables of an earlier binary
      * too (clickhouse_sql.h) */

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 /* The schema version this binary writes and reads (see clickhouse_sql.c). */
-#define PC_CH_SCHEMA_VERSION 8
+#define PC_CH_SCHEMA_VERSION 9
 
 /*
  * Runs the statement |sql| on the server within |timeout_ms|. The answer

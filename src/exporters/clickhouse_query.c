@@ -459,15 +459,61 @@ void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const c
     pc_buf_free(&json_key);
 }
 
+/* True when |s| is a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number(const char *s)
+{
+    if (*s == '-') s++;
+    if (*s == '0') s++;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9') s++;
+    else
+        return false;
+    if (*s == '.') {
+        if (!(*++s >= '0' && *s <= '9')) return false;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    if (*s == 'e' || *s == 'E') {
+        if (*++s == '+' || *s == '-') s++;
+        if (!(*s >= '0' && *s <= '9')) return false;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    return *s == '\0';
+}
+
+bool pc_ch_attr_bloom_serves(const pc_trace_filter *f)
+{
+    const char *v = f->attr_value;
+    return f->attr_key && v && *v != '"' && *v != '[' && *v != '{' && strcmp(v, "null") != 0 &&
+           !json_number(v);
+}
+
+void pc_ch_sql_attr_may(pc_buf *out, const char *key, const char *value)
+{
+    int bits[PC_ATTR_BLOOM_K];
+    pc_attr_bloom_bits(key, strlen(key), value, strlen(value), bits);
+    uint64_t mask[PC_CH_BLOOM_WORDS] = {0};
+    for (int i = 0; i < PC_ATTR_BLOOM_K; i++)
+        mask[bits[i] / 64] |= (uint64_t)1 << (bits[i] % 64);
+    pc_buf_printf(out, "(length(attr_bloom) != %d", PC_CH_BLOOM_WORDS);
+    const char *sep = " OR (";
+    for (int w = 0; w < PC_CH_BLOOM_WORDS; w++) {
+        if (!mask[w]) continue;
+        pc_buf_printf(out, "%sbitAnd(attr_bloom[%d], %llu) = %llu", sep, w + 1,
+                      (unsigned long long)mask[w], (unsigned long long)mask[w]);
+        sep = " AND ";
+    }
+    pc_buf_puts(out, "))");
+}
+
 /* Whether a trace's rows starting after a window's top can decide if it is a
  * candidate for |f|: the merged filters (service, status, span type,
- * session, user, model, cost) read every row of the trace; the range, the
- * cursor and the order read only its least start, which later rows never
- * lower (attr. is checked on the page only). */
+ * session, user, model, cost, the rows' attribute filters) read every row of
+ * the trace; the range, the cursor and the order read only its least start,
+ * which later rows never lower. */
 static bool later_rows_matter(const pc_trace_filter *f)
 {
     return f->service_name || f->status || f->span_type || f->session_id || f->user_id ||
-           f->model || f->min_cost > 0;
+           f->model || f->min_cost > 0 || pc_ch_attr_bloom_serves(f);
 }
 
 /* Appends "position(span_types, ',<type>,') > 0": a traces row holds a span
@@ -484,8 +530,8 @@ static void has_span_type(pc_buf *out, const char *type)
 
 /* Appends " AND <cond>" clauses of a list window's HAVING on a trace's merged
  * rows (GROUP BY project_id, trace_id): its least start in the range (from
- * |lo|, unless INT64_MIN) and after the cursor, and every exact filter of |f|
- * (not min_cost, not attr.). */
+ * |lo|, unless INT64_MIN) and after the cursor, every exact filter of |f|
+ * (not min_cost), and attr. by the rows' attribute filters when they serve. */
 static void merged_and(pc_buf *out, const pc_trace_filter *f, int64_t lo)
 {
     range_and(out, "min(started_ns)", f, lo);
@@ -516,6 +562,13 @@ static void merged_and(pc_buf *out, const pc_trace_filter *f, int64_t lo)
         pc_buf_puts(out, " AND max(has(models, ");
         pc_ch_quote_cstr(out, f->model);
         pc_buf_puts(out, ")) = 1");
+    }
+    /* a superset: some row's attribute filter may hold the pair (its spans are
+     * checked on the page) */
+    if (pc_ch_attr_bloom_serves(f)) {
+        pc_buf_puts(out, " AND max(");
+        pc_ch_sql_attr_may(out, f->attr_key, f->attr_value);
+        pc_buf_puts(out, ") = 1");
     }
 }
 

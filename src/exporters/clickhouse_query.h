@@ -173,6 +173,24 @@ void pc_ch_project_and(pc_buf *out, const char *project_id);
  */
 void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const char *value);
 
+/*
+ * Whether the traces rows' attribute filters (schema 9: traces.attr_bloom,
+ * attr_bloom.h) may pre-select the candidates of |f|'s attr.<key>=<value>:
+ * when the value's matches are exactly the pairs the filters hold. Not for a
+ * value that could match a raw JSON text the filters do not hash or that a
+ * modern server writes its own way (JSONExtractRaw re-serializes): one that
+ * starts with '"', '[' or '{', "null", or a JSON number (an int's or
+ * double's text); those are checked on the spans alone, as before schema 9.
+ * With the filters, a key nested in a map value no longer matches on 18.16
+ * either (they hold top-level pairs only).
+ */
+bool pc_ch_attr_bloom_serves(const pc_trace_filter *f);
+
+/* Appends the condition "this traces row's attribute filter may hold the pair
+ * (|key|, |value|)": its PC_ATTR_BLOOM_K bits set, or a row without a filter
+ * (written before schema 9). */
+void pc_ch_sql_attr_may(pc_buf *out, const char *key, const char *value);
+
 /* Rows the traces table is read below a window's edge (a trace whose earliest
  * row is within this of the edge is known to start before it), and extra
  * candidates a window takes beyond the page (room for traces that look inside

@@ -2,9 +2,9 @@
  * clickhouse_sql.c - DDL, row encoding and literal quoting of the `clickhouse`
  * exporter (see clickhouse_sql.h). Pure functions: text in, text out.
  *
- * Table contract (database `database`, default prela), schema version 8 (the
+ * Table contract (database `database`, default prela), schema version 9 (the
  * tables' columns as of 4; 5 and 6 add tables, 7 the traces' merge keys, 8
- * their span hashes and trace_rows):
+ * their span hashes and trace_rows, 9 their attribute filters):
  *
  *   Version 2 made the project part of every key: a span is identified by
  *   (project_id, trace_id, span_id) and a trace by (project_id, trace_id), so
@@ -88,6 +88,9 @@
  *           merge_keys on the rows of a trace one of whose spans was
  *           dead-lettered in that insert (clickhouse_flush.c); a traces row
  *           refused alone gets a stand-in in trace_rows, merge_keys 0.
+ *           Version 9 adds attr_bloom, the attribute filter of the row's
+ *           spans (pc_ch_trace_v9, attr_bloom.h), which the list's
+ *           attr.<key> filter asks before it checks candidates' spans.
  *   trace_rows  (version 8) the traces rows again, only the columns a
  *           merged summary and the list filters read, plain MergeTree
  *           ORDER BY (trace_id, project_id), granules of 64 rows, the
@@ -254,6 +257,13 @@ const pc_ch_column pc_ch_trace_v8[PC_CH_TRACE_V8_N] = {
  * across processes, and the server can compute them (a rebuild of the rows
  * from the spans). Ids a client makes collide only send its trace's pages to
  * the spans. */
+/* Schema 9: the attribute filter of a row's spans (attr_bloom.h), as
+ * PC_CH_BLOOM_WORDS little-endian words (bit i of the filter is bit i % 64 of
+ * word i / 64); rows written before hold none ("maybe"). */
+const pc_ch_column pc_ch_trace_v9[PC_CH_TRACE_V9_N] = {
+    {"attr_bloom", "Array(UInt64)", false, false},
+};
+
 uint32_t pc_ch_span_hash(pc_str span_id)
 {
     static const pc_hash_key key = {0, 0};
@@ -339,6 +349,8 @@ void pc_ch_ddl_traces(pc_buf *out, pc_ch_dialect d, const char *db, const char *
         pc_buf_printf(out, ", %s %s", pc_ch_trace_v7[i].name, pc_ch_trace_v7[i].type);
     for (size_t i = 0; i < PC_CH_TRACE_V8_N; i++)
         pc_buf_printf(out, ", %s %s", pc_ch_trace_v8[i].name, pc_ch_trace_v8[i].type);
+    for (size_t i = 0; i < PC_CH_TRACE_V9_N; i++)
+        pc_buf_printf(out, ", %s %s", pc_ch_trace_v9[i].name, pc_ch_trace_v9[i].type);
     if (d == PC_CH_MODERN) indexes(out, "traces");
     pc_buf_printf(out,
                   ") ENGINE = MergeTree()"
@@ -425,7 +437,8 @@ void pc_ch_ddl_schema_version(pc_buf *out, const char *db)
                           " cost_output_usd_bits, cost_source, session_id, user_id,"               \
                           " input_messages, output_messages"
 #define TRACE_COLS_V4 PC_CH_TRACE_COLUMNS_V3 "," PC_CH_TRACE_V4_COLS
-#define TRACE_INSERT_COLS TRACE_COLS_V4 "," PC_CH_TRACE_V7_COLS "," PC_CH_TRACE_V8_COLS
+#define TRACE_INSERT_COLS                                                                          \
+    TRACE_COLS_V4 "," PC_CH_TRACE_V7_COLS "," PC_CH_TRACE_V8_COLS "," PC_CH_TRACE_V9_COLS
 
 const char *pc_ch_span_columns(pc_ch_dialect d)
 {
@@ -709,6 +722,7 @@ void pc_ch_part_add(pc_ch_trace_part *p, const pc_span *s, int64_t created_ns)
         p->hashes = pc_xrealloc(p->hashes, p->cap_hashes * sizeof(*p->hashes));
     }
     p->hashes[p->n_hashes++] = pc_ch_span_hash(s->span_id);
+    pc_attr_bloom_add_attrs(p->bloom, &s->attrs);
 }
 
 void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
@@ -757,6 +771,17 @@ void pc_ch_trace_row(pc_buf *out, pc_ch_dialect d, const pc_ch_trace_part *p)
         char num[24];
         if (i) pc_buf_putc(out, ',');
         pc_buf_append(out, num, pc_fmt_u64(num, p->hashes[i]));
+    }
+    pc_buf_putc(out, ']');
+    key(out, "attr_bloom", false);
+    pc_buf_putc(out, '[');
+    for (int w = 0; w < PC_CH_BLOOM_WORDS; w++) {
+        uint64_t word = 0;
+        for (int b = 7; b >= 0; b--)
+            word = word << 8 | p->bloom[w * 8 + b];
+        char num[24];
+        if (w) pc_buf_putc(out, ',');
+        pc_buf_append(out, num, pc_fmt_u64(num, word));
     }
     pc_buf_putc(out, ']');
     kv_int(out, "merge_keys", 1); /* last: pc_ch_rows_unmerge rewrites it */

@@ -15,6 +15,7 @@
 #ifndef PC_CLICKHOUSE_SQL_H
 #define PC_CLICKHOUSE_SQL_H
 
+#include "attr_bloom.h"
 #include "buf.h"
 #include "span.h"
 #include "store.h"
@@ -124,10 +125,12 @@ extern const pc_ch_column pc_ch_span_v4[];
 extern const pc_ch_column pc_ch_trace_v4[];
 extern const pc_ch_column pc_ch_trace_v7[];
 extern const pc_ch_column pc_ch_trace_v8[];
+extern const pc_ch_column pc_ch_trace_v9[];
 #define PC_CH_SPAN_V4_N 12
 #define PC_CH_TRACE_V4_N 4
 #define PC_CH_TRACE_V7_N 6
 #define PC_CH_TRACE_V8_N 1
+#define PC_CH_TRACE_V9_N 1
 #define PC_CH_SPAN_V4_COLS                                                                         \
     " llm_request_model, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd,"       \
     " cost_input_usd, cost_output_usd, cost_source, session_id, user_id, input_messages,"          \
@@ -136,6 +139,7 @@ extern const pc_ch_column pc_ch_trace_v8[];
 #define PC_CH_TRACE_V7_COLS                                                                        \
     " first_start_ns, first_span_id, root_created_ns, root_start_ns, cost_sum, merge_keys"
 #define PC_CH_TRACE_V8_COLS " span_hashes"
+#define PC_CH_TRACE_V9_COLS " attr_bloom"
 
 /*
  * Schema 8: a traces row's span_hashes holds pc_ch_span_hash of each of its
@@ -146,6 +150,15 @@ extern const pc_ch_column pc_ch_trace_v8[];
  * Stored: changing the function needs a schema version.
  */
 uint32_t pc_ch_span_hash(pc_str span_id);
+
+/*
+ * Schema 9: a traces row's attr_bloom holds the attribute filter of its spans
+ * (attr_bloom.h) as PC_CH_BLOOM_WORDS UInt64 words, bit i of the filter being
+ * bit i % 64 of word i / 64 (element i / 64 + 1); rows written before hold an
+ * empty array, which a list reads as "maybe" (clickhouse_query.h:
+ * pc_ch_sql_attr_may). Stored: attr_bloom.h's format is this schema's too.
+ */
+#define PC_CH_BLOOM_WORDS (PC_ATTR_BLOOM_BYTES / 8)
 
 /* Schema 3's columns, which the 2 -> 3 migration copies. */
 #define PC_CH_SPAN_COLUMNS_V3                                                                      \
@@ -206,6 +219,8 @@ typedef struct pc_ch_trace_part {
     bool cost_known;
     double cost_sum; /* schema 7: the known finite costs summed as they are */
     uint32_t *hashes; /* schema 8: pc_ch_span_hash of each span, in a block owned here */
+    /* schema 9: the attribute filter of the part's spans (attr_bloom.h) */
+    unsigned char bloom[PC_ATTR_BLOOM_BYTES];
     size_t n_hashes, cap_hashes;
     pc_str *models;
     size_t n_models, cap_models;

@@ -96,7 +96,7 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
     assert ("CODEC(ZSTD(1))" in spans_ddl) == (dialect == "modern")  # 18.16 has no codecs
     traces_ddl = srv.query(f"SHOW CREATE TABLE {db}.traces")
     assert "ORDER BY (project_id, started_ns, trace_id)" in traces_ddl
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "8"
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "9"
     assert ("TTL started_at + toIntervalDay(90)" in spans_ddl) == (dialect == "modern")
     # schema 5 (issue 13): events attached from log records, keyed by span and content
     for name, ty in dict(project_id="String", trace_id="String", span_id="String",
@@ -120,6 +120,8 @@ def test_schema_per_dialect(make_collector, tmp_path, engine):
         assert cols[("traces", name)][0] == ty, (name, cols.get(("traces", name)))
     # schema 8: the span hashes, and trace_rows (by trace) filled by its view from traces
     assert cols[("traces", "span_hashes")][0] == "Array(UInt32)"
+    # schema 9: the traces rows' attribute filters (attr_bloom.h)
+    assert cols[("traces", "attr_bloom")][0] == "Array(UInt64)"
     rows_ddl = srv.query(f"SHOW CREATE TABLE {db}.trace_rows")
     assert "ORDER BY (trace_id, project_id)" in rows_ddl and "index_granularity = 64" in rows_ddl
     assert ("TTL started_at + toIntervalDay(90)" in rows_ddl) == (dialect == "modern")
@@ -403,7 +405,7 @@ class HangingClickHouse(http.server.ThreadingHTTPServer):
                 answer = (b"spans\ntraces\nschema_version\nspan_events\nsearch_grams\nsearch_blocks\n"
                           b"stats_marks\nstats_rollup\n")
             elif sql.startswith("SELECT max(version)"):
-                answer = b"8\n"  # the current schema: nothing to migrate
+                answer = b"9\n"  # the current schema: nothing to migrate
             elif "FROM `prela_fake`.schema_version" in sql:
                 answer = b"0\n"  # no search index mark: every span is indexed
             elif sql == "SELECT 1":

@@ -1,6 +1,6 @@
 """Stores written by the previous releases open with this one, intact.
 
-Each previous release (commit PREV: schema version 1; PREV2 .. PREV7: versions 2 .. 7)
+Each previous release (commit PREV: schema version 1; PREV2 .. PREV9: versions 2 .. 9)
 is built once per clone into build-prev/ (build-prev-2/) at the repo root (its source from
 `git archive`, only the prela-collector target) and reused while present. For each store
 (the embedded SQLite data directory, ClickHouse 18.16 in the legacy dialect, chDB in the
@@ -36,6 +36,7 @@ PREV4 = "0c12009"  # the last release of schema version 4 (both stores)
 PREV5 = "ed9c2ad"  # the last release of schema version 5 of the embedded store
 PREV6 = "a0756ad"  # the last release of ClickHouse schema version 6
 PREV7 = "6780cf8"  # the last release of ClickHouse schema version 7
+PREV8 = "9a4a4cc"  # the last release of ClickHouse schema version 8
 PREV9 = "d196f5a"  # the last release of schema version 9 of the embedded store
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
@@ -82,6 +83,12 @@ def prev6_bin():
 def prev7_bin():
     """The last release of ClickHouse schema version 7, built once into build-prev-7/."""
     return build_release(PREV7, os.path.join(ROOT, "build-prev-7"))
+
+
+@pytest.fixture(scope="session")
+def prev8_bin():
+    """The last release of ClickHouse schema version 8, built once into build-prev-8/."""
+    return build_release(PREV8, os.path.join(ROOT, "build-prev-8"))
 
 
 @pytest.fixture(scope="session")
@@ -203,6 +210,12 @@ def snapshot(c, trace_ids):
     return snap
 
 
+def versions(first):
+    """The ClickHouse schema_version rows of a database climbed from |first| to 9, sorted as
+    strings: one per step, and the search index's mark (the current version)."""
+    return [str(v) for v in range(first, 10)] + ["9"]
+
+
 def start(binary, tmp_path, opts):
     return conftest.Collector(tmp_path, binary=binary, **opts).start()
 
@@ -272,16 +285,16 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()  # the data directory is always there, ClickHouse when configured
-        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 in one start (the
+        # both stores climb 1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 -> 9 in one start (the
         # embedded store on to 10): one line per step
         assert logs.count("local: migrated") == 9, logs
-        assert logs.count("migrated") == (9 if kind == "local" else 16), logs
+        assert logs.count("migrated") == (9 if kind == "local" else 17), logs
         assert "from schema 1 to 2" in logs and "from schema 2 to 3" in logs
         assert "from schema 3 to 4" in logs and "from schema 4 to 5" in logs
         assert "from schema 5 to 6" in logs and "to schema 7" in logs and "to schema 8" in logs
         assert "to schema 9" in logs and "to schema 10" in logs
         if kind != "local":
-            assert logs.count("clickhouse: migrated database") == 7, logs
+            assert logs.count("clickhouse: migrated database") == 8, logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
@@ -335,7 +348,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         con.close()
     else:
         assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                                f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "7", "8", "8"]
+                                f"FORMAT TabSeparated").split()) == versions(2)
         tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                            f"FORMAT TabSeparated").split()
         assert sorted(tables) == ["schema_version", "search_blocks", "search_grams",
@@ -590,7 +603,7 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 6, logs  # 2 -> .. -> 8
+        assert logs.count("clickhouse: migrated database") == 7, logs  # 2 -> .. -> 9
         assert "from schema 2 to 3" in logs and "from schema 1" not in logs
         after = snapshot(new, ids)
         for key in before:
@@ -623,7 +636,7 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["2", "3", "4", "5", "6", "7", "8", "8"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == versions(2)  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
@@ -685,7 +698,7 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 5, logs  # 3 -> .. -> 8
+        assert logs.count("clickhouse: migrated database") == 6, logs  # 3 -> .. -> 9
         assert "from schema 3 to 4" in logs and "nothing copied" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -758,7 +771,7 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["3", "4", "5", "6", "7", "8", "8"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == versions(3)  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
@@ -875,7 +888,7 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 4, logs  # 4 -> 5 -> 6 -> 7 -> 8
+        assert logs.count("clickhouse: migrated database") == 5, logs  # 4 -> .. -> 9
         assert "from schema 4 to 5" in logs and "nothing copied" in logs
         check_schema_5(new, ids, otlp, before)
     finally:
@@ -886,7 +899,7 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["4", "5", "6", "7", "8", "8"]  # + the mark
+                            f"FORMAT TabSeparated").split()) == versions(4)  # + the mark
     tables = srv.query(f"SELECT name FROM system.tables WHERE database = '{db}' "
                        f"FORMAT TabSeparated").split()
     assert sorted(tables) == ["schema_version", "search_blocks", "search_grams", "span_events",
@@ -1105,7 +1118,7 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, settled)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 3, logs  # 5 -> 6 -> 7 -> 8
+        assert logs.count("clickhouse: migrated database") == 4, logs  # 5 -> .. -> 9
         assert "from schema 5 to 6" in logs and "every stored hour marked" in logs
         from_spans = stats_answers(new, window)  # marked just now: not settled
         after = snapshot(new, ids)
@@ -1122,7 +1135,7 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["5", "6", "7", "8"]
+                            f"FORMAT TabSeparated").split()) == ["5", "6", "7", "8", "9"]
 
 
 def add_old_and_new(new, base, before):
@@ -1163,7 +1176,7 @@ def test_schema_6_clickhouse_store_migrates_to_7(prev6_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 2, logs  # 6 -> 7 -> 8
+        assert logs.count("clickhouse: migrated database") == 3, logs  # 6 -> 7 -> 8 -> 9
         assert "from schema 6 to 7" in logs and "6 columns added in place" in logs, logs
         after = snapshot(new, ids)
         for key in before:
@@ -1182,7 +1195,7 @@ def test_schema_6_clickhouse_store_migrates_to_7(prev6_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["6", "7", "8"]
+                            f"FORMAT TabSeparated").split()) == ["6", "7", "8", "9"]
 
 
 def test_schema_7_clickhouse_store_migrates_to_8(prev7_bin, ch_store, tmp_path):
@@ -1200,7 +1213,7 @@ def test_schema_7_clickhouse_store_migrates_to_8(prev7_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert logs.count("clickhouse: migrated database") == 2, logs  # 7 -> 8 -> 9
         assert "from schema 7 to 8" in logs and "1 column added in place" in logs, logs
         assert srv.query(f"SELECT count(), max(length(span_hashes)) FROM {db}.trace_rows"
                          f" FORMAT TabSeparated").split() == [old_rows, "0"]
@@ -1221,4 +1234,66 @@ def test_schema_7_clickhouse_store_migrates_to_8(prev7_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["7", "8"]
+                            f"FORMAT TabSeparated").split()) == ["7", "8", "9"]
+
+
+def attr_ids(c, key, value, **params):
+    got = c.get("/api/v1/traces", limit=1000, **{"attr." + key: value}, **params).json()
+    return [t["trace_id"] for t in got["traces"]]
+
+
+def test_schema_8_clickhouse_store_migrates_to_9(prev8_bin, ch_store, tmp_path):
+    """A ClickHouse database of the last schema-8 release opens with schema 9 (the traces rows'
+    attribute filters added in place, nothing copied) on both dialects: every answer as
+    before; the old rows hold no filter, so the attribute filter still finds the old traces
+    (from their spans); a span added to an old trace is found by its own attribute through
+    its new row's filter, and a new trace by its own; once."""
+    opts, srv, db = ch_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    ids, before = write_old_release(prev8_bin, tmp_path, opts, base)
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "8"
+    old_rows = srv.query(f"SELECT count() FROM {db}.traces").strip()
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("clickhouse: migrated database") == 1, logs
+        assert "from schema 8 to 9" in logs and "1 column added in place" in logs, logs
+        assert srv.query(f"SELECT count(), max(length(attr_bloom)) FROM {db}.traces"
+                         f" FORMAT TabSeparated").split() == [old_rows, "0"]
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        # old rows: "maybe", checked on the spans
+        assert attr_ids(new, "q", "O'Reilly old-1") == ["old-1"]
+        assert attr_ids(new, "uni", "Ünïcode\t\\") == ["old-2", "old-1", "old-0"]
+        assert attr_ids(new, "q", "O'Reilly old-9") == []
+        add_old_and_new(new, base, before)
+        post_prela(new, {"trace_id": "old-1", "service_name": "svc-b", "spans": [{
+            "span_id": "late", "trace_id": "old-1", "parent_span_id": "root", "name": "late",
+            "span_type": "tool", "started_at": iso(base + 2 * HOUR),
+            "ended_at": iso(base + 2 * HOUR + 10**9), "status": "success",
+            "attributes": {"tool": "late hammer"}}]}, "p1")
+        post_prela(new, {"trace_id": "new-1", "service_name": "svc-n", "spans": [{
+            "span_id": "r", "trace_id": "new-1", "name": "new root", "span_type": "agent",
+            "started_at": iso(base + HOUR), "ended_at": iso(base + HOUR + 10**9),
+            "status": "success", "attributes": {"tool": "new saw", "q": "O'Reilly old-1"}}]},
+            "p1")
+        # the new rows carry a filter each: 16 words
+        assert srv.query(f"SELECT trace_id, length(attr_bloom) FROM {db}.traces"
+                         f" WHERE length(attr_bloom) > 0 ORDER BY trace_id, created_ns"
+                         f" FORMAT TabSeparated").split() == \
+            ["new-0", "16", "new-1", "16", "old-0", "16", "old-1", "16"]
+        assert attr_ids(new, "tool", "late hammer") == ["old-1"]
+        assert attr_ids(new, "tool", "new saw") == ["new-1"]
+        assert attr_ids(new, "q", "O'Reilly old-1") == ["new-1", "old-1"]
+        assert attr_ids(new, "tool", "hammer") == []
+    finally:
+        stop(new)
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        assert attr_ids(again, "tool", "late hammer") == ["old-1"]
+    finally:
+        stop(again)
+    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                            f"FORMAT TabSeparated").split()) == ["8", "9"]

@@ -382,6 +382,8 @@ static void test_trace_part(void)
         s->input_tokens = i == 0 ? 5 : -1;
         s->output_tokens = -1;
     }
+    pc_kv tier = {S("tier"), {.type = PC_V_STR, .s = S("gold")}};
+    b->spans[2].attrs = (pc_attrs){&tier, 1};
     pc_ch_trace_part p;
     pc_ch_part_init(&p, &b->spans[0], 50);
     pc_ch_part_add(&p, &b->spans[1], 50);
@@ -408,12 +410,28 @@ static void test_trace_part(void)
     /* schema 7: the keys that merge it (no cost: null); schema 8: each span's id
      * hash, in the order the spans were folded in */
     char hashes[128];
-    snprintf(hashes, sizeof(hashes), "\"cost_sum\":null,\"span_hashes\":[%u,%u,%u],\"merge_keys\":1}",
+    snprintf(hashes, sizeof(hashes), "\"cost_sum\":null,\"span_hashes\":[%u,%u,%u],\"attr_bloom\":[",
              (unsigned)pc_ch_span_hash(b->spans[0].span_id),
              (unsigned)pc_ch_span_hash(b->spans[1].span_id),
              (unsigned)pc_ch_span_hash(b->spans[2].span_id));
     CHECK(has(&row, hashes));
     CHECK_EQ_INT(p.n_hashes, 3);
+    /* schema 9: the spans' attribute filter as 16 words, bit i in word i / 64 */
+    CHECK(has(&row, "],\"merge_keys\":1}\n"));
+    const char *w = strstr(row.data, "\"attr_bloom\":[");
+    unsigned char bloom[PC_ATTR_BLOOM_BYTES] = {0};
+    int words = 0;
+    for (w = w ? w + 14 : ""; *w && *w != ']'; words++) {
+        char *end;
+        unsigned long long word = strtoull(w, &end, 10);
+        for (int k = 0; k < 8 && words < PC_CH_BLOOM_WORDS; k++)
+            bloom[words * 8 + k] = (unsigned char)(word >> (8 * k));
+        w = *end == ',' ? end + 1 : end;
+    }
+    CHECK_EQ_INT(words, PC_CH_BLOOM_WORDS);
+    CHECK(memcmp(bloom, p.bloom, sizeof(bloom)) == 0);
+    CHECK(pc_attr_bloom_may(bloom, sizeof(bloom), "tier", 4, "gold", 4));
+    CHECK(!pc_attr_bloom_may(bloom, sizeof(bloom), "tier", 4, "lead", 4));
     /* a stand-in for a refused row: its trace, project and start, merge_keys 0 */
     pc_buf standin = PC_BUF_INIT;
     pc_ch_trace_rows_standin(&standin, PC_CH_LEGACY, "p\"1", "t'1", 1700000000123456789LL);
@@ -616,16 +634,59 @@ static void test_query_builders(void)
     CHECK(has(&b, "project_id DESC LIMIT 101, 15)"));
     CHECK(has(&b, "project_id DESC LIMIT 0, 7 FORMAT TabSeparated"));
     pc_buf_reset(&b);
-    /* no filter reads a trace's later rows (the range, attr.): the window's
-     * rows end at its top, no IN over the key range */
-    pc_trace_filter r = {.project_id = "p", .attr_key = "k", .attr_value = "v", .end_ns = 9,
-                         .limit = 7};
+    /* no filter reads a trace's later rows (the range, attr. of a number, which
+     * the rows' attribute filters do not serve): the window's rows end at its
+     * top, no IN over the key range */
+    pc_trace_filter r = {.project_id = "p", .attr_key = "k", .attr_value = "-7.5e3",
+                         .end_ns = 9, .limit = 7};
     pc_ch_sql_list_candidates(&b, "db", &r, 4, 9, PC_CH_WINDOW_SLACK);
     CHECK(has(&b, "FROM `db`.traces WHERE 1 AND project_id = 'p' AND started_ns >= -3599999999996"
                   " AND started_ns <= 3600000000009 GROUP BY project_id, trace_id HAVING 1 AND"
                   " min(started_ns) >= 4 AND min(started_ns) <= 9 ORDER BY"));
-    CHECK(!strstr(b.data, "IN (SELECT"));
+    CHECK(!strstr(b.data, "IN (SELECT") && !strstr(b.data, "attr_bloom"));
     pc_buf_reset(&b);
+    /* a string: some row of the trace (a later one too) may hold the pair by
+     * its filter, or has none */
+    r.attr_value = "v";
+    pc_ch_sql_list_candidates(&b, "db", &r, 4, 9, PC_CH_WINDOW_SLACK);
+    CHECK(has(&b, "AND trace_id IN (SELECT trace_id FROM `db`.traces WHERE project_id = 'p' AND"
+                  " started_ns >= 4 AND started_ns <= 9) GROUP BY"));
+    CHECK(has(&b, " AND max((length(attr_bloom) != 16 OR (bitAnd(attr_bloom["));
+    /* one test per word holding the pair's bits, its mask those bits */
+    int bits[PC_ATTR_BLOOM_K];
+    pc_attr_bloom_bits("k", 1, "v", 1, bits);
+    unsigned char one[PC_ATTR_BLOOM_BYTES] = {0};
+    for (int i = 0; i < PC_ATTR_BLOOM_K; i++)
+        one[bits[i] / 8] |= (unsigned char)(1u << (bits[i] % 8));
+    int tests = 0;
+    for (int wd = 0; wd < PC_CH_BLOOM_WORDS; wd++) {
+        unsigned long long m = 0;
+        for (int k = 0; k < 8; k++)
+            m |= (unsigned long long)one[wd * 8 + k] << (8 * k);
+        if (!m) continue;
+        char term[96];
+        snprintf(term, sizeof(term), "bitAnd(attr_bloom[%d], %llu) = %llu", wd + 1, m, m);
+        CHECK(has(&b, term));
+        tests++;
+    }
+    int found = 0;
+    for (const char *at = b.data; (at = strstr(at, "bitAnd(")) != NULL; at++)
+        found++;
+    CHECK_EQ_INT(found, tests);
+    CHECK(has(&b, "))) = 1 ORDER BY"));
+    pc_buf_reset(&b);
+    /* the values the filters do not serve: a quoted or structured JSON text,
+     * null, any JSON number; every other text is served */
+    const char *raw[] = {"\"v\"", "[1]", "{}", "null", "0", "-1", "1.5", "2E+3", "7"};
+    for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+        r.attr_value = raw[i];
+        CHECK(!pc_ch_attr_bloom_serves(&r));
+    }
+    const char *served[] = {"", "v", "true", "01", "1.", "-", "1e", "nul", "gpt-4o", "1 "};
+    for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++) {
+        r.attr_value = served[i];
+        CHECK(pc_ch_attr_bloom_serves(&r));
+    }
     r.user_id = "u"; /* a merged filter reads them: the IN keeps the window's traces */
     pc_ch_sql_list_candidates(&b, "db", &r, 4, 9, PC_CH_WINDOW_SLACK);
     CHECK(has(&b, "AND started_ns >= -3599999999996 AND trace_id IN (SELECT trace_id FROM"

@@ -2,8 +2,9 @@
  * test_clickhouse_migrate.c - the schema migration's plan (clickhouse_migrate.c)
  * over a scripted table catalogue, no server: which statements run from every
  * state an interrupted migration can leave (1 -> 2 -> 3 by copy and swap,
- * 3 -> 4 by ADD COLUMN, 7 -> 8 a table, its view and a copy), that each step's version row comes last, and that a
- * finished migration runs once. The engines run the real thing in
+ * 3 -> 4 by ADD COLUMN, 7 -> 8 a table, its view and a copy, 8 -> 9 a column),
+ * that each step's version row comes last, and that a finished migration runs
+ * once. The engines run the real thing in
  * tests/integration/test_migration.py.
  */
 #include "check.h"
@@ -125,6 +126,8 @@ static int cat_exec(void *ud, const char *sql, const char *what, long timeout_ms
                 col_add(c, a, pc_ch_trace_v7[i].name);
             for (size_t i = 0; strstr(sql, "span_hashes Array") && i < PC_CH_TRACE_V8_N; i++)
                 col_add(c, a, pc_ch_trace_v8[i].name);
+            for (size_t i = 0; strstr(sql, "attr_bloom Array") && i < PC_CH_TRACE_V9_N; i++)
+                col_add(c, a, pc_ch_trace_v9[i].name);
         }
         cat_add(c, a);
     } else if (strncmp(sql, "CREATE MATERIALIZED VIEW IF NOT EXISTS", 38) == 0) {
@@ -208,13 +211,13 @@ static void test_migration_plan(void)
           rows_table < rows_view);
     CHECK(has(&c.log, "ORDER BY (trace_id, project_id) TTL started_at + INTERVAL 90 DAY SETTINGS"
                       " index_granularity = 64, min_compress_block_size = 4096\n"));
-    CHECK_EQ_INT(c.version, 8);
+    CHECK_EQ_INT(c.version, 9);
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`span_events` ("));
     CHECK(!strstr(c.log.data, "INSERT INTO `db`.`"));
     CHECK(has(&c.log, "CREATE TABLE IF NOT EXISTS `db`.`spans` ("));
     CHECK(has(&c.log, "ORDER BY (trace_id, project_id, span_id)"));
-    CHECK(has(&c.log, "VALUES (8, 'created')"));
-    CHECK(!strstr(c.log.data, "VALUES (8, 'search index")); /* no span predates the index */
+    CHECK(has(&c.log, "VALUES (9, 'created')"));
+    CHECK(!strstr(c.log.data, "VALUES (9, 'search index")); /* no span predates the index */
     CHECK(!strstr(c.log.data, " ADD ")); /* the only ALTERs: the block sizes (modern) */
     CHECK(has(&c.log, "ALTER TABLE `db`.spans MODIFY SETTING min_compress_block_size = 4096\n"));
     CHECK(has(&c.log,
@@ -227,11 +230,11 @@ static void test_migration_plan(void)
     catalog v1 = {.tables = {"spans", "traces"}, .n = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v1), 0);
     CHECK(cat_is(&v1, MIGRATED, 14));
-    CHECK_EQ_INT(v1.version, 8);
+    CHECK_EQ_INT(v1.version, 9);
     /* the tables of 3 were built in the current layout: nothing to add at 3 -> 4 */
     CHECK(!strstr(v1.log.data, "ADD COLUMN") && !strstr(v1.log.data, "INSERT INTO `db`.traces"));
     CHECK(has(&v1.log, "VALUES (4, 'migrated from 3"));
-    CHECK(has(&v1.log, "VALUES (8, 'search index from here: older spans are scanned')"));
+    CHECK(has(&v1.log, "VALUES (9, 'search index from here: older spans are scanned')"));
     CHECK(has(&v1.log, "CREATE TABLE IF NOT EXISTS `db`.`spans_v2` ("));
     CHECK(has(&v1.log, "ORDER BY (trace_id, project_id, started_at, span_id)")); /* v2's key */
     CHECK(has(&v1.log, "INSERT INTO `db`.`spans_v2` (span_id, trace_id, parent_span_id,"));
@@ -254,7 +257,7 @@ static void test_migration_plan(void)
                   .n = 5, .version = 2, .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&v2), 0);
     CHECK(cat_is(&v2, MIGRATED, 14));
-    CHECK_EQ_INT(v2.version, 8);
+    CHECK_EQ_INT(v2.version, 9);
     /* schema 3's columns are copied; the new table has 4's with their defaults */
     CHECK(has(&v2.log, "INSERT INTO `db`.`spans_v3` (" PC_CH_SPAN_COLUMNS_V3 ") SELECT "
                        PC_CH_SPAN_COLUMNS_V3 " FROM"));
@@ -286,7 +289,7 @@ static void test_migration_plan(void)
         k.fail = NULL;
         CHECK_EQ_INT(migrate(&k), 0);
         CHECK(cat_is(&k, MIGRATED, 14));
-        CHECK_EQ_INT(k.version, 8);
+        CHECK_EQ_INT(k.version, 9);
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
     }
@@ -305,7 +308,7 @@ static void test_migration_plan(void)
     CHECK(cat_is(&half3, MIGRATED, 14));
 
     /* A newer version is refused, untouched. */
-    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 9,
+    catalog newer = {.tables = {"spans", "traces", "schema_version"}, .n = 3, .version = 10,
                      .log = PC_BUF_INIT};
     CHECK_EQ_INT(migrate(&newer), -1);
     CHECK(!strstr(newer.log.data, "CREATE TABLE") && !strstr(newer.log.data, "RENAME"));
@@ -339,12 +342,12 @@ static void test_migration_plan_3_to_4(void)
     catalog c = v3_catalog(PC_CH_LEGACY);
     CHECK_EQ_INT(migrate(&c), 0);
     /* then 4 -> 5 -> 6 -> 7 -> 8: span_events, search and stats tables, merge keys, trace_rows */
-    CHECK_EQ_INT(c.version, 8);
+    CHECK_EQ_INT(c.version, 9);
     const char *v8[] = {"spans",        "traces",        "spans_v2",    "traces_v2",
                         "schema_version", "span_events", "search_grams", "search_blocks",
                         "stats_marks",  "stats_rollup",  "trace_rows",  "trace_rows_mv"};
     CHECK(cat_is(&c, v8, 12));
-    CHECK(has(&c.log, "VALUES (8, 'search index from here")); /* spans predate the index */
+    CHECK(has(&c.log, "VALUES (9, 'search index from here")); /* spans predate the index */
     CHECK(!strstr(c.log.data, "RENAME") &&
           !strstr(c.log.data, "CREATE TABLE IF NOT EXISTS `db`.`spans") &&
           !strstr(c.log.data, "CREATE TABLE IF NOT EXISTS `db`.`traces"));
@@ -410,13 +413,13 @@ static void test_migration_plan_3_to_4(void)
             first++;
         k.fail = NULL;
         CHECK_EQ_INT(migrate(&k), 0);
-        CHECK_EQ_INT(k.version, 8);
+        CHECK_EQ_INT(k.version, 9);
         for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
             second++;
         /* the statement that failed was tried, not applied: it runs again */
         CHECK_EQ_INT(first + second - (strstr(cuts[i], "ADD COLUMN") ? 1 : 0),
                      PC_CH_SPAN_V4_N + PC_CH_TRACE_V4_N + PC_CH_TRACE_V7_N +
-                         PC_CH_TRACE_V8_N);
+                         PC_CH_TRACE_V8_N + PC_CH_TRACE_V9_N);
         CHECK(has(&k.log, "VALUES (4, 'migrated from 3"));
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
@@ -447,7 +450,7 @@ static void test_migration_plan_5_to_6(void)
             k.fail = NULL;
         }
         CHECK_EQ_INT(migrate(&k), 0);
-        CHECK_EQ_INT(k.version, 8); /* then 6 -> 7 -> 8 */
+        CHECK_EQ_INT(k.version, 9); /* then 6 -> 7 -> 8 */
         CHECK(cat_is(&k, v8, 10));
         CHECK(has(&k.log, "INSERT INTO `db`.stats_marks (hour, trace_id) SELECT DISTINCT"
                           " toUInt32(greatest(intDiv(start_ns, 3600000000000), 0)), trace_id"
@@ -466,7 +469,7 @@ static void test_migration_plan_5_to_6(void)
 
 /*
  * Starts |k| (at version |from|) cut at the statement |cut| (NULL: not cut),
- * which must fail at |from|, then again uncut, which must reach version 8 with
+ * which must fail at |from|, then again uncut, which must reach version 9 with
  * the |n| tables |want|. Returns both starts' statements; k->log keeps the
  * second start's.
  */
@@ -481,7 +484,7 @@ static pc_buf cut_and_resume(catalog *k, const char *cut, int from, const char *
         k->fail = NULL;
     }
     CHECK_EQ_INT(migrate(k), 0);
-    CHECK_EQ_INT(k->version, 8);
+    CHECK_EQ_INT(k->version, 9);
     CHECK(cat_is(k, want, n));
     pc_buf_append(&all, k->log.data, k->log.len);
     return all;
@@ -509,9 +512,9 @@ static void test_migration_plan_6_to_7(void)
         for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
             adds++;
         /* each column added once over both starts (the one cut at was tried, not applied);
-         * then 7 -> 8 adds its own */
+         * then 7 -> 8 and 8 -> 9 add their own */
         CHECK_EQ_INT(adds - (cuts[i] && strstr(cuts[i], "ADD COLUMN") ? 1 : 0),
-                     PC_CH_TRACE_V7_N + PC_CH_TRACE_V8_N);
+                     PC_CH_TRACE_V7_N + PC_CH_TRACE_V8_N + PC_CH_TRACE_V9_N);
         CHECK(has(&k.log, "ALTER TABLE `db`.`traces` ADD COLUMN merge_keys UInt8\n"));
         CHECK(has(&k.log, "ALTER TABLE `db`.`traces` ADD COLUMN cost_sum Nullable(Float64)\n"));
         const char *added = strstr(k.log.data, "ADD COLUMN merge_keys");
@@ -568,11 +571,54 @@ static void test_migration_plan_7_to_8(void)
         int adds = 0;
         for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
             adds++;
-        CHECK_EQ_INT(adds - (cuts[i] && strstr(cuts[i], "ADD COLUMN") ? 1 : 0), PC_CH_TRACE_V8_N);
+        CHECK_EQ_INT(adds - (cuts[i] && strstr(cuts[i], "ADD COLUMN") ? 1 : 0),
+                     PC_CH_TRACE_V8_N + PC_CH_TRACE_V9_N); /* then 8 -> 9's */
         CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, "`db`.`spans` ADD"));
         CHECK_EQ_INT(migrate(&k), 0); /* once: a later start only makes sure of the tables */
         CHECK(!strstr(k.log.data, "ADD COLUMN") && !strstr(k.log.data, "INSERT"));
         CHECK(has(&k.log, "CREATE MATERIALIZED VIEW IF NOT EXISTS `db`.`trace_rows_mv`"));
+        pc_buf_free(&k.log);
+        pc_buf_free(&k.cols);
+    }
+}
+
+/* 8 -> 9: the traces rows' attribute filters added in place, then the
+ * version row; interrupted at either, the next start adds what is missing;
+ * nothing copied, no table made. */
+static void test_migration_plan_8_to_9(void)
+{
+    const char *v8[] = {"spans",        "traces",        "schema_version", "span_events",
+                        "search_grams", "search_blocks", "stats_marks",    "stats_rollup",
+                        "trace_rows",   "trace_rows_mv"};
+    static const char *const cuts[] = {NULL, "ALTER TABLE `db`.`traces` ADD COLUMN attr_bloom",
+                                       "INSERT INTO `db`.schema_version"};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        catalog k = {.n = 10, .version = 8, .log = PC_BUF_INIT, .cols = PC_BUF_INIT};
+        for (int t = 0; t < 10; t++)
+            snprintf(k.tables[t], 32, "%s", v8[t]);
+        for (size_t c = 0; c < PC_CH_TRACE_V7_N; c++) /* schema 8's traces */
+            col_add(&k, "traces", pc_ch_trace_v7[c].name);
+        for (size_t c = 0; c < PC_CH_TRACE_V8_N; c++)
+            col_add(&k, "traces", pc_ch_trace_v8[c].name);
+        pc_buf all = cut_and_resume(&k, cuts[i], 8, v8, 10);
+        const char *added = strstr(k.log.data, "ALTER TABLE `db`.`traces` ADD COLUMN attr_bloom"
+                                               " Array(UInt64)\n");
+        const char *version = strstr(k.log.data, "VALUES (9, 'migrated from 8");
+        bool cut_after_add = cuts[i] && !strstr(cuts[i], "ADD COLUMN");
+        CHECK(cut_after_add ? !added : added != NULL);
+        CHECK(version && (!added || added < version));
+        pc_buf_free(&k.log);
+        k.log = all;
+        int adds = 0;
+        for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
+            adds++;
+        CHECK_EQ_INT(adds - (cuts[i] && strstr(cuts[i], "ADD COLUMN") ? 1 : 0),
+                     PC_CH_TRACE_V9_N);
+        CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, "`db`.`spans` ADD") &&
+              !strstr(k.log.data, "INSERT INTO `db`.`trace_rows`") &&
+              !strstr(k.log.data, "INSERT INTO `db`.traces"));
+        CHECK_EQ_INT(migrate(&k), 0); /* once */
+        CHECK(!strstr(k.log.data, "ADD COLUMN") && !strstr(k.log.data, "INSERT"));
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
     }
@@ -585,5 +631,6 @@ int main(void)
     RUN(test_migration_plan_5_to_6);
     RUN(test_migration_plan_6_to_7);
     RUN(test_migration_plan_7_to_8);
+    RUN(test_migration_plan_8_to_9);
     return CHECK_DONE();
 }
