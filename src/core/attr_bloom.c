@@ -26,14 +26,6 @@ static uint64_t pair_hash(const char *key, size_t key_len, const char *text, siz
     return pc_siphash24(&k, text, text_len);
 }
 
-void pc_attr_bloom_add(unsigned char bloom[PC_ATTR_BLOOM_BYTES], const char *key, size_t key_len,
-                        const char *text, size_t text_len)
-{
-    uint64_t h = pair_hash(key, key_len, text, text_len);
-    for (int i = 0; i < PC_ATTR_BLOOM_K; i++, h >>= 10)
-        bloom[(h & 1023) >> 3] |= (unsigned char)(1u << (h & 7));
-}
-
 void pc_attr_bloom_bits(const char *key, size_t key_len, const char *text, size_t text_len,
                         int bits[PC_ATTR_BLOOM_K])
 {
@@ -42,13 +34,23 @@ void pc_attr_bloom_bits(const char *key, size_t key_len, const char *text, size_
         bits[i] = (int)(h & 1023);
 }
 
-bool pc_attr_bloom_may(const unsigned char *bloom, size_t n, const char *key, size_t key_len,
-                        const char *text, size_t text_len)
+void pc_attr_bloom_add(unsigned char bloom[PC_ATTR_BLOOM_BYTES], const char *key, size_t key_len,
+                       const char *text, size_t text_len)
 {
-    if (!bloom || n != PC_ATTR_BLOOM_BYTES) return true;
-    uint64_t h = pair_hash(key, key_len, text, text_len);
-    for (int i = 0; i < PC_ATTR_BLOOM_K; i++, h >>= 10)
-        if (!(bloom[(h & 1023) >> 3] & (1u << (h & 7)))) return false;
+    int bits[PC_ATTR_BLOOM_K];
+    pc_attr_bloom_bits(key, key_len, text, text_len, bits);
+    for (int i = 0; i < PC_ATTR_BLOOM_K; i++)
+        bloom[bits[i] >> 3] |= (unsigned char)(1u << (bits[i] & 7));
+}
+
+bool pc_attr_bloom_may(const unsigned char *bloom, size_t n, const char *key, size_t key_len,
+                       const char *text, size_t text_len)
+{
+    if (!bloom || n != PC_ATTR_BLOOM_BYTES || text_len > PC_ATTR_BLOOM_MAX_TEXT) return true;
+    int bits[PC_ATTR_BLOOM_K];
+    pc_attr_bloom_bits(key, key_len, text, text_len, bits);
+    for (int i = 0; i < PC_ATTR_BLOOM_K; i++)
+        if (!(bloom[bits[i] >> 3] & (1u << (bits[i] & 7)))) return false;
     return true;
 }
 
@@ -100,7 +102,7 @@ void pc_attr_bloom_add_attrs(unsigned char bloom[PC_ATTR_BLOOM_BYTES], const pc_
         const char *t = "";
         size_t tn = 0;
         int r = stored_text(&kv->value, &buf, &arena, &t, &tn);
-        if (r == 0) continue;
+        if (r == 0 || (r > 0 && tn > PC_ATTR_BLOOM_MAX_TEXT)) continue;
         if (r < 0 || !pc_utf8_valid(kv->key.p, kv->key.n)) {
             memset(bloom, 0xff, PC_ATTR_BLOOM_BYTES);
             break;

@@ -19,14 +19,21 @@
  * a fixed key (a stored format: never the process key of hash.h) of the bytes
  * key '\0' text, where text is the value's text form (pc_attr_text: a string
  * as is; an int, double or bool as the JSON writer writes it, read back).
- * Null, array and map values have no pair. A key or value the JSON writer
- * would change (invalid UTF-8) sets every bit: the filter then says "maybe"
- * to anything.
+ * Null, array and map values have no pair, nor a text longer than
+ * PC_ATTR_BLOOM_MAX_TEXT bytes (prompts and completions: hashing them was
+ * about half the filter's CPU, and nobody lists traces by a whole prompt).
+ * A key or value the JSON writer would change (invalid UTF-8) sets every
+ * bit: the filter then says "maybe" to anything.
  * Contract: every pair whose text form a store's exact matcher can match in
- * a span's stored attributes has its bits set in its trace's filter (no false
- * negatives); a filter that is missing (rows written before it) or of another
- * size says "maybe". Changing the size, the hash, its key or the text form
- * needs a schema version of both stores (the stored filters would lie).
+ * a span's stored attributes, and whose text is at most
+ * PC_ATTR_BLOOM_MAX_TEXT bytes, has its bits set in its trace's filter (no
+ * false negatives); the filter says "maybe" to a longer text, and a filter
+ * that is missing (rows written before it) or of another size says "maybe"
+ * to anything. Changing the size, the hash, its key or the text form needs a
+ * schema version of both stores (the stored filters would lie), and so does
+ * raising PC_ATTR_BLOOM_MAX_TEXT (stored filters lack the longer pairs it
+ * would ask them about); lowering it does not (the embedded store's filters
+ * of schema 9 written before the limit hold every pair, a superset).
  */
 #ifndef PC_ATTR_BLOOM_H
 #define PC_ATTR_BLOOM_H
@@ -39,8 +46,10 @@
 
 #define PC_ATTR_BLOOM_BYTES 128
 #define PC_ATTR_BLOOM_K 4
+#define PC_ATTR_BLOOM_MAX_TEXT 256
 
-/* Adds the pairs of |a| (a span's attributes) to |bloom|. */
+/* Adds the pairs of |a| (a span's attributes) to |bloom|, but for texts longer
+ * than PC_ATTR_BLOOM_MAX_TEXT. */
 void pc_attr_bloom_add_attrs(unsigned char bloom[PC_ATTR_BLOOM_BYTES], const pc_attrs *a);
 
 /* Adds the pair (|key|, |text|) (lengths in bytes) to |bloom|. */
@@ -48,7 +57,7 @@ void pc_attr_bloom_add(unsigned char bloom[PC_ATTR_BLOOM_BYTES], const char *key
                        const char *text, size_t text_len);
 
 /* False only when the filter |bloom| (|n| bytes; NULL: none) certainly holds
- * no pair (|key|, |text|). */
+ * no pair (|key|, |text|); true for a text longer than PC_ATTR_BLOOM_MAX_TEXT. */
 bool pc_attr_bloom_may(const unsigned char *bloom, size_t n, const char *key, size_t key_len,
                        const char *text, size_t text_len);
 

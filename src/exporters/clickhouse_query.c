@@ -483,8 +483,8 @@ static bool json_number(const char *s)
 bool pc_ch_attr_bloom_serves(const pc_trace_filter *f)
 {
     const char *v = f->attr_value;
-    return f->attr_key && v && *v != '"' && *v != '[' && *v != '{' && strcmp(v, "null") != 0 &&
-           !json_number(v);
+    return f->attr_key && v && strlen(v) <= PC_ATTR_BLOOM_MAX_TEXT && *v != '"' && *v != '[' &&
+           *v != '{' && strcmp(v, "null") != 0 && !json_number(v);
 }
 
 void pc_ch_sql_attr_may(pc_buf *out, const char *key, const char *value)

@@ -180,7 +180,9 @@ void pc_ch_sql_attr_match(pc_buf *out, pc_ch_dialect d, const char *key, const c
  * value that could match a raw JSON text the filters do not hash or that a
  * modern server writes its own way (JSONExtractRaw re-serializes): one that
  * starts with '"', '[' or '{', "null", or a JSON number (an int's or
- * double's text); those are checked on the spans alone, as before schema 9.
+ * double's text), nor a text the filters do not hold (longer than
+ * PC_ATTR_BLOOM_MAX_TEXT); those are checked on the spans alone, as before
+ * schema 9.
  * With the filters, a key nested in a map value no longer matches on 18.16
  * either (they hold top-level pairs only).
  */

@@ -253,10 +253,6 @@ const pc_ch_column pc_ch_trace_v8[PC_CH_TRACE_V8_N] = {
     {"span_hashes", "Array(UInt32)", false, false},
 };
 
-/* The zero key, ClickHouse's sipHash64: the hashes are stored and compared
- * across processes, and the server can compute them (a rebuild of the rows
- * from the spans). Ids a client makes collide only send its trace's pages to
- * the spans. */
 /* Schema 9: the attribute filter of a row's spans (attr_bloom.h), as
  * PC_CH_BLOOM_WORDS little-endian words (bit i of the filter is bit i % 64 of
  * word i / 64); rows written before hold none ("maybe"). */
@@ -264,6 +260,10 @@ const pc_ch_column pc_ch_trace_v9[PC_CH_TRACE_V9_N] = {
     {"attr_bloom", "Array(UInt64)", false, false},
 };
 
+/* The zero key, ClickHouse's sipHash64: the hashes are stored and compared
+ * across processes, and the server can compute them (a rebuild of the rows
+ * from the spans). Ids a client makes collide only send its trace's pages to
+ * the spans. */
 uint32_t pc_ch_span_hash(pc_str span_id)
 {
     static const pc_hash_key key = {0, 0};

@@ -219,9 +219,9 @@ typedef struct pc_ch_trace_part {
     bool cost_known;
     double cost_sum; /* schema 7: the known finite costs summed as they are */
     uint32_t *hashes; /* schema 8: pc_ch_span_hash of each span, in a block owned here */
+    size_t n_hashes, cap_hashes;
     /* schema 9: the attribute filter of the part's spans (attr_bloom.h) */
     unsigned char bloom[PC_ATTR_BLOOM_BYTES];
-    size_t n_hashes, cap_hashes;
     pc_str *models;
     size_t n_models, cap_models;
 } pc_ch_trace_part;

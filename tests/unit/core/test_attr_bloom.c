@@ -277,6 +277,32 @@ static void test_sql(void)
     sqlite3_close(db);
 }
 
+/* A text longer than PC_ATTR_BLOOM_MAX_TEXT is not added (a prompt), and the
+ * filter says "maybe" to it; one of exactly the limit is added as any other. */
+static void test_long_texts(void)
+{
+    char text[PC_ATTR_BLOOM_MAX_TEXT + 2];
+    memset(text, 'p', sizeof(text));
+    pc_kv kv[] = {{str("prompt"), v_str(text, PC_ATTR_BLOOM_MAX_TEXT + 1)}};
+    pc_attrs a = {kv, 1};
+    unsigned char bloom[B] = {0}, empty[B] = {0};
+    pc_attr_bloom_add_attrs(bloom, &a);
+    CHECK(memcmp(bloom, empty, B) == 0);
+    CHECK(pc_attr_bloom_may(empty, B, "prompt", 6, text, PC_ATTR_BLOOM_MAX_TEXT + 1));
+    CHECK(!pc_attr_bloom_may(empty, B, "prompt", 6, text, PC_ATTR_BLOOM_MAX_TEXT));
+    kv[0].value = v_str(text, PC_ATTR_BLOOM_MAX_TEXT);
+    pc_attr_bloom_add_attrs(bloom, &a);
+    CHECK(pc_attr_bloom_may(bloom, B, "prompt", 6, text, PC_ATTR_BLOOM_MAX_TEXT));
+    CHECK(!pc_attr_bloom_may(bloom, B, "prompt", 6, text, PC_ATTR_BLOOM_MAX_TEXT - 1));
+    /* invalid UTF-8 in a long text still makes every pair "maybe" (the writer
+     * replaces its bytes: the stored text's length is not the sent one's) */
+    text[10] = (char)0xff;
+    kv[0].value = v_str(text, PC_ATTR_BLOOM_MAX_TEXT + 1);
+    memset(bloom, 0, B);
+    pc_attr_bloom_add_attrs(bloom, &a);
+    CHECK(saturated(bloom));
+}
+
 /* The bits ClickHouse tests (pc_attr_bloom_bits) are the bits the pair sets:
  * a filter of exactly those bits says "maybe" to the pair, and a filter
  * lacking any one of them says no. */
@@ -308,6 +334,7 @@ int main(void)
     RUN(test_invalid_utf8);
     RUN(test_random);
     RUN(test_false_positives);
+    RUN(test_long_texts);
     RUN(test_bits);
     RUN(test_sql);
     return CHECK_DONE();

@@ -687,6 +687,14 @@ static void test_query_builders(void)
         r.attr_value = served[i];
         CHECK(pc_ch_attr_bloom_serves(&r));
     }
+    /* a text longer than the filters hold (attr_bloom.h) is not served */
+    char longer[PC_ATTR_BLOOM_MAX_TEXT + 2];
+    memset(longer, 'x', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    r.attr_value = longer;
+    CHECK(!pc_ch_attr_bloom_serves(&r));
+    longer[PC_ATTR_BLOOM_MAX_TEXT] = '\0';
+    CHECK(pc_ch_attr_bloom_serves(&r));
     r.user_id = "u"; /* a merged filter reads them: the IN keeps the window's traces */
     pc_ch_sql_list_candidates(&b, "db", &r, 4, 9, PC_CH_WINDOW_SLACK);
     CHECK(has(&b, "AND started_ns >= -3599999999996 AND trace_id IN (SELECT trace_id FROM"
