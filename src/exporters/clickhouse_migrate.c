@@ -330,20 +330,31 @@ static int step6(mig *m)
 
 /* ------------------------------------------ version 7: trace merge keys -- */
 
+/*
+ * A step to |v| that adds the traces columns |cols| (|n|) in place, then the
+ * version row with |note|, and logs "migrated database D from schema v-1 to
+ * v (|what|): K column(s) added in place, nothing copied; |after|". 0 / -1.
+ */
+static int traces_columns_step(mig *m, int v, const pc_ch_column *cols, size_t n,
+                               const char *note, const char *what, const char *after)
+{
+    int added = 0;
+    if (add_columns(m, "traces", cols, n, &added) < 0 || record(m, v, note) < 0) return -1;
+    pc_log(PC_LOG_INFO, m->id,
+           "migrated database %s from schema %d to %d (%s): %d column%s added in place, "
+           "nothing copied; %s",
+           m->db, v - 1, v, what, added, added == 1 ? "" : "s", after);
+    return 0;
+}
+
 /* The step 6 -> 7: the traces' merge keys, then the version row. 0 / -1. */
 static int step7(mig *m)
 {
-    int added = 0;
-    if (add_columns(m, "traces", pc_ch_trace_v7, PC_CH_TRACE_V7_N, &added) < 0 ||
-        record(m, 7, "migrated from 6: the traces rows' merge keys (lists read summaries from "
-                     "the traces rows)") < 0)
-        return -1;
-    pc_log(PC_LOG_INFO, m->id,
-           "migrated database %s from schema 6 to 7 (trace summaries from the traces rows): %d "
-           "columns added in place, nothing copied; traces stored before are summarized from "
-           "their spans",
-           m->db, added);
-    return 0;
+    return traces_columns_step(m, 7, pc_ch_trace_v7, PC_CH_TRACE_V7_N,
+                               "migrated from 6: the traces rows' merge keys (lists read "
+                               "summaries from the traces rows)",
+                               "trace summaries from the traces rows",
+                               "traces stored before are summarized from their spans");
 }
 
 /* ------------------------------------- version 8: traces rows by trace -- */
@@ -385,16 +396,10 @@ static int step8(mig *m)
 /* The step 8 -> 9: the traces rows' attribute filters, then the version row. 0 / -1. */
 static int step9(mig *m)
 {
-    int added = 0;
-    if (add_columns(m, "traces", pc_ch_trace_v9, PC_CH_TRACE_V9_N, &added) < 0 ||
-        record(m, 9, "migrated from 8: the traces rows' attribute filters (attr_bloom)") < 0)
-        return -1;
-    pc_log(PC_LOG_INFO, m->id,
-           "migrated database %s from schema 8 to 9 (the traces rows' attribute filters): %d "
-           "column added in place, nothing copied; the attribute filter checks the spans of "
-           "traces stored before",
-           m->db, added);
-    return 0;
+    return traces_columns_step(m, 9, pc_ch_trace_v9, PC_CH_TRACE_V9_N,
+                               "migrated from 8: the traces rows' attribute filters (attr_bloom)",
+                               "the traces rows' attribute filters",
+                               "the attribute filter checks the spans of traces stored before");
 }
 
 /* CREATE TABLE IF NOT EXISTS `db`.`name` of kind |spans| (else traces), in

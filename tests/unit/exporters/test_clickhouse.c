@@ -410,7 +410,8 @@ static void test_trace_part(void)
     /* schema 7: the keys that merge it (no cost: null); schema 8: each span's id
      * hash, in the order the spans were folded in */
     char hashes[128];
-    snprintf(hashes, sizeof(hashes), "\"cost_sum\":null,\"span_hashes\":[%u,%u,%u],\"attr_bloom\":[",
+    snprintf(hashes, sizeof(hashes),
+             "\"cost_sum\":null,\"span_hashes\":[%u,%u,%u],\"attr_bloom\":[",
              (unsigned)pc_ch_span_hash(b->spans[0].span_id),
              (unsigned)pc_ch_span_hash(b->spans[1].span_id),
              (unsigned)pc_ch_span_hash(b->spans[2].span_id));
