@@ -55,9 +55,11 @@
  * rows (least non-empty session / user; union of models), and pre-select
  * the rows by equality first (the modern dialect's skip indexes). min_cost
  * and attr.<key> are not: the rows' cost is an upper bound (a redelivered
- * span counts twice) and the rows hold no attributes, so their candidates
- * are a superset, checked on the spans (the exact cost; the attribute in the
- * attributes' JSON text, pc_ch_sql_attr_match). A page such a superset
+ * span counts twice) and the rows hold only a Bloom filter of their spans'
+ * attributes (schema 9, pc_ch_attr_bloom_serves: every trace of the window
+ * when it does not serve the value), so their candidates are a superset,
+ * checked on the spans (the exact cost; the attribute in the attributes'
+ * JSON text, pc_ch_sql_attr_match). A page such a superset
  * leaves short is read again with eight times the candidates while the
  * candidates reached their cap (pc_ch_filter_inexact, clickhouse_store_list.c),
  * so no false candidate hides a match; their offsets always apply to the
