@@ -14,8 +14,11 @@
  */
 #include "qs_workload.h"
 
+#include "workload.h"
+
 #include "arena.h"
 #include "mem.h"
+#include "span.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
@@ -571,4 +574,14 @@ uint8_t *qs_workload_request(const qs_workload *w, uint64_t first, int n, size_t
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(&req, out);
     pc_arena_destroy(a);
     return out;
+}
+
+pc_batch *qs_workload_batch(const qs_workload *w, uint64_t first, int n)
+{
+    size_t len;
+    uint8_t *body = qs_workload_request(w, first, n, &len);
+    if (!body) return NULL;
+    pc_batch *b = lg_decode_batch(body, len, "a query-scale request");
+    free(body);
+    return b;
 }

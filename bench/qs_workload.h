@@ -63,6 +63,11 @@ int qs_order_parse(const char *name, qs_order *out);
  */
 uint8_t *qs_workload_request(const qs_workload *w, uint64_t first, int n, size_t *len);
 
+/* The same request decoded (pc_otlp_proto_decode, project "default") and
+ * normalized, as the OTLP receiver hands it to the pipeline: a batch the
+ * caller unrefs, or NULL after printing why. */
+struct pc_batch *qs_workload_batch(const qs_workload *w, uint64_t first, int n);
+
 /* Trace |g|'s id as the query API shows it: 32 lowercase hex digits and a NUL. */
 void qs_trace_id_hex(const qs_workload *w, uint64_t g, char out[33]);
 

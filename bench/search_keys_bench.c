@@ -22,8 +22,6 @@
 #include "exporters/clickhouse_rows.h"
 #include "exporters/clickhouse_search.h"
 #include "exporters/local_text.h"
-#include "formats/otlp_proto.h"
-#include "processors/normalize.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,21 +36,8 @@ int main(int argc, char **argv)
     qs_workload w;
     if (qs_workload_init(&w, 1, (uint64_t)REQUESTS * per * 10, 0, QS_ORDER_RANDOM)) return 1;
     pc_batch *reqs[REQUESTS];
-    for (int r = 0; r < REQUESTS; r++) {
-        size_t len;
-        uint8_t *body = qs_workload_request(&w, (uint64_t)r * per, per, &len);
-        reqs[r] = pc_batch_create(NULL);
-        pc_otlp_result res;
-        int rc = pc_otlp_proto_decode(reqs[r], body, len, NULL, "default", &pc_span_limits_default,
-                                      &res);
-        free(body);
-        if (rc) {
-            fprintf(stderr, "search_keys_bench: decoding failed: %s\n", res.error);
-            return 1;
-        }
-        for (size_t i = 0; i < reqs[r]->n; i++)
-            pc_normalize_span(&reqs[r]->spans[i], PC_STR_LIT("unknown"));
-    }
+    for (int r = 0; r < REQUESTS; r++)
+        if (!(reqs[r] = qs_workload_batch(&w, (uint64_t)r * per, per))) return 1;
 
     /* the search text of each span, both ways */
     size_t all_spans = 0;

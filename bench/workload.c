@@ -559,13 +559,18 @@ pc_batch *lg_reference_batch(uint32_t nonce)
     lg_workload w;
     uint8_t *body = lg_reference_request(&w, nonce);
     if (!body) return NULL;
+    pc_batch *b = lg_decode_batch(body, w.len, "the reference request");
+    free(body);
+    lg_workload_free(&w);
+    return b;
+}
+
+pc_batch *lg_decode_batch(const uint8_t *body, size_t len, const char *what)
+{
     pc_batch *b = pc_batch_create(NULL);
     pc_otlp_result res;
-    int rc = pc_otlp_proto_decode(b, body, w.len, NULL, "default", &pc_span_limits_default, &res);
-    free(body); /* the decoder copied it into b's arena */
-    lg_workload_free(&w);
-    if (rc) {
-        fprintf(stderr, "workload: decoding the reference request failed: %s\n", res.error);
+    if (pc_otlp_proto_decode(b, body, len, NULL, "default", &pc_span_limits_default, &res)) {
+        fprintf(stderr, "workload: decoding %s failed: %s\n", what, res.error);
         pc_batch_unref(b);
         return NULL;
     }

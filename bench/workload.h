@@ -20,9 +20,11 @@
  * A built workload is read-only, so threads share it; each thread patches its
  * own copy of |data|.
  *
- * The single-thread benchmarks (decode_bench, encode_bench, json_write) share
- * two more helpers: lg_reference_request / lg_reference_batch (one reference
- * request of 100 spans, as a receiver gets it or as an exporter holds it) and
+ * The single-thread benchmarks (decode_bench, encode_bench, json_write, and
+ * with the query-scale workload search_keys_bench, ch_encode_bench) share
+ * more helpers: lg_reference_request / lg_reference_batch (one reference
+ * request of 100 spans, as a receiver gets it or as an exporter holds it),
+ * lg_decode_batch (any request body as an exporter holds it) and
  * lg_cpu_seconds, the clock they time with.
  */
 #ifndef LG_WORKLOAD_H
@@ -81,6 +83,10 @@ uint8_t *lg_reference_request(lg_workload *w, uint32_t nonce);
  * no pointer into any workload. Returns NULL after printing why.
  */
 pc_batch *lg_reference_batch(uint32_t nonce);
+
+/* Any OTLP protobuf request body so decoded and normalized (the body is
+ * copied; the caller frees it). NULL after printing why, naming |what|. */
+pc_batch *lg_decode_batch(const uint8_t *body, size_t len, const char *what);
 
 /* CPU seconds this process has used (CLOCK_PROCESS_CPUTIME_ID). Why CPU time
  * rather than wall time: it stays fair on a machine shared with other work. */

@@ -27,12 +27,10 @@
 #include "telemetry.h"
 #include "zstd_reuse.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -103,30 +101,10 @@ int main(int argc, char **argv)
         return 0;
     }
     pc_log_set_level(cfg->log_level);
-    /* Why fixed malloc thresholds: glibc raises the mmap threshold after each
-     * large free (up to 32 MiB), after which big request blocks come from
-     * per-thread heaps that keep their pages, and the resident size drifts far
-     * past the memory budget (budget.h). Fixed at 1 MiB, a block that large (a
-     * big body, not an ordinary request's arena chunk) is mapped on its own and
-     * unmapped when freed (PC_MMAP_THRESHOLD, mem.h; 4 MiB let the bomb test's peak RSS past its bound).
-     * librdkafka's zstd workspaces (3.6 MiB) would be mapped per produce batch
-     * too: zstd_reuse.h keeps them instead. The trim threshold is raised so
-     * ordinary requests do not give pages back and fault them in again (that
-     * cost 50% throughput).
-     * Why one malloc arena per core: every HTTP connection has its own thread
-     * (http.c), and glibc gives threads up to 8 arenas per core, each keeping
-     * its peak (the trim threshold above). Loading 1M spans into ClickHouse
-     * over 16 connections, 15 arenas held 35 MB while the memory budget
-     * peaked at 12 MB (peak RSS 61 MB); with one per core, memory a thread
-     * freed is reused by the next: 45 MB (64 connections: 148 MB before,
-     * 104 MB after, the rest being requests and inserts in flight; one
-     * arena in all gave the same). The threads mostly wait for exports, so
-     * they seldom contend for an arena (spans per CPU-second unchanged). */
-    mallopt(M_MMAP_THRESHOLD, (int)PC_MMAP_THRESHOLD);
+    pc_mem_tune(); /* the malloc thresholds and arenas (mem.c says why) */
+    /* librdkafka's zstd workspaces (3.6 MiB, above the fixed mmap threshold)
+     * would be mapped per produce batch: zstd_reuse.h keeps them instead. */
     pc_zstd_reuse_enable();
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    mallopt(M_ARENA_MAX, cores > 1 ? (int)cores : 1);
 
     sigset_t set;
     sigemptyset(&set);

@@ -1,5 +1,6 @@
 /*
- * mem.h - the one out-of-memory policy of the collector.
+ * mem.h - the one out-of-memory policy of the collector, and its malloc
+ * settings (pc_mem_tune).
  *
  * Every heap allocation outside SQLite, librdkafka and friends goes through these
  * wrappers. They abort the process with a message when the allocator fails, so no
@@ -20,11 +21,19 @@ char *pc_xstrdup(const char *s);
 char *pc_xstrndup(const char *s, size_t n);
 
 /*
- * The malloc mmap threshold the collector fixes at startup (main.c says why):
+ * The malloc mmap threshold the collector fixes at startup (mem.c says why):
  * a block this large or larger is mapped on its own and unmapped when freed.
  * Code that wants its blocks to stay on the heap (arena.c's chunks) sizes them
  * below it.
  */
 #define PC_MMAP_THRESHOLD ((size_t)1 << 20)
+
+/*
+ * Sets the process's malloc thresholds and arenas as the collector runs with
+ * them (mem.c says why). Called once at startup, before any thread starts;
+ * benchmarks of the collector's own code call it too, so they measure its
+ * allocations as it makes them.
+ */
+void pc_mem_tune(void);
 
 #endif

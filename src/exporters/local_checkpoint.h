@@ -16,37 +16,40 @@
  * alone were 12 % of the collector's CPU samples), and the requests waiting
  * for the next commit waited for them too.
  *
- * Policy: the thread checkpoints (PASSIVE) once |step_pages| frames were
- * added since its last checkpoint copied the log. Only the writing
- * connection (the file's one writer) can start the log over, and only when
- * every frame is copied and no reader still reads old ones: it does so by
- * itself at its next transaction when a checkpoint happened to copy
- * everything; else, once the log holds
- * |restart_pages| frames, the hook runs a RESTART checkpoint from the
- * committing connection, which copies the rest (about one step), waits at most
- * PC_LOCAL_RESTART_WAIT_MS for readers of old frames, and starts the log over
- * even while reads run (a PASSIVE one alone never lets it, and the log grew
- * to 800 MB); when readers keep it from finishing, the writer tries again
- * once another step of frames is in the log. With a gate (the store's read
- * pool, pc_local_gate), the due restart first holds new reads back and the
- * writer goes on committing while the reads in flight end (beside 8 query
- * clients, a RESTART waited for readers at four commits in five, 100 ms
- * each: a fifth of the writer's time, bench/README "restarts behind a
- * gate"); the thread watches them, and once none is left it copies the log,
- * which no reader holds back now, while the writer goes on, and leaves the
- * RESTART to the writer's next commit, which then finds only what it wrote
- * meanwhile to copy (2-18 ms, against 87-139 ms when the RESTART copied
- * what the readers had kept from the thread); the hold ends with it. Reads
- * wait at most PC_LOCAL_RESTART_WAIT_MS from the hold for the reads in
- * flight, after which they go in again and the restart counts as busy. Each
- * hold that reads outlast doubles the next one's length, up to the gate's
- * longest read and a wait more, so reads that each outlast a short hold
- * (searches of 0.7 s beside ingest let the log grow to 583 MB) hold the log
- * back for a few holds, not until they stop; the log starting over makes the
- * next hold short again. So the log stays near
- * |restart_pages| pages, beyond it only by what the writer commits during a
- * few holds that grow to the longest read, and the writer's
- * journal_size_limit truncates the file back after a restart.
+ * Policy:
+ * - PASSIVE: the thread checkpoints once |step_pages| frames were added
+ *   since its last checkpoint copied the log.
+ * - Starting the log over: only the writing connection (the file's one
+ *   writer) can, and only when every frame is copied and no reader still
+ *   reads old ones. It does so by itself at its next transaction when a
+ *   checkpoint happened to copy everything. Else, once the log holds
+ *   |restart_pages| frames, the hook runs a RESTART checkpoint from the
+ *   committing connection: it copies the rest (about one step), waits at
+ *   most PC_LOCAL_RESTART_WAIT_MS for readers of old frames, and starts the
+ *   log over even while reads run (PASSIVE ones alone never let it: the log
+ *   grew to 800 MB). When readers keep it from finishing, the writer tries
+ *   again once another step of frames is in the log.
+ * - With a gate (the store's read pool, pc_local_gate), a due restart first
+ *   holds new reads back, and the writer goes on committing while the reads
+ *   in flight end. (Beside 8 query clients, a RESTART waited for readers at
+ *   four commits in five, 100 ms each: a fifth of the writer's time;
+ *   bench/README, "restarts behind a gate".) The thread watches them. Once
+ *   none is left, it copies the log, which no reader holds back now, while
+ *   the writer goes on, and leaves the RESTART to the writer's next commit.
+ *   That commit then finds only what it wrote meanwhile to copy (2-18 ms,
+ *   against 87-139 ms when the RESTART copied what the readers had kept from
+ *   the thread). The hold ends with it.
+ * - Reads wait at most PC_LOCAL_RESTART_WAIT_MS from the hold for the reads
+ *   in flight; then they go in again and the restart counts as busy. Each
+ *   hold that reads outlast doubles the next one's length, up to the gate's
+ *   longest read and a wait more. So reads that each outlast a short hold
+ *   (searches of 0.7 s beside ingest let the log grow to 583 MB) hold the
+ *   log back for a few holds, not until they stop; the log starting over
+ *   makes the next hold short again.
+ *
+ * So the log stays near |restart_pages| pages, beyond it only by what the
+ * writer commits during a few holds that grow to the longest read; the
+ * writer's journal_size_limit truncates the file back after a restart.
  *
  * Durability is the writer's: a commit is durable once it is in the log
  * (synchronous FULL or NORMAL as configured); a checkpoint only moves it.

@@ -71,6 +71,53 @@ def _tag(query_id):
     return f"/* chdb_server query_id={query_id} */ "
 
 
+class _Refused(Exception):
+    """A request refused before it reaches the engine: its HTTP status and body."""
+
+    def __init__(self, status, body):
+        super().__init__(body)
+        self.status, self.body = status, body
+
+
+def _settings(params):
+    """The statement's settings among the URL parameters |params|: {name: SQL literal}.
+    Raises _Refused (code 115) for a parameter that cannot be a setting's name."""
+    settings = {}
+    for k, v in params.items():
+        if k in _NOT_SETTINGS or k.startswith("param_"):
+            continue
+        if not _NAME.fullmatch(k):
+            raise _Refused(500, f"Code: 115. DB::Exception: Unknown setting {k!r}.\n".encode())
+        settings[k] = v if _NUMBER.fullmatch(v) else \
+            "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return settings
+
+
+def _statement(sql, params):
+    """|sql| as the engine runs it: under readonly, refused (_Refused, code 164) unless it
+    is a read; a KILL QUERY by query_id made to look for the statements' tags; the
+    request's own query_id's tag in front."""
+    if params.get("readonly", "0") != "0":
+        m = re.match(r"\s*(\w+)", sql)
+        if not m or m.group(1).upper() not in _READS:
+            raise _Refused(403, b"Code: 164. DB::Exception: Cannot execute query in readonly "
+                                b"mode. (READONLY)\n")
+    if re.match(r"\s*KILL\s+QUERY\b", sql, re.I):
+        sql = _KILL_BY_ID.sub(lambda m: f"startsWith(query, '{_tag(m.group(1))}')", sql)
+    qid = params.get("query_id", "")
+    if _QUERY_ID.fullmatch(qid):
+        sql = _tag(qid) + sql
+    return sql
+
+
+def _error(msg):
+    """The engine's error message |msg| as (HTTP status, body), as ClickHouse maps its codes."""
+    m = re.search(r"Code: (\d+)", msg)
+    code = int(m.group(1)) if m else 0
+    status = 400 if code in _BAD_REQUEST else 404 if code in _NOT_FOUND else 500
+    return status, (msg if msg.startswith("Code:") else f"Code: {code}. {msg}").encode() + b"\n"
+
+
 class ChdbServer:
     def __init__(self, path, port=None):
         """A server on 127.0.0.1:|port| (None: a free port from the test harness) over a pool
@@ -182,49 +229,37 @@ class ChdbServer:
         """Runs one statement with the request's URL parameters |params| ({name: value}, see
         the module comment): (HTTP status, response bytes)."""
         params = params or {}
-        settings = {}  # name: SQL literal
-        for k, v in params.items():
-            if k in _NOT_SETTINGS or k.startswith("param_"):
-                continue
-            if not _NAME.fullmatch(k):
-                return 500, f"Code: 115. DB::Exception: Unknown setting {k!r}.\n".encode()
-            settings[k] = v if _NUMBER.fullmatch(v) else \
-                "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        if params.get("readonly", "0") != "0":
-            m = re.match(r"\s*(\w+)", sql)
-            if not m or m.group(1).upper() not in _READS:
-                return 403, (b"Code: 164. DB::Exception: Cannot execute query in readonly mode."
-                             b" (READONLY)\n")
-        if re.match(r"\s*KILL\s+QUERY\b", sql, re.I):
-            sql = _KILL_BY_ID.sub(lambda m: f"startsWith(query, '{_tag(m.group(1))}')", sql)
-        qid = params.get("query_id", "")
-        if _QUERY_ID.fullmatch(qid):
-            sql = _tag(qid) + sql
+        try:
+            settings = _settings(params)
+            sql = _statement(sql, params)
+        except _Refused as r:
+            return r.status, r.body
         entry = self._take()
         if entry is None:
             return 503, b"Code: 210. chdb_server: shutting down\n"
         try:
-            db = database or "default"
-            if entry[1] != db:
-                entry[0].query(f"USE `{db}`")
-                entry[1] = db
-            sets = [f"{k} = {v}" for k, v in settings.items() if entry[2].get(k) != v]
-            sets += [f"{k} = DEFAULT" for k in entry[2] if k not in settings]
-            if sets:  # a SET that fails changes nothing (measured on chDB 4.4)
-                entry[0].query("SET " + ", ".join(sets))
-                entry[2] = settings
-            res = entry[0].query(sql, "TabSeparated")
-            return 200, res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
+            return 200, self._run(entry, sql, database or "default", settings)
         except Exception as e:
             entry[1] = None  # its database unknown after a failed USE: USE again next time
             # (a failed SET changed nothing, so entry[2] still holds the session's settings)
-            msg = str(e)
-            m = re.search(r"Code: (\d+)", msg)
-            code = int(m.group(1)) if m else 0
-            status = 400 if code in _BAD_REQUEST else 404 if code in _NOT_FOUND else 500
-            return status, (msg if msg.startswith("Code:") else f"Code: {code}. {msg}").encode() + b"\n"
+            return _error(str(e))
         finally:
             self._give(entry)
+
+    @staticmethod
+    def _run(entry, sql, db, settings):
+        """Runs |sql| on the pool's |entry| in database |db| under |settings| alone (the
+        session's own changed to them first): the result's bytes; raises the engine's error."""
+        if entry[1] != db:
+            entry[0].query(f"USE `{db}`")
+            entry[1] = db
+        sets = [f"{k} = {v}" for k, v in settings.items() if entry[2].get(k) != v]
+        sets += [f"{k} = DEFAULT" for k in entry[2] if k not in settings]
+        if sets:  # a SET that fails changes nothing (measured on chDB 4.4)
+            entry[0].query("SET " + ", ".join(sets))
+            entry[2] = settings
+        res = entry[0].query(sql, "TabSeparated")
+        return res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
 
     def close(self):
         """Waits for the statements under way (handler threads), then closes every session

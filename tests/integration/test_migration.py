@@ -1163,39 +1163,59 @@ def add_old_and_new(new, base, before):
     assert listed["new-0"]["span_count"] == 1 and listed["new-0"]["service_name"] == "svc-n"
 
 
+CH_SCHEMA = 9  # the current ClickHouse schema version (PC_CH_SCHEMA_VERSION)
+
+
+def migrate_clickhouse(old_bin, ch_store, tmp_path, old, added, check, check_again=None):
+    """What every test of a ClickHouse step from schema |old| shares: a database the release
+    |old_bin| wrote (write_old_release) opens with the current schema, one "migrated database"
+    line a step, the first naming |added|; every answer reads as before; then the step's own
+    |check(new, base, before, old_rows)| (old_rows: the traces rows before, as text); a second
+    start migrates nothing (then |check_again(again, old_rows)|); one version row a step."""
+    opts, srv, db = ch_store
+    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
+    ids, before = write_old_release(old_bin, tmp_path, opts, base)
+    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == str(old)
+    old_rows = srv.query(f"SELECT count() FROM {db}.traces").strip()
+    new = start(conftest.BIN, tmp_path, opts)
+    try:
+        logs = new.logs()
+        assert logs.count("clickhouse: migrated database") == CH_SCHEMA - old, logs
+        assert f"from schema {old} to {old + 1}" in logs and added in logs, logs
+        after = snapshot(new, ids)
+        for key in before:
+            assert old_fields(after[key], before[key]) == before[key], key
+        check(new, base, before, old_rows)
+    finally:
+        stop(new)
+    again = start(conftest.BIN, tmp_path, opts)
+    try:
+        assert "migrated" not in again.logs()
+        if check_again:
+            check_again(again, old_rows)
+    finally:
+        stop(again)
+    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
+                            f"FORMAT TabSeparated").split()) == \
+        [str(v) for v in range(old, CH_SCHEMA + 1)]
+
+
 def test_schema_6_clickhouse_store_migrates_to_7(prev6_bin, ch_store, tmp_path):
     """A ClickHouse database of the last schema-6 release opens with schema 7 (the traces rows'
     merge keys added in place, nothing copied) on both dialects: every answer as before, the
     old traces' list pages read from their spans (their rows have no merge keys); a span added
     to an old trace and a new trace list right; once."""
-    opts, srv, db = ch_store
-    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
-    ids, before = write_old_release(prev6_bin, tmp_path, opts, base)
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "6"
-    old_rows = srv.query(f"SELECT count() FROM {db}.traces").strip()
-    new = start(conftest.BIN, tmp_path, opts)
-    try:
-        logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 3, logs  # 6 -> 7 -> 8 -> 9
-        assert "from schema 6 to 7" in logs and "6 columns added in place" in logs, logs
-        after = snapshot(new, ids)
-        for key in before:
-            assert old_fields(after[key], before[key]) == before[key], key
+    _, srv, db = ch_store
+
+    def check(new, base, before, old_rows):
         assert srv.query(f"SELECT merge_keys, count() FROM {db}.traces GROUP BY merge_keys"
                          f" FORMAT TabSeparated").strip() == f"0\t{old_rows}"
         add_old_and_new(new, base, before)
         assert srv.query(f"SELECT merge_keys, count() FROM {db}.traces GROUP BY merge_keys"
                          f" ORDER BY merge_keys FORMAT TabSeparated").strip() == \
             f"0\t{old_rows}\n1\t2"
-    finally:
-        stop(new)
-    again = start(conftest.BIN, tmp_path, opts)
-    try:
-        assert "migrated" not in again.logs()
-    finally:
-        stop(again)
-    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["6", "7", "8", "9"]
+
+    migrate_clickhouse(prev6_bin, ch_store, tmp_path, 6, "6 columns added in place", check)
 
 
 def test_schema_7_clickhouse_store_migrates_to_8(prev7_bin, ch_store, tmp_path):
@@ -1205,36 +1225,22 @@ def test_schema_7_clickhouse_store_migrates_to_8(prev7_bin, ch_store, tmp_path):
     the old traces' list pages come from their spans; a span added to an old trace (one old
     row, one new) and a new trace list right; their new rows reach trace_rows through the
     view with their hashes; once."""
-    opts, srv, db = ch_store
-    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
-    ids, before = write_old_release(prev7_bin, tmp_path, opts, base)
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "7"
-    old_rows = srv.query(f"SELECT count() FROM {db}.traces").strip()
-    new = start(conftest.BIN, tmp_path, opts)
-    try:
-        logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 2, logs  # 7 -> 8 -> 9
-        assert "from schema 7 to 8" in logs and "1 column added in place" in logs, logs
+    _, srv, db = ch_store
+
+    def check(new, base, before, old_rows):
         assert srv.query(f"SELECT count(), max(length(span_hashes)) FROM {db}.trace_rows"
                          f" FORMAT TabSeparated").split() == [old_rows, "0"]
-        after = snapshot(new, ids)
-        for key in before:
-            assert old_fields(after[key], before[key]) == before[key], key
         add_old_and_new(new, base, before)
         # the two new rows, copied by the view with a hash each
         assert srv.query(f"SELECT trace_id, length(span_hashes), merge_keys FROM {db}.trace_rows"
                          f" WHERE length(span_hashes) > 0 ORDER BY trace_id"
                          f" FORMAT TabSeparated").strip() == "new-0\t1\t1\nold-0\t1\t1"
-    finally:
-        stop(new)
-    again = start(conftest.BIN, tmp_path, opts)
-    try:
-        assert "migrated" not in again.logs()
+
+    def check_again(again, old_rows):
         assert srv.query(f"SELECT count() FROM {db}.trace_rows").strip() == str(int(old_rows) + 2)
-    finally:
-        stop(again)
-    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["7", "8", "9"]
+
+    migrate_clickhouse(prev7_bin, ch_store, tmp_path, 7, "1 column added in place", check,
+                       check_again)
 
 
 def attr_ids(c, key, value, **params):
@@ -1248,21 +1254,11 @@ def test_schema_8_clickhouse_store_migrates_to_9(prev8_bin, ch_store, tmp_path):
     before; the old rows hold no filter, so the attribute filter still finds the old traces
     (from their spans); a span added to an old trace is found by its own attribute through
     its new row's filter, and a new trace by its own; once."""
-    opts, srv, db = ch_store
-    base = (time.time_ns() - 6 * HOUR) // 10**9 * 10**9
-    ids, before = write_old_release(prev8_bin, tmp_path, opts, base)
-    assert srv.query(f"SELECT max(version) FROM {db}.schema_version").strip() == "8"
-    old_rows = srv.query(f"SELECT count() FROM {db}.traces").strip()
-    new = start(conftest.BIN, tmp_path, opts)
-    try:
-        logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 1, logs
-        assert "from schema 8 to 9" in logs and "1 column added in place" in logs, logs
+    _, srv, db = ch_store
+
+    def check(new, base, before, old_rows):
         assert srv.query(f"SELECT count(), max(length(attr_bloom)) FROM {db}.traces"
                          f" FORMAT TabSeparated").split() == [old_rows, "0"]
-        after = snapshot(new, ids)
-        for key in before:
-            assert old_fields(after[key], before[key]) == before[key], key
         # old rows: "maybe", checked on the spans
         assert attr_ids(new, "q", "O'Reilly old-1") == ["old-1"]
         assert attr_ids(new, "uni", "Ünïcode\t\\") == ["old-2", "old-1", "old-0"]
@@ -1287,13 +1283,9 @@ def test_schema_8_clickhouse_store_migrates_to_9(prev8_bin, ch_store, tmp_path):
         assert attr_ids(new, "tool", "new saw") == ["new-1"]
         assert attr_ids(new, "q", "O'Reilly old-1") == ["new-1", "old-1"]
         assert attr_ids(new, "tool", "hammer") == []
-    finally:
-        stop(new)
-    again = start(conftest.BIN, tmp_path, opts)
-    try:
-        assert "migrated" not in again.logs()
+
+    def check_again(again, old_rows):
         assert attr_ids(again, "tool", "late hammer") == ["old-1"]
-    finally:
-        stop(again)
-    assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["8", "9"]
+
+    migrate_clickhouse(prev8_bin, ch_store, tmp_path, 8, "1 column added in place", check,
+                       check_again)

@@ -490,30 +490,58 @@ static pc_buf cut_and_resume(catalog *k, const char *cut, int from, const char *
     return all;
 }
 
+/* The tables of schemas 8 and 9; schemas 5 to 7 have the first V6_TABLES. */
+static const char *const V8[] = {"spans",        "traces",        "schema_version", "span_events",
+                                 "search_grams", "search_blocks", "stats_marks",    "stats_rollup",
+                                 "trace_rows",   "trace_rows_mv"};
+#define V8_TABLES 10
+#define V6_TABLES 8
+
+/* A catalogue at |version| (6 to 8) with its tables and, from 7, its traces
+ * columns. */
+static catalog step_catalog(int version)
+{
+    catalog k = {.n = version >= 8 ? V8_TABLES : V6_TABLES, .version = version,
+                 .log = PC_BUF_INIT, .cols = PC_BUF_INIT};
+    for (int t = 0; t < k.n; t++)
+        snprintf(k.tables[t], 32, "%s", V8[t]);
+    for (size_t c = 0; version >= 7 && c < PC_CH_TRACE_V7_N; c++)
+        col_add(&k, "traces", pc_ch_trace_v7[c].name);
+    for (size_t c = 0; version >= 8 && c < PC_CH_TRACE_V8_N; c++)
+        col_add(&k, "traces", pc_ch_trace_v8[c].name);
+    return k;
+}
+
+/* The ADD COLUMN statements of |log| that took effect: the one a start was
+ * cut at (|cut|) was tried, not applied. */
+static int adds_applied(const pc_buf *log, const char *cut)
+{
+    int adds = 0;
+    for (const char *p = log->data; (p = strstr(p, "ADD COLUMN ")); p++)
+        adds++;
+    return adds - (cut && strstr(cut, "ADD COLUMN") ? 1 : 0);
+}
+
+/* A later start of |k| migrates nothing: it adds no column and copies no row. */
+static void check_once(catalog *k)
+{
+    CHECK_EQ_INT(migrate(k), 0);
+    CHECK(!strstr(k->log.data, "ADD COLUMN") && !strstr(k->log.data, "INSERT"));
+}
+
 /* 6 -> 7: the traces' merge keys added in place, then the version row;
  * interrupted at any statement, the next start adds what is missing. */
 static void test_migration_plan_6_to_7(void)
 {
-    const char *v6[] = {"spans",        "traces",        "schema_version", "span_events",
-                        "search_grams", "search_blocks", "stats_marks",    "stats_rollup"};
-    const char *v8[] = {"spans",        "traces",        "schema_version", "span_events",
-                        "search_grams", "search_blocks", "stats_marks",    "stats_rollup",
-                        "trace_rows",   "trace_rows_mv"};
     static const char *const cuts[] = {NULL, "ALTER TABLE `db`.`traces` ADD COLUMN root_start_ns",
                                        "INSERT INTO `db`.schema_version"};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
-        catalog k = {.n = 8, .version = 6, .log = PC_BUF_INIT, .cols = PC_BUF_INIT};
-        for (int t = 0; t < 8; t++)
-            snprintf(k.tables[t], 32, "%s", v6[t]);
-        pc_buf all = cut_and_resume(&k, cuts[i], 6, v8, 10);
+        catalog k = step_catalog(6);
+        pc_buf all = cut_and_resume(&k, cuts[i], 6, V8, V8_TABLES);
         pc_buf_free(&k.log);
         k.log = all;
-        int adds = 0;
-        for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
-            adds++;
-        /* each column added once over both starts (the one cut at was tried, not applied);
-         * then 7 -> 8 and 8 -> 9 add their own */
-        CHECK_EQ_INT(adds - (cuts[i] && strstr(cuts[i], "ADD COLUMN") ? 1 : 0),
+        /* each column added once over both starts; then 7 -> 8 and 8 -> 9 add their own */
+        CHECK_EQ_INT(adds_applied(&k.log, cuts[i]),
                      PC_CH_TRACE_V7_N + PC_CH_TRACE_V8_N + PC_CH_TRACE_V9_N);
         CHECK(has(&k.log, "ALTER TABLE `db`.`traces` ADD COLUMN merge_keys UInt8\n"));
         CHECK(has(&k.log, "ALTER TABLE `db`.`traces` ADD COLUMN cost_sum Nullable(Float64)\n"));
@@ -522,8 +550,7 @@ static void test_migration_plan_6_to_7(void)
         CHECK(added && version && added < version);
         CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, "`db`.`spans` ADD") &&
               !strstr(k.log.data, "INSERT INTO `db`.traces"));
-        CHECK_EQ_INT(migrate(&k), 0); /* once */
-        CHECK(!strstr(k.log.data, "ADD COLUMN") && !strstr(k.log.data, "INSERT"));
+        check_once(&k);
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
     }
@@ -535,23 +562,14 @@ static void test_migration_plan_6_to_7(void)
  * holds no hashes: its trace is read from its spans either way). */
 static void test_migration_plan_7_to_8(void)
 {
-    const char *v7[] = {"spans",        "traces",        "schema_version", "span_events",
-                        "search_grams", "search_blocks", "stats_marks",    "stats_rollup"};
-    const char *v8[] = {"spans",        "traces",        "schema_version", "span_events",
-                        "search_grams", "search_blocks", "stats_marks",    "stats_rollup",
-                        "trace_rows",   "trace_rows_mv"};
     static const char *const cuts[] = {NULL, "ALTER TABLE `db`.`traces` ADD COLUMN span_hashes",
                                        "CREATE TABLE IF NOT EXISTS `db`.`trace_rows`",
                                        "CREATE MATERIALIZED VIEW",
                                        "INSERT INTO `db`.`trace_rows`",
                                        "INSERT INTO `db`.schema_version"};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
-        catalog k = {.n = 8, .version = 7, .log = PC_BUF_INIT, .cols = PC_BUF_INIT};
-        for (int t = 0; t < 8; t++)
-            snprintf(k.tables[t], 32, "%s", v7[t]);
-        for (size_t c = 0; c < PC_CH_TRACE_V7_N; c++) /* schema 7's traces */
-            col_add(&k, "traces", pc_ch_trace_v7[c].name);
-        pc_buf all = cut_and_resume(&k, cuts[i], 7, v8, 10);
+        catalog k = step_catalog(7);
+        pc_buf all = cut_and_resume(&k, cuts[i], 7, V8, V8_TABLES);
         /* this start's statements in order */
         const char *added = strstr(k.log.data, "ALTER TABLE `db`.`traces` ADD COLUMN span_hashes"
                                                " Array(UInt32)\n");
@@ -568,14 +586,10 @@ static void test_migration_plan_7_to_8(void)
               copy < version && (!added || added < table));
         pc_buf_free(&k.log);
         k.log = all;
-        int adds = 0;
-        for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
-            adds++;
-        CHECK_EQ_INT(adds - (cuts[i] && strstr(cuts[i], "ADD COLUMN") ? 1 : 0),
+        CHECK_EQ_INT(adds_applied(&k.log, cuts[i]),
                      PC_CH_TRACE_V8_N + PC_CH_TRACE_V9_N); /* then 8 -> 9's */
         CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, "`db`.`spans` ADD"));
-        CHECK_EQ_INT(migrate(&k), 0); /* once: a later start only makes sure of the tables */
-        CHECK(!strstr(k.log.data, "ADD COLUMN") && !strstr(k.log.data, "INSERT"));
+        check_once(&k); /* a later start only makes sure of the tables */
         CHECK(has(&k.log, "CREATE MATERIALIZED VIEW IF NOT EXISTS `db`.`trace_rows_mv`"));
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
@@ -587,20 +601,11 @@ static void test_migration_plan_7_to_8(void)
  * nothing copied, no table made. */
 static void test_migration_plan_8_to_9(void)
 {
-    const char *v8[] = {"spans",        "traces",        "schema_version", "span_events",
-                        "search_grams", "search_blocks", "stats_marks",    "stats_rollup",
-                        "trace_rows",   "trace_rows_mv"};
     static const char *const cuts[] = {NULL, "ALTER TABLE `db`.`traces` ADD COLUMN attr_bloom",
                                        "INSERT INTO `db`.schema_version"};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
-        catalog k = {.n = 10, .version = 8, .log = PC_BUF_INIT, .cols = PC_BUF_INIT};
-        for (int t = 0; t < 10; t++)
-            snprintf(k.tables[t], 32, "%s", v8[t]);
-        for (size_t c = 0; c < PC_CH_TRACE_V7_N; c++) /* schema 8's traces */
-            col_add(&k, "traces", pc_ch_trace_v7[c].name);
-        for (size_t c = 0; c < PC_CH_TRACE_V8_N; c++)
-            col_add(&k, "traces", pc_ch_trace_v8[c].name);
-        pc_buf all = cut_and_resume(&k, cuts[i], 8, v8, 10);
+        catalog k = step_catalog(8);
+        pc_buf all = cut_and_resume(&k, cuts[i], 8, V8, V8_TABLES);
         const char *added = strstr(k.log.data, "ALTER TABLE `db`.`traces` ADD COLUMN attr_bloom"
                                                " Array(UInt64)\n");
         const char *version = strstr(k.log.data, "VALUES (9, 'migrated from 8");
@@ -609,16 +614,11 @@ static void test_migration_plan_8_to_9(void)
         CHECK(version && (!added || added < version));
         pc_buf_free(&k.log);
         k.log = all;
-        int adds = 0;
-        for (const char *p = k.log.data; (p = strstr(p, "ADD COLUMN ")); p++)
-            adds++;
-        CHECK_EQ_INT(adds - (cuts[i] && strstr(cuts[i], "ADD COLUMN") ? 1 : 0),
-                     PC_CH_TRACE_V9_N);
+        CHECK_EQ_INT(adds_applied(&k.log, cuts[i]), PC_CH_TRACE_V9_N);
         CHECK(!strstr(k.log.data, "RENAME") && !strstr(k.log.data, "`db`.`spans` ADD") &&
               !strstr(k.log.data, "INSERT INTO `db`.`trace_rows`") &&
               !strstr(k.log.data, "INSERT INTO `db`.traces"));
-        CHECK_EQ_INT(migrate(&k), 0); /* once */
-        CHECK(!strstr(k.log.data, "ADD COLUMN") && !strstr(k.log.data, "INSERT"));
+        check_once(&k);
         pc_buf_free(&k.log);
         pc_buf_free(&k.cols);
     }
