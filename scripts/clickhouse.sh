@@ -28,7 +28,8 @@
 # Parts are compressed with zstd, not lz4 (config.xml's <compression>: 18.16 has no
 # per-column codecs), which stores the spans' JSON text in less space, in blocks of 4 KB
 # (users.xml's min_compress_block_size), which makes reads of scattered traces cheaper
-# (README, ClickHouse).
+# (README, ClickHouse). $CLICKHOUSE_ZSTD_MIN_PART_SIZE (bytes, default 0: every part)
+# leaves the parts smaller than it in lz4 (bench/README, "zstd only for large parts").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -41,6 +42,7 @@ CLICKHOUSE_TLS_KEY=${CLICKHOUSE_TLS_KEY:-}
 CLICKHOUSE_TLS_CA=${CLICKHOUSE_TLS_CA:-}
 CLICKHOUSE_START_TIMEOUT=${CLICKHOUSE_START_TIMEOUT:-60}
 CLICKHOUSE_STOP_TIMEOUT=${CLICKHOUSE_STOP_TIMEOUT:-30}
+CLICKHOUSE_ZSTD_MIN_PART_SIZE=${CLICKHOUSE_ZSTD_MIN_PART_SIZE:-0}
 SERVER=/usr/sbin/clickhouse-server
 
 CMD=${1:-}
@@ -49,9 +51,11 @@ DIR=$(realpath -m "$DIR")
 PIDFILE=$DIR/clickhouse.pid
 SVC=clickhouse
 STOP_TIMEOUT=$CLICKHOUSE_STOP_TIMEOUT
-HELP_LINES=29
+HELP_LINES=32
 # shellcheck source=lib/daemon.sh
 . "$ROOT/scripts/lib/daemon.sh"
+[[ $CLICKHOUSE_ZSTD_MIN_PART_SIZE =~ ^[0-9]{1,15}$ ]] ||
+  die "CLICKHOUSE_ZSTD_MIN_PART_SIZE must be a number of bytes"
 URL=http://127.0.0.1:$CLICKHOUSE_HTTP_PORT
 HTTPS_URL=""
 if [ -n "$CLICKHOUSE_HTTPS_PORT" ]; then
@@ -149,7 +153,7 @@ write_config() {
          per-column codecs, and the spans' JSON text compresses far better with it. -->
     <compression>
         <case>
-            <min_part_size>0</min_part_size>
+            <min_part_size>$CLICKHOUSE_ZSTD_MIN_PART_SIZE</min_part_size>
             <min_part_size_ratio>0</min_part_size_ratio>
             <method>zstd</method>
         </case>
