@@ -38,6 +38,7 @@ PREV6 = "a0756ad"  # the last release of ClickHouse schema version 6
 PREV7 = "6780cf8"  # the last release of ClickHouse schema version 7
 PREV8 = "9a4a4cc"  # the last release of ClickHouse schema version 8
 PREV9 = "d196f5a"  # the last release of schema version 9 of the embedded store
+CH_SCHEMA = 9  # the current ClickHouse schema version (PC_CH_SCHEMA_VERSION)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOUR = 3600 * 10**9
 
@@ -211,9 +212,9 @@ def snapshot(c, trace_ids):
 
 
 def versions(first):
-    """The ClickHouse schema_version rows of a database climbed from |first| to 9, sorted as
-    strings: one per step, and the search index's mark (the current version)."""
-    return [str(v) for v in range(first, 10)] + ["9"]
+    """The ClickHouse schema_version rows of a database climbed from |first| to CH_SCHEMA,
+    sorted as strings: one per step, and the search index's mark (the current version)."""
+    return [str(v) for v in range(first, CH_SCHEMA + 1)] + [str(CH_SCHEMA)]
 
 
 def start(binary, tmp_path, opts):
@@ -294,7 +295,7 @@ def test_previous_release_store_opens_intact(prev_bin, old_store, tmp_path):
         assert "from schema 5 to 6" in logs and "to schema 7" in logs and "to schema 8" in logs
         assert "to schema 9" in logs and "to schema 10" in logs
         if kind != "local":
-            assert logs.count("clickhouse: migrated database") == 8, logs
+            assert logs.count("clickhouse: migrated database") == CH_SCHEMA - 1, logs
         after = snapshot(new, ids)
         for key in before:
             if key.startswith(("list", "search")):
@@ -603,7 +604,7 @@ def test_schema_2_clickhouse_store_migrates_to_3(prev2_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 7, logs  # 2 -> .. -> 9
+        assert logs.count("clickhouse: migrated database") == CH_SCHEMA - 2, logs
         assert "from schema 2 to 3" in logs and "from schema 1" not in logs
         after = snapshot(new, ids)
         for key in before:
@@ -698,7 +699,7 @@ def test_schema_3_clickhouse_store_migrates_to_4(prev3_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 6, logs  # 3 -> .. -> 9
+        assert logs.count("clickhouse: migrated database") == CH_SCHEMA - 3, logs
         assert "from schema 3 to 4" in logs and "nothing copied" in logs
         after = snapshot(new, ids)
         for key in before:
@@ -888,7 +889,7 @@ def test_schema_4_clickhouse_store_migrates_to_5(prev4_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, opts)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 5, logs  # 4 -> .. -> 9
+        assert logs.count("clickhouse: migrated database") == CH_SCHEMA - 4, logs
         assert "from schema 4 to 5" in logs and "nothing copied" in logs
         check_schema_5(new, ids, otlp, before)
     finally:
@@ -1118,7 +1119,7 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     new = start(conftest.BIN, tmp_path, settled)
     try:
         logs = new.logs()
-        assert logs.count("clickhouse: migrated database") == 4, logs  # 5 -> .. -> 9
+        assert logs.count("clickhouse: migrated database") == CH_SCHEMA - 5, logs
         assert "from schema 5 to 6" in logs and "every stored hour marked" in logs
         from_spans = stats_answers(new, window)  # marked just now: not settled
         after = snapshot(new, ids)
@@ -1135,7 +1136,8 @@ def test_schema_5_clickhouse_store_migrates_to_6(prev5_bin, ch_store, tmp_path):
     finally:
         stop(again)
     assert sorted(srv.query(f"SELECT version FROM {db}.schema_version "
-                            f"FORMAT TabSeparated").split()) == ["5", "6", "7", "8", "9"]
+                            f"FORMAT TabSeparated").split()) == \
+        [str(v) for v in range(5, CH_SCHEMA + 1)]
 
 
 def add_old_and_new(new, base, before):
@@ -1161,9 +1163,6 @@ def add_old_and_new(new, base, before):
     for tid in ("old-0", "new-0"):
         assert listed[tid] == new.get(f"/api/v1/traces/{tid}", project_id="p1").json()["trace"]
     assert listed["new-0"]["span_count"] == 1 and listed["new-0"]["service_name"] == "svc-n"
-
-
-CH_SCHEMA = 9  # the current ClickHouse schema version (PC_CH_SCHEMA_VERSION)
 
 
 def migrate_clickhouse(old_bin, ch_store, tmp_path, old, added, check, check_again=None):
